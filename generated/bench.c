@@ -9,7 +9,19 @@
 
 /* sgemm_k0_c: c[M, N] = a · bᵀ */
 static void sgemm_k0_c(float *restrict c, const float *restrict a, const float *restrict b, long K, long M, long N) {
-    la_gemm(CblasNoTrans, CblasTrans, M, N, K, a, K, b, K, 0.0f, c, N);
+    if (M != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, M, N, K, a, K, b, K, 0.0f, c, N);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (N * K >= 32768)
+    for (long r = 0; r < N; r++) {
+        const float *restrict wr = b + r * K;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < K; c++) acc += wr[c] * (a)[c];
+        (c)[r] = acc;
+    }
 }
 
 /* Arena: 0 slots planned for 1 kernels. */

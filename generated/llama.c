@@ -70,21 +70,57 @@ static void forward_k2_rmsnorm(float *restrict t3, const float *restrict norm_ep
 /* forward_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
 static void forward_k3_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t4)[r] = acc;
+    }
 }
 
 /* forward_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
 static void forward_k4_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t5)[r] = acc;
+    }
 }
 
 /* forward_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
 static void forward_k5_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t6)[r] = acc;
+    }
 }
 
 /* forward_k6_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
@@ -216,7 +252,19 @@ static void forward_k10_attention_matmul(float *restrict t11, const float *restr
 /* forward_k11_wo: t12[B*T, D] = t11 · woᵀ  [layer/attention] */
 static void forward_k11_wo(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t11, D, wo, D, 0.0f, t12, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t11, D, wo, D, 0.0f, t12, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t11)[c];
+        (t12)[r] = acc;
+    }
 }
 
 /* forward_k12_rmsnorm: t13 = ((carry0 + t12) · rsqrt(Σ((carry0 + t12)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
@@ -247,13 +295,37 @@ static void forward_k12_rmsnorm(float *restrict t13, const float *restrict norm_
 /* forward_k13_w1: t14[B*T, F] = t13 · w1ᵀ  [layer/ffn/gate_up] */
 static void forward_k13_w1(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w1, D, 0.0f, t14, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w1, D, 0.0f, t14, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
+        (t14)[r] = acc;
+    }
 }
 
 /* forward_k14_w3: t15[B*T, F] = t13 · w3ᵀ  [layer/ffn/gate_up] */
 static void forward_k14_w3(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w3, D, 0.0f, t15, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w3, D, 0.0f, t15, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
+        (t15)[r] = acc;
+    }
 }
 
 /* forward_k15_silu: t16 = (t14 / (1 + exp(-t14))) · t15  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -275,7 +347,19 @@ static void forward_k15_silu(float *restrict t16, const float *restrict t14, con
 /* forward_k16_w2: t17[B*T, D] = t16 · w2ᵀ  [layer/ffn] */
 static void forward_k16_w2(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t16, F, w2, F, 0.0f, t17, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t16, F, w2, F, 0.0f, t17, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t16)[c];
+        (t17)[r] = acc;
+    }
 }
 
 /* forward_k17_layer: carry0_next = carry0 + t12 + t17  [layer/attention; layer; layer/ffn] */
@@ -318,7 +402,19 @@ static void forward_k18_rmsnorm(float *restrict t18, const float *restrict norm_
 /* forward_k19_lm_head: logits[B*T, V] = t18 · lm_headᵀ  [lm_head] */
 static void forward_k19_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t18, D, lm_head, D, 0.0f, logits, V);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t18, D, lm_head, D, 0.0f, logits, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
+        (logits)[r] = acc;
+    }
 }
 
 /* Arena: 9 slots planned for 20 kernels. */
@@ -549,21 +645,57 @@ static void prefill_k2_rmsnorm(float *restrict t3, const float *restrict norm_ep
 /* prefill_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
 static void prefill_k3_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t4)[r] = acc;
+    }
 }
 
 /* prefill_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
 static void prefill_k4_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t5)[r] = acc;
+    }
 }
 
 /* prefill_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
 static void prefill_k5_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t6)[r] = acc;
+    }
 }
 
 /* prefill_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
@@ -710,7 +842,19 @@ static void prefill_k11_attention_matmul(float *restrict t10, const float *restr
 /* prefill_k12_wo: t11[B*T, D] = t10 · woᵀ  [layer/attention] */
 static void prefill_k12_wo(float *restrict t11, const float *restrict wo, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t10, D, wo, D, 0.0f, t11, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t10, D, wo, D, 0.0f, t11, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t10)[c];
+        (t11)[r] = acc;
+    }
 }
 
 /* prefill_k13_rmsnorm: t12 = ((carry0 + t11) · rsqrt(Σ((carry0 + t11)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
@@ -741,13 +885,37 @@ static void prefill_k13_rmsnorm(float *restrict t12, const float *restrict norm_
 /* prefill_k14_w1: t13[B*T, F] = t12 · w1ᵀ  [layer/ffn/gate_up] */
 static void prefill_k14_w1(float *restrict t13, const float *restrict w1, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t12, D, w1, D, 0.0f, t13, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t12, D, w1, D, 0.0f, t13, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
+        (t13)[r] = acc;
+    }
 }
 
 /* prefill_k15_w3: t14[B*T, F] = t12 · w3ᵀ  [layer/ffn/gate_up] */
 static void prefill_k15_w3(float *restrict t14, const float *restrict w3, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t12, D, w3, D, 0.0f, t14, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t12, D, w3, D, 0.0f, t14, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
+        (t14)[r] = acc;
+    }
 }
 
 /* prefill_k16_silu: t15 = (t13 / (1 + exp(-t13))) · t14  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -769,7 +937,19 @@ static void prefill_k16_silu(float *restrict t15, const float *restrict t13, con
 /* prefill_k17_w2: t16[B*T, D] = t15 · w2ᵀ  [layer/ffn] */
 static void prefill_k17_w2(float *restrict t16, const float *restrict w2, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t15, F, w2, F, 0.0f, t16, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t15, F, w2, F, 0.0f, t16, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t15)[c];
+        (t16)[r] = acc;
+    }
 }
 
 /* prefill_k18_layer: carry0_next = carry0 + t11 + t16  [layer/attention; layer; layer/ffn] */
@@ -812,7 +992,19 @@ static void prefill_k19_rmsnorm(float *restrict t17, const float *restrict norm_
 /* prefill_k20_lm_head: logits[B*T, V] = t17 · lm_headᵀ  [lm_head] */
 static void prefill_k20_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t17, long B, long HD2, long KVH, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t17, D, lm_head, D, 0.0f, logits, V);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t17, D, lm_head, D, 0.0f, logits, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
+        (logits)[r] = acc;
+    }
 }
 
 /* Arena: 9 slots planned for 21 kernels. */
@@ -1051,14 +1243,38 @@ static void decode_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps
 /* decode_k3_wq: t4[B, D] = t3 · wqᵀ  [layer/attention] */
 static void decode_k3_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B, D, D, t3, D, wq, D, 0.0f, t4, D);
+    if (B != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B, D, D, t3, D, wq, D, 0.0f, t4, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t4)[r] = acc;
+    }
 }
 
 /* decode_k4_wk: t5[B, KVD] = t3 · wkᵀ  [layer/attention] */
 static void decode_k4_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+    if (B != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t5)[r] = acc;
+    }
 }
 
 /* decode_k5_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
@@ -1093,7 +1309,19 @@ static void decode_k5_rope(float *restrict k_cache, const float *restrict t0, co
 static void decode_k6_wv(float *restrict v_cache, const float *restrict wv, const float *restrict t3, long B, long C, long HD2, long KVH, long P, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B, KVD, D, t3, D, wv, D, 0.0f, v_cache + (P*KVD), C*KVD);
+    if (B != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B, KVD, D, t3, D, wv, D, 0.0f, v_cache + (P*KVD), C*KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (v_cache + (P*KVD))[r] = acc;
+    }
 }
 
 /* decode_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
@@ -1197,7 +1425,19 @@ static void decode_k10_attention_matmul(float *restrict t9, const float *restric
 /* decode_k11_wo: t10[B, D] = t9 · woᵀ  [layer/attention] */
 static void decode_k11_wo(float *restrict t10, const float *restrict wo, const float *restrict t9, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B, D, D, t9, D, wo, D, 0.0f, t10, D);
+    if (B != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B, D, D, t9, D, wo, D, 0.0f, t10, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t9)[c];
+        (t10)[r] = acc;
+    }
 }
 
 /* decode_k12_rmsnorm: t11 = ((carry0 + t10) · rsqrt(Σ((carry0 + t10)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
@@ -1229,13 +1469,37 @@ static void decode_k12_rmsnorm(float *restrict t11, const float *restrict norm_e
 /* decode_k13_w1: t12[B, F] = t11 · w1ᵀ  [layer/ffn/gate_up] */
 static void decode_k13_w1(float *restrict t12, const float *restrict w1, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B, F, D, t11, D, w1, D, 0.0f, t12, F);
+    if (B != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B, F, D, t11, D, w1, D, 0.0f, t12, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t11)[c];
+        (t12)[r] = acc;
+    }
 }
 
 /* decode_k14_w3: t13[B, F] = t11 · w3ᵀ  [layer/ffn/gate_up] */
 static void decode_k14_w3(float *restrict t13, const float *restrict w3, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B, F, D, t11, D, w3, D, 0.0f, t13, F);
+    if (B != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B, F, D, t11, D, w3, D, 0.0f, t13, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t11)[c];
+        (t13)[r] = acc;
+    }
 }
 
 /* decode_k15_silu: t14 = (t12 / (1 + exp(-t12))) · t13  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -1257,7 +1521,19 @@ static void decode_k15_silu(float *restrict t14, const float *restrict t12, cons
 /* decode_k16_w2: t15[B, D] = t14 · w2ᵀ  [layer/ffn] */
 static void decode_k16_w2(float *restrict t15, const float *restrict w2, const float *restrict t14, long B, long F, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B, D, F, t14, F, w2, F, 0.0f, t15, D);
+    if (B != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B, D, F, t14, F, w2, F, 0.0f, t15, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t14)[c];
+        (t15)[r] = acc;
+    }
 }
 
 /* decode_k17_layer: carry0_next = carry0 + t10 + t15  [layer/attention; layer; layer/ffn] */
@@ -1301,7 +1577,19 @@ static void decode_k18_rmsnorm(float *restrict t16, const float *restrict norm_e
 /* decode_k19_lm_head: logits[B, V] = t16 · lm_headᵀ  [lm_head] */
 static void decode_k19_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t16, long B, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B, V, D, t16, D, lm_head, D, 0.0f, logits, V);
+    if (B != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B, V, D, t16, D, lm_head, D, 0.0f, logits, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
+        (logits)[r] = acc;
+    }
 }
 
 /* Arena: 9 slots planned for 20 kernels. */
@@ -1469,4 +1757,6459 @@ static const char *const llama_decode_kernel_names[] = {
     "decode_k19_lm_head",
 };
 const la_program_info llama_decode_info = { "llama.decode", 30, 20, llama_decode_kernel_names, llama_decode_run, llama_decode_arena, llama_decode_cost };
+
+/* ===== program 'forward_q8' ===== */
+
+/* forward_q8_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void forward_q8_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* forward_q8_k1_embed: t2 = embed[ids]  [embed] */
+static void forward_q8_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            t2[r * n + j] = v0;
+        }
+    }
+}
+
+/* forward_q8_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void forward_q8_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* forward_q8_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const float *restrict wq_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = wq + r * ((32*RD));
+            const float *restrict sr = wq_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t4)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wq + r * ((32*RD));
+                const float *restrict sr = wq_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t4 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = wq + r * ((32*RD));
+                const float *restrict sr = wq_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t4 + r0, D);
+        }
+    }
+}
+
+/* forward_q8_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void forward_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const int8_t *restrict qr = wk + r * ((32*RD));
+            const float *restrict sr = wk_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t5)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wk + r * ((32*RD));
+                const float *restrict sr = wk_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t5 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = wk + r * ((32*RD));
+                const float *restrict sr = wk_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t5 + r0, KVD);
+        }
+    }
+}
+
+/* forward_q8_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void forward_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const int8_t *restrict qr = wv + r * ((32*RD));
+            const float *restrict sr = wv_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t6)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wv + r * ((32*RD));
+                const float *restrict sr = wv_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t6 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = wv + r * ((32*RD));
+                const float *restrict sr = wv_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t6 + r0, KVD);
+        }
+    }
+}
+
+/* forward_q8_k6_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void forward_q8_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t7[r * n + j] = v0;
+        }
+    }
+}
+
+/* forward_q8_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void forward_q8_k7_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t8[r * n + j] = v0;
+        }
+    }
+}
+
+/* forward_q8_k8_scores_matmul: t9[B, KVH, REP, T, T] = t7 · t8ᵀ  [layer/attention/attention/scores] */
+static void forward_q8_k8_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t8 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t9 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* forward_q8_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void forward_q8_k9_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t9[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t9[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t10[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t10[r * n + j]) / acc1;
+            t10[r * n + j] = v12;
+        }
+    }
+}
+
+/* forward_q8_k10_attention_matmul: t11[B, KVH, REP, T, HD] = t10 · t6  [layer/attention/attention; layer/attention] */
+static void forward_q8_k10_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t10 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t6 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t11 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* forward_q8_k11_wo: t12[B*T, D] = t11 · woᵀ  [layer/attention] */
+static void forward_q8_k11_wo(float *restrict t12, const int8_t *restrict wo, const float *restrict wo_scales, const float *restrict t11, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = wo + r * ((32*RD));
+            const float *restrict sr = wo_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t11 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t12)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wo + r * ((32*RD));
+                const float *restrict sr = wo_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t11 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t12 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = wo + r * ((32*RD));
+                const float *restrict sr = wo_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t11, D, tile, D, 0.0f, t12 + r0, D);
+        }
+    }
+}
+
+/* forward_q8_k12_rmsnorm: t13 = ((carry0 + t12) · rsqrt(Σ((carry0 + t12)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void forward_q8_k12_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[r * n + j0] + t12[r * n + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[r * n + j] + t12[r * n + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t13[r * n + j] = v7;
+        }
+    }
+}
+
+/* forward_q8_k13_w1: t14[B*T, F] = t13 · w1ᵀ  [layer/ffn/gate_up] */
+static void forward_q8_k13_w1(float *restrict t14, const int8_t *restrict w1, const float *restrict w1_scales, const float *restrict t13, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const int8_t *restrict qr = w1 + r * ((32*RD));
+            const float *restrict sr = w1_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t13 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t14)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t13 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t14 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t13, D, tile, D, 0.0f, t14 + r0, F);
+        }
+    }
+}
+
+/* forward_q8_k14_w3: t15[B*T, F] = t13 · w3ᵀ  [layer/ffn/gate_up] */
+static void forward_q8_k14_w3(float *restrict t15, const int8_t *restrict w3, const float *restrict w3_scales, const float *restrict t13, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const int8_t *restrict qr = w3 + r * ((32*RD));
+            const float *restrict sr = w3_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t13 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t15)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w3 + r * ((32*RD));
+                const float *restrict sr = w3_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t13 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t15 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = w3 + r * ((32*RD));
+                const float *restrict sr = w3_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t13, D, tile, D, 0.0f, t15 + r0, F);
+        }
+    }
+}
+
+/* forward_q8_k15_silu: t16 = (t14 / (1 + exp(-t14))) · t15  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void forward_q8_k15_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t14[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (t14[r * n + j]) / v2;
+            float v4 = v3 * (t15[r * n + j]);
+            t16[r * n + j] = v4;
+        }
+    }
+}
+
+/* forward_q8_k16_w2: t17[B*T, D] = t16 · w2ᵀ  [layer/ffn] */
+static void forward_q8_k16_w2(float *restrict t17, const int8_t *restrict w2, const float *restrict w2_scales, const float *restrict t16, long B, long F, long GF, long HD2, long KVH, long REP, long RF, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (D * F >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = w2 + r * ((32*RF));
+            const float *restrict sr = w2_scales + r * GF;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GF; g++) {
+                const long len = F - g * group < group ? F - g * group : group;
+                const float *restrict xg = t16 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t17)[r] = acc;
+        }
+    } else if (F > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = w2 + r * ((32*RF));
+                const float *restrict sr = w2_scales + r * GF;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    const float *restrict xg = t16 + i * F + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t17 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / F;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * F >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * F;
+                const int8_t *restrict qr = w2 + r * ((32*RF));
+                const float *restrict sr = w2_scales + r * GF;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, F, 1.0f, t16, F, tile, F, 0.0f, t17 + r0, D);
+        }
+    }
+}
+
+/* forward_q8_k17_layer: carry0_next = carry0 + t12 + t17  [layer/attention; layer; layer/ffn] */
+static void forward_q8_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t12[r * n + j];
+            float v1 = v0 + t17[r * n + j];
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* forward_q8_k18_rmsnorm: t18 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void forward_q8_k18_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (final_norm[j]);
+            t18[r * n + j] = v5;
+        }
+    }
+}
+
+/* forward_q8_k19_lm_head: logits[B*T, V] = t18 · lm_headᵀ  [lm_head] */
+static void forward_q8_k19_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t18, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (V * D >= 32768)
+        for (long r = 0; r < V; r++) {
+            const int8_t *restrict qr = lm_head + r * ((32*RD));
+            const float *restrict sr = lm_head_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t18 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (logits)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t18 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (logits + i * V)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * V * D >= 131072)
+        for (long r0 = 0; r0 < V; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= V ? tile_rows : V - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t18, D, tile, D, 0.0f, logits + r0, V);
+        }
+    }
+}
+
+/* Arena: 9 slots planned for 20 kernels. */
+static long llama_forward_q8_layout(const llama_forward_q8_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long T = args->T;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
+    off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_forward_q8_arena_floats(const llama_forward_q8_args *args) {
+    long off[9];
+    return llama_forward_q8_layout(args, off);
+}
+
+void llama_forward_q8(const llama_forward_q8_args *args) {
+    const long B = args->B;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long T = args->T;
+    const long V = args->V;
+    long off[9];
+    llama_forward_q8_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[5];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[3];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[6];
+    float *t16 = args->arena + off[4];
+    float *t17 = args->arena + off[5];
+    float *t18 = args->arena + off[4];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const int8_t *lm_head = args->lm_head;
+    const float *lm_head_scales = args->lm_head_scales;
+    const int32_t *ids = args->ids;
+    const float *norm_eps = args->norm_eps;
+    const float *rope_theta = args->rope_theta;
+    float *logits = args->logits;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 20, forward_q8_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 20, forward_q8_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = t2;
+    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const int8_t *wq = args->wq + l * (64*HD2*KVH*RD*REP);
+        const float *wq_scales = args->wq_scales + l * (2*GD*HD2*KVH*REP);
+        const int8_t *wk = args->wk + l * (64*HD2*KVH*RD);
+        const float *wk_scales = args->wk_scales + l * (2*GD*HD2*KVH);
+        const int8_t *wv = args->wv + l * (64*HD2*KVH*RD);
+        const float *wv_scales = args->wv_scales + l * (2*GD*HD2*KVH);
+        const int8_t *wo = args->wo + l * (64*HD2*KVH*RD*REP);
+        const float *wo_scales = args->wo_scales + l * (2*GD*HD2*KVH*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const int8_t *w1 = args->w1 + l * (32*F*RD);
+        const float *w1_scales = args->w1_scales + l * (F*GD);
+        const int8_t *w2 = args->w2 + l * (64*HD2*KVH*REP*RF);
+        const float *w2_scales = args->w2_scales + l * (2*GF*HD2*KVH*REP);
+        const int8_t *w3 = args->w3 + l * (32*F*RD);
+        const float *w3_scales = args->w3_scales + l * (F*GD);
+        float *carry0_next = carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 20, forward_q8_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 20, forward_q8_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 4, 20, forward_q8_k4_wk(t5, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 5, 20, forward_q8_k5_wv(t6, wv, wv_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 6, 20, forward_q8_k6_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 20, forward_q8_k7_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 20, forward_q8_k8_scores_matmul(t9, t7, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 20, forward_q8_k9_attention(t10, t9, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 20, forward_q8_k10_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 20, forward_q8_k11_wo(t12, wo, wo_scales, t11, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 12, 20, forward_q8_k12_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 20, forward_q8_k13_w1(t14, w1, w1_scales, t13, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 14, 20, forward_q8_k14_w3(t15, w3, w3_scales, t13, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 15, 20, forward_q8_k15_silu(t16, t14, t15, B, F, T));
+        LA_TIMED(prof, 16, 20, forward_q8_k16_w2(t17, w2, w2_scales, t16, B, F, GF, HD2, KVH, REP, RF, T));
+        LA_TIMED(prof, 17, 20, forward_q8_k17_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 18, 20, forward_q8_k18_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 19, 20, forward_q8_k19_lm_head(logits, lm_head, lm_head_scales, t18, B, GD, HD2, KVH, RD, REP, T, V));
+}
+
+void llama_forward_q8_costs(const llama_forward_q8_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* forward_q8_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* forward_q8_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* forward_q8_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q8_k3_wq */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* forward_q8_k4_wk */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* forward_q8_k5_wv */
+    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* forward_q8_k6_rope */
+    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* forward_q8_k7_rope */
+    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_q8_k8_scores_matmul */
+    flops[9] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* forward_q8_k9_attention */
+    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* forward_q8_k10_attention_matmul */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q8_k11_wo */
+    flops[12] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q8_k12_rmsnorm */
+    flops[13] = (double)(4*B*F*HD2*KVH*REP*T); bytes[13] = (double)(4*B*F*T + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* forward_q8_k13_w1 */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* forward_q8_k14_w3 */
+    flops[15] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[15] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* forward_q8_k15_silu */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* forward_q8_k16_w2 */
+    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_q8_k17_layer */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q8_k18_rmsnorm */
+    flops[19] = (double)(4*B*HD2*KVH*REP*T*V); bytes[19] = (double)(4*B*T*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* forward_q8_k19_lm_head */
+    (void)args;
+}
+
+static void llama_forward_q8_run(const void *args) { llama_forward_q8((const llama_forward_q8_args *)args); }
+static long llama_forward_q8_arena(const void *args) { return llama_forward_q8_arena_floats((const llama_forward_q8_args *)args); }
+static void llama_forward_q8_cost(const void *args, double *f, double *b) { llama_forward_q8_costs((const llama_forward_q8_args *)args, f, b); }
+static const char *const llama_forward_q8_kernel_names[] = {
+    "forward_q8_k0_rope_tables",
+    "forward_q8_k1_embed",
+    "forward_q8_k2_rmsnorm",
+    "forward_q8_k3_wq",
+    "forward_q8_k4_wk",
+    "forward_q8_k5_wv",
+    "forward_q8_k6_rope",
+    "forward_q8_k7_rope",
+    "forward_q8_k8_scores_matmul",
+    "forward_q8_k9_attention",
+    "forward_q8_k10_attention_matmul",
+    "forward_q8_k11_wo",
+    "forward_q8_k12_rmsnorm",
+    "forward_q8_k13_w1",
+    "forward_q8_k14_w3",
+    "forward_q8_k15_silu",
+    "forward_q8_k16_w2",
+    "forward_q8_k17_layer",
+    "forward_q8_k18_rmsnorm",
+    "forward_q8_k19_lm_head",
+};
+const la_program_info llama_forward_q8_info = { "llama.forward_q8", 38, 20, llama_forward_q8_kernel_names, llama_forward_q8_run, llama_forward_q8_arena, llama_forward_q8_cost };
+
+/* ===== program 'prefill_q8' ===== */
+
+/* prefill_q8_k0_rope_tables: t0 = cos((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void prefill_q8_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + (float)(P);
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* prefill_q8_k1_embed: t2 = embed[ids]  [embed] */
+static void prefill_q8_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            t2[r * n + j] = v0;
+        }
+    }
+}
+
+/* prefill_q8_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void prefill_q8_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* prefill_q8_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const float *restrict wq_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = wq + r * ((32*RD));
+            const float *restrict sr = wq_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t4)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wq + r * ((32*RD));
+                const float *restrict sr = wq_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t4 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = wq + r * ((32*RD));
+                const float *restrict sr = wq_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t4 + r0, D);
+        }
+    }
+}
+
+/* prefill_q8_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void prefill_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const int8_t *restrict qr = wk + r * ((32*RD));
+            const float *restrict sr = wk_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t5)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wk + r * ((32*RD));
+                const float *restrict sr = wk_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t5 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = wk + r * ((32*RD));
+                const float *restrict sr = wk_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t5 + r0, KVD);
+        }
+    }
+}
+
+/* prefill_q8_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void prefill_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const int8_t *restrict qr = wv + r * ((32*RD));
+            const float *restrict sr = wv_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t6)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wv + r * ((32*RD));
+                const float *restrict sr = wv_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t6 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = wv + r * ((32*RD));
+                const float *restrict sr = wv_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t6 + r0, KVD);
+        }
+    }
+}
+
+/* prefill_q8_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void prefill_q8_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
+        }
+    }
+}
+
+/* prefill_q8_k7_attention: v_cache = t6  [layer/attention] */
+static void prefill_q8_k7_attention(float *restrict v_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            v_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = t6[r * n + j];
+        }
+    }
+}
+
+/* prefill_q8_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void prefill_q8_k8_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t7[r * n + j] = v0;
+        }
+    }
+}
+
+/* prefill_q8_k9_scores_matmul: t8[B, KVH, REP, T, S] = t7 · k_cacheᵀ  [layer/attention/attention/scores] */
+static void prefill_q8_k9_scores_matmul(float *restrict t8, const float *restrict k_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, k_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t8 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
+}
+
+/* prefill_q8_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void prefill_q8_k10_attention(float *restrict t9, const float *restrict t8, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + (float)(P);
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t8[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + (float)(P);
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t8[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t9[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t9[r * n + j]) / acc1;
+            t9[r * n + j] = v12;
+        }
+    }
+}
+
+/* prefill_q8_k11_attention_matmul: t10[B, KVH, REP, T, HD] = t9 · v_cache  [layer/attention/attention; layer/attention] */
+static void prefill_q8_k11_attention_matmul(float *restrict t10, const float *restrict v_cache, const float *restrict t9, long B, long C, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * S >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t9 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, v_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t10 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* prefill_q8_k12_wo: t11[B*T, D] = t10 · woᵀ  [layer/attention] */
+static void prefill_q8_k12_wo(float *restrict t11, const int8_t *restrict wo, const float *restrict wo_scales, const float *restrict t10, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = wo + r * ((32*RD));
+            const float *restrict sr = wo_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t10 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t11)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wo + r * ((32*RD));
+                const float *restrict sr = wo_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t10 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t11 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = wo + r * ((32*RD));
+                const float *restrict sr = wo_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t10, D, tile, D, 0.0f, t11 + r0, D);
+        }
+    }
+}
+
+/* prefill_q8_k13_rmsnorm: t12 = ((carry0 + t11) · rsqrt(Σ((carry0 + t11)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void prefill_q8_k13_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[r * n + j0] + t11[r * n + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[r * n + j] + t11[r * n + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t12[r * n + j] = v7;
+        }
+    }
+}
+
+/* prefill_q8_k14_w1: t13[B*T, F] = t12 · w1ᵀ  [layer/ffn/gate_up] */
+static void prefill_q8_k14_w1(float *restrict t13, const int8_t *restrict w1, const float *restrict w1_scales, const float *restrict t12, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const int8_t *restrict qr = w1 + r * ((32*RD));
+            const float *restrict sr = w1_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t12 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t13)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t12 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t13 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t12, D, tile, D, 0.0f, t13 + r0, F);
+        }
+    }
+}
+
+/* prefill_q8_k15_w3: t14[B*T, F] = t12 · w3ᵀ  [layer/ffn/gate_up] */
+static void prefill_q8_k15_w3(float *restrict t14, const int8_t *restrict w3, const float *restrict w3_scales, const float *restrict t12, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const int8_t *restrict qr = w3 + r * ((32*RD));
+            const float *restrict sr = w3_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t12 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t14)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w3 + r * ((32*RD));
+                const float *restrict sr = w3_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t12 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t14 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = w3 + r * ((32*RD));
+                const float *restrict sr = w3_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t12, D, tile, D, 0.0f, t14 + r0, F);
+        }
+    }
+}
+
+/* prefill_q8_k16_silu: t15 = (t13 / (1 + exp(-t13))) · t14  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void prefill_q8_k16_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t13[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (t13[r * n + j]) / v2;
+            float v4 = v3 * (t14[r * n + j]);
+            t15[r * n + j] = v4;
+        }
+    }
+}
+
+/* prefill_q8_k17_w2: t16[B*T, D] = t15 · w2ᵀ  [layer/ffn] */
+static void prefill_q8_k17_w2(float *restrict t16, const int8_t *restrict w2, const float *restrict w2_scales, const float *restrict t15, long B, long F, long GF, long HD2, long KVH, long REP, long RF, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (D * F >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = w2 + r * ((32*RF));
+            const float *restrict sr = w2_scales + r * GF;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GF; g++) {
+                const long len = F - g * group < group ? F - g * group : group;
+                const float *restrict xg = t15 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t16)[r] = acc;
+        }
+    } else if (F > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = w2 + r * ((32*RF));
+                const float *restrict sr = w2_scales + r * GF;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    const float *restrict xg = t15 + i * F + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t16 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / F;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * F >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * F;
+                const int8_t *restrict qr = w2 + r * ((32*RF));
+                const float *restrict sr = w2_scales + r * GF;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, F, 1.0f, t15, F, tile, F, 0.0f, t16 + r0, D);
+        }
+    }
+}
+
+/* prefill_q8_k18_layer: carry0_next = carry0 + t11 + t16  [layer/attention; layer; layer/ffn] */
+static void prefill_q8_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t11[r * n + j];
+            float v1 = v0 + t16[r * n + j];
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* prefill_q8_k19_rmsnorm: t17 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void prefill_q8_k19_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (final_norm[j]);
+            t17[r * n + j] = v5;
+        }
+    }
+}
+
+/* prefill_q8_k20_lm_head: logits[B*T, V] = t17 · lm_headᵀ  [lm_head] */
+static void prefill_q8_k20_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t17, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (V * D >= 32768)
+        for (long r = 0; r < V; r++) {
+            const int8_t *restrict qr = lm_head + r * ((32*RD));
+            const float *restrict sr = lm_head_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t17 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (logits)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t17 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (logits + i * V)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * V * D >= 131072)
+        for (long r0 = 0; r0 < V; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= V ? tile_rows : V - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t17, D, tile, D, 0.0f, logits + r0, V);
+        }
+    }
+}
+
+/* Arena: 9 slots planned for 21 kernels. */
+static long llama_prefill_q8_layout(const llama_prefill_q8_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[3] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*S*T), B*F*T), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*S*T), B*F*T));
+    off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_prefill_q8_arena_floats(const llama_prefill_q8_args *args) {
+    long off[9];
+    return llama_prefill_q8_layout(args, off);
+}
+
+void llama_prefill_q8(const llama_prefill_q8_args *args) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long off[9];
+    llama_prefill_q8_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[5];
+    float *t9 = args->arena + off[6];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[5];
+    float *t14 = args->arena + off[6];
+    float *t15 = args->arena + off[4];
+    float *t16 = args->arena + off[5];
+    float *t17 = args->arena + off[4];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const int8_t *lm_head = args->lm_head;
+    const float *lm_head_scales = args->lm_head_scales;
+    const int32_t *ids = args->ids;
+    const float *norm_eps = args->norm_eps;
+    const float *rope_theta = args->rope_theta;
+    float *logits = args->logits;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 21, prefill_q8_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
+    LA_TIMED(prof, 1, 21, prefill_q8_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = t2;
+    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const int8_t *wq = args->wq + l * (64*HD2*KVH*RD*REP);
+        const float *wq_scales = args->wq_scales + l * (2*GD*HD2*KVH*REP);
+        const int8_t *wk = args->wk + l * (64*HD2*KVH*RD);
+        const float *wk_scales = args->wk_scales + l * (2*GD*HD2*KVH);
+        const int8_t *wv = args->wv + l * (64*HD2*KVH*RD);
+        const float *wv_scales = args->wv_scales + l * (2*GD*HD2*KVH);
+        const int8_t *wo = args->wo + l * (64*HD2*KVH*RD*REP);
+        const float *wo_scales = args->wo_scales + l * (2*GD*HD2*KVH*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const int8_t *w1 = args->w1 + l * (32*F*RD);
+        const float *w1_scales = args->w1_scales + l * (F*GD);
+        const int8_t *w2 = args->w2 + l * (64*HD2*KVH*REP*RF);
+        const float *w2_scales = args->w2_scales + l * (2*GF*HD2*KVH*REP);
+        const int8_t *w3 = args->w3 + l * (32*F*RD);
+        const float *w3_scales = args->w3_scales + l * (F*GD);
+        float *k_cache = args->k_cache + l * (2*B*C*HD2*KVH);
+        float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
+        float *carry0_next = carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 21, prefill_q8_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 21, prefill_q8_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 4, 21, prefill_q8_k4_wk(t5, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 5, 21, prefill_q8_k5_wv(t6, wv, wv_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 6, 21, prefill_q8_k6_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P, T));
+        LA_TIMED(prof, 7, 21, prefill_q8_k7_attention(v_cache, t6, B, C, HD2, KVH, P, T));
+        LA_TIMED(prof, 8, 21, prefill_q8_k8_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 21, prefill_q8_k9_scores_matmul(t8, k_cache, t7, B, C, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 10, 21, prefill_q8_k10_attention(t9, t8, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 11, 21, prefill_q8_k11_attention_matmul(t10, v_cache, t9, B, C, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 12, 21, prefill_q8_k12_wo(t11, wo, wo_scales, t10, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 13, 21, prefill_q8_k13_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 21, prefill_q8_k14_w1(t13, w1, w1_scales, t12, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 15, 21, prefill_q8_k15_w3(t14, w3, w3_scales, t12, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 16, 21, prefill_q8_k16_silu(t15, t13, t14, B, F, T));
+        LA_TIMED(prof, 17, 21, prefill_q8_k17_w2(t16, w2, w2_scales, t15, B, F, GF, HD2, KVH, REP, RF, T));
+        LA_TIMED(prof, 18, 21, prefill_q8_k18_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 19, 21, prefill_q8_k19_rmsnorm(t17, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 20, 21, prefill_q8_k20_lm_head(logits, lm_head, lm_head_scales, t17, B, GD, HD2, KVH, RD, REP, T, V));
+}
+
+void llama_prefill_q8_costs(const llama_prefill_q8_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* prefill_q8_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* prefill_q8_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* prefill_q8_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q8_k3_wq */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q8_k4_wk */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q8_k5_wv */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*C*HD2*KVH + 4*HD2*T + 4*HD2*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_q8_k6_rope */
+    flops[7] = (double)(0); bytes[7] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_q8_k7_attention */
+    flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* prefill_q8_k8_rope */
+    flops[9] = (double)(4*B*HD2*KVH*REP*S*T); bytes[9] = (double)(4*B*KVH*REP*S*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q8_k9_scores_matmul */
+    flops[10] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* prefill_q8_k10_attention */
+    flops[11] = (double)(4*B*HD2*KVH*REP*S*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH + 4*B*KVH*REP*S*T); /* prefill_q8_k11_attention_matmul */
+    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q8_k12_wo */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q8_k13_rmsnorm */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* prefill_q8_k14_w1 */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* prefill_q8_k15_w3 */
+    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_q8_k16_silu */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* prefill_q8_k17_w2 */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_q8_k18_layer */
+    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q8_k19_rmsnorm */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* prefill_q8_k20_lm_head */
+    (void)args;
+}
+
+static void llama_prefill_q8_run(const void *args) { llama_prefill_q8((const llama_prefill_q8_args *)args); }
+static long llama_prefill_q8_arena(const void *args) { return llama_prefill_q8_arena_floats((const llama_prefill_q8_args *)args); }
+static void llama_prefill_q8_cost(const void *args, double *f, double *b) { llama_prefill_q8_costs((const llama_prefill_q8_args *)args, f, b); }
+static const char *const llama_prefill_q8_kernel_names[] = {
+    "prefill_q8_k0_rope_tables",
+    "prefill_q8_k1_embed",
+    "prefill_q8_k2_rmsnorm",
+    "prefill_q8_k3_wq",
+    "prefill_q8_k4_wk",
+    "prefill_q8_k5_wv",
+    "prefill_q8_k6_rope",
+    "prefill_q8_k7_attention",
+    "prefill_q8_k8_rope",
+    "prefill_q8_k9_scores_matmul",
+    "prefill_q8_k10_attention",
+    "prefill_q8_k11_attention_matmul",
+    "prefill_q8_k12_wo",
+    "prefill_q8_k13_rmsnorm",
+    "prefill_q8_k14_w1",
+    "prefill_q8_k15_w3",
+    "prefill_q8_k16_silu",
+    "prefill_q8_k17_w2",
+    "prefill_q8_k18_layer",
+    "prefill_q8_k19_rmsnorm",
+    "prefill_q8_k20_lm_head",
+};
+const la_program_info llama_prefill_q8_info = { "llama.prefill_q8", 43, 21, llama_prefill_q8_kernel_names, llama_prefill_q8_run, llama_prefill_q8_arena, llama_prefill_q8_cost };
+
+/* ===== program 'decode_q8' ===== */
+
+/* decode_q8_k0_rope_tables: t0 = cos((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void decode_q8_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long P) {
+    const long HD = 2*HD2;
+    const long n = HD2;
+    const long i0 = 0;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = (float)i0 + (float)(P);
+        float v1 = ((float)j) * 2.0f;
+        float v2 = v1 / ((float)(HD));
+        float v3 = powf(rope_theta[i0], v2);
+        float v4 = 1.0f / v3;
+        float v5 = v0 * v4;
+        float v6 = cosf(v5);
+        t0[j] = v6;
+        float v7 = sinf(v5);
+        t1[j] = v7;
+    }
+}
+
+/* decode_q8_k1_embed: t2 = embed[ids]  [embed] */
+static void decode_q8_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[i0] * D + j];
+            t2[r * n + j] = v0;
+        }
+    }
+}
+
+/* decode_q8_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void decode_q8_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = 0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[i1];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[(i1) * D + j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* decode_q8_k3_wq: t4[B, D] = t3 · wqᵀ  [layer/attention] */
+static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const float *restrict wq_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = wq + r * ((32*RD));
+            const float *restrict sr = wq_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t4)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wq + r * ((32*RD));
+                const float *restrict sr = wq_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t4 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = wq + r * ((32*RD));
+                const float *restrict sr = wq_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t3, D, tile, D, 0.0f, t4 + r0, D);
+        }
+    }
+}
+
+/* decode_q8_k4_wk: t5[B, KVD] = t3 · wkᵀ  [layer/attention] */
+static void decode_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const int8_t *restrict qr = wk + r * ((32*RD));
+            const float *restrict sr = wk_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t5)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wk + r * ((32*RD));
+                const float *restrict sr = wk_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t5 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = wk + r * ((32*RD));
+                const float *restrict sr = wk_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t3, D, tile, D, 0.0f, t5 + r0, KVD);
+        }
+    }
+}
+
+/* decode_q8_k5_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void decode_q8_k5_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH);
+        const long i1 = 0;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
+        }
+    }
+}
+
+/* decode_q8_k6_wv: v_cache[B, KVD] = t3 · wvᵀ  [layer/attention] */
+static void decode_q8_k6_wv(float *restrict v_cache, const int8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long C, long GD, long HD2, long KVH, long P, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const int8_t *restrict qr = wv + r * ((32*RD));
+            const float *restrict sr = wv_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (v_cache + (P*KVD))[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wv + r * ((32*RD));
+                const float *restrict sr = wv_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (v_cache + (P*KVD) + i * (C*KVD))[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = wv + r * ((32*RD));
+                const float *restrict sr = wv_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t3, D, tile, D, 0.0f, v_cache + (P*KVD) + r0, C*KVD);
+        }
+    }
+}
+
+/* decode_q8_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void decode_q8_k7_rope(float *restrict t6, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (H);
+        const long i1 = (r / (REP)) % KVH;
+        const long i2 = (r) % REP;
+        const long i3 = 0;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t6[r * n + j] = v0;
+        }
+    }
+}
+
+/* decode_q8_k8_scores_matmul: t7[B, KVH, REP, 1, S] = t6 · k_cacheᵀ  [layer/attention/attention/scores] */
+static void decode_q8_k8_scores_matmul(float *restrict t7, const float *restrict k_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long REP, long S) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && 1 * S * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, 1, S, HD, t6 + b0 * D + b1 * (REP*HD) + b2 * HD, HD, k_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t7 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S);
+}
+
+/* decode_q8_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void decode_q8_k9_attention(float *restrict t8, const float *restrict t7, long B, long HD2, long KVH, long P, long REP, long S) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = 0;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + (float)(P);
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t7[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + (float)(P);
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t7[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t8[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t8[r * n + j]) / acc1;
+            t8[r * n + j] = v12;
+        }
+    }
+}
+
+/* decode_q8_k10_attention_matmul: t9[B, KVH, REP, 1, HD] = t8 · v_cache  [layer/attention/attention] */
+static void decode_q8_k10_attention_matmul(float *restrict t9, const float *restrict v_cache, const float *restrict t8, long B, long C, long HD2, long KVH, long REP, long S) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && 1 * HD * S >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, 1, HD, S, t8 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S, v_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t9 + b0 * D + b1 * (REP*HD) + b2 * HD, HD);
+}
+
+/* decode_q8_k11_wo: t10[B, D] = t9 · woᵀ  [layer/attention] */
+static void decode_q8_k11_wo(float *restrict t10, const int8_t *restrict wo, const float *restrict wo_scales, const float *restrict t9, long B, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = wo + r * ((32*RD));
+            const float *restrict sr = wo_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t9 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t10)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wo + r * ((32*RD));
+                const float *restrict sr = wo_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t9 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t10 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = wo + r * ((32*RD));
+                const float *restrict sr = wo_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t9, D, tile, D, 0.0f, t10 + r0, D);
+        }
+    }
+}
+
+/* decode_q8_k12_rmsnorm: t11 = ((carry0 + t10) · rsqrt(Σ((carry0 + t10)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void decode_q8_k12_rmsnorm(float *restrict t11, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t10, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = 0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[r * n + j0] + t10[r * n + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[i1];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[r * n + j] + t10[r * n + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[(i1) * D + j]);
+            t11[r * n + j] = v7;
+        }
+    }
+}
+
+/* decode_q8_k13_w1: t12[B, F] = t11 · w1ᵀ  [layer/ffn/gate_up] */
+static void decode_q8_k13_w1(float *restrict t12, const int8_t *restrict w1, const float *restrict w1_scales, const float *restrict t11, long B, long F, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const int8_t *restrict qr = w1 + r * ((32*RD));
+            const float *restrict sr = w1_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t11 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t12)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t11 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t12 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t11, D, tile, D, 0.0f, t12 + r0, F);
+        }
+    }
+}
+
+/* decode_q8_k14_w3: t13[B, F] = t11 · w3ᵀ  [layer/ffn/gate_up] */
+static void decode_q8_k14_w3(float *restrict t13, const int8_t *restrict w3, const float *restrict w3_scales, const float *restrict t11, long B, long F, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const int8_t *restrict qr = w3 + r * ((32*RD));
+            const float *restrict sr = w3_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t11 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t13)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w3 + r * ((32*RD));
+                const float *restrict sr = w3_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t11 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t13 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = w3 + r * ((32*RD));
+                const float *restrict sr = w3_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t11, D, tile, D, 0.0f, t13 + r0, F);
+        }
+    }
+}
+
+/* decode_q8_k15_silu: t14 = (t12 / (1 + exp(-t12))) · t13  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void decode_q8_k15_silu(float *restrict t14, const float *restrict t12, const float *restrict t13, long B, long F) {
+    const long rows = B, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t12[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (t12[r * n + j]) / v2;
+            float v4 = v3 * (t13[r * n + j]);
+            t14[r * n + j] = v4;
+        }
+    }
+}
+
+/* decode_q8_k16_w2: t15[B, D] = t14 · w2ᵀ  [layer/ffn] */
+static void decode_q8_k16_w2(float *restrict t15, const int8_t *restrict w2, const float *restrict w2_scales, const float *restrict t14, long B, long F, long GF, long HD2, long KVH, long REP, long RF) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (D * F >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = w2 + r * ((32*RF));
+            const float *restrict sr = w2_scales + r * GF;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GF; g++) {
+                const long len = F - g * group < group ? F - g * group : group;
+                const float *restrict xg = t14 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t15)[r] = acc;
+        }
+    } else if (F > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = w2 + r * ((32*RF));
+                const float *restrict sr = w2_scales + r * GF;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    const float *restrict xg = t14 + i * F + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t15 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / F;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * D * F >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * F;
+                const int8_t *restrict qr = w2 + r * ((32*RF));
+                const float *restrict sr = w2_scales + r * GF;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, F, 1.0f, t14, F, tile, F, 0.0f, t15 + r0, D);
+        }
+    }
+}
+
+/* decode_q8_k17_layer: carry0_next = carry0 + t10 + t15  [layer/attention; layer; layer/ffn] */
+static void decode_q8_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t10, const float *restrict t15, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t10[r * n + j];
+            float v1 = v0 + t15[r * n + j];
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* decode_q8_k18_rmsnorm: t16 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void decode_q8_k18_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = 0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[i1];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (final_norm[(i1) * D + j]);
+            t16[r * n + j] = v5;
+        }
+    }
+}
+
+/* decode_q8_k19_lm_head: logits[B, V] = t16 · lm_headᵀ  [lm_head] */
+static void decode_q8_k19_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t16, long B, long GD, long HD2, long KVH, long RD, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (V * D >= 32768)
+        for (long r = 0; r < V; r++) {
+            const int8_t *restrict qr = lm_head + r * ((32*RD));
+            const float *restrict sr = lm_head_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t16 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (logits)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t16 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (logits + i * V)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * V * D >= 131072)
+        for (long r0 = 0; r0 < V; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= V ? tile_rows : V - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t16, D, tile, D, 0.0f, logits + r0, V);
+        }
+    }
+}
+
+/* Arena: 9 slots planned for 20 kernels. */
+static long llama_decode_q8_layout(const llama_decode_q8_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long S = args->S;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2);
+    off[1] = total; total += la_round16(HD2);
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP);
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*F));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*KVH*REP*S));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH, B*KVH*REP*S), B*F), 2*B*HD2*KVH*REP));
+    off[6] = total; total += la_round16(B*F);
+    off[7] = total; total += la_round16(2*B*HD2*KVH*REP);
+    off[8] = total; total += la_round16(2*B*HD2*KVH*REP);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_decode_q8_arena_floats(const llama_decode_q8_args *args) {
+    long off[9];
+    return llama_decode_q8_layout(args, off);
+}
+
+void llama_decode_q8(const llama_decode_q8_args *args) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long S = args->S;
+    const long V = args->V;
+    long off[9];
+    llama_decode_q8_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[3];
+    float *t7 = args->arena + off[5];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[5];
+    float *t13 = args->arena + off[6];
+    float *t14 = args->arena + off[3];
+    float *t15 = args->arena + off[5];
+    float *t16 = args->arena + off[3];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const int8_t *lm_head = args->lm_head;
+    const float *lm_head_scales = args->lm_head_scales;
+    const int32_t *ids = args->ids;
+    const float *norm_eps = args->norm_eps;
+    const float *rope_theta = args->rope_theta;
+    float *logits = args->logits;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 20, decode_q8_k0_rope_tables(t0, t1, rope_theta, HD2, P));
+    LA_TIMED(prof, 1, 20, decode_q8_k1_embed(t2, ids, embed, B, HD2, KVH, REP));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = t2;
+    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const int8_t *wq = args->wq + l * (64*HD2*KVH*RD*REP);
+        const float *wq_scales = args->wq_scales + l * (2*GD*HD2*KVH*REP);
+        const int8_t *wk = args->wk + l * (64*HD2*KVH*RD);
+        const float *wk_scales = args->wk_scales + l * (2*GD*HD2*KVH);
+        const int8_t *wv = args->wv + l * (64*HD2*KVH*RD);
+        const float *wv_scales = args->wv_scales + l * (2*GD*HD2*KVH);
+        const int8_t *wo = args->wo + l * (64*HD2*KVH*RD*REP);
+        const float *wo_scales = args->wo_scales + l * (2*GD*HD2*KVH*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const int8_t *w1 = args->w1 + l * (32*F*RD);
+        const float *w1_scales = args->w1_scales + l * (F*GD);
+        const int8_t *w2 = args->w2 + l * (64*HD2*KVH*REP*RF);
+        const float *w2_scales = args->w2_scales + l * (2*GF*HD2*KVH*REP);
+        const int8_t *w3 = args->w3 + l * (32*F*RD);
+        const float *w3_scales = args->w3_scales + l * (F*GD);
+        float *k_cache = args->k_cache + l * (2*B*C*HD2*KVH);
+        float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
+        float *carry0_next = carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 20, decode_q8_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP));
+        LA_TIMED(prof, 3, 20, decode_q8_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 4, 20, decode_q8_k4_wk(t5, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 5, 20, decode_q8_k5_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P));
+        LA_TIMED(prof, 6, 20, decode_q8_k6_wv(v_cache, wv, wv_scales, t3, B, C, GD, HD2, KVH, P, RD, REP));
+        LA_TIMED(prof, 7, 20, decode_q8_k7_rope(t6, t0, t1, t4, B, HD2, KVH, REP));
+        LA_TIMED(prof, 8, 20, decode_q8_k8_scores_matmul(t7, k_cache, t6, B, C, HD2, KVH, REP, S));
+        LA_TIMED(prof, 9, 20, decode_q8_k9_attention(t8, t7, B, HD2, KVH, P, REP, S));
+        LA_TIMED(prof, 10, 20, decode_q8_k10_attention_matmul(t9, v_cache, t8, B, C, HD2, KVH, REP, S));
+        LA_TIMED(prof, 11, 20, decode_q8_k11_wo(t10, wo, wo_scales, t9, B, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 12, 20, decode_q8_k12_rmsnorm(t11, norm_eps, carry0, ffn_norm, t10, B, HD2, KVH, REP));
+        LA_TIMED(prof, 13, 20, decode_q8_k13_w1(t12, w1, w1_scales, t11, B, F, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 14, 20, decode_q8_k14_w3(t13, w3, w3_scales, t11, B, F, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 15, 20, decode_q8_k15_silu(t14, t12, t13, B, F));
+        LA_TIMED(prof, 16, 20, decode_q8_k16_w2(t15, w2, w2_scales, t14, B, F, GF, HD2, KVH, REP, RF));
+        LA_TIMED(prof, 17, 20, decode_q8_k17_layer(carry0_next, carry0, t10, t15, B, HD2, KVH, REP));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 18, 20, decode_q8_k18_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP));
+    LA_TIMED(prof, 19, 20, decode_q8_k19_lm_head(logits, lm_head, lm_head_scales, t16, B, GD, HD2, KVH, RD, REP, V));
+}
+
+void llama_decode_q8_costs(const llama_decode_q8_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long S = args->S;
+    const long V = args->V;
+    flops[0] = (double)(HD2 + HD2 + HD2 + HD2 + HD2 + HD2 + HD2 + HD2); bytes[0] = (double)(4*HD2 + 4*HD2 + 4); /* decode_q8_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP + 4*B + 8*HD2*KVH*REP*V); /* decode_q8_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[2] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP); /* decode_q8_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[3] = (double)(8*B*HD2*KVH*REP + 64*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q8_k3_wq */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[4] = (double)(8*B*HD2*KVH + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q8_k4_wk */
+    flops[5] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[5] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_q8_k5_rope */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[6] = (double)(8*B*C*HD2*KVH + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q8_k6_wv */
+    flops[7] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[7] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_q8_k7_rope */
+    flops[8] = (double)(4*B*HD2*KVH*REP*S); bytes[8] = (double)(4*B*KVH*REP*S + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q8_k8_scores_matmul */
+    flops[9] = (double)(1 + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S); bytes[9] = (double)(4*B*KVH*REP*S + 4*B*KVH*REP*S); /* decode_q8_k9_attention */
+    flops[10] = (double)(4*B*HD2*KVH*REP*S); bytes[10] = (double)(8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 4*B*KVH*REP*S); /* decode_q8_k10_attention_matmul */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[11] = (double)(8*B*HD2*KVH*REP + 64*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q8_k11_wo */
+    flops[12] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[12] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q8_k12_rmsnorm */
+    flops[13] = (double)(4*B*F*HD2*KVH*REP); bytes[13] = (double)(4*B*F + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP); /* decode_q8_k13_w1 */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP); bytes[14] = (double)(4*B*F + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP); /* decode_q8_k14_w3 */
+    flops[15] = (double)(B*F + B*F + B*F + B*F + B*F); bytes[15] = (double)(4*B*F + 4*B*F + 4*B*F); /* decode_q8_k15_silu */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP); bytes[16] = (double)(8*B*HD2*KVH*REP + 64*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F); /* decode_q8_k16_w2 */
+    flops[17] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[17] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q8_k17_layer */
+    flops[18] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[18] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q8_k18_rmsnorm */
+    flops[19] = (double)(4*B*HD2*KVH*REP*V); bytes[19] = (double)(4*B*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP); /* decode_q8_k19_lm_head */
+    (void)args;
+}
+
+static void llama_decode_q8_run(const void *args) { llama_decode_q8((const llama_decode_q8_args *)args); }
+static long llama_decode_q8_arena(const void *args) { return llama_decode_q8_arena_floats((const llama_decode_q8_args *)args); }
+static void llama_decode_q8_cost(const void *args, double *f, double *b) { llama_decode_q8_costs((const llama_decode_q8_args *)args, f, b); }
+static const char *const llama_decode_q8_kernel_names[] = {
+    "decode_q8_k0_rope_tables",
+    "decode_q8_k1_embed",
+    "decode_q8_k2_rmsnorm",
+    "decode_q8_k3_wq",
+    "decode_q8_k4_wk",
+    "decode_q8_k5_rope",
+    "decode_q8_k6_wv",
+    "decode_q8_k7_rope",
+    "decode_q8_k8_scores_matmul",
+    "decode_q8_k9_attention",
+    "decode_q8_k10_attention_matmul",
+    "decode_q8_k11_wo",
+    "decode_q8_k12_rmsnorm",
+    "decode_q8_k13_w1",
+    "decode_q8_k14_w3",
+    "decode_q8_k15_silu",
+    "decode_q8_k16_w2",
+    "decode_q8_k17_layer",
+    "decode_q8_k18_rmsnorm",
+    "decode_q8_k19_lm_head",
+};
+const la_program_info llama_decode_q8_info = { "llama.decode_q8", 42, 20, llama_decode_q8_kernel_names, llama_decode_q8_run, llama_decode_q8_arena, llama_decode_q8_cost };
+
+/* ===== program 'forward_q4' ===== */
+
+/* forward_q4_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void forward_q4_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* forward_q4_k1_embed: t2 = embed[ids]  [embed] */
+static void forward_q4_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            t2[r * n + j] = v0;
+        }
+    }
+}
+
+/* forward_q4_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void forward_q4_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* forward_q4_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, const float *restrict wq_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+            const float *restrict sr = wq_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t4)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t4 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t4 + r0, D);
+        }
+    }
+}
+
+/* forward_q4_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void forward_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+            const float *restrict sr = wk_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t5)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t5 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t5 + r0, KVD);
+        }
+    }
+}
+
+/* forward_q4_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void forward_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+            const float *restrict sr = wv_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t6)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t6 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t6 + r0, KVD);
+        }
+    }
+}
+
+/* forward_q4_k6_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void forward_q4_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t7[r * n + j] = v0;
+        }
+    }
+}
+
+/* forward_q4_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void forward_q4_k7_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t8[r * n + j] = v0;
+        }
+    }
+}
+
+/* forward_q4_k8_scores_matmul: t9[B, KVH, REP, T, T] = t7 · t8ᵀ  [layer/attention/attention/scores] */
+static void forward_q4_k8_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t8 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t9 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* forward_q4_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void forward_q4_k9_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t9[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t9[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t10[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t10[r * n + j]) / acc1;
+            t10[r * n + j] = v12;
+        }
+    }
+}
+
+/* forward_q4_k10_attention_matmul: t11[B, KVH, REP, T, HD] = t10 · t6  [layer/attention/attention; layer/attention] */
+static void forward_q4_k10_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t10 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t6 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t11 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* forward_q4_k11_wo: t12[B*T, D] = t11 · woᵀ  [layer/attention] */
+static void forward_q4_k11_wo(float *restrict t12, const uint8_t *restrict wo, const float *restrict wo_scales, const float *restrict t11, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+            const float *restrict sr = wo_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t11 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t12)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t11 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t12 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t11, D, tile, D, 0.0f, t12 + r0, D);
+        }
+    }
+}
+
+/* forward_q4_k12_rmsnorm: t13 = ((carry0 + t12) · rsqrt(Σ((carry0 + t12)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void forward_q4_k12_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[r * n + j0] + t12[r * n + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[r * n + j] + t12[r * n + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t13[r * n + j] = v7;
+        }
+    }
+}
+
+/* forward_q4_k13_w1: t14[B*T, F] = t13 · w1ᵀ  [layer/ffn/gate_up] */
+static void forward_q4_k13_w1(float *restrict t14, const uint8_t *restrict w1, const float *restrict w1_scales, const float *restrict t13, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+            const float *restrict sr = w1_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t13 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t14)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t13 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t14 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t13, D, tile, D, 0.0f, t14 + r0, F);
+        }
+    }
+}
+
+/* forward_q4_k14_w3: t15[B*T, F] = t13 · w3ᵀ  [layer/ffn/gate_up] */
+static void forward_q4_k14_w3(float *restrict t15, const uint8_t *restrict w3, const float *restrict w3_scales, const float *restrict t13, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+            const float *restrict sr = w3_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t13 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t15)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t13 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t15 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t13, D, tile, D, 0.0f, t15 + r0, F);
+        }
+    }
+}
+
+/* forward_q4_k15_silu: t16 = (t14 / (1 + exp(-t14))) · t15  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void forward_q4_k15_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t14[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (t14[r * n + j]) / v2;
+            float v4 = v3 * (t15[r * n + j]);
+            t16[r * n + j] = v4;
+        }
+    }
+}
+
+/* forward_q4_k16_w2: t17[B*T, D] = t16 · w2ᵀ  [layer/ffn] */
+static void forward_q4_k16_w2(float *restrict t17, const uint8_t *restrict w2, const float *restrict w2_scales, const float *restrict t16, long B, long F, long GF, long HD2, long KVH, long REP, long RF, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (D * F >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+            const float *restrict sr = w2_scales + r * GF;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GF; g++) {
+                const long len = F - g * group < group ? F - g * group : group;
+                const float *restrict xg = t16 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t17)[r] = acc;
+        }
+    } else if (F > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    const float *restrict xg = t16 + i * F + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t17 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / F;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * F >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * F;
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, F, 1.0f, t16, F, tile, F, 0.0f, t17 + r0, D);
+        }
+    }
+}
+
+/* forward_q4_k17_layer: carry0_next = carry0 + t12 + t17  [layer/attention; layer; layer/ffn] */
+static void forward_q4_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t12[r * n + j];
+            float v1 = v0 + t17[r * n + j];
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* forward_q4_k18_rmsnorm: t18 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void forward_q4_k18_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (final_norm[j]);
+            t18[r * n + j] = v5;
+        }
+    }
+}
+
+/* forward_q4_k19_lm_head: logits[B*T, V] = t18 · lm_headᵀ  [lm_head] */
+static void forward_q4_k19_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t18, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (V * D >= 32768)
+        for (long r = 0; r < V; r++) {
+            const int8_t *restrict qr = lm_head + r * ((32*RD));
+            const float *restrict sr = lm_head_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t18 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (logits)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t18 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (logits + i * V)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * V * D >= 131072)
+        for (long r0 = 0; r0 < V; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= V ? tile_rows : V - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t18, D, tile, D, 0.0f, logits + r0, V);
+        }
+    }
+}
+
+/* Arena: 9 slots planned for 20 kernels. */
+static long llama_forward_q4_layout(const llama_forward_q4_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long T = args->T;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
+    off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_forward_q4_arena_floats(const llama_forward_q4_args *args) {
+    long off[9];
+    return llama_forward_q4_layout(args, off);
+}
+
+void llama_forward_q4(const llama_forward_q4_args *args) {
+    const long B = args->B;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long T = args->T;
+    const long V = args->V;
+    long off[9];
+    llama_forward_q4_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[5];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[3];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[6];
+    float *t16 = args->arena + off[4];
+    float *t17 = args->arena + off[5];
+    float *t18 = args->arena + off[4];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const int8_t *lm_head = args->lm_head;
+    const float *lm_head_scales = args->lm_head_scales;
+    const int32_t *ids = args->ids;
+    const float *norm_eps = args->norm_eps;
+    const float *rope_theta = args->rope_theta;
+    float *logits = args->logits;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 20, forward_q4_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 20, forward_q4_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = t2;
+    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const uint8_t *wq = args->wq + l * (32*HD2*KVH*RD*REP);
+        const float *wq_scales = args->wq_scales + l * (2*GD*HD2*KVH*REP);
+        const uint8_t *wk = args->wk + l * (32*HD2*KVH*RD);
+        const float *wk_scales = args->wk_scales + l * (2*GD*HD2*KVH);
+        const uint8_t *wv = args->wv + l * (32*HD2*KVH*RD);
+        const float *wv_scales = args->wv_scales + l * (2*GD*HD2*KVH);
+        const uint8_t *wo = args->wo + l * (32*HD2*KVH*RD*REP);
+        const float *wo_scales = args->wo_scales + l * (2*GD*HD2*KVH*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const uint8_t *w1 = args->w1 + l * (16*F*RD);
+        const float *w1_scales = args->w1_scales + l * (F*GD);
+        const uint8_t *w2 = args->w2 + l * (32*HD2*KVH*REP*RF);
+        const float *w2_scales = args->w2_scales + l * (2*GF*HD2*KVH*REP);
+        const uint8_t *w3 = args->w3 + l * (16*F*RD);
+        const float *w3_scales = args->w3_scales + l * (F*GD);
+        float *carry0_next = carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 20, forward_q4_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 20, forward_q4_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 4, 20, forward_q4_k4_wk(t5, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 5, 20, forward_q4_k5_wv(t6, wv, wv_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 6, 20, forward_q4_k6_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 20, forward_q4_k7_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 20, forward_q4_k8_scores_matmul(t9, t7, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 20, forward_q4_k9_attention(t10, t9, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 20, forward_q4_k10_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 20, forward_q4_k11_wo(t12, wo, wo_scales, t11, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 12, 20, forward_q4_k12_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 20, forward_q4_k13_w1(t14, w1, w1_scales, t13, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 14, 20, forward_q4_k14_w3(t15, w3, w3_scales, t13, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 15, 20, forward_q4_k15_silu(t16, t14, t15, B, F, T));
+        LA_TIMED(prof, 16, 20, forward_q4_k16_w2(t17, w2, w2_scales, t16, B, F, GF, HD2, KVH, REP, RF, T));
+        LA_TIMED(prof, 17, 20, forward_q4_k17_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 18, 20, forward_q4_k18_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 19, 20, forward_q4_k19_lm_head(logits, lm_head, lm_head_scales, t18, B, GD, HD2, KVH, RD, REP, T, V));
+}
+
+void llama_forward_q4_costs(const llama_forward_q4_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* forward_q4_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* forward_q4_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* forward_q4_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q4_k3_wq */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* forward_q4_k4_wk */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* forward_q4_k5_wv */
+    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* forward_q4_k6_rope */
+    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* forward_q4_k7_rope */
+    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_q4_k8_scores_matmul */
+    flops[9] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* forward_q4_k9_attention */
+    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* forward_q4_k10_attention_matmul */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q4_k11_wo */
+    flops[12] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q4_k12_rmsnorm */
+    flops[13] = (double)(4*B*F*HD2*KVH*REP*T); bytes[13] = (double)(4*B*F*T + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* forward_q4_k13_w1 */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* forward_q4_k14_w3 */
+    flops[15] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[15] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* forward_q4_k15_silu */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* forward_q4_k16_w2 */
+    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_q4_k17_layer */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q4_k18_rmsnorm */
+    flops[19] = (double)(4*B*HD2*KVH*REP*T*V); bytes[19] = (double)(4*B*T*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* forward_q4_k19_lm_head */
+    (void)args;
+}
+
+static void llama_forward_q4_run(const void *args) { llama_forward_q4((const llama_forward_q4_args *)args); }
+static long llama_forward_q4_arena(const void *args) { return llama_forward_q4_arena_floats((const llama_forward_q4_args *)args); }
+static void llama_forward_q4_cost(const void *args, double *f, double *b) { llama_forward_q4_costs((const llama_forward_q4_args *)args, f, b); }
+static const char *const llama_forward_q4_kernel_names[] = {
+    "forward_q4_k0_rope_tables",
+    "forward_q4_k1_embed",
+    "forward_q4_k2_rmsnorm",
+    "forward_q4_k3_wq",
+    "forward_q4_k4_wk",
+    "forward_q4_k5_wv",
+    "forward_q4_k6_rope",
+    "forward_q4_k7_rope",
+    "forward_q4_k8_scores_matmul",
+    "forward_q4_k9_attention",
+    "forward_q4_k10_attention_matmul",
+    "forward_q4_k11_wo",
+    "forward_q4_k12_rmsnorm",
+    "forward_q4_k13_w1",
+    "forward_q4_k14_w3",
+    "forward_q4_k15_silu",
+    "forward_q4_k16_w2",
+    "forward_q4_k17_layer",
+    "forward_q4_k18_rmsnorm",
+    "forward_q4_k19_lm_head",
+};
+const la_program_info llama_forward_q4_info = { "llama.forward_q4", 38, 20, llama_forward_q4_kernel_names, llama_forward_q4_run, llama_forward_q4_arena, llama_forward_q4_cost };
+
+/* ===== program 'prefill_q4' ===== */
+
+/* prefill_q4_k0_rope_tables: t0 = cos((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void prefill_q4_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + (float)(P);
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* prefill_q4_k1_embed: t2 = embed[ids]  [embed] */
+static void prefill_q4_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            t2[r * n + j] = v0;
+        }
+    }
+}
+
+/* prefill_q4_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void prefill_q4_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* prefill_q4_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, const float *restrict wq_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+            const float *restrict sr = wq_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t4)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t4 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t4 + r0, D);
+        }
+    }
+}
+
+/* prefill_q4_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void prefill_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+            const float *restrict sr = wk_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t5)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t5 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t5 + r0, KVD);
+        }
+    }
+}
+
+/* prefill_q4_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void prefill_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+            const float *restrict sr = wv_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t6)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t6 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t6 + r0, KVD);
+        }
+    }
+}
+
+/* prefill_q4_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void prefill_q4_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
+        }
+    }
+}
+
+/* prefill_q4_k7_attention: v_cache = t6  [layer/attention] */
+static void prefill_q4_k7_attention(float *restrict v_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            v_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = t6[r * n + j];
+        }
+    }
+}
+
+/* prefill_q4_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void prefill_q4_k8_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t7[r * n + j] = v0;
+        }
+    }
+}
+
+/* prefill_q4_k9_scores_matmul: t8[B, KVH, REP, T, S] = t7 · k_cacheᵀ  [layer/attention/attention/scores] */
+static void prefill_q4_k9_scores_matmul(float *restrict t8, const float *restrict k_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, k_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t8 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
+}
+
+/* prefill_q4_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void prefill_q4_k10_attention(float *restrict t9, const float *restrict t8, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + (float)(P);
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t8[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + (float)(P);
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t8[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t9[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t9[r * n + j]) / acc1;
+            t9[r * n + j] = v12;
+        }
+    }
+}
+
+/* prefill_q4_k11_attention_matmul: t10[B, KVH, REP, T, HD] = t9 · v_cache  [layer/attention/attention; layer/attention] */
+static void prefill_q4_k11_attention_matmul(float *restrict t10, const float *restrict v_cache, const float *restrict t9, long B, long C, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * S >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t9 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, v_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t10 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* prefill_q4_k12_wo: t11[B*T, D] = t10 · woᵀ  [layer/attention] */
+static void prefill_q4_k12_wo(float *restrict t11, const uint8_t *restrict wo, const float *restrict wo_scales, const float *restrict t10, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+            const float *restrict sr = wo_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t10 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t11)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t10 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t11 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t10, D, tile, D, 0.0f, t11 + r0, D);
+        }
+    }
+}
+
+/* prefill_q4_k13_rmsnorm: t12 = ((carry0 + t11) · rsqrt(Σ((carry0 + t11)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void prefill_q4_k13_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[r * n + j0] + t11[r * n + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[r * n + j] + t11[r * n + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t12[r * n + j] = v7;
+        }
+    }
+}
+
+/* prefill_q4_k14_w1: t13[B*T, F] = t12 · w1ᵀ  [layer/ffn/gate_up] */
+static void prefill_q4_k14_w1(float *restrict t13, const uint8_t *restrict w1, const float *restrict w1_scales, const float *restrict t12, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+            const float *restrict sr = w1_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t12 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t13)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t12 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t13 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t12, D, tile, D, 0.0f, t13 + r0, F);
+        }
+    }
+}
+
+/* prefill_q4_k15_w3: t14[B*T, F] = t12 · w3ᵀ  [layer/ffn/gate_up] */
+static void prefill_q4_k15_w3(float *restrict t14, const uint8_t *restrict w3, const float *restrict w3_scales, const float *restrict t12, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+            const float *restrict sr = w3_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t12 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t14)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t12 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t14 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t12, D, tile, D, 0.0f, t14 + r0, F);
+        }
+    }
+}
+
+/* prefill_q4_k16_silu: t15 = (t13 / (1 + exp(-t13))) · t14  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void prefill_q4_k16_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t13[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (t13[r * n + j]) / v2;
+            float v4 = v3 * (t14[r * n + j]);
+            t15[r * n + j] = v4;
+        }
+    }
+}
+
+/* prefill_q4_k17_w2: t16[B*T, D] = t15 · w2ᵀ  [layer/ffn] */
+static void prefill_q4_k17_w2(float *restrict t16, const uint8_t *restrict w2, const float *restrict w2_scales, const float *restrict t15, long B, long F, long GF, long HD2, long KVH, long REP, long RF, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (D * F >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+            const float *restrict sr = w2_scales + r * GF;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GF; g++) {
+                const long len = F - g * group < group ? F - g * group : group;
+                const float *restrict xg = t15 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t16)[r] = acc;
+        }
+    } else if (F > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    const float *restrict xg = t15 + i * F + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t16 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / F;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * D * F >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * F;
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, F, 1.0f, t15, F, tile, F, 0.0f, t16 + r0, D);
+        }
+    }
+}
+
+/* prefill_q4_k18_layer: carry0_next = carry0 + t11 + t16  [layer/attention; layer; layer/ffn] */
+static void prefill_q4_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t11[r * n + j];
+            float v1 = v0 + t16[r * n + j];
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* prefill_q4_k19_rmsnorm: t17 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void prefill_q4_k19_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (final_norm[j]);
+            t17[r * n + j] = v5;
+        }
+    }
+}
+
+/* prefill_q4_k20_lm_head: logits[B*T, V] = t17 · lm_headᵀ  [lm_head] */
+static void prefill_q4_k20_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t17, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (V * D >= 32768)
+        for (long r = 0; r < V; r++) {
+            const int8_t *restrict qr = lm_head + r * ((32*RD));
+            const float *restrict sr = lm_head_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t17 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (logits)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t17 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (logits + i * V)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * V * D >= 131072)
+        for (long r0 = 0; r0 < V; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= V ? tile_rows : V - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t17, D, tile, D, 0.0f, logits + r0, V);
+        }
+    }
+}
+
+/* Arena: 9 slots planned for 21 kernels. */
+static long llama_prefill_q4_layout(const llama_prefill_q4_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[3] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*S*T), B*F*T), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*S*T), B*F*T));
+    off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_prefill_q4_arena_floats(const llama_prefill_q4_args *args) {
+    long off[9];
+    return llama_prefill_q4_layout(args, off);
+}
+
+void llama_prefill_q4(const llama_prefill_q4_args *args) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long off[9];
+    llama_prefill_q4_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[5];
+    float *t9 = args->arena + off[6];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[5];
+    float *t14 = args->arena + off[6];
+    float *t15 = args->arena + off[4];
+    float *t16 = args->arena + off[5];
+    float *t17 = args->arena + off[4];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const int8_t *lm_head = args->lm_head;
+    const float *lm_head_scales = args->lm_head_scales;
+    const int32_t *ids = args->ids;
+    const float *norm_eps = args->norm_eps;
+    const float *rope_theta = args->rope_theta;
+    float *logits = args->logits;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 21, prefill_q4_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
+    LA_TIMED(prof, 1, 21, prefill_q4_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = t2;
+    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const uint8_t *wq = args->wq + l * (32*HD2*KVH*RD*REP);
+        const float *wq_scales = args->wq_scales + l * (2*GD*HD2*KVH*REP);
+        const uint8_t *wk = args->wk + l * (32*HD2*KVH*RD);
+        const float *wk_scales = args->wk_scales + l * (2*GD*HD2*KVH);
+        const uint8_t *wv = args->wv + l * (32*HD2*KVH*RD);
+        const float *wv_scales = args->wv_scales + l * (2*GD*HD2*KVH);
+        const uint8_t *wo = args->wo + l * (32*HD2*KVH*RD*REP);
+        const float *wo_scales = args->wo_scales + l * (2*GD*HD2*KVH*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const uint8_t *w1 = args->w1 + l * (16*F*RD);
+        const float *w1_scales = args->w1_scales + l * (F*GD);
+        const uint8_t *w2 = args->w2 + l * (32*HD2*KVH*REP*RF);
+        const float *w2_scales = args->w2_scales + l * (2*GF*HD2*KVH*REP);
+        const uint8_t *w3 = args->w3 + l * (16*F*RD);
+        const float *w3_scales = args->w3_scales + l * (F*GD);
+        float *k_cache = args->k_cache + l * (2*B*C*HD2*KVH);
+        float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
+        float *carry0_next = carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 21, prefill_q4_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 21, prefill_q4_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 4, 21, prefill_q4_k4_wk(t5, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 5, 21, prefill_q4_k5_wv(t6, wv, wv_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 6, 21, prefill_q4_k6_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P, T));
+        LA_TIMED(prof, 7, 21, prefill_q4_k7_attention(v_cache, t6, B, C, HD2, KVH, P, T));
+        LA_TIMED(prof, 8, 21, prefill_q4_k8_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 21, prefill_q4_k9_scores_matmul(t8, k_cache, t7, B, C, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 10, 21, prefill_q4_k10_attention(t9, t8, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 11, 21, prefill_q4_k11_attention_matmul(t10, v_cache, t9, B, C, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 12, 21, prefill_q4_k12_wo(t11, wo, wo_scales, t10, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 13, 21, prefill_q4_k13_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 21, prefill_q4_k14_w1(t13, w1, w1_scales, t12, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 15, 21, prefill_q4_k15_w3(t14, w3, w3_scales, t12, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 16, 21, prefill_q4_k16_silu(t15, t13, t14, B, F, T));
+        LA_TIMED(prof, 17, 21, prefill_q4_k17_w2(t16, w2, w2_scales, t15, B, F, GF, HD2, KVH, REP, RF, T));
+        LA_TIMED(prof, 18, 21, prefill_q4_k18_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 19, 21, prefill_q4_k19_rmsnorm(t17, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 20, 21, prefill_q4_k20_lm_head(logits, lm_head, lm_head_scales, t17, B, GD, HD2, KVH, RD, REP, T, V));
+}
+
+void llama_prefill_q4_costs(const llama_prefill_q4_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* prefill_q4_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* prefill_q4_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* prefill_q4_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_k3_wq */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q4_k4_wk */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q4_k5_wv */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*C*HD2*KVH + 4*HD2*T + 4*HD2*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_q4_k6_rope */
+    flops[7] = (double)(0); bytes[7] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_q4_k7_attention */
+    flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* prefill_q4_k8_rope */
+    flops[9] = (double)(4*B*HD2*KVH*REP*S*T); bytes[9] = (double)(4*B*KVH*REP*S*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q4_k9_scores_matmul */
+    flops[10] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* prefill_q4_k10_attention */
+    flops[11] = (double)(4*B*HD2*KVH*REP*S*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH + 4*B*KVH*REP*S*T); /* prefill_q4_k11_attention_matmul */
+    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_k12_wo */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_k13_rmsnorm */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* prefill_q4_k14_w1 */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* prefill_q4_k15_w3 */
+    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_q4_k16_silu */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* prefill_q4_k17_w2 */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_q4_k18_layer */
+    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_k19_rmsnorm */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* prefill_q4_k20_lm_head */
+    (void)args;
+}
+
+static void llama_prefill_q4_run(const void *args) { llama_prefill_q4((const llama_prefill_q4_args *)args); }
+static long llama_prefill_q4_arena(const void *args) { return llama_prefill_q4_arena_floats((const llama_prefill_q4_args *)args); }
+static void llama_prefill_q4_cost(const void *args, double *f, double *b) { llama_prefill_q4_costs((const llama_prefill_q4_args *)args, f, b); }
+static const char *const llama_prefill_q4_kernel_names[] = {
+    "prefill_q4_k0_rope_tables",
+    "prefill_q4_k1_embed",
+    "prefill_q4_k2_rmsnorm",
+    "prefill_q4_k3_wq",
+    "prefill_q4_k4_wk",
+    "prefill_q4_k5_wv",
+    "prefill_q4_k6_rope",
+    "prefill_q4_k7_attention",
+    "prefill_q4_k8_rope",
+    "prefill_q4_k9_scores_matmul",
+    "prefill_q4_k10_attention",
+    "prefill_q4_k11_attention_matmul",
+    "prefill_q4_k12_wo",
+    "prefill_q4_k13_rmsnorm",
+    "prefill_q4_k14_w1",
+    "prefill_q4_k15_w3",
+    "prefill_q4_k16_silu",
+    "prefill_q4_k17_w2",
+    "prefill_q4_k18_layer",
+    "prefill_q4_k19_rmsnorm",
+    "prefill_q4_k20_lm_head",
+};
+const la_program_info llama_prefill_q4_info = { "llama.prefill_q4", 43, 21, llama_prefill_q4_kernel_names, llama_prefill_q4_run, llama_prefill_q4_arena, llama_prefill_q4_cost };
+
+/* ===== program 'decode_q4' ===== */
+
+/* decode_q4_k0_rope_tables: t0 = cos((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void decode_q4_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long P) {
+    const long HD = 2*HD2;
+    const long n = HD2;
+    const long i0 = 0;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = (float)i0 + (float)(P);
+        float v1 = ((float)j) * 2.0f;
+        float v2 = v1 / ((float)(HD));
+        float v3 = powf(rope_theta[i0], v2);
+        float v4 = 1.0f / v3;
+        float v5 = v0 * v4;
+        float v6 = cosf(v5);
+        t0[j] = v6;
+        float v7 = sinf(v5);
+        t1[j] = v7;
+    }
+}
+
+/* decode_q4_k1_embed: t2 = embed[ids]  [embed] */
+static void decode_q4_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[i0] * D + j];
+            t2[r * n + j] = v0;
+        }
+    }
+}
+
+/* decode_q4_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void decode_q4_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = 0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[i1];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[(i1) * D + j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* decode_q4_k3_wq: t4[B, D] = t3 · wqᵀ  [layer/attention] */
+static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, const float *restrict wq_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+            const float *restrict sr = wq_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t4)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t4 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t3, D, tile, D, 0.0f, t4 + r0, D);
+        }
+    }
+}
+
+/* decode_q4_k4_wk: t5[B, KVD] = t3 · wkᵀ  [layer/attention] */
+static void decode_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+            const float *restrict sr = wk_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t5)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t5 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t3, D, tile, D, 0.0f, t5 + r0, KVD);
+        }
+    }
+}
+
+/* decode_q4_k5_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void decode_q4_k5_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH);
+        const long i1 = 0;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
+        }
+    }
+}
+
+/* decode_q4_k6_wv: v_cache[B, KVD] = t3 · wvᵀ  [layer/attention] */
+static void decode_q4_k6_wv(float *restrict v_cache, const uint8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long C, long GD, long HD2, long KVH, long P, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+            const float *restrict sr = wv_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (v_cache + (P*KVD))[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (v_cache + (P*KVD) + i * (C*KVD))[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t3, D, tile, D, 0.0f, v_cache + (P*KVD) + r0, C*KVD);
+        }
+    }
+}
+
+/* decode_q4_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void decode_q4_k7_rope(float *restrict t6, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (H);
+        const long i1 = (r / (REP)) % KVH;
+        const long i2 = (r) % REP;
+        const long i3 = 0;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t6[r * n + j] = v0;
+        }
+    }
+}
+
+/* decode_q4_k8_scores_matmul: t7[B, KVH, REP, 1, S] = t6 · k_cacheᵀ  [layer/attention/attention/scores] */
+static void decode_q4_k8_scores_matmul(float *restrict t7, const float *restrict k_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long REP, long S) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && 1 * S * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, 1, S, HD, t6 + b0 * D + b1 * (REP*HD) + b2 * HD, HD, k_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t7 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S);
+}
+
+/* decode_q4_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void decode_q4_k9_attention(float *restrict t8, const float *restrict t7, long B, long HD2, long KVH, long P, long REP, long S) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = 0;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + (float)(P);
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t7[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + (float)(P);
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t7[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t8[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t8[r * n + j]) / acc1;
+            t8[r * n + j] = v12;
+        }
+    }
+}
+
+/* decode_q4_k10_attention_matmul: t9[B, KVH, REP, 1, HD] = t8 · v_cache  [layer/attention/attention] */
+static void decode_q4_k10_attention_matmul(float *restrict t9, const float *restrict v_cache, const float *restrict t8, long B, long C, long HD2, long KVH, long REP, long S) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && 1 * HD * S >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, 1, HD, S, t8 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S, v_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t9 + b0 * D + b1 * (REP*HD) + b2 * HD, HD);
+}
+
+/* decode_q4_k11_wo: t10[B, D] = t9 · woᵀ  [layer/attention] */
+static void decode_q4_k11_wo(float *restrict t10, const uint8_t *restrict wo, const float *restrict wo_scales, const float *restrict t9, long B, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+            const float *restrict sr = wo_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t9 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t10)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t9 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t10 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * D * D >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t9, D, tile, D, 0.0f, t10 + r0, D);
+        }
+    }
+}
+
+/* decode_q4_k12_rmsnorm: t11 = ((carry0 + t10) · rsqrt(Σ((carry0 + t10)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void decode_q4_k12_rmsnorm(float *restrict t11, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t10, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = 0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[r * n + j0] + t10[r * n + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[i1];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[r * n + j] + t10[r * n + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[(i1) * D + j]);
+            t11[r * n + j] = v7;
+        }
+    }
+}
+
+/* decode_q4_k13_w1: t12[B, F] = t11 · w1ᵀ  [layer/ffn/gate_up] */
+static void decode_q4_k13_w1(float *restrict t12, const uint8_t *restrict w1, const float *restrict w1_scales, const float *restrict t11, long B, long F, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+            const float *restrict sr = w1_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t11 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t12)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t11 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t12 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t11, D, tile, D, 0.0f, t12 + r0, F);
+        }
+    }
+}
+
+/* decode_q4_k14_w3: t13[B, F] = t11 · w3ᵀ  [layer/ffn/gate_up] */
+static void decode_q4_k14_w3(float *restrict t13, const uint8_t *restrict w3, const float *restrict w3_scales, const float *restrict t11, long B, long F, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+            const float *restrict sr = w3_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t11 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t13)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t11 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t13 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t11, D, tile, D, 0.0f, t13 + r0, F);
+        }
+    }
+}
+
+/* decode_q4_k15_silu: t14 = (t12 / (1 + exp(-t12))) · t13  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void decode_q4_k15_silu(float *restrict t14, const float *restrict t12, const float *restrict t13, long B, long F) {
+    const long rows = B, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t12[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (t12[r * n + j]) / v2;
+            float v4 = v3 * (t13[r * n + j]);
+            t14[r * n + j] = v4;
+        }
+    }
+}
+
+/* decode_q4_k16_w2: t15[B, D] = t14 · w2ᵀ  [layer/ffn] */
+static void decode_q4_k16_w2(float *restrict t15, const uint8_t *restrict w2, const float *restrict w2_scales, const float *restrict t14, long B, long F, long GF, long HD2, long KVH, long REP, long RF) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (D * F >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+            const float *restrict sr = w2_scales + r * GF;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GF; g++) {
+                const long len = F - g * group < group ? F - g * group : group;
+                const float *restrict xg = t14 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t15)[r] = acc;
+        }
+    } else if (F > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    const float *restrict xg = t14 + i * F + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t15 + i * D)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / F;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * D * F >= 131072)
+        for (long r0 = 0; r0 < D; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= D ? tile_rows : D - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * F;
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                for (long g = 0; g < GF; g++) {
+                    const long len = F - g * group < group ? F - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, F, 1.0f, t14, F, tile, F, 0.0f, t15 + r0, D);
+        }
+    }
+}
+
+/* decode_q4_k17_layer: carry0_next = carry0 + t10 + t15  [layer/attention; layer; layer/ffn] */
+static void decode_q4_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t10, const float *restrict t15, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t10[r * n + j];
+            float v1 = v0 + t15[r * n + j];
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* decode_q4_k18_rmsnorm: t16 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void decode_q4_k18_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = 0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[i1];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (final_norm[(i1) * D + j]);
+            t16[r * n + j] = v5;
+        }
+    }
+}
+
+/* decode_q4_k19_lm_head: logits[B, V] = t16 · lm_headᵀ  [lm_head] */
+static void decode_q4_k19_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t16, long B, long GD, long HD2, long KVH, long RD, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (V * D >= 32768)
+        for (long r = 0; r < V; r++) {
+            const int8_t *restrict qr = lm_head + r * ((32*RD));
+            const float *restrict sr = lm_head_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t16 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (logits)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t16 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (logits + i * V)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * V * D >= 131072)
+        for (long r0 = 0; r0 < V; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= V ? tile_rows : V - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t16, D, tile, D, 0.0f, logits + r0, V);
+        }
+    }
+}
+
+/* Arena: 9 slots planned for 20 kernels. */
+static long llama_decode_q4_layout(const llama_decode_q4_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long S = args->S;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2);
+    off[1] = total; total += la_round16(HD2);
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP);
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*F));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*KVH*REP*S));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH, B*KVH*REP*S), B*F), 2*B*HD2*KVH*REP));
+    off[6] = total; total += la_round16(B*F);
+    off[7] = total; total += la_round16(2*B*HD2*KVH*REP);
+    off[8] = total; total += la_round16(2*B*HD2*KVH*REP);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_decode_q4_arena_floats(const llama_decode_q4_args *args) {
+    long off[9];
+    return llama_decode_q4_layout(args, off);
+}
+
+void llama_decode_q4(const llama_decode_q4_args *args) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long S = args->S;
+    const long V = args->V;
+    long off[9];
+    llama_decode_q4_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[3];
+    float *t7 = args->arena + off[5];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[5];
+    float *t13 = args->arena + off[6];
+    float *t14 = args->arena + off[3];
+    float *t15 = args->arena + off[5];
+    float *t16 = args->arena + off[3];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const int8_t *lm_head = args->lm_head;
+    const float *lm_head_scales = args->lm_head_scales;
+    const int32_t *ids = args->ids;
+    const float *norm_eps = args->norm_eps;
+    const float *rope_theta = args->rope_theta;
+    float *logits = args->logits;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 20, decode_q4_k0_rope_tables(t0, t1, rope_theta, HD2, P));
+    LA_TIMED(prof, 1, 20, decode_q4_k1_embed(t2, ids, embed, B, HD2, KVH, REP));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = t2;
+    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const uint8_t *wq = args->wq + l * (32*HD2*KVH*RD*REP);
+        const float *wq_scales = args->wq_scales + l * (2*GD*HD2*KVH*REP);
+        const uint8_t *wk = args->wk + l * (32*HD2*KVH*RD);
+        const float *wk_scales = args->wk_scales + l * (2*GD*HD2*KVH);
+        const uint8_t *wv = args->wv + l * (32*HD2*KVH*RD);
+        const float *wv_scales = args->wv_scales + l * (2*GD*HD2*KVH);
+        const uint8_t *wo = args->wo + l * (32*HD2*KVH*RD*REP);
+        const float *wo_scales = args->wo_scales + l * (2*GD*HD2*KVH*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const uint8_t *w1 = args->w1 + l * (16*F*RD);
+        const float *w1_scales = args->w1_scales + l * (F*GD);
+        const uint8_t *w2 = args->w2 + l * (32*HD2*KVH*REP*RF);
+        const float *w2_scales = args->w2_scales + l * (2*GF*HD2*KVH*REP);
+        const uint8_t *w3 = args->w3 + l * (16*F*RD);
+        const float *w3_scales = args->w3_scales + l * (F*GD);
+        float *k_cache = args->k_cache + l * (2*B*C*HD2*KVH);
+        float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
+        float *carry0_next = carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 20, decode_q4_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP));
+        LA_TIMED(prof, 3, 20, decode_q4_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 4, 20, decode_q4_k4_wk(t5, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 5, 20, decode_q4_k5_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P));
+        LA_TIMED(prof, 6, 20, decode_q4_k6_wv(v_cache, wv, wv_scales, t3, B, C, GD, HD2, KVH, P, RD, REP));
+        LA_TIMED(prof, 7, 20, decode_q4_k7_rope(t6, t0, t1, t4, B, HD2, KVH, REP));
+        LA_TIMED(prof, 8, 20, decode_q4_k8_scores_matmul(t7, k_cache, t6, B, C, HD2, KVH, REP, S));
+        LA_TIMED(prof, 9, 20, decode_q4_k9_attention(t8, t7, B, HD2, KVH, P, REP, S));
+        LA_TIMED(prof, 10, 20, decode_q4_k10_attention_matmul(t9, v_cache, t8, B, C, HD2, KVH, REP, S));
+        LA_TIMED(prof, 11, 20, decode_q4_k11_wo(t10, wo, wo_scales, t9, B, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 12, 20, decode_q4_k12_rmsnorm(t11, norm_eps, carry0, ffn_norm, t10, B, HD2, KVH, REP));
+        LA_TIMED(prof, 13, 20, decode_q4_k13_w1(t12, w1, w1_scales, t11, B, F, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 14, 20, decode_q4_k14_w3(t13, w3, w3_scales, t11, B, F, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 15, 20, decode_q4_k15_silu(t14, t12, t13, B, F));
+        LA_TIMED(prof, 16, 20, decode_q4_k16_w2(t15, w2, w2_scales, t14, B, F, GF, HD2, KVH, REP, RF));
+        LA_TIMED(prof, 17, 20, decode_q4_k17_layer(carry0_next, carry0, t10, t15, B, HD2, KVH, REP));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 18, 20, decode_q4_k18_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP));
+    LA_TIMED(prof, 19, 20, decode_q4_k19_lm_head(logits, lm_head, lm_head_scales, t16, B, GD, HD2, KVH, RD, REP, V));
+}
+
+void llama_decode_q4_costs(const llama_decode_q4_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long C = args->C;
+    const long F = args->F;
+    const long GD = args->GD;
+    const long GF = args->GF;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long RD = args->RD;
+    const long REP = args->REP;
+    const long RF = args->RF;
+    const long S = args->S;
+    const long V = args->V;
+    flops[0] = (double)(HD2 + HD2 + HD2 + HD2 + HD2 + HD2 + HD2 + HD2); bytes[0] = (double)(4*HD2 + 4*HD2 + 4); /* decode_q4_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP + 4*B + 8*HD2*KVH*REP*V); /* decode_q4_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[2] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP); /* decode_q4_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[3] = (double)(8*B*HD2*KVH*REP + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_k3_wq */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[4] = (double)(8*B*HD2*KVH + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q4_k4_wk */
+    flops[5] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[5] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_q4_k5_rope */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[6] = (double)(8*B*C*HD2*KVH + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q4_k6_wv */
+    flops[7] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[7] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_q4_k7_rope */
+    flops[8] = (double)(4*B*HD2*KVH*REP*S); bytes[8] = (double)(4*B*KVH*REP*S + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q4_k8_scores_matmul */
+    flops[9] = (double)(1 + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S); bytes[9] = (double)(4*B*KVH*REP*S + 4*B*KVH*REP*S); /* decode_q4_k9_attention */
+    flops[10] = (double)(4*B*HD2*KVH*REP*S); bytes[10] = (double)(8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 4*B*KVH*REP*S); /* decode_q4_k10_attention_matmul */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[11] = (double)(8*B*HD2*KVH*REP + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_k11_wo */
+    flops[12] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[12] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_k12_rmsnorm */
+    flops[13] = (double)(4*B*F*HD2*KVH*REP); bytes[13] = (double)(4*B*F + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP); /* decode_q4_k13_w1 */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP); bytes[14] = (double)(4*B*F + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP); /* decode_q4_k14_w3 */
+    flops[15] = (double)(B*F + B*F + B*F + B*F + B*F); bytes[15] = (double)(4*B*F + 4*B*F + 4*B*F); /* decode_q4_k15_silu */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP); bytes[16] = (double)(8*B*HD2*KVH*REP + 32*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F); /* decode_q4_k16_w2 */
+    flops[17] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[17] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_k17_layer */
+    flops[18] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[18] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_k18_rmsnorm */
+    flops[19] = (double)(4*B*HD2*KVH*REP*V); bytes[19] = (double)(4*B*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP); /* decode_q4_k19_lm_head */
+    (void)args;
+}
+
+static void llama_decode_q4_run(const void *args) { llama_decode_q4((const llama_decode_q4_args *)args); }
+static long llama_decode_q4_arena(const void *args) { return llama_decode_q4_arena_floats((const llama_decode_q4_args *)args); }
+static void llama_decode_q4_cost(const void *args, double *f, double *b) { llama_decode_q4_costs((const llama_decode_q4_args *)args, f, b); }
+static const char *const llama_decode_q4_kernel_names[] = {
+    "decode_q4_k0_rope_tables",
+    "decode_q4_k1_embed",
+    "decode_q4_k2_rmsnorm",
+    "decode_q4_k3_wq",
+    "decode_q4_k4_wk",
+    "decode_q4_k5_rope",
+    "decode_q4_k6_wv",
+    "decode_q4_k7_rope",
+    "decode_q4_k8_scores_matmul",
+    "decode_q4_k9_attention",
+    "decode_q4_k10_attention_matmul",
+    "decode_q4_k11_wo",
+    "decode_q4_k12_rmsnorm",
+    "decode_q4_k13_w1",
+    "decode_q4_k14_w3",
+    "decode_q4_k15_silu",
+    "decode_q4_k16_w2",
+    "decode_q4_k17_layer",
+    "decode_q4_k18_rmsnorm",
+    "decode_q4_k19_lm_head",
+};
+const la_program_info llama_decode_q4_info = { "llama.decode_q4", 42, 20, llama_decode_q4_kernel_names, llama_decode_q4_run, llama_decode_q4_arena, llama_decode_q4_cost };
 

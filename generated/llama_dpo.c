@@ -110,21 +110,57 @@ static void dpo_logps_k4_rmsnorm(float *restrict t4, const float *restrict norm_
 /* dpo_logps_k5_wq: t5[B*T, D] = t4 · wqᵀ  [layer/attention] */
 static void dpo_logps_k5_wq(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t4, D, wq, D, 0.0f, t5, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t4, D, wq, D, 0.0f, t5, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
+        (t5)[r] = acc;
+    }
 }
 
 /* dpo_logps_k6_wk: t6[B*T, KVD] = t4 · wkᵀ  [layer/attention] */
 static void dpo_logps_k6_wk(float *restrict t6, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wk, D, 0.0f, t6, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wk, D, 0.0f, t6, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
+        (t6)[r] = acc;
+    }
 }
 
 /* dpo_logps_k7_wv: t7[B*T, KVD] = t4 · wvᵀ  [layer/attention] */
 static void dpo_logps_k7_wv(float *restrict t7, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wv, D, 0.0f, t7, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wv, D, 0.0f, t7, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
+        (t7)[r] = acc;
+    }
 }
 
 /* dpo_logps_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
@@ -259,7 +295,19 @@ static void dpo_logps_k12_attention_matmul(float *restrict t12, const float *res
 /* dpo_logps_k13_wo: t13[B*T, D] = t12 · woᵀ  [layer/attention] */
 static void dpo_logps_k13_wo(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t12, D, wo, D, 0.0f, t13, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t12, D, wo, D, 0.0f, t13, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
+        (t13)[r] = acc;
+    }
 }
 
 /* dpo_logps_k14_rmsnorm: t14 = ((carry0 + t13) · rsqrt(Σ((carry0 + t13)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
@@ -290,13 +338,37 @@ static void dpo_logps_k14_rmsnorm(float *restrict t14, const float *restrict nor
 /* dpo_logps_k15_w1: t15[B*T, F] = t14 · w1ᵀ  [layer/ffn/gate_up] */
 static void dpo_logps_k15_w1(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w1, D, 0.0f, t15, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w1, D, 0.0f, t15, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t14)[c];
+        (t15)[r] = acc;
+    }
 }
 
 /* dpo_logps_k16_w3: t16[B*T, F] = t14 · w3ᵀ  [layer/ffn/gate_up] */
 static void dpo_logps_k16_w3(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w3, D, 0.0f, t16, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w3, D, 0.0f, t16, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t14)[c];
+        (t16)[r] = acc;
+    }
 }
 
 /* dpo_logps_k17_silu: t17 = (t15 / (1 + exp(-t15))) · t16  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -318,7 +390,19 @@ static void dpo_logps_k17_silu(float *restrict t17, const float *restrict t15, c
 /* dpo_logps_k18_w2: t18[B*T, D] = t17 · w2ᵀ  [layer/ffn] */
 static void dpo_logps_k18_w2(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t17, F, w2, F, 0.0f, t18, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t17, F, w2, F, 0.0f, t18, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t17)[c];
+        (t18)[r] = acc;
+    }
 }
 
 /* dpo_logps_k19_layer: carry0_next = carry0 + t13 + t18  [layer/attention; layer; layer/ffn] */
@@ -364,7 +448,19 @@ static void dpo_logps_k20_rmsnorm(float *restrict t19, const int32_t *restrict s
 /* dpo_logps_k21_lm_head: t20[NS, V] = t19 · lm_headᵀ  [lm_head] */
 static void dpo_logps_k21_lm_head(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t19, D, lm_head, D, 0.0f, t20, V);
+    if (NS != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t19, D, lm_head, D, 0.0f, t20, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
+        (t20)[r] = acc;
+    }
 }
 
 /* dpo_logps_k22_log_softmax: t21 = max(t20)  [sequence_logps/cross_entropy/log_softmax] */
@@ -872,7 +968,19 @@ static void dpo_step_k4_rmsnorm(float *restrict t3, const float *restrict norm_e
 /* dpo_step_k5_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
 static void dpo_step_k5_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t4)[r] = acc;
+    }
 }
 
 /* dpo_step_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
@@ -908,7 +1016,19 @@ static void dpo_step_k6_rope(float *restrict saved_q, const float *restrict t0, 
 static void dpo_step_k7_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t5)[r] = acc;
+    }
 }
 
 /* dpo_step_k8_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
@@ -943,7 +1063,19 @@ static void dpo_step_k8_rope(float *restrict saved_k, const float *restrict t0, 
 static void dpo_step_k9_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, saved_v, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, saved_v, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (saved_v)[r] = acc;
+    }
 }
 
 /* dpo_step_k10_scores_matmul: t6[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
@@ -1020,7 +1152,19 @@ static void dpo_step_k12_saved_attn(float *restrict saved_attn, const float *res
 /* dpo_step_k13_wo: t8[B*T, D] = saved_attn · woᵀ  [layer/attention] */
 static void dpo_step_k13_wo(float *restrict t8, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t8, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t8, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
+        (t8)[r] = acc;
+    }
 }
 
 /* dpo_step_k14_layer: saved_h = carry0 + t8  [layer/attention; layer] */
@@ -1062,13 +1206,37 @@ static void dpo_step_k15_rmsnorm(float *restrict t9, const float *restrict norm_
 /* dpo_step_k16_w1: saved_gate[B*T, F] = t9 · w1ᵀ  [layer/ffn/gate_up] */
 static void dpo_step_k16_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t9, D, w1, D, 0.0f, saved_gate, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t9, D, w1, D, 0.0f, saved_gate, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t9)[c];
+        (saved_gate)[r] = acc;
+    }
 }
 
 /* dpo_step_k17_w3: saved_up[B*T, F] = t9 · w3ᵀ  [layer/ffn/gate_up] */
 static void dpo_step_k17_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t9, D, w3, D, 0.0f, saved_up, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t9, D, w3, D, 0.0f, saved_up, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t9)[c];
+        (saved_up)[r] = acc;
+    }
 }
 
 /* dpo_step_k18_silu: t10 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
@@ -1090,7 +1258,19 @@ static void dpo_step_k18_silu(float *restrict t10, const float *restrict saved_g
 /* dpo_step_k19_w2: t11[B*T, D] = t10 · w2ᵀ  [layer/ffn] */
 static void dpo_step_k19_w2(float *restrict t11, const float *restrict w2, const float *restrict t10, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t10, F, w2, F, 0.0f, t11, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t10, F, w2, F, 0.0f, t11, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t10)[c];
+        (t11)[r] = acc;
+    }
 }
 
 /* dpo_step_k20_ffn: carry0_next = saved_h + t11  [layer/ffn; layer] */
@@ -1170,7 +1350,19 @@ static void dpo_step_k24_rmsnorm(float *restrict t15, const float *restrict fina
 /* dpo_step_k25_lm_head: t16[NS, V] = t15 · lm_headᵀ  [lm_head] */
 static void dpo_step_k25_lm_head(float *restrict t16, const float *restrict lm_head, const float *restrict t15, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t15, D, lm_head, D, 0.0f, t16, V);
+    if (NS != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t15, D, lm_head, D, 0.0f, t16, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
+        (t16)[r] = acc;
+    }
 }
 
 /* dpo_step_k26_log_softmax: t17 = max(t16)  [lm_head/sequence_logps/cross_entropy/log_softmax] */
@@ -6025,57 +6217,165 @@ static void dpo_logps_lora_k4_rmsnorm(float *restrict t4, const float *restrict 
 /* dpo_logps_lora_k5_wq: t5[B*T, D] = t4 · wqᵀ  [layer/attention] */
 static void dpo_logps_lora_k5_wq(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t4, D, wq, D, 0.0f, t5, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t4, D, wq, D, 0.0f, t5, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
+        (t5)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k6_lora_a_wq: t6[B*T, R] = t4 · lora_a_wqᵀ  [layer/attention/lora] */
 static void dpo_logps_lora_k6_lora_a_wq(float *restrict t6, const float *restrict lora_a_wq, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t4, D, lora_a_wq, D, 0.0f, t6, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t4, D, lora_a_wq, D, 0.0f, t6, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
+        (t6)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k7_lora_b_wq: t7[B*T, D] = t6 · lora_b_wqᵀ  [layer/attention/lora] */
 static void dpo_logps_lora_k7_lora_b_wq(float *restrict t7, const float *restrict lora_b_wq, const float *restrict t6, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t6, R, lora_b_wq, R, 0.0f, t7, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t6, R, lora_b_wq, R, 0.0f, t7, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_wq + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t6)[c];
+        (t7)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k8_wk: t8[B*T, KVD] = t4 · wkᵀ  [layer/attention] */
 static void dpo_logps_lora_k8_wk(float *restrict t8, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wk, D, 0.0f, t8, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wk, D, 0.0f, t8, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
+        (t8)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k9_lora_a_wk: t9[B*T, R] = t4 · lora_a_wkᵀ  [layer/attention/lora] */
 static void dpo_logps_lora_k9_lora_a_wk(float *restrict t9, const float *restrict lora_a_wk, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t4, D, lora_a_wk, D, 0.0f, t9, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t4, D, lora_a_wk, D, 0.0f, t9, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
+        (t9)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k10_lora_b_wk: t10[B*T, KVD] = t9 · lora_b_wkᵀ  [layer/attention/lora] */
 static void dpo_logps_lora_k10_lora_b_wk(float *restrict t10, const float *restrict lora_b_wk, const float *restrict t9, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t9, R, lora_b_wk, R, 0.0f, t10, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t9, R, lora_b_wk, R, 0.0f, t10, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = lora_b_wk + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t9)[c];
+        (t10)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k11_wv: t11[B*T, KVD] = t4 · wvᵀ  [layer/attention] */
 static void dpo_logps_lora_k11_wv(float *restrict t11, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wv, D, 0.0f, t11, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wv, D, 0.0f, t11, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
+        (t11)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k12_lora_a_wv: t12[B*T, R] = t4 · lora_a_wvᵀ  [layer/attention/lora] */
 static void dpo_logps_lora_k12_lora_a_wv(float *restrict t12, const float *restrict lora_a_wv, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t4, D, lora_a_wv, D, 0.0f, t12, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t4, D, lora_a_wv, D, 0.0f, t12, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
+        (t12)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k13_lora_b_wv: t13[B*T, KVD] = t12 · lora_b_wvᵀ  [layer/attention/lora] */
 static void dpo_logps_lora_k13_lora_b_wv(float *restrict t13, const float *restrict lora_b_wv, const float *restrict t12, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t12, R, lora_b_wv, R, 0.0f, t13, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t12, R, lora_b_wv, R, 0.0f, t13, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = lora_b_wv + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t12)[c];
+        (t13)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k14_lora: t14 = t11 + lora_scale_wv · t13  [layer/attention; layer/attention/lora] */
@@ -6242,19 +6542,55 @@ static void dpo_logps_lora_k19_attention_matmul(float *restrict t19, const float
 /* dpo_logps_lora_k20_wo: t20[B*T, D] = t19 · woᵀ  [layer/attention] */
 static void dpo_logps_lora_k20_wo(float *restrict t20, const float *restrict wo, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t19, D, wo, D, 0.0f, t20, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t19, D, wo, D, 0.0f, t20, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
+        (t20)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k21_lora_a_wo: t21[B*T, R] = t19 · lora_a_woᵀ  [layer/attention/lora] */
 static void dpo_logps_lora_k21_lora_a_wo(float *restrict t21, const float *restrict lora_a_wo, const float *restrict t19, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t19, D, lora_a_wo, D, 0.0f, t21, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t19, D, lora_a_wo, D, 0.0f, t21, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
+        (t21)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k22_lora_b_wo: t22[B*T, D] = t21 · lora_b_woᵀ  [layer/attention/lora] */
 static void dpo_logps_lora_k22_lora_b_wo(float *restrict t22, const float *restrict lora_b_wo, const float *restrict t21, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t21, R, lora_b_wo, R, 0.0f, t22, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t21, R, lora_b_wo, R, 0.0f, t22, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_wo + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t21)[c];
+        (t22)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k23_rmsnorm: t23 = ((carry0 + t20 + lora_scale_wo · t22) · rsqrt(Σ((carry0 + t20 + lora_scale_wo · t22)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer/attention/lora; layer] */
@@ -6289,35 +6625,107 @@ static void dpo_logps_lora_k23_rmsnorm(float *restrict t23, const float *restric
 /* dpo_logps_lora_k24_w1: t24[B*T, F] = t23 · w1ᵀ  [layer/ffn/gate_up] */
 static void dpo_logps_lora_k24_w1(float *restrict t24, const float *restrict w1, const float *restrict t23, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t23, D, w1, D, 0.0f, t24, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t23, D, w1, D, 0.0f, t24, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t23)[c];
+        (t24)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k25_lora_a_w1: t25[B*T, R] = t23 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
 static void dpo_logps_lora_k25_lora_a_w1(float *restrict t25, const float *restrict lora_a_w1, const float *restrict t23, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t23, D, lora_a_w1, D, 0.0f, t25, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t23, D, lora_a_w1, D, 0.0f, t25, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t23)[c];
+        (t25)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k26_lora_b_w1: t26[B*T, F] = t25 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
 static void dpo_logps_lora_k26_lora_b_w1(float *restrict t26, const float *restrict lora_b_w1, const float *restrict t25, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t25, R, lora_b_w1, R, 0.0f, t26, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t25, R, lora_b_w1, R, 0.0f, t26, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * R >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = lora_b_w1 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t25)[c];
+        (t26)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k27_w3: t27[B*T, F] = t23 · w3ᵀ  [layer/ffn/gate_up] */
 static void dpo_logps_lora_k27_w3(float *restrict t27, const float *restrict w3, const float *restrict t23, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t23, D, w3, D, 0.0f, t27, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t23, D, w3, D, 0.0f, t27, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t23)[c];
+        (t27)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k28_lora_a_w3: t28[B*T, R] = t23 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
 static void dpo_logps_lora_k28_lora_a_w3(float *restrict t28, const float *restrict lora_a_w3, const float *restrict t23, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t23, D, lora_a_w3, D, 0.0f, t28, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t23, D, lora_a_w3, D, 0.0f, t28, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t23)[c];
+        (t28)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k29_lora_b_w3: t29[B*T, F] = t28 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
 static void dpo_logps_lora_k29_lora_b_w3(float *restrict t29, const float *restrict lora_b_w3, const float *restrict t28, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t28, R, lora_b_w3, R, 0.0f, t29, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t28, R, lora_b_w3, R, 0.0f, t29, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * R >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = lora_b_w3 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t28)[c];
+        (t29)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k30_lora: t30 = ((t24 + lora_scale_w1 · t26) / (1 + exp(-(t24 + lora_scale_w1 · t26)))) · (t27 + lora_scale_w3 · t29)  [layer/ffn/gate_up; layer/ffn/gate_up/lora; layer/ffn/gate_up/silu] */
@@ -6343,18 +6751,54 @@ static void dpo_logps_lora_k30_lora(float *restrict t30, const float *restrict l
 /* dpo_logps_lora_k31_w2: t31[B*T, D] = t30 · w2ᵀ  [layer/ffn] */
 static void dpo_logps_lora_k31_w2(float *restrict t31, const float *restrict w2, const float *restrict t30, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t30, F, w2, F, 0.0f, t31, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t30, F, w2, F, 0.0f, t31, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t30)[c];
+        (t31)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k32_lora_a_w2: t32[B*T, R] = t30 · lora_a_w2ᵀ  [layer/ffn/lora] */
 static void dpo_logps_lora_k32_lora_a_w2(float *restrict t32, const float *restrict lora_a_w2, const float *restrict t30, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t30, F, lora_a_w2, F, 0.0f, t32, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t30, F, lora_a_w2, F, 0.0f, t32, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * F >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t30)[c];
+        (t32)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k33_lora_b_w2: t33[B*T, D] = t32 · lora_b_w2ᵀ  [layer/ffn/lora] */
 static void dpo_logps_lora_k33_lora_b_w2(float *restrict t33, const float *restrict lora_b_w2, const float *restrict t32, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t32, R, lora_b_w2, R, 0.0f, t33, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t32, R, lora_b_w2, R, 0.0f, t33, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_w2 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t32)[c];
+        (t33)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k34_lora: carry0_next = carry0 + t20 + lora_scale_wo · t22 + t31 + lora_scale_w2 · t33  [layer/attention; layer/attention/lora; layer; layer/ffn; layer/ffn/lora] */
@@ -6404,7 +6848,19 @@ static void dpo_logps_lora_k35_rmsnorm(float *restrict t34, const int32_t *restr
 /* dpo_logps_lora_k36_lm_head: t35[NS, V] = t34 · lm_headᵀ  [lm_head] */
 static void dpo_logps_lora_k36_lm_head(float *restrict t35, const float *restrict lm_head, const float *restrict t34, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t34, D, lm_head, D, 0.0f, t35, V);
+    if (NS != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t34, D, lm_head, D, 0.0f, t35, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t34)[c];
+        (t35)[r] = acc;
+    }
 }
 
 /* dpo_logps_lora_k37_log_softmax: t36 = max(t35)  [sequence_logps/cross_entropy/log_softmax] */
@@ -6999,19 +7455,55 @@ static void dpo_step_lora_k4_rmsnorm(float *restrict t3, const float *restrict n
 /* dpo_step_lora_k5_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
 static void dpo_step_lora_k5_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t4)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k6_lora_a_wq: t5[B*T, R] = t3 · lora_a_wqᵀ  [layer/attention/lora] */
 static void dpo_step_lora_k6_lora_a_wq(float *restrict t5, const float *restrict lora_a_wq, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wq, D, 0.0f, t5, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wq, D, 0.0f, t5, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t5)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k7_lora_b_wq: t6[B*T, D] = t5 · lora_b_wqᵀ  [layer/attention/lora] */
 static void dpo_step_lora_k7_lora_b_wq(float *restrict t6, const float *restrict lora_b_wq, const float *restrict t5, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t5, R, lora_b_wq, R, 0.0f, t6, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t5, R, lora_b_wq, R, 0.0f, t6, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_wq + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t5)[c];
+        (t6)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k8_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
@@ -7056,19 +7548,55 @@ static void dpo_step_lora_k8_rope(float *restrict saved_q, const float *restrict
 static void dpo_step_lora_k9_wk(float *restrict t7, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t7, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t7, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t7)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k10_lora_a_wk: t8[B*T, R] = t3 · lora_a_wkᵀ  [layer/attention/lora] */
 static void dpo_step_lora_k10_lora_a_wk(float *restrict t8, const float *restrict lora_a_wk, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wk, D, 0.0f, t8, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wk, D, 0.0f, t8, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t8)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k11_lora_b_wk: t9[B*T, KVD] = t8 · lora_b_wkᵀ  [layer/attention/lora] */
 static void dpo_step_lora_k11_lora_b_wk(float *restrict t9, const float *restrict lora_b_wk, const float *restrict t8, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t8, R, lora_b_wk, R, 0.0f, t9, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t8, R, lora_b_wk, R, 0.0f, t9, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = lora_b_wk + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t8)[c];
+        (t9)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k12_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
@@ -7112,19 +7640,55 @@ static void dpo_step_lora_k12_rope(float *restrict saved_k, const float *restric
 static void dpo_step_lora_k13_wv(float *restrict t10, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t10, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t10, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t10)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k14_lora_a_wv: t11[B*T, R] = t3 · lora_a_wvᵀ  [layer/attention/lora] */
 static void dpo_step_lora_k14_lora_a_wv(float *restrict t11, const float *restrict lora_a_wv, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wv, D, 0.0f, t11, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wv, D, 0.0f, t11, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t11)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k15_lora_b_wv: t12[B*T, KVD] = t11 · lora_b_wvᵀ  [layer/attention/lora] */
 static void dpo_step_lora_k15_lora_b_wv(float *restrict t12, const float *restrict lora_b_wv, const float *restrict t11, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t11, R, lora_b_wv, R, 0.0f, t12, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t11, R, lora_b_wv, R, 0.0f, t12, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = lora_b_wv + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t11)[c];
+        (t12)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k16_lora: saved_v = t10 + lora_scale_wv · t12  [layer/attention; layer/attention/lora] */
@@ -7219,19 +7783,55 @@ static void dpo_step_lora_k19_saved_attn(float *restrict saved_attn, const float
 /* dpo_step_lora_k20_wo: t15[B*T, D] = saved_attn · woᵀ  [layer/attention] */
 static void dpo_step_lora_k20_wo(float *restrict t15, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t15, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t15, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
+        (t15)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k21_lora_a_wo: t16[B*T, R] = saved_attn · lora_a_woᵀ  [layer/attention/lora] */
 static void dpo_step_lora_k21_lora_a_wo(float *restrict t16, const float *restrict lora_a_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t16, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t16, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
+        (t16)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k22_lora_b_wo: t17[B*T, D] = t16 · lora_b_woᵀ  [layer/attention/lora] */
 static void dpo_step_lora_k22_lora_b_wo(float *restrict t17, const float *restrict lora_b_wo, const float *restrict t16, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t16, R, lora_b_wo, R, 0.0f, t17, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t16, R, lora_b_wo, R, 0.0f, t17, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_wo + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t16)[c];
+        (t17)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k23_lora: saved_h = carry0 + t15 + lora_scale_wo · t17  [layer/attention; layer/attention/lora; layer] */
@@ -7275,18 +7875,54 @@ static void dpo_step_lora_k24_rmsnorm(float *restrict t18, const float *restrict
 /* dpo_step_lora_k25_w1: t19[B*T, F] = t18 · w1ᵀ  [layer/ffn/gate_up] */
 static void dpo_step_lora_k25_w1(float *restrict t19, const float *restrict w1, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t18, D, w1, D, 0.0f, t19, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t18, D, w1, D, 0.0f, t19, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
+        (t19)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k26_lora_a_w1: t20[B*T, R] = t18 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
 static void dpo_step_lora_k26_lora_a_w1(float *restrict t20, const float *restrict lora_a_w1, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t18, D, lora_a_w1, D, 0.0f, t20, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t18, D, lora_a_w1, D, 0.0f, t20, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
+        (t20)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k27_lora_b_w1: t21[B*T, F] = t20 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
 static void dpo_step_lora_k27_lora_b_w1(float *restrict t21, const float *restrict lora_b_w1, const float *restrict t20, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t20, R, lora_b_w1, R, 0.0f, t21, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t20, R, lora_b_w1, R, 0.0f, t21, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * R >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = lora_b_w1 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t20)[c];
+        (t21)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k28_lora: saved_gate = t19 + lora_scale_w1 · t21  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
@@ -7305,18 +7941,54 @@ static void dpo_step_lora_k28_lora(float *restrict saved_gate, const float *rest
 /* dpo_step_lora_k29_w3: t22[B*T, F] = t18 · w3ᵀ  [layer/ffn/gate_up] */
 static void dpo_step_lora_k29_w3(float *restrict t22, const float *restrict w3, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t18, D, w3, D, 0.0f, t22, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t18, D, w3, D, 0.0f, t22, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
+        (t22)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k30_lora_a_w3: t23[B*T, R] = t18 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
 static void dpo_step_lora_k30_lora_a_w3(float *restrict t23, const float *restrict lora_a_w3, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t18, D, lora_a_w3, D, 0.0f, t23, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t18, D, lora_a_w3, D, 0.0f, t23, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
+        (t23)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k31_lora_b_w3: t24[B*T, F] = t23 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
 static void dpo_step_lora_k31_lora_b_w3(float *restrict t24, const float *restrict lora_b_w3, const float *restrict t23, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t23, R, lora_b_w3, R, 0.0f, t24, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t23, R, lora_b_w3, R, 0.0f, t24, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * R >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = lora_b_w3 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t23)[c];
+        (t24)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k32_lora: saved_up = t22 + lora_scale_w3 · t24  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
@@ -7351,18 +8023,54 @@ static void dpo_step_lora_k33_silu(float *restrict t25, const float *restrict sa
 /* dpo_step_lora_k34_w2: t26[B*T, D] = t25 · w2ᵀ  [layer/ffn] */
 static void dpo_step_lora_k34_w2(float *restrict t26, const float *restrict w2, const float *restrict t25, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t25, F, w2, F, 0.0f, t26, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t25, F, w2, F, 0.0f, t26, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t25)[c];
+        (t26)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k35_lora_a_w2: t27[B*T, R] = t25 · lora_a_w2ᵀ  [layer/ffn/lora] */
 static void dpo_step_lora_k35_lora_a_w2(float *restrict t27, const float *restrict lora_a_w2, const float *restrict t25, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t25, F, lora_a_w2, F, 0.0f, t27, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t25, F, lora_a_w2, F, 0.0f, t27, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * F >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t25)[c];
+        (t27)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k36_lora_b_w2: t28[B*T, D] = t27 · lora_b_w2ᵀ  [layer/ffn/lora] */
 static void dpo_step_lora_k36_lora_b_w2(float *restrict t28, const float *restrict lora_b_w2, const float *restrict t27, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t27, R, lora_b_w2, R, 0.0f, t28, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t27, R, lora_b_w2, R, 0.0f, t28, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_w2 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t27)[c];
+        (t28)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k37_lora: carry0_next = saved_h + t26 + lora_scale_w2 · t28  [layer/ffn; layer/ffn/lora; layer] */
@@ -7432,7 +8140,19 @@ static void dpo_step_lora_k40_rmsnorm(float *restrict t31, const float *restrict
 /* dpo_step_lora_k41_lm_head: t32[NS, V] = t31 · lm_headᵀ  [lm_head] */
 static void dpo_step_lora_k41_lm_head(float *restrict t32, const float *restrict lm_head, const float *restrict t31, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t31, D, lm_head, D, 0.0f, t32, V);
+    if (NS != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t31, D, lm_head, D, 0.0f, t32, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t31)[c];
+        (t32)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k42_log_softmax: t33 = max(t32)  [lm_head/sequence_logps/cross_entropy/log_softmax] */
@@ -9340,19 +10060,55 @@ static void dpo_step_lora_k71_rmsnorm(float *restrict t57, const float *restrict
 /* dpo_step_lora_k72_lora_a_wq: t58[B*T, R] = t57 · lora_a_wqᵀ  [layer_backward/attention/lora] */
 static void dpo_step_lora_k72_lora_a_wq(float *restrict t58, const float *restrict lora_a_wq, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_wq, D, 0.0f, t58, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_wq, D, 0.0f, t58, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t57)[c];
+        (t58)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k73_lora_a_wk: t59[B*T, R] = t57 · lora_a_wkᵀ  [layer_backward/attention/lora] */
 static void dpo_step_lora_k73_lora_a_wk(float *restrict t59, const float *restrict lora_a_wk, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_wk, D, 0.0f, t59, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_wk, D, 0.0f, t59, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t57)[c];
+        (t59)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k74_lora_a_wv: t60[B*T, R] = t57 · lora_a_wvᵀ  [layer_backward/attention/lora] */
 static void dpo_step_lora_k74_lora_a_wv(float *restrict t60, const float *restrict lora_a_wv, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_wv, D, 0.0f, t60, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_wv, D, 0.0f, t60, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t57)[c];
+        (t60)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k75_scores_matmul: t61[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
@@ -9440,7 +10196,19 @@ static void dpo_step_lora_k78_softmax(float *restrict t64, const float *restrict
 /* dpo_step_lora_k79_lora_a_wo: t65[B*T, R] = saved_attn · lora_a_woᵀ  [layer_backward/attention/lora] */
 static void dpo_step_lora_k79_lora_a_wo(float *restrict t65, const float *restrict saved_attn, const float *restrict lora_a_wo, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t65, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t65, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
+        (t65)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k80_rmsnorm: t66 = Σ(saved_h²)  [layer_backward/rmsnorm] */
@@ -9482,7 +10250,19 @@ static void dpo_step_lora_k81_rmsnorm(float *restrict t67, const float *restrict
 /* dpo_step_lora_k82_lora_a_w1: t68[B*T, R] = t67 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
 static void dpo_step_lora_k82_lora_a_w1(float *restrict t68, const float *restrict lora_a_w1, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t67, D, lora_a_w1, D, 0.0f, t68, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t67, D, lora_a_w1, D, 0.0f, t68, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t67)[c];
+        (t68)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k83_silu: t69 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/ffn/gate_up/silu] */
@@ -9503,7 +10283,19 @@ static void dpo_step_lora_k83_silu(float *restrict t69, const float *restrict sa
 /* dpo_step_lora_k84_lora_a_w3: t70[B*T, R] = t67 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
 static void dpo_step_lora_k84_lora_a_w3(float *restrict t70, const float *restrict lora_a_w3, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t67, D, lora_a_w3, D, 0.0f, t70, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t67, D, lora_a_w3, D, 0.0f, t70, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t67)[c];
+        (t70)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k85_gate_up: t71 = t69 · saved_up  [layer_backward/ffn/gate_up] */
@@ -9520,7 +10312,19 @@ static void dpo_step_lora_k85_gate_up(float *restrict t71, const float *restrict
 
 /* dpo_step_lora_k86_lora_a_w2: t72[B*T, R] = t71 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
 static void dpo_step_lora_k86_lora_a_w2(float *restrict t72, const float *restrict lora_a_w2, const float *restrict t71, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t71, F, lora_a_w2, F, 0.0f, t72, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t71, F, lora_a_w2, F, 0.0f, t72, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * F >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t71)[c];
+        (t72)[r] = acc;
+    }
 }
 
 /* dpo_step_lora_k87_lora: t73 = carry1 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
@@ -11033,21 +11837,57 @@ static void dpo_logps_prefix_k4_rmsnorm(float *restrict t4, const float *restric
 /* dpo_logps_prefix_k5_wq: t5[B*T, D] = t4 · wqᵀ  [layer/attention] */
 static void dpo_logps_prefix_k5_wq(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t4, D, wq, D, 0.0f, t5, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t4, D, wq, D, 0.0f, t5, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
+        (t5)[r] = acc;
+    }
 }
 
 /* dpo_logps_prefix_k6_wk: t6[B*T, KVD] = t4 · wkᵀ  [layer/attention] */
 static void dpo_logps_prefix_k6_wk(float *restrict t6, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wk, D, 0.0f, t6, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wk, D, 0.0f, t6, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
+        (t6)[r] = acc;
+    }
 }
 
 /* dpo_logps_prefix_k7_wv: t7[B*T, KVD] = t4 · wvᵀ  [layer/attention] */
 static void dpo_logps_prefix_k7_wv(float *restrict t7, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wv, D, 0.0f, t7, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wv, D, 0.0f, t7, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
+        (t7)[r] = acc;
+    }
 }
 
 /* dpo_logps_prefix_k8_rope: mul, mul, sub, mul, mul, add, concat, concat  [layer/attention/rope; layer/attention/prefix] */
@@ -11211,7 +12051,19 @@ static void dpo_logps_prefix_k13_attention_matmul(float *restrict t13, const flo
 /* dpo_logps_prefix_k14_wo: t14[B*T, D] = t13 · woᵀ  [layer/attention] */
 static void dpo_logps_prefix_k14_wo(float *restrict t14, const float *restrict wo, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t13, D, wo, D, 0.0f, t14, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t13, D, wo, D, 0.0f, t14, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
+        (t14)[r] = acc;
+    }
 }
 
 /* dpo_logps_prefix_k15_rmsnorm: t15 = ((carry0 + t14) · rsqrt(Σ((carry0 + t14)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
@@ -11242,13 +12094,37 @@ static void dpo_logps_prefix_k15_rmsnorm(float *restrict t15, const float *restr
 /* dpo_logps_prefix_k16_w1: t16[B*T, F] = t15 · w1ᵀ  [layer/ffn/gate_up] */
 static void dpo_logps_prefix_k16_w1(float *restrict t16, const float *restrict w1, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t15, D, w1, D, 0.0f, t16, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t15, D, w1, D, 0.0f, t16, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
+        (t16)[r] = acc;
+    }
 }
 
 /* dpo_logps_prefix_k17_w3: t17[B*T, F] = t15 · w3ᵀ  [layer/ffn/gate_up] */
 static void dpo_logps_prefix_k17_w3(float *restrict t17, const float *restrict w3, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t15, D, w3, D, 0.0f, t17, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t15, D, w3, D, 0.0f, t17, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
+        (t17)[r] = acc;
+    }
 }
 
 /* dpo_logps_prefix_k18_silu: t18 = (t16 / (1 + exp(-t16))) · t17  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -11270,7 +12146,19 @@ static void dpo_logps_prefix_k18_silu(float *restrict t18, const float *restrict
 /* dpo_logps_prefix_k19_w2: t19[B*T, D] = t18 · w2ᵀ  [layer/ffn] */
 static void dpo_logps_prefix_k19_w2(float *restrict t19, const float *restrict w2, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t18, F, w2, F, 0.0f, t19, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t18, F, w2, F, 0.0f, t19, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t18)[c];
+        (t19)[r] = acc;
+    }
 }
 
 /* dpo_logps_prefix_k20_layer: carry0_next = carry0 + t14 + t19  [layer/attention; layer; layer/ffn] */
@@ -11316,7 +12204,19 @@ static void dpo_logps_prefix_k21_rmsnorm(float *restrict t20, const int32_t *res
 /* dpo_logps_prefix_k22_lm_head: t21[NS, V] = t20 · lm_headᵀ  [lm_head] */
 static void dpo_logps_prefix_k22_lm_head(float *restrict t21, const float *restrict lm_head, const float *restrict t20, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t20, D, lm_head, D, 0.0f, t21, V);
+    if (NS != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t20, D, lm_head, D, 0.0f, t21, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t20)[c];
+        (t21)[r] = acc;
+    }
 }
 
 /* dpo_logps_prefix_k23_log_softmax: t22 = max(t21)  [sequence_logps/cross_entropy/log_softmax] */
@@ -11843,7 +12743,19 @@ static void dpo_step_prefix_k4_rmsnorm(float *restrict t3, const float *restrict
 /* dpo_step_prefix_k5_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
 static void dpo_step_prefix_k5_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t4)[r] = acc;
+    }
 }
 
 /* dpo_step_prefix_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
@@ -11879,7 +12791,19 @@ static void dpo_step_prefix_k6_rope(float *restrict saved_q, const float *restri
 static void dpo_step_prefix_k7_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t5)[r] = acc;
+    }
 }
 
 /* dpo_step_prefix_k8_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
@@ -11914,7 +12838,19 @@ static void dpo_step_prefix_k8_rope(float *restrict saved_k, const float *restri
 static void dpo_step_prefix_k9_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, saved_v, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, saved_v, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (saved_v)[r] = acc;
+    }
 }
 
 /* dpo_step_prefix_k10_prefix: concat  [layer/attention/prefix] */
@@ -12035,7 +12971,19 @@ static void dpo_step_prefix_k14_saved_attn(float *restrict saved_attn, const flo
 /* dpo_step_prefix_k15_wo: t10[B*T, D] = saved_attn · woᵀ  [layer/attention] */
 static void dpo_step_prefix_k15_wo(float *restrict t10, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t10, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t10, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
+        (t10)[r] = acc;
+    }
 }
 
 /* dpo_step_prefix_k16_layer: saved_h = carry0 + t10  [layer/attention; layer] */
@@ -12077,13 +13025,37 @@ static void dpo_step_prefix_k17_rmsnorm(float *restrict t11, const float *restri
 /* dpo_step_prefix_k18_w1: saved_gate[B*T, F] = t11 · w1ᵀ  [layer/ffn/gate_up] */
 static void dpo_step_prefix_k18_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t11, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t11, D, w1, D, 0.0f, saved_gate, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t11, D, w1, D, 0.0f, saved_gate, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t11)[c];
+        (saved_gate)[r] = acc;
+    }
 }
 
 /* dpo_step_prefix_k19_w3: saved_up[B*T, F] = t11 · w3ᵀ  [layer/ffn/gate_up] */
 static void dpo_step_prefix_k19_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t11, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t11, D, w3, D, 0.0f, saved_up, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t11, D, w3, D, 0.0f, saved_up, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t11)[c];
+        (saved_up)[r] = acc;
+    }
 }
 
 /* dpo_step_prefix_k20_silu: t12 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
@@ -12105,7 +13077,19 @@ static void dpo_step_prefix_k20_silu(float *restrict t12, const float *restrict 
 /* dpo_step_prefix_k21_w2: t13[B*T, D] = t12 · w2ᵀ  [layer/ffn] */
 static void dpo_step_prefix_k21_w2(float *restrict t13, const float *restrict w2, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t12, F, w2, F, 0.0f, t13, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t12, F, w2, F, 0.0f, t13, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t12)[c];
+        (t13)[r] = acc;
+    }
 }
 
 /* dpo_step_prefix_k22_ffn: carry0_next = saved_h + t13  [layer/ffn; layer] */
@@ -12173,7 +13157,19 @@ static void dpo_step_prefix_k25_rmsnorm(float *restrict t16, const float *restri
 /* dpo_step_prefix_k26_lm_head: t17[NS, V] = t16 · lm_headᵀ  [lm_head] */
 static void dpo_step_prefix_k26_lm_head(float *restrict t17, const float *restrict lm_head, const float *restrict t16, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t16, D, lm_head, D, 0.0f, t17, V);
+    if (NS != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t16, D, lm_head, D, 0.0f, t17, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
+        (t17)[r] = acc;
+    }
 }
 
 /* dpo_step_prefix_k27_log_softmax: t18 = max(t17)  [lm_head/sequence_logps/cross_entropy/log_softmax] */

@@ -70,7 +70,19 @@ static void lm_step_k2_rmsnorm(float *restrict t2, const float *restrict norm_ep
 /* lm_step_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
 static void lm_step_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t3)[r] = acc;
+    }
 }
 
 /* lm_step_k4_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
@@ -106,7 +118,19 @@ static void lm_step_k4_rope(float *restrict saved_q, const float *restrict t0, c
 static void lm_step_k5_wk(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wk, D, 0.0f, t4, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wk, D, 0.0f, t4, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t4)[r] = acc;
+    }
 }
 
 /* lm_step_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
@@ -141,7 +165,19 @@ static void lm_step_k6_rope(float *restrict saved_k, const float *restrict t0, c
 static void lm_step_k7_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wv, D, 0.0f, saved_v, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wv, D, 0.0f, saved_v, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (saved_v)[r] = acc;
+    }
 }
 
 /* lm_step_k8_scores_matmul: t5[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
@@ -215,7 +251,19 @@ static void lm_step_k10_saved_attn(float *restrict saved_attn, const float *rest
 /* lm_step_k11_wo: t7[B*T, D] = saved_attn · woᵀ  [layer/attention] */
 static void lm_step_k11_wo(float *restrict t7, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t7, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t7, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
+        (t7)[r] = acc;
+    }
 }
 
 /* lm_step_k12_layer: saved_h = carry0 + t7  [layer/attention; layer] */
@@ -257,13 +305,37 @@ static void lm_step_k13_rmsnorm(float *restrict t8, const float *restrict norm_e
 /* lm_step_k14_w1: saved_gate[B*T, F] = t8 · w1ᵀ  [layer/ffn/gate_up] */
 static void lm_step_k14_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w1, D, 0.0f, saved_gate, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w1, D, 0.0f, saved_gate, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t8)[c];
+        (saved_gate)[r] = acc;
+    }
 }
 
 /* lm_step_k15_w3: saved_up[B*T, F] = t8 · w3ᵀ  [layer/ffn/gate_up] */
 static void lm_step_k15_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w3, D, 0.0f, saved_up, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w3, D, 0.0f, saved_up, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t8)[c];
+        (saved_up)[r] = acc;
+    }
 }
 
 /* lm_step_k16_silu: t9 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
@@ -285,7 +357,19 @@ static void lm_step_k16_silu(float *restrict t9, const float *restrict saved_gat
 /* lm_step_k17_w2: t10[B*T, D] = t9 · w2ᵀ  [layer/ffn] */
 static void lm_step_k17_w2(float *restrict t10, const float *restrict w2, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t9, F, w2, F, 0.0f, t10, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t9, F, w2, F, 0.0f, t10, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t9)[c];
+        (t10)[r] = acc;
+    }
 }
 
 /* lm_step_k18_ffn: carry0_next = saved_h + t10  [layer/ffn; layer] */
@@ -365,7 +449,19 @@ static void lm_step_k22_rmsnorm(float *restrict t14, const float *restrict final
 /* lm_step_k23_lm_head: t15[NS, V] = t14 · lm_headᵀ  [lm_head] */
 static void lm_step_k23_lm_head(float *restrict t15, const float *restrict lm_head, const float *restrict t14, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t14, D, lm_head, D, 0.0f, t15, V);
+    if (NS != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t14, D, lm_head, D, 0.0f, t15, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t14)[c];
+        (t15)[r] = acc;
+    }
 }
 
 /* lm_step_k24_log_softmax: t16 = max(t15)  [lm_head/cross_entropy/log_softmax] */
@@ -1825,19 +1921,55 @@ static void lm_step_lora_k2_rmsnorm(float *restrict t2, const float *restrict no
 /* lm_step_lora_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
 static void lm_step_lora_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t3)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k4_lora_a_wq: t4[B*T, R] = t2 · lora_a_wqᵀ  [layer/attention/lora] */
 static void lm_step_lora_k4_lora_a_wq(float *restrict t4, const float *restrict lora_a_wq, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wq, D, 0.0f, t4, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wq, D, 0.0f, t4, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t4)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k5_lora_b_wq: t5[B*T, D] = t4 · lora_b_wqᵀ  [layer/attention/lora] */
 static void lm_step_lora_k5_lora_b_wq(float *restrict t5, const float *restrict lora_b_wq, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t4, R, lora_b_wq, R, 0.0f, t5, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t4, R, lora_b_wq, R, 0.0f, t5, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_wq + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t4)[c];
+        (t5)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k6_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
@@ -1882,19 +2014,55 @@ static void lm_step_lora_k6_rope(float *restrict saved_q, const float *restrict 
 static void lm_step_lora_k7_wk(float *restrict t6, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wk, D, 0.0f, t6, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wk, D, 0.0f, t6, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t6)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k8_lora_a_wk: t7[B*T, R] = t2 · lora_a_wkᵀ  [layer/attention/lora] */
 static void lm_step_lora_k8_lora_a_wk(float *restrict t7, const float *restrict lora_a_wk, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wk, D, 0.0f, t7, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wk, D, 0.0f, t7, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t7)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k9_lora_b_wk: t8[B*T, KVD] = t7 · lora_b_wkᵀ  [layer/attention/lora] */
 static void lm_step_lora_k9_lora_b_wk(float *restrict t8, const float *restrict lora_b_wk, const float *restrict t7, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t7, R, lora_b_wk, R, 0.0f, t8, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t7, R, lora_b_wk, R, 0.0f, t8, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = lora_b_wk + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t7)[c];
+        (t8)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k10_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
@@ -1938,19 +2106,55 @@ static void lm_step_lora_k10_rope(float *restrict saved_k, const float *restrict
 static void lm_step_lora_k11_wv(float *restrict t9, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wv, D, 0.0f, t9, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wv, D, 0.0f, t9, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t9)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k12_lora_a_wv: t10[B*T, R] = t2 · lora_a_wvᵀ  [layer/attention/lora] */
 static void lm_step_lora_k12_lora_a_wv(float *restrict t10, const float *restrict lora_a_wv, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wv, D, 0.0f, t10, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wv, D, 0.0f, t10, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t10)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k13_lora_b_wv: t11[B*T, KVD] = t10 · lora_b_wvᵀ  [layer/attention/lora] */
 static void lm_step_lora_k13_lora_b_wv(float *restrict t11, const float *restrict lora_b_wv, const float *restrict t10, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t10, R, lora_b_wv, R, 0.0f, t11, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t10, R, lora_b_wv, R, 0.0f, t11, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = lora_b_wv + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t10)[c];
+        (t11)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k14_lora: saved_v = t9 + lora_scale_wv · t11  [layer/attention; layer/attention/lora] */
@@ -2042,19 +2246,55 @@ static void lm_step_lora_k17_saved_attn(float *restrict saved_attn, const float 
 /* lm_step_lora_k18_wo: t14[B*T, D] = saved_attn · woᵀ  [layer/attention] */
 static void lm_step_lora_k18_wo(float *restrict t14, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t14, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t14, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
+        (t14)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k19_lora_a_wo: t15[B*T, R] = saved_attn · lora_a_woᵀ  [layer/attention/lora] */
 static void lm_step_lora_k19_lora_a_wo(float *restrict t15, const float *restrict lora_a_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t15, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t15, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
+        (t15)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k20_lora_b_wo: t16[B*T, D] = t15 · lora_b_woᵀ  [layer/attention/lora] */
 static void lm_step_lora_k20_lora_b_wo(float *restrict t16, const float *restrict lora_b_wo, const float *restrict t15, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t15, R, lora_b_wo, R, 0.0f, t16, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t15, R, lora_b_wo, R, 0.0f, t16, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_wo + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t15)[c];
+        (t16)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k21_lora: saved_h = carry0 + t14 + lora_scale_wo · t16  [layer/attention; layer/attention/lora; layer] */
@@ -2098,18 +2338,54 @@ static void lm_step_lora_k22_rmsnorm(float *restrict t17, const float *restrict 
 /* lm_step_lora_k23_w1: t18[B*T, F] = t17 · w1ᵀ  [layer/ffn/gate_up] */
 static void lm_step_lora_k23_w1(float *restrict t18, const float *restrict w1, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t17, D, w1, D, 0.0f, t18, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t17, D, w1, D, 0.0f, t18, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
+        (t18)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k24_lora_a_w1: t19[B*T, R] = t17 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
 static void lm_step_lora_k24_lora_a_w1(float *restrict t19, const float *restrict lora_a_w1, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t17, D, lora_a_w1, D, 0.0f, t19, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t17, D, lora_a_w1, D, 0.0f, t19, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
+        (t19)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k25_lora_b_w1: t20[B*T, F] = t19 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
 static void lm_step_lora_k25_lora_b_w1(float *restrict t20, const float *restrict lora_b_w1, const float *restrict t19, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t19, R, lora_b_w1, R, 0.0f, t20, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t19, R, lora_b_w1, R, 0.0f, t20, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * R >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = lora_b_w1 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t19)[c];
+        (t20)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k26_lora: saved_gate = t18 + lora_scale_w1 · t20  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
@@ -2128,18 +2404,54 @@ static void lm_step_lora_k26_lora(float *restrict saved_gate, const float *restr
 /* lm_step_lora_k27_w3: t21[B*T, F] = t17 · w3ᵀ  [layer/ffn/gate_up] */
 static void lm_step_lora_k27_w3(float *restrict t21, const float *restrict w3, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t17, D, w3, D, 0.0f, t21, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t17, D, w3, D, 0.0f, t21, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
+        (t21)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k28_lora_a_w3: t22[B*T, R] = t17 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
 static void lm_step_lora_k28_lora_a_w3(float *restrict t22, const float *restrict lora_a_w3, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t17, D, lora_a_w3, D, 0.0f, t22, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t17, D, lora_a_w3, D, 0.0f, t22, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
+        (t22)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k29_lora_b_w3: t23[B*T, F] = t22 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
 static void lm_step_lora_k29_lora_b_w3(float *restrict t23, const float *restrict lora_b_w3, const float *restrict t22, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t22, R, lora_b_w3, R, 0.0f, t23, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t22, R, lora_b_w3, R, 0.0f, t23, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * R >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = lora_b_w3 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t22)[c];
+        (t23)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k30_lora: saved_up = t21 + lora_scale_w3 · t23  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
@@ -2174,18 +2486,54 @@ static void lm_step_lora_k31_silu(float *restrict t24, const float *restrict sav
 /* lm_step_lora_k32_w2: t25[B*T, D] = t24 · w2ᵀ  [layer/ffn] */
 static void lm_step_lora_k32_w2(float *restrict t25, const float *restrict w2, const float *restrict t24, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t24, F, w2, F, 0.0f, t25, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t24, F, w2, F, 0.0f, t25, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t24)[c];
+        (t25)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k33_lora_a_w2: t26[B*T, R] = t24 · lora_a_w2ᵀ  [layer/ffn/lora] */
 static void lm_step_lora_k33_lora_a_w2(float *restrict t26, const float *restrict lora_a_w2, const float *restrict t24, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t24, F, lora_a_w2, F, 0.0f, t26, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t24, F, lora_a_w2, F, 0.0f, t26, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * F >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t24)[c];
+        (t26)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k34_lora_b_w2: t27[B*T, D] = t26 · lora_b_w2ᵀ  [layer/ffn/lora] */
 static void lm_step_lora_k34_lora_b_w2(float *restrict t27, const float *restrict lora_b_w2, const float *restrict t26, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t26, R, lora_b_w2, R, 0.0f, t27, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t26, R, lora_b_w2, R, 0.0f, t27, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_w2 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t26)[c];
+        (t27)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k35_lora: carry0_next = saved_h + t25 + lora_scale_w2 · t27  [layer/ffn; layer/ffn/lora; layer] */
@@ -2255,7 +2603,19 @@ static void lm_step_lora_k38_rmsnorm(float *restrict t30, const float *restrict 
 /* lm_step_lora_k39_lm_head: t31[NS, V] = t30 · lm_headᵀ  [lm_head] */
 static void lm_step_lora_k39_lm_head(float *restrict t31, const float *restrict lm_head, const float *restrict t30, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t30, D, lm_head, D, 0.0f, t31, V);
+    if (NS != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t30, D, lm_head, D, 0.0f, t31, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t30)[c];
+        (t31)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k40_log_softmax: t32 = max(t31)  [lm_head/cross_entropy/log_softmax] */
@@ -2521,19 +2881,55 @@ static void lm_step_lora_k53_rmsnorm(float *restrict t42, const float *restrict 
 /* lm_step_lora_k54_lora_a_wq: t43[B*T, R] = t42 · lora_a_wqᵀ  [layer_backward/attention/lora] */
 static void lm_step_lora_k54_lora_a_wq(float *restrict t43, const float *restrict lora_a_wq, const float *restrict t42, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t42, D, lora_a_wq, D, 0.0f, t43, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t42, D, lora_a_wq, D, 0.0f, t43, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t42)[c];
+        (t43)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k55_lora_a_wk: t44[B*T, R] = t42 · lora_a_wkᵀ  [layer_backward/attention/lora] */
 static void lm_step_lora_k55_lora_a_wk(float *restrict t44, const float *restrict lora_a_wk, const float *restrict t42, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t42, D, lora_a_wk, D, 0.0f, t44, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t42, D, lora_a_wk, D, 0.0f, t44, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t42)[c];
+        (t44)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k56_lora_a_wv: t45[B*T, R] = t42 · lora_a_wvᵀ  [layer_backward/attention/lora] */
 static void lm_step_lora_k56_lora_a_wv(float *restrict t45, const float *restrict lora_a_wv, const float *restrict t42, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t42, D, lora_a_wv, D, 0.0f, t45, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t42, D, lora_a_wv, D, 0.0f, t45, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t42)[c];
+        (t45)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k57_scores_matmul: t46[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
@@ -2618,7 +3014,19 @@ static void lm_step_lora_k60_softmax(float *restrict t49, const float *restrict 
 /* lm_step_lora_k61_lora_a_wo: t50[B*T, R] = saved_attn · lora_a_woᵀ  [layer_backward/attention/lora] */
 static void lm_step_lora_k61_lora_a_wo(float *restrict t50, const float *restrict saved_attn, const float *restrict lora_a_wo, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t50, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t50, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
+        (t50)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k62_rmsnorm: t51 = Σ(saved_h²)  [layer_backward/rmsnorm] */
@@ -2660,7 +3068,19 @@ static void lm_step_lora_k63_rmsnorm(float *restrict t52, const float *restrict 
 /* lm_step_lora_k64_lora_a_w1: t53[B*T, R] = t52 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
 static void lm_step_lora_k64_lora_a_w1(float *restrict t53, const float *restrict lora_a_w1, const float *restrict t52, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t52, D, lora_a_w1, D, 0.0f, t53, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t52, D, lora_a_w1, D, 0.0f, t53, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t52)[c];
+        (t53)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k65_silu: t54 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/ffn/gate_up/silu] */
@@ -2681,7 +3101,19 @@ static void lm_step_lora_k65_silu(float *restrict t54, const float *restrict sav
 /* lm_step_lora_k66_lora_a_w3: t55[B*T, R] = t52 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
 static void lm_step_lora_k66_lora_a_w3(float *restrict t55, const float *restrict lora_a_w3, const float *restrict t52, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t52, D, lora_a_w3, D, 0.0f, t55, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t52, D, lora_a_w3, D, 0.0f, t55, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t52)[c];
+        (t55)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k67_gate_up: t56 = t54 · saved_up  [layer_backward/ffn/gate_up] */
@@ -2698,7 +3130,19 @@ static void lm_step_lora_k67_gate_up(float *restrict t56, const float *restrict 
 
 /* lm_step_lora_k68_lora_a_w2: t57[B*T, R] = t56 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
 static void lm_step_lora_k68_lora_a_w2(float *restrict t57, const float *restrict lora_a_w2, const float *restrict t56, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t56, F, lora_a_w2, F, 0.0f, t57, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t56, F, lora_a_w2, F, 0.0f, t57, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * F >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t56)[c];
+        (t57)[r] = acc;
+    }
 }
 
 /* lm_step_lora_k69_lora: t58 = carry1 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
@@ -4073,21 +4517,57 @@ static void eval_loss_k2_rmsnorm(float *restrict t3, const float *restrict norm_
 /* eval_loss_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
 static void eval_loss_k3_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t4)[r] = acc;
+    }
 }
 
 /* eval_loss_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
 static void eval_loss_k4_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t5)[r] = acc;
+    }
 }
 
 /* eval_loss_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
 static void eval_loss_k5_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t6)[r] = acc;
+    }
 }
 
 /* eval_loss_k6_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
@@ -4219,7 +4699,19 @@ static void eval_loss_k10_attention_matmul(float *restrict t11, const float *res
 /* eval_loss_k11_wo: t12[B*T, D] = t11 · woᵀ  [layer/attention] */
 static void eval_loss_k11_wo(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t11, D, wo, D, 0.0f, t12, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t11, D, wo, D, 0.0f, t12, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t11)[c];
+        (t12)[r] = acc;
+    }
 }
 
 /* eval_loss_k12_rmsnorm: t13 = ((carry0 + t12) · rsqrt(Σ((carry0 + t12)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
@@ -4250,13 +4742,37 @@ static void eval_loss_k12_rmsnorm(float *restrict t13, const float *restrict nor
 /* eval_loss_k13_w1: t14[B*T, F] = t13 · w1ᵀ  [layer/ffn/gate_up] */
 static void eval_loss_k13_w1(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w1, D, 0.0f, t14, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w1, D, 0.0f, t14, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
+        (t14)[r] = acc;
+    }
 }
 
 /* eval_loss_k14_w3: t15[B*T, F] = t13 · w3ᵀ  [layer/ffn/gate_up] */
 static void eval_loss_k14_w3(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w3, D, 0.0f, t15, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w3, D, 0.0f, t15, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
+        (t15)[r] = acc;
+    }
 }
 
 /* eval_loss_k15_silu: t16 = (t14 / (1 + exp(-t14))) · t15  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -4278,7 +4794,19 @@ static void eval_loss_k15_silu(float *restrict t16, const float *restrict t14, c
 /* eval_loss_k16_w2: t17[B*T, D] = t16 · w2ᵀ  [layer/ffn] */
 static void eval_loss_k16_w2(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t16, F, w2, F, 0.0f, t17, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t16, F, w2, F, 0.0f, t17, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t16)[c];
+        (t17)[r] = acc;
+    }
 }
 
 /* eval_loss_k17_layer: carry0_next = carry0 + t12 + t17  [layer/attention; layer; layer/ffn] */
@@ -4321,7 +4849,19 @@ static void eval_loss_k18_rmsnorm(float *restrict t18, const float *restrict nor
 /* eval_loss_k19_lm_head: t19[B*T, V] = t18 · lm_headᵀ  [lm_head] */
 static void eval_loss_k19_lm_head(float *restrict t19, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t18, D, lm_head, D, 0.0f, t19, V);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t18, D, lm_head, D, 0.0f, t19, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
+        (t19)[r] = acc;
+    }
 }
 
 /* eval_loss_k20_lm_head: t20 = max(t19)  [lm_head; lm_head/cross_entropy/log_softmax] */
@@ -4624,57 +5164,165 @@ static void eval_loss_lora_k2_rmsnorm(float *restrict t3, const float *restrict 
 /* eval_loss_lora_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
 static void eval_loss_lora_k3_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t4)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k4_lora_a_wq: t5[B*T, R] = t3 · lora_a_wqᵀ  [layer/attention/lora] */
 static void eval_loss_lora_k4_lora_a_wq(float *restrict t5, const float *restrict lora_a_wq, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wq, D, 0.0f, t5, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wq, D, 0.0f, t5, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t5)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k5_lora_b_wq: t6[B*T, D] = t5 · lora_b_wqᵀ  [layer/attention/lora] */
 static void eval_loss_lora_k5_lora_b_wq(float *restrict t6, const float *restrict lora_b_wq, const float *restrict t5, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t5, R, lora_b_wq, R, 0.0f, t6, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t5, R, lora_b_wq, R, 0.0f, t6, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_wq + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t5)[c];
+        (t6)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k6_wk: t7[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
 static void eval_loss_lora_k6_wk(float *restrict t7, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t7, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t7, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t7)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k7_lora_a_wk: t8[B*T, R] = t3 · lora_a_wkᵀ  [layer/attention/lora] */
 static void eval_loss_lora_k7_lora_a_wk(float *restrict t8, const float *restrict lora_a_wk, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wk, D, 0.0f, t8, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wk, D, 0.0f, t8, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t8)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k8_lora_b_wk: t9[B*T, KVD] = t8 · lora_b_wkᵀ  [layer/attention/lora] */
 static void eval_loss_lora_k8_lora_b_wk(float *restrict t9, const float *restrict lora_b_wk, const float *restrict t8, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t8, R, lora_b_wk, R, 0.0f, t9, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t8, R, lora_b_wk, R, 0.0f, t9, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = lora_b_wk + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t8)[c];
+        (t9)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k9_wv: t10[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
 static void eval_loss_lora_k9_wv(float *restrict t10, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t10, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t10, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t10)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k10_lora_a_wv: t11[B*T, R] = t3 · lora_a_wvᵀ  [layer/attention/lora] */
 static void eval_loss_lora_k10_lora_a_wv(float *restrict t11, const float *restrict lora_a_wv, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wv, D, 0.0f, t11, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wv, D, 0.0f, t11, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t11)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k11_lora_b_wv: t12[B*T, KVD] = t11 · lora_b_wvᵀ  [layer/attention/lora] */
 static void eval_loss_lora_k11_lora_b_wv(float *restrict t12, const float *restrict lora_b_wv, const float *restrict t11, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t11, R, lora_b_wv, R, 0.0f, t12, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t11, R, lora_b_wv, R, 0.0f, t12, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = lora_b_wv + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t11)[c];
+        (t12)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k12_lora: t13 = t10 + lora_scale_wv · t12  [layer/attention; layer/attention/lora] */
@@ -4838,19 +5486,55 @@ static void eval_loss_lora_k17_attention_matmul(float *restrict t18, const float
 /* eval_loss_lora_k18_wo: t19[B*T, D] = t18 · woᵀ  [layer/attention] */
 static void eval_loss_lora_k18_wo(float *restrict t19, const float *restrict wo, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t18, D, wo, D, 0.0f, t19, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t18, D, wo, D, 0.0f, t19, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
+        (t19)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k19_lora_a_wo: t20[B*T, R] = t18 · lora_a_woᵀ  [layer/attention/lora] */
 static void eval_loss_lora_k19_lora_a_wo(float *restrict t20, const float *restrict lora_a_wo, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t18, D, lora_a_wo, D, 0.0f, t20, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t18, D, lora_a_wo, D, 0.0f, t20, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
+        (t20)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k20_lora_b_wo: t21[B*T, D] = t20 · lora_b_woᵀ  [layer/attention/lora] */
 static void eval_loss_lora_k20_lora_b_wo(float *restrict t21, const float *restrict lora_b_wo, const float *restrict t20, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t20, R, lora_b_wo, R, 0.0f, t21, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t20, R, lora_b_wo, R, 0.0f, t21, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_wo + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t20)[c];
+        (t21)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k21_rmsnorm: t22 = ((carry0 + t19 + lora_scale_wo · t21) · rsqrt(Σ((carry0 + t19 + lora_scale_wo · t21)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer/attention/lora; layer] */
@@ -4885,35 +5569,107 @@ static void eval_loss_lora_k21_rmsnorm(float *restrict t22, const float *restric
 /* eval_loss_lora_k22_w1: t23[B*T, F] = t22 · w1ᵀ  [layer/ffn/gate_up] */
 static void eval_loss_lora_k22_w1(float *restrict t23, const float *restrict w1, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t22, D, w1, D, 0.0f, t23, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t22, D, w1, D, 0.0f, t23, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
+        (t23)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k23_lora_a_w1: t24[B*T, R] = t22 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
 static void eval_loss_lora_k23_lora_a_w1(float *restrict t24, const float *restrict lora_a_w1, const float *restrict t22, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t22, D, lora_a_w1, D, 0.0f, t24, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t22, D, lora_a_w1, D, 0.0f, t24, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
+        (t24)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k24_lora_b_w1: t25[B*T, F] = t24 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
 static void eval_loss_lora_k24_lora_b_w1(float *restrict t25, const float *restrict lora_b_w1, const float *restrict t24, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t24, R, lora_b_w1, R, 0.0f, t25, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t24, R, lora_b_w1, R, 0.0f, t25, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * R >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = lora_b_w1 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t24)[c];
+        (t25)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k25_w3: t26[B*T, F] = t22 · w3ᵀ  [layer/ffn/gate_up] */
 static void eval_loss_lora_k25_w3(float *restrict t26, const float *restrict w3, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t22, D, w3, D, 0.0f, t26, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t22, D, w3, D, 0.0f, t26, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
+        (t26)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k26_lora_a_w3: t27[B*T, R] = t22 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
 static void eval_loss_lora_k26_lora_a_w3(float *restrict t27, const float *restrict lora_a_w3, const float *restrict t22, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t22, D, lora_a_w3, D, 0.0f, t27, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t22, D, lora_a_w3, D, 0.0f, t27, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
+        (t27)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k27_lora_b_w3: t28[B*T, F] = t27 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
 static void eval_loss_lora_k27_lora_b_w3(float *restrict t28, const float *restrict lora_b_w3, const float *restrict t27, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t27, R, lora_b_w3, R, 0.0f, t28, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t27, R, lora_b_w3, R, 0.0f, t28, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * R >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = lora_b_w3 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t27)[c];
+        (t28)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k28_lora: t29 = ((t23 + lora_scale_w1 · t25) / (1 + exp(-(t23 + lora_scale_w1 · t25)))) · (t26 + lora_scale_w3 · t28)  [layer/ffn/gate_up; layer/ffn/gate_up/lora; layer/ffn/gate_up/silu] */
@@ -4939,18 +5695,54 @@ static void eval_loss_lora_k28_lora(float *restrict t29, const float *restrict l
 /* eval_loss_lora_k29_w2: t30[B*T, D] = t29 · w2ᵀ  [layer/ffn] */
 static void eval_loss_lora_k29_w2(float *restrict t30, const float *restrict w2, const float *restrict t29, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t29, F, w2, F, 0.0f, t30, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t29, F, w2, F, 0.0f, t30, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t29)[c];
+        (t30)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k30_lora_a_w2: t31[B*T, R] = t29 · lora_a_w2ᵀ  [layer/ffn/lora] */
 static void eval_loss_lora_k30_lora_a_w2(float *restrict t31, const float *restrict lora_a_w2, const float *restrict t29, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t29, F, lora_a_w2, F, 0.0f, t31, R);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t29, F, lora_a_w2, F, 0.0f, t31, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * F >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t29)[c];
+        (t31)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k31_lora_b_w2: t32[B*T, D] = t31 · lora_b_w2ᵀ  [layer/ffn/lora] */
 static void eval_loss_lora_k31_lora_b_w2(float *restrict t32, const float *restrict lora_b_w2, const float *restrict t31, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t31, R, lora_b_w2, R, 0.0f, t32, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t31, R, lora_b_w2, R, 0.0f, t32, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_w2 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t31)[c];
+        (t32)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k32_lora: carry0_next = carry0 + t19 + lora_scale_wo · t21 + t30 + lora_scale_w2 · t32  [layer/attention; layer/attention/lora; layer; layer/ffn; layer/ffn/lora] */
@@ -4997,7 +5789,19 @@ static void eval_loss_lora_k33_rmsnorm(float *restrict t33, const float *restric
 /* eval_loss_lora_k34_lm_head: t34[B*T, V] = t33 · lm_headᵀ  [lm_head] */
 static void eval_loss_lora_k34_lm_head(float *restrict t34, const float *restrict lm_head, const float *restrict t33, long B, long HD2, long KVH, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t33, D, lm_head, D, 0.0f, t34, V);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t33, D, lm_head, D, 0.0f, t34, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t33)[c];
+        (t34)[r] = acc;
+    }
 }
 
 /* eval_loss_lora_k35_lm_head: t35 = max(t34)  [lm_head; lm_head/cross_entropy/log_softmax] */
@@ -5387,7 +6191,19 @@ static void lm_step_prefix_k2_rmsnorm(float *restrict t2, const float *restrict 
 /* lm_step_prefix_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
 static void lm_step_prefix_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t3)[r] = acc;
+    }
 }
 
 /* lm_step_prefix_k4_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
@@ -5423,7 +6239,19 @@ static void lm_step_prefix_k4_rope(float *restrict saved_q, const float *restric
 static void lm_step_prefix_k5_wk(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wk, D, 0.0f, t4, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wk, D, 0.0f, t4, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t4)[r] = acc;
+    }
 }
 
 /* lm_step_prefix_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
@@ -5458,7 +6286,19 @@ static void lm_step_prefix_k6_rope(float *restrict saved_k, const float *restric
 static void lm_step_prefix_k7_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wv, D, 0.0f, saved_v, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wv, D, 0.0f, saved_v, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (saved_v)[r] = acc;
+    }
 }
 
 /* lm_step_prefix_k8_prefix: concat  [layer/attention/prefix] */
@@ -5576,7 +6416,19 @@ static void lm_step_prefix_k12_saved_attn(float *restrict saved_attn, const floa
 /* lm_step_prefix_k13_wo: t9[B*T, D] = saved_attn · woᵀ  [layer/attention] */
 static void lm_step_prefix_k13_wo(float *restrict t9, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t9, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t9, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
+        (t9)[r] = acc;
+    }
 }
 
 /* lm_step_prefix_k14_layer: saved_h = carry0 + t9  [layer/attention; layer] */
@@ -5618,13 +6470,37 @@ static void lm_step_prefix_k15_rmsnorm(float *restrict t10, const float *restric
 /* lm_step_prefix_k16_w1: saved_gate[B*T, F] = t10 · w1ᵀ  [layer/ffn/gate_up] */
 static void lm_step_prefix_k16_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t10, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t10, D, w1, D, 0.0f, saved_gate, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t10, D, w1, D, 0.0f, saved_gate, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t10)[c];
+        (saved_gate)[r] = acc;
+    }
 }
 
 /* lm_step_prefix_k17_w3: saved_up[B*T, F] = t10 · w3ᵀ  [layer/ffn/gate_up] */
 static void lm_step_prefix_k17_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t10, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t10, D, w3, D, 0.0f, saved_up, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t10, D, w3, D, 0.0f, saved_up, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t10)[c];
+        (saved_up)[r] = acc;
+    }
 }
 
 /* lm_step_prefix_k18_silu: t11 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
@@ -5646,7 +6522,19 @@ static void lm_step_prefix_k18_silu(float *restrict t11, const float *restrict s
 /* lm_step_prefix_k19_w2: t12[B*T, D] = t11 · w2ᵀ  [layer/ffn] */
 static void lm_step_prefix_k19_w2(float *restrict t12, const float *restrict w2, const float *restrict t11, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t11, F, w2, F, 0.0f, t12, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t11, F, w2, F, 0.0f, t12, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t11)[c];
+        (t12)[r] = acc;
+    }
 }
 
 /* lm_step_prefix_k20_ffn: carry0_next = saved_h + t12  [layer/ffn; layer] */
@@ -5714,7 +6602,19 @@ static void lm_step_prefix_k23_rmsnorm(float *restrict t15, const float *restric
 /* lm_step_prefix_k24_lm_head: t16[NS, V] = t15 · lm_headᵀ  [lm_head] */
 static void lm_step_prefix_k24_lm_head(float *restrict t16, const float *restrict lm_head, const float *restrict t15, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t15, D, lm_head, D, 0.0f, t16, V);
+    if (NS != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t15, D, lm_head, D, 0.0f, t16, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
+        (t16)[r] = acc;
+    }
 }
 
 /* lm_step_prefix_k25_log_softmax: t17 = max(t16)  [lm_head/cross_entropy/log_softmax] */
@@ -6969,21 +7869,57 @@ static void eval_loss_prefix_k2_rmsnorm(float *restrict t3, const float *restric
 /* eval_loss_prefix_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
 static void eval_loss_prefix_k3_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t4)[r] = acc;
+    }
 }
 
 /* eval_loss_prefix_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
 static void eval_loss_prefix_k4_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t5)[r] = acc;
+    }
 }
 
 /* eval_loss_prefix_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
 static void eval_loss_prefix_k5_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t6)[r] = acc;
+    }
 }
 
 /* eval_loss_prefix_k6_rope: mul, mul, sub, mul, mul, add, concat, concat  [layer/attention/rope; layer/attention/prefix] */
@@ -7144,7 +8080,19 @@ static void eval_loss_prefix_k11_attention_matmul(float *restrict t12, const flo
 /* eval_loss_prefix_k12_wo: t13[B*T, D] = t12 · woᵀ  [layer/attention] */
 static void eval_loss_prefix_k12_wo(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t12, D, wo, D, 0.0f, t13, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t12, D, wo, D, 0.0f, t13, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
+        (t13)[r] = acc;
+    }
 }
 
 /* eval_loss_prefix_k13_rmsnorm: t14 = ((carry0 + t13) · rsqrt(Σ((carry0 + t13)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
@@ -7175,13 +8123,37 @@ static void eval_loss_prefix_k13_rmsnorm(float *restrict t14, const float *restr
 /* eval_loss_prefix_k14_w1: t15[B*T, F] = t14 · w1ᵀ  [layer/ffn/gate_up] */
 static void eval_loss_prefix_k14_w1(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w1, D, 0.0f, t15, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w1, D, 0.0f, t15, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t14)[c];
+        (t15)[r] = acc;
+    }
 }
 
 /* eval_loss_prefix_k15_w3: t16[B*T, F] = t14 · w3ᵀ  [layer/ffn/gate_up] */
 static void eval_loss_prefix_k15_w3(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w3, D, 0.0f, t16, F);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w3, D, 0.0f, t16, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t14)[c];
+        (t16)[r] = acc;
+    }
 }
 
 /* eval_loss_prefix_k16_silu: t17 = (t15 / (1 + exp(-t15))) · t16  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
@@ -7203,7 +8175,19 @@ static void eval_loss_prefix_k16_silu(float *restrict t17, const float *restrict
 /* eval_loss_prefix_k17_w2: t18[B*T, D] = t17 · w2ᵀ  [layer/ffn] */
 static void eval_loss_prefix_k17_w2(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t17, F, w2, F, 0.0f, t18, D);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t17, F, w2, F, 0.0f, t18, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t17)[c];
+        (t18)[r] = acc;
+    }
 }
 
 /* eval_loss_prefix_k18_layer: carry0_next = carry0 + t13 + t18  [layer/attention; layer; layer/ffn] */
@@ -7246,7 +8230,19 @@ static void eval_loss_prefix_k19_rmsnorm(float *restrict t19, const float *restr
 /* eval_loss_prefix_k20_lm_head: t20[B*T, V] = t19 · lm_headᵀ  [lm_head] */
 static void eval_loss_prefix_k20_lm_head(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t19, D, lm_head, D, 0.0f, t20, V);
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t19, D, lm_head, D, 0.0f, t20, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
+        (t20)[r] = acc;
+    }
 }
 
 /* eval_loss_prefix_k21_lm_head: t21 = max(t20)  [lm_head; lm_head/cross_entropy/log_softmax] */
@@ -7499,7 +8495,19 @@ const la_program_info llama_train_eval_loss_prefix_info = { "llama_train.eval_lo
 /* prefix_encode_k0_prefix_w1: t0[P, E] = prefix_embed · prefix_w1ᵀ  [prefix_encoder] */
 static void prefix_encode_k0_prefix_w1(float *restrict t0, const float *restrict prefix_embed, const float *restrict prefix_w1, long E, long HD2, long KVH, long P) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, P, E, KVD, prefix_embed, KVD, prefix_w1, KVD, 0.0f, t0, E);
+    if (P != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, P, E, KVD, prefix_embed, KVD, prefix_w1, KVD, 0.0f, t0, E);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (E * KVD >= 32768)
+    for (long r = 0; r < E; r++) {
+        const float *restrict wr = prefix_w1 + r * KVD;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < KVD; c++) acc += wr[c] * (prefix_embed)[c];
+        (t0)[r] = acc;
+    }
 }
 
 /* prefix_encode_k1_prefix_encoder: t1 = tanh(t0 + prefix_b1)  [prefix_encoder] */
@@ -7518,7 +8526,19 @@ static void prefix_encode_k1_prefix_encoder(float *restrict t1, const float *res
 /* prefix_encode_k2_prefix_w2: t2[P, 2*L*KVD] = t1 · prefix_w2ᵀ  [prefix_encoder] */
 static void prefix_encode_k2_prefix_w2(float *restrict t2, const float *restrict prefix_w2, const float *restrict t1, long E, long HD2, long KVH, long L, long P) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, P, 2*L*KVD, E, t1, E, prefix_w2, E, 0.0f, t2, 2*L*KVD);
+    if (P != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, P, 2*L*KVD, E, t1, E, prefix_w2, E, 0.0f, t2, 2*L*KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if ((2*L*KVD) * E >= 32768)
+    for (long r = 0; r < 2*L*KVD; r++) {
+        const float *restrict wr = prefix_w2 + r * E;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < E; c++) acc += wr[c] * (t1)[c];
+        (t2)[r] = acc;
+    }
 }
 
 /* prefix_encode_k3_prefix_encoder: prefix_kv = t2 + prefix_b2  [prefix_encoder] */
@@ -7612,7 +8632,19 @@ const la_program_info llama_train_prefix_encode_info = { "llama_train.prefix_enc
 /* prefix_encode_backward_k0_prefix_w1: t0[P, E] = prefix_embed · prefix_w1ᵀ  [prefix_encoder] */
 static void prefix_encode_backward_k0_prefix_w1(float *restrict t0, const float *restrict prefix_embed, const float *restrict prefix_w1, long E, long HD2, long KVH, long P) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasTrans, P, E, KVD, prefix_embed, KVD, prefix_w1, KVD, 0.0f, t0, E);
+    if (P != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, P, E, KVD, prefix_embed, KVD, prefix_w1, KVD, 0.0f, t0, E);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (E * KVD >= 32768)
+    for (long r = 0; r < E; r++) {
+        const float *restrict wr = prefix_w1 + r * KVD;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < KVD; c++) acc += wr[c] * (prefix_embed)[c];
+        (t0)[r] = acc;
+    }
 }
 
 /* prefix_encode_backward_k1_prefix_encoder: t1 = tanh(t0 + prefix_b1)  [prefix_encoder] */

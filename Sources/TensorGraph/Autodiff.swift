@@ -129,6 +129,9 @@ extension GraphBuilder {
                 offset = offset == 0 ? len : Dim(offset.coeff + len.coeff, offset.syms)
             }
         case .matmul(let ta, let tb):
+            if xs.count > 2 {
+                throw GraphError("\(n.site): a quantized matmul has no gradient (differentiated at \(file):\(line))")
+            }
             let (a, b) = (xs[0], xs[1])
             switch (ta, tb) {
             case (false, false): give(0, matmul(g, b, transB: true)); give(1, matmul(a, g, transA: true))

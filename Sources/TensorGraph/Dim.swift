@@ -89,11 +89,33 @@ public typealias Shape = [Dim]
 extension Array where Element == Dim {
     /// Product of all dims.
     public var elementCount: Dim { reduce(Dim(1)) { $0 * $1 } }
+    /// C elements a tensor of this shape and `dtype` stores (values / `valuesPerElement`).
+    public func storedElements(_ dtype: DType) -> Dim {
+        let n = elementCount
+        return dtype.valuesPerElement == 1 ? n : (n.divided(by: Dim(dtype.valuesPerElement)) ?? n)
+    }
     public var shapeDescription: String { "[" + map(\.description).joined(separator: ", ") + "]" }
 }
 
 /// Element types.
 public enum DType: String, Sendable, Hashable, Codable {
+    /// float32; int32 (token ids, indices).
     case f32, i32
-    public var cType: String { self == .f32 ? "float" : "int32_t" }
+    /// Quantized weight values, read only by a quantized matmul (`GraphBuilder.quantizedMatmul`):
+    /// `q8` one int8 per value (−127…127); `q4` two 4-bit values per byte, stored `q + 8` (0…15),
+    /// each run of 32 values in 16 bytes — byte j holds value j in its low nibble and value
+    /// j + 16 in its high nibble (GGUF's Q4_0 order).
+    case q8, q4
+    public var cType: String {
+        switch self {
+        case .f32: "float"
+        case .i32: "int32_t"
+        case .q8: "int8_t"
+        case .q4: "uint8_t"
+        }
+    }
+    /// Values per stored C element (2 for `q4`, else 1).
+    public var valuesPerElement: Int { self == .q4 ? 2 : 1 }
+    /// Whether this is a quantized weight type.
+    public var isQuantized: Bool { self == .q8 || self == .q4 }
 }

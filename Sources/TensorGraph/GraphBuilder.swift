@@ -25,10 +25,10 @@ public final class GraphBuilder {
     }
 
     /// Declares a parameter; `perLayer` parameters have a leading layer axis and are sliced per layer.
-    public func param(_ name: String, _ shape: Shape, perLayer: Bool = false,
+    public func param(_ name: String, _ shape: Shape, _ dtype: DType = .f32, perLayer: Bool = false,
                       file: StaticString = #fileID, line: UInt = #line) -> Tensor {
-        declare(&params, TensorDecl(name: name, shape: shape, dtype: .f32, perLayer: perLayer), file, line)
-        return leaf(.param(name), perLayer ? layerShape(shape, name, file, line) : shape, .f32, file, line)
+        declare(&params, TensorDecl(name: name, shape: shape, dtype: dtype, perLayer: perLayer), file, line)
+        return leaf(.param(name), perLayer ? layerShape(shape, name, file, line) : shape, dtype, file, line)
     }
 
     /// Names a result of the program.

@@ -108,6 +108,23 @@ extension GraphBuilder {
         return append(.matmul(transA: transA, transB: transB), [a.id, b.id], Array(sa.prefix(r - 2)) + [m, n], .f32, file, line)
     }
 
+    /// `x · dequant(q, scales)ᵀ`: `x` `[M, K]` times a quantized weight `q` (`.q8` or `.q4`,
+    /// `[N, KP]`, rows padded to `KP ≥ K`, a multiple of 32) whose value `[n, k]` is
+    /// `q[n, k] · scales[n, k / G]`, `scales` `[N, NG]` with `G = KP / NG` values per group
+    /// (symmetric absmax groups, no zero point; the last group of a row may be short) → `[M, N]`.
+    /// The op is a matmul with the scales as a third operand; it has no gradient.
+    public func quantizedMatmul(_ x: Tensor, _ q: Tensor, scales: Tensor,
+                                file: StaticString = #fileID, line: UInt = #line) -> Tensor {
+        guard x.rank == 2, q.rank == 2, scales.rank == 2, q.dtype.isQuantized, x.dtype == .f32, scales.dtype == .f32,
+              scales.shape[0] == q.shape[0] else {
+            fail("needs x [M, K] f32, q [N, K] q8/q4 and scales [N, NG] f32, got \(x.shape.shapeDescription) \(x.dtype.rawValue), "
+                 + "\(q.shape.shapeDescription) \(q.dtype.rawValue), \(scales.shape.shapeDescription) \(scales.dtype.rawValue)",
+                 file, line, op: "quantized_matmul")
+            return x
+        }
+        return append(.matmul(transA: false, transB: true), [x.id, q.id, scales.id], [x.shape[0], q.shape[0]], .f32, file, line)
+    }
+
     /// Rows of `table` ([V, D]) picked by int32 `ids` ([...]) → [..., D].
     public func gather(_ table: Tensor, _ ids: Tensor, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
         guard table.rank == 2, ids.dtype == .i32 else {

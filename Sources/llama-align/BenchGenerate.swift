@@ -13,11 +13,14 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Prompt length for the prefill measurement.") var prompt = 128
     @Option(help: "Timed runs (after one warm-up).") var runs = 10
     @Flag(help: "Also print the time per fused kernel of the decode program.") var profile = false
+    @OptionGroup var quantization: QuantOptions
 
     struct Result: Encodable {
         var job = "generate", config: String, tokens: Int, prompt: Int, runs: Int, threads: Int
         var decode_tokens_per_second: Spread, prefill_tokens_per_second: Spread
         var decode_gflops: Double, decode_weight_gb_per_second: Double, peak_rss_mib: Double
+        /// `f32`, or the quantization (`q8_0/32`: type and group size).
+        var weights = "f32"
         /// The CPU and the matrix kernels this run used.
         var kernels = MatrixKernels.current
     }
@@ -26,9 +29,22 @@ struct BenchGenerate: ParsableCommand {
         options.applyThreading()
         var opts = options
         if let model { opts.config = model }
-        let weights = try opts.weights()
-        let m = try LlamaModel(weights: weights)
-        let c = weights.config
+        var quantized: QuantizedWeights?
+        let m: LlamaModel
+        if QuantizedCheckpoint.recorded(in: opts.config) != nil {
+            // A quantized checkpoint, as it is (`--quant` on it is an error).
+            if let q = quantization.quant { throw ValidationError("\(opts.config) is already quantized; --quant \(q) cannot quantize it again") }
+            let q = try QuantizedCheckpoint.load(directory: opts.config)
+            quantized = q
+            m = try LlamaModel(quantized: q)
+        } else {
+            let weights = try opts.weights()
+            if let name = quantization.quant, let t = QuantType(name: name) {
+                quantized = try QuantizedWeights(quantizing: weights, type: t, groupSize: quantization.group.groupSize)
+            }
+            m = try quantized.map { try LlamaModel(quantized: $0) } ?? LlamaModel(weights: weights)
+        }
+        let c = m.config
         let steps = min(tokens, c.maxSeqLen - 1)
         let promptLen = min(prompt, c.maxSeqLen)
         let gen = Generator(model: m, settings: SamplerSettings(temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0))
@@ -44,19 +60,22 @@ struct BenchGenerate: ParsableCommand {
             let prefillRate = Double(promptLen) / Date().timeIntervalSince(t0)
             if run > 0 { decodeRates.append(decodeRate); prefillRates.append(prefillRate) }
         }
-        // Each decoded token streams every matmul weight once: 2 FLOPs and 4 bytes per parameter.
+        // Each decoded token streams every matmul weight once: 2 FLOPs per parameter, and 4 bytes
+        // (f32) or the quantized values and their scales.
         let params = Double(BenchConfig.matmulParameters(c))
+        let weightBytes = quantized.map { Double($0.matrixBytes) } ?? 4 * params
         let result = Result(config: opts.config, tokens: steps, prompt: promptLen, runs: runs, threads: KernelThreads.current,
                             decode_tokens_per_second: Spread(decodeRates), prefill_tokens_per_second: Spread(prefillRates),
                             decode_gflops: 2 * params * median(decodeRates) / 1e9,
-                            decode_weight_gb_per_second: 4 * params * median(decodeRates) / 1e9, peak_rss_mib: peakRSSMiB())
+                            decode_weight_gb_per_second: weightBytes * median(decodeRates) / 1e9, peak_rss_mib: peakRSSMiB(),
+                            weights: quantized.map { "\($0.type.rawValue)/\($0.groupSize)" } ?? "f32")
         if options.json { try printJSON(result); return }
         print(result.kernels.summary)
-        print("model: \(opts.config) (\(BenchConfig.describe(c))), \(result.threads) threads")
+        print("model: \(opts.config) (\(BenchConfig.describe(c))), weights \(result.weights), \(result.threads) threads")
         print("decode  (batch 1, greedy, \(steps) tokens): " + result.decode_tokens_per_second.text("%.1f tok/s") + " over \(runs) runs")
         print("prefill (batch 1, \(promptLen) tokens):        " + result.prefill_tokens_per_second.text("%.1f tok/s"))
-        print(String(format: "decode: %.1f GFLOP/s, weights streamed at %.1f GB/s (%.1f MB of fp32 matmul weights per token)",
-                     result.decode_gflops, result.decode_weight_gb_per_second, 4 * params / 1e6))
+        print(String(format: "decode: %.1f GFLOP/s, weights streamed at %.1f GB/s (%.1f MB of %@ matmul weights per token)",
+                     result.decode_gflops, result.decode_weight_gb_per_second, weightBytes / 1e6, result.weights))
         print(String(format: "peak RSS: %.0f MiB", result.peak_rss_mib))
         if profile {
             let decode = m.programs[2]

@@ -11,6 +11,7 @@ struct Generate: ParsableCommand {
     @Option(help: "tokenizer.model, tokenizer.bin, or a directory holding one (default: beside the model).") var tokenizer: String?
     @Option(help: "A PEFT LoRA adapter directory, folded into the model's weights.") var lora: String?
     @Option(help: "A PEFT prefix-tuning adapter directory: its keys and values go ahead of the prompt in every layer.") var prefix: String?
+    @OptionGroup var quantization: QuantOptions
     @Option(help: "Prompt text (needs a tokenizer; BOS is added).") var prompt: String?
     @Option(name: .customLong("prompt-ids"), help: "Prompt as space-separated token ids, used as given.") var promptIds: String?
     // Unset sampling options come from the model's generation_config.json when it has one
@@ -40,8 +41,10 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        let weights = try loadModel(path: model, lora: lora)
-        try weights.checkFinite(source: model)
+        if prefix != nil, quantization.quant != nil || QuantizedCheckpoint.recorded(in: model) != nil {
+            throw CLIError("--prefix is not supported with a quantized model; generate with the prefix on the f32 model")
+        }
+        let m = try loadInferenceModel(path: model, lora: lora, quant: quantization.quant, groupSize: quantization.group.groupSize)
         let tok = try tokenizerFor(model: model, explicit: tokenizer, required: prompt != nil)
         var ids: [Int32]
         if let promptIds {
@@ -49,7 +52,6 @@ struct Generate: ParsableCommand {
         } else {
             ids = [tok?.bosId ?? 1] + (tok?.encode(prompt ?? "") ?? [])
         }
-        let m = try LlamaModel(weights: weights)
         if profile { for p in m.programs { p.setProfiling(true) } }
         let config = try GenerationConfig.beside(model: model)
         let base = (config ?? .llamaAlign).sampler(seed: seed)
@@ -59,7 +61,7 @@ struct Generate: ParsableCommand {
         let stop = Set(config?.eosIds ?? []).union(tok.map { [$0.eosId] } ?? [])
         let maxNewTokens = self.maxNewTokens ?? config?.maxNewTokens ?? config?.maxLength.map { max($0 - ids.count, 0) } ?? 256
         var gen = Generator(model: m, settings: settings, stopIds: stop)
-        gen.prefix = try prefix.map { try TrainedPrefix(directory: $0, config: weights.config) }
+        gen.prefix = try prefix.map { try TrainedPrefix(directory: $0, config: m.config) }
         var stream = tok.map { StreamingDecoder(tokenizer: $0) }
         let out = FileHandle.standardOutput
         if !printIds, let prompt { out.write(Data(prompt.utf8)) }

@@ -59,6 +59,7 @@ struct Eval: ParsableCommand {
     @Option(help: "A PEFT LoRA adapter directory for the model: run unmerged on LM data; on preference data the policy is base + adapter and the default reference the base (adapters off).") var lora: String?
     @Option(help: "A PEFT prefix-tuning adapter directory for the model (on preference data the policy is base + prefix and the default reference the base).") var prefix: String?
     @Option(help: "Reference model for preference data (default: the policy itself, i.e. rewards start at 0; with --lora or --prefix, the base model).") var reference: String?
+    @OptionGroup var quantization: QuantOptions
     @Option(name: .customLong("loss-type"), help: "DPO loss type(s) for preference data, comma-separated.") var lossType = "sigmoid"
     @Option(help: "DPO β for preference data.") var beta = 0.1
     @Flag(help: "Print JSON.") var json = false
@@ -75,6 +76,9 @@ struct Eval: ParsableCommand {
         let isPreference = rows.first.map { $0.has("chosen") || $0.has("chosen_ids") || $0.has("response") } ?? false
         let needsTokenizer = rows.contains { !$0.has("input_ids") && !$0.has("prompt_ids") }
         let found = try tokenizerFor(model: model, explicit: tokenizer, required: needsTokenizer)
+        if isPreference, quantization.quant != nil || QuantizedCheckpoint.recorded(in: model) != nil {
+            throw ValidationError("eval of a quantized model on preference data is not built (language-model data only)")
+        }
         if isPreference {
             let m = try evalPreferences(model: model, lora: lora, prefix: prefix, reference: reference, data: data, tokenizer: found, maxSeqLen: maxSeqLen,
                                         lossTypes: lossType.split(separator: ",").map(String.init), beta: beta, batchSize: batchSize)
@@ -86,7 +90,13 @@ struct Eval: ParsableCommand {
             }
             return
         }
-        let store = try loadParameters(path: model, lora: lora, prefix: prefix)
+        // A quantized model (a quantized checkpoint, or --quant) is evaluated on its dequantized
+        // weights: exactly the quantized values, through the f32 loss program.
+        let quantized = quantization.quant != nil || QuantizedCheckpoint.recorded(in: model) != nil
+        if quantized, prefix != nil { throw CLIError("--prefix is not supported with a quantized model; evaluate the prefix on the f32 model") }
+        let store = quantized
+            ? try loadInferenceModel(path: model, lora: lora, quant: quantization.quant, groupSize: quantization.group.groupSize).parameters
+            : try loadParameters(path: model, lora: lora, prefix: prefix)
         try store.weights().checkFinite(source: model)
         let tok: any Tokenizer = found ?? PassthroughTokenizer(vocabSize: store.config.vocabSize)
         let examples: [TokenizedExample]

@@ -16,12 +16,13 @@ struct DecoderLayer {
 
     /// Declares the layer's parameters in the order of `parameters`; `eps` is `norm_eps`.
     /// With `lora`, every projection also carries its LoRA adapter (`LoRALinear`); with
-    /// `prefix`, attention puts the trained prefix ahead of the row (`PrefixKV`).
-    init(_ b: GraphBuilder, eps: Tensor, lora: Bool = false, prefix: Bool = false) {
+    /// `prefix`, attention puts the trained prefix ahead of the row (`PrefixKV`); with `quant`,
+    /// the projections hold that weight type.
+    init(_ b: GraphBuilder, eps: Tensor, lora: Bool = false, prefix: Bool = false, quant: WeightQuant? = nil) {
         attentionNorm = RMSNorm(b, "attn_norm", eps: eps, perLayer: true)
-        attention = Attention(b, lora: lora, prefix: prefix)
+        attention = Attention(b, lora: lora, prefix: prefix, quant: quant)
         ffnNorm = RMSNorm(b, "ffn_norm", eps: eps, perLayer: true)
-        feedForward = FeedForward(b, lora: lora)
+        feedForward = FeedForward(b, lora: lora, quant: quant)
     }
 
     /// The trained parameters of an adapted layer: LoRA's `A`, `B` per projection, or the

@@ -8,10 +8,11 @@ struct LlamaModel {
 
     /// Declares `norm_eps`, `embed`, `final_norm` and `lm_head`; with `lora`, the layers'
     /// projections carry LoRA adapters (declared inside the layer loop); with `prefix`, every
-    /// layer attends over the trained `prefix_kv` first.
-    init(_ b: GraphBuilder, lora: Bool = false, prefix: Bool = false) {
-        trunk = LlamaTrunk(b, lora: lora, prefix: prefix)
-        lmHead = Linear(b, "lm_head", out: LlamaDims.vocab, in: LlamaDims.dim)
+    /// layer attends over the trained `prefix_kv` first. With `quant`, the layers' projections
+    /// hold that type and `lm_head` is `q8_0`.
+    init(_ b: GraphBuilder, lora: Bool = false, prefix: Bool = false, quant: WeightQuant? = nil) {
+        trunk = LlamaTrunk(b, lora: lora, prefix: prefix, quant: quant)
+        lmHead = Linear(b, "lm_head", out: LlamaDims.vocab, in: LlamaDims.dim, quant: quant.map { _ in .q8_0 })
     }
 
     /// `ids [B, T]` (int32) → logits `[B, T, V]`, or `[NS, V]` for the rows listed in `scored`

@@ -8,13 +8,15 @@ public enum LlamaPrograms {
     /// `forward`: logits `[B, T, V]` for an id matrix `[B, T]` (positions 0..<T).
     /// `prefill`: the same through a KV cache at positions `P ..< P+T` (S = P + T).
     /// `decode`: prefill with T = 1.
-    public static func build(_ mode: Mode) throws -> Program {
+    /// With `quant`, the same program over quantized projections (`WeightQuant`), named with
+    /// the type's suffix (`decode_q8`).
+    public static func build(_ mode: Mode, quant: WeightQuant? = nil) throws -> Program {
         typealias D = LlamaDims
-        let name = switch mode { case .forward: "forward"; case .prefill: "prefill"; case .decode: "decode" }
-        let b = GraphBuilder(name)
+        let base = switch mode { case .forward: "forward"; case .prefill: "prefill"; case .decode: "decode" }
+        let b = GraphBuilder(quant.map { "\(base)_\($0.programSuffix)" } ?? base)
         let t: Dim = mode == .decode ? 1 : D.seq
         let ids = b.input("ids", [D.batch, t], .i32)
-        let model = LlamaModel(b)
+        let model = LlamaModel(b, quant: quant)
         let layout = TokenLayout.sequential(b, seq: t, start: mode == .forward ? 0 : D.start)
         b.output("logits", model(ids, layout: layout, cached: mode != .forward))
         return try b.build()
@@ -23,5 +25,6 @@ public enum LlamaPrograms {
     /// Every program of the LLaMA family, in emission order.
     public static func all() throws -> [Program] {
         try [build(.forward), build(.prefill), build(.decode)]
+            + WeightQuant.allCases.flatMap { q in try [build(.forward, quant: q), build(.prefill, quant: q), build(.decode, quant: q)] }
     }
 }

@@ -16,14 +16,17 @@ struct LlamaTrunk {
     /// Whether every layer attends over a trained prefix first (`PrefixKV`); the backward
     /// stage then differentiates only with respect to `prefix_kv`.
     let prefix: Bool
+    /// The layers' projections' weight type (`WeightQuant`); nil for f32.
+    let quant: WeightQuant?
 
     /// Declares `norm_eps`, `embed` and `final_norm`.
-    init(_ b: GraphBuilder, lora: Bool = false, prefix: Bool = false) {
+    init(_ b: GraphBuilder, lora: Bool = false, prefix: Bool = false, quant: WeightQuant? = nil) {
         let eps = b.input(LlamaDims.Constant.normEps.rawValue, [])
         embedding = Embedding(b)
         norm = RMSNorm(b, "final_norm", eps: eps)
         self.lora = lora
         self.prefix = prefix
+        self.quant = quant
     }
 
     /// Whether only adapters (LoRA's or the prefix) train, the base model being frozen.
@@ -43,7 +46,7 @@ struct LlamaTrunk {
             // Saving the input records a write into `saved_x`; the layer goes on from the carry
             // (the compiler keeps the carry in that slot).
             _ = keep("x", carry[0])
-            let layer = DecoderLayer(b, eps: norm.eps, lora: lora, prefix: prefix)
+            let layer = DecoderLayer(b, eps: norm.eps, lora: lora, prefix: prefix, quant: quant)
             let cache = cached ? KVCache(b) : nil
             return [layer(carry[0], layout: layout, cache: cache, keep: keep)]
         }[0]

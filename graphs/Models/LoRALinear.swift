@@ -33,8 +33,8 @@ struct LoRALinear {
 
     /// Declares `name` like `Linear`; with `lora`, also `lora_a_<name>`, `lora_b_<name>` (per
     /// layer like the weight) and the scalar input `lora_scale_<name>`.
-    init(_ b: GraphBuilder, _ name: String, out: Dim, in: Dim, perLayer: Bool = false, lora: Bool = false) {
-        base = Linear(b, name, out: out, in: `in`, perLayer: perLayer)
+    init(_ b: GraphBuilder, _ name: String, out: Dim, in: Dim, perLayer: Bool = false, lora: Bool = false, quant: WeightQuant? = nil) {
+        base = Linear(b, name, out: out, in: `in`, perLayer: perLayer, quant: quant)
         guard lora else { adapter = nil; return }
         let lead: [Dim] = perLayer ? [LlamaDims.layers] : []
         adapter = (a: b.param(LoRA.aName(name), lead + [LoRA.rank, `in`], perLayer: perLayer),

@@ -7,7 +7,13 @@ public func loadModel(path: String) throws -> LlamaWeights {
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
         throw CheckpointError(path, "no such file or directory")
     }
-    if isDir.boolValue { return try HFCheckpoint.load(directory: path) }
+    if isDir.boolValue {
+        if let q = QuantizedCheckpoint.recorded(in: path) {
+            throw CheckpointError(path, "is a quantized checkpoint (\(q.type), group \(q.groupSize)); only generate, eval and bench generate read it, "
+                                  + "and it cannot be quantized again, trained or merged (use the f32 model it came from)")
+        }
+        return try HFCheckpoint.load(directory: path)
+    }
     if path.lowercased().hasSuffix(".bin") { return try Llama2cCheckpoint.load(path: path) }
     throw CheckpointError(path, "unrecognized model: expected a Hugging Face directory or a llama2.c .bin file")
 }

@@ -32,7 +32,7 @@ public final class DecodeSession: @unchecked Sendable {
         // The arena for the last position covers every earlier one.
         let last = max(cache.capacity - 1, 0)
         let sizes = LlamaSizes(config: model.config, batch: cache.batch, seq: 1, start: last, cacheCapacity: cache.capacity)
-        let a = try model.decodeProgram.bind(buffers: b, sizes: sizes.bindings)
+        let a = try model.decodeProgram.bind(buffers: b, sizes: model.bindings(sizes))
         model.decodeProgram.reserveArena(a)
         return a
     }

@@ -26,18 +26,37 @@ public final class LlamaModel: @unchecked Sendable {
     private let forwardProgram: CompiledProgram
     private let prefillProgram: CompiledProgram
     let decodeProgram: CompiledProgram
+    /// The quantized matrices the programs read instead of `parameters`' f32 ones, if any.
+    let quantized: QuantizedBuffers?
 
     public convenience init(weights: LlamaWeights) throws {
         try self.init(parameters: ParameterStore(weights: weights))
     }
 
+    /// A model whose projections are quantized: `forward`, `prefill` and `decode` run the
+    /// programs with fused dequantize-and-multiply kernels (`llama.decode_q8`, `…_q4`).
+    /// `parameters` then holds the dequantized f32 model (what `eval` and training-side code
+    /// read: the same numbers, multiplied in another order).
+    public convenience init(quantized: QuantizedWeights) throws {
+        try self.init(parameters: ParameterStore(weights: quantized.dequantized()), quantized: QuantizedBuffers(quantized))
+    }
+
+    /// The quantization of the weights the programs read, if any.
+    public var quantization: (type: QuantType, groupSize: Int)? { quantized.map { ($0.weights.type, $0.weights.groupSize) } }
+
     /// A model over existing parameters (shared, e.g. with a trainer).
-    public init(parameters: ParameterStore) throws {
+    public convenience init(parameters: ParameterStore) throws {
+        try self.init(parameters: parameters, quantized: nil)
+    }
+
+    init(parameters: ParameterStore, quantized: QuantizedBuffers?) throws {
         self.parameters = parameters
+        self.quantized = quantized
         config = parameters.config
-        forwardProgram = try CompiledProgram.load("llama.forward")
-        prefillProgram = try CompiledProgram.load("llama.prefill")
-        decodeProgram = try CompiledProgram.load("llama.decode")
+        let suffix = quantized.map { "_" + $0.programSuffix } ?? ""
+        forwardProgram = try CompiledProgram.load("llama.forward" + suffix)
+        prefillProgram = try CompiledProgram.load("llama.prefill" + suffix)
+        decodeProgram = try CompiledProgram.load("llama.decode" + suffix)
         guard config.dim % config.nHeads == 0, config.nHeads % config.nKVHeads == 0, config.headDim % 2 == 0 else {
             throw RuntimeError("unsupported shape: dim \(config.dim), heads \(config.nHeads), kv heads \(config.nKVHeads)")
         }
@@ -45,11 +64,17 @@ public final class LlamaModel: @unchecked Sendable {
 
     /// Sizes for a decode call at position `position` (for cost estimates in profiles).
     public func sizes(batch: Int, seq: Int, position: Int = 0) -> [String: Int] {
-        LlamaSizes(config: config, batch: batch, seq: seq, start: position).bindings
+        bindings(LlamaSizes(config: config, batch: batch, seq: seq, start: position))
+    }
+
+    /// The programs' size bindings (with the group counts of quantized weights).
+    func bindings(_ s: LlamaSizes) -> [String: Int] {
+        s.bindings.merging(quantized?.groupSizes ?? [:]) { a, _ in a }
     }
 
     func buffers(ids: AlignedBuffer, out: AlignedBuffer) -> [String: UnsafeMutableRawPointer] {
         var b = parameters.pointers
+        if let q = quantized { b.merge(q.pointers) { _, new in new } }
         b["ids"] = ids.raw
         b["logits"] = out.raw
         return b
@@ -67,7 +92,7 @@ public final class LlamaModel: @unchecked Sendable {
         guard batch > 0, ids.count % batch == 0, !ids.isEmpty else { throw RuntimeError("ids do not split into \(batch) rows") }
         let t = ids.count / batch
         let idBuf = AlignedBuffer(copying: ids), out = AlignedBuffer(floats: ids.count * config.vocabSize)
-        try forwardProgram.run(buffers: buffers(ids: idBuf, out: out), sizes: LlamaSizes(config: config, batch: batch, seq: t).bindings)
+        try forwardProgram.run(buffers: buffers(ids: idBuf, out: out), sizes: bindings(LlamaSizes(config: config, batch: batch, seq: t)))
         return out.floatArray(ids.count * config.vocabSize)
     }
 
@@ -90,7 +115,7 @@ public final class LlamaModel: @unchecked Sendable {
         b["k_cache"] = cache.k.raw
         b["v_cache"] = cache.v.raw
         let sizes = LlamaSizes(config: config, batch: cache.batch, seq: t, start: cache.length, cacheCapacity: cache.capacity)
-        try (t == 1 ? decodeProgram : prefillProgram).run(buffers: b, sizes: sizes.bindings)
+        try (t == 1 ? decodeProgram : prefillProgram).run(buffers: b, sizes: bindings(sizes))
         cache.length += t
         return out.floatArray(ids.count * config.vocabSize)
     }

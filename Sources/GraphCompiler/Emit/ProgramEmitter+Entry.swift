@@ -101,7 +101,7 @@ extension ProgramEmitter {
                 t += "    for (long l = 0; l < \(count.cExpr); l++) {\n"
                 indent = "        "
                 for f in fields where f.decl?.perLayer ?? false {
-                    let per = (f.decl?.sliceShape ?? []).elementCount.cExpr
+                    let per = (f.decl?.sliceShape ?? []).storedElements(f.decl?.dtype ?? .f32).cExpr
                     let layer = stage.reversed ? "(\(count.cExpr) - 1 - l)" : "l"
                     t += "\(indent)\(f.cType)\(f.name) = args->\(f.name) + \(layer) * \(paren(per));\n"
                 }

@@ -248,8 +248,13 @@ struct ProgramEmitter {
                 if n.op.isReduction { flops.append(plan.node(n.inputs[0]).shape.elementCount) }
             }
         }
-        for r in k.roots { bytes.append(Dim(4) * plan.node(r).shape.elementCount) }
-        for r in k.reads { bytes.append(Dim(4) * plan.node(r).shape.elementCount) }
+        // Bytes per stored element: 4 (f32, i32), 1 (q8), 1 per two values (q4).
+        func stored(_ i: Int) -> Dim {
+            let n = plan.node(i)
+            return (n.dtype.isQuantized ? Dim(1) : Dim(4)) * n.shape.storedElements(n.dtype)
+        }
+        for r in k.roots { bytes.append(stored(r)) }
+        for r in k.reads { bytes.append(stored(r)) }
         return (flops.sumExpr, bytes.sumExpr)
     }
 }

@@ -60,6 +60,24 @@ enum MatmulLowering {
         return "\(buffer(k.root))\(n.shape.shapeDescription) \(op) \(operand(n.inputs[0], ta)) · \(operand(n.inputs[1], tb))"
     }
 
+    /// A quantized weight's product (`QuantMatmulLowering`); C is written like any product's.
+    static func quantized(_ plan: FusionPlan, _ k: Kernel, _ mm: Node, a: Operand, m: Dim, n: Dim, k kk: Dim,
+                          buffer: (Int) -> String) throws -> [String] {
+        guard let q = plan.stridedView(mm.inputs[1]), let s = plan.stridedView(mm.inputs[2]), !a.trans,
+              q.offset.isEmpty || q.offset.sumExpr == "0", s.offset.isEmpty || s.offset.sumExpr == "0" else {
+            throw NeedsRealization(node: mm.inputs[0])
+        }
+        let c: StridedView = plan.outputViews[k.root]?.view ?? .contiguous(base: k.root, shape: mm.shape)
+        let cBase = c.offset.isEmpty || c.offset.sumExpr == "0" ? buffer(k.root) : "\(buffer(k.root)) + \(paren(c.offset.sumExpr))"
+        let ldc = m == 1 ? n.cExpr : c.strides[0].cExpr
+        let lowering = QuantMatmulLowering(dtype: plan.node(mm.inputs[1]).dtype, x: a.pointer, lda: a.ld, q: buffer(q.base),
+                                           scales: buffer(s.base), y: cBase, ldy: ldc, m: m.cExpr, n: n.cExpr, k: kk.cExpr,
+                                           kp: plan.node(mm.inputs[1]).shape[1].cExpr,
+                                           groups: plan.node(mm.inputs[2]).shape[1].cExpr,
+                                           accumulate: plan.accumulatingMatmul[k.root] != nil)
+        return lowering.lines
+    }
+
     static func body(_ plan: FusionPlan, _ k: Kernel, buffer: (Int) -> String) throws -> [String] {
         // A write-slice root accumulates its matmul into the target: C = A·B + C (β = 1).
         let n = plan.node(plan.matmulNode(of: k.root))
@@ -71,6 +89,9 @@ enum MatmulLowering {
         let aShape = plan.node(n.inputs[0]).shape
         let kk = ta ? aShape[r - 2] : aShape[r - 1]
         let batchDims = Array(n.shape.prefix(r - 2))
+        if n.inputs.count == 3 {
+            return try quantized(plan, k, n, a: a, m: m, n: nn, k: kk, buffer: buffer)
+        }
         // Where C lands: contiguous in the matmul's shape, or the layout of the view of it
         // that is realized (a batch axis of stride 0 is summed: β = 1 after its first index).
         let c: StridedView = plan.outputViews[k.root]?.view ?? .contiguous(base: k.root, shape: n.shape)
@@ -106,6 +127,12 @@ enum MatmulLowering {
         }
         // One product: the runtime splits C along its longer side over the threads.
         let call = Call(a: a, b: b, k: kk.cExpr, beta: beta, ldc: ldc, pa: a.pointer, pb: b.pointer, pc: cBase)
-        return [call.text("la_gemm", m: m.cExpr, n: nn.cExpr)]
+        let gemm = call.text("la_gemm", m: m.cExpr, n: nn.cExpr)
+        // `x · Wᵀ` with W stored [N, K] (a weight): one row of x (decode) is a matrix-vector
+        // product emitted here, the rest goes to the BLAS.
+        guard b.trans, !a.trans else { return [gemm] }
+        let gemv = GemvLowering(x: a.pointer, w: b.pointer, ldw: b.ld, y: cBase, n: nn.cExpr, k: kk.cExpr, accumulate: beta == "1.0f")
+        if m == Dim(1) { return gemv.lines }
+        return ["if (\(paren(m.cExpr)) != 1) {", "    " + gemm, "    return;", "}"] + gemv.lines
     }
 }

@@ -115,7 +115,9 @@ public enum ReferenceInterpreter {
                 let s = try start.evaluate(sizes)
                 result = xs[0].gathered(outShape) { idx in var v = idx; v[axis] += s; return v }
             case .concat(let axis): result = try ReferenceInterpreter.concat(xs, axis: axis, outShape)
-            case .matmul(let ta, let tb): result = ReferenceInterpreter.matmul(xs[0], xs[1], ta, tb, outShape)
+            case .matmul(let ta, let tb):
+                let b = xs.count > 2 ? ReferenceInterpreter.dequantized(xs[1], scales: xs[2], cols: xs[0].shape[1]) : xs[1]
+                result = ReferenceInterpreter.matmul(xs[0], b, ta, tb, outShape)
             case .gather:
                 let (table, ids) = (xs[0], xs[1])
                 let d = table.shape[1]
@@ -230,6 +232,19 @@ public enum ReferenceInterpreter {
             offset += x.shape[axis]
         }
         return out
+    }
+
+    /// A quantized weight's values `[N, KP]` (the quantized integers, one per value, in the host
+    /// tensor; rows padded to KP) times their group scales `[N, NG]`, cut to rows of `cols`:
+    /// `w[n, k] = q[n, k] · scales[n, k / (KP / NG)]`.
+    static func dequantized(_ q: HostTensor, scales: HostTensor, cols: Int) -> HostTensor {
+        let (n, kp) = (q.shape[0], q.shape[1]), ng = scales.shape[1]
+        let g = max(kp / max(ng, 1), 1)
+        var w = HostTensor(shape: [n, cols])
+        for r in 0..<n {
+            for c in 0..<cols { w.data[r * cols + c] = q.data[r * kp + c] * scales.data[r * ng + c / g] }
+        }
+        return w
     }
 
     static func matmul(_ a: HostTensor, _ b: HostTensor, _ ta: Bool, _ tb: Bool, _ outShape: [Int]) -> HostTensor {

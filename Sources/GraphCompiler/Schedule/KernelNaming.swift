@@ -8,7 +8,8 @@ extension FusionPlan {
     /// which keep their scope's name.
     func productName(_ k: Kernel, gradient: Bool) -> String? {
         let mm = node(matmulNode(of: k.root))
-        let weight = mm.inputs.reversed().lazy.compactMap { input -> String? in
+        // (a quantized product's third operand is its weight's scales: named after the weight)
+        let weight = mm.inputs.prefix(2).reversed().lazy.compactMap { input -> String? in
             guard let base = self.stridedView(input)?.base, case .param(let name) = self.node(base).op else { return nil }
             return name
         }.first

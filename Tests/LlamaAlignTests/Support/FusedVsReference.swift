@@ -20,6 +20,22 @@ struct FusedVsReference {
         }
     }
 
+    /// Quantized values as the programs store them: int8, or two a byte (`q + 8`, runs of 32
+    /// values in 16 bytes, value j low and j + 16 high).
+    static func stored(_ v: [Double], _ dtype: DType) -> AlignedBuffer {
+        var bytes = [UInt8](repeating: 0, count: dtype == .q4 ? v.count / 2 : v.count)
+        if dtype == .q8 {
+            for (i, x) in v.enumerated() { bytes[i] = UInt8(bitPattern: Int8(x)) }
+        } else {
+            for run in stride(from: 0, to: v.count, by: 32) {
+                for j in 0..<16 { bytes[run / 2 + j] = UInt8(Int(v[run + j]) + 8) | (UInt8(Int(v[run + j + 16]) + 8) << 4) }
+            }
+        }
+        let b = AlignedBuffer(bytes: max(bytes.count, 1))
+        bytes.withUnsafeBytes { b.raw.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        return b
+    }
+
     func shape(_ d: TensorDecl) throws -> [Int] { try d.shape.map { try $0.evaluate(sizes) } }
 
     /// The largest relative error over all outputs (and mutated inputs).
@@ -33,9 +49,17 @@ struct FusedVsReference {
             k += 1
             var v = special[d.name] ?? FusedVsReference.values(n, seed: seed &+ k)
             if d.dtype == .i32, special[d.name] == nil { v = v.map { Double(Int(($0 + 1) * 1000) % idRange) } }
+            // Quantized weights: integers in their type's range (the interpreter reads the values,
+            // the program the stored bytes).
+            if d.dtype == .q8 { v = v.map { ($0 * 127).rounded(.towardZero) } }
+            if d.dtype == .q4 { v = v.map { min(7, ($0 * 8).rounded(.down)) } }
             let t = HostTensor(shape: s, data: v)
             if program.inputs.contains(where: { $0.name == d.name }) { hostInputs[d.name] = t } else { hostParams[d.name] = t }
-            buffers[d.name] = d.dtype == .i32 ? AlignedBuffer(copying: v.map { Int32($0) }) : AlignedBuffer(copying: v.map { Float($0) })
+            switch d.dtype {
+            case .i32: buffers[d.name] = AlignedBuffer(copying: v.map { Int32($0) })
+            case .f32: buffers[d.name] = AlignedBuffer(copying: v.map { Float($0) })
+            case .q8, .q4: buffers[d.name] = FusedVsReference.stored(v, d.dtype)
+            }
         }
         let reference = try ReferenceInterpreter.run(program, sizes: sizes, inputs: hostInputs, params: hostParams)
         for (name, t) in reference.outputs { buffers[name] = AlignedBuffer(floats: t.data.count) }

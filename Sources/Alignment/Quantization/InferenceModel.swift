@@ -1,0 +1,44 @@
+import Foundation
+
+/// Loads a model for inference (`generate`, `eval`, `bench generate`): a quantized checkpoint
+/// as it is, or an f32 model (with a LoRA adapter merged), quantized on load when `quant` names
+/// a type. A quantized checkpoint with `quant` or `lora` is an error (it cannot be quantized
+/// again; adapters need the f32 weights).
+public func loadInferenceModel(path: String, lora: String? = nil, quant: String? = nil, groupSize: Int = 32) throws -> LlamaModel {
+    if QuantizedCheckpoint.recorded(in: path) != nil {
+        if let quant { throw QuantizationError("\(path) is already quantized; --quant \(quant) cannot quantize it again (give the f32 model)") }
+        if lora != nil { throw QuantizationError("\(path) is quantized; --lora needs the f32 model (merge the adapter, then quantize)") }
+        let w = try QuantizedCheckpoint.load(directory: path)
+        try w.dequantized().checkFinite(source: path)
+        return try LlamaModel(quantized: w)
+    }
+    let weights = try loadModel(path: path, lora: lora)
+    try weights.checkFinite(source: path)
+    guard let quant else { return try LlamaModel(weights: weights) }
+    guard let type = QuantType(name: quant) else {
+        throw QuantizationError("--quant \(quant): expected \(QuantType.acceptedNames)")
+    }
+    return try LlamaModel(quantized: QuantizedWeights(quantizing: weights, type: type, groupSize: groupSize))
+}
+
+/// `llama-align quantize`: the model at `model` quantized to `type` with `groupSize`, written to
+/// `out` as a `QuantizedCheckpoint` with the model's tokenizer files beside it.
+public func quantizeCheckpoint(model: String, type: QuantType, groupSize: Int, out: String) throws -> QuantizedWeights {
+    if let q = QuantizedCheckpoint.recorded(in: model) {
+        throw QuantizationError("\(model) is already quantized (\(q.type), group \(q.groupSize)); quantize the f32 model it came from")
+    }
+    let weights = try loadModel(path: model)
+    try weights.checkFinite(source: model)
+    let q = try QuantizedWeights(quantizing: weights, type: type, groupSize: groupSize)
+    try QuantizedCheckpoint.save(q, to: out)
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: model, isDirectory: &isDir) else { return q }
+    let dir = isDir.boolValue ? model : (model as NSString).deletingLastPathComponent
+    for name in ["tokenizer.model", "tokenizer.bin", "tokenizer.byte", "tokenizer.json", "tokenizer_config.json"] {
+        let from = (dir as NSString).appendingPathComponent(name), to = (out as NSString).appendingPathComponent(name)
+        guard FileManager.default.fileExists(atPath: from), from != to else { continue }
+        try? FileManager.default.removeItem(atPath: to)
+        try FileManager.default.copyItem(atPath: from, toPath: to)
+    }
+    return q
+}

@@ -1,0 +1,28 @@
+/// One row times a weight stored `[N, K]`: `y[n] = Σ_k x[k] · W[n, k]` (decode's products).
+/// The rows of W are split over the program's OpenMP threads in contiguous blocks, and each
+/// row's dot product runs on SIMD lanes (`omp simd reduction`: a fixed summation order per
+/// build). Streaming W once is the whole cost, so nothing else is done per row.
+struct GemvLowering {
+    var x: String, w: String, ldw: String, y: String
+    var n: String, k: String
+    /// `y += …` (β = 1) instead of `y = …`.
+    var accumulate: Bool
+
+    /// Products with fewer multiply-adds run on the calling thread.
+    static let parallelThreshold = 1 << 15
+
+    var lines: [String] {
+        let store = accumulate ? "(\(y))[r] += acc;" : "(\(y))[r] = acc;"
+        return [
+            "la_blas_pool(0);",
+            "#pragma omp parallel for schedule(static) if (\(paren(n)) * \(paren(k)) >= \(GemvLowering.parallelThreshold))",
+            "for (long r = 0; r < \(n); r++) {",
+            "    const float *restrict wr = \(w) + r * \(paren(ldw));",
+            "    float acc = 0.0f;",
+            "    #pragma omp simd reduction(+:acc)",
+            "    for (long c = 0; c < \(k); c++) acc += wr[c] * (\(x))[c];",
+            "    " + store,
+            "}",
+        ]
+    }
+}
