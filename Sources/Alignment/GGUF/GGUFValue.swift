@@ -1,7 +1,7 @@
 /// One metadata value of a GGUF file. The numbers are GGUF's value types
 /// (`gguf_type`): 0 uint8, 1 int8, 2 uint16, 3 int16, 4 uint32, 5 int32, 6 float32, 7 bool,
 /// 8 string, 9 array, 10 uint64, 11 int64, 12 float64.
-public enum GGUFValue: Sendable, Equatable {
+public enum GGUFValue: Sendable, Equatable, CustomStringConvertible {
     case uint8(UInt8), int8(Int8), uint16(UInt16), int16(Int16), uint32(UInt32), int32(Int32)
     case float32(Float), bool(Bool), string(String), uint64(UInt64), int64(Int64), float64(Double)
     /// An array of one element type (`typeCode`), with its elements (never arrays themselves).
@@ -73,6 +73,18 @@ public enum GGUFValue: Sendable, Equatable {
     public var array: [GGUFValue]? {
         if case .array(_, let items) = self { return items }
         return nil
+    }
+
+    /// The value and its type for messages: `32 (uint32)`, `"llama" (string)`, `[3 × string]`.
+    public var description: String {
+        switch self {
+        case .array(let code, let items): return "[\(items.count) × \(Self.typeName(code))]"
+        case .string(let s): return "\"\(s.count > 60 ? String(s.prefix(60)) + "…" : s)\" (string)"
+        case .bool(let b): return "\(b) (bool)"
+        case .float32(let f): return "\(f) (float32)"
+        case .float64(let f): return "\(f) (float64)"
+        default: return "\(int.map(String.init) ?? "?") (\(typeDescription))"
+        }
     }
 
     /// A short description of the value's type (`uint32`, `array of string`).
