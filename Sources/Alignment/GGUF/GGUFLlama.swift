@@ -84,8 +84,7 @@ public enum GGUFLlama {
         for (name, shape) in c.parameterShapes {
             let stacked = layerTensors.contains { $0.param == name }
             let perLayer = stacked ? Array(shape.dropFirst()) : shape
-            var values: [Float] = []
-            values.reserveCapacity(shape.reduce(1, *))
+            var values: [Float] = []  // not reserved: the sizes come from the file's metadata
             for layer in 0..<(stacked ? c.nLayers : 1) {
                 guard let g = tensorName(name, layer: stacked ? layer : nil) else { continue }
                 guard let t = file.tensor(g) else { throw CheckpointError(file.path, "no tensor '\(g)'") }
