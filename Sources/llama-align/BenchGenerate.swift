@@ -27,6 +27,7 @@ struct BenchGenerate: ParsableCommand {
         var opts = options
         if let model { opts.config = model }
         let weights = try opts.weights()
+        noteQuantizedGGUF(opts.config)
         let m = try LlamaModel(weights: weights)
         let c = weights.config
         let steps = min(tokens, c.maxSeqLen - 1)

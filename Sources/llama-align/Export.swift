@@ -47,3 +47,12 @@ struct Export: ParsableCommand {
         }
     }
 }
+
+/// Says on standard error when `model` is a GGUF file with Q8_0/Q4_0 tensors: they are
+/// dequantized to fp32 on load, so the run has fp32 speed and memory.
+func noteQuantizedGGUF(_ model: String) {
+    guard model.lowercased().hasSuffix(".gguf"), let file = try? GGUFFile.read(path: model) else { return }
+    let types = Set(file.tensors.map(\.type)).filter { $0 == .q8_0 || $0 == .q4_0 }.map(\.description).sorted()
+    guard !types.isEmpty else { return }
+    FileHandle.standardError.write(Data("note: \(model) holds \(types.joined(separator: "/")) tensors; they are dequantized to fp32 on load (fp32 speed and memory)\n".utf8))
+}

@@ -35,6 +35,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let weights = try loadModel(path: model, lora: lora)
+        noteQuantizedGGUF(model)
         try weights.checkFinite(source: model)
         let tok = try tokenizerFor(model: model, explicit: tokenizer, required: prompt != nil)
         var ids: [Int32]
