@@ -31,11 +31,12 @@ def greedy(llm, n, bos=1):
     """Greedy ids after BOS, one token per llama_decode call; returns (ids, seconds)."""
     llm.reset()
     ids = []
+    vocab = llm.n_vocab()
     t0 = time.perf_counter()
     tok = bos
     for _ in range(n):
-        llm.eval([tok])
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        llm.eval([tok])  # one llama_decode; the last token's logits stay in the context
+        tok = int(np.argmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,))))
         ids.append(tok)
     return ids, time.perf_counter() - t0
 
