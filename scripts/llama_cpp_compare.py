@@ -69,9 +69,12 @@ def main():
         theirs, _ = greedy(llm, a.tokens)
         del llm
         ours = ours_ids(a.llama_align, path, a.tokens)
-        same = next((i for i, (x, y) in enumerate(zip(ours, theirs)) if x != y), min(len(ours), len(theirs)))
-        print(f"{os.path.basename(path)}: greedy ids equal for {same} of {a.tokens} tokens"
-              + ("" if same == a.tokens else f"\n  llama.cpp: {theirs}\n  ours:      {ours}"))
+        # llama-align stops at the vocabulary's EOS when the file has a tokenizer; llama.cpp's eval does not.
+        n = len(ours)
+        same = next((i for i, (x, y) in enumerate(zip(ours, theirs)) if x != y), n)
+        stop = "" if n == a.tokens else f" (llama-align stopped at EOS after {n})"
+        print(f"{os.path.basename(path)}: greedy ids equal for {same} of {n} tokens{stop}"
+              + ("" if same == n else f"\n  llama.cpp: {theirs}\n  ours:      {ours}"))
         if not a.bench:
             continue
         llm = load(path, a.threads, f32_kv=False)
