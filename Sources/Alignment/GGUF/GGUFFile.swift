@@ -9,7 +9,7 @@ import Foundation
 /// the next multiple of `general.alignment` (32 by default), the tensor data, each tensor at its
 /// offset from there (a multiple of the alignment). A string is a uint64 length and UTF-8 bytes.
 /// Every count, length and offset is checked against the file before it is used.
-public struct GGUFFile: @unchecked Sendable {
+public struct GGUFFile: Sendable {
     /// One entry of the tensor table.
     public struct TensorInfo: Sendable, Equatable {
         public var name: String
