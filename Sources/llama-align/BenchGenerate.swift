@@ -37,8 +37,14 @@ struct BenchGenerate: ParsableCommand {
             let q = try QuantizedCheckpoint.load(directory: opts.config)
             quantized = q
             m = try LlamaModel(quantized: q)
+        } else if opts.config.lowercased().hasSuffix(".gguf"), quantization.quant == nil,
+                  let q = try ggufQuantized(opts.config) {
+            // A GGUF with Q8_0/Q4_0 projections, on the quantized kernels as it is.
+            quantized = q
+            m = try LlamaModel(quantized: q)
         } else {
             let weights = try opts.weights()
+            noteQuantizedGGUF(opts.config)
             if let name = quantization.quant, let t = QuantType(name: name) {
                 quantized = try QuantizedWeights(quantizing: weights, type: t, groupSize: quantization.group.groupSize)
             }

@@ -34,7 +34,7 @@ struct LlamaAlign: ParsableCommand {
         commandName: "llama-align",
         abstract: "Pretrain, fine-tune, align (DPO) and run LLaMA models on kernels compiled from a Swift graph DSL.",
         version: "llama-align \(version)\n" + MatrixKernels.current.summary,
-        subcommands: [Quickstart.self, Generate.self, Tokenize.self, Pretrain.self, SFT.self, DPO.self, Eval.self, Merge.self, Plot.self, Quantize.self, Profile.self, Compile.self,
+        subcommands: [Quickstart.self, Generate.self, Tokenize.self, Pretrain.self, SFT.self, DPO.self, Eval.self, Merge.self, Plot.self, Quantize.self, Export.self, Profile.self, Compile.self,
                       Bench.self, Doctor.self]
     )
 }

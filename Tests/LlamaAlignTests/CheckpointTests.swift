@@ -379,7 +379,7 @@ private func littleEndianBytes(_ words: [UInt16]) -> [UInt8] {
     }
 
     @Test func unrecognizedPath() throws {
-        let path = SharedFixtures.tempDir("err").appendingPathComponent("model.gguf").path
+        let path = SharedFixtures.tempDir("err").appendingPathComponent("model.onnx").path
         try Data([0]).write(to: URL(fileURLWithPath: path))
         let text = errorText { _ = try loadModel(path: path) }
         #expect(text.contains(path) && text.contains("unrecognized"))

@@ -18,7 +18,7 @@ import Testing
     }
 
     static let targets = ["sentencepiece_model", "llama2c_tokenizer", "arguments", "jsonl_sft", "jsonl_dpo", "jsonl_pretrain",
-                          "safetensors", "llama2c_bin", "hf_config", "chat_template"]
+                          "safetensors", "llama2c_bin", "hf_config", "chat_template", "gguf"]
 
     /// Each saved input is read by the file API of the parser it crashed: it must not trap, and
     /// when it is refused, the error is one line naming the file.
@@ -38,6 +38,9 @@ import Testing
                 case "safetensors": _ = try Safetensors.read(path: path)
                 case "llama2c_bin": _ = try Llama2cCheckpoint.load(path: path)
                 case "hf_config": _ = try HFConfig.load(path: path)
+                case "gguf":
+                    _ = try GGUFVocabulary.read(from: GGUFFile.read(path: path))
+                    _ = try GGUFLlama.load(path: path)
                 default: _ = try ChatTemplate.named(path)
                 }
                 error = nil
@@ -179,5 +182,23 @@ import Testing
         let (rows, _) = try SFTDataset.load(data: Data(#"{"input_ids": [1, 7.0, 258], "labels": [-100, 7, 258]}"#.utf8), file: "d.jsonl",
                                             tokenizer: ByteTokenizer(), maxSeqLen: 8, maxPromptLen: 4, template: .none)
         #expect(rows == [TokenizedExample(inputIds: [1, 7, 258], labels: [-100, 7, 258])])
+    }
+
+    // MARK: - GGUF
+
+    /// Headers that would make a naive GGUF reader allocate or read past the end (saved in
+    /// `Fixtures/fuzz/gguf`, seeds of the `gguf` target): each is refused before anything that large exists.
+    @Test func ggufLyingSizesAreRefusedUpFront() throws {
+        let expected = ["q8_0-rows-2pow20": "tensor 'token_embd.weight' (Q8_0, 35651584 bytes at data offset 0) ends past the end of the file",
+                        "string-length-2pow62": "the length of metadata key 0 is 4611686018427387904, but only 12 bytes are left",
+                        "tensor-count-2pow60": "the tensor count is 1152921504606846976",
+                        "token-array-count-2pow50": "the element count of 'tokenizer.ggml.tokens' is 1125899906842624"]
+        let paths = Self.inputs("gguf")
+        #expect(paths.count == expected.count)
+        for path in paths {
+            let want = try #require(expected[URL(fileURLWithPath: path).lastPathComponent])
+            let error = #expect(throws: CheckpointError.self) { try GGUFLlama.load(path: path) }
+            #expect(error?.description.hasPrefix("\(path): ") == true && error?.description.contains(want) == true, "\(String(describing: error))")
+        }
     }
 }

@@ -23,7 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 work=${LLAMA_ALIGN_FUZZ_WORK:-$here/.work}
 all_targets=(jsonl_pretrain jsonl_sft jsonl_dpo arguments chat_template safetensors hf_config llama2c_bin
-             sentencepiece_model llama2c_tokenizer tokenizer_json)
+             sentencepiece_model llama2c_tokenizer tokenizer_json gguf)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 if [ -z "${LLAMA_ALIGN_SHARED:-}" ] && [ -d "$root/../shared" ]; then
@@ -59,6 +59,7 @@ seed_examples() {
         jsonl_dpo) for f in "$root"/examples/data/dpo_*.jsonl; do split -l 3 -a 3 "$f" "$dir/$(basename "$f" .jsonl)-"; done ;;
         arguments) cp "$root"/examples/*.json "$dir/" ;;
         hf_config) cp "$root"/examples/tiny-model/config.json "$dir/tiny-model-config.json" ;;
+        gguf) cp "$root"/Tests/LlamaAlignTests/Fixtures/gguf/*.gguf "$dir/" ;;
     esac
     # Inputs that once crashed a parser (the test suite replays them too).
     if [ -d "$root/Tests/LlamaAlignTests/Fixtures/fuzz/$t" ]; then cp "$root/Tests/LlamaAlignTests/Fixtures/fuzz/$t"/* "$dir/"; fi

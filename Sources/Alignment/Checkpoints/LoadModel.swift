@@ -1,7 +1,8 @@
 import Foundation
 
 /// Loads a model from `path`: a directory is read as a Hugging Face checkpoint, a file
-/// ending in `.bin` as a legacy llama2.c checkpoint; anything else is a `CheckpointError`.
+/// ending in `.bin` as a legacy llama2.c checkpoint, one ending in `.gguf` as GGUF (quantized
+/// tensors dequantized); anything else is a `CheckpointError`.
 public func loadModel(path: String) throws -> LlamaWeights {
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
@@ -15,5 +16,6 @@ public func loadModel(path: String) throws -> LlamaWeights {
         return try HFCheckpoint.load(directory: path)
     }
     if path.lowercased().hasSuffix(".bin") { return try Llama2cCheckpoint.load(path: path) }
-    throw CheckpointError(path, "unrecognized model: expected a Hugging Face directory or a llama2.c .bin file")
+    if isGGUF(path) { return try GGUFLlama.load(path: path) }
+    throw CheckpointError(path, "unrecognized model: expected a Hugging Face directory, a llama2.c .bin file or a .gguf file")
 }

@@ -3,7 +3,8 @@ import Foundation
 /// Loads a model for inference (`generate`, `eval`, `bench generate`): a quantized checkpoint
 /// as it is, or an f32 model (with a LoRA adapter merged), quantized on load when `quant` names
 /// a type. A quantized checkpoint with `quant` or `lora` is an error (it cannot be quantized
-/// again; adapters need the f32 weights).
+/// again; adapters need the f32 weights). A GGUF file with Q8_0 or Q4_0 projections runs on the
+/// quantized kernels (`GGUFLlama.quantizedWeights`); other GGUF files are read as f32.
 public func loadInferenceModel(path: String, lora: String? = nil, quant: String? = nil, groupSize: Int = 32) throws -> LlamaModel {
     if QuantizedCheckpoint.recorded(in: path) != nil {
         if let quant { throw QuantizationError("\(path) is already quantized; --quant \(quant) cannot quantize it again (give the f32 model)") }
@@ -11,6 +12,19 @@ public func loadInferenceModel(path: String, lora: String? = nil, quant: String?
         let w = try QuantizedCheckpoint.load(directory: path)
         try w.dequantized().checkFinite(source: path)
         return try LlamaModel(quantized: w)
+    }
+    if isGGUF(path), quant == nil, lora == nil {
+        // A GGUF whose projections are Q8_0 or Q4_0 runs on the quantized kernels as it is.
+        let file = try GGUFFile.read(path: path)
+        var notes: [String] = []
+        if let q = try GGUFLlama.quantizedWeights(file, notes: &notes) {
+            try q.dequantized().checkFinite(source: path)
+            for n in notes { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
+            return try LlamaModel(quantized: q)
+        }
+        if file.tensors.contains(where: { $0.type == .q8_0 || $0.type == .q4_0 }) {
+            FileHandle.standardError.write(Data("note: \(path): its layer projections are not all Q8_0 or all Q4_0; it runs in fp32 (quantized tensors dequantized on load)\n".utf8))
+        }
     }
     let weights = try loadModel(path: path, lora: lora)
     try weights.checkFinite(source: path)

@@ -79,8 +79,9 @@ extension String {
 }
 
 /// Loads a tokenizer: a SentencePiece `.model`, a llama2.c `.bin`, a Hugging Face
-/// `tokenizer.json`, a directory holding one of them (tried in that order, the byte marker
-/// `tokenizer.byte` before `tokenizer.json`), or `byte` for the byte-level demo tokenizer.
+/// `tokenizer.json`, the vocabulary of a `.gguf` model, a directory holding one of them (tried
+/// in that order, the byte marker `tokenizer.byte` before `tokenizer.json`), or `byte` for the
+/// byte-level demo tokenizer.
 public func loadTokenizer(path: String) throws -> any Tokenizer {
     if path == "byte" { return ByteTokenizer() }
     var isDir: ObjCBool = false
@@ -100,17 +101,24 @@ public func loadTokenizer(path: String) throws -> any Tokenizer {
     }
     if path.hasSuffix(".bin") { return try Llama2cTokenizer(path: path) }
     if path.hasSuffix(".json") { return try HFTokenizer(path: path) }
+    if isGGUF(path) {
+        guard let tok = try GGUFVocabulary.tokenizer(path: path) else {
+            throw TokenizerError(path, "this GGUF file holds no vocabulary usable for text (none, or a placeholder); give a tokenizer file")
+        }
+        return tok
+    }
     return try SentencePieceTokenizer(path: path)
 }
 
 /// Names of the tokenizer files a model folder may hold, in the order they are tried.
 let tokenizerFileNames = ["tokenizer.model", "tokenizer.bin", "tokenizer.byte", "tokenizer.json"]
 
-/// Where a run's tokenizer is read from: `explicit` when given; else the model folder, or the
-/// folder of a model file when it holds a tokenizer file. A model file with no tokenizer beside
+/// Where a run's tokenizer is read from: `explicit` when given; else a `.gguf` model itself when
+/// it holds a vocabulary, the model folder, or the folder of a model file when it holds a tokenizer file. A model file with no tokenizer beside
 /// it (a llama2.c checkpoint holds none) is an error saying what to set, not a "corrupt tokenizer".
 public func tokenizerPath(explicit: String?, model: String, field: String = "tokenizer_name_or_path") throws -> String {
     if let explicit { return explicit }
+    if isGGUF(model), (try? GGUFVocabulary.tokenizer(path: model)) != nil { return model }
     var isDir: ObjCBool = false
     if FileManager.default.fileExists(atPath: model, isDirectory: &isDir), isDir.boolValue { return model }
     let dir = (model as NSString).deletingLastPathComponent
@@ -122,8 +130,10 @@ public func tokenizerPath(explicit: String?, model: String, field: String = "tok
 }
 
 /// The tokenizer in the folder of `model` (or the model folder), nil when it holds no tokenizer
-/// file; a tokenizer file that does not load is an error naming it.
+/// file; a tokenizer file that does not load is an error naming it. A `.gguf` model's own
+/// vocabulary comes first.
 public func tokenizerBeside(model: String) throws -> (any Tokenizer)? {
+    if isGGUF(model), FileManager.default.fileExists(atPath: model), let tok = try GGUFVocabulary.tokenizer(path: model) { return tok }
     var isDir: ObjCBool = false
     let exists = FileManager.default.fileExists(atPath: model, isDirectory: &isDir)
     let dir = exists && isDir.boolValue ? model : (model as NSString).deletingLastPathComponent
