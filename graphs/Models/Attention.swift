@@ -12,12 +12,12 @@ struct Attention {
 
     /// Declares `wq`, `wk`, `wv`, `wo` (`[L, …]`), each with its LoRA adapter when `lora`;
     /// called inside the layer loop.
-    init(_ b: GraphBuilder, lora: Bool = false) {
+    init(_ b: GraphBuilder, lora: Bool = false, dropout: Bool = false) {
         typealias D = LlamaDims
-        wq = LoRALinear(b, "wq", out: D.dim, in: D.dim, perLayer: true, lora: lora)
-        wk = LoRALinear(b, "wk", out: D.kvDim, in: D.dim, perLayer: true, lora: lora)
-        wv = LoRALinear(b, "wv", out: D.kvDim, in: D.dim, perLayer: true, lora: lora)
-        wo = LoRALinear(b, "wo", out: D.dim, in: D.dim, perLayer: true, lora: lora)
+        wq = LoRALinear(b, "wq", out: D.dim, in: D.dim, perLayer: true, lora: lora, dropout: dropout)
+        wk = LoRALinear(b, "wk", out: D.kvDim, in: D.dim, perLayer: true, lora: lora, dropout: dropout)
+        wv = LoRALinear(b, "wv", out: D.kvDim, in: D.dim, perLayer: true, lora: lora, dropout: dropout)
+        wo = LoRALinear(b, "wo", out: D.dim, in: D.dim, perLayer: true, lora: lora, dropout: dropout)
     }
 
     /// The parameters in declaration order.

@@ -15,12 +15,13 @@ struct DecoderLayer {
     let feedForward: FeedForward
 
     /// Declares the layer's parameters in the order of `parameters`; `eps` is `norm_eps`.
-    /// With `lora`, every projection also carries its LoRA adapter (`LoRALinear`).
-    init(_ b: GraphBuilder, eps: Tensor, lora: Bool = false) {
+    /// With `lora`, every projection also carries its LoRA adapter (`LoRALinear`), and with
+    /// `dropout` the adapters read their input through dropout (training).
+    init(_ b: GraphBuilder, eps: Tensor, lora: Bool = false, dropout: Bool = false) {
         attentionNorm = RMSNorm(b, "attn_norm", eps: eps, perLayer: true)
-        attention = Attention(b, lora: lora)
+        attention = Attention(b, lora: lora, dropout: dropout)
         ffnNorm = RMSNorm(b, "ffn_norm", eps: eps, perLayer: true)
-        feedForward = FeedForward(b, lora: lora)
+        feedForward = FeedForward(b, lora: lora, dropout: dropout)
     }
 
     /// The LoRA adapters' parameters of this layer (`A`, `B` per projection); none without LoRA.

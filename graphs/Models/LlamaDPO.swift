@@ -90,14 +90,16 @@ public enum LlamaDPOPrograms {
     /// (`losses` `[K, B]`; rows of unselected types hold the loss of zeros) and the policy's log-probs and logit sums.
     /// `dpo_step_lora` (`lora`): the policy is the LoRA-adapted model and only its adapters get
     /// gradients (`lm_step_lora`'s rule); its reference is the base model (`dpo_logps`).
-    public static func dpoStep(lora: Bool = false) throws -> Program {
-        let b = GraphBuilder(lora ? "dpo_step_lora" : "dpo_step")
+    /// `dpo_step_lora_dropout` (`dropout`): the adapters read their input through dropout
+    /// (`lm_step_lora_dropout`'s inputs).
+    public static func dpoStep(lora: Bool = false, dropout: Bool = false) throws -> Program {
+        let b = GraphBuilder(lora ? (dropout ? "dpo_step_lora_dropout" : "dpo_step_lora") : "dpo_step")
         let r = rows(b)
         let refChosen = b.input("ref_chosen", [D.batch]), refRejected = b.input("ref_rejected", [D.batch])
         let (s, weights) = lossInputs(b)
         let pairWeight = s.pairWeight, k = DPOLossType.allCases.count
         let prefRatio = b.input(DPOScalar.prefLossRatio.rawValue, []), sftRatio = b.input(DPOScalar.sftLossRatio.rawValue, [])
-        try LlamaModel(b, lora: lora).trainingStep(r.ids, layout: r.layout, scored: r.scored) { logits in
+        try LlamaModel(b, lora: lora, dropout: dropout).trainingStep(r.ids, layout: r.layout, scored: r.scored) { logits in
             let p = pairLogps(logits, r)
             let losses = b.dpoLosses(pc: p.pc, pr: p.pr, rc: refChosen, rr: refRejected, nc: p.nc, nr: p.nr, s, weights: weights)
             let stacked = b.concat(losses.map { $0.reshape([1, D.batch]) }, axis: 0)   // [K, B]
@@ -136,6 +138,6 @@ public enum LlamaDPOPrograms {
     }
 
     public static func all() throws -> [Program] {
-        try [sequenceLogps(), dpoStep(), lossOnly(), sequenceLogps(lora: true), dpoStep(lora: true)]
+        try [sequenceLogps(), dpoStep(), lossOnly(), sequenceLogps(lora: true), dpoStep(lora: true), dpoStep(lora: true, dropout: true)]
     }
 }

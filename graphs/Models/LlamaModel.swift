@@ -7,9 +7,10 @@ struct LlamaModel {
     let lmHead: Linear
 
     /// Declares `norm_eps`, `embed`, `final_norm` and `lm_head`; with `lora`, the layers'
-    /// projections carry LoRA adapters (declared inside the layer loop).
-    init(_ b: GraphBuilder, lora: Bool = false) {
-        trunk = LlamaTrunk(b, lora: lora)
+    /// projections carry LoRA adapters (declared inside the layer loop), read through dropout
+    /// with `dropout` (training programs only).
+    init(_ b: GraphBuilder, lora: Bool = false, dropout: Bool = false) {
+        trunk = LlamaTrunk(b, lora: lora, dropout: dropout)
         lmHead = Linear(b, "lm_head", out: LlamaDims.vocab, in: LlamaDims.dim)
     }
 

@@ -13,14 +13,14 @@ public enum LlamaTrainingPrograms {
     /// through the vocabulary projection); gradients are ADDED into the `grad_*` buffers (so
     /// micro-batches accumulate). Each layer's input and its products are kept in `saved_*`
     /// on the way forward and read back on the way back (`LlamaModel.trainingStep`).
-    public static func lmStep(lora: Bool = false) throws -> Program {
-        let b = GraphBuilder(lora ? "lm_step_lora" : "lm_step")
+    public static func lmStep(lora: Bool = false, dropout: Bool = false) throws -> Program {
+        let b = GraphBuilder(lora ? (dropout ? "lm_step_lora_dropout" : "lm_step_lora") : "lm_step")
         let ids = b.input("ids", [D.batch, D.seq], .i32)
         let scored = b.input("scored", [D.scored], .i32)
         let targets = b.input("targets", [D.scored], .i32)
         let weights = b.input("weights", [D.scored])
         let layout = TokenLayout.sequential(b, seq: D.seq, start: 0)
-        try LlamaModel(b, lora: lora).trainingStep(ids, layout: layout, scored: scored) { logits in
+        try LlamaModel(b, lora: lora, dropout: dropout).trainingStep(ids, layout: layout, scored: scored) { logits in
             let loss = b.weightedSum(b.tokenNLL(logits, targets: targets), weights)
             b.output("loss", loss)
             return loss
@@ -33,6 +33,11 @@ public enum LlamaTrainingPrograms {
     /// `lora_scale_<w>`), whose gradients are added into `grad_lora_a_<w>` / `grad_lora_b_<w>`
     /// only: the base weights are frozen (no gradient buffers, no weight-gradient products).
     public static func lmStepLoRA() throws -> Program { try lmStep(lora: true) }
+
+    /// `lm_step_lora_dropout`: `lm_step_lora` whose adapters read their input through dropout
+    /// (PEFT's `lora_dropout`): the rate `lora_dropout` (scalar) and per module the int32 keys
+    /// `lora_dropout_key_<w>` `[L]` that seed each layer's mask (the backward stage redraws it).
+    public static func lmStepLoRADropout() throws -> Program { try lmStep(lora: true, dropout: true) }
 
     /// `eval_loss`: the per-position NLL `[B, T]` of `targets` (no gradients).
     public static func evalLoss(lora: Bool = false) throws -> Program {
@@ -50,6 +55,6 @@ public enum LlamaTrainingPrograms {
 
     /// Every training program, in emission order.
     public static func all() throws -> [Program] {
-        try [lmStep(), lmStepLoRA(), evalLoss(), evalLossLoRA()] + OptimizerPrograms.all()
+        try [lmStep(), lmStepLoRA(), lmStepLoRADropout(), evalLoss(), evalLossLoRA()] + OptimizerPrograms.all()
     }
 }

@@ -13,13 +13,16 @@ struct LlamaTrunk {
     /// Whether the layers' projections carry LoRA adapters (`LoRALinear`); their backward
     /// stage then differentiates only with respect to the adapters.
     let lora: Bool
+    /// Whether the adapters read their input through dropout (`LoRALinear`; training only).
+    let dropout: Bool
 
     /// Declares `norm_eps`, `embed` and `final_norm`.
-    init(_ b: GraphBuilder, lora: Bool = false) {
+    init(_ b: GraphBuilder, lora: Bool = false, dropout: Bool = false) {
         let eps = b.input(LlamaDims.Constant.normEps.rawValue, [])
         embedding = Embedding(b)
         norm = RMSNorm(b, "final_norm", eps: eps)
         self.lora = lora
+        self.dropout = lora && dropout
     }
 
     /// `ids [B, T]` (int32) → the normalized hidden states `[B, T, D]`, or `[NS, D]` for the
@@ -36,7 +39,7 @@ struct LlamaTrunk {
             // Saving the input records a write into `saved_x`; the layer goes on from the carry
             // (the compiler keeps the carry in that slot).
             _ = keep("x", carry[0])
-            let layer = DecoderLayer(b, eps: norm.eps, lora: lora)
+            let layer = DecoderLayer(b, eps: norm.eps, lora: lora, dropout: dropout)
             let cache = cached ? KVCache(b) : nil
             return [layer(carry[0], layout: layout, cache: cache, keep: keep)]
         }[0]
@@ -64,7 +67,7 @@ struct LlamaTrunk {
         let b = dy.builder
         return try b.repeated("layer_backward", count: LlamaDims.layers, reversed: true, carry: [dy]) { dy in
             let (x, keep) = KeptActivations.restoring(b)
-            let layer = DecoderLayer(b, eps: norm.eps, lora: lora)
+            let layer = DecoderLayer(b, eps: norm.eps, lora: lora, dropout: dropout)
             let y = layer(x, layout: layout, keep: keep)
             let trained = lora ? layer.adapterParameters : layer.parameters
             let g = try b.gradients(of: y, seed: dy[0], wrt: [x] + trained)

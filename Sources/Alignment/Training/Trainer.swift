@@ -39,10 +39,15 @@ public final class LMTrainer: @unchecked Sendable {
     private let saved = ScratchBuffers()
     private let lmStep: CompiledProgram
     private let evalLoss: CompiledProgram
+    /// The seed of the LoRA dropout masks (the run's `seed`); each micro-batch's masks are drawn
+    /// from it, the optimizer step and the micro-batch's index (`LoRAConfig.dropoutKeys`).
+    public var dropoutSeed: UInt64 = 0
 
     /// With a store that holds LoRA adapters (`parameters.lora`), the steps run
     /// `lm_step_lora`/`eval_loss_lora` and only adapters train: `trainable` defaults to the
-    /// targets' `A` and `B` and may name nothing else (the base model is frozen).
+    /// targets' `A` and `B` and may name nothing else (the base model is frozen). With
+    /// `lora.dropout` > 0 the step is `lm_step_lora_dropout` (evaluation stays without dropout);
+    /// with `lora.plusScale` ≠ 1 the `B` matrices learn at `lr · plusScale` (LoRA+).
     public init(parameters: ParameterStore, trainable: Set<String>? = nil, optimizer: OptimizerSettings = .init()) throws {
         self.parameters = parameters
         var trainable = trainable
@@ -54,8 +59,10 @@ public final class LMTrainer: @unchecked Sendable {
             trainable = trainable ?? Set(lora.trainableNames)
         }
         self.optimizer = try AdamW(parameters: parameters, trainable: trainable, settings: optimizer)
+        if let lora = parameters.lora { self.optimizer.learningRateFactors = lora.learningRateFactors }
         let suffix = parameters.lora == nil ? "" : "_lora"
-        lmStep = try CompiledProgram.load("llama_train.lm_step" + suffix)
+        let dropout = (parameters.lora?.dropout ?? 0) > 0 ? "_dropout" : ""
+        lmStep = try CompiledProgram.load("llama_train.lm_step" + suffix + dropout)
         evalLoss = try CompiledProgram.load("llama_train.eval_loss" + suffix)
     }
 
@@ -89,7 +96,8 @@ public final class LMTrainer: @unchecked Sendable {
         let tokens = batches.reduce(0) { $0 + Int($1.mask.reduce(0, +)) }
         guard tokens > 0 else { return (0, 0) }
         var loss = 0.0
-        for b in batches {
+        let dropout = LoRADropoutInputs(parameters.lora, seed: dropoutSeed, step: optimizer.step)
+        for (micro, b) in batches.enumerated() {
             try checkIds(b)
             // Only supervised positions go through the vocabulary projection; a micro-batch
             // without any adds nothing to the gradients.
@@ -104,7 +112,9 @@ public final class LMTrainer: @unchecked Sendable {
             buffers["ids"] = ids.raw; buffers["scored"] = rows.raw; buffers["targets"] = targets.raw; buffers["weights"] = weights.raw
             buffers["loss"] = out.raw
             for (name, p) in try saved.pointers(for: lmStep, sizes: sizes) { buffers[name] = p }
-            try lmStep.run(buffers: buffers, sizes: sizes)
+            let masks = dropout?.buffers(micro: micro, layers: parameters.config.nLayers)
+            for (name, buffer) in masks ?? [:] { buffers[name] = buffer.raw }
+            try withExtendedLifetime(masks) { try lmStep.run(buffers: buffers, sizes: sizes) }
             loss += Double(out.floats[0])
         }
         return (loss, tokens)
