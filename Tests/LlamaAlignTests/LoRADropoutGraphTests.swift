@@ -93,4 +93,19 @@ import TensorGraph
         #expect(zero.outputs["loss"] == want.outputs["loss"] && zero.mutated[grad] == want.mutated[grad])
         #expect(some.outputs["loss"] != want.outputs["loss"] && some.mutated[grad] != want.mutated[grad])
     }
+
+    /// The generator's numbers are uniform (mean, a tail fraction) and independent of the key
+    /// (two keys agree on a drop as often as chance says), and reproducible.
+    @Test func counterRandomIsUniformAndKeyed() {
+        let n = 200_000
+        let u = (0..<n).map { CounterRandom.uniform(key: 12345, index: $0) }
+        let w = (0..<n).map { CounterRandom.uniform(key: 12346, index: $0) }
+        let mean = u.reduce(0.0) { $0 + Double($1) } / Double(n)
+        let below = Double(u.filter { $0 < 0.3 }.count) / Double(n)
+        let both = Double(zip(u, w).filter { $0 < 0.3 && $1 < 0.3 }.count) / Double(n)
+        #expect(abs(mean - 0.5) < 0.005 && abs(below - 0.3) < 0.005 && abs(both - 0.09) < 0.005, "mean \(mean), P(u<0.3) \(below), joint \(both)")
+        #expect(u.allSatisfy { $0 >= 0 && $0 < 1 })
+        #expect(CounterRandom.uniform(key: 7, index: 1 << 40) == CounterRandom.uniform(key: 7, index: 1 << 40))
+        #expect(CounterRandom.uniform(key: 7, index: 1 << 40) != CounterRandom.uniform(key: 7, index: 0))
+    }
 }
