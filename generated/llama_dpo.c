@@ -2940,7 +2940,7 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
 }
 
 /* dpo_step_k50_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_k50_log_softmax_grad(float *restrict t36, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t16, const float *restrict t17, const float *restrict t18, const float *restrict t34, const float *restrict t35, long NS, long V) {
+static void dpo_step_k50_log_softmax_grad(float *t36, const int32_t *scored_pair, const int32_t *chosen_targets, const int32_t *rejected_targets, const float *chosen_mask, const float *rejected_mask, const float *t16, const float *t17, const float *t18, const float *t34, const float *t35, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3092,7 +3092,7 @@ static void dpo_step_k57_rmsnorm(float *restrict t41, const float *restrict save
 }
 
 /* dpo_step_k58_rmsnorm: t42 = rsqrt(t41 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void dpo_step_k58_rmsnorm(float *restrict t42, const float *restrict norm_eps, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_step_k58_rmsnorm(float *t42, const float *norm_eps, const float *t41, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3223,7 +3223,7 @@ static void dpo_step_k64_rmsnorm(float *restrict t48, const float *restrict save
 }
 
 /* dpo_step_k65_rmsnorm: t49 = rsqrt(t48 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void dpo_step_k65_rmsnorm(float *restrict t49, const float *restrict norm_eps, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_step_k65_rmsnorm(float *t49, const float *norm_eps, const float *t48, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3296,7 +3296,7 @@ static void dpo_step_k70_w3_grad_in(float *restrict t55, const float *restrict w
 }
 
 /* dpo_step_k71_silu_grad: t56 = (t53 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t53 · saved_up) · t51) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_k71_silu_grad(float *restrict t56, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t51, const float *restrict t53, long B, long F, long T) {
+static void dpo_step_k71_silu_grad(float *t56, const float *saved_gate, const float *saved_up, const float *t51, const float *t53, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3417,7 +3417,7 @@ static void dpo_step_k77_attention_grad_matmul(float *restrict t62, const float 
 }
 
 /* dpo_step_k78_attention: t63 = ([i4 ≤ i3 + 0] · t2 ? (t62 / t46 + Σ(-((t62 · t47) / t46))) · t45 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k78_attention(float *restrict t63, const float *restrict t2, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t62, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_step_k78_attention(float *t63, const float *t2, const float *t45, const float *t46, const float *t47, const float *t62, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -3760,20 +3760,20 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[2] = total; total += la_round16(B*T*T);
     off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), NS));
     off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 2*HD2*KVH*NS*REP));
-    off[5] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, B*F*T));
-    off[6] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, B*F*T));
-    off[7] = total; total += la_round16(la_max(la_max(NS*V, B*KVH*REP*T), 2*B*HD2*KVH*T));
-    off[8] = total; total += la_round16(la_max(NS, B*F*T));
-    off[9] = total; total += la_round16(la_max(la_max(la_max(NS, B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
-    off[10] = total; total += la_round16(la_max(la_max(la_max(NS, 1), 2*HD2*KVH*REP), 2*B*HD2*KVH*REP*T));
-    off[11] = total; total += la_round16(la_max(la_max(B, NS*V), 2*B*HD2*KVH*REP*T));
-    off[12] = total; total += la_round16(la_max(la_max(la_max(B, 2*HD2*KVH*NS*REP), B*F*T), 2*B*HD2*KVH*REP*T));
+    off[5] = total; total += la_round16(la_max(la_max(2*HD2*KVH*NS*REP, B*F*T), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*HD2*KVH*NS*REP, 2*HD2*KVH*REP*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[7] = total; total += la_round16(la_max(NS*V, 2*HD2*KVH*REP));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(NS, B*T), 2*B*HD2*KVH*T), 2*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(NS, 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(la_max(NS, 1), 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(la_max(B, 2*HD2*KVH*NS*REP), B*F*T));
+    off[12] = total; total += la_round16(la_max(la_max(B, 2*HD2*KVH*REP), 2*B*HD2*KVH*REP*T));
     off[13] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
-    off[14] = total; total += la_round16(la_max(la_max(la_max(la_max(1, B*T), 2*HD2*KVH*REP*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[15] = total; total += la_round16(la_max(1, B*T));
-    off[16] = total; total += la_round16(la_max(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*T), 2*HD2*KVH*REP*T));
-    off[17] = total; total += la_round16(la_max(la_max(B, 1), 2*B*HD2*KVH*REP*T));
-    off[18] = total; total += la_round16(la_max(la_max(la_max(1, B), B*F*T), 2*HD2*KVH*REP));
+    off[14] = total; total += la_round16(la_max(1, B*T));
+    off[15] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
+    off[16] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[17] = total; total += la_round16(la_max(la_max(B, 1), B*F*T));
+    off[18] = total; total += la_round16(la_max(la_max(1, B), B*F*T));
     off[19] = total; total += la_round16(2*HD2*KVH*REP);
     off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -3837,43 +3837,43 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *t33 = args->arena + off[17];
     float *t34 = args->arena + off[17];
     float *t35 = args->arena + off[18];
-    float *t36 = args->arena + off[11];
-    float *t37 = args->arena + off[12];
-    float *t38 = args->arena + off[10];
-    float *t39 = args->arena + off[8];
+    float *t36 = args->arena + off[7];
+    float *t37 = args->arena + off[11];
+    float *t38 = args->arena + off[12];
+    float *t39 = args->arena + off[10];
     float *t40 = args->arena + off[13];
     float *t41 = args->arena + off[14];
-    float *t42 = args->arena + off[15];
+    float *t42 = args->arena + off[14];
     float *t43 = args->arena + off[4];
     float *t44 = args->arena + off[3];
-    float *t45 = args->arena + off[16];
-    float *t46 = args->arena + off[7];
+    float *t45 = args->arena + off[15];
+    float *t46 = args->arena + off[16];
     float *t47 = args->arena + off[3];
-    float *t48 = args->arena + off[14];
-    float *t49 = args->arena + off[9];
-    float *t50 = args->arena + off[17];
-    float *t51 = args->arena + off[18];
-    float *t52 = args->arena + off[5];
-    float *t53 = args->arena + off[12];
-    float *t54 = args->arena + off[8];
+    float *t48 = args->arena + off[8];
+    float *t49 = args->arena + off[8];
+    float *t50 = args->arena + off[9];
+    float *t51 = args->arena + off[17];
+    float *t52 = args->arena + off[18];
+    float *t53 = args->arena + off[5];
+    float *t54 = args->arena + off[11];
     float *t55 = args->arena + off[10];
-    float *t56 = args->arena + off[6];
-    float *t57 = args->arena + off[11];
-    float *t58 = args->arena + off[14];
-    float *t59 = args->arena + off[18];
-    float *t60 = args->arena + off[12];
+    float *t56 = args->arena + off[17];
+    float *t57 = args->arena + off[12];
+    float *t58 = args->arena + off[6];
+    float *t59 = args->arena + off[7];
+    float *t60 = args->arena + off[5];
     float *t61 = args->arena + off[10];
-    float *t62 = args->arena + off[14];
-    float *t63 = args->arena + off[9];
-    float *t64 = args->arena + off[11];
-    float *t65 = args->arena + off[16];
-    float *t66 = args->arena + off[7];
+    float *t62 = args->arena + off[6];
+    float *t63 = args->arena + off[15];
+    float *t64 = args->arena + off[12];
+    float *t65 = args->arena + off[8];
+    float *t66 = args->arena + off[16];
     float *t67 = args->arena + off[3];
-    float *t68 = args->arena + off[14];
+    float *t68 = args->arena + off[6];
     float *t69 = args->arena + off[10];
-    float *t70 = args->arena + off[9];
-    float *t71 = args->arena + off[11];
-    float *t72 = args->arena + off[16];
+    float *t70 = args->arena + off[15];
+    float *t71 = args->arena + off[12];
+    float *t72 = args->arena + off[8];
     float *t73 = args->arena + off[19];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
@@ -9202,7 +9202,7 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
 }
 
 /* dpo_step_lora_k66_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_lora_k66_log_softmax_grad(float *restrict t52, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t50, const float *restrict t51, long NS, long V) {
+static void dpo_step_lora_k66_log_softmax_grad(float *t52, const int32_t *scored_pair, const int32_t *chosen_targets, const int32_t *rejected_targets, const float *chosen_mask, const float *rejected_mask, const float *t32, const float *t33, const float *t34, const float *t50, const float *t51, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -9596,7 +9596,7 @@ static void dpo_step_lora_k95_w3_grad_in(float *restrict t81, const float *restr
 }
 
 /* dpo_step_lora_k96_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_lora_k96_silu_grad(float *restrict t82, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t69, const float *restrict t75, const float *restrict t76, long B, long F, long T) {
+static void dpo_step_lora_k96_silu_grad(float *t82, const float *saved_gate, const float *saved_up, const float *t69, const float *t75, const float *t76, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -9748,7 +9748,7 @@ static void dpo_step_lora_k107_attention_grad_matmul(float *restrict t93, const 
 }
 
 /* dpo_step_lora_k108_attention: t94 = ([i4 ≤ i3 + 0] · t2 ? (t93 / t63 + Σ(-((t93 · t64) / t63))) · t62 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_lora_k108_attention(float *restrict t94, const float *restrict t2, const float *restrict t62, const float *restrict t63, const float *restrict t64, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_step_lora_k108_attention(float *t94, const float *t2, const float *t62, const float *t63, const float *t64, const float *t93, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -10157,28 +10157,28 @@ static long llama_dpo_dpo_step_lora_layout(const llama_dpo_dpo_step_lora_args *a
     off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), 2*HD2*KVH*NS*REP), NS));
     off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 2*HD2*KVH*NS*REP));
     off[6] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), NS));
-    off[7] = total; total += la_round16(la_max(NS, B*R*T));
-    off[8] = total; total += la_round16(la_max(la_max(NS, 1), B*F*T));
-    off[9] = total; total += la_round16(la_max(la_max(B, NS*V), B*R*T));
-    off[10] = total; total += la_round16(la_max(B, B*T));
-    off[11] = total; total += la_round16(la_max(1, B*R*T));
-    off[12] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[13] = total; total += la_round16(la_max(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
-    off[14] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T), 2*B*HD2*KVH*T));
-    off[15] = total; total += la_round16(la_max(la_max(la_max(B, 1), B*T), B*R*T));
-    off[16] = total; total += la_round16(la_max(la_max(1, B), 2*B*HD2*KVH*REP*T));
+    off[7] = total; total += la_round16(la_max(la_max(NS, B*T), B*R*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(NS, 1), B*F*T), 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(B, B*T));
+    off[10] = total; total += la_round16(la_max(B, B*R*T));
+    off[11] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[12] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
+    off[13] = total; total += la_round16(la_max(la_max(la_max(1, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[14] = total; total += la_round16(la_max(1, B*R*T));
+    off[15] = total; total += la_round16(la_max(la_max(B, 1), 2*B*HD2*KVH*REP*T));
+    off[16] = total; total += la_round16(la_max(la_max(1, B), B*R*T));
     off[17] = total; total += la_round16(B*R*T);
     off[18] = total; total += la_round16(B*F*T);
     off[19] = total; total += la_round16(B*R*T);
     off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[21] = total; total += la_round16(B*R*T);
     off[22] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[23] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T));
-    off[24] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[23] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[24] = total; total += la_round16(B*F*T);
     off[25] = total; total += la_round16(B*F*T);
     off[26] = total; total += la_round16(B*R*T);
     off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[28] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[28] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
     off[29] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
     off[30] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
     off[31] = total; total += la_round16(B*R*T);
@@ -10266,23 +10266,23 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
     float *t49 = args->arena + off[15];
     float *t50 = args->arena + off[15];
     float *t51 = args->arena + off[16];
-    float *t52 = args->arena + off[9];
+    float *t52 = args->arena + off[3];
     float *t53 = args->arena + off[4];
     float *t54 = args->arena + off[8];
     float *t55 = args->arena + off[3];
-    float *t56 = args->arena + off[10];
+    float *t56 = args->arena + off[9];
     float *t57 = args->arena + off[6];
     float *t58 = args->arena + off[5];
     float *t59 = args->arena + off[4];
-    float *t60 = args->arena + off[11];
-    float *t61 = args->arena + off[12];
-    float *t62 = args->arena + off[13];
-    float *t63 = args->arena + off[14];
-    float *t64 = args->arena + off[12];
-    float *t65 = args->arena + off[7];
-    float *t66 = args->arena + off[15];
-    float *t67 = args->arena + off[16];
-    float *t68 = args->arena + off[9];
+    float *t60 = args->arena + off[10];
+    float *t61 = args->arena + off[11];
+    float *t62 = args->arena + off[12];
+    float *t63 = args->arena + off[13];
+    float *t64 = args->arena + off[11];
+    float *t65 = args->arena + off[14];
+    float *t66 = args->arena + off[7];
+    float *t67 = args->arena + off[15];
+    float *t68 = args->arena + off[16];
     float *t69 = args->arena + off[8];
     float *t70 = args->arena + off[17];
     float *t71 = args->arena + off[18];
@@ -10296,34 +10296,34 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
     float *t79 = args->arena + off[26];
     float *t80 = args->arena + off[27];
     float *t81 = args->arena + off[28];
-    float *t82 = args->arena + off[24];
-    float *t83 = args->arena + off[8];
+    float *t82 = args->arena + off[8];
+    float *t83 = args->arena + off[24];
     float *t84 = args->arena + off[22];
     float *t85 = args->arena + off[23];
     float *t86 = args->arena + off[29];
-    float *t87 = args->arena + off[24];
+    float *t87 = args->arena + off[8];
     float *t88 = args->arena + off[27];
-    float *t89 = args->arena + off[15];
+    float *t89 = args->arena + off[7];
     float *t90 = args->arena + off[28];
     float *t91 = args->arena + off[23];
     float *t92 = args->arena + off[29];
     float *t93 = args->arena + off[28];
-    float *t94 = args->arena + off[23];
-    float *t95 = args->arena + off[28];
+    float *t94 = args->arena + off[12];
+    float *t95 = args->arena + off[23];
     float *t96 = args->arena + off[13];
-    float *t97 = args->arena + off[14];
-    float *t98 = args->arena + off[12];
+    float *t97 = args->arena + off[28];
+    float *t98 = args->arena + off[11];
     float *t99 = args->arena + off[29];
-    float *t100 = args->arena + off[23];
+    float *t100 = args->arena + off[12];
     float *t101 = args->arena + off[30];
     float *t102 = args->arena + off[13];
     float *t103 = args->arena + off[30];
-    float *t104 = args->arena + off[14];
+    float *t104 = args->arena + off[28];
     float *t105 = args->arena + off[31];
     float *t106 = args->arena + off[32];
     float *t107 = args->arena + off[33];
     float *t108 = args->arena + off[30];
-    float *t109 = args->arena + off[28];
+    float *t109 = args->arena + off[23];
     float *t110 = args->arena + off[34];
     float *t111 = args->arena + off[35];
     float *t112 = args->arena + off[36];
@@ -13352,7 +13352,7 @@ static void dpo_step_lora_dropout_k72_log_sigmoid_grad(float *restrict t57, floa
 }
 
 /* dpo_step_lora_dropout_k73_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_lora_dropout_k73_log_softmax_grad(float *restrict t59, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t39, const float *restrict t40, const float *restrict t41, const float *restrict t57, const float *restrict t58, long NS, long V) {
+static void dpo_step_lora_dropout_k73_log_softmax_grad(float *t59, const int32_t *scored_pair, const int32_t *chosen_targets, const int32_t *rejected_targets, const float *chosen_mask, const float *rejected_mask, const float *t39, const float *t40, const float *t41, const float *t57, const float *t58, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -13683,7 +13683,7 @@ static void dpo_step_lora_dropout_k91_rmsnorm(float *restrict t77, const float *
 }
 
 /* dpo_step_lora_dropout_k92_rmsnorm: t78 = rsqrt(t77 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void dpo_step_lora_dropout_k92_rmsnorm(float *restrict t78, const float *restrict norm_eps, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_step_lora_dropout_k92_rmsnorm(float *t78, const float *norm_eps, const float *t77, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -13872,7 +13872,7 @@ static void dpo_step_lora_dropout_k108_w3_grad_in(float *restrict t94, const flo
 }
 
 /* dpo_step_lora_dropout_k109_dropout: sub, div, neg, exp, add, random, cmple, mul, mul, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_lora_dropout_k109_dropout(float *restrict t95, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t81, const float *restrict t88, const float *restrict t89, long B, long F, long T) {
+static void dpo_step_lora_dropout_k109_dropout(float *t95, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t81, const float *t88, const float *t89, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -14055,7 +14055,7 @@ static void dpo_step_lora_dropout_k120_attention_grad_matmul(float *restrict t10
 }
 
 /* dpo_step_lora_dropout_k121_attention: t107 = ([i4 ≤ i3 + 0] · t2 ? (t106 / t73 + Σ(-((t106 · t74) / t73))) · t72 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_lora_dropout_k121_attention(float *restrict t107, const float *restrict t2, const float *restrict t72, const float *restrict t73, const float *restrict t74, const float *restrict t106, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_step_lora_dropout_k121_attention(float *t107, const float *t2, const float *t72, const float *t73, const float *t74, const float *t106, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -14490,19 +14490,19 @@ static long llama_dpo_dpo_step_lora_dropout_layout(const llama_dpo_dpo_step_lora
     off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), B*KVH*REP*T*T), 2*HD2*KVH*NS*REP), NS));
     off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), NS));
     off[6] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 2*HD2*KVH*NS*REP));
-    off[7] = total; total += la_round16(la_max(la_max(la_max(NS, B*KVH*REP*T*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
-    off[8] = total; total += la_round16(la_max(la_max(la_max(NS, 1), B*T), 2*B*HD2*KVH*REP*T));
-    off[9] = total; total += la_round16(la_max(la_max(B, NS*V), B*R*T));
-    off[10] = total; total += la_round16(la_max(B, B*T));
-    off[11] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
-    off[12] = total; total += la_round16(la_max(1, B*R*T));
-    off[13] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
-    off[14] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[15] = total; total += la_round16(la_max(la_max(la_max(B, 1), B*KVH*REP*T), 2*B*HD2*KVH*T));
-    off[16] = total; total += la_round16(la_max(la_max(1, B), 2*B*HD2*KVH*REP*T));
-    off[17] = total; total += la_round16(la_max(B*T, B*R*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(NS, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(NS, 1), B*T), B*R*T));
+    off[9] = total; total += la_round16(la_max(B, B*T));
+    off[10] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(1, B*R*T));
+    off[12] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
+    off[13] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[14] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
+    off[15] = total; total += la_round16(la_max(la_max(B, 1), 2*B*HD2*KVH*REP*T));
+    off[16] = total; total += la_round16(la_max(la_max(1, B), B*R*T));
+    off[17] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[18] = total; total += la_round16(B*R*T);
-    off[19] = total; total += la_round16(B*F*T);
+    off[19] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
     off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[21] = total; total += la_round16(B*R*T);
     off[22] = total; total += la_round16(B*F*T);
@@ -14510,12 +14510,12 @@ static long llama_dpo_dpo_step_lora_dropout_layout(const llama_dpo_dpo_step_lora
     off[24] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[25] = total; total += la_round16(B*R*T);
     off[26] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[27] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T));
-    off[28] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[27] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[28] = total; total += la_round16(B*F*T);
     off[29] = total; total += la_round16(B*F*T);
     off[30] = total; total += la_round16(B*R*T);
     off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[32] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[32] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
     off[33] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
     off[34] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
     off[35] = total; total += la_round16(B*R*T);
@@ -14610,27 +14610,27 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
     float *t56 = args->arena + off[15];
     float *t57 = args->arena + off[15];
     float *t58 = args->arena + off[16];
-    float *t59 = args->arena + off[9];
+    float *t59 = args->arena + off[3];
     float *t60 = args->arena + off[4];
     float *t61 = args->arena + off[8];
     float *t62 = args->arena + off[3];
-    float *t63 = args->arena + off[10];
+    float *t63 = args->arena + off[9];
     float *t64 = args->arena + off[5];
     float *t65 = args->arena + off[4];
     float *t66 = args->arena + off[6];
-    float *t67 = args->arena + off[11];
-    float *t68 = args->arena + off[12];
-    float *t69 = args->arena + off[13];
+    float *t67 = args->arena + off[10];
+    float *t68 = args->arena + off[11];
+    float *t69 = args->arena + off[12];
     float *t70 = args->arena + off[5];
-    float *t71 = args->arena + off[14];
-    float *t72 = args->arena + off[7];
-    float *t73 = args->arena + off[15];
-    float *t74 = args->arena + off[14];
-    float *t75 = args->arena + off[16];
-    float *t76 = args->arena + off[9];
+    float *t71 = args->arena + off[13];
+    float *t72 = args->arena + off[14];
+    float *t73 = args->arena + off[7];
+    float *t74 = args->arena + off[13];
+    float *t75 = args->arena + off[15];
+    float *t76 = args->arena + off[16];
     float *t77 = args->arena + off[8];
-    float *t78 = args->arena + off[17];
-    float *t79 = args->arena + off[8];
+    float *t78 = args->arena + off[8];
+    float *t79 = args->arena + off[17];
     float *t80 = args->arena + off[18];
     float *t81 = args->arena + off[19];
     float *t82 = args->arena + off[20];
@@ -14646,34 +14646,34 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
     float *t92 = args->arena + off[30];
     float *t93 = args->arena + off[31];
     float *t94 = args->arena + off[32];
-    float *t95 = args->arena + off[28];
-    float *t96 = args->arena + off[19];
+    float *t95 = args->arena + off[19];
+    float *t96 = args->arena + off[28];
     float *t97 = args->arena + off[26];
     float *t98 = args->arena + off[27];
     float *t99 = args->arena + off[33];
-    float *t100 = args->arena + off[28];
+    float *t100 = args->arena + off[19];
     float *t101 = args->arena + off[31];
-    float *t102 = args->arena + off[17];
+    float *t102 = args->arena + off[8];
     float *t103 = args->arena + off[32];
     float *t104 = args->arena + off[27];
     float *t105 = args->arena + off[33];
     float *t106 = args->arena + off[32];
-    float *t107 = args->arena + off[27];
-    float *t108 = args->arena + off[32];
+    float *t107 = args->arena + off[14];
+    float *t108 = args->arena + off[27];
     float *t109 = args->arena + off[7];
-    float *t110 = args->arena + off[15];
-    float *t111 = args->arena + off[14];
+    float *t110 = args->arena + off[32];
+    float *t111 = args->arena + off[13];
     float *t112 = args->arena + off[33];
-    float *t113 = args->arena + off[27];
+    float *t113 = args->arena + off[14];
     float *t114 = args->arena + off[34];
     float *t115 = args->arena + off[7];
     float *t116 = args->arena + off[34];
-    float *t117 = args->arena + off[15];
+    float *t117 = args->arena + off[32];
     float *t118 = args->arena + off[35];
     float *t119 = args->arena + off[36];
     float *t120 = args->arena + off[37];
     float *t121 = args->arena + off[34];
-    float *t122 = args->arena + off[32];
+    float *t122 = args->arena + off[27];
     float *t123 = args->arena + off[38];
     float *t124 = args->arena + off[39];
     float *t125 = args->arena + off[40];

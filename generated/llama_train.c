@@ -441,7 +441,7 @@ static void lm_step_k27_cross_entropy(float *restrict loss, const float *restric
 }
 
 /* lm_step_k28_log_softmax_grad: t19 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t17) · exp(t15 - t16)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_k28_log_softmax_grad(float *restrict t19, const int32_t *restrict targets, const float *restrict weights, const float *restrict t15, const float *restrict t16, const float *restrict t17, long NS, long V) {
+static void lm_step_k28_log_softmax_grad(float *t19, const int32_t *targets, const float *weights, const float *t15, const float *t16, const float *t17, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -574,7 +574,7 @@ static void lm_step_k35_rmsnorm(float *restrict t24, const float *restrict saved
 }
 
 /* lm_step_k36_rmsnorm: t25 = rsqrt(t24 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void lm_step_k36_rmsnorm(float *restrict t25, const float *restrict norm_eps, const float *restrict t24, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_k36_rmsnorm(float *t25, const float *norm_eps, const float *t24, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -702,7 +702,7 @@ static void lm_step_k42_rmsnorm(float *restrict t31, const float *restrict saved
 }
 
 /* lm_step_k43_rmsnorm: t32 = rsqrt(t31 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void lm_step_k43_rmsnorm(float *restrict t32, const float *restrict norm_eps, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_k43_rmsnorm(float *t32, const float *norm_eps, const float *t31, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -775,7 +775,7 @@ static void lm_step_k48_w3_grad_in(float *restrict t38, const float *restrict w3
 }
 
 /* lm_step_k49_silu_grad: t39 = (t36 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t36 · saved_up) · t34) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_k49_silu_grad(float *restrict t39, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t34, const float *restrict t36, long B, long F, long T) {
+static void lm_step_k49_silu_grad(float *t39, const float *saved_gate, const float *saved_up, const float *t34, const float *t36, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -896,7 +896,7 @@ static void lm_step_k55_attention_grad_matmul(float *restrict t45, const float *
 }
 
 /* lm_step_k56_softmax_grad: t46 = ([i4 ≤ i3 + 0] ? (t45 / t29 + Σ(-((t45 · t30) / t29))) · t28 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_k56_softmax_grad(float *restrict t46, const float *restrict t28, const float *restrict t29, const float *restrict t30, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_k56_softmax_grad(float *t46, const float *t28, const float *t29, const float *t30, const float *t45, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -1235,20 +1235,20 @@ static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, lon
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), NS), B*T));
+    off[2] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), NS));
     off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 2*HD2*KVH*NS*REP), B*T));
     off[4] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, 2*B*HD2*KVH*REP*T));
-    off[5] = total; total += la_round16(la_max(la_max(2*HD2*KVH*NS*REP, B*T), 2*B*HD2*KVH*REP*T));
-    off[6] = total; total += la_round16(la_max(la_max(la_max(NS*V, 2*HD2*KVH*NS*REP), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*HD2*KVH*NS*REP, B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[6] = total; total += la_round16(la_max(NS*V, 2*B*HD2*KVH*REP*T));
     off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(NS, 2*HD2*KVH*REP), B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
-    off[8] = total; total += la_round16(la_max(la_max(NS, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
-    off[9] = total; total += la_round16(la_max(la_max(la_max(la_max(NS, NS*V), B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[10] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T));
+    off[8] = total; total += la_round16(la_max(la_max(NS, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[9] = total; total += la_round16(la_max(la_max(la_max(NS, 2*HD2*KVH*NS*REP), B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(B*F*T);
     off[11] = total; total += la_round16(B*F*T);
-    off[12] = total; total += la_round16(la_max(la_max(B*F*T, 2*HD2*KVH*REP*T), 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
     off[13] = total; total += la_round16(B*F*T);
     off[14] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[15] = total; total += la_round16(B*F*T);
+    off[15] = total; total += la_round16(la_max(2*HD2*KVH*REP*T, 2*B*HD2*KVH*REP*T));
     off[16] = total; total += la_round16(2*HD2*KVH*REP);
     off[17] = total; total += la_round16(2*HD2*KVH*REP*T);
     off[18] = total; total += la_round16(2*HD2*KVH*REP);
@@ -1297,42 +1297,42 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     float *t16 = args->arena + off[7];
     float *t17 = args->arena + off[8];
     float *t18 = args->arena + off[9];
-    float *t19 = args->arena + off[9];
-    float *t20 = args->arena + off[6];
+    float *t19 = args->arena + off[6];
+    float *t20 = args->arena + off[9];
     float *t21 = args->arena + off[7];
     float *t22 = args->arena + off[8];
     float *t23 = args->arena + off[4];
     float *t24 = args->arena + off[3];
-    float *t25 = args->arena + off[2];
-    float *t26 = args->arena + off[3];
-    float *t27 = args->arena + off[6];
+    float *t25 = args->arena + off[3];
+    float *t26 = args->arena + off[2];
+    float *t27 = args->arena + off[9];
     float *t28 = args->arena + off[8];
     float *t29 = args->arena + off[7];
-    float *t30 = args->arena + off[6];
+    float *t30 = args->arena + off[9];
     float *t31 = args->arena + off[5];
-    float *t32 = args->arena + off[9];
-    float *t33 = args->arena + off[5];
+    float *t32 = args->arena + off[5];
+    float *t33 = args->arena + off[6];
     float *t34 = args->arena + off[10];
     float *t35 = args->arena + off[11];
     float *t36 = args->arena + off[12];
     float *t37 = args->arena + off[13];
     float *t38 = args->arena + off[14];
-    float *t39 = args->arena + off[15];
-    float *t40 = args->arena + off[10];
-    float *t41 = args->arena + off[12];
+    float *t39 = args->arena + off[10];
+    float *t40 = args->arena + off[12];
+    float *t41 = args->arena + off[15];
     float *t42 = args->arena + off[16];
-    float *t43 = args->arena + off[12];
+    float *t43 = args->arena + off[15];
     float *t44 = args->arena + off[14];
-    float *t45 = args->arena + off[9];
-    float *t46 = args->arena + off[10];
-    float *t47 = args->arena + off[8];
+    float *t45 = args->arena + off[5];
+    float *t46 = args->arena + off[8];
+    float *t47 = args->arena + off[12];
     float *t48 = args->arena + off[7];
-    float *t49 = args->arena + off[9];
-    float *t50 = args->arena + off[10];
-    float *t51 = args->arena + off[6];
-    float *t52 = args->arena + off[14];
+    float *t49 = args->arena + off[5];
+    float *t50 = args->arena + off[14];
+    float *t51 = args->arena + off[8];
+    float *t52 = args->arena + off[9];
     float *t53 = args->arena + off[7];
-    float *t54 = args->arena + off[8];
+    float *t54 = args->arena + off[12];
     float *t55 = args->arena + off[17];
     float *t56 = args->arena + off[18];
     const float *embed = args->embed;
@@ -2244,7 +2244,7 @@ static void lm_step_lora_k43_cross_entropy(float *restrict loss, const float *re
 }
 
 /* lm_step_lora_k44_log_softmax_grad: t35 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t33) · exp(t31 - t32)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_lora_k44_log_softmax_grad(float *restrict t35, const int32_t *restrict targets, const float *restrict weights, const float *restrict t31, const float *restrict t32, const float *restrict t33, long NS, long V) {
+static void lm_step_lora_k44_log_softmax_grad(float *t35, const int32_t *targets, const float *weights, const float *t31, const float *t32, const float *t33, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2616,7 +2616,7 @@ static void lm_step_lora_k73_w3_grad_in(float *restrict t64, const float *restri
 }
 
 /* lm_step_lora_k74_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_lora_k74_silu_grad(float *restrict t65, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t52, const float *restrict t58, const float *restrict t59, long B, long F, long T) {
+static void lm_step_lora_k74_silu_grad(float *t65, const float *saved_gate, const float *saved_up, const float *t52, const float *t58, const float *t59, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2768,7 +2768,7 @@ static void lm_step_lora_k85_attention_grad_matmul(float *restrict t76, const fl
 }
 
 /* lm_step_lora_k86_softmax_grad: t77 = ([i4 ≤ i3 + 0] ? (t76 / t46 + Σ(-((t76 · t47) / t46))) · t45 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_k86_softmax_grad(float *restrict t77, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_lora_k86_softmax_grad(float *t77, const float *t45, const float *t46, const float *t47, const float *t76, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -3175,28 +3175,28 @@ static long llama_train_lm_step_lora_layout(const llama_train_lm_step_lora_args 
     off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), 2*HD2*KVH*NS*REP), NS));
     off[4] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 2*HD2*KVH*NS*REP));
     off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), NS));
-    off[6] = total; total += la_round16(la_max(NS, B*R*T));
-    off[7] = total; total += la_round16(la_max(la_max(NS, NS*V), B*T));
-    off[8] = total; total += la_round16(la_max(la_max(B*KVH*REP*T*T, B*KVH*REP*T), 2*B*HD2*KVH*T));
-    off[9] = total; total += la_round16(la_max(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(NS, B*T));
+    off[7] = total; total += la_round16(la_max(NS, B*R*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(B*KVH*REP*T*T, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*REP*T));
     off[10] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*T));
     off[11] = total; total += la_round16(B*R*T);
     off[12] = total; total += la_round16(la_max(B*T, B*R*T));
     off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[14] = total; total += la_round16(B*R*T);
-    off[15] = total; total += la_round16(B*F*T);
+    off[15] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
     off[16] = total; total += la_round16(B*R*T);
     off[17] = total; total += la_round16(B*F*T);
     off[18] = total; total += la_round16(B*R*T);
     off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[20] = total; total += la_round16(B*R*T);
     off[21] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[22] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T));
-    off[23] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[22] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[23] = total; total += la_round16(B*F*T);
     off[24] = total; total += la_round16(B*F*T);
     off[25] = total; total += la_round16(B*R*T);
     off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[27] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[27] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
     off[28] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
     off[29] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
     off[30] = total; total += la_round16(B*R*T);
@@ -3267,15 +3267,15 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     float *t32 = args->arena + off[3];
     float *t33 = args->arena + off[6];
     float *t34 = args->arena + off[7];
-    float *t35 = args->arena + off[7];
+    float *t35 = args->arena + off[2];
     float *t36 = args->arena + off[3];
-    float *t37 = args->arena + off[6];
+    float *t37 = args->arena + off[7];
     float *t38 = args->arena + off[2];
-    float *t39 = args->arena + off[7];
+    float *t39 = args->arena + off[6];
     float *t40 = args->arena + off[5];
     float *t41 = args->arena + off[4];
     float *t42 = args->arena + off[3];
-    float *t43 = args->arena + off[6];
+    float *t43 = args->arena + off[7];
     float *t44 = args->arena + off[8];
     float *t45 = args->arena + off[9];
     float *t46 = args->arena + off[8];
@@ -3297,34 +3297,34 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     float *t62 = args->arena + off[25];
     float *t63 = args->arena + off[26];
     float *t64 = args->arena + off[27];
-    float *t65 = args->arena + off[23];
-    float *t66 = args->arena + off[15];
+    float *t65 = args->arena + off[15];
+    float *t66 = args->arena + off[23];
     float *t67 = args->arena + off[21];
     float *t68 = args->arena + off[22];
     float *t69 = args->arena + off[28];
-    float *t70 = args->arena + off[23];
+    float *t70 = args->arena + off[15];
     float *t71 = args->arena + off[26];
     float *t72 = args->arena + off[12];
     float *t73 = args->arena + off[27];
     float *t74 = args->arena + off[22];
     float *t75 = args->arena + off[28];
     float *t76 = args->arena + off[27];
-    float *t77 = args->arena + off[22];
-    float *t78 = args->arena + off[27];
-    float *t79 = args->arena + off[9];
-    float *t80 = args->arena + off[8];
+    float *t77 = args->arena + off[9];
+    float *t78 = args->arena + off[22];
+    float *t79 = args->arena + off[8];
+    float *t80 = args->arena + off[27];
     float *t81 = args->arena + off[10];
     float *t82 = args->arena + off[28];
-    float *t83 = args->arena + off[22];
+    float *t83 = args->arena + off[9];
     float *t84 = args->arena + off[29];
-    float *t85 = args->arena + off[9];
+    float *t85 = args->arena + off[8];
     float *t86 = args->arena + off[29];
-    float *t87 = args->arena + off[8];
+    float *t87 = args->arena + off[27];
     float *t88 = args->arena + off[30];
     float *t89 = args->arena + off[31];
     float *t90 = args->arena + off[32];
     float *t91 = args->arena + off[29];
-    float *t92 = args->arena + off[27];
+    float *t92 = args->arena + off[22];
     float *t93 = args->arena + off[33];
     float *t94 = args->arena + off[34];
     float *t95 = args->arena + off[35];
@@ -4530,7 +4530,7 @@ static void lm_step_lora_dropout_k50_cross_entropy(float *restrict loss, const f
 }
 
 /* lm_step_lora_dropout_k51_log_softmax_grad: t42 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t40) · exp(t38 - t39)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_lora_dropout_k51_log_softmax_grad(float *restrict t42, const int32_t *restrict targets, const float *restrict weights, const float *restrict t38, const float *restrict t39, const float *restrict t40, long NS, long V) {
+static void lm_step_lora_dropout_k51_log_softmax_grad(float *t42, const int32_t *targets, const float *weights, const float *t38, const float *t39, const float *t40, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4839,7 +4839,7 @@ static void lm_step_lora_dropout_k69_rmsnorm(float *restrict t60, const float *r
 }
 
 /* lm_step_lora_dropout_k70_rmsnorm: t61 = rsqrt(t60 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k70_rmsnorm(float *restrict t61, const float *restrict norm_eps, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_lora_dropout_k70_rmsnorm(float *t61, const float *norm_eps, const float *t60, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5028,7 +5028,7 @@ static void lm_step_lora_dropout_k86_w3_grad_in(float *restrict t77, const float
 }
 
 /* lm_step_lora_dropout_k87_dropout: sub, div, neg, exp, add, random, cmple, mul, mul, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_lora_dropout_k87_dropout(float *restrict t78, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t64, const float *restrict t71, const float *restrict t72, long B, long F, long T) {
+static void lm_step_lora_dropout_k87_dropout(float *t78, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t64, const float *t71, const float *t72, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5211,7 +5211,7 @@ static void lm_step_lora_dropout_k98_attention_grad_matmul(float *restrict t89, 
 }
 
 /* lm_step_lora_dropout_k99_softmax_grad: t90 = ([i4 ≤ i3 + 0] ? (t89 / t56 + Σ(-((t89 · t57) / t56))) · t55 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_dropout_k99_softmax_grad(float *restrict t90, const float *restrict t55, const float *restrict t56, const float *restrict t57, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_lora_dropout_k99_softmax_grad(float *t90, const float *t55, const float *t56, const float *t57, const float *t89, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -5644,19 +5644,19 @@ static long llama_train_lm_step_lora_dropout_layout(const llama_train_lm_step_lo
     off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), B*KVH*REP*T*T), 2*HD2*KVH*NS*REP), NS));
     off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), NS));
     off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 2*HD2*KVH*NS*REP));
-    off[6] = total; total += la_round16(la_max(NS, 2*B*HD2*KVH*REP*T));
-    off[7] = total; total += la_round16(la_max(la_max(NS, NS*V), B*T));
+    off[6] = total; total += la_round16(la_max(NS, B*T));
+    off[7] = total; total += la_round16(la_max(NS, 2*B*HD2*KVH*REP*T));
     off[8] = total; total += la_round16(B*R*T);
     off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[10] = total; total += la_round16(la_max(la_max(B*KVH*REP*T*T, B*KVH*REP*T), 2*B*HD2*KVH*T));
-    off[11] = total; total += la_round16(la_max(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(B*KVH*REP*T*T, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*REP*T));
     off[12] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*T));
     off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[14] = total; total += la_round16(B*R*T);
-    off[15] = total; total += la_round16(la_max(B*T, 2*B*HD2*KVH*REP*T));
-    off[16] = total; total += la_round16(la_max(B*T, B*R*T));
+    off[15] = total; total += la_round16(la_max(B*T, B*R*T));
+    off[16] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[17] = total; total += la_round16(B*R*T);
-    off[18] = total; total += la_round16(B*F*T);
+    off[18] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
     off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[20] = total; total += la_round16(B*R*T);
     off[21] = total; total += la_round16(B*F*T);
@@ -5664,12 +5664,12 @@ static long llama_train_lm_step_lora_dropout_layout(const llama_train_lm_step_lo
     off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[24] = total; total += la_round16(B*R*T);
     off[25] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[26] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T));
-    off[27] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[26] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[27] = total; total += la_round16(B*F*T);
     off[28] = total; total += la_round16(B*F*T);
     off[29] = total; total += la_round16(B*R*T);
     off[30] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[31] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[31] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
     off[32] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
     off[33] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
     off[34] = total; total += la_round16(B*R*T);
@@ -5747,15 +5747,15 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     float *t39 = args->arena + off[3];
     float *t40 = args->arena + off[6];
     float *t41 = args->arena + off[7];
-    float *t42 = args->arena + off[7];
+    float *t42 = args->arena + off[2];
     float *t43 = args->arena + off[3];
-    float *t44 = args->arena + off[6];
+    float *t44 = args->arena + off[7];
     float *t45 = args->arena + off[2];
-    float *t46 = args->arena + off[7];
+    float *t46 = args->arena + off[6];
     float *t47 = args->arena + off[4];
     float *t48 = args->arena + off[3];
     float *t49 = args->arena + off[5];
-    float *t50 = args->arena + off[6];
+    float *t50 = args->arena + off[7];
     float *t51 = args->arena + off[8];
     float *t52 = args->arena + off[9];
     float *t53 = args->arena + off[4];
@@ -5766,8 +5766,8 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     float *t58 = args->arena + off[13];
     float *t59 = args->arena + off[14];
     float *t60 = args->arena + off[15];
-    float *t61 = args->arena + off[16];
-    float *t62 = args->arena + off[15];
+    float *t61 = args->arena + off[15];
+    float *t62 = args->arena + off[16];
     float *t63 = args->arena + off[17];
     float *t64 = args->arena + off[18];
     float *t65 = args->arena + off[19];
@@ -5783,34 +5783,34 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     float *t75 = args->arena + off[29];
     float *t76 = args->arena + off[30];
     float *t77 = args->arena + off[31];
-    float *t78 = args->arena + off[27];
-    float *t79 = args->arena + off[18];
+    float *t78 = args->arena + off[18];
+    float *t79 = args->arena + off[27];
     float *t80 = args->arena + off[25];
     float *t81 = args->arena + off[26];
     float *t82 = args->arena + off[32];
-    float *t83 = args->arena + off[27];
+    float *t83 = args->arena + off[18];
     float *t84 = args->arena + off[30];
-    float *t85 = args->arena + off[16];
+    float *t85 = args->arena + off[15];
     float *t86 = args->arena + off[31];
     float *t87 = args->arena + off[26];
     float *t88 = args->arena + off[32];
     float *t89 = args->arena + off[31];
-    float *t90 = args->arena + off[26];
-    float *t91 = args->arena + off[31];
-    float *t92 = args->arena + off[11];
-    float *t93 = args->arena + off[10];
+    float *t90 = args->arena + off[11];
+    float *t91 = args->arena + off[26];
+    float *t92 = args->arena + off[10];
+    float *t93 = args->arena + off[31];
     float *t94 = args->arena + off[12];
     float *t95 = args->arena + off[32];
-    float *t96 = args->arena + off[26];
+    float *t96 = args->arena + off[11];
     float *t97 = args->arena + off[33];
-    float *t98 = args->arena + off[11];
+    float *t98 = args->arena + off[10];
     float *t99 = args->arena + off[33];
-    float *t100 = args->arena + off[10];
+    float *t100 = args->arena + off[31];
     float *t101 = args->arena + off[34];
     float *t102 = args->arena + off[35];
     float *t103 = args->arena + off[36];
     float *t104 = args->arena + off[33];
-    float *t105 = args->arena + off[31];
+    float *t105 = args->arena + off[26];
     float *t106 = args->arena + off[37];
     float *t107 = args->arena + off[38];
     float *t108 = args->arena + off[39];
