@@ -440,8 +440,79 @@ static void lm_step_k27_cross_entropy(float *restrict loss, const float *restric
     loss[r] = acc0;
 }
 
-/* lm_step_k28_log_softmax_grad: t19 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t17) · exp(t15 - t16)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_k28_log_softmax_grad(float *t19, const int32_t *targets, const float *weights, const float *t15, const float *t16, const float *t17, long NS, long V) {
+/* lm_step_k28_log_softmax: t19 = Σ(exp(t15 - t16 - log(t17)) · (t15 - t16 - log(t17)))  [lm_head/cross_entropy/log_softmax; lm_head/token_stats] */
+static void lm_step_k28_log_softmax(float *restrict t19, const float *restrict t15, const float *restrict t16, const float *restrict t17, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t16[i0];
+        float v2 = logf(t17[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t15[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t19[r] = acc0;
+    }
+}
+
+/* lm_step_k29_cross_entropy: t20 = Σ(t15 · [i1 = targets])  [lm_head/cross_entropy; lm_head/token_stats] */
+static void lm_step_k29_cross_entropy(float *restrict t20, const int32_t *restrict targets, const float *restrict t15, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
+            float v2 = (t15[r * n + j0]) * v1;
+            acc0 += v2;
+        }
+        t20[r] = acc0;
+    }
+}
+
+/* lm_step_k30_token_stats: entropy = Σ((-t19) · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
+static void lm_step_k30_token_stats(float *restrict entropy, const float *restrict weights, const float *restrict t19, long NS) {
+    /* one result per row */
+    const long n = NS;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t19[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    entropy[r] = acc0;
+}
+
+/* lm_step_k31_token_stats: accuracy = Σ([t16 ≤ t20] · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
+static void lm_step_k31_token_stats(float *restrict accuracy, const float *restrict weights, const float *restrict t16, const float *restrict t20, long NS) {
+    /* one result per row */
+    const long n = NS;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = t16[j0] <= t20[j0] ? 1.0f : 0.0f;
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    accuracy[r] = acc0;
+}
+
+/* lm_step_k32_log_softmax_grad: t21 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t17) · exp(t15 - t16)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_k32_log_softmax_grad(float *t21, const int32_t *targets, const float *weights, const float *t15, const float *t16, const float *t17, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -466,19 +537,19 @@ static void lm_step_k28_log_softmax_grad(float *t19, const int32_t *targets, con
             float v11 = la_expf(v10);
             float v12 = v8 * v11;
             float v13 = v7 + v12;
-            t19[r * n + j] = v13;
+            t21[r * n + j] = v13;
         }
     }
 }
 
-/* lm_step_k29_lm_head_grad_in: t20[NS, D] = t19 · lm_head  [lm_head/grad] */
-static void lm_step_k29_lm_head_grad_in(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
+/* lm_step_k33_lm_head_grad_in: t22[NS, D] = t21 · lm_head  [lm_head/grad] */
+static void lm_step_k33_lm_head_grad_in(float *restrict t22, const float *restrict lm_head, const float *restrict t21, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t19, V, lm_head, D, 0.0f, t20, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t21, V, lm_head, D, 0.0f, t22, D);
 }
 
-/* lm_step_k30_rmsnorm_grad: t21 = Σ(t20 · t13)  [lm_head/rmsnorm/grad] */
-static void lm_step_k30_rmsnorm_grad(float *restrict t21, const float *restrict t13, const float *restrict t20, long HD2, long KVH, long NS, long REP) {
+/* lm_step_k34_rmsnorm_grad: t23 = Σ(t22 · t13)  [lm_head/rmsnorm/grad] */
+static void lm_step_k34_rmsnorm_grad(float *restrict t23, const float *restrict t13, const float *restrict t22, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = NS;
@@ -488,15 +559,15 @@ static void lm_step_k30_rmsnorm_grad(float *restrict t21, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t20[(j0) * D + i0]) * (t13[(j0) * D + i0]);
+            float v0 = (t22[(j0) * D + i0]) * (t13[(j0) * D + i0]);
             acc0 += v0;
         }
-        t21[r] = acc0;
+        t23[r] = acc0;
     }
 }
 
-/* lm_step_k31_rmsnorm_grad: t22 = Σ((t20 · final_norm) · t11)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
-static void lm_step_k31_rmsnorm_grad(float *restrict t22, const float *restrict final_norm, const float *restrict t11, const float *restrict t20, long HD2, long KVH, long NS, long REP) {
+/* lm_step_k35_rmsnorm_grad: t24 = Σ((t22 · final_norm) · t11)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+static void lm_step_k35_rmsnorm_grad(float *restrict t24, const float *restrict final_norm, const float *restrict t11, const float *restrict t22, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = NS, n = D;
@@ -505,59 +576,59 @@ static void lm_step_k31_rmsnorm_grad(float *restrict t22, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t20[r * n + j0]) * (final_norm[j0]);
+            float v0 = (t22[r * n + j0]) * (final_norm[j0]);
             float v1 = v0 * (t11[r * n + j0]);
             acc0 += v1;
         }
-        t22[r] = acc0;
+        t24[r] = acc0;
     }
 }
 
-/* lm_step_k32_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
-static void lm_step_k32_rmsnorm_grad_scatter_add(float *restrict t23, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t11, const float *restrict t12, const float *restrict t20, const float *restrict t22, long B, long HD2, long KVH, long NS, long REP, long T) {
+/* lm_step_k36_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
+static void lm_step_k36_rmsnorm_grad_scatter_add(float *restrict t25, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t11, const float *restrict t12, const float *restrict t22, const float *restrict t24, long B, long HD2, long KVH, long NS, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    memset(t23, 0, sizeof(float) * (size_t)(B*T*D));
+    memset(t25, 0, sizeof(float) * (size_t)(B*T*D));
     const long rows = NS, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float v1 = (t12[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
-        float v5 = (t22[i0]) * v3;
+        float v5 = (t24[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v0 = (t20[r * n + j]) * (final_norm[j]);
+            float v0 = (t22[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
             float v10 = v9 * (t11[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t23[(long)scored[i0] * D + j] += v12;
+            t25[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* lm_step_k33_rmsnorm_grad: grad_final_norm = grad_final_norm + t21  [lm_head/rmsnorm/grad] */
-static void lm_step_k33_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t21, long HD2, long KVH, long REP) {
+/* lm_step_k37_rmsnorm_grad: grad_final_norm = grad_final_norm + t23  [lm_head/rmsnorm/grad] */
+static void lm_step_k37_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t23, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        float v0 = grad_final_norm[j] + t21[j];
+        float v0 = grad_final_norm[j] + t23[j];
         grad_final_norm[j] = v0;
     }
 }
 
-/* lm_step_k34_grad_lm_head: grad_lm_head[V, D] += t19ᵀ · t14  [lm_head/grad] */
-static void lm_step_k34_grad_lm_head(float *restrict grad_lm_head, const float *restrict t14, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
+/* lm_step_k38_grad_lm_head: grad_lm_head[V, D] += t21ᵀ · t14  [lm_head/grad] */
+static void lm_step_k38_grad_lm_head(float *restrict grad_lm_head, const float *restrict t14, const float *restrict t21, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, V, D, NS, t19, V, t14, D, 1.0f, grad_lm_head, D);
+    la_gemm(CblasTrans, CblasNoTrans, V, D, NS, t21, V, t14, D, 1.0f, grad_lm_head, D);
 }
 
-/* lm_step_k35_rmsnorm: t24 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void lm_step_k35_rmsnorm(float *restrict t24, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k39_rmsnorm: t26 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_k39_rmsnorm(float *restrict t26, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -569,28 +640,28 @@ static void lm_step_k35_rmsnorm(float *restrict t24, const float *restrict saved
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t24[r] = acc0;
+        t26[r] = acc0;
     }
 }
 
-/* lm_step_k36_rmsnorm: t25 = rsqrt(t24 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void lm_step_k36_rmsnorm(float *t25, const float *norm_eps, const float *t24, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k40_rmsnorm: t27 = rsqrt(t26 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_k40_rmsnorm(float *t27, const float *norm_eps, const float *t26, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t24[(i0) * T + j / 1]) / ((float)(D));
+            float v0 = (t26[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t25[r * n + j] = v2;
+            t27[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_k37_rmsnorm: t26 = (saved_x · t25) · attn_norm  [layer_backward/rmsnorm] */
-static void lm_step_k37_rmsnorm(float *restrict t26, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t25, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k41_rmsnorm: t28 = (saved_x · t27) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_k41_rmsnorm(float *restrict t28, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -598,15 +669,15 @@ static void lm_step_k37_rmsnorm(float *restrict t26, const float *restrict saved
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_x[r * n + j]) * (t25[(i0) * T + i1]);
+            float v0 = (saved_x[r * n + j]) * (t27[(i0) * T + i1]);
             float v1 = v0 * (attn_norm[j]);
-            t26[r * n + j] = v1;
+            t28[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_k38_scores_matmul: t27[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void lm_step_k38_scores_matmul(float *restrict t27, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k42_scores_matmul: t29[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_k42_scores_matmul(float *restrict t29, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -617,11 +688,11 @@ static void lm_step_k38_scores_matmul(float *restrict t27, const float *restrict
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t27 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t29 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k39_attention: t28 = exp([i4 ≤ i3 + 0] ? t27 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t27 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void lm_step_k39_attention(float *restrict t28, const float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k43_attention: t30 = exp([i4 ≤ i3 + 0] ? t29 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t29 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_k43_attention(float *restrict t30, const float *restrict t29, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -634,7 +705,7 @@ static void lm_step_k39_attention(float *restrict t28, const float *restrict t27
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t27[r * n + j0]) * v2;
+            float v3 = (t29[r * n + j0]) * v2;
             float v4 = v1 != 0.0f ? v3 : (-INFINITY);
             acc0 = fmaxf(acc0, v4);
         }
@@ -642,17 +713,17 @@ static void lm_step_k39_attention(float *restrict t28, const float *restrict t27
         for (long j = 0; j < n; j++) {
             float v5 = (float)i3 + 0.0f;
             float v6 = (float)j <= v5 ? 1.0f : 0.0f;
-            float v7 = (t27[r * n + j]) * v2;
+            float v7 = (t29[r * n + j]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
             float v11 = la_expf(v10);
-            t28[r * n + j] = v11;
+            t30[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_k40_softmax: t29 = Σ(t28)  [layer_backward/attention/attention/softmax] */
-static void lm_step_k40_softmax(float *restrict t29, const float *restrict t28, long B, long KVH, long REP, long T) {
+/* lm_step_k44_softmax: t31 = Σ(t30)  [layer_backward/attention/attention/softmax] */
+static void lm_step_k44_softmax(float *restrict t31, const float *restrict t30, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = T;
@@ -661,14 +732,14 @@ static void lm_step_k40_softmax(float *restrict t29, const float *restrict t28, 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t28[r * n + j0];
+            acc0 += t30[r * n + j0];
         }
-        t29[r] = acc0;
+        t31[r] = acc0;
     }
 }
 
-/* lm_step_k41_softmax: t30 = t28 / t29  [layer_backward/attention/attention/softmax] */
-static void lm_step_k41_softmax(float *restrict t30, const float *restrict t28, const float *restrict t29, long B, long KVH, long REP, long T) {
+/* lm_step_k45_softmax: t32 = t30 / t31  [layer_backward/attention/attention/softmax] */
+static void lm_step_k45_softmax(float *restrict t32, const float *restrict t30, const float *restrict t31, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -678,14 +749,14 @@ static void lm_step_k41_softmax(float *restrict t30, const float *restrict t28, 
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t28[r * n + j]) / (t29[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t30[r * n + j] = v0;
+            float v0 = (t30[r * n + j]) / (t31[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t32[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k42_rmsnorm: t31 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void lm_step_k42_rmsnorm(float *restrict t31, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k46_rmsnorm: t33 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_k46_rmsnorm(float *restrict t33, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -697,28 +768,28 @@ static void lm_step_k42_rmsnorm(float *restrict t31, const float *restrict saved
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t31[r] = acc0;
+        t33[r] = acc0;
     }
 }
 
-/* lm_step_k43_rmsnorm: t32 = rsqrt(t31 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void lm_step_k43_rmsnorm(float *t32, const float *norm_eps, const float *t31, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k47_rmsnorm: t34 = rsqrt(t33 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_k47_rmsnorm(float *t34, const float *norm_eps, const float *t33, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t31[(i0) * T + j / 1]) / ((float)(D));
+            float v0 = (t33[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t32[r * n + j] = v2;
+            t34[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_k44_rmsnorm: t33 = (saved_h · t32) · ffn_norm  [layer_backward/rmsnorm] */
-static void lm_step_k44_rmsnorm(float *restrict t33, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k48_rmsnorm: t35 = (saved_h · t34) · ffn_norm  [layer_backward/rmsnorm] */
+static void lm_step_k48_rmsnorm(float *restrict t35, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t34, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -726,15 +797,15 @@ static void lm_step_k44_rmsnorm(float *restrict t33, const float *restrict saved
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[r * n + j]) * (t32[(i0) * T + i1]);
+            float v0 = (saved_h[r * n + j]) * (t34[(i0) * T + i1]);
             float v1 = v0 * (ffn_norm[j]);
-            t33[r * n + j] = v1;
+            t35[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_k45_silu: t34 = saved_gate / (1 + exp(-saved_gate)); t35 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
-static void lm_step_k45_silu(float *restrict t34, float *restrict t35, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+/* lm_step_k49_silu: t36 = saved_gate / (1 + exp(-saved_gate)); t37 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+static void lm_step_k49_silu(float *restrict t36, float *restrict t37, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -743,67 +814,67 @@ static void lm_step_k45_silu(float *restrict t34, float *restrict t35, const flo
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t34[r * n + j] = v3;
+            t36[r * n + j] = v3;
             float v4 = v3 * (saved_up[r * n + j]);
-            t35[r * n + j] = v4;
+            t37[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_k46_w2_grad_in: t36[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
-static void lm_step_k46_w2_grad_in(float *restrict t36, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k50_w2_grad_in: t38[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
+static void lm_step_k50_w2_grad_in(float *restrict t38, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t36, F);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t38, F);
 }
 
-/* lm_step_k47_ffn_grad: t37 = t36 · t34  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_k47_ffn_grad(float *restrict t37, const float *restrict t34, const float *restrict t36, long B, long F, long T) {
+/* lm_step_k51_ffn_grad: t39 = t38 · t36  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_k51_ffn_grad(float *restrict t39, const float *restrict t36, const float *restrict t38, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t36[r * n + j]) * (t34[r * n + j]);
-            t37[r * n + j] = v0;
+            float v0 = (t38[r * n + j]) * (t36[r * n + j]);
+            t39[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k48_w3_grad_in: t38[B*T, D] = t37 · w3  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k48_w3_grad_in(float *restrict t38, const float *restrict w3, const float *restrict t37, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k52_w3_grad_in: t40[B*T, D] = t39 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k52_w3_grad_in(float *restrict t40, const float *restrict w3, const float *restrict t39, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t37, F, w3, D, 0.0f, t38, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t39, F, w3, D, 0.0f, t40, D);
 }
 
-/* lm_step_k49_silu_grad: t39 = (t36 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t36 · saved_up) · t34) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_k49_silu_grad(float *t39, const float *saved_gate, const float *saved_up, const float *t34, const float *t36, long B, long F, long T) {
+/* lm_step_k53_silu_grad: t41 = (t38 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t38 · saved_up) · t36) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_k53_silu_grad(float *t41, const float *saved_gate, const float *saved_up, const float *t36, const float *t38, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t36[r * n + j]) * (saved_up[r * n + j]);
+            float v0 = (t38[r * n + j]) * (saved_up[r * n + j]);
             float v1 = -(saved_gate[r * n + j]);
             float v2 = la_expf(v1);
             float v3 = 1.0f + v2;
             float v4 = v0 / v3;
-            float v5 = v0 * (t34[r * n + j]);
+            float v5 = v0 * (t36[r * n + j]);
             float v6 = v5 / v3;
             float v7 = -v6;
             float v8 = v7 * v2;
             float v9 = -v8;
             float v10 = v4 + v9;
-            t39[r * n + j] = v10;
+            t41[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_k50_w1_grad_in: t40[B*T, D] = t39 · w1  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k50_w1_grad_in(float *restrict t40, const float *restrict w1, const float *restrict t39, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k54_w1_grad_in: t42[B*T, D] = t41 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k54_w1_grad_in(float *restrict t42, const float *restrict w1, const float *restrict t41, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t39, F, w1, D, 0.0f, t40, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t41, F, w1, D, 0.0f, t42, D);
 }
 
-/* lm_step_k51_gate_up_grad: t41 = Σ((t38 + t40) · (saved_h · t32))  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k51_gate_up_grad(float *restrict t41, const float *restrict saved_h, const float *restrict t32, const float *restrict t38, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k55_gate_up_grad: t43 = Σ((t40 + t42) · (saved_h · t34))  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k55_gate_up_grad(float *restrict t43, const float *restrict saved_h, const float *restrict t34, const float *restrict t40, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -814,17 +885,17 @@ static void lm_step_k51_gate_up_grad(float *restrict t41, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t38[((j0) * T + i0) * D + i1] + t40[((j0) * T + i0) * D + i1];
-            float v1 = (saved_h[((j0) * T + i0) * D + i1]) * (t32[(j0) * T + i0]);
+            float v0 = t40[((j0) * T + i0) * D + i1] + t42[((j0) * T + i0) * D + i1];
+            float v1 = (saved_h[((j0) * T + i0) * D + i1]) * (t34[(j0) * T + i0]);
             float v2 = v0 * v1;
             acc0 += v2;
         }
-        t41[r] = acc0;
+        t43[r] = acc0;
     }
 }
 
-/* lm_step_k52_rmsnorm_grad: t42 = Σ(t41)  [layer_backward/rmsnorm/grad] */
-static void lm_step_k52_rmsnorm_grad(float *restrict t42, const float *restrict t41, long HD2, long KVH, long REP, long T) {
+/* lm_step_k56_rmsnorm_grad: t44 = Σ(t43)  [layer_backward/rmsnorm/grad] */
+static void lm_step_k56_rmsnorm_grad(float *restrict t44, const float *restrict t43, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -834,14 +905,14 @@ static void lm_step_k52_rmsnorm_grad(float *restrict t42, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t41[(j0) * D + i1];
+            acc0 += t43[(j0) * D + i1];
         }
-        t42[r] = acc0;
+        t44[r] = acc0;
     }
 }
 
-/* lm_step_k53_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k53_rmsnorm_grad(float *restrict t43, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t32, const float *restrict t38, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k57_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k57_rmsnorm_grad(float *restrict t45, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t34, const float *restrict t40, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -851,37 +922,37 @@ static void lm_step_k53_rmsnorm_grad(float *restrict t43, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t38[r * n + j0] + t40[r * n + j0];
+            float v0 = t40[r * n + j0] + t42[r * n + j0];
             float v1 = v0 * (ffn_norm[j0]);
             float v2 = v1 * (saved_h[r * n + j0]);
             acc0 += v2;
         }
-        float v7 = acc0 * (t32[(i0) * T + i1]);
-        float v8 = v7 * (t32[(i0) * T + i1]);
-        float v9 = v8 * (t32[(i0) * T + i1]);
+        float v7 = acc0 * (t34[(i0) * T + i1]);
+        float v8 = v7 * (t34[(i0) * T + i1]);
+        float v9 = v8 * (t34[(i0) * T + i1]);
         float v10 = v9 * (-0.5f);
         float v11 = v10 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v3 = t38[r * n + j] + t40[r * n + j];
+            float v3 = t40[r * n + j] + t42[r * n + j];
             float v4 = v3 * (ffn_norm[j]);
-            float v5 = v4 * (t32[(i0) * T + i1]);
+            float v5 = v4 * (t34[(i0) * T + i1]);
             float v6 = carry1[r * n + j] + v5;
             float v12 = v11 * (saved_h[r * n + j]);
             float v13 = v6 + v12;
             float v14 = v13 + v12;
-            t43[r * n + j] = v14;
+            t45[r * n + j] = v14;
         }
     }
 }
 
-/* lm_step_k54_wo_grad_in: t44[B*T, D] = t43 · wo  [layer_backward/attention/grad] */
-static void lm_step_k54_wo_grad_in(float *restrict t44, const float *restrict wo, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k58_wo_grad_in: t46[B*T, D] = t45 · wo  [layer_backward/attention/grad] */
+static void lm_step_k58_wo_grad_in(float *restrict t46, const float *restrict wo, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t43, D, wo, D, 0.0f, t44, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t45, D, wo, D, 0.0f, t46, D);
 }
 
-/* lm_step_k55_attention_grad_matmul: t45[B, KVH, REP, T, T] = t44 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void lm_step_k55_attention_grad_matmul(float *restrict t45, const float *restrict saved_v, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k59_attention_grad_matmul: t47[B, KVH, REP, T, T] = t46 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_k59_attention_grad_matmul(float *restrict t47, const float *restrict saved_v, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -892,11 +963,11 @@ static void lm_step_k55_attention_grad_matmul(float *restrict t45, const float *
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t44 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t45 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t46 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t47 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k56_softmax_grad: t46 = ([i4 ≤ i3 + 0] ? (t45 / t29 + Σ(-((t45 · t30) / t29))) · t28 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_k56_softmax_grad(float *t46, const float *t28, const float *t29, const float *t30, const float *t45, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k60_softmax_grad: t48 = ([i4 ≤ i3 + 0] ? (t47 / t31 + Σ(-((t47 · t32) / t31))) · t30 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_k60_softmax_grad(float *t48, const float *t30, const float *t31, const float *t32, const float *t47, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -909,8 +980,8 @@ static void lm_step_k56_softmax_grad(float *t46, const float *t28, const float *
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t45[r * n + j0]) * (t30[r * n + j0]);
-            float v1 = v0 / (t29[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t47[r * n + j0]) * (t32[r * n + j0]);
+            float v1 = v0 / (t31[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -918,18 +989,18 @@ static void lm_step_k56_softmax_grad(float *t46, const float *t28, const float *
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
-            float v5 = (t45[r * n + j]) / (t29[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v5 = (t47[r * n + j]) / (t31[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v6 = v5 + acc0;
-            float v7 = v6 * (t28[r * n + j]);
+            float v7 = v6 * (t30[r * n + j]);
             float v8 = v4 != 0.0f ? v7 : 0.0f;
             float v10 = v8 * v9;
-            t46[r * n + j] = v10;
+            t48[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_k57_scores_grad_matmul: t47[B, KVH, REP, T, HD] = t46 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_k57_scores_grad_matmul(float *restrict t47, const float *restrict saved_k, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k61_scores_grad_matmul: t49[B, KVH, REP, T, HD] = t48 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_k61_scores_grad_matmul(float *restrict t49, const float *restrict saved_k, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -940,11 +1011,11 @@ static void lm_step_k57_scores_grad_matmul(float *restrict t47, const float *res
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t46 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t47 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t48 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t49 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* lm_step_k58_attention_grad_matmul: t48[B, KVH, REP, T, HD] = t46ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_k58_attention_grad_matmul(float *restrict t48, const float *restrict saved_q, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k62_attention_grad_matmul: t50[B, KVH, REP, T, HD] = t48ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_k62_attention_grad_matmul(float *restrict t50, const float *restrict saved_q, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -955,11 +1026,11 @@ static void lm_step_k58_attention_grad_matmul(float *restrict t48, const float *
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t46 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t48 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t48 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t50 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* lm_step_k59_attention_grad_matmul: t49[B, KVH, REP, T, HD] = t30ᵀ · t44  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void lm_step_k59_attention_grad_matmul(float *restrict t49, const float *restrict t30, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k63_attention_grad_matmul: t51[B, KVH, REP, T, HD] = t32ᵀ · t46  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void lm_step_k63_attention_grad_matmul(float *restrict t51, const float *restrict t32, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -970,18 +1041,18 @@ static void lm_step_k59_attention_grad_matmul(float *restrict t49, const float *
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t30 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t44 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t49 + b0 * (T*KVD) + b1 * HD, KVD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t32 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t46 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t51 + b0 * (T*KVD) + b1 * HD, KVD);
 }
 
-/* lm_step_k60_wv_grad_in: t50[B*T, D] = t49 · wv  [layer_backward/attention/grad] */
-static void lm_step_k60_wv_grad_in(float *restrict t50, const float *restrict wv, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k64_wv_grad_in: t52[B*T, D] = t51 · wv  [layer_backward/attention/grad] */
+static void lm_step_k64_wv_grad_in(float *restrict t52, const float *restrict wv, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t49, KVD, wv, D, 0.0f, t50, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t51, KVD, wv, D, 0.0f, t52, D);
 }
 
-/* lm_step_k61_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k61_rope_grad(float *restrict t51, const float *restrict t0, const float *restrict t1, const float *restrict t48, long B, long HD2, long KVH, long T) {
+/* lm_step_k65_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k65_rope_grad(float *restrict t53, const float *restrict t0, const float *restrict t1, const float *restrict t50, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -995,16 +1066,16 @@ static void lm_step_k61_rope_grad(float *restrict t51, const float *restrict t0,
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t48[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t48[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t50[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t50[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t48[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t48[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t50[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t50[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -1012,20 +1083,20 @@ static void lm_step_k61_rope_grad(float *restrict t51, const float *restrict t0,
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t51[r * n + j] = v9;
+            t53[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_k62_wk_grad_in: t52[B*T, D] = t51 · wk  [layer_backward/attention/grad] */
-static void lm_step_k62_wk_grad_in(float *restrict t52, const float *restrict wk, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k66_wk_grad_in: t54[B*T, D] = t53 · wk  [layer_backward/attention/grad] */
+static void lm_step_k66_wk_grad_in(float *restrict t54, const float *restrict wk, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t51, KVD, wk, D, 0.0f, t52, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t53, KVD, wk, D, 0.0f, t54, D);
 }
 
-/* lm_step_k63_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k63_rope_grad(float *restrict t53, const float *restrict t0, const float *restrict t1, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k67_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k67_rope_grad(float *restrict t55, const float *restrict t0, const float *restrict t1, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -1040,16 +1111,16 @@ static void lm_step_k63_rope_grad(float *restrict t53, const float *restrict t0,
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t47[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t47[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t49[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t49[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t47[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t47[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t49[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t49[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -1057,19 +1128,19 @@ static void lm_step_k63_rope_grad(float *restrict t53, const float *restrict t0,
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t53[r * n + j] = v9;
+            t55[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_k64_wq_grad_in: t54[B*T, D] = t53 · wq  [layer_backward/attention/grad] */
-static void lm_step_k64_wq_grad_in(float *restrict t54, const float *restrict wq, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k68_wq_grad_in: t56[B*T, D] = t55 · wq  [layer_backward/attention/grad] */
+static void lm_step_k68_wq_grad_in(float *restrict t56, const float *restrict wq, const float *restrict t55, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t53, D, wq, D, 0.0f, t54, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t55, D, wq, D, 0.0f, t56, D);
 }
 
-/* lm_step_k65_attention_grad: t55 = Σ((t50 + t52 + t54) · (saved_x · t25))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k65_attention_grad(float *restrict t55, const float *restrict saved_x, const float *restrict t25, const float *restrict t50, const float *restrict t52, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k69_attention_grad: t57 = Σ((t52 + t54 + t56) · (saved_x · t27))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k69_attention_grad(float *restrict t57, const float *restrict saved_x, const float *restrict t27, const float *restrict t52, const float *restrict t54, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -1080,18 +1151,18 @@ static void lm_step_k65_attention_grad(float *restrict t55, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t50[((j0) * T + i0) * D + i1] + t52[((j0) * T + i0) * D + i1];
-            float v1 = v0 + t54[((j0) * T + i0) * D + i1];
-            float v2 = (saved_x[((j0) * T + i0) * D + i1]) * (t25[(j0) * T + i0]);
+            float v0 = t52[((j0) * T + i0) * D + i1] + t54[((j0) * T + i0) * D + i1];
+            float v1 = v0 + t56[((j0) * T + i0) * D + i1];
+            float v2 = (saved_x[((j0) * T + i0) * D + i1]) * (t27[(j0) * T + i0]);
             float v3 = v1 * v2;
             acc0 += v3;
         }
-        t55[r] = acc0;
+        t57[r] = acc0;
     }
 }
 
-/* lm_step_k66_rmsnorm_grad: t56 = Σ(t55)  [layer_backward/rmsnorm/grad] */
-static void lm_step_k66_rmsnorm_grad(float *restrict t56, const float *restrict t55, long HD2, long KVH, long REP, long T) {
+/* lm_step_k70_rmsnorm_grad: t58 = Σ(t57)  [layer_backward/rmsnorm/grad] */
+static void lm_step_k70_rmsnorm_grad(float *restrict t58, const float *restrict t57, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -1101,14 +1172,14 @@ static void lm_step_k66_rmsnorm_grad(float *restrict t56, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t55[(j0) * D + i1];
+            acc0 += t57[(j0) * D + i1];
         }
-        t56[r] = acc0;
+        t58[r] = acc0;
     }
 }
 
-/* lm_step_k67_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void lm_step_k67_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t25, const float *restrict t43, const float *restrict t50, const float *restrict t52, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k71_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_k71_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t27, const float *restrict t45, const float *restrict t52, const float *restrict t54, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1118,23 +1189,23 @@ static void lm_step_k67_rmsnorm_grad(float *restrict carry1_next, const float *r
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t50[r * n + j0] + t52[r * n + j0];
-            float v1 = v0 + t54[r * n + j0];
+            float v0 = t52[r * n + j0] + t54[r * n + j0];
+            float v1 = v0 + t56[r * n + j0];
             float v2 = v1 * (attn_norm[j0]);
             float v3 = v2 * (saved_x[r * n + j0]);
             acc0 += v3;
         }
-        float v9 = acc0 * (t25[(i0) * T + i1]);
-        float v10 = v9 * (t25[(i0) * T + i1]);
-        float v11 = v10 * (t25[(i0) * T + i1]);
+        float v9 = acc0 * (t27[(i0) * T + i1]);
+        float v10 = v9 * (t27[(i0) * T + i1]);
+        float v11 = v10 * (t27[(i0) * T + i1]);
         float v12 = v11 * (-0.5f);
         float v13 = v12 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v4 = t50[r * n + j] + t52[r * n + j];
-            float v5 = v4 + t54[r * n + j];
+            float v4 = t52[r * n + j] + t54[r * n + j];
+            float v5 = v4 + t56[r * n + j];
             float v6 = v5 * (attn_norm[j]);
-            float v7 = v6 * (t25[(i0) * T + i1]);
-            float v8 = t43[r * n + j] + v7;
+            float v7 = v6 * (t27[(i0) * T + i1]);
+            float v8 = t45[r * n + j] + v7;
             float v14 = v13 * (saved_x[r * n + j]);
             float v15 = v8 + v14;
             float v16 = v15 + v14;
@@ -1143,74 +1214,74 @@ static void lm_step_k67_rmsnorm_grad(float *restrict carry1_next, const float *r
     }
 }
 
-/* lm_step_k68_layer_backward: grad_attn_norm = grad_attn_norm + t56  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k68_layer_backward(float *restrict grad_attn_norm, const float *restrict t56, long HD2, long KVH, long REP) {
+/* lm_step_k72_layer_backward: grad_attn_norm = grad_attn_norm + t58  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k72_layer_backward(float *restrict grad_attn_norm, const float *restrict t58, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        float v0 = grad_attn_norm[j] + t56[j];
+        float v0 = grad_attn_norm[j] + t58[j];
         grad_attn_norm[j] = v0;
     }
 }
 
-/* lm_step_k69_grad_wq: grad_wq[D, D] += t53ᵀ · t26  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k69_grad_wq(float *restrict grad_wq, const float *restrict t26, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k73_grad_wq: grad_wq[D, D] += t55ᵀ · t28  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k73_grad_wq(float *restrict grad_wq, const float *restrict t28, const float *restrict t55, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t53, D, t26, D, 1.0f, grad_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t55, D, t28, D, 1.0f, grad_wq, D);
 }
 
-/* lm_step_k70_grad_wk: grad_wk[KVD, D] += t51ᵀ · t26  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k70_grad_wk(float *restrict grad_wk, const float *restrict t26, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t51, KVD, t26, D, 1.0f, grad_wk, D);
-}
-
-/* lm_step_k71_grad_wv: grad_wv[KVD, D] += t49ᵀ · t26  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k71_grad_wv(float *restrict grad_wv, const float *restrict t26, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k74_grad_wk: grad_wk[KVD, D] += t53ᵀ · t28  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k74_grad_wk(float *restrict grad_wk, const float *restrict t28, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t49, KVD, t26, D, 1.0f, grad_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t53, KVD, t28, D, 1.0f, grad_wk, D);
 }
 
-/* lm_step_k72_grad_wo: grad_wo[D, D] += t43ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k72_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k75_grad_wv: grad_wv[KVD, D] += t51ᵀ · t28  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k75_grad_wv(float *restrict grad_wv, const float *restrict t28, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t43, D, saved_attn, D, 1.0f, grad_wo, D);
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t51, KVD, t28, D, 1.0f, grad_wv, D);
 }
 
-/* lm_step_k73_layer_backward: grad_ffn_norm = grad_ffn_norm + t42  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k73_layer_backward(float *restrict grad_ffn_norm, const float *restrict t42, long HD2, long KVH, long REP) {
+/* lm_step_k76_grad_wo: grad_wo[D, D] += t45ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k76_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t45, D, saved_attn, D, 1.0f, grad_wo, D);
+}
+
+/* lm_step_k77_layer_backward: grad_ffn_norm = grad_ffn_norm + t44  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k77_layer_backward(float *restrict grad_ffn_norm, const float *restrict t44, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        float v0 = grad_ffn_norm[j] + t42[j];
+        float v0 = grad_ffn_norm[j] + t44[j];
         grad_ffn_norm[j] = v0;
     }
 }
 
-/* lm_step_k74_grad_w1: grad_w1[F, D] += t39ᵀ · t33  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k74_grad_w1(float *restrict grad_w1, const float *restrict t33, const float *restrict t39, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k78_grad_w1: grad_w1[F, D] += t41ᵀ · t35  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k78_grad_w1(float *restrict grad_w1, const float *restrict t35, const float *restrict t41, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t39, F, t33, D, 1.0f, grad_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t41, F, t35, D, 1.0f, grad_w1, D);
 }
 
-/* lm_step_k75_grad_w2: grad_w2[D, F] += carry1ᵀ · t35  [layer_backward/ffn/grad; layer_backward] */
-static void lm_step_k75_grad_w2(float *restrict grad_w2, const float *restrict carry1, const float *restrict t35, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k79_grad_w2: grad_w2[D, F] += carry1ᵀ · t37  [layer_backward/ffn/grad; layer_backward] */
+static void lm_step_k79_grad_w2(float *restrict grad_w2, const float *restrict carry1, const float *restrict t37, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry1, D, t35, F, 1.0f, grad_w2, F);
+    la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry1, D, t37, F, 1.0f, grad_w2, F);
 }
 
-/* lm_step_k76_grad_w3: grad_w3[F, D] += t37ᵀ · t33  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k76_grad_w3(float *restrict grad_w3, const float *restrict t33, const float *restrict t37, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k80_grad_w3: grad_w3[F, D] += t39ᵀ · t35  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k80_grad_w3(float *restrict grad_w3, const float *restrict t35, const float *restrict t39, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t37, F, t33, D, 1.0f, grad_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t39, F, t35, D, 1.0f, grad_w3, D);
 }
 
-/* lm_step_k77_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
-static void lm_step_k77_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k81_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void lm_step_k81_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     for (long r = 0; r < rows; r++) {
@@ -1222,7 +1293,7 @@ static void lm_step_k77_embed_backward_scatter_add(float *restrict grad_embed, c
     }
 }
 
-/* Arena: 23 slots planned for 78 kernels. */
+/* Arena: 23 slots planned for 82 kernels. */
 static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -1236,14 +1307,14 @@ static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, lon
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), NS));
-    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 2*HD2*KVH*NS*REP), B*T));
-    off[4] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, 2*B*HD2*KVH*REP*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*HD2*KVH*NS*REP, B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[6] = total; total += la_round16(la_max(NS*V, 2*B*HD2*KVH*REP*T));
-    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(NS, 2*HD2*KVH*REP), B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
-    off[8] = total; total += la_round16(la_max(la_max(NS, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[9] = total; total += la_round16(la_max(la_max(la_max(NS, 2*HD2*KVH*NS*REP), B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
-    off[10] = total; total += la_round16(B*F*T);
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 2*HD2*KVH*NS*REP));
+    off[4] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, B*T));
+    off[5] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(NS*V, B*F*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(NS, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[8] = total; total += la_round16(la_max(NS, 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(la_max(NS, 2*HD2*KVH*NS*REP), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(la_max(NS, 2*HD2*KVH*REP), B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
     off[11] = total; total += la_round16(B*F*T);
     off[12] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
     off[13] = total; total += la_round16(B*F*T);
@@ -1297,44 +1368,46 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     float *t16 = args->arena + off[7];
     float *t17 = args->arena + off[8];
     float *t18 = args->arena + off[9];
-    float *t19 = args->arena + off[6];
-    float *t20 = args->arena + off[9];
-    float *t21 = args->arena + off[7];
-    float *t22 = args->arena + off[8];
-    float *t23 = args->arena + off[4];
-    float *t24 = args->arena + off[3];
-    float *t25 = args->arena + off[3];
-    float *t26 = args->arena + off[2];
-    float *t27 = args->arena + off[9];
-    float *t28 = args->arena + off[8];
-    float *t29 = args->arena + off[7];
+    float *t19 = args->arena + off[9];
+    float *t20 = args->arena + off[10];
+    float *t21 = args->arena + off[6];
+    float *t22 = args->arena + off[9];
+    float *t23 = args->arena + off[10];
+    float *t24 = args->arena + off[7];
+    float *t25 = args->arena + off[8];
+    float *t26 = args->arena + off[4];
+    float *t27 = args->arena + off[4];
+    float *t28 = args->arena + off[3];
+    float *t29 = args->arena + off[2];
     float *t30 = args->arena + off[9];
-    float *t31 = args->arena + off[5];
-    float *t32 = args->arena + off[5];
-    float *t33 = args->arena + off[6];
+    float *t31 = args->arena + off[7];
+    float *t32 = args->arena + off[2];
+    float *t33 = args->arena + off[10];
     float *t34 = args->arena + off[10];
-    float *t35 = args->arena + off[11];
-    float *t36 = args->arena + off[12];
-    float *t37 = args->arena + off[13];
-    float *t38 = args->arena + off[14];
-    float *t39 = args->arena + off[10];
-    float *t40 = args->arena + off[12];
-    float *t41 = args->arena + off[15];
-    float *t42 = args->arena + off[16];
+    float *t35 = args->arena + off[5];
+    float *t36 = args->arena + off[6];
+    float *t37 = args->arena + off[11];
+    float *t38 = args->arena + off[12];
+    float *t39 = args->arena + off[13];
+    float *t40 = args->arena + off[14];
+    float *t41 = args->arena + off[6];
+    float *t42 = args->arena + off[12];
     float *t43 = args->arena + off[15];
-    float *t44 = args->arena + off[14];
-    float *t45 = args->arena + off[5];
-    float *t46 = args->arena + off[8];
-    float *t47 = args->arena + off[12];
-    float *t48 = args->arena + off[7];
-    float *t49 = args->arena + off[5];
-    float *t50 = args->arena + off[14];
-    float *t51 = args->arena + off[8];
-    float *t52 = args->arena + off[9];
-    float *t53 = args->arena + off[7];
-    float *t54 = args->arena + off[12];
-    float *t55 = args->arena + off[17];
-    float *t56 = args->arena + off[18];
+    float *t44 = args->arena + off[16];
+    float *t45 = args->arena + off[15];
+    float *t46 = args->arena + off[14];
+    float *t47 = args->arena + off[10];
+    float *t48 = args->arena + off[9];
+    float *t49 = args->arena + off[12];
+    float *t50 = args->arena + off[7];
+    float *t51 = args->arena + off[10];
+    float *t52 = args->arena + off[2];
+    float *t53 = args->arena + off[9];
+    float *t54 = args->arena + off[14];
+    float *t55 = args->arena + off[7];
+    float *t56 = args->arena + off[12];
+    float *t57 = args->arena + off[17];
+    float *t58 = args->arena + off[18];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -1348,10 +1421,12 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     float *grad_lm_head = args->grad_lm_head;
     float *grad_embed = args->grad_embed;
     float *loss = args->loss;
+    float *entropy = args->entropy;
+    float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 78, lm_step_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 78, lm_step_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 82, lm_step_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 82, lm_step_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[19], args->arena + off[20] };
@@ -1383,44 +1458,48 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *grad_w2 = args->grad_w2 + l * (2*F*HD2*KVH*REP);
         float *grad_w3 = args->grad_w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 78, lm_step_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 78, lm_step_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 78, lm_step_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 78, lm_step_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 78, lm_step_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
-        LA_TIMED(prof, 7, 78, lm_step_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 78, lm_step_k8_scores_matmul(t5, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 78, lm_step_k9_attention(t6, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 78, lm_step_k10_saved_attn(saved_attn, saved_v, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 78, lm_step_k11_wo(t7, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 78, lm_step_k12_layer(saved_h, carry0, t7, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 78, lm_step_k13_rmsnorm(t8, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 78, lm_step_k14_w1(saved_gate, w1, t8, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 78, lm_step_k15_w3(saved_up, w3, t8, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 78, lm_step_k16_silu(t9, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 17, 78, lm_step_k17_w2(t10, w2, t9, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 78, lm_step_k18_ffn(carry0_next, saved_h, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 82, lm_step_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 82, lm_step_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 82, lm_step_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 82, lm_step_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 82, lm_step_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 82, lm_step_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 82, lm_step_k8_scores_matmul(t5, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 82, lm_step_k9_attention(t6, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 82, lm_step_k10_saved_attn(saved_attn, saved_v, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 82, lm_step_k11_wo(t7, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 82, lm_step_k12_layer(saved_h, carry0, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 82, lm_step_k13_rmsnorm(t8, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 82, lm_step_k14_w1(saved_gate, w1, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 82, lm_step_k15_w3(saved_up, w3, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 82, lm_step_k16_silu(t9, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 17, 82, lm_step_k17_w2(t10, w2, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 82, lm_step_k18_ffn(carry0_next, saved_h, t10, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 19, 78, lm_step_k19_lm_head(t11, scored, carry0, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 20, 78, lm_step_k20_rmsnorm(t12, t11, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 21, 78, lm_step_k21_rmsnorm(t13, norm_eps, t11, t12, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 22, 78, lm_step_k22_rmsnorm(t14, final_norm, t13, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 23, 78, lm_step_k23_lm_head(t15, lm_head, t14, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 24, 78, lm_step_k24_log_softmax(t16, t15, NS, V));
-    LA_TIMED(prof, 25, 78, lm_step_k25_log_softmax(t17, t15, t16, NS, V));
-    LA_TIMED(prof, 26, 78, lm_step_k26_cross_entropy(t18, targets, t15, t16, t17, NS, V));
-    LA_TIMED(prof, 27, 78, lm_step_k27_cross_entropy(loss, weights, t18, NS));
-    LA_TIMED(prof, 28, 78, lm_step_k28_log_softmax_grad(t19, targets, weights, t15, t16, t17, NS, V));
-    LA_TIMED(prof, 29, 78, lm_step_k29_lm_head_grad_in(t20, lm_head, t19, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 30, 78, lm_step_k30_rmsnorm_grad(t21, t13, t20, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 31, 78, lm_step_k31_rmsnorm_grad(t22, final_norm, t11, t20, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 32, 78, lm_step_k32_rmsnorm_grad_scatter_add(t23, scored, norm_eps, final_norm, t11, t12, t20, t22, B, HD2, KVH, NS, REP, T));
-    LA_TIMED(prof, 33, 78, lm_step_k33_rmsnorm_grad(grad_final_norm, t21, HD2, KVH, REP));
-    LA_TIMED(prof, 34, 78, lm_step_k34_grad_lm_head(grad_lm_head, t14, t19, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 19, 82, lm_step_k19_lm_head(t11, scored, carry0, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 20, 82, lm_step_k20_rmsnorm(t12, t11, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 21, 82, lm_step_k21_rmsnorm(t13, norm_eps, t11, t12, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 22, 82, lm_step_k22_rmsnorm(t14, final_norm, t13, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 23, 82, lm_step_k23_lm_head(t15, lm_head, t14, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 24, 82, lm_step_k24_log_softmax(t16, t15, NS, V));
+    LA_TIMED(prof, 25, 82, lm_step_k25_log_softmax(t17, t15, t16, NS, V));
+    LA_TIMED(prof, 26, 82, lm_step_k26_cross_entropy(t18, targets, t15, t16, t17, NS, V));
+    LA_TIMED(prof, 27, 82, lm_step_k27_cross_entropy(loss, weights, t18, NS));
+    LA_TIMED(prof, 28, 82, lm_step_k28_log_softmax(t19, t15, t16, t17, NS, V));
+    LA_TIMED(prof, 29, 82, lm_step_k29_cross_entropy(t20, targets, t15, NS, V));
+    LA_TIMED(prof, 30, 82, lm_step_k30_token_stats(entropy, weights, t19, NS));
+    LA_TIMED(prof, 31, 82, lm_step_k31_token_stats(accuracy, weights, t16, t20, NS));
+    LA_TIMED(prof, 32, 82, lm_step_k32_log_softmax_grad(t21, targets, weights, t15, t16, t17, NS, V));
+    LA_TIMED(prof, 33, 82, lm_step_k33_lm_head_grad_in(t22, lm_head, t21, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 34, 82, lm_step_k34_rmsnorm_grad(t23, t13, t22, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 35, 82, lm_step_k35_rmsnorm_grad(t24, final_norm, t11, t22, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 36, 82, lm_step_k36_rmsnorm_grad_scatter_add(t25, scored, norm_eps, final_norm, t11, t12, t22, t24, B, HD2, KVH, NS, REP, T));
+    LA_TIMED(prof, 37, 82, lm_step_k37_rmsnorm_grad(grad_final_norm, t23, HD2, KVH, REP));
+    LA_TIMED(prof, 38, 82, lm_step_k38_grad_lm_head(grad_lm_head, t14, t21, HD2, KVH, NS, REP, V));
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t23;
+    const float *carry1 = t25;
     float *carry1_buf[2] = { args->arena + off[21], args->arena + off[22] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
@@ -1450,52 +1529,52 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *grad_w2 = args->grad_w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry1_next = carry1_buf[l & 1];
-        LA_TIMED(prof, 35, 78, lm_step_k35_rmsnorm(t24, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 36, 78, lm_step_k36_rmsnorm(t25, norm_eps, t24, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 37, 78, lm_step_k37_rmsnorm(t26, saved_x, attn_norm, t25, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 38, 78, lm_step_k38_scores_matmul(t27, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 39, 78, lm_step_k39_attention(t28, t27, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 40, 78, lm_step_k40_softmax(t29, t28, B, KVH, REP, T));
-        LA_TIMED(prof, 41, 78, lm_step_k41_softmax(t30, t28, t29, B, KVH, REP, T));
-        LA_TIMED(prof, 42, 78, lm_step_k42_rmsnorm(t31, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 43, 78, lm_step_k43_rmsnorm(t32, norm_eps, t31, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 44, 78, lm_step_k44_rmsnorm(t33, saved_h, ffn_norm, t32, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 45, 78, lm_step_k45_silu(t34, t35, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 46, 78, lm_step_k46_w2_grad_in(t36, carry1, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 47, 78, lm_step_k47_ffn_grad(t37, t34, t36, B, F, T));
-        LA_TIMED(prof, 48, 78, lm_step_k48_w3_grad_in(t38, w3, t37, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 49, 78, lm_step_k49_silu_grad(t39, saved_gate, saved_up, t34, t36, B, F, T));
-        LA_TIMED(prof, 50, 78, lm_step_k50_w1_grad_in(t40, w1, t39, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 51, 78, lm_step_k51_gate_up_grad(t41, saved_h, t32, t38, t40, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 52, 78, lm_step_k52_rmsnorm_grad(t42, t41, HD2, KVH, REP, T));
-        LA_TIMED(prof, 53, 78, lm_step_k53_rmsnorm_grad(t43, carry1, saved_h, ffn_norm, t32, t38, t40, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 54, 78, lm_step_k54_wo_grad_in(t44, wo, t43, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 55, 78, lm_step_k55_attention_grad_matmul(t45, saved_v, t44, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 56, 78, lm_step_k56_softmax_grad(t46, t28, t29, t30, t45, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 57, 78, lm_step_k57_scores_grad_matmul(t47, saved_k, t46, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 58, 78, lm_step_k58_attention_grad_matmul(t48, saved_q, t46, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 59, 78, lm_step_k59_attention_grad_matmul(t49, t30, t44, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 60, 78, lm_step_k60_wv_grad_in(t50, wv, t49, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 61, 78, lm_step_k61_rope_grad(t51, t0, t1, t48, B, HD2, KVH, T));
-        LA_TIMED(prof, 62, 78, lm_step_k62_wk_grad_in(t52, wk, t51, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 63, 78, lm_step_k63_rope_grad(t53, t0, t1, t47, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 78, lm_step_k64_wq_grad_in(t54, wq, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 65, 78, lm_step_k65_attention_grad(t55, saved_x, t25, t50, t52, t54, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 66, 78, lm_step_k66_rmsnorm_grad(t56, t55, HD2, KVH, REP, T));
-        LA_TIMED(prof, 67, 78, lm_step_k67_rmsnorm_grad(carry1_next, saved_x, attn_norm, t25, t43, t50, t52, t54, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 68, 78, lm_step_k68_layer_backward(grad_attn_norm, t56, HD2, KVH, REP));
-        LA_TIMED(prof, 69, 78, lm_step_k69_grad_wq(grad_wq, t26, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 78, lm_step_k70_grad_wk(grad_wk, t26, t51, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 71, 78, lm_step_k71_grad_wv(grad_wv, t26, t49, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 72, 78, lm_step_k72_grad_wo(grad_wo, saved_attn, t43, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 73, 78, lm_step_k73_layer_backward(grad_ffn_norm, t42, HD2, KVH, REP));
-        LA_TIMED(prof, 74, 78, lm_step_k74_grad_w1(grad_w1, t33, t39, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 75, 78, lm_step_k75_grad_w2(grad_w2, carry1, t35, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 76, 78, lm_step_k76_grad_w3(grad_w3, t33, t37, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 39, 82, lm_step_k39_rmsnorm(t26, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 40, 82, lm_step_k40_rmsnorm(t27, norm_eps, t26, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 41, 82, lm_step_k41_rmsnorm(t28, saved_x, attn_norm, t27, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 42, 82, lm_step_k42_scores_matmul(t29, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 43, 82, lm_step_k43_attention(t30, t29, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 44, 82, lm_step_k44_softmax(t31, t30, B, KVH, REP, T));
+        LA_TIMED(prof, 45, 82, lm_step_k45_softmax(t32, t30, t31, B, KVH, REP, T));
+        LA_TIMED(prof, 46, 82, lm_step_k46_rmsnorm(t33, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 47, 82, lm_step_k47_rmsnorm(t34, norm_eps, t33, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 48, 82, lm_step_k48_rmsnorm(t35, saved_h, ffn_norm, t34, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 49, 82, lm_step_k49_silu(t36, t37, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 50, 82, lm_step_k50_w2_grad_in(t38, carry1, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 51, 82, lm_step_k51_ffn_grad(t39, t36, t38, B, F, T));
+        LA_TIMED(prof, 52, 82, lm_step_k52_w3_grad_in(t40, w3, t39, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 53, 82, lm_step_k53_silu_grad(t41, saved_gate, saved_up, t36, t38, B, F, T));
+        LA_TIMED(prof, 54, 82, lm_step_k54_w1_grad_in(t42, w1, t41, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 55, 82, lm_step_k55_gate_up_grad(t43, saved_h, t34, t40, t42, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 56, 82, lm_step_k56_rmsnorm_grad(t44, t43, HD2, KVH, REP, T));
+        LA_TIMED(prof, 57, 82, lm_step_k57_rmsnorm_grad(t45, carry1, saved_h, ffn_norm, t34, t40, t42, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 58, 82, lm_step_k58_wo_grad_in(t46, wo, t45, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 82, lm_step_k59_attention_grad_matmul(t47, saved_v, t46, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 82, lm_step_k60_softmax_grad(t48, t30, t31, t32, t47, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 82, lm_step_k61_scores_grad_matmul(t49, saved_k, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 62, 82, lm_step_k62_attention_grad_matmul(t50, saved_q, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 63, 82, lm_step_k63_attention_grad_matmul(t51, t32, t46, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 82, lm_step_k64_wv_grad_in(t52, wv, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 82, lm_step_k65_rope_grad(t53, t0, t1, t50, B, HD2, KVH, T));
+        LA_TIMED(prof, 66, 82, lm_step_k66_wk_grad_in(t54, wk, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 82, lm_step_k67_rope_grad(t55, t0, t1, t49, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 82, lm_step_k68_wq_grad_in(t56, wq, t55, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 82, lm_step_k69_attention_grad(t57, saved_x, t27, t52, t54, t56, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 82, lm_step_k70_rmsnorm_grad(t58, t57, HD2, KVH, REP, T));
+        LA_TIMED(prof, 71, 82, lm_step_k71_rmsnorm_grad(carry1_next, saved_x, attn_norm, t27, t45, t52, t54, t56, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 82, lm_step_k72_layer_backward(grad_attn_norm, t58, HD2, KVH, REP));
+        LA_TIMED(prof, 73, 82, lm_step_k73_grad_wq(grad_wq, t28, t55, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 82, lm_step_k74_grad_wk(grad_wk, t28, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 82, lm_step_k75_grad_wv(grad_wv, t28, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 82, lm_step_k76_grad_wo(grad_wo, saved_attn, t45, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 77, 82, lm_step_k77_layer_backward(grad_ffn_norm, t44, HD2, KVH, REP));
+        LA_TIMED(prof, 78, 82, lm_step_k78_grad_w1(grad_w1, t35, t41, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 82, lm_step_k79_grad_w2(grad_w2, carry1, t37, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 80, 82, lm_step_k80_grad_w3(grad_w3, t35, t39, B, F, HD2, KVH, REP, T));
         carry1 = carry1_next;
     }
     /* stage 'after_layer_backward' */
-    LA_TIMED(prof, 77, 78, lm_step_k77_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 81, 82, lm_step_k81_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T));
 }
 
 void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flops, double *bytes) {
@@ -1535,56 +1614,60 @@ void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flo
     flops[25] = (double)(NS + NS*V + NS*V + NS*V); bytes[25] = (double)(4*NS + 4*NS*V + 4*NS); /* lm_step_k25_log_softmax */
     flops[26] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[26] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_k26_cross_entropy */
     flops[27] = (double)(NS + NS + NS); bytes[27] = (double)(4 + 4*NS + 4*NS); /* lm_step_k27_cross_entropy */
-    flops[28] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[28] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_k28_log_softmax_grad */
-    flops[29] = (double)(4*HD2*KVH*NS*REP*V); bytes[29] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_k29_lm_head_grad_in */
-    flops[30] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[30] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_k30_rmsnorm_grad */
-    flops[31] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[31] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_k31_rmsnorm_grad */
-    flops[32] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_k32_rmsnorm_grad_scatter_add */
-    flops[33] = (double)(2*HD2*KVH*REP); bytes[33] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k33_rmsnorm_grad */
-    flops[34] = (double)(4*HD2*KVH*NS*REP*V); bytes[34] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP + 4*NS*V); /* lm_step_k34_grad_lm_head */
-    flops[35] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[35] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k35_rmsnorm */
-    flops[36] = (double)(B*T + B*T + B*T); bytes[36] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k36_rmsnorm */
-    flops[37] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[37] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k37_rmsnorm */
-    flops[38] = (double)(4*B*HD2*KVH*REP*T*T); bytes[38] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k38_scores_matmul */
-    flops[39] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[39] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k39_attention */
-    flops[40] = (double)(B*KVH*REP*T*T); bytes[40] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k40_softmax */
-    flops[41] = (double)(B*KVH*REP*T*T); bytes[41] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k41_softmax */
-    flops[42] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[42] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k42_rmsnorm */
-    flops[43] = (double)(B*T + B*T + B*T); bytes[43] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k43_rmsnorm */
-    flops[44] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[44] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k44_rmsnorm */
-    flops[45] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[45] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k45_silu */
-    flops[46] = (double)(4*B*F*HD2*KVH*REP*T); bytes[46] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k46_w2_grad_in */
-    flops[47] = (double)(B*F*T); bytes[47] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k47_ffn_grad */
-    flops[48] = (double)(4*B*F*HD2*KVH*REP*T); bytes[48] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k48_w3_grad_in */
-    flops[49] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[49] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k49_silu_grad */
-    flops[50] = (double)(4*B*F*HD2*KVH*REP*T); bytes[50] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k50_w1_grad_in */
-    flops[51] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[51] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k51_gate_up_grad */
-    flops[52] = (double)(2*HD2*KVH*REP*T); bytes[52] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k52_rmsnorm_grad */
-    flops[53] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[53] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k53_rmsnorm_grad */
-    flops[54] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k54_wo_grad_in */
-    flops[55] = (double)(4*B*HD2*KVH*REP*T*T); bytes[55] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k55_attention_grad_matmul */
-    flops[56] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[56] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k56_softmax_grad */
-    flops[57] = (double)(4*B*HD2*KVH*REP*T*T); bytes[57] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k57_scores_grad_matmul */
-    flops[58] = (double)(4*B*HD2*KVH*REP*T*T); bytes[58] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k58_attention_grad_matmul */
-    flops[59] = (double)(4*B*HD2*KVH*REP*T*T); bytes[59] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_k59_attention_grad_matmul */
-    flops[60] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k60_wv_grad_in */
-    flops[61] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[61] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k61_rope_grad */
-    flops[62] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[62] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k62_wk_grad_in */
-    flops[63] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k63_rope_grad */
-    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k64_wq_grad_in */
-    flops[65] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k65_attention_grad */
-    flops[66] = (double)(2*HD2*KVH*REP*T); bytes[66] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k66_rmsnorm_grad */
-    flops[67] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k67_rmsnorm_grad */
-    flops[68] = (double)(2*HD2*KVH*REP); bytes[68] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k68_layer_backward */
-    flops[69] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[69] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k69_grad_wq */
-    flops[70] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[70] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k70_grad_wk */
-    flops[71] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[71] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k71_grad_wv */
-    flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[72] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k72_grad_wo */
-    flops[73] = (double)(2*HD2*KVH*REP); bytes[73] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k73_layer_backward */
-    flops[74] = (double)(4*B*F*HD2*KVH*REP*T); bytes[74] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k74_grad_w1 */
-    flops[75] = (double)(4*B*F*HD2*KVH*REP*T); bytes[75] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k75_grad_w2 */
-    flops[76] = (double)(4*B*F*HD2*KVH*REP*T); bytes[76] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k76_grad_w3 */
-    flops[77] = (double)(2*HD2*KVH*REP*V); bytes[77] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k77_embed_backward_scatter_add */
+    flops[28] = (double)(NS + NS*V + NS + NS*V + NS*V + NS*V + NS*V); bytes[28] = (double)(4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_k28_log_softmax */
+    flops[29] = (double)(NS + NS*V + NS*V + NS*V); bytes[29] = (double)(4*NS + 4*NS + 4*NS*V); /* lm_step_k29_cross_entropy */
+    flops[30] = (double)(NS + NS + NS); bytes[30] = (double)(4 + 4*NS + 4*NS); /* lm_step_k30_token_stats */
+    flops[31] = (double)(NS + NS + NS); bytes[31] = (double)(4 + 4*NS + 4*NS + 4*NS); /* lm_step_k31_token_stats */
+    flops[32] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[32] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_k32_log_softmax_grad */
+    flops[33] = (double)(4*HD2*KVH*NS*REP*V); bytes[33] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_k33_lm_head_grad_in */
+    flops[34] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[34] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_k34_rmsnorm_grad */
+    flops[35] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[35] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_k35_rmsnorm_grad */
+    flops[36] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_k36_rmsnorm_grad_scatter_add */
+    flops[37] = (double)(2*HD2*KVH*REP); bytes[37] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k37_rmsnorm_grad */
+    flops[38] = (double)(4*HD2*KVH*NS*REP*V); bytes[38] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP + 4*NS*V); /* lm_step_k38_grad_lm_head */
+    flops[39] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[39] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k39_rmsnorm */
+    flops[40] = (double)(B*T + B*T + B*T); bytes[40] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k40_rmsnorm */
+    flops[41] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[41] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k41_rmsnorm */
+    flops[42] = (double)(4*B*HD2*KVH*REP*T*T); bytes[42] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k42_scores_matmul */
+    flops[43] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[43] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k43_attention */
+    flops[44] = (double)(B*KVH*REP*T*T); bytes[44] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k44_softmax */
+    flops[45] = (double)(B*KVH*REP*T*T); bytes[45] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k45_softmax */
+    flops[46] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[46] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k46_rmsnorm */
+    flops[47] = (double)(B*T + B*T + B*T); bytes[47] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k47_rmsnorm */
+    flops[48] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[48] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k48_rmsnorm */
+    flops[49] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[49] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k49_silu */
+    flops[50] = (double)(4*B*F*HD2*KVH*REP*T); bytes[50] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k50_w2_grad_in */
+    flops[51] = (double)(B*F*T); bytes[51] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k51_ffn_grad */
+    flops[52] = (double)(4*B*F*HD2*KVH*REP*T); bytes[52] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k52_w3_grad_in */
+    flops[53] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[53] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k53_silu_grad */
+    flops[54] = (double)(4*B*F*HD2*KVH*REP*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k54_w1_grad_in */
+    flops[55] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[55] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k55_gate_up_grad */
+    flops[56] = (double)(2*HD2*KVH*REP*T); bytes[56] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k56_rmsnorm_grad */
+    flops[57] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[57] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k57_rmsnorm_grad */
+    flops[58] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k58_wo_grad_in */
+    flops[59] = (double)(4*B*HD2*KVH*REP*T*T); bytes[59] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k59_attention_grad_matmul */
+    flops[60] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[60] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k60_softmax_grad */
+    flops[61] = (double)(4*B*HD2*KVH*REP*T*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k61_scores_grad_matmul */
+    flops[62] = (double)(4*B*HD2*KVH*REP*T*T); bytes[62] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k62_attention_grad_matmul */
+    flops[63] = (double)(4*B*HD2*KVH*REP*T*T); bytes[63] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_k63_attention_grad_matmul */
+    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k64_wv_grad_in */
+    flops[65] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[65] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k65_rope_grad */
+    flops[66] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k66_wk_grad_in */
+    flops[67] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k67_rope_grad */
+    flops[68] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[68] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k68_wq_grad_in */
+    flops[69] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k69_attention_grad */
+    flops[70] = (double)(2*HD2*KVH*REP*T); bytes[70] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k70_rmsnorm_grad */
+    flops[71] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k71_rmsnorm_grad */
+    flops[72] = (double)(2*HD2*KVH*REP); bytes[72] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k72_layer_backward */
+    flops[73] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[73] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k73_grad_wq */
+    flops[74] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[74] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k74_grad_wk */
+    flops[75] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[75] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k75_grad_wv */
+    flops[76] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[76] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k76_grad_wo */
+    flops[77] = (double)(2*HD2*KVH*REP); bytes[77] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k77_layer_backward */
+    flops[78] = (double)(4*B*F*HD2*KVH*REP*T); bytes[78] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k78_grad_w1 */
+    flops[79] = (double)(4*B*F*HD2*KVH*REP*T); bytes[79] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k79_grad_w2 */
+    flops[80] = (double)(4*B*F*HD2*KVH*REP*T); bytes[80] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k80_grad_w3 */
+    flops[81] = (double)(2*HD2*KVH*REP*V); bytes[81] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k81_embed_backward_scatter_add */
     (void)args;
 }
 
@@ -1620,58 +1703,62 @@ static const char *const llama_train_lm_step_kernel_names[] = {
     "lm_step_k25_log_softmax",
     "lm_step_k26_cross_entropy",
     "lm_step_k27_cross_entropy",
-    "lm_step_k28_log_softmax_grad",
-    "lm_step_k29_lm_head_grad_in",
-    "lm_step_k30_rmsnorm_grad",
-    "lm_step_k31_rmsnorm_grad",
-    "lm_step_k32_rmsnorm_grad_scatter_add",
-    "lm_step_k33_rmsnorm_grad",
-    "lm_step_k34_grad_lm_head",
-    "lm_step_k35_rmsnorm",
-    "lm_step_k36_rmsnorm",
-    "lm_step_k37_rmsnorm",
-    "lm_step_k38_scores_matmul",
-    "lm_step_k39_attention",
-    "lm_step_k40_softmax",
-    "lm_step_k41_softmax",
-    "lm_step_k42_rmsnorm",
-    "lm_step_k43_rmsnorm",
-    "lm_step_k44_rmsnorm",
-    "lm_step_k45_silu",
-    "lm_step_k46_w2_grad_in",
-    "lm_step_k47_ffn_grad",
-    "lm_step_k48_w3_grad_in",
-    "lm_step_k49_silu_grad",
-    "lm_step_k50_w1_grad_in",
-    "lm_step_k51_gate_up_grad",
-    "lm_step_k52_rmsnorm_grad",
-    "lm_step_k53_rmsnorm_grad",
-    "lm_step_k54_wo_grad_in",
-    "lm_step_k55_attention_grad_matmul",
-    "lm_step_k56_softmax_grad",
-    "lm_step_k57_scores_grad_matmul",
-    "lm_step_k58_attention_grad_matmul",
+    "lm_step_k28_log_softmax",
+    "lm_step_k29_cross_entropy",
+    "lm_step_k30_token_stats",
+    "lm_step_k31_token_stats",
+    "lm_step_k32_log_softmax_grad",
+    "lm_step_k33_lm_head_grad_in",
+    "lm_step_k34_rmsnorm_grad",
+    "lm_step_k35_rmsnorm_grad",
+    "lm_step_k36_rmsnorm_grad_scatter_add",
+    "lm_step_k37_rmsnorm_grad",
+    "lm_step_k38_grad_lm_head",
+    "lm_step_k39_rmsnorm",
+    "lm_step_k40_rmsnorm",
+    "lm_step_k41_rmsnorm",
+    "lm_step_k42_scores_matmul",
+    "lm_step_k43_attention",
+    "lm_step_k44_softmax",
+    "lm_step_k45_softmax",
+    "lm_step_k46_rmsnorm",
+    "lm_step_k47_rmsnorm",
+    "lm_step_k48_rmsnorm",
+    "lm_step_k49_silu",
+    "lm_step_k50_w2_grad_in",
+    "lm_step_k51_ffn_grad",
+    "lm_step_k52_w3_grad_in",
+    "lm_step_k53_silu_grad",
+    "lm_step_k54_w1_grad_in",
+    "lm_step_k55_gate_up_grad",
+    "lm_step_k56_rmsnorm_grad",
+    "lm_step_k57_rmsnorm_grad",
+    "lm_step_k58_wo_grad_in",
     "lm_step_k59_attention_grad_matmul",
-    "lm_step_k60_wv_grad_in",
-    "lm_step_k61_rope_grad",
-    "lm_step_k62_wk_grad_in",
-    "lm_step_k63_rope_grad",
-    "lm_step_k64_wq_grad_in",
-    "lm_step_k65_attention_grad",
-    "lm_step_k66_rmsnorm_grad",
-    "lm_step_k67_rmsnorm_grad",
-    "lm_step_k68_layer_backward",
-    "lm_step_k69_grad_wq",
-    "lm_step_k70_grad_wk",
-    "lm_step_k71_grad_wv",
-    "lm_step_k72_grad_wo",
-    "lm_step_k73_layer_backward",
-    "lm_step_k74_grad_w1",
-    "lm_step_k75_grad_w2",
-    "lm_step_k76_grad_w3",
-    "lm_step_k77_embed_backward_scatter_add",
+    "lm_step_k60_softmax_grad",
+    "lm_step_k61_scores_grad_matmul",
+    "lm_step_k62_attention_grad_matmul",
+    "lm_step_k63_attention_grad_matmul",
+    "lm_step_k64_wv_grad_in",
+    "lm_step_k65_rope_grad",
+    "lm_step_k66_wk_grad_in",
+    "lm_step_k67_rope_grad",
+    "lm_step_k68_wq_grad_in",
+    "lm_step_k69_attention_grad",
+    "lm_step_k70_rmsnorm_grad",
+    "lm_step_k71_rmsnorm_grad",
+    "lm_step_k72_layer_backward",
+    "lm_step_k73_grad_wq",
+    "lm_step_k74_grad_wk",
+    "lm_step_k75_grad_wv",
+    "lm_step_k76_grad_wo",
+    "lm_step_k77_layer_backward",
+    "lm_step_k78_grad_w1",
+    "lm_step_k79_grad_w2",
+    "lm_step_k80_grad_w3",
+    "lm_step_k81_embed_backward_scatter_add",
 };
-const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 50, 78, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
+const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 52, 82, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
 
 /* ===== program 'lm_step_lora' ===== */
 
@@ -2243,8 +2330,79 @@ static void lm_step_lora_k43_cross_entropy(float *restrict loss, const float *re
     loss[r] = acc0;
 }
 
-/* lm_step_lora_k44_log_softmax_grad: t35 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t33) · exp(t31 - t32)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_lora_k44_log_softmax_grad(float *t35, const int32_t *targets, const float *weights, const float *t31, const float *t32, const float *t33, long NS, long V) {
+/* lm_step_lora_k44_log_softmax: t35 = Σ(exp(t31 - t32 - log(t33)) · (t31 - t32 - log(t33)))  [lm_head/cross_entropy/log_softmax; lm_head/token_stats] */
+static void lm_step_lora_k44_log_softmax(float *restrict t35, const float *restrict t31, const float *restrict t32, const float *restrict t33, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t32[i0];
+        float v2 = logf(t33[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t31[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t35[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k45_cross_entropy: t36 = Σ(t31 · [i1 = targets])  [lm_head/cross_entropy; lm_head/token_stats] */
+static void lm_step_lora_k45_cross_entropy(float *restrict t36, const int32_t *restrict targets, const float *restrict t31, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
+            float v2 = (t31[r * n + j0]) * v1;
+            acc0 += v2;
+        }
+        t36[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k46_token_stats: entropy = Σ((-t35) · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
+static void lm_step_lora_k46_token_stats(float *restrict entropy, const float *restrict weights, const float *restrict t35, long NS) {
+    /* one result per row */
+    const long n = NS;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t35[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    entropy[r] = acc0;
+}
+
+/* lm_step_lora_k47_token_stats: accuracy = Σ([t32 ≤ t36] · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
+static void lm_step_lora_k47_token_stats(float *restrict accuracy, const float *restrict weights, const float *restrict t32, const float *restrict t36, long NS) {
+    /* one result per row */
+    const long n = NS;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = t32[j0] <= t36[j0] ? 1.0f : 0.0f;
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    accuracy[r] = acc0;
+}
+
+/* lm_step_lora_k48_log_softmax_grad: t37 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t33) · exp(t31 - t32)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_lora_k48_log_softmax_grad(float *t37, const int32_t *targets, const float *weights, const float *t31, const float *t32, const float *t33, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2269,19 +2427,19 @@ static void lm_step_lora_k44_log_softmax_grad(float *t35, const int32_t *targets
             float v11 = la_expf(v10);
             float v12 = v8 * v11;
             float v13 = v7 + v12;
-            t35[r * n + j] = v13;
+            t37[r * n + j] = v13;
         }
     }
 }
 
-/* lm_step_lora_k45_lm_head_grad_in: t36[NS, D] = t35 · lm_head  [lm_head/grad] */
-static void lm_step_lora_k45_lm_head_grad_in(float *restrict t36, const float *restrict lm_head, const float *restrict t35, long HD2, long KVH, long NS, long REP, long V) {
+/* lm_step_lora_k49_lm_head_grad_in: t38[NS, D] = t37 · lm_head  [lm_head/grad] */
+static void lm_step_lora_k49_lm_head_grad_in(float *restrict t38, const float *restrict lm_head, const float *restrict t37, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t35, V, lm_head, D, 0.0f, t36, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t37, V, lm_head, D, 0.0f, t38, D);
 }
 
-/* lm_step_lora_k46_rmsnorm_grad: t37 = Σ((t36 · final_norm) · t28)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
-static void lm_step_lora_k46_rmsnorm_grad(float *restrict t37, const float *restrict final_norm, const float *restrict t28, const float *restrict t36, long HD2, long KVH, long NS, long REP) {
+/* lm_step_lora_k50_rmsnorm_grad: t39 = Σ((t38 · final_norm) · t28)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+static void lm_step_lora_k50_rmsnorm_grad(float *restrict t39, const float *restrict final_norm, const float *restrict t28, const float *restrict t38, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = NS, n = D;
@@ -2290,42 +2448,42 @@ static void lm_step_lora_k46_rmsnorm_grad(float *restrict t37, const float *rest
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t36[r * n + j0]) * (final_norm[j0]);
+            float v0 = (t38[r * n + j0]) * (final_norm[j0]);
             float v1 = v0 * (t28[r * n + j0]);
             acc0 += v1;
         }
-        t37[r] = acc0;
+        t39[r] = acc0;
     }
 }
 
-/* lm_step_lora_k47_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
-static void lm_step_lora_k47_rmsnorm_grad_scatter_add(float *restrict t38, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t28, const float *restrict t29, const float *restrict t36, const float *restrict t37, long B, long HD2, long KVH, long NS, long REP, long T) {
+/* lm_step_lora_k51_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
+static void lm_step_lora_k51_rmsnorm_grad_scatter_add(float *restrict t40, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t28, const float *restrict t29, const float *restrict t38, const float *restrict t39, long B, long HD2, long KVH, long NS, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    memset(t38, 0, sizeof(float) * (size_t)(B*T*D));
+    memset(t40, 0, sizeof(float) * (size_t)(B*T*D));
     const long rows = NS, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float v1 = (t29[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
-        float v5 = (t37[i0]) * v3;
+        float v5 = (t39[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v0 = (t36[r * n + j]) * (final_norm[j]);
+            float v0 = (t38[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
             float v10 = v9 * (t28[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t38[(long)scored[i0] * D + j] += v12;
+            t40[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* lm_step_lora_k48_rmsnorm: t39 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_k48_rmsnorm(float *restrict t39, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k52_rmsnorm: t41 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_k52_rmsnorm(float *restrict t41, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -2337,49 +2495,49 @@ static void lm_step_lora_k48_rmsnorm(float *restrict t39, const float *restrict 
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t39[r] = acc0;
+        t41[r] = acc0;
     }
 }
 
-/* lm_step_lora_k49_rmsnorm: t40 = (saved_x · rsqrt(t39 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
-static void lm_step_lora_k49_rmsnorm(float *restrict t40, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t39, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k53_rmsnorm: t42 = (saved_x · rsqrt(t41 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_k53_rmsnorm(float *restrict t42, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t39[(i0) * T + i1]) / ((float)(D));
+        float v0 = (t41[(i0) * T + i1]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
             float v3 = (saved_x[r * n + j]) * v2;
             float v4 = v3 * (attn_norm[j]);
-            t40[r * n + j] = v4;
+            t42[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_k50_lora_a_wq: t41[B*T, R] = t40 · lora_a_wqᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k50_lora_a_wq(float *restrict t41, const float *restrict lora_a_wq, const float *restrict t40, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k54_lora_a_wq: t43[B*T, R] = t42 · lora_a_wqᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_k54_lora_a_wq(float *restrict t43, const float *restrict lora_a_wq, const float *restrict t42, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t40, D, lora_a_wq, D, 0.0f, t41, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t42, D, lora_a_wq, D, 0.0f, t43, R);
 }
 
-/* lm_step_lora_k51_lora_a_wk: t42[B*T, R] = t40 · lora_a_wkᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k51_lora_a_wk(float *restrict t42, const float *restrict lora_a_wk, const float *restrict t40, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k55_lora_a_wk: t44[B*T, R] = t42 · lora_a_wkᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_k55_lora_a_wk(float *restrict t44, const float *restrict lora_a_wk, const float *restrict t42, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t40, D, lora_a_wk, D, 0.0f, t42, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t42, D, lora_a_wk, D, 0.0f, t44, R);
 }
 
-/* lm_step_lora_k52_lora_a_wv: t43[B*T, R] = t40 · lora_a_wvᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k52_lora_a_wv(float *restrict t43, const float *restrict lora_a_wv, const float *restrict t40, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k56_lora_a_wv: t45[B*T, R] = t42 · lora_a_wvᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_k56_lora_a_wv(float *restrict t45, const float *restrict lora_a_wv, const float *restrict t42, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t40, D, lora_a_wv, D, 0.0f, t43, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t42, D, lora_a_wv, D, 0.0f, t45, R);
 }
 
-/* lm_step_lora_k53_scores_matmul: t44[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void lm_step_lora_k53_scores_matmul(float *restrict t44, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k57_scores_matmul: t46[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_lora_k57_scores_matmul(float *restrict t46, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -2390,11 +2548,11 @@ static void lm_step_lora_k53_scores_matmul(float *restrict t44, const float *res
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t44 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t46 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_lora_k54_attention: t45 = exp([i4 ≤ i3 + 0] ? t44 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t44 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void lm_step_lora_k54_attention(float *restrict t45, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k58_attention: t47 = exp([i4 ≤ i3 + 0] ? t46 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t46 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_lora_k58_attention(float *restrict t47, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -2407,7 +2565,7 @@ static void lm_step_lora_k54_attention(float *restrict t45, const float *restric
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t44[r * n + j0]) * v2;
+            float v3 = (t46[r * n + j0]) * v2;
             float v4 = v1 != 0.0f ? v3 : (-INFINITY);
             acc0 = fmaxf(acc0, v4);
         }
@@ -2415,17 +2573,17 @@ static void lm_step_lora_k54_attention(float *restrict t45, const float *restric
         for (long j = 0; j < n; j++) {
             float v5 = (float)i3 + 0.0f;
             float v6 = (float)j <= v5 ? 1.0f : 0.0f;
-            float v7 = (t44[r * n + j]) * v2;
+            float v7 = (t46[r * n + j]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
             float v11 = la_expf(v10);
-            t45[r * n + j] = v11;
+            t47[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_lora_k55_softmax: t46 = Σ(t45)  [layer_backward/attention/attention/softmax] */
-static void lm_step_lora_k55_softmax(float *restrict t46, const float *restrict t45, long B, long KVH, long REP, long T) {
+/* lm_step_lora_k59_softmax: t48 = Σ(t47)  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_k59_softmax(float *restrict t48, const float *restrict t47, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = T;
@@ -2434,14 +2592,14 @@ static void lm_step_lora_k55_softmax(float *restrict t46, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t45[r * n + j0];
+            acc0 += t47[r * n + j0];
         }
-        t46[r] = acc0;
+        t48[r] = acc0;
     }
 }
 
-/* lm_step_lora_k56_softmax: t47 = t45 / t46  [layer_backward/attention/attention/softmax] */
-static void lm_step_lora_k56_softmax(float *restrict t47, const float *restrict t45, const float *restrict t46, long B, long KVH, long REP, long T) {
+/* lm_step_lora_k60_softmax: t49 = t47 / t48  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_k60_softmax(float *restrict t49, const float *restrict t47, const float *restrict t48, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2451,20 +2609,20 @@ static void lm_step_lora_k56_softmax(float *restrict t47, const float *restrict 
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t45[r * n + j]) / (t46[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t47[r * n + j] = v0;
+            float v0 = (t47[r * n + j]) / (t48[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t49[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k57_lora_a_wo: t48[B*T, R] = saved_attn · lora_a_woᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k57_lora_a_wo(float *restrict t48, const float *restrict saved_attn, const float *restrict lora_a_wo, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k61_lora_a_wo: t50[B*T, R] = saved_attn · lora_a_woᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_k61_lora_a_wo(float *restrict t50, const float *restrict saved_attn, const float *restrict lora_a_wo, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t48, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t50, R);
 }
 
-/* lm_step_lora_k58_rmsnorm: t49 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_k58_rmsnorm(float *restrict t49, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k62_rmsnorm: t51 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_k62_rmsnorm(float *restrict t51, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -2476,37 +2634,37 @@ static void lm_step_lora_k58_rmsnorm(float *restrict t49, const float *restrict 
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t49[r] = acc0;
+        t51[r] = acc0;
     }
 }
 
-/* lm_step_lora_k59_rmsnorm: t50 = (saved_h · rsqrt(t49 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
-static void lm_step_lora_k59_rmsnorm(float *restrict t50, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k63_rmsnorm: t52 = (saved_h · rsqrt(t51 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_k63_rmsnorm(float *restrict t52, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t49[(i0) * T + i1]) / ((float)(D));
+        float v0 = (t51[(i0) * T + i1]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
             float v3 = (saved_h[r * n + j]) * v2;
             float v4 = v3 * (ffn_norm[j]);
-            t50[r * n + j] = v4;
+            t52[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_k60_lora_a_w1: t51[B*T, R] = t50 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_k60_lora_a_w1(float *restrict t51, const float *restrict lora_a_w1, const float *restrict t50, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k64_lora_a_w1: t53[B*T, R] = t52 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_k64_lora_a_w1(float *restrict t53, const float *restrict lora_a_w1, const float *restrict t52, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t50, D, lora_a_w1, D, 0.0f, t51, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t52, D, lora_a_w1, D, 0.0f, t53, R);
 }
 
-/* lm_step_lora_k61_silu: t52 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/ffn/gate_up/silu] */
-static void lm_step_lora_k61_silu(float *restrict t52, const float *restrict saved_gate, long B, long F, long T) {
+/* lm_step_lora_k65_silu: t54 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/ffn/gate_up/silu] */
+static void lm_step_lora_k65_silu(float *restrict t54, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2515,160 +2673,160 @@ static void lm_step_lora_k61_silu(float *restrict t52, const float *restrict sav
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t52[r * n + j] = v3;
+            t54[r * n + j] = v3;
         }
     }
 }
 
-/* lm_step_lora_k62_lora_a_w3: t53[B*T, R] = t50 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_k62_lora_a_w3(float *restrict t53, const float *restrict lora_a_w3, const float *restrict t50, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k66_lora_a_w3: t55[B*T, R] = t52 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_k66_lora_a_w3(float *restrict t55, const float *restrict lora_a_w3, const float *restrict t52, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t50, D, lora_a_w3, D, 0.0f, t53, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t52, D, lora_a_w3, D, 0.0f, t55, R);
 }
 
-/* lm_step_lora_k63_gate_up: t54 = t52 · saved_up  [layer_backward/ffn/gate_up] */
-static void lm_step_lora_k63_gate_up(float *restrict t54, const float *restrict saved_up, const float *restrict t52, long B, long F, long T) {
+/* lm_step_lora_k67_gate_up: t56 = t54 · saved_up  [layer_backward/ffn/gate_up] */
+static void lm_step_lora_k67_gate_up(float *restrict t56, const float *restrict saved_up, const float *restrict t54, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t52[r * n + j]) * (saved_up[r * n + j]);
-            t54[r * n + j] = v0;
+            float v0 = (t54[r * n + j]) * (saved_up[r * n + j]);
+            t56[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k64_lora_a_w2: t55[B*T, R] = t54 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
-static void lm_step_lora_k64_lora_a_w2(float *restrict t55, const float *restrict lora_a_w2, const float *restrict t54, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t54, F, lora_a_w2, F, 0.0f, t55, R);
+/* lm_step_lora_k68_lora_a_w2: t57[B*T, R] = t56 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
+static void lm_step_lora_k68_lora_a_w2(float *restrict t57, const float *restrict lora_a_w2, const float *restrict t56, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t56, F, lora_a_w2, F, 0.0f, t57, R);
 }
 
-/* lm_step_lora_k65_lora: t56 = carry1 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
-static void lm_step_lora_k65_lora(float *restrict t56, const float *restrict carry1, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k69_lora: t58 = carry1 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k69_lora(float *restrict t58, const float *restrict carry1, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
             float v0 = (carry1[r * n + j]) * (lora_scale_w2[0]);
-            t56[r * n + j] = v0;
+            t58[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k66_lora_b_w2_grad_in: t57[B*T, R] = t56 · lora_b_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_k66_lora_b_w2_grad_in(float *restrict t57, const float *restrict lora_b_w2, const float *restrict t56, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k70_lora_b_w2_grad_in: t59[B*T, R] = t58 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k70_lora_b_w2_grad_in(float *restrict t59, const float *restrict lora_b_w2, const float *restrict t58, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t56, D, lora_b_w2, R, 0.0f, t57, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t58, D, lora_b_w2, R, 0.0f, t59, R);
 }
 
-/* lm_step_lora_k67_lora_a_w2_grad_in: t58[B*T, F] = t57 · lora_a_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_k67_lora_a_w2_grad_in(float *restrict t58, const float *restrict lora_a_w2, const float *restrict t57, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t57, R, lora_a_w2, F, 0.0f, t58, F);
+/* lm_step_lora_k71_lora_a_w2_grad_in: t60[B*T, F] = t59 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k71_lora_a_w2_grad_in(float *restrict t60, const float *restrict lora_a_w2, const float *restrict t59, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t59, R, lora_a_w2, F, 0.0f, t60, F);
 }
 
-/* lm_step_lora_k68_w2_grad_in: t59[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
-static void lm_step_lora_k68_w2_grad_in(float *restrict t59, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k72_w2_grad_in: t61[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
+static void lm_step_lora_k72_w2_grad_in(float *restrict t61, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t59, F);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t61, F);
 }
 
-/* lm_step_lora_k69_ffn_grad: t60 = (t58 + t59) · t52  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_k69_ffn_grad(float *restrict t60, const float *restrict t52, const float *restrict t58, const float *restrict t59, long B, long F, long T) {
+/* lm_step_lora_k73_ffn_grad: t62 = (t60 + t61) · t54  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k73_ffn_grad(float *restrict t62, const float *restrict t54, const float *restrict t60, const float *restrict t61, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = t58[r * n + j] + t59[r * n + j];
-            float v1 = v0 * (t52[r * n + j]);
-            t60[r * n + j] = v1;
+            float v0 = t60[r * n + j] + t61[r * n + j];
+            float v1 = v0 * (t54[r * n + j]);
+            t62[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_lora_k70_lora: t61 = t60 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k70_lora(float *restrict t61, const float *restrict lora_scale_w3, const float *restrict t60, long B, long F, long T) {
+/* lm_step_lora_k74_lora: t63 = t62 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k74_lora(float *restrict t63, const float *restrict lora_scale_w3, const float *restrict t62, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t60[r * n + j]) * (lora_scale_w3[0]);
-            t61[r * n + j] = v0;
+            float v0 = (t62[r * n + j]) * (lora_scale_w3[0]);
+            t63[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k71_lora_b_w3_grad_in: t62[B*T, R] = t61 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k71_lora_b_w3_grad_in(float *restrict t62, const float *restrict lora_b_w3, const float *restrict t61, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t61, F, lora_b_w3, R, 0.0f, t62, R);
+/* lm_step_lora_k75_lora_b_w3_grad_in: t64[B*T, R] = t63 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k75_lora_b_w3_grad_in(float *restrict t64, const float *restrict lora_b_w3, const float *restrict t63, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t63, F, lora_b_w3, R, 0.0f, t64, R);
 }
 
-/* lm_step_lora_k72_lora_a_w3_grad_in: t63[B*T, D] = t62 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k72_lora_a_w3_grad_in(float *restrict t63, const float *restrict lora_a_w3, const float *restrict t62, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k76_lora_a_w3_grad_in: t65[B*T, D] = t64 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k76_lora_a_w3_grad_in(float *restrict t65, const float *restrict lora_a_w3, const float *restrict t64, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t62, R, lora_a_w3, D, 0.0f, t63, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t64, R, lora_a_w3, D, 0.0f, t65, D);
 }
 
-/* lm_step_lora_k73_w3_grad_in: t64[B*T, D] = t60 · w3  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_k73_w3_grad_in(float *restrict t64, const float *restrict w3, const float *restrict t60, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k77_w3_grad_in: t66[B*T, D] = t62 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k77_w3_grad_in(float *restrict t66, const float *restrict w3, const float *restrict t62, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t60, F, w3, D, 0.0f, t64, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t62, F, w3, D, 0.0f, t66, D);
 }
 
-/* lm_step_lora_k74_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_lora_k74_silu_grad(float *t65, const float *saved_gate, const float *saved_up, const float *t52, const float *t58, const float *t59, long B, long F, long T) {
+/* lm_step_lora_k78_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_lora_k78_silu_grad(float *t67, const float *saved_gate, const float *saved_up, const float *t54, const float *t60, const float *t61, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = t58[r * n + j] + t59[r * n + j];
+            float v0 = t60[r * n + j] + t61[r * n + j];
             float v1 = v0 * (saved_up[r * n + j]);
             float v2 = -(saved_gate[r * n + j]);
             float v3 = la_expf(v2);
             float v4 = 1.0f + v3;
             float v5 = v1 / v4;
-            float v6 = v1 * (t52[r * n + j]);
+            float v6 = v1 * (t54[r * n + j]);
             float v7 = v6 / v4;
             float v8 = -v7;
             float v9 = v8 * v3;
             float v10 = -v9;
             float v11 = v5 + v10;
-            t65[r * n + j] = v11;
+            t67[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_lora_k75_lora: t66 = t65 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k75_lora(float *restrict t66, const float *restrict lora_scale_w1, const float *restrict t65, long B, long F, long T) {
+/* lm_step_lora_k79_lora: t68 = t67 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k79_lora(float *restrict t68, const float *restrict lora_scale_w1, const float *restrict t67, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t65[r * n + j]) * (lora_scale_w1[0]);
-            t66[r * n + j] = v0;
+            float v0 = (t67[r * n + j]) * (lora_scale_w1[0]);
+            t68[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k76_lora_b_w1_grad_in: t67[B*T, R] = t66 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k76_lora_b_w1_grad_in(float *restrict t67, const float *restrict lora_b_w1, const float *restrict t66, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t66, F, lora_b_w1, R, 0.0f, t67, R);
+/* lm_step_lora_k80_lora_b_w1_grad_in: t69[B*T, R] = t68 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k80_lora_b_w1_grad_in(float *restrict t69, const float *restrict lora_b_w1, const float *restrict t68, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t68, F, lora_b_w1, R, 0.0f, t69, R);
 }
 
-/* lm_step_lora_k77_lora_a_w1_grad_in: t68[B*T, D] = t67 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k77_lora_a_w1_grad_in(float *restrict t68, const float *restrict lora_a_w1, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k81_lora_a_w1_grad_in: t70[B*T, D] = t69 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k81_lora_a_w1_grad_in(float *restrict t70, const float *restrict lora_a_w1, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t67, R, lora_a_w1, D, 0.0f, t68, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t69, R, lora_a_w1, D, 0.0f, t70, D);
 }
 
-/* lm_step_lora_k78_w1_grad_in: t69[B*T, D] = t65 · w1  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_k78_w1_grad_in(float *restrict t69, const float *restrict w1, const float *restrict t65, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k82_w1_grad_in: t71[B*T, D] = t67 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k82_w1_grad_in(float *restrict t71, const float *restrict w1, const float *restrict t67, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t65, F, w1, D, 0.0f, t69, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t67, F, w1, D, 0.0f, t71, D);
 }
 
-/* lm_step_lora_k79_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_lora_k79_rmsnorm_grad(float *restrict t70, const float *restrict norm_eps, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t49, const float *restrict t63, const float *restrict t64, const float *restrict t68, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k83_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_lora_k83_rmsnorm_grad(float *restrict t72, const float *restrict norm_eps, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t51, const float *restrict t65, const float *restrict t66, const float *restrict t70, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2678,14 +2836,14 @@ static void lm_step_lora_k79_rmsnorm_grad(float *restrict t70, const float *rest
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t63[r * n + j0] + t64[r * n + j0];
-            float v1 = v0 + t68[r * n + j0];
-            float v2 = v1 + t69[r * n + j0];
+            float v0 = t65[r * n + j0] + t66[r * n + j0];
+            float v1 = v0 + t70[r * n + j0];
+            float v2 = v1 + t71[r * n + j0];
             float v3 = v2 * (ffn_norm[j0]);
             float v4 = v3 * (saved_h[r * n + j0]);
             acc0 += v4;
         }
-        float v9 = (t49[(i0) * T + i1]) / ((float)(D));
+        float v9 = (t51[(i0) * T + i1]) / ((float)(D));
         float v10 = v9 + norm_eps[0];
         float v11 = 1.0f / sqrtf(v10);
         float v14 = acc0 * v11;
@@ -2694,66 +2852,66 @@ static void lm_step_lora_k79_rmsnorm_grad(float *restrict t70, const float *rest
         float v17 = v16 * (-0.5f);
         float v18 = v17 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v5 = t63[r * n + j] + t64[r * n + j];
-            float v6 = v5 + t68[r * n + j];
-            float v7 = v6 + t69[r * n + j];
+            float v5 = t65[r * n + j] + t66[r * n + j];
+            float v6 = v5 + t70[r * n + j];
+            float v7 = v6 + t71[r * n + j];
             float v8 = v7 * (ffn_norm[j]);
             float v12 = v8 * v11;
             float v13 = carry1[r * n + j] + v12;
             float v19 = v18 * (saved_h[r * n + j]);
             float v20 = v13 + v19;
             float v21 = v20 + v19;
-            t70[r * n + j] = v21;
+            t72[r * n + j] = v21;
         }
     }
 }
 
-/* lm_step_lora_k80_lora: t71 = t70 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k80_lora(float *restrict t71, const float *restrict lora_scale_wo, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k84_lora: t73 = t72 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k84_lora(float *restrict t73, const float *restrict lora_scale_wo, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t70[r * n + j]) * (lora_scale_wo[0]);
-            t71[r * n + j] = v0;
+            float v0 = (t72[r * n + j]) * (lora_scale_wo[0]);
+            t73[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k81_lora_b_wo_grad_in: t72[B*T, R] = t71 · lora_b_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k81_lora_b_wo_grad_in(float *restrict t72, const float *restrict lora_b_wo, const float *restrict t71, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k85_lora_b_wo_grad_in: t74[B*T, R] = t73 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k85_lora_b_wo_grad_in(float *restrict t74, const float *restrict lora_b_wo, const float *restrict t73, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t71, D, lora_b_wo, R, 0.0f, t72, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t73, D, lora_b_wo, R, 0.0f, t74, R);
 }
 
-/* lm_step_lora_k82_lora_a_wo_grad_in: t73[B*T, D] = t72 · lora_a_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k82_lora_a_wo_grad_in(float *restrict t73, const float *restrict lora_a_wo, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k86_lora_a_wo_grad_in: t75[B*T, D] = t74 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k86_lora_a_wo_grad_in(float *restrict t75, const float *restrict lora_a_wo, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t72, R, lora_a_wo, D, 0.0f, t73, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t74, R, lora_a_wo, D, 0.0f, t75, D);
 }
 
-/* lm_step_lora_k83_wo_grad_in: t74[B*T, D] = t70 · wo  [layer_backward/attention/grad] */
-static void lm_step_lora_k83_wo_grad_in(float *restrict t74, const float *restrict wo, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k87_wo_grad_in: t76[B*T, D] = t72 · wo  [layer_backward/attention/grad] */
+static void lm_step_lora_k87_wo_grad_in(float *restrict t76, const float *restrict wo, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t70, D, wo, D, 0.0f, t74, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t72, D, wo, D, 0.0f, t76, D);
 }
 
-/* lm_step_lora_k84_attention_grad: t75 = t73 + t74  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_k84_attention_grad(float *restrict t75, const float *restrict t73, const float *restrict t74, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k88_attention_grad: t77 = t75 + t76  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_k88_attention_grad(float *restrict t77, const float *restrict t75, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = t73[r * n + j] + t74[r * n + j];
-            t75[r * n + j] = v0;
+            float v0 = t75[r * n + j] + t76[r * n + j];
+            t77[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k85_attention_grad_matmul: t76[B, KVH, REP, T, T] = t75 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_k85_attention_grad_matmul(float *restrict t76, const float *restrict saved_v, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k89_attention_grad_matmul: t78[B, KVH, REP, T, T] = t77 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_k89_attention_grad_matmul(float *restrict t78, const float *restrict saved_v, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -2764,11 +2922,11 @@ static void lm_step_lora_k85_attention_grad_matmul(float *restrict t76, const fl
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t75 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t76 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t77 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t78 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_lora_k86_softmax_grad: t77 = ([i4 ≤ i3 + 0] ? (t76 / t46 + Σ(-((t76 · t47) / t46))) · t45 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_k86_softmax_grad(float *t77, const float *t45, const float *t46, const float *t47, const float *t76, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k90_softmax_grad: t79 = ([i4 ≤ i3 + 0] ? (t78 / t48 + Σ(-((t78 · t49) / t48))) · t47 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_k90_softmax_grad(float *t79, const float *t47, const float *t48, const float *t49, const float *t78, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -2781,8 +2939,8 @@ static void lm_step_lora_k86_softmax_grad(float *t77, const float *t45, const fl
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t76[r * n + j0]) * (t47[r * n + j0]);
-            float v1 = v0 / (t46[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t78[r * n + j0]) * (t49[r * n + j0]);
+            float v1 = v0 / (t48[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -2790,18 +2948,18 @@ static void lm_step_lora_k86_softmax_grad(float *t77, const float *t45, const fl
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
-            float v5 = (t76[r * n + j]) / (t46[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v5 = (t78[r * n + j]) / (t48[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v6 = v5 + acc0;
-            float v7 = v6 * (t45[r * n + j]);
+            float v7 = v6 * (t47[r * n + j]);
             float v8 = v4 != 0.0f ? v7 : 0.0f;
             float v10 = v8 * v9;
-            t77[r * n + j] = v10;
+            t79[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_lora_k87_scores_grad_matmul: t78[B, KVH, REP, T, HD] = t77 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_k87_scores_grad_matmul(float *restrict t78, const float *restrict saved_k, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k91_scores_grad_matmul: t80[B, KVH, REP, T, HD] = t79 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_k91_scores_grad_matmul(float *restrict t80, const float *restrict saved_k, const float *restrict t79, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -2812,11 +2970,11 @@ static void lm_step_lora_k87_scores_grad_matmul(float *restrict t78, const float
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t77 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t78 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t79 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t80 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* lm_step_lora_k88_attention_grad_matmul: t79[B, KVH, REP, T, HD] = t47ᵀ · t75  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_k88_attention_grad_matmul(float *restrict t79, const float *restrict t47, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k92_attention_grad_matmul: t81[B, KVH, REP, T, HD] = t49ᵀ · t77  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_k92_attention_grad_matmul(float *restrict t81, const float *restrict t49, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -2827,11 +2985,11 @@ static void lm_step_lora_k88_attention_grad_matmul(float *restrict t79, const fl
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t47 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t75 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t79 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t49 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t77 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t81 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* lm_step_lora_k89_attention_grad_matmul: t80[B, KVH, REP, T, HD] = t77ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_lora_k89_attention_grad_matmul(float *restrict t80, const float *restrict saved_q, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k93_attention_grad_matmul: t82[B, KVH, REP, T, HD] = t79ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_lora_k93_attention_grad_matmul(float *restrict t82, const float *restrict saved_q, const float *restrict t79, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -2842,11 +3000,11 @@ static void lm_step_lora_k89_attention_grad_matmul(float *restrict t80, const fl
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t77 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t80 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t79 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t82 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* lm_step_lora_k90_attention_grad: t81 = t79 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k90_attention_grad(float *restrict t81, const float *restrict lora_scale_wv, const float *restrict t79, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k94_attention_grad: t83 = t81 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k94_attention_grad(float *restrict t83, const float *restrict lora_scale_wv, const float *restrict t81, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
@@ -2855,46 +3013,46 @@ static void lm_step_lora_k90_attention_grad(float *restrict t81, const float *re
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t79[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
-            t81[r * n + j] = v0;
+            float v0 = (t81[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
+            t83[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k91_lora_b_wv_grad_in: t82[B*T, R] = t81 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k91_lora_b_wv_grad_in(float *restrict t82, const float *restrict lora_b_wv, const float *restrict t81, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k95_lora_b_wv_grad_in: t84[B*T, R] = t83 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k95_lora_b_wv_grad_in(float *restrict t84, const float *restrict lora_b_wv, const float *restrict t83, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t81, KVD, lora_b_wv, R, 0.0f, t82, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t83, KVD, lora_b_wv, R, 0.0f, t84, R);
 }
 
-/* lm_step_lora_k92_lora_a_wv_grad_in: t83[B*T, D] = t82 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k92_lora_a_wv_grad_in(float *restrict t83, const float *restrict lora_a_wv, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k96_lora_a_wv_grad_in: t85[B*T, D] = t84 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k96_lora_a_wv_grad_in(float *restrict t85, const float *restrict lora_a_wv, const float *restrict t84, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t82, R, lora_a_wv, D, 0.0f, t83, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t84, R, lora_a_wv, D, 0.0f, t85, D);
 }
 
-/* lm_step_lora_k93_attention_grad: t84 = t79  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void lm_step_lora_k93_attention_grad(float *restrict t84, const float *restrict t79, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k97_attention_grad: t86 = t81  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void lm_step_lora_k97_attention_grad(float *restrict t86, const float *restrict t81, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            t84[r * n + j] = t79[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
+            t86[r * n + j] = t81[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
         }
     }
 }
 
-/* lm_step_lora_k94_wv_grad_in: t85[B*T, D] = t84 · wv  [layer_backward/attention/grad] */
-static void lm_step_lora_k94_wv_grad_in(float *restrict t85, const float *restrict wv, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k98_wv_grad_in: t87[B*T, D] = t86 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_k98_wv_grad_in(float *restrict t87, const float *restrict wv, const float *restrict t86, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t84, KVD, wv, D, 0.0f, t85, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t86, KVD, wv, D, 0.0f, t87, D);
 }
 
-/* lm_step_lora_k95_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_k95_rope_grad(float *restrict t86, const float *restrict t0, const float *restrict t1, const float *restrict t80, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k99_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_k99_rope_grad(float *restrict t88, const float *restrict t0, const float *restrict t1, const float *restrict t82, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2908,16 +3066,16 @@ static void lm_step_lora_k95_rope_grad(float *restrict t86, const float *restric
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t80[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t80[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t82[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t82[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t80[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t80[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t82[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t82[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -2925,45 +3083,45 @@ static void lm_step_lora_k95_rope_grad(float *restrict t86, const float *restric
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t86[r * n + j] = v9;
+            t88[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_k96_lora: t87 = t86 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k96_lora(float *restrict t87, const float *restrict lora_scale_wk, const float *restrict t86, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k100_lora: t89 = t88 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k100_lora(float *restrict t89, const float *restrict lora_scale_wk, const float *restrict t88, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t86[r * n + j]) * (lora_scale_wk[0]);
-            t87[r * n + j] = v0;
+            float v0 = (t88[r * n + j]) * (lora_scale_wk[0]);
+            t89[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k97_lora_b_wk_grad_in: t88[B*T, R] = t87 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k97_lora_b_wk_grad_in(float *restrict t88, const float *restrict lora_b_wk, const float *restrict t87, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k101_lora_b_wk_grad_in: t90[B*T, R] = t89 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k101_lora_b_wk_grad_in(float *restrict t90, const float *restrict lora_b_wk, const float *restrict t89, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t87, KVD, lora_b_wk, R, 0.0f, t88, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t89, KVD, lora_b_wk, R, 0.0f, t90, R);
 }
 
-/* lm_step_lora_k98_lora_a_wk_grad_in: t89[B*T, D] = t88 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k98_lora_a_wk_grad_in(float *restrict t89, const float *restrict lora_a_wk, const float *restrict t88, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k102_lora_a_wk_grad_in: t91[B*T, D] = t90 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k102_lora_a_wk_grad_in(float *restrict t91, const float *restrict lora_a_wk, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t88, R, lora_a_wk, D, 0.0f, t89, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t90, R, lora_a_wk, D, 0.0f, t91, D);
 }
 
-/* lm_step_lora_k99_wk_grad_in: t90[B*T, D] = t86 · wk  [layer_backward/attention/grad] */
-static void lm_step_lora_k99_wk_grad_in(float *restrict t90, const float *restrict wk, const float *restrict t86, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k103_wk_grad_in: t92[B*T, D] = t88 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_k103_wk_grad_in(float *restrict t92, const float *restrict wk, const float *restrict t88, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t86, KVD, wk, D, 0.0f, t90, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t88, KVD, wk, D, 0.0f, t92, D);
 }
 
-/* lm_step_lora_k100_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_k100_rope_grad(float *restrict t91, const float *restrict t0, const float *restrict t1, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k104_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_k104_rope_grad(float *restrict t93, const float *restrict t0, const float *restrict t1, const float *restrict t80, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -2978,16 +3136,16 @@ static void lm_step_lora_k100_rope_grad(float *restrict t91, const float *restri
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t78[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t78[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t80[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t80[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t78[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t78[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t80[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t80[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -2995,44 +3153,44 @@ static void lm_step_lora_k100_rope_grad(float *restrict t91, const float *restri
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t91[r * n + j] = v9;
+            t93[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_k101_lora: t92 = t91 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k101_lora(float *restrict t92, const float *restrict lora_scale_wq, const float *restrict t91, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k105_lora: t94 = t93 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k105_lora(float *restrict t94, const float *restrict lora_scale_wq, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t91[r * n + j]) * (lora_scale_wq[0]);
-            t92[r * n + j] = v0;
+            float v0 = (t93[r * n + j]) * (lora_scale_wq[0]);
+            t94[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k102_lora_b_wq_grad_in: t93[B*T, R] = t92 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k102_lora_b_wq_grad_in(float *restrict t93, const float *restrict lora_b_wq, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k106_lora_b_wq_grad_in: t95[B*T, R] = t94 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k106_lora_b_wq_grad_in(float *restrict t95, const float *restrict lora_b_wq, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t92, D, lora_b_wq, R, 0.0f, t93, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t94, D, lora_b_wq, R, 0.0f, t95, R);
 }
 
-/* lm_step_lora_k103_lora_a_wq_grad_in: t94[B*T, D] = t93 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k103_lora_a_wq_grad_in(float *restrict t94, const float *restrict lora_a_wq, const float *restrict t93, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k107_lora_a_wq_grad_in: t96[B*T, D] = t95 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k107_lora_a_wq_grad_in(float *restrict t96, const float *restrict lora_a_wq, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t93, R, lora_a_wq, D, 0.0f, t94, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t95, R, lora_a_wq, D, 0.0f, t96, D);
 }
 
-/* lm_step_lora_k104_wq_grad_in: t95[B*T, D] = t91 · wq  [layer_backward/attention/grad] */
-static void lm_step_lora_k104_wq_grad_in(float *restrict t95, const float *restrict wq, const float *restrict t91, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k108_wq_grad_in: t97[B*T, D] = t93 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_k108_wq_grad_in(float *restrict t97, const float *restrict wq, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t91, D, wq, D, 0.0f, t95, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t93, D, wq, D, 0.0f, t97, D);
 }
 
-/* lm_step_lora_k105_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_k105_rmsnorm_grad(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t39, const float *restrict t70, const float *restrict t83, const float *restrict t85, const float *restrict t89, const float *restrict t90, const float *restrict t94, const float *restrict t95, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k109_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_k109_rmsnorm_grad(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t41, const float *restrict t72, const float *restrict t85, const float *restrict t87, const float *restrict t91, const float *restrict t92, const float *restrict t96, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3042,16 +3200,16 @@ static void lm_step_lora_k105_rmsnorm_grad(float *restrict carry1_next, const fl
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t83[r * n + j0] + t85[r * n + j0];
-            float v1 = v0 + t89[r * n + j0];
-            float v2 = v1 + t90[r * n + j0];
-            float v3 = v2 + t94[r * n + j0];
-            float v4 = v3 + t95[r * n + j0];
+            float v0 = t85[r * n + j0] + t87[r * n + j0];
+            float v1 = v0 + t91[r * n + j0];
+            float v2 = v1 + t92[r * n + j0];
+            float v3 = v2 + t96[r * n + j0];
+            float v4 = v3 + t97[r * n + j0];
             float v5 = v4 * (attn_norm[j0]);
             float v6 = v5 * (saved_x[r * n + j0]);
             acc0 += v6;
         }
-        float v13 = (t39[(i0) * T + i1]) / ((float)(D));
+        float v13 = (t41[(i0) * T + i1]) / ((float)(D));
         float v14 = v13 + norm_eps[0];
         float v15 = 1.0f / sqrtf(v14);
         float v18 = acc0 * v15;
@@ -3060,14 +3218,14 @@ static void lm_step_lora_k105_rmsnorm_grad(float *restrict carry1_next, const fl
         float v21 = v20 * (-0.5f);
         float v22 = v21 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v7 = t83[r * n + j] + t85[r * n + j];
-            float v8 = v7 + t89[r * n + j];
-            float v9 = v8 + t90[r * n + j];
-            float v10 = v9 + t94[r * n + j];
-            float v11 = v10 + t95[r * n + j];
+            float v7 = t85[r * n + j] + t87[r * n + j];
+            float v8 = v7 + t91[r * n + j];
+            float v9 = v8 + t92[r * n + j];
+            float v10 = v9 + t96[r * n + j];
+            float v11 = v10 + t97[r * n + j];
             float v12 = v11 * (attn_norm[j]);
             float v16 = v12 * v15;
-            float v17 = t70[r * n + j] + v16;
+            float v17 = t72[r * n + j] + v16;
             float v23 = v22 * (saved_x[r * n + j]);
             float v24 = v17 + v23;
             float v25 = v24 + v23;
@@ -3076,88 +3234,88 @@ static void lm_step_lora_k105_rmsnorm_grad(float *restrict carry1_next, const fl
     }
 }
 
-/* lm_step_lora_k106_grad_lora_a_wq: grad_lora_a_wq[R, D] += t93ᵀ · t40  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k106_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t40, const float *restrict t93, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k110_grad_lora_a_wq: grad_lora_a_wq[R, D] += t95ᵀ · t42  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k110_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t42, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t93, R, t40, D, 1.0f, grad_lora_a_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t95, R, t42, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* lm_step_lora_k107_grad_lora_b_wq: grad_lora_b_wq[D, R] += t92ᵀ · t41  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k107_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t41, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k111_grad_lora_b_wq: grad_lora_b_wq[D, R] += t94ᵀ · t43  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k111_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t43, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t92, D, t41, R, 1.0f, grad_lora_b_wq, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t94, D, t43, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* lm_step_lora_k108_grad_lora_a_wk: grad_lora_a_wk[R, D] += t88ᵀ · t40  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k108_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t40, const float *restrict t88, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k112_grad_lora_a_wk: grad_lora_a_wk[R, D] += t90ᵀ · t42  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k112_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t42, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t88, R, t40, D, 1.0f, grad_lora_a_wk, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t90, R, t42, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* lm_step_lora_k109_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t87ᵀ · t42  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k109_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t42, const float *restrict t87, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k113_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t89ᵀ · t44  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k113_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t44, const float *restrict t89, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t87, KVD, t42, R, 1.0f, grad_lora_b_wk, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t89, KVD, t44, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* lm_step_lora_k110_grad_lora_a_wv: grad_lora_a_wv[R, D] += t82ᵀ · t40  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k110_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t40, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k114_grad_lora_a_wv: grad_lora_a_wv[R, D] += t84ᵀ · t42  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k114_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t42, const float *restrict t84, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t82, R, t40, D, 1.0f, grad_lora_a_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t84, R, t42, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* lm_step_lora_k111_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t81ᵀ · t43  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k111_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t43, const float *restrict t81, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k115_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t83ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k115_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t45, const float *restrict t83, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t81, KVD, t43, R, 1.0f, grad_lora_b_wv, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t83, KVD, t45, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* lm_step_lora_k112_grad_lora_a_wo: grad_lora_a_wo[R, D] += t72ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k112_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k116_grad_lora_a_wo: grad_lora_a_wo[R, D] += t74ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k116_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t72, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t74, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* lm_step_lora_k113_grad_lora_b_wo: grad_lora_b_wo[D, R] += t71ᵀ · t48  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k113_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t48, const float *restrict t71, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k117_grad_lora_b_wo: grad_lora_b_wo[D, R] += t73ᵀ · t50  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k117_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t50, const float *restrict t73, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t71, D, t48, R, 1.0f, grad_lora_b_wo, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t73, D, t50, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* lm_step_lora_k114_grad_lora_a_w1: grad_lora_a_w1[R, D] += t67ᵀ · t50  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k114_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t50, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k118_grad_lora_a_w1: grad_lora_a_w1[R, D] += t69ᵀ · t52  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k118_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t52, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t67, R, t50, D, 1.0f, grad_lora_a_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t69, R, t52, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* lm_step_lora_k115_grad_lora_b_w1: grad_lora_b_w1[F, R] += t66ᵀ · t51  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k115_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t51, const float *restrict t66, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t66, F, t51, R, 1.0f, grad_lora_b_w1, R);
+/* lm_step_lora_k119_grad_lora_b_w1: grad_lora_b_w1[F, R] += t68ᵀ · t53  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k119_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t53, const float *restrict t68, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t68, F, t53, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* lm_step_lora_k116_grad_lora_a_w2: grad_lora_a_w2[R, F] += t57ᵀ · t54  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_k116_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t54, const float *restrict t57, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t57, R, t54, F, 1.0f, grad_lora_a_w2, F);
+/* lm_step_lora_k120_grad_lora_a_w2: grad_lora_a_w2[R, F] += t59ᵀ · t56  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_k120_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t56, const float *restrict t59, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t59, R, t56, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* lm_step_lora_k117_grad_lora_b_w2: grad_lora_b_w2[D, R] += t56ᵀ · t55  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_k117_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t55, const float *restrict t56, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k121_grad_lora_b_w2: grad_lora_b_w2[D, R] += t58ᵀ · t57  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_k121_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t57, const float *restrict t58, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t56, D, t55, R, 1.0f, grad_lora_b_w2, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t58, D, t57, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* lm_step_lora_k118_grad_lora_a_w3: grad_lora_a_w3[R, D] += t62ᵀ · t50  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k118_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t50, const float *restrict t62, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k122_grad_lora_a_w3: grad_lora_a_w3[R, D] += t64ᵀ · t52  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k122_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t52, const float *restrict t64, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t62, R, t50, D, 1.0f, grad_lora_a_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t64, R, t52, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* lm_step_lora_k119_grad_lora_b_w3: grad_lora_b_w3[F, R] += t61ᵀ · t53  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k119_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t53, const float *restrict t61, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t61, F, t53, R, 1.0f, grad_lora_b_w3, R);
+/* lm_step_lora_k123_grad_lora_b_w3: grad_lora_b_w3[F, R] += t63ᵀ · t55  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k123_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t55, const float *restrict t63, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t63, F, t55, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 40 slots planned for 120 kernels. */
+/* Arena: 40 slots planned for 124 kernels. */
 static long llama_train_lm_step_lora_layout(const llama_train_lm_step_lora_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -3175,9 +3333,9 @@ static long llama_train_lm_step_lora_layout(const llama_train_lm_step_lora_args 
     off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), 2*HD2*KVH*NS*REP), NS));
     off[4] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 2*HD2*KVH*NS*REP));
     off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), NS));
-    off[6] = total; total += la_round16(la_max(NS, B*T));
-    off[7] = total; total += la_round16(la_max(NS, B*R*T));
-    off[8] = total; total += la_round16(la_max(la_max(la_max(B*KVH*REP*T*T, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(NS, B*R*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(NS, B*KVH*REP*T*T), B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[8] = total; total += la_round16(la_max(NS, B*T));
     off[9] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*REP*T));
     off[10] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*T));
     off[11] = total; total += la_round16(B*R*T);
@@ -3267,67 +3425,69 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     float *t32 = args->arena + off[3];
     float *t33 = args->arena + off[6];
     float *t34 = args->arena + off[7];
-    float *t35 = args->arena + off[2];
-    float *t36 = args->arena + off[3];
-    float *t37 = args->arena + off[7];
-    float *t38 = args->arena + off[2];
-    float *t39 = args->arena + off[6];
-    float *t40 = args->arena + off[5];
-    float *t41 = args->arena + off[4];
-    float *t42 = args->arena + off[3];
-    float *t43 = args->arena + off[7];
-    float *t44 = args->arena + off[8];
-    float *t45 = args->arena + off[9];
-    float *t46 = args->arena + off[8];
-    float *t47 = args->arena + off[10];
-    float *t48 = args->arena + off[11];
-    float *t49 = args->arena + off[12];
-    float *t50 = args->arena + off[13];
-    float *t51 = args->arena + off[14];
-    float *t52 = args->arena + off[15];
-    float *t53 = args->arena + off[16];
-    float *t54 = args->arena + off[17];
-    float *t55 = args->arena + off[18];
-    float *t56 = args->arena + off[19];
-    float *t57 = args->arena + off[20];
-    float *t58 = args->arena + off[21];
-    float *t59 = args->arena + off[22];
-    float *t60 = args->arena + off[23];
-    float *t61 = args->arena + off[24];
-    float *t62 = args->arena + off[25];
-    float *t63 = args->arena + off[26];
-    float *t64 = args->arena + off[27];
-    float *t65 = args->arena + off[15];
-    float *t66 = args->arena + off[23];
-    float *t67 = args->arena + off[21];
-    float *t68 = args->arena + off[22];
-    float *t69 = args->arena + off[28];
-    float *t70 = args->arena + off[15];
-    float *t71 = args->arena + off[26];
-    float *t72 = args->arena + off[12];
-    float *t73 = args->arena + off[27];
-    float *t74 = args->arena + off[22];
-    float *t75 = args->arena + off[28];
-    float *t76 = args->arena + off[27];
-    float *t77 = args->arena + off[9];
-    float *t78 = args->arena + off[22];
-    float *t79 = args->arena + off[8];
-    float *t80 = args->arena + off[27];
-    float *t81 = args->arena + off[10];
-    float *t82 = args->arena + off[28];
-    float *t83 = args->arena + off[9];
-    float *t84 = args->arena + off[29];
-    float *t85 = args->arena + off[8];
+    float *t35 = args->arena + off[7];
+    float *t36 = args->arena + off[8];
+    float *t37 = args->arena + off[2];
+    float *t38 = args->arena + off[3];
+    float *t39 = args->arena + off[7];
+    float *t40 = args->arena + off[2];
+    float *t41 = args->arena + off[8];
+    float *t42 = args->arena + off[5];
+    float *t43 = args->arena + off[4];
+    float *t44 = args->arena + off[3];
+    float *t45 = args->arena + off[6];
+    float *t46 = args->arena + off[7];
+    float *t47 = args->arena + off[9];
+    float *t48 = args->arena + off[7];
+    float *t49 = args->arena + off[10];
+    float *t50 = args->arena + off[11];
+    float *t51 = args->arena + off[12];
+    float *t52 = args->arena + off[13];
+    float *t53 = args->arena + off[14];
+    float *t54 = args->arena + off[15];
+    float *t55 = args->arena + off[16];
+    float *t56 = args->arena + off[17];
+    float *t57 = args->arena + off[18];
+    float *t58 = args->arena + off[19];
+    float *t59 = args->arena + off[20];
+    float *t60 = args->arena + off[21];
+    float *t61 = args->arena + off[22];
+    float *t62 = args->arena + off[23];
+    float *t63 = args->arena + off[24];
+    float *t64 = args->arena + off[25];
+    float *t65 = args->arena + off[26];
+    float *t66 = args->arena + off[27];
+    float *t67 = args->arena + off[15];
+    float *t68 = args->arena + off[23];
+    float *t69 = args->arena + off[21];
+    float *t70 = args->arena + off[22];
+    float *t71 = args->arena + off[28];
+    float *t72 = args->arena + off[15];
+    float *t73 = args->arena + off[26];
+    float *t74 = args->arena + off[12];
+    float *t75 = args->arena + off[27];
+    float *t76 = args->arena + off[22];
+    float *t77 = args->arena + off[28];
+    float *t78 = args->arena + off[27];
+    float *t79 = args->arena + off[9];
+    float *t80 = args->arena + off[22];
+    float *t81 = args->arena + off[7];
+    float *t82 = args->arena + off[27];
+    float *t83 = args->arena + off[10];
+    float *t84 = args->arena + off[28];
+    float *t85 = args->arena + off[9];
     float *t86 = args->arena + off[29];
-    float *t87 = args->arena + off[27];
-    float *t88 = args->arena + off[30];
-    float *t89 = args->arena + off[31];
-    float *t90 = args->arena + off[32];
-    float *t91 = args->arena + off[29];
-    float *t92 = args->arena + off[22];
-    float *t93 = args->arena + off[33];
-    float *t94 = args->arena + off[34];
-    float *t95 = args->arena + off[35];
+    float *t87 = args->arena + off[7];
+    float *t88 = args->arena + off[29];
+    float *t89 = args->arena + off[27];
+    float *t90 = args->arena + off[30];
+    float *t91 = args->arena + off[31];
+    float *t92 = args->arena + off[32];
+    float *t93 = args->arena + off[29];
+    float *t94 = args->arena + off[22];
+    float *t95 = args->arena + off[33];
+    float *t96 = args->arena + off[34];
+    float *t97 = args->arena + off[35];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -3345,10 +3505,12 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     const float *lora_scale_w2 = args->lora_scale_w2;
     const float *lora_scale_w3 = args->lora_scale_w3;
     float *loss = args->loss;
+    float *entropy = args->entropy;
+    float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 120, lm_step_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 120, lm_step_lora_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 124, lm_step_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 124, lm_step_lora_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[36], args->arena + off[37] };
@@ -3399,57 +3561,61 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + l * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + l * (F*R);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 120, lm_step_lora_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 120, lm_step_lora_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 120, lm_step_lora_k4_lora_a_wq(t4, lora_a_wq, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 5, 120, lm_step_lora_k5_lora_b_wq(t5, lora_b_wq, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 6, 120, lm_step_lora_k6_rope(saved_q, t0, t1, lora_scale_wq, t3, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 120, lm_step_lora_k7_wk(t6, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 120, lm_step_lora_k8_lora_a_wk(t7, lora_a_wk, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 9, 120, lm_step_lora_k9_lora_b_wk(t8, lora_b_wk, t7, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 10, 120, lm_step_lora_k10_rope(saved_k, t0, t1, lora_scale_wk, t6, t8, B, HD2, KVH, T));
-        LA_TIMED(prof, 11, 120, lm_step_lora_k11_wv(t9, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 120, lm_step_lora_k12_lora_a_wv(t10, lora_a_wv, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 13, 120, lm_step_lora_k13_lora_b_wv(t11, lora_b_wv, t10, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 14, 120, lm_step_lora_k14_lora(saved_v, lora_scale_wv, t9, t11, B, HD2, KVH, T));
-        LA_TIMED(prof, 15, 120, lm_step_lora_k15_scores_matmul(t12, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 120, lm_step_lora_k16_attention(t13, t12, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 120, lm_step_lora_k17_saved_attn(saved_attn, saved_v, t13, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 120, lm_step_lora_k18_wo(t14, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 120, lm_step_lora_k19_lora_a_wo(t15, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 20, 120, lm_step_lora_k20_lora_b_wo(t16, lora_b_wo, t15, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 21, 120, lm_step_lora_k21_lora(saved_h, carry0, lora_scale_wo, t14, t16, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 22, 120, lm_step_lora_k22_rmsnorm(t17, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 23, 120, lm_step_lora_k23_w1(t18, w1, t17, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 24, 120, lm_step_lora_k24_lora_a_w1(t19, lora_a_w1, t17, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 25, 120, lm_step_lora_k25_lora_b_w1(t20, lora_b_w1, t19, B, F, R, T));
-        LA_TIMED(prof, 26, 120, lm_step_lora_k26_lora(saved_gate, lora_scale_w1, t18, t20, B, F, T));
-        LA_TIMED(prof, 27, 120, lm_step_lora_k27_w3(t21, w3, t17, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 28, 120, lm_step_lora_k28_lora_a_w3(t22, lora_a_w3, t17, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 29, 120, lm_step_lora_k29_lora_b_w3(t23, lora_b_w3, t22, B, F, R, T));
-        LA_TIMED(prof, 30, 120, lm_step_lora_k30_lora(saved_up, lora_scale_w3, t21, t23, B, F, T));
-        LA_TIMED(prof, 31, 120, lm_step_lora_k31_silu(t24, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 32, 120, lm_step_lora_k32_w2(t25, w2, t24, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 33, 120, lm_step_lora_k33_lora_a_w2(t26, lora_a_w2, t24, B, F, R, T));
-        LA_TIMED(prof, 34, 120, lm_step_lora_k34_lora_b_w2(t27, lora_b_w2, t26, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 35, 120, lm_step_lora_k35_lora(carry0_next, lora_scale_w2, saved_h, t25, t27, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 124, lm_step_lora_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 124, lm_step_lora_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 124, lm_step_lora_k4_lora_a_wq(t4, lora_a_wq, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 5, 124, lm_step_lora_k5_lora_b_wq(t5, lora_b_wq, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 6, 124, lm_step_lora_k6_rope(saved_q, t0, t1, lora_scale_wq, t3, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 124, lm_step_lora_k7_wk(t6, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 124, lm_step_lora_k8_lora_a_wk(t7, lora_a_wk, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 9, 124, lm_step_lora_k9_lora_b_wk(t8, lora_b_wk, t7, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 10, 124, lm_step_lora_k10_rope(saved_k, t0, t1, lora_scale_wk, t6, t8, B, HD2, KVH, T));
+        LA_TIMED(prof, 11, 124, lm_step_lora_k11_wv(t9, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 124, lm_step_lora_k12_lora_a_wv(t10, lora_a_wv, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 13, 124, lm_step_lora_k13_lora_b_wv(t11, lora_b_wv, t10, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 14, 124, lm_step_lora_k14_lora(saved_v, lora_scale_wv, t9, t11, B, HD2, KVH, T));
+        LA_TIMED(prof, 15, 124, lm_step_lora_k15_scores_matmul(t12, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 124, lm_step_lora_k16_attention(t13, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 124, lm_step_lora_k17_saved_attn(saved_attn, saved_v, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 124, lm_step_lora_k18_wo(t14, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 124, lm_step_lora_k19_lora_a_wo(t15, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 20, 124, lm_step_lora_k20_lora_b_wo(t16, lora_b_wo, t15, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 21, 124, lm_step_lora_k21_lora(saved_h, carry0, lora_scale_wo, t14, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 124, lm_step_lora_k22_rmsnorm(t17, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 124, lm_step_lora_k23_w1(t18, w1, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 124, lm_step_lora_k24_lora_a_w1(t19, lora_a_w1, t17, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 124, lm_step_lora_k25_lora_b_w1(t20, lora_b_w1, t19, B, F, R, T));
+        LA_TIMED(prof, 26, 124, lm_step_lora_k26_lora(saved_gate, lora_scale_w1, t18, t20, B, F, T));
+        LA_TIMED(prof, 27, 124, lm_step_lora_k27_w3(t21, w3, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 124, lm_step_lora_k28_lora_a_w3(t22, lora_a_w3, t17, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 29, 124, lm_step_lora_k29_lora_b_w3(t23, lora_b_w3, t22, B, F, R, T));
+        LA_TIMED(prof, 30, 124, lm_step_lora_k30_lora(saved_up, lora_scale_w3, t21, t23, B, F, T));
+        LA_TIMED(prof, 31, 124, lm_step_lora_k31_silu(t24, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 32, 124, lm_step_lora_k32_w2(t25, w2, t24, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 33, 124, lm_step_lora_k33_lora_a_w2(t26, lora_a_w2, t24, B, F, R, T));
+        LA_TIMED(prof, 34, 124, lm_step_lora_k34_lora_b_w2(t27, lora_b_w2, t26, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 35, 124, lm_step_lora_k35_lora(carry0_next, lora_scale_w2, saved_h, t25, t27, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 36, 120, lm_step_lora_k36_lm_head(t28, scored, carry0, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 37, 120, lm_step_lora_k37_rmsnorm(t29, t28, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 38, 120, lm_step_lora_k38_rmsnorm(t30, norm_eps, final_norm, t28, t29, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 39, 120, lm_step_lora_k39_lm_head(t31, lm_head, t30, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 40, 120, lm_step_lora_k40_log_softmax(t32, t31, NS, V));
-    LA_TIMED(prof, 41, 120, lm_step_lora_k41_log_softmax(t33, t31, t32, NS, V));
-    LA_TIMED(prof, 42, 120, lm_step_lora_k42_cross_entropy(t34, targets, t31, t32, t33, NS, V));
-    LA_TIMED(prof, 43, 120, lm_step_lora_k43_cross_entropy(loss, weights, t34, NS));
-    LA_TIMED(prof, 44, 120, lm_step_lora_k44_log_softmax_grad(t35, targets, weights, t31, t32, t33, NS, V));
-    LA_TIMED(prof, 45, 120, lm_step_lora_k45_lm_head_grad_in(t36, lm_head, t35, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 46, 120, lm_step_lora_k46_rmsnorm_grad(t37, final_norm, t28, t36, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 47, 120, lm_step_lora_k47_rmsnorm_grad_scatter_add(t38, scored, norm_eps, final_norm, t28, t29, t36, t37, B, HD2, KVH, NS, REP, T));
+    LA_TIMED(prof, 36, 124, lm_step_lora_k36_lm_head(t28, scored, carry0, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 37, 124, lm_step_lora_k37_rmsnorm(t29, t28, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 38, 124, lm_step_lora_k38_rmsnorm(t30, norm_eps, final_norm, t28, t29, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 39, 124, lm_step_lora_k39_lm_head(t31, lm_head, t30, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 40, 124, lm_step_lora_k40_log_softmax(t32, t31, NS, V));
+    LA_TIMED(prof, 41, 124, lm_step_lora_k41_log_softmax(t33, t31, t32, NS, V));
+    LA_TIMED(prof, 42, 124, lm_step_lora_k42_cross_entropy(t34, targets, t31, t32, t33, NS, V));
+    LA_TIMED(prof, 43, 124, lm_step_lora_k43_cross_entropy(loss, weights, t34, NS));
+    LA_TIMED(prof, 44, 124, lm_step_lora_k44_log_softmax(t35, t31, t32, t33, NS, V));
+    LA_TIMED(prof, 45, 124, lm_step_lora_k45_cross_entropy(t36, targets, t31, NS, V));
+    LA_TIMED(prof, 46, 124, lm_step_lora_k46_token_stats(entropy, weights, t35, NS));
+    LA_TIMED(prof, 47, 124, lm_step_lora_k47_token_stats(accuracy, weights, t32, t36, NS));
+    LA_TIMED(prof, 48, 124, lm_step_lora_k48_log_softmax_grad(t37, targets, weights, t31, t32, t33, NS, V));
+    LA_TIMED(prof, 49, 124, lm_step_lora_k49_lm_head_grad_in(t38, lm_head, t37, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 50, 124, lm_step_lora_k50_rmsnorm_grad(t39, final_norm, t28, t38, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 51, 124, lm_step_lora_k51_rmsnorm_grad_scatter_add(t40, scored, norm_eps, final_norm, t28, t29, t38, t39, B, HD2, KVH, NS, REP, T));
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t38;
+    const float *carry1 = t40;
     float *carry1_buf[2] = { args->arena + off[38], args->arena + off[39] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
@@ -3498,78 +3664,78 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
         float *carry1_next = carry1_buf[l & 1];
-        LA_TIMED(prof, 48, 120, lm_step_lora_k48_rmsnorm(t39, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 49, 120, lm_step_lora_k49_rmsnorm(t40, norm_eps, saved_x, attn_norm, t39, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 50, 120, lm_step_lora_k50_lora_a_wq(t41, lora_a_wq, t40, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 51, 120, lm_step_lora_k51_lora_a_wk(t42, lora_a_wk, t40, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 52, 120, lm_step_lora_k52_lora_a_wv(t43, lora_a_wv, t40, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 53, 120, lm_step_lora_k53_scores_matmul(t44, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 54, 120, lm_step_lora_k54_attention(t45, t44, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 55, 120, lm_step_lora_k55_softmax(t46, t45, B, KVH, REP, T));
-        LA_TIMED(prof, 56, 120, lm_step_lora_k56_softmax(t47, t45, t46, B, KVH, REP, T));
-        LA_TIMED(prof, 57, 120, lm_step_lora_k57_lora_a_wo(t48, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 58, 120, lm_step_lora_k58_rmsnorm(t49, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 59, 120, lm_step_lora_k59_rmsnorm(t50, norm_eps, saved_h, ffn_norm, t49, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 60, 120, lm_step_lora_k60_lora_a_w1(t51, lora_a_w1, t50, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 61, 120, lm_step_lora_k61_silu(t52, saved_gate, B, F, T));
-        LA_TIMED(prof, 62, 120, lm_step_lora_k62_lora_a_w3(t53, lora_a_w3, t50, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 63, 120, lm_step_lora_k63_gate_up(t54, saved_up, t52, B, F, T));
-        LA_TIMED(prof, 64, 120, lm_step_lora_k64_lora_a_w2(t55, lora_a_w2, t54, B, F, R, T));
-        LA_TIMED(prof, 65, 120, lm_step_lora_k65_lora(t56, carry1, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 66, 120, lm_step_lora_k66_lora_b_w2_grad_in(t57, lora_b_w2, t56, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 67, 120, lm_step_lora_k67_lora_a_w2_grad_in(t58, lora_a_w2, t57, B, F, R, T));
-        LA_TIMED(prof, 68, 120, lm_step_lora_k68_w2_grad_in(t59, carry1, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 69, 120, lm_step_lora_k69_ffn_grad(t60, t52, t58, t59, B, F, T));
-        LA_TIMED(prof, 70, 120, lm_step_lora_k70_lora(t61, lora_scale_w3, t60, B, F, T));
-        LA_TIMED(prof, 71, 120, lm_step_lora_k71_lora_b_w3_grad_in(t62, lora_b_w3, t61, B, F, R, T));
-        LA_TIMED(prof, 72, 120, lm_step_lora_k72_lora_a_w3_grad_in(t63, lora_a_w3, t62, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 73, 120, lm_step_lora_k73_w3_grad_in(t64, w3, t60, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 74, 120, lm_step_lora_k74_silu_grad(t65, saved_gate, saved_up, t52, t58, t59, B, F, T));
-        LA_TIMED(prof, 75, 120, lm_step_lora_k75_lora(t66, lora_scale_w1, t65, B, F, T));
-        LA_TIMED(prof, 76, 120, lm_step_lora_k76_lora_b_w1_grad_in(t67, lora_b_w1, t66, B, F, R, T));
-        LA_TIMED(prof, 77, 120, lm_step_lora_k77_lora_a_w1_grad_in(t68, lora_a_w1, t67, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 78, 120, lm_step_lora_k78_w1_grad_in(t69, w1, t65, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 79, 120, lm_step_lora_k79_rmsnorm_grad(t70, norm_eps, carry1, saved_h, ffn_norm, t49, t63, t64, t68, t69, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 80, 120, lm_step_lora_k80_lora(t71, lora_scale_wo, t70, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 81, 120, lm_step_lora_k81_lora_b_wo_grad_in(t72, lora_b_wo, t71, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 82, 120, lm_step_lora_k82_lora_a_wo_grad_in(t73, lora_a_wo, t72, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 83, 120, lm_step_lora_k83_wo_grad_in(t74, wo, t70, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 84, 120, lm_step_lora_k84_attention_grad(t75, t73, t74, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 85, 120, lm_step_lora_k85_attention_grad_matmul(t76, saved_v, t75, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 86, 120, lm_step_lora_k86_softmax_grad(t77, t45, t46, t47, t76, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 87, 120, lm_step_lora_k87_scores_grad_matmul(t78, saved_k, t77, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 88, 120, lm_step_lora_k88_attention_grad_matmul(t79, t47, t75, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 89, 120, lm_step_lora_k89_attention_grad_matmul(t80, saved_q, t77, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 90, 120, lm_step_lora_k90_attention_grad(t81, lora_scale_wv, t79, B, HD2, KVH, T));
-        LA_TIMED(prof, 91, 120, lm_step_lora_k91_lora_b_wv_grad_in(t82, lora_b_wv, t81, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 92, 120, lm_step_lora_k92_lora_a_wv_grad_in(t83, lora_a_wv, t82, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 93, 120, lm_step_lora_k93_attention_grad(t84, t79, B, HD2, KVH, T));
-        LA_TIMED(prof, 94, 120, lm_step_lora_k94_wv_grad_in(t85, wv, t84, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 95, 120, lm_step_lora_k95_rope_grad(t86, t0, t1, t80, B, HD2, KVH, T));
-        LA_TIMED(prof, 96, 120, lm_step_lora_k96_lora(t87, lora_scale_wk, t86, B, HD2, KVH, T));
-        LA_TIMED(prof, 97, 120, lm_step_lora_k97_lora_b_wk_grad_in(t88, lora_b_wk, t87, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 98, 120, lm_step_lora_k98_lora_a_wk_grad_in(t89, lora_a_wk, t88, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 99, 120, lm_step_lora_k99_wk_grad_in(t90, wk, t86, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 100, 120, lm_step_lora_k100_rope_grad(t91, t0, t1, t78, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 101, 120, lm_step_lora_k101_lora(t92, lora_scale_wq, t91, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 102, 120, lm_step_lora_k102_lora_b_wq_grad_in(t93, lora_b_wq, t92, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 103, 120, lm_step_lora_k103_lora_a_wq_grad_in(t94, lora_a_wq, t93, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 104, 120, lm_step_lora_k104_wq_grad_in(t95, wq, t91, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 105, 120, lm_step_lora_k105_rmsnorm_grad(carry1_next, norm_eps, saved_x, attn_norm, t39, t70, t83, t85, t89, t90, t94, t95, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 106, 120, lm_step_lora_k106_grad_lora_a_wq(grad_lora_a_wq, t40, t93, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 107, 120, lm_step_lora_k107_grad_lora_b_wq(grad_lora_b_wq, t41, t92, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 108, 120, lm_step_lora_k108_grad_lora_a_wk(grad_lora_a_wk, t40, t88, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 109, 120, lm_step_lora_k109_grad_lora_b_wk(grad_lora_b_wk, t42, t87, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 110, 120, lm_step_lora_k110_grad_lora_a_wv(grad_lora_a_wv, t40, t82, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 111, 120, lm_step_lora_k111_grad_lora_b_wv(grad_lora_b_wv, t43, t81, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 112, 120, lm_step_lora_k112_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t72, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 113, 120, lm_step_lora_k113_grad_lora_b_wo(grad_lora_b_wo, t48, t71, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 114, 120, lm_step_lora_k114_grad_lora_a_w1(grad_lora_a_w1, t50, t67, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 115, 120, lm_step_lora_k115_grad_lora_b_w1(grad_lora_b_w1, t51, t66, B, F, R, T));
-        LA_TIMED(prof, 116, 120, lm_step_lora_k116_grad_lora_a_w2(grad_lora_a_w2, t54, t57, B, F, R, T));
-        LA_TIMED(prof, 117, 120, lm_step_lora_k117_grad_lora_b_w2(grad_lora_b_w2, t55, t56, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 118, 120, lm_step_lora_k118_grad_lora_a_w3(grad_lora_a_w3, t50, t62, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 119, 120, lm_step_lora_k119_grad_lora_b_w3(grad_lora_b_w3, t53, t61, B, F, R, T));
+        LA_TIMED(prof, 52, 124, lm_step_lora_k52_rmsnorm(t41, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 53, 124, lm_step_lora_k53_rmsnorm(t42, norm_eps, saved_x, attn_norm, t41, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 54, 124, lm_step_lora_k54_lora_a_wq(t43, lora_a_wq, t42, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 55, 124, lm_step_lora_k55_lora_a_wk(t44, lora_a_wk, t42, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 56, 124, lm_step_lora_k56_lora_a_wv(t45, lora_a_wv, t42, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 57, 124, lm_step_lora_k57_scores_matmul(t46, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 58, 124, lm_step_lora_k58_attention(t47, t46, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 124, lm_step_lora_k59_softmax(t48, t47, B, KVH, REP, T));
+        LA_TIMED(prof, 60, 124, lm_step_lora_k60_softmax(t49, t47, t48, B, KVH, REP, T));
+        LA_TIMED(prof, 61, 124, lm_step_lora_k61_lora_a_wo(t50, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 62, 124, lm_step_lora_k62_rmsnorm(t51, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 63, 124, lm_step_lora_k63_rmsnorm(t52, norm_eps, saved_h, ffn_norm, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 124, lm_step_lora_k64_lora_a_w1(t53, lora_a_w1, t52, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 65, 124, lm_step_lora_k65_silu(t54, saved_gate, B, F, T));
+        LA_TIMED(prof, 66, 124, lm_step_lora_k66_lora_a_w3(t55, lora_a_w3, t52, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 67, 124, lm_step_lora_k67_gate_up(t56, saved_up, t54, B, F, T));
+        LA_TIMED(prof, 68, 124, lm_step_lora_k68_lora_a_w2(t57, lora_a_w2, t56, B, F, R, T));
+        LA_TIMED(prof, 69, 124, lm_step_lora_k69_lora(t58, carry1, lora_scale_w2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 124, lm_step_lora_k70_lora_b_w2_grad_in(t59, lora_b_w2, t58, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 71, 124, lm_step_lora_k71_lora_a_w2_grad_in(t60, lora_a_w2, t59, B, F, R, T));
+        LA_TIMED(prof, 72, 124, lm_step_lora_k72_w2_grad_in(t61, carry1, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 124, lm_step_lora_k73_ffn_grad(t62, t54, t60, t61, B, F, T));
+        LA_TIMED(prof, 74, 124, lm_step_lora_k74_lora(t63, lora_scale_w3, t62, B, F, T));
+        LA_TIMED(prof, 75, 124, lm_step_lora_k75_lora_b_w3_grad_in(t64, lora_b_w3, t63, B, F, R, T));
+        LA_TIMED(prof, 76, 124, lm_step_lora_k76_lora_a_w3_grad_in(t65, lora_a_w3, t64, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 77, 124, lm_step_lora_k77_w3_grad_in(t66, w3, t62, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 124, lm_step_lora_k78_silu_grad(t67, saved_gate, saved_up, t54, t60, t61, B, F, T));
+        LA_TIMED(prof, 79, 124, lm_step_lora_k79_lora(t68, lora_scale_w1, t67, B, F, T));
+        LA_TIMED(prof, 80, 124, lm_step_lora_k80_lora_b_w1_grad_in(t69, lora_b_w1, t68, B, F, R, T));
+        LA_TIMED(prof, 81, 124, lm_step_lora_k81_lora_a_w1_grad_in(t70, lora_a_w1, t69, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 82, 124, lm_step_lora_k82_w1_grad_in(t71, w1, t67, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 124, lm_step_lora_k83_rmsnorm_grad(t72, norm_eps, carry1, saved_h, ffn_norm, t51, t65, t66, t70, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 84, 124, lm_step_lora_k84_lora(t73, lora_scale_wo, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 85, 124, lm_step_lora_k85_lora_b_wo_grad_in(t74, lora_b_wo, t73, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 86, 124, lm_step_lora_k86_lora_a_wo_grad_in(t75, lora_a_wo, t74, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 87, 124, lm_step_lora_k87_wo_grad_in(t76, wo, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 124, lm_step_lora_k88_attention_grad(t77, t75, t76, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 124, lm_step_lora_k89_attention_grad_matmul(t78, saved_v, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 90, 124, lm_step_lora_k90_softmax_grad(t79, t47, t48, t49, t78, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 124, lm_step_lora_k91_scores_grad_matmul(t80, saved_k, t79, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 92, 124, lm_step_lora_k92_attention_grad_matmul(t81, t49, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 93, 124, lm_step_lora_k93_attention_grad_matmul(t82, saved_q, t79, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 94, 124, lm_step_lora_k94_attention_grad(t83, lora_scale_wv, t81, B, HD2, KVH, T));
+        LA_TIMED(prof, 95, 124, lm_step_lora_k95_lora_b_wv_grad_in(t84, lora_b_wv, t83, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 96, 124, lm_step_lora_k96_lora_a_wv_grad_in(t85, lora_a_wv, t84, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 97, 124, lm_step_lora_k97_attention_grad(t86, t81, B, HD2, KVH, T));
+        LA_TIMED(prof, 98, 124, lm_step_lora_k98_wv_grad_in(t87, wv, t86, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 99, 124, lm_step_lora_k99_rope_grad(t88, t0, t1, t82, B, HD2, KVH, T));
+        LA_TIMED(prof, 100, 124, lm_step_lora_k100_lora(t89, lora_scale_wk, t88, B, HD2, KVH, T));
+        LA_TIMED(prof, 101, 124, lm_step_lora_k101_lora_b_wk_grad_in(t90, lora_b_wk, t89, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 102, 124, lm_step_lora_k102_lora_a_wk_grad_in(t91, lora_a_wk, t90, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 103, 124, lm_step_lora_k103_wk_grad_in(t92, wk, t88, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 104, 124, lm_step_lora_k104_rope_grad(t93, t0, t1, t80, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 105, 124, lm_step_lora_k105_lora(t94, lora_scale_wq, t93, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 106, 124, lm_step_lora_k106_lora_b_wq_grad_in(t95, lora_b_wq, t94, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 107, 124, lm_step_lora_k107_lora_a_wq_grad_in(t96, lora_a_wq, t95, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 108, 124, lm_step_lora_k108_wq_grad_in(t97, wq, t93, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 109, 124, lm_step_lora_k109_rmsnorm_grad(carry1_next, norm_eps, saved_x, attn_norm, t41, t72, t85, t87, t91, t92, t96, t97, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 110, 124, lm_step_lora_k110_grad_lora_a_wq(grad_lora_a_wq, t42, t95, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 111, 124, lm_step_lora_k111_grad_lora_b_wq(grad_lora_b_wq, t43, t94, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 112, 124, lm_step_lora_k112_grad_lora_a_wk(grad_lora_a_wk, t42, t90, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 113, 124, lm_step_lora_k113_grad_lora_b_wk(grad_lora_b_wk, t44, t89, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 114, 124, lm_step_lora_k114_grad_lora_a_wv(grad_lora_a_wv, t42, t84, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 115, 124, lm_step_lora_k115_grad_lora_b_wv(grad_lora_b_wv, t45, t83, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 116, 124, lm_step_lora_k116_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t74, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 117, 124, lm_step_lora_k117_grad_lora_b_wo(grad_lora_b_wo, t50, t73, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 118, 124, lm_step_lora_k118_grad_lora_a_w1(grad_lora_a_w1, t52, t69, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 119, 124, lm_step_lora_k119_grad_lora_b_w1(grad_lora_b_w1, t53, t68, B, F, R, T));
+        LA_TIMED(prof, 120, 124, lm_step_lora_k120_grad_lora_a_w2(grad_lora_a_w2, t56, t59, B, F, R, T));
+        LA_TIMED(prof, 121, 124, lm_step_lora_k121_grad_lora_b_w2(grad_lora_b_w2, t57, t58, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 122, 124, lm_step_lora_k122_grad_lora_a_w3(grad_lora_a_w3, t52, t64, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 123, 124, lm_step_lora_k123_grad_lora_b_w3(grad_lora_b_w3, t55, t63, B, F, R, T));
         carry1 = carry1_next;
     }
 }
@@ -3628,82 +3794,86 @@ void llama_train_lm_step_lora_costs(const llama_train_lm_step_lora_args *args, d
     flops[41] = (double)(NS + NS*V + NS*V + NS*V); bytes[41] = (double)(4*NS + 4*NS*V + 4*NS); /* lm_step_lora_k41_log_softmax */
     flops[42] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[42] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_k42_cross_entropy */
     flops[43] = (double)(NS + NS + NS); bytes[43] = (double)(4 + 4*NS + 4*NS); /* lm_step_lora_k43_cross_entropy */
-    flops[44] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[44] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_k44_log_softmax_grad */
-    flops[45] = (double)(4*HD2*KVH*NS*REP*V); bytes[45] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_lora_k45_lm_head_grad_in */
-    flops[46] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[46] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_lora_k46_rmsnorm_grad */
-    flops[47] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[47] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_lora_k47_rmsnorm_grad_scatter_add */
-    flops[48] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[48] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k48_rmsnorm */
-    flops[49] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[49] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k49_rmsnorm */
-    flops[50] = (double)(4*B*HD2*KVH*R*REP*T); bytes[50] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k50_lora_a_wq */
-    flops[51] = (double)(4*B*HD2*KVH*R*REP*T); bytes[51] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k51_lora_a_wk */
-    flops[52] = (double)(4*B*HD2*KVH*R*REP*T); bytes[52] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k52_lora_a_wv */
-    flops[53] = (double)(4*B*HD2*KVH*REP*T*T); bytes[53] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_k53_scores_matmul */
-    flops[54] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[54] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k54_attention */
-    flops[55] = (double)(B*KVH*REP*T*T); bytes[55] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k55_softmax */
-    flops[56] = (double)(B*KVH*REP*T*T); bytes[56] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_k56_softmax */
-    flops[57] = (double)(4*B*HD2*KVH*R*REP*T); bytes[57] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_k57_lora_a_wo */
-    flops[58] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[58] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k58_rmsnorm */
-    flops[59] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k59_rmsnorm */
-    flops[60] = (double)(4*B*HD2*KVH*R*REP*T); bytes[60] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k60_lora_a_w1 */
-    flops[61] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[61] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_k61_silu */
-    flops[62] = (double)(4*B*HD2*KVH*R*REP*T); bytes[62] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k62_lora_a_w3 */
-    flops[63] = (double)(B*F*T); bytes[63] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k63_gate_up */
-    flops[64] = (double)(2*B*F*R*T); bytes[64] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k64_lora_a_w2 */
-    flops[65] = (double)(2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_k65_lora */
-    flops[66] = (double)(4*B*HD2*KVH*R*REP*T); bytes[66] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k66_lora_b_w2_grad_in */
-    flops[67] = (double)(2*B*F*R*T); bytes[67] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k67_lora_a_w2_grad_in */
-    flops[68] = (double)(4*B*F*HD2*KVH*REP*T); bytes[68] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_k68_w2_grad_in */
-    flops[69] = (double)(B*F*T + B*F*T); bytes[69] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k69_ffn_grad */
-    flops[70] = (double)(B*F*T); bytes[70] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k70_lora */
-    flops[71] = (double)(2*B*F*R*T); bytes[71] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k71_lora_b_w3_grad_in */
-    flops[72] = (double)(4*B*HD2*KVH*R*REP*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k72_lora_a_w3_grad_in */
-    flops[73] = (double)(4*B*F*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k73_w3_grad_in */
-    flops[74] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[74] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k74_silu_grad */
-    flops[75] = (double)(B*F*T); bytes[75] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k75_lora */
-    flops[76] = (double)(2*B*F*R*T); bytes[76] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k76_lora_b_w1_grad_in */
-    flops[77] = (double)(4*B*HD2*KVH*R*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k77_lora_a_w1_grad_in */
-    flops[78] = (double)(4*B*F*HD2*KVH*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k78_w1_grad_in */
-    flops[79] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[79] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k79_rmsnorm_grad */
-    flops[80] = (double)(2*B*HD2*KVH*REP*T); bytes[80] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k80_lora */
-    flops[81] = (double)(4*B*HD2*KVH*R*REP*T); bytes[81] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k81_lora_b_wo_grad_in */
-    flops[82] = (double)(4*B*HD2*KVH*R*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k82_lora_a_wo_grad_in */
-    flops[83] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k83_wo_grad_in */
-    flops[84] = (double)(2*B*HD2*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k84_attention_grad */
-    flops[85] = (double)(4*B*HD2*KVH*REP*T*T); bytes[85] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k85_attention_grad_matmul */
-    flops[86] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[86] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k86_softmax_grad */
-    flops[87] = (double)(4*B*HD2*KVH*REP*T*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k87_scores_grad_matmul */
-    flops[88] = (double)(4*B*HD2*KVH*REP*T*T); bytes[88] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k88_attention_grad_matmul */
-    flops[89] = (double)(4*B*HD2*KVH*REP*T*T); bytes[89] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k89_attention_grad_matmul */
-    flops[90] = (double)(2*B*HD2*KVH*T); bytes[90] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k90_attention_grad */
-    flops[91] = (double)(4*B*HD2*KVH*R*T); bytes[91] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k91_lora_b_wv_grad_in */
-    flops[92] = (double)(4*B*HD2*KVH*R*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k92_lora_a_wv_grad_in */
-    flops[93] = (double)(0); bytes[93] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k93_attention_grad */
-    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k94_wv_grad_in */
-    flops[95] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[95] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_k95_rope_grad */
-    flops[96] = (double)(2*B*HD2*KVH*T); bytes[96] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k96_lora */
-    flops[97] = (double)(4*B*HD2*KVH*R*T); bytes[97] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k97_lora_b_wk_grad_in */
-    flops[98] = (double)(4*B*HD2*KVH*R*REP*T); bytes[98] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k98_lora_a_wk_grad_in */
-    flops[99] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k99_wk_grad_in */
-    flops[100] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k100_rope_grad */
-    flops[101] = (double)(2*B*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k101_lora */
-    flops[102] = (double)(4*B*HD2*KVH*R*REP*T); bytes[102] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k102_lora_b_wq_grad_in */
-    flops[103] = (double)(4*B*HD2*KVH*R*REP*T); bytes[103] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k103_lora_a_wq_grad_in */
-    flops[104] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k104_wq_grad_in */
-    flops[105] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k105_rmsnorm_grad */
-    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k106_grad_lora_a_wq */
-    flops[107] = (double)(4*B*HD2*KVH*R*REP*T); bytes[107] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k107_grad_lora_b_wq */
-    flops[108] = (double)(4*B*HD2*KVH*R*REP*T); bytes[108] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k108_grad_lora_a_wk */
-    flops[109] = (double)(4*B*HD2*KVH*R*T); bytes[109] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k109_grad_lora_b_wk */
-    flops[110] = (double)(4*B*HD2*KVH*R*REP*T); bytes[110] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k110_grad_lora_a_wv */
-    flops[111] = (double)(4*B*HD2*KVH*R*T); bytes[111] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k111_grad_lora_b_wv */
-    flops[112] = (double)(4*B*HD2*KVH*R*REP*T); bytes[112] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k112_grad_lora_a_wo */
-    flops[113] = (double)(4*B*HD2*KVH*R*REP*T); bytes[113] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k113_grad_lora_b_wo */
-    flops[114] = (double)(4*B*HD2*KVH*R*REP*T); bytes[114] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k114_grad_lora_a_w1 */
-    flops[115] = (double)(2*B*F*R*T); bytes[115] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k115_grad_lora_b_w1 */
-    flops[116] = (double)(2*B*F*R*T); bytes[116] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_k116_grad_lora_a_w2 */
-    flops[117] = (double)(4*B*HD2*KVH*R*REP*T); bytes[117] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k117_grad_lora_b_w2 */
-    flops[118] = (double)(4*B*HD2*KVH*R*REP*T); bytes[118] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k118_grad_lora_a_w3 */
-    flops[119] = (double)(2*B*F*R*T); bytes[119] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k119_grad_lora_b_w3 */
+    flops[44] = (double)(NS + NS*V + NS + NS*V + NS*V + NS*V + NS*V); bytes[44] = (double)(4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_k44_log_softmax */
+    flops[45] = (double)(NS + NS*V + NS*V + NS*V); bytes[45] = (double)(4*NS + 4*NS + 4*NS*V); /* lm_step_lora_k45_cross_entropy */
+    flops[46] = (double)(NS + NS + NS); bytes[46] = (double)(4 + 4*NS + 4*NS); /* lm_step_lora_k46_token_stats */
+    flops[47] = (double)(NS + NS + NS); bytes[47] = (double)(4 + 4*NS + 4*NS + 4*NS); /* lm_step_lora_k47_token_stats */
+    flops[48] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[48] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_k48_log_softmax_grad */
+    flops[49] = (double)(4*HD2*KVH*NS*REP*V); bytes[49] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_lora_k49_lm_head_grad_in */
+    flops[50] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[50] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_lora_k50_rmsnorm_grad */
+    flops[51] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[51] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_lora_k51_rmsnorm_grad_scatter_add */
+    flops[52] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[52] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k52_rmsnorm */
+    flops[53] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[53] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k53_rmsnorm */
+    flops[54] = (double)(4*B*HD2*KVH*R*REP*T); bytes[54] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k54_lora_a_wq */
+    flops[55] = (double)(4*B*HD2*KVH*R*REP*T); bytes[55] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k55_lora_a_wk */
+    flops[56] = (double)(4*B*HD2*KVH*R*REP*T); bytes[56] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k56_lora_a_wv */
+    flops[57] = (double)(4*B*HD2*KVH*REP*T*T); bytes[57] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_k57_scores_matmul */
+    flops[58] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[58] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k58_attention */
+    flops[59] = (double)(B*KVH*REP*T*T); bytes[59] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k59_softmax */
+    flops[60] = (double)(B*KVH*REP*T*T); bytes[60] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_k60_softmax */
+    flops[61] = (double)(4*B*HD2*KVH*R*REP*T); bytes[61] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_k61_lora_a_wo */
+    flops[62] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[62] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k62_rmsnorm */
+    flops[63] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k63_rmsnorm */
+    flops[64] = (double)(4*B*HD2*KVH*R*REP*T); bytes[64] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k64_lora_a_w1 */
+    flops[65] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[65] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_k65_silu */
+    flops[66] = (double)(4*B*HD2*KVH*R*REP*T); bytes[66] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k66_lora_a_w3 */
+    flops[67] = (double)(B*F*T); bytes[67] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k67_gate_up */
+    flops[68] = (double)(2*B*F*R*T); bytes[68] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k68_lora_a_w2 */
+    flops[69] = (double)(2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_k69_lora */
+    flops[70] = (double)(4*B*HD2*KVH*R*REP*T); bytes[70] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k70_lora_b_w2_grad_in */
+    flops[71] = (double)(2*B*F*R*T); bytes[71] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k71_lora_a_w2_grad_in */
+    flops[72] = (double)(4*B*F*HD2*KVH*REP*T); bytes[72] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_k72_w2_grad_in */
+    flops[73] = (double)(B*F*T + B*F*T); bytes[73] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k73_ffn_grad */
+    flops[74] = (double)(B*F*T); bytes[74] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k74_lora */
+    flops[75] = (double)(2*B*F*R*T); bytes[75] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k75_lora_b_w3_grad_in */
+    flops[76] = (double)(4*B*HD2*KVH*R*REP*T); bytes[76] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k76_lora_a_w3_grad_in */
+    flops[77] = (double)(4*B*F*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k77_w3_grad_in */
+    flops[78] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[78] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k78_silu_grad */
+    flops[79] = (double)(B*F*T); bytes[79] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k79_lora */
+    flops[80] = (double)(2*B*F*R*T); bytes[80] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k80_lora_b_w1_grad_in */
+    flops[81] = (double)(4*B*HD2*KVH*R*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k81_lora_a_w1_grad_in */
+    flops[82] = (double)(4*B*F*HD2*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k82_w1_grad_in */
+    flops[83] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k83_rmsnorm_grad */
+    flops[84] = (double)(2*B*HD2*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k84_lora */
+    flops[85] = (double)(4*B*HD2*KVH*R*REP*T); bytes[85] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k85_lora_b_wo_grad_in */
+    flops[86] = (double)(4*B*HD2*KVH*R*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k86_lora_a_wo_grad_in */
+    flops[87] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k87_wo_grad_in */
+    flops[88] = (double)(2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k88_attention_grad */
+    flops[89] = (double)(4*B*HD2*KVH*REP*T*T); bytes[89] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k89_attention_grad_matmul */
+    flops[90] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[90] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k90_softmax_grad */
+    flops[91] = (double)(4*B*HD2*KVH*REP*T*T); bytes[91] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k91_scores_grad_matmul */
+    flops[92] = (double)(4*B*HD2*KVH*REP*T*T); bytes[92] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k92_attention_grad_matmul */
+    flops[93] = (double)(4*B*HD2*KVH*REP*T*T); bytes[93] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k93_attention_grad_matmul */
+    flops[94] = (double)(2*B*HD2*KVH*T); bytes[94] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k94_attention_grad */
+    flops[95] = (double)(4*B*HD2*KVH*R*T); bytes[95] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k95_lora_b_wv_grad_in */
+    flops[96] = (double)(4*B*HD2*KVH*R*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k96_lora_a_wv_grad_in */
+    flops[97] = (double)(0); bytes[97] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k97_attention_grad */
+    flops[98] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[98] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k98_wv_grad_in */
+    flops[99] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[99] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_k99_rope_grad */
+    flops[100] = (double)(2*B*HD2*KVH*T); bytes[100] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k100_lora */
+    flops[101] = (double)(4*B*HD2*KVH*R*T); bytes[101] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k101_lora_b_wk_grad_in */
+    flops[102] = (double)(4*B*HD2*KVH*R*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k102_lora_a_wk_grad_in */
+    flops[103] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[103] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k103_wk_grad_in */
+    flops[104] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k104_rope_grad */
+    flops[105] = (double)(2*B*HD2*KVH*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k105_lora */
+    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k106_lora_b_wq_grad_in */
+    flops[107] = (double)(4*B*HD2*KVH*R*REP*T); bytes[107] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k107_lora_a_wq_grad_in */
+    flops[108] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[108] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k108_wq_grad_in */
+    flops[109] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[109] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k109_rmsnorm_grad */
+    flops[110] = (double)(4*B*HD2*KVH*R*REP*T); bytes[110] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k110_grad_lora_a_wq */
+    flops[111] = (double)(4*B*HD2*KVH*R*REP*T); bytes[111] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k111_grad_lora_b_wq */
+    flops[112] = (double)(4*B*HD2*KVH*R*REP*T); bytes[112] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k112_grad_lora_a_wk */
+    flops[113] = (double)(4*B*HD2*KVH*R*T); bytes[113] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k113_grad_lora_b_wk */
+    flops[114] = (double)(4*B*HD2*KVH*R*REP*T); bytes[114] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k114_grad_lora_a_wv */
+    flops[115] = (double)(4*B*HD2*KVH*R*T); bytes[115] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k115_grad_lora_b_wv */
+    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k116_grad_lora_a_wo */
+    flops[117] = (double)(4*B*HD2*KVH*R*REP*T); bytes[117] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k117_grad_lora_b_wo */
+    flops[118] = (double)(4*B*HD2*KVH*R*REP*T); bytes[118] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k118_grad_lora_a_w1 */
+    flops[119] = (double)(2*B*F*R*T); bytes[119] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k119_grad_lora_b_w1 */
+    flops[120] = (double)(2*B*F*R*T); bytes[120] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_k120_grad_lora_a_w2 */
+    flops[121] = (double)(4*B*HD2*KVH*R*REP*T); bytes[121] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k121_grad_lora_b_w2 */
+    flops[122] = (double)(4*B*HD2*KVH*R*REP*T); bytes[122] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k122_grad_lora_a_w3 */
+    flops[123] = (double)(2*B*F*R*T); bytes[123] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k123_grad_lora_b_w3 */
     (void)args;
 }
 
@@ -3755,84 +3925,88 @@ static const char *const llama_train_lm_step_lora_kernel_names[] = {
     "lm_step_lora_k41_log_softmax",
     "lm_step_lora_k42_cross_entropy",
     "lm_step_lora_k43_cross_entropy",
-    "lm_step_lora_k44_log_softmax_grad",
-    "lm_step_lora_k45_lm_head_grad_in",
-    "lm_step_lora_k46_rmsnorm_grad",
-    "lm_step_lora_k47_rmsnorm_grad_scatter_add",
-    "lm_step_lora_k48_rmsnorm",
-    "lm_step_lora_k49_rmsnorm",
-    "lm_step_lora_k50_lora_a_wq",
-    "lm_step_lora_k51_lora_a_wk",
-    "lm_step_lora_k52_lora_a_wv",
-    "lm_step_lora_k53_scores_matmul",
-    "lm_step_lora_k54_attention",
-    "lm_step_lora_k55_softmax",
-    "lm_step_lora_k56_softmax",
-    "lm_step_lora_k57_lora_a_wo",
-    "lm_step_lora_k58_rmsnorm",
-    "lm_step_lora_k59_rmsnorm",
-    "lm_step_lora_k60_lora_a_w1",
-    "lm_step_lora_k61_silu",
-    "lm_step_lora_k62_lora_a_w3",
-    "lm_step_lora_k63_gate_up",
-    "lm_step_lora_k64_lora_a_w2",
-    "lm_step_lora_k65_lora",
-    "lm_step_lora_k66_lora_b_w2_grad_in",
-    "lm_step_lora_k67_lora_a_w2_grad_in",
-    "lm_step_lora_k68_w2_grad_in",
-    "lm_step_lora_k69_ffn_grad",
-    "lm_step_lora_k70_lora",
-    "lm_step_lora_k71_lora_b_w3_grad_in",
-    "lm_step_lora_k72_lora_a_w3_grad_in",
-    "lm_step_lora_k73_w3_grad_in",
-    "lm_step_lora_k74_silu_grad",
-    "lm_step_lora_k75_lora",
-    "lm_step_lora_k76_lora_b_w1_grad_in",
-    "lm_step_lora_k77_lora_a_w1_grad_in",
-    "lm_step_lora_k78_w1_grad_in",
-    "lm_step_lora_k79_rmsnorm_grad",
-    "lm_step_lora_k80_lora",
-    "lm_step_lora_k81_lora_b_wo_grad_in",
-    "lm_step_lora_k82_lora_a_wo_grad_in",
-    "lm_step_lora_k83_wo_grad_in",
-    "lm_step_lora_k84_attention_grad",
-    "lm_step_lora_k85_attention_grad_matmul",
-    "lm_step_lora_k86_softmax_grad",
-    "lm_step_lora_k87_scores_grad_matmul",
-    "lm_step_lora_k88_attention_grad_matmul",
+    "lm_step_lora_k44_log_softmax",
+    "lm_step_lora_k45_cross_entropy",
+    "lm_step_lora_k46_token_stats",
+    "lm_step_lora_k47_token_stats",
+    "lm_step_lora_k48_log_softmax_grad",
+    "lm_step_lora_k49_lm_head_grad_in",
+    "lm_step_lora_k50_rmsnorm_grad",
+    "lm_step_lora_k51_rmsnorm_grad_scatter_add",
+    "lm_step_lora_k52_rmsnorm",
+    "lm_step_lora_k53_rmsnorm",
+    "lm_step_lora_k54_lora_a_wq",
+    "lm_step_lora_k55_lora_a_wk",
+    "lm_step_lora_k56_lora_a_wv",
+    "lm_step_lora_k57_scores_matmul",
+    "lm_step_lora_k58_attention",
+    "lm_step_lora_k59_softmax",
+    "lm_step_lora_k60_softmax",
+    "lm_step_lora_k61_lora_a_wo",
+    "lm_step_lora_k62_rmsnorm",
+    "lm_step_lora_k63_rmsnorm",
+    "lm_step_lora_k64_lora_a_w1",
+    "lm_step_lora_k65_silu",
+    "lm_step_lora_k66_lora_a_w3",
+    "lm_step_lora_k67_gate_up",
+    "lm_step_lora_k68_lora_a_w2",
+    "lm_step_lora_k69_lora",
+    "lm_step_lora_k70_lora_b_w2_grad_in",
+    "lm_step_lora_k71_lora_a_w2_grad_in",
+    "lm_step_lora_k72_w2_grad_in",
+    "lm_step_lora_k73_ffn_grad",
+    "lm_step_lora_k74_lora",
+    "lm_step_lora_k75_lora_b_w3_grad_in",
+    "lm_step_lora_k76_lora_a_w3_grad_in",
+    "lm_step_lora_k77_w3_grad_in",
+    "lm_step_lora_k78_silu_grad",
+    "lm_step_lora_k79_lora",
+    "lm_step_lora_k80_lora_b_w1_grad_in",
+    "lm_step_lora_k81_lora_a_w1_grad_in",
+    "lm_step_lora_k82_w1_grad_in",
+    "lm_step_lora_k83_rmsnorm_grad",
+    "lm_step_lora_k84_lora",
+    "lm_step_lora_k85_lora_b_wo_grad_in",
+    "lm_step_lora_k86_lora_a_wo_grad_in",
+    "lm_step_lora_k87_wo_grad_in",
+    "lm_step_lora_k88_attention_grad",
     "lm_step_lora_k89_attention_grad_matmul",
-    "lm_step_lora_k90_attention_grad",
-    "lm_step_lora_k91_lora_b_wv_grad_in",
-    "lm_step_lora_k92_lora_a_wv_grad_in",
-    "lm_step_lora_k93_attention_grad",
-    "lm_step_lora_k94_wv_grad_in",
-    "lm_step_lora_k95_rope_grad",
-    "lm_step_lora_k96_lora",
-    "lm_step_lora_k97_lora_b_wk_grad_in",
-    "lm_step_lora_k98_lora_a_wk_grad_in",
-    "lm_step_lora_k99_wk_grad_in",
-    "lm_step_lora_k100_rope_grad",
-    "lm_step_lora_k101_lora",
-    "lm_step_lora_k102_lora_b_wq_grad_in",
-    "lm_step_lora_k103_lora_a_wq_grad_in",
-    "lm_step_lora_k104_wq_grad_in",
-    "lm_step_lora_k105_rmsnorm_grad",
-    "lm_step_lora_k106_grad_lora_a_wq",
-    "lm_step_lora_k107_grad_lora_b_wq",
-    "lm_step_lora_k108_grad_lora_a_wk",
-    "lm_step_lora_k109_grad_lora_b_wk",
-    "lm_step_lora_k110_grad_lora_a_wv",
-    "lm_step_lora_k111_grad_lora_b_wv",
-    "lm_step_lora_k112_grad_lora_a_wo",
-    "lm_step_lora_k113_grad_lora_b_wo",
-    "lm_step_lora_k114_grad_lora_a_w1",
-    "lm_step_lora_k115_grad_lora_b_w1",
-    "lm_step_lora_k116_grad_lora_a_w2",
-    "lm_step_lora_k117_grad_lora_b_w2",
-    "lm_step_lora_k118_grad_lora_a_w3",
-    "lm_step_lora_k119_grad_lora_b_w3",
+    "lm_step_lora_k90_softmax_grad",
+    "lm_step_lora_k91_scores_grad_matmul",
+    "lm_step_lora_k92_attention_grad_matmul",
+    "lm_step_lora_k93_attention_grad_matmul",
+    "lm_step_lora_k94_attention_grad",
+    "lm_step_lora_k95_lora_b_wv_grad_in",
+    "lm_step_lora_k96_lora_a_wv_grad_in",
+    "lm_step_lora_k97_attention_grad",
+    "lm_step_lora_k98_wv_grad_in",
+    "lm_step_lora_k99_rope_grad",
+    "lm_step_lora_k100_lora",
+    "lm_step_lora_k101_lora_b_wk_grad_in",
+    "lm_step_lora_k102_lora_a_wk_grad_in",
+    "lm_step_lora_k103_wk_grad_in",
+    "lm_step_lora_k104_rope_grad",
+    "lm_step_lora_k105_lora",
+    "lm_step_lora_k106_lora_b_wq_grad_in",
+    "lm_step_lora_k107_lora_a_wq_grad_in",
+    "lm_step_lora_k108_wq_grad_in",
+    "lm_step_lora_k109_rmsnorm_grad",
+    "lm_step_lora_k110_grad_lora_a_wq",
+    "lm_step_lora_k111_grad_lora_b_wq",
+    "lm_step_lora_k112_grad_lora_a_wk",
+    "lm_step_lora_k113_grad_lora_b_wk",
+    "lm_step_lora_k114_grad_lora_a_wv",
+    "lm_step_lora_k115_grad_lora_b_wv",
+    "lm_step_lora_k116_grad_lora_a_wo",
+    "lm_step_lora_k117_grad_lora_b_wo",
+    "lm_step_lora_k118_grad_lora_a_w1",
+    "lm_step_lora_k119_grad_lora_b_w1",
+    "lm_step_lora_k120_grad_lora_a_w2",
+    "lm_step_lora_k121_grad_lora_b_w2",
+    "lm_step_lora_k122_grad_lora_a_w3",
+    "lm_step_lora_k123_grad_lora_b_w3",
 };
-const la_program_info llama_train_lm_step_lora_info = { "llama_train.lm_step_lora", 74, 120, llama_train_lm_step_lora_kernel_names, llama_train_lm_step_lora_run, llama_train_lm_step_lora_arena, llama_train_lm_step_lora_cost };
+const la_program_info llama_train_lm_step_lora_info = { "llama_train.lm_step_lora", 76, 124, llama_train_lm_step_lora_kernel_names, llama_train_lm_step_lora_run, llama_train_lm_step_lora_arena, llama_train_lm_step_lora_cost };
 
 /* ===== program 'lm_step_lora_dropout' ===== */
 
@@ -4529,8 +4703,79 @@ static void lm_step_lora_dropout_k50_cross_entropy(float *restrict loss, const f
     loss[r] = acc0;
 }
 
-/* lm_step_lora_dropout_k51_log_softmax_grad: t42 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t40) · exp(t38 - t39)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_lora_dropout_k51_log_softmax_grad(float *t42, const int32_t *targets, const float *weights, const float *t38, const float *t39, const float *t40, long NS, long V) {
+/* lm_step_lora_dropout_k51_log_softmax: t42 = Σ(exp(t38 - t39 - log(t40)) · (t38 - t39 - log(t40)))  [lm_head/cross_entropy/log_softmax; lm_head/token_stats] */
+static void lm_step_lora_dropout_k51_log_softmax(float *restrict t42, const float *restrict t38, const float *restrict t39, const float *restrict t40, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t39[i0];
+        float v2 = logf(t40[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t38[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t42[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_k52_cross_entropy: t43 = Σ(t38 · [i1 = targets])  [lm_head/cross_entropy; lm_head/token_stats] */
+static void lm_step_lora_dropout_k52_cross_entropy(float *restrict t43, const int32_t *restrict targets, const float *restrict t38, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
+            float v2 = (t38[r * n + j0]) * v1;
+            acc0 += v2;
+        }
+        t43[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_k53_token_stats: entropy = Σ((-t42) · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k53_token_stats(float *restrict entropy, const float *restrict weights, const float *restrict t42, long NS) {
+    /* one result per row */
+    const long n = NS;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t42[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    entropy[r] = acc0;
+}
+
+/* lm_step_lora_dropout_k54_token_stats: accuracy = Σ([t39 ≤ t43] · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k54_token_stats(float *restrict accuracy, const float *restrict weights, const float *restrict t39, const float *restrict t43, long NS) {
+    /* one result per row */
+    const long n = NS;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = t39[j0] <= t43[j0] ? 1.0f : 0.0f;
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    accuracy[r] = acc0;
+}
+
+/* lm_step_lora_dropout_k55_log_softmax_grad: t44 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t40) · exp(t38 - t39)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_lora_dropout_k55_log_softmax_grad(float *t44, const int32_t *targets, const float *weights, const float *t38, const float *t39, const float *t40, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4555,19 +4800,19 @@ static void lm_step_lora_dropout_k51_log_softmax_grad(float *t42, const int32_t 
             float v11 = la_expf(v10);
             float v12 = v8 * v11;
             float v13 = v7 + v12;
-            t42[r * n + j] = v13;
+            t44[r * n + j] = v13;
         }
     }
 }
 
-/* lm_step_lora_dropout_k52_lm_head_grad_in: t43[NS, D] = t42 · lm_head  [lm_head/grad] */
-static void lm_step_lora_dropout_k52_lm_head_grad_in(float *restrict t43, const float *restrict lm_head, const float *restrict t42, long HD2, long KVH, long NS, long REP, long V) {
+/* lm_step_lora_dropout_k56_lm_head_grad_in: t45[NS, D] = t44 · lm_head  [lm_head/grad] */
+static void lm_step_lora_dropout_k56_lm_head_grad_in(float *restrict t45, const float *restrict lm_head, const float *restrict t44, long HD2, long KVH, long NS, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t42, V, lm_head, D, 0.0f, t43, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t44, V, lm_head, D, 0.0f, t45, D);
 }
 
-/* lm_step_lora_dropout_k53_rmsnorm_grad: t44 = Σ((t43 · final_norm) · t35)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
-static void lm_step_lora_dropout_k53_rmsnorm_grad(float *restrict t44, const float *restrict final_norm, const float *restrict t35, const float *restrict t43, long HD2, long KVH, long NS, long REP) {
+/* lm_step_lora_dropout_k57_rmsnorm_grad: t46 = Σ((t45 · final_norm) · t35)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+static void lm_step_lora_dropout_k57_rmsnorm_grad(float *restrict t46, const float *restrict final_norm, const float *restrict t35, const float *restrict t45, long HD2, long KVH, long NS, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = NS, n = D;
@@ -4576,42 +4821,42 @@ static void lm_step_lora_dropout_k53_rmsnorm_grad(float *restrict t44, const flo
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t43[r * n + j0]) * (final_norm[j0]);
+            float v0 = (t45[r * n + j0]) * (final_norm[j0]);
             float v1 = v0 * (t35[r * n + j0]);
             acc0 += v1;
         }
-        t44[r] = acc0;
+        t46[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k54_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
-static void lm_step_lora_dropout_k54_rmsnorm_grad_scatter_add(float *restrict t45, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t35, const float *restrict t36, const float *restrict t43, const float *restrict t44, long B, long HD2, long KVH, long NS, long REP, long T) {
+/* lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
+static void lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add(float *restrict t47, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t35, const float *restrict t36, const float *restrict t45, const float *restrict t46, long B, long HD2, long KVH, long NS, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    memset(t45, 0, sizeof(float) * (size_t)(B*T*D));
+    memset(t47, 0, sizeof(float) * (size_t)(B*T*D));
     const long rows = NS, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float v1 = (t36[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
-        float v5 = (t44[i0]) * v3;
+        float v5 = (t46[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v0 = (t43[r * n + j]) * (final_norm[j]);
+            float v0 = (t45[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
             float v10 = v9 * (t35[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t45[(long)scored[i0] * D + j] += v12;
+            t47[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* lm_step_lora_dropout_k55_rmsnorm: t46 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k55_rmsnorm(float *restrict t46, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k59_rmsnorm: t48 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k59_rmsnorm(float *restrict t48, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -4623,31 +4868,31 @@ static void lm_step_lora_dropout_k55_rmsnorm(float *restrict t46, const float *r
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t46[r] = acc0;
+        t48[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k56_rmsnorm: t47 = (saved_x · rsqrt(t46 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k56_rmsnorm(float *restrict t47, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k60_rmsnorm: t49 = (saved_x · rsqrt(t48 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k60_rmsnorm(float *restrict t49, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t46[(i0) * T + i1]) / ((float)(D));
+        float v0 = (t48[(i0) * T + i1]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
             float v3 = (saved_x[r * n + j]) * v2;
             float v4 = v3 * (attn_norm[j]);
-            t47[r * n + j] = v4;
+            t49[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_dropout_k57_dropout: t48 = (t47 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void lm_step_lora_dropout_k57_dropout(float *restrict t48, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k61_dropout: t50 = (t49 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k61_dropout(float *restrict t50, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4657,21 +4902,21 @@ static void lm_step_lora_dropout_k57_dropout(float *restrict t48, const int32_t 
         for (long j = 0; j < n; j++) {
             float v0 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), r * n + j);
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
-            float v2 = (t47[r * n + j]) * v1;
+            float v2 = (t49[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t48[r * n + j] = v5;
+            t50[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k58_lora_a_wq: t49[B*T, R] = t48 · lora_a_wqᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k58_lora_a_wq(float *restrict t49, const float *restrict lora_a_wq, const float *restrict t48, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k62_lora_a_wq: t51[B*T, R] = t50 · lora_a_wqᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_dropout_k62_lora_a_wq(float *restrict t51, const float *restrict lora_a_wq, const float *restrict t50, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t48, D, lora_a_wq, D, 0.0f, t49, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t50, D, lora_a_wq, D, 0.0f, t51, R);
 }
 
-/* lm_step_lora_dropout_k59_dropout: t50 = (t47 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void lm_step_lora_dropout_k59_dropout(float *restrict t50, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k63_dropout: t52 = (t49 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k63_dropout(float *restrict t52, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4681,21 +4926,21 @@ static void lm_step_lora_dropout_k59_dropout(float *restrict t50, const float *r
         for (long j = 0; j < n; j++) {
             float v0 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), r * n + j);
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
-            float v2 = (t47[r * n + j]) * v1;
+            float v2 = (t49[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t50[r * n + j] = v5;
+            t52[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k60_lora_a_wk: t51[B*T, R] = t50 · lora_a_wkᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k60_lora_a_wk(float *restrict t51, const float *restrict lora_a_wk, const float *restrict t50, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k64_lora_a_wk: t53[B*T, R] = t52 · lora_a_wkᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_dropout_k64_lora_a_wk(float *restrict t53, const float *restrict lora_a_wk, const float *restrict t52, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t50, D, lora_a_wk, D, 0.0f, t51, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t52, D, lora_a_wk, D, 0.0f, t53, R);
 }
 
-/* lm_step_lora_dropout_k61_dropout: t52 = (t47 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void lm_step_lora_dropout_k61_dropout(float *restrict t52, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k65_dropout: t54 = (t49 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k65_dropout(float *restrict t54, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4705,21 +4950,21 @@ static void lm_step_lora_dropout_k61_dropout(float *restrict t52, const float *r
         for (long j = 0; j < n; j++) {
             float v0 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), r * n + j);
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
-            float v2 = (t47[r * n + j]) * v1;
+            float v2 = (t49[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t52[r * n + j] = v5;
+            t54[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k62_lora_a_wv: t53[B*T, R] = t52 · lora_a_wvᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k62_lora_a_wv(float *restrict t53, const float *restrict lora_a_wv, const float *restrict t52, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k66_lora_a_wv: t55[B*T, R] = t54 · lora_a_wvᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_dropout_k66_lora_a_wv(float *restrict t55, const float *restrict lora_a_wv, const float *restrict t54, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t52, D, lora_a_wv, D, 0.0f, t53, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t54, D, lora_a_wv, D, 0.0f, t55, R);
 }
 
-/* lm_step_lora_dropout_k63_scores_matmul: t54[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void lm_step_lora_dropout_k63_scores_matmul(float *restrict t54, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k67_scores_matmul: t56[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_lora_dropout_k67_scores_matmul(float *restrict t56, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -4730,11 +4975,11 @@ static void lm_step_lora_dropout_k63_scores_matmul(float *restrict t54, const fl
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t54 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t56 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_lora_dropout_k64_attention: t55 = exp([i4 ≤ i3 + 0] ? t54 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t54 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void lm_step_lora_dropout_k64_attention(float *restrict t55, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k68_attention: t57 = exp([i4 ≤ i3 + 0] ? t56 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t56 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_lora_dropout_k68_attention(float *restrict t57, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -4747,7 +4992,7 @@ static void lm_step_lora_dropout_k64_attention(float *restrict t55, const float 
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t54[r * n + j0]) * v2;
+            float v3 = (t56[r * n + j0]) * v2;
             float v4 = v1 != 0.0f ? v3 : (-INFINITY);
             acc0 = fmaxf(acc0, v4);
         }
@@ -4755,17 +5000,17 @@ static void lm_step_lora_dropout_k64_attention(float *restrict t55, const float 
         for (long j = 0; j < n; j++) {
             float v5 = (float)i3 + 0.0f;
             float v6 = (float)j <= v5 ? 1.0f : 0.0f;
-            float v7 = (t54[r * n + j]) * v2;
+            float v7 = (t56[r * n + j]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
             float v11 = la_expf(v10);
-            t55[r * n + j] = v11;
+            t57[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_lora_dropout_k65_softmax: t56 = Σ(t55)  [layer_backward/attention/attention/softmax] */
-static void lm_step_lora_dropout_k65_softmax(float *restrict t56, const float *restrict t55, long B, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k69_softmax: t58 = Σ(t57)  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_dropout_k69_softmax(float *restrict t58, const float *restrict t57, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = T;
@@ -4774,14 +5019,14 @@ static void lm_step_lora_dropout_k65_softmax(float *restrict t56, const float *r
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t55[r * n + j0];
+            acc0 += t57[r * n + j0];
         }
-        t56[r] = acc0;
+        t58[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k66_softmax: t57 = t55 / t56  [layer_backward/attention/attention/softmax] */
-static void lm_step_lora_dropout_k66_softmax(float *restrict t57, const float *restrict t55, const float *restrict t56, long B, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k70_softmax: t59 = t57 / t58  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_dropout_k70_softmax(float *restrict t59, const float *restrict t57, const float *restrict t58, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4791,14 +5036,14 @@ static void lm_step_lora_dropout_k66_softmax(float *restrict t57, const float *r
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t55[r * n + j]) / (t56[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t57[r * n + j] = v0;
+            float v0 = (t57[r * n + j]) / (t58[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t59[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k67_dropout: t58 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/attention] */
-static void lm_step_lora_dropout_k67_dropout(float *restrict t58, const float *restrict saved_attn, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k71_dropout: t60 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/attention] */
+static void lm_step_lora_dropout_k71_dropout(float *restrict t60, const float *restrict saved_attn, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4810,19 +5055,19 @@ static void lm_step_lora_dropout_k67_dropout(float *restrict t58, const float *r
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
             float v2 = (saved_attn[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t58[r * n + j] = v5;
+            t60[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k68_lora_a_wo: t59[B*T, R] = t58 · lora_a_woᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k68_lora_a_wo(float *restrict t59, const float *restrict lora_a_wo, const float *restrict t58, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k72_lora_a_wo: t61[B*T, R] = t60 · lora_a_woᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_dropout_k72_lora_a_wo(float *restrict t61, const float *restrict lora_a_wo, const float *restrict t60, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t58, D, lora_a_wo, D, 0.0f, t59, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t60, D, lora_a_wo, D, 0.0f, t61, R);
 }
 
-/* lm_step_lora_dropout_k69_rmsnorm: t60 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k69_rmsnorm(float *restrict t60, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k73_rmsnorm: t62 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k73_rmsnorm(float *restrict t62, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -4834,28 +5079,28 @@ static void lm_step_lora_dropout_k69_rmsnorm(float *restrict t60, const float *r
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t60[r] = acc0;
+        t62[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k70_rmsnorm: t61 = rsqrt(t60 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k70_rmsnorm(float *t61, const float *norm_eps, const float *t60, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k74_rmsnorm: t63 = rsqrt(t62 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k74_rmsnorm(float *t63, const float *norm_eps, const float *t62, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t60[(i0) * T + j / 1]) / ((float)(D));
+            float v0 = (t62[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t61[r * n + j] = v2;
+            t63[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_lora_dropout_k71_dropout: t62 = (((saved_h · t61) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
-static void lm_step_lora_dropout_k71_dropout(float *restrict t62, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k75_dropout: t64 = (((saved_h · t63) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k75_dropout(float *restrict t64, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4864,25 +5109,25 @@ static void lm_step_lora_dropout_k71_dropout(float *restrict t62, const float *r
         float v5 = 1.0f - (lora_dropout[0]);
         float v6 = 1.0f / v5;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t61[(i0 / T) * T + (i0) % T]);
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t63[(i0 / T) * T + (i0) % T]);
             float v1 = v0 * (ffn_norm[j]);
             float v2 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), r * n + j);
             float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
             float v4 = v1 * v3;
             float v7 = v4 * v6;
-            t62[r * n + j] = v7;
+            t64[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_lora_dropout_k72_lora_a_w1: t63[B*T, R] = t62 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k72_lora_a_w1(float *restrict t63, const float *restrict lora_a_w1, const float *restrict t62, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k76_lora_a_w1: t65[B*T, R] = t64 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k76_lora_a_w1(float *restrict t65, const float *restrict lora_a_w1, const float *restrict t64, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t62, D, lora_a_w1, D, 0.0f, t63, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t64, D, lora_a_w1, D, 0.0f, t65, R);
 }
 
-/* lm_step_lora_dropout_k73_silu: t64 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu] */
-static void lm_step_lora_dropout_k73_silu(float *restrict t64, const float *restrict saved_gate, long B, long F, long T) {
+/* lm_step_lora_dropout_k77_silu: t66 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu] */
+static void lm_step_lora_dropout_k77_silu(float *restrict t66, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4891,13 +5136,13 @@ static void lm_step_lora_dropout_k73_silu(float *restrict t64, const float *rest
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t64[r * n + j] = v3;
+            t66[r * n + j] = v3;
         }
     }
 }
 
-/* lm_step_lora_dropout_k74_dropout: t65 = (((saved_h · t61) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
-static void lm_step_lora_dropout_k74_dropout(float *restrict t65, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w3, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k78_dropout: t67 = (((saved_h · t63) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k78_dropout(float *restrict t67, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w3, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4906,25 +5151,25 @@ static void lm_step_lora_dropout_k74_dropout(float *restrict t65, const float *r
         float v5 = 1.0f - (lora_dropout[0]);
         float v6 = 1.0f / v5;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t61[(i0 / T) * T + (i0) % T]);
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t63[(i0 / T) * T + (i0) % T]);
             float v1 = v0 * (ffn_norm[j]);
             float v2 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), r * n + j);
             float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
             float v4 = v1 * v3;
             float v7 = v4 * v6;
-            t65[r * n + j] = v7;
+            t67[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_lora_dropout_k75_lora_a_w3: t66[B*T, R] = t65 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k75_lora_a_w3(float *restrict t66, const float *restrict lora_a_w3, const float *restrict t65, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k79_lora_a_w3: t68[B*T, R] = t67 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k79_lora_a_w3(float *restrict t68, const float *restrict lora_a_w3, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t65, D, lora_a_w3, D, 0.0f, t66, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t67, D, lora_a_w3, D, 0.0f, t68, R);
 }
 
-/* lm_step_lora_dropout_k76_dropout: t67 = ((t64 · saved_up) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up; layer_backward/ffn; layer_backward/ffn/lora/dropout] */
-static void lm_step_lora_dropout_k76_dropout(float *restrict t67, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t64, long B, long F, long T) {
+/* lm_step_lora_dropout_k80_dropout: t69 = ((t66 · saved_up) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up; layer_backward/ffn; layer_backward/ffn/lora/dropout] */
+static void lm_step_lora_dropout_k80_dropout(float *restrict t69, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t66, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4932,53 +5177,53 @@ static void lm_step_lora_dropout_k76_dropout(float *restrict t67, const float *r
         float v4 = 1.0f - (lora_dropout[0]);
         float v5 = 1.0f / v4;
         for (long j = 0; j < n; j++) {
-            float v0 = (t64[((i0 / T) * T + (i0) % T) * F + j]) * (saved_up[((i0 / T) * T + (i0) % T) * F + j]);
+            float v0 = (t66[((i0 / T) * T + (i0) % T) * F + j]) * (saved_up[((i0 / T) * T + (i0) % T) * F + j]);
             float v1 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), r * n + j);
             float v2 = lora_dropout[0] <= v1 ? 1.0f : 0.0f;
             float v3 = v0 * v2;
             float v6 = v3 * v5;
-            t67[r * n + j] = v6;
+            t69[r * n + j] = v6;
         }
     }
 }
 
-/* lm_step_lora_dropout_k77_lora_a_w2: t68[B*T, R] = t67 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
-static void lm_step_lora_dropout_k77_lora_a_w2(float *restrict t68, const float *restrict lora_a_w2, const float *restrict t67, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t67, F, lora_a_w2, F, 0.0f, t68, R);
+/* lm_step_lora_dropout_k81_lora_a_w2: t70[B*T, R] = t69 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
+static void lm_step_lora_dropout_k81_lora_a_w2(float *restrict t70, const float *restrict lora_a_w2, const float *restrict t69, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t69, F, lora_a_w2, F, 0.0f, t70, R);
 }
 
-/* lm_step_lora_dropout_k78_lora: t69 = carry1 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
-static void lm_step_lora_dropout_k78_lora(float *restrict t69, const float *restrict carry1, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k82_lora: t71 = carry1 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k82_lora(float *restrict t71, const float *restrict carry1, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
             float v0 = (carry1[r * n + j]) * (lora_scale_w2[0]);
-            t69[r * n + j] = v0;
+            t71[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k79_lora_b_w2_grad_in: t70[B*T, R] = t69 · lora_b_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_dropout_k79_lora_b_w2_grad_in(float *restrict t70, const float *restrict lora_b_w2, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k83_lora_b_w2_grad_in: t72[B*T, R] = t71 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k83_lora_b_w2_grad_in(float *restrict t72, const float *restrict lora_b_w2, const float *restrict t71, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t69, D, lora_b_w2, R, 0.0f, t70, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t71, D, lora_b_w2, R, 0.0f, t72, R);
 }
 
-/* lm_step_lora_dropout_k80_lora_a_w2_grad_in: t71[B*T, F] = t70 · lora_a_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_dropout_k80_lora_a_w2_grad_in(float *restrict t71, const float *restrict lora_a_w2, const float *restrict t70, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t70, R, lora_a_w2, F, 0.0f, t71, F);
+/* lm_step_lora_dropout_k84_lora_a_w2_grad_in: t73[B*T, F] = t72 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k84_lora_a_w2_grad_in(float *restrict t73, const float *restrict lora_a_w2, const float *restrict t72, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t72, R, lora_a_w2, F, 0.0f, t73, F);
 }
 
-/* lm_step_lora_dropout_k81_w2_grad_in: t72[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
-static void lm_step_lora_dropout_k81_w2_grad_in(float *restrict t72, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k85_w2_grad_in: t74[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
+static void lm_step_lora_dropout_k85_w2_grad_in(float *restrict t74, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t72, F);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t74, F);
 }
 
-/* lm_step_lora_dropout_k82_dropout: t73 = ((t71 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)] + t72) · t64  [layer_backward/attention/lora/dropout; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_dropout_k82_dropout(float *restrict t73, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t64, const float *restrict t71, const float *restrict t72, long B, long F, long T) {
+/* lm_step_lora_dropout_k86_dropout: t75 = ((t73 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)] + t74) · t66  [layer_backward/attention/lora/dropout; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k86_dropout(float *restrict t75, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t66, const float *restrict t73, const float *restrict t74, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -4987,48 +5232,48 @@ static void lm_step_lora_dropout_k82_dropout(float *restrict t73, const float *r
         float v0 = 1.0f - (lora_dropout[0]);
         float v1 = 1.0f / v0;
         for (long j = 0; j < n; j++) {
-            float v2 = (t71[((i0) * T + i1) * F + j]) * v1;
+            float v2 = (t73[((i0) * T + i1) * F + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t72[r * n + j];
-            float v7 = v6 * (t64[r * n + j]);
-            t73[r * n + j] = v7;
+            float v6 = v5 + t74[r * n + j];
+            float v7 = v6 * (t66[r * n + j]);
+            t75[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_lora_dropout_k83_lora: t74 = t73 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k83_lora(float *restrict t74, const float *restrict lora_scale_w3, const float *restrict t73, long B, long F, long T) {
+/* lm_step_lora_dropout_k87_lora: t76 = t75 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k87_lora(float *restrict t76, const float *restrict lora_scale_w3, const float *restrict t75, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t73[r * n + j]) * (lora_scale_w3[0]);
-            t74[r * n + j] = v0;
+            float v0 = (t75[r * n + j]) * (lora_scale_w3[0]);
+            t76[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k84_lora_b_w3_grad_in: t75[B*T, R] = t74 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k84_lora_b_w3_grad_in(float *restrict t75, const float *restrict lora_b_w3, const float *restrict t74, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t74, F, lora_b_w3, R, 0.0f, t75, R);
+/* lm_step_lora_dropout_k88_lora_b_w3_grad_in: t77[B*T, R] = t76 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k88_lora_b_w3_grad_in(float *restrict t77, const float *restrict lora_b_w3, const float *restrict t76, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t76, F, lora_b_w3, R, 0.0f, t77, R);
 }
 
-/* lm_step_lora_dropout_k85_lora_a_w3_grad_in: t76[B*T, D] = t75 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k85_lora_a_w3_grad_in(float *restrict t76, const float *restrict lora_a_w3, const float *restrict t75, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k89_lora_a_w3_grad_in: t78[B*T, D] = t77 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k89_lora_a_w3_grad_in(float *restrict t78, const float *restrict lora_a_w3, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t75, R, lora_a_w3, D, 0.0f, t76, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t77, R, lora_a_w3, D, 0.0f, t78, D);
 }
 
-/* lm_step_lora_dropout_k86_w3_grad_in: t77[B*T, D] = t73 · w3  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_dropout_k86_w3_grad_in(float *restrict t77, const float *restrict w3, const float *restrict t73, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k90_w3_grad_in: t79[B*T, D] = t75 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k90_w3_grad_in(float *restrict t79, const float *restrict w3, const float *restrict t75, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t73, F, w3, D, 0.0f, t77, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t75, F, w3, D, 0.0f, t79, D);
 }
 
-/* lm_step_lora_dropout_k87_dropout: sub, div, neg, exp, add, random, cmple, mul, mul, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_lora_dropout_k87_dropout(float *t78, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t64, const float *t71, const float *t72, long B, long F, long T) {
+/* lm_step_lora_dropout_k91_dropout: sub, div, neg, exp, add, random, cmple, mul, mul, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_lora_dropout_k91_dropout(float *t80, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t66, const float *t73, const float *t74, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5037,58 +5282,58 @@ static void lm_step_lora_dropout_k87_dropout(float *t78, const float *saved_gate
         float v0 = 1.0f - (lora_dropout[0]);
         float v1 = 1.0f / v0;
         for (long j = 0; j < n; j++) {
-            float v2 = (t71[((i0) * T + i1) * F + j]) * v1;
+            float v2 = (t73[((i0) * T + i1) * F + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t72[r * n + j];
+            float v6 = v5 + t74[r * n + j];
             float v7 = v6 * (saved_up[r * n + j]);
             float v8 = -(saved_gate[r * n + j]);
             float v9 = la_expf(v8);
             float v10 = 1.0f + v9;
             float v11 = v7 / v10;
-            float v12 = v7 * (t64[r * n + j]);
+            float v12 = v7 * (t66[r * n + j]);
             float v13 = v12 / v10;
             float v14 = -v13;
             float v15 = v14 * v9;
             float v16 = -v15;
             float v17 = v11 + v16;
-            t78[r * n + j] = v17;
+            t80[r * n + j] = v17;
         }
     }
 }
 
-/* lm_step_lora_dropout_k88_lora: t79 = t78 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k88_lora(float *restrict t79, const float *restrict lora_scale_w1, const float *restrict t78, long B, long F, long T) {
+/* lm_step_lora_dropout_k92_lora: t81 = t80 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k92_lora(float *restrict t81, const float *restrict lora_scale_w1, const float *restrict t80, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t78[r * n + j]) * (lora_scale_w1[0]);
-            t79[r * n + j] = v0;
+            float v0 = (t80[r * n + j]) * (lora_scale_w1[0]);
+            t81[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k89_lora_b_w1_grad_in: t80[B*T, R] = t79 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k89_lora_b_w1_grad_in(float *restrict t80, const float *restrict lora_b_w1, const float *restrict t79, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t79, F, lora_b_w1, R, 0.0f, t80, R);
+/* lm_step_lora_dropout_k93_lora_b_w1_grad_in: t82[B*T, R] = t81 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k93_lora_b_w1_grad_in(float *restrict t82, const float *restrict lora_b_w1, const float *restrict t81, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t81, F, lora_b_w1, R, 0.0f, t82, R);
 }
 
-/* lm_step_lora_dropout_k90_lora_a_w1_grad_in: t81[B*T, D] = t80 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k90_lora_a_w1_grad_in(float *restrict t81, const float *restrict lora_a_w1, const float *restrict t80, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k94_lora_a_w1_grad_in: t83[B*T, D] = t82 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k94_lora_a_w1_grad_in(float *restrict t83, const float *restrict lora_a_w1, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t80, R, lora_a_w1, D, 0.0f, t81, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t82, R, lora_a_w1, D, 0.0f, t83, D);
 }
 
-/* lm_step_lora_dropout_k91_w1_grad_in: t82[B*T, D] = t78 · w1  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_dropout_k91_w1_grad_in(float *restrict t82, const float *restrict w1, const float *restrict t78, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k95_w1_grad_in: t84[B*T, D] = t80 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k95_w1_grad_in(float *restrict t84, const float *restrict w1, const float *restrict t80, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t78, F, w1, D, 0.0f, t82, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t80, F, w1, D, 0.0f, t84, D);
 }
 
-/* lm_step_lora_dropout_k92_rmsnorm_grad: sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/lora/dropout; layer_backward/ffn/gate_up/lora/dropout/grad; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_lora_dropout_k92_rmsnorm_grad(float *restrict t83, const float *restrict carry1, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const int32_t *restrict lora_dropout_key_w3, const float *restrict t61, const float *restrict t76, const float *restrict t77, const float *restrict t81, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k96_rmsnorm_grad: sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/lora/dropout; layer_backward/ffn/gate_up/lora/dropout/grad; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_lora_dropout_k96_rmsnorm_grad(float *restrict t85, const float *restrict carry1, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const int32_t *restrict lora_dropout_key_w3, const float *restrict t63, const float *restrict t78, const float *restrict t79, const float *restrict t83, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5100,82 +5345,82 @@ static void lm_step_lora_dropout_k92_rmsnorm_grad(float *restrict t83, const flo
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t76[((i0) * T + i1) * D + j0]) * v1;
+            float v2 = (t78[((i0) * T + i1) * D + j0]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j0);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t77[r * n + j0];
-            float v7 = (t81[((i0) * T + i1) * D + j0]) * v1;
+            float v6 = v5 + t79[r * n + j0];
+            float v7 = (t83[((i0) * T + i1) * D + j0]) * v1;
             float v8 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j0);
             float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
             float v10 = v7 * v9;
             float v11 = v6 + v10;
-            float v12 = v11 + t82[r * n + j0];
+            float v12 = v11 + t84[r * n + j0];
             float v13 = v12 * (ffn_norm[j0]);
             float v14 = v13 * (saved_h[r * n + j0]);
             acc0 += v14;
         }
-        float v29 = acc0 * (t61[(i0) * T + i1]);
-        float v30 = v29 * (t61[(i0) * T + i1]);
-        float v31 = v30 * (t61[(i0) * T + i1]);
+        float v29 = acc0 * (t63[(i0) * T + i1]);
+        float v30 = v29 * (t63[(i0) * T + i1]);
+        float v31 = v30 * (t63[(i0) * T + i1]);
         float v32 = v31 * (-0.5f);
         float v33 = v32 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v15 = (t76[((i0) * T + i1) * D + j]) * v1;
+            float v15 = (t78[((i0) * T + i1) * D + j]) * v1;
             float v16 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j);
             float v17 = lora_dropout[0] <= v16 ? 1.0f : 0.0f;
             float v18 = v15 * v17;
-            float v19 = v18 + t77[r * n + j];
-            float v20 = (t81[((i0) * T + i1) * D + j]) * v1;
+            float v19 = v18 + t79[r * n + j];
+            float v20 = (t83[((i0) * T + i1) * D + j]) * v1;
             float v21 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j);
             float v22 = lora_dropout[0] <= v21 ? 1.0f : 0.0f;
             float v23 = v20 * v22;
             float v24 = v19 + v23;
-            float v25 = v24 + t82[r * n + j];
+            float v25 = v24 + t84[r * n + j];
             float v26 = v25 * (ffn_norm[j]);
-            float v27 = v26 * (t61[(i0) * T + i1]);
+            float v27 = v26 * (t63[(i0) * T + i1]);
             float v28 = carry1[r * n + j] + v27;
             float v34 = v33 * (saved_h[r * n + j]);
             float v35 = v28 + v34;
             float v36 = v35 + v34;
-            t83[r * n + j] = v36;
+            t85[r * n + j] = v36;
         }
     }
 }
 
-/* lm_step_lora_dropout_k93_lora: t84 = t83 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k93_lora(float *restrict t84, const float *restrict lora_scale_wo, const float *restrict t83, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k97_lora: t86 = t85 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k97_lora(float *restrict t86, const float *restrict lora_scale_wo, const float *restrict t85, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t83[r * n + j]) * (lora_scale_wo[0]);
-            t84[r * n + j] = v0;
+            float v0 = (t85[r * n + j]) * (lora_scale_wo[0]);
+            t86[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k94_lora_b_wo_grad_in: t85[B*T, R] = t84 · lora_b_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k94_lora_b_wo_grad_in(float *restrict t85, const float *restrict lora_b_wo, const float *restrict t84, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k98_lora_b_wo_grad_in: t87[B*T, R] = t86 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k98_lora_b_wo_grad_in(float *restrict t87, const float *restrict lora_b_wo, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t84, D, lora_b_wo, R, 0.0f, t85, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t86, D, lora_b_wo, R, 0.0f, t87, R);
 }
 
-/* lm_step_lora_dropout_k95_lora_a_wo_grad_in: t86[B*T, D] = t85 · lora_a_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k95_lora_a_wo_grad_in(float *restrict t86, const float *restrict lora_a_wo, const float *restrict t85, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k99_lora_a_wo_grad_in: t88[B*T, D] = t87 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k99_lora_a_wo_grad_in(float *restrict t88, const float *restrict lora_a_wo, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t85, R, lora_a_wo, D, 0.0f, t86, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t87, R, lora_a_wo, D, 0.0f, t88, D);
 }
 
-/* lm_step_lora_dropout_k96_wo_grad_in: t87[B*T, D] = t83 · wo  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k96_wo_grad_in(float *restrict t87, const float *restrict wo, const float *restrict t83, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k100_wo_grad_in: t89[B*T, D] = t85 · wo  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k100_wo_grad_in(float *restrict t89, const float *restrict wo, const float *restrict t85, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t83, D, wo, D, 0.0f, t87, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t85, D, wo, D, 0.0f, t89, D);
 }
 
-/* lm_step_lora_dropout_k97_dropout: t88 = (t86 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)] + t87  [layer_backward/attention/lora/dropout; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k97_dropout(float *restrict t88, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict t86, const float *restrict t87, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k101_dropout: t90 = (t88 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)] + t89  [layer_backward/attention/lora/dropout; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k101_dropout(float *restrict t90, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict t88, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5185,18 +5430,18 @@ static void lm_step_lora_dropout_k97_dropout(float *restrict t88, const float *r
         float v0 = 1.0f - (lora_dropout[0]);
         float v1 = 1.0f / v0;
         for (long j = 0; j < n; j++) {
-            float v2 = (t86[((i0) * T + i1) * D + j]) * v1;
+            float v2 = (t88[((i0) * T + i1) * D + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), ((i0) * T + i1) * D + j);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t87[r * n + j];
-            t88[r * n + j] = v6;
+            float v6 = v5 + t89[r * n + j];
+            t90[r * n + j] = v6;
         }
     }
 }
 
-/* lm_step_lora_dropout_k98_attention_grad_matmul: t89[B, KVH, REP, T, T] = t88 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_dropout_k98_attention_grad_matmul(float *restrict t89, const float *restrict saved_v, const float *restrict t88, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k102_attention_grad_matmul: t91[B, KVH, REP, T, T] = t90 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_dropout_k102_attention_grad_matmul(float *restrict t91, const float *restrict saved_v, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -5207,11 +5452,11 @@ static void lm_step_lora_dropout_k98_attention_grad_matmul(float *restrict t89, 
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t88 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t89 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t90 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t91 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_lora_dropout_k99_softmax_grad: t90 = ([i4 ≤ i3 + 0] ? (t89 / t56 + Σ(-((t89 · t57) / t56))) · t55 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_dropout_k99_softmax_grad(float *t90, const float *t55, const float *t56, const float *t57, const float *t89, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k103_softmax_grad: t92 = ([i4 ≤ i3 + 0] ? (t91 / t58 + Σ(-((t91 · t59) / t58))) · t57 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_dropout_k103_softmax_grad(float *t92, const float *t57, const float *t58, const float *t59, const float *t91, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -5224,8 +5469,8 @@ static void lm_step_lora_dropout_k99_softmax_grad(float *t90, const float *t55, 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t89[r * n + j0]) * (t57[r * n + j0]);
-            float v1 = v0 / (t56[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t91[r * n + j0]) * (t59[r * n + j0]);
+            float v1 = v0 / (t58[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -5233,18 +5478,18 @@ static void lm_step_lora_dropout_k99_softmax_grad(float *t90, const float *t55, 
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
-            float v5 = (t89[r * n + j]) / (t56[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v5 = (t91[r * n + j]) / (t58[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v6 = v5 + acc0;
-            float v7 = v6 * (t55[r * n + j]);
+            float v7 = v6 * (t57[r * n + j]);
             float v8 = v4 != 0.0f ? v7 : 0.0f;
             float v10 = v8 * v9;
-            t90[r * n + j] = v10;
+            t92[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_lora_dropout_k100_scores_grad_matmul: t91[B, KVH, REP, T, HD] = t90 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_dropout_k100_scores_grad_matmul(float *restrict t91, const float *restrict saved_k, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k104_scores_grad_matmul: t93[B, KVH, REP, T, HD] = t92 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_dropout_k104_scores_grad_matmul(float *restrict t93, const float *restrict saved_k, const float *restrict t92, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -5255,11 +5500,11 @@ static void lm_step_lora_dropout_k100_scores_grad_matmul(float *restrict t91, co
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t90 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t91 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t92 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t93 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* lm_step_lora_dropout_k101_attention_grad_matmul: t92[B, KVH, REP, T, HD] = t57ᵀ · t88  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_dropout_k101_attention_grad_matmul(float *restrict t92, const float *restrict t57, const float *restrict t88, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k105_attention_grad_matmul: t94[B, KVH, REP, T, HD] = t59ᵀ · t90  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_dropout_k105_attention_grad_matmul(float *restrict t94, const float *restrict t59, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -5270,11 +5515,11 @@ static void lm_step_lora_dropout_k101_attention_grad_matmul(float *restrict t92,
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t57 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t88 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t92 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t59 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t90 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t94 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* lm_step_lora_dropout_k102_attention_grad_matmul: t93[B, KVH, REP, T, HD] = t90ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_lora_dropout_k102_attention_grad_matmul(float *restrict t93, const float *restrict saved_q, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k106_attention_grad_matmul: t95[B, KVH, REP, T, HD] = t92ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_lora_dropout_k106_attention_grad_matmul(float *restrict t95, const float *restrict saved_q, const float *restrict t92, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -5285,11 +5530,11 @@ static void lm_step_lora_dropout_k102_attention_grad_matmul(float *restrict t93,
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t90 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t93 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t92 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t95 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* lm_step_lora_dropout_k103_attention_grad: t94 = t92 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k103_attention_grad(float *restrict t94, const float *restrict lora_scale_wv, const float *restrict t92, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k107_attention_grad: t96 = t94 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k107_attention_grad(float *restrict t96, const float *restrict lora_scale_wv, const float *restrict t94, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
@@ -5298,46 +5543,46 @@ static void lm_step_lora_dropout_k103_attention_grad(float *restrict t94, const 
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t92[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
-            t94[r * n + j] = v0;
+            float v0 = (t94[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
+            t96[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k104_lora_b_wv_grad_in: t95[B*T, R] = t94 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k104_lora_b_wv_grad_in(float *restrict t95, const float *restrict lora_b_wv, const float *restrict t94, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k108_lora_b_wv_grad_in: t97[B*T, R] = t96 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k108_lora_b_wv_grad_in(float *restrict t97, const float *restrict lora_b_wv, const float *restrict t96, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t94, KVD, lora_b_wv, R, 0.0f, t95, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t96, KVD, lora_b_wv, R, 0.0f, t97, R);
 }
 
-/* lm_step_lora_dropout_k105_lora_a_wv_grad_in: t96[B*T, D] = t95 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k105_lora_a_wv_grad_in(float *restrict t96, const float *restrict lora_a_wv, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k109_lora_a_wv_grad_in: t98[B*T, D] = t97 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k109_lora_a_wv_grad_in(float *restrict t98, const float *restrict lora_a_wv, const float *restrict t97, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t95, R, lora_a_wv, D, 0.0f, t96, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t97, R, lora_a_wv, D, 0.0f, t98, D);
 }
 
-/* lm_step_lora_dropout_k106_attention_grad: t97 = t92  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k106_attention_grad(float *restrict t97, const float *restrict t92, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k110_attention_grad: t99 = t94  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k110_attention_grad(float *restrict t99, const float *restrict t94, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            t97[r * n + j] = t92[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
+            t99[r * n + j] = t94[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
         }
     }
 }
 
-/* lm_step_lora_dropout_k107_wv_grad_in: t98[B*T, D] = t97 · wv  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k107_wv_grad_in(float *restrict t98, const float *restrict wv, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k111_wv_grad_in: t100[B*T, D] = t99 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k111_wv_grad_in(float *restrict t100, const float *restrict wv, const float *restrict t99, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t97, KVD, wv, D, 0.0f, t98, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t99, KVD, wv, D, 0.0f, t100, D);
 }
 
-/* lm_step_lora_dropout_k108_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_dropout_k108_rope_grad(float *restrict t99, const float *restrict t0, const float *restrict t1, const float *restrict t93, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k112_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_dropout_k112_rope_grad(float *restrict t101, const float *restrict t0, const float *restrict t1, const float *restrict t95, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5351,16 +5596,16 @@ static void lm_step_lora_dropout_k108_rope_grad(float *restrict t99, const float
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t93[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t93[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t95[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t95[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t93[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t93[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t95[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t95[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -5368,45 +5613,45 @@ static void lm_step_lora_dropout_k108_rope_grad(float *restrict t99, const float
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t99[r * n + j] = v9;
+            t101[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_dropout_k109_lora: t100 = t99 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k109_lora(float *restrict t100, const float *restrict lora_scale_wk, const float *restrict t99, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k113_lora: t102 = t101 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k113_lora(float *restrict t102, const float *restrict lora_scale_wk, const float *restrict t101, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t99[r * n + j]) * (lora_scale_wk[0]);
-            t100[r * n + j] = v0;
+            float v0 = (t101[r * n + j]) * (lora_scale_wk[0]);
+            t102[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k110_lora_b_wk_grad_in: t101[B*T, R] = t100 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k110_lora_b_wk_grad_in(float *restrict t101, const float *restrict lora_b_wk, const float *restrict t100, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k114_lora_b_wk_grad_in: t103[B*T, R] = t102 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k114_lora_b_wk_grad_in(float *restrict t103, const float *restrict lora_b_wk, const float *restrict t102, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t100, KVD, lora_b_wk, R, 0.0f, t101, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t102, KVD, lora_b_wk, R, 0.0f, t103, R);
 }
 
-/* lm_step_lora_dropout_k111_lora_a_wk_grad_in: t102[B*T, D] = t101 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k111_lora_a_wk_grad_in(float *restrict t102, const float *restrict lora_a_wk, const float *restrict t101, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k115_lora_a_wk_grad_in: t104[B*T, D] = t103 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k115_lora_a_wk_grad_in(float *restrict t104, const float *restrict lora_a_wk, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t101, R, lora_a_wk, D, 0.0f, t102, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t103, R, lora_a_wk, D, 0.0f, t104, D);
 }
 
-/* lm_step_lora_dropout_k112_wk_grad_in: t103[B*T, D] = t99 · wk  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k112_wk_grad_in(float *restrict t103, const float *restrict wk, const float *restrict t99, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k116_wk_grad_in: t105[B*T, D] = t101 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k116_wk_grad_in(float *restrict t105, const float *restrict wk, const float *restrict t101, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t99, KVD, wk, D, 0.0f, t103, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t101, KVD, wk, D, 0.0f, t105, D);
 }
 
-/* lm_step_lora_dropout_k113_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_dropout_k113_rope_grad(float *restrict t104, const float *restrict t0, const float *restrict t1, const float *restrict t91, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k117_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_dropout_k117_rope_grad(float *restrict t106, const float *restrict t0, const float *restrict t1, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -5421,16 +5666,16 @@ static void lm_step_lora_dropout_k113_rope_grad(float *restrict t104, const floa
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t91[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t91[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t93[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t93[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t91[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t91[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t93[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t93[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -5438,44 +5683,44 @@ static void lm_step_lora_dropout_k113_rope_grad(float *restrict t104, const floa
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t104[r * n + j] = v9;
+            t106[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_dropout_k114_lora: t105 = t104 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k114_lora(float *restrict t105, const float *restrict lora_scale_wq, const float *restrict t104, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k118_lora: t107 = t106 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k118_lora(float *restrict t107, const float *restrict lora_scale_wq, const float *restrict t106, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t104[r * n + j]) * (lora_scale_wq[0]);
-            t105[r * n + j] = v0;
+            float v0 = (t106[r * n + j]) * (lora_scale_wq[0]);
+            t107[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k115_lora_b_wq_grad_in: t106[B*T, R] = t105 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k115_lora_b_wq_grad_in(float *restrict t106, const float *restrict lora_b_wq, const float *restrict t105, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k119_lora_b_wq_grad_in: t108[B*T, R] = t107 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k119_lora_b_wq_grad_in(float *restrict t108, const float *restrict lora_b_wq, const float *restrict t107, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t105, D, lora_b_wq, R, 0.0f, t106, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t107, D, lora_b_wq, R, 0.0f, t108, R);
 }
 
-/* lm_step_lora_dropout_k116_lora_a_wq_grad_in: t107[B*T, D] = t106 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k116_lora_a_wq_grad_in(float *restrict t107, const float *restrict lora_a_wq, const float *restrict t106, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k120_lora_a_wq_grad_in: t109[B*T, D] = t108 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k120_lora_a_wq_grad_in(float *restrict t109, const float *restrict lora_a_wq, const float *restrict t108, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t106, R, lora_a_wq, D, 0.0f, t107, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t108, R, lora_a_wq, D, 0.0f, t109, D);
 }
 
-/* lm_step_lora_dropout_k117_wq_grad_in: t108[B*T, D] = t104 · wq  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k117_wq_grad_in(float *restrict t108, const float *restrict wq, const float *restrict t104, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k121_wq_grad_in: t110[B*T, D] = t106 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k121_wq_grad_in(float *restrict t110, const float *restrict wq, const float *restrict t106, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t104, D, wq, D, 0.0f, t108, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t106, D, wq, D, 0.0f, t110, D);
 }
 
-/* lm_step_lora_dropout_k118_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k118_dropout(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t46, const float *restrict t83, const float *restrict t96, const float *restrict t98, const float *restrict t102, const float *restrict t103, const float *restrict t107, const float *restrict t108, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k122_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k122_dropout(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t48, const float *restrict t85, const float *restrict t98, const float *restrict t100, const float *restrict t104, const float *restrict t105, const float *restrict t109, const float *restrict t110, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5487,28 +5732,28 @@ static void lm_step_lora_dropout_k118_dropout(float *restrict carry1_next, const
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t96[((i0) * T + i1) * D + j0]) * v1;
+            float v2 = (t98[((i0) * T + i1) * D + j0]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j0);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t98[r * n + j0];
-            float v7 = (t102[((i0) * T + i1) * D + j0]) * v1;
+            float v6 = v5 + t100[r * n + j0];
+            float v7 = (t104[((i0) * T + i1) * D + j0]) * v1;
             float v8 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j0);
             float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
             float v10 = v7 * v9;
             float v11 = v6 + v10;
-            float v12 = v11 + t103[r * n + j0];
-            float v13 = (t107[((i0) * T + i1) * D + j0]) * v1;
+            float v12 = v11 + t105[r * n + j0];
+            float v13 = (t109[((i0) * T + i1) * D + j0]) * v1;
             float v14 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j0);
             float v15 = lora_dropout[0] <= v14 ? 1.0f : 0.0f;
             float v16 = v13 * v15;
             float v17 = v12 + v16;
-            float v18 = v17 + t108[r * n + j0];
+            float v18 = v17 + t110[r * n + j0];
             float v19 = v18 * (attn_norm[j0]);
             float v20 = v19 * (saved_x[r * n + j0]);
             acc0 += v20;
         }
-        float v39 = (t46[(i0) * T + i1]) / ((float)(D));
+        float v39 = (t48[(i0) * T + i1]) / ((float)(D));
         float v40 = v39 + norm_eps[0];
         float v41 = 1.0f / sqrtf(v40);
         float v44 = acc0 * v41;
@@ -5517,26 +5762,26 @@ static void lm_step_lora_dropout_k118_dropout(float *restrict carry1_next, const
         float v47 = v46 * (-0.5f);
         float v48 = v47 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v21 = (t96[((i0) * T + i1) * D + j]) * v1;
+            float v21 = (t98[((i0) * T + i1) * D + j]) * v1;
             float v22 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j);
             float v23 = lora_dropout[0] <= v22 ? 1.0f : 0.0f;
             float v24 = v21 * v23;
-            float v25 = v24 + t98[r * n + j];
-            float v26 = (t102[((i0) * T + i1) * D + j]) * v1;
+            float v25 = v24 + t100[r * n + j];
+            float v26 = (t104[((i0) * T + i1) * D + j]) * v1;
             float v27 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j);
             float v28 = lora_dropout[0] <= v27 ? 1.0f : 0.0f;
             float v29 = v26 * v28;
             float v30 = v25 + v29;
-            float v31 = v30 + t103[r * n + j];
-            float v32 = (t107[((i0) * T + i1) * D + j]) * v1;
+            float v31 = v30 + t105[r * n + j];
+            float v32 = (t109[((i0) * T + i1) * D + j]) * v1;
             float v33 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j);
             float v34 = lora_dropout[0] <= v33 ? 1.0f : 0.0f;
             float v35 = v32 * v34;
             float v36 = v31 + v35;
-            float v37 = v36 + t108[r * n + j];
+            float v37 = v36 + t110[r * n + j];
             float v38 = v37 * (attn_norm[j]);
             float v42 = v38 * v41;
-            float v43 = t83[r * n + j] + v42;
+            float v43 = t85[r * n + j] + v42;
             float v49 = v48 * (saved_x[r * n + j]);
             float v50 = v43 + v49;
             float v51 = v50 + v49;
@@ -5545,88 +5790,88 @@ static void lm_step_lora_dropout_k118_dropout(float *restrict carry1_next, const
     }
 }
 
-/* lm_step_lora_dropout_k119_grad_lora_a_wq: grad_lora_a_wq[R, D] += t106ᵀ · t48  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k119_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t48, const float *restrict t106, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k123_grad_lora_a_wq: grad_lora_a_wq[R, D] += t108ᵀ · t50  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k123_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t50, const float *restrict t108, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t106, R, t48, D, 1.0f, grad_lora_a_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t108, R, t50, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* lm_step_lora_dropout_k120_grad_lora_b_wq: grad_lora_b_wq[D, R] += t105ᵀ · t49  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k120_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t49, const float *restrict t105, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k124_grad_lora_b_wq: grad_lora_b_wq[D, R] += t107ᵀ · t51  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k124_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t51, const float *restrict t107, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t105, D, t49, R, 1.0f, grad_lora_b_wq, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t107, D, t51, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* lm_step_lora_dropout_k121_grad_lora_a_wk: grad_lora_a_wk[R, D] += t101ᵀ · t50  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k121_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t50, const float *restrict t101, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k125_grad_lora_a_wk: grad_lora_a_wk[R, D] += t103ᵀ · t52  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k125_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t52, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t101, R, t50, D, 1.0f, grad_lora_a_wk, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t103, R, t52, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* lm_step_lora_dropout_k122_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t100ᵀ · t51  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k122_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t51, const float *restrict t100, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k126_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t102ᵀ · t53  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k126_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t53, const float *restrict t102, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t100, KVD, t51, R, 1.0f, grad_lora_b_wk, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t102, KVD, t53, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* lm_step_lora_dropout_k123_grad_lora_a_wv: grad_lora_a_wv[R, D] += t95ᵀ · t52  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k123_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t52, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k127_grad_lora_a_wv: grad_lora_a_wv[R, D] += t97ᵀ · t54  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k127_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t54, const float *restrict t97, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t95, R, t52, D, 1.0f, grad_lora_a_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t97, R, t54, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* lm_step_lora_dropout_k124_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t94ᵀ · t53  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k124_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t53, const float *restrict t94, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k128_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t96ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k128_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t55, const float *restrict t96, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t94, KVD, t53, R, 1.0f, grad_lora_b_wv, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t96, KVD, t55, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* lm_step_lora_dropout_k125_grad_lora_a_wo: grad_lora_a_wo[R, D] += t85ᵀ · t58  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k125_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t58, const float *restrict t85, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k129_grad_lora_a_wo: grad_lora_a_wo[R, D] += t87ᵀ · t60  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k129_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t60, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t85, R, t58, D, 1.0f, grad_lora_a_wo, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t87, R, t60, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* lm_step_lora_dropout_k126_grad_lora_b_wo: grad_lora_b_wo[D, R] += t84ᵀ · t59  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k126_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t59, const float *restrict t84, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k130_grad_lora_b_wo: grad_lora_b_wo[D, R] += t86ᵀ · t61  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k130_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t61, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t84, D, t59, R, 1.0f, grad_lora_b_wo, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t86, D, t61, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* lm_step_lora_dropout_k127_grad_lora_a_w1: grad_lora_a_w1[R, D] += t80ᵀ · t62  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k127_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t62, const float *restrict t80, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k131_grad_lora_a_w1: grad_lora_a_w1[R, D] += t82ᵀ · t64  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k131_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t64, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t80, R, t62, D, 1.0f, grad_lora_a_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t82, R, t64, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* lm_step_lora_dropout_k128_grad_lora_b_w1: grad_lora_b_w1[F, R] += t79ᵀ · t63  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k128_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t63, const float *restrict t79, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t79, F, t63, R, 1.0f, grad_lora_b_w1, R);
+/* lm_step_lora_dropout_k132_grad_lora_b_w1: grad_lora_b_w1[F, R] += t81ᵀ · t65  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k132_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t65, const float *restrict t81, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t81, F, t65, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* lm_step_lora_dropout_k129_grad_lora_a_w2: grad_lora_a_w2[R, F] += t70ᵀ · t67  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k129_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t67, const float *restrict t70, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t70, R, t67, F, 1.0f, grad_lora_a_w2, F);
+/* lm_step_lora_dropout_k133_grad_lora_a_w2: grad_lora_a_w2[R, F] += t72ᵀ · t69  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k133_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t69, const float *restrict t72, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t72, R, t69, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* lm_step_lora_dropout_k130_grad_lora_b_w2: grad_lora_b_w2[D, R] += t69ᵀ · t68  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k130_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t68, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k134_grad_lora_b_w2: grad_lora_b_w2[D, R] += t71ᵀ · t70  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k134_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t70, const float *restrict t71, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t69, D, t68, R, 1.0f, grad_lora_b_w2, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t71, D, t70, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* lm_step_lora_dropout_k131_grad_lora_a_w3: grad_lora_a_w3[R, D] += t75ᵀ · t65  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k131_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t65, const float *restrict t75, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k135_grad_lora_a_w3: grad_lora_a_w3[R, D] += t77ᵀ · t67  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k135_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t67, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t75, R, t65, D, 1.0f, grad_lora_a_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t77, R, t67, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* lm_step_lora_dropout_k132_grad_lora_b_w3: grad_lora_b_w3[F, R] += t74ᵀ · t66  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k132_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t66, const float *restrict t74, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t74, F, t66, R, 1.0f, grad_lora_b_w3, R);
+/* lm_step_lora_dropout_k136_grad_lora_b_w3: grad_lora_b_w3[F, R] += t76ᵀ · t68  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k136_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t68, const float *restrict t76, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t76, F, t68, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 44 slots planned for 133 kernels. */
+/* Arena: 44 slots planned for 137 kernels. */
 static long llama_train_lm_step_lora_dropout_layout(const llama_train_lm_step_lora_dropout_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -5644,9 +5889,9 @@ static long llama_train_lm_step_lora_dropout_layout(const llama_train_lm_step_lo
     off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), B*KVH*REP*T*T), 2*HD2*KVH*NS*REP), NS));
     off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), NS));
     off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 2*HD2*KVH*NS*REP));
-    off[6] = total; total += la_round16(la_max(NS, B*T));
-    off[7] = total; total += la_round16(la_max(NS, 2*B*HD2*KVH*REP*T));
-    off[8] = total; total += la_round16(B*R*T);
+    off[6] = total; total += la_round16(la_max(NS, 2*B*HD2*KVH*REP*T));
+    off[7] = total; total += la_round16(la_max(NS, B*R*T));
+    off[8] = total; total += la_round16(la_max(NS, B*T));
     off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[10] = total; total += la_round16(la_max(la_max(la_max(B*KVH*REP*T*T, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
     off[11] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*REP*T));
@@ -5747,73 +5992,75 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     float *t39 = args->arena + off[3];
     float *t40 = args->arena + off[6];
     float *t41 = args->arena + off[7];
-    float *t42 = args->arena + off[2];
-    float *t43 = args->arena + off[3];
-    float *t44 = args->arena + off[7];
-    float *t45 = args->arena + off[2];
-    float *t46 = args->arena + off[6];
-    float *t47 = args->arena + off[4];
-    float *t48 = args->arena + off[3];
-    float *t49 = args->arena + off[5];
-    float *t50 = args->arena + off[7];
-    float *t51 = args->arena + off[8];
-    float *t52 = args->arena + off[9];
-    float *t53 = args->arena + off[4];
-    float *t54 = args->arena + off[10];
-    float *t55 = args->arena + off[11];
+    float *t42 = args->arena + off[7];
+    float *t43 = args->arena + off[8];
+    float *t44 = args->arena + off[2];
+    float *t45 = args->arena + off[3];
+    float *t46 = args->arena + off[7];
+    float *t47 = args->arena + off[2];
+    float *t48 = args->arena + off[8];
+    float *t49 = args->arena + off[4];
+    float *t50 = args->arena + off[3];
+    float *t51 = args->arena + off[5];
+    float *t52 = args->arena + off[6];
+    float *t53 = args->arena + off[7];
+    float *t54 = args->arena + off[9];
+    float *t55 = args->arena + off[4];
     float *t56 = args->arena + off[10];
-    float *t57 = args->arena + off[12];
-    float *t58 = args->arena + off[13];
-    float *t59 = args->arena + off[14];
-    float *t60 = args->arena + off[15];
-    float *t61 = args->arena + off[15];
-    float *t62 = args->arena + off[16];
-    float *t63 = args->arena + off[17];
-    float *t64 = args->arena + off[18];
-    float *t65 = args->arena + off[19];
-    float *t66 = args->arena + off[20];
-    float *t67 = args->arena + off[21];
-    float *t68 = args->arena + off[22];
-    float *t69 = args->arena + off[23];
-    float *t70 = args->arena + off[24];
-    float *t71 = args->arena + off[25];
-    float *t72 = args->arena + off[26];
-    float *t73 = args->arena + off[27];
-    float *t74 = args->arena + off[28];
-    float *t75 = args->arena + off[29];
-    float *t76 = args->arena + off[30];
-    float *t77 = args->arena + off[31];
-    float *t78 = args->arena + off[18];
-    float *t79 = args->arena + off[27];
-    float *t80 = args->arena + off[25];
-    float *t81 = args->arena + off[26];
-    float *t82 = args->arena + off[32];
-    float *t83 = args->arena + off[18];
-    float *t84 = args->arena + off[30];
-    float *t85 = args->arena + off[15];
-    float *t86 = args->arena + off[31];
-    float *t87 = args->arena + off[26];
-    float *t88 = args->arena + off[32];
-    float *t89 = args->arena + off[31];
-    float *t90 = args->arena + off[11];
-    float *t91 = args->arena + off[26];
-    float *t92 = args->arena + off[10];
-    float *t93 = args->arena + off[31];
-    float *t94 = args->arena + off[12];
-    float *t95 = args->arena + off[32];
-    float *t96 = args->arena + off[11];
-    float *t97 = args->arena + off[33];
-    float *t98 = args->arena + off[10];
+    float *t57 = args->arena + off[11];
+    float *t58 = args->arena + off[10];
+    float *t59 = args->arena + off[12];
+    float *t60 = args->arena + off[13];
+    float *t61 = args->arena + off[14];
+    float *t62 = args->arena + off[15];
+    float *t63 = args->arena + off[15];
+    float *t64 = args->arena + off[16];
+    float *t65 = args->arena + off[17];
+    float *t66 = args->arena + off[18];
+    float *t67 = args->arena + off[19];
+    float *t68 = args->arena + off[20];
+    float *t69 = args->arena + off[21];
+    float *t70 = args->arena + off[22];
+    float *t71 = args->arena + off[23];
+    float *t72 = args->arena + off[24];
+    float *t73 = args->arena + off[25];
+    float *t74 = args->arena + off[26];
+    float *t75 = args->arena + off[27];
+    float *t76 = args->arena + off[28];
+    float *t77 = args->arena + off[29];
+    float *t78 = args->arena + off[30];
+    float *t79 = args->arena + off[31];
+    float *t80 = args->arena + off[18];
+    float *t81 = args->arena + off[27];
+    float *t82 = args->arena + off[25];
+    float *t83 = args->arena + off[26];
+    float *t84 = args->arena + off[32];
+    float *t85 = args->arena + off[18];
+    float *t86 = args->arena + off[30];
+    float *t87 = args->arena + off[15];
+    float *t88 = args->arena + off[31];
+    float *t89 = args->arena + off[26];
+    float *t90 = args->arena + off[32];
+    float *t91 = args->arena + off[31];
+    float *t92 = args->arena + off[11];
+    float *t93 = args->arena + off[26];
+    float *t94 = args->arena + off[10];
+    float *t95 = args->arena + off[31];
+    float *t96 = args->arena + off[12];
+    float *t97 = args->arena + off[32];
+    float *t98 = args->arena + off[11];
     float *t99 = args->arena + off[33];
-    float *t100 = args->arena + off[31];
-    float *t101 = args->arena + off[34];
-    float *t102 = args->arena + off[35];
-    float *t103 = args->arena + off[36];
-    float *t104 = args->arena + off[33];
-    float *t105 = args->arena + off[26];
-    float *t106 = args->arena + off[37];
-    float *t107 = args->arena + off[38];
-    float *t108 = args->arena + off[39];
+    float *t100 = args->arena + off[10];
+    float *t101 = args->arena + off[33];
+    float *t102 = args->arena + off[31];
+    float *t103 = args->arena + off[34];
+    float *t104 = args->arena + off[35];
+    float *t105 = args->arena + off[36];
+    float *t106 = args->arena + off[33];
+    float *t107 = args->arena + off[26];
+    float *t108 = args->arena + off[37];
+    float *t109 = args->arena + off[38];
+    float *t110 = args->arena + off[39];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -5832,10 +6079,12 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     const float *lora_scale_w2 = args->lora_scale_w2;
     const float *lora_scale_w3 = args->lora_scale_w3;
     float *loss = args->loss;
+    float *entropy = args->entropy;
+    float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 133, lm_step_lora_dropout_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 133, lm_step_lora_dropout_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 137, lm_step_lora_dropout_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 137, lm_step_lora_dropout_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[40], args->arena + off[41] };
@@ -5893,64 +6142,68 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + l * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + l * (F*R);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 133, lm_step_lora_dropout_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 133, lm_step_lora_dropout_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 133, lm_step_lora_dropout_k4_dropout(t4, lora_dropout_key_wq, lora_dropout, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 133, lm_step_lora_dropout_k5_lora_a_wq(t5, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 6, 133, lm_step_lora_dropout_k6_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 7, 133, lm_step_lora_dropout_k7_rope(saved_q, t0, t1, lora_scale_wq, t3, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 133, lm_step_lora_dropout_k8_wk(t7, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 133, lm_step_lora_dropout_k9_dropout(t8, lora_dropout, lora_dropout_key_wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 133, lm_step_lora_dropout_k10_lora_a_wk(t9, lora_a_wk, t8, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 11, 133, lm_step_lora_dropout_k11_lora_b_wk(t10, lora_b_wk, t9, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 12, 133, lm_step_lora_dropout_k12_rope(saved_k, t0, t1, lora_scale_wk, t7, t10, B, HD2, KVH, T));
-        LA_TIMED(prof, 13, 133, lm_step_lora_dropout_k13_wv(t11, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 133, lm_step_lora_dropout_k14_dropout(t12, lora_dropout, lora_dropout_key_wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 133, lm_step_lora_dropout_k15_lora_a_wv(t13, lora_a_wv, t12, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 16, 133, lm_step_lora_dropout_k16_lora_b_wv(t14, lora_b_wv, t13, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 17, 133, lm_step_lora_dropout_k17_lora(saved_v, lora_scale_wv, t11, t14, B, HD2, KVH, T));
-        LA_TIMED(prof, 18, 133, lm_step_lora_dropout_k18_scores_matmul(t15, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 133, lm_step_lora_dropout_k19_attention(t16, t15, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 133, lm_step_lora_dropout_k20_saved_attn(saved_attn, saved_v, t16, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 21, 133, lm_step_lora_dropout_k21_wo(t17, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 22, 133, lm_step_lora_dropout_k22_dropout(t18, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 23, 133, lm_step_lora_dropout_k23_lora_a_wo(t19, lora_a_wo, t18, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 24, 133, lm_step_lora_dropout_k24_lora_b_wo(t20, lora_b_wo, t19, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 25, 133, lm_step_lora_dropout_k25_lora(saved_h, carry0, lora_scale_wo, t17, t20, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 26, 133, lm_step_lora_dropout_k26_rmsnorm(t21, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 27, 133, lm_step_lora_dropout_k27_w1(t22, w1, t21, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 28, 133, lm_step_lora_dropout_k28_dropout(t23, lora_dropout, lora_dropout_key_w1, t21, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 29, 133, lm_step_lora_dropout_k29_lora_a_w1(t24, lora_a_w1, t23, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 30, 133, lm_step_lora_dropout_k30_lora_b_w1(t25, lora_b_w1, t24, B, F, R, T));
-        LA_TIMED(prof, 31, 133, lm_step_lora_dropout_k31_lora(saved_gate, lora_scale_w1, t22, t25, B, F, T));
-        LA_TIMED(prof, 32, 133, lm_step_lora_dropout_k32_w3(t26, w3, t21, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 33, 133, lm_step_lora_dropout_k33_dropout(t27, lora_dropout, lora_dropout_key_w3, t21, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 34, 133, lm_step_lora_dropout_k34_lora_a_w3(t28, lora_a_w3, t27, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 35, 133, lm_step_lora_dropout_k35_lora_b_w3(t29, lora_b_w3, t28, B, F, R, T));
-        LA_TIMED(prof, 36, 133, lm_step_lora_dropout_k36_lora(saved_up, lora_scale_w3, t26, t29, B, F, T));
-        LA_TIMED(prof, 37, 133, lm_step_lora_dropout_k37_silu(t30, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 38, 133, lm_step_lora_dropout_k38_w2(t31, w2, t30, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 39, 133, lm_step_lora_dropout_k39_dropout(t32, lora_dropout, lora_dropout_key_w2, t30, B, F, T));
-        LA_TIMED(prof, 40, 133, lm_step_lora_dropout_k40_lora_a_w2(t33, lora_a_w2, t32, B, F, R, T));
-        LA_TIMED(prof, 41, 133, lm_step_lora_dropout_k41_lora_b_w2(t34, lora_b_w2, t33, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 42, 133, lm_step_lora_dropout_k42_lora(carry0_next, lora_scale_w2, saved_h, t31, t34, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 137, lm_step_lora_dropout_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 137, lm_step_lora_dropout_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 137, lm_step_lora_dropout_k4_dropout(t4, lora_dropout_key_wq, lora_dropout, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 137, lm_step_lora_dropout_k5_lora_a_wq(t5, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 6, 137, lm_step_lora_dropout_k6_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 137, lm_step_lora_dropout_k7_rope(saved_q, t0, t1, lora_scale_wq, t3, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 137, lm_step_lora_dropout_k8_wk(t7, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 137, lm_step_lora_dropout_k9_dropout(t8, lora_dropout, lora_dropout_key_wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 137, lm_step_lora_dropout_k10_lora_a_wk(t9, lora_a_wk, t8, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 11, 137, lm_step_lora_dropout_k11_lora_b_wk(t10, lora_b_wk, t9, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 12, 137, lm_step_lora_dropout_k12_rope(saved_k, t0, t1, lora_scale_wk, t7, t10, B, HD2, KVH, T));
+        LA_TIMED(prof, 13, 137, lm_step_lora_dropout_k13_wv(t11, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 137, lm_step_lora_dropout_k14_dropout(t12, lora_dropout, lora_dropout_key_wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 137, lm_step_lora_dropout_k15_lora_a_wv(t13, lora_a_wv, t12, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 16, 137, lm_step_lora_dropout_k16_lora_b_wv(t14, lora_b_wv, t13, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 17, 137, lm_step_lora_dropout_k17_lora(saved_v, lora_scale_wv, t11, t14, B, HD2, KVH, T));
+        LA_TIMED(prof, 18, 137, lm_step_lora_dropout_k18_scores_matmul(t15, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 137, lm_step_lora_dropout_k19_attention(t16, t15, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 137, lm_step_lora_dropout_k20_saved_attn(saved_attn, saved_v, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 137, lm_step_lora_dropout_k21_wo(t17, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 137, lm_step_lora_dropout_k22_dropout(t18, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 137, lm_step_lora_dropout_k23_lora_a_wo(t19, lora_a_wo, t18, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 24, 137, lm_step_lora_dropout_k24_lora_b_wo(t20, lora_b_wo, t19, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 137, lm_step_lora_dropout_k25_lora(saved_h, carry0, lora_scale_wo, t17, t20, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 137, lm_step_lora_dropout_k26_rmsnorm(t21, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 27, 137, lm_step_lora_dropout_k27_w1(t22, w1, t21, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 137, lm_step_lora_dropout_k28_dropout(t23, lora_dropout, lora_dropout_key_w1, t21, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 29, 137, lm_step_lora_dropout_k29_lora_a_w1(t24, lora_a_w1, t23, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 30, 137, lm_step_lora_dropout_k30_lora_b_w1(t25, lora_b_w1, t24, B, F, R, T));
+        LA_TIMED(prof, 31, 137, lm_step_lora_dropout_k31_lora(saved_gate, lora_scale_w1, t22, t25, B, F, T));
+        LA_TIMED(prof, 32, 137, lm_step_lora_dropout_k32_w3(t26, w3, t21, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 33, 137, lm_step_lora_dropout_k33_dropout(t27, lora_dropout, lora_dropout_key_w3, t21, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 34, 137, lm_step_lora_dropout_k34_lora_a_w3(t28, lora_a_w3, t27, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 35, 137, lm_step_lora_dropout_k35_lora_b_w3(t29, lora_b_w3, t28, B, F, R, T));
+        LA_TIMED(prof, 36, 137, lm_step_lora_dropout_k36_lora(saved_up, lora_scale_w3, t26, t29, B, F, T));
+        LA_TIMED(prof, 37, 137, lm_step_lora_dropout_k37_silu(t30, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 38, 137, lm_step_lora_dropout_k38_w2(t31, w2, t30, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 39, 137, lm_step_lora_dropout_k39_dropout(t32, lora_dropout, lora_dropout_key_w2, t30, B, F, T));
+        LA_TIMED(prof, 40, 137, lm_step_lora_dropout_k40_lora_a_w2(t33, lora_a_w2, t32, B, F, R, T));
+        LA_TIMED(prof, 41, 137, lm_step_lora_dropout_k41_lora_b_w2(t34, lora_b_w2, t33, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 42, 137, lm_step_lora_dropout_k42_lora(carry0_next, lora_scale_w2, saved_h, t31, t34, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 43, 133, lm_step_lora_dropout_k43_lm_head(t35, scored, carry0, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 44, 133, lm_step_lora_dropout_k44_rmsnorm(t36, t35, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 45, 133, lm_step_lora_dropout_k45_rmsnorm(t37, norm_eps, final_norm, t35, t36, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 46, 133, lm_step_lora_dropout_k46_lm_head(t38, lm_head, t37, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 47, 133, lm_step_lora_dropout_k47_log_softmax(t39, t38, NS, V));
-    LA_TIMED(prof, 48, 133, lm_step_lora_dropout_k48_log_softmax(t40, t38, t39, NS, V));
-    LA_TIMED(prof, 49, 133, lm_step_lora_dropout_k49_cross_entropy(t41, targets, t38, t39, t40, NS, V));
-    LA_TIMED(prof, 50, 133, lm_step_lora_dropout_k50_cross_entropy(loss, weights, t41, NS));
-    LA_TIMED(prof, 51, 133, lm_step_lora_dropout_k51_log_softmax_grad(t42, targets, weights, t38, t39, t40, NS, V));
-    LA_TIMED(prof, 52, 133, lm_step_lora_dropout_k52_lm_head_grad_in(t43, lm_head, t42, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 53, 133, lm_step_lora_dropout_k53_rmsnorm_grad(t44, final_norm, t35, t43, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 54, 133, lm_step_lora_dropout_k54_rmsnorm_grad_scatter_add(t45, scored, norm_eps, final_norm, t35, t36, t43, t44, B, HD2, KVH, NS, REP, T));
+    LA_TIMED(prof, 43, 137, lm_step_lora_dropout_k43_lm_head(t35, scored, carry0, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 44, 137, lm_step_lora_dropout_k44_rmsnorm(t36, t35, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 45, 137, lm_step_lora_dropout_k45_rmsnorm(t37, norm_eps, final_norm, t35, t36, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 46, 137, lm_step_lora_dropout_k46_lm_head(t38, lm_head, t37, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 47, 137, lm_step_lora_dropout_k47_log_softmax(t39, t38, NS, V));
+    LA_TIMED(prof, 48, 137, lm_step_lora_dropout_k48_log_softmax(t40, t38, t39, NS, V));
+    LA_TIMED(prof, 49, 137, lm_step_lora_dropout_k49_cross_entropy(t41, targets, t38, t39, t40, NS, V));
+    LA_TIMED(prof, 50, 137, lm_step_lora_dropout_k50_cross_entropy(loss, weights, t41, NS));
+    LA_TIMED(prof, 51, 137, lm_step_lora_dropout_k51_log_softmax(t42, t38, t39, t40, NS, V));
+    LA_TIMED(prof, 52, 137, lm_step_lora_dropout_k52_cross_entropy(t43, targets, t38, NS, V));
+    LA_TIMED(prof, 53, 137, lm_step_lora_dropout_k53_token_stats(entropy, weights, t42, NS));
+    LA_TIMED(prof, 54, 137, lm_step_lora_dropout_k54_token_stats(accuracy, weights, t39, t43, NS));
+    LA_TIMED(prof, 55, 137, lm_step_lora_dropout_k55_log_softmax_grad(t44, targets, weights, t38, t39, t40, NS, V));
+    LA_TIMED(prof, 56, 137, lm_step_lora_dropout_k56_lm_head_grad_in(t45, lm_head, t44, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 57, 137, lm_step_lora_dropout_k57_rmsnorm_grad(t46, final_norm, t35, t45, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 58, 137, lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add(t47, scored, norm_eps, final_norm, t35, t36, t45, t46, B, HD2, KVH, NS, REP, T));
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t45;
+    const float *carry1 = t47;
     float *carry1_buf[2] = { args->arena + off[42], args->arena + off[43] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
@@ -6006,84 +6259,84 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
         float *carry1_next = carry1_buf[l & 1];
-        LA_TIMED(prof, 55, 133, lm_step_lora_dropout_k55_rmsnorm(t46, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 56, 133, lm_step_lora_dropout_k56_rmsnorm(t47, norm_eps, saved_x, attn_norm, t46, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 57, 133, lm_step_lora_dropout_k57_dropout(t48, lora_dropout_key_wq, lora_dropout, t47, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 58, 133, lm_step_lora_dropout_k58_lora_a_wq(t49, lora_a_wq, t48, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 59, 133, lm_step_lora_dropout_k59_dropout(t50, lora_dropout, lora_dropout_key_wk, t47, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 60, 133, lm_step_lora_dropout_k60_lora_a_wk(t51, lora_a_wk, t50, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 61, 133, lm_step_lora_dropout_k61_dropout(t52, lora_dropout, lora_dropout_key_wv, t47, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 62, 133, lm_step_lora_dropout_k62_lora_a_wv(t53, lora_a_wv, t52, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 63, 133, lm_step_lora_dropout_k63_scores_matmul(t54, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 133, lm_step_lora_dropout_k64_attention(t55, t54, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 65, 133, lm_step_lora_dropout_k65_softmax(t56, t55, B, KVH, REP, T));
-        LA_TIMED(prof, 66, 133, lm_step_lora_dropout_k66_softmax(t57, t55, t56, B, KVH, REP, T));
-        LA_TIMED(prof, 67, 133, lm_step_lora_dropout_k67_dropout(t58, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 68, 133, lm_step_lora_dropout_k68_lora_a_wo(t59, lora_a_wo, t58, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 69, 133, lm_step_lora_dropout_k69_rmsnorm(t60, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 133, lm_step_lora_dropout_k70_rmsnorm(t61, norm_eps, t60, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 71, 133, lm_step_lora_dropout_k71_dropout(t62, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t61, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 72, 133, lm_step_lora_dropout_k72_lora_a_w1(t63, lora_a_w1, t62, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 73, 133, lm_step_lora_dropout_k73_silu(t64, saved_gate, B, F, T));
-        LA_TIMED(prof, 74, 133, lm_step_lora_dropout_k74_dropout(t65, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t61, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 75, 133, lm_step_lora_dropout_k75_lora_a_w3(t66, lora_a_w3, t65, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 76, 133, lm_step_lora_dropout_k76_dropout(t67, saved_up, lora_dropout, lora_dropout_key_w2, t64, B, F, T));
-        LA_TIMED(prof, 77, 133, lm_step_lora_dropout_k77_lora_a_w2(t68, lora_a_w2, t67, B, F, R, T));
-        LA_TIMED(prof, 78, 133, lm_step_lora_dropout_k78_lora(t69, carry1, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 79, 133, lm_step_lora_dropout_k79_lora_b_w2_grad_in(t70, lora_b_w2, t69, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 80, 133, lm_step_lora_dropout_k80_lora_a_w2_grad_in(t71, lora_a_w2, t70, B, F, R, T));
-        LA_TIMED(prof, 81, 133, lm_step_lora_dropout_k81_w2_grad_in(t72, carry1, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 82, 133, lm_step_lora_dropout_k82_dropout(t73, lora_dropout, lora_dropout_key_w2, t64, t71, t72, B, F, T));
-        LA_TIMED(prof, 83, 133, lm_step_lora_dropout_k83_lora(t74, lora_scale_w3, t73, B, F, T));
-        LA_TIMED(prof, 84, 133, lm_step_lora_dropout_k84_lora_b_w3_grad_in(t75, lora_b_w3, t74, B, F, R, T));
-        LA_TIMED(prof, 85, 133, lm_step_lora_dropout_k85_lora_a_w3_grad_in(t76, lora_a_w3, t75, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 86, 133, lm_step_lora_dropout_k86_w3_grad_in(t77, w3, t73, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 87, 133, lm_step_lora_dropout_k87_dropout(t78, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t64, t71, t72, B, F, T));
-        LA_TIMED(prof, 88, 133, lm_step_lora_dropout_k88_lora(t79, lora_scale_w1, t78, B, F, T));
-        LA_TIMED(prof, 89, 133, lm_step_lora_dropout_k89_lora_b_w1_grad_in(t80, lora_b_w1, t79, B, F, R, T));
-        LA_TIMED(prof, 90, 133, lm_step_lora_dropout_k90_lora_a_w1_grad_in(t81, lora_a_w1, t80, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 91, 133, lm_step_lora_dropout_k91_w1_grad_in(t82, w1, t78, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 92, 133, lm_step_lora_dropout_k92_rmsnorm_grad(t83, carry1, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t61, t76, t77, t81, t82, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 93, 133, lm_step_lora_dropout_k93_lora(t84, lora_scale_wo, t83, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 94, 133, lm_step_lora_dropout_k94_lora_b_wo_grad_in(t85, lora_b_wo, t84, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 95, 133, lm_step_lora_dropout_k95_lora_a_wo_grad_in(t86, lora_a_wo, t85, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 96, 133, lm_step_lora_dropout_k96_wo_grad_in(t87, wo, t83, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 97, 133, lm_step_lora_dropout_k97_dropout(t88, lora_dropout, lora_dropout_key_wo, t86, t87, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 98, 133, lm_step_lora_dropout_k98_attention_grad_matmul(t89, saved_v, t88, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 99, 133, lm_step_lora_dropout_k99_softmax_grad(t90, t55, t56, t57, t89, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 100, 133, lm_step_lora_dropout_k100_scores_grad_matmul(t91, saved_k, t90, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 101, 133, lm_step_lora_dropout_k101_attention_grad_matmul(t92, t57, t88, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 102, 133, lm_step_lora_dropout_k102_attention_grad_matmul(t93, saved_q, t90, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 103, 133, lm_step_lora_dropout_k103_attention_grad(t94, lora_scale_wv, t92, B, HD2, KVH, T));
-        LA_TIMED(prof, 104, 133, lm_step_lora_dropout_k104_lora_b_wv_grad_in(t95, lora_b_wv, t94, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 105, 133, lm_step_lora_dropout_k105_lora_a_wv_grad_in(t96, lora_a_wv, t95, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 106, 133, lm_step_lora_dropout_k106_attention_grad(t97, t92, B, HD2, KVH, T));
-        LA_TIMED(prof, 107, 133, lm_step_lora_dropout_k107_wv_grad_in(t98, wv, t97, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 108, 133, lm_step_lora_dropout_k108_rope_grad(t99, t0, t1, t93, B, HD2, KVH, T));
-        LA_TIMED(prof, 109, 133, lm_step_lora_dropout_k109_lora(t100, lora_scale_wk, t99, B, HD2, KVH, T));
-        LA_TIMED(prof, 110, 133, lm_step_lora_dropout_k110_lora_b_wk_grad_in(t101, lora_b_wk, t100, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 111, 133, lm_step_lora_dropout_k111_lora_a_wk_grad_in(t102, lora_a_wk, t101, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 112, 133, lm_step_lora_dropout_k112_wk_grad_in(t103, wk, t99, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 113, 133, lm_step_lora_dropout_k113_rope_grad(t104, t0, t1, t91, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 114, 133, lm_step_lora_dropout_k114_lora(t105, lora_scale_wq, t104, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 115, 133, lm_step_lora_dropout_k115_lora_b_wq_grad_in(t106, lora_b_wq, t105, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 116, 133, lm_step_lora_dropout_k116_lora_a_wq_grad_in(t107, lora_a_wq, t106, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 117, 133, lm_step_lora_dropout_k117_wq_grad_in(t108, wq, t104, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 118, 133, lm_step_lora_dropout_k118_dropout(carry1_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t46, t83, t96, t98, t102, t103, t107, t108, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 119, 133, lm_step_lora_dropout_k119_grad_lora_a_wq(grad_lora_a_wq, t48, t106, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 120, 133, lm_step_lora_dropout_k120_grad_lora_b_wq(grad_lora_b_wq, t49, t105, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 121, 133, lm_step_lora_dropout_k121_grad_lora_a_wk(grad_lora_a_wk, t50, t101, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 122, 133, lm_step_lora_dropout_k122_grad_lora_b_wk(grad_lora_b_wk, t51, t100, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 123, 133, lm_step_lora_dropout_k123_grad_lora_a_wv(grad_lora_a_wv, t52, t95, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 124, 133, lm_step_lora_dropout_k124_grad_lora_b_wv(grad_lora_b_wv, t53, t94, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 125, 133, lm_step_lora_dropout_k125_grad_lora_a_wo(grad_lora_a_wo, t58, t85, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 126, 133, lm_step_lora_dropout_k126_grad_lora_b_wo(grad_lora_b_wo, t59, t84, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 127, 133, lm_step_lora_dropout_k127_grad_lora_a_w1(grad_lora_a_w1, t62, t80, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 128, 133, lm_step_lora_dropout_k128_grad_lora_b_w1(grad_lora_b_w1, t63, t79, B, F, R, T));
-        LA_TIMED(prof, 129, 133, lm_step_lora_dropout_k129_grad_lora_a_w2(grad_lora_a_w2, t67, t70, B, F, R, T));
-        LA_TIMED(prof, 130, 133, lm_step_lora_dropout_k130_grad_lora_b_w2(grad_lora_b_w2, t68, t69, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 131, 133, lm_step_lora_dropout_k131_grad_lora_a_w3(grad_lora_a_w3, t65, t75, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 132, 133, lm_step_lora_dropout_k132_grad_lora_b_w3(grad_lora_b_w3, t66, t74, B, F, R, T));
+        LA_TIMED(prof, 59, 137, lm_step_lora_dropout_k59_rmsnorm(t48, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 137, lm_step_lora_dropout_k60_rmsnorm(t49, norm_eps, saved_x, attn_norm, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 137, lm_step_lora_dropout_k61_dropout(t50, lora_dropout_key_wq, lora_dropout, t49, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 62, 137, lm_step_lora_dropout_k62_lora_a_wq(t51, lora_a_wq, t50, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 63, 137, lm_step_lora_dropout_k63_dropout(t52, lora_dropout, lora_dropout_key_wk, t49, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 137, lm_step_lora_dropout_k64_lora_a_wk(t53, lora_a_wk, t52, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 65, 137, lm_step_lora_dropout_k65_dropout(t54, lora_dropout, lora_dropout_key_wv, t49, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 137, lm_step_lora_dropout_k66_lora_a_wv(t55, lora_a_wv, t54, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 67, 137, lm_step_lora_dropout_k67_scores_matmul(t56, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 137, lm_step_lora_dropout_k68_attention(t57, t56, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 137, lm_step_lora_dropout_k69_softmax(t58, t57, B, KVH, REP, T));
+        LA_TIMED(prof, 70, 137, lm_step_lora_dropout_k70_softmax(t59, t57, t58, B, KVH, REP, T));
+        LA_TIMED(prof, 71, 137, lm_step_lora_dropout_k71_dropout(t60, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 137, lm_step_lora_dropout_k72_lora_a_wo(t61, lora_a_wo, t60, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 73, 137, lm_step_lora_dropout_k73_rmsnorm(t62, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 137, lm_step_lora_dropout_k74_rmsnorm(t63, norm_eps, t62, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 137, lm_step_lora_dropout_k75_dropout(t64, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t63, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 137, lm_step_lora_dropout_k76_lora_a_w1(t65, lora_a_w1, t64, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 77, 137, lm_step_lora_dropout_k77_silu(t66, saved_gate, B, F, T));
+        LA_TIMED(prof, 78, 137, lm_step_lora_dropout_k78_dropout(t67, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t63, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 137, lm_step_lora_dropout_k79_lora_a_w3(t68, lora_a_w3, t67, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 80, 137, lm_step_lora_dropout_k80_dropout(t69, saved_up, lora_dropout, lora_dropout_key_w2, t66, B, F, T));
+        LA_TIMED(prof, 81, 137, lm_step_lora_dropout_k81_lora_a_w2(t70, lora_a_w2, t69, B, F, R, T));
+        LA_TIMED(prof, 82, 137, lm_step_lora_dropout_k82_lora(t71, carry1, lora_scale_w2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 137, lm_step_lora_dropout_k83_lora_b_w2_grad_in(t72, lora_b_w2, t71, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 84, 137, lm_step_lora_dropout_k84_lora_a_w2_grad_in(t73, lora_a_w2, t72, B, F, R, T));
+        LA_TIMED(prof, 85, 137, lm_step_lora_dropout_k85_w2_grad_in(t74, carry1, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 137, lm_step_lora_dropout_k86_dropout(t75, lora_dropout, lora_dropout_key_w2, t66, t73, t74, B, F, T));
+        LA_TIMED(prof, 87, 137, lm_step_lora_dropout_k87_lora(t76, lora_scale_w3, t75, B, F, T));
+        LA_TIMED(prof, 88, 137, lm_step_lora_dropout_k88_lora_b_w3_grad_in(t77, lora_b_w3, t76, B, F, R, T));
+        LA_TIMED(prof, 89, 137, lm_step_lora_dropout_k89_lora_a_w3_grad_in(t78, lora_a_w3, t77, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 90, 137, lm_step_lora_dropout_k90_w3_grad_in(t79, w3, t75, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 137, lm_step_lora_dropout_k91_dropout(t80, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t66, t73, t74, B, F, T));
+        LA_TIMED(prof, 92, 137, lm_step_lora_dropout_k92_lora(t81, lora_scale_w1, t80, B, F, T));
+        LA_TIMED(prof, 93, 137, lm_step_lora_dropout_k93_lora_b_w1_grad_in(t82, lora_b_w1, t81, B, F, R, T));
+        LA_TIMED(prof, 94, 137, lm_step_lora_dropout_k94_lora_a_w1_grad_in(t83, lora_a_w1, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 95, 137, lm_step_lora_dropout_k95_w1_grad_in(t84, w1, t80, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 137, lm_step_lora_dropout_k96_rmsnorm_grad(t85, carry1, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t63, t78, t79, t83, t84, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 137, lm_step_lora_dropout_k97_lora(t86, lora_scale_wo, t85, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 137, lm_step_lora_dropout_k98_lora_b_wo_grad_in(t87, lora_b_wo, t86, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 99, 137, lm_step_lora_dropout_k99_lora_a_wo_grad_in(t88, lora_a_wo, t87, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 100, 137, lm_step_lora_dropout_k100_wo_grad_in(t89, wo, t85, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 101, 137, lm_step_lora_dropout_k101_dropout(t90, lora_dropout, lora_dropout_key_wo, t88, t89, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 137, lm_step_lora_dropout_k102_attention_grad_matmul(t91, saved_v, t90, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 103, 137, lm_step_lora_dropout_k103_softmax_grad(t92, t57, t58, t59, t91, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 104, 137, lm_step_lora_dropout_k104_scores_grad_matmul(t93, saved_k, t92, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 105, 137, lm_step_lora_dropout_k105_attention_grad_matmul(t94, t59, t90, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 106, 137, lm_step_lora_dropout_k106_attention_grad_matmul(t95, saved_q, t92, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 107, 137, lm_step_lora_dropout_k107_attention_grad(t96, lora_scale_wv, t94, B, HD2, KVH, T));
+        LA_TIMED(prof, 108, 137, lm_step_lora_dropout_k108_lora_b_wv_grad_in(t97, lora_b_wv, t96, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 109, 137, lm_step_lora_dropout_k109_lora_a_wv_grad_in(t98, lora_a_wv, t97, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 110, 137, lm_step_lora_dropout_k110_attention_grad(t99, t94, B, HD2, KVH, T));
+        LA_TIMED(prof, 111, 137, lm_step_lora_dropout_k111_wv_grad_in(t100, wv, t99, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 112, 137, lm_step_lora_dropout_k112_rope_grad(t101, t0, t1, t95, B, HD2, KVH, T));
+        LA_TIMED(prof, 113, 137, lm_step_lora_dropout_k113_lora(t102, lora_scale_wk, t101, B, HD2, KVH, T));
+        LA_TIMED(prof, 114, 137, lm_step_lora_dropout_k114_lora_b_wk_grad_in(t103, lora_b_wk, t102, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 115, 137, lm_step_lora_dropout_k115_lora_a_wk_grad_in(t104, lora_a_wk, t103, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 116, 137, lm_step_lora_dropout_k116_wk_grad_in(t105, wk, t101, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 117, 137, lm_step_lora_dropout_k117_rope_grad(t106, t0, t1, t93, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 118, 137, lm_step_lora_dropout_k118_lora(t107, lora_scale_wq, t106, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 119, 137, lm_step_lora_dropout_k119_lora_b_wq_grad_in(t108, lora_b_wq, t107, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 120, 137, lm_step_lora_dropout_k120_lora_a_wq_grad_in(t109, lora_a_wq, t108, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 121, 137, lm_step_lora_dropout_k121_wq_grad_in(t110, wq, t106, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 122, 137, lm_step_lora_dropout_k122_dropout(carry1_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t48, t85, t98, t100, t104, t105, t109, t110, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 123, 137, lm_step_lora_dropout_k123_grad_lora_a_wq(grad_lora_a_wq, t50, t108, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 124, 137, lm_step_lora_dropout_k124_grad_lora_b_wq(grad_lora_b_wq, t51, t107, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 125, 137, lm_step_lora_dropout_k125_grad_lora_a_wk(grad_lora_a_wk, t52, t103, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 126, 137, lm_step_lora_dropout_k126_grad_lora_b_wk(grad_lora_b_wk, t53, t102, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 127, 137, lm_step_lora_dropout_k127_grad_lora_a_wv(grad_lora_a_wv, t54, t97, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 128, 137, lm_step_lora_dropout_k128_grad_lora_b_wv(grad_lora_b_wv, t55, t96, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 129, 137, lm_step_lora_dropout_k129_grad_lora_a_wo(grad_lora_a_wo, t60, t87, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 130, 137, lm_step_lora_dropout_k130_grad_lora_b_wo(grad_lora_b_wo, t61, t86, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 131, 137, lm_step_lora_dropout_k131_grad_lora_a_w1(grad_lora_a_w1, t64, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 132, 137, lm_step_lora_dropout_k132_grad_lora_b_w1(grad_lora_b_w1, t65, t81, B, F, R, T));
+        LA_TIMED(prof, 133, 137, lm_step_lora_dropout_k133_grad_lora_a_w2(grad_lora_a_w2, t69, t72, B, F, R, T));
+        LA_TIMED(prof, 134, 137, lm_step_lora_dropout_k134_grad_lora_b_w2(grad_lora_b_w2, t70, t71, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 135, 137, lm_step_lora_dropout_k135_grad_lora_a_w3(grad_lora_a_w3, t67, t77, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 136, 137, lm_step_lora_dropout_k136_grad_lora_b_w3(grad_lora_b_w3, t68, t76, B, F, R, T));
         carry1 = carry1_next;
     }
 }
@@ -6149,88 +6402,92 @@ void llama_train_lm_step_lora_dropout_costs(const llama_train_lm_step_lora_dropo
     flops[48] = (double)(NS + NS*V + NS*V + NS*V); bytes[48] = (double)(4*NS + 4*NS*V + 4*NS); /* lm_step_lora_dropout_k48_log_softmax */
     flops[49] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[49] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_dropout_k49_cross_entropy */
     flops[50] = (double)(NS + NS + NS); bytes[50] = (double)(4 + 4*NS + 4*NS); /* lm_step_lora_dropout_k50_cross_entropy */
-    flops[51] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[51] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_dropout_k51_log_softmax_grad */
-    flops[52] = (double)(4*HD2*KVH*NS*REP*V); bytes[52] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_lora_dropout_k52_lm_head_grad_in */
-    flops[53] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[53] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_lora_dropout_k53_rmsnorm_grad */
-    flops[54] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_lora_dropout_k54_rmsnorm_grad_scatter_add */
-    flops[55] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[55] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k55_rmsnorm */
-    flops[56] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[56] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_dropout_k56_rmsnorm */
-    flops[57] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[57] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k57_dropout */
-    flops[58] = (double)(4*B*HD2*KVH*R*REP*T); bytes[58] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k58_lora_a_wq */
-    flops[59] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k59_dropout */
-    flops[60] = (double)(4*B*HD2*KVH*R*REP*T); bytes[60] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k60_lora_a_wk */
-    flops[61] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k61_dropout */
-    flops[62] = (double)(4*B*HD2*KVH*R*REP*T); bytes[62] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k62_lora_a_wv */
-    flops[63] = (double)(4*B*HD2*KVH*REP*T*T); bytes[63] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k63_scores_matmul */
-    flops[64] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[64] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k64_attention */
-    flops[65] = (double)(B*KVH*REP*T*T); bytes[65] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k65_softmax */
-    flops[66] = (double)(B*KVH*REP*T*T); bytes[66] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_dropout_k66_softmax */
-    flops[67] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4); /* lm_step_lora_dropout_k67_dropout */
-    flops[68] = (double)(4*B*HD2*KVH*R*REP*T); bytes[68] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k68_lora_a_wo */
-    flops[69] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k69_rmsnorm */
-    flops[70] = (double)(B*T + B*T + B*T); bytes[70] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_lora_dropout_k70_rmsnorm */
-    flops[71] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k71_dropout */
-    flops[72] = (double)(4*B*HD2*KVH*R*REP*T); bytes[72] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k72_lora_a_w1 */
-    flops[73] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[73] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k73_silu */
-    flops[74] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k74_dropout */
-    flops[75] = (double)(4*B*HD2*KVH*R*REP*T); bytes[75] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k75_lora_a_w3 */
-    flops[76] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[76] = (double)(4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k76_dropout */
-    flops[77] = (double)(2*B*F*R*T); bytes[77] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k77_lora_a_w2 */
-    flops[78] = (double)(2*B*HD2*KVH*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_dropout_k78_lora */
-    flops[79] = (double)(4*B*HD2*KVH*R*REP*T); bytes[79] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k79_lora_b_w2_grad_in */
-    flops[80] = (double)(2*B*F*R*T); bytes[80] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k80_lora_a_w2_grad_in */
-    flops[81] = (double)(4*B*F*HD2*KVH*REP*T); bytes[81] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_dropout_k81_w2_grad_in */
-    flops[82] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[82] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k82_dropout */
-    flops[83] = (double)(B*F*T); bytes[83] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k83_lora */
-    flops[84] = (double)(2*B*F*R*T); bytes[84] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k84_lora_b_w3_grad_in */
-    flops[85] = (double)(4*B*HD2*KVH*R*REP*T); bytes[85] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k85_lora_a_w3_grad_in */
-    flops[86] = (double)(4*B*F*HD2*KVH*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k86_w3_grad_in */
-    flops[87] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[87] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k87_dropout */
-    flops[88] = (double)(B*F*T); bytes[88] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k88_lora */
-    flops[89] = (double)(2*B*F*R*T); bytes[89] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k89_lora_b_w1_grad_in */
-    flops[90] = (double)(4*B*HD2*KVH*R*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k90_lora_a_w1_grad_in */
-    flops[91] = (double)(4*B*F*HD2*KVH*REP*T); bytes[91] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k91_w1_grad_in */
-    flops[92] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k92_rmsnorm_grad */
-    flops[93] = (double)(2*B*HD2*KVH*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k93_lora */
-    flops[94] = (double)(4*B*HD2*KVH*R*REP*T); bytes[94] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k94_lora_b_wo_grad_in */
-    flops[95] = (double)(4*B*HD2*KVH*R*REP*T); bytes[95] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k95_lora_a_wo_grad_in */
-    flops[96] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k96_wo_grad_in */
-    flops[97] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k97_dropout */
-    flops[98] = (double)(4*B*HD2*KVH*REP*T*T); bytes[98] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k98_attention_grad_matmul */
-    flops[99] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[99] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k99_softmax_grad */
-    flops[100] = (double)(4*B*HD2*KVH*REP*T*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k100_scores_grad_matmul */
-    flops[101] = (double)(4*B*HD2*KVH*REP*T*T); bytes[101] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k101_attention_grad_matmul */
-    flops[102] = (double)(4*B*HD2*KVH*REP*T*T); bytes[102] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k102_attention_grad_matmul */
-    flops[103] = (double)(2*B*HD2*KVH*T); bytes[103] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k103_attention_grad */
-    flops[104] = (double)(4*B*HD2*KVH*R*T); bytes[104] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k104_lora_b_wv_grad_in */
-    flops[105] = (double)(4*B*HD2*KVH*R*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k105_lora_a_wv_grad_in */
-    flops[106] = (double)(0); bytes[106] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k106_attention_grad */
-    flops[107] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[107] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k107_wv_grad_in */
-    flops[108] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[108] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k108_rope_grad */
-    flops[109] = (double)(2*B*HD2*KVH*T); bytes[109] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k109_lora */
-    flops[110] = (double)(4*B*HD2*KVH*R*T); bytes[110] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k110_lora_b_wk_grad_in */
-    flops[111] = (double)(4*B*HD2*KVH*R*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k111_lora_a_wk_grad_in */
-    flops[112] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[112] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k112_wk_grad_in */
-    flops[113] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k113_rope_grad */
-    flops[114] = (double)(2*B*HD2*KVH*REP*T); bytes[114] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k114_lora */
-    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k115_lora_b_wq_grad_in */
-    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k116_lora_a_wq_grad_in */
-    flops[117] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k117_wq_grad_in */
-    flops[118] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[118] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k118_dropout */
-    flops[119] = (double)(4*B*HD2*KVH*R*REP*T); bytes[119] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k119_grad_lora_a_wq */
-    flops[120] = (double)(4*B*HD2*KVH*R*REP*T); bytes[120] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k120_grad_lora_b_wq */
-    flops[121] = (double)(4*B*HD2*KVH*R*REP*T); bytes[121] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k121_grad_lora_a_wk */
-    flops[122] = (double)(4*B*HD2*KVH*R*T); bytes[122] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k122_grad_lora_b_wk */
-    flops[123] = (double)(4*B*HD2*KVH*R*REP*T); bytes[123] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k123_grad_lora_a_wv */
-    flops[124] = (double)(4*B*HD2*KVH*R*T); bytes[124] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k124_grad_lora_b_wv */
-    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k125_grad_lora_a_wo */
-    flops[126] = (double)(4*B*HD2*KVH*R*REP*T); bytes[126] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k126_grad_lora_b_wo */
-    flops[127] = (double)(4*B*HD2*KVH*R*REP*T); bytes[127] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k127_grad_lora_a_w1 */
-    flops[128] = (double)(2*B*F*R*T); bytes[128] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k128_grad_lora_b_w1 */
-    flops[129] = (double)(2*B*F*R*T); bytes[129] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_dropout_k129_grad_lora_a_w2 */
-    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k130_grad_lora_b_w2 */
-    flops[131] = (double)(4*B*HD2*KVH*R*REP*T); bytes[131] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k131_grad_lora_a_w3 */
-    flops[132] = (double)(2*B*F*R*T); bytes[132] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k132_grad_lora_b_w3 */
+    flops[51] = (double)(NS + NS*V + NS + NS*V + NS*V + NS*V + NS*V); bytes[51] = (double)(4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_dropout_k51_log_softmax */
+    flops[52] = (double)(NS + NS*V + NS*V + NS*V); bytes[52] = (double)(4*NS + 4*NS + 4*NS*V); /* lm_step_lora_dropout_k52_cross_entropy */
+    flops[53] = (double)(NS + NS + NS); bytes[53] = (double)(4 + 4*NS + 4*NS); /* lm_step_lora_dropout_k53_token_stats */
+    flops[54] = (double)(NS + NS + NS); bytes[54] = (double)(4 + 4*NS + 4*NS + 4*NS); /* lm_step_lora_dropout_k54_token_stats */
+    flops[55] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[55] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_dropout_k55_log_softmax_grad */
+    flops[56] = (double)(4*HD2*KVH*NS*REP*V); bytes[56] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_lora_dropout_k56_lm_head_grad_in */
+    flops[57] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[57] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_lora_dropout_k57_rmsnorm_grad */
+    flops[58] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add */
+    flops[59] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k59_rmsnorm */
+    flops[60] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_dropout_k60_rmsnorm */
+    flops[61] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k61_dropout */
+    flops[62] = (double)(4*B*HD2*KVH*R*REP*T); bytes[62] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k62_lora_a_wq */
+    flops[63] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k63_dropout */
+    flops[64] = (double)(4*B*HD2*KVH*R*REP*T); bytes[64] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k64_lora_a_wk */
+    flops[65] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k65_dropout */
+    flops[66] = (double)(4*B*HD2*KVH*R*REP*T); bytes[66] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k66_lora_a_wv */
+    flops[67] = (double)(4*B*HD2*KVH*REP*T*T); bytes[67] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k67_scores_matmul */
+    flops[68] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[68] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k68_attention */
+    flops[69] = (double)(B*KVH*REP*T*T); bytes[69] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k69_softmax */
+    flops[70] = (double)(B*KVH*REP*T*T); bytes[70] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_dropout_k70_softmax */
+    flops[71] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4); /* lm_step_lora_dropout_k71_dropout */
+    flops[72] = (double)(4*B*HD2*KVH*R*REP*T); bytes[72] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k72_lora_a_wo */
+    flops[73] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[73] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k73_rmsnorm */
+    flops[74] = (double)(B*T + B*T + B*T); bytes[74] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_lora_dropout_k74_rmsnorm */
+    flops[75] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k75_dropout */
+    flops[76] = (double)(4*B*HD2*KVH*R*REP*T); bytes[76] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k76_lora_a_w1 */
+    flops[77] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[77] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k77_silu */
+    flops[78] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k78_dropout */
+    flops[79] = (double)(4*B*HD2*KVH*R*REP*T); bytes[79] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k79_lora_a_w3 */
+    flops[80] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[80] = (double)(4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k80_dropout */
+    flops[81] = (double)(2*B*F*R*T); bytes[81] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k81_lora_a_w2 */
+    flops[82] = (double)(2*B*HD2*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_dropout_k82_lora */
+    flops[83] = (double)(4*B*HD2*KVH*R*REP*T); bytes[83] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k83_lora_b_w2_grad_in */
+    flops[84] = (double)(2*B*F*R*T); bytes[84] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k84_lora_a_w2_grad_in */
+    flops[85] = (double)(4*B*F*HD2*KVH*REP*T); bytes[85] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_dropout_k85_w2_grad_in */
+    flops[86] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[86] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k86_dropout */
+    flops[87] = (double)(B*F*T); bytes[87] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k87_lora */
+    flops[88] = (double)(2*B*F*R*T); bytes[88] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k88_lora_b_w3_grad_in */
+    flops[89] = (double)(4*B*HD2*KVH*R*REP*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k89_lora_a_w3_grad_in */
+    flops[90] = (double)(4*B*F*HD2*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k90_w3_grad_in */
+    flops[91] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[91] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k91_dropout */
+    flops[92] = (double)(B*F*T); bytes[92] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k92_lora */
+    flops[93] = (double)(2*B*F*R*T); bytes[93] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k93_lora_b_w1_grad_in */
+    flops[94] = (double)(4*B*HD2*KVH*R*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k94_lora_a_w1_grad_in */
+    flops[95] = (double)(4*B*F*HD2*KVH*REP*T); bytes[95] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k95_w1_grad_in */
+    flops[96] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k96_rmsnorm_grad */
+    flops[97] = (double)(2*B*HD2*KVH*REP*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k97_lora */
+    flops[98] = (double)(4*B*HD2*KVH*R*REP*T); bytes[98] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k98_lora_b_wo_grad_in */
+    flops[99] = (double)(4*B*HD2*KVH*R*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k99_lora_a_wo_grad_in */
+    flops[100] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k100_wo_grad_in */
+    flops[101] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k101_dropout */
+    flops[102] = (double)(4*B*HD2*KVH*REP*T*T); bytes[102] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k102_attention_grad_matmul */
+    flops[103] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[103] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k103_softmax_grad */
+    flops[104] = (double)(4*B*HD2*KVH*REP*T*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k104_scores_grad_matmul */
+    flops[105] = (double)(4*B*HD2*KVH*REP*T*T); bytes[105] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k105_attention_grad_matmul */
+    flops[106] = (double)(4*B*HD2*KVH*REP*T*T); bytes[106] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k106_attention_grad_matmul */
+    flops[107] = (double)(2*B*HD2*KVH*T); bytes[107] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k107_attention_grad */
+    flops[108] = (double)(4*B*HD2*KVH*R*T); bytes[108] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k108_lora_b_wv_grad_in */
+    flops[109] = (double)(4*B*HD2*KVH*R*REP*T); bytes[109] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k109_lora_a_wv_grad_in */
+    flops[110] = (double)(0); bytes[110] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k110_attention_grad */
+    flops[111] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k111_wv_grad_in */
+    flops[112] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[112] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k112_rope_grad */
+    flops[113] = (double)(2*B*HD2*KVH*T); bytes[113] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k113_lora */
+    flops[114] = (double)(4*B*HD2*KVH*R*T); bytes[114] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k114_lora_b_wk_grad_in */
+    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k115_lora_a_wk_grad_in */
+    flops[116] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[116] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k116_wk_grad_in */
+    flops[117] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k117_rope_grad */
+    flops[118] = (double)(2*B*HD2*KVH*REP*T); bytes[118] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k118_lora */
+    flops[119] = (double)(4*B*HD2*KVH*R*REP*T); bytes[119] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k119_lora_b_wq_grad_in */
+    flops[120] = (double)(4*B*HD2*KVH*R*REP*T); bytes[120] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k120_lora_a_wq_grad_in */
+    flops[121] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[121] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k121_wq_grad_in */
+    flops[122] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[122] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k122_dropout */
+    flops[123] = (double)(4*B*HD2*KVH*R*REP*T); bytes[123] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k123_grad_lora_a_wq */
+    flops[124] = (double)(4*B*HD2*KVH*R*REP*T); bytes[124] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k124_grad_lora_b_wq */
+    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k125_grad_lora_a_wk */
+    flops[126] = (double)(4*B*HD2*KVH*R*T); bytes[126] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k126_grad_lora_b_wk */
+    flops[127] = (double)(4*B*HD2*KVH*R*REP*T); bytes[127] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k127_grad_lora_a_wv */
+    flops[128] = (double)(4*B*HD2*KVH*R*T); bytes[128] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k128_grad_lora_b_wv */
+    flops[129] = (double)(4*B*HD2*KVH*R*REP*T); bytes[129] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k129_grad_lora_a_wo */
+    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k130_grad_lora_b_wo */
+    flops[131] = (double)(4*B*HD2*KVH*R*REP*T); bytes[131] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k131_grad_lora_a_w1 */
+    flops[132] = (double)(2*B*F*R*T); bytes[132] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k132_grad_lora_b_w1 */
+    flops[133] = (double)(2*B*F*R*T); bytes[133] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_dropout_k133_grad_lora_a_w2 */
+    flops[134] = (double)(4*B*HD2*KVH*R*REP*T); bytes[134] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k134_grad_lora_b_w2 */
+    flops[135] = (double)(4*B*HD2*KVH*R*REP*T); bytes[135] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k135_grad_lora_a_w3 */
+    flops[136] = (double)(2*B*F*R*T); bytes[136] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k136_grad_lora_b_w3 */
     (void)args;
 }
 
@@ -6289,90 +6546,94 @@ static const char *const llama_train_lm_step_lora_dropout_kernel_names[] = {
     "lm_step_lora_dropout_k48_log_softmax",
     "lm_step_lora_dropout_k49_cross_entropy",
     "lm_step_lora_dropout_k50_cross_entropy",
-    "lm_step_lora_dropout_k51_log_softmax_grad",
-    "lm_step_lora_dropout_k52_lm_head_grad_in",
-    "lm_step_lora_dropout_k53_rmsnorm_grad",
-    "lm_step_lora_dropout_k54_rmsnorm_grad_scatter_add",
-    "lm_step_lora_dropout_k55_rmsnorm",
-    "lm_step_lora_dropout_k56_rmsnorm",
-    "lm_step_lora_dropout_k57_dropout",
-    "lm_step_lora_dropout_k58_lora_a_wq",
-    "lm_step_lora_dropout_k59_dropout",
-    "lm_step_lora_dropout_k60_lora_a_wk",
+    "lm_step_lora_dropout_k51_log_softmax",
+    "lm_step_lora_dropout_k52_cross_entropy",
+    "lm_step_lora_dropout_k53_token_stats",
+    "lm_step_lora_dropout_k54_token_stats",
+    "lm_step_lora_dropout_k55_log_softmax_grad",
+    "lm_step_lora_dropout_k56_lm_head_grad_in",
+    "lm_step_lora_dropout_k57_rmsnorm_grad",
+    "lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add",
+    "lm_step_lora_dropout_k59_rmsnorm",
+    "lm_step_lora_dropout_k60_rmsnorm",
     "lm_step_lora_dropout_k61_dropout",
-    "lm_step_lora_dropout_k62_lora_a_wv",
-    "lm_step_lora_dropout_k63_scores_matmul",
-    "lm_step_lora_dropout_k64_attention",
-    "lm_step_lora_dropout_k65_softmax",
-    "lm_step_lora_dropout_k66_softmax",
-    "lm_step_lora_dropout_k67_dropout",
-    "lm_step_lora_dropout_k68_lora_a_wo",
-    "lm_step_lora_dropout_k69_rmsnorm",
-    "lm_step_lora_dropout_k70_rmsnorm",
+    "lm_step_lora_dropout_k62_lora_a_wq",
+    "lm_step_lora_dropout_k63_dropout",
+    "lm_step_lora_dropout_k64_lora_a_wk",
+    "lm_step_lora_dropout_k65_dropout",
+    "lm_step_lora_dropout_k66_lora_a_wv",
+    "lm_step_lora_dropout_k67_scores_matmul",
+    "lm_step_lora_dropout_k68_attention",
+    "lm_step_lora_dropout_k69_softmax",
+    "lm_step_lora_dropout_k70_softmax",
     "lm_step_lora_dropout_k71_dropout",
-    "lm_step_lora_dropout_k72_lora_a_w1",
-    "lm_step_lora_dropout_k73_silu",
-    "lm_step_lora_dropout_k74_dropout",
-    "lm_step_lora_dropout_k75_lora_a_w3",
-    "lm_step_lora_dropout_k76_dropout",
-    "lm_step_lora_dropout_k77_lora_a_w2",
-    "lm_step_lora_dropout_k78_lora",
-    "lm_step_lora_dropout_k79_lora_b_w2_grad_in",
-    "lm_step_lora_dropout_k80_lora_a_w2_grad_in",
-    "lm_step_lora_dropout_k81_w2_grad_in",
-    "lm_step_lora_dropout_k82_dropout",
-    "lm_step_lora_dropout_k83_lora",
-    "lm_step_lora_dropout_k84_lora_b_w3_grad_in",
-    "lm_step_lora_dropout_k85_lora_a_w3_grad_in",
-    "lm_step_lora_dropout_k86_w3_grad_in",
-    "lm_step_lora_dropout_k87_dropout",
-    "lm_step_lora_dropout_k88_lora",
-    "lm_step_lora_dropout_k89_lora_b_w1_grad_in",
-    "lm_step_lora_dropout_k90_lora_a_w1_grad_in",
-    "lm_step_lora_dropout_k91_w1_grad_in",
-    "lm_step_lora_dropout_k92_rmsnorm_grad",
-    "lm_step_lora_dropout_k93_lora",
-    "lm_step_lora_dropout_k94_lora_b_wo_grad_in",
-    "lm_step_lora_dropout_k95_lora_a_wo_grad_in",
-    "lm_step_lora_dropout_k96_wo_grad_in",
-    "lm_step_lora_dropout_k97_dropout",
-    "lm_step_lora_dropout_k98_attention_grad_matmul",
-    "lm_step_lora_dropout_k99_softmax_grad",
-    "lm_step_lora_dropout_k100_scores_grad_matmul",
-    "lm_step_lora_dropout_k101_attention_grad_matmul",
+    "lm_step_lora_dropout_k72_lora_a_wo",
+    "lm_step_lora_dropout_k73_rmsnorm",
+    "lm_step_lora_dropout_k74_rmsnorm",
+    "lm_step_lora_dropout_k75_dropout",
+    "lm_step_lora_dropout_k76_lora_a_w1",
+    "lm_step_lora_dropout_k77_silu",
+    "lm_step_lora_dropout_k78_dropout",
+    "lm_step_lora_dropout_k79_lora_a_w3",
+    "lm_step_lora_dropout_k80_dropout",
+    "lm_step_lora_dropout_k81_lora_a_w2",
+    "lm_step_lora_dropout_k82_lora",
+    "lm_step_lora_dropout_k83_lora_b_w2_grad_in",
+    "lm_step_lora_dropout_k84_lora_a_w2_grad_in",
+    "lm_step_lora_dropout_k85_w2_grad_in",
+    "lm_step_lora_dropout_k86_dropout",
+    "lm_step_lora_dropout_k87_lora",
+    "lm_step_lora_dropout_k88_lora_b_w3_grad_in",
+    "lm_step_lora_dropout_k89_lora_a_w3_grad_in",
+    "lm_step_lora_dropout_k90_w3_grad_in",
+    "lm_step_lora_dropout_k91_dropout",
+    "lm_step_lora_dropout_k92_lora",
+    "lm_step_lora_dropout_k93_lora_b_w1_grad_in",
+    "lm_step_lora_dropout_k94_lora_a_w1_grad_in",
+    "lm_step_lora_dropout_k95_w1_grad_in",
+    "lm_step_lora_dropout_k96_rmsnorm_grad",
+    "lm_step_lora_dropout_k97_lora",
+    "lm_step_lora_dropout_k98_lora_b_wo_grad_in",
+    "lm_step_lora_dropout_k99_lora_a_wo_grad_in",
+    "lm_step_lora_dropout_k100_wo_grad_in",
+    "lm_step_lora_dropout_k101_dropout",
     "lm_step_lora_dropout_k102_attention_grad_matmul",
-    "lm_step_lora_dropout_k103_attention_grad",
-    "lm_step_lora_dropout_k104_lora_b_wv_grad_in",
-    "lm_step_lora_dropout_k105_lora_a_wv_grad_in",
-    "lm_step_lora_dropout_k106_attention_grad",
-    "lm_step_lora_dropout_k107_wv_grad_in",
-    "lm_step_lora_dropout_k108_rope_grad",
-    "lm_step_lora_dropout_k109_lora",
-    "lm_step_lora_dropout_k110_lora_b_wk_grad_in",
-    "lm_step_lora_dropout_k111_lora_a_wk_grad_in",
-    "lm_step_lora_dropout_k112_wk_grad_in",
-    "lm_step_lora_dropout_k113_rope_grad",
-    "lm_step_lora_dropout_k114_lora",
-    "lm_step_lora_dropout_k115_lora_b_wq_grad_in",
-    "lm_step_lora_dropout_k116_lora_a_wq_grad_in",
-    "lm_step_lora_dropout_k117_wq_grad_in",
-    "lm_step_lora_dropout_k118_dropout",
-    "lm_step_lora_dropout_k119_grad_lora_a_wq",
-    "lm_step_lora_dropout_k120_grad_lora_b_wq",
-    "lm_step_lora_dropout_k121_grad_lora_a_wk",
-    "lm_step_lora_dropout_k122_grad_lora_b_wk",
-    "lm_step_lora_dropout_k123_grad_lora_a_wv",
-    "lm_step_lora_dropout_k124_grad_lora_b_wv",
-    "lm_step_lora_dropout_k125_grad_lora_a_wo",
-    "lm_step_lora_dropout_k126_grad_lora_b_wo",
-    "lm_step_lora_dropout_k127_grad_lora_a_w1",
-    "lm_step_lora_dropout_k128_grad_lora_b_w1",
-    "lm_step_lora_dropout_k129_grad_lora_a_w2",
-    "lm_step_lora_dropout_k130_grad_lora_b_w2",
-    "lm_step_lora_dropout_k131_grad_lora_a_w3",
-    "lm_step_lora_dropout_k132_grad_lora_b_w3",
+    "lm_step_lora_dropout_k103_softmax_grad",
+    "lm_step_lora_dropout_k104_scores_grad_matmul",
+    "lm_step_lora_dropout_k105_attention_grad_matmul",
+    "lm_step_lora_dropout_k106_attention_grad_matmul",
+    "lm_step_lora_dropout_k107_attention_grad",
+    "lm_step_lora_dropout_k108_lora_b_wv_grad_in",
+    "lm_step_lora_dropout_k109_lora_a_wv_grad_in",
+    "lm_step_lora_dropout_k110_attention_grad",
+    "lm_step_lora_dropout_k111_wv_grad_in",
+    "lm_step_lora_dropout_k112_rope_grad",
+    "lm_step_lora_dropout_k113_lora",
+    "lm_step_lora_dropout_k114_lora_b_wk_grad_in",
+    "lm_step_lora_dropout_k115_lora_a_wk_grad_in",
+    "lm_step_lora_dropout_k116_wk_grad_in",
+    "lm_step_lora_dropout_k117_rope_grad",
+    "lm_step_lora_dropout_k118_lora",
+    "lm_step_lora_dropout_k119_lora_b_wq_grad_in",
+    "lm_step_lora_dropout_k120_lora_a_wq_grad_in",
+    "lm_step_lora_dropout_k121_wq_grad_in",
+    "lm_step_lora_dropout_k122_dropout",
+    "lm_step_lora_dropout_k123_grad_lora_a_wq",
+    "lm_step_lora_dropout_k124_grad_lora_b_wq",
+    "lm_step_lora_dropout_k125_grad_lora_a_wk",
+    "lm_step_lora_dropout_k126_grad_lora_b_wk",
+    "lm_step_lora_dropout_k127_grad_lora_a_wv",
+    "lm_step_lora_dropout_k128_grad_lora_b_wv",
+    "lm_step_lora_dropout_k129_grad_lora_a_wo",
+    "lm_step_lora_dropout_k130_grad_lora_b_wo",
+    "lm_step_lora_dropout_k131_grad_lora_a_w1",
+    "lm_step_lora_dropout_k132_grad_lora_b_w1",
+    "lm_step_lora_dropout_k133_grad_lora_a_w2",
+    "lm_step_lora_dropout_k134_grad_lora_b_w2",
+    "lm_step_lora_dropout_k135_grad_lora_a_w3",
+    "lm_step_lora_dropout_k136_grad_lora_b_w3",
 };
-const la_program_info llama_train_lm_step_lora_dropout_info = { "llama_train.lm_step_lora_dropout", 82, 133, llama_train_lm_step_lora_dropout_kernel_names, llama_train_lm_step_lora_dropout_run, llama_train_lm_step_lora_dropout_arena, llama_train_lm_step_lora_dropout_cost };
+const la_program_info llama_train_lm_step_lora_dropout_info = { "llama_train.lm_step_lora_dropout", 84, 137, llama_train_lm_step_lora_dropout_kernel_names, llama_train_lm_step_lora_dropout_run, llama_train_lm_step_lora_dropout_arena, llama_train_lm_step_lora_dropout_cost };
 
 /* ===== program 'eval_loss' ===== */
 
@@ -7687,6 +7948,2522 @@ static const char *const llama_train_eval_loss_lora_kernel_names[] = {
     "eval_loss_lora_k37_cross_entropy",
 };
 const la_program_info llama_train_eval_loss_lora_info = { "llama_train.eval_loss_lora", 49, 38, llama_train_eval_loss_lora_kernel_names, llama_train_eval_loss_lora_run, llama_train_eval_loss_lora_arena, llama_train_eval_loss_lora_cost };
+
+/* ===== program 'lm_step_prefix' ===== */
+
+/* lm_step_prefix_k0_rope_tables: t0 = cos((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void lm_step_prefix_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + (float)(P);
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_prefix_k1_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void lm_step_prefix_k1_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k2_rmsnorm: t2 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void lm_step_prefix_k2_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_prefix_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
+static void lm_step_prefix_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+}
+
+/* lm_step_prefix_k4_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void lm_step_prefix_k4_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k5_wk: t4[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_prefix_k5_wk(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wk, D, 0.0f, t4, KVD);
+}
+
+/* lm_step_prefix_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void lm_step_prefix_k6_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k7_wv: saved_v[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_prefix_k7_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wv, D, 0.0f, saved_v, KVD);
+}
+
+/* lm_step_prefix_k8_prefix: concat  [layer/attention/prefix] */
+static void lm_step_prefix_k8_prefix(float *restrict t5, const float *restrict prefix_kv, const float *restrict saved_k, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[((i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = saved_k[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k9_prefix: concat  [layer/attention/prefix] */
+static void lm_step_prefix_k9_prefix(float *restrict t6, const float *restrict prefix_kv, const float *restrict saved_v, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[(((1) * P + i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = saved_v[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t6[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k10_scores_matmul: t7[B, KVH, REP, T, S] = saved_q · t5ᵀ  [layer/attention/attention/scores] */
+static void lm_step_prefix_k10_scores_matmul(float *restrict t7, const float *restrict saved_q, const float *restrict t5, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t5 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t7 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
+}
+
+/* lm_step_prefix_k11_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void lm_step_prefix_k11_attention(float *restrict t8, const float *restrict t7, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + (float)(P);
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t7[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + (float)(P);
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t7[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t8[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t8[r * n + j]) / acc1;
+            t8[r * n + j] = v12;
+        }
+    }
+}
+
+/* lm_step_prefix_k12_saved_attn: saved_attn[B, KVH, REP, T, HD] = t8 · t6  [layer/attention/attention; layer/attention] */
+static void lm_step_prefix_k12_saved_attn(float *restrict saved_attn, const float *restrict t6, const float *restrict t8, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * S >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t8 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t6 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* lm_step_prefix_k13_wo: t9[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_prefix_k13_wo(float *restrict t9, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t9, D);
+}
+
+/* lm_step_prefix_k14_layer: saved_h = carry0 + t9  [layer/attention; layer] */
+static void lm_step_prefix_k14_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t9[r * n + j];
+            saved_h[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k15_rmsnorm: t10 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_prefix_k15_rmsnorm(float *restrict t10, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t10[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_prefix_k16_w1: saved_gate[B*T, F] = t10 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_prefix_k16_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t10, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t10, D, w1, D, 0.0f, saved_gate, F);
+}
+
+/* lm_step_prefix_k17_w3: saved_up[B*T, F] = t10 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_prefix_k17_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t10, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t10, D, w3, D, 0.0f, saved_up, F);
+}
+
+/* lm_step_prefix_k18_silu: t11 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_prefix_k18_silu(float *restrict t11, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t11[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_prefix_k19_w2: t12[B*T, D] = t11 · w2ᵀ  [layer/ffn] */
+static void lm_step_prefix_k19_w2(float *restrict t12, const float *restrict w2, const float *restrict t11, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t11, F, w2, F, 0.0f, t12, D);
+}
+
+/* lm_step_prefix_k20_ffn: carry0_next = saved_h + t12  [layer/ffn; layer] */
+static void lm_step_prefix_k20_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = saved_h[r * n + j] + t12[r * n + j];
+            carry0_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k21_lm_head: t13 = carry0[scored]  [lm_head] */
+static void lm_step_prefix_k21_lm_head(float *restrict t13, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t13[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k22_rmsnorm: t14 = Σ(t13²)  [lm_head/rmsnorm] */
+static void lm_step_prefix_k22_rmsnorm(float *restrict t14, const float *restrict t13, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t13[r * n + j0]) * (t13[r * n + j0]);
+            acc0 += v0;
+        }
+        t14[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k23_rmsnorm: t15 = (t13 · rsqrt(t14 / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void lm_step_prefix_k23_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t13, const float *restrict t14, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t14[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t13[r * n + j]) * v2;
+            float v4 = v3 * (final_norm[j]);
+            t15[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_prefix_k24_lm_head: t16[NS, V] = t15 · lm_headᵀ  [lm_head] */
+static void lm_step_prefix_k24_lm_head(float *restrict t16, const float *restrict lm_head, const float *restrict t15, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t15, D, lm_head, D, 0.0f, t16, V);
+}
+
+/* lm_step_prefix_k25_log_softmax: t17 = max(t16)  [lm_head/cross_entropy/log_softmax] */
+static void lm_step_prefix_k25_log_softmax(float *restrict t17, const float *restrict t16, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t16[r * n + j0]);
+        }
+        t17[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k26_log_softmax: t18 = Σ(exp(t16 - t17))  [lm_head/cross_entropy/log_softmax] */
+static void lm_step_prefix_k26_log_softmax(float *restrict t18, const float *restrict t16, const float *restrict t17, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t17[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t16[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t18[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k27_cross_entropy: t19 = Σ((t16 - t17 - log(t18)) · [i1 = targets])  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void lm_step_prefix_k27_cross_entropy(float *restrict t19, const int32_t *restrict targets, const float *restrict t16, const float *restrict t17, const float *restrict t18, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t17[i0];
+        float v2 = logf(t18[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t16[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t19[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k28_cross_entropy: loss = Σ((-t19) · weights)  [lm_head/cross_entropy; lm_head/weighted_sum] */
+static void lm_step_prefix_k28_cross_entropy(float *restrict loss, const float *restrict weights, const float *restrict t19, long NS) {
+    /* one result per row */
+    const long n = NS;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t19[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    loss[r] = acc0;
+}
+
+/* lm_step_prefix_k29_log_softmax: t20 = Σ(exp(t16 - t17 - log(t18)) · (t16 - t17 - log(t18)))  [lm_head/cross_entropy/log_softmax; lm_head/token_stats] */
+static void lm_step_prefix_k29_log_softmax(float *restrict t20, const float *restrict t16, const float *restrict t17, const float *restrict t18, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t17[i0];
+        float v2 = logf(t18[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t16[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t20[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k30_cross_entropy: t21 = Σ(t16 · [i1 = targets])  [lm_head/cross_entropy; lm_head/token_stats] */
+static void lm_step_prefix_k30_cross_entropy(float *restrict t21, const int32_t *restrict targets, const float *restrict t16, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
+            float v2 = (t16[r * n + j0]) * v1;
+            acc0 += v2;
+        }
+        t21[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k31_token_stats: entropy = Σ((-t20) · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
+static void lm_step_prefix_k31_token_stats(float *restrict entropy, const float *restrict weights, const float *restrict t20, long NS) {
+    /* one result per row */
+    const long n = NS;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t20[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    entropy[r] = acc0;
+}
+
+/* lm_step_prefix_k32_token_stats: accuracy = Σ([t17 ≤ t21] · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
+static void lm_step_prefix_k32_token_stats(float *restrict accuracy, const float *restrict weights, const float *restrict t17, const float *restrict t21, long NS) {
+    /* one result per row */
+    const long n = NS;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = t17[j0] <= t21[j0] ? 1.0f : 0.0f;
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    accuracy[r] = acc0;
+}
+
+/* lm_step_prefix_k33_log_softmax_grad: t22 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t18) · exp(t16 - t17)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_prefix_k33_log_softmax_grad(float *t22, const int32_t *targets, const float *weights, const float *t16, const float *t17, const float *t18, long NS, long V) {
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (weights[i0]);
+        float v1 = -v0;
+        float v2 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v3 = (float)j0 == v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = -v4;
+            acc0 += v5;
+        }
+        float v8 = acc0 / (t18[i0]);
+        float v9 = t17[i0];
+        for (long j = 0; j < n; j++) {
+            float v6 = (float)j == v2 ? 1.0f : 0.0f;
+            float v7 = v1 * v6;
+            float v10 = t16[r * n + j] - v9;
+            float v11 = la_expf(v10);
+            float v12 = v8 * v11;
+            float v13 = v7 + v12;
+            t22[r * n + j] = v13;
+        }
+    }
+}
+
+/* lm_step_prefix_k34_lm_head_grad_in: t23[NS, D] = t22 · lm_head  [lm_head/grad] */
+static void lm_step_prefix_k34_lm_head_grad_in(float *restrict t23, const float *restrict lm_head, const float *restrict t22, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t22, V, lm_head, D, 0.0f, t23, D);
+}
+
+/* lm_step_prefix_k35_rmsnorm_grad: t24 = Σ((t23 · final_norm) · t13)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+static void lm_step_prefix_k35_rmsnorm_grad(float *restrict t24, const float *restrict final_norm, const float *restrict t13, const float *restrict t23, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t23[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t13[r * n + j0]);
+            acc0 += v1;
+        }
+        t24[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k36_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
+static void lm_step_prefix_k36_rmsnorm_grad_scatter_add(float *restrict t25, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t13, const float *restrict t14, const float *restrict t23, const float *restrict t24, long B, long HD2, long KVH, long NS, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t25, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = NS, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t14[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t24[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t23[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t13[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t25[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* lm_step_prefix_k37_rmsnorm: t26 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_prefix_k37_rmsnorm(float *restrict t26, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t26[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k38_prefix: concat  [layer_backward/attention/prefix] */
+static void lm_step_prefix_k38_prefix(float *restrict t27, const float *restrict saved_k, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[((i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = saved_k[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t27[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k39_prefix: concat  [layer_backward/attention/prefix] */
+static void lm_step_prefix_k39_prefix(float *restrict t28, const float *restrict saved_v, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[(((1) * P + i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = saved_v[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t28[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k40_scores_matmul: t29[B, KVH, REP, T, S] = saved_q · t27ᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_prefix_k40_scores_matmul(float *restrict t29, const float *restrict saved_q, const float *restrict t27, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t27 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t29 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
+}
+
+/* lm_step_prefix_k41_attention: t30 = exp([i4 ≤ i3 + P] ? t29 · rsqrt(HD) : -inf - max([i4 ≤ i3 + P] ? t29 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_prefix_k41_attention(float *restrict t30, const float *restrict t29, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + (float)(P);
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t29[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        for (long j = 0; j < n; j++) {
+            float v5 = (float)i3 + (float)(P);
+            float v6 = (float)j <= v5 ? 1.0f : 0.0f;
+            float v7 = (t29[r * n + j]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t30[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_prefix_k42_softmax: t31 = Σ(t30)  [layer_backward/attention/attention/softmax] */
+static void lm_step_prefix_k42_softmax(float *restrict t31, const float *restrict t30, long B, long KVH, long REP, long S, long T) {
+    const long H = KVH*REP;
+    /* one result per row */
+    const long rows = B*T*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t30[r * n + j0];
+        }
+        t31[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k43_softmax: t32 = t30 / t31  [layer_backward/attention/attention/softmax] */
+static void lm_step_prefix_k43_softmax(float *restrict t32, const float *restrict t30, const float *restrict t31, long B, long KVH, long REP, long S, long T) {
+    const long H = KVH*REP;
+    const long rows = B*T*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t30[r * n + j]) / (t31[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t32[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k44_rmsnorm: t33 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_prefix_k44_rmsnorm(float *restrict t33, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t33[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k45_w2_grad_in: t34[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
+static void lm_step_prefix_k45_w2_grad_in(float *restrict t34, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t34, F);
+}
+
+/* lm_step_prefix_k46_silu: t35 = t34 · (saved_gate / (1 + exp(-saved_gate)))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_prefix_k46_silu(float *restrict t35, const float *restrict saved_gate, const float *restrict t34, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = (t34[r * n + j]) * v3;
+            t35[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_prefix_k47_w3_grad_in: t36[B*T, D] = t35 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_prefix_k47_w3_grad_in(float *restrict t36, const float *restrict w3, const float *restrict t35, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t35, F, w3, D, 0.0f, t36, D);
+}
+
+/* lm_step_prefix_k48_silu: neg, exp, add, div, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_prefix_k48_silu(float *restrict t37, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t34, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t34[r * n + j]) * (saved_up[r * n + j]);
+            float v1 = -(saved_gate[r * n + j]);
+            float v2 = la_expf(v1);
+            float v3 = 1.0f + v2;
+            float v4 = v0 / v3;
+            float v5 = (saved_gate[r * n + j]) / v3;
+            float v6 = v0 * v5;
+            float v7 = v6 / v3;
+            float v8 = -v7;
+            float v9 = v8 * v2;
+            float v10 = -v9;
+            float v11 = v4 + v10;
+            t37[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_prefix_k49_w1_grad_in: t38[B*T, D] = t37 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_prefix_k49_w1_grad_in(float *restrict t38, const float *restrict w1, const float *restrict t37, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t37, F, w1, D, 0.0f, t38, D);
+}
+
+/* lm_step_prefix_k50_rmsnorm_grad: div, add, rsqrt, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_prefix_k50_rmsnorm_grad(float *restrict t39, const float *restrict norm_eps, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t33, const float *restrict t36, const float *restrict t38, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t36[r * n + j0] + t38[r * n + j0];
+            float v1 = v0 * (ffn_norm[j0]);
+            float v2 = v1 * (saved_h[r * n + j0]);
+            acc0 += v2;
+        }
+        float v5 = (t33[(i0) * T + i1]) / ((float)(D));
+        float v6 = v5 + norm_eps[0];
+        float v7 = 1.0f / sqrtf(v6);
+        float v10 = acc0 * v7;
+        float v11 = v10 * v7;
+        float v12 = v11 * v7;
+        float v13 = v12 * (-0.5f);
+        float v14 = v13 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v3 = t36[r * n + j] + t38[r * n + j];
+            float v4 = v3 * (ffn_norm[j]);
+            float v8 = v4 * v7;
+            float v9 = carry1[r * n + j] + v8;
+            float v15 = v14 * (saved_h[r * n + j]);
+            float v16 = v9 + v15;
+            float v17 = v16 + v15;
+            t39[r * n + j] = v17;
+        }
+    }
+}
+
+/* lm_step_prefix_k51_wo_grad_in: t40[B*T, D] = t39 · wo  [layer_backward/attention/grad] */
+static void lm_step_prefix_k51_wo_grad_in(float *restrict t40, const float *restrict wo, const float *restrict t39, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t39, D, wo, D, 0.0f, t40, D);
+}
+
+/* lm_step_prefix_k52_attention_grad_matmul: t41[B, KVH, REP, T, S] = t40 · t28ᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_prefix_k52_attention_grad_matmul(float *restrict t41, const float *restrict t28, const float *restrict t40, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t40 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t28 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t41 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
+}
+
+/* lm_step_prefix_k53_softmax_grad: t42 = ([i4 ≤ i3 + P] ? (t41 / t31 + Σ(-((t41 · t32) / t31))) · t30 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/grad; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_prefix_k53_softmax_grad(float *t42, const float *t30, const float *t31, const float *t32, const float *t41, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t41[r * n + j0]) * (t32[r * n + j0]);
+            float v1 = v0 / (t31[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v2 = -v1;
+            acc0 += v2;
+        }
+        float v9 = 1.0f / sqrtf((float)(HD));
+        for (long j = 0; j < n; j++) {
+            float v3 = (float)i3 + (float)(P);
+            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
+            float v5 = (t41[r * n + j]) / (t31[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = v5 + acc0;
+            float v7 = v6 * (t30[r * n + j]);
+            float v8 = v4 != 0.0f ? v7 : 0.0f;
+            float v10 = v8 * v9;
+            t42[r * n + j] = v10;
+        }
+    }
+}
+
+/* lm_step_prefix_k54_scores_grad_matmul: t43[B, KVH, REP, T, HD] = t42 · t27  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_prefix_k54_scores_grad_matmul(float *restrict t43, const float *restrict t27, const float *restrict t42, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * S >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t42 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t27 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t43 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+}
+
+/* lm_step_prefix_k55_attention_grad_matmul: t44[B, KVH, REP, S, HD] = t32ᵀ · t40  [layer_backward/attention/attention/grad] */
+static void lm_step_prefix_k55_attention_grad_matmul(float *restrict t44, const float *restrict t32, const float *restrict t40, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && S * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasTrans, CblasNoTrans, S, HD, T, t32 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t40 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t44 + b0 * (S*KVD) + b1 * (S*HD), HD);
+}
+
+/* lm_step_prefix_k56_attention_grad_matmul: t45[B, KVH, REP, S, HD] = t42ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_prefix_k56_attention_grad_matmul(float *restrict t45, const float *restrict saved_q, const float *restrict t42, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && S * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasTrans, CblasNoTrans, S, HD, T, t42 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t45 + b0 * (S*KVD) + b1 * (S*HD), HD);
+}
+
+/* lm_step_prefix_k57_attention_grad: t46 = Σ(t44)  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad] */
+static void lm_step_prefix_k57_attention_grad(float *restrict t46, const float *restrict t44, long B, long HD2, long KVH, long P, long S) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    /* one result per row */
+    const long rows = P*KVD, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVD);
+        const long i1 = (r / (HD)) % KVH;
+        const long i2 = (r) % HD;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t44[(((j0) * KVH + i1) * S + i0) * HD + i2];
+        }
+        t46[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k58_attention_grad: t47 = Σ(t45)  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad] */
+static void lm_step_prefix_k58_attention_grad(float *restrict t47, const float *restrict t45, long B, long HD2, long KVH, long P, long S) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    /* one result per row */
+    const long rows = P*KVD, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVD);
+        const long i1 = (r / (HD)) % KVH;
+        const long i2 = (r) % HD;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t45[(((j0) * KVH + i1) * S + i0) * HD + i2];
+        }
+        t47[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k59_attention_grad: t48 = t44  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k59_attention_grad(float *restrict t48, const float *restrict t44, long B, long HD2, long KVH, long P, long S, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t48[r * n + j] = t44[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + ((r * n + j)) % HD];
+        }
+    }
+}
+
+/* lm_step_prefix_k60_wv_grad_in: t49[B*T, D] = t48 · wv  [layer_backward/attention/grad] */
+static void lm_step_prefix_k60_wv_grad_in(float *restrict t49, const float *restrict wv, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t48, KVD, wv, D, 0.0f, t49, D);
+}
+
+/* lm_step_prefix_k61_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k61_rope_grad(float *restrict t50, const float *restrict t0, const float *restrict t1, const float *restrict t45, long B, long HD2, long KVH, long P, long S, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (((r * n + j)) % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t45[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v2 = -(t45[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2]);
+                float v3 = v2 * (t1[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (((r * n + j)) % 2 < 1) {
+                float v6 = (t45[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v7 = (t45[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t50[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_prefix_k62_wk_grad_in: t51[B*T, D] = t50 · wk  [layer_backward/attention/grad] */
+static void lm_step_prefix_k62_wk_grad_in(float *restrict t51, const float *restrict wk, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t50, KVD, wk, D, 0.0f, t51, D);
+}
+
+/* lm_step_prefix_k63_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k63_rope_grad(float *restrict t52, const float *restrict t0, const float *restrict t1, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (((r * n + j)) % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t43[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v2 = -(t43[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2]);
+                float v3 = v2 * (t1[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (((r * n + j)) % 2 < 1) {
+                float v6 = (t43[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v7 = (t43[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t52[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_prefix_k64_wq_grad_in: t53[B*T, D] = t52 · wq  [layer_backward/attention/grad] */
+static void lm_step_prefix_k64_wq_grad_in(float *restrict t53, const float *restrict wq, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t52, D, wq, D, 0.0f, t53, D);
+}
+
+/* lm_step_prefix_k65_rmsnorm_grad: div, add, rsqrt, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k65_rmsnorm_grad(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t26, const float *restrict t39, const float *restrict t49, const float *restrict t51, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t49[r * n + j0] + t51[r * n + j0];
+            float v1 = v0 + t53[r * n + j0];
+            float v2 = v1 * (attn_norm[j0]);
+            float v3 = v2 * (saved_x[r * n + j0]);
+            acc0 += v3;
+        }
+        float v7 = (t26[(i0) * T + i1]) / ((float)(D));
+        float v8 = v7 + norm_eps[0];
+        float v9 = 1.0f / sqrtf(v8);
+        float v12 = acc0 * v9;
+        float v13 = v12 * v9;
+        float v14 = v13 * v9;
+        float v15 = v14 * (-0.5f);
+        float v16 = v15 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v4 = t49[r * n + j] + t51[r * n + j];
+            float v5 = v4 + t53[r * n + j];
+            float v6 = v5 * (attn_norm[j]);
+            float v10 = v6 * v9;
+            float v11 = t39[r * n + j] + v10;
+            float v17 = v16 * (saved_x[r * n + j]);
+            float v18 = v11 + v17;
+            float v19 = v18 + v17;
+            carry1_next[r * n + j] = v19;
+        }
+    }
+}
+
+/* lm_step_prefix_k66_prefix_grad: concat, concat, add, add, write_slice  [layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward] */
+static void lm_step_prefix_k66_prefix_grad(float *restrict grad_prefix_kv, const float *restrict t46, const float *restrict t47, long HD2, long KVH, long P) {
+    const long HD = 2*HD2;
+    const long rows = 2*KVH*P, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*P);
+        const long i1 = (r / (KVH)) % P;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i0 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                v0 = t46[((i1) * KVH + i2) * HD + j];
+            }
+            float v1;
+            if (i0 < 1) {
+                v1 = t47[((i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v1 = 0.0f;
+            }
+            float v2 = v0 + v1;
+            float v3 = grad_prefix_kv[r * n + j] + v2;
+            grad_prefix_kv[r * n + j] = v3;
+        }
+    }
+}
+
+/* Arena: 17 slots planned for 67 kernels. */
+static long llama_train_lm_step_prefix_layout(const llama_train_lm_step_prefix_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long NS = args->NS;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S), 2*HD2*KVH*NS*REP), NS));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*S), B*KVH*REP*S*T), 2*HD2*KVH*NS*REP));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(B*KVH*REP*S*T, B*F*T), NS), 2*B*HD2*KVH*T));
+    off[5] = total; total += la_round16(la_max(NS*V, B*KVH*REP*S*T));
+    off[6] = total; total += la_round16(la_max(NS, B*T));
+    off[7] = total; total += la_round16(la_max(la_max(NS, B*KVH*REP*T), 2*HD2*KVH*P));
+    off[8] = total; total += la_round16(la_max(NS, 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(B*T, B*KVH*REP*S*T), 2*HD2*KVH*P));
+    off[10] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[14] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[16] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_lm_step_prefix_arena_floats(const llama_train_lm_step_prefix_args *args) {
+    long off[17];
+    return llama_train_lm_step_prefix_layout(args, off);
+}
+
+void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NS = args->NS;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long off[17];
+    llama_train_lm_step_prefix_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[3];
+    float *t5 = args->arena + off[3];
+    float *t6 = args->arena + off[2];
+    float *t7 = args->arena + off[4];
+    float *t8 = args->arena + off[3];
+    float *t9 = args->arena + off[2];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[2];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[2];
+    float *t16 = args->arena + off[5];
+    float *t17 = args->arena + off[2];
+    float *t18 = args->arena + off[6];
+    float *t19 = args->arena + off[7];
+    float *t20 = args->arena + off[7];
+    float *t21 = args->arena + off[8];
+    float *t22 = args->arena + off[5];
+    float *t23 = args->arena + off[2];
+    float *t24 = args->arena + off[7];
+    float *t25 = args->arena + off[8];
+    float *t26 = args->arena + off[6];
+    float *t27 = args->arena + off[3];
+    float *t28 = args->arena + off[2];
+    float *t29 = args->arena + off[4];
+    float *t30 = args->arena + off[5];
+    float *t31 = args->arena + off[7];
+    float *t32 = args->arena + off[4];
+    float *t33 = args->arena + off[9];
+    float *t34 = args->arena + off[10];
+    float *t35 = args->arena + off[11];
+    float *t36 = args->arena + off[12];
+    float *t37 = args->arena + off[11];
+    float *t38 = args->arena + off[10];
+    float *t39 = args->arena + off[11];
+    float *t40 = args->arena + off[12];
+    float *t41 = args->arena + off[9];
+    float *t42 = args->arena + off[5];
+    float *t43 = args->arena + off[10];
+    float *t44 = args->arena + off[2];
+    float *t45 = args->arena + off[3];
+    float *t46 = args->arena + off[7];
+    float *t47 = args->arena + off[9];
+    float *t48 = args->arena + off[4];
+    float *t49 = args->arena + off[12];
+    float *t50 = args->arena + off[4];
+    float *t51 = args->arena + off[2];
+    float *t52 = args->arena + off[3];
+    float *t53 = args->arena + off[10];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const int32_t *scored = args->scored;
+    const int32_t *targets = args->targets;
+    const float *weights = args->weights;
+    const float *rope_theta = args->rope_theta;
+    const float *norm_eps = args->norm_eps;
+    float *loss = args->loss;
+    float *entropy = args->entropy;
+    float *accuracy = args->accuracy;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 67, lm_step_prefix_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
+    LA_TIMED(prof, 1, 67, lm_step_prefix_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[13], args->arena + off[14] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *prefix_kv = args->prefix_kv + l * (4*HD2*KVH*P);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        float *saved_x = args->saved_x + l * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *grad_prefix_kv = args->grad_prefix_kv + l * (4*HD2*KVH*P);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 67, lm_step_prefix_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 67, lm_step_prefix_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 67, lm_step_prefix_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 67, lm_step_prefix_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 67, lm_step_prefix_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 67, lm_step_prefix_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 67, lm_step_prefix_k8_prefix(t5, prefix_kv, saved_k, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 9, 67, lm_step_prefix_k9_prefix(t6, prefix_kv, saved_v, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 10, 67, lm_step_prefix_k10_scores_matmul(t7, saved_q, t5, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 11, 67, lm_step_prefix_k11_attention(t8, t7, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 12, 67, lm_step_prefix_k12_saved_attn(saved_attn, t6, t8, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 13, 67, lm_step_prefix_k13_wo(t9, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 67, lm_step_prefix_k14_layer(saved_h, carry0, t9, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 67, lm_step_prefix_k15_rmsnorm(t10, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 67, lm_step_prefix_k16_w1(saved_gate, w1, t10, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 67, lm_step_prefix_k17_w3(saved_up, w3, t10, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 67, lm_step_prefix_k18_silu(t11, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 19, 67, lm_step_prefix_k19_w2(t12, w2, t11, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 67, lm_step_prefix_k20_ffn(carry0_next, saved_h, t12, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 21, 67, lm_step_prefix_k21_lm_head(t13, scored, carry0, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 22, 67, lm_step_prefix_k22_rmsnorm(t14, t13, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 23, 67, lm_step_prefix_k23_rmsnorm(t15, norm_eps, final_norm, t13, t14, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 24, 67, lm_step_prefix_k24_lm_head(t16, lm_head, t15, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 25, 67, lm_step_prefix_k25_log_softmax(t17, t16, NS, V));
+    LA_TIMED(prof, 26, 67, lm_step_prefix_k26_log_softmax(t18, t16, t17, NS, V));
+    LA_TIMED(prof, 27, 67, lm_step_prefix_k27_cross_entropy(t19, targets, t16, t17, t18, NS, V));
+    LA_TIMED(prof, 28, 67, lm_step_prefix_k28_cross_entropy(loss, weights, t19, NS));
+    LA_TIMED(prof, 29, 67, lm_step_prefix_k29_log_softmax(t20, t16, t17, t18, NS, V));
+    LA_TIMED(prof, 30, 67, lm_step_prefix_k30_cross_entropy(t21, targets, t16, NS, V));
+    LA_TIMED(prof, 31, 67, lm_step_prefix_k31_token_stats(entropy, weights, t20, NS));
+    LA_TIMED(prof, 32, 67, lm_step_prefix_k32_token_stats(accuracy, weights, t17, t21, NS));
+    LA_TIMED(prof, 33, 67, lm_step_prefix_k33_log_softmax_grad(t22, targets, weights, t16, t17, t18, NS, V));
+    LA_TIMED(prof, 34, 67, lm_step_prefix_k34_lm_head_grad_in(t23, lm_head, t22, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 35, 67, lm_step_prefix_k35_rmsnorm_grad(t24, final_norm, t13, t23, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 36, 67, lm_step_prefix_k36_rmsnorm_grad_scatter_add(t25, scored, norm_eps, final_norm, t13, t14, t23, t24, B, HD2, KVH, NS, REP, T));
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry1 = t25;
+    float *carry1_buf[2] = { args->arena + off[15], args->arena + off[16] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *prefix_kv = args->prefix_kv + (L - 1 - l) * (4*HD2*KVH*P);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *grad_prefix_kv = args->grad_prefix_kv + (L - 1 - l) * (4*HD2*KVH*P);
+        float *carry1_next = carry1_buf[l & 1];
+        LA_TIMED(prof, 37, 67, lm_step_prefix_k37_rmsnorm(t26, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 38, 67, lm_step_prefix_k38_prefix(t27, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 39, 67, lm_step_prefix_k39_prefix(t28, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 40, 67, lm_step_prefix_k40_scores_matmul(t29, saved_q, t27, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 41, 67, lm_step_prefix_k41_attention(t30, t29, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 42, 67, lm_step_prefix_k42_softmax(t31, t30, B, KVH, REP, S, T));
+        LA_TIMED(prof, 43, 67, lm_step_prefix_k43_softmax(t32, t30, t31, B, KVH, REP, S, T));
+        LA_TIMED(prof, 44, 67, lm_step_prefix_k44_rmsnorm(t33, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 45, 67, lm_step_prefix_k45_w2_grad_in(t34, carry1, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 46, 67, lm_step_prefix_k46_silu(t35, saved_gate, t34, B, F, T));
+        LA_TIMED(prof, 47, 67, lm_step_prefix_k47_w3_grad_in(t36, w3, t35, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 48, 67, lm_step_prefix_k48_silu(t37, saved_gate, saved_up, t34, B, F, T));
+        LA_TIMED(prof, 49, 67, lm_step_prefix_k49_w1_grad_in(t38, w1, t37, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 50, 67, lm_step_prefix_k50_rmsnorm_grad(t39, norm_eps, carry1, saved_h, ffn_norm, t33, t36, t38, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 51, 67, lm_step_prefix_k51_wo_grad_in(t40, wo, t39, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 52, 67, lm_step_prefix_k52_attention_grad_matmul(t41, t28, t40, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 53, 67, lm_step_prefix_k53_softmax_grad(t42, t30, t31, t32, t41, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 54, 67, lm_step_prefix_k54_scores_grad_matmul(t43, t27, t42, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 55, 67, lm_step_prefix_k55_attention_grad_matmul(t44, t32, t40, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 56, 67, lm_step_prefix_k56_attention_grad_matmul(t45, saved_q, t42, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 57, 67, lm_step_prefix_k57_attention_grad(t46, t44, B, HD2, KVH, P, S));
+        LA_TIMED(prof, 58, 67, lm_step_prefix_k58_attention_grad(t47, t45, B, HD2, KVH, P, S));
+        LA_TIMED(prof, 59, 67, lm_step_prefix_k59_attention_grad(t48, t44, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 60, 67, lm_step_prefix_k60_wv_grad_in(t49, wv, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 67, lm_step_prefix_k61_rope_grad(t50, t0, t1, t45, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 62, 67, lm_step_prefix_k62_wk_grad_in(t51, wk, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 63, 67, lm_step_prefix_k63_rope_grad(t52, t0, t1, t43, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 67, lm_step_prefix_k64_wq_grad_in(t53, wq, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 67, lm_step_prefix_k65_rmsnorm_grad(carry1_next, norm_eps, saved_x, attn_norm, t26, t39, t49, t51, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 67, lm_step_prefix_k66_prefix_grad(grad_prefix_kv, t46, t47, HD2, KVH, P));
+        carry1 = carry1_next;
+    }
+}
+
+void llama_train_lm_step_prefix_costs(const llama_train_lm_step_prefix_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long NS = args->NS;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* lm_step_prefix_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_prefix_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_prefix_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k3_wq */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k5_wk */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_prefix_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k7_wv */
+    flops[8] = (double)(0); bytes[8] = (double)(8*B*HD2*KVH*S + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* lm_step_prefix_k8_prefix */
+    flops[9] = (double)(0); bytes[9] = (double)(8*B*HD2*KVH*S + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* lm_step_prefix_k9_prefix */
+    flops[10] = (double)(4*B*HD2*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k10_scores_matmul */
+    flops[11] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[11] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k11_attention */
+    flops[12] = (double)(4*B*HD2*KVH*REP*S*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 4*B*KVH*REP*S*T); /* lm_step_prefix_k12_saved_attn */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k13_wo */
+    flops[14] = (double)(2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k14_layer */
+    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k15_rmsnorm */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k16_w1 */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k17_w3 */
+    flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k18_silu */
+    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k19_w2 */
+    flops[20] = (double)(2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k20_ffn */
+    flops[21] = (double)(0); bytes[21] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k21_lm_head */
+    flops[22] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[22] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* lm_step_prefix_k22_rmsnorm */
+    flops[23] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[23] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_prefix_k23_rmsnorm */
+    flops[24] = (double)(4*HD2*KVH*NS*REP*V); bytes[24] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* lm_step_prefix_k24_lm_head */
+    flops[25] = (double)(NS*V); bytes[25] = (double)(4*NS + 4*NS*V); /* lm_step_prefix_k25_log_softmax */
+    flops[26] = (double)(NS + NS*V + NS*V + NS*V); bytes[26] = (double)(4*NS + 4*NS*V + 4*NS); /* lm_step_prefix_k26_log_softmax */
+    flops[27] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[27] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_prefix_k27_cross_entropy */
+    flops[28] = (double)(NS + NS + NS); bytes[28] = (double)(4 + 4*NS + 4*NS); /* lm_step_prefix_k28_cross_entropy */
+    flops[29] = (double)(NS + NS*V + NS + NS*V + NS*V + NS*V + NS*V); bytes[29] = (double)(4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_prefix_k29_log_softmax */
+    flops[30] = (double)(NS + NS*V + NS*V + NS*V); bytes[30] = (double)(4*NS + 4*NS + 4*NS*V); /* lm_step_prefix_k30_cross_entropy */
+    flops[31] = (double)(NS + NS + NS); bytes[31] = (double)(4 + 4*NS + 4*NS); /* lm_step_prefix_k31_token_stats */
+    flops[32] = (double)(NS + NS + NS); bytes[32] = (double)(4 + 4*NS + 4*NS + 4*NS); /* lm_step_prefix_k32_token_stats */
+    flops[33] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[33] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_prefix_k33_log_softmax_grad */
+    flops[34] = (double)(4*HD2*KVH*NS*REP*V); bytes[34] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_prefix_k34_lm_head_grad_in */
+    flops[35] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[35] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_prefix_k35_rmsnorm_grad */
+    flops[36] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_prefix_k36_rmsnorm_grad_scatter_add */
+    flops[37] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[37] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k37_rmsnorm */
+    flops[38] = (double)(0); bytes[38] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* lm_step_prefix_k38_prefix */
+    flops[39] = (double)(0); bytes[39] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* lm_step_prefix_k39_prefix */
+    flops[40] = (double)(4*B*HD2*KVH*REP*S*T); bytes[40] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k40_scores_matmul */
+    flops[41] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[41] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k41_attention */
+    flops[42] = (double)(B*KVH*REP*S*T); bytes[42] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k42_softmax */
+    flops[43] = (double)(B*KVH*REP*S*T); bytes[43] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*T); /* lm_step_prefix_k43_softmax */
+    flops[44] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[44] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k44_rmsnorm */
+    flops[45] = (double)(4*B*F*HD2*KVH*REP*T); bytes[45] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_prefix_k45_w2_grad_in */
+    flops[46] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[46] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k46_silu */
+    flops[47] = (double)(4*B*F*HD2*KVH*REP*T); bytes[47] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k47_w3_grad_in */
+    flops[48] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[48] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k48_silu */
+    flops[49] = (double)(4*B*F*HD2*KVH*REP*T); bytes[49] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k49_w1_grad_in */
+    flops[50] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[50] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k50_rmsnorm_grad */
+    flops[51] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[51] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k51_wo_grad_in */
+    flops[52] = (double)(4*B*HD2*KVH*REP*S*T); bytes[52] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k52_attention_grad_matmul */
+    flops[53] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[53] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k53_softmax_grad */
+    flops[54] = (double)(4*B*HD2*KVH*REP*S*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 4*B*KVH*REP*S*T); /* lm_step_prefix_k54_scores_grad_matmul */
+    flops[55] = (double)(4*B*HD2*KVH*REP*S*T); bytes[55] = (double)(8*B*HD2*KVH*S + 4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k55_attention_grad_matmul */
+    flops[56] = (double)(4*B*HD2*KVH*REP*S*T); bytes[56] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k56_attention_grad_matmul */
+    flops[57] = (double)(2*B*HD2*KVH*P); bytes[57] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_k57_attention_grad */
+    flops[58] = (double)(2*B*HD2*KVH*P); bytes[58] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_k58_attention_grad */
+    flops[59] = (double)(0); bytes[59] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k59_attention_grad */
+    flops[60] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_k60_wv_grad_in */
+    flops[61] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[61] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k61_rope_grad */
+    flops[62] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[62] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_k62_wk_grad_in */
+    flops[63] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k63_rope_grad */
+    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k64_wq_grad_in */
+    flops[65] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k65_rmsnorm_grad */
+    flops[66] = (double)(4*HD2*KVH*P + 4*HD2*KVH*P); bytes[66] = (double)(16*HD2*KVH*P + 8*HD2*KVH*P + 8*HD2*KVH*P + 16*HD2*KVH*P); /* lm_step_prefix_k66_prefix_grad */
+    (void)args;
+}
+
+static void llama_train_lm_step_prefix_run(const void *args) { llama_train_lm_step_prefix((const llama_train_lm_step_prefix_args *)args); }
+static long llama_train_lm_step_prefix_arena(const void *args) { return llama_train_lm_step_prefix_arena_floats((const llama_train_lm_step_prefix_args *)args); }
+static void llama_train_lm_step_prefix_cost(const void *args, double *f, double *b) { llama_train_lm_step_prefix_costs((const llama_train_lm_step_prefix_args *)args, f, b); }
+static const char *const llama_train_lm_step_prefix_kernel_names[] = {
+    "lm_step_prefix_k0_rope_tables",
+    "lm_step_prefix_k1_embed",
+    "lm_step_prefix_k2_rmsnorm",
+    "lm_step_prefix_k3_wq",
+    "lm_step_prefix_k4_rope",
+    "lm_step_prefix_k5_wk",
+    "lm_step_prefix_k6_rope",
+    "lm_step_prefix_k7_wv",
+    "lm_step_prefix_k8_prefix",
+    "lm_step_prefix_k9_prefix",
+    "lm_step_prefix_k10_scores_matmul",
+    "lm_step_prefix_k11_attention",
+    "lm_step_prefix_k12_saved_attn",
+    "lm_step_prefix_k13_wo",
+    "lm_step_prefix_k14_layer",
+    "lm_step_prefix_k15_rmsnorm",
+    "lm_step_prefix_k16_w1",
+    "lm_step_prefix_k17_w3",
+    "lm_step_prefix_k18_silu",
+    "lm_step_prefix_k19_w2",
+    "lm_step_prefix_k20_ffn",
+    "lm_step_prefix_k21_lm_head",
+    "lm_step_prefix_k22_rmsnorm",
+    "lm_step_prefix_k23_rmsnorm",
+    "lm_step_prefix_k24_lm_head",
+    "lm_step_prefix_k25_log_softmax",
+    "lm_step_prefix_k26_log_softmax",
+    "lm_step_prefix_k27_cross_entropy",
+    "lm_step_prefix_k28_cross_entropy",
+    "lm_step_prefix_k29_log_softmax",
+    "lm_step_prefix_k30_cross_entropy",
+    "lm_step_prefix_k31_token_stats",
+    "lm_step_prefix_k32_token_stats",
+    "lm_step_prefix_k33_log_softmax_grad",
+    "lm_step_prefix_k34_lm_head_grad_in",
+    "lm_step_prefix_k35_rmsnorm_grad",
+    "lm_step_prefix_k36_rmsnorm_grad_scatter_add",
+    "lm_step_prefix_k37_rmsnorm",
+    "lm_step_prefix_k38_prefix",
+    "lm_step_prefix_k39_prefix",
+    "lm_step_prefix_k40_scores_matmul",
+    "lm_step_prefix_k41_attention",
+    "lm_step_prefix_k42_softmax",
+    "lm_step_prefix_k43_softmax",
+    "lm_step_prefix_k44_rmsnorm",
+    "lm_step_prefix_k45_w2_grad_in",
+    "lm_step_prefix_k46_silu",
+    "lm_step_prefix_k47_w3_grad_in",
+    "lm_step_prefix_k48_silu",
+    "lm_step_prefix_k49_w1_grad_in",
+    "lm_step_prefix_k50_rmsnorm_grad",
+    "lm_step_prefix_k51_wo_grad_in",
+    "lm_step_prefix_k52_attention_grad_matmul",
+    "lm_step_prefix_k53_softmax_grad",
+    "lm_step_prefix_k54_scores_grad_matmul",
+    "lm_step_prefix_k55_attention_grad_matmul",
+    "lm_step_prefix_k56_attention_grad_matmul",
+    "lm_step_prefix_k57_attention_grad",
+    "lm_step_prefix_k58_attention_grad",
+    "lm_step_prefix_k59_attention_grad",
+    "lm_step_prefix_k60_wv_grad_in",
+    "lm_step_prefix_k61_rope_grad",
+    "lm_step_prefix_k62_wk_grad_in",
+    "lm_step_prefix_k63_rope_grad",
+    "lm_step_prefix_k64_wq_grad_in",
+    "lm_step_prefix_k65_rmsnorm_grad",
+    "lm_step_prefix_k66_prefix_grad",
+};
+const la_program_info llama_train_lm_step_prefix_info = { "llama_train.lm_step_prefix", 44, 67, llama_train_lm_step_prefix_kernel_names, llama_train_lm_step_prefix_run, llama_train_lm_step_prefix_arena, llama_train_lm_step_prefix_cost };
+
+/* ===== program 'eval_loss_prefix' ===== */
+
+/* eval_loss_prefix_k0_rope_tables: t0 = cos((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + P) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void eval_loss_prefix_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + (float)(P);
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* eval_loss_prefix_k1_embed: t2 = embed[ids]  [embed] */
+static void eval_loss_prefix_k1_embed(float *restrict t2, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            t2[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_prefix_k2_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void eval_loss_prefix_k2_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* eval_loss_prefix_k3_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void eval_loss_prefix_k3_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+}
+
+/* eval_loss_prefix_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void eval_loss_prefix_k4_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+}
+
+/* eval_loss_prefix_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void eval_loss_prefix_k5_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
+}
+
+/* eval_loss_prefix_k6_rope: mul, mul, sub, mul, mul, add, concat, concat  [layer/attention/rope; layer/attention/prefix] */
+static void eval_loss_prefix_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict prefix_kv, const float *restrict t5, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[((i1) * KVH + i2) * HD + j];
+            }
+            else {
+                float v1;
+                if ((j) % 2 < 1) {
+                    float v2 = (t5[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1 - P) * HD2 + j / 2]);
+                    float v3 = (t5[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1 - P) * HD2 + j / 2]);
+                    float v4 = v2 - v3;
+                    v1 = v4;
+                }
+                else {
+                    float v5 = (t5[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1 - P) * HD2 + j / 2]);
+                    float v6 = (t5[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1 - P) * HD2 + j / 2]);
+                    float v7 = v5 + v6;
+                    v1 = v7;
+                }
+                v0 = v1;
+            }
+            t7[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_prefix_k7_prefix: concat  [layer/attention; layer/attention/prefix] */
+static void eval_loss_prefix_k7_prefix(float *restrict t8, const float *restrict prefix_kv, const float *restrict t6, long B, long HD2, long KVH, long P, long S, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*S, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*S);
+        const long i1 = (r / (KVH)) % S;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i1 < P) {
+                v0 = prefix_kv[(((1) * P + i1) * KVH + i2) * HD + j];
+            }
+            else {
+                v0 = t6[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
+            }
+            t8[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_prefix_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void eval_loss_prefix_k8_rope(float *restrict t9, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t9[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_prefix_k9_scores_matmul: t10[B, KVH, REP, T, S] = t9 · t7ᵀ  [layer/attention/attention/scores] */
+static void eval_loss_prefix_k9_scores_matmul(float *restrict t10, const float *restrict t7, const float *restrict t9, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t9 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t7 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t10 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
+}
+
+/* eval_loss_prefix_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void eval_loss_prefix_k10_attention(float *restrict t11, const float *restrict t10, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = S;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + (float)(P);
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t10[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + (float)(P);
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t10[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t11[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t11[r * n + j]) / acc1;
+            t11[r * n + j] = v12;
+        }
+    }
+}
+
+/* eval_loss_prefix_k11_attention_matmul: t12[B, KVH, REP, T, HD] = t11 · t8  [layer/attention/attention; layer/attention] */
+static void eval_loss_prefix_k11_attention_matmul(float *restrict t12, const float *restrict t8, const float *restrict t11, long B, long HD2, long KVH, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * S >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t11 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t8 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t12 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* eval_loss_prefix_k12_wo: t13[B*T, D] = t12 · woᵀ  [layer/attention] */
+static void eval_loss_prefix_k12_wo(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t12, D, wo, D, 0.0f, t13, D);
+}
+
+/* eval_loss_prefix_k13_rmsnorm: t14 = ((carry0 + t13) · rsqrt(Σ((carry0 + t13)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void eval_loss_prefix_k13_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[r * n + j0] + t13[r * n + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[r * n + j] + t13[r * n + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t14[r * n + j] = v7;
+        }
+    }
+}
+
+/* eval_loss_prefix_k14_w1: t15[B*T, F] = t14 · w1ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_prefix_k14_w1(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w1, D, 0.0f, t15, F);
+}
+
+/* eval_loss_prefix_k15_w3: t16[B*T, F] = t14 · w3ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_prefix_k15_w3(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w3, D, 0.0f, t16, F);
+}
+
+/* eval_loss_prefix_k16_silu: t17 = (t15 / (1 + exp(-t15))) · t16  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void eval_loss_prefix_k16_silu(float *restrict t17, const float *restrict t15, const float *restrict t16, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t15[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (t15[r * n + j]) / v2;
+            float v4 = v3 * (t16[r * n + j]);
+            t17[r * n + j] = v4;
+        }
+    }
+}
+
+/* eval_loss_prefix_k17_w2: t18[B*T, D] = t17 · w2ᵀ  [layer/ffn] */
+static void eval_loss_prefix_k17_w2(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t17, F, w2, F, 0.0f, t18, D);
+}
+
+/* eval_loss_prefix_k18_layer: carry0_next = carry0 + t13 + t18  [layer/attention; layer; layer/ffn] */
+static void eval_loss_prefix_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t13, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t13[r * n + j];
+            float v1 = v0 + t18[r * n + j];
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* eval_loss_prefix_k19_rmsnorm: t19 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void eval_loss_prefix_k19_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (final_norm[j]);
+            t19[r * n + j] = v5;
+        }
+    }
+}
+
+/* eval_loss_prefix_k20_lm_head: t20[B*T, V] = t19 · lm_headᵀ  [lm_head] */
+static void eval_loss_prefix_k20_lm_head(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long T, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t19, D, lm_head, D, 0.0f, t20, V);
+}
+
+/* eval_loss_prefix_k21_lm_head: t21 = max(t20)  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void eval_loss_prefix_k21_lm_head(float *restrict t21, const float *restrict t20, long B, long T, long V) {
+    /* one result per row */
+    const long rows = B*T, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t20[r * n + j0]);
+        }
+        t21[r] = acc0;
+    }
+}
+
+/* eval_loss_prefix_k22_log_softmax: t22 = Σ((t20 - t21 - log(Σ(exp(t20 - t21)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void eval_loss_prefix_k22_log_softmax(float *restrict t22, const int32_t *restrict targets, const float *restrict t20, const float *restrict t21, long B, long T, long V) {
+    /* one result per row */
+    const long rows = B*T, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = t21[(i0) * T + i1];
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v2 = t20[r * n + j1] - v0;
+            float v3 = la_expf(v2);
+            acc1 += v3;
+        }
+        float v4 = logf(acc1);
+        float v6 = (float)targets[(i0) * T + i1];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t20[r * n + j0] - v0;
+            float v5 = v1 - v4;
+            float v7 = (float)j0 == v6 ? 1.0f : 0.0f;
+            float v8 = v5 * v7;
+            acc0 += v8;
+        }
+        t22[r] = acc0;
+    }
+}
+
+/* eval_loss_prefix_k23_cross_entropy: nll = -t22  [lm_head/cross_entropy] */
+static void eval_loss_prefix_k23_cross_entropy(float *restrict nll, const float *restrict t22, long B, long T) {
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t22[r * n + j]);
+            nll[r * n + j] = v0;
+        }
+    }
+}
+
+/* Arena: 9 slots planned for 24 kernels. */
+static long llama_train_eval_loss_prefix_layout(const llama_train_eval_loss_prefix_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(la_max(HD2*T, B*T));
+    off[1] = total; total += la_round16(la_max(HD2*T, B*T));
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S), B*KVH*REP*S*T), B*F*T));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*S*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*S), B*F*T), B*T*V));
+    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T), B*F*T));
+    off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_eval_loss_prefix_arena_floats(const llama_train_eval_loss_prefix_args *args) {
+    long off[9];
+    return llama_train_eval_loss_prefix_layout(args, off);
+}
+
+void llama_train_eval_loss_prefix(const llama_train_eval_loss_prefix_args *args) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    long off[9];
+    llama_train_eval_loss_prefix_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[5];
+    float *t9 = args->arena + off[6];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[6];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[3];
+    float *t15 = args->arena + off[5];
+    float *t16 = args->arena + off[6];
+    float *t17 = args->arena + off[3];
+    float *t18 = args->arena + off[6];
+    float *t19 = args->arena + off[3];
+    float *t20 = args->arena + off[5];
+    float *t21 = args->arena + off[0];
+    float *t22 = args->arena + off[1];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const int32_t *targets = args->targets;
+    const float *norm_eps = args->norm_eps;
+    const float *rope_theta = args->rope_theta;
+    float *nll = args->nll;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 24, eval_loss_prefix_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
+    LA_TIMED(prof, 1, 24, eval_loss_prefix_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = t2;
+    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *prefix_kv = args->prefix_kv + l * (4*HD2*KVH*P);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        float *carry0_next = carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 24, eval_loss_prefix_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 24, eval_loss_prefix_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 24, eval_loss_prefix_k4_wk(t5, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 24, eval_loss_prefix_k5_wv(t6, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 24, eval_loss_prefix_k6_rope(t7, t0, t1, prefix_kv, t5, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 7, 24, eval_loss_prefix_k7_prefix(t8, prefix_kv, t6, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 8, 24, eval_loss_prefix_k8_rope(t9, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 24, eval_loss_prefix_k9_scores_matmul(t10, t7, t9, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 10, 24, eval_loss_prefix_k10_attention(t11, t10, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 11, 24, eval_loss_prefix_k11_attention_matmul(t12, t8, t11, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 12, 24, eval_loss_prefix_k12_wo(t13, wo, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 24, eval_loss_prefix_k13_rmsnorm(t14, norm_eps, carry0, ffn_norm, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 24, eval_loss_prefix_k14_w1(t15, w1, t14, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 24, eval_loss_prefix_k15_w3(t16, w3, t14, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 24, eval_loss_prefix_k16_silu(t17, t15, t16, B, F, T));
+        LA_TIMED(prof, 17, 24, eval_loss_prefix_k17_w2(t18, w2, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 24, eval_loss_prefix_k18_layer(carry0_next, carry0, t13, t18, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 19, 24, eval_loss_prefix_k19_rmsnorm(t19, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 20, 24, eval_loss_prefix_k20_lm_head(t20, lm_head, t19, B, HD2, KVH, REP, T, V));
+    LA_TIMED(prof, 21, 24, eval_loss_prefix_k21_lm_head(t21, t20, B, T, V));
+    LA_TIMED(prof, 22, 24, eval_loss_prefix_k22_log_softmax(t22, targets, t20, t21, B, T, V));
+    LA_TIMED(prof, 23, 24, eval_loss_prefix_k23_cross_entropy(nll, t22, B, T));
+}
+
+void llama_train_eval_loss_prefix_costs(const llama_train_eval_loss_prefix_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long P = args->P;
+    const long REP = args->REP;
+    const long S = args->S;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* eval_loss_prefix_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* eval_loss_prefix_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* eval_loss_prefix_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k3_wq */
+    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k4_wk */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k5_wv */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*HD2*KVH*S + 4*HD2*T + 4*HD2*T + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* eval_loss_prefix_k6_rope */
+    flops[7] = (double)(0); bytes[7] = (double)(8*B*HD2*KVH*S + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* eval_loss_prefix_k7_prefix */
+    flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k8_rope */
+    flops[9] = (double)(4*B*HD2*KVH*REP*S*T); bytes[9] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k9_scores_matmul */
+    flops[10] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* eval_loss_prefix_k10_attention */
+    flops[11] = (double)(4*B*HD2*KVH*REP*S*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 4*B*KVH*REP*S*T); /* eval_loss_prefix_k11_attention_matmul */
+    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k12_wo */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k13_rmsnorm */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k14_w1 */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k15_w3 */
+    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_prefix_k16_silu */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_prefix_k17_w2 */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k18_layer */
+    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k19_rmsnorm */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k20_lm_head */
+    flops[21] = (double)(B*T*V); bytes[21] = (double)(4*B*T + 4*B*T*V); /* eval_loss_prefix_k21_lm_head */
+    flops[22] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[22] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_prefix_k22_log_softmax */
+    flops[23] = (double)(B*T); bytes[23] = (double)(4*B*T + 4*B*T); /* eval_loss_prefix_k23_cross_entropy */
+    (void)args;
+}
+
+static void llama_train_eval_loss_prefix_run(const void *args) { llama_train_eval_loss_prefix((const llama_train_eval_loss_prefix_args *)args); }
+static long llama_train_eval_loss_prefix_arena(const void *args) { return llama_train_eval_loss_prefix_arena_floats((const llama_train_eval_loss_prefix_args *)args); }
+static void llama_train_eval_loss_prefix_cost(const void *args, double *f, double *b) { llama_train_eval_loss_prefix_costs((const llama_train_eval_loss_prefix_args *)args, f, b); }
+static const char *const llama_train_eval_loss_prefix_kernel_names[] = {
+    "eval_loss_prefix_k0_rope_tables",
+    "eval_loss_prefix_k1_embed",
+    "eval_loss_prefix_k2_rmsnorm",
+    "eval_loss_prefix_k3_wq",
+    "eval_loss_prefix_k4_wk",
+    "eval_loss_prefix_k5_wv",
+    "eval_loss_prefix_k6_rope",
+    "eval_loss_prefix_k7_prefix",
+    "eval_loss_prefix_k8_rope",
+    "eval_loss_prefix_k9_scores_matmul",
+    "eval_loss_prefix_k10_attention",
+    "eval_loss_prefix_k11_attention_matmul",
+    "eval_loss_prefix_k12_wo",
+    "eval_loss_prefix_k13_rmsnorm",
+    "eval_loss_prefix_k14_w1",
+    "eval_loss_prefix_k15_w3",
+    "eval_loss_prefix_k16_silu",
+    "eval_loss_prefix_k17_w2",
+    "eval_loss_prefix_k18_layer",
+    "eval_loss_prefix_k19_rmsnorm",
+    "eval_loss_prefix_k20_lm_head",
+    "eval_loss_prefix_k21_lm_head",
+    "eval_loss_prefix_k22_log_softmax",
+    "eval_loss_prefix_k23_cross_entropy",
+};
+const la_program_info llama_train_eval_loss_prefix_info = { "llama_train.eval_loss_prefix", 30, 24, llama_train_eval_loss_prefix_kernel_names, llama_train_eval_loss_prefix_run, llama_train_eval_loss_prefix_arena, llama_train_eval_loss_prefix_cost };
+
+/* ===== program 'prefix_encode' ===== */
+
+/* prefix_encode_k0_prefix_w1: t0[P, E] = prefix_embed · prefix_w1ᵀ  [prefix_encoder] */
+static void prefix_encode_k0_prefix_w1(float *restrict t0, const float *restrict prefix_embed, const float *restrict prefix_w1, long E, long HD2, long KVH, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, P, E, KVD, prefix_embed, KVD, prefix_w1, KVD, 0.0f, t0, E);
+}
+
+/* prefix_encode_k1_prefix_encoder: t1 = tanh(t0 + prefix_b1)  [prefix_encoder] */
+static void prefix_encode_k1_prefix_encoder(float *t1, const float *prefix_b1, const float *t0, long E, long P) {
+    const long rows = P, n = E;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t0[r * n + j] + prefix_b1[j];
+            float v1 = tanhf(v0);
+            t1[r * n + j] = v1;
+        }
+    }
+}
+
+/* prefix_encode_k2_prefix_w2: t2[P, 2*L*KVD] = t1 · prefix_w2ᵀ  [prefix_encoder] */
+static void prefix_encode_k2_prefix_w2(float *restrict t2, const float *restrict prefix_w2, const float *restrict t1, long E, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, P, 2*L*KVD, E, t1, E, prefix_w2, E, 0.0f, t2, 2*L*KVD);
+}
+
+/* prefix_encode_k3_prefix_encoder: prefix_kv = t2 + prefix_b2  [prefix_encoder] */
+static void prefix_encode_k3_prefix_encoder(float *restrict prefix_kv, const float *restrict prefix_b2, const float *restrict t2, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = 2*KVH*L*P, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (2*KVH*P);
+        const long i1 = (r / (KVH*P)) % 2;
+        const long i2 = (r / (KVH)) % P;
+        const long i3 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0 = t2[(i2) * (2*L*KVD) + (((i0) * 2 + i1) * KVH + i3) * HD + j] + prefix_b2[(((i0) * 2 + i1) * KVH + i3) * HD + j];
+            prefix_kv[r * n + j] = v0;
+        }
+    }
+}
+
+/* Arena: 2 slots planned for 4 kernels. */
+static long llama_train_prefix_encode_layout(const llama_train_prefix_encode_args *args, long *off) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    long total = 0;
+    off[0] = total; total += la_round16(E*P);
+    off[1] = total; total += la_round16(4*HD2*KVH*L*P);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_prefix_encode_arena_floats(const llama_train_prefix_encode_args *args) {
+    long off[2];
+    return llama_train_prefix_encode_layout(args, off);
+}
+
+void llama_train_prefix_encode(const llama_train_prefix_encode_args *args) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    long off[2];
+    llama_train_prefix_encode_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[0];
+    float *t2 = args->arena + off[1];
+    const float *prefix_embed = args->prefix_embed;
+    const float *prefix_w1 = args->prefix_w1;
+    const float *prefix_b1 = args->prefix_b1;
+    const float *prefix_w2 = args->prefix_w2;
+    const float *prefix_b2 = args->prefix_b2;
+    float *prefix_kv = args->prefix_kv;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 4, prefix_encode_k0_prefix_w1(t0, prefix_embed, prefix_w1, E, HD2, KVH, P));
+    LA_TIMED(prof, 1, 4, prefix_encode_k1_prefix_encoder(t1, prefix_b1, t0, E, P));
+    LA_TIMED(prof, 2, 4, prefix_encode_k2_prefix_w2(t2, prefix_w2, t1, E, HD2, KVH, L, P));
+    LA_TIMED(prof, 3, 4, prefix_encode_k3_prefix_encoder(prefix_kv, prefix_b2, t2, HD2, KVH, L, P));
+}
+
+void llama_train_prefix_encode_costs(const llama_train_prefix_encode_args *args, double *flops, double *bytes) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    flops[0] = (double)(4*E*HD2*KVH*P); bytes[0] = (double)(4*E*P + 8*HD2*KVH*P + 8*E*HD2*KVH); /* prefix_encode_k0_prefix_w1 */
+    flops[1] = (double)(E*P + E*P); bytes[1] = (double)(4*E*P + 4*E + 4*E*P); /* prefix_encode_k1_prefix_encoder */
+    flops[2] = (double)(8*E*HD2*KVH*L*P); bytes[2] = (double)(16*HD2*KVH*L*P + 16*E*HD2*KVH*L + 4*E*P); /* prefix_encode_k2_prefix_w2 */
+    flops[3] = (double)(4*HD2*KVH*L*P); bytes[3] = (double)(16*HD2*KVH*L*P + 16*HD2*KVH*L + 16*HD2*KVH*L*P); /* prefix_encode_k3_prefix_encoder */
+    (void)args;
+}
+
+static void llama_train_prefix_encode_run(const void *args) { llama_train_prefix_encode((const llama_train_prefix_encode_args *)args); }
+static long llama_train_prefix_encode_arena(const void *args) { return llama_train_prefix_encode_arena_floats((const llama_train_prefix_encode_args *)args); }
+static void llama_train_prefix_encode_cost(const void *args, double *f, double *b) { llama_train_prefix_encode_costs((const llama_train_prefix_encode_args *)args, f, b); }
+static const char *const llama_train_prefix_encode_kernel_names[] = {
+    "prefix_encode_k0_prefix_w1",
+    "prefix_encode_k1_prefix_encoder",
+    "prefix_encode_k2_prefix_w2",
+    "prefix_encode_k3_prefix_encoder",
+};
+const la_program_info llama_train_prefix_encode_info = { "llama_train.prefix_encode", 13, 4, llama_train_prefix_encode_kernel_names, llama_train_prefix_encode_run, llama_train_prefix_encode_arena, llama_train_prefix_encode_cost };
+
+/* ===== program 'prefix_encode_backward' ===== */
+
+/* prefix_encode_backward_k0_prefix_w1: t0[P, E] = prefix_embed · prefix_w1ᵀ  [prefix_encoder] */
+static void prefix_encode_backward_k0_prefix_w1(float *restrict t0, const float *restrict prefix_embed, const float *restrict prefix_w1, long E, long HD2, long KVH, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasTrans, P, E, KVD, prefix_embed, KVD, prefix_w1, KVD, 0.0f, t0, E);
+}
+
+/* prefix_encode_backward_k1_prefix_encoder: t1 = tanh(t0 + prefix_b1)  [prefix_encoder] */
+static void prefix_encode_backward_k1_prefix_encoder(float *t1, const float *prefix_b1, const float *t0, long E, long P) {
+    const long rows = P, n = E;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t0[r * n + j] + prefix_b1[j];
+            float v1 = tanhf(v0);
+            t1[r * n + j] = v1;
+        }
+    }
+}
+
+/* prefix_encode_backward_k2_prefix_encoder_grad: t2 = grad_prefix_kv  [prefix_encoder/grad] */
+static void prefix_encode_backward_k2_prefix_encoder_grad(float *restrict t2, const float *restrict grad_prefix_kv, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = P, n = 2*L*KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            t2[r * n + j] = grad_prefix_kv[((((j / (2*KVD)) * 2 + (j / KVD) % 2) * P + i0) * KVH + (j / HD) % KVH) * HD + (j) % HD];
+        }
+    }
+}
+
+/* prefix_encode_backward_k3_prefix_encoder_grad: t3 = Σ(t2)  [prefix_encoder/grad] */
+static void prefix_encode_backward_k3_prefix_encoder_grad(float *restrict t3, const float *restrict t2, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    /* one result per row */
+    const long rows = 2*L*KVD, n = P;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t2[(j0) * (2*L*KVD) + i0];
+        }
+        t3[r] = acc0;
+    }
+}
+
+/* prefix_encode_backward_k4_prefix_w2_grad_in: t4[P, E] = t2 · prefix_w2  [prefix_encoder/grad] */
+static void prefix_encode_backward_k4_prefix_w2_grad_in(float *restrict t4, const float *restrict prefix_w2, const float *restrict t2, long E, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, P, E, 2*L*KVD, t2, 2*L*KVD, prefix_w2, E, 0.0f, t4, E);
+}
+
+/* prefix_encode_backward_k5_prefix_encoder_grad: t5 = t4 · 1 - t1²  [prefix_encoder/grad] */
+static void prefix_encode_backward_k5_prefix_encoder_grad(float *t5, const float *t1, const float *t4, long E, long P) {
+    const long rows = P, n = E;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t1[r * n + j]) * (t1[r * n + j]);
+            float v1 = 1.0f - v0;
+            float v2 = (t4[r * n + j]) * v1;
+            t5[r * n + j] = v2;
+        }
+    }
+}
+
+/* prefix_encode_backward_k6_prefix_encoder_grad: t6 = Σ(t5)  [prefix_encoder/grad] */
+static void prefix_encode_backward_k6_prefix_encoder_grad(float *restrict t6, const float *restrict t5, long E, long P) {
+    /* one result per row */
+    const long rows = E, n = P;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t5[(j0) * E + i0];
+        }
+        t6[r] = acc0;
+    }
+}
+
+/* prefix_encode_backward_k7_grad_prefix_embed: grad_prefix_embed[P, KVD] += t5 · prefix_w1  [prefix_encoder/grad] */
+static void prefix_encode_backward_k7_grad_prefix_embed(float *restrict grad_prefix_embed, const float *restrict prefix_w1, const float *restrict t5, long E, long HD2, long KVH, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, P, KVD, E, t5, E, prefix_w1, KVD, 1.0f, grad_prefix_embed, KVD);
+}
+
+/* prefix_encode_backward_k8_grad_prefix_w1: grad_prefix_w1[E, KVD] += t5ᵀ · prefix_embed  [prefix_encoder/grad] */
+static void prefix_encode_backward_k8_grad_prefix_w1(float *restrict grad_prefix_w1, const float *restrict prefix_embed, const float *restrict t5, long E, long HD2, long KVH, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, E, KVD, P, t5, E, prefix_embed, KVD, 1.0f, grad_prefix_w1, KVD);
+}
+
+/* prefix_encode_backward_k9_prefix_encoder_grad: grad_prefix_b1 = grad_prefix_b1 + t6  [prefix_encoder/grad] */
+static void prefix_encode_backward_k9_prefix_encoder_grad(float *restrict grad_prefix_b1, const float *restrict t6, long E) {
+    const long n = E;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_prefix_b1[j] + t6[j];
+        grad_prefix_b1[j] = v0;
+    }
+}
+
+/* prefix_encode_backward_k10_grad_prefix_w2: grad_prefix_w2[2*L*KVD, E] += t2ᵀ · t1  [prefix_encoder/grad] */
+static void prefix_encode_backward_k10_grad_prefix_w2(float *restrict grad_prefix_w2, const float *restrict t1, const float *restrict t2, long E, long HD2, long KVH, long L, long P) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, 2*L*KVD, E, P, t2, 2*L*KVD, t1, E, 1.0f, grad_prefix_w2, E);
+}
+
+/* prefix_encode_backward_k11_prefix_encoder_grad: grad_prefix_b2 = grad_prefix_b2 + t3  [prefix_encoder/grad] */
+static void prefix_encode_backward_k11_prefix_encoder_grad(float *restrict grad_prefix_b2, const float *restrict t3, long HD2, long KVH, long L) {
+    const long KVD = 2*HD2*KVH;
+    const long n = 2*L*KVD;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_prefix_b2[j] + t3[j];
+        grad_prefix_b2[j] = v0;
+    }
+}
+
+/* Arena: 5 slots planned for 12 kernels. */
+static long llama_train_prefix_encode_backward_layout(const llama_train_prefix_encode_backward_args *args, long *off) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    long total = 0;
+    off[0] = total; total += la_round16(E*P);
+    off[1] = total; total += la_round16(4*HD2*KVH*L*P);
+    off[2] = total; total += la_round16(4*HD2*KVH*L);
+    off[3] = total; total += la_round16(E*P);
+    off[4] = total; total += la_round16(E);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_prefix_encode_backward_arena_floats(const llama_train_prefix_encode_backward_args *args) {
+    long off[5];
+    return llama_train_prefix_encode_backward_layout(args, off);
+}
+
+void llama_train_prefix_encode_backward(const llama_train_prefix_encode_backward_args *args) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    long off[5];
+    llama_train_prefix_encode_backward_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[0];
+    float *t2 = args->arena + off[1];
+    float *t3 = args->arena + off[2];
+    float *t4 = args->arena + off[3];
+    float *t5 = args->arena + off[3];
+    float *t6 = args->arena + off[4];
+    const float *prefix_embed = args->prefix_embed;
+    const float *prefix_w1 = args->prefix_w1;
+    const float *prefix_b1 = args->prefix_b1;
+    const float *prefix_w2 = args->prefix_w2;
+    const float *prefix_b2 = args->prefix_b2;
+    const float *grad_prefix_kv = args->grad_prefix_kv;
+    float *grad_prefix_embed = args->grad_prefix_embed;
+    float *grad_prefix_w1 = args->grad_prefix_w1;
+    float *grad_prefix_b1 = args->grad_prefix_b1;
+    float *grad_prefix_w2 = args->grad_prefix_w2;
+    float *grad_prefix_b2 = args->grad_prefix_b2;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 12, prefix_encode_backward_k0_prefix_w1(t0, prefix_embed, prefix_w1, E, HD2, KVH, P));
+    LA_TIMED(prof, 1, 12, prefix_encode_backward_k1_prefix_encoder(t1, prefix_b1, t0, E, P));
+    LA_TIMED(prof, 2, 12, prefix_encode_backward_k2_prefix_encoder_grad(t2, grad_prefix_kv, HD2, KVH, L, P));
+    LA_TIMED(prof, 3, 12, prefix_encode_backward_k3_prefix_encoder_grad(t3, t2, HD2, KVH, L, P));
+    LA_TIMED(prof, 4, 12, prefix_encode_backward_k4_prefix_w2_grad_in(t4, prefix_w2, t2, E, HD2, KVH, L, P));
+    LA_TIMED(prof, 5, 12, prefix_encode_backward_k5_prefix_encoder_grad(t5, t1, t4, E, P));
+    LA_TIMED(prof, 6, 12, prefix_encode_backward_k6_prefix_encoder_grad(t6, t5, E, P));
+    LA_TIMED(prof, 7, 12, prefix_encode_backward_k7_grad_prefix_embed(grad_prefix_embed, prefix_w1, t5, E, HD2, KVH, P));
+    LA_TIMED(prof, 8, 12, prefix_encode_backward_k8_grad_prefix_w1(grad_prefix_w1, prefix_embed, t5, E, HD2, KVH, P));
+    LA_TIMED(prof, 9, 12, prefix_encode_backward_k9_prefix_encoder_grad(grad_prefix_b1, t6, E));
+    LA_TIMED(prof, 10, 12, prefix_encode_backward_k10_grad_prefix_w2(grad_prefix_w2, t1, t2, E, HD2, KVH, L, P));
+    LA_TIMED(prof, 11, 12, prefix_encode_backward_k11_prefix_encoder_grad(grad_prefix_b2, t3, HD2, KVH, L));
+}
+
+void llama_train_prefix_encode_backward_costs(const llama_train_prefix_encode_backward_args *args, double *flops, double *bytes) {
+    const long E = args->E;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long P = args->P;
+    flops[0] = (double)(4*E*HD2*KVH*P); bytes[0] = (double)(4*E*P + 8*HD2*KVH*P + 8*E*HD2*KVH); /* prefix_encode_backward_k0_prefix_w1 */
+    flops[1] = (double)(E*P + E*P); bytes[1] = (double)(4*E*P + 4*E + 4*E*P); /* prefix_encode_backward_k1_prefix_encoder */
+    flops[2] = (double)(0); bytes[2] = (double)(16*HD2*KVH*L*P + 16*HD2*KVH*L*P); /* prefix_encode_backward_k2_prefix_encoder_grad */
+    flops[3] = (double)(4*HD2*KVH*L*P); bytes[3] = (double)(16*HD2*KVH*L + 16*HD2*KVH*L*P); /* prefix_encode_backward_k3_prefix_encoder_grad */
+    flops[4] = (double)(8*E*HD2*KVH*L*P); bytes[4] = (double)(4*E*P + 16*E*HD2*KVH*L + 16*HD2*KVH*L*P); /* prefix_encode_backward_k4_prefix_w2_grad_in */
+    flops[5] = (double)(E*P + E*P + E*P); bytes[5] = (double)(4*E*P + 4*E*P + 4*E*P); /* prefix_encode_backward_k5_prefix_encoder_grad */
+    flops[6] = (double)(E*P); bytes[6] = (double)(4*E + 4*E*P); /* prefix_encode_backward_k6_prefix_encoder_grad */
+    flops[7] = (double)(4*E*HD2*KVH*P); bytes[7] = (double)(8*HD2*KVH*P + 8*E*HD2*KVH + 4*E*P); /* prefix_encode_backward_k7_grad_prefix_embed */
+    flops[8] = (double)(4*E*HD2*KVH*P); bytes[8] = (double)(8*E*HD2*KVH + 8*HD2*KVH*P + 4*E*P); /* prefix_encode_backward_k8_grad_prefix_w1 */
+    flops[9] = (double)(E); bytes[9] = (double)(4*E + 4*E + 4*E); /* prefix_encode_backward_k9_prefix_encoder_grad */
+    flops[10] = (double)(8*E*HD2*KVH*L*P); bytes[10] = (double)(16*E*HD2*KVH*L + 4*E*P + 16*HD2*KVH*L*P); /* prefix_encode_backward_k10_grad_prefix_w2 */
+    flops[11] = (double)(4*HD2*KVH*L); bytes[11] = (double)(16*HD2*KVH*L + 16*HD2*KVH*L + 16*HD2*KVH*L); /* prefix_encode_backward_k11_prefix_encoder_grad */
+    (void)args;
+}
+
+static void llama_train_prefix_encode_backward_run(const void *args) { llama_train_prefix_encode_backward((const llama_train_prefix_encode_backward_args *)args); }
+static long llama_train_prefix_encode_backward_arena(const void *args) { return llama_train_prefix_encode_backward_arena_floats((const llama_train_prefix_encode_backward_args *)args); }
+static void llama_train_prefix_encode_backward_cost(const void *args, double *f, double *b) { llama_train_prefix_encode_backward_costs((const llama_train_prefix_encode_backward_args *)args, f, b); }
+static const char *const llama_train_prefix_encode_backward_kernel_names[] = {
+    "prefix_encode_backward_k0_prefix_w1",
+    "prefix_encode_backward_k1_prefix_encoder",
+    "prefix_encode_backward_k2_prefix_encoder_grad",
+    "prefix_encode_backward_k3_prefix_encoder_grad",
+    "prefix_encode_backward_k4_prefix_w2_grad_in",
+    "prefix_encode_backward_k5_prefix_encoder_grad",
+    "prefix_encode_backward_k6_prefix_encoder_grad",
+    "prefix_encode_backward_k7_grad_prefix_embed",
+    "prefix_encode_backward_k8_grad_prefix_w1",
+    "prefix_encode_backward_k9_prefix_encoder_grad",
+    "prefix_encode_backward_k10_grad_prefix_w2",
+    "prefix_encode_backward_k11_prefix_encoder_grad",
+};
+const la_program_info llama_train_prefix_encode_backward_info = { "llama_train.prefix_encode_backward", 18, 12, llama_train_prefix_encode_backward_kernel_names, llama_train_prefix_encode_backward_run, llama_train_prefix_encode_backward_arena, llama_train_prefix_encode_backward_cost };
 
 /* ===== program 'adamw_step' ===== */
 

@@ -13,6 +13,13 @@ public struct ProfileReport: Sendable {
         public var scopes: [String]
         /// The manifest's kernel kind (`sgemm` is a matrix product).
         public var kind = ProgramManifest.Kernel.Kind.fusedLoop
+
+        /// A row measured outside the compiled programs (the all-reduce of a data-parallel step).
+        public init(program: String, kernel: String, calls: Int, ms: Double, flops: Double, bytes: Double, scopes: [String],
+                    kind: ProgramManifest.Kernel.Kind = .fusedLoop) {
+            self.program = program; self.kernel = kernel; self.calls = calls; self.ms = ms
+            self.flops = flops; self.bytes = bytes; self.scopes = scopes; self.kind = kind
+        }
     }
 
     public var rows: [Row] = []

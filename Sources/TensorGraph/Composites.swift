@@ -66,11 +66,13 @@ extension GraphBuilder {
         }
     }
 
-    /// RoPE tables for explicit int32 positions `[B, T]`; returns `(cos, sin)`, each `[B, T, half]`.
-    public func ropeTables(positions: Tensor, half: Dim, theta: Tensor) -> (Tensor, Tensor) {
+    /// RoPE tables for explicit int32 positions `[B, T]`, each moved on by `offset` (the `P`
+    /// prefix positions ahead of every row); returns `(cos, sin)`, each `[B, T, half]`.
+    public func ropeTables(positions: Tensor, half: Dim, theta: Tensor, offset: Dim = 0) -> (Tensor, Tensor) {
         scope("rope_tables") {
             let (b, t) = (positions.shape[0], positions.shape[1])
-            let pos = positions.cast(.f32).reshape([b, t, 1])
+            var pos = positions.cast(.f32).reshape([b, t, 1])
+            if offset != 0 { pos = pos + size(offset) }
             let i2 = iota([1, 1, half], axis: 2) * 2.0
             let angle = pos * theta.pow(i2 / size(half * 2)).reciprocal()
             return (angle.cos(), angle.sin())

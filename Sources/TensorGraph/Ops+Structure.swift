@@ -59,8 +59,10 @@ extension GraphBuilder {
         return append(.slice(axis: a, start: start), [x.id], shape, x.dtype, file, line)
     }
 
-    /// Concatenation along `axis`.
-    public func concat(_ xs: [Tensor], axis: Int, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
+    /// Concatenation along `axis`. Lengths along it add up when they are multiples of the same
+    /// symbols; two parts of different symbolic lengths (`P` prefix positions then `T` tokens)
+    /// need `size`, the symbol the caller binds to their sum (`S` = P + T).
+    public func concat(_ xs: [Tensor], axis: Int, size: Dim? = nil, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
         guard let first = xs.first else {
             fail("needs at least one tensor", file, line, op: "concat")
             return constant(0)
@@ -77,8 +79,11 @@ extension GraphBuilder {
             if s1 != s0 { fail("shapes \(first.shape.shapeDescription) and \(x.shape.shapeDescription) differ off axis \(a)", file, line, op: "concat"); return first }
             if total == 0 { total = x.shape[a] } else if total.syms == x.shape[a].syms { total = Dim(total.coeff + x.shape[a].coeff, total.syms) } else { sumSyms = false }
         }
-        guard sumSyms else {
-            fail("concat of differently-sized symbolic axes is not supported", file, line, op: "concat")
+        if let size {
+            guard xs.count == 2 else { fail("an explicit size concatenates exactly two parts", file, line, op: "concat"); return first }
+            total = size
+        } else if !sumSyms {
+            fail("concat of differently-sized symbolic axes needs the sum's size (size:)", file, line, op: "concat")
             return first
         }
         var shape = first.shape; shape[a] = total

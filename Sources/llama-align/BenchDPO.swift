@@ -14,12 +14,15 @@ struct BenchDPO: ParsableCommand {
     @Option(help: "Timed steps after one warm-up step (each reference mode).") var steps = 10
     @Flag(help: "The policy trains LoRA adapters on every projection; the live reference is its base (adapters off, no copy).") var lora = false
     @Option(help: "The adapters' rank with --lora.") var rank = 8
+    @Option(help: "The policy trains a prefix of this many positions; the live reference is the model without it (no copy).") var prefix: Int?
     @Flag(help: "Also print the time per fused kernel of one live-reference step.") var profile = false
 
     struct Result: Encodable {
         var job = "dpo", config: String, pairs: Int, prompt: Int, response: Int, row_tokens: Int, steps: Int, threads: Int
         /// The adapters' rank with `--lora`, nil for full fine-tuning.
         var lora_rank: Int?
+        /// The prefix length with `--prefix`, nil otherwise.
+        var prefix_tokens: Int?
         var live_pairs_per_second: Spread, precomputed_pairs_per_second: Spread
         var live_gflops: Double, precomputed_gflops: Double, sgemm_gflops: Double, live_ratio: Double, peak_rss_mib: Double
         /// The CPU and the matrix kernels this run used.
@@ -36,8 +39,11 @@ struct BenchDPO: ParsableCommand {
         }
         let batch = PairBatch(list, pad: 0)
         let lora = self.lora ? try LoRAConfig(rank: rank) : nil
-        let policy = try LMTrainer(parameters: ParameterStore(weights: weights, lora: lora))
-        let trainer = try DPOTrainer(policy: policy, reference: lora == nil ? try ParameterStore(weights: weights) : nil, settings: DPOSettings())
+        let prefix = try self.prefix.map { try PrefixConfig(tokens: $0) }
+        if lora != nil && prefix != nil { throw ValidationError("--lora and --prefix together are not supported; give one") }
+        let policy = try LMTrainer(parameters: ParameterStore(weights: weights, lora: lora, prefix: prefix))
+        let adapted = lora != nil || prefix != nil
+        let trainer = try DPOTrainer(policy: policy, reference: adapted ? nil : try ParameterStore(weights: weights), settings: DPOSettings())
         func rate(_ refs: [PairLogps]?) throws -> [Double] {
             var r: [Double] = []
             for s in 0...steps {
@@ -53,11 +59,11 @@ struct BenchDPO: ParsableCommand {
         // Policy forward+backward (6 FLOPs per parameter and token; 4 with LoRA, no weight
         // gradients for the frozen base), reference forward (2).
         let tokens = Double(batch.batch * batch.seq), params = Double(BenchConfig.matmulParameters(c))
-        let policyFlops = (lora == nil ? 6 : 4) * params * tokens
+        let policyFlops = (adapted ? 4 : 6) * params * tokens
         let liveFlops = policyFlops + 2 * params * tokens, cachedFlops = policyFlops
         let ceiling = try sgemmGFLOPs(m: batch.batch * batch.seq, n: c.hiddenDim, k: c.dim)
         let result = Result(config: options.config, pairs: pairs, prompt: prompt, response: response, row_tokens: batch.seq,
-                            steps: steps, threads: KernelThreads.current, lora_rank: lora?.rank, live_pairs_per_second: Spread(live),
+                            steps: steps, threads: KernelThreads.current, lora_rank: lora?.rank, prefix_tokens: prefix?.tokens, live_pairs_per_second: Spread(live),
                             precomputed_pairs_per_second: Spread(cached),
                             live_gflops: liveFlops * median(live) / Double(pairs) / 1e9,
                             precomputed_gflops: cachedFlops * median(cached) / Double(pairs) / 1e9,
@@ -67,11 +73,12 @@ struct BenchDPO: ParsableCommand {
         print(result.kernels.summary)
         print("config: \(options.config) (\(BenchConfig.describe(c))); \(pairs) pairs × (prompt \(prompt) + \(response)/\(response)), "
               + "shared-prompt rows of \(batch.seq) tokens, \(result.threads) threads"
-              + (lora.map { ", LoRA rank \($0.rank) on every projection (reference: the base, adapters off)" } ?? ""))
+              + (lora.map { ", LoRA rank \($0.rank) on every projection (reference: the base, adapters off)" } ?? "")
+              + (prefix.map { ", prefix of \($0.tokens) positions (reference: the base, prefix off)" } ?? ""))
         print("live reference:        " + result.live_pairs_per_second.text("%.2f pairs/s") + " over \(steps) steps")
         print("precomputed reference: " + result.precomputed_pairs_per_second.text("%.2f pairs/s"))
         print(String(format: "achieved: %.1f GFLOP/s live (%d × params × tokens), %.1f precomputed (%d ×); sgemm alone in this run %.1f GFLOP/s; ratio %.2f",
-                     result.live_gflops, lora == nil ? 8 : 6, result.precomputed_gflops, lora == nil ? 6 : 4, ceiling, result.live_ratio))
+                     result.live_gflops, adapted ? 6 : 8, result.precomputed_gflops, adapted ? 4 : 6, ceiling, result.live_ratio))
         print(String(format: "peak RSS: %.0f MiB", result.peak_rss_mib))
         if profile {
             let optimizer = policy.optimizer

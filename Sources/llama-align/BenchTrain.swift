@@ -15,16 +15,24 @@ struct BenchTrain: ParsableCommand {
     var prompt = 0.0
     @Flag(help: "Train LoRA adapters on every projection instead of every weight (lm_step_lora).") var lora = false
     @Option(help: "The adapters' rank with --lora.") var rank = 8
+    @Option(help: "Train a prefix of this many positions instead of every weight (lm_step_prefix).") var prefix: Int?
     @Flag(help: "Also print the time per fused kernel of the step's programs (one more step, profiled).") var profile = false
 
     struct Result: Encodable {
         var job = "train", config: String, batch: Int, seq: Int, prompt: Double, steps: Int, threads: Int
         /// The adapters' rank with `--lora`, nil for full fine-tuning.
         var lora_rank: Int?
+        /// The prefix length with `--prefix`, nil otherwise.
+        var prefix_tokens: Int?
         var step_ms: Spread, tokens_per_second: Spread
         var gflops: Double, sgemm_gflops: Double, ratio: Double, peak_rss_mib: Double
         /// The CPU and the matrix kernels this run used.
         var kernels = MatrixKernels.current
+    }
+
+    func validate() throws {
+        if lora && prefix != nil { throw ValidationError("--lora and --prefix together are not supported; give one") }
+        if let prefix, prefix <= 0 { throw ValidationError("--prefix must be a positive number of positions, got \(prefix)") }
     }
 
     func run() throws {
@@ -32,7 +40,8 @@ struct BenchTrain: ParsableCommand {
         let weights = try options.weights()
         let c = weights.config
         let lora = self.lora ? try LoRAConfig(rank: rank) : nil
-        let trainer = try LMTrainer(parameters: ParameterStore(weights: weights, lora: lora))
+        let prefix = try self.prefix.map { try PrefixConfig(tokens: $0) }
+        let trainer = try LMTrainer(parameters: ParameterStore(weights: weights, lora: lora, prefix: prefix))
         let n = batch * seq
         let ids = (0..<n).map { Int32(($0 * 7919 + 13) % c.vocabSize) }
         guard (0..<1).contains(prompt) else { throw ValidationError("--prompt must be in [0, 1)") }
@@ -47,18 +56,20 @@ struct BenchTrain: ParsableCommand {
         }
         let params = BenchConfig.matmulParameters(c)
         // Full fine-tuning: forward, input gradients and weight gradients (6×); LoRA has no
-        // weight-gradient products for the frozen base (4×; the adapters' thin products are not counted).
-        let perToken = lora == nil ? 6.0 : 4.0
+        // weight-gradient products for the frozen base (4×; the adapters' thin products are not counted),
+        // nor does a prefix (4×; its attention over P more keys is not counted).
+        let perToken = lora == nil && prefix == nil ? 6.0 : 4.0
         let achieved = perToken * Double(params) * Double(n) / median(times) / 1e9
         let ceiling = try sgemmGFLOPs(m: n, n: c.hiddenDim, k: c.dim)
         let result = Result(config: options.config, batch: batch, seq: seq, prompt: prompt, steps: times.count, threads: KernelThreads.current,
-                            lora_rank: lora?.rank,
+                            lora_rank: lora?.rank, prefix_tokens: prefix?.tokens,
                             step_ms: Spread(times.map { $0 * 1e3 }), tokens_per_second: Spread(times.map { Double(n) / $0 }),
                             gflops: achieved, sgemm_gflops: ceiling, ratio: achieved / ceiling, peak_rss_mib: peakRSSMiB())
         if options.json { try printJSON(result); return }
         print(result.kernels.summary)
         print("config: \(options.config) (\(BenchConfig.describe(c))), batch \(batch) × seq \(seq)"
               + (lora.map { ", LoRA rank \($0.rank) on every projection (base frozen)" } ?? "")
+              + (prefix.map { ", prefix of \($0.tokens) positions in every layer (base frozen)" } ?? "")
               + (promptLen > 0 ? " (first \(promptLen) of each row unsupervised)" : "") + ", \(result.threads) threads")
         print("step: " + result.step_ms.text("%.1f ms") + " over \(times.count) steps")
         print("throughput: " + result.tokens_per_second.text("%.0f tokens/s"))

@@ -10,25 +10,31 @@ struct Generate: ParsableCommand {
     @Option(help: "A llama2.c .bin checkpoint or a Hugging Face LLaMA directory.") var model: String
     @Option(help: "tokenizer.model, tokenizer.bin, or a directory holding one (default: beside the model).") var tokenizer: String?
     @Option(help: "A PEFT LoRA adapter directory, folded into the model's weights.") var lora: String?
+    @Option(help: "A PEFT prefix-tuning adapter directory: its keys and values go ahead of the prompt in every layer.") var prefix: String?
     @Option(help: "Prompt text (needs a tokenizer; BOS is added).") var prompt: String?
     @Option(name: .customLong("prompt-ids"), help: "Prompt as space-separated token ids, used as given.") var promptIds: String?
-    @Option(name: .customLong("max-new-tokens"), parsing: .unconditional, help: "Tokens to generate at most.") var maxNewTokens = 256
-    @Option(parsing: .unconditional, help: "Sampling temperature; 0 = greedy.") var temperature: Float = 0.8
-    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Keep the k most likely tokens (0 = off).") var topK = 0
-    @Option(name: .customLong("top-p"), parsing: .unconditional, help: "Nucleus sampling mass (1 = off).") var topP: Float = 0.9
-    @Option(name: .customLong("repetition-penalty"), parsing: .unconditional, help: "Penalty for tokens already present (1 = off).") var repetitionPenalty: Float = 1.0
+    // Unset sampling options come from the model's generation_config.json when it has one
+    // (transformers' meaning: greedy unless do_sample), else from llama-align's defaults.
+    @Option(name: .customLong("max-new-tokens"), parsing: .unconditional,
+            help: "Tokens to generate at most (default: generation_config.json's max_new_tokens, else 256).") var maxNewTokens: Int?
+    @Option(parsing: .unconditional, help: "Sampling temperature; 0 = greedy (default: generation_config.json, else 0.8).") var temperature: Float?
+    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Keep the k most likely tokens (0 = off; default: generation_config.json, else 0).") var topK: Int?
+    @Option(name: .customLong("top-p"), parsing: .unconditional, help: "Nucleus sampling mass (1 = off; default: generation_config.json, else 0.9).") var topP: Float?
+    @Option(name: .customLong("repetition-penalty"), parsing: .unconditional,
+            help: "Penalty for tokens already present (1 = off; default: generation_config.json, else 1).") var repetitionPenalty: Float?
     @Option(help: "Random seed.") var seed: UInt64 = 42
     @Flag(name: .customLong("print-ids"), help: "Print the generated ids, space-separated, on one line.") var printIds = false
     @Flag(help: "Print the time per fused kernel (prefill and decode) to standard error afterwards.") var profile = false
 
     func validate() throws {
         if (prompt == nil) == (promptIds == nil) { throw ValidationError("give exactly one of --prompt or --prompt-ids") }
-        if maxNewTokens < 0 { throw ValidationError("--max-new-tokens must be ≥ 0, got \(maxNewTokens)") }
+        if lora != nil && prefix != nil { throw ValidationError("--lora and --prefix together are not supported; give one") }
+        if let maxNewTokens, maxNewTokens < 0 { throw ValidationError("--max-new-tokens must be ≥ 0, got \(maxNewTokens)") }
         // Written so that NaN fails every check.
-        if !(temperature >= 0 && temperature.isFinite) { throw ValidationError("--temperature must be a finite number ≥ 0, got \(temperature)") }
-        if topK < 0 { throw ValidationError("--top-k must be ≥ 0 (0 = off), got \(topK)") }
-        if !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1], got \(topP)") }
-        if !(repetitionPenalty > 0 && repetitionPenalty.isFinite) {
+        if let temperature, !(temperature >= 0 && temperature.isFinite) { throw ValidationError("--temperature must be a finite number ≥ 0, got \(temperature)") }
+        if let topK, topK < 0 { throw ValidationError("--top-k must be ≥ 0 (0 = off), got \(topK)") }
+        if let topP, !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1], got \(topP)") }
+        if let repetitionPenalty, !(repetitionPenalty > 0 && repetitionPenalty.isFinite) {
             throw ValidationError("--repetition-penalty must be a finite number > 0 (1 = off), got \(repetitionPenalty)")
         }
     }
@@ -45,9 +51,15 @@ struct Generate: ParsableCommand {
         }
         let m = try LlamaModel(weights: weights)
         if profile { for p in m.programs { p.setProfiling(true) } }
-        let settings = SamplerSettings(temperature: temperature, topK: topK, topP: topP, repetitionPenalty: repetitionPenalty, seed: seed)
-        let stop: Set<Int32> = tok.map { [$0.eosId] } ?? []
-        let gen = Generator(model: m, settings: settings, stopIds: stop)
+        let config = try GenerationConfig.beside(model: model)
+        let base = (config ?? .llamaAlign).sampler(seed: seed)
+        let settings = SamplerSettings(temperature: temperature ?? base.temperature, topK: topK ?? base.topK, topP: topP ?? base.topP,
+                                       repetitionPenalty: repetitionPenalty ?? base.repetitionPenalty, seed: seed)
+        try checkSampling(settings, from: config == nil ? nil : model)
+        let stop = Set(config?.eosIds ?? []).union(tok.map { [$0.eosId] } ?? [])
+        let maxNewTokens = self.maxNewTokens ?? config?.maxNewTokens ?? config?.maxLength.map { max($0 - ids.count, 0) } ?? 256
+        var gen = Generator(model: m, settings: settings, stopIds: stop)
+        gen.prefix = try prefix.map { try TrainedPrefix(directory: $0, config: weights.config) }
         var stream = tok.map { StreamingDecoder(tokenizer: $0) }
         let out = FileHandle.standardOutput
         if !printIds, let prompt { out.write(Data(prompt.utf8)) }
@@ -74,6 +86,15 @@ struct Generate: ParsableCommand {
             print()
         }
     }
+}
+
+/// A generation_config.json's values pass the checks the options pass.
+func checkSampling(_ s: SamplerSettings, from model: String?) throws {
+    guard let model else { return }
+    let file = "\(model)/generation_config.json"
+    if !(s.temperature >= 0 && s.temperature.isFinite) { throw CLIError("\(file): temperature must be a finite number ≥ 0, got \(s.temperature)") }
+    if !(s.topP > 0 && s.topP <= 1) { throw CLIError("\(file): top_p must be in (0, 1], got \(s.topP)") }
+    if !(s.repetitionPenalty > 0 && s.repetitionPenalty.isFinite) { throw CLIError("\(file): repetition_penalty must be > 0, got \(s.repetitionPenalty)") }
 }
 
 /// Parses "1 2 3" (spaces or commas) into ids, naming the bad token.

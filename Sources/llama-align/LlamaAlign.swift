@@ -1,4 +1,6 @@
+import Alignment
 import ArgumentParser
+import Foundation
 import KernelRuntime
 
 /// `llama-align`: align LLaMA models with compiled kernels.
@@ -10,7 +12,17 @@ struct LlamaAlign: ParsableCommand {
         do {
             var command = try parseAsRoot()
             try command.run()
+            World.finish()
         } catch {
+            // Under mpirun a failing rank ends the whole job at once (never a hang in an
+            // all-reduce), naming itself and the cause.
+            if World.size > 1 {
+                // A signal stops every rank at the same step and rank 0 has saved: a clean exit.
+                guard error is Interrupted else { World.abort(fullMessage(for: error)) }
+                if World.isMain { FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8)) }
+                World.finish()
+                Foundation.exit(exitCode(for: error).rawValue)
+            }
             exit(withError: error)
         }
     }
@@ -22,7 +34,7 @@ struct LlamaAlign: ParsableCommand {
         commandName: "llama-align",
         abstract: "Pretrain, fine-tune, align (DPO) and run LLaMA models on kernels compiled from a Swift graph DSL.",
         version: "llama-align \(version)\n" + MatrixKernels.current.summary,
-        subcommands: [Quickstart.self, Generate.self, Tokenize.self, Pretrain.self, SFT.self, DPO.self, Eval.self, Merge.self, Profile.self, Compile.self,
+        subcommands: [Quickstart.self, Generate.self, Tokenize.self, Pretrain.self, SFT.self, DPO.self, Eval.self, Merge.self, Plot.self, Profile.self, Compile.self,
                       Bench.self, Doctor.self]
     )
 }

@@ -17,22 +17,29 @@ struct Profile: ParsableCommand {
     func run() throws {
         guard let t = TrainingArguments.Task(rawValue: task), t != .dpo else { throw CLIError("--task must be pretrain or sft") }
         let args = try TrainingArguments.load(path: argsFile, task: t)
+        applyThreads(args.numThreads)
+        // Under mpirun each rank profiles its share of a global batch of `size` micro-batches.
+        try World.start()
         let run = TrainingRun(args: args, task: t)
         let (tok, _) = try run.tokenizer()
         guard let trainPath = args.trainDatasetPath else { throw CLIError("\(argsFile): train_dataset_path is required") }
         let (examples, _) = try run.read(try JSONLines.resolve(trainPath).train, tok)
         let trainer = try LMTrainer(parameters: run.startingParameters())
         var loader = DataLoader(items: examples, batchSize: args.perDeviceTrainBatchSize, shuffle: false, seed: 0)
+        var tokens = 0
         func step() throws -> TokenBatch {
-            let b = collate(loader.next(), padId: tok.eosId)
-            _ = try trainer.trainStep([b], lr: 0)
-            return b
+            let batches = (0..<World.size).map { _ in collate(loader.next(), padId: tok.eosId) }
+            _ = try trainer.trainStep(batches, lr: 0)
+            tokens += batches.reduce(0) { $0 + $1.batch * $1.seq }
+            return World.share(batches)[0]
         }
         _ = try step()
         let programs = trainer.programs
         var calls = 0
         for p in programs { p.setProfiling(true, events: 200_000) }
         var flops = programs.map { [Double](repeating: 0, count: $0.kernelCount) }, bytes = flops
+        tokens = 0
+        let reduced0 = World.allReduceSeconds
         let t0 = Date()
         for _ in 0..<steps {
             let before = programs.map(\.kernelCalls)
@@ -50,8 +57,16 @@ struct Profile: ParsableCommand {
         let wall = Date().timeIntervalSince(t0) * 1e3
         var report = ProfileReport()
         for (i, p) in programs.enumerated() { report.add(p, flops: flops[i], bytes: bytes[i]); calls += p.events.count }
+        if World.size > 1 {
+            let ms: Double = (World.allReduceSeconds - reduced0) * 1e3
+            let bytes = Double(4 * trainer.optimizer.trainableFloats * steps)
+            report.rows.append(ProfileReport.Row(program: "open_mpi", kernel: "allreduce_gradients", calls: steps, ms: ms, flops: 0, bytes: bytes, scopes: []))
+        }
+        guard World.isMain else { return }
         print(report.table(top: Int.max))
         print(String(format: "%d steps in %.1f ms of wall time; kernels %.1f%% of it", steps, wall, 100 * report.totalMs / wall))
+        print(String(format: "%.0f tokens/s (%d rank%@ × %d thread%@)", Double(tokens) / (wall / 1e3), World.size, World.size == 1 ? "" : "s",
+                     KernelThreads.current, KernelThreads.current == 1 ? "" : "s"))
         try report.chromeTrace().write(to: URL(fileURLWithPath: trace))
         try report.svg().write(toFile: svg, atomically: true, encoding: .utf8)
         print("wrote \(trace) (\(calls) kernel calls) and \(svg)")

@@ -9,6 +9,7 @@ func runTraining(_ path: String, _ task: TrainingArguments.Task, threads: Int?) 
     if let threads { args.numThreads = threads }
     applyThreads(args.numThreads)
     let s = try TrainingRun(args: args, task: task).run()
+    guard World.isMain else { return }
     var line = "\(task.rawValue): \(s.steps) steps on \(s.train.examples) rows"
     if let f = s.firstLoss, let l = s.lastLoss { line += String(format: ", loss %.4f → %.4f", f, l) }
     if let e = s.evalLoss { line += String(format: ", eval loss %.4f", e) + (s.evalLossBefore.map { String(format: " (was %.4f)", $0) } ?? "") }
@@ -21,10 +22,14 @@ func runTraining(_ path: String, _ task: TrainingArguments.Task, threads: Int?) 
 /// first parallel region starts libomp, so its idle threads do not spin beside OpenBLAS's own
 /// threads during sgemm (measured with `bench train`: 839 → 910 tokens/s on 2 cores); and,
 /// when `num_threads` / `--threads` is given, that many threads for OpenMP and OpenBLAS both.
+/// Under `mpirun`, the default is the machine's cores shared out over the ranks started on it.
 func applyThreads(_ n: Int?) {
     setenv("KMP_BLOCKTIME", "0", 0)
-    guard let n, n > 0 else { return }
-    KernelThreads.set(n)
+    if let n, n > 0 {
+        KernelThreads.set(n)
+    } else if World.localSize > 1 {
+        KernelThreads.set(max(1, ProcessInfo.processInfo.activeProcessorCount / World.localSize))
+    }
 }
 
 /// `llama-align pretrain ARGS.json`.
@@ -52,7 +57,8 @@ struct Eval: ParsableCommand {
     @Option(name: .customLong("max-seq-len"), help: "Longest row; longer rows are truncated per the SFT rules.") var maxSeqLen = 1024
     @Option(name: .customLong("batch-size")) var batchSize = 8
     @Option(help: "A PEFT LoRA adapter directory for the model: run unmerged on LM data; on preference data the policy is base + adapter and the default reference the base (adapters off).") var lora: String?
-    @Option(help: "Reference model for preference data (default: the policy itself, i.e. rewards start at 0; with --lora, the base model).") var reference: String?
+    @Option(help: "A PEFT prefix-tuning adapter directory for the model (on preference data the policy is base + prefix and the default reference the base).") var prefix: String?
+    @Option(help: "Reference model for preference data (default: the policy itself, i.e. rewards start at 0; with --lora or --prefix, the base model).") var reference: String?
     @Option(name: .customLong("loss-type"), help: "DPO loss type(s) for preference data, comma-separated.") var lossType = "sigmoid"
     @Option(help: "DPO β for preference data.") var beta = 0.1
     @Flag(help: "Print JSON.") var json = false
@@ -61,6 +67,7 @@ struct Eval: ParsableCommand {
     func validate() throws {
         guard maxSeqLen >= 2 else { throw ValidationError("--max-seq-len must be at least 2, got \(maxSeqLen)") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if lora != nil && prefix != nil { throw ValidationError("--lora and --prefix together are not supported; give one") }
     }
 
     func run() throws {
@@ -69,7 +76,7 @@ struct Eval: ParsableCommand {
         let needsTokenizer = rows.contains { !$0.has("input_ids") && !$0.has("prompt_ids") }
         let found = try tokenizerFor(model: model, explicit: tokenizer, required: needsTokenizer)
         if isPreference {
-            let m = try evalPreferences(model: model, lora: lora, reference: reference, data: data, tokenizer: found, maxSeqLen: maxSeqLen,
+            let m = try evalPreferences(model: model, lora: lora, prefix: prefix, reference: reference, data: data, tokenizer: found, maxSeqLen: maxSeqLen,
                                         lossTypes: lossType.split(separator: ",").map(String.init), beta: beta, batchSize: batchSize)
             let keys = ["loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"]
             if json {
@@ -79,7 +86,7 @@ struct Eval: ParsableCommand {
             }
             return
         }
-        let store = try loadParameters(path: model, lora: lora)
+        let store = try loadParameters(path: model, lora: lora, prefix: prefix)
         try store.weights().checkFinite(source: model)
         let tok: any Tokenizer = found ?? PassthroughTokenizer(vocabSize: store.config.vocabSize)
         let examples: [TokenizedExample]

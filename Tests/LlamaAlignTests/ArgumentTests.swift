@@ -35,14 +35,22 @@ import LlamaGraphs
         #expect(try message(#"{"output_dir": "o", "lr_scheduler_type": "poly"}"#).contains("poly"))
     }
 
-    /// Prefix tuning is not built yet: asking for it fails naming the field (never a silent
-    /// full fine-tuning), through the library and the CLI; false (or absent) is fine.
-    @Test func prefixTuningIsRefusedUntilBuilt() throws {
-        for (key, what, task) in [("prefix_tuning", "prefix tuning is not available yet", "sft")] {
-            let path = try write(#"{"output_dir": "o", "\#(key)": true, "lora_rank": 4}"#)
+    /// Prefix tuning's fields: PaddleNLP's default length (128), and what is not allowed (with
+    /// `lora`, a length or projection width ≤ 0) fails naming the field,
+    /// through the library and the CLI (never a silent full fine-tuning).
+    @Test func prefixFieldsParseAndBadOnesNameTheField() throws {
+        let a = try TrainingArguments.load(path: try write(#"{"output_dir": "o", "prefix_tuning": true}"#), task: .sft)
+        #expect(try a.prefixConfig()?.tokens == 128 && a.prefixConfig()?.projection == nil)
+        let p = try TrainingArguments.load(path: try write(#"{"output_dir": "o", "prefix_tuning": true, "prefix_projection": true}"#), task: .sft)
+        #expect(try p.prefixConfig(kvDim: 64)?.projection == 64)
+        let cases = [(#""prefix_projection": true, "prefix_projection_hidden_size": 0"#, "prefix_projection_hidden_size", "must be ≥ 1", "sft"),
+                     (#""lora": true"#, "prefix_tuning", "lora and prefix_tuning together", "sft"),
+                     (#""num_prefix_tokens": 0"#, "num_prefix_tokens", "must be ≥ 1", "dpo")]
+        for (extra, key, what, task) in cases {
+            let path = try write(#"{"output_dir": "o", "prefix_tuning": true, \#(extra)}"#)
             do {
                 _ = try TrainingArguments.load(path: path, task: task == "dpo" ? .dpo : .sft)
-                Issue.record("\(key): true was accepted")
+                Issue.record("\(extra) was accepted")
             } catch {
                 #expect("\(error)".contains(path) && "\(error)".contains(key) && "\(error)".contains(what), "\(error)")
             }

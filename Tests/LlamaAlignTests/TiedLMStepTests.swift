@@ -31,6 +31,7 @@ import LlamaGraphs
         hostIn["grad_lm_head"] = hostIn["grad_embed"]
         let ref = try ReferenceInterpreter.run(program, sizes: sizes, inputs: hostIn, params: hostParams)
         buffers["loss"] = AlignedBuffer(floats: 1)
+        buffers["entropy"] = AlignedBuffer(floats: 1); buffers["accuracy"] = AlignedBuffer(floats: 1)
         var raw = buffers.mapValues(\.raw)
         raw["lm_head"] = raw["embed"]; raw["grad_lm_head"] = raw["grad_embed"]
         try CompiledProgram.load("llama_train.lm_step").run(buffers: raw, sizes: sizes)

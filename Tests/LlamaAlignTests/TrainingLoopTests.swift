@@ -25,7 +25,7 @@ import Testing
             evaluations += 1
             return ["eval_loss": Double(evaluations)]
         }
-        func save(step: Int, loader: LoaderState, epoch: Double) throws {}
+        func save(step: Int, loader: LoaderState, epoch: Double, protect: Int?) throws {}
     }
 
     private func loop(_ dir: String, stopAfter: Int? = nil) throws -> TrainingLoop<Int> {

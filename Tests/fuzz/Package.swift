@@ -18,7 +18,7 @@ import PackageDescription
 /// (libFuzzer supplies `main`).
 let fuzzTargets = [
     "jsonl_pretrain", "jsonl_sft", "jsonl_dpo", "arguments", "chat_template",
-    "safetensors", "hf_config", "llama2c_bin", "sentencepiece_model", "llama2c_tokenizer",
+    "safetensors", "hf_config", "llama2c_bin", "sentencepiece_model", "llama2c_tokenizer", "tokenizer_json",
 ]
 
 let package = Package(

@@ -23,7 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 work=${LLAMA_ALIGN_FUZZ_WORK:-$here/.work}
 all_targets=(jsonl_pretrain jsonl_sft jsonl_dpo arguments chat_template safetensors hf_config llama2c_bin
-             sentencepiece_model llama2c_tokenizer)
+             sentencepiece_model llama2c_tokenizer tokenizer_json)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 if [ -z "${LLAMA_ALIGN_SHARED:-}" ] && [ -d "$root/../shared" ]; then

@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-/* Program 'lm_step': 78 kernels. Sizes: B, F, HD2, KVH, L, NS, REP, T, V. */
+/* Program 'lm_step': 82 kernels. Sizes: B, F, HD2, KVH, L, NS, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -43,6 +43,8 @@ typedef struct {
     float *grad_w3; /* f32 [L, F, 2*HD2*KVH*REP] per layer, written */
     float *grad_embed; /* f32 [V, 2*HD2*KVH*REP], written */
     float *loss; /* f32 [] */
+    float *entropy; /* f32 [] */
+    float *accuracy; /* f32 [] */
     float *arena; /* llama_train_lm_step_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
@@ -60,7 +62,7 @@ void llama_train_lm_step(const llama_train_lm_step_args *args);
 long llama_train_lm_step_arena_floats(const llama_train_lm_step_args *args);
 void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flops, double *bytes);
 
-/* Program 'lm_step_lora': 120 kernels. Sizes: B, F, HD2, KVH, L, NS, R, REP, T, V. */
+/* Program 'lm_step_lora': 124 kernels. Sizes: B, F, HD2, KVH, L, NS, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -124,6 +126,8 @@ typedef struct {
     float *grad_lora_a_w3; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
     float *grad_lora_b_w3; /* f32 [L, F, R] per layer, written */
     float *loss; /* f32 [] */
+    float *entropy; /* f32 [] */
+    float *accuracy; /* f32 [] */
     float *arena; /* llama_train_lm_step_lora_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
@@ -142,7 +146,7 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args);
 long llama_train_lm_step_lora_arena_floats(const llama_train_lm_step_lora_args *args);
 void llama_train_lm_step_lora_costs(const llama_train_lm_step_lora_args *args, double *flops, double *bytes);
 
-/* Program 'lm_step_lora_dropout': 133 kernels. Sizes: B, F, HD2, KVH, L, NS, R, REP, T, V. */
+/* Program 'lm_step_lora_dropout': 137 kernels. Sizes: B, F, HD2, KVH, L, NS, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -214,6 +218,8 @@ typedef struct {
     float *grad_lora_a_w3; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
     float *grad_lora_b_w3; /* f32 [L, F, R] per layer, written */
     float *loss; /* f32 [] */
+    float *entropy; /* f32 [] */
+    float *accuracy; /* f32 [] */
     float *arena; /* llama_train_lm_step_lora_dropout_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
@@ -323,6 +329,143 @@ typedef struct {
 void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args);
 long llama_train_eval_loss_lora_arena_floats(const llama_train_eval_loss_lora_args *args);
 void llama_train_eval_loss_lora_costs(const llama_train_eval_loss_lora_args *args, double *flops, double *bytes);
+
+/* Program 'lm_step_prefix': 67 kernels. Sizes: B, F, HD2, KVH, L, NS, P, REP, S, T, V. */
+typedef struct {
+    const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
+    const float *final_norm; /* f32 [2*HD2*KVH*REP] */
+    const float *lm_head; /* f32 [V, 2*HD2*KVH*REP] */
+    const float *attn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const float *wq; /* f32 [L, 2*HD2*KVH*REP, 2*HD2*KVH*REP] per layer */
+    const float *wk; /* f32 [L, 2*HD2*KVH, 2*HD2*KVH*REP] per layer */
+    const float *wv; /* f32 [L, 2*HD2*KVH, 2*HD2*KVH*REP] per layer */
+    const float *wo; /* f32 [L, 2*HD2*KVH*REP, 2*HD2*KVH*REP] per layer */
+    const float *prefix_kv; /* f32 [L, 2, P, KVH, 2*HD2] per layer */
+    const float *ffn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const float *w1; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
+    const float *w2; /* f32 [L, 2*HD2*KVH*REP, F] per layer */
+    const float *w3; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
+    const int32_t *ids; /* i32 [B, T] */
+    const int32_t *scored; /* i32 [NS] */
+    const int32_t *targets; /* i32 [NS] */
+    const float *weights; /* f32 [NS] */
+    const float *rope_theta; /* f32 [] */
+    const float *norm_eps; /* f32 [] */
+    float *saved_x; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_q; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
+    float *saved_k; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
+    float *saved_v; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
+    float *saved_attn; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_gate; /* f32 [L, B, T, F] per layer, written */
+    float *saved_up; /* f32 [L, B, T, F] per layer, written */
+    float *grad_prefix_kv; /* f32 [L, 2, P, KVH, 2*HD2] per layer, written */
+    float *loss; /* f32 [] */
+    float *entropy; /* f32 [] */
+    float *accuracy; /* f32 [] */
+    float *arena; /* llama_train_lm_step_prefix_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long B;
+    long F;
+    long HD2;
+    long KVH;
+    long L;
+    long NS;
+    long P;
+    long REP;
+    long S;
+    long T;
+    long V;
+} llama_train_lm_step_prefix_args;
+
+void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args);
+long llama_train_lm_step_prefix_arena_floats(const llama_train_lm_step_prefix_args *args);
+void llama_train_lm_step_prefix_costs(const llama_train_lm_step_prefix_args *args, double *flops, double *bytes);
+
+/* Program 'eval_loss_prefix': 24 kernels. Sizes: B, F, HD2, KVH, L, P, REP, S, T, V. */
+typedef struct {
+    const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
+    const float *final_norm; /* f32 [2*HD2*KVH*REP] */
+    const float *lm_head; /* f32 [V, 2*HD2*KVH*REP] */
+    const float *attn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const float *wq; /* f32 [L, 2*HD2*KVH*REP, 2*HD2*KVH*REP] per layer */
+    const float *wk; /* f32 [L, 2*HD2*KVH, 2*HD2*KVH*REP] per layer */
+    const float *wv; /* f32 [L, 2*HD2*KVH, 2*HD2*KVH*REP] per layer */
+    const float *wo; /* f32 [L, 2*HD2*KVH*REP, 2*HD2*KVH*REP] per layer */
+    const float *prefix_kv; /* f32 [L, 2, P, KVH, 2*HD2] per layer */
+    const float *ffn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer */
+    const float *w1; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
+    const float *w2; /* f32 [L, 2*HD2*KVH*REP, F] per layer */
+    const float *w3; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
+    const int32_t *ids; /* i32 [B, T] */
+    const int32_t *targets; /* i32 [B, T] */
+    const float *norm_eps; /* f32 [] */
+    const float *rope_theta; /* f32 [] */
+    float *nll; /* f32 [B, T] */
+    float *arena; /* llama_train_eval_loss_prefix_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long B;
+    long F;
+    long HD2;
+    long KVH;
+    long L;
+    long P;
+    long REP;
+    long S;
+    long T;
+    long V;
+} llama_train_eval_loss_prefix_args;
+
+void llama_train_eval_loss_prefix(const llama_train_eval_loss_prefix_args *args);
+long llama_train_eval_loss_prefix_arena_floats(const llama_train_eval_loss_prefix_args *args);
+void llama_train_eval_loss_prefix_costs(const llama_train_eval_loss_prefix_args *args, double *flops, double *bytes);
+
+/* Program 'prefix_encode': 4 kernels. Sizes: E, HD2, KVH, L, P. */
+typedef struct {
+    const float *prefix_embed; /* f32 [P, 2*HD2*KVH] */
+    const float *prefix_w1; /* f32 [E, 2*HD2*KVH] */
+    const float *prefix_b1; /* f32 [E] */
+    const float *prefix_w2; /* f32 [4*HD2*KVH*L, E] */
+    const float *prefix_b2; /* f32 [4*HD2*KVH*L] */
+    float *prefix_kv; /* f32 [L, 2, P, KVH, 2*HD2] */
+    float *arena; /* llama_train_prefix_encode_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long E;
+    long HD2;
+    long KVH;
+    long L;
+    long P;
+} llama_train_prefix_encode_args;
+
+void llama_train_prefix_encode(const llama_train_prefix_encode_args *args);
+long llama_train_prefix_encode_arena_floats(const llama_train_prefix_encode_args *args);
+void llama_train_prefix_encode_costs(const llama_train_prefix_encode_args *args, double *flops, double *bytes);
+
+/* Program 'prefix_encode_backward': 12 kernels. Sizes: E, HD2, KVH, L, P. */
+typedef struct {
+    const float *prefix_embed; /* f32 [P, 2*HD2*KVH] */
+    const float *prefix_w1; /* f32 [E, 2*HD2*KVH] */
+    const float *prefix_b1; /* f32 [E] */
+    const float *prefix_w2; /* f32 [4*HD2*KVH*L, E] */
+    const float *prefix_b2; /* f32 [4*HD2*KVH*L] */
+    const float *grad_prefix_kv; /* f32 [L, 2, P, KVH, 2*HD2] */
+    float *grad_prefix_embed; /* f32 [P, 2*HD2*KVH], written */
+    float *grad_prefix_w1; /* f32 [E, 2*HD2*KVH], written */
+    float *grad_prefix_b1; /* f32 [E], written */
+    float *grad_prefix_w2; /* f32 [4*HD2*KVH*L, E], written */
+    float *grad_prefix_b2; /* f32 [4*HD2*KVH*L], written */
+    float *arena; /* llama_train_prefix_encode_backward_arena_floats() floats, 64-byte aligned */
+    double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
+    long E;
+    long HD2;
+    long KVH;
+    long L;
+    long P;
+} llama_train_prefix_encode_backward_args;
+
+void llama_train_prefix_encode_backward(const llama_train_prefix_encode_backward_args *args);
+long llama_train_prefix_encode_backward_arena_floats(const llama_train_prefix_encode_backward_args *args);
+void llama_train_prefix_encode_backward_costs(const llama_train_prefix_encode_backward_args *args, double *flops, double *bytes);
 
 /* Program 'adamw_step': 3 kernels. Sizes: N. */
 typedef struct {

@@ -9,26 +9,33 @@ struct Attention {
     let wk, wv: LoRALinear
     /// `[D, D]`.
     let wo: LoRALinear
+    /// This layer's trained prefix keys and values, when prefix tuning.
+    let prefix: PrefixKV?
 
-    /// Declares `wq`, `wk`, `wv`, `wo` (`[L, …]`), each with its LoRA adapter when `lora`;
-    /// called inside the layer loop.
-    init(_ b: GraphBuilder, lora: Bool = false, dropout: Bool = false) {
+    /// Declares `wq`, `wk`, `wv`, `wo` (`[L, …]`), each with its LoRA adapter when `lora` (reading its input
+    /// through dropout with `dropout`),
+    /// then `prefix_kv` with `prefix`; called inside the layer loop.
+    init(_ b: GraphBuilder, lora: Bool = false, dropout: Bool = false, prefix: Bool = false) {
         typealias D = LlamaDims
         wq = LoRALinear(b, "wq", out: D.dim, in: D.dim, perLayer: true, lora: lora, dropout: dropout)
         wk = LoRALinear(b, "wk", out: D.kvDim, in: D.dim, perLayer: true, lora: lora, dropout: dropout)
         wv = LoRALinear(b, "wv", out: D.kvDim, in: D.dim, perLayer: true, lora: lora, dropout: dropout)
         wo = LoRALinear(b, "wo", out: D.dim, in: D.dim, perLayer: true, lora: lora, dropout: dropout)
+        self.prefix = prefix ? PrefixKV(b) : nil
     }
 
     /// The parameters in declaration order.
     var parameters: [Tensor] { [wq.weight, wk.weight, wv.weight, wo.weight] }
-    /// The LoRA adapters' parameters (`A`, `B` of `wq`, `wk`, `wv`, `wo`); none without LoRA.
-    var adapterParameters: [Tensor] { [wq, wk, wv, wo].flatMap(\.adapterParameters) }
+    /// The LoRA adapters' parameters (`A`, `B` of `wq`, `wk`, `wv`, `wo`) and the prefix
+    /// (`prefix_kv`); none for the plain model.
+    var adapterParameters: [Tensor] { [wq, wk, wv, wo].flatMap(\.adapterParameters) + (prefix.map { [$0.table] } ?? []) }
 
     /// `x [B, T, D]` → `[B, T, D]`, queries and keys rotated for the positions of `layout`.
     /// With `cache`, this call's keys and values are written at positions `P ..< P+T` and the
     /// queries attend over `0 ..< S`. `keep` sees `q` `[B, T, H, HD]`, `k` and `v`
-    /// `[B, T, KVH, HD]` and the heads' output `attn` `[B, T, D]`.
+    /// `[B, T, KVH, HD]` and the heads' output `attn` `[B, T, D]`. With a prefix (and no
+    /// cache) the queries, at positions `P ..< P+T` in `layout`, attend over the prefix's `P`
+    /// keys and values and then the row's own (causally).
     func callAsFunction(_ x: Tensor, layout: TokenLayout, cache: KVCache? = nil, keep: KeptActivations = .none) -> Tensor {
         typealias D = LlamaDims
         let b = x.builder
@@ -41,6 +48,9 @@ struct Attention {
             if let cache {
                 (k, v) = cache.update(keys: k, values: v)
                 start = D.start
+            } else if let prefix {
+                (k, v) = prefix.prepend(keys: k, values: v)
+                start = Prefix.length
             }
             let out = keep("attn", b.causalAttention(q: q, k: k, v: v, kvHeads: D.kvHeads, rep: D.rep, start: start, allowed: layout.allowed))
             return wo(out)

@@ -15,16 +15,18 @@ struct DecoderLayer {
     let feedForward: FeedForward
 
     /// Declares the layer's parameters in the order of `parameters`; `eps` is `norm_eps`.
-    /// With `lora`, every projection also carries its LoRA adapter (`LoRALinear`), and with
-    /// `dropout` the adapters read their input through dropout (training).
-    init(_ b: GraphBuilder, eps: Tensor, lora: Bool = false, dropout: Bool = false) {
+    /// With `lora`, every projection also carries its LoRA adapter (`LoRALinear`), read through
+    /// dropout with `dropout` (training); with `prefix`, attention puts the trained prefix ahead
+    /// of the row (`PrefixKV`).
+    init(_ b: GraphBuilder, eps: Tensor, lora: Bool = false, dropout: Bool = false, prefix: Bool = false) {
         attentionNorm = RMSNorm(b, "attn_norm", eps: eps, perLayer: true)
-        attention = Attention(b, lora: lora, dropout: dropout)
+        attention = Attention(b, lora: lora, dropout: dropout, prefix: prefix)
         ffnNorm = RMSNorm(b, "ffn_norm", eps: eps, perLayer: true)
         feedForward = FeedForward(b, lora: lora, dropout: dropout)
     }
 
-    /// The LoRA adapters' parameters of this layer (`A`, `B` per projection); none without LoRA.
+    /// The trained parameters of an adapted layer: LoRA's `A`, `B` per projection, or the
+    /// prefix's `prefix_kv`; none for the plain model.
     var adapterParameters: [Tensor] { attention.adapterParameters + feedForward.adapterParameters }
 
     /// `attn_norm`, `wq`, `wk`, `wv`, `wo`, `ffn_norm`, `w1`, `w2`, `w3` (this layer's slices).

@@ -20,19 +20,23 @@ public enum LlamaDPOPrograms {
     }
 
     /// Declares the row inputs and builds the layout: RoPE at `positions`, and a mask that
-    /// keeps the rejected response from attending to the chosen one.
-    static func rows(_ b: GraphBuilder) -> Rows {
+    /// keeps the rejected response from attending to the chosen one. With `prefix`, every
+    /// position moves on by the prefix length `P` and every token also sees the `P` prefix keys.
+    static func rows(_ b: GraphBuilder, prefix: Bool = false) -> Rows {
         let shape: Shape = [D.batch, D.seq]
         let ids = b.input("ids", shape, .i32)
         let positions = b.input("positions", shape, .i32)
         let segments = b.input("segments", shape, .i32)
         let theta = b.input(LlamaDims.Constant.ropeTheta.rawValue, [])
-        let (cos, sin) = b.ropeTables(positions: positions, half: D.half, theta: theta)
+        let (cos, sin) = b.ropeTables(positions: positions, half: D.half, theta: theta, offset: prefix ? Prefix.length : 0)
         // The rejected branch (2) must not see the chosen branch (1).
         let allowed = b.scope("shared_prompt_mask") { () -> Tensor in
             let seg = segments.cast(.f32)
             let query = seg.reshape([D.batch, 1, 1, D.seq, 1]), key = seg.reshape([D.batch, 1, 1, 1, D.seq])
-            return 1.0 - key.eq(b.constant(1)) * query.eq(b.constant(2))
+            let rowMask = 1.0 - key.eq(b.constant(1)) * query.eq(b.constant(2))
+            guard prefix else { return rowMask }
+            let seen = b.broadcast(b.constant(1), to: [D.batch, 1, 1, D.seq, Prefix.length])
+            return b.concat([seen, rowMask], axis: 4, size: D.span)
         }
         let scored: Shape = [D.scored]
         return Rows(ids: ids, scored: b.input("scored", scored, .i32), scoredPair: b.input("scored_pair", scored, .i32),
@@ -62,11 +66,12 @@ public enum LlamaDPOPrograms {
 
     /// `dpo_logps`: forward only (the reference model, and evaluation).
     /// Outputs `[B]`: `logps_chosen`, `logps_rejected`, `logits_chosen`, `logits_rejected`.
-    /// `dpo_logps_lora` (`lora`): the same through the LoRA-adapted model (`LoRALinear`).
-    public static func sequenceLogps(lora: Bool = false) throws -> Program {
-        let b = GraphBuilder(lora ? "dpo_logps_lora" : "dpo_logps")
-        let r = rows(b)
-        let model = LlamaModel(b, lora: lora)
+    /// `dpo_logps_lora` (`lora`): the same through the LoRA-adapted model (`LoRALinear`);
+    /// `dpo_logps_prefix` (`prefix`): through the model with its trained prefix (`PrefixKV`).
+    public static func sequenceLogps(lora: Bool = false, prefix: Bool = false) throws -> Program {
+        let b = GraphBuilder("dpo_logps" + LlamaTrainingPrograms.suffix(lora: lora, prefix: prefix))
+        let r = rows(b, prefix: prefix)
+        let model = LlamaModel(b, lora: lora, prefix: prefix)
         let s = pairLogps(model(r.ids, layout: r.layout, scored: r.scored), r)
         b.output("logps_chosen", s.pc); b.output("logps_rejected", s.pr)
         b.output("logits_chosen", s.logitsChosen); b.output("logits_rejected", s.logitsRejected)
@@ -92,14 +97,16 @@ public enum LlamaDPOPrograms {
     /// gradients (`lm_step_lora`'s rule); its reference is the base model (`dpo_logps`).
     /// `dpo_step_lora_dropout` (`dropout`): the adapters read their input through dropout
     /// (`lm_step_lora_dropout`'s inputs).
-    public static func dpoStep(lora: Bool = false, dropout: Bool = false) throws -> Program {
-        let b = GraphBuilder(lora ? (dropout ? "dpo_step_lora_dropout" : "dpo_step_lora") : "dpo_step")
-        let r = rows(b)
+    /// `dpo_step_prefix` (`prefix`): the policy is the model with its trained prefix and only
+    /// `prefix_kv` gets a gradient; its reference is the model without it (`dpo_logps`).
+    public static func dpoStep(lora: Bool = false, dropout: Bool = false, prefix: Bool = false) throws -> Program {
+        let b = GraphBuilder("dpo_step" + LlamaTrainingPrograms.suffix(lora: lora, prefix: prefix) + (lora && dropout ? "_dropout" : ""))
+        let r = rows(b, prefix: prefix)
         let refChosen = b.input("ref_chosen", [D.batch]), refRejected = b.input("ref_rejected", [D.batch])
         let (s, weights) = lossInputs(b)
         let pairWeight = s.pairWeight, k = DPOLossType.allCases.count
         let prefRatio = b.input(DPOScalar.prefLossRatio.rawValue, []), sftRatio = b.input(DPOScalar.sftLossRatio.rawValue, [])
-        try LlamaModel(b, lora: lora, dropout: dropout).trainingStep(r.ids, layout: r.layout, scored: r.scored) { logits in
+        try LlamaModel(b, lora: lora, dropout: dropout, prefix: prefix).trainingStep(r.ids, layout: r.layout, scored: r.scored) { logits in
             let p = pairLogps(logits, r)
             let losses = b.dpoLosses(pc: p.pc, pr: p.pr, rc: refChosen, rr: refRejected, nc: p.nc, nr: p.nr, s, weights: weights)
             let stacked = b.concat(losses.map { $0.reshape([1, D.batch]) }, axis: 0)   // [K, B]
@@ -138,6 +145,7 @@ public enum LlamaDPOPrograms {
     }
 
     public static func all() throws -> [Program] {
-        try [sequenceLogps(), dpoStep(), lossOnly(), sequenceLogps(lora: true), dpoStep(lora: true), dpoStep(lora: true, dropout: true)]
+        try [sequenceLogps(), dpoStep(), lossOnly(), sequenceLogps(lora: true), dpoStep(lora: true), dpoStep(lora: true, dropout: true),
+             sequenceLogps(prefix: true), dpoStep(prefix: true)]
     }
 }

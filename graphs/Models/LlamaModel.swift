@@ -8,9 +8,10 @@ struct LlamaModel {
 
     /// Declares `norm_eps`, `embed`, `final_norm` and `lm_head`; with `lora`, the layers'
     /// projections carry LoRA adapters (declared inside the layer loop), read through dropout
-    /// with `dropout` (training programs only).
-    init(_ b: GraphBuilder, lora: Bool = false, dropout: Bool = false) {
-        trunk = LlamaTrunk(b, lora: lora, dropout: dropout)
+    /// with `dropout` (training programs only); with `prefix`, every layer attends over the
+    /// trained `prefix_kv` first.
+    init(_ b: GraphBuilder, lora: Bool = false, dropout: Bool = false, prefix: Bool = false) {
+        trunk = LlamaTrunk(b, lora: lora, dropout: dropout, prefix: prefix)
         lmHead = Linear(b, "lm_head", out: LlamaDims.vocab, in: LlamaDims.dim)
     }
 
@@ -29,14 +30,15 @@ struct LlamaModel {
     /// turns the logits of the scored rows (`[NS, V]`; `scored` holds flat indices `b·T + t`)
     /// into the scalar loss, and its gradient is back-propagated and *added* into the `grad_*`
     /// buffers (so micro-batches accumulate), each layer rebuilt from what it saved. With LoRA
-    /// (`trunk.lora`) only the adapters get gradients: the embedding, the norms and `lm_head`
-    /// are frozen, so the head's backward is the gradient at the hidden states alone.
+    /// (`trunk.lora`) or a prefix (`trunk.prefix`) only the adapters or `prefix_kv` get
+    /// gradients: the embedding, the norms and `lm_head` are frozen, so the head's backward is
+    /// the gradient at the hidden states alone.
     func trainingStep(_ ids: Tensor, layout: TokenLayout, scored: Tensor, loss: (Tensor) throws -> Tensor) throws {
         let b = ids.builder
         let x = trunk.layers(trunk.embedding(ids), layout: layout, keep: .saving)
         let logits = head(trunk.finalNorm(x, rows: scored))
         let value = try b.scope("lm_head") { try loss(logits) }
-        if trunk.lora {
+        if trunk.adapted {
             let g = try b.scope("lm_head_backward") { try b.gradients(of: value, wrt: [x]) }
             _ = try trunk.layersBackward(g[0], layout: layout)
             return

@@ -10,22 +10,44 @@ public enum LlamaTrainingPrograms {
 
     /// `lm_step`: loss = Σ weights · nll(logits, targets) over the scored positions (`[NS]`:
     /// `scored` flat indices `b·T + t`, their `targets` and `weights`; only those rows go
-    /// through the vocabulary projection); gradients are ADDED into the `grad_*` buffers (so
+    /// through the vocabulary projection), and with the same weights the mean entropy
+    /// (`entropy`) and arg-max accuracy (`accuracy`) of those positions; gradients are ADDED into the `grad_*` buffers (so
     /// micro-batches accumulate). Each layer's input and its products are kept in `saved_*`
     /// on the way forward and read back on the way back (`LlamaModel.trainingStep`).
-    public static func lmStep(lora: Bool = false, dropout: Bool = false) throws -> Program {
-        let b = GraphBuilder(lora ? (dropout ? "lm_step_lora_dropout" : "lm_step_lora") : "lm_step")
+    public static func lmStep(lora: Bool = false, dropout: Bool = false, prefix: Bool = false) throws -> Program {
+        let b = GraphBuilder("lm_step" + suffix(lora: lora, prefix: prefix) + (lora && dropout ? "_dropout" : ""))
         let ids = b.input("ids", [D.batch, D.seq], .i32)
         let scored = b.input("scored", [D.scored], .i32)
         let targets = b.input("targets", [D.scored], .i32)
         let weights = b.input("weights", [D.scored])
-        let layout = TokenLayout.sequential(b, seq: D.seq, start: 0)
-        try LlamaModel(b, lora: lora, dropout: dropout).trainingStep(ids, layout: layout, scored: scored) { logits in
+        let layout = TokenLayout.sequential(b, seq: D.seq, start: prefix ? Prefix.length : 0)
+        try LlamaModel(b, lora: lora, dropout: dropout, prefix: prefix).trainingStep(ids, layout: layout, scored: scored) { logits in
             let loss = b.weightedSum(b.tokenNLL(logits, targets: targets), weights)
             b.output("loss", loss)
+            // TRL's SFT metrics, weighted like the loss (step means over the scored tokens); no gradient.
+            let stats = tokenStats(logits, targets: targets)
+            b.output("entropy", b.weightedSum(stats.entropy, weights))
+            b.output("accuracy", b.weightedSum(stats.correct, weights))
             return loss
         }
         return try b.build()
+    }
+
+    /// Per scored position: the entropy `−Σ p·log p` of `softmax(logits)` and whether the target
+    /// is the arg max (1/0; ties count as right), `[NS, V]` → `[NS]` each (TRL's `entropy` and
+    /// `mean_token_accuracy`). The loss is differentiated alone, so these take no gradient; the
+    /// row max and sum of exponentials are the cross-entropy's own (one kernel each, shared).
+    static func tokenStats(_ logits: Tensor, targets: Tensor) -> (entropy: Tensor, correct: Tensor) {
+        let b = logits.builder
+        return b.scope("token_stats") {
+            let x = logits
+            let s = x.shape
+            let logp = b.logSoftmax(x)
+            let entropy = -(logp.exp() * logp).sum(axis: -1, keepDims: false)
+            let picked = b.iota(s, axis: s.count - 1).eq(targets.cast(.f32).reshape(targets.shape + [1]))
+            let target = (x * picked).sum(axis: -1, keepDims: false)
+            return (entropy, x.max(axis: -1, keepDims: false).le(target))
+        }
     }
 
     /// `lm_step_lora`: `lm_step` with a LoRA adapter on every projection of every layer
@@ -39,13 +61,21 @@ public enum LlamaTrainingPrograms {
     /// `lora_dropout_key_<w>` `[L]` that seed each layer's mask (the backward stage redraws it).
     public static func lmStepLoRADropout() throws -> Program { try lmStep(lora: true, dropout: true) }
 
+    /// `lm_step_prefix`: `lm_step` with a trained prefix ahead of every row in every layer
+    /// (`PrefixKV`: `prefix_kv` `[L, 2, P, KVH, HD]`; tokens at positions `P ..< P+T`, keys over
+    /// `S = P + T`), whose gradient is added into `grad_prefix_kv` only (the model is frozen).
+    public static func lmStepPrefix() throws -> Program { try lmStep(prefix: true) }
+
+    /// The program-name suffix of an adapted model: `_lora`, `_prefix` or none.
+    static func suffix(lora: Bool, prefix: Bool) -> String { lora ? "_lora" : prefix ? "_prefix" : "" }
+
     /// `eval_loss`: the per-position NLL `[B, T]` of `targets` (no gradients).
-    public static func evalLoss(lora: Bool = false) throws -> Program {
-        let b = GraphBuilder(lora ? "eval_loss_lora" : "eval_loss")
+    public static func evalLoss(lora: Bool = false, prefix: Bool = false) throws -> Program {
+        let b = GraphBuilder("eval_loss" + suffix(lora: lora, prefix: prefix))
         let ids = b.input("ids", [D.batch, D.seq], .i32)
         let targets = b.input("targets", [D.batch, D.seq], .i32)
-        let model = LlamaModel(b, lora: lora)
-        let logits = model(ids, layout: .sequential(b, seq: D.seq, start: 0))
+        let model = LlamaModel(b, lora: lora, prefix: prefix)
+        let logits = model(ids, layout: .sequential(b, seq: D.seq, start: prefix ? Prefix.length : 0))
         b.output("nll", b.scope("lm_head") { b.tokenNLL(logits, targets: targets) })
         return try b.build()
     }
@@ -53,8 +83,12 @@ public enum LlamaTrainingPrograms {
     /// `eval_loss_lora`: `eval_loss` of the model with its LoRA adapters (`lm_step_lora`'s).
     public static func evalLossLoRA() throws -> Program { try evalLoss(lora: true) }
 
+    /// `eval_loss_prefix`: `eval_loss` of the model with its trained prefix (`lm_step_prefix`'s).
+    public static func evalLossPrefix() throws -> Program { try evalLoss(prefix: true) }
+
     /// Every training program, in emission order.
     public static func all() throws -> [Program] {
-        try [lmStep(), lmStepLoRA(), lmStepLoRADropout(), evalLoss(), evalLossLoRA()] + OptimizerPrograms.all()
+        try [lmStep(), lmStepLoRA(), lmStepLoRADropout(), evalLoss(), evalLossLoRA(), lmStepPrefix(), evalLossPrefix()]
+            + PrefixEncoderPrograms.all() + OptimizerPrograms.all()
     }
 }

@@ -15,15 +15,22 @@ struct LlamaTrunk {
     let lora: Bool
     /// Whether the adapters read their input through dropout (`LoRALinear`; training only).
     let dropout: Bool
+    /// Whether every layer attends over a trained prefix first (`PrefixKV`); the backward
+    /// stage then differentiates only with respect to `prefix_kv`.
+    let prefix: Bool
 
     /// Declares `norm_eps`, `embed` and `final_norm`.
-    init(_ b: GraphBuilder, lora: Bool = false, dropout: Bool = false) {
+    init(_ b: GraphBuilder, lora: Bool = false, dropout: Bool = false, prefix: Bool = false) {
         let eps = b.input(LlamaDims.Constant.normEps.rawValue, [])
         embedding = Embedding(b)
         norm = RMSNorm(b, "final_norm", eps: eps)
         self.lora = lora
         self.dropout = lora && dropout
+        self.prefix = prefix
     }
+
+    /// Whether only adapters (LoRA's or the prefix) train, the base model being frozen.
+    var adapted: Bool { lora || prefix }
 
     /// `ids [B, T]` (int32) → the normalized hidden states `[B, T, D]`, or `[NS, D]` for the
     /// rows listed in `scored`. `cached`: attend through the per-layer KV cache (prefill, decode).
@@ -39,7 +46,7 @@ struct LlamaTrunk {
             // Saving the input records a write into `saved_x`; the layer goes on from the carry
             // (the compiler keeps the carry in that slot).
             _ = keep("x", carry[0])
-            let layer = DecoderLayer(b, eps: norm.eps, lora: lora, dropout: dropout)
+            let layer = DecoderLayer(b, eps: norm.eps, lora: lora, dropout: dropout, prefix: prefix)
             let cache = cached ? KVCache(b) : nil
             return [layer(carry[0], layout: layout, cache: cache, keep: keep)]
         }[0]
@@ -61,15 +68,15 @@ struct LlamaTrunk {
     /// last layer's output. Each layer is rebuilt from its saved input with its kept
     /// activations read back, its parameters' gradients are added into their `grad_*`
     /// buffers (`[L, …]`), and the result is the gradient at the embedding's output. With
-    /// `lora` only the adapters are differentiated: the frozen weights get no gradient buffers
-    /// and no weight-gradient products.
+    /// `lora` or `prefix` only the adapters (or `prefix_kv`) are differentiated: the frozen
+    /// weights get no gradient buffers and no weight-gradient products.
     func layersBackward(_ dy: Tensor, layout: TokenLayout) throws -> Tensor {
         let b = dy.builder
         return try b.repeated("layer_backward", count: LlamaDims.layers, reversed: true, carry: [dy]) { dy in
             let (x, keep) = KeptActivations.restoring(b)
-            let layer = DecoderLayer(b, eps: norm.eps, lora: lora, dropout: dropout)
+            let layer = DecoderLayer(b, eps: norm.eps, lora: lora, dropout: dropout, prefix: prefix)
             let y = layer(x, layout: layout, keep: keep)
-            let trained = lora ? layer.adapterParameters : layer.parameters
+            let trained = adapted ? layer.adapterParameters : layer.parameters
             let g = try b.gradients(of: y, seed: dy[0], wrt: [x] + trained)
             for (param, grad) in zip(trained, g.dropFirst()) {
                 b.accumulate(into: param.gradientBuffer, grad)

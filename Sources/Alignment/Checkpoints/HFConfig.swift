@@ -30,6 +30,10 @@ struct HFConfig: Codable, Equatable {
     var ropeParameters: RopeParameters?
     /// `rope_scaling` is present and not null (any scaling is refused, so its value is not kept).
     var ropeScalingIsSet = false
+    /// Written only (from the folder's tokenizer); reading takes them from the tokenizer itself.
+    var bosTokenId: Int?
+    var eosTokenId: Int?
+    var padTokenId: Int?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case architectures
@@ -50,6 +54,9 @@ struct HFConfig: Codable, Equatable {
         case attentionBias = "attention_bias"
         case mlpBias = "mlp_bias"
         case ropeParameters = "rope_parameters"
+        case bosTokenId = "bos_token_id"
+        case eosTokenId = "eos_token_id"
+        case padTokenId = "pad_token_id"
     }
 
     /// `rope_parameters`: `{"rope_type": "default", "rope_theta": 10000.0}`.
@@ -88,6 +95,8 @@ struct HFConfig: Codable, Equatable {
         rmsNormEps = c.normEps
         ropeTheta = c.ropeTheta
         tieWordEmbeddings = c.tiedEmbeddings
+        bosTokenId = 1   // LLaMA's; `HFFolder.complete` writes the folder tokenizer's
+        eosTokenId = 2
     }
 
     init(from decoder: any Decoder) throws {
@@ -215,15 +224,21 @@ struct HFConfig: Codable, Equatable {
     /// The `config.json` text for `c`: keys sorted, two-space indentation and `"key": value`, as
     /// transformers' `save_pretrained` writes it (`json.dumps(…, indent=2, sort_keys=True)`).
     /// Throws for a non-finite norm eps or RoPE theta (JSON has no such numbers; `validate` refuses them first).
-    static func text(_ c: LlamaConfig) throws -> String {
+    /// `tokens` (BOS, EOS, pad) replace LLaMA's default BOS 1 / EOS 2.
+    static func text(_ c: LlamaConfig, tokens: (bos: Int32, eos: Int32, pad: Int32)? = nil) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let json = String(decoding: try encoder.encode(HFConfig(c)), as: UTF8.self)
-        // JSONEncoder separates a key from its value with " : "; Python's json with ": ". A line
-        // that starts with a quoted name free of quotes and backslashes followed by " : " is a key.
+        var hf = HFConfig(c)
+        if let tokens { (hf.bosTokenId, hf.eosTokenId, hf.padTokenId) = (Int(tokens.bos), Int(tokens.eos), Int(tokens.pad)) }
+        return pythonSpacing(String(decoding: try encoder.encode(hf), as: UTF8.self)) + "\n"
+    }
+
+    /// Foundation's pretty JSON separates a key from its value with " : "; Python's json with ": ".
+    /// A line that starts with a quoted name free of quotes and backslashes followed by " : " is a key.
+    static func pythonSpacing(_ json: String) -> String {
         let key = #/^(\s*"[^"\\]*") : /#
         return json.split(separator: "\n", omittingEmptySubsequences: false)
             .map { $0.replacing(key) { "\($0.output.1): " } }
-            .joined(separator: "\n") + "\n"
+            .joined(separator: "\n")
     }
 }

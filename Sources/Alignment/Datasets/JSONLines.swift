@@ -126,13 +126,16 @@ public enum JSONLines {
         return rows
     }
 
-    /// A dataset path: a file, or a directory with `train.jsonl` and maybe `dev.jsonl`.
+    /// A dataset path: a file, or a directory with `train.jsonl` (or PaddleNLP's `train.json`,
+    /// JSON lines too) and maybe `dev.jsonl` / `dev.json`.
     public static func resolve(_ path: String) throws -> (train: String, dev: String?) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw DataError(path, "no such file or directory") }
         guard isDir.boolValue else { return (path, nil) }
-        let train = (path as NSString).appendingPathComponent("train.jsonl"), dev = (path as NSString).appendingPathComponent("dev.jsonl")
-        guard FileManager.default.fileExists(atPath: train) else { throw DataError(path, "directory has no train.jsonl") }
-        return (train, FileManager.default.fileExists(atPath: dev) ? dev : nil)
+        func first(_ names: [String]) -> String? {
+            names.map { (path as NSString).appendingPathComponent($0) }.first { FileManager.default.fileExists(atPath: $0) }
+        }
+        guard let train = first(["train.jsonl", "train.json"]) else { throw DataError(path, "directory has no train.jsonl or train.json") }
+        return (train, first(["dev.jsonl", "dev.json"]))
     }
 }

@@ -102,15 +102,48 @@ public enum ChatTemplate: Sendable, Equatable {
     /// PaddleNLP's chat_template.json: `{{user}}` / `{{bot}}` slots; the system text
     /// is put in front of the first turn's rendered user string.
     case custom(system: String, user: String, bot: String)
+    /// A Hugging Face Jinja template recognized and rendered natively (`HFChatTemplate`): whole
+    /// conversations, BOS/EOS only where the template writes them.
+    case hf(HFChatTemplate)
 
-    /// `nil`, `"llama2"` or a path to a chat_template.json.
+    /// `nil`; `"llama2"` (PaddleNLP's per-turn `[INST]` rendering); `"chatml"`, `"zephyr"`,
+    /// `"llama3"` (Hugging Face's templates); a chat_template.json (PaddleNLP); a
+    /// tokenizer_config.json whose `chat_template` is one of the four; or a folder with either.
     public static func named(_ value: String?) throws -> ChatTemplate {
         guard let value, !value.isEmpty else { return .none }
         if value == "llama2" { return .llama2 }
-        guard let data = FileManager.default.contents(atPath: value) else {
-            throw DataError(value, "chat_template is neither \"llama2\" nor a readable chat_template.json")
+        if let t = HFChatTemplate(rawValue: value) { return .hf(t) }
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: value, isDirectory: &isDir), isDir.boolValue {
+            for name in ["chat_template.json", "tokenizer_config.json"] {
+                let p = (value as NSString).appendingPathComponent(name)
+                if FileManager.default.fileExists(atPath: p) { return try named(p) }
+            }
+            throw DataError(value, "chat_template: the folder has no chat_template.json or tokenizer_config.json")
         }
+        guard let data = FileManager.default.contents(atPath: value) else {
+            throw DataError(value, "chat_template is neither a template name (llama2, chatml, zephyr, llama3) nor a readable chat_template.json / tokenizer_config.json")
+        }
+        if (value as NSString).lastPathComponent == "tokenizer_config.json" { return try fromTokenizerConfig(data, file: value) }
         return try parse(data, file: value)
+    }
+
+    /// The `chat_template` of a Hugging Face tokenizer_config.json (a string, or a list of
+    /// `{name, template}` whose "default" is used), when it is one of the recognized four.
+    public static func fromTokenizerConfig(_ data: Data, file: String) throws -> ChatTemplate {
+        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw DataError(file, "malformed JSON (expected a tokenizer_config.json object)")
+        }
+        var source = obj["chat_template"] as? String
+        if let list = obj["chat_template"] as? [[String: Any]] {
+            source = (list.first { $0["name"] as? String == "default" } ?? list.first)?["template"] as? String
+        }
+        guard let source else { throw DataError(file, field: "chat_template", "missing (expected the tokenizer's Jinja chat template)") }
+        guard let t = HFChatTemplate.recognize(source) else {
+            throw DataError(file, field: "chat_template", "is not one of the recognized templates (LLaMA-2, ChatML, Zephyr, LLaMA-3); "
+                            + "no general Jinja interpreter is built — set chat_template to one of llama2, chatml, zephyr, llama3 or a chat_template.json")
+        }
+        return .hf(t)
     }
 
     /// The template of a chat_template.json's contents `data`; `file` names it in errors.
@@ -133,6 +166,9 @@ public enum ChatTemplate: Sendable, Equatable {
         case .custom(let system, let user, let bot):
             let u = user.replacingOccurrences(of: "{{user}}", with: src)
             return ((i == 0 ? system : "") + u, bot.replacingOccurrences(of: "{{bot}}", with: tgt))
+        case .hf(let t):
+            let prompt = (try? t.pieces([("user", src)]).map(\.text).joined()) ?? src
+            return (prompt + t.generationPrompt, t.answer(tgt))
         }
     }
 }
@@ -169,14 +205,38 @@ public enum SFTDataset {
                 out.append(e); summary.count(e)
                 continue
             }
-            let src = try row.strings("src"), tgt = try row.strings("tgt")
-            guard src.count == tgt.count else {
-                throw row.fail("tgt", "has \(tgt.count) turns for \(src.count) in src (expected the same number)")
+            var pairs: [(String, String)], rowTemplate = template
+            switch try TRLRows.sft(row) {
+            case .text(let text)?:
+                guard let (e, cut) = TRLRows.textExample(text, tokenizer, maxSeqLen: maxSeqLen) else {
+                    summary.dropped += 1; summary.droppedReasons["empty text", default: 0] += 1; continue
+                }
+                out.append(e); summary.count(e)
+                if cut { summary.truncated += 1 }
+                continue
+            case .turns(let t, let templated)?:
+                pairs = t
+                if !templated { rowTemplate = .none }
+            case nil:
+                let src = try row.strings("src"), tgt = try row.strings("tgt")
+                guard src.count == tgt.count else {
+                    throw row.fail("tgt", "has \(tgt.count) turns for \(src.count) in src (expected the same number)")
+                }
+                guard !src.isEmpty else { throw row.fail("src", "is an empty list") }
+                if let i = tgt.firstIndex(where: { $0.isEmpty }) { throw row.fail("tgt", "turn \(i) is empty (expected a response)") }
+                pairs = Array(zip(src, tgt))
             }
-            guard !src.isEmpty else { throw row.fail("src", "is an empty list") }
-            if let i = tgt.firstIndex(where: { $0.isEmpty }) { throw row.fail("tgt", "turn \(i) is empty (expected a response)") }
-            let turns = zip(src, tgt).enumerated().map { i, p in
-                let (u, b) = template.render(src: p.0, tgt: p.1, turn: i)
+            if case .hf(let t) = rowTemplate {
+                let messages = try TRLRows.conversation(row) ?? pairs.flatMap { [("user", $0.0), ("assistant", $0.1)] }
+                guard let (e, cut) = try t.example(messages, tokenizer, maxSeqLen: maxSeqLen, file: row.file, line: row.line) else {
+                    summary.dropped += 1; summary.droppedReasons["no room for the response", default: 0] += 1; continue
+                }
+                out.append(e); summary.count(e)
+                if cut { summary.truncated += 1 }
+                continue
+            }
+            let turns = pairs.enumerated().map { i, p in
+                let (u, b) = rowTemplate.render(src: p.0, tgt: p.1, turn: i)
                 return (tokenizer.encode(u), tokenizer.encode(b))
             }
             switch encode(turns, bos: tokenizer.bosId, eos: tokenizer.eosId, maxSeqLen: maxSeqLen, maxPromptLen: maxPromptLen) {

@@ -7,6 +7,8 @@ public struct Generator {
     public var settings: SamplerSettings
     /// Ids that end generation (not included in the result).
     public var stopIds: Set<Int32>
+    /// A trained prefix ahead of the prompt (the cache's first `P` positions), or none.
+    public var prefix: TrainedPrefix?
 
     public init(model: LlamaModel, settings: SamplerSettings, stopIds: Set<Int32> = []) {
         self.model = model
@@ -25,8 +27,10 @@ public struct Generator {
         guard prompt.count < capacity || maxNewTokens == 0 else {
             throw RuntimeError("the prompt has \(prompt.count) tokens; the model's context is \(model.config.maxSeqLen)")
         }
-        let session = try DecodeSession(model: model, batch: 1, capacity: max(capacity, prompt.count))
+        let extra = prefix?.prefix.tokens ?? 0
+        let session = try DecodeSession(model: model, batch: 1, capacity: max(capacity, prompt.count) + extra)
         let cache = session.cache
+        try prefix?.fill(cache, config: model.config)
         var sampler = Sampler(settings: settings)
         var logits = try session.prefill(prompt)
         var history = prompt

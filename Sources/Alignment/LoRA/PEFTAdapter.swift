@@ -28,7 +28,8 @@ public enum PEFTAdapter {
         let json = try? JSONSerialization.jsonObject(with: try BinaryIO.readFile(configPath))
         guard let root = json as? [String: Any] else { throw CheckpointError(configPath, "expected a JSON object") }
         if let type = root["peft_type"] as? String, type != "LORA" {
-            throw CheckpointError(configPath, "peft_type is \(type); only LORA adapters load here")
+            let hint = type == "PREFIX_TUNING" ? " (a prefix adapter: pass it as --prefix, or prefix_path with prefix_tuning)" : ""
+            throw CheckpointError(configPath, "peft_type is \(type); only LORA adapters load here\(hint)")
         }
         for flag in ["use_dora", "fan_in_fan_out"] where (root[flag] as? Bool) == true {
             throw CheckpointError(configPath, "\(flag) is not supported")
@@ -146,24 +147,5 @@ public enum PEFTAdapter {
             w.tensors[module] = base
         }
         return w
-    }
-}
-
-/// A LoRA run's adapters at one moment, as checkpoints write them (`PEFTAdapter.save`).
-public struct AdapterSnapshot: Sendable {
-    public var lora: LoRAConfig
-    public var adapters: [String: [Float]]
-    /// The base model's configuration.
-    public var config: LlamaConfig
-    /// Recorded as `base_model_name_or_path`.
-    public var baseModel: String?
-
-    public init(lora: LoRAConfig, adapters: [String: [Float]], config: LlamaConfig, baseModel: String? = nil) {
-        self.lora = lora; self.adapters = adapters; self.config = config; self.baseModel = baseModel
-    }
-
-    /// Writes `adapter_config.json` and `adapter_model.safetensors` into `directory`.
-    public func save(to directory: String) throws {
-        try PEFTAdapter.save(lora: lora, adapters: adapters, config: config, to: directory, baseModel: baseModel)
     }
 }

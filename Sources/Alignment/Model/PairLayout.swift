@@ -103,4 +103,18 @@ public struct PairBatch: Sendable, Equatable {
         }
         return PairLogps(chosen: c, rejected: r)
     }
+
+    /// PaddleNLP's `normalize_logps`: each side's mask scaled by (mean of the pair's two scored
+    /// lengths) / (its own length), so summed log-probs become `logp · n̄ / n` while length-averaged
+    /// ones (IPO, SimPO, ORPO, SFT) are unchanged (their lengths scale alike).
+    public func normalizingLengths() -> PairBatch {
+        var b = self
+        let n = lengths
+        for row in 0..<batch where n.chosen[row] > 0 && n.rejected[row] > 0 {
+            let mean = (n.chosen[row] + n.rejected[row]) / 2
+            let (fc, fr) = (mean / n.chosen[row], mean / n.rejected[row])
+            for t in row * seq..<(row + 1) * seq { b.chosenMask[t] *= fc; b.rejectedMask[t] *= fr }
+        }
+        return b
+    }
 }

@@ -25,13 +25,23 @@ public final class ParameterStore: @unchecked Sendable {
     public let lora: LoRAConfig?
     /// `lora_scale_<w>` for each of `LoRA.modules`: the scale for a target, 0 otherwise.
     private let loraScales: AlignedBuffer
+    /// The prefix-tuning setup when the store also holds a trained prefix (`prefix_kv` after
+    /// the model's tensors).
+    public let prefix: PrefixConfig?
 
     /// The model's `weights`; with `lora`, also its adapters: `adapters` (every tensor of
-    /// `lora.adapterShapes`) or, when nil, PEFT's initial ones drawn from `seed`.
-    public init(weights: LlamaWeights, lora: LoRAConfig? = nil, adapters: [String: [Float]]? = nil, seed: UInt64 = 0) throws {
+    /// `lora.adapterShapes`) or, when nil, PEFT's initial ones drawn from `seed`; with
+    /// `prefix`, also its `prefix_kv` (in `adapters`, or PEFT's initial N(0, 1) from `seed`).
+    /// LoRA and a prefix together are refused.
+    public init(weights: LlamaWeights, lora: LoRAConfig? = nil, adapters: [String: [Float]]? = nil, seed: UInt64 = 0,
+                prefix: PrefixConfig? = nil) throws {
         config = weights.config
+        guard lora == nil || prefix == nil else {
+            throw RuntimeError("lora and prefix_tuning together are not supported; choose one")
+        }
         self.lora = lora
-        let adapterShapes = lora?.adapterShapes(config) ?? []
+        self.prefix = prefix
+        let adapterShapes = lora?.adapterShapes(config) ?? prefix?.tensorShapes(config) ?? []
         var counts: [String: Int] = [:]
         for (name, shape) in config.parameterShapes + adapterShapes {
             guard let values = weights.tensors[name] ?? adapters?[name] ?? (adapters == nil ? [] : nil) else {
@@ -46,7 +56,7 @@ public final class ParameterStore: @unchecked Sendable {
         self.counts = counts
         // With LoRA the targets' adapters come first: the order the optimizer wants (trainable
         // first), so it never moves the frozen base (a transient second copy of the model).
-        let trained = lora?.trainableNames ?? []
+        let trained = lora?.trainableNames ?? prefix?.trainableNames ?? []
         let order = trained + (config.parameterShapes + adapterShapes).map(\.name).filter { !trained.contains($0) }
         layout = ParameterLayout(order: order, counts: counts)
         flat = AlignedBuffer(floats: layout.totalFloats)
@@ -55,13 +65,35 @@ public final class ParameterStore: @unchecked Sendable {
         bindViews()
         try load(weights)
         if let lora { try loadAdapters(adapters ?? lora.initialAdapters(config, seed: seed)) }
+        if let prefix { try loadAdapters(adapters ?? prefix.initialTensors(config, seed: seed)) }
+    }
+
+    /// Whether the store holds adapters (LoRA's or a prefix) that train while the model stays frozen.
+    public var adapted: Bool { lora != nil || prefix != nil }
+
+    /// The adapter tensors that train: the LoRA targets' `A` and `B`, or `prefix_kv`.
+    public var trainableAdapterNames: [String] { lora?.trainableNames ?? prefix?.trainableNames ?? [] }
+
+    /// The suffix of the programs that run this store: `_lora`, `_prefix`, or none.
+    public var programSuffix: String { lora != nil ? "_lora" : prefix != nil ? "_prefix" : "" }
+
+    /// `sizes`' bindings for the programs of this store: with LoRA also the rank `R`; with a
+    /// prefix the prefix length as the first position `P` (and `S` = P + T).
+    public func programSizes(_ sizes: LlamaSizes) -> [String: Int] {
+        var s = sizes
+        if let prefix { s.start = prefix.tokens }
+        var b = s.bindings
+        if let lora, let r = LoRA.rank.symbolName { b[r] = lora.rank }
+        if let e = prefix?.projection, let name = PrefixEncoderPrograms.hidden.symbolName { b[name] = e }
+        return b
     }
 
     /// Names of the distinct parameter tensors, in checkpoint order (the adapters last).
     public var names: [String] { config.parameterShapes.map(\.name) + adapterNames }
 
-    /// The adapter tensors' names (`lora_a_wq`, `lora_b_wq`, …), none without LoRA.
-    public var adapterNames: [String] { lora?.adapterShapes(config).map(\.name) ?? [] }
+    /// The adapter tensors' names (`lora_a_wq`, `lora_b_wq`, …, or `prefix_kv`), none for the
+    /// model alone.
+    public var adapterNames: [String] { (lora?.adapterShapes(config) ?? prefix?.tensorShapes(config) ?? []).map(\.name) }
 
     /// A copy of the adapters (every module's, by internal name).
     public func adapters() -> [String: [Float]] {

@@ -69,7 +69,7 @@ public enum PreferenceDataset {
                 pair = try pretokenized(row, vocab: tokenizer.vocabSize)
             } else {
                 let conv = try conversation(row, &s)
-                pair = encode(conv, tokenizer, template)
+                pair = try encode(conv, tokenizer, template, row: row)
             }
             if pair.chosen == pair.rejected {
                 s.identical += 1
@@ -110,6 +110,8 @@ public enum PreferenceDataset {
             return PreferenceConversation(history: Array(zip(src.dropLast(), tgt)).map { ($0, $1) }, system: "",
                                           lastUser: src[src.count - 1], chosen: c, rejected: r)
         }
+        // TRL's implicit prompt: only chosen and rejected.
+        if !row.has("prompt"), row.has("chosen"), row.has("rejected") { return try conversation(ImplicitPrompt.extract(row), &s) }
         for key in ["prompt", "chosen", "rejected"] where !row.has(key) { throw row.fail(key, "missing") }
         if row.object["prompt"] is [[String: Any]] || row.object["chosen"] is [[String: Any]] {
             return try messages(row)
@@ -158,6 +160,19 @@ public enum PreferenceDataset {
         guard let last = pendingUser else { throw row.fail("prompt", "does not end with a user message") }
         return PreferenceConversation(history: history.map { ($0.0, $0.1) }, system: system, lastUser: last,
                                       chosen: try answer("chosen"), rejected: try answer("rejected"))
+    }
+
+    static func encode(_ c: PreferenceConversation, _ tok: any Tokenizer, _ template: ChatTemplate, row: JSONRow) throws -> PreferencePair {
+        guard case .hf(let t) = template else { return encode(c, tok, template) }
+        // The prompt is the conversation up to the last user message and the assistant's header;
+        // each answer is the template's assistant text (its end token included).
+        var messages: [HFChatTemplate.Message] = c.system.isEmpty ? [] : [("system", c.system)]
+        for turn in c.history { messages += [("user", turn.user), ("assistant", turn.assistant)] }
+        messages.append(("user", c.lastUser))
+        let special = t.specialIds(tok)
+        let prompt = t.ids(try t.pieces(messages, file: row.file, line: row.line).map(\.text).joined() + t.generationPrompt, tok, special)
+        let chosen = t.ids(t.answer(c.chosen), tok, special), rejected = t.ids(t.answer(c.rejected), tok, special)
+        return PreferencePair(prompt: prompt, chosen: chosen, rejected: rejected)
     }
 
     static func encode(_ c: PreferenceConversation, _ tok: any Tokenizer, _ template: ChatTemplate) -> PreferencePair {

@@ -60,8 +60,7 @@ public struct TrainingArguments: Sendable {
     public var refModelNameOrPath: String?
     public var precomputeRefLogProbs = false
     public var refModelUpdateSteps: Int?
-    // LoRA (pretraining, SFT and DPO). Prefix tuning: parsed, but `prefix_tuning` true is an
-    // error until built.
+    // LoRA and prefix tuning (pretraining, SFT and DPO; one or the other).
     public var lora = false
     public var loraRank = 8
     /// α; −1 (the default) means 2·r.
@@ -75,10 +74,49 @@ public struct TrainingArguments: Sendable {
     /// A saved PEFT adapter to start from (its own rank, α and targets apply).
     public var loraPath: String?
     public var prefixTuning = false
-    public var numPrefixTokens = 16
+    /// `P`, PaddleNLP's SFT default.
+    public var numPrefixTokens = 128
+    /// PEFT's reparameterization (Embedding → Linear → Tanh → Linear).
+    public var prefixProjection = false
+    /// The MLP's hidden width (PEFT's `encoder_hidden_size`); default the model's KV width.
+    public var prefixProjectionHiddenSize: Int?
+    /// A saved PEFT prefix adapter to start from (its own `num_virtual_tokens` applies).
+    public var prefixPath: String?
+    // PaddleNLP / Hugging Face conveniences (`TrainingArguments+PaddleNLP.swift` parses them).
+    /// `evaluation_strategy` / `eval_strategy` and `save_strategy`: "steps", "epoch" or "no"; nil keeps `eval_steps`/`save_steps` as given.
+    public var evalStrategy: String?
+    public var saveStrategy: String?
+    public var loggingFirstStep = false
+    /// Evaluation reads at most this many batches of the dev split (−1: all).
+    public var maxEvaluateSteps = -1
+    public var optim = "adamw"
+    /// The floor the schedule decays to (`min_learning_rate`, `min_lr`).
+    public var minLearningRate = 0.0
+    /// Waves of the cosine schedule (0.5: one half-cycle to the floor).
+    public var numCycles = 0.5
+    /// Steps the decay spans (`decay_steps`; 0: the whole run); after them the rate stays at the floor.
+    public var decaySteps = 0
+    public var runName: String?
+    public var loadBestModelAtEnd = false
+    public var metricForBestModel: String?
+    public var greaterIsBetter: Bool?
+    public var earlyStoppingPatience: Int?
+    public var earlyStoppingThreshold = 0.0
+    /// `resume_from_checkpoint`: a checkpoint folder, or "true" for the newest in `output_dir`.
+    public var resumeFromCheckpoint: String?
+    public var overwriteOutputDir = false
+    /// `continue_training: false` starts from random weights of the model's config.json.
+    public var continueTraining = true
+    /// PaddleNLP's `normalize_logps` (DPO): each side's log-prob scaled by (mean length of the pair) / (its length).
+    public var normalizeLogps = false
+
+    /// `report_to`: where curves go besides `metrics.jsonl` (see `CurveReporting`).
+    public var reportTo: [String] = []
+    /// `logging_dir`: TensorBoard's folder (default `output_dir/runs/`).
+    public var loggingDir: String?
 
     /// PaddleNLP keys that have no meaning here; accepted with a note.
-    public private(set) var ignoredKeys: [String] = []
+    public internal(set) var ignoredKeys: [String] = []
 
     public init(outputDir: String) { self.outputDir = outputDir }
 
@@ -90,17 +128,24 @@ public struct TrainingArguments: Sendable {
                               dropout: loraDropout, plusScale: loraPlusScale)
     }
 
+    /// The prefix setup these arguments ask for (`num_prefix_tokens`, `prefix_projection` with
+    /// `prefix_projection_hidden_size`, else `kvDim`, the model's KV width as PEFT's default);
+    /// nil without `prefix_tuning`.
+    public func prefixConfig(kvDim: Int = 0) throws -> PrefixConfig? {
+        guard prefixTuning else { return nil }
+        return try PrefixConfig(tokens: numPrefixTokens, projection: prefixProjection ? prefixProjectionHiddenSize ?? kvDim : nil)
+    }
+
     /// The prompt budget: `max_prompt_len`, else half of `max_seq_len`.
     public var promptLimit: Int { maxPromptLen ?? maxSeqLen / 2 }
 
     static let ignorable: Set<String> = [
         "fp16", "bf16", "fp16_opt_level", "amp_master_grad", "tensor_parallel_degree", "pipeline_parallel_degree",
         "sharding", "sharding_parallel_degree", "sep_parallel_degree", "use_flash_attention", "flash_mask", "recompute",
-        "recompute_granularity", "do_train", "do_eval", "do_predict", "overwrite_output_dir", "disable_tqdm",
-        "load_best_model_at_end", "metric_for_best_model", "greater_is_better", "evaluation_strategy", "eval_strategy",
-        "save_strategy", "logging_dir", "report_to", "dataloader_num_workers", "unified_checkpoint", "autotuner_benchmark",
-        "benchmark", "use_fused_rms_norm", "use_fused_rope", "fuse_attention_qkv", "fuse_attention_ffn", "continue_training",
-        "lazy", "use_attn_mask_startend_row_indices", "num_cycles", "lr_end", "power", "min_learning_rate",
+        "recompute_granularity", "do_train", "do_eval", "do_predict", "disable_tqdm",
+        "dataloader_num_workers", "unified_checkpoint", "autotuner_benchmark",
+        "benchmark", "use_fused_rms_norm", "use_fused_rope", "fuse_attention_qkv", "fuse_attention_ffn",
+        "lazy", "use_attn_mask_startend_row_indices", "lr_end", "power",
     ]
 
     /// Every accepted key (aliases included), for suggestions.
@@ -113,8 +158,9 @@ public struct TrainingArguments: Sendable {
         "chat_template", "zero_padding", "num_threads", "beta", "loss_type", "loss_weights", "label_smoothing", "simpo_gamma",
         "dpop_lambda", "pref_loss_ratio", "sft_loss_ratio", "reference_free", "ref_model_name_or_path",
         "precompute_ref_log_probs", "ref_model_update_steps", "lora", "lora_rank", "lora_alpha", "lora_dropout", "rslora",
-        "lora_plus_scale", "target_modules", "lora_path", "prefix_tuning", "num_prefix_tokens",
-    ]
+        "lora_plus_scale", "target_modules", "lora_path", "prefix_tuning", "num_prefix_tokens", "prefix_projection",
+        "prefix_projection_hidden_size", "prefix_path", "report_to", "logging_dir",
+    ] + conveniences
 
     /// Parses an argument file for `task`.
     public static func load(path: String, task: Task) throws -> TrainingArguments {
@@ -137,9 +183,15 @@ public struct TrainingArguments: Sendable {
         a.learningRate = task == .dpo ? 1e-6 : (task == .pretrain ? 3e-4 : 5e-5)
         let r = ArgumentReader(obj: obj, file: file)
         for key in obj.keys.sorted() where !known.contains(key) {
-            if ignorable.contains(key) { a.ignoredKeys.append(key); continue }
-            let guess = closest(to: key, in: known)
-            throw ArgumentsError(file, key, "unknown argument; did you mean '\(guess)'?")
+            if let method = InertFields.unbuiltMethods[key] {
+                guard let v = obj[key], InertFields.isOff(key, v) else { throw ArgumentsError(file, key, "\(method) is not available; set it to false (or remove it)") }
+                continue
+            }
+            if ignorable.contains(key) || InertFields.reasons[key] != nil {
+                if let v = obj[key], !InertFields.isOff(key, v) { a.noteIgnored(key) }
+                continue
+            }
+            throw ArgumentsError(file, key, unknownKeyProblem(key))
         }
         a.modelNameOrPath = try r.string("model_name_or_path")
         a.tokenizerNameOrPath = try r.string("tokenizer_name_or_path")
@@ -159,8 +211,8 @@ public struct TrainingArguments: Sendable {
         try r.int("max_steps", &a.maxSteps, min: -1)
         try r.double("learning_rate", &a.learningRate, min: 0)
         if let s = try r.string("lr_scheduler_type") {
-            guard ["linear", "cosine", "constant"].contains(s) else {
-                throw ArgumentsError(file, "lr_scheduler_type", "'\(s)' is not one of linear, cosine, constant")
+            guard ["linear", "cosine", "constant", "constant_with_warmup"].contains(s) else {
+                throw ArgumentsError(file, "lr_scheduler_type", "'\(s)' is not one of linear, cosine, constant, constant_with_warmup")
             }
             a.lrSchedulerType = s
         }
@@ -188,8 +240,10 @@ public struct TrainingArguments: Sendable {
         a.maxPromptLen = prompt > 0 ? prompt : nil
         a.chatTemplate = try r.string("chat_template")
         try r.bool("zero_padding", &a.zeroPadding)
+        a.reportTo = try r.strings("report_to") ?? []
+        a.loggingDir = try r.string("logging_dir")
         // Not built (rows are padded per batch, never packed): when asked for, the run says so.
-        if a.zeroPadding { a.ignoredKeys.append("zero_padding") }
+        if a.zeroPadding { a.noteIgnored("zero_padding") }
         var threads = -1
         try r.int("num_threads", &threads, min: 1)
         a.numThreads = threads > 0 ? threads : nil
@@ -205,7 +259,7 @@ public struct TrainingArguments: Sendable {
         a.refModelNameOrPath = try r.string("ref_model_name_or_path")
         try r.bool("precompute_ref_log_probs", &a.precomputeRefLogProbs)
         var updates = -1
-        try r.int("ref_model_update_steps", &updates, min: 1)
+        try r.int("ref_model_update_steps", &updates, min: -1)   // PaddleNLP's −1 (and 0): never
         a.refModelUpdateSteps = updates > 0 ? updates : nil
         try r.bool("lora", &a.lora)
         try r.int("lora_rank", &a.loraRank, min: 1)
@@ -217,6 +271,12 @@ public struct TrainingArguments: Sendable {
         a.loraPath = try r.string("lora_path")
         try r.bool("prefix_tuning", &a.prefixTuning)
         try r.int("num_prefix_tokens", &a.numPrefixTokens, min: 1)
+        try r.bool("prefix_projection", &a.prefixProjection)
+        var hidden = -1
+        try r.int("prefix_projection_hidden_size", &hidden, min: 1)
+        a.prefixProjectionHiddenSize = hidden > 0 ? hidden : nil
+        a.prefixPath = try r.string("prefix_path")
+        try a.parseConveniences(r, task: task)
         for (key, value) in [("adam_beta1", a.adamBeta1), ("adam_beta2", a.adamBeta2)] where !(value < 1) {
             throw ArgumentsError(file, key, "must be in [0, 1), got \(value)")
         }
@@ -232,11 +292,7 @@ public struct TrainingArguments: Sendable {
             if !(a.loraPlusScale > 0) { throw ArgumentsError(file, "lora_plus_scale", "must be > 0, got \(a.loraPlusScale)") }
             do { _ = try a.loraConfig() } catch { throw ArgumentsError(file, "target_modules", "\(error)") }
         }
-        // Parsed so the argument files read, but not built yet: asking for it is an error,
-        // never a silent full fine-tuning.
-        if a.prefixTuning {
-            throw ArgumentsError(file, "prefix_tuning", "prefix tuning is not available yet; set it to false (or remove it) to fine-tune every weight")
-        }
+        try a.checkPrefix(file: file, task: task)
         return a
     }
 }
@@ -320,4 +376,18 @@ func editDistance(_ a: String, _ b: String) -> Int {
         }
     }
     return row[b.count]
+}
+
+extension TrainingArguments {
+    /// Prefix-tuning fields that cannot be honoured: refused naming the field.
+    func checkPrefix(file: String, task: Task) throws {
+        guard prefixTuning else {
+            if prefixPath != nil { throw ArgumentsError(file, "prefix_path", "needs prefix_tuning: true") }
+            return
+        }
+        if lora { throw ArgumentsError(file, "prefix_tuning", "lora and prefix_tuning together are not supported; choose one") }
+        if task == .dpo, refModelUpdateSteps != nil {
+            throw ArgumentsError(file, "ref_model_update_steps", "with prefix tuning the reference is the frozen base model and is never updated; remove it")
+        }
+    }
 }

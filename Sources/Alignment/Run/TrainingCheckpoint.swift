@@ -1,16 +1,5 @@
 import Foundation
 
-/// What `trainer_state.json` holds, so a resumed run continues the same trajectory.
-public struct TrainerState: Codable, Sendable, Equatable {
-    public var step: Int
-    public var epoch: Double
-    public var seed: Int
-    public var loader: LoaderState
-    public init(step: Int, epoch: Double, seed: Int, loader: LoaderState) {
-        self.step = step; self.epoch = epoch; self.seed = seed; self.loader = loader
-    }
-}
-
 /// `output_dir/checkpoint-STEP/` folders: the model in Hugging Face layout, the optimizer state,
 /// the trainer state and the tokenizer. Written into a temporary folder and renamed into place,
 /// so a failed or killed save leaves no partial checkpoint.
@@ -29,7 +18,8 @@ public enum TrainingCheckpoint {
     /// Writes `checkpoint-STEP/`: the model (`weights`), or with `adapter` only the LoRA
     /// adapter in PEFT's layout (the frozen base stays where the run read it).
     public static func save(outputDir: String, step: Int, weights: LlamaWeights, optimizer: [String: [Float]],
-                            state: TrainerState, tokenizerFiles: [String], keep: Int?, adapter: AdapterSnapshot? = nil) throws {
+                            state: TrainerState, tokenizerFiles: [String], keep: Int?, adapter: AdapterSnapshot? = nil,
+                            protect: Int? = nil) throws {
         let fm = FileManager.default
         let final = (outputDir as NSString).appendingPathComponent("checkpoint-\(step)")
         let temp = (outputDir as NSString).appendingPathComponent(".checkpoint-\(step).tmp-\(UUID().uuidString.prefix(8))")
@@ -37,10 +27,9 @@ public enum TrainingCheckpoint {
             if let adapter { try adapter.save(to: temp) } else { try HFCheckpoint.save(weights, to: temp) }
             try Safetensors.write(optimizer.mapValues { Safetensors.Tensor(shape: [$0.count], values: $0) },
                                   to: (temp as NSString).appendingPathComponent("optimizer.safetensors"))
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try enc.encode(state).write(to: URL(fileURLWithPath: (temp as NSString).appendingPathComponent("trainer_state.json")))
+            try state.json().write(to: URL(fileURLWithPath: (temp as NSString).appendingPathComponent("trainer_state.json")))
             for f in tokenizerFiles { try fm.copyItem(atPath: f, toPath: (temp as NSString).appendingPathComponent((f as NSString).lastPathComponent)) }
+            try HFFolder.complete(directory: temp)
             // Durable before visible: every file and the folder on disk, then the rename, then
             // the output folder that now names it.
             try BinaryIO.syncFolder(temp)
@@ -51,7 +40,7 @@ public enum TrainingCheckpoint {
             try? fm.removeItem(atPath: temp)
             throw error
         }
-        if let keep { try rotate(outputDir: outputDir, keep: keep) }
+        if let keep { try rotate(outputDir: outputDir, keep: keep, protect: protect) }
     }
 
     /// Completed checkpoints, oldest first.
@@ -78,9 +67,10 @@ public enum TrainingCheckpoint {
         }.sorted().map { (outputDir as NSString).appendingPathComponent($0) }
     }
 
-    static func rotate(outputDir: String, keep: Int) throws {
+    /// Removes all but the newest `keep` checkpoints, sparing `checkpoint-PROTECT` (the best model's).
+    static func rotate(outputDir: String, keep: Int, protect: Int? = nil) throws {
         let list = all(in: outputDir)
-        for old in list.dropLast(keep) { try FileManager.default.removeItem(atPath: old.path) }
+        for old in list.dropLast(keep) where old.step != protect { try FileManager.default.removeItem(atPath: old.path) }
     }
 
     /// Reads a checkpoint; `weights` is nil for a LoRA checkpoint (adapter only: read it with
@@ -92,11 +82,7 @@ public enum TrainingCheckpoint {
         let opt = try Safetensors.read(path: (dir as NSString).appendingPathComponent("optimizer.safetensors")).mapValues(\.values)
         let path = (dir as NSString).appendingPathComponent("trainer_state.json")
         guard let data = FileManager.default.contents(atPath: path) else { throw RuntimeIOError("\(path): missing") }
-        do {
-            return (weights, opt, try JSONDecoder().decode(TrainerState.self, from: data))
-        } catch {
-            throw RuntimeIOError("\(path): not a trainer state (\(error))")
-        }
+        return (weights, opt, try TrainerState(json: data, path: path))
     }
 
     /// The final model: Hugging Face layout plus the tokenizer, in `outputDir` itself; with
@@ -111,5 +97,6 @@ public enum TrainingCheckpoint {
             let bytes = try BinaryIO.readFile(f)
             try BinaryIO.writeAtomically(bytes, to: dest)
         }
+        try HFFolder.complete(directory: outputDir)
     }
 }

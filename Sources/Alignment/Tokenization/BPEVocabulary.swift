@@ -5,7 +5,9 @@ public enum PieceKind: Int, Sendable {
 
 /// A scored BPE vocabulary with SentencePiece's encoding: `▁` for spaces, a dummy-prefix
 /// `▁`, merges of the best-scoring adjacent pair (leftmost on ties) until none applies, and
-/// unknown characters spelled as `<0xNN>` byte pieces.
+/// unknown characters spelled as `<0xNN>` byte pieces. With `mergeRanks` (a `tokenizer.json`'s
+/// merge list) only listed pairs merge, the lowest rank first (leftmost on ties), as Hugging
+/// Face's BPE does.
 struct BPEVocabulary: Sendable {
     var pieces: [String]
     var scores: [Float]
@@ -18,11 +20,18 @@ struct BPEVocabulary: Sendable {
     var bosId: Int32
     var eosId: Int32
     var addDummyPrefix: Bool
+    /// Spaces are written as `▁` before merging (SentencePiece, Metaspace); false for a byte vocabulary.
+    var escapeSpaces: Bool
+    /// Rank of each mergeable pair (left bytes + 0x00 + right bytes); nil merges by piece score.
+    var mergeRanks: [[UInt8]: Int]?
 
-    init(pieces: [String], scores: [Float], kinds: [PieceKind], unk: Int32, bos: Int32, eos: Int32, addDummyPrefix: Bool) {
+    init(pieces: [String], scores: [Float], kinds: [PieceKind], unk: Int32, bos: Int32, eos: Int32, addDummyPrefix: Bool,
+         escapeSpaces: Bool = true, mergeRanks: [[UInt8]: Int]? = nil) {
         self.pieces = pieces; self.scores = scores; self.kinds = kinds
         unkId = unk; bosId = bos; eosId = eos
         self.addDummyPrefix = addDummyPrefix
+        self.escapeSpaces = escapeSpaces
+        self.mergeRanks = mergeRanks
         var ids: [[UInt8]: Int32] = [:]
         var bytes = [Int32](repeating: -1, count: 256)
         for (i, p) in pieces.enumerated() {
@@ -38,7 +47,7 @@ struct BPEVocabulary: Sendable {
 
     func encode(_ text: String) -> [Int32] {
         if text.isEmpty { return [] }
-        var normalized = text.replacingOccurrences(of: " ", with: "▁")
+        var normalized = escapeSpaces ? text.replacingOccurrences(of: " ", with: "▁") : text
         if addDummyPrefix { normalized = "▁" + normalized }
         // Symbols as a linked list over the characters (Unicode scalars, as SentencePiece splits).
         var symbols = normalized.unicodeScalars.map { Array(String($0).utf8) }
@@ -48,7 +57,14 @@ struct BPEVocabulary: Sendable {
         func consider(_ l: Int) {
             let r = next[l]
             guard l >= 0, r >= 0, let id = ids[symbols[l] + symbols[r]] else { return }
-            heap.push(.init(score: scores[Int(id)], left: l, right: r, leftText: symbols[l], rightText: symbols[r]))
+            let score: Float
+            if let mergeRanks {
+                guard let rank = mergeRanks[symbols[l] + [0] + symbols[r]] else { return }
+                score = -Float(rank)   // exact: ranks are far below 2^24
+            } else {
+                score = scores[Int(id)]
+            }
+            heap.push(.init(score: score, left: l, right: r, leftText: symbols[l], rightText: symbols[r]))
         }
         for i in 0..<(symbols.count - 1) { consider(i) }
         while let best = heap.pop() {
@@ -86,7 +102,7 @@ struct BPEVocabulary: Sendable {
             if let v = UInt8(pieces[i].dropFirst(3).prefix(2), radix: 16) { return [v] }
             return []
         case .normal, .userDefined:
-            var text = pieces[i].replacingOccurrences(of: "▁", with: " ")
+            var text = escapeSpaces ? pieces[i].replacingOccurrences(of: "▁", with: " ") : pieces[i]
             if first && addDummyPrefix && text.hasPrefix(" ") { text.removeFirst() }
             return Array(text.utf8)
         }

@@ -78,8 +78,9 @@ extension String {
     }
 }
 
-/// Loads a tokenizer: a SentencePiece `.model`, a llama2.c `.bin`, a directory holding one of
-/// them, or `byte` for the byte-level demo tokenizer.
+/// Loads a tokenizer: a SentencePiece `.model`, a llama2.c `.bin`, a Hugging Face
+/// `tokenizer.json`, a directory holding one of them (tried in that order, the byte marker
+/// `tokenizer.byte` before `tokenizer.json`), or `byte` for the byte-level demo tokenizer.
 public func loadTokenizer(path: String) throws -> any Tokenizer {
     if path == "byte" { return ByteTokenizer() }
     var isDir: ObjCBool = false
@@ -93,14 +94,17 @@ public func loadTokenizer(path: String) throws -> any Tokenizer {
         }
         let marker = (path as NSString).appendingPathComponent("tokenizer.byte")
         if FileManager.default.fileExists(atPath: marker) { return ByteTokenizer() }
-        throw TokenizerError(path, "no tokenizer.model or tokenizer.bin in this directory")
+        let json = (path as NSString).appendingPathComponent("tokenizer.json")
+        if FileManager.default.fileExists(atPath: json) { return try HFTokenizer(path: json) }
+        throw TokenizerError(path, "no tokenizer.model, tokenizer.bin or tokenizer.json in this directory")
     }
     if path.hasSuffix(".bin") { return try Llama2cTokenizer(path: path) }
+    if path.hasSuffix(".json") { return try HFTokenizer(path: path) }
     return try SentencePieceTokenizer(path: path)
 }
 
 /// Names of the tokenizer files a model folder may hold, in the order they are tried.
-let tokenizerFileNames = ["tokenizer.model", "tokenizer.bin", "tokenizer.byte"]
+let tokenizerFileNames = ["tokenizer.model", "tokenizer.bin", "tokenizer.byte", "tokenizer.json"]
 
 /// Where a run's tokenizer is read from: `explicit` when given; else the model folder, or the
 /// folder of a model file when it holds a tokenizer file. A model file with no tokenizer beside

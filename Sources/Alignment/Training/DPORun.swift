@@ -18,7 +18,8 @@ public struct DPOSummary: Sendable {
 /// caches them in `output_dir` under a hash of model, data and settings.
 public struct DPORun {
     public let args: TrainingArguments
-    public var log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    /// Where notes go; rank 0's only in a data-parallel job.
+    public var log: @Sendable (String) -> Void = { if World.isMain { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
     public var stopAfter: Int?
 
     public init(args: TrainingArguments) { self.args = args }
@@ -28,10 +29,11 @@ public struct DPORun {
     @discardableResult
     public func run() throws -> DPOSummary {
         let settings = try settings()
-        let lock = try OutputDirLock(outputDir: args.outputDir)
-        defer { lock.release() }
+        try World.start()
+        let lock = World.isMain ? try OutputDirLock(outputDir: args.outputDir) : nil
+        defer { lock?.release() }
         if let n = args.numThreads { KernelThreads.set(n) }
-        for key in args.ignoredKeys { log("note: '\(key)' has no meaning here and is ignored") }
+        for line in args.startNotes { log(line) }
         guard let modelPath = args.modelNameOrPath else { throw RuntimeError("model_name_or_path is required (the SFT model)") }
         let tokPath = try tokenizerPath(explicit: args.tokenizerNameOrPath, model: modelPath)
         let tok = try loadTokenizer(path: tokPath)
@@ -44,15 +46,16 @@ public struct DPORun {
         }
         guard let trainPath = args.trainDatasetPath else { throw RuntimeError("train_dataset_path (or dataset_name_or_path) is required") }
         let paths = try JSONLines.resolve(trainPath)
-        let template = try ChatTemplate.named(args.chatTemplate)
+        let (template, templateNote) = try ChatTemplate.forRun(args.chatTemplate, tokenizerPath: tokPath)
+        if let templateNote { log(templateNote) }
         let (train, summary) = try PreferenceDataset.load(path: paths.train, tokenizer: tok, maxSeqLen: args.maxSeqLen,
                                                           maxPromptLen: args.promptLimit, template: template)
         if !summary.warnings.isEmpty { log("data: \(summary.warnings)") }
         guard !train.isEmpty else { throw DataError(paths.train, "no usable pairs") }
         let devPath = args.devDatasetPath ?? paths.dev
-        let dev = try devPath.map {
+        let dev = args.evaluationLimit(try devPath.map {
             try PreferenceDataset.load(path: $0, tokenizer: tok, maxSeqLen: args.maxSeqLen, maxPromptLen: args.promptLimit, template: template).0
-        } ?? []
+        } ?? [])
         // The reference: another model, or a frozen copy of the starting policy. With LoRA the
         // starting policy is the base model (the adapters start at zero) or base + `lora_path`'s
         // adapter: the first is the policy's own weights with the adapters off (no copy,
@@ -62,32 +65,43 @@ public struct DPORun {
         if settings.needsReference {
             if let path = args.refModelNameOrPath {
                 reference = try ParameterStore(weights: loadModel(path: path))
+            } else if args.prefixTuning {
+                // The policy's own weights without the prefix (`dpo_logps`): no copy — also
+                // when `prefix_path` gives the starting prefix.
             } else if lora == nil {
                 reference = try ParameterStore(weights: weights)
             } else if let adapter = args.loraPath {
                 reference = try ParameterStore(weights: loadModel(path: modelPath, lora: adapter))
             }
         }
-        let (maxSteps, schedule) = args.schedule(rows: train.count)
+        if let note = args.evaluationNote(hasDev: !dev.isEmpty) { log(note) }
+        let (maxSteps, schedule) = args.schedule(rows: train.count, ranks: World.size)
+        if World.size > 1 { log("data parallel: \(World.size) ranks × \(args.perDeviceTrainBatchSize) pairs × \(args.gradientAccumulationSteps) accumulation steps per step") }
         var loop = TrainingLoop(args: args, loader: DataLoader(items: Array(train.indices), batchSize: args.perDeviceTrainBatchSize,
                                                           shuffle: args.shuffle, seed: UInt64(args.seed)),
                            maxSteps: maxSteps, schedule: schedule, metrics: try MetricsLogger(outputDir: args.outputDir),
                            label: "dpo", stopAfter: stopAfter)
-        let resume = try ResumePoint.latest(in: args.outputDir)
+        let resume = try ResumePoint.chosen(by: args, log: log)
         if let resume {
             if let w = resume.weights {
-                guard lora == nil else { throw RuntimeError("\(resume.path) holds a full model, not a LoRA adapter; resume it with lora false or use another output_dir") }
+                guard lora == nil, !args.prefixTuning else {
+                    throw RuntimeError("\(resume.path) holds a full model, not \(args.lora ? "a LoRA adapter" : "a prefix"); resume it with \(args.lora ? "lora" : "prefix_tuning") false or use another output_dir")
+                }
                 weights = w
-            } else if lora == nil {
-                throw RuntimeError("\(resume.path) holds a LoRA adapter, not a model; resume it with lora true")
+            } else if lora == nil, !args.prefixTuning {
+                throw RuntimeError("\(resume.path) holds an adapter, not a model; resume it with lora or prefix_tuning true")
             }
             loop.loader.state = resume.state.loader
+            loop.bestSaved = BestModel.saved(in: resume.path)
             let refFile = (resume.path as NSString).appendingPathComponent("reference")
             if FileManager.default.fileExists(atPath: refFile) { try reference?.load(try HFCheckpoint.load(directory: refFile)) }
             log("resuming from \(resume.path) at step \(resume.state.step)")
         }
         let startStep = resume?.state.step ?? 0
         try loop.metrics.resume(truncatingAfter: startStep)
+        let curves = try CurveReporting.tensorboard(args)
+        for note in curves.notes { log(note) }
+        loop.metrics.tensorboard = curves.writer
         try MemoryBudget.check(try MemoryBudget.trainingBytes(config: weights.config, program: "llama_dpo.dpo_step",
                                                               rows: args.perDeviceTrainBatchSize, seq: args.maxSeqLen, extraModels: 1),
                                drivers: "per_device_train_batch_size (\(args.perDeviceTrainBatchSize)) or max_seq_len (\(args.maxSeqLen))")
@@ -108,22 +122,32 @@ public struct DPORun {
             cache = try ReferenceCache.load(or: trainer, pairs: train, dev: dev, pad: pad, args: args, log: log)
         }
         var job = DPOJob(run: self, trainer: trainer, train: train, dev: dev, cache: cache, pad: pad, tokenizerFiles: tokFiles)
+        job.maxSteps = maxSteps
+        job.tokensSeen = resume?.state.numInputTokensSeen ?? 0
         let before = startStep == 0 ? try job.evaluateMetrics() : nil
         let outcome = try loop.run(&job, from: startStep)
         guard outcome.finished else {
             return DPOSummary(steps: outcome.steps, evalBefore: before, evalAfter: nil, lastTrain: job.last, data: summary, outputDir: args.outputDir)
         }
-        try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: policy.parameters.weights(), tokenizerFiles: tokFiles,
-                                         adapter: lm.adapterSnapshot(policy.parameters))
-        return DPOSummary(steps: maxSteps, evalBefore: before, evalAfter: job.lastEval, lastTrain: job.last, data: summary, outputDir: args.outputDir)
+        if World.isMain {
+            try policy.encodePrefix()   // a reparameterized prefix's table from its current MLP
+            try TrainingCheckpoint.saveFinal(outputDir: args.outputDir, weights: policy.parameters.weights(), tokenizerFiles: tokFiles,
+                                             adapter: lm.adapterSnapshot(policy.parameters))
+            try args.restoreBest(outcome.best, finalStep: outcome.steps, log: log)
+        }
+        return DPOSummary(steps: outcome.steps, evalBefore: before, evalAfter: job.lastEval, lastTrain: job.last, data: summary, outputDir: args.outputDir)
     }
 
-    func save(_ t: DPOTrainer, _ step: Int, loader: LoaderState, epoch: Double, _ tokFiles: [String]) throws {
+    func save(_ t: DPOTrainer, _ step: Int, loader: LoaderState, epoch: Double, maxSteps: Int, tokensSeen: Int, _ tokFiles: [String],
+              protect: Int? = nil) throws {
+        try t.policy.encodePrefix()
+        var state = TrainerState(step: step, epoch: epoch, loader: loader, args: args, maxSteps: maxSteps)
+        state.numInputTokensSeen = tokensSeen
         try TrainingCheckpoint.save(outputDir: args.outputDir, step: step, weights: t.policy.parameters.weights(),
                                     optimizer: t.policy.optimizerState(),
-                                    state: TrainerState(step: step, epoch: epoch, seed: args.seed, loader: loader),
+                                    state: state,
                                     tokenizerFiles: tokFiles, keep: args.saveTotalLimit,
-                                    adapter: TrainingRun(args: args, task: .dpo).adapterSnapshot(t.policy.parameters))
+                                    adapter: TrainingRun(args: args, task: .dpo).adapterSnapshot(t.policy.parameters), protect: protect)
         if args.refModelUpdateSteps != nil, let ref = t.reference {
             let dir = (args.outputDir as NSString).appendingPathComponent("checkpoint-\(step)/reference")
             try HFCheckpoint.save(ref.weights(), to: dir)
@@ -141,6 +165,10 @@ struct DPOJob: RunJob {
     let cache: ReferenceCache?
     let pad: Int32
     let tokenizerFiles: [String]
+    /// The run's `max_steps` (written into `trainer_state.json`).
+    var maxSteps = 0
+    /// Tokens of the training pairs so far (prompt once, then both answers; logged as `num_tokens`, kept across resumes).
+    var tokensSeen = 0
     /// The latest step's metrics, as logged.
     var last: DPOTrainer.Metrics?
     /// The latest evaluation.
@@ -152,11 +180,16 @@ struct DPOJob: RunJob {
         self.tokenizerFiles = tokenizerFiles
     }
 
-    func batch(_ idx: [Int], _ pool: [PreferencePair]) -> PairBatch { PairBatch(idx.map { pool[$0] }, pad: pad) }
+    func batch(_ idx: [Int], _ pool: [PreferencePair]) -> PairBatch {
+        let b = PairBatch(idx.map { pool[$0] }, pad: pad)
+        return run.args.normalizeLogps ? b.normalizingLengths() : b
+    }
 
     mutating func step(_ micro: [[Int]], lr: Double) throws -> RunStepReport {
         let batches = micro.map { batch($0, train) }
-        let m = try trainer.step(batches, references: cache.map { c in micro.map { c.train($0) } }, lr: lr)
+        var m = try trainer.step(batches, references: cache.map { c in micro.map { c.train($0) } }, lr: lr)
+        tokensSeen += micro.joined().reduce(0) { $0 + train[$1].prompt.count + train[$1].chosen.count + train[$1].rejected.count }
+        m["num_tokens"] = Double(tokensSeen)
         return RunStepReport(metrics: m, tokens: batches.reduce(0) { $0 + $1.batch * $1.seq },
                              progress: [("loss", String(format: "%.4f", m["loss"] ?? 0)),
                                         ("acc", String(format: "%.2f", m["rewards/accuracies"] ?? 0))])
@@ -181,18 +214,19 @@ struct DPOJob: RunJob {
         return e.reduce(into: [:]) { $0["eval_\($1.key)"] = $1.value }
     }
 
-    func save(step: Int, loader: LoaderState, epoch: Double) throws {
-        try run.save(trainer, step, loader: loader, epoch: epoch, tokenizerFiles)
+    func save(step: Int, loader: LoaderState, epoch: Double, protect: Int?) throws {
+        try run.save(trainer, step, loader: loader, epoch: epoch, maxSteps: maxSteps, tokensSeen: tokensSeen, tokenizerFiles, protect: protect)
     }
 }
 
 extension TrainingRun {
-    /// Tokenizer files to copy beside saved models.
+    /// Tokenizer files to copy beside saved models (`HFFolder.complete` writes the Hugging Face
+    /// files the tokenizer folder lacks).
     func tokenizerFilesFor(_ path: String) -> [String] {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { return [] }
         if !isDir.boolValue { return [path] }
-        return ["tokenizer.model", "tokenizer.bin", "tokenizer.byte"].map { (path as NSString).appendingPathComponent($0) }
+        return (tokenizerFileNames + HFFolder.tokenizerCompanions).map { (path as NSString).appendingPathComponent($0) }
             .filter { FileManager.default.fileExists(atPath: $0) }
     }
 }
@@ -210,27 +244,34 @@ struct ReferenceCache: Codable {
                      args: TrainingArguments, log: (String) -> Void) throws -> ReferenceCache {
         var h = FNV1a()
         // A LoRA policy's reference without a store of its own is its base model.
-        if let ref = trainer.reference ?? (trainer.policy.parameters.lora != nil ? trainer.policy.parameters : nil) {
+        if let ref = trainer.reference ?? (trainer.policy.parameters.adapted ? trainer.policy.parameters : nil) {
             let w = ref.weights()
             for name in ref.names { h.add(name); for v in w.tensors[name] ?? [] { h.add(v.bitPattern) } }
         }
         for p in pairs + dev { for id in p.prompt + p.chosen + p.rejected { h.add(UInt32(bitPattern: id)) }; h.add(p.promptScored.map { $0 ? "1" : "0" }.joined()) }
-        h.add("\(args.maxSeqLen)/\(args.promptLimit)/\(args.chatTemplate ?? "")/\(pad)")
+        h.add("\(args.maxSeqLen)/\(args.promptLimit)/\(args.chatTemplate ?? "")/\(pad)" + (args.normalizeLogps ? "/normalized" : ""))
         let path = (args.outputDir as NSString).appendingPathComponent(String(format: "ref_logps-%016llx.json", h.value))
-        if let data = FileManager.default.contents(atPath: path), let c = try? JSONDecoder().decode(ReferenceCache.self, from: data) {
+        // Rank 0 decides whether the cache is usable, so every rank takes the same branch.
+        let cached = FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(ReferenceCache.self, from: $0) }
+        if try World.mainValue(cached == nil ? 0 : 1) == 1 {
+            guard let c = cached else { throw RuntimeError("rank \(World.rank) cannot read \(path), which rank 0 read (is output_dir on a file system every rank shares?)") }
             log("reference log-probs: using \(path)")
             return c
         }
+        // Batches are shared out over the ranks; each fills its rows, the sum gathers them.
         func compute(_ pool: [PreferencePair]) throws -> PairLogps {
-            var out = PairLogps(chosen: [], rejected: [])
-            for start in stride(from: 0, to: pool.count, by: max(args.perDeviceEvalBatchSize, 1)) {
-                let r = try trainer.referenceLogps(PairBatch(Array(pool[start..<min(start + args.perDeviceEvalBatchSize, pool.count)]), pad: pad))
-                out.chosen += r.chosen; out.rejected += r.rejected
+            var chosen = [Float](repeating: 0, count: pool.count), rejected = chosen
+            let step = max(args.perDeviceEvalBatchSize, 1)
+            for (index, start) in stride(from: 0, to: pool.count, by: step).enumerated() where World.owns(index) {
+                let end = min(start + step, pool.count)
+                let b = PairBatch(Array(pool[start..<end]), pad: pad)
+                let r = try trainer.referenceLogps(args.normalizeLogps ? b.normalizingLengths() : b)
+                chosen.replaceSubrange(start..<end, with: r.chosen); rejected.replaceSubrange(start..<end, with: r.rejected)
             }
-            return out
+            return PairLogps(chosen: try World.sum(chosen), rejected: try World.sum(rejected))
         }
         let c = ReferenceCache(trainLogps: try compute(pairs), devLogps: try compute(dev))
-        try JSONEncoder().encode(c).write(to: URL(fileURLWithPath: path), options: .atomic)
+        if World.isMain { try JSONEncoder().encode(c).write(to: URL(fileURLWithPath: path), options: .atomic) }
         log("reference log-probs: computed for \(pairs.count + dev.count) pairs, cached in \(path)")
         return c
     }

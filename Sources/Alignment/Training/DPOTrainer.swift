@@ -37,7 +37,9 @@ public struct DPOSettings: Sendable, Equatable {
                 let all = DPOLossType.allCases.map(\.rawValue)
                 let guess = closest(to: name, in: all)
                 let shown = name.count > 64 ? name.prefix(64) + "…" : name
-                throw RuntimeError("loss_type '\(shown)' is unknown; did you mean '\(guess)'? (known: \(all.joined(separator: ", ")))")
+                let near = editDistance(guess, String(name.prefix(64))) <= max(2, min(name.count, 64) / 4)
+                throw RuntimeError("loss_type '\(shown)' is not supported" + (near ? "; did you mean '\(guess)'?" : "")
+                                   + " (supported: \(all.joined(separator: ", ")))")
             }
             return t
         }
@@ -90,7 +92,8 @@ public final class DPOTrainer: @unchecked Sendable {
     public private(set) var reference: ParameterStore?
     public var settings: DPOSettings
     private let logpsProgram: CompiledProgram
-    /// `dpo_logps_lora` when the policy holds LoRA adapters (its own log-probs), else nil.
+    /// `dpo_logps_lora` / `dpo_logps_prefix` when the policy holds LoRA adapters or a prefix
+    /// (its own log-probs), else nil.
     private let adaptedLogpsProgram: CompiledProgram?
     private let stepProgram: CompiledProgram
     /// The activations dpo_step keeps between its forward and backward stages.
@@ -100,17 +103,18 @@ public final class DPOTrainer: @unchecked Sendable {
     /// and, when `reference` is nil, the reference is the same weights with the adapters switched
     /// off (the base model: no second copy in memory). With `lora.dropout` > 0 the step is
     /// `dpo_step_lora_dropout`, seeded by `policy.dropoutSeed`; log-probs (reference, evaluation)
-    /// never drop out.
+    /// never drop out. A prefix policy likewise (`dpo_step_prefix`, only `prefix_kv` trains; the
+    /// reference is the model without the prefix).
     public init(policy: LMTrainer, reference: ParameterStore?, settings: DPOSettings) throws {
         try settings.validate()
         self.policy = policy
         self.reference = reference
         self.settings = settings
-        let lora = policy.parameters.lora != nil
+        let suffix = policy.parameters.programSuffix
         logpsProgram = try CompiledProgram.load("llama_dpo.dpo_logps")
-        adaptedLogpsProgram = lora ? try CompiledProgram.load("llama_dpo.dpo_logps_lora") : nil
+        adaptedLogpsProgram = suffix.isEmpty ? nil : try CompiledProgram.load("llama_dpo.dpo_logps" + suffix)
         let dropout = (policy.parameters.lora?.dropout ?? 0) > 0 ? "_dropout" : ""
-        stepProgram = try CompiledProgram.load(lora ? "llama_dpo.dpo_step_lora" + dropout : "llama_dpo.dpo_step")
+        stepProgram = try CompiledProgram.load("llama_dpo.dpo_step" + suffix + dropout)
     }
 
     private func rowBuffers(_ b: PairBatch) -> [String: AlignedBuffer] {
@@ -121,11 +125,10 @@ public final class DPOTrainer: @unchecked Sendable {
     /// The compiled programs (the reference/eval log-probs, then the step), for profiling.
     public var programs: [CompiledProgram] { [logpsProgram] + (adaptedLogpsProgram.map { [$0] } ?? []) + [stepProgram] }
 
-    /// The size bindings of a batch (with the adapters' rank `R` for a LoRA policy).
+    /// The size bindings of a batch (with the adapters' rank `R` for a LoRA policy, the prefix
+    /// length `P` for a prefix one).
     public func sizes(_ b: PairBatch) -> [String: Int] {
-        var s = LlamaSizes(config: policy.parameters.config, batch: b.batch, seq: b.seq, scored: b.programInputs.scored).bindings
-        if let lora = policy.parameters.lora, let r = LoRA.rank.symbolName { s[r] = lora.rank }
-        return s
+        policy.parameters.programSizes(LlamaSizes(config: policy.parameters.config, batch: b.batch, seq: b.seq, scored: b.programInputs.scored))
     }
 
     private func checkIds(_ b: PairBatch) throws {
@@ -143,7 +146,9 @@ public final class DPOTrainer: @unchecked Sendable {
         for o in ["logps_chosen", "logps_rejected", "logits_chosen", "logits_rejected"] { keep[o] = AlignedBuffer(floats: b.batch) }
         var bufs = store.pointers
         for (k, v) in keep { bufs[k] = v.raw }
-        let program = adapters && store.lora != nil && store === policy.parameters ? adaptedLogpsProgram ?? logpsProgram : logpsProgram
+        let adapted = adapters && store.adapted && store === policy.parameters
+        if adapted { try policy.encodePrefix() }
+        let program = adapted ? adaptedLogpsProgram ?? logpsProgram : logpsProgram
         try program.run(buffers: bufs, sizes: sizes(b))
         func get(_ n: String) -> [Float] { keep[n]?.floatArray(b.batch) ?? [] }
         return (PairLogps(chosen: get("logps_chosen"), rejected: get("logps_rejected")),
@@ -153,7 +158,7 @@ public final class DPOTrainer: @unchecked Sendable {
     /// Reference log-probs from the live reference (zeros when no loss needs one).
     public func referenceLogps(_ b: PairBatch) throws -> PairLogps {
         guard settings.needsReference else { return PairLogps(chosen: .init(repeating: 0, count: b.batch), rejected: .init(repeating: 0, count: b.batch)) }
-        if reference == nil, policy.parameters.lora != nil { return try logps(b, under: policy.parameters, adapters: false).logps }
+        if reference == nil, policy.parameters.adapted { return try logps(b, under: policy.parameters, adapters: false).logps }
         guard let reference else { throw RuntimeError("this loss needs a reference model, and none is loaded") }
         return try logps(b, under: reference).logps
     }
@@ -161,8 +166,8 @@ public final class DPOTrainer: @unchecked Sendable {
     /// Copies the policy's current weights into the reference (`ref_model_update_steps`).
     /// A LoRA policy's reference is its base model, which never changes: an error.
     public func updateReference() throws {
-        if reference == nil, policy.parameters.lora != nil {
-            throw RuntimeError("ref_model_update_steps: with LoRA the reference is the frozen base model and cannot be updated")
+        if reference == nil, policy.parameters.adapted {
+            throw RuntimeError("ref_model_update_steps: with \(policy.parameters.lora != nil ? "LoRA" : "prefix tuning") the reference is the frozen base model and cannot be updated")
         }
         if let reference { try reference.load(policy.parameters.weights()) }
     }
@@ -172,17 +177,28 @@ public final class DPOTrainer: @unchecked Sendable {
 
     /// Runs the policy forward/backward on every micro-batch (with the given reference
     /// log-probs, or the live reference's), then one AdamW step. Returns the metrics.
+    ///
+    /// In a data-parallel job every rank passes the whole global batch and runs its share
+    /// (`World.share`); pairs are weighted by the global pair count, and the gradients and the
+    /// metric sums are added up over the ranks before the update.
     public func step(_ batches: [PairBatch], references: [PairLogps]? = nil, lr: Double) throws -> Metrics {
         policy.optimizer.zeroGradients()
         let pairs = batches.reduce(0) { $0 + $1.batch }
         guard pairs > 0 else { return [:] }
-        var m = try accumulate(batches, references: references, pairs: pairs)
+        try policy.encodePrefix()
+        var acc = try accumulate(World.share(batches), references: references.map { World.share($0) }, pairs: pairs)
+        try policy.backPropagatePrefix()
+        if World.size > 1 {
+            try policy.optimizer.sumGradientsOverRanks()
+            try acc.sumOverRanks()
+        }
+        var m = acc.metrics(pairs: pairs, types: settings.lossTypes)
         m["grad_norm"] = try policy.optimizer.apply(lr: lr)
         return m
     }
 
     /// Forward, loss and backward over the micro-batches, with each pair weighted 1/pairs.
-    func accumulate(_ batches: [PairBatch], references: [PairLogps]?, pairs: Int) throws -> Metrics {
+    func accumulate(_ batches: [PairBatch], references: [PairLogps]?, pairs: Int) throws -> MetricSums {
         let s = settings
         let k = DPOLossType.allCases.count
         var acc = MetricSums(k: k)
@@ -209,17 +225,18 @@ public final class DPOTrainer: @unchecked Sendable {
                     losses: get("losses", k * b.batch),
                     logits: PairLogps(chosen: get("logits_chosen", b.batch), rejected: get("logits_rejected", b.batch)), beta: s.beta)
         }
-        return acc.metrics(pairs: pairs, types: s.lossTypes)
+        return acc
     }
     /// The loss and metrics at the current weights, forward only: the policy's log-probs,
-    /// the reference's, then the loss family on them (`llama_dpo.dpo_loss`).
+    /// the reference's, then the loss family on them (`llama_dpo.dpo_loss`). Batches are shared
+    /// out over the ranks of a data-parallel job and the sums added up.
     public func evaluate(_ batches: [PairBatch], references: [PairLogps]? = nil) throws -> Metrics {
         let pairs = batches.reduce(0) { $0 + $1.batch }
         guard pairs > 0 else { return [:] }
         let s = settings, k = DPOLossType.allCases.count
         let lossProgram = try CompiledProgram.load("llama_dpo.dpo_loss")
         var acc = MetricSums(k: k)
-        for (i, b) in batches.enumerated() {
+        for (i, b) in batches.enumerated() where World.owns(i) {
             let (p, logits) = try logps(b, under: policy.parameters)
             let ref = try references?[i] ?? referenceLogps(b)
             var keep: [String: AlignedBuffer] = [
@@ -243,6 +260,7 @@ public final class DPOTrainer: @unchecked Sendable {
             acc.loss += s.prefLossRatio * pref + s.sftLossRatio * sft
             acc.add(b, pc: p.chosen, pr: p.rejected, ref: ref, losses: losses, logits: logits, beta: s.beta)
         }
+        try acc.sumOverRanks()
         return acc.metrics(pairs: pairs, types: s.lossTypes)
     }
 }
@@ -273,6 +291,20 @@ struct MetricSums {
         sums["logits/chosen", default: 0] += logits.chosen.reduce(0) { $0 + Double($1) }
         sums["logits/rejected", default: 0] += logits.rejected.reduce(0) { $0 + Double($1) }
         chosenTokens += Double(b.chosenMask.reduce(0, +)); rejectedTokens += Double(b.rejectedMask.reduce(0, +))
+    }
+
+    /// The per-pair sums each rank kept, in a fixed order for the all-reduce.
+    static let keys = ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected",
+                       "sft_loss", "logits/chosen", "logits/rejected"]
+
+    /// Adds up every rank's sums (a no-op with one rank).
+    mutating func sumOverRanks() throws {
+        guard World.size > 1 else { return }
+        let flat = [loss, chosenTokens, rejectedTokens] + Self.keys.map { sums[$0] ?? 0 } + lossTerms
+        let total = try World.sum(flat)
+        (loss, chosenTokens, rejectedTokens) = (total[0], total[1], total[2])
+        for (i, key) in Self.keys.enumerated() { sums[key] = total[3 + i] }
+        lossTerms = Array(total[(3 + Self.keys.count)...])
     }
 
     func metrics(pairs: Int, types: [DPOLossType]) -> DPOTrainer.Metrics {

@@ -57,7 +57,7 @@ public final class AdamW: @unchecked Sendable {
         self.trainable = trainable ?? Set(parameters.names)
         self.settings = settings
         program = try CompiledProgram.load("llama_train.adamw_step")
-        layout = parameters.lora == nil ? parameters.layout : ParameterLayout(order: parameters.adapterNames, counts: parameters.layout.counts)
+        layout = !parameters.adapted ? parameters.layout : ParameterLayout(order: parameters.adapterNames, counts: parameters.layout.counts)
         grads = AlignedBuffer(floats: layout.totalFloats)
         expAvg = AlignedBuffer(floats: layout.totalFloats)
         expAvgSq = AlignedBuffer(floats: layout.totalFloats)
@@ -69,7 +69,7 @@ public final class AdamW: @unchecked Sendable {
     private var wantedOrder: [String] {
         let names = parameters.names
         let adapters = Set(parameters.adapterNames)
-        let trains: (String) -> Bool = { self.trainable.contains($0) && (self.parameters.lora == nil || adapters.contains($0)) }
+        let trains: (String) -> Bool = { self.trainable.contains($0) && (!self.parameters.adapted || adapters.contains($0)) }
         return names.filter(trains) + names.filter { !trains($0) }
     }
 
@@ -77,7 +77,7 @@ public final class AdamW: @unchecked Sendable {
     /// only (the frozen base has no optimizer state at all). The state layout is the store's
     /// order restricted to them, so the trainable prefix lies at the same offsets in both.
     private var stateOrder: [String] {
-        guard parameters.lora != nil else { return parameters.layout.order }
+        guard parameters.adapted else { return parameters.layout.order }
         let adapters = Set(parameters.adapterNames)
         return parameters.layout.order.filter { adapters.contains($0) }
     }
@@ -86,7 +86,7 @@ public final class AdamW: @unchecked Sendable {
     /// moments along with them (a no-op unless the trainable set or the store's layout changed).
     private func syncLayout() {
         parameters.relayout(wantedOrder)
-        let next = parameters.lora == nil ? parameters.layout : ParameterLayout(order: stateOrder, counts: parameters.layout.counts)
+        let next = !parameters.adapted ? parameters.layout : ParameterLayout(order: stateOrder, counts: parameters.layout.counts)
         if next != layout || gradViews.isEmpty {
             if next != layout {
                 for buffer in [\AdamW.grads, \AdamW.expAvg, \AdamW.expAvgSq] {
@@ -124,6 +124,12 @@ public final class AdamW: @unchecked Sendable {
     }
 
     /// Zeroes every gradient.
+    /// Sums the trainable gradients over the ranks of a data-parallel job (one flat all-reduce
+    /// in buckets); a no-op with one rank.
+    public func sumGradientsOverRanks() throws {
+        try World.sum(grads.floats, count: trainableFloats)
+    }
+
     public func zeroGradients() {
         syncLayout()
         memset(grads.raw, 0, grads.byteCount)
@@ -213,7 +219,7 @@ public final class AdamW: @unchecked Sendable {
 
     /// The tensors whose moments checkpoints keep: every one (frozen ones included, so a
     /// different `trainable` set resumes), or with LoRA the adapters only (the base is frozen).
-    private var stateNames: [String] { parameters.lora == nil ? parameters.names : parameters.adapterNames }
+    private var stateNames: [String] { !parameters.adapted ? parameters.names : parameters.adapterNames }
 
     /// Optimizer state for checkpoints: `exp_avg.NAME`, `exp_avg_sq.NAME` (every tensor of
     /// `stateNames`) and `step`.

@@ -34,12 +34,12 @@ enum StopRequest {
 }
 
 /// The run stopped on a signal after writing a checkpoint.
-struct Interrupted: Error, CustomStringConvertible {
+public struct Interrupted: Error, CustomStringConvertible {
     var signal: Int32
     var step: Int
     var outputDir: String
 
-    var description: String {
+    public var description: String {
         "\(StopRequest.name(signal)) received: finished step \(step), wrote \(outputDir)/checkpoint-\(step); run the same command again to continue"
     }
 }

@@ -26,6 +26,10 @@ public struct StepResult: Sendable, Equatable {
     public var gradNorm: Double
     /// Supervised tokens in the step.
     public var tokens: Int
+    /// Mean entropy of the predicted distribution over the supervised tokens (TRL's `entropy`).
+    public var entropy = 0.0
+    /// Share of supervised tokens whose target is the arg max (TRL's `mean_token_accuracy`).
+    public var accuracy = 0.0
 }
 
 /// Language-model training on the compiled programs `llama_train.lm_step` (forward, loss and
@@ -33,6 +37,8 @@ public struct StepResult: Sendable, Equatable {
 /// owns the gradients and moments and applies AdamW.
 public final class LMTrainer: @unchecked Sendable {
     public let parameters: ParameterStore
+    /// The mean entropy and arg-max accuracy of the last `accumulateGradients` (`lm_step`'s `entropy`, `accuracy`).
+    public private(set) var lastTokenStats: (entropy: Double, accuracy: Double) = (0, 0)
     /// The optimizer over `parameters`: gradients, moments, clipping and the AdamW step.
     public let optimizer: AdamW
     /// The activations lm_step keeps between its forward and backward stages.
@@ -42,45 +48,65 @@ public final class LMTrainer: @unchecked Sendable {
     /// The seed of the LoRA dropout masks (the run's `seed`); each micro-batch's masks are drawn
     /// from it, the optimizer step and the micro-batch's index (`LoRAConfig.dropoutKeys`).
     public var dropoutSeed: UInt64 = 0
+    /// `prefix_encode` and `prefix_encode_backward` for a reparameterized prefix, else nil.
+    private let encoder: (forward: CompiledProgram, backward: CompiledProgram)?
 
     /// With a store that holds LoRA adapters (`parameters.lora`), the steps run
     /// `lm_step_lora`/`eval_loss_lora` and only adapters train: `trainable` defaults to the
     /// targets' `A` and `B` and may name nothing else (the base model is frozen). With
     /// `lora.dropout` > 0 the step is `lm_step_lora_dropout` (evaluation stays without dropout);
     /// with `lora.plusScale` ≠ 1 the `B` matrices learn at `lr · plusScale` (LoRA+).
+    /// With a prefix (`parameters.prefix`) the steps run `lm_step_prefix`/`eval_loss_prefix`
+    /// and only `prefix_kv` trains.
     public init(parameters: ParameterStore, trainable: Set<String>? = nil, optimizer: OptimizerSettings = .init()) throws {
         self.parameters = parameters
         var trainable = trainable
-        if let lora = parameters.lora {
+        if parameters.adapted {
             let adapters = Set(parameters.adapterNames)
             if let extra = trainable?.subtracting(adapters), !extra.isEmpty {
-                throw RuntimeError("with LoRA only adapters train; \(extra.sorted().joined(separator: ", ")) belong to the frozen base model")
+                let kind = parameters.lora != nil ? "LoRA only adapters train" : "prefix tuning only prefix_kv trains"
+                throw RuntimeError("with \(kind); \(extra.sorted().joined(separator: ", ")) belong to the frozen base model")
             }
-            trainable = trainable ?? Set(lora.trainableNames)
+            trainable = trainable ?? Set(parameters.trainableAdapterNames)
         }
         self.optimizer = try AdamW(parameters: parameters, trainable: trainable, settings: optimizer)
         if let lora = parameters.lora { self.optimizer.learningRateFactors = lora.learningRateFactors }
-        let suffix = parameters.lora == nil ? "" : "_lora"
+        let suffix = parameters.programSuffix
         let dropout = (parameters.lora?.dropout ?? 0) > 0 ? "_dropout" : ""
         lmStep = try CompiledProgram.load("llama_train.lm_step" + suffix + dropout)
         evalLoss = try CompiledProgram.load("llama_train.eval_loss" + suffix)
+        encoder = parameters.prefix?.projection == nil ? nil
+            : (try CompiledProgram.load("llama_train.prefix_encode"), try CompiledProgram.load("llama_train.prefix_encode_backward"))
+        try encodePrefix()
+    }
+
+    /// With a reparameterized prefix: `prefix_kv` from the MLP (`prefix_encode`), before the
+    /// programs read it. Nothing otherwise.
+    public func encodePrefix() throws {
+        guard let encoder else { return }
+        try encoder.forward.run(buffers: parameters.pointers, sizes: sizes(batch: 1, seq: 1))
+    }
+
+    /// With a reparameterized prefix: the MLP's gradients from the `grad_prefix_kv` the steps
+    /// added up (`prefix_encode_backward`), before the optimizer reads them. Nothing otherwise.
+    public func backPropagatePrefix() throws {
+        guard let encoder else { return }
+        let buffers = parameters.pointers.merging(optimizer.gradientPointers()) { a, _ in a }
+        try encoder.backward.run(buffers: buffers, sizes: sizes(batch: 1, seq: 1))
     }
 
     /// The sizes `lm_step` runs with for a `[batch, seq]` micro-batch.
     public func sizes(batch: Int, seq: Int) -> [String: Int] {
-        withRank(LlamaSizes(config: parameters.config, batch: batch, seq: seq).bindings)
+        bound(LlamaSizes(config: parameters.config, batch: batch, seq: seq))
     }
 
     /// The size bindings of one micro-batch for `lm_step` (`NS`: its supervised positions).
     public func sizes(_ b: TokenBatch) -> [String: Int] {
-        withRank(LlamaSizes(config: parameters.config, batch: b.batch, seq: b.seq, scored: b.scored.count).bindings)
+        bound(LlamaSizes(config: parameters.config, batch: b.batch, seq: b.seq, scored: b.scored.count))
     }
 
-    /// `bindings` with the adapters' rank `R` when the store holds LoRA adapters.
-    private func withRank(_ bindings: [String: Int]) -> [String: Int] {
-        guard let lora = parameters.lora, let r = LoRA.rank.symbolName else { return bindings }
-        return bindings.merging([r: lora.rank]) { _, new in new }
-    }
+    /// `sizes`' bindings with the adapters' rank `R` (LoRA) or the prefix length `P` (prefix).
+    private func bound(_ sizes: LlamaSizes) -> [String: Int] { parameters.programSizes(sizes) }
 
     private func checkIds(_ b: TokenBatch) throws {
         let v = parameters.config.vocabSize
@@ -89,13 +115,20 @@ public final class LMTrainer: @unchecked Sendable {
         }
     }
 
+    /// Supervised tokens of `batches` (their masks' sum).
+    static func supervisedTokens(_ batches: [TokenBatch]) -> Int {
+        batches.reduce(0) { $0 + Int($1.mask.reduce(0, +)) }
+    }
+
     /// Runs forward and backward on every micro-batch, adding into the gradient buffers.
-    /// Each token's loss weight is 1 / (supervised tokens of all `batches`), so gradients
-    /// accumulated over micro-batches equal those of one big batch. Returns the mean loss.
-    public func accumulateGradients(_ batches: [TokenBatch]) throws -> (loss: Double, tokens: Int) {
-        let tokens = batches.reduce(0) { $0 + Int($1.mask.reduce(0, +)) }
-        guard tokens > 0 else { return (0, 0) }
-        var loss = 0.0
+    /// Each token's loss weight is 1 / `tokens` (default: the supervised tokens of all
+    /// `batches`), so gradients accumulated over micro-batches equal those of one big batch.
+    /// Returns the loss summed over `batches` (the mean when `tokens` is theirs).
+    public func accumulateGradients(_ batches: [TokenBatch], tokens: Int? = nil) throws -> (loss: Double, tokens: Int) {
+        let tokens = tokens ?? Self.supervisedTokens(batches)
+        guard tokens > 0 else { lastTokenStats = (0, 0); return (0, 0) }
+        try encodePrefix()
+        var loss = 0.0, entropy = 0.0, accuracy = 0.0
         let dropout = LoRADropoutInputs(parameters.lora, seed: dropoutSeed, step: optimizer.step)
         for (micro, b) in batches.enumerated() {
             try checkIds(b)
@@ -111,26 +144,45 @@ public final class LMTrainer: @unchecked Sendable {
             var buffers = parameters.pointers.merging(optimizer.gradientPointers()) { a, _ in a }
             buffers["ids"] = ids.raw; buffers["scored"] = rows.raw; buffers["targets"] = targets.raw; buffers["weights"] = weights.raw
             buffers["loss"] = out.raw
+            // Step means like the loss (the weights are mask / the step's tokens).
+            let ent = AlignedBuffer(floats: 1), acc = AlignedBuffer(floats: 1)
+            buffers["entropy"] = ent.raw; buffers["accuracy"] = acc.raw
             for (name, p) in try saved.pointers(for: lmStep, sizes: sizes) { buffers[name] = p }
             let masks = dropout?.buffers(micro: micro, layers: parameters.config.nLayers)
             for (name, buffer) in masks ?? [:] { buffers[name] = buffer.raw }
             try withExtendedLifetime(masks) { try lmStep.run(buffers: buffers, sizes: sizes) }
             loss += Double(out.floats[0])
+            entropy += Double(ent.floats[0]); accuracy += Double(acc.floats[0])
         }
+        try backPropagatePrefix()
+        lastTokenStats = (entropy, accuracy)
         return (loss, tokens)
     }
 
     /// Gradients over `batches` (micro-batches of one step), then one optimizer update.
+    ///
+    /// In a data-parallel job every rank passes the same `batches` (the whole global batch) and
+    /// runs forward and backward on its share (`World.share`); the loss is normalized by the
+    /// global count of supervised tokens and the gradients are summed over the ranks before the
+    /// update, so N ranks take the step one rank would take over all the micro-batches.
     public func trainStep(_ batches: [TokenBatch], lr: Double) throws -> StepResult {
         optimizer.zeroGradients()
-        let (loss, tokens) = try accumulateGradients(batches)
+        let tokens = Self.supervisedTokens(batches)
+        var (loss, _) = try accumulateGradients(World.share(batches), tokens: tokens)
+        if World.size > 1 {
+            try optimizer.sumGradientsOverRanks()
+            let sums = try World.sum([loss, lastTokenStats.entropy, lastTokenStats.accuracy])
+            loss = sums[0]
+            lastTokenStats = (sums[1], sums[2])
+        }
         let norm = try optimizer.apply(lr: lr)
-        return StepResult(loss: loss, gradNorm: norm, tokens: tokens)
+        return StepResult(loss: loss, gradNorm: norm, tokens: tokens, entropy: lastTokenStats.entropy, accuracy: lastTokenStats.accuracy)
     }
 
     /// Sum of the token NLL over supervised targets of `batch`, and their count.
     public func evaluate(_ batch: TokenBatch) throws -> (sum: Double, tokens: Int) {
         try checkIds(batch)
+        try encodePrefix()
         let ids = AlignedBuffer(copying: batch.ids), targets = AlignedBuffer(copying: batch.targets)
         let out = AlignedBuffer(floats: batch.batch * batch.seq)
         var buffers = parameters.pointers
@@ -142,7 +194,7 @@ public final class LMTrainer: @unchecked Sendable {
     }
 
     /// The compiled programs (lm_step first, the optimizer's step last), for profiling.
-    public var programs: [CompiledProgram] { [lmStep, evalLoss, optimizer.program] }
+    public var programs: [CompiledProgram] { [lmStep, evalLoss] + (encoder.map { [$0.forward, $0.backward] } ?? []) + [optimizer.program] }
 }
 
 /// The optimizer's API, forwarded for convenience.

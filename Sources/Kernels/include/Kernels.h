@@ -4,4 +4,5 @@
 // hand-written runtime support in la_runtime.c and la_blas.c.
 #include "la_runtime.h"
 #include "la_blas.h"
+#include "la_mpi.h"
 #include "la_programs.h"

@@ -55,6 +55,10 @@ func seeds() -> [(String, Data)] {
             + #""lr_scheduler_type": "cosine", "num_train_epochs": 2.5, "gradient_accumulation_steps": 2, "save_total_limit": 2}"#),
         ("lora", #"{"output_dir": "o", "lora": true, "lora_rank": 4, "target_modules": ["q_proj", "v_proj"], "prefix_tuning": false}"#),
         ("bad", #"{"output_dir": "o", "learning_rat": 0.1, "per_device_train_batch_size": "four", "max_steps": 1e20}"#),
+        ("paddlenlp", #"{"output_dir": "o", "input_dir": "d", "max_seq_length": 64, "min_learning_rate": 3e-6, "learning_rate": 3e-5, "#
+            + #""continue_training": 0, "tensor_parallel_degree": 2, "evaluation_strategy": "epoch", "load_best_model_at_end": true, "#
+            + #""metric_for_best_model": "accuracy", "early_stopping_patience": 2, "decay_steps": 7, "num_cycles": 1.5, "#
+            + #""lr_scheduler_type": "cosine", "optim": "adamw_torch", "resume_from_checkpoint": true, "rslora_plus": true, "lora": true}"#),
         ("nulls", #"{"output_dir": "o", "seed": null, "num_threads": 2, "simpo_gamma": -3, "loss_type": "simpo", "reference_free": true}"#),
     ].map { ($0.0, Data($0.1.utf8)) }
 }

@@ -13,7 +13,7 @@ let bpe: Llama2cTokenizer? = try? Llama2cTokenizer(data: Seeds.llama2cTokenizer(
 /// budget larger than the row.
 let settings: [(seq: Int, prompt: Int, template: ChatTemplate, bpe: Bool)] = [
     (512, 256, .none, false), (16, 6, .llama2, true), (5, 2, .custom(system: "S:", user: "<u>{{user}}</u>", bot: "{{bot}}!"), false),
-    (4, 10, .none, false),
+    (4, 10, .none, false), (64, 20, .hf(.llama3), true), (8, 3, .hf(.zephyr), false),
 ]
 
 /// One input: read as a preference file under each of `settings`.
@@ -48,6 +48,9 @@ func seeds() -> [(String, Data)] {
             + #""chosen": [{"role": "assistant", "content": "4"}], "rejected": [{"role": "assistant", "content": "5"}]}"#),
         ("trl-full", #"{"prompt": [{"role": "user", "content": "a"}], "chosen": [{"role": "user", "content": "a"}, "#
             + #"{"role": "assistant", "content": "b"}], "rejected": "c"}"#),
+        ("implicit", #"{"chosen": "The sky is blue.", "rejected": "The sky is green."}"# + "\n"
+            + #"{"chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "#
+            + #""rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b"}]}"#),
         ("ids", #"{"prompt_ids": [1, 5, 6], "chosen_ids": [7, 2], "rejected_ids": [8, 9, 2]}"# + "\n" + #"{"prompt_ids": [], "chosen_ids": [3], "rejected_ids": [3]}"#),
         ("bad", #"{"prompt": "a", "chosen": "", "rejected": "b"}"# + "\n" + #"{"prompt": [{"role": "tool"}], "chosen": "x", "rejected": "y"}"#),
     ].map { ($0.0, Data($0.1.utf8)) }

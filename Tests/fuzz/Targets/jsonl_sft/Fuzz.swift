@@ -12,7 +12,7 @@ let bpe: Llama2cTokenizer? = try? Llama2cTokenizer(data: Seeds.llama2cTokenizer(
 /// budget larger than the row.
 let settings: [(seq: Int, prompt: Int, template: ChatTemplate, bpe: Bool)] = [
     (512, 256, .none, false), (12, 4, .llama2, true), (3, 1, .custom(system: "S:", user: "<u>{{user}}</u>", bot: "{{bot}}!"), false),
-    (4, 10, .none, false),
+    (4, 10, .none, false), (64, 20, .hf(.llama2), true), (6, 3, .hf(.chatml), false),
 ]
 
 /// One input: read as an SFT file under each of `settings`.
@@ -43,6 +43,9 @@ func seeds() -> [(String, Data)] {
         ("ids", #"{"input_ids": [1, 72, 105, 2], "labels": [-100, -100, 105, 2]}"# + "\n" + #"{"input_ids": [], "src": "x"}"#),
         ("bad", #"{"src": "a", "tgt": ""}"# + "\n" + #"{"src": ["a", 1], "tgt": "b"}"# + "\n" + #"{"src": "a", "tgt": ["b", "c"]}"#),
         ("unicode", #"{"src": "é e\u0301 日本", "tgt": "🙂\n\t"}"#),
+        ("trl", #"{"text": "plain text"}"# + "\n" + #"{"prompt": "Q?", "completion": " A"}"# + "\n"
+            + #"{"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]}"#
+            + "\n" + #"{"prompt": [{"role": "user", "content": "u"}], "completion": [{"role": "assistant", "content": "a"}]}"#),
     ].map { ($0.0, Data($0.1.utf8)) }
 }
 
