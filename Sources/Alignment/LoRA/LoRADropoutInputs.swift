@@ -15,10 +15,13 @@ struct LoRADropoutInputs {
         (rate, self.seed, self.step) = (lora.dropout, seed, step)
     }
 
-    /// The buffers of micro-batch `micro`, by program field name.
+    /// The buffers of this rank's micro-batch `micro` (its position in `World.share`'s list),
+    /// by program field name. The keys follow the micro-batch's position in the whole step
+    /// (`rank + micro · size`), so ranks draw the masks one process would.
     func buffers(micro: Int, layers: Int) -> [String: AlignedBuffer] {
         var out = [LoRA.dropoutRateName: AlignedBuffer(copying: [Float(rate)])]
-        for (name, keys) in LoRAConfig.dropoutKeys(seed: seed, step: step, micro: micro, layers: layers) {
+        let global = World.size > 1 ? World.rank + micro * World.size : micro
+        for (name, keys) in LoRAConfig.dropoutKeys(seed: seed, step: step, micro: global, layers: layers) {
             out[name] = AlignedBuffer(copying: keys)
         }
         return out
