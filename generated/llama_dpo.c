@@ -3132,7 +3132,7 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
 }
 
 /* dpo_step_k50_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_k50_log_softmax_grad(float *restrict t36, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t16, const float *restrict t17, const float *restrict t18, const float *restrict t34, const float *restrict t35, long NS, long V) {
+static void dpo_step_k50_log_softmax_grad(float *t36, const int32_t *scored_pair, const int32_t *chosen_targets, const int32_t *rejected_targets, const float *chosen_mask, const float *rejected_mask, const float *t16, const float *t17, const float *t18, const float *t34, const float *t35, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3284,7 +3284,7 @@ static void dpo_step_k57_rmsnorm(float *restrict t41, const float *restrict save
 }
 
 /* dpo_step_k58_rmsnorm: t42 = rsqrt(t41 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void dpo_step_k58_rmsnorm(float *restrict t42, const float *restrict norm_eps, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_step_k58_rmsnorm(float *t42, const float *norm_eps, const float *t41, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3415,7 +3415,7 @@ static void dpo_step_k64_rmsnorm(float *restrict t48, const float *restrict save
 }
 
 /* dpo_step_k65_rmsnorm: t49 = rsqrt(t48 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void dpo_step_k65_rmsnorm(float *restrict t49, const float *restrict norm_eps, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_step_k65_rmsnorm(float *t49, const float *norm_eps, const float *t48, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3488,7 +3488,7 @@ static void dpo_step_k70_w3_grad_in(float *restrict t55, const float *restrict w
 }
 
 /* dpo_step_k71_silu_grad: t56 = (t53 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t53 · saved_up) · t51) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_k71_silu_grad(float *restrict t56, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t51, const float *restrict t53, long B, long F, long T) {
+static void dpo_step_k71_silu_grad(float *t56, const float *saved_gate, const float *saved_up, const float *t51, const float *t53, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3609,7 +3609,7 @@ static void dpo_step_k77_attention_grad_matmul(float *restrict t62, const float 
 }
 
 /* dpo_step_k78_attention: t63 = ([i4 ≤ i3 + 0] · t2 ? (t62 / t46 + Σ(-((t62 · t47) / t46))) · t45 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k78_attention(float *restrict t63, const float *restrict t2, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t62, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_step_k78_attention(float *t63, const float *t2, const float *t45, const float *t46, const float *t47, const float *t62, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -3952,20 +3952,20 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[2] = total; total += la_round16(B*T*T);
     off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), NS));
     off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 2*HD2*KVH*NS*REP));
-    off[5] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, B*F*T));
-    off[6] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, B*F*T));
-    off[7] = total; total += la_round16(la_max(la_max(NS*V, B*KVH*REP*T), 2*B*HD2*KVH*T));
-    off[8] = total; total += la_round16(la_max(NS, B*F*T));
-    off[9] = total; total += la_round16(la_max(la_max(la_max(NS, B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
-    off[10] = total; total += la_round16(la_max(la_max(la_max(NS, 1), 2*HD2*KVH*REP), 2*B*HD2*KVH*REP*T));
-    off[11] = total; total += la_round16(la_max(la_max(B, NS*V), 2*B*HD2*KVH*REP*T));
-    off[12] = total; total += la_round16(la_max(la_max(la_max(B, 2*HD2*KVH*NS*REP), B*F*T), 2*B*HD2*KVH*REP*T));
+    off[5] = total; total += la_round16(la_max(la_max(2*HD2*KVH*NS*REP, B*F*T), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*HD2*KVH*NS*REP, 2*HD2*KVH*REP*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[7] = total; total += la_round16(la_max(NS*V, 2*HD2*KVH*REP));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(NS, B*T), 2*B*HD2*KVH*T), 2*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(NS, 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(la_max(NS, 1), 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(la_max(B, 2*HD2*KVH*NS*REP), B*F*T));
+    off[12] = total; total += la_round16(la_max(la_max(B, 2*HD2*KVH*REP), 2*B*HD2*KVH*REP*T));
     off[13] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
-    off[14] = total; total += la_round16(la_max(la_max(la_max(la_max(1, B*T), 2*HD2*KVH*REP*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[15] = total; total += la_round16(la_max(1, B*T));
-    off[16] = total; total += la_round16(la_max(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*T), 2*HD2*KVH*REP*T));
-    off[17] = total; total += la_round16(la_max(la_max(B, 1), 2*B*HD2*KVH*REP*T));
-    off[18] = total; total += la_round16(la_max(la_max(la_max(1, B), B*F*T), 2*HD2*KVH*REP));
+    off[14] = total; total += la_round16(la_max(1, B*T));
+    off[15] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
+    off[16] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[17] = total; total += la_round16(la_max(la_max(B, 1), B*F*T));
+    off[18] = total; total += la_round16(la_max(la_max(1, B), B*F*T));
     off[19] = total; total += la_round16(2*HD2*KVH*REP);
     off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -4029,43 +4029,43 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *t33 = args->arena + off[17];
     float *t34 = args->arena + off[17];
     float *t35 = args->arena + off[18];
-    float *t36 = args->arena + off[11];
-    float *t37 = args->arena + off[12];
-    float *t38 = args->arena + off[10];
-    float *t39 = args->arena + off[8];
+    float *t36 = args->arena + off[7];
+    float *t37 = args->arena + off[11];
+    float *t38 = args->arena + off[12];
+    float *t39 = args->arena + off[10];
     float *t40 = args->arena + off[13];
     float *t41 = args->arena + off[14];
-    float *t42 = args->arena + off[15];
+    float *t42 = args->arena + off[14];
     float *t43 = args->arena + off[4];
     float *t44 = args->arena + off[3];
-    float *t45 = args->arena + off[16];
-    float *t46 = args->arena + off[7];
+    float *t45 = args->arena + off[15];
+    float *t46 = args->arena + off[16];
     float *t47 = args->arena + off[3];
-    float *t48 = args->arena + off[14];
-    float *t49 = args->arena + off[9];
-    float *t50 = args->arena + off[17];
-    float *t51 = args->arena + off[18];
-    float *t52 = args->arena + off[5];
-    float *t53 = args->arena + off[12];
-    float *t54 = args->arena + off[8];
+    float *t48 = args->arena + off[8];
+    float *t49 = args->arena + off[8];
+    float *t50 = args->arena + off[9];
+    float *t51 = args->arena + off[17];
+    float *t52 = args->arena + off[18];
+    float *t53 = args->arena + off[5];
+    float *t54 = args->arena + off[11];
     float *t55 = args->arena + off[10];
-    float *t56 = args->arena + off[6];
-    float *t57 = args->arena + off[11];
-    float *t58 = args->arena + off[14];
-    float *t59 = args->arena + off[18];
-    float *t60 = args->arena + off[12];
+    float *t56 = args->arena + off[17];
+    float *t57 = args->arena + off[12];
+    float *t58 = args->arena + off[6];
+    float *t59 = args->arena + off[7];
+    float *t60 = args->arena + off[5];
     float *t61 = args->arena + off[10];
-    float *t62 = args->arena + off[14];
-    float *t63 = args->arena + off[9];
-    float *t64 = args->arena + off[11];
-    float *t65 = args->arena + off[16];
-    float *t66 = args->arena + off[7];
+    float *t62 = args->arena + off[6];
+    float *t63 = args->arena + off[15];
+    float *t64 = args->arena + off[12];
+    float *t65 = args->arena + off[8];
+    float *t66 = args->arena + off[16];
     float *t67 = args->arena + off[3];
-    float *t68 = args->arena + off[14];
+    float *t68 = args->arena + off[6];
     float *t69 = args->arena + off[10];
-    float *t70 = args->arena + off[9];
-    float *t71 = args->arena + off[11];
-    float *t72 = args->arena + off[16];
+    float *t70 = args->arena + off[15];
+    float *t71 = args->arena + off[12];
+    float *t72 = args->arena + off[8];
     float *t73 = args->arena + off[19];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
@@ -9922,7 +9922,7 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
 }
 
 /* dpo_step_lora_k66_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_lora_k66_log_softmax_grad(float *restrict t52, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t50, const float *restrict t51, long NS, long V) {
+static void dpo_step_lora_k66_log_softmax_grad(float *t52, const int32_t *scored_pair, const int32_t *chosen_targets, const int32_t *rejected_targets, const float *chosen_mask, const float *rejected_mask, const float *t32, const float *t33, const float *t34, const float *t50, const float *t51, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -10400,7 +10400,7 @@ static void dpo_step_lora_k95_w3_grad_in(float *restrict t81, const float *restr
 }
 
 /* dpo_step_lora_k96_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_lora_k96_silu_grad(float *restrict t82, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t69, const float *restrict t75, const float *restrict t76, long B, long F, long T) {
+static void dpo_step_lora_k96_silu_grad(float *t82, const float *saved_gate, const float *saved_up, const float *t69, const float *t75, const float *t76, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -10552,7 +10552,7 @@ static void dpo_step_lora_k107_attention_grad_matmul(float *restrict t93, const 
 }
 
 /* dpo_step_lora_k108_attention: t94 = ([i4 ≤ i3 + 0] · t2 ? (t93 / t63 + Σ(-((t93 · t64) / t63))) · t62 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_lora_k108_attention(float *restrict t94, const float *restrict t2, const float *restrict t62, const float *restrict t63, const float *restrict t64, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_step_lora_k108_attention(float *t94, const float *t2, const float *t62, const float *t63, const float *t64, const float *t93, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -10961,28 +10961,28 @@ static long llama_dpo_dpo_step_lora_layout(const llama_dpo_dpo_step_lora_args *a
     off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), 2*HD2*KVH*NS*REP), NS));
     off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 2*HD2*KVH*NS*REP));
     off[6] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), NS));
-    off[7] = total; total += la_round16(la_max(NS, B*R*T));
-    off[8] = total; total += la_round16(la_max(la_max(NS, 1), B*F*T));
-    off[9] = total; total += la_round16(la_max(la_max(B, NS*V), B*R*T));
-    off[10] = total; total += la_round16(la_max(B, B*T));
-    off[11] = total; total += la_round16(la_max(1, B*R*T));
-    off[12] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[13] = total; total += la_round16(la_max(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
-    off[14] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T), 2*B*HD2*KVH*T));
-    off[15] = total; total += la_round16(la_max(la_max(la_max(B, 1), B*T), B*R*T));
-    off[16] = total; total += la_round16(la_max(la_max(1, B), 2*B*HD2*KVH*REP*T));
+    off[7] = total; total += la_round16(la_max(la_max(NS, B*T), B*R*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(NS, 1), B*F*T), 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(B, B*T));
+    off[10] = total; total += la_round16(la_max(B, B*R*T));
+    off[11] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[12] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
+    off[13] = total; total += la_round16(la_max(la_max(la_max(1, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[14] = total; total += la_round16(la_max(1, B*R*T));
+    off[15] = total; total += la_round16(la_max(la_max(B, 1), 2*B*HD2*KVH*REP*T));
+    off[16] = total; total += la_round16(la_max(la_max(1, B), B*R*T));
     off[17] = total; total += la_round16(B*R*T);
     off[18] = total; total += la_round16(B*F*T);
     off[19] = total; total += la_round16(B*R*T);
     off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[21] = total; total += la_round16(B*R*T);
     off[22] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[23] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T));
-    off[24] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[23] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[24] = total; total += la_round16(B*F*T);
     off[25] = total; total += la_round16(B*F*T);
     off[26] = total; total += la_round16(B*R*T);
     off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[28] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[28] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
     off[29] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
     off[30] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
     off[31] = total; total += la_round16(B*R*T);
@@ -11070,23 +11070,23 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
     float *t49 = args->arena + off[15];
     float *t50 = args->arena + off[15];
     float *t51 = args->arena + off[16];
-    float *t52 = args->arena + off[9];
+    float *t52 = args->arena + off[3];
     float *t53 = args->arena + off[4];
     float *t54 = args->arena + off[8];
     float *t55 = args->arena + off[3];
-    float *t56 = args->arena + off[10];
+    float *t56 = args->arena + off[9];
     float *t57 = args->arena + off[6];
     float *t58 = args->arena + off[5];
     float *t59 = args->arena + off[4];
-    float *t60 = args->arena + off[11];
-    float *t61 = args->arena + off[12];
-    float *t62 = args->arena + off[13];
-    float *t63 = args->arena + off[14];
-    float *t64 = args->arena + off[12];
-    float *t65 = args->arena + off[7];
-    float *t66 = args->arena + off[15];
-    float *t67 = args->arena + off[16];
-    float *t68 = args->arena + off[9];
+    float *t60 = args->arena + off[10];
+    float *t61 = args->arena + off[11];
+    float *t62 = args->arena + off[12];
+    float *t63 = args->arena + off[13];
+    float *t64 = args->arena + off[11];
+    float *t65 = args->arena + off[14];
+    float *t66 = args->arena + off[7];
+    float *t67 = args->arena + off[15];
+    float *t68 = args->arena + off[16];
     float *t69 = args->arena + off[8];
     float *t70 = args->arena + off[17];
     float *t71 = args->arena + off[18];
@@ -11100,34 +11100,34 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
     float *t79 = args->arena + off[26];
     float *t80 = args->arena + off[27];
     float *t81 = args->arena + off[28];
-    float *t82 = args->arena + off[24];
-    float *t83 = args->arena + off[8];
+    float *t82 = args->arena + off[8];
+    float *t83 = args->arena + off[24];
     float *t84 = args->arena + off[22];
     float *t85 = args->arena + off[23];
     float *t86 = args->arena + off[29];
-    float *t87 = args->arena + off[24];
+    float *t87 = args->arena + off[8];
     float *t88 = args->arena + off[27];
-    float *t89 = args->arena + off[15];
+    float *t89 = args->arena + off[7];
     float *t90 = args->arena + off[28];
     float *t91 = args->arena + off[23];
     float *t92 = args->arena + off[29];
     float *t93 = args->arena + off[28];
-    float *t94 = args->arena + off[23];
-    float *t95 = args->arena + off[28];
+    float *t94 = args->arena + off[12];
+    float *t95 = args->arena + off[23];
     float *t96 = args->arena + off[13];
-    float *t97 = args->arena + off[14];
-    float *t98 = args->arena + off[12];
+    float *t97 = args->arena + off[28];
+    float *t98 = args->arena + off[11];
     float *t99 = args->arena + off[29];
-    float *t100 = args->arena + off[23];
+    float *t100 = args->arena + off[12];
     float *t101 = args->arena + off[30];
     float *t102 = args->arena + off[13];
     float *t103 = args->arena + off[30];
-    float *t104 = args->arena + off[14];
+    float *t104 = args->arena + off[28];
     float *t105 = args->arena + off[31];
     float *t106 = args->arena + off[32];
     float *t107 = args->arena + off[33];
     float *t108 = args->arena + off[30];
-    float *t109 = args->arena + off[28];
+    float *t109 = args->arena + off[23];
     float *t110 = args->arena + off[34];
     float *t111 = args->arena + off[35];
     float *t112 = args->arena + off[36];
@@ -11722,6 +11722,4758 @@ static const char *const llama_dpo_dpo_step_lora_kernel_names[] = {
     "dpo_step_lora_k141_grad_lora_b_w3",
 };
 const la_program_info llama_dpo_dpo_step_lora_info = { "llama_dpo.dpo_step_lora", 94, 142, llama_dpo_dpo_step_lora_kernel_names, llama_dpo_dpo_step_lora_run, llama_dpo_dpo_step_lora_arena, llama_dpo_dpo_step_lora_cost };
+
+/* ===== program 'dpo_step_lora_dropout' ===== */
+
+/* dpo_step_lora_dropout_k0_rope_tables: t0 = cos(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
+static void dpo_step_lora_dropout_k0_rope_tables(float *restrict t0, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
+        for (long j = 0; j < n; j++) {
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k1_rope_tables: t1 = sin(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
+static void dpo_step_lora_dropout_k1_rope_tables(float *restrict t1, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
+        for (long j = 0; j < n; j++) {
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = sinf(v5);
+            t1[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k2_shared_prompt_mask: t2 = 1 - [segments = 1] · [segments = 2]  [rope_tables; shared_prompt_mask] */
+static void dpo_step_lora_dropout_k2_shared_prompt_mask(float *restrict t2, const int32_t *restrict segments, long B, long T) {
+    const long rows = B*T, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = 0;
+        const long i3 = (r) % T;
+        float v2 = (float)segments[(i0) * T + (i1) * T + i3];
+        float v3 = v2 == 2.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)segments[(i0) * T + j];
+            float v1 = v0 == 1.0f ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = 1.0f - v4;
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k3_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void dpo_step_lora_dropout_k3_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k4_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void dpo_step_lora_dropout_k4_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k5_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void dpo_step_lora_dropout_k5_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t4)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k6_dropout: t5 = (t3 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void dpo_step_lora_dropout_k6_dropout(float *restrict t5, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t3[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t5[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k7_lora_a_wq: t6[B*T, R] = t5 · lora_a_wqᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k7_lora_a_wq(float *restrict t6, const float *restrict lora_a_wq, const float *restrict t5, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t5, D, lora_a_wq, D, 0.0f, t6, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t5)[c];
+        (t6)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k8_lora_b_wq: t7[B*T, D] = t6 · lora_b_wqᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k8_lora_b_wq(float *restrict t7, const float *restrict lora_b_wq, const float *restrict t6, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t6, R, lora_b_wq, R, 0.0f, t7, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_wq + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t6)[c];
+        (t7)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k9_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void dpo_step_lora_dropout_k9_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t4, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (lora_scale_wq[0]) * (t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
+                float v2 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v1;
+                float v3 = v2 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v4 = (lora_scale_wq[0]) * (t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v5 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
+                float v6 = v5 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = v3 - v6;
+                v0 = v7;
+            }
+            else {
+                float v8 = (lora_scale_wq[0]) * (t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
+                float v9 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v8;
+                float v10 = v9 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v11 = (lora_scale_wq[0]) * (t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v12 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
+                float v13 = v12 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v14 = v10 + v13;
+                v0 = v14;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k10_wk: t8[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void dpo_step_lora_dropout_k10_wk(float *restrict t8, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t8, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t8)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k11_dropout: t9 = (t3 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void dpo_step_lora_dropout_k11_dropout(float *restrict t9, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t3[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t9[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k12_lora_a_wk: t10[B*T, R] = t9 · lora_a_wkᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k12_lora_a_wk(float *restrict t10, const float *restrict lora_a_wk, const float *restrict t9, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t9, D, lora_a_wk, D, 0.0f, t10, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t9)[c];
+        (t10)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k13_lora_b_wk: t11[B*T, KVD] = t10 · lora_b_wkᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k13_lora_b_wk(float *restrict t11, const float *restrict lora_b_wk, const float *restrict t10, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t10, R, lora_b_wk, R, 0.0f, t11, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = lora_b_wk + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t10)[c];
+        (t11)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k14_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void dpo_step_lora_dropout_k14_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t8, const float *restrict t11, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (lora_scale_wk[0]) * (t11[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
+                float v2 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v1;
+                float v3 = v2 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v4 = (lora_scale_wk[0]) * (t11[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v5 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
+                float v6 = v5 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = v3 - v6;
+                v0 = v7;
+            }
+            else {
+                float v8 = (lora_scale_wk[0]) * (t11[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
+                float v9 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v8;
+                float v10 = v9 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v11 = (lora_scale_wk[0]) * (t11[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v12 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
+                float v13 = v12 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v14 = v10 + v13;
+                v0 = v14;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k15_wv: t12[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void dpo_step_lora_dropout_k15_wv(float *restrict t12, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t12, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
+        (t12)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k16_dropout: t13 = (t3 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void dpo_step_lora_dropout_k16_dropout(float *restrict t13, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t3[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t13[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k17_lora_a_wv: t14[B*T, R] = t13 · lora_a_wvᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k17_lora_a_wv(float *restrict t14, const float *restrict lora_a_wv, const float *restrict t13, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t13, D, lora_a_wv, D, 0.0f, t14, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
+        (t14)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k18_lora_b_wv: t15[B*T, KVD] = t14 · lora_b_wvᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k18_lora_b_wv(float *restrict t15, const float *restrict lora_b_wv, const float *restrict t14, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t14, R, lora_b_wv, R, 0.0f, t15, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = lora_b_wv + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t14)[c];
+        (t15)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k19_lora: saved_v = t12 + lora_scale_wv · t15  [layer/attention; layer/attention/lora] */
+static void dpo_step_lora_dropout_k19_lora(float *restrict saved_v, const float *restrict lora_scale_wv, const float *restrict t12, const float *restrict t15, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_wv[0]) * (t15[((i0) * T + i1) * KVD + (i2) * HD + j]);
+            float v1 = t12[((i0) * T + i1) * KVD + (i2) * HD + j] + v0;
+            saved_v[r * n + j] = v1;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k20_scores_matmul: t16[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
+static void dpo_step_lora_dropout_k20_scores_matmul(float *restrict t16, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t16 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* dpo_step_lora_dropout_k21_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void dpo_step_lora_dropout_k21_attention(float *restrict t17, const float *restrict t2, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i3 = (r) % T;
+        float v3 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
+            float v4 = (t16[r * n + j0]) * v3;
+            float v5 = v2 != 0.0f ? v4 : (-INFINITY);
+            acc0 = fmaxf(acc0, v5);
+        }
+        float v11 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v6 = (float)i3 + 0.0f;
+            float v7 = (float)j1 <= v6 ? 1.0f : 0.0f;
+            float v8 = v7 * (t2[((i0) * T + i3) * T + j1]);
+            float v9 = (t16[r * n + j1]) * v3;
+            float v10 = v8 != 0.0f ? v9 : (-INFINITY);
+            float v12 = v10 - v11;
+            float v13 = la_expf(v12);
+            t17[r * n + j1] = v13;
+            acc1 += v13;
+        }
+        for (long j = 0; j < n; j++) {
+            float v14 = (t17[r * n + j]) / acc1;
+            t17[r * n + j] = v14;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k22_saved_attn: saved_attn[B, KVH, REP, T, HD] = t17 · saved_v  [layer/attention/attention; layer/attention] */
+static void dpo_step_lora_dropout_k22_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t17 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* dpo_step_lora_dropout_k23_wo: t18[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void dpo_step_lora_dropout_k23_wo(float *restrict t18, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t18, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
+        (t18)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k24_dropout: t19 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/attention] */
+static void dpo_step_lora_dropout_k24_dropout(float *restrict t19, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (saved_attn[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t19[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k25_lora_a_wo: t20[B*T, R] = t19 · lora_a_woᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k25_lora_a_wo(float *restrict t20, const float *restrict lora_a_wo, const float *restrict t19, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t19, D, lora_a_wo, D, 0.0f, t20, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
+        (t20)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k26_lora_b_wo: t21[B*T, D] = t20 · lora_b_woᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k26_lora_b_wo(float *restrict t21, const float *restrict lora_b_wo, const float *restrict t20, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t20, R, lora_b_wo, R, 0.0f, t21, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_wo + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t20)[c];
+        (t21)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k27_lora: saved_h = carry0 + t18 + lora_scale_wo · t21  [layer/attention; layer/attention/lora; layer] */
+static void dpo_step_lora_dropout_k27_lora(float *restrict saved_h, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict t18, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_wo[0]) * (t21[r * n + j]);
+            float v1 = t18[r * n + j] + v0;
+            float v2 = carry0[r * n + j] + v1;
+            saved_h[r * n + j] = v2;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k28_rmsnorm: t22 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void dpo_step_lora_dropout_k28_rmsnorm(float *restrict t22, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t22[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k29_w1: t23[B*T, F] = t22 · w1ᵀ  [layer/ffn/gate_up] */
+static void dpo_step_lora_dropout_k29_w1(float *restrict t23, const float *restrict w1, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t22, D, w1, D, 0.0f, t23, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
+        (t23)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k30_dropout: t24 = (t22 · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
+static void dpo_step_lora_dropout_k30_dropout(float *restrict t24, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w1, const float *restrict t22, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t22[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t24[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k31_lora_a_w1: t25[B*T, R] = t24 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_k31_lora_a_w1(float *restrict t25, const float *restrict lora_a_w1, const float *restrict t24, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t24, D, lora_a_w1, D, 0.0f, t25, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t24)[c];
+        (t25)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k32_lora_b_w1: t26[B*T, F] = t25 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_k32_lora_b_w1(float *restrict t26, const float *restrict lora_b_w1, const float *restrict t25, long B, long F, long R, long T) {
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t25, R, lora_b_w1, R, 0.0f, t26, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * R >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = lora_b_w1 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t25)[c];
+        (t26)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k33_lora: saved_gate = t23 + lora_scale_w1 · t26  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_k33_lora(float *restrict saved_gate, const float *restrict lora_scale_w1, const float *restrict t23, const float *restrict t26, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_w1[0]) * (t26[r * n + j]);
+            float v1 = t23[r * n + j] + v0;
+            saved_gate[r * n + j] = v1;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k34_w3: t27[B*T, F] = t22 · w3ᵀ  [layer/ffn/gate_up] */
+static void dpo_step_lora_dropout_k34_w3(float *restrict t27, const float *restrict w3, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t22, D, w3, D, 0.0f, t27, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
+        (t27)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k35_dropout: t28 = (t22 · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
+static void dpo_step_lora_dropout_k35_dropout(float *restrict t28, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w3, const float *restrict t22, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t22[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t28[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k36_lora_a_w3: t29[B*T, R] = t28 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_k36_lora_a_w3(float *restrict t29, const float *restrict lora_a_w3, const float *restrict t28, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t28, D, lora_a_w3, D, 0.0f, t29, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t28)[c];
+        (t29)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k37_lora_b_w3: t30[B*T, F] = t29 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_k37_lora_b_w3(float *restrict t30, const float *restrict lora_b_w3, const float *restrict t29, long B, long F, long R, long T) {
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t29, R, lora_b_w3, R, 0.0f, t30, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * R >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = lora_b_w3 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t29)[c];
+        (t30)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k38_lora: saved_up = t27 + lora_scale_w3 · t30  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_k38_lora(float *restrict saved_up, const float *restrict lora_scale_w3, const float *restrict t27, const float *restrict t30, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_w3[0]) * (t30[r * n + j]);
+            float v1 = t27[r * n + j] + v0;
+            saved_up[r * n + j] = v1;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k39_silu: t31 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/attention/lora/dropout; layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void dpo_step_lora_dropout_k39_silu(float *restrict t31, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t31[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k40_w2: t32[B*T, D] = t31 · w2ᵀ  [layer/ffn] */
+static void dpo_step_lora_dropout_k40_w2(float *restrict t32, const float *restrict w2, const float *restrict t31, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t31, F, w2, F, 0.0f, t32, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t31)[c];
+        (t32)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k41_dropout: t33 = (t31 · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn; layer/ffn/lora/dropout] */
+static void dpo_step_lora_dropout_k41_dropout(float *restrict t33, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t31, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t31[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t33[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k42_lora_a_w2: t34[B*T, R] = t33 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void dpo_step_lora_dropout_k42_lora_a_w2(float *restrict t34, const float *restrict lora_a_w2, const float *restrict t33, long B, long F, long R, long T) {
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t33, F, lora_a_w2, F, 0.0f, t34, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * F >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t33)[c];
+        (t34)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k43_lora_b_w2: t35[B*T, D] = t34 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void dpo_step_lora_dropout_k43_lora_b_w2(float *restrict t35, const float *restrict lora_b_w2, const float *restrict t34, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t34, R, lora_b_w2, R, 0.0f, t35, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_w2 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t34)[c];
+        (t35)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k44_lora: carry0_next = saved_h + t32 + lora_scale_w2 · t35  [layer/ffn; layer/ffn/lora; layer] */
+static void dpo_step_lora_dropout_k44_lora(float *restrict carry0_next, const float *restrict lora_scale_w2, const float *restrict saved_h, const float *restrict t32, const float *restrict t35, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_w2[0]) * (t35[r * n + j]);
+            float v1 = t32[r * n + j] + v0;
+            float v2 = saved_h[r * n + j] + v1;
+            carry0_next[r * n + j] = v2;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k45_lm_head: t36 = carry0[scored]  [lm_head] */
+static void dpo_step_lora_dropout_k45_lm_head(float *restrict t36, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t36[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k46_rmsnorm: t37 = Σ(t36²)  [lm_head/rmsnorm] */
+static void dpo_step_lora_dropout_k46_rmsnorm(float *restrict t37, const float *restrict t36, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t36[r * n + j0]) * (t36[r * n + j0]);
+            acc0 += v0;
+        }
+        t37[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_k47_rmsnorm: t38 = (t36 · rsqrt(t37 / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void dpo_step_lora_dropout_k47_rmsnorm(float *restrict t38, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t36, const float *restrict t37, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t37[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t36[r * n + j]) * v2;
+            float v4 = v3 * (final_norm[j]);
+            t38[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k48_lm_head: t39[NS, V] = t38 · lm_headᵀ  [lm_head] */
+static void dpo_step_lora_dropout_k48_lm_head(float *restrict t39, const float *restrict lm_head, const float *restrict t38, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    if (NS != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t38, D, lm_head, D, 0.0f, t39, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t38)[c];
+        (t39)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k49_log_softmax: t40 = max(t39)  [lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_dropout_k49_log_softmax(float *restrict t40, const float *restrict t39, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t39[r * n + j0]);
+        }
+        t40[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_k50_log_softmax: t41 = Σ(exp(t39 - t40))  [lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_dropout_k50_log_softmax(float *restrict t41, const float *restrict t39, const float *restrict t40, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t40[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t39[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t41[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_k51_cross_entropy: t42 = Σ((t39 - t40 - log(t41)) · [i1 = chosen_targets])  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_lora_dropout_k51_cross_entropy(float *restrict t42, const int32_t *restrict chosen_targets, const float *restrict t39, const float *restrict t40, const float *restrict t41, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t40[i0];
+        float v2 = logf(t41[i0]);
+        float v4 = (float)chosen_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t39[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t42[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_k52_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_k52_sequence_logps_scatter_add(float *restrict t43, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t42, long B, long NS) {
+    memset(t43, 0, sizeof(float) * (size_t)(B));
+    const long rows = NS, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t42[i0]);
+        float v1 = v0 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t43[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k53_sequence_logps: logps_chosen = -t43  [lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_k53_sequence_logps(float *restrict logps_chosen, const float *restrict t43, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t43[j]);
+        logps_chosen[j] = v0;
+    }
+}
+
+/* dpo_step_lora_dropout_k54_cross_entropy: t44 = Σ((t39 - t40 - log(t41)) · [i1 = rejected_targets])  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_lora_dropout_k54_cross_entropy(float *restrict t44, const int32_t *restrict rejected_targets, const float *restrict t39, const float *restrict t40, const float *restrict t41, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t40[i0];
+        float v2 = logf(t41[i0]);
+        float v4 = (float)rejected_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t39[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t44[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_k55_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_k55_sequence_logps_scatter_add(float *restrict t45, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t44, long B, long NS) {
+    memset(t45, 0, sizeof(float) * (size_t)(B));
+    const long rows = NS, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t44[i0]);
+        float v1 = v0 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t45[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k56_sequence_logps: logps_rejected = -t45  [lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_k56_sequence_logps(float *restrict logps_rejected, const float *restrict t45, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t45[j]);
+        logps_rejected[j] = v0;
+    }
+}
+
+/* dpo_step_lora_dropout_k57_sequence_logps: t46 = Σ(t39)  [lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_k57_sequence_logps(float *restrict t46, const float *restrict t39, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t39[r * n + j0];
+        }
+        t46[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_k58_sequence_logps_scatter_add: mul, scatter_add  [lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_k58_sequence_logps_scatter_add(float *restrict t47, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long NS) {
+    memset(t47, 0, sizeof(float) * (size_t)(B));
+    const long rows = NS, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t47[(long)scored_pair[i0] * 1 + j] += v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k59_sequence_logps_scatter_add: mul, scatter_add  [lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_k59_sequence_logps_scatter_add(float *restrict t48, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long NS) {
+    memset(t48, 0, sizeof(float) * (size_t)(B));
+    const long rows = NS, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t48[(long)scored_pair[i0] * 1 + j] += v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k60_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_k60_sequence_logps_scatter_add(float *restrict logits_chosen, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t46, long B, long NS, long V) {
+    memset(logits_chosen, 0, sizeof(float) * (size_t)(B));
+    const long rows = NS, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t46[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            logits_chosen[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k61_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_k61_sequence_logps_scatter_add(float *restrict logits_rejected, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t46, long B, long NS, long V) {
+    memset(logits_rejected, 0, sizeof(float) * (size_t)(B));
+    const long rows = NS, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t46[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            logits_rejected[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k62_dpo_kto_pair: t49 = Σ([loss_weights = 0] ? -1 : logps_chosen - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_dropout_k62_dpo_kto_pair(float *restrict t49, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+        float v3 = v1 - v2;
+        float v4 = v3 * (pair_weight[j0]);
+        acc0 += v4;
+    }
+    t49[r] = acc0;
+}
+
+/* dpo_step_lora_dropout_k63_sequence_logps: t50 = Σ(1 · pair_weight)  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_dropout_k63_sequence_logps(float *restrict t50, const float *restrict pair_weight, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = 1.0f * (pair_weight[j0]);
+        acc0 += v0;
+    }
+    t50[r] = acc0;
+}
+
+/* dpo_step_lora_dropout_k64_dpo_kto_pair: t51 = Σ([loss_weights = 0] ? -1 : logps_rejected - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_dropout_k64_dpo_kto_pair(float *restrict t51, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v3 = v1 - v2;
+        float v4 = v3 * (pair_weight[j0]);
+        acc0 += v4;
+    }
+    t51[r] = acc0;
+}
+
+/* dpo_step_lora_dropout_k65_dpo_bco_pair: t52 = Σ((beta · [loss_weights = 0] ? -1 : logps_chosen - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_lora_dropout_k65_dpo_bco_pair(float *restrict t52, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+        float v3 = v1 - v2;
+        float v4 = (beta[0]) * v3;
+        float v5 = v4 * (pair_weight[j0]);
+        acc0 += v5;
+    }
+    t52[r] = acc0;
+}
+
+/* dpo_step_lora_dropout_k66_dpo_bco_pair: t53 = Σ((beta · [loss_weights = 0] ? -1 : logps_rejected - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_lora_dropout_k66_dpo_bco_pair(float *restrict t53, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v3 = v1 - v2;
+        float v4 = (beta[0]) * v3;
+        float v5 = v4 * (pair_weight[j0]);
+        acc0 += v5;
+    }
+    t53[r] = acc0;
+}
+
+/* dpo_step_lora_dropout_k67_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+static void dpo_step_lora_dropout_k67_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t53, long B) {
+    const long rows = 17, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v2 = 1.0f - (label_smoothing[0]);
+        float v3 = -v2;
+        float v31 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+        float v58 = 2.0f * (label_smoothing[0]);
+        float v59 = 1.0f - v58;
+        float v62 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v74 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v88 = (beta[0]) * 2.0f;
+        float v89 = 1.0f / v88;
+        float v93 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+        float v97 = 0.5f / (beta[0]);
+        float v107 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v145 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v149 = (t51[0]) / (t50[0]);
+        float v150 = v149;
+        float v151 = fmaxf(v150, 0.0f);
+        float v163 = (t49[0]) / (t50[0]);
+        float v164 = v163;
+        float v165 = fmaxf(v164, 0.0f);
+        float v183 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v205 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v213 = (simpo_gamma[0]) / (beta[0]);
+        float v235 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v262 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v267 = (t52[0]) / (t50[0]);
+        float v268 = v267;
+        float v269 = (t53[0]) / (t50[0]);
+        float v270 = v269;
+        float v271 = v268 + v270;
+        float v272 = v271 * 0.5f;
+        float v297 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v325 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v354 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v371 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v372 = v371 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v373 = 1.0f - v372;
+        float v374 = logf(v373);
+        float v386 = logf(v372);
+        float v391 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v424 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+        float v458 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i0 < 1) {
+                float v4 = v1 != 0.0f ? -1.0f : logps_chosen[j];
+                float v5 = v1 != 0.0f ? 0.0f : ref_chosen[j];
+                float v6 = v4 - v5;
+                float v7 = v1 != 0.0f ? -1.0f : logps_rejected[j];
+                float v8 = v1 != 0.0f ? 0.0f : ref_rejected[j];
+                float v9 = v7 - v8;
+                float v10 = v6 - v9;
+                float v11 = (beta[0]) * v10;
+                float v12 = fminf(v11, 0.0f);
+                float v13 = fabsf(v11);
+                float v14 = -v13;
+                float v15 = la_expf(v14);
+                float v16 = 1.0f + v15;
+                float v17 = logf(v16);
+                float v18 = v12 - v17;
+                float v19 = v3 * v18;
+                float v20 = -v11;
+                float v21 = fminf(v20, 0.0f);
+                float v22 = fabsf(v20);
+                float v23 = -v22;
+                float v24 = la_expf(v23);
+                float v25 = 1.0f + v24;
+                float v26 = logf(v25);
+                float v27 = v21 - v26;
+                float v28 = (label_smoothing[0]) * v27;
+                float v29 = v19 - v28;
+                float v30 = v1 != 0.0f ? 0.0f : v29;
+                v0 = v30;
+            }
+            else if (i0 < (1 + 1)) {
+                float v32 = v31 != 0.0f ? -1.0f : logps_chosen[j];
+                float v33 = v31 != 0.0f ? 0.0f : ref_chosen[j];
+                float v34 = v32 - v33;
+                float v35 = v31 != 0.0f ? -1.0f : logps_rejected[j];
+                float v36 = v31 != 0.0f ? 0.0f : ref_rejected[j];
+                float v37 = v35 - v36;
+                float v38 = v34 - v37;
+                float v39 = (beta[0]) * v38;
+                float v40 = fminf(v39, 0.0f);
+                float v41 = fabsf(v39);
+                float v42 = -v41;
+                float v43 = la_expf(v42);
+                float v44 = 1.0f + v43;
+                float v45 = logf(v44);
+                float v46 = v40 - v45;
+                float v47 = v3 * v46;
+                float v48 = -v39;
+                float v49 = fminf(v48, 0.0f);
+                float v50 = fabsf(v48);
+                float v51 = -v50;
+                float v52 = la_expf(v51);
+                float v53 = 1.0f + v52;
+                float v54 = logf(v53);
+                float v55 = v49 - v54;
+                float v56 = (label_smoothing[0]) * v55;
+                float v57 = v47 + v56;
+                float v60 = v57 / v59;
+                float v61 = v31 != 0.0f ? 0.0f : v60;
+                v0 = v61;
+            }
+            else if (i0 < (1 + 1 + 1)) {
+                float v63 = v62 != 0.0f ? -1.0f : logps_chosen[j];
+                float v64 = v62 != 0.0f ? 0.0f : ref_chosen[j];
+                float v65 = v63 - v64;
+                float v66 = v62 != 0.0f ? -1.0f : logps_rejected[j];
+                float v67 = v62 != 0.0f ? 0.0f : ref_rejected[j];
+                float v68 = v66 - v67;
+                float v69 = v65 - v68;
+                float v70 = (beta[0]) * v69;
+                float v71 = 1.0f - v70;
+                float v72 = fmaxf(v71, 0.0f);
+                float v73 = v62 != 0.0f ? 0.0f : v72;
+                v0 = v73;
+            }
+            else if (i0 < (1 + 1 + 1 + 1)) {
+                float v75 = v74 != 0.0f ? -1.0f : logps_chosen[j];
+                float v76 = v74 != 0.0f ? 1.0f : t47[j];
+                float v77 = v75 / v76;
+                float v78 = v74 != 0.0f ? 0.0f : ref_chosen[j];
+                float v79 = v78 / v76;
+                float v80 = v77 - v79;
+                float v81 = v74 != 0.0f ? -1.0f : logps_rejected[j];
+                float v82 = v74 != 0.0f ? 1.0f : t48[j];
+                float v83 = v81 / v82;
+                float v84 = v74 != 0.0f ? 0.0f : ref_rejected[j];
+                float v85 = v84 / v82;
+                float v86 = v83 - v85;
+                float v87 = v80 - v86;
+                float v90 = v87 - v89;
+                float v91 = v90 * v90;
+                float v92 = v74 != 0.0f ? 0.0f : v91;
+                v0 = v92;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1)) {
+                float v94 = v93 != 0.0f ? -1.0f : logps_chosen[j];
+                float v95 = v93 != 0.0f ? 0.0f : ref_chosen[j];
+                float v96 = v94 - v95;
+                float v98 = v96 - v97;
+                float v99 = v98 * v98;
+                float v100 = v93 != 0.0f ? -1.0f : logps_rejected[j];
+                float v101 = v93 != 0.0f ? 0.0f : ref_rejected[j];
+                float v102 = v100 - v101;
+                float v103 = v102 + v97;
+                float v104 = v103 * v103;
+                float v105 = v99 + v104;
+                float v106 = v93 != 0.0f ? 0.0f : v105;
+                v0 = v106;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
+                float v108 = v107 != 0.0f ? -1.0f : logps_chosen[j];
+                float v109 = v107 != 0.0f ? 0.0f : ref_chosen[j];
+                float v110 = v108 - v109;
+                float v111 = (beta[0]) * v110;
+                float v112 = fminf(v111, 0.0f);
+                float v113 = fabsf(v111);
+                float v114 = -v113;
+                float v115 = la_expf(v114);
+                float v116 = 1.0f + v115;
+                float v117 = logf(v116);
+                float v118 = v112 - v117;
+                float v119 = -v118;
+                float v120 = -v111;
+                float v121 = fminf(v120, 0.0f);
+                float v122 = fabsf(v120);
+                float v123 = -v122;
+                float v124 = la_expf(v123);
+                float v125 = 1.0f + v124;
+                float v126 = logf(v125);
+                float v127 = v121 - v126;
+                float v128 = 0.5f * v127;
+                float v129 = v119 - v128;
+                float v130 = v107 != 0.0f ? -1.0f : logps_rejected[j];
+                float v131 = v107 != 0.0f ? 0.0f : ref_rejected[j];
+                float v132 = v130 - v131;
+                float v133 = (beta[0]) * v132;
+                float v134 = -v133;
+                float v135 = fminf(v134, 0.0f);
+                float v136 = fabsf(v134);
+                float v137 = -v136;
+                float v138 = la_expf(v137);
+                float v139 = 1.0f + v138;
+                float v140 = logf(v139);
+                float v141 = v135 - v140;
+                float v142 = 0.5f * v141;
+                float v143 = v129 - v142;
+                float v144 = v107 != 0.0f ? 0.0f : v143;
+                v0 = v144;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v146 = v145 != 0.0f ? -1.0f : logps_chosen[j];
+                float v147 = v145 != 0.0f ? 0.0f : ref_chosen[j];
+                float v148 = v146 - v147;
+                float v152 = v148 - v151;
+                float v153 = (beta[0]) * v152;
+                float v154 = fminf(v153, 0.0f);
+                float v155 = fabsf(v153);
+                float v156 = -v155;
+                float v157 = la_expf(v156);
+                float v158 = 1.0f + v157;
+                float v159 = logf(v158);
+                float v160 = v154 - v159;
+                float v161 = la_expf(v160);
+                float v162 = 1.0f - v161;
+                float v166 = v145 != 0.0f ? -1.0f : logps_rejected[j];
+                float v167 = v145 != 0.0f ? 0.0f : ref_rejected[j];
+                float v168 = v166 - v167;
+                float v169 = v165 - v168;
+                float v170 = (beta[0]) * v169;
+                float v171 = fminf(v170, 0.0f);
+                float v172 = fabsf(v170);
+                float v173 = -v172;
+                float v174 = la_expf(v173);
+                float v175 = 1.0f + v174;
+                float v176 = logf(v175);
+                float v177 = v171 - v176;
+                float v178 = la_expf(v177);
+                float v179 = 1.0f - v178;
+                float v180 = v162 + v179;
+                float v181 = v180 * 0.5f;
+                float v182 = v145 != 0.0f ? 0.0f : v181;
+                v0 = v182;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v184 = v183 != 0.0f ? -1.0f : logps_chosen[j];
+                float v185 = v183 != 0.0f ? 0.0f : ref_chosen[j];
+                float v186 = v184 - v185;
+                float v187 = v183 != 0.0f ? -1.0f : logps_rejected[j];
+                float v188 = v183 != 0.0f ? 0.0f : ref_rejected[j];
+                float v189 = v187 - v188;
+                float v190 = v186 - v189;
+                float v191 = v185 - v184;
+                float v192 = fmaxf(v191, 0.0f);
+                float v193 = (dpop_lambda[0]) * v192;
+                float v194 = v190 - v193;
+                float v195 = (beta[0]) * v194;
+                float v196 = fminf(v195, 0.0f);
+                float v197 = fabsf(v195);
+                float v198 = -v197;
+                float v199 = la_expf(v198);
+                float v200 = 1.0f + v199;
+                float v201 = logf(v200);
+                float v202 = v196 - v201;
+                float v203 = -v202;
+                float v204 = v183 != 0.0f ? 0.0f : v203;
+                v0 = v204;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v206 = v205 != 0.0f ? -1.0f : logps_chosen[j];
+                float v207 = v205 != 0.0f ? 1.0f : t47[j];
+                float v208 = v206 / v207;
+                float v209 = v205 != 0.0f ? -1.0f : logps_rejected[j];
+                float v210 = v205 != 0.0f ? 1.0f : t48[j];
+                float v211 = v209 / v210;
+                float v212 = v208 - v211;
+                float v214 = v212 - v213;
+                float v215 = (beta[0]) * v214;
+                float v216 = fminf(v215, 0.0f);
+                float v217 = fabsf(v215);
+                float v218 = -v217;
+                float v219 = la_expf(v218);
+                float v220 = 1.0f + v219;
+                float v221 = logf(v220);
+                float v222 = v216 - v221;
+                float v223 = v3 * v222;
+                float v224 = -v215;
+                float v225 = fminf(v224, 0.0f);
+                float v226 = fabsf(v224);
+                float v227 = -v226;
+                float v228 = la_expf(v227);
+                float v229 = 1.0f + v228;
+                float v230 = logf(v229);
+                float v231 = v225 - v230;
+                float v232 = (label_smoothing[0]) * v231;
+                float v233 = v223 - v232;
+                float v234 = v205 != 0.0f ? 0.0f : v233;
+                v0 = v234;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v236 = v235 != 0.0f ? -1.0f : logps_chosen[j];
+                float v237 = v235 != 0.0f ? 1.0f : t47[j];
+                float v238 = v236 / v237;
+                float v239 = -v238;
+                float v240 = v235 != 0.0f ? -1.0f : logps_rejected[j];
+                float v241 = v235 != 0.0f ? 1.0f : t48[j];
+                float v242 = v240 / v241;
+                float v243 = v238 - v242;
+                float v244 = la_expf(v238);
+                float v245 = 1.0f - v244;
+                float v246 = logf(v245);
+                float v247 = la_expf(v242);
+                float v248 = 1.0f - v247;
+                float v249 = logf(v248);
+                float v250 = v246 - v249;
+                float v251 = v243 - v250;
+                float v252 = fminf(v251, 0.0f);
+                float v253 = fabsf(v251);
+                float v254 = -v253;
+                float v255 = la_expf(v254);
+                float v256 = 1.0f + v255;
+                float v257 = logf(v256);
+                float v258 = v252 - v257;
+                float v259 = (beta[0]) * v258;
+                float v260 = v239 - v259;
+                float v261 = v235 != 0.0f ? 0.0f : v260;
+                v0 = v261;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v263 = v262 != 0.0f ? -1.0f : logps_chosen[j];
+                float v264 = v262 != 0.0f ? 0.0f : ref_chosen[j];
+                float v265 = v263 - v264;
+                float v266 = (beta[0]) * v265;
+                float v273 = v266 - v272;
+                float v274 = fminf(v273, 0.0f);
+                float v275 = fabsf(v273);
+                float v276 = -v275;
+                float v277 = la_expf(v276);
+                float v278 = 1.0f + v277;
+                float v279 = logf(v278);
+                float v280 = v274 - v279;
+                float v281 = -v280;
+                float v282 = v262 != 0.0f ? -1.0f : logps_rejected[j];
+                float v283 = v262 != 0.0f ? 0.0f : ref_rejected[j];
+                float v284 = v282 - v283;
+                float v285 = (beta[0]) * v284;
+                float v286 = v285 - v272;
+                float v287 = -v286;
+                float v288 = fminf(v287, 0.0f);
+                float v289 = fabsf(v287);
+                float v290 = -v289;
+                float v291 = la_expf(v290);
+                float v292 = 1.0f + v291;
+                float v293 = logf(v292);
+                float v294 = v288 - v293;
+                float v295 = v281 - v294;
+                float v296 = v262 != 0.0f ? 0.0f : v295;
+                v0 = v296;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v298 = v297 != 0.0f ? -1.0f : logps_chosen[j];
+                float v299 = v297 != 0.0f ? 0.0f : ref_chosen[j];
+                float v300 = v298 - v299;
+                float v301 = (beta[0]) * v300;
+                float v302 = fminf(v301, 0.0f);
+                float v303 = fabsf(v301);
+                float v304 = -v303;
+                float v305 = la_expf(v304);
+                float v306 = 1.0f + v305;
+                float v307 = logf(v306);
+                float v308 = v302 - v307;
+                float v309 = la_expf(v308);
+                float v310 = 1.0f - v309;
+                float v311 = v297 != 0.0f ? -1.0f : logps_rejected[j];
+                float v312 = v297 != 0.0f ? 0.0f : ref_rejected[j];
+                float v313 = v311 - v312;
+                float v314 = (beta[0]) * v313;
+                float v315 = fminf(v314, 0.0f);
+                float v316 = fabsf(v314);
+                float v317 = -v316;
+                float v318 = la_expf(v317);
+                float v319 = 1.0f + v318;
+                float v320 = logf(v319);
+                float v321 = v315 - v320;
+                float v322 = la_expf(v321);
+                float v323 = v310 + v322;
+                float v324 = v297 != 0.0f ? 0.0f : v323;
+                v0 = v324;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v326 = v325 != 0.0f ? -1.0f : logps_chosen[j];
+                float v327 = v325 != 0.0f ? 0.0f : ref_chosen[j];
+                float v328 = v326 - v327;
+                float v329 = (beta[0]) * v328;
+                float v330 = fminf(v329, 0.0f);
+                float v331 = fabsf(v329);
+                float v332 = -v331;
+                float v333 = la_expf(v332);
+                float v334 = 1.0f + v333;
+                float v335 = logf(v334);
+                float v336 = v330 - v335;
+                float v337 = la_expf(v336);
+                float v338 = v325 != 0.0f ? -1.0f : logps_rejected[j];
+                float v339 = v325 != 0.0f ? 0.0f : ref_rejected[j];
+                float v340 = v338 - v339;
+                float v341 = v328 - v340;
+                float v342 = (beta[0]) * v341;
+                float v343 = fminf(v342, 0.0f);
+                float v344 = fabsf(v342);
+                float v345 = -v344;
+                float v346 = la_expf(v345);
+                float v347 = 1.0f + v346;
+                float v348 = logf(v347);
+                float v349 = v343 - v348;
+                float v350 = la_expf(v349);
+                float v351 = 1.0f - v350;
+                float v352 = v337 + v351;
+                float v353 = v325 != 0.0f ? 0.0f : v352;
+                v0 = v353;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v355 = v354 != 0.0f ? -1.0f : logps_chosen[j];
+                float v356 = v354 != 0.0f ? 0.0f : ref_chosen[j];
+                float v357 = v355 - v356;
+                float v358 = v354 != 0.0f ? -1.0f : logps_rejected[j];
+                float v359 = v354 != 0.0f ? 0.0f : ref_rejected[j];
+                float v360 = v358 - v359;
+                float v361 = v357 - v360;
+                float v362 = (beta[0]) * v361;
+                float v363 = fminf(v362, 0.0f);
+                float v364 = fabsf(v362);
+                float v365 = -v364;
+                float v366 = la_expf(v365);
+                float v367 = 1.0f + v366;
+                float v368 = logf(v367);
+                float v369 = v363 - v368;
+                float v370 = la_expf(v369);
+                float v375 = v369 - v374;
+                float v376 = v370 * v375;
+                float v377 = -v362;
+                float v378 = fminf(v377, 0.0f);
+                float v379 = fabsf(v377);
+                float v380 = -v379;
+                float v381 = la_expf(v380);
+                float v382 = 1.0f + v381;
+                float v383 = logf(v382);
+                float v384 = v378 - v383;
+                float v385 = la_expf(v384);
+                float v387 = v384 - v386;
+                float v388 = v385 * v387;
+                float v389 = v376 + v388;
+                float v390 = v354 != 0.0f ? 0.0f : v389;
+                v0 = v390;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v392 = v391 != 0.0f ? -1.0f : logps_chosen[j];
+                float v393 = v391 != 0.0f ? 0.0f : ref_chosen[j];
+                float v394 = v392 - v393;
+                float v395 = v391 != 0.0f ? -1.0f : logps_rejected[j];
+                float v396 = v391 != 0.0f ? 0.0f : ref_rejected[j];
+                float v397 = v395 - v396;
+                float v398 = v394 - v397;
+                float v399 = (beta[0]) * v398;
+                float v400 = fminf(v399, 0.0f);
+                float v401 = fabsf(v399);
+                float v402 = -v401;
+                float v403 = la_expf(v402);
+                float v404 = 1.0f + v403;
+                float v405 = logf(v404);
+                float v406 = v400 - v405;
+                float v407 = -v406;
+                float v408 = v399 / 0.0500000007f;
+                float v409 = fminf(v408, 0.0f);
+                float v410 = fabsf(v408);
+                float v411 = -v410;
+                float v412 = la_expf(v411);
+                float v413 = 1.0f + v412;
+                float v414 = logf(v413);
+                float v415 = v409 - v414;
+                float v416 = la_expf(v415);
+                float v417 = 1.0f - v416;
+                float v418 = v407 * v417;
+                float v419 = -v399;
+                float v420 = la_expf(v419);
+                float v421 = v420 * v416;
+                float v422 = v418 + v421;
+                float v423 = v391 != 0.0f ? 0.0f : v422;
+                v0 = v423;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v425 = v424 != 0.0f ? -1.0f : logps_chosen[j];
+                float v426 = v424 != 0.0f ? 1.0f : t47[j];
+                float v427 = v425 / v426;
+                float v428 = v424 != 0.0f ? 0.0f : ref_chosen[j];
+                float v429 = v428 / v426;
+                float v430 = v427 - v429;
+                float v431 = v424 != 0.0f ? -1.0f : logps_rejected[j];
+                float v432 = v424 != 0.0f ? 1.0f : t48[j];
+                float v433 = v431 / v432;
+                float v434 = v424 != 0.0f ? 0.0f : ref_rejected[j];
+                float v435 = v434 / v432;
+                float v436 = v433 - v435;
+                float v437 = v430 - v436;
+                float v438 = (beta[0]) * v437;
+                float v439 = fminf(v438, 0.0f);
+                float v440 = fabsf(v438);
+                float v441 = -v440;
+                float v442 = la_expf(v441);
+                float v443 = 1.0f + v442;
+                float v444 = logf(v443);
+                float v445 = v439 - v444;
+                float v446 = v3 * v445;
+                float v447 = -v438;
+                float v448 = fminf(v447, 0.0f);
+                float v449 = fabsf(v447);
+                float v450 = -v449;
+                float v451 = la_expf(v450);
+                float v452 = 1.0f + v451;
+                float v453 = logf(v452);
+                float v454 = v448 - v453;
+                float v455 = (label_smoothing[0]) * v454;
+                float v456 = v446 - v455;
+                float v457 = v424 != 0.0f ? 0.0f : v456;
+                v0 = v457;
+            }
+            else {
+                float v459 = v458 != 0.0f ? -1.0f : logps_chosen[j];
+                float v460 = v458 != 0.0f ? 1.0f : t47[j];
+                float v461 = v459 / v460;
+                float v462 = -v461;
+                float v463 = v458 != 0.0f ? 0.0f : v462;
+                v0 = v463;
+            }
+            losses[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k68_lm_head: t54 = Σ(losses · loss_weights)  [lm_head] */
+static void dpo_step_lora_dropout_k68_lm_head(float *restrict t54, const float *restrict loss_weights, const float *restrict losses, long B) {
+    /* one result per row */
+    const long rows = B, n = 17;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (losses[(j0) * B + i0]) * (loss_weights[j0]);
+            acc0 += v0;
+        }
+        t54[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_k69_lm_head: t55 = Σ(t54 · pair_weight)  [lm_head; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_lora_dropout_k69_lm_head(float *restrict t55, const float *restrict pair_weight, const float *restrict t54, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (t54[j0]) * (pair_weight[j0]);
+        acc0 += v0;
+    }
+    t55[r] = acc0;
+}
+
+/* dpo_step_lora_dropout_k70_sft: t56 = Σ((-(logps_chosen / t47)) · pair_weight)  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_lora_dropout_k70_sft(float *restrict t56, const float *restrict pair_weight, const float *restrict logps_chosen, const float *restrict t47, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (logps_chosen[j0]) / (t47[j0]);
+        float v1 = -v0;
+        float v2 = v1 * (pair_weight[j0]);
+        acc0 += v2;
+    }
+    t56[r] = acc0;
+}
+
+/* dpo_step_lora_dropout_k71_dpo_loss: loss = pref_loss_ratio · t55 + sft_loss_ratio · t56  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+static void dpo_step_lora_dropout_k71_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t55, const float *restrict t56) {
+    const long n = 1;
+    float v0 = (pref_loss_ratio[0]) * (t55[0]);
+    float v1 = (sft_loss_ratio[0]) * (t56[0]);
+    float v2 = v0 + v1;
+    loss[0] = v2;
+}
+
+/* dpo_step_lora_dropout_k72_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, neg, neg  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad; lm_head/sequence_logps/grad] */
+static void dpo_step_lora_dropout_k72_log_sigmoid_grad(float *restrict t57, float *restrict t58, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t53, long B) {
+    const long rows = B, n = 1;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+        float v1 = 1.0f * (pref_loss_ratio[0]);
+        float v2 = v1 * (pair_weight[i0]);
+        float v3 = v2 * (loss_weights[15]);
+        float v4 = v0 != 0.0f ? 0.0f : v3;
+        float v5 = -v4;
+        float v6 = v5 * (label_smoothing[0]);
+        float v7 = -v6;
+        float v8 = v0 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v9 = v0 != 0.0f ? 1.0f : t47[i0];
+        float v10 = v8 / v9;
+        float v11 = v0 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v12 = v11 / v9;
+        float v13 = v10 - v12;
+        float v14 = v0 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v15 = v0 != 0.0f ? 1.0f : t48[i0];
+        float v16 = v14 / v15;
+        float v17 = v0 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v18 = v17 / v15;
+        float v19 = v16 - v18;
+        float v20 = v13 - v19;
+        float v21 = (beta[0]) * v20;
+        float v22 = -v21;
+        float v23 = fabsf(v22);
+        float v24 = -v23;
+        float v25 = la_expf(v24);
+        float v26 = 1.0f + v25;
+        float v27 = v7 / v26;
+        float v28 = v27 * v25;
+        float v29 = -v28;
+        float v30 = 0.0f < v22 ? 1.0f : 0.0f;
+        float v31 = v30 * 2.0f;
+        float v32 = v31 - 1.0f;
+        float v33 = v29 * v32;
+        float v34 = v22 <= 0.0f ? 1.0f : 0.0f;
+        float v35 = v6 * v34;
+        float v36 = v33 + v35;
+        float v37 = -v36;
+        float v38 = v37 * (beta[0]);
+        float v39 = 1.0f - (label_smoothing[0]);
+        float v40 = -v39;
+        float v41 = v4 * v40;
+        float v42 = -v41;
+        float v43 = fabsf(v21);
+        float v44 = -v43;
+        float v45 = la_expf(v44);
+        float v46 = 1.0f + v45;
+        float v47 = v42 / v46;
+        float v48 = v47 * v45;
+        float v49 = -v48;
+        float v50 = 0.0f < v21 ? 1.0f : 0.0f;
+        float v51 = v50 * 2.0f;
+        float v52 = v51 - 1.0f;
+        float v53 = v49 * v52;
+        float v54 = v21 <= 0.0f ? 1.0f : 0.0f;
+        float v55 = v41 * v54;
+        float v56 = v53 + v55;
+        float v57 = v56 * (beta[0]);
+        float v58 = v38 + v57;
+        float v59 = -v58;
+        float v60 = v59 / v15;
+        float v61 = v0 != 0.0f ? 0.0f : v60;
+        float v62 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v63 = v2 * (loss_weights[14]);
+        float v64 = v62 != 0.0f ? 0.0f : v63;
+        float v65 = v62 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v66 = v62 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v67 = v65 - v66;
+        float v68 = v62 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v69 = v62 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v70 = v68 - v69;
+        float v71 = v67 - v70;
+        float v72 = (beta[0]) * v71;
+        float v73 = v72 / 0.0500000007f;
+        float v74 = fminf(v73, 0.0f);
+        float v75 = fabsf(v73);
+        float v76 = -v75;
+        float v77 = la_expf(v76);
+        float v78 = 1.0f + v77;
+        float v79 = logf(v78);
+        float v80 = v74 - v79;
+        float v81 = la_expf(v80);
+        float v82 = v64 * v81;
+        float v83 = -v72;
+        float v84 = la_expf(v83);
+        float v85 = v82 * v84;
+        float v86 = -v85;
+        float v87 = 1.0f - v81;
+        float v88 = v64 * v87;
+        float v89 = -v88;
+        float v90 = -v89;
+        float v91 = fabsf(v72);
+        float v92 = -v91;
+        float v93 = la_expf(v92);
+        float v94 = 1.0f + v93;
+        float v95 = v90 / v94;
+        float v96 = v95 * v93;
+        float v97 = -v96;
+        float v98 = 0.0f < v72 ? 1.0f : 0.0f;
+        float v99 = v98 * 2.0f;
+        float v100 = v99 - 1.0f;
+        float v101 = v97 * v100;
+        float v102 = v86 + v101;
+        float v103 = v72 <= 0.0f ? 1.0f : 0.0f;
+        float v104 = v89 * v103;
+        float v105 = v102 + v104;
+        float v106 = v64 * v84;
+        float v107 = fminf(v72, 0.0f);
+        float v108 = logf(v94);
+        float v109 = v107 - v108;
+        float v110 = -v109;
+        float v111 = v64 * v110;
+        float v112 = -v111;
+        float v113 = v106 + v112;
+        float v114 = v113 * v81;
+        float v115 = -v114;
+        float v116 = v115 / v78;
+        float v117 = v116 * v77;
+        float v118 = -v117;
+        float v119 = 0.0f < v73 ? 1.0f : 0.0f;
+        float v120 = v119 * 2.0f;
+        float v121 = v120 - 1.0f;
+        float v122 = v118 * v121;
+        float v123 = v73 <= 0.0f ? 1.0f : 0.0f;
+        float v124 = v114 * v123;
+        float v125 = v122 + v124;
+        float v126 = v125 / 0.0500000007f;
+        float v127 = v105 + v126;
+        float v128 = v127 * (beta[0]);
+        float v129 = -v128;
+        float v130 = v62 != 0.0f ? 0.0f : v129;
+        float v131 = v61 + v130;
+        float v132 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v133 = v2 * (loss_weights[13]);
+        float v134 = v132 != 0.0f ? 0.0f : v133;
+        float v135 = v132 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v136 = v132 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v137 = v135 - v136;
+        float v138 = v132 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v139 = v132 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v140 = v138 - v139;
+        float v141 = v137 - v140;
+        float v142 = (beta[0]) * v141;
+        float v143 = -v142;
+        float v144 = fminf(v143, 0.0f);
+        float v145 = fabsf(v143);
+        float v146 = -v145;
+        float v147 = la_expf(v146);
+        float v148 = 1.0f + v147;
+        float v149 = logf(v148);
+        float v150 = v144 - v149;
+        float v151 = la_expf(v150);
+        float v152 = v134 * v151;
+        float v153 = -v152;
+        float v154 = v153 / v148;
+        float v155 = v154 * v147;
+        float v156 = -v155;
+        float v157 = 0.0f < v143 ? 1.0f : 0.0f;
+        float v158 = v157 * 2.0f;
+        float v159 = v158 - 1.0f;
+        float v160 = v156 * v159;
+        float v161 = v143 <= 0.0f ? 1.0f : 0.0f;
+        float v162 = v152 * v161;
+        float v163 = v160 + v162;
+        float v164 = -v163;
+        float v165 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v166 = v165 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v167 = logf(v166);
+        float v168 = v150 - v167;
+        float v169 = v134 * v168;
+        float v170 = v169 * v151;
+        float v171 = -v170;
+        float v172 = v171 / v148;
+        float v173 = v172 * v147;
+        float v174 = -v173;
+        float v175 = v174 * v159;
+        float v176 = v170 * v161;
+        float v177 = v175 + v176;
+        float v178 = -v177;
+        float v179 = v164 + v178;
+        float v180 = fminf(v142, 0.0f);
+        float v181 = fabsf(v142);
+        float v182 = -v181;
+        float v183 = la_expf(v182);
+        float v184 = 1.0f + v183;
+        float v185 = logf(v184);
+        float v186 = v180 - v185;
+        float v187 = la_expf(v186);
+        float v188 = v134 * v187;
+        float v189 = -v188;
+        float v190 = v189 / v184;
+        float v191 = v190 * v183;
+        float v192 = -v191;
+        float v193 = 0.0f < v142 ? 1.0f : 0.0f;
+        float v194 = v193 * 2.0f;
+        float v195 = v194 - 1.0f;
+        float v196 = v192 * v195;
+        float v197 = v179 + v196;
+        float v198 = v142 <= 0.0f ? 1.0f : 0.0f;
+        float v199 = v188 * v198;
+        float v200 = v197 + v199;
+        float v201 = 1.0f - v166;
+        float v202 = logf(v201);
+        float v203 = v186 - v202;
+        float v204 = v134 * v203;
+        float v205 = v204 * v187;
+        float v206 = -v205;
+        float v207 = v206 / v184;
+        float v208 = v207 * v183;
+        float v209 = -v208;
+        float v210 = v209 * v195;
+        float v211 = v200 + v210;
+        float v212 = v205 * v198;
+        float v213 = v211 + v212;
+        float v214 = v213 * (beta[0]);
+        float v215 = -v214;
+        float v216 = v132 != 0.0f ? 0.0f : v215;
+        float v217 = v131 + v216;
+        float v218 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v219 = v2 * (loss_weights[12]);
+        float v220 = v218 != 0.0f ? 0.0f : v219;
+        float v221 = -v220;
+        float v222 = v218 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v223 = v218 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v224 = v222 - v223;
+        float v225 = v218 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v226 = v218 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v227 = v225 - v226;
+        float v228 = v224 - v227;
+        float v229 = (beta[0]) * v228;
+        float v230 = fminf(v229, 0.0f);
+        float v231 = fabsf(v229);
+        float v232 = -v231;
+        float v233 = la_expf(v232);
+        float v234 = 1.0f + v233;
+        float v235 = logf(v234);
+        float v236 = v230 - v235;
+        float v237 = la_expf(v236);
+        float v238 = v221 * v237;
+        float v239 = -v238;
+        float v240 = v239 / v234;
+        float v241 = v240 * v233;
+        float v242 = -v241;
+        float v243 = 0.0f < v229 ? 1.0f : 0.0f;
+        float v244 = v243 * 2.0f;
+        float v245 = v244 - 1.0f;
+        float v246 = v242 * v245;
+        float v247 = v229 <= 0.0f ? 1.0f : 0.0f;
+        float v248 = v238 * v247;
+        float v249 = v246 + v248;
+        float v250 = v249 * (beta[0]);
+        float v251 = -v250;
+        float v252 = v218 != 0.0f ? 0.0f : v251;
+        float v253 = v217 + v252;
+        float v254 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v255 = v2 * (loss_weights[11]);
+        float v256 = v254 != 0.0f ? 0.0f : v255;
+        float v257 = v254 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v258 = v254 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v259 = v257 - v258;
+        float v260 = (beta[0]) * v259;
+        float v261 = fminf(v260, 0.0f);
+        float v262 = fabsf(v260);
+        float v263 = -v262;
+        float v264 = la_expf(v263);
+        float v265 = 1.0f + v264;
+        float v266 = logf(v265);
+        float v267 = v261 - v266;
+        float v268 = la_expf(v267);
+        float v269 = v256 * v268;
+        float v270 = -v269;
+        float v271 = v270 / v265;
+        float v272 = v271 * v264;
+        float v273 = -v272;
+        float v274 = 0.0f < v260 ? 1.0f : 0.0f;
+        float v275 = v274 * 2.0f;
+        float v276 = v275 - 1.0f;
+        float v277 = v273 * v276;
+        float v278 = v260 <= 0.0f ? 1.0f : 0.0f;
+        float v279 = v269 * v278;
+        float v280 = v277 + v279;
+        float v281 = v280 * (beta[0]);
+        float v282 = v254 != 0.0f ? 0.0f : v281;
+        float v283 = v253 + v282;
+        float v284 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v285 = v2 * (loss_weights[10]);
+        float v286 = v284 != 0.0f ? 0.0f : v285;
+        float v287 = -v286;
+        float v288 = -v287;
+        float v289 = v284 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v290 = v284 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v291 = v289 - v290;
+        float v292 = (beta[0]) * v291;
+        float v293 = (t52[0]) / (t50[0]);
+        float v294 = v293;
+        float v295 = (t53[0]) / (t50[0]);
+        float v296 = v295;
+        float v297 = v294 + v296;
+        float v298 = v297 * 0.5f;
+        float v299 = v292 - v298;
+        float v300 = -v299;
+        float v301 = fabsf(v300);
+        float v302 = -v301;
+        float v303 = la_expf(v302);
+        float v304 = 1.0f + v303;
+        float v305 = v288 / v304;
+        float v306 = v305 * v303;
+        float v307 = -v306;
+        float v308 = 0.0f < v300 ? 1.0f : 0.0f;
+        float v309 = v308 * 2.0f;
+        float v310 = v309 - 1.0f;
+        float v311 = v307 * v310;
+        float v312 = v300 <= 0.0f ? 1.0f : 0.0f;
+        float v313 = v287 * v312;
+        float v314 = v311 + v313;
+        float v315 = -v314;
+        float v316 = v315 * (beta[0]);
+        float v317 = v284 != 0.0f ? 0.0f : v316;
+        float v318 = v283 + v317;
+        float v319 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v320 = v2 * (loss_weights[9]);
+        float v321 = v319 != 0.0f ? 0.0f : v320;
+        float v322 = -v321;
+        float v323 = v322 * (beta[0]);
+        float v324 = -v323;
+        float v325 = v319 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v326 = v319 != 0.0f ? 1.0f : t47[i0];
+        float v327 = v325 / v326;
+        float v328 = v319 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v329 = v319 != 0.0f ? 1.0f : t48[i0];
+        float v330 = v328 / v329;
+        float v331 = v327 - v330;
+        float v332 = la_expf(v327);
+        float v333 = 1.0f - v332;
+        float v334 = logf(v333);
+        float v335 = la_expf(v330);
+        float v336 = 1.0f - v335;
+        float v337 = logf(v336);
+        float v338 = v334 - v337;
+        float v339 = v331 - v338;
+        float v340 = fabsf(v339);
+        float v341 = -v340;
+        float v342 = la_expf(v341);
+        float v343 = 1.0f + v342;
+        float v344 = v324 / v343;
+        float v345 = v344 * v342;
+        float v346 = -v345;
+        float v347 = 0.0f < v339 ? 1.0f : 0.0f;
+        float v348 = v347 * 2.0f;
+        float v349 = v348 - 1.0f;
+        float v350 = v346 * v349;
+        float v351 = v339 <= 0.0f ? 1.0f : 0.0f;
+        float v352 = v323 * v351;
+        float v353 = v350 + v352;
+        float v354 = -v353;
+        float v355 = -v354;
+        float v356 = v355 / v336;
+        float v357 = -v356;
+        float v358 = v357 * v335;
+        float v359 = v358 + v354;
+        float v360 = v359 / v329;
+        float v361 = v319 != 0.0f ? 0.0f : v360;
+        float v362 = v318 + v361;
+        float v363 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v364 = v2 * (loss_weights[8]);
+        float v365 = v363 != 0.0f ? 0.0f : v364;
+        float v366 = -v365;
+        float v367 = v366 * (label_smoothing[0]);
+        float v368 = -v367;
+        float v369 = v363 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v370 = v363 != 0.0f ? 1.0f : t47[i0];
+        float v371 = v369 / v370;
+        float v372 = v363 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v373 = v363 != 0.0f ? 1.0f : t48[i0];
+        float v374 = v372 / v373;
+        float v375 = v371 - v374;
+        float v376 = (simpo_gamma[0]) / (beta[0]);
+        float v377 = v375 - v376;
+        float v378 = (beta[0]) * v377;
+        float v379 = -v378;
+        float v380 = fabsf(v379);
+        float v381 = -v380;
+        float v382 = la_expf(v381);
+        float v383 = 1.0f + v382;
+        float v384 = v368 / v383;
+        float v385 = v384 * v382;
+        float v386 = -v385;
+        float v387 = 0.0f < v379 ? 1.0f : 0.0f;
+        float v388 = v387 * 2.0f;
+        float v389 = v388 - 1.0f;
+        float v390 = v386 * v389;
+        float v391 = v379 <= 0.0f ? 1.0f : 0.0f;
+        float v392 = v367 * v391;
+        float v393 = v390 + v392;
+        float v394 = -v393;
+        float v395 = v394 * (beta[0]);
+        float v396 = v365 * v40;
+        float v397 = -v396;
+        float v398 = fabsf(v378);
+        float v399 = -v398;
+        float v400 = la_expf(v399);
+        float v401 = 1.0f + v400;
+        float v402 = v397 / v401;
+        float v403 = v402 * v400;
+        float v404 = -v403;
+        float v405 = 0.0f < v378 ? 1.0f : 0.0f;
+        float v406 = v405 * 2.0f;
+        float v407 = v406 - 1.0f;
+        float v408 = v404 * v407;
+        float v409 = v378 <= 0.0f ? 1.0f : 0.0f;
+        float v410 = v396 * v409;
+        float v411 = v408 + v410;
+        float v412 = v411 * (beta[0]);
+        float v413 = v395 + v412;
+        float v414 = -v413;
+        float v415 = v414 / v373;
+        float v416 = v363 != 0.0f ? 0.0f : v415;
+        float v417 = v362 + v416;
+        float v418 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v419 = v2 * (loss_weights[7]);
+        float v420 = v418 != 0.0f ? 0.0f : v419;
+        float v421 = -v420;
+        float v422 = -v421;
+        float v423 = v418 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v424 = v418 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v425 = v423 - v424;
+        float v426 = v418 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v427 = v418 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v428 = v426 - v427;
+        float v429 = v425 - v428;
+        float v430 = v424 - v423;
+        float v431 = fmaxf(v430, 0.0f);
+        float v432 = (dpop_lambda[0]) * v431;
+        float v433 = v429 - v432;
+        float v434 = (beta[0]) * v433;
+        float v435 = fabsf(v434);
+        float v436 = -v435;
+        float v437 = la_expf(v436);
+        float v438 = 1.0f + v437;
+        float v439 = v422 / v438;
+        float v440 = v439 * v437;
+        float v441 = -v440;
+        float v442 = 0.0f < v434 ? 1.0f : 0.0f;
+        float v443 = v442 * 2.0f;
+        float v444 = v443 - 1.0f;
+        float v445 = v441 * v444;
+        float v446 = v434 <= 0.0f ? 1.0f : 0.0f;
+        float v447 = v421 * v446;
+        float v448 = v445 + v447;
+        float v449 = v448 * (beta[0]);
+        float v450 = -v449;
+        float v451 = v418 != 0.0f ? 0.0f : v450;
+        float v452 = v417 + v451;
+        float v453 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v454 = v2 * (loss_weights[6]);
+        float v455 = v453 != 0.0f ? 0.0f : v454;
+        float v456 = v455 * 0.5f;
+        float v457 = -v456;
+        float v458 = (t49[0]) / (t50[0]);
+        float v459 = v458;
+        float v460 = fmaxf(v459, 0.0f);
+        float v461 = v453 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v462 = v453 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v463 = v461 - v462;
+        float v464 = v460 - v463;
+        float v465 = (beta[0]) * v464;
+        float v466 = fminf(v465, 0.0f);
+        float v467 = fabsf(v465);
+        float v468 = -v467;
+        float v469 = la_expf(v468);
+        float v470 = 1.0f + v469;
+        float v471 = logf(v470);
+        float v472 = v466 - v471;
+        float v473 = la_expf(v472);
+        float v474 = v457 * v473;
+        float v475 = -v474;
+        float v476 = v475 / v470;
+        float v477 = v476 * v469;
+        float v478 = -v477;
+        float v479 = 0.0f < v465 ? 1.0f : 0.0f;
+        float v480 = v479 * 2.0f;
+        float v481 = v480 - 1.0f;
+        float v482 = v478 * v481;
+        float v483 = v465 <= 0.0f ? 1.0f : 0.0f;
+        float v484 = v474 * v483;
+        float v485 = v482 + v484;
+        float v486 = v485 * (beta[0]);
+        float v487 = -v486;
+        float v488 = v453 != 0.0f ? 0.0f : v487;
+        float v489 = v452 + v488;
+        float v490 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v491 = v2 * (loss_weights[5]);
+        float v492 = v490 != 0.0f ? 0.0f : v491;
+        float v493 = -v492;
+        float v494 = v493 * 0.5f;
+        float v495 = -v494;
+        float v496 = v490 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v497 = v490 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v498 = v496 - v497;
+        float v499 = (beta[0]) * v498;
+        float v500 = -v499;
+        float v501 = fabsf(v500);
+        float v502 = -v501;
+        float v503 = la_expf(v502);
+        float v504 = 1.0f + v503;
+        float v505 = v495 / v504;
+        float v506 = v505 * v503;
+        float v507 = -v506;
+        float v508 = 0.0f < v500 ? 1.0f : 0.0f;
+        float v509 = v508 * 2.0f;
+        float v510 = v509 - 1.0f;
+        float v511 = v507 * v510;
+        float v512 = v500 <= 0.0f ? 1.0f : 0.0f;
+        float v513 = v494 * v512;
+        float v514 = v511 + v513;
+        float v515 = -v514;
+        float v516 = v515 * (beta[0]);
+        float v517 = v490 != 0.0f ? 0.0f : v516;
+        float v518 = v489 + v517;
+        float v519 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+        float v520 = v2 * (loss_weights[4]);
+        float v521 = v519 != 0.0f ? 0.0f : v520;
+        float v522 = v519 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v523 = v519 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v524 = v522 - v523;
+        float v525 = 0.5f / (beta[0]);
+        float v526 = v524 + v525;
+        float v527 = v521 * v526;
+        float v528 = v527 + v527;
+        float v529 = v519 != 0.0f ? 0.0f : v528;
+        float v530 = v518 + v529;
+        float v531 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v532 = v2 * (loss_weights[3]);
+        float v533 = v531 != 0.0f ? 0.0f : v532;
+        float v534 = v531 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v535 = v531 != 0.0f ? 1.0f : t47[i0];
+        float v536 = v534 / v535;
+        float v537 = v531 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v538 = v537 / v535;
+        float v539 = v536 - v538;
+        float v540 = v531 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v541 = v531 != 0.0f ? 1.0f : t48[i0];
+        float v542 = v540 / v541;
+        float v543 = v531 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v544 = v543 / v541;
+        float v545 = v542 - v544;
+        float v546 = v539 - v545;
+        float v547 = (beta[0]) * 2.0f;
+        float v548 = 1.0f / v547;
+        float v549 = v546 - v548;
+        float v550 = v533 * v549;
+        float v551 = v550 + v550;
+        float v552 = -v551;
+        float v553 = v552 / v541;
+        float v554 = v531 != 0.0f ? 0.0f : v553;
+        float v555 = v530 + v554;
+        float v556 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v557 = v2 * (loss_weights[2]);
+        float v558 = v556 != 0.0f ? 0.0f : v557;
+        float v559 = v556 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v560 = v556 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v561 = v559 - v560;
+        float v562 = v556 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v563 = v556 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v564 = v562 - v563;
+        float v565 = v561 - v564;
+        float v566 = (beta[0]) * v565;
+        float v567 = 1.0f - v566;
+        float v568 = 0.0f <= v567 ? 1.0f : 0.0f;
+        float v569 = v558 * v568;
+        float v570 = -v569;
+        float v571 = v570 * (beta[0]);
+        float v572 = -v571;
+        float v573 = v556 != 0.0f ? 0.0f : v572;
+        float v574 = v555 + v573;
+        float v575 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+        float v576 = v2 * (loss_weights[1]);
+        float v577 = v575 != 0.0f ? 0.0f : v576;
+        float v578 = 2.0f * (label_smoothing[0]);
+        float v579 = 1.0f - v578;
+        float v580 = v577 / v579;
+        float v581 = v580 * (label_smoothing[0]);
+        float v582 = -v581;
+        float v583 = v575 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v584 = v575 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v585 = v583 - v584;
+        float v586 = v575 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v587 = v575 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v588 = v586 - v587;
+        float v589 = v585 - v588;
+        float v590 = (beta[0]) * v589;
+        float v591 = -v590;
+        float v592 = fabsf(v591);
+        float v593 = -v592;
+        float v594 = la_expf(v593);
+        float v595 = 1.0f + v594;
+        float v596 = v582 / v595;
+        float v597 = v596 * v594;
+        float v598 = -v597;
+        float v599 = 0.0f < v591 ? 1.0f : 0.0f;
+        float v600 = v599 * 2.0f;
+        float v601 = v600 - 1.0f;
+        float v602 = v598 * v601;
+        float v603 = v591 <= 0.0f ? 1.0f : 0.0f;
+        float v604 = v581 * v603;
+        float v605 = v602 + v604;
+        float v606 = -v605;
+        float v607 = v606 * (beta[0]);
+        float v608 = v580 * v40;
+        float v609 = -v608;
+        float v610 = fabsf(v590);
+        float v611 = -v610;
+        float v612 = la_expf(v611);
+        float v613 = 1.0f + v612;
+        float v614 = v609 / v613;
+        float v615 = v614 * v612;
+        float v616 = -v615;
+        float v617 = 0.0f < v590 ? 1.0f : 0.0f;
+        float v618 = v617 * 2.0f;
+        float v619 = v618 - 1.0f;
+        float v620 = v616 * v619;
+        float v621 = v590 <= 0.0f ? 1.0f : 0.0f;
+        float v622 = v608 * v621;
+        float v623 = v620 + v622;
+        float v624 = v623 * (beta[0]);
+        float v625 = v607 + v624;
+        float v626 = -v625;
+        float v627 = v575 != 0.0f ? 0.0f : v626;
+        float v628 = v574 + v627;
+        float v629 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v630 = v2 * (loss_weights[0]);
+        float v631 = v629 != 0.0f ? 0.0f : v630;
+        float v632 = -v631;
+        float v633 = v632 * (label_smoothing[0]);
+        float v634 = -v633;
+        float v635 = v629 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v636 = v629 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v637 = v635 - v636;
+        float v638 = v629 != 0.0f ? -1.0f : logps_rejected[i0];
+        float v639 = v629 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v640 = v638 - v639;
+        float v641 = v637 - v640;
+        float v642 = (beta[0]) * v641;
+        float v643 = -v642;
+        float v644 = fabsf(v643);
+        float v645 = -v644;
+        float v646 = la_expf(v645);
+        float v647 = 1.0f + v646;
+        float v648 = v634 / v647;
+        float v649 = v648 * v646;
+        float v650 = -v649;
+        float v651 = 0.0f < v643 ? 1.0f : 0.0f;
+        float v652 = v651 * 2.0f;
+        float v653 = v652 - 1.0f;
+        float v654 = v650 * v653;
+        float v655 = v643 <= 0.0f ? 1.0f : 0.0f;
+        float v656 = v633 * v655;
+        float v657 = v654 + v656;
+        float v658 = -v657;
+        float v659 = v658 * (beta[0]);
+        float v660 = v631 * v40;
+        float v661 = -v660;
+        float v662 = fabsf(v642);
+        float v663 = -v662;
+        float v664 = la_expf(v663);
+        float v665 = 1.0f + v664;
+        float v666 = v661 / v665;
+        float v667 = v666 * v664;
+        float v668 = -v667;
+        float v669 = 0.0f < v642 ? 1.0f : 0.0f;
+        float v670 = v669 * 2.0f;
+        float v671 = v670 - 1.0f;
+        float v672 = v668 * v671;
+        float v673 = v642 <= 0.0f ? 1.0f : 0.0f;
+        float v674 = v660 * v673;
+        float v675 = v672 + v674;
+        float v676 = v675 * (beta[0]);
+        float v677 = v659 + v676;
+        float v678 = -v677;
+        float v679 = v629 != 0.0f ? 0.0f : v678;
+        float v680 = v628 + v679;
+        float v681 = -v680;
+        float v682 = 1.0f * (sft_loss_ratio[0]);
+        float v683 = v682 * (pair_weight[i0]);
+        float v684 = -v683;
+        float v685 = v684 / (t47[i0]);
+        float v686 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+        float v687 = v2 * (loss_weights[16]);
+        float v688 = v686 != 0.0f ? 0.0f : v687;
+        float v689 = -v688;
+        float v690 = v686 != 0.0f ? 1.0f : t47[i0];
+        float v691 = v689 / v690;
+        float v692 = v686 != 0.0f ? 0.0f : v691;
+        float v693 = v685 + v692;
+        float v694 = v58 / v9;
+        float v695 = v0 != 0.0f ? 0.0f : v694;
+        float v696 = v693 + v695;
+        float v697 = v62 != 0.0f ? 0.0f : v128;
+        float v698 = v696 + v697;
+        float v699 = v132 != 0.0f ? 0.0f : v214;
+        float v700 = v698 + v699;
+        float v701 = (beta[0]) * v224;
+        float v702 = fminf(v701, 0.0f);
+        float v703 = fabsf(v701);
+        float v704 = -v703;
+        float v705 = la_expf(v704);
+        float v706 = 1.0f + v705;
+        float v707 = logf(v706);
+        float v708 = v702 - v707;
+        float v709 = la_expf(v708);
+        float v710 = v220 * v709;
+        float v711 = -v710;
+        float v712 = v711 / v706;
+        float v713 = v712 * v705;
+        float v714 = -v713;
+        float v715 = 0.0f < v701 ? 1.0f : 0.0f;
+        float v716 = v715 * 2.0f;
+        float v717 = v716 - 1.0f;
+        float v718 = v714 * v717;
+        float v719 = v701 <= 0.0f ? 1.0f : 0.0f;
+        float v720 = v710 * v719;
+        float v721 = v718 + v720;
+        float v722 = v721 * (beta[0]);
+        float v723 = v250 + v722;
+        float v724 = v218 != 0.0f ? 0.0f : v723;
+        float v725 = v700 + v724;
+        float v726 = -v256;
+        float v727 = v254 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v728 = v254 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v729 = v727 - v728;
+        float v730 = (beta[0]) * v729;
+        float v731 = fminf(v730, 0.0f);
+        float v732 = fabsf(v730);
+        float v733 = -v732;
+        float v734 = la_expf(v733);
+        float v735 = 1.0f + v734;
+        float v736 = logf(v735);
+        float v737 = v731 - v736;
+        float v738 = la_expf(v737);
+        float v739 = v726 * v738;
+        float v740 = -v739;
+        float v741 = v740 / v735;
+        float v742 = v741 * v734;
+        float v743 = -v742;
+        float v744 = 0.0f < v730 ? 1.0f : 0.0f;
+        float v745 = v744 * 2.0f;
+        float v746 = v745 - 1.0f;
+        float v747 = v743 * v746;
+        float v748 = v730 <= 0.0f ? 1.0f : 0.0f;
+        float v749 = v739 * v748;
+        float v750 = v747 + v749;
+        float v751 = v750 * (beta[0]);
+        float v752 = v254 != 0.0f ? 0.0f : v751;
+        float v753 = v725 + v752;
+        float v754 = v284 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v755 = v284 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v756 = v754 - v755;
+        float v757 = (beta[0]) * v756;
+        float v758 = v757 - v298;
+        float v759 = fabsf(v758);
+        float v760 = -v759;
+        float v761 = la_expf(v760);
+        float v762 = 1.0f + v761;
+        float v763 = v288 / v762;
+        float v764 = v763 * v761;
+        float v765 = -v764;
+        float v766 = 0.0f < v758 ? 1.0f : 0.0f;
+        float v767 = v766 * 2.0f;
+        float v768 = v767 - 1.0f;
+        float v769 = v765 * v768;
+        float v770 = v758 <= 0.0f ? 1.0f : 0.0f;
+        float v771 = v287 * v770;
+        float v772 = v769 + v771;
+        float v773 = v772 * (beta[0]);
+        float v774 = v284 != 0.0f ? 0.0f : v773;
+        float v775 = v753 + v774;
+        float v776 = v354 / v333;
+        float v777 = -v776;
+        float v778 = v777 * v332;
+        float v779 = v322 + v778;
+        float v780 = v779 + v353;
+        float v781 = v780 / v326;
+        float v782 = v319 != 0.0f ? 0.0f : v781;
+        float v783 = v775 + v782;
+        float v784 = v413 / v370;
+        float v785 = v363 != 0.0f ? 0.0f : v784;
+        float v786 = v783 + v785;
+        float v787 = v450 * (dpop_lambda[0]);
+        float v788 = 0.0f <= v430 ? 1.0f : 0.0f;
+        float v789 = v787 * v788;
+        float v790 = -v789;
+        float v791 = v790 + v449;
+        float v792 = v418 != 0.0f ? 0.0f : v791;
+        float v793 = v786 + v792;
+        float v794 = v453 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v795 = v453 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v796 = v794 - v795;
+        float v797 = (t51[0]) / (t50[0]);
+        float v798 = v797;
+        float v799 = fmaxf(v798, 0.0f);
+        float v800 = v796 - v799;
+        float v801 = (beta[0]) * v800;
+        float v802 = fminf(v801, 0.0f);
+        float v803 = fabsf(v801);
+        float v804 = -v803;
+        float v805 = la_expf(v804);
+        float v806 = 1.0f + v805;
+        float v807 = logf(v806);
+        float v808 = v802 - v807;
+        float v809 = la_expf(v808);
+        float v810 = v457 * v809;
+        float v811 = -v810;
+        float v812 = v811 / v806;
+        float v813 = v812 * v805;
+        float v814 = -v813;
+        float v815 = 0.0f < v801 ? 1.0f : 0.0f;
+        float v816 = v815 * 2.0f;
+        float v817 = v816 - 1.0f;
+        float v818 = v814 * v817;
+        float v819 = v801 <= 0.0f ? 1.0f : 0.0f;
+        float v820 = v810 * v819;
+        float v821 = v818 + v820;
+        float v822 = v821 * (beta[0]);
+        float v823 = v453 != 0.0f ? 0.0f : v822;
+        float v824 = v793 + v823;
+        float v825 = v490 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v826 = v490 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v827 = v825 - v826;
+        float v828 = (beta[0]) * v827;
+        float v829 = -v828;
+        float v830 = fabsf(v829);
+        float v831 = -v830;
+        float v832 = la_expf(v831);
+        float v833 = 1.0f + v832;
+        float v834 = v495 / v833;
+        float v835 = v834 * v832;
+        float v836 = -v835;
+        float v837 = 0.0f < v829 ? 1.0f : 0.0f;
+        float v838 = v837 * 2.0f;
+        float v839 = v838 - 1.0f;
+        float v840 = v836 * v839;
+        float v841 = v829 <= 0.0f ? 1.0f : 0.0f;
+        float v842 = v494 * v841;
+        float v843 = v840 + v842;
+        float v844 = -v843;
+        float v845 = v844 * (beta[0]);
+        float v846 = -v493;
+        float v847 = fabsf(v828);
+        float v848 = -v847;
+        float v849 = la_expf(v848);
+        float v850 = 1.0f + v849;
+        float v851 = v846 / v850;
+        float v852 = v851 * v849;
+        float v853 = -v852;
+        float v854 = 0.0f < v828 ? 1.0f : 0.0f;
+        float v855 = v854 * 2.0f;
+        float v856 = v855 - 1.0f;
+        float v857 = v853 * v856;
+        float v858 = v828 <= 0.0f ? 1.0f : 0.0f;
+        float v859 = v493 * v858;
+        float v860 = v857 + v859;
+        float v861 = v860 * (beta[0]);
+        float v862 = v845 + v861;
+        float v863 = v490 != 0.0f ? 0.0f : v862;
+        float v864 = v824 + v863;
+        float v865 = v519 != 0.0f ? -1.0f : logps_chosen[i0];
+        float v866 = v519 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v867 = v865 - v866;
+        float v868 = v867 - v525;
+        float v869 = v521 * v868;
+        float v870 = v869 + v869;
+        float v871 = v519 != 0.0f ? 0.0f : v870;
+        float v872 = v864 + v871;
+        float v873 = v551 / v535;
+        float v874 = v531 != 0.0f ? 0.0f : v873;
+        float v875 = v872 + v874;
+        float v876 = v556 != 0.0f ? 0.0f : v571;
+        float v877 = v875 + v876;
+        float v878 = v575 != 0.0f ? 0.0f : v625;
+        float v879 = v877 + v878;
+        float v880 = v629 != 0.0f ? 0.0f : v677;
+        float v881 = v879 + v880;
+        float v882 = -v881;
+        for (long j = 0; j < n; j++) {
+            t57[r * n + j] = v681;
+            t58[r * n + j] = v882;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k73_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_lora_dropout_k73_log_softmax_grad(float *t59, const int32_t *scored_pair, const int32_t *chosen_targets, const int32_t *rejected_targets, const float *chosen_mask, const float *rejected_mask, const float *t39, const float *t40, const float *t41, const float *t57, const float *t58, long NS, long V) {
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t57[(long)scored_pair[i0] * 1 + 0];
+        float v1 = v0 * (rejected_mask[i0]);
+        float v2 = -v1;
+        float v3 = (float)rejected_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v4 = (float)j0 == v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = -v5;
+            acc0 += v6;
+        }
+        float v7 = t58[(long)scored_pair[i0] * 1 + 0];
+        float v8 = v7 * (chosen_mask[i0]);
+        float v9 = -v8;
+        float v10 = (float)chosen_targets[i0];
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v11 = (float)j1 == v10 ? 1.0f : 0.0f;
+            float v12 = v9 * v11;
+            float v13 = -v12;
+            acc1 += v13;
+        }
+        float v16 = acc0 / (t41[i0]);
+        float v17 = t40[i0];
+        float v24 = acc1 / (t41[i0]);
+        for (long j = 0; j < n; j++) {
+            float v14 = (float)j == v3 ? 1.0f : 0.0f;
+            float v15 = v2 * v14;
+            float v18 = t39[r * n + j] - v17;
+            float v19 = la_expf(v18);
+            float v20 = v16 * v19;
+            float v21 = v15 + v20;
+            float v22 = (float)j == v10 ? 1.0f : 0.0f;
+            float v23 = v9 * v22;
+            float v25 = v24 * v19;
+            float v26 = v23 + v25;
+            float v27 = v21 + v26;
+            t59[r * n + j] = v27;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k74_lm_head_grad_in: t60[NS, D] = t59 · lm_head  [lm_head/grad] */
+static void dpo_step_lora_dropout_k74_lm_head_grad_in(float *restrict t60, const float *restrict lm_head, const float *restrict t59, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t59, V, lm_head, D, 0.0f, t60, D);
+}
+
+/* dpo_step_lora_dropout_k75_rmsnorm_grad: t61 = Σ((t60 · final_norm) · t36)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+static void dpo_step_lora_dropout_k75_rmsnorm_grad(float *restrict t61, const float *restrict final_norm, const float *restrict t36, const float *restrict t60, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t60[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t36[r * n + j0]);
+            acc0 += v1;
+        }
+        t61[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_k76_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
+static void dpo_step_lora_dropout_k76_rmsnorm_grad_scatter_add(float *restrict t62, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t36, const float *restrict t37, const float *restrict t60, const float *restrict t61, long B, long HD2, long KVH, long NS, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t62, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = NS, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t37[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t61[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t60[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t36[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t62[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k77_rmsnorm: t63 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void dpo_step_lora_dropout_k77_rmsnorm(float *restrict t63, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t63[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_k78_rmsnorm: t64 = (saved_x · rsqrt(t63 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void dpo_step_lora_dropout_k78_rmsnorm(float *restrict t64, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t63[(i0) * T + i1]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (saved_x[r * n + j]) * v2;
+            float v4 = v3 * (attn_norm[j]);
+            t64[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k79_dropout: t65 = (t64 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void dpo_step_lora_dropout_k79_dropout(float *restrict t65, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t64[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t65[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k80_lora_a_wq: t66[B*T, R] = t65 · lora_a_wqᵀ  [layer_backward/attention/lora] */
+static void dpo_step_lora_dropout_k80_lora_a_wq(float *restrict t66, const float *restrict lora_a_wq, const float *restrict t65, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t65, D, lora_a_wq, D, 0.0f, t66, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t65)[c];
+        (t66)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k81_dropout: t67 = (t64 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void dpo_step_lora_dropout_k81_dropout(float *restrict t67, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t64[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t67[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k82_lora_a_wk: t68[B*T, R] = t67 · lora_a_wkᵀ  [layer_backward/attention/lora] */
+static void dpo_step_lora_dropout_k82_lora_a_wk(float *restrict t68, const float *restrict lora_a_wk, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t67, D, lora_a_wk, D, 0.0f, t68, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t67)[c];
+        (t68)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k83_dropout: t69 = (t64 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void dpo_step_lora_dropout_k83_dropout(float *restrict t69, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t64[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t69[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k84_lora_a_wv: t70[B*T, R] = t69 · lora_a_wvᵀ  [layer_backward/attention/lora] */
+static void dpo_step_lora_dropout_k84_lora_a_wv(float *restrict t70, const float *restrict lora_a_wv, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t69, D, lora_a_wv, D, 0.0f, t70, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t69)[c];
+        (t70)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k85_scores_matmul: t71[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void dpo_step_lora_dropout_k85_scores_matmul(float *restrict t71, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t71 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* dpo_step_lora_dropout_k86_attention: t72 = exp([i4 ≤ i3 + 0] · t2 ? t71 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] · t2 ? t71 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void dpo_step_lora_dropout_k86_attention(float *restrict t72, const float *restrict t2, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i3 = (r) % T;
+        float v3 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
+            float v4 = (t71[r * n + j0]) * v3;
+            float v5 = v2 != 0.0f ? v4 : (-INFINITY);
+            acc0 = fmaxf(acc0, v5);
+        }
+        float v11 = acc0;
+        for (long j = 0; j < n; j++) {
+            float v6 = (float)i3 + 0.0f;
+            float v7 = (float)j <= v6 ? 1.0f : 0.0f;
+            float v8 = v7 * (t2[((i0) * T + i3) * T + j]);
+            float v9 = (t71[r * n + j]) * v3;
+            float v10 = v8 != 0.0f ? v9 : (-INFINITY);
+            float v12 = v10 - v11;
+            float v13 = la_expf(v12);
+            t72[r * n + j] = v13;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k87_softmax: t73 = Σ(t72)  [layer_backward/attention/attention/softmax] */
+static void dpo_step_lora_dropout_k87_softmax(float *restrict t73, const float *restrict t72, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    /* one result per row */
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t72[r * n + j0];
+        }
+        t73[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_k88_softmax: t74 = t72 / t73  [layer_backward/attention/attention/softmax] */
+static void dpo_step_lora_dropout_k88_softmax(float *restrict t74, const float *restrict t72, const float *restrict t73, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t72[r * n + j]) / (t73[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t74[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k89_dropout: t75 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/attention] */
+static void dpo_step_lora_dropout_k89_dropout(float *restrict t75, const float *restrict saved_attn, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (saved_attn[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t75[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k90_lora_a_wo: t76[B*T, R] = t75 · lora_a_woᵀ  [layer_backward/attention/lora] */
+static void dpo_step_lora_dropout_k90_lora_a_wo(float *restrict t76, const float *restrict lora_a_wo, const float *restrict t75, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t75, D, lora_a_wo, D, 0.0f, t76, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t75)[c];
+        (t76)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k91_rmsnorm: t77 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void dpo_step_lora_dropout_k91_rmsnorm(float *restrict t77, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t77[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_dropout_k92_rmsnorm: t78 = rsqrt(t77 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void dpo_step_lora_dropout_k92_rmsnorm(float *t78, const float *norm_eps, const float *t77, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t77[(i0) * T + j / 1]) / ((float)(D));
+            float v1 = v0 + norm_eps[j % 1];
+            float v2 = 1.0f / sqrtf(v1);
+            t78[r * n + j] = v2;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k93_dropout: t79 = (((saved_h · t78) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void dpo_step_lora_dropout_k93_dropout(float *restrict t79, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v5 = 1.0f - (lora_dropout[0]);
+        float v6 = 1.0f / v5;
+        for (long j = 0; j < n; j++) {
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t78[(i0 / T) * T + (i0) % T]);
+            float v1 = v0 * (ffn_norm[j]);
+            float v2 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), r * n + j);
+            float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v7 = v4 * v6;
+            t79[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k94_lora_a_w1: t80[B*T, R] = t79 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_k94_lora_a_w1(float *restrict t80, const float *restrict lora_a_w1, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t79, D, lora_a_w1, D, 0.0f, t80, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t79)[c];
+        (t80)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k95_silu: t81 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu] */
+static void dpo_step_lora_dropout_k95_silu(float *restrict t81, const float *restrict saved_gate, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            t81[r * n + j] = v3;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k96_dropout: t82 = (((saved_h · t78) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void dpo_step_lora_dropout_k96_dropout(float *restrict t82, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w3, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v5 = 1.0f - (lora_dropout[0]);
+        float v6 = 1.0f / v5;
+        for (long j = 0; j < n; j++) {
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t78[(i0 / T) * T + (i0) % T]);
+            float v1 = v0 * (ffn_norm[j]);
+            float v2 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), r * n + j);
+            float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v7 = v4 * v6;
+            t82[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k97_lora_a_w3: t83[B*T, R] = t82 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_k97_lora_a_w3(float *restrict t83, const float *restrict lora_a_w3, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t82, D, lora_a_w3, D, 0.0f, t83, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t82)[c];
+        (t83)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k98_dropout: t84 = ((t81 · saved_up) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up; layer_backward/ffn; layer_backward/ffn/lora/dropout] */
+static void dpo_step_lora_dropout_k98_dropout(float *restrict t84, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t81, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v4 = 1.0f - (lora_dropout[0]);
+        float v5 = 1.0f / v4;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t81[((i0 / T) * T + (i0) % T) * F + j]) * (saved_up[((i0 / T) * T + (i0) % T) * F + j]);
+            float v1 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), r * n + j);
+            float v2 = lora_dropout[0] <= v1 ? 1.0f : 0.0f;
+            float v3 = v0 * v2;
+            float v6 = v3 * v5;
+            t84[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k99_lora_a_w2: t85[B*T, R] = t84 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
+static void dpo_step_lora_dropout_k99_lora_a_w2(float *restrict t85, const float *restrict lora_a_w2, const float *restrict t84, long B, long F, long R, long T) {
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t84, F, lora_a_w2, F, 0.0f, t85, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * F >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t84)[c];
+        (t85)[r] = acc;
+    }
+}
+
+/* dpo_step_lora_dropout_k100_lora: t86 = carry1 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_dropout_k100_lora(float *restrict t86, const float *restrict carry1, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (carry1[r * n + j]) * (lora_scale_w2[0]);
+            t86[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k101_lora_b_w2_grad_in: t87[B*T, R] = t86 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_dropout_k101_lora_b_w2_grad_in(float *restrict t87, const float *restrict lora_b_w2, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t86, D, lora_b_w2, R, 0.0f, t87, R);
+}
+
+/* dpo_step_lora_dropout_k102_lora_a_w2_grad_in: t88[B*T, F] = t87 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_dropout_k102_lora_a_w2_grad_in(float *restrict t88, const float *restrict lora_a_w2, const float *restrict t87, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t87, R, lora_a_w2, F, 0.0f, t88, F);
+}
+
+/* dpo_step_lora_dropout_k103_w2_grad_in: t89[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
+static void dpo_step_lora_dropout_k103_w2_grad_in(float *restrict t89, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t89, F);
+}
+
+/* dpo_step_lora_dropout_k104_dropout: t90 = ((t88 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)] + t89) · t81  [layer_backward/attention/lora/dropout; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_dropout_k104_dropout(float *restrict t90, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t81, const float *restrict t88, const float *restrict t89, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        for (long j = 0; j < n; j++) {
+            float v2 = (t88[((i0) * T + i1) * F + j]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t89[r * n + j];
+            float v7 = v6 * (t81[r * n + j]);
+            t90[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k105_lora: t91 = t90 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_k105_lora(float *restrict t91, const float *restrict lora_scale_w3, const float *restrict t90, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t90[r * n + j]) * (lora_scale_w3[0]);
+            t91[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k106_lora_b_w3_grad_in: t92[B*T, R] = t91 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_k106_lora_b_w3_grad_in(float *restrict t92, const float *restrict lora_b_w3, const float *restrict t91, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t91, F, lora_b_w3, R, 0.0f, t92, R);
+}
+
+/* dpo_step_lora_dropout_k107_lora_a_w3_grad_in: t93[B*T, D] = t92 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_k107_lora_a_w3_grad_in(float *restrict t93, const float *restrict lora_a_w3, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t92, R, lora_a_w3, D, 0.0f, t93, D);
+}
+
+/* dpo_step_lora_dropout_k108_w3_grad_in: t94[B*T, D] = t90 · w3  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_dropout_k108_w3_grad_in(float *restrict t94, const float *restrict w3, const float *restrict t90, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t90, F, w3, D, 0.0f, t94, D);
+}
+
+/* dpo_step_lora_dropout_k109_dropout: sub, div, neg, exp, add, random, cmple, mul, mul, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_lora_dropout_k109_dropout(float *t95, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t81, const float *t88, const float *t89, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        for (long j = 0; j < n; j++) {
+            float v2 = (t88[((i0) * T + i1) * F + j]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t89[r * n + j];
+            float v7 = v6 * (saved_up[r * n + j]);
+            float v8 = -(saved_gate[r * n + j]);
+            float v9 = la_expf(v8);
+            float v10 = 1.0f + v9;
+            float v11 = v7 / v10;
+            float v12 = v7 * (t81[r * n + j]);
+            float v13 = v12 / v10;
+            float v14 = -v13;
+            float v15 = v14 * v9;
+            float v16 = -v15;
+            float v17 = v11 + v16;
+            t95[r * n + j] = v17;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k110_lora: t96 = t95 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_k110_lora(float *restrict t96, const float *restrict lora_scale_w1, const float *restrict t95, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t95[r * n + j]) * (lora_scale_w1[0]);
+            t96[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k111_lora_b_w1_grad_in: t97[B*T, R] = t96 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_k111_lora_b_w1_grad_in(float *restrict t97, const float *restrict lora_b_w1, const float *restrict t96, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t96, F, lora_b_w1, R, 0.0f, t97, R);
+}
+
+/* dpo_step_lora_dropout_k112_lora_a_w1_grad_in: t98[B*T, D] = t97 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_k112_lora_a_w1_grad_in(float *restrict t98, const float *restrict lora_a_w1, const float *restrict t97, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t97, R, lora_a_w1, D, 0.0f, t98, D);
+}
+
+/* dpo_step_lora_dropout_k113_w1_grad_in: t99[B*T, D] = t95 · w1  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_dropout_k113_w1_grad_in(float *restrict t99, const float *restrict w1, const float *restrict t95, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t95, F, w1, D, 0.0f, t99, D);
+}
+
+/* dpo_step_lora_dropout_k114_rmsnorm_grad: sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/lora/dropout; layer_backward/ffn/gate_up/lora/dropout/grad; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_lora_dropout_k114_rmsnorm_grad(float *restrict t100, const float *restrict carry1, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const int32_t *restrict lora_dropout_key_w3, const float *restrict t78, const float *restrict t93, const float *restrict t94, const float *restrict t98, const float *restrict t99, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v2 = (t93[((i0) * T + i1) * D + j0]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j0);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t94[r * n + j0];
+            float v7 = (t98[((i0) * T + i1) * D + j0]) * v1;
+            float v8 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j0);
+            float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
+            float v10 = v7 * v9;
+            float v11 = v6 + v10;
+            float v12 = v11 + t99[r * n + j0];
+            float v13 = v12 * (ffn_norm[j0]);
+            float v14 = v13 * (saved_h[r * n + j0]);
+            acc0 += v14;
+        }
+        float v29 = acc0 * (t78[(i0) * T + i1]);
+        float v30 = v29 * (t78[(i0) * T + i1]);
+        float v31 = v30 * (t78[(i0) * T + i1]);
+        float v32 = v31 * (-0.5f);
+        float v33 = v32 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v15 = (t93[((i0) * T + i1) * D + j]) * v1;
+            float v16 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j);
+            float v17 = lora_dropout[0] <= v16 ? 1.0f : 0.0f;
+            float v18 = v15 * v17;
+            float v19 = v18 + t94[r * n + j];
+            float v20 = (t98[((i0) * T + i1) * D + j]) * v1;
+            float v21 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j);
+            float v22 = lora_dropout[0] <= v21 ? 1.0f : 0.0f;
+            float v23 = v20 * v22;
+            float v24 = v19 + v23;
+            float v25 = v24 + t99[r * n + j];
+            float v26 = v25 * (ffn_norm[j]);
+            float v27 = v26 * (t78[(i0) * T + i1]);
+            float v28 = carry1[r * n + j] + v27;
+            float v34 = v33 * (saved_h[r * n + j]);
+            float v35 = v28 + v34;
+            float v36 = v35 + v34;
+            t100[r * n + j] = v36;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k115_lora: t101 = t100 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k115_lora(float *restrict t101, const float *restrict lora_scale_wo, const float *restrict t100, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t100[r * n + j]) * (lora_scale_wo[0]);
+            t101[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k116_lora_b_wo_grad_in: t102[B*T, R] = t101 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k116_lora_b_wo_grad_in(float *restrict t102, const float *restrict lora_b_wo, const float *restrict t101, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t101, D, lora_b_wo, R, 0.0f, t102, R);
+}
+
+/* dpo_step_lora_dropout_k117_lora_a_wo_grad_in: t103[B*T, D] = t102 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k117_lora_a_wo_grad_in(float *restrict t103, const float *restrict lora_a_wo, const float *restrict t102, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t102, R, lora_a_wo, D, 0.0f, t103, D);
+}
+
+/* dpo_step_lora_dropout_k118_wo_grad_in: t104[B*T, D] = t100 · wo  [layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k118_wo_grad_in(float *restrict t104, const float *restrict wo, const float *restrict t100, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t100, D, wo, D, 0.0f, t104, D);
+}
+
+/* dpo_step_lora_dropout_k119_dropout: t105 = (t103 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)] + t104  [layer_backward/attention/lora/dropout; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k119_dropout(float *restrict t105, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict t103, const float *restrict t104, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        for (long j = 0; j < n; j++) {
+            float v2 = (t103[((i0) * T + i1) * D + j]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), ((i0) * T + i1) * D + j);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t104[r * n + j];
+            t105[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k120_attention_grad_matmul: t106[B, KVH, REP, T, T] = t105 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void dpo_step_lora_dropout_k120_attention_grad_matmul(float *restrict t106, const float *restrict saved_v, const float *restrict t105, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t105 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t106 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* dpo_step_lora_dropout_k121_attention: t107 = ([i4 ≤ i3 + 0] · t2 ? (t106 / t73 + Σ(-((t106 · t74) / t73))) · t72 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void dpo_step_lora_dropout_k121_attention(float *t107, const float *t2, const float *t72, const float *t73, const float *t74, const float *t106, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t106[r * n + j0]) * (t74[r * n + j0]);
+            float v1 = v0 / (t73[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v2 = -v1;
+            acc0 += v2;
+        }
+        float v10 = 1.0f / sqrtf((float)(HD));
+        for (long j = 0; j < n; j++) {
+            float v3 = (float)i3 + 0.0f;
+            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
+            float v5 = v4 * (t2[((i0) * T + i3) * T + j]);
+            float v6 = (t106[r * n + j]) / (t73[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v7 = v6 + acc0;
+            float v8 = v7 * (t72[r * n + j]);
+            float v9 = v5 != 0.0f ? v8 : 0.0f;
+            float v11 = v9 * v10;
+            t107[r * n + j] = v11;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k122_scores_grad_matmul: t108[B, KVH, REP, T, HD] = t107 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_lora_dropout_k122_scores_grad_matmul(float *restrict t108, const float *restrict saved_k, const float *restrict t107, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t107 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t108 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+}
+
+/* dpo_step_lora_dropout_k123_attention_grad_matmul: t109[B, KVH, REP, T, HD] = t74ᵀ · t105  [layer_backward/attention/attention/grad] */
+static void dpo_step_lora_dropout_k123_attention_grad_matmul(float *restrict t109, const float *restrict t74, const float *restrict t105, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t74 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t105 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t109 + b0 * (T*KVD) + b1 * (T*HD), HD);
+}
+
+/* dpo_step_lora_dropout_k124_attention_grad_matmul: t110[B, KVH, REP, T, HD] = t107ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void dpo_step_lora_dropout_k124_attention_grad_matmul(float *restrict t110, const float *restrict saved_q, const float *restrict t107, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t107 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t110 + b0 * (T*KVD) + b1 * (T*HD), HD);
+}
+
+/* dpo_step_lora_dropout_k125_attention_grad: t111 = t109 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k125_attention_grad(float *restrict t111, const float *restrict lora_scale_wv, const float *restrict t109, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t109[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
+            t111[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k126_lora_b_wv_grad_in: t112[B*T, R] = t111 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k126_lora_b_wv_grad_in(float *restrict t112, const float *restrict lora_b_wv, const float *restrict t111, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t111, KVD, lora_b_wv, R, 0.0f, t112, R);
+}
+
+/* dpo_step_lora_dropout_k127_lora_a_wv_grad_in: t113[B*T, D] = t112 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k127_lora_a_wv_grad_in(float *restrict t113, const float *restrict lora_a_wv, const float *restrict t112, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t112, R, lora_a_wv, D, 0.0f, t113, D);
+}
+
+/* dpo_step_lora_dropout_k128_attention_grad: t114 = t109  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k128_attention_grad(float *restrict t114, const float *restrict t109, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t114[r * n + j] = t109[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k129_wv_grad_in: t115[B*T, D] = t114 · wv  [layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k129_wv_grad_in(float *restrict t115, const float *restrict wv, const float *restrict t114, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t114, KVD, wv, D, 0.0f, t115, D);
+}
+
+/* dpo_step_lora_dropout_k130_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_lora_dropout_k130_rope_grad(float *restrict t116, const float *restrict t0, const float *restrict t1, const float *restrict t110, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t110[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t110[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t110[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t110[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t116[r * n + j] = v9;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k131_lora: t117 = t116 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k131_lora(float *restrict t117, const float *restrict lora_scale_wk, const float *restrict t116, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t116[r * n + j]) * (lora_scale_wk[0]);
+            t117[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k132_lora_b_wk_grad_in: t118[B*T, R] = t117 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k132_lora_b_wk_grad_in(float *restrict t118, const float *restrict lora_b_wk, const float *restrict t117, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t117, KVD, lora_b_wk, R, 0.0f, t118, R);
+}
+
+/* dpo_step_lora_dropout_k133_lora_a_wk_grad_in: t119[B*T, D] = t118 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k133_lora_a_wk_grad_in(float *restrict t119, const float *restrict lora_a_wk, const float *restrict t118, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t118, R, lora_a_wk, D, 0.0f, t119, D);
+}
+
+/* dpo_step_lora_dropout_k134_wk_grad_in: t120[B*T, D] = t116 · wk  [layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k134_wk_grad_in(float *restrict t120, const float *restrict wk, const float *restrict t116, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t116, KVD, wk, D, 0.0f, t120, D);
+}
+
+/* dpo_step_lora_dropout_k135_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_lora_dropout_k135_rope_grad(float *restrict t121, const float *restrict t0, const float *restrict t1, const float *restrict t108, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t108[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t108[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t108[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t108[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t121[r * n + j] = v9;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k136_lora: t122 = t121 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k136_lora(float *restrict t122, const float *restrict lora_scale_wq, const float *restrict t121, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t121[r * n + j]) * (lora_scale_wq[0]);
+            t122[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k137_lora_b_wq_grad_in: t123[B*T, R] = t122 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k137_lora_b_wq_grad_in(float *restrict t123, const float *restrict lora_b_wq, const float *restrict t122, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t122, D, lora_b_wq, R, 0.0f, t123, R);
+}
+
+/* dpo_step_lora_dropout_k138_lora_a_wq_grad_in: t124[B*T, D] = t123 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k138_lora_a_wq_grad_in(float *restrict t124, const float *restrict lora_a_wq, const float *restrict t123, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t123, R, lora_a_wq, D, 0.0f, t124, D);
+}
+
+/* dpo_step_lora_dropout_k139_wq_grad_in: t125[B*T, D] = t121 · wq  [layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k139_wq_grad_in(float *restrict t125, const float *restrict wq, const float *restrict t121, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t121, D, wq, D, 0.0f, t125, D);
+}
+
+/* dpo_step_lora_dropout_k140_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k140_dropout(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t63, const float *restrict t100, const float *restrict t113, const float *restrict t115, const float *restrict t119, const float *restrict t120, const float *restrict t124, const float *restrict t125, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v2 = (t113[((i0) * T + i1) * D + j0]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j0);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t115[r * n + j0];
+            float v7 = (t119[((i0) * T + i1) * D + j0]) * v1;
+            float v8 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j0);
+            float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
+            float v10 = v7 * v9;
+            float v11 = v6 + v10;
+            float v12 = v11 + t120[r * n + j0];
+            float v13 = (t124[((i0) * T + i1) * D + j0]) * v1;
+            float v14 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j0);
+            float v15 = lora_dropout[0] <= v14 ? 1.0f : 0.0f;
+            float v16 = v13 * v15;
+            float v17 = v12 + v16;
+            float v18 = v17 + t125[r * n + j0];
+            float v19 = v18 * (attn_norm[j0]);
+            float v20 = v19 * (saved_x[r * n + j0]);
+            acc0 += v20;
+        }
+        float v39 = (t63[(i0) * T + i1]) / ((float)(D));
+        float v40 = v39 + norm_eps[0];
+        float v41 = 1.0f / sqrtf(v40);
+        float v44 = acc0 * v41;
+        float v45 = v44 * v41;
+        float v46 = v45 * v41;
+        float v47 = v46 * (-0.5f);
+        float v48 = v47 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v21 = (t113[((i0) * T + i1) * D + j]) * v1;
+            float v22 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j);
+            float v23 = lora_dropout[0] <= v22 ? 1.0f : 0.0f;
+            float v24 = v21 * v23;
+            float v25 = v24 + t115[r * n + j];
+            float v26 = (t119[((i0) * T + i1) * D + j]) * v1;
+            float v27 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j);
+            float v28 = lora_dropout[0] <= v27 ? 1.0f : 0.0f;
+            float v29 = v26 * v28;
+            float v30 = v25 + v29;
+            float v31 = v30 + t120[r * n + j];
+            float v32 = (t124[((i0) * T + i1) * D + j]) * v1;
+            float v33 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j);
+            float v34 = lora_dropout[0] <= v33 ? 1.0f : 0.0f;
+            float v35 = v32 * v34;
+            float v36 = v31 + v35;
+            float v37 = v36 + t125[r * n + j];
+            float v38 = v37 * (attn_norm[j]);
+            float v42 = v38 * v41;
+            float v43 = t100[r * n + j] + v42;
+            float v49 = v48 * (saved_x[r * n + j]);
+            float v50 = v43 + v49;
+            float v51 = v50 + v49;
+            carry1_next[r * n + j] = v51;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k141_grad_lora_a_wq: grad_lora_a_wq[R, D] += t123ᵀ · t65  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k141_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t65, const float *restrict t123, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t123, R, t65, D, 1.0f, grad_lora_a_wq, D);
+}
+
+/* dpo_step_lora_dropout_k142_grad_lora_b_wq: grad_lora_b_wq[D, R] += t122ᵀ · t66  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k142_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t66, const float *restrict t122, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t122, D, t66, R, 1.0f, grad_lora_b_wq, R);
+}
+
+/* dpo_step_lora_dropout_k143_grad_lora_a_wk: grad_lora_a_wk[R, D] += t118ᵀ · t67  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k143_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t67, const float *restrict t118, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t118, R, t67, D, 1.0f, grad_lora_a_wk, D);
+}
+
+/* dpo_step_lora_dropout_k144_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t117ᵀ · t68  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k144_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t68, const float *restrict t117, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t117, KVD, t68, R, 1.0f, grad_lora_b_wk, R);
+}
+
+/* dpo_step_lora_dropout_k145_grad_lora_a_wv: grad_lora_a_wv[R, D] += t112ᵀ · t69  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k145_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t69, const float *restrict t112, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t112, R, t69, D, 1.0f, grad_lora_a_wv, D);
+}
+
+/* dpo_step_lora_dropout_k146_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t111ᵀ · t70  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k146_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t70, const float *restrict t111, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t111, KVD, t70, R, 1.0f, grad_lora_b_wv, R);
+}
+
+/* dpo_step_lora_dropout_k147_grad_lora_a_wo: grad_lora_a_wo[R, D] += t102ᵀ · t75  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k147_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t75, const float *restrict t102, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t102, R, t75, D, 1.0f, grad_lora_a_wo, D);
+}
+
+/* dpo_step_lora_dropout_k148_grad_lora_b_wo: grad_lora_b_wo[D, R] += t101ᵀ · t76  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k148_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t76, const float *restrict t101, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t101, D, t76, R, 1.0f, grad_lora_b_wo, R);
+}
+
+/* dpo_step_lora_dropout_k149_grad_lora_a_w1: grad_lora_a_w1[R, D] += t97ᵀ · t79  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k149_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t79, const float *restrict t97, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t97, R, t79, D, 1.0f, grad_lora_a_w1, D);
+}
+
+/* dpo_step_lora_dropout_k150_grad_lora_b_w1: grad_lora_b_w1[F, R] += t96ᵀ · t80  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k150_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t80, const float *restrict t96, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t96, F, t80, R, 1.0f, grad_lora_b_w1, R);
+}
+
+/* dpo_step_lora_dropout_k151_grad_lora_a_w2: grad_lora_a_w2[R, F] += t87ᵀ · t84  [layer_backward/ffn/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k151_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t84, const float *restrict t87, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t87, R, t84, F, 1.0f, grad_lora_a_w2, F);
+}
+
+/* dpo_step_lora_dropout_k152_grad_lora_b_w2: grad_lora_b_w2[D, R] += t86ᵀ · t85  [layer_backward/ffn/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k152_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t85, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t86, D, t85, R, 1.0f, grad_lora_b_w2, R);
+}
+
+/* dpo_step_lora_dropout_k153_grad_lora_a_w3: grad_lora_a_w3[R, D] += t92ᵀ · t82  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k153_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t82, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t92, R, t82, D, 1.0f, grad_lora_a_w3, D);
+}
+
+/* dpo_step_lora_dropout_k154_grad_lora_b_w3: grad_lora_b_w3[F, R] += t91ᵀ · t83  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k154_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t83, const float *restrict t91, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t91, F, t83, R, 1.0f, grad_lora_b_w3, R);
+}
+
+/* Arena: 45 slots planned for 155 kernels. */
+static long llama_dpo_dpo_step_lora_dropout_layout(const llama_dpo_dpo_step_lora_dropout_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long NS = args->NS;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(B*HD2*T);
+    off[1] = total; total += la_round16(B*HD2*T);
+    off[2] = total; total += la_round16(B*T*T);
+    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T), NS*V));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), B*KVH*REP*T*T), 2*HD2*KVH*NS*REP), NS));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), NS));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 2*HD2*KVH*NS*REP));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(NS, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(NS, 1), B*T), B*R*T));
+    off[9] = total; total += la_round16(la_max(B, B*T));
+    off[10] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(1, B*R*T));
+    off[12] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
+    off[13] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[14] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
+    off[15] = total; total += la_round16(la_max(la_max(B, 1), 2*B*HD2*KVH*REP*T));
+    off[16] = total; total += la_round16(la_max(la_max(1, B), B*R*T));
+    off[17] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[18] = total; total += la_round16(B*R*T);
+    off[19] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[21] = total; total += la_round16(B*R*T);
+    off[22] = total; total += la_round16(B*F*T);
+    off[23] = total; total += la_round16(B*R*T);
+    off[24] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[25] = total; total += la_round16(B*R*T);
+    off[26] = total; total += la_round16(la_max(B*F*T, B*R*T));
+    off[27] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[28] = total; total += la_round16(B*F*T);
+    off[29] = total; total += la_round16(B*F*T);
+    off[30] = total; total += la_round16(B*R*T);
+    off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[32] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[33] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[34] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
+    off[35] = total; total += la_round16(B*R*T);
+    off[36] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[37] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[38] = total; total += la_round16(B*R*T);
+    off[39] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[40] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[41] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[42] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[43] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[44] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_dpo_dpo_step_lora_dropout_arena_floats(const llama_dpo_dpo_step_lora_dropout_args *args) {
+    long off[45];
+    return llama_dpo_dpo_step_lora_dropout_layout(args, off);
+}
+
+void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args *args) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NS = args->NS;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[45];
+    llama_dpo_dpo_step_lora_dropout_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[5];
+    float *t8 = args->arena + off[6];
+    float *t9 = args->arena + off[4];
+    float *t10 = args->arena + off[5];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[6];
+    float *t13 = args->arena + off[5];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[3];
+    float *t16 = args->arena + off[5];
+    float *t17 = args->arena + off[4];
+    float *t18 = args->arena + off[3];
+    float *t19 = args->arena + off[5];
+    float *t20 = args->arena + off[6];
+    float *t21 = args->arena + off[4];
+    float *t22 = args->arena + off[5];
+    float *t23 = args->arena + off[6];
+    float *t24 = args->arena + off[3];
+    float *t25 = args->arena + off[4];
+    float *t26 = args->arena + off[3];
+    float *t27 = args->arena + off[6];
+    float *t28 = args->arena + off[4];
+    float *t29 = args->arena + off[5];
+    float *t30 = args->arena + off[3];
+    float *t31 = args->arena + off[6];
+    float *t32 = args->arena + off[4];
+    float *t33 = args->arena + off[3];
+    float *t34 = args->arena + off[5];
+    float *t35 = args->arena + off[3];
+    float *t36 = args->arena + off[6];
+    float *t37 = args->arena + off[5];
+    float *t38 = args->arena + off[4];
+    float *t39 = args->arena + off[3];
+    float *t40 = args->arena + off[4];
+    float *t41 = args->arena + off[7];
+    float *t42 = args->arena + off[8];
+    float *t43 = args->arena + off[9];
+    float *t44 = args->arena + off[8];
+    float *t45 = args->arena + off[9];
+    float *t46 = args->arena + off[8];
+    float *t47 = args->arena + off[9];
+    float *t48 = args->arena + off[10];
+    float *t49 = args->arena + off[8];
+    float *t50 = args->arena + off[11];
+    float *t51 = args->arena + off[12];
+    float *t52 = args->arena + off[13];
+    float *t53 = args->arena + off[14];
+    float *t54 = args->arena + off[15];
+    float *t55 = args->arena + off[16];
+    float *t56 = args->arena + off[15];
+    float *t57 = args->arena + off[15];
+    float *t58 = args->arena + off[16];
+    float *t59 = args->arena + off[3];
+    float *t60 = args->arena + off[4];
+    float *t61 = args->arena + off[8];
+    float *t62 = args->arena + off[3];
+    float *t63 = args->arena + off[9];
+    float *t64 = args->arena + off[5];
+    float *t65 = args->arena + off[4];
+    float *t66 = args->arena + off[6];
+    float *t67 = args->arena + off[10];
+    float *t68 = args->arena + off[11];
+    float *t69 = args->arena + off[12];
+    float *t70 = args->arena + off[5];
+    float *t71 = args->arena + off[13];
+    float *t72 = args->arena + off[14];
+    float *t73 = args->arena + off[7];
+    float *t74 = args->arena + off[13];
+    float *t75 = args->arena + off[15];
+    float *t76 = args->arena + off[16];
+    float *t77 = args->arena + off[8];
+    float *t78 = args->arena + off[8];
+    float *t79 = args->arena + off[17];
+    float *t80 = args->arena + off[18];
+    float *t81 = args->arena + off[19];
+    float *t82 = args->arena + off[20];
+    float *t83 = args->arena + off[21];
+    float *t84 = args->arena + off[22];
+    float *t85 = args->arena + off[23];
+    float *t86 = args->arena + off[24];
+    float *t87 = args->arena + off[25];
+    float *t88 = args->arena + off[26];
+    float *t89 = args->arena + off[27];
+    float *t90 = args->arena + off[28];
+    float *t91 = args->arena + off[29];
+    float *t92 = args->arena + off[30];
+    float *t93 = args->arena + off[31];
+    float *t94 = args->arena + off[32];
+    float *t95 = args->arena + off[19];
+    float *t96 = args->arena + off[28];
+    float *t97 = args->arena + off[26];
+    float *t98 = args->arena + off[27];
+    float *t99 = args->arena + off[33];
+    float *t100 = args->arena + off[19];
+    float *t101 = args->arena + off[31];
+    float *t102 = args->arena + off[8];
+    float *t103 = args->arena + off[32];
+    float *t104 = args->arena + off[27];
+    float *t105 = args->arena + off[33];
+    float *t106 = args->arena + off[32];
+    float *t107 = args->arena + off[14];
+    float *t108 = args->arena + off[27];
+    float *t109 = args->arena + off[7];
+    float *t110 = args->arena + off[32];
+    float *t111 = args->arena + off[13];
+    float *t112 = args->arena + off[33];
+    float *t113 = args->arena + off[14];
+    float *t114 = args->arena + off[34];
+    float *t115 = args->arena + off[7];
+    float *t116 = args->arena + off[34];
+    float *t117 = args->arena + off[32];
+    float *t118 = args->arena + off[35];
+    float *t119 = args->arena + off[36];
+    float *t120 = args->arena + off[37];
+    float *t121 = args->arena + off[34];
+    float *t122 = args->arena + off[27];
+    float *t123 = args->arena + off[38];
+    float *t124 = args->arena + off[39];
+    float *t125 = args->arena + off[40];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const int32_t *positions = args->positions;
+    const int32_t *segments = args->segments;
+    const float *rope_theta = args->rope_theta;
+    const int32_t *scored = args->scored;
+    const int32_t *scored_pair = args->scored_pair;
+    const int32_t *chosen_targets = args->chosen_targets;
+    const int32_t *rejected_targets = args->rejected_targets;
+    const float *chosen_mask = args->chosen_mask;
+    const float *rejected_mask = args->rejected_mask;
+    const float *ref_chosen = args->ref_chosen;
+    const float *ref_rejected = args->ref_rejected;
+    const float *beta = args->beta;
+    const float *label_smoothing = args->label_smoothing;
+    const float *simpo_gamma = args->simpo_gamma;
+    const float *dpop_lambda = args->dpop_lambda;
+    const float *pair_weight = args->pair_weight;
+    const float *loss_weights = args->loss_weights;
+    const float *pref_loss_ratio = args->pref_loss_ratio;
+    const float *sft_loss_ratio = args->sft_loss_ratio;
+    const float *norm_eps = args->norm_eps;
+    const float *lora_dropout = args->lora_dropout;
+    const float *lora_scale_wq = args->lora_scale_wq;
+    const float *lora_scale_wk = args->lora_scale_wk;
+    const float *lora_scale_wv = args->lora_scale_wv;
+    const float *lora_scale_wo = args->lora_scale_wo;
+    const float *lora_scale_w1 = args->lora_scale_w1;
+    const float *lora_scale_w2 = args->lora_scale_w2;
+    const float *lora_scale_w3 = args->lora_scale_w3;
+    float *loss = args->loss;
+    float *losses = args->losses;
+    float *logps_chosen = args->logps_chosen;
+    float *logps_rejected = args->logps_rejected;
+    float *logits_chosen = args->logits_chosen;
+    float *logits_rejected = args->logits_rejected;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 155, dpo_step_lora_dropout_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 155, dpo_step_lora_dropout_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 155, dpo_step_lora_dropout_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 155, dpo_step_lora_dropout_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[41], args->arena + off[42] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + l * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + l * (2*HD2*KVH*R);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + l * (2*HD2*KVH*R);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + l * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + l * (F*R);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + l * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + l * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
+        float *saved_x = args->saved_x + l * (2*B*HD2*KVH*REP*T);
+        const int32_t *lora_dropout_key_wq = args->lora_dropout_key_wq + l * 1;
+        const int32_t *lora_dropout_key_wk = args->lora_dropout_key_wk + l * 1;
+        const int32_t *lora_dropout_key_wv = args->lora_dropout_key_wv + l * 1;
+        const int32_t *lora_dropout_key_wo = args->lora_dropout_key_wo + l * 1;
+        const int32_t *lora_dropout_key_w1 = args->lora_dropout_key_w1 + l * 1;
+        const int32_t *lora_dropout_key_w2 = args->lora_dropout_key_w2 + l * 1;
+        const int32_t *lora_dropout_key_w3 = args->lora_dropout_key_w3 + l * 1;
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *grad_lora_a_wq = args->grad_lora_a_wq + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wq = args->grad_lora_b_wq + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_wk = args->grad_lora_a_wk + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wk = args->grad_lora_b_wk + l * (2*HD2*KVH*R);
+        float *grad_lora_a_wv = args->grad_lora_a_wv + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wv = args->grad_lora_b_wv + l * (2*HD2*KVH*R);
+        float *grad_lora_a_wo = args->grad_lora_a_wo + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wo = args->grad_lora_b_wo + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w1 = args->grad_lora_a_w1 + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w1 = args->grad_lora_b_w1 + l * (F*R);
+        float *grad_lora_a_w2 = args->grad_lora_a_w2 + l * (F*R);
+        float *grad_lora_b_w2 = args->grad_lora_b_w2 + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w3 = args->grad_lora_a_w3 + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w3 = args->grad_lora_b_w3 + l * (F*R);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 4, 155, dpo_step_lora_dropout_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 155, dpo_step_lora_dropout_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 155, dpo_step_lora_dropout_k6_dropout(t5, lora_dropout_key_wq, lora_dropout, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 155, dpo_step_lora_dropout_k7_lora_a_wq(t6, lora_a_wq, t5, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 8, 155, dpo_step_lora_dropout_k8_lora_b_wq(t7, lora_b_wq, t6, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 9, 155, dpo_step_lora_dropout_k9_rope(saved_q, t0, t1, lora_scale_wq, t4, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 155, dpo_step_lora_dropout_k10_wk(t8, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 155, dpo_step_lora_dropout_k11_dropout(t9, lora_dropout, lora_dropout_key_wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 155, dpo_step_lora_dropout_k12_lora_a_wk(t10, lora_a_wk, t9, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 13, 155, dpo_step_lora_dropout_k13_lora_b_wk(t11, lora_b_wk, t10, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 14, 155, dpo_step_lora_dropout_k14_rope(saved_k, t0, t1, lora_scale_wk, t8, t11, B, HD2, KVH, T));
+        LA_TIMED(prof, 15, 155, dpo_step_lora_dropout_k15_wv(t12, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 155, dpo_step_lora_dropout_k16_dropout(t13, lora_dropout, lora_dropout_key_wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 155, dpo_step_lora_dropout_k17_lora_a_wv(t14, lora_a_wv, t13, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 18, 155, dpo_step_lora_dropout_k18_lora_b_wv(t15, lora_b_wv, t14, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 19, 155, dpo_step_lora_dropout_k19_lora(saved_v, lora_scale_wv, t12, t15, B, HD2, KVH, T));
+        LA_TIMED(prof, 20, 155, dpo_step_lora_dropout_k20_scores_matmul(t16, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 155, dpo_step_lora_dropout_k21_attention(t17, t2, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 155, dpo_step_lora_dropout_k22_saved_attn(saved_attn, saved_v, t17, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 155, dpo_step_lora_dropout_k23_wo(t18, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 155, dpo_step_lora_dropout_k24_dropout(t19, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 25, 155, dpo_step_lora_dropout_k25_lora_a_wo(t20, lora_a_wo, t19, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 26, 155, dpo_step_lora_dropout_k26_lora_b_wo(t21, lora_b_wo, t20, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 27, 155, dpo_step_lora_dropout_k27_lora(saved_h, carry0, lora_scale_wo, t18, t21, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 155, dpo_step_lora_dropout_k28_rmsnorm(t22, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 29, 155, dpo_step_lora_dropout_k29_w1(t23, w1, t22, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 30, 155, dpo_step_lora_dropout_k30_dropout(t24, lora_dropout, lora_dropout_key_w1, t22, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 31, 155, dpo_step_lora_dropout_k31_lora_a_w1(t25, lora_a_w1, t24, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 32, 155, dpo_step_lora_dropout_k32_lora_b_w1(t26, lora_b_w1, t25, B, F, R, T));
+        LA_TIMED(prof, 33, 155, dpo_step_lora_dropout_k33_lora(saved_gate, lora_scale_w1, t23, t26, B, F, T));
+        LA_TIMED(prof, 34, 155, dpo_step_lora_dropout_k34_w3(t27, w3, t22, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 35, 155, dpo_step_lora_dropout_k35_dropout(t28, lora_dropout, lora_dropout_key_w3, t22, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 36, 155, dpo_step_lora_dropout_k36_lora_a_w3(t29, lora_a_w3, t28, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 37, 155, dpo_step_lora_dropout_k37_lora_b_w3(t30, lora_b_w3, t29, B, F, R, T));
+        LA_TIMED(prof, 38, 155, dpo_step_lora_dropout_k38_lora(saved_up, lora_scale_w3, t27, t30, B, F, T));
+        LA_TIMED(prof, 39, 155, dpo_step_lora_dropout_k39_silu(t31, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 40, 155, dpo_step_lora_dropout_k40_w2(t32, w2, t31, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 41, 155, dpo_step_lora_dropout_k41_dropout(t33, lora_dropout, lora_dropout_key_w2, t31, B, F, T));
+        LA_TIMED(prof, 42, 155, dpo_step_lora_dropout_k42_lora_a_w2(t34, lora_a_w2, t33, B, F, R, T));
+        LA_TIMED(prof, 43, 155, dpo_step_lora_dropout_k43_lora_b_w2(t35, lora_b_w2, t34, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 44, 155, dpo_step_lora_dropout_k44_lora(carry0_next, lora_scale_w2, saved_h, t32, t35, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 45, 155, dpo_step_lora_dropout_k45_lm_head(t36, scored, carry0, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 46, 155, dpo_step_lora_dropout_k46_rmsnorm(t37, t36, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 47, 155, dpo_step_lora_dropout_k47_rmsnorm(t38, norm_eps, final_norm, t36, t37, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 48, 155, dpo_step_lora_dropout_k48_lm_head(t39, lm_head, t38, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 49, 155, dpo_step_lora_dropout_k49_log_softmax(t40, t39, NS, V));
+    LA_TIMED(prof, 50, 155, dpo_step_lora_dropout_k50_log_softmax(t41, t39, t40, NS, V));
+    LA_TIMED(prof, 51, 155, dpo_step_lora_dropout_k51_cross_entropy(t42, chosen_targets, t39, t40, t41, NS, V));
+    LA_TIMED(prof, 52, 155, dpo_step_lora_dropout_k52_sequence_logps_scatter_add(t43, scored_pair, chosen_mask, t42, B, NS));
+    LA_TIMED(prof, 53, 155, dpo_step_lora_dropout_k53_sequence_logps(logps_chosen, t43, B));
+    LA_TIMED(prof, 54, 155, dpo_step_lora_dropout_k54_cross_entropy(t44, rejected_targets, t39, t40, t41, NS, V));
+    LA_TIMED(prof, 55, 155, dpo_step_lora_dropout_k55_sequence_logps_scatter_add(t45, scored_pair, rejected_mask, t44, B, NS));
+    LA_TIMED(prof, 56, 155, dpo_step_lora_dropout_k56_sequence_logps(logps_rejected, t45, B));
+    LA_TIMED(prof, 57, 155, dpo_step_lora_dropout_k57_sequence_logps(t46, t39, NS, V));
+    LA_TIMED(prof, 58, 155, dpo_step_lora_dropout_k58_sequence_logps_scatter_add(t47, scored_pair, chosen_mask, B, NS));
+    LA_TIMED(prof, 59, 155, dpo_step_lora_dropout_k59_sequence_logps_scatter_add(t48, scored_pair, rejected_mask, B, NS));
+    LA_TIMED(prof, 60, 155, dpo_step_lora_dropout_k60_sequence_logps_scatter_add(logits_chosen, scored_pair, chosen_mask, t46, B, NS, V));
+    LA_TIMED(prof, 61, 155, dpo_step_lora_dropout_k61_sequence_logps_scatter_add(logits_rejected, scored_pair, rejected_mask, t46, B, NS, V));
+    LA_TIMED(prof, 62, 155, dpo_step_lora_dropout_k62_dpo_kto_pair(t49, ref_chosen, pair_weight, loss_weights, logps_chosen, B));
+    LA_TIMED(prof, 63, 155, dpo_step_lora_dropout_k63_sequence_logps(t50, pair_weight, B));
+    LA_TIMED(prof, 64, 155, dpo_step_lora_dropout_k64_dpo_kto_pair(t51, ref_rejected, pair_weight, loss_weights, logps_rejected, B));
+    LA_TIMED(prof, 65, 155, dpo_step_lora_dropout_k65_dpo_bco_pair(t52, ref_chosen, beta, pair_weight, loss_weights, logps_chosen, B));
+    LA_TIMED(prof, 66, 155, dpo_step_lora_dropout_k66_dpo_bco_pair(t53, ref_rejected, beta, pair_weight, loss_weights, logps_rejected, B));
+    LA_TIMED(prof, 67, 155, dpo_step_lora_dropout_k67_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, logps_chosen, logps_rejected, t47, t48, t49, t50, t51, t52, t53, B));
+    LA_TIMED(prof, 68, 155, dpo_step_lora_dropout_k68_lm_head(t54, loss_weights, losses, B));
+    LA_TIMED(prof, 69, 155, dpo_step_lora_dropout_k69_lm_head(t55, pair_weight, t54, B));
+    LA_TIMED(prof, 70, 155, dpo_step_lora_dropout_k70_sft(t56, pair_weight, logps_chosen, t47, B));
+    LA_TIMED(prof, 71, 155, dpo_step_lora_dropout_k71_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t55, t56));
+    LA_TIMED(prof, 72, 155, dpo_step_lora_dropout_k72_log_sigmoid_grad(t57, t58, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, logps_chosen, logps_rejected, t47, t48, t49, t50, t51, t52, t53, B));
+    LA_TIMED(prof, 73, 155, dpo_step_lora_dropout_k73_log_softmax_grad(t59, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t39, t40, t41, t57, t58, NS, V));
+    LA_TIMED(prof, 74, 155, dpo_step_lora_dropout_k74_lm_head_grad_in(t60, lm_head, t59, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 75, 155, dpo_step_lora_dropout_k75_rmsnorm_grad(t61, final_norm, t36, t60, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 76, 155, dpo_step_lora_dropout_k76_rmsnorm_grad_scatter_add(t62, scored, norm_eps, final_norm, t36, t37, t60, t61, B, HD2, KVH, NS, REP, T));
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry1 = t62;
+    float *carry1_buf[2] = { args->arena + off[43], args->arena + off[44] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + (L - 1 - l) * (F*R);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + (L - 1 - l) * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + (L - 1 - l) * (F*R);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        const int32_t *lora_dropout_key_wq = args->lora_dropout_key_wq + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_wk = args->lora_dropout_key_wk + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_wv = args->lora_dropout_key_wv + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_wo = args->lora_dropout_key_wo + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_w1 = args->lora_dropout_key_w1 + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_w2 = args->lora_dropout_key_w2 + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_w3 = args->lora_dropout_key_w3 + (L - 1 - l) * 1;
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *grad_lora_a_wq = args->grad_lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wq = args->grad_lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_wk = args->grad_lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wk = args->grad_lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wv = args->grad_lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wv = args->grad_lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wo = args->grad_lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wo = args->grad_lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w1 = args->grad_lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w1 = args->grad_lora_b_w1 + (L - 1 - l) * (F*R);
+        float *grad_lora_a_w2 = args->grad_lora_a_w2 + (L - 1 - l) * (F*R);
+        float *grad_lora_b_w2 = args->grad_lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
+        float *carry1_next = carry1_buf[l & 1];
+        LA_TIMED(prof, 77, 155, dpo_step_lora_dropout_k77_rmsnorm(t63, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 155, dpo_step_lora_dropout_k78_rmsnorm(t64, norm_eps, saved_x, attn_norm, t63, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 155, dpo_step_lora_dropout_k79_dropout(t65, lora_dropout_key_wq, lora_dropout, t64, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 80, 155, dpo_step_lora_dropout_k80_lora_a_wq(t66, lora_a_wq, t65, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 81, 155, dpo_step_lora_dropout_k81_dropout(t67, lora_dropout, lora_dropout_key_wk, t64, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 82, 155, dpo_step_lora_dropout_k82_lora_a_wk(t68, lora_a_wk, t67, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 83, 155, dpo_step_lora_dropout_k83_dropout(t69, lora_dropout, lora_dropout_key_wv, t64, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 84, 155, dpo_step_lora_dropout_k84_lora_a_wv(t70, lora_a_wv, t69, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 85, 155, dpo_step_lora_dropout_k85_scores_matmul(t71, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 155, dpo_step_lora_dropout_k86_attention(t72, t2, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 87, 155, dpo_step_lora_dropout_k87_softmax(t73, t72, B, KVH, REP, T));
+        LA_TIMED(prof, 88, 155, dpo_step_lora_dropout_k88_softmax(t74, t72, t73, B, KVH, REP, T));
+        LA_TIMED(prof, 89, 155, dpo_step_lora_dropout_k89_dropout(t75, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 90, 155, dpo_step_lora_dropout_k90_lora_a_wo(t76, lora_a_wo, t75, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 91, 155, dpo_step_lora_dropout_k91_rmsnorm(t77, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 92, 155, dpo_step_lora_dropout_k92_rmsnorm(t78, norm_eps, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 93, 155, dpo_step_lora_dropout_k93_dropout(t79, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t78, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 94, 155, dpo_step_lora_dropout_k94_lora_a_w1(t80, lora_a_w1, t79, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 95, 155, dpo_step_lora_dropout_k95_silu(t81, saved_gate, B, F, T));
+        LA_TIMED(prof, 96, 155, dpo_step_lora_dropout_k96_dropout(t82, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t78, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 155, dpo_step_lora_dropout_k97_lora_a_w3(t83, lora_a_w3, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 98, 155, dpo_step_lora_dropout_k98_dropout(t84, saved_up, lora_dropout, lora_dropout_key_w2, t81, B, F, T));
+        LA_TIMED(prof, 99, 155, dpo_step_lora_dropout_k99_lora_a_w2(t85, lora_a_w2, t84, B, F, R, T));
+        LA_TIMED(prof, 100, 155, dpo_step_lora_dropout_k100_lora(t86, carry1, lora_scale_w2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 101, 155, dpo_step_lora_dropout_k101_lora_b_w2_grad_in(t87, lora_b_w2, t86, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 102, 155, dpo_step_lora_dropout_k102_lora_a_w2_grad_in(t88, lora_a_w2, t87, B, F, R, T));
+        LA_TIMED(prof, 103, 155, dpo_step_lora_dropout_k103_w2_grad_in(t89, carry1, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 104, 155, dpo_step_lora_dropout_k104_dropout(t90, lora_dropout, lora_dropout_key_w2, t81, t88, t89, B, F, T));
+        LA_TIMED(prof, 105, 155, dpo_step_lora_dropout_k105_lora(t91, lora_scale_w3, t90, B, F, T));
+        LA_TIMED(prof, 106, 155, dpo_step_lora_dropout_k106_lora_b_w3_grad_in(t92, lora_b_w3, t91, B, F, R, T));
+        LA_TIMED(prof, 107, 155, dpo_step_lora_dropout_k107_lora_a_w3_grad_in(t93, lora_a_w3, t92, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 108, 155, dpo_step_lora_dropout_k108_w3_grad_in(t94, w3, t90, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 109, 155, dpo_step_lora_dropout_k109_dropout(t95, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t81, t88, t89, B, F, T));
+        LA_TIMED(prof, 110, 155, dpo_step_lora_dropout_k110_lora(t96, lora_scale_w1, t95, B, F, T));
+        LA_TIMED(prof, 111, 155, dpo_step_lora_dropout_k111_lora_b_w1_grad_in(t97, lora_b_w1, t96, B, F, R, T));
+        LA_TIMED(prof, 112, 155, dpo_step_lora_dropout_k112_lora_a_w1_grad_in(t98, lora_a_w1, t97, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 113, 155, dpo_step_lora_dropout_k113_w1_grad_in(t99, w1, t95, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 114, 155, dpo_step_lora_dropout_k114_rmsnorm_grad(t100, carry1, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t78, t93, t94, t98, t99, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 115, 155, dpo_step_lora_dropout_k115_lora(t101, lora_scale_wo, t100, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 116, 155, dpo_step_lora_dropout_k116_lora_b_wo_grad_in(t102, lora_b_wo, t101, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 117, 155, dpo_step_lora_dropout_k117_lora_a_wo_grad_in(t103, lora_a_wo, t102, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 118, 155, dpo_step_lora_dropout_k118_wo_grad_in(t104, wo, t100, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 119, 155, dpo_step_lora_dropout_k119_dropout(t105, lora_dropout, lora_dropout_key_wo, t103, t104, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 120, 155, dpo_step_lora_dropout_k120_attention_grad_matmul(t106, saved_v, t105, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 121, 155, dpo_step_lora_dropout_k121_attention(t107, t2, t72, t73, t74, t106, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 122, 155, dpo_step_lora_dropout_k122_scores_grad_matmul(t108, saved_k, t107, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 123, 155, dpo_step_lora_dropout_k123_attention_grad_matmul(t109, t74, t105, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 124, 155, dpo_step_lora_dropout_k124_attention_grad_matmul(t110, saved_q, t107, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 125, 155, dpo_step_lora_dropout_k125_attention_grad(t111, lora_scale_wv, t109, B, HD2, KVH, T));
+        LA_TIMED(prof, 126, 155, dpo_step_lora_dropout_k126_lora_b_wv_grad_in(t112, lora_b_wv, t111, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 127, 155, dpo_step_lora_dropout_k127_lora_a_wv_grad_in(t113, lora_a_wv, t112, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 128, 155, dpo_step_lora_dropout_k128_attention_grad(t114, t109, B, HD2, KVH, T));
+        LA_TIMED(prof, 129, 155, dpo_step_lora_dropout_k129_wv_grad_in(t115, wv, t114, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 130, 155, dpo_step_lora_dropout_k130_rope_grad(t116, t0, t1, t110, B, HD2, KVH, T));
+        LA_TIMED(prof, 131, 155, dpo_step_lora_dropout_k131_lora(t117, lora_scale_wk, t116, B, HD2, KVH, T));
+        LA_TIMED(prof, 132, 155, dpo_step_lora_dropout_k132_lora_b_wk_grad_in(t118, lora_b_wk, t117, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 133, 155, dpo_step_lora_dropout_k133_lora_a_wk_grad_in(t119, lora_a_wk, t118, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 134, 155, dpo_step_lora_dropout_k134_wk_grad_in(t120, wk, t116, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 135, 155, dpo_step_lora_dropout_k135_rope_grad(t121, t0, t1, t108, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 136, 155, dpo_step_lora_dropout_k136_lora(t122, lora_scale_wq, t121, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 137, 155, dpo_step_lora_dropout_k137_lora_b_wq_grad_in(t123, lora_b_wq, t122, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 138, 155, dpo_step_lora_dropout_k138_lora_a_wq_grad_in(t124, lora_a_wq, t123, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 139, 155, dpo_step_lora_dropout_k139_wq_grad_in(t125, wq, t121, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 140, 155, dpo_step_lora_dropout_k140_dropout(carry1_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t63, t100, t113, t115, t119, t120, t124, t125, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 141, 155, dpo_step_lora_dropout_k141_grad_lora_a_wq(grad_lora_a_wq, t65, t123, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 142, 155, dpo_step_lora_dropout_k142_grad_lora_b_wq(grad_lora_b_wq, t66, t122, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 143, 155, dpo_step_lora_dropout_k143_grad_lora_a_wk(grad_lora_a_wk, t67, t118, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 144, 155, dpo_step_lora_dropout_k144_grad_lora_b_wk(grad_lora_b_wk, t68, t117, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 145, 155, dpo_step_lora_dropout_k145_grad_lora_a_wv(grad_lora_a_wv, t69, t112, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 146, 155, dpo_step_lora_dropout_k146_grad_lora_b_wv(grad_lora_b_wv, t70, t111, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 147, 155, dpo_step_lora_dropout_k147_grad_lora_a_wo(grad_lora_a_wo, t75, t102, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 148, 155, dpo_step_lora_dropout_k148_grad_lora_b_wo(grad_lora_b_wo, t76, t101, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 149, 155, dpo_step_lora_dropout_k149_grad_lora_a_w1(grad_lora_a_w1, t79, t97, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 150, 155, dpo_step_lora_dropout_k150_grad_lora_b_w1(grad_lora_b_w1, t80, t96, B, F, R, T));
+        LA_TIMED(prof, 151, 155, dpo_step_lora_dropout_k151_grad_lora_a_w2(grad_lora_a_w2, t84, t87, B, F, R, T));
+        LA_TIMED(prof, 152, 155, dpo_step_lora_dropout_k152_grad_lora_b_w2(grad_lora_b_w2, t85, t86, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 153, 155, dpo_step_lora_dropout_k153_grad_lora_a_w3(grad_lora_a_w3, t82, t92, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 154, 155, dpo_step_lora_dropout_k154_grad_lora_b_w3(grad_lora_b_w3, t83, t91, B, F, R, T));
+        carry1 = carry1_next;
+    }
+}
+
+void llama_dpo_dpo_step_lora_dropout_costs(const llama_dpo_dpo_step_lora_dropout_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long NS = args->NS;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[0] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_step_lora_dropout_k0_rope_tables */
+    flops[1] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[1] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_step_lora_dropout_k1_rope_tables */
+    flops[2] = (double)(B*T + B*T + B*T + B*T*T + B*T*T); bytes[2] = (double)(4*B*T*T + 4*B*T); /* dpo_step_lora_dropout_k2_shared_prompt_mask */
+    flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_step_lora_dropout_k3_embed */
+    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_step_lora_dropout_k4_rmsnorm */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k5_wq */
+    flops[6] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k6_dropout */
+    flops[7] = (double)(4*B*HD2*KVH*R*REP*T); bytes[7] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k7_lora_a_wq */
+    flops[8] = (double)(4*B*HD2*KVH*R*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k8_lora_b_wq */
+    flops[9] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k9_rope */
+    flops[10] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k10_wk */
+    flops[11] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k11_dropout */
+    flops[12] = (double)(4*B*HD2*KVH*R*REP*T); bytes[12] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k12_lora_a_wk */
+    flops[13] = (double)(4*B*HD2*KVH*R*T); bytes[13] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_step_lora_dropout_k13_lora_b_wk */
+    flops[14] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k14_rope */
+    flops[15] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k15_wv */
+    flops[16] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k16_dropout */
+    flops[17] = (double)(4*B*HD2*KVH*R*REP*T); bytes[17] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k17_lora_a_wv */
+    flops[18] = (double)(4*B*HD2*KVH*R*T); bytes[18] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_step_lora_dropout_k18_lora_b_wv */
+    flops[19] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[19] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k19_lora */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*T); bytes[20] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k20_scores_matmul */
+    flops[21] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[21] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k21_attention */
+    flops[22] = (double)(4*B*HD2*KVH*REP*T*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k22_saved_attn */
+    flops[23] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k23_wo */
+    flops[24] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k24_dropout */
+    flops[25] = (double)(4*B*HD2*KVH*R*REP*T); bytes[25] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k25_lora_a_wo */
+    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k26_lora_b_wo */
+    flops[27] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[27] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k27_lora */
+    flops[28] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[28] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k28_rmsnorm */
+    flops[29] = (double)(4*B*F*HD2*KVH*REP*T); bytes[29] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k29_w1 */
+    flops[30] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[30] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k30_dropout */
+    flops[31] = (double)(4*B*HD2*KVH*R*REP*T); bytes[31] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k31_lora_a_w1 */
+    flops[32] = (double)(2*B*F*R*T); bytes[32] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_dropout_k32_lora_b_w1 */
+    flops[33] = (double)(B*F*T + B*F*T); bytes[33] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_k33_lora */
+    flops[34] = (double)(4*B*F*HD2*KVH*REP*T); bytes[34] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k34_w3 */
+    flops[35] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[35] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k35_dropout */
+    flops[36] = (double)(4*B*HD2*KVH*R*REP*T); bytes[36] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k36_lora_a_w3 */
+    flops[37] = (double)(2*B*F*R*T); bytes[37] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_dropout_k37_lora_b_w3 */
+    flops[38] = (double)(B*F*T + B*F*T); bytes[38] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_k38_lora */
+    flops[39] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[39] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_k39_silu */
+    flops[40] = (double)(4*B*F*HD2*KVH*REP*T); bytes[40] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_dropout_k40_w2 */
+    flops[41] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T); bytes[41] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T); /* dpo_step_lora_dropout_k41_dropout */
+    flops[42] = (double)(2*B*F*R*T); bytes[42] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_dropout_k42_lora_a_w2 */
+    flops[43] = (double)(4*B*HD2*KVH*R*REP*T); bytes[43] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k43_lora_b_w2 */
+    flops[44] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[44] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k44_lora */
+    flops[45] = (double)(0); bytes[45] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k45_lm_head */
+    flops[46] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[46] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* dpo_step_lora_dropout_k46_rmsnorm */
+    flops[47] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[47] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS); /* dpo_step_lora_dropout_k47_rmsnorm */
+    flops[48] = (double)(4*HD2*KVH*NS*REP*V); bytes[48] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* dpo_step_lora_dropout_k48_lm_head */
+    flops[49] = (double)(NS*V); bytes[49] = (double)(4*NS + 4*NS*V); /* dpo_step_lora_dropout_k49_log_softmax */
+    flops[50] = (double)(NS + NS*V + NS*V + NS*V); bytes[50] = (double)(4*NS + 4*NS*V + 4*NS); /* dpo_step_lora_dropout_k50_log_softmax */
+    flops[51] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[51] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_step_lora_dropout_k51_cross_entropy */
+    flops[52] = (double)(NS + NS); bytes[52] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_lora_dropout_k52_sequence_logps_scatter_add */
+    flops[53] = (double)(B); bytes[53] = (double)(4*B + 4*B); /* dpo_step_lora_dropout_k53_sequence_logps */
+    flops[54] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[54] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_step_lora_dropout_k54_cross_entropy */
+    flops[55] = (double)(NS + NS); bytes[55] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_lora_dropout_k55_sequence_logps_scatter_add */
+    flops[56] = (double)(B); bytes[56] = (double)(4*B + 4*B); /* dpo_step_lora_dropout_k56_sequence_logps */
+    flops[57] = (double)(NS*V); bytes[57] = (double)(4*NS + 4*NS*V); /* dpo_step_lora_dropout_k57_sequence_logps */
+    flops[58] = (double)(NS); bytes[58] = (double)(4*B + 4*NS + 4*NS); /* dpo_step_lora_dropout_k58_sequence_logps_scatter_add */
+    flops[59] = (double)(NS); bytes[59] = (double)(4*B + 4*NS + 4*NS); /* dpo_step_lora_dropout_k59_sequence_logps_scatter_add */
+    flops[60] = (double)(NS + NS + NS); bytes[60] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_lora_dropout_k60_sequence_logps_scatter_add */
+    flops[61] = (double)(NS + NS + NS); bytes[61] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_lora_dropout_k61_sequence_logps_scatter_add */
+    flops[62] = (double)(1 + B + B + B + B + B); bytes[62] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_dropout_k62_dpo_kto_pair */
+    flops[63] = (double)(B + B); bytes[63] = (double)(4 + 4*B); /* dpo_step_lora_dropout_k63_sequence_logps */
+    flops[64] = (double)(1 + B + B + B + B + B); bytes[64] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_dropout_k64_dpo_kto_pair */
+    flops[65] = (double)(1 + B + B + B + B + B + B); bytes[65] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_dropout_k65_dpo_bco_pair */
+    flops[66] = (double)(1 + B + B + B + B + B + B); bytes[66] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_dropout_k66_dpo_bco_pair */
+    flops[67] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[67] = (double)(68*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_dropout_k67_log_sigmoid */
+    flops[68] = (double)(17*B + 17*B); bytes[68] = (double)(4*B + 68 + 68*B); /* dpo_step_lora_dropout_k68_lm_head */
+    flops[69] = (double)(B + B); bytes[69] = (double)(4 + 4*B + 4*B); /* dpo_step_lora_dropout_k69_lm_head */
+    flops[70] = (double)(B + B + B + B); bytes[70] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k70_sft */
+    flops[71] = (double)(1 + 1 + 1); bytes[71] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_lora_dropout_k71_dpo_loss */
+    flops[72] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[72] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_dropout_k72_log_sigmoid_grad */
+    flops[73] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS*V); bytes[73] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS + 4*B + 4*B); /* dpo_step_lora_dropout_k73_log_softmax_grad */
+    flops[74] = (double)(4*HD2*KVH*NS*REP*V); bytes[74] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* dpo_step_lora_dropout_k74_lm_head_grad_in */
+    flops[75] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[75] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_lora_dropout_k75_rmsnorm_grad */
+    flops[76] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[76] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* dpo_step_lora_dropout_k76_rmsnorm_grad_scatter_add */
+    flops[77] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[77] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k77_rmsnorm */
+    flops[78] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_lora_dropout_k78_rmsnorm */
+    flops[79] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[79] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k79_dropout */
+    flops[80] = (double)(4*B*HD2*KVH*R*REP*T); bytes[80] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k80_lora_a_wq */
+    flops[81] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k81_dropout */
+    flops[82] = (double)(4*B*HD2*KVH*R*REP*T); bytes[82] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k82_lora_a_wk */
+    flops[83] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k83_dropout */
+    flops[84] = (double)(4*B*HD2*KVH*R*REP*T); bytes[84] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k84_lora_a_wv */
+    flops[85] = (double)(4*B*HD2*KVH*REP*T*T); bytes[85] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k85_scores_matmul */
+    flops[86] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[86] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k86_attention */
+    flops[87] = (double)(B*KVH*REP*T*T); bytes[87] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k87_softmax */
+    flops[88] = (double)(B*KVH*REP*T*T); bytes[88] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_lora_dropout_k88_softmax */
+    flops[89] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4); /* dpo_step_lora_dropout_k89_dropout */
+    flops[90] = (double)(4*B*HD2*KVH*R*REP*T); bytes[90] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k90_lora_a_wo */
+    flops[91] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[91] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k91_rmsnorm */
+    flops[92] = (double)(B*T + B*T + B*T); bytes[92] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_lora_dropout_k92_rmsnorm */
+    flops[93] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* dpo_step_lora_dropout_k93_dropout */
+    flops[94] = (double)(4*B*HD2*KVH*R*REP*T); bytes[94] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k94_lora_a_w1 */
+    flops[95] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[95] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_k95_silu */
+    flops[96] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* dpo_step_lora_dropout_k96_dropout */
+    flops[97] = (double)(4*B*HD2*KVH*R*REP*T); bytes[97] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k97_lora_a_w3 */
+    flops[98] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[98] = (double)(4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T); /* dpo_step_lora_dropout_k98_dropout */
+    flops[99] = (double)(2*B*F*R*T); bytes[99] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_dropout_k99_lora_a_w2 */
+    flops[100] = (double)(2*B*HD2*KVH*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* dpo_step_lora_dropout_k100_lora */
+    flops[101] = (double)(4*B*HD2*KVH*R*REP*T); bytes[101] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k101_lora_b_w2_grad_in */
+    flops[102] = (double)(2*B*F*R*T); bytes[102] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_dropout_k102_lora_a_w2_grad_in */
+    flops[103] = (double)(4*B*F*HD2*KVH*REP*T); bytes[103] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_lora_dropout_k103_w2_grad_in */
+    flops[104] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[104] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_k104_dropout */
+    flops[105] = (double)(B*F*T); bytes[105] = (double)(4*B*F*T + 4 + 4*B*F*T); /* dpo_step_lora_dropout_k105_lora */
+    flops[106] = (double)(2*B*F*R*T); bytes[106] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_dropout_k106_lora_b_w3_grad_in */
+    flops[107] = (double)(4*B*HD2*KVH*R*REP*T); bytes[107] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k107_lora_a_w3_grad_in */
+    flops[108] = (double)(4*B*F*HD2*KVH*REP*T); bytes[108] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_dropout_k108_w3_grad_in */
+    flops[109] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[109] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_k109_dropout */
+    flops[110] = (double)(B*F*T); bytes[110] = (double)(4*B*F*T + 4 + 4*B*F*T); /* dpo_step_lora_dropout_k110_lora */
+    flops[111] = (double)(2*B*F*R*T); bytes[111] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_dropout_k111_lora_b_w1_grad_in */
+    flops[112] = (double)(4*B*HD2*KVH*R*REP*T); bytes[112] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k112_lora_a_w1_grad_in */
+    flops[113] = (double)(4*B*F*HD2*KVH*REP*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_dropout_k113_w1_grad_in */
+    flops[114] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[114] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k114_rmsnorm_grad */
+    flops[115] = (double)(2*B*HD2*KVH*REP*T); bytes[115] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k115_lora */
+    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k116_lora_b_wo_grad_in */
+    flops[117] = (double)(4*B*HD2*KVH*R*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k117_lora_a_wo_grad_in */
+    flops[118] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[118] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k118_wo_grad_in */
+    flops[119] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[119] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k119_dropout */
+    flops[120] = (double)(4*B*HD2*KVH*REP*T*T); bytes[120] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k120_attention_grad_matmul */
+    flops[121] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[121] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k121_attention */
+    flops[122] = (double)(4*B*HD2*KVH*REP*T*T); bytes[122] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k122_scores_grad_matmul */
+    flops[123] = (double)(4*B*HD2*KVH*REP*T*T); bytes[123] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k123_attention_grad_matmul */
+    flops[124] = (double)(4*B*HD2*KVH*REP*T*T); bytes[124] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k124_attention_grad_matmul */
+    flops[125] = (double)(2*B*HD2*KVH*T); bytes[125] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k125_attention_grad */
+    flops[126] = (double)(4*B*HD2*KVH*R*T); bytes[126] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k126_lora_b_wv_grad_in */
+    flops[127] = (double)(4*B*HD2*KVH*R*REP*T); bytes[127] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k127_lora_a_wv_grad_in */
+    flops[128] = (double)(0); bytes[128] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k128_attention_grad */
+    flops[129] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[129] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k129_wv_grad_in */
+    flops[130] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[130] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k130_rope_grad */
+    flops[131] = (double)(2*B*HD2*KVH*T); bytes[131] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k131_lora */
+    flops[132] = (double)(4*B*HD2*KVH*R*T); bytes[132] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k132_lora_b_wk_grad_in */
+    flops[133] = (double)(4*B*HD2*KVH*R*REP*T); bytes[133] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k133_lora_a_wk_grad_in */
+    flops[134] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[134] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k134_wk_grad_in */
+    flops[135] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[135] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k135_rope_grad */
+    flops[136] = (double)(2*B*HD2*KVH*REP*T); bytes[136] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k136_lora */
+    flops[137] = (double)(4*B*HD2*KVH*R*REP*T); bytes[137] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k137_lora_b_wq_grad_in */
+    flops[138] = (double)(4*B*HD2*KVH*R*REP*T); bytes[138] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k138_lora_a_wq_grad_in */
+    flops[139] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[139] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k139_wq_grad_in */
+    flops[140] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[140] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k140_dropout */
+    flops[141] = (double)(4*B*HD2*KVH*R*REP*T); bytes[141] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k141_grad_lora_a_wq */
+    flops[142] = (double)(4*B*HD2*KVH*R*REP*T); bytes[142] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k142_grad_lora_b_wq */
+    flops[143] = (double)(4*B*HD2*KVH*R*REP*T); bytes[143] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k143_grad_lora_a_wk */
+    flops[144] = (double)(4*B*HD2*KVH*R*T); bytes[144] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k144_grad_lora_b_wk */
+    flops[145] = (double)(4*B*HD2*KVH*R*REP*T); bytes[145] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k145_grad_lora_a_wv */
+    flops[146] = (double)(4*B*HD2*KVH*R*T); bytes[146] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k146_grad_lora_b_wv */
+    flops[147] = (double)(4*B*HD2*KVH*R*REP*T); bytes[147] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k147_grad_lora_a_wo */
+    flops[148] = (double)(4*B*HD2*KVH*R*REP*T); bytes[148] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k148_grad_lora_b_wo */
+    flops[149] = (double)(4*B*HD2*KVH*R*REP*T); bytes[149] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k149_grad_lora_a_w1 */
+    flops[150] = (double)(2*B*F*R*T); bytes[150] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_dropout_k150_grad_lora_b_w1 */
+    flops[151] = (double)(2*B*F*R*T); bytes[151] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* dpo_step_lora_dropout_k151_grad_lora_a_w2 */
+    flops[152] = (double)(4*B*HD2*KVH*R*REP*T); bytes[152] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k152_grad_lora_b_w2 */
+    flops[153] = (double)(4*B*HD2*KVH*R*REP*T); bytes[153] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k153_grad_lora_a_w3 */
+    flops[154] = (double)(2*B*F*R*T); bytes[154] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_dropout_k154_grad_lora_b_w3 */
+    (void)args;
+}
+
+static void llama_dpo_dpo_step_lora_dropout_run(const void *args) { llama_dpo_dpo_step_lora_dropout((const llama_dpo_dpo_step_lora_dropout_args *)args); }
+static long llama_dpo_dpo_step_lora_dropout_arena(const void *args) { return llama_dpo_dpo_step_lora_dropout_arena_floats((const llama_dpo_dpo_step_lora_dropout_args *)args); }
+static void llama_dpo_dpo_step_lora_dropout_cost(const void *args, double *f, double *b) { llama_dpo_dpo_step_lora_dropout_costs((const llama_dpo_dpo_step_lora_dropout_args *)args, f, b); }
+static const char *const llama_dpo_dpo_step_lora_dropout_kernel_names[] = {
+    "dpo_step_lora_dropout_k0_rope_tables",
+    "dpo_step_lora_dropout_k1_rope_tables",
+    "dpo_step_lora_dropout_k2_shared_prompt_mask",
+    "dpo_step_lora_dropout_k3_embed",
+    "dpo_step_lora_dropout_k4_rmsnorm",
+    "dpo_step_lora_dropout_k5_wq",
+    "dpo_step_lora_dropout_k6_dropout",
+    "dpo_step_lora_dropout_k7_lora_a_wq",
+    "dpo_step_lora_dropout_k8_lora_b_wq",
+    "dpo_step_lora_dropout_k9_rope",
+    "dpo_step_lora_dropout_k10_wk",
+    "dpo_step_lora_dropout_k11_dropout",
+    "dpo_step_lora_dropout_k12_lora_a_wk",
+    "dpo_step_lora_dropout_k13_lora_b_wk",
+    "dpo_step_lora_dropout_k14_rope",
+    "dpo_step_lora_dropout_k15_wv",
+    "dpo_step_lora_dropout_k16_dropout",
+    "dpo_step_lora_dropout_k17_lora_a_wv",
+    "dpo_step_lora_dropout_k18_lora_b_wv",
+    "dpo_step_lora_dropout_k19_lora",
+    "dpo_step_lora_dropout_k20_scores_matmul",
+    "dpo_step_lora_dropout_k21_attention",
+    "dpo_step_lora_dropout_k22_saved_attn",
+    "dpo_step_lora_dropout_k23_wo",
+    "dpo_step_lora_dropout_k24_dropout",
+    "dpo_step_lora_dropout_k25_lora_a_wo",
+    "dpo_step_lora_dropout_k26_lora_b_wo",
+    "dpo_step_lora_dropout_k27_lora",
+    "dpo_step_lora_dropout_k28_rmsnorm",
+    "dpo_step_lora_dropout_k29_w1",
+    "dpo_step_lora_dropout_k30_dropout",
+    "dpo_step_lora_dropout_k31_lora_a_w1",
+    "dpo_step_lora_dropout_k32_lora_b_w1",
+    "dpo_step_lora_dropout_k33_lora",
+    "dpo_step_lora_dropout_k34_w3",
+    "dpo_step_lora_dropout_k35_dropout",
+    "dpo_step_lora_dropout_k36_lora_a_w3",
+    "dpo_step_lora_dropout_k37_lora_b_w3",
+    "dpo_step_lora_dropout_k38_lora",
+    "dpo_step_lora_dropout_k39_silu",
+    "dpo_step_lora_dropout_k40_w2",
+    "dpo_step_lora_dropout_k41_dropout",
+    "dpo_step_lora_dropout_k42_lora_a_w2",
+    "dpo_step_lora_dropout_k43_lora_b_w2",
+    "dpo_step_lora_dropout_k44_lora",
+    "dpo_step_lora_dropout_k45_lm_head",
+    "dpo_step_lora_dropout_k46_rmsnorm",
+    "dpo_step_lora_dropout_k47_rmsnorm",
+    "dpo_step_lora_dropout_k48_lm_head",
+    "dpo_step_lora_dropout_k49_log_softmax",
+    "dpo_step_lora_dropout_k50_log_softmax",
+    "dpo_step_lora_dropout_k51_cross_entropy",
+    "dpo_step_lora_dropout_k52_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_k53_sequence_logps",
+    "dpo_step_lora_dropout_k54_cross_entropy",
+    "dpo_step_lora_dropout_k55_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_k56_sequence_logps",
+    "dpo_step_lora_dropout_k57_sequence_logps",
+    "dpo_step_lora_dropout_k58_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_k59_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_k60_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_k61_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_k62_dpo_kto_pair",
+    "dpo_step_lora_dropout_k63_sequence_logps",
+    "dpo_step_lora_dropout_k64_dpo_kto_pair",
+    "dpo_step_lora_dropout_k65_dpo_bco_pair",
+    "dpo_step_lora_dropout_k66_dpo_bco_pair",
+    "dpo_step_lora_dropout_k67_log_sigmoid",
+    "dpo_step_lora_dropout_k68_lm_head",
+    "dpo_step_lora_dropout_k69_lm_head",
+    "dpo_step_lora_dropout_k70_sft",
+    "dpo_step_lora_dropout_k71_dpo_loss",
+    "dpo_step_lora_dropout_k72_log_sigmoid_grad",
+    "dpo_step_lora_dropout_k73_log_softmax_grad",
+    "dpo_step_lora_dropout_k74_lm_head_grad_in",
+    "dpo_step_lora_dropout_k75_rmsnorm_grad",
+    "dpo_step_lora_dropout_k76_rmsnorm_grad_scatter_add",
+    "dpo_step_lora_dropout_k77_rmsnorm",
+    "dpo_step_lora_dropout_k78_rmsnorm",
+    "dpo_step_lora_dropout_k79_dropout",
+    "dpo_step_lora_dropout_k80_lora_a_wq",
+    "dpo_step_lora_dropout_k81_dropout",
+    "dpo_step_lora_dropout_k82_lora_a_wk",
+    "dpo_step_lora_dropout_k83_dropout",
+    "dpo_step_lora_dropout_k84_lora_a_wv",
+    "dpo_step_lora_dropout_k85_scores_matmul",
+    "dpo_step_lora_dropout_k86_attention",
+    "dpo_step_lora_dropout_k87_softmax",
+    "dpo_step_lora_dropout_k88_softmax",
+    "dpo_step_lora_dropout_k89_dropout",
+    "dpo_step_lora_dropout_k90_lora_a_wo",
+    "dpo_step_lora_dropout_k91_rmsnorm",
+    "dpo_step_lora_dropout_k92_rmsnorm",
+    "dpo_step_lora_dropout_k93_dropout",
+    "dpo_step_lora_dropout_k94_lora_a_w1",
+    "dpo_step_lora_dropout_k95_silu",
+    "dpo_step_lora_dropout_k96_dropout",
+    "dpo_step_lora_dropout_k97_lora_a_w3",
+    "dpo_step_lora_dropout_k98_dropout",
+    "dpo_step_lora_dropout_k99_lora_a_w2",
+    "dpo_step_lora_dropout_k100_lora",
+    "dpo_step_lora_dropout_k101_lora_b_w2_grad_in",
+    "dpo_step_lora_dropout_k102_lora_a_w2_grad_in",
+    "dpo_step_lora_dropout_k103_w2_grad_in",
+    "dpo_step_lora_dropout_k104_dropout",
+    "dpo_step_lora_dropout_k105_lora",
+    "dpo_step_lora_dropout_k106_lora_b_w3_grad_in",
+    "dpo_step_lora_dropout_k107_lora_a_w3_grad_in",
+    "dpo_step_lora_dropout_k108_w3_grad_in",
+    "dpo_step_lora_dropout_k109_dropout",
+    "dpo_step_lora_dropout_k110_lora",
+    "dpo_step_lora_dropout_k111_lora_b_w1_grad_in",
+    "dpo_step_lora_dropout_k112_lora_a_w1_grad_in",
+    "dpo_step_lora_dropout_k113_w1_grad_in",
+    "dpo_step_lora_dropout_k114_rmsnorm_grad",
+    "dpo_step_lora_dropout_k115_lora",
+    "dpo_step_lora_dropout_k116_lora_b_wo_grad_in",
+    "dpo_step_lora_dropout_k117_lora_a_wo_grad_in",
+    "dpo_step_lora_dropout_k118_wo_grad_in",
+    "dpo_step_lora_dropout_k119_dropout",
+    "dpo_step_lora_dropout_k120_attention_grad_matmul",
+    "dpo_step_lora_dropout_k121_attention",
+    "dpo_step_lora_dropout_k122_scores_grad_matmul",
+    "dpo_step_lora_dropout_k123_attention_grad_matmul",
+    "dpo_step_lora_dropout_k124_attention_grad_matmul",
+    "dpo_step_lora_dropout_k125_attention_grad",
+    "dpo_step_lora_dropout_k126_lora_b_wv_grad_in",
+    "dpo_step_lora_dropout_k127_lora_a_wv_grad_in",
+    "dpo_step_lora_dropout_k128_attention_grad",
+    "dpo_step_lora_dropout_k129_wv_grad_in",
+    "dpo_step_lora_dropout_k130_rope_grad",
+    "dpo_step_lora_dropout_k131_lora",
+    "dpo_step_lora_dropout_k132_lora_b_wk_grad_in",
+    "dpo_step_lora_dropout_k133_lora_a_wk_grad_in",
+    "dpo_step_lora_dropout_k134_wk_grad_in",
+    "dpo_step_lora_dropout_k135_rope_grad",
+    "dpo_step_lora_dropout_k136_lora",
+    "dpo_step_lora_dropout_k137_lora_b_wq_grad_in",
+    "dpo_step_lora_dropout_k138_lora_a_wq_grad_in",
+    "dpo_step_lora_dropout_k139_wq_grad_in",
+    "dpo_step_lora_dropout_k140_dropout",
+    "dpo_step_lora_dropout_k141_grad_lora_a_wq",
+    "dpo_step_lora_dropout_k142_grad_lora_b_wq",
+    "dpo_step_lora_dropout_k143_grad_lora_a_wk",
+    "dpo_step_lora_dropout_k144_grad_lora_b_wk",
+    "dpo_step_lora_dropout_k145_grad_lora_a_wv",
+    "dpo_step_lora_dropout_k146_grad_lora_b_wv",
+    "dpo_step_lora_dropout_k147_grad_lora_a_wo",
+    "dpo_step_lora_dropout_k148_grad_lora_b_wo",
+    "dpo_step_lora_dropout_k149_grad_lora_a_w1",
+    "dpo_step_lora_dropout_k150_grad_lora_b_w1",
+    "dpo_step_lora_dropout_k151_grad_lora_a_w2",
+    "dpo_step_lora_dropout_k152_grad_lora_b_w2",
+    "dpo_step_lora_dropout_k153_grad_lora_a_w3",
+    "dpo_step_lora_dropout_k154_grad_lora_b_w3",
+};
+const la_program_info llama_dpo_dpo_step_lora_dropout_info = { "llama_dpo.dpo_step_lora_dropout", 102, 155, llama_dpo_dpo_step_lora_dropout_kernel_names, llama_dpo_dpo_step_lora_dropout_run, llama_dpo_dpo_step_lora_dropout_arena, llama_dpo_dpo_step_lora_dropout_cost };
 
 /* ===== program 'dpo_logps_prefix' ===== */
 
@@ -14939,7 +19691,7 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
 }
 
 /* dpo_step_prefix_k51_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_prefix_k51_log_softmax_grad(float *restrict t37, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t17, const float *restrict t18, const float *restrict t19, const float *restrict t35, const float *restrict t36, long NS, long V) {
+static void dpo_step_prefix_k51_log_softmax_grad(float *t37, const int32_t *scored_pair, const int32_t *chosen_targets, const int32_t *rejected_targets, const float *chosen_mask, const float *rejected_mask, const float *t17, const float *t18, const float *t19, const float *t35, const float *t36, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -15314,7 +20066,7 @@ static void dpo_step_prefix_k70_attention_grad_matmul(float *restrict t56, const
 }
 
 /* dpo_step_prefix_k71_attention: t57 = ([i4 ≤ i3 + P] · t2 ? (t56 / t46 + Σ(-((t56 · t47) / t46))) · t45 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/grad; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_prefix_k71_attention(float *restrict t57, const float *restrict t2, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t56, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+static void dpo_step_prefix_k71_attention(float *t57, const float *t2, const float *t45, const float *t46, const float *t47, const float *t56, long B, long HD2, long KVH, long P, long REP, long S, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = S;
@@ -15625,15 +20377,15 @@ static long llama_dpo_dpo_step_prefix_layout(const llama_dpo_dpo_step_prefix_arg
     off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S), 2*HD2*KVH*NS*REP), NS));
     off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*S), B*KVH*REP*S*T), 2*HD2*KVH*NS*REP));
     off[5] = total; total += la_round16(la_max(la_max(B*KVH*REP*S*T, B*F*T), NS));
-    off[6] = total; total += la_round16(la_max(la_max(NS*V, B*F*T), B*KVH*REP*S*T));
+    off[6] = total; total += la_round16(la_max(NS*V, 2*B*HD2*KVH*REP*T));
     off[7] = total; total += la_round16(la_max(la_max(NS, B*F*T), 2*HD2*KVH*P));
     off[8] = total; total += la_round16(la_max(la_max(NS, 1), B*KVH*REP*S*T));
-    off[9] = total; total += la_round16(la_max(la_max(B, NS*V), 2*B*HD2*KVH*REP*T));
-    off[10] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[11] = total; total += la_round16(la_max(1, B*T));
-    off[12] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*S*T), 2*B*HD2*KVH*T));
-    off[13] = total; total += la_round16(la_max(1, B*KVH*REP*T));
-    off[14] = total; total += la_round16(la_max(la_max(1, B*T), 2*HD2*KVH*P));
+    off[9] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(B, B*T));
+    off[11] = total; total += la_round16(la_max(1, B*KVH*REP*S*T));
+    off[12] = total; total += la_round16(la_max(1, B*KVH*REP*T));
+    off[13] = total; total += la_round16(la_max(la_max(1, B*T), 2*B*HD2*KVH*T));
+    off[14] = total; total += la_round16(la_max(la_max(1, B*F*T), 2*HD2*KVH*P));
     off[15] = total; total += la_round16(la_max(la_max(B, 1), 2*B*HD2*KVH*REP*T));
     off[16] = total; total += la_round16(la_max(la_max(1, B), 2*B*HD2*KVH*REP*T));
     off[17] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -15701,35 +20453,35 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
     float *t34 = args->arena + off[15];
     float *t35 = args->arena + off[15];
     float *t36 = args->arena + off[16];
-    float *t37 = args->arena + off[9];
+    float *t37 = args->arena + off[6];
     float *t38 = args->arena + off[3];
     float *t39 = args->arena + off[8];
-    float *t40 = args->arena + off[10];
-    float *t41 = args->arena + off[11];
+    float *t40 = args->arena + off[9];
+    float *t41 = args->arena + off[10];
     float *t42 = args->arena + off[4];
     float *t43 = args->arena + off[3];
     float *t44 = args->arena + off[5];
-    float *t45 = args->arena + off[12];
-    float *t46 = args->arena + off[13];
+    float *t45 = args->arena + off[11];
+    float *t46 = args->arena + off[12];
     float *t47 = args->arena + off[5];
-    float *t48 = args->arena + off[14];
-    float *t49 = args->arena + off[6];
+    float *t48 = args->arena + off[13];
+    float *t49 = args->arena + off[14];
     float *t50 = args->arena + off[7];
     float *t51 = args->arena + off[15];
     float *t52 = args->arena + off[7];
     float *t53 = args->arena + off[16];
-    float *t54 = args->arena + off[9];
+    float *t54 = args->arena + off[6];
     float *t55 = args->arena + off[15];
     float *t56 = args->arena + off[8];
-    float *t57 = args->arena + off[6];
+    float *t57 = args->arena + off[11];
     float *t58 = args->arena + off[16];
     float *t59 = args->arena + off[3];
     float *t60 = args->arena + off[4];
-    float *t61 = args->arena + off[7];
-    float *t62 = args->arena + off[14];
-    float *t63 = args->arena + off[12];
+    float *t61 = args->arena + off[14];
+    float *t62 = args->arena + off[7];
+    float *t63 = args->arena + off[13];
     float *t64 = args->arena + off[15];
-    float *t65 = args->arena + off[12];
+    float *t65 = args->arena + off[13];
     float *t66 = args->arena + off[3];
     float *t67 = args->arena + off[4];
     float *t68 = args->arena + off[16];

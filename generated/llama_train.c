@@ -608,7 +608,7 @@ static void lm_step_k31_token_stats(float *restrict accuracy, const float *restr
 }
 
 /* lm_step_k32_log_softmax_grad: t21 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t17) · exp(t15 - t16)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_k32_log_softmax_grad(float *restrict t21, const int32_t *restrict targets, const float *restrict weights, const float *restrict t15, const float *restrict t16, const float *restrict t17, long NS, long V) {
+static void lm_step_k32_log_softmax_grad(float *t21, const int32_t *targets, const float *weights, const float *t15, const float *t16, const float *t17, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -741,7 +741,7 @@ static void lm_step_k39_rmsnorm(float *restrict t26, const float *restrict saved
 }
 
 /* lm_step_k40_rmsnorm: t27 = rsqrt(t26 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void lm_step_k40_rmsnorm(float *restrict t27, const float *restrict norm_eps, const float *restrict t26, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_k40_rmsnorm(float *t27, const float *norm_eps, const float *t26, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -869,7 +869,7 @@ static void lm_step_k46_rmsnorm(float *restrict t33, const float *restrict saved
 }
 
 /* lm_step_k47_rmsnorm: t34 = rsqrt(t33 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void lm_step_k47_rmsnorm(float *restrict t34, const float *restrict norm_eps, const float *restrict t33, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_k47_rmsnorm(float *t34, const float *norm_eps, const float *t33, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -942,7 +942,7 @@ static void lm_step_k52_w3_grad_in(float *restrict t40, const float *restrict w3
 }
 
 /* lm_step_k53_silu_grad: t41 = (t38 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t38 · saved_up) · t36) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_k53_silu_grad(float *restrict t41, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t36, const float *restrict t38, long B, long F, long T) {
+static void lm_step_k53_silu_grad(float *t41, const float *saved_gate, const float *saved_up, const float *t36, const float *t38, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1063,7 +1063,7 @@ static void lm_step_k59_attention_grad_matmul(float *restrict t47, const float *
 }
 
 /* lm_step_k60_softmax_grad: t48 = ([i4 ≤ i3 + 0] ? (t47 / t31 + Σ(-((t47 · t32) / t31))) · t30 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_k60_softmax_grad(float *restrict t48, const float *restrict t30, const float *restrict t31, const float *restrict t32, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_k60_softmax_grad(float *t48, const float *t30, const float *t31, const float *t32, const float *t47, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -1403,19 +1403,19 @@ static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, lon
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), NS));
-    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 2*HD2*KVH*NS*REP), B*T));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*HD2*KVH*NS*REP, B*T), B*F*T), 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*HD2*KVH*NS*REP, B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[6] = total; total += la_round16(la_max(la_max(la_max(la_max(NS*V, 2*HD2*KVH*REP), B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
-    off[7] = total; total += la_round16(la_max(la_max(NS, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 2*HD2*KVH*NS*REP));
+    off[4] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, B*T));
+    off[5] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(NS*V, B*F*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(NS, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
     off[8] = total; total += la_round16(la_max(NS, 2*B*HD2*KVH*REP*T));
-    off[9] = total; total += la_round16(la_max(la_max(NS, NS*V), 2*B*HD2*KVH*REP*T));
-    off[10] = total; total += la_round16(la_max(la_max(la_max(NS, 2*HD2*KVH*NS*REP), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[9] = total; total += la_round16(la_max(la_max(la_max(NS, 2*HD2*KVH*NS*REP), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(la_max(NS, 2*HD2*KVH*REP), B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
     off[11] = total; total += la_round16(B*F*T);
-    off[12] = total; total += la_round16(la_max(la_max(B*F*T, 2*HD2*KVH*REP*T), 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
     off[13] = total; total += la_round16(B*F*T);
     off[14] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[15] = total; total += la_round16(B*F*T);
+    off[15] = total; total += la_round16(la_max(2*HD2*KVH*REP*T, 2*B*HD2*KVH*REP*T));
     off[16] = total; total += la_round16(2*HD2*KVH*REP);
     off[17] = total; total += la_round16(2*HD2*KVH*REP*T);
     off[18] = total; total += la_round16(2*HD2*KVH*REP);
@@ -1466,42 +1466,42 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     float *t18 = args->arena + off[9];
     float *t19 = args->arena + off[9];
     float *t20 = args->arena + off[10];
-    float *t21 = args->arena + off[9];
-    float *t22 = args->arena + off[10];
-    float *t23 = args->arena + off[6];
+    float *t21 = args->arena + off[6];
+    float *t22 = args->arena + off[9];
+    float *t23 = args->arena + off[10];
     float *t24 = args->arena + off[7];
     float *t25 = args->arena + off[8];
     float *t26 = args->arena + off[4];
-    float *t27 = args->arena + off[3];
-    float *t28 = args->arena + off[2];
-    float *t29 = args->arena + off[10];
-    float *t30 = args->arena + off[7];
-    float *t31 = args->arena + off[6];
-    float *t32 = args->arena + off[10];
-    float *t33 = args->arena + off[4];
-    float *t34 = args->arena + off[5];
-    float *t35 = args->arena + off[9];
-    float *t36 = args->arena + off[4];
+    float *t27 = args->arena + off[4];
+    float *t28 = args->arena + off[3];
+    float *t29 = args->arena + off[2];
+    float *t30 = args->arena + off[9];
+    float *t31 = args->arena + off[7];
+    float *t32 = args->arena + off[2];
+    float *t33 = args->arena + off[10];
+    float *t34 = args->arena + off[10];
+    float *t35 = args->arena + off[5];
+    float *t36 = args->arena + off[6];
     float *t37 = args->arena + off[11];
     float *t38 = args->arena + off[12];
     float *t39 = args->arena + off[13];
     float *t40 = args->arena + off[14];
-    float *t41 = args->arena + off[15];
-    float *t42 = args->arena + off[4];
-    float *t43 = args->arena + off[12];
+    float *t41 = args->arena + off[6];
+    float *t42 = args->arena + off[12];
+    float *t43 = args->arena + off[15];
     float *t44 = args->arena + off[16];
-    float *t45 = args->arena + off[12];
+    float *t45 = args->arena + off[15];
     float *t46 = args->arena + off[14];
-    float *t47 = args->arena + off[5];
-    float *t48 = args->arena + off[4];
-    float *t49 = args->arena + off[7];
-    float *t50 = args->arena + off[6];
-    float *t51 = args->arena + off[5];
-    float *t52 = args->arena + off[4];
-    float *t53 = args->arena + off[10];
+    float *t47 = args->arena + off[10];
+    float *t48 = args->arena + off[9];
+    float *t49 = args->arena + off[12];
+    float *t50 = args->arena + off[7];
+    float *t51 = args->arena + off[10];
+    float *t52 = args->arena + off[2];
+    float *t53 = args->arena + off[9];
     float *t54 = args->arena + off[14];
-    float *t55 = args->arena + off[6];
-    float *t56 = args->arena + off[7];
+    float *t55 = args->arena + off[7];
+    float *t56 = args->arena + off[12];
     float *t57 = args->arena + off[17];
     float *t58 = args->arena + off[18];
     const float *embed = args->embed;
@@ -2762,7 +2762,7 @@ static void lm_step_lora_k47_token_stats(float *restrict accuracy, const float *
 }
 
 /* lm_step_lora_k48_log_softmax_grad: t37 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t33) · exp(t31 - t32)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_lora_k48_log_softmax_grad(float *restrict t37, const int32_t *restrict targets, const float *restrict weights, const float *restrict t31, const float *restrict t32, const float *restrict t33, long NS, long V) {
+static void lm_step_lora_k48_log_softmax_grad(float *t37, const int32_t *targets, const float *weights, const float *t31, const float *t32, const float *t33, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3218,7 +3218,7 @@ static void lm_step_lora_k77_w3_grad_in(float *restrict t66, const float *restri
 }
 
 /* lm_step_lora_k78_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_lora_k78_silu_grad(float *restrict t67, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t54, const float *restrict t60, const float *restrict t61, long B, long F, long T) {
+static void lm_step_lora_k78_silu_grad(float *t67, const float *saved_gate, const float *saved_up, const float *t54, const float *t60, const float *t61, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3370,7 +3370,7 @@ static void lm_step_lora_k89_attention_grad_matmul(float *restrict t78, const fl
 }
 
 /* lm_step_lora_k90_softmax_grad: t79 = ([i4 ≤ i3 + 0] ? (t78 / t48 + Σ(-((t78 · t49) / t48))) · t47 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_k90_softmax_grad(float *restrict t79, const float *restrict t47, const float *restrict t48, const float *restrict t49, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_lora_k90_softmax_grad(float *t79, const float *t47, const float *t48, const float *t49, const float *t78, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -3777,28 +3777,28 @@ static long llama_train_lm_step_lora_layout(const llama_train_lm_step_lora_args 
     off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), 2*HD2*KVH*NS*REP), NS));
     off[4] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 2*HD2*KVH*NS*REP));
     off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), NS));
-    off[6] = total; total += la_round16(la_max(NS, B*T));
-    off[7] = total; total += la_round16(la_max(la_max(NS, NS*V), B*R*T));
-    off[8] = total; total += la_round16(la_max(la_max(la_max(NS, B*KVH*REP*T*T), B*KVH*REP*T), 2*B*HD2*KVH*T));
-    off[9] = total; total += la_round16(la_max(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(NS, B*R*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(NS, B*KVH*REP*T*T), B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[8] = total; total += la_round16(la_max(NS, B*T));
+    off[9] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*REP*T));
     off[10] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*T));
     off[11] = total; total += la_round16(B*R*T);
     off[12] = total; total += la_round16(la_max(B*T, B*R*T));
     off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[14] = total; total += la_round16(B*R*T);
-    off[15] = total; total += la_round16(B*F*T);
+    off[15] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
     off[16] = total; total += la_round16(B*R*T);
     off[17] = total; total += la_round16(B*F*T);
     off[18] = total; total += la_round16(B*R*T);
     off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[20] = total; total += la_round16(B*R*T);
     off[21] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[22] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T));
-    off[23] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[22] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[23] = total; total += la_round16(B*F*T);
     off[24] = total; total += la_round16(B*F*T);
     off[25] = total; total += la_round16(B*R*T);
     off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[27] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[27] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
     off[28] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
     off[29] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
     off[30] = total; total += la_round16(B*R*T);
@@ -3871,18 +3871,18 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     float *t34 = args->arena + off[7];
     float *t35 = args->arena + off[7];
     float *t36 = args->arena + off[8];
-    float *t37 = args->arena + off[7];
+    float *t37 = args->arena + off[2];
     float *t38 = args->arena + off[3];
-    float *t39 = args->arena + off[8];
+    float *t39 = args->arena + off[7];
     float *t40 = args->arena + off[2];
-    float *t41 = args->arena + off[6];
+    float *t41 = args->arena + off[8];
     float *t42 = args->arena + off[5];
     float *t43 = args->arena + off[4];
     float *t44 = args->arena + off[3];
-    float *t45 = args->arena + off[7];
-    float *t46 = args->arena + off[8];
+    float *t45 = args->arena + off[6];
+    float *t46 = args->arena + off[7];
     float *t47 = args->arena + off[9];
-    float *t48 = args->arena + off[8];
+    float *t48 = args->arena + off[7];
     float *t49 = args->arena + off[10];
     float *t50 = args->arena + off[11];
     float *t51 = args->arena + off[12];
@@ -3901,34 +3901,34 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     float *t64 = args->arena + off[25];
     float *t65 = args->arena + off[26];
     float *t66 = args->arena + off[27];
-    float *t67 = args->arena + off[23];
-    float *t68 = args->arena + off[15];
+    float *t67 = args->arena + off[15];
+    float *t68 = args->arena + off[23];
     float *t69 = args->arena + off[21];
     float *t70 = args->arena + off[22];
     float *t71 = args->arena + off[28];
-    float *t72 = args->arena + off[23];
+    float *t72 = args->arena + off[15];
     float *t73 = args->arena + off[26];
     float *t74 = args->arena + off[12];
     float *t75 = args->arena + off[27];
     float *t76 = args->arena + off[22];
     float *t77 = args->arena + off[28];
     float *t78 = args->arena + off[27];
-    float *t79 = args->arena + off[22];
-    float *t80 = args->arena + off[27];
-    float *t81 = args->arena + off[9];
-    float *t82 = args->arena + off[8];
+    float *t79 = args->arena + off[9];
+    float *t80 = args->arena + off[22];
+    float *t81 = args->arena + off[7];
+    float *t82 = args->arena + off[27];
     float *t83 = args->arena + off[10];
     float *t84 = args->arena + off[28];
-    float *t85 = args->arena + off[22];
+    float *t85 = args->arena + off[9];
     float *t86 = args->arena + off[29];
-    float *t87 = args->arena + off[9];
+    float *t87 = args->arena + off[7];
     float *t88 = args->arena + off[29];
-    float *t89 = args->arena + off[8];
+    float *t89 = args->arena + off[27];
     float *t90 = args->arena + off[30];
     float *t91 = args->arena + off[31];
     float *t92 = args->arena + off[32];
     float *t93 = args->arena + off[29];
-    float *t94 = args->arena + off[27];
+    float *t94 = args->arena + off[22];
     float *t95 = args->arena + off[33];
     float *t96 = args->arena + off[34];
     float *t97 = args->arena + off[35];
@@ -4451,6 +4451,2981 @@ static const char *const llama_train_lm_step_lora_kernel_names[] = {
     "lm_step_lora_k123_grad_lora_b_w3",
 };
 const la_program_info llama_train_lm_step_lora_info = { "llama_train.lm_step_lora", 76, 124, llama_train_lm_step_lora_kernel_names, llama_train_lm_step_lora_run, llama_train_lm_step_lora_arena, llama_train_lm_step_lora_cost };
+
+/* ===== program 'lm_step_lora_dropout' ===== */
+
+/* lm_step_lora_dropout_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void lm_step_lora_dropout_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k1_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void lm_step_lora_dropout_k1_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k2_rmsnorm: t2 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void lm_step_lora_dropout_k2_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
+static void lm_step_lora_dropout_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t3)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k4_dropout: t4 = (t2 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void lm_step_lora_dropout_k4_dropout(float *restrict t4, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t2[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t4[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k5_lora_a_wq: t5[B*T, R] = t4 · lora_a_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k5_lora_a_wq(float *restrict t5, const float *restrict lora_a_wq, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t4, D, lora_a_wq, D, 0.0f, t5, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
+        (t5)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k6_lora_b_wq: t6[B*T, D] = t5 · lora_b_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k6_lora_b_wq(float *restrict t6, const float *restrict lora_b_wq, const float *restrict t5, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t5, R, lora_b_wq, R, 0.0f, t6, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_wq + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t5)[c];
+        (t6)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k7_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void lm_step_lora_dropout_k7_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t3, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
+                float v2 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v1;
+                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
+                float v4 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v5 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
+                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
+                float v7 = v3 - v6;
+                v0 = v7;
+            }
+            else {
+                float v8 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
+                float v9 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v8;
+                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
+                float v11 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v12 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
+                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
+                float v14 = v10 + v13;
+                v0 = v14;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k8_wk: t7[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_lora_dropout_k8_wk(float *restrict t7, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wk, D, 0.0f, t7, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t7)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k9_dropout: t8 = (t2 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void lm_step_lora_dropout_k9_dropout(float *restrict t8, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t2[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t8[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k10_lora_a_wk: t9[B*T, R] = t8 · lora_a_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k10_lora_a_wk(float *restrict t9, const float *restrict lora_a_wk, const float *restrict t8, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t8, D, lora_a_wk, D, 0.0f, t9, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t8)[c];
+        (t9)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k11_lora_b_wk: t10[B*T, KVD] = t9 · lora_b_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k11_lora_b_wk(float *restrict t10, const float *restrict lora_b_wk, const float *restrict t9, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t9, R, lora_b_wk, R, 0.0f, t10, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = lora_b_wk + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t9)[c];
+        (t10)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k12_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void lm_step_lora_dropout_k12_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t7, const float *restrict t10, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
+                float v2 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v1;
+                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
+                float v4 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v5 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
+                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
+                float v7 = v3 - v6;
+                v0 = v7;
+            }
+            else {
+                float v8 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
+                float v9 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v8;
+                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
+                float v11 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v12 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
+                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
+                float v14 = v10 + v13;
+                v0 = v14;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k13_wv: t11[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_lora_dropout_k13_wv(float *restrict t11, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t2, D, wv, D, 0.0f, t11, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t2)[c];
+        (t11)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k14_dropout: t12 = (t2 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void lm_step_lora_dropout_k14_dropout(float *restrict t12, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t2[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t12[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k15_lora_a_wv: t13[B*T, R] = t12 · lora_a_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k15_lora_a_wv(float *restrict t13, const float *restrict lora_a_wv, const float *restrict t12, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t12, D, lora_a_wv, D, 0.0f, t13, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
+        (t13)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k16_lora_b_wv: t14[B*T, KVD] = t13 · lora_b_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k16_lora_b_wv(float *restrict t14, const float *restrict lora_b_wv, const float *restrict t13, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t13, R, lora_b_wv, R, 0.0f, t14, KVD);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (KVD * R >= 32768)
+    for (long r = 0; r < KVD; r++) {
+        const float *restrict wr = lora_b_wv + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t13)[c];
+        (t14)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k17_lora: saved_v = t11 + lora_scale_wv · t14  [layer/attention; layer/attention/lora] */
+static void lm_step_lora_dropout_k17_lora(float *restrict saved_v, const float *restrict lora_scale_wv, const float *restrict t11, const float *restrict t14, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_wv[0]) * (t14[((i0) * T + i1) * KVD + (i2) * HD + j]);
+            float v1 = t11[((i0) * T + i1) * KVD + (i2) * HD + j] + v0;
+            saved_v[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k18_scores_matmul: t15[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
+static void lm_step_lora_dropout_k18_scores_matmul(float *restrict t15, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t15 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_lora_dropout_k19_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void lm_step_lora_dropout_k19_attention(float *restrict t16, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t15[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t15[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t16[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t16[r * n + j]) / acc1;
+            t16[r * n + j] = v12;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k20_saved_attn: saved_attn[B, KVH, REP, T, HD] = t16 · saved_v  [layer/attention/attention; layer/attention] */
+static void lm_step_lora_dropout_k20_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t16 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* lm_step_lora_dropout_k21_wo: t17[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_lora_dropout_k21_wo(float *restrict t17, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t17, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * D >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
+        (t17)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k22_dropout: t18 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/attention] */
+static void lm_step_lora_dropout_k22_dropout(float *restrict t18, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (saved_attn[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t18[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k23_lora_a_wo: t19[B*T, R] = t18 · lora_a_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k23_lora_a_wo(float *restrict t19, const float *restrict lora_a_wo, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t18, D, lora_a_wo, D, 0.0f, t19, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
+        (t19)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k24_lora_b_wo: t20[B*T, D] = t19 · lora_b_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k24_lora_b_wo(float *restrict t20, const float *restrict lora_b_wo, const float *restrict t19, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t19, R, lora_b_wo, R, 0.0f, t20, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_wo + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t19)[c];
+        (t20)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k25_lora: saved_h = carry0 + t17 + lora_scale_wo · t20  [layer/attention; layer/attention/lora; layer] */
+static void lm_step_lora_dropout_k25_lora(float *restrict saved_h, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict t17, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_wo[0]) * (t20[r * n + j]);
+            float v1 = t17[r * n + j] + v0;
+            float v2 = carry0[r * n + j] + v1;
+            saved_h[r * n + j] = v2;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k26_rmsnorm: t21 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_lora_dropout_k26_rmsnorm(float *restrict t21, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t21[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k27_w1: t22[B*T, F] = t21 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_dropout_k27_w1(float *restrict t22, const float *restrict w1, const float *restrict t21, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t21, D, w1, D, 0.0f, t22, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t21)[c];
+        (t22)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k28_dropout: t23 = (t21 · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k28_dropout(float *restrict t23, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w1, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t21[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t23[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k29_lora_a_w1: t24[B*T, R] = t23 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k29_lora_a_w1(float *restrict t24, const float *restrict lora_a_w1, const float *restrict t23, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t23, D, lora_a_w1, D, 0.0f, t24, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t23)[c];
+        (t24)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k30_lora_b_w1: t25[B*T, F] = t24 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k30_lora_b_w1(float *restrict t25, const float *restrict lora_b_w1, const float *restrict t24, long B, long F, long R, long T) {
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t24, R, lora_b_w1, R, 0.0f, t25, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * R >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = lora_b_w1 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t24)[c];
+        (t25)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k31_lora: saved_gate = t22 + lora_scale_w1 · t25  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k31_lora(float *restrict saved_gate, const float *restrict lora_scale_w1, const float *restrict t22, const float *restrict t25, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_w1[0]) * (t25[r * n + j]);
+            float v1 = t22[r * n + j] + v0;
+            saved_gate[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k32_w3: t26[B*T, F] = t21 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_dropout_k32_w3(float *restrict t26, const float *restrict w3, const float *restrict t21, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t21, D, w3, D, 0.0f, t26, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * D >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t21)[c];
+        (t26)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k33_dropout: t27 = (t21 · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k33_dropout(float *restrict t27, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w3, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t21[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t27[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k34_lora_a_w3: t28[B*T, R] = t27 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k34_lora_a_w3(float *restrict t28, const float *restrict lora_a_w3, const float *restrict t27, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t27, D, lora_a_w3, D, 0.0f, t28, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t27)[c];
+        (t28)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k35_lora_b_w3: t29[B*T, F] = t28 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k35_lora_b_w3(float *restrict t29, const float *restrict lora_b_w3, const float *restrict t28, long B, long F, long R, long T) {
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t28, R, lora_b_w3, R, 0.0f, t29, F);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (F * R >= 32768)
+    for (long r = 0; r < F; r++) {
+        const float *restrict wr = lora_b_w3 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t28)[c];
+        (t29)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k36_lora: saved_up = t26 + lora_scale_w3 · t29  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k36_lora(float *restrict saved_up, const float *restrict lora_scale_w3, const float *restrict t26, const float *restrict t29, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_w3[0]) * (t29[r * n + j]);
+            float v1 = t26[r * n + j] + v0;
+            saved_up[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k37_silu: t30 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/attention/lora/dropout; layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_lora_dropout_k37_silu(float *restrict t30, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t30[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k38_w2: t31[B*T, D] = t30 · w2ᵀ  [layer/ffn] */
+static void lm_step_lora_dropout_k38_w2(float *restrict t31, const float *restrict w2, const float *restrict t30, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t30, F, w2, F, 0.0f, t31, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * F >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t30)[c];
+        (t31)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k39_dropout: t32 = (t30 · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn; layer/ffn/lora/dropout] */
+static void lm_step_lora_dropout_k39_dropout(float *restrict t32, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t30, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t30[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t32[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k40_lora_a_w2: t33[B*T, R] = t32 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_dropout_k40_lora_a_w2(float *restrict t33, const float *restrict lora_a_w2, const float *restrict t32, long B, long F, long R, long T) {
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t32, F, lora_a_w2, F, 0.0f, t33, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * F >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t32)[c];
+        (t33)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k41_lora_b_w2: t34[B*T, D] = t33 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_dropout_k41_lora_b_w2(float *restrict t34, const float *restrict lora_b_w2, const float *restrict t33, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t33, R, lora_b_w2, R, 0.0f, t34, D);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (D * R >= 32768)
+    for (long r = 0; r < D; r++) {
+        const float *restrict wr = lora_b_w2 + r * R;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < R; c++) acc += wr[c] * (t33)[c];
+        (t34)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k42_lora: carry0_next = saved_h + t31 + lora_scale_w2 · t34  [layer/ffn; layer/ffn/lora; layer] */
+static void lm_step_lora_dropout_k42_lora(float *restrict carry0_next, const float *restrict lora_scale_w2, const float *restrict saved_h, const float *restrict t31, const float *restrict t34, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_w2[0]) * (t34[r * n + j]);
+            float v1 = t31[r * n + j] + v0;
+            float v2 = saved_h[r * n + j] + v1;
+            carry0_next[r * n + j] = v2;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k43_lm_head: t35 = carry0[scored]  [lm_head] */
+static void lm_step_lora_dropout_k43_lm_head(float *restrict t35, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t35[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k44_rmsnorm: t36 = Σ(t35²)  [lm_head/rmsnorm] */
+static void lm_step_lora_dropout_k44_rmsnorm(float *restrict t36, const float *restrict t35, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t35[r * n + j0]) * (t35[r * n + j0]);
+            acc0 += v0;
+        }
+        t36[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_k45_rmsnorm: t37 = (t35 · rsqrt(t36 / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void lm_step_lora_dropout_k45_rmsnorm(float *restrict t37, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t35, const float *restrict t36, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t36[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t35[r * n + j]) * v2;
+            float v4 = v3 * (final_norm[j]);
+            t37[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k46_lm_head: t38[NS, V] = t37 · lm_headᵀ  [lm_head] */
+static void lm_step_lora_dropout_k46_lm_head(float *restrict t38, const float *restrict lm_head, const float *restrict t37, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    if (NS != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t37, D, lm_head, D, 0.0f, t38, V);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (V * D >= 32768)
+    for (long r = 0; r < V; r++) {
+        const float *restrict wr = lm_head + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t37)[c];
+        (t38)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k47_log_softmax: t39 = max(t38)  [lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_dropout_k47_log_softmax(float *restrict t39, const float *restrict t38, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t38[r * n + j0]);
+        }
+        t39[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_k48_log_softmax: t40 = Σ(exp(t38 - t39))  [lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_dropout_k48_log_softmax(float *restrict t40, const float *restrict t38, const float *restrict t39, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t39[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t38[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t40[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_k49_cross_entropy: t41 = Σ((t38 - t39 - log(t40)) · [i1 = targets])  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void lm_step_lora_dropout_k49_cross_entropy(float *restrict t41, const int32_t *restrict targets, const float *restrict t38, const float *restrict t39, const float *restrict t40, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t39[i0];
+        float v2 = logf(t40[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t38[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t41[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_k50_cross_entropy: loss = Σ((-t41) · weights)  [lm_head/cross_entropy; lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k50_cross_entropy(float *restrict loss, const float *restrict weights, const float *restrict t41, long NS) {
+    /* one result per row */
+    const long n = NS;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t41[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    loss[r] = acc0;
+}
+
+/* lm_step_lora_dropout_k51_log_softmax: t42 = Σ(exp(t38 - t39 - log(t40)) · (t38 - t39 - log(t40)))  [lm_head/cross_entropy/log_softmax; lm_head/token_stats] */
+static void lm_step_lora_dropout_k51_log_softmax(float *restrict t42, const float *restrict t38, const float *restrict t39, const float *restrict t40, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t39[i0];
+        float v2 = logf(t40[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t38[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t42[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_k52_cross_entropy: t43 = Σ(t38 · [i1 = targets])  [lm_head/cross_entropy; lm_head/token_stats] */
+static void lm_step_lora_dropout_k52_cross_entropy(float *restrict t43, const int32_t *restrict targets, const float *restrict t38, long NS, long V) {
+    /* one result per row */
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
+            float v2 = (t38[r * n + j0]) * v1;
+            acc0 += v2;
+        }
+        t43[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_k53_token_stats: entropy = Σ((-t42) · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k53_token_stats(float *restrict entropy, const float *restrict weights, const float *restrict t42, long NS) {
+    /* one result per row */
+    const long n = NS;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t42[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    entropy[r] = acc0;
+}
+
+/* lm_step_lora_dropout_k54_token_stats: accuracy = Σ([t39 ≤ t43] · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k54_token_stats(float *restrict accuracy, const float *restrict weights, const float *restrict t39, const float *restrict t43, long NS) {
+    /* one result per row */
+    const long n = NS;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = t39[j0] <= t43[j0] ? 1.0f : 0.0f;
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    accuracy[r] = acc0;
+}
+
+/* lm_step_lora_dropout_k55_log_softmax_grad: t44 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t40) · exp(t38 - t39)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_lora_dropout_k55_log_softmax_grad(float *t44, const int32_t *targets, const float *weights, const float *t38, const float *t39, const float *t40, long NS, long V) {
+    const long rows = NS, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (weights[i0]);
+        float v1 = -v0;
+        float v2 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v3 = (float)j0 == v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = -v4;
+            acc0 += v5;
+        }
+        float v8 = acc0 / (t40[i0]);
+        float v9 = t39[i0];
+        for (long j = 0; j < n; j++) {
+            float v6 = (float)j == v2 ? 1.0f : 0.0f;
+            float v7 = v1 * v6;
+            float v10 = t38[r * n + j] - v9;
+            float v11 = la_expf(v10);
+            float v12 = v8 * v11;
+            float v13 = v7 + v12;
+            t44[r * n + j] = v13;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k56_lm_head_grad_in: t45[NS, D] = t44 · lm_head  [lm_head/grad] */
+static void lm_step_lora_dropout_k56_lm_head_grad_in(float *restrict t45, const float *restrict lm_head, const float *restrict t44, long HD2, long KVH, long NS, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t44, V, lm_head, D, 0.0f, t45, D);
+}
+
+/* lm_step_lora_dropout_k57_rmsnorm_grad: t46 = Σ((t45 · final_norm) · t35)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
+static void lm_step_lora_dropout_k57_rmsnorm_grad(float *restrict t46, const float *restrict final_norm, const float *restrict t35, const float *restrict t45, long HD2, long KVH, long NS, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = NS, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t45[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t35[r * n + j0]);
+            acc0 += v1;
+        }
+        t46[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
+static void lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add(float *restrict t47, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t35, const float *restrict t36, const float *restrict t45, const float *restrict t46, long B, long HD2, long KVH, long NS, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t47, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = NS, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t36[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t46[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t45[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t35[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t47[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k59_rmsnorm: t48 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k59_rmsnorm(float *restrict t48, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t48[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_k60_rmsnorm: t49 = (saved_x · rsqrt(t48 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k60_rmsnorm(float *restrict t49, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t48[(i0) * T + i1]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (saved_x[r * n + j]) * v2;
+            float v4 = v3 * (attn_norm[j]);
+            t49[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k61_dropout: t50 = (t49 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k61_dropout(float *restrict t50, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t49[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t50[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k62_lora_a_wq: t51[B*T, R] = t50 · lora_a_wqᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_dropout_k62_lora_a_wq(float *restrict t51, const float *restrict lora_a_wq, const float *restrict t50, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t50, D, lora_a_wq, D, 0.0f, t51, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wq + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t50)[c];
+        (t51)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k63_dropout: t52 = (t49 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k63_dropout(float *restrict t52, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t49[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t52[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k64_lora_a_wk: t53[B*T, R] = t52 · lora_a_wkᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_dropout_k64_lora_a_wk(float *restrict t53, const float *restrict lora_a_wk, const float *restrict t52, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t52, D, lora_a_wk, D, 0.0f, t53, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wk + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t52)[c];
+        (t53)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k65_dropout: t54 = (t49 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k65_dropout(float *restrict t54, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (t49[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t54[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k66_lora_a_wv: t55[B*T, R] = t54 · lora_a_wvᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_dropout_k66_lora_a_wv(float *restrict t55, const float *restrict lora_a_wv, const float *restrict t54, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t54, D, lora_a_wv, D, 0.0f, t55, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wv + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t54)[c];
+        (t55)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k67_scores_matmul: t56[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_lora_dropout_k67_scores_matmul(float *restrict t56, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t56 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_lora_dropout_k68_attention: t57 = exp([i4 ≤ i3 + 0] ? t56 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t56 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_lora_dropout_k68_attention(float *restrict t57, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t56[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        for (long j = 0; j < n; j++) {
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j <= v5 ? 1.0f : 0.0f;
+            float v7 = (t56[r * n + j]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t57[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k69_softmax: t58 = Σ(t57)  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_dropout_k69_softmax(float *restrict t58, const float *restrict t57, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    /* one result per row */
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t57[r * n + j0];
+        }
+        t58[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_k70_softmax: t59 = t57 / t58  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_dropout_k70_softmax(float *restrict t59, const float *restrict t57, const float *restrict t58, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t57[r * n + j]) / (t58[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t59[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k71_dropout: t60 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/attention] */
+static void lm_step_lora_dropout_k71_dropout(float *restrict t60, const float *restrict saved_attn, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float v3 = 1.0f - (lora_dropout[0]);
+        float v4 = 1.0f / v3;
+        for (long j = 0; j < n; j++) {
+            float v0 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), r * n + j);
+            float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
+            float v2 = (saved_attn[r * n + j]) * v1;
+            float v5 = v2 * v4;
+            t60[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k72_lora_a_wo: t61[B*T, R] = t60 · lora_a_woᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_dropout_k72_lora_a_wo(float *restrict t61, const float *restrict lora_a_wo, const float *restrict t60, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t60, D, lora_a_wo, D, 0.0f, t61, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_wo + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t60)[c];
+        (t61)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k73_rmsnorm: t62 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k73_rmsnorm(float *restrict t62, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t62[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_k74_rmsnorm: t63 = rsqrt(t62 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k74_rmsnorm(float *t63, const float *norm_eps, const float *t62, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t62[(i0) * T + j / 1]) / ((float)(D));
+            float v1 = v0 + norm_eps[j % 1];
+            float v2 = 1.0f / sqrtf(v1);
+            t63[r * n + j] = v2;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k75_dropout: t64 = (((saved_h · t63) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k75_dropout(float *restrict t64, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v5 = 1.0f - (lora_dropout[0]);
+        float v6 = 1.0f / v5;
+        for (long j = 0; j < n; j++) {
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t63[(i0 / T) * T + (i0) % T]);
+            float v1 = v0 * (ffn_norm[j]);
+            float v2 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), r * n + j);
+            float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v7 = v4 * v6;
+            t64[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k76_lora_a_w1: t65[B*T, R] = t64 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k76_lora_a_w1(float *restrict t65, const float *restrict lora_a_w1, const float *restrict t64, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t64, D, lora_a_w1, D, 0.0f, t65, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w1 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t64)[c];
+        (t65)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k77_silu: t66 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu] */
+static void lm_step_lora_dropout_k77_silu(float *restrict t66, const float *restrict saved_gate, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            t66[r * n + j] = v3;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k78_dropout: t67 = (((saved_h · t63) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k78_dropout(float *restrict t67, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w3, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v5 = 1.0f - (lora_dropout[0]);
+        float v6 = 1.0f / v5;
+        for (long j = 0; j < n; j++) {
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t63[(i0 / T) * T + (i0) % T]);
+            float v1 = v0 * (ffn_norm[j]);
+            float v2 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), r * n + j);
+            float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v7 = v4 * v6;
+            t67[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k79_lora_a_w3: t68[B*T, R] = t67 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k79_lora_a_w3(float *restrict t68, const float *restrict lora_a_w3, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t67, D, lora_a_w3, D, 0.0f, t68, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * D >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w3 + r * D;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < D; c++) acc += wr[c] * (t67)[c];
+        (t68)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k80_dropout: t69 = ((t66 · saved_up) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up; layer_backward/ffn; layer_backward/ffn/lora/dropout] */
+static void lm_step_lora_dropout_k80_dropout(float *restrict t69, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t66, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v4 = 1.0f - (lora_dropout[0]);
+        float v5 = 1.0f / v4;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t66[((i0 / T) * T + (i0) % T) * F + j]) * (saved_up[((i0 / T) * T + (i0) % T) * F + j]);
+            float v1 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), r * n + j);
+            float v2 = lora_dropout[0] <= v1 ? 1.0f : 0.0f;
+            float v3 = v0 * v2;
+            float v6 = v3 * v5;
+            t69[r * n + j] = v6;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k81_lora_a_w2: t70[B*T, R] = t69 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
+static void lm_step_lora_dropout_k81_lora_a_w2(float *restrict t70, const float *restrict lora_a_w2, const float *restrict t69, long B, long F, long R, long T) {
+    if ((B*T) != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t69, F, lora_a_w2, F, 0.0f, t70, R);
+        return;
+    }
+    la_blas_pool(0);
+    #pragma omp parallel for schedule(static) if (R * F >= 32768)
+    for (long r = 0; r < R; r++) {
+        const float *restrict wr = lora_a_w2 + r * F;
+        float acc = 0.0f;
+        #pragma omp simd reduction(+:acc)
+        for (long c = 0; c < F; c++) acc += wr[c] * (t69)[c];
+        (t70)[r] = acc;
+    }
+}
+
+/* lm_step_lora_dropout_k82_lora: t71 = carry1 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k82_lora(float *restrict t71, const float *restrict carry1, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (carry1[r * n + j]) * (lora_scale_w2[0]);
+            t71[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k83_lora_b_w2_grad_in: t72[B*T, R] = t71 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k83_lora_b_w2_grad_in(float *restrict t72, const float *restrict lora_b_w2, const float *restrict t71, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t71, D, lora_b_w2, R, 0.0f, t72, R);
+}
+
+/* lm_step_lora_dropout_k84_lora_a_w2_grad_in: t73[B*T, F] = t72 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k84_lora_a_w2_grad_in(float *restrict t73, const float *restrict lora_a_w2, const float *restrict t72, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t72, R, lora_a_w2, F, 0.0f, t73, F);
+}
+
+/* lm_step_lora_dropout_k85_w2_grad_in: t74[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
+static void lm_step_lora_dropout_k85_w2_grad_in(float *restrict t74, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t74, F);
+}
+
+/* lm_step_lora_dropout_k86_dropout: t75 = ((t73 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)] + t74) · t66  [layer_backward/attention/lora/dropout; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k86_dropout(float *restrict t75, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t66, const float *restrict t73, const float *restrict t74, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        for (long j = 0; j < n; j++) {
+            float v2 = (t73[((i0) * T + i1) * F + j]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t74[r * n + j];
+            float v7 = v6 * (t66[r * n + j]);
+            t75[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k87_lora: t76 = t75 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k87_lora(float *restrict t76, const float *restrict lora_scale_w3, const float *restrict t75, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t75[r * n + j]) * (lora_scale_w3[0]);
+            t76[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k88_lora_b_w3_grad_in: t77[B*T, R] = t76 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k88_lora_b_w3_grad_in(float *restrict t77, const float *restrict lora_b_w3, const float *restrict t76, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t76, F, lora_b_w3, R, 0.0f, t77, R);
+}
+
+/* lm_step_lora_dropout_k89_lora_a_w3_grad_in: t78[B*T, D] = t77 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k89_lora_a_w3_grad_in(float *restrict t78, const float *restrict lora_a_w3, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t77, R, lora_a_w3, D, 0.0f, t78, D);
+}
+
+/* lm_step_lora_dropout_k90_w3_grad_in: t79[B*T, D] = t75 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k90_w3_grad_in(float *restrict t79, const float *restrict w3, const float *restrict t75, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t75, F, w3, D, 0.0f, t79, D);
+}
+
+/* lm_step_lora_dropout_k91_dropout: sub, div, neg, exp, add, random, cmple, mul, mul, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_lora_dropout_k91_dropout(float *t80, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t66, const float *t73, const float *t74, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        for (long j = 0; j < n; j++) {
+            float v2 = (t73[((i0) * T + i1) * F + j]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t74[r * n + j];
+            float v7 = v6 * (saved_up[r * n + j]);
+            float v8 = -(saved_gate[r * n + j]);
+            float v9 = la_expf(v8);
+            float v10 = 1.0f + v9;
+            float v11 = v7 / v10;
+            float v12 = v7 * (t66[r * n + j]);
+            float v13 = v12 / v10;
+            float v14 = -v13;
+            float v15 = v14 * v9;
+            float v16 = -v15;
+            float v17 = v11 + v16;
+            t80[r * n + j] = v17;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k92_lora: t81 = t80 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k92_lora(float *restrict t81, const float *restrict lora_scale_w1, const float *restrict t80, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t80[r * n + j]) * (lora_scale_w1[0]);
+            t81[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k93_lora_b_w1_grad_in: t82[B*T, R] = t81 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k93_lora_b_w1_grad_in(float *restrict t82, const float *restrict lora_b_w1, const float *restrict t81, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t81, F, lora_b_w1, R, 0.0f, t82, R);
+}
+
+/* lm_step_lora_dropout_k94_lora_a_w1_grad_in: t83[B*T, D] = t82 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k94_lora_a_w1_grad_in(float *restrict t83, const float *restrict lora_a_w1, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t82, R, lora_a_w1, D, 0.0f, t83, D);
+}
+
+/* lm_step_lora_dropout_k95_w1_grad_in: t84[B*T, D] = t80 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k95_w1_grad_in(float *restrict t84, const float *restrict w1, const float *restrict t80, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t80, F, w1, D, 0.0f, t84, D);
+}
+
+/* lm_step_lora_dropout_k96_rmsnorm_grad: sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/lora/dropout; layer_backward/ffn/gate_up/lora/dropout/grad; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_lora_dropout_k96_rmsnorm_grad(float *restrict t85, const float *restrict carry1, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const int32_t *restrict lora_dropout_key_w3, const float *restrict t63, const float *restrict t78, const float *restrict t79, const float *restrict t83, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v2 = (t78[((i0) * T + i1) * D + j0]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j0);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t79[r * n + j0];
+            float v7 = (t83[((i0) * T + i1) * D + j0]) * v1;
+            float v8 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j0);
+            float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
+            float v10 = v7 * v9;
+            float v11 = v6 + v10;
+            float v12 = v11 + t84[r * n + j0];
+            float v13 = v12 * (ffn_norm[j0]);
+            float v14 = v13 * (saved_h[r * n + j0]);
+            acc0 += v14;
+        }
+        float v29 = acc0 * (t63[(i0) * T + i1]);
+        float v30 = v29 * (t63[(i0) * T + i1]);
+        float v31 = v30 * (t63[(i0) * T + i1]);
+        float v32 = v31 * (-0.5f);
+        float v33 = v32 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v15 = (t78[((i0) * T + i1) * D + j]) * v1;
+            float v16 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j);
+            float v17 = lora_dropout[0] <= v16 ? 1.0f : 0.0f;
+            float v18 = v15 * v17;
+            float v19 = v18 + t79[r * n + j];
+            float v20 = (t83[((i0) * T + i1) * D + j]) * v1;
+            float v21 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j);
+            float v22 = lora_dropout[0] <= v21 ? 1.0f : 0.0f;
+            float v23 = v20 * v22;
+            float v24 = v19 + v23;
+            float v25 = v24 + t84[r * n + j];
+            float v26 = v25 * (ffn_norm[j]);
+            float v27 = v26 * (t63[(i0) * T + i1]);
+            float v28 = carry1[r * n + j] + v27;
+            float v34 = v33 * (saved_h[r * n + j]);
+            float v35 = v28 + v34;
+            float v36 = v35 + v34;
+            t85[r * n + j] = v36;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k97_lora: t86 = t85 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k97_lora(float *restrict t86, const float *restrict lora_scale_wo, const float *restrict t85, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t85[r * n + j]) * (lora_scale_wo[0]);
+            t86[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k98_lora_b_wo_grad_in: t87[B*T, R] = t86 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k98_lora_b_wo_grad_in(float *restrict t87, const float *restrict lora_b_wo, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t86, D, lora_b_wo, R, 0.0f, t87, R);
+}
+
+/* lm_step_lora_dropout_k99_lora_a_wo_grad_in: t88[B*T, D] = t87 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k99_lora_a_wo_grad_in(float *restrict t88, const float *restrict lora_a_wo, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t87, R, lora_a_wo, D, 0.0f, t88, D);
+}
+
+/* lm_step_lora_dropout_k100_wo_grad_in: t89[B*T, D] = t85 · wo  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k100_wo_grad_in(float *restrict t89, const float *restrict wo, const float *restrict t85, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t85, D, wo, D, 0.0f, t89, D);
+}
+
+/* lm_step_lora_dropout_k101_dropout: t90 = (t88 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)] + t89  [layer_backward/attention/lora/dropout; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k101_dropout(float *restrict t90, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict t88, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        for (long j = 0; j < n; j++) {
+            float v2 = (t88[((i0) * T + i1) * D + j]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), ((i0) * T + i1) * D + j);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t89[r * n + j];
+            t90[r * n + j] = v6;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k102_attention_grad_matmul: t91[B, KVH, REP, T, T] = t90 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_dropout_k102_attention_grad_matmul(float *restrict t91, const float *restrict saved_v, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t90 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t91 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_lora_dropout_k103_softmax_grad: t92 = ([i4 ≤ i3 + 0] ? (t91 / t58 + Σ(-((t91 · t59) / t58))) · t57 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_dropout_k103_softmax_grad(float *t92, const float *t57, const float *t58, const float *t59, const float *t91, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t91[r * n + j0]) * (t59[r * n + j0]);
+            float v1 = v0 / (t58[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v2 = -v1;
+            acc0 += v2;
+        }
+        float v9 = 1.0f / sqrtf((float)(HD));
+        for (long j = 0; j < n; j++) {
+            float v3 = (float)i3 + 0.0f;
+            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
+            float v5 = (t91[r * n + j]) / (t58[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = v5 + acc0;
+            float v7 = v6 * (t57[r * n + j]);
+            float v8 = v4 != 0.0f ? v7 : 0.0f;
+            float v10 = v8 * v9;
+            t92[r * n + j] = v10;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k104_scores_grad_matmul: t93[B, KVH, REP, T, HD] = t92 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_dropout_k104_scores_grad_matmul(float *restrict t93, const float *restrict saved_k, const float *restrict t92, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t92 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t93 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+}
+
+/* lm_step_lora_dropout_k105_attention_grad_matmul: t94[B, KVH, REP, T, HD] = t59ᵀ · t90  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_dropout_k105_attention_grad_matmul(float *restrict t94, const float *restrict t59, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t59 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t90 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t94 + b0 * (T*KVD) + b1 * (T*HD), HD);
+}
+
+/* lm_step_lora_dropout_k106_attention_grad_matmul: t95[B, KVH, REP, T, HD] = t92ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_lora_dropout_k106_attention_grad_matmul(float *restrict t95, const float *restrict saved_q, const float *restrict t92, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t92 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t95 + b0 * (T*KVD) + b1 * (T*HD), HD);
+}
+
+/* lm_step_lora_dropout_k107_attention_grad: t96 = t94 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k107_attention_grad(float *restrict t96, const float *restrict lora_scale_wv, const float *restrict t94, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t94[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
+            t96[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k108_lora_b_wv_grad_in: t97[B*T, R] = t96 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k108_lora_b_wv_grad_in(float *restrict t97, const float *restrict lora_b_wv, const float *restrict t96, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t96, KVD, lora_b_wv, R, 0.0f, t97, R);
+}
+
+/* lm_step_lora_dropout_k109_lora_a_wv_grad_in: t98[B*T, D] = t97 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k109_lora_a_wv_grad_in(float *restrict t98, const float *restrict lora_a_wv, const float *restrict t97, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t97, R, lora_a_wv, D, 0.0f, t98, D);
+}
+
+/* lm_step_lora_dropout_k110_attention_grad: t99 = t94  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k110_attention_grad(float *restrict t99, const float *restrict t94, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t99[r * n + j] = t94[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k111_wv_grad_in: t100[B*T, D] = t99 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k111_wv_grad_in(float *restrict t100, const float *restrict wv, const float *restrict t99, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t99, KVD, wv, D, 0.0f, t100, D);
+}
+
+/* lm_step_lora_dropout_k112_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_dropout_k112_rope_grad(float *restrict t101, const float *restrict t0, const float *restrict t1, const float *restrict t95, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t95[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t95[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t95[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t95[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t101[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k113_lora: t102 = t101 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k113_lora(float *restrict t102, const float *restrict lora_scale_wk, const float *restrict t101, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t101[r * n + j]) * (lora_scale_wk[0]);
+            t102[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k114_lora_b_wk_grad_in: t103[B*T, R] = t102 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k114_lora_b_wk_grad_in(float *restrict t103, const float *restrict lora_b_wk, const float *restrict t102, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t102, KVD, lora_b_wk, R, 0.0f, t103, R);
+}
+
+/* lm_step_lora_dropout_k115_lora_a_wk_grad_in: t104[B*T, D] = t103 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k115_lora_a_wk_grad_in(float *restrict t104, const float *restrict lora_a_wk, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t103, R, lora_a_wk, D, 0.0f, t104, D);
+}
+
+/* lm_step_lora_dropout_k116_wk_grad_in: t105[B*T, D] = t101 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k116_wk_grad_in(float *restrict t105, const float *restrict wk, const float *restrict t101, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t101, KVD, wk, D, 0.0f, t105, D);
+}
+
+/* lm_step_lora_dropout_k117_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_dropout_k117_rope_grad(float *restrict t106, const float *restrict t0, const float *restrict t1, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t93[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t93[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t93[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t93[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t106[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k118_lora: t107 = t106 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k118_lora(float *restrict t107, const float *restrict lora_scale_wq, const float *restrict t106, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t106[r * n + j]) * (lora_scale_wq[0]);
+            t107[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k119_lora_b_wq_grad_in: t108[B*T, R] = t107 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k119_lora_b_wq_grad_in(float *restrict t108, const float *restrict lora_b_wq, const float *restrict t107, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t107, D, lora_b_wq, R, 0.0f, t108, R);
+}
+
+/* lm_step_lora_dropout_k120_lora_a_wq_grad_in: t109[B*T, D] = t108 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k120_lora_a_wq_grad_in(float *restrict t109, const float *restrict lora_a_wq, const float *restrict t108, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t108, R, lora_a_wq, D, 0.0f, t109, D);
+}
+
+/* lm_step_lora_dropout_k121_wq_grad_in: t110[B*T, D] = t106 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k121_wq_grad_in(float *restrict t110, const float *restrict wq, const float *restrict t106, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t106, D, wq, D, 0.0f, t110, D);
+}
+
+/* lm_step_lora_dropout_k122_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k122_dropout(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t48, const float *restrict t85, const float *restrict t98, const float *restrict t100, const float *restrict t104, const float *restrict t105, const float *restrict t109, const float *restrict t110, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v2 = (t98[((i0) * T + i1) * D + j0]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j0);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t100[r * n + j0];
+            float v7 = (t104[((i0) * T + i1) * D + j0]) * v1;
+            float v8 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j0);
+            float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
+            float v10 = v7 * v9;
+            float v11 = v6 + v10;
+            float v12 = v11 + t105[r * n + j0];
+            float v13 = (t109[((i0) * T + i1) * D + j0]) * v1;
+            float v14 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j0);
+            float v15 = lora_dropout[0] <= v14 ? 1.0f : 0.0f;
+            float v16 = v13 * v15;
+            float v17 = v12 + v16;
+            float v18 = v17 + t110[r * n + j0];
+            float v19 = v18 * (attn_norm[j0]);
+            float v20 = v19 * (saved_x[r * n + j0]);
+            acc0 += v20;
+        }
+        float v39 = (t48[(i0) * T + i1]) / ((float)(D));
+        float v40 = v39 + norm_eps[0];
+        float v41 = 1.0f / sqrtf(v40);
+        float v44 = acc0 * v41;
+        float v45 = v44 * v41;
+        float v46 = v45 * v41;
+        float v47 = v46 * (-0.5f);
+        float v48 = v47 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v21 = (t98[((i0) * T + i1) * D + j]) * v1;
+            float v22 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j);
+            float v23 = lora_dropout[0] <= v22 ? 1.0f : 0.0f;
+            float v24 = v21 * v23;
+            float v25 = v24 + t100[r * n + j];
+            float v26 = (t104[((i0) * T + i1) * D + j]) * v1;
+            float v27 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j);
+            float v28 = lora_dropout[0] <= v27 ? 1.0f : 0.0f;
+            float v29 = v26 * v28;
+            float v30 = v25 + v29;
+            float v31 = v30 + t105[r * n + j];
+            float v32 = (t109[((i0) * T + i1) * D + j]) * v1;
+            float v33 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j);
+            float v34 = lora_dropout[0] <= v33 ? 1.0f : 0.0f;
+            float v35 = v32 * v34;
+            float v36 = v31 + v35;
+            float v37 = v36 + t110[r * n + j];
+            float v38 = v37 * (attn_norm[j]);
+            float v42 = v38 * v41;
+            float v43 = t85[r * n + j] + v42;
+            float v49 = v48 * (saved_x[r * n + j]);
+            float v50 = v43 + v49;
+            float v51 = v50 + v49;
+            carry1_next[r * n + j] = v51;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k123_grad_lora_a_wq: grad_lora_a_wq[R, D] += t108ᵀ · t50  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k123_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t50, const float *restrict t108, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t108, R, t50, D, 1.0f, grad_lora_a_wq, D);
+}
+
+/* lm_step_lora_dropout_k124_grad_lora_b_wq: grad_lora_b_wq[D, R] += t107ᵀ · t51  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k124_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t51, const float *restrict t107, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t107, D, t51, R, 1.0f, grad_lora_b_wq, R);
+}
+
+/* lm_step_lora_dropout_k125_grad_lora_a_wk: grad_lora_a_wk[R, D] += t103ᵀ · t52  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k125_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t52, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t103, R, t52, D, 1.0f, grad_lora_a_wk, D);
+}
+
+/* lm_step_lora_dropout_k126_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t102ᵀ · t53  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k126_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t53, const float *restrict t102, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t102, KVD, t53, R, 1.0f, grad_lora_b_wk, R);
+}
+
+/* lm_step_lora_dropout_k127_grad_lora_a_wv: grad_lora_a_wv[R, D] += t97ᵀ · t54  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k127_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t54, const float *restrict t97, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t97, R, t54, D, 1.0f, grad_lora_a_wv, D);
+}
+
+/* lm_step_lora_dropout_k128_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t96ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k128_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t55, const float *restrict t96, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t96, KVD, t55, R, 1.0f, grad_lora_b_wv, R);
+}
+
+/* lm_step_lora_dropout_k129_grad_lora_a_wo: grad_lora_a_wo[R, D] += t87ᵀ · t60  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k129_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t60, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t87, R, t60, D, 1.0f, grad_lora_a_wo, D);
+}
+
+/* lm_step_lora_dropout_k130_grad_lora_b_wo: grad_lora_b_wo[D, R] += t86ᵀ · t61  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k130_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t61, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t86, D, t61, R, 1.0f, grad_lora_b_wo, R);
+}
+
+/* lm_step_lora_dropout_k131_grad_lora_a_w1: grad_lora_a_w1[R, D] += t82ᵀ · t64  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k131_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t64, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t82, R, t64, D, 1.0f, grad_lora_a_w1, D);
+}
+
+/* lm_step_lora_dropout_k132_grad_lora_b_w1: grad_lora_b_w1[F, R] += t81ᵀ · t65  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k132_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t65, const float *restrict t81, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t81, F, t65, R, 1.0f, grad_lora_b_w1, R);
+}
+
+/* lm_step_lora_dropout_k133_grad_lora_a_w2: grad_lora_a_w2[R, F] += t72ᵀ · t69  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k133_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t69, const float *restrict t72, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t72, R, t69, F, 1.0f, grad_lora_a_w2, F);
+}
+
+/* lm_step_lora_dropout_k134_grad_lora_b_w2: grad_lora_b_w2[D, R] += t71ᵀ · t70  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k134_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t70, const float *restrict t71, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t71, D, t70, R, 1.0f, grad_lora_b_w2, R);
+}
+
+/* lm_step_lora_dropout_k135_grad_lora_a_w3: grad_lora_a_w3[R, D] += t77ᵀ · t67  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k135_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t67, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t77, R, t67, D, 1.0f, grad_lora_a_w3, D);
+}
+
+/* lm_step_lora_dropout_k136_grad_lora_b_w3: grad_lora_b_w3[F, R] += t76ᵀ · t68  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k136_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t68, const float *restrict t76, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t76, F, t68, R, 1.0f, grad_lora_b_w3, R);
+}
+
+/* Arena: 44 slots planned for 137 kernels. */
+static long llama_train_lm_step_lora_dropout_layout(const llama_train_lm_step_lora_dropout_args *args, long *off) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long NS = args->NS;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T), NS*V));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), B*KVH*REP*T*T), 2*HD2*KVH*NS*REP), NS));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), NS));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 2*HD2*KVH*NS*REP));
+    off[6] = total; total += la_round16(la_max(NS, 2*B*HD2*KVH*REP*T));
+    off[7] = total; total += la_round16(la_max(NS, B*R*T));
+    off[8] = total; total += la_round16(la_max(NS, B*T));
+    off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[10] = total; total += la_round16(la_max(la_max(la_max(B*KVH*REP*T*T, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*T));
+    off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[14] = total; total += la_round16(B*R*T);
+    off[15] = total; total += la_round16(la_max(B*T, B*R*T));
+    off[16] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[17] = total; total += la_round16(B*R*T);
+    off[18] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[20] = total; total += la_round16(B*R*T);
+    off[21] = total; total += la_round16(B*F*T);
+    off[22] = total; total += la_round16(B*R*T);
+    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[24] = total; total += la_round16(B*R*T);
+    off[25] = total; total += la_round16(la_max(B*F*T, B*R*T));
+    off[26] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[27] = total; total += la_round16(B*F*T);
+    off[28] = total; total += la_round16(B*F*T);
+    off[29] = total; total += la_round16(B*R*T);
+    off[30] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[31] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[32] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[33] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
+    off[34] = total; total += la_round16(B*R*T);
+    off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[36] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[37] = total; total += la_round16(B*R*T);
+    off[38] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[39] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[40] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[41] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[42] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[43] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_lm_step_lora_dropout_arena_floats(const llama_train_lm_step_lora_dropout_args *args) {
+    long off[44];
+    return llama_train_lm_step_lora_dropout_layout(args, off);
+}
+
+void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_args *args) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NS = args->NS;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[44];
+    llama_train_lm_step_lora_dropout_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[5];
+    float *t8 = args->arena + off[3];
+    float *t9 = args->arena + off[4];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[5];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[2];
+    float *t15 = args->arena + off[4];
+    float *t16 = args->arena + off[3];
+    float *t17 = args->arena + off[2];
+    float *t18 = args->arena + off[4];
+    float *t19 = args->arena + off[5];
+    float *t20 = args->arena + off[3];
+    float *t21 = args->arena + off[4];
+    float *t22 = args->arena + off[5];
+    float *t23 = args->arena + off[2];
+    float *t24 = args->arena + off[3];
+    float *t25 = args->arena + off[2];
+    float *t26 = args->arena + off[5];
+    float *t27 = args->arena + off[3];
+    float *t28 = args->arena + off[4];
+    float *t29 = args->arena + off[2];
+    float *t30 = args->arena + off[5];
+    float *t31 = args->arena + off[3];
+    float *t32 = args->arena + off[2];
+    float *t33 = args->arena + off[4];
+    float *t34 = args->arena + off[2];
+    float *t35 = args->arena + off[5];
+    float *t36 = args->arena + off[4];
+    float *t37 = args->arena + off[3];
+    float *t38 = args->arena + off[2];
+    float *t39 = args->arena + off[3];
+    float *t40 = args->arena + off[6];
+    float *t41 = args->arena + off[7];
+    float *t42 = args->arena + off[7];
+    float *t43 = args->arena + off[8];
+    float *t44 = args->arena + off[2];
+    float *t45 = args->arena + off[3];
+    float *t46 = args->arena + off[7];
+    float *t47 = args->arena + off[2];
+    float *t48 = args->arena + off[8];
+    float *t49 = args->arena + off[4];
+    float *t50 = args->arena + off[3];
+    float *t51 = args->arena + off[5];
+    float *t52 = args->arena + off[6];
+    float *t53 = args->arena + off[7];
+    float *t54 = args->arena + off[9];
+    float *t55 = args->arena + off[4];
+    float *t56 = args->arena + off[10];
+    float *t57 = args->arena + off[11];
+    float *t58 = args->arena + off[10];
+    float *t59 = args->arena + off[12];
+    float *t60 = args->arena + off[13];
+    float *t61 = args->arena + off[14];
+    float *t62 = args->arena + off[15];
+    float *t63 = args->arena + off[15];
+    float *t64 = args->arena + off[16];
+    float *t65 = args->arena + off[17];
+    float *t66 = args->arena + off[18];
+    float *t67 = args->arena + off[19];
+    float *t68 = args->arena + off[20];
+    float *t69 = args->arena + off[21];
+    float *t70 = args->arena + off[22];
+    float *t71 = args->arena + off[23];
+    float *t72 = args->arena + off[24];
+    float *t73 = args->arena + off[25];
+    float *t74 = args->arena + off[26];
+    float *t75 = args->arena + off[27];
+    float *t76 = args->arena + off[28];
+    float *t77 = args->arena + off[29];
+    float *t78 = args->arena + off[30];
+    float *t79 = args->arena + off[31];
+    float *t80 = args->arena + off[18];
+    float *t81 = args->arena + off[27];
+    float *t82 = args->arena + off[25];
+    float *t83 = args->arena + off[26];
+    float *t84 = args->arena + off[32];
+    float *t85 = args->arena + off[18];
+    float *t86 = args->arena + off[30];
+    float *t87 = args->arena + off[15];
+    float *t88 = args->arena + off[31];
+    float *t89 = args->arena + off[26];
+    float *t90 = args->arena + off[32];
+    float *t91 = args->arena + off[31];
+    float *t92 = args->arena + off[11];
+    float *t93 = args->arena + off[26];
+    float *t94 = args->arena + off[10];
+    float *t95 = args->arena + off[31];
+    float *t96 = args->arena + off[12];
+    float *t97 = args->arena + off[32];
+    float *t98 = args->arena + off[11];
+    float *t99 = args->arena + off[33];
+    float *t100 = args->arena + off[10];
+    float *t101 = args->arena + off[33];
+    float *t102 = args->arena + off[31];
+    float *t103 = args->arena + off[34];
+    float *t104 = args->arena + off[35];
+    float *t105 = args->arena + off[36];
+    float *t106 = args->arena + off[33];
+    float *t107 = args->arena + off[26];
+    float *t108 = args->arena + off[37];
+    float *t109 = args->arena + off[38];
+    float *t110 = args->arena + off[39];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const int32_t *scored = args->scored;
+    const int32_t *targets = args->targets;
+    const float *weights = args->weights;
+    const float *rope_theta = args->rope_theta;
+    const float *norm_eps = args->norm_eps;
+    const float *lora_dropout = args->lora_dropout;
+    const float *lora_scale_wq = args->lora_scale_wq;
+    const float *lora_scale_wk = args->lora_scale_wk;
+    const float *lora_scale_wv = args->lora_scale_wv;
+    const float *lora_scale_wo = args->lora_scale_wo;
+    const float *lora_scale_w1 = args->lora_scale_w1;
+    const float *lora_scale_w2 = args->lora_scale_w2;
+    const float *lora_scale_w3 = args->lora_scale_w3;
+    float *loss = args->loss;
+    float *entropy = args->entropy;
+    float *accuracy = args->accuracy;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 137, lm_step_lora_dropout_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 137, lm_step_lora_dropout_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[40], args->arena + off[41] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + l * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + l * (2*HD2*KVH*R);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + l * (2*HD2*KVH*R);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + l * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + l * (F*R);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + l * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + l * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
+        float *saved_x = args->saved_x + l * (2*B*HD2*KVH*REP*T);
+        const int32_t *lora_dropout_key_wq = args->lora_dropout_key_wq + l * 1;
+        const int32_t *lora_dropout_key_wk = args->lora_dropout_key_wk + l * 1;
+        const int32_t *lora_dropout_key_wv = args->lora_dropout_key_wv + l * 1;
+        const int32_t *lora_dropout_key_wo = args->lora_dropout_key_wo + l * 1;
+        const int32_t *lora_dropout_key_w1 = args->lora_dropout_key_w1 + l * 1;
+        const int32_t *lora_dropout_key_w2 = args->lora_dropout_key_w2 + l * 1;
+        const int32_t *lora_dropout_key_w3 = args->lora_dropout_key_w3 + l * 1;
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *grad_lora_a_wq = args->grad_lora_a_wq + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wq = args->grad_lora_b_wq + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_wk = args->grad_lora_a_wk + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wk = args->grad_lora_b_wk + l * (2*HD2*KVH*R);
+        float *grad_lora_a_wv = args->grad_lora_a_wv + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wv = args->grad_lora_b_wv + l * (2*HD2*KVH*R);
+        float *grad_lora_a_wo = args->grad_lora_a_wo + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wo = args->grad_lora_b_wo + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w1 = args->grad_lora_a_w1 + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w1 = args->grad_lora_b_w1 + l * (F*R);
+        float *grad_lora_a_w2 = args->grad_lora_a_w2 + l * (F*R);
+        float *grad_lora_b_w2 = args->grad_lora_b_w2 + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w3 = args->grad_lora_a_w3 + l * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w3 = args->grad_lora_b_w3 + l * (F*R);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 137, lm_step_lora_dropout_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 137, lm_step_lora_dropout_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 137, lm_step_lora_dropout_k4_dropout(t4, lora_dropout_key_wq, lora_dropout, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 137, lm_step_lora_dropout_k5_lora_a_wq(t5, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 6, 137, lm_step_lora_dropout_k6_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 137, lm_step_lora_dropout_k7_rope(saved_q, t0, t1, lora_scale_wq, t3, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 137, lm_step_lora_dropout_k8_wk(t7, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 137, lm_step_lora_dropout_k9_dropout(t8, lora_dropout, lora_dropout_key_wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 137, lm_step_lora_dropout_k10_lora_a_wk(t9, lora_a_wk, t8, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 11, 137, lm_step_lora_dropout_k11_lora_b_wk(t10, lora_b_wk, t9, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 12, 137, lm_step_lora_dropout_k12_rope(saved_k, t0, t1, lora_scale_wk, t7, t10, B, HD2, KVH, T));
+        LA_TIMED(prof, 13, 137, lm_step_lora_dropout_k13_wv(t11, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 137, lm_step_lora_dropout_k14_dropout(t12, lora_dropout, lora_dropout_key_wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 137, lm_step_lora_dropout_k15_lora_a_wv(t13, lora_a_wv, t12, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 16, 137, lm_step_lora_dropout_k16_lora_b_wv(t14, lora_b_wv, t13, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 17, 137, lm_step_lora_dropout_k17_lora(saved_v, lora_scale_wv, t11, t14, B, HD2, KVH, T));
+        LA_TIMED(prof, 18, 137, lm_step_lora_dropout_k18_scores_matmul(t15, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 137, lm_step_lora_dropout_k19_attention(t16, t15, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 137, lm_step_lora_dropout_k20_saved_attn(saved_attn, saved_v, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 137, lm_step_lora_dropout_k21_wo(t17, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 137, lm_step_lora_dropout_k22_dropout(t18, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 137, lm_step_lora_dropout_k23_lora_a_wo(t19, lora_a_wo, t18, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 24, 137, lm_step_lora_dropout_k24_lora_b_wo(t20, lora_b_wo, t19, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 137, lm_step_lora_dropout_k25_lora(saved_h, carry0, lora_scale_wo, t17, t20, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 137, lm_step_lora_dropout_k26_rmsnorm(t21, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 27, 137, lm_step_lora_dropout_k27_w1(t22, w1, t21, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 137, lm_step_lora_dropout_k28_dropout(t23, lora_dropout, lora_dropout_key_w1, t21, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 29, 137, lm_step_lora_dropout_k29_lora_a_w1(t24, lora_a_w1, t23, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 30, 137, lm_step_lora_dropout_k30_lora_b_w1(t25, lora_b_w1, t24, B, F, R, T));
+        LA_TIMED(prof, 31, 137, lm_step_lora_dropout_k31_lora(saved_gate, lora_scale_w1, t22, t25, B, F, T));
+        LA_TIMED(prof, 32, 137, lm_step_lora_dropout_k32_w3(t26, w3, t21, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 33, 137, lm_step_lora_dropout_k33_dropout(t27, lora_dropout, lora_dropout_key_w3, t21, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 34, 137, lm_step_lora_dropout_k34_lora_a_w3(t28, lora_a_w3, t27, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 35, 137, lm_step_lora_dropout_k35_lora_b_w3(t29, lora_b_w3, t28, B, F, R, T));
+        LA_TIMED(prof, 36, 137, lm_step_lora_dropout_k36_lora(saved_up, lora_scale_w3, t26, t29, B, F, T));
+        LA_TIMED(prof, 37, 137, lm_step_lora_dropout_k37_silu(t30, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 38, 137, lm_step_lora_dropout_k38_w2(t31, w2, t30, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 39, 137, lm_step_lora_dropout_k39_dropout(t32, lora_dropout, lora_dropout_key_w2, t30, B, F, T));
+        LA_TIMED(prof, 40, 137, lm_step_lora_dropout_k40_lora_a_w2(t33, lora_a_w2, t32, B, F, R, T));
+        LA_TIMED(prof, 41, 137, lm_step_lora_dropout_k41_lora_b_w2(t34, lora_b_w2, t33, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 42, 137, lm_step_lora_dropout_k42_lora(carry0_next, lora_scale_w2, saved_h, t31, t34, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 43, 137, lm_step_lora_dropout_k43_lm_head(t35, scored, carry0, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 44, 137, lm_step_lora_dropout_k44_rmsnorm(t36, t35, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 45, 137, lm_step_lora_dropout_k45_rmsnorm(t37, norm_eps, final_norm, t35, t36, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 46, 137, lm_step_lora_dropout_k46_lm_head(t38, lm_head, t37, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 47, 137, lm_step_lora_dropout_k47_log_softmax(t39, t38, NS, V));
+    LA_TIMED(prof, 48, 137, lm_step_lora_dropout_k48_log_softmax(t40, t38, t39, NS, V));
+    LA_TIMED(prof, 49, 137, lm_step_lora_dropout_k49_cross_entropy(t41, targets, t38, t39, t40, NS, V));
+    LA_TIMED(prof, 50, 137, lm_step_lora_dropout_k50_cross_entropy(loss, weights, t41, NS));
+    LA_TIMED(prof, 51, 137, lm_step_lora_dropout_k51_log_softmax(t42, t38, t39, t40, NS, V));
+    LA_TIMED(prof, 52, 137, lm_step_lora_dropout_k52_cross_entropy(t43, targets, t38, NS, V));
+    LA_TIMED(prof, 53, 137, lm_step_lora_dropout_k53_token_stats(entropy, weights, t42, NS));
+    LA_TIMED(prof, 54, 137, lm_step_lora_dropout_k54_token_stats(accuracy, weights, t39, t43, NS));
+    LA_TIMED(prof, 55, 137, lm_step_lora_dropout_k55_log_softmax_grad(t44, targets, weights, t38, t39, t40, NS, V));
+    LA_TIMED(prof, 56, 137, lm_step_lora_dropout_k56_lm_head_grad_in(t45, lm_head, t44, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 57, 137, lm_step_lora_dropout_k57_rmsnorm_grad(t46, final_norm, t35, t45, HD2, KVH, NS, REP));
+    LA_TIMED(prof, 58, 137, lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add(t47, scored, norm_eps, final_norm, t35, t36, t45, t46, B, HD2, KVH, NS, REP, T));
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry1 = t47;
+    float *carry1_buf[2] = { args->arena + off[42], args->arena + off[43] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + (L - 1 - l) * (F*R);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + (L - 1 - l) * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + (L - 1 - l) * (F*R);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        const int32_t *lora_dropout_key_wq = args->lora_dropout_key_wq + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_wk = args->lora_dropout_key_wk + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_wv = args->lora_dropout_key_wv + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_wo = args->lora_dropout_key_wo + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_w1 = args->lora_dropout_key_w1 + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_w2 = args->lora_dropout_key_w2 + (L - 1 - l) * 1;
+        const int32_t *lora_dropout_key_w3 = args->lora_dropout_key_w3 + (L - 1 - l) * 1;
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *grad_lora_a_wq = args->grad_lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wq = args->grad_lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_wk = args->grad_lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wk = args->grad_lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wv = args->grad_lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wv = args->grad_lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wo = args->grad_lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wo = args->grad_lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w1 = args->grad_lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w1 = args->grad_lora_b_w1 + (L - 1 - l) * (F*R);
+        float *grad_lora_a_w2 = args->grad_lora_a_w2 + (L - 1 - l) * (F*R);
+        float *grad_lora_b_w2 = args->grad_lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
+        float *carry1_next = carry1_buf[l & 1];
+        LA_TIMED(prof, 59, 137, lm_step_lora_dropout_k59_rmsnorm(t48, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 137, lm_step_lora_dropout_k60_rmsnorm(t49, norm_eps, saved_x, attn_norm, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 137, lm_step_lora_dropout_k61_dropout(t50, lora_dropout_key_wq, lora_dropout, t49, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 62, 137, lm_step_lora_dropout_k62_lora_a_wq(t51, lora_a_wq, t50, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 63, 137, lm_step_lora_dropout_k63_dropout(t52, lora_dropout, lora_dropout_key_wk, t49, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 137, lm_step_lora_dropout_k64_lora_a_wk(t53, lora_a_wk, t52, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 65, 137, lm_step_lora_dropout_k65_dropout(t54, lora_dropout, lora_dropout_key_wv, t49, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 137, lm_step_lora_dropout_k66_lora_a_wv(t55, lora_a_wv, t54, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 67, 137, lm_step_lora_dropout_k67_scores_matmul(t56, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 137, lm_step_lora_dropout_k68_attention(t57, t56, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 137, lm_step_lora_dropout_k69_softmax(t58, t57, B, KVH, REP, T));
+        LA_TIMED(prof, 70, 137, lm_step_lora_dropout_k70_softmax(t59, t57, t58, B, KVH, REP, T));
+        LA_TIMED(prof, 71, 137, lm_step_lora_dropout_k71_dropout(t60, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 137, lm_step_lora_dropout_k72_lora_a_wo(t61, lora_a_wo, t60, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 73, 137, lm_step_lora_dropout_k73_rmsnorm(t62, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 137, lm_step_lora_dropout_k74_rmsnorm(t63, norm_eps, t62, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 137, lm_step_lora_dropout_k75_dropout(t64, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t63, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 137, lm_step_lora_dropout_k76_lora_a_w1(t65, lora_a_w1, t64, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 77, 137, lm_step_lora_dropout_k77_silu(t66, saved_gate, B, F, T));
+        LA_TIMED(prof, 78, 137, lm_step_lora_dropout_k78_dropout(t67, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t63, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 137, lm_step_lora_dropout_k79_lora_a_w3(t68, lora_a_w3, t67, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 80, 137, lm_step_lora_dropout_k80_dropout(t69, saved_up, lora_dropout, lora_dropout_key_w2, t66, B, F, T));
+        LA_TIMED(prof, 81, 137, lm_step_lora_dropout_k81_lora_a_w2(t70, lora_a_w2, t69, B, F, R, T));
+        LA_TIMED(prof, 82, 137, lm_step_lora_dropout_k82_lora(t71, carry1, lora_scale_w2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 137, lm_step_lora_dropout_k83_lora_b_w2_grad_in(t72, lora_b_w2, t71, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 84, 137, lm_step_lora_dropout_k84_lora_a_w2_grad_in(t73, lora_a_w2, t72, B, F, R, T));
+        LA_TIMED(prof, 85, 137, lm_step_lora_dropout_k85_w2_grad_in(t74, carry1, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 137, lm_step_lora_dropout_k86_dropout(t75, lora_dropout, lora_dropout_key_w2, t66, t73, t74, B, F, T));
+        LA_TIMED(prof, 87, 137, lm_step_lora_dropout_k87_lora(t76, lora_scale_w3, t75, B, F, T));
+        LA_TIMED(prof, 88, 137, lm_step_lora_dropout_k88_lora_b_w3_grad_in(t77, lora_b_w3, t76, B, F, R, T));
+        LA_TIMED(prof, 89, 137, lm_step_lora_dropout_k89_lora_a_w3_grad_in(t78, lora_a_w3, t77, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 90, 137, lm_step_lora_dropout_k90_w3_grad_in(t79, w3, t75, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 137, lm_step_lora_dropout_k91_dropout(t80, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t66, t73, t74, B, F, T));
+        LA_TIMED(prof, 92, 137, lm_step_lora_dropout_k92_lora(t81, lora_scale_w1, t80, B, F, T));
+        LA_TIMED(prof, 93, 137, lm_step_lora_dropout_k93_lora_b_w1_grad_in(t82, lora_b_w1, t81, B, F, R, T));
+        LA_TIMED(prof, 94, 137, lm_step_lora_dropout_k94_lora_a_w1_grad_in(t83, lora_a_w1, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 95, 137, lm_step_lora_dropout_k95_w1_grad_in(t84, w1, t80, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 137, lm_step_lora_dropout_k96_rmsnorm_grad(t85, carry1, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t63, t78, t79, t83, t84, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 137, lm_step_lora_dropout_k97_lora(t86, lora_scale_wo, t85, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 137, lm_step_lora_dropout_k98_lora_b_wo_grad_in(t87, lora_b_wo, t86, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 99, 137, lm_step_lora_dropout_k99_lora_a_wo_grad_in(t88, lora_a_wo, t87, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 100, 137, lm_step_lora_dropout_k100_wo_grad_in(t89, wo, t85, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 101, 137, lm_step_lora_dropout_k101_dropout(t90, lora_dropout, lora_dropout_key_wo, t88, t89, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 137, lm_step_lora_dropout_k102_attention_grad_matmul(t91, saved_v, t90, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 103, 137, lm_step_lora_dropout_k103_softmax_grad(t92, t57, t58, t59, t91, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 104, 137, lm_step_lora_dropout_k104_scores_grad_matmul(t93, saved_k, t92, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 105, 137, lm_step_lora_dropout_k105_attention_grad_matmul(t94, t59, t90, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 106, 137, lm_step_lora_dropout_k106_attention_grad_matmul(t95, saved_q, t92, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 107, 137, lm_step_lora_dropout_k107_attention_grad(t96, lora_scale_wv, t94, B, HD2, KVH, T));
+        LA_TIMED(prof, 108, 137, lm_step_lora_dropout_k108_lora_b_wv_grad_in(t97, lora_b_wv, t96, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 109, 137, lm_step_lora_dropout_k109_lora_a_wv_grad_in(t98, lora_a_wv, t97, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 110, 137, lm_step_lora_dropout_k110_attention_grad(t99, t94, B, HD2, KVH, T));
+        LA_TIMED(prof, 111, 137, lm_step_lora_dropout_k111_wv_grad_in(t100, wv, t99, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 112, 137, lm_step_lora_dropout_k112_rope_grad(t101, t0, t1, t95, B, HD2, KVH, T));
+        LA_TIMED(prof, 113, 137, lm_step_lora_dropout_k113_lora(t102, lora_scale_wk, t101, B, HD2, KVH, T));
+        LA_TIMED(prof, 114, 137, lm_step_lora_dropout_k114_lora_b_wk_grad_in(t103, lora_b_wk, t102, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 115, 137, lm_step_lora_dropout_k115_lora_a_wk_grad_in(t104, lora_a_wk, t103, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 116, 137, lm_step_lora_dropout_k116_wk_grad_in(t105, wk, t101, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 117, 137, lm_step_lora_dropout_k117_rope_grad(t106, t0, t1, t93, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 118, 137, lm_step_lora_dropout_k118_lora(t107, lora_scale_wq, t106, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 119, 137, lm_step_lora_dropout_k119_lora_b_wq_grad_in(t108, lora_b_wq, t107, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 120, 137, lm_step_lora_dropout_k120_lora_a_wq_grad_in(t109, lora_a_wq, t108, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 121, 137, lm_step_lora_dropout_k121_wq_grad_in(t110, wq, t106, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 122, 137, lm_step_lora_dropout_k122_dropout(carry1_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t48, t85, t98, t100, t104, t105, t109, t110, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 123, 137, lm_step_lora_dropout_k123_grad_lora_a_wq(grad_lora_a_wq, t50, t108, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 124, 137, lm_step_lora_dropout_k124_grad_lora_b_wq(grad_lora_b_wq, t51, t107, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 125, 137, lm_step_lora_dropout_k125_grad_lora_a_wk(grad_lora_a_wk, t52, t103, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 126, 137, lm_step_lora_dropout_k126_grad_lora_b_wk(grad_lora_b_wk, t53, t102, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 127, 137, lm_step_lora_dropout_k127_grad_lora_a_wv(grad_lora_a_wv, t54, t97, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 128, 137, lm_step_lora_dropout_k128_grad_lora_b_wv(grad_lora_b_wv, t55, t96, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 129, 137, lm_step_lora_dropout_k129_grad_lora_a_wo(grad_lora_a_wo, t60, t87, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 130, 137, lm_step_lora_dropout_k130_grad_lora_b_wo(grad_lora_b_wo, t61, t86, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 131, 137, lm_step_lora_dropout_k131_grad_lora_a_w1(grad_lora_a_w1, t64, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 132, 137, lm_step_lora_dropout_k132_grad_lora_b_w1(grad_lora_b_w1, t65, t81, B, F, R, T));
+        LA_TIMED(prof, 133, 137, lm_step_lora_dropout_k133_grad_lora_a_w2(grad_lora_a_w2, t69, t72, B, F, R, T));
+        LA_TIMED(prof, 134, 137, lm_step_lora_dropout_k134_grad_lora_b_w2(grad_lora_b_w2, t70, t71, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 135, 137, lm_step_lora_dropout_k135_grad_lora_a_w3(grad_lora_a_w3, t67, t77, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 136, 137, lm_step_lora_dropout_k136_grad_lora_b_w3(grad_lora_b_w3, t68, t76, B, F, R, T));
+        carry1 = carry1_next;
+    }
+}
+
+void llama_train_lm_step_lora_dropout_costs(const llama_train_lm_step_lora_dropout_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long NS = args->NS;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* lm_step_lora_dropout_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_lora_dropout_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_lora_dropout_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k3_wq */
+    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k4_dropout */
+    flops[5] = (double)(4*B*HD2*KVH*R*REP*T); bytes[5] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k5_lora_a_wq */
+    flops[6] = (double)(4*B*HD2*KVH*R*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k6_lora_b_wq */
+    flops[7] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k7_rope */
+    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k8_wk */
+    flops[9] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k9_dropout */
+    flops[10] = (double)(4*B*HD2*KVH*R*REP*T); bytes[10] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k10_lora_a_wk */
+    flops[11] = (double)(4*B*HD2*KVH*R*T); bytes[11] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_dropout_k11_lora_b_wk */
+    flops[12] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[12] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k12_rope */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k13_wv */
+    flops[14] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k14_dropout */
+    flops[15] = (double)(4*B*HD2*KVH*R*REP*T); bytes[15] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k15_lora_a_wv */
+    flops[16] = (double)(4*B*HD2*KVH*R*T); bytes[16] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_dropout_k16_lora_b_wv */
+    flops[17] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[17] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k17_lora */
+    flops[18] = (double)(4*B*HD2*KVH*REP*T*T); bytes[18] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k18_scores_matmul */
+    flops[19] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[19] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k19_attention */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k20_saved_attn */
+    flops[21] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k21_wo */
+    flops[22] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k22_dropout */
+    flops[23] = (double)(4*B*HD2*KVH*R*REP*T); bytes[23] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k23_lora_a_wo */
+    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k24_lora_b_wo */
+    flops[25] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[25] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k25_lora */
+    flops[26] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k26_rmsnorm */
+    flops[27] = (double)(4*B*F*HD2*KVH*REP*T); bytes[27] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k27_w1 */
+    flops[28] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[28] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k28_dropout */
+    flops[29] = (double)(4*B*HD2*KVH*R*REP*T); bytes[29] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k29_lora_a_w1 */
+    flops[30] = (double)(2*B*F*R*T); bytes[30] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k30_lora_b_w1 */
+    flops[31] = (double)(B*F*T + B*F*T); bytes[31] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k31_lora */
+    flops[32] = (double)(4*B*F*HD2*KVH*REP*T); bytes[32] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k32_w3 */
+    flops[33] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[33] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k33_dropout */
+    flops[34] = (double)(4*B*HD2*KVH*R*REP*T); bytes[34] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k34_lora_a_w3 */
+    flops[35] = (double)(2*B*F*R*T); bytes[35] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k35_lora_b_w3 */
+    flops[36] = (double)(B*F*T + B*F*T); bytes[36] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k36_lora */
+    flops[37] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[37] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k37_silu */
+    flops[38] = (double)(4*B*F*HD2*KVH*REP*T); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k38_w2 */
+    flops[39] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T); bytes[39] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k39_dropout */
+    flops[40] = (double)(2*B*F*R*T); bytes[40] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k40_lora_a_w2 */
+    flops[41] = (double)(4*B*HD2*KVH*R*REP*T); bytes[41] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k41_lora_b_w2 */
+    flops[42] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[42] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k42_lora */
+    flops[43] = (double)(0); bytes[43] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k43_lm_head */
+    flops[44] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[44] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* lm_step_lora_dropout_k44_rmsnorm */
+    flops[45] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[45] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_lora_dropout_k45_rmsnorm */
+    flops[46] = (double)(4*HD2*KVH*NS*REP*V); bytes[46] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* lm_step_lora_dropout_k46_lm_head */
+    flops[47] = (double)(NS*V); bytes[47] = (double)(4*NS + 4*NS*V); /* lm_step_lora_dropout_k47_log_softmax */
+    flops[48] = (double)(NS + NS*V + NS*V + NS*V); bytes[48] = (double)(4*NS + 4*NS*V + 4*NS); /* lm_step_lora_dropout_k48_log_softmax */
+    flops[49] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[49] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_dropout_k49_cross_entropy */
+    flops[50] = (double)(NS + NS + NS); bytes[50] = (double)(4 + 4*NS + 4*NS); /* lm_step_lora_dropout_k50_cross_entropy */
+    flops[51] = (double)(NS + NS*V + NS + NS*V + NS*V + NS*V + NS*V); bytes[51] = (double)(4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_dropout_k51_log_softmax */
+    flops[52] = (double)(NS + NS*V + NS*V + NS*V); bytes[52] = (double)(4*NS + 4*NS + 4*NS*V); /* lm_step_lora_dropout_k52_cross_entropy */
+    flops[53] = (double)(NS + NS + NS); bytes[53] = (double)(4 + 4*NS + 4*NS); /* lm_step_lora_dropout_k53_token_stats */
+    flops[54] = (double)(NS + NS + NS); bytes[54] = (double)(4 + 4*NS + 4*NS + 4*NS); /* lm_step_lora_dropout_k54_token_stats */
+    flops[55] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[55] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_dropout_k55_log_softmax_grad */
+    flops[56] = (double)(4*HD2*KVH*NS*REP*V); bytes[56] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_lora_dropout_k56_lm_head_grad_in */
+    flops[57] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[57] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_lora_dropout_k57_rmsnorm_grad */
+    flops[58] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add */
+    flops[59] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k59_rmsnorm */
+    flops[60] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_dropout_k60_rmsnorm */
+    flops[61] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k61_dropout */
+    flops[62] = (double)(4*B*HD2*KVH*R*REP*T); bytes[62] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k62_lora_a_wq */
+    flops[63] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k63_dropout */
+    flops[64] = (double)(4*B*HD2*KVH*R*REP*T); bytes[64] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k64_lora_a_wk */
+    flops[65] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k65_dropout */
+    flops[66] = (double)(4*B*HD2*KVH*R*REP*T); bytes[66] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k66_lora_a_wv */
+    flops[67] = (double)(4*B*HD2*KVH*REP*T*T); bytes[67] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k67_scores_matmul */
+    flops[68] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[68] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k68_attention */
+    flops[69] = (double)(B*KVH*REP*T*T); bytes[69] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k69_softmax */
+    flops[70] = (double)(B*KVH*REP*T*T); bytes[70] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_dropout_k70_softmax */
+    flops[71] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4); /* lm_step_lora_dropout_k71_dropout */
+    flops[72] = (double)(4*B*HD2*KVH*R*REP*T); bytes[72] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k72_lora_a_wo */
+    flops[73] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[73] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k73_rmsnorm */
+    flops[74] = (double)(B*T + B*T + B*T); bytes[74] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_lora_dropout_k74_rmsnorm */
+    flops[75] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k75_dropout */
+    flops[76] = (double)(4*B*HD2*KVH*R*REP*T); bytes[76] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k76_lora_a_w1 */
+    flops[77] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[77] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k77_silu */
+    flops[78] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k78_dropout */
+    flops[79] = (double)(4*B*HD2*KVH*R*REP*T); bytes[79] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k79_lora_a_w3 */
+    flops[80] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[80] = (double)(4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k80_dropout */
+    flops[81] = (double)(2*B*F*R*T); bytes[81] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k81_lora_a_w2 */
+    flops[82] = (double)(2*B*HD2*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_dropout_k82_lora */
+    flops[83] = (double)(4*B*HD2*KVH*R*REP*T); bytes[83] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k83_lora_b_w2_grad_in */
+    flops[84] = (double)(2*B*F*R*T); bytes[84] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k84_lora_a_w2_grad_in */
+    flops[85] = (double)(4*B*F*HD2*KVH*REP*T); bytes[85] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_dropout_k85_w2_grad_in */
+    flops[86] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[86] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k86_dropout */
+    flops[87] = (double)(B*F*T); bytes[87] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k87_lora */
+    flops[88] = (double)(2*B*F*R*T); bytes[88] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k88_lora_b_w3_grad_in */
+    flops[89] = (double)(4*B*HD2*KVH*R*REP*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k89_lora_a_w3_grad_in */
+    flops[90] = (double)(4*B*F*HD2*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k90_w3_grad_in */
+    flops[91] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[91] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k91_dropout */
+    flops[92] = (double)(B*F*T); bytes[92] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k92_lora */
+    flops[93] = (double)(2*B*F*R*T); bytes[93] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k93_lora_b_w1_grad_in */
+    flops[94] = (double)(4*B*HD2*KVH*R*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k94_lora_a_w1_grad_in */
+    flops[95] = (double)(4*B*F*HD2*KVH*REP*T); bytes[95] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k95_w1_grad_in */
+    flops[96] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k96_rmsnorm_grad */
+    flops[97] = (double)(2*B*HD2*KVH*REP*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k97_lora */
+    flops[98] = (double)(4*B*HD2*KVH*R*REP*T); bytes[98] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k98_lora_b_wo_grad_in */
+    flops[99] = (double)(4*B*HD2*KVH*R*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k99_lora_a_wo_grad_in */
+    flops[100] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k100_wo_grad_in */
+    flops[101] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k101_dropout */
+    flops[102] = (double)(4*B*HD2*KVH*REP*T*T); bytes[102] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k102_attention_grad_matmul */
+    flops[103] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[103] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k103_softmax_grad */
+    flops[104] = (double)(4*B*HD2*KVH*REP*T*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k104_scores_grad_matmul */
+    flops[105] = (double)(4*B*HD2*KVH*REP*T*T); bytes[105] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k105_attention_grad_matmul */
+    flops[106] = (double)(4*B*HD2*KVH*REP*T*T); bytes[106] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k106_attention_grad_matmul */
+    flops[107] = (double)(2*B*HD2*KVH*T); bytes[107] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k107_attention_grad */
+    flops[108] = (double)(4*B*HD2*KVH*R*T); bytes[108] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k108_lora_b_wv_grad_in */
+    flops[109] = (double)(4*B*HD2*KVH*R*REP*T); bytes[109] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k109_lora_a_wv_grad_in */
+    flops[110] = (double)(0); bytes[110] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k110_attention_grad */
+    flops[111] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k111_wv_grad_in */
+    flops[112] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[112] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k112_rope_grad */
+    flops[113] = (double)(2*B*HD2*KVH*T); bytes[113] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k113_lora */
+    flops[114] = (double)(4*B*HD2*KVH*R*T); bytes[114] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k114_lora_b_wk_grad_in */
+    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k115_lora_a_wk_grad_in */
+    flops[116] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[116] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k116_wk_grad_in */
+    flops[117] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k117_rope_grad */
+    flops[118] = (double)(2*B*HD2*KVH*REP*T); bytes[118] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k118_lora */
+    flops[119] = (double)(4*B*HD2*KVH*R*REP*T); bytes[119] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k119_lora_b_wq_grad_in */
+    flops[120] = (double)(4*B*HD2*KVH*R*REP*T); bytes[120] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k120_lora_a_wq_grad_in */
+    flops[121] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[121] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k121_wq_grad_in */
+    flops[122] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[122] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k122_dropout */
+    flops[123] = (double)(4*B*HD2*KVH*R*REP*T); bytes[123] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k123_grad_lora_a_wq */
+    flops[124] = (double)(4*B*HD2*KVH*R*REP*T); bytes[124] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k124_grad_lora_b_wq */
+    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k125_grad_lora_a_wk */
+    flops[126] = (double)(4*B*HD2*KVH*R*T); bytes[126] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k126_grad_lora_b_wk */
+    flops[127] = (double)(4*B*HD2*KVH*R*REP*T); bytes[127] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k127_grad_lora_a_wv */
+    flops[128] = (double)(4*B*HD2*KVH*R*T); bytes[128] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k128_grad_lora_b_wv */
+    flops[129] = (double)(4*B*HD2*KVH*R*REP*T); bytes[129] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k129_grad_lora_a_wo */
+    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k130_grad_lora_b_wo */
+    flops[131] = (double)(4*B*HD2*KVH*R*REP*T); bytes[131] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k131_grad_lora_a_w1 */
+    flops[132] = (double)(2*B*F*R*T); bytes[132] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k132_grad_lora_b_w1 */
+    flops[133] = (double)(2*B*F*R*T); bytes[133] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_dropout_k133_grad_lora_a_w2 */
+    flops[134] = (double)(4*B*HD2*KVH*R*REP*T); bytes[134] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k134_grad_lora_b_w2 */
+    flops[135] = (double)(4*B*HD2*KVH*R*REP*T); bytes[135] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k135_grad_lora_a_w3 */
+    flops[136] = (double)(2*B*F*R*T); bytes[136] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k136_grad_lora_b_w3 */
+    (void)args;
+}
+
+static void llama_train_lm_step_lora_dropout_run(const void *args) { llama_train_lm_step_lora_dropout((const llama_train_lm_step_lora_dropout_args *)args); }
+static long llama_train_lm_step_lora_dropout_arena(const void *args) { return llama_train_lm_step_lora_dropout_arena_floats((const llama_train_lm_step_lora_dropout_args *)args); }
+static void llama_train_lm_step_lora_dropout_cost(const void *args, double *f, double *b) { llama_train_lm_step_lora_dropout_costs((const llama_train_lm_step_lora_dropout_args *)args, f, b); }
+static const char *const llama_train_lm_step_lora_dropout_kernel_names[] = {
+    "lm_step_lora_dropout_k0_rope_tables",
+    "lm_step_lora_dropout_k1_embed",
+    "lm_step_lora_dropout_k2_rmsnorm",
+    "lm_step_lora_dropout_k3_wq",
+    "lm_step_lora_dropout_k4_dropout",
+    "lm_step_lora_dropout_k5_lora_a_wq",
+    "lm_step_lora_dropout_k6_lora_b_wq",
+    "lm_step_lora_dropout_k7_rope",
+    "lm_step_lora_dropout_k8_wk",
+    "lm_step_lora_dropout_k9_dropout",
+    "lm_step_lora_dropout_k10_lora_a_wk",
+    "lm_step_lora_dropout_k11_lora_b_wk",
+    "lm_step_lora_dropout_k12_rope",
+    "lm_step_lora_dropout_k13_wv",
+    "lm_step_lora_dropout_k14_dropout",
+    "lm_step_lora_dropout_k15_lora_a_wv",
+    "lm_step_lora_dropout_k16_lora_b_wv",
+    "lm_step_lora_dropout_k17_lora",
+    "lm_step_lora_dropout_k18_scores_matmul",
+    "lm_step_lora_dropout_k19_attention",
+    "lm_step_lora_dropout_k20_saved_attn",
+    "lm_step_lora_dropout_k21_wo",
+    "lm_step_lora_dropout_k22_dropout",
+    "lm_step_lora_dropout_k23_lora_a_wo",
+    "lm_step_lora_dropout_k24_lora_b_wo",
+    "lm_step_lora_dropout_k25_lora",
+    "lm_step_lora_dropout_k26_rmsnorm",
+    "lm_step_lora_dropout_k27_w1",
+    "lm_step_lora_dropout_k28_dropout",
+    "lm_step_lora_dropout_k29_lora_a_w1",
+    "lm_step_lora_dropout_k30_lora_b_w1",
+    "lm_step_lora_dropout_k31_lora",
+    "lm_step_lora_dropout_k32_w3",
+    "lm_step_lora_dropout_k33_dropout",
+    "lm_step_lora_dropout_k34_lora_a_w3",
+    "lm_step_lora_dropout_k35_lora_b_w3",
+    "lm_step_lora_dropout_k36_lora",
+    "lm_step_lora_dropout_k37_silu",
+    "lm_step_lora_dropout_k38_w2",
+    "lm_step_lora_dropout_k39_dropout",
+    "lm_step_lora_dropout_k40_lora_a_w2",
+    "lm_step_lora_dropout_k41_lora_b_w2",
+    "lm_step_lora_dropout_k42_lora",
+    "lm_step_lora_dropout_k43_lm_head",
+    "lm_step_lora_dropout_k44_rmsnorm",
+    "lm_step_lora_dropout_k45_rmsnorm",
+    "lm_step_lora_dropout_k46_lm_head",
+    "lm_step_lora_dropout_k47_log_softmax",
+    "lm_step_lora_dropout_k48_log_softmax",
+    "lm_step_lora_dropout_k49_cross_entropy",
+    "lm_step_lora_dropout_k50_cross_entropy",
+    "lm_step_lora_dropout_k51_log_softmax",
+    "lm_step_lora_dropout_k52_cross_entropy",
+    "lm_step_lora_dropout_k53_token_stats",
+    "lm_step_lora_dropout_k54_token_stats",
+    "lm_step_lora_dropout_k55_log_softmax_grad",
+    "lm_step_lora_dropout_k56_lm_head_grad_in",
+    "lm_step_lora_dropout_k57_rmsnorm_grad",
+    "lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add",
+    "lm_step_lora_dropout_k59_rmsnorm",
+    "lm_step_lora_dropout_k60_rmsnorm",
+    "lm_step_lora_dropout_k61_dropout",
+    "lm_step_lora_dropout_k62_lora_a_wq",
+    "lm_step_lora_dropout_k63_dropout",
+    "lm_step_lora_dropout_k64_lora_a_wk",
+    "lm_step_lora_dropout_k65_dropout",
+    "lm_step_lora_dropout_k66_lora_a_wv",
+    "lm_step_lora_dropout_k67_scores_matmul",
+    "lm_step_lora_dropout_k68_attention",
+    "lm_step_lora_dropout_k69_softmax",
+    "lm_step_lora_dropout_k70_softmax",
+    "lm_step_lora_dropout_k71_dropout",
+    "lm_step_lora_dropout_k72_lora_a_wo",
+    "lm_step_lora_dropout_k73_rmsnorm",
+    "lm_step_lora_dropout_k74_rmsnorm",
+    "lm_step_lora_dropout_k75_dropout",
+    "lm_step_lora_dropout_k76_lora_a_w1",
+    "lm_step_lora_dropout_k77_silu",
+    "lm_step_lora_dropout_k78_dropout",
+    "lm_step_lora_dropout_k79_lora_a_w3",
+    "lm_step_lora_dropout_k80_dropout",
+    "lm_step_lora_dropout_k81_lora_a_w2",
+    "lm_step_lora_dropout_k82_lora",
+    "lm_step_lora_dropout_k83_lora_b_w2_grad_in",
+    "lm_step_lora_dropout_k84_lora_a_w2_grad_in",
+    "lm_step_lora_dropout_k85_w2_grad_in",
+    "lm_step_lora_dropout_k86_dropout",
+    "lm_step_lora_dropout_k87_lora",
+    "lm_step_lora_dropout_k88_lora_b_w3_grad_in",
+    "lm_step_lora_dropout_k89_lora_a_w3_grad_in",
+    "lm_step_lora_dropout_k90_w3_grad_in",
+    "lm_step_lora_dropout_k91_dropout",
+    "lm_step_lora_dropout_k92_lora",
+    "lm_step_lora_dropout_k93_lora_b_w1_grad_in",
+    "lm_step_lora_dropout_k94_lora_a_w1_grad_in",
+    "lm_step_lora_dropout_k95_w1_grad_in",
+    "lm_step_lora_dropout_k96_rmsnorm_grad",
+    "lm_step_lora_dropout_k97_lora",
+    "lm_step_lora_dropout_k98_lora_b_wo_grad_in",
+    "lm_step_lora_dropout_k99_lora_a_wo_grad_in",
+    "lm_step_lora_dropout_k100_wo_grad_in",
+    "lm_step_lora_dropout_k101_dropout",
+    "lm_step_lora_dropout_k102_attention_grad_matmul",
+    "lm_step_lora_dropout_k103_softmax_grad",
+    "lm_step_lora_dropout_k104_scores_grad_matmul",
+    "lm_step_lora_dropout_k105_attention_grad_matmul",
+    "lm_step_lora_dropout_k106_attention_grad_matmul",
+    "lm_step_lora_dropout_k107_attention_grad",
+    "lm_step_lora_dropout_k108_lora_b_wv_grad_in",
+    "lm_step_lora_dropout_k109_lora_a_wv_grad_in",
+    "lm_step_lora_dropout_k110_attention_grad",
+    "lm_step_lora_dropout_k111_wv_grad_in",
+    "lm_step_lora_dropout_k112_rope_grad",
+    "lm_step_lora_dropout_k113_lora",
+    "lm_step_lora_dropout_k114_lora_b_wk_grad_in",
+    "lm_step_lora_dropout_k115_lora_a_wk_grad_in",
+    "lm_step_lora_dropout_k116_wk_grad_in",
+    "lm_step_lora_dropout_k117_rope_grad",
+    "lm_step_lora_dropout_k118_lora",
+    "lm_step_lora_dropout_k119_lora_b_wq_grad_in",
+    "lm_step_lora_dropout_k120_lora_a_wq_grad_in",
+    "lm_step_lora_dropout_k121_wq_grad_in",
+    "lm_step_lora_dropout_k122_dropout",
+    "lm_step_lora_dropout_k123_grad_lora_a_wq",
+    "lm_step_lora_dropout_k124_grad_lora_b_wq",
+    "lm_step_lora_dropout_k125_grad_lora_a_wk",
+    "lm_step_lora_dropout_k126_grad_lora_b_wk",
+    "lm_step_lora_dropout_k127_grad_lora_a_wv",
+    "lm_step_lora_dropout_k128_grad_lora_b_wv",
+    "lm_step_lora_dropout_k129_grad_lora_a_wo",
+    "lm_step_lora_dropout_k130_grad_lora_b_wo",
+    "lm_step_lora_dropout_k131_grad_lora_a_w1",
+    "lm_step_lora_dropout_k132_grad_lora_b_w1",
+    "lm_step_lora_dropout_k133_grad_lora_a_w2",
+    "lm_step_lora_dropout_k134_grad_lora_b_w2",
+    "lm_step_lora_dropout_k135_grad_lora_a_w3",
+    "lm_step_lora_dropout_k136_grad_lora_b_w3",
+};
+const la_program_info llama_train_lm_step_lora_dropout_info = { "llama_train.lm_step_lora_dropout", 84, 137, llama_train_lm_step_lora_dropout_kernel_names, llama_train_lm_step_lora_dropout_run, llama_train_lm_step_lora_dropout_arena, llama_train_lm_step_lora_dropout_cost };
 
 /* ===== program 'eval_loss' ===== */
 
@@ -6761,7 +9736,7 @@ static void lm_step_prefix_k32_token_stats(float *restrict accuracy, const float
 }
 
 /* lm_step_prefix_k33_log_softmax_grad: t22 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t18) · exp(t16 - t17)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_prefix_k33_log_softmax_grad(float *restrict t22, const int32_t *restrict targets, const float *restrict weights, const float *restrict t16, const float *restrict t17, const float *restrict t18, long NS, long V) {
+static void lm_step_prefix_k33_log_softmax_grad(float *t22, const int32_t *targets, const float *weights, const float *t16, const float *t17, const float *t18, long NS, long V) {
     const long rows = NS, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -7114,7 +10089,7 @@ static void lm_step_prefix_k52_attention_grad_matmul(float *restrict t41, const 
 }
 
 /* lm_step_prefix_k53_softmax_grad: t42 = ([i4 ≤ i3 + P] ? (t41 / t31 + Σ(-((t41 · t32) / t31))) · t30 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/grad; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_prefix_k53_softmax_grad(float *restrict t42, const float *restrict t30, const float *restrict t31, const float *restrict t32, const float *restrict t41, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+static void lm_step_prefix_k53_softmax_grad(float *t42, const float *t30, const float *t31, const float *t32, const float *t41, long B, long HD2, long KVH, long P, long REP, long S, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = S;
@@ -7423,12 +10398,12 @@ static long llama_train_lm_step_prefix_layout(const llama_train_lm_step_prefix_a
     off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S), 2*HD2*KVH*NS*REP), NS));
     off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*S), B*KVH*REP*S*T), 2*HD2*KVH*NS*REP));
     off[4] = total; total += la_round16(la_max(la_max(la_max(B*KVH*REP*S*T, B*F*T), NS), 2*B*HD2*KVH*T));
-    off[5] = total; total += la_round16(la_max(NS*V, 2*B*HD2*KVH*REP*T));
+    off[5] = total; total += la_round16(la_max(NS*V, B*KVH*REP*S*T));
     off[6] = total; total += la_round16(la_max(NS, B*T));
-    off[7] = total; total += la_round16(la_max(la_max(la_max(NS, NS*V), B*KVH*REP*S*T), 2*B*HD2*KVH*S));
-    off[8] = total; total += la_round16(la_max(la_max(NS, B*KVH*REP*T), 2*HD2*KVH*P));
+    off[7] = total; total += la_round16(la_max(la_max(NS, B*KVH*REP*T), 2*HD2*KVH*P));
+    off[8] = total; total += la_round16(la_max(NS, 2*B*HD2*KVH*REP*T));
     off[9] = total; total += la_round16(la_max(la_max(B*T, B*KVH*REP*S*T), 2*HD2*KVH*P));
-    off[10] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*KVH*REP*S*T));
+    off[10] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
     off[11] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
     off[12] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -7481,16 +10456,16 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
     float *t19 = args->arena + off[7];
     float *t20 = args->arena + off[7];
     float *t21 = args->arena + off[8];
-    float *t22 = args->arena + off[7];
+    float *t22 = args->arena + off[5];
     float *t23 = args->arena + off[2];
-    float *t24 = args->arena + off[8];
-    float *t25 = args->arena + off[5];
+    float *t24 = args->arena + off[7];
+    float *t25 = args->arena + off[8];
     float *t26 = args->arena + off[6];
     float *t27 = args->arena + off[3];
     float *t28 = args->arena + off[2];
     float *t29 = args->arena + off[4];
-    float *t30 = args->arena + off[7];
-    float *t31 = args->arena + off[8];
+    float *t30 = args->arena + off[5];
+    float *t31 = args->arena + off[7];
     float *t32 = args->arena + off[4];
     float *t33 = args->arena + off[9];
     float *t34 = args->arena + off[10];
@@ -7501,18 +10476,18 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
     float *t39 = args->arena + off[11];
     float *t40 = args->arena + off[12];
     float *t41 = args->arena + off[9];
-    float *t42 = args->arena + off[10];
-    float *t43 = args->arena + off[2];
-    float *t44 = args->arena + off[3];
-    float *t45 = args->arena + off[7];
-    float *t46 = args->arena + off[8];
+    float *t42 = args->arena + off[5];
+    float *t43 = args->arena + off[10];
+    float *t44 = args->arena + off[2];
+    float *t45 = args->arena + off[3];
+    float *t46 = args->arena + off[7];
     float *t47 = args->arena + off[9];
     float *t48 = args->arena + off[4];
     float *t49 = args->arena + off[12];
-    float *t50 = args->arena + off[3];
-    float *t51 = args->arena + off[10];
+    float *t50 = args->arena + off[4];
+    float *t51 = args->arena + off[2];
     float *t52 = args->arena + off[3];
-    float *t53 = args->arena + off[2];
+    float *t53 = args->arena + off[10];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -8511,7 +11486,7 @@ static void prefix_encode_k0_prefix_w1(float *restrict t0, const float *restrict
 }
 
 /* prefix_encode_k1_prefix_encoder: t1 = tanh(t0 + prefix_b1)  [prefix_encoder] */
-static void prefix_encode_k1_prefix_encoder(float *restrict t1, const float *restrict prefix_b1, const float *restrict t0, long E, long P) {
+static void prefix_encode_k1_prefix_encoder(float *t1, const float *prefix_b1, const float *t0, long E, long P) {
     const long rows = P, n = E;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -8567,8 +11542,8 @@ static long llama_train_prefix_encode_layout(const llama_train_prefix_encode_arg
     const long L = args->L;
     const long P = args->P;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(E*P, 4*HD2*KVH*L*P));
-    off[1] = total; total += la_round16(E*P);
+    off[0] = total; total += la_round16(E*P);
+    off[1] = total; total += la_round16(4*HD2*KVH*L*P);
     (void)args; (void)off;
     return total;
 }
@@ -8588,8 +11563,8 @@ void llama_train_prefix_encode(const llama_train_prefix_encode_args *args) {
     llama_train_prefix_encode_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
-    float *t1 = args->arena + off[1];
-    float *t2 = args->arena + off[0];
+    float *t1 = args->arena + off[0];
+    float *t2 = args->arena + off[1];
     const float *prefix_embed = args->prefix_embed;
     const float *prefix_w1 = args->prefix_w1;
     const float *prefix_b1 = args->prefix_b1;
@@ -8648,7 +11623,7 @@ static void prefix_encode_backward_k0_prefix_w1(float *restrict t0, const float 
 }
 
 /* prefix_encode_backward_k1_prefix_encoder: t1 = tanh(t0 + prefix_b1)  [prefix_encoder] */
-static void prefix_encode_backward_k1_prefix_encoder(float *restrict t1, const float *restrict prefix_b1, const float *restrict t0, long E, long P) {
+static void prefix_encode_backward_k1_prefix_encoder(float *t1, const float *prefix_b1, const float *t0, long E, long P) {
     const long rows = P, n = E;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -8698,7 +11673,7 @@ static void prefix_encode_backward_k4_prefix_w2_grad_in(float *restrict t4, cons
 }
 
 /* prefix_encode_backward_k5_prefix_encoder_grad: t5 = t4 · 1 - t1²  [prefix_encoder/grad] */
-static void prefix_encode_backward_k5_prefix_encoder_grad(float *restrict t5, const float *restrict t1, const float *restrict t4, long E, long P) {
+static void prefix_encode_backward_k5_prefix_encoder_grad(float *t5, const float *t1, const float *t4, long E, long P) {
     const long rows = P, n = E;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -8774,11 +11749,11 @@ static long llama_train_prefix_encode_backward_layout(const llama_train_prefix_e
     const long L = args->L;
     const long P = args->P;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(E*P, 4*HD2*KVH*L*P));
-    off[1] = total; total += la_round16(E*P);
+    off[0] = total; total += la_round16(E*P);
+    off[1] = total; total += la_round16(4*HD2*KVH*L*P);
     off[2] = total; total += la_round16(4*HD2*KVH*L);
-    off[3] = total; total += la_round16(la_max(E*P, E));
-    off[4] = total; total += la_round16(E*P);
+    off[3] = total; total += la_round16(E*P);
+    off[4] = total; total += la_round16(E);
     (void)args; (void)off;
     return total;
 }
@@ -8798,12 +11773,12 @@ void llama_train_prefix_encode_backward(const llama_train_prefix_encode_backward
     llama_train_prefix_encode_backward_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
-    float *t1 = args->arena + off[1];
-    float *t2 = args->arena + off[0];
+    float *t1 = args->arena + off[0];
+    float *t2 = args->arena + off[1];
     float *t3 = args->arena + off[2];
     float *t4 = args->arena + off[3];
-    float *t5 = args->arena + off[4];
-    float *t6 = args->arena + off[3];
+    float *t5 = args->arena + off[3];
+    float *t6 = args->arena + off[4];
     const float *prefix_embed = args->prefix_embed;
     const float *prefix_w1 = args->prefix_w1;
     const float *prefix_b1 = args->prefix_b1;
@@ -8983,4 +11958,120 @@ static const char *const llama_train_adamw_step_kernel_names[] = {
     "adamw_step_k2_adamw",
 };
 const la_program_info llama_train_adamw_step_info = { "llama_train.adamw_step", 16, 3, llama_train_adamw_step_kernel_names, llama_train_adamw_step_run, llama_train_adamw_step_arena, llama_train_adamw_step_cost };
+
+/* ===== program 'adamw_step_groups' ===== */
+
+/* adamw_step_groups_k0_grad_norm: t0 = Σ(grad²)  [grad_norm] */
+static void adamw_step_groups_k0_grad_norm(float *restrict t0, const float *restrict grad, long N) {
+    /* one result per row */
+    const long n = N;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (grad[j0]) * (grad[j0]);
+        acc0 += v0;
+    }
+    t0[r] = acc0;
+}
+
+/* adamw_step_groups_k1_grad_norm: grad_norm = sqrt(t0)  [grad_norm] */
+static void adamw_step_groups_k1_grad_norm(float *restrict grad_norm, const float *restrict t0) {
+    const long n = 1;
+    float v0 = sqrtf(t0[0]);
+    grad_norm[0] = v0;
+}
+
+/* adamw_step_groups_k2_adamw: mul, cmplt, add, div, select, mul, mul, sub, mul, add, mul, sub, mul, mul, add, div, div, sqrt, add, div, mul, mul, sub, mul, sub, write_slice  [adamw] */
+static void adamw_step_groups_k2_adamw(float *restrict exp_avg, float *restrict exp_avg_sq, float *restrict param, const float *restrict grad, const float *restrict lr_factor, const float *restrict lr, const float *restrict beta1, const float *restrict beta2, const float *restrict eps, const float *restrict weight_decay, const float *restrict bias_correction1, const float *restrict bias_correction2, const float *restrict max_grad_norm, const float *restrict grad_norm, long N) {
+    const long n = N;
+    float v1 = 1.0f - (beta1[0]);
+    float v2 = max_grad_norm[0] < grad_norm[0] ? 1.0f : 0.0f;
+    float v3 = grad_norm[0] + 9.99999997e-07f;
+    float v4 = (max_grad_norm[0]) / v3;
+    float v5 = v2 != 0.0f ? v4 : 1.0f;
+    float v10 = 1.0f - (beta2[0]);
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = (beta1[0]) * (exp_avg[j]);
+        float v6 = (grad[j]) * v5;
+        float v7 = v1 * v6;
+        float v8 = v0 + v7;
+        exp_avg[j] = v8;
+        float v9 = (beta2[0]) * (exp_avg_sq[j]);
+        float v11 = v10 * v6;
+        float v12 = v11 * v6;
+        float v13 = v9 + v12;
+        exp_avg_sq[j] = v13;
+        float v14 = (lr[0]) * (lr_factor[j]);
+        float v15 = v14 * (weight_decay[0]);
+        float v16 = v15 * (param[j]);
+        float v17 = param[j] - v16;
+        float v18 = v8 / (bias_correction1[0]);
+        float v19 = v13 / (bias_correction2[0]);
+        float v20 = sqrtf(v19);
+        float v21 = v20 + eps[0];
+        float v22 = v18 / v21;
+        float v23 = v14 * v22;
+        float v24 = v17 - v23;
+        param[j] = v24;
+    }
+}
+
+/* Arena: 1 slots planned for 3 kernels. */
+static long llama_train_adamw_step_groups_layout(const llama_train_adamw_step_groups_args *args, long *off) {
+    long total = 0;
+    off[0] = total; total += la_round16(1);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_adamw_step_groups_arena_floats(const llama_train_adamw_step_groups_args *args) {
+    long off[1];
+    return llama_train_adamw_step_groups_layout(args, off);
+}
+
+void llama_train_adamw_step_groups(const llama_train_adamw_step_groups_args *args) {
+    const long N = args->N;
+    long off[1];
+    llama_train_adamw_step_groups_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *param = args->param;
+    const float *grad = args->grad;
+    float *exp_avg = args->exp_avg;
+    float *exp_avg_sq = args->exp_avg_sq;
+    const float *lr_factor = args->lr_factor;
+    const float *lr = args->lr;
+    const float *beta1 = args->beta1;
+    const float *beta2 = args->beta2;
+    const float *eps = args->eps;
+    const float *weight_decay = args->weight_decay;
+    const float *bias_correction1 = args->bias_correction1;
+    const float *bias_correction2 = args->bias_correction2;
+    const float *max_grad_norm = args->max_grad_norm;
+    float *grad_norm = args->grad_norm;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 3, adamw_step_groups_k0_grad_norm(t0, grad, N));
+    LA_TIMED(prof, 1, 3, adamw_step_groups_k1_grad_norm(grad_norm, t0));
+    LA_TIMED(prof, 2, 3, adamw_step_groups_k2_adamw(exp_avg, exp_avg_sq, param, grad, lr_factor, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2, max_grad_norm, grad_norm, N));
+}
+
+void llama_train_adamw_step_groups_costs(const llama_train_adamw_step_groups_args *args, double *flops, double *bytes) {
+    const long N = args->N;
+    flops[0] = (double)(N + N); bytes[0] = (double)(4 + 4*N); /* adamw_step_groups_k0_grad_norm */
+    flops[1] = (double)(1); bytes[1] = (double)(4 + 4); /* adamw_step_groups_k1_grad_norm */
+    flops[2] = (double)(N + 1 + 1 + 1 + 1 + N + N + 1 + N + N + N + 1 + N + N + N + N + N + N + N + N + N + N + N + N + N); bytes[2] = (double)(4*N + 4*N + 4*N + 4*N + 4*N + 4*N + 4*N + 4*N + 4 + 4 + 4 + 4 + 4 + 4 + 4 + 4 + 4); /* adamw_step_groups_k2_adamw */
+    (void)args;
+}
+
+static void llama_train_adamw_step_groups_run(const void *args) { llama_train_adamw_step_groups((const llama_train_adamw_step_groups_args *)args); }
+static long llama_train_adamw_step_groups_arena(const void *args) { return llama_train_adamw_step_groups_arena_floats((const llama_train_adamw_step_groups_args *)args); }
+static void llama_train_adamw_step_groups_cost(const void *args, double *f, double *b) { llama_train_adamw_step_groups_costs((const llama_train_adamw_step_groups_args *)args, f, b); }
+static const char *const llama_train_adamw_step_groups_kernel_names[] = {
+    "adamw_step_groups_k0_grad_norm",
+    "adamw_step_groups_k1_grad_norm",
+    "adamw_step_groups_k2_adamw",
+};
+const la_program_info llama_train_adamw_step_groups_info = { "llama_train.adamw_step_groups", 17, 3, llama_train_adamw_step_groups_kernel_names, llama_train_adamw_step_groups_run, llama_train_adamw_step_groups_arena, llama_train_adamw_step_groups_cost };
 

@@ -86,7 +86,7 @@ extension GraphBuilder {
             }
         case .select:
             give(1, select(xs[0], g, zero)); give(2, select(xs[0], zero, g))
-        case .cast, .stopGradient:
+        case .cast, .stopGradient, .random:
             return
         case .reuse:
             give(0, g)

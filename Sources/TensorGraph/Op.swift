@@ -39,6 +39,9 @@ public enum Op: Sendable, Hashable {
     case cast(DType)
     /// Identity whose gradient is zero (TRL's `.detach()`).
     case stopGradient
+    /// A uniform number in [0, 1) drawn from the key (input 0, int32, broadcast to the node's
+    /// shape) and the element's flat index: `CounterRandom.uniform(key:index:)`, no gradient.
+    case random
 
     // Reductions
     case reduce(ReduceOp)
@@ -80,6 +83,7 @@ public enum Op: Sendable, Hashable {
         case .select: "select"
         case .cast: "cast"
         case .stopGradient: "stop_gradient"
+        case .random: "random"
         case .reduce(let r): "reduce_\(r.rawValue)"
         case .reshape: "reshape"
         case .permute: "permute"
@@ -96,7 +100,7 @@ public enum Op: Sendable, Hashable {
 
     public var isElementwise: Bool {
         switch self {
-        case .unary, .binary, .select, .cast, .stopGradient: true
+        case .unary, .binary, .select, .cast, .stopGradient, .random: true
         default: false
         }
     }

@@ -96,6 +96,16 @@ extension GraphBuilder {
         return append(.reuse, [computed.id, saved.id], computed.shape, computed.dtype, file, line)
     }
 
+    /// Uniform numbers in [0, 1) of `shape`, a pure function of `key` (an int32 scalar or a
+    /// tensor broadcast to `shape`) and each element's flat index (`CounterRandom`): the same key
+    /// gives the same numbers in every kernel and on every run, so a backward pass that rebuilds
+    /// a value from it sees the forward's numbers. No gradient.
+    public func uniform(key: Tensor, _ shape: Shape, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
+        if key.dtype != .i32 { fail("random needs an int32 key, got \(key.dtype.rawValue)", file, line, op: "random") }
+        let k = broadcast(key, to: shape, file: file, line: line)
+        return append(.random, [k.id], shape, .f32, file, line)
+    }
+
     public func cast(_ x: Tensor, to dtype: DType, file: StaticString = #fileID, line: UInt = #line) -> Tensor {
         if x.dtype == dtype { return x }
         return append(.cast(dtype), [x.id], x.shape, dtype, file, line)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Alignment
+import LlamaGraphs
 
 @Suite struct ArgumentTests {
     func write(_ json: String) throws -> String {
@@ -74,8 +75,12 @@ import Testing
         let update = try write(#"{"output_dir": "o", "lora": true, "ref_model_update_steps": 5}"#)
         #expect { try TrainingArguments.load(path: update, task: .dpo) } throws: { "\($0)".contains("ref_model_update_steps") }
         _ = try TrainingArguments.load(path: try write(#"{"output_dir": "o", "lora": true}"#), task: .dpo)
-        let dropout = try write(#"{"output_dir": "o", "lora": true, "lora_dropout": 0.1}"#)
-        #expect { try TrainingArguments.load(path: dropout, task: .sft) } throws: { "\($0)".contains("lora_dropout") }
+        let plus = try #require(try TrainingArguments.load(path: try write(#"{"output_dir": "o", "lora": true, "lora_dropout": 0.1, "lora_plus_scale": 16}"#), task: .sft).loraConfig())
+        #expect(plus.dropout == 0.1 && plus.plusScale == 16 && plus.learningRateFactors[LoRA.bName("wq")] == 16 && plus.learningRateFactors[LoRA.aName("wq")] == 1)
+        let dropout = try write(#"{"output_dir": "o", "lora": true, "lora_dropout": 1}"#)
+        #expect { try TrainingArguments.load(path: dropout, task: .sft) } throws: { "\($0)".contains("lora_dropout") && "\($0)".contains("[0, 1)") }
+        let scale = try write(#"{"output_dir": "o", "lora": true, "lora_plus_scale": 0}"#)
+        #expect { try TrainingArguments.load(path: scale, task: .sft) } throws: { "\($0)".contains("lora_plus_scale") }
     }
 
     @Test func scheduleMatchesHuggingFace() {

@@ -83,6 +83,14 @@ struct DataParallelTests {
         #expect(FileManager.default.fileExists(atPath: two + "/checkpoint-2/trainer_state.json"))
     }
 
+    @Test("SFT with LoRA dropout and LoRA+: 2 ranks draw the masks one rank accumulating 2 draws")
+    func loraDropoutMatchesAccumulation() throws {
+        let lora: [String: Any] = ["lora": true, "lora_rank": 4, "lora_dropout": 0.3, "lora_plus_scale": 2]
+        let one = try train("sft", np: 1, accumulation: 2, lora)
+        let two = try train("sft", np: 2, accumulation: 1, lora)
+        expectClose(try metrics(one), try metrics(two))
+    }
+
     @Test("Pretraining: 2 ranks match one rank accumulating 2")
     func pretrainMatchesAccumulation() throws {
         let one = try train("pretrain", np: 1, accumulation: 2)

@@ -15,7 +15,7 @@ import LlamaGraphs
         "norm_eps": [1e-5], "rope_theta": [10000], "beta": [0.3], "label_smoothing": [0.1], "simpo_gamma": [0.5],
         "dpop_lambda": [5], "pref_loss_ratio": [1], "sft_loss_ratio": [0.5], "lr": [0.01], "beta1": [0.9], "beta2": [0.999],
         "eps": [1e-8], "weight_decay": [0.1], "bias_correction1": [0.1], "bias_correction2": [0.001], "clip_scale": [0.7],
-        "max_grad_norm": [1],
+        "max_grad_norm": [1], "lora_dropout": [0.4],
     ]
 
     static let names: [String] = ((try? GraphFamilies.all()) ?? []).flatMap { f in f.programs.map { "\(f.name).\($0.name)" } }

@@ -61,7 +61,7 @@ import LlamaGraphs
     @Test func exampleArgumentFileAsksForLoRAOnEveryProjection() throws {
         let a = try TrainingArguments.load(path: Demo.root + "/examples/sft_lora.json", task: .sft)
         let c = try #require(try a.loraConfig())
-        #expect(c.rank == 8 && c.scale == 2 && c.targets == LoRA.modules)
+        #expect(c.rank == 8 && c.scale == 2 && c.targets == LoRA.modules && c.dropout == 0.05 && c.plusScale == 1)
         let d = try TrainingArguments.load(path: Demo.root + "/examples/dpo_lora.json", task: .dpo)
         #expect(try d.loraConfig()?.targets == LoRA.modules)
     }

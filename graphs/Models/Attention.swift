@@ -12,14 +12,15 @@ struct Attention {
     /// This layer's trained prefix keys and values, when prefix tuning.
     let prefix: PrefixKV?
 
-    /// Declares `wq`, `wk`, `wv`, `wo` (`[L, …]`), each with its LoRA adapter when `lora` (of
-    /// type `quant` when given), then `prefix_kv` with `prefix`; called inside the layer loop.
-    init(_ b: GraphBuilder, lora: Bool = false, prefix: Bool = false, quant: WeightQuant? = nil) {
+    /// Declares `wq`, `wk`, `wv`, `wo` (`[L, …]`), each with its LoRA adapter when `lora` (reading
+    /// its input through dropout with `dropout`; of type `quant` when given), then `prefix_kv`
+    /// with `prefix`; called inside the layer loop.
+    init(_ b: GraphBuilder, lora: Bool = false, dropout: Bool = false, prefix: Bool = false, quant: WeightQuant? = nil) {
         typealias D = LlamaDims
-        wq = LoRALinear(b, "wq", out: D.dim, in: D.dim, perLayer: true, lora: lora, quant: quant)
-        wk = LoRALinear(b, "wk", out: D.kvDim, in: D.dim, perLayer: true, lora: lora, quant: quant)
-        wv = LoRALinear(b, "wv", out: D.kvDim, in: D.dim, perLayer: true, lora: lora, quant: quant)
-        wo = LoRALinear(b, "wo", out: D.dim, in: D.dim, perLayer: true, lora: lora, quant: quant)
+        wq = LoRALinear(b, "wq", out: D.dim, in: D.dim, perLayer: true, lora: lora, dropout: dropout, quant: quant)
+        wk = LoRALinear(b, "wk", out: D.kvDim, in: D.dim, perLayer: true, lora: lora, dropout: dropout, quant: quant)
+        wv = LoRALinear(b, "wv", out: D.kvDim, in: D.dim, perLayer: true, lora: lora, dropout: dropout, quant: quant)
+        wo = LoRALinear(b, "wo", out: D.dim, in: D.dim, perLayer: true, lora: lora, dropout: dropout, quant: quant)
         self.prefix = prefix ? PrefixKV(b) : nil
     }
 

@@ -15,14 +15,14 @@ struct DecoderLayer {
     let feedForward: FeedForward
 
     /// Declares the layer's parameters in the order of `parameters`; `eps` is `norm_eps`.
-    /// With `lora`, every projection also carries its LoRA adapter (`LoRALinear`); with
-    /// `prefix`, attention puts the trained prefix ahead of the row (`PrefixKV`); with `quant`,
-    /// the projections hold that weight type.
-    init(_ b: GraphBuilder, eps: Tensor, lora: Bool = false, prefix: Bool = false, quant: WeightQuant? = nil) {
+    /// With `lora`, every projection also carries its LoRA adapter (`LoRALinear`), read through
+    /// dropout with `dropout` (training); with `prefix`, attention puts the trained prefix ahead
+    /// of the row (`PrefixKV`); with `quant`, the projections hold that weight type.
+    init(_ b: GraphBuilder, eps: Tensor, lora: Bool = false, dropout: Bool = false, prefix: Bool = false, quant: WeightQuant? = nil) {
         attentionNorm = RMSNorm(b, "attn_norm", eps: eps, perLayer: true)
-        attention = Attention(b, lora: lora, prefix: prefix, quant: quant)
+        attention = Attention(b, lora: lora, dropout: dropout, prefix: prefix, quant: quant)
         ffnNorm = RMSNorm(b, "ffn_norm", eps: eps, perLayer: true)
-        feedForward = FeedForward(b, lora: lora, quant: quant)
+        feedForward = FeedForward(b, lora: lora, dropout: dropout, quant: quant)
     }
 
     /// The trained parameters of an adapted layer: LoRA's `A`, `B` per projection, or the

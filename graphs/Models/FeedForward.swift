@@ -7,11 +7,11 @@ struct FeedForward {
 
     /// Declares `w1`, `w2`, `w3` (`[L, …]`), each with its LoRA adapter when `lora`; called
     /// inside the layer loop.
-    init(_ b: GraphBuilder, lora: Bool = false, quant: WeightQuant? = nil) {
+    init(_ b: GraphBuilder, lora: Bool = false, dropout: Bool = false, quant: WeightQuant? = nil) {
         typealias D = LlamaDims
-        w1 = LoRALinear(b, "w1", out: D.hidden, in: D.dim, perLayer: true, lora: lora, quant: quant)
-        w2 = LoRALinear(b, "w2", out: D.dim, in: D.hidden, perLayer: true, lora: lora, quant: quant)
-        w3 = LoRALinear(b, "w3", out: D.hidden, in: D.dim, perLayer: true, lora: lora, quant: quant)
+        w1 = LoRALinear(b, "w1", out: D.hidden, in: D.dim, perLayer: true, lora: lora, dropout: dropout, quant: quant)
+        w2 = LoRALinear(b, "w2", out: D.dim, in: D.hidden, perLayer: true, lora: lora, dropout: dropout, quant: quant)
+        w3 = LoRALinear(b, "w3", out: D.hidden, in: D.dim, perLayer: true, lora: lora, dropout: dropout, quant: quant)
     }
 
     /// The parameters in declaration order.

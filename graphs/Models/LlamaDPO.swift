@@ -95,16 +95,18 @@ public enum LlamaDPOPrograms {
     /// (`losses` `[K, B]`; rows of unselected types hold the loss of zeros) and the policy's log-probs and logit sums.
     /// `dpo_step_lora` (`lora`): the policy is the LoRA-adapted model and only its adapters get
     /// gradients (`lm_step_lora`'s rule); its reference is the base model (`dpo_logps`).
+    /// `dpo_step_lora_dropout` (`dropout`): the adapters read their input through dropout
+    /// (`lm_step_lora_dropout`'s inputs).
     /// `dpo_step_prefix` (`prefix`): the policy is the model with its trained prefix and only
     /// `prefix_kv` gets a gradient; its reference is the model without it (`dpo_logps`).
-    public static func dpoStep(lora: Bool = false, prefix: Bool = false) throws -> Program {
-        let b = GraphBuilder("dpo_step" + LlamaTrainingPrograms.suffix(lora: lora, prefix: prefix))
+    public static func dpoStep(lora: Bool = false, dropout: Bool = false, prefix: Bool = false) throws -> Program {
+        let b = GraphBuilder("dpo_step" + LlamaTrainingPrograms.suffix(lora: lora, prefix: prefix) + (lora && dropout ? "_dropout" : ""))
         let r = rows(b, prefix: prefix)
         let refChosen = b.input("ref_chosen", [D.batch]), refRejected = b.input("ref_rejected", [D.batch])
         let (s, weights) = lossInputs(b)
         let pairWeight = s.pairWeight, k = DPOLossType.allCases.count
         let prefRatio = b.input(DPOScalar.prefLossRatio.rawValue, []), sftRatio = b.input(DPOScalar.sftLossRatio.rawValue, [])
-        try LlamaModel(b, lora: lora, prefix: prefix).trainingStep(r.ids, layout: r.layout, scored: r.scored) { logits in
+        try LlamaModel(b, lora: lora, dropout: dropout, prefix: prefix).trainingStep(r.ids, layout: r.layout, scored: r.scored) { logits in
             let p = pairLogps(logits, r)
             let losses = b.dpoLosses(pc: p.pc, pr: p.pr, rc: refChosen, rr: refRejected, nc: p.nc, nr: p.nr, s, weights: weights)
             let stacked = b.concat(losses.map { $0.reshape([1, D.batch]) }, axis: 0)   // [K, B]
@@ -143,7 +145,7 @@ public enum LlamaDPOPrograms {
     }
 
     public static func all() throws -> [Program] {
-        try [sequenceLogps(), dpoStep(), lossOnly(), sequenceLogps(lora: true), dpoStep(lora: true),
+        try [sequenceLogps(), dpoStep(), lossOnly(), sequenceLogps(lora: true), dpoStep(lora: true), dpoStep(lora: true, dropout: true),
              sequenceLogps(prefix: true), dpoStep(prefix: true)]
     }
 }

@@ -7,11 +7,12 @@ struct LlamaModel {
     let lmHead: Linear
 
     /// Declares `norm_eps`, `embed`, `final_norm` and `lm_head`; with `lora`, the layers'
-    /// projections carry LoRA adapters (declared inside the layer loop); with `prefix`, every
-    /// layer attends over the trained `prefix_kv` first. With `quant`, the layers' projections
-    /// hold that type and `lm_head` is `q8_0`.
-    init(_ b: GraphBuilder, lora: Bool = false, prefix: Bool = false, quant: WeightQuant? = nil) {
-        trunk = LlamaTrunk(b, lora: lora, prefix: prefix, quant: quant)
+    /// projections carry LoRA adapters (declared inside the layer loop), read through dropout
+    /// with `dropout` (training programs only); with `prefix`, every layer attends over the
+    /// trained `prefix_kv` first. With `quant`, the layers' projections hold that type and
+    /// `lm_head` is `q8_0`.
+    init(_ b: GraphBuilder, lora: Bool = false, dropout: Bool = false, prefix: Bool = false, quant: WeightQuant? = nil) {
+        trunk = LlamaTrunk(b, lora: lora, dropout: dropout, prefix: prefix, quant: quant)
         lmHead = Linear(b, "lm_head", out: LlamaDims.vocab, in: LlamaDims.dim, quant: quant.map { _ in .q8_0 })
     }
 

@@ -14,14 +14,14 @@ public enum LlamaTrainingPrograms {
     /// (`entropy`) and arg-max accuracy (`accuracy`) of those positions; gradients are ADDED into the `grad_*` buffers (so
     /// micro-batches accumulate). Each layer's input and its products are kept in `saved_*`
     /// on the way forward and read back on the way back (`LlamaModel.trainingStep`).
-    public static func lmStep(lora: Bool = false, prefix: Bool = false) throws -> Program {
-        let b = GraphBuilder("lm_step" + suffix(lora: lora, prefix: prefix))
+    public static func lmStep(lora: Bool = false, dropout: Bool = false, prefix: Bool = false) throws -> Program {
+        let b = GraphBuilder("lm_step" + suffix(lora: lora, prefix: prefix) + (lora && dropout ? "_dropout" : ""))
         let ids = b.input("ids", [D.batch, D.seq], .i32)
         let scored = b.input("scored", [D.scored], .i32)
         let targets = b.input("targets", [D.scored], .i32)
         let weights = b.input("weights", [D.scored])
         let layout = TokenLayout.sequential(b, seq: D.seq, start: prefix ? Prefix.length : 0)
-        try LlamaModel(b, lora: lora, prefix: prefix).trainingStep(ids, layout: layout, scored: scored) { logits in
+        try LlamaModel(b, lora: lora, dropout: dropout, prefix: prefix).trainingStep(ids, layout: layout, scored: scored) { logits in
             let loss = b.weightedSum(b.tokenNLL(logits, targets: targets), weights)
             b.output("loss", loss)
             // TRL's SFT metrics, weighted like the loss (step means over the scored tokens); no gradient.
@@ -56,6 +56,11 @@ public enum LlamaTrainingPrograms {
     /// only: the base weights are frozen (no gradient buffers, no weight-gradient products).
     public static func lmStepLoRA() throws -> Program { try lmStep(lora: true) }
 
+    /// `lm_step_lora_dropout`: `lm_step_lora` whose adapters read their input through dropout
+    /// (PEFT's `lora_dropout`): the rate `lora_dropout` (scalar) and per module the int32 keys
+    /// `lora_dropout_key_<w>` `[L]` that seed each layer's mask (the backward stage redraws it).
+    public static func lmStepLoRADropout() throws -> Program { try lmStep(lora: true, dropout: true) }
+
     /// `lm_step_prefix`: `lm_step` with a trained prefix ahead of every row in every layer
     /// (`PrefixKV`: `prefix_kv` `[L, 2, P, KVH, HD]`; tokens at positions `P ..< P+T`, keys over
     /// `S = P + T`), whose gradient is added into `grad_prefix_kv` only (the model is frozen).
@@ -83,6 +88,7 @@ public enum LlamaTrainingPrograms {
 
     /// Every training program, in emission order.
     public static func all() throws -> [Program] {
-        try [lmStep(), lmStepLoRA(), evalLoss(), evalLossLoRA(), lmStepPrefix(), evalLossPrefix()] + PrefixEncoderPrograms.all() + OptimizerPrograms.all()
+        try [lmStep(), lmStepLoRA(), lmStepLoRADropout(), evalLoss(), evalLossLoRA(), lmStepPrefix(), evalLossPrefix()]
+            + PrefixEncoderPrograms.all() + OptimizerPrograms.all()
     }
 }

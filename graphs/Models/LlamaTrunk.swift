@@ -13,6 +13,8 @@ struct LlamaTrunk {
     /// Whether the layers' projections carry LoRA adapters (`LoRALinear`); their backward
     /// stage then differentiates only with respect to the adapters.
     let lora: Bool
+    /// Whether the adapters read their input through dropout (`LoRALinear`; training only).
+    let dropout: Bool
     /// Whether every layer attends over a trained prefix first (`PrefixKV`); the backward
     /// stage then differentiates only with respect to `prefix_kv`.
     let prefix: Bool
@@ -20,11 +22,12 @@ struct LlamaTrunk {
     let quant: WeightQuant?
 
     /// Declares `norm_eps`, `embed` and `final_norm`.
-    init(_ b: GraphBuilder, lora: Bool = false, prefix: Bool = false, quant: WeightQuant? = nil) {
+    init(_ b: GraphBuilder, lora: Bool = false, dropout: Bool = false, prefix: Bool = false, quant: WeightQuant? = nil) {
         let eps = b.input(LlamaDims.Constant.normEps.rawValue, [])
         embedding = Embedding(b)
         norm = RMSNorm(b, "final_norm", eps: eps)
         self.lora = lora
+        self.dropout = lora && dropout
         self.prefix = prefix
         self.quant = quant
     }
@@ -46,7 +49,7 @@ struct LlamaTrunk {
             // Saving the input records a write into `saved_x`; the layer goes on from the carry
             // (the compiler keeps the carry in that slot).
             _ = keep("x", carry[0])
-            let layer = DecoderLayer(b, eps: norm.eps, lora: lora, prefix: prefix, quant: quant)
+            let layer = DecoderLayer(b, eps: norm.eps, lora: lora, dropout: dropout, prefix: prefix, quant: quant)
             let cache = cached ? KVCache(b) : nil
             return [layer(carry[0], layout: layout, cache: cache, keep: keep)]
         }[0]
@@ -74,7 +77,7 @@ struct LlamaTrunk {
         let b = dy.builder
         return try b.repeated("layer_backward", count: LlamaDims.layers, reversed: true, carry: [dy]) { dy in
             let (x, keep) = KeptActivations.restoring(b)
-            let layer = DecoderLayer(b, eps: norm.eps, lora: lora, prefix: prefix)
+            let layer = DecoderLayer(b, eps: norm.eps, lora: lora, dropout: dropout, prefix: prefix)
             let y = layer(x, layout: layout, keep: keep)
             let trained = adapted ? layer.adapterParameters : layer.parameters
             let g = try b.gradients(of: y, seed: dy[0], wrt: [x] + trained)

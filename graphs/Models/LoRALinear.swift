@@ -20,21 +20,39 @@ public enum LoRA {
     public static func bName(_ module: String) -> String { "lora_b_\(module)" }
     /// `lora_scale_<module>`: the scalar `s` of `W·x + s·B(A·x)`.
     public static func scaleName(_ module: String) -> String { "lora_scale_\(module)" }
+    /// `lora_dropout_key_<module>`: the per-layer int32 keys `[L]` of the module's dropout mask
+    /// (training programs with dropout: `lm_step_lora_dropout`, `dpo_step_lora_dropout`).
+    public static func dropoutKeyName(_ module: String) -> String { "lora_dropout_key_\(module)" }
+    /// `lora_dropout`: the scalar dropout probability `p` (< 1) of those programs.
+    public static let dropoutRateName = "lora_dropout"
 }
 
 /// A linear map without bias (`Linear`), optionally with a LoRA adapter:
 /// `y = x · Wᵀ + s · (x · Aᵀ) · Bᵀ` (`A` `[R, in]`, `B` `[out, R]`, `s` a scalar input).
 /// The adapter's path is two thin products, so the `[out, in]` update `B·A` is never formed.
+/// With dropout (training), the adapter reads `dropout(x)` instead of `x`, as PEFT does:
+/// `y = x · Wᵀ + s · (d(x) · Aᵀ) · Bᵀ`, `d(x) = x ⊙ [p ≤ u] / (1 − p)` with `u` uniform in
+/// [0, 1) drawn from the layer's `lora_dropout_key_<w>` and the element's index (`random`),
+/// so the backward stage, which rebuilds the layer, draws the same mask.
 struct LoRALinear {
     /// The frozen base map.
     let base: Linear
     /// `A` `[R, in]` and `B` `[out, R]` (this layer's slices) and the scale, when adapted.
     let adapter: (a: Tensor, b: Tensor, scale: Tensor)?
+    /// The layer's dropout key (int32 scalar) and the rate `p`, when the adapter input drops out.
+    let dropout: (key: Tensor, rate: Tensor)?
 
     /// Declares `name` like `Linear`; with `lora`, also `lora_a_<name>`, `lora_b_<name>` (per
-    /// layer like the weight) and the scalar input `lora_scale_<name>`.
-    init(_ b: GraphBuilder, _ name: String, out: Dim, in: Dim, perLayer: Bool = false, lora: Bool = false, quant: WeightQuant? = nil) {
+    /// layer like the weight) and the scalar input `lora_scale_<name>`; with `dropout` (and
+    /// `lora`), the keys `lora_dropout_key_<name>` (`[L]` int32, per layer) and the rate
+    /// `lora_dropout`; with `quant`, the base weight holds that type.
+    init(_ b: GraphBuilder, _ name: String, out: Dim, in: Dim, perLayer: Bool = false, lora: Bool = false, dropout: Bool = false,
+         quant: WeightQuant? = nil) {
         base = Linear(b, name, out: out, in: `in`, perLayer: perLayer, quant: quant)
+        self.dropout = lora && dropout
+            ? (key: b.input(LoRA.dropoutKeyName(name), perLayer ? [LlamaDims.layers] : [], .i32, perLayer: perLayer),
+               rate: b.input(LoRA.dropoutRateName, []))
+            : nil
         guard lora else { adapter = nil; return }
         let lead: [Dim] = perLayer ? [LlamaDims.layers] : []
         adapter = (a: b.param(LoRA.aName(name), lead + [LoRA.rank, `in`], perLayer: perLayer),
@@ -54,7 +72,14 @@ struct LoRALinear {
         let bld = x.builder
         return bld.scope("lora") {
             let lead = Array(x.shape.dropLast())
-            let rows = x.reshape([lead.elementCount, x.shape[x.rank - 1]])
+            var rows = x.reshape([lead.elementCount, x.shape[x.rank - 1]])
+            if let dropout {
+                rows = bld.scope("dropout") {
+                    let u = bld.uniform(key: dropout.key, rows.shape)
+                    let kept = bld.broadcast(dropout.rate, to: rows.shape).le(u)
+                    return rows * kept * bld.broadcast(1.0 / (1.0 - dropout.rate), to: rows.shape)
+                }
+            }
             let down = rows.matmul(adapter.a, transB: true)
             let up = down.matmul(adapter.b, transB: true).reshape(lead + [adapter.b.shape[0]])
             return y + bld.broadcast(adapter.scale, to: up.shape) * up

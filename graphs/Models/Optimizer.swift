@@ -10,6 +10,8 @@ public enum OptimizerPrograms {
         case expAvg = "exp_avg", expAvgSq = "exp_avg_sq"
         /// Output: the gradient norm before clipping (one float).
         case gradNorm = "grad_norm"
+        /// `adamw_step_groups` only: each float's learning-rate factor (its parameter group's).
+        case lrFactor = "lr_factor"
     }
 
     /// The scalar arguments of `adamw_step` (one float each), in this order.
@@ -32,15 +34,22 @@ public enum OptimizerPrograms {
     ///
     /// The norm is a reduction kernel; the moment and parameter updates read it. The gradient
     /// is only read (callers may inspect it after the step).
-    public static func adamwStep() throws -> Program {
-        let b = GraphBuilder("adamw_step")
+    ///
+    /// `adamw_step_groups` (`groups`): PyTorch's parameter groups with their own learning rates
+    /// (LoRA+: the `B` matrices at `lr · lora_plus_scale`): the input `lr_factor` `[N]` holds each
+    /// float's factor, and every `lr` above is `lr · lr_factor` (weight decay included, as in a
+    /// group whose `lr` is set so).
+    public static func adamwStep(groups: Bool = false) throws -> Program {
+        let b = GraphBuilder(groups ? "adamw_step_groups" : "adamw_step")
         let n: Shape = [length]
         let p = b.input(Buffer.param.rawValue, n, mutable: true)
         let g = b.input(Buffer.grad.rawValue, n)
         let m = b.input(Buffer.expAvg.rawValue, n, mutable: true)
         let v = b.input(Buffer.expAvgSq.rawValue, n, mutable: true)
+        let factor = groups ? b.input(Buffer.lrFactor.rawValue, n) : nil
         let s = Scalar.allCases.map { b.input($0.rawValue, []) }
-        let (lr, b1, b2, eps, wd, bc1, bc2, maxNorm) = (s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7])
+        let (b1, b2, eps, wd, bc1, bc2, maxNorm) = (s[1], s[2], s[3], s[4], s[5], s[6], s[7])
+        let lr = factor.map { s[0] * $0 } ?? s[0]
         let norm = b.scope("grad_norm") { (g * g).sum(axis: 0, keepDims: false).sqrt() }
         b.output(Buffer.gradNorm.rawValue, norm)
         b.scope("adamw") {
@@ -59,6 +68,6 @@ public enum OptimizerPrograms {
 
     /// Every optimizer program, in emission order.
     public static func all() throws -> [Program] {
-        [try adamwStep()]
+        [try adamwStep(), try adamwStep(groups: true)]
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import KernelRuntime
 import LlamaGraphs
+import TensorGraph
 
 /// A LoRA setup (PaddleNLP's `lora_rank`, `lora_alpha`, `rslora`, `target_modules`): which
 /// projections are adapted, the rank `r` and the scale `s` of `W·x + s·B(A·x)`.
@@ -16,6 +17,13 @@ public struct LoRAConfig: Sendable, Equatable {
     public var rslora: Bool
     /// The adapted projections by internal name (`wq`, …, `w3`), in `LoRA.modules` order.
     public var targets: [String]
+    /// PEFT's `lora_dropout`: the probability `p` (0 ≤ p < 1) that a training step drops an
+    /// element of an adapter's input (`B(A·dropout(x))·s`); 0 in evaluation, generation and the
+    /// DPO reference. A training setting: an adapter loaded from disk starts at 0.
+    public var dropout: Double = 0
+    /// LoRA+'s `lora_plus_scale`: the `B` matrices learn at `lr · plusScale` (default 1, plain
+    /// LoRA). A training setting, not saved with the adapter.
+    public var plusScale: Double = 1
 
     /// Hugging Face's (PEFT's) module name of each internal projection.
     public static let hfNames: [String: String] = [
@@ -31,8 +39,15 @@ public struct LoRAConfig: Sendable, Equatable {
     /// `alpha` nil or negative means 2·r (PaddleNLP's DPO default); `targetModules` nil or
     /// empty means every projection. Throws naming the field for a rank ≤ 0 or target
     /// patterns that match no module.
-    public init(rank: Int, alpha: Double? = nil, rslora: Bool = false, targetModules: [String]? = nil) throws {
+    /// `dropout` must lie in [0, 1) and `plusScale` be positive (errors name `lora_dropout`,
+    /// `lora_plus_scale`).
+    public init(rank: Int, alpha: Double? = nil, rslora: Bool = false, targetModules: [String]? = nil,
+                dropout: Double = 0, plusScale: Double = 1) throws {
         guard rank > 0 else { throw RuntimeError("lora_rank must be positive, got \(rank)") }
+        guard dropout >= 0, dropout < 1 else { throw RuntimeError("lora_dropout must be in [0, 1), got \(dropout)") }
+        guard plusScale > 0, plusScale.isFinite else { throw RuntimeError("lora_plus_scale must be a positive number, got \(plusScale)") }
+        self.dropout = dropout
+        self.plusScale = plusScale
         self.rank = rank
         self.alpha = alpha.flatMap { $0 < 0 ? nil : $0 } ?? Double(2 * rank)
         self.rslora = rslora
@@ -99,6 +114,25 @@ public struct LoRAConfig: Sendable, Equatable {
 
     /// The trainable adapter tensors: `A` and `B` of every target.
     public var trainableNames: [String] { targets.flatMap { [LoRA.aName($0), LoRA.bName($0)] } }
+
+    /// Each trainable adapter's learning-rate factor for the optimizer's parameter groups
+    /// (LoRA+: `plusScale` for every target's `B`, 1 for its `A`).
+    public var learningRateFactors: [String: Double] {
+        Dictionary(uniqueKeysWithValues: targets.flatMap { [(LoRA.aName($0), 1.0), (LoRA.bName($0), plusScale)] })
+    }
+
+    /// The int32 keys `[L]` of every module's dropout mask (`lora_dropout_key_<w>`) for one
+    /// micro-batch: a pure function of the run's `seed`, the optimizer step, the micro-batch's
+    /// index in that step, the layer and the module, so a resumed run draws the same masks.
+    public static func dropoutKeys(seed: UInt64, step: Int, micro: Int, layers: Int) -> [String: [Int32]] {
+        var keys: [String: [Int32]] = [:]
+        for (m, module) in LoRA.modules.enumerated() {
+            keys[LoRA.dropoutKeyName(module)] = (0..<layers).map { l in
+                Int32(bitPattern: CounterRandom.key([seed, UInt64(step), UInt64(micro), UInt64(l), UInt64(m)]))
+            }
+        }
+        return keys
+    }
 
     /// PEFT's initial adapters for `config`: every target's `A` Kaiming-uniform with a = √5
     /// (uniform in ±1/√in), drawn from `seed` layer by layer, and `B` zero, so the adapted model

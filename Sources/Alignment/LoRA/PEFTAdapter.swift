@@ -101,7 +101,7 @@ public enum PEFTAdapter {
         try Safetensors.write(out, to: dir.appendingPathComponent(weightsFile).path, metadata: ["format": "pt"])
         let settings: [String: Any] = [
             "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": lora.rank, "lora_alpha": lora.alpha, "use_rslora": lora.rslora,
-            "target_modules": lora.targets.compactMap { LoRAConfig.hfNames[$0] }, "lora_dropout": 0.0, "bias": "none",
+            "target_modules": lora.targets.compactMap { LoRAConfig.hfNames[$0] }, "lora_dropout": lora.dropout, "bias": "none",
             "fan_in_fan_out": false, "inference_mode": true, "init_lora_weights": true, "use_dora": false,
             "base_model_name_or_path": baseModel ?? NSNull(), "modules_to_save": NSNull(), "rank_pattern": [String: Any](),
             "alpha_pattern": [String: Any](),

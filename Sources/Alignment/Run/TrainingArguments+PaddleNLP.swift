@@ -10,7 +10,7 @@ extension TrainingArguments {
         "min_learning_rate", "min_lr", "num_cycles", "decay_steps", "run_name", "load_best_model_at_end", "metric_for_best_model",
         "greater_is_better", "early_stopping_patience", "early_stopping_threshold", "resume_from_checkpoint",
         "overwrite_output_dir", "continue_training", "normalize_logps", "task_name_or_path", "intokens", "max_seq_length",
-        "input_dir", "lora_plus_scale", "rslora_plus", "offset_alpha",
+        "input_dir", "rslora_plus", "offset_alpha",
     ]
 
     /// The optimizers that are AdamW here (Hugging Face's and PaddleNLP's names for it).
@@ -33,8 +33,6 @@ extension TrainingArguments {
         "zero_padding": "rows are padded per batch, never packed",
         "continue_training": "DPO starts from model_name_or_path's weights (only pretraining and SFT start from random ones)",
         "intokens": "PaddleNLP's old name for zero_padding; rows are padded per batch, never packed",
-        "lora_plus_scale": "LoRA+ is not built yet: B learns at learning_rate like A",
-        "rslora_plus": "sets rslora and lora_alpha 4 as PaddleNLP does; its LoRA+ factor 4 is not built yet (B learns at learning_rate)",
     ]
 
     mutating func parseConveniences(_ r: ArgumentReader, task: Task) throws {
@@ -90,10 +88,10 @@ extension TrainingArguments {
             try r.int("max_seq_length", &maxSeqLen, min: 2)
             maxSeqLenGiven = !(r.obj["max_seq_length"] is NSNull)
         }
-        try r.double("lora_plus_scale", &loraPlusScale, min: 0)
+        // PaddleNLP's rslora_plus: rsLoRA with α 4 and LoRA+ with B at 4 × learning_rate.
         var rsloraPlus = false
         try r.bool("rslora_plus", &rsloraPlus)
-        if rsloraPlus { rslora = true; loraAlpha = 4; loraPlusScale = 4; noteIgnored("rslora_plus") } else if loraPlusScale != 1 { noteIgnored("lora_plus_scale") }
+        if rsloraPlus { rslora = true; loraAlpha = 4; loraPlusScale = 4 }
         try checkBestModel(file)
     }
 

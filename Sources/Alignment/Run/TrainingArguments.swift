@@ -65,7 +65,10 @@ public struct TrainingArguments: Sendable {
     public var loraRank = 8
     /// α; −1 (the default) means 2·r.
     public var loraAlpha = -1.0
+    /// PEFT's dropout on the adapters' input in training (0 ≤ p < 1).
     public var loraDropout = 0.0
+    /// LoRA+: the `B` matrices' learning rate is `learning_rate · lora_plus_scale`.
+    public var loraPlusScale = 1.0
     public var rslora = false
     public var targetModules: [String] = []
     /// A saved PEFT adapter to start from (its own rank, α and targets apply).
@@ -79,8 +82,6 @@ public struct TrainingArguments: Sendable {
     public var prefixProjectionHiddenSize: Int?
     /// A saved PEFT prefix adapter to start from (its own `num_virtual_tokens` applies).
     public var prefixPath: String?
-    /// LoRA+'s learning-rate factor for B (parsed; not built yet: a value ≠ 1 is noted).
-    public var loraPlusScale = 1.0
     // PaddleNLP / Hugging Face conveniences (`TrainingArguments+PaddleNLP.swift` parses them).
     /// `evaluation_strategy` / `eval_strategy` and `save_strategy`: "steps", "epoch" or "no"; nil keeps `eval_steps`/`save_steps` as given.
     public var evalStrategy: String?
@@ -123,7 +124,8 @@ public struct TrainingArguments: Sendable {
     /// `target_modules`); nil without `lora`.
     public func loraConfig() throws -> LoRAConfig? {
         guard lora else { return nil }
-        return try LoRAConfig(rank: loraRank, alpha: loraAlpha, rslora: rslora, targetModules: targetModules)
+        return try LoRAConfig(rank: loraRank, alpha: loraAlpha, rslora: rslora, targetModules: targetModules,
+                              dropout: loraDropout, plusScale: loraPlusScale)
     }
 
     /// The prefix setup these arguments ask for (`num_prefix_tokens`, `prefix_projection` with
@@ -156,7 +158,7 @@ public struct TrainingArguments: Sendable {
         "chat_template", "zero_padding", "num_threads", "beta", "loss_type", "loss_weights", "label_smoothing", "simpo_gamma",
         "dpop_lambda", "pref_loss_ratio", "sft_loss_ratio", "reference_free", "ref_model_name_or_path",
         "precompute_ref_log_probs", "ref_model_update_steps", "lora", "lora_rank", "lora_alpha", "lora_dropout", "rslora",
-        "target_modules", "lora_path", "prefix_tuning", "num_prefix_tokens", "prefix_projection",
+        "lora_plus_scale", "target_modules", "lora_path", "prefix_tuning", "num_prefix_tokens", "prefix_projection",
         "prefix_projection_hidden_size", "prefix_path", "report_to", "logging_dir",
     ] + conveniences
 
@@ -263,6 +265,7 @@ public struct TrainingArguments: Sendable {
         try r.int("lora_rank", &a.loraRank, min: 1)
         try r.double("lora_alpha", &a.loraAlpha, min: -1)
         try r.double("lora_dropout", &a.loraDropout, min: 0)
+        try r.double("lora_plus_scale", &a.loraPlusScale, min: 0)
         try r.bool("rslora", &a.rslora)
         if let t = try r.strings("target_modules") { a.targetModules = t }
         a.loraPath = try r.string("lora_path")
@@ -285,9 +288,8 @@ public struct TrainingArguments: Sendable {
             if task == .dpo, a.refModelUpdateSteps != nil {
                 throw ArgumentsError(file, "ref_model_update_steps", "with LoRA the reference is the frozen base model (or base + lora_path) and is never updated; remove it")
             }
-            if a.loraDropout > 0 {
-                throw ArgumentsError(file, "lora_dropout", "LoRA dropout is not available yet; set it to 0")
-            }
+            if !(a.loraDropout < 1) { throw ArgumentsError(file, "lora_dropout", "must be in [0, 1), got \(a.loraDropout)") }
+            if !(a.loraPlusScale > 0) { throw ArgumentsError(file, "lora_plus_scale", "must be > 0, got \(a.loraPlusScale)") }
             do { _ = try a.loraConfig() } catch { throw ArgumentsError(file, "target_modules", "\(error)") }
         }
         try a.checkPrefix(file: file, task: task)

@@ -109,6 +109,7 @@ public struct DPORun {
         lm.log = log
         let policy = try LMTrainer(parameters: lm.parameterStore(weights, resume: resume), optimizer: OptimizerSettings(
             beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon, weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm))
+        policy.dropoutSeed = UInt64(args.seed)
         if let resume { try policy.loadOptimizerState(resume.optimizer) }
         let trainer = try DPOTrainer(policy: policy, reference: reference, settings: settings)
         let pad = tok.eosId

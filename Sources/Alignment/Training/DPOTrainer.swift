@@ -101,8 +101,10 @@ public final class DPOTrainer: @unchecked Sendable {
 
     /// With a LoRA policy (`policy.parameters.lora`), only its adapters train (`dpo_step_lora`)
     /// and, when `reference` is nil, the reference is the same weights with the adapters switched
-    /// off (the base model: no second copy in memory). A prefix policy likewise (`dpo_step_prefix`,
-    /// only `prefix_kv` trains; the reference is the model without the prefix).
+    /// off (the base model: no second copy in memory). With `lora.dropout` > 0 the step is
+    /// `dpo_step_lora_dropout`, seeded by `policy.dropoutSeed`; log-probs (reference, evaluation)
+    /// never drop out. A prefix policy likewise (`dpo_step_prefix`, only `prefix_kv` trains; the
+    /// reference is the model without the prefix).
     public init(policy: LMTrainer, reference: ParameterStore?, settings: DPOSettings) throws {
         try settings.validate()
         self.policy = policy
@@ -111,7 +113,8 @@ public final class DPOTrainer: @unchecked Sendable {
         let suffix = policy.parameters.programSuffix
         logpsProgram = try CompiledProgram.load("llama_dpo.dpo_logps")
         adaptedLogpsProgram = suffix.isEmpty ? nil : try CompiledProgram.load("llama_dpo.dpo_logps" + suffix)
-        stepProgram = try CompiledProgram.load("llama_dpo.dpo_step" + suffix)
+        let dropout = (policy.parameters.lora?.dropout ?? 0) > 0 ? "_dropout" : ""
+        stepProgram = try CompiledProgram.load("llama_dpo.dpo_step" + suffix + dropout)
     }
 
     private func rowBuffers(_ b: PairBatch) -> [String: AlignedBuffer] {
@@ -199,6 +202,7 @@ public final class DPOTrainer: @unchecked Sendable {
         let s = settings
         let k = DPOLossType.allCases.count
         var acc = MetricSums(k: k)
+        let dropout = LoRADropoutInputs(policy.parameters.lora, seed: policy.dropoutSeed, step: policy.optimizer.step)
         for (i, b) in batches.enumerated() {
             try checkIds(b)
             let ref = try references?[i] ?? referenceLogps(b)
@@ -208,6 +212,7 @@ public final class DPOTrainer: @unchecked Sendable {
             keep["loss_weights"] = AlignedBuffer(copying: s.weightVector)
             for scalar in DPOScalar.allCases { keep[scalar.rawValue] = AlignedBuffer(copying: [Float(s.value(scalar))]) }
             keep["loss"] = AlignedBuffer(floats: 1)
+            for (name, buffer) in dropout?.buffers(micro: i, layers: policy.parameters.config.nLayers) ?? [:] { keep[name] = buffer }
             keep["losses"] = AlignedBuffer(floats: k * b.batch)
             for o in ["logps_chosen", "logps_rejected", "logits_chosen", "logits_rejected"] { keep[o] = AlignedBuffer(floats: b.batch) }
             var bufs = policy.parameters.pointers.merging(policy.optimizer.gradientPointers()) { a, _ in a }

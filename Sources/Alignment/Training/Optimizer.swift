@@ -33,6 +33,15 @@ public final class AdamW: @unchecked Sendable {
     public private(set) var step = 0
     /// The compiled step (for profiling).
     public let program: CompiledProgram
+    /// Parameter groups with their own learning rates (PyTorch's param groups; LoRA+ puts the
+    /// `B` matrices at `lr · lora_plus_scale`): a tensor's factor on `lr`, 1 when absent. With
+    /// any factor other than 1 a step runs `adamw_step_groups`, which reads one factor per float.
+    public var learningRateFactors: [String: Double] = [:] { didSet { factorLayout = nil } }
+    /// `adamw_step_groups`, loaded when a factor other than 1 is first used.
+    private var groupsProgram: CompiledProgram?
+    /// Each float's factor, laid out like the state (rebuilt when the layout or the factors change).
+    private var factors = AlignedBuffer(floats: 1)
+    private var factorLayout: ParameterLayout?
 
     /// The layout the state buffers follow (the store's, once synchronized).
     private var layout: ParameterLayout
@@ -178,8 +187,31 @@ public final class AdamW: @unchecked Sendable {
             scalars.floats[i] = value(s)
             buffers[s.rawValue] = scalars.raw + 4 * i
         }
-        try program.run(buffers: buffers, sizes: sizes)
+        if learningRateFactors.values.contains(where: { $0 != 1 }) {
+            buffers[B.lrFactor.rawValue] = try factorBuffer().raw
+            let groups = try groupsProgram ?? CompiledProgram.load("llama_train.adamw_step_groups")
+            groupsProgram = groups
+            try groups.run(buffers: buffers, sizes: sizes)
+        } else {
+            try program.run(buffers: buffers, sizes: sizes)
+        }
         return Double(scalars.floats[count])
+    }
+
+    /// `lr_factor` for `adamw_step_groups`: every float of a tensor holds its factor (1 in gaps).
+    private func factorBuffer() throws -> AlignedBuffer {
+        if factorLayout == layout { return factors }
+        for (name, f) in learningRateFactors where !(f > 0 && f.isFinite) {
+            throw RuntimeError("learning-rate factor of '\(name)' must be a positive number, got \(f)")
+        }
+        let buffer = AlignedBuffer(floats: max(layout.totalFloats, 1))
+        for i in 0..<layout.totalFloats { buffer.floats[i] = 1 }
+        for (name, f) in learningRateFactors {
+            guard let o = layout.offsets[name], let n = layout.counts[name] else { continue }
+            for i in o..<(o + n) { buffer.floats[i] = Float(f) }
+        }
+        (factors, factorLayout) = (buffer, layout)
+        return buffer
     }
 
     /// The size bindings of a step (`N`: the trainable floats).

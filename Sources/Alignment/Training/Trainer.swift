@@ -45,12 +45,17 @@ public final class LMTrainer: @unchecked Sendable {
     private let saved = ScratchBuffers()
     private let lmStep: CompiledProgram
     private let evalLoss: CompiledProgram
+    /// The seed of the LoRA dropout masks (the run's `seed`); each micro-batch's masks are drawn
+    /// from it, the optimizer step and the micro-batch's index (`LoRAConfig.dropoutKeys`).
+    public var dropoutSeed: UInt64 = 0
     /// `prefix_encode` and `prefix_encode_backward` for a reparameterized prefix, else nil.
     private let encoder: (forward: CompiledProgram, backward: CompiledProgram)?
 
     /// With a store that holds LoRA adapters (`parameters.lora`), the steps run
     /// `lm_step_lora`/`eval_loss_lora` and only adapters train: `trainable` defaults to the
-    /// targets' `A` and `B` and may name nothing else (the base model is frozen).
+    /// targets' `A` and `B` and may name nothing else (the base model is frozen). With
+    /// `lora.dropout` > 0 the step is `lm_step_lora_dropout` (evaluation stays without dropout);
+    /// with `lora.plusScale` ≠ 1 the `B` matrices learn at `lr · plusScale` (LoRA+).
     /// With a prefix (`parameters.prefix`) the steps run `lm_step_prefix`/`eval_loss_prefix`
     /// and only `prefix_kv` trains.
     public init(parameters: ParameterStore, trainable: Set<String>? = nil, optimizer: OptimizerSettings = .init()) throws {
@@ -65,8 +70,10 @@ public final class LMTrainer: @unchecked Sendable {
             trainable = trainable ?? Set(parameters.trainableAdapterNames)
         }
         self.optimizer = try AdamW(parameters: parameters, trainable: trainable, settings: optimizer)
+        if let lora = parameters.lora { self.optimizer.learningRateFactors = lora.learningRateFactors }
         let suffix = parameters.programSuffix
-        lmStep = try CompiledProgram.load("llama_train.lm_step" + suffix)
+        let dropout = (parameters.lora?.dropout ?? 0) > 0 ? "_dropout" : ""
+        lmStep = try CompiledProgram.load("llama_train.lm_step" + suffix + dropout)
         evalLoss = try CompiledProgram.load("llama_train.eval_loss" + suffix)
         encoder = parameters.prefix?.projection == nil ? nil
             : (try CompiledProgram.load("llama_train.prefix_encode"), try CompiledProgram.load("llama_train.prefix_encode_backward"))
@@ -122,7 +129,8 @@ public final class LMTrainer: @unchecked Sendable {
         guard tokens > 0 else { lastTokenStats = (0, 0); return (0, 0) }
         try encodePrefix()
         var loss = 0.0, entropy = 0.0, accuracy = 0.0
-        for b in batches {
+        let dropout = LoRADropoutInputs(parameters.lora, seed: dropoutSeed, step: optimizer.step)
+        for (micro, b) in batches.enumerated() {
             try checkIds(b)
             // Only supervised positions go through the vocabulary projection; a micro-batch
             // without any adds nothing to the gradients.
@@ -140,7 +148,9 @@ public final class LMTrainer: @unchecked Sendable {
             let ent = AlignedBuffer(floats: 1), acc = AlignedBuffer(floats: 1)
             buffers["entropy"] = ent.raw; buffers["accuracy"] = acc.raw
             for (name, p) in try saved.pointers(for: lmStep, sizes: sizes) { buffers[name] = p }
-            try lmStep.run(buffers: buffers, sizes: sizes)
+            let masks = dropout?.buffers(micro: micro, layers: parameters.config.nLayers)
+            for (name, buffer) in masks ?? [:] { buffers[name] = buffer.raw }
+            try withExtendedLifetime(masks) { try lmStep.run(buffers: buffers, sizes: sizes) }
             loss += Double(out.floats[0])
             entropy += Double(ent.floats[0]); accuracy += Double(acc.floats[0])
         }

@@ -128,6 +128,7 @@ public struct TrainingRun {
         let trainer = try LMTrainer(parameters: store, optimizer: OptimizerSettings(
             beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon,
             weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm))
+        trainer.dropoutSeed = UInt64(args.seed)
         if let resume { try trainer.loadOptimizerState(resume.optimizer) }
         var job = LMJob(run: self, trainer: trainer, dev: dev, pad: tok.eosId, tokenizerFiles: tokFiles)
         job.maxSteps = maxSteps
@@ -154,6 +155,8 @@ public struct TrainingRun {
             let loaded = try PEFTAdapter.load(directory: from, config: weights.config)
             (lora, adapters) = (loaded.lora, loaded.adapters)
             if resume == nil { log("LoRA: starting from the adapter in \(from)") }
+            // Training settings come from the arguments, not from the adapter's file.
+            (lora.dropout, lora.plusScale) = (args.loraDropout, args.loraPlusScale)
         }
         log("LoRA: rank \(lora.rank), scale \(lora.scale), on \(lora.targets.compactMap { LoRAConfig.hfNames[$0] }.joined(separator: ", "))")
         return try ParameterStore(weights: weights, lora: lora, adapters: adapters, seed: UInt64(args.seed))

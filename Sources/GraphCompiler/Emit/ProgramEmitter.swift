@@ -205,9 +205,11 @@ struct ProgramEmitter {
         let bufs = kernelBuffers(k)
         let syms = symbolsUsed(in: body)
         var params: [String] = []
+        // A kernel that writes over a value it reads (`MemoryPlan.inPlace`) gets pointers that alias.
+        let restrict = memory.inPlace.contains(k.root) ? "" : "restrict "
         for (n, writes) in bufs {
             let t = dtypeOf(buffer: n, k).cType
-            params.append(writes ? "\(t) *restrict \(n)" : "const \(t) *restrict \(n)")
+            params.append(writes ? "\(t) *\(restrict)\(n)" : "const \(t) *\(restrict)\(n)")
         }
         params += syms.map { "long \($0)" }
         // The comment: the math in infix, or (when that is too long to read) a loop's

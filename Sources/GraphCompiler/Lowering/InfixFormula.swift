@@ -79,6 +79,9 @@ struct InfixFormula {
         case .select:
             guard let c = arg(0), let a = arg(1), let b = arg(2) else { return nil }
             return Expr(text: "\(c.text) ? \(a.text) : \(b.text)", atomic: false)
+        case .random:
+            guard let k = arg(0) else { return nil }
+            return Expr(text: "uniform(\(k.text), i)", atomic: true)
         case .reduce(let r):
             guard let x = arg(0) else { return nil }
             return Expr(text: r == .sum ? "Σ(\(x.text))" : "max(\(x.text))", atomic: true)

@@ -194,6 +194,8 @@ struct PointwiseRenderer {
             expr = "(\(t.cType))\(try value(n.inputs[0], idx))"
         case .stopGradient:
             expr = try value(n.inputs[0], idx)
+        case .random:
+            expr = "la_uniform((uint32_t)(\(try value(n.inputs[0], idx))), \(linear(idx, n.shape)))"
         case .gather:
             let ids = try value(n.inputs[1], Array(idx.dropLast()))
             let d = n.shape[n.shape.count - 1]

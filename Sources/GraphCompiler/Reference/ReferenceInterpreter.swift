@@ -99,6 +99,11 @@ public enum ReferenceInterpreter {
                 result = HostTensor(shape: outShape, data: (0..<xs[0].count).map { xs[0].data[$0] != 0 ? xs[1].data[$0] : xs[2].data[$0] })
             case .cast(let t): result = HostTensor(shape: outShape, data: t == .i32 ? xs[0].data.map { $0.rounded(.towardZero) } : xs[0].data)
             case .stopGradient: result = xs[0]
+            case .random:
+                let keys = xs[0].data
+                result = HostTensor(shape: outShape, data: keys.indices.map { j in
+                    Double(CounterRandom.uniform(key: UInt32(truncatingIfNeeded: Int64(keys[j])), index: j))
+                })
             case .reuse: result = xs[1]
             case .reduce(let r): result = ReferenceInterpreter.reduce(r, xs[0])
             case .reshape: result = HostTensor(shape: outShape, data: xs[0].data)

@@ -54,6 +54,17 @@ static inline long la_max(long a, long b) { return a > b ? a : b; }
    handing the whole SIMD vector to the vector library's slow special-case path (it took
    the masked softmax from 12.5 to 3.8 ms a step); subnormal results flush to 0, NaN stays NaN. */
 static inline float la_expf(float x) { return x >= -87.0f ? expf(fmaxf(x, -87.0f)) : (x != x ? x : 0.0f); }
+/* The `random` op's counter-based generator (TensorGraph's CounterRandom, the same formula): a
+   uniform float in [0, 1) that is a pure function of a 32-bit key and an element's flat index. */
+static inline uint32_t la_mix32(uint32_t x) {
+    x ^= x >> 16; x *= 0x21f0aaadu; x ^= x >> 15; x *= 0x735a2d97u; x ^= x >> 15;
+    return x;
+}
+static inline float la_uniform(uint32_t key, long i) {
+    uint32_t hi = (uint32_t)((uint64_t)i >> 32), lo = (uint32_t)(uint64_t)i;
+    uint32_t h = la_mix32(la_mix32(lo ^ la_mix32(key + 0x9e3779b9u * hi)) ^ key);
+    return (float)(h >> 8) * 0x1p-24f;
+}
 /* Rounds a float count up to 64 bytes. */
 static inline long la_round16(long n) { return (n + 15) / 16 * 16; }
 
