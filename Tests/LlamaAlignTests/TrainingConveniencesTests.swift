@@ -7,7 +7,9 @@ import Testing
 @Suite(.serialized) struct TrainingConveniencesTests {
     @Test func earlyStoppingStopsAfterPatienceEvaluationsWithoutImprovement() throws {
         // learning_rate 0: the model never changes, so no evaluation after the first improves.
-        let a = try Demo.args(.sft, ["learning_rate": 0.0, "eval_steps": 2, "early_stopping_patience": 2, "max_steps": 40])
+        // (A threshold, so a last-digit wobble of the evaluation cannot count as an improvement.)
+        let a = try Demo.args(.sft, ["learning_rate": 0.0, "eval_steps": 2, "early_stopping_patience": 2, "early_stopping_threshold": 1e-4,
+                                     "max_steps": 40])
         let s = try TrainingRun(args: a, task: .sft).run()
         #expect(s.steps == 6)
         let m = try Demo.metrics(a.outputDir)
@@ -38,17 +40,20 @@ import Testing
     }
 
     @Test func resumeFromACheckpointElsewhereContinuesTheSameTrajectory() throws {
-        let whole = try Demo.args(.sft, ["save_steps": 5, "max_steps": 10])
-        _ = try TrainingRun(args: whole, task: .sft).run()
-        let other = try Demo.args(.sft, ["max_steps": 10, "resume_from_checkpoint": whole.outputDir + "/checkpoint-5"])
-        _ = try TrainingRun(args: other, task: .sft).run()
-        let a = try Demo.metrics(whole.outputDir).filter { ($0["step"] ?? 0) > 5 && $0["loss"] != nil }
-        let b = try Demo.metrics(other.outputDir).filter { $0["loss"] != nil }
-        #expect(a.count == 5 && b.map { $0["loss"] } == a.map { $0["loss"] } && b.first?["step"] == 6)
-        let none = try Demo.args(.sft, ["resume_from_checkpoint": true])
-        #expect { try TrainingRun(args: none, task: .sft).run() } throws: { "\($0)".contains("resume_from_checkpoint is true") }
-        let missing = try Demo.args(.sft, ["resume_from_checkpoint": "/nonexistent/checkpoint-3"])
-        #expect { try TrainingRun(args: missing, task: .sft).run() } throws: { "\($0)".contains("/nonexistent/checkpoint-3") }
+        // Two in-process runs compared bit for bit: no thread-count change beside them.
+        try KernelThreadsLock.held {
+            let whole = try Demo.args(.sft, ["save_steps": 5, "max_steps": 10])
+            _ = try TrainingRun(args: whole, task: .sft).run()
+            let other = try Demo.args(.sft, ["max_steps": 10, "resume_from_checkpoint": whole.outputDir + "/checkpoint-5"])
+            _ = try TrainingRun(args: other, task: .sft).run()
+            let a = try Demo.metrics(whole.outputDir).filter { ($0["step"] ?? 0) > 5 && $0["loss"] != nil }
+            let b = try Demo.metrics(other.outputDir).filter { $0["loss"] != nil }
+            #expect(a.count == 5 && b.map { $0["loss"] } == a.map { $0["loss"] } && b.first?["step"] == 6)
+            let none = try Demo.args(.sft, ["resume_from_checkpoint": true])
+            #expect { try TrainingRun(args: none, task: .sft).run() } throws: { "\($0)".contains("resume_from_checkpoint is true") }
+            let missing = try Demo.args(.sft, ["resume_from_checkpoint": "/nonexistent/checkpoint-3"])
+            #expect { try TrainingRun(args: missing, task: .sft).run() } throws: { "\($0)".contains("/nonexistent/checkpoint-3") }
+        }
     }
 
     @Test func maxEvaluateStepsReadsThatManyBatches() throws {
