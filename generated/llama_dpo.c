@@ -3927,7 +3927,6 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
         const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
-        float *saved_x = args->saved_x + l * (2*B*HD2*KVH*REP*T);
         float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
         float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
         float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
@@ -3935,15 +3934,6 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
-        float *grad_attn_norm = args->grad_attn_norm + l * (2*HD2*KVH*REP);
-        float *grad_wq = args->grad_wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
-        float *grad_wk = args->grad_wk + l * (4*HD2*HD2*KVH*KVH*REP);
-        float *grad_wv = args->grad_wv + l * (4*HD2*HD2*KVH*KVH*REP);
-        float *grad_wo = args->grad_wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
-        float *grad_ffn_norm = args->grad_ffn_norm + l * (2*HD2*KVH*REP);
-        float *grad_w1 = args->grad_w1 + l * (2*F*HD2*KVH*REP);
-        float *grad_w2 = args->grad_w2 + l * (2*F*HD2*KVH*REP);
-        float *grad_w3 = args->grad_w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
         LA_TIMED(prof, 4, 100, dpo_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
         LA_TIMED(prof, 5, 100, dpo_step_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
@@ -10397,7 +10387,6 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
         const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
-        float *saved_x = args->saved_x + l * (2*B*HD2*KVH*REP*T);
         float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
         float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
         float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
@@ -10405,20 +10394,6 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
-        float *grad_lora_a_wq = args->grad_lora_a_wq + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_wq = args->grad_lora_b_wq + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_a_wk = args->grad_lora_a_wk + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_wk = args->grad_lora_b_wk + l * (2*HD2*KVH*R);
-        float *grad_lora_a_wv = args->grad_lora_a_wv + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_wv = args->grad_lora_b_wv + l * (2*HD2*KVH*R);
-        float *grad_lora_a_wo = args->grad_lora_a_wo + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_wo = args->grad_lora_b_wo + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_a_w1 = args->grad_lora_a_w1 + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_w1 = args->grad_lora_b_w1 + l * (F*R);
-        float *grad_lora_a_w2 = args->grad_lora_a_w2 + l * (F*R);
-        float *grad_lora_b_w2 = args->grad_lora_b_w2 + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_a_w3 = args->grad_lora_a_w3 + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_w3 = args->grad_lora_b_w3 + l * (F*R);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
         LA_TIMED(prof, 4, 142, dpo_step_lora_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
         LA_TIMED(prof, 5, 142, dpo_step_lora_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
@@ -14787,7 +14762,6 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
         const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
         const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
-        float *saved_x = args->saved_x + l * (2*B*HD2*KVH*REP*T);
         float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
         float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
         float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
@@ -14795,7 +14769,6 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
-        float *grad_prefix_kv = args->grad_prefix_kv + l * (4*HD2*KVH*P);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
         LA_TIMED(prof, 4, 85, dpo_step_prefix_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
         LA_TIMED(prof, 5, 85, dpo_step_prefix_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
@@ -14869,7 +14842,6 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
         float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
         float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
-        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
         float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);

@@ -31,6 +31,20 @@ public struct LlamaSizes: Sendable, Equatable {
     /// Positions attended to: the cached ones and this call's.
     public var span: Int { start + seq }
 
+    /// Rows of scored positions `lm_step` projects onto the vocabulary at a time: about 8 MiB
+    /// of logits (`2^21 / V` rows, at least 16), so its `[NS, V]` logits are never whole.
+    public static func chunkRows(vocab: Int) -> Int { max(16, (1 << 21) / max(vocab, 1)) }
+
+    /// `lm_step`'s chunking of the `scored` rows (`NC` chunks of `CR`): the largest divisor of
+    /// `scored` up to `chunkRows(vocab:)`, so the chunks tile the rows exactly (the trainer pads
+    /// its rows to a multiple of `chunkRows` with weight-0 rows, making that divisor the budget).
+    public var chunking: (chunks: Int, rows: Int) {
+        guard scored > 0 else { return (0, 1) }
+        var rows = min(scored, Self.chunkRows(vocab: vocab))
+        while scored % rows != 0 { rows -= 1 }
+        return (scored / rows, rows)
+    }
+
     /// Every size by the symbol the programs declare it under.
     public var bindings: [String: Int] {
         let values: [(Dim, Int)] = [
@@ -38,6 +52,7 @@ public struct LlamaSizes: Sendable, Equatable {
             (LlamaDims.half, halfHeadDim), (LlamaDims.hidden, hidden), (LlamaDims.vocab, vocab),
             (LlamaDims.batch, batch), (LlamaDims.seq, seq), (LlamaDims.scored, scored),
             (LlamaDims.start, start), (LlamaDims.span, span), (LlamaDims.cacheLen, cacheCapacity),
+            (LlamaDims.chunks, chunking.chunks), (LlamaDims.chunkRows, chunking.rows),
         ]
         var b: [String: Int] = [:]
         for (dim, value) in values { if let name = dim.symbolName { b[name] = value } }

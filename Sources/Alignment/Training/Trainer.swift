@@ -128,11 +128,16 @@ public final class LMTrainer: @unchecked Sendable {
             // without any adds nothing to the gradients.
             let scored = b.scored
             guard !scored.isEmpty else { continue }
-            let ids = AlignedBuffer(copying: b.ids), rows = AlignedBuffer(copying: scored.map { Int32($0) })
-            let targets = AlignedBuffer(copying: scored.map { b.targets[$0] })
-            let weights = AlignedBuffer(copying: scored.map { b.mask[$0] / Float(tokens) })
+            // lm_step projects the rows in chunks of `chunkRows`: pad to a multiple of it with
+            // weight-0 rows (row 0, target 0) so the chunks are full (`LlamaSizes.chunking`).
+            let budget = LlamaSizes.chunkRows(vocab: parameters.config.vocabSize)
+            let pad = scored.count > budget ? (budget - scored.count % budget) % budget : 0
+            let ids = AlignedBuffer(copying: b.ids)
+            let rows = AlignedBuffer(copying: scored.map { Int32($0) } + Array(repeating: 0, count: pad))
+            let targets = AlignedBuffer(copying: scored.map { b.targets[$0] } + Array(repeating: 0, count: pad))
+            let weights = AlignedBuffer(copying: scored.map { b.mask[$0] / Float(tokens) } + Array(repeating: 0, count: pad))
             let out = AlignedBuffer(floats: 1)
-            let sizes = self.sizes(b)
+            let sizes = bound(LlamaSizes(config: parameters.config, batch: b.batch, seq: b.seq, scored: scored.count + pad))
             var buffers = parameters.pointers.merging(optimizer.gradientPointers()) { a, _ in a }
             buffers["ids"] = ids.raw; buffers["scored"] = rows.raw; buffers["targets"] = targets.raw; buffers["weights"] = weights.raw
             buffers["loss"] = out.raw
