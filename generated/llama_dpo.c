@@ -335,10 +335,19 @@ static void dpo_logps_k19_layer(float *restrict carry0_next, const float *restri
     }
 }
 
-/* dpo_logps_k20_rmsnorm: t19 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_head; lm_head/rmsnorm] */
-static void dpo_logps_k20_rmsnorm(float *restrict t19, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
+/* dpo_logps_k20_expand: t19 = 0 */
+static void dpo_logps_k20_expand(float *restrict t19, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        t19[j] = 0.0f;
+    }
+}
+
+/* dpo_logps_k21_rmsnorm: t20 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
+static void dpo_logps_k21_rmsnorm(float *restrict t20, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -356,231 +365,262 @@ static void dpo_logps_k20_rmsnorm(float *restrict t19, const int32_t *restrict s
             float v2 = carry0[(long)scored[i0] * D + j];
             float v6 = v2 * v5;
             float v7 = v6 * (final_norm[j]);
-            t19[r * n + j] = v7;
+            t20[r * n + j] = v7;
         }
     }
 }
 
-/* dpo_logps_k21_lm_head: t20[NS, V] = t19 · lm_headᵀ  [lm_head] */
-static void dpo_logps_k21_lm_head(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long HD2, long KVH, long NS, long REP, long V) {
+/* dpo_logps_k22_lm_head: t21[CR, V] = t20 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
+static void dpo_logps_k22_lm_head(float *restrict t21, const float *restrict lm_head, const float *restrict t20, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t19, D, lm_head, D, 0.0f, t20, V);
+    la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t20, D, lm_head, D, 0.0f, t21, V);
 }
 
-/* dpo_logps_k22_log_softmax: t21 = max(t20)  [sequence_logps/cross_entropy/log_softmax] */
-static void dpo_logps_k22_log_softmax(float *restrict t21, const float *restrict t20, long NS, long V) {
+/* dpo_logps_k23_log_softmax: t22 = max(t21)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_k23_log_softmax(float *restrict t22, const float *restrict t21, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t20[r * n + j0]);
-        }
-        t21[r] = acc0;
-    }
-}
-
-/* dpo_logps_k23_log_softmax: t22 = Σ(exp(t20 - t21))  [sequence_logps/cross_entropy/log_softmax] */
-static void dpo_logps_k23_log_softmax(float *restrict t22, const float *restrict t20, const float *restrict t21, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = t21[i0];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t20[r * n + j0] - v0;
-            float v2 = la_expf(v1);
-            acc0 += v2;
+            acc0 = fmaxf(acc0, t21[r * n + j0]);
         }
         t22[r] = acc0;
     }
 }
 
-/* dpo_logps_k24_cross_entropy: t23 = Σ((t20 - t21 - log(t22)) · [i1 = chosen_targets])  [sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
-static void dpo_logps_k24_cross_entropy(float *restrict t23, const int32_t *restrict chosen_targets, const float *restrict t20, const float *restrict t21, const float *restrict t22, long NS, long V) {
+/* dpo_logps_k24_log_softmax: t23 = Σ(exp(t21 - t22))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_k24_log_softmax(float *restrict t23, const float *restrict t21, const float *restrict t22, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t21[i0];
-        float v2 = logf(t22[i0]);
-        float v4 = (float)chosen_targets[i0];
+        float v0 = t22[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t20[r * n + j0] - v0;
-            float v3 = v1 - v2;
-            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
-            float v6 = v3 * v5;
-            acc0 += v6;
+            float v1 = t21[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
         }
         t23[r] = acc0;
     }
 }
 
-/* dpo_logps_k25_sequence_logps_scatter_add: neg, mul, scatter_add  [sequence_logps/cross_entropy; sequence_logps] */
-static void dpo_logps_k25_sequence_logps_scatter_add(float *restrict t24, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t23, long B, long NS) {
-    memset(t24, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = -(t23[i0]);
-        float v1 = v0 * (chosen_mask[i0]);
-        for (long j = 0; j < n; j++) {
-            t24[(long)scored_pair[i0] * 1 + j] += v1;
-        }
-    }
-}
-
-/* dpo_logps_k26_sequence_logps: logps_chosen = -t24  [sequence_logps] */
-static void dpo_logps_k26_sequence_logps(float *restrict logps_chosen, const float *restrict t24, long B) {
-    const long n = B;
-    #pragma omp parallel for if (n > 32768)
-    for (long j = 0; j < n; j++) {
-        float v0 = -(t24[j]);
-        logps_chosen[j] = v0;
-    }
-}
-
-/* dpo_logps_k27_cross_entropy: t25 = Σ((t20 - t21 - log(t22)) · [i1 = rejected_targets])  [sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
-static void dpo_logps_k27_cross_entropy(float *restrict t25, const int32_t *restrict rejected_targets, const float *restrict t20, const float *restrict t21, const float *restrict t22, long NS, long V) {
+/* dpo_logps_k25_cross_entropy: t24 = Σ((t21 - t22 - log(t23)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_logps_k25_cross_entropy(float *restrict t24, const float *restrict t21, const int32_t *restrict chosen_targets, const float *restrict t22, const float *restrict t23, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t21[i0];
-        float v2 = logf(t22[i0]);
-        float v4 = (float)rejected_targets[i0];
+        float v0 = t22[i0];
+        float v2 = logf(t23[i0]);
+        float v4 = (float)chosen_targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t20[r * n + j0] - v0;
+            float v1 = t21[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
             acc0 += v6;
         }
-        t25[r] = acc0;
+        t24[r] = acc0;
     }
 }
 
-/* dpo_logps_k28_sequence_logps_scatter_add: neg, mul, scatter_add  [sequence_logps/cross_entropy; sequence_logps] */
-static void dpo_logps_k28_sequence_logps_scatter_add(float *restrict t26, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t25, long B, long NS) {
-    memset(t26, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_logps_k26_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_k26_sequence_logps_scatter_add(float *restrict t25, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t24, long B, long CR) {
+    memset(t25, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = -(t25[i0]);
-        float v1 = v0 * (rejected_mask[i0]);
+        float v0 = -(t24[i0]);
+        float v1 = v0 * (chosen_mask[i0]);
         for (long j = 0; j < n; j++) {
-            t26[(long)scored_pair[i0] * 1 + j] += v1;
+            t25[(long)scored_pair[i0] * 1 + j] += v1;
         }
     }
 }
 
-/* dpo_logps_k29_sequence_logps: logps_rejected = -t26  [sequence_logps] */
-static void dpo_logps_k29_sequence_logps(float *restrict logps_rejected, const float *restrict t26, long B) {
-    const long n = B;
-    #pragma omp parallel for if (n > 32768)
-    for (long j = 0; j < n; j++) {
-        float v0 = -(t26[j]);
-        logps_rejected[j] = v0;
+/* dpo_logps_k27_cross_entropy: t26 = Σ((t21 - t22 - log(t23)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_logps_k27_cross_entropy(float *restrict t26, const float *restrict t21, const int32_t *restrict rejected_targets, const float *restrict t22, const float *restrict t23, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t22[i0];
+        float v2 = logf(t23[i0]);
+        float v4 = (float)rejected_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t21[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t26[r] = acc0;
     }
 }
 
-/* dpo_logps_k30_sequence_logps: t27 = Σ(t20)  [sequence_logps] */
-static void dpo_logps_k30_sequence_logps(float *restrict t27, const float *restrict t20, long NS, long V) {
+/* dpo_logps_k28_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_k28_sequence_logps_scatter_add(float *restrict t27, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t26, long B, long CR) {
+    memset(t27, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t26[i0]);
+        float v1 = v0 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t27[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_logps_k29_sequence_logps: t28 = Σ(t21)  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_k29_sequence_logps(float *restrict t28, const float *restrict t21, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t20[r * n + j0];
+            acc0 += t21[r * n + j0];
         }
-        t27[r] = acc0;
+        t28[r] = acc0;
     }
 }
 
-/* dpo_logps_k31_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [sequence_logps] */
-static void dpo_logps_k31_sequence_logps_scatter_add(float *restrict logits_chosen, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t27, long B, long NS, long V) {
-    memset(logits_chosen, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_logps_k30_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_k30_sequence_logps_scatter_add(float *restrict t29, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t28, long B, long CR, long V) {
+    memset(t29, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t27[i0]) / ((float)(V));
+        float v0 = (t28[i0]) / ((float)(V));
         float v1 = v0;
         float v2 = v1 * (chosen_mask[i0]);
         for (long j = 0; j < n; j++) {
-            logits_chosen[(long)scored_pair[i0] * 1 + j] += v2;
+            t29[(long)scored_pair[i0] * 1 + j] += v2;
         }
     }
 }
 
-/* dpo_logps_k32_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [sequence_logps] */
-static void dpo_logps_k32_sequence_logps_scatter_add(float *restrict logits_rejected, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t27, long B, long NS, long V) {
-    memset(logits_rejected, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_logps_k31_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_k31_sequence_logps_scatter_add(float *restrict t30, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t28, long B, long CR, long V) {
+    memset(t30, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t27[i0]) / ((float)(V));
+        float v0 = (t28[i0]) / ((float)(V));
         float v1 = v0;
         float v2 = v1 * (rejected_mask[i0]);
         for (long j = 0; j < n; j++) {
-            logits_rejected[(long)scored_pair[i0] * 1 + j] += v2;
+            t30[(long)scored_pair[i0] * 1 + j] += v2;
         }
     }
 }
 
-/* Arena: 10 slots planned for 33 kernels. */
+/* dpo_logps_k32_sequence_logps: carry1_next = carry1 + -t25  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_k32_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t25, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t25[j]);
+        float v1 = carry1[j] + v0;
+        carry1_next[j] = v1;
+    }
+}
+
+/* dpo_logps_k33_sequence_logps: carry2_next = carry2 + -t27  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_k33_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t27, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t27[j]);
+        float v1 = carry2[j] + v0;
+        carry2_next[j] = v1;
+    }
+}
+
+/* dpo_logps_k34_lm_chunk: carry3_next = carry3 + t29  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_k34_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t29, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry3[j] + t29[j];
+        carry3_next[j] = v0;
+    }
+}
+
+/* dpo_logps_k35_lm_chunk: carry4_next = carry4 + t30  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_k35_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t30, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry4[j] + t30[j];
+        carry4_next[j] = v0;
+    }
+}
+
+/* Arena: 18 slots planned for 36 kernels. */
 static long llama_dpo_dpo_logps_layout(const llama_dpo_dpo_logps_args *args, long *off) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(B*HD2*T, NS));
-    off[1] = total; total += la_round16(la_max(B*HD2*T, NS));
-    off[2] = total; total += la_round16(la_max(B*T*T, NS));
-    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B));
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
-    off[5] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*F*T), NS*V));
-    off[6] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T));
-    off[7] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), 2*HD2*KVH*NS*REP));
+    off[0] = total; total += la_round16(la_max(B*HD2*T, CR*V));
+    off[1] = total; total += la_round16(la_max(B*HD2*T, CR));
+    off[2] = total; total += la_round16(la_max(la_max(B*T*T, CR), B));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, CR));
+    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*F*T), 2*CR*HD2*KVH*REP), B));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T), B));
+    off[7] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B));
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[10] = total; total += la_round16(B);
+    off[11] = total; total += la_round16(B);
+    off[12] = total; total += la_round16(B);
+    off[13] = total; total += la_round16(B);
+    off[14] = total; total += la_round16(B);
+    off[15] = total; total += la_round16(B);
+    off[16] = total; total += la_round16(B);
+    off[17] = total; total += la_round16(B);
     (void)args; (void)off;
     return total;
 }
 
 long llama_dpo_dpo_logps_arena_floats(const llama_dpo_dpo_logps_args *args) {
-    long off[10];
+    long off[18];
     return llama_dpo_dpo_logps_layout(args, off);
 }
 
 void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
-    const long NS = args->NS;
+    const long NC = args->NC;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[10];
+    long off[18];
     llama_dpo_dpo_logps_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -608,9 +648,12 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
     float *t22 = args->arena + off[1];
     float *t23 = args->arena + off[2];
     float *t24 = args->arena + off[3];
-    float *t25 = args->arena + off[2];
+    float *t25 = args->arena + off[4];
     float *t26 = args->arena + off[3];
-    float *t27 = args->arena + off[0];
+    float *t27 = args->arena + off[6];
+    float *t28 = args->arena + off[1];
+    float *t29 = args->arena + off[5];
+    float *t30 = args->arena + off[2];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -618,22 +661,16 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
     const int32_t *positions = args->positions;
     const int32_t *segments = args->segments;
     const float *rope_theta = args->rope_theta;
-    const int32_t *scored = args->scored;
-    const int32_t *scored_pair = args->scored_pair;
-    const int32_t *chosen_targets = args->chosen_targets;
-    const int32_t *rejected_targets = args->rejected_targets;
-    const float *chosen_mask = args->chosen_mask;
-    const float *rejected_mask = args->rejected_mask;
     const float *norm_eps = args->norm_eps;
     float *logps_chosen = args->logps_chosen;
     float *logps_rejected = args->logps_rejected;
     float *logits_chosen = args->logits_chosen;
     float *logits_rejected = args->logits_rejected;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 33, dpo_logps_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 1, 33, dpo_logps_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 2, 33, dpo_logps_k2_shared_prompt_mask(t2, segments, B, T));
-    LA_TIMED(prof, 3, 33, dpo_logps_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 36, dpo_logps_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 36, dpo_logps_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 36, dpo_logps_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 36, dpo_logps_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t3;
     float *carry0_buf[2] = { args->arena + off[8], args->arena + off[9] };
@@ -648,46 +685,74 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args) {
         const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 4, 33, dpo_logps_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 33, dpo_logps_k5_wq(t5, wq, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 33, dpo_logps_k6_wk(t6, wk, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 33, dpo_logps_k7_wv(t7, wv, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 33, dpo_logps_k8_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 33, dpo_logps_k9_rope(t9, t0, t1, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 33, dpo_logps_k10_scores_matmul(t10, t8, t9, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 33, dpo_logps_k11_attention(t11, t2, t10, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 33, dpo_logps_k12_attention_matmul(t12, t7, t11, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 33, dpo_logps_k13_wo(t13, wo, t12, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 33, dpo_logps_k14_rmsnorm(t14, norm_eps, carry0, ffn_norm, t13, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 33, dpo_logps_k15_w1(t15, w1, t14, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 33, dpo_logps_k16_w3(t16, w3, t14, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 33, dpo_logps_k17_silu(t17, t15, t16, B, F, T));
-        LA_TIMED(prof, 18, 33, dpo_logps_k18_w2(t18, w2, t17, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 33, dpo_logps_k19_layer(carry0_next, carry0, t13, t18, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 36, dpo_logps_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 36, dpo_logps_k5_wq(t5, wq, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 36, dpo_logps_k6_wk(t6, wk, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 36, dpo_logps_k7_wv(t7, wv, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 36, dpo_logps_k8_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 36, dpo_logps_k9_rope(t9, t0, t1, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 36, dpo_logps_k10_scores_matmul(t10, t8, t9, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 36, dpo_logps_k11_attention(t11, t2, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 36, dpo_logps_k12_attention_matmul(t12, t7, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 36, dpo_logps_k13_wo(t13, wo, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 36, dpo_logps_k14_rmsnorm(t14, norm_eps, carry0, ffn_norm, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 36, dpo_logps_k15_w1(t15, w1, t14, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 36, dpo_logps_k16_w3(t16, w3, t14, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 36, dpo_logps_k17_silu(t17, t15, t16, B, F, T));
+        LA_TIMED(prof, 18, 36, dpo_logps_k18_w2(t18, w2, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 36, dpo_logps_k19_layer(carry0_next, carry0, t13, t18, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 20, 33, dpo_logps_k20_rmsnorm(t19, scored, norm_eps, final_norm, carry0, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 21, 33, dpo_logps_k21_lm_head(t20, lm_head, t19, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 22, 33, dpo_logps_k22_log_softmax(t21, t20, NS, V));
-    LA_TIMED(prof, 23, 33, dpo_logps_k23_log_softmax(t22, t20, t21, NS, V));
-    LA_TIMED(prof, 24, 33, dpo_logps_k24_cross_entropy(t23, chosen_targets, t20, t21, t22, NS, V));
-    LA_TIMED(prof, 25, 33, dpo_logps_k25_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, t23, B, NS));
-    LA_TIMED(prof, 26, 33, dpo_logps_k26_sequence_logps(logps_chosen, t24, B));
-    LA_TIMED(prof, 27, 33, dpo_logps_k27_cross_entropy(t25, rejected_targets, t20, t21, t22, NS, V));
-    LA_TIMED(prof, 28, 33, dpo_logps_k28_sequence_logps_scatter_add(t26, scored_pair, rejected_mask, t25, B, NS));
-    LA_TIMED(prof, 29, 33, dpo_logps_k29_sequence_logps(logps_rejected, t26, B));
-    LA_TIMED(prof, 30, 33, dpo_logps_k30_sequence_logps(t27, t20, NS, V));
-    LA_TIMED(prof, 31, 33, dpo_logps_k31_sequence_logps_scatter_add(logits_chosen, scored_pair, chosen_mask, t27, B, NS, V));
-    LA_TIMED(prof, 32, 33, dpo_logps_k32_sequence_logps_scatter_add(logits_rejected, scored_pair, rejected_mask, t27, B, NS, V));
+    LA_TIMED(prof, 20, 36, dpo_logps_k20_expand(t19, B));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t19;
+    float *carry1_buf[2] = { args->arena + off[10], args->arena + off[11] };
+    const float *carry2 = t19;
+    float *carry2_buf[2] = { args->arena + off[12], args->arena + off[13] };
+    const float *carry3 = t19;
+    float *carry3_buf[2] = { args->arena + off[14], args->arena + off[15] };
+    const float *carry4 = t19;
+    float *carry4_buf[2] = { args->arena + off[16], args->arena + off[17] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry1_next = l + 1 < NC ? carry1_buf[l & 1] : logps_chosen;
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : logps_rejected;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : logits_chosen;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : logits_rejected;
+        LA_TIMED(prof, 21, 36, dpo_logps_k21_rmsnorm(t20, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 22, 36, dpo_logps_k22_lm_head(t21, lm_head, t20, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 23, 36, dpo_logps_k23_log_softmax(t22, t21, CR, V));
+        LA_TIMED(prof, 24, 36, dpo_logps_k24_log_softmax(t23, t21, t22, CR, V));
+        LA_TIMED(prof, 25, 36, dpo_logps_k25_cross_entropy(t24, t21, chosen_targets, t22, t23, CR, V));
+        LA_TIMED(prof, 26, 36, dpo_logps_k26_sequence_logps_scatter_add(t25, scored_pair, chosen_mask, t24, B, CR));
+        LA_TIMED(prof, 27, 36, dpo_logps_k27_cross_entropy(t26, t21, rejected_targets, t22, t23, CR, V));
+        LA_TIMED(prof, 28, 36, dpo_logps_k28_sequence_logps_scatter_add(t27, scored_pair, rejected_mask, t26, B, CR));
+        LA_TIMED(prof, 29, 36, dpo_logps_k29_sequence_logps(t28, t21, CR, V));
+        LA_TIMED(prof, 30, 36, dpo_logps_k30_sequence_logps_scatter_add(t29, scored_pair, chosen_mask, t28, B, CR, V));
+        LA_TIMED(prof, 31, 36, dpo_logps_k31_sequence_logps_scatter_add(t30, scored_pair, rejected_mask, t28, B, CR, V));
+        LA_TIMED(prof, 32, 36, dpo_logps_k32_sequence_logps(carry1_next, carry1, t25, B));
+        LA_TIMED(prof, 33, 36, dpo_logps_k33_sequence_logps(carry2_next, carry2, t27, B));
+        LA_TIMED(prof, 34, 36, dpo_logps_k34_lm_chunk(carry3_next, carry3, t29, B));
+        LA_TIMED(prof, 35, 36, dpo_logps_k35_lm_chunk(carry4_next, carry4, t30, B));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
 }
 
 void llama_dpo_dpo_logps_costs(const llama_dpo_dpo_logps_args *args, double *flops, double *bytes) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
@@ -711,19 +776,22 @@ void llama_dpo_dpo_logps_costs(const llama_dpo_dpo_logps_args *args, double *flo
     flops[17] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[17] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_logps_k17_silu */
     flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_logps_k18_w2 */
     flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_k19_layer */
-    flops[20] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[20] = (double)(8*HD2*KVH*NS*REP + 4*NS + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_k20_rmsnorm */
-    flops[21] = (double)(4*HD2*KVH*NS*REP*V); bytes[21] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* dpo_logps_k21_lm_head */
-    flops[22] = (double)(NS*V); bytes[22] = (double)(4*NS + 4*NS*V); /* dpo_logps_k22_log_softmax */
-    flops[23] = (double)(NS + NS*V + NS*V + NS*V); bytes[23] = (double)(4*NS + 4*NS*V + 4*NS); /* dpo_logps_k23_log_softmax */
-    flops[24] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[24] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_logps_k24_cross_entropy */
-    flops[25] = (double)(NS + NS); bytes[25] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_k25_sequence_logps_scatter_add */
-    flops[26] = (double)(B); bytes[26] = (double)(4*B + 4*B); /* dpo_logps_k26_sequence_logps */
-    flops[27] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[27] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_logps_k27_cross_entropy */
-    flops[28] = (double)(NS + NS); bytes[28] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_k28_sequence_logps_scatter_add */
-    flops[29] = (double)(B); bytes[29] = (double)(4*B + 4*B); /* dpo_logps_k29_sequence_logps */
-    flops[30] = (double)(NS*V); bytes[30] = (double)(4*NS + 4*NS*V); /* dpo_logps_k30_sequence_logps */
-    flops[31] = (double)(NS + NS + NS); bytes[31] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_k31_sequence_logps_scatter_add */
-    flops[32] = (double)(NS + NS + NS); bytes[32] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_k32_sequence_logps_scatter_add */
+    flops[20] = (double)(0); bytes[20] = (double)(4*B); /* dpo_logps_k20_expand */
+    flops[21] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[21] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_logps_k21_rmsnorm */
+    flops[22] = (double)(4*CR*HD2*KVH*REP*V); bytes[22] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_logps_k22_lm_head */
+    flops[23] = (double)(CR*V); bytes[23] = (double)(4*CR + 4*CR*V); /* dpo_logps_k23_log_softmax */
+    flops[24] = (double)(CR + CR*V + CR*V + CR*V); bytes[24] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_logps_k24_log_softmax */
+    flops[25] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[25] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_logps_k25_cross_entropy */
+    flops[26] = (double)(CR + CR); bytes[26] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_k26_sequence_logps_scatter_add */
+    flops[27] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[27] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_logps_k27_cross_entropy */
+    flops[28] = (double)(CR + CR); bytes[28] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_k28_sequence_logps_scatter_add */
+    flops[29] = (double)(CR*V); bytes[29] = (double)(4*CR + 4*CR*V); /* dpo_logps_k29_sequence_logps */
+    flops[30] = (double)(CR + CR + CR); bytes[30] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_k30_sequence_logps_scatter_add */
+    flops[31] = (double)(CR + CR + CR); bytes[31] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_k31_sequence_logps_scatter_add */
+    flops[32] = (double)(B + B); bytes[32] = (double)(4*B + 4*B + 4*B); /* dpo_logps_k32_sequence_logps */
+    flops[33] = (double)(B + B); bytes[33] = (double)(4*B + 4*B + 4*B); /* dpo_logps_k33_sequence_logps */
+    flops[34] = (double)(B); bytes[34] = (double)(4*B + 4*B + 4*B); /* dpo_logps_k34_lm_chunk */
+    flops[35] = (double)(B); bytes[35] = (double)(4*B + 4*B + 4*B); /* dpo_logps_k35_lm_chunk */
     (void)args;
 }
 
@@ -751,21 +819,24 @@ static const char *const llama_dpo_dpo_logps_kernel_names[] = {
     "dpo_logps_k17_silu",
     "dpo_logps_k18_w2",
     "dpo_logps_k19_layer",
-    "dpo_logps_k20_rmsnorm",
-    "dpo_logps_k21_lm_head",
-    "dpo_logps_k22_log_softmax",
+    "dpo_logps_k20_expand",
+    "dpo_logps_k21_rmsnorm",
+    "dpo_logps_k22_lm_head",
     "dpo_logps_k23_log_softmax",
-    "dpo_logps_k24_cross_entropy",
-    "dpo_logps_k25_sequence_logps_scatter_add",
-    "dpo_logps_k26_sequence_logps",
+    "dpo_logps_k24_log_softmax",
+    "dpo_logps_k25_cross_entropy",
+    "dpo_logps_k26_sequence_logps_scatter_add",
     "dpo_logps_k27_cross_entropy",
     "dpo_logps_k28_sequence_logps_scatter_add",
     "dpo_logps_k29_sequence_logps",
-    "dpo_logps_k30_sequence_logps",
+    "dpo_logps_k30_sequence_logps_scatter_add",
     "dpo_logps_k31_sequence_logps_scatter_add",
-    "dpo_logps_k32_sequence_logps_scatter_add",
+    "dpo_logps_k32_sequence_logps",
+    "dpo_logps_k33_sequence_logps",
+    "dpo_logps_k34_lm_chunk",
+    "dpo_logps_k35_lm_chunk",
 };
-const la_program_info llama_dpo_dpo_logps_info = { "llama_dpo.dpo_logps", 38, 33, llama_dpo_dpo_logps_kernel_names, llama_dpo_dpo_logps_run, llama_dpo_dpo_logps_arena, llama_dpo_dpo_logps_cost };
+const la_program_info llama_dpo_dpo_logps_info = { "llama_dpo.dpo_logps", 39, 36, llama_dpo_dpo_logps_kernel_names, llama_dpo_dpo_logps_run, llama_dpo_dpo_logps_arena, llama_dpo_dpo_logps_cost };
 
 /* ===== program 'dpo_step' ===== */
 
@@ -1106,121 +1177,132 @@ static void dpo_step_k20_ffn(float *restrict carry0_next, const float *restrict 
     }
 }
 
-/* dpo_step_k21_lm_head: t12 = carry0[scored]  [lm_head] */
-static void dpo_step_k21_lm_head(float *restrict t12, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
-    const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = carry0[(long)scored[i0] * D + j];
-            t12[r * n + j] = v0;
-        }
+/* dpo_step_k21_expand: t12 = 0 */
+static void dpo_step_k21_expand(float *restrict t12, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        t12[j] = 0.0f;
     }
 }
 
-/* dpo_step_k22_rmsnorm: t13 = Σ(t12²)  [lm_head/rmsnorm] */
-static void dpo_step_k22_rmsnorm(float *restrict t13, const float *restrict t12, long HD2, long KVH, long NS, long REP) {
+/* dpo_step_k22_rmsnorm: t13 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
+static void dpo_step_k22_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    /* one result per row */
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t12[r * n + j0]) * (t12[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        t13[r] = acc0;
-    }
-}
-
-/* dpo_step_k23_rmsnorm: t14 = t12 · rsqrt(t13 / D + norm_eps)  [lm_head/rmsnorm] */
-static void dpo_step_k23_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict t12, const float *restrict t13, long HD2, long KVH, long NS, long REP) {
-    const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = (t13[i0]) / ((float)(D));
-        float v1 = v0 + norm_eps[0];
-        float v2 = 1.0f / sqrtf(v1);
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v3 = (t12[r * n + j]) * v2;
-            t14[r * n + j] = v3;
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t13[r * n + j] = v7;
         }
     }
 }
 
-/* dpo_step_k24_rmsnorm: t15 = t14 · final_norm  [lm_head/rmsnorm] */
-static void dpo_step_k24_rmsnorm(float *restrict t15, const float *restrict final_norm, const float *restrict t14, long HD2, long KVH, long NS, long REP) {
+/* dpo_step_k23_lm_head: t14[CR, V] = t13 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
+static void dpo_step_k23_lm_head(float *restrict t14, const float *restrict lm_head, const float *restrict t13, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t14[r * n + j]) * (final_norm[j]);
-            t15[r * n + j] = v0;
-        }
-    }
+    la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t13, D, lm_head, D, 0.0f, t14, V);
 }
 
-/* dpo_step_k25_lm_head: t16[NS, V] = t15 · lm_headᵀ  [lm_head] */
-static void dpo_step_k25_lm_head(float *restrict t16, const float *restrict lm_head, const float *restrict t15, long HD2, long KVH, long NS, long REP, long V) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t15, D, lm_head, D, 0.0f, t16, V);
-}
-
-/* dpo_step_k26_log_softmax: t17 = max(t16)  [lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_k26_log_softmax(float *restrict t17, const float *restrict t16, long NS, long V) {
+/* dpo_step_k24_log_softmax: t15 = max(t14)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_k24_log_softmax(float *restrict t15, const float *restrict t14, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t16[r * n + j0]);
+            acc0 = fmaxf(acc0, t14[r * n + j0]);
+        }
+        t15[r] = acc0;
+    }
+}
+
+/* dpo_step_k25_log_softmax: t16 = Σ(exp(t14 - t15))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_k25_log_softmax(float *restrict t16, const float *restrict t14, const float *restrict t15, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t15[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t14[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t16[r] = acc0;
+    }
+}
+
+/* dpo_step_k26_cross_entropy: t17 = Σ((t14 - t15 - log(t16)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_k26_cross_entropy(float *restrict t17, const float *restrict t14, const int32_t *restrict chosen_targets, const float *restrict t15, const float *restrict t16, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t15[i0];
+        float v2 = logf(t16[i0]);
+        float v4 = (float)chosen_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t14[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
         }
         t17[r] = acc0;
     }
 }
 
-/* dpo_step_k27_log_softmax: t18 = Σ(exp(t16 - t17))  [lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_k27_log_softmax(float *restrict t18, const float *restrict t16, const float *restrict t17, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
+/* dpo_step_k27_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_k27_sequence_logps_scatter_add(float *restrict t18, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t17, long B, long CR) {
+    memset(t18, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t17[i0];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t16[r * n + j0] - v0;
-            float v2 = la_expf(v1);
-            acc0 += v2;
+        float v0 = -(t17[i0]);
+        float v1 = v0 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t18[(long)scored_pair[i0] * 1 + j] += v1;
         }
-        t18[r] = acc0;
     }
 }
 
-/* dpo_step_k28_cross_entropy: t19 = Σ((t16 - t17 - log(t18)) · [i1 = chosen_targets])  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_k28_cross_entropy(float *restrict t19, const int32_t *restrict chosen_targets, const float *restrict t16, const float *restrict t17, const float *restrict t18, long NS, long V) {
+/* dpo_step_k28_cross_entropy: t19 = Σ((t14 - t15 - log(t16)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_k28_cross_entropy(float *restrict t19, const float *restrict t14, const int32_t *restrict rejected_targets, const float *restrict t15, const float *restrict t16, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t17[i0];
-        float v2 = logf(t18[i0]);
-        float v4 = (float)chosen_targets[i0];
+        float v0 = t15[i0];
+        float v2 = logf(t16[i0]);
+        float v4 = (float)rejected_targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t16[r * n + j0] - v0;
+            float v1 = t14[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
@@ -1230,150 +1312,155 @@ static void dpo_step_k28_cross_entropy(float *restrict t19, const int32_t *restr
     }
 }
 
-/* dpo_step_k29_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
-static void dpo_step_k29_sequence_logps_scatter_add(float *restrict t20, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t19, long B, long NS) {
+/* dpo_step_k29_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_k29_sequence_logps_scatter_add(float *restrict t20, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t19, long B, long CR) {
     memset(t20, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float v0 = -(t19[i0]);
-        float v1 = v0 * (chosen_mask[i0]);
+        float v1 = v0 * (rejected_mask[i0]);
         for (long j = 0; j < n; j++) {
             t20[(long)scored_pair[i0] * 1 + j] += v1;
         }
     }
 }
 
-/* dpo_step_k30_sequence_logps: logps_chosen = -t20  [lm_head/sequence_logps] */
-static void dpo_step_k30_sequence_logps(float *restrict logps_chosen, const float *restrict t20, long B) {
-    const long n = B;
-    #pragma omp parallel for if (n > 32768)
-    for (long j = 0; j < n; j++) {
-        float v0 = -(t20[j]);
-        logps_chosen[j] = v0;
-    }
-}
-
-/* dpo_step_k31_cross_entropy: t21 = Σ((t16 - t17 - log(t18)) · [i1 = rejected_targets])  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_k31_cross_entropy(float *restrict t21, const int32_t *restrict rejected_targets, const float *restrict t16, const float *restrict t17, const float *restrict t18, long NS, long V) {
+/* dpo_step_k30_sequence_logps: t21 = Σ(t14)  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_k30_sequence_logps(float *restrict t21, const float *restrict t14, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = t17[i0];
-        float v2 = logf(t18[i0]);
-        float v4 = (float)rejected_targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t16[r * n + j0] - v0;
-            float v3 = v1 - v2;
-            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
-            float v6 = v3 * v5;
-            acc0 += v6;
+            acc0 += t14[r * n + j0];
         }
         t21[r] = acc0;
     }
 }
 
-/* dpo_step_k32_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
-static void dpo_step_k32_sequence_logps_scatter_add(float *restrict t22, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t21, long B, long NS) {
+/* dpo_step_k31_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_k31_sequence_logps_scatter_add(float *restrict t22, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long CR) {
     memset(t22, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = -(t21[i0]);
-        float v1 = v0 * (rejected_mask[i0]);
-        for (long j = 0; j < n; j++) {
-            t22[(long)scored_pair[i0] * 1 + j] += v1;
-        }
-    }
-}
-
-/* dpo_step_k33_sequence_logps: logps_rejected = -t22  [lm_head/sequence_logps] */
-static void dpo_step_k33_sequence_logps(float *restrict logps_rejected, const float *restrict t22, long B) {
-    const long n = B;
-    #pragma omp parallel for if (n > 32768)
-    for (long j = 0; j < n; j++) {
-        float v0 = -(t22[j]);
-        logps_rejected[j] = v0;
-    }
-}
-
-/* dpo_step_k34_sequence_logps: t23 = Σ(t16)  [lm_head/sequence_logps] */
-static void dpo_step_k34_sequence_logps(float *restrict t23, const float *restrict t16, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t16[r * n + j0];
-        }
-        t23[r] = acc0;
-    }
-}
-
-/* dpo_step_k35_sequence_logps_scatter_add: mul, scatter_add  [lm_head/sequence_logps] */
-static void dpo_step_k35_sequence_logps_scatter_add(float *restrict t24, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long NS) {
-    memset(t24, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float v0 = 1.0f * (chosen_mask[i0]);
         for (long j = 0; j < n; j++) {
-            t24[(long)scored_pair[i0] * 1 + j] += v0;
+            t22[(long)scored_pair[i0] * 1 + j] += v0;
         }
     }
 }
 
-/* dpo_step_k36_sequence_logps_scatter_add: mul, scatter_add  [lm_head/sequence_logps] */
-static void dpo_step_k36_sequence_logps_scatter_add(float *restrict t25, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long NS) {
-    memset(t25, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_step_k32_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_k32_sequence_logps_scatter_add(float *restrict t23, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long CR) {
+    memset(t23, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float v0 = 1.0f * (rejected_mask[i0]);
         for (long j = 0; j < n; j++) {
-            t25[(long)scored_pair[i0] * 1 + j] += v0;
+            t23[(long)scored_pair[i0] * 1 + j] += v0;
         }
     }
 }
 
-/* dpo_step_k37_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_head/sequence_logps] */
-static void dpo_step_k37_sequence_logps_scatter_add(float *restrict logits_chosen, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t23, long B, long NS, long V) {
-    memset(logits_chosen, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_step_k33_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_k33_sequence_logps_scatter_add(float *restrict t24, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t21, long B, long CR, long V) {
+    memset(t24, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t23[i0]) / ((float)(V));
+        float v0 = (t21[i0]) / ((float)(V));
         float v1 = v0;
         float v2 = v1 * (chosen_mask[i0]);
         for (long j = 0; j < n; j++) {
-            logits_chosen[(long)scored_pair[i0] * 1 + j] += v2;
+            t24[(long)scored_pair[i0] * 1 + j] += v2;
         }
     }
 }
 
-/* dpo_step_k38_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_head/sequence_logps] */
-static void dpo_step_k38_sequence_logps_scatter_add(float *restrict logits_rejected, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t23, long B, long NS, long V) {
-    memset(logits_rejected, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_step_k34_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_k34_sequence_logps_scatter_add(float *restrict t25, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t21, long B, long CR, long V) {
+    memset(t25, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t23[i0]) / ((float)(V));
+        float v0 = (t21[i0]) / ((float)(V));
         float v1 = v0;
         float v2 = v1 * (rejected_mask[i0]);
         for (long j = 0; j < n; j++) {
-            logits_rejected[(long)scored_pair[i0] * 1 + j] += v2;
+            t25[(long)scored_pair[i0] * 1 + j] += v2;
         }
     }
 }
 
-/* dpo_step_k39_dpo_kto_pair: t26 = Σ([loss_weights = 0] ? -1 : logps_chosen - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_k39_dpo_kto_pair(float *restrict t26, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+/* dpo_step_k35_sequence_logps: carry1_next = carry1 + -t18  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_k35_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t18, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t18[j]);
+        float v1 = carry1[j] + v0;
+        carry1_next[j] = v1;
+    }
+}
+
+/* dpo_step_k36_sequence_logps: carry2_next = carry2 + -t20  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_k36_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t20, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t20[j]);
+        float v1 = carry2[j] + v0;
+        carry2_next[j] = v1;
+    }
+}
+
+/* dpo_step_k37_lm_chunk: carry3_next = carry3 + t22  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_k37_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t22, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry3[j] + t22[j];
+        carry3_next[j] = v0;
+    }
+}
+
+/* dpo_step_k38_lm_chunk: carry4_next = carry4 + t23  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_k38_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t23, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry4[j] + t23[j];
+        carry4_next[j] = v0;
+    }
+}
+
+/* dpo_step_k39_lm_chunk: carry5_next = carry5 + t24  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_k39_lm_chunk(float *restrict carry5_next, const float *restrict carry5, const float *restrict t24, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry5[j] + t24[j];
+        carry5_next[j] = v0;
+    }
+}
+
+/* dpo_step_k40_lm_chunk: carry6_next = carry6 + t25  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_k40_lm_chunk(float *restrict carry6_next, const float *restrict carry6, const float *restrict t25, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry6[j] + t25[j];
+        carry6_next[j] = v0;
+    }
+}
+
+/* dpo_step_k41_dpo_kto_pair: t26 = Σ([loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k41_dpo_kto_pair(float *restrict t26, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -1381,7 +1468,7 @@ static void dpo_step_k39_dpo_kto_pair(float *restrict t26, const float *restrict
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+        float v1 = v0 != 0.0f ? -1.0f : carry1[j0];
         float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
         float v3 = v1 - v2;
         float v4 = v3 * (pair_weight[j0]);
@@ -1390,8 +1477,8 @@ static void dpo_step_k39_dpo_kto_pair(float *restrict t26, const float *restrict
     t26[r] = acc0;
 }
 
-/* dpo_step_k40_sequence_logps: t27 = Σ(1 · pair_weight)  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_k40_sequence_logps(float *restrict t27, const float *restrict pair_weight, long B) {
+/* dpo_step_k42_dpo_sigmoid: t27 = Σ(1 · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k42_dpo_sigmoid(float *restrict t27, const float *restrict pair_weight, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -1404,8 +1491,8 @@ static void dpo_step_k40_sequence_logps(float *restrict t27, const float *restri
     t27[r] = acc0;
 }
 
-/* dpo_step_k41_dpo_kto_pair: t28 = Σ([loss_weights = 0] ? -1 : logps_rejected - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_k41_dpo_kto_pair(float *restrict t28, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+/* dpo_step_k43_dpo_kto_pair: t28 = Σ([loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_k43_dpo_kto_pair(float *restrict t28, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -1413,7 +1500,7 @@ static void dpo_step_k41_dpo_kto_pair(float *restrict t28, const float *restrict
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
+        float v1 = v0 != 0.0f ? -1.0f : carry2[j0];
         float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
         float v3 = v1 - v2;
         float v4 = v3 * (pair_weight[j0]);
@@ -1422,8 +1509,8 @@ static void dpo_step_k41_dpo_kto_pair(float *restrict t28, const float *restrict
     t28[r] = acc0;
 }
 
-/* dpo_step_k42_dpo_bco_pair: t29 = Σ((beta · [loss_weights = 0] ? -1 : logps_chosen - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
-static void dpo_step_k42_dpo_bco_pair(float *restrict t29, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+/* dpo_step_k44_dpo_bco_pair: t29 = Σ((beta · [loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_k44_dpo_bco_pair(float *restrict t29, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -1431,7 +1518,7 @@ static void dpo_step_k42_dpo_bco_pair(float *restrict t29, const float *restrict
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+        float v1 = v0 != 0.0f ? -1.0f : carry1[j0];
         float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
         float v3 = v1 - v2;
         float v4 = (beta[0]) * v3;
@@ -1441,8 +1528,8 @@ static void dpo_step_k42_dpo_bco_pair(float *restrict t29, const float *restrict
     t29[r] = acc0;
 }
 
-/* dpo_step_k43_dpo_bco_pair: t30 = Σ((beta · [loss_weights = 0] ? -1 : logps_rejected - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
-static void dpo_step_k43_dpo_bco_pair(float *restrict t30, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+/* dpo_step_k45_dpo_bco_pair: t30 = Σ((beta · [loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_k45_dpo_bco_pair(float *restrict t30, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -1450,7 +1537,7 @@ static void dpo_step_k43_dpo_bco_pair(float *restrict t30, const float *restrict
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
+        float v1 = v0 != 0.0f ? -1.0f : carry2[j0];
         float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
         float v3 = v1 - v2;
         float v4 = (beta[0]) * v3;
@@ -1460,8 +1547,8 @@ static void dpo_step_k43_dpo_bco_pair(float *restrict t30, const float *restrict
     t30[r] = acc0;
 }
 
-/* dpo_step_k44_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
-static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
+/* dpo_step_k46_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+static void dpo_step_k46_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -1511,10 +1598,10 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
         for (long j = 0; j < n; j++) {
             float v0;
             if (i0 < 1) {
-                float v4 = v1 != 0.0f ? -1.0f : logps_chosen[j];
+                float v4 = v1 != 0.0f ? -1.0f : carry1[j];
                 float v5 = v1 != 0.0f ? 0.0f : ref_chosen[j];
                 float v6 = v4 - v5;
-                float v7 = v1 != 0.0f ? -1.0f : logps_rejected[j];
+                float v7 = v1 != 0.0f ? -1.0f : carry2[j];
                 float v8 = v1 != 0.0f ? 0.0f : ref_rejected[j];
                 float v9 = v7 - v8;
                 float v10 = v6 - v9;
@@ -1541,10 +1628,10 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 v0 = v30;
             }
             else if (i0 < (1 + 1)) {
-                float v32 = v31 != 0.0f ? -1.0f : logps_chosen[j];
+                float v32 = v31 != 0.0f ? -1.0f : carry1[j];
                 float v33 = v31 != 0.0f ? 0.0f : ref_chosen[j];
                 float v34 = v32 - v33;
-                float v35 = v31 != 0.0f ? -1.0f : logps_rejected[j];
+                float v35 = v31 != 0.0f ? -1.0f : carry2[j];
                 float v36 = v31 != 0.0f ? 0.0f : ref_rejected[j];
                 float v37 = v35 - v36;
                 float v38 = v34 - v37;
@@ -1572,10 +1659,10 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 v0 = v61;
             }
             else if (i0 < (1 + 1 + 1)) {
-                float v63 = v62 != 0.0f ? -1.0f : logps_chosen[j];
+                float v63 = v62 != 0.0f ? -1.0f : carry1[j];
                 float v64 = v62 != 0.0f ? 0.0f : ref_chosen[j];
                 float v65 = v63 - v64;
-                float v66 = v62 != 0.0f ? -1.0f : logps_rejected[j];
+                float v66 = v62 != 0.0f ? -1.0f : carry2[j];
                 float v67 = v62 != 0.0f ? 0.0f : ref_rejected[j];
                 float v68 = v66 - v67;
                 float v69 = v65 - v68;
@@ -1586,14 +1673,14 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 v0 = v73;
             }
             else if (i0 < (1 + 1 + 1 + 1)) {
-                float v75 = v74 != 0.0f ? -1.0f : logps_chosen[j];
-                float v76 = v74 != 0.0f ? 1.0f : t24[j];
+                float v75 = v74 != 0.0f ? -1.0f : carry1[j];
+                float v76 = v74 != 0.0f ? 1.0f : carry3[j];
                 float v77 = v75 / v76;
                 float v78 = v74 != 0.0f ? 0.0f : ref_chosen[j];
                 float v79 = v78 / v76;
                 float v80 = v77 - v79;
-                float v81 = v74 != 0.0f ? -1.0f : logps_rejected[j];
-                float v82 = v74 != 0.0f ? 1.0f : t25[j];
+                float v81 = v74 != 0.0f ? -1.0f : carry2[j];
+                float v82 = v74 != 0.0f ? 1.0f : carry4[j];
                 float v83 = v81 / v82;
                 float v84 = v74 != 0.0f ? 0.0f : ref_rejected[j];
                 float v85 = v84 / v82;
@@ -1605,12 +1692,12 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 v0 = v92;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1)) {
-                float v94 = v93 != 0.0f ? -1.0f : logps_chosen[j];
+                float v94 = v93 != 0.0f ? -1.0f : carry1[j];
                 float v95 = v93 != 0.0f ? 0.0f : ref_chosen[j];
                 float v96 = v94 - v95;
                 float v98 = v96 - v97;
                 float v99 = v98 * v98;
-                float v100 = v93 != 0.0f ? -1.0f : logps_rejected[j];
+                float v100 = v93 != 0.0f ? -1.0f : carry2[j];
                 float v101 = v93 != 0.0f ? 0.0f : ref_rejected[j];
                 float v102 = v100 - v101;
                 float v103 = v102 + v97;
@@ -1620,7 +1707,7 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 v0 = v106;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
-                float v108 = v107 != 0.0f ? -1.0f : logps_chosen[j];
+                float v108 = v107 != 0.0f ? -1.0f : carry1[j];
                 float v109 = v107 != 0.0f ? 0.0f : ref_chosen[j];
                 float v110 = v108 - v109;
                 float v111 = (beta[0]) * v110;
@@ -1642,7 +1729,7 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 float v127 = v121 - v126;
                 float v128 = 0.5f * v127;
                 float v129 = v119 - v128;
-                float v130 = v107 != 0.0f ? -1.0f : logps_rejected[j];
+                float v130 = v107 != 0.0f ? -1.0f : carry2[j];
                 float v131 = v107 != 0.0f ? 0.0f : ref_rejected[j];
                 float v132 = v130 - v131;
                 float v133 = (beta[0]) * v132;
@@ -1660,7 +1747,7 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 v0 = v144;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v146 = v145 != 0.0f ? -1.0f : logps_chosen[j];
+                float v146 = v145 != 0.0f ? -1.0f : carry1[j];
                 float v147 = v145 != 0.0f ? 0.0f : ref_chosen[j];
                 float v148 = v146 - v147;
                 float v152 = v148 - v151;
@@ -1674,7 +1761,7 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 float v160 = v154 - v159;
                 float v161 = la_expf(v160);
                 float v162 = 1.0f - v161;
-                float v166 = v145 != 0.0f ? -1.0f : logps_rejected[j];
+                float v166 = v145 != 0.0f ? -1.0f : carry2[j];
                 float v167 = v145 != 0.0f ? 0.0f : ref_rejected[j];
                 float v168 = v166 - v167;
                 float v169 = v165 - v168;
@@ -1694,10 +1781,10 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 v0 = v182;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v184 = v183 != 0.0f ? -1.0f : logps_chosen[j];
+                float v184 = v183 != 0.0f ? -1.0f : carry1[j];
                 float v185 = v183 != 0.0f ? 0.0f : ref_chosen[j];
                 float v186 = v184 - v185;
-                float v187 = v183 != 0.0f ? -1.0f : logps_rejected[j];
+                float v187 = v183 != 0.0f ? -1.0f : carry2[j];
                 float v188 = v183 != 0.0f ? 0.0f : ref_rejected[j];
                 float v189 = v187 - v188;
                 float v190 = v186 - v189;
@@ -1718,11 +1805,11 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 v0 = v204;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v206 = v205 != 0.0f ? -1.0f : logps_chosen[j];
-                float v207 = v205 != 0.0f ? 1.0f : t24[j];
+                float v206 = v205 != 0.0f ? -1.0f : carry1[j];
+                float v207 = v205 != 0.0f ? 1.0f : carry3[j];
                 float v208 = v206 / v207;
-                float v209 = v205 != 0.0f ? -1.0f : logps_rejected[j];
-                float v210 = v205 != 0.0f ? 1.0f : t25[j];
+                float v209 = v205 != 0.0f ? -1.0f : carry2[j];
+                float v210 = v205 != 0.0f ? 1.0f : carry4[j];
                 float v211 = v209 / v210;
                 float v212 = v208 - v211;
                 float v214 = v212 - v213;
@@ -1749,12 +1836,12 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 v0 = v234;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v236 = v235 != 0.0f ? -1.0f : logps_chosen[j];
-                float v237 = v235 != 0.0f ? 1.0f : t24[j];
+                float v236 = v235 != 0.0f ? -1.0f : carry1[j];
+                float v237 = v235 != 0.0f ? 1.0f : carry3[j];
                 float v238 = v236 / v237;
                 float v239 = -v238;
-                float v240 = v235 != 0.0f ? -1.0f : logps_rejected[j];
-                float v241 = v235 != 0.0f ? 1.0f : t25[j];
+                float v240 = v235 != 0.0f ? -1.0f : carry2[j];
+                float v241 = v235 != 0.0f ? 1.0f : carry4[j];
                 float v242 = v240 / v241;
                 float v243 = v238 - v242;
                 float v244 = la_expf(v238);
@@ -1778,7 +1865,7 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 v0 = v261;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v263 = v262 != 0.0f ? -1.0f : logps_chosen[j];
+                float v263 = v262 != 0.0f ? -1.0f : carry1[j];
                 float v264 = v262 != 0.0f ? 0.0f : ref_chosen[j];
                 float v265 = v263 - v264;
                 float v266 = (beta[0]) * v265;
@@ -1791,7 +1878,7 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 float v279 = logf(v278);
                 float v280 = v274 - v279;
                 float v281 = -v280;
-                float v282 = v262 != 0.0f ? -1.0f : logps_rejected[j];
+                float v282 = v262 != 0.0f ? -1.0f : carry2[j];
                 float v283 = v262 != 0.0f ? 0.0f : ref_rejected[j];
                 float v284 = v282 - v283;
                 float v285 = (beta[0]) * v284;
@@ -1809,7 +1896,7 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 v0 = v296;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v298 = v297 != 0.0f ? -1.0f : logps_chosen[j];
+                float v298 = v297 != 0.0f ? -1.0f : carry1[j];
                 float v299 = v297 != 0.0f ? 0.0f : ref_chosen[j];
                 float v300 = v298 - v299;
                 float v301 = (beta[0]) * v300;
@@ -1822,7 +1909,7 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 float v308 = v302 - v307;
                 float v309 = la_expf(v308);
                 float v310 = 1.0f - v309;
-                float v311 = v297 != 0.0f ? -1.0f : logps_rejected[j];
+                float v311 = v297 != 0.0f ? -1.0f : carry2[j];
                 float v312 = v297 != 0.0f ? 0.0f : ref_rejected[j];
                 float v313 = v311 - v312;
                 float v314 = (beta[0]) * v313;
@@ -1839,7 +1926,7 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 v0 = v324;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v326 = v325 != 0.0f ? -1.0f : logps_chosen[j];
+                float v326 = v325 != 0.0f ? -1.0f : carry1[j];
                 float v327 = v325 != 0.0f ? 0.0f : ref_chosen[j];
                 float v328 = v326 - v327;
                 float v329 = (beta[0]) * v328;
@@ -1851,7 +1938,7 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 float v335 = logf(v334);
                 float v336 = v330 - v335;
                 float v337 = la_expf(v336);
-                float v338 = v325 != 0.0f ? -1.0f : logps_rejected[j];
+                float v338 = v325 != 0.0f ? -1.0f : carry2[j];
                 float v339 = v325 != 0.0f ? 0.0f : ref_rejected[j];
                 float v340 = v338 - v339;
                 float v341 = v328 - v340;
@@ -1870,10 +1957,10 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 v0 = v353;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v355 = v354 != 0.0f ? -1.0f : logps_chosen[j];
+                float v355 = v354 != 0.0f ? -1.0f : carry1[j];
                 float v356 = v354 != 0.0f ? 0.0f : ref_chosen[j];
                 float v357 = v355 - v356;
-                float v358 = v354 != 0.0f ? -1.0f : logps_rejected[j];
+                float v358 = v354 != 0.0f ? -1.0f : carry2[j];
                 float v359 = v354 != 0.0f ? 0.0f : ref_rejected[j];
                 float v360 = v358 - v359;
                 float v361 = v357 - v360;
@@ -1904,10 +1991,10 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 v0 = v390;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v392 = v391 != 0.0f ? -1.0f : logps_chosen[j];
+                float v392 = v391 != 0.0f ? -1.0f : carry1[j];
                 float v393 = v391 != 0.0f ? 0.0f : ref_chosen[j];
                 float v394 = v392 - v393;
-                float v395 = v391 != 0.0f ? -1.0f : logps_rejected[j];
+                float v395 = v391 != 0.0f ? -1.0f : carry2[j];
                 float v396 = v391 != 0.0f ? 0.0f : ref_rejected[j];
                 float v397 = v395 - v396;
                 float v398 = v394 - v397;
@@ -1939,14 +2026,14 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 v0 = v423;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v425 = v424 != 0.0f ? -1.0f : logps_chosen[j];
-                float v426 = v424 != 0.0f ? 1.0f : t24[j];
+                float v425 = v424 != 0.0f ? -1.0f : carry1[j];
+                float v426 = v424 != 0.0f ? 1.0f : carry3[j];
                 float v427 = v425 / v426;
                 float v428 = v424 != 0.0f ? 0.0f : ref_chosen[j];
                 float v429 = v428 / v426;
                 float v430 = v427 - v429;
-                float v431 = v424 != 0.0f ? -1.0f : logps_rejected[j];
-                float v432 = v424 != 0.0f ? 1.0f : t25[j];
+                float v431 = v424 != 0.0f ? -1.0f : carry2[j];
+                float v432 = v424 != 0.0f ? 1.0f : carry4[j];
                 float v433 = v431 / v432;
                 float v434 = v424 != 0.0f ? 0.0f : ref_rejected[j];
                 float v435 = v434 / v432;
@@ -1975,8 +2062,8 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
                 v0 = v457;
             }
             else {
-                float v459 = v458 != 0.0f ? -1.0f : logps_chosen[j];
-                float v460 = v458 != 0.0f ? 1.0f : t24[j];
+                float v459 = v458 != 0.0f ? -1.0f : carry1[j];
+                float v460 = v458 != 0.0f ? 1.0f : carry3[j];
                 float v461 = v459 / v460;
                 float v462 = -v461;
                 float v463 = v458 != 0.0f ? 0.0f : v462;
@@ -1987,8 +2074,8 @@ static void dpo_step_k44_log_sigmoid(float *restrict losses, const float *restri
     }
 }
 
-/* dpo_step_k45_lm_head: t31 = Σ(losses · loss_weights)  [lm_head] */
-static void dpo_step_k45_lm_head(float *restrict t31, const float *restrict loss_weights, const float *restrict losses, long B) {
+/* dpo_step_k47_lm_head: t31 = Σ(losses · loss_weights)  [lm_head] */
+static void dpo_step_k47_lm_head(float *restrict t31, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2004,8 +2091,8 @@ static void dpo_step_k45_lm_head(float *restrict t31, const float *restrict loss
     }
 }
 
-/* dpo_step_k46_lm_head: t32 = Σ(t31 · pair_weight)  [lm_head; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_k46_lm_head(float *restrict t32, const float *restrict pair_weight, const float *restrict t31, long B) {
+/* dpo_step_k48_lm_head: t32 = Σ(t31 · pair_weight)  [lm_head; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_k48_lm_head(float *restrict t32, const float *restrict pair_weight, const float *restrict t31, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -2018,15 +2105,15 @@ static void dpo_step_k46_lm_head(float *restrict t32, const float *restrict pair
     t32[r] = acc0;
 }
 
-/* dpo_step_k47_sft: t33 = Σ((-(logps_chosen / t24)) · pair_weight)  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_k47_sft(float *restrict t33, const float *restrict pair_weight, const float *restrict logps_chosen, const float *restrict t24, long B) {
+/* dpo_step_k49_sft: t33 = Σ((-(carry1 / carry3)) · pair_weight)  [lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_k49_sft(float *restrict t33, const float *restrict pair_weight, const float *restrict carry1, const float *restrict carry3, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = (logps_chosen[j0]) / (t24[j0]);
+        float v0 = (carry1[j0]) / (carry3[j0]);
         float v1 = -v0;
         float v2 = v1 * (pair_weight[j0]);
         acc0 += v2;
@@ -2034,8 +2121,8 @@ static void dpo_step_k47_sft(float *restrict t33, const float *restrict pair_wei
     t33[r] = acc0;
 }
 
-/* dpo_step_k48_dpo_loss: loss = pref_loss_ratio · t32 + sft_loss_ratio · t33  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
-static void dpo_step_k48_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t32, const float *restrict t33) {
+/* dpo_step_k50_dpo_loss: loss = pref_loss_ratio · t32 + sft_loss_ratio · t33  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+static void dpo_step_k50_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t32, const float *restrict t33) {
     const long n = 1;
     float v0 = (pref_loss_ratio[0]) * (t32[0]);
     float v1 = (sft_loss_ratio[0]) * (t33[0]);
@@ -2043,30 +2130,71 @@ static void dpo_step_k48_dpo_loss(float *restrict loss, const float *restrict pr
     loss[0] = v2;
 }
 
-/* dpo_step_k49_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, neg, neg  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad; lm_head/sequence_logps/grad] */
-static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t35, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t24, const float *restrict t25, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
-    const long rows = B, n = 1;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        float v2 = v1 * (pair_weight[i0]);
+/* dpo_step_k51_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_step_k51_log_sigmoid_grad(float *restrict t34, float *restrict t35, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
+    const long n = B;
+    float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+    float v1 = 1.0f * (pref_loss_ratio[0]);
+    float v39 = 1.0f - (label_smoothing[0]);
+    float v40 = -v39;
+    float v62 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+    float v132 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+    float v165 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+    float v166 = v165 != 0.0f ? 0.00100000005f : label_smoothing[0];
+    float v167 = logf(v166);
+    float v201 = 1.0f - v166;
+    float v202 = logf(v201);
+    float v218 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+    float v254 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+    float v284 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float v293 = (t29[0]) / (t27[0]);
+    float v294 = v293;
+    float v295 = (t30[0]) / (t27[0]);
+    float v296 = v295;
+    float v297 = v294 + v296;
+    float v298 = v297 * 0.5f;
+    float v319 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+    float v363 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+    float v376 = (simpo_gamma[0]) / (beta[0]);
+    float v418 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+    float v453 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float v458 = (t26[0]) / (t27[0]);
+    float v459 = v458;
+    float v460 = fmaxf(v459, 0.0f);
+    float v490 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+    float v519 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+    float v525 = 0.5f / (beta[0]);
+    float v531 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+    float v547 = (beta[0]) * 2.0f;
+    float v548 = 1.0f / v547;
+    float v556 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+    float v575 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+    float v578 = 2.0f * (label_smoothing[0]);
+    float v579 = 1.0f - v578;
+    float v629 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+    float v681 = 1.0f * (sft_loss_ratio[0]);
+    float v685 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+    float v796 = (t28[0]) / (t27[0]);
+    float v797 = v796;
+    float v798 = fmaxf(v797, 0.0f);
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v2 = v1 * (pair_weight[j]);
         float v3 = v2 * (loss_weights[15]);
         float v4 = v0 != 0.0f ? 0.0f : v3;
         float v5 = -v4;
         float v6 = v5 * (label_smoothing[0]);
         float v7 = -v6;
-        float v8 = v0 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v9 = v0 != 0.0f ? 1.0f : t24[i0];
+        float v8 = v0 != 0.0f ? -1.0f : carry1[j];
+        float v9 = v0 != 0.0f ? 1.0f : carry3[j];
         float v10 = v8 / v9;
-        float v11 = v0 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v11 = v0 != 0.0f ? 0.0f : ref_chosen[j];
         float v12 = v11 / v9;
         float v13 = v10 - v12;
-        float v14 = v0 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v15 = v0 != 0.0f ? 1.0f : t25[i0];
+        float v14 = v0 != 0.0f ? -1.0f : carry2[j];
+        float v15 = v0 != 0.0f ? 1.0f : carry4[j];
         float v16 = v14 / v15;
-        float v17 = v0 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v17 = v0 != 0.0f ? 0.0f : ref_rejected[j];
         float v18 = v17 / v15;
         float v19 = v16 - v18;
         float v20 = v13 - v19;
@@ -2088,8 +2216,6 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v36 = v33 + v35;
         float v37 = -v36;
         float v38 = v37 * (beta[0]);
-        float v39 = 1.0f - (label_smoothing[0]);
-        float v40 = -v39;
         float v41 = v4 * v40;
         float v42 = -v41;
         float v43 = fabsf(v21);
@@ -2111,14 +2237,13 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v59 = -v58;
         float v60 = v59 / v15;
         float v61 = v0 != 0.0f ? 0.0f : v60;
-        float v62 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
         float v63 = v2 * (loss_weights[14]);
         float v64 = v62 != 0.0f ? 0.0f : v63;
-        float v65 = v62 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v66 = v62 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v65 = v62 != 0.0f ? -1.0f : carry1[j];
+        float v66 = v62 != 0.0f ? 0.0f : ref_chosen[j];
         float v67 = v65 - v66;
-        float v68 = v62 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v69 = v62 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v68 = v62 != 0.0f ? -1.0f : carry2[j];
+        float v69 = v62 != 0.0f ? 0.0f : ref_rejected[j];
         float v70 = v68 - v69;
         float v71 = v67 - v70;
         float v72 = (beta[0]) * v71;
@@ -2181,14 +2306,13 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v129 = -v128;
         float v130 = v62 != 0.0f ? 0.0f : v129;
         float v131 = v61 + v130;
-        float v132 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
         float v133 = v2 * (loss_weights[13]);
         float v134 = v132 != 0.0f ? 0.0f : v133;
-        float v135 = v132 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v136 = v132 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v135 = v132 != 0.0f ? -1.0f : carry1[j];
+        float v136 = v132 != 0.0f ? 0.0f : ref_chosen[j];
         float v137 = v135 - v136;
-        float v138 = v132 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v139 = v132 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v138 = v132 != 0.0f ? -1.0f : carry2[j];
+        float v139 = v132 != 0.0f ? 0.0f : ref_rejected[j];
         float v140 = v138 - v139;
         float v141 = v137 - v140;
         float v142 = (beta[0]) * v141;
@@ -2214,9 +2338,6 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v162 = v152 * v161;
         float v163 = v160 + v162;
         float v164 = -v163;
-        float v165 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
-        float v166 = v165 != 0.0f ? 0.00100000005f : label_smoothing[0];
-        float v167 = logf(v166);
         float v168 = v150 - v167;
         float v169 = v134 * v168;
         float v170 = v169 * v151;
@@ -2250,8 +2371,6 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v198 = v142 <= 0.0f ? 1.0f : 0.0f;
         float v199 = v188 * v198;
         float v200 = v197 + v199;
-        float v201 = 1.0f - v166;
-        float v202 = logf(v201);
         float v203 = v186 - v202;
         float v204 = v134 * v203;
         float v205 = v204 * v187;
@@ -2267,15 +2386,14 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v215 = -v214;
         float v216 = v132 != 0.0f ? 0.0f : v215;
         float v217 = v131 + v216;
-        float v218 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
         float v219 = v2 * (loss_weights[12]);
         float v220 = v218 != 0.0f ? 0.0f : v219;
         float v221 = -v220;
-        float v222 = v218 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v223 = v218 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v222 = v218 != 0.0f ? -1.0f : carry1[j];
+        float v223 = v218 != 0.0f ? 0.0f : ref_chosen[j];
         float v224 = v222 - v223;
-        float v225 = v218 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v226 = v218 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v225 = v218 != 0.0f ? -1.0f : carry2[j];
+        float v226 = v218 != 0.0f ? 0.0f : ref_rejected[j];
         float v227 = v225 - v226;
         float v228 = v224 - v227;
         float v229 = (beta[0]) * v228;
@@ -2303,11 +2421,10 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v251 = -v250;
         float v252 = v218 != 0.0f ? 0.0f : v251;
         float v253 = v217 + v252;
-        float v254 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
         float v255 = v2 * (loss_weights[11]);
         float v256 = v254 != 0.0f ? 0.0f : v255;
-        float v257 = v254 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v258 = v254 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v257 = v254 != 0.0f ? -1.0f : carry2[j];
+        float v258 = v254 != 0.0f ? 0.0f : ref_rejected[j];
         float v259 = v257 - v258;
         float v260 = (beta[0]) * v259;
         float v261 = fminf(v260, 0.0f);
@@ -2333,21 +2450,14 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v281 = v280 * (beta[0]);
         float v282 = v254 != 0.0f ? 0.0f : v281;
         float v283 = v253 + v282;
-        float v284 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
         float v285 = v2 * (loss_weights[10]);
         float v286 = v284 != 0.0f ? 0.0f : v285;
         float v287 = -v286;
         float v288 = -v287;
-        float v289 = v284 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v290 = v284 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v289 = v284 != 0.0f ? -1.0f : carry2[j];
+        float v290 = v284 != 0.0f ? 0.0f : ref_rejected[j];
         float v291 = v289 - v290;
         float v292 = (beta[0]) * v291;
-        float v293 = (t29[0]) / (t27[0]);
-        float v294 = v293;
-        float v295 = (t30[0]) / (t27[0]);
-        float v296 = v295;
-        float v297 = v294 + v296;
-        float v298 = v297 * 0.5f;
         float v299 = v292 - v298;
         float v300 = -v299;
         float v301 = fabsf(v300);
@@ -2368,17 +2478,16 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v316 = v315 * (beta[0]);
         float v317 = v284 != 0.0f ? 0.0f : v316;
         float v318 = v283 + v317;
-        float v319 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
         float v320 = v2 * (loss_weights[9]);
         float v321 = v319 != 0.0f ? 0.0f : v320;
         float v322 = -v321;
         float v323 = v322 * (beta[0]);
         float v324 = -v323;
-        float v325 = v319 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v326 = v319 != 0.0f ? 1.0f : t24[i0];
+        float v325 = v319 != 0.0f ? -1.0f : carry1[j];
+        float v326 = v319 != 0.0f ? 1.0f : carry3[j];
         float v327 = v325 / v326;
-        float v328 = v319 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v329 = v319 != 0.0f ? 1.0f : t25[i0];
+        float v328 = v319 != 0.0f ? -1.0f : carry2[j];
+        float v329 = v319 != 0.0f ? 1.0f : carry4[j];
         float v330 = v328 / v329;
         float v331 = v327 - v330;
         float v332 = la_expf(v327);
@@ -2412,20 +2521,18 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v360 = v359 / v329;
         float v361 = v319 != 0.0f ? 0.0f : v360;
         float v362 = v318 + v361;
-        float v363 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
         float v364 = v2 * (loss_weights[8]);
         float v365 = v363 != 0.0f ? 0.0f : v364;
         float v366 = -v365;
         float v367 = v366 * (label_smoothing[0]);
         float v368 = -v367;
-        float v369 = v363 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v370 = v363 != 0.0f ? 1.0f : t24[i0];
+        float v369 = v363 != 0.0f ? -1.0f : carry1[j];
+        float v370 = v363 != 0.0f ? 1.0f : carry3[j];
         float v371 = v369 / v370;
-        float v372 = v363 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v373 = v363 != 0.0f ? 1.0f : t25[i0];
+        float v372 = v363 != 0.0f ? -1.0f : carry2[j];
+        float v373 = v363 != 0.0f ? 1.0f : carry4[j];
         float v374 = v372 / v373;
         float v375 = v371 - v374;
-        float v376 = (simpo_gamma[0]) / (beta[0]);
         float v377 = v375 - v376;
         float v378 = (beta[0]) * v377;
         float v379 = -v378;
@@ -2467,16 +2574,15 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v415 = v414 / v373;
         float v416 = v363 != 0.0f ? 0.0f : v415;
         float v417 = v362 + v416;
-        float v418 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
         float v419 = v2 * (loss_weights[7]);
         float v420 = v418 != 0.0f ? 0.0f : v419;
         float v421 = -v420;
         float v422 = -v421;
-        float v423 = v418 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v424 = v418 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v423 = v418 != 0.0f ? -1.0f : carry1[j];
+        float v424 = v418 != 0.0f ? 0.0f : ref_chosen[j];
         float v425 = v423 - v424;
-        float v426 = v418 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v427 = v418 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v426 = v418 != 0.0f ? -1.0f : carry2[j];
+        float v427 = v418 != 0.0f ? 0.0f : ref_rejected[j];
         float v428 = v426 - v427;
         float v429 = v425 - v428;
         float v430 = v424 - v423;
@@ -2502,16 +2608,12 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v450 = -v449;
         float v451 = v418 != 0.0f ? 0.0f : v450;
         float v452 = v417 + v451;
-        float v453 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
         float v454 = v2 * (loss_weights[6]);
         float v455 = v453 != 0.0f ? 0.0f : v454;
         float v456 = v455 * 0.5f;
         float v457 = -v456;
-        float v458 = (t26[0]) / (t27[0]);
-        float v459 = v458;
-        float v460 = fmaxf(v459, 0.0f);
-        float v461 = v453 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v462 = v453 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v461 = v453 != 0.0f ? -1.0f : carry2[j];
+        float v462 = v453 != 0.0f ? 0.0f : ref_rejected[j];
         float v463 = v461 - v462;
         float v464 = v460 - v463;
         float v465 = (beta[0]) * v464;
@@ -2539,14 +2641,13 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v487 = -v486;
         float v488 = v453 != 0.0f ? 0.0f : v487;
         float v489 = v452 + v488;
-        float v490 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
         float v491 = v2 * (loss_weights[5]);
         float v492 = v490 != 0.0f ? 0.0f : v491;
         float v493 = -v492;
         float v494 = v493 * 0.5f;
         float v495 = -v494;
-        float v496 = v490 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v497 = v490 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v496 = v490 != 0.0f ? -1.0f : carry2[j];
+        float v497 = v490 != 0.0f ? 0.0f : ref_rejected[j];
         float v498 = v496 - v497;
         float v499 = (beta[0]) * v498;
         float v500 = -v499;
@@ -2568,36 +2669,31 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v516 = v515 * (beta[0]);
         float v517 = v490 != 0.0f ? 0.0f : v516;
         float v518 = v489 + v517;
-        float v519 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
         float v520 = v2 * (loss_weights[4]);
         float v521 = v519 != 0.0f ? 0.0f : v520;
-        float v522 = v519 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v523 = v519 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v522 = v519 != 0.0f ? -1.0f : carry2[j];
+        float v523 = v519 != 0.0f ? 0.0f : ref_rejected[j];
         float v524 = v522 - v523;
-        float v525 = 0.5f / (beta[0]);
         float v526 = v524 + v525;
         float v527 = v521 * v526;
         float v528 = v527 + v527;
         float v529 = v519 != 0.0f ? 0.0f : v528;
         float v530 = v518 + v529;
-        float v531 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
         float v532 = v2 * (loss_weights[3]);
         float v533 = v531 != 0.0f ? 0.0f : v532;
-        float v534 = v531 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v535 = v531 != 0.0f ? 1.0f : t24[i0];
+        float v534 = v531 != 0.0f ? -1.0f : carry1[j];
+        float v535 = v531 != 0.0f ? 1.0f : carry3[j];
         float v536 = v534 / v535;
-        float v537 = v531 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v537 = v531 != 0.0f ? 0.0f : ref_chosen[j];
         float v538 = v537 / v535;
         float v539 = v536 - v538;
-        float v540 = v531 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v541 = v531 != 0.0f ? 1.0f : t25[i0];
+        float v540 = v531 != 0.0f ? -1.0f : carry2[j];
+        float v541 = v531 != 0.0f ? 1.0f : carry4[j];
         float v542 = v540 / v541;
-        float v543 = v531 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v543 = v531 != 0.0f ? 0.0f : ref_rejected[j];
         float v544 = v543 / v541;
         float v545 = v542 - v544;
         float v546 = v539 - v545;
-        float v547 = (beta[0]) * 2.0f;
-        float v548 = 1.0f / v547;
         float v549 = v546 - v548;
         float v550 = v533 * v549;
         float v551 = v550 + v550;
@@ -2605,14 +2701,13 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v553 = v552 / v541;
         float v554 = v531 != 0.0f ? 0.0f : v553;
         float v555 = v530 + v554;
-        float v556 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
         float v557 = v2 * (loss_weights[2]);
         float v558 = v556 != 0.0f ? 0.0f : v557;
-        float v559 = v556 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v560 = v556 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v559 = v556 != 0.0f ? -1.0f : carry1[j];
+        float v560 = v556 != 0.0f ? 0.0f : ref_chosen[j];
         float v561 = v559 - v560;
-        float v562 = v556 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v563 = v556 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v562 = v556 != 0.0f ? -1.0f : carry2[j];
+        float v563 = v556 != 0.0f ? 0.0f : ref_rejected[j];
         float v564 = v562 - v563;
         float v565 = v561 - v564;
         float v566 = (beta[0]) * v565;
@@ -2624,19 +2719,16 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v572 = -v571;
         float v573 = v556 != 0.0f ? 0.0f : v572;
         float v574 = v555 + v573;
-        float v575 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
         float v576 = v2 * (loss_weights[1]);
         float v577 = v575 != 0.0f ? 0.0f : v576;
-        float v578 = 2.0f * (label_smoothing[0]);
-        float v579 = 1.0f - v578;
         float v580 = v577 / v579;
         float v581 = v580 * (label_smoothing[0]);
         float v582 = -v581;
-        float v583 = v575 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v584 = v575 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v583 = v575 != 0.0f ? -1.0f : carry1[j];
+        float v584 = v575 != 0.0f ? 0.0f : ref_chosen[j];
         float v585 = v583 - v584;
-        float v586 = v575 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v587 = v575 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v586 = v575 != 0.0f ? -1.0f : carry2[j];
+        float v587 = v575 != 0.0f ? 0.0f : ref_rejected[j];
         float v588 = v586 - v587;
         float v589 = v585 - v588;
         float v590 = (beta[0]) * v589;
@@ -2678,17 +2770,16 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v626 = -v625;
         float v627 = v575 != 0.0f ? 0.0f : v626;
         float v628 = v574 + v627;
-        float v629 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         float v630 = v2 * (loss_weights[0]);
         float v631 = v629 != 0.0f ? 0.0f : v630;
         float v632 = -v631;
         float v633 = v632 * (label_smoothing[0]);
         float v634 = -v633;
-        float v635 = v629 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v636 = v629 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v635 = v629 != 0.0f ? -1.0f : carry1[j];
+        float v636 = v629 != 0.0f ? 0.0f : ref_chosen[j];
         float v637 = v635 - v636;
-        float v638 = v629 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v639 = v629 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v638 = v629 != 0.0f ? -1.0f : carry2[j];
+        float v639 = v629 != 0.0f ? 0.0f : ref_rejected[j];
         float v640 = v638 - v639;
         float v641 = v637 - v640;
         float v642 = (beta[0]) * v641;
@@ -2730,222 +2821,345 @@ static void dpo_step_k49_log_sigmoid_grad(float *restrict t34, float *restrict t
         float v678 = -v677;
         float v679 = v629 != 0.0f ? 0.0f : v678;
         float v680 = v628 + v679;
-        float v681 = -v680;
-        float v682 = 1.0f * (sft_loss_ratio[0]);
-        float v683 = v682 * (pair_weight[i0]);
-        float v684 = -v683;
-        float v685 = v684 / (t24[i0]);
-        float v686 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
-        float v687 = v2 * (loss_weights[16]);
-        float v688 = v686 != 0.0f ? 0.0f : v687;
-        float v689 = -v688;
-        float v690 = v686 != 0.0f ? 1.0f : t24[i0];
-        float v691 = v689 / v690;
-        float v692 = v686 != 0.0f ? 0.0f : v691;
-        float v693 = v685 + v692;
-        float v694 = v58 / v9;
-        float v695 = v0 != 0.0f ? 0.0f : v694;
-        float v696 = v693 + v695;
-        float v697 = v62 != 0.0f ? 0.0f : v128;
-        float v698 = v696 + v697;
-        float v699 = v132 != 0.0f ? 0.0f : v214;
-        float v700 = v698 + v699;
-        float v701 = (beta[0]) * v224;
-        float v702 = fminf(v701, 0.0f);
-        float v703 = fabsf(v701);
-        float v704 = -v703;
-        float v705 = la_expf(v704);
-        float v706 = 1.0f + v705;
-        float v707 = logf(v706);
-        float v708 = v702 - v707;
-        float v709 = la_expf(v708);
-        float v710 = v220 * v709;
-        float v711 = -v710;
-        float v712 = v711 / v706;
-        float v713 = v712 * v705;
-        float v714 = -v713;
-        float v715 = 0.0f < v701 ? 1.0f : 0.0f;
-        float v716 = v715 * 2.0f;
-        float v717 = v716 - 1.0f;
-        float v718 = v714 * v717;
-        float v719 = v701 <= 0.0f ? 1.0f : 0.0f;
-        float v720 = v710 * v719;
-        float v721 = v718 + v720;
-        float v722 = v721 * (beta[0]);
-        float v723 = v250 + v722;
-        float v724 = v218 != 0.0f ? 0.0f : v723;
-        float v725 = v700 + v724;
-        float v726 = -v256;
-        float v727 = v254 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v728 = v254 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v729 = v727 - v728;
-        float v730 = (beta[0]) * v729;
-        float v731 = fminf(v730, 0.0f);
-        float v732 = fabsf(v730);
-        float v733 = -v732;
-        float v734 = la_expf(v733);
-        float v735 = 1.0f + v734;
-        float v736 = logf(v735);
-        float v737 = v731 - v736;
-        float v738 = la_expf(v737);
-        float v739 = v726 * v738;
-        float v740 = -v739;
-        float v741 = v740 / v735;
-        float v742 = v741 * v734;
-        float v743 = -v742;
-        float v744 = 0.0f < v730 ? 1.0f : 0.0f;
-        float v745 = v744 * 2.0f;
-        float v746 = v745 - 1.0f;
-        float v747 = v743 * v746;
-        float v748 = v730 <= 0.0f ? 1.0f : 0.0f;
-        float v749 = v739 * v748;
-        float v750 = v747 + v749;
-        float v751 = v750 * (beta[0]);
-        float v752 = v254 != 0.0f ? 0.0f : v751;
-        float v753 = v725 + v752;
-        float v754 = v284 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v755 = v284 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v756 = v754 - v755;
-        float v757 = (beta[0]) * v756;
-        float v758 = v757 - v298;
-        float v759 = fabsf(v758);
-        float v760 = -v759;
-        float v761 = la_expf(v760);
-        float v762 = 1.0f + v761;
-        float v763 = v288 / v762;
-        float v764 = v763 * v761;
-        float v765 = -v764;
-        float v766 = 0.0f < v758 ? 1.0f : 0.0f;
-        float v767 = v766 * 2.0f;
-        float v768 = v767 - 1.0f;
-        float v769 = v765 * v768;
-        float v770 = v758 <= 0.0f ? 1.0f : 0.0f;
-        float v771 = v287 * v770;
-        float v772 = v769 + v771;
-        float v773 = v772 * (beta[0]);
-        float v774 = v284 != 0.0f ? 0.0f : v773;
-        float v775 = v753 + v774;
-        float v776 = v354 / v333;
-        float v777 = -v776;
-        float v778 = v777 * v332;
-        float v779 = v322 + v778;
-        float v780 = v779 + v353;
-        float v781 = v780 / v326;
-        float v782 = v319 != 0.0f ? 0.0f : v781;
-        float v783 = v775 + v782;
-        float v784 = v413 / v370;
-        float v785 = v363 != 0.0f ? 0.0f : v784;
-        float v786 = v783 + v785;
-        float v787 = v450 * (dpop_lambda[0]);
-        float v788 = 0.0f <= v430 ? 1.0f : 0.0f;
-        float v789 = v787 * v788;
-        float v790 = -v789;
-        float v791 = v790 + v449;
-        float v792 = v418 != 0.0f ? 0.0f : v791;
-        float v793 = v786 + v792;
-        float v794 = v453 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v795 = v453 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v796 = v794 - v795;
-        float v797 = (t28[0]) / (t27[0]);
-        float v798 = v797;
-        float v799 = fmaxf(v798, 0.0f);
-        float v800 = v796 - v799;
-        float v801 = (beta[0]) * v800;
-        float v802 = fminf(v801, 0.0f);
-        float v803 = fabsf(v801);
-        float v804 = -v803;
-        float v805 = la_expf(v804);
-        float v806 = 1.0f + v805;
-        float v807 = logf(v806);
-        float v808 = v802 - v807;
-        float v809 = la_expf(v808);
-        float v810 = v457 * v809;
-        float v811 = -v810;
-        float v812 = v811 / v806;
-        float v813 = v812 * v805;
-        float v814 = -v813;
-        float v815 = 0.0f < v801 ? 1.0f : 0.0f;
-        float v816 = v815 * 2.0f;
-        float v817 = v816 - 1.0f;
-        float v818 = v814 * v817;
-        float v819 = v801 <= 0.0f ? 1.0f : 0.0f;
-        float v820 = v810 * v819;
-        float v821 = v818 + v820;
-        float v822 = v821 * (beta[0]);
-        float v823 = v453 != 0.0f ? 0.0f : v822;
-        float v824 = v793 + v823;
-        float v825 = v490 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v826 = v490 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v827 = v825 - v826;
-        float v828 = (beta[0]) * v827;
-        float v829 = -v828;
-        float v830 = fabsf(v829);
-        float v831 = -v830;
-        float v832 = la_expf(v831);
-        float v833 = 1.0f + v832;
-        float v834 = v495 / v833;
-        float v835 = v834 * v832;
-        float v836 = -v835;
-        float v837 = 0.0f < v829 ? 1.0f : 0.0f;
-        float v838 = v837 * 2.0f;
-        float v839 = v838 - 1.0f;
-        float v840 = v836 * v839;
-        float v841 = v829 <= 0.0f ? 1.0f : 0.0f;
-        float v842 = v494 * v841;
-        float v843 = v840 + v842;
-        float v844 = -v843;
-        float v845 = v844 * (beta[0]);
-        float v846 = -v493;
-        float v847 = fabsf(v828);
-        float v848 = -v847;
-        float v849 = la_expf(v848);
-        float v850 = 1.0f + v849;
-        float v851 = v846 / v850;
-        float v852 = v851 * v849;
-        float v853 = -v852;
-        float v854 = 0.0f < v828 ? 1.0f : 0.0f;
-        float v855 = v854 * 2.0f;
-        float v856 = v855 - 1.0f;
-        float v857 = v853 * v856;
-        float v858 = v828 <= 0.0f ? 1.0f : 0.0f;
-        float v859 = v493 * v858;
-        float v860 = v857 + v859;
-        float v861 = v860 * (beta[0]);
-        float v862 = v845 + v861;
-        float v863 = v490 != 0.0f ? 0.0f : v862;
-        float v864 = v824 + v863;
-        float v865 = v519 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v866 = v519 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v867 = v865 - v866;
-        float v868 = v867 - v525;
-        float v869 = v521 * v868;
-        float v870 = v869 + v869;
-        float v871 = v519 != 0.0f ? 0.0f : v870;
-        float v872 = v864 + v871;
-        float v873 = v551 / v535;
-        float v874 = v531 != 0.0f ? 0.0f : v873;
-        float v875 = v872 + v874;
-        float v876 = v556 != 0.0f ? 0.0f : v571;
-        float v877 = v875 + v876;
-        float v878 = v575 != 0.0f ? 0.0f : v625;
-        float v879 = v877 + v878;
-        float v880 = v629 != 0.0f ? 0.0f : v677;
-        float v881 = v879 + v880;
-        float v882 = -v881;
+        t34[j] = v680;
+        float v682 = v681 * (pair_weight[j]);
+        float v683 = -v682;
+        float v684 = v683 / (carry3[j]);
+        float v686 = v2 * (loss_weights[16]);
+        float v687 = v685 != 0.0f ? 0.0f : v686;
+        float v688 = -v687;
+        float v689 = v685 != 0.0f ? 1.0f : carry3[j];
+        float v690 = v688 / v689;
+        float v691 = v685 != 0.0f ? 0.0f : v690;
+        float v692 = v684 + v691;
+        float v693 = v58 / v9;
+        float v694 = v0 != 0.0f ? 0.0f : v693;
+        float v695 = v692 + v694;
+        float v696 = v62 != 0.0f ? 0.0f : v128;
+        float v697 = v695 + v696;
+        float v698 = v132 != 0.0f ? 0.0f : v214;
+        float v699 = v697 + v698;
+        float v700 = (beta[0]) * v224;
+        float v701 = fminf(v700, 0.0f);
+        float v702 = fabsf(v700);
+        float v703 = -v702;
+        float v704 = la_expf(v703);
+        float v705 = 1.0f + v704;
+        float v706 = logf(v705);
+        float v707 = v701 - v706;
+        float v708 = la_expf(v707);
+        float v709 = v220 * v708;
+        float v710 = -v709;
+        float v711 = v710 / v705;
+        float v712 = v711 * v704;
+        float v713 = -v712;
+        float v714 = 0.0f < v700 ? 1.0f : 0.0f;
+        float v715 = v714 * 2.0f;
+        float v716 = v715 - 1.0f;
+        float v717 = v713 * v716;
+        float v718 = v700 <= 0.0f ? 1.0f : 0.0f;
+        float v719 = v709 * v718;
+        float v720 = v717 + v719;
+        float v721 = v720 * (beta[0]);
+        float v722 = v250 + v721;
+        float v723 = v218 != 0.0f ? 0.0f : v722;
+        float v724 = v699 + v723;
+        float v725 = -v256;
+        float v726 = v254 != 0.0f ? -1.0f : carry1[j];
+        float v727 = v254 != 0.0f ? 0.0f : ref_chosen[j];
+        float v728 = v726 - v727;
+        float v729 = (beta[0]) * v728;
+        float v730 = fminf(v729, 0.0f);
+        float v731 = fabsf(v729);
+        float v732 = -v731;
+        float v733 = la_expf(v732);
+        float v734 = 1.0f + v733;
+        float v735 = logf(v734);
+        float v736 = v730 - v735;
+        float v737 = la_expf(v736);
+        float v738 = v725 * v737;
+        float v739 = -v738;
+        float v740 = v739 / v734;
+        float v741 = v740 * v733;
+        float v742 = -v741;
+        float v743 = 0.0f < v729 ? 1.0f : 0.0f;
+        float v744 = v743 * 2.0f;
+        float v745 = v744 - 1.0f;
+        float v746 = v742 * v745;
+        float v747 = v729 <= 0.0f ? 1.0f : 0.0f;
+        float v748 = v738 * v747;
+        float v749 = v746 + v748;
+        float v750 = v749 * (beta[0]);
+        float v751 = v254 != 0.0f ? 0.0f : v750;
+        float v752 = v724 + v751;
+        float v753 = v284 != 0.0f ? -1.0f : carry1[j];
+        float v754 = v284 != 0.0f ? 0.0f : ref_chosen[j];
+        float v755 = v753 - v754;
+        float v756 = (beta[0]) * v755;
+        float v757 = v756 - v298;
+        float v758 = fabsf(v757);
+        float v759 = -v758;
+        float v760 = la_expf(v759);
+        float v761 = 1.0f + v760;
+        float v762 = v288 / v761;
+        float v763 = v762 * v760;
+        float v764 = -v763;
+        float v765 = 0.0f < v757 ? 1.0f : 0.0f;
+        float v766 = v765 * 2.0f;
+        float v767 = v766 - 1.0f;
+        float v768 = v764 * v767;
+        float v769 = v757 <= 0.0f ? 1.0f : 0.0f;
+        float v770 = v287 * v769;
+        float v771 = v768 + v770;
+        float v772 = v771 * (beta[0]);
+        float v773 = v284 != 0.0f ? 0.0f : v772;
+        float v774 = v752 + v773;
+        float v775 = v354 / v333;
+        float v776 = -v775;
+        float v777 = v776 * v332;
+        float v778 = v322 + v777;
+        float v779 = v778 + v353;
+        float v780 = v779 / v326;
+        float v781 = v319 != 0.0f ? 0.0f : v780;
+        float v782 = v774 + v781;
+        float v783 = v413 / v370;
+        float v784 = v363 != 0.0f ? 0.0f : v783;
+        float v785 = v782 + v784;
+        float v786 = v450 * (dpop_lambda[0]);
+        float v787 = 0.0f <= v430 ? 1.0f : 0.0f;
+        float v788 = v786 * v787;
+        float v789 = -v788;
+        float v790 = v789 + v449;
+        float v791 = v418 != 0.0f ? 0.0f : v790;
+        float v792 = v785 + v791;
+        float v793 = v453 != 0.0f ? -1.0f : carry1[j];
+        float v794 = v453 != 0.0f ? 0.0f : ref_chosen[j];
+        float v795 = v793 - v794;
+        float v799 = v795 - v798;
+        float v800 = (beta[0]) * v799;
+        float v801 = fminf(v800, 0.0f);
+        float v802 = fabsf(v800);
+        float v803 = -v802;
+        float v804 = la_expf(v803);
+        float v805 = 1.0f + v804;
+        float v806 = logf(v805);
+        float v807 = v801 - v806;
+        float v808 = la_expf(v807);
+        float v809 = v457 * v808;
+        float v810 = -v809;
+        float v811 = v810 / v805;
+        float v812 = v811 * v804;
+        float v813 = -v812;
+        float v814 = 0.0f < v800 ? 1.0f : 0.0f;
+        float v815 = v814 * 2.0f;
+        float v816 = v815 - 1.0f;
+        float v817 = v813 * v816;
+        float v818 = v800 <= 0.0f ? 1.0f : 0.0f;
+        float v819 = v809 * v818;
+        float v820 = v817 + v819;
+        float v821 = v820 * (beta[0]);
+        float v822 = v453 != 0.0f ? 0.0f : v821;
+        float v823 = v792 + v822;
+        float v824 = v490 != 0.0f ? -1.0f : carry1[j];
+        float v825 = v490 != 0.0f ? 0.0f : ref_chosen[j];
+        float v826 = v824 - v825;
+        float v827 = (beta[0]) * v826;
+        float v828 = -v827;
+        float v829 = fabsf(v828);
+        float v830 = -v829;
+        float v831 = la_expf(v830);
+        float v832 = 1.0f + v831;
+        float v833 = v495 / v832;
+        float v834 = v833 * v831;
+        float v835 = -v834;
+        float v836 = 0.0f < v828 ? 1.0f : 0.0f;
+        float v837 = v836 * 2.0f;
+        float v838 = v837 - 1.0f;
+        float v839 = v835 * v838;
+        float v840 = v828 <= 0.0f ? 1.0f : 0.0f;
+        float v841 = v494 * v840;
+        float v842 = v839 + v841;
+        float v843 = -v842;
+        float v844 = v843 * (beta[0]);
+        float v845 = -v493;
+        float v846 = fabsf(v827);
+        float v847 = -v846;
+        float v848 = la_expf(v847);
+        float v849 = 1.0f + v848;
+        float v850 = v845 / v849;
+        float v851 = v850 * v848;
+        float v852 = -v851;
+        float v853 = 0.0f < v827 ? 1.0f : 0.0f;
+        float v854 = v853 * 2.0f;
+        float v855 = v854 - 1.0f;
+        float v856 = v852 * v855;
+        float v857 = v827 <= 0.0f ? 1.0f : 0.0f;
+        float v858 = v493 * v857;
+        float v859 = v856 + v858;
+        float v860 = v859 * (beta[0]);
+        float v861 = v844 + v860;
+        float v862 = v490 != 0.0f ? 0.0f : v861;
+        float v863 = v823 + v862;
+        float v864 = v519 != 0.0f ? -1.0f : carry1[j];
+        float v865 = v519 != 0.0f ? 0.0f : ref_chosen[j];
+        float v866 = v864 - v865;
+        float v867 = v866 - v525;
+        float v868 = v521 * v867;
+        float v869 = v868 + v868;
+        float v870 = v519 != 0.0f ? 0.0f : v869;
+        float v871 = v863 + v870;
+        float v872 = v551 / v535;
+        float v873 = v531 != 0.0f ? 0.0f : v872;
+        float v874 = v871 + v873;
+        float v875 = v556 != 0.0f ? 0.0f : v571;
+        float v876 = v874 + v875;
+        float v877 = v575 != 0.0f ? 0.0f : v625;
+        float v878 = v876 + v877;
+        float v879 = v629 != 0.0f ? 0.0f : v677;
+        float v880 = v878 + v879;
+        t35[j] = v880;
+    }
+}
+
+/* dpo_step_k52_dpo_sigmoid: t36 = 0  [lm_head/dpo_sigmoid] */
+static void dpo_step_k52_dpo_sigmoid(float *restrict t36, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            t34[r * n + j] = v681;
-            t35[r * n + j] = v882;
+            t36[r * n + j] = 0.0f;
         }
     }
 }
 
-/* dpo_step_k50_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_k50_log_softmax_grad(float *restrict t36, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t16, const float *restrict t17, const float *restrict t18, const float *restrict t34, const float *restrict t35, long NS, long V) {
-    const long rows = NS, n = V;
+/* dpo_step_k53_lm_head: t37 = carry0[scored]  [lm_chunk_backward/lm_head] */
+static void dpo_step_k53_lm_head(float *restrict t37, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t34[(long)scored_pair[i0] * 1 + 0];
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t37[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k54_rmsnorm: t38 = Σ(t37²)  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_k54_rmsnorm(float *restrict t38, const float *restrict t37, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t37[r * n + j0]) * (t37[r * n + j0]);
+            acc0 += v0;
+        }
+        t38[r] = acc0;
+    }
+}
+
+/* dpo_step_k55_rmsnorm: t39 = t37 · rsqrt(t38 / D + norm_eps)  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_k55_rmsnorm(float *restrict t39, const float *restrict norm_eps, const float *restrict t37, const float *restrict t38, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t38[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t37[r * n + j]) * v2;
+            t39[r * n + j] = v3;
+        }
+    }
+}
+
+/* dpo_step_k56_rmsnorm: t40 = t39 · final_norm  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_k56_rmsnorm(float *restrict t40, const float *restrict final_norm, const float *restrict t39, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t39[r * n + j]) * (final_norm[j]);
+            t40[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k57_lm_head: t41[CR, V] = t40 · lm_headᵀ  [lm_chunk_backward/lm_head] */
+static void dpo_step_k57_lm_head(float *restrict t41, const float *restrict lm_head, const float *restrict t40, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t40, D, lm_head, D, 0.0f, t41, V);
+}
+
+/* dpo_step_k58_log_softmax: t42 = max(t41)  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_k58_log_softmax(float *restrict t42, const float *restrict t41, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t41[r * n + j0]);
+        }
+        t42[r] = acc0;
+    }
+}
+
+/* dpo_step_k59_log_softmax: t43 = Σ(exp(t41 - t42))  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_k59_log_softmax(float *restrict t43, const float *restrict t41, const float *restrict t42, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t42[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t41[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t43[r] = acc0;
+    }
+}
+
+/* dpo_step_k60_sequence_logps_grad: t44 = -(1 · t34); t45 = -(1 · t35)  [lm_chunk_backward/lm_head/sequence_logps; lm_chunk_backward; lm_chunk_backward/grad; lm_chunk_backward/lm_head/sequence_logps/grad] */
+static void dpo_step_k60_sequence_logps_grad(float *restrict t44, float *restrict t45, const float *restrict t34, const float *restrict t35, long B) {
+    const long rows = B, n = 1;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t34[i0];
+        float v1 = 1.0f * v0;
+        float v2 = -v1;
+        float v3 = t35[i0];
+        float v4 = 1.0f * v3;
+        float v5 = -v4;
+        for (long j = 0; j < n; j++) {
+            t44[r * n + j] = v2;
+            t45[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_k61_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk_backward/lm_head/sequence_logps/cross_entropy; lm_chunk_backward/lm_head/sequence_logps/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_k61_log_softmax_grad(float *restrict t46, const float *restrict t41, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t42, const float *restrict t43, const float *restrict t44, const float *restrict t45, long CR, long V) {
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t44[(long)scored_pair[i0] * 1 + 0];
         float v1 = v0 * (rejected_mask[i0]);
         float v2 = -v1;
         float v3 = (float)rejected_targets[i0];
@@ -2957,7 +3171,7 @@ static void dpo_step_k50_log_softmax_grad(float *restrict t36, const int32_t *re
             float v6 = -v5;
             acc0 += v6;
         }
-        float v7 = t35[(long)scored_pair[i0] * 1 + 0];
+        float v7 = t45[(long)scored_pair[i0] * 1 + 0];
         float v8 = v7 * (chosen_mask[i0]);
         float v9 = -v8;
         float v10 = (float)chosen_targets[i0];
@@ -2969,13 +3183,13 @@ static void dpo_step_k50_log_softmax_grad(float *restrict t36, const int32_t *re
             float v13 = -v12;
             acc1 += v13;
         }
-        float v16 = acc0 / (t18[i0]);
-        float v17 = t17[i0];
-        float v24 = acc1 / (t18[i0]);
+        float v16 = acc0 / (t43[i0]);
+        float v17 = t42[i0];
+        float v24 = acc1 / (t43[i0]);
         for (long j = 0; j < n; j++) {
             float v14 = (float)j == v3 ? 1.0f : 0.0f;
             float v15 = v2 * v14;
-            float v18 = t16[r * n + j] - v17;
+            float v18 = t41[r * n + j] - v17;
             float v19 = la_expf(v18);
             float v20 = v16 * v19;
             float v21 = v15 + v20;
@@ -2984,98 +3198,111 @@ static void dpo_step_k50_log_softmax_grad(float *restrict t36, const int32_t *re
             float v25 = v24 * v19;
             float v26 = v23 + v25;
             float v27 = v21 + v26;
-            t36[r * n + j] = v27;
+            t46[r * n + j] = v27;
         }
     }
 }
 
-/* dpo_step_k51_lm_head_grad_in: t37[NS, D] = t36 · lm_head  [lm_head/grad] */
-static void dpo_step_k51_lm_head_grad_in(float *restrict t37, const float *restrict lm_head, const float *restrict t36, long HD2, long KVH, long NS, long REP, long V) {
+/* dpo_step_k62_lm_head_grad_in: t47[CR, D] = t46 · lm_head  [lm_chunk_backward/lm_head/grad] */
+static void dpo_step_k62_lm_head_grad_in(float *restrict t47, const float *restrict lm_head, const float *restrict t46, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t36, V, lm_head, D, 0.0f, t37, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t46, V, lm_head, D, 0.0f, t47, D);
 }
 
-/* dpo_step_k52_rmsnorm_grad: t38 = Σ(t37 · t14)  [lm_head/rmsnorm/grad] */
-static void dpo_step_k52_rmsnorm_grad(float *restrict t38, const float *restrict t14, const float *restrict t37, long HD2, long KVH, long NS, long REP) {
+/* dpo_step_k63_rmsnorm_grad: t48 = Σ(t47 · t39)  [lm_chunk_backward/lm_head/rmsnorm/grad] */
+static void dpo_step_k63_rmsnorm_grad(float *restrict t48, const float *restrict t39, const float *restrict t47, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = D, n = NS;
+    const long rows = D, n = CR;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t37[(j0) * D + i0]) * (t14[(j0) * D + i0]);
+            float v0 = (t47[(j0) * D + i0]) * (t39[(j0) * D + i0]);
             acc0 += v0;
         }
-        t38[r] = acc0;
+        t48[r] = acc0;
     }
 }
 
-/* dpo_step_k53_rmsnorm_grad: t39 = Σ((t37 · final_norm) · t12)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
-static void dpo_step_k53_rmsnorm_grad(float *restrict t39, const float *restrict final_norm, const float *restrict t12, const float *restrict t37, long HD2, long KVH, long NS, long REP) {
+/* dpo_step_k64_rmsnorm_grad: t49 = Σ((t47 · final_norm) · t37)  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad] */
+static void dpo_step_k64_rmsnorm_grad(float *restrict t49, const float *restrict final_norm, const float *restrict t37, const float *restrict t47, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t37[r * n + j0]) * (final_norm[j0]);
-            float v1 = v0 * (t12[r * n + j0]);
+            float v0 = (t47[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t37[r * n + j0]);
             acc0 += v1;
         }
-        t39[r] = acc0;
+        t49[r] = acc0;
     }
 }
 
-/* dpo_step_k54_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
-static void dpo_step_k54_rmsnorm_grad_scatter_add(float *restrict t40, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t12, const float *restrict t13, const float *restrict t37, const float *restrict t39, long B, long HD2, long KVH, long NS, long REP, long T) {
+/* dpo_step_k65_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad; lm_chunk_backward/lm_head/grad] */
+static void dpo_step_k65_rmsnorm_grad_scatter_add(float *restrict t50, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t37, const float *restrict t38, const float *restrict t47, const float *restrict t49, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    memset(t40, 0, sizeof(float) * (size_t)(B*T*D));
-    const long rows = NS, n = D;
+    memset(t50, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v1 = (t13[i0]) / ((float)(D));
+        float v1 = (t38[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
-        float v5 = (t39[i0]) * v3;
+        float v5 = (t49[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v0 = (t37[r * n + j]) * (final_norm[j]);
+            float v0 = (t47[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
-            float v10 = v9 * (t12[r * n + j]);
+            float v10 = v9 * (t37[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t40[(long)scored[i0] * D + j] += v12;
+            t50[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* dpo_step_k55_rmsnorm_grad: grad_final_norm = grad_final_norm + t38  [lm_head/rmsnorm/grad] */
-static void dpo_step_k55_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t38, long HD2, long KVH, long REP) {
+/* dpo_step_k66_lm_chunk_backward: grad_final_norm = grad_final_norm + t48  [lm_chunk_backward/lm_head/rmsnorm/grad; lm_chunk_backward] */
+static void dpo_step_k66_lm_chunk_backward(float *restrict grad_final_norm, const float *restrict t48, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        float v0 = grad_final_norm[j] + t38[j];
+        float v0 = grad_final_norm[j] + t48[j];
         grad_final_norm[j] = v0;
     }
 }
 
-/* dpo_step_k56_grad_lm_head: grad_lm_head[V, D] += t36ᵀ · t15  [lm_head/grad] */
-static void dpo_step_k56_grad_lm_head(float *restrict grad_lm_head, const float *restrict t15, const float *restrict t36, long HD2, long KVH, long NS, long REP, long V) {
+/* dpo_step_k67_grad_lm_head: grad_lm_head[V, D] += t46ᵀ · t40  [lm_chunk_backward/lm_head/grad; lm_chunk_backward] */
+static void dpo_step_k67_grad_lm_head(float *restrict grad_lm_head, const float *restrict t40, const float *restrict t46, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, V, D, NS, t36, V, t15, D, 1.0f, grad_lm_head, D);
+    la_gemm(CblasTrans, CblasNoTrans, V, D, CR, t46, V, t40, D, 1.0f, grad_lm_head, D);
 }
 
-/* dpo_step_k57_rmsnorm: t41 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void dpo_step_k57_rmsnorm(float *restrict t41, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k68_lm_chunk_backward: carry7_next = carry7 + t50  [lm_chunk_backward/lm_head/grad; lm_chunk_backward] */
+static void dpo_step_k68_lm_chunk_backward(float *restrict carry7_next, const float *restrict carry7, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry7[r * n + j] + t50[r * n + j];
+            carry7_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_k69_rmsnorm: t51 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void dpo_step_k69_rmsnorm(float *restrict t51, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -3087,28 +3314,28 @@ static void dpo_step_k57_rmsnorm(float *restrict t41, const float *restrict save
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t41[r] = acc0;
+        t51[r] = acc0;
     }
 }
 
-/* dpo_step_k58_rmsnorm: t42 = rsqrt(t41 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void dpo_step_k58_rmsnorm(float *restrict t42, const float *restrict norm_eps, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k70_rmsnorm: t52 = rsqrt(t51 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void dpo_step_k70_rmsnorm(float *restrict t52, const float *restrict norm_eps, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t41[(i0) * T + j / 1]) / ((float)(D));
+            float v0 = (t51[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t42[r * n + j] = v2;
+            t52[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k59_rmsnorm: t43 = (saved_x · t42) · attn_norm  [layer_backward/rmsnorm] */
-static void dpo_step_k59_rmsnorm(float *restrict t43, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k71_rmsnorm: t53 = (saved_x · t52) · attn_norm  [layer_backward/rmsnorm] */
+static void dpo_step_k71_rmsnorm(float *restrict t53, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3116,15 +3343,15 @@ static void dpo_step_k59_rmsnorm(float *restrict t43, const float *restrict save
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_x[r * n + j]) * (t42[(i0) * T + i1]);
+            float v0 = (saved_x[r * n + j]) * (t52[(i0) * T + i1]);
             float v1 = v0 * (attn_norm[j]);
-            t43[r * n + j] = v1;
+            t53[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k60_scores_matmul: t44[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void dpo_step_k60_scores_matmul(float *restrict t44, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k72_scores_matmul: t54[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void dpo_step_k72_scores_matmul(float *restrict t54, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3135,11 +3362,11 @@ static void dpo_step_k60_scores_matmul(float *restrict t44, const float *restric
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t44 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t54 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k61_attention: t45 = exp([i4 ≤ i3 + 0] · t2 ? t44 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] · t2 ? t44 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void dpo_step_k61_attention(float *restrict t45, const float *restrict t2, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k73_attention: t55 = exp([i4 ≤ i3 + 0] · t2 ? t54 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] · t2 ? t54 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void dpo_step_k73_attention(float *restrict t55, const float *restrict t2, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -3154,7 +3381,7 @@ static void dpo_step_k61_attention(float *restrict t45, const float *restrict t2
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
             float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
-            float v4 = (t44[r * n + j0]) * v3;
+            float v4 = (t54[r * n + j0]) * v3;
             float v5 = v2 != 0.0f ? v4 : (-INFINITY);
             acc0 = fmaxf(acc0, v5);
         }
@@ -3163,17 +3390,17 @@ static void dpo_step_k61_attention(float *restrict t45, const float *restrict t2
             float v6 = (float)i3 + 0.0f;
             float v7 = (float)j <= v6 ? 1.0f : 0.0f;
             float v8 = v7 * (t2[((i0) * T + i3) * T + j]);
-            float v9 = (t44[r * n + j]) * v3;
+            float v9 = (t54[r * n + j]) * v3;
             float v10 = v8 != 0.0f ? v9 : (-INFINITY);
             float v12 = v10 - v11;
             float v13 = la_expf(v12);
-            t45[r * n + j] = v13;
+            t55[r * n + j] = v13;
         }
     }
 }
 
-/* dpo_step_k62_softmax: t46 = Σ(t45)  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k62_softmax(float *restrict t46, const float *restrict t45, long B, long KVH, long REP, long T) {
+/* dpo_step_k74_softmax: t56 = Σ(t55)  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k74_softmax(float *restrict t56, const float *restrict t55, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = T;
@@ -3182,14 +3409,14 @@ static void dpo_step_k62_softmax(float *restrict t46, const float *restrict t45,
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t45[r * n + j0];
+            acc0 += t55[r * n + j0];
         }
-        t46[r] = acc0;
+        t56[r] = acc0;
     }
 }
 
-/* dpo_step_k63_softmax: t47 = t45 / t46  [layer_backward/attention/attention/softmax] */
-static void dpo_step_k63_softmax(float *restrict t47, const float *restrict t45, const float *restrict t46, long B, long KVH, long REP, long T) {
+/* dpo_step_k75_softmax: t57 = t55 / t56  [layer_backward/attention/attention/softmax] */
+static void dpo_step_k75_softmax(float *restrict t57, const float *restrict t55, const float *restrict t56, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3199,14 +3426,14 @@ static void dpo_step_k63_softmax(float *restrict t47, const float *restrict t45,
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t45[r * n + j]) / (t46[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t47[r * n + j] = v0;
+            float v0 = (t55[r * n + j]) / (t56[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t57[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k64_rmsnorm: t48 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void dpo_step_k64_rmsnorm(float *restrict t48, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k76_rmsnorm: t58 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void dpo_step_k76_rmsnorm(float *restrict t58, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -3218,28 +3445,28 @@ static void dpo_step_k64_rmsnorm(float *restrict t48, const float *restrict save
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t48[r] = acc0;
+        t58[r] = acc0;
     }
 }
 
-/* dpo_step_k65_rmsnorm: t49 = rsqrt(t48 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void dpo_step_k65_rmsnorm(float *restrict t49, const float *restrict norm_eps, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k77_rmsnorm: t59 = rsqrt(t58 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void dpo_step_k77_rmsnorm(float *restrict t59, const float *restrict norm_eps, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t48[(i0) * T + j / 1]) / ((float)(D));
+            float v0 = (t58[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t49[r * n + j] = v2;
+            t59[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_k66_rmsnorm: t50 = (saved_h · t49) · ffn_norm  [layer_backward/rmsnorm] */
-static void dpo_step_k66_rmsnorm(float *restrict t50, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k78_rmsnorm: t60 = (saved_h · t59) · ffn_norm  [layer_backward/rmsnorm] */
+static void dpo_step_k78_rmsnorm(float *restrict t60, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t59, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3247,15 +3474,15 @@ static void dpo_step_k66_rmsnorm(float *restrict t50, const float *restrict save
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[r * n + j]) * (t49[(i0) * T + i1]);
+            float v0 = (saved_h[r * n + j]) * (t59[(i0) * T + i1]);
             float v1 = v0 * (ffn_norm[j]);
-            t50[r * n + j] = v1;
+            t60[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_k67_silu: t51 = saved_gate / (1 + exp(-saved_gate)); t52 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
-static void dpo_step_k67_silu(float *restrict t51, float *restrict t52, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+/* dpo_step_k79_silu: t61 = saved_gate / (1 + exp(-saved_gate)); t62 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+static void dpo_step_k79_silu(float *restrict t61, float *restrict t62, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3264,67 +3491,67 @@ static void dpo_step_k67_silu(float *restrict t51, float *restrict t52, const fl
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t51[r * n + j] = v3;
+            t61[r * n + j] = v3;
             float v4 = v3 * (saved_up[r * n + j]);
-            t52[r * n + j] = v4;
+            t62[r * n + j] = v4;
         }
     }
 }
 
-/* dpo_step_k68_w2_grad_in: t53[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
-static void dpo_step_k68_w2_grad_in(float *restrict t53, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k80_w2_grad_in: t63[B*T, F] = carry8 · w2  [layer_backward/ffn/grad] */
+static void dpo_step_k80_w2_grad_in(float *restrict t63, const float *restrict carry8, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t53, F);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry8, D, w2, F, 0.0f, t63, F);
 }
 
-/* dpo_step_k69_ffn_grad: t54 = t53 · t51  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k69_ffn_grad(float *restrict t54, const float *restrict t51, const float *restrict t53, long B, long F, long T) {
+/* dpo_step_k81_ffn_grad: t64 = t63 · t61  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k81_ffn_grad(float *restrict t64, const float *restrict t61, const float *restrict t63, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t53[r * n + j]) * (t51[r * n + j]);
-            t54[r * n + j] = v0;
+            float v0 = (t63[r * n + j]) * (t61[r * n + j]);
+            t64[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_k70_w3_grad_in: t55[B*T, D] = t54 · w3  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k70_w3_grad_in(float *restrict t55, const float *restrict w3, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k82_w3_grad_in: t65[B*T, D] = t64 · w3  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k82_w3_grad_in(float *restrict t65, const float *restrict w3, const float *restrict t64, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t54, F, w3, D, 0.0f, t55, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t64, F, w3, D, 0.0f, t65, D);
 }
 
-/* dpo_step_k71_silu_grad: t56 = (t53 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t53 · saved_up) · t51) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_k71_silu_grad(float *restrict t56, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t51, const float *restrict t53, long B, long F, long T) {
+/* dpo_step_k83_silu_grad: t66 = (t63 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t63 · saved_up) · t61) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_k83_silu_grad(float *restrict t66, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t61, const float *restrict t63, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t53[r * n + j]) * (saved_up[r * n + j]);
+            float v0 = (t63[r * n + j]) * (saved_up[r * n + j]);
             float v1 = -(saved_gate[r * n + j]);
             float v2 = la_expf(v1);
             float v3 = 1.0f + v2;
             float v4 = v0 / v3;
-            float v5 = v0 * (t51[r * n + j]);
+            float v5 = v0 * (t61[r * n + j]);
             float v6 = v5 / v3;
             float v7 = -v6;
             float v8 = v7 * v2;
             float v9 = -v8;
             float v10 = v4 + v9;
-            t56[r * n + j] = v10;
+            t66[r * n + j] = v10;
         }
     }
 }
 
-/* dpo_step_k72_w1_grad_in: t57[B*T, D] = t56 · w1  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_k72_w1_grad_in(float *restrict t57, const float *restrict w1, const float *restrict t56, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k84_w1_grad_in: t67[B*T, D] = t66 · w1  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_k84_w1_grad_in(float *restrict t67, const float *restrict w1, const float *restrict t66, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t56, F, w1, D, 0.0f, t57, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t66, F, w1, D, 0.0f, t67, D);
 }
 
-/* dpo_step_k73_gate_up_grad: t58 = Σ((t55 + t57) · (saved_h · t49))  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k73_gate_up_grad(float *restrict t58, const float *restrict saved_h, const float *restrict t49, const float *restrict t55, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k85_gate_up_grad: t68 = Σ((t65 + t67) · (saved_h · t59))  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k85_gate_up_grad(float *restrict t68, const float *restrict saved_h, const float *restrict t59, const float *restrict t65, const float *restrict t67, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -3335,17 +3562,17 @@ static void dpo_step_k73_gate_up_grad(float *restrict t58, const float *restrict
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t55[((j0) * T + i0) * D + i1] + t57[((j0) * T + i0) * D + i1];
-            float v1 = (saved_h[((j0) * T + i0) * D + i1]) * (t49[(j0) * T + i0]);
+            float v0 = t65[((j0) * T + i0) * D + i1] + t67[((j0) * T + i0) * D + i1];
+            float v1 = (saved_h[((j0) * T + i0) * D + i1]) * (t59[(j0) * T + i0]);
             float v2 = v0 * v1;
             acc0 += v2;
         }
-        t58[r] = acc0;
+        t68[r] = acc0;
     }
 }
 
-/* dpo_step_k74_rmsnorm_grad: t59 = Σ(t58)  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k74_rmsnorm_grad(float *restrict t59, const float *restrict t58, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k86_rmsnorm_grad: t69 = Σ(t68)  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k86_rmsnorm_grad(float *restrict t69, const float *restrict t68, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -3355,14 +3582,14 @@ static void dpo_step_k74_rmsnorm_grad(float *restrict t59, const float *restrict
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t58[(j0) * D + i1];
+            acc0 += t68[(j0) * D + i1];
         }
-        t59[r] = acc0;
+        t69[r] = acc0;
     }
 }
 
-/* dpo_step_k75_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k75_rmsnorm_grad(float *restrict t60, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t49, const float *restrict t55, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k87_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k87_rmsnorm_grad(float *restrict t70, const float *restrict carry8, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t59, const float *restrict t65, const float *restrict t67, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3372,37 +3599,37 @@ static void dpo_step_k75_rmsnorm_grad(float *restrict t60, const float *restrict
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t55[r * n + j0] + t57[r * n + j0];
+            float v0 = t65[r * n + j0] + t67[r * n + j0];
             float v1 = v0 * (ffn_norm[j0]);
             float v2 = v1 * (saved_h[r * n + j0]);
             acc0 += v2;
         }
-        float v7 = acc0 * (t49[(i0) * T + i1]);
-        float v8 = v7 * (t49[(i0) * T + i1]);
-        float v9 = v8 * (t49[(i0) * T + i1]);
+        float v7 = acc0 * (t59[(i0) * T + i1]);
+        float v8 = v7 * (t59[(i0) * T + i1]);
+        float v9 = v8 * (t59[(i0) * T + i1]);
         float v10 = v9 * (-0.5f);
         float v11 = v10 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v3 = t55[r * n + j] + t57[r * n + j];
+            float v3 = t65[r * n + j] + t67[r * n + j];
             float v4 = v3 * (ffn_norm[j]);
-            float v5 = v4 * (t49[(i0) * T + i1]);
-            float v6 = carry1[r * n + j] + v5;
+            float v5 = v4 * (t59[(i0) * T + i1]);
+            float v6 = carry8[r * n + j] + v5;
             float v12 = v11 * (saved_h[r * n + j]);
             float v13 = v6 + v12;
             float v14 = v13 + v12;
-            t60[r * n + j] = v14;
+            t70[r * n + j] = v14;
         }
     }
 }
 
-/* dpo_step_k76_wo_grad_in: t61[B*T, D] = t60 · wo  [layer_backward/attention/grad] */
-static void dpo_step_k76_wo_grad_in(float *restrict t61, const float *restrict wo, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k88_wo_grad_in: t71[B*T, D] = t70 · wo  [layer_backward/attention/grad] */
+static void dpo_step_k88_wo_grad_in(float *restrict t71, const float *restrict wo, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t60, D, wo, D, 0.0f, t61, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t70, D, wo, D, 0.0f, t71, D);
 }
 
-/* dpo_step_k77_attention_grad_matmul: t62[B, KVH, REP, T, T] = t61 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void dpo_step_k77_attention_grad_matmul(float *restrict t62, const float *restrict saved_v, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k89_attention_grad_matmul: t72[B, KVH, REP, T, T] = t71 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void dpo_step_k89_attention_grad_matmul(float *restrict t72, const float *restrict saved_v, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3413,11 +3640,11 @@ static void dpo_step_k77_attention_grad_matmul(float *restrict t62, const float 
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t61 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t62 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t71 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t72 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_k78_attention: t63 = ([i4 ≤ i3 + 0] · t2 ? (t62 / t46 + Σ(-((t62 · t47) / t46))) · t45 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k78_attention(float *restrict t63, const float *restrict t2, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t62, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k90_attention: t73 = ([i4 ≤ i3 + 0] · t2 ? (t72 / t56 + Σ(-((t72 · t57) / t56))) · t55 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k90_attention(float *restrict t73, const float *restrict t2, const float *restrict t55, const float *restrict t56, const float *restrict t57, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -3430,8 +3657,8 @@ static void dpo_step_k78_attention(float *restrict t63, const float *restrict t2
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t62[r * n + j0]) * (t47[r * n + j0]);
-            float v1 = v0 / (t46[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t72[r * n + j0]) * (t57[r * n + j0]);
+            float v1 = v0 / (t56[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -3440,18 +3667,18 @@ static void dpo_step_k78_attention(float *restrict t63, const float *restrict t2
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
             float v5 = v4 * (t2[((i0) * T + i3) * T + j]);
-            float v6 = (t62[r * n + j]) / (t46[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = (t72[r * n + j]) / (t56[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v7 = v6 + acc0;
-            float v8 = v7 * (t45[r * n + j]);
+            float v8 = v7 * (t55[r * n + j]);
             float v9 = v5 != 0.0f ? v8 : 0.0f;
             float v11 = v9 * v10;
-            t63[r * n + j] = v11;
+            t73[r * n + j] = v11;
         }
     }
 }
 
-/* dpo_step_k79_scores_grad_matmul: t64[B, KVH, REP, T, HD] = t63 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void dpo_step_k79_scores_grad_matmul(float *restrict t64, const float *restrict saved_k, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k91_scores_grad_matmul: t74[B, KVH, REP, T, HD] = t73 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_k91_scores_grad_matmul(float *restrict t74, const float *restrict saved_k, const float *restrict t73, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3462,11 +3689,11 @@ static void dpo_step_k79_scores_grad_matmul(float *restrict t64, const float *re
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t63 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t64 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t73 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t74 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* dpo_step_k80_attention_grad_matmul: t65[B, KVH, REP, T, HD] = t63ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void dpo_step_k80_attention_grad_matmul(float *restrict t65, const float *restrict saved_q, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k92_attention_grad_matmul: t75[B, KVH, REP, T, HD] = t73ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void dpo_step_k92_attention_grad_matmul(float *restrict t75, const float *restrict saved_q, const float *restrict t73, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3477,11 +3704,11 @@ static void dpo_step_k80_attention_grad_matmul(float *restrict t65, const float 
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t63 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t65 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t73 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t75 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* dpo_step_k81_attention_grad_matmul: t66[B, KVH, REP, T, HD] = t47ᵀ · t61  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void dpo_step_k81_attention_grad_matmul(float *restrict t66, const float *restrict t47, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k93_attention_grad_matmul: t76[B, KVH, REP, T, HD] = t57ᵀ · t71  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void dpo_step_k93_attention_grad_matmul(float *restrict t76, const float *restrict t57, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3492,18 +3719,18 @@ static void dpo_step_k81_attention_grad_matmul(float *restrict t66, const float 
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t47 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t61 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t66 + b0 * (T*KVD) + b1 * HD, KVD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t57 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t71 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t76 + b0 * (T*KVD) + b1 * HD, KVD);
 }
 
-/* dpo_step_k82_wv_grad_in: t67[B*T, D] = t66 · wv  [layer_backward/attention/grad] */
-static void dpo_step_k82_wv_grad_in(float *restrict t67, const float *restrict wv, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k94_wv_grad_in: t77[B*T, D] = t76 · wv  [layer_backward/attention/grad] */
+static void dpo_step_k94_wv_grad_in(float *restrict t77, const float *restrict wv, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t66, KVD, wv, D, 0.0f, t67, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t76, KVD, wv, D, 0.0f, t77, D);
 }
 
-/* dpo_step_k83_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k83_rope_grad(float *restrict t68, const float *restrict t0, const float *restrict t1, const float *restrict t65, long B, long HD2, long KVH, long T) {
+/* dpo_step_k95_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k95_rope_grad(float *restrict t78, const float *restrict t0, const float *restrict t1, const float *restrict t75, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3517,16 +3744,16 @@ static void dpo_step_k83_rope_grad(float *restrict t68, const float *restrict t0
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t65[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = -(t65[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t75[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t75[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t65[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = (t65[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t75[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t75[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -3534,20 +3761,20 @@ static void dpo_step_k83_rope_grad(float *restrict t68, const float *restrict t0
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t68[r * n + j] = v9;
+            t78[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_k84_wk_grad_in: t69[B*T, D] = t68 · wk  [layer_backward/attention/grad] */
-static void dpo_step_k84_wk_grad_in(float *restrict t69, const float *restrict wk, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k96_wk_grad_in: t79[B*T, D] = t78 · wk  [layer_backward/attention/grad] */
+static void dpo_step_k96_wk_grad_in(float *restrict t79, const float *restrict wk, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t68, KVD, wk, D, 0.0f, t69, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t78, KVD, wk, D, 0.0f, t79, D);
 }
 
-/* dpo_step_k85_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k85_rope_grad(float *restrict t70, const float *restrict t0, const float *restrict t1, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k97_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k97_rope_grad(float *restrict t80, const float *restrict t0, const float *restrict t1, const float *restrict t74, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -3562,16 +3789,16 @@ static void dpo_step_k85_rope_grad(float *restrict t70, const float *restrict t0
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t64[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = -(t64[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t74[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t74[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t64[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = (t64[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t74[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t74[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -3579,19 +3806,19 @@ static void dpo_step_k85_rope_grad(float *restrict t70, const float *restrict t0
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t70[r * n + j] = v9;
+            t80[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_k86_wq_grad_in: t71[B*T, D] = t70 · wq  [layer_backward/attention/grad] */
-static void dpo_step_k86_wq_grad_in(float *restrict t71, const float *restrict wq, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k98_wq_grad_in: t81[B*T, D] = t80 · wq  [layer_backward/attention/grad] */
+static void dpo_step_k98_wq_grad_in(float *restrict t81, const float *restrict wq, const float *restrict t80, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t70, D, wq, D, 0.0f, t71, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t80, D, wq, D, 0.0f, t81, D);
 }
 
-/* dpo_step_k87_attention_grad: t72 = Σ((t67 + t69 + t71) · (saved_x · t42))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k87_attention_grad(float *restrict t72, const float *restrict saved_x, const float *restrict t42, const float *restrict t67, const float *restrict t69, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k99_attention_grad: t82 = Σ((t77 + t79 + t81) · (saved_x · t52))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k99_attention_grad(float *restrict t82, const float *restrict saved_x, const float *restrict t52, const float *restrict t77, const float *restrict t79, const float *restrict t81, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -3602,18 +3829,18 @@ static void dpo_step_k87_attention_grad(float *restrict t72, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t67[((j0) * T + i0) * D + i1] + t69[((j0) * T + i0) * D + i1];
-            float v1 = v0 + t71[((j0) * T + i0) * D + i1];
-            float v2 = (saved_x[((j0) * T + i0) * D + i1]) * (t42[(j0) * T + i0]);
+            float v0 = t77[((j0) * T + i0) * D + i1] + t79[((j0) * T + i0) * D + i1];
+            float v1 = v0 + t81[((j0) * T + i0) * D + i1];
+            float v2 = (saved_x[((j0) * T + i0) * D + i1]) * (t52[(j0) * T + i0]);
             float v3 = v1 * v2;
             acc0 += v3;
         }
-        t72[r] = acc0;
+        t82[r] = acc0;
     }
 }
 
-/* dpo_step_k88_rmsnorm_grad: t73 = Σ(t72)  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k88_rmsnorm_grad(float *restrict t73, const float *restrict t72, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k100_rmsnorm_grad: t83 = Σ(t82)  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k100_rmsnorm_grad(float *restrict t83, const float *restrict t82, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -3623,14 +3850,14 @@ static void dpo_step_k88_rmsnorm_grad(float *restrict t73, const float *restrict
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t72[(j0) * D + i1];
+            acc0 += t82[(j0) * D + i1];
         }
-        t73[r] = acc0;
+        t83[r] = acc0;
     }
 }
 
-/* dpo_step_k89_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void dpo_step_k89_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t42, const float *restrict t60, const float *restrict t67, const float *restrict t69, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k101_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void dpo_step_k101_rmsnorm_grad(float *restrict carry8_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t52, const float *restrict t70, const float *restrict t77, const float *restrict t79, const float *restrict t81, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3640,117 +3867,117 @@ static void dpo_step_k89_rmsnorm_grad(float *restrict carry1_next, const float *
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t67[r * n + j0] + t69[r * n + j0];
-            float v1 = v0 + t71[r * n + j0];
+            float v0 = t77[r * n + j0] + t79[r * n + j0];
+            float v1 = v0 + t81[r * n + j0];
             float v2 = v1 * (attn_norm[j0]);
             float v3 = v2 * (saved_x[r * n + j0]);
             acc0 += v3;
         }
-        float v9 = acc0 * (t42[(i0) * T + i1]);
-        float v10 = v9 * (t42[(i0) * T + i1]);
-        float v11 = v10 * (t42[(i0) * T + i1]);
+        float v9 = acc0 * (t52[(i0) * T + i1]);
+        float v10 = v9 * (t52[(i0) * T + i1]);
+        float v11 = v10 * (t52[(i0) * T + i1]);
         float v12 = v11 * (-0.5f);
         float v13 = v12 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v4 = t67[r * n + j] + t69[r * n + j];
-            float v5 = v4 + t71[r * n + j];
+            float v4 = t77[r * n + j] + t79[r * n + j];
+            float v5 = v4 + t81[r * n + j];
             float v6 = v5 * (attn_norm[j]);
-            float v7 = v6 * (t42[(i0) * T + i1]);
-            float v8 = t60[r * n + j] + v7;
+            float v7 = v6 * (t52[(i0) * T + i1]);
+            float v8 = t70[r * n + j] + v7;
             float v14 = v13 * (saved_x[r * n + j]);
             float v15 = v8 + v14;
             float v16 = v15 + v14;
-            carry1_next[r * n + j] = v16;
+            carry8_next[r * n + j] = v16;
         }
     }
 }
 
-/* dpo_step_k90_layer_backward: grad_attn_norm = grad_attn_norm + t73  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k90_layer_backward(float *restrict grad_attn_norm, const float *restrict t73, long HD2, long KVH, long REP) {
+/* dpo_step_k102_layer_backward: grad_attn_norm = grad_attn_norm + t83  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k102_layer_backward(float *restrict grad_attn_norm, const float *restrict t83, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        float v0 = grad_attn_norm[j] + t73[j];
+        float v0 = grad_attn_norm[j] + t83[j];
         grad_attn_norm[j] = v0;
     }
 }
 
-/* dpo_step_k91_grad_wq: grad_wq[D, D] += t70ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k91_grad_wq(float *restrict grad_wq, const float *restrict t43, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k103_grad_wq: grad_wq[D, D] += t80ᵀ · t53  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k103_grad_wq(float *restrict grad_wq, const float *restrict t53, const float *restrict t80, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t70, D, t43, D, 1.0f, grad_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t80, D, t53, D, 1.0f, grad_wq, D);
 }
 
-/* dpo_step_k92_grad_wk: grad_wk[KVD, D] += t68ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k92_grad_wk(float *restrict grad_wk, const float *restrict t43, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t68, KVD, t43, D, 1.0f, grad_wk, D);
-}
-
-/* dpo_step_k93_grad_wv: grad_wv[KVD, D] += t66ᵀ · t43  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k93_grad_wv(float *restrict grad_wv, const float *restrict t43, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k104_grad_wk: grad_wk[KVD, D] += t78ᵀ · t53  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k104_grad_wk(float *restrict grad_wk, const float *restrict t53, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t66, KVD, t43, D, 1.0f, grad_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t78, KVD, t53, D, 1.0f, grad_wk, D);
 }
 
-/* dpo_step_k94_grad_wo: grad_wo[D, D] += t60ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k94_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k105_grad_wv: grad_wv[KVD, D] += t76ᵀ · t53  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k105_grad_wv(float *restrict grad_wv, const float *restrict t53, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t60, D, saved_attn, D, 1.0f, grad_wo, D);
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t76, KVD, t53, D, 1.0f, grad_wv, D);
 }
 
-/* dpo_step_k95_layer_backward: grad_ffn_norm = grad_ffn_norm + t59  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k95_layer_backward(float *restrict grad_ffn_norm, const float *restrict t59, long HD2, long KVH, long REP) {
+/* dpo_step_k106_grad_wo: grad_wo[D, D] += t70ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k106_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t70, D, saved_attn, D, 1.0f, grad_wo, D);
+}
+
+/* dpo_step_k107_layer_backward: grad_ffn_norm = grad_ffn_norm + t69  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k107_layer_backward(float *restrict grad_ffn_norm, const float *restrict t69, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        float v0 = grad_ffn_norm[j] + t59[j];
+        float v0 = grad_ffn_norm[j] + t69[j];
         grad_ffn_norm[j] = v0;
     }
 }
 
-/* dpo_step_k96_grad_w1: grad_w1[F, D] += t56ᵀ · t50  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k96_grad_w1(float *restrict grad_w1, const float *restrict t50, const float *restrict t56, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k108_grad_w1: grad_w1[F, D] += t66ᵀ · t60  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k108_grad_w1(float *restrict grad_w1, const float *restrict t60, const float *restrict t66, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t56, F, t50, D, 1.0f, grad_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t66, F, t60, D, 1.0f, grad_w1, D);
 }
 
-/* dpo_step_k97_grad_w2: grad_w2[D, F] += carry1ᵀ · t52  [layer_backward/ffn/grad; layer_backward] */
-static void dpo_step_k97_grad_w2(float *restrict grad_w2, const float *restrict carry1, const float *restrict t52, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k109_grad_w2: grad_w2[D, F] += carry8ᵀ · t62  [layer_backward/ffn/grad; layer_backward] */
+static void dpo_step_k109_grad_w2(float *restrict grad_w2, const float *restrict carry8, const float *restrict t62, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry1, D, t52, F, 1.0f, grad_w2, F);
+    la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry8, D, t62, F, 1.0f, grad_w2, F);
 }
 
-/* dpo_step_k98_grad_w3: grad_w3[F, D] += t54ᵀ · t50  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k98_grad_w3(float *restrict grad_w3, const float *restrict t50, const float *restrict t54, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k110_grad_w3: grad_w3[F, D] += t64ᵀ · t60  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k110_grad_w3(float *restrict grad_w3, const float *restrict t60, const float *restrict t64, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t54, F, t50, D, 1.0f, grad_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t64, F, t60, D, 1.0f, grad_w3, D);
 }
 
-/* dpo_step_k99_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
-static void dpo_step_k99_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k111_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void dpo_step_k111_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry8, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            grad_embed[(long)ids[(i0) * T + i1] * D + j] += carry1[r * n + j];
+            grad_embed[(long)ids[(i0) * T + i1] * D + j] += carry8[r * n + j];
         }
     }
 }
 
-/* Arena: 24 slots planned for 100 kernels. */
+/* Arena: 37 slots planned for 112 kernels. */
 static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long *off) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
@@ -3758,47 +3985,61 @@ static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long 
     off[0] = total; total += la_round16(B*HD2*T);
     off[1] = total; total += la_round16(B*HD2*T);
     off[2] = total; total += la_round16(B*T*T);
-    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), NS));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 2*HD2*KVH*NS*REP));
-    off[5] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, B*F*T));
-    off[6] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, B*F*T));
-    off[7] = total; total += la_round16(la_max(la_max(NS*V, B*KVH*REP*T), 2*B*HD2*KVH*T));
-    off[8] = total; total += la_round16(la_max(NS, B*F*T));
-    off[9] = total; total += la_round16(la_max(la_max(la_max(NS, B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
-    off[10] = total; total += la_round16(la_max(la_max(la_max(NS, 1), 2*HD2*KVH*REP), 2*B*HD2*KVH*REP*T));
-    off[11] = total; total += la_round16(la_max(la_max(B, NS*V), 2*B*HD2*KVH*REP*T));
-    off[12] = total; total += la_round16(la_max(la_max(la_max(B, 2*HD2*KVH*NS*REP), B*F*T), 2*B*HD2*KVH*REP*T));
-    off[13] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
-    off[14] = total; total += la_round16(la_max(la_max(la_max(la_max(1, B*T), 2*HD2*KVH*REP*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[15] = total; total += la_round16(la_max(1, B*T));
-    off[16] = total; total += la_round16(la_max(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*T), 2*HD2*KVH*REP*T));
-    off[17] = total; total += la_round16(la_max(la_max(B, 1), 2*B*HD2*KVH*REP*T));
-    off[18] = total; total += la_round16(la_max(la_max(la_max(1, B), B*F*T), 2*HD2*KVH*REP));
-    off[19] = total; total += la_round16(2*HD2*KVH*REP);
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*CR*HD2*KVH*REP), CR), B), 1), 2*B*HD2*KVH*T));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), B), 1));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(la_max(CR*V, B), 1), 2*CR*HD2*KVH*REP), B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(la_max(CR, 1), B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(la_max(CR, B), 1), 2*CR*HD2*KVH*REP), B*F*T), 2*HD2*KVH*REP*T), 2*B*HD2*KVH*REP*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), B*T));
+    off[9] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(la_max(CR, 2*HD2*KVH*REP), B*F*T));
+    off[12] = total; total += la_round16(la_max(la_max(la_max(CR, B*F*T), 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T));
+    off[13] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[14] = total; total += la_round16(la_max(la_max(B, B*T), B*F*T));
+    off[15] = total; total += la_round16(la_max(CR*V, B*F*T));
+    off[16] = total; total += la_round16(2*HD2*KVH*REP);
+    off[17] = total; total += la_round16(2*HD2*KVH*REP*T);
+    off[18] = total; total += la_round16(2*HD2*KVH*REP);
+    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[21] = total; total += la_round16(B);
+    off[22] = total; total += la_round16(B);
+    off[23] = total; total += la_round16(B);
+    off[24] = total; total += la_round16(B);
+    off[25] = total; total += la_round16(B);
+    off[26] = total; total += la_round16(B);
+    off[27] = total; total += la_round16(B);
+    off[28] = total; total += la_round16(B);
+    off[29] = total; total += la_round16(B);
+    off[30] = total; total += la_round16(B);
+    off[31] = total; total += la_round16(B);
+    off[32] = total; total += la_round16(B);
+    off[33] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[34] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[36] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_dpo_dpo_step_arena_floats(const llama_dpo_dpo_step_args *args) {
-    long off[24];
+    long off[37];
     return llama_dpo_dpo_step_layout(args, off);
 }
 
 void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
-    const long NS = args->NS;
+    const long NC = args->NC;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[24];
+    long off[37];
     llama_dpo_dpo_step_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -3816,65 +4057,75 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *t12 = args->arena + off[4];
     float *t13 = args->arena + off[3];
     float *t14 = args->arena + off[5];
-    float *t15 = args->arena + off[6];
-    float *t16 = args->arena + off[7];
-    float *t17 = args->arena + off[8];
-    float *t18 = args->arena + off[9];
-    float *t19 = args->arena + off[10];
-    float *t20 = args->arena + off[11];
-    float *t21 = args->arena + off[10];
-    float *t22 = args->arena + off[11];
-    float *t23 = args->arena + off[10];
-    float *t24 = args->arena + off[11];
-    float *t25 = args->arena + off[12];
-    float *t26 = args->arena + off[10];
-    float *t27 = args->arena + off[13];
-    float *t28 = args->arena + off[14];
-    float *t29 = args->arena + off[15];
-    float *t30 = args->arena + off[16];
-    float *t31 = args->arena + off[17];
-    float *t32 = args->arena + off[18];
-    float *t33 = args->arena + off[17];
-    float *t34 = args->arena + off[17];
-    float *t35 = args->arena + off[18];
-    float *t36 = args->arena + off[11];
-    float *t37 = args->arena + off[12];
-    float *t38 = args->arena + off[10];
+    float *t15 = args->arena + off[3];
+    float *t16 = args->arena + off[6];
+    float *t17 = args->arena + off[7];
+    float *t18 = args->arena + off[8];
+    float *t19 = args->arena + off[7];
+    float *t20 = args->arena + off[3];
+    float *t21 = args->arena + off[6];
+    float *t22 = args->arena + off[7];
+    float *t23 = args->arena + off[5];
+    float *t24 = args->arena + off[9];
+    float *t25 = args->arena + off[10];
+    float *t26 = args->arena + off[6];
+    float *t27 = args->arena + off[8];
+    float *t28 = args->arena + off[3];
+    float *t29 = args->arena + off[7];
+    float *t30 = args->arena + off[5];
+    float *t31 = args->arena + off[9];
+    float *t32 = args->arena + off[4];
+    float *t33 = args->arena + off[10];
+    float *t34 = args->arena + off[9];
+    float *t35 = args->arena + off[4];
+    float *t36 = args->arena + off[3];
+    float *t37 = args->arena + off[10];
+    float *t38 = args->arena + off[6];
     float *t39 = args->arena + off[8];
-    float *t40 = args->arena + off[13];
-    float *t41 = args->arena + off[14];
-    float *t42 = args->arena + off[15];
-    float *t43 = args->arena + off[4];
-    float *t44 = args->arena + off[3];
-    float *t45 = args->arena + off[16];
-    float *t46 = args->arena + off[7];
-    float *t47 = args->arena + off[3];
-    float *t48 = args->arena + off[14];
-    float *t49 = args->arena + off[9];
-    float *t50 = args->arena + off[17];
-    float *t51 = args->arena + off[18];
-    float *t52 = args->arena + off[5];
-    float *t53 = args->arena + off[12];
-    float *t54 = args->arena + off[8];
+    float *t40 = args->arena + off[7];
+    float *t41 = args->arena + off[5];
+    float *t42 = args->arena + off[11];
+    float *t43 = args->arena + off[12];
+    float *t44 = args->arena + off[13];
+    float *t45 = args->arena + off[14];
+    float *t46 = args->arena + off[15];
+    float *t47 = args->arena + off[5];
+    float *t48 = args->arena + off[11];
+    float *t49 = args->arena + off[12];
+    float *t50 = args->arena + off[13];
+    float *t51 = args->arena + off[14];
+    float *t52 = args->arena + off[8];
+    float *t53 = args->arena + off[4];
+    float *t54 = args->arena + off[3];
     float *t55 = args->arena + off[10];
     float *t56 = args->arena + off[6];
-    float *t57 = args->arena + off[11];
+    float *t57 = args->arena + off[3];
     float *t58 = args->arena + off[14];
-    float *t59 = args->arena + off[18];
-    float *t60 = args->arena + off[12];
-    float *t61 = args->arena + off[10];
-    float *t62 = args->arena + off[14];
-    float *t63 = args->arena + off[9];
-    float *t64 = args->arena + off[11];
-    float *t65 = args->arena + off[16];
-    float *t66 = args->arena + off[7];
-    float *t67 = args->arena + off[3];
-    float *t68 = args->arena + off[14];
-    float *t69 = args->arena + off[10];
-    float *t70 = args->arena + off[9];
-    float *t71 = args->arena + off[11];
-    float *t72 = args->arena + off[16];
-    float *t73 = args->arena + off[19];
+    float *t59 = args->arena + off[5];
+    float *t60 = args->arena + off[13];
+    float *t61 = args->arena + off[12];
+    float *t62 = args->arena + off[11];
+    float *t63 = args->arena + off[7];
+    float *t64 = args->arena + off[15];
+    float *t65 = args->arena + off[9];
+    float *t66 = args->arena + off[14];
+    float *t67 = args->arena + off[12];
+    float *t68 = args->arena + off[7];
+    float *t69 = args->arena + off[16];
+    float *t70 = args->arena + off[7];
+    float *t71 = args->arena + off[9];
+    float *t72 = args->arena + off[5];
+    float *t73 = args->arena + off[12];
+    float *t74 = args->arena + off[10];
+    float *t75 = args->arena + off[6];
+    float *t76 = args->arena + off[5];
+    float *t77 = args->arena + off[12];
+    float *t78 = args->arena + off[3];
+    float *t79 = args->arena + off[9];
+    float *t80 = args->arena + off[6];
+    float *t81 = args->arena + off[10];
+    float *t82 = args->arena + off[17];
+    float *t83 = args->arena + off[18];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -3882,12 +4133,6 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     const int32_t *positions = args->positions;
     const int32_t *segments = args->segments;
     const float *rope_theta = args->rope_theta;
-    const int32_t *scored = args->scored;
-    const int32_t *scored_pair = args->scored_pair;
-    const int32_t *chosen_targets = args->chosen_targets;
-    const int32_t *rejected_targets = args->rejected_targets;
-    const float *chosen_mask = args->chosen_mask;
-    const float *rejected_mask = args->rejected_mask;
     const float *ref_chosen = args->ref_chosen;
     const float *ref_rejected = args->ref_rejected;
     const float *beta = args->beta;
@@ -3910,13 +4155,13 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *logits_rejected = args->logits_rejected;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 100, dpo_step_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 1, 100, dpo_step_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 2, 100, dpo_step_k2_shared_prompt_mask(t2, segments, B, T));
-    LA_TIMED(prof, 3, 100, dpo_step_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 112, dpo_step_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 112, dpo_step_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 112, dpo_step_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 112, dpo_step_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[20], args->arena + off[21] };
+    float *carry0_buf[2] = { args->arena + off[19], args->arena + off[20] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -3935,65 +4180,124 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 4, 100, dpo_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 100, dpo_step_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 100, dpo_step_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 100, dpo_step_k7_wk(t5, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 100, dpo_step_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T));
-        LA_TIMED(prof, 9, 100, dpo_step_k9_wv(saved_v, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 100, dpo_step_k10_scores_matmul(t6, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 100, dpo_step_k11_attention(t7, t2, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 100, dpo_step_k12_saved_attn(saved_attn, saved_v, t7, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 100, dpo_step_k13_wo(t8, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 100, dpo_step_k14_layer(saved_h, carry0, t8, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 100, dpo_step_k15_rmsnorm(t9, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 100, dpo_step_k16_w1(saved_gate, w1, t9, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 100, dpo_step_k17_w3(saved_up, w3, t9, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 100, dpo_step_k18_silu(t10, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 19, 100, dpo_step_k19_w2(t11, w2, t10, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 100, dpo_step_k20_ffn(carry0_next, saved_h, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 112, dpo_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 112, dpo_step_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 112, dpo_step_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 112, dpo_step_k7_wk(t5, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 112, dpo_step_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T));
+        LA_TIMED(prof, 9, 112, dpo_step_k9_wv(saved_v, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 112, dpo_step_k10_scores_matmul(t6, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 112, dpo_step_k11_attention(t7, t2, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 112, dpo_step_k12_saved_attn(saved_attn, saved_v, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 112, dpo_step_k13_wo(t8, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 112, dpo_step_k14_layer(saved_h, carry0, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 112, dpo_step_k15_rmsnorm(t9, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 112, dpo_step_k16_w1(saved_gate, w1, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 112, dpo_step_k17_w3(saved_up, w3, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 112, dpo_step_k18_silu(t10, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 19, 112, dpo_step_k19_w2(t11, w2, t10, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 112, dpo_step_k20_ffn(carry0_next, saved_h, t11, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 21, 100, dpo_step_k21_lm_head(t12, scored, carry0, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 22, 100, dpo_step_k22_rmsnorm(t13, t12, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 23, 100, dpo_step_k23_rmsnorm(t14, norm_eps, t12, t13, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 24, 100, dpo_step_k24_rmsnorm(t15, final_norm, t14, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 25, 100, dpo_step_k25_lm_head(t16, lm_head, t15, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 26, 100, dpo_step_k26_log_softmax(t17, t16, NS, V));
-    LA_TIMED(prof, 27, 100, dpo_step_k27_log_softmax(t18, t16, t17, NS, V));
-    LA_TIMED(prof, 28, 100, dpo_step_k28_cross_entropy(t19, chosen_targets, t16, t17, t18, NS, V));
-    LA_TIMED(prof, 29, 100, dpo_step_k29_sequence_logps_scatter_add(t20, scored_pair, chosen_mask, t19, B, NS));
-    LA_TIMED(prof, 30, 100, dpo_step_k30_sequence_logps(logps_chosen, t20, B));
-    LA_TIMED(prof, 31, 100, dpo_step_k31_cross_entropy(t21, rejected_targets, t16, t17, t18, NS, V));
-    LA_TIMED(prof, 32, 100, dpo_step_k32_sequence_logps_scatter_add(t22, scored_pair, rejected_mask, t21, B, NS));
-    LA_TIMED(prof, 33, 100, dpo_step_k33_sequence_logps(logps_rejected, t22, B));
-    LA_TIMED(prof, 34, 100, dpo_step_k34_sequence_logps(t23, t16, NS, V));
-    LA_TIMED(prof, 35, 100, dpo_step_k35_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, B, NS));
-    LA_TIMED(prof, 36, 100, dpo_step_k36_sequence_logps_scatter_add(t25, scored_pair, rejected_mask, B, NS));
-    LA_TIMED(prof, 37, 100, dpo_step_k37_sequence_logps_scatter_add(logits_chosen, scored_pair, chosen_mask, t23, B, NS, V));
-    LA_TIMED(prof, 38, 100, dpo_step_k38_sequence_logps_scatter_add(logits_rejected, scored_pair, rejected_mask, t23, B, NS, V));
-    LA_TIMED(prof, 39, 100, dpo_step_k39_dpo_kto_pair(t26, ref_chosen, pair_weight, loss_weights, logps_chosen, B));
-    LA_TIMED(prof, 40, 100, dpo_step_k40_sequence_logps(t27, pair_weight, B));
-    LA_TIMED(prof, 41, 100, dpo_step_k41_dpo_kto_pair(t28, ref_rejected, pair_weight, loss_weights, logps_rejected, B));
-    LA_TIMED(prof, 42, 100, dpo_step_k42_dpo_bco_pair(t29, ref_chosen, beta, pair_weight, loss_weights, logps_chosen, B));
-    LA_TIMED(prof, 43, 100, dpo_step_k43_dpo_bco_pair(t30, ref_rejected, beta, pair_weight, loss_weights, logps_rejected, B));
-    LA_TIMED(prof, 44, 100, dpo_step_k44_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, logps_chosen, logps_rejected, t24, t25, t26, t27, t28, t29, t30, B));
-    LA_TIMED(prof, 45, 100, dpo_step_k45_lm_head(t31, loss_weights, losses, B));
-    LA_TIMED(prof, 46, 100, dpo_step_k46_lm_head(t32, pair_weight, t31, B));
-    LA_TIMED(prof, 47, 100, dpo_step_k47_sft(t33, pair_weight, logps_chosen, t24, B));
-    LA_TIMED(prof, 48, 100, dpo_step_k48_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t32, t33));
-    LA_TIMED(prof, 49, 100, dpo_step_k49_log_sigmoid_grad(t34, t35, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, logps_chosen, logps_rejected, t24, t25, t26, t27, t28, t29, t30, B));
-    LA_TIMED(prof, 50, 100, dpo_step_k50_log_softmax_grad(t36, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t16, t17, t18, t34, t35, NS, V));
-    LA_TIMED(prof, 51, 100, dpo_step_k51_lm_head_grad_in(t37, lm_head, t36, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 52, 100, dpo_step_k52_rmsnorm_grad(t38, t14, t37, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 53, 100, dpo_step_k53_rmsnorm_grad(t39, final_norm, t12, t37, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 54, 100, dpo_step_k54_rmsnorm_grad_scatter_add(t40, scored, norm_eps, final_norm, t12, t13, t37, t39, B, HD2, KVH, NS, REP, T));
-    LA_TIMED(prof, 55, 100, dpo_step_k55_rmsnorm_grad(grad_final_norm, t38, HD2, KVH, REP));
-    LA_TIMED(prof, 56, 100, dpo_step_k56_grad_lm_head(grad_lm_head, t15, t36, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 21, 112, dpo_step_k21_expand(t12, B));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t12;
+    float *carry1_buf[2] = { args->arena + off[21], args->arena + off[22] };
+    const float *carry2 = t12;
+    float *carry2_buf[2] = { args->arena + off[23], args->arena + off[24] };
+    const float *carry3 = t12;
+    float *carry3_buf[2] = { args->arena + off[25], args->arena + off[26] };
+    const float *carry4 = t12;
+    float *carry4_buf[2] = { args->arena + off[27], args->arena + off[28] };
+    const float *carry5 = t12;
+    float *carry5_buf[2] = { args->arena + off[29], args->arena + off[30] };
+    const float *carry6 = t12;
+    float *carry6_buf[2] = { args->arena + off[31], args->arena + off[32] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry1_next = l + 1 < NC ? carry1_buf[l & 1] : logps_chosen;
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : logps_rejected;
+        float *carry3_next = carry3_buf[l & 1];
+        float *carry4_next = carry4_buf[l & 1];
+        float *carry5_next = l + 1 < NC ? carry5_buf[l & 1] : logits_chosen;
+        float *carry6_next = l + 1 < NC ? carry6_buf[l & 1] : logits_rejected;
+        LA_TIMED(prof, 22, 112, dpo_step_k22_rmsnorm(t13, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 23, 112, dpo_step_k23_lm_head(t14, lm_head, t13, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 24, 112, dpo_step_k24_log_softmax(t15, t14, CR, V));
+        LA_TIMED(prof, 25, 112, dpo_step_k25_log_softmax(t16, t14, t15, CR, V));
+        LA_TIMED(prof, 26, 112, dpo_step_k26_cross_entropy(t17, t14, chosen_targets, t15, t16, CR, V));
+        LA_TIMED(prof, 27, 112, dpo_step_k27_sequence_logps_scatter_add(t18, scored_pair, chosen_mask, t17, B, CR));
+        LA_TIMED(prof, 28, 112, dpo_step_k28_cross_entropy(t19, t14, rejected_targets, t15, t16, CR, V));
+        LA_TIMED(prof, 29, 112, dpo_step_k29_sequence_logps_scatter_add(t20, scored_pair, rejected_mask, t19, B, CR));
+        LA_TIMED(prof, 30, 112, dpo_step_k30_sequence_logps(t21, t14, CR, V));
+        LA_TIMED(prof, 31, 112, dpo_step_k31_sequence_logps_scatter_add(t22, scored_pair, chosen_mask, B, CR));
+        LA_TIMED(prof, 32, 112, dpo_step_k32_sequence_logps_scatter_add(t23, scored_pair, rejected_mask, B, CR));
+        LA_TIMED(prof, 33, 112, dpo_step_k33_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, t21, B, CR, V));
+        LA_TIMED(prof, 34, 112, dpo_step_k34_sequence_logps_scatter_add(t25, scored_pair, rejected_mask, t21, B, CR, V));
+        LA_TIMED(prof, 35, 112, dpo_step_k35_sequence_logps(carry1_next, carry1, t18, B));
+        LA_TIMED(prof, 36, 112, dpo_step_k36_sequence_logps(carry2_next, carry2, t20, B));
+        LA_TIMED(prof, 37, 112, dpo_step_k37_lm_chunk(carry3_next, carry3, t22, B));
+        LA_TIMED(prof, 38, 112, dpo_step_k38_lm_chunk(carry4_next, carry4, t23, B));
+        LA_TIMED(prof, 39, 112, dpo_step_k39_lm_chunk(carry5_next, carry5, t24, B));
+        LA_TIMED(prof, 40, 112, dpo_step_k40_lm_chunk(carry6_next, carry6, t25, B));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+        carry5 = carry5_next;
+        carry6 = carry6_next;
+    }
+    /* stage 'after_lm_chunk' */
+    LA_TIMED(prof, 41, 112, dpo_step_k41_dpo_kto_pair(t26, ref_chosen, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 42, 112, dpo_step_k42_dpo_sigmoid(t27, pair_weight, B));
+    LA_TIMED(prof, 43, 112, dpo_step_k43_dpo_kto_pair(t28, ref_rejected, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 44, 112, dpo_step_k44_dpo_bco_pair(t29, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 45, 112, dpo_step_k45_dpo_bco_pair(t30, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 46, 112, dpo_step_k46_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t26, t27, t28, t29, t30, B));
+    LA_TIMED(prof, 47, 112, dpo_step_k47_lm_head(t31, loss_weights, losses, B));
+    LA_TIMED(prof, 48, 112, dpo_step_k48_lm_head(t32, pair_weight, t31, B));
+    LA_TIMED(prof, 49, 112, dpo_step_k49_sft(t33, pair_weight, carry1, carry3, B));
+    LA_TIMED(prof, 50, 112, dpo_step_k50_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t32, t33));
+    LA_TIMED(prof, 51, 112, dpo_step_k51_log_sigmoid_grad(t34, t35, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t26, t27, t28, t29, t30, B));
+    LA_TIMED(prof, 52, 112, dpo_step_k52_dpo_sigmoid(t36, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk_backward', repeated NC times */
+    const float *carry7 = t36;
+    float *carry7_buf[2] = { args->arena + off[33], args->arena + off[34] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry7_next = carry7_buf[l & 1];
+        LA_TIMED(prof, 53, 112, dpo_step_k53_lm_head(t37, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 54, 112, dpo_step_k54_rmsnorm(t38, t37, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 55, 112, dpo_step_k55_rmsnorm(t39, norm_eps, t37, t38, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 56, 112, dpo_step_k56_rmsnorm(t40, final_norm, t39, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 57, 112, dpo_step_k57_lm_head(t41, lm_head, t40, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 58, 112, dpo_step_k58_log_softmax(t42, t41, CR, V));
+        LA_TIMED(prof, 59, 112, dpo_step_k59_log_softmax(t43, t41, t42, CR, V));
+        LA_TIMED(prof, 60, 112, dpo_step_k60_sequence_logps_grad(t44, t45, t34, t35, B));
+        LA_TIMED(prof, 61, 112, dpo_step_k61_log_softmax_grad(t46, t41, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t42, t43, t44, t45, CR, V));
+        LA_TIMED(prof, 62, 112, dpo_step_k62_lm_head_grad_in(t47, lm_head, t46, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 63, 112, dpo_step_k63_rmsnorm_grad(t48, t39, t47, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 64, 112, dpo_step_k64_rmsnorm_grad(t49, final_norm, t37, t47, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 65, 112, dpo_step_k65_rmsnorm_grad_scatter_add(t50, norm_eps, final_norm, scored, t37, t38, t47, t49, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 112, dpo_step_k66_lm_chunk_backward(grad_final_norm, t48, HD2, KVH, REP));
+        LA_TIMED(prof, 67, 112, dpo_step_k67_grad_lm_head(grad_lm_head, t40, t46, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 68, 112, dpo_step_k68_lm_chunk_backward(carry7_next, carry7, t50, B, HD2, KVH, REP, T));
+        carry7 = carry7_next;
+    }
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t40;
-    float *carry1_buf[2] = { args->arena + off[22], args->arena + off[23] };
+    const float *carry8 = carry7;
+    float *carry8_buf[2] = { args->arena + off[35], args->arena + off[36] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -4021,61 +4325,61 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *grad_w1 = args->grad_w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *grad_w2 = args->grad_w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
-        float *carry1_next = carry1_buf[l & 1];
-        LA_TIMED(prof, 57, 100, dpo_step_k57_rmsnorm(t41, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 58, 100, dpo_step_k58_rmsnorm(t42, norm_eps, t41, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 59, 100, dpo_step_k59_rmsnorm(t43, saved_x, attn_norm, t42, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 60, 100, dpo_step_k60_scores_matmul(t44, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 61, 100, dpo_step_k61_attention(t45, t2, t44, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 62, 100, dpo_step_k62_softmax(t46, t45, B, KVH, REP, T));
-        LA_TIMED(prof, 63, 100, dpo_step_k63_softmax(t47, t45, t46, B, KVH, REP, T));
-        LA_TIMED(prof, 64, 100, dpo_step_k64_rmsnorm(t48, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 65, 100, dpo_step_k65_rmsnorm(t49, norm_eps, t48, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 66, 100, dpo_step_k66_rmsnorm(t50, saved_h, ffn_norm, t49, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 67, 100, dpo_step_k67_silu(t51, t52, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 68, 100, dpo_step_k68_w2_grad_in(t53, carry1, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 69, 100, dpo_step_k69_ffn_grad(t54, t51, t53, B, F, T));
-        LA_TIMED(prof, 70, 100, dpo_step_k70_w3_grad_in(t55, w3, t54, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 71, 100, dpo_step_k71_silu_grad(t56, saved_gate, saved_up, t51, t53, B, F, T));
-        LA_TIMED(prof, 72, 100, dpo_step_k72_w1_grad_in(t57, w1, t56, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 73, 100, dpo_step_k73_gate_up_grad(t58, saved_h, t49, t55, t57, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 74, 100, dpo_step_k74_rmsnorm_grad(t59, t58, HD2, KVH, REP, T));
-        LA_TIMED(prof, 75, 100, dpo_step_k75_rmsnorm_grad(t60, carry1, saved_h, ffn_norm, t49, t55, t57, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 76, 100, dpo_step_k76_wo_grad_in(t61, wo, t60, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 77, 100, dpo_step_k77_attention_grad_matmul(t62, saved_v, t61, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 78, 100, dpo_step_k78_attention(t63, t2, t45, t46, t47, t62, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 79, 100, dpo_step_k79_scores_grad_matmul(t64, saved_k, t63, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 80, 100, dpo_step_k80_attention_grad_matmul(t65, saved_q, t63, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 81, 100, dpo_step_k81_attention_grad_matmul(t66, t47, t61, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 82, 100, dpo_step_k82_wv_grad_in(t67, wv, t66, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 83, 100, dpo_step_k83_rope_grad(t68, t0, t1, t65, B, HD2, KVH, T));
-        LA_TIMED(prof, 84, 100, dpo_step_k84_wk_grad_in(t69, wk, t68, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 85, 100, dpo_step_k85_rope_grad(t70, t0, t1, t64, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 86, 100, dpo_step_k86_wq_grad_in(t71, wq, t70, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 87, 100, dpo_step_k87_attention_grad(t72, saved_x, t42, t67, t69, t71, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 88, 100, dpo_step_k88_rmsnorm_grad(t73, t72, HD2, KVH, REP, T));
-        LA_TIMED(prof, 89, 100, dpo_step_k89_rmsnorm_grad(carry1_next, saved_x, attn_norm, t42, t60, t67, t69, t71, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 90, 100, dpo_step_k90_layer_backward(grad_attn_norm, t73, HD2, KVH, REP));
-        LA_TIMED(prof, 91, 100, dpo_step_k91_grad_wq(grad_wq, t43, t70, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 92, 100, dpo_step_k92_grad_wk(grad_wk, t43, t68, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 93, 100, dpo_step_k93_grad_wv(grad_wv, t43, t66, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 94, 100, dpo_step_k94_grad_wo(grad_wo, saved_attn, t60, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 95, 100, dpo_step_k95_layer_backward(grad_ffn_norm, t59, HD2, KVH, REP));
-        LA_TIMED(prof, 96, 100, dpo_step_k96_grad_w1(grad_w1, t50, t56, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 97, 100, dpo_step_k97_grad_w2(grad_w2, carry1, t52, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 98, 100, dpo_step_k98_grad_w3(grad_w3, t50, t54, B, F, HD2, KVH, REP, T));
-        carry1 = carry1_next;
+        float *carry8_next = carry8_buf[l & 1];
+        LA_TIMED(prof, 69, 112, dpo_step_k69_rmsnorm(t51, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 112, dpo_step_k70_rmsnorm(t52, norm_eps, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 71, 112, dpo_step_k71_rmsnorm(t53, saved_x, attn_norm, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 112, dpo_step_k72_scores_matmul(t54, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 112, dpo_step_k73_attention(t55, t2, t54, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 112, dpo_step_k74_softmax(t56, t55, B, KVH, REP, T));
+        LA_TIMED(prof, 75, 112, dpo_step_k75_softmax(t57, t55, t56, B, KVH, REP, T));
+        LA_TIMED(prof, 76, 112, dpo_step_k76_rmsnorm(t58, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 77, 112, dpo_step_k77_rmsnorm(t59, norm_eps, t58, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 112, dpo_step_k78_rmsnorm(t60, saved_h, ffn_norm, t59, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 112, dpo_step_k79_silu(t61, t62, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 80, 112, dpo_step_k80_w2_grad_in(t63, carry8, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 81, 112, dpo_step_k81_ffn_grad(t64, t61, t63, B, F, T));
+        LA_TIMED(prof, 82, 112, dpo_step_k82_w3_grad_in(t65, w3, t64, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 112, dpo_step_k83_silu_grad(t66, saved_gate, saved_up, t61, t63, B, F, T));
+        LA_TIMED(prof, 84, 112, dpo_step_k84_w1_grad_in(t67, w1, t66, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 85, 112, dpo_step_k85_gate_up_grad(t68, saved_h, t59, t65, t67, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 112, dpo_step_k86_rmsnorm_grad(t69, t68, HD2, KVH, REP, T));
+        LA_TIMED(prof, 87, 112, dpo_step_k87_rmsnorm_grad(t70, carry8, saved_h, ffn_norm, t59, t65, t67, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 112, dpo_step_k88_wo_grad_in(t71, wo, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 112, dpo_step_k89_attention_grad_matmul(t72, saved_v, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 90, 112, dpo_step_k90_attention(t73, t2, t55, t56, t57, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 112, dpo_step_k91_scores_grad_matmul(t74, saved_k, t73, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 92, 112, dpo_step_k92_attention_grad_matmul(t75, saved_q, t73, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 93, 112, dpo_step_k93_attention_grad_matmul(t76, t57, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 94, 112, dpo_step_k94_wv_grad_in(t77, wv, t76, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 95, 112, dpo_step_k95_rope_grad(t78, t0, t1, t75, B, HD2, KVH, T));
+        LA_TIMED(prof, 96, 112, dpo_step_k96_wk_grad_in(t79, wk, t78, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 112, dpo_step_k97_rope_grad(t80, t0, t1, t74, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 112, dpo_step_k98_wq_grad_in(t81, wq, t80, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 99, 112, dpo_step_k99_attention_grad(t82, saved_x, t52, t77, t79, t81, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 100, 112, dpo_step_k100_rmsnorm_grad(t83, t82, HD2, KVH, REP, T));
+        LA_TIMED(prof, 101, 112, dpo_step_k101_rmsnorm_grad(carry8_next, saved_x, attn_norm, t52, t70, t77, t79, t81, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 112, dpo_step_k102_layer_backward(grad_attn_norm, t83, HD2, KVH, REP));
+        LA_TIMED(prof, 103, 112, dpo_step_k103_grad_wq(grad_wq, t53, t80, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 104, 112, dpo_step_k104_grad_wk(grad_wk, t53, t78, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 105, 112, dpo_step_k105_grad_wv(grad_wv, t53, t76, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 106, 112, dpo_step_k106_grad_wo(grad_wo, saved_attn, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 107, 112, dpo_step_k107_layer_backward(grad_ffn_norm, t69, HD2, KVH, REP));
+        LA_TIMED(prof, 108, 112, dpo_step_k108_grad_w1(grad_w1, t60, t66, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 109, 112, dpo_step_k109_grad_w2(grad_w2, carry8, t62, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 110, 112, dpo_step_k110_grad_w3(grad_w3, t60, t64, B, F, HD2, KVH, REP, T));
+        carry8 = carry8_next;
     }
     /* stage 'after_layer_backward' */
-    LA_TIMED(prof, 99, 100, dpo_step_k99_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 111, 112, dpo_step_k111_embed_backward_scatter_add(grad_embed, ids, carry8, B, HD2, KVH, REP, T));
 }
 
 void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops, double *bytes) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
@@ -4100,85 +4404,97 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k18_silu */
     flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k19_w2 */
     flops[20] = (double)(2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k20_ffn */
-    flops[21] = (double)(0); bytes[21] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* dpo_step_k21_lm_head */
-    flops[22] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[22] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* dpo_step_k22_rmsnorm */
-    flops[23] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP); bytes[23] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*NS*REP + 4*NS); /* dpo_step_k23_rmsnorm */
-    flops[24] = (double)(2*HD2*KVH*NS*REP); bytes[24] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k24_rmsnorm */
-    flops[25] = (double)(4*HD2*KVH*NS*REP*V); bytes[25] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* dpo_step_k25_lm_head */
-    flops[26] = (double)(NS*V); bytes[26] = (double)(4*NS + 4*NS*V); /* dpo_step_k26_log_softmax */
-    flops[27] = (double)(NS + NS*V + NS*V + NS*V); bytes[27] = (double)(4*NS + 4*NS*V + 4*NS); /* dpo_step_k27_log_softmax */
-    flops[28] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[28] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_step_k28_cross_entropy */
-    flops[29] = (double)(NS + NS); bytes[29] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_k29_sequence_logps_scatter_add */
-    flops[30] = (double)(B); bytes[30] = (double)(4*B + 4*B); /* dpo_step_k30_sequence_logps */
-    flops[31] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[31] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_step_k31_cross_entropy */
-    flops[32] = (double)(NS + NS); bytes[32] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_k32_sequence_logps_scatter_add */
-    flops[33] = (double)(B); bytes[33] = (double)(4*B + 4*B); /* dpo_step_k33_sequence_logps */
-    flops[34] = (double)(NS*V); bytes[34] = (double)(4*NS + 4*NS*V); /* dpo_step_k34_sequence_logps */
-    flops[35] = (double)(NS); bytes[35] = (double)(4*B + 4*NS + 4*NS); /* dpo_step_k35_sequence_logps_scatter_add */
-    flops[36] = (double)(NS); bytes[36] = (double)(4*B + 4*NS + 4*NS); /* dpo_step_k36_sequence_logps_scatter_add */
-    flops[37] = (double)(NS + NS + NS); bytes[37] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_k37_sequence_logps_scatter_add */
-    flops[38] = (double)(NS + NS + NS); bytes[38] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_k38_sequence_logps_scatter_add */
-    flops[39] = (double)(1 + B + B + B + B + B); bytes[39] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_k39_dpo_kto_pair */
-    flops[40] = (double)(B + B); bytes[40] = (double)(4 + 4*B); /* dpo_step_k40_sequence_logps */
+    flops[21] = (double)(0); bytes[21] = (double)(4*B); /* dpo_step_k21_expand */
+    flops[22] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[22] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_k22_rmsnorm */
+    flops[23] = (double)(4*CR*HD2*KVH*REP*V); bytes[23] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_k23_lm_head */
+    flops[24] = (double)(CR*V); bytes[24] = (double)(4*CR + 4*CR*V); /* dpo_step_k24_log_softmax */
+    flops[25] = (double)(CR + CR*V + CR*V + CR*V); bytes[25] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_k25_log_softmax */
+    flops[26] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[26] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_k26_cross_entropy */
+    flops[27] = (double)(CR + CR); bytes[27] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_k27_sequence_logps_scatter_add */
+    flops[28] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[28] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_k28_cross_entropy */
+    flops[29] = (double)(CR + CR); bytes[29] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_k29_sequence_logps_scatter_add */
+    flops[30] = (double)(CR*V); bytes[30] = (double)(4*CR + 4*CR*V); /* dpo_step_k30_sequence_logps */
+    flops[31] = (double)(CR); bytes[31] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_k31_sequence_logps_scatter_add */
+    flops[32] = (double)(CR); bytes[32] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_k32_sequence_logps_scatter_add */
+    flops[33] = (double)(CR + CR + CR); bytes[33] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_k33_sequence_logps_scatter_add */
+    flops[34] = (double)(CR + CR + CR); bytes[34] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_k34_sequence_logps_scatter_add */
+    flops[35] = (double)(B + B); bytes[35] = (double)(4*B + 4*B + 4*B); /* dpo_step_k35_sequence_logps */
+    flops[36] = (double)(B + B); bytes[36] = (double)(4*B + 4*B + 4*B); /* dpo_step_k36_sequence_logps */
+    flops[37] = (double)(B); bytes[37] = (double)(4*B + 4*B + 4*B); /* dpo_step_k37_lm_chunk */
+    flops[38] = (double)(B); bytes[38] = (double)(4*B + 4*B + 4*B); /* dpo_step_k38_lm_chunk */
+    flops[39] = (double)(B); bytes[39] = (double)(4*B + 4*B + 4*B); /* dpo_step_k39_lm_chunk */
+    flops[40] = (double)(B); bytes[40] = (double)(4*B + 4*B + 4*B); /* dpo_step_k40_lm_chunk */
     flops[41] = (double)(1 + B + B + B + B + B); bytes[41] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_k41_dpo_kto_pair */
-    flops[42] = (double)(1 + B + B + B + B + B + B); bytes[42] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_k42_dpo_bco_pair */
-    flops[43] = (double)(1 + B + B + B + B + B + B); bytes[43] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_k43_dpo_bco_pair */
-    flops[44] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[44] = (double)(68*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_k44_log_sigmoid */
-    flops[45] = (double)(17*B + 17*B); bytes[45] = (double)(4*B + 68 + 68*B); /* dpo_step_k45_lm_head */
-    flops[46] = (double)(B + B); bytes[46] = (double)(4 + 4*B + 4*B); /* dpo_step_k46_lm_head */
-    flops[47] = (double)(B + B + B + B); bytes[47] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_k47_sft */
-    flops[48] = (double)(1 + 1 + 1); bytes[48] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_k48_dpo_loss */
-    flops[49] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[49] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_k49_log_sigmoid_grad */
-    flops[50] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS*V); bytes[50] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS + 4*B + 4*B); /* dpo_step_k50_log_softmax_grad */
-    flops[51] = (double)(4*HD2*KVH*NS*REP*V); bytes[51] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* dpo_step_k51_lm_head_grad_in */
-    flops[52] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[52] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k52_rmsnorm_grad */
-    flops[53] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[53] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_k53_rmsnorm_grad */
-    flops[54] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* dpo_step_k54_rmsnorm_grad_scatter_add */
-    flops[55] = (double)(2*HD2*KVH*REP); bytes[55] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k55_rmsnorm_grad */
-    flops[56] = (double)(4*HD2*KVH*NS*REP*V); bytes[56] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP + 4*NS*V); /* dpo_step_k56_grad_lm_head */
-    flops[57] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[57] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k57_rmsnorm */
-    flops[58] = (double)(B*T + B*T + B*T); bytes[58] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k58_rmsnorm */
-    flops[59] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k59_rmsnorm */
-    flops[60] = (double)(4*B*HD2*KVH*REP*T*T); bytes[60] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k60_scores_matmul */
-    flops[61] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[61] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k61_attention */
-    flops[62] = (double)(B*KVH*REP*T*T); bytes[62] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k62_softmax */
-    flops[63] = (double)(B*KVH*REP*T*T); bytes[63] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k63_softmax */
-    flops[64] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[64] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k64_rmsnorm */
-    flops[65] = (double)(B*T + B*T + B*T); bytes[65] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k65_rmsnorm */
-    flops[66] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k66_rmsnorm */
-    flops[67] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[67] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k67_silu */
-    flops[68] = (double)(4*B*F*HD2*KVH*REP*T); bytes[68] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k68_w2_grad_in */
-    flops[69] = (double)(B*F*T); bytes[69] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k69_ffn_grad */
-    flops[70] = (double)(4*B*F*HD2*KVH*REP*T); bytes[70] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k70_w3_grad_in */
-    flops[71] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[71] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k71_silu_grad */
-    flops[72] = (double)(4*B*F*HD2*KVH*REP*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k72_w1_grad_in */
-    flops[73] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[73] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k73_gate_up_grad */
-    flops[74] = (double)(2*HD2*KVH*REP*T); bytes[74] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k74_rmsnorm_grad */
-    flops[75] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k75_rmsnorm_grad */
-    flops[76] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[76] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k76_wo_grad_in */
-    flops[77] = (double)(4*B*HD2*KVH*REP*T*T); bytes[77] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k77_attention_grad_matmul */
-    flops[78] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[78] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k78_attention */
-    flops[79] = (double)(4*B*HD2*KVH*REP*T*T); bytes[79] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k79_scores_grad_matmul */
-    flops[80] = (double)(4*B*HD2*KVH*REP*T*T); bytes[80] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k80_attention_grad_matmul */
-    flops[81] = (double)(4*B*HD2*KVH*REP*T*T); bytes[81] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k81_attention_grad_matmul */
-    flops[82] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k82_wv_grad_in */
-    flops[83] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[83] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k83_rope_grad */
-    flops[84] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k84_wk_grad_in */
-    flops[85] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[85] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k85_rope_grad */
-    flops[86] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k86_wq_grad_in */
-    flops[87] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[87] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k87_attention_grad */
-    flops[88] = (double)(2*HD2*KVH*REP*T); bytes[88] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k88_rmsnorm_grad */
-    flops[89] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k89_rmsnorm_grad */
-    flops[90] = (double)(2*HD2*KVH*REP); bytes[90] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k90_layer_backward */
-    flops[91] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[91] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k91_grad_wq */
-    flops[92] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[92] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k92_grad_wk */
-    flops[93] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[93] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k93_grad_wv */
-    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[94] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k94_grad_wo */
-    flops[95] = (double)(2*HD2*KVH*REP); bytes[95] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k95_layer_backward */
-    flops[96] = (double)(4*B*F*HD2*KVH*REP*T); bytes[96] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k96_grad_w1 */
-    flops[97] = (double)(4*B*F*HD2*KVH*REP*T); bytes[97] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k97_grad_w2 */
-    flops[98] = (double)(4*B*F*HD2*KVH*REP*T); bytes[98] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k98_grad_w3 */
-    flops[99] = (double)(2*HD2*KVH*REP*V); bytes[99] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k99_embed_backward_scatter_add */
+    flops[42] = (double)(B + B); bytes[42] = (double)(4 + 4*B); /* dpo_step_k42_dpo_sigmoid */
+    flops[43] = (double)(1 + B + B + B + B + B); bytes[43] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_k43_dpo_kto_pair */
+    flops[44] = (double)(1 + B + B + B + B + B + B); bytes[44] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_k44_dpo_bco_pair */
+    flops[45] = (double)(1 + B + B + B + B + B + B); bytes[45] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_k45_dpo_bco_pair */
+    flops[46] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[46] = (double)(68*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_k46_log_sigmoid */
+    flops[47] = (double)(17*B + 17*B); bytes[47] = (double)(4*B + 68 + 68*B); /* dpo_step_k47_lm_head */
+    flops[48] = (double)(B + B); bytes[48] = (double)(4 + 4*B + 4*B); /* dpo_step_k48_lm_head */
+    flops[49] = (double)(B + B + B + B); bytes[49] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_k49_sft */
+    flops[50] = (double)(1 + 1 + 1); bytes[50] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_k50_dpo_loss */
+    flops[51] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[51] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_k51_log_sigmoid_grad */
+    flops[52] = (double)(0); bytes[52] = (double)(8*B*HD2*KVH*REP*T); /* dpo_step_k52_dpo_sigmoid */
+    flops[53] = (double)(0); bytes[53] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_k53_lm_head */
+    flops[54] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[54] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* dpo_step_k54_rmsnorm */
+    flops[55] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP); bytes[55] = (double)(8*CR*HD2*KVH*REP + 4 + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_k55_rmsnorm */
+    flops[56] = (double)(2*CR*HD2*KVH*REP); bytes[56] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* dpo_step_k56_rmsnorm */
+    flops[57] = (double)(4*CR*HD2*KVH*REP*V); bytes[57] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_k57_lm_head */
+    flops[58] = (double)(CR*V); bytes[58] = (double)(4*CR + 4*CR*V); /* dpo_step_k58_log_softmax */
+    flops[59] = (double)(CR + CR*V + CR*V + CR*V); bytes[59] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_k59_log_softmax */
+    flops[60] = (double)(B + B + B + B + B + B); bytes[60] = (double)(4*B + 4*B + 4*B + 4*B); /* dpo_step_k60_sequence_logps_grad */
+    flops[61] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR*V); bytes[61] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*B + 4*B); /* dpo_step_k61_log_softmax_grad */
+    flops[62] = (double)(4*CR*HD2*KVH*REP*V); bytes[62] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* dpo_step_k62_lm_head_grad_in */
+    flops[63] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[63] = (double)(8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* dpo_step_k63_rmsnorm_grad */
+    flops[64] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[64] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* dpo_step_k64_rmsnorm_grad */
+    flops[65] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_k65_rmsnorm_grad_scatter_add */
+    flops[66] = (double)(2*HD2*KVH*REP); bytes[66] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k66_lm_chunk_backward */
+    flops[67] = (double)(4*CR*HD2*KVH*REP*V); bytes[67] = (double)(8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP + 4*CR*V); /* dpo_step_k67_grad_lm_head */
+    flops[68] = (double)(2*B*HD2*KVH*REP*T); bytes[68] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k68_lm_chunk_backward */
+    flops[69] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k69_rmsnorm */
+    flops[70] = (double)(B*T + B*T + B*T); bytes[70] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k70_rmsnorm */
+    flops[71] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k71_rmsnorm */
+    flops[72] = (double)(4*B*HD2*KVH*REP*T*T); bytes[72] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k72_scores_matmul */
+    flops[73] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[73] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k73_attention */
+    flops[74] = (double)(B*KVH*REP*T*T); bytes[74] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k74_softmax */
+    flops[75] = (double)(B*KVH*REP*T*T); bytes[75] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_k75_softmax */
+    flops[76] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[76] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k76_rmsnorm */
+    flops[77] = (double)(B*T + B*T + B*T); bytes[77] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_k77_rmsnorm */
+    flops[78] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_k78_rmsnorm */
+    flops[79] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[79] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k79_silu */
+    flops[80] = (double)(4*B*F*HD2*KVH*REP*T); bytes[80] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_k80_w2_grad_in */
+    flops[81] = (double)(B*F*T); bytes[81] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k81_ffn_grad */
+    flops[82] = (double)(4*B*F*HD2*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k82_w3_grad_in */
+    flops[83] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[83] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_k83_silu_grad */
+    flops[84] = (double)(4*B*F*HD2*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_k84_w1_grad_in */
+    flops[85] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[85] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k85_gate_up_grad */
+    flops[86] = (double)(2*HD2*KVH*REP*T); bytes[86] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k86_rmsnorm_grad */
+    flops[87] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k87_rmsnorm_grad */
+    flops[88] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k88_wo_grad_in */
+    flops[89] = (double)(4*B*HD2*KVH*REP*T*T); bytes[89] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k89_attention_grad_matmul */
+    flops[90] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[90] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_k90_attention */
+    flops[91] = (double)(4*B*HD2*KVH*REP*T*T); bytes[91] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_k91_scores_grad_matmul */
+    flops[92] = (double)(4*B*HD2*KVH*REP*T*T); bytes[92] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_k92_attention_grad_matmul */
+    flops[93] = (double)(4*B*HD2*KVH*REP*T*T); bytes[93] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k93_attention_grad_matmul */
+    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k94_wv_grad_in */
+    flops[95] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[95] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k95_rope_grad */
+    flops[96] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k96_wk_grad_in */
+    flops[97] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k97_rope_grad */
+    flops[98] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[98] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k98_wq_grad_in */
+    flops[99] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[99] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k99_attention_grad */
+    flops[100] = (double)(2*HD2*KVH*REP*T); bytes[100] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k100_rmsnorm_grad */
+    flops[101] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k101_rmsnorm_grad */
+    flops[102] = (double)(2*HD2*KVH*REP); bytes[102] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k102_layer_backward */
+    flops[103] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[103] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k103_grad_wq */
+    flops[104] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[104] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k104_grad_wk */
+    flops[105] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[105] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k105_grad_wv */
+    flops[106] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[106] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k106_grad_wo */
+    flops[107] = (double)(2*HD2*KVH*REP); bytes[107] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k107_layer_backward */
+    flops[108] = (double)(4*B*F*HD2*KVH*REP*T); bytes[108] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k108_grad_w1 */
+    flops[109] = (double)(4*B*F*HD2*KVH*REP*T); bytes[109] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k109_grad_w2 */
+    flops[110] = (double)(4*B*F*HD2*KVH*REP*T); bytes[110] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k110_grad_w3 */
+    flops[111] = (double)(2*HD2*KVH*REP*V); bytes[111] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k111_embed_backward_scatter_add */
     (void)args;
 }
 
@@ -4207,87 +4523,99 @@ static const char *const llama_dpo_dpo_step_kernel_names[] = {
     "dpo_step_k18_silu",
     "dpo_step_k19_w2",
     "dpo_step_k20_ffn",
-    "dpo_step_k21_lm_head",
+    "dpo_step_k21_expand",
     "dpo_step_k22_rmsnorm",
-    "dpo_step_k23_rmsnorm",
-    "dpo_step_k24_rmsnorm",
-    "dpo_step_k25_lm_head",
-    "dpo_step_k26_log_softmax",
-    "dpo_step_k27_log_softmax",
+    "dpo_step_k23_lm_head",
+    "dpo_step_k24_log_softmax",
+    "dpo_step_k25_log_softmax",
+    "dpo_step_k26_cross_entropy",
+    "dpo_step_k27_sequence_logps_scatter_add",
     "dpo_step_k28_cross_entropy",
     "dpo_step_k29_sequence_logps_scatter_add",
     "dpo_step_k30_sequence_logps",
-    "dpo_step_k31_cross_entropy",
+    "dpo_step_k31_sequence_logps_scatter_add",
     "dpo_step_k32_sequence_logps_scatter_add",
-    "dpo_step_k33_sequence_logps",
-    "dpo_step_k34_sequence_logps",
-    "dpo_step_k35_sequence_logps_scatter_add",
-    "dpo_step_k36_sequence_logps_scatter_add",
-    "dpo_step_k37_sequence_logps_scatter_add",
-    "dpo_step_k38_sequence_logps_scatter_add",
-    "dpo_step_k39_dpo_kto_pair",
-    "dpo_step_k40_sequence_logps",
+    "dpo_step_k33_sequence_logps_scatter_add",
+    "dpo_step_k34_sequence_logps_scatter_add",
+    "dpo_step_k35_sequence_logps",
+    "dpo_step_k36_sequence_logps",
+    "dpo_step_k37_lm_chunk",
+    "dpo_step_k38_lm_chunk",
+    "dpo_step_k39_lm_chunk",
+    "dpo_step_k40_lm_chunk",
     "dpo_step_k41_dpo_kto_pair",
-    "dpo_step_k42_dpo_bco_pair",
-    "dpo_step_k43_dpo_bco_pair",
-    "dpo_step_k44_log_sigmoid",
-    "dpo_step_k45_lm_head",
-    "dpo_step_k46_lm_head",
-    "dpo_step_k47_sft",
-    "dpo_step_k48_dpo_loss",
-    "dpo_step_k49_log_sigmoid_grad",
-    "dpo_step_k50_log_softmax_grad",
-    "dpo_step_k51_lm_head_grad_in",
-    "dpo_step_k52_rmsnorm_grad",
-    "dpo_step_k53_rmsnorm_grad",
-    "dpo_step_k54_rmsnorm_grad_scatter_add",
-    "dpo_step_k55_rmsnorm_grad",
-    "dpo_step_k56_grad_lm_head",
-    "dpo_step_k57_rmsnorm",
-    "dpo_step_k58_rmsnorm",
-    "dpo_step_k59_rmsnorm",
-    "dpo_step_k60_scores_matmul",
-    "dpo_step_k61_attention",
-    "dpo_step_k62_softmax",
-    "dpo_step_k63_softmax",
-    "dpo_step_k64_rmsnorm",
-    "dpo_step_k65_rmsnorm",
-    "dpo_step_k66_rmsnorm",
-    "dpo_step_k67_silu",
-    "dpo_step_k68_w2_grad_in",
-    "dpo_step_k69_ffn_grad",
-    "dpo_step_k70_w3_grad_in",
-    "dpo_step_k71_silu_grad",
-    "dpo_step_k72_w1_grad_in",
-    "dpo_step_k73_gate_up_grad",
-    "dpo_step_k74_rmsnorm_grad",
-    "dpo_step_k75_rmsnorm_grad",
-    "dpo_step_k76_wo_grad_in",
-    "dpo_step_k77_attention_grad_matmul",
-    "dpo_step_k78_attention",
-    "dpo_step_k79_scores_grad_matmul",
-    "dpo_step_k80_attention_grad_matmul",
-    "dpo_step_k81_attention_grad_matmul",
-    "dpo_step_k82_wv_grad_in",
-    "dpo_step_k83_rope_grad",
-    "dpo_step_k84_wk_grad_in",
-    "dpo_step_k85_rope_grad",
-    "dpo_step_k86_wq_grad_in",
-    "dpo_step_k87_attention_grad",
-    "dpo_step_k88_rmsnorm_grad",
-    "dpo_step_k89_rmsnorm_grad",
-    "dpo_step_k90_layer_backward",
-    "dpo_step_k91_grad_wq",
-    "dpo_step_k92_grad_wk",
-    "dpo_step_k93_grad_wv",
-    "dpo_step_k94_grad_wo",
-    "dpo_step_k95_layer_backward",
-    "dpo_step_k96_grad_w1",
-    "dpo_step_k97_grad_w2",
-    "dpo_step_k98_grad_w3",
-    "dpo_step_k99_embed_backward_scatter_add",
+    "dpo_step_k42_dpo_sigmoid",
+    "dpo_step_k43_dpo_kto_pair",
+    "dpo_step_k44_dpo_bco_pair",
+    "dpo_step_k45_dpo_bco_pair",
+    "dpo_step_k46_log_sigmoid",
+    "dpo_step_k47_lm_head",
+    "dpo_step_k48_lm_head",
+    "dpo_step_k49_sft",
+    "dpo_step_k50_dpo_loss",
+    "dpo_step_k51_log_sigmoid_grad",
+    "dpo_step_k52_dpo_sigmoid",
+    "dpo_step_k53_lm_head",
+    "dpo_step_k54_rmsnorm",
+    "dpo_step_k55_rmsnorm",
+    "dpo_step_k56_rmsnorm",
+    "dpo_step_k57_lm_head",
+    "dpo_step_k58_log_softmax",
+    "dpo_step_k59_log_softmax",
+    "dpo_step_k60_sequence_logps_grad",
+    "dpo_step_k61_log_softmax_grad",
+    "dpo_step_k62_lm_head_grad_in",
+    "dpo_step_k63_rmsnorm_grad",
+    "dpo_step_k64_rmsnorm_grad",
+    "dpo_step_k65_rmsnorm_grad_scatter_add",
+    "dpo_step_k66_lm_chunk_backward",
+    "dpo_step_k67_grad_lm_head",
+    "dpo_step_k68_lm_chunk_backward",
+    "dpo_step_k69_rmsnorm",
+    "dpo_step_k70_rmsnorm",
+    "dpo_step_k71_rmsnorm",
+    "dpo_step_k72_scores_matmul",
+    "dpo_step_k73_attention",
+    "dpo_step_k74_softmax",
+    "dpo_step_k75_softmax",
+    "dpo_step_k76_rmsnorm",
+    "dpo_step_k77_rmsnorm",
+    "dpo_step_k78_rmsnorm",
+    "dpo_step_k79_silu",
+    "dpo_step_k80_w2_grad_in",
+    "dpo_step_k81_ffn_grad",
+    "dpo_step_k82_w3_grad_in",
+    "dpo_step_k83_silu_grad",
+    "dpo_step_k84_w1_grad_in",
+    "dpo_step_k85_gate_up_grad",
+    "dpo_step_k86_rmsnorm_grad",
+    "dpo_step_k87_rmsnorm_grad",
+    "dpo_step_k88_wo_grad_in",
+    "dpo_step_k89_attention_grad_matmul",
+    "dpo_step_k90_attention",
+    "dpo_step_k91_scores_grad_matmul",
+    "dpo_step_k92_attention_grad_matmul",
+    "dpo_step_k93_attention_grad_matmul",
+    "dpo_step_k94_wv_grad_in",
+    "dpo_step_k95_rope_grad",
+    "dpo_step_k96_wk_grad_in",
+    "dpo_step_k97_rope_grad",
+    "dpo_step_k98_wq_grad_in",
+    "dpo_step_k99_attention_grad",
+    "dpo_step_k100_rmsnorm_grad",
+    "dpo_step_k101_rmsnorm_grad",
+    "dpo_step_k102_layer_backward",
+    "dpo_step_k103_grad_wq",
+    "dpo_step_k104_grad_wk",
+    "dpo_step_k105_grad_wv",
+    "dpo_step_k106_grad_wo",
+    "dpo_step_k107_layer_backward",
+    "dpo_step_k108_grad_w1",
+    "dpo_step_k109_grad_w2",
+    "dpo_step_k110_grad_w3",
+    "dpo_step_k111_embed_backward_scatter_add",
 };
-const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 70, 100, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
+const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 71, 112, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
 
 /* ===== program 'dpo_loss' ===== */
 
@@ -6365,10 +6693,19 @@ static void dpo_logps_lora_k34_lora(float *restrict carry0_next, const float *re
     }
 }
 
-/* dpo_logps_lora_k35_rmsnorm: t34 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_head; lm_head/rmsnorm] */
-static void dpo_logps_lora_k35_rmsnorm(float *restrict t34, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
+/* dpo_logps_lora_k35_expand: t34 = 0 */
+static void dpo_logps_lora_k35_expand(float *restrict t34, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        t34[j] = 0.0f;
+    }
+}
+
+/* dpo_logps_lora_k36_rmsnorm: t35 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
+static void dpo_logps_lora_k36_rmsnorm(float *restrict t35, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -6386,236 +6723,267 @@ static void dpo_logps_lora_k35_rmsnorm(float *restrict t34, const int32_t *restr
             float v2 = carry0[(long)scored[i0] * D + j];
             float v6 = v2 * v5;
             float v7 = v6 * (final_norm[j]);
-            t34[r * n + j] = v7;
+            t35[r * n + j] = v7;
         }
     }
 }
 
-/* dpo_logps_lora_k36_lm_head: t35[NS, V] = t34 · lm_headᵀ  [lm_head] */
-static void dpo_logps_lora_k36_lm_head(float *restrict t35, const float *restrict lm_head, const float *restrict t34, long HD2, long KVH, long NS, long REP, long V) {
+/* dpo_logps_lora_k37_lm_head: t36[CR, V] = t35 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
+static void dpo_logps_lora_k37_lm_head(float *restrict t36, const float *restrict lm_head, const float *restrict t35, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t34, D, lm_head, D, 0.0f, t35, V);
+    la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t35, D, lm_head, D, 0.0f, t36, V);
 }
 
-/* dpo_logps_lora_k37_log_softmax: t36 = max(t35)  [sequence_logps/cross_entropy/log_softmax] */
-static void dpo_logps_lora_k37_log_softmax(float *restrict t36, const float *restrict t35, long NS, long V) {
+/* dpo_logps_lora_k38_log_softmax: t37 = max(t36)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_lora_k38_log_softmax(float *restrict t37, const float *restrict t36, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t35[r * n + j0]);
-        }
-        t36[r] = acc0;
-    }
-}
-
-/* dpo_logps_lora_k38_log_softmax: t37 = Σ(exp(t35 - t36))  [sequence_logps/cross_entropy/log_softmax] */
-static void dpo_logps_lora_k38_log_softmax(float *restrict t37, const float *restrict t35, const float *restrict t36, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = t36[i0];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t35[r * n + j0] - v0;
-            float v2 = la_expf(v1);
-            acc0 += v2;
+            acc0 = fmaxf(acc0, t36[r * n + j0]);
         }
         t37[r] = acc0;
     }
 }
 
-/* dpo_logps_lora_k39_cross_entropy: t38 = Σ((t35 - t36 - log(t37)) · [i1 = chosen_targets])  [sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
-static void dpo_logps_lora_k39_cross_entropy(float *restrict t38, const int32_t *restrict chosen_targets, const float *restrict t35, const float *restrict t36, const float *restrict t37, long NS, long V) {
+/* dpo_logps_lora_k39_log_softmax: t38 = Σ(exp(t36 - t37))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_lora_k39_log_softmax(float *restrict t38, const float *restrict t36, const float *restrict t37, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t36[i0];
-        float v2 = logf(t37[i0]);
-        float v4 = (float)chosen_targets[i0];
+        float v0 = t37[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t35[r * n + j0] - v0;
-            float v3 = v1 - v2;
-            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
-            float v6 = v3 * v5;
-            acc0 += v6;
+            float v1 = t36[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
         }
         t38[r] = acc0;
     }
 }
 
-/* dpo_logps_lora_k40_sequence_logps_scatter_add: neg, mul, scatter_add  [sequence_logps/cross_entropy; sequence_logps] */
-static void dpo_logps_lora_k40_sequence_logps_scatter_add(float *restrict t39, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t38, long B, long NS) {
-    memset(t39, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = -(t38[i0]);
-        float v1 = v0 * (chosen_mask[i0]);
-        for (long j = 0; j < n; j++) {
-            t39[(long)scored_pair[i0] * 1 + j] += v1;
-        }
-    }
-}
-
-/* dpo_logps_lora_k41_sequence_logps: logps_chosen = -t39  [sequence_logps] */
-static void dpo_logps_lora_k41_sequence_logps(float *restrict logps_chosen, const float *restrict t39, long B) {
-    const long n = B;
-    #pragma omp parallel for if (n > 32768)
-    for (long j = 0; j < n; j++) {
-        float v0 = -(t39[j]);
-        logps_chosen[j] = v0;
-    }
-}
-
-/* dpo_logps_lora_k42_cross_entropy: t40 = Σ((t35 - t36 - log(t37)) · [i1 = rejected_targets])  [sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
-static void dpo_logps_lora_k42_cross_entropy(float *restrict t40, const int32_t *restrict rejected_targets, const float *restrict t35, const float *restrict t36, const float *restrict t37, long NS, long V) {
+/* dpo_logps_lora_k40_cross_entropy: t39 = Σ((t36 - t37 - log(t38)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_logps_lora_k40_cross_entropy(float *restrict t39, const float *restrict t36, const int32_t *restrict chosen_targets, const float *restrict t37, const float *restrict t38, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t36[i0];
-        float v2 = logf(t37[i0]);
-        float v4 = (float)rejected_targets[i0];
+        float v0 = t37[i0];
+        float v2 = logf(t38[i0]);
+        float v4 = (float)chosen_targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t35[r * n + j0] - v0;
+            float v1 = t36[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
             acc0 += v6;
         }
-        t40[r] = acc0;
+        t39[r] = acc0;
     }
 }
 
-/* dpo_logps_lora_k43_sequence_logps_scatter_add: neg, mul, scatter_add  [sequence_logps/cross_entropy; sequence_logps] */
-static void dpo_logps_lora_k43_sequence_logps_scatter_add(float *restrict t41, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t40, long B, long NS) {
-    memset(t41, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_logps_lora_k41_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_lora_k41_sequence_logps_scatter_add(float *restrict t40, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t39, long B, long CR) {
+    memset(t40, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = -(t40[i0]);
-        float v1 = v0 * (rejected_mask[i0]);
+        float v0 = -(t39[i0]);
+        float v1 = v0 * (chosen_mask[i0]);
         for (long j = 0; j < n; j++) {
-            t41[(long)scored_pair[i0] * 1 + j] += v1;
+            t40[(long)scored_pair[i0] * 1 + j] += v1;
         }
     }
 }
 
-/* dpo_logps_lora_k44_sequence_logps: logps_rejected = -t41  [sequence_logps] */
-static void dpo_logps_lora_k44_sequence_logps(float *restrict logps_rejected, const float *restrict t41, long B) {
-    const long n = B;
-    #pragma omp parallel for if (n > 32768)
-    for (long j = 0; j < n; j++) {
-        float v0 = -(t41[j]);
-        logps_rejected[j] = v0;
+/* dpo_logps_lora_k42_cross_entropy: t41 = Σ((t36 - t37 - log(t38)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_logps_lora_k42_cross_entropy(float *restrict t41, const float *restrict t36, const int32_t *restrict rejected_targets, const float *restrict t37, const float *restrict t38, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t37[i0];
+        float v2 = logf(t38[i0]);
+        float v4 = (float)rejected_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t36[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t41[r] = acc0;
     }
 }
 
-/* dpo_logps_lora_k45_sequence_logps: t42 = Σ(t35)  [sequence_logps] */
-static void dpo_logps_lora_k45_sequence_logps(float *restrict t42, const float *restrict t35, long NS, long V) {
+/* dpo_logps_lora_k43_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_lora_k43_sequence_logps_scatter_add(float *restrict t42, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t41, long B, long CR) {
+    memset(t42, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t41[i0]);
+        float v1 = v0 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t42[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_logps_lora_k44_sequence_logps: t43 = Σ(t36)  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_lora_k44_sequence_logps(float *restrict t43, const float *restrict t36, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t35[r * n + j0];
+            acc0 += t36[r * n + j0];
         }
-        t42[r] = acc0;
+        t43[r] = acc0;
     }
 }
 
-/* dpo_logps_lora_k46_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [sequence_logps] */
-static void dpo_logps_lora_k46_sequence_logps_scatter_add(float *restrict logits_chosen, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t42, long B, long NS, long V) {
-    memset(logits_chosen, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_logps_lora_k45_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_lora_k45_sequence_logps_scatter_add(float *restrict t44, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t43, long B, long CR, long V) {
+    memset(t44, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t42[i0]) / ((float)(V));
+        float v0 = (t43[i0]) / ((float)(V));
         float v1 = v0;
         float v2 = v1 * (chosen_mask[i0]);
         for (long j = 0; j < n; j++) {
-            logits_chosen[(long)scored_pair[i0] * 1 + j] += v2;
+            t44[(long)scored_pair[i0] * 1 + j] += v2;
         }
     }
 }
 
-/* dpo_logps_lora_k47_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [sequence_logps] */
-static void dpo_logps_lora_k47_sequence_logps_scatter_add(float *restrict logits_rejected, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t42, long B, long NS, long V) {
-    memset(logits_rejected, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_logps_lora_k46_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_lora_k46_sequence_logps_scatter_add(float *restrict t45, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t43, long B, long CR, long V) {
+    memset(t45, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t42[i0]) / ((float)(V));
+        float v0 = (t43[i0]) / ((float)(V));
         float v1 = v0;
         float v2 = v1 * (rejected_mask[i0]);
         for (long j = 0; j < n; j++) {
-            logits_rejected[(long)scored_pair[i0] * 1 + j] += v2;
+            t45[(long)scored_pair[i0] * 1 + j] += v2;
         }
     }
 }
 
-/* Arena: 13 slots planned for 48 kernels. */
+/* dpo_logps_lora_k47_sequence_logps: carry1_next = carry1 + -t40  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_lora_k47_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t40, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t40[j]);
+        float v1 = carry1[j] + v0;
+        carry1_next[j] = v1;
+    }
+}
+
+/* dpo_logps_lora_k48_sequence_logps: carry2_next = carry2 + -t42  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_lora_k48_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t42, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t42[j]);
+        float v1 = carry2[j] + v0;
+        carry2_next[j] = v1;
+    }
+}
+
+/* dpo_logps_lora_k49_lm_chunk: carry3_next = carry3 + t44  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_lora_k49_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t44, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry3[j] + t44[j];
+        carry3_next[j] = v0;
+    }
+}
+
+/* dpo_logps_lora_k50_lm_chunk: carry4_next = carry4 + t45  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_lora_k50_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t45, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry4[j] + t45[j];
+        carry4_next[j] = v0;
+    }
+}
+
+/* Arena: 21 slots planned for 51 kernels. */
 static long llama_dpo_dpo_logps_lora_layout(const llama_dpo_dpo_logps_lora_args *args, long *off) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long R = args->R;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(B*HD2*T, NS));
-    off[1] = total; total += la_round16(la_max(B*HD2*T, NS));
-    off[2] = total; total += la_round16(la_max(B*T*T, B));
-    off[3] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
-    off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[6] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 2*HD2*KVH*NS*REP));
-    off[7] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
-    off[8] = total; total += la_round16(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), NS*V));
+    off[0] = total; total += la_round16(la_max(B*HD2*T, CR));
+    off[1] = total; total += la_round16(la_max(B*HD2*T, CR));
+    off[2] = total; total += la_round16(la_max(B*T*T, CR));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T), B));
+    off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), B));
+    off[7] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 2*CR*HD2*KVH*REP));
     off[9] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), 2*B*HD2*KVH*REP*T));
-    off[10] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), NS));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), CR*V));
     off[11] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[12] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[13] = total; total += la_round16(B);
+    off[14] = total; total += la_round16(B);
+    off[15] = total; total += la_round16(B);
+    off[16] = total; total += la_round16(B);
+    off[17] = total; total += la_round16(B);
+    off[18] = total; total += la_round16(B);
+    off[19] = total; total += la_round16(B);
+    off[20] = total; total += la_round16(B);
     (void)args; (void)off;
     return total;
 }
 
 long llama_dpo_dpo_logps_lora_arena_floats(const llama_dpo_dpo_logps_lora_args *args) {
-    long off[13];
+    long off[21];
     return llama_dpo_dpo_logps_lora_layout(args, off);
 }
 
 void llama_dpo_dpo_logps_lora(const llama_dpo_dpo_logps_lora_args *args) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
-    const long NS = args->NS;
+    const long NC = args->NC;
     const long R = args->R;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[13];
+    long off[21];
     llama_dpo_dpo_logps_lora_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -6658,9 +7026,12 @@ void llama_dpo_dpo_logps_lora(const llama_dpo_dpo_logps_lora_args *args) {
     float *t37 = args->arena + off[0];
     float *t38 = args->arena + off[1];
     float *t39 = args->arena + off[2];
-    float *t40 = args->arena + off[1];
+    float *t40 = args->arena + off[3];
     float *t41 = args->arena + off[2];
-    float *t42 = args->arena + off[10];
+    float *t42 = args->arena + off[5];
+    float *t43 = args->arena + off[0];
+    float *t44 = args->arena + off[7];
+    float *t45 = args->arena + off[4];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -6668,12 +7039,6 @@ void llama_dpo_dpo_logps_lora(const llama_dpo_dpo_logps_lora_args *args) {
     const int32_t *positions = args->positions;
     const int32_t *segments = args->segments;
     const float *rope_theta = args->rope_theta;
-    const int32_t *scored = args->scored;
-    const int32_t *scored_pair = args->scored_pair;
-    const int32_t *chosen_targets = args->chosen_targets;
-    const int32_t *rejected_targets = args->rejected_targets;
-    const float *chosen_mask = args->chosen_mask;
-    const float *rejected_mask = args->rejected_mask;
     const float *norm_eps = args->norm_eps;
     const float *lora_scale_wq = args->lora_scale_wq;
     const float *lora_scale_wk = args->lora_scale_wk;
@@ -6687,10 +7052,10 @@ void llama_dpo_dpo_logps_lora(const llama_dpo_dpo_logps_lora_args *args) {
     float *logits_chosen = args->logits_chosen;
     float *logits_rejected = args->logits_rejected;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 48, dpo_logps_lora_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 1, 48, dpo_logps_lora_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 2, 48, dpo_logps_lora_k2_shared_prompt_mask(t2, segments, B, T));
-    LA_TIMED(prof, 3, 48, dpo_logps_lora_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 51, dpo_logps_lora_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 51, dpo_logps_lora_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 51, dpo_logps_lora_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 51, dpo_logps_lora_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t3;
     float *carry0_buf[2] = { args->arena + off[11], args->arena + off[12] };
@@ -6719,61 +7084,89 @@ void llama_dpo_dpo_logps_lora(const llama_dpo_dpo_logps_lora_args *args) {
         const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
         const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 4, 48, dpo_logps_lora_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 48, dpo_logps_lora_k5_wq(t5, wq, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 48, dpo_logps_lora_k6_lora_a_wq(t6, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 7, 48, dpo_logps_lora_k7_lora_b_wq(t7, lora_b_wq, t6, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 8, 48, dpo_logps_lora_k8_wk(t8, wk, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 48, dpo_logps_lora_k9_lora_a_wk(t9, lora_a_wk, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 10, 48, dpo_logps_lora_k10_lora_b_wk(t10, lora_b_wk, t9, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 11, 48, dpo_logps_lora_k11_wv(t11, wv, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 48, dpo_logps_lora_k12_lora_a_wv(t12, lora_a_wv, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 13, 48, dpo_logps_lora_k13_lora_b_wv(t13, lora_b_wv, t12, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 14, 48, dpo_logps_lora_k14_lora(t14, lora_scale_wv, t11, t13, B, HD2, KVH, T));
-        LA_TIMED(prof, 15, 48, dpo_logps_lora_k15_rope(t15, t0, t1, lora_scale_wq, t5, t7, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 48, dpo_logps_lora_k16_rope(t16, t0, t1, lora_scale_wk, t8, t10, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 48, dpo_logps_lora_k17_scores_matmul(t17, t15, t16, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 48, dpo_logps_lora_k18_attention(t18, t2, t17, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 48, dpo_logps_lora_k19_attention_matmul(t19, t14, t18, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 48, dpo_logps_lora_k20_wo(t20, wo, t19, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 21, 48, dpo_logps_lora_k21_lora_a_wo(t21, lora_a_wo, t19, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 22, 48, dpo_logps_lora_k22_lora_b_wo(t22, lora_b_wo, t21, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 23, 48, dpo_logps_lora_k23_rmsnorm(t23, norm_eps, carry0, lora_scale_wo, ffn_norm, t20, t22, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 24, 48, dpo_logps_lora_k24_w1(t24, w1, t23, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 25, 48, dpo_logps_lora_k25_lora_a_w1(t25, lora_a_w1, t23, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 26, 48, dpo_logps_lora_k26_lora_b_w1(t26, lora_b_w1, t25, B, F, R, T));
-        LA_TIMED(prof, 27, 48, dpo_logps_lora_k27_w3(t27, w3, t23, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 28, 48, dpo_logps_lora_k28_lora_a_w3(t28, lora_a_w3, t23, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 29, 48, dpo_logps_lora_k29_lora_b_w3(t29, lora_b_w3, t28, B, F, R, T));
-        LA_TIMED(prof, 30, 48, dpo_logps_lora_k30_lora(t30, lora_scale_w1, lora_scale_w3, t24, t26, t27, t29, B, F, T));
-        LA_TIMED(prof, 31, 48, dpo_logps_lora_k31_w2(t31, w2, t30, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 32, 48, dpo_logps_lora_k32_lora_a_w2(t32, lora_a_w2, t30, B, F, R, T));
-        LA_TIMED(prof, 33, 48, dpo_logps_lora_k33_lora_b_w2(t33, lora_b_w2, t32, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 34, 48, dpo_logps_lora_k34_lora(carry0_next, carry0, lora_scale_wo, lora_scale_w2, t20, t22, t31, t33, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 51, dpo_logps_lora_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 51, dpo_logps_lora_k5_wq(t5, wq, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 51, dpo_logps_lora_k6_lora_a_wq(t6, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 51, dpo_logps_lora_k7_lora_b_wq(t7, lora_b_wq, t6, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 8, 51, dpo_logps_lora_k8_wk(t8, wk, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 51, dpo_logps_lora_k9_lora_a_wk(t9, lora_a_wk, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 10, 51, dpo_logps_lora_k10_lora_b_wk(t10, lora_b_wk, t9, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 11, 51, dpo_logps_lora_k11_wv(t11, wv, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 51, dpo_logps_lora_k12_lora_a_wv(t12, lora_a_wv, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 13, 51, dpo_logps_lora_k13_lora_b_wv(t13, lora_b_wv, t12, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 14, 51, dpo_logps_lora_k14_lora(t14, lora_scale_wv, t11, t13, B, HD2, KVH, T));
+        LA_TIMED(prof, 15, 51, dpo_logps_lora_k15_rope(t15, t0, t1, lora_scale_wq, t5, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 51, dpo_logps_lora_k16_rope(t16, t0, t1, lora_scale_wk, t8, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 51, dpo_logps_lora_k17_scores_matmul(t17, t15, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 51, dpo_logps_lora_k18_attention(t18, t2, t17, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 51, dpo_logps_lora_k19_attention_matmul(t19, t14, t18, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 51, dpo_logps_lora_k20_wo(t20, wo, t19, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 51, dpo_logps_lora_k21_lora_a_wo(t21, lora_a_wo, t19, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 22, 51, dpo_logps_lora_k22_lora_b_wo(t22, lora_b_wo, t21, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 23, 51, dpo_logps_lora_k23_rmsnorm(t23, norm_eps, carry0, lora_scale_wo, ffn_norm, t20, t22, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 51, dpo_logps_lora_k24_w1(t24, w1, t23, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 25, 51, dpo_logps_lora_k25_lora_a_w1(t25, lora_a_w1, t23, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 26, 51, dpo_logps_lora_k26_lora_b_w1(t26, lora_b_w1, t25, B, F, R, T));
+        LA_TIMED(prof, 27, 51, dpo_logps_lora_k27_w3(t27, w3, t23, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 51, dpo_logps_lora_k28_lora_a_w3(t28, lora_a_w3, t23, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 29, 51, dpo_logps_lora_k29_lora_b_w3(t29, lora_b_w3, t28, B, F, R, T));
+        LA_TIMED(prof, 30, 51, dpo_logps_lora_k30_lora(t30, lora_scale_w1, lora_scale_w3, t24, t26, t27, t29, B, F, T));
+        LA_TIMED(prof, 31, 51, dpo_logps_lora_k31_w2(t31, w2, t30, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 32, 51, dpo_logps_lora_k32_lora_a_w2(t32, lora_a_w2, t30, B, F, R, T));
+        LA_TIMED(prof, 33, 51, dpo_logps_lora_k33_lora_b_w2(t33, lora_b_w2, t32, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 34, 51, dpo_logps_lora_k34_lora(carry0_next, carry0, lora_scale_wo, lora_scale_w2, t20, t22, t31, t33, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 35, 48, dpo_logps_lora_k35_rmsnorm(t34, scored, norm_eps, final_norm, carry0, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 36, 48, dpo_logps_lora_k36_lm_head(t35, lm_head, t34, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 37, 48, dpo_logps_lora_k37_log_softmax(t36, t35, NS, V));
-    LA_TIMED(prof, 38, 48, dpo_logps_lora_k38_log_softmax(t37, t35, t36, NS, V));
-    LA_TIMED(prof, 39, 48, dpo_logps_lora_k39_cross_entropy(t38, chosen_targets, t35, t36, t37, NS, V));
-    LA_TIMED(prof, 40, 48, dpo_logps_lora_k40_sequence_logps_scatter_add(t39, scored_pair, chosen_mask, t38, B, NS));
-    LA_TIMED(prof, 41, 48, dpo_logps_lora_k41_sequence_logps(logps_chosen, t39, B));
-    LA_TIMED(prof, 42, 48, dpo_logps_lora_k42_cross_entropy(t40, rejected_targets, t35, t36, t37, NS, V));
-    LA_TIMED(prof, 43, 48, dpo_logps_lora_k43_sequence_logps_scatter_add(t41, scored_pair, rejected_mask, t40, B, NS));
-    LA_TIMED(prof, 44, 48, dpo_logps_lora_k44_sequence_logps(logps_rejected, t41, B));
-    LA_TIMED(prof, 45, 48, dpo_logps_lora_k45_sequence_logps(t42, t35, NS, V));
-    LA_TIMED(prof, 46, 48, dpo_logps_lora_k46_sequence_logps_scatter_add(logits_chosen, scored_pair, chosen_mask, t42, B, NS, V));
-    LA_TIMED(prof, 47, 48, dpo_logps_lora_k47_sequence_logps_scatter_add(logits_rejected, scored_pair, rejected_mask, t42, B, NS, V));
+    LA_TIMED(prof, 35, 51, dpo_logps_lora_k35_expand(t34, B));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t34;
+    float *carry1_buf[2] = { args->arena + off[13], args->arena + off[14] };
+    const float *carry2 = t34;
+    float *carry2_buf[2] = { args->arena + off[15], args->arena + off[16] };
+    const float *carry3 = t34;
+    float *carry3_buf[2] = { args->arena + off[17], args->arena + off[18] };
+    const float *carry4 = t34;
+    float *carry4_buf[2] = { args->arena + off[19], args->arena + off[20] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry1_next = l + 1 < NC ? carry1_buf[l & 1] : logps_chosen;
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : logps_rejected;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : logits_chosen;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : logits_rejected;
+        LA_TIMED(prof, 36, 51, dpo_logps_lora_k36_rmsnorm(t35, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 37, 51, dpo_logps_lora_k37_lm_head(t36, lm_head, t35, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 38, 51, dpo_logps_lora_k38_log_softmax(t37, t36, CR, V));
+        LA_TIMED(prof, 39, 51, dpo_logps_lora_k39_log_softmax(t38, t36, t37, CR, V));
+        LA_TIMED(prof, 40, 51, dpo_logps_lora_k40_cross_entropy(t39, t36, chosen_targets, t37, t38, CR, V));
+        LA_TIMED(prof, 41, 51, dpo_logps_lora_k41_sequence_logps_scatter_add(t40, scored_pair, chosen_mask, t39, B, CR));
+        LA_TIMED(prof, 42, 51, dpo_logps_lora_k42_cross_entropy(t41, t36, rejected_targets, t37, t38, CR, V));
+        LA_TIMED(prof, 43, 51, dpo_logps_lora_k43_sequence_logps_scatter_add(t42, scored_pair, rejected_mask, t41, B, CR));
+        LA_TIMED(prof, 44, 51, dpo_logps_lora_k44_sequence_logps(t43, t36, CR, V));
+        LA_TIMED(prof, 45, 51, dpo_logps_lora_k45_sequence_logps_scatter_add(t44, scored_pair, chosen_mask, t43, B, CR, V));
+        LA_TIMED(prof, 46, 51, dpo_logps_lora_k46_sequence_logps_scatter_add(t45, scored_pair, rejected_mask, t43, B, CR, V));
+        LA_TIMED(prof, 47, 51, dpo_logps_lora_k47_sequence_logps(carry1_next, carry1, t40, B));
+        LA_TIMED(prof, 48, 51, dpo_logps_lora_k48_sequence_logps(carry2_next, carry2, t42, B));
+        LA_TIMED(prof, 49, 51, dpo_logps_lora_k49_lm_chunk(carry3_next, carry3, t44, B));
+        LA_TIMED(prof, 50, 51, dpo_logps_lora_k50_lm_chunk(carry4_next, carry4, t45, B));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
 }
 
 void llama_dpo_dpo_logps_lora_costs(const llama_dpo_dpo_logps_lora_args *args, double *flops, double *bytes) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long R = args->R;
     const long REP = args->REP;
     const long T = args->T;
@@ -6813,19 +7206,22 @@ void llama_dpo_dpo_logps_lora_costs(const llama_dpo_dpo_logps_lora_args *args, d
     flops[32] = (double)(2*B*F*R*T); bytes[32] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_logps_lora_k32_lora_a_w2 */
     flops[33] = (double)(4*B*HD2*KVH*R*REP*T); bytes[33] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_logps_lora_k33_lora_b_w2 */
     flops[34] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[34] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k34_lora */
-    flops[35] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[35] = (double)(8*HD2*KVH*NS*REP + 4*NS + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k35_rmsnorm */
-    flops[36] = (double)(4*HD2*KVH*NS*REP*V); bytes[36] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* dpo_logps_lora_k36_lm_head */
-    flops[37] = (double)(NS*V); bytes[37] = (double)(4*NS + 4*NS*V); /* dpo_logps_lora_k37_log_softmax */
-    flops[38] = (double)(NS + NS*V + NS*V + NS*V); bytes[38] = (double)(4*NS + 4*NS*V + 4*NS); /* dpo_logps_lora_k38_log_softmax */
-    flops[39] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[39] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_logps_lora_k39_cross_entropy */
-    flops[40] = (double)(NS + NS); bytes[40] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_lora_k40_sequence_logps_scatter_add */
-    flops[41] = (double)(B); bytes[41] = (double)(4*B + 4*B); /* dpo_logps_lora_k41_sequence_logps */
-    flops[42] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[42] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_logps_lora_k42_cross_entropy */
-    flops[43] = (double)(NS + NS); bytes[43] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_lora_k43_sequence_logps_scatter_add */
-    flops[44] = (double)(B); bytes[44] = (double)(4*B + 4*B); /* dpo_logps_lora_k44_sequence_logps */
-    flops[45] = (double)(NS*V); bytes[45] = (double)(4*NS + 4*NS*V); /* dpo_logps_lora_k45_sequence_logps */
-    flops[46] = (double)(NS + NS + NS); bytes[46] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_lora_k46_sequence_logps_scatter_add */
-    flops[47] = (double)(NS + NS + NS); bytes[47] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_lora_k47_sequence_logps_scatter_add */
+    flops[35] = (double)(0); bytes[35] = (double)(4*B); /* dpo_logps_lora_k35_expand */
+    flops[36] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[36] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_logps_lora_k36_rmsnorm */
+    flops[37] = (double)(4*CR*HD2*KVH*REP*V); bytes[37] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_logps_lora_k37_lm_head */
+    flops[38] = (double)(CR*V); bytes[38] = (double)(4*CR + 4*CR*V); /* dpo_logps_lora_k38_log_softmax */
+    flops[39] = (double)(CR + CR*V + CR*V + CR*V); bytes[39] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_logps_lora_k39_log_softmax */
+    flops[40] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[40] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k40_cross_entropy */
+    flops[41] = (double)(CR + CR); bytes[41] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k41_sequence_logps_scatter_add */
+    flops[42] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[42] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k42_cross_entropy */
+    flops[43] = (double)(CR + CR); bytes[43] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k43_sequence_logps_scatter_add */
+    flops[44] = (double)(CR*V); bytes[44] = (double)(4*CR + 4*CR*V); /* dpo_logps_lora_k44_sequence_logps */
+    flops[45] = (double)(CR + CR + CR); bytes[45] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k45_sequence_logps_scatter_add */
+    flops[46] = (double)(CR + CR + CR); bytes[46] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k46_sequence_logps_scatter_add */
+    flops[47] = (double)(B + B); bytes[47] = (double)(4*B + 4*B + 4*B); /* dpo_logps_lora_k47_sequence_logps */
+    flops[48] = (double)(B + B); bytes[48] = (double)(4*B + 4*B + 4*B); /* dpo_logps_lora_k48_sequence_logps */
+    flops[49] = (double)(B); bytes[49] = (double)(4*B + 4*B + 4*B); /* dpo_logps_lora_k49_lm_chunk */
+    flops[50] = (double)(B); bytes[50] = (double)(4*B + 4*B + 4*B); /* dpo_logps_lora_k50_lm_chunk */
     (void)args;
 }
 
@@ -6868,21 +7264,24 @@ static const char *const llama_dpo_dpo_logps_lora_kernel_names[] = {
     "dpo_logps_lora_k32_lora_a_w2",
     "dpo_logps_lora_k33_lora_b_w2",
     "dpo_logps_lora_k34_lora",
-    "dpo_logps_lora_k35_rmsnorm",
-    "dpo_logps_lora_k36_lm_head",
-    "dpo_logps_lora_k37_log_softmax",
+    "dpo_logps_lora_k35_expand",
+    "dpo_logps_lora_k36_rmsnorm",
+    "dpo_logps_lora_k37_lm_head",
     "dpo_logps_lora_k38_log_softmax",
-    "dpo_logps_lora_k39_cross_entropy",
-    "dpo_logps_lora_k40_sequence_logps_scatter_add",
-    "dpo_logps_lora_k41_sequence_logps",
+    "dpo_logps_lora_k39_log_softmax",
+    "dpo_logps_lora_k40_cross_entropy",
+    "dpo_logps_lora_k41_sequence_logps_scatter_add",
     "dpo_logps_lora_k42_cross_entropy",
     "dpo_logps_lora_k43_sequence_logps_scatter_add",
     "dpo_logps_lora_k44_sequence_logps",
-    "dpo_logps_lora_k45_sequence_logps",
+    "dpo_logps_lora_k45_sequence_logps_scatter_add",
     "dpo_logps_lora_k46_sequence_logps_scatter_add",
-    "dpo_logps_lora_k47_sequence_logps_scatter_add",
+    "dpo_logps_lora_k47_sequence_logps",
+    "dpo_logps_lora_k48_sequence_logps",
+    "dpo_logps_lora_k49_lm_chunk",
+    "dpo_logps_lora_k50_lm_chunk",
 };
-const la_program_info llama_dpo_dpo_logps_lora_info = { "llama_dpo.dpo_logps_lora", 60, 48, llama_dpo_dpo_logps_lora_kernel_names, llama_dpo_dpo_logps_lora_run, llama_dpo_dpo_logps_lora_arena, llama_dpo_dpo_logps_lora_cost };
+const la_program_info llama_dpo_dpo_logps_lora_info = { "llama_dpo.dpo_logps_lora", 61, 51, llama_dpo_dpo_logps_lora_kernel_names, llama_dpo_dpo_logps_lora_run, llama_dpo_dpo_logps_lora_arena, llama_dpo_dpo_logps_lora_cost };
 
 /* ===== program 'dpo_step_lora' ===== */
 
@@ -7370,262 +7769,290 @@ static void dpo_step_lora_k37_lora(float *restrict carry0_next, const float *res
     }
 }
 
-/* dpo_step_lora_k38_lm_head: t29 = carry0[scored]  [lm_head] */
-static void dpo_step_lora_k38_lm_head(float *restrict t29, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
-    const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = carry0[(long)scored[i0] * D + j];
-            t29[r * n + j] = v0;
-        }
+/* dpo_step_lora_k38_expand: t29 = 0 */
+static void dpo_step_lora_k38_expand(float *restrict t29, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        t29[j] = 0.0f;
     }
 }
 
-/* dpo_step_lora_k39_rmsnorm: t30 = Σ(t29²)  [lm_head/rmsnorm] */
-static void dpo_step_lora_k39_rmsnorm(float *restrict t30, const float *restrict t29, long HD2, long KVH, long NS, long REP) {
+/* dpo_step_lora_k39_rmsnorm: t30 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
+static void dpo_step_lora_k39_rmsnorm(float *restrict t30, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    /* one result per row */
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t29[r * n + j0]) * (t29[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        t30[r] = acc0;
-    }
-}
-
-/* dpo_step_lora_k40_rmsnorm: t31 = (t29 · rsqrt(t30 / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void dpo_step_lora_k40_rmsnorm(float *restrict t31, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t29, const float *restrict t30, long HD2, long KVH, long NS, long REP) {
-    const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = (t30[i0]) / ((float)(D));
-        float v1 = v0 + norm_eps[0];
-        float v2 = 1.0f / sqrtf(v1);
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v3 = (t29[r * n + j]) * v2;
-            float v4 = v3 * (final_norm[j]);
-            t31[r * n + j] = v4;
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t30[r * n + j] = v7;
         }
     }
 }
 
-/* dpo_step_lora_k41_lm_head: t32[NS, V] = t31 · lm_headᵀ  [lm_head] */
-static void dpo_step_lora_k41_lm_head(float *restrict t32, const float *restrict lm_head, const float *restrict t31, long HD2, long KVH, long NS, long REP, long V) {
+/* dpo_step_lora_k40_lm_head: t31[CR, V] = t30 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
+static void dpo_step_lora_k40_lm_head(float *restrict t31, const float *restrict lm_head, const float *restrict t30, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t31, D, lm_head, D, 0.0f, t32, V);
+    la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t30, D, lm_head, D, 0.0f, t31, V);
 }
 
-/* dpo_step_lora_k42_log_softmax: t33 = max(t32)  [lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_lora_k42_log_softmax(float *restrict t33, const float *restrict t32, long NS, long V) {
+/* dpo_step_lora_k41_log_softmax: t32 = max(t31)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_k41_log_softmax(float *restrict t32, const float *restrict t31, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t32[r * n + j0]);
+            acc0 = fmaxf(acc0, t31[r * n + j0]);
+        }
+        t32[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_k42_log_softmax: t33 = Σ(exp(t31 - t32))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_k42_log_softmax(float *restrict t33, const float *restrict t31, const float *restrict t32, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t32[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t31[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
         }
         t33[r] = acc0;
     }
 }
 
-/* dpo_step_lora_k43_log_softmax: t34 = Σ(exp(t32 - t33))  [lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_lora_k43_log_softmax(float *restrict t34, const float *restrict t32, const float *restrict t33, long NS, long V) {
+/* dpo_step_lora_k43_cross_entropy: t34 = Σ((t31 - t32 - log(t33)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_lora_k43_cross_entropy(float *restrict t34, const float *restrict t31, const int32_t *restrict chosen_targets, const float *restrict t32, const float *restrict t33, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t33[i0];
+        float v0 = t32[i0];
+        float v2 = logf(t33[i0]);
+        float v4 = (float)chosen_targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t32[r * n + j0] - v0;
-            float v2 = la_expf(v1);
-            acc0 += v2;
+            float v1 = t31[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
         }
         t34[r] = acc0;
     }
 }
 
-/* dpo_step_lora_k44_cross_entropy: t35 = Σ((t32 - t33 - log(t34)) · [i1 = chosen_targets])  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_lora_k44_cross_entropy(float *restrict t35, const int32_t *restrict chosen_targets, const float *restrict t32, const float *restrict t33, const float *restrict t34, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
+/* dpo_step_lora_k44_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_k44_sequence_logps_scatter_add(float *restrict t35, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t34, long B, long CR) {
+    memset(t35, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t33[i0];
-        float v2 = logf(t34[i0]);
-        float v4 = (float)chosen_targets[i0];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t32[r * n + j0] - v0;
-            float v3 = v1 - v2;
-            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
-            float v6 = v3 * v5;
-            acc0 += v6;
-        }
-        t35[r] = acc0;
-    }
-}
-
-/* dpo_step_lora_k45_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
-static void dpo_step_lora_k45_sequence_logps_scatter_add(float *restrict t36, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t35, long B, long NS) {
-    memset(t36, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = -(t35[i0]);
+        float v0 = -(t34[i0]);
         float v1 = v0 * (chosen_mask[i0]);
         for (long j = 0; j < n; j++) {
-            t36[(long)scored_pair[i0] * 1 + j] += v1;
+            t35[(long)scored_pair[i0] * 1 + j] += v1;
         }
     }
 }
 
-/* dpo_step_lora_k46_sequence_logps: logps_chosen = -t36  [lm_head/sequence_logps] */
-static void dpo_step_lora_k46_sequence_logps(float *restrict logps_chosen, const float *restrict t36, long B) {
-    const long n = B;
-    #pragma omp parallel for if (n > 32768)
-    for (long j = 0; j < n; j++) {
-        float v0 = -(t36[j]);
-        logps_chosen[j] = v0;
-    }
-}
-
-/* dpo_step_lora_k47_cross_entropy: t37 = Σ((t32 - t33 - log(t34)) · [i1 = rejected_targets])  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_lora_k47_cross_entropy(float *restrict t37, const int32_t *restrict rejected_targets, const float *restrict t32, const float *restrict t33, const float *restrict t34, long NS, long V) {
+/* dpo_step_lora_k45_cross_entropy: t36 = Σ((t31 - t32 - log(t33)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_lora_k45_cross_entropy(float *restrict t36, const float *restrict t31, const int32_t *restrict rejected_targets, const float *restrict t32, const float *restrict t33, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t33[i0];
-        float v2 = logf(t34[i0]);
+        float v0 = t32[i0];
+        float v2 = logf(t33[i0]);
         float v4 = (float)rejected_targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t32[r * n + j0] - v0;
+            float v1 = t31[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
             acc0 += v6;
         }
-        t37[r] = acc0;
+        t36[r] = acc0;
     }
 }
 
-/* dpo_step_lora_k48_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
-static void dpo_step_lora_k48_sequence_logps_scatter_add(float *restrict t38, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t37, long B, long NS) {
-    memset(t38, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_step_lora_k46_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_k46_sequence_logps_scatter_add(float *restrict t37, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t36, long B, long CR) {
+    memset(t37, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = -(t37[i0]);
+        float v0 = -(t36[i0]);
         float v1 = v0 * (rejected_mask[i0]);
         for (long j = 0; j < n; j++) {
-            t38[(long)scored_pair[i0] * 1 + j] += v1;
+            t37[(long)scored_pair[i0] * 1 + j] += v1;
         }
     }
 }
 
-/* dpo_step_lora_k49_sequence_logps: logps_rejected = -t38  [lm_head/sequence_logps] */
-static void dpo_step_lora_k49_sequence_logps(float *restrict logps_rejected, const float *restrict t38, long B) {
-    const long n = B;
-    #pragma omp parallel for if (n > 32768)
-    for (long j = 0; j < n; j++) {
-        float v0 = -(t38[j]);
-        logps_rejected[j] = v0;
-    }
-}
-
-/* dpo_step_lora_k50_sequence_logps: t39 = Σ(t32)  [lm_head/sequence_logps] */
-static void dpo_step_lora_k50_sequence_logps(float *restrict t39, const float *restrict t32, long NS, long V) {
+/* dpo_step_lora_k47_sequence_logps: t38 = Σ(t31)  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_k47_sequence_logps(float *restrict t38, const float *restrict t31, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t32[r * n + j0];
+            acc0 += t31[r * n + j0];
         }
-        t39[r] = acc0;
+        t38[r] = acc0;
     }
 }
 
-/* dpo_step_lora_k51_sequence_logps_scatter_add: mul, scatter_add  [lm_head/sequence_logps] */
-static void dpo_step_lora_k51_sequence_logps_scatter_add(float *restrict t40, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long NS) {
-    memset(t40, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_step_lora_k48_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_k48_sequence_logps_scatter_add(float *restrict t39, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long CR) {
+    memset(t39, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float v0 = 1.0f * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t39[(long)scored_pair[i0] * 1 + j] += v0;
+        }
+    }
+}
+
+/* dpo_step_lora_k49_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_k49_sequence_logps_scatter_add(float *restrict t40, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long CR) {
+    memset(t40, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (rejected_mask[i0]);
         for (long j = 0; j < n; j++) {
             t40[(long)scored_pair[i0] * 1 + j] += v0;
         }
     }
 }
 
-/* dpo_step_lora_k52_sequence_logps_scatter_add: mul, scatter_add  [lm_head/sequence_logps] */
-static void dpo_step_lora_k52_sequence_logps_scatter_add(float *restrict t41, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long NS) {
+/* dpo_step_lora_k50_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_k50_sequence_logps_scatter_add(float *restrict t41, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t38, long B, long CR, long V) {
     memset(t41, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = 1.0f * (rejected_mask[i0]);
-        for (long j = 0; j < n; j++) {
-            t41[(long)scored_pair[i0] * 1 + j] += v0;
-        }
-    }
-}
-
-/* dpo_step_lora_k53_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_head/sequence_logps] */
-static void dpo_step_lora_k53_sequence_logps_scatter_add(float *restrict logits_chosen, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t39, long B, long NS, long V) {
-    memset(logits_chosen, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = (t39[i0]) / ((float)(V));
+        float v0 = (t38[i0]) / ((float)(V));
         float v1 = v0;
         float v2 = v1 * (chosen_mask[i0]);
         for (long j = 0; j < n; j++) {
-            logits_chosen[(long)scored_pair[i0] * 1 + j] += v2;
+            t41[(long)scored_pair[i0] * 1 + j] += v2;
         }
     }
 }
 
-/* dpo_step_lora_k54_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_head/sequence_logps] */
-static void dpo_step_lora_k54_sequence_logps_scatter_add(float *restrict logits_rejected, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t39, long B, long NS, long V) {
-    memset(logits_rejected, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_step_lora_k51_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_k51_sequence_logps_scatter_add(float *restrict t42, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t38, long B, long CR, long V) {
+    memset(t42, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t39[i0]) / ((float)(V));
+        float v0 = (t38[i0]) / ((float)(V));
         float v1 = v0;
         float v2 = v1 * (rejected_mask[i0]);
         for (long j = 0; j < n; j++) {
-            logits_rejected[(long)scored_pair[i0] * 1 + j] += v2;
+            t42[(long)scored_pair[i0] * 1 + j] += v2;
         }
     }
 }
 
-/* dpo_step_lora_k55_dpo_kto_pair: t42 = Σ([loss_weights = 0] ? -1 : logps_chosen - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_lora_k55_dpo_kto_pair(float *restrict t42, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+/* dpo_step_lora_k52_sequence_logps: carry1_next = carry1 + -t35  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_k52_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t35, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t35[j]);
+        float v1 = carry1[j] + v0;
+        carry1_next[j] = v1;
+    }
+}
+
+/* dpo_step_lora_k53_sequence_logps: carry2_next = carry2 + -t37  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_k53_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t37, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t37[j]);
+        float v1 = carry2[j] + v0;
+        carry2_next[j] = v1;
+    }
+}
+
+/* dpo_step_lora_k54_lm_chunk: carry3_next = carry3 + t39  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_k54_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t39, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry3[j] + t39[j];
+        carry3_next[j] = v0;
+    }
+}
+
+/* dpo_step_lora_k55_lm_chunk: carry4_next = carry4 + t40  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_k55_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t40, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry4[j] + t40[j];
+        carry4_next[j] = v0;
+    }
+}
+
+/* dpo_step_lora_k56_lm_chunk: carry5_next = carry5 + t41  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_k56_lm_chunk(float *restrict carry5_next, const float *restrict carry5, const float *restrict t41, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry5[j] + t41[j];
+        carry5_next[j] = v0;
+    }
+}
+
+/* dpo_step_lora_k57_lm_chunk: carry6_next = carry6 + t42  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_k57_lm_chunk(float *restrict carry6_next, const float *restrict carry6, const float *restrict t42, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry6[j] + t42[j];
+        carry6_next[j] = v0;
+    }
+}
+
+/* dpo_step_lora_k58_dpo_kto_pair: t43 = Σ([loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_k58_dpo_kto_pair(float *restrict t43, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -7633,17 +8060,17 @@ static void dpo_step_lora_k55_dpo_kto_pair(float *restrict t42, const float *res
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+        float v1 = v0 != 0.0f ? -1.0f : carry1[j0];
         float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
         float v3 = v1 - v2;
         float v4 = v3 * (pair_weight[j0]);
         acc0 += v4;
     }
-    t42[r] = acc0;
+    t43[r] = acc0;
 }
 
-/* dpo_step_lora_k56_sequence_logps: t43 = Σ(1 · pair_weight)  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_lora_k56_sequence_logps(float *restrict t43, const float *restrict pair_weight, long B) {
+/* dpo_step_lora_k59_dpo_sigmoid: t44 = Σ(1 · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_k59_dpo_sigmoid(float *restrict t44, const float *restrict pair_weight, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -7653,11 +8080,11 @@ static void dpo_step_lora_k56_sequence_logps(float *restrict t43, const float *r
         float v0 = 1.0f * (pair_weight[j0]);
         acc0 += v0;
     }
-    t43[r] = acc0;
+    t44[r] = acc0;
 }
 
-/* dpo_step_lora_k57_dpo_kto_pair: t44 = Σ([loss_weights = 0] ? -1 : logps_rejected - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_lora_k57_dpo_kto_pair(float *restrict t44, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+/* dpo_step_lora_k60_dpo_kto_pair: t45 = Σ([loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_k60_dpo_kto_pair(float *restrict t45, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -7665,36 +8092,17 @@ static void dpo_step_lora_k57_dpo_kto_pair(float *restrict t44, const float *res
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
+        float v1 = v0 != 0.0f ? -1.0f : carry2[j0];
         float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
         float v3 = v1 - v2;
         float v4 = v3 * (pair_weight[j0]);
         acc0 += v4;
     }
-    t44[r] = acc0;
-}
-
-/* dpo_step_lora_k58_dpo_bco_pair: t45 = Σ((beta · [loss_weights = 0] ? -1 : logps_chosen - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
-static void dpo_step_lora_k58_dpo_bco_pair(float *restrict t45, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
-    /* one result per row */
-    const long n = B;
-    const long r = 0;
-    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-    float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
-    for (long j0 = 0; j0 < n; j0++) {
-        float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
-        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
-        float v3 = v1 - v2;
-        float v4 = (beta[0]) * v3;
-        float v5 = v4 * (pair_weight[j0]);
-        acc0 += v5;
-    }
     t45[r] = acc0;
 }
 
-/* dpo_step_lora_k59_dpo_bco_pair: t46 = Σ((beta · [loss_weights = 0] ? -1 : logps_rejected - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
-static void dpo_step_lora_k59_dpo_bco_pair(float *restrict t46, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+/* dpo_step_lora_k61_dpo_bco_pair: t46 = Σ((beta · [loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_lora_k61_dpo_bco_pair(float *restrict t46, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -7702,8 +8110,8 @@ static void dpo_step_lora_k59_dpo_bco_pair(float *restrict t46, const float *res
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
-        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v1 = v0 != 0.0f ? -1.0f : carry1[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
         float v3 = v1 - v2;
         float v4 = (beta[0]) * v3;
         float v5 = v4 * (pair_weight[j0]);
@@ -7712,8 +8120,27 @@ static void dpo_step_lora_k59_dpo_bco_pair(float *restrict t46, const float *res
     t46[r] = acc0;
 }
 
-/* dpo_step_lora_k60_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
-static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t40, const float *restrict t41, const float *restrict t42, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t46, long B) {
+/* dpo_step_lora_k62_dpo_bco_pair: t47 = Σ((beta · [loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_lora_k62_dpo_bco_pair(float *restrict t47, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry2[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v3 = v1 - v2;
+        float v4 = (beta[0]) * v3;
+        float v5 = v4 * (pair_weight[j0]);
+        acc0 += v5;
+    }
+    t47[r] = acc0;
+}
+
+/* dpo_step_lora_k63_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+static void dpo_step_lora_k63_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t46, const float *restrict t47, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -7732,10 +8159,10 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
         float v97 = 0.5f / (beta[0]);
         float v107 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
         float v145 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float v149 = (t44[0]) / (t43[0]);
+        float v149 = (t45[0]) / (t44[0]);
         float v150 = v149;
         float v151 = fmaxf(v150, 0.0f);
-        float v163 = (t42[0]) / (t43[0]);
+        float v163 = (t43[0]) / (t44[0]);
         float v164 = v163;
         float v165 = fmaxf(v164, 0.0f);
         float v183 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
@@ -7743,9 +8170,9 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
         float v213 = (simpo_gamma[0]) / (beta[0]);
         float v235 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
         float v262 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-        float v267 = (t45[0]) / (t43[0]);
+        float v267 = (t46[0]) / (t44[0]);
         float v268 = v267;
-        float v269 = (t46[0]) / (t43[0]);
+        float v269 = (t47[0]) / (t44[0]);
         float v270 = v269;
         float v271 = v268 + v270;
         float v272 = v271 * 0.5f;
@@ -7763,10 +8190,10 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
         for (long j = 0; j < n; j++) {
             float v0;
             if (i0 < 1) {
-                float v4 = v1 != 0.0f ? -1.0f : logps_chosen[j];
+                float v4 = v1 != 0.0f ? -1.0f : carry1[j];
                 float v5 = v1 != 0.0f ? 0.0f : ref_chosen[j];
                 float v6 = v4 - v5;
-                float v7 = v1 != 0.0f ? -1.0f : logps_rejected[j];
+                float v7 = v1 != 0.0f ? -1.0f : carry2[j];
                 float v8 = v1 != 0.0f ? 0.0f : ref_rejected[j];
                 float v9 = v7 - v8;
                 float v10 = v6 - v9;
@@ -7793,10 +8220,10 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 v0 = v30;
             }
             else if (i0 < (1 + 1)) {
-                float v32 = v31 != 0.0f ? -1.0f : logps_chosen[j];
+                float v32 = v31 != 0.0f ? -1.0f : carry1[j];
                 float v33 = v31 != 0.0f ? 0.0f : ref_chosen[j];
                 float v34 = v32 - v33;
-                float v35 = v31 != 0.0f ? -1.0f : logps_rejected[j];
+                float v35 = v31 != 0.0f ? -1.0f : carry2[j];
                 float v36 = v31 != 0.0f ? 0.0f : ref_rejected[j];
                 float v37 = v35 - v36;
                 float v38 = v34 - v37;
@@ -7824,10 +8251,10 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 v0 = v61;
             }
             else if (i0 < (1 + 1 + 1)) {
-                float v63 = v62 != 0.0f ? -1.0f : logps_chosen[j];
+                float v63 = v62 != 0.0f ? -1.0f : carry1[j];
                 float v64 = v62 != 0.0f ? 0.0f : ref_chosen[j];
                 float v65 = v63 - v64;
-                float v66 = v62 != 0.0f ? -1.0f : logps_rejected[j];
+                float v66 = v62 != 0.0f ? -1.0f : carry2[j];
                 float v67 = v62 != 0.0f ? 0.0f : ref_rejected[j];
                 float v68 = v66 - v67;
                 float v69 = v65 - v68;
@@ -7838,14 +8265,14 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 v0 = v73;
             }
             else if (i0 < (1 + 1 + 1 + 1)) {
-                float v75 = v74 != 0.0f ? -1.0f : logps_chosen[j];
-                float v76 = v74 != 0.0f ? 1.0f : t40[j];
+                float v75 = v74 != 0.0f ? -1.0f : carry1[j];
+                float v76 = v74 != 0.0f ? 1.0f : carry3[j];
                 float v77 = v75 / v76;
                 float v78 = v74 != 0.0f ? 0.0f : ref_chosen[j];
                 float v79 = v78 / v76;
                 float v80 = v77 - v79;
-                float v81 = v74 != 0.0f ? -1.0f : logps_rejected[j];
-                float v82 = v74 != 0.0f ? 1.0f : t41[j];
+                float v81 = v74 != 0.0f ? -1.0f : carry2[j];
+                float v82 = v74 != 0.0f ? 1.0f : carry4[j];
                 float v83 = v81 / v82;
                 float v84 = v74 != 0.0f ? 0.0f : ref_rejected[j];
                 float v85 = v84 / v82;
@@ -7857,12 +8284,12 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 v0 = v92;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1)) {
-                float v94 = v93 != 0.0f ? -1.0f : logps_chosen[j];
+                float v94 = v93 != 0.0f ? -1.0f : carry1[j];
                 float v95 = v93 != 0.0f ? 0.0f : ref_chosen[j];
                 float v96 = v94 - v95;
                 float v98 = v96 - v97;
                 float v99 = v98 * v98;
-                float v100 = v93 != 0.0f ? -1.0f : logps_rejected[j];
+                float v100 = v93 != 0.0f ? -1.0f : carry2[j];
                 float v101 = v93 != 0.0f ? 0.0f : ref_rejected[j];
                 float v102 = v100 - v101;
                 float v103 = v102 + v97;
@@ -7872,7 +8299,7 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 v0 = v106;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
-                float v108 = v107 != 0.0f ? -1.0f : logps_chosen[j];
+                float v108 = v107 != 0.0f ? -1.0f : carry1[j];
                 float v109 = v107 != 0.0f ? 0.0f : ref_chosen[j];
                 float v110 = v108 - v109;
                 float v111 = (beta[0]) * v110;
@@ -7894,7 +8321,7 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 float v127 = v121 - v126;
                 float v128 = 0.5f * v127;
                 float v129 = v119 - v128;
-                float v130 = v107 != 0.0f ? -1.0f : logps_rejected[j];
+                float v130 = v107 != 0.0f ? -1.0f : carry2[j];
                 float v131 = v107 != 0.0f ? 0.0f : ref_rejected[j];
                 float v132 = v130 - v131;
                 float v133 = (beta[0]) * v132;
@@ -7912,7 +8339,7 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 v0 = v144;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v146 = v145 != 0.0f ? -1.0f : logps_chosen[j];
+                float v146 = v145 != 0.0f ? -1.0f : carry1[j];
                 float v147 = v145 != 0.0f ? 0.0f : ref_chosen[j];
                 float v148 = v146 - v147;
                 float v152 = v148 - v151;
@@ -7926,7 +8353,7 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 float v160 = v154 - v159;
                 float v161 = la_expf(v160);
                 float v162 = 1.0f - v161;
-                float v166 = v145 != 0.0f ? -1.0f : logps_rejected[j];
+                float v166 = v145 != 0.0f ? -1.0f : carry2[j];
                 float v167 = v145 != 0.0f ? 0.0f : ref_rejected[j];
                 float v168 = v166 - v167;
                 float v169 = v165 - v168;
@@ -7946,10 +8373,10 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 v0 = v182;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v184 = v183 != 0.0f ? -1.0f : logps_chosen[j];
+                float v184 = v183 != 0.0f ? -1.0f : carry1[j];
                 float v185 = v183 != 0.0f ? 0.0f : ref_chosen[j];
                 float v186 = v184 - v185;
-                float v187 = v183 != 0.0f ? -1.0f : logps_rejected[j];
+                float v187 = v183 != 0.0f ? -1.0f : carry2[j];
                 float v188 = v183 != 0.0f ? 0.0f : ref_rejected[j];
                 float v189 = v187 - v188;
                 float v190 = v186 - v189;
@@ -7970,11 +8397,11 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 v0 = v204;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v206 = v205 != 0.0f ? -1.0f : logps_chosen[j];
-                float v207 = v205 != 0.0f ? 1.0f : t40[j];
+                float v206 = v205 != 0.0f ? -1.0f : carry1[j];
+                float v207 = v205 != 0.0f ? 1.0f : carry3[j];
                 float v208 = v206 / v207;
-                float v209 = v205 != 0.0f ? -1.0f : logps_rejected[j];
-                float v210 = v205 != 0.0f ? 1.0f : t41[j];
+                float v209 = v205 != 0.0f ? -1.0f : carry2[j];
+                float v210 = v205 != 0.0f ? 1.0f : carry4[j];
                 float v211 = v209 / v210;
                 float v212 = v208 - v211;
                 float v214 = v212 - v213;
@@ -8001,12 +8428,12 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 v0 = v234;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v236 = v235 != 0.0f ? -1.0f : logps_chosen[j];
-                float v237 = v235 != 0.0f ? 1.0f : t40[j];
+                float v236 = v235 != 0.0f ? -1.0f : carry1[j];
+                float v237 = v235 != 0.0f ? 1.0f : carry3[j];
                 float v238 = v236 / v237;
                 float v239 = -v238;
-                float v240 = v235 != 0.0f ? -1.0f : logps_rejected[j];
-                float v241 = v235 != 0.0f ? 1.0f : t41[j];
+                float v240 = v235 != 0.0f ? -1.0f : carry2[j];
+                float v241 = v235 != 0.0f ? 1.0f : carry4[j];
                 float v242 = v240 / v241;
                 float v243 = v238 - v242;
                 float v244 = la_expf(v238);
@@ -8030,7 +8457,7 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 v0 = v261;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v263 = v262 != 0.0f ? -1.0f : logps_chosen[j];
+                float v263 = v262 != 0.0f ? -1.0f : carry1[j];
                 float v264 = v262 != 0.0f ? 0.0f : ref_chosen[j];
                 float v265 = v263 - v264;
                 float v266 = (beta[0]) * v265;
@@ -8043,7 +8470,7 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 float v279 = logf(v278);
                 float v280 = v274 - v279;
                 float v281 = -v280;
-                float v282 = v262 != 0.0f ? -1.0f : logps_rejected[j];
+                float v282 = v262 != 0.0f ? -1.0f : carry2[j];
                 float v283 = v262 != 0.0f ? 0.0f : ref_rejected[j];
                 float v284 = v282 - v283;
                 float v285 = (beta[0]) * v284;
@@ -8061,7 +8488,7 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 v0 = v296;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v298 = v297 != 0.0f ? -1.0f : logps_chosen[j];
+                float v298 = v297 != 0.0f ? -1.0f : carry1[j];
                 float v299 = v297 != 0.0f ? 0.0f : ref_chosen[j];
                 float v300 = v298 - v299;
                 float v301 = (beta[0]) * v300;
@@ -8074,7 +8501,7 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 float v308 = v302 - v307;
                 float v309 = la_expf(v308);
                 float v310 = 1.0f - v309;
-                float v311 = v297 != 0.0f ? -1.0f : logps_rejected[j];
+                float v311 = v297 != 0.0f ? -1.0f : carry2[j];
                 float v312 = v297 != 0.0f ? 0.0f : ref_rejected[j];
                 float v313 = v311 - v312;
                 float v314 = (beta[0]) * v313;
@@ -8091,7 +8518,7 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 v0 = v324;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v326 = v325 != 0.0f ? -1.0f : logps_chosen[j];
+                float v326 = v325 != 0.0f ? -1.0f : carry1[j];
                 float v327 = v325 != 0.0f ? 0.0f : ref_chosen[j];
                 float v328 = v326 - v327;
                 float v329 = (beta[0]) * v328;
@@ -8103,7 +8530,7 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 float v335 = logf(v334);
                 float v336 = v330 - v335;
                 float v337 = la_expf(v336);
-                float v338 = v325 != 0.0f ? -1.0f : logps_rejected[j];
+                float v338 = v325 != 0.0f ? -1.0f : carry2[j];
                 float v339 = v325 != 0.0f ? 0.0f : ref_rejected[j];
                 float v340 = v338 - v339;
                 float v341 = v328 - v340;
@@ -8122,10 +8549,10 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 v0 = v353;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v355 = v354 != 0.0f ? -1.0f : logps_chosen[j];
+                float v355 = v354 != 0.0f ? -1.0f : carry1[j];
                 float v356 = v354 != 0.0f ? 0.0f : ref_chosen[j];
                 float v357 = v355 - v356;
-                float v358 = v354 != 0.0f ? -1.0f : logps_rejected[j];
+                float v358 = v354 != 0.0f ? -1.0f : carry2[j];
                 float v359 = v354 != 0.0f ? 0.0f : ref_rejected[j];
                 float v360 = v358 - v359;
                 float v361 = v357 - v360;
@@ -8156,10 +8583,10 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 v0 = v390;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v392 = v391 != 0.0f ? -1.0f : logps_chosen[j];
+                float v392 = v391 != 0.0f ? -1.0f : carry1[j];
                 float v393 = v391 != 0.0f ? 0.0f : ref_chosen[j];
                 float v394 = v392 - v393;
-                float v395 = v391 != 0.0f ? -1.0f : logps_rejected[j];
+                float v395 = v391 != 0.0f ? -1.0f : carry2[j];
                 float v396 = v391 != 0.0f ? 0.0f : ref_rejected[j];
                 float v397 = v395 - v396;
                 float v398 = v394 - v397;
@@ -8191,14 +8618,14 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 v0 = v423;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v425 = v424 != 0.0f ? -1.0f : logps_chosen[j];
-                float v426 = v424 != 0.0f ? 1.0f : t40[j];
+                float v425 = v424 != 0.0f ? -1.0f : carry1[j];
+                float v426 = v424 != 0.0f ? 1.0f : carry3[j];
                 float v427 = v425 / v426;
                 float v428 = v424 != 0.0f ? 0.0f : ref_chosen[j];
                 float v429 = v428 / v426;
                 float v430 = v427 - v429;
-                float v431 = v424 != 0.0f ? -1.0f : logps_rejected[j];
-                float v432 = v424 != 0.0f ? 1.0f : t41[j];
+                float v431 = v424 != 0.0f ? -1.0f : carry2[j];
+                float v432 = v424 != 0.0f ? 1.0f : carry4[j];
                 float v433 = v431 / v432;
                 float v434 = v424 != 0.0f ? 0.0f : ref_rejected[j];
                 float v435 = v434 / v432;
@@ -8227,8 +8654,8 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
                 v0 = v457;
             }
             else {
-                float v459 = v458 != 0.0f ? -1.0f : logps_chosen[j];
-                float v460 = v458 != 0.0f ? 1.0f : t40[j];
+                float v459 = v458 != 0.0f ? -1.0f : carry1[j];
+                float v460 = v458 != 0.0f ? 1.0f : carry3[j];
                 float v461 = v459 / v460;
                 float v462 = -v461;
                 float v463 = v458 != 0.0f ? 0.0f : v462;
@@ -8239,8 +8666,8 @@ static void dpo_step_lora_k60_log_sigmoid(float *restrict losses, const float *r
     }
 }
 
-/* dpo_step_lora_k61_lm_head: t47 = Σ(losses · loss_weights)  [lm_head] */
-static void dpo_step_lora_k61_lm_head(float *restrict t47, const float *restrict loss_weights, const float *restrict losses, long B) {
+/* dpo_step_lora_k64_lm_head: t48 = Σ(losses · loss_weights)  [lm_head] */
+static void dpo_step_lora_k64_lm_head(float *restrict t48, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
     #pragma omp parallel for if (rows * n > 32768)
@@ -8252,73 +8679,114 @@ static void dpo_step_lora_k61_lm_head(float *restrict t47, const float *restrict
             float v0 = (losses[(j0) * B + i0]) * (loss_weights[j0]);
             acc0 += v0;
         }
-        t47[r] = acc0;
+        t48[r] = acc0;
     }
 }
 
-/* dpo_step_lora_k62_lm_head: t48 = Σ(t47 · pair_weight)  [lm_head; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_lora_k62_lm_head(float *restrict t48, const float *restrict pair_weight, const float *restrict t47, long B) {
+/* dpo_step_lora_k65_lm_head: t49 = Σ(t48 · pair_weight)  [lm_head; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_lora_k65_lm_head(float *restrict t49, const float *restrict pair_weight, const float *restrict t48, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = (t47[j0]) * (pair_weight[j0]);
+        float v0 = (t48[j0]) * (pair_weight[j0]);
         acc0 += v0;
-    }
-    t48[r] = acc0;
-}
-
-/* dpo_step_lora_k63_sft: t49 = Σ((-(logps_chosen / t40)) · pair_weight)  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_lora_k63_sft(float *restrict t49, const float *restrict pair_weight, const float *restrict logps_chosen, const float *restrict t40, long B) {
-    /* one result per row */
-    const long n = B;
-    const long r = 0;
-    float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
-    for (long j0 = 0; j0 < n; j0++) {
-        float v0 = (logps_chosen[j0]) / (t40[j0]);
-        float v1 = -v0;
-        float v2 = v1 * (pair_weight[j0]);
-        acc0 += v2;
     }
     t49[r] = acc0;
 }
 
-/* dpo_step_lora_k64_dpo_loss: loss = pref_loss_ratio · t48 + sft_loss_ratio · t49  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
-static void dpo_step_lora_k64_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t48, const float *restrict t49) {
+/* dpo_step_lora_k66_sft: t50 = Σ((-(carry1 / carry3)) · pair_weight)  [lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_lora_k66_sft(float *restrict t50, const float *restrict pair_weight, const float *restrict carry1, const float *restrict carry3, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (carry1[j0]) / (carry3[j0]);
+        float v1 = -v0;
+        float v2 = v1 * (pair_weight[j0]);
+        acc0 += v2;
+    }
+    t50[r] = acc0;
+}
+
+/* dpo_step_lora_k67_dpo_loss: loss = pref_loss_ratio · t49 + sft_loss_ratio · t50  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+static void dpo_step_lora_k67_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t49, const float *restrict t50) {
     const long n = 1;
-    float v0 = (pref_loss_ratio[0]) * (t48[0]);
-    float v1 = (sft_loss_ratio[0]) * (t49[0]);
+    float v0 = (pref_loss_ratio[0]) * (t49[0]);
+    float v1 = (sft_loss_ratio[0]) * (t50[0]);
     float v2 = v0 + v1;
     loss[0] = v2;
 }
 
-/* dpo_step_lora_k65_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, neg, neg  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad; lm_head/sequence_logps/grad] */
-static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restrict t51, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t40, const float *restrict t41, const float *restrict t42, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t46, long B) {
-    const long rows = B, n = 1;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        float v2 = v1 * (pair_weight[i0]);
+/* dpo_step_lora_k68_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_step_lora_k68_log_sigmoid_grad(float *restrict t51, float *restrict t52, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t46, const float *restrict t47, long B) {
+    const long n = B;
+    float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+    float v1 = 1.0f * (pref_loss_ratio[0]);
+    float v39 = 1.0f - (label_smoothing[0]);
+    float v40 = -v39;
+    float v62 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+    float v132 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+    float v165 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+    float v166 = v165 != 0.0f ? 0.00100000005f : label_smoothing[0];
+    float v167 = logf(v166);
+    float v201 = 1.0f - v166;
+    float v202 = logf(v201);
+    float v218 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+    float v254 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+    float v284 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float v293 = (t46[0]) / (t44[0]);
+    float v294 = v293;
+    float v295 = (t47[0]) / (t44[0]);
+    float v296 = v295;
+    float v297 = v294 + v296;
+    float v298 = v297 * 0.5f;
+    float v319 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+    float v363 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+    float v376 = (simpo_gamma[0]) / (beta[0]);
+    float v418 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+    float v453 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float v458 = (t43[0]) / (t44[0]);
+    float v459 = v458;
+    float v460 = fmaxf(v459, 0.0f);
+    float v490 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+    float v519 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+    float v525 = 0.5f / (beta[0]);
+    float v531 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+    float v547 = (beta[0]) * 2.0f;
+    float v548 = 1.0f / v547;
+    float v556 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+    float v575 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+    float v578 = 2.0f * (label_smoothing[0]);
+    float v579 = 1.0f - v578;
+    float v629 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+    float v681 = 1.0f * (sft_loss_ratio[0]);
+    float v685 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+    float v796 = (t45[0]) / (t44[0]);
+    float v797 = v796;
+    float v798 = fmaxf(v797, 0.0f);
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v2 = v1 * (pair_weight[j]);
         float v3 = v2 * (loss_weights[15]);
         float v4 = v0 != 0.0f ? 0.0f : v3;
         float v5 = -v4;
         float v6 = v5 * (label_smoothing[0]);
         float v7 = -v6;
-        float v8 = v0 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v9 = v0 != 0.0f ? 1.0f : t40[i0];
+        float v8 = v0 != 0.0f ? -1.0f : carry1[j];
+        float v9 = v0 != 0.0f ? 1.0f : carry3[j];
         float v10 = v8 / v9;
-        float v11 = v0 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v11 = v0 != 0.0f ? 0.0f : ref_chosen[j];
         float v12 = v11 / v9;
         float v13 = v10 - v12;
-        float v14 = v0 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v15 = v0 != 0.0f ? 1.0f : t41[i0];
+        float v14 = v0 != 0.0f ? -1.0f : carry2[j];
+        float v15 = v0 != 0.0f ? 1.0f : carry4[j];
         float v16 = v14 / v15;
-        float v17 = v0 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v17 = v0 != 0.0f ? 0.0f : ref_rejected[j];
         float v18 = v17 / v15;
         float v19 = v16 - v18;
         float v20 = v13 - v19;
@@ -8340,8 +8808,6 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v36 = v33 + v35;
         float v37 = -v36;
         float v38 = v37 * (beta[0]);
-        float v39 = 1.0f - (label_smoothing[0]);
-        float v40 = -v39;
         float v41 = v4 * v40;
         float v42 = -v41;
         float v43 = fabsf(v21);
@@ -8363,14 +8829,13 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v59 = -v58;
         float v60 = v59 / v15;
         float v61 = v0 != 0.0f ? 0.0f : v60;
-        float v62 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
         float v63 = v2 * (loss_weights[14]);
         float v64 = v62 != 0.0f ? 0.0f : v63;
-        float v65 = v62 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v66 = v62 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v65 = v62 != 0.0f ? -1.0f : carry1[j];
+        float v66 = v62 != 0.0f ? 0.0f : ref_chosen[j];
         float v67 = v65 - v66;
-        float v68 = v62 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v69 = v62 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v68 = v62 != 0.0f ? -1.0f : carry2[j];
+        float v69 = v62 != 0.0f ? 0.0f : ref_rejected[j];
         float v70 = v68 - v69;
         float v71 = v67 - v70;
         float v72 = (beta[0]) * v71;
@@ -8433,14 +8898,13 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v129 = -v128;
         float v130 = v62 != 0.0f ? 0.0f : v129;
         float v131 = v61 + v130;
-        float v132 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
         float v133 = v2 * (loss_weights[13]);
         float v134 = v132 != 0.0f ? 0.0f : v133;
-        float v135 = v132 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v136 = v132 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v135 = v132 != 0.0f ? -1.0f : carry1[j];
+        float v136 = v132 != 0.0f ? 0.0f : ref_chosen[j];
         float v137 = v135 - v136;
-        float v138 = v132 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v139 = v132 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v138 = v132 != 0.0f ? -1.0f : carry2[j];
+        float v139 = v132 != 0.0f ? 0.0f : ref_rejected[j];
         float v140 = v138 - v139;
         float v141 = v137 - v140;
         float v142 = (beta[0]) * v141;
@@ -8466,9 +8930,6 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v162 = v152 * v161;
         float v163 = v160 + v162;
         float v164 = -v163;
-        float v165 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
-        float v166 = v165 != 0.0f ? 0.00100000005f : label_smoothing[0];
-        float v167 = logf(v166);
         float v168 = v150 - v167;
         float v169 = v134 * v168;
         float v170 = v169 * v151;
@@ -8502,8 +8963,6 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v198 = v142 <= 0.0f ? 1.0f : 0.0f;
         float v199 = v188 * v198;
         float v200 = v197 + v199;
-        float v201 = 1.0f - v166;
-        float v202 = logf(v201);
         float v203 = v186 - v202;
         float v204 = v134 * v203;
         float v205 = v204 * v187;
@@ -8519,15 +8978,14 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v215 = -v214;
         float v216 = v132 != 0.0f ? 0.0f : v215;
         float v217 = v131 + v216;
-        float v218 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
         float v219 = v2 * (loss_weights[12]);
         float v220 = v218 != 0.0f ? 0.0f : v219;
         float v221 = -v220;
-        float v222 = v218 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v223 = v218 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v222 = v218 != 0.0f ? -1.0f : carry1[j];
+        float v223 = v218 != 0.0f ? 0.0f : ref_chosen[j];
         float v224 = v222 - v223;
-        float v225 = v218 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v226 = v218 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v225 = v218 != 0.0f ? -1.0f : carry2[j];
+        float v226 = v218 != 0.0f ? 0.0f : ref_rejected[j];
         float v227 = v225 - v226;
         float v228 = v224 - v227;
         float v229 = (beta[0]) * v228;
@@ -8555,11 +9013,10 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v251 = -v250;
         float v252 = v218 != 0.0f ? 0.0f : v251;
         float v253 = v217 + v252;
-        float v254 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
         float v255 = v2 * (loss_weights[11]);
         float v256 = v254 != 0.0f ? 0.0f : v255;
-        float v257 = v254 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v258 = v254 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v257 = v254 != 0.0f ? -1.0f : carry2[j];
+        float v258 = v254 != 0.0f ? 0.0f : ref_rejected[j];
         float v259 = v257 - v258;
         float v260 = (beta[0]) * v259;
         float v261 = fminf(v260, 0.0f);
@@ -8585,21 +9042,14 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v281 = v280 * (beta[0]);
         float v282 = v254 != 0.0f ? 0.0f : v281;
         float v283 = v253 + v282;
-        float v284 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
         float v285 = v2 * (loss_weights[10]);
         float v286 = v284 != 0.0f ? 0.0f : v285;
         float v287 = -v286;
         float v288 = -v287;
-        float v289 = v284 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v290 = v284 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v289 = v284 != 0.0f ? -1.0f : carry2[j];
+        float v290 = v284 != 0.0f ? 0.0f : ref_rejected[j];
         float v291 = v289 - v290;
         float v292 = (beta[0]) * v291;
-        float v293 = (t45[0]) / (t43[0]);
-        float v294 = v293;
-        float v295 = (t46[0]) / (t43[0]);
-        float v296 = v295;
-        float v297 = v294 + v296;
-        float v298 = v297 * 0.5f;
         float v299 = v292 - v298;
         float v300 = -v299;
         float v301 = fabsf(v300);
@@ -8620,17 +9070,16 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v316 = v315 * (beta[0]);
         float v317 = v284 != 0.0f ? 0.0f : v316;
         float v318 = v283 + v317;
-        float v319 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
         float v320 = v2 * (loss_weights[9]);
         float v321 = v319 != 0.0f ? 0.0f : v320;
         float v322 = -v321;
         float v323 = v322 * (beta[0]);
         float v324 = -v323;
-        float v325 = v319 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v326 = v319 != 0.0f ? 1.0f : t40[i0];
+        float v325 = v319 != 0.0f ? -1.0f : carry1[j];
+        float v326 = v319 != 0.0f ? 1.0f : carry3[j];
         float v327 = v325 / v326;
-        float v328 = v319 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v329 = v319 != 0.0f ? 1.0f : t41[i0];
+        float v328 = v319 != 0.0f ? -1.0f : carry2[j];
+        float v329 = v319 != 0.0f ? 1.0f : carry4[j];
         float v330 = v328 / v329;
         float v331 = v327 - v330;
         float v332 = la_expf(v327);
@@ -8664,20 +9113,18 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v360 = v359 / v329;
         float v361 = v319 != 0.0f ? 0.0f : v360;
         float v362 = v318 + v361;
-        float v363 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
         float v364 = v2 * (loss_weights[8]);
         float v365 = v363 != 0.0f ? 0.0f : v364;
         float v366 = -v365;
         float v367 = v366 * (label_smoothing[0]);
         float v368 = -v367;
-        float v369 = v363 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v370 = v363 != 0.0f ? 1.0f : t40[i0];
+        float v369 = v363 != 0.0f ? -1.0f : carry1[j];
+        float v370 = v363 != 0.0f ? 1.0f : carry3[j];
         float v371 = v369 / v370;
-        float v372 = v363 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v373 = v363 != 0.0f ? 1.0f : t41[i0];
+        float v372 = v363 != 0.0f ? -1.0f : carry2[j];
+        float v373 = v363 != 0.0f ? 1.0f : carry4[j];
         float v374 = v372 / v373;
         float v375 = v371 - v374;
-        float v376 = (simpo_gamma[0]) / (beta[0]);
         float v377 = v375 - v376;
         float v378 = (beta[0]) * v377;
         float v379 = -v378;
@@ -8719,16 +9166,15 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v415 = v414 / v373;
         float v416 = v363 != 0.0f ? 0.0f : v415;
         float v417 = v362 + v416;
-        float v418 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
         float v419 = v2 * (loss_weights[7]);
         float v420 = v418 != 0.0f ? 0.0f : v419;
         float v421 = -v420;
         float v422 = -v421;
-        float v423 = v418 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v424 = v418 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v423 = v418 != 0.0f ? -1.0f : carry1[j];
+        float v424 = v418 != 0.0f ? 0.0f : ref_chosen[j];
         float v425 = v423 - v424;
-        float v426 = v418 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v427 = v418 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v426 = v418 != 0.0f ? -1.0f : carry2[j];
+        float v427 = v418 != 0.0f ? 0.0f : ref_rejected[j];
         float v428 = v426 - v427;
         float v429 = v425 - v428;
         float v430 = v424 - v423;
@@ -8754,16 +9200,12 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v450 = -v449;
         float v451 = v418 != 0.0f ? 0.0f : v450;
         float v452 = v417 + v451;
-        float v453 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
         float v454 = v2 * (loss_weights[6]);
         float v455 = v453 != 0.0f ? 0.0f : v454;
         float v456 = v455 * 0.5f;
         float v457 = -v456;
-        float v458 = (t42[0]) / (t43[0]);
-        float v459 = v458;
-        float v460 = fmaxf(v459, 0.0f);
-        float v461 = v453 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v462 = v453 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v461 = v453 != 0.0f ? -1.0f : carry2[j];
+        float v462 = v453 != 0.0f ? 0.0f : ref_rejected[j];
         float v463 = v461 - v462;
         float v464 = v460 - v463;
         float v465 = (beta[0]) * v464;
@@ -8791,14 +9233,13 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v487 = -v486;
         float v488 = v453 != 0.0f ? 0.0f : v487;
         float v489 = v452 + v488;
-        float v490 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
         float v491 = v2 * (loss_weights[5]);
         float v492 = v490 != 0.0f ? 0.0f : v491;
         float v493 = -v492;
         float v494 = v493 * 0.5f;
         float v495 = -v494;
-        float v496 = v490 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v497 = v490 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v496 = v490 != 0.0f ? -1.0f : carry2[j];
+        float v497 = v490 != 0.0f ? 0.0f : ref_rejected[j];
         float v498 = v496 - v497;
         float v499 = (beta[0]) * v498;
         float v500 = -v499;
@@ -8820,36 +9261,31 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v516 = v515 * (beta[0]);
         float v517 = v490 != 0.0f ? 0.0f : v516;
         float v518 = v489 + v517;
-        float v519 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
         float v520 = v2 * (loss_weights[4]);
         float v521 = v519 != 0.0f ? 0.0f : v520;
-        float v522 = v519 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v523 = v519 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v522 = v519 != 0.0f ? -1.0f : carry2[j];
+        float v523 = v519 != 0.0f ? 0.0f : ref_rejected[j];
         float v524 = v522 - v523;
-        float v525 = 0.5f / (beta[0]);
         float v526 = v524 + v525;
         float v527 = v521 * v526;
         float v528 = v527 + v527;
         float v529 = v519 != 0.0f ? 0.0f : v528;
         float v530 = v518 + v529;
-        float v531 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
         float v532 = v2 * (loss_weights[3]);
         float v533 = v531 != 0.0f ? 0.0f : v532;
-        float v534 = v531 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v535 = v531 != 0.0f ? 1.0f : t40[i0];
+        float v534 = v531 != 0.0f ? -1.0f : carry1[j];
+        float v535 = v531 != 0.0f ? 1.0f : carry3[j];
         float v536 = v534 / v535;
-        float v537 = v531 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v537 = v531 != 0.0f ? 0.0f : ref_chosen[j];
         float v538 = v537 / v535;
         float v539 = v536 - v538;
-        float v540 = v531 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v541 = v531 != 0.0f ? 1.0f : t41[i0];
+        float v540 = v531 != 0.0f ? -1.0f : carry2[j];
+        float v541 = v531 != 0.0f ? 1.0f : carry4[j];
         float v542 = v540 / v541;
-        float v543 = v531 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v543 = v531 != 0.0f ? 0.0f : ref_rejected[j];
         float v544 = v543 / v541;
         float v545 = v542 - v544;
         float v546 = v539 - v545;
-        float v547 = (beta[0]) * 2.0f;
-        float v548 = 1.0f / v547;
         float v549 = v546 - v548;
         float v550 = v533 * v549;
         float v551 = v550 + v550;
@@ -8857,14 +9293,13 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v553 = v552 / v541;
         float v554 = v531 != 0.0f ? 0.0f : v553;
         float v555 = v530 + v554;
-        float v556 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
         float v557 = v2 * (loss_weights[2]);
         float v558 = v556 != 0.0f ? 0.0f : v557;
-        float v559 = v556 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v560 = v556 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v559 = v556 != 0.0f ? -1.0f : carry1[j];
+        float v560 = v556 != 0.0f ? 0.0f : ref_chosen[j];
         float v561 = v559 - v560;
-        float v562 = v556 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v563 = v556 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v562 = v556 != 0.0f ? -1.0f : carry2[j];
+        float v563 = v556 != 0.0f ? 0.0f : ref_rejected[j];
         float v564 = v562 - v563;
         float v565 = v561 - v564;
         float v566 = (beta[0]) * v565;
@@ -8876,19 +9311,16 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v572 = -v571;
         float v573 = v556 != 0.0f ? 0.0f : v572;
         float v574 = v555 + v573;
-        float v575 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
         float v576 = v2 * (loss_weights[1]);
         float v577 = v575 != 0.0f ? 0.0f : v576;
-        float v578 = 2.0f * (label_smoothing[0]);
-        float v579 = 1.0f - v578;
         float v580 = v577 / v579;
         float v581 = v580 * (label_smoothing[0]);
         float v582 = -v581;
-        float v583 = v575 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v584 = v575 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v583 = v575 != 0.0f ? -1.0f : carry1[j];
+        float v584 = v575 != 0.0f ? 0.0f : ref_chosen[j];
         float v585 = v583 - v584;
-        float v586 = v575 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v587 = v575 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v586 = v575 != 0.0f ? -1.0f : carry2[j];
+        float v587 = v575 != 0.0f ? 0.0f : ref_rejected[j];
         float v588 = v586 - v587;
         float v589 = v585 - v588;
         float v590 = (beta[0]) * v589;
@@ -8930,17 +9362,16 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v626 = -v625;
         float v627 = v575 != 0.0f ? 0.0f : v626;
         float v628 = v574 + v627;
-        float v629 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         float v630 = v2 * (loss_weights[0]);
         float v631 = v629 != 0.0f ? 0.0f : v630;
         float v632 = -v631;
         float v633 = v632 * (label_smoothing[0]);
         float v634 = -v633;
-        float v635 = v629 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v636 = v629 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v635 = v629 != 0.0f ? -1.0f : carry1[j];
+        float v636 = v629 != 0.0f ? 0.0f : ref_chosen[j];
         float v637 = v635 - v636;
-        float v638 = v629 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v639 = v629 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v638 = v629 != 0.0f ? -1.0f : carry2[j];
+        float v639 = v629 != 0.0f ? 0.0f : ref_rejected[j];
         float v640 = v638 - v639;
         float v641 = v637 - v640;
         float v642 = (beta[0]) * v641;
@@ -8982,222 +9413,333 @@ static void dpo_step_lora_k65_log_sigmoid_grad(float *restrict t50, float *restr
         float v678 = -v677;
         float v679 = v629 != 0.0f ? 0.0f : v678;
         float v680 = v628 + v679;
-        float v681 = -v680;
-        float v682 = 1.0f * (sft_loss_ratio[0]);
-        float v683 = v682 * (pair_weight[i0]);
-        float v684 = -v683;
-        float v685 = v684 / (t40[i0]);
-        float v686 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
-        float v687 = v2 * (loss_weights[16]);
-        float v688 = v686 != 0.0f ? 0.0f : v687;
-        float v689 = -v688;
-        float v690 = v686 != 0.0f ? 1.0f : t40[i0];
-        float v691 = v689 / v690;
-        float v692 = v686 != 0.0f ? 0.0f : v691;
-        float v693 = v685 + v692;
-        float v694 = v58 / v9;
-        float v695 = v0 != 0.0f ? 0.0f : v694;
-        float v696 = v693 + v695;
-        float v697 = v62 != 0.0f ? 0.0f : v128;
-        float v698 = v696 + v697;
-        float v699 = v132 != 0.0f ? 0.0f : v214;
-        float v700 = v698 + v699;
-        float v701 = (beta[0]) * v224;
-        float v702 = fminf(v701, 0.0f);
-        float v703 = fabsf(v701);
-        float v704 = -v703;
-        float v705 = la_expf(v704);
-        float v706 = 1.0f + v705;
-        float v707 = logf(v706);
-        float v708 = v702 - v707;
-        float v709 = la_expf(v708);
-        float v710 = v220 * v709;
-        float v711 = -v710;
-        float v712 = v711 / v706;
-        float v713 = v712 * v705;
-        float v714 = -v713;
-        float v715 = 0.0f < v701 ? 1.0f : 0.0f;
-        float v716 = v715 * 2.0f;
-        float v717 = v716 - 1.0f;
-        float v718 = v714 * v717;
-        float v719 = v701 <= 0.0f ? 1.0f : 0.0f;
-        float v720 = v710 * v719;
-        float v721 = v718 + v720;
-        float v722 = v721 * (beta[0]);
-        float v723 = v250 + v722;
-        float v724 = v218 != 0.0f ? 0.0f : v723;
-        float v725 = v700 + v724;
-        float v726 = -v256;
-        float v727 = v254 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v728 = v254 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v729 = v727 - v728;
-        float v730 = (beta[0]) * v729;
-        float v731 = fminf(v730, 0.0f);
-        float v732 = fabsf(v730);
-        float v733 = -v732;
-        float v734 = la_expf(v733);
-        float v735 = 1.0f + v734;
-        float v736 = logf(v735);
-        float v737 = v731 - v736;
-        float v738 = la_expf(v737);
-        float v739 = v726 * v738;
-        float v740 = -v739;
-        float v741 = v740 / v735;
-        float v742 = v741 * v734;
-        float v743 = -v742;
-        float v744 = 0.0f < v730 ? 1.0f : 0.0f;
-        float v745 = v744 * 2.0f;
-        float v746 = v745 - 1.0f;
-        float v747 = v743 * v746;
-        float v748 = v730 <= 0.0f ? 1.0f : 0.0f;
-        float v749 = v739 * v748;
-        float v750 = v747 + v749;
-        float v751 = v750 * (beta[0]);
-        float v752 = v254 != 0.0f ? 0.0f : v751;
-        float v753 = v725 + v752;
-        float v754 = v284 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v755 = v284 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v756 = v754 - v755;
-        float v757 = (beta[0]) * v756;
-        float v758 = v757 - v298;
-        float v759 = fabsf(v758);
-        float v760 = -v759;
-        float v761 = la_expf(v760);
-        float v762 = 1.0f + v761;
-        float v763 = v288 / v762;
-        float v764 = v763 * v761;
-        float v765 = -v764;
-        float v766 = 0.0f < v758 ? 1.0f : 0.0f;
-        float v767 = v766 * 2.0f;
-        float v768 = v767 - 1.0f;
-        float v769 = v765 * v768;
-        float v770 = v758 <= 0.0f ? 1.0f : 0.0f;
-        float v771 = v287 * v770;
-        float v772 = v769 + v771;
-        float v773 = v772 * (beta[0]);
-        float v774 = v284 != 0.0f ? 0.0f : v773;
-        float v775 = v753 + v774;
-        float v776 = v354 / v333;
-        float v777 = -v776;
-        float v778 = v777 * v332;
-        float v779 = v322 + v778;
-        float v780 = v779 + v353;
-        float v781 = v780 / v326;
-        float v782 = v319 != 0.0f ? 0.0f : v781;
-        float v783 = v775 + v782;
-        float v784 = v413 / v370;
-        float v785 = v363 != 0.0f ? 0.0f : v784;
-        float v786 = v783 + v785;
-        float v787 = v450 * (dpop_lambda[0]);
-        float v788 = 0.0f <= v430 ? 1.0f : 0.0f;
-        float v789 = v787 * v788;
-        float v790 = -v789;
-        float v791 = v790 + v449;
-        float v792 = v418 != 0.0f ? 0.0f : v791;
-        float v793 = v786 + v792;
-        float v794 = v453 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v795 = v453 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v796 = v794 - v795;
-        float v797 = (t44[0]) / (t43[0]);
-        float v798 = v797;
-        float v799 = fmaxf(v798, 0.0f);
-        float v800 = v796 - v799;
-        float v801 = (beta[0]) * v800;
-        float v802 = fminf(v801, 0.0f);
-        float v803 = fabsf(v801);
-        float v804 = -v803;
-        float v805 = la_expf(v804);
-        float v806 = 1.0f + v805;
-        float v807 = logf(v806);
-        float v808 = v802 - v807;
-        float v809 = la_expf(v808);
-        float v810 = v457 * v809;
-        float v811 = -v810;
-        float v812 = v811 / v806;
-        float v813 = v812 * v805;
-        float v814 = -v813;
-        float v815 = 0.0f < v801 ? 1.0f : 0.0f;
-        float v816 = v815 * 2.0f;
-        float v817 = v816 - 1.0f;
-        float v818 = v814 * v817;
-        float v819 = v801 <= 0.0f ? 1.0f : 0.0f;
-        float v820 = v810 * v819;
-        float v821 = v818 + v820;
-        float v822 = v821 * (beta[0]);
-        float v823 = v453 != 0.0f ? 0.0f : v822;
-        float v824 = v793 + v823;
-        float v825 = v490 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v826 = v490 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v827 = v825 - v826;
-        float v828 = (beta[0]) * v827;
-        float v829 = -v828;
-        float v830 = fabsf(v829);
-        float v831 = -v830;
-        float v832 = la_expf(v831);
-        float v833 = 1.0f + v832;
-        float v834 = v495 / v833;
-        float v835 = v834 * v832;
-        float v836 = -v835;
-        float v837 = 0.0f < v829 ? 1.0f : 0.0f;
-        float v838 = v837 * 2.0f;
-        float v839 = v838 - 1.0f;
-        float v840 = v836 * v839;
-        float v841 = v829 <= 0.0f ? 1.0f : 0.0f;
-        float v842 = v494 * v841;
-        float v843 = v840 + v842;
-        float v844 = -v843;
-        float v845 = v844 * (beta[0]);
-        float v846 = -v493;
-        float v847 = fabsf(v828);
-        float v848 = -v847;
-        float v849 = la_expf(v848);
-        float v850 = 1.0f + v849;
-        float v851 = v846 / v850;
-        float v852 = v851 * v849;
-        float v853 = -v852;
-        float v854 = 0.0f < v828 ? 1.0f : 0.0f;
-        float v855 = v854 * 2.0f;
-        float v856 = v855 - 1.0f;
-        float v857 = v853 * v856;
-        float v858 = v828 <= 0.0f ? 1.0f : 0.0f;
-        float v859 = v493 * v858;
-        float v860 = v857 + v859;
-        float v861 = v860 * (beta[0]);
-        float v862 = v845 + v861;
-        float v863 = v490 != 0.0f ? 0.0f : v862;
-        float v864 = v824 + v863;
-        float v865 = v519 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v866 = v519 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v867 = v865 - v866;
-        float v868 = v867 - v525;
-        float v869 = v521 * v868;
-        float v870 = v869 + v869;
-        float v871 = v519 != 0.0f ? 0.0f : v870;
-        float v872 = v864 + v871;
-        float v873 = v551 / v535;
-        float v874 = v531 != 0.0f ? 0.0f : v873;
-        float v875 = v872 + v874;
-        float v876 = v556 != 0.0f ? 0.0f : v571;
-        float v877 = v875 + v876;
-        float v878 = v575 != 0.0f ? 0.0f : v625;
-        float v879 = v877 + v878;
-        float v880 = v629 != 0.0f ? 0.0f : v677;
-        float v881 = v879 + v880;
-        float v882 = -v881;
+        t51[j] = v680;
+        float v682 = v681 * (pair_weight[j]);
+        float v683 = -v682;
+        float v684 = v683 / (carry3[j]);
+        float v686 = v2 * (loss_weights[16]);
+        float v687 = v685 != 0.0f ? 0.0f : v686;
+        float v688 = -v687;
+        float v689 = v685 != 0.0f ? 1.0f : carry3[j];
+        float v690 = v688 / v689;
+        float v691 = v685 != 0.0f ? 0.0f : v690;
+        float v692 = v684 + v691;
+        float v693 = v58 / v9;
+        float v694 = v0 != 0.0f ? 0.0f : v693;
+        float v695 = v692 + v694;
+        float v696 = v62 != 0.0f ? 0.0f : v128;
+        float v697 = v695 + v696;
+        float v698 = v132 != 0.0f ? 0.0f : v214;
+        float v699 = v697 + v698;
+        float v700 = (beta[0]) * v224;
+        float v701 = fminf(v700, 0.0f);
+        float v702 = fabsf(v700);
+        float v703 = -v702;
+        float v704 = la_expf(v703);
+        float v705 = 1.0f + v704;
+        float v706 = logf(v705);
+        float v707 = v701 - v706;
+        float v708 = la_expf(v707);
+        float v709 = v220 * v708;
+        float v710 = -v709;
+        float v711 = v710 / v705;
+        float v712 = v711 * v704;
+        float v713 = -v712;
+        float v714 = 0.0f < v700 ? 1.0f : 0.0f;
+        float v715 = v714 * 2.0f;
+        float v716 = v715 - 1.0f;
+        float v717 = v713 * v716;
+        float v718 = v700 <= 0.0f ? 1.0f : 0.0f;
+        float v719 = v709 * v718;
+        float v720 = v717 + v719;
+        float v721 = v720 * (beta[0]);
+        float v722 = v250 + v721;
+        float v723 = v218 != 0.0f ? 0.0f : v722;
+        float v724 = v699 + v723;
+        float v725 = -v256;
+        float v726 = v254 != 0.0f ? -1.0f : carry1[j];
+        float v727 = v254 != 0.0f ? 0.0f : ref_chosen[j];
+        float v728 = v726 - v727;
+        float v729 = (beta[0]) * v728;
+        float v730 = fminf(v729, 0.0f);
+        float v731 = fabsf(v729);
+        float v732 = -v731;
+        float v733 = la_expf(v732);
+        float v734 = 1.0f + v733;
+        float v735 = logf(v734);
+        float v736 = v730 - v735;
+        float v737 = la_expf(v736);
+        float v738 = v725 * v737;
+        float v739 = -v738;
+        float v740 = v739 / v734;
+        float v741 = v740 * v733;
+        float v742 = -v741;
+        float v743 = 0.0f < v729 ? 1.0f : 0.0f;
+        float v744 = v743 * 2.0f;
+        float v745 = v744 - 1.0f;
+        float v746 = v742 * v745;
+        float v747 = v729 <= 0.0f ? 1.0f : 0.0f;
+        float v748 = v738 * v747;
+        float v749 = v746 + v748;
+        float v750 = v749 * (beta[0]);
+        float v751 = v254 != 0.0f ? 0.0f : v750;
+        float v752 = v724 + v751;
+        float v753 = v284 != 0.0f ? -1.0f : carry1[j];
+        float v754 = v284 != 0.0f ? 0.0f : ref_chosen[j];
+        float v755 = v753 - v754;
+        float v756 = (beta[0]) * v755;
+        float v757 = v756 - v298;
+        float v758 = fabsf(v757);
+        float v759 = -v758;
+        float v760 = la_expf(v759);
+        float v761 = 1.0f + v760;
+        float v762 = v288 / v761;
+        float v763 = v762 * v760;
+        float v764 = -v763;
+        float v765 = 0.0f < v757 ? 1.0f : 0.0f;
+        float v766 = v765 * 2.0f;
+        float v767 = v766 - 1.0f;
+        float v768 = v764 * v767;
+        float v769 = v757 <= 0.0f ? 1.0f : 0.0f;
+        float v770 = v287 * v769;
+        float v771 = v768 + v770;
+        float v772 = v771 * (beta[0]);
+        float v773 = v284 != 0.0f ? 0.0f : v772;
+        float v774 = v752 + v773;
+        float v775 = v354 / v333;
+        float v776 = -v775;
+        float v777 = v776 * v332;
+        float v778 = v322 + v777;
+        float v779 = v778 + v353;
+        float v780 = v779 / v326;
+        float v781 = v319 != 0.0f ? 0.0f : v780;
+        float v782 = v774 + v781;
+        float v783 = v413 / v370;
+        float v784 = v363 != 0.0f ? 0.0f : v783;
+        float v785 = v782 + v784;
+        float v786 = v450 * (dpop_lambda[0]);
+        float v787 = 0.0f <= v430 ? 1.0f : 0.0f;
+        float v788 = v786 * v787;
+        float v789 = -v788;
+        float v790 = v789 + v449;
+        float v791 = v418 != 0.0f ? 0.0f : v790;
+        float v792 = v785 + v791;
+        float v793 = v453 != 0.0f ? -1.0f : carry1[j];
+        float v794 = v453 != 0.0f ? 0.0f : ref_chosen[j];
+        float v795 = v793 - v794;
+        float v799 = v795 - v798;
+        float v800 = (beta[0]) * v799;
+        float v801 = fminf(v800, 0.0f);
+        float v802 = fabsf(v800);
+        float v803 = -v802;
+        float v804 = la_expf(v803);
+        float v805 = 1.0f + v804;
+        float v806 = logf(v805);
+        float v807 = v801 - v806;
+        float v808 = la_expf(v807);
+        float v809 = v457 * v808;
+        float v810 = -v809;
+        float v811 = v810 / v805;
+        float v812 = v811 * v804;
+        float v813 = -v812;
+        float v814 = 0.0f < v800 ? 1.0f : 0.0f;
+        float v815 = v814 * 2.0f;
+        float v816 = v815 - 1.0f;
+        float v817 = v813 * v816;
+        float v818 = v800 <= 0.0f ? 1.0f : 0.0f;
+        float v819 = v809 * v818;
+        float v820 = v817 + v819;
+        float v821 = v820 * (beta[0]);
+        float v822 = v453 != 0.0f ? 0.0f : v821;
+        float v823 = v792 + v822;
+        float v824 = v490 != 0.0f ? -1.0f : carry1[j];
+        float v825 = v490 != 0.0f ? 0.0f : ref_chosen[j];
+        float v826 = v824 - v825;
+        float v827 = (beta[0]) * v826;
+        float v828 = -v827;
+        float v829 = fabsf(v828);
+        float v830 = -v829;
+        float v831 = la_expf(v830);
+        float v832 = 1.0f + v831;
+        float v833 = v495 / v832;
+        float v834 = v833 * v831;
+        float v835 = -v834;
+        float v836 = 0.0f < v828 ? 1.0f : 0.0f;
+        float v837 = v836 * 2.0f;
+        float v838 = v837 - 1.0f;
+        float v839 = v835 * v838;
+        float v840 = v828 <= 0.0f ? 1.0f : 0.0f;
+        float v841 = v494 * v840;
+        float v842 = v839 + v841;
+        float v843 = -v842;
+        float v844 = v843 * (beta[0]);
+        float v845 = -v493;
+        float v846 = fabsf(v827);
+        float v847 = -v846;
+        float v848 = la_expf(v847);
+        float v849 = 1.0f + v848;
+        float v850 = v845 / v849;
+        float v851 = v850 * v848;
+        float v852 = -v851;
+        float v853 = 0.0f < v827 ? 1.0f : 0.0f;
+        float v854 = v853 * 2.0f;
+        float v855 = v854 - 1.0f;
+        float v856 = v852 * v855;
+        float v857 = v827 <= 0.0f ? 1.0f : 0.0f;
+        float v858 = v493 * v857;
+        float v859 = v856 + v858;
+        float v860 = v859 * (beta[0]);
+        float v861 = v844 + v860;
+        float v862 = v490 != 0.0f ? 0.0f : v861;
+        float v863 = v823 + v862;
+        float v864 = v519 != 0.0f ? -1.0f : carry1[j];
+        float v865 = v519 != 0.0f ? 0.0f : ref_chosen[j];
+        float v866 = v864 - v865;
+        float v867 = v866 - v525;
+        float v868 = v521 * v867;
+        float v869 = v868 + v868;
+        float v870 = v519 != 0.0f ? 0.0f : v869;
+        float v871 = v863 + v870;
+        float v872 = v551 / v535;
+        float v873 = v531 != 0.0f ? 0.0f : v872;
+        float v874 = v871 + v873;
+        float v875 = v556 != 0.0f ? 0.0f : v571;
+        float v876 = v874 + v875;
+        float v877 = v575 != 0.0f ? 0.0f : v625;
+        float v878 = v876 + v877;
+        float v879 = v629 != 0.0f ? 0.0f : v677;
+        float v880 = v878 + v879;
+        t52[j] = v880;
+    }
+}
+
+/* dpo_step_lora_k69_dpo_sigmoid: t53 = 0  [lm_head/dpo_sigmoid] */
+static void dpo_step_lora_k69_dpo_sigmoid(float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            t50[r * n + j] = v681;
-            t51[r * n + j] = v882;
+            t53[r * n + j] = 0.0f;
         }
     }
 }
 
-/* dpo_step_lora_k66_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_lora_k66_log_softmax_grad(float *restrict t52, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t32, const float *restrict t33, const float *restrict t34, const float *restrict t50, const float *restrict t51, long NS, long V) {
-    const long rows = NS, n = V;
+/* dpo_step_lora_k70_lm_head: t54 = carry0[scored]  [lm_chunk_backward/lm_head] */
+static void dpo_step_lora_k70_lm_head(float *restrict t54, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t50[(long)scored_pair[i0] * 1 + 0];
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t54[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_k71_rmsnorm: t55 = Σ(t54²)  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_lora_k71_rmsnorm(float *restrict t55, const float *restrict t54, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t54[r * n + j0]) * (t54[r * n + j0]);
+            acc0 += v0;
+        }
+        t55[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_k72_rmsnorm: t56 = (t54 · rsqrt(t55 / D + norm_eps)) · final_norm  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_lora_k72_rmsnorm(float *restrict t56, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t54, const float *restrict t55, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t55[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t54[r * n + j]) * v2;
+            float v4 = v3 * (final_norm[j]);
+            t56[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_lora_k73_lm_head: t57[CR, V] = t56 · lm_headᵀ  [lm_chunk_backward/lm_head] */
+static void dpo_step_lora_k73_lm_head(float *restrict t57, const float *restrict lm_head, const float *restrict t56, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t56, D, lm_head, D, 0.0f, t57, V);
+}
+
+/* dpo_step_lora_k74_log_softmax: t58 = max(t57)  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_k74_log_softmax(float *restrict t58, const float *restrict t57, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t57[r * n + j0]);
+        }
+        t58[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_k75_log_softmax: t59 = Σ(exp(t57 - t58))  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_k75_log_softmax(float *restrict t59, const float *restrict t57, const float *restrict t58, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t58[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t57[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t59[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_k76_sequence_logps_grad: t60 = -(1 · t51); t61 = -(1 · t52)  [lm_chunk_backward/lm_head/sequence_logps; lm_chunk_backward; lm_chunk_backward/grad; lm_chunk_backward/lm_head/sequence_logps/grad] */
+static void dpo_step_lora_k76_sequence_logps_grad(float *restrict t60, float *restrict t61, const float *restrict t51, const float *restrict t52, long B) {
+    const long rows = B, n = 1;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t51[i0];
+        float v1 = 1.0f * v0;
+        float v2 = -v1;
+        float v3 = t52[i0];
+        float v4 = 1.0f * v3;
+        float v5 = -v4;
+        for (long j = 0; j < n; j++) {
+            t60[r * n + j] = v2;
+            t61[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_k77_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk_backward/lm_head/sequence_logps/cross_entropy; lm_chunk_backward/lm_head/sequence_logps/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_lora_k77_log_softmax_grad(float *restrict t62, const float *restrict t57, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t58, const float *restrict t59, const float *restrict t60, const float *restrict t61, long CR, long V) {
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t60[(long)scored_pair[i0] * 1 + 0];
         float v1 = v0 * (rejected_mask[i0]);
         float v2 = -v1;
         float v3 = (float)rejected_targets[i0];
@@ -9209,7 +9751,7 @@ static void dpo_step_lora_k66_log_softmax_grad(float *restrict t52, const int32_
             float v6 = -v5;
             acc0 += v6;
         }
-        float v7 = t51[(long)scored_pair[i0] * 1 + 0];
+        float v7 = t61[(long)scored_pair[i0] * 1 + 0];
         float v8 = v7 * (chosen_mask[i0]);
         float v9 = -v8;
         float v10 = (float)chosen_targets[i0];
@@ -9221,13 +9763,13 @@ static void dpo_step_lora_k66_log_softmax_grad(float *restrict t52, const int32_
             float v13 = -v12;
             acc1 += v13;
         }
-        float v16 = acc0 / (t34[i0]);
-        float v17 = t33[i0];
-        float v24 = acc1 / (t34[i0]);
+        float v16 = acc0 / (t59[i0]);
+        float v17 = t58[i0];
+        float v24 = acc1 / (t59[i0]);
         for (long j = 0; j < n; j++) {
             float v14 = (float)j == v3 ? 1.0f : 0.0f;
             float v15 = v2 * v14;
-            float v18 = t32[r * n + j] - v17;
+            float v18 = t57[r * n + j] - v17;
             float v19 = la_expf(v18);
             float v20 = v16 * v19;
             float v21 = v15 + v20;
@@ -9236,63 +9778,76 @@ static void dpo_step_lora_k66_log_softmax_grad(float *restrict t52, const int32_
             float v25 = v24 * v19;
             float v26 = v23 + v25;
             float v27 = v21 + v26;
-            t52[r * n + j] = v27;
+            t62[r * n + j] = v27;
         }
     }
 }
 
-/* dpo_step_lora_k67_lm_head_grad_in: t53[NS, D] = t52 · lm_head  [lm_head/grad] */
-static void dpo_step_lora_k67_lm_head_grad_in(float *restrict t53, const float *restrict lm_head, const float *restrict t52, long HD2, long KVH, long NS, long REP, long V) {
+/* dpo_step_lora_k78_lm_head_grad_in: t63[CR, D] = t62 · lm_head  [lm_chunk_backward/lm_head/grad] */
+static void dpo_step_lora_k78_lm_head_grad_in(float *restrict t63, const float *restrict lm_head, const float *restrict t62, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t52, V, lm_head, D, 0.0f, t53, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t62, V, lm_head, D, 0.0f, t63, D);
 }
 
-/* dpo_step_lora_k68_rmsnorm_grad: t54 = Σ((t53 · final_norm) · t29)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
-static void dpo_step_lora_k68_rmsnorm_grad(float *restrict t54, const float *restrict final_norm, const float *restrict t29, const float *restrict t53, long HD2, long KVH, long NS, long REP) {
+/* dpo_step_lora_k79_rmsnorm_grad: t64 = Σ((t63 · final_norm) · t54)  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad] */
+static void dpo_step_lora_k79_rmsnorm_grad(float *restrict t64, const float *restrict final_norm, const float *restrict t54, const float *restrict t63, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t53[r * n + j0]) * (final_norm[j0]);
-            float v1 = v0 * (t29[r * n + j0]);
+            float v0 = (t63[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t54[r * n + j0]);
             acc0 += v1;
         }
-        t54[r] = acc0;
+        t64[r] = acc0;
     }
 }
 
-/* dpo_step_lora_k69_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
-static void dpo_step_lora_k69_rmsnorm_grad_scatter_add(float *restrict t55, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t29, const float *restrict t30, const float *restrict t53, const float *restrict t54, long B, long HD2, long KVH, long NS, long REP, long T) {
+/* dpo_step_lora_k80_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad; lm_chunk_backward/lm_head/grad] */
+static void dpo_step_lora_k80_rmsnorm_grad_scatter_add(float *restrict t65, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t54, const float *restrict t55, const float *restrict t63, const float *restrict t64, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    memset(t55, 0, sizeof(float) * (size_t)(B*T*D));
-    const long rows = NS, n = D;
+    memset(t65, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v1 = (t30[i0]) / ((float)(D));
+        float v1 = (t55[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
-        float v5 = (t54[i0]) * v3;
+        float v5 = (t64[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v0 = (t53[r * n + j]) * (final_norm[j]);
+            float v0 = (t63[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
-            float v10 = v9 * (t29[r * n + j]);
+            float v10 = v9 * (t54[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t55[(long)scored[i0] * D + j] += v12;
+            t65[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* dpo_step_lora_k70_rmsnorm: t56 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void dpo_step_lora_k70_rmsnorm(float *restrict t56, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k81_lm_chunk_backward: carry7_next = carry7 + t65  [lm_chunk_backward/lm_head/grad; lm_chunk_backward] */
+static void dpo_step_lora_k81_lm_chunk_backward(float *restrict carry7_next, const float *restrict carry7, const float *restrict t65, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry7[r * n + j] + t65[r * n + j];
+            carry7_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_k82_rmsnorm: t66 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void dpo_step_lora_k82_rmsnorm(float *restrict t66, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -9304,49 +9859,49 @@ static void dpo_step_lora_k70_rmsnorm(float *restrict t56, const float *restrict
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t56[r] = acc0;
+        t66[r] = acc0;
     }
 }
 
-/* dpo_step_lora_k71_rmsnorm: t57 = (saved_x · rsqrt(t56 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
-static void dpo_step_lora_k71_rmsnorm(float *restrict t57, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k83_rmsnorm: t67 = (saved_x · rsqrt(t66 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void dpo_step_lora_k83_rmsnorm(float *restrict t67, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t56[(i0) * T + i1]) / ((float)(D));
+        float v0 = (t66[(i0) * T + i1]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
             float v3 = (saved_x[r * n + j]) * v2;
             float v4 = v3 * (attn_norm[j]);
-            t57[r * n + j] = v4;
+            t67[r * n + j] = v4;
         }
     }
 }
 
-/* dpo_step_lora_k72_lora_a_wq: t58[B*T, R] = t57 · lora_a_wqᵀ  [layer_backward/attention/lora] */
-static void dpo_step_lora_k72_lora_a_wq(float *restrict t58, const float *restrict lora_a_wq, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k84_lora_a_wq: t68[B*T, R] = t67 · lora_a_wqᵀ  [layer_backward/attention/lora] */
+static void dpo_step_lora_k84_lora_a_wq(float *restrict t68, const float *restrict lora_a_wq, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_wq, D, 0.0f, t58, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t67, D, lora_a_wq, D, 0.0f, t68, R);
 }
 
-/* dpo_step_lora_k73_lora_a_wk: t59[B*T, R] = t57 · lora_a_wkᵀ  [layer_backward/attention/lora] */
-static void dpo_step_lora_k73_lora_a_wk(float *restrict t59, const float *restrict lora_a_wk, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k85_lora_a_wk: t69[B*T, R] = t67 · lora_a_wkᵀ  [layer_backward/attention/lora] */
+static void dpo_step_lora_k85_lora_a_wk(float *restrict t69, const float *restrict lora_a_wk, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_wk, D, 0.0f, t59, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t67, D, lora_a_wk, D, 0.0f, t69, R);
 }
 
-/* dpo_step_lora_k74_lora_a_wv: t60[B*T, R] = t57 · lora_a_wvᵀ  [layer_backward/attention/lora] */
-static void dpo_step_lora_k74_lora_a_wv(float *restrict t60, const float *restrict lora_a_wv, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k86_lora_a_wv: t70[B*T, R] = t67 · lora_a_wvᵀ  [layer_backward/attention/lora] */
+static void dpo_step_lora_k86_lora_a_wv(float *restrict t70, const float *restrict lora_a_wv, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_wv, D, 0.0f, t60, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t67, D, lora_a_wv, D, 0.0f, t70, R);
 }
 
-/* dpo_step_lora_k75_scores_matmul: t61[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void dpo_step_lora_k75_scores_matmul(float *restrict t61, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k87_scores_matmul: t71[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void dpo_step_lora_k87_scores_matmul(float *restrict t71, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -9357,11 +9912,11 @@ static void dpo_step_lora_k75_scores_matmul(float *restrict t61, const float *re
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t61 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t71 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_lora_k76_attention: t62 = exp([i4 ≤ i3 + 0] · t2 ? t61 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] · t2 ? t61 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void dpo_step_lora_k76_attention(float *restrict t62, const float *restrict t2, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k88_attention: t72 = exp([i4 ≤ i3 + 0] · t2 ? t71 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] · t2 ? t71 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void dpo_step_lora_k88_attention(float *restrict t72, const float *restrict t2, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -9376,7 +9931,7 @@ static void dpo_step_lora_k76_attention(float *restrict t62, const float *restri
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
             float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
-            float v4 = (t61[r * n + j0]) * v3;
+            float v4 = (t71[r * n + j0]) * v3;
             float v5 = v2 != 0.0f ? v4 : (-INFINITY);
             acc0 = fmaxf(acc0, v5);
         }
@@ -9385,17 +9940,17 @@ static void dpo_step_lora_k76_attention(float *restrict t62, const float *restri
             float v6 = (float)i3 + 0.0f;
             float v7 = (float)j <= v6 ? 1.0f : 0.0f;
             float v8 = v7 * (t2[((i0) * T + i3) * T + j]);
-            float v9 = (t61[r * n + j]) * v3;
+            float v9 = (t71[r * n + j]) * v3;
             float v10 = v8 != 0.0f ? v9 : (-INFINITY);
             float v12 = v10 - v11;
             float v13 = la_expf(v12);
-            t62[r * n + j] = v13;
+            t72[r * n + j] = v13;
         }
     }
 }
 
-/* dpo_step_lora_k77_softmax: t63 = Σ(t62)  [layer_backward/attention/attention/softmax] */
-static void dpo_step_lora_k77_softmax(float *restrict t63, const float *restrict t62, long B, long KVH, long REP, long T) {
+/* dpo_step_lora_k89_softmax: t73 = Σ(t72)  [layer_backward/attention/attention/softmax] */
+static void dpo_step_lora_k89_softmax(float *restrict t73, const float *restrict t72, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = T;
@@ -9404,14 +9959,14 @@ static void dpo_step_lora_k77_softmax(float *restrict t63, const float *restrict
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t62[r * n + j0];
+            acc0 += t72[r * n + j0];
         }
-        t63[r] = acc0;
+        t73[r] = acc0;
     }
 }
 
-/* dpo_step_lora_k78_softmax: t64 = t62 / t63  [layer_backward/attention/attention/softmax] */
-static void dpo_step_lora_k78_softmax(float *restrict t64, const float *restrict t62, const float *restrict t63, long B, long KVH, long REP, long T) {
+/* dpo_step_lora_k90_softmax: t74 = t72 / t73  [layer_backward/attention/attention/softmax] */
+static void dpo_step_lora_k90_softmax(float *restrict t74, const float *restrict t72, const float *restrict t73, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -9421,20 +9976,20 @@ static void dpo_step_lora_k78_softmax(float *restrict t64, const float *restrict
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t62[r * n + j]) / (t63[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t64[r * n + j] = v0;
+            float v0 = (t72[r * n + j]) / (t73[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t74[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k79_lora_a_wo: t65[B*T, R] = saved_attn · lora_a_woᵀ  [layer_backward/attention/lora] */
-static void dpo_step_lora_k79_lora_a_wo(float *restrict t65, const float *restrict saved_attn, const float *restrict lora_a_wo, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k91_lora_a_wo: t75[B*T, R] = saved_attn · lora_a_woᵀ  [layer_backward/attention/lora] */
+static void dpo_step_lora_k91_lora_a_wo(float *restrict t75, const float *restrict saved_attn, const float *restrict lora_a_wo, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t65, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t75, R);
 }
 
-/* dpo_step_lora_k80_rmsnorm: t66 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void dpo_step_lora_k80_rmsnorm(float *restrict t66, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k92_rmsnorm: t76 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void dpo_step_lora_k92_rmsnorm(float *restrict t76, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -9446,37 +10001,37 @@ static void dpo_step_lora_k80_rmsnorm(float *restrict t66, const float *restrict
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t66[r] = acc0;
+        t76[r] = acc0;
     }
 }
 
-/* dpo_step_lora_k81_rmsnorm: t67 = (saved_h · rsqrt(t66 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
-static void dpo_step_lora_k81_rmsnorm(float *restrict t67, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k93_rmsnorm: t77 = (saved_h · rsqrt(t76 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
+static void dpo_step_lora_k93_rmsnorm(float *restrict t77, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t66[(i0) * T + i1]) / ((float)(D));
+        float v0 = (t76[(i0) * T + i1]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
             float v3 = (saved_h[r * n + j]) * v2;
             float v4 = v3 * (ffn_norm[j]);
-            t67[r * n + j] = v4;
+            t77[r * n + j] = v4;
         }
     }
 }
 
-/* dpo_step_lora_k82_lora_a_w1: t68[B*T, R] = t67 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void dpo_step_lora_k82_lora_a_w1(float *restrict t68, const float *restrict lora_a_w1, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k94_lora_a_w1: t78[B*T, R] = t77 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void dpo_step_lora_k94_lora_a_w1(float *restrict t78, const float *restrict lora_a_w1, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t67, D, lora_a_w1, D, 0.0f, t68, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t77, D, lora_a_w1, D, 0.0f, t78, R);
 }
 
-/* dpo_step_lora_k83_silu: t69 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/ffn/gate_up/silu] */
-static void dpo_step_lora_k83_silu(float *restrict t69, const float *restrict saved_gate, long B, long F, long T) {
+/* dpo_step_lora_k95_silu: t79 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/ffn/gate_up/silu] */
+static void dpo_step_lora_k95_silu(float *restrict t79, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -9485,160 +10040,160 @@ static void dpo_step_lora_k83_silu(float *restrict t69, const float *restrict sa
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t69[r * n + j] = v3;
+            t79[r * n + j] = v3;
         }
     }
 }
 
-/* dpo_step_lora_k84_lora_a_w3: t70[B*T, R] = t67 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void dpo_step_lora_k84_lora_a_w3(float *restrict t70, const float *restrict lora_a_w3, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k96_lora_a_w3: t80[B*T, R] = t77 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void dpo_step_lora_k96_lora_a_w3(float *restrict t80, const float *restrict lora_a_w3, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t67, D, lora_a_w3, D, 0.0f, t70, R);
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t77, D, lora_a_w3, D, 0.0f, t80, R);
 }
 
-/* dpo_step_lora_k85_gate_up: t71 = t69 · saved_up  [layer_backward/ffn/gate_up] */
-static void dpo_step_lora_k85_gate_up(float *restrict t71, const float *restrict saved_up, const float *restrict t69, long B, long F, long T) {
+/* dpo_step_lora_k97_gate_up: t81 = t79 · saved_up  [layer_backward/ffn/gate_up] */
+static void dpo_step_lora_k97_gate_up(float *restrict t81, const float *restrict saved_up, const float *restrict t79, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t69[r * n + j]) * (saved_up[r * n + j]);
-            t71[r * n + j] = v0;
+            float v0 = (t79[r * n + j]) * (saved_up[r * n + j]);
+            t81[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k86_lora_a_w2: t72[B*T, R] = t71 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
-static void dpo_step_lora_k86_lora_a_w2(float *restrict t72, const float *restrict lora_a_w2, const float *restrict t71, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t71, F, lora_a_w2, F, 0.0f, t72, R);
+/* dpo_step_lora_k98_lora_a_w2: t82[B*T, R] = t81 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
+static void dpo_step_lora_k98_lora_a_w2(float *restrict t82, const float *restrict lora_a_w2, const float *restrict t81, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t81, F, lora_a_w2, F, 0.0f, t82, R);
 }
 
-/* dpo_step_lora_k87_lora: t73 = carry1 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
-static void dpo_step_lora_k87_lora(float *restrict t73, const float *restrict carry1, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k99_lora: t83 = carry8 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_k99_lora(float *restrict t83, const float *restrict carry8, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (carry1[r * n + j]) * (lora_scale_w2[0]);
-            t73[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_lora_k88_lora_b_w2_grad_in: t74[B*T, R] = t73 · lora_b_w2  [layer_backward/ffn/lora/grad] */
-static void dpo_step_lora_k88_lora_b_w2_grad_in(float *restrict t74, const float *restrict lora_b_w2, const float *restrict t73, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t73, D, lora_b_w2, R, 0.0f, t74, R);
-}
-
-/* dpo_step_lora_k89_lora_a_w2_grad_in: t75[B*T, F] = t74 · lora_a_w2  [layer_backward/ffn/lora/grad] */
-static void dpo_step_lora_k89_lora_a_w2_grad_in(float *restrict t75, const float *restrict lora_a_w2, const float *restrict t74, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t74, R, lora_a_w2, F, 0.0f, t75, F);
-}
-
-/* dpo_step_lora_k90_w2_grad_in: t76[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
-static void dpo_step_lora_k90_w2_grad_in(float *restrict t76, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t76, F);
-}
-
-/* dpo_step_lora_k91_ffn_grad: t77 = (t75 + t76) · t69  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void dpo_step_lora_k91_ffn_grad(float *restrict t77, const float *restrict t69, const float *restrict t75, const float *restrict t76, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = t75[r * n + j] + t76[r * n + j];
-            float v1 = v0 * (t69[r * n + j]);
-            t77[r * n + j] = v1;
-        }
-    }
-}
-
-/* dpo_step_lora_k92_lora: t78 = t77 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_k92_lora(float *restrict t78, const float *restrict lora_scale_w3, const float *restrict t77, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t77[r * n + j]) * (lora_scale_w3[0]);
-            t78[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_lora_k93_lora_b_w3_grad_in: t79[B*T, R] = t78 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_k93_lora_b_w3_grad_in(float *restrict t79, const float *restrict lora_b_w3, const float *restrict t78, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t78, F, lora_b_w3, R, 0.0f, t79, R);
-}
-
-/* dpo_step_lora_k94_lora_a_w3_grad_in: t80[B*T, D] = t79 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_k94_lora_a_w3_grad_in(float *restrict t80, const float *restrict lora_a_w3, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t79, R, lora_a_w3, D, 0.0f, t80, D);
-}
-
-/* dpo_step_lora_k95_w3_grad_in: t81[B*T, D] = t77 · w3  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_lora_k95_w3_grad_in(float *restrict t81, const float *restrict w3, const float *restrict t77, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t77, F, w3, D, 0.0f, t81, D);
-}
-
-/* dpo_step_lora_k96_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_lora_k96_silu_grad(float *restrict t82, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t69, const float *restrict t75, const float *restrict t76, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = t75[r * n + j] + t76[r * n + j];
-            float v1 = v0 * (saved_up[r * n + j]);
-            float v2 = -(saved_gate[r * n + j]);
-            float v3 = la_expf(v2);
-            float v4 = 1.0f + v3;
-            float v5 = v1 / v4;
-            float v6 = v1 * (t69[r * n + j]);
-            float v7 = v6 / v4;
-            float v8 = -v7;
-            float v9 = v8 * v3;
-            float v10 = -v9;
-            float v11 = v5 + v10;
-            t82[r * n + j] = v11;
-        }
-    }
-}
-
-/* dpo_step_lora_k97_lora: t83 = t82 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_k97_lora(float *restrict t83, const float *restrict lora_scale_w1, const float *restrict t82, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t82[r * n + j]) * (lora_scale_w1[0]);
+            float v0 = (carry8[r * n + j]) * (lora_scale_w2[0]);
             t83[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k98_lora_b_w1_grad_in: t84[B*T, R] = t83 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_k98_lora_b_w1_grad_in(float *restrict t84, const float *restrict lora_b_w1, const float *restrict t83, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t83, F, lora_b_w1, R, 0.0f, t84, R);
-}
-
-/* dpo_step_lora_k99_lora_a_w1_grad_in: t85[B*T, D] = t84 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_k99_lora_a_w1_grad_in(float *restrict t85, const float *restrict lora_a_w1, const float *restrict t84, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k100_lora_b_w2_grad_in: t84[B*T, R] = t83 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_k100_lora_b_w2_grad_in(float *restrict t84, const float *restrict lora_b_w2, const float *restrict t83, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t84, R, lora_a_w1, D, 0.0f, t85, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t83, D, lora_b_w2, R, 0.0f, t84, R);
 }
 
-/* dpo_step_lora_k100_w1_grad_in: t86[B*T, D] = t82 · w1  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_lora_k100_w1_grad_in(float *restrict t86, const float *restrict w1, const float *restrict t82, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k101_lora_a_w2_grad_in: t85[B*T, F] = t84 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_k101_lora_a_w2_grad_in(float *restrict t85, const float *restrict lora_a_w2, const float *restrict t84, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t84, R, lora_a_w2, F, 0.0f, t85, F);
+}
+
+/* dpo_step_lora_k102_w2_grad_in: t86[B*T, F] = carry8 · w2  [layer_backward/ffn/grad] */
+static void dpo_step_lora_k102_w2_grad_in(float *restrict t86, const float *restrict carry8, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t82, F, w1, D, 0.0f, t86, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry8, D, w2, F, 0.0f, t86, F);
 }
 
-/* dpo_step_lora_k101_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_lora_k101_rmsnorm_grad(float *restrict t87, const float *restrict norm_eps, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t66, const float *restrict t80, const float *restrict t81, const float *restrict t85, const float *restrict t86, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k103_ffn_grad: t87 = (t85 + t86) · t79  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_k103_ffn_grad(float *restrict t87, const float *restrict t79, const float *restrict t85, const float *restrict t86, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t85[r * n + j] + t86[r * n + j];
+            float v1 = v0 * (t79[r * n + j]);
+            t87[r * n + j] = v1;
+        }
+    }
+}
+
+/* dpo_step_lora_k104_lora: t88 = t87 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_k104_lora(float *restrict t88, const float *restrict lora_scale_w3, const float *restrict t87, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t87[r * n + j]) * (lora_scale_w3[0]);
+            t88[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_k105_lora_b_w3_grad_in: t89[B*T, R] = t88 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_k105_lora_b_w3_grad_in(float *restrict t89, const float *restrict lora_b_w3, const float *restrict t88, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t88, F, lora_b_w3, R, 0.0f, t89, R);
+}
+
+/* dpo_step_lora_k106_lora_a_w3_grad_in: t90[B*T, D] = t89 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_k106_lora_a_w3_grad_in(float *restrict t90, const float *restrict lora_a_w3, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t89, R, lora_a_w3, D, 0.0f, t90, D);
+}
+
+/* dpo_step_lora_k107_w3_grad_in: t91[B*T, D] = t87 · w3  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_k107_w3_grad_in(float *restrict t91, const float *restrict w3, const float *restrict t87, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t87, F, w3, D, 0.0f, t91, D);
+}
+
+/* dpo_step_lora_k108_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_lora_k108_silu_grad(float *restrict t92, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t79, const float *restrict t85, const float *restrict t86, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t85[r * n + j] + t86[r * n + j];
+            float v1 = v0 * (saved_up[r * n + j]);
+            float v2 = -(saved_gate[r * n + j]);
+            float v3 = la_expf(v2);
+            float v4 = 1.0f + v3;
+            float v5 = v1 / v4;
+            float v6 = v1 * (t79[r * n + j]);
+            float v7 = v6 / v4;
+            float v8 = -v7;
+            float v9 = v8 * v3;
+            float v10 = -v9;
+            float v11 = v5 + v10;
+            t92[r * n + j] = v11;
+        }
+    }
+}
+
+/* dpo_step_lora_k109_lora: t93 = t92 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_k109_lora(float *restrict t93, const float *restrict lora_scale_w1, const float *restrict t92, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t92[r * n + j]) * (lora_scale_w1[0]);
+            t93[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_k110_lora_b_w1_grad_in: t94[B*T, R] = t93 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_k110_lora_b_w1_grad_in(float *restrict t94, const float *restrict lora_b_w1, const float *restrict t93, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t93, F, lora_b_w1, R, 0.0f, t94, R);
+}
+
+/* dpo_step_lora_k111_lora_a_w1_grad_in: t95[B*T, D] = t94 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_k111_lora_a_w1_grad_in(float *restrict t95, const float *restrict lora_a_w1, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t94, R, lora_a_w1, D, 0.0f, t95, D);
+}
+
+/* dpo_step_lora_k112_w1_grad_in: t96[B*T, D] = t92 · w1  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_k112_w1_grad_in(float *restrict t96, const float *restrict w1, const float *restrict t92, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t92, F, w1, D, 0.0f, t96, D);
+}
+
+/* dpo_step_lora_k113_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_lora_k113_rmsnorm_grad(float *restrict t97, const float *restrict norm_eps, const float *restrict carry8, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t76, const float *restrict t90, const float *restrict t91, const float *restrict t95, const float *restrict t96, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -9648,14 +10203,14 @@ static void dpo_step_lora_k101_rmsnorm_grad(float *restrict t87, const float *re
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t80[r * n + j0] + t81[r * n + j0];
-            float v1 = v0 + t85[r * n + j0];
-            float v2 = v1 + t86[r * n + j0];
+            float v0 = t90[r * n + j0] + t91[r * n + j0];
+            float v1 = v0 + t95[r * n + j0];
+            float v2 = v1 + t96[r * n + j0];
             float v3 = v2 * (ffn_norm[j0]);
             float v4 = v3 * (saved_h[r * n + j0]);
             acc0 += v4;
         }
-        float v9 = (t66[(i0) * T + i1]) / ((float)(D));
+        float v9 = (t76[(i0) * T + i1]) / ((float)(D));
         float v10 = v9 + norm_eps[0];
         float v11 = 1.0f / sqrtf(v10);
         float v14 = acc0 * v11;
@@ -9664,66 +10219,66 @@ static void dpo_step_lora_k101_rmsnorm_grad(float *restrict t87, const float *re
         float v17 = v16 * (-0.5f);
         float v18 = v17 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v5 = t80[r * n + j] + t81[r * n + j];
-            float v6 = v5 + t85[r * n + j];
-            float v7 = v6 + t86[r * n + j];
+            float v5 = t90[r * n + j] + t91[r * n + j];
+            float v6 = v5 + t95[r * n + j];
+            float v7 = v6 + t96[r * n + j];
             float v8 = v7 * (ffn_norm[j]);
             float v12 = v8 * v11;
-            float v13 = carry1[r * n + j] + v12;
+            float v13 = carry8[r * n + j] + v12;
             float v19 = v18 * (saved_h[r * n + j]);
             float v20 = v13 + v19;
             float v21 = v20 + v19;
-            t87[r * n + j] = v21;
+            t97[r * n + j] = v21;
         }
     }
 }
 
-/* dpo_step_lora_k102_lora: t88 = t87 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k102_lora(float *restrict t88, const float *restrict lora_scale_wo, const float *restrict t87, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k114_lora: t98 = t97 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k114_lora(float *restrict t98, const float *restrict lora_scale_wo, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t87[r * n + j]) * (lora_scale_wo[0]);
-            t88[r * n + j] = v0;
+            float v0 = (t97[r * n + j]) * (lora_scale_wo[0]);
+            t98[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k103_lora_b_wo_grad_in: t89[B*T, R] = t88 · lora_b_wo  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k103_lora_b_wo_grad_in(float *restrict t89, const float *restrict lora_b_wo, const float *restrict t88, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k115_lora_b_wo_grad_in: t99[B*T, R] = t98 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k115_lora_b_wo_grad_in(float *restrict t99, const float *restrict lora_b_wo, const float *restrict t98, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t88, D, lora_b_wo, R, 0.0f, t89, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t98, D, lora_b_wo, R, 0.0f, t99, R);
 }
 
-/* dpo_step_lora_k104_lora_a_wo_grad_in: t90[B*T, D] = t89 · lora_a_wo  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k104_lora_a_wo_grad_in(float *restrict t90, const float *restrict lora_a_wo, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k116_lora_a_wo_grad_in: t100[B*T, D] = t99 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k116_lora_a_wo_grad_in(float *restrict t100, const float *restrict lora_a_wo, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t89, R, lora_a_wo, D, 0.0f, t90, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t99, R, lora_a_wo, D, 0.0f, t100, D);
 }
 
-/* dpo_step_lora_k105_wo_grad_in: t91[B*T, D] = t87 · wo  [layer_backward/attention/grad] */
-static void dpo_step_lora_k105_wo_grad_in(float *restrict t91, const float *restrict wo, const float *restrict t87, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k117_wo_grad_in: t101[B*T, D] = t97 · wo  [layer_backward/attention/grad] */
+static void dpo_step_lora_k117_wo_grad_in(float *restrict t101, const float *restrict wo, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t87, D, wo, D, 0.0f, t91, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t97, D, wo, D, 0.0f, t101, D);
 }
 
-/* dpo_step_lora_k106_attention_grad: t92 = t90 + t91  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void dpo_step_lora_k106_attention_grad(float *restrict t92, const float *restrict t90, const float *restrict t91, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k118_attention_grad: t102 = t100 + t101  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void dpo_step_lora_k118_attention_grad(float *restrict t102, const float *restrict t100, const float *restrict t101, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = t90[r * n + j] + t91[r * n + j];
-            t92[r * n + j] = v0;
+            float v0 = t100[r * n + j] + t101[r * n + j];
+            t102[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k107_attention_grad_matmul: t93[B, KVH, REP, T, T] = t92 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void dpo_step_lora_k107_attention_grad_matmul(float *restrict t93, const float *restrict saved_v, const float *restrict t92, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k119_attention_grad_matmul: t103[B, KVH, REP, T, T] = t102 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void dpo_step_lora_k119_attention_grad_matmul(float *restrict t103, const float *restrict saved_v, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -9734,11 +10289,11 @@ static void dpo_step_lora_k107_attention_grad_matmul(float *restrict t93, const 
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t92 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t93 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t102 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t103 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_lora_k108_attention: t94 = ([i4 ≤ i3 + 0] · t2 ? (t93 / t63 + Σ(-((t93 · t64) / t63))) · t62 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_lora_k108_attention(float *restrict t94, const float *restrict t2, const float *restrict t62, const float *restrict t63, const float *restrict t64, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k120_attention: t104 = ([i4 ≤ i3 + 0] · t2 ? (t103 / t73 + Σ(-((t103 · t74) / t73))) · t72 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void dpo_step_lora_k120_attention(float *restrict t104, const float *restrict t2, const float *restrict t72, const float *restrict t73, const float *restrict t74, const float *restrict t103, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -9751,8 +10306,8 @@ static void dpo_step_lora_k108_attention(float *restrict t94, const float *restr
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t93[r * n + j0]) * (t64[r * n + j0]);
-            float v1 = v0 / (t63[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t103[r * n + j0]) * (t74[r * n + j0]);
+            float v1 = v0 / (t73[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -9761,18 +10316,18 @@ static void dpo_step_lora_k108_attention(float *restrict t94, const float *restr
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
             float v5 = v4 * (t2[((i0) * T + i3) * T + j]);
-            float v6 = (t93[r * n + j]) / (t63[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = (t103[r * n + j]) / (t73[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v7 = v6 + acc0;
-            float v8 = v7 * (t62[r * n + j]);
+            float v8 = v7 * (t72[r * n + j]);
             float v9 = v5 != 0.0f ? v8 : 0.0f;
             float v11 = v9 * v10;
-            t94[r * n + j] = v11;
+            t104[r * n + j] = v11;
         }
     }
 }
 
-/* dpo_step_lora_k109_scores_grad_matmul: t95[B, KVH, REP, T, HD] = t94 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void dpo_step_lora_k109_scores_grad_matmul(float *restrict t95, const float *restrict saved_k, const float *restrict t94, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k121_scores_grad_matmul: t105[B, KVH, REP, T, HD] = t104 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_lora_k121_scores_grad_matmul(float *restrict t105, const float *restrict saved_k, const float *restrict t104, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -9783,11 +10338,11 @@ static void dpo_step_lora_k109_scores_grad_matmul(float *restrict t95, const flo
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t94 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t95 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t104 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t105 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* dpo_step_lora_k110_attention_grad_matmul: t96[B, KVH, REP, T, HD] = t64ᵀ · t92  [layer_backward/attention/attention/grad] */
-static void dpo_step_lora_k110_attention_grad_matmul(float *restrict t96, const float *restrict t64, const float *restrict t92, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k122_attention_grad_matmul: t106[B, KVH, REP, T, HD] = t74ᵀ · t102  [layer_backward/attention/attention/grad] */
+static void dpo_step_lora_k122_attention_grad_matmul(float *restrict t106, const float *restrict t74, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -9798,11 +10353,11 @@ static void dpo_step_lora_k110_attention_grad_matmul(float *restrict t96, const 
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t64 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t92 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t96 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t74 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t102 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t106 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* dpo_step_lora_k111_attention_grad_matmul: t97[B, KVH, REP, T, HD] = t94ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void dpo_step_lora_k111_attention_grad_matmul(float *restrict t97, const float *restrict saved_q, const float *restrict t94, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k123_attention_grad_matmul: t107[B, KVH, REP, T, HD] = t104ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void dpo_step_lora_k123_attention_grad_matmul(float *restrict t107, const float *restrict saved_q, const float *restrict t104, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -9813,11 +10368,11 @@ static void dpo_step_lora_k111_attention_grad_matmul(float *restrict t97, const 
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t94 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t97 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t104 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t107 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* dpo_step_lora_k112_attention_grad: t98 = t96 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k112_attention_grad(float *restrict t98, const float *restrict lora_scale_wv, const float *restrict t96, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_k124_attention_grad: t108 = t106 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k124_attention_grad(float *restrict t108, const float *restrict lora_scale_wv, const float *restrict t106, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
@@ -9826,46 +10381,46 @@ static void dpo_step_lora_k112_attention_grad(float *restrict t98, const float *
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t96[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
-            t98[r * n + j] = v0;
+            float v0 = (t106[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
+            t108[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k113_lora_b_wv_grad_in: t99[B*T, R] = t98 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k113_lora_b_wv_grad_in(float *restrict t99, const float *restrict lora_b_wv, const float *restrict t98, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_k125_lora_b_wv_grad_in: t109[B*T, R] = t108 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k125_lora_b_wv_grad_in(float *restrict t109, const float *restrict lora_b_wv, const float *restrict t108, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t98, KVD, lora_b_wv, R, 0.0f, t99, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t108, KVD, lora_b_wv, R, 0.0f, t109, R);
 }
 
-/* dpo_step_lora_k114_lora_a_wv_grad_in: t100[B*T, D] = t99 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k114_lora_a_wv_grad_in(float *restrict t100, const float *restrict lora_a_wv, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k126_lora_a_wv_grad_in: t110[B*T, D] = t109 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k126_lora_a_wv_grad_in(float *restrict t110, const float *restrict lora_a_wv, const float *restrict t109, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t99, R, lora_a_wv, D, 0.0f, t100, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t109, R, lora_a_wv, D, 0.0f, t110, D);
 }
 
-/* dpo_step_lora_k115_attention_grad: t101 = t96  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void dpo_step_lora_k115_attention_grad(float *restrict t101, const float *restrict t96, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_k127_attention_grad: t111 = t106  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void dpo_step_lora_k127_attention_grad(float *restrict t111, const float *restrict t106, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            t101[r * n + j] = t96[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
+            t111[r * n + j] = t106[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
         }
     }
 }
 
-/* dpo_step_lora_k116_wv_grad_in: t102[B*T, D] = t101 · wv  [layer_backward/attention/grad] */
-static void dpo_step_lora_k116_wv_grad_in(float *restrict t102, const float *restrict wv, const float *restrict t101, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k128_wv_grad_in: t112[B*T, D] = t111 · wv  [layer_backward/attention/grad] */
+static void dpo_step_lora_k128_wv_grad_in(float *restrict t112, const float *restrict wv, const float *restrict t111, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t101, KVD, wv, D, 0.0f, t102, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t111, KVD, wv, D, 0.0f, t112, D);
 }
 
-/* dpo_step_lora_k117_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_lora_k117_rope_grad(float *restrict t103, const float *restrict t0, const float *restrict t1, const float *restrict t97, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_k129_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_lora_k129_rope_grad(float *restrict t113, const float *restrict t0, const float *restrict t1, const float *restrict t107, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -9879,16 +10434,16 @@ static void dpo_step_lora_k117_rope_grad(float *restrict t103, const float *rest
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t97[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = -(t97[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t107[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t107[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t97[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = (t97[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t107[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t107[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -9896,45 +10451,45 @@ static void dpo_step_lora_k117_rope_grad(float *restrict t103, const float *rest
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t103[r * n + j] = v9;
+            t113[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_lora_k118_lora: t104 = t103 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k118_lora(float *restrict t104, const float *restrict lora_scale_wk, const float *restrict t103, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_k130_lora: t114 = t113 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k130_lora(float *restrict t114, const float *restrict lora_scale_wk, const float *restrict t113, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t103[r * n + j]) * (lora_scale_wk[0]);
-            t104[r * n + j] = v0;
+            float v0 = (t113[r * n + j]) * (lora_scale_wk[0]);
+            t114[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k119_lora_b_wk_grad_in: t105[B*T, R] = t104 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k119_lora_b_wk_grad_in(float *restrict t105, const float *restrict lora_b_wk, const float *restrict t104, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_k131_lora_b_wk_grad_in: t115[B*T, R] = t114 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k131_lora_b_wk_grad_in(float *restrict t115, const float *restrict lora_b_wk, const float *restrict t114, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t104, KVD, lora_b_wk, R, 0.0f, t105, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t114, KVD, lora_b_wk, R, 0.0f, t115, R);
 }
 
-/* dpo_step_lora_k120_lora_a_wk_grad_in: t106[B*T, D] = t105 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k120_lora_a_wk_grad_in(float *restrict t106, const float *restrict lora_a_wk, const float *restrict t105, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k132_lora_a_wk_grad_in: t116[B*T, D] = t115 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k132_lora_a_wk_grad_in(float *restrict t116, const float *restrict lora_a_wk, const float *restrict t115, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t105, R, lora_a_wk, D, 0.0f, t106, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t115, R, lora_a_wk, D, 0.0f, t116, D);
 }
 
-/* dpo_step_lora_k121_wk_grad_in: t107[B*T, D] = t103 · wk  [layer_backward/attention/grad] */
-static void dpo_step_lora_k121_wk_grad_in(float *restrict t107, const float *restrict wk, const float *restrict t103, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k133_wk_grad_in: t117[B*T, D] = t113 · wk  [layer_backward/attention/grad] */
+static void dpo_step_lora_k133_wk_grad_in(float *restrict t117, const float *restrict wk, const float *restrict t113, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t103, KVD, wk, D, 0.0f, t107, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t113, KVD, wk, D, 0.0f, t117, D);
 }
 
-/* dpo_step_lora_k122_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_lora_k122_rope_grad(float *restrict t108, const float *restrict t0, const float *restrict t1, const float *restrict t95, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k134_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_lora_k134_rope_grad(float *restrict t118, const float *restrict t0, const float *restrict t1, const float *restrict t105, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -9949,16 +10504,16 @@ static void dpo_step_lora_k122_rope_grad(float *restrict t108, const float *rest
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t95[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = -(t95[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t105[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t105[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t95[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = (t95[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t105[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t105[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -9966,44 +10521,44 @@ static void dpo_step_lora_k122_rope_grad(float *restrict t108, const float *rest
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t108[r * n + j] = v9;
+            t118[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_lora_k123_lora: t109 = t108 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k123_lora(float *restrict t109, const float *restrict lora_scale_wq, const float *restrict t108, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k135_lora: t119 = t118 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k135_lora(float *restrict t119, const float *restrict lora_scale_wq, const float *restrict t118, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t108[r * n + j]) * (lora_scale_wq[0]);
-            t109[r * n + j] = v0;
+            float v0 = (t118[r * n + j]) * (lora_scale_wq[0]);
+            t119[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k124_lora_b_wq_grad_in: t110[B*T, R] = t109 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k124_lora_b_wq_grad_in(float *restrict t110, const float *restrict lora_b_wq, const float *restrict t109, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k136_lora_b_wq_grad_in: t120[B*T, R] = t119 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k136_lora_b_wq_grad_in(float *restrict t120, const float *restrict lora_b_wq, const float *restrict t119, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t109, D, lora_b_wq, R, 0.0f, t110, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t119, D, lora_b_wq, R, 0.0f, t120, R);
 }
 
-/* dpo_step_lora_k125_lora_a_wq_grad_in: t111[B*T, D] = t110 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k125_lora_a_wq_grad_in(float *restrict t111, const float *restrict lora_a_wq, const float *restrict t110, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k137_lora_a_wq_grad_in: t121[B*T, D] = t120 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k137_lora_a_wq_grad_in(float *restrict t121, const float *restrict lora_a_wq, const float *restrict t120, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t110, R, lora_a_wq, D, 0.0f, t111, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t120, R, lora_a_wq, D, 0.0f, t121, D);
 }
 
-/* dpo_step_lora_k126_wq_grad_in: t112[B*T, D] = t108 · wq  [layer_backward/attention/grad] */
-static void dpo_step_lora_k126_wq_grad_in(float *restrict t112, const float *restrict wq, const float *restrict t108, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k138_wq_grad_in: t122[B*T, D] = t118 · wq  [layer_backward/attention/grad] */
+static void dpo_step_lora_k138_wq_grad_in(float *restrict t122, const float *restrict wq, const float *restrict t118, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t108, D, wq, D, 0.0f, t112, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t118, D, wq, D, 0.0f, t122, D);
 }
 
-/* dpo_step_lora_k127_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void dpo_step_lora_k127_rmsnorm_grad(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t56, const float *restrict t87, const float *restrict t100, const float *restrict t102, const float *restrict t106, const float *restrict t107, const float *restrict t111, const float *restrict t112, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k139_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void dpo_step_lora_k139_rmsnorm_grad(float *restrict carry8_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t66, const float *restrict t97, const float *restrict t110, const float *restrict t112, const float *restrict t116, const float *restrict t117, const float *restrict t121, const float *restrict t122, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10013,16 +10568,16 @@ static void dpo_step_lora_k127_rmsnorm_grad(float *restrict carry1_next, const f
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t100[r * n + j0] + t102[r * n + j0];
-            float v1 = v0 + t106[r * n + j0];
-            float v2 = v1 + t107[r * n + j0];
-            float v3 = v2 + t111[r * n + j0];
-            float v4 = v3 + t112[r * n + j0];
+            float v0 = t110[r * n + j0] + t112[r * n + j0];
+            float v1 = v0 + t116[r * n + j0];
+            float v2 = v1 + t117[r * n + j0];
+            float v3 = v2 + t121[r * n + j0];
+            float v4 = v3 + t122[r * n + j0];
             float v5 = v4 * (attn_norm[j0]);
             float v6 = v5 * (saved_x[r * n + j0]);
             acc0 += v6;
         }
-        float v13 = (t56[(i0) * T + i1]) / ((float)(D));
+        float v13 = (t66[(i0) * T + i1]) / ((float)(D));
         float v14 = v13 + norm_eps[0];
         float v15 = 1.0f / sqrtf(v14);
         float v18 = acc0 * v15;
@@ -10031,110 +10586,110 @@ static void dpo_step_lora_k127_rmsnorm_grad(float *restrict carry1_next, const f
         float v21 = v20 * (-0.5f);
         float v22 = v21 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v7 = t100[r * n + j] + t102[r * n + j];
-            float v8 = v7 + t106[r * n + j];
-            float v9 = v8 + t107[r * n + j];
-            float v10 = v9 + t111[r * n + j];
-            float v11 = v10 + t112[r * n + j];
+            float v7 = t110[r * n + j] + t112[r * n + j];
+            float v8 = v7 + t116[r * n + j];
+            float v9 = v8 + t117[r * n + j];
+            float v10 = v9 + t121[r * n + j];
+            float v11 = v10 + t122[r * n + j];
             float v12 = v11 * (attn_norm[j]);
             float v16 = v12 * v15;
-            float v17 = t87[r * n + j] + v16;
+            float v17 = t97[r * n + j] + v16;
             float v23 = v22 * (saved_x[r * n + j]);
             float v24 = v17 + v23;
             float v25 = v24 + v23;
-            carry1_next[r * n + j] = v25;
+            carry8_next[r * n + j] = v25;
         }
     }
 }
 
-/* dpo_step_lora_k128_grad_lora_a_wq: grad_lora_a_wq[R, D] += t110ᵀ · t57  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k128_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t57, const float *restrict t110, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k140_grad_lora_a_wq: grad_lora_a_wq[R, D] += t120ᵀ · t67  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k140_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t67, const float *restrict t120, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t110, R, t57, D, 1.0f, grad_lora_a_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t120, R, t67, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* dpo_step_lora_k129_grad_lora_b_wq: grad_lora_b_wq[D, R] += t109ᵀ · t58  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k129_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t58, const float *restrict t109, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k141_grad_lora_b_wq: grad_lora_b_wq[D, R] += t119ᵀ · t68  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k141_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t68, const float *restrict t119, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t109, D, t58, R, 1.0f, grad_lora_b_wq, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t119, D, t68, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* dpo_step_lora_k130_grad_lora_a_wk: grad_lora_a_wk[R, D] += t105ᵀ · t57  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k130_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t57, const float *restrict t105, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k142_grad_lora_a_wk: grad_lora_a_wk[R, D] += t115ᵀ · t67  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k142_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t67, const float *restrict t115, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t105, R, t57, D, 1.0f, grad_lora_a_wk, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t115, R, t67, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* dpo_step_lora_k131_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t104ᵀ · t59  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k131_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t59, const float *restrict t104, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_k143_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t114ᵀ · t69  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k143_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t69, const float *restrict t114, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t104, KVD, t59, R, 1.0f, grad_lora_b_wk, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t114, KVD, t69, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* dpo_step_lora_k132_grad_lora_a_wv: grad_lora_a_wv[R, D] += t99ᵀ · t57  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k132_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t57, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k144_grad_lora_a_wv: grad_lora_a_wv[R, D] += t109ᵀ · t67  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k144_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t67, const float *restrict t109, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t99, R, t57, D, 1.0f, grad_lora_a_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t109, R, t67, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* dpo_step_lora_k133_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t98ᵀ · t60  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k133_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t60, const float *restrict t98, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_k145_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t108ᵀ · t70  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k145_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t70, const float *restrict t108, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t98, KVD, t60, R, 1.0f, grad_lora_b_wv, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t108, KVD, t70, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* dpo_step_lora_k134_grad_lora_a_wo: grad_lora_a_wo[R, D] += t89ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k134_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k146_grad_lora_a_wo: grad_lora_a_wo[R, D] += t99ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k146_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t89, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t99, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* dpo_step_lora_k135_grad_lora_b_wo: grad_lora_b_wo[D, R] += t88ᵀ · t65  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k135_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t65, const float *restrict t88, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k147_grad_lora_b_wo: grad_lora_b_wo[D, R] += t98ᵀ · t75  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k147_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t75, const float *restrict t98, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t88, D, t65, R, 1.0f, grad_lora_b_wo, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t98, D, t75, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* dpo_step_lora_k136_grad_lora_a_w1: grad_lora_a_w1[R, D] += t84ᵀ · t67  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_k136_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t67, const float *restrict t84, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k148_grad_lora_a_w1: grad_lora_a_w1[R, D] += t94ᵀ · t77  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_k148_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t77, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t84, R, t67, D, 1.0f, grad_lora_a_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t94, R, t77, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* dpo_step_lora_k137_grad_lora_b_w1: grad_lora_b_w1[F, R] += t83ᵀ · t68  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_k137_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t68, const float *restrict t83, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t83, F, t68, R, 1.0f, grad_lora_b_w1, R);
+/* dpo_step_lora_k149_grad_lora_b_w1: grad_lora_b_w1[F, R] += t93ᵀ · t78  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_k149_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t78, const float *restrict t93, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t93, F, t78, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* dpo_step_lora_k138_grad_lora_a_w2: grad_lora_a_w2[R, F] += t74ᵀ · t71  [layer_backward/ffn/lora/grad; layer_backward] */
-static void dpo_step_lora_k138_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t71, const float *restrict t74, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t74, R, t71, F, 1.0f, grad_lora_a_w2, F);
+/* dpo_step_lora_k150_grad_lora_a_w2: grad_lora_a_w2[R, F] += t84ᵀ · t81  [layer_backward/ffn/lora/grad; layer_backward] */
+static void dpo_step_lora_k150_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t81, const float *restrict t84, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t84, R, t81, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* dpo_step_lora_k139_grad_lora_b_w2: grad_lora_b_w2[D, R] += t73ᵀ · t72  [layer_backward/ffn/lora/grad; layer_backward] */
-static void dpo_step_lora_k139_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t72, const float *restrict t73, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k151_grad_lora_b_w2: grad_lora_b_w2[D, R] += t83ᵀ · t82  [layer_backward/ffn/lora/grad; layer_backward] */
+static void dpo_step_lora_k151_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t82, const float *restrict t83, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t73, D, t72, R, 1.0f, grad_lora_b_w2, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t83, D, t82, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* dpo_step_lora_k140_grad_lora_a_w3: grad_lora_a_w3[R, D] += t79ᵀ · t67  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_k140_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t67, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k152_grad_lora_a_w3: grad_lora_a_w3[R, D] += t89ᵀ · t77  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_k152_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t77, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t79, R, t67, D, 1.0f, grad_lora_a_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t89, R, t77, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* dpo_step_lora_k141_grad_lora_b_w3: grad_lora_b_w3[F, R] += t78ᵀ · t70  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_k141_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t70, const float *restrict t78, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t78, F, t70, R, 1.0f, grad_lora_b_w3, R);
+/* dpo_step_lora_k153_grad_lora_b_w3: grad_lora_b_w3[F, R] += t88ᵀ · t80  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_k153_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t80, const float *restrict t88, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t88, F, t80, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 41 slots planned for 142 kernels. */
+/* Arena: 54 slots planned for 154 kernels. */
 static long llama_dpo_dpo_step_lora_layout(const llama_dpo_dpo_step_lora_args *args, long *off) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long R = args->R;
     const long REP = args->REP;
     const long T = args->T;
@@ -10143,65 +10698,79 @@ static long llama_dpo_dpo_step_lora_layout(const llama_dpo_dpo_step_lora_args *a
     off[0] = total; total += la_round16(B*HD2*T);
     off[1] = total; total += la_round16(B*HD2*T);
     off[2] = total; total += la_round16(B*T*T);
-    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), NS*V));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), 2*HD2*KVH*NS*REP), NS));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 2*HD2*KVH*NS*REP));
-    off[6] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), NS));
-    off[7] = total; total += la_round16(la_max(NS, B*R*T));
-    off[8] = total; total += la_round16(la_max(la_max(NS, 1), B*F*T));
-    off[9] = total; total += la_round16(la_max(la_max(B, NS*V), B*R*T));
-    off[10] = total; total += la_round16(la_max(B, B*T));
-    off[11] = total; total += la_round16(la_max(1, B*R*T));
-    off[12] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[13] = total; total += la_round16(la_max(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
-    off[14] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T), 2*B*HD2*KVH*T));
-    off[15] = total; total += la_round16(la_max(la_max(la_max(B, 1), B*T), B*R*T));
-    off[16] = total; total += la_round16(la_max(la_max(1, B), 2*B*HD2*KVH*REP*T));
-    off[17] = total; total += la_round16(B*R*T);
-    off[18] = total; total += la_round16(B*F*T);
-    off[19] = total; total += la_round16(B*R*T);
-    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[21] = total; total += la_round16(B*R*T);
-    off[22] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[23] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T));
-    off[24] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[25] = total; total += la_round16(B*F*T);
-    off[26] = total; total += la_round16(B*R*T);
-    off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[28] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
-    off[29] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
-    off[30] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
-    off[31] = total; total += la_round16(B*R*T);
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), CR), B), 1));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), CR*V), B), 1));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), B), 1));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), 2*CR*HD2*KVH*REP), CR), 1));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(CR, B), 1), B*T), B*R*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), CR), B*R*T));
+    off[9] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), B*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[11] = total; total += la_round16(la_max(B, B*T));
+    off[12] = total; total += la_round16(la_max(la_max(B, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[13] = total; total += la_round16(la_max(la_max(la_max(CR*V, B*KVH*REP*T*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[14] = total; total += la_round16(B*R*T);
+    off[15] = total; total += la_round16(B*F*T);
+    off[16] = total; total += la_round16(B*R*T);
+    off[17] = total; total += la_round16(B*F*T);
+    off[18] = total; total += la_round16(B*R*T);
+    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[20] = total; total += la_round16(B*R*T);
+    off[21] = total; total += la_round16(la_max(B*F*T, B*R*T));
+    off[22] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), B*KVH*REP*T*T));
+    off[23] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[24] = total; total += la_round16(B*F*T);
+    off[25] = total; total += la_round16(B*R*T);
+    off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[27] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[28] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[29] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
+    off[30] = total; total += la_round16(B*R*T);
+    off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[32] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[33] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[34] = total; total += la_round16(B*R*T);
+    off[33] = total; total += la_round16(B*R*T);
+    off[34] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[36] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[37] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[38] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[39] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[40] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[38] = total; total += la_round16(B);
+    off[39] = total; total += la_round16(B);
+    off[40] = total; total += la_round16(B);
+    off[41] = total; total += la_round16(B);
+    off[42] = total; total += la_round16(B);
+    off[43] = total; total += la_round16(B);
+    off[44] = total; total += la_round16(B);
+    off[45] = total; total += la_round16(B);
+    off[46] = total; total += la_round16(B);
+    off[47] = total; total += la_round16(B);
+    off[48] = total; total += la_round16(B);
+    off[49] = total; total += la_round16(B);
+    off[50] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[51] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[52] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[53] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_dpo_dpo_step_lora_arena_floats(const llama_dpo_dpo_step_lora_args *args) {
-    long off[41];
+    long off[54];
     return llama_dpo_dpo_step_lora_layout(args, off);
 }
 
 void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
-    const long NS = args->NS;
+    const long NC = args->NC;
     const long R = args->R;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[41];
+    long off[54];
     llama_dpo_dpo_step_lora_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -10237,86 +10806,96 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
     float *t30 = args->arena + off[6];
     float *t31 = args->arena + off[4];
     float *t32 = args->arena + off[3];
-    float *t33 = args->arena + off[4];
+    float *t33 = args->arena + off[6];
     float *t34 = args->arena + off[7];
     float *t35 = args->arena + off[8];
-    float *t36 = args->arena + off[9];
-    float *t37 = args->arena + off[8];
-    float *t38 = args->arena + off[9];
-    float *t39 = args->arena + off[8];
-    float *t40 = args->arena + off[9];
-    float *t41 = args->arena + off[10];
-    float *t42 = args->arena + off[8];
-    float *t43 = args->arena + off[11];
-    float *t44 = args->arena + off[12];
-    float *t45 = args->arena + off[13];
-    float *t46 = args->arena + off[14];
-    float *t47 = args->arena + off[15];
-    float *t48 = args->arena + off[16];
-    float *t49 = args->arena + off[15];
-    float *t50 = args->arena + off[15];
-    float *t51 = args->arena + off[16];
-    float *t52 = args->arena + off[9];
-    float *t53 = args->arena + off[4];
-    float *t54 = args->arena + off[8];
+    float *t36 = args->arena + off[7];
+    float *t37 = args->arena + off[3];
+    float *t38 = args->arena + off[6];
+    float *t39 = args->arena + off[7];
+    float *t40 = args->arena + off[4];
+    float *t41 = args->arena + off[9];
+    float *t42 = args->arena + off[10];
+    float *t43 = args->arena + off[6];
+    float *t44 = args->arena + off[8];
+    float *t45 = args->arena + off[3];
+    float *t46 = args->arena + off[7];
+    float *t47 = args->arena + off[4];
+    float *t48 = args->arena + off[9];
+    float *t49 = args->arena + off[5];
+    float *t50 = args->arena + off[10];
+    float *t51 = args->arena + off[9];
+    float *t52 = args->arena + off[5];
+    float *t53 = args->arena + off[6];
+    float *t54 = args->arena + off[10];
     float *t55 = args->arena + off[3];
-    float *t56 = args->arena + off[10];
-    float *t57 = args->arena + off[6];
-    float *t58 = args->arena + off[5];
-    float *t59 = args->arena + off[4];
+    float *t56 = args->arena + off[8];
+    float *t57 = args->arena + off[4];
+    float *t58 = args->arena + off[7];
+    float *t59 = args->arena + off[8];
     float *t60 = args->arena + off[11];
     float *t61 = args->arena + off[12];
     float *t62 = args->arena + off[13];
-    float *t63 = args->arena + off[14];
-    float *t64 = args->arena + off[12];
-    float *t65 = args->arena + off[7];
-    float *t66 = args->arena + off[15];
-    float *t67 = args->arena + off[16];
-    float *t68 = args->arena + off[9];
-    float *t69 = args->arena + off[8];
-    float *t70 = args->arena + off[17];
-    float *t71 = args->arena + off[18];
-    float *t72 = args->arena + off[19];
-    float *t73 = args->arena + off[20];
-    float *t74 = args->arena + off[21];
-    float *t75 = args->arena + off[22];
-    float *t76 = args->arena + off[23];
-    float *t77 = args->arena + off[24];
-    float *t78 = args->arena + off[25];
-    float *t79 = args->arena + off[26];
-    float *t80 = args->arena + off[27];
-    float *t81 = args->arena + off[28];
-    float *t82 = args->arena + off[24];
-    float *t83 = args->arena + off[8];
-    float *t84 = args->arena + off[22];
-    float *t85 = args->arena + off[23];
-    float *t86 = args->arena + off[29];
-    float *t87 = args->arena + off[24];
-    float *t88 = args->arena + off[27];
-    float *t89 = args->arena + off[15];
-    float *t90 = args->arena + off[28];
-    float *t91 = args->arena + off[23];
-    float *t92 = args->arena + off[29];
-    float *t93 = args->arena + off[28];
-    float *t94 = args->arena + off[23];
-    float *t95 = args->arena + off[28];
-    float *t96 = args->arena + off[13];
-    float *t97 = args->arena + off[14];
-    float *t98 = args->arena + off[12];
-    float *t99 = args->arena + off[29];
-    float *t100 = args->arena + off[23];
-    float *t101 = args->arena + off[30];
-    float *t102 = args->arena + off[13];
-    float *t103 = args->arena + off[30];
-    float *t104 = args->arena + off[14];
-    float *t105 = args->arena + off[31];
-    float *t106 = args->arena + off[32];
-    float *t107 = args->arena + off[33];
-    float *t108 = args->arena + off[30];
+    float *t63 = args->arena + off[8];
+    float *t64 = args->arena + off[7];
+    float *t65 = args->arena + off[4];
+    float *t66 = args->arena + off[11];
+    float *t67 = args->arena + off[3];
+    float *t68 = args->arena + off[5];
+    float *t69 = args->arena + off[6];
+    float *t70 = args->arena + off[4];
+    float *t71 = args->arena + off[12];
+    float *t72 = args->arena + off[13];
+    float *t73 = args->arena + off[10];
+    float *t74 = args->arena + off[12];
+    float *t75 = args->arena + off[8];
+    float *t76 = args->arena + off[7];
+    float *t77 = args->arena + off[9];
+    float *t78 = args->arena + off[14];
+    float *t79 = args->arena + off[15];
+    float *t80 = args->arena + off[16];
+    float *t81 = args->arena + off[17];
+    float *t82 = args->arena + off[18];
+    float *t83 = args->arena + off[19];
+    float *t84 = args->arena + off[20];
+    float *t85 = args->arena + off[21];
+    float *t86 = args->arena + off[22];
+    float *t87 = args->arena + off[23];
+    float *t88 = args->arena + off[24];
+    float *t89 = args->arena + off[25];
+    float *t90 = args->arena + off[26];
+    float *t91 = args->arena + off[27];
+    float *t92 = args->arena + off[23];
+    float *t93 = args->arena + off[15];
+    float *t94 = args->arena + off[21];
+    float *t95 = args->arena + off[22];
+    float *t96 = args->arena + off[28];
+    float *t97 = args->arena + off[23];
+    float *t98 = args->arena + off[26];
+    float *t99 = args->arena + off[7];
+    float *t100 = args->arena + off[27];
+    float *t101 = args->arena + off[22];
+    float *t102 = args->arena + off[28];
+    float *t103 = args->arena + off[27];
+    float *t104 = args->arena + off[22];
+    float *t105 = args->arena + off[27];
+    float *t106 = args->arena + off[13];
+    float *t107 = args->arena + off[10];
+    float *t108 = args->arena + off[12];
     float *t109 = args->arena + off[28];
-    float *t110 = args->arena + off[34];
-    float *t111 = args->arena + off[35];
-    float *t112 = args->arena + off[36];
+    float *t110 = args->arena + off[22];
+    float *t111 = args->arena + off[29];
+    float *t112 = args->arena + off[13];
+    float *t113 = args->arena + off[29];
+    float *t114 = args->arena + off[10];
+    float *t115 = args->arena + off[30];
+    float *t116 = args->arena + off[31];
+    float *t117 = args->arena + off[32];
+    float *t118 = args->arena + off[29];
+    float *t119 = args->arena + off[27];
+    float *t120 = args->arena + off[33];
+    float *t121 = args->arena + off[34];
+    float *t122 = args->arena + off[35];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -10324,12 +10903,6 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
     const int32_t *positions = args->positions;
     const int32_t *segments = args->segments;
     const float *rope_theta = args->rope_theta;
-    const int32_t *scored = args->scored;
-    const int32_t *scored_pair = args->scored_pair;
-    const int32_t *chosen_targets = args->chosen_targets;
-    const int32_t *rejected_targets = args->rejected_targets;
-    const float *chosen_mask = args->chosen_mask;
-    const float *rejected_mask = args->rejected_mask;
     const float *ref_chosen = args->ref_chosen;
     const float *ref_rejected = args->ref_rejected;
     const float *beta = args->beta;
@@ -10356,13 +10929,13 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
     float *logits_rejected = args->logits_rejected;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 142, dpo_step_lora_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 1, 142, dpo_step_lora_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 2, 142, dpo_step_lora_k2_shared_prompt_mask(t2, segments, B, T));
-    LA_TIMED(prof, 3, 142, dpo_step_lora_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 154, dpo_step_lora_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 154, dpo_step_lora_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 154, dpo_step_lora_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 154, dpo_step_lora_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[37], args->arena + off[38] };
+    float *carry0_buf[2] = { args->arena + off[36], args->arena + off[37] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -10395,78 +10968,137 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 4, 142, dpo_step_lora_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 142, dpo_step_lora_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 142, dpo_step_lora_k6_lora_a_wq(t5, lora_a_wq, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 7, 142, dpo_step_lora_k7_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 8, 142, dpo_step_lora_k8_rope(saved_q, t0, t1, lora_scale_wq, t4, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 142, dpo_step_lora_k9_wk(t7, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 142, dpo_step_lora_k10_lora_a_wk(t8, lora_a_wk, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 11, 142, dpo_step_lora_k11_lora_b_wk(t9, lora_b_wk, t8, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 12, 142, dpo_step_lora_k12_rope(saved_k, t0, t1, lora_scale_wk, t7, t9, B, HD2, KVH, T));
-        LA_TIMED(prof, 13, 142, dpo_step_lora_k13_wv(t10, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 142, dpo_step_lora_k14_lora_a_wv(t11, lora_a_wv, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 15, 142, dpo_step_lora_k15_lora_b_wv(t12, lora_b_wv, t11, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 16, 142, dpo_step_lora_k16_lora(saved_v, lora_scale_wv, t10, t12, B, HD2, KVH, T));
-        LA_TIMED(prof, 17, 142, dpo_step_lora_k17_scores_matmul(t13, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 142, dpo_step_lora_k18_attention(t14, t2, t13, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 142, dpo_step_lora_k19_saved_attn(saved_attn, saved_v, t14, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 142, dpo_step_lora_k20_wo(t15, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 21, 142, dpo_step_lora_k21_lora_a_wo(t16, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 22, 142, dpo_step_lora_k22_lora_b_wo(t17, lora_b_wo, t16, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 23, 142, dpo_step_lora_k23_lora(saved_h, carry0, lora_scale_wo, t15, t17, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 24, 142, dpo_step_lora_k24_rmsnorm(t18, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 25, 142, dpo_step_lora_k25_w1(t19, w1, t18, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 26, 142, dpo_step_lora_k26_lora_a_w1(t20, lora_a_w1, t18, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 27, 142, dpo_step_lora_k27_lora_b_w1(t21, lora_b_w1, t20, B, F, R, T));
-        LA_TIMED(prof, 28, 142, dpo_step_lora_k28_lora(saved_gate, lora_scale_w1, t19, t21, B, F, T));
-        LA_TIMED(prof, 29, 142, dpo_step_lora_k29_w3(t22, w3, t18, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 30, 142, dpo_step_lora_k30_lora_a_w3(t23, lora_a_w3, t18, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 31, 142, dpo_step_lora_k31_lora_b_w3(t24, lora_b_w3, t23, B, F, R, T));
-        LA_TIMED(prof, 32, 142, dpo_step_lora_k32_lora(saved_up, lora_scale_w3, t22, t24, B, F, T));
-        LA_TIMED(prof, 33, 142, dpo_step_lora_k33_silu(t25, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 34, 142, dpo_step_lora_k34_w2(t26, w2, t25, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 35, 142, dpo_step_lora_k35_lora_a_w2(t27, lora_a_w2, t25, B, F, R, T));
-        LA_TIMED(prof, 36, 142, dpo_step_lora_k36_lora_b_w2(t28, lora_b_w2, t27, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 37, 142, dpo_step_lora_k37_lora(carry0_next, lora_scale_w2, saved_h, t26, t28, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 154, dpo_step_lora_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 154, dpo_step_lora_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 154, dpo_step_lora_k6_lora_a_wq(t5, lora_a_wq, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 154, dpo_step_lora_k7_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 8, 154, dpo_step_lora_k8_rope(saved_q, t0, t1, lora_scale_wq, t4, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 154, dpo_step_lora_k9_wk(t7, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 154, dpo_step_lora_k10_lora_a_wk(t8, lora_a_wk, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 11, 154, dpo_step_lora_k11_lora_b_wk(t9, lora_b_wk, t8, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 12, 154, dpo_step_lora_k12_rope(saved_k, t0, t1, lora_scale_wk, t7, t9, B, HD2, KVH, T));
+        LA_TIMED(prof, 13, 154, dpo_step_lora_k13_wv(t10, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 154, dpo_step_lora_k14_lora_a_wv(t11, lora_a_wv, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 15, 154, dpo_step_lora_k15_lora_b_wv(t12, lora_b_wv, t11, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 16, 154, dpo_step_lora_k16_lora(saved_v, lora_scale_wv, t10, t12, B, HD2, KVH, T));
+        LA_TIMED(prof, 17, 154, dpo_step_lora_k17_scores_matmul(t13, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 154, dpo_step_lora_k18_attention(t14, t2, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 154, dpo_step_lora_k19_saved_attn(saved_attn, saved_v, t14, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 154, dpo_step_lora_k20_wo(t15, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 154, dpo_step_lora_k21_lora_a_wo(t16, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 22, 154, dpo_step_lora_k22_lora_b_wo(t17, lora_b_wo, t16, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 23, 154, dpo_step_lora_k23_lora(saved_h, carry0, lora_scale_wo, t15, t17, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 154, dpo_step_lora_k24_rmsnorm(t18, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 25, 154, dpo_step_lora_k25_w1(t19, w1, t18, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 154, dpo_step_lora_k26_lora_a_w1(t20, lora_a_w1, t18, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 27, 154, dpo_step_lora_k27_lora_b_w1(t21, lora_b_w1, t20, B, F, R, T));
+        LA_TIMED(prof, 28, 154, dpo_step_lora_k28_lora(saved_gate, lora_scale_w1, t19, t21, B, F, T));
+        LA_TIMED(prof, 29, 154, dpo_step_lora_k29_w3(t22, w3, t18, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 30, 154, dpo_step_lora_k30_lora_a_w3(t23, lora_a_w3, t18, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 31, 154, dpo_step_lora_k31_lora_b_w3(t24, lora_b_w3, t23, B, F, R, T));
+        LA_TIMED(prof, 32, 154, dpo_step_lora_k32_lora(saved_up, lora_scale_w3, t22, t24, B, F, T));
+        LA_TIMED(prof, 33, 154, dpo_step_lora_k33_silu(t25, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 34, 154, dpo_step_lora_k34_w2(t26, w2, t25, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 35, 154, dpo_step_lora_k35_lora_a_w2(t27, lora_a_w2, t25, B, F, R, T));
+        LA_TIMED(prof, 36, 154, dpo_step_lora_k36_lora_b_w2(t28, lora_b_w2, t27, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 37, 154, dpo_step_lora_k37_lora(carry0_next, lora_scale_w2, saved_h, t26, t28, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 38, 142, dpo_step_lora_k38_lm_head(t29, scored, carry0, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 39, 142, dpo_step_lora_k39_rmsnorm(t30, t29, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 40, 142, dpo_step_lora_k40_rmsnorm(t31, norm_eps, final_norm, t29, t30, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 41, 142, dpo_step_lora_k41_lm_head(t32, lm_head, t31, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 42, 142, dpo_step_lora_k42_log_softmax(t33, t32, NS, V));
-    LA_TIMED(prof, 43, 142, dpo_step_lora_k43_log_softmax(t34, t32, t33, NS, V));
-    LA_TIMED(prof, 44, 142, dpo_step_lora_k44_cross_entropy(t35, chosen_targets, t32, t33, t34, NS, V));
-    LA_TIMED(prof, 45, 142, dpo_step_lora_k45_sequence_logps_scatter_add(t36, scored_pair, chosen_mask, t35, B, NS));
-    LA_TIMED(prof, 46, 142, dpo_step_lora_k46_sequence_logps(logps_chosen, t36, B));
-    LA_TIMED(prof, 47, 142, dpo_step_lora_k47_cross_entropy(t37, rejected_targets, t32, t33, t34, NS, V));
-    LA_TIMED(prof, 48, 142, dpo_step_lora_k48_sequence_logps_scatter_add(t38, scored_pair, rejected_mask, t37, B, NS));
-    LA_TIMED(prof, 49, 142, dpo_step_lora_k49_sequence_logps(logps_rejected, t38, B));
-    LA_TIMED(prof, 50, 142, dpo_step_lora_k50_sequence_logps(t39, t32, NS, V));
-    LA_TIMED(prof, 51, 142, dpo_step_lora_k51_sequence_logps_scatter_add(t40, scored_pair, chosen_mask, B, NS));
-    LA_TIMED(prof, 52, 142, dpo_step_lora_k52_sequence_logps_scatter_add(t41, scored_pair, rejected_mask, B, NS));
-    LA_TIMED(prof, 53, 142, dpo_step_lora_k53_sequence_logps_scatter_add(logits_chosen, scored_pair, chosen_mask, t39, B, NS, V));
-    LA_TIMED(prof, 54, 142, dpo_step_lora_k54_sequence_logps_scatter_add(logits_rejected, scored_pair, rejected_mask, t39, B, NS, V));
-    LA_TIMED(prof, 55, 142, dpo_step_lora_k55_dpo_kto_pair(t42, ref_chosen, pair_weight, loss_weights, logps_chosen, B));
-    LA_TIMED(prof, 56, 142, dpo_step_lora_k56_sequence_logps(t43, pair_weight, B));
-    LA_TIMED(prof, 57, 142, dpo_step_lora_k57_dpo_kto_pair(t44, ref_rejected, pair_weight, loss_weights, logps_rejected, B));
-    LA_TIMED(prof, 58, 142, dpo_step_lora_k58_dpo_bco_pair(t45, ref_chosen, beta, pair_weight, loss_weights, logps_chosen, B));
-    LA_TIMED(prof, 59, 142, dpo_step_lora_k59_dpo_bco_pair(t46, ref_rejected, beta, pair_weight, loss_weights, logps_rejected, B));
-    LA_TIMED(prof, 60, 142, dpo_step_lora_k60_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, logps_chosen, logps_rejected, t40, t41, t42, t43, t44, t45, t46, B));
-    LA_TIMED(prof, 61, 142, dpo_step_lora_k61_lm_head(t47, loss_weights, losses, B));
-    LA_TIMED(prof, 62, 142, dpo_step_lora_k62_lm_head(t48, pair_weight, t47, B));
-    LA_TIMED(prof, 63, 142, dpo_step_lora_k63_sft(t49, pair_weight, logps_chosen, t40, B));
-    LA_TIMED(prof, 64, 142, dpo_step_lora_k64_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t48, t49));
-    LA_TIMED(prof, 65, 142, dpo_step_lora_k65_log_sigmoid_grad(t50, t51, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, logps_chosen, logps_rejected, t40, t41, t42, t43, t44, t45, t46, B));
-    LA_TIMED(prof, 66, 142, dpo_step_lora_k66_log_softmax_grad(t52, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t32, t33, t34, t50, t51, NS, V));
-    LA_TIMED(prof, 67, 142, dpo_step_lora_k67_lm_head_grad_in(t53, lm_head, t52, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 68, 142, dpo_step_lora_k68_rmsnorm_grad(t54, final_norm, t29, t53, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 69, 142, dpo_step_lora_k69_rmsnorm_grad_scatter_add(t55, scored, norm_eps, final_norm, t29, t30, t53, t54, B, HD2, KVH, NS, REP, T));
+    LA_TIMED(prof, 38, 154, dpo_step_lora_k38_expand(t29, B));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t29;
+    float *carry1_buf[2] = { args->arena + off[38], args->arena + off[39] };
+    const float *carry2 = t29;
+    float *carry2_buf[2] = { args->arena + off[40], args->arena + off[41] };
+    const float *carry3 = t29;
+    float *carry3_buf[2] = { args->arena + off[42], args->arena + off[43] };
+    const float *carry4 = t29;
+    float *carry4_buf[2] = { args->arena + off[44], args->arena + off[45] };
+    const float *carry5 = t29;
+    float *carry5_buf[2] = { args->arena + off[46], args->arena + off[47] };
+    const float *carry6 = t29;
+    float *carry6_buf[2] = { args->arena + off[48], args->arena + off[49] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry1_next = l + 1 < NC ? carry1_buf[l & 1] : logps_chosen;
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : logps_rejected;
+        float *carry3_next = carry3_buf[l & 1];
+        float *carry4_next = carry4_buf[l & 1];
+        float *carry5_next = l + 1 < NC ? carry5_buf[l & 1] : logits_chosen;
+        float *carry6_next = l + 1 < NC ? carry6_buf[l & 1] : logits_rejected;
+        LA_TIMED(prof, 39, 154, dpo_step_lora_k39_rmsnorm(t30, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 40, 154, dpo_step_lora_k40_lm_head(t31, lm_head, t30, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 41, 154, dpo_step_lora_k41_log_softmax(t32, t31, CR, V));
+        LA_TIMED(prof, 42, 154, dpo_step_lora_k42_log_softmax(t33, t31, t32, CR, V));
+        LA_TIMED(prof, 43, 154, dpo_step_lora_k43_cross_entropy(t34, t31, chosen_targets, t32, t33, CR, V));
+        LA_TIMED(prof, 44, 154, dpo_step_lora_k44_sequence_logps_scatter_add(t35, scored_pair, chosen_mask, t34, B, CR));
+        LA_TIMED(prof, 45, 154, dpo_step_lora_k45_cross_entropy(t36, t31, rejected_targets, t32, t33, CR, V));
+        LA_TIMED(prof, 46, 154, dpo_step_lora_k46_sequence_logps_scatter_add(t37, scored_pair, rejected_mask, t36, B, CR));
+        LA_TIMED(prof, 47, 154, dpo_step_lora_k47_sequence_logps(t38, t31, CR, V));
+        LA_TIMED(prof, 48, 154, dpo_step_lora_k48_sequence_logps_scatter_add(t39, scored_pair, chosen_mask, B, CR));
+        LA_TIMED(prof, 49, 154, dpo_step_lora_k49_sequence_logps_scatter_add(t40, scored_pair, rejected_mask, B, CR));
+        LA_TIMED(prof, 50, 154, dpo_step_lora_k50_sequence_logps_scatter_add(t41, scored_pair, chosen_mask, t38, B, CR, V));
+        LA_TIMED(prof, 51, 154, dpo_step_lora_k51_sequence_logps_scatter_add(t42, scored_pair, rejected_mask, t38, B, CR, V));
+        LA_TIMED(prof, 52, 154, dpo_step_lora_k52_sequence_logps(carry1_next, carry1, t35, B));
+        LA_TIMED(prof, 53, 154, dpo_step_lora_k53_sequence_logps(carry2_next, carry2, t37, B));
+        LA_TIMED(prof, 54, 154, dpo_step_lora_k54_lm_chunk(carry3_next, carry3, t39, B));
+        LA_TIMED(prof, 55, 154, dpo_step_lora_k55_lm_chunk(carry4_next, carry4, t40, B));
+        LA_TIMED(prof, 56, 154, dpo_step_lora_k56_lm_chunk(carry5_next, carry5, t41, B));
+        LA_TIMED(prof, 57, 154, dpo_step_lora_k57_lm_chunk(carry6_next, carry6, t42, B));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+        carry5 = carry5_next;
+        carry6 = carry6_next;
+    }
+    /* stage 'after_lm_chunk' */
+    LA_TIMED(prof, 58, 154, dpo_step_lora_k58_dpo_kto_pair(t43, ref_chosen, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 59, 154, dpo_step_lora_k59_dpo_sigmoid(t44, pair_weight, B));
+    LA_TIMED(prof, 60, 154, dpo_step_lora_k60_dpo_kto_pair(t45, ref_rejected, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 61, 154, dpo_step_lora_k61_dpo_bco_pair(t46, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 62, 154, dpo_step_lora_k62_dpo_bco_pair(t47, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 63, 154, dpo_step_lora_k63_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t43, t44, t45, t46, t47, B));
+    LA_TIMED(prof, 64, 154, dpo_step_lora_k64_lm_head(t48, loss_weights, losses, B));
+    LA_TIMED(prof, 65, 154, dpo_step_lora_k65_lm_head(t49, pair_weight, t48, B));
+    LA_TIMED(prof, 66, 154, dpo_step_lora_k66_sft(t50, pair_weight, carry1, carry3, B));
+    LA_TIMED(prof, 67, 154, dpo_step_lora_k67_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t49, t50));
+    LA_TIMED(prof, 68, 154, dpo_step_lora_k68_log_sigmoid_grad(t51, t52, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t43, t44, t45, t46, t47, B));
+    LA_TIMED(prof, 69, 154, dpo_step_lora_k69_dpo_sigmoid(t53, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk_backward', repeated NC times */
+    const float *carry7 = t53;
+    float *carry7_buf[2] = { args->arena + off[50], args->arena + off[51] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry7_next = carry7_buf[l & 1];
+        LA_TIMED(prof, 70, 154, dpo_step_lora_k70_lm_head(t54, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 71, 154, dpo_step_lora_k71_rmsnorm(t55, t54, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 72, 154, dpo_step_lora_k72_rmsnorm(t56, norm_eps, final_norm, t54, t55, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 73, 154, dpo_step_lora_k73_lm_head(t57, lm_head, t56, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 74, 154, dpo_step_lora_k74_log_softmax(t58, t57, CR, V));
+        LA_TIMED(prof, 75, 154, dpo_step_lora_k75_log_softmax(t59, t57, t58, CR, V));
+        LA_TIMED(prof, 76, 154, dpo_step_lora_k76_sequence_logps_grad(t60, t61, t51, t52, B));
+        LA_TIMED(prof, 77, 154, dpo_step_lora_k77_log_softmax_grad(t62, t57, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t58, t59, t60, t61, CR, V));
+        LA_TIMED(prof, 78, 154, dpo_step_lora_k78_lm_head_grad_in(t63, lm_head, t62, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 79, 154, dpo_step_lora_k79_rmsnorm_grad(t64, final_norm, t54, t63, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 80, 154, dpo_step_lora_k80_rmsnorm_grad_scatter_add(t65, norm_eps, final_norm, scored, t54, t55, t63, t64, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 81, 154, dpo_step_lora_k81_lm_chunk_backward(carry7_next, carry7, t65, B, HD2, KVH, REP, T));
+        carry7 = carry7_next;
+    }
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t55;
-    float *carry1_buf[2] = { args->arena + off[39], args->arena + off[40] };
+    const float *carry8 = carry7;
+    float *carry8_buf[2] = { args->arena + off[52], args->arena + off[53] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -10513,89 +11145,89 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
         float *grad_lora_b_w2 = args->grad_lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
-        float *carry1_next = carry1_buf[l & 1];
-        LA_TIMED(prof, 70, 142, dpo_step_lora_k70_rmsnorm(t56, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 71, 142, dpo_step_lora_k71_rmsnorm(t57, norm_eps, saved_x, attn_norm, t56, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 72, 142, dpo_step_lora_k72_lora_a_wq(t58, lora_a_wq, t57, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 73, 142, dpo_step_lora_k73_lora_a_wk(t59, lora_a_wk, t57, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 74, 142, dpo_step_lora_k74_lora_a_wv(t60, lora_a_wv, t57, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 75, 142, dpo_step_lora_k75_scores_matmul(t61, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 76, 142, dpo_step_lora_k76_attention(t62, t2, t61, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 77, 142, dpo_step_lora_k77_softmax(t63, t62, B, KVH, REP, T));
-        LA_TIMED(prof, 78, 142, dpo_step_lora_k78_softmax(t64, t62, t63, B, KVH, REP, T));
-        LA_TIMED(prof, 79, 142, dpo_step_lora_k79_lora_a_wo(t65, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 80, 142, dpo_step_lora_k80_rmsnorm(t66, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 81, 142, dpo_step_lora_k81_rmsnorm(t67, norm_eps, saved_h, ffn_norm, t66, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 82, 142, dpo_step_lora_k82_lora_a_w1(t68, lora_a_w1, t67, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 83, 142, dpo_step_lora_k83_silu(t69, saved_gate, B, F, T));
-        LA_TIMED(prof, 84, 142, dpo_step_lora_k84_lora_a_w3(t70, lora_a_w3, t67, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 85, 142, dpo_step_lora_k85_gate_up(t71, saved_up, t69, B, F, T));
-        LA_TIMED(prof, 86, 142, dpo_step_lora_k86_lora_a_w2(t72, lora_a_w2, t71, B, F, R, T));
-        LA_TIMED(prof, 87, 142, dpo_step_lora_k87_lora(t73, carry1, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 88, 142, dpo_step_lora_k88_lora_b_w2_grad_in(t74, lora_b_w2, t73, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 89, 142, dpo_step_lora_k89_lora_a_w2_grad_in(t75, lora_a_w2, t74, B, F, R, T));
-        LA_TIMED(prof, 90, 142, dpo_step_lora_k90_w2_grad_in(t76, carry1, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 91, 142, dpo_step_lora_k91_ffn_grad(t77, t69, t75, t76, B, F, T));
-        LA_TIMED(prof, 92, 142, dpo_step_lora_k92_lora(t78, lora_scale_w3, t77, B, F, T));
-        LA_TIMED(prof, 93, 142, dpo_step_lora_k93_lora_b_w3_grad_in(t79, lora_b_w3, t78, B, F, R, T));
-        LA_TIMED(prof, 94, 142, dpo_step_lora_k94_lora_a_w3_grad_in(t80, lora_a_w3, t79, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 95, 142, dpo_step_lora_k95_w3_grad_in(t81, w3, t77, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 96, 142, dpo_step_lora_k96_silu_grad(t82, saved_gate, saved_up, t69, t75, t76, B, F, T));
-        LA_TIMED(prof, 97, 142, dpo_step_lora_k97_lora(t83, lora_scale_w1, t82, B, F, T));
-        LA_TIMED(prof, 98, 142, dpo_step_lora_k98_lora_b_w1_grad_in(t84, lora_b_w1, t83, B, F, R, T));
-        LA_TIMED(prof, 99, 142, dpo_step_lora_k99_lora_a_w1_grad_in(t85, lora_a_w1, t84, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 100, 142, dpo_step_lora_k100_w1_grad_in(t86, w1, t82, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 101, 142, dpo_step_lora_k101_rmsnorm_grad(t87, norm_eps, carry1, saved_h, ffn_norm, t66, t80, t81, t85, t86, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 102, 142, dpo_step_lora_k102_lora(t88, lora_scale_wo, t87, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 103, 142, dpo_step_lora_k103_lora_b_wo_grad_in(t89, lora_b_wo, t88, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 104, 142, dpo_step_lora_k104_lora_a_wo_grad_in(t90, lora_a_wo, t89, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 105, 142, dpo_step_lora_k105_wo_grad_in(t91, wo, t87, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 106, 142, dpo_step_lora_k106_attention_grad(t92, t90, t91, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 107, 142, dpo_step_lora_k107_attention_grad_matmul(t93, saved_v, t92, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 108, 142, dpo_step_lora_k108_attention(t94, t2, t62, t63, t64, t93, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 109, 142, dpo_step_lora_k109_scores_grad_matmul(t95, saved_k, t94, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 110, 142, dpo_step_lora_k110_attention_grad_matmul(t96, t64, t92, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 111, 142, dpo_step_lora_k111_attention_grad_matmul(t97, saved_q, t94, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 112, 142, dpo_step_lora_k112_attention_grad(t98, lora_scale_wv, t96, B, HD2, KVH, T));
-        LA_TIMED(prof, 113, 142, dpo_step_lora_k113_lora_b_wv_grad_in(t99, lora_b_wv, t98, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 114, 142, dpo_step_lora_k114_lora_a_wv_grad_in(t100, lora_a_wv, t99, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 115, 142, dpo_step_lora_k115_attention_grad(t101, t96, B, HD2, KVH, T));
-        LA_TIMED(prof, 116, 142, dpo_step_lora_k116_wv_grad_in(t102, wv, t101, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 117, 142, dpo_step_lora_k117_rope_grad(t103, t0, t1, t97, B, HD2, KVH, T));
-        LA_TIMED(prof, 118, 142, dpo_step_lora_k118_lora(t104, lora_scale_wk, t103, B, HD2, KVH, T));
-        LA_TIMED(prof, 119, 142, dpo_step_lora_k119_lora_b_wk_grad_in(t105, lora_b_wk, t104, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 120, 142, dpo_step_lora_k120_lora_a_wk_grad_in(t106, lora_a_wk, t105, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 121, 142, dpo_step_lora_k121_wk_grad_in(t107, wk, t103, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 122, 142, dpo_step_lora_k122_rope_grad(t108, t0, t1, t95, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 123, 142, dpo_step_lora_k123_lora(t109, lora_scale_wq, t108, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 124, 142, dpo_step_lora_k124_lora_b_wq_grad_in(t110, lora_b_wq, t109, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 125, 142, dpo_step_lora_k125_lora_a_wq_grad_in(t111, lora_a_wq, t110, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 126, 142, dpo_step_lora_k126_wq_grad_in(t112, wq, t108, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 127, 142, dpo_step_lora_k127_rmsnorm_grad(carry1_next, norm_eps, saved_x, attn_norm, t56, t87, t100, t102, t106, t107, t111, t112, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 128, 142, dpo_step_lora_k128_grad_lora_a_wq(grad_lora_a_wq, t57, t110, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 129, 142, dpo_step_lora_k129_grad_lora_b_wq(grad_lora_b_wq, t58, t109, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 130, 142, dpo_step_lora_k130_grad_lora_a_wk(grad_lora_a_wk, t57, t105, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 131, 142, dpo_step_lora_k131_grad_lora_b_wk(grad_lora_b_wk, t59, t104, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 132, 142, dpo_step_lora_k132_grad_lora_a_wv(grad_lora_a_wv, t57, t99, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 133, 142, dpo_step_lora_k133_grad_lora_b_wv(grad_lora_b_wv, t60, t98, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 134, 142, dpo_step_lora_k134_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t89, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 135, 142, dpo_step_lora_k135_grad_lora_b_wo(grad_lora_b_wo, t65, t88, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 136, 142, dpo_step_lora_k136_grad_lora_a_w1(grad_lora_a_w1, t67, t84, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 137, 142, dpo_step_lora_k137_grad_lora_b_w1(grad_lora_b_w1, t68, t83, B, F, R, T));
-        LA_TIMED(prof, 138, 142, dpo_step_lora_k138_grad_lora_a_w2(grad_lora_a_w2, t71, t74, B, F, R, T));
-        LA_TIMED(prof, 139, 142, dpo_step_lora_k139_grad_lora_b_w2(grad_lora_b_w2, t72, t73, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 140, 142, dpo_step_lora_k140_grad_lora_a_w3(grad_lora_a_w3, t67, t79, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 141, 142, dpo_step_lora_k141_grad_lora_b_w3(grad_lora_b_w3, t70, t78, B, F, R, T));
-        carry1 = carry1_next;
+        float *carry8_next = carry8_buf[l & 1];
+        LA_TIMED(prof, 82, 154, dpo_step_lora_k82_rmsnorm(t66, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 154, dpo_step_lora_k83_rmsnorm(t67, norm_eps, saved_x, attn_norm, t66, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 84, 154, dpo_step_lora_k84_lora_a_wq(t68, lora_a_wq, t67, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 85, 154, dpo_step_lora_k85_lora_a_wk(t69, lora_a_wk, t67, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 86, 154, dpo_step_lora_k86_lora_a_wv(t70, lora_a_wv, t67, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 87, 154, dpo_step_lora_k87_scores_matmul(t71, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 154, dpo_step_lora_k88_attention(t72, t2, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 154, dpo_step_lora_k89_softmax(t73, t72, B, KVH, REP, T));
+        LA_TIMED(prof, 90, 154, dpo_step_lora_k90_softmax(t74, t72, t73, B, KVH, REP, T));
+        LA_TIMED(prof, 91, 154, dpo_step_lora_k91_lora_a_wo(t75, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 92, 154, dpo_step_lora_k92_rmsnorm(t76, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 93, 154, dpo_step_lora_k93_rmsnorm(t77, norm_eps, saved_h, ffn_norm, t76, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 94, 154, dpo_step_lora_k94_lora_a_w1(t78, lora_a_w1, t77, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 95, 154, dpo_step_lora_k95_silu(t79, saved_gate, B, F, T));
+        LA_TIMED(prof, 96, 154, dpo_step_lora_k96_lora_a_w3(t80, lora_a_w3, t77, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 97, 154, dpo_step_lora_k97_gate_up(t81, saved_up, t79, B, F, T));
+        LA_TIMED(prof, 98, 154, dpo_step_lora_k98_lora_a_w2(t82, lora_a_w2, t81, B, F, R, T));
+        LA_TIMED(prof, 99, 154, dpo_step_lora_k99_lora(t83, carry8, lora_scale_w2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 100, 154, dpo_step_lora_k100_lora_b_w2_grad_in(t84, lora_b_w2, t83, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 101, 154, dpo_step_lora_k101_lora_a_w2_grad_in(t85, lora_a_w2, t84, B, F, R, T));
+        LA_TIMED(prof, 102, 154, dpo_step_lora_k102_w2_grad_in(t86, carry8, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 103, 154, dpo_step_lora_k103_ffn_grad(t87, t79, t85, t86, B, F, T));
+        LA_TIMED(prof, 104, 154, dpo_step_lora_k104_lora(t88, lora_scale_w3, t87, B, F, T));
+        LA_TIMED(prof, 105, 154, dpo_step_lora_k105_lora_b_w3_grad_in(t89, lora_b_w3, t88, B, F, R, T));
+        LA_TIMED(prof, 106, 154, dpo_step_lora_k106_lora_a_w3_grad_in(t90, lora_a_w3, t89, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 107, 154, dpo_step_lora_k107_w3_grad_in(t91, w3, t87, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 108, 154, dpo_step_lora_k108_silu_grad(t92, saved_gate, saved_up, t79, t85, t86, B, F, T));
+        LA_TIMED(prof, 109, 154, dpo_step_lora_k109_lora(t93, lora_scale_w1, t92, B, F, T));
+        LA_TIMED(prof, 110, 154, dpo_step_lora_k110_lora_b_w1_grad_in(t94, lora_b_w1, t93, B, F, R, T));
+        LA_TIMED(prof, 111, 154, dpo_step_lora_k111_lora_a_w1_grad_in(t95, lora_a_w1, t94, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 112, 154, dpo_step_lora_k112_w1_grad_in(t96, w1, t92, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 113, 154, dpo_step_lora_k113_rmsnorm_grad(t97, norm_eps, carry8, saved_h, ffn_norm, t76, t90, t91, t95, t96, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 114, 154, dpo_step_lora_k114_lora(t98, lora_scale_wo, t97, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 115, 154, dpo_step_lora_k115_lora_b_wo_grad_in(t99, lora_b_wo, t98, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 116, 154, dpo_step_lora_k116_lora_a_wo_grad_in(t100, lora_a_wo, t99, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 117, 154, dpo_step_lora_k117_wo_grad_in(t101, wo, t97, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 118, 154, dpo_step_lora_k118_attention_grad(t102, t100, t101, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 119, 154, dpo_step_lora_k119_attention_grad_matmul(t103, saved_v, t102, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 120, 154, dpo_step_lora_k120_attention(t104, t2, t72, t73, t74, t103, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 121, 154, dpo_step_lora_k121_scores_grad_matmul(t105, saved_k, t104, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 122, 154, dpo_step_lora_k122_attention_grad_matmul(t106, t74, t102, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 123, 154, dpo_step_lora_k123_attention_grad_matmul(t107, saved_q, t104, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 124, 154, dpo_step_lora_k124_attention_grad(t108, lora_scale_wv, t106, B, HD2, KVH, T));
+        LA_TIMED(prof, 125, 154, dpo_step_lora_k125_lora_b_wv_grad_in(t109, lora_b_wv, t108, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 126, 154, dpo_step_lora_k126_lora_a_wv_grad_in(t110, lora_a_wv, t109, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 127, 154, dpo_step_lora_k127_attention_grad(t111, t106, B, HD2, KVH, T));
+        LA_TIMED(prof, 128, 154, dpo_step_lora_k128_wv_grad_in(t112, wv, t111, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 129, 154, dpo_step_lora_k129_rope_grad(t113, t0, t1, t107, B, HD2, KVH, T));
+        LA_TIMED(prof, 130, 154, dpo_step_lora_k130_lora(t114, lora_scale_wk, t113, B, HD2, KVH, T));
+        LA_TIMED(prof, 131, 154, dpo_step_lora_k131_lora_b_wk_grad_in(t115, lora_b_wk, t114, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 132, 154, dpo_step_lora_k132_lora_a_wk_grad_in(t116, lora_a_wk, t115, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 133, 154, dpo_step_lora_k133_wk_grad_in(t117, wk, t113, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 134, 154, dpo_step_lora_k134_rope_grad(t118, t0, t1, t105, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 135, 154, dpo_step_lora_k135_lora(t119, lora_scale_wq, t118, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 136, 154, dpo_step_lora_k136_lora_b_wq_grad_in(t120, lora_b_wq, t119, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 137, 154, dpo_step_lora_k137_lora_a_wq_grad_in(t121, lora_a_wq, t120, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 138, 154, dpo_step_lora_k138_wq_grad_in(t122, wq, t118, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 139, 154, dpo_step_lora_k139_rmsnorm_grad(carry8_next, norm_eps, saved_x, attn_norm, t66, t97, t110, t112, t116, t117, t121, t122, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 140, 154, dpo_step_lora_k140_grad_lora_a_wq(grad_lora_a_wq, t67, t120, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 141, 154, dpo_step_lora_k141_grad_lora_b_wq(grad_lora_b_wq, t68, t119, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 142, 154, dpo_step_lora_k142_grad_lora_a_wk(grad_lora_a_wk, t67, t115, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 143, 154, dpo_step_lora_k143_grad_lora_b_wk(grad_lora_b_wk, t69, t114, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 144, 154, dpo_step_lora_k144_grad_lora_a_wv(grad_lora_a_wv, t67, t109, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 145, 154, dpo_step_lora_k145_grad_lora_b_wv(grad_lora_b_wv, t70, t108, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 146, 154, dpo_step_lora_k146_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t99, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 147, 154, dpo_step_lora_k147_grad_lora_b_wo(grad_lora_b_wo, t75, t98, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 148, 154, dpo_step_lora_k148_grad_lora_a_w1(grad_lora_a_w1, t77, t94, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 149, 154, dpo_step_lora_k149_grad_lora_b_w1(grad_lora_b_w1, t78, t93, B, F, R, T));
+        LA_TIMED(prof, 150, 154, dpo_step_lora_k150_grad_lora_a_w2(grad_lora_a_w2, t81, t84, B, F, R, T));
+        LA_TIMED(prof, 151, 154, dpo_step_lora_k151_grad_lora_b_w2(grad_lora_b_w2, t82, t83, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 152, 154, dpo_step_lora_k152_grad_lora_a_w3(grad_lora_a_w3, t77, t89, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 153, 154, dpo_step_lora_k153_grad_lora_b_w3(grad_lora_b_w3, t80, t88, B, F, R, T));
+        carry8 = carry8_next;
     }
 }
 
 void llama_dpo_dpo_step_lora_costs(const llama_dpo_dpo_step_lora_args *args, double *flops, double *bytes) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long R = args->R;
     const long REP = args->REP;
     const long T = args->T;
@@ -10638,110 +11270,122 @@ void llama_dpo_dpo_step_lora_costs(const llama_dpo_dpo_step_lora_args *args, dou
     flops[35] = (double)(2*B*F*R*T); bytes[35] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_k35_lora_a_w2 */
     flops[36] = (double)(4*B*HD2*KVH*R*REP*T); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k36_lora_b_w2 */
     flops[37] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[37] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k37_lora */
-    flops[38] = (double)(0); bytes[38] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k38_lm_head */
-    flops[39] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[39] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* dpo_step_lora_k39_rmsnorm */
-    flops[40] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[40] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS); /* dpo_step_lora_k40_rmsnorm */
-    flops[41] = (double)(4*HD2*KVH*NS*REP*V); bytes[41] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* dpo_step_lora_k41_lm_head */
-    flops[42] = (double)(NS*V); bytes[42] = (double)(4*NS + 4*NS*V); /* dpo_step_lora_k42_log_softmax */
-    flops[43] = (double)(NS + NS*V + NS*V + NS*V); bytes[43] = (double)(4*NS + 4*NS*V + 4*NS); /* dpo_step_lora_k43_log_softmax */
-    flops[44] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[44] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_step_lora_k44_cross_entropy */
-    flops[45] = (double)(NS + NS); bytes[45] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_lora_k45_sequence_logps_scatter_add */
-    flops[46] = (double)(B); bytes[46] = (double)(4*B + 4*B); /* dpo_step_lora_k46_sequence_logps */
-    flops[47] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[47] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_step_lora_k47_cross_entropy */
-    flops[48] = (double)(NS + NS); bytes[48] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_lora_k48_sequence_logps_scatter_add */
-    flops[49] = (double)(B); bytes[49] = (double)(4*B + 4*B); /* dpo_step_lora_k49_sequence_logps */
-    flops[50] = (double)(NS*V); bytes[50] = (double)(4*NS + 4*NS*V); /* dpo_step_lora_k50_sequence_logps */
-    flops[51] = (double)(NS); bytes[51] = (double)(4*B + 4*NS + 4*NS); /* dpo_step_lora_k51_sequence_logps_scatter_add */
-    flops[52] = (double)(NS); bytes[52] = (double)(4*B + 4*NS + 4*NS); /* dpo_step_lora_k52_sequence_logps_scatter_add */
-    flops[53] = (double)(NS + NS + NS); bytes[53] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_lora_k53_sequence_logps_scatter_add */
-    flops[54] = (double)(NS + NS + NS); bytes[54] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_lora_k54_sequence_logps_scatter_add */
-    flops[55] = (double)(1 + B + B + B + B + B); bytes[55] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_k55_dpo_kto_pair */
-    flops[56] = (double)(B + B); bytes[56] = (double)(4 + 4*B); /* dpo_step_lora_k56_sequence_logps */
-    flops[57] = (double)(1 + B + B + B + B + B); bytes[57] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_k57_dpo_kto_pair */
-    flops[58] = (double)(1 + B + B + B + B + B + B); bytes[58] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_k58_dpo_bco_pair */
-    flops[59] = (double)(1 + B + B + B + B + B + B); bytes[59] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_k59_dpo_bco_pair */
-    flops[60] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[60] = (double)(68*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_k60_log_sigmoid */
-    flops[61] = (double)(17*B + 17*B); bytes[61] = (double)(4*B + 68 + 68*B); /* dpo_step_lora_k61_lm_head */
-    flops[62] = (double)(B + B); bytes[62] = (double)(4 + 4*B + 4*B); /* dpo_step_lora_k62_lm_head */
-    flops[63] = (double)(B + B + B + B); bytes[63] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_lora_k63_sft */
-    flops[64] = (double)(1 + 1 + 1); bytes[64] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_lora_k64_dpo_loss */
-    flops[65] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[65] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_k65_log_sigmoid_grad */
-    flops[66] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS*V); bytes[66] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS + 4*B + 4*B); /* dpo_step_lora_k66_log_softmax_grad */
-    flops[67] = (double)(4*HD2*KVH*NS*REP*V); bytes[67] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* dpo_step_lora_k67_lm_head_grad_in */
-    flops[68] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[68] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_lora_k68_rmsnorm_grad */
-    flops[69] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* dpo_step_lora_k69_rmsnorm_grad_scatter_add */
-    flops[70] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[70] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k70_rmsnorm */
-    flops[71] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_lora_k71_rmsnorm */
-    flops[72] = (double)(4*B*HD2*KVH*R*REP*T); bytes[72] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k72_lora_a_wq */
-    flops[73] = (double)(4*B*HD2*KVH*R*REP*T); bytes[73] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k73_lora_a_wk */
-    flops[74] = (double)(4*B*HD2*KVH*R*REP*T); bytes[74] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k74_lora_a_wv */
-    flops[75] = (double)(4*B*HD2*KVH*REP*T*T); bytes[75] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k75_scores_matmul */
-    flops[76] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[76] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k76_attention */
-    flops[77] = (double)(B*KVH*REP*T*T); bytes[77] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k77_softmax */
-    flops[78] = (double)(B*KVH*REP*T*T); bytes[78] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_lora_k78_softmax */
-    flops[79] = (double)(4*B*HD2*KVH*R*REP*T); bytes[79] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* dpo_step_lora_k79_lora_a_wo */
-    flops[80] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[80] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k80_rmsnorm */
-    flops[81] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_lora_k81_rmsnorm */
-    flops[82] = (double)(4*B*HD2*KVH*R*REP*T); bytes[82] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k82_lora_a_w1 */
-    flops[83] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[83] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_lora_k83_silu */
-    flops[84] = (double)(4*B*HD2*KVH*R*REP*T); bytes[84] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k84_lora_a_w3 */
-    flops[85] = (double)(B*F*T); bytes[85] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k85_gate_up */
-    flops[86] = (double)(2*B*F*R*T); bytes[86] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_k86_lora_a_w2 */
-    flops[87] = (double)(2*B*HD2*KVH*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* dpo_step_lora_k87_lora */
-    flops[88] = (double)(4*B*HD2*KVH*R*REP*T); bytes[88] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k88_lora_b_w2_grad_in */
-    flops[89] = (double)(2*B*F*R*T); bytes[89] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_k89_lora_a_w2_grad_in */
-    flops[90] = (double)(4*B*F*HD2*KVH*REP*T); bytes[90] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_lora_k90_w2_grad_in */
-    flops[91] = (double)(B*F*T + B*F*T); bytes[91] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k91_ffn_grad */
-    flops[92] = (double)(B*F*T); bytes[92] = (double)(4*B*F*T + 4 + 4*B*F*T); /* dpo_step_lora_k92_lora */
-    flops[93] = (double)(2*B*F*R*T); bytes[93] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_k93_lora_b_w3_grad_in */
-    flops[94] = (double)(4*B*HD2*KVH*R*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k94_lora_a_w3_grad_in */
-    flops[95] = (double)(4*B*F*HD2*KVH*REP*T); bytes[95] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_k95_w3_grad_in */
-    flops[96] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[96] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k96_silu_grad */
-    flops[97] = (double)(B*F*T); bytes[97] = (double)(4*B*F*T + 4 + 4*B*F*T); /* dpo_step_lora_k97_lora */
-    flops[98] = (double)(2*B*F*R*T); bytes[98] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_k98_lora_b_w1_grad_in */
-    flops[99] = (double)(4*B*HD2*KVH*R*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k99_lora_a_w1_grad_in */
-    flops[100] = (double)(4*B*F*HD2*KVH*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_k100_w1_grad_in */
-    flops[101] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k101_rmsnorm_grad */
-    flops[102] = (double)(2*B*HD2*KVH*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k102_lora */
-    flops[103] = (double)(4*B*HD2*KVH*R*REP*T); bytes[103] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k103_lora_b_wo_grad_in */
-    flops[104] = (double)(4*B*HD2*KVH*R*REP*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k104_lora_a_wo_grad_in */
-    flops[105] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k105_wo_grad_in */
-    flops[106] = (double)(2*B*HD2*KVH*REP*T); bytes[106] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k106_attention_grad */
-    flops[107] = (double)(4*B*HD2*KVH*REP*T*T); bytes[107] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k107_attention_grad_matmul */
-    flops[108] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[108] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k108_attention */
-    flops[109] = (double)(4*B*HD2*KVH*REP*T*T); bytes[109] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k109_scores_grad_matmul */
-    flops[110] = (double)(4*B*HD2*KVH*REP*T*T); bytes[110] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k110_attention_grad_matmul */
-    flops[111] = (double)(4*B*HD2*KVH*REP*T*T); bytes[111] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k111_attention_grad_matmul */
-    flops[112] = (double)(2*B*HD2*KVH*T); bytes[112] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_k112_attention_grad */
-    flops[113] = (double)(4*B*HD2*KVH*R*T); bytes[113] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_k113_lora_b_wv_grad_in */
-    flops[114] = (double)(4*B*HD2*KVH*R*REP*T); bytes[114] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k114_lora_a_wv_grad_in */
-    flops[115] = (double)(0); bytes[115] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k115_attention_grad */
-    flops[116] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[116] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_k116_wv_grad_in */
-    flops[117] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[117] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k117_rope_grad */
-    flops[118] = (double)(2*B*HD2*KVH*T); bytes[118] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_k118_lora */
-    flops[119] = (double)(4*B*HD2*KVH*R*T); bytes[119] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_k119_lora_b_wk_grad_in */
-    flops[120] = (double)(4*B*HD2*KVH*R*REP*T); bytes[120] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k120_lora_a_wk_grad_in */
-    flops[121] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[121] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_k121_wk_grad_in */
-    flops[122] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[122] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k122_rope_grad */
-    flops[123] = (double)(2*B*HD2*KVH*REP*T); bytes[123] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k123_lora */
-    flops[124] = (double)(4*B*HD2*KVH*R*REP*T); bytes[124] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k124_lora_b_wq_grad_in */
-    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k125_lora_a_wq_grad_in */
-    flops[126] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[126] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k126_wq_grad_in */
-    flops[127] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[127] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k127_rmsnorm_grad */
-    flops[128] = (double)(4*B*HD2*KVH*R*REP*T); bytes[128] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k128_grad_lora_a_wq */
-    flops[129] = (double)(4*B*HD2*KVH*R*REP*T); bytes[129] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k129_grad_lora_b_wq */
-    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k130_grad_lora_a_wk */
-    flops[131] = (double)(4*B*HD2*KVH*R*T); bytes[131] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k131_grad_lora_b_wk */
-    flops[132] = (double)(4*B*HD2*KVH*R*REP*T); bytes[132] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k132_grad_lora_a_wv */
-    flops[133] = (double)(4*B*HD2*KVH*R*T); bytes[133] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k133_grad_lora_b_wv */
-    flops[134] = (double)(4*B*HD2*KVH*R*REP*T); bytes[134] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k134_grad_lora_a_wo */
-    flops[135] = (double)(4*B*HD2*KVH*R*REP*T); bytes[135] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k135_grad_lora_b_wo */
-    flops[136] = (double)(4*B*HD2*KVH*R*REP*T); bytes[136] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k136_grad_lora_a_w1 */
-    flops[137] = (double)(2*B*F*R*T); bytes[137] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_k137_grad_lora_b_w1 */
-    flops[138] = (double)(2*B*F*R*T); bytes[138] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* dpo_step_lora_k138_grad_lora_a_w2 */
-    flops[139] = (double)(4*B*HD2*KVH*R*REP*T); bytes[139] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k139_grad_lora_b_w2 */
-    flops[140] = (double)(4*B*HD2*KVH*R*REP*T); bytes[140] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k140_grad_lora_a_w3 */
-    flops[141] = (double)(2*B*F*R*T); bytes[141] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_k141_grad_lora_b_w3 */
+    flops[38] = (double)(0); bytes[38] = (double)(4*B); /* dpo_step_lora_k38_expand */
+    flops[39] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[39] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_lora_k39_rmsnorm */
+    flops[40] = (double)(4*CR*HD2*KVH*REP*V); bytes[40] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_lora_k40_lm_head */
+    flops[41] = (double)(CR*V); bytes[41] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_k41_log_softmax */
+    flops[42] = (double)(CR + CR*V + CR*V + CR*V); bytes[42] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_lora_k42_log_softmax */
+    flops[43] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[43] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k43_cross_entropy */
+    flops[44] = (double)(CR + CR); bytes[44] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k44_sequence_logps_scatter_add */
+    flops[45] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[45] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k45_cross_entropy */
+    flops[46] = (double)(CR + CR); bytes[46] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k46_sequence_logps_scatter_add */
+    flops[47] = (double)(CR*V); bytes[47] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_k47_sequence_logps */
+    flops[48] = (double)(CR); bytes[48] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_lora_k48_sequence_logps_scatter_add */
+    flops[49] = (double)(CR); bytes[49] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_lora_k49_sequence_logps_scatter_add */
+    flops[50] = (double)(CR + CR + CR); bytes[50] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k50_sequence_logps_scatter_add */
+    flops[51] = (double)(CR + CR + CR); bytes[51] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k51_sequence_logps_scatter_add */
+    flops[52] = (double)(B + B); bytes[52] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k52_sequence_logps */
+    flops[53] = (double)(B + B); bytes[53] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k53_sequence_logps */
+    flops[54] = (double)(B); bytes[54] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k54_lm_chunk */
+    flops[55] = (double)(B); bytes[55] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k55_lm_chunk */
+    flops[56] = (double)(B); bytes[56] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k56_lm_chunk */
+    flops[57] = (double)(B); bytes[57] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k57_lm_chunk */
+    flops[58] = (double)(1 + B + B + B + B + B); bytes[58] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_k58_dpo_kto_pair */
+    flops[59] = (double)(B + B); bytes[59] = (double)(4 + 4*B); /* dpo_step_lora_k59_dpo_sigmoid */
+    flops[60] = (double)(1 + B + B + B + B + B); bytes[60] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_k60_dpo_kto_pair */
+    flops[61] = (double)(1 + B + B + B + B + B + B); bytes[61] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_k61_dpo_bco_pair */
+    flops[62] = (double)(1 + B + B + B + B + B + B); bytes[62] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_k62_dpo_bco_pair */
+    flops[63] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[63] = (double)(68*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_k63_log_sigmoid */
+    flops[64] = (double)(17*B + 17*B); bytes[64] = (double)(4*B + 68 + 68*B); /* dpo_step_lora_k64_lm_head */
+    flops[65] = (double)(B + B); bytes[65] = (double)(4 + 4*B + 4*B); /* dpo_step_lora_k65_lm_head */
+    flops[66] = (double)(B + B + B + B); bytes[66] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_lora_k66_sft */
+    flops[67] = (double)(1 + 1 + 1); bytes[67] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_lora_k67_dpo_loss */
+    flops[68] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[68] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_k68_log_sigmoid_grad */
+    flops[69] = (double)(0); bytes[69] = (double)(8*B*HD2*KVH*REP*T); /* dpo_step_lora_k69_dpo_sigmoid */
+    flops[70] = (double)(0); bytes[70] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_lora_k70_lm_head */
+    flops[71] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[71] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* dpo_step_lora_k71_rmsnorm */
+    flops[72] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[72] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_lora_k72_rmsnorm */
+    flops[73] = (double)(4*CR*HD2*KVH*REP*V); bytes[73] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_lora_k73_lm_head */
+    flops[74] = (double)(CR*V); bytes[74] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_k74_log_softmax */
+    flops[75] = (double)(CR + CR*V + CR*V + CR*V); bytes[75] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_lora_k75_log_softmax */
+    flops[76] = (double)(B + B + B + B + B + B); bytes[76] = (double)(4*B + 4*B + 4*B + 4*B); /* dpo_step_lora_k76_sequence_logps_grad */
+    flops[77] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR*V); bytes[77] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*B + 4*B); /* dpo_step_lora_k77_log_softmax_grad */
+    flops[78] = (double)(4*CR*HD2*KVH*REP*V); bytes[78] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* dpo_step_lora_k78_lm_head_grad_in */
+    flops[79] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[79] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* dpo_step_lora_k79_rmsnorm_grad */
+    flops[80] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[80] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_lora_k80_rmsnorm_grad_scatter_add */
+    flops[81] = (double)(2*B*HD2*KVH*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k81_lm_chunk_backward */
+    flops[82] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[82] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k82_rmsnorm */
+    flops[83] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_lora_k83_rmsnorm */
+    flops[84] = (double)(4*B*HD2*KVH*R*REP*T); bytes[84] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k84_lora_a_wq */
+    flops[85] = (double)(4*B*HD2*KVH*R*REP*T); bytes[85] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k85_lora_a_wk */
+    flops[86] = (double)(4*B*HD2*KVH*R*REP*T); bytes[86] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k86_lora_a_wv */
+    flops[87] = (double)(4*B*HD2*KVH*REP*T*T); bytes[87] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k87_scores_matmul */
+    flops[88] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[88] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k88_attention */
+    flops[89] = (double)(B*KVH*REP*T*T); bytes[89] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k89_softmax */
+    flops[90] = (double)(B*KVH*REP*T*T); bytes[90] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_lora_k90_softmax */
+    flops[91] = (double)(4*B*HD2*KVH*R*REP*T); bytes[91] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* dpo_step_lora_k91_lora_a_wo */
+    flops[92] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[92] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k92_rmsnorm */
+    flops[93] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_lora_k93_rmsnorm */
+    flops[94] = (double)(4*B*HD2*KVH*R*REP*T); bytes[94] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k94_lora_a_w1 */
+    flops[95] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[95] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_lora_k95_silu */
+    flops[96] = (double)(4*B*HD2*KVH*R*REP*T); bytes[96] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k96_lora_a_w3 */
+    flops[97] = (double)(B*F*T); bytes[97] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k97_gate_up */
+    flops[98] = (double)(2*B*F*R*T); bytes[98] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_k98_lora_a_w2 */
+    flops[99] = (double)(2*B*HD2*KVH*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* dpo_step_lora_k99_lora */
+    flops[100] = (double)(4*B*HD2*KVH*R*REP*T); bytes[100] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k100_lora_b_w2_grad_in */
+    flops[101] = (double)(2*B*F*R*T); bytes[101] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_k101_lora_a_w2_grad_in */
+    flops[102] = (double)(4*B*F*HD2*KVH*REP*T); bytes[102] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_lora_k102_w2_grad_in */
+    flops[103] = (double)(B*F*T + B*F*T); bytes[103] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k103_ffn_grad */
+    flops[104] = (double)(B*F*T); bytes[104] = (double)(4*B*F*T + 4 + 4*B*F*T); /* dpo_step_lora_k104_lora */
+    flops[105] = (double)(2*B*F*R*T); bytes[105] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_k105_lora_b_w3_grad_in */
+    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k106_lora_a_w3_grad_in */
+    flops[107] = (double)(4*B*F*HD2*KVH*REP*T); bytes[107] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_k107_w3_grad_in */
+    flops[108] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[108] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k108_silu_grad */
+    flops[109] = (double)(B*F*T); bytes[109] = (double)(4*B*F*T + 4 + 4*B*F*T); /* dpo_step_lora_k109_lora */
+    flops[110] = (double)(2*B*F*R*T); bytes[110] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_k110_lora_b_w1_grad_in */
+    flops[111] = (double)(4*B*HD2*KVH*R*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k111_lora_a_w1_grad_in */
+    flops[112] = (double)(4*B*F*HD2*KVH*REP*T); bytes[112] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_k112_w1_grad_in */
+    flops[113] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k113_rmsnorm_grad */
+    flops[114] = (double)(2*B*HD2*KVH*REP*T); bytes[114] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k114_lora */
+    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k115_lora_b_wo_grad_in */
+    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k116_lora_a_wo_grad_in */
+    flops[117] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k117_wo_grad_in */
+    flops[118] = (double)(2*B*HD2*KVH*REP*T); bytes[118] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k118_attention_grad */
+    flops[119] = (double)(4*B*HD2*KVH*REP*T*T); bytes[119] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k119_attention_grad_matmul */
+    flops[120] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[120] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k120_attention */
+    flops[121] = (double)(4*B*HD2*KVH*REP*T*T); bytes[121] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k121_scores_grad_matmul */
+    flops[122] = (double)(4*B*HD2*KVH*REP*T*T); bytes[122] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k122_attention_grad_matmul */
+    flops[123] = (double)(4*B*HD2*KVH*REP*T*T); bytes[123] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k123_attention_grad_matmul */
+    flops[124] = (double)(2*B*HD2*KVH*T); bytes[124] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_k124_attention_grad */
+    flops[125] = (double)(4*B*HD2*KVH*R*T); bytes[125] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_k125_lora_b_wv_grad_in */
+    flops[126] = (double)(4*B*HD2*KVH*R*REP*T); bytes[126] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k126_lora_a_wv_grad_in */
+    flops[127] = (double)(0); bytes[127] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k127_attention_grad */
+    flops[128] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[128] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_k128_wv_grad_in */
+    flops[129] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[129] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k129_rope_grad */
+    flops[130] = (double)(2*B*HD2*KVH*T); bytes[130] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_k130_lora */
+    flops[131] = (double)(4*B*HD2*KVH*R*T); bytes[131] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_k131_lora_b_wk_grad_in */
+    flops[132] = (double)(4*B*HD2*KVH*R*REP*T); bytes[132] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k132_lora_a_wk_grad_in */
+    flops[133] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[133] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_k133_wk_grad_in */
+    flops[134] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[134] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k134_rope_grad */
+    flops[135] = (double)(2*B*HD2*KVH*REP*T); bytes[135] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k135_lora */
+    flops[136] = (double)(4*B*HD2*KVH*R*REP*T); bytes[136] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k136_lora_b_wq_grad_in */
+    flops[137] = (double)(4*B*HD2*KVH*R*REP*T); bytes[137] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k137_lora_a_wq_grad_in */
+    flops[138] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[138] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k138_wq_grad_in */
+    flops[139] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[139] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k139_rmsnorm_grad */
+    flops[140] = (double)(4*B*HD2*KVH*R*REP*T); bytes[140] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k140_grad_lora_a_wq */
+    flops[141] = (double)(4*B*HD2*KVH*R*REP*T); bytes[141] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k141_grad_lora_b_wq */
+    flops[142] = (double)(4*B*HD2*KVH*R*REP*T); bytes[142] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k142_grad_lora_a_wk */
+    flops[143] = (double)(4*B*HD2*KVH*R*T); bytes[143] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k143_grad_lora_b_wk */
+    flops[144] = (double)(4*B*HD2*KVH*R*REP*T); bytes[144] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k144_grad_lora_a_wv */
+    flops[145] = (double)(4*B*HD2*KVH*R*T); bytes[145] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k145_grad_lora_b_wv */
+    flops[146] = (double)(4*B*HD2*KVH*R*REP*T); bytes[146] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k146_grad_lora_a_wo */
+    flops[147] = (double)(4*B*HD2*KVH*R*REP*T); bytes[147] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k147_grad_lora_b_wo */
+    flops[148] = (double)(4*B*HD2*KVH*R*REP*T); bytes[148] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k148_grad_lora_a_w1 */
+    flops[149] = (double)(2*B*F*R*T); bytes[149] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_k149_grad_lora_b_w1 */
+    flops[150] = (double)(2*B*F*R*T); bytes[150] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* dpo_step_lora_k150_grad_lora_a_w2 */
+    flops[151] = (double)(4*B*HD2*KVH*R*REP*T); bytes[151] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k151_grad_lora_b_w2 */
+    flops[152] = (double)(4*B*HD2*KVH*R*REP*T); bytes[152] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k152_grad_lora_a_w3 */
+    flops[153] = (double)(2*B*F*R*T); bytes[153] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_k153_grad_lora_b_w3 */
     (void)args;
 }
 
@@ -10787,112 +11431,124 @@ static const char *const llama_dpo_dpo_step_lora_kernel_names[] = {
     "dpo_step_lora_k35_lora_a_w2",
     "dpo_step_lora_k36_lora_b_w2",
     "dpo_step_lora_k37_lora",
-    "dpo_step_lora_k38_lm_head",
+    "dpo_step_lora_k38_expand",
     "dpo_step_lora_k39_rmsnorm",
-    "dpo_step_lora_k40_rmsnorm",
-    "dpo_step_lora_k41_lm_head",
+    "dpo_step_lora_k40_lm_head",
+    "dpo_step_lora_k41_log_softmax",
     "dpo_step_lora_k42_log_softmax",
-    "dpo_step_lora_k43_log_softmax",
-    "dpo_step_lora_k44_cross_entropy",
-    "dpo_step_lora_k45_sequence_logps_scatter_add",
-    "dpo_step_lora_k46_sequence_logps",
-    "dpo_step_lora_k47_cross_entropy",
+    "dpo_step_lora_k43_cross_entropy",
+    "dpo_step_lora_k44_sequence_logps_scatter_add",
+    "dpo_step_lora_k45_cross_entropy",
+    "dpo_step_lora_k46_sequence_logps_scatter_add",
+    "dpo_step_lora_k47_sequence_logps",
     "dpo_step_lora_k48_sequence_logps_scatter_add",
-    "dpo_step_lora_k49_sequence_logps",
-    "dpo_step_lora_k50_sequence_logps",
+    "dpo_step_lora_k49_sequence_logps_scatter_add",
+    "dpo_step_lora_k50_sequence_logps_scatter_add",
     "dpo_step_lora_k51_sequence_logps_scatter_add",
-    "dpo_step_lora_k52_sequence_logps_scatter_add",
-    "dpo_step_lora_k53_sequence_logps_scatter_add",
-    "dpo_step_lora_k54_sequence_logps_scatter_add",
-    "dpo_step_lora_k55_dpo_kto_pair",
-    "dpo_step_lora_k56_sequence_logps",
-    "dpo_step_lora_k57_dpo_kto_pair",
-    "dpo_step_lora_k58_dpo_bco_pair",
-    "dpo_step_lora_k59_dpo_bco_pair",
-    "dpo_step_lora_k60_log_sigmoid",
-    "dpo_step_lora_k61_lm_head",
-    "dpo_step_lora_k62_lm_head",
-    "dpo_step_lora_k63_sft",
-    "dpo_step_lora_k64_dpo_loss",
-    "dpo_step_lora_k65_log_sigmoid_grad",
-    "dpo_step_lora_k66_log_softmax_grad",
-    "dpo_step_lora_k67_lm_head_grad_in",
-    "dpo_step_lora_k68_rmsnorm_grad",
-    "dpo_step_lora_k69_rmsnorm_grad_scatter_add",
-    "dpo_step_lora_k70_rmsnorm",
+    "dpo_step_lora_k52_sequence_logps",
+    "dpo_step_lora_k53_sequence_logps",
+    "dpo_step_lora_k54_lm_chunk",
+    "dpo_step_lora_k55_lm_chunk",
+    "dpo_step_lora_k56_lm_chunk",
+    "dpo_step_lora_k57_lm_chunk",
+    "dpo_step_lora_k58_dpo_kto_pair",
+    "dpo_step_lora_k59_dpo_sigmoid",
+    "dpo_step_lora_k60_dpo_kto_pair",
+    "dpo_step_lora_k61_dpo_bco_pair",
+    "dpo_step_lora_k62_dpo_bco_pair",
+    "dpo_step_lora_k63_log_sigmoid",
+    "dpo_step_lora_k64_lm_head",
+    "dpo_step_lora_k65_lm_head",
+    "dpo_step_lora_k66_sft",
+    "dpo_step_lora_k67_dpo_loss",
+    "dpo_step_lora_k68_log_sigmoid_grad",
+    "dpo_step_lora_k69_dpo_sigmoid",
+    "dpo_step_lora_k70_lm_head",
     "dpo_step_lora_k71_rmsnorm",
-    "dpo_step_lora_k72_lora_a_wq",
-    "dpo_step_lora_k73_lora_a_wk",
-    "dpo_step_lora_k74_lora_a_wv",
-    "dpo_step_lora_k75_scores_matmul",
-    "dpo_step_lora_k76_attention",
-    "dpo_step_lora_k77_softmax",
-    "dpo_step_lora_k78_softmax",
-    "dpo_step_lora_k79_lora_a_wo",
-    "dpo_step_lora_k80_rmsnorm",
-    "dpo_step_lora_k81_rmsnorm",
-    "dpo_step_lora_k82_lora_a_w1",
-    "dpo_step_lora_k83_silu",
-    "dpo_step_lora_k84_lora_a_w3",
-    "dpo_step_lora_k85_gate_up",
-    "dpo_step_lora_k86_lora_a_w2",
-    "dpo_step_lora_k87_lora",
-    "dpo_step_lora_k88_lora_b_w2_grad_in",
-    "dpo_step_lora_k89_lora_a_w2_grad_in",
-    "dpo_step_lora_k90_w2_grad_in",
-    "dpo_step_lora_k91_ffn_grad",
-    "dpo_step_lora_k92_lora",
-    "dpo_step_lora_k93_lora_b_w3_grad_in",
-    "dpo_step_lora_k94_lora_a_w3_grad_in",
-    "dpo_step_lora_k95_w3_grad_in",
-    "dpo_step_lora_k96_silu_grad",
-    "dpo_step_lora_k97_lora",
-    "dpo_step_lora_k98_lora_b_w1_grad_in",
-    "dpo_step_lora_k99_lora_a_w1_grad_in",
-    "dpo_step_lora_k100_w1_grad_in",
-    "dpo_step_lora_k101_rmsnorm_grad",
-    "dpo_step_lora_k102_lora",
-    "dpo_step_lora_k103_lora_b_wo_grad_in",
-    "dpo_step_lora_k104_lora_a_wo_grad_in",
-    "dpo_step_lora_k105_wo_grad_in",
-    "dpo_step_lora_k106_attention_grad",
-    "dpo_step_lora_k107_attention_grad_matmul",
-    "dpo_step_lora_k108_attention",
-    "dpo_step_lora_k109_scores_grad_matmul",
-    "dpo_step_lora_k110_attention_grad_matmul",
-    "dpo_step_lora_k111_attention_grad_matmul",
-    "dpo_step_lora_k112_attention_grad",
-    "dpo_step_lora_k113_lora_b_wv_grad_in",
-    "dpo_step_lora_k114_lora_a_wv_grad_in",
-    "dpo_step_lora_k115_attention_grad",
-    "dpo_step_lora_k116_wv_grad_in",
-    "dpo_step_lora_k117_rope_grad",
-    "dpo_step_lora_k118_lora",
-    "dpo_step_lora_k119_lora_b_wk_grad_in",
-    "dpo_step_lora_k120_lora_a_wk_grad_in",
-    "dpo_step_lora_k121_wk_grad_in",
-    "dpo_step_lora_k122_rope_grad",
-    "dpo_step_lora_k123_lora",
-    "dpo_step_lora_k124_lora_b_wq_grad_in",
-    "dpo_step_lora_k125_lora_a_wq_grad_in",
-    "dpo_step_lora_k126_wq_grad_in",
-    "dpo_step_lora_k127_rmsnorm_grad",
-    "dpo_step_lora_k128_grad_lora_a_wq",
-    "dpo_step_lora_k129_grad_lora_b_wq",
-    "dpo_step_lora_k130_grad_lora_a_wk",
-    "dpo_step_lora_k131_grad_lora_b_wk",
-    "dpo_step_lora_k132_grad_lora_a_wv",
-    "dpo_step_lora_k133_grad_lora_b_wv",
-    "dpo_step_lora_k134_grad_lora_a_wo",
-    "dpo_step_lora_k135_grad_lora_b_wo",
-    "dpo_step_lora_k136_grad_lora_a_w1",
-    "dpo_step_lora_k137_grad_lora_b_w1",
-    "dpo_step_lora_k138_grad_lora_a_w2",
-    "dpo_step_lora_k139_grad_lora_b_w2",
-    "dpo_step_lora_k140_grad_lora_a_w3",
-    "dpo_step_lora_k141_grad_lora_b_w3",
+    "dpo_step_lora_k72_rmsnorm",
+    "dpo_step_lora_k73_lm_head",
+    "dpo_step_lora_k74_log_softmax",
+    "dpo_step_lora_k75_log_softmax",
+    "dpo_step_lora_k76_sequence_logps_grad",
+    "dpo_step_lora_k77_log_softmax_grad",
+    "dpo_step_lora_k78_lm_head_grad_in",
+    "dpo_step_lora_k79_rmsnorm_grad",
+    "dpo_step_lora_k80_rmsnorm_grad_scatter_add",
+    "dpo_step_lora_k81_lm_chunk_backward",
+    "dpo_step_lora_k82_rmsnorm",
+    "dpo_step_lora_k83_rmsnorm",
+    "dpo_step_lora_k84_lora_a_wq",
+    "dpo_step_lora_k85_lora_a_wk",
+    "dpo_step_lora_k86_lora_a_wv",
+    "dpo_step_lora_k87_scores_matmul",
+    "dpo_step_lora_k88_attention",
+    "dpo_step_lora_k89_softmax",
+    "dpo_step_lora_k90_softmax",
+    "dpo_step_lora_k91_lora_a_wo",
+    "dpo_step_lora_k92_rmsnorm",
+    "dpo_step_lora_k93_rmsnorm",
+    "dpo_step_lora_k94_lora_a_w1",
+    "dpo_step_lora_k95_silu",
+    "dpo_step_lora_k96_lora_a_w3",
+    "dpo_step_lora_k97_gate_up",
+    "dpo_step_lora_k98_lora_a_w2",
+    "dpo_step_lora_k99_lora",
+    "dpo_step_lora_k100_lora_b_w2_grad_in",
+    "dpo_step_lora_k101_lora_a_w2_grad_in",
+    "dpo_step_lora_k102_w2_grad_in",
+    "dpo_step_lora_k103_ffn_grad",
+    "dpo_step_lora_k104_lora",
+    "dpo_step_lora_k105_lora_b_w3_grad_in",
+    "dpo_step_lora_k106_lora_a_w3_grad_in",
+    "dpo_step_lora_k107_w3_grad_in",
+    "dpo_step_lora_k108_silu_grad",
+    "dpo_step_lora_k109_lora",
+    "dpo_step_lora_k110_lora_b_w1_grad_in",
+    "dpo_step_lora_k111_lora_a_w1_grad_in",
+    "dpo_step_lora_k112_w1_grad_in",
+    "dpo_step_lora_k113_rmsnorm_grad",
+    "dpo_step_lora_k114_lora",
+    "dpo_step_lora_k115_lora_b_wo_grad_in",
+    "dpo_step_lora_k116_lora_a_wo_grad_in",
+    "dpo_step_lora_k117_wo_grad_in",
+    "dpo_step_lora_k118_attention_grad",
+    "dpo_step_lora_k119_attention_grad_matmul",
+    "dpo_step_lora_k120_attention",
+    "dpo_step_lora_k121_scores_grad_matmul",
+    "dpo_step_lora_k122_attention_grad_matmul",
+    "dpo_step_lora_k123_attention_grad_matmul",
+    "dpo_step_lora_k124_attention_grad",
+    "dpo_step_lora_k125_lora_b_wv_grad_in",
+    "dpo_step_lora_k126_lora_a_wv_grad_in",
+    "dpo_step_lora_k127_attention_grad",
+    "dpo_step_lora_k128_wv_grad_in",
+    "dpo_step_lora_k129_rope_grad",
+    "dpo_step_lora_k130_lora",
+    "dpo_step_lora_k131_lora_b_wk_grad_in",
+    "dpo_step_lora_k132_lora_a_wk_grad_in",
+    "dpo_step_lora_k133_wk_grad_in",
+    "dpo_step_lora_k134_rope_grad",
+    "dpo_step_lora_k135_lora",
+    "dpo_step_lora_k136_lora_b_wq_grad_in",
+    "dpo_step_lora_k137_lora_a_wq_grad_in",
+    "dpo_step_lora_k138_wq_grad_in",
+    "dpo_step_lora_k139_rmsnorm_grad",
+    "dpo_step_lora_k140_grad_lora_a_wq",
+    "dpo_step_lora_k141_grad_lora_b_wq",
+    "dpo_step_lora_k142_grad_lora_a_wk",
+    "dpo_step_lora_k143_grad_lora_b_wk",
+    "dpo_step_lora_k144_grad_lora_a_wv",
+    "dpo_step_lora_k145_grad_lora_b_wv",
+    "dpo_step_lora_k146_grad_lora_a_wo",
+    "dpo_step_lora_k147_grad_lora_b_wo",
+    "dpo_step_lora_k148_grad_lora_a_w1",
+    "dpo_step_lora_k149_grad_lora_b_w1",
+    "dpo_step_lora_k150_grad_lora_a_w2",
+    "dpo_step_lora_k151_grad_lora_b_w2",
+    "dpo_step_lora_k152_grad_lora_a_w3",
+    "dpo_step_lora_k153_grad_lora_b_w3",
 };
-const la_program_info llama_dpo_dpo_step_lora_info = { "llama_dpo.dpo_step_lora", 94, 142, llama_dpo_dpo_step_lora_kernel_names, llama_dpo_dpo_step_lora_run, llama_dpo_dpo_step_lora_arena, llama_dpo_dpo_step_lora_cost };
+const la_program_info llama_dpo_dpo_step_lora_info = { "llama_dpo.dpo_step_lora", 95, 154, llama_dpo_dpo_step_lora_kernel_names, llama_dpo_dpo_step_lora_run, llama_dpo_dpo_step_lora_arena, llama_dpo_dpo_step_lora_cost };
 
 /* ===== program 'dpo_logps_prefix' ===== */
 
@@ -11262,10 +11918,19 @@ static void dpo_logps_prefix_k20_layer(float *restrict carry0_next, const float 
     }
 }
 
-/* dpo_logps_prefix_k21_rmsnorm: t20 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_head; lm_head/rmsnorm] */
-static void dpo_logps_prefix_k21_rmsnorm(float *restrict t20, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
+/* dpo_logps_prefix_k21_expand: t20 = 0 */
+static void dpo_logps_prefix_k21_expand(float *restrict t20, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        t20[j] = 0.0f;
+    }
+}
+
+/* dpo_logps_prefix_k22_rmsnorm: t21 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
+static void dpo_logps_prefix_k22_rmsnorm(float *restrict t21, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -11283,234 +11948,265 @@ static void dpo_logps_prefix_k21_rmsnorm(float *restrict t20, const int32_t *res
             float v2 = carry0[(long)scored[i0] * D + j];
             float v6 = v2 * v5;
             float v7 = v6 * (final_norm[j]);
-            t20[r * n + j] = v7;
+            t21[r * n + j] = v7;
         }
     }
 }
 
-/* dpo_logps_prefix_k22_lm_head: t21[NS, V] = t20 · lm_headᵀ  [lm_head] */
-static void dpo_logps_prefix_k22_lm_head(float *restrict t21, const float *restrict lm_head, const float *restrict t20, long HD2, long KVH, long NS, long REP, long V) {
+/* dpo_logps_prefix_k23_lm_head: t22[CR, V] = t21 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
+static void dpo_logps_prefix_k23_lm_head(float *restrict t22, const float *restrict lm_head, const float *restrict t21, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t20, D, lm_head, D, 0.0f, t21, V);
+    la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t21, D, lm_head, D, 0.0f, t22, V);
 }
 
-/* dpo_logps_prefix_k23_log_softmax: t22 = max(t21)  [sequence_logps/cross_entropy/log_softmax] */
-static void dpo_logps_prefix_k23_log_softmax(float *restrict t22, const float *restrict t21, long NS, long V) {
+/* dpo_logps_prefix_k24_log_softmax: t23 = max(t22)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_prefix_k24_log_softmax(float *restrict t23, const float *restrict t22, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t21[r * n + j0]);
-        }
-        t22[r] = acc0;
-    }
-}
-
-/* dpo_logps_prefix_k24_log_softmax: t23 = Σ(exp(t21 - t22))  [sequence_logps/cross_entropy/log_softmax] */
-static void dpo_logps_prefix_k24_log_softmax(float *restrict t23, const float *restrict t21, const float *restrict t22, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = t22[i0];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t21[r * n + j0] - v0;
-            float v2 = la_expf(v1);
-            acc0 += v2;
+            acc0 = fmaxf(acc0, t22[r * n + j0]);
         }
         t23[r] = acc0;
     }
 }
 
-/* dpo_logps_prefix_k25_cross_entropy: t24 = Σ((t21 - t22 - log(t23)) · [i1 = chosen_targets])  [sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
-static void dpo_logps_prefix_k25_cross_entropy(float *restrict t24, const int32_t *restrict chosen_targets, const float *restrict t21, const float *restrict t22, const float *restrict t23, long NS, long V) {
+/* dpo_logps_prefix_k25_log_softmax: t24 = Σ(exp(t22 - t23))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_prefix_k25_log_softmax(float *restrict t24, const float *restrict t22, const float *restrict t23, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t22[i0];
-        float v2 = logf(t23[i0]);
-        float v4 = (float)chosen_targets[i0];
+        float v0 = t23[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t21[r * n + j0] - v0;
-            float v3 = v1 - v2;
-            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
-            float v6 = v3 * v5;
-            acc0 += v6;
+            float v1 = t22[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
         }
         t24[r] = acc0;
     }
 }
 
-/* dpo_logps_prefix_k26_sequence_logps_scatter_add: neg, mul, scatter_add  [sequence_logps/cross_entropy; sequence_logps] */
-static void dpo_logps_prefix_k26_sequence_logps_scatter_add(float *restrict t25, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t24, long B, long NS) {
-    memset(t25, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = -(t24[i0]);
-        float v1 = v0 * (chosen_mask[i0]);
-        for (long j = 0; j < n; j++) {
-            t25[(long)scored_pair[i0] * 1 + j] += v1;
-        }
-    }
-}
-
-/* dpo_logps_prefix_k27_sequence_logps: logps_chosen = -t25  [sequence_logps] */
-static void dpo_logps_prefix_k27_sequence_logps(float *restrict logps_chosen, const float *restrict t25, long B) {
-    const long n = B;
-    #pragma omp parallel for if (n > 32768)
-    for (long j = 0; j < n; j++) {
-        float v0 = -(t25[j]);
-        logps_chosen[j] = v0;
-    }
-}
-
-/* dpo_logps_prefix_k28_cross_entropy: t26 = Σ((t21 - t22 - log(t23)) · [i1 = rejected_targets])  [sequence_logps/cross_entropy/log_softmax; sequence_logps/cross_entropy] */
-static void dpo_logps_prefix_k28_cross_entropy(float *restrict t26, const int32_t *restrict rejected_targets, const float *restrict t21, const float *restrict t22, const float *restrict t23, long NS, long V) {
+/* dpo_logps_prefix_k26_cross_entropy: t25 = Σ((t22 - t23 - log(t24)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_logps_prefix_k26_cross_entropy(float *restrict t25, const float *restrict t22, const int32_t *restrict chosen_targets, const float *restrict t23, const float *restrict t24, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t22[i0];
-        float v2 = logf(t23[i0]);
-        float v4 = (float)rejected_targets[i0];
+        float v0 = t23[i0];
+        float v2 = logf(t24[i0]);
+        float v4 = (float)chosen_targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t21[r * n + j0] - v0;
+            float v1 = t22[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
             acc0 += v6;
         }
-        t26[r] = acc0;
+        t25[r] = acc0;
     }
 }
 
-/* dpo_logps_prefix_k29_sequence_logps_scatter_add: neg, mul, scatter_add  [sequence_logps/cross_entropy; sequence_logps] */
-static void dpo_logps_prefix_k29_sequence_logps_scatter_add(float *restrict t27, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t26, long B, long NS) {
-    memset(t27, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_logps_prefix_k27_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_prefix_k27_sequence_logps_scatter_add(float *restrict t26, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t25, long B, long CR) {
+    memset(t26, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = -(t26[i0]);
-        float v1 = v0 * (rejected_mask[i0]);
+        float v0 = -(t25[i0]);
+        float v1 = v0 * (chosen_mask[i0]);
         for (long j = 0; j < n; j++) {
-            t27[(long)scored_pair[i0] * 1 + j] += v1;
+            t26[(long)scored_pair[i0] * 1 + j] += v1;
         }
     }
 }
 
-/* dpo_logps_prefix_k30_sequence_logps: logps_rejected = -t27  [sequence_logps] */
-static void dpo_logps_prefix_k30_sequence_logps(float *restrict logps_rejected, const float *restrict t27, long B) {
-    const long n = B;
-    #pragma omp parallel for if (n > 32768)
-    for (long j = 0; j < n; j++) {
-        float v0 = -(t27[j]);
-        logps_rejected[j] = v0;
+/* dpo_logps_prefix_k28_cross_entropy: t27 = Σ((t22 - t23 - log(t24)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_logps_prefix_k28_cross_entropy(float *restrict t27, const float *restrict t22, const int32_t *restrict rejected_targets, const float *restrict t23, const float *restrict t24, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t23[i0];
+        float v2 = logf(t24[i0]);
+        float v4 = (float)rejected_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t22[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t27[r] = acc0;
     }
 }
 
-/* dpo_logps_prefix_k31_sequence_logps: t28 = Σ(t21)  [sequence_logps] */
-static void dpo_logps_prefix_k31_sequence_logps(float *restrict t28, const float *restrict t21, long NS, long V) {
+/* dpo_logps_prefix_k29_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_prefix_k29_sequence_logps_scatter_add(float *restrict t28, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t27, long B, long CR) {
+    memset(t28, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t27[i0]);
+        float v1 = v0 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t28[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_logps_prefix_k30_sequence_logps: t29 = Σ(t22)  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_prefix_k30_sequence_logps(float *restrict t29, const float *restrict t22, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t21[r * n + j0];
+            acc0 += t22[r * n + j0];
         }
-        t28[r] = acc0;
+        t29[r] = acc0;
     }
 }
 
-/* dpo_logps_prefix_k32_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [sequence_logps] */
-static void dpo_logps_prefix_k32_sequence_logps_scatter_add(float *restrict logits_chosen, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t28, long B, long NS, long V) {
-    memset(logits_chosen, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_logps_prefix_k31_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_prefix_k31_sequence_logps_scatter_add(float *restrict t30, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t29, long B, long CR, long V) {
+    memset(t30, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t28[i0]) / ((float)(V));
+        float v0 = (t29[i0]) / ((float)(V));
         float v1 = v0;
         float v2 = v1 * (chosen_mask[i0]);
         for (long j = 0; j < n; j++) {
-            logits_chosen[(long)scored_pair[i0] * 1 + j] += v2;
+            t30[(long)scored_pair[i0] * 1 + j] += v2;
         }
     }
 }
 
-/* dpo_logps_prefix_k33_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [sequence_logps] */
-static void dpo_logps_prefix_k33_sequence_logps_scatter_add(float *restrict logits_rejected, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t28, long B, long NS, long V) {
-    memset(logits_rejected, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_logps_prefix_k32_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_prefix_k32_sequence_logps_scatter_add(float *restrict t31, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t29, long B, long CR, long V) {
+    memset(t31, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t28[i0]) / ((float)(V));
+        float v0 = (t29[i0]) / ((float)(V));
         float v1 = v0;
         float v2 = v1 * (rejected_mask[i0]);
         for (long j = 0; j < n; j++) {
-            logits_rejected[(long)scored_pair[i0] * 1 + j] += v2;
+            t31[(long)scored_pair[i0] * 1 + j] += v2;
         }
     }
 }
 
-/* Arena: 10 slots planned for 34 kernels. */
+/* dpo_logps_prefix_k33_sequence_logps: carry1_next = carry1 + -t26  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_prefix_k33_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t26, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t26[j]);
+        float v1 = carry1[j] + v0;
+        carry1_next[j] = v1;
+    }
+}
+
+/* dpo_logps_prefix_k34_sequence_logps: carry2_next = carry2 + -t28  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_prefix_k34_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t28, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t28[j]);
+        float v1 = carry2[j] + v0;
+        carry2_next[j] = v1;
+    }
+}
+
+/* dpo_logps_prefix_k35_lm_chunk: carry3_next = carry3 + t30  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_prefix_k35_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t30, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry3[j] + t30[j];
+        carry3_next[j] = v0;
+    }
+}
+
+/* dpo_logps_prefix_k36_lm_chunk: carry4_next = carry4 + t31  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_prefix_k36_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t31, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry4[j] + t31[j];
+        carry4_next[j] = v0;
+    }
+}
+
+/* Arena: 18 slots planned for 37 kernels. */
 static long llama_dpo_dpo_logps_prefix_layout(const llama_dpo_dpo_logps_prefix_args *args, long *off) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long REP = args->REP;
     const long S = args->S;
     const long T = args->T;
     const long V = args->V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(B*HD2*T, NS));
-    off[1] = total; total += la_round16(la_max(B*HD2*T, NS));
-    off[2] = total; total += la_round16(la_max(B*S*T, NS));
-    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S), B*KVH*REP*S*T), B*F*T), NS*V));
-    off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*S*T));
-    off[6] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*S), B*F*T), 2*HD2*KVH*NS*REP));
-    off[7] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T), B*F*T));
+    off[0] = total; total += la_round16(la_max(B*HD2*T, CR*V));
+    off[1] = total; total += la_round16(la_max(B*HD2*T, CR));
+    off[2] = total; total += la_round16(la_max(la_max(B*S*T, CR), B));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, CR));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S), B*KVH*REP*S*T), B*F*T), 2*CR*HD2*KVH*REP), B));
+    off[5] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*S*T), B));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*S), B*F*T), B));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T), B*F*T), B));
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[10] = total; total += la_round16(B);
+    off[11] = total; total += la_round16(B);
+    off[12] = total; total += la_round16(B);
+    off[13] = total; total += la_round16(B);
+    off[14] = total; total += la_round16(B);
+    off[15] = total; total += la_round16(B);
+    off[16] = total; total += la_round16(B);
+    off[17] = total; total += la_round16(B);
     (void)args; (void)off;
     return total;
 }
 
 long llama_dpo_dpo_logps_prefix_arena_floats(const llama_dpo_dpo_logps_prefix_args *args) {
-    long off[10];
+    long off[18];
     return llama_dpo_dpo_logps_prefix_layout(args, off);
 }
 
 void llama_dpo_dpo_logps_prefix(const llama_dpo_dpo_logps_prefix_args *args) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
-    const long NS = args->NS;
+    const long NC = args->NC;
     const long P = args->P;
     const long REP = args->REP;
     const long S = args->S;
     const long T = args->T;
     const long V = args->V;
-    long off[10];
+    long off[18];
     llama_dpo_dpo_logps_prefix_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -11539,9 +12235,12 @@ void llama_dpo_dpo_logps_prefix(const llama_dpo_dpo_logps_prefix_args *args) {
     float *t23 = args->arena + off[1];
     float *t24 = args->arena + off[2];
     float *t25 = args->arena + off[3];
-    float *t26 = args->arena + off[2];
+    float *t26 = args->arena + off[5];
     float *t27 = args->arena + off[3];
-    float *t28 = args->arena + off[0];
+    float *t28 = args->arena + off[7];
+    float *t29 = args->arena + off[1];
+    float *t30 = args->arena + off[4];
+    float *t31 = args->arena + off[2];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -11549,22 +12248,16 @@ void llama_dpo_dpo_logps_prefix(const llama_dpo_dpo_logps_prefix_args *args) {
     const int32_t *positions = args->positions;
     const int32_t *segments = args->segments;
     const float *rope_theta = args->rope_theta;
-    const int32_t *scored = args->scored;
-    const int32_t *scored_pair = args->scored_pair;
-    const int32_t *chosen_targets = args->chosen_targets;
-    const int32_t *rejected_targets = args->rejected_targets;
-    const float *chosen_mask = args->chosen_mask;
-    const float *rejected_mask = args->rejected_mask;
     const float *norm_eps = args->norm_eps;
     float *logps_chosen = args->logps_chosen;
     float *logps_rejected = args->logps_rejected;
     float *logits_chosen = args->logits_chosen;
     float *logits_rejected = args->logits_rejected;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 34, dpo_logps_prefix_k0_rope_tables(t0, positions, rope_theta, B, HD2, P, T));
-    LA_TIMED(prof, 1, 34, dpo_logps_prefix_k1_rope_tables(t1, positions, rope_theta, B, HD2, P, T));
-    LA_TIMED(prof, 2, 34, dpo_logps_prefix_k2_shared_prompt_mask(t2, segments, B, P, S, T));
-    LA_TIMED(prof, 3, 34, dpo_logps_prefix_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 37, dpo_logps_prefix_k0_rope_tables(t0, positions, rope_theta, B, HD2, P, T));
+    LA_TIMED(prof, 1, 37, dpo_logps_prefix_k1_rope_tables(t1, positions, rope_theta, B, HD2, P, T));
+    LA_TIMED(prof, 2, 37, dpo_logps_prefix_k2_shared_prompt_mask(t2, segments, B, P, S, T));
+    LA_TIMED(prof, 3, 37, dpo_logps_prefix_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t3;
     float *carry0_buf[2] = { args->arena + off[8], args->arena + off[9] };
@@ -11580,47 +12273,75 @@ void llama_dpo_dpo_logps_prefix(const llama_dpo_dpo_logps_prefix_args *args) {
         const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 4, 34, dpo_logps_prefix_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 34, dpo_logps_prefix_k5_wq(t5, wq, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 34, dpo_logps_prefix_k6_wk(t6, wk, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 34, dpo_logps_prefix_k7_wv(t7, wv, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 34, dpo_logps_prefix_k8_rope(t8, t0, t1, prefix_kv, t6, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 9, 34, dpo_logps_prefix_k9_prefix(t9, prefix_kv, t7, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 10, 34, dpo_logps_prefix_k10_rope(t10, t0, t1, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 34, dpo_logps_prefix_k11_scores_matmul(t11, t8, t10, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 12, 34, dpo_logps_prefix_k12_attention(t12, t2, t11, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 13, 34, dpo_logps_prefix_k13_attention_matmul(t13, t9, t12, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 14, 34, dpo_logps_prefix_k14_wo(t14, wo, t13, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 34, dpo_logps_prefix_k15_rmsnorm(t15, norm_eps, carry0, ffn_norm, t14, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 34, dpo_logps_prefix_k16_w1(t16, w1, t15, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 34, dpo_logps_prefix_k17_w3(t17, w3, t15, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 34, dpo_logps_prefix_k18_silu(t18, t16, t17, B, F, T));
-        LA_TIMED(prof, 19, 34, dpo_logps_prefix_k19_w2(t19, w2, t18, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 34, dpo_logps_prefix_k20_layer(carry0_next, carry0, t14, t19, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 37, dpo_logps_prefix_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 37, dpo_logps_prefix_k5_wq(t5, wq, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 37, dpo_logps_prefix_k6_wk(t6, wk, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 37, dpo_logps_prefix_k7_wv(t7, wv, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 37, dpo_logps_prefix_k8_rope(t8, t0, t1, prefix_kv, t6, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 9, 37, dpo_logps_prefix_k9_prefix(t9, prefix_kv, t7, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 10, 37, dpo_logps_prefix_k10_rope(t10, t0, t1, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 37, dpo_logps_prefix_k11_scores_matmul(t11, t8, t10, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 12, 37, dpo_logps_prefix_k12_attention(t12, t2, t11, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 13, 37, dpo_logps_prefix_k13_attention_matmul(t13, t9, t12, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 14, 37, dpo_logps_prefix_k14_wo(t14, wo, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 37, dpo_logps_prefix_k15_rmsnorm(t15, norm_eps, carry0, ffn_norm, t14, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 37, dpo_logps_prefix_k16_w1(t16, w1, t15, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 37, dpo_logps_prefix_k17_w3(t17, w3, t15, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 37, dpo_logps_prefix_k18_silu(t18, t16, t17, B, F, T));
+        LA_TIMED(prof, 19, 37, dpo_logps_prefix_k19_w2(t19, w2, t18, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 37, dpo_logps_prefix_k20_layer(carry0_next, carry0, t14, t19, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 21, 34, dpo_logps_prefix_k21_rmsnorm(t20, scored, norm_eps, final_norm, carry0, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 22, 34, dpo_logps_prefix_k22_lm_head(t21, lm_head, t20, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 23, 34, dpo_logps_prefix_k23_log_softmax(t22, t21, NS, V));
-    LA_TIMED(prof, 24, 34, dpo_logps_prefix_k24_log_softmax(t23, t21, t22, NS, V));
-    LA_TIMED(prof, 25, 34, dpo_logps_prefix_k25_cross_entropy(t24, chosen_targets, t21, t22, t23, NS, V));
-    LA_TIMED(prof, 26, 34, dpo_logps_prefix_k26_sequence_logps_scatter_add(t25, scored_pair, chosen_mask, t24, B, NS));
-    LA_TIMED(prof, 27, 34, dpo_logps_prefix_k27_sequence_logps(logps_chosen, t25, B));
-    LA_TIMED(prof, 28, 34, dpo_logps_prefix_k28_cross_entropy(t26, rejected_targets, t21, t22, t23, NS, V));
-    LA_TIMED(prof, 29, 34, dpo_logps_prefix_k29_sequence_logps_scatter_add(t27, scored_pair, rejected_mask, t26, B, NS));
-    LA_TIMED(prof, 30, 34, dpo_logps_prefix_k30_sequence_logps(logps_rejected, t27, B));
-    LA_TIMED(prof, 31, 34, dpo_logps_prefix_k31_sequence_logps(t28, t21, NS, V));
-    LA_TIMED(prof, 32, 34, dpo_logps_prefix_k32_sequence_logps_scatter_add(logits_chosen, scored_pair, chosen_mask, t28, B, NS, V));
-    LA_TIMED(prof, 33, 34, dpo_logps_prefix_k33_sequence_logps_scatter_add(logits_rejected, scored_pair, rejected_mask, t28, B, NS, V));
+    LA_TIMED(prof, 21, 37, dpo_logps_prefix_k21_expand(t20, B));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t20;
+    float *carry1_buf[2] = { args->arena + off[10], args->arena + off[11] };
+    const float *carry2 = t20;
+    float *carry2_buf[2] = { args->arena + off[12], args->arena + off[13] };
+    const float *carry3 = t20;
+    float *carry3_buf[2] = { args->arena + off[14], args->arena + off[15] };
+    const float *carry4 = t20;
+    float *carry4_buf[2] = { args->arena + off[16], args->arena + off[17] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry1_next = l + 1 < NC ? carry1_buf[l & 1] : logps_chosen;
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : logps_rejected;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : logits_chosen;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : logits_rejected;
+        LA_TIMED(prof, 22, 37, dpo_logps_prefix_k22_rmsnorm(t21, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 23, 37, dpo_logps_prefix_k23_lm_head(t22, lm_head, t21, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 24, 37, dpo_logps_prefix_k24_log_softmax(t23, t22, CR, V));
+        LA_TIMED(prof, 25, 37, dpo_logps_prefix_k25_log_softmax(t24, t22, t23, CR, V));
+        LA_TIMED(prof, 26, 37, dpo_logps_prefix_k26_cross_entropy(t25, t22, chosen_targets, t23, t24, CR, V));
+        LA_TIMED(prof, 27, 37, dpo_logps_prefix_k27_sequence_logps_scatter_add(t26, scored_pair, chosen_mask, t25, B, CR));
+        LA_TIMED(prof, 28, 37, dpo_logps_prefix_k28_cross_entropy(t27, t22, rejected_targets, t23, t24, CR, V));
+        LA_TIMED(prof, 29, 37, dpo_logps_prefix_k29_sequence_logps_scatter_add(t28, scored_pair, rejected_mask, t27, B, CR));
+        LA_TIMED(prof, 30, 37, dpo_logps_prefix_k30_sequence_logps(t29, t22, CR, V));
+        LA_TIMED(prof, 31, 37, dpo_logps_prefix_k31_sequence_logps_scatter_add(t30, scored_pair, chosen_mask, t29, B, CR, V));
+        LA_TIMED(prof, 32, 37, dpo_logps_prefix_k32_sequence_logps_scatter_add(t31, scored_pair, rejected_mask, t29, B, CR, V));
+        LA_TIMED(prof, 33, 37, dpo_logps_prefix_k33_sequence_logps(carry1_next, carry1, t26, B));
+        LA_TIMED(prof, 34, 37, dpo_logps_prefix_k34_sequence_logps(carry2_next, carry2, t28, B));
+        LA_TIMED(prof, 35, 37, dpo_logps_prefix_k35_lm_chunk(carry3_next, carry3, t30, B));
+        LA_TIMED(prof, 36, 37, dpo_logps_prefix_k36_lm_chunk(carry4_next, carry4, t31, B));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
 }
 
 void llama_dpo_dpo_logps_prefix_costs(const llama_dpo_dpo_logps_prefix_args *args, double *flops, double *bytes) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long P = args->P;
     const long REP = args->REP;
     const long S = args->S;
@@ -11647,19 +12368,22 @@ void llama_dpo_dpo_logps_prefix_costs(const llama_dpo_dpo_logps_prefix_args *arg
     flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_logps_prefix_k18_silu */
     flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_logps_prefix_k19_w2 */
     flops[20] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_prefix_k20_layer */
-    flops[21] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[21] = (double)(8*HD2*KVH*NS*REP + 4*NS + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_prefix_k21_rmsnorm */
-    flops[22] = (double)(4*HD2*KVH*NS*REP*V); bytes[22] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* dpo_logps_prefix_k22_lm_head */
-    flops[23] = (double)(NS*V); bytes[23] = (double)(4*NS + 4*NS*V); /* dpo_logps_prefix_k23_log_softmax */
-    flops[24] = (double)(NS + NS*V + NS*V + NS*V); bytes[24] = (double)(4*NS + 4*NS*V + 4*NS); /* dpo_logps_prefix_k24_log_softmax */
-    flops[25] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[25] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_logps_prefix_k25_cross_entropy */
-    flops[26] = (double)(NS + NS); bytes[26] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_prefix_k26_sequence_logps_scatter_add */
-    flops[27] = (double)(B); bytes[27] = (double)(4*B + 4*B); /* dpo_logps_prefix_k27_sequence_logps */
-    flops[28] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[28] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_logps_prefix_k28_cross_entropy */
-    flops[29] = (double)(NS + NS); bytes[29] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_prefix_k29_sequence_logps_scatter_add */
-    flops[30] = (double)(B); bytes[30] = (double)(4*B + 4*B); /* dpo_logps_prefix_k30_sequence_logps */
-    flops[31] = (double)(NS*V); bytes[31] = (double)(4*NS + 4*NS*V); /* dpo_logps_prefix_k31_sequence_logps */
-    flops[32] = (double)(NS + NS + NS); bytes[32] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_prefix_k32_sequence_logps_scatter_add */
-    flops[33] = (double)(NS + NS + NS); bytes[33] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_logps_prefix_k33_sequence_logps_scatter_add */
+    flops[21] = (double)(0); bytes[21] = (double)(4*B); /* dpo_logps_prefix_k21_expand */
+    flops[22] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[22] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_logps_prefix_k22_rmsnorm */
+    flops[23] = (double)(4*CR*HD2*KVH*REP*V); bytes[23] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_logps_prefix_k23_lm_head */
+    flops[24] = (double)(CR*V); bytes[24] = (double)(4*CR + 4*CR*V); /* dpo_logps_prefix_k24_log_softmax */
+    flops[25] = (double)(CR + CR*V + CR*V + CR*V); bytes[25] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_logps_prefix_k25_log_softmax */
+    flops[26] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[26] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_logps_prefix_k26_cross_entropy */
+    flops[27] = (double)(CR + CR); bytes[27] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_prefix_k27_sequence_logps_scatter_add */
+    flops[28] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[28] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_logps_prefix_k28_cross_entropy */
+    flops[29] = (double)(CR + CR); bytes[29] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_prefix_k29_sequence_logps_scatter_add */
+    flops[30] = (double)(CR*V); bytes[30] = (double)(4*CR + 4*CR*V); /* dpo_logps_prefix_k30_sequence_logps */
+    flops[31] = (double)(CR + CR + CR); bytes[31] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_prefix_k31_sequence_logps_scatter_add */
+    flops[32] = (double)(CR + CR + CR); bytes[32] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_prefix_k32_sequence_logps_scatter_add */
+    flops[33] = (double)(B + B); bytes[33] = (double)(4*B + 4*B + 4*B); /* dpo_logps_prefix_k33_sequence_logps */
+    flops[34] = (double)(B + B); bytes[34] = (double)(4*B + 4*B + 4*B); /* dpo_logps_prefix_k34_sequence_logps */
+    flops[35] = (double)(B); bytes[35] = (double)(4*B + 4*B + 4*B); /* dpo_logps_prefix_k35_lm_chunk */
+    flops[36] = (double)(B); bytes[36] = (double)(4*B + 4*B + 4*B); /* dpo_logps_prefix_k36_lm_chunk */
     (void)args;
 }
 
@@ -11688,21 +12412,24 @@ static const char *const llama_dpo_dpo_logps_prefix_kernel_names[] = {
     "dpo_logps_prefix_k18_silu",
     "dpo_logps_prefix_k19_w2",
     "dpo_logps_prefix_k20_layer",
-    "dpo_logps_prefix_k21_rmsnorm",
-    "dpo_logps_prefix_k22_lm_head",
-    "dpo_logps_prefix_k23_log_softmax",
+    "dpo_logps_prefix_k21_expand",
+    "dpo_logps_prefix_k22_rmsnorm",
+    "dpo_logps_prefix_k23_lm_head",
     "dpo_logps_prefix_k24_log_softmax",
-    "dpo_logps_prefix_k25_cross_entropy",
-    "dpo_logps_prefix_k26_sequence_logps_scatter_add",
-    "dpo_logps_prefix_k27_sequence_logps",
+    "dpo_logps_prefix_k25_log_softmax",
+    "dpo_logps_prefix_k26_cross_entropy",
+    "dpo_logps_prefix_k27_sequence_logps_scatter_add",
     "dpo_logps_prefix_k28_cross_entropy",
     "dpo_logps_prefix_k29_sequence_logps_scatter_add",
     "dpo_logps_prefix_k30_sequence_logps",
-    "dpo_logps_prefix_k31_sequence_logps",
+    "dpo_logps_prefix_k31_sequence_logps_scatter_add",
     "dpo_logps_prefix_k32_sequence_logps_scatter_add",
-    "dpo_logps_prefix_k33_sequence_logps_scatter_add",
+    "dpo_logps_prefix_k33_sequence_logps",
+    "dpo_logps_prefix_k34_sequence_logps",
+    "dpo_logps_prefix_k35_lm_chunk",
+    "dpo_logps_prefix_k36_lm_chunk",
 };
-const la_program_info llama_dpo_dpo_logps_prefix_info = { "llama_dpo.dpo_logps_prefix", 41, 34, llama_dpo_dpo_logps_prefix_kernel_names, llama_dpo_dpo_logps_prefix_run, llama_dpo_dpo_logps_prefix_arena, llama_dpo_dpo_logps_prefix_cost };
+const la_program_info llama_dpo_dpo_logps_prefix_info = { "llama_dpo.dpo_logps_prefix", 42, 37, llama_dpo_dpo_logps_prefix_kernel_names, llama_dpo_dpo_logps_prefix_run, llama_dpo_dpo_logps_prefix_arena, llama_dpo_dpo_logps_prefix_cost };
 
 /* ===== program 'dpo_step_prefix' ===== */
 
@@ -12096,262 +12823,290 @@ static void dpo_step_prefix_k22_ffn(float *restrict carry0_next, const float *re
     }
 }
 
-/* dpo_step_prefix_k23_lm_head: t14 = carry0[scored]  [lm_head] */
-static void dpo_step_prefix_k23_lm_head(float *restrict t14, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
-    const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        for (long j = 0; j < n; j++) {
-            float v0 = carry0[(long)scored[i0] * D + j];
-            t14[r * n + j] = v0;
-        }
+/* dpo_step_prefix_k23_expand: t14 = 0 */
+static void dpo_step_prefix_k23_expand(float *restrict t14, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        t14[j] = 0.0f;
     }
 }
 
-/* dpo_step_prefix_k24_rmsnorm: t15 = Σ(t14²)  [lm_head/rmsnorm] */
-static void dpo_step_prefix_k24_rmsnorm(float *restrict t15, const float *restrict t14, long HD2, long KVH, long NS, long REP) {
+/* dpo_step_prefix_k24_rmsnorm: t15 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
+static void dpo_step_prefix_k24_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    /* one result per row */
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t14[r * n + j0]) * (t14[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        t15[r] = acc0;
-    }
-}
-
-/* dpo_step_prefix_k25_rmsnorm: t16 = (t14 · rsqrt(t15 / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void dpo_step_prefix_k25_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t14, const float *restrict t15, long HD2, long KVH, long NS, long REP) {
-    const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = (t15[i0]) / ((float)(D));
-        float v1 = v0 + norm_eps[0];
-        float v2 = 1.0f / sqrtf(v1);
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v3 = (t14[r * n + j]) * v2;
-            float v4 = v3 * (final_norm[j]);
-            t16[r * n + j] = v4;
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t15[r * n + j] = v7;
         }
     }
 }
 
-/* dpo_step_prefix_k26_lm_head: t17[NS, V] = t16 · lm_headᵀ  [lm_head] */
-static void dpo_step_prefix_k26_lm_head(float *restrict t17, const float *restrict lm_head, const float *restrict t16, long HD2, long KVH, long NS, long REP, long V) {
+/* dpo_step_prefix_k25_lm_head: t16[CR, V] = t15 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
+static void dpo_step_prefix_k25_lm_head(float *restrict t16, const float *restrict lm_head, const float *restrict t15, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t16, D, lm_head, D, 0.0f, t17, V);
+    la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t15, D, lm_head, D, 0.0f, t16, V);
 }
 
-/* dpo_step_prefix_k27_log_softmax: t18 = max(t17)  [lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_prefix_k27_log_softmax(float *restrict t18, const float *restrict t17, long NS, long V) {
+/* dpo_step_prefix_k26_log_softmax: t17 = max(t16)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_prefix_k26_log_softmax(float *restrict t17, const float *restrict t16, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t17[r * n + j0]);
+            acc0 = fmaxf(acc0, t16[r * n + j0]);
+        }
+        t17[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_k27_log_softmax: t18 = Σ(exp(t16 - t17))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_prefix_k27_log_softmax(float *restrict t18, const float *restrict t16, const float *restrict t17, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t17[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t16[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
         }
         t18[r] = acc0;
     }
 }
 
-/* dpo_step_prefix_k28_log_softmax: t19 = Σ(exp(t17 - t18))  [lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_prefix_k28_log_softmax(float *restrict t19, const float *restrict t17, const float *restrict t18, long NS, long V) {
+/* dpo_step_prefix_k28_cross_entropy: t19 = Σ((t16 - t17 - log(t18)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_prefix_k28_cross_entropy(float *restrict t19, const float *restrict t16, const int32_t *restrict chosen_targets, const float *restrict t17, const float *restrict t18, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t18[i0];
+        float v0 = t17[i0];
+        float v2 = logf(t18[i0]);
+        float v4 = (float)chosen_targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t17[r * n + j0] - v0;
-            float v2 = la_expf(v1);
-            acc0 += v2;
+            float v1 = t16[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
         }
         t19[r] = acc0;
     }
 }
 
-/* dpo_step_prefix_k29_cross_entropy: t20 = Σ((t17 - t18 - log(t19)) · [i1 = chosen_targets])  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_prefix_k29_cross_entropy(float *restrict t20, const int32_t *restrict chosen_targets, const float *restrict t17, const float *restrict t18, const float *restrict t19, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
+/* dpo_step_prefix_k29_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_prefix_k29_sequence_logps_scatter_add(float *restrict t20, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t19, long B, long CR) {
+    memset(t20, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t18[i0];
-        float v2 = logf(t19[i0]);
-        float v4 = (float)chosen_targets[i0];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t17[r * n + j0] - v0;
-            float v3 = v1 - v2;
-            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
-            float v6 = v3 * v5;
-            acc0 += v6;
-        }
-        t20[r] = acc0;
-    }
-}
-
-/* dpo_step_prefix_k30_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
-static void dpo_step_prefix_k30_sequence_logps_scatter_add(float *restrict t21, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t20, long B, long NS) {
-    memset(t21, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = -(t20[i0]);
+        float v0 = -(t19[i0]);
         float v1 = v0 * (chosen_mask[i0]);
         for (long j = 0; j < n; j++) {
-            t21[(long)scored_pair[i0] * 1 + j] += v1;
+            t20[(long)scored_pair[i0] * 1 + j] += v1;
         }
     }
 }
 
-/* dpo_step_prefix_k31_sequence_logps: logps_chosen = -t21  [lm_head/sequence_logps] */
-static void dpo_step_prefix_k31_sequence_logps(float *restrict logps_chosen, const float *restrict t21, long B) {
-    const long n = B;
-    #pragma omp parallel for if (n > 32768)
-    for (long j = 0; j < n; j++) {
-        float v0 = -(t21[j]);
-        logps_chosen[j] = v0;
-    }
-}
-
-/* dpo_step_prefix_k32_cross_entropy: t22 = Σ((t17 - t18 - log(t19)) · [i1 = rejected_targets])  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_prefix_k32_cross_entropy(float *restrict t22, const int32_t *restrict rejected_targets, const float *restrict t17, const float *restrict t18, const float *restrict t19, long NS, long V) {
+/* dpo_step_prefix_k30_cross_entropy: t21 = Σ((t16 - t17 - log(t18)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_prefix_k30_cross_entropy(float *restrict t21, const float *restrict t16, const int32_t *restrict rejected_targets, const float *restrict t17, const float *restrict t18, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t18[i0];
-        float v2 = logf(t19[i0]);
+        float v0 = t17[i0];
+        float v2 = logf(t18[i0]);
         float v4 = (float)rejected_targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t17[r * n + j0] - v0;
+            float v1 = t16[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
             acc0 += v6;
         }
-        t22[r] = acc0;
+        t21[r] = acc0;
     }
 }
 
-/* dpo_step_prefix_k33_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps] */
-static void dpo_step_prefix_k33_sequence_logps_scatter_add(float *restrict t23, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t22, long B, long NS) {
-    memset(t23, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_step_prefix_k31_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_prefix_k31_sequence_logps_scatter_add(float *restrict t22, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t21, long B, long CR) {
+    memset(t22, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = -(t22[i0]);
+        float v0 = -(t21[i0]);
         float v1 = v0 * (rejected_mask[i0]);
         for (long j = 0; j < n; j++) {
-            t23[(long)scored_pair[i0] * 1 + j] += v1;
+            t22[(long)scored_pair[i0] * 1 + j] += v1;
         }
     }
 }
 
-/* dpo_step_prefix_k34_sequence_logps: logps_rejected = -t23  [lm_head/sequence_logps] */
-static void dpo_step_prefix_k34_sequence_logps(float *restrict logps_rejected, const float *restrict t23, long B) {
-    const long n = B;
-    #pragma omp parallel for if (n > 32768)
-    for (long j = 0; j < n; j++) {
-        float v0 = -(t23[j]);
-        logps_rejected[j] = v0;
-    }
-}
-
-/* dpo_step_prefix_k35_sequence_logps: t24 = Σ(t17)  [lm_head/sequence_logps] */
-static void dpo_step_prefix_k35_sequence_logps(float *restrict t24, const float *restrict t17, long NS, long V) {
+/* dpo_step_prefix_k32_sequence_logps: t23 = Σ(t16)  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_prefix_k32_sequence_logps(float *restrict t23, const float *restrict t16, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t17[r * n + j0];
+            acc0 += t16[r * n + j0];
         }
-        t24[r] = acc0;
+        t23[r] = acc0;
     }
 }
 
-/* dpo_step_prefix_k36_sequence_logps_scatter_add: mul, scatter_add  [lm_head/sequence_logps] */
-static void dpo_step_prefix_k36_sequence_logps_scatter_add(float *restrict t25, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long NS) {
-    memset(t25, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_step_prefix_k33_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_prefix_k33_sequence_logps_scatter_add(float *restrict t24, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long CR) {
+    memset(t24, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float v0 = 1.0f * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t24[(long)scored_pair[i0] * 1 + j] += v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_k34_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_prefix_k34_sequence_logps_scatter_add(float *restrict t25, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long CR) {
+    memset(t25, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (rejected_mask[i0]);
         for (long j = 0; j < n; j++) {
             t25[(long)scored_pair[i0] * 1 + j] += v0;
         }
     }
 }
 
-/* dpo_step_prefix_k37_sequence_logps_scatter_add: mul, scatter_add  [lm_head/sequence_logps] */
-static void dpo_step_prefix_k37_sequence_logps_scatter_add(float *restrict t26, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long NS) {
+/* dpo_step_prefix_k35_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_prefix_k35_sequence_logps_scatter_add(float *restrict t26, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t23, long B, long CR, long V) {
     memset(t26, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = 1.0f * (rejected_mask[i0]);
-        for (long j = 0; j < n; j++) {
-            t26[(long)scored_pair[i0] * 1 + j] += v0;
-        }
-    }
-}
-
-/* dpo_step_prefix_k38_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_head/sequence_logps] */
-static void dpo_step_prefix_k38_sequence_logps_scatter_add(float *restrict logits_chosen, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t24, long B, long NS, long V) {
-    memset(logits_chosen, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = (t24[i0]) / ((float)(V));
+        float v0 = (t23[i0]) / ((float)(V));
         float v1 = v0;
         float v2 = v1 * (chosen_mask[i0]);
         for (long j = 0; j < n; j++) {
-            logits_chosen[(long)scored_pair[i0] * 1 + j] += v2;
+            t26[(long)scored_pair[i0] * 1 + j] += v2;
         }
     }
 }
 
-/* dpo_step_prefix_k39_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_head/sequence_logps] */
-static void dpo_step_prefix_k39_sequence_logps_scatter_add(float *restrict logits_rejected, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t24, long B, long NS, long V) {
-    memset(logits_rejected, 0, sizeof(float) * (size_t)(B));
-    const long rows = NS, n = 1;
+/* dpo_step_prefix_k36_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_prefix_k36_sequence_logps_scatter_add(float *restrict t27, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t23, long B, long CR, long V) {
+    memset(t27, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t24[i0]) / ((float)(V));
+        float v0 = (t23[i0]) / ((float)(V));
         float v1 = v0;
         float v2 = v1 * (rejected_mask[i0]);
         for (long j = 0; j < n; j++) {
-            logits_rejected[(long)scored_pair[i0] * 1 + j] += v2;
+            t27[(long)scored_pair[i0] * 1 + j] += v2;
         }
     }
 }
 
-/* dpo_step_prefix_k40_dpo_kto_pair: t27 = Σ([loss_weights = 0] ? -1 : logps_chosen - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_prefix_k40_dpo_kto_pair(float *restrict t27, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
+/* dpo_step_prefix_k37_sequence_logps: carry1_next = carry1 + -t20  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_prefix_k37_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t20, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t20[j]);
+        float v1 = carry1[j] + v0;
+        carry1_next[j] = v1;
+    }
+}
+
+/* dpo_step_prefix_k38_sequence_logps: carry2_next = carry2 + -t22  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_prefix_k38_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t22, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t22[j]);
+        float v1 = carry2[j] + v0;
+        carry2_next[j] = v1;
+    }
+}
+
+/* dpo_step_prefix_k39_lm_chunk: carry3_next = carry3 + t24  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_prefix_k39_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t24, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry3[j] + t24[j];
+        carry3_next[j] = v0;
+    }
+}
+
+/* dpo_step_prefix_k40_lm_chunk: carry4_next = carry4 + t25  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_prefix_k40_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t25, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry4[j] + t25[j];
+        carry4_next[j] = v0;
+    }
+}
+
+/* dpo_step_prefix_k41_lm_chunk: carry5_next = carry5 + t26  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_prefix_k41_lm_chunk(float *restrict carry5_next, const float *restrict carry5, const float *restrict t26, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry5[j] + t26[j];
+        carry5_next[j] = v0;
+    }
+}
+
+/* dpo_step_prefix_k42_lm_chunk: carry6_next = carry6 + t27  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_prefix_k42_lm_chunk(float *restrict carry6_next, const float *restrict carry6, const float *restrict t27, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry6[j] + t27[j];
+        carry6_next[j] = v0;
+    }
+}
+
+/* dpo_step_prefix_k43_dpo_kto_pair: t28 = Σ([loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_prefix_k43_dpo_kto_pair(float *restrict t28, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -12359,17 +13114,17 @@ static void dpo_step_prefix_k40_dpo_kto_pair(float *restrict t27, const float *r
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
+        float v1 = v0 != 0.0f ? -1.0f : carry1[j0];
         float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
         float v3 = v1 - v2;
         float v4 = v3 * (pair_weight[j0]);
         acc0 += v4;
     }
-    t27[r] = acc0;
+    t28[r] = acc0;
 }
 
-/* dpo_step_prefix_k41_sequence_logps: t28 = Σ(1 · pair_weight)  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_prefix_k41_sequence_logps(float *restrict t28, const float *restrict pair_weight, long B) {
+/* dpo_step_prefix_k44_dpo_sigmoid: t29 = Σ(1 · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_prefix_k44_dpo_sigmoid(float *restrict t29, const float *restrict pair_weight, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -12379,11 +13134,11 @@ static void dpo_step_prefix_k41_sequence_logps(float *restrict t28, const float 
         float v0 = 1.0f * (pair_weight[j0]);
         acc0 += v0;
     }
-    t28[r] = acc0;
+    t29[r] = acc0;
 }
 
-/* dpo_step_prefix_k42_dpo_kto_pair: t29 = Σ([loss_weights = 0] ? -1 : logps_rejected - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_prefix_k42_dpo_kto_pair(float *restrict t29, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+/* dpo_step_prefix_k45_dpo_kto_pair: t30 = Σ([loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_prefix_k45_dpo_kto_pair(float *restrict t30, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -12391,36 +13146,17 @@ static void dpo_step_prefix_k42_dpo_kto_pair(float *restrict t29, const float *r
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
+        float v1 = v0 != 0.0f ? -1.0f : carry2[j0];
         float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
         float v3 = v1 - v2;
         float v4 = v3 * (pair_weight[j0]);
         acc0 += v4;
     }
-    t29[r] = acc0;
-}
-
-/* dpo_step_prefix_k43_dpo_bco_pair: t30 = Σ((beta · [loss_weights = 0] ? -1 : logps_chosen - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
-static void dpo_step_prefix_k43_dpo_bco_pair(float *restrict t30, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_chosen, long B) {
-    /* one result per row */
-    const long n = B;
-    const long r = 0;
-    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-    float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
-    for (long j0 = 0; j0 < n; j0++) {
-        float v1 = v0 != 0.0f ? -1.0f : logps_chosen[j0];
-        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
-        float v3 = v1 - v2;
-        float v4 = (beta[0]) * v3;
-        float v5 = v4 * (pair_weight[j0]);
-        acc0 += v5;
-    }
     t30[r] = acc0;
 }
 
-/* dpo_step_prefix_k44_dpo_bco_pair: t31 = Σ((beta · [loss_weights = 0] ? -1 : logps_rejected - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
-static void dpo_step_prefix_k44_dpo_bco_pair(float *restrict t31, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict logps_rejected, long B) {
+/* dpo_step_prefix_k46_dpo_bco_pair: t31 = Σ((beta · [loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_prefix_k46_dpo_bco_pair(float *restrict t31, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -12428,8 +13164,8 @@ static void dpo_step_prefix_k44_dpo_bco_pair(float *restrict t31, const float *r
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v1 = v0 != 0.0f ? -1.0f : logps_rejected[j0];
-        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v1 = v0 != 0.0f ? -1.0f : carry1[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
         float v3 = v1 - v2;
         float v4 = (beta[0]) * v3;
         float v5 = v4 * (pair_weight[j0]);
@@ -12438,8 +13174,27 @@ static void dpo_step_prefix_k44_dpo_bco_pair(float *restrict t31, const float *r
     t31[r] = acc0;
 }
 
-/* dpo_step_prefix_k45_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
-static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t25, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, const float *restrict t31, long B) {
+/* dpo_step_prefix_k47_dpo_bco_pair: t32 = Σ((beta · [loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_prefix_k47_dpo_bco_pair(float *restrict t32, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry2[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v3 = v1 - v2;
+        float v4 = (beta[0]) * v3;
+        float v5 = v4 * (pair_weight[j0]);
+        acc0 += v5;
+    }
+    t32[r] = acc0;
+}
+
+/* dpo_step_prefix_k48_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+static void dpo_step_prefix_k48_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t28, const float *restrict t29, const float *restrict t30, const float *restrict t31, const float *restrict t32, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -12458,10 +13213,10 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
         float v97 = 0.5f / (beta[0]);
         float v107 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
         float v145 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
-        float v149 = (t29[0]) / (t28[0]);
+        float v149 = (t30[0]) / (t29[0]);
         float v150 = v149;
         float v151 = fmaxf(v150, 0.0f);
-        float v163 = (t27[0]) / (t28[0]);
+        float v163 = (t28[0]) / (t29[0]);
         float v164 = v163;
         float v165 = fmaxf(v164, 0.0f);
         float v183 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
@@ -12469,9 +13224,9 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
         float v213 = (simpo_gamma[0]) / (beta[0]);
         float v235 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
         float v262 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
-        float v267 = (t30[0]) / (t28[0]);
+        float v267 = (t31[0]) / (t29[0]);
         float v268 = v267;
-        float v269 = (t31[0]) / (t28[0]);
+        float v269 = (t32[0]) / (t29[0]);
         float v270 = v269;
         float v271 = v268 + v270;
         float v272 = v271 * 0.5f;
@@ -12489,10 +13244,10 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
         for (long j = 0; j < n; j++) {
             float v0;
             if (i0 < 1) {
-                float v4 = v1 != 0.0f ? -1.0f : logps_chosen[j];
+                float v4 = v1 != 0.0f ? -1.0f : carry1[j];
                 float v5 = v1 != 0.0f ? 0.0f : ref_chosen[j];
                 float v6 = v4 - v5;
-                float v7 = v1 != 0.0f ? -1.0f : logps_rejected[j];
+                float v7 = v1 != 0.0f ? -1.0f : carry2[j];
                 float v8 = v1 != 0.0f ? 0.0f : ref_rejected[j];
                 float v9 = v7 - v8;
                 float v10 = v6 - v9;
@@ -12519,10 +13274,10 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 v0 = v30;
             }
             else if (i0 < (1 + 1)) {
-                float v32 = v31 != 0.0f ? -1.0f : logps_chosen[j];
+                float v32 = v31 != 0.0f ? -1.0f : carry1[j];
                 float v33 = v31 != 0.0f ? 0.0f : ref_chosen[j];
                 float v34 = v32 - v33;
-                float v35 = v31 != 0.0f ? -1.0f : logps_rejected[j];
+                float v35 = v31 != 0.0f ? -1.0f : carry2[j];
                 float v36 = v31 != 0.0f ? 0.0f : ref_rejected[j];
                 float v37 = v35 - v36;
                 float v38 = v34 - v37;
@@ -12550,10 +13305,10 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 v0 = v61;
             }
             else if (i0 < (1 + 1 + 1)) {
-                float v63 = v62 != 0.0f ? -1.0f : logps_chosen[j];
+                float v63 = v62 != 0.0f ? -1.0f : carry1[j];
                 float v64 = v62 != 0.0f ? 0.0f : ref_chosen[j];
                 float v65 = v63 - v64;
-                float v66 = v62 != 0.0f ? -1.0f : logps_rejected[j];
+                float v66 = v62 != 0.0f ? -1.0f : carry2[j];
                 float v67 = v62 != 0.0f ? 0.0f : ref_rejected[j];
                 float v68 = v66 - v67;
                 float v69 = v65 - v68;
@@ -12564,14 +13319,14 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 v0 = v73;
             }
             else if (i0 < (1 + 1 + 1 + 1)) {
-                float v75 = v74 != 0.0f ? -1.0f : logps_chosen[j];
-                float v76 = v74 != 0.0f ? 1.0f : t25[j];
+                float v75 = v74 != 0.0f ? -1.0f : carry1[j];
+                float v76 = v74 != 0.0f ? 1.0f : carry3[j];
                 float v77 = v75 / v76;
                 float v78 = v74 != 0.0f ? 0.0f : ref_chosen[j];
                 float v79 = v78 / v76;
                 float v80 = v77 - v79;
-                float v81 = v74 != 0.0f ? -1.0f : logps_rejected[j];
-                float v82 = v74 != 0.0f ? 1.0f : t26[j];
+                float v81 = v74 != 0.0f ? -1.0f : carry2[j];
+                float v82 = v74 != 0.0f ? 1.0f : carry4[j];
                 float v83 = v81 / v82;
                 float v84 = v74 != 0.0f ? 0.0f : ref_rejected[j];
                 float v85 = v84 / v82;
@@ -12583,12 +13338,12 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 v0 = v92;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1)) {
-                float v94 = v93 != 0.0f ? -1.0f : logps_chosen[j];
+                float v94 = v93 != 0.0f ? -1.0f : carry1[j];
                 float v95 = v93 != 0.0f ? 0.0f : ref_chosen[j];
                 float v96 = v94 - v95;
                 float v98 = v96 - v97;
                 float v99 = v98 * v98;
-                float v100 = v93 != 0.0f ? -1.0f : logps_rejected[j];
+                float v100 = v93 != 0.0f ? -1.0f : carry2[j];
                 float v101 = v93 != 0.0f ? 0.0f : ref_rejected[j];
                 float v102 = v100 - v101;
                 float v103 = v102 + v97;
@@ -12598,7 +13353,7 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 v0 = v106;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
-                float v108 = v107 != 0.0f ? -1.0f : logps_chosen[j];
+                float v108 = v107 != 0.0f ? -1.0f : carry1[j];
                 float v109 = v107 != 0.0f ? 0.0f : ref_chosen[j];
                 float v110 = v108 - v109;
                 float v111 = (beta[0]) * v110;
@@ -12620,7 +13375,7 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 float v127 = v121 - v126;
                 float v128 = 0.5f * v127;
                 float v129 = v119 - v128;
-                float v130 = v107 != 0.0f ? -1.0f : logps_rejected[j];
+                float v130 = v107 != 0.0f ? -1.0f : carry2[j];
                 float v131 = v107 != 0.0f ? 0.0f : ref_rejected[j];
                 float v132 = v130 - v131;
                 float v133 = (beta[0]) * v132;
@@ -12638,7 +13393,7 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 v0 = v144;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v146 = v145 != 0.0f ? -1.0f : logps_chosen[j];
+                float v146 = v145 != 0.0f ? -1.0f : carry1[j];
                 float v147 = v145 != 0.0f ? 0.0f : ref_chosen[j];
                 float v148 = v146 - v147;
                 float v152 = v148 - v151;
@@ -12652,7 +13407,7 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 float v160 = v154 - v159;
                 float v161 = la_expf(v160);
                 float v162 = 1.0f - v161;
-                float v166 = v145 != 0.0f ? -1.0f : logps_rejected[j];
+                float v166 = v145 != 0.0f ? -1.0f : carry2[j];
                 float v167 = v145 != 0.0f ? 0.0f : ref_rejected[j];
                 float v168 = v166 - v167;
                 float v169 = v165 - v168;
@@ -12672,10 +13427,10 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 v0 = v182;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v184 = v183 != 0.0f ? -1.0f : logps_chosen[j];
+                float v184 = v183 != 0.0f ? -1.0f : carry1[j];
                 float v185 = v183 != 0.0f ? 0.0f : ref_chosen[j];
                 float v186 = v184 - v185;
-                float v187 = v183 != 0.0f ? -1.0f : logps_rejected[j];
+                float v187 = v183 != 0.0f ? -1.0f : carry2[j];
                 float v188 = v183 != 0.0f ? 0.0f : ref_rejected[j];
                 float v189 = v187 - v188;
                 float v190 = v186 - v189;
@@ -12696,11 +13451,11 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 v0 = v204;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v206 = v205 != 0.0f ? -1.0f : logps_chosen[j];
-                float v207 = v205 != 0.0f ? 1.0f : t25[j];
+                float v206 = v205 != 0.0f ? -1.0f : carry1[j];
+                float v207 = v205 != 0.0f ? 1.0f : carry3[j];
                 float v208 = v206 / v207;
-                float v209 = v205 != 0.0f ? -1.0f : logps_rejected[j];
-                float v210 = v205 != 0.0f ? 1.0f : t26[j];
+                float v209 = v205 != 0.0f ? -1.0f : carry2[j];
+                float v210 = v205 != 0.0f ? 1.0f : carry4[j];
                 float v211 = v209 / v210;
                 float v212 = v208 - v211;
                 float v214 = v212 - v213;
@@ -12727,12 +13482,12 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 v0 = v234;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v236 = v235 != 0.0f ? -1.0f : logps_chosen[j];
-                float v237 = v235 != 0.0f ? 1.0f : t25[j];
+                float v236 = v235 != 0.0f ? -1.0f : carry1[j];
+                float v237 = v235 != 0.0f ? 1.0f : carry3[j];
                 float v238 = v236 / v237;
                 float v239 = -v238;
-                float v240 = v235 != 0.0f ? -1.0f : logps_rejected[j];
-                float v241 = v235 != 0.0f ? 1.0f : t26[j];
+                float v240 = v235 != 0.0f ? -1.0f : carry2[j];
+                float v241 = v235 != 0.0f ? 1.0f : carry4[j];
                 float v242 = v240 / v241;
                 float v243 = v238 - v242;
                 float v244 = la_expf(v238);
@@ -12756,7 +13511,7 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 v0 = v261;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v263 = v262 != 0.0f ? -1.0f : logps_chosen[j];
+                float v263 = v262 != 0.0f ? -1.0f : carry1[j];
                 float v264 = v262 != 0.0f ? 0.0f : ref_chosen[j];
                 float v265 = v263 - v264;
                 float v266 = (beta[0]) * v265;
@@ -12769,7 +13524,7 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 float v279 = logf(v278);
                 float v280 = v274 - v279;
                 float v281 = -v280;
-                float v282 = v262 != 0.0f ? -1.0f : logps_rejected[j];
+                float v282 = v262 != 0.0f ? -1.0f : carry2[j];
                 float v283 = v262 != 0.0f ? 0.0f : ref_rejected[j];
                 float v284 = v282 - v283;
                 float v285 = (beta[0]) * v284;
@@ -12787,7 +13542,7 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 v0 = v296;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v298 = v297 != 0.0f ? -1.0f : logps_chosen[j];
+                float v298 = v297 != 0.0f ? -1.0f : carry1[j];
                 float v299 = v297 != 0.0f ? 0.0f : ref_chosen[j];
                 float v300 = v298 - v299;
                 float v301 = (beta[0]) * v300;
@@ -12800,7 +13555,7 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 float v308 = v302 - v307;
                 float v309 = la_expf(v308);
                 float v310 = 1.0f - v309;
-                float v311 = v297 != 0.0f ? -1.0f : logps_rejected[j];
+                float v311 = v297 != 0.0f ? -1.0f : carry2[j];
                 float v312 = v297 != 0.0f ? 0.0f : ref_rejected[j];
                 float v313 = v311 - v312;
                 float v314 = (beta[0]) * v313;
@@ -12817,7 +13572,7 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 v0 = v324;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v326 = v325 != 0.0f ? -1.0f : logps_chosen[j];
+                float v326 = v325 != 0.0f ? -1.0f : carry1[j];
                 float v327 = v325 != 0.0f ? 0.0f : ref_chosen[j];
                 float v328 = v326 - v327;
                 float v329 = (beta[0]) * v328;
@@ -12829,7 +13584,7 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 float v335 = logf(v334);
                 float v336 = v330 - v335;
                 float v337 = la_expf(v336);
-                float v338 = v325 != 0.0f ? -1.0f : logps_rejected[j];
+                float v338 = v325 != 0.0f ? -1.0f : carry2[j];
                 float v339 = v325 != 0.0f ? 0.0f : ref_rejected[j];
                 float v340 = v338 - v339;
                 float v341 = v328 - v340;
@@ -12848,10 +13603,10 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 v0 = v353;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v355 = v354 != 0.0f ? -1.0f : logps_chosen[j];
+                float v355 = v354 != 0.0f ? -1.0f : carry1[j];
                 float v356 = v354 != 0.0f ? 0.0f : ref_chosen[j];
                 float v357 = v355 - v356;
-                float v358 = v354 != 0.0f ? -1.0f : logps_rejected[j];
+                float v358 = v354 != 0.0f ? -1.0f : carry2[j];
                 float v359 = v354 != 0.0f ? 0.0f : ref_rejected[j];
                 float v360 = v358 - v359;
                 float v361 = v357 - v360;
@@ -12882,10 +13637,10 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 v0 = v390;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v392 = v391 != 0.0f ? -1.0f : logps_chosen[j];
+                float v392 = v391 != 0.0f ? -1.0f : carry1[j];
                 float v393 = v391 != 0.0f ? 0.0f : ref_chosen[j];
                 float v394 = v392 - v393;
-                float v395 = v391 != 0.0f ? -1.0f : logps_rejected[j];
+                float v395 = v391 != 0.0f ? -1.0f : carry2[j];
                 float v396 = v391 != 0.0f ? 0.0f : ref_rejected[j];
                 float v397 = v395 - v396;
                 float v398 = v394 - v397;
@@ -12917,14 +13672,14 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 v0 = v423;
             }
             else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
-                float v425 = v424 != 0.0f ? -1.0f : logps_chosen[j];
-                float v426 = v424 != 0.0f ? 1.0f : t25[j];
+                float v425 = v424 != 0.0f ? -1.0f : carry1[j];
+                float v426 = v424 != 0.0f ? 1.0f : carry3[j];
                 float v427 = v425 / v426;
                 float v428 = v424 != 0.0f ? 0.0f : ref_chosen[j];
                 float v429 = v428 / v426;
                 float v430 = v427 - v429;
-                float v431 = v424 != 0.0f ? -1.0f : logps_rejected[j];
-                float v432 = v424 != 0.0f ? 1.0f : t26[j];
+                float v431 = v424 != 0.0f ? -1.0f : carry2[j];
+                float v432 = v424 != 0.0f ? 1.0f : carry4[j];
                 float v433 = v431 / v432;
                 float v434 = v424 != 0.0f ? 0.0f : ref_rejected[j];
                 float v435 = v434 / v432;
@@ -12953,8 +13708,8 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
                 v0 = v457;
             }
             else {
-                float v459 = v458 != 0.0f ? -1.0f : logps_chosen[j];
-                float v460 = v458 != 0.0f ? 1.0f : t25[j];
+                float v459 = v458 != 0.0f ? -1.0f : carry1[j];
+                float v460 = v458 != 0.0f ? 1.0f : carry3[j];
                 float v461 = v459 / v460;
                 float v462 = -v461;
                 float v463 = v458 != 0.0f ? 0.0f : v462;
@@ -12965,8 +13720,8 @@ static void dpo_step_prefix_k45_log_sigmoid(float *restrict losses, const float 
     }
 }
 
-/* dpo_step_prefix_k46_lm_head: t32 = Σ(losses · loss_weights)  [lm_head] */
-static void dpo_step_prefix_k46_lm_head(float *restrict t32, const float *restrict loss_weights, const float *restrict losses, long B) {
+/* dpo_step_prefix_k49_lm_head: t33 = Σ(losses · loss_weights)  [lm_head] */
+static void dpo_step_prefix_k49_lm_head(float *restrict t33, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
     #pragma omp parallel for if (rows * n > 32768)
@@ -12978,73 +13733,114 @@ static void dpo_step_prefix_k46_lm_head(float *restrict t32, const float *restri
             float v0 = (losses[(j0) * B + i0]) * (loss_weights[j0]);
             acc0 += v0;
         }
-        t32[r] = acc0;
+        t33[r] = acc0;
     }
 }
 
-/* dpo_step_prefix_k47_lm_head: t33 = Σ(t32 · pair_weight)  [lm_head; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_prefix_k47_lm_head(float *restrict t33, const float *restrict pair_weight, const float *restrict t32, long B) {
+/* dpo_step_prefix_k50_lm_head: t34 = Σ(t33 · pair_weight)  [lm_head; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_prefix_k50_lm_head(float *restrict t34, const float *restrict pair_weight, const float *restrict t33, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = (t32[j0]) * (pair_weight[j0]);
+        float v0 = (t33[j0]) * (pair_weight[j0]);
         acc0 += v0;
-    }
-    t33[r] = acc0;
-}
-
-/* dpo_step_prefix_k48_sft: t34 = Σ((-(logps_chosen / t25)) · pair_weight)  [lm_head/sequence_logps; lm_head/sft; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_prefix_k48_sft(float *restrict t34, const float *restrict pair_weight, const float *restrict logps_chosen, const float *restrict t25, long B) {
-    /* one result per row */
-    const long n = B;
-    const long r = 0;
-    float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
-    for (long j0 = 0; j0 < n; j0++) {
-        float v0 = (logps_chosen[j0]) / (t25[j0]);
-        float v1 = -v0;
-        float v2 = v1 * (pair_weight[j0]);
-        acc0 += v2;
     }
     t34[r] = acc0;
 }
 
-/* dpo_step_prefix_k49_dpo_loss: loss = pref_loss_ratio · t33 + sft_loss_ratio · t34  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
-static void dpo_step_prefix_k49_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t33, const float *restrict t34) {
+/* dpo_step_prefix_k51_sft: t35 = Σ((-(carry1 / carry3)) · pair_weight)  [lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_prefix_k51_sft(float *restrict t35, const float *restrict pair_weight, const float *restrict carry1, const float *restrict carry3, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (carry1[j0]) / (carry3[j0]);
+        float v1 = -v0;
+        float v2 = v1 * (pair_weight[j0]);
+        acc0 += v2;
+    }
+    t35[r] = acc0;
+}
+
+/* dpo_step_prefix_k52_dpo_loss: loss = pref_loss_ratio · t34 + sft_loss_ratio · t35  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+static void dpo_step_prefix_k52_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t34, const float *restrict t35) {
     const long n = 1;
-    float v0 = (pref_loss_ratio[0]) * (t33[0]);
-    float v1 = (sft_loss_ratio[0]) * (t34[0]);
+    float v0 = (pref_loss_ratio[0]) * (t34[0]);
+    float v1 = (sft_loss_ratio[0]) * (t35[0]);
     float v2 = v0 + v1;
     loss[0] = v2;
 }
 
-/* dpo_step_prefix_k50_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, neg, neg  [lm_head/sequence_logps; lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad; lm_head/sequence_logps/grad] */
-static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *restrict t36, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict logps_chosen, const float *restrict logps_rejected, const float *restrict t25, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, const float *restrict t31, long B) {
-    const long rows = B, n = 1;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
-        float v1 = 1.0f * (pref_loss_ratio[0]);
-        float v2 = v1 * (pair_weight[i0]);
+/* dpo_step_prefix_k53_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_step_prefix_k53_log_sigmoid_grad(float *restrict t36, float *restrict t37, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t28, const float *restrict t29, const float *restrict t30, const float *restrict t31, const float *restrict t32, long B) {
+    const long n = B;
+    float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+    float v1 = 1.0f * (pref_loss_ratio[0]);
+    float v39 = 1.0f - (label_smoothing[0]);
+    float v40 = -v39;
+    float v62 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+    float v132 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+    float v165 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+    float v166 = v165 != 0.0f ? 0.00100000005f : label_smoothing[0];
+    float v167 = logf(v166);
+    float v201 = 1.0f - v166;
+    float v202 = logf(v201);
+    float v218 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+    float v254 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+    float v284 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float v293 = (t31[0]) / (t29[0]);
+    float v294 = v293;
+    float v295 = (t32[0]) / (t29[0]);
+    float v296 = v295;
+    float v297 = v294 + v296;
+    float v298 = v297 * 0.5f;
+    float v319 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+    float v363 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+    float v376 = (simpo_gamma[0]) / (beta[0]);
+    float v418 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+    float v453 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float v458 = (t28[0]) / (t29[0]);
+    float v459 = v458;
+    float v460 = fmaxf(v459, 0.0f);
+    float v490 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+    float v519 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+    float v525 = 0.5f / (beta[0]);
+    float v531 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+    float v547 = (beta[0]) * 2.0f;
+    float v548 = 1.0f / v547;
+    float v556 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+    float v575 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+    float v578 = 2.0f * (label_smoothing[0]);
+    float v579 = 1.0f - v578;
+    float v629 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+    float v681 = 1.0f * (sft_loss_ratio[0]);
+    float v685 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+    float v796 = (t30[0]) / (t29[0]);
+    float v797 = v796;
+    float v798 = fmaxf(v797, 0.0f);
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v2 = v1 * (pair_weight[j]);
         float v3 = v2 * (loss_weights[15]);
         float v4 = v0 != 0.0f ? 0.0f : v3;
         float v5 = -v4;
         float v6 = v5 * (label_smoothing[0]);
         float v7 = -v6;
-        float v8 = v0 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v9 = v0 != 0.0f ? 1.0f : t25[i0];
+        float v8 = v0 != 0.0f ? -1.0f : carry1[j];
+        float v9 = v0 != 0.0f ? 1.0f : carry3[j];
         float v10 = v8 / v9;
-        float v11 = v0 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v11 = v0 != 0.0f ? 0.0f : ref_chosen[j];
         float v12 = v11 / v9;
         float v13 = v10 - v12;
-        float v14 = v0 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v15 = v0 != 0.0f ? 1.0f : t26[i0];
+        float v14 = v0 != 0.0f ? -1.0f : carry2[j];
+        float v15 = v0 != 0.0f ? 1.0f : carry4[j];
         float v16 = v14 / v15;
-        float v17 = v0 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v17 = v0 != 0.0f ? 0.0f : ref_rejected[j];
         float v18 = v17 / v15;
         float v19 = v16 - v18;
         float v20 = v13 - v19;
@@ -13066,8 +13862,6 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v36 = v33 + v35;
         float v37 = -v36;
         float v38 = v37 * (beta[0]);
-        float v39 = 1.0f - (label_smoothing[0]);
-        float v40 = -v39;
         float v41 = v4 * v40;
         float v42 = -v41;
         float v43 = fabsf(v21);
@@ -13089,14 +13883,13 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v59 = -v58;
         float v60 = v59 / v15;
         float v61 = v0 != 0.0f ? 0.0f : v60;
-        float v62 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
         float v63 = v2 * (loss_weights[14]);
         float v64 = v62 != 0.0f ? 0.0f : v63;
-        float v65 = v62 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v66 = v62 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v65 = v62 != 0.0f ? -1.0f : carry1[j];
+        float v66 = v62 != 0.0f ? 0.0f : ref_chosen[j];
         float v67 = v65 - v66;
-        float v68 = v62 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v69 = v62 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v68 = v62 != 0.0f ? -1.0f : carry2[j];
+        float v69 = v62 != 0.0f ? 0.0f : ref_rejected[j];
         float v70 = v68 - v69;
         float v71 = v67 - v70;
         float v72 = (beta[0]) * v71;
@@ -13159,14 +13952,13 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v129 = -v128;
         float v130 = v62 != 0.0f ? 0.0f : v129;
         float v131 = v61 + v130;
-        float v132 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
         float v133 = v2 * (loss_weights[13]);
         float v134 = v132 != 0.0f ? 0.0f : v133;
-        float v135 = v132 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v136 = v132 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v135 = v132 != 0.0f ? -1.0f : carry1[j];
+        float v136 = v132 != 0.0f ? 0.0f : ref_chosen[j];
         float v137 = v135 - v136;
-        float v138 = v132 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v139 = v132 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v138 = v132 != 0.0f ? -1.0f : carry2[j];
+        float v139 = v132 != 0.0f ? 0.0f : ref_rejected[j];
         float v140 = v138 - v139;
         float v141 = v137 - v140;
         float v142 = (beta[0]) * v141;
@@ -13192,9 +13984,6 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v162 = v152 * v161;
         float v163 = v160 + v162;
         float v164 = -v163;
-        float v165 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
-        float v166 = v165 != 0.0f ? 0.00100000005f : label_smoothing[0];
-        float v167 = logf(v166);
         float v168 = v150 - v167;
         float v169 = v134 * v168;
         float v170 = v169 * v151;
@@ -13228,8 +14017,6 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v198 = v142 <= 0.0f ? 1.0f : 0.0f;
         float v199 = v188 * v198;
         float v200 = v197 + v199;
-        float v201 = 1.0f - v166;
-        float v202 = logf(v201);
         float v203 = v186 - v202;
         float v204 = v134 * v203;
         float v205 = v204 * v187;
@@ -13245,15 +14032,14 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v215 = -v214;
         float v216 = v132 != 0.0f ? 0.0f : v215;
         float v217 = v131 + v216;
-        float v218 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
         float v219 = v2 * (loss_weights[12]);
         float v220 = v218 != 0.0f ? 0.0f : v219;
         float v221 = -v220;
-        float v222 = v218 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v223 = v218 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v222 = v218 != 0.0f ? -1.0f : carry1[j];
+        float v223 = v218 != 0.0f ? 0.0f : ref_chosen[j];
         float v224 = v222 - v223;
-        float v225 = v218 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v226 = v218 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v225 = v218 != 0.0f ? -1.0f : carry2[j];
+        float v226 = v218 != 0.0f ? 0.0f : ref_rejected[j];
         float v227 = v225 - v226;
         float v228 = v224 - v227;
         float v229 = (beta[0]) * v228;
@@ -13281,11 +14067,10 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v251 = -v250;
         float v252 = v218 != 0.0f ? 0.0f : v251;
         float v253 = v217 + v252;
-        float v254 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
         float v255 = v2 * (loss_weights[11]);
         float v256 = v254 != 0.0f ? 0.0f : v255;
-        float v257 = v254 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v258 = v254 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v257 = v254 != 0.0f ? -1.0f : carry2[j];
+        float v258 = v254 != 0.0f ? 0.0f : ref_rejected[j];
         float v259 = v257 - v258;
         float v260 = (beta[0]) * v259;
         float v261 = fminf(v260, 0.0f);
@@ -13311,21 +14096,14 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v281 = v280 * (beta[0]);
         float v282 = v254 != 0.0f ? 0.0f : v281;
         float v283 = v253 + v282;
-        float v284 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
         float v285 = v2 * (loss_weights[10]);
         float v286 = v284 != 0.0f ? 0.0f : v285;
         float v287 = -v286;
         float v288 = -v287;
-        float v289 = v284 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v290 = v284 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v289 = v284 != 0.0f ? -1.0f : carry2[j];
+        float v290 = v284 != 0.0f ? 0.0f : ref_rejected[j];
         float v291 = v289 - v290;
         float v292 = (beta[0]) * v291;
-        float v293 = (t30[0]) / (t28[0]);
-        float v294 = v293;
-        float v295 = (t31[0]) / (t28[0]);
-        float v296 = v295;
-        float v297 = v294 + v296;
-        float v298 = v297 * 0.5f;
         float v299 = v292 - v298;
         float v300 = -v299;
         float v301 = fabsf(v300);
@@ -13346,17 +14124,16 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v316 = v315 * (beta[0]);
         float v317 = v284 != 0.0f ? 0.0f : v316;
         float v318 = v283 + v317;
-        float v319 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
         float v320 = v2 * (loss_weights[9]);
         float v321 = v319 != 0.0f ? 0.0f : v320;
         float v322 = -v321;
         float v323 = v322 * (beta[0]);
         float v324 = -v323;
-        float v325 = v319 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v326 = v319 != 0.0f ? 1.0f : t25[i0];
+        float v325 = v319 != 0.0f ? -1.0f : carry1[j];
+        float v326 = v319 != 0.0f ? 1.0f : carry3[j];
         float v327 = v325 / v326;
-        float v328 = v319 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v329 = v319 != 0.0f ? 1.0f : t26[i0];
+        float v328 = v319 != 0.0f ? -1.0f : carry2[j];
+        float v329 = v319 != 0.0f ? 1.0f : carry4[j];
         float v330 = v328 / v329;
         float v331 = v327 - v330;
         float v332 = la_expf(v327);
@@ -13390,20 +14167,18 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v360 = v359 / v329;
         float v361 = v319 != 0.0f ? 0.0f : v360;
         float v362 = v318 + v361;
-        float v363 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
         float v364 = v2 * (loss_weights[8]);
         float v365 = v363 != 0.0f ? 0.0f : v364;
         float v366 = -v365;
         float v367 = v366 * (label_smoothing[0]);
         float v368 = -v367;
-        float v369 = v363 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v370 = v363 != 0.0f ? 1.0f : t25[i0];
+        float v369 = v363 != 0.0f ? -1.0f : carry1[j];
+        float v370 = v363 != 0.0f ? 1.0f : carry3[j];
         float v371 = v369 / v370;
-        float v372 = v363 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v373 = v363 != 0.0f ? 1.0f : t26[i0];
+        float v372 = v363 != 0.0f ? -1.0f : carry2[j];
+        float v373 = v363 != 0.0f ? 1.0f : carry4[j];
         float v374 = v372 / v373;
         float v375 = v371 - v374;
-        float v376 = (simpo_gamma[0]) / (beta[0]);
         float v377 = v375 - v376;
         float v378 = (beta[0]) * v377;
         float v379 = -v378;
@@ -13445,16 +14220,15 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v415 = v414 / v373;
         float v416 = v363 != 0.0f ? 0.0f : v415;
         float v417 = v362 + v416;
-        float v418 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
         float v419 = v2 * (loss_weights[7]);
         float v420 = v418 != 0.0f ? 0.0f : v419;
         float v421 = -v420;
         float v422 = -v421;
-        float v423 = v418 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v424 = v418 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v423 = v418 != 0.0f ? -1.0f : carry1[j];
+        float v424 = v418 != 0.0f ? 0.0f : ref_chosen[j];
         float v425 = v423 - v424;
-        float v426 = v418 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v427 = v418 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v426 = v418 != 0.0f ? -1.0f : carry2[j];
+        float v427 = v418 != 0.0f ? 0.0f : ref_rejected[j];
         float v428 = v426 - v427;
         float v429 = v425 - v428;
         float v430 = v424 - v423;
@@ -13480,16 +14254,12 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v450 = -v449;
         float v451 = v418 != 0.0f ? 0.0f : v450;
         float v452 = v417 + v451;
-        float v453 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
         float v454 = v2 * (loss_weights[6]);
         float v455 = v453 != 0.0f ? 0.0f : v454;
         float v456 = v455 * 0.5f;
         float v457 = -v456;
-        float v458 = (t27[0]) / (t28[0]);
-        float v459 = v458;
-        float v460 = fmaxf(v459, 0.0f);
-        float v461 = v453 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v462 = v453 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v461 = v453 != 0.0f ? -1.0f : carry2[j];
+        float v462 = v453 != 0.0f ? 0.0f : ref_rejected[j];
         float v463 = v461 - v462;
         float v464 = v460 - v463;
         float v465 = (beta[0]) * v464;
@@ -13517,14 +14287,13 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v487 = -v486;
         float v488 = v453 != 0.0f ? 0.0f : v487;
         float v489 = v452 + v488;
-        float v490 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
         float v491 = v2 * (loss_weights[5]);
         float v492 = v490 != 0.0f ? 0.0f : v491;
         float v493 = -v492;
         float v494 = v493 * 0.5f;
         float v495 = -v494;
-        float v496 = v490 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v497 = v490 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v496 = v490 != 0.0f ? -1.0f : carry2[j];
+        float v497 = v490 != 0.0f ? 0.0f : ref_rejected[j];
         float v498 = v496 - v497;
         float v499 = (beta[0]) * v498;
         float v500 = -v499;
@@ -13546,36 +14315,31 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v516 = v515 * (beta[0]);
         float v517 = v490 != 0.0f ? 0.0f : v516;
         float v518 = v489 + v517;
-        float v519 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
         float v520 = v2 * (loss_weights[4]);
         float v521 = v519 != 0.0f ? 0.0f : v520;
-        float v522 = v519 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v523 = v519 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v522 = v519 != 0.0f ? -1.0f : carry2[j];
+        float v523 = v519 != 0.0f ? 0.0f : ref_rejected[j];
         float v524 = v522 - v523;
-        float v525 = 0.5f / (beta[0]);
         float v526 = v524 + v525;
         float v527 = v521 * v526;
         float v528 = v527 + v527;
         float v529 = v519 != 0.0f ? 0.0f : v528;
         float v530 = v518 + v529;
-        float v531 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
         float v532 = v2 * (loss_weights[3]);
         float v533 = v531 != 0.0f ? 0.0f : v532;
-        float v534 = v531 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v535 = v531 != 0.0f ? 1.0f : t25[i0];
+        float v534 = v531 != 0.0f ? -1.0f : carry1[j];
+        float v535 = v531 != 0.0f ? 1.0f : carry3[j];
         float v536 = v534 / v535;
-        float v537 = v531 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v537 = v531 != 0.0f ? 0.0f : ref_chosen[j];
         float v538 = v537 / v535;
         float v539 = v536 - v538;
-        float v540 = v531 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v541 = v531 != 0.0f ? 1.0f : t26[i0];
+        float v540 = v531 != 0.0f ? -1.0f : carry2[j];
+        float v541 = v531 != 0.0f ? 1.0f : carry4[j];
         float v542 = v540 / v541;
-        float v543 = v531 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v543 = v531 != 0.0f ? 0.0f : ref_rejected[j];
         float v544 = v543 / v541;
         float v545 = v542 - v544;
         float v546 = v539 - v545;
-        float v547 = (beta[0]) * 2.0f;
-        float v548 = 1.0f / v547;
         float v549 = v546 - v548;
         float v550 = v533 * v549;
         float v551 = v550 + v550;
@@ -13583,14 +14347,13 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v553 = v552 / v541;
         float v554 = v531 != 0.0f ? 0.0f : v553;
         float v555 = v530 + v554;
-        float v556 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
         float v557 = v2 * (loss_weights[2]);
         float v558 = v556 != 0.0f ? 0.0f : v557;
-        float v559 = v556 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v560 = v556 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v559 = v556 != 0.0f ? -1.0f : carry1[j];
+        float v560 = v556 != 0.0f ? 0.0f : ref_chosen[j];
         float v561 = v559 - v560;
-        float v562 = v556 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v563 = v556 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v562 = v556 != 0.0f ? -1.0f : carry2[j];
+        float v563 = v556 != 0.0f ? 0.0f : ref_rejected[j];
         float v564 = v562 - v563;
         float v565 = v561 - v564;
         float v566 = (beta[0]) * v565;
@@ -13602,19 +14365,16 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v572 = -v571;
         float v573 = v556 != 0.0f ? 0.0f : v572;
         float v574 = v555 + v573;
-        float v575 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
         float v576 = v2 * (loss_weights[1]);
         float v577 = v575 != 0.0f ? 0.0f : v576;
-        float v578 = 2.0f * (label_smoothing[0]);
-        float v579 = 1.0f - v578;
         float v580 = v577 / v579;
         float v581 = v580 * (label_smoothing[0]);
         float v582 = -v581;
-        float v583 = v575 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v584 = v575 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v583 = v575 != 0.0f ? -1.0f : carry1[j];
+        float v584 = v575 != 0.0f ? 0.0f : ref_chosen[j];
         float v585 = v583 - v584;
-        float v586 = v575 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v587 = v575 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v586 = v575 != 0.0f ? -1.0f : carry2[j];
+        float v587 = v575 != 0.0f ? 0.0f : ref_rejected[j];
         float v588 = v586 - v587;
         float v589 = v585 - v588;
         float v590 = (beta[0]) * v589;
@@ -13656,17 +14416,16 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v626 = -v625;
         float v627 = v575 != 0.0f ? 0.0f : v626;
         float v628 = v574 + v627;
-        float v629 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
         float v630 = v2 * (loss_weights[0]);
         float v631 = v629 != 0.0f ? 0.0f : v630;
         float v632 = -v631;
         float v633 = v632 * (label_smoothing[0]);
         float v634 = -v633;
-        float v635 = v629 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v636 = v629 != 0.0f ? 0.0f : ref_chosen[i0];
+        float v635 = v629 != 0.0f ? -1.0f : carry1[j];
+        float v636 = v629 != 0.0f ? 0.0f : ref_chosen[j];
         float v637 = v635 - v636;
-        float v638 = v629 != 0.0f ? -1.0f : logps_rejected[i0];
-        float v639 = v629 != 0.0f ? 0.0f : ref_rejected[i0];
+        float v638 = v629 != 0.0f ? -1.0f : carry2[j];
+        float v639 = v629 != 0.0f ? 0.0f : ref_rejected[j];
         float v640 = v638 - v639;
         float v641 = v637 - v640;
         float v642 = (beta[0]) * v641;
@@ -13708,222 +14467,333 @@ static void dpo_step_prefix_k50_log_sigmoid_grad(float *restrict t35, float *res
         float v678 = -v677;
         float v679 = v629 != 0.0f ? 0.0f : v678;
         float v680 = v628 + v679;
-        float v681 = -v680;
-        float v682 = 1.0f * (sft_loss_ratio[0]);
-        float v683 = v682 * (pair_weight[i0]);
-        float v684 = -v683;
-        float v685 = v684 / (t25[i0]);
-        float v686 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
-        float v687 = v2 * (loss_weights[16]);
-        float v688 = v686 != 0.0f ? 0.0f : v687;
-        float v689 = -v688;
-        float v690 = v686 != 0.0f ? 1.0f : t25[i0];
-        float v691 = v689 / v690;
-        float v692 = v686 != 0.0f ? 0.0f : v691;
-        float v693 = v685 + v692;
-        float v694 = v58 / v9;
-        float v695 = v0 != 0.0f ? 0.0f : v694;
-        float v696 = v693 + v695;
-        float v697 = v62 != 0.0f ? 0.0f : v128;
-        float v698 = v696 + v697;
-        float v699 = v132 != 0.0f ? 0.0f : v214;
-        float v700 = v698 + v699;
-        float v701 = (beta[0]) * v224;
-        float v702 = fminf(v701, 0.0f);
-        float v703 = fabsf(v701);
-        float v704 = -v703;
-        float v705 = la_expf(v704);
-        float v706 = 1.0f + v705;
-        float v707 = logf(v706);
-        float v708 = v702 - v707;
-        float v709 = la_expf(v708);
-        float v710 = v220 * v709;
-        float v711 = -v710;
-        float v712 = v711 / v706;
-        float v713 = v712 * v705;
-        float v714 = -v713;
-        float v715 = 0.0f < v701 ? 1.0f : 0.0f;
-        float v716 = v715 * 2.0f;
-        float v717 = v716 - 1.0f;
-        float v718 = v714 * v717;
-        float v719 = v701 <= 0.0f ? 1.0f : 0.0f;
-        float v720 = v710 * v719;
-        float v721 = v718 + v720;
-        float v722 = v721 * (beta[0]);
-        float v723 = v250 + v722;
-        float v724 = v218 != 0.0f ? 0.0f : v723;
-        float v725 = v700 + v724;
-        float v726 = -v256;
-        float v727 = v254 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v728 = v254 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v729 = v727 - v728;
-        float v730 = (beta[0]) * v729;
-        float v731 = fminf(v730, 0.0f);
-        float v732 = fabsf(v730);
-        float v733 = -v732;
-        float v734 = la_expf(v733);
-        float v735 = 1.0f + v734;
-        float v736 = logf(v735);
-        float v737 = v731 - v736;
-        float v738 = la_expf(v737);
-        float v739 = v726 * v738;
-        float v740 = -v739;
-        float v741 = v740 / v735;
-        float v742 = v741 * v734;
-        float v743 = -v742;
-        float v744 = 0.0f < v730 ? 1.0f : 0.0f;
-        float v745 = v744 * 2.0f;
-        float v746 = v745 - 1.0f;
-        float v747 = v743 * v746;
-        float v748 = v730 <= 0.0f ? 1.0f : 0.0f;
-        float v749 = v739 * v748;
-        float v750 = v747 + v749;
-        float v751 = v750 * (beta[0]);
-        float v752 = v254 != 0.0f ? 0.0f : v751;
-        float v753 = v725 + v752;
-        float v754 = v284 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v755 = v284 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v756 = v754 - v755;
-        float v757 = (beta[0]) * v756;
-        float v758 = v757 - v298;
-        float v759 = fabsf(v758);
-        float v760 = -v759;
-        float v761 = la_expf(v760);
-        float v762 = 1.0f + v761;
-        float v763 = v288 / v762;
-        float v764 = v763 * v761;
-        float v765 = -v764;
-        float v766 = 0.0f < v758 ? 1.0f : 0.0f;
-        float v767 = v766 * 2.0f;
-        float v768 = v767 - 1.0f;
-        float v769 = v765 * v768;
-        float v770 = v758 <= 0.0f ? 1.0f : 0.0f;
-        float v771 = v287 * v770;
-        float v772 = v769 + v771;
-        float v773 = v772 * (beta[0]);
-        float v774 = v284 != 0.0f ? 0.0f : v773;
-        float v775 = v753 + v774;
-        float v776 = v354 / v333;
-        float v777 = -v776;
-        float v778 = v777 * v332;
-        float v779 = v322 + v778;
-        float v780 = v779 + v353;
-        float v781 = v780 / v326;
-        float v782 = v319 != 0.0f ? 0.0f : v781;
-        float v783 = v775 + v782;
-        float v784 = v413 / v370;
-        float v785 = v363 != 0.0f ? 0.0f : v784;
-        float v786 = v783 + v785;
-        float v787 = v450 * (dpop_lambda[0]);
-        float v788 = 0.0f <= v430 ? 1.0f : 0.0f;
-        float v789 = v787 * v788;
-        float v790 = -v789;
-        float v791 = v790 + v449;
-        float v792 = v418 != 0.0f ? 0.0f : v791;
-        float v793 = v786 + v792;
-        float v794 = v453 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v795 = v453 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v796 = v794 - v795;
-        float v797 = (t29[0]) / (t28[0]);
-        float v798 = v797;
-        float v799 = fmaxf(v798, 0.0f);
-        float v800 = v796 - v799;
-        float v801 = (beta[0]) * v800;
-        float v802 = fminf(v801, 0.0f);
-        float v803 = fabsf(v801);
-        float v804 = -v803;
-        float v805 = la_expf(v804);
-        float v806 = 1.0f + v805;
-        float v807 = logf(v806);
-        float v808 = v802 - v807;
-        float v809 = la_expf(v808);
-        float v810 = v457 * v809;
-        float v811 = -v810;
-        float v812 = v811 / v806;
-        float v813 = v812 * v805;
-        float v814 = -v813;
-        float v815 = 0.0f < v801 ? 1.0f : 0.0f;
-        float v816 = v815 * 2.0f;
-        float v817 = v816 - 1.0f;
-        float v818 = v814 * v817;
-        float v819 = v801 <= 0.0f ? 1.0f : 0.0f;
-        float v820 = v810 * v819;
-        float v821 = v818 + v820;
-        float v822 = v821 * (beta[0]);
-        float v823 = v453 != 0.0f ? 0.0f : v822;
-        float v824 = v793 + v823;
-        float v825 = v490 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v826 = v490 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v827 = v825 - v826;
-        float v828 = (beta[0]) * v827;
-        float v829 = -v828;
-        float v830 = fabsf(v829);
-        float v831 = -v830;
-        float v832 = la_expf(v831);
-        float v833 = 1.0f + v832;
-        float v834 = v495 / v833;
-        float v835 = v834 * v832;
-        float v836 = -v835;
-        float v837 = 0.0f < v829 ? 1.0f : 0.0f;
-        float v838 = v837 * 2.0f;
-        float v839 = v838 - 1.0f;
-        float v840 = v836 * v839;
-        float v841 = v829 <= 0.0f ? 1.0f : 0.0f;
-        float v842 = v494 * v841;
-        float v843 = v840 + v842;
-        float v844 = -v843;
-        float v845 = v844 * (beta[0]);
-        float v846 = -v493;
-        float v847 = fabsf(v828);
-        float v848 = -v847;
-        float v849 = la_expf(v848);
-        float v850 = 1.0f + v849;
-        float v851 = v846 / v850;
-        float v852 = v851 * v849;
-        float v853 = -v852;
-        float v854 = 0.0f < v828 ? 1.0f : 0.0f;
-        float v855 = v854 * 2.0f;
-        float v856 = v855 - 1.0f;
-        float v857 = v853 * v856;
-        float v858 = v828 <= 0.0f ? 1.0f : 0.0f;
-        float v859 = v493 * v858;
-        float v860 = v857 + v859;
-        float v861 = v860 * (beta[0]);
-        float v862 = v845 + v861;
-        float v863 = v490 != 0.0f ? 0.0f : v862;
-        float v864 = v824 + v863;
-        float v865 = v519 != 0.0f ? -1.0f : logps_chosen[i0];
-        float v866 = v519 != 0.0f ? 0.0f : ref_chosen[i0];
-        float v867 = v865 - v866;
-        float v868 = v867 - v525;
-        float v869 = v521 * v868;
-        float v870 = v869 + v869;
-        float v871 = v519 != 0.0f ? 0.0f : v870;
-        float v872 = v864 + v871;
-        float v873 = v551 / v535;
-        float v874 = v531 != 0.0f ? 0.0f : v873;
-        float v875 = v872 + v874;
-        float v876 = v556 != 0.0f ? 0.0f : v571;
-        float v877 = v875 + v876;
-        float v878 = v575 != 0.0f ? 0.0f : v625;
-        float v879 = v877 + v878;
-        float v880 = v629 != 0.0f ? 0.0f : v677;
-        float v881 = v879 + v880;
-        float v882 = -v881;
+        t36[j] = v680;
+        float v682 = v681 * (pair_weight[j]);
+        float v683 = -v682;
+        float v684 = v683 / (carry3[j]);
+        float v686 = v2 * (loss_weights[16]);
+        float v687 = v685 != 0.0f ? 0.0f : v686;
+        float v688 = -v687;
+        float v689 = v685 != 0.0f ? 1.0f : carry3[j];
+        float v690 = v688 / v689;
+        float v691 = v685 != 0.0f ? 0.0f : v690;
+        float v692 = v684 + v691;
+        float v693 = v58 / v9;
+        float v694 = v0 != 0.0f ? 0.0f : v693;
+        float v695 = v692 + v694;
+        float v696 = v62 != 0.0f ? 0.0f : v128;
+        float v697 = v695 + v696;
+        float v698 = v132 != 0.0f ? 0.0f : v214;
+        float v699 = v697 + v698;
+        float v700 = (beta[0]) * v224;
+        float v701 = fminf(v700, 0.0f);
+        float v702 = fabsf(v700);
+        float v703 = -v702;
+        float v704 = la_expf(v703);
+        float v705 = 1.0f + v704;
+        float v706 = logf(v705);
+        float v707 = v701 - v706;
+        float v708 = la_expf(v707);
+        float v709 = v220 * v708;
+        float v710 = -v709;
+        float v711 = v710 / v705;
+        float v712 = v711 * v704;
+        float v713 = -v712;
+        float v714 = 0.0f < v700 ? 1.0f : 0.0f;
+        float v715 = v714 * 2.0f;
+        float v716 = v715 - 1.0f;
+        float v717 = v713 * v716;
+        float v718 = v700 <= 0.0f ? 1.0f : 0.0f;
+        float v719 = v709 * v718;
+        float v720 = v717 + v719;
+        float v721 = v720 * (beta[0]);
+        float v722 = v250 + v721;
+        float v723 = v218 != 0.0f ? 0.0f : v722;
+        float v724 = v699 + v723;
+        float v725 = -v256;
+        float v726 = v254 != 0.0f ? -1.0f : carry1[j];
+        float v727 = v254 != 0.0f ? 0.0f : ref_chosen[j];
+        float v728 = v726 - v727;
+        float v729 = (beta[0]) * v728;
+        float v730 = fminf(v729, 0.0f);
+        float v731 = fabsf(v729);
+        float v732 = -v731;
+        float v733 = la_expf(v732);
+        float v734 = 1.0f + v733;
+        float v735 = logf(v734);
+        float v736 = v730 - v735;
+        float v737 = la_expf(v736);
+        float v738 = v725 * v737;
+        float v739 = -v738;
+        float v740 = v739 / v734;
+        float v741 = v740 * v733;
+        float v742 = -v741;
+        float v743 = 0.0f < v729 ? 1.0f : 0.0f;
+        float v744 = v743 * 2.0f;
+        float v745 = v744 - 1.0f;
+        float v746 = v742 * v745;
+        float v747 = v729 <= 0.0f ? 1.0f : 0.0f;
+        float v748 = v738 * v747;
+        float v749 = v746 + v748;
+        float v750 = v749 * (beta[0]);
+        float v751 = v254 != 0.0f ? 0.0f : v750;
+        float v752 = v724 + v751;
+        float v753 = v284 != 0.0f ? -1.0f : carry1[j];
+        float v754 = v284 != 0.0f ? 0.0f : ref_chosen[j];
+        float v755 = v753 - v754;
+        float v756 = (beta[0]) * v755;
+        float v757 = v756 - v298;
+        float v758 = fabsf(v757);
+        float v759 = -v758;
+        float v760 = la_expf(v759);
+        float v761 = 1.0f + v760;
+        float v762 = v288 / v761;
+        float v763 = v762 * v760;
+        float v764 = -v763;
+        float v765 = 0.0f < v757 ? 1.0f : 0.0f;
+        float v766 = v765 * 2.0f;
+        float v767 = v766 - 1.0f;
+        float v768 = v764 * v767;
+        float v769 = v757 <= 0.0f ? 1.0f : 0.0f;
+        float v770 = v287 * v769;
+        float v771 = v768 + v770;
+        float v772 = v771 * (beta[0]);
+        float v773 = v284 != 0.0f ? 0.0f : v772;
+        float v774 = v752 + v773;
+        float v775 = v354 / v333;
+        float v776 = -v775;
+        float v777 = v776 * v332;
+        float v778 = v322 + v777;
+        float v779 = v778 + v353;
+        float v780 = v779 / v326;
+        float v781 = v319 != 0.0f ? 0.0f : v780;
+        float v782 = v774 + v781;
+        float v783 = v413 / v370;
+        float v784 = v363 != 0.0f ? 0.0f : v783;
+        float v785 = v782 + v784;
+        float v786 = v450 * (dpop_lambda[0]);
+        float v787 = 0.0f <= v430 ? 1.0f : 0.0f;
+        float v788 = v786 * v787;
+        float v789 = -v788;
+        float v790 = v789 + v449;
+        float v791 = v418 != 0.0f ? 0.0f : v790;
+        float v792 = v785 + v791;
+        float v793 = v453 != 0.0f ? -1.0f : carry1[j];
+        float v794 = v453 != 0.0f ? 0.0f : ref_chosen[j];
+        float v795 = v793 - v794;
+        float v799 = v795 - v798;
+        float v800 = (beta[0]) * v799;
+        float v801 = fminf(v800, 0.0f);
+        float v802 = fabsf(v800);
+        float v803 = -v802;
+        float v804 = la_expf(v803);
+        float v805 = 1.0f + v804;
+        float v806 = logf(v805);
+        float v807 = v801 - v806;
+        float v808 = la_expf(v807);
+        float v809 = v457 * v808;
+        float v810 = -v809;
+        float v811 = v810 / v805;
+        float v812 = v811 * v804;
+        float v813 = -v812;
+        float v814 = 0.0f < v800 ? 1.0f : 0.0f;
+        float v815 = v814 * 2.0f;
+        float v816 = v815 - 1.0f;
+        float v817 = v813 * v816;
+        float v818 = v800 <= 0.0f ? 1.0f : 0.0f;
+        float v819 = v809 * v818;
+        float v820 = v817 + v819;
+        float v821 = v820 * (beta[0]);
+        float v822 = v453 != 0.0f ? 0.0f : v821;
+        float v823 = v792 + v822;
+        float v824 = v490 != 0.0f ? -1.0f : carry1[j];
+        float v825 = v490 != 0.0f ? 0.0f : ref_chosen[j];
+        float v826 = v824 - v825;
+        float v827 = (beta[0]) * v826;
+        float v828 = -v827;
+        float v829 = fabsf(v828);
+        float v830 = -v829;
+        float v831 = la_expf(v830);
+        float v832 = 1.0f + v831;
+        float v833 = v495 / v832;
+        float v834 = v833 * v831;
+        float v835 = -v834;
+        float v836 = 0.0f < v828 ? 1.0f : 0.0f;
+        float v837 = v836 * 2.0f;
+        float v838 = v837 - 1.0f;
+        float v839 = v835 * v838;
+        float v840 = v828 <= 0.0f ? 1.0f : 0.0f;
+        float v841 = v494 * v840;
+        float v842 = v839 + v841;
+        float v843 = -v842;
+        float v844 = v843 * (beta[0]);
+        float v845 = -v493;
+        float v846 = fabsf(v827);
+        float v847 = -v846;
+        float v848 = la_expf(v847);
+        float v849 = 1.0f + v848;
+        float v850 = v845 / v849;
+        float v851 = v850 * v848;
+        float v852 = -v851;
+        float v853 = 0.0f < v827 ? 1.0f : 0.0f;
+        float v854 = v853 * 2.0f;
+        float v855 = v854 - 1.0f;
+        float v856 = v852 * v855;
+        float v857 = v827 <= 0.0f ? 1.0f : 0.0f;
+        float v858 = v493 * v857;
+        float v859 = v856 + v858;
+        float v860 = v859 * (beta[0]);
+        float v861 = v844 + v860;
+        float v862 = v490 != 0.0f ? 0.0f : v861;
+        float v863 = v823 + v862;
+        float v864 = v519 != 0.0f ? -1.0f : carry1[j];
+        float v865 = v519 != 0.0f ? 0.0f : ref_chosen[j];
+        float v866 = v864 - v865;
+        float v867 = v866 - v525;
+        float v868 = v521 * v867;
+        float v869 = v868 + v868;
+        float v870 = v519 != 0.0f ? 0.0f : v869;
+        float v871 = v863 + v870;
+        float v872 = v551 / v535;
+        float v873 = v531 != 0.0f ? 0.0f : v872;
+        float v874 = v871 + v873;
+        float v875 = v556 != 0.0f ? 0.0f : v571;
+        float v876 = v874 + v875;
+        float v877 = v575 != 0.0f ? 0.0f : v625;
+        float v878 = v876 + v877;
+        float v879 = v629 != 0.0f ? 0.0f : v677;
+        float v880 = v878 + v879;
+        t37[j] = v880;
+    }
+}
+
+/* dpo_step_prefix_k54_dpo_sigmoid: t38 = 0  [lm_head/dpo_sigmoid] */
+static void dpo_step_prefix_k54_dpo_sigmoid(float *restrict t38, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            t35[r * n + j] = v681;
-            t36[r * n + j] = v882;
+            t38[r * n + j] = 0.0f;
         }
     }
 }
 
-/* dpo_step_prefix_k51_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_head/sequence_logps/cross_entropy/log_softmax; lm_head/sequence_logps/cross_entropy; lm_head/sequence_logps/grad; lm_head/sequence_logps/cross_entropy/grad; lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_prefix_k51_log_softmax_grad(float *restrict t37, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t17, const float *restrict t18, const float *restrict t19, const float *restrict t35, const float *restrict t36, long NS, long V) {
-    const long rows = NS, n = V;
+/* dpo_step_prefix_k55_lm_head: t39 = carry0[scored]  [lm_chunk_backward/lm_head] */
+static void dpo_step_prefix_k55_lm_head(float *restrict t39, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t35[(long)scored_pair[i0] * 1 + 0];
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t39[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_k56_rmsnorm: t40 = Σ(t39²)  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_prefix_k56_rmsnorm(float *restrict t40, const float *restrict t39, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t39[r * n + j0]) * (t39[r * n + j0]);
+            acc0 += v0;
+        }
+        t40[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_k57_rmsnorm: t41 = (t39 · rsqrt(t40 / D + norm_eps)) · final_norm  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_prefix_k57_rmsnorm(float *restrict t41, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t39, const float *restrict t40, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t40[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t39[r * n + j]) * v2;
+            float v4 = v3 * (final_norm[j]);
+            t41[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_prefix_k58_lm_head: t42[CR, V] = t41 · lm_headᵀ  [lm_chunk_backward/lm_head] */
+static void dpo_step_prefix_k58_lm_head(float *restrict t42, const float *restrict lm_head, const float *restrict t41, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t41, D, lm_head, D, 0.0f, t42, V);
+}
+
+/* dpo_step_prefix_k59_log_softmax: t43 = max(t42)  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_prefix_k59_log_softmax(float *restrict t43, const float *restrict t42, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t42[r * n + j0]);
+        }
+        t43[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_k60_log_softmax: t44 = Σ(exp(t42 - t43))  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_prefix_k60_log_softmax(float *restrict t44, const float *restrict t42, const float *restrict t43, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t43[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t42[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t44[r] = acc0;
+    }
+}
+
+/* dpo_step_prefix_k61_sequence_logps_grad: t45 = -(1 · t36); t46 = -(1 · t37)  [lm_chunk_backward/lm_head/sequence_logps; lm_chunk_backward; lm_chunk_backward/grad; lm_chunk_backward/lm_head/sequence_logps/grad] */
+static void dpo_step_prefix_k61_sequence_logps_grad(float *restrict t45, float *restrict t46, const float *restrict t36, const float *restrict t37, long B) {
+    const long rows = B, n = 1;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t36[i0];
+        float v1 = 1.0f * v0;
+        float v2 = -v1;
+        float v3 = t37[i0];
+        float v4 = 1.0f * v3;
+        float v5 = -v4;
+        for (long j = 0; j < n; j++) {
+            t45[r * n + j] = v2;
+            t46[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_prefix_k62_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk_backward/lm_head/sequence_logps/cross_entropy; lm_chunk_backward/lm_head/sequence_logps/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_prefix_k62_log_softmax_grad(float *restrict t47, const float *restrict t42, const int32_t *restrict scored_pair, const int32_t *restrict chosen_targets, const int32_t *restrict rejected_targets, const float *restrict chosen_mask, const float *restrict rejected_mask, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t46, long CR, long V) {
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t45[(long)scored_pair[i0] * 1 + 0];
         float v1 = v0 * (rejected_mask[i0]);
         float v2 = -v1;
         float v3 = (float)rejected_targets[i0];
@@ -13935,7 +14805,7 @@ static void dpo_step_prefix_k51_log_softmax_grad(float *restrict t37, const int3
             float v6 = -v5;
             acc0 += v6;
         }
-        float v7 = t36[(long)scored_pair[i0] * 1 + 0];
+        float v7 = t46[(long)scored_pair[i0] * 1 + 0];
         float v8 = v7 * (chosen_mask[i0]);
         float v9 = -v8;
         float v10 = (float)chosen_targets[i0];
@@ -13947,13 +14817,13 @@ static void dpo_step_prefix_k51_log_softmax_grad(float *restrict t37, const int3
             float v13 = -v12;
             acc1 += v13;
         }
-        float v16 = acc0 / (t19[i0]);
-        float v17 = t18[i0];
-        float v24 = acc1 / (t19[i0]);
+        float v16 = acc0 / (t44[i0]);
+        float v17 = t43[i0];
+        float v24 = acc1 / (t44[i0]);
         for (long j = 0; j < n; j++) {
             float v14 = (float)j == v3 ? 1.0f : 0.0f;
             float v15 = v2 * v14;
-            float v18 = t17[r * n + j] - v17;
+            float v18 = t42[r * n + j] - v17;
             float v19 = la_expf(v18);
             float v20 = v16 * v19;
             float v21 = v15 + v20;
@@ -13962,63 +14832,76 @@ static void dpo_step_prefix_k51_log_softmax_grad(float *restrict t37, const int3
             float v25 = v24 * v19;
             float v26 = v23 + v25;
             float v27 = v21 + v26;
-            t37[r * n + j] = v27;
+            t47[r * n + j] = v27;
         }
     }
 }
 
-/* dpo_step_prefix_k52_lm_head_grad_in: t38[NS, D] = t37 · lm_head  [lm_head/grad] */
-static void dpo_step_prefix_k52_lm_head_grad_in(float *restrict t38, const float *restrict lm_head, const float *restrict t37, long HD2, long KVH, long NS, long REP, long V) {
+/* dpo_step_prefix_k63_lm_head_grad_in: t48[CR, D] = t47 · lm_head  [lm_chunk_backward/lm_head/grad] */
+static void dpo_step_prefix_k63_lm_head_grad_in(float *restrict t48, const float *restrict lm_head, const float *restrict t47, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t37, V, lm_head, D, 0.0f, t38, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t47, V, lm_head, D, 0.0f, t48, D);
 }
 
-/* dpo_step_prefix_k53_rmsnorm_grad: t39 = Σ((t38 · final_norm) · t14)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
-static void dpo_step_prefix_k53_rmsnorm_grad(float *restrict t39, const float *restrict final_norm, const float *restrict t14, const float *restrict t38, long HD2, long KVH, long NS, long REP) {
+/* dpo_step_prefix_k64_rmsnorm_grad: t49 = Σ((t48 · final_norm) · t39)  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad] */
+static void dpo_step_prefix_k64_rmsnorm_grad(float *restrict t49, const float *restrict final_norm, const float *restrict t39, const float *restrict t48, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t38[r * n + j0]) * (final_norm[j0]);
-            float v1 = v0 * (t14[r * n + j0]);
+            float v0 = (t48[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t39[r * n + j0]);
             acc0 += v1;
         }
-        t39[r] = acc0;
+        t49[r] = acc0;
     }
 }
 
-/* dpo_step_prefix_k54_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
-static void dpo_step_prefix_k54_rmsnorm_grad_scatter_add(float *restrict t40, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t14, const float *restrict t15, const float *restrict t38, const float *restrict t39, long B, long HD2, long KVH, long NS, long REP, long T) {
+/* dpo_step_prefix_k65_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad; lm_chunk_backward/lm_head/grad] */
+static void dpo_step_prefix_k65_rmsnorm_grad_scatter_add(float *restrict t50, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t39, const float *restrict t40, const float *restrict t48, const float *restrict t49, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    memset(t40, 0, sizeof(float) * (size_t)(B*T*D));
-    const long rows = NS, n = D;
+    memset(t50, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v1 = (t15[i0]) / ((float)(D));
+        float v1 = (t40[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
-        float v5 = (t39[i0]) * v3;
+        float v5 = (t49[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v0 = (t38[r * n + j]) * (final_norm[j]);
+            float v0 = (t48[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
-            float v10 = v9 * (t14[r * n + j]);
+            float v10 = v9 * (t39[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t40[(long)scored[i0] * D + j] += v12;
+            t50[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* dpo_step_prefix_k55_rmsnorm: t41 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void dpo_step_prefix_k55_rmsnorm(float *restrict t41, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k66_lm_chunk_backward: carry7_next = carry7 + t50  [lm_chunk_backward/lm_head/grad; lm_chunk_backward] */
+static void dpo_step_prefix_k66_lm_chunk_backward(float *restrict carry7_next, const float *restrict carry7, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry7[r * n + j] + t50[r * n + j];
+            carry7_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_prefix_k67_rmsnorm: t51 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void dpo_step_prefix_k67_rmsnorm(float *restrict t51, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -14030,12 +14913,12 @@ static void dpo_step_prefix_k55_rmsnorm(float *restrict t41, const float *restri
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t41[r] = acc0;
+        t51[r] = acc0;
     }
 }
 
-/* dpo_step_prefix_k56_prefix: concat  [layer_backward/attention/prefix] */
-static void dpo_step_prefix_k56_prefix(float *restrict t42, const float *restrict saved_k, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
+/* dpo_step_prefix_k68_prefix: concat  [layer_backward/attention/prefix] */
+static void dpo_step_prefix_k68_prefix(float *restrict t52, const float *restrict saved_k, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*S, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -14051,13 +14934,13 @@ static void dpo_step_prefix_k56_prefix(float *restrict t42, const float *restric
             else {
                 v0 = saved_k[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
             }
-            t42[r * n + j] = v0;
+            t52[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_prefix_k57_prefix: concat  [layer_backward/attention/prefix] */
-static void dpo_step_prefix_k57_prefix(float *restrict t43, const float *restrict saved_v, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
+/* dpo_step_prefix_k69_prefix: concat  [layer_backward/attention/prefix] */
+static void dpo_step_prefix_k69_prefix(float *restrict t53, const float *restrict saved_v, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*S, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -14073,13 +14956,13 @@ static void dpo_step_prefix_k57_prefix(float *restrict t43, const float *restric
             else {
                 v0 = saved_v[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
             }
-            t43[r * n + j] = v0;
+            t53[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_prefix_k58_scores_matmul: t44[B, KVH, REP, T, S] = saved_q · t42ᵀ  [layer_backward/attention/attention/scores] */
-static void dpo_step_prefix_k58_scores_matmul(float *restrict t44, const float *restrict saved_q, const float *restrict t42, long B, long HD2, long KVH, long REP, long S, long T) {
+/* dpo_step_prefix_k70_scores_matmul: t54[B, KVH, REP, T, S] = saved_q · t52ᵀ  [layer_backward/attention/attention/scores] */
+static void dpo_step_prefix_k70_scores_matmul(float *restrict t54, const float *restrict saved_q, const float *restrict t52, long B, long HD2, long KVH, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -14090,11 +14973,11 @@ static void dpo_step_prefix_k58_scores_matmul(float *restrict t44, const float *
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t42 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t44 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t52 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t54 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
 }
 
-/* dpo_step_prefix_k59_attention: t45 = exp([i4 ≤ i3 + P] · t2 ? t44 · rsqrt(HD) : -inf - max([i4 ≤ i3 + P] · t2 ? t44 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void dpo_step_prefix_k59_attention(float *restrict t45, const float *restrict t2, const float *restrict t44, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+/* dpo_step_prefix_k71_attention: t55 = exp([i4 ≤ i3 + P] · t2 ? t54 · rsqrt(HD) : -inf - max([i4 ≤ i3 + P] · t2 ? t54 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void dpo_step_prefix_k71_attention(float *restrict t55, const float *restrict t2, const float *restrict t54, long B, long HD2, long KVH, long P, long REP, long S, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = S;
@@ -14109,7 +14992,7 @@ static void dpo_step_prefix_k59_attention(float *restrict t45, const float *rest
             float v0 = (float)i3 + (float)(P);
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
             float v2 = v1 * (t2[((i0) * T + i3) * S + j0]);
-            float v4 = (t44[r * n + j0]) * v3;
+            float v4 = (t54[r * n + j0]) * v3;
             float v5 = v2 != 0.0f ? v4 : (-INFINITY);
             acc0 = fmaxf(acc0, v5);
         }
@@ -14118,17 +15001,17 @@ static void dpo_step_prefix_k59_attention(float *restrict t45, const float *rest
             float v6 = (float)i3 + (float)(P);
             float v7 = (float)j <= v6 ? 1.0f : 0.0f;
             float v8 = v7 * (t2[((i0) * T + i3) * S + j]);
-            float v9 = (t44[r * n + j]) * v3;
+            float v9 = (t54[r * n + j]) * v3;
             float v10 = v8 != 0.0f ? v9 : (-INFINITY);
             float v12 = v10 - v11;
             float v13 = la_expf(v12);
-            t45[r * n + j] = v13;
+            t55[r * n + j] = v13;
         }
     }
 }
 
-/* dpo_step_prefix_k60_softmax: t46 = Σ(t45)  [layer_backward/attention/attention/softmax] */
-static void dpo_step_prefix_k60_softmax(float *restrict t46, const float *restrict t45, long B, long KVH, long REP, long S, long T) {
+/* dpo_step_prefix_k72_softmax: t56 = Σ(t55)  [layer_backward/attention/attention/softmax] */
+static void dpo_step_prefix_k72_softmax(float *restrict t56, const float *restrict t55, long B, long KVH, long REP, long S, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = S;
@@ -14137,14 +15020,14 @@ static void dpo_step_prefix_k60_softmax(float *restrict t46, const float *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t45[r * n + j0];
+            acc0 += t55[r * n + j0];
         }
-        t46[r] = acc0;
+        t56[r] = acc0;
     }
 }
 
-/* dpo_step_prefix_k61_softmax: t47 = t45 / t46  [layer_backward/attention/attention/softmax] */
-static void dpo_step_prefix_k61_softmax(float *restrict t47, const float *restrict t45, const float *restrict t46, long B, long KVH, long REP, long S, long T) {
+/* dpo_step_prefix_k73_softmax: t57 = t55 / t56  [layer_backward/attention/attention/softmax] */
+static void dpo_step_prefix_k73_softmax(float *restrict t57, const float *restrict t55, const float *restrict t56, long B, long KVH, long REP, long S, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = S;
     #pragma omp parallel for if (rows * n > 32768)
@@ -14154,14 +15037,14 @@ static void dpo_step_prefix_k61_softmax(float *restrict t47, const float *restri
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t45[r * n + j]) / (t46[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t47[r * n + j] = v0;
+            float v0 = (t55[r * n + j]) / (t56[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t57[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_prefix_k62_rmsnorm: t48 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void dpo_step_prefix_k62_rmsnorm(float *restrict t48, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k74_rmsnorm: t58 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void dpo_step_prefix_k74_rmsnorm(float *restrict t58, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -14173,18 +15056,18 @@ static void dpo_step_prefix_k62_rmsnorm(float *restrict t48, const float *restri
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t48[r] = acc0;
+        t58[r] = acc0;
     }
 }
 
-/* dpo_step_prefix_k63_w2_grad_in: t49[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
-static void dpo_step_prefix_k63_w2_grad_in(float *restrict t49, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k75_w2_grad_in: t59[B*T, F] = carry8 · w2  [layer_backward/ffn/grad] */
+static void dpo_step_prefix_k75_w2_grad_in(float *restrict t59, const float *restrict carry8, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t49, F);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry8, D, w2, F, 0.0f, t59, F);
 }
 
-/* dpo_step_prefix_k64_silu: t50 = t49 · (saved_gate / (1 + exp(-saved_gate)))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void dpo_step_prefix_k64_silu(float *restrict t50, const float *restrict saved_gate, const float *restrict t49, long B, long F, long T) {
+/* dpo_step_prefix_k76_silu: t60 = t59 · (saved_gate / (1 + exp(-saved_gate)))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_prefix_k76_silu(float *restrict t60, const float *restrict saved_gate, const float *restrict t59, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -14193,25 +15076,25 @@ static void dpo_step_prefix_k64_silu(float *restrict t50, const float *restrict 
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            float v4 = (t49[r * n + j]) * v3;
-            t50[r * n + j] = v4;
+            float v4 = (t59[r * n + j]) * v3;
+            t60[r * n + j] = v4;
         }
     }
 }
 
-/* dpo_step_prefix_k65_w3_grad_in: t51[B*T, D] = t50 · w3  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_prefix_k65_w3_grad_in(float *restrict t51, const float *restrict w3, const float *restrict t50, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k77_w3_grad_in: t61[B*T, D] = t60 · w3  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_prefix_k77_w3_grad_in(float *restrict t61, const float *restrict w3, const float *restrict t60, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t50, F, w3, D, 0.0f, t51, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t60, F, w3, D, 0.0f, t61, D);
 }
 
-/* dpo_step_prefix_k66_silu: neg, exp, add, div, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_prefix_k66_silu(float *restrict t52, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t49, long B, long F, long T) {
+/* dpo_step_prefix_k78_silu: neg, exp, add, div, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_prefix_k78_silu(float *restrict t62, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t59, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t49[r * n + j]) * (saved_up[r * n + j]);
+            float v0 = (t59[r * n + j]) * (saved_up[r * n + j]);
             float v1 = -(saved_gate[r * n + j]);
             float v2 = la_expf(v1);
             float v3 = 1.0f + v2;
@@ -14223,19 +15106,19 @@ static void dpo_step_prefix_k66_silu(float *restrict t52, const float *restrict 
             float v9 = v8 * v2;
             float v10 = -v9;
             float v11 = v4 + v10;
-            t52[r * n + j] = v11;
+            t62[r * n + j] = v11;
         }
     }
 }
 
-/* dpo_step_prefix_k67_w1_grad_in: t53[B*T, D] = t52 · w1  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_prefix_k67_w1_grad_in(float *restrict t53, const float *restrict w1, const float *restrict t52, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k79_w1_grad_in: t63[B*T, D] = t62 · w1  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_prefix_k79_w1_grad_in(float *restrict t63, const float *restrict w1, const float *restrict t62, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t52, F, w1, D, 0.0f, t53, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t62, F, w1, D, 0.0f, t63, D);
 }
 
-/* dpo_step_prefix_k68_rmsnorm_grad: div, add, rsqrt, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_prefix_k68_rmsnorm_grad(float *restrict t54, const float *restrict norm_eps, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t48, const float *restrict t51, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k80_rmsnorm_grad: div, add, rsqrt, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_prefix_k80_rmsnorm_grad(float *restrict t64, const float *restrict norm_eps, const float *restrict carry8, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t58, const float *restrict t61, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -14245,12 +15128,12 @@ static void dpo_step_prefix_k68_rmsnorm_grad(float *restrict t54, const float *r
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t51[r * n + j0] + t53[r * n + j0];
+            float v0 = t61[r * n + j0] + t63[r * n + j0];
             float v1 = v0 * (ffn_norm[j0]);
             float v2 = v1 * (saved_h[r * n + j0]);
             acc0 += v2;
         }
-        float v5 = (t48[(i0) * T + i1]) / ((float)(D));
+        float v5 = (t58[(i0) * T + i1]) / ((float)(D));
         float v6 = v5 + norm_eps[0];
         float v7 = 1.0f / sqrtf(v6);
         float v10 = acc0 * v7;
@@ -14259,26 +15142,26 @@ static void dpo_step_prefix_k68_rmsnorm_grad(float *restrict t54, const float *r
         float v13 = v12 * (-0.5f);
         float v14 = v13 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v3 = t51[r * n + j] + t53[r * n + j];
+            float v3 = t61[r * n + j] + t63[r * n + j];
             float v4 = v3 * (ffn_norm[j]);
             float v8 = v4 * v7;
-            float v9 = carry1[r * n + j] + v8;
+            float v9 = carry8[r * n + j] + v8;
             float v15 = v14 * (saved_h[r * n + j]);
             float v16 = v9 + v15;
             float v17 = v16 + v15;
-            t54[r * n + j] = v17;
+            t64[r * n + j] = v17;
         }
     }
 }
 
-/* dpo_step_prefix_k69_wo_grad_in: t55[B*T, D] = t54 · wo  [layer_backward/attention/grad] */
-static void dpo_step_prefix_k69_wo_grad_in(float *restrict t55, const float *restrict wo, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k81_wo_grad_in: t65[B*T, D] = t64 · wo  [layer_backward/attention/grad] */
+static void dpo_step_prefix_k81_wo_grad_in(float *restrict t65, const float *restrict wo, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t54, D, wo, D, 0.0f, t55, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t64, D, wo, D, 0.0f, t65, D);
 }
 
-/* dpo_step_prefix_k70_attention_grad_matmul: t56[B, KVH, REP, T, S] = t55 · t43ᵀ  [layer_backward/attention/attention/grad] */
-static void dpo_step_prefix_k70_attention_grad_matmul(float *restrict t56, const float *restrict t43, const float *restrict t55, long B, long HD2, long KVH, long REP, long S, long T) {
+/* dpo_step_prefix_k82_attention_grad_matmul: t66[B, KVH, REP, T, S] = t65 · t53ᵀ  [layer_backward/attention/attention/grad] */
+static void dpo_step_prefix_k82_attention_grad_matmul(float *restrict t66, const float *restrict t53, const float *restrict t65, long B, long HD2, long KVH, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -14289,11 +15172,11 @@ static void dpo_step_prefix_k70_attention_grad_matmul(float *restrict t56, const
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t55 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t43 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t56 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t65 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t53 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t66 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
 }
 
-/* dpo_step_prefix_k71_attention: t57 = ([i4 ≤ i3 + P] · t2 ? (t56 / t46 + Σ(-((t56 · t47) / t46))) · t45 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/grad; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_prefix_k71_attention(float *restrict t57, const float *restrict t2, const float *restrict t45, const float *restrict t46, const float *restrict t47, const float *restrict t56, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+/* dpo_step_prefix_k83_attention: t67 = ([i4 ≤ i3 + P] · t2 ? (t66 / t56 + Σ(-((t66 · t57) / t56))) · t55 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/grad; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void dpo_step_prefix_k83_attention(float *restrict t67, const float *restrict t2, const float *restrict t55, const float *restrict t56, const float *restrict t57, const float *restrict t66, long B, long HD2, long KVH, long P, long REP, long S, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = S;
@@ -14306,8 +15189,8 @@ static void dpo_step_prefix_k71_attention(float *restrict t57, const float *rest
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t56[r * n + j0]) * (t47[r * n + j0]);
-            float v1 = v0 / (t46[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t66[r * n + j0]) * (t57[r * n + j0]);
+            float v1 = v0 / (t56[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -14316,18 +15199,18 @@ static void dpo_step_prefix_k71_attention(float *restrict t57, const float *rest
             float v3 = (float)i3 + (float)(P);
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
             float v5 = v4 * (t2[((i0) * T + i3) * S + j]);
-            float v6 = (t56[r * n + j]) / (t46[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = (t66[r * n + j]) / (t56[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v7 = v6 + acc0;
-            float v8 = v7 * (t45[r * n + j]);
+            float v8 = v7 * (t55[r * n + j]);
             float v9 = v5 != 0.0f ? v8 : 0.0f;
             float v11 = v9 * v10;
-            t57[r * n + j] = v11;
+            t67[r * n + j] = v11;
         }
     }
 }
 
-/* dpo_step_prefix_k72_scores_grad_matmul: t58[B, KVH, REP, T, HD] = t57 · t42  [layer_backward/attention/attention/scores/grad] */
-static void dpo_step_prefix_k72_scores_grad_matmul(float *restrict t58, const float *restrict t42, const float *restrict t57, long B, long HD2, long KVH, long REP, long S, long T) {
+/* dpo_step_prefix_k84_scores_grad_matmul: t68[B, KVH, REP, T, HD] = t67 · t52  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_prefix_k84_scores_grad_matmul(float *restrict t68, const float *restrict t52, const float *restrict t67, long B, long HD2, long KVH, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -14338,11 +15221,11 @@ static void dpo_step_prefix_k72_scores_grad_matmul(float *restrict t58, const fl
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t57 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t42 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t58 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t67 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t52 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t68 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* dpo_step_prefix_k73_attention_grad_matmul: t59[B, KVH, REP, S, HD] = t47ᵀ · t55  [layer_backward/attention/attention/grad] */
-static void dpo_step_prefix_k73_attention_grad_matmul(float *restrict t59, const float *restrict t47, const float *restrict t55, long B, long HD2, long KVH, long REP, long S, long T) {
+/* dpo_step_prefix_k85_attention_grad_matmul: t69[B, KVH, REP, S, HD] = t57ᵀ · t65  [layer_backward/attention/attention/grad] */
+static void dpo_step_prefix_k85_attention_grad_matmul(float *restrict t69, const float *restrict t57, const float *restrict t65, long B, long HD2, long KVH, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -14353,11 +15236,11 @@ static void dpo_step_prefix_k73_attention_grad_matmul(float *restrict t59, const
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, S, HD, T, t47 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t55 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t59 + b0 * (S*KVD) + b1 * (S*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, S, HD, T, t57 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t65 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t69 + b0 * (S*KVD) + b1 * (S*HD), HD);
 }
 
-/* dpo_step_prefix_k74_attention_grad_matmul: t60[B, KVH, REP, S, HD] = t57ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void dpo_step_prefix_k74_attention_grad_matmul(float *restrict t60, const float *restrict saved_q, const float *restrict t57, long B, long HD2, long KVH, long REP, long S, long T) {
+/* dpo_step_prefix_k86_attention_grad_matmul: t70[B, KVH, REP, S, HD] = t67ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void dpo_step_prefix_k86_attention_grad_matmul(float *restrict t70, const float *restrict saved_q, const float *restrict t67, long B, long HD2, long KVH, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -14368,11 +15251,11 @@ static void dpo_step_prefix_k74_attention_grad_matmul(float *restrict t60, const
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, S, HD, T, t57 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t60 + b0 * (S*KVD) + b1 * (S*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, S, HD, T, t67 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t70 + b0 * (S*KVD) + b1 * (S*HD), HD);
 }
 
-/* dpo_step_prefix_k75_attention_grad: t61 = Σ(t59)  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad] */
-static void dpo_step_prefix_k75_attention_grad(float *restrict t61, const float *restrict t59, long B, long HD2, long KVH, long P, long S) {
+/* dpo_step_prefix_k87_attention_grad: t71 = Σ(t69)  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad] */
+static void dpo_step_prefix_k87_attention_grad(float *restrict t71, const float *restrict t69, long B, long HD2, long KVH, long P, long S) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     /* one result per row */
@@ -14385,14 +15268,14 @@ static void dpo_step_prefix_k75_attention_grad(float *restrict t61, const float 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t59[(((j0) * KVH + i1) * S + i0) * HD + i2];
+            acc0 += t69[(((j0) * KVH + i1) * S + i0) * HD + i2];
         }
-        t61[r] = acc0;
+        t71[r] = acc0;
     }
 }
 
-/* dpo_step_prefix_k76_attention_grad: t62 = Σ(t60)  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad] */
-static void dpo_step_prefix_k76_attention_grad(float *restrict t62, const float *restrict t60, long B, long HD2, long KVH, long P, long S) {
+/* dpo_step_prefix_k88_attention_grad: t72 = Σ(t70)  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad] */
+static void dpo_step_prefix_k88_attention_grad(float *restrict t72, const float *restrict t70, long B, long HD2, long KVH, long P, long S) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     /* one result per row */
@@ -14405,34 +15288,34 @@ static void dpo_step_prefix_k76_attention_grad(float *restrict t62, const float 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t60[(((j0) * KVH + i1) * S + i0) * HD + i2];
+            acc0 += t70[(((j0) * KVH + i1) * S + i0) * HD + i2];
         }
-        t62[r] = acc0;
+        t72[r] = acc0;
     }
 }
 
-/* dpo_step_prefix_k77_attention_grad: t63 = t59  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad; layer_backward/attention/grad] */
-static void dpo_step_prefix_k77_attention_grad(float *restrict t63, const float *restrict t59, long B, long HD2, long KVH, long P, long S, long T) {
+/* dpo_step_prefix_k89_attention_grad: t73 = t69  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad; layer_backward/attention/grad] */
+static void dpo_step_prefix_k89_attention_grad(float *restrict t73, const float *restrict t69, long B, long HD2, long KVH, long P, long S, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            t63[r * n + j] = t59[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + ((r * n + j)) % HD];
+            t73[r * n + j] = t69[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + ((r * n + j)) % HD];
         }
     }
 }
 
-/* dpo_step_prefix_k78_wv_grad_in: t64[B*T, D] = t63 · wv  [layer_backward/attention/grad] */
-static void dpo_step_prefix_k78_wv_grad_in(float *restrict t64, const float *restrict wv, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k90_wv_grad_in: t74[B*T, D] = t73 · wv  [layer_backward/attention/grad] */
+static void dpo_step_prefix_k90_wv_grad_in(float *restrict t74, const float *restrict wv, const float *restrict t73, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t63, KVD, wv, D, 0.0f, t64, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t73, KVD, wv, D, 0.0f, t74, D);
 }
 
-/* dpo_step_prefix_k79_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
-static void dpo_step_prefix_k79_rope_grad(float *restrict t65, const float *restrict t0, const float *restrict t1, const float *restrict t60, long B, long HD2, long KVH, long P, long S, long T) {
+/* dpo_step_prefix_k91_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void dpo_step_prefix_k91_rope_grad(float *restrict t75, const float *restrict t0, const float *restrict t1, const float *restrict t70, long B, long HD2, long KVH, long P, long S, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
@@ -14444,16 +15327,16 @@ static void dpo_step_prefix_k79_rope_grad(float *restrict t65, const float *rest
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t60[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / (T*KVD)) * T + ((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
-                float v2 = -(t60[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2]);
+                float v1 = (t70[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / (T*KVD)) * T + ((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v2 = -(t70[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2]);
                 float v3 = v2 * (t1[(((r * n + j) / (T*KVD)) * T + ((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (((r * n + j)) % 2 < 1) {
-                float v6 = (t60[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / (T*KVD)) * T + ((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
-                float v7 = (t60[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / (T*KVD)) * T + ((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v6 = (t70[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / (T*KVD)) * T + ((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v7 = (t70[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / (T*KVD)) * T + ((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -14461,20 +15344,20 @@ static void dpo_step_prefix_k79_rope_grad(float *restrict t65, const float *rest
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t65[r * n + j] = v9;
+            t75[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_prefix_k80_wk_grad_in: t66[B*T, D] = t65 · wk  [layer_backward/attention/grad] */
-static void dpo_step_prefix_k80_wk_grad_in(float *restrict t66, const float *restrict wk, const float *restrict t65, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k92_wk_grad_in: t76[B*T, D] = t75 · wk  [layer_backward/attention/grad] */
+static void dpo_step_prefix_k92_wk_grad_in(float *restrict t76, const float *restrict wk, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t65, KVD, wk, D, 0.0f, t66, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t75, KVD, wk, D, 0.0f, t76, D);
 }
 
-/* dpo_step_prefix_k81_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
-static void dpo_step_prefix_k81_rope_grad(float *restrict t67, const float *restrict t0, const float *restrict t1, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k93_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void dpo_step_prefix_k93_rope_grad(float *restrict t77, const float *restrict t0, const float *restrict t1, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -14487,16 +15370,16 @@ static void dpo_step_prefix_k81_rope_grad(float *restrict t67, const float *rest
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t58[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
-                float v2 = -(t58[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2]);
+                float v1 = (t68[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v2 = -(t68[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2]);
                 float v3 = v2 * (t1[(((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (((r * n + j)) % 2 < 1) {
-                float v6 = (t58[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
-                float v7 = (t58[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v6 = (t68[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v7 = (t68[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -14504,19 +15387,19 @@ static void dpo_step_prefix_k81_rope_grad(float *restrict t67, const float *rest
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t67[r * n + j] = v9;
+            t77[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_prefix_k82_wq_grad_in: t68[B*T, D] = t67 · wq  [layer_backward/attention/grad] */
-static void dpo_step_prefix_k82_wq_grad_in(float *restrict t68, const float *restrict wq, const float *restrict t67, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k94_wq_grad_in: t78[B*T, D] = t77 · wq  [layer_backward/attention/grad] */
+static void dpo_step_prefix_k94_wq_grad_in(float *restrict t78, const float *restrict wq, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t67, D, wq, D, 0.0f, t68, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t77, D, wq, D, 0.0f, t78, D);
 }
 
-/* dpo_step_prefix_k83_rmsnorm_grad: div, add, rsqrt, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void dpo_step_prefix_k83_rmsnorm_grad(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t41, const float *restrict t54, const float *restrict t64, const float *restrict t66, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k95_rmsnorm_grad: div, add, rsqrt, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void dpo_step_prefix_k95_rmsnorm_grad(float *restrict carry8_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t51, const float *restrict t64, const float *restrict t74, const float *restrict t76, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -14526,13 +15409,13 @@ static void dpo_step_prefix_k83_rmsnorm_grad(float *restrict carry1_next, const 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t64[r * n + j0] + t66[r * n + j0];
-            float v1 = v0 + t68[r * n + j0];
+            float v0 = t74[r * n + j0] + t76[r * n + j0];
+            float v1 = v0 + t78[r * n + j0];
             float v2 = v1 * (attn_norm[j0]);
             float v3 = v2 * (saved_x[r * n + j0]);
             acc0 += v3;
         }
-        float v7 = (t41[(i0) * T + i1]) / ((float)(D));
+        float v7 = (t51[(i0) * T + i1]) / ((float)(D));
         float v8 = v7 + norm_eps[0];
         float v9 = 1.0f / sqrtf(v8);
         float v12 = acc0 * v9;
@@ -14541,21 +15424,21 @@ static void dpo_step_prefix_k83_rmsnorm_grad(float *restrict carry1_next, const 
         float v15 = v14 * (-0.5f);
         float v16 = v15 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v4 = t64[r * n + j] + t66[r * n + j];
-            float v5 = v4 + t68[r * n + j];
+            float v4 = t74[r * n + j] + t76[r * n + j];
+            float v5 = v4 + t78[r * n + j];
             float v6 = v5 * (attn_norm[j]);
             float v10 = v6 * v9;
-            float v11 = t54[r * n + j] + v10;
+            float v11 = t64[r * n + j] + v10;
             float v17 = v16 * (saved_x[r * n + j]);
             float v18 = v11 + v17;
             float v19 = v18 + v17;
-            carry1_next[r * n + j] = v19;
+            carry8_next[r * n + j] = v19;
         }
     }
 }
 
-/* dpo_step_prefix_k84_prefix_grad: concat, concat, add, add, write_slice  [layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward] */
-static void dpo_step_prefix_k84_prefix_grad(float *restrict grad_prefix_kv, const float *restrict t61, const float *restrict t62, long HD2, long KVH, long P) {
+/* dpo_step_prefix_k96_prefix_grad: concat, concat, add, add, write_slice  [layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward] */
+static void dpo_step_prefix_k96_prefix_grad(float *restrict grad_prefix_kv, const float *restrict t71, const float *restrict t72, long HD2, long KVH, long P) {
     const long HD = 2*HD2;
     const long rows = 2*KVH*P, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -14569,11 +15452,11 @@ static void dpo_step_prefix_k84_prefix_grad(float *restrict grad_prefix_kv, cons
                 v0 = 0.0f;
             }
             else {
-                v0 = t61[((i1) * KVH + i2) * HD + j];
+                v0 = t71[((i1) * KVH + i2) * HD + j];
             }
             float v1;
             if (i0 < 1) {
-                v1 = t62[((i1) * KVH + i2) * HD + j];
+                v1 = t72[((i1) * KVH + i2) * HD + j];
             }
             else {
                 v1 = 0.0f;
@@ -14585,13 +15468,13 @@ static void dpo_step_prefix_k84_prefix_grad(float *restrict grad_prefix_kv, cons
     }
 }
 
-/* Arena: 21 slots planned for 85 kernels. */
+/* Arena: 32 slots planned for 97 kernels. */
 static long llama_dpo_dpo_step_prefix_layout(const llama_dpo_dpo_step_prefix_args *args, long *off) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long P = args->P;
     const long REP = args->REP;
     const long S = args->S;
@@ -14601,46 +15484,58 @@ static long llama_dpo_dpo_step_prefix_layout(const llama_dpo_dpo_step_prefix_arg
     off[0] = total; total += la_round16(B*HD2*T);
     off[1] = total; total += la_round16(B*HD2*T);
     off[2] = total; total += la_round16(B*S*T);
-    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S), 2*HD2*KVH*NS*REP), NS));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*S), B*KVH*REP*S*T), 2*HD2*KVH*NS*REP));
-    off[5] = total; total += la_round16(la_max(la_max(B*KVH*REP*S*T, B*F*T), NS));
-    off[6] = total; total += la_round16(la_max(la_max(NS*V, B*F*T), B*KVH*REP*S*T));
-    off[7] = total; total += la_round16(la_max(la_max(NS, B*F*T), 2*HD2*KVH*P));
-    off[8] = total; total += la_round16(la_max(la_max(NS, 1), B*KVH*REP*S*T));
-    off[9] = total; total += la_round16(la_max(la_max(B, NS*V), 2*B*HD2*KVH*REP*T));
-    off[10] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
-    off[11] = total; total += la_round16(la_max(1, B*T));
-    off[12] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*S*T), 2*B*HD2*KVH*T));
-    off[13] = total; total += la_round16(la_max(1, B*KVH*REP*T));
-    off[14] = total; total += la_round16(la_max(la_max(1, B*T), 2*HD2*KVH*P));
-    off[15] = total; total += la_round16(la_max(la_max(B, 1), 2*B*HD2*KVH*REP*T));
-    off[16] = total; total += la_round16(la_max(la_max(1, B), 2*B*HD2*KVH*REP*T));
-    off[17] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[18] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S), CR*V), B), 1));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*S), B*KVH*REP*S*T), B), 1));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(B*KVH*REP*S*T, B*F*T), 2*CR*HD2*KVH*REP), CR), B), 1));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(CR, 1), B*T), B*KVH*REP*S*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(CR, B), 1), B*F*T), B*KVH*REP*S*T), 2*B*HD2*KVH*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(B, 1), CR*V), 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), CR), B*F*T), 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(B, B*T));
+    off[12] = total; total += la_round16(la_max(la_max(B, B*KVH*REP*S*T), 2*HD2*KVH*P));
+    off[13] = total; total += la_round16(la_max(la_max(CR*V, B*KVH*REP*T), 2*HD2*KVH*P));
+    off[14] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[16] = total; total += la_round16(B);
+    off[17] = total; total += la_round16(B);
+    off[18] = total; total += la_round16(B);
+    off[19] = total; total += la_round16(B);
+    off[20] = total; total += la_round16(B);
+    off[21] = total; total += la_round16(B);
+    off[22] = total; total += la_round16(B);
+    off[23] = total; total += la_round16(B);
+    off[24] = total; total += la_round16(B);
+    off[25] = total; total += la_round16(B);
+    off[26] = total; total += la_round16(B);
+    off[27] = total; total += la_round16(B);
+    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[29] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[30] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_dpo_dpo_step_prefix_arena_floats(const llama_dpo_dpo_step_prefix_args *args) {
-    long off[21];
+    long off[32];
     return llama_dpo_dpo_step_prefix_layout(args, off);
 }
 
 void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
-    const long NS = args->NS;
+    const long NC = args->NC;
     const long P = args->P;
     const long REP = args->REP;
     const long S = args->S;
     const long T = args->T;
     const long V = args->V;
-    long off[21];
+    long off[32];
     llama_dpo_dpo_step_prefix_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -14660,58 +15555,68 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
     float *t14 = args->arena + off[4];
     float *t15 = args->arena + off[5];
     float *t16 = args->arena + off[3];
-    float *t17 = args->arena + off[6];
-    float *t18 = args->arena + off[3];
+    float *t17 = args->arena + off[5];
+    float *t18 = args->arena + off[6];
     float *t19 = args->arena + off[7];
     float *t20 = args->arena + off[8];
-    float *t21 = args->arena + off[9];
-    float *t22 = args->arena + off[8];
-    float *t23 = args->arena + off[9];
-    float *t24 = args->arena + off[8];
-    float *t25 = args->arena + off[9];
-    float *t26 = args->arena + off[10];
-    float *t27 = args->arena + off[8];
-    float *t28 = args->arena + off[11];
-    float *t29 = args->arena + off[12];
-    float *t30 = args->arena + off[13];
-    float *t31 = args->arena + off[14];
-    float *t32 = args->arena + off[15];
-    float *t33 = args->arena + off[16];
-    float *t34 = args->arena + off[15];
-    float *t35 = args->arena + off[15];
-    float *t36 = args->arena + off[16];
-    float *t37 = args->arena + off[9];
+    float *t21 = args->arena + off[7];
+    float *t22 = args->arena + off[5];
+    float *t23 = args->arena + off[6];
+    float *t24 = args->arena + off[7];
+    float *t25 = args->arena + off[3];
+    float *t26 = args->arena + off[9];
+    float *t27 = args->arena + off[10];
+    float *t28 = args->arena + off[6];
+    float *t29 = args->arena + off[8];
+    float *t30 = args->arena + off[5];
+    float *t31 = args->arena + off[7];
+    float *t32 = args->arena + off[3];
+    float *t33 = args->arena + off[9];
+    float *t34 = args->arena + off[4];
+    float *t35 = args->arena + off[10];
+    float *t36 = args->arena + off[9];
+    float *t37 = args->arena + off[4];
     float *t38 = args->arena + off[3];
-    float *t39 = args->arena + off[8];
-    float *t40 = args->arena + off[10];
-    float *t41 = args->arena + off[11];
-    float *t42 = args->arena + off[4];
-    float *t43 = args->arena + off[3];
-    float *t44 = args->arena + off[5];
-    float *t45 = args->arena + off[12];
-    float *t46 = args->arena + off[13];
-    float *t47 = args->arena + off[5];
-    float *t48 = args->arena + off[14];
-    float *t49 = args->arena + off[6];
-    float *t50 = args->arena + off[7];
-    float *t51 = args->arena + off[15];
-    float *t52 = args->arena + off[7];
-    float *t53 = args->arena + off[16];
-    float *t54 = args->arena + off[9];
-    float *t55 = args->arena + off[15];
-    float *t56 = args->arena + off[8];
-    float *t57 = args->arena + off[6];
-    float *t58 = args->arena + off[16];
-    float *t59 = args->arena + off[3];
-    float *t60 = args->arena + off[4];
-    float *t61 = args->arena + off[7];
-    float *t62 = args->arena + off[14];
-    float *t63 = args->arena + off[12];
-    float *t64 = args->arena + off[15];
-    float *t65 = args->arena + off[12];
-    float *t66 = args->arena + off[3];
-    float *t67 = args->arena + off[4];
-    float *t68 = args->arena + off[16];
+    float *t39 = args->arena + off[5];
+    float *t40 = args->arena + off[6];
+    float *t41 = args->arena + off[10];
+    float *t42 = args->arena + off[8];
+    float *t43 = args->arena + off[7];
+    float *t44 = args->arena + off[10];
+    float *t45 = args->arena + off[11];
+    float *t46 = args->arena + off[12];
+    float *t47 = args->arena + off[13];
+    float *t48 = args->arena + off[10];
+    float *t49 = args->arena + off[7];
+    float *t50 = args->arena + off[8];
+    float *t51 = args->arena + off[11];
+    float *t52 = args->arena + off[4];
+    float *t53 = args->arena + off[3];
+    float *t54 = args->arena + off[5];
+    float *t55 = args->arena + off[12];
+    float *t56 = args->arena + off[13];
+    float *t57 = args->arena + off[5];
+    float *t58 = args->arena + off[6];
+    float *t59 = args->arena + off[10];
+    float *t60 = args->arena + off[7];
+    float *t61 = args->arena + off[8];
+    float *t62 = args->arena + off[7];
+    float *t63 = args->arena + off[9];
+    float *t64 = args->arena + off[10];
+    float *t65 = args->arena + off[8];
+    float *t66 = args->arena + off[7];
+    float *t67 = args->arena + off[6];
+    float *t68 = args->arena + off[9];
+    float *t69 = args->arena + off[3];
+    float *t70 = args->arena + off[4];
+    float *t71 = args->arena + off[12];
+    float *t72 = args->arena + off[13];
+    float *t73 = args->arena + off[7];
+    float *t74 = args->arena + off[8];
+    float *t75 = args->arena + off[7];
+    float *t76 = args->arena + off[3];
+    float *t77 = args->arena + off[4];
+    float *t78 = args->arena + off[9];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -14719,12 +15624,6 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
     const int32_t *positions = args->positions;
     const int32_t *segments = args->segments;
     const float *rope_theta = args->rope_theta;
-    const int32_t *scored = args->scored;
-    const int32_t *scored_pair = args->scored_pair;
-    const int32_t *chosen_targets = args->chosen_targets;
-    const int32_t *rejected_targets = args->rejected_targets;
-    const float *chosen_mask = args->chosen_mask;
-    const float *rejected_mask = args->rejected_mask;
     const float *ref_chosen = args->ref_chosen;
     const float *ref_rejected = args->ref_rejected;
     const float *beta = args->beta;
@@ -14744,13 +15643,13 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
     float *logits_rejected = args->logits_rejected;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 85, dpo_step_prefix_k0_rope_tables(t0, positions, rope_theta, B, HD2, P, T));
-    LA_TIMED(prof, 1, 85, dpo_step_prefix_k1_rope_tables(t1, positions, rope_theta, B, HD2, P, T));
-    LA_TIMED(prof, 2, 85, dpo_step_prefix_k2_shared_prompt_mask(t2, segments, B, P, S, T));
-    LA_TIMED(prof, 3, 85, dpo_step_prefix_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 97, dpo_step_prefix_k0_rope_tables(t0, positions, rope_theta, B, HD2, P, T));
+    LA_TIMED(prof, 1, 97, dpo_step_prefix_k1_rope_tables(t1, positions, rope_theta, B, HD2, P, T));
+    LA_TIMED(prof, 2, 97, dpo_step_prefix_k2_shared_prompt_mask(t2, segments, B, P, S, T));
+    LA_TIMED(prof, 3, 97, dpo_step_prefix_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[17], args->arena + off[18] };
+    float *carry0_buf[2] = { args->arena + off[14], args->arena + off[15] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -14770,63 +15669,122 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 4, 85, dpo_step_prefix_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 85, dpo_step_prefix_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 85, dpo_step_prefix_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 85, dpo_step_prefix_k7_wk(t5, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 85, dpo_step_prefix_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T));
-        LA_TIMED(prof, 9, 85, dpo_step_prefix_k9_wv(saved_v, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 85, dpo_step_prefix_k10_prefix(t6, prefix_kv, saved_k, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 11, 85, dpo_step_prefix_k11_prefix(t7, prefix_kv, saved_v, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 12, 85, dpo_step_prefix_k12_scores_matmul(t8, saved_q, t6, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 13, 85, dpo_step_prefix_k13_attention(t9, t2, t8, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 14, 85, dpo_step_prefix_k14_saved_attn(saved_attn, t7, t9, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 15, 85, dpo_step_prefix_k15_wo(t10, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 85, dpo_step_prefix_k16_layer(saved_h, carry0, t10, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 85, dpo_step_prefix_k17_rmsnorm(t11, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 85, dpo_step_prefix_k18_w1(saved_gate, w1, t11, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 85, dpo_step_prefix_k19_w3(saved_up, w3, t11, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 85, dpo_step_prefix_k20_silu(t12, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 21, 85, dpo_step_prefix_k21_w2(t13, w2, t12, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 22, 85, dpo_step_prefix_k22_ffn(carry0_next, saved_h, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 97, dpo_step_prefix_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 97, dpo_step_prefix_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 97, dpo_step_prefix_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 97, dpo_step_prefix_k7_wk(t5, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 97, dpo_step_prefix_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T));
+        LA_TIMED(prof, 9, 97, dpo_step_prefix_k9_wv(saved_v, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 97, dpo_step_prefix_k10_prefix(t6, prefix_kv, saved_k, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 11, 97, dpo_step_prefix_k11_prefix(t7, prefix_kv, saved_v, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 12, 97, dpo_step_prefix_k12_scores_matmul(t8, saved_q, t6, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 13, 97, dpo_step_prefix_k13_attention(t9, t2, t8, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 14, 97, dpo_step_prefix_k14_saved_attn(saved_attn, t7, t9, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 15, 97, dpo_step_prefix_k15_wo(t10, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 97, dpo_step_prefix_k16_layer(saved_h, carry0, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 97, dpo_step_prefix_k17_rmsnorm(t11, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 97, dpo_step_prefix_k18_w1(saved_gate, w1, t11, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 97, dpo_step_prefix_k19_w3(saved_up, w3, t11, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 97, dpo_step_prefix_k20_silu(t12, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 21, 97, dpo_step_prefix_k21_w2(t13, w2, t12, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 97, dpo_step_prefix_k22_ffn(carry0_next, saved_h, t13, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 23, 85, dpo_step_prefix_k23_lm_head(t14, scored, carry0, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 24, 85, dpo_step_prefix_k24_rmsnorm(t15, t14, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 25, 85, dpo_step_prefix_k25_rmsnorm(t16, norm_eps, final_norm, t14, t15, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 26, 85, dpo_step_prefix_k26_lm_head(t17, lm_head, t16, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 27, 85, dpo_step_prefix_k27_log_softmax(t18, t17, NS, V));
-    LA_TIMED(prof, 28, 85, dpo_step_prefix_k28_log_softmax(t19, t17, t18, NS, V));
-    LA_TIMED(prof, 29, 85, dpo_step_prefix_k29_cross_entropy(t20, chosen_targets, t17, t18, t19, NS, V));
-    LA_TIMED(prof, 30, 85, dpo_step_prefix_k30_sequence_logps_scatter_add(t21, scored_pair, chosen_mask, t20, B, NS));
-    LA_TIMED(prof, 31, 85, dpo_step_prefix_k31_sequence_logps(logps_chosen, t21, B));
-    LA_TIMED(prof, 32, 85, dpo_step_prefix_k32_cross_entropy(t22, rejected_targets, t17, t18, t19, NS, V));
-    LA_TIMED(prof, 33, 85, dpo_step_prefix_k33_sequence_logps_scatter_add(t23, scored_pair, rejected_mask, t22, B, NS));
-    LA_TIMED(prof, 34, 85, dpo_step_prefix_k34_sequence_logps(logps_rejected, t23, B));
-    LA_TIMED(prof, 35, 85, dpo_step_prefix_k35_sequence_logps(t24, t17, NS, V));
-    LA_TIMED(prof, 36, 85, dpo_step_prefix_k36_sequence_logps_scatter_add(t25, scored_pair, chosen_mask, B, NS));
-    LA_TIMED(prof, 37, 85, dpo_step_prefix_k37_sequence_logps_scatter_add(t26, scored_pair, rejected_mask, B, NS));
-    LA_TIMED(prof, 38, 85, dpo_step_prefix_k38_sequence_logps_scatter_add(logits_chosen, scored_pair, chosen_mask, t24, B, NS, V));
-    LA_TIMED(prof, 39, 85, dpo_step_prefix_k39_sequence_logps_scatter_add(logits_rejected, scored_pair, rejected_mask, t24, B, NS, V));
-    LA_TIMED(prof, 40, 85, dpo_step_prefix_k40_dpo_kto_pair(t27, ref_chosen, pair_weight, loss_weights, logps_chosen, B));
-    LA_TIMED(prof, 41, 85, dpo_step_prefix_k41_sequence_logps(t28, pair_weight, B));
-    LA_TIMED(prof, 42, 85, dpo_step_prefix_k42_dpo_kto_pair(t29, ref_rejected, pair_weight, loss_weights, logps_rejected, B));
-    LA_TIMED(prof, 43, 85, dpo_step_prefix_k43_dpo_bco_pair(t30, ref_chosen, beta, pair_weight, loss_weights, logps_chosen, B));
-    LA_TIMED(prof, 44, 85, dpo_step_prefix_k44_dpo_bco_pair(t31, ref_rejected, beta, pair_weight, loss_weights, logps_rejected, B));
-    LA_TIMED(prof, 45, 85, dpo_step_prefix_k45_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, logps_chosen, logps_rejected, t25, t26, t27, t28, t29, t30, t31, B));
-    LA_TIMED(prof, 46, 85, dpo_step_prefix_k46_lm_head(t32, loss_weights, losses, B));
-    LA_TIMED(prof, 47, 85, dpo_step_prefix_k47_lm_head(t33, pair_weight, t32, B));
-    LA_TIMED(prof, 48, 85, dpo_step_prefix_k48_sft(t34, pair_weight, logps_chosen, t25, B));
-    LA_TIMED(prof, 49, 85, dpo_step_prefix_k49_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t33, t34));
-    LA_TIMED(prof, 50, 85, dpo_step_prefix_k50_log_sigmoid_grad(t35, t36, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, logps_chosen, logps_rejected, t25, t26, t27, t28, t29, t30, t31, B));
-    LA_TIMED(prof, 51, 85, dpo_step_prefix_k51_log_softmax_grad(t37, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t17, t18, t19, t35, t36, NS, V));
-    LA_TIMED(prof, 52, 85, dpo_step_prefix_k52_lm_head_grad_in(t38, lm_head, t37, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 53, 85, dpo_step_prefix_k53_rmsnorm_grad(t39, final_norm, t14, t38, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 54, 85, dpo_step_prefix_k54_rmsnorm_grad_scatter_add(t40, scored, norm_eps, final_norm, t14, t15, t38, t39, B, HD2, KVH, NS, REP, T));
+    LA_TIMED(prof, 23, 97, dpo_step_prefix_k23_expand(t14, B));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t14;
+    float *carry1_buf[2] = { args->arena + off[16], args->arena + off[17] };
+    const float *carry2 = t14;
+    float *carry2_buf[2] = { args->arena + off[18], args->arena + off[19] };
+    const float *carry3 = t14;
+    float *carry3_buf[2] = { args->arena + off[20], args->arena + off[21] };
+    const float *carry4 = t14;
+    float *carry4_buf[2] = { args->arena + off[22], args->arena + off[23] };
+    const float *carry5 = t14;
+    float *carry5_buf[2] = { args->arena + off[24], args->arena + off[25] };
+    const float *carry6 = t14;
+    float *carry6_buf[2] = { args->arena + off[26], args->arena + off[27] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry1_next = l + 1 < NC ? carry1_buf[l & 1] : logps_chosen;
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : logps_rejected;
+        float *carry3_next = carry3_buf[l & 1];
+        float *carry4_next = carry4_buf[l & 1];
+        float *carry5_next = l + 1 < NC ? carry5_buf[l & 1] : logits_chosen;
+        float *carry6_next = l + 1 < NC ? carry6_buf[l & 1] : logits_rejected;
+        LA_TIMED(prof, 24, 97, dpo_step_prefix_k24_rmsnorm(t15, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 25, 97, dpo_step_prefix_k25_lm_head(t16, lm_head, t15, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 26, 97, dpo_step_prefix_k26_log_softmax(t17, t16, CR, V));
+        LA_TIMED(prof, 27, 97, dpo_step_prefix_k27_log_softmax(t18, t16, t17, CR, V));
+        LA_TIMED(prof, 28, 97, dpo_step_prefix_k28_cross_entropy(t19, t16, chosen_targets, t17, t18, CR, V));
+        LA_TIMED(prof, 29, 97, dpo_step_prefix_k29_sequence_logps_scatter_add(t20, scored_pair, chosen_mask, t19, B, CR));
+        LA_TIMED(prof, 30, 97, dpo_step_prefix_k30_cross_entropy(t21, t16, rejected_targets, t17, t18, CR, V));
+        LA_TIMED(prof, 31, 97, dpo_step_prefix_k31_sequence_logps_scatter_add(t22, scored_pair, rejected_mask, t21, B, CR));
+        LA_TIMED(prof, 32, 97, dpo_step_prefix_k32_sequence_logps(t23, t16, CR, V));
+        LA_TIMED(prof, 33, 97, dpo_step_prefix_k33_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, B, CR));
+        LA_TIMED(prof, 34, 97, dpo_step_prefix_k34_sequence_logps_scatter_add(t25, scored_pair, rejected_mask, B, CR));
+        LA_TIMED(prof, 35, 97, dpo_step_prefix_k35_sequence_logps_scatter_add(t26, scored_pair, chosen_mask, t23, B, CR, V));
+        LA_TIMED(prof, 36, 97, dpo_step_prefix_k36_sequence_logps_scatter_add(t27, scored_pair, rejected_mask, t23, B, CR, V));
+        LA_TIMED(prof, 37, 97, dpo_step_prefix_k37_sequence_logps(carry1_next, carry1, t20, B));
+        LA_TIMED(prof, 38, 97, dpo_step_prefix_k38_sequence_logps(carry2_next, carry2, t22, B));
+        LA_TIMED(prof, 39, 97, dpo_step_prefix_k39_lm_chunk(carry3_next, carry3, t24, B));
+        LA_TIMED(prof, 40, 97, dpo_step_prefix_k40_lm_chunk(carry4_next, carry4, t25, B));
+        LA_TIMED(prof, 41, 97, dpo_step_prefix_k41_lm_chunk(carry5_next, carry5, t26, B));
+        LA_TIMED(prof, 42, 97, dpo_step_prefix_k42_lm_chunk(carry6_next, carry6, t27, B));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+        carry5 = carry5_next;
+        carry6 = carry6_next;
+    }
+    /* stage 'after_lm_chunk' */
+    LA_TIMED(prof, 43, 97, dpo_step_prefix_k43_dpo_kto_pair(t28, ref_chosen, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 44, 97, dpo_step_prefix_k44_dpo_sigmoid(t29, pair_weight, B));
+    LA_TIMED(prof, 45, 97, dpo_step_prefix_k45_dpo_kto_pair(t30, ref_rejected, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 46, 97, dpo_step_prefix_k46_dpo_bco_pair(t31, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 47, 97, dpo_step_prefix_k47_dpo_bco_pair(t32, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 48, 97, dpo_step_prefix_k48_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t28, t29, t30, t31, t32, B));
+    LA_TIMED(prof, 49, 97, dpo_step_prefix_k49_lm_head(t33, loss_weights, losses, B));
+    LA_TIMED(prof, 50, 97, dpo_step_prefix_k50_lm_head(t34, pair_weight, t33, B));
+    LA_TIMED(prof, 51, 97, dpo_step_prefix_k51_sft(t35, pair_weight, carry1, carry3, B));
+    LA_TIMED(prof, 52, 97, dpo_step_prefix_k52_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t34, t35));
+    LA_TIMED(prof, 53, 97, dpo_step_prefix_k53_log_sigmoid_grad(t36, t37, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t28, t29, t30, t31, t32, B));
+    LA_TIMED(prof, 54, 97, dpo_step_prefix_k54_dpo_sigmoid(t38, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk_backward', repeated NC times */
+    const float *carry7 = t38;
+    float *carry7_buf[2] = { args->arena + off[28], args->arena + off[29] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry7_next = carry7_buf[l & 1];
+        LA_TIMED(prof, 55, 97, dpo_step_prefix_k55_lm_head(t39, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 56, 97, dpo_step_prefix_k56_rmsnorm(t40, t39, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 57, 97, dpo_step_prefix_k57_rmsnorm(t41, norm_eps, final_norm, t39, t40, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 58, 97, dpo_step_prefix_k58_lm_head(t42, lm_head, t41, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 59, 97, dpo_step_prefix_k59_log_softmax(t43, t42, CR, V));
+        LA_TIMED(prof, 60, 97, dpo_step_prefix_k60_log_softmax(t44, t42, t43, CR, V));
+        LA_TIMED(prof, 61, 97, dpo_step_prefix_k61_sequence_logps_grad(t45, t46, t36, t37, B));
+        LA_TIMED(prof, 62, 97, dpo_step_prefix_k62_log_softmax_grad(t47, t42, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t43, t44, t45, t46, CR, V));
+        LA_TIMED(prof, 63, 97, dpo_step_prefix_k63_lm_head_grad_in(t48, lm_head, t47, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 64, 97, dpo_step_prefix_k64_rmsnorm_grad(t49, final_norm, t39, t48, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 65, 97, dpo_step_prefix_k65_rmsnorm_grad_scatter_add(t50, norm_eps, final_norm, scored, t39, t40, t48, t49, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 97, dpo_step_prefix_k66_lm_chunk_backward(carry7_next, carry7, t50, B, HD2, KVH, REP, T));
+        carry7 = carry7_next;
+    }
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t40;
-    float *carry1_buf[2] = { args->arena + off[19], args->arena + off[20] };
+    const float *carry8 = carry7;
+    float *carry8_buf[2] = { args->arena + off[30], args->arena + off[31] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -14846,47 +15804,47 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
         float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
         float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
         float *grad_prefix_kv = args->grad_prefix_kv + (L - 1 - l) * (4*HD2*KVH*P);
-        float *carry1_next = carry1_buf[l & 1];
-        LA_TIMED(prof, 55, 85, dpo_step_prefix_k55_rmsnorm(t41, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 56, 85, dpo_step_prefix_k56_prefix(t42, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 57, 85, dpo_step_prefix_k57_prefix(t43, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 58, 85, dpo_step_prefix_k58_scores_matmul(t44, saved_q, t42, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 59, 85, dpo_step_prefix_k59_attention(t45, t2, t44, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 60, 85, dpo_step_prefix_k60_softmax(t46, t45, B, KVH, REP, S, T));
-        LA_TIMED(prof, 61, 85, dpo_step_prefix_k61_softmax(t47, t45, t46, B, KVH, REP, S, T));
-        LA_TIMED(prof, 62, 85, dpo_step_prefix_k62_rmsnorm(t48, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 63, 85, dpo_step_prefix_k63_w2_grad_in(t49, carry1, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 85, dpo_step_prefix_k64_silu(t50, saved_gate, t49, B, F, T));
-        LA_TIMED(prof, 65, 85, dpo_step_prefix_k65_w3_grad_in(t51, w3, t50, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 66, 85, dpo_step_prefix_k66_silu(t52, saved_gate, saved_up, t49, B, F, T));
-        LA_TIMED(prof, 67, 85, dpo_step_prefix_k67_w1_grad_in(t53, w1, t52, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 68, 85, dpo_step_prefix_k68_rmsnorm_grad(t54, norm_eps, carry1, saved_h, ffn_norm, t48, t51, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 69, 85, dpo_step_prefix_k69_wo_grad_in(t55, wo, t54, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 85, dpo_step_prefix_k70_attention_grad_matmul(t56, t43, t55, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 71, 85, dpo_step_prefix_k71_attention(t57, t2, t45, t46, t47, t56, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 72, 85, dpo_step_prefix_k72_scores_grad_matmul(t58, t42, t57, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 73, 85, dpo_step_prefix_k73_attention_grad_matmul(t59, t47, t55, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 74, 85, dpo_step_prefix_k74_attention_grad_matmul(t60, saved_q, t57, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 75, 85, dpo_step_prefix_k75_attention_grad(t61, t59, B, HD2, KVH, P, S));
-        LA_TIMED(prof, 76, 85, dpo_step_prefix_k76_attention_grad(t62, t60, B, HD2, KVH, P, S));
-        LA_TIMED(prof, 77, 85, dpo_step_prefix_k77_attention_grad(t63, t59, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 78, 85, dpo_step_prefix_k78_wv_grad_in(t64, wv, t63, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 79, 85, dpo_step_prefix_k79_rope_grad(t65, t0, t1, t60, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 80, 85, dpo_step_prefix_k80_wk_grad_in(t66, wk, t65, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 81, 85, dpo_step_prefix_k81_rope_grad(t67, t0, t1, t58, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 82, 85, dpo_step_prefix_k82_wq_grad_in(t68, wq, t67, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 83, 85, dpo_step_prefix_k83_rmsnorm_grad(carry1_next, norm_eps, saved_x, attn_norm, t41, t54, t64, t66, t68, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 84, 85, dpo_step_prefix_k84_prefix_grad(grad_prefix_kv, t61, t62, HD2, KVH, P));
-        carry1 = carry1_next;
+        float *carry8_next = carry8_buf[l & 1];
+        LA_TIMED(prof, 67, 97, dpo_step_prefix_k67_rmsnorm(t51, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 97, dpo_step_prefix_k68_prefix(t52, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 69, 97, dpo_step_prefix_k69_prefix(t53, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 70, 97, dpo_step_prefix_k70_scores_matmul(t54, saved_q, t52, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 71, 97, dpo_step_prefix_k71_attention(t55, t2, t54, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 72, 97, dpo_step_prefix_k72_softmax(t56, t55, B, KVH, REP, S, T));
+        LA_TIMED(prof, 73, 97, dpo_step_prefix_k73_softmax(t57, t55, t56, B, KVH, REP, S, T));
+        LA_TIMED(prof, 74, 97, dpo_step_prefix_k74_rmsnorm(t58, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 97, dpo_step_prefix_k75_w2_grad_in(t59, carry8, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 97, dpo_step_prefix_k76_silu(t60, saved_gate, t59, B, F, T));
+        LA_TIMED(prof, 77, 97, dpo_step_prefix_k77_w3_grad_in(t61, w3, t60, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 97, dpo_step_prefix_k78_silu(t62, saved_gate, saved_up, t59, B, F, T));
+        LA_TIMED(prof, 79, 97, dpo_step_prefix_k79_w1_grad_in(t63, w1, t62, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 80, 97, dpo_step_prefix_k80_rmsnorm_grad(t64, norm_eps, carry8, saved_h, ffn_norm, t58, t61, t63, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 81, 97, dpo_step_prefix_k81_wo_grad_in(t65, wo, t64, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 82, 97, dpo_step_prefix_k82_attention_grad_matmul(t66, t53, t65, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 83, 97, dpo_step_prefix_k83_attention(t67, t2, t55, t56, t57, t66, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 84, 97, dpo_step_prefix_k84_scores_grad_matmul(t68, t52, t67, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 85, 97, dpo_step_prefix_k85_attention_grad_matmul(t69, t57, t65, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 86, 97, dpo_step_prefix_k86_attention_grad_matmul(t70, saved_q, t67, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 87, 97, dpo_step_prefix_k87_attention_grad(t71, t69, B, HD2, KVH, P, S));
+        LA_TIMED(prof, 88, 97, dpo_step_prefix_k88_attention_grad(t72, t70, B, HD2, KVH, P, S));
+        LA_TIMED(prof, 89, 97, dpo_step_prefix_k89_attention_grad(t73, t69, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 90, 97, dpo_step_prefix_k90_wv_grad_in(t74, wv, t73, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 97, dpo_step_prefix_k91_rope_grad(t75, t0, t1, t70, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 92, 97, dpo_step_prefix_k92_wk_grad_in(t76, wk, t75, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 93, 97, dpo_step_prefix_k93_rope_grad(t77, t0, t1, t68, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 94, 97, dpo_step_prefix_k94_wq_grad_in(t78, wq, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 95, 97, dpo_step_prefix_k95_rmsnorm_grad(carry8_next, norm_eps, saved_x, attn_norm, t51, t64, t74, t76, t78, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 97, dpo_step_prefix_k96_prefix_grad(grad_prefix_kv, t71, t72, HD2, KVH, P));
+        carry8 = carry8_next;
     }
 }
 
 void llama_dpo_dpo_step_prefix_costs(const llama_dpo_dpo_step_prefix_args *args, double *flops, double *bytes) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long P = args->P;
     const long REP = args->REP;
     const long S = args->S;
@@ -14915,68 +15873,80 @@ void llama_dpo_dpo_step_prefix_costs(const llama_dpo_dpo_step_prefix_args *args,
     flops[20] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[20] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_prefix_k20_silu */
     flops[21] = (double)(4*B*F*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_prefix_k21_w2 */
     flops[22] = (double)(2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k22_ffn */
-    flops[23] = (double)(0); bytes[23] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k23_lm_head */
-    flops[24] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[24] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* dpo_step_prefix_k24_rmsnorm */
-    flops[25] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[25] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS); /* dpo_step_prefix_k25_rmsnorm */
-    flops[26] = (double)(4*HD2*KVH*NS*REP*V); bytes[26] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* dpo_step_prefix_k26_lm_head */
-    flops[27] = (double)(NS*V); bytes[27] = (double)(4*NS + 4*NS*V); /* dpo_step_prefix_k27_log_softmax */
-    flops[28] = (double)(NS + NS*V + NS*V + NS*V); bytes[28] = (double)(4*NS + 4*NS*V + 4*NS); /* dpo_step_prefix_k28_log_softmax */
-    flops[29] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[29] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_step_prefix_k29_cross_entropy */
-    flops[30] = (double)(NS + NS); bytes[30] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_prefix_k30_sequence_logps_scatter_add */
-    flops[31] = (double)(B); bytes[31] = (double)(4*B + 4*B); /* dpo_step_prefix_k31_sequence_logps */
-    flops[32] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[32] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* dpo_step_prefix_k32_cross_entropy */
-    flops[33] = (double)(NS + NS); bytes[33] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_prefix_k33_sequence_logps_scatter_add */
-    flops[34] = (double)(B); bytes[34] = (double)(4*B + 4*B); /* dpo_step_prefix_k34_sequence_logps */
-    flops[35] = (double)(NS*V); bytes[35] = (double)(4*NS + 4*NS*V); /* dpo_step_prefix_k35_sequence_logps */
-    flops[36] = (double)(NS); bytes[36] = (double)(4*B + 4*NS + 4*NS); /* dpo_step_prefix_k36_sequence_logps_scatter_add */
-    flops[37] = (double)(NS); bytes[37] = (double)(4*B + 4*NS + 4*NS); /* dpo_step_prefix_k37_sequence_logps_scatter_add */
-    flops[38] = (double)(NS + NS + NS); bytes[38] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_prefix_k38_sequence_logps_scatter_add */
-    flops[39] = (double)(NS + NS + NS); bytes[39] = (double)(4*B + 4*NS + 4*NS + 4*NS); /* dpo_step_prefix_k39_sequence_logps_scatter_add */
-    flops[40] = (double)(1 + B + B + B + B + B); bytes[40] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_prefix_k40_dpo_kto_pair */
-    flops[41] = (double)(B + B); bytes[41] = (double)(4 + 4*B); /* dpo_step_prefix_k41_sequence_logps */
-    flops[42] = (double)(1 + B + B + B + B + B); bytes[42] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_prefix_k42_dpo_kto_pair */
-    flops[43] = (double)(1 + B + B + B + B + B + B); bytes[43] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_prefix_k43_dpo_bco_pair */
-    flops[44] = (double)(1 + B + B + B + B + B + B); bytes[44] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_prefix_k44_dpo_bco_pair */
-    flops[45] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[45] = (double)(68*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_prefix_k45_log_sigmoid */
-    flops[46] = (double)(17*B + 17*B); bytes[46] = (double)(4*B + 68 + 68*B); /* dpo_step_prefix_k46_lm_head */
-    flops[47] = (double)(B + B); bytes[47] = (double)(4 + 4*B + 4*B); /* dpo_step_prefix_k47_lm_head */
-    flops[48] = (double)(B + B + B + B); bytes[48] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_prefix_k48_sft */
-    flops[49] = (double)(1 + 1 + 1); bytes[49] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_prefix_k49_dpo_loss */
-    flops[50] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[50] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_prefix_k50_log_sigmoid_grad */
-    flops[51] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V + NS*V); bytes[51] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS + 4*B + 4*B); /* dpo_step_prefix_k51_log_softmax_grad */
-    flops[52] = (double)(4*HD2*KVH*NS*REP*V); bytes[52] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* dpo_step_prefix_k52_lm_head_grad_in */
-    flops[53] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[53] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* dpo_step_prefix_k53_rmsnorm_grad */
-    flops[54] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* dpo_step_prefix_k54_rmsnorm_grad_scatter_add */
-    flops[55] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[55] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k55_rmsnorm */
-    flops[56] = (double)(0); bytes[56] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* dpo_step_prefix_k56_prefix */
-    flops[57] = (double)(0); bytes[57] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* dpo_step_prefix_k57_prefix */
-    flops[58] = (double)(4*B*HD2*KVH*REP*S*T); bytes[58] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S); /* dpo_step_prefix_k58_scores_matmul */
-    flops[59] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[59] = (double)(4*B*KVH*REP*S*T + 4*B*S*T + 4*B*KVH*REP*S*T); /* dpo_step_prefix_k59_attention */
-    flops[60] = (double)(B*KVH*REP*S*T); bytes[60] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*S*T); /* dpo_step_prefix_k60_softmax */
-    flops[61] = (double)(B*KVH*REP*S*T); bytes[61] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*T); /* dpo_step_prefix_k61_softmax */
-    flops[62] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[62] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k62_rmsnorm */
-    flops[63] = (double)(4*B*F*HD2*KVH*REP*T); bytes[63] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_prefix_k63_w2_grad_in */
-    flops[64] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[64] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_prefix_k64_silu */
-    flops[65] = (double)(4*B*F*HD2*KVH*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_prefix_k65_w3_grad_in */
-    flops[66] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[66] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_prefix_k66_silu */
-    flops[67] = (double)(4*B*F*HD2*KVH*REP*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_prefix_k67_w1_grad_in */
-    flops[68] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[68] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k68_rmsnorm_grad */
-    flops[69] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k69_wo_grad_in */
-    flops[70] = (double)(4*B*HD2*KVH*REP*S*T); bytes[70] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k70_attention_grad_matmul */
-    flops[71] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[71] = (double)(4*B*KVH*REP*S*T + 4*B*S*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* dpo_step_prefix_k71_attention */
-    flops[72] = (double)(4*B*HD2*KVH*REP*S*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 4*B*KVH*REP*S*T); /* dpo_step_prefix_k72_scores_grad_matmul */
-    flops[73] = (double)(4*B*HD2*KVH*REP*S*T); bytes[73] = (double)(8*B*HD2*KVH*S + 4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k73_attention_grad_matmul */
-    flops[74] = (double)(4*B*HD2*KVH*REP*S*T); bytes[74] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*S*T); /* dpo_step_prefix_k74_attention_grad_matmul */
-    flops[75] = (double)(2*B*HD2*KVH*P); bytes[75] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* dpo_step_prefix_k75_attention_grad */
-    flops[76] = (double)(2*B*HD2*KVH*P); bytes[76] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* dpo_step_prefix_k76_attention_grad */
-    flops[77] = (double)(0); bytes[77] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*S); /* dpo_step_prefix_k77_attention_grad */
-    flops[78] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_prefix_k78_wv_grad_in */
-    flops[79] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[79] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*S); /* dpo_step_prefix_k79_rope_grad */
-    flops[80] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[80] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_prefix_k80_wk_grad_in */
-    flops[81] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k81_rope_grad */
-    flops[82] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k82_wq_grad_in */
-    flops[83] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k83_rmsnorm_grad */
-    flops[84] = (double)(4*HD2*KVH*P + 4*HD2*KVH*P); bytes[84] = (double)(16*HD2*KVH*P + 8*HD2*KVH*P + 8*HD2*KVH*P + 16*HD2*KVH*P); /* dpo_step_prefix_k84_prefix_grad */
+    flops[23] = (double)(0); bytes[23] = (double)(4*B); /* dpo_step_prefix_k23_expand */
+    flops[24] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[24] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_prefix_k24_rmsnorm */
+    flops[25] = (double)(4*CR*HD2*KVH*REP*V); bytes[25] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_prefix_k25_lm_head */
+    flops[26] = (double)(CR*V); bytes[26] = (double)(4*CR + 4*CR*V); /* dpo_step_prefix_k26_log_softmax */
+    flops[27] = (double)(CR + CR*V + CR*V + CR*V); bytes[27] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_prefix_k27_log_softmax */
+    flops[28] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[28] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_prefix_k28_cross_entropy */
+    flops[29] = (double)(CR + CR); bytes[29] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_prefix_k29_sequence_logps_scatter_add */
+    flops[30] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[30] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_prefix_k30_cross_entropy */
+    flops[31] = (double)(CR + CR); bytes[31] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_prefix_k31_sequence_logps_scatter_add */
+    flops[32] = (double)(CR*V); bytes[32] = (double)(4*CR + 4*CR*V); /* dpo_step_prefix_k32_sequence_logps */
+    flops[33] = (double)(CR); bytes[33] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_prefix_k33_sequence_logps_scatter_add */
+    flops[34] = (double)(CR); bytes[34] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_prefix_k34_sequence_logps_scatter_add */
+    flops[35] = (double)(CR + CR + CR); bytes[35] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_prefix_k35_sequence_logps_scatter_add */
+    flops[36] = (double)(CR + CR + CR); bytes[36] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_prefix_k36_sequence_logps_scatter_add */
+    flops[37] = (double)(B + B); bytes[37] = (double)(4*B + 4*B + 4*B); /* dpo_step_prefix_k37_sequence_logps */
+    flops[38] = (double)(B + B); bytes[38] = (double)(4*B + 4*B + 4*B); /* dpo_step_prefix_k38_sequence_logps */
+    flops[39] = (double)(B); bytes[39] = (double)(4*B + 4*B + 4*B); /* dpo_step_prefix_k39_lm_chunk */
+    flops[40] = (double)(B); bytes[40] = (double)(4*B + 4*B + 4*B); /* dpo_step_prefix_k40_lm_chunk */
+    flops[41] = (double)(B); bytes[41] = (double)(4*B + 4*B + 4*B); /* dpo_step_prefix_k41_lm_chunk */
+    flops[42] = (double)(B); bytes[42] = (double)(4*B + 4*B + 4*B); /* dpo_step_prefix_k42_lm_chunk */
+    flops[43] = (double)(1 + B + B + B + B + B); bytes[43] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_prefix_k43_dpo_kto_pair */
+    flops[44] = (double)(B + B); bytes[44] = (double)(4 + 4*B); /* dpo_step_prefix_k44_dpo_sigmoid */
+    flops[45] = (double)(1 + B + B + B + B + B); bytes[45] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_prefix_k45_dpo_kto_pair */
+    flops[46] = (double)(1 + B + B + B + B + B + B); bytes[46] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_prefix_k46_dpo_bco_pair */
+    flops[47] = (double)(1 + B + B + B + B + B + B); bytes[47] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_prefix_k47_dpo_bco_pair */
+    flops[48] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[48] = (double)(68*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_prefix_k48_log_sigmoid */
+    flops[49] = (double)(17*B + 17*B); bytes[49] = (double)(4*B + 68 + 68*B); /* dpo_step_prefix_k49_lm_head */
+    flops[50] = (double)(B + B); bytes[50] = (double)(4 + 4*B + 4*B); /* dpo_step_prefix_k50_lm_head */
+    flops[51] = (double)(B + B + B + B); bytes[51] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_prefix_k51_sft */
+    flops[52] = (double)(1 + 1 + 1); bytes[52] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_prefix_k52_dpo_loss */
+    flops[53] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[53] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_prefix_k53_log_sigmoid_grad */
+    flops[54] = (double)(0); bytes[54] = (double)(8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k54_dpo_sigmoid */
+    flops[55] = (double)(0); bytes[55] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_prefix_k55_lm_head */
+    flops[56] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[56] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* dpo_step_prefix_k56_rmsnorm */
+    flops[57] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[57] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_prefix_k57_rmsnorm */
+    flops[58] = (double)(4*CR*HD2*KVH*REP*V); bytes[58] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_prefix_k58_lm_head */
+    flops[59] = (double)(CR*V); bytes[59] = (double)(4*CR + 4*CR*V); /* dpo_step_prefix_k59_log_softmax */
+    flops[60] = (double)(CR + CR*V + CR*V + CR*V); bytes[60] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_prefix_k60_log_softmax */
+    flops[61] = (double)(B + B + B + B + B + B); bytes[61] = (double)(4*B + 4*B + 4*B + 4*B); /* dpo_step_prefix_k61_sequence_logps_grad */
+    flops[62] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR*V); bytes[62] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*B + 4*B); /* dpo_step_prefix_k62_log_softmax_grad */
+    flops[63] = (double)(4*CR*HD2*KVH*REP*V); bytes[63] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* dpo_step_prefix_k63_lm_head_grad_in */
+    flops[64] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[64] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* dpo_step_prefix_k64_rmsnorm_grad */
+    flops[65] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_prefix_k65_rmsnorm_grad_scatter_add */
+    flops[66] = (double)(2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k66_lm_chunk_backward */
+    flops[67] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k67_rmsnorm */
+    flops[68] = (double)(0); bytes[68] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* dpo_step_prefix_k68_prefix */
+    flops[69] = (double)(0); bytes[69] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* dpo_step_prefix_k69_prefix */
+    flops[70] = (double)(4*B*HD2*KVH*REP*S*T); bytes[70] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S); /* dpo_step_prefix_k70_scores_matmul */
+    flops[71] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[71] = (double)(4*B*KVH*REP*S*T + 4*B*S*T + 4*B*KVH*REP*S*T); /* dpo_step_prefix_k71_attention */
+    flops[72] = (double)(B*KVH*REP*S*T); bytes[72] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*S*T); /* dpo_step_prefix_k72_softmax */
+    flops[73] = (double)(B*KVH*REP*S*T); bytes[73] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*T); /* dpo_step_prefix_k73_softmax */
+    flops[74] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[74] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k74_rmsnorm */
+    flops[75] = (double)(4*B*F*HD2*KVH*REP*T); bytes[75] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_prefix_k75_w2_grad_in */
+    flops[76] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[76] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_prefix_k76_silu */
+    flops[77] = (double)(4*B*F*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_prefix_k77_w3_grad_in */
+    flops[78] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[78] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_prefix_k78_silu */
+    flops[79] = (double)(4*B*F*HD2*KVH*REP*T); bytes[79] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_prefix_k79_w1_grad_in */
+    flops[80] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[80] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k80_rmsnorm_grad */
+    flops[81] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k81_wo_grad_in */
+    flops[82] = (double)(4*B*HD2*KVH*REP*S*T); bytes[82] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k82_attention_grad_matmul */
+    flops[83] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[83] = (double)(4*B*KVH*REP*S*T + 4*B*S*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* dpo_step_prefix_k83_attention */
+    flops[84] = (double)(4*B*HD2*KVH*REP*S*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 4*B*KVH*REP*S*T); /* dpo_step_prefix_k84_scores_grad_matmul */
+    flops[85] = (double)(4*B*HD2*KVH*REP*S*T); bytes[85] = (double)(8*B*HD2*KVH*S + 4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k85_attention_grad_matmul */
+    flops[86] = (double)(4*B*HD2*KVH*REP*S*T); bytes[86] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*S*T); /* dpo_step_prefix_k86_attention_grad_matmul */
+    flops[87] = (double)(2*B*HD2*KVH*P); bytes[87] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* dpo_step_prefix_k87_attention_grad */
+    flops[88] = (double)(2*B*HD2*KVH*P); bytes[88] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* dpo_step_prefix_k88_attention_grad */
+    flops[89] = (double)(0); bytes[89] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*S); /* dpo_step_prefix_k89_attention_grad */
+    flops[90] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_prefix_k90_wv_grad_in */
+    flops[91] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[91] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*S); /* dpo_step_prefix_k91_rope_grad */
+    flops[92] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_prefix_k92_wk_grad_in */
+    flops[93] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k93_rope_grad */
+    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k94_wq_grad_in */
+    flops[95] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[95] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k95_rmsnorm_grad */
+    flops[96] = (double)(4*HD2*KVH*P + 4*HD2*KVH*P); bytes[96] = (double)(16*HD2*KVH*P + 8*HD2*KVH*P + 8*HD2*KVH*P + 16*HD2*KVH*P); /* dpo_step_prefix_k96_prefix_grad */
     (void)args;
 }
 
@@ -15007,68 +15977,80 @@ static const char *const llama_dpo_dpo_step_prefix_kernel_names[] = {
     "dpo_step_prefix_k20_silu",
     "dpo_step_prefix_k21_w2",
     "dpo_step_prefix_k22_ffn",
-    "dpo_step_prefix_k23_lm_head",
+    "dpo_step_prefix_k23_expand",
     "dpo_step_prefix_k24_rmsnorm",
-    "dpo_step_prefix_k25_rmsnorm",
-    "dpo_step_prefix_k26_lm_head",
+    "dpo_step_prefix_k25_lm_head",
+    "dpo_step_prefix_k26_log_softmax",
     "dpo_step_prefix_k27_log_softmax",
-    "dpo_step_prefix_k28_log_softmax",
-    "dpo_step_prefix_k29_cross_entropy",
-    "dpo_step_prefix_k30_sequence_logps_scatter_add",
-    "dpo_step_prefix_k31_sequence_logps",
-    "dpo_step_prefix_k32_cross_entropy",
+    "dpo_step_prefix_k28_cross_entropy",
+    "dpo_step_prefix_k29_sequence_logps_scatter_add",
+    "dpo_step_prefix_k30_cross_entropy",
+    "dpo_step_prefix_k31_sequence_logps_scatter_add",
+    "dpo_step_prefix_k32_sequence_logps",
     "dpo_step_prefix_k33_sequence_logps_scatter_add",
-    "dpo_step_prefix_k34_sequence_logps",
-    "dpo_step_prefix_k35_sequence_logps",
+    "dpo_step_prefix_k34_sequence_logps_scatter_add",
+    "dpo_step_prefix_k35_sequence_logps_scatter_add",
     "dpo_step_prefix_k36_sequence_logps_scatter_add",
-    "dpo_step_prefix_k37_sequence_logps_scatter_add",
-    "dpo_step_prefix_k38_sequence_logps_scatter_add",
-    "dpo_step_prefix_k39_sequence_logps_scatter_add",
-    "dpo_step_prefix_k40_dpo_kto_pair",
-    "dpo_step_prefix_k41_sequence_logps",
-    "dpo_step_prefix_k42_dpo_kto_pair",
-    "dpo_step_prefix_k43_dpo_bco_pair",
-    "dpo_step_prefix_k44_dpo_bco_pair",
-    "dpo_step_prefix_k45_log_sigmoid",
-    "dpo_step_prefix_k46_lm_head",
-    "dpo_step_prefix_k47_lm_head",
-    "dpo_step_prefix_k48_sft",
-    "dpo_step_prefix_k49_dpo_loss",
-    "dpo_step_prefix_k50_log_sigmoid_grad",
-    "dpo_step_prefix_k51_log_softmax_grad",
-    "dpo_step_prefix_k52_lm_head_grad_in",
-    "dpo_step_prefix_k53_rmsnorm_grad",
-    "dpo_step_prefix_k54_rmsnorm_grad_scatter_add",
-    "dpo_step_prefix_k55_rmsnorm",
-    "dpo_step_prefix_k56_prefix",
-    "dpo_step_prefix_k57_prefix",
-    "dpo_step_prefix_k58_scores_matmul",
-    "dpo_step_prefix_k59_attention",
-    "dpo_step_prefix_k60_softmax",
-    "dpo_step_prefix_k61_softmax",
-    "dpo_step_prefix_k62_rmsnorm",
-    "dpo_step_prefix_k63_w2_grad_in",
-    "dpo_step_prefix_k64_silu",
-    "dpo_step_prefix_k65_w3_grad_in",
-    "dpo_step_prefix_k66_silu",
-    "dpo_step_prefix_k67_w1_grad_in",
-    "dpo_step_prefix_k68_rmsnorm_grad",
-    "dpo_step_prefix_k69_wo_grad_in",
-    "dpo_step_prefix_k70_attention_grad_matmul",
+    "dpo_step_prefix_k37_sequence_logps",
+    "dpo_step_prefix_k38_sequence_logps",
+    "dpo_step_prefix_k39_lm_chunk",
+    "dpo_step_prefix_k40_lm_chunk",
+    "dpo_step_prefix_k41_lm_chunk",
+    "dpo_step_prefix_k42_lm_chunk",
+    "dpo_step_prefix_k43_dpo_kto_pair",
+    "dpo_step_prefix_k44_dpo_sigmoid",
+    "dpo_step_prefix_k45_dpo_kto_pair",
+    "dpo_step_prefix_k46_dpo_bco_pair",
+    "dpo_step_prefix_k47_dpo_bco_pair",
+    "dpo_step_prefix_k48_log_sigmoid",
+    "dpo_step_prefix_k49_lm_head",
+    "dpo_step_prefix_k50_lm_head",
+    "dpo_step_prefix_k51_sft",
+    "dpo_step_prefix_k52_dpo_loss",
+    "dpo_step_prefix_k53_log_sigmoid_grad",
+    "dpo_step_prefix_k54_dpo_sigmoid",
+    "dpo_step_prefix_k55_lm_head",
+    "dpo_step_prefix_k56_rmsnorm",
+    "dpo_step_prefix_k57_rmsnorm",
+    "dpo_step_prefix_k58_lm_head",
+    "dpo_step_prefix_k59_log_softmax",
+    "dpo_step_prefix_k60_log_softmax",
+    "dpo_step_prefix_k61_sequence_logps_grad",
+    "dpo_step_prefix_k62_log_softmax_grad",
+    "dpo_step_prefix_k63_lm_head_grad_in",
+    "dpo_step_prefix_k64_rmsnorm_grad",
+    "dpo_step_prefix_k65_rmsnorm_grad_scatter_add",
+    "dpo_step_prefix_k66_lm_chunk_backward",
+    "dpo_step_prefix_k67_rmsnorm",
+    "dpo_step_prefix_k68_prefix",
+    "dpo_step_prefix_k69_prefix",
+    "dpo_step_prefix_k70_scores_matmul",
     "dpo_step_prefix_k71_attention",
-    "dpo_step_prefix_k72_scores_grad_matmul",
-    "dpo_step_prefix_k73_attention_grad_matmul",
-    "dpo_step_prefix_k74_attention_grad_matmul",
-    "dpo_step_prefix_k75_attention_grad",
-    "dpo_step_prefix_k76_attention_grad",
-    "dpo_step_prefix_k77_attention_grad",
-    "dpo_step_prefix_k78_wv_grad_in",
-    "dpo_step_prefix_k79_rope_grad",
-    "dpo_step_prefix_k80_wk_grad_in",
-    "dpo_step_prefix_k81_rope_grad",
-    "dpo_step_prefix_k82_wq_grad_in",
-    "dpo_step_prefix_k83_rmsnorm_grad",
-    "dpo_step_prefix_k84_prefix_grad",
+    "dpo_step_prefix_k72_softmax",
+    "dpo_step_prefix_k73_softmax",
+    "dpo_step_prefix_k74_rmsnorm",
+    "dpo_step_prefix_k75_w2_grad_in",
+    "dpo_step_prefix_k76_silu",
+    "dpo_step_prefix_k77_w3_grad_in",
+    "dpo_step_prefix_k78_silu",
+    "dpo_step_prefix_k79_w1_grad_in",
+    "dpo_step_prefix_k80_rmsnorm_grad",
+    "dpo_step_prefix_k81_wo_grad_in",
+    "dpo_step_prefix_k82_attention_grad_matmul",
+    "dpo_step_prefix_k83_attention",
+    "dpo_step_prefix_k84_scores_grad_matmul",
+    "dpo_step_prefix_k85_attention_grad_matmul",
+    "dpo_step_prefix_k86_attention_grad_matmul",
+    "dpo_step_prefix_k87_attention_grad",
+    "dpo_step_prefix_k88_attention_grad",
+    "dpo_step_prefix_k89_attention_grad",
+    "dpo_step_prefix_k90_wv_grad_in",
+    "dpo_step_prefix_k91_rope_grad",
+    "dpo_step_prefix_k92_wk_grad_in",
+    "dpo_step_prefix_k93_rope_grad",
+    "dpo_step_prefix_k94_wq_grad_in",
+    "dpo_step_prefix_k95_rmsnorm_grad",
+    "dpo_step_prefix_k96_prefix_grad",
 };
-const la_program_info llama_dpo_dpo_step_prefix_info = { "llama_dpo.dpo_step_prefix", 62, 85, llama_dpo_dpo_step_prefix_kernel_names, llama_dpo_dpo_step_prefix_run, llama_dpo_dpo_step_prefix_arena, llama_dpo_dpo_step_prefix_cost };
+const la_program_info llama_dpo_dpo_step_prefix_info = { "llama_dpo.dpo_step_prefix", 63, 97, llama_dpo_dpo_step_prefix_kernel_names, llama_dpo_dpo_step_prefix_run, llama_dpo_dpo_step_prefix_arena, llama_dpo_dpo_step_prefix_cost };
 
