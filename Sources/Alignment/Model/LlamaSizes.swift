@@ -13,8 +13,11 @@ public struct LlamaSizes: Sendable, Equatable {
     public var scored: Int
     /// The cache position of the call's first token, and the cache's capacity (prefill/decode).
     public var start: Int, cacheCapacity: Int
+    /// The most scored rows per vocabulary chunk (`chunking`); `chunkRows(vocab:)` by default.
+    public var chunkBudget: Int
 
-    public init(config: LlamaConfig, batch: Int = 1, seq: Int = 1, scored: Int = 0, start: Int = 0, cacheCapacity: Int? = nil) {
+    public init(config: LlamaConfig, batch: Int = 1, seq: Int = 1, scored: Int = 0, start: Int = 0, cacheCapacity: Int? = nil,
+                chunkRows: Int? = nil) {
         layers = config.nLayers
         kvHeads = config.nKVHeads
         queryHeadsPerKV = config.nHeads / max(config.nKVHeads, 1)
@@ -23,6 +26,7 @@ public struct LlamaSizes: Sendable, Equatable {
         vocab = config.vocabSize
         self.batch = batch; self.seq = seq; self.scored = scored
         self.start = start; self.cacheCapacity = cacheCapacity ?? config.maxSeqLen
+        chunkBudget = chunkRows ?? Self.chunkRows(vocab: config.vocabSize)
     }
 
     /// The symbols a decode session rebinds per token (without building `bindings`).
@@ -35,12 +39,13 @@ public struct LlamaSizes: Sendable, Equatable {
     /// of logits (`2^21 / V` rows, at least 16), so its `[NS, V]` logits are never whole.
     public static func chunkRows(vocab: Int) -> Int { max(16, (1 << 21) / max(vocab, 1)) }
 
-    /// `lm_step`'s chunking of the `scored` rows (`NC` chunks of `CR`): the largest divisor of
-    /// `scored` up to `chunkRows(vocab:)`, so the chunks tile the rows exactly (the trainer pads
-    /// its rows to a multiple of `chunkRows` with weight-0 rows, making that divisor the budget).
+    /// The chunking of the `scored` rows (`NC` chunks of `CR`) of `lm_step` and the DPO
+    /// programs: the largest divisor of `scored` up to `chunkBudget`, so the chunks tile the rows
+    /// exactly (the trainers pad their rows to a multiple of the budget with weight-0 rows,
+    /// making that divisor the budget itself).
     public var chunking: (chunks: Int, rows: Int) {
         guard scored > 0 else { return (0, 1) }
-        var rows = min(scored, Self.chunkRows(vocab: vocab))
+        var rows = min(scored, max(chunkBudget, 1))
         while scored % rows != 0 { rows -= 1 }
         return (scored / rows, rows)
     }

@@ -124,13 +124,14 @@ public final class DPOTrainer: @unchecked Sendable {
 
     /// The programs' inputs of a batch, its scored rows padded to full chunks.
     private func programInputs(_ b: PairBatch) -> (ints: [String: [Int32]], floats: [String: [Float]], scored: Int) {
-        b.programInputs(chunkRows: LlamaSizes.chunkRows(vocab: policy.parameters.config.vocabSize))
+        b.programInputs(chunkRows: policy.chunkRows)
     }
 
     /// The size bindings of a batch (with the adapters' rank `R` for a LoRA policy, the prefix
     /// length `P` for a prefix one).
     public func sizes(_ b: PairBatch) -> [String: Int] {
-        policy.parameters.programSizes(LlamaSizes(config: policy.parameters.config, batch: b.batch, seq: b.seq, scored: programInputs(b).scored))
+        policy.parameters.programSizes(LlamaSizes(config: policy.parameters.config, batch: b.batch, seq: b.seq, scored: programInputs(b).scored,
+                                                  chunkRows: policy.chunkRows))
     }
 
     private func checkIds(_ b: PairBatch) throws {

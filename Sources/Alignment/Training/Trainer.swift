@@ -41,6 +41,10 @@ public final class LMTrainer: @unchecked Sendable {
     public private(set) var lastTokenStats: (entropy: Double, accuracy: Double) = (0, 0)
     /// The optimizer over `parameters`: gradients, moments, clipping and the AdamW step.
     public let optimizer: AdamW
+    /// Scored rows projected onto the vocabulary at a time by `lm_step` (and the DPO programs
+    /// of a `DPOTrainer` over this policy): `LlamaSizes.chunkRows(vocab:)` (about 8 MiB of
+    /// logits) by default. Results do not depend on it beyond float rounding.
+    public var chunkRows: Int
     /// The activations lm_step keeps between its forward and backward stages.
     private let saved = ScratchBuffers()
     private let lmStep: CompiledProgram
@@ -65,6 +69,7 @@ public final class LMTrainer: @unchecked Sendable {
             trainable = trainable ?? Set(parameters.trainableAdapterNames)
         }
         self.optimizer = try AdamW(parameters: parameters, trainable: trainable, settings: optimizer)
+        chunkRows = LlamaSizes.chunkRows(vocab: parameters.config.vocabSize)
         let suffix = parameters.programSuffix
         lmStep = try CompiledProgram.load("llama_train.lm_step" + suffix)
         evalLoss = try CompiledProgram.load("llama_train.eval_loss" + suffix)
@@ -95,7 +100,13 @@ public final class LMTrainer: @unchecked Sendable {
 
     /// The size bindings of one micro-batch for `lm_step` (`NS`: its supervised positions).
     public func sizes(_ b: TokenBatch) -> [String: Int] {
-        bound(LlamaSizes(config: parameters.config, batch: b.batch, seq: b.seq, scored: b.scored.count))
+        bound(LlamaSizes(config: parameters.config, batch: b.batch, seq: b.seq, scored: paddedRows(b.scored.count), chunkRows: chunkRows))
+    }
+
+    /// `rows` scored rows padded, when more than one chunk, to a multiple of `chunkRows`.
+    func paddedRows(_ rows: Int) -> Int {
+        let c = max(chunkRows, 1)
+        return rows > c ? (rows + c - 1) / c * c : rows
     }
 
     /// `sizes`' bindings with the adapters' rank `R` (LoRA) or the prefix length `P` (prefix).
@@ -130,14 +141,13 @@ public final class LMTrainer: @unchecked Sendable {
             guard !scored.isEmpty else { continue }
             // lm_step projects the rows in chunks of `chunkRows`: pad to a multiple of it with
             // weight-0 rows (row 0, target 0) so the chunks are full (`LlamaSizes.chunking`).
-            let budget = LlamaSizes.chunkRows(vocab: parameters.config.vocabSize)
-            let pad = scored.count > budget ? (budget - scored.count % budget) % budget : 0
+            let pad = paddedRows(scored.count) - scored.count
             let ids = AlignedBuffer(copying: b.ids)
             let rows = AlignedBuffer(copying: scored.map { Int32($0) } + Array(repeating: 0, count: pad))
             let targets = AlignedBuffer(copying: scored.map { b.targets[$0] } + Array(repeating: 0, count: pad))
             let weights = AlignedBuffer(copying: scored.map { b.mask[$0] / Float(tokens) } + Array(repeating: 0, count: pad))
             let out = AlignedBuffer(floats: 1)
-            let sizes = bound(LlamaSizes(config: parameters.config, batch: b.batch, seq: b.seq, scored: scored.count + pad))
+            let sizes = self.sizes(b)
             var buffers = parameters.pointers.merging(optimizer.gradientPointers()) { a, _ in a }
             buffers["ids"] = ids.raw; buffers["scored"] = rows.raw; buffers["targets"] = targets.raw; buffers["weights"] = weights.raw
             buffers["loss"] = out.raw
