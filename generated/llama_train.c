@@ -385,72 +385,90 @@ static void lm_step_k18_ffn(float *restrict carry0_next, const float *restrict s
     }
 }
 
-/* lm_step_k19_lm_head: t11 = carry0[scored]  [lm_head] */
-static void lm_step_k19_lm_head(float *restrict t11, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
+/* lm_step_k19_reshape: t11 = 0 */
+static void lm_step_k19_reshape(float *restrict t11) {
+    const long n = 1;
+    t11[0] = 0.0f;
+}
+
+/* lm_step_k20_expand: t12 = 0 */
+static void lm_step_k20_expand(float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t12[r * n + j] = 0.0f;
+        }
+    }
+}
+
+/* lm_step_k21_lm_head: t13 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_k21_lm_head(float *restrict t13, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[(long)scored[i0] * D + j];
-            t11[r * n + j] = v0;
+            t13[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k20_rmsnorm: t12 = Σ(t11²)  [lm_head/rmsnorm] */
-static void lm_step_k20_rmsnorm(float *restrict t12, const float *restrict t11, long HD2, long KVH, long NS, long REP) {
+/* lm_step_k22_rmsnorm: t14 = Σ(t13²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_k22_rmsnorm(float *restrict t14, const float *restrict t13, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t11[r * n + j0]) * (t11[r * n + j0]);
+            float v0 = (t13[r * n + j0]) * (t13[r * n + j0]);
             acc0 += v0;
         }
-        t12[r] = acc0;
+        t14[r] = acc0;
     }
 }
 
-/* lm_step_k21_rmsnorm: t13 = t11 · rsqrt(t12 / D + norm_eps)  [lm_head/rmsnorm] */
-static void lm_step_k21_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict t11, const float *restrict t12, long HD2, long KVH, long NS, long REP) {
+/* lm_step_k23_rmsnorm: t15 = t13 · rsqrt(t14 / D + norm_eps)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_k23_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict t13, const float *restrict t14, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t12[i0]) / ((float)(D));
+        float v0 = (t14[i0]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v3 = (t11[r * n + j]) * v2;
-            t13[r * n + j] = v3;
+            float v3 = (t13[r * n + j]) * v2;
+            t15[r * n + j] = v3;
         }
     }
 }
 
-/* lm_step_k22_rmsnorm: t14 = t13 · final_norm  [lm_head/rmsnorm] */
-static void lm_step_k22_rmsnorm(float *restrict t14, const float *restrict final_norm, const float *restrict t13, long HD2, long KVH, long NS, long REP) {
+/* lm_step_k24_rmsnorm: t16 = t15 · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_k24_rmsnorm(float *restrict t16, const float *restrict final_norm, const float *restrict t15, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t13[r * n + j]) * (final_norm[j]);
-            t14[r * n + j] = v0;
+            float v0 = (t15[r * n + j]) * (final_norm[j]);
+            t16[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k23_lm_head: t15[NS, V] = t14 · lm_headᵀ  [lm_head] */
-static void lm_step_k23_lm_head(float *restrict t15, const float *restrict lm_head, const float *restrict t14, long HD2, long KVH, long NS, long REP, long V) {
+/* lm_step_k25_lm_head: t17[CR, V] = t16 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_k25_lm_head(float *restrict t17, const float *restrict lm_head, const float *restrict t16, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    if (NS != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t14, D, lm_head, D, 0.0f, t15, V);
+    if (CR != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t16, D, lm_head, D, 0.0f, t17, V);
         return;
     }
     la_blas_pool(0);
@@ -459,109 +477,109 @@ static void lm_step_k23_lm_head(float *restrict t15, const float *restrict lm_he
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t14)[c];
-        (t15)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
+        (t17)[r] = acc;
     }
 }
 
-/* lm_step_k24_log_softmax: t16 = max(t15)  [lm_head/cross_entropy/log_softmax] */
-static void lm_step_k24_log_softmax(float *restrict t16, const float *restrict t15, long NS, long V) {
+/* lm_step_k26_log_softmax: t18 = max(t17)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_k26_log_softmax(float *restrict t18, const float *restrict t17, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t15[r * n + j0]);
-        }
-        t16[r] = acc0;
-    }
-}
-
-/* lm_step_k25_log_softmax: t17 = Σ(exp(t15 - t16))  [lm_head/cross_entropy/log_softmax] */
-static void lm_step_k25_log_softmax(float *restrict t17, const float *restrict t15, const float *restrict t16, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = t16[i0];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t15[r * n + j0] - v0;
-            float v2 = la_expf(v1);
-            acc0 += v2;
-        }
-        t17[r] = acc0;
-    }
-}
-
-/* lm_step_k26_cross_entropy: t18 = Σ((t15 - t16 - log(t17)) · [i1 = targets])  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void lm_step_k26_cross_entropy(float *restrict t18, const int32_t *restrict targets, const float *restrict t15, const float *restrict t16, const float *restrict t17, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = t16[i0];
-        float v2 = logf(t17[i0]);
-        float v4 = (float)targets[i0];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t15[r * n + j0] - v0;
-            float v3 = v1 - v2;
-            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
-            float v6 = v3 * v5;
-            acc0 += v6;
+            acc0 = fmaxf(acc0, t17[r * n + j0]);
         }
         t18[r] = acc0;
     }
 }
 
-/* lm_step_k27_cross_entropy: loss = Σ((-t18) · weights)  [lm_head/cross_entropy; lm_head/weighted_sum] */
-static void lm_step_k27_cross_entropy(float *restrict loss, const float *restrict weights, const float *restrict t18, long NS) {
+/* lm_step_k27_log_softmax: t19 = Σ(exp(t17 - t18))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_k27_log_softmax(float *restrict t19, const float *restrict t17, const float *restrict t18, long CR, long V) {
     /* one result per row */
-    const long n = NS;
-    const long r = 0;
-    float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
-    for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t18[j0]);
-        float v1 = v0 * (weights[j0]);
-        acc0 += v1;
-    }
-    loss[r] = acc0;
-}
-
-/* lm_step_k28_log_softmax: t19 = Σ(exp(t15 - t16 - log(t17)) · (t15 - t16 - log(t17)))  [lm_head/cross_entropy/log_softmax; lm_head/token_stats] */
-static void lm_step_k28_log_softmax(float *restrict t19, const float *restrict t15, const float *restrict t16, const float *restrict t17, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t16[i0];
-        float v2 = logf(t17[i0]);
+        float v0 = t18[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t15[r * n + j0] - v0;
-            float v3 = v1 - v2;
-            float v4 = la_expf(v3);
-            float v5 = v4 * v3;
-            acc0 += v5;
+            float v1 = t17[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
         }
         t19[r] = acc0;
     }
 }
 
-/* lm_step_k29_cross_entropy: t20 = Σ(t15 · [i1 = targets])  [lm_head/cross_entropy; lm_head/token_stats] */
-static void lm_step_k29_cross_entropy(float *restrict t20, const int32_t *restrict targets, const float *restrict t15, long NS, long V) {
+/* lm_step_k28_cross_entropy: t20 = Σ((t17 - t18 - log(t19)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_k28_cross_entropy(float *restrict t20, const float *restrict t17, const int32_t *restrict targets, const float *restrict t18, const float *restrict t19, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t18[i0];
+        float v2 = logf(t19[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t17[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t20[r] = acc0;
+    }
+}
+
+/* lm_step_k29_cross_entropy: t21 = Σ((-t20) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_k29_cross_entropy(float *restrict t21, const float *restrict weights, const float *restrict t20, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t20[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t21[r] = acc0;
+}
+
+/* lm_step_k30_log_softmax: t22 = Σ(exp(t17 - t18 - log(t19)) · (t17 - t18 - log(t19)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_k30_log_softmax(float *restrict t22, const float *restrict t17, const float *restrict t18, const float *restrict t19, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t18[i0];
+        float v2 = logf(t19[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t17[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t22[r] = acc0;
+    }
+}
+
+/* lm_step_k31_cross_entropy: t23 = Σ(t17 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_k31_cross_entropy(float *restrict t23, const float *restrict t17, const int32_t *restrict targets, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -570,46 +588,46 @@ static void lm_step_k29_cross_entropy(float *restrict t20, const int32_t *restri
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
-            float v2 = (t15[r * n + j0]) * v1;
+            float v2 = (t17[r * n + j0]) * v1;
             acc0 += v2;
         }
-        t20[r] = acc0;
+        t23[r] = acc0;
     }
 }
 
-/* lm_step_k30_token_stats: entropy = Σ((-t19) · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
-static void lm_step_k30_token_stats(float *restrict entropy, const float *restrict weights, const float *restrict t19, long NS) {
+/* lm_step_k32_token_stats: t24 = Σ((-t22) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_k32_token_stats(float *restrict t24, const float *restrict weights, const float *restrict t22, long CR) {
     /* one result per row */
-    const long n = NS;
+    const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t19[j0]);
+        float v0 = -(t22[j0]);
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    entropy[r] = acc0;
+    t24[r] = acc0;
 }
 
-/* lm_step_k31_token_stats: accuracy = Σ([t16 ≤ t20] · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
-static void lm_step_k31_token_stats(float *restrict accuracy, const float *restrict weights, const float *restrict t16, const float *restrict t20, long NS) {
+/* lm_step_k33_token_stats: t25 = Σ([t18 ≤ t23] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_k33_token_stats(float *restrict t25, const float *restrict weights, const float *restrict t18, const float *restrict t23, long CR) {
     /* one result per row */
-    const long n = NS;
+    const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = t16[j0] <= t20[j0] ? 1.0f : 0.0f;
+        float v0 = t18[j0] <= t23[j0] ? 1.0f : 0.0f;
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    accuracy[r] = acc0;
+    t25[r] = acc0;
 }
 
-/* lm_step_k32_log_softmax_grad: t21 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t17) · exp(t15 - t16)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_k32_log_softmax_grad(float *t21, const int32_t *targets, const float *weights, const float *t15, const float *t16, const float *t17, long NS, long V) {
-    const long rows = NS, n = V;
+/* lm_step_k34_log_softmax_grad: t26 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t19) · exp(t17 - t18)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_k34_log_softmax_grad(float *t26, const float *t17, const int32_t *targets, const float *weights, const float *t18, const float *t19, long CR, long V) {
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -624,107 +642,141 @@ static void lm_step_k32_log_softmax_grad(float *t21, const int32_t *targets, con
             float v5 = -v4;
             acc0 += v5;
         }
-        float v8 = acc0 / (t17[i0]);
-        float v9 = t16[i0];
+        float v8 = acc0 / (t19[i0]);
+        float v9 = t18[i0];
         for (long j = 0; j < n; j++) {
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
-            float v10 = t15[r * n + j] - v9;
+            float v10 = t17[r * n + j] - v9;
             float v11 = la_expf(v10);
             float v12 = v8 * v11;
             float v13 = v7 + v12;
-            t21[r * n + j] = v13;
+            t26[r * n + j] = v13;
         }
     }
 }
 
-/* lm_step_k33_lm_head_grad_in: t22[NS, D] = t21 · lm_head  [lm_head/grad] */
-static void lm_step_k33_lm_head_grad_in(float *restrict t22, const float *restrict lm_head, const float *restrict t21, long HD2, long KVH, long NS, long REP, long V) {
+/* lm_step_k35_lm_head_grad_in: t27[CR, D] = t26 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_k35_lm_head_grad_in(float *restrict t27, const float *restrict lm_head, const float *restrict t26, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t21, V, lm_head, D, 0.0f, t22, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t26, V, lm_head, D, 0.0f, t27, D);
 }
 
-/* lm_step_k34_rmsnorm_grad: t23 = Σ(t22 · t13)  [lm_head/rmsnorm/grad] */
-static void lm_step_k34_rmsnorm_grad(float *restrict t23, const float *restrict t13, const float *restrict t22, long HD2, long KVH, long NS, long REP) {
+/* lm_step_k36_rmsnorm_grad: t28 = Σ(t27 · t15)  [lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_k36_rmsnorm_grad(float *restrict t28, const float *restrict t15, const float *restrict t27, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = D, n = NS;
+    const long rows = D, n = CR;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t22[(j0) * D + i0]) * (t13[(j0) * D + i0]);
+            float v0 = (t27[(j0) * D + i0]) * (t15[(j0) * D + i0]);
             acc0 += v0;
         }
-        t23[r] = acc0;
+        t28[r] = acc0;
     }
 }
 
-/* lm_step_k35_rmsnorm_grad: t24 = Σ((t22 · final_norm) · t11)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
-static void lm_step_k35_rmsnorm_grad(float *restrict t24, const float *restrict final_norm, const float *restrict t11, const float *restrict t22, long HD2, long KVH, long NS, long REP) {
+/* lm_step_k37_rmsnorm_grad: t29 = Σ((t27 · final_norm) · t13)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_k37_rmsnorm_grad(float *restrict t29, const float *restrict final_norm, const float *restrict t13, const float *restrict t27, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t22[r * n + j0]) * (final_norm[j0]);
-            float v1 = v0 * (t11[r * n + j0]);
+            float v0 = (t27[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t13[r * n + j0]);
             acc0 += v1;
         }
-        t24[r] = acc0;
+        t29[r] = acc0;
     }
 }
 
-/* lm_step_k36_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
-static void lm_step_k36_rmsnorm_grad_scatter_add(float *restrict t25, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t11, const float *restrict t12, const float *restrict t22, const float *restrict t24, long B, long HD2, long KVH, long NS, long REP, long T) {
+/* lm_step_k38_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_k38_rmsnorm_grad_scatter_add(float *restrict t30, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t13, const float *restrict t14, const float *restrict t27, const float *restrict t29, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    memset(t25, 0, sizeof(float) * (size_t)(B*T*D));
-    const long rows = NS, n = D;
+    memset(t30, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v1 = (t12[i0]) / ((float)(D));
+        float v1 = (t14[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
-        float v5 = (t24[i0]) * v3;
+        float v5 = (t29[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v0 = (t22[r * n + j]) * (final_norm[j]);
+            float v0 = (t27[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
-            float v10 = v9 * (t11[r * n + j]);
+            float v10 = v9 * (t13[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t25[(long)scored[i0] * D + j] += v12;
+            t30[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* lm_step_k37_rmsnorm_grad: grad_final_norm = grad_final_norm + t23  [lm_head/rmsnorm/grad] */
-static void lm_step_k37_rmsnorm_grad(float *restrict grad_final_norm, const float *restrict t23, long HD2, long KVH, long REP) {
+/* lm_step_k39_lm_chunk: grad_final_norm = grad_final_norm + t28  [lm_chunk/lm_head/rmsnorm/grad; lm_chunk] */
+static void lm_step_k39_lm_chunk(float *restrict grad_final_norm, const float *restrict t28, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        float v0 = grad_final_norm[j] + t23[j];
+        float v0 = grad_final_norm[j] + t28[j];
         grad_final_norm[j] = v0;
     }
 }
 
-/* lm_step_k38_grad_lm_head: grad_lm_head[V, D] += t21ᵀ · t14  [lm_head/grad] */
-static void lm_step_k38_grad_lm_head(float *restrict grad_lm_head, const float *restrict t14, const float *restrict t21, long HD2, long KVH, long NS, long REP, long V) {
+/* lm_step_k40_grad_lm_head: grad_lm_head[V, D] += t26ᵀ · t16  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_k40_grad_lm_head(float *restrict grad_lm_head, const float *restrict t16, const float *restrict t26, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, V, D, NS, t21, V, t14, D, 1.0f, grad_lm_head, D);
+    la_gemm(CblasTrans, CblasNoTrans, V, D, CR, t26, V, t16, D, 1.0f, grad_lm_head, D);
 }
 
-/* lm_step_k39_rmsnorm: t26 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void lm_step_k39_rmsnorm(float *restrict t26, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k41_lm_chunk: carry1_next = carry1 + t30  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_k41_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t30, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry1[r * n + j] + t30[r * n + j];
+            carry1_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_k42_lm_chunk: carry2_next = carry2 + t21  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_k42_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t21) {
+    const long n = 1;
+    float v0 = carry2[0] + t21[0];
+    carry2_next[0] = v0;
+}
+
+/* lm_step_k43_lm_chunk: carry3_next = carry3 + t24  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_k43_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t24) {
+    const long n = 1;
+    float v0 = carry3[0] + t24[0];
+    carry3_next[0] = v0;
+}
+
+/* lm_step_k44_lm_chunk: carry4_next = carry4 + t25  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_k44_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t25) {
+    const long n = 1;
+    float v0 = carry4[0] + t25[0];
+    carry4_next[0] = v0;
+}
+
+/* lm_step_k45_rmsnorm: t31 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_k45_rmsnorm(float *restrict t31, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -736,28 +788,28 @@ static void lm_step_k39_rmsnorm(float *restrict t26, const float *restrict saved
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t26[r] = acc0;
+        t31[r] = acc0;
     }
 }
 
-/* lm_step_k40_rmsnorm: t27 = rsqrt(t26 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void lm_step_k40_rmsnorm(float *t27, const float *norm_eps, const float *t26, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k46_rmsnorm: t32 = rsqrt(t31 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_k46_rmsnorm(float *t32, const float *norm_eps, const float *t31, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t26[(i0) * T + j / 1]) / ((float)(D));
+            float v0 = (t31[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t27[r * n + j] = v2;
+            t32[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_k41_rmsnorm: t28 = (saved_x · t27) · attn_norm  [layer_backward/rmsnorm] */
-static void lm_step_k41_rmsnorm(float *restrict t28, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k47_rmsnorm: t33 = (saved_x · t32) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_k47_rmsnorm(float *restrict t33, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -765,15 +817,15 @@ static void lm_step_k41_rmsnorm(float *restrict t28, const float *restrict saved
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_x[r * n + j]) * (t27[(i0) * T + i1]);
+            float v0 = (saved_x[r * n + j]) * (t32[(i0) * T + i1]);
             float v1 = v0 * (attn_norm[j]);
-            t28[r * n + j] = v1;
+            t33[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_k42_scores_matmul: t29[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void lm_step_k42_scores_matmul(float *restrict t29, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k48_scores_matmul: t34[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_k48_scores_matmul(float *restrict t34, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -784,11 +836,11 @@ static void lm_step_k42_scores_matmul(float *restrict t29, const float *restrict
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t29 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t34 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k43_attention: t30 = exp([i4 ≤ i3 + 0] ? t29 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t29 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void lm_step_k43_attention(float *restrict t30, const float *restrict t29, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k49_attention: t35 = exp([i4 ≤ i3 + 0] ? t34 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t34 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_k49_attention(float *restrict t35, const float *restrict t34, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -801,7 +853,7 @@ static void lm_step_k43_attention(float *restrict t30, const float *restrict t29
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t29[r * n + j0]) * v2;
+            float v3 = (t34[r * n + j0]) * v2;
             float v4 = v1 != 0.0f ? v3 : (-INFINITY);
             acc0 = fmaxf(acc0, v4);
         }
@@ -809,17 +861,17 @@ static void lm_step_k43_attention(float *restrict t30, const float *restrict t29
         for (long j = 0; j < n; j++) {
             float v5 = (float)i3 + 0.0f;
             float v6 = (float)j <= v5 ? 1.0f : 0.0f;
-            float v7 = (t29[r * n + j]) * v2;
+            float v7 = (t34[r * n + j]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
             float v11 = la_expf(v10);
-            t30[r * n + j] = v11;
+            t35[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_k44_softmax: t31 = Σ(t30)  [layer_backward/attention/attention/softmax] */
-static void lm_step_k44_softmax(float *restrict t31, const float *restrict t30, long B, long KVH, long REP, long T) {
+/* lm_step_k50_softmax: t36 = Σ(t35)  [layer_backward/attention/attention/softmax] */
+static void lm_step_k50_softmax(float *restrict t36, const float *restrict t35, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = T;
@@ -828,14 +880,14 @@ static void lm_step_k44_softmax(float *restrict t31, const float *restrict t30, 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t30[r * n + j0];
+            acc0 += t35[r * n + j0];
         }
-        t31[r] = acc0;
+        t36[r] = acc0;
     }
 }
 
-/* lm_step_k45_softmax: t32 = t30 / t31  [layer_backward/attention/attention/softmax] */
-static void lm_step_k45_softmax(float *restrict t32, const float *restrict t30, const float *restrict t31, long B, long KVH, long REP, long T) {
+/* lm_step_k51_softmax: t37 = t35 / t36  [layer_backward/attention/attention/softmax] */
+static void lm_step_k51_softmax(float *restrict t37, const float *restrict t35, const float *restrict t36, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -845,14 +897,14 @@ static void lm_step_k45_softmax(float *restrict t32, const float *restrict t30, 
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t30[r * n + j]) / (t31[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t32[r * n + j] = v0;
+            float v0 = (t35[r * n + j]) / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t37[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k46_rmsnorm: t33 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void lm_step_k46_rmsnorm(float *restrict t33, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k52_rmsnorm: t38 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_k52_rmsnorm(float *restrict t38, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -864,28 +916,28 @@ static void lm_step_k46_rmsnorm(float *restrict t33, const float *restrict saved
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t33[r] = acc0;
+        t38[r] = acc0;
     }
 }
 
-/* lm_step_k47_rmsnorm: t34 = rsqrt(t33 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void lm_step_k47_rmsnorm(float *t34, const float *norm_eps, const float *t33, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k53_rmsnorm: t39 = rsqrt(t38 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_k53_rmsnorm(float *t39, const float *norm_eps, const float *t38, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t33[(i0) * T + j / 1]) / ((float)(D));
+            float v0 = (t38[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t34[r * n + j] = v2;
+            t39[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_k48_rmsnorm: t35 = (saved_h · t34) · ffn_norm  [layer_backward/rmsnorm] */
-static void lm_step_k48_rmsnorm(float *restrict t35, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t34, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k54_rmsnorm: t40 = (saved_h · t39) · ffn_norm  [layer_backward/rmsnorm] */
+static void lm_step_k54_rmsnorm(float *restrict t40, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t39, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -893,15 +945,15 @@ static void lm_step_k48_rmsnorm(float *restrict t35, const float *restrict saved
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[r * n + j]) * (t34[(i0) * T + i1]);
+            float v0 = (saved_h[r * n + j]) * (t39[(i0) * T + i1]);
             float v1 = v0 * (ffn_norm[j]);
-            t35[r * n + j] = v1;
+            t40[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_k49_silu: t36 = saved_gate / (1 + exp(-saved_gate)); t37 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
-static void lm_step_k49_silu(float *restrict t36, float *restrict t37, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+/* lm_step_k55_silu: t41 = saved_gate / (1 + exp(-saved_gate)); t42 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+static void lm_step_k55_silu(float *restrict t41, float *restrict t42, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -910,67 +962,67 @@ static void lm_step_k49_silu(float *restrict t36, float *restrict t37, const flo
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t36[r * n + j] = v3;
+            t41[r * n + j] = v3;
             float v4 = v3 * (saved_up[r * n + j]);
-            t37[r * n + j] = v4;
+            t42[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_k50_w2_grad_in: t38[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
-static void lm_step_k50_w2_grad_in(float *restrict t38, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k56_w2_grad_in: t43[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_k56_w2_grad_in(float *restrict t43, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t38, F);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t43, F);
 }
 
-/* lm_step_k51_ffn_grad: t39 = t38 · t36  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_k51_ffn_grad(float *restrict t39, const float *restrict t36, const float *restrict t38, long B, long F, long T) {
+/* lm_step_k57_ffn_grad: t44 = t43 · t41  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_k57_ffn_grad(float *restrict t44, const float *restrict t41, const float *restrict t43, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t38[r * n + j]) * (t36[r * n + j]);
-            t39[r * n + j] = v0;
+            float v0 = (t43[r * n + j]) * (t41[r * n + j]);
+            t44[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k52_w3_grad_in: t40[B*T, D] = t39 · w3  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k52_w3_grad_in(float *restrict t40, const float *restrict w3, const float *restrict t39, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k58_w3_grad_in: t45[B*T, D] = t44 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k58_w3_grad_in(float *restrict t45, const float *restrict w3, const float *restrict t44, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t39, F, w3, D, 0.0f, t40, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t44, F, w3, D, 0.0f, t45, D);
 }
 
-/* lm_step_k53_silu_grad: t41 = (t38 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t38 · saved_up) · t36) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_k53_silu_grad(float *t41, const float *saved_gate, const float *saved_up, const float *t36, const float *t38, long B, long F, long T) {
+/* lm_step_k59_silu_grad: t46 = (t43 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t43 · saved_up) · t41) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_k59_silu_grad(float *t46, const float *saved_gate, const float *saved_up, const float *t41, const float *t43, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t38[r * n + j]) * (saved_up[r * n + j]);
+            float v0 = (t43[r * n + j]) * (saved_up[r * n + j]);
             float v1 = -(saved_gate[r * n + j]);
             float v2 = la_expf(v1);
             float v3 = 1.0f + v2;
             float v4 = v0 / v3;
-            float v5 = v0 * (t36[r * n + j]);
+            float v5 = v0 * (t41[r * n + j]);
             float v6 = v5 / v3;
             float v7 = -v6;
             float v8 = v7 * v2;
             float v9 = -v8;
             float v10 = v4 + v9;
-            t41[r * n + j] = v10;
+            t46[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_k54_w1_grad_in: t42[B*T, D] = t41 · w1  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k54_w1_grad_in(float *restrict t42, const float *restrict w1, const float *restrict t41, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k60_w1_grad_in: t47[B*T, D] = t46 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k60_w1_grad_in(float *restrict t47, const float *restrict w1, const float *restrict t46, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t41, F, w1, D, 0.0f, t42, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t46, F, w1, D, 0.0f, t47, D);
 }
 
-/* lm_step_k55_gate_up_grad: t43 = Σ((t40 + t42) · (saved_h · t34))  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k55_gate_up_grad(float *restrict t43, const float *restrict saved_h, const float *restrict t34, const float *restrict t40, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k61_gate_up_grad: t48 = Σ((t45 + t47) · (saved_h · t39))  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k61_gate_up_grad(float *restrict t48, const float *restrict saved_h, const float *restrict t39, const float *restrict t45, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -981,17 +1033,17 @@ static void lm_step_k55_gate_up_grad(float *restrict t43, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t40[((j0) * T + i0) * D + i1] + t42[((j0) * T + i0) * D + i1];
-            float v1 = (saved_h[((j0) * T + i0) * D + i1]) * (t34[(j0) * T + i0]);
+            float v0 = t45[((j0) * T + i0) * D + i1] + t47[((j0) * T + i0) * D + i1];
+            float v1 = (saved_h[((j0) * T + i0) * D + i1]) * (t39[(j0) * T + i0]);
             float v2 = v0 * v1;
             acc0 += v2;
         }
-        t43[r] = acc0;
+        t48[r] = acc0;
     }
 }
 
-/* lm_step_k56_rmsnorm_grad: t44 = Σ(t43)  [layer_backward/rmsnorm/grad] */
-static void lm_step_k56_rmsnorm_grad(float *restrict t44, const float *restrict t43, long HD2, long KVH, long REP, long T) {
+/* lm_step_k62_rmsnorm_grad: t49 = Σ(t48)  [layer_backward/rmsnorm/grad] */
+static void lm_step_k62_rmsnorm_grad(float *restrict t49, const float *restrict t48, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -1001,14 +1053,14 @@ static void lm_step_k56_rmsnorm_grad(float *restrict t44, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t43[(j0) * D + i1];
+            acc0 += t48[(j0) * D + i1];
         }
-        t44[r] = acc0;
+        t49[r] = acc0;
     }
 }
 
-/* lm_step_k57_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k57_rmsnorm_grad(float *restrict t45, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t34, const float *restrict t40, const float *restrict t42, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k63_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k63_rmsnorm_grad(float *restrict t50, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t39, const float *restrict t45, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1018,37 +1070,37 @@ static void lm_step_k57_rmsnorm_grad(float *restrict t45, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t40[r * n + j0] + t42[r * n + j0];
+            float v0 = t45[r * n + j0] + t47[r * n + j0];
             float v1 = v0 * (ffn_norm[j0]);
             float v2 = v1 * (saved_h[r * n + j0]);
             acc0 += v2;
         }
-        float v7 = acc0 * (t34[(i0) * T + i1]);
-        float v8 = v7 * (t34[(i0) * T + i1]);
-        float v9 = v8 * (t34[(i0) * T + i1]);
+        float v7 = acc0 * (t39[(i0) * T + i1]);
+        float v8 = v7 * (t39[(i0) * T + i1]);
+        float v9 = v8 * (t39[(i0) * T + i1]);
         float v10 = v9 * (-0.5f);
         float v11 = v10 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v3 = t40[r * n + j] + t42[r * n + j];
+            float v3 = t45[r * n + j] + t47[r * n + j];
             float v4 = v3 * (ffn_norm[j]);
-            float v5 = v4 * (t34[(i0) * T + i1]);
-            float v6 = carry1[r * n + j] + v5;
+            float v5 = v4 * (t39[(i0) * T + i1]);
+            float v6 = carry5[r * n + j] + v5;
             float v12 = v11 * (saved_h[r * n + j]);
             float v13 = v6 + v12;
             float v14 = v13 + v12;
-            t45[r * n + j] = v14;
+            t50[r * n + j] = v14;
         }
     }
 }
 
-/* lm_step_k58_wo_grad_in: t46[B*T, D] = t45 · wo  [layer_backward/attention/grad] */
-static void lm_step_k58_wo_grad_in(float *restrict t46, const float *restrict wo, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k64_wo_grad_in: t51[B*T, D] = t50 · wo  [layer_backward/attention/grad] */
+static void lm_step_k64_wo_grad_in(float *restrict t51, const float *restrict wo, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t45, D, wo, D, 0.0f, t46, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t50, D, wo, D, 0.0f, t51, D);
 }
 
-/* lm_step_k59_attention_grad_matmul: t47[B, KVH, REP, T, T] = t46 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void lm_step_k59_attention_grad_matmul(float *restrict t47, const float *restrict saved_v, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k65_attention_grad_matmul: t52[B, KVH, REP, T, T] = t51 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_k65_attention_grad_matmul(float *restrict t52, const float *restrict saved_v, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -1059,11 +1111,11 @@ static void lm_step_k59_attention_grad_matmul(float *restrict t47, const float *
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t46 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t47 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t51 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t52 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_k60_softmax_grad: t48 = ([i4 ≤ i3 + 0] ? (t47 / t31 + Σ(-((t47 · t32) / t31))) · t30 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_k60_softmax_grad(float *t48, const float *t30, const float *t31, const float *t32, const float *t47, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k66_softmax_grad: t53 = ([i4 ≤ i3 + 0] ? (t52 / t36 + Σ(-((t52 · t37) / t36))) · t35 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_k66_softmax_grad(float *t53, const float *t35, const float *t36, const float *t37, const float *t52, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -1076,8 +1128,8 @@ static void lm_step_k60_softmax_grad(float *t48, const float *t30, const float *
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t47[r * n + j0]) * (t32[r * n + j0]);
-            float v1 = v0 / (t31[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t52[r * n + j0]) * (t37[r * n + j0]);
+            float v1 = v0 / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -1085,18 +1137,18 @@ static void lm_step_k60_softmax_grad(float *t48, const float *t30, const float *
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
-            float v5 = (t47[r * n + j]) / (t31[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v5 = (t52[r * n + j]) / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v6 = v5 + acc0;
-            float v7 = v6 * (t30[r * n + j]);
+            float v7 = v6 * (t35[r * n + j]);
             float v8 = v4 != 0.0f ? v7 : 0.0f;
             float v10 = v8 * v9;
-            t48[r * n + j] = v10;
+            t53[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_k61_scores_grad_matmul: t49[B, KVH, REP, T, HD] = t48 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_k61_scores_grad_matmul(float *restrict t49, const float *restrict saved_k, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k67_scores_grad_matmul: t54[B, KVH, REP, T, HD] = t53 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_k67_scores_grad_matmul(float *restrict t54, const float *restrict saved_k, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -1107,11 +1159,11 @@ static void lm_step_k61_scores_grad_matmul(float *restrict t49, const float *res
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t48 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t49 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t53 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t54 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* lm_step_k62_attention_grad_matmul: t50[B, KVH, REP, T, HD] = t48ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_k62_attention_grad_matmul(float *restrict t50, const float *restrict saved_q, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k68_attention_grad_matmul: t55[B, KVH, REP, T, HD] = t53ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_k68_attention_grad_matmul(float *restrict t55, const float *restrict saved_q, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -1122,11 +1174,11 @@ static void lm_step_k62_attention_grad_matmul(float *restrict t50, const float *
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t48 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t50 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t53 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t55 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* lm_step_k63_attention_grad_matmul: t51[B, KVH, REP, T, HD] = t32ᵀ · t46  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void lm_step_k63_attention_grad_matmul(float *restrict t51, const float *restrict t32, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k69_attention_grad_matmul: t56[B, KVH, REP, T, HD] = t37ᵀ · t51  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void lm_step_k69_attention_grad_matmul(float *restrict t56, const float *restrict t37, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -1137,18 +1189,18 @@ static void lm_step_k63_attention_grad_matmul(float *restrict t51, const float *
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t32 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t46 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t51 + b0 * (T*KVD) + b1 * HD, KVD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t37 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t51 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t56 + b0 * (T*KVD) + b1 * HD, KVD);
 }
 
-/* lm_step_k64_wv_grad_in: t52[B*T, D] = t51 · wv  [layer_backward/attention/grad] */
-static void lm_step_k64_wv_grad_in(float *restrict t52, const float *restrict wv, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k70_wv_grad_in: t57[B*T, D] = t56 · wv  [layer_backward/attention/grad] */
+static void lm_step_k70_wv_grad_in(float *restrict t57, const float *restrict wv, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t51, KVD, wv, D, 0.0f, t52, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t56, KVD, wv, D, 0.0f, t57, D);
 }
 
-/* lm_step_k65_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k65_rope_grad(float *restrict t53, const float *restrict t0, const float *restrict t1, const float *restrict t50, long B, long HD2, long KVH, long T) {
+/* lm_step_k71_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k71_rope_grad(float *restrict t58, const float *restrict t0, const float *restrict t1, const float *restrict t55, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1162,16 +1214,16 @@ static void lm_step_k65_rope_grad(float *restrict t53, const float *restrict t0,
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t50[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t50[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t55[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t55[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t50[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t50[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t55[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t55[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -1179,20 +1231,20 @@ static void lm_step_k65_rope_grad(float *restrict t53, const float *restrict t0,
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t53[r * n + j] = v9;
+            t58[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_k66_wk_grad_in: t54[B*T, D] = t53 · wk  [layer_backward/attention/grad] */
-static void lm_step_k66_wk_grad_in(float *restrict t54, const float *restrict wk, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k72_wk_grad_in: t59[B*T, D] = t58 · wk  [layer_backward/attention/grad] */
+static void lm_step_k72_wk_grad_in(float *restrict t59, const float *restrict wk, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t53, KVD, wk, D, 0.0f, t54, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t58, KVD, wk, D, 0.0f, t59, D);
 }
 
-/* lm_step_k67_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k67_rope_grad(float *restrict t55, const float *restrict t0, const float *restrict t1, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k73_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k73_rope_grad(float *restrict t60, const float *restrict t0, const float *restrict t1, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -1207,16 +1259,16 @@ static void lm_step_k67_rope_grad(float *restrict t55, const float *restrict t0,
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t49[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t49[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t54[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t54[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t49[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t49[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t54[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t54[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -1224,19 +1276,19 @@ static void lm_step_k67_rope_grad(float *restrict t55, const float *restrict t0,
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t55[r * n + j] = v9;
+            t60[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_k68_wq_grad_in: t56[B*T, D] = t55 · wq  [layer_backward/attention/grad] */
-static void lm_step_k68_wq_grad_in(float *restrict t56, const float *restrict wq, const float *restrict t55, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k74_wq_grad_in: t61[B*T, D] = t60 · wq  [layer_backward/attention/grad] */
+static void lm_step_k74_wq_grad_in(float *restrict t61, const float *restrict wq, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t55, D, wq, D, 0.0f, t56, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t60, D, wq, D, 0.0f, t61, D);
 }
 
-/* lm_step_k69_attention_grad: t57 = Σ((t52 + t54 + t56) · (saved_x · t27))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k69_attention_grad(float *restrict t57, const float *restrict saved_x, const float *restrict t27, const float *restrict t52, const float *restrict t54, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k75_attention_grad: t62 = Σ((t57 + t59 + t61) · (saved_x · t32))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k75_attention_grad(float *restrict t62, const float *restrict saved_x, const float *restrict t32, const float *restrict t57, const float *restrict t59, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -1247,18 +1299,18 @@ static void lm_step_k69_attention_grad(float *restrict t57, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t52[((j0) * T + i0) * D + i1] + t54[((j0) * T + i0) * D + i1];
-            float v1 = v0 + t56[((j0) * T + i0) * D + i1];
-            float v2 = (saved_x[((j0) * T + i0) * D + i1]) * (t27[(j0) * T + i0]);
+            float v0 = t57[((j0) * T + i0) * D + i1] + t59[((j0) * T + i0) * D + i1];
+            float v1 = v0 + t61[((j0) * T + i0) * D + i1];
+            float v2 = (saved_x[((j0) * T + i0) * D + i1]) * (t32[(j0) * T + i0]);
             float v3 = v1 * v2;
             acc0 += v3;
         }
-        t57[r] = acc0;
+        t62[r] = acc0;
     }
 }
 
-/* lm_step_k70_rmsnorm_grad: t58 = Σ(t57)  [layer_backward/rmsnorm/grad] */
-static void lm_step_k70_rmsnorm_grad(float *restrict t58, const float *restrict t57, long HD2, long KVH, long REP, long T) {
+/* lm_step_k76_rmsnorm_grad: t63 = Σ(t62)  [layer_backward/rmsnorm/grad] */
+static void lm_step_k76_rmsnorm_grad(float *restrict t63, const float *restrict t62, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -1268,14 +1320,14 @@ static void lm_step_k70_rmsnorm_grad(float *restrict t58, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t57[(j0) * D + i1];
+            acc0 += t62[(j0) * D + i1];
         }
-        t58[r] = acc0;
+        t63[r] = acc0;
     }
 }
 
-/* lm_step_k71_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void lm_step_k71_rmsnorm_grad(float *restrict carry1_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t27, const float *restrict t45, const float *restrict t52, const float *restrict t54, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k77_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_k77_rmsnorm_grad(float *restrict carry5_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t32, const float *restrict t50, const float *restrict t57, const float *restrict t59, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1285,164 +1337,172 @@ static void lm_step_k71_rmsnorm_grad(float *restrict carry1_next, const float *r
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t52[r * n + j0] + t54[r * n + j0];
-            float v1 = v0 + t56[r * n + j0];
+            float v0 = t57[r * n + j0] + t59[r * n + j0];
+            float v1 = v0 + t61[r * n + j0];
             float v2 = v1 * (attn_norm[j0]);
             float v3 = v2 * (saved_x[r * n + j0]);
             acc0 += v3;
         }
-        float v9 = acc0 * (t27[(i0) * T + i1]);
-        float v10 = v9 * (t27[(i0) * T + i1]);
-        float v11 = v10 * (t27[(i0) * T + i1]);
+        float v9 = acc0 * (t32[(i0) * T + i1]);
+        float v10 = v9 * (t32[(i0) * T + i1]);
+        float v11 = v10 * (t32[(i0) * T + i1]);
         float v12 = v11 * (-0.5f);
         float v13 = v12 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v4 = t52[r * n + j] + t54[r * n + j];
-            float v5 = v4 + t56[r * n + j];
+            float v4 = t57[r * n + j] + t59[r * n + j];
+            float v5 = v4 + t61[r * n + j];
             float v6 = v5 * (attn_norm[j]);
-            float v7 = v6 * (t27[(i0) * T + i1]);
-            float v8 = t45[r * n + j] + v7;
+            float v7 = v6 * (t32[(i0) * T + i1]);
+            float v8 = t50[r * n + j] + v7;
             float v14 = v13 * (saved_x[r * n + j]);
             float v15 = v8 + v14;
             float v16 = v15 + v14;
-            carry1_next[r * n + j] = v16;
+            carry5_next[r * n + j] = v16;
         }
     }
 }
 
-/* lm_step_k72_layer_backward: grad_attn_norm = grad_attn_norm + t58  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k72_layer_backward(float *restrict grad_attn_norm, const float *restrict t58, long HD2, long KVH, long REP) {
+/* lm_step_k78_layer_backward: grad_attn_norm = grad_attn_norm + t63  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k78_layer_backward(float *restrict grad_attn_norm, const float *restrict t63, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        float v0 = grad_attn_norm[j] + t58[j];
+        float v0 = grad_attn_norm[j] + t63[j];
         grad_attn_norm[j] = v0;
     }
 }
 
-/* lm_step_k73_grad_wq: grad_wq[D, D] += t55ᵀ · t28  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k73_grad_wq(float *restrict grad_wq, const float *restrict t28, const float *restrict t55, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k79_grad_wq: grad_wq[D, D] += t60ᵀ · t33  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k79_grad_wq(float *restrict grad_wq, const float *restrict t33, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t55, D, t28, D, 1.0f, grad_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t60, D, t33, D, 1.0f, grad_wq, D);
 }
 
-/* lm_step_k74_grad_wk: grad_wk[KVD, D] += t53ᵀ · t28  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k74_grad_wk(float *restrict grad_wk, const float *restrict t28, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t53, KVD, t28, D, 1.0f, grad_wk, D);
-}
-
-/* lm_step_k75_grad_wv: grad_wv[KVD, D] += t51ᵀ · t28  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k75_grad_wv(float *restrict grad_wv, const float *restrict t28, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k80_grad_wk: grad_wk[KVD, D] += t58ᵀ · t33  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k80_grad_wk(float *restrict grad_wk, const float *restrict t33, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t51, KVD, t28, D, 1.0f, grad_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t58, KVD, t33, D, 1.0f, grad_wk, D);
 }
 
-/* lm_step_k76_grad_wo: grad_wo[D, D] += t45ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k76_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k81_grad_wv: grad_wv[KVD, D] += t56ᵀ · t33  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k81_grad_wv(float *restrict grad_wv, const float *restrict t33, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t45, D, saved_attn, D, 1.0f, grad_wo, D);
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t56, KVD, t33, D, 1.0f, grad_wv, D);
 }
 
-/* lm_step_k77_layer_backward: grad_ffn_norm = grad_ffn_norm + t44  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k77_layer_backward(float *restrict grad_ffn_norm, const float *restrict t44, long HD2, long KVH, long REP) {
+/* lm_step_k82_grad_wo: grad_wo[D, D] += t50ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k82_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t50, D, saved_attn, D, 1.0f, grad_wo, D);
+}
+
+/* lm_step_k83_layer_backward: grad_ffn_norm = grad_ffn_norm + t49  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k83_layer_backward(float *restrict grad_ffn_norm, const float *restrict t49, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        float v0 = grad_ffn_norm[j] + t44[j];
+        float v0 = grad_ffn_norm[j] + t49[j];
         grad_ffn_norm[j] = v0;
     }
 }
 
-/* lm_step_k78_grad_w1: grad_w1[F, D] += t41ᵀ · t35  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k78_grad_w1(float *restrict grad_w1, const float *restrict t35, const float *restrict t41, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k84_grad_w1: grad_w1[F, D] += t46ᵀ · t40  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k84_grad_w1(float *restrict grad_w1, const float *restrict t40, const float *restrict t46, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t41, F, t35, D, 1.0f, grad_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t46, F, t40, D, 1.0f, grad_w1, D);
 }
 
-/* lm_step_k79_grad_w2: grad_w2[D, F] += carry1ᵀ · t37  [layer_backward/ffn/grad; layer_backward] */
-static void lm_step_k79_grad_w2(float *restrict grad_w2, const float *restrict carry1, const float *restrict t37, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k85_grad_w2: grad_w2[D, F] += carry5ᵀ · t42  [layer_backward/ffn/grad; layer_backward] */
+static void lm_step_k85_grad_w2(float *restrict grad_w2, const float *restrict carry5, const float *restrict t42, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry1, D, t37, F, 1.0f, grad_w2, F);
+    la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry5, D, t42, F, 1.0f, grad_w2, F);
 }
 
-/* lm_step_k80_grad_w3: grad_w3[F, D] += t39ᵀ · t35  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k80_grad_w3(float *restrict grad_w3, const float *restrict t35, const float *restrict t39, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k86_grad_w3: grad_w3[F, D] += t44ᵀ · t40  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k86_grad_w3(float *restrict grad_w3, const float *restrict t40, const float *restrict t44, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t39, F, t35, D, 1.0f, grad_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t44, F, t40, D, 1.0f, grad_w3, D);
 }
 
-/* lm_step_k81_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
-static void lm_step_k81_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry1, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k87_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void lm_step_k87_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry5, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            grad_embed[(long)ids[(i0) * T + i1] * D + j] += carry1[r * n + j];
+            grad_embed[(long)ids[(i0) * T + i1] * D + j] += carry5[r * n + j];
         }
     }
 }
 
-/* Arena: 23 slots planned for 82 kernels. */
+/* Arena: 30 slots planned for 88 kernels. */
 static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, long *off) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), NS));
-    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 2*HD2*KVH*NS*REP));
-    off[4] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, B*T));
-    off[5] = total; total += la_round16(la_max(2*HD2*KVH*NS*REP, 2*B*HD2*KVH*REP*T));
-    off[6] = total; total += la_round16(la_max(NS*V, B*F*T));
-    off[7] = total; total += la_round16(la_max(la_max(la_max(NS, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
-    off[8] = total; total += la_round16(la_max(NS, 2*B*HD2*KVH*REP*T));
-    off[9] = total; total += la_round16(la_max(la_max(la_max(NS, 2*HD2*KVH*NS*REP), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[10] = total; total += la_round16(la_max(la_max(la_max(la_max(NS, 2*HD2*KVH*REP), B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[11] = total; total += la_round16(B*F*T);
-    off[12] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[13] = total; total += la_round16(B*F*T);
-    off[14] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[15] = total; total += la_round16(la_max(2*HD2*KVH*REP*T, 2*B*HD2*KVH*REP*T));
-    off[16] = total; total += la_round16(2*HD2*KVH*REP);
-    off[17] = total; total += la_round16(2*HD2*KVH*REP*T);
-    off[18] = total; total += la_round16(2*HD2*KVH*REP);
+    off[2] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 1));
+    off[4] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, B*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(CR, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, 2*B*HD2*KVH*REP*T));
+    off[7] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, B*F*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(CR*V, B*F*T), 2*HD2*KVH*REP*T), 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(CR, 2*HD2*KVH*REP), B*F*T));
+    off[10] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(la_max(CR, 1), 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(1, B*F*T));
+    off[13] = total; total += la_round16(la_max(la_max(la_max(la_max(CR, 2*CR*HD2*KVH*REP), B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[14] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
+    off[15] = total; total += la_round16(2*HD2*KVH*REP);
+    off[16] = total; total += la_round16(2*HD2*KVH*REP*T);
+    off[17] = total; total += la_round16(2*HD2*KVH*REP);
+    off[18] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[22] = total; total += la_round16(1);
+    off[23] = total; total += la_round16(1);
+    off[24] = total; total += la_round16(1);
+    off[25] = total; total += la_round16(1);
+    off[26] = total; total += la_round16(1);
+    off[27] = total; total += la_round16(1);
+    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[29] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_train_lm_step_arena_floats(const llama_train_lm_step_args *args) {
-    long off[23];
+    long off[30];
     return llama_train_lm_step_layout(args, off);
 }
 
 void llama_train_lm_step(const llama_train_lm_step_args *args) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
-    const long NS = args->NS;
+    const long NC = args->NC;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[23];
+    long off[30];
     llama_train_lm_step_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -1464,53 +1524,55 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     float *t16 = args->arena + off[7];
     float *t17 = args->arena + off[8];
     float *t18 = args->arena + off[9];
-    float *t19 = args->arena + off[9];
-    float *t20 = args->arena + off[10];
-    float *t21 = args->arena + off[6];
-    float *t22 = args->arena + off[9];
-    float *t23 = args->arena + off[10];
-    float *t24 = args->arena + off[7];
-    float *t25 = args->arena + off[8];
-    float *t26 = args->arena + off[4];
-    float *t27 = args->arena + off[4];
-    float *t28 = args->arena + off[3];
-    float *t29 = args->arena + off[2];
-    float *t30 = args->arena + off[9];
-    float *t31 = args->arena + off[7];
-    float *t32 = args->arena + off[2];
-    float *t33 = args->arena + off[10];
-    float *t34 = args->arena + off[10];
-    float *t35 = args->arena + off[5];
-    float *t36 = args->arena + off[6];
-    float *t37 = args->arena + off[11];
-    float *t38 = args->arena + off[12];
+    float *t19 = args->arena + off[10];
+    float *t20 = args->arena + off[11];
+    float *t21 = args->arena + off[12];
+    float *t22 = args->arena + off[11];
+    float *t23 = args->arena + off[13];
+    float *t24 = args->arena + off[14];
+    float *t25 = args->arena + off[11];
+    float *t26 = args->arena + off[8];
+    float *t27 = args->arena + off[13];
+    float *t28 = args->arena + off[9];
+    float *t29 = args->arena + off[10];
+    float *t30 = args->arena + off[6];
+    float *t31 = args->arena + off[4];
+    float *t32 = args->arena + off[4];
+    float *t33 = args->arena + off[6];
+    float *t34 = args->arena + off[3];
+    float *t35 = args->arena + off[2];
+    float *t36 = args->arena + off[5];
+    float *t37 = args->arena + off[3];
+    float *t38 = args->arena + off[13];
     float *t39 = args->arena + off[13];
-    float *t40 = args->arena + off[14];
-    float *t41 = args->arena + off[6];
-    float *t42 = args->arena + off[12];
-    float *t43 = args->arena + off[15];
-    float *t44 = args->arena + off[16];
-    float *t45 = args->arena + off[15];
-    float *t46 = args->arena + off[14];
-    float *t47 = args->arena + off[10];
-    float *t48 = args->arena + off[9];
-    float *t49 = args->arena + off[12];
-    float *t50 = args->arena + off[7];
-    float *t51 = args->arena + off[10];
-    float *t52 = args->arena + off[2];
-    float *t53 = args->arena + off[9];
-    float *t54 = args->arena + off[14];
-    float *t55 = args->arena + off[7];
-    float *t56 = args->arena + off[12];
-    float *t57 = args->arena + off[17];
-    float *t58 = args->arena + off[18];
+    float *t40 = args->arena + off[10];
+    float *t41 = args->arena + off[9];
+    float *t42 = args->arena + off[7];
+    float *t43 = args->arena + off[8];
+    float *t44 = args->arena + off[12];
+    float *t45 = args->arena + off[14];
+    float *t46 = args->arena + off[9];
+    float *t47 = args->arena + off[11];
+    float *t48 = args->arena + off[8];
+    float *t49 = args->arena + off[15];
+    float *t50 = args->arena + off[8];
+    float *t51 = args->arena + off[14];
+    float *t52 = args->arena + off[13];
+    float *t53 = args->arena + off[2];
+    float *t54 = args->arena + off[11];
+    float *t55 = args->arena + off[5];
+    float *t56 = args->arena + off[13];
+    float *t57 = args->arena + off[2];
+    float *t58 = args->arena + off[3];
+    float *t59 = args->arena + off[14];
+    float *t60 = args->arena + off[5];
+    float *t61 = args->arena + off[11];
+    float *t62 = args->arena + off[16];
+    float *t63 = args->arena + off[17];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
     const int32_t *ids = args->ids;
-    const int32_t *scored = args->scored;
-    const int32_t *targets = args->targets;
-    const float *weights = args->weights;
     const float *rope_theta = args->rope_theta;
     const float *norm_eps = args->norm_eps;
     float *grad_final_norm = args->grad_final_norm;
@@ -1521,11 +1583,11 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 82, lm_step_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 82, lm_step_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 88, lm_step_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 88, lm_step_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[19], args->arena + off[20] };
+    float *carry0_buf[2] = { args->arena + off[18], args->arena + off[19] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -1536,7 +1598,6 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
         const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
-        float *saved_x = args->saved_x + l * (2*B*HD2*KVH*REP*T);
         float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
         float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
         float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
@@ -1544,59 +1605,78 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
-        float *grad_attn_norm = args->grad_attn_norm + l * (2*HD2*KVH*REP);
-        float *grad_wq = args->grad_wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
-        float *grad_wk = args->grad_wk + l * (4*HD2*HD2*KVH*KVH*REP);
-        float *grad_wv = args->grad_wv + l * (4*HD2*HD2*KVH*KVH*REP);
-        float *grad_wo = args->grad_wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
-        float *grad_ffn_norm = args->grad_ffn_norm + l * (2*HD2*KVH*REP);
-        float *grad_w1 = args->grad_w1 + l * (2*F*HD2*KVH*REP);
-        float *grad_w2 = args->grad_w2 + l * (2*F*HD2*KVH*REP);
-        float *grad_w3 = args->grad_w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 82, lm_step_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 82, lm_step_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 82, lm_step_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 82, lm_step_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 82, lm_step_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
-        LA_TIMED(prof, 7, 82, lm_step_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 82, lm_step_k8_scores_matmul(t5, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 82, lm_step_k9_attention(t6, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 82, lm_step_k10_saved_attn(saved_attn, saved_v, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 82, lm_step_k11_wo(t7, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 82, lm_step_k12_layer(saved_h, carry0, t7, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 82, lm_step_k13_rmsnorm(t8, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 82, lm_step_k14_w1(saved_gate, w1, t8, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 82, lm_step_k15_w3(saved_up, w3, t8, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 82, lm_step_k16_silu(t9, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 17, 82, lm_step_k17_w2(t10, w2, t9, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 82, lm_step_k18_ffn(carry0_next, saved_h, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 88, lm_step_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 88, lm_step_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 88, lm_step_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 88, lm_step_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 88, lm_step_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 88, lm_step_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 88, lm_step_k8_scores_matmul(t5, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 88, lm_step_k9_attention(t6, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 88, lm_step_k10_saved_attn(saved_attn, saved_v, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 88, lm_step_k11_wo(t7, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 88, lm_step_k12_layer(saved_h, carry0, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 88, lm_step_k13_rmsnorm(t8, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 88, lm_step_k14_w1(saved_gate, w1, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 88, lm_step_k15_w3(saved_up, w3, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 88, lm_step_k16_silu(t9, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 17, 88, lm_step_k17_w2(t10, w2, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 88, lm_step_k18_ffn(carry0_next, saved_h, t10, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 19, 82, lm_step_k19_lm_head(t11, scored, carry0, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 20, 82, lm_step_k20_rmsnorm(t12, t11, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 21, 82, lm_step_k21_rmsnorm(t13, norm_eps, t11, t12, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 22, 82, lm_step_k22_rmsnorm(t14, final_norm, t13, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 23, 82, lm_step_k23_lm_head(t15, lm_head, t14, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 24, 82, lm_step_k24_log_softmax(t16, t15, NS, V));
-    LA_TIMED(prof, 25, 82, lm_step_k25_log_softmax(t17, t15, t16, NS, V));
-    LA_TIMED(prof, 26, 82, lm_step_k26_cross_entropy(t18, targets, t15, t16, t17, NS, V));
-    LA_TIMED(prof, 27, 82, lm_step_k27_cross_entropy(loss, weights, t18, NS));
-    LA_TIMED(prof, 28, 82, lm_step_k28_log_softmax(t19, t15, t16, t17, NS, V));
-    LA_TIMED(prof, 29, 82, lm_step_k29_cross_entropy(t20, targets, t15, NS, V));
-    LA_TIMED(prof, 30, 82, lm_step_k30_token_stats(entropy, weights, t19, NS));
-    LA_TIMED(prof, 31, 82, lm_step_k31_token_stats(accuracy, weights, t16, t20, NS));
-    LA_TIMED(prof, 32, 82, lm_step_k32_log_softmax_grad(t21, targets, weights, t15, t16, t17, NS, V));
-    LA_TIMED(prof, 33, 82, lm_step_k33_lm_head_grad_in(t22, lm_head, t21, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 34, 82, lm_step_k34_rmsnorm_grad(t23, t13, t22, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 35, 82, lm_step_k35_rmsnorm_grad(t24, final_norm, t11, t22, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 36, 82, lm_step_k36_rmsnorm_grad_scatter_add(t25, scored, norm_eps, final_norm, t11, t12, t22, t24, B, HD2, KVH, NS, REP, T));
-    LA_TIMED(prof, 37, 82, lm_step_k37_rmsnorm_grad(grad_final_norm, t23, HD2, KVH, REP));
-    LA_TIMED(prof, 38, 82, lm_step_k38_grad_lm_head(grad_lm_head, t14, t21, HD2, KVH, NS, REP, V));
+    LA_TIMED(prof, 19, 88, lm_step_k19_reshape(t11));
+    LA_TIMED(prof, 20, 88, lm_step_k20_expand(t12, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t12;
+    float *carry1_buf[2] = { args->arena + off[20], args->arena + off[21] };
+    const float *carry2 = t11;
+    float *carry2_buf[2] = { args->arena + off[22], args->arena + off[23] };
+    const float *carry3 = t11;
+    float *carry3_buf[2] = { args->arena + off[24], args->arena + off[25] };
+    const float *carry4 = t11;
+    float *carry4_buf[2] = { args->arena + off[26], args->arena + off[27] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        const float *weights = args->weights + l * CR;
+        float *carry1_next = carry1_buf[l & 1];
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
+        LA_TIMED(prof, 21, 88, lm_step_k21_lm_head(t13, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 22, 88, lm_step_k22_rmsnorm(t14, t13, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 23, 88, lm_step_k23_rmsnorm(t15, norm_eps, t13, t14, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 24, 88, lm_step_k24_rmsnorm(t16, final_norm, t15, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 25, 88, lm_step_k25_lm_head(t17, lm_head, t16, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 26, 88, lm_step_k26_log_softmax(t18, t17, CR, V));
+        LA_TIMED(prof, 27, 88, lm_step_k27_log_softmax(t19, t17, t18, CR, V));
+        LA_TIMED(prof, 28, 88, lm_step_k28_cross_entropy(t20, t17, targets, t18, t19, CR, V));
+        LA_TIMED(prof, 29, 88, lm_step_k29_cross_entropy(t21, weights, t20, CR));
+        LA_TIMED(prof, 30, 88, lm_step_k30_log_softmax(t22, t17, t18, t19, CR, V));
+        LA_TIMED(prof, 31, 88, lm_step_k31_cross_entropy(t23, t17, targets, CR, V));
+        LA_TIMED(prof, 32, 88, lm_step_k32_token_stats(t24, weights, t22, CR));
+        LA_TIMED(prof, 33, 88, lm_step_k33_token_stats(t25, weights, t18, t23, CR));
+        LA_TIMED(prof, 34, 88, lm_step_k34_log_softmax_grad(t26, t17, targets, weights, t18, t19, CR, V));
+        LA_TIMED(prof, 35, 88, lm_step_k35_lm_head_grad_in(t27, lm_head, t26, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 36, 88, lm_step_k36_rmsnorm_grad(t28, t15, t27, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 37, 88, lm_step_k37_rmsnorm_grad(t29, final_norm, t13, t27, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 38, 88, lm_step_k38_rmsnorm_grad_scatter_add(t30, norm_eps, final_norm, scored, t13, t14, t27, t29, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 39, 88, lm_step_k39_lm_chunk(grad_final_norm, t28, HD2, KVH, REP));
+        LA_TIMED(prof, 40, 88, lm_step_k40_grad_lm_head(grad_lm_head, t16, t26, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 41, 88, lm_step_k41_lm_chunk(carry1_next, carry1, t30, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 42, 88, lm_step_k42_lm_chunk(carry2_next, carry2, t21));
+        LA_TIMED(prof, 43, 88, lm_step_k43_lm_chunk(carry3_next, carry3, t24));
+        LA_TIMED(prof, 44, 88, lm_step_k44_lm_chunk(carry4_next, carry4, t25));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t25;
-    float *carry1_buf[2] = { args->arena + off[21], args->arena + off[22] };
+    const float *carry5 = carry1;
+    float *carry5_buf[2] = { args->arena + off[28], args->arena + off[29] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -1624,61 +1704,61 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *grad_w1 = args->grad_w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *grad_w2 = args->grad_w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
-        float *carry1_next = carry1_buf[l & 1];
-        LA_TIMED(prof, 39, 82, lm_step_k39_rmsnorm(t26, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 40, 82, lm_step_k40_rmsnorm(t27, norm_eps, t26, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 41, 82, lm_step_k41_rmsnorm(t28, saved_x, attn_norm, t27, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 42, 82, lm_step_k42_scores_matmul(t29, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 43, 82, lm_step_k43_attention(t30, t29, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 44, 82, lm_step_k44_softmax(t31, t30, B, KVH, REP, T));
-        LA_TIMED(prof, 45, 82, lm_step_k45_softmax(t32, t30, t31, B, KVH, REP, T));
-        LA_TIMED(prof, 46, 82, lm_step_k46_rmsnorm(t33, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 47, 82, lm_step_k47_rmsnorm(t34, norm_eps, t33, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 48, 82, lm_step_k48_rmsnorm(t35, saved_h, ffn_norm, t34, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 49, 82, lm_step_k49_silu(t36, t37, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 50, 82, lm_step_k50_w2_grad_in(t38, carry1, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 51, 82, lm_step_k51_ffn_grad(t39, t36, t38, B, F, T));
-        LA_TIMED(prof, 52, 82, lm_step_k52_w3_grad_in(t40, w3, t39, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 53, 82, lm_step_k53_silu_grad(t41, saved_gate, saved_up, t36, t38, B, F, T));
-        LA_TIMED(prof, 54, 82, lm_step_k54_w1_grad_in(t42, w1, t41, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 55, 82, lm_step_k55_gate_up_grad(t43, saved_h, t34, t40, t42, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 56, 82, lm_step_k56_rmsnorm_grad(t44, t43, HD2, KVH, REP, T));
-        LA_TIMED(prof, 57, 82, lm_step_k57_rmsnorm_grad(t45, carry1, saved_h, ffn_norm, t34, t40, t42, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 58, 82, lm_step_k58_wo_grad_in(t46, wo, t45, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 59, 82, lm_step_k59_attention_grad_matmul(t47, saved_v, t46, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 60, 82, lm_step_k60_softmax_grad(t48, t30, t31, t32, t47, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 61, 82, lm_step_k61_scores_grad_matmul(t49, saved_k, t48, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 62, 82, lm_step_k62_attention_grad_matmul(t50, saved_q, t48, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 63, 82, lm_step_k63_attention_grad_matmul(t51, t32, t46, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 82, lm_step_k64_wv_grad_in(t52, wv, t51, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 65, 82, lm_step_k65_rope_grad(t53, t0, t1, t50, B, HD2, KVH, T));
-        LA_TIMED(prof, 66, 82, lm_step_k66_wk_grad_in(t54, wk, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 67, 82, lm_step_k67_rope_grad(t55, t0, t1, t49, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 68, 82, lm_step_k68_wq_grad_in(t56, wq, t55, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 69, 82, lm_step_k69_attention_grad(t57, saved_x, t27, t52, t54, t56, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 82, lm_step_k70_rmsnorm_grad(t58, t57, HD2, KVH, REP, T));
-        LA_TIMED(prof, 71, 82, lm_step_k71_rmsnorm_grad(carry1_next, saved_x, attn_norm, t27, t45, t52, t54, t56, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 72, 82, lm_step_k72_layer_backward(grad_attn_norm, t58, HD2, KVH, REP));
-        LA_TIMED(prof, 73, 82, lm_step_k73_grad_wq(grad_wq, t28, t55, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 74, 82, lm_step_k74_grad_wk(grad_wk, t28, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 75, 82, lm_step_k75_grad_wv(grad_wv, t28, t51, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 76, 82, lm_step_k76_grad_wo(grad_wo, saved_attn, t45, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 77, 82, lm_step_k77_layer_backward(grad_ffn_norm, t44, HD2, KVH, REP));
-        LA_TIMED(prof, 78, 82, lm_step_k78_grad_w1(grad_w1, t35, t41, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 79, 82, lm_step_k79_grad_w2(grad_w2, carry1, t37, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 80, 82, lm_step_k80_grad_w3(grad_w3, t35, t39, B, F, HD2, KVH, REP, T));
-        carry1 = carry1_next;
+        float *carry5_next = carry5_buf[l & 1];
+        LA_TIMED(prof, 45, 88, lm_step_k45_rmsnorm(t31, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 46, 88, lm_step_k46_rmsnorm(t32, norm_eps, t31, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 47, 88, lm_step_k47_rmsnorm(t33, saved_x, attn_norm, t32, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 48, 88, lm_step_k48_scores_matmul(t34, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 49, 88, lm_step_k49_attention(t35, t34, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 50, 88, lm_step_k50_softmax(t36, t35, B, KVH, REP, T));
+        LA_TIMED(prof, 51, 88, lm_step_k51_softmax(t37, t35, t36, B, KVH, REP, T));
+        LA_TIMED(prof, 52, 88, lm_step_k52_rmsnorm(t38, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 53, 88, lm_step_k53_rmsnorm(t39, norm_eps, t38, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 54, 88, lm_step_k54_rmsnorm(t40, saved_h, ffn_norm, t39, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 55, 88, lm_step_k55_silu(t41, t42, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 56, 88, lm_step_k56_w2_grad_in(t43, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 57, 88, lm_step_k57_ffn_grad(t44, t41, t43, B, F, T));
+        LA_TIMED(prof, 58, 88, lm_step_k58_w3_grad_in(t45, w3, t44, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 88, lm_step_k59_silu_grad(t46, saved_gate, saved_up, t41, t43, B, F, T));
+        LA_TIMED(prof, 60, 88, lm_step_k60_w1_grad_in(t47, w1, t46, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 88, lm_step_k61_gate_up_grad(t48, saved_h, t39, t45, t47, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 62, 88, lm_step_k62_rmsnorm_grad(t49, t48, HD2, KVH, REP, T));
+        LA_TIMED(prof, 63, 88, lm_step_k63_rmsnorm_grad(t50, carry5, saved_h, ffn_norm, t39, t45, t47, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 88, lm_step_k64_wo_grad_in(t51, wo, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 88, lm_step_k65_attention_grad_matmul(t52, saved_v, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 88, lm_step_k66_softmax_grad(t53, t35, t36, t37, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 88, lm_step_k67_scores_grad_matmul(t54, saved_k, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 88, lm_step_k68_attention_grad_matmul(t55, saved_q, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 88, lm_step_k69_attention_grad_matmul(t56, t37, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 88, lm_step_k70_wv_grad_in(t57, wv, t56, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 71, 88, lm_step_k71_rope_grad(t58, t0, t1, t55, B, HD2, KVH, T));
+        LA_TIMED(prof, 72, 88, lm_step_k72_wk_grad_in(t59, wk, t58, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 88, lm_step_k73_rope_grad(t60, t0, t1, t54, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 88, lm_step_k74_wq_grad_in(t61, wq, t60, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 88, lm_step_k75_attention_grad(t62, saved_x, t32, t57, t59, t61, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 88, lm_step_k76_rmsnorm_grad(t63, t62, HD2, KVH, REP, T));
+        LA_TIMED(prof, 77, 88, lm_step_k77_rmsnorm_grad(carry5_next, saved_x, attn_norm, t32, t50, t57, t59, t61, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 88, lm_step_k78_layer_backward(grad_attn_norm, t63, HD2, KVH, REP));
+        LA_TIMED(prof, 79, 88, lm_step_k79_grad_wq(grad_wq, t33, t60, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 80, 88, lm_step_k80_grad_wk(grad_wk, t33, t58, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 81, 88, lm_step_k81_grad_wv(grad_wv, t33, t56, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 82, 88, lm_step_k82_grad_wo(grad_wo, saved_attn, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 88, lm_step_k83_layer_backward(grad_ffn_norm, t49, HD2, KVH, REP));
+        LA_TIMED(prof, 84, 88, lm_step_k84_grad_w1(grad_w1, t40, t46, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 85, 88, lm_step_k85_grad_w2(grad_w2, carry5, t42, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 88, lm_step_k86_grad_w3(grad_w3, t40, t44, B, F, HD2, KVH, REP, T));
+        carry5 = carry5_next;
     }
     /* stage 'after_layer_backward' */
-    LA_TIMED(prof, 81, 82, lm_step_k81_embed_backward_scatter_add(grad_embed, ids, carry1, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 87, 88, lm_step_k87_embed_backward_scatter_add(grad_embed, ids, carry5, B, HD2, KVH, REP, T));
 }
 
 void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flops, double *bytes) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
@@ -1701,69 +1781,75 @@ void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flo
     flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k16_silu */
     flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k17_w2 */
     flops[18] = (double)(2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k18_ffn */
-    flops[19] = (double)(0); bytes[19] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* lm_step_k19_lm_head */
-    flops[20] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[20] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* lm_step_k20_rmsnorm */
-    flops[21] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP); bytes[21] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_k21_rmsnorm */
-    flops[22] = (double)(2*HD2*KVH*NS*REP); bytes[22] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP); /* lm_step_k22_rmsnorm */
-    flops[23] = (double)(4*HD2*KVH*NS*REP*V); bytes[23] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* lm_step_k23_lm_head */
-    flops[24] = (double)(NS*V); bytes[24] = (double)(4*NS + 4*NS*V); /* lm_step_k24_log_softmax */
-    flops[25] = (double)(NS + NS*V + NS*V + NS*V); bytes[25] = (double)(4*NS + 4*NS*V + 4*NS); /* lm_step_k25_log_softmax */
-    flops[26] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[26] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_k26_cross_entropy */
-    flops[27] = (double)(NS + NS + NS); bytes[27] = (double)(4 + 4*NS + 4*NS); /* lm_step_k27_cross_entropy */
-    flops[28] = (double)(NS + NS*V + NS + NS*V + NS*V + NS*V + NS*V); bytes[28] = (double)(4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_k28_log_softmax */
-    flops[29] = (double)(NS + NS*V + NS*V + NS*V); bytes[29] = (double)(4*NS + 4*NS + 4*NS*V); /* lm_step_k29_cross_entropy */
-    flops[30] = (double)(NS + NS + NS); bytes[30] = (double)(4 + 4*NS + 4*NS); /* lm_step_k30_token_stats */
-    flops[31] = (double)(NS + NS + NS); bytes[31] = (double)(4 + 4*NS + 4*NS + 4*NS); /* lm_step_k31_token_stats */
-    flops[32] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[32] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_k32_log_softmax_grad */
-    flops[33] = (double)(4*HD2*KVH*NS*REP*V); bytes[33] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_k33_lm_head_grad_in */
-    flops[34] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[34] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_k34_rmsnorm_grad */
-    flops[35] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[35] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_k35_rmsnorm_grad */
-    flops[36] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_k36_rmsnorm_grad_scatter_add */
-    flops[37] = (double)(2*HD2*KVH*REP); bytes[37] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k37_rmsnorm_grad */
-    flops[38] = (double)(4*HD2*KVH*NS*REP*V); bytes[38] = (double)(8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP + 4*NS*V); /* lm_step_k38_grad_lm_head */
-    flops[39] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[39] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k39_rmsnorm */
-    flops[40] = (double)(B*T + B*T + B*T); bytes[40] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k40_rmsnorm */
-    flops[41] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[41] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k41_rmsnorm */
-    flops[42] = (double)(4*B*HD2*KVH*REP*T*T); bytes[42] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k42_scores_matmul */
-    flops[43] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[43] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k43_attention */
-    flops[44] = (double)(B*KVH*REP*T*T); bytes[44] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k44_softmax */
-    flops[45] = (double)(B*KVH*REP*T*T); bytes[45] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k45_softmax */
-    flops[46] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[46] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k46_rmsnorm */
-    flops[47] = (double)(B*T + B*T + B*T); bytes[47] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k47_rmsnorm */
-    flops[48] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[48] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k48_rmsnorm */
-    flops[49] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[49] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k49_silu */
-    flops[50] = (double)(4*B*F*HD2*KVH*REP*T); bytes[50] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k50_w2_grad_in */
-    flops[51] = (double)(B*F*T); bytes[51] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k51_ffn_grad */
-    flops[52] = (double)(4*B*F*HD2*KVH*REP*T); bytes[52] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k52_w3_grad_in */
-    flops[53] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[53] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k53_silu_grad */
-    flops[54] = (double)(4*B*F*HD2*KVH*REP*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k54_w1_grad_in */
-    flops[55] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[55] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k55_gate_up_grad */
-    flops[56] = (double)(2*HD2*KVH*REP*T); bytes[56] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k56_rmsnorm_grad */
-    flops[57] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[57] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k57_rmsnorm_grad */
-    flops[58] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k58_wo_grad_in */
-    flops[59] = (double)(4*B*HD2*KVH*REP*T*T); bytes[59] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k59_attention_grad_matmul */
-    flops[60] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[60] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k60_softmax_grad */
-    flops[61] = (double)(4*B*HD2*KVH*REP*T*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k61_scores_grad_matmul */
-    flops[62] = (double)(4*B*HD2*KVH*REP*T*T); bytes[62] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k62_attention_grad_matmul */
-    flops[63] = (double)(4*B*HD2*KVH*REP*T*T); bytes[63] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_k63_attention_grad_matmul */
-    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k64_wv_grad_in */
-    flops[65] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[65] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k65_rope_grad */
-    flops[66] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k66_wk_grad_in */
-    flops[67] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k67_rope_grad */
-    flops[68] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[68] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k68_wq_grad_in */
-    flops[69] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k69_attention_grad */
-    flops[70] = (double)(2*HD2*KVH*REP*T); bytes[70] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k70_rmsnorm_grad */
-    flops[71] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k71_rmsnorm_grad */
-    flops[72] = (double)(2*HD2*KVH*REP); bytes[72] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k72_layer_backward */
-    flops[73] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[73] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k73_grad_wq */
-    flops[74] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[74] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k74_grad_wk */
-    flops[75] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[75] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k75_grad_wv */
-    flops[76] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[76] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k76_grad_wo */
-    flops[77] = (double)(2*HD2*KVH*REP); bytes[77] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k77_layer_backward */
-    flops[78] = (double)(4*B*F*HD2*KVH*REP*T); bytes[78] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k78_grad_w1 */
-    flops[79] = (double)(4*B*F*HD2*KVH*REP*T); bytes[79] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k79_grad_w2 */
-    flops[80] = (double)(4*B*F*HD2*KVH*REP*T); bytes[80] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k80_grad_w3 */
-    flops[81] = (double)(2*HD2*KVH*REP*V); bytes[81] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k81_embed_backward_scatter_add */
+    flops[19] = (double)(0); bytes[19] = (double)(4); /* lm_step_k19_reshape */
+    flops[20] = (double)(0); bytes[20] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_k20_expand */
+    flops[21] = (double)(0); bytes[21] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_k21_lm_head */
+    flops[22] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[22] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_k22_rmsnorm */
+    flops[23] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP); bytes[23] = (double)(8*CR*HD2*KVH*REP + 4 + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_k23_rmsnorm */
+    flops[24] = (double)(2*CR*HD2*KVH*REP); bytes[24] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_k24_rmsnorm */
+    flops[25] = (double)(4*CR*HD2*KVH*REP*V); bytes[25] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_k25_lm_head */
+    flops[26] = (double)(CR*V); bytes[26] = (double)(4*CR + 4*CR*V); /* lm_step_k26_log_softmax */
+    flops[27] = (double)(CR + CR*V + CR*V + CR*V); bytes[27] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_k27_log_softmax */
+    flops[28] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[28] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_k28_cross_entropy */
+    flops[29] = (double)(CR + CR + CR); bytes[29] = (double)(4 + 4*CR + 4*CR); /* lm_step_k29_cross_entropy */
+    flops[30] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[30] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_k30_log_softmax */
+    flops[31] = (double)(CR + CR*V + CR*V + CR*V); bytes[31] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_k31_cross_entropy */
+    flops[32] = (double)(CR + CR + CR); bytes[32] = (double)(4 + 4*CR + 4*CR); /* lm_step_k32_token_stats */
+    flops[33] = (double)(CR + CR + CR); bytes[33] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_k33_token_stats */
+    flops[34] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[34] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_k34_log_softmax_grad */
+    flops[35] = (double)(4*CR*HD2*KVH*REP*V); bytes[35] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_k35_lm_head_grad_in */
+    flops[36] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[36] = (double)(8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_k36_rmsnorm_grad */
+    flops[37] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[37] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_k37_rmsnorm_grad */
+    flops[38] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_k38_rmsnorm_grad_scatter_add */
+    flops[39] = (double)(2*HD2*KVH*REP); bytes[39] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k39_lm_chunk */
+    flops[40] = (double)(4*CR*HD2*KVH*REP*V); bytes[40] = (double)(8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP + 4*CR*V); /* lm_step_k40_grad_lm_head */
+    flops[41] = (double)(2*B*HD2*KVH*REP*T); bytes[41] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k41_lm_chunk */
+    flops[42] = (double)(1); bytes[42] = (double)(4 + 4 + 4); /* lm_step_k42_lm_chunk */
+    flops[43] = (double)(1); bytes[43] = (double)(4 + 4 + 4); /* lm_step_k43_lm_chunk */
+    flops[44] = (double)(1); bytes[44] = (double)(4 + 4 + 4); /* lm_step_k44_lm_chunk */
+    flops[45] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[45] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k45_rmsnorm */
+    flops[46] = (double)(B*T + B*T + B*T); bytes[46] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k46_rmsnorm */
+    flops[47] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[47] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k47_rmsnorm */
+    flops[48] = (double)(4*B*HD2*KVH*REP*T*T); bytes[48] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k48_scores_matmul */
+    flops[49] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[49] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k49_attention */
+    flops[50] = (double)(B*KVH*REP*T*T); bytes[50] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k50_softmax */
+    flops[51] = (double)(B*KVH*REP*T*T); bytes[51] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k51_softmax */
+    flops[52] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[52] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k52_rmsnorm */
+    flops[53] = (double)(B*T + B*T + B*T); bytes[53] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k53_rmsnorm */
+    flops[54] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k54_rmsnorm */
+    flops[55] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[55] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k55_silu */
+    flops[56] = (double)(4*B*F*HD2*KVH*REP*T); bytes[56] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k56_w2_grad_in */
+    flops[57] = (double)(B*F*T); bytes[57] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k57_ffn_grad */
+    flops[58] = (double)(4*B*F*HD2*KVH*REP*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k58_w3_grad_in */
+    flops[59] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[59] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k59_silu_grad */
+    flops[60] = (double)(4*B*F*HD2*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k60_w1_grad_in */
+    flops[61] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k61_gate_up_grad */
+    flops[62] = (double)(2*HD2*KVH*REP*T); bytes[62] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k62_rmsnorm_grad */
+    flops[63] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k63_rmsnorm_grad */
+    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k64_wo_grad_in */
+    flops[65] = (double)(4*B*HD2*KVH*REP*T*T); bytes[65] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k65_attention_grad_matmul */
+    flops[66] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[66] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k66_softmax_grad */
+    flops[67] = (double)(4*B*HD2*KVH*REP*T*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k67_scores_grad_matmul */
+    flops[68] = (double)(4*B*HD2*KVH*REP*T*T); bytes[68] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k68_attention_grad_matmul */
+    flops[69] = (double)(4*B*HD2*KVH*REP*T*T); bytes[69] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_k69_attention_grad_matmul */
+    flops[70] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[70] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k70_wv_grad_in */
+    flops[71] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[71] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k71_rope_grad */
+    flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k72_wk_grad_in */
+    flops[73] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k73_rope_grad */
+    flops[74] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k74_wq_grad_in */
+    flops[75] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k75_attention_grad */
+    flops[76] = (double)(2*HD2*KVH*REP*T); bytes[76] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k76_rmsnorm_grad */
+    flops[77] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k77_rmsnorm_grad */
+    flops[78] = (double)(2*HD2*KVH*REP); bytes[78] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k78_layer_backward */
+    flops[79] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[79] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k79_grad_wq */
+    flops[80] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[80] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k80_grad_wk */
+    flops[81] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[81] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k81_grad_wv */
+    flops[82] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[82] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k82_grad_wo */
+    flops[83] = (double)(2*HD2*KVH*REP); bytes[83] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k83_layer_backward */
+    flops[84] = (double)(4*B*F*HD2*KVH*REP*T); bytes[84] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k84_grad_w1 */
+    flops[85] = (double)(4*B*F*HD2*KVH*REP*T); bytes[85] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k85_grad_w2 */
+    flops[86] = (double)(4*B*F*HD2*KVH*REP*T); bytes[86] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k86_grad_w3 */
+    flops[87] = (double)(2*HD2*KVH*REP*V); bytes[87] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k87_embed_backward_scatter_add */
     (void)args;
 }
 
@@ -1790,71 +1876,77 @@ static const char *const llama_train_lm_step_kernel_names[] = {
     "lm_step_k16_silu",
     "lm_step_k17_w2",
     "lm_step_k18_ffn",
-    "lm_step_k19_lm_head",
-    "lm_step_k20_rmsnorm",
-    "lm_step_k21_rmsnorm",
+    "lm_step_k19_reshape",
+    "lm_step_k20_expand",
+    "lm_step_k21_lm_head",
     "lm_step_k22_rmsnorm",
-    "lm_step_k23_lm_head",
-    "lm_step_k24_log_softmax",
-    "lm_step_k25_log_softmax",
-    "lm_step_k26_cross_entropy",
-    "lm_step_k27_cross_entropy",
-    "lm_step_k28_log_softmax",
+    "lm_step_k23_rmsnorm",
+    "lm_step_k24_rmsnorm",
+    "lm_step_k25_lm_head",
+    "lm_step_k26_log_softmax",
+    "lm_step_k27_log_softmax",
+    "lm_step_k28_cross_entropy",
     "lm_step_k29_cross_entropy",
-    "lm_step_k30_token_stats",
-    "lm_step_k31_token_stats",
-    "lm_step_k32_log_softmax_grad",
-    "lm_step_k33_lm_head_grad_in",
-    "lm_step_k34_rmsnorm_grad",
-    "lm_step_k35_rmsnorm_grad",
-    "lm_step_k36_rmsnorm_grad_scatter_add",
+    "lm_step_k30_log_softmax",
+    "lm_step_k31_cross_entropy",
+    "lm_step_k32_token_stats",
+    "lm_step_k33_token_stats",
+    "lm_step_k34_log_softmax_grad",
+    "lm_step_k35_lm_head_grad_in",
+    "lm_step_k36_rmsnorm_grad",
     "lm_step_k37_rmsnorm_grad",
-    "lm_step_k38_grad_lm_head",
-    "lm_step_k39_rmsnorm",
-    "lm_step_k40_rmsnorm",
-    "lm_step_k41_rmsnorm",
-    "lm_step_k42_scores_matmul",
-    "lm_step_k43_attention",
-    "lm_step_k44_softmax",
-    "lm_step_k45_softmax",
+    "lm_step_k38_rmsnorm_grad_scatter_add",
+    "lm_step_k39_lm_chunk",
+    "lm_step_k40_grad_lm_head",
+    "lm_step_k41_lm_chunk",
+    "lm_step_k42_lm_chunk",
+    "lm_step_k43_lm_chunk",
+    "lm_step_k44_lm_chunk",
+    "lm_step_k45_rmsnorm",
     "lm_step_k46_rmsnorm",
     "lm_step_k47_rmsnorm",
-    "lm_step_k48_rmsnorm",
-    "lm_step_k49_silu",
-    "lm_step_k50_w2_grad_in",
-    "lm_step_k51_ffn_grad",
-    "lm_step_k52_w3_grad_in",
-    "lm_step_k53_silu_grad",
-    "lm_step_k54_w1_grad_in",
-    "lm_step_k55_gate_up_grad",
-    "lm_step_k56_rmsnorm_grad",
-    "lm_step_k57_rmsnorm_grad",
-    "lm_step_k58_wo_grad_in",
-    "lm_step_k59_attention_grad_matmul",
-    "lm_step_k60_softmax_grad",
-    "lm_step_k61_scores_grad_matmul",
-    "lm_step_k62_attention_grad_matmul",
-    "lm_step_k63_attention_grad_matmul",
-    "lm_step_k64_wv_grad_in",
-    "lm_step_k65_rope_grad",
-    "lm_step_k66_wk_grad_in",
-    "lm_step_k67_rope_grad",
-    "lm_step_k68_wq_grad_in",
-    "lm_step_k69_attention_grad",
-    "lm_step_k70_rmsnorm_grad",
-    "lm_step_k71_rmsnorm_grad",
-    "lm_step_k72_layer_backward",
-    "lm_step_k73_grad_wq",
-    "lm_step_k74_grad_wk",
-    "lm_step_k75_grad_wv",
-    "lm_step_k76_grad_wo",
-    "lm_step_k77_layer_backward",
-    "lm_step_k78_grad_w1",
-    "lm_step_k79_grad_w2",
-    "lm_step_k80_grad_w3",
-    "lm_step_k81_embed_backward_scatter_add",
+    "lm_step_k48_scores_matmul",
+    "lm_step_k49_attention",
+    "lm_step_k50_softmax",
+    "lm_step_k51_softmax",
+    "lm_step_k52_rmsnorm",
+    "lm_step_k53_rmsnorm",
+    "lm_step_k54_rmsnorm",
+    "lm_step_k55_silu",
+    "lm_step_k56_w2_grad_in",
+    "lm_step_k57_ffn_grad",
+    "lm_step_k58_w3_grad_in",
+    "lm_step_k59_silu_grad",
+    "lm_step_k60_w1_grad_in",
+    "lm_step_k61_gate_up_grad",
+    "lm_step_k62_rmsnorm_grad",
+    "lm_step_k63_rmsnorm_grad",
+    "lm_step_k64_wo_grad_in",
+    "lm_step_k65_attention_grad_matmul",
+    "lm_step_k66_softmax_grad",
+    "lm_step_k67_scores_grad_matmul",
+    "lm_step_k68_attention_grad_matmul",
+    "lm_step_k69_attention_grad_matmul",
+    "lm_step_k70_wv_grad_in",
+    "lm_step_k71_rope_grad",
+    "lm_step_k72_wk_grad_in",
+    "lm_step_k73_rope_grad",
+    "lm_step_k74_wq_grad_in",
+    "lm_step_k75_attention_grad",
+    "lm_step_k76_rmsnorm_grad",
+    "lm_step_k77_rmsnorm_grad",
+    "lm_step_k78_layer_backward",
+    "lm_step_k79_grad_wq",
+    "lm_step_k80_grad_wk",
+    "lm_step_k81_grad_wv",
+    "lm_step_k82_grad_wo",
+    "lm_step_k83_layer_backward",
+    "lm_step_k84_grad_w1",
+    "lm_step_k85_grad_w2",
+    "lm_step_k86_grad_w3",
+    "lm_step_k87_embed_backward_scatter_add",
 };
-const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 52, 82, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
+const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 53, 88, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
 
 /* ===== program 'lm_step_lora' ===== */
 
@@ -2551,60 +2643,78 @@ static void lm_step_lora_k35_lora(float *restrict carry0_next, const float *rest
     }
 }
 
-/* lm_step_lora_k36_lm_head: t28 = carry0[scored]  [lm_head] */
-static void lm_step_lora_k36_lm_head(float *restrict t28, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
+/* lm_step_lora_k36_reshape: t28 = 0 */
+static void lm_step_lora_k36_reshape(float *restrict t28) {
+    const long n = 1;
+    t28[0] = 0.0f;
+}
+
+/* lm_step_lora_k37_expand: t29 = 0 */
+static void lm_step_lora_k37_expand(float *restrict t29, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t29[r * n + j] = 0.0f;
+        }
+    }
+}
+
+/* lm_step_lora_k38_lm_head: t30 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_lora_k38_lm_head(float *restrict t30, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[(long)scored[i0] * D + j];
-            t28[r * n + j] = v0;
+            t30[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k37_rmsnorm: t29 = Σ(t28²)  [lm_head/rmsnorm] */
-static void lm_step_lora_k37_rmsnorm(float *restrict t29, const float *restrict t28, long HD2, long KVH, long NS, long REP) {
+/* lm_step_lora_k39_rmsnorm: t31 = Σ(t30²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_k39_rmsnorm(float *restrict t31, const float *restrict t30, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t28[r * n + j0]) * (t28[r * n + j0]);
+            float v0 = (t30[r * n + j0]) * (t30[r * n + j0]);
             acc0 += v0;
         }
-        t29[r] = acc0;
+        t31[r] = acc0;
     }
 }
 
-/* lm_step_lora_k38_rmsnorm: t30 = (t28 · rsqrt(t29 / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void lm_step_lora_k38_rmsnorm(float *restrict t30, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t28, const float *restrict t29, long HD2, long KVH, long NS, long REP) {
+/* lm_step_lora_k40_rmsnorm: t32 = (t30 · rsqrt(t31 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_k40_rmsnorm(float *restrict t32, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t30, const float *restrict t31, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t29[i0]) / ((float)(D));
+        float v0 = (t31[i0]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v3 = (t28[r * n + j]) * v2;
+            float v3 = (t30[r * n + j]) * v2;
             float v4 = v3 * (final_norm[j]);
-            t30[r * n + j] = v4;
+            t32[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_k39_lm_head: t31[NS, V] = t30 · lm_headᵀ  [lm_head] */
-static void lm_step_lora_k39_lm_head(float *restrict t31, const float *restrict lm_head, const float *restrict t30, long HD2, long KVH, long NS, long REP, long V) {
+/* lm_step_lora_k41_lm_head: t33[CR, V] = t32 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_lora_k41_lm_head(float *restrict t33, const float *restrict lm_head, const float *restrict t32, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    if (NS != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t30, D, lm_head, D, 0.0f, t31, V);
+    if (CR != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t32, D, lm_head, D, 0.0f, t33, V);
         return;
     }
     la_blas_pool(0);
@@ -2613,109 +2723,109 @@ static void lm_step_lora_k39_lm_head(float *restrict t31, const float *restrict 
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t30)[c];
-        (t31)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t32)[c];
+        (t33)[r] = acc;
     }
 }
 
-/* lm_step_lora_k40_log_softmax: t32 = max(t31)  [lm_head/cross_entropy/log_softmax] */
-static void lm_step_lora_k40_log_softmax(float *restrict t32, const float *restrict t31, long NS, long V) {
+/* lm_step_lora_k42_log_softmax: t34 = max(t33)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_k42_log_softmax(float *restrict t34, const float *restrict t33, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t31[r * n + j0]);
-        }
-        t32[r] = acc0;
-    }
-}
-
-/* lm_step_lora_k41_log_softmax: t33 = Σ(exp(t31 - t32))  [lm_head/cross_entropy/log_softmax] */
-static void lm_step_lora_k41_log_softmax(float *restrict t33, const float *restrict t31, const float *restrict t32, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = t32[i0];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t31[r * n + j0] - v0;
-            float v2 = la_expf(v1);
-            acc0 += v2;
-        }
-        t33[r] = acc0;
-    }
-}
-
-/* lm_step_lora_k42_cross_entropy: t34 = Σ((t31 - t32 - log(t33)) · [i1 = targets])  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void lm_step_lora_k42_cross_entropy(float *restrict t34, const int32_t *restrict targets, const float *restrict t31, const float *restrict t32, const float *restrict t33, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = t32[i0];
-        float v2 = logf(t33[i0]);
-        float v4 = (float)targets[i0];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t31[r * n + j0] - v0;
-            float v3 = v1 - v2;
-            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
-            float v6 = v3 * v5;
-            acc0 += v6;
+            acc0 = fmaxf(acc0, t33[r * n + j0]);
         }
         t34[r] = acc0;
     }
 }
 
-/* lm_step_lora_k43_cross_entropy: loss = Σ((-t34) · weights)  [lm_head/cross_entropy; lm_head/weighted_sum] */
-static void lm_step_lora_k43_cross_entropy(float *restrict loss, const float *restrict weights, const float *restrict t34, long NS) {
+/* lm_step_lora_k43_log_softmax: t35 = Σ(exp(t33 - t34))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_k43_log_softmax(float *restrict t35, const float *restrict t33, const float *restrict t34, long CR, long V) {
     /* one result per row */
-    const long n = NS;
-    const long r = 0;
-    float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
-    for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t34[j0]);
-        float v1 = v0 * (weights[j0]);
-        acc0 += v1;
-    }
-    loss[r] = acc0;
-}
-
-/* lm_step_lora_k44_log_softmax: t35 = Σ(exp(t31 - t32 - log(t33)) · (t31 - t32 - log(t33)))  [lm_head/cross_entropy/log_softmax; lm_head/token_stats] */
-static void lm_step_lora_k44_log_softmax(float *restrict t35, const float *restrict t31, const float *restrict t32, const float *restrict t33, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t32[i0];
-        float v2 = logf(t33[i0]);
+        float v0 = t34[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t31[r * n + j0] - v0;
-            float v3 = v1 - v2;
-            float v4 = la_expf(v3);
-            float v5 = v4 * v3;
-            acc0 += v5;
+            float v1 = t33[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
         }
         t35[r] = acc0;
     }
 }
 
-/* lm_step_lora_k45_cross_entropy: t36 = Σ(t31 · [i1 = targets])  [lm_head/cross_entropy; lm_head/token_stats] */
-static void lm_step_lora_k45_cross_entropy(float *restrict t36, const int32_t *restrict targets, const float *restrict t31, long NS, long V) {
+/* lm_step_lora_k44_cross_entropy: t36 = Σ((t33 - t34 - log(t35)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_lora_k44_cross_entropy(float *restrict t36, const float *restrict t33, const int32_t *restrict targets, const float *restrict t34, const float *restrict t35, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t34[i0];
+        float v2 = logf(t35[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t33[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t36[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k45_cross_entropy: t37 = Σ((-t36) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_k45_cross_entropy(float *restrict t37, const float *restrict weights, const float *restrict t36, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t36[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t37[r] = acc0;
+}
+
+/* lm_step_lora_k46_log_softmax: t38 = Σ(exp(t33 - t34 - log(t35)) · (t33 - t34 - log(t35)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_k46_log_softmax(float *restrict t38, const float *restrict t33, const float *restrict t34, const float *restrict t35, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t34[i0];
+        float v2 = logf(t35[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t33[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t38[r] = acc0;
+    }
+}
+
+/* lm_step_lora_k47_cross_entropy: t39 = Σ(t33 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_k47_cross_entropy(float *restrict t39, const float *restrict t33, const int32_t *restrict targets, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -2724,46 +2834,46 @@ static void lm_step_lora_k45_cross_entropy(float *restrict t36, const int32_t *r
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
-            float v2 = (t31[r * n + j0]) * v1;
+            float v2 = (t33[r * n + j0]) * v1;
             acc0 += v2;
         }
-        t36[r] = acc0;
+        t39[r] = acc0;
     }
 }
 
-/* lm_step_lora_k46_token_stats: entropy = Σ((-t35) · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
-static void lm_step_lora_k46_token_stats(float *restrict entropy, const float *restrict weights, const float *restrict t35, long NS) {
+/* lm_step_lora_k48_token_stats: t40 = Σ((-t38) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_k48_token_stats(float *restrict t40, const float *restrict weights, const float *restrict t38, long CR) {
     /* one result per row */
-    const long n = NS;
+    const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t35[j0]);
+        float v0 = -(t38[j0]);
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    entropy[r] = acc0;
+    t40[r] = acc0;
 }
 
-/* lm_step_lora_k47_token_stats: accuracy = Σ([t32 ≤ t36] · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
-static void lm_step_lora_k47_token_stats(float *restrict accuracy, const float *restrict weights, const float *restrict t32, const float *restrict t36, long NS) {
+/* lm_step_lora_k49_token_stats: t41 = Σ([t34 ≤ t39] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_k49_token_stats(float *restrict t41, const float *restrict weights, const float *restrict t34, const float *restrict t39, long CR) {
     /* one result per row */
-    const long n = NS;
+    const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = t32[j0] <= t36[j0] ? 1.0f : 0.0f;
+        float v0 = t34[j0] <= t39[j0] ? 1.0f : 0.0f;
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    accuracy[r] = acc0;
+    t41[r] = acc0;
 }
 
-/* lm_step_lora_k48_log_softmax_grad: t37 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t33) · exp(t31 - t32)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_lora_k48_log_softmax_grad(float *t37, const int32_t *targets, const float *weights, const float *t31, const float *t32, const float *t33, long NS, long V) {
-    const long rows = NS, n = V;
+/* lm_step_lora_k50_log_softmax_grad: t42 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t35) · exp(t33 - t34)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_lora_k50_log_softmax_grad(float *t42, const float *t33, const int32_t *targets, const float *weights, const float *t34, const float *t35, long CR, long V) {
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -2778,72 +2888,106 @@ static void lm_step_lora_k48_log_softmax_grad(float *t37, const int32_t *targets
             float v5 = -v4;
             acc0 += v5;
         }
-        float v8 = acc0 / (t33[i0]);
-        float v9 = t32[i0];
+        float v8 = acc0 / (t35[i0]);
+        float v9 = t34[i0];
         for (long j = 0; j < n; j++) {
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
-            float v10 = t31[r * n + j] - v9;
+            float v10 = t33[r * n + j] - v9;
             float v11 = la_expf(v10);
             float v12 = v8 * v11;
             float v13 = v7 + v12;
-            t37[r * n + j] = v13;
+            t42[r * n + j] = v13;
         }
     }
 }
 
-/* lm_step_lora_k49_lm_head_grad_in: t38[NS, D] = t37 · lm_head  [lm_head/grad] */
-static void lm_step_lora_k49_lm_head_grad_in(float *restrict t38, const float *restrict lm_head, const float *restrict t37, long HD2, long KVH, long NS, long REP, long V) {
+/* lm_step_lora_k51_lm_head_grad_in: t43[CR, D] = t42 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_lora_k51_lm_head_grad_in(float *restrict t43, const float *restrict lm_head, const float *restrict t42, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t37, V, lm_head, D, 0.0f, t38, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t42, V, lm_head, D, 0.0f, t43, D);
 }
 
-/* lm_step_lora_k50_rmsnorm_grad: t39 = Σ((t38 · final_norm) · t28)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
-static void lm_step_lora_k50_rmsnorm_grad(float *restrict t39, const float *restrict final_norm, const float *restrict t28, const float *restrict t38, long HD2, long KVH, long NS, long REP) {
+/* lm_step_lora_k52_rmsnorm_grad: t44 = Σ((t43 · final_norm) · t30)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_lora_k52_rmsnorm_grad(float *restrict t44, const float *restrict final_norm, const float *restrict t30, const float *restrict t43, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t38[r * n + j0]) * (final_norm[j0]);
-            float v1 = v0 * (t28[r * n + j0]);
+            float v0 = (t43[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t30[r * n + j0]);
             acc0 += v1;
         }
-        t39[r] = acc0;
+        t44[r] = acc0;
     }
 }
 
-/* lm_step_lora_k51_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
-static void lm_step_lora_k51_rmsnorm_grad_scatter_add(float *restrict t40, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t28, const float *restrict t29, const float *restrict t38, const float *restrict t39, long B, long HD2, long KVH, long NS, long REP, long T) {
+/* lm_step_lora_k53_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_lora_k53_rmsnorm_grad_scatter_add(float *restrict t45, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t30, const float *restrict t31, const float *restrict t43, const float *restrict t44, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    memset(t40, 0, sizeof(float) * (size_t)(B*T*D));
-    const long rows = NS, n = D;
+    memset(t45, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v1 = (t29[i0]) / ((float)(D));
+        float v1 = (t31[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
-        float v5 = (t39[i0]) * v3;
+        float v5 = (t44[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v0 = (t38[r * n + j]) * (final_norm[j]);
+            float v0 = (t43[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
-            float v10 = v9 * (t28[r * n + j]);
+            float v10 = v9 * (t30[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t40[(long)scored[i0] * D + j] += v12;
+            t45[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* lm_step_lora_k52_rmsnorm: t41 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_k52_rmsnorm(float *restrict t41, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k54_lm_chunk: carry1_next = carry1 + t45  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_lora_k54_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry1[r * n + j] + t45[r * n + j];
+            carry1_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k55_lm_chunk: carry2_next = carry2 + t37  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_k55_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t37) {
+    const long n = 1;
+    float v0 = carry2[0] + t37[0];
+    carry2_next[0] = v0;
+}
+
+/* lm_step_lora_k56_lm_chunk: carry3_next = carry3 + t40  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_k56_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t40) {
+    const long n = 1;
+    float v0 = carry3[0] + t40[0];
+    carry3_next[0] = v0;
+}
+
+/* lm_step_lora_k57_lm_chunk: carry4_next = carry4 + t41  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_k57_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t41) {
+    const long n = 1;
+    float v0 = carry4[0] + t41[0];
+    carry4_next[0] = v0;
+}
+
+/* lm_step_lora_k58_rmsnorm: t46 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_k58_rmsnorm(float *restrict t46, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -2855,34 +2999,34 @@ static void lm_step_lora_k52_rmsnorm(float *restrict t41, const float *restrict 
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t41[r] = acc0;
+        t46[r] = acc0;
     }
 }
 
-/* lm_step_lora_k53_rmsnorm: t42 = (saved_x · rsqrt(t41 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
-static void lm_step_lora_k53_rmsnorm(float *restrict t42, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k59_rmsnorm: t47 = (saved_x · rsqrt(t46 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_k59_rmsnorm(float *restrict t47, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t41[(i0) * T + i1]) / ((float)(D));
+        float v0 = (t46[(i0) * T + i1]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
             float v3 = (saved_x[r * n + j]) * v2;
             float v4 = v3 * (attn_norm[j]);
-            t42[r * n + j] = v4;
+            t47[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_k54_lora_a_wq: t43[B*T, R] = t42 · lora_a_wqᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k54_lora_a_wq(float *restrict t43, const float *restrict lora_a_wq, const float *restrict t42, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k60_lora_a_wq: t48[B*T, R] = t47 · lora_a_wqᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_k60_lora_a_wq(float *restrict t48, const float *restrict lora_a_wq, const float *restrict t47, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t42, D, lora_a_wq, D, 0.0f, t43, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t47, D, lora_a_wq, D, 0.0f, t48, R);
         return;
     }
     la_blas_pool(0);
@@ -2891,16 +3035,16 @@ static void lm_step_lora_k54_lora_a_wq(float *restrict t43, const float *restric
         const float *restrict wr = lora_a_wq + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t42)[c];
-        (t43)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t47)[c];
+        (t48)[r] = acc;
     }
 }
 
-/* lm_step_lora_k55_lora_a_wk: t44[B*T, R] = t42 · lora_a_wkᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k55_lora_a_wk(float *restrict t44, const float *restrict lora_a_wk, const float *restrict t42, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k61_lora_a_wk: t49[B*T, R] = t47 · lora_a_wkᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_k61_lora_a_wk(float *restrict t49, const float *restrict lora_a_wk, const float *restrict t47, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t42, D, lora_a_wk, D, 0.0f, t44, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t47, D, lora_a_wk, D, 0.0f, t49, R);
         return;
     }
     la_blas_pool(0);
@@ -2909,16 +3053,16 @@ static void lm_step_lora_k55_lora_a_wk(float *restrict t44, const float *restric
         const float *restrict wr = lora_a_wk + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t42)[c];
-        (t44)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t47)[c];
+        (t49)[r] = acc;
     }
 }
 
-/* lm_step_lora_k56_lora_a_wv: t45[B*T, R] = t42 · lora_a_wvᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k56_lora_a_wv(float *restrict t45, const float *restrict lora_a_wv, const float *restrict t42, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k62_lora_a_wv: t50[B*T, R] = t47 · lora_a_wvᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_k62_lora_a_wv(float *restrict t50, const float *restrict lora_a_wv, const float *restrict t47, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t42, D, lora_a_wv, D, 0.0f, t45, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t47, D, lora_a_wv, D, 0.0f, t50, R);
         return;
     }
     la_blas_pool(0);
@@ -2927,13 +3071,13 @@ static void lm_step_lora_k56_lora_a_wv(float *restrict t45, const float *restric
         const float *restrict wr = lora_a_wv + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t42)[c];
-        (t45)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t47)[c];
+        (t50)[r] = acc;
     }
 }
 
-/* lm_step_lora_k57_scores_matmul: t46[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void lm_step_lora_k57_scores_matmul(float *restrict t46, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k63_scores_matmul: t51[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_lora_k63_scores_matmul(float *restrict t51, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -2944,11 +3088,11 @@ static void lm_step_lora_k57_scores_matmul(float *restrict t46, const float *res
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t46 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t51 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_lora_k58_attention: t47 = exp([i4 ≤ i3 + 0] ? t46 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t46 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void lm_step_lora_k58_attention(float *restrict t47, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k64_attention: t52 = exp([i4 ≤ i3 + 0] ? t51 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t51 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_lora_k64_attention(float *restrict t52, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -2961,7 +3105,7 @@ static void lm_step_lora_k58_attention(float *restrict t47, const float *restric
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t46[r * n + j0]) * v2;
+            float v3 = (t51[r * n + j0]) * v2;
             float v4 = v1 != 0.0f ? v3 : (-INFINITY);
             acc0 = fmaxf(acc0, v4);
         }
@@ -2969,17 +3113,17 @@ static void lm_step_lora_k58_attention(float *restrict t47, const float *restric
         for (long j = 0; j < n; j++) {
             float v5 = (float)i3 + 0.0f;
             float v6 = (float)j <= v5 ? 1.0f : 0.0f;
-            float v7 = (t46[r * n + j]) * v2;
+            float v7 = (t51[r * n + j]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
             float v11 = la_expf(v10);
-            t47[r * n + j] = v11;
+            t52[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_lora_k59_softmax: t48 = Σ(t47)  [layer_backward/attention/attention/softmax] */
-static void lm_step_lora_k59_softmax(float *restrict t48, const float *restrict t47, long B, long KVH, long REP, long T) {
+/* lm_step_lora_k65_softmax: t53 = Σ(t52)  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_k65_softmax(float *restrict t53, const float *restrict t52, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = T;
@@ -2988,14 +3132,14 @@ static void lm_step_lora_k59_softmax(float *restrict t48, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t47[r * n + j0];
+            acc0 += t52[r * n + j0];
         }
-        t48[r] = acc0;
+        t53[r] = acc0;
     }
 }
 
-/* lm_step_lora_k60_softmax: t49 = t47 / t48  [layer_backward/attention/attention/softmax] */
-static void lm_step_lora_k60_softmax(float *restrict t49, const float *restrict t47, const float *restrict t48, long B, long KVH, long REP, long T) {
+/* lm_step_lora_k66_softmax: t54 = t52 / t53  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_k66_softmax(float *restrict t54, const float *restrict t52, const float *restrict t53, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3005,17 +3149,17 @@ static void lm_step_lora_k60_softmax(float *restrict t49, const float *restrict 
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t47[r * n + j]) / (t48[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t49[r * n + j] = v0;
+            float v0 = (t52[r * n + j]) / (t53[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t54[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k61_lora_a_wo: t50[B*T, R] = saved_attn · lora_a_woᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k61_lora_a_wo(float *restrict t50, const float *restrict saved_attn, const float *restrict lora_a_wo, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k67_lora_a_wo: t55[B*T, R] = saved_attn · lora_a_woᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_k67_lora_a_wo(float *restrict t55, const float *restrict saved_attn, const float *restrict lora_a_wo, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t50, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t55, R);
         return;
     }
     la_blas_pool(0);
@@ -3025,12 +3169,12 @@ static void lm_step_lora_k61_lora_a_wo(float *restrict t50, const float *restric
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
-        (t50)[r] = acc;
+        (t55)[r] = acc;
     }
 }
 
-/* lm_step_lora_k62_rmsnorm: t51 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_k62_rmsnorm(float *restrict t51, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k68_rmsnorm: t56 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_k68_rmsnorm(float *restrict t56, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -3042,34 +3186,34 @@ static void lm_step_lora_k62_rmsnorm(float *restrict t51, const float *restrict 
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t51[r] = acc0;
+        t56[r] = acc0;
     }
 }
 
-/* lm_step_lora_k63_rmsnorm: t52 = (saved_h · rsqrt(t51 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
-static void lm_step_lora_k63_rmsnorm(float *restrict t52, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k69_rmsnorm: t57 = (saved_h · rsqrt(t56 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_k69_rmsnorm(float *restrict t57, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t51[(i0) * T + i1]) / ((float)(D));
+        float v0 = (t56[(i0) * T + i1]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
             float v3 = (saved_h[r * n + j]) * v2;
             float v4 = v3 * (ffn_norm[j]);
-            t52[r * n + j] = v4;
+            t57[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_k64_lora_a_w1: t53[B*T, R] = t52 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_k64_lora_a_w1(float *restrict t53, const float *restrict lora_a_w1, const float *restrict t52, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k70_lora_a_w1: t58[B*T, R] = t57 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_k70_lora_a_w1(float *restrict t58, const float *restrict lora_a_w1, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t52, D, lora_a_w1, D, 0.0f, t53, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_w1, D, 0.0f, t58, R);
         return;
     }
     la_blas_pool(0);
@@ -3078,13 +3222,13 @@ static void lm_step_lora_k64_lora_a_w1(float *restrict t53, const float *restric
         const float *restrict wr = lora_a_w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t52)[c];
-        (t53)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t57)[c];
+        (t58)[r] = acc;
     }
 }
 
-/* lm_step_lora_k65_silu: t54 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/ffn/gate_up/silu] */
-static void lm_step_lora_k65_silu(float *restrict t54, const float *restrict saved_gate, long B, long F, long T) {
+/* lm_step_lora_k71_silu: t59 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/ffn/gate_up/silu] */
+static void lm_step_lora_k71_silu(float *restrict t59, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3093,16 +3237,16 @@ static void lm_step_lora_k65_silu(float *restrict t54, const float *restrict sav
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t54[r * n + j] = v3;
+            t59[r * n + j] = v3;
         }
     }
 }
 
-/* lm_step_lora_k66_lora_a_w3: t55[B*T, R] = t52 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_k66_lora_a_w3(float *restrict t55, const float *restrict lora_a_w3, const float *restrict t52, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k72_lora_a_w3: t60[B*T, R] = t57 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_k72_lora_a_w3(float *restrict t60, const float *restrict lora_a_w3, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t52, D, lora_a_w3, D, 0.0f, t55, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_w3, D, 0.0f, t60, R);
         return;
     }
     la_blas_pool(0);
@@ -3111,27 +3255,27 @@ static void lm_step_lora_k66_lora_a_w3(float *restrict t55, const float *restric
         const float *restrict wr = lora_a_w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t52)[c];
-        (t55)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t57)[c];
+        (t60)[r] = acc;
     }
 }
 
-/* lm_step_lora_k67_gate_up: t56 = t54 · saved_up  [layer_backward/ffn/gate_up] */
-static void lm_step_lora_k67_gate_up(float *restrict t56, const float *restrict saved_up, const float *restrict t54, long B, long F, long T) {
+/* lm_step_lora_k73_gate_up: t61 = t59 · saved_up  [layer_backward/ffn/gate_up] */
+static void lm_step_lora_k73_gate_up(float *restrict t61, const float *restrict saved_up, const float *restrict t59, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t54[r * n + j]) * (saved_up[r * n + j]);
-            t56[r * n + j] = v0;
+            float v0 = (t59[r * n + j]) * (saved_up[r * n + j]);
+            t61[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k68_lora_a_w2: t57[B*T, R] = t56 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
-static void lm_step_lora_k68_lora_a_w2(float *restrict t57, const float *restrict lora_a_w2, const float *restrict t56, long B, long F, long R, long T) {
+/* lm_step_lora_k74_lora_a_w2: t62[B*T, R] = t61 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
+static void lm_step_lora_k74_lora_a_w2(float *restrict t62, const float *restrict lora_a_w2, const float *restrict t61, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t56, F, lora_a_w2, F, 0.0f, t57, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t61, F, lora_a_w2, F, 0.0f, t62, R);
         return;
     }
     la_blas_pool(0);
@@ -3140,137 +3284,137 @@ static void lm_step_lora_k68_lora_a_w2(float *restrict t57, const float *restric
         const float *restrict wr = lora_a_w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t56)[c];
-        (t57)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t61)[c];
+        (t62)[r] = acc;
     }
 }
 
-/* lm_step_lora_k69_lora: t58 = carry1 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
-static void lm_step_lora_k69_lora(float *restrict t58, const float *restrict carry1, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k75_lora: t63 = carry5 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k75_lora(float *restrict t63, const float *restrict carry5, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (carry1[r * n + j]) * (lora_scale_w2[0]);
-            t58[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_lora_k70_lora_b_w2_grad_in: t59[B*T, R] = t58 · lora_b_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_k70_lora_b_w2_grad_in(float *restrict t59, const float *restrict lora_b_w2, const float *restrict t58, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t58, D, lora_b_w2, R, 0.0f, t59, R);
-}
-
-/* lm_step_lora_k71_lora_a_w2_grad_in: t60[B*T, F] = t59 · lora_a_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_k71_lora_a_w2_grad_in(float *restrict t60, const float *restrict lora_a_w2, const float *restrict t59, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t59, R, lora_a_w2, F, 0.0f, t60, F);
-}
-
-/* lm_step_lora_k72_w2_grad_in: t61[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
-static void lm_step_lora_k72_w2_grad_in(float *restrict t61, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t61, F);
-}
-
-/* lm_step_lora_k73_ffn_grad: t62 = (t60 + t61) · t54  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_k73_ffn_grad(float *restrict t62, const float *restrict t54, const float *restrict t60, const float *restrict t61, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = t60[r * n + j] + t61[r * n + j];
-            float v1 = v0 * (t54[r * n + j]);
-            t62[r * n + j] = v1;
-        }
-    }
-}
-
-/* lm_step_lora_k74_lora: t63 = t62 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k74_lora(float *restrict t63, const float *restrict lora_scale_w3, const float *restrict t62, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t62[r * n + j]) * (lora_scale_w3[0]);
+            float v0 = (carry5[r * n + j]) * (lora_scale_w2[0]);
             t63[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k75_lora_b_w3_grad_in: t64[B*T, R] = t63 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k75_lora_b_w3_grad_in(float *restrict t64, const float *restrict lora_b_w3, const float *restrict t63, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t63, F, lora_b_w3, R, 0.0f, t64, R);
-}
-
-/* lm_step_lora_k76_lora_a_w3_grad_in: t65[B*T, D] = t64 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k76_lora_a_w3_grad_in(float *restrict t65, const float *restrict lora_a_w3, const float *restrict t64, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k76_lora_b_w2_grad_in: t64[B*T, R] = t63 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k76_lora_b_w2_grad_in(float *restrict t64, const float *restrict lora_b_w2, const float *restrict t63, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t64, R, lora_a_w3, D, 0.0f, t65, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t63, D, lora_b_w2, R, 0.0f, t64, R);
 }
 
-/* lm_step_lora_k77_w3_grad_in: t66[B*T, D] = t62 · w3  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_k77_w3_grad_in(float *restrict t66, const float *restrict w3, const float *restrict t62, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k77_lora_a_w2_grad_in: t65[B*T, F] = t64 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k77_lora_a_w2_grad_in(float *restrict t65, const float *restrict lora_a_w2, const float *restrict t64, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t64, R, lora_a_w2, F, 0.0f, t65, F);
+}
+
+/* lm_step_lora_k78_w2_grad_in: t66[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_lora_k78_w2_grad_in(float *restrict t66, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t62, F, w3, D, 0.0f, t66, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t66, F);
 }
 
-/* lm_step_lora_k78_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_lora_k78_silu_grad(float *t67, const float *saved_gate, const float *saved_up, const float *t54, const float *t60, const float *t61, long B, long F, long T) {
+/* lm_step_lora_k79_ffn_grad: t67 = (t65 + t66) · t59  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k79_ffn_grad(float *restrict t67, const float *restrict t59, const float *restrict t65, const float *restrict t66, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = t60[r * n + j] + t61[r * n + j];
-            float v1 = v0 * (saved_up[r * n + j]);
-            float v2 = -(saved_gate[r * n + j]);
-            float v3 = la_expf(v2);
-            float v4 = 1.0f + v3;
-            float v5 = v1 / v4;
-            float v6 = v1 * (t54[r * n + j]);
-            float v7 = v6 / v4;
-            float v8 = -v7;
-            float v9 = v8 * v3;
-            float v10 = -v9;
-            float v11 = v5 + v10;
-            t67[r * n + j] = v11;
+            float v0 = t65[r * n + j] + t66[r * n + j];
+            float v1 = v0 * (t59[r * n + j]);
+            t67[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_lora_k79_lora: t68 = t67 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k79_lora(float *restrict t68, const float *restrict lora_scale_w1, const float *restrict t67, long B, long F, long T) {
+/* lm_step_lora_k80_lora: t68 = t67 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k80_lora(float *restrict t68, const float *restrict lora_scale_w3, const float *restrict t67, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t67[r * n + j]) * (lora_scale_w1[0]);
+            float v0 = (t67[r * n + j]) * (lora_scale_w3[0]);
             t68[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k80_lora_b_w1_grad_in: t69[B*T, R] = t68 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k80_lora_b_w1_grad_in(float *restrict t69, const float *restrict lora_b_w1, const float *restrict t68, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t68, F, lora_b_w1, R, 0.0f, t69, R);
+/* lm_step_lora_k81_lora_b_w3_grad_in: t69[B*T, R] = t68 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k81_lora_b_w3_grad_in(float *restrict t69, const float *restrict lora_b_w3, const float *restrict t68, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t68, F, lora_b_w3, R, 0.0f, t69, R);
 }
 
-/* lm_step_lora_k81_lora_a_w1_grad_in: t70[B*T, D] = t69 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k81_lora_a_w1_grad_in(float *restrict t70, const float *restrict lora_a_w1, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k82_lora_a_w3_grad_in: t70[B*T, D] = t69 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k82_lora_a_w3_grad_in(float *restrict t70, const float *restrict lora_a_w3, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t69, R, lora_a_w1, D, 0.0f, t70, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t69, R, lora_a_w3, D, 0.0f, t70, D);
 }
 
-/* lm_step_lora_k82_w1_grad_in: t71[B*T, D] = t67 · w1  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_k82_w1_grad_in(float *restrict t71, const float *restrict w1, const float *restrict t67, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k83_w3_grad_in: t71[B*T, D] = t67 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k83_w3_grad_in(float *restrict t71, const float *restrict w3, const float *restrict t67, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t67, F, w1, D, 0.0f, t71, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t67, F, w3, D, 0.0f, t71, D);
 }
 
-/* lm_step_lora_k83_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_lora_k83_rmsnorm_grad(float *restrict t72, const float *restrict norm_eps, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t51, const float *restrict t65, const float *restrict t66, const float *restrict t70, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k84_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_lora_k84_silu_grad(float *t72, const float *saved_gate, const float *saved_up, const float *t59, const float *t65, const float *t66, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t65[r * n + j] + t66[r * n + j];
+            float v1 = v0 * (saved_up[r * n + j]);
+            float v2 = -(saved_gate[r * n + j]);
+            float v3 = la_expf(v2);
+            float v4 = 1.0f + v3;
+            float v5 = v1 / v4;
+            float v6 = v1 * (t59[r * n + j]);
+            float v7 = v6 / v4;
+            float v8 = -v7;
+            float v9 = v8 * v3;
+            float v10 = -v9;
+            float v11 = v5 + v10;
+            t72[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_lora_k85_lora: t73 = t72 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k85_lora(float *restrict t73, const float *restrict lora_scale_w1, const float *restrict t72, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t72[r * n + j]) * (lora_scale_w1[0]);
+            t73[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k86_lora_b_w1_grad_in: t74[B*T, R] = t73 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k86_lora_b_w1_grad_in(float *restrict t74, const float *restrict lora_b_w1, const float *restrict t73, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t73, F, lora_b_w1, R, 0.0f, t74, R);
+}
+
+/* lm_step_lora_k87_lora_a_w1_grad_in: t75[B*T, D] = t74 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k87_lora_a_w1_grad_in(float *restrict t75, const float *restrict lora_a_w1, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t74, R, lora_a_w1, D, 0.0f, t75, D);
+}
+
+/* lm_step_lora_k88_w1_grad_in: t76[B*T, D] = t72 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k88_w1_grad_in(float *restrict t76, const float *restrict w1, const float *restrict t72, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t72, F, w1, D, 0.0f, t76, D);
+}
+
+/* lm_step_lora_k89_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_lora_k89_rmsnorm_grad(float *restrict t77, const float *restrict norm_eps, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t56, const float *restrict t70, const float *restrict t71, const float *restrict t75, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3280,14 +3424,14 @@ static void lm_step_lora_k83_rmsnorm_grad(float *restrict t72, const float *rest
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t65[r * n + j0] + t66[r * n + j0];
-            float v1 = v0 + t70[r * n + j0];
-            float v2 = v1 + t71[r * n + j0];
+            float v0 = t70[r * n + j0] + t71[r * n + j0];
+            float v1 = v0 + t75[r * n + j0];
+            float v2 = v1 + t76[r * n + j0];
             float v3 = v2 * (ffn_norm[j0]);
             float v4 = v3 * (saved_h[r * n + j0]);
             acc0 += v4;
         }
-        float v9 = (t51[(i0) * T + i1]) / ((float)(D));
+        float v9 = (t56[(i0) * T + i1]) / ((float)(D));
         float v10 = v9 + norm_eps[0];
         float v11 = 1.0f / sqrtf(v10);
         float v14 = acc0 * v11;
@@ -3296,66 +3440,66 @@ static void lm_step_lora_k83_rmsnorm_grad(float *restrict t72, const float *rest
         float v17 = v16 * (-0.5f);
         float v18 = v17 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v5 = t65[r * n + j] + t66[r * n + j];
-            float v6 = v5 + t70[r * n + j];
-            float v7 = v6 + t71[r * n + j];
+            float v5 = t70[r * n + j] + t71[r * n + j];
+            float v6 = v5 + t75[r * n + j];
+            float v7 = v6 + t76[r * n + j];
             float v8 = v7 * (ffn_norm[j]);
             float v12 = v8 * v11;
-            float v13 = carry1[r * n + j] + v12;
+            float v13 = carry5[r * n + j] + v12;
             float v19 = v18 * (saved_h[r * n + j]);
             float v20 = v13 + v19;
             float v21 = v20 + v19;
-            t72[r * n + j] = v21;
+            t77[r * n + j] = v21;
         }
     }
 }
 
-/* lm_step_lora_k84_lora: t73 = t72 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k84_lora(float *restrict t73, const float *restrict lora_scale_wo, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k90_lora: t78 = t77 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k90_lora(float *restrict t78, const float *restrict lora_scale_wo, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t72[r * n + j]) * (lora_scale_wo[0]);
-            t73[r * n + j] = v0;
+            float v0 = (t77[r * n + j]) * (lora_scale_wo[0]);
+            t78[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k85_lora_b_wo_grad_in: t74[B*T, R] = t73 · lora_b_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k85_lora_b_wo_grad_in(float *restrict t74, const float *restrict lora_b_wo, const float *restrict t73, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k91_lora_b_wo_grad_in: t79[B*T, R] = t78 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k91_lora_b_wo_grad_in(float *restrict t79, const float *restrict lora_b_wo, const float *restrict t78, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t73, D, lora_b_wo, R, 0.0f, t74, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t78, D, lora_b_wo, R, 0.0f, t79, R);
 }
 
-/* lm_step_lora_k86_lora_a_wo_grad_in: t75[B*T, D] = t74 · lora_a_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k86_lora_a_wo_grad_in(float *restrict t75, const float *restrict lora_a_wo, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k92_lora_a_wo_grad_in: t80[B*T, D] = t79 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k92_lora_a_wo_grad_in(float *restrict t80, const float *restrict lora_a_wo, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t74, R, lora_a_wo, D, 0.0f, t75, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t79, R, lora_a_wo, D, 0.0f, t80, D);
 }
 
-/* lm_step_lora_k87_wo_grad_in: t76[B*T, D] = t72 · wo  [layer_backward/attention/grad] */
-static void lm_step_lora_k87_wo_grad_in(float *restrict t76, const float *restrict wo, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k93_wo_grad_in: t81[B*T, D] = t77 · wo  [layer_backward/attention/grad] */
+static void lm_step_lora_k93_wo_grad_in(float *restrict t81, const float *restrict wo, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t72, D, wo, D, 0.0f, t76, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t77, D, wo, D, 0.0f, t81, D);
 }
 
-/* lm_step_lora_k88_attention_grad: t77 = t75 + t76  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_k88_attention_grad(float *restrict t77, const float *restrict t75, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k94_attention_grad: t82 = t80 + t81  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_k94_attention_grad(float *restrict t82, const float *restrict t80, const float *restrict t81, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = t75[r * n + j] + t76[r * n + j];
-            t77[r * n + j] = v0;
+            float v0 = t80[r * n + j] + t81[r * n + j];
+            t82[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k89_attention_grad_matmul: t78[B, KVH, REP, T, T] = t77 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_k89_attention_grad_matmul(float *restrict t78, const float *restrict saved_v, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k95_attention_grad_matmul: t83[B, KVH, REP, T, T] = t82 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_k95_attention_grad_matmul(float *restrict t83, const float *restrict saved_v, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3366,11 +3510,11 @@ static void lm_step_lora_k89_attention_grad_matmul(float *restrict t78, const fl
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t77 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t78 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t82 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t83 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_lora_k90_softmax_grad: t79 = ([i4 ≤ i3 + 0] ? (t78 / t48 + Σ(-((t78 · t49) / t48))) · t47 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_k90_softmax_grad(float *t79, const float *t47, const float *t48, const float *t49, const float *t78, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k96_softmax_grad: t84 = ([i4 ≤ i3 + 0] ? (t83 / t53 + Σ(-((t83 · t54) / t53))) · t52 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_k96_softmax_grad(float *t84, const float *t52, const float *t53, const float *t54, const float *t83, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -3383,8 +3527,8 @@ static void lm_step_lora_k90_softmax_grad(float *t79, const float *t47, const fl
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t78[r * n + j0]) * (t49[r * n + j0]);
-            float v1 = v0 / (t48[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t83[r * n + j0]) * (t54[r * n + j0]);
+            float v1 = v0 / (t53[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -3392,18 +3536,18 @@ static void lm_step_lora_k90_softmax_grad(float *t79, const float *t47, const fl
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
-            float v5 = (t78[r * n + j]) / (t48[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v5 = (t83[r * n + j]) / (t53[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v6 = v5 + acc0;
-            float v7 = v6 * (t47[r * n + j]);
+            float v7 = v6 * (t52[r * n + j]);
             float v8 = v4 != 0.0f ? v7 : 0.0f;
             float v10 = v8 * v9;
-            t79[r * n + j] = v10;
+            t84[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_lora_k91_scores_grad_matmul: t80[B, KVH, REP, T, HD] = t79 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_k91_scores_grad_matmul(float *restrict t80, const float *restrict saved_k, const float *restrict t79, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k97_scores_grad_matmul: t85[B, KVH, REP, T, HD] = t84 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_k97_scores_grad_matmul(float *restrict t85, const float *restrict saved_k, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3414,11 +3558,11 @@ static void lm_step_lora_k91_scores_grad_matmul(float *restrict t80, const float
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t79 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t80 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t84 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t85 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* lm_step_lora_k92_attention_grad_matmul: t81[B, KVH, REP, T, HD] = t49ᵀ · t77  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_k92_attention_grad_matmul(float *restrict t81, const float *restrict t49, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k98_attention_grad_matmul: t86[B, KVH, REP, T, HD] = t54ᵀ · t82  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_k98_attention_grad_matmul(float *restrict t86, const float *restrict t54, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3429,11 +3573,11 @@ static void lm_step_lora_k92_attention_grad_matmul(float *restrict t81, const fl
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t49 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t77 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t81 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t54 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t82 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t86 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* lm_step_lora_k93_attention_grad_matmul: t82[B, KVH, REP, T, HD] = t79ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_lora_k93_attention_grad_matmul(float *restrict t82, const float *restrict saved_q, const float *restrict t79, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k99_attention_grad_matmul: t87[B, KVH, REP, T, HD] = t84ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_lora_k99_attention_grad_matmul(float *restrict t87, const float *restrict saved_q, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3444,11 +3588,11 @@ static void lm_step_lora_k93_attention_grad_matmul(float *restrict t82, const fl
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t79 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t82 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t84 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t87 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* lm_step_lora_k94_attention_grad: t83 = t81 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k94_attention_grad(float *restrict t83, const float *restrict lora_scale_wv, const float *restrict t81, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k100_attention_grad: t88 = t86 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k100_attention_grad(float *restrict t88, const float *restrict lora_scale_wv, const float *restrict t86, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
@@ -3457,46 +3601,46 @@ static void lm_step_lora_k94_attention_grad(float *restrict t83, const float *re
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t81[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
-            t83[r * n + j] = v0;
+            float v0 = (t86[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
+            t88[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k95_lora_b_wv_grad_in: t84[B*T, R] = t83 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k95_lora_b_wv_grad_in(float *restrict t84, const float *restrict lora_b_wv, const float *restrict t83, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k101_lora_b_wv_grad_in: t89[B*T, R] = t88 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k101_lora_b_wv_grad_in(float *restrict t89, const float *restrict lora_b_wv, const float *restrict t88, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t83, KVD, lora_b_wv, R, 0.0f, t84, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t88, KVD, lora_b_wv, R, 0.0f, t89, R);
 }
 
-/* lm_step_lora_k96_lora_a_wv_grad_in: t85[B*T, D] = t84 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k96_lora_a_wv_grad_in(float *restrict t85, const float *restrict lora_a_wv, const float *restrict t84, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k102_lora_a_wv_grad_in: t90[B*T, D] = t89 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k102_lora_a_wv_grad_in(float *restrict t90, const float *restrict lora_a_wv, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t84, R, lora_a_wv, D, 0.0f, t85, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t89, R, lora_a_wv, D, 0.0f, t90, D);
 }
 
-/* lm_step_lora_k97_attention_grad: t86 = t81  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void lm_step_lora_k97_attention_grad(float *restrict t86, const float *restrict t81, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k103_attention_grad: t91 = t86  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void lm_step_lora_k103_attention_grad(float *restrict t91, const float *restrict t86, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            t86[r * n + j] = t81[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
+            t91[r * n + j] = t86[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
         }
     }
 }
 
-/* lm_step_lora_k98_wv_grad_in: t87[B*T, D] = t86 · wv  [layer_backward/attention/grad] */
-static void lm_step_lora_k98_wv_grad_in(float *restrict t87, const float *restrict wv, const float *restrict t86, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k104_wv_grad_in: t92[B*T, D] = t91 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_k104_wv_grad_in(float *restrict t92, const float *restrict wv, const float *restrict t91, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t86, KVD, wv, D, 0.0f, t87, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t91, KVD, wv, D, 0.0f, t92, D);
 }
 
-/* lm_step_lora_k99_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_k99_rope_grad(float *restrict t88, const float *restrict t0, const float *restrict t1, const float *restrict t82, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k105_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_k105_rope_grad(float *restrict t93, const float *restrict t0, const float *restrict t1, const float *restrict t87, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3510,16 +3654,16 @@ static void lm_step_lora_k99_rope_grad(float *restrict t88, const float *restric
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t82[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t82[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t87[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t87[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t82[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t82[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t87[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t87[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -3527,45 +3671,45 @@ static void lm_step_lora_k99_rope_grad(float *restrict t88, const float *restric
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t88[r * n + j] = v9;
+            t93[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_k100_lora: t89 = t88 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k100_lora(float *restrict t89, const float *restrict lora_scale_wk, const float *restrict t88, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k106_lora: t94 = t93 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k106_lora(float *restrict t94, const float *restrict lora_scale_wk, const float *restrict t93, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t88[r * n + j]) * (lora_scale_wk[0]);
-            t89[r * n + j] = v0;
+            float v0 = (t93[r * n + j]) * (lora_scale_wk[0]);
+            t94[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k101_lora_b_wk_grad_in: t90[B*T, R] = t89 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k101_lora_b_wk_grad_in(float *restrict t90, const float *restrict lora_b_wk, const float *restrict t89, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k107_lora_b_wk_grad_in: t95[B*T, R] = t94 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k107_lora_b_wk_grad_in(float *restrict t95, const float *restrict lora_b_wk, const float *restrict t94, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t89, KVD, lora_b_wk, R, 0.0f, t90, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t94, KVD, lora_b_wk, R, 0.0f, t95, R);
 }
 
-/* lm_step_lora_k102_lora_a_wk_grad_in: t91[B*T, D] = t90 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k102_lora_a_wk_grad_in(float *restrict t91, const float *restrict lora_a_wk, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k108_lora_a_wk_grad_in: t96[B*T, D] = t95 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k108_lora_a_wk_grad_in(float *restrict t96, const float *restrict lora_a_wk, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t90, R, lora_a_wk, D, 0.0f, t91, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t95, R, lora_a_wk, D, 0.0f, t96, D);
 }
 
-/* lm_step_lora_k103_wk_grad_in: t92[B*T, D] = t88 · wk  [layer_backward/attention/grad] */
-static void lm_step_lora_k103_wk_grad_in(float *restrict t92, const float *restrict wk, const float *restrict t88, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k109_wk_grad_in: t97[B*T, D] = t93 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_k109_wk_grad_in(float *restrict t97, const float *restrict wk, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t88, KVD, wk, D, 0.0f, t92, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t93, KVD, wk, D, 0.0f, t97, D);
 }
 
-/* lm_step_lora_k104_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_k104_rope_grad(float *restrict t93, const float *restrict t0, const float *restrict t1, const float *restrict t80, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k110_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_k110_rope_grad(float *restrict t98, const float *restrict t0, const float *restrict t1, const float *restrict t85, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -3580,16 +3724,16 @@ static void lm_step_lora_k104_rope_grad(float *restrict t93, const float *restri
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t80[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t80[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t85[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t85[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t80[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t80[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t85[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t85[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -3597,44 +3741,44 @@ static void lm_step_lora_k104_rope_grad(float *restrict t93, const float *restri
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t93[r * n + j] = v9;
+            t98[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_k105_lora: t94 = t93 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k105_lora(float *restrict t94, const float *restrict lora_scale_wq, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k111_lora: t99 = t98 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k111_lora(float *restrict t99, const float *restrict lora_scale_wq, const float *restrict t98, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t93[r * n + j]) * (lora_scale_wq[0]);
-            t94[r * n + j] = v0;
+            float v0 = (t98[r * n + j]) * (lora_scale_wq[0]);
+            t99[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k106_lora_b_wq_grad_in: t95[B*T, R] = t94 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k106_lora_b_wq_grad_in(float *restrict t95, const float *restrict lora_b_wq, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k112_lora_b_wq_grad_in: t100[B*T, R] = t99 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k112_lora_b_wq_grad_in(float *restrict t100, const float *restrict lora_b_wq, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t94, D, lora_b_wq, R, 0.0f, t95, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t99, D, lora_b_wq, R, 0.0f, t100, R);
 }
 
-/* lm_step_lora_k107_lora_a_wq_grad_in: t96[B*T, D] = t95 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k107_lora_a_wq_grad_in(float *restrict t96, const float *restrict lora_a_wq, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k113_lora_a_wq_grad_in: t101[B*T, D] = t100 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k113_lora_a_wq_grad_in(float *restrict t101, const float *restrict lora_a_wq, const float *restrict t100, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t95, R, lora_a_wq, D, 0.0f, t96, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t100, R, lora_a_wq, D, 0.0f, t101, D);
 }
 
-/* lm_step_lora_k108_wq_grad_in: t97[B*T, D] = t93 · wq  [layer_backward/attention/grad] */
-static void lm_step_lora_k108_wq_grad_in(float *restrict t97, const float *restrict wq, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k114_wq_grad_in: t102[B*T, D] = t98 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_k114_wq_grad_in(float *restrict t102, const float *restrict wq, const float *restrict t98, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t93, D, wq, D, 0.0f, t97, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t98, D, wq, D, 0.0f, t102, D);
 }
 
-/* lm_step_lora_k109_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_k109_rmsnorm_grad(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t41, const float *restrict t72, const float *restrict t85, const float *restrict t87, const float *restrict t91, const float *restrict t92, const float *restrict t96, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k115_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_k115_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t46, const float *restrict t77, const float *restrict t90, const float *restrict t92, const float *restrict t96, const float *restrict t97, const float *restrict t101, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3644,16 +3788,16 @@ static void lm_step_lora_k109_rmsnorm_grad(float *restrict carry1_next, const fl
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t85[r * n + j0] + t87[r * n + j0];
-            float v1 = v0 + t91[r * n + j0];
-            float v2 = v1 + t92[r * n + j0];
-            float v3 = v2 + t96[r * n + j0];
-            float v4 = v3 + t97[r * n + j0];
+            float v0 = t90[r * n + j0] + t92[r * n + j0];
+            float v1 = v0 + t96[r * n + j0];
+            float v2 = v1 + t97[r * n + j0];
+            float v3 = v2 + t101[r * n + j0];
+            float v4 = v3 + t102[r * n + j0];
             float v5 = v4 * (attn_norm[j0]);
             float v6 = v5 * (saved_x[r * n + j0]);
             acc0 += v6;
         }
-        float v13 = (t41[(i0) * T + i1]) / ((float)(D));
+        float v13 = (t46[(i0) * T + i1]) / ((float)(D));
         float v14 = v13 + norm_eps[0];
         float v15 = 1.0f / sqrtf(v14);
         float v18 = acc0 * v15;
@@ -3662,110 +3806,110 @@ static void lm_step_lora_k109_rmsnorm_grad(float *restrict carry1_next, const fl
         float v21 = v20 * (-0.5f);
         float v22 = v21 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v7 = t85[r * n + j] + t87[r * n + j];
-            float v8 = v7 + t91[r * n + j];
-            float v9 = v8 + t92[r * n + j];
-            float v10 = v9 + t96[r * n + j];
-            float v11 = v10 + t97[r * n + j];
+            float v7 = t90[r * n + j] + t92[r * n + j];
+            float v8 = v7 + t96[r * n + j];
+            float v9 = v8 + t97[r * n + j];
+            float v10 = v9 + t101[r * n + j];
+            float v11 = v10 + t102[r * n + j];
             float v12 = v11 * (attn_norm[j]);
             float v16 = v12 * v15;
-            float v17 = t72[r * n + j] + v16;
+            float v17 = t77[r * n + j] + v16;
             float v23 = v22 * (saved_x[r * n + j]);
             float v24 = v17 + v23;
             float v25 = v24 + v23;
-            carry1_next[r * n + j] = v25;
+            carry5_next[r * n + j] = v25;
         }
     }
 }
 
-/* lm_step_lora_k110_grad_lora_a_wq: grad_lora_a_wq[R, D] += t95ᵀ · t42  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k110_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t42, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k116_grad_lora_a_wq: grad_lora_a_wq[R, D] += t100ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k116_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t47, const float *restrict t100, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t95, R, t42, D, 1.0f, grad_lora_a_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t100, R, t47, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* lm_step_lora_k111_grad_lora_b_wq: grad_lora_b_wq[D, R] += t94ᵀ · t43  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k111_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t43, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k117_grad_lora_b_wq: grad_lora_b_wq[D, R] += t99ᵀ · t48  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k117_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t48, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t94, D, t43, R, 1.0f, grad_lora_b_wq, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t99, D, t48, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* lm_step_lora_k112_grad_lora_a_wk: grad_lora_a_wk[R, D] += t90ᵀ · t42  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k112_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t42, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k118_grad_lora_a_wk: grad_lora_a_wk[R, D] += t95ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k118_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t47, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t90, R, t42, D, 1.0f, grad_lora_a_wk, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t95, R, t47, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* lm_step_lora_k113_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t89ᵀ · t44  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k113_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t44, const float *restrict t89, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k119_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t94ᵀ · t49  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k119_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t49, const float *restrict t94, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t89, KVD, t44, R, 1.0f, grad_lora_b_wk, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t94, KVD, t49, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* lm_step_lora_k114_grad_lora_a_wv: grad_lora_a_wv[R, D] += t84ᵀ · t42  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k114_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t42, const float *restrict t84, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k120_grad_lora_a_wv: grad_lora_a_wv[R, D] += t89ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k120_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t47, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t84, R, t42, D, 1.0f, grad_lora_a_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t89, R, t47, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* lm_step_lora_k115_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t83ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k115_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t45, const float *restrict t83, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k121_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t88ᵀ · t50  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k121_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t50, const float *restrict t88, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t83, KVD, t45, R, 1.0f, grad_lora_b_wv, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t88, KVD, t50, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* lm_step_lora_k116_grad_lora_a_wo: grad_lora_a_wo[R, D] += t74ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k116_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k122_grad_lora_a_wo: grad_lora_a_wo[R, D] += t79ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k122_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t74, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t79, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* lm_step_lora_k117_grad_lora_b_wo: grad_lora_b_wo[D, R] += t73ᵀ · t50  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k117_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t50, const float *restrict t73, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k123_grad_lora_b_wo: grad_lora_b_wo[D, R] += t78ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k123_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t55, const float *restrict t78, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t73, D, t50, R, 1.0f, grad_lora_b_wo, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t78, D, t55, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* lm_step_lora_k118_grad_lora_a_w1: grad_lora_a_w1[R, D] += t69ᵀ · t52  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k118_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t52, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k124_grad_lora_a_w1: grad_lora_a_w1[R, D] += t74ᵀ · t57  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k124_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t57, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t69, R, t52, D, 1.0f, grad_lora_a_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t74, R, t57, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* lm_step_lora_k119_grad_lora_b_w1: grad_lora_b_w1[F, R] += t68ᵀ · t53  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k119_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t53, const float *restrict t68, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t68, F, t53, R, 1.0f, grad_lora_b_w1, R);
+/* lm_step_lora_k125_grad_lora_b_w1: grad_lora_b_w1[F, R] += t73ᵀ · t58  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k125_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t58, const float *restrict t73, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t73, F, t58, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* lm_step_lora_k120_grad_lora_a_w2: grad_lora_a_w2[R, F] += t59ᵀ · t56  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_k120_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t56, const float *restrict t59, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t59, R, t56, F, 1.0f, grad_lora_a_w2, F);
+/* lm_step_lora_k126_grad_lora_a_w2: grad_lora_a_w2[R, F] += t64ᵀ · t61  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_k126_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t61, const float *restrict t64, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t64, R, t61, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* lm_step_lora_k121_grad_lora_b_w2: grad_lora_b_w2[D, R] += t58ᵀ · t57  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_k121_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t57, const float *restrict t58, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k127_grad_lora_b_w2: grad_lora_b_w2[D, R] += t63ᵀ · t62  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_k127_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t62, const float *restrict t63, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t58, D, t57, R, 1.0f, grad_lora_b_w2, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t63, D, t62, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* lm_step_lora_k122_grad_lora_a_w3: grad_lora_a_w3[R, D] += t64ᵀ · t52  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k122_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t52, const float *restrict t64, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k128_grad_lora_a_w3: grad_lora_a_w3[R, D] += t69ᵀ · t57  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k128_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t57, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t64, R, t52, D, 1.0f, grad_lora_a_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t69, R, t57, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* lm_step_lora_k123_grad_lora_b_w3: grad_lora_b_w3[F, R] += t63ᵀ · t55  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k123_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t55, const float *restrict t63, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t63, F, t55, R, 1.0f, grad_lora_b_w3, R);
+/* lm_step_lora_k129_grad_lora_b_w3: grad_lora_b_w3[F, R] += t68ᵀ · t60  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k129_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t60, const float *restrict t68, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t68, F, t60, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 40 slots planned for 124 kernels. */
+/* Arena: 47 slots planned for 130 kernels. */
 static long llama_train_lm_step_lora_layout(const llama_train_lm_step_lora_args *args, long *off) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long R = args->R;
     const long REP = args->REP;
     const long T = args->T;
@@ -3773,65 +3917,73 @@ static long llama_train_lm_step_lora_layout(const llama_train_lm_step_lora_args 
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), NS*V));
-    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), 2*HD2*KVH*NS*REP), NS));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 2*HD2*KVH*NS*REP));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), NS));
-    off[6] = total; total += la_round16(la_max(NS, B*R*T));
-    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(NS, B*KVH*REP*T*T), B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
-    off[8] = total; total += la_round16(la_max(NS, B*T));
-    off[9] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*REP*T));
-    off[10] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*T));
-    off[11] = total; total += la_round16(B*R*T);
-    off[12] = total; total += la_round16(la_max(B*T, B*R*T));
-    off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[14] = total; total += la_round16(B*R*T);
-    off[15] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[16] = total; total += la_round16(B*R*T);
-    off[17] = total; total += la_round16(B*F*T);
-    off[18] = total; total += la_round16(B*R*T);
-    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[20] = total; total += la_round16(B*R*T);
-    off[21] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[22] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[2] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), CR), B*R*T));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), 2*CR*HD2*KVH*REP));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 1));
+    off[5] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[7] = total; total += la_round16(la_max(CR*V, B*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(CR, 2*B*HD2*KVH*REP*T), B*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[9] = total; total += la_round16(la_max(la_max(CR, 1), 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(1, B*R*T));
+    off[11] = total; total += la_round16(la_max(la_max(CR, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(la_max(1, B*T), B*R*T));
+    off[13] = total; total += la_round16(B*R*T);
+    off[14] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[15] = total; total += la_round16(B*R*T);
+    off[16] = total; total += la_round16(B*F*T);
+    off[17] = total; total += la_round16(B*R*T);
+    off[18] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[19] = total; total += la_round16(B*R*T);
+    off[20] = total; total += la_round16(la_max(B*F*T, B*R*T));
+    off[21] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[22] = total; total += la_round16(B*F*T);
     off[23] = total; total += la_round16(B*F*T);
-    off[24] = total; total += la_round16(B*F*T);
-    off[25] = total; total += la_round16(B*R*T);
-    off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[27] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[28] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
-    off[29] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
-    off[30] = total; total += la_round16(B*R*T);
+    off[24] = total; total += la_round16(B*R*T);
+    off[25] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[26] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[27] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[28] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
+    off[29] = total; total += la_round16(B*R*T);
+    off[30] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[32] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[33] = total; total += la_round16(B*R*T);
+    off[32] = total; total += la_round16(B*R*T);
+    off[33] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[34] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[36] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[37] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[38] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[39] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[39] = total; total += la_round16(1);
+    off[40] = total; total += la_round16(1);
+    off[41] = total; total += la_round16(1);
+    off[42] = total; total += la_round16(1);
+    off[43] = total; total += la_round16(1);
+    off[44] = total; total += la_round16(1);
+    off[45] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[46] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_train_lm_step_lora_arena_floats(const llama_train_lm_step_lora_args *args) {
-    long off[40];
+    long off[47];
     return llama_train_lm_step_lora_layout(args, off);
 }
 
 void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
-    const long NS = args->NS;
+    const long NC = args->NC;
     const long R = args->R;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[40];
+    long off[47];
     llama_train_lm_step_lora_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -3866,79 +4018,81 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     float *t29 = args->arena + off[5];
     float *t30 = args->arena + off[3];
     float *t31 = args->arena + off[2];
-    float *t32 = args->arena + off[3];
-    float *t33 = args->arena + off[6];
-    float *t34 = args->arena + off[7];
-    float *t35 = args->arena + off[7];
-    float *t36 = args->arena + off[8];
-    float *t37 = args->arena + off[2];
-    float *t38 = args->arena + off[3];
-    float *t39 = args->arena + off[7];
-    float *t40 = args->arena + off[2];
-    float *t41 = args->arena + off[8];
-    float *t42 = args->arena + off[5];
-    float *t43 = args->arena + off[4];
-    float *t44 = args->arena + off[3];
-    float *t45 = args->arena + off[6];
+    float *t32 = args->arena + off[6];
+    float *t33 = args->arena + off[7];
+    float *t34 = args->arena + off[6];
+    float *t35 = args->arena + off[8];
+    float *t36 = args->arena + off[9];
+    float *t37 = args->arena + off[10];
+    float *t38 = args->arena + off[9];
+    float *t39 = args->arena + off[11];
+    float *t40 = args->arena + off[12];
+    float *t41 = args->arena + off[9];
+    float *t42 = args->arena + off[7];
+    float *t43 = args->arena + off[6];
+    float *t44 = args->arena + off[11];
+    float *t45 = args->arena + off[8];
     float *t46 = args->arena + off[7];
-    float *t47 = args->arena + off[9];
-    float *t48 = args->arena + off[7];
-    float *t49 = args->arena + off[10];
-    float *t50 = args->arena + off[11];
-    float *t51 = args->arena + off[12];
-    float *t52 = args->arena + off[13];
-    float *t53 = args->arena + off[14];
-    float *t54 = args->arena + off[15];
-    float *t55 = args->arena + off[16];
-    float *t56 = args->arena + off[17];
-    float *t57 = args->arena + off[18];
-    float *t58 = args->arena + off[19];
-    float *t59 = args->arena + off[20];
-    float *t60 = args->arena + off[21];
-    float *t61 = args->arena + off[22];
-    float *t62 = args->arena + off[23];
-    float *t63 = args->arena + off[24];
-    float *t64 = args->arena + off[25];
-    float *t65 = args->arena + off[26];
-    float *t66 = args->arena + off[27];
-    float *t67 = args->arena + off[15];
+    float *t47 = args->arena + off[3];
+    float *t48 = args->arena + off[4];
+    float *t49 = args->arena + off[5];
+    float *t50 = args->arena + off[2];
+    float *t51 = args->arena + off[6];
+    float *t52 = args->arena + off[11];
+    float *t53 = args->arena + off[8];
+    float *t54 = args->arena + off[6];
+    float *t55 = args->arena + off[10];
+    float *t56 = args->arena + off[12];
+    float *t57 = args->arena + off[9];
+    float *t58 = args->arena + off[13];
+    float *t59 = args->arena + off[14];
+    float *t60 = args->arena + off[15];
+    float *t61 = args->arena + off[16];
+    float *t62 = args->arena + off[17];
+    float *t63 = args->arena + off[18];
+    float *t64 = args->arena + off[19];
+    float *t65 = args->arena + off[20];
+    float *t66 = args->arena + off[21];
+    float *t67 = args->arena + off[22];
     float *t68 = args->arena + off[23];
-    float *t69 = args->arena + off[21];
-    float *t70 = args->arena + off[22];
-    float *t71 = args->arena + off[28];
-    float *t72 = args->arena + off[15];
-    float *t73 = args->arena + off[26];
-    float *t74 = args->arena + off[12];
-    float *t75 = args->arena + off[27];
-    float *t76 = args->arena + off[22];
-    float *t77 = args->arena + off[28];
-    float *t78 = args->arena + off[27];
-    float *t79 = args->arena + off[9];
-    float *t80 = args->arena + off[22];
-    float *t81 = args->arena + off[7];
+    float *t69 = args->arena + off[24];
+    float *t70 = args->arena + off[25];
+    float *t71 = args->arena + off[26];
+    float *t72 = args->arena + off[14];
+    float *t73 = args->arena + off[22];
+    float *t74 = args->arena + off[20];
+    float *t75 = args->arena + off[21];
+    float *t76 = args->arena + off[27];
+    float *t77 = args->arena + off[14];
+    float *t78 = args->arena + off[25];
+    float *t79 = args->arena + off[12];
+    float *t80 = args->arena + off[26];
+    float *t81 = args->arena + off[21];
     float *t82 = args->arena + off[27];
-    float *t83 = args->arena + off[10];
-    float *t84 = args->arena + off[28];
-    float *t85 = args->arena + off[9];
-    float *t86 = args->arena + off[29];
-    float *t87 = args->arena + off[7];
-    float *t88 = args->arena + off[29];
+    float *t83 = args->arena + off[26];
+    float *t84 = args->arena + off[11];
+    float *t85 = args->arena + off[21];
+    float *t86 = args->arena + off[8];
+    float *t87 = args->arena + off[26];
+    float *t88 = args->arena + off[6];
     float *t89 = args->arena + off[27];
-    float *t90 = args->arena + off[30];
-    float *t91 = args->arena + off[31];
-    float *t92 = args->arena + off[32];
-    float *t93 = args->arena + off[29];
-    float *t94 = args->arena + off[22];
-    float *t95 = args->arena + off[33];
-    float *t96 = args->arena + off[34];
-    float *t97 = args->arena + off[35];
+    float *t90 = args->arena + off[11];
+    float *t91 = args->arena + off[28];
+    float *t92 = args->arena + off[8];
+    float *t93 = args->arena + off[28];
+    float *t94 = args->arena + off[26];
+    float *t95 = args->arena + off[29];
+    float *t96 = args->arena + off[30];
+    float *t97 = args->arena + off[31];
+    float *t98 = args->arena + off[28];
+    float *t99 = args->arena + off[21];
+    float *t100 = args->arena + off[32];
+    float *t101 = args->arena + off[33];
+    float *t102 = args->arena + off[34];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
     const int32_t *ids = args->ids;
-    const int32_t *scored = args->scored;
-    const int32_t *targets = args->targets;
-    const float *weights = args->weights;
     const float *rope_theta = args->rope_theta;
     const float *norm_eps = args->norm_eps;
     const float *lora_scale_wq = args->lora_scale_wq;
@@ -3953,11 +4107,11 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 124, lm_step_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 124, lm_step_lora_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 130, lm_step_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 130, lm_step_lora_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[36], args->arena + off[37] };
+    float *carry0_buf[2] = { args->arena + off[35], args->arena + off[36] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -3982,7 +4136,6 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
         const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
-        float *saved_x = args->saved_x + l * (2*B*HD2*KVH*REP*T);
         float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
         float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
         float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
@@ -3990,77 +4143,91 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
-        float *grad_lora_a_wq = args->grad_lora_a_wq + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_wq = args->grad_lora_b_wq + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_a_wk = args->grad_lora_a_wk + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_wk = args->grad_lora_b_wk + l * (2*HD2*KVH*R);
-        float *grad_lora_a_wv = args->grad_lora_a_wv + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_wv = args->grad_lora_b_wv + l * (2*HD2*KVH*R);
-        float *grad_lora_a_wo = args->grad_lora_a_wo + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_wo = args->grad_lora_b_wo + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_a_w1 = args->grad_lora_a_w1 + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_w1 = args->grad_lora_b_w1 + l * (F*R);
-        float *grad_lora_a_w2 = args->grad_lora_a_w2 + l * (F*R);
-        float *grad_lora_b_w2 = args->grad_lora_b_w2 + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_a_w3 = args->grad_lora_a_w3 + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_w3 = args->grad_lora_b_w3 + l * (F*R);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 124, lm_step_lora_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 124, lm_step_lora_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 124, lm_step_lora_k4_lora_a_wq(t4, lora_a_wq, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 5, 124, lm_step_lora_k5_lora_b_wq(t5, lora_b_wq, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 6, 124, lm_step_lora_k6_rope(saved_q, t0, t1, lora_scale_wq, t3, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 124, lm_step_lora_k7_wk(t6, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 124, lm_step_lora_k8_lora_a_wk(t7, lora_a_wk, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 9, 124, lm_step_lora_k9_lora_b_wk(t8, lora_b_wk, t7, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 10, 124, lm_step_lora_k10_rope(saved_k, t0, t1, lora_scale_wk, t6, t8, B, HD2, KVH, T));
-        LA_TIMED(prof, 11, 124, lm_step_lora_k11_wv(t9, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 124, lm_step_lora_k12_lora_a_wv(t10, lora_a_wv, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 13, 124, lm_step_lora_k13_lora_b_wv(t11, lora_b_wv, t10, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 14, 124, lm_step_lora_k14_lora(saved_v, lora_scale_wv, t9, t11, B, HD2, KVH, T));
-        LA_TIMED(prof, 15, 124, lm_step_lora_k15_scores_matmul(t12, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 124, lm_step_lora_k16_attention(t13, t12, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 124, lm_step_lora_k17_saved_attn(saved_attn, saved_v, t13, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 124, lm_step_lora_k18_wo(t14, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 124, lm_step_lora_k19_lora_a_wo(t15, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 20, 124, lm_step_lora_k20_lora_b_wo(t16, lora_b_wo, t15, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 21, 124, lm_step_lora_k21_lora(saved_h, carry0, lora_scale_wo, t14, t16, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 22, 124, lm_step_lora_k22_rmsnorm(t17, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 23, 124, lm_step_lora_k23_w1(t18, w1, t17, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 24, 124, lm_step_lora_k24_lora_a_w1(t19, lora_a_w1, t17, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 25, 124, lm_step_lora_k25_lora_b_w1(t20, lora_b_w1, t19, B, F, R, T));
-        LA_TIMED(prof, 26, 124, lm_step_lora_k26_lora(saved_gate, lora_scale_w1, t18, t20, B, F, T));
-        LA_TIMED(prof, 27, 124, lm_step_lora_k27_w3(t21, w3, t17, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 28, 124, lm_step_lora_k28_lora_a_w3(t22, lora_a_w3, t17, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 29, 124, lm_step_lora_k29_lora_b_w3(t23, lora_b_w3, t22, B, F, R, T));
-        LA_TIMED(prof, 30, 124, lm_step_lora_k30_lora(saved_up, lora_scale_w3, t21, t23, B, F, T));
-        LA_TIMED(prof, 31, 124, lm_step_lora_k31_silu(t24, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 32, 124, lm_step_lora_k32_w2(t25, w2, t24, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 33, 124, lm_step_lora_k33_lora_a_w2(t26, lora_a_w2, t24, B, F, R, T));
-        LA_TIMED(prof, 34, 124, lm_step_lora_k34_lora_b_w2(t27, lora_b_w2, t26, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 35, 124, lm_step_lora_k35_lora(carry0_next, lora_scale_w2, saved_h, t25, t27, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 130, lm_step_lora_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 130, lm_step_lora_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 130, lm_step_lora_k4_lora_a_wq(t4, lora_a_wq, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 5, 130, lm_step_lora_k5_lora_b_wq(t5, lora_b_wq, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 6, 130, lm_step_lora_k6_rope(saved_q, t0, t1, lora_scale_wq, t3, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 130, lm_step_lora_k7_wk(t6, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 130, lm_step_lora_k8_lora_a_wk(t7, lora_a_wk, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 9, 130, lm_step_lora_k9_lora_b_wk(t8, lora_b_wk, t7, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 10, 130, lm_step_lora_k10_rope(saved_k, t0, t1, lora_scale_wk, t6, t8, B, HD2, KVH, T));
+        LA_TIMED(prof, 11, 130, lm_step_lora_k11_wv(t9, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 130, lm_step_lora_k12_lora_a_wv(t10, lora_a_wv, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 13, 130, lm_step_lora_k13_lora_b_wv(t11, lora_b_wv, t10, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 14, 130, lm_step_lora_k14_lora(saved_v, lora_scale_wv, t9, t11, B, HD2, KVH, T));
+        LA_TIMED(prof, 15, 130, lm_step_lora_k15_scores_matmul(t12, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 130, lm_step_lora_k16_attention(t13, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 130, lm_step_lora_k17_saved_attn(saved_attn, saved_v, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 130, lm_step_lora_k18_wo(t14, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 130, lm_step_lora_k19_lora_a_wo(t15, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 20, 130, lm_step_lora_k20_lora_b_wo(t16, lora_b_wo, t15, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 21, 130, lm_step_lora_k21_lora(saved_h, carry0, lora_scale_wo, t14, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 130, lm_step_lora_k22_rmsnorm(t17, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 130, lm_step_lora_k23_w1(t18, w1, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 130, lm_step_lora_k24_lora_a_w1(t19, lora_a_w1, t17, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 130, lm_step_lora_k25_lora_b_w1(t20, lora_b_w1, t19, B, F, R, T));
+        LA_TIMED(prof, 26, 130, lm_step_lora_k26_lora(saved_gate, lora_scale_w1, t18, t20, B, F, T));
+        LA_TIMED(prof, 27, 130, lm_step_lora_k27_w3(t21, w3, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 130, lm_step_lora_k28_lora_a_w3(t22, lora_a_w3, t17, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 29, 130, lm_step_lora_k29_lora_b_w3(t23, lora_b_w3, t22, B, F, R, T));
+        LA_TIMED(prof, 30, 130, lm_step_lora_k30_lora(saved_up, lora_scale_w3, t21, t23, B, F, T));
+        LA_TIMED(prof, 31, 130, lm_step_lora_k31_silu(t24, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 32, 130, lm_step_lora_k32_w2(t25, w2, t24, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 33, 130, lm_step_lora_k33_lora_a_w2(t26, lora_a_w2, t24, B, F, R, T));
+        LA_TIMED(prof, 34, 130, lm_step_lora_k34_lora_b_w2(t27, lora_b_w2, t26, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 35, 130, lm_step_lora_k35_lora(carry0_next, lora_scale_w2, saved_h, t25, t27, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 36, 124, lm_step_lora_k36_lm_head(t28, scored, carry0, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 37, 124, lm_step_lora_k37_rmsnorm(t29, t28, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 38, 124, lm_step_lora_k38_rmsnorm(t30, norm_eps, final_norm, t28, t29, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 39, 124, lm_step_lora_k39_lm_head(t31, lm_head, t30, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 40, 124, lm_step_lora_k40_log_softmax(t32, t31, NS, V));
-    LA_TIMED(prof, 41, 124, lm_step_lora_k41_log_softmax(t33, t31, t32, NS, V));
-    LA_TIMED(prof, 42, 124, lm_step_lora_k42_cross_entropy(t34, targets, t31, t32, t33, NS, V));
-    LA_TIMED(prof, 43, 124, lm_step_lora_k43_cross_entropy(loss, weights, t34, NS));
-    LA_TIMED(prof, 44, 124, lm_step_lora_k44_log_softmax(t35, t31, t32, t33, NS, V));
-    LA_TIMED(prof, 45, 124, lm_step_lora_k45_cross_entropy(t36, targets, t31, NS, V));
-    LA_TIMED(prof, 46, 124, lm_step_lora_k46_token_stats(entropy, weights, t35, NS));
-    LA_TIMED(prof, 47, 124, lm_step_lora_k47_token_stats(accuracy, weights, t32, t36, NS));
-    LA_TIMED(prof, 48, 124, lm_step_lora_k48_log_softmax_grad(t37, targets, weights, t31, t32, t33, NS, V));
-    LA_TIMED(prof, 49, 124, lm_step_lora_k49_lm_head_grad_in(t38, lm_head, t37, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 50, 124, lm_step_lora_k50_rmsnorm_grad(t39, final_norm, t28, t38, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 51, 124, lm_step_lora_k51_rmsnorm_grad_scatter_add(t40, scored, norm_eps, final_norm, t28, t29, t38, t39, B, HD2, KVH, NS, REP, T));
+    LA_TIMED(prof, 36, 130, lm_step_lora_k36_reshape(t28));
+    LA_TIMED(prof, 37, 130, lm_step_lora_k37_expand(t29, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t29;
+    float *carry1_buf[2] = { args->arena + off[37], args->arena + off[38] };
+    const float *carry2 = t28;
+    float *carry2_buf[2] = { args->arena + off[39], args->arena + off[40] };
+    const float *carry3 = t28;
+    float *carry3_buf[2] = { args->arena + off[41], args->arena + off[42] };
+    const float *carry4 = t28;
+    float *carry4_buf[2] = { args->arena + off[43], args->arena + off[44] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        const float *weights = args->weights + l * CR;
+        float *carry1_next = carry1_buf[l & 1];
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
+        LA_TIMED(prof, 38, 130, lm_step_lora_k38_lm_head(t30, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 39, 130, lm_step_lora_k39_rmsnorm(t31, t30, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 40, 130, lm_step_lora_k40_rmsnorm(t32, norm_eps, final_norm, t30, t31, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 41, 130, lm_step_lora_k41_lm_head(t33, lm_head, t32, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 42, 130, lm_step_lora_k42_log_softmax(t34, t33, CR, V));
+        LA_TIMED(prof, 43, 130, lm_step_lora_k43_log_softmax(t35, t33, t34, CR, V));
+        LA_TIMED(prof, 44, 130, lm_step_lora_k44_cross_entropy(t36, t33, targets, t34, t35, CR, V));
+        LA_TIMED(prof, 45, 130, lm_step_lora_k45_cross_entropy(t37, weights, t36, CR));
+        LA_TIMED(prof, 46, 130, lm_step_lora_k46_log_softmax(t38, t33, t34, t35, CR, V));
+        LA_TIMED(prof, 47, 130, lm_step_lora_k47_cross_entropy(t39, t33, targets, CR, V));
+        LA_TIMED(prof, 48, 130, lm_step_lora_k48_token_stats(t40, weights, t38, CR));
+        LA_TIMED(prof, 49, 130, lm_step_lora_k49_token_stats(t41, weights, t34, t39, CR));
+        LA_TIMED(prof, 50, 130, lm_step_lora_k50_log_softmax_grad(t42, t33, targets, weights, t34, t35, CR, V));
+        LA_TIMED(prof, 51, 130, lm_step_lora_k51_lm_head_grad_in(t43, lm_head, t42, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 52, 130, lm_step_lora_k52_rmsnorm_grad(t44, final_norm, t30, t43, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 53, 130, lm_step_lora_k53_rmsnorm_grad_scatter_add(t45, norm_eps, final_norm, scored, t30, t31, t43, t44, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 54, 130, lm_step_lora_k54_lm_chunk(carry1_next, carry1, t45, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 55, 130, lm_step_lora_k55_lm_chunk(carry2_next, carry2, t37));
+        LA_TIMED(prof, 56, 130, lm_step_lora_k56_lm_chunk(carry3_next, carry3, t40));
+        LA_TIMED(prof, 57, 130, lm_step_lora_k57_lm_chunk(carry4_next, carry4, t41));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t40;
-    float *carry1_buf[2] = { args->arena + off[38], args->arena + off[39] };
+    const float *carry5 = carry1;
+    float *carry5_buf[2] = { args->arena + off[45], args->arena + off[46] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -4107,89 +4274,89 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         float *grad_lora_b_w2 = args->grad_lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
-        float *carry1_next = carry1_buf[l & 1];
-        LA_TIMED(prof, 52, 124, lm_step_lora_k52_rmsnorm(t41, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 53, 124, lm_step_lora_k53_rmsnorm(t42, norm_eps, saved_x, attn_norm, t41, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 54, 124, lm_step_lora_k54_lora_a_wq(t43, lora_a_wq, t42, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 55, 124, lm_step_lora_k55_lora_a_wk(t44, lora_a_wk, t42, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 56, 124, lm_step_lora_k56_lora_a_wv(t45, lora_a_wv, t42, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 57, 124, lm_step_lora_k57_scores_matmul(t46, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 58, 124, lm_step_lora_k58_attention(t47, t46, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 59, 124, lm_step_lora_k59_softmax(t48, t47, B, KVH, REP, T));
-        LA_TIMED(prof, 60, 124, lm_step_lora_k60_softmax(t49, t47, t48, B, KVH, REP, T));
-        LA_TIMED(prof, 61, 124, lm_step_lora_k61_lora_a_wo(t50, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 62, 124, lm_step_lora_k62_rmsnorm(t51, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 63, 124, lm_step_lora_k63_rmsnorm(t52, norm_eps, saved_h, ffn_norm, t51, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 124, lm_step_lora_k64_lora_a_w1(t53, lora_a_w1, t52, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 65, 124, lm_step_lora_k65_silu(t54, saved_gate, B, F, T));
-        LA_TIMED(prof, 66, 124, lm_step_lora_k66_lora_a_w3(t55, lora_a_w3, t52, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 67, 124, lm_step_lora_k67_gate_up(t56, saved_up, t54, B, F, T));
-        LA_TIMED(prof, 68, 124, lm_step_lora_k68_lora_a_w2(t57, lora_a_w2, t56, B, F, R, T));
-        LA_TIMED(prof, 69, 124, lm_step_lora_k69_lora(t58, carry1, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 124, lm_step_lora_k70_lora_b_w2_grad_in(t59, lora_b_w2, t58, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 71, 124, lm_step_lora_k71_lora_a_w2_grad_in(t60, lora_a_w2, t59, B, F, R, T));
-        LA_TIMED(prof, 72, 124, lm_step_lora_k72_w2_grad_in(t61, carry1, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 73, 124, lm_step_lora_k73_ffn_grad(t62, t54, t60, t61, B, F, T));
-        LA_TIMED(prof, 74, 124, lm_step_lora_k74_lora(t63, lora_scale_w3, t62, B, F, T));
-        LA_TIMED(prof, 75, 124, lm_step_lora_k75_lora_b_w3_grad_in(t64, lora_b_w3, t63, B, F, R, T));
-        LA_TIMED(prof, 76, 124, lm_step_lora_k76_lora_a_w3_grad_in(t65, lora_a_w3, t64, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 77, 124, lm_step_lora_k77_w3_grad_in(t66, w3, t62, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 78, 124, lm_step_lora_k78_silu_grad(t67, saved_gate, saved_up, t54, t60, t61, B, F, T));
-        LA_TIMED(prof, 79, 124, lm_step_lora_k79_lora(t68, lora_scale_w1, t67, B, F, T));
-        LA_TIMED(prof, 80, 124, lm_step_lora_k80_lora_b_w1_grad_in(t69, lora_b_w1, t68, B, F, R, T));
-        LA_TIMED(prof, 81, 124, lm_step_lora_k81_lora_a_w1_grad_in(t70, lora_a_w1, t69, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 82, 124, lm_step_lora_k82_w1_grad_in(t71, w1, t67, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 83, 124, lm_step_lora_k83_rmsnorm_grad(t72, norm_eps, carry1, saved_h, ffn_norm, t51, t65, t66, t70, t71, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 84, 124, lm_step_lora_k84_lora(t73, lora_scale_wo, t72, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 85, 124, lm_step_lora_k85_lora_b_wo_grad_in(t74, lora_b_wo, t73, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 86, 124, lm_step_lora_k86_lora_a_wo_grad_in(t75, lora_a_wo, t74, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 87, 124, lm_step_lora_k87_wo_grad_in(t76, wo, t72, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 88, 124, lm_step_lora_k88_attention_grad(t77, t75, t76, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 89, 124, lm_step_lora_k89_attention_grad_matmul(t78, saved_v, t77, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 90, 124, lm_step_lora_k90_softmax_grad(t79, t47, t48, t49, t78, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 91, 124, lm_step_lora_k91_scores_grad_matmul(t80, saved_k, t79, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 92, 124, lm_step_lora_k92_attention_grad_matmul(t81, t49, t77, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 93, 124, lm_step_lora_k93_attention_grad_matmul(t82, saved_q, t79, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 94, 124, lm_step_lora_k94_attention_grad(t83, lora_scale_wv, t81, B, HD2, KVH, T));
-        LA_TIMED(prof, 95, 124, lm_step_lora_k95_lora_b_wv_grad_in(t84, lora_b_wv, t83, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 96, 124, lm_step_lora_k96_lora_a_wv_grad_in(t85, lora_a_wv, t84, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 97, 124, lm_step_lora_k97_attention_grad(t86, t81, B, HD2, KVH, T));
-        LA_TIMED(prof, 98, 124, lm_step_lora_k98_wv_grad_in(t87, wv, t86, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 99, 124, lm_step_lora_k99_rope_grad(t88, t0, t1, t82, B, HD2, KVH, T));
-        LA_TIMED(prof, 100, 124, lm_step_lora_k100_lora(t89, lora_scale_wk, t88, B, HD2, KVH, T));
-        LA_TIMED(prof, 101, 124, lm_step_lora_k101_lora_b_wk_grad_in(t90, lora_b_wk, t89, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 102, 124, lm_step_lora_k102_lora_a_wk_grad_in(t91, lora_a_wk, t90, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 103, 124, lm_step_lora_k103_wk_grad_in(t92, wk, t88, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 104, 124, lm_step_lora_k104_rope_grad(t93, t0, t1, t80, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 105, 124, lm_step_lora_k105_lora(t94, lora_scale_wq, t93, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 106, 124, lm_step_lora_k106_lora_b_wq_grad_in(t95, lora_b_wq, t94, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 107, 124, lm_step_lora_k107_lora_a_wq_grad_in(t96, lora_a_wq, t95, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 108, 124, lm_step_lora_k108_wq_grad_in(t97, wq, t93, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 109, 124, lm_step_lora_k109_rmsnorm_grad(carry1_next, norm_eps, saved_x, attn_norm, t41, t72, t85, t87, t91, t92, t96, t97, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 110, 124, lm_step_lora_k110_grad_lora_a_wq(grad_lora_a_wq, t42, t95, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 111, 124, lm_step_lora_k111_grad_lora_b_wq(grad_lora_b_wq, t43, t94, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 112, 124, lm_step_lora_k112_grad_lora_a_wk(grad_lora_a_wk, t42, t90, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 113, 124, lm_step_lora_k113_grad_lora_b_wk(grad_lora_b_wk, t44, t89, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 114, 124, lm_step_lora_k114_grad_lora_a_wv(grad_lora_a_wv, t42, t84, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 115, 124, lm_step_lora_k115_grad_lora_b_wv(grad_lora_b_wv, t45, t83, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 116, 124, lm_step_lora_k116_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t74, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 117, 124, lm_step_lora_k117_grad_lora_b_wo(grad_lora_b_wo, t50, t73, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 118, 124, lm_step_lora_k118_grad_lora_a_w1(grad_lora_a_w1, t52, t69, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 119, 124, lm_step_lora_k119_grad_lora_b_w1(grad_lora_b_w1, t53, t68, B, F, R, T));
-        LA_TIMED(prof, 120, 124, lm_step_lora_k120_grad_lora_a_w2(grad_lora_a_w2, t56, t59, B, F, R, T));
-        LA_TIMED(prof, 121, 124, lm_step_lora_k121_grad_lora_b_w2(grad_lora_b_w2, t57, t58, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 122, 124, lm_step_lora_k122_grad_lora_a_w3(grad_lora_a_w3, t52, t64, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 123, 124, lm_step_lora_k123_grad_lora_b_w3(grad_lora_b_w3, t55, t63, B, F, R, T));
-        carry1 = carry1_next;
+        float *carry5_next = carry5_buf[l & 1];
+        LA_TIMED(prof, 58, 130, lm_step_lora_k58_rmsnorm(t46, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 130, lm_step_lora_k59_rmsnorm(t47, norm_eps, saved_x, attn_norm, t46, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 130, lm_step_lora_k60_lora_a_wq(t48, lora_a_wq, t47, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 61, 130, lm_step_lora_k61_lora_a_wk(t49, lora_a_wk, t47, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 62, 130, lm_step_lora_k62_lora_a_wv(t50, lora_a_wv, t47, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 63, 130, lm_step_lora_k63_scores_matmul(t51, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 130, lm_step_lora_k64_attention(t52, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 130, lm_step_lora_k65_softmax(t53, t52, B, KVH, REP, T));
+        LA_TIMED(prof, 66, 130, lm_step_lora_k66_softmax(t54, t52, t53, B, KVH, REP, T));
+        LA_TIMED(prof, 67, 130, lm_step_lora_k67_lora_a_wo(t55, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 68, 130, lm_step_lora_k68_rmsnorm(t56, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 130, lm_step_lora_k69_rmsnorm(t57, norm_eps, saved_h, ffn_norm, t56, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 130, lm_step_lora_k70_lora_a_w1(t58, lora_a_w1, t57, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 71, 130, lm_step_lora_k71_silu(t59, saved_gate, B, F, T));
+        LA_TIMED(prof, 72, 130, lm_step_lora_k72_lora_a_w3(t60, lora_a_w3, t57, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 73, 130, lm_step_lora_k73_gate_up(t61, saved_up, t59, B, F, T));
+        LA_TIMED(prof, 74, 130, lm_step_lora_k74_lora_a_w2(t62, lora_a_w2, t61, B, F, R, T));
+        LA_TIMED(prof, 75, 130, lm_step_lora_k75_lora(t63, carry5, lora_scale_w2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 130, lm_step_lora_k76_lora_b_w2_grad_in(t64, lora_b_w2, t63, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 77, 130, lm_step_lora_k77_lora_a_w2_grad_in(t65, lora_a_w2, t64, B, F, R, T));
+        LA_TIMED(prof, 78, 130, lm_step_lora_k78_w2_grad_in(t66, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 130, lm_step_lora_k79_ffn_grad(t67, t59, t65, t66, B, F, T));
+        LA_TIMED(prof, 80, 130, lm_step_lora_k80_lora(t68, lora_scale_w3, t67, B, F, T));
+        LA_TIMED(prof, 81, 130, lm_step_lora_k81_lora_b_w3_grad_in(t69, lora_b_w3, t68, B, F, R, T));
+        LA_TIMED(prof, 82, 130, lm_step_lora_k82_lora_a_w3_grad_in(t70, lora_a_w3, t69, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 83, 130, lm_step_lora_k83_w3_grad_in(t71, w3, t67, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 84, 130, lm_step_lora_k84_silu_grad(t72, saved_gate, saved_up, t59, t65, t66, B, F, T));
+        LA_TIMED(prof, 85, 130, lm_step_lora_k85_lora(t73, lora_scale_w1, t72, B, F, T));
+        LA_TIMED(prof, 86, 130, lm_step_lora_k86_lora_b_w1_grad_in(t74, lora_b_w1, t73, B, F, R, T));
+        LA_TIMED(prof, 87, 130, lm_step_lora_k87_lora_a_w1_grad_in(t75, lora_a_w1, t74, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 88, 130, lm_step_lora_k88_w1_grad_in(t76, w1, t72, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 130, lm_step_lora_k89_rmsnorm_grad(t77, norm_eps, carry5, saved_h, ffn_norm, t56, t70, t71, t75, t76, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 90, 130, lm_step_lora_k90_lora(t78, lora_scale_wo, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 130, lm_step_lora_k91_lora_b_wo_grad_in(t79, lora_b_wo, t78, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 92, 130, lm_step_lora_k92_lora_a_wo_grad_in(t80, lora_a_wo, t79, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 93, 130, lm_step_lora_k93_wo_grad_in(t81, wo, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 94, 130, lm_step_lora_k94_attention_grad(t82, t80, t81, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 95, 130, lm_step_lora_k95_attention_grad_matmul(t83, saved_v, t82, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 130, lm_step_lora_k96_softmax_grad(t84, t52, t53, t54, t83, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 130, lm_step_lora_k97_scores_grad_matmul(t85, saved_k, t84, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 130, lm_step_lora_k98_attention_grad_matmul(t86, t54, t82, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 99, 130, lm_step_lora_k99_attention_grad_matmul(t87, saved_q, t84, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 100, 130, lm_step_lora_k100_attention_grad(t88, lora_scale_wv, t86, B, HD2, KVH, T));
+        LA_TIMED(prof, 101, 130, lm_step_lora_k101_lora_b_wv_grad_in(t89, lora_b_wv, t88, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 102, 130, lm_step_lora_k102_lora_a_wv_grad_in(t90, lora_a_wv, t89, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 103, 130, lm_step_lora_k103_attention_grad(t91, t86, B, HD2, KVH, T));
+        LA_TIMED(prof, 104, 130, lm_step_lora_k104_wv_grad_in(t92, wv, t91, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 105, 130, lm_step_lora_k105_rope_grad(t93, t0, t1, t87, B, HD2, KVH, T));
+        LA_TIMED(prof, 106, 130, lm_step_lora_k106_lora(t94, lora_scale_wk, t93, B, HD2, KVH, T));
+        LA_TIMED(prof, 107, 130, lm_step_lora_k107_lora_b_wk_grad_in(t95, lora_b_wk, t94, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 108, 130, lm_step_lora_k108_lora_a_wk_grad_in(t96, lora_a_wk, t95, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 109, 130, lm_step_lora_k109_wk_grad_in(t97, wk, t93, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 110, 130, lm_step_lora_k110_rope_grad(t98, t0, t1, t85, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 111, 130, lm_step_lora_k111_lora(t99, lora_scale_wq, t98, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 112, 130, lm_step_lora_k112_lora_b_wq_grad_in(t100, lora_b_wq, t99, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 113, 130, lm_step_lora_k113_lora_a_wq_grad_in(t101, lora_a_wq, t100, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 114, 130, lm_step_lora_k114_wq_grad_in(t102, wq, t98, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 115, 130, lm_step_lora_k115_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t46, t77, t90, t92, t96, t97, t101, t102, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 116, 130, lm_step_lora_k116_grad_lora_a_wq(grad_lora_a_wq, t47, t100, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 117, 130, lm_step_lora_k117_grad_lora_b_wq(grad_lora_b_wq, t48, t99, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 118, 130, lm_step_lora_k118_grad_lora_a_wk(grad_lora_a_wk, t47, t95, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 119, 130, lm_step_lora_k119_grad_lora_b_wk(grad_lora_b_wk, t49, t94, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 120, 130, lm_step_lora_k120_grad_lora_a_wv(grad_lora_a_wv, t47, t89, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 121, 130, lm_step_lora_k121_grad_lora_b_wv(grad_lora_b_wv, t50, t88, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 122, 130, lm_step_lora_k122_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t79, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 123, 130, lm_step_lora_k123_grad_lora_b_wo(grad_lora_b_wo, t55, t78, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 124, 130, lm_step_lora_k124_grad_lora_a_w1(grad_lora_a_w1, t57, t74, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 125, 130, lm_step_lora_k125_grad_lora_b_w1(grad_lora_b_w1, t58, t73, B, F, R, T));
+        LA_TIMED(prof, 126, 130, lm_step_lora_k126_grad_lora_a_w2(grad_lora_a_w2, t61, t64, B, F, R, T));
+        LA_TIMED(prof, 127, 130, lm_step_lora_k127_grad_lora_b_w2(grad_lora_b_w2, t62, t63, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 128, 130, lm_step_lora_k128_grad_lora_a_w3(grad_lora_a_w3, t57, t69, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 129, 130, lm_step_lora_k129_grad_lora_b_w3(grad_lora_b_w3, t60, t68, B, F, R, T));
+        carry5 = carry5_next;
     }
 }
 
 void llama_train_lm_step_lora_costs(const llama_train_lm_step_lora_args *args, double *flops, double *bytes) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long R = args->R;
     const long REP = args->REP;
     const long T = args->T;
@@ -4230,94 +4397,100 @@ void llama_train_lm_step_lora_costs(const llama_train_lm_step_lora_args *args, d
     flops[33] = (double)(2*B*F*R*T); bytes[33] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k33_lora_a_w2 */
     flops[34] = (double)(4*B*HD2*KVH*R*REP*T); bytes[34] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k34_lora_b_w2 */
     flops[35] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[35] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k35_lora */
-    flops[36] = (double)(0); bytes[36] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k36_lm_head */
-    flops[37] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[37] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* lm_step_lora_k37_rmsnorm */
-    flops[38] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[38] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_lora_k38_rmsnorm */
-    flops[39] = (double)(4*HD2*KVH*NS*REP*V); bytes[39] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* lm_step_lora_k39_lm_head */
-    flops[40] = (double)(NS*V); bytes[40] = (double)(4*NS + 4*NS*V); /* lm_step_lora_k40_log_softmax */
-    flops[41] = (double)(NS + NS*V + NS*V + NS*V); bytes[41] = (double)(4*NS + 4*NS*V + 4*NS); /* lm_step_lora_k41_log_softmax */
-    flops[42] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[42] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_k42_cross_entropy */
-    flops[43] = (double)(NS + NS + NS); bytes[43] = (double)(4 + 4*NS + 4*NS); /* lm_step_lora_k43_cross_entropy */
-    flops[44] = (double)(NS + NS*V + NS + NS*V + NS*V + NS*V + NS*V); bytes[44] = (double)(4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_k44_log_softmax */
-    flops[45] = (double)(NS + NS*V + NS*V + NS*V); bytes[45] = (double)(4*NS + 4*NS + 4*NS*V); /* lm_step_lora_k45_cross_entropy */
-    flops[46] = (double)(NS + NS + NS); bytes[46] = (double)(4 + 4*NS + 4*NS); /* lm_step_lora_k46_token_stats */
-    flops[47] = (double)(NS + NS + NS); bytes[47] = (double)(4 + 4*NS + 4*NS + 4*NS); /* lm_step_lora_k47_token_stats */
-    flops[48] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[48] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_k48_log_softmax_grad */
-    flops[49] = (double)(4*HD2*KVH*NS*REP*V); bytes[49] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_lora_k49_lm_head_grad_in */
-    flops[50] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[50] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_lora_k50_rmsnorm_grad */
-    flops[51] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[51] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_lora_k51_rmsnorm_grad_scatter_add */
-    flops[52] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[52] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k52_rmsnorm */
-    flops[53] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[53] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k53_rmsnorm */
-    flops[54] = (double)(4*B*HD2*KVH*R*REP*T); bytes[54] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k54_lora_a_wq */
-    flops[55] = (double)(4*B*HD2*KVH*R*REP*T); bytes[55] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k55_lora_a_wk */
-    flops[56] = (double)(4*B*HD2*KVH*R*REP*T); bytes[56] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k56_lora_a_wv */
-    flops[57] = (double)(4*B*HD2*KVH*REP*T*T); bytes[57] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_k57_scores_matmul */
-    flops[58] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[58] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k58_attention */
-    flops[59] = (double)(B*KVH*REP*T*T); bytes[59] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k59_softmax */
-    flops[60] = (double)(B*KVH*REP*T*T); bytes[60] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_k60_softmax */
-    flops[61] = (double)(4*B*HD2*KVH*R*REP*T); bytes[61] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_k61_lora_a_wo */
-    flops[62] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[62] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k62_rmsnorm */
-    flops[63] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k63_rmsnorm */
-    flops[64] = (double)(4*B*HD2*KVH*R*REP*T); bytes[64] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k64_lora_a_w1 */
-    flops[65] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[65] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_k65_silu */
-    flops[66] = (double)(4*B*HD2*KVH*R*REP*T); bytes[66] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k66_lora_a_w3 */
-    flops[67] = (double)(B*F*T); bytes[67] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k67_gate_up */
-    flops[68] = (double)(2*B*F*R*T); bytes[68] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k68_lora_a_w2 */
-    flops[69] = (double)(2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_k69_lora */
-    flops[70] = (double)(4*B*HD2*KVH*R*REP*T); bytes[70] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k70_lora_b_w2_grad_in */
-    flops[71] = (double)(2*B*F*R*T); bytes[71] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k71_lora_a_w2_grad_in */
-    flops[72] = (double)(4*B*F*HD2*KVH*REP*T); bytes[72] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_k72_w2_grad_in */
-    flops[73] = (double)(B*F*T + B*F*T); bytes[73] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k73_ffn_grad */
-    flops[74] = (double)(B*F*T); bytes[74] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k74_lora */
-    flops[75] = (double)(2*B*F*R*T); bytes[75] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k75_lora_b_w3_grad_in */
-    flops[76] = (double)(4*B*HD2*KVH*R*REP*T); bytes[76] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k76_lora_a_w3_grad_in */
-    flops[77] = (double)(4*B*F*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k77_w3_grad_in */
-    flops[78] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[78] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k78_silu_grad */
-    flops[79] = (double)(B*F*T); bytes[79] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k79_lora */
-    flops[80] = (double)(2*B*F*R*T); bytes[80] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k80_lora_b_w1_grad_in */
-    flops[81] = (double)(4*B*HD2*KVH*R*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k81_lora_a_w1_grad_in */
-    flops[82] = (double)(4*B*F*HD2*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k82_w1_grad_in */
-    flops[83] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k83_rmsnorm_grad */
-    flops[84] = (double)(2*B*HD2*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k84_lora */
-    flops[85] = (double)(4*B*HD2*KVH*R*REP*T); bytes[85] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k85_lora_b_wo_grad_in */
-    flops[86] = (double)(4*B*HD2*KVH*R*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k86_lora_a_wo_grad_in */
-    flops[87] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k87_wo_grad_in */
-    flops[88] = (double)(2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k88_attention_grad */
-    flops[89] = (double)(4*B*HD2*KVH*REP*T*T); bytes[89] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k89_attention_grad_matmul */
-    flops[90] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[90] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k90_softmax_grad */
-    flops[91] = (double)(4*B*HD2*KVH*REP*T*T); bytes[91] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k91_scores_grad_matmul */
-    flops[92] = (double)(4*B*HD2*KVH*REP*T*T); bytes[92] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k92_attention_grad_matmul */
-    flops[93] = (double)(4*B*HD2*KVH*REP*T*T); bytes[93] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k93_attention_grad_matmul */
-    flops[94] = (double)(2*B*HD2*KVH*T); bytes[94] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k94_attention_grad */
-    flops[95] = (double)(4*B*HD2*KVH*R*T); bytes[95] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k95_lora_b_wv_grad_in */
-    flops[96] = (double)(4*B*HD2*KVH*R*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k96_lora_a_wv_grad_in */
-    flops[97] = (double)(0); bytes[97] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k97_attention_grad */
-    flops[98] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[98] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k98_wv_grad_in */
-    flops[99] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[99] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_k99_rope_grad */
-    flops[100] = (double)(2*B*HD2*KVH*T); bytes[100] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k100_lora */
-    flops[101] = (double)(4*B*HD2*KVH*R*T); bytes[101] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k101_lora_b_wk_grad_in */
-    flops[102] = (double)(4*B*HD2*KVH*R*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k102_lora_a_wk_grad_in */
-    flops[103] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[103] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k103_wk_grad_in */
-    flops[104] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k104_rope_grad */
-    flops[105] = (double)(2*B*HD2*KVH*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k105_lora */
-    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k106_lora_b_wq_grad_in */
-    flops[107] = (double)(4*B*HD2*KVH*R*REP*T); bytes[107] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k107_lora_a_wq_grad_in */
-    flops[108] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[108] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k108_wq_grad_in */
-    flops[109] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[109] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k109_rmsnorm_grad */
-    flops[110] = (double)(4*B*HD2*KVH*R*REP*T); bytes[110] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k110_grad_lora_a_wq */
-    flops[111] = (double)(4*B*HD2*KVH*R*REP*T); bytes[111] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k111_grad_lora_b_wq */
-    flops[112] = (double)(4*B*HD2*KVH*R*REP*T); bytes[112] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k112_grad_lora_a_wk */
-    flops[113] = (double)(4*B*HD2*KVH*R*T); bytes[113] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k113_grad_lora_b_wk */
-    flops[114] = (double)(4*B*HD2*KVH*R*REP*T); bytes[114] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k114_grad_lora_a_wv */
-    flops[115] = (double)(4*B*HD2*KVH*R*T); bytes[115] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k115_grad_lora_b_wv */
-    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k116_grad_lora_a_wo */
-    flops[117] = (double)(4*B*HD2*KVH*R*REP*T); bytes[117] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k117_grad_lora_b_wo */
-    flops[118] = (double)(4*B*HD2*KVH*R*REP*T); bytes[118] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k118_grad_lora_a_w1 */
-    flops[119] = (double)(2*B*F*R*T); bytes[119] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k119_grad_lora_b_w1 */
-    flops[120] = (double)(2*B*F*R*T); bytes[120] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_k120_grad_lora_a_w2 */
-    flops[121] = (double)(4*B*HD2*KVH*R*REP*T); bytes[121] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k121_grad_lora_b_w2 */
-    flops[122] = (double)(4*B*HD2*KVH*R*REP*T); bytes[122] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k122_grad_lora_a_w3 */
-    flops[123] = (double)(2*B*F*R*T); bytes[123] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k123_grad_lora_b_w3 */
+    flops[36] = (double)(0); bytes[36] = (double)(4); /* lm_step_lora_k36_reshape */
+    flops[37] = (double)(0); bytes[37] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_k37_expand */
+    flops[38] = (double)(0); bytes[38] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_k38_lm_head */
+    flops[39] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[39] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_k39_rmsnorm */
+    flops[40] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[40] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_k40_rmsnorm */
+    flops[41] = (double)(4*CR*HD2*KVH*REP*V); bytes[41] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_k41_lm_head */
+    flops[42] = (double)(CR*V); bytes[42] = (double)(4*CR + 4*CR*V); /* lm_step_lora_k42_log_softmax */
+    flops[43] = (double)(CR + CR*V + CR*V + CR*V); bytes[43] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_k43_log_softmax */
+    flops[44] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[44] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k44_cross_entropy */
+    flops[45] = (double)(CR + CR + CR); bytes[45] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_k45_cross_entropy */
+    flops[46] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[46] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_k46_log_softmax */
+    flops[47] = (double)(CR + CR*V + CR*V + CR*V); bytes[47] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_k47_cross_entropy */
+    flops[48] = (double)(CR + CR + CR); bytes[48] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_k48_token_stats */
+    flops[49] = (double)(CR + CR + CR); bytes[49] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k49_token_stats */
+    flops[50] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[50] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k50_log_softmax_grad */
+    flops[51] = (double)(4*CR*HD2*KVH*REP*V); bytes[51] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_k51_lm_head_grad_in */
+    flops[52] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[52] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_k52_rmsnorm_grad */
+    flops[53] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[53] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_k53_rmsnorm_grad_scatter_add */
+    flops[54] = (double)(2*B*HD2*KVH*REP*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k54_lm_chunk */
+    flops[55] = (double)(1); bytes[55] = (double)(4 + 4 + 4); /* lm_step_lora_k55_lm_chunk */
+    flops[56] = (double)(1); bytes[56] = (double)(4 + 4 + 4); /* lm_step_lora_k56_lm_chunk */
+    flops[57] = (double)(1); bytes[57] = (double)(4 + 4 + 4); /* lm_step_lora_k57_lm_chunk */
+    flops[58] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[58] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k58_rmsnorm */
+    flops[59] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k59_rmsnorm */
+    flops[60] = (double)(4*B*HD2*KVH*R*REP*T); bytes[60] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k60_lora_a_wq */
+    flops[61] = (double)(4*B*HD2*KVH*R*REP*T); bytes[61] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k61_lora_a_wk */
+    flops[62] = (double)(4*B*HD2*KVH*R*REP*T); bytes[62] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k62_lora_a_wv */
+    flops[63] = (double)(4*B*HD2*KVH*REP*T*T); bytes[63] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_k63_scores_matmul */
+    flops[64] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[64] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k64_attention */
+    flops[65] = (double)(B*KVH*REP*T*T); bytes[65] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k65_softmax */
+    flops[66] = (double)(B*KVH*REP*T*T); bytes[66] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_k66_softmax */
+    flops[67] = (double)(4*B*HD2*KVH*R*REP*T); bytes[67] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_k67_lora_a_wo */
+    flops[68] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[68] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k68_rmsnorm */
+    flops[69] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k69_rmsnorm */
+    flops[70] = (double)(4*B*HD2*KVH*R*REP*T); bytes[70] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k70_lora_a_w1 */
+    flops[71] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[71] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_k71_silu */
+    flops[72] = (double)(4*B*HD2*KVH*R*REP*T); bytes[72] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k72_lora_a_w3 */
+    flops[73] = (double)(B*F*T); bytes[73] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k73_gate_up */
+    flops[74] = (double)(2*B*F*R*T); bytes[74] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k74_lora_a_w2 */
+    flops[75] = (double)(2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_k75_lora */
+    flops[76] = (double)(4*B*HD2*KVH*R*REP*T); bytes[76] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k76_lora_b_w2_grad_in */
+    flops[77] = (double)(2*B*F*R*T); bytes[77] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k77_lora_a_w2_grad_in */
+    flops[78] = (double)(4*B*F*HD2*KVH*REP*T); bytes[78] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_k78_w2_grad_in */
+    flops[79] = (double)(B*F*T + B*F*T); bytes[79] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k79_ffn_grad */
+    flops[80] = (double)(B*F*T); bytes[80] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k80_lora */
+    flops[81] = (double)(2*B*F*R*T); bytes[81] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k81_lora_b_w3_grad_in */
+    flops[82] = (double)(4*B*HD2*KVH*R*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k82_lora_a_w3_grad_in */
+    flops[83] = (double)(4*B*F*HD2*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k83_w3_grad_in */
+    flops[84] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[84] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k84_silu_grad */
+    flops[85] = (double)(B*F*T); bytes[85] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k85_lora */
+    flops[86] = (double)(2*B*F*R*T); bytes[86] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k86_lora_b_w1_grad_in */
+    flops[87] = (double)(4*B*HD2*KVH*R*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k87_lora_a_w1_grad_in */
+    flops[88] = (double)(4*B*F*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k88_w1_grad_in */
+    flops[89] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k89_rmsnorm_grad */
+    flops[90] = (double)(2*B*HD2*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k90_lora */
+    flops[91] = (double)(4*B*HD2*KVH*R*REP*T); bytes[91] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k91_lora_b_wo_grad_in */
+    flops[92] = (double)(4*B*HD2*KVH*R*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k92_lora_a_wo_grad_in */
+    flops[93] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k93_wo_grad_in */
+    flops[94] = (double)(2*B*HD2*KVH*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k94_attention_grad */
+    flops[95] = (double)(4*B*HD2*KVH*REP*T*T); bytes[95] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k95_attention_grad_matmul */
+    flops[96] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[96] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k96_softmax_grad */
+    flops[97] = (double)(4*B*HD2*KVH*REP*T*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k97_scores_grad_matmul */
+    flops[98] = (double)(4*B*HD2*KVH*REP*T*T); bytes[98] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k98_attention_grad_matmul */
+    flops[99] = (double)(4*B*HD2*KVH*REP*T*T); bytes[99] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k99_attention_grad_matmul */
+    flops[100] = (double)(2*B*HD2*KVH*T); bytes[100] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k100_attention_grad */
+    flops[101] = (double)(4*B*HD2*KVH*R*T); bytes[101] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k101_lora_b_wv_grad_in */
+    flops[102] = (double)(4*B*HD2*KVH*R*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k102_lora_a_wv_grad_in */
+    flops[103] = (double)(0); bytes[103] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k103_attention_grad */
+    flops[104] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k104_wv_grad_in */
+    flops[105] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[105] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_k105_rope_grad */
+    flops[106] = (double)(2*B*HD2*KVH*T); bytes[106] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k106_lora */
+    flops[107] = (double)(4*B*HD2*KVH*R*T); bytes[107] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k107_lora_b_wk_grad_in */
+    flops[108] = (double)(4*B*HD2*KVH*R*REP*T); bytes[108] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k108_lora_a_wk_grad_in */
+    flops[109] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[109] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k109_wk_grad_in */
+    flops[110] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[110] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k110_rope_grad */
+    flops[111] = (double)(2*B*HD2*KVH*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k111_lora */
+    flops[112] = (double)(4*B*HD2*KVH*R*REP*T); bytes[112] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k112_lora_b_wq_grad_in */
+    flops[113] = (double)(4*B*HD2*KVH*R*REP*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k113_lora_a_wq_grad_in */
+    flops[114] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[114] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k114_wq_grad_in */
+    flops[115] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[115] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k115_rmsnorm_grad */
+    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k116_grad_lora_a_wq */
+    flops[117] = (double)(4*B*HD2*KVH*R*REP*T); bytes[117] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k117_grad_lora_b_wq */
+    flops[118] = (double)(4*B*HD2*KVH*R*REP*T); bytes[118] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k118_grad_lora_a_wk */
+    flops[119] = (double)(4*B*HD2*KVH*R*T); bytes[119] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k119_grad_lora_b_wk */
+    flops[120] = (double)(4*B*HD2*KVH*R*REP*T); bytes[120] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k120_grad_lora_a_wv */
+    flops[121] = (double)(4*B*HD2*KVH*R*T); bytes[121] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k121_grad_lora_b_wv */
+    flops[122] = (double)(4*B*HD2*KVH*R*REP*T); bytes[122] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k122_grad_lora_a_wo */
+    flops[123] = (double)(4*B*HD2*KVH*R*REP*T); bytes[123] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k123_grad_lora_b_wo */
+    flops[124] = (double)(4*B*HD2*KVH*R*REP*T); bytes[124] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k124_grad_lora_a_w1 */
+    flops[125] = (double)(2*B*F*R*T); bytes[125] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k125_grad_lora_b_w1 */
+    flops[126] = (double)(2*B*F*R*T); bytes[126] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_k126_grad_lora_a_w2 */
+    flops[127] = (double)(4*B*HD2*KVH*R*REP*T); bytes[127] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k127_grad_lora_b_w2 */
+    flops[128] = (double)(4*B*HD2*KVH*R*REP*T); bytes[128] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k128_grad_lora_a_w3 */
+    flops[129] = (double)(2*B*F*R*T); bytes[129] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k129_grad_lora_b_w3 */
     (void)args;
 }
 
@@ -4361,96 +4534,102 @@ static const char *const llama_train_lm_step_lora_kernel_names[] = {
     "lm_step_lora_k33_lora_a_w2",
     "lm_step_lora_k34_lora_b_w2",
     "lm_step_lora_k35_lora",
-    "lm_step_lora_k36_lm_head",
-    "lm_step_lora_k37_rmsnorm",
-    "lm_step_lora_k38_rmsnorm",
-    "lm_step_lora_k39_lm_head",
-    "lm_step_lora_k40_log_softmax",
-    "lm_step_lora_k41_log_softmax",
-    "lm_step_lora_k42_cross_entropy",
-    "lm_step_lora_k43_cross_entropy",
-    "lm_step_lora_k44_log_softmax",
+    "lm_step_lora_k36_reshape",
+    "lm_step_lora_k37_expand",
+    "lm_step_lora_k38_lm_head",
+    "lm_step_lora_k39_rmsnorm",
+    "lm_step_lora_k40_rmsnorm",
+    "lm_step_lora_k41_lm_head",
+    "lm_step_lora_k42_log_softmax",
+    "lm_step_lora_k43_log_softmax",
+    "lm_step_lora_k44_cross_entropy",
     "lm_step_lora_k45_cross_entropy",
-    "lm_step_lora_k46_token_stats",
-    "lm_step_lora_k47_token_stats",
-    "lm_step_lora_k48_log_softmax_grad",
-    "lm_step_lora_k49_lm_head_grad_in",
-    "lm_step_lora_k50_rmsnorm_grad",
-    "lm_step_lora_k51_rmsnorm_grad_scatter_add",
-    "lm_step_lora_k52_rmsnorm",
-    "lm_step_lora_k53_rmsnorm",
-    "lm_step_lora_k54_lora_a_wq",
-    "lm_step_lora_k55_lora_a_wk",
-    "lm_step_lora_k56_lora_a_wv",
-    "lm_step_lora_k57_scores_matmul",
-    "lm_step_lora_k58_attention",
-    "lm_step_lora_k59_softmax",
-    "lm_step_lora_k60_softmax",
-    "lm_step_lora_k61_lora_a_wo",
-    "lm_step_lora_k62_rmsnorm",
-    "lm_step_lora_k63_rmsnorm",
-    "lm_step_lora_k64_lora_a_w1",
-    "lm_step_lora_k65_silu",
-    "lm_step_lora_k66_lora_a_w3",
-    "lm_step_lora_k67_gate_up",
-    "lm_step_lora_k68_lora_a_w2",
-    "lm_step_lora_k69_lora",
-    "lm_step_lora_k70_lora_b_w2_grad_in",
-    "lm_step_lora_k71_lora_a_w2_grad_in",
-    "lm_step_lora_k72_w2_grad_in",
-    "lm_step_lora_k73_ffn_grad",
-    "lm_step_lora_k74_lora",
-    "lm_step_lora_k75_lora_b_w3_grad_in",
-    "lm_step_lora_k76_lora_a_w3_grad_in",
-    "lm_step_lora_k77_w3_grad_in",
-    "lm_step_lora_k78_silu_grad",
-    "lm_step_lora_k79_lora",
-    "lm_step_lora_k80_lora_b_w1_grad_in",
-    "lm_step_lora_k81_lora_a_w1_grad_in",
-    "lm_step_lora_k82_w1_grad_in",
-    "lm_step_lora_k83_rmsnorm_grad",
-    "lm_step_lora_k84_lora",
-    "lm_step_lora_k85_lora_b_wo_grad_in",
-    "lm_step_lora_k86_lora_a_wo_grad_in",
-    "lm_step_lora_k87_wo_grad_in",
-    "lm_step_lora_k88_attention_grad",
-    "lm_step_lora_k89_attention_grad_matmul",
-    "lm_step_lora_k90_softmax_grad",
-    "lm_step_lora_k91_scores_grad_matmul",
-    "lm_step_lora_k92_attention_grad_matmul",
-    "lm_step_lora_k93_attention_grad_matmul",
+    "lm_step_lora_k46_log_softmax",
+    "lm_step_lora_k47_cross_entropy",
+    "lm_step_lora_k48_token_stats",
+    "lm_step_lora_k49_token_stats",
+    "lm_step_lora_k50_log_softmax_grad",
+    "lm_step_lora_k51_lm_head_grad_in",
+    "lm_step_lora_k52_rmsnorm_grad",
+    "lm_step_lora_k53_rmsnorm_grad_scatter_add",
+    "lm_step_lora_k54_lm_chunk",
+    "lm_step_lora_k55_lm_chunk",
+    "lm_step_lora_k56_lm_chunk",
+    "lm_step_lora_k57_lm_chunk",
+    "lm_step_lora_k58_rmsnorm",
+    "lm_step_lora_k59_rmsnorm",
+    "lm_step_lora_k60_lora_a_wq",
+    "lm_step_lora_k61_lora_a_wk",
+    "lm_step_lora_k62_lora_a_wv",
+    "lm_step_lora_k63_scores_matmul",
+    "lm_step_lora_k64_attention",
+    "lm_step_lora_k65_softmax",
+    "lm_step_lora_k66_softmax",
+    "lm_step_lora_k67_lora_a_wo",
+    "lm_step_lora_k68_rmsnorm",
+    "lm_step_lora_k69_rmsnorm",
+    "lm_step_lora_k70_lora_a_w1",
+    "lm_step_lora_k71_silu",
+    "lm_step_lora_k72_lora_a_w3",
+    "lm_step_lora_k73_gate_up",
+    "lm_step_lora_k74_lora_a_w2",
+    "lm_step_lora_k75_lora",
+    "lm_step_lora_k76_lora_b_w2_grad_in",
+    "lm_step_lora_k77_lora_a_w2_grad_in",
+    "lm_step_lora_k78_w2_grad_in",
+    "lm_step_lora_k79_ffn_grad",
+    "lm_step_lora_k80_lora",
+    "lm_step_lora_k81_lora_b_w3_grad_in",
+    "lm_step_lora_k82_lora_a_w3_grad_in",
+    "lm_step_lora_k83_w3_grad_in",
+    "lm_step_lora_k84_silu_grad",
+    "lm_step_lora_k85_lora",
+    "lm_step_lora_k86_lora_b_w1_grad_in",
+    "lm_step_lora_k87_lora_a_w1_grad_in",
+    "lm_step_lora_k88_w1_grad_in",
+    "lm_step_lora_k89_rmsnorm_grad",
+    "lm_step_lora_k90_lora",
+    "lm_step_lora_k91_lora_b_wo_grad_in",
+    "lm_step_lora_k92_lora_a_wo_grad_in",
+    "lm_step_lora_k93_wo_grad_in",
     "lm_step_lora_k94_attention_grad",
-    "lm_step_lora_k95_lora_b_wv_grad_in",
-    "lm_step_lora_k96_lora_a_wv_grad_in",
-    "lm_step_lora_k97_attention_grad",
-    "lm_step_lora_k98_wv_grad_in",
-    "lm_step_lora_k99_rope_grad",
-    "lm_step_lora_k100_lora",
-    "lm_step_lora_k101_lora_b_wk_grad_in",
-    "lm_step_lora_k102_lora_a_wk_grad_in",
-    "lm_step_lora_k103_wk_grad_in",
-    "lm_step_lora_k104_rope_grad",
-    "lm_step_lora_k105_lora",
-    "lm_step_lora_k106_lora_b_wq_grad_in",
-    "lm_step_lora_k107_lora_a_wq_grad_in",
-    "lm_step_lora_k108_wq_grad_in",
-    "lm_step_lora_k109_rmsnorm_grad",
-    "lm_step_lora_k110_grad_lora_a_wq",
-    "lm_step_lora_k111_grad_lora_b_wq",
-    "lm_step_lora_k112_grad_lora_a_wk",
-    "lm_step_lora_k113_grad_lora_b_wk",
-    "lm_step_lora_k114_grad_lora_a_wv",
-    "lm_step_lora_k115_grad_lora_b_wv",
-    "lm_step_lora_k116_grad_lora_a_wo",
-    "lm_step_lora_k117_grad_lora_b_wo",
-    "lm_step_lora_k118_grad_lora_a_w1",
-    "lm_step_lora_k119_grad_lora_b_w1",
-    "lm_step_lora_k120_grad_lora_a_w2",
-    "lm_step_lora_k121_grad_lora_b_w2",
-    "lm_step_lora_k122_grad_lora_a_w3",
-    "lm_step_lora_k123_grad_lora_b_w3",
+    "lm_step_lora_k95_attention_grad_matmul",
+    "lm_step_lora_k96_softmax_grad",
+    "lm_step_lora_k97_scores_grad_matmul",
+    "lm_step_lora_k98_attention_grad_matmul",
+    "lm_step_lora_k99_attention_grad_matmul",
+    "lm_step_lora_k100_attention_grad",
+    "lm_step_lora_k101_lora_b_wv_grad_in",
+    "lm_step_lora_k102_lora_a_wv_grad_in",
+    "lm_step_lora_k103_attention_grad",
+    "lm_step_lora_k104_wv_grad_in",
+    "lm_step_lora_k105_rope_grad",
+    "lm_step_lora_k106_lora",
+    "lm_step_lora_k107_lora_b_wk_grad_in",
+    "lm_step_lora_k108_lora_a_wk_grad_in",
+    "lm_step_lora_k109_wk_grad_in",
+    "lm_step_lora_k110_rope_grad",
+    "lm_step_lora_k111_lora",
+    "lm_step_lora_k112_lora_b_wq_grad_in",
+    "lm_step_lora_k113_lora_a_wq_grad_in",
+    "lm_step_lora_k114_wq_grad_in",
+    "lm_step_lora_k115_rmsnorm_grad",
+    "lm_step_lora_k116_grad_lora_a_wq",
+    "lm_step_lora_k117_grad_lora_b_wq",
+    "lm_step_lora_k118_grad_lora_a_wk",
+    "lm_step_lora_k119_grad_lora_b_wk",
+    "lm_step_lora_k120_grad_lora_a_wv",
+    "lm_step_lora_k121_grad_lora_b_wv",
+    "lm_step_lora_k122_grad_lora_a_wo",
+    "lm_step_lora_k123_grad_lora_b_wo",
+    "lm_step_lora_k124_grad_lora_a_w1",
+    "lm_step_lora_k125_grad_lora_b_w1",
+    "lm_step_lora_k126_grad_lora_a_w2",
+    "lm_step_lora_k127_grad_lora_b_w2",
+    "lm_step_lora_k128_grad_lora_a_w3",
+    "lm_step_lora_k129_grad_lora_b_w3",
 };
-const la_program_info llama_train_lm_step_lora_info = { "llama_train.lm_step_lora", 76, 124, llama_train_lm_step_lora_kernel_names, llama_train_lm_step_lora_run, llama_train_lm_step_lora_arena, llama_train_lm_step_lora_cost };
+const la_program_info llama_train_lm_step_lora_info = { "llama_train.lm_step_lora", 77, 130, llama_train_lm_step_lora_kernel_names, llama_train_lm_step_lora_run, llama_train_lm_step_lora_arena, llama_train_lm_step_lora_cost };
 
 /* ===== program 'lm_step_lora_dropout' ===== */
 
@@ -5272,60 +5451,78 @@ static void lm_step_lora_dropout_k42_lora(float *restrict carry0_next, const flo
     }
 }
 
-/* lm_step_lora_dropout_k43_lm_head: t35 = carry0[scored]  [lm_head] */
-static void lm_step_lora_dropout_k43_lm_head(float *restrict t35, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
+/* lm_step_lora_dropout_k43_reshape: t35 = 0 */
+static void lm_step_lora_dropout_k43_reshape(float *restrict t35) {
+    const long n = 1;
+    t35[0] = 0.0f;
+}
+
+/* lm_step_lora_dropout_k44_expand: t36 = 0 */
+static void lm_step_lora_dropout_k44_expand(float *restrict t36, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t36[r * n + j] = 0.0f;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k45_lm_head: t37 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_lora_dropout_k45_lm_head(float *restrict t37, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[(long)scored[i0] * D + j];
-            t35[r * n + j] = v0;
+            t37[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k44_rmsnorm: t36 = Σ(t35²)  [lm_head/rmsnorm] */
-static void lm_step_lora_dropout_k44_rmsnorm(float *restrict t36, const float *restrict t35, long HD2, long KVH, long NS, long REP) {
+/* lm_step_lora_dropout_k46_rmsnorm: t38 = Σ(t37²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_dropout_k46_rmsnorm(float *restrict t38, const float *restrict t37, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t35[r * n + j0]) * (t35[r * n + j0]);
+            float v0 = (t37[r * n + j0]) * (t37[r * n + j0]);
             acc0 += v0;
         }
-        t36[r] = acc0;
+        t38[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k45_rmsnorm: t37 = (t35 · rsqrt(t36 / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void lm_step_lora_dropout_k45_rmsnorm(float *restrict t37, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t35, const float *restrict t36, long HD2, long KVH, long NS, long REP) {
+/* lm_step_lora_dropout_k47_rmsnorm: t39 = (t37 · rsqrt(t38 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_dropout_k47_rmsnorm(float *restrict t39, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t37, const float *restrict t38, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t36[i0]) / ((float)(D));
+        float v0 = (t38[i0]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v3 = (t35[r * n + j]) * v2;
+            float v3 = (t37[r * n + j]) * v2;
             float v4 = v3 * (final_norm[j]);
-            t37[r * n + j] = v4;
+            t39[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_dropout_k46_lm_head: t38[NS, V] = t37 · lm_headᵀ  [lm_head] */
-static void lm_step_lora_dropout_k46_lm_head(float *restrict t38, const float *restrict lm_head, const float *restrict t37, long HD2, long KVH, long NS, long REP, long V) {
+/* lm_step_lora_dropout_k48_lm_head: t40[CR, V] = t39 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_lora_dropout_k48_lm_head(float *restrict t40, const float *restrict lm_head, const float *restrict t39, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    if (NS != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t37, D, lm_head, D, 0.0f, t38, V);
+    if (CR != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t39, D, lm_head, D, 0.0f, t40, V);
         return;
     }
     la_blas_pool(0);
@@ -5334,109 +5531,109 @@ static void lm_step_lora_dropout_k46_lm_head(float *restrict t38, const float *r
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t37)[c];
-        (t38)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t39)[c];
+        (t40)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k47_log_softmax: t39 = max(t38)  [lm_head/cross_entropy/log_softmax] */
-static void lm_step_lora_dropout_k47_log_softmax(float *restrict t39, const float *restrict t38, long NS, long V) {
+/* lm_step_lora_dropout_k49_log_softmax: t41 = max(t40)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_dropout_k49_log_softmax(float *restrict t41, const float *restrict t40, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t38[r * n + j0]);
-        }
-        t39[r] = acc0;
-    }
-}
-
-/* lm_step_lora_dropout_k48_log_softmax: t40 = Σ(exp(t38 - t39))  [lm_head/cross_entropy/log_softmax] */
-static void lm_step_lora_dropout_k48_log_softmax(float *restrict t40, const float *restrict t38, const float *restrict t39, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = t39[i0];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t38[r * n + j0] - v0;
-            float v2 = la_expf(v1);
-            acc0 += v2;
-        }
-        t40[r] = acc0;
-    }
-}
-
-/* lm_step_lora_dropout_k49_cross_entropy: t41 = Σ((t38 - t39 - log(t40)) · [i1 = targets])  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void lm_step_lora_dropout_k49_cross_entropy(float *restrict t41, const int32_t *restrict targets, const float *restrict t38, const float *restrict t39, const float *restrict t40, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = t39[i0];
-        float v2 = logf(t40[i0]);
-        float v4 = (float)targets[i0];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t38[r * n + j0] - v0;
-            float v3 = v1 - v2;
-            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
-            float v6 = v3 * v5;
-            acc0 += v6;
+            acc0 = fmaxf(acc0, t40[r * n + j0]);
         }
         t41[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k50_cross_entropy: loss = Σ((-t41) · weights)  [lm_head/cross_entropy; lm_head/weighted_sum] */
-static void lm_step_lora_dropout_k50_cross_entropy(float *restrict loss, const float *restrict weights, const float *restrict t41, long NS) {
+/* lm_step_lora_dropout_k50_log_softmax: t42 = Σ(exp(t40 - t41))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_dropout_k50_log_softmax(float *restrict t42, const float *restrict t40, const float *restrict t41, long CR, long V) {
     /* one result per row */
-    const long n = NS;
-    const long r = 0;
-    float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
-    for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t41[j0]);
-        float v1 = v0 * (weights[j0]);
-        acc0 += v1;
-    }
-    loss[r] = acc0;
-}
-
-/* lm_step_lora_dropout_k51_log_softmax: t42 = Σ(exp(t38 - t39 - log(t40)) · (t38 - t39 - log(t40)))  [lm_head/cross_entropy/log_softmax; lm_head/token_stats] */
-static void lm_step_lora_dropout_k51_log_softmax(float *restrict t42, const float *restrict t38, const float *restrict t39, const float *restrict t40, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t39[i0];
-        float v2 = logf(t40[i0]);
+        float v0 = t41[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t38[r * n + j0] - v0;
-            float v3 = v1 - v2;
-            float v4 = la_expf(v3);
-            float v5 = v4 * v3;
-            acc0 += v5;
+            float v1 = t40[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
         }
         t42[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k52_cross_entropy: t43 = Σ(t38 · [i1 = targets])  [lm_head/cross_entropy; lm_head/token_stats] */
-static void lm_step_lora_dropout_k52_cross_entropy(float *restrict t43, const int32_t *restrict targets, const float *restrict t38, long NS, long V) {
+/* lm_step_lora_dropout_k51_cross_entropy: t43 = Σ((t40 - t41 - log(t42)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_lora_dropout_k51_cross_entropy(float *restrict t43, const float *restrict t40, const int32_t *restrict targets, const float *restrict t41, const float *restrict t42, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t41[i0];
+        float v2 = logf(t42[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t40[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t43[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_k52_cross_entropy: t44 = Σ((-t43) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k52_cross_entropy(float *restrict t44, const float *restrict weights, const float *restrict t43, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t43[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t44[r] = acc0;
+}
+
+/* lm_step_lora_dropout_k53_log_softmax: t45 = Σ(exp(t40 - t41 - log(t42)) · (t40 - t41 - log(t42)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_dropout_k53_log_softmax(float *restrict t45, const float *restrict t40, const float *restrict t41, const float *restrict t42, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t41[i0];
+        float v2 = logf(t42[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t40[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t45[r] = acc0;
+    }
+}
+
+/* lm_step_lora_dropout_k54_cross_entropy: t46 = Σ(t40 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_dropout_k54_cross_entropy(float *restrict t46, const float *restrict t40, const int32_t *restrict targets, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -5445,46 +5642,46 @@ static void lm_step_lora_dropout_k52_cross_entropy(float *restrict t43, const in
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
-            float v2 = (t38[r * n + j0]) * v1;
+            float v2 = (t40[r * n + j0]) * v1;
             acc0 += v2;
         }
-        t43[r] = acc0;
+        t46[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k53_token_stats: entropy = Σ((-t42) · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
-static void lm_step_lora_dropout_k53_token_stats(float *restrict entropy, const float *restrict weights, const float *restrict t42, long NS) {
+/* lm_step_lora_dropout_k55_token_stats: t47 = Σ((-t45) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k55_token_stats(float *restrict t47, const float *restrict weights, const float *restrict t45, long CR) {
     /* one result per row */
-    const long n = NS;
+    const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t42[j0]);
+        float v0 = -(t45[j0]);
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    entropy[r] = acc0;
+    t47[r] = acc0;
 }
 
-/* lm_step_lora_dropout_k54_token_stats: accuracy = Σ([t39 ≤ t43] · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
-static void lm_step_lora_dropout_k54_token_stats(float *restrict accuracy, const float *restrict weights, const float *restrict t39, const float *restrict t43, long NS) {
+/* lm_step_lora_dropout_k56_token_stats: t48 = Σ([t41 ≤ t46] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k56_token_stats(float *restrict t48, const float *restrict weights, const float *restrict t41, const float *restrict t46, long CR) {
     /* one result per row */
-    const long n = NS;
+    const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = t39[j0] <= t43[j0] ? 1.0f : 0.0f;
+        float v0 = t41[j0] <= t46[j0] ? 1.0f : 0.0f;
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    accuracy[r] = acc0;
+    t48[r] = acc0;
 }
 
-/* lm_step_lora_dropout_k55_log_softmax_grad: t44 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t40) · exp(t38 - t39)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_lora_dropout_k55_log_softmax_grad(float *t44, const int32_t *targets, const float *weights, const float *t38, const float *t39, const float *t40, long NS, long V) {
-    const long rows = NS, n = V;
+/* lm_step_lora_dropout_k57_log_softmax_grad: t49 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t42) · exp(t40 - t41)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_lora_dropout_k57_log_softmax_grad(float *t49, const float *t40, const int32_t *targets, const float *weights, const float *t41, const float *t42, long CR, long V) {
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -5499,72 +5696,106 @@ static void lm_step_lora_dropout_k55_log_softmax_grad(float *t44, const int32_t 
             float v5 = -v4;
             acc0 += v5;
         }
-        float v8 = acc0 / (t40[i0]);
-        float v9 = t39[i0];
+        float v8 = acc0 / (t42[i0]);
+        float v9 = t41[i0];
         for (long j = 0; j < n; j++) {
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
-            float v10 = t38[r * n + j] - v9;
+            float v10 = t40[r * n + j] - v9;
             float v11 = la_expf(v10);
             float v12 = v8 * v11;
             float v13 = v7 + v12;
-            t44[r * n + j] = v13;
+            t49[r * n + j] = v13;
         }
     }
 }
 
-/* lm_step_lora_dropout_k56_lm_head_grad_in: t45[NS, D] = t44 · lm_head  [lm_head/grad] */
-static void lm_step_lora_dropout_k56_lm_head_grad_in(float *restrict t45, const float *restrict lm_head, const float *restrict t44, long HD2, long KVH, long NS, long REP, long V) {
+/* lm_step_lora_dropout_k58_lm_head_grad_in: t50[CR, D] = t49 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_lora_dropout_k58_lm_head_grad_in(float *restrict t50, const float *restrict lm_head, const float *restrict t49, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t44, V, lm_head, D, 0.0f, t45, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t49, V, lm_head, D, 0.0f, t50, D);
 }
 
-/* lm_step_lora_dropout_k57_rmsnorm_grad: t46 = Σ((t45 · final_norm) · t35)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
-static void lm_step_lora_dropout_k57_rmsnorm_grad(float *restrict t46, const float *restrict final_norm, const float *restrict t35, const float *restrict t45, long HD2, long KVH, long NS, long REP) {
+/* lm_step_lora_dropout_k59_rmsnorm_grad: t51 = Σ((t50 · final_norm) · t37)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_lora_dropout_k59_rmsnorm_grad(float *restrict t51, const float *restrict final_norm, const float *restrict t37, const float *restrict t50, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t45[r * n + j0]) * (final_norm[j0]);
-            float v1 = v0 * (t35[r * n + j0]);
+            float v0 = (t50[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t37[r * n + j0]);
             acc0 += v1;
         }
-        t46[r] = acc0;
+        t51[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
-static void lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add(float *restrict t47, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t35, const float *restrict t36, const float *restrict t45, const float *restrict t46, long B, long HD2, long KVH, long NS, long REP, long T) {
+/* lm_step_lora_dropout_k60_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_lora_dropout_k60_rmsnorm_grad_scatter_add(float *restrict t52, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t37, const float *restrict t38, const float *restrict t50, const float *restrict t51, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    memset(t47, 0, sizeof(float) * (size_t)(B*T*D));
-    const long rows = NS, n = D;
+    memset(t52, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v1 = (t36[i0]) / ((float)(D));
+        float v1 = (t38[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
-        float v5 = (t46[i0]) * v3;
+        float v5 = (t51[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v0 = (t45[r * n + j]) * (final_norm[j]);
+            float v0 = (t50[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
-            float v10 = v9 * (t35[r * n + j]);
+            float v10 = v9 * (t37[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t47[(long)scored[i0] * D + j] += v12;
+            t52[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* lm_step_lora_dropout_k59_rmsnorm: t48 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k59_rmsnorm(float *restrict t48, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k61_lm_chunk: carry1_next = carry1 + t52  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_lora_dropout_k61_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry1[r * n + j] + t52[r * n + j];
+            carry1_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k62_lm_chunk: carry2_next = carry2 + t44  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_dropout_k62_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t44) {
+    const long n = 1;
+    float v0 = carry2[0] + t44[0];
+    carry2_next[0] = v0;
+}
+
+/* lm_step_lora_dropout_k63_lm_chunk: carry3_next = carry3 + t47  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_dropout_k63_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t47) {
+    const long n = 1;
+    float v0 = carry3[0] + t47[0];
+    carry3_next[0] = v0;
+}
+
+/* lm_step_lora_dropout_k64_lm_chunk: carry4_next = carry4 + t48  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_dropout_k64_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t48) {
+    const long n = 1;
+    float v0 = carry4[0] + t48[0];
+    carry4_next[0] = v0;
+}
+
+/* lm_step_lora_dropout_k65_rmsnorm: t53 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k65_rmsnorm(float *restrict t53, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -5576,31 +5807,31 @@ static void lm_step_lora_dropout_k59_rmsnorm(float *restrict t48, const float *r
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t48[r] = acc0;
+        t53[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k60_rmsnorm: t49 = (saved_x · rsqrt(t48 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k60_rmsnorm(float *restrict t49, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k66_rmsnorm: t54 = (saved_x · rsqrt(t53 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k66_rmsnorm(float *restrict t54, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t48[(i0) * T + i1]) / ((float)(D));
+        float v0 = (t53[(i0) * T + i1]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
             float v3 = (saved_x[r * n + j]) * v2;
             float v4 = v3 * (attn_norm[j]);
-            t49[r * n + j] = v4;
+            t54[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_dropout_k61_dropout: t50 = (t49 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void lm_step_lora_dropout_k61_dropout(float *restrict t50, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k67_dropout: t55 = (t54 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k67_dropout(float *restrict t55, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5610,18 +5841,18 @@ static void lm_step_lora_dropout_k61_dropout(float *restrict t50, const int32_t 
         for (long j = 0; j < n; j++) {
             float v0 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), r * n + j);
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
-            float v2 = (t49[r * n + j]) * v1;
+            float v2 = (t54[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t50[r * n + j] = v5;
+            t55[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k62_lora_a_wq: t51[B*T, R] = t50 · lora_a_wqᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k62_lora_a_wq(float *restrict t51, const float *restrict lora_a_wq, const float *restrict t50, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k68_lora_a_wq: t56[B*T, R] = t55 · lora_a_wqᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_dropout_k68_lora_a_wq(float *restrict t56, const float *restrict lora_a_wq, const float *restrict t55, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t50, D, lora_a_wq, D, 0.0f, t51, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t55, D, lora_a_wq, D, 0.0f, t56, R);
         return;
     }
     la_blas_pool(0);
@@ -5630,13 +5861,13 @@ static void lm_step_lora_dropout_k62_lora_a_wq(float *restrict t51, const float 
         const float *restrict wr = lora_a_wq + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t50)[c];
-        (t51)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t55)[c];
+        (t56)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k63_dropout: t52 = (t49 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void lm_step_lora_dropout_k63_dropout(float *restrict t52, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k69_dropout: t57 = (t54 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k69_dropout(float *restrict t57, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5646,18 +5877,18 @@ static void lm_step_lora_dropout_k63_dropout(float *restrict t52, const float *r
         for (long j = 0; j < n; j++) {
             float v0 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), r * n + j);
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
-            float v2 = (t49[r * n + j]) * v1;
+            float v2 = (t54[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t52[r * n + j] = v5;
+            t57[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k64_lora_a_wk: t53[B*T, R] = t52 · lora_a_wkᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k64_lora_a_wk(float *restrict t53, const float *restrict lora_a_wk, const float *restrict t52, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k70_lora_a_wk: t58[B*T, R] = t57 · lora_a_wkᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_dropout_k70_lora_a_wk(float *restrict t58, const float *restrict lora_a_wk, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t52, D, lora_a_wk, D, 0.0f, t53, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_wk, D, 0.0f, t58, R);
         return;
     }
     la_blas_pool(0);
@@ -5666,13 +5897,13 @@ static void lm_step_lora_dropout_k64_lora_a_wk(float *restrict t53, const float 
         const float *restrict wr = lora_a_wk + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t52)[c];
-        (t53)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t57)[c];
+        (t58)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k65_dropout: t54 = (t49 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void lm_step_lora_dropout_k65_dropout(float *restrict t54, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k71_dropout: t59 = (t54 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k71_dropout(float *restrict t59, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5682,18 +5913,18 @@ static void lm_step_lora_dropout_k65_dropout(float *restrict t54, const float *r
         for (long j = 0; j < n; j++) {
             float v0 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), r * n + j);
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
-            float v2 = (t49[r * n + j]) * v1;
+            float v2 = (t54[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t54[r * n + j] = v5;
+            t59[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k66_lora_a_wv: t55[B*T, R] = t54 · lora_a_wvᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k66_lora_a_wv(float *restrict t55, const float *restrict lora_a_wv, const float *restrict t54, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k72_lora_a_wv: t60[B*T, R] = t59 · lora_a_wvᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_dropout_k72_lora_a_wv(float *restrict t60, const float *restrict lora_a_wv, const float *restrict t59, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t54, D, lora_a_wv, D, 0.0f, t55, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t59, D, lora_a_wv, D, 0.0f, t60, R);
         return;
     }
     la_blas_pool(0);
@@ -5702,13 +5933,13 @@ static void lm_step_lora_dropout_k66_lora_a_wv(float *restrict t55, const float 
         const float *restrict wr = lora_a_wv + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t54)[c];
-        (t55)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t59)[c];
+        (t60)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k67_scores_matmul: t56[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void lm_step_lora_dropout_k67_scores_matmul(float *restrict t56, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k73_scores_matmul: t61[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_lora_dropout_k73_scores_matmul(float *restrict t61, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -5719,11 +5950,11 @@ static void lm_step_lora_dropout_k67_scores_matmul(float *restrict t56, const fl
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t56 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t61 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_lora_dropout_k68_attention: t57 = exp([i4 ≤ i3 + 0] ? t56 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t56 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void lm_step_lora_dropout_k68_attention(float *restrict t57, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k74_attention: t62 = exp([i4 ≤ i3 + 0] ? t61 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t61 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_lora_dropout_k74_attention(float *restrict t62, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -5736,7 +5967,7 @@ static void lm_step_lora_dropout_k68_attention(float *restrict t57, const float 
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t56[r * n + j0]) * v2;
+            float v3 = (t61[r * n + j0]) * v2;
             float v4 = v1 != 0.0f ? v3 : (-INFINITY);
             acc0 = fmaxf(acc0, v4);
         }
@@ -5744,17 +5975,17 @@ static void lm_step_lora_dropout_k68_attention(float *restrict t57, const float 
         for (long j = 0; j < n; j++) {
             float v5 = (float)i3 + 0.0f;
             float v6 = (float)j <= v5 ? 1.0f : 0.0f;
-            float v7 = (t56[r * n + j]) * v2;
+            float v7 = (t61[r * n + j]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
             float v11 = la_expf(v10);
-            t57[r * n + j] = v11;
+            t62[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_lora_dropout_k69_softmax: t58 = Σ(t57)  [layer_backward/attention/attention/softmax] */
-static void lm_step_lora_dropout_k69_softmax(float *restrict t58, const float *restrict t57, long B, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k75_softmax: t63 = Σ(t62)  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_dropout_k75_softmax(float *restrict t63, const float *restrict t62, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = T;
@@ -5763,14 +5994,14 @@ static void lm_step_lora_dropout_k69_softmax(float *restrict t58, const float *r
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t57[r * n + j0];
+            acc0 += t62[r * n + j0];
         }
-        t58[r] = acc0;
+        t63[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k70_softmax: t59 = t57 / t58  [layer_backward/attention/attention/softmax] */
-static void lm_step_lora_dropout_k70_softmax(float *restrict t59, const float *restrict t57, const float *restrict t58, long B, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k76_softmax: t64 = t62 / t63  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_dropout_k76_softmax(float *restrict t64, const float *restrict t62, const float *restrict t63, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5780,14 +6011,14 @@ static void lm_step_lora_dropout_k70_softmax(float *restrict t59, const float *r
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t57[r * n + j]) / (t58[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t59[r * n + j] = v0;
+            float v0 = (t62[r * n + j]) / (t63[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t64[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k71_dropout: t60 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/attention] */
-static void lm_step_lora_dropout_k71_dropout(float *restrict t60, const float *restrict saved_attn, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k77_dropout: t65 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/attention] */
+static void lm_step_lora_dropout_k77_dropout(float *restrict t65, const float *restrict saved_attn, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5799,16 +6030,16 @@ static void lm_step_lora_dropout_k71_dropout(float *restrict t60, const float *r
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
             float v2 = (saved_attn[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t60[r * n + j] = v5;
+            t65[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k72_lora_a_wo: t61[B*T, R] = t60 · lora_a_woᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k72_lora_a_wo(float *restrict t61, const float *restrict lora_a_wo, const float *restrict t60, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k78_lora_a_wo: t66[B*T, R] = t65 · lora_a_woᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_dropout_k78_lora_a_wo(float *restrict t66, const float *restrict lora_a_wo, const float *restrict t65, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t60, D, lora_a_wo, D, 0.0f, t61, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t65, D, lora_a_wo, D, 0.0f, t66, R);
         return;
     }
     la_blas_pool(0);
@@ -5817,13 +6048,13 @@ static void lm_step_lora_dropout_k72_lora_a_wo(float *restrict t61, const float 
         const float *restrict wr = lora_a_wo + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t60)[c];
-        (t61)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t65)[c];
+        (t66)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k73_rmsnorm: t62 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k73_rmsnorm(float *restrict t62, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k79_rmsnorm: t67 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k79_rmsnorm(float *restrict t67, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -5835,28 +6066,28 @@ static void lm_step_lora_dropout_k73_rmsnorm(float *restrict t62, const float *r
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t62[r] = acc0;
+        t67[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k74_rmsnorm: t63 = rsqrt(t62 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k74_rmsnorm(float *t63, const float *norm_eps, const float *t62, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k80_rmsnorm: t68 = rsqrt(t67 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k80_rmsnorm(float *t68, const float *norm_eps, const float *t67, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
-            float v0 = (t62[(i0) * T + j / 1]) / ((float)(D));
+            float v0 = (t67[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t63[r * n + j] = v2;
+            t68[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_lora_dropout_k75_dropout: t64 = (((saved_h · t63) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
-static void lm_step_lora_dropout_k75_dropout(float *restrict t64, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k81_dropout: t69 = (((saved_h · t68) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k81_dropout(float *restrict t69, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5865,22 +6096,22 @@ static void lm_step_lora_dropout_k75_dropout(float *restrict t64, const float *r
         float v5 = 1.0f - (lora_dropout[0]);
         float v6 = 1.0f / v5;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t63[(i0 / T) * T + (i0) % T]);
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t68[(i0 / T) * T + (i0) % T]);
             float v1 = v0 * (ffn_norm[j]);
             float v2 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), r * n + j);
             float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
             float v4 = v1 * v3;
             float v7 = v4 * v6;
-            t64[r * n + j] = v7;
+            t69[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_lora_dropout_k76_lora_a_w1: t65[B*T, R] = t64 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k76_lora_a_w1(float *restrict t65, const float *restrict lora_a_w1, const float *restrict t64, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k82_lora_a_w1: t70[B*T, R] = t69 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k82_lora_a_w1(float *restrict t70, const float *restrict lora_a_w1, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t64, D, lora_a_w1, D, 0.0f, t65, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t69, D, lora_a_w1, D, 0.0f, t70, R);
         return;
     }
     la_blas_pool(0);
@@ -5889,13 +6120,13 @@ static void lm_step_lora_dropout_k76_lora_a_w1(float *restrict t65, const float 
         const float *restrict wr = lora_a_w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t64)[c];
-        (t65)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t69)[c];
+        (t70)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k77_silu: t66 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu] */
-static void lm_step_lora_dropout_k77_silu(float *restrict t66, const float *restrict saved_gate, long B, long F, long T) {
+/* lm_step_lora_dropout_k83_silu: t71 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu] */
+static void lm_step_lora_dropout_k83_silu(float *restrict t71, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5904,13 +6135,13 @@ static void lm_step_lora_dropout_k77_silu(float *restrict t66, const float *rest
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t66[r * n + j] = v3;
+            t71[r * n + j] = v3;
         }
     }
 }
 
-/* lm_step_lora_dropout_k78_dropout: t67 = (((saved_h · t63) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
-static void lm_step_lora_dropout_k78_dropout(float *restrict t67, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w3, const float *restrict t63, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k84_dropout: t72 = (((saved_h · t68) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k84_dropout(float *restrict t72, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w3, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5919,22 +6150,22 @@ static void lm_step_lora_dropout_k78_dropout(float *restrict t67, const float *r
         float v5 = 1.0f - (lora_dropout[0]);
         float v6 = 1.0f / v5;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t63[(i0 / T) * T + (i0) % T]);
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t68[(i0 / T) * T + (i0) % T]);
             float v1 = v0 * (ffn_norm[j]);
             float v2 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), r * n + j);
             float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
             float v4 = v1 * v3;
             float v7 = v4 * v6;
-            t67[r * n + j] = v7;
+            t72[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_lora_dropout_k79_lora_a_w3: t68[B*T, R] = t67 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k79_lora_a_w3(float *restrict t68, const float *restrict lora_a_w3, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k85_lora_a_w3: t73[B*T, R] = t72 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k85_lora_a_w3(float *restrict t73, const float *restrict lora_a_w3, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t67, D, lora_a_w3, D, 0.0f, t68, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t72, D, lora_a_w3, D, 0.0f, t73, R);
         return;
     }
     la_blas_pool(0);
@@ -5943,13 +6174,13 @@ static void lm_step_lora_dropout_k79_lora_a_w3(float *restrict t68, const float 
         const float *restrict wr = lora_a_w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t67)[c];
-        (t68)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t72)[c];
+        (t73)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k80_dropout: t69 = ((t66 · saved_up) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up; layer_backward/ffn; layer_backward/ffn/lora/dropout] */
-static void lm_step_lora_dropout_k80_dropout(float *restrict t69, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t66, long B, long F, long T) {
+/* lm_step_lora_dropout_k86_dropout: t74 = ((t71 · saved_up) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up; layer_backward/ffn; layer_backward/ffn/lora/dropout] */
+static void lm_step_lora_dropout_k86_dropout(float *restrict t74, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t71, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5957,20 +6188,20 @@ static void lm_step_lora_dropout_k80_dropout(float *restrict t69, const float *r
         float v4 = 1.0f - (lora_dropout[0]);
         float v5 = 1.0f / v4;
         for (long j = 0; j < n; j++) {
-            float v0 = (t66[((i0 / T) * T + (i0) % T) * F + j]) * (saved_up[((i0 / T) * T + (i0) % T) * F + j]);
+            float v0 = (t71[((i0 / T) * T + (i0) % T) * F + j]) * (saved_up[((i0 / T) * T + (i0) % T) * F + j]);
             float v1 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), r * n + j);
             float v2 = lora_dropout[0] <= v1 ? 1.0f : 0.0f;
             float v3 = v0 * v2;
             float v6 = v3 * v5;
-            t69[r * n + j] = v6;
+            t74[r * n + j] = v6;
         }
     }
 }
 
-/* lm_step_lora_dropout_k81_lora_a_w2: t70[B*T, R] = t69 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
-static void lm_step_lora_dropout_k81_lora_a_w2(float *restrict t70, const float *restrict lora_a_w2, const float *restrict t69, long B, long F, long R, long T) {
+/* lm_step_lora_dropout_k87_lora_a_w2: t75[B*T, R] = t74 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
+static void lm_step_lora_dropout_k87_lora_a_w2(float *restrict t75, const float *restrict lora_a_w2, const float *restrict t74, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t69, F, lora_a_w2, F, 0.0f, t70, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t74, F, lora_a_w2, F, 0.0f, t75, R);
         return;
     }
     la_blas_pool(0);
@@ -5979,93 +6210,43 @@ static void lm_step_lora_dropout_k81_lora_a_w2(float *restrict t70, const float 
         const float *restrict wr = lora_a_w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t69)[c];
-        (t70)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t74)[c];
+        (t75)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k82_lora: t71 = carry1 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
-static void lm_step_lora_dropout_k82_lora(float *restrict t71, const float *restrict carry1, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k88_lora: t76 = carry5 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k88_lora(float *restrict t76, const float *restrict carry5, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (carry1[r * n + j]) * (lora_scale_w2[0]);
-            t71[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_lora_dropout_k83_lora_b_w2_grad_in: t72[B*T, R] = t71 · lora_b_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_dropout_k83_lora_b_w2_grad_in(float *restrict t72, const float *restrict lora_b_w2, const float *restrict t71, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t71, D, lora_b_w2, R, 0.0f, t72, R);
-}
-
-/* lm_step_lora_dropout_k84_lora_a_w2_grad_in: t73[B*T, F] = t72 · lora_a_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_dropout_k84_lora_a_w2_grad_in(float *restrict t73, const float *restrict lora_a_w2, const float *restrict t72, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t72, R, lora_a_w2, F, 0.0f, t73, F);
-}
-
-/* lm_step_lora_dropout_k85_w2_grad_in: t74[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
-static void lm_step_lora_dropout_k85_w2_grad_in(float *restrict t74, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t74, F);
-}
-
-/* lm_step_lora_dropout_k86_dropout: t75 = ((t73 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)] + t74) · t66  [layer_backward/attention/lora/dropout; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_dropout_k86_dropout(float *restrict t75, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t66, const float *restrict t73, const float *restrict t74, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = 1.0f - (lora_dropout[0]);
-        float v1 = 1.0f / v0;
-        for (long j = 0; j < n; j++) {
-            float v2 = (t73[((i0) * T + i1) * F + j]) * v1;
-            float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
-            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
-            float v5 = v2 * v4;
-            float v6 = v5 + t74[r * n + j];
-            float v7 = v6 * (t66[r * n + j]);
-            t75[r * n + j] = v7;
-        }
-    }
-}
-
-/* lm_step_lora_dropout_k87_lora: t76 = t75 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k87_lora(float *restrict t76, const float *restrict lora_scale_w3, const float *restrict t75, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t75[r * n + j]) * (lora_scale_w3[0]);
+            float v0 = (carry5[r * n + j]) * (lora_scale_w2[0]);
             t76[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k88_lora_b_w3_grad_in: t77[B*T, R] = t76 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k88_lora_b_w3_grad_in(float *restrict t77, const float *restrict lora_b_w3, const float *restrict t76, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t76, F, lora_b_w3, R, 0.0f, t77, R);
-}
-
-/* lm_step_lora_dropout_k89_lora_a_w3_grad_in: t78[B*T, D] = t77 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k89_lora_a_w3_grad_in(float *restrict t78, const float *restrict lora_a_w3, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k89_lora_b_w2_grad_in: t77[B*T, R] = t76 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k89_lora_b_w2_grad_in(float *restrict t77, const float *restrict lora_b_w2, const float *restrict t76, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t77, R, lora_a_w3, D, 0.0f, t78, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t76, D, lora_b_w2, R, 0.0f, t77, R);
 }
 
-/* lm_step_lora_dropout_k90_w3_grad_in: t79[B*T, D] = t75 · w3  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_dropout_k90_w3_grad_in(float *restrict t79, const float *restrict w3, const float *restrict t75, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k90_lora_a_w2_grad_in: t78[B*T, F] = t77 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k90_lora_a_w2_grad_in(float *restrict t78, const float *restrict lora_a_w2, const float *restrict t77, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t77, R, lora_a_w2, F, 0.0f, t78, F);
+}
+
+/* lm_step_lora_dropout_k91_w2_grad_in: t79[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_lora_dropout_k91_w2_grad_in(float *restrict t79, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t75, F, w3, D, 0.0f, t79, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t79, F);
 }
 
-/* lm_step_lora_dropout_k91_dropout: sub, div, neg, exp, add, random, cmple, mul, mul, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_lora_dropout_k91_dropout(float *t80, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t66, const float *t73, const float *t74, long B, long F, long T) {
+/* lm_step_lora_dropout_k92_dropout: t80 = ((t78 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)] + t79) · t71  [layer_backward/attention/lora/dropout; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k92_dropout(float *restrict t80, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t71, const float *restrict t78, const float *restrict t79, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -6074,58 +6255,108 @@ static void lm_step_lora_dropout_k91_dropout(float *t80, const float *saved_gate
         float v0 = 1.0f - (lora_dropout[0]);
         float v1 = 1.0f / v0;
         for (long j = 0; j < n; j++) {
-            float v2 = (t73[((i0) * T + i1) * F + j]) * v1;
+            float v2 = (t78[((i0) * T + i1) * F + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t74[r * n + j];
-            float v7 = v6 * (saved_up[r * n + j]);
-            float v8 = -(saved_gate[r * n + j]);
-            float v9 = la_expf(v8);
-            float v10 = 1.0f + v9;
-            float v11 = v7 / v10;
-            float v12 = v7 * (t66[r * n + j]);
-            float v13 = v12 / v10;
-            float v14 = -v13;
-            float v15 = v14 * v9;
-            float v16 = -v15;
-            float v17 = v11 + v16;
-            t80[r * n + j] = v17;
+            float v6 = v5 + t79[r * n + j];
+            float v7 = v6 * (t71[r * n + j]);
+            t80[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_lora_dropout_k92_lora: t81 = t80 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k92_lora(float *restrict t81, const float *restrict lora_scale_w1, const float *restrict t80, long B, long F, long T) {
+/* lm_step_lora_dropout_k93_lora: t81 = t80 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k93_lora(float *restrict t81, const float *restrict lora_scale_w3, const float *restrict t80, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t80[r * n + j]) * (lora_scale_w1[0]);
+            float v0 = (t80[r * n + j]) * (lora_scale_w3[0]);
             t81[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k93_lora_b_w1_grad_in: t82[B*T, R] = t81 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k93_lora_b_w1_grad_in(float *restrict t82, const float *restrict lora_b_w1, const float *restrict t81, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t81, F, lora_b_w1, R, 0.0f, t82, R);
+/* lm_step_lora_dropout_k94_lora_b_w3_grad_in: t82[B*T, R] = t81 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k94_lora_b_w3_grad_in(float *restrict t82, const float *restrict lora_b_w3, const float *restrict t81, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t81, F, lora_b_w3, R, 0.0f, t82, R);
 }
 
-/* lm_step_lora_dropout_k94_lora_a_w1_grad_in: t83[B*T, D] = t82 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k94_lora_a_w1_grad_in(float *restrict t83, const float *restrict lora_a_w1, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k95_lora_a_w3_grad_in: t83[B*T, D] = t82 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k95_lora_a_w3_grad_in(float *restrict t83, const float *restrict lora_a_w3, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t82, R, lora_a_w1, D, 0.0f, t83, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t82, R, lora_a_w3, D, 0.0f, t83, D);
 }
 
-/* lm_step_lora_dropout_k95_w1_grad_in: t84[B*T, D] = t80 · w1  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_dropout_k95_w1_grad_in(float *restrict t84, const float *restrict w1, const float *restrict t80, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k96_w3_grad_in: t84[B*T, D] = t80 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k96_w3_grad_in(float *restrict t84, const float *restrict w3, const float *restrict t80, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t80, F, w1, D, 0.0f, t84, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t80, F, w3, D, 0.0f, t84, D);
 }
 
-/* lm_step_lora_dropout_k96_rmsnorm_grad: sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/lora/dropout; layer_backward/ffn/gate_up/lora/dropout/grad; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_lora_dropout_k96_rmsnorm_grad(float *restrict t85, const float *restrict carry1, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const int32_t *restrict lora_dropout_key_w3, const float *restrict t63, const float *restrict t78, const float *restrict t79, const float *restrict t83, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k97_dropout: sub, div, neg, exp, add, random, cmple, mul, mul, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_lora_dropout_k97_dropout(float *t85, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t71, const float *t78, const float *t79, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
+        for (long j = 0; j < n; j++) {
+            float v2 = (t78[((i0) * T + i1) * F + j]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t79[r * n + j];
+            float v7 = v6 * (saved_up[r * n + j]);
+            float v8 = -(saved_gate[r * n + j]);
+            float v9 = la_expf(v8);
+            float v10 = 1.0f + v9;
+            float v11 = v7 / v10;
+            float v12 = v7 * (t71[r * n + j]);
+            float v13 = v12 / v10;
+            float v14 = -v13;
+            float v15 = v14 * v9;
+            float v16 = -v15;
+            float v17 = v11 + v16;
+            t85[r * n + j] = v17;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k98_lora: t86 = t85 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k98_lora(float *restrict t86, const float *restrict lora_scale_w1, const float *restrict t85, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t85[r * n + j]) * (lora_scale_w1[0]);
+            t86[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k99_lora_b_w1_grad_in: t87[B*T, R] = t86 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k99_lora_b_w1_grad_in(float *restrict t87, const float *restrict lora_b_w1, const float *restrict t86, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t86, F, lora_b_w1, R, 0.0f, t87, R);
+}
+
+/* lm_step_lora_dropout_k100_lora_a_w1_grad_in: t88[B*T, D] = t87 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k100_lora_a_w1_grad_in(float *restrict t88, const float *restrict lora_a_w1, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t87, R, lora_a_w1, D, 0.0f, t88, D);
+}
+
+/* lm_step_lora_dropout_k101_w1_grad_in: t89[B*T, D] = t85 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k101_w1_grad_in(float *restrict t89, const float *restrict w1, const float *restrict t85, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t85, F, w1, D, 0.0f, t89, D);
+}
+
+/* lm_step_lora_dropout_k102_rmsnorm_grad: sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/lora/dropout; layer_backward/ffn/gate_up/lora/dropout/grad; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_lora_dropout_k102_rmsnorm_grad(float *restrict t90, const float *restrict carry5, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const int32_t *restrict lora_dropout_key_w3, const float *restrict t68, const float *restrict t83, const float *restrict t84, const float *restrict t88, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6137,82 +6368,82 @@ static void lm_step_lora_dropout_k96_rmsnorm_grad(float *restrict t85, const flo
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t78[((i0) * T + i1) * D + j0]) * v1;
+            float v2 = (t83[((i0) * T + i1) * D + j0]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j0);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t79[r * n + j0];
-            float v7 = (t83[((i0) * T + i1) * D + j0]) * v1;
+            float v6 = v5 + t84[r * n + j0];
+            float v7 = (t88[((i0) * T + i1) * D + j0]) * v1;
             float v8 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j0);
             float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
             float v10 = v7 * v9;
             float v11 = v6 + v10;
-            float v12 = v11 + t84[r * n + j0];
+            float v12 = v11 + t89[r * n + j0];
             float v13 = v12 * (ffn_norm[j0]);
             float v14 = v13 * (saved_h[r * n + j0]);
             acc0 += v14;
         }
-        float v29 = acc0 * (t63[(i0) * T + i1]);
-        float v30 = v29 * (t63[(i0) * T + i1]);
-        float v31 = v30 * (t63[(i0) * T + i1]);
+        float v29 = acc0 * (t68[(i0) * T + i1]);
+        float v30 = v29 * (t68[(i0) * T + i1]);
+        float v31 = v30 * (t68[(i0) * T + i1]);
         float v32 = v31 * (-0.5f);
         float v33 = v32 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v15 = (t78[((i0) * T + i1) * D + j]) * v1;
+            float v15 = (t83[((i0) * T + i1) * D + j]) * v1;
             float v16 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j);
             float v17 = lora_dropout[0] <= v16 ? 1.0f : 0.0f;
             float v18 = v15 * v17;
-            float v19 = v18 + t79[r * n + j];
-            float v20 = (t83[((i0) * T + i1) * D + j]) * v1;
+            float v19 = v18 + t84[r * n + j];
+            float v20 = (t88[((i0) * T + i1) * D + j]) * v1;
             float v21 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j);
             float v22 = lora_dropout[0] <= v21 ? 1.0f : 0.0f;
             float v23 = v20 * v22;
             float v24 = v19 + v23;
-            float v25 = v24 + t84[r * n + j];
+            float v25 = v24 + t89[r * n + j];
             float v26 = v25 * (ffn_norm[j]);
-            float v27 = v26 * (t63[(i0) * T + i1]);
-            float v28 = carry1[r * n + j] + v27;
+            float v27 = v26 * (t68[(i0) * T + i1]);
+            float v28 = carry5[r * n + j] + v27;
             float v34 = v33 * (saved_h[r * n + j]);
             float v35 = v28 + v34;
             float v36 = v35 + v34;
-            t85[r * n + j] = v36;
+            t90[r * n + j] = v36;
         }
     }
 }
 
-/* lm_step_lora_dropout_k97_lora: t86 = t85 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k97_lora(float *restrict t86, const float *restrict lora_scale_wo, const float *restrict t85, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k103_lora: t91 = t90 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k103_lora(float *restrict t91, const float *restrict lora_scale_wo, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t85[r * n + j]) * (lora_scale_wo[0]);
-            t86[r * n + j] = v0;
+            float v0 = (t90[r * n + j]) * (lora_scale_wo[0]);
+            t91[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k98_lora_b_wo_grad_in: t87[B*T, R] = t86 · lora_b_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k98_lora_b_wo_grad_in(float *restrict t87, const float *restrict lora_b_wo, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k104_lora_b_wo_grad_in: t92[B*T, R] = t91 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k104_lora_b_wo_grad_in(float *restrict t92, const float *restrict lora_b_wo, const float *restrict t91, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t86, D, lora_b_wo, R, 0.0f, t87, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t91, D, lora_b_wo, R, 0.0f, t92, R);
 }
 
-/* lm_step_lora_dropout_k99_lora_a_wo_grad_in: t88[B*T, D] = t87 · lora_a_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k99_lora_a_wo_grad_in(float *restrict t88, const float *restrict lora_a_wo, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k105_lora_a_wo_grad_in: t93[B*T, D] = t92 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k105_lora_a_wo_grad_in(float *restrict t93, const float *restrict lora_a_wo, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t87, R, lora_a_wo, D, 0.0f, t88, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t92, R, lora_a_wo, D, 0.0f, t93, D);
 }
 
-/* lm_step_lora_dropout_k100_wo_grad_in: t89[B*T, D] = t85 · wo  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k100_wo_grad_in(float *restrict t89, const float *restrict wo, const float *restrict t85, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k106_wo_grad_in: t94[B*T, D] = t90 · wo  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k106_wo_grad_in(float *restrict t94, const float *restrict wo, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t85, D, wo, D, 0.0f, t89, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t90, D, wo, D, 0.0f, t94, D);
 }
 
-/* lm_step_lora_dropout_k101_dropout: t90 = (t88 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)] + t89  [layer_backward/attention/lora/dropout; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k101_dropout(float *restrict t90, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict t88, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k107_dropout: t95 = (t93 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)] + t94  [layer_backward/attention/lora/dropout; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k107_dropout(float *restrict t95, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict t93, const float *restrict t94, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6222,18 +6453,18 @@ static void lm_step_lora_dropout_k101_dropout(float *restrict t90, const float *
         float v0 = 1.0f - (lora_dropout[0]);
         float v1 = 1.0f / v0;
         for (long j = 0; j < n; j++) {
-            float v2 = (t88[((i0) * T + i1) * D + j]) * v1;
+            float v2 = (t93[((i0) * T + i1) * D + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), ((i0) * T + i1) * D + j);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t89[r * n + j];
-            t90[r * n + j] = v6;
+            float v6 = v5 + t94[r * n + j];
+            t95[r * n + j] = v6;
         }
     }
 }
 
-/* lm_step_lora_dropout_k102_attention_grad_matmul: t91[B, KVH, REP, T, T] = t90 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_dropout_k102_attention_grad_matmul(float *restrict t91, const float *restrict saved_v, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k108_attention_grad_matmul: t96[B, KVH, REP, T, T] = t95 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_dropout_k108_attention_grad_matmul(float *restrict t96, const float *restrict saved_v, const float *restrict t95, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -6244,11 +6475,11 @@ static void lm_step_lora_dropout_k102_attention_grad_matmul(float *restrict t91,
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t90 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t91 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t95 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t96 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_lora_dropout_k103_softmax_grad: t92 = ([i4 ≤ i3 + 0] ? (t91 / t58 + Σ(-((t91 · t59) / t58))) · t57 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_dropout_k103_softmax_grad(float *t92, const float *t57, const float *t58, const float *t59, const float *t91, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k109_softmax_grad: t97 = ([i4 ≤ i3 + 0] ? (t96 / t63 + Σ(-((t96 · t64) / t63))) · t62 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_dropout_k109_softmax_grad(float *t97, const float *t62, const float *t63, const float *t64, const float *t96, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -6261,8 +6492,8 @@ static void lm_step_lora_dropout_k103_softmax_grad(float *t92, const float *t57,
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t91[r * n + j0]) * (t59[r * n + j0]);
-            float v1 = v0 / (t58[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t96[r * n + j0]) * (t64[r * n + j0]);
+            float v1 = v0 / (t63[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -6270,18 +6501,18 @@ static void lm_step_lora_dropout_k103_softmax_grad(float *t92, const float *t57,
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
-            float v5 = (t91[r * n + j]) / (t58[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v5 = (t96[r * n + j]) / (t63[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v6 = v5 + acc0;
-            float v7 = v6 * (t57[r * n + j]);
+            float v7 = v6 * (t62[r * n + j]);
             float v8 = v4 != 0.0f ? v7 : 0.0f;
             float v10 = v8 * v9;
-            t92[r * n + j] = v10;
+            t97[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_lora_dropout_k104_scores_grad_matmul: t93[B, KVH, REP, T, HD] = t92 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_dropout_k104_scores_grad_matmul(float *restrict t93, const float *restrict saved_k, const float *restrict t92, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k110_scores_grad_matmul: t98[B, KVH, REP, T, HD] = t97 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_dropout_k110_scores_grad_matmul(float *restrict t98, const float *restrict saved_k, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -6292,11 +6523,11 @@ static void lm_step_lora_dropout_k104_scores_grad_matmul(float *restrict t93, co
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t92 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t93 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t97 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t98 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* lm_step_lora_dropout_k105_attention_grad_matmul: t94[B, KVH, REP, T, HD] = t59ᵀ · t90  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_dropout_k105_attention_grad_matmul(float *restrict t94, const float *restrict t59, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k111_attention_grad_matmul: t99[B, KVH, REP, T, HD] = t64ᵀ · t95  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_dropout_k111_attention_grad_matmul(float *restrict t99, const float *restrict t64, const float *restrict t95, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -6307,11 +6538,11 @@ static void lm_step_lora_dropout_k105_attention_grad_matmul(float *restrict t94,
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t59 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t90 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t94 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t64 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t95 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t99 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* lm_step_lora_dropout_k106_attention_grad_matmul: t95[B, KVH, REP, T, HD] = t92ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_lora_dropout_k106_attention_grad_matmul(float *restrict t95, const float *restrict saved_q, const float *restrict t92, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k112_attention_grad_matmul: t100[B, KVH, REP, T, HD] = t97ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_lora_dropout_k112_attention_grad_matmul(float *restrict t100, const float *restrict saved_q, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -6322,11 +6553,11 @@ static void lm_step_lora_dropout_k106_attention_grad_matmul(float *restrict t95,
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t92 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t95 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t97 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t100 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* lm_step_lora_dropout_k107_attention_grad: t96 = t94 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k107_attention_grad(float *restrict t96, const float *restrict lora_scale_wv, const float *restrict t94, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k113_attention_grad: t101 = t99 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k113_attention_grad(float *restrict t101, const float *restrict lora_scale_wv, const float *restrict t99, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
@@ -6335,46 +6566,46 @@ static void lm_step_lora_dropout_k107_attention_grad(float *restrict t96, const 
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t94[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
-            t96[r * n + j] = v0;
+            float v0 = (t99[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
+            t101[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k108_lora_b_wv_grad_in: t97[B*T, R] = t96 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k108_lora_b_wv_grad_in(float *restrict t97, const float *restrict lora_b_wv, const float *restrict t96, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k114_lora_b_wv_grad_in: t102[B*T, R] = t101 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k114_lora_b_wv_grad_in(float *restrict t102, const float *restrict lora_b_wv, const float *restrict t101, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t96, KVD, lora_b_wv, R, 0.0f, t97, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t101, KVD, lora_b_wv, R, 0.0f, t102, R);
 }
 
-/* lm_step_lora_dropout_k109_lora_a_wv_grad_in: t98[B*T, D] = t97 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k109_lora_a_wv_grad_in(float *restrict t98, const float *restrict lora_a_wv, const float *restrict t97, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k115_lora_a_wv_grad_in: t103[B*T, D] = t102 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k115_lora_a_wv_grad_in(float *restrict t103, const float *restrict lora_a_wv, const float *restrict t102, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t97, R, lora_a_wv, D, 0.0f, t98, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t102, R, lora_a_wv, D, 0.0f, t103, D);
 }
 
-/* lm_step_lora_dropout_k110_attention_grad: t99 = t94  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k110_attention_grad(float *restrict t99, const float *restrict t94, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k116_attention_grad: t104 = t99  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k116_attention_grad(float *restrict t104, const float *restrict t99, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            t99[r * n + j] = t94[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
+            t104[r * n + j] = t99[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
         }
     }
 }
 
-/* lm_step_lora_dropout_k111_wv_grad_in: t100[B*T, D] = t99 · wv  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k111_wv_grad_in(float *restrict t100, const float *restrict wv, const float *restrict t99, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k117_wv_grad_in: t105[B*T, D] = t104 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k117_wv_grad_in(float *restrict t105, const float *restrict wv, const float *restrict t104, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t99, KVD, wv, D, 0.0f, t100, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t104, KVD, wv, D, 0.0f, t105, D);
 }
 
-/* lm_step_lora_dropout_k112_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_dropout_k112_rope_grad(float *restrict t101, const float *restrict t0, const float *restrict t1, const float *restrict t95, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k118_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_dropout_k118_rope_grad(float *restrict t106, const float *restrict t0, const float *restrict t1, const float *restrict t100, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6388,16 +6619,16 @@ static void lm_step_lora_dropout_k112_rope_grad(float *restrict t101, const floa
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t95[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t95[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t100[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t100[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t95[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t95[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t100[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t100[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -6405,45 +6636,45 @@ static void lm_step_lora_dropout_k112_rope_grad(float *restrict t101, const floa
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t101[r * n + j] = v9;
+            t106[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_dropout_k113_lora: t102 = t101 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k113_lora(float *restrict t102, const float *restrict lora_scale_wk, const float *restrict t101, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k119_lora: t107 = t106 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k119_lora(float *restrict t107, const float *restrict lora_scale_wk, const float *restrict t106, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t101[r * n + j]) * (lora_scale_wk[0]);
-            t102[r * n + j] = v0;
+            float v0 = (t106[r * n + j]) * (lora_scale_wk[0]);
+            t107[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k114_lora_b_wk_grad_in: t103[B*T, R] = t102 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k114_lora_b_wk_grad_in(float *restrict t103, const float *restrict lora_b_wk, const float *restrict t102, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k120_lora_b_wk_grad_in: t108[B*T, R] = t107 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k120_lora_b_wk_grad_in(float *restrict t108, const float *restrict lora_b_wk, const float *restrict t107, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t102, KVD, lora_b_wk, R, 0.0f, t103, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t107, KVD, lora_b_wk, R, 0.0f, t108, R);
 }
 
-/* lm_step_lora_dropout_k115_lora_a_wk_grad_in: t104[B*T, D] = t103 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k115_lora_a_wk_grad_in(float *restrict t104, const float *restrict lora_a_wk, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k121_lora_a_wk_grad_in: t109[B*T, D] = t108 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k121_lora_a_wk_grad_in(float *restrict t109, const float *restrict lora_a_wk, const float *restrict t108, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t103, R, lora_a_wk, D, 0.0f, t104, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t108, R, lora_a_wk, D, 0.0f, t109, D);
 }
 
-/* lm_step_lora_dropout_k116_wk_grad_in: t105[B*T, D] = t101 · wk  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k116_wk_grad_in(float *restrict t105, const float *restrict wk, const float *restrict t101, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k122_wk_grad_in: t110[B*T, D] = t106 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k122_wk_grad_in(float *restrict t110, const float *restrict wk, const float *restrict t106, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t101, KVD, wk, D, 0.0f, t105, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t106, KVD, wk, D, 0.0f, t110, D);
 }
 
-/* lm_step_lora_dropout_k117_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_dropout_k117_rope_grad(float *restrict t106, const float *restrict t0, const float *restrict t1, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k123_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_dropout_k123_rope_grad(float *restrict t111, const float *restrict t0, const float *restrict t1, const float *restrict t98, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -6458,16 +6689,16 @@ static void lm_step_lora_dropout_k117_rope_grad(float *restrict t106, const floa
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t93[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t93[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t93[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t93[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -6475,44 +6706,44 @@ static void lm_step_lora_dropout_k117_rope_grad(float *restrict t106, const floa
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t106[r * n + j] = v9;
+            t111[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_dropout_k118_lora: t107 = t106 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k118_lora(float *restrict t107, const float *restrict lora_scale_wq, const float *restrict t106, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k124_lora: t112 = t111 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k124_lora(float *restrict t112, const float *restrict lora_scale_wq, const float *restrict t111, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t106[r * n + j]) * (lora_scale_wq[0]);
-            t107[r * n + j] = v0;
+            float v0 = (t111[r * n + j]) * (lora_scale_wq[0]);
+            t112[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k119_lora_b_wq_grad_in: t108[B*T, R] = t107 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k119_lora_b_wq_grad_in(float *restrict t108, const float *restrict lora_b_wq, const float *restrict t107, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k125_lora_b_wq_grad_in: t113[B*T, R] = t112 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k125_lora_b_wq_grad_in(float *restrict t113, const float *restrict lora_b_wq, const float *restrict t112, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t107, D, lora_b_wq, R, 0.0f, t108, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t112, D, lora_b_wq, R, 0.0f, t113, R);
 }
 
-/* lm_step_lora_dropout_k120_lora_a_wq_grad_in: t109[B*T, D] = t108 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k120_lora_a_wq_grad_in(float *restrict t109, const float *restrict lora_a_wq, const float *restrict t108, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k126_lora_a_wq_grad_in: t114[B*T, D] = t113 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k126_lora_a_wq_grad_in(float *restrict t114, const float *restrict lora_a_wq, const float *restrict t113, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t108, R, lora_a_wq, D, 0.0f, t109, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t113, R, lora_a_wq, D, 0.0f, t114, D);
 }
 
-/* lm_step_lora_dropout_k121_wq_grad_in: t110[B*T, D] = t106 · wq  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k121_wq_grad_in(float *restrict t110, const float *restrict wq, const float *restrict t106, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k127_wq_grad_in: t115[B*T, D] = t111 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k127_wq_grad_in(float *restrict t115, const float *restrict wq, const float *restrict t111, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t106, D, wq, D, 0.0f, t110, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t111, D, wq, D, 0.0f, t115, D);
 }
 
-/* lm_step_lora_dropout_k122_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k122_dropout(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t48, const float *restrict t85, const float *restrict t98, const float *restrict t100, const float *restrict t104, const float *restrict t105, const float *restrict t109, const float *restrict t110, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k128_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k128_dropout(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t53, const float *restrict t90, const float *restrict t103, const float *restrict t105, const float *restrict t109, const float *restrict t110, const float *restrict t114, const float *restrict t115, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6524,28 +6755,28 @@ static void lm_step_lora_dropout_k122_dropout(float *restrict carry1_next, const
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t98[((i0) * T + i1) * D + j0]) * v1;
+            float v2 = (t103[((i0) * T + i1) * D + j0]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j0);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t100[r * n + j0];
-            float v7 = (t104[((i0) * T + i1) * D + j0]) * v1;
+            float v6 = v5 + t105[r * n + j0];
+            float v7 = (t109[((i0) * T + i1) * D + j0]) * v1;
             float v8 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j0);
             float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
             float v10 = v7 * v9;
             float v11 = v6 + v10;
-            float v12 = v11 + t105[r * n + j0];
-            float v13 = (t109[((i0) * T + i1) * D + j0]) * v1;
+            float v12 = v11 + t110[r * n + j0];
+            float v13 = (t114[((i0) * T + i1) * D + j0]) * v1;
             float v14 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j0);
             float v15 = lora_dropout[0] <= v14 ? 1.0f : 0.0f;
             float v16 = v13 * v15;
             float v17 = v12 + v16;
-            float v18 = v17 + t110[r * n + j0];
+            float v18 = v17 + t115[r * n + j0];
             float v19 = v18 * (attn_norm[j0]);
             float v20 = v19 * (saved_x[r * n + j0]);
             acc0 += v20;
         }
-        float v39 = (t48[(i0) * T + i1]) / ((float)(D));
+        float v39 = (t53[(i0) * T + i1]) / ((float)(D));
         float v40 = v39 + norm_eps[0];
         float v41 = 1.0f / sqrtf(v40);
         float v44 = acc0 * v41;
@@ -6554,122 +6785,122 @@ static void lm_step_lora_dropout_k122_dropout(float *restrict carry1_next, const
         float v47 = v46 * (-0.5f);
         float v48 = v47 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v21 = (t98[((i0) * T + i1) * D + j]) * v1;
+            float v21 = (t103[((i0) * T + i1) * D + j]) * v1;
             float v22 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j);
             float v23 = lora_dropout[0] <= v22 ? 1.0f : 0.0f;
             float v24 = v21 * v23;
-            float v25 = v24 + t100[r * n + j];
-            float v26 = (t104[((i0) * T + i1) * D + j]) * v1;
+            float v25 = v24 + t105[r * n + j];
+            float v26 = (t109[((i0) * T + i1) * D + j]) * v1;
             float v27 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j);
             float v28 = lora_dropout[0] <= v27 ? 1.0f : 0.0f;
             float v29 = v26 * v28;
             float v30 = v25 + v29;
-            float v31 = v30 + t105[r * n + j];
-            float v32 = (t109[((i0) * T + i1) * D + j]) * v1;
+            float v31 = v30 + t110[r * n + j];
+            float v32 = (t114[((i0) * T + i1) * D + j]) * v1;
             float v33 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j);
             float v34 = lora_dropout[0] <= v33 ? 1.0f : 0.0f;
             float v35 = v32 * v34;
             float v36 = v31 + v35;
-            float v37 = v36 + t110[r * n + j];
+            float v37 = v36 + t115[r * n + j];
             float v38 = v37 * (attn_norm[j]);
             float v42 = v38 * v41;
-            float v43 = t85[r * n + j] + v42;
+            float v43 = t90[r * n + j] + v42;
             float v49 = v48 * (saved_x[r * n + j]);
             float v50 = v43 + v49;
             float v51 = v50 + v49;
-            carry1_next[r * n + j] = v51;
+            carry5_next[r * n + j] = v51;
         }
     }
 }
 
-/* lm_step_lora_dropout_k123_grad_lora_a_wq: grad_lora_a_wq[R, D] += t108ᵀ · t50  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k123_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t50, const float *restrict t108, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k129_grad_lora_a_wq: grad_lora_a_wq[R, D] += t113ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k129_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t55, const float *restrict t113, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t108, R, t50, D, 1.0f, grad_lora_a_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t113, R, t55, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* lm_step_lora_dropout_k124_grad_lora_b_wq: grad_lora_b_wq[D, R] += t107ᵀ · t51  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k124_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t51, const float *restrict t107, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k130_grad_lora_b_wq: grad_lora_b_wq[D, R] += t112ᵀ · t56  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k130_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t56, const float *restrict t112, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t107, D, t51, R, 1.0f, grad_lora_b_wq, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t112, D, t56, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* lm_step_lora_dropout_k125_grad_lora_a_wk: grad_lora_a_wk[R, D] += t103ᵀ · t52  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k125_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t52, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k131_grad_lora_a_wk: grad_lora_a_wk[R, D] += t108ᵀ · t57  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k131_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t57, const float *restrict t108, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t103, R, t52, D, 1.0f, grad_lora_a_wk, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t108, R, t57, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* lm_step_lora_dropout_k126_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t102ᵀ · t53  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k126_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t53, const float *restrict t102, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k132_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t107ᵀ · t58  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k132_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t58, const float *restrict t107, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t102, KVD, t53, R, 1.0f, grad_lora_b_wk, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t107, KVD, t58, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* lm_step_lora_dropout_k127_grad_lora_a_wv: grad_lora_a_wv[R, D] += t97ᵀ · t54  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k127_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t54, const float *restrict t97, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k133_grad_lora_a_wv: grad_lora_a_wv[R, D] += t102ᵀ · t59  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k133_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t59, const float *restrict t102, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t97, R, t54, D, 1.0f, grad_lora_a_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t102, R, t59, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* lm_step_lora_dropout_k128_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t96ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k128_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t55, const float *restrict t96, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k134_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t101ᵀ · t60  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k134_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t60, const float *restrict t101, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t96, KVD, t55, R, 1.0f, grad_lora_b_wv, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t101, KVD, t60, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* lm_step_lora_dropout_k129_grad_lora_a_wo: grad_lora_a_wo[R, D] += t87ᵀ · t60  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k129_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t60, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k135_grad_lora_a_wo: grad_lora_a_wo[R, D] += t92ᵀ · t65  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k135_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t65, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t87, R, t60, D, 1.0f, grad_lora_a_wo, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t92, R, t65, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* lm_step_lora_dropout_k130_grad_lora_b_wo: grad_lora_b_wo[D, R] += t86ᵀ · t61  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k130_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t61, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k136_grad_lora_b_wo: grad_lora_b_wo[D, R] += t91ᵀ · t66  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k136_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t66, const float *restrict t91, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t86, D, t61, R, 1.0f, grad_lora_b_wo, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t91, D, t66, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* lm_step_lora_dropout_k131_grad_lora_a_w1: grad_lora_a_w1[R, D] += t82ᵀ · t64  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k131_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t64, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k137_grad_lora_a_w1: grad_lora_a_w1[R, D] += t87ᵀ · t69  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k137_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t69, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t82, R, t64, D, 1.0f, grad_lora_a_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t87, R, t69, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* lm_step_lora_dropout_k132_grad_lora_b_w1: grad_lora_b_w1[F, R] += t81ᵀ · t65  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k132_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t65, const float *restrict t81, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t81, F, t65, R, 1.0f, grad_lora_b_w1, R);
+/* lm_step_lora_dropout_k138_grad_lora_b_w1: grad_lora_b_w1[F, R] += t86ᵀ · t70  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k138_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t70, const float *restrict t86, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t86, F, t70, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* lm_step_lora_dropout_k133_grad_lora_a_w2: grad_lora_a_w2[R, F] += t72ᵀ · t69  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k133_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t69, const float *restrict t72, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t72, R, t69, F, 1.0f, grad_lora_a_w2, F);
+/* lm_step_lora_dropout_k139_grad_lora_a_w2: grad_lora_a_w2[R, F] += t77ᵀ · t74  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k139_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t74, const float *restrict t77, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t77, R, t74, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* lm_step_lora_dropout_k134_grad_lora_b_w2: grad_lora_b_w2[D, R] += t71ᵀ · t70  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k134_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t70, const float *restrict t71, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k140_grad_lora_b_w2: grad_lora_b_w2[D, R] += t76ᵀ · t75  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k140_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t75, const float *restrict t76, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t71, D, t70, R, 1.0f, grad_lora_b_w2, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t76, D, t75, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* lm_step_lora_dropout_k135_grad_lora_a_w3: grad_lora_a_w3[R, D] += t77ᵀ · t67  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k135_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t67, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k141_grad_lora_a_w3: grad_lora_a_w3[R, D] += t82ᵀ · t72  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k141_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t72, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t77, R, t67, D, 1.0f, grad_lora_a_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t82, R, t72, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* lm_step_lora_dropout_k136_grad_lora_b_w3: grad_lora_b_w3[F, R] += t76ᵀ · t68  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k136_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t68, const float *restrict t76, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t76, F, t68, R, 1.0f, grad_lora_b_w3, R);
+/* lm_step_lora_dropout_k142_grad_lora_b_w3: grad_lora_b_w3[F, R] += t81ᵀ · t73  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k142_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t73, const float *restrict t81, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t81, F, t73, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 44 slots planned for 137 kernels. */
+/* Arena: 51 slots planned for 143 kernels. */
 static long llama_train_lm_step_lora_dropout_layout(const llama_train_lm_step_lora_dropout_args *args, long *off) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long R = args->R;
     const long REP = args->REP;
     const long T = args->T;
@@ -6677,69 +6908,77 @@ static long llama_train_lm_step_lora_dropout_layout(const llama_train_lm_step_lo
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T), NS*V));
-    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), B*KVH*REP*T*T), 2*HD2*KVH*NS*REP), NS));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), NS));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 2*HD2*KVH*NS*REP));
-    off[6] = total; total += la_round16(la_max(NS, 2*B*HD2*KVH*REP*T));
-    off[7] = total; total += la_round16(la_max(NS, B*R*T));
-    off[8] = total; total += la_round16(la_max(NS, B*T));
-    off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[10] = total; total += la_round16(la_max(la_max(la_max(B*KVH*REP*T*T, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
-    off[11] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*REP*T));
-    off[12] = total; total += la_round16(la_max(B*KVH*REP*T*T, 2*B*HD2*KVH*T));
-    off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[14] = total; total += la_round16(B*R*T);
-    off[15] = total; total += la_round16(la_max(B*T, B*R*T));
-    off[16] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[17] = total; total += la_round16(B*R*T);
-    off[18] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[20] = total; total += la_round16(B*R*T);
-    off[21] = total; total += la_round16(B*F*T);
-    off[22] = total; total += la_round16(B*R*T);
-    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[24] = total; total += la_round16(B*R*T);
-    off[25] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[26] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T), CR));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), B*KVH*REP*T*T), 2*CR*HD2*KVH*REP));
+    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 1));
+    off[6] = total; total += la_round16(la_max(la_max(2*CR*HD2*KVH*REP, CR), 2*B*HD2*KVH*REP*T));
+    off[7] = total; total += la_round16(la_max(CR*V, B*T));
+    off[8] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(CR, 1), 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(la_max(CR, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[12] = total; total += la_round16(la_max(la_max(la_max(1, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[13] = total; total += la_round16(B*R*T);
+    off[14] = total; total += la_round16(la_max(B*T, B*R*T));
+    off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[16] = total; total += la_round16(B*R*T);
+    off[17] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[18] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[19] = total; total += la_round16(B*R*T);
+    off[20] = total; total += la_round16(B*F*T);
+    off[21] = total; total += la_round16(B*R*T);
+    off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[23] = total; total += la_round16(B*R*T);
+    off[24] = total; total += la_round16(la_max(B*F*T, B*R*T));
+    off[25] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[26] = total; total += la_round16(B*F*T);
     off[27] = total; total += la_round16(B*F*T);
-    off[28] = total; total += la_round16(B*F*T);
-    off[29] = total; total += la_round16(B*R*T);
-    off[30] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[31] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[32] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
-    off[33] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
-    off[34] = total; total += la_round16(B*R*T);
+    off[28] = total; total += la_round16(B*R*T);
+    off[29] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[30] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[31] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[32] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
+    off[33] = total; total += la_round16(B*R*T);
+    off[34] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[36] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[37] = total; total += la_round16(B*R*T);
+    off[36] = total; total += la_round16(B*R*T);
+    off[37] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[38] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[39] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[40] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[41] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[42] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[43] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[43] = total; total += la_round16(1);
+    off[44] = total; total += la_round16(1);
+    off[45] = total; total += la_round16(1);
+    off[46] = total; total += la_round16(1);
+    off[47] = total; total += la_round16(1);
+    off[48] = total; total += la_round16(1);
+    off[49] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[50] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_train_lm_step_lora_dropout_arena_floats(const llama_train_lm_step_lora_dropout_args *args) {
-    long off[44];
+    long off[51];
     return llama_train_lm_step_lora_dropout_layout(args, off);
 }
 
 void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_args *args) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
-    const long NS = args->NS;
+    const long NC = args->NC;
     const long R = args->R;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[44];
+    long off[51];
     llama_train_lm_step_lora_dropout_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -6781,85 +7020,87 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     float *t36 = args->arena + off[4];
     float *t37 = args->arena + off[3];
     float *t38 = args->arena + off[2];
-    float *t39 = args->arena + off[3];
-    float *t40 = args->arena + off[6];
-    float *t41 = args->arena + off[7];
-    float *t42 = args->arena + off[7];
-    float *t43 = args->arena + off[8];
-    float *t44 = args->arena + off[2];
-    float *t45 = args->arena + off[3];
-    float *t46 = args->arena + off[7];
-    float *t47 = args->arena + off[2];
-    float *t48 = args->arena + off[8];
-    float *t49 = args->arena + off[4];
-    float *t50 = args->arena + off[3];
-    float *t51 = args->arena + off[5];
-    float *t52 = args->arena + off[6];
+    float *t39 = args->arena + off[6];
+    float *t40 = args->arena + off[7];
+    float *t41 = args->arena + off[6];
+    float *t42 = args->arena + off[8];
+    float *t43 = args->arena + off[9];
+    float *t44 = args->arena + off[10];
+    float *t45 = args->arena + off[9];
+    float *t46 = args->arena + off[11];
+    float *t47 = args->arena + off[12];
+    float *t48 = args->arena + off[9];
+    float *t49 = args->arena + off[7];
+    float *t50 = args->arena + off[6];
+    float *t51 = args->arena + off[11];
+    float *t52 = args->arena + off[8];
     float *t53 = args->arena + off[7];
-    float *t54 = args->arena + off[9];
-    float *t55 = args->arena + off[4];
-    float *t56 = args->arena + off[10];
-    float *t57 = args->arena + off[11];
-    float *t58 = args->arena + off[10];
-    float *t59 = args->arena + off[12];
-    float *t60 = args->arena + off[13];
-    float *t61 = args->arena + off[14];
-    float *t62 = args->arena + off[15];
-    float *t63 = args->arena + off[15];
-    float *t64 = args->arena + off[16];
-    float *t65 = args->arena + off[17];
-    float *t66 = args->arena + off[18];
-    float *t67 = args->arena + off[19];
-    float *t68 = args->arena + off[20];
-    float *t69 = args->arena + off[21];
-    float *t70 = args->arena + off[22];
-    float *t71 = args->arena + off[23];
-    float *t72 = args->arena + off[24];
-    float *t73 = args->arena + off[25];
-    float *t74 = args->arena + off[26];
-    float *t75 = args->arena + off[27];
-    float *t76 = args->arena + off[28];
-    float *t77 = args->arena + off[29];
-    float *t78 = args->arena + off[30];
-    float *t79 = args->arena + off[31];
-    float *t80 = args->arena + off[18];
+    float *t54 = args->arena + off[3];
+    float *t55 = args->arena + off[2];
+    float *t56 = args->arena + off[5];
+    float *t57 = args->arena + off[8];
+    float *t58 = args->arena + off[4];
+    float *t59 = args->arena + off[6];
+    float *t60 = args->arena + off[3];
+    float *t61 = args->arena + off[11];
+    float *t62 = args->arena + off[10];
+    float *t63 = args->arena + off[12];
+    float *t64 = args->arena + off[11];
+    float *t65 = args->arena + off[9];
+    float *t66 = args->arena + off[13];
+    float *t67 = args->arena + off[14];
+    float *t68 = args->arena + off[14];
+    float *t69 = args->arena + off[15];
+    float *t70 = args->arena + off[16];
+    float *t71 = args->arena + off[17];
+    float *t72 = args->arena + off[18];
+    float *t73 = args->arena + off[19];
+    float *t74 = args->arena + off[20];
+    float *t75 = args->arena + off[21];
+    float *t76 = args->arena + off[22];
+    float *t77 = args->arena + off[23];
+    float *t78 = args->arena + off[24];
+    float *t79 = args->arena + off[25];
+    float *t80 = args->arena + off[26];
     float *t81 = args->arena + off[27];
-    float *t82 = args->arena + off[25];
-    float *t83 = args->arena + off[26];
-    float *t84 = args->arena + off[32];
-    float *t85 = args->arena + off[18];
-    float *t86 = args->arena + off[30];
-    float *t87 = args->arena + off[15];
-    float *t88 = args->arena + off[31];
-    float *t89 = args->arena + off[26];
-    float *t90 = args->arena + off[32];
-    float *t91 = args->arena + off[31];
-    float *t92 = args->arena + off[11];
-    float *t93 = args->arena + off[26];
-    float *t94 = args->arena + off[10];
+    float *t82 = args->arena + off[28];
+    float *t83 = args->arena + off[29];
+    float *t84 = args->arena + off[30];
+    float *t85 = args->arena + off[17];
+    float *t86 = args->arena + off[26];
+    float *t87 = args->arena + off[24];
+    float *t88 = args->arena + off[25];
+    float *t89 = args->arena + off[31];
+    float *t90 = args->arena + off[17];
+    float *t91 = args->arena + off[29];
+    float *t92 = args->arena + off[14];
+    float *t93 = args->arena + off[30];
+    float *t94 = args->arena + off[25];
     float *t95 = args->arena + off[31];
-    float *t96 = args->arena + off[12];
-    float *t97 = args->arena + off[32];
-    float *t98 = args->arena + off[11];
-    float *t99 = args->arena + off[33];
-    float *t100 = args->arena + off[10];
-    float *t101 = args->arena + off[33];
+    float *t96 = args->arena + off[30];
+    float *t97 = args->arena + off[10];
+    float *t98 = args->arena + off[25];
+    float *t99 = args->arena + off[12];
+    float *t100 = args->arena + off[30];
+    float *t101 = args->arena + off[11];
     float *t102 = args->arena + off[31];
-    float *t103 = args->arena + off[34];
-    float *t104 = args->arena + off[35];
-    float *t105 = args->arena + off[36];
-    float *t106 = args->arena + off[33];
-    float *t107 = args->arena + off[26];
-    float *t108 = args->arena + off[37];
-    float *t109 = args->arena + off[38];
-    float *t110 = args->arena + off[39];
+    float *t103 = args->arena + off[10];
+    float *t104 = args->arena + off[32];
+    float *t105 = args->arena + off[12];
+    float *t106 = args->arena + off[32];
+    float *t107 = args->arena + off[30];
+    float *t108 = args->arena + off[33];
+    float *t109 = args->arena + off[34];
+    float *t110 = args->arena + off[35];
+    float *t111 = args->arena + off[32];
+    float *t112 = args->arena + off[25];
+    float *t113 = args->arena + off[36];
+    float *t114 = args->arena + off[37];
+    float *t115 = args->arena + off[38];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
     const int32_t *ids = args->ids;
-    const int32_t *scored = args->scored;
-    const int32_t *targets = args->targets;
-    const float *weights = args->weights;
     const float *rope_theta = args->rope_theta;
     const float *norm_eps = args->norm_eps;
     const float *lora_dropout = args->lora_dropout;
@@ -6875,11 +7116,11 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 137, lm_step_lora_dropout_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 137, lm_step_lora_dropout_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 143, lm_step_lora_dropout_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 143, lm_step_lora_dropout_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[40], args->arena + off[41] };
+    float *carry0_buf[2] = { args->arena + off[39], args->arena + off[40] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -6904,7 +7145,6 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
         const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
-        float *saved_x = args->saved_x + l * (2*B*HD2*KVH*REP*T);
         const int32_t *lora_dropout_key_wq = args->lora_dropout_key_wq + l * 1;
         const int32_t *lora_dropout_key_wk = args->lora_dropout_key_wk + l * 1;
         const int32_t *lora_dropout_key_wv = args->lora_dropout_key_wv + l * 1;
@@ -6919,84 +7159,98 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
-        float *grad_lora_a_wq = args->grad_lora_a_wq + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_wq = args->grad_lora_b_wq + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_a_wk = args->grad_lora_a_wk + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_wk = args->grad_lora_b_wk + l * (2*HD2*KVH*R);
-        float *grad_lora_a_wv = args->grad_lora_a_wv + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_wv = args->grad_lora_b_wv + l * (2*HD2*KVH*R);
-        float *grad_lora_a_wo = args->grad_lora_a_wo + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_wo = args->grad_lora_b_wo + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_a_w1 = args->grad_lora_a_w1 + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_w1 = args->grad_lora_b_w1 + l * (F*R);
-        float *grad_lora_a_w2 = args->grad_lora_a_w2 + l * (F*R);
-        float *grad_lora_b_w2 = args->grad_lora_b_w2 + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_a_w3 = args->grad_lora_a_w3 + l * (2*HD2*KVH*R*REP);
-        float *grad_lora_b_w3 = args->grad_lora_b_w3 + l * (F*R);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 137, lm_step_lora_dropout_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 137, lm_step_lora_dropout_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 137, lm_step_lora_dropout_k4_dropout(t4, lora_dropout_key_wq, lora_dropout, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 137, lm_step_lora_dropout_k5_lora_a_wq(t5, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 6, 137, lm_step_lora_dropout_k6_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 7, 137, lm_step_lora_dropout_k7_rope(saved_q, t0, t1, lora_scale_wq, t3, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 137, lm_step_lora_dropout_k8_wk(t7, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 137, lm_step_lora_dropout_k9_dropout(t8, lora_dropout, lora_dropout_key_wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 137, lm_step_lora_dropout_k10_lora_a_wk(t9, lora_a_wk, t8, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 11, 137, lm_step_lora_dropout_k11_lora_b_wk(t10, lora_b_wk, t9, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 12, 137, lm_step_lora_dropout_k12_rope(saved_k, t0, t1, lora_scale_wk, t7, t10, B, HD2, KVH, T));
-        LA_TIMED(prof, 13, 137, lm_step_lora_dropout_k13_wv(t11, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 137, lm_step_lora_dropout_k14_dropout(t12, lora_dropout, lora_dropout_key_wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 137, lm_step_lora_dropout_k15_lora_a_wv(t13, lora_a_wv, t12, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 16, 137, lm_step_lora_dropout_k16_lora_b_wv(t14, lora_b_wv, t13, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 17, 137, lm_step_lora_dropout_k17_lora(saved_v, lora_scale_wv, t11, t14, B, HD2, KVH, T));
-        LA_TIMED(prof, 18, 137, lm_step_lora_dropout_k18_scores_matmul(t15, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 137, lm_step_lora_dropout_k19_attention(t16, t15, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 137, lm_step_lora_dropout_k20_saved_attn(saved_attn, saved_v, t16, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 21, 137, lm_step_lora_dropout_k21_wo(t17, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 22, 137, lm_step_lora_dropout_k22_dropout(t18, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 23, 137, lm_step_lora_dropout_k23_lora_a_wo(t19, lora_a_wo, t18, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 24, 137, lm_step_lora_dropout_k24_lora_b_wo(t20, lora_b_wo, t19, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 25, 137, lm_step_lora_dropout_k25_lora(saved_h, carry0, lora_scale_wo, t17, t20, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 26, 137, lm_step_lora_dropout_k26_rmsnorm(t21, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 27, 137, lm_step_lora_dropout_k27_w1(t22, w1, t21, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 28, 137, lm_step_lora_dropout_k28_dropout(t23, lora_dropout, lora_dropout_key_w1, t21, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 29, 137, lm_step_lora_dropout_k29_lora_a_w1(t24, lora_a_w1, t23, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 30, 137, lm_step_lora_dropout_k30_lora_b_w1(t25, lora_b_w1, t24, B, F, R, T));
-        LA_TIMED(prof, 31, 137, lm_step_lora_dropout_k31_lora(saved_gate, lora_scale_w1, t22, t25, B, F, T));
-        LA_TIMED(prof, 32, 137, lm_step_lora_dropout_k32_w3(t26, w3, t21, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 33, 137, lm_step_lora_dropout_k33_dropout(t27, lora_dropout, lora_dropout_key_w3, t21, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 34, 137, lm_step_lora_dropout_k34_lora_a_w3(t28, lora_a_w3, t27, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 35, 137, lm_step_lora_dropout_k35_lora_b_w3(t29, lora_b_w3, t28, B, F, R, T));
-        LA_TIMED(prof, 36, 137, lm_step_lora_dropout_k36_lora(saved_up, lora_scale_w3, t26, t29, B, F, T));
-        LA_TIMED(prof, 37, 137, lm_step_lora_dropout_k37_silu(t30, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 38, 137, lm_step_lora_dropout_k38_w2(t31, w2, t30, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 39, 137, lm_step_lora_dropout_k39_dropout(t32, lora_dropout, lora_dropout_key_w2, t30, B, F, T));
-        LA_TIMED(prof, 40, 137, lm_step_lora_dropout_k40_lora_a_w2(t33, lora_a_w2, t32, B, F, R, T));
-        LA_TIMED(prof, 41, 137, lm_step_lora_dropout_k41_lora_b_w2(t34, lora_b_w2, t33, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 42, 137, lm_step_lora_dropout_k42_lora(carry0_next, lora_scale_w2, saved_h, t31, t34, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 143, lm_step_lora_dropout_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 143, lm_step_lora_dropout_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 143, lm_step_lora_dropout_k4_dropout(t4, lora_dropout_key_wq, lora_dropout, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 143, lm_step_lora_dropout_k5_lora_a_wq(t5, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 6, 143, lm_step_lora_dropout_k6_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 143, lm_step_lora_dropout_k7_rope(saved_q, t0, t1, lora_scale_wq, t3, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 143, lm_step_lora_dropout_k8_wk(t7, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 143, lm_step_lora_dropout_k9_dropout(t8, lora_dropout, lora_dropout_key_wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 143, lm_step_lora_dropout_k10_lora_a_wk(t9, lora_a_wk, t8, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 11, 143, lm_step_lora_dropout_k11_lora_b_wk(t10, lora_b_wk, t9, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 12, 143, lm_step_lora_dropout_k12_rope(saved_k, t0, t1, lora_scale_wk, t7, t10, B, HD2, KVH, T));
+        LA_TIMED(prof, 13, 143, lm_step_lora_dropout_k13_wv(t11, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 143, lm_step_lora_dropout_k14_dropout(t12, lora_dropout, lora_dropout_key_wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 143, lm_step_lora_dropout_k15_lora_a_wv(t13, lora_a_wv, t12, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 16, 143, lm_step_lora_dropout_k16_lora_b_wv(t14, lora_b_wv, t13, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 17, 143, lm_step_lora_dropout_k17_lora(saved_v, lora_scale_wv, t11, t14, B, HD2, KVH, T));
+        LA_TIMED(prof, 18, 143, lm_step_lora_dropout_k18_scores_matmul(t15, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 143, lm_step_lora_dropout_k19_attention(t16, t15, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 143, lm_step_lora_dropout_k20_saved_attn(saved_attn, saved_v, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 143, lm_step_lora_dropout_k21_wo(t17, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 143, lm_step_lora_dropout_k22_dropout(t18, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 143, lm_step_lora_dropout_k23_lora_a_wo(t19, lora_a_wo, t18, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 24, 143, lm_step_lora_dropout_k24_lora_b_wo(t20, lora_b_wo, t19, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 143, lm_step_lora_dropout_k25_lora(saved_h, carry0, lora_scale_wo, t17, t20, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 143, lm_step_lora_dropout_k26_rmsnorm(t21, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 27, 143, lm_step_lora_dropout_k27_w1(t22, w1, t21, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 143, lm_step_lora_dropout_k28_dropout(t23, lora_dropout, lora_dropout_key_w1, t21, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 29, 143, lm_step_lora_dropout_k29_lora_a_w1(t24, lora_a_w1, t23, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 30, 143, lm_step_lora_dropout_k30_lora_b_w1(t25, lora_b_w1, t24, B, F, R, T));
+        LA_TIMED(prof, 31, 143, lm_step_lora_dropout_k31_lora(saved_gate, lora_scale_w1, t22, t25, B, F, T));
+        LA_TIMED(prof, 32, 143, lm_step_lora_dropout_k32_w3(t26, w3, t21, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 33, 143, lm_step_lora_dropout_k33_dropout(t27, lora_dropout, lora_dropout_key_w3, t21, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 34, 143, lm_step_lora_dropout_k34_lora_a_w3(t28, lora_a_w3, t27, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 35, 143, lm_step_lora_dropout_k35_lora_b_w3(t29, lora_b_w3, t28, B, F, R, T));
+        LA_TIMED(prof, 36, 143, lm_step_lora_dropout_k36_lora(saved_up, lora_scale_w3, t26, t29, B, F, T));
+        LA_TIMED(prof, 37, 143, lm_step_lora_dropout_k37_silu(t30, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 38, 143, lm_step_lora_dropout_k38_w2(t31, w2, t30, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 39, 143, lm_step_lora_dropout_k39_dropout(t32, lora_dropout, lora_dropout_key_w2, t30, B, F, T));
+        LA_TIMED(prof, 40, 143, lm_step_lora_dropout_k40_lora_a_w2(t33, lora_a_w2, t32, B, F, R, T));
+        LA_TIMED(prof, 41, 143, lm_step_lora_dropout_k41_lora_b_w2(t34, lora_b_w2, t33, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 42, 143, lm_step_lora_dropout_k42_lora(carry0_next, lora_scale_w2, saved_h, t31, t34, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 43, 137, lm_step_lora_dropout_k43_lm_head(t35, scored, carry0, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 44, 137, lm_step_lora_dropout_k44_rmsnorm(t36, t35, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 45, 137, lm_step_lora_dropout_k45_rmsnorm(t37, norm_eps, final_norm, t35, t36, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 46, 137, lm_step_lora_dropout_k46_lm_head(t38, lm_head, t37, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 47, 137, lm_step_lora_dropout_k47_log_softmax(t39, t38, NS, V));
-    LA_TIMED(prof, 48, 137, lm_step_lora_dropout_k48_log_softmax(t40, t38, t39, NS, V));
-    LA_TIMED(prof, 49, 137, lm_step_lora_dropout_k49_cross_entropy(t41, targets, t38, t39, t40, NS, V));
-    LA_TIMED(prof, 50, 137, lm_step_lora_dropout_k50_cross_entropy(loss, weights, t41, NS));
-    LA_TIMED(prof, 51, 137, lm_step_lora_dropout_k51_log_softmax(t42, t38, t39, t40, NS, V));
-    LA_TIMED(prof, 52, 137, lm_step_lora_dropout_k52_cross_entropy(t43, targets, t38, NS, V));
-    LA_TIMED(prof, 53, 137, lm_step_lora_dropout_k53_token_stats(entropy, weights, t42, NS));
-    LA_TIMED(prof, 54, 137, lm_step_lora_dropout_k54_token_stats(accuracy, weights, t39, t43, NS));
-    LA_TIMED(prof, 55, 137, lm_step_lora_dropout_k55_log_softmax_grad(t44, targets, weights, t38, t39, t40, NS, V));
-    LA_TIMED(prof, 56, 137, lm_step_lora_dropout_k56_lm_head_grad_in(t45, lm_head, t44, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 57, 137, lm_step_lora_dropout_k57_rmsnorm_grad(t46, final_norm, t35, t45, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 58, 137, lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add(t47, scored, norm_eps, final_norm, t35, t36, t45, t46, B, HD2, KVH, NS, REP, T));
+    LA_TIMED(prof, 43, 143, lm_step_lora_dropout_k43_reshape(t35));
+    LA_TIMED(prof, 44, 143, lm_step_lora_dropout_k44_expand(t36, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t36;
+    float *carry1_buf[2] = { args->arena + off[41], args->arena + off[42] };
+    const float *carry2 = t35;
+    float *carry2_buf[2] = { args->arena + off[43], args->arena + off[44] };
+    const float *carry3 = t35;
+    float *carry3_buf[2] = { args->arena + off[45], args->arena + off[46] };
+    const float *carry4 = t35;
+    float *carry4_buf[2] = { args->arena + off[47], args->arena + off[48] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        const float *weights = args->weights + l * CR;
+        float *carry1_next = carry1_buf[l & 1];
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
+        LA_TIMED(prof, 45, 143, lm_step_lora_dropout_k45_lm_head(t37, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 46, 143, lm_step_lora_dropout_k46_rmsnorm(t38, t37, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 47, 143, lm_step_lora_dropout_k47_rmsnorm(t39, norm_eps, final_norm, t37, t38, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 48, 143, lm_step_lora_dropout_k48_lm_head(t40, lm_head, t39, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 49, 143, lm_step_lora_dropout_k49_log_softmax(t41, t40, CR, V));
+        LA_TIMED(prof, 50, 143, lm_step_lora_dropout_k50_log_softmax(t42, t40, t41, CR, V));
+        LA_TIMED(prof, 51, 143, lm_step_lora_dropout_k51_cross_entropy(t43, t40, targets, t41, t42, CR, V));
+        LA_TIMED(prof, 52, 143, lm_step_lora_dropout_k52_cross_entropy(t44, weights, t43, CR));
+        LA_TIMED(prof, 53, 143, lm_step_lora_dropout_k53_log_softmax(t45, t40, t41, t42, CR, V));
+        LA_TIMED(prof, 54, 143, lm_step_lora_dropout_k54_cross_entropy(t46, t40, targets, CR, V));
+        LA_TIMED(prof, 55, 143, lm_step_lora_dropout_k55_token_stats(t47, weights, t45, CR));
+        LA_TIMED(prof, 56, 143, lm_step_lora_dropout_k56_token_stats(t48, weights, t41, t46, CR));
+        LA_TIMED(prof, 57, 143, lm_step_lora_dropout_k57_log_softmax_grad(t49, t40, targets, weights, t41, t42, CR, V));
+        LA_TIMED(prof, 58, 143, lm_step_lora_dropout_k58_lm_head_grad_in(t50, lm_head, t49, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 59, 143, lm_step_lora_dropout_k59_rmsnorm_grad(t51, final_norm, t37, t50, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 60, 143, lm_step_lora_dropout_k60_rmsnorm_grad_scatter_add(t52, norm_eps, final_norm, scored, t37, t38, t50, t51, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 143, lm_step_lora_dropout_k61_lm_chunk(carry1_next, carry1, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 62, 143, lm_step_lora_dropout_k62_lm_chunk(carry2_next, carry2, t44));
+        LA_TIMED(prof, 63, 143, lm_step_lora_dropout_k63_lm_chunk(carry3_next, carry3, t47));
+        LA_TIMED(prof, 64, 143, lm_step_lora_dropout_k64_lm_chunk(carry4_next, carry4, t48));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
     /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t47;
-    float *carry1_buf[2] = { args->arena + off[42], args->arena + off[43] };
+    const float *carry5 = carry1;
+    float *carry5_buf[2] = { args->arena + off[49], args->arena + off[50] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -7050,95 +7304,95 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         float *grad_lora_b_w2 = args->grad_lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
-        float *carry1_next = carry1_buf[l & 1];
-        LA_TIMED(prof, 59, 137, lm_step_lora_dropout_k59_rmsnorm(t48, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 60, 137, lm_step_lora_dropout_k60_rmsnorm(t49, norm_eps, saved_x, attn_norm, t48, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 61, 137, lm_step_lora_dropout_k61_dropout(t50, lora_dropout_key_wq, lora_dropout, t49, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 62, 137, lm_step_lora_dropout_k62_lora_a_wq(t51, lora_a_wq, t50, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 63, 137, lm_step_lora_dropout_k63_dropout(t52, lora_dropout, lora_dropout_key_wk, t49, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 137, lm_step_lora_dropout_k64_lora_a_wk(t53, lora_a_wk, t52, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 65, 137, lm_step_lora_dropout_k65_dropout(t54, lora_dropout, lora_dropout_key_wv, t49, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 66, 137, lm_step_lora_dropout_k66_lora_a_wv(t55, lora_a_wv, t54, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 67, 137, lm_step_lora_dropout_k67_scores_matmul(t56, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 68, 137, lm_step_lora_dropout_k68_attention(t57, t56, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 69, 137, lm_step_lora_dropout_k69_softmax(t58, t57, B, KVH, REP, T));
-        LA_TIMED(prof, 70, 137, lm_step_lora_dropout_k70_softmax(t59, t57, t58, B, KVH, REP, T));
-        LA_TIMED(prof, 71, 137, lm_step_lora_dropout_k71_dropout(t60, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 72, 137, lm_step_lora_dropout_k72_lora_a_wo(t61, lora_a_wo, t60, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 73, 137, lm_step_lora_dropout_k73_rmsnorm(t62, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 74, 137, lm_step_lora_dropout_k74_rmsnorm(t63, norm_eps, t62, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 75, 137, lm_step_lora_dropout_k75_dropout(t64, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t63, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 76, 137, lm_step_lora_dropout_k76_lora_a_w1(t65, lora_a_w1, t64, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 77, 137, lm_step_lora_dropout_k77_silu(t66, saved_gate, B, F, T));
-        LA_TIMED(prof, 78, 137, lm_step_lora_dropout_k78_dropout(t67, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t63, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 79, 137, lm_step_lora_dropout_k79_lora_a_w3(t68, lora_a_w3, t67, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 80, 137, lm_step_lora_dropout_k80_dropout(t69, saved_up, lora_dropout, lora_dropout_key_w2, t66, B, F, T));
-        LA_TIMED(prof, 81, 137, lm_step_lora_dropout_k81_lora_a_w2(t70, lora_a_w2, t69, B, F, R, T));
-        LA_TIMED(prof, 82, 137, lm_step_lora_dropout_k82_lora(t71, carry1, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 83, 137, lm_step_lora_dropout_k83_lora_b_w2_grad_in(t72, lora_b_w2, t71, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 84, 137, lm_step_lora_dropout_k84_lora_a_w2_grad_in(t73, lora_a_w2, t72, B, F, R, T));
-        LA_TIMED(prof, 85, 137, lm_step_lora_dropout_k85_w2_grad_in(t74, carry1, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 86, 137, lm_step_lora_dropout_k86_dropout(t75, lora_dropout, lora_dropout_key_w2, t66, t73, t74, B, F, T));
-        LA_TIMED(prof, 87, 137, lm_step_lora_dropout_k87_lora(t76, lora_scale_w3, t75, B, F, T));
-        LA_TIMED(prof, 88, 137, lm_step_lora_dropout_k88_lora_b_w3_grad_in(t77, lora_b_w3, t76, B, F, R, T));
-        LA_TIMED(prof, 89, 137, lm_step_lora_dropout_k89_lora_a_w3_grad_in(t78, lora_a_w3, t77, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 90, 137, lm_step_lora_dropout_k90_w3_grad_in(t79, w3, t75, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 91, 137, lm_step_lora_dropout_k91_dropout(t80, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t66, t73, t74, B, F, T));
-        LA_TIMED(prof, 92, 137, lm_step_lora_dropout_k92_lora(t81, lora_scale_w1, t80, B, F, T));
-        LA_TIMED(prof, 93, 137, lm_step_lora_dropout_k93_lora_b_w1_grad_in(t82, lora_b_w1, t81, B, F, R, T));
-        LA_TIMED(prof, 94, 137, lm_step_lora_dropout_k94_lora_a_w1_grad_in(t83, lora_a_w1, t82, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 95, 137, lm_step_lora_dropout_k95_w1_grad_in(t84, w1, t80, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 96, 137, lm_step_lora_dropout_k96_rmsnorm_grad(t85, carry1, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t63, t78, t79, t83, t84, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 97, 137, lm_step_lora_dropout_k97_lora(t86, lora_scale_wo, t85, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 98, 137, lm_step_lora_dropout_k98_lora_b_wo_grad_in(t87, lora_b_wo, t86, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 99, 137, lm_step_lora_dropout_k99_lora_a_wo_grad_in(t88, lora_a_wo, t87, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 100, 137, lm_step_lora_dropout_k100_wo_grad_in(t89, wo, t85, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 101, 137, lm_step_lora_dropout_k101_dropout(t90, lora_dropout, lora_dropout_key_wo, t88, t89, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 102, 137, lm_step_lora_dropout_k102_attention_grad_matmul(t91, saved_v, t90, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 103, 137, lm_step_lora_dropout_k103_softmax_grad(t92, t57, t58, t59, t91, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 104, 137, lm_step_lora_dropout_k104_scores_grad_matmul(t93, saved_k, t92, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 105, 137, lm_step_lora_dropout_k105_attention_grad_matmul(t94, t59, t90, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 106, 137, lm_step_lora_dropout_k106_attention_grad_matmul(t95, saved_q, t92, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 107, 137, lm_step_lora_dropout_k107_attention_grad(t96, lora_scale_wv, t94, B, HD2, KVH, T));
-        LA_TIMED(prof, 108, 137, lm_step_lora_dropout_k108_lora_b_wv_grad_in(t97, lora_b_wv, t96, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 109, 137, lm_step_lora_dropout_k109_lora_a_wv_grad_in(t98, lora_a_wv, t97, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 110, 137, lm_step_lora_dropout_k110_attention_grad(t99, t94, B, HD2, KVH, T));
-        LA_TIMED(prof, 111, 137, lm_step_lora_dropout_k111_wv_grad_in(t100, wv, t99, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 112, 137, lm_step_lora_dropout_k112_rope_grad(t101, t0, t1, t95, B, HD2, KVH, T));
-        LA_TIMED(prof, 113, 137, lm_step_lora_dropout_k113_lora(t102, lora_scale_wk, t101, B, HD2, KVH, T));
-        LA_TIMED(prof, 114, 137, lm_step_lora_dropout_k114_lora_b_wk_grad_in(t103, lora_b_wk, t102, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 115, 137, lm_step_lora_dropout_k115_lora_a_wk_grad_in(t104, lora_a_wk, t103, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 116, 137, lm_step_lora_dropout_k116_wk_grad_in(t105, wk, t101, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 117, 137, lm_step_lora_dropout_k117_rope_grad(t106, t0, t1, t93, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 118, 137, lm_step_lora_dropout_k118_lora(t107, lora_scale_wq, t106, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 119, 137, lm_step_lora_dropout_k119_lora_b_wq_grad_in(t108, lora_b_wq, t107, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 120, 137, lm_step_lora_dropout_k120_lora_a_wq_grad_in(t109, lora_a_wq, t108, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 121, 137, lm_step_lora_dropout_k121_wq_grad_in(t110, wq, t106, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 122, 137, lm_step_lora_dropout_k122_dropout(carry1_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t48, t85, t98, t100, t104, t105, t109, t110, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 123, 137, lm_step_lora_dropout_k123_grad_lora_a_wq(grad_lora_a_wq, t50, t108, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 124, 137, lm_step_lora_dropout_k124_grad_lora_b_wq(grad_lora_b_wq, t51, t107, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 125, 137, lm_step_lora_dropout_k125_grad_lora_a_wk(grad_lora_a_wk, t52, t103, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 126, 137, lm_step_lora_dropout_k126_grad_lora_b_wk(grad_lora_b_wk, t53, t102, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 127, 137, lm_step_lora_dropout_k127_grad_lora_a_wv(grad_lora_a_wv, t54, t97, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 128, 137, lm_step_lora_dropout_k128_grad_lora_b_wv(grad_lora_b_wv, t55, t96, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 129, 137, lm_step_lora_dropout_k129_grad_lora_a_wo(grad_lora_a_wo, t60, t87, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 130, 137, lm_step_lora_dropout_k130_grad_lora_b_wo(grad_lora_b_wo, t61, t86, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 131, 137, lm_step_lora_dropout_k131_grad_lora_a_w1(grad_lora_a_w1, t64, t82, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 132, 137, lm_step_lora_dropout_k132_grad_lora_b_w1(grad_lora_b_w1, t65, t81, B, F, R, T));
-        LA_TIMED(prof, 133, 137, lm_step_lora_dropout_k133_grad_lora_a_w2(grad_lora_a_w2, t69, t72, B, F, R, T));
-        LA_TIMED(prof, 134, 137, lm_step_lora_dropout_k134_grad_lora_b_w2(grad_lora_b_w2, t70, t71, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 135, 137, lm_step_lora_dropout_k135_grad_lora_a_w3(grad_lora_a_w3, t67, t77, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 136, 137, lm_step_lora_dropout_k136_grad_lora_b_w3(grad_lora_b_w3, t68, t76, B, F, R, T));
-        carry1 = carry1_next;
+        float *carry5_next = carry5_buf[l & 1];
+        LA_TIMED(prof, 65, 143, lm_step_lora_dropout_k65_rmsnorm(t53, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 143, lm_step_lora_dropout_k66_rmsnorm(t54, norm_eps, saved_x, attn_norm, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 143, lm_step_lora_dropout_k67_dropout(t55, lora_dropout_key_wq, lora_dropout, t54, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 143, lm_step_lora_dropout_k68_lora_a_wq(t56, lora_a_wq, t55, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 69, 143, lm_step_lora_dropout_k69_dropout(t57, lora_dropout, lora_dropout_key_wk, t54, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 143, lm_step_lora_dropout_k70_lora_a_wk(t58, lora_a_wk, t57, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 71, 143, lm_step_lora_dropout_k71_dropout(t59, lora_dropout, lora_dropout_key_wv, t54, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 143, lm_step_lora_dropout_k72_lora_a_wv(t60, lora_a_wv, t59, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 73, 143, lm_step_lora_dropout_k73_scores_matmul(t61, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 143, lm_step_lora_dropout_k74_attention(t62, t61, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 143, lm_step_lora_dropout_k75_softmax(t63, t62, B, KVH, REP, T));
+        LA_TIMED(prof, 76, 143, lm_step_lora_dropout_k76_softmax(t64, t62, t63, B, KVH, REP, T));
+        LA_TIMED(prof, 77, 143, lm_step_lora_dropout_k77_dropout(t65, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 143, lm_step_lora_dropout_k78_lora_a_wo(t66, lora_a_wo, t65, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 79, 143, lm_step_lora_dropout_k79_rmsnorm(t67, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 80, 143, lm_step_lora_dropout_k80_rmsnorm(t68, norm_eps, t67, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 81, 143, lm_step_lora_dropout_k81_dropout(t69, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t68, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 82, 143, lm_step_lora_dropout_k82_lora_a_w1(t70, lora_a_w1, t69, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 83, 143, lm_step_lora_dropout_k83_silu(t71, saved_gate, B, F, T));
+        LA_TIMED(prof, 84, 143, lm_step_lora_dropout_k84_dropout(t72, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t68, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 85, 143, lm_step_lora_dropout_k85_lora_a_w3(t73, lora_a_w3, t72, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 86, 143, lm_step_lora_dropout_k86_dropout(t74, saved_up, lora_dropout, lora_dropout_key_w2, t71, B, F, T));
+        LA_TIMED(prof, 87, 143, lm_step_lora_dropout_k87_lora_a_w2(t75, lora_a_w2, t74, B, F, R, T));
+        LA_TIMED(prof, 88, 143, lm_step_lora_dropout_k88_lora(t76, carry5, lora_scale_w2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 143, lm_step_lora_dropout_k89_lora_b_w2_grad_in(t77, lora_b_w2, t76, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 90, 143, lm_step_lora_dropout_k90_lora_a_w2_grad_in(t78, lora_a_w2, t77, B, F, R, T));
+        LA_TIMED(prof, 91, 143, lm_step_lora_dropout_k91_w2_grad_in(t79, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 92, 143, lm_step_lora_dropout_k92_dropout(t80, lora_dropout, lora_dropout_key_w2, t71, t78, t79, B, F, T));
+        LA_TIMED(prof, 93, 143, lm_step_lora_dropout_k93_lora(t81, lora_scale_w3, t80, B, F, T));
+        LA_TIMED(prof, 94, 143, lm_step_lora_dropout_k94_lora_b_w3_grad_in(t82, lora_b_w3, t81, B, F, R, T));
+        LA_TIMED(prof, 95, 143, lm_step_lora_dropout_k95_lora_a_w3_grad_in(t83, lora_a_w3, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 96, 143, lm_step_lora_dropout_k96_w3_grad_in(t84, w3, t80, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 143, lm_step_lora_dropout_k97_dropout(t85, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t71, t78, t79, B, F, T));
+        LA_TIMED(prof, 98, 143, lm_step_lora_dropout_k98_lora(t86, lora_scale_w1, t85, B, F, T));
+        LA_TIMED(prof, 99, 143, lm_step_lora_dropout_k99_lora_b_w1_grad_in(t87, lora_b_w1, t86, B, F, R, T));
+        LA_TIMED(prof, 100, 143, lm_step_lora_dropout_k100_lora_a_w1_grad_in(t88, lora_a_w1, t87, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 101, 143, lm_step_lora_dropout_k101_w1_grad_in(t89, w1, t85, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 143, lm_step_lora_dropout_k102_rmsnorm_grad(t90, carry5, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t68, t83, t84, t88, t89, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 103, 143, lm_step_lora_dropout_k103_lora(t91, lora_scale_wo, t90, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 104, 143, lm_step_lora_dropout_k104_lora_b_wo_grad_in(t92, lora_b_wo, t91, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 105, 143, lm_step_lora_dropout_k105_lora_a_wo_grad_in(t93, lora_a_wo, t92, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 106, 143, lm_step_lora_dropout_k106_wo_grad_in(t94, wo, t90, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 107, 143, lm_step_lora_dropout_k107_dropout(t95, lora_dropout, lora_dropout_key_wo, t93, t94, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 108, 143, lm_step_lora_dropout_k108_attention_grad_matmul(t96, saved_v, t95, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 109, 143, lm_step_lora_dropout_k109_softmax_grad(t97, t62, t63, t64, t96, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 110, 143, lm_step_lora_dropout_k110_scores_grad_matmul(t98, saved_k, t97, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 111, 143, lm_step_lora_dropout_k111_attention_grad_matmul(t99, t64, t95, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 112, 143, lm_step_lora_dropout_k112_attention_grad_matmul(t100, saved_q, t97, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 113, 143, lm_step_lora_dropout_k113_attention_grad(t101, lora_scale_wv, t99, B, HD2, KVH, T));
+        LA_TIMED(prof, 114, 143, lm_step_lora_dropout_k114_lora_b_wv_grad_in(t102, lora_b_wv, t101, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 115, 143, lm_step_lora_dropout_k115_lora_a_wv_grad_in(t103, lora_a_wv, t102, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 116, 143, lm_step_lora_dropout_k116_attention_grad(t104, t99, B, HD2, KVH, T));
+        LA_TIMED(prof, 117, 143, lm_step_lora_dropout_k117_wv_grad_in(t105, wv, t104, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 118, 143, lm_step_lora_dropout_k118_rope_grad(t106, t0, t1, t100, B, HD2, KVH, T));
+        LA_TIMED(prof, 119, 143, lm_step_lora_dropout_k119_lora(t107, lora_scale_wk, t106, B, HD2, KVH, T));
+        LA_TIMED(prof, 120, 143, lm_step_lora_dropout_k120_lora_b_wk_grad_in(t108, lora_b_wk, t107, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 121, 143, lm_step_lora_dropout_k121_lora_a_wk_grad_in(t109, lora_a_wk, t108, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 122, 143, lm_step_lora_dropout_k122_wk_grad_in(t110, wk, t106, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 123, 143, lm_step_lora_dropout_k123_rope_grad(t111, t0, t1, t98, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 124, 143, lm_step_lora_dropout_k124_lora(t112, lora_scale_wq, t111, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 125, 143, lm_step_lora_dropout_k125_lora_b_wq_grad_in(t113, lora_b_wq, t112, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 126, 143, lm_step_lora_dropout_k126_lora_a_wq_grad_in(t114, lora_a_wq, t113, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 127, 143, lm_step_lora_dropout_k127_wq_grad_in(t115, wq, t111, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 128, 143, lm_step_lora_dropout_k128_dropout(carry5_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t53, t90, t103, t105, t109, t110, t114, t115, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 129, 143, lm_step_lora_dropout_k129_grad_lora_a_wq(grad_lora_a_wq, t55, t113, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 130, 143, lm_step_lora_dropout_k130_grad_lora_b_wq(grad_lora_b_wq, t56, t112, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 131, 143, lm_step_lora_dropout_k131_grad_lora_a_wk(grad_lora_a_wk, t57, t108, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 132, 143, lm_step_lora_dropout_k132_grad_lora_b_wk(grad_lora_b_wk, t58, t107, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 133, 143, lm_step_lora_dropout_k133_grad_lora_a_wv(grad_lora_a_wv, t59, t102, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 134, 143, lm_step_lora_dropout_k134_grad_lora_b_wv(grad_lora_b_wv, t60, t101, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 135, 143, lm_step_lora_dropout_k135_grad_lora_a_wo(grad_lora_a_wo, t65, t92, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 136, 143, lm_step_lora_dropout_k136_grad_lora_b_wo(grad_lora_b_wo, t66, t91, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 137, 143, lm_step_lora_dropout_k137_grad_lora_a_w1(grad_lora_a_w1, t69, t87, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 138, 143, lm_step_lora_dropout_k138_grad_lora_b_w1(grad_lora_b_w1, t70, t86, B, F, R, T));
+        LA_TIMED(prof, 139, 143, lm_step_lora_dropout_k139_grad_lora_a_w2(grad_lora_a_w2, t74, t77, B, F, R, T));
+        LA_TIMED(prof, 140, 143, lm_step_lora_dropout_k140_grad_lora_b_w2(grad_lora_b_w2, t75, t76, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 141, 143, lm_step_lora_dropout_k141_grad_lora_a_w3(grad_lora_a_w3, t72, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 142, 143, lm_step_lora_dropout_k142_grad_lora_b_w3(grad_lora_b_w3, t73, t81, B, F, R, T));
+        carry5 = carry5_next;
     }
 }
 
 void llama_train_lm_step_lora_dropout_costs(const llama_train_lm_step_lora_dropout_args *args, double *flops, double *bytes) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long R = args->R;
     const long REP = args->REP;
     const long T = args->T;
@@ -7186,100 +7440,106 @@ void llama_train_lm_step_lora_dropout_costs(const llama_train_lm_step_lora_dropo
     flops[40] = (double)(2*B*F*R*T); bytes[40] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k40_lora_a_w2 */
     flops[41] = (double)(4*B*HD2*KVH*R*REP*T); bytes[41] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k41_lora_b_w2 */
     flops[42] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[42] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k42_lora */
-    flops[43] = (double)(0); bytes[43] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k43_lm_head */
-    flops[44] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[44] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* lm_step_lora_dropout_k44_rmsnorm */
-    flops[45] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[45] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_lora_dropout_k45_rmsnorm */
-    flops[46] = (double)(4*HD2*KVH*NS*REP*V); bytes[46] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* lm_step_lora_dropout_k46_lm_head */
-    flops[47] = (double)(NS*V); bytes[47] = (double)(4*NS + 4*NS*V); /* lm_step_lora_dropout_k47_log_softmax */
-    flops[48] = (double)(NS + NS*V + NS*V + NS*V); bytes[48] = (double)(4*NS + 4*NS*V + 4*NS); /* lm_step_lora_dropout_k48_log_softmax */
-    flops[49] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[49] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_dropout_k49_cross_entropy */
-    flops[50] = (double)(NS + NS + NS); bytes[50] = (double)(4 + 4*NS + 4*NS); /* lm_step_lora_dropout_k50_cross_entropy */
-    flops[51] = (double)(NS + NS*V + NS + NS*V + NS*V + NS*V + NS*V); bytes[51] = (double)(4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_dropout_k51_log_softmax */
-    flops[52] = (double)(NS + NS*V + NS*V + NS*V); bytes[52] = (double)(4*NS + 4*NS + 4*NS*V); /* lm_step_lora_dropout_k52_cross_entropy */
-    flops[53] = (double)(NS + NS + NS); bytes[53] = (double)(4 + 4*NS + 4*NS); /* lm_step_lora_dropout_k53_token_stats */
-    flops[54] = (double)(NS + NS + NS); bytes[54] = (double)(4 + 4*NS + 4*NS + 4*NS); /* lm_step_lora_dropout_k54_token_stats */
-    flops[55] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[55] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_lora_dropout_k55_log_softmax_grad */
-    flops[56] = (double)(4*HD2*KVH*NS*REP*V); bytes[56] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_lora_dropout_k56_lm_head_grad_in */
-    flops[57] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[57] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_lora_dropout_k57_rmsnorm_grad */
-    flops[58] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add */
-    flops[59] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k59_rmsnorm */
-    flops[60] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_dropout_k60_rmsnorm */
-    flops[61] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k61_dropout */
-    flops[62] = (double)(4*B*HD2*KVH*R*REP*T); bytes[62] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k62_lora_a_wq */
-    flops[63] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k63_dropout */
-    flops[64] = (double)(4*B*HD2*KVH*R*REP*T); bytes[64] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k64_lora_a_wk */
-    flops[65] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k65_dropout */
-    flops[66] = (double)(4*B*HD2*KVH*R*REP*T); bytes[66] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k66_lora_a_wv */
-    flops[67] = (double)(4*B*HD2*KVH*REP*T*T); bytes[67] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k67_scores_matmul */
-    flops[68] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[68] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k68_attention */
-    flops[69] = (double)(B*KVH*REP*T*T); bytes[69] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k69_softmax */
-    flops[70] = (double)(B*KVH*REP*T*T); bytes[70] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_dropout_k70_softmax */
-    flops[71] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4); /* lm_step_lora_dropout_k71_dropout */
-    flops[72] = (double)(4*B*HD2*KVH*R*REP*T); bytes[72] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k72_lora_a_wo */
-    flops[73] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[73] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k73_rmsnorm */
-    flops[74] = (double)(B*T + B*T + B*T); bytes[74] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_lora_dropout_k74_rmsnorm */
-    flops[75] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k75_dropout */
-    flops[76] = (double)(4*B*HD2*KVH*R*REP*T); bytes[76] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k76_lora_a_w1 */
-    flops[77] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[77] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k77_silu */
-    flops[78] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k78_dropout */
-    flops[79] = (double)(4*B*HD2*KVH*R*REP*T); bytes[79] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k79_lora_a_w3 */
-    flops[80] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[80] = (double)(4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k80_dropout */
-    flops[81] = (double)(2*B*F*R*T); bytes[81] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k81_lora_a_w2 */
-    flops[82] = (double)(2*B*HD2*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_dropout_k82_lora */
-    flops[83] = (double)(4*B*HD2*KVH*R*REP*T); bytes[83] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k83_lora_b_w2_grad_in */
-    flops[84] = (double)(2*B*F*R*T); bytes[84] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k84_lora_a_w2_grad_in */
-    flops[85] = (double)(4*B*F*HD2*KVH*REP*T); bytes[85] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_dropout_k85_w2_grad_in */
-    flops[86] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[86] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k86_dropout */
-    flops[87] = (double)(B*F*T); bytes[87] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k87_lora */
-    flops[88] = (double)(2*B*F*R*T); bytes[88] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k88_lora_b_w3_grad_in */
-    flops[89] = (double)(4*B*HD2*KVH*R*REP*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k89_lora_a_w3_grad_in */
-    flops[90] = (double)(4*B*F*HD2*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k90_w3_grad_in */
-    flops[91] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[91] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k91_dropout */
-    flops[92] = (double)(B*F*T); bytes[92] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k92_lora */
-    flops[93] = (double)(2*B*F*R*T); bytes[93] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k93_lora_b_w1_grad_in */
-    flops[94] = (double)(4*B*HD2*KVH*R*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k94_lora_a_w1_grad_in */
-    flops[95] = (double)(4*B*F*HD2*KVH*REP*T); bytes[95] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k95_w1_grad_in */
-    flops[96] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k96_rmsnorm_grad */
-    flops[97] = (double)(2*B*HD2*KVH*REP*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k97_lora */
-    flops[98] = (double)(4*B*HD2*KVH*R*REP*T); bytes[98] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k98_lora_b_wo_grad_in */
-    flops[99] = (double)(4*B*HD2*KVH*R*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k99_lora_a_wo_grad_in */
-    flops[100] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k100_wo_grad_in */
-    flops[101] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k101_dropout */
-    flops[102] = (double)(4*B*HD2*KVH*REP*T*T); bytes[102] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k102_attention_grad_matmul */
-    flops[103] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[103] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k103_softmax_grad */
-    flops[104] = (double)(4*B*HD2*KVH*REP*T*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k104_scores_grad_matmul */
-    flops[105] = (double)(4*B*HD2*KVH*REP*T*T); bytes[105] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k105_attention_grad_matmul */
-    flops[106] = (double)(4*B*HD2*KVH*REP*T*T); bytes[106] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k106_attention_grad_matmul */
-    flops[107] = (double)(2*B*HD2*KVH*T); bytes[107] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k107_attention_grad */
-    flops[108] = (double)(4*B*HD2*KVH*R*T); bytes[108] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k108_lora_b_wv_grad_in */
-    flops[109] = (double)(4*B*HD2*KVH*R*REP*T); bytes[109] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k109_lora_a_wv_grad_in */
-    flops[110] = (double)(0); bytes[110] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k110_attention_grad */
-    flops[111] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k111_wv_grad_in */
-    flops[112] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[112] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k112_rope_grad */
-    flops[113] = (double)(2*B*HD2*KVH*T); bytes[113] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k113_lora */
-    flops[114] = (double)(4*B*HD2*KVH*R*T); bytes[114] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k114_lora_b_wk_grad_in */
-    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k115_lora_a_wk_grad_in */
-    flops[116] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[116] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k116_wk_grad_in */
-    flops[117] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k117_rope_grad */
-    flops[118] = (double)(2*B*HD2*KVH*REP*T); bytes[118] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k118_lora */
-    flops[119] = (double)(4*B*HD2*KVH*R*REP*T); bytes[119] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k119_lora_b_wq_grad_in */
-    flops[120] = (double)(4*B*HD2*KVH*R*REP*T); bytes[120] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k120_lora_a_wq_grad_in */
-    flops[121] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[121] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k121_wq_grad_in */
-    flops[122] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[122] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k122_dropout */
-    flops[123] = (double)(4*B*HD2*KVH*R*REP*T); bytes[123] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k123_grad_lora_a_wq */
-    flops[124] = (double)(4*B*HD2*KVH*R*REP*T); bytes[124] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k124_grad_lora_b_wq */
-    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k125_grad_lora_a_wk */
-    flops[126] = (double)(4*B*HD2*KVH*R*T); bytes[126] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k126_grad_lora_b_wk */
-    flops[127] = (double)(4*B*HD2*KVH*R*REP*T); bytes[127] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k127_grad_lora_a_wv */
-    flops[128] = (double)(4*B*HD2*KVH*R*T); bytes[128] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k128_grad_lora_b_wv */
-    flops[129] = (double)(4*B*HD2*KVH*R*REP*T); bytes[129] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k129_grad_lora_a_wo */
-    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k130_grad_lora_b_wo */
-    flops[131] = (double)(4*B*HD2*KVH*R*REP*T); bytes[131] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k131_grad_lora_a_w1 */
-    flops[132] = (double)(2*B*F*R*T); bytes[132] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k132_grad_lora_b_w1 */
-    flops[133] = (double)(2*B*F*R*T); bytes[133] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_dropout_k133_grad_lora_a_w2 */
-    flops[134] = (double)(4*B*HD2*KVH*R*REP*T); bytes[134] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k134_grad_lora_b_w2 */
-    flops[135] = (double)(4*B*HD2*KVH*R*REP*T); bytes[135] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k135_grad_lora_a_w3 */
-    flops[136] = (double)(2*B*F*R*T); bytes[136] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k136_grad_lora_b_w3 */
+    flops[43] = (double)(0); bytes[43] = (double)(4); /* lm_step_lora_dropout_k43_reshape */
+    flops[44] = (double)(0); bytes[44] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k44_expand */
+    flops[45] = (double)(0); bytes[45] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_dropout_k45_lm_head */
+    flops[46] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[46] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k46_rmsnorm */
+    flops[47] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[47] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_dropout_k47_rmsnorm */
+    flops[48] = (double)(4*CR*HD2*KVH*REP*V); bytes[48] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k48_lm_head */
+    flops[49] = (double)(CR*V); bytes[49] = (double)(4*CR + 4*CR*V); /* lm_step_lora_dropout_k49_log_softmax */
+    flops[50] = (double)(CR + CR*V + CR*V + CR*V); bytes[50] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_dropout_k50_log_softmax */
+    flops[51] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[51] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k51_cross_entropy */
+    flops[52] = (double)(CR + CR + CR); bytes[52] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_dropout_k52_cross_entropy */
+    flops[53] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[53] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_dropout_k53_log_softmax */
+    flops[54] = (double)(CR + CR*V + CR*V + CR*V); bytes[54] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_dropout_k54_cross_entropy */
+    flops[55] = (double)(CR + CR + CR); bytes[55] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_dropout_k55_token_stats */
+    flops[56] = (double)(CR + CR + CR); bytes[56] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k56_token_stats */
+    flops[57] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[57] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k57_log_softmax_grad */
+    flops[58] = (double)(4*CR*HD2*KVH*REP*V); bytes[58] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_dropout_k58_lm_head_grad_in */
+    flops[59] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[59] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k59_rmsnorm_grad */
+    flops[60] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_dropout_k60_rmsnorm_grad_scatter_add */
+    flops[61] = (double)(2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k61_lm_chunk */
+    flops[62] = (double)(1); bytes[62] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k62_lm_chunk */
+    flops[63] = (double)(1); bytes[63] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k63_lm_chunk */
+    flops[64] = (double)(1); bytes[64] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k64_lm_chunk */
+    flops[65] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k65_rmsnorm */
+    flops[66] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_dropout_k66_rmsnorm */
+    flops[67] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k67_dropout */
+    flops[68] = (double)(4*B*HD2*KVH*R*REP*T); bytes[68] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k68_lora_a_wq */
+    flops[69] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k69_dropout */
+    flops[70] = (double)(4*B*HD2*KVH*R*REP*T); bytes[70] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k70_lora_a_wk */
+    flops[71] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k71_dropout */
+    flops[72] = (double)(4*B*HD2*KVH*R*REP*T); bytes[72] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k72_lora_a_wv */
+    flops[73] = (double)(4*B*HD2*KVH*REP*T*T); bytes[73] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k73_scores_matmul */
+    flops[74] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[74] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k74_attention */
+    flops[75] = (double)(B*KVH*REP*T*T); bytes[75] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k75_softmax */
+    flops[76] = (double)(B*KVH*REP*T*T); bytes[76] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_dropout_k76_softmax */
+    flops[77] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4); /* lm_step_lora_dropout_k77_dropout */
+    flops[78] = (double)(4*B*HD2*KVH*R*REP*T); bytes[78] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k78_lora_a_wo */
+    flops[79] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[79] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k79_rmsnorm */
+    flops[80] = (double)(B*T + B*T + B*T); bytes[80] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_lora_dropout_k80_rmsnorm */
+    flops[81] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k81_dropout */
+    flops[82] = (double)(4*B*HD2*KVH*R*REP*T); bytes[82] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k82_lora_a_w1 */
+    flops[83] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[83] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k83_silu */
+    flops[84] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k84_dropout */
+    flops[85] = (double)(4*B*HD2*KVH*R*REP*T); bytes[85] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k85_lora_a_w3 */
+    flops[86] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[86] = (double)(4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k86_dropout */
+    flops[87] = (double)(2*B*F*R*T); bytes[87] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k87_lora_a_w2 */
+    flops[88] = (double)(2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_dropout_k88_lora */
+    flops[89] = (double)(4*B*HD2*KVH*R*REP*T); bytes[89] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k89_lora_b_w2_grad_in */
+    flops[90] = (double)(2*B*F*R*T); bytes[90] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k90_lora_a_w2_grad_in */
+    flops[91] = (double)(4*B*F*HD2*KVH*REP*T); bytes[91] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_dropout_k91_w2_grad_in */
+    flops[92] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[92] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k92_dropout */
+    flops[93] = (double)(B*F*T); bytes[93] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k93_lora */
+    flops[94] = (double)(2*B*F*R*T); bytes[94] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k94_lora_b_w3_grad_in */
+    flops[95] = (double)(4*B*HD2*KVH*R*REP*T); bytes[95] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k95_lora_a_w3_grad_in */
+    flops[96] = (double)(4*B*F*HD2*KVH*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k96_w3_grad_in */
+    flops[97] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[97] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k97_dropout */
+    flops[98] = (double)(B*F*T); bytes[98] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k98_lora */
+    flops[99] = (double)(2*B*F*R*T); bytes[99] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k99_lora_b_w1_grad_in */
+    flops[100] = (double)(4*B*HD2*KVH*R*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k100_lora_a_w1_grad_in */
+    flops[101] = (double)(4*B*F*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k101_w1_grad_in */
+    flops[102] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k102_rmsnorm_grad */
+    flops[103] = (double)(2*B*HD2*KVH*REP*T); bytes[103] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k103_lora */
+    flops[104] = (double)(4*B*HD2*KVH*R*REP*T); bytes[104] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k104_lora_b_wo_grad_in */
+    flops[105] = (double)(4*B*HD2*KVH*R*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k105_lora_a_wo_grad_in */
+    flops[106] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[106] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k106_wo_grad_in */
+    flops[107] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[107] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k107_dropout */
+    flops[108] = (double)(4*B*HD2*KVH*REP*T*T); bytes[108] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k108_attention_grad_matmul */
+    flops[109] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[109] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k109_softmax_grad */
+    flops[110] = (double)(4*B*HD2*KVH*REP*T*T); bytes[110] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k110_scores_grad_matmul */
+    flops[111] = (double)(4*B*HD2*KVH*REP*T*T); bytes[111] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k111_attention_grad_matmul */
+    flops[112] = (double)(4*B*HD2*KVH*REP*T*T); bytes[112] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k112_attention_grad_matmul */
+    flops[113] = (double)(2*B*HD2*KVH*T); bytes[113] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k113_attention_grad */
+    flops[114] = (double)(4*B*HD2*KVH*R*T); bytes[114] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k114_lora_b_wv_grad_in */
+    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k115_lora_a_wv_grad_in */
+    flops[116] = (double)(0); bytes[116] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k116_attention_grad */
+    flops[117] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k117_wv_grad_in */
+    flops[118] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[118] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k118_rope_grad */
+    flops[119] = (double)(2*B*HD2*KVH*T); bytes[119] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k119_lora */
+    flops[120] = (double)(4*B*HD2*KVH*R*T); bytes[120] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k120_lora_b_wk_grad_in */
+    flops[121] = (double)(4*B*HD2*KVH*R*REP*T); bytes[121] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k121_lora_a_wk_grad_in */
+    flops[122] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[122] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k122_wk_grad_in */
+    flops[123] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[123] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k123_rope_grad */
+    flops[124] = (double)(2*B*HD2*KVH*REP*T); bytes[124] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k124_lora */
+    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k125_lora_b_wq_grad_in */
+    flops[126] = (double)(4*B*HD2*KVH*R*REP*T); bytes[126] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k126_lora_a_wq_grad_in */
+    flops[127] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[127] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k127_wq_grad_in */
+    flops[128] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[128] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k128_dropout */
+    flops[129] = (double)(4*B*HD2*KVH*R*REP*T); bytes[129] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k129_grad_lora_a_wq */
+    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k130_grad_lora_b_wq */
+    flops[131] = (double)(4*B*HD2*KVH*R*REP*T); bytes[131] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k131_grad_lora_a_wk */
+    flops[132] = (double)(4*B*HD2*KVH*R*T); bytes[132] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k132_grad_lora_b_wk */
+    flops[133] = (double)(4*B*HD2*KVH*R*REP*T); bytes[133] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k133_grad_lora_a_wv */
+    flops[134] = (double)(4*B*HD2*KVH*R*T); bytes[134] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k134_grad_lora_b_wv */
+    flops[135] = (double)(4*B*HD2*KVH*R*REP*T); bytes[135] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k135_grad_lora_a_wo */
+    flops[136] = (double)(4*B*HD2*KVH*R*REP*T); bytes[136] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k136_grad_lora_b_wo */
+    flops[137] = (double)(4*B*HD2*KVH*R*REP*T); bytes[137] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k137_grad_lora_a_w1 */
+    flops[138] = (double)(2*B*F*R*T); bytes[138] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k138_grad_lora_b_w1 */
+    flops[139] = (double)(2*B*F*R*T); bytes[139] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_dropout_k139_grad_lora_a_w2 */
+    flops[140] = (double)(4*B*HD2*KVH*R*REP*T); bytes[140] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k140_grad_lora_b_w2 */
+    flops[141] = (double)(4*B*HD2*KVH*R*REP*T); bytes[141] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k141_grad_lora_a_w3 */
+    flops[142] = (double)(2*B*F*R*T); bytes[142] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k142_grad_lora_b_w3 */
     (void)args;
 }
 
@@ -7330,102 +7590,108 @@ static const char *const llama_train_lm_step_lora_dropout_kernel_names[] = {
     "lm_step_lora_dropout_k40_lora_a_w2",
     "lm_step_lora_dropout_k41_lora_b_w2",
     "lm_step_lora_dropout_k42_lora",
-    "lm_step_lora_dropout_k43_lm_head",
-    "lm_step_lora_dropout_k44_rmsnorm",
-    "lm_step_lora_dropout_k45_rmsnorm",
-    "lm_step_lora_dropout_k46_lm_head",
-    "lm_step_lora_dropout_k47_log_softmax",
-    "lm_step_lora_dropout_k48_log_softmax",
-    "lm_step_lora_dropout_k49_cross_entropy",
-    "lm_step_lora_dropout_k50_cross_entropy",
-    "lm_step_lora_dropout_k51_log_softmax",
+    "lm_step_lora_dropout_k43_reshape",
+    "lm_step_lora_dropout_k44_expand",
+    "lm_step_lora_dropout_k45_lm_head",
+    "lm_step_lora_dropout_k46_rmsnorm",
+    "lm_step_lora_dropout_k47_rmsnorm",
+    "lm_step_lora_dropout_k48_lm_head",
+    "lm_step_lora_dropout_k49_log_softmax",
+    "lm_step_lora_dropout_k50_log_softmax",
+    "lm_step_lora_dropout_k51_cross_entropy",
     "lm_step_lora_dropout_k52_cross_entropy",
-    "lm_step_lora_dropout_k53_token_stats",
-    "lm_step_lora_dropout_k54_token_stats",
-    "lm_step_lora_dropout_k55_log_softmax_grad",
-    "lm_step_lora_dropout_k56_lm_head_grad_in",
-    "lm_step_lora_dropout_k57_rmsnorm_grad",
-    "lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add",
-    "lm_step_lora_dropout_k59_rmsnorm",
-    "lm_step_lora_dropout_k60_rmsnorm",
-    "lm_step_lora_dropout_k61_dropout",
-    "lm_step_lora_dropout_k62_lora_a_wq",
-    "lm_step_lora_dropout_k63_dropout",
-    "lm_step_lora_dropout_k64_lora_a_wk",
-    "lm_step_lora_dropout_k65_dropout",
-    "lm_step_lora_dropout_k66_lora_a_wv",
-    "lm_step_lora_dropout_k67_scores_matmul",
-    "lm_step_lora_dropout_k68_attention",
-    "lm_step_lora_dropout_k69_softmax",
-    "lm_step_lora_dropout_k70_softmax",
+    "lm_step_lora_dropout_k53_log_softmax",
+    "lm_step_lora_dropout_k54_cross_entropy",
+    "lm_step_lora_dropout_k55_token_stats",
+    "lm_step_lora_dropout_k56_token_stats",
+    "lm_step_lora_dropout_k57_log_softmax_grad",
+    "lm_step_lora_dropout_k58_lm_head_grad_in",
+    "lm_step_lora_dropout_k59_rmsnorm_grad",
+    "lm_step_lora_dropout_k60_rmsnorm_grad_scatter_add",
+    "lm_step_lora_dropout_k61_lm_chunk",
+    "lm_step_lora_dropout_k62_lm_chunk",
+    "lm_step_lora_dropout_k63_lm_chunk",
+    "lm_step_lora_dropout_k64_lm_chunk",
+    "lm_step_lora_dropout_k65_rmsnorm",
+    "lm_step_lora_dropout_k66_rmsnorm",
+    "lm_step_lora_dropout_k67_dropout",
+    "lm_step_lora_dropout_k68_lora_a_wq",
+    "lm_step_lora_dropout_k69_dropout",
+    "lm_step_lora_dropout_k70_lora_a_wk",
     "lm_step_lora_dropout_k71_dropout",
-    "lm_step_lora_dropout_k72_lora_a_wo",
-    "lm_step_lora_dropout_k73_rmsnorm",
-    "lm_step_lora_dropout_k74_rmsnorm",
-    "lm_step_lora_dropout_k75_dropout",
-    "lm_step_lora_dropout_k76_lora_a_w1",
-    "lm_step_lora_dropout_k77_silu",
-    "lm_step_lora_dropout_k78_dropout",
-    "lm_step_lora_dropout_k79_lora_a_w3",
-    "lm_step_lora_dropout_k80_dropout",
-    "lm_step_lora_dropout_k81_lora_a_w2",
-    "lm_step_lora_dropout_k82_lora",
-    "lm_step_lora_dropout_k83_lora_b_w2_grad_in",
-    "lm_step_lora_dropout_k84_lora_a_w2_grad_in",
-    "lm_step_lora_dropout_k85_w2_grad_in",
+    "lm_step_lora_dropout_k72_lora_a_wv",
+    "lm_step_lora_dropout_k73_scores_matmul",
+    "lm_step_lora_dropout_k74_attention",
+    "lm_step_lora_dropout_k75_softmax",
+    "lm_step_lora_dropout_k76_softmax",
+    "lm_step_lora_dropout_k77_dropout",
+    "lm_step_lora_dropout_k78_lora_a_wo",
+    "lm_step_lora_dropout_k79_rmsnorm",
+    "lm_step_lora_dropout_k80_rmsnorm",
+    "lm_step_lora_dropout_k81_dropout",
+    "lm_step_lora_dropout_k82_lora_a_w1",
+    "lm_step_lora_dropout_k83_silu",
+    "lm_step_lora_dropout_k84_dropout",
+    "lm_step_lora_dropout_k85_lora_a_w3",
     "lm_step_lora_dropout_k86_dropout",
-    "lm_step_lora_dropout_k87_lora",
-    "lm_step_lora_dropout_k88_lora_b_w3_grad_in",
-    "lm_step_lora_dropout_k89_lora_a_w3_grad_in",
-    "lm_step_lora_dropout_k90_w3_grad_in",
-    "lm_step_lora_dropout_k91_dropout",
-    "lm_step_lora_dropout_k92_lora",
-    "lm_step_lora_dropout_k93_lora_b_w1_grad_in",
-    "lm_step_lora_dropout_k94_lora_a_w1_grad_in",
-    "lm_step_lora_dropout_k95_w1_grad_in",
-    "lm_step_lora_dropout_k96_rmsnorm_grad",
-    "lm_step_lora_dropout_k97_lora",
-    "lm_step_lora_dropout_k98_lora_b_wo_grad_in",
-    "lm_step_lora_dropout_k99_lora_a_wo_grad_in",
-    "lm_step_lora_dropout_k100_wo_grad_in",
-    "lm_step_lora_dropout_k101_dropout",
-    "lm_step_lora_dropout_k102_attention_grad_matmul",
-    "lm_step_lora_dropout_k103_softmax_grad",
-    "lm_step_lora_dropout_k104_scores_grad_matmul",
-    "lm_step_lora_dropout_k105_attention_grad_matmul",
-    "lm_step_lora_dropout_k106_attention_grad_matmul",
-    "lm_step_lora_dropout_k107_attention_grad",
-    "lm_step_lora_dropout_k108_lora_b_wv_grad_in",
-    "lm_step_lora_dropout_k109_lora_a_wv_grad_in",
-    "lm_step_lora_dropout_k110_attention_grad",
-    "lm_step_lora_dropout_k111_wv_grad_in",
-    "lm_step_lora_dropout_k112_rope_grad",
-    "lm_step_lora_dropout_k113_lora",
-    "lm_step_lora_dropout_k114_lora_b_wk_grad_in",
-    "lm_step_lora_dropout_k115_lora_a_wk_grad_in",
-    "lm_step_lora_dropout_k116_wk_grad_in",
-    "lm_step_lora_dropout_k117_rope_grad",
-    "lm_step_lora_dropout_k118_lora",
-    "lm_step_lora_dropout_k119_lora_b_wq_grad_in",
-    "lm_step_lora_dropout_k120_lora_a_wq_grad_in",
-    "lm_step_lora_dropout_k121_wq_grad_in",
-    "lm_step_lora_dropout_k122_dropout",
-    "lm_step_lora_dropout_k123_grad_lora_a_wq",
-    "lm_step_lora_dropout_k124_grad_lora_b_wq",
-    "lm_step_lora_dropout_k125_grad_lora_a_wk",
-    "lm_step_lora_dropout_k126_grad_lora_b_wk",
-    "lm_step_lora_dropout_k127_grad_lora_a_wv",
-    "lm_step_lora_dropout_k128_grad_lora_b_wv",
-    "lm_step_lora_dropout_k129_grad_lora_a_wo",
-    "lm_step_lora_dropout_k130_grad_lora_b_wo",
-    "lm_step_lora_dropout_k131_grad_lora_a_w1",
-    "lm_step_lora_dropout_k132_grad_lora_b_w1",
-    "lm_step_lora_dropout_k133_grad_lora_a_w2",
-    "lm_step_lora_dropout_k134_grad_lora_b_w2",
-    "lm_step_lora_dropout_k135_grad_lora_a_w3",
-    "lm_step_lora_dropout_k136_grad_lora_b_w3",
+    "lm_step_lora_dropout_k87_lora_a_w2",
+    "lm_step_lora_dropout_k88_lora",
+    "lm_step_lora_dropout_k89_lora_b_w2_grad_in",
+    "lm_step_lora_dropout_k90_lora_a_w2_grad_in",
+    "lm_step_lora_dropout_k91_w2_grad_in",
+    "lm_step_lora_dropout_k92_dropout",
+    "lm_step_lora_dropout_k93_lora",
+    "lm_step_lora_dropout_k94_lora_b_w3_grad_in",
+    "lm_step_lora_dropout_k95_lora_a_w3_grad_in",
+    "lm_step_lora_dropout_k96_w3_grad_in",
+    "lm_step_lora_dropout_k97_dropout",
+    "lm_step_lora_dropout_k98_lora",
+    "lm_step_lora_dropout_k99_lora_b_w1_grad_in",
+    "lm_step_lora_dropout_k100_lora_a_w1_grad_in",
+    "lm_step_lora_dropout_k101_w1_grad_in",
+    "lm_step_lora_dropout_k102_rmsnorm_grad",
+    "lm_step_lora_dropout_k103_lora",
+    "lm_step_lora_dropout_k104_lora_b_wo_grad_in",
+    "lm_step_lora_dropout_k105_lora_a_wo_grad_in",
+    "lm_step_lora_dropout_k106_wo_grad_in",
+    "lm_step_lora_dropout_k107_dropout",
+    "lm_step_lora_dropout_k108_attention_grad_matmul",
+    "lm_step_lora_dropout_k109_softmax_grad",
+    "lm_step_lora_dropout_k110_scores_grad_matmul",
+    "lm_step_lora_dropout_k111_attention_grad_matmul",
+    "lm_step_lora_dropout_k112_attention_grad_matmul",
+    "lm_step_lora_dropout_k113_attention_grad",
+    "lm_step_lora_dropout_k114_lora_b_wv_grad_in",
+    "lm_step_lora_dropout_k115_lora_a_wv_grad_in",
+    "lm_step_lora_dropout_k116_attention_grad",
+    "lm_step_lora_dropout_k117_wv_grad_in",
+    "lm_step_lora_dropout_k118_rope_grad",
+    "lm_step_lora_dropout_k119_lora",
+    "lm_step_lora_dropout_k120_lora_b_wk_grad_in",
+    "lm_step_lora_dropout_k121_lora_a_wk_grad_in",
+    "lm_step_lora_dropout_k122_wk_grad_in",
+    "lm_step_lora_dropout_k123_rope_grad",
+    "lm_step_lora_dropout_k124_lora",
+    "lm_step_lora_dropout_k125_lora_b_wq_grad_in",
+    "lm_step_lora_dropout_k126_lora_a_wq_grad_in",
+    "lm_step_lora_dropout_k127_wq_grad_in",
+    "lm_step_lora_dropout_k128_dropout",
+    "lm_step_lora_dropout_k129_grad_lora_a_wq",
+    "lm_step_lora_dropout_k130_grad_lora_b_wq",
+    "lm_step_lora_dropout_k131_grad_lora_a_wk",
+    "lm_step_lora_dropout_k132_grad_lora_b_wk",
+    "lm_step_lora_dropout_k133_grad_lora_a_wv",
+    "lm_step_lora_dropout_k134_grad_lora_b_wv",
+    "lm_step_lora_dropout_k135_grad_lora_a_wo",
+    "lm_step_lora_dropout_k136_grad_lora_b_wo",
+    "lm_step_lora_dropout_k137_grad_lora_a_w1",
+    "lm_step_lora_dropout_k138_grad_lora_b_w1",
+    "lm_step_lora_dropout_k139_grad_lora_a_w2",
+    "lm_step_lora_dropout_k140_grad_lora_b_w2",
+    "lm_step_lora_dropout_k141_grad_lora_a_w3",
+    "lm_step_lora_dropout_k142_grad_lora_b_w3",
 };
-const la_program_info llama_train_lm_step_lora_dropout_info = { "llama_train.lm_step_lora_dropout", 84, 137, llama_train_lm_step_lora_dropout_kernel_names, llama_train_lm_step_lora_dropout_run, llama_train_lm_step_lora_dropout_arena, llama_train_lm_step_lora_dropout_cost };
+const la_program_info llama_train_lm_step_lora_dropout_info = { "llama_train.lm_step_lora_dropout", 85, 143, llama_train_lm_step_lora_dropout_kernel_names, llama_train_lm_step_lora_dropout_run, llama_train_lm_step_lora_dropout_arena, llama_train_lm_step_lora_dropout_cost };
 
 /* ===== program 'eval_loss' ===== */
 
@@ -9525,60 +9791,78 @@ static void lm_step_prefix_k20_ffn(float *restrict carry0_next, const float *res
     }
 }
 
-/* lm_step_prefix_k21_lm_head: t13 = carry0[scored]  [lm_head] */
-static void lm_step_prefix_k21_lm_head(float *restrict t13, const int32_t *restrict scored, const float *restrict carry0, long HD2, long KVH, long NS, long REP) {
+/* lm_step_prefix_k21_reshape: t13 = 0 */
+static void lm_step_prefix_k21_reshape(float *restrict t13) {
+    const long n = 1;
+    t13[0] = 0.0f;
+}
+
+/* lm_step_prefix_k22_expand: t14 = 0 */
+static void lm_step_prefix_k22_expand(float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t14[r * n + j] = 0.0f;
+        }
+    }
+}
+
+/* lm_step_prefix_k23_lm_head: t15 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_prefix_k23_lm_head(float *restrict t15, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[(long)scored[i0] * D + j];
-            t13[r * n + j] = v0;
+            t15[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_prefix_k22_rmsnorm: t14 = Σ(t13²)  [lm_head/rmsnorm] */
-static void lm_step_prefix_k22_rmsnorm(float *restrict t14, const float *restrict t13, long HD2, long KVH, long NS, long REP) {
+/* lm_step_prefix_k24_rmsnorm: t16 = Σ(t15²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_prefix_k24_rmsnorm(float *restrict t16, const float *restrict t15, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t13[r * n + j0]) * (t13[r * n + j0]);
+            float v0 = (t15[r * n + j0]) * (t15[r * n + j0]);
             acc0 += v0;
         }
-        t14[r] = acc0;
+        t16[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k23_rmsnorm: t15 = (t13 · rsqrt(t14 / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void lm_step_prefix_k23_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t13, const float *restrict t14, long HD2, long KVH, long NS, long REP) {
+/* lm_step_prefix_k25_rmsnorm: t17 = (t15 · rsqrt(t16 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_prefix_k25_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t15, const float *restrict t16, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t14[i0]) / ((float)(D));
+        float v0 = (t16[i0]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v3 = (t13[r * n + j]) * v2;
+            float v3 = (t15[r * n + j]) * v2;
             float v4 = v3 * (final_norm[j]);
-            t15[r * n + j] = v4;
+            t17[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_prefix_k24_lm_head: t16[NS, V] = t15 · lm_headᵀ  [lm_head] */
-static void lm_step_prefix_k24_lm_head(float *restrict t16, const float *restrict lm_head, const float *restrict t15, long HD2, long KVH, long NS, long REP, long V) {
+/* lm_step_prefix_k26_lm_head: t18[CR, V] = t17 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_prefix_k26_lm_head(float *restrict t18, const float *restrict lm_head, const float *restrict t17, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    if (NS != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, NS, V, D, t15, D, lm_head, D, 0.0f, t16, V);
+    if (CR != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t17, D, lm_head, D, 0.0f, t18, V);
         return;
     }
     la_blas_pool(0);
@@ -9587,109 +9871,109 @@ static void lm_step_prefix_k24_lm_head(float *restrict t16, const float *restric
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
-        (t16)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
+        (t18)[r] = acc;
     }
 }
 
-/* lm_step_prefix_k25_log_softmax: t17 = max(t16)  [lm_head/cross_entropy/log_softmax] */
-static void lm_step_prefix_k25_log_softmax(float *restrict t17, const float *restrict t16, long NS, long V) {
+/* lm_step_prefix_k27_log_softmax: t19 = max(t18)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_prefix_k27_log_softmax(float *restrict t19, const float *restrict t18, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t16[r * n + j0]);
-        }
-        t17[r] = acc0;
-    }
-}
-
-/* lm_step_prefix_k26_log_softmax: t18 = Σ(exp(t16 - t17))  [lm_head/cross_entropy/log_softmax] */
-static void lm_step_prefix_k26_log_softmax(float *restrict t18, const float *restrict t16, const float *restrict t17, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = t17[i0];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t16[r * n + j0] - v0;
-            float v2 = la_expf(v1);
-            acc0 += v2;
-        }
-        t18[r] = acc0;
-    }
-}
-
-/* lm_step_prefix_k27_cross_entropy: t19 = Σ((t16 - t17 - log(t18)) · [i1 = targets])  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void lm_step_prefix_k27_cross_entropy(float *restrict t19, const int32_t *restrict targets, const float *restrict t16, const float *restrict t17, const float *restrict t18, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r;
-        float v0 = t17[i0];
-        float v2 = logf(t18[i0]);
-        float v4 = (float)targets[i0];
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t16[r * n + j0] - v0;
-            float v3 = v1 - v2;
-            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
-            float v6 = v3 * v5;
-            acc0 += v6;
+            acc0 = fmaxf(acc0, t18[r * n + j0]);
         }
         t19[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k28_cross_entropy: loss = Σ((-t19) · weights)  [lm_head/cross_entropy; lm_head/weighted_sum] */
-static void lm_step_prefix_k28_cross_entropy(float *restrict loss, const float *restrict weights, const float *restrict t19, long NS) {
+/* lm_step_prefix_k28_log_softmax: t20 = Σ(exp(t18 - t19))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_prefix_k28_log_softmax(float *restrict t20, const float *restrict t18, const float *restrict t19, long CR, long V) {
     /* one result per row */
-    const long n = NS;
-    const long r = 0;
-    float acc0 = 0.0f;
-    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
-    for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t19[j0]);
-        float v1 = v0 * (weights[j0]);
-        acc0 += v1;
-    }
-    loss[r] = acc0;
-}
-
-/* lm_step_prefix_k29_log_softmax: t20 = Σ(exp(t16 - t17 - log(t18)) · (t16 - t17 - log(t18)))  [lm_head/cross_entropy/log_softmax; lm_head/token_stats] */
-static void lm_step_prefix_k29_log_softmax(float *restrict t20, const float *restrict t16, const float *restrict t17, const float *restrict t18, long NS, long V) {
-    /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t17[i0];
-        float v2 = logf(t18[i0]);
+        float v0 = t19[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t16[r * n + j0] - v0;
-            float v3 = v1 - v2;
-            float v4 = la_expf(v3);
-            float v5 = v4 * v3;
-            acc0 += v5;
+            float v1 = t18[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
         }
         t20[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k30_cross_entropy: t21 = Σ(t16 · [i1 = targets])  [lm_head/cross_entropy; lm_head/token_stats] */
-static void lm_step_prefix_k30_cross_entropy(float *restrict t21, const int32_t *restrict targets, const float *restrict t16, long NS, long V) {
+/* lm_step_prefix_k29_cross_entropy: t21 = Σ((t18 - t19 - log(t20)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_prefix_k29_cross_entropy(float *restrict t21, const float *restrict t18, const int32_t *restrict targets, const float *restrict t19, const float *restrict t20, long CR, long V) {
     /* one result per row */
-    const long rows = NS, n = V;
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t19[i0];
+        float v2 = logf(t20[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t18[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t21[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k30_cross_entropy: t22 = Σ((-t21) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_prefix_k30_cross_entropy(float *restrict t22, const float *restrict weights, const float *restrict t21, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t21[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t22[r] = acc0;
+}
+
+/* lm_step_prefix_k31_log_softmax: t23 = Σ(exp(t18 - t19 - log(t20)) · (t18 - t19 - log(t20)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_prefix_k31_log_softmax(float *restrict t23, const float *restrict t18, const float *restrict t19, const float *restrict t20, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t19[i0];
+        float v2 = logf(t20[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t18[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t23[r] = acc0;
+    }
+}
+
+/* lm_step_prefix_k32_cross_entropy: t24 = Σ(t18 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_prefix_k32_cross_entropy(float *restrict t24, const float *restrict t18, const int32_t *restrict targets, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -9698,46 +9982,46 @@ static void lm_step_prefix_k30_cross_entropy(float *restrict t21, const int32_t 
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
-            float v2 = (t16[r * n + j0]) * v1;
+            float v2 = (t18[r * n + j0]) * v1;
             acc0 += v2;
         }
-        t21[r] = acc0;
+        t24[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k31_token_stats: entropy = Σ((-t20) · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
-static void lm_step_prefix_k31_token_stats(float *restrict entropy, const float *restrict weights, const float *restrict t20, long NS) {
+/* lm_step_prefix_k33_token_stats: t25 = Σ((-t23) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_prefix_k33_token_stats(float *restrict t25, const float *restrict weights, const float *restrict t23, long CR) {
     /* one result per row */
-    const long n = NS;
+    const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t20[j0]);
+        float v0 = -(t23[j0]);
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    entropy[r] = acc0;
+    t25[r] = acc0;
 }
 
-/* lm_step_prefix_k32_token_stats: accuracy = Σ([t17 ≤ t21] · weights)  [lm_head/token_stats; lm_head/weighted_sum] */
-static void lm_step_prefix_k32_token_stats(float *restrict accuracy, const float *restrict weights, const float *restrict t17, const float *restrict t21, long NS) {
+/* lm_step_prefix_k34_token_stats: t26 = Σ([t19 ≤ t24] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_prefix_k34_token_stats(float *restrict t26, const float *restrict weights, const float *restrict t19, const float *restrict t24, long CR) {
     /* one result per row */
-    const long n = NS;
+    const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = t17[j0] <= t21[j0] ? 1.0f : 0.0f;
+        float v0 = t19[j0] <= t24[j0] ? 1.0f : 0.0f;
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    accuracy[r] = acc0;
+    t26[r] = acc0;
 }
 
-/* lm_step_prefix_k33_log_softmax_grad: t22 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t18) · exp(t16 - t17)  [lm_head/cross_entropy/log_softmax; lm_head/cross_entropy; lm_head_backward; lm_head/weighted_sum/grad; lm_head/cross_entropy/grad; lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_prefix_k33_log_softmax_grad(float *t22, const int32_t *targets, const float *weights, const float *t16, const float *t17, const float *t18, long NS, long V) {
-    const long rows = NS, n = V;
+/* lm_step_prefix_k35_log_softmax_grad: t27 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t20) · exp(t18 - t19)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_prefix_k35_log_softmax_grad(float *t27, const float *t18, const int32_t *targets, const float *weights, const float *t19, const float *t20, long CR, long V) {
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
@@ -9752,72 +10036,106 @@ static void lm_step_prefix_k33_log_softmax_grad(float *t22, const int32_t *targe
             float v5 = -v4;
             acc0 += v5;
         }
-        float v8 = acc0 / (t18[i0]);
-        float v9 = t17[i0];
+        float v8 = acc0 / (t20[i0]);
+        float v9 = t19[i0];
         for (long j = 0; j < n; j++) {
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
-            float v10 = t16[r * n + j] - v9;
+            float v10 = t18[r * n + j] - v9;
             float v11 = la_expf(v10);
             float v12 = v8 * v11;
             float v13 = v7 + v12;
-            t22[r * n + j] = v13;
+            t27[r * n + j] = v13;
         }
     }
 }
 
-/* lm_step_prefix_k34_lm_head_grad_in: t23[NS, D] = t22 · lm_head  [lm_head/grad] */
-static void lm_step_prefix_k34_lm_head_grad_in(float *restrict t23, const float *restrict lm_head, const float *restrict t22, long HD2, long KVH, long NS, long REP, long V) {
+/* lm_step_prefix_k36_lm_head_grad_in: t28[CR, D] = t27 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_prefix_k36_lm_head_grad_in(float *restrict t28, const float *restrict lm_head, const float *restrict t27, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, NS, D, V, t22, V, lm_head, D, 0.0f, t23, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t27, V, lm_head, D, 0.0f, t28, D);
 }
 
-/* lm_step_prefix_k35_rmsnorm_grad: t24 = Σ((t23 · final_norm) · t13)  [lm_head/rmsnorm; lm_head/rmsnorm/grad] */
-static void lm_step_prefix_k35_rmsnorm_grad(float *restrict t24, const float *restrict final_norm, const float *restrict t13, const float *restrict t23, long HD2, long KVH, long NS, long REP) {
+/* lm_step_prefix_k37_rmsnorm_grad: t29 = Σ((t28 · final_norm) · t15)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_prefix_k37_rmsnorm_grad(float *restrict t29, const float *restrict final_norm, const float *restrict t15, const float *restrict t28, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
-    const long rows = NS, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t23[r * n + j0]) * (final_norm[j0]);
-            float v1 = v0 * (t13[r * n + j0]);
+            float v0 = (t28[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t15[r * n + j0]);
             acc0 += v1;
         }
-        t24[r] = acc0;
+        t29[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k36_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_head/rmsnorm; lm_head/rmsnorm/grad; lm_head/grad] */
-static void lm_step_prefix_k36_rmsnorm_grad_scatter_add(float *restrict t25, const int32_t *restrict scored, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t13, const float *restrict t14, const float *restrict t23, const float *restrict t24, long B, long HD2, long KVH, long NS, long REP, long T) {
+/* lm_step_prefix_k38_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_prefix_k38_rmsnorm_grad_scatter_add(float *restrict t30, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t15, const float *restrict t16, const float *restrict t28, const float *restrict t29, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    memset(t25, 0, sizeof(float) * (size_t)(B*T*D));
-    const long rows = NS, n = D;
+    memset(t30, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v1 = (t14[i0]) / ((float)(D));
+        float v1 = (t16[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
-        float v5 = (t24[i0]) * v3;
+        float v5 = (t29[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v0 = (t23[r * n + j]) * (final_norm[j]);
+            float v0 = (t28[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
-            float v10 = v9 * (t13[r * n + j]);
+            float v10 = v9 * (t15[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t25[(long)scored[i0] * D + j] += v12;
+            t30[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* lm_step_prefix_k37_rmsnorm: t26 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void lm_step_prefix_k37_rmsnorm(float *restrict t26, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k39_lm_chunk: carry1_next = carry1 + t30  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_prefix_k39_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t30, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry1[r * n + j] + t30[r * n + j];
+            carry1_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_prefix_k40_lm_chunk: carry2_next = carry2 + t22  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_prefix_k40_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t22) {
+    const long n = 1;
+    float v0 = carry2[0] + t22[0];
+    carry2_next[0] = v0;
+}
+
+/* lm_step_prefix_k41_lm_chunk: carry3_next = carry3 + t25  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_prefix_k41_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t25) {
+    const long n = 1;
+    float v0 = carry3[0] + t25[0];
+    carry3_next[0] = v0;
+}
+
+/* lm_step_prefix_k42_lm_chunk: carry4_next = carry4 + t26  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_prefix_k42_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t26) {
+    const long n = 1;
+    float v0 = carry4[0] + t26[0];
+    carry4_next[0] = v0;
+}
+
+/* lm_step_prefix_k43_rmsnorm: t31 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_prefix_k43_rmsnorm(float *restrict t31, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -9829,12 +10147,12 @@ static void lm_step_prefix_k37_rmsnorm(float *restrict t26, const float *restric
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t26[r] = acc0;
+        t31[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k38_prefix: concat  [layer_backward/attention/prefix] */
-static void lm_step_prefix_k38_prefix(float *restrict t27, const float *restrict saved_k, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
+/* lm_step_prefix_k44_prefix: concat  [layer_backward/attention/prefix] */
+static void lm_step_prefix_k44_prefix(float *restrict t32, const float *restrict saved_k, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*S, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -9850,13 +10168,13 @@ static void lm_step_prefix_k38_prefix(float *restrict t27, const float *restrict
             else {
                 v0 = saved_k[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
             }
-            t27[r * n + j] = v0;
+            t32[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_prefix_k39_prefix: concat  [layer_backward/attention/prefix] */
-static void lm_step_prefix_k39_prefix(float *restrict t28, const float *restrict saved_v, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
+/* lm_step_prefix_k45_prefix: concat  [layer_backward/attention/prefix] */
+static void lm_step_prefix_k45_prefix(float *restrict t33, const float *restrict saved_v, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*S, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -9872,13 +10190,13 @@ static void lm_step_prefix_k39_prefix(float *restrict t28, const float *restrict
             else {
                 v0 = saved_v[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
             }
-            t28[r * n + j] = v0;
+            t33[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_prefix_k40_scores_matmul: t29[B, KVH, REP, T, S] = saved_q · t27ᵀ  [layer_backward/attention/attention/scores] */
-static void lm_step_prefix_k40_scores_matmul(float *restrict t29, const float *restrict saved_q, const float *restrict t27, long B, long HD2, long KVH, long REP, long S, long T) {
+/* lm_step_prefix_k46_scores_matmul: t34[B, KVH, REP, T, S] = saved_q · t32ᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_prefix_k46_scores_matmul(float *restrict t34, const float *restrict saved_q, const float *restrict t32, long B, long HD2, long KVH, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -9889,11 +10207,11 @@ static void lm_step_prefix_k40_scores_matmul(float *restrict t29, const float *r
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t27 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t29 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t32 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t34 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
 }
 
-/* lm_step_prefix_k41_attention: t30 = exp([i4 ≤ i3 + P] ? t29 · rsqrt(HD) : -inf - max([i4 ≤ i3 + P] ? t29 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void lm_step_prefix_k41_attention(float *restrict t30, const float *restrict t29, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+/* lm_step_prefix_k47_attention: t35 = exp([i4 ≤ i3 + P] ? t34 · rsqrt(HD) : -inf - max([i4 ≤ i3 + P] ? t34 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_prefix_k47_attention(float *restrict t35, const float *restrict t34, long B, long HD2, long KVH, long P, long REP, long S, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = S;
@@ -9906,7 +10224,7 @@ static void lm_step_prefix_k41_attention(float *restrict t30, const float *restr
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (float)i3 + (float)(P);
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t29[r * n + j0]) * v2;
+            float v3 = (t34[r * n + j0]) * v2;
             float v4 = v1 != 0.0f ? v3 : (-INFINITY);
             acc0 = fmaxf(acc0, v4);
         }
@@ -9914,17 +10232,17 @@ static void lm_step_prefix_k41_attention(float *restrict t30, const float *restr
         for (long j = 0; j < n; j++) {
             float v5 = (float)i3 + (float)(P);
             float v6 = (float)j <= v5 ? 1.0f : 0.0f;
-            float v7 = (t29[r * n + j]) * v2;
+            float v7 = (t34[r * n + j]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
             float v11 = la_expf(v10);
-            t30[r * n + j] = v11;
+            t35[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_prefix_k42_softmax: t31 = Σ(t30)  [layer_backward/attention/attention/softmax] */
-static void lm_step_prefix_k42_softmax(float *restrict t31, const float *restrict t30, long B, long KVH, long REP, long S, long T) {
+/* lm_step_prefix_k48_softmax: t36 = Σ(t35)  [layer_backward/attention/attention/softmax] */
+static void lm_step_prefix_k48_softmax(float *restrict t36, const float *restrict t35, long B, long KVH, long REP, long S, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = S;
@@ -9933,14 +10251,14 @@ static void lm_step_prefix_k42_softmax(float *restrict t31, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t30[r * n + j0];
+            acc0 += t35[r * n + j0];
         }
-        t31[r] = acc0;
+        t36[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k43_softmax: t32 = t30 / t31  [layer_backward/attention/attention/softmax] */
-static void lm_step_prefix_k43_softmax(float *restrict t32, const float *restrict t30, const float *restrict t31, long B, long KVH, long REP, long S, long T) {
+/* lm_step_prefix_k49_softmax: t37 = t35 / t36  [layer_backward/attention/attention/softmax] */
+static void lm_step_prefix_k49_softmax(float *restrict t37, const float *restrict t35, const float *restrict t36, long B, long KVH, long REP, long S, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = S;
     #pragma omp parallel for if (rows * n > 32768)
@@ -9950,14 +10268,14 @@ static void lm_step_prefix_k43_softmax(float *restrict t32, const float *restric
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t30[r * n + j]) / (t31[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t32[r * n + j] = v0;
+            float v0 = (t35[r * n + j]) / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t37[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_prefix_k44_rmsnorm: t33 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void lm_step_prefix_k44_rmsnorm(float *restrict t33, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k50_rmsnorm: t38 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_prefix_k50_rmsnorm(float *restrict t38, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -9969,18 +10287,18 @@ static void lm_step_prefix_k44_rmsnorm(float *restrict t33, const float *restric
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t33[r] = acc0;
+        t38[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k45_w2_grad_in: t34[B*T, F] = carry1 · w2  [layer_backward/ffn/grad] */
-static void lm_step_prefix_k45_w2_grad_in(float *restrict t34, const float *restrict carry1, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k51_w2_grad_in: t39[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_prefix_k51_w2_grad_in(float *restrict t39, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry1, D, w2, F, 0.0f, t34, F);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t39, F);
 }
 
-/* lm_step_prefix_k46_silu: t35 = t34 · (saved_gate / (1 + exp(-saved_gate)))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_prefix_k46_silu(float *restrict t35, const float *restrict saved_gate, const float *restrict t34, long B, long F, long T) {
+/* lm_step_prefix_k52_silu: t40 = t39 · (saved_gate / (1 + exp(-saved_gate)))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_prefix_k52_silu(float *restrict t40, const float *restrict saved_gate, const float *restrict t39, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -9989,25 +10307,25 @@ static void lm_step_prefix_k46_silu(float *restrict t35, const float *restrict s
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            float v4 = (t34[r * n + j]) * v3;
-            t35[r * n + j] = v4;
+            float v4 = (t39[r * n + j]) * v3;
+            t40[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_prefix_k47_w3_grad_in: t36[B*T, D] = t35 · w3  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_prefix_k47_w3_grad_in(float *restrict t36, const float *restrict w3, const float *restrict t35, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k53_w3_grad_in: t41[B*T, D] = t40 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_prefix_k53_w3_grad_in(float *restrict t41, const float *restrict w3, const float *restrict t40, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t35, F, w3, D, 0.0f, t36, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t40, F, w3, D, 0.0f, t41, D);
 }
 
-/* lm_step_prefix_k48_silu: neg, exp, add, div, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_prefix_k48_silu(float *restrict t37, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t34, long B, long F, long T) {
+/* lm_step_prefix_k54_silu: neg, exp, add, div, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_prefix_k54_silu(float *restrict t42, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t39, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t34[r * n + j]) * (saved_up[r * n + j]);
+            float v0 = (t39[r * n + j]) * (saved_up[r * n + j]);
             float v1 = -(saved_gate[r * n + j]);
             float v2 = la_expf(v1);
             float v3 = 1.0f + v2;
@@ -10019,19 +10337,19 @@ static void lm_step_prefix_k48_silu(float *restrict t37, const float *restrict s
             float v9 = v8 * v2;
             float v10 = -v9;
             float v11 = v4 + v10;
-            t37[r * n + j] = v11;
+            t42[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_prefix_k49_w1_grad_in: t38[B*T, D] = t37 · w1  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_prefix_k49_w1_grad_in(float *restrict t38, const float *restrict w1, const float *restrict t37, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k55_w1_grad_in: t43[B*T, D] = t42 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_prefix_k55_w1_grad_in(float *restrict t43, const float *restrict w1, const float *restrict t42, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t37, F, w1, D, 0.0f, t38, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t42, F, w1, D, 0.0f, t43, D);
 }
 
-/* lm_step_prefix_k50_rmsnorm_grad: div, add, rsqrt, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_prefix_k50_rmsnorm_grad(float *restrict t39, const float *restrict norm_eps, const float *restrict carry1, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t33, const float *restrict t36, const float *restrict t38, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k56_rmsnorm_grad: div, add, rsqrt, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_prefix_k56_rmsnorm_grad(float *restrict t44, const float *restrict norm_eps, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t38, const float *restrict t41, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10041,12 +10359,12 @@ static void lm_step_prefix_k50_rmsnorm_grad(float *restrict t39, const float *re
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t36[r * n + j0] + t38[r * n + j0];
+            float v0 = t41[r * n + j0] + t43[r * n + j0];
             float v1 = v0 * (ffn_norm[j0]);
             float v2 = v1 * (saved_h[r * n + j0]);
             acc0 += v2;
         }
-        float v5 = (t33[(i0) * T + i1]) / ((float)(D));
+        float v5 = (t38[(i0) * T + i1]) / ((float)(D));
         float v6 = v5 + norm_eps[0];
         float v7 = 1.0f / sqrtf(v6);
         float v10 = acc0 * v7;
@@ -10055,26 +10373,26 @@ static void lm_step_prefix_k50_rmsnorm_grad(float *restrict t39, const float *re
         float v13 = v12 * (-0.5f);
         float v14 = v13 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v3 = t36[r * n + j] + t38[r * n + j];
+            float v3 = t41[r * n + j] + t43[r * n + j];
             float v4 = v3 * (ffn_norm[j]);
             float v8 = v4 * v7;
-            float v9 = carry1[r * n + j] + v8;
+            float v9 = carry5[r * n + j] + v8;
             float v15 = v14 * (saved_h[r * n + j]);
             float v16 = v9 + v15;
             float v17 = v16 + v15;
-            t39[r * n + j] = v17;
+            t44[r * n + j] = v17;
         }
     }
 }
 
-/* lm_step_prefix_k51_wo_grad_in: t40[B*T, D] = t39 · wo  [layer_backward/attention/grad] */
-static void lm_step_prefix_k51_wo_grad_in(float *restrict t40, const float *restrict wo, const float *restrict t39, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k57_wo_grad_in: t45[B*T, D] = t44 · wo  [layer_backward/attention/grad] */
+static void lm_step_prefix_k57_wo_grad_in(float *restrict t45, const float *restrict wo, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t39, D, wo, D, 0.0f, t40, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t44, D, wo, D, 0.0f, t45, D);
 }
 
-/* lm_step_prefix_k52_attention_grad_matmul: t41[B, KVH, REP, T, S] = t40 · t28ᵀ  [layer_backward/attention/attention/grad] */
-static void lm_step_prefix_k52_attention_grad_matmul(float *restrict t41, const float *restrict t28, const float *restrict t40, long B, long HD2, long KVH, long REP, long S, long T) {
+/* lm_step_prefix_k58_attention_grad_matmul: t46[B, KVH, REP, T, S] = t45 · t33ᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_prefix_k58_attention_grad_matmul(float *restrict t46, const float *restrict t33, const float *restrict t45, long B, long HD2, long KVH, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -10085,11 +10403,11 @@ static void lm_step_prefix_k52_attention_grad_matmul(float *restrict t41, const 
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t40 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t28 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t41 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t45 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t33 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t46 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
 }
 
-/* lm_step_prefix_k53_softmax_grad: t42 = ([i4 ≤ i3 + P] ? (t41 / t31 + Σ(-((t41 · t32) / t31))) · t30 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/grad; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_prefix_k53_softmax_grad(float *t42, const float *t30, const float *t31, const float *t32, const float *t41, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+/* lm_step_prefix_k59_softmax_grad: t47 = ([i4 ≤ i3 + P] ? (t46 / t36 + Σ(-((t46 · t37) / t36))) · t35 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/grad; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_prefix_k59_softmax_grad(float *t47, const float *t35, const float *t36, const float *t37, const float *t46, long B, long HD2, long KVH, long P, long REP, long S, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = S;
@@ -10102,8 +10420,8 @@ static void lm_step_prefix_k53_softmax_grad(float *t42, const float *t30, const 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t41[r * n + j0]) * (t32[r * n + j0]);
-            float v1 = v0 / (t31[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t46[r * n + j0]) * (t37[r * n + j0]);
+            float v1 = v0 / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -10111,18 +10429,18 @@ static void lm_step_prefix_k53_softmax_grad(float *t42, const float *t30, const 
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + (float)(P);
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
-            float v5 = (t41[r * n + j]) / (t31[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v5 = (t46[r * n + j]) / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v6 = v5 + acc0;
-            float v7 = v6 * (t30[r * n + j]);
+            float v7 = v6 * (t35[r * n + j]);
             float v8 = v4 != 0.0f ? v7 : 0.0f;
             float v10 = v8 * v9;
-            t42[r * n + j] = v10;
+            t47[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_prefix_k54_scores_grad_matmul: t43[B, KVH, REP, T, HD] = t42 · t27  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_prefix_k54_scores_grad_matmul(float *restrict t43, const float *restrict t27, const float *restrict t42, long B, long HD2, long KVH, long REP, long S, long T) {
+/* lm_step_prefix_k60_scores_grad_matmul: t48[B, KVH, REP, T, HD] = t47 · t32  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_prefix_k60_scores_grad_matmul(float *restrict t48, const float *restrict t32, const float *restrict t47, long B, long HD2, long KVH, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -10133,11 +10451,11 @@ static void lm_step_prefix_k54_scores_grad_matmul(float *restrict t43, const flo
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t42 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t27 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t43 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t47 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t32 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t48 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* lm_step_prefix_k55_attention_grad_matmul: t44[B, KVH, REP, S, HD] = t32ᵀ · t40  [layer_backward/attention/attention/grad] */
-static void lm_step_prefix_k55_attention_grad_matmul(float *restrict t44, const float *restrict t32, const float *restrict t40, long B, long HD2, long KVH, long REP, long S, long T) {
+/* lm_step_prefix_k61_attention_grad_matmul: t49[B, KVH, REP, S, HD] = t37ᵀ · t45  [layer_backward/attention/attention/grad] */
+static void lm_step_prefix_k61_attention_grad_matmul(float *restrict t49, const float *restrict t37, const float *restrict t45, long B, long HD2, long KVH, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -10148,11 +10466,11 @@ static void lm_step_prefix_k55_attention_grad_matmul(float *restrict t44, const 
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, S, HD, T, t32 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t40 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t44 + b0 * (S*KVD) + b1 * (S*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, S, HD, T, t37 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t45 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t49 + b0 * (S*KVD) + b1 * (S*HD), HD);
 }
 
-/* lm_step_prefix_k56_attention_grad_matmul: t45[B, KVH, REP, S, HD] = t42ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_prefix_k56_attention_grad_matmul(float *restrict t45, const float *restrict saved_q, const float *restrict t42, long B, long HD2, long KVH, long REP, long S, long T) {
+/* lm_step_prefix_k62_attention_grad_matmul: t50[B, KVH, REP, S, HD] = t47ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_prefix_k62_attention_grad_matmul(float *restrict t50, const float *restrict saved_q, const float *restrict t47, long B, long HD2, long KVH, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -10163,11 +10481,11 @@ static void lm_step_prefix_k56_attention_grad_matmul(float *restrict t45, const 
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, S, HD, T, t42 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t45 + b0 * (S*KVD) + b1 * (S*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, S, HD, T, t47 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t50 + b0 * (S*KVD) + b1 * (S*HD), HD);
 }
 
-/* lm_step_prefix_k57_attention_grad: t46 = Σ(t44)  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad] */
-static void lm_step_prefix_k57_attention_grad(float *restrict t46, const float *restrict t44, long B, long HD2, long KVH, long P, long S) {
+/* lm_step_prefix_k63_attention_grad: t51 = Σ(t49)  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad] */
+static void lm_step_prefix_k63_attention_grad(float *restrict t51, const float *restrict t49, long B, long HD2, long KVH, long P, long S) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     /* one result per row */
@@ -10180,14 +10498,14 @@ static void lm_step_prefix_k57_attention_grad(float *restrict t46, const float *
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t44[(((j0) * KVH + i1) * S + i0) * HD + i2];
+            acc0 += t49[(((j0) * KVH + i1) * S + i0) * HD + i2];
         }
-        t46[r] = acc0;
+        t51[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k58_attention_grad: t47 = Σ(t45)  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad] */
-static void lm_step_prefix_k58_attention_grad(float *restrict t47, const float *restrict t45, long B, long HD2, long KVH, long P, long S) {
+/* lm_step_prefix_k64_attention_grad: t52 = Σ(t50)  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad] */
+static void lm_step_prefix_k64_attention_grad(float *restrict t52, const float *restrict t50, long B, long HD2, long KVH, long P, long S) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     /* one result per row */
@@ -10200,34 +10518,34 @@ static void lm_step_prefix_k58_attention_grad(float *restrict t47, const float *
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t45[(((j0) * KVH + i1) * S + i0) * HD + i2];
+            acc0 += t50[(((j0) * KVH + i1) * S + i0) * HD + i2];
         }
-        t47[r] = acc0;
+        t52[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k59_attention_grad: t48 = t44  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad; layer_backward/attention/grad] */
-static void lm_step_prefix_k59_attention_grad(float *restrict t48, const float *restrict t44, long B, long HD2, long KVH, long P, long S, long T) {
+/* lm_step_prefix_k65_attention_grad: t53 = t49  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k65_attention_grad(float *restrict t53, const float *restrict t49, long B, long HD2, long KVH, long P, long S, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            t48[r * n + j] = t44[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + ((r * n + j)) % HD];
+            t53[r * n + j] = t49[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + ((r * n + j)) % HD];
         }
     }
 }
 
-/* lm_step_prefix_k60_wv_grad_in: t49[B*T, D] = t48 · wv  [layer_backward/attention/grad] */
-static void lm_step_prefix_k60_wv_grad_in(float *restrict t49, const float *restrict wv, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k66_wv_grad_in: t54[B*T, D] = t53 · wv  [layer_backward/attention/grad] */
+static void lm_step_prefix_k66_wv_grad_in(float *restrict t54, const float *restrict wv, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t48, KVD, wv, D, 0.0f, t49, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t53, KVD, wv, D, 0.0f, t54, D);
 }
 
-/* lm_step_prefix_k61_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
-static void lm_step_prefix_k61_rope_grad(float *restrict t50, const float *restrict t0, const float *restrict t1, const float *restrict t45, long B, long HD2, long KVH, long P, long S, long T) {
+/* lm_step_prefix_k67_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k67_rope_grad(float *restrict t55, const float *restrict t0, const float *restrict t1, const float *restrict t50, long B, long HD2, long KVH, long P, long S, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
@@ -10239,16 +10557,16 @@ static void lm_step_prefix_k61_rope_grad(float *restrict t50, const float *restr
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t45[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
-                float v2 = -(t45[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2]);
+                float v1 = (t50[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v2 = -(t50[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2]);
                 float v3 = v2 * (t1[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (((r * n + j)) % 2 < 1) {
-                float v6 = (t45[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
-                float v7 = (t45[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v6 = (t50[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v7 = (t50[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -10256,20 +10574,20 @@ static void lm_step_prefix_k61_rope_grad(float *restrict t50, const float *restr
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t50[r * n + j] = v9;
+            t55[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_prefix_k62_wk_grad_in: t51[B*T, D] = t50 · wk  [layer_backward/attention/grad] */
-static void lm_step_prefix_k62_wk_grad_in(float *restrict t51, const float *restrict wk, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k68_wk_grad_in: t56[B*T, D] = t55 · wk  [layer_backward/attention/grad] */
+static void lm_step_prefix_k68_wk_grad_in(float *restrict t56, const float *restrict wk, const float *restrict t55, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t50, KVD, wk, D, 0.0f, t51, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t55, KVD, wk, D, 0.0f, t56, D);
 }
 
-/* lm_step_prefix_k63_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
-static void lm_step_prefix_k63_rope_grad(float *restrict t52, const float *restrict t0, const float *restrict t1, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k69_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k69_rope_grad(float *restrict t57, const float *restrict t0, const float *restrict t1, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -10282,16 +10600,16 @@ static void lm_step_prefix_k63_rope_grad(float *restrict t52, const float *restr
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t43[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
-                float v2 = -(t43[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2]);
+                float v1 = (t48[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v2 = -(t48[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2]);
                 float v3 = v2 * (t1[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (((r * n + j)) % 2 < 1) {
-                float v6 = (t43[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
-                float v7 = (t43[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v6 = (t48[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v7 = (t48[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -10299,19 +10617,19 @@ static void lm_step_prefix_k63_rope_grad(float *restrict t52, const float *restr
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t52[r * n + j] = v9;
+            t57[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_prefix_k64_wq_grad_in: t53[B*T, D] = t52 · wq  [layer_backward/attention/grad] */
-static void lm_step_prefix_k64_wq_grad_in(float *restrict t53, const float *restrict wq, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k70_wq_grad_in: t58[B*T, D] = t57 · wq  [layer_backward/attention/grad] */
+static void lm_step_prefix_k70_wq_grad_in(float *restrict t58, const float *restrict wq, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t52, D, wq, D, 0.0f, t53, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t57, D, wq, D, 0.0f, t58, D);
 }
 
-/* lm_step_prefix_k65_rmsnorm_grad: div, add, rsqrt, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void lm_step_prefix_k65_rmsnorm_grad(float *restrict carry1_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t26, const float *restrict t39, const float *restrict t49, const float *restrict t51, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k71_rmsnorm_grad: div, add, rsqrt, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k71_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t31, const float *restrict t44, const float *restrict t54, const float *restrict t56, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10321,13 +10639,13 @@ static void lm_step_prefix_k65_rmsnorm_grad(float *restrict carry1_next, const f
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t49[r * n + j0] + t51[r * n + j0];
-            float v1 = v0 + t53[r * n + j0];
+            float v0 = t54[r * n + j0] + t56[r * n + j0];
+            float v1 = v0 + t58[r * n + j0];
             float v2 = v1 * (attn_norm[j0]);
             float v3 = v2 * (saved_x[r * n + j0]);
             acc0 += v3;
         }
-        float v7 = (t26[(i0) * T + i1]) / ((float)(D));
+        float v7 = (t31[(i0) * T + i1]) / ((float)(D));
         float v8 = v7 + norm_eps[0];
         float v9 = 1.0f / sqrtf(v8);
         float v12 = acc0 * v9;
@@ -10336,21 +10654,21 @@ static void lm_step_prefix_k65_rmsnorm_grad(float *restrict carry1_next, const f
         float v15 = v14 * (-0.5f);
         float v16 = v15 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v4 = t49[r * n + j] + t51[r * n + j];
-            float v5 = v4 + t53[r * n + j];
+            float v4 = t54[r * n + j] + t56[r * n + j];
+            float v5 = v4 + t58[r * n + j];
             float v6 = v5 * (attn_norm[j]);
             float v10 = v6 * v9;
-            float v11 = t39[r * n + j] + v10;
+            float v11 = t44[r * n + j] + v10;
             float v17 = v16 * (saved_x[r * n + j]);
             float v18 = v11 + v17;
             float v19 = v18 + v17;
-            carry1_next[r * n + j] = v19;
+            carry5_next[r * n + j] = v19;
         }
     }
 }
 
-/* lm_step_prefix_k66_prefix_grad: concat, concat, add, add, write_slice  [layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward] */
-static void lm_step_prefix_k66_prefix_grad(float *restrict grad_prefix_kv, const float *restrict t46, const float *restrict t47, long HD2, long KVH, long P) {
+/* lm_step_prefix_k72_prefix_grad: concat, concat, add, add, write_slice  [layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward] */
+static void lm_step_prefix_k72_prefix_grad(float *restrict grad_prefix_kv, const float *restrict t51, const float *restrict t52, long HD2, long KVH, long P) {
     const long HD = 2*HD2;
     const long rows = 2*KVH*P, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10364,11 +10682,11 @@ static void lm_step_prefix_k66_prefix_grad(float *restrict grad_prefix_kv, const
                 v0 = 0.0f;
             }
             else {
-                v0 = t46[((i1) * KVH + i2) * HD + j];
+                v0 = t51[((i1) * KVH + i2) * HD + j];
             }
             float v1;
             if (i0 < 1) {
-                v1 = t47[((i1) * KVH + i2) * HD + j];
+                v1 = t52[((i1) * KVH + i2) * HD + j];
             }
             else {
                 v1 = 0.0f;
@@ -10380,13 +10698,13 @@ static void lm_step_prefix_k66_prefix_grad(float *restrict grad_prefix_kv, const
     }
 }
 
-/* Arena: 17 slots planned for 67 kernels. */
+/* Arena: 25 slots planned for 73 kernels. */
 static long llama_train_lm_step_prefix_layout(const llama_train_lm_step_prefix_args *args, long *off) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long P = args->P;
     const long REP = args->REP;
     const long S = args->S;
@@ -10395,43 +10713,52 @@ static long llama_train_lm_step_prefix_layout(const llama_train_lm_step_prefix_a
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S), 2*HD2*KVH*NS*REP), NS));
-    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*S), B*KVH*REP*S*T), 2*HD2*KVH*NS*REP));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(B*KVH*REP*S*T, B*F*T), NS), 2*B*HD2*KVH*T));
-    off[5] = total; total += la_round16(la_max(NS*V, B*KVH*REP*S*T));
-    off[6] = total; total += la_round16(la_max(NS, B*T));
-    off[7] = total; total += la_round16(la_max(la_max(NS, B*KVH*REP*T), 2*HD2*KVH*P));
-    off[8] = total; total += la_round16(la_max(NS, 2*B*HD2*KVH*REP*T));
-    off[9] = total; total += la_round16(la_max(la_max(B*T, B*KVH*REP*S*T), 2*HD2*KVH*P));
-    off[10] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[11] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[12] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[2] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*S), B*KVH*REP*S*T), 1));
+    off[4] = total; total += la_round16(la_max(la_max(B*KVH*REP*S*T, B*F*T), 2*CR*HD2*KVH*REP));
+    off[5] = total; total += la_round16(la_max(CR, B*KVH*REP*S*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*KVH*REP*T), 2*HD2*KVH*P));
+    off[7] = total; total += la_round16(la_max(CR*V, B*T));
+    off[8] = total; total += la_round16(la_max(la_max(CR, 2*B*HD2*KVH*REP*T), B*F*T));
+    off[9] = total; total += la_round16(la_max(la_max(CR, 1), 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(1, B*F*T), B*KVH*REP*S*T), 2*B*HD2*KVH*T));
+    off[11] = total; total += la_round16(la_max(la_max(CR, B*T), 2*HD2*KVH*P));
+    off[12] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
     off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[14] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[16] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[17] = total; total += la_round16(1);
+    off[18] = total; total += la_round16(1);
+    off[19] = total; total += la_round16(1);
+    off[20] = total; total += la_round16(1);
+    off[21] = total; total += la_round16(1);
+    off[22] = total; total += la_round16(1);
+    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[24] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_train_lm_step_prefix_arena_floats(const llama_train_lm_step_prefix_args *args) {
-    long off[17];
+    long off[25];
     return llama_train_lm_step_prefix_layout(args, off);
 }
 
 void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
-    const long NS = args->NS;
+    const long NC = args->NC;
     const long P = args->P;
     const long REP = args->REP;
     const long S = args->S;
     const long T = args->T;
     const long V = args->V;
-    long off[17];
+    long off[25];
     llama_train_lm_step_prefix_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -10448,53 +10775,55 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
     float *t11 = args->arena + off[4];
     float *t12 = args->arena + off[2];
     float *t13 = args->arena + off[3];
-    float *t14 = args->arena + off[4];
-    float *t15 = args->arena + off[2];
+    float *t14 = args->arena + off[2];
+    float *t15 = args->arena + off[4];
     float *t16 = args->arena + off[5];
-    float *t17 = args->arena + off[2];
-    float *t18 = args->arena + off[6];
-    float *t19 = args->arena + off[7];
-    float *t20 = args->arena + off[7];
-    float *t21 = args->arena + off[8];
-    float *t22 = args->arena + off[5];
-    float *t23 = args->arena + off[2];
-    float *t24 = args->arena + off[7];
-    float *t25 = args->arena + off[8];
-    float *t26 = args->arena + off[6];
-    float *t27 = args->arena + off[3];
-    float *t28 = args->arena + off[2];
-    float *t29 = args->arena + off[4];
-    float *t30 = args->arena + off[5];
+    float *t17 = args->arena + off[6];
+    float *t18 = args->arena + off[7];
+    float *t19 = args->arena + off[6];
+    float *t20 = args->arena + off[8];
+    float *t21 = args->arena + off[9];
+    float *t22 = args->arena + off[10];
+    float *t23 = args->arena + off[9];
+    float *t24 = args->arena + off[11];
+    float *t25 = args->arena + off[12];
+    float *t26 = args->arena + off[9];
+    float *t27 = args->arena + off[7];
+    float *t28 = args->arena + off[6];
+    float *t29 = args->arena + off[11];
+    float *t30 = args->arena + off[8];
     float *t31 = args->arena + off[7];
-    float *t32 = args->arena + off[4];
-    float *t33 = args->arena + off[9];
-    float *t34 = args->arena + off[10];
-    float *t35 = args->arena + off[11];
-    float *t36 = args->arena + off[12];
-    float *t37 = args->arena + off[11];
-    float *t38 = args->arena + off[10];
-    float *t39 = args->arena + off[11];
-    float *t40 = args->arena + off[12];
-    float *t41 = args->arena + off[9];
-    float *t42 = args->arena + off[5];
-    float *t43 = args->arena + off[10];
-    float *t44 = args->arena + off[2];
-    float *t45 = args->arena + off[3];
-    float *t46 = args->arena + off[7];
-    float *t47 = args->arena + off[9];
-    float *t48 = args->arena + off[4];
-    float *t49 = args->arena + off[12];
-    float *t50 = args->arena + off[4];
-    float *t51 = args->arena + off[2];
-    float *t52 = args->arena + off[3];
+    float *t32 = args->arena + off[3];
+    float *t33 = args->arena + off[2];
+    float *t34 = args->arena + off[4];
+    float *t35 = args->arena + off[5];
+    float *t36 = args->arena + off[6];
+    float *t37 = args->arena + off[4];
+    float *t38 = args->arena + off[11];
+    float *t39 = args->arena + off[8];
+    float *t40 = args->arena + off[10];
+    float *t41 = args->arena + off[12];
+    float *t42 = args->arena + off[10];
+    float *t43 = args->arena + off[8];
+    float *t44 = args->arena + off[9];
+    float *t45 = args->arena + off[12];
+    float *t46 = args->arena + off[10];
+    float *t47 = args->arena + off[5];
+    float *t48 = args->arena + off[8];
+    float *t49 = args->arena + off[2];
+    float *t50 = args->arena + off[3];
+    float *t51 = args->arena + off[11];
+    float *t52 = args->arena + off[6];
     float *t53 = args->arena + off[10];
+    float *t54 = args->arena + off[12];
+    float *t55 = args->arena + off[10];
+    float *t56 = args->arena + off[2];
+    float *t57 = args->arena + off[3];
+    float *t58 = args->arena + off[8];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
     const int32_t *ids = args->ids;
-    const int32_t *scored = args->scored;
-    const int32_t *targets = args->targets;
-    const float *weights = args->weights;
     const float *rope_theta = args->rope_theta;
     const float *norm_eps = args->norm_eps;
     float *loss = args->loss;
@@ -10502,8 +10831,8 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
     float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 67, lm_step_prefix_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
-    LA_TIMED(prof, 1, 67, lm_step_prefix_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 73, lm_step_prefix_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
+    LA_TIMED(prof, 1, 73, lm_step_prefix_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[13], args->arena + off[14] };
@@ -10518,7 +10847,6 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
         const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
         const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
-        float *saved_x = args->saved_x + l * (2*B*HD2*KVH*REP*T);
         float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
         float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
         float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
@@ -10526,49 +10854,76 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
-        float *grad_prefix_kv = args->grad_prefix_kv + l * (4*HD2*KVH*P);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 67, lm_step_prefix_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 67, lm_step_prefix_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 67, lm_step_prefix_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 67, lm_step_prefix_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 67, lm_step_prefix_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
-        LA_TIMED(prof, 7, 67, lm_step_prefix_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 67, lm_step_prefix_k8_prefix(t5, prefix_kv, saved_k, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 9, 67, lm_step_prefix_k9_prefix(t6, prefix_kv, saved_v, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 10, 67, lm_step_prefix_k10_scores_matmul(t7, saved_q, t5, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 11, 67, lm_step_prefix_k11_attention(t8, t7, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 12, 67, lm_step_prefix_k12_saved_attn(saved_attn, t6, t8, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 13, 67, lm_step_prefix_k13_wo(t9, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 67, lm_step_prefix_k14_layer(saved_h, carry0, t9, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 67, lm_step_prefix_k15_rmsnorm(t10, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 67, lm_step_prefix_k16_w1(saved_gate, w1, t10, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 67, lm_step_prefix_k17_w3(saved_up, w3, t10, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 67, lm_step_prefix_k18_silu(t11, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 19, 67, lm_step_prefix_k19_w2(t12, w2, t11, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 67, lm_step_prefix_k20_ffn(carry0_next, saved_h, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 73, lm_step_prefix_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 73, lm_step_prefix_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 73, lm_step_prefix_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 73, lm_step_prefix_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 73, lm_step_prefix_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 73, lm_step_prefix_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 73, lm_step_prefix_k8_prefix(t5, prefix_kv, saved_k, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 9, 73, lm_step_prefix_k9_prefix(t6, prefix_kv, saved_v, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 10, 73, lm_step_prefix_k10_scores_matmul(t7, saved_q, t5, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 11, 73, lm_step_prefix_k11_attention(t8, t7, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 12, 73, lm_step_prefix_k12_saved_attn(saved_attn, t6, t8, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 13, 73, lm_step_prefix_k13_wo(t9, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 73, lm_step_prefix_k14_layer(saved_h, carry0, t9, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 73, lm_step_prefix_k15_rmsnorm(t10, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 73, lm_step_prefix_k16_w1(saved_gate, w1, t10, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 73, lm_step_prefix_k17_w3(saved_up, w3, t10, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 73, lm_step_prefix_k18_silu(t11, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 19, 73, lm_step_prefix_k19_w2(t12, w2, t11, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 73, lm_step_prefix_k20_ffn(carry0_next, saved_h, t12, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 21, 67, lm_step_prefix_k21_lm_head(t13, scored, carry0, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 22, 67, lm_step_prefix_k22_rmsnorm(t14, t13, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 23, 67, lm_step_prefix_k23_rmsnorm(t15, norm_eps, final_norm, t13, t14, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 24, 67, lm_step_prefix_k24_lm_head(t16, lm_head, t15, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 25, 67, lm_step_prefix_k25_log_softmax(t17, t16, NS, V));
-    LA_TIMED(prof, 26, 67, lm_step_prefix_k26_log_softmax(t18, t16, t17, NS, V));
-    LA_TIMED(prof, 27, 67, lm_step_prefix_k27_cross_entropy(t19, targets, t16, t17, t18, NS, V));
-    LA_TIMED(prof, 28, 67, lm_step_prefix_k28_cross_entropy(loss, weights, t19, NS));
-    LA_TIMED(prof, 29, 67, lm_step_prefix_k29_log_softmax(t20, t16, t17, t18, NS, V));
-    LA_TIMED(prof, 30, 67, lm_step_prefix_k30_cross_entropy(t21, targets, t16, NS, V));
-    LA_TIMED(prof, 31, 67, lm_step_prefix_k31_token_stats(entropy, weights, t20, NS));
-    LA_TIMED(prof, 32, 67, lm_step_prefix_k32_token_stats(accuracy, weights, t17, t21, NS));
-    LA_TIMED(prof, 33, 67, lm_step_prefix_k33_log_softmax_grad(t22, targets, weights, t16, t17, t18, NS, V));
-    LA_TIMED(prof, 34, 67, lm_step_prefix_k34_lm_head_grad_in(t23, lm_head, t22, HD2, KVH, NS, REP, V));
-    LA_TIMED(prof, 35, 67, lm_step_prefix_k35_rmsnorm_grad(t24, final_norm, t13, t23, HD2, KVH, NS, REP));
-    LA_TIMED(prof, 36, 67, lm_step_prefix_k36_rmsnorm_grad_scatter_add(t25, scored, norm_eps, final_norm, t13, t14, t23, t24, B, HD2, KVH, NS, REP, T));
-    /* stage 'layer_backward', repeated L times, last layer first */
-    const float *carry1 = t25;
+    LA_TIMED(prof, 21, 73, lm_step_prefix_k21_reshape(t13));
+    LA_TIMED(prof, 22, 73, lm_step_prefix_k22_expand(t14, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t14;
     float *carry1_buf[2] = { args->arena + off[15], args->arena + off[16] };
+    const float *carry2 = t13;
+    float *carry2_buf[2] = { args->arena + off[17], args->arena + off[18] };
+    const float *carry3 = t13;
+    float *carry3_buf[2] = { args->arena + off[19], args->arena + off[20] };
+    const float *carry4 = t13;
+    float *carry4_buf[2] = { args->arena + off[21], args->arena + off[22] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        const float *weights = args->weights + l * CR;
+        float *carry1_next = carry1_buf[l & 1];
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
+        LA_TIMED(prof, 23, 73, lm_step_prefix_k23_lm_head(t15, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 24, 73, lm_step_prefix_k24_rmsnorm(t16, t15, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 25, 73, lm_step_prefix_k25_rmsnorm(t17, norm_eps, final_norm, t15, t16, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 26, 73, lm_step_prefix_k26_lm_head(t18, lm_head, t17, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 27, 73, lm_step_prefix_k27_log_softmax(t19, t18, CR, V));
+        LA_TIMED(prof, 28, 73, lm_step_prefix_k28_log_softmax(t20, t18, t19, CR, V));
+        LA_TIMED(prof, 29, 73, lm_step_prefix_k29_cross_entropy(t21, t18, targets, t19, t20, CR, V));
+        LA_TIMED(prof, 30, 73, lm_step_prefix_k30_cross_entropy(t22, weights, t21, CR));
+        LA_TIMED(prof, 31, 73, lm_step_prefix_k31_log_softmax(t23, t18, t19, t20, CR, V));
+        LA_TIMED(prof, 32, 73, lm_step_prefix_k32_cross_entropy(t24, t18, targets, CR, V));
+        LA_TIMED(prof, 33, 73, lm_step_prefix_k33_token_stats(t25, weights, t23, CR));
+        LA_TIMED(prof, 34, 73, lm_step_prefix_k34_token_stats(t26, weights, t19, t24, CR));
+        LA_TIMED(prof, 35, 73, lm_step_prefix_k35_log_softmax_grad(t27, t18, targets, weights, t19, t20, CR, V));
+        LA_TIMED(prof, 36, 73, lm_step_prefix_k36_lm_head_grad_in(t28, lm_head, t27, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 37, 73, lm_step_prefix_k37_rmsnorm_grad(t29, final_norm, t15, t28, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 38, 73, lm_step_prefix_k38_rmsnorm_grad_scatter_add(t30, norm_eps, final_norm, scored, t15, t16, t28, t29, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 39, 73, lm_step_prefix_k39_lm_chunk(carry1_next, carry1, t30, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 40, 73, lm_step_prefix_k40_lm_chunk(carry2_next, carry2, t22));
+        LA_TIMED(prof, 41, 73, lm_step_prefix_k41_lm_chunk(carry3_next, carry3, t25));
+        LA_TIMED(prof, 42, 73, lm_step_prefix_k42_lm_chunk(carry4_next, carry4, t26));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry5 = carry1;
+    float *carry5_buf[2] = { args->arena + off[23], args->arena + off[24] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -10584,52 +10939,51 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
         float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
         float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
-        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
         float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
         float *grad_prefix_kv = args->grad_prefix_kv + (L - 1 - l) * (4*HD2*KVH*P);
-        float *carry1_next = carry1_buf[l & 1];
-        LA_TIMED(prof, 37, 67, lm_step_prefix_k37_rmsnorm(t26, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 38, 67, lm_step_prefix_k38_prefix(t27, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 39, 67, lm_step_prefix_k39_prefix(t28, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 40, 67, lm_step_prefix_k40_scores_matmul(t29, saved_q, t27, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 41, 67, lm_step_prefix_k41_attention(t30, t29, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 42, 67, lm_step_prefix_k42_softmax(t31, t30, B, KVH, REP, S, T));
-        LA_TIMED(prof, 43, 67, lm_step_prefix_k43_softmax(t32, t30, t31, B, KVH, REP, S, T));
-        LA_TIMED(prof, 44, 67, lm_step_prefix_k44_rmsnorm(t33, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 45, 67, lm_step_prefix_k45_w2_grad_in(t34, carry1, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 46, 67, lm_step_prefix_k46_silu(t35, saved_gate, t34, B, F, T));
-        LA_TIMED(prof, 47, 67, lm_step_prefix_k47_w3_grad_in(t36, w3, t35, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 48, 67, lm_step_prefix_k48_silu(t37, saved_gate, saved_up, t34, B, F, T));
-        LA_TIMED(prof, 49, 67, lm_step_prefix_k49_w1_grad_in(t38, w1, t37, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 50, 67, lm_step_prefix_k50_rmsnorm_grad(t39, norm_eps, carry1, saved_h, ffn_norm, t33, t36, t38, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 51, 67, lm_step_prefix_k51_wo_grad_in(t40, wo, t39, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 52, 67, lm_step_prefix_k52_attention_grad_matmul(t41, t28, t40, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 53, 67, lm_step_prefix_k53_softmax_grad(t42, t30, t31, t32, t41, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 54, 67, lm_step_prefix_k54_scores_grad_matmul(t43, t27, t42, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 55, 67, lm_step_prefix_k55_attention_grad_matmul(t44, t32, t40, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 56, 67, lm_step_prefix_k56_attention_grad_matmul(t45, saved_q, t42, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 57, 67, lm_step_prefix_k57_attention_grad(t46, t44, B, HD2, KVH, P, S));
-        LA_TIMED(prof, 58, 67, lm_step_prefix_k58_attention_grad(t47, t45, B, HD2, KVH, P, S));
-        LA_TIMED(prof, 59, 67, lm_step_prefix_k59_attention_grad(t48, t44, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 60, 67, lm_step_prefix_k60_wv_grad_in(t49, wv, t48, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 61, 67, lm_step_prefix_k61_rope_grad(t50, t0, t1, t45, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 62, 67, lm_step_prefix_k62_wk_grad_in(t51, wk, t50, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 63, 67, lm_step_prefix_k63_rope_grad(t52, t0, t1, t43, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 67, lm_step_prefix_k64_wq_grad_in(t53, wq, t52, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 65, 67, lm_step_prefix_k65_rmsnorm_grad(carry1_next, norm_eps, saved_x, attn_norm, t26, t39, t49, t51, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 66, 67, lm_step_prefix_k66_prefix_grad(grad_prefix_kv, t46, t47, HD2, KVH, P));
-        carry1 = carry1_next;
+        float *carry5_next = carry5_buf[l & 1];
+        LA_TIMED(prof, 43, 73, lm_step_prefix_k43_rmsnorm(t31, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 44, 73, lm_step_prefix_k44_prefix(t32, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 45, 73, lm_step_prefix_k45_prefix(t33, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 46, 73, lm_step_prefix_k46_scores_matmul(t34, saved_q, t32, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 47, 73, lm_step_prefix_k47_attention(t35, t34, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 48, 73, lm_step_prefix_k48_softmax(t36, t35, B, KVH, REP, S, T));
+        LA_TIMED(prof, 49, 73, lm_step_prefix_k49_softmax(t37, t35, t36, B, KVH, REP, S, T));
+        LA_TIMED(prof, 50, 73, lm_step_prefix_k50_rmsnorm(t38, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 51, 73, lm_step_prefix_k51_w2_grad_in(t39, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 52, 73, lm_step_prefix_k52_silu(t40, saved_gate, t39, B, F, T));
+        LA_TIMED(prof, 53, 73, lm_step_prefix_k53_w3_grad_in(t41, w3, t40, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 54, 73, lm_step_prefix_k54_silu(t42, saved_gate, saved_up, t39, B, F, T));
+        LA_TIMED(prof, 55, 73, lm_step_prefix_k55_w1_grad_in(t43, w1, t42, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 56, 73, lm_step_prefix_k56_rmsnorm_grad(t44, norm_eps, carry5, saved_h, ffn_norm, t38, t41, t43, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 57, 73, lm_step_prefix_k57_wo_grad_in(t45, wo, t44, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 58, 73, lm_step_prefix_k58_attention_grad_matmul(t46, t33, t45, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 59, 73, lm_step_prefix_k59_softmax_grad(t47, t35, t36, t37, t46, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 60, 73, lm_step_prefix_k60_scores_grad_matmul(t48, t32, t47, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 61, 73, lm_step_prefix_k61_attention_grad_matmul(t49, t37, t45, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 62, 73, lm_step_prefix_k62_attention_grad_matmul(t50, saved_q, t47, B, HD2, KVH, REP, S, T));
+        LA_TIMED(prof, 63, 73, lm_step_prefix_k63_attention_grad(t51, t49, B, HD2, KVH, P, S));
+        LA_TIMED(prof, 64, 73, lm_step_prefix_k64_attention_grad(t52, t50, B, HD2, KVH, P, S));
+        LA_TIMED(prof, 65, 73, lm_step_prefix_k65_attention_grad(t53, t49, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 66, 73, lm_step_prefix_k66_wv_grad_in(t54, wv, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 73, lm_step_prefix_k67_rope_grad(t55, t0, t1, t50, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 68, 73, lm_step_prefix_k68_wk_grad_in(t56, wk, t55, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 73, lm_step_prefix_k69_rope_grad(t57, t0, t1, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 73, lm_step_prefix_k70_wq_grad_in(t58, wq, t57, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 71, 73, lm_step_prefix_k71_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t31, t44, t54, t56, t58, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 73, lm_step_prefix_k72_prefix_grad(grad_prefix_kv, t51, t52, HD2, KVH, P));
+        carry5 = carry5_next;
     }
 }
 
 void llama_train_lm_step_prefix_costs(const llama_train_lm_step_prefix_args *args, double *flops, double *bytes) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
-    const long NS = args->NS;
     const long P = args->P;
     const long REP = args->REP;
     const long S = args->S;
@@ -10656,52 +11010,58 @@ void llama_train_lm_step_prefix_costs(const llama_train_lm_step_prefix_args *arg
     flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k18_silu */
     flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k19_w2 */
     flops[20] = (double)(2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k20_ffn */
-    flops[21] = (double)(0); bytes[21] = (double)(8*HD2*KVH*NS*REP + 4*NS + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k21_lm_head */
-    flops[22] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[22] = (double)(4*NS + 8*HD2*KVH*NS*REP); /* lm_step_prefix_k22_rmsnorm */
-    flops[23] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[23] = (double)(8*HD2*KVH*NS*REP + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_prefix_k23_rmsnorm */
-    flops[24] = (double)(4*HD2*KVH*NS*REP*V); bytes[24] = (double)(4*NS*V + 8*HD2*KVH*REP*V + 8*HD2*KVH*NS*REP); /* lm_step_prefix_k24_lm_head */
-    flops[25] = (double)(NS*V); bytes[25] = (double)(4*NS + 4*NS*V); /* lm_step_prefix_k25_log_softmax */
-    flops[26] = (double)(NS + NS*V + NS*V + NS*V); bytes[26] = (double)(4*NS + 4*NS*V + 4*NS); /* lm_step_prefix_k26_log_softmax */
-    flops[27] = (double)(NS + NS*V + NS + NS*V + NS + NS*V + NS*V + NS*V); bytes[27] = (double)(4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_prefix_k27_cross_entropy */
-    flops[28] = (double)(NS + NS + NS); bytes[28] = (double)(4 + 4*NS + 4*NS); /* lm_step_prefix_k28_cross_entropy */
-    flops[29] = (double)(NS + NS*V + NS + NS*V + NS*V + NS*V + NS*V); bytes[29] = (double)(4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_prefix_k29_log_softmax */
-    flops[30] = (double)(NS + NS*V + NS*V + NS*V); bytes[30] = (double)(4*NS + 4*NS + 4*NS*V); /* lm_step_prefix_k30_cross_entropy */
-    flops[31] = (double)(NS + NS + NS); bytes[31] = (double)(4 + 4*NS + 4*NS); /* lm_step_prefix_k31_token_stats */
-    flops[32] = (double)(NS + NS + NS); bytes[32] = (double)(4 + 4*NS + 4*NS + 4*NS); /* lm_step_prefix_k32_token_stats */
-    flops[33] = (double)(NS + NS*V + NS*V + NS + NS*V + NS + NS + NS*V + NS*V + NS*V + NS + NS*V + NS*V); bytes[33] = (double)(4*NS*V + 4*NS + 4*NS + 4*NS*V + 4*NS + 4*NS); /* lm_step_prefix_k33_log_softmax_grad */
-    flops[34] = (double)(4*HD2*KVH*NS*REP*V); bytes[34] = (double)(8*HD2*KVH*NS*REP + 8*HD2*KVH*REP*V + 4*NS*V); /* lm_step_prefix_k34_lm_head_grad_in */
-    flops[35] = (double)(2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[35] = (double)(4*NS + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 8*HD2*KVH*NS*REP); /* lm_step_prefix_k35_rmsnorm_grad */
-    flops[36] = (double)(NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + NS + NS + NS + NS + NS + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP + 2*HD2*KVH*NS*REP); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 4*NS + 4 + 8*HD2*KVH*REP + 8*HD2*KVH*NS*REP + 4*NS + 8*HD2*KVH*NS*REP + 4*NS); /* lm_step_prefix_k36_rmsnorm_grad_scatter_add */
-    flops[37] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[37] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k37_rmsnorm */
-    flops[38] = (double)(0); bytes[38] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* lm_step_prefix_k38_prefix */
-    flops[39] = (double)(0); bytes[39] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* lm_step_prefix_k39_prefix */
-    flops[40] = (double)(4*B*HD2*KVH*REP*S*T); bytes[40] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k40_scores_matmul */
-    flops[41] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[41] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k41_attention */
-    flops[42] = (double)(B*KVH*REP*S*T); bytes[42] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k42_softmax */
-    flops[43] = (double)(B*KVH*REP*S*T); bytes[43] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*T); /* lm_step_prefix_k43_softmax */
-    flops[44] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[44] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k44_rmsnorm */
-    flops[45] = (double)(4*B*F*HD2*KVH*REP*T); bytes[45] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_prefix_k45_w2_grad_in */
-    flops[46] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[46] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k46_silu */
-    flops[47] = (double)(4*B*F*HD2*KVH*REP*T); bytes[47] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k47_w3_grad_in */
-    flops[48] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[48] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k48_silu */
-    flops[49] = (double)(4*B*F*HD2*KVH*REP*T); bytes[49] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k49_w1_grad_in */
-    flops[50] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[50] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k50_rmsnorm_grad */
-    flops[51] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[51] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k51_wo_grad_in */
-    flops[52] = (double)(4*B*HD2*KVH*REP*S*T); bytes[52] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k52_attention_grad_matmul */
-    flops[53] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[53] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k53_softmax_grad */
-    flops[54] = (double)(4*B*HD2*KVH*REP*S*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 4*B*KVH*REP*S*T); /* lm_step_prefix_k54_scores_grad_matmul */
-    flops[55] = (double)(4*B*HD2*KVH*REP*S*T); bytes[55] = (double)(8*B*HD2*KVH*S + 4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k55_attention_grad_matmul */
-    flops[56] = (double)(4*B*HD2*KVH*REP*S*T); bytes[56] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k56_attention_grad_matmul */
-    flops[57] = (double)(2*B*HD2*KVH*P); bytes[57] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_k57_attention_grad */
-    flops[58] = (double)(2*B*HD2*KVH*P); bytes[58] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_k58_attention_grad */
-    flops[59] = (double)(0); bytes[59] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k59_attention_grad */
-    flops[60] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_k60_wv_grad_in */
-    flops[61] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[61] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k61_rope_grad */
-    flops[62] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[62] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_k62_wk_grad_in */
-    flops[63] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k63_rope_grad */
-    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k64_wq_grad_in */
-    flops[65] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k65_rmsnorm_grad */
-    flops[66] = (double)(4*HD2*KVH*P + 4*HD2*KVH*P); bytes[66] = (double)(16*HD2*KVH*P + 8*HD2*KVH*P + 8*HD2*KVH*P + 16*HD2*KVH*P); /* lm_step_prefix_k66_prefix_grad */
+    flops[21] = (double)(0); bytes[21] = (double)(4); /* lm_step_prefix_k21_reshape */
+    flops[22] = (double)(0); bytes[22] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_prefix_k22_expand */
+    flops[23] = (double)(0); bytes[23] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_prefix_k23_lm_head */
+    flops[24] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[24] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_prefix_k24_rmsnorm */
+    flops[25] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[25] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_prefix_k25_rmsnorm */
+    flops[26] = (double)(4*CR*HD2*KVH*REP*V); bytes[26] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_prefix_k26_lm_head */
+    flops[27] = (double)(CR*V); bytes[27] = (double)(4*CR + 4*CR*V); /* lm_step_prefix_k27_log_softmax */
+    flops[28] = (double)(CR + CR*V + CR*V + CR*V); bytes[28] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_prefix_k28_log_softmax */
+    flops[29] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[29] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_prefix_k29_cross_entropy */
+    flops[30] = (double)(CR + CR + CR); bytes[30] = (double)(4 + 4*CR + 4*CR); /* lm_step_prefix_k30_cross_entropy */
+    flops[31] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[31] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_prefix_k31_log_softmax */
+    flops[32] = (double)(CR + CR*V + CR*V + CR*V); bytes[32] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_prefix_k32_cross_entropy */
+    flops[33] = (double)(CR + CR + CR); bytes[33] = (double)(4 + 4*CR + 4*CR); /* lm_step_prefix_k33_token_stats */
+    flops[34] = (double)(CR + CR + CR); bytes[34] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_prefix_k34_token_stats */
+    flops[35] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[35] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_prefix_k35_log_softmax_grad */
+    flops[36] = (double)(4*CR*HD2*KVH*REP*V); bytes[36] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_prefix_k36_lm_head_grad_in */
+    flops[37] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[37] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_prefix_k37_rmsnorm_grad */
+    flops[38] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_prefix_k38_rmsnorm_grad_scatter_add */
+    flops[39] = (double)(2*B*HD2*KVH*REP*T); bytes[39] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k39_lm_chunk */
+    flops[40] = (double)(1); bytes[40] = (double)(4 + 4 + 4); /* lm_step_prefix_k40_lm_chunk */
+    flops[41] = (double)(1); bytes[41] = (double)(4 + 4 + 4); /* lm_step_prefix_k41_lm_chunk */
+    flops[42] = (double)(1); bytes[42] = (double)(4 + 4 + 4); /* lm_step_prefix_k42_lm_chunk */
+    flops[43] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[43] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k43_rmsnorm */
+    flops[44] = (double)(0); bytes[44] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* lm_step_prefix_k44_prefix */
+    flops[45] = (double)(0); bytes[45] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* lm_step_prefix_k45_prefix */
+    flops[46] = (double)(4*B*HD2*KVH*REP*S*T); bytes[46] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k46_scores_matmul */
+    flops[47] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[47] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k47_attention */
+    flops[48] = (double)(B*KVH*REP*S*T); bytes[48] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k48_softmax */
+    flops[49] = (double)(B*KVH*REP*S*T); bytes[49] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*T); /* lm_step_prefix_k49_softmax */
+    flops[50] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[50] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k50_rmsnorm */
+    flops[51] = (double)(4*B*F*HD2*KVH*REP*T); bytes[51] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_prefix_k51_w2_grad_in */
+    flops[52] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[52] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k52_silu */
+    flops[53] = (double)(4*B*F*HD2*KVH*REP*T); bytes[53] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k53_w3_grad_in */
+    flops[54] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[54] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k54_silu */
+    flops[55] = (double)(4*B*F*HD2*KVH*REP*T); bytes[55] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k55_w1_grad_in */
+    flops[56] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[56] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k56_rmsnorm_grad */
+    flops[57] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[57] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k57_wo_grad_in */
+    flops[58] = (double)(4*B*HD2*KVH*REP*S*T); bytes[58] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k58_attention_grad_matmul */
+    flops[59] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[59] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k59_softmax_grad */
+    flops[60] = (double)(4*B*HD2*KVH*REP*S*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 4*B*KVH*REP*S*T); /* lm_step_prefix_k60_scores_grad_matmul */
+    flops[61] = (double)(4*B*HD2*KVH*REP*S*T); bytes[61] = (double)(8*B*HD2*KVH*S + 4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k61_attention_grad_matmul */
+    flops[62] = (double)(4*B*HD2*KVH*REP*S*T); bytes[62] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k62_attention_grad_matmul */
+    flops[63] = (double)(2*B*HD2*KVH*P); bytes[63] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_k63_attention_grad */
+    flops[64] = (double)(2*B*HD2*KVH*P); bytes[64] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_k64_attention_grad */
+    flops[65] = (double)(0); bytes[65] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k65_attention_grad */
+    flops[66] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_k66_wv_grad_in */
+    flops[67] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[67] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k67_rope_grad */
+    flops[68] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[68] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_k68_wk_grad_in */
+    flops[69] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k69_rope_grad */
+    flops[70] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[70] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k70_wq_grad_in */
+    flops[71] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k71_rmsnorm_grad */
+    flops[72] = (double)(4*HD2*KVH*P + 4*HD2*KVH*P); bytes[72] = (double)(16*HD2*KVH*P + 8*HD2*KVH*P + 8*HD2*KVH*P + 16*HD2*KVH*P); /* lm_step_prefix_k72_prefix_grad */
     (void)args;
 }
 
@@ -10730,54 +11090,60 @@ static const char *const llama_train_lm_step_prefix_kernel_names[] = {
     "lm_step_prefix_k18_silu",
     "lm_step_prefix_k19_w2",
     "lm_step_prefix_k20_ffn",
-    "lm_step_prefix_k21_lm_head",
-    "lm_step_prefix_k22_rmsnorm",
-    "lm_step_prefix_k23_rmsnorm",
-    "lm_step_prefix_k24_lm_head",
-    "lm_step_prefix_k25_log_softmax",
-    "lm_step_prefix_k26_log_softmax",
-    "lm_step_prefix_k27_cross_entropy",
-    "lm_step_prefix_k28_cross_entropy",
-    "lm_step_prefix_k29_log_softmax",
+    "lm_step_prefix_k21_reshape",
+    "lm_step_prefix_k22_expand",
+    "lm_step_prefix_k23_lm_head",
+    "lm_step_prefix_k24_rmsnorm",
+    "lm_step_prefix_k25_rmsnorm",
+    "lm_step_prefix_k26_lm_head",
+    "lm_step_prefix_k27_log_softmax",
+    "lm_step_prefix_k28_log_softmax",
+    "lm_step_prefix_k29_cross_entropy",
     "lm_step_prefix_k30_cross_entropy",
-    "lm_step_prefix_k31_token_stats",
-    "lm_step_prefix_k32_token_stats",
-    "lm_step_prefix_k33_log_softmax_grad",
-    "lm_step_prefix_k34_lm_head_grad_in",
-    "lm_step_prefix_k35_rmsnorm_grad",
-    "lm_step_prefix_k36_rmsnorm_grad_scatter_add",
-    "lm_step_prefix_k37_rmsnorm",
-    "lm_step_prefix_k38_prefix",
-    "lm_step_prefix_k39_prefix",
-    "lm_step_prefix_k40_scores_matmul",
-    "lm_step_prefix_k41_attention",
-    "lm_step_prefix_k42_softmax",
-    "lm_step_prefix_k43_softmax",
-    "lm_step_prefix_k44_rmsnorm",
-    "lm_step_prefix_k45_w2_grad_in",
-    "lm_step_prefix_k46_silu",
-    "lm_step_prefix_k47_w3_grad_in",
-    "lm_step_prefix_k48_silu",
-    "lm_step_prefix_k49_w1_grad_in",
-    "lm_step_prefix_k50_rmsnorm_grad",
-    "lm_step_prefix_k51_wo_grad_in",
-    "lm_step_prefix_k52_attention_grad_matmul",
-    "lm_step_prefix_k53_softmax_grad",
-    "lm_step_prefix_k54_scores_grad_matmul",
-    "lm_step_prefix_k55_attention_grad_matmul",
-    "lm_step_prefix_k56_attention_grad_matmul",
-    "lm_step_prefix_k57_attention_grad",
-    "lm_step_prefix_k58_attention_grad",
-    "lm_step_prefix_k59_attention_grad",
-    "lm_step_prefix_k60_wv_grad_in",
-    "lm_step_prefix_k61_rope_grad",
-    "lm_step_prefix_k62_wk_grad_in",
-    "lm_step_prefix_k63_rope_grad",
-    "lm_step_prefix_k64_wq_grad_in",
-    "lm_step_prefix_k65_rmsnorm_grad",
-    "lm_step_prefix_k66_prefix_grad",
+    "lm_step_prefix_k31_log_softmax",
+    "lm_step_prefix_k32_cross_entropy",
+    "lm_step_prefix_k33_token_stats",
+    "lm_step_prefix_k34_token_stats",
+    "lm_step_prefix_k35_log_softmax_grad",
+    "lm_step_prefix_k36_lm_head_grad_in",
+    "lm_step_prefix_k37_rmsnorm_grad",
+    "lm_step_prefix_k38_rmsnorm_grad_scatter_add",
+    "lm_step_prefix_k39_lm_chunk",
+    "lm_step_prefix_k40_lm_chunk",
+    "lm_step_prefix_k41_lm_chunk",
+    "lm_step_prefix_k42_lm_chunk",
+    "lm_step_prefix_k43_rmsnorm",
+    "lm_step_prefix_k44_prefix",
+    "lm_step_prefix_k45_prefix",
+    "lm_step_prefix_k46_scores_matmul",
+    "lm_step_prefix_k47_attention",
+    "lm_step_prefix_k48_softmax",
+    "lm_step_prefix_k49_softmax",
+    "lm_step_prefix_k50_rmsnorm",
+    "lm_step_prefix_k51_w2_grad_in",
+    "lm_step_prefix_k52_silu",
+    "lm_step_prefix_k53_w3_grad_in",
+    "lm_step_prefix_k54_silu",
+    "lm_step_prefix_k55_w1_grad_in",
+    "lm_step_prefix_k56_rmsnorm_grad",
+    "lm_step_prefix_k57_wo_grad_in",
+    "lm_step_prefix_k58_attention_grad_matmul",
+    "lm_step_prefix_k59_softmax_grad",
+    "lm_step_prefix_k60_scores_grad_matmul",
+    "lm_step_prefix_k61_attention_grad_matmul",
+    "lm_step_prefix_k62_attention_grad_matmul",
+    "lm_step_prefix_k63_attention_grad",
+    "lm_step_prefix_k64_attention_grad",
+    "lm_step_prefix_k65_attention_grad",
+    "lm_step_prefix_k66_wv_grad_in",
+    "lm_step_prefix_k67_rope_grad",
+    "lm_step_prefix_k68_wk_grad_in",
+    "lm_step_prefix_k69_rope_grad",
+    "lm_step_prefix_k70_wq_grad_in",
+    "lm_step_prefix_k71_rmsnorm_grad",
+    "lm_step_prefix_k72_prefix_grad",
 };
-const la_program_info llama_train_lm_step_prefix_info = { "llama_train.lm_step_prefix", 44, 67, llama_train_lm_step_prefix_kernel_names, llama_train_lm_step_prefix_run, llama_train_lm_step_prefix_arena, llama_train_lm_step_prefix_cost };
+const la_program_info llama_train_lm_step_prefix_info = { "llama_train.lm_step_prefix", 45, 73, llama_train_lm_step_prefix_kernel_names, llama_train_lm_step_prefix_run, llama_train_lm_step_prefix_arena, llama_train_lm_step_prefix_cost };
 
 /* ===== program 'eval_loss_prefix' ===== */
 

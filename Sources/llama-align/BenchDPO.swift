@@ -15,6 +15,7 @@ struct BenchDPO: ParsableCommand {
     @Flag(help: "The policy trains LoRA adapters on every projection; the live reference is its base (adapters off, no copy).") var lora = false
     @Option(help: "The adapters' rank with --lora.") var rank = 8
     @Option(help: "The policy trains a prefix of this many positions; the live reference is the model without it (no copy).") var prefix: Int?
+    @Option(help: "Scored rows per vocabulary chunk (default: 2^21 / vocabulary, at least 16).") var chunkRows: Int?
     @Flag(help: "Also print the time per fused kernel of one live-reference step.") var profile = false
 
     struct Result: Encodable {
@@ -27,6 +28,10 @@ struct BenchDPO: ParsableCommand {
         var live_gflops: Double, precomputed_gflops: Double, sgemm_gflops: Double, live_ratio: Double, peak_rss_mib: Double
         /// The CPU and the matrix kernels this run used.
         var kernels = MatrixKernels.current
+    }
+
+    func validate() throws {
+        if let chunkRows, chunkRows <= 0 { throw ValidationError("--chunk-rows must be a positive number of rows, got \(chunkRows)") }
     }
 
     func run() throws {
@@ -42,6 +47,7 @@ struct BenchDPO: ParsableCommand {
         let prefix = try self.prefix.map { try PrefixConfig(tokens: $0) }
         if lora != nil && prefix != nil { throw ValidationError("--lora and --prefix together are not supported; give one") }
         let policy = try LMTrainer(parameters: ParameterStore(weights: weights, lora: lora, prefix: prefix))
+        if let chunkRows { policy.chunkRows = chunkRows }
         let adapted = lora != nil || prefix != nil
         let trainer = try DPOTrainer(policy: policy, reference: adapted ? nil : try ParameterStore(weights: weights), settings: DPOSettings())
         func rate(_ refs: [PairLogps]?) throws -> [Double] {

@@ -16,6 +16,7 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Train LoRA adapters on every projection instead of every weight (lm_step_lora).") var lora = false
     @Option(help: "The adapters' rank with --lora.") var rank = 8
     @Option(help: "Train a prefix of this many positions instead of every weight (lm_step_prefix).") var prefix: Int?
+    @Option(help: "Scored rows per vocabulary chunk (default: 2^21 / vocabulary, at least 16).") var chunkRows: Int?
     @Flag(help: "Also print the time per fused kernel of the step's programs (one more step, profiled).") var profile = false
 
     struct Result: Encodable {
@@ -31,6 +32,7 @@ struct BenchTrain: ParsableCommand {
     }
 
     func validate() throws {
+        if let chunkRows, chunkRows <= 0 { throw ValidationError("--chunk-rows must be a positive number of rows, got \(chunkRows)") }
         if lora && prefix != nil { throw ValidationError("--lora and --prefix together are not supported; give one") }
         if let prefix, prefix <= 0 { throw ValidationError("--prefix must be a positive number of positions, got \(prefix)") }
     }
@@ -42,6 +44,7 @@ struct BenchTrain: ParsableCommand {
         let lora = self.lora ? try LoRAConfig(rank: rank) : nil
         let prefix = try self.prefix.map { try PrefixConfig(tokens: $0) }
         let trainer = try LMTrainer(parameters: ParameterStore(weights: weights, lora: lora, prefix: prefix))
+        if let chunkRows { trainer.chunkRows = chunkRows }
         let n = batch * seq
         let ids = (0..<n).map { Int32(($0 * 7919 + 13) % c.vocabSize) }
         guard (0..<1).contains(prompt) else { throw ValidationError("--prompt must be in [0, 1)") }

@@ -91,7 +91,8 @@ import LlamaGraphs
             for (n, shape) in c.parameterShapes { params[n] = HostTensor(shape: shape, data: (weights.tensors[n] ?? []).map(Double.init)) }
             params["lm_head"] = params["embed"]
             let given = b.programInputs
-            func shape(_ name: String) -> [Int] { ["ids", "positions", "segments"].contains(name) ? [b.batch, b.seq] : [given.scored] }
+            let chunking = LlamaSizes(config: c, batch: b.batch, seq: b.seq, scored: given.scored).chunking
+            func shape(_ name: String) -> [Int] { ["ids", "positions", "segments"].contains(name) ? [b.batch, b.seq] : [chunking.chunks, chunking.rows] }
             var inputs = given.ints.reduce(into: [String: HostTensor]()) { $0[$1.key] = HostTensor(shape: shape($1.key), data: $1.value.map(Double.init)) }
             for (n, v) in given.floats { inputs[n] = HostTensor(shape: shape(n), data: v.map(Double.init)) }
             inputs["norm_eps"] = HostTensor(shape: [], data: [Double(c.normEps)]); inputs["rope_theta"] = HostTensor(shape: [], data: [Double(c.ropeTheta)])

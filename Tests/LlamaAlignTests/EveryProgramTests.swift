@@ -7,7 +7,7 @@ import LlamaGraphs
 @Suite struct EveryProgramTests {
     /// Small odd sizes for every symbol any program uses.
     static let sizes: [String: Int] = ["B": 2, "T": 5, "L": 2, "KVH": 2, "REP": 2, "HD2": 3, "F": 11, "V": 13,
-                                       "P": 3, "S": 8, "C": 9, "N": 37, "M": 3, "K": 7, "NS": 6, "R": 3, "E": 4,
+                                       "P": 3, "S": 8, "C": 9, "N": 37, "M": 3, "K": 7, "NS": 6, "NC": 2, "CR": 3, "R": 3, "E": 4,
                                        "GD": 1, "GF": 1, "RD": 1, "RF": 1]
 
     /// Inputs that need particular values (scalars with meaning, int ranges).

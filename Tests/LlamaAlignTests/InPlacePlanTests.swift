@@ -5,7 +5,7 @@ import LlamaGraphs
 import TensorGraph
 
 /// The memory planner's in-place rule: the vocabulary gradient of `lm_step` and `lm_step_lora`
-/// is written over the logits it reads (one `[NS, V]` slot, not two); that kernel's pointers
+/// is written over the chunk's logits it reads (one `[CR, V]` slot, not two); that kernel's pointers
 /// lose `restrict`; a kernel whose reduction reads the value is never given its slot. The
 /// numbers of every such program are checked by `EveryProgramTests` (fused ≡ interpreter).
 @Suite struct InPlacePlanTests {
@@ -21,8 +21,9 @@ import TensorGraph
             Issue.record("the gradient or the logits are not in the arena"); return
         }
         #expect(memory.slotOf[g] == memory.slotOf[l])
-        let vocab = Dim.sym("NS") * Dim.sym("V")
-        #expect(memory.slotSizes.filter { $0.contains(vocab) }.count == 1, "more than one [NS, V] slot")
+        // The vocabulary loss runs a chunk of `CR` scored rows at a time.
+        let vocab = Dim.sym("CR") * Dim.sym("V")
+        #expect(memory.slotSizes.filter { $0.contains(vocab) }.count == 1, "more than one [CR, V] slot")
         let text = try emitter.kernelFunction(grad).text
         #expect(!text.contains("restrict"))
     }

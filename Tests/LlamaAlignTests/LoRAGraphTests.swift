@@ -9,7 +9,7 @@ import TensorGraph
 /// `lm_step`'s, and its buffers (gradients only for the adapters).
 @Suite struct LoRAGraphTests {
     /// A tiny GQA model: 2 layers, 2 query heads sharing 1 KV head of width 2, rank 2.
-    static let sizes: [String: Int] = ["B": 1, "T": 3, "L": 2, "KVH": 1, "REP": 2, "HD2": 1, "F": 5, "V": 7, "NS": 3, "R": 2]
+    static let sizes: [String: Int] = ["B": 1, "T": 3, "L": 2, "KVH": 1, "REP": 2, "HD2": 1, "F": 5, "V": 7, "NS": 3, "NC": 3, "CR": 1, "R": 2]
 
     /// Inputs and parameters of `program` with deterministic values: ids and targets in
     /// `0..<V`, every position scored, per-module scales 0.5…1.1, zeroed mutable buffers.

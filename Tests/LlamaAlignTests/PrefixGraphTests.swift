@@ -9,7 +9,7 @@ import TensorGraph
 /// only), and the prefix's place (tokens at positions P…, attending to the prefix first).
 @Suite struct PrefixGraphTests {
     /// A tiny GQA model: 2 layers, 2 query heads sharing 1 KV head of width 2; 2 prefix positions.
-    static let sizes: [String: Int] = ["B": 2, "T": 3, "L": 2, "KVH": 1, "REP": 2, "HD2": 1, "F": 5, "V": 7, "NS": 4, "P": 2, "S": 5]
+    static let sizes: [String: Int] = ["B": 2, "T": 3, "L": 2, "KVH": 1, "REP": 2, "HD2": 1, "F": 5, "V": 7, "NS": 4, "NC": 2, "CR": 2, "P": 2, "S": 5]
 
     /// Inputs and parameters of `program` with deterministic values (`LoRAGraphTests.values`'s rule).
     static func values(_ program: Program, sizes: [String: Int] = sizes) throws -> (inputs: [String: HostTensor], params: [String: HostTensor]) {

@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-/* Program 'dpo_logps': 33 kernels. Sizes: B, F, HD2, KVH, L, NS, REP, T, V. */
+/* Program 'dpo_logps': 36 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -20,13 +20,13 @@ typedef struct {
     const int32_t *positions; /* i32 [B, T] */
     const int32_t *segments; /* i32 [B, T] */
     const float *rope_theta; /* f32 [] */
-    const int32_t *scored; /* i32 [NS] */
-    const int32_t *scored_pair; /* i32 [NS] */
-    const int32_t *chosen_targets; /* i32 [NS] */
-    const int32_t *rejected_targets; /* i32 [NS] */
-    const float *chosen_mask; /* f32 [NS] */
-    const float *rejected_mask; /* f32 [NS] */
     const float *norm_eps; /* f32 [] */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *scored_pair; /* i32 [NC, CR] per layer */
+    const int32_t *chosen_targets; /* i32 [NC, CR] per layer */
+    const int32_t *rejected_targets; /* i32 [NC, CR] per layer */
+    const float *chosen_mask; /* f32 [NC, CR] per layer */
+    const float *rejected_mask; /* f32 [NC, CR] per layer */
     float *logps_chosen; /* f32 [B] */
     float *logps_rejected; /* f32 [B] */
     float *logits_chosen; /* f32 [B] */
@@ -34,11 +34,12 @@ typedef struct {
     float *arena; /* llama_dpo_dpo_logps_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
+    long CR;
     long F;
     long HD2;
     long KVH;
     long L;
-    long NS;
+    long NC;
     long REP;
     long T;
     long V;
@@ -48,7 +49,7 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args);
 long llama_dpo_dpo_logps_arena_floats(const llama_dpo_dpo_logps_args *args);
 void llama_dpo_dpo_logps_costs(const llama_dpo_dpo_logps_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_step': 100 kernels. Sizes: B, F, HD2, KVH, L, NS, REP, T, V. */
+/* Program 'dpo_step': 112 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -66,12 +67,6 @@ typedef struct {
     const int32_t *positions; /* i32 [B, T] */
     const int32_t *segments; /* i32 [B, T] */
     const float *rope_theta; /* f32 [] */
-    const int32_t *scored; /* i32 [NS] */
-    const int32_t *scored_pair; /* i32 [NS] */
-    const int32_t *chosen_targets; /* i32 [NS] */
-    const int32_t *rejected_targets; /* i32 [NS] */
-    const float *chosen_mask; /* f32 [NS] */
-    const float *rejected_mask; /* f32 [NS] */
     const float *ref_chosen; /* f32 [B] */
     const float *ref_rejected; /* f32 [B] */
     const float *beta; /* f32 [] */
@@ -91,6 +86,12 @@ typedef struct {
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *scored_pair; /* i32 [NC, CR] per layer */
+    const int32_t *chosen_targets; /* i32 [NC, CR] per layer */
+    const int32_t *rejected_targets; /* i32 [NC, CR] per layer */
+    const float *chosen_mask; /* f32 [NC, CR] per layer */
+    const float *rejected_mask; /* f32 [NC, CR] per layer */
     float *grad_final_norm; /* f32 [2*HD2*KVH*REP], written */
     float *grad_lm_head; /* f32 [V, 2*HD2*KVH*REP], written */
     float *grad_attn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer, written */
@@ -112,11 +113,12 @@ typedef struct {
     float *arena; /* llama_dpo_dpo_step_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
+    long CR;
     long F;
     long HD2;
     long KVH;
     long L;
-    long NS;
+    long NC;
     long REP;
     long T;
     long V;
@@ -153,7 +155,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args);
 long llama_dpo_dpo_loss_arena_floats(const llama_dpo_dpo_loss_args *args);
 void llama_dpo_dpo_loss_costs(const llama_dpo_dpo_loss_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_logps_lora': 48 kernels. Sizes: B, F, HD2, KVH, L, NS, R, REP, T, V. */
+/* Program 'dpo_logps_lora': 51 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -185,12 +187,6 @@ typedef struct {
     const int32_t *positions; /* i32 [B, T] */
     const int32_t *segments; /* i32 [B, T] */
     const float *rope_theta; /* f32 [] */
-    const int32_t *scored; /* i32 [NS] */
-    const int32_t *scored_pair; /* i32 [NS] */
-    const int32_t *chosen_targets; /* i32 [NS] */
-    const int32_t *rejected_targets; /* i32 [NS] */
-    const float *chosen_mask; /* f32 [NS] */
-    const float *rejected_mask; /* f32 [NS] */
     const float *norm_eps; /* f32 [] */
     const float *lora_scale_wq; /* f32 [] */
     const float *lora_scale_wk; /* f32 [] */
@@ -199,6 +195,12 @@ typedef struct {
     const float *lora_scale_w1; /* f32 [] */
     const float *lora_scale_w2; /* f32 [] */
     const float *lora_scale_w3; /* f32 [] */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *scored_pair; /* i32 [NC, CR] per layer */
+    const int32_t *chosen_targets; /* i32 [NC, CR] per layer */
+    const int32_t *rejected_targets; /* i32 [NC, CR] per layer */
+    const float *chosen_mask; /* f32 [NC, CR] per layer */
+    const float *rejected_mask; /* f32 [NC, CR] per layer */
     float *logps_chosen; /* f32 [B] */
     float *logps_rejected; /* f32 [B] */
     float *logits_chosen; /* f32 [B] */
@@ -206,11 +208,12 @@ typedef struct {
     float *arena; /* llama_dpo_dpo_logps_lora_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
+    long CR;
     long F;
     long HD2;
     long KVH;
     long L;
-    long NS;
+    long NC;
     long R;
     long REP;
     long T;
@@ -221,7 +224,7 @@ void llama_dpo_dpo_logps_lora(const llama_dpo_dpo_logps_lora_args *args);
 long llama_dpo_dpo_logps_lora_arena_floats(const llama_dpo_dpo_logps_lora_args *args);
 void llama_dpo_dpo_logps_lora_costs(const llama_dpo_dpo_logps_lora_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_step_lora': 142 kernels. Sizes: B, F, HD2, KVH, L, NS, R, REP, T, V. */
+/* Program 'dpo_step_lora': 154 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -253,12 +256,6 @@ typedef struct {
     const int32_t *positions; /* i32 [B, T] */
     const int32_t *segments; /* i32 [B, T] */
     const float *rope_theta; /* f32 [] */
-    const int32_t *scored; /* i32 [NS] */
-    const int32_t *scored_pair; /* i32 [NS] */
-    const int32_t *chosen_targets; /* i32 [NS] */
-    const int32_t *rejected_targets; /* i32 [NS] */
-    const float *chosen_mask; /* f32 [NS] */
-    const float *rejected_mask; /* f32 [NS] */
     const float *ref_chosen; /* f32 [B] */
     const float *ref_rejected; /* f32 [B] */
     const float *beta; /* f32 [] */
@@ -285,6 +282,12 @@ typedef struct {
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *scored_pair; /* i32 [NC, CR] per layer */
+    const int32_t *chosen_targets; /* i32 [NC, CR] per layer */
+    const int32_t *rejected_targets; /* i32 [NC, CR] per layer */
+    const float *chosen_mask; /* f32 [NC, CR] per layer */
+    const float *rejected_mask; /* f32 [NC, CR] per layer */
     float *grad_lora_a_wq; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
     float *grad_lora_b_wq; /* f32 [L, 2*HD2*KVH*REP, R] per layer, written */
     float *grad_lora_a_wk; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
@@ -308,11 +311,12 @@ typedef struct {
     float *arena; /* llama_dpo_dpo_step_lora_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
+    long CR;
     long F;
     long HD2;
     long KVH;
     long L;
-    long NS;
+    long NC;
     long R;
     long REP;
     long T;
@@ -323,7 +327,7 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args);
 long llama_dpo_dpo_step_lora_arena_floats(const llama_dpo_dpo_step_lora_args *args);
 void llama_dpo_dpo_step_lora_costs(const llama_dpo_dpo_step_lora_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_step_lora_dropout': 155 kernels. Sizes: B, F, HD2, KVH, L, NS, R, REP, T, V. */
+/* Program 'dpo_step_lora_dropout': 167 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -355,12 +359,6 @@ typedef struct {
     const int32_t *positions; /* i32 [B, T] */
     const int32_t *segments; /* i32 [B, T] */
     const float *rope_theta; /* f32 [] */
-    const int32_t *scored; /* i32 [NS] */
-    const int32_t *scored_pair; /* i32 [NS] */
-    const int32_t *chosen_targets; /* i32 [NS] */
-    const int32_t *rejected_targets; /* i32 [NS] */
-    const float *chosen_mask; /* f32 [NS] */
-    const float *rejected_mask; /* f32 [NS] */
     const float *ref_chosen; /* f32 [B] */
     const float *ref_rejected; /* f32 [B] */
     const float *beta; /* f32 [] */
@@ -395,6 +393,12 @@ typedef struct {
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *scored_pair; /* i32 [NC, CR] per layer */
+    const int32_t *chosen_targets; /* i32 [NC, CR] per layer */
+    const int32_t *rejected_targets; /* i32 [NC, CR] per layer */
+    const float *chosen_mask; /* f32 [NC, CR] per layer */
+    const float *rejected_mask; /* f32 [NC, CR] per layer */
     float *grad_lora_a_wq; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
     float *grad_lora_b_wq; /* f32 [L, 2*HD2*KVH*REP, R] per layer, written */
     float *grad_lora_a_wk; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
@@ -418,11 +422,12 @@ typedef struct {
     float *arena; /* llama_dpo_dpo_step_lora_dropout_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
+    long CR;
     long F;
     long HD2;
     long KVH;
     long L;
-    long NS;
+    long NC;
     long R;
     long REP;
     long T;
@@ -433,7 +438,7 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
 long llama_dpo_dpo_step_lora_dropout_arena_floats(const llama_dpo_dpo_step_lora_dropout_args *args);
 void llama_dpo_dpo_step_lora_dropout_costs(const llama_dpo_dpo_step_lora_dropout_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_logps_prefix': 34 kernels. Sizes: B, F, HD2, KVH, L, NS, P, REP, S, T, V. */
+/* Program 'dpo_logps_prefix': 37 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -452,13 +457,13 @@ typedef struct {
     const int32_t *positions; /* i32 [B, T] */
     const int32_t *segments; /* i32 [B, T] */
     const float *rope_theta; /* f32 [] */
-    const int32_t *scored; /* i32 [NS] */
-    const int32_t *scored_pair; /* i32 [NS] */
-    const int32_t *chosen_targets; /* i32 [NS] */
-    const int32_t *rejected_targets; /* i32 [NS] */
-    const float *chosen_mask; /* f32 [NS] */
-    const float *rejected_mask; /* f32 [NS] */
     const float *norm_eps; /* f32 [] */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *scored_pair; /* i32 [NC, CR] per layer */
+    const int32_t *chosen_targets; /* i32 [NC, CR] per layer */
+    const int32_t *rejected_targets; /* i32 [NC, CR] per layer */
+    const float *chosen_mask; /* f32 [NC, CR] per layer */
+    const float *rejected_mask; /* f32 [NC, CR] per layer */
     float *logps_chosen; /* f32 [B] */
     float *logps_rejected; /* f32 [B] */
     float *logits_chosen; /* f32 [B] */
@@ -466,11 +471,12 @@ typedef struct {
     float *arena; /* llama_dpo_dpo_logps_prefix_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
+    long CR;
     long F;
     long HD2;
     long KVH;
     long L;
-    long NS;
+    long NC;
     long P;
     long REP;
     long S;
@@ -482,7 +488,7 @@ void llama_dpo_dpo_logps_prefix(const llama_dpo_dpo_logps_prefix_args *args);
 long llama_dpo_dpo_logps_prefix_arena_floats(const llama_dpo_dpo_logps_prefix_args *args);
 void llama_dpo_dpo_logps_prefix_costs(const llama_dpo_dpo_logps_prefix_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_step_prefix': 85 kernels. Sizes: B, F, HD2, KVH, L, NS, P, REP, S, T, V. */
+/* Program 'dpo_step_prefix': 97 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -501,12 +507,6 @@ typedef struct {
     const int32_t *positions; /* i32 [B, T] */
     const int32_t *segments; /* i32 [B, T] */
     const float *rope_theta; /* f32 [] */
-    const int32_t *scored; /* i32 [NS] */
-    const int32_t *scored_pair; /* i32 [NS] */
-    const int32_t *chosen_targets; /* i32 [NS] */
-    const int32_t *rejected_targets; /* i32 [NS] */
-    const float *chosen_mask; /* f32 [NS] */
-    const float *rejected_mask; /* f32 [NS] */
     const float *ref_chosen; /* f32 [B] */
     const float *ref_rejected; /* f32 [B] */
     const float *beta; /* f32 [] */
@@ -526,6 +526,12 @@ typedef struct {
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *scored_pair; /* i32 [NC, CR] per layer */
+    const int32_t *chosen_targets; /* i32 [NC, CR] per layer */
+    const int32_t *rejected_targets; /* i32 [NC, CR] per layer */
+    const float *chosen_mask; /* f32 [NC, CR] per layer */
+    const float *rejected_mask; /* f32 [NC, CR] per layer */
     float *grad_prefix_kv; /* f32 [L, 2, P, KVH, 2*HD2] per layer, written */
     float *loss; /* f32 [] */
     float *losses; /* f32 [17, B] */
@@ -536,11 +542,12 @@ typedef struct {
     float *arena; /* llama_dpo_dpo_step_prefix_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
+    long CR;
     long F;
     long HD2;
     long KVH;
     long L;
-    long NS;
+    long NC;
     long P;
     long REP;
     long S;

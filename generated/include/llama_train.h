@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-/* Program 'lm_step': 82 kernels. Sizes: B, F, HD2, KVH, L, NS, REP, T, V. */
+/* Program 'lm_step': 88 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -17,9 +17,6 @@ typedef struct {
     const float *w2; /* f32 [L, 2*HD2*KVH*REP, F] per layer */
     const float *w3; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
     const int32_t *ids; /* i32 [B, T] */
-    const int32_t *scored; /* i32 [NS] */
-    const int32_t *targets; /* i32 [NS] */
-    const float *weights; /* f32 [NS] */
     const float *rope_theta; /* f32 [] */
     const float *norm_eps; /* f32 [] */
     float *saved_x; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
@@ -30,6 +27,9 @@ typedef struct {
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *targets; /* i32 [NC, CR] per layer */
+    const float *weights; /* f32 [NC, CR] per layer */
     float *grad_final_norm; /* f32 [2*HD2*KVH*REP], written */
     float *grad_lm_head; /* f32 [V, 2*HD2*KVH*REP], written */
     float *grad_attn_norm; /* f32 [L, 2*HD2*KVH*REP] per layer, written */
@@ -48,11 +48,12 @@ typedef struct {
     float *arena; /* llama_train_lm_step_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
+    long CR;
     long F;
     long HD2;
     long KVH;
     long L;
-    long NS;
+    long NC;
     long REP;
     long T;
     long V;
@@ -62,7 +63,7 @@ void llama_train_lm_step(const llama_train_lm_step_args *args);
 long llama_train_lm_step_arena_floats(const llama_train_lm_step_args *args);
 void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flops, double *bytes);
 
-/* Program 'lm_step_lora': 124 kernels. Sizes: B, F, HD2, KVH, L, NS, R, REP, T, V. */
+/* Program 'lm_step_lora': 130 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -91,9 +92,6 @@ typedef struct {
     const float *lora_a_w3; /* f32 [L, R, 2*HD2*KVH*REP] per layer */
     const float *lora_b_w3; /* f32 [L, F, R] per layer */
     const int32_t *ids; /* i32 [B, T] */
-    const int32_t *scored; /* i32 [NS] */
-    const int32_t *targets; /* i32 [NS] */
-    const float *weights; /* f32 [NS] */
     const float *rope_theta; /* f32 [] */
     const float *norm_eps; /* f32 [] */
     float *saved_x; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
@@ -111,6 +109,9 @@ typedef struct {
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *targets; /* i32 [NC, CR] per layer */
+    const float *weights; /* f32 [NC, CR] per layer */
     float *grad_lora_a_wq; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
     float *grad_lora_b_wq; /* f32 [L, 2*HD2*KVH*REP, R] per layer, written */
     float *grad_lora_a_wk; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
@@ -131,11 +132,12 @@ typedef struct {
     float *arena; /* llama_train_lm_step_lora_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
+    long CR;
     long F;
     long HD2;
     long KVH;
     long L;
-    long NS;
+    long NC;
     long R;
     long REP;
     long T;
@@ -146,7 +148,7 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args);
 long llama_train_lm_step_lora_arena_floats(const llama_train_lm_step_lora_args *args);
 void llama_train_lm_step_lora_costs(const llama_train_lm_step_lora_args *args, double *flops, double *bytes);
 
-/* Program 'lm_step_lora_dropout': 137 kernels. Sizes: B, F, HD2, KVH, L, NS, R, REP, T, V. */
+/* Program 'lm_step_lora_dropout': 143 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -175,9 +177,6 @@ typedef struct {
     const float *lora_a_w3; /* f32 [L, R, 2*HD2*KVH*REP] per layer */
     const float *lora_b_w3; /* f32 [L, F, R] per layer */
     const int32_t *ids; /* i32 [B, T] */
-    const int32_t *scored; /* i32 [NS] */
-    const int32_t *targets; /* i32 [NS] */
-    const float *weights; /* f32 [NS] */
     const float *rope_theta; /* f32 [] */
     const float *norm_eps; /* f32 [] */
     float *saved_x; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
@@ -203,6 +202,9 @@ typedef struct {
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *targets; /* i32 [NC, CR] per layer */
+    const float *weights; /* f32 [NC, CR] per layer */
     float *grad_lora_a_wq; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
     float *grad_lora_b_wq; /* f32 [L, 2*HD2*KVH*REP, R] per layer, written */
     float *grad_lora_a_wk; /* f32 [L, R, 2*HD2*KVH*REP] per layer, written */
@@ -223,11 +225,12 @@ typedef struct {
     float *arena; /* llama_train_lm_step_lora_dropout_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
+    long CR;
     long F;
     long HD2;
     long KVH;
     long L;
-    long NS;
+    long NC;
     long R;
     long REP;
     long T;
@@ -330,7 +333,7 @@ void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args);
 long llama_train_eval_loss_lora_arena_floats(const llama_train_eval_loss_lora_args *args);
 void llama_train_eval_loss_lora_costs(const llama_train_eval_loss_lora_args *args, double *flops, double *bytes);
 
-/* Program 'lm_step_prefix': 67 kernels. Sizes: B, F, HD2, KVH, L, NS, P, REP, S, T, V. */
+/* Program 'lm_step_prefix': 73 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -346,9 +349,6 @@ typedef struct {
     const float *w2; /* f32 [L, 2*HD2*KVH*REP, F] per layer */
     const float *w3; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
     const int32_t *ids; /* i32 [B, T] */
-    const int32_t *scored; /* i32 [NS] */
-    const int32_t *targets; /* i32 [NS] */
-    const float *weights; /* f32 [NS] */
     const float *rope_theta; /* f32 [] */
     const float *norm_eps; /* f32 [] */
     float *saved_x; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
@@ -359,6 +359,9 @@ typedef struct {
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *targets; /* i32 [NC, CR] per layer */
+    const float *weights; /* f32 [NC, CR] per layer */
     float *grad_prefix_kv; /* f32 [L, 2, P, KVH, 2*HD2] per layer, written */
     float *loss; /* f32 [] */
     float *entropy; /* f32 [] */
@@ -366,11 +369,12 @@ typedef struct {
     float *arena; /* llama_train_lm_step_prefix_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
+    long CR;
     long F;
     long HD2;
     long KVH;
     long L;
-    long NS;
+    long NC;
     long P;
     long REP;
     long S;

@@ -13,10 +13,25 @@ import TensorGraph
 public enum LlamaDPOPrograms {
     typealias D = LlamaDims
 
-    /// The row and scored-position inputs of a DPO program.
+    /// The row inputs of a DPO program.
     struct Rows {
-        var ids, scored, scoredPair, chosenTargets, rejectedTargets, chosenMask, rejectedMask: Tensor
+        var ids: Tensor
         var layout: TokenLayout
+    }
+
+    /// The scored-position inputs of one chunk (`[NC, CR]` each, sliced per chunk of the
+    /// `lm_chunk` stages): declared inside the stage that reads them. Padding rows have both
+    /// masks 0.
+    struct Scored {
+        var scored, scoredPair, chosenTargets, rejectedTargets, chosenMask, rejectedMask: Tensor
+
+        init(_ b: GraphBuilder) {
+            let shape: Shape = [D.chunks, D.chunkRows]
+            func int(_ name: String) -> Tensor { b.input(name, shape, .i32, perLayer: true) }
+            scored = int("scored"); scoredPair = int("scored_pair")
+            chosenTargets = int("chosen_targets"); rejectedTargets = int("rejected_targets")
+            chosenMask = b.input("chosen_mask", shape, perLayer: true); rejectedMask = b.input("rejected_mask", shape, perLayer: true)
+        }
     }
 
     /// Declares the row inputs and builds the layout: RoPE at `positions`, and a mask that
@@ -38,29 +53,26 @@ public enum LlamaDPOPrograms {
             let seen = b.broadcast(b.constant(1), to: [D.batch, 1, 1, D.seq, Prefix.length])
             return b.concat([seen, rowMask], axis: 4, size: D.span)
         }
-        let scored: Shape = [D.scored]
-        return Rows(ids: ids, scored: b.input("scored", scored, .i32), scoredPair: b.input("scored_pair", scored, .i32),
-                    chosenTargets: b.input("chosen_targets", scored, .i32), rejectedTargets: b.input("rejected_targets", scored, .i32),
-                    chosenMask: b.input("chosen_mask", scored), rejectedMask: b.input("rejected_mask", scored),
-                    layout: TokenLayout(cos: cos, sin: sin, allowed: allowed))
+        return Rows(ids: ids, layout: TokenLayout(cos: cos, sin: sin, allowed: allowed))
     }
 
     /// Per pair: summed log-probs of both sides, their lengths, and Σ over scored positions of
     /// the mean logit (TRL's logits/* metrics).
-    /// `logits` are `[NS, V]`, one row per scored position.
-    static func pairLogps(_ logits: Tensor, _ r: Rows) -> (pc: Tensor, pr: Tensor, nc: Tensor, nr: Tensor, logitsChosen: Tensor, logitsRejected: Tensor) {
+    /// `logits` are `[CR, V]`, one row per scored position of a chunk; each result is `[B]`, the
+    /// chunk's share (the sums over chunks are the pairs').
+    static func pairLogps(_ logits: Tensor, _ r: Scored) -> [Tensor] {
         let b = logits.builder
         return b.scope("sequence_logps") {
             // Σ over each pair's scored positions of x · m.
             func rowSum(_ x: Tensor, _ m: Tensor) -> Tensor {
-                b.scatterAdd((x * m).reshape([D.scored, 1]), r.scoredPair, rows: D.batch).reshape([D.batch])
+                b.scatterAdd((x * m).reshape([D.chunkRows, 1]), r.scoredPair, rows: D.batch).reshape([D.batch])
             }
             let pc = -rowSum(b.tokenNLL(logits, targets: r.chosenTargets), r.chosenMask)
             let pr = -rowSum(b.tokenNLL(logits, targets: r.rejectedTargets), r.rejectedMask)
             let meanLogit = b.stopGradient(logits.mean(axis: -1, keepDims: false))
-            let one = b.broadcast(b.constant(1), to: [D.scored])
-            return (pc, pr, rowSum(one, r.chosenMask), rowSum(one, r.rejectedMask),
-                    rowSum(meanLogit, r.chosenMask), rowSum(meanLogit, r.rejectedMask))
+            let one = b.broadcast(b.constant(1), to: [D.chunkRows])
+            return [pc, pr, rowSum(one, r.chosenMask), rowSum(one, r.rejectedMask),
+                    rowSum(meanLogit, r.chosenMask), rowSum(meanLogit, r.rejectedMask)]
         }
     }
 
@@ -72,9 +84,13 @@ public enum LlamaDPOPrograms {
         let b = GraphBuilder("dpo_logps" + LlamaTrainingPrograms.suffix(lora: lora, prefix: prefix))
         let r = rows(b, prefix: prefix)
         let model = LlamaModel(b, lora: lora, prefix: prefix)
-        let s = pairLogps(model(r.ids, layout: r.layout, scored: r.scored), r)
-        b.output("logps_chosen", s.pc); b.output("logps_rejected", s.pr)
-        b.output("logits_chosen", s.logitsChosen); b.output("logits_rejected", s.logitsRejected)
+        let x = model.trunk.layers(model.trunk.embedding(r.ids), layout: r.layout)
+        let s = model.chunkSums(x, shape: [D.batch], count: 4) { logits in
+            let p = pairLogps(logits, Scored(b))
+            return [p[0], p[1], p[4], p[5]]
+        }
+        b.output("logps_chosen", s[0]); b.output("logps_rejected", s[1])
+        b.output("logits_chosen", s[2]); b.output("logits_rejected", s[3])
         return try b.build()
     }
 
@@ -106,21 +122,22 @@ public enum LlamaDPOPrograms {
         let (s, weights) = lossInputs(b)
         let pairWeight = s.pairWeight, k = DPOLossType.allCases.count
         let prefRatio = b.input(DPOScalar.prefLossRatio.rawValue, []), sftRatio = b.input(DPOScalar.sftLossRatio.rawValue, [])
-        try LlamaModel(b, lora: lora, dropout: dropout, prefix: prefix).trainingStep(r.ids, layout: r.layout, scored: r.scored) { logits in
-            let p = pairLogps(logits, r)
-            let losses = b.dpoLosses(pc: p.pc, pr: p.pr, rc: refChosen, rr: refRejected, nc: p.nc, nr: p.nr, s, weights: weights)
+        let sums = try LlamaModel(b, lora: lora, dropout: dropout, prefix: prefix).pairedTrainingStep(r.ids, layout: r.layout, sums: 6, differentiable: 2,
+                                                                                    chunk: { pairLogps($0, Scored(b)) }) { p in
+            let (pc, pr, nc, nr) = (p[0], p[1], p[2], p[3])
+            let losses = b.dpoLosses(pc: pc, pr: pr, rc: refChosen, rr: refRejected, nc: nc, nr: nr, s, weights: weights)
             let stacked = b.concat(losses.map { $0.reshape([1, D.batch]) }, axis: 0)   // [K, B]
             let mixed = (stacked * weights.reshape([Dim(k), 1])).sum(axis: 0, keepDims: false)   // [B]
-            let sft = b.scope("sft") { -(p.pc / p.nc) }   // always on the real log-probs
+            let sft = b.scope("sft") { -(pc / nc) }   // always on the real log-probs
             let loss = b.scope("dpo_loss") {
                 prefRatio * b.weightedSum(mixed, pairWeight) + sftRatio * b.weightedSum(sft, pairWeight)
             }
             b.output("loss", loss)
             b.output("losses", b.stopGradient(stacked))
-            b.output("logps_chosen", b.stopGradient(p.pc)); b.output("logps_rejected", b.stopGradient(p.pr))
-            b.output("logits_chosen", p.logitsChosen); b.output("logits_rejected", p.logitsRejected)
             return loss
         }
+        b.output("logps_chosen", sums[0]); b.output("logps_rejected", sums[1])
+        b.output("logits_chosen", sums[4]); b.output("logits_rejected", sums[5])
         return try b.build()
     }
 

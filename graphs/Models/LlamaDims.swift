@@ -26,6 +26,12 @@ public enum LlamaDims {
     public static let vocab = Dim.sym("V")
     /// Positions whose prediction is scored (the rows the vocabulary projection runs on).
     public static let scored = Dim.sym("NS")
+    /// `lm_step` takes its scored positions in `NC` chunks of `CR` rows: the vocabulary
+    /// projection, the cross-entropy and their gradients run one chunk at a time, so only
+    /// `[CR, V]` logits are ever in memory (the runtime pads the last chunk with weight-0 rows).
+    public static let chunks = Dim.sym("NC")
+    /// Rows per chunk of scored positions (see `chunks`).
+    public static let chunkRows = Dim.sym("CR")
 
     public static var headDim: Dim { half * 2 }
     public static var heads: Dim { kvHeads * rep }

@@ -27,27 +27,101 @@ struct LlamaModel {
         h.builder.scope("lm_head") { lmHead(h) }
     }
 
-    /// A training step: the trunk runs saving each layer's input and kept activations, `loss`
-    /// turns the logits of the scored rows (`[NS, V]`; `scored` holds flat indices `b·T + t`)
-    /// into the scalar loss, and its gradient is back-propagated and *added* into the `grad_*`
-    /// buffers (so micro-batches accumulate), each layer rebuilt from what it saved. With LoRA
+    /// A training step over chunks of scored rows. The trunk runs saving each layer's input
+    /// and kept activations; then a repeated stage `lm_chunk` runs `NC` times: it reads the
+    /// next `CR` scored rows (`scored` `[NC, CR]`, flat indices `b·T + t`, sliced per chunk),
+    /// projects them onto the vocabulary (`[CR, V]` logits: the only logits ever in memory),
+    /// and `chunk` turns them into the chunk's scalar loss (first) and `statistics` more
+    /// scalars; the loss's gradient is taken at once, `lm_head`'s and `final_norm`'s added into
+    /// their `grad_*` buffers and the hidden states' summed over chunks. Then the summed
+    /// gradient goes back through the layers, each rebuilt from what it saved. With LoRA
     /// (`trunk.lora`) or a prefix (`trunk.prefix`) only the adapters or `prefix_kv` get
-    /// gradients: the embedding, the norms and `lm_head` are frozen, so the head's backward is
-    /// the gradient at the hidden states alone.
-    func trainingStep(_ ids: Tensor, layout: TokenLayout, scored: Tensor, loss: (Tensor) throws -> Tensor) throws {
+    /// gradients: the head's backward is the gradient at the hidden states alone.
+    /// Returns the loss and statistics summed over the chunks.
+    func trainingStep(_ ids: Tensor, layout: TokenLayout, statistics: Int,
+                      chunk: (Tensor) throws -> [Tensor]) throws -> [Tensor] {
+        typealias D = LlamaDims
         let b = ids.builder
         let x = trunk.layers(trunk.embedding(ids), layout: layout, keep: .saving)
-        let logits = head(trunk.finalNorm(x, rows: scored))
-        let value = try b.scope("lm_head") { try loss(logits) }
-        if trunk.adapted {
-            let g = try b.scope("lm_head_backward") { try b.gradients(of: value, wrt: [x]) }
-            _ = try trunk.layersBackward(g[0], layout: layout)
-            return
+        let zero = b.constant(0)
+        // Carries: the hidden states' gradient `[B, T, D]`, the loss and each statistic (scalars).
+        let scalarZero = b.broadcast(zero, to: [1]).reshape([])
+        let start = [b.broadcast(zero, to: x.shape)] + Array(repeating: scalarZero, count: 1 + statistics)
+        let sums = try b.repeated("lm_chunk", count: D.chunks, carry: start) { c in
+            let scored = b.input("scored", [D.chunks, D.chunkRows], .i32, perLayer: true)
+            let logits = head(trunk.finalNorm(x, rows: scored))
+            let values = try b.scope("lm_head") { try chunk(logits) }
+            let wrt = trunk.adapted ? [x] : [x, trunk.norm.weight, lmHead.weight]
+            let g = try b.scope("lm_head_backward") { try b.gradients(of: values[0], wrt: wrt) }
+            if !trunk.adapted {
+                b.accumulate(into: trunk.norm.weight.gradientBuffer, g[1])
+                b.accumulate(into: lmHead.weight.gradientBuffer, g[2])
+            }
+            return [c[0] + g[0]] + zip(c.dropFirst(), values).map { $0 + $1 }
         }
-        let g = try b.scope("lm_head_backward") { try b.gradients(of: value, wrt: [x, trunk.norm.weight, lmHead.weight]) }
-        b.accumulate(into: trunk.norm.weight.gradientBuffer, g[1])
-        b.accumulate(into: lmHead.weight.gradientBuffer, g[2])
-        trunk.embedding.accumulateGradient(try trunk.layersBackward(g[0], layout: layout), ids: ids)
+        try backPropagate(sums[0], ids: ids, layout: layout)
+        return Array(sums.dropFirst())
+    }
+
+    /// Sums over the chunks of scored rows (`scored` `[NC, CR]`, flat indices `b·T + t` into
+    /// `x [B, T, D]`) of the `count` values of `shape` that `chunk` makes from a chunk's
+    /// logits (`[CR, V]`): a repeated stage `name` whose carries are the running sums.
+    func chunkSums(_ x: Tensor, name: String = "lm_chunk", shape: Shape, count: Int,
+                   chunk: (Tensor) throws -> [Tensor]) rethrows -> [Tensor] {
+        typealias D = LlamaDims
+        let b = x.builder
+        let zero = b.broadcast(b.constant(0), to: shape)
+        return try b.repeated(name, count: D.chunks, carry: Array(repeating: zero, count: count)) { c in
+            let scored = b.input("scored", [D.chunks, D.chunkRows], .i32, perLayer: true)
+            let values = try b.scope("lm_head") { try chunk(head(trunk.finalNorm(x, rows: scored))) }
+            return zip(c, values).map { $0 + $1 }
+        }
+    }
+
+    /// A training step whose loss is a function of sums over the scored rows (DPO's per-pair
+    /// log-probs) rather than a sum of per-row terms. Two passes over the chunks: `lm_chunk`
+    /// sums the `sums` values `chunk` makes of each chunk's logits (each `[B]`); `loss` turns the
+    /// sums into the loss, whose gradient at the first `differentiable` sums is `g_k`; then
+    /// `lm_chunk_backward` recomputes each chunk's logits and back-propagates Σ_k g_k · value_k
+    /// (the chunk's share of the loss, to first order), adding the head's weight gradients into
+    /// their buffers and summing the hidden states' over chunks; then back through the layers.
+    /// Only `[CR, V]` logits are ever in memory, at the price of a second head projection.
+    /// Returns the sums.
+    func pairedTrainingStep(_ ids: Tensor, layout: TokenLayout, sums: Int, differentiable: Int,
+                            chunk: (Tensor) throws -> [Tensor], loss: ([Tensor]) throws -> Tensor) throws -> [Tensor] {
+        typealias D = LlamaDims
+        let b = ids.builder
+        let x = trunk.layers(trunk.embedding(ids), layout: layout, keep: .saving)
+        let s = try chunkSums(x, shape: [D.batch], count: sums, chunk: chunk)
+        let value = try b.scope("lm_head") { try loss(s) }
+        let gs = try b.scope("lm_head_backward") { try b.gradients(of: value, wrt: Array(s.prefix(differentiable))) }
+        let dx0 = b.broadcast(b.constant(0), to: x.shape)
+        let dx = try b.repeated("lm_chunk_backward", count: D.chunks, carry: [dx0]) { c in
+            let scored = b.input("scored", [D.chunks, D.chunkRows], .i32, perLayer: true)
+            let logits = head(trunk.finalNorm(x, rows: scored))
+            let values = try b.scope("lm_head") { try chunk(logits) }
+            let share = zip(values, gs).map { v, g in (v * b.stopGradient(g)).sum(axis: 0, keepDims: false) }
+            let objective = share.dropFirst().reduce(share[0], +)
+            let wrt = trunk.adapted ? [x] : [x, trunk.norm.weight, lmHead.weight]
+            let g = try b.scope("lm_head_backward") { try b.gradients(of: objective, wrt: wrt) }
+            if !trunk.adapted {
+                b.accumulate(into: trunk.norm.weight.gradientBuffer, g[1])
+                b.accumulate(into: lmHead.weight.gradientBuffer, g[2])
+            }
+            return [c[0] + g[0]]
+        }[0]
+        try backPropagate(dx, ids: ids, layout: layout)
+        return s
+    }
+
+    /// `dx`, the loss's gradient at the last layer's output, back through the layers into the
+    /// `grad_*` buffers (the embedding's too, unless only adapters train).
+    func backPropagate(_ dx: Tensor, ids: Tensor, layout: TokenLayout) throws {
+        if trunk.adapted {
+            _ = try trunk.layersBackward(dx, layout: layout)
+        } else {
+            trunk.embedding.accumulateGradient(try trunk.layersBackward(dx, layout: layout), ids: ids)
+        }
     }
 }
 

@@ -8,28 +8,28 @@ public enum LlamaTrainingPrograms {
     /// Gradient-buffer name of a parameter.
     public static func gradName(_ param: String) -> String { "grad_\(param)" }
 
-    /// `lm_step`: loss = Σ weights · nll(logits, targets) over the scored positions (`[NS]`:
-    /// `scored` flat indices `b·T + t`, their `targets` and `weights`; only those rows go
-    /// through the vocabulary projection), and with the same weights the mean entropy
+    /// `lm_step`: loss = Σ weights · nll(logits, targets) over the scored positions, given in
+    /// `NC` chunks of `CR` rows (`[NC, CR]` each: `scored` flat indices `b·T + t`, their
+    /// `targets` and `weights`; padding rows have weight 0). Only those rows go through the
+    /// vocabulary projection, one chunk at a time (`LlamaModel.trainingStep`), and with the same weights the mean entropy
     /// (`entropy`) and arg-max accuracy (`accuracy`) of those positions; gradients are ADDED into the `grad_*` buffers (so
     /// micro-batches accumulate). Each layer's input and its products are kept in `saved_*`
     /// on the way forward and read back on the way back (`LlamaModel.trainingStep`).
     public static func lmStep(lora: Bool = false, dropout: Bool = false, prefix: Bool = false) throws -> Program {
         let b = GraphBuilder("lm_step" + suffix(lora: lora, prefix: prefix) + (lora && dropout ? "_dropout" : ""))
         let ids = b.input("ids", [D.batch, D.seq], .i32)
-        let scored = b.input("scored", [D.scored], .i32)
-        let targets = b.input("targets", [D.scored], .i32)
-        let weights = b.input("weights", [D.scored])
         let layout = TokenLayout.sequential(b, seq: D.seq, start: prefix ? Prefix.length : 0)
-        try LlamaModel(b, lora: lora, dropout: dropout, prefix: prefix).trainingStep(ids, layout: layout, scored: scored) { logits in
+        let sums = try LlamaModel(b, lora: lora, dropout: dropout, prefix: prefix).trainingStep(ids, layout: layout, statistics: 2) { logits in
+            let targets = b.input("targets", [D.chunks, D.chunkRows], .i32, perLayer: true)
+            let weights = b.input("weights", [D.chunks, D.chunkRows], perLayer: true)
             let loss = b.weightedSum(b.tokenNLL(logits, targets: targets), weights)
-            b.output("loss", loss)
             // TRL's SFT metrics, weighted like the loss (step means over the scored tokens); no gradient.
             let stats = tokenStats(logits, targets: targets)
-            b.output("entropy", b.weightedSum(stats.entropy, weights))
-            b.output("accuracy", b.weightedSum(stats.correct, weights))
-            return loss
+            return [loss, b.weightedSum(stats.entropy, weights), b.weightedSum(stats.correct, weights)]
         }
+        b.output("loss", sums[0])
+        b.output("entropy", sums[1])
+        b.output("accuracy", sums[2])
         return try b.build()
     }
 

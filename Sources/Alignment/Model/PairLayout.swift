@@ -84,12 +84,21 @@ public struct PairBatch: Sendable, Equatable {
     /// `segments`) and, for the positions scored on either side only (`NS` of them; the
     /// vocabulary projection runs on these rows alone), `scored` (flat row index), `scored_pair`
     /// (the pair) and each side's target and 1/0 mask.
-    public var programInputs: (ints: [String: [Int32]], floats: [String: [Float]], scored: Int) {
+    public var programInputs: (ints: [String: [Int32]], floats: [String: [Float]], scored: Int) { programInputs(chunkRows: .max) }
+
+    /// `programInputs` with the scored positions padded, when there are more than `chunkRows`,
+    /// to a multiple of it with rows of both masks 0 (row 0, pair 0, target 0): the programs
+    /// project them onto the vocabulary in chunks (`LlamaSizes.chunking`).
+    public func programInputs(chunkRows: Int) -> (ints: [String: [Int32]], floats: [String: [Float]], scored: Int) {
         var rows: [Int32] = [], pairs: [Int32] = [], ct: [Int32] = [], rt: [Int32] = [], cm: [Float] = [], rm: [Float] = []
         for i in 0..<(batch * seq) where chosenMask[i] > 0 || rejectedMask[i] > 0 {
             rows.append(Int32(i)); pairs.append(Int32(i / seq))
             ct.append(chosenTargets[i]); rt.append(rejectedTargets[i]); cm.append(chosenMask[i]); rm.append(rejectedMask[i])
         }
+        let pad = rows.count > chunkRows ? (chunkRows - rows.count % chunkRows) % chunkRows : 0
+        rows += Array(repeating: 0, count: pad); pairs += Array(repeating: 0, count: pad)
+        ct += Array(repeating: 0, count: pad); rt += Array(repeating: 0, count: pad)
+        cm += Array(repeating: 0, count: pad); rm += Array(repeating: 0, count: pad)
         return (["ids": ids, "positions": positions, "segments": segments, "scored": rows, "scored_pair": pairs,
                  "chosen_targets": ct, "rejected_targets": rt],
                 ["chosen_mask": cm, "rejected_mask": rm], rows.count)

@@ -118,17 +118,23 @@ public final class DPOTrainer: @unchecked Sendable {
     }
 
     private func rowBuffers(_ b: PairBatch) -> [String: AlignedBuffer] {
-        let inputs = b.programInputs
+        let inputs = programInputs(b)
         return inputs.ints.mapValues { AlignedBuffer(copying: $0) }.merging(inputs.floats.mapValues { AlignedBuffer(copying: $0) }) { a, _ in a }
     }
 
     /// The compiled programs (the reference/eval log-probs, then the step), for profiling.
     public var programs: [CompiledProgram] { [logpsProgram] + (adaptedLogpsProgram.map { [$0] } ?? []) + [stepProgram] }
 
+    /// The programs' inputs of a batch, its scored rows padded to full chunks.
+    private func programInputs(_ b: PairBatch) -> (ints: [String: [Int32]], floats: [String: [Float]], scored: Int) {
+        b.programInputs(chunkRows: policy.chunkRows)
+    }
+
     /// The size bindings of a batch (with the adapters' rank `R` for a LoRA policy, the prefix
     /// length `P` for a prefix one).
     public func sizes(_ b: PairBatch) -> [String: Int] {
-        policy.parameters.programSizes(LlamaSizes(config: policy.parameters.config, batch: b.batch, seq: b.seq, scored: b.programInputs.scored))
+        policy.parameters.programSizes(LlamaSizes(config: policy.parameters.config, batch: b.batch, seq: b.seq, scored: programInputs(b).scored,
+                                                  chunkRows: policy.chunkRows))
     }
 
     private func checkIds(_ b: PairBatch) throws {

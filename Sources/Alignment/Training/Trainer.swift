@@ -41,6 +41,10 @@ public final class LMTrainer: @unchecked Sendable {
     public private(set) var lastTokenStats: (entropy: Double, accuracy: Double) = (0, 0)
     /// The optimizer over `parameters`: gradients, moments, clipping and the AdamW step.
     public let optimizer: AdamW
+    /// Scored rows projected onto the vocabulary at a time by `lm_step` (and the DPO programs
+    /// of a `DPOTrainer` over this policy): `LlamaSizes.chunkRows(vocab:)` (about 8 MiB of
+    /// logits) by default. Results do not depend on it beyond float rounding.
+    public var chunkRows: Int
     /// The activations lm_step keeps between its forward and backward stages.
     private let saved = ScratchBuffers()
     private let lmStep: CompiledProgram
@@ -71,6 +75,7 @@ public final class LMTrainer: @unchecked Sendable {
         }
         self.optimizer = try AdamW(parameters: parameters, trainable: trainable, settings: optimizer)
         if let lora = parameters.lora { self.optimizer.learningRateFactors = lora.learningRateFactors }
+        chunkRows = LlamaSizes.chunkRows(vocab: parameters.config.vocabSize)
         let suffix = parameters.programSuffix
         let dropout = (parameters.lora?.dropout ?? 0) > 0 ? "_dropout" : ""
         lmStep = try CompiledProgram.load("llama_train.lm_step" + suffix + dropout)
@@ -102,7 +107,13 @@ public final class LMTrainer: @unchecked Sendable {
 
     /// The size bindings of one micro-batch for `lm_step` (`NS`: its supervised positions).
     public func sizes(_ b: TokenBatch) -> [String: Int] {
-        bound(LlamaSizes(config: parameters.config, batch: b.batch, seq: b.seq, scored: b.scored.count))
+        bound(LlamaSizes(config: parameters.config, batch: b.batch, seq: b.seq, scored: paddedRows(b.scored.count), chunkRows: chunkRows))
+    }
+
+    /// `rows` scored rows padded, when more than one chunk, to a multiple of `chunkRows`.
+    func paddedRows(_ rows: Int) -> Int {
+        let c = max(chunkRows, 1)
+        return rows > c ? (rows + c - 1) / c * c : rows
     }
 
     /// `sizes`' bindings with the adapters' rank `R` (LoRA) or the prefix length `P` (prefix).
@@ -136,9 +147,13 @@ public final class LMTrainer: @unchecked Sendable {
             // without any adds nothing to the gradients.
             let scored = b.scored
             guard !scored.isEmpty else { continue }
-            let ids = AlignedBuffer(copying: b.ids), rows = AlignedBuffer(copying: scored.map { Int32($0) })
-            let targets = AlignedBuffer(copying: scored.map { b.targets[$0] })
-            let weights = AlignedBuffer(copying: scored.map { b.mask[$0] / Float(tokens) })
+            // lm_step projects the rows in chunks of `chunkRows`: pad to a multiple of it with
+            // weight-0 rows (row 0, target 0) so the chunks are full (`LlamaSizes.chunking`).
+            let pad = paddedRows(scored.count) - scored.count
+            let ids = AlignedBuffer(copying: b.ids)
+            let rows = AlignedBuffer(copying: scored.map { Int32($0) } + Array(repeating: 0, count: pad))
+            let targets = AlignedBuffer(copying: scored.map { b.targets[$0] } + Array(repeating: 0, count: pad))
+            let weights = AlignedBuffer(copying: scored.map { b.mask[$0] / Float(tokens) } + Array(repeating: 0, count: pad))
             let out = AlignedBuffer(floats: 1)
             let sizes = self.sizes(b)
             var buffers = parameters.pointers.merging(optimizer.gradientPointers()) { a, _ in a }

@@ -100,7 +100,10 @@ extension ProgramEmitter {
                 }
                 t += "    for (long l = 0; l < \(count.cExpr); l++) {\n"
                 indent = "        "
-                for f in fields where f.decl?.perLayer ?? false {
+                // Only the per-iteration tensors this stage's kernels read (the layer loop's
+                // weights, or the chunk loop's rows).
+                let used = Set(ks.flatMap { ProgramEmitter.identifiers(in: calls[$0.offset]) })
+                for f in fields where (f.decl?.perLayer ?? false) && used.contains(f.name) {
                     let per = (f.decl?.sliceShape ?? []).storedElements(f.decl?.dtype ?? .f32).cExpr
                     let layer = stage.reversed ? "(\(count.cExpr) - 1 - l)" : "l"
                     t += "\(indent)\(f.cType)\(f.name) = args->\(f.name) + \(layer) * \(paren(per));\n"
@@ -110,6 +113,9 @@ extension ProgramEmitter {
                         // The next layer's input goes straight into its saved slot.
                         let per = plan.node(c.entry).shape.elementCount.cExpr
                         t += "\(indent)float *carry\(k)_next = l + 1 < \(count.cExpr) ? args->\(saved) + (l + 1) * \(paren(per)) : carry\(k)_buf[l & 1];\n"
+                    } else if let output = plan.outputCarries[k] {
+                        // The last iteration's value is the output: it is written there.
+                        t += "\(indent)float *carry\(k)_next = l + 1 < \(count.cExpr) ? carry\(k)_buf[l & 1] : \(output);\n"
                     } else {
                         t += "\(indent)float *carry\(k)_next = carry\(k)_buf[l & 1];\n"
                     }
@@ -146,6 +152,11 @@ extension ProgramEmitter {
         t += plan.kernels.map { "    \"\($0.name)\"," }.joined(separator: "\n") + "\n};\n"
         t += "const la_program_info \(prefix)_info = { \"\(family).\(program.name)\", \(fields.count), \(plan.kernels.count), \(prefix)_kernel_names, \(prefix)_run, \(prefix)_arena, \(prefix)_cost };\n"
         return t
+    }
+
+    /// The C identifiers in `text` (a kernel call's arguments).
+    static func identifiers(in text: String) -> [String] {
+        text.split { !($0.isLetter || $0.isNumber || $0 == "_") }.map(String.init)
     }
 
     /// The program's manifest entry.

@@ -55,6 +55,9 @@ struct FusionPlan {
     var outputViews: [Int: (matmul: Int, view: StridedView)] = [:]
     /// Carries kept in the slots of a per-layer input they are saved into: carry → input name.
     var savedSlotCarries: [Int: String] = [:]
+    /// Carries whose final value is a program output: the last iteration writes its next
+    /// value straight into that output (no copy after the loop): carry → output name.
+    var outputCarries: [Int: String] = [:]
 
     /// Per stage, the inputs some write-slice of that stage writes.
     let writtenInputs: [Int: Set<String>]
@@ -132,6 +135,10 @@ struct FusionPlan {
                 if case .reshape = node(target).op, consumers[inner].count == 1 { target = inner; continue }
                 if case .stopGradient = node(target).op { target = inner; continue }
                 break
+            }
+            if case .loopResult(let k) = node(target).op, outputCarries[k] == nil {
+                outputCarries[k] = name
+                continue
             }
             realized.insert(target); storage[target] = .external(name)
         }
