@@ -3390,6 +3390,7 @@ static void dpo_step_k61_log_softmax_grad(float *t46, const float *t41, const in
         float v16 = acc0 / (t43[i0]);
         float v17 = t42[i0];
         float v24 = acc1 / (t43[i0]);
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v14 = (float)j == v3 ? 1.0f : 0.0f;
             float v15 = v2 * v14;
@@ -3529,6 +3530,7 @@ static void dpo_step_k70_rmsnorm(float *t52, const float *norm_eps, const float 
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v0 = (t51[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
@@ -3660,6 +3662,7 @@ static void dpo_step_k77_rmsnorm(float *t59, const float *norm_eps, const float 
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v0 = (t58[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
@@ -3731,6 +3734,7 @@ static void dpo_step_k83_silu_grad(float *t66, const float *saved_gate, const fl
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v0 = (t63[r * n + j]) * (saved_up[r * n + j]);
             float v1 = -(saved_gate[r * n + j]);
@@ -3867,6 +3871,7 @@ static void dpo_step_k90_attention(float *t73, const float *t2, const float *t55
             acc0 += v2;
         }
         float v10 = 1.0f / sqrtf((float)(HD));
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
@@ -10510,6 +10515,7 @@ static void dpo_step_lora_k77_log_softmax_grad(float *t62, const float *t57, con
         float v16 = acc0 / (t59[i0]);
         float v17 = t58[i0];
         float v24 = acc1 / (t59[i0]);
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v14 = (float)j == v3 ? 1.0f : 0.0f;
             float v15 = v2 * v14;
@@ -10973,6 +10979,7 @@ static void dpo_step_lora_k108_silu_grad(float *t92, const float *saved_gate, co
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v0 = t85[r * n + j] + t86[r * n + j];
             float v1 = v0 * (saved_up[r * n + j]);
@@ -11140,6 +11147,7 @@ static void dpo_step_lora_k120_attention(float *t104, const float *t2, const flo
             acc0 += v2;
         }
         float v10 = 1.0f / sqrtf((float)(HD));
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
@@ -15262,6 +15270,7 @@ static void dpo_step_lora_dropout_k84_log_softmax_grad(float *t69, const float *
         float v16 = acc0 / (t66[i0]);
         float v17 = t65[i0];
         float v24 = acc1 / (t66[i0]);
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v14 = (float)j == v3 ? 1.0f : 0.0f;
             float v15 = v2 * v14;
@@ -15628,6 +15637,7 @@ static void dpo_step_lora_dropout_k104_rmsnorm(float *t88, const float *norm_eps
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v0 = (t87[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
@@ -15855,6 +15865,7 @@ static void dpo_step_lora_dropout_k121_dropout(float *t105, const float *saved_g
         const long i1 = (r) % T;
         float v0 = 1.0f - (lora_dropout[0]);
         float v1 = 1.0f / v0;
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v2 = (t98[((i0) * T + i1) * F + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
@@ -16049,6 +16060,7 @@ static void dpo_step_lora_dropout_k133_attention(float *t117, const float *t2, c
             acc0 += v2;
         }
         float v10 = 1.0f / sqrtf((float)(HD));
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
@@ -20858,6 +20870,7 @@ static void dpo_step_prefix_k62_log_softmax_grad(float *t47, const float *t42, c
         float v16 = acc0 / (t44[i0]);
         float v17 = t43[i0];
         float v24 = acc1 / (t44[i0]);
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v14 = (float)j == v3 ? 1.0f : 0.0f;
             float v15 = v2 * v14;
@@ -21233,6 +21246,7 @@ static void dpo_step_prefix_k83_attention(float *t67, const float *t2, const flo
             acc0 += v2;
         }
         float v10 = 1.0f / sqrtf((float)(HD));
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + (float)(P);
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;

@@ -644,6 +644,7 @@ static void lm_step_k34_log_softmax_grad(float *t26, const float *t17, const int
         }
         float v8 = acc0 / (t19[i0]);
         float v9 = t18[i0];
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
@@ -799,6 +800,7 @@ static void lm_step_k46_rmsnorm(float *t32, const float *norm_eps, const float *
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v0 = (t31[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
@@ -927,6 +929,7 @@ static void lm_step_k53_rmsnorm(float *t39, const float *norm_eps, const float *
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v0 = (t38[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
@@ -998,6 +1001,7 @@ static void lm_step_k59_silu_grad(float *t46, const float *saved_gate, const flo
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v0 = (t43[r * n + j]) * (saved_up[r * n + j]);
             float v1 = -(saved_gate[r * n + j]);
@@ -1134,6 +1138,7 @@ static void lm_step_k66_softmax_grad(float *t53, const float *t35, const float *
             acc0 += v2;
         }
         float v9 = 1.0f / sqrtf((float)(HD));
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
@@ -2890,6 +2895,7 @@ static void lm_step_lora_k50_log_softmax_grad(float *t42, const float *t33, cons
         }
         float v8 = acc0 / (t35[i0]);
         float v9 = t34[i0];
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
@@ -3366,6 +3372,7 @@ static void lm_step_lora_k84_silu_grad(float *t72, const float *saved_gate, cons
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v0 = t65[r * n + j] + t66[r * n + j];
             float v1 = v0 * (saved_up[r * n + j]);
@@ -3533,6 +3540,7 @@ static void lm_step_lora_k96_softmax_grad(float *t84, const float *t52, const fl
             acc0 += v2;
         }
         float v9 = 1.0f / sqrtf((float)(HD));
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
@@ -5698,6 +5706,7 @@ static void lm_step_lora_dropout_k57_log_softmax_grad(float *t49, const float *t
         }
         float v8 = acc0 / (t42[i0]);
         float v9 = t41[i0];
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
@@ -6077,6 +6086,7 @@ static void lm_step_lora_dropout_k80_rmsnorm(float *t68, const float *norm_eps, 
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v0 = (t67[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
@@ -6304,6 +6314,7 @@ static void lm_step_lora_dropout_k97_dropout(float *t85, const float *saved_gate
         const long i1 = (r) % T;
         float v0 = 1.0f - (lora_dropout[0]);
         float v1 = 1.0f / v0;
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v2 = (t78[((i0) * T + i1) * F + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
@@ -6498,6 +6509,7 @@ static void lm_step_lora_dropout_k109_softmax_grad(float *t97, const float *t62,
             acc0 += v2;
         }
         float v9 = 1.0f / sqrtf((float)(HD));
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
@@ -10038,6 +10050,7 @@ static void lm_step_prefix_k35_log_softmax_grad(float *t27, const float *t18, co
         }
         float v8 = acc0 / (t20[i0]);
         float v9 = t19[i0];
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
@@ -10426,6 +10439,7 @@ static void lm_step_prefix_k59_softmax_grad(float *t47, const float *t35, const 
             acc0 += v2;
         }
         float v9 = 1.0f / sqrtf((float)(HD));
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + (float)(P);
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
@@ -11856,6 +11870,7 @@ static void prefix_encode_k1_prefix_encoder(float *t1, const float *prefix_b1, c
     const long rows = P, n = E;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v0 = t0[r * n + j] + prefix_b1[j];
             float v1 = tanhf(v0);
@@ -11993,6 +12008,7 @@ static void prefix_encode_backward_k1_prefix_encoder(float *t1, const float *pre
     const long rows = P, n = E;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v0 = t0[r * n + j] + prefix_b1[j];
             float v1 = tanhf(v0);
@@ -12043,6 +12059,7 @@ static void prefix_encode_backward_k5_prefix_encoder_grad(float *t5, const float
     const long rows = P, n = E;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v0 = (t1[r * n + j]) * (t1[r * n + j]);
             float v1 = 1.0f - v0;

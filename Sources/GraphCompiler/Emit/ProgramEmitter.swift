@@ -198,9 +198,26 @@ struct ProgramEmitter {
         return sizeNames.filter { words.contains($0.name) }.map { "const long \($0.name) = \($0.dim.cExpr);" }
     }
 
+    /// An in-place kernel's element loops marked `omp simd`: without `restrict` the C compiler
+    /// cannot prove its pointers apart and leaves the loop scalar, but the in-place rule
+    /// (`MemoryPlan.inPlaceSource`) only lets a kernel overwrite a value it reads at the very
+    /// index it writes, so iterations never depend on one another.
+    static func sameIndexLoopsVectorized(_ body: [String]) -> [String] {
+        var out: [String] = []
+        for line in body {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed == "for (long j = 0; j < n; j++) {", !(out.last?.trimmingCharacters(in: .whitespaces).hasPrefix("#pragma") ?? false) {
+                out.append(String(line.prefix { $0 == " " }) + "#pragma omp simd")
+            }
+            out.append(line)
+        }
+        return out
+    }
+
     /// A kernel as a static C function.
     func kernelFunction(_ k: Kernel) throws -> (text: String, call: String) {
         var body = try Dim.$names.withValue(sizeNames) { try ProgramEmitter.kernelBody(plan, k) }
+        if memory.inPlace.contains(k.root) { body = ProgramEmitter.sameIndexLoopsVectorized(body) }
         body = sizeDeclarations(for: body) + body
         let bufs = kernelBuffers(k)
         let syms = symbolsUsed(in: body)
