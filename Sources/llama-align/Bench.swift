@@ -18,7 +18,7 @@ struct BenchOptions: ParsableArguments {
     @Flag(help: "Print one JSON object instead of the text report.") var json = false
 
     /// Applies the thread count (see `applyThreads`).
-    func applyThreading() { applyThreads(threads) }
+    func applyThreading(decoding: Bool = false) { applyThreads(threads, decoding: decoding) }
 
     /// The weights the benchmark runs: a named shape at random (seed 1) or a checkpoint.
     func weights() throws -> LlamaWeights {

@@ -26,7 +26,7 @@ struct BenchGenerate: ParsableCommand {
     }
 
     func run() throws {
-        options.applyThreading()
+        options.applyThreading(decoding: true)
         var opts = options
         if let model { opts.config = model }
         var quantized: QuantizedWeights?

@@ -8,9 +8,9 @@ import KernelRuntime
 struct LlamaAlign: ParsableCommand {
     /// Sets the threading defaults before any command runs, then dispatches.
     static func main() {
-        applyThreads(nil)
         do {
             var command = try parseAsRoot()
+            applyThreads(nil, decoding: command is Generate || command is BenchGenerate)
             try command.run()
             World.finish()
         } catch {

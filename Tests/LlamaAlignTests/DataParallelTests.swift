@@ -150,23 +150,31 @@ struct DataParallelTests {
         }
     }
 
-    @Test("A rank killed mid-run ends the job non-zero within 30 s, naming the rank")
-    func killedRankEndsTheJob() throws {
+    /// A 2-rank SFT run far too long to finish, once rank 0 has logged a step: mpirun, its two
+    /// ranks' process ids, the output folder and the pipes (the caller ends the job).
+    func runningJob() throws -> (job: Process, ranks: [Int32], out: String, stdout: Pipe, stderr: Pipe) {
         let (file, out) = try argsFile("sft", accumulation: 1, ["max_steps": 100_000, "eval_steps": 0, "save_steps": 0])
         let stdout = Pipe(), stderr = Pipe()
         let job = try MPIRun.start(np: 2, ["sft", file], stdout: stdout, stderr: stderr)
-        defer { if job.isRunning { kill(job.processIdentifier, SIGKILL) } }
-        // Wait until training runs (rank 0 logged a step), then kill the other rank.
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline, (try? String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8))?.isEmpty ?? true { usleep(100_000) }
-        let ranks = try ranksOf(job.processIdentifier)
+        return (job, try ranksOf(job.processIdentifier), out, stdout, stderr)
+    }
+
+    /// Waits up to 30 s for `job` to end; false if it is still running.
+    func ends(_ job: Process) -> Bool {
+        let since = Date()
+        while job.isRunning, Date().timeIntervalSince(since) < 30 { usleep(100_000) }
+        return !job.isRunning
+    }
+
+    @Test("A rank killed mid-run ends the job non-zero within 30 s, naming the rank")
+    func killedRankEndsTheJob() throws {
+        let (job, ranks, _, stdout, stderr) = try runningJob()
+        defer { if job.isRunning { kill(job.processIdentifier, SIGKILL) } }
         #expect(ranks.count == 2)
-        let victim = try #require(ranks.last)
-        let killed = Date()
-        kill(victim, SIGKILL)
-        while job.isRunning, Date().timeIntervalSince(killed) < 30 { usleep(100_000) }
-        #expect(!job.isRunning, "mpirun still running 30 s after a rank was killed")
-        if job.isRunning { return }
+        kill(try #require(ranks.last), SIGKILL)
+        guard ends(job) else { Issue.record("mpirun still running 30 s after a rank was killed"); return }
         let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             + String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(job.terminationStatus != 0)
@@ -175,21 +183,13 @@ struct DataParallelTests {
 
     @Test("SIGTERM to one rank: every rank stops at the same step, rank 0 saves it, the message is printed once")
     func sigtermSavesOneCheckpoint() throws {
-        let (file, out) = try argsFile("sft", accumulation: 1, ["max_steps": 100_000, "eval_steps": 0, "save_steps": 0])
-        let stdout = Pipe(), stderr = Pipe()
-        let job = try MPIRun.start(np: 2, ["sft", file], stdout: stdout, stderr: stderr)
+        let (job, ranks, out, _, stderr) = try runningJob()
         defer { if job.isRunning { kill(job.processIdentifier, SIGKILL) } }
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, (try? String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8))?.isEmpty ?? true { usleep(100_000) }
-        // mpirun forwards a SIGTERM it gets to every rank; here only rank 1 gets one (Foundation's
+        // mpirun forwards a SIGTERM it gets to every rank; here only one rank gets one (Foundation's
         // Process starts mpirun with the signal blocked), which is the harder case.
-        let ranks = try ranksOf(job.processIdentifier)
         #expect(ranks.count == 2)
-        let sent = Date()
         kill(try #require(ranks.last), SIGTERM)
-        while job.isRunning, Date().timeIntervalSince(sent) < 30 { usleep(100_000) }
-        #expect(!job.isRunning, "mpirun still running 30 s after SIGTERM")
-        if job.isRunning { return }
+        guard ends(job) else { Issue.record("mpirun still running 30 s after SIGTERM"); return }
         let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(message.components(separatedBy: "SIGTERM received").count == 2, "\(message)")
         let saved = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasPrefix("checkpoint-") }
