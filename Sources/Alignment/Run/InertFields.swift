@@ -12,7 +12,7 @@ enum InertFields {
     static let float32 = "training runs in float32 throughout (f16/bf16 checkpoints are read and widened)"
     static let oneProcess = "one process on this machine's cores (num_threads sets them); no model, data or pipeline parallelism"
     static let compiled = "the graph compiler emits its own fused kernels (causal attention, RMSNorm, RoPE, SiLU·up) and keeps each layer's activations; there is nothing to switch"
-    static let quantization = "quantization is not built yet: the base weights stay float32"
+    static let quantization = "training on a quantized base (QLoRA) is not built: the base weights stay float32 (llama-align quantize quantizes a model for inference)"
     static let noHub = "models are read from and written to local folders only"
     static let commandDecides = "the command (pretrain, sft, dpo, eval, generate) decides what runs"
     static let loaderStream = "batches are drawn from a seeded shuffled stream over the rows; every batch is padded to its longest row"
