@@ -44,7 +44,6 @@ struct BenchGenerate: ParsableCommand {
             m = try LlamaModel(quantized: q)
         } else {
             let weights = try opts.weights()
-            noteQuantizedGGUF(opts.config)
             if let name = quantization.quant, let t = QuantType(name: name) {
                 quantized = try QuantizedWeights(quantizing: weights, type: t, groupSize: quantization.group.groupSize)
             }

@@ -48,16 +48,6 @@ struct Export: ParsableCommand {
     }
 }
 
-/// Says on standard error when `model` is a GGUF file with Q8_0/Q4_0 tensors: they are
-/// dequantized to fp32 on load, so the run has fp32 speed and memory.
-func noteQuantizedGGUF(_ model: String) {
-    guard model.lowercased().hasSuffix(".gguf"), let file = try? GGUFFile.read(path: model) else { return }
-    let types = Set(file.tensors.map(\.type)).filter { $0 == .q8_0 || $0 == .q4_0 }.map(\.description).sorted()
-    guard !types.isEmpty else { return }
-    FileHandle.standardError.write(Data(("note: \(model) holds \(types.joined(separator: "/")) tensors but its layer projections are not all "
-        + "of one quantized type; it runs dequantized to fp32 (fp32 speed and memory)\n").utf8))
-}
-
 /// The GGUF file at `path` on the quantized kernels (`GGUFLlama.quantizedWeights`), its notes
 /// printed; nil when its projections are not all Q8_0 or all Q4_0.
 func ggufQuantized(_ path: String) throws -> QuantizedWeights? {

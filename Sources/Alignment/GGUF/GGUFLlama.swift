@@ -78,12 +78,21 @@ public enum GGUFLlama {
     /// The model in `file`: every tensor must be present with the sizes the configuration
     /// implies, and no other tensor may be there.
     public static func weights(_ file: GGUFFile) throws -> LlamaWeights {
+        let w = LlamaWeights(config: try config(file), tensors: try tensors(file))
+        try w.validate(source: file.path)
+        return w
+    }
+
+    /// Checks that every tensor the configuration implies is present with its sizes and that no
+    /// other is there, and decodes to f32 the parameters named in `decoding` (all when nil).
+    static func tensors(_ file: GGUFFile, decoding: Set<String>? = nil) throws -> [String: [Float]] {
         let c = try config(file)
         var tensors: [String: [Float]] = [:]
         var used = Set<String>()
         for (name, shape) in c.parameterShapes {
             let stacked = layerTensors.contains { $0.param == name }
             let perLayer = stacked ? Array(shape.dropFirst()) : shape
+            let decode = decoding?.contains(name) ?? true
             var values: [Float] = []  // not reserved: the sizes come from the file's metadata
             for layer in 0..<(stacked ? c.nLayers : 1) {
                 guard let g = tensorName(name, layer: stacked ? layer : nil) else { continue }
@@ -92,16 +101,14 @@ public enum GGUFLlama {
                 guard t.dims == dims else {
                     throw CheckpointError(file.path, "tensor '\(g)' has sizes \(t.dims), expected \(dims) (ggml order)")
                 }
-                values += try file.floats(g)
+                if decode { values += try file.floats(g) }
                 used.insert(g)
             }
-            tensors[name] = values
+            if decode { tensors[name] = values }
         }
         if let extra = file.tensors.first(where: { !used.contains($0.name) }) {
             throw CheckpointError(file.path, "unexpected tensor '\(extra.name)' (\(extra.type), sizes \(extra.dims)); this LLaMA reader does not use it")
         }
-        let w = LlamaWeights(config: c, tensors: tensors)
-        try w.validate(source: file.path)
-        return w
+        return tensors
     }
 }

@@ -7,7 +7,7 @@ extension GGUFLlama {
     /// matrix runs as `q8_0` (as `QuantizedWeights` always has it): a Q8_0 `output` is taken as it
     /// is, any other type is re-quantized from its values (noted in `notes`). The embedding and
     /// the norms are read as f32. Nil when the projections mix types or are not quantized (the
-    /// caller then runs the f32 model).
+    /// caller then runs the f32 model; `notes` says so when the file holds quantized tensors).
     public static func quantizedWeights(_ file: GGUFFile, notes: inout [String]) throws -> QuantizedWeights? {
         let c = try config(file)
         let ggml = Set(try (0..<c.nLayers).flatMap { layer in
@@ -18,7 +18,12 @@ extension GGUFLlama {
                 return t.type
             }
         })
-        guard ggml.count == 1, let only = ggml.first, let type = quantType(only) else { return nil }
+        guard ggml.count == 1, let only = ggml.first, let type = quantType(only) else {
+            if file.tensors.contains(where: { quantType($0.type) != nil }) {
+                notes.append("\(file.path): its layer projections are not all Q8_0 or all Q4_0; it runs in fp32 (quantized tensors dequantized on load)")
+            }
+            return nil
+        }
         var matrices: [String: QuantizedMatrix] = [:]
         for name in QuantizedWeights.projections {
             var scales: [Float] = [], values: [Int8] = [], rows = 0, cols = 0
@@ -38,8 +43,8 @@ extension GGUFLlama {
             matrices["lm_head"] = try QuantizedMatrix(quantizing: try file.floats(headName), type: .q8_0, rows: c.vocabSize, cols: c.dim,
                                                       groupSize: GGUFBlocks.blockSize)
         }
-        // The f32 tensors: the model's own reader checks every size and that nothing is left over.
-        let dense = try weights(file).tensors.filter { QuantizedWeights.denseNames.contains($0.key) }
+        // The f32 tensors (every tensor's sizes checked, nothing left over; only these decoded).
+        let dense = try tensors(file, decoding: Set(QuantizedWeights.denseNames))
         return try QuantizedWeights(config: c, type: type, groupSize: GGUFBlocks.blockSize, dense: dense, matrices: matrices)
     }
 

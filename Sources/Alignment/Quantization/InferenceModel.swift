@@ -17,13 +17,11 @@ public func loadInferenceModel(path: String, lora: String? = nil, quant: String?
         // A GGUF whose projections are Q8_0 or Q4_0 runs on the quantized kernels as it is.
         let file = try GGUFFile.read(path: path)
         var notes: [String] = []
-        if let q = try GGUFLlama.quantizedWeights(file, notes: &notes) {
+        let q = try GGUFLlama.quantizedWeights(file, notes: &notes)
+        for n in notes { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
+        if let q {
             try q.dequantized().checkFinite(source: path)
-            for n in notes { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
             return try LlamaModel(quantized: q)
-        }
-        if file.tensors.contains(where: { $0.type == .q8_0 || $0.type == .q4_0 }) {
-            FileHandle.standardError.write(Data("note: \(path): its layer projections are not all Q8_0 or all Q4_0; it runs in fp32 (quantized tensors dequantized on load)\n".utf8))
         }
     }
     let weights = try loadModel(path: path, lora: lora)
