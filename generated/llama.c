@@ -85,12 +85,41 @@ static void forward_k3_wq(float *restrict t4, const float *restrict wq, const fl
     }
 }
 
-/* forward_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
-static void forward_k4_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k4_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void forward_k4_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* forward_k5_wk: t6[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void forward_k5_wk(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t6, KVD);
         return;
     }
     la_blas_pool(0);
@@ -100,16 +129,44 @@ static void forward_k4_wk(float *restrict t5, const float *restrict wk, const fl
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t5)[r] = acc;
+        (t6)[r] = acc;
     }
 }
 
-/* forward_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
-static void forward_k5_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k6_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void forward_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t7[r * n + j] = v0;
+        }
+    }
+}
+
+/* forward_k7_wv: t8[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void forward_k7_wv(float *restrict t8, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t8, KVD);
         return;
     }
     la_blas_pool(0);
@@ -119,141 +176,80 @@ static void forward_k5_wv(float *restrict t6, const float *restrict wv, const fl
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t6)[r] = acc;
+        (t8)[r] = acc;
     }
 }
 
-/* forward_k6_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void forward_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t7[r * n + j] = v0;
-        }
-    }
-}
-
-/* forward_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void forward_k7_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t8[r * n + j] = v0;
-        }
-    }
-}
-
-/* forward_k8_scores_matmul: t9[B, KVH, REP, T, T] = t7 · t8ᵀ  [layer/attention/attention/scores] */
-static void forward_k8_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t8 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t9 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
-}
-
-/* forward_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void forward_k9_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t9[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v5 = (float)i3 + 0.0f;
-            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t9[r * n + j1]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t10[r * n + j1] = v11;
-            acc1 += v11;
-        }
-        for (long j = 0; j < n; j++) {
-            float v12 = (t10[r * n + j]) / acc1;
-            t10[r * n + j] = v12;
-        }
-    }
-}
-
-/* forward_k10_attention_matmul: t11[B, KVH, REP, T, HD] = t10 · t6  [layer/attention/attention; layer/attention] */
-static void forward_k10_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k8_causal_attention_forward: causal attention (s ≤ 0 + t): lse → t10, out → t9  [layer/attention/attention] */
+static void forward_k8_causal_attention_forward(float *restrict t9, float *restrict t10, const float *restrict t5, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t10 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t6 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t11 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = t5;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = t7;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = t8;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float p[ns];   /* one row of scores */
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const long last = start + t < ns ? start + t : ns - 1;
+                /* scores of the visible keys, and their max */
+                float m = -INFINITY;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh;
+                    float dot = 0.0f;
+                    #pragma omp simd reduction(+:dot)
+                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
+                    float x = dot * scale;
+                    p[s] = x;
+                    m = x > m ? x : m;
+                }
+                /* softmax numerators and their sum */
+                float sum = 0.0f;
+                if (m > -INFINITY) {
+                    #pragma omp simd reduction(+:sum)
+                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
+                }
+                t10[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+                /* out = Σ_s p_s/sum · v_s */
+                float *ot = t9 + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
+                if (sum > 0.0f) {
+                    const float inv = 1.0f / sum;
+                    for (long s = 0; s <= last; s++) {
+                        if (p[s] == 0.0f) continue;
+                        const float w = p[s] * inv;
+                        const float *vs = vp + b * vsb + s * vss + g * vsh;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+                    }
+                }
+            }
+        }
+    }
 }
 
-/* forward_k11_wo: t12[B*T, D] = t11 · woᵀ  [layer/attention] */
-static void forward_k11_wo(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k9_wo: t11[B*T, D] = t9 · woᵀ  [layer/attention] */
+static void forward_k9_wo(float *restrict t11, const float *restrict wo, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t11, D, wo, D, 0.0f, t12, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t9, D, wo, D, 0.0f, t11, D);
         return;
     }
     la_blas_pool(0);
@@ -262,13 +258,13 @@ static void forward_k11_wo(float *restrict t12, const float *restrict wo, const 
         const float *restrict wr = wo + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t11)[c];
-        (t12)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t9)[c];
+        (t11)[r] = acc;
     }
 }
 
-/* forward_k12_rmsnorm: t13 = ((carry0 + t12) · rsqrt(Σ((carry0 + t12)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
-static void forward_k12_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k10_rmsnorm: t12 = ((carry0 + t11) · rsqrt(Σ((carry0 + t11)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void forward_k10_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -276,7 +272,7 @@ static void forward_k12_rmsnorm(float *restrict t13, const float *restrict norm_
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t12[r * n + j0];
+            float v0 = carry0[r * n + j0] + t11[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -284,19 +280,19 @@ static void forward_k12_rmsnorm(float *restrict t13, const float *restrict norm_
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t12[r * n + j];
+            float v2 = carry0[r * n + j] + t11[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[j]);
-            t13[r * n + j] = v7;
+            t12[r * n + j] = v7;
         }
     }
 }
 
-/* forward_k13_w1: t14[B*T, F] = t13 · w1ᵀ  [layer/ffn/gate_up] */
-static void forward_k13_w1(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+/* forward_k11_w1: t13[B*T, F] = t12 · w1ᵀ  [layer/ffn/gate_up] */
+static void forward_k11_w1(float *restrict t13, const float *restrict w1, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w1, D, 0.0f, t14, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t12, D, w1, D, 0.0f, t13, F);
         return;
     }
     la_blas_pool(0);
@@ -305,16 +301,16 @@ static void forward_k13_w1(float *restrict t14, const float *restrict w1, const 
         const float *restrict wr = w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
-        (t14)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
+        (t13)[r] = acc;
     }
 }
 
-/* forward_k14_w3: t15[B*T, F] = t13 · w3ᵀ  [layer/ffn/gate_up] */
-static void forward_k14_w3(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+/* forward_k12_w3: t14[B*T, F] = t12 · w3ᵀ  [layer/ffn/gate_up] */
+static void forward_k12_w3(float *restrict t14, const float *restrict w3, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w3, D, 0.0f, t15, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t12, D, w3, D, 0.0f, t14, F);
         return;
     }
     la_blas_pool(0);
@@ -323,32 +319,32 @@ static void forward_k14_w3(float *restrict t15, const float *restrict w3, const 
         const float *restrict wr = w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
-        (t15)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
+        (t14)[r] = acc;
     }
 }
 
-/* forward_k15_silu: t16 = (t14 / (1 + exp(-t14))) · t15  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void forward_k15_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
+/* forward_k13_silu: t15 = (t13 / (1 + exp(-t13))) · t14  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void forward_k13_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t14[r * n + j]);
+            float v0 = -(t13[r * n + j]);
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t14[r * n + j]) / v2;
-            float v4 = v3 * (t15[r * n + j]);
-            t16[r * n + j] = v4;
+            float v3 = (t13[r * n + j]) / v2;
+            float v4 = v3 * (t14[r * n + j]);
+            t15[r * n + j] = v4;
         }
     }
 }
 
-/* forward_k16_w2: t17[B*T, D] = t16 · w2ᵀ  [layer/ffn] */
-static void forward_k16_w2(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
+/* forward_k14_w2: t16[B*T, D] = t15 · w2ᵀ  [layer/ffn] */
+static void forward_k14_w2(float *restrict t16, const float *restrict w2, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t16, F, w2, F, 0.0f, t17, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t15, F, w2, F, 0.0f, t16, D);
         return;
     }
     la_blas_pool(0);
@@ -357,27 +353,27 @@ static void forward_k16_w2(float *restrict t17, const float *restrict w2, const 
         const float *restrict wr = w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t16)[c];
-        (t17)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t15)[c];
+        (t16)[r] = acc;
     }
 }
 
-/* forward_k17_layer: carry0_next = carry0 + t12 + t17  [layer/attention; layer; layer/ffn] */
-static void forward_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k15_layer: carry0_next = carry0 + t11 + t16  [layer/attention; layer; layer/ffn] */
+static void forward_k15_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t12[r * n + j];
-            float v1 = v0 + t17[r * n + j];
+            float v0 = carry0[r * n + j] + t11[r * n + j];
+            float v1 = v0 + t16[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* forward_k18_rmsnorm: t18 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void forward_k18_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* forward_k16_rmsnorm: t17 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void forward_k16_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -394,16 +390,16 @@ static void forward_k18_rmsnorm(float *restrict t18, const float *restrict norm_
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t18[r * n + j] = v5;
+            t17[r * n + j] = v5;
         }
     }
 }
 
-/* forward_k19_lm_head: logits[B*T, V] = t18 · lm_headᵀ  [lm_head] */
-static void forward_k19_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
+/* forward_k17_lm_head: logits[B*T, V] = t17 · lm_headᵀ  [lm_head] */
+static void forward_k17_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t17, long B, long HD2, long KVH, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t18, D, lm_head, D, 0.0f, logits, V);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t17, D, lm_head, D, 0.0f, logits, V);
         return;
     }
     la_blas_pool(0);
@@ -412,12 +408,12 @@ static void forward_k19_lm_head(float *restrict logits, const float *restrict lm
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
+        for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
         (logits)[r] = acc;
     }
 }
 
-/* Arena: 9 slots planned for 20 kernels. */
+/* Arena: 10 slots planned for 18 kernels. */
 static long llama_forward_layout(const llama_forward_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -429,18 +425,19 @@ static long llama_forward_layout(const llama_forward_args *args, long *off) {
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
-    off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[7] = total; total += la_round16(la_max(B*KVH*REP*T, B*F*T));
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_forward_arena_floats(const llama_forward_args *args) {
-    long off[9];
+    long off[10];
     return llama_forward_layout(args, off);
 }
 
@@ -453,7 +450,7 @@ void llama_forward(const llama_forward_args *args) {
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[9];
+    long off[10];
     llama_forward_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -462,19 +459,18 @@ void llama_forward(const llama_forward_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[6];
-    float *t7 = args->arena + off[3];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[6];
     float *t8 = args->arena + off[4];
-    float *t9 = args->arena + off[5];
-    float *t10 = args->arena + off[3];
-    float *t11 = args->arena + off[4];
-    float *t12 = args->arena + off[3];
-    float *t13 = args->arena + off[4];
-    float *t14 = args->arena + off[5];
-    float *t15 = args->arena + off[6];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[7];
+    float *t11 = args->arena + off[5];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[6];
+    float *t14 = args->arena + off[7];
+    float *t15 = args->arena + off[3];
     float *t16 = args->arena + off[4];
-    float *t17 = args->arena + off[5];
-    float *t18 = args->arena + off[4];
+    float *t17 = args->arena + off[3];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -483,11 +479,11 @@ void llama_forward(const llama_forward_args *args) {
     const float *rope_theta = args->rope_theta;
     float *logits = args->logits;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 20, forward_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 20, forward_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 18, forward_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 18, forward_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
-    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
+    float *carry0_buf[2] = { args->arena + off[8], args->arena + off[9] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -499,27 +495,25 @@ void llama_forward(const llama_forward_args *args) {
         const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 20, forward_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 20, forward_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 20, forward_k4_wk(t5, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 20, forward_k5_wv(t6, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 20, forward_k6_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 20, forward_k7_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 20, forward_k8_scores_matmul(t9, t7, t8, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 20, forward_k9_attention(t10, t9, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 20, forward_k10_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 20, forward_k11_wo(t12, wo, t11, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 20, forward_k12_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 20, forward_k13_w1(t14, w1, t13, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 20, forward_k14_w3(t15, w3, t13, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 20, forward_k15_silu(t16, t14, t15, B, F, T));
-        LA_TIMED(prof, 16, 20, forward_k16_w2(t17, w2, t16, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 20, forward_k17_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 18, forward_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 18, forward_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 18, forward_k4_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 18, forward_k5_wk(t6, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 18, forward_k6_rope(t7, t0, t1, t6, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 18, forward_k7_wv(t8, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 18, forward_k8_causal_attention_forward(t9, t10, t5, t7, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 18, forward_k9_wo(t11, wo, t9, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 18, forward_k10_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 18, forward_k11_w1(t13, w1, t12, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 18, forward_k12_w3(t14, w3, t12, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 18, forward_k13_silu(t15, t13, t14, B, F, T));
+        LA_TIMED(prof, 14, 18, forward_k14_w2(t16, w2, t15, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 18, forward_k15_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 18, 20, forward_k18_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 19, 20, forward_k19_lm_head(logits, lm_head, t18, B, HD2, KVH, REP, T, V));
+    LA_TIMED(prof, 16, 18, forward_k16_rmsnorm(t17, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 17, 18, forward_k17_lm_head(logits, lm_head, t17, B, HD2, KVH, REP, T, V));
 }
 
 void llama_forward_costs(const llama_forward_args *args, double *flops, double *bytes) {
@@ -534,22 +528,20 @@ void llama_forward_costs(const llama_forward_args *args, double *flops, double *
     flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* forward_k1_embed */
     flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* forward_k2_rmsnorm */
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k3_wq */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k4_wk */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k5_wv */
-    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* forward_k6_rope */
-    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* forward_k7_rope */
-    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k8_scores_matmul */
-    flops[9] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* forward_k9_attention */
-    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* forward_k10_attention_matmul */
-    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k11_wo */
-    flops[12] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k12_rmsnorm */
-    flops[13] = (double)(4*B*F*HD2*KVH*REP*T); bytes[13] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k13_w1 */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k14_w3 */
-    flops[15] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[15] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* forward_k15_silu */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* forward_k16_w2 */
-    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k17_layer */
-    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k18_rmsnorm */
-    flops[19] = (double)(4*B*HD2*KVH*REP*T*V); bytes[19] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* forward_k19_lm_head */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* forward_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k5_wk */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* forward_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k7_wv */
+    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* forward_k8_causal_attention_forward */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* forward_k9_wo */
+    flops[10] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k10_rmsnorm */
+    flops[11] = (double)(4*B*F*HD2*KVH*REP*T); bytes[11] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k11_w1 */
+    flops[12] = (double)(4*B*F*HD2*KVH*REP*T); bytes[12] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k12_w3 */
+    flops[13] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[13] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* forward_k13_silu */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* forward_k14_w2 */
+    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_k15_layer */
+    flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_k16_rmsnorm */
+    flops[17] = (double)(4*B*HD2*KVH*REP*T*V); bytes[17] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* forward_k17_lm_head */
     (void)args;
 }
 
@@ -561,24 +553,22 @@ static const char *const llama_forward_kernel_names[] = {
     "forward_k1_embed",
     "forward_k2_rmsnorm",
     "forward_k3_wq",
-    "forward_k4_wk",
-    "forward_k5_wv",
+    "forward_k4_rope",
+    "forward_k5_wk",
     "forward_k6_rope",
-    "forward_k7_rope",
-    "forward_k8_scores_matmul",
-    "forward_k9_attention",
-    "forward_k10_attention_matmul",
-    "forward_k11_wo",
-    "forward_k12_rmsnorm",
-    "forward_k13_w1",
-    "forward_k14_w3",
-    "forward_k15_silu",
-    "forward_k16_w2",
-    "forward_k17_layer",
-    "forward_k18_rmsnorm",
-    "forward_k19_lm_head",
+    "forward_k7_wv",
+    "forward_k8_causal_attention_forward",
+    "forward_k9_wo",
+    "forward_k10_rmsnorm",
+    "forward_k11_w1",
+    "forward_k12_w3",
+    "forward_k13_silu",
+    "forward_k14_w2",
+    "forward_k15_layer",
+    "forward_k16_rmsnorm",
+    "forward_k17_lm_head",
 };
-const la_program_info llama_forward_info = { "llama.forward", 26, 20, llama_forward_kernel_names, llama_forward_run, llama_forward_arena, llama_forward_cost };
+const la_program_info llama_forward_info = { "llama.forward", 26, 18, llama_forward_kernel_names, llama_forward_run, llama_forward_arena, llama_forward_cost };
 
 /* ===== program 'prefill' ===== */
 
@@ -660,12 +650,41 @@ static void prefill_k3_wq(float *restrict t4, const float *restrict wq, const fl
     }
 }
 
-/* prefill_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
-static void prefill_k4_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k4_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void prefill_k4_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* prefill_k5_wk: t6[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void prefill_k5_wk(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t6, KVD);
         return;
     }
     la_blas_pool(0);
@@ -675,16 +694,16 @@ static void prefill_k4_wk(float *restrict t5, const float *restrict wk, const fl
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t5)[r] = acc;
+        (t6)[r] = acc;
     }
 }
 
-/* prefill_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
-static void prefill_k5_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k6_wv: t7[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void prefill_k6_wv(float *restrict t7, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t7, KVD);
         return;
     }
     la_blas_pool(0);
@@ -694,12 +713,12 @@ static void prefill_k5_wv(float *restrict t6, const float *restrict wv, const fl
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t6)[r] = acc;
+        (t7)[r] = acc;
     }
 }
 
-/* prefill_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
-static void prefill_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P, long T) {
+/* prefill_k7_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void prefill_k7_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long C, long HD2, long KVH, long P, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -710,14 +729,14 @@ static void prefill_k6_rope(float *restrict k_cache, const float *restrict t0, c
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v1 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v4 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -726,8 +745,8 @@ static void prefill_k6_rope(float *restrict k_cache, const float *restrict t0, c
     }
 }
 
-/* prefill_k7_attention: v_cache = t6  [layer/attention] */
-static void prefill_k7_attention(float *restrict v_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long P, long T) {
+/* prefill_k8_attention: v_cache = t7  [layer/attention] */
+static void prefill_k8_attention(float *restrict v_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long P, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -736,114 +755,81 @@ static void prefill_k7_attention(float *restrict v_cache, const float *restrict 
         const long i1 = (r / (KVH)) % T;
         const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
-            v_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = t6[r * n + j];
+            v_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = t7[r * n + j];
         }
     }
 }
 
-/* prefill_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void prefill_k8_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t7[r * n + j] = v0;
-        }
-    }
-}
-
-/* prefill_k9_scores_matmul: t8[B, KVH, REP, T, S] = t7 · k_cacheᵀ  [layer/attention/attention/scores] */
-static void prefill_k9_scores_matmul(float *restrict t8, const float *restrict k_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long REP, long S, long T) {
+/* prefill_k9_causal_attention_forward: causal attention (s ≤ P + t): lse → t9, out → t8  [layer/attention/attention] */
+static void prefill_k9_causal_attention_forward(float *restrict t8, float *restrict t9, const float *restrict t5, const float *restrict k_cache, const float *restrict v_cache, long B, long C, long HD2, long KVH, long P, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, k_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t8 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
-}
-
-/* prefill_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void prefill_k10_attention(float *restrict t9, const float *restrict t8, long B, long HD2, long KVH, long P, long REP, long S, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = S;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + (float)(P);
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t8[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v5 = (float)i3 + (float)(P);
-            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t8[r * n + j1]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t9[r * n + j1] = v11;
-            acc1 += v11;
-        }
-        for (long j = 0; j < n; j++) {
-            float v12 = (t9[r * n + j]) / acc1;
-            t9[r * n + j] = v12;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = t5;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = k_cache;
+    const long ksb = C*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = v_cache;
+    const long vsb = C*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float p[ns];   /* one row of scores */
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const long last = start + t < ns ? start + t : ns - 1;
+                /* scores of the visible keys, and their max */
+                float m = -INFINITY;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh;
+                    float dot = 0.0f;
+                    #pragma omp simd reduction(+:dot)
+                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
+                    float x = dot * scale;
+                    p[s] = x;
+                    m = x > m ? x : m;
+                }
+                /* softmax numerators and their sum */
+                float sum = 0.0f;
+                if (m > -INFINITY) {
+                    #pragma omp simd reduction(+:sum)
+                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
+                }
+                t9[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+                /* out = Σ_s p_s/sum · v_s */
+                float *ot = t8 + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
+                if (sum > 0.0f) {
+                    const float inv = 1.0f / sum;
+                    for (long s = 0; s <= last; s++) {
+                        if (p[s] == 0.0f) continue;
+                        const float w = p[s] * inv;
+                        const float *vs = vp + b * vsb + s * vss + g * vsh;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+                    }
+                }
+            }
         }
     }
 }
 
-/* prefill_k11_attention_matmul: t10[B, KVH, REP, T, HD] = t9 · v_cache  [layer/attention/attention; layer/attention] */
-static void prefill_k11_attention_matmul(float *restrict t10, const float *restrict v_cache, const float *restrict t9, long B, long C, long HD2, long KVH, long REP, long S, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * S >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t9 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, v_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t10 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
-}
-
-/* prefill_k12_wo: t11[B*T, D] = t10 · woᵀ  [layer/attention] */
-static void prefill_k12_wo(float *restrict t11, const float *restrict wo, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k10_wo: t10[B*T, D] = t8 · woᵀ  [layer/attention] */
+static void prefill_k10_wo(float *restrict t10, const float *restrict wo, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t10, D, wo, D, 0.0f, t11, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t8, D, wo, D, 0.0f, t10, D);
         return;
     }
     la_blas_pool(0);
@@ -852,13 +838,13 @@ static void prefill_k12_wo(float *restrict t11, const float *restrict wo, const 
         const float *restrict wr = wo + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t10)[c];
-        (t11)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t8)[c];
+        (t10)[r] = acc;
     }
 }
 
-/* prefill_k13_rmsnorm: t12 = ((carry0 + t11) · rsqrt(Σ((carry0 + t11)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
-static void prefill_k13_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k11_rmsnorm: t11 = ((carry0 + t10) · rsqrt(Σ((carry0 + t10)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void prefill_k11_rmsnorm(float *restrict t11, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -866,7 +852,7 @@ static void prefill_k13_rmsnorm(float *restrict t12, const float *restrict norm_
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t11[r * n + j0];
+            float v0 = carry0[r * n + j0] + t10[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -874,19 +860,19 @@ static void prefill_k13_rmsnorm(float *restrict t12, const float *restrict norm_
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t11[r * n + j];
+            float v2 = carry0[r * n + j] + t10[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[j]);
-            t12[r * n + j] = v7;
+            t11[r * n + j] = v7;
         }
     }
 }
 
-/* prefill_k14_w1: t13[B*T, F] = t12 · w1ᵀ  [layer/ffn/gate_up] */
-static void prefill_k14_w1(float *restrict t13, const float *restrict w1, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
+/* prefill_k12_w1: t12[B*T, F] = t11 · w1ᵀ  [layer/ffn/gate_up] */
+static void prefill_k12_w1(float *restrict t12, const float *restrict w1, const float *restrict t11, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t12, D, w1, D, 0.0f, t13, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t11, D, w1, D, 0.0f, t12, F);
         return;
     }
     la_blas_pool(0);
@@ -895,16 +881,16 @@ static void prefill_k14_w1(float *restrict t13, const float *restrict w1, const 
         const float *restrict wr = w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
-        (t13)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t11)[c];
+        (t12)[r] = acc;
     }
 }
 
-/* prefill_k15_w3: t14[B*T, F] = t12 · w3ᵀ  [layer/ffn/gate_up] */
-static void prefill_k15_w3(float *restrict t14, const float *restrict w3, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
+/* prefill_k13_w3: t13[B*T, F] = t11 · w3ᵀ  [layer/ffn/gate_up] */
+static void prefill_k13_w3(float *restrict t13, const float *restrict w3, const float *restrict t11, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t12, D, w3, D, 0.0f, t14, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t11, D, w3, D, 0.0f, t13, F);
         return;
     }
     la_blas_pool(0);
@@ -913,32 +899,32 @@ static void prefill_k15_w3(float *restrict t14, const float *restrict w3, const 
         const float *restrict wr = w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
-        (t14)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t11)[c];
+        (t13)[r] = acc;
     }
 }
 
-/* prefill_k16_silu: t15 = (t13 / (1 + exp(-t13))) · t14  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void prefill_k16_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
+/* prefill_k14_silu: t14 = (t12 / (1 + exp(-t12))) · t13  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void prefill_k14_silu(float *restrict t14, const float *restrict t12, const float *restrict t13, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t13[r * n + j]);
+            float v0 = -(t12[r * n + j]);
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t13[r * n + j]) / v2;
-            float v4 = v3 * (t14[r * n + j]);
-            t15[r * n + j] = v4;
+            float v3 = (t12[r * n + j]) / v2;
+            float v4 = v3 * (t13[r * n + j]);
+            t14[r * n + j] = v4;
         }
     }
 }
 
-/* prefill_k17_w2: t16[B*T, D] = t15 · w2ᵀ  [layer/ffn] */
-static void prefill_k17_w2(float *restrict t16, const float *restrict w2, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
+/* prefill_k15_w2: t15[B*T, D] = t14 · w2ᵀ  [layer/ffn] */
+static void prefill_k15_w2(float *restrict t15, const float *restrict w2, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t15, F, w2, F, 0.0f, t16, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t14, F, w2, F, 0.0f, t15, D);
         return;
     }
     la_blas_pool(0);
@@ -947,27 +933,27 @@ static void prefill_k17_w2(float *restrict t16, const float *restrict w2, const 
         const float *restrict wr = w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t15)[c];
-        (t16)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t14)[c];
+        (t15)[r] = acc;
     }
 }
 
-/* prefill_k18_layer: carry0_next = carry0 + t11 + t16  [layer/attention; layer; layer/ffn] */
-static void prefill_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k16_layer: carry0_next = carry0 + t10 + t15  [layer/attention; layer; layer/ffn] */
+static void prefill_k16_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t10, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t11[r * n + j];
-            float v1 = v0 + t16[r * n + j];
+            float v0 = carry0[r * n + j] + t10[r * n + j];
+            float v1 = v0 + t15[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* prefill_k19_rmsnorm: t17 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void prefill_k19_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_k17_rmsnorm: t16 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void prefill_k17_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -984,16 +970,16 @@ static void prefill_k19_rmsnorm(float *restrict t17, const float *restrict norm_
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t17[r * n + j] = v5;
+            t16[r * n + j] = v5;
         }
     }
 }
 
-/* prefill_k20_lm_head: logits[B*T, V] = t17 · lm_headᵀ  [lm_head] */
-static void prefill_k20_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t17, long B, long HD2, long KVH, long REP, long T, long V) {
+/* prefill_k18_lm_head: logits[B*T, V] = t16 · lm_headᵀ  [lm_head] */
+static void prefill_k18_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t16, long B, long HD2, long KVH, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t17, D, lm_head, D, 0.0f, logits, V);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t16, D, lm_head, D, 0.0f, logits, V);
         return;
     }
     la_blas_pool(0);
@@ -1002,28 +988,27 @@ static void prefill_k20_lm_head(float *restrict logits, const float *restrict lm
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
+        for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
         (logits)[r] = acc;
     }
 }
 
-/* Arena: 9 slots planned for 21 kernels. */
+/* Arena: 9 slots planned for 19 kernels. */
 static long llama_prefill_layout(const llama_prefill_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long REP = args->REP;
-    const long S = args->S;
     const long T = args->T;
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[3] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*S*T), B*F*T), 2*B*HD2*KVH*REP*T));
-    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*S*T), B*F*T));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T), B*F*T));
+    off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
@@ -1056,18 +1041,17 @@ void llama_prefill(const llama_prefill_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[6];
-    float *t7 = args->arena + off[3];
-    float *t8 = args->arena + off[5];
-    float *t9 = args->arena + off[6];
-    float *t10 = args->arena + off[4];
-    float *t11 = args->arena + off[3];
-    float *t12 = args->arena + off[4];
-    float *t13 = args->arena + off[5];
-    float *t14 = args->arena + off[6];
-    float *t15 = args->arena + off[4];
-    float *t16 = args->arena + off[5];
-    float *t17 = args->arena + off[4];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[6];
+    float *t8 = args->arena + off[3];
+    float *t9 = args->arena + off[4];
+    float *t10 = args->arena + off[5];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[6];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[3];
+    float *t16 = args->arena + off[4];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -1076,8 +1060,8 @@ void llama_prefill(const llama_prefill_args *args) {
     const float *rope_theta = args->rope_theta;
     float *logits = args->logits;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 21, prefill_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
-    LA_TIMED(prof, 1, 21, prefill_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 19, prefill_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
+    LA_TIMED(prof, 1, 19, prefill_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
@@ -1094,28 +1078,26 @@ void llama_prefill(const llama_prefill_args *args) {
         float *k_cache = args->k_cache + l * (2*B*C*HD2*KVH);
         float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 21, prefill_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 21, prefill_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 21, prefill_k4_wk(t5, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 21, prefill_k5_wv(t6, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 21, prefill_k6_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P, T));
-        LA_TIMED(prof, 7, 21, prefill_k7_attention(v_cache, t6, B, C, HD2, KVH, P, T));
-        LA_TIMED(prof, 8, 21, prefill_k8_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 21, prefill_k9_scores_matmul(t8, k_cache, t7, B, C, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 10, 21, prefill_k10_attention(t9, t8, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 11, 21, prefill_k11_attention_matmul(t10, v_cache, t9, B, C, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 12, 21, prefill_k12_wo(t11, wo, t10, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 21, prefill_k13_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 21, prefill_k14_w1(t13, w1, t12, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 21, prefill_k15_w3(t14, w3, t12, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 21, prefill_k16_silu(t15, t13, t14, B, F, T));
-        LA_TIMED(prof, 17, 21, prefill_k17_w2(t16, w2, t15, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 21, prefill_k18_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 19, prefill_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 19, prefill_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 19, prefill_k4_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 19, prefill_k5_wk(t6, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 19, prefill_k6_wv(t7, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 19, prefill_k7_rope(k_cache, t0, t1, t6, B, C, HD2, KVH, P, T));
+        LA_TIMED(prof, 8, 19, prefill_k8_attention(v_cache, t7, B, C, HD2, KVH, P, T));
+        LA_TIMED(prof, 9, 19, prefill_k9_causal_attention_forward(t8, t9, t5, k_cache, v_cache, B, C, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 10, 19, prefill_k10_wo(t10, wo, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 19, prefill_k11_rmsnorm(t11, norm_eps, carry0, ffn_norm, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 19, prefill_k12_w1(t12, w1, t11, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 19, prefill_k13_w3(t13, w3, t11, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 19, prefill_k14_silu(t14, t12, t13, B, F, T));
+        LA_TIMED(prof, 15, 19, prefill_k15_w2(t15, w2, t14, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 19, prefill_k16_layer(carry0_next, carry0, t10, t15, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 19, 21, prefill_k19_rmsnorm(t17, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 20, 21, prefill_k20_lm_head(logits, lm_head, t17, B, HD2, KVH, REP, T, V));
+    LA_TIMED(prof, 17, 19, prefill_k17_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 18, 19, prefill_k18_lm_head(logits, lm_head, t16, B, HD2, KVH, REP, T, V));
 }
 
 void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *bytes) {
@@ -1132,23 +1114,21 @@ void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *
     flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* prefill_k1_embed */
     flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* prefill_k2_rmsnorm */
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k3_wq */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k4_wk */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k5_wv */
-    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*C*HD2*KVH + 4*HD2*T + 4*HD2*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k6_rope */
-    flops[7] = (double)(0); bytes[7] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k7_attention */
-    flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* prefill_k8_rope */
-    flops[9] = (double)(4*B*HD2*KVH*REP*S*T); bytes[9] = (double)(4*B*KVH*REP*S*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_k9_scores_matmul */
-    flops[10] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* prefill_k10_attention */
-    flops[11] = (double)(4*B*HD2*KVH*REP*S*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH + 4*B*KVH*REP*S*T); /* prefill_k11_attention_matmul */
-    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k12_wo */
-    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k13_rmsnorm */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k14_w1 */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k15_w3 */
-    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_k16_silu */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* prefill_k17_w2 */
-    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_k18_layer */
-    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k19_rmsnorm */
-    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* prefill_k20_lm_head */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* prefill_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k5_wk */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k6_wv */
+    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*C*HD2*KVH + 4*HD2*T + 4*HD2*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k7_rope */
+    flops[8] = (double)(0); bytes[8] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_k8_attention */
+    flops[9] = (double)(4*B*HD2*KVH*REP*S*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH + 8*B*C*HD2*KVH); /* prefill_k9_causal_attention_forward */
+    flops[10] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* prefill_k10_wo */
+    flops[11] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k11_rmsnorm */
+    flops[12] = (double)(4*B*F*HD2*KVH*REP*T); bytes[12] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k12_w1 */
+    flops[13] = (double)(4*B*F*HD2*KVH*REP*T); bytes[13] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k13_w3 */
+    flops[14] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[14] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_k14_silu */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* prefill_k15_w2 */
+    flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_k16_layer */
+    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_k17_rmsnorm */
+    flops[18] = (double)(4*B*HD2*KVH*REP*T*V); bytes[18] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* prefill_k18_lm_head */
     (void)args;
 }
 
@@ -1160,25 +1140,23 @@ static const char *const llama_prefill_kernel_names[] = {
     "prefill_k1_embed",
     "prefill_k2_rmsnorm",
     "prefill_k3_wq",
-    "prefill_k4_wk",
-    "prefill_k5_wv",
-    "prefill_k6_rope",
-    "prefill_k7_attention",
-    "prefill_k8_rope",
-    "prefill_k9_scores_matmul",
-    "prefill_k10_attention",
-    "prefill_k11_attention_matmul",
-    "prefill_k12_wo",
-    "prefill_k13_rmsnorm",
-    "prefill_k14_w1",
-    "prefill_k15_w3",
-    "prefill_k16_silu",
-    "prefill_k17_w2",
-    "prefill_k18_layer",
-    "prefill_k19_rmsnorm",
-    "prefill_k20_lm_head",
+    "prefill_k4_rope",
+    "prefill_k5_wk",
+    "prefill_k6_wv",
+    "prefill_k7_rope",
+    "prefill_k8_attention",
+    "prefill_k9_causal_attention_forward",
+    "prefill_k10_wo",
+    "prefill_k11_rmsnorm",
+    "prefill_k12_w1",
+    "prefill_k13_w3",
+    "prefill_k14_silu",
+    "prefill_k15_w2",
+    "prefill_k16_layer",
+    "prefill_k17_rmsnorm",
+    "prefill_k18_lm_head",
 };
-const la_program_info llama_prefill_info = { "llama.prefill", 31, 21, llama_prefill_kernel_names, llama_prefill_run, llama_prefill_arena, llama_prefill_cost };
+const la_program_info llama_prefill_info = { "llama.prefill", 31, 19, llama_prefill_kernel_names, llama_prefill_run, llama_prefill_arena, llama_prefill_cost };
 
 /* ===== program 'decode' ===== */
 
@@ -1258,12 +1236,41 @@ static void decode_k3_wq(float *restrict t4, const float *restrict wq, const flo
     }
 }
 
-/* decode_k4_wk: t5[B, KVD] = t3 · wkᵀ  [layer/attention] */
-static void decode_k4_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP) {
+/* decode_k4_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void decode_k4_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (H);
+        const long i1 = 0;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* decode_k5_wk: t6[B, KVD] = t3 · wkᵀ  [layer/attention] */
+static void decode_k5_wk(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if (B != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B, KVD, D, t3, D, wk, D, 0.0f, t6, KVD);
         return;
     }
     la_blas_pool(0);
@@ -1273,12 +1280,12 @@ static void decode_k4_wk(float *restrict t5, const float *restrict wk, const flo
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t5)[r] = acc;
+        (t6)[r] = acc;
     }
 }
 
-/* decode_k5_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
-static void decode_k5_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P) {
+/* decode_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void decode_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long C, long HD2, long KVH, long P) {
     const long HD = 2*HD2;
     const long rows = B*KVH, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1289,14 +1296,14 @@ static void decode_k5_rope(float *restrict k_cache, const float *restrict t0, co
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v1 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v4 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -1305,8 +1312,8 @@ static void decode_k5_rope(float *restrict k_cache, const float *restrict t0, co
     }
 }
 
-/* decode_k6_wv: v_cache[B, KVD] = t3 · wvᵀ  [layer/attention] */
-static void decode_k6_wv(float *restrict v_cache, const float *restrict wv, const float *restrict t3, long B, long C, long HD2, long KVH, long P, long REP) {
+/* decode_k7_wv: v_cache[B, KVD] = t3 · wvᵀ  [layer/attention] */
+static void decode_k7_wv(float *restrict v_cache, const float *restrict wv, const float *restrict t3, long B, long C, long HD2, long KVH, long P, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if (B != 1) {
@@ -1324,109 +1331,76 @@ static void decode_k6_wv(float *restrict v_cache, const float *restrict wv, cons
     }
 }
 
-/* decode_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void decode_k7_rope(float *restrict t6, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (H);
-        const long i1 = (r / (REP)) % KVH;
-        const long i2 = (r) % REP;
-        const long i3 = 0;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t6[r * n + j] = v0;
-        }
-    }
-}
-
-/* decode_k8_scores_matmul: t7[B, KVH, REP, 1, S] = t6 · k_cacheᵀ  [layer/attention/attention/scores] */
-static void decode_k8_scores_matmul(float *restrict t7, const float *restrict k_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long REP, long S) {
+/* decode_k8_causal_attention_forward: causal attention (s ≤ P + t): lse → t8, out → t7  [layer/attention/attention] */
+static void decode_k8_causal_attention_forward(float *restrict t7, float *restrict t8, const float *restrict t5, const float *restrict k_cache, const float *restrict v_cache, long B, long C, long HD2, long KVH, long P, long REP, long S) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && 1 * S * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, 1, S, HD, t6 + b0 * D + b1 * (REP*HD) + b2 * HD, HD, k_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t7 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S);
-}
-
-/* decode_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void decode_k9_attention(float *restrict t8, const float *restrict t7, long B, long HD2, long KVH, long P, long REP, long S) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*H, n = S;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = 0;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + (float)(P);
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t7[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v5 = (float)i3 + (float)(P);
-            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t7[r * n + j1]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t8[r * n + j1] = v11;
-            acc1 += v11;
-        }
-        for (long j = 0; j < n; j++) {
-            float v12 = (t8[r * n + j]) / acc1;
-            t8[r * n + j] = v12;
+    const long nb = B, nt = 1, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = t5;
+    const long qsb = D;
+    const long qst = 0;
+    const long qsh = HD;
+    const float *kp = k_cache;
+    const long ksb = C*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = v_cache;
+    const long vsb = C*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float p[ns];   /* one row of scores */
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const long last = start + t < ns ? start + t : ns - 1;
+                /* scores of the visible keys, and their max */
+                float m = -INFINITY;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh;
+                    float dot = 0.0f;
+                    #pragma omp simd reduction(+:dot)
+                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
+                    float x = dot * scale;
+                    p[s] = x;
+                    m = x > m ? x : m;
+                }
+                /* softmax numerators and their sum */
+                float sum = 0.0f;
+                if (m > -INFINITY) {
+                    #pragma omp simd reduction(+:sum)
+                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
+                }
+                t8[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+                /* out = Σ_s p_s/sum · v_s */
+                float *ot = t7 + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
+                if (sum > 0.0f) {
+                    const float inv = 1.0f / sum;
+                    for (long s = 0; s <= last; s++) {
+                        if (p[s] == 0.0f) continue;
+                        const float w = p[s] * inv;
+                        const float *vs = vp + b * vsb + s * vss + g * vsh;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+                    }
+                }
+            }
         }
     }
 }
 
-/* decode_k10_attention_matmul: t9[B, KVH, REP, 1, HD] = t8 · v_cache  [layer/attention/attention] */
-static void decode_k10_attention_matmul(float *restrict t9, const float *restrict v_cache, const float *restrict t8, long B, long C, long HD2, long KVH, long REP, long S) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && 1 * HD * S >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, 1, HD, S, t8 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S, v_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t9 + b0 * D + b1 * (REP*HD) + b2 * HD, HD);
-}
-
-/* decode_k11_wo: t10[B, D] = t9 · woᵀ  [layer/attention] */
-static void decode_k11_wo(float *restrict t10, const float *restrict wo, const float *restrict t9, long B, long HD2, long KVH, long REP) {
+/* decode_k9_wo: t9[B, D] = t7 · woᵀ  [layer/attention] */
+static void decode_k9_wo(float *restrict t9, const float *restrict wo, const float *restrict t7, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     if (B != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B, D, D, t9, D, wo, D, 0.0f, t10, D);
+        la_gemm(CblasNoTrans, CblasTrans, B, D, D, t7, D, wo, D, 0.0f, t9, D);
         return;
     }
     la_blas_pool(0);
@@ -1435,13 +1409,13 @@ static void decode_k11_wo(float *restrict t10, const float *restrict wo, const f
         const float *restrict wr = wo + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t9)[c];
-        (t10)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t7)[c];
+        (t9)[r] = acc;
     }
 }
 
-/* decode_k12_rmsnorm: t11 = ((carry0 + t10) · rsqrt(Σ((carry0 + t10)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
-static void decode_k12_rmsnorm(float *restrict t11, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t10, long B, long HD2, long KVH, long REP) {
+/* decode_k10_rmsnorm: t10 = ((carry0 + t9) · rsqrt(Σ((carry0 + t9)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void decode_k10_rmsnorm(float *restrict t10, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t9, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1450,7 +1424,7 @@ static void decode_k12_rmsnorm(float *restrict t11, const float *restrict norm_e
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t10[r * n + j0];
+            float v0 = carry0[r * n + j0] + t9[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -1458,19 +1432,19 @@ static void decode_k12_rmsnorm(float *restrict t11, const float *restrict norm_e
         float v4 = v3 + norm_eps[i1];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t10[r * n + j];
+            float v2 = carry0[r * n + j] + t9[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[(i1) * D + j]);
-            t11[r * n + j] = v7;
+            t10[r * n + j] = v7;
         }
     }
 }
 
-/* decode_k13_w1: t12[B, F] = t11 · w1ᵀ  [layer/ffn/gate_up] */
-static void decode_k13_w1(float *restrict t12, const float *restrict w1, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
+/* decode_k11_w1: t11[B, F] = t10 · w1ᵀ  [layer/ffn/gate_up] */
+static void decode_k11_w1(float *restrict t11, const float *restrict w1, const float *restrict t10, long B, long F, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     if (B != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B, F, D, t11, D, w1, D, 0.0f, t12, F);
+        la_gemm(CblasNoTrans, CblasTrans, B, F, D, t10, D, w1, D, 0.0f, t11, F);
         return;
     }
     la_blas_pool(0);
@@ -1479,16 +1453,16 @@ static void decode_k13_w1(float *restrict t12, const float *restrict w1, const f
         const float *restrict wr = w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t11)[c];
-        (t12)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t10)[c];
+        (t11)[r] = acc;
     }
 }
 
-/* decode_k14_w3: t13[B, F] = t11 · w3ᵀ  [layer/ffn/gate_up] */
-static void decode_k14_w3(float *restrict t13, const float *restrict w3, const float *restrict t11, long B, long F, long HD2, long KVH, long REP) {
+/* decode_k12_w3: t12[B, F] = t10 · w3ᵀ  [layer/ffn/gate_up] */
+static void decode_k12_w3(float *restrict t12, const float *restrict w3, const float *restrict t10, long B, long F, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     if (B != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B, F, D, t11, D, w3, D, 0.0f, t13, F);
+        la_gemm(CblasNoTrans, CblasTrans, B, F, D, t10, D, w3, D, 0.0f, t12, F);
         return;
     }
     la_blas_pool(0);
@@ -1497,32 +1471,32 @@ static void decode_k14_w3(float *restrict t13, const float *restrict w3, const f
         const float *restrict wr = w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t11)[c];
-        (t13)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t10)[c];
+        (t12)[r] = acc;
     }
 }
 
-/* decode_k15_silu: t14 = (t12 / (1 + exp(-t12))) · t13  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void decode_k15_silu(float *restrict t14, const float *restrict t12, const float *restrict t13, long B, long F) {
+/* decode_k13_silu: t13 = (t11 / (1 + exp(-t11))) · t12  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void decode_k13_silu(float *restrict t13, const float *restrict t11, const float *restrict t12, long B, long F) {
     const long rows = B, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t12[r * n + j]);
+            float v0 = -(t11[r * n + j]);
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t12[r * n + j]) / v2;
-            float v4 = v3 * (t13[r * n + j]);
-            t14[r * n + j] = v4;
+            float v3 = (t11[r * n + j]) / v2;
+            float v4 = v3 * (t12[r * n + j]);
+            t13[r * n + j] = v4;
         }
     }
 }
 
-/* decode_k16_w2: t15[B, D] = t14 · w2ᵀ  [layer/ffn] */
-static void decode_k16_w2(float *restrict t15, const float *restrict w2, const float *restrict t14, long B, long F, long HD2, long KVH, long REP) {
+/* decode_k14_w2: t14[B, D] = t13 · w2ᵀ  [layer/ffn] */
+static void decode_k14_w2(float *restrict t14, const float *restrict w2, const float *restrict t13, long B, long F, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     if (B != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B, D, F, t14, F, w2, F, 0.0f, t15, D);
+        la_gemm(CblasNoTrans, CblasTrans, B, D, F, t13, F, w2, F, 0.0f, t14, D);
         return;
     }
     la_blas_pool(0);
@@ -1531,27 +1505,27 @@ static void decode_k16_w2(float *restrict t15, const float *restrict w2, const f
         const float *restrict wr = w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t14)[c];
-        (t15)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t13)[c];
+        (t14)[r] = acc;
     }
 }
 
-/* decode_k17_layer: carry0_next = carry0 + t10 + t15  [layer/attention; layer; layer/ffn] */
-static void decode_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t10, const float *restrict t15, long B, long HD2, long KVH, long REP) {
+/* decode_k15_layer: carry0_next = carry0 + t9 + t14  [layer/attention; layer; layer/ffn] */
+static void decode_k15_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t9, const float *restrict t14, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t10[r * n + j];
-            float v1 = v0 + t15[r * n + j];
+            float v0 = carry0[r * n + j] + t9[r * n + j];
+            float v1 = v0 + t14[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* decode_k18_rmsnorm: t16 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void decode_k18_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
+/* decode_k16_rmsnorm: t15 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void decode_k16_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1569,16 +1543,16 @@ static void decode_k18_rmsnorm(float *restrict t16, const float *restrict norm_e
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[(i1) * D + j]);
-            t16[r * n + j] = v5;
+            t15[r * n + j] = v5;
         }
     }
 }
 
-/* decode_k19_lm_head: logits[B, V] = t16 · lm_headᵀ  [lm_head] */
-static void decode_k19_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t16, long B, long HD2, long KVH, long REP, long V) {
+/* decode_k17_lm_head: logits[B, V] = t15 · lm_headᵀ  [lm_head] */
+static void decode_k17_lm_head(float *restrict logits, const float *restrict lm_head, const float *restrict t15, long B, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     if (B != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B, V, D, t16, D, lm_head, D, 0.0f, logits, V);
+        la_gemm(CblasNoTrans, CblasTrans, B, V, D, t15, D, lm_head, D, 0.0f, logits, V);
         return;
     }
     la_blas_pool(0);
@@ -1587,26 +1561,25 @@ static void decode_k19_lm_head(float *restrict logits, const float *restrict lm_
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
+        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
         (logits)[r] = acc;
     }
 }
 
-/* Arena: 9 slots planned for 20 kernels. */
+/* Arena: 9 slots planned for 18 kernels. */
 static long llama_decode_layout(const llama_decode_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long REP = args->REP;
-    const long S = args->S;
     long total = 0;
     off[0] = total; total += la_round16(HD2);
     off[1] = total; total += la_round16(HD2);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP);
-    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*F));
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*KVH*REP*S));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH, B*KVH*REP*S), B*F), 2*B*HD2*KVH*REP));
+    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP, B*KVH*REP), B*F));
+    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP, 2*B*HD2*KVH), B*F));
+    off[5] = total; total += la_round16(2*B*HD2*KVH*REP);
     off[6] = total; total += la_round16(B*F);
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP);
@@ -1639,17 +1612,16 @@ void llama_decode(const llama_decode_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[3];
-    float *t7 = args->arena + off[5];
-    float *t8 = args->arena + off[4];
-    float *t9 = args->arena + off[3];
-    float *t10 = args->arena + off[4];
-    float *t11 = args->arena + off[3];
-    float *t12 = args->arena + off[5];
-    float *t13 = args->arena + off[6];
-    float *t14 = args->arena + off[3];
-    float *t15 = args->arena + off[5];
-    float *t16 = args->arena + off[3];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[4];
+    float *t8 = args->arena + off[3];
+    float *t9 = args->arena + off[5];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[6];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[3];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -1658,8 +1630,8 @@ void llama_decode(const llama_decode_args *args) {
     const float *rope_theta = args->rope_theta;
     float *logits = args->logits;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 20, decode_k0_rope_tables(t0, t1, rope_theta, HD2, P));
-    LA_TIMED(prof, 1, 20, decode_k1_embed(t2, ids, embed, B, HD2, KVH, REP));
+    LA_TIMED(prof, 0, 18, decode_k0_rope_tables(t0, t1, rope_theta, HD2, P));
+    LA_TIMED(prof, 1, 18, decode_k1_embed(t2, ids, embed, B, HD2, KVH, REP));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
@@ -1676,27 +1648,25 @@ void llama_decode(const llama_decode_args *args) {
         float *k_cache = args->k_cache + l * (2*B*C*HD2*KVH);
         float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 20, decode_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP));
-        LA_TIMED(prof, 3, 20, decode_k3_wq(t4, wq, t3, B, HD2, KVH, REP));
-        LA_TIMED(prof, 4, 20, decode_k4_wk(t5, wk, t3, B, HD2, KVH, REP));
-        LA_TIMED(prof, 5, 20, decode_k5_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P));
-        LA_TIMED(prof, 6, 20, decode_k6_wv(v_cache, wv, t3, B, C, HD2, KVH, P, REP));
-        LA_TIMED(prof, 7, 20, decode_k7_rope(t6, t0, t1, t4, B, HD2, KVH, REP));
-        LA_TIMED(prof, 8, 20, decode_k8_scores_matmul(t7, k_cache, t6, B, C, HD2, KVH, REP, S));
-        LA_TIMED(prof, 9, 20, decode_k9_attention(t8, t7, B, HD2, KVH, P, REP, S));
-        LA_TIMED(prof, 10, 20, decode_k10_attention_matmul(t9, v_cache, t8, B, C, HD2, KVH, REP, S));
-        LA_TIMED(prof, 11, 20, decode_k11_wo(t10, wo, t9, B, HD2, KVH, REP));
-        LA_TIMED(prof, 12, 20, decode_k12_rmsnorm(t11, norm_eps, carry0, ffn_norm, t10, B, HD2, KVH, REP));
-        LA_TIMED(prof, 13, 20, decode_k13_w1(t12, w1, t11, B, F, HD2, KVH, REP));
-        LA_TIMED(prof, 14, 20, decode_k14_w3(t13, w3, t11, B, F, HD2, KVH, REP));
-        LA_TIMED(prof, 15, 20, decode_k15_silu(t14, t12, t13, B, F));
-        LA_TIMED(prof, 16, 20, decode_k16_w2(t15, w2, t14, B, F, HD2, KVH, REP));
-        LA_TIMED(prof, 17, 20, decode_k17_layer(carry0_next, carry0, t10, t15, B, HD2, KVH, REP));
+        LA_TIMED(prof, 2, 18, decode_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP));
+        LA_TIMED(prof, 3, 18, decode_k3_wq(t4, wq, t3, B, HD2, KVH, REP));
+        LA_TIMED(prof, 4, 18, decode_k4_rope(t5, t0, t1, t4, B, HD2, KVH, REP));
+        LA_TIMED(prof, 5, 18, decode_k5_wk(t6, wk, t3, B, HD2, KVH, REP));
+        LA_TIMED(prof, 6, 18, decode_k6_rope(k_cache, t0, t1, t6, B, C, HD2, KVH, P));
+        LA_TIMED(prof, 7, 18, decode_k7_wv(v_cache, wv, t3, B, C, HD2, KVH, P, REP));
+        LA_TIMED(prof, 8, 18, decode_k8_causal_attention_forward(t7, t8, t5, k_cache, v_cache, B, C, HD2, KVH, P, REP, S));
+        LA_TIMED(prof, 9, 18, decode_k9_wo(t9, wo, t7, B, HD2, KVH, REP));
+        LA_TIMED(prof, 10, 18, decode_k10_rmsnorm(t10, norm_eps, carry0, ffn_norm, t9, B, HD2, KVH, REP));
+        LA_TIMED(prof, 11, 18, decode_k11_w1(t11, w1, t10, B, F, HD2, KVH, REP));
+        LA_TIMED(prof, 12, 18, decode_k12_w3(t12, w3, t10, B, F, HD2, KVH, REP));
+        LA_TIMED(prof, 13, 18, decode_k13_silu(t13, t11, t12, B, F));
+        LA_TIMED(prof, 14, 18, decode_k14_w2(t14, w2, t13, B, F, HD2, KVH, REP));
+        LA_TIMED(prof, 15, 18, decode_k15_layer(carry0_next, carry0, t9, t14, B, HD2, KVH, REP));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 18, 20, decode_k18_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP));
-    LA_TIMED(prof, 19, 20, decode_k19_lm_head(logits, lm_head, t16, B, HD2, KVH, REP, V));
+    LA_TIMED(prof, 16, 18, decode_k16_rmsnorm(t15, norm_eps, final_norm, carry0, B, HD2, KVH, REP));
+    LA_TIMED(prof, 17, 18, decode_k17_lm_head(logits, lm_head, t15, B, HD2, KVH, REP, V));
 }
 
 void llama_decode_costs(const llama_decode_args *args, double *flops, double *bytes) {
@@ -1712,22 +1682,20 @@ void llama_decode_costs(const llama_decode_args *args, double *flops, double *by
     flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP + 4*B + 8*HD2*KVH*REP*V); /* decode_k1_embed */
     flops[2] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[2] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP); /* decode_k2_rmsnorm */
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[3] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k3_wq */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[4] = (double)(8*B*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k4_wk */
-    flops[5] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[5] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_k5_rope */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[6] = (double)(8*B*C*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k6_wv */
-    flops[7] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[7] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_k7_rope */
-    flops[8] = (double)(4*B*HD2*KVH*REP*S); bytes[8] = (double)(4*B*KVH*REP*S + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_k8_scores_matmul */
-    flops[9] = (double)(1 + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S); bytes[9] = (double)(4*B*KVH*REP*S + 4*B*KVH*REP*S); /* decode_k9_attention */
-    flops[10] = (double)(4*B*HD2*KVH*REP*S); bytes[10] = (double)(8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 4*B*KVH*REP*S); /* decode_k10_attention_matmul */
-    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[11] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k11_wo */
-    flops[12] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[12] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k12_rmsnorm */
-    flops[13] = (double)(4*B*F*HD2*KVH*REP); bytes[13] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k13_w1 */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP); bytes[14] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k14_w3 */
-    flops[15] = (double)(B*F + B*F + B*F + B*F + B*F); bytes[15] = (double)(4*B*F + 4*B*F + 4*B*F); /* decode_k15_silu */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP); bytes[16] = (double)(8*B*HD2*KVH*REP + 8*F*HD2*KVH*REP + 4*B*F); /* decode_k16_w2 */
-    flops[17] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[17] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k17_layer */
-    flops[18] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[18] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k18_rmsnorm */
-    flops[19] = (double)(4*B*HD2*KVH*REP*V); bytes[19] = (double)(4*B*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP); /* decode_k19_lm_head */
+    flops[4] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[4] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[5] = (double)(8*B*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k5_wk */
+    flops[6] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[6] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[7] = (double)(8*B*C*HD2*KVH + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k7_wv */
+    flops[8] = (double)(4*B*HD2*KVH*REP*S); bytes[8] = (double)(8*B*HD2*KVH*REP + 4*B*KVH*REP + 8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 8*B*C*HD2*KVH); /* decode_k8_causal_attention_forward */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[9] = (double)(8*B*HD2*KVH*REP + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP); /* decode_k9_wo */
+    flops[10] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[10] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k10_rmsnorm */
+    flops[11] = (double)(4*B*F*HD2*KVH*REP); bytes[11] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k11_w1 */
+    flops[12] = (double)(4*B*F*HD2*KVH*REP); bytes[12] = (double)(4*B*F + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k12_w3 */
+    flops[13] = (double)(B*F + B*F + B*F + B*F + B*F); bytes[13] = (double)(4*B*F + 4*B*F + 4*B*F); /* decode_k13_silu */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP); bytes[14] = (double)(8*B*HD2*KVH*REP + 8*F*HD2*KVH*REP + 4*B*F); /* decode_k14_w2 */
+    flops[15] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[15] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k15_layer */
+    flops[16] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[16] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_k16_rmsnorm */
+    flops[17] = (double)(4*B*HD2*KVH*REP*V); bytes[17] = (double)(4*B*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP); /* decode_k17_lm_head */
     (void)args;
 }
 
@@ -1739,24 +1707,22 @@ static const char *const llama_decode_kernel_names[] = {
     "decode_k1_embed",
     "decode_k2_rmsnorm",
     "decode_k3_wq",
-    "decode_k4_wk",
-    "decode_k5_rope",
-    "decode_k6_wv",
-    "decode_k7_rope",
-    "decode_k8_scores_matmul",
-    "decode_k9_attention",
-    "decode_k10_attention_matmul",
-    "decode_k11_wo",
-    "decode_k12_rmsnorm",
-    "decode_k13_w1",
-    "decode_k14_w3",
-    "decode_k15_silu",
-    "decode_k16_w2",
-    "decode_k17_layer",
-    "decode_k18_rmsnorm",
-    "decode_k19_lm_head",
+    "decode_k4_rope",
+    "decode_k5_wk",
+    "decode_k6_rope",
+    "decode_k7_wv",
+    "decode_k8_causal_attention_forward",
+    "decode_k9_wo",
+    "decode_k10_rmsnorm",
+    "decode_k11_w1",
+    "decode_k12_w3",
+    "decode_k13_silu",
+    "decode_k14_w2",
+    "decode_k15_layer",
+    "decode_k16_rmsnorm",
+    "decode_k17_lm_head",
 };
-const la_program_info llama_decode_info = { "llama.decode", 30, 20, llama_decode_kernel_names, llama_decode_run, llama_decode_arena, llama_decode_cost };
+const la_program_info llama_decode_info = { "llama.decode", 30, 18, llama_decode_kernel_names, llama_decode_run, llama_decode_arena, llama_decode_cost };
 
 /* ===== program 'forward_q8' ===== */
 
@@ -1890,8 +1856,37 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
     }
 }
 
-/* forward_q8_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
-static void forward_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+/* forward_q8_k4_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void forward_q8_k4_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* forward_q8_k5_wk: t6[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void forward_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
@@ -1915,85 +1910,14 @@ static void forward_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, cons
                 for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t5)[r] = acc;
-        }
-    } else if (D > 16384) {
-        for (long i = 0; i < B*T; i++) {
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-            for (long r = 0; r < KVD; r++) {
-                const int8_t *restrict qr = wk + r * ((32*RD));
-                const float *restrict sr = wk_scales + r * GD;
-                float lanes[32] = {0.0f}, acc = 0.0f;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t3 + i * D + g * group;
-                    const float s = sr[g];
-                    long h = 0;
-                    for (; h + 32 <= len; h += 32) {
-                        const int8_t *restrict qb = qr + g * group + h;
-                        #pragma omp simd
-                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                    }
-                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
-                }
-                for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t5 + i * KVD)[r] = acc;
-            }
-        }
-    } else {
-        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
-        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
-        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
-            float tile[16384];
-            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
-            for (long r = r0; r < r0 + nr; r++) {
-                float *restrict tr = tile + (r - r0) * D;
-                const int8_t *restrict qr = wk + r * ((32*RD));
-                const float *restrict sr = wk_scales + r * GD;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    #pragma omp simd
-                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
-                }
-            }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t5 + r0, KVD);
-        }
-    }
-}
-
-/* forward_q8_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
-static void forward_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
-    la_blas_pool(0);
-    if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wv + r * ((32*RD));
-            const float *restrict sr = wv_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
-            }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t6)[r] = acc;
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
-                const int8_t *restrict qr = wv + r * ((32*RD));
-                const float *restrict sr = wv_scales + r * GD;
+                const int8_t *restrict qr = wk + r * ((32*RD));
+                const float *restrict sr = wk_scales + r * GD;
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
@@ -2019,8 +1943,8 @@ static void forward_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
             const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
             for (long r = r0; r < r0 + nr; r++) {
                 float *restrict tr = tile + (r - r0) * D;
-                const int8_t *restrict qr = wv + r * ((32*RD));
-                const float *restrict sr = wv_scales + r * GD;
+                const int8_t *restrict qr = wk + r * ((32*RD));
+                const float *restrict sr = wk_scales + r * GD;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     #pragma omp simd
@@ -2032,28 +1956,26 @@ static void forward_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
     }
 }
 
-/* forward_q8_k6_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void forward_q8_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
+/* forward_q8_k6_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void forward_q8_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
-    const long rows = B*T*H, n = HD;
+    const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
             float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
+            if (j % 2 < 1) {
+                float v1 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v4 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -2062,104 +1984,144 @@ static void forward_q8_k6_rope(float *restrict t7, const float *restrict t0, con
     }
 }
 
-/* forward_q8_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void forward_q8_k7_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t8[r * n + j] = v0;
-        }
-    }
-}
-
-/* forward_q8_k8_scores_matmul: t9[B, KVH, REP, T, T] = t7 · t8ᵀ  [layer/attention/attention/scores] */
-static void forward_q8_k8_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+/* forward_q8_k7_wv: t8[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void forward_q8_k7_wv(float *restrict t8, const int8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t8 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t9 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
-}
-
-/* forward_q8_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void forward_q8_k9_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t9[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const int8_t *restrict qr = wv + r * ((32*RD));
+            const float *restrict sr = wv_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t8)[r] = acc;
         }
-        float v9 = acc0;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v5 = (float)i3 + 0.0f;
-            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t9[r * n + j1]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t10[r * n + j1] = v11;
-            acc1 += v11;
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wv + r * ((32*RD));
+                const float *restrict sr = wv_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t8 + i * KVD)[r] = acc;
+            }
         }
-        for (long j = 0; j < n; j++) {
-            float v12 = (t10[r * n + j]) / acc1;
-            t10[r * n + j] = v12;
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = wv + r * ((32*RD));
+                const float *restrict sr = wv_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t8 + r0, KVD);
         }
     }
 }
 
-/* forward_q8_k10_attention_matmul: t11[B, KVH, REP, T, HD] = t10 · t6  [layer/attention/attention; layer/attention] */
-static void forward_q8_k10_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* forward_q8_k8_causal_attention_forward: causal attention (s ≤ 0 + t): lse → t10, out → t9  [layer/attention/attention] */
+static void forward_q8_k8_causal_attention_forward(float *restrict t9, float *restrict t10, const float *restrict t5, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t10 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t6 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t11 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = t5;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = t7;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = t8;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float p[ns];   /* one row of scores */
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const long last = start + t < ns ? start + t : ns - 1;
+                /* scores of the visible keys, and their max */
+                float m = -INFINITY;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh;
+                    float dot = 0.0f;
+                    #pragma omp simd reduction(+:dot)
+                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
+                    float x = dot * scale;
+                    p[s] = x;
+                    m = x > m ? x : m;
+                }
+                /* softmax numerators and their sum */
+                float sum = 0.0f;
+                if (m > -INFINITY) {
+                    #pragma omp simd reduction(+:sum)
+                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
+                }
+                t10[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+                /* out = Σ_s p_s/sum · v_s */
+                float *ot = t9 + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
+                if (sum > 0.0f) {
+                    const float inv = 1.0f / sum;
+                    for (long s = 0; s <= last; s++) {
+                        if (p[s] == 0.0f) continue;
+                        const float w = p[s] * inv;
+                        const float *vs = vp + b * vsb + s * vss + g * vsh;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+                    }
+                }
+            }
+        }
+    }
 }
 
-/* forward_q8_k11_wo: t12[B*T, D] = t11 · woᵀ  [layer/attention] */
-static void forward_q8_k11_wo(float *restrict t12, const int8_t *restrict wo, const float *restrict wo_scales, const float *restrict t11, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+/* forward_q8_k9_wo: t11[B*T, D] = t9 · woᵀ  [layer/attention] */
+static void forward_q8_k9_wo(float *restrict t11, const int8_t *restrict wo, const float *restrict wo_scales, const float *restrict t9, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -2171,7 +2133,7 @@ static void forward_q8_k11_wo(float *restrict t12, const int8_t *restrict wo, co
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t11 + g * group;
+                const float *restrict xg = t9 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -2182,7 +2144,7 @@ static void forward_q8_k11_wo(float *restrict t12, const int8_t *restrict wo, co
                 for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t12)[r] = acc;
+            (t11)[r] = acc;
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -2193,7 +2155,7 @@ static void forward_q8_k11_wo(float *restrict t12, const int8_t *restrict wo, co
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t11 + i * D + g * group;
+                    const float *restrict xg = t9 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -2204,7 +2166,7 @@ static void forward_q8_k11_wo(float *restrict t12, const int8_t *restrict wo, co
                     for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
                 for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t12 + i * D)[r] = acc;
+                (t11 + i * D)[r] = acc;
             }
         }
     } else {
@@ -2223,13 +2185,13 @@ static void forward_q8_k11_wo(float *restrict t12, const int8_t *restrict wo, co
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t11, D, tile, D, 0.0f, t12 + r0, D);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t9, D, tile, D, 0.0f, t11 + r0, D);
         }
     }
 }
 
-/* forward_q8_k12_rmsnorm: t13 = ((carry0 + t12) · rsqrt(Σ((carry0 + t12)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
-static void forward_q8_k12_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+/* forward_q8_k10_rmsnorm: t12 = ((carry0 + t11) · rsqrt(Σ((carry0 + t11)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void forward_q8_k10_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2237,7 +2199,7 @@ static void forward_q8_k12_rmsnorm(float *restrict t13, const float *restrict no
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t12[r * n + j0];
+            float v0 = carry0[r * n + j0] + t11[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -2245,16 +2207,16 @@ static void forward_q8_k12_rmsnorm(float *restrict t13, const float *restrict no
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t12[r * n + j];
+            float v2 = carry0[r * n + j] + t11[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[j]);
-            t13[r * n + j] = v7;
+            t12[r * n + j] = v7;
         }
     }
 }
 
-/* forward_q8_k13_w1: t14[B*T, F] = t13 · w1ᵀ  [layer/ffn/gate_up] */
-static void forward_q8_k13_w1(float *restrict t14, const int8_t *restrict w1, const float *restrict w1_scales, const float *restrict t13, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+/* forward_q8_k11_w1: t13[B*T, F] = t12 · w1ᵀ  [layer/ffn/gate_up] */
+static void forward_q8_k11_w1(float *restrict t13, const int8_t *restrict w1, const float *restrict w1_scales, const float *restrict t12, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -2266,7 +2228,77 @@ static void forward_q8_k13_w1(float *restrict t14, const int8_t *restrict w1, co
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t13 + g * group;
+                const float *restrict xg = t12 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t13)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t12 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t13 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t12, D, tile, D, 0.0f, t13 + r0, F);
+        }
+    }
+}
+
+/* forward_q8_k12_w3: t14[B*T, F] = t12 · w3ᵀ  [layer/ffn/gate_up] */
+static void forward_q8_k12_w3(float *restrict t14, const int8_t *restrict w3, const float *restrict w3_scales, const float *restrict t12, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const int8_t *restrict qr = w3 + r * ((32*RD));
+            const float *restrict sr = w3_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t12 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -2283,12 +2315,12 @@ static void forward_q8_k13_w1(float *restrict t14, const int8_t *restrict w1, co
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
-                const int8_t *restrict qr = w1 + r * ((32*RD));
-                const float *restrict sr = w1_scales + r * GD;
+                const int8_t *restrict qr = w3 + r * ((32*RD));
+                const float *restrict sr = w3_scales + r * GD;
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t13 + i * D + g * group;
+                    const float *restrict xg = t12 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -2310,76 +2342,6 @@ static void forward_q8_k13_w1(float *restrict t14, const int8_t *restrict w1, co
             const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
             for (long r = r0; r < r0 + nr; r++) {
                 float *restrict tr = tile + (r - r0) * D;
-                const int8_t *restrict qr = w1 + r * ((32*RD));
-                const float *restrict sr = w1_scales + r * GD;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    #pragma omp simd
-                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
-                }
-            }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t13, D, tile, D, 0.0f, t14 + r0, F);
-        }
-    }
-}
-
-/* forward_q8_k14_w3: t15[B*T, F] = t13 · w3ᵀ  [layer/ffn/gate_up] */
-static void forward_q8_k14_w3(float *restrict t15, const int8_t *restrict w3, const float *restrict w3_scales, const float *restrict t13, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
-    la_blas_pool(0);
-    if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w3 + r * ((32*RD));
-            const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t13 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
-            }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t15)[r] = acc;
-        }
-    } else if (D > 16384) {
-        for (long i = 0; i < B*T; i++) {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
-            for (long r = 0; r < F; r++) {
-                const int8_t *restrict qr = w3 + r * ((32*RD));
-                const float *restrict sr = w3_scales + r * GD;
-                float lanes[32] = {0.0f}, acc = 0.0f;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t13 + i * D + g * group;
-                    const float s = sr[g];
-                    long h = 0;
-                    for (; h + 32 <= len; h += 32) {
-                        const int8_t *restrict qb = qr + g * group + h;
-                        #pragma omp simd
-                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                    }
-                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
-                }
-                for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t15 + i * F)[r] = acc;
-            }
-        }
-    } else {
-        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
-        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
-        for (long r0 = 0; r0 < F; r0 += tile_rows) {
-            float tile[16384];
-            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
-            for (long r = r0; r < r0 + nr; r++) {
-                float *restrict tr = tile + (r - r0) * D;
                 const int8_t *restrict qr = w3 + r * ((32*RD));
                 const float *restrict sr = w3_scales + r * GD;
                 for (long g = 0; g < GD; g++) {
@@ -2388,29 +2350,29 @@ static void forward_q8_k14_w3(float *restrict t15, const int8_t *restrict w3, co
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t13, D, tile, D, 0.0f, t15 + r0, F);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t12, D, tile, D, 0.0f, t14 + r0, F);
         }
     }
 }
 
-/* forward_q8_k15_silu: t16 = (t14 / (1 + exp(-t14))) · t15  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void forward_q8_k15_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
+/* forward_q8_k13_silu: t15 = (t13 / (1 + exp(-t13))) · t14  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void forward_q8_k13_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t14[r * n + j]);
+            float v0 = -(t13[r * n + j]);
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t14[r * n + j]) / v2;
-            float v4 = v3 * (t15[r * n + j]);
-            t16[r * n + j] = v4;
+            float v3 = (t13[r * n + j]) / v2;
+            float v4 = v3 * (t14[r * n + j]);
+            t15[r * n + j] = v4;
         }
     }
 }
 
-/* forward_q8_k16_w2: t17[B*T, D] = t16 · w2ᵀ  [layer/ffn] */
-static void forward_q8_k16_w2(float *restrict t17, const int8_t *restrict w2, const float *restrict w2_scales, const float *restrict t16, long B, long F, long GF, long HD2, long KVH, long REP, long RF, long T) {
+/* forward_q8_k14_w2: t16[B*T, D] = t15 · w2ᵀ  [layer/ffn] */
+static void forward_q8_k14_w2(float *restrict t16, const int8_t *restrict w2, const float *restrict w2_scales, const float *restrict t15, long B, long F, long GF, long HD2, long KVH, long REP, long RF, long T) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -2422,7 +2384,7 @@ static void forward_q8_k16_w2(float *restrict t17, const int8_t *restrict w2, co
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GF; g++) {
                 const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t16 + g * group;
+                const float *restrict xg = t15 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -2433,7 +2395,7 @@ static void forward_q8_k16_w2(float *restrict t17, const int8_t *restrict w2, co
                 for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t17)[r] = acc;
+            (t16)[r] = acc;
         }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -2444,7 +2406,7 @@ static void forward_q8_k16_w2(float *restrict t17, const int8_t *restrict w2, co
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GF; g++) {
                     const long len = F - g * group < group ? F - g * group : group;
-                    const float *restrict xg = t16 + i * F + g * group;
+                    const float *restrict xg = t15 + i * F + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -2455,7 +2417,7 @@ static void forward_q8_k16_w2(float *restrict t17, const int8_t *restrict w2, co
                     for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
                 for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t17 + i * D)[r] = acc;
+                (t16 + i * D)[r] = acc;
             }
         }
     } else {
@@ -2474,27 +2436,27 @@ static void forward_q8_k16_w2(float *restrict t17, const int8_t *restrict w2, co
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, F, 1.0f, t16, F, tile, F, 0.0f, t17 + r0, D);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, F, 1.0f, t15, F, tile, F, 0.0f, t16 + r0, D);
         }
     }
 }
 
-/* forward_q8_k17_layer: carry0_next = carry0 + t12 + t17  [layer/attention; layer; layer/ffn] */
-static void forward_q8_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+/* forward_q8_k15_layer: carry0_next = carry0 + t11 + t16  [layer/attention; layer; layer/ffn] */
+static void forward_q8_k15_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t12[r * n + j];
-            float v1 = v0 + t17[r * n + j];
+            float v0 = carry0[r * n + j] + t11[r * n + j];
+            float v1 = v0 + t16[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* forward_q8_k18_rmsnorm: t18 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void forward_q8_k18_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* forward_q8_k16_rmsnorm: t17 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void forward_q8_k16_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2511,13 +2473,13 @@ static void forward_q8_k18_rmsnorm(float *restrict t18, const float *restrict no
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t18[r * n + j] = v5;
+            t17[r * n + j] = v5;
         }
     }
 }
 
-/* forward_q8_k19_lm_head: logits[B*T, V] = t18 · lm_headᵀ  [lm_head] */
-static void forward_q8_k19_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t18, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
+/* forward_q8_k17_lm_head: logits[B*T, V] = t17 · lm_headᵀ  [lm_head] */
+static void forward_q8_k17_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t17, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -2529,7 +2491,7 @@ static void forward_q8_k19_lm_head(float *restrict logits, const int8_t *restric
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t18 + g * group;
+                const float *restrict xg = t17 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -2551,7 +2513,7 @@ static void forward_q8_k19_lm_head(float *restrict logits, const int8_t *restric
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t18 + i * D + g * group;
+                    const float *restrict xg = t17 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -2581,12 +2543,12 @@ static void forward_q8_k19_lm_head(float *restrict logits, const int8_t *restric
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t18, D, tile, D, 0.0f, logits + r0, V);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t17, D, tile, D, 0.0f, logits + r0, V);
         }
     }
 }
 
-/* Arena: 9 slots planned for 20 kernels. */
+/* Arena: 10 slots planned for 18 kernels. */
 static long llama_forward_q8_layout(const llama_forward_q8_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -2598,18 +2560,19 @@ static long llama_forward_q8_layout(const llama_forward_q8_args *args, long *off
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
-    off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[7] = total; total += la_round16(la_max(B*KVH*REP*T, B*F*T));
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_forward_q8_arena_floats(const llama_forward_q8_args *args) {
-    long off[9];
+    long off[10];
     return llama_forward_q8_layout(args, off);
 }
 
@@ -2626,7 +2589,7 @@ void llama_forward_q8(const llama_forward_q8_args *args) {
     const long RF = args->RF;
     const long T = args->T;
     const long V = args->V;
-    long off[9];
+    long off[10];
     llama_forward_q8_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -2635,19 +2598,18 @@ void llama_forward_q8(const llama_forward_q8_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[6];
-    float *t7 = args->arena + off[3];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[6];
     float *t8 = args->arena + off[4];
-    float *t9 = args->arena + off[5];
-    float *t10 = args->arena + off[3];
-    float *t11 = args->arena + off[4];
-    float *t12 = args->arena + off[3];
-    float *t13 = args->arena + off[4];
-    float *t14 = args->arena + off[5];
-    float *t15 = args->arena + off[6];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[7];
+    float *t11 = args->arena + off[5];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[6];
+    float *t14 = args->arena + off[7];
+    float *t15 = args->arena + off[3];
     float *t16 = args->arena + off[4];
-    float *t17 = args->arena + off[5];
-    float *t18 = args->arena + off[4];
+    float *t17 = args->arena + off[3];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const int8_t *lm_head = args->lm_head;
@@ -2657,11 +2619,11 @@ void llama_forward_q8(const llama_forward_q8_args *args) {
     const float *rope_theta = args->rope_theta;
     float *logits = args->logits;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 20, forward_q8_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 20, forward_q8_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 18, forward_q8_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 18, forward_q8_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
-    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
+    float *carry0_buf[2] = { args->arena + off[8], args->arena + off[9] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const int8_t *wq = args->wq + l * (64*HD2*KVH*RD*REP);
@@ -2680,27 +2642,25 @@ void llama_forward_q8(const llama_forward_q8_args *args) {
         const int8_t *w3 = args->w3 + l * (32*F*RD);
         const float *w3_scales = args->w3_scales + l * (F*GD);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 20, forward_q8_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 20, forward_q8_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 4, 20, forward_q8_k4_wk(t5, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 5, 20, forward_q8_k5_wv(t6, wv, wv_scales, t3, B, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 6, 20, forward_q8_k6_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 20, forward_q8_k7_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 20, forward_q8_k8_scores_matmul(t9, t7, t8, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 20, forward_q8_k9_attention(t10, t9, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 20, forward_q8_k10_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 20, forward_q8_k11_wo(t12, wo, wo_scales, t11, B, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 12, 20, forward_q8_k12_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 20, forward_q8_k13_w1(t14, w1, w1_scales, t13, B, F, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 14, 20, forward_q8_k14_w3(t15, w3, w3_scales, t13, B, F, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 15, 20, forward_q8_k15_silu(t16, t14, t15, B, F, T));
-        LA_TIMED(prof, 16, 20, forward_q8_k16_w2(t17, w2, w2_scales, t16, B, F, GF, HD2, KVH, REP, RF, T));
-        LA_TIMED(prof, 17, 20, forward_q8_k17_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 18, forward_q8_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 18, forward_q8_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 4, 18, forward_q8_k4_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 18, forward_q8_k5_wk(t6, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 6, 18, forward_q8_k6_rope(t7, t0, t1, t6, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 18, forward_q8_k7_wv(t8, wv, wv_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 8, 18, forward_q8_k8_causal_attention_forward(t9, t10, t5, t7, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 18, forward_q8_k9_wo(t11, wo, wo_scales, t9, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 10, 18, forward_q8_k10_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 18, forward_q8_k11_w1(t13, w1, w1_scales, t12, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 12, 18, forward_q8_k12_w3(t14, w3, w3_scales, t12, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 13, 18, forward_q8_k13_silu(t15, t13, t14, B, F, T));
+        LA_TIMED(prof, 14, 18, forward_q8_k14_w2(t16, w2, w2_scales, t15, B, F, GF, HD2, KVH, REP, RF, T));
+        LA_TIMED(prof, 15, 18, forward_q8_k15_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 18, 20, forward_q8_k18_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 19, 20, forward_q8_k19_lm_head(logits, lm_head, lm_head_scales, t18, B, GD, HD2, KVH, RD, REP, T, V));
+    LA_TIMED(prof, 16, 18, forward_q8_k16_rmsnorm(t17, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 17, 18, forward_q8_k17_lm_head(logits, lm_head, lm_head_scales, t17, B, GD, HD2, KVH, RD, REP, T, V));
 }
 
 void llama_forward_q8_costs(const llama_forward_q8_args *args, double *flops, double *bytes) {
@@ -2719,22 +2679,20 @@ void llama_forward_q8_costs(const llama_forward_q8_args *args, double *flops, do
     flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* forward_q8_k1_embed */
     flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* forward_q8_k2_rmsnorm */
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q8_k3_wq */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* forward_q8_k4_wk */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* forward_q8_k5_wv */
-    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* forward_q8_k6_rope */
-    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* forward_q8_k7_rope */
-    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_q8_k8_scores_matmul */
-    flops[9] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* forward_q8_k9_attention */
-    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* forward_q8_k10_attention_matmul */
-    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q8_k11_wo */
-    flops[12] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q8_k12_rmsnorm */
-    flops[13] = (double)(4*B*F*HD2*KVH*REP*T); bytes[13] = (double)(4*B*F*T + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* forward_q8_k13_w1 */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* forward_q8_k14_w3 */
-    flops[15] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[15] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* forward_q8_k15_silu */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* forward_q8_k16_w2 */
-    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_q8_k17_layer */
-    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q8_k18_rmsnorm */
-    flops[19] = (double)(4*B*HD2*KVH*REP*T*V); bytes[19] = (double)(4*B*T*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* forward_q8_k19_lm_head */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* forward_q8_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* forward_q8_k5_wk */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* forward_q8_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* forward_q8_k7_wv */
+    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* forward_q8_k8_causal_attention_forward */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q8_k9_wo */
+    flops[10] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q8_k10_rmsnorm */
+    flops[11] = (double)(4*B*F*HD2*KVH*REP*T); bytes[11] = (double)(4*B*F*T + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* forward_q8_k11_w1 */
+    flops[12] = (double)(4*B*F*HD2*KVH*REP*T); bytes[12] = (double)(4*B*F*T + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* forward_q8_k12_w3 */
+    flops[13] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[13] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* forward_q8_k13_silu */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* forward_q8_k14_w2 */
+    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_q8_k15_layer */
+    flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q8_k16_rmsnorm */
+    flops[17] = (double)(4*B*HD2*KVH*REP*T*V); bytes[17] = (double)(4*B*T*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* forward_q8_k17_lm_head */
     (void)args;
 }
 
@@ -2746,24 +2704,22 @@ static const char *const llama_forward_q8_kernel_names[] = {
     "forward_q8_k1_embed",
     "forward_q8_k2_rmsnorm",
     "forward_q8_k3_wq",
-    "forward_q8_k4_wk",
-    "forward_q8_k5_wv",
+    "forward_q8_k4_rope",
+    "forward_q8_k5_wk",
     "forward_q8_k6_rope",
-    "forward_q8_k7_rope",
-    "forward_q8_k8_scores_matmul",
-    "forward_q8_k9_attention",
-    "forward_q8_k10_attention_matmul",
-    "forward_q8_k11_wo",
-    "forward_q8_k12_rmsnorm",
-    "forward_q8_k13_w1",
-    "forward_q8_k14_w3",
-    "forward_q8_k15_silu",
-    "forward_q8_k16_w2",
-    "forward_q8_k17_layer",
-    "forward_q8_k18_rmsnorm",
-    "forward_q8_k19_lm_head",
+    "forward_q8_k7_wv",
+    "forward_q8_k8_causal_attention_forward",
+    "forward_q8_k9_wo",
+    "forward_q8_k10_rmsnorm",
+    "forward_q8_k11_w1",
+    "forward_q8_k12_w3",
+    "forward_q8_k13_silu",
+    "forward_q8_k14_w2",
+    "forward_q8_k15_layer",
+    "forward_q8_k16_rmsnorm",
+    "forward_q8_k17_lm_head",
 };
-const la_program_info llama_forward_q8_info = { "llama.forward_q8", 38, 20, llama_forward_q8_kernel_names, llama_forward_q8_run, llama_forward_q8_arena, llama_forward_q8_cost };
+const la_program_info llama_forward_q8_info = { "llama.forward_q8", 38, 18, llama_forward_q8_kernel_names, llama_forward_q8_run, llama_forward_q8_arena, llama_forward_q8_cost };
 
 /* ===== program 'prefill_q8' ===== */
 
@@ -2897,8 +2853,37 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
     }
 }
 
-/* prefill_q8_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
-static void prefill_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+/* prefill_q8_k4_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void prefill_q8_k4_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* prefill_q8_k5_wk: t6[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void prefill_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
@@ -2922,85 +2907,14 @@ static void prefill_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, cons
                 for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t5)[r] = acc;
-        }
-    } else if (D > 16384) {
-        for (long i = 0; i < B*T; i++) {
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-            for (long r = 0; r < KVD; r++) {
-                const int8_t *restrict qr = wk + r * ((32*RD));
-                const float *restrict sr = wk_scales + r * GD;
-                float lanes[32] = {0.0f}, acc = 0.0f;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t3 + i * D + g * group;
-                    const float s = sr[g];
-                    long h = 0;
-                    for (; h + 32 <= len; h += 32) {
-                        const int8_t *restrict qb = qr + g * group + h;
-                        #pragma omp simd
-                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                    }
-                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
-                }
-                for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t5 + i * KVD)[r] = acc;
-            }
-        }
-    } else {
-        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
-        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
-        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
-            float tile[16384];
-            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
-            for (long r = r0; r < r0 + nr; r++) {
-                float *restrict tr = tile + (r - r0) * D;
-                const int8_t *restrict qr = wk + r * ((32*RD));
-                const float *restrict sr = wk_scales + r * GD;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    #pragma omp simd
-                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
-                }
-            }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t5 + r0, KVD);
-        }
-    }
-}
-
-/* prefill_q8_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
-static void prefill_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
-    la_blas_pool(0);
-    if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wv + r * ((32*RD));
-            const float *restrict sr = wv_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
-            }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t6)[r] = acc;
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
-                const int8_t *restrict qr = wv + r * ((32*RD));
-                const float *restrict sr = wv_scales + r * GD;
+                const int8_t *restrict qr = wk + r * ((32*RD));
+                const float *restrict sr = wk_scales + r * GD;
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
@@ -3026,8 +2940,8 @@ static void prefill_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
             const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
             for (long r = r0; r < r0 + nr; r++) {
                 float *restrict tr = tile + (r - r0) * D;
-                const int8_t *restrict qr = wv + r * ((32*RD));
-                const float *restrict sr = wv_scales + r * GD;
+                const int8_t *restrict qr = wk + r * ((32*RD));
+                const float *restrict sr = wk_scales + r * GD;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     #pragma omp simd
@@ -3039,8 +2953,79 @@ static void prefill_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
     }
 }
 
-/* prefill_q8_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
-static void prefill_q8_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P, long T) {
+/* prefill_q8_k6_wv: t7[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void prefill_q8_k6_wv(float *restrict t7, const int8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const int8_t *restrict qr = wv + r * ((32*RD));
+            const float *restrict sr = wv_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t3 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t7)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wv + r * ((32*RD));
+                const float *restrict sr = wv_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t3 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t7 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = wv + r * ((32*RD));
+                const float *restrict sr = wv_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t7 + r0, KVD);
+        }
+    }
+}
+
+/* prefill_q8_k7_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void prefill_q8_k7_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long C, long HD2, long KVH, long P, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3051,14 +3036,14 @@ static void prefill_q8_k6_rope(float *restrict k_cache, const float *restrict t0
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v1 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v4 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -3067,8 +3052,8 @@ static void prefill_q8_k6_rope(float *restrict k_cache, const float *restrict t0
     }
 }
 
-/* prefill_q8_k7_attention: v_cache = t6  [layer/attention] */
-static void prefill_q8_k7_attention(float *restrict v_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long P, long T) {
+/* prefill_q8_k8_attention: v_cache = t7  [layer/attention] */
+static void prefill_q8_k8_attention(float *restrict v_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long P, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3077,111 +3062,78 @@ static void prefill_q8_k7_attention(float *restrict v_cache, const float *restri
         const long i1 = (r / (KVH)) % T;
         const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
-            v_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = t6[r * n + j];
+            v_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = t7[r * n + j];
         }
     }
 }
 
-/* prefill_q8_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void prefill_q8_k8_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t7[r * n + j] = v0;
-        }
-    }
-}
-
-/* prefill_q8_k9_scores_matmul: t8[B, KVH, REP, T, S] = t7 · k_cacheᵀ  [layer/attention/attention/scores] */
-static void prefill_q8_k9_scores_matmul(float *restrict t8, const float *restrict k_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long REP, long S, long T) {
+/* prefill_q8_k9_causal_attention_forward: causal attention (s ≤ P + t): lse → t9, out → t8  [layer/attention/attention] */
+static void prefill_q8_k9_causal_attention_forward(float *restrict t8, float *restrict t9, const float *restrict t5, const float *restrict k_cache, const float *restrict v_cache, long B, long C, long HD2, long KVH, long P, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, k_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t8 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
-}
-
-/* prefill_q8_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void prefill_q8_k10_attention(float *restrict t9, const float *restrict t8, long B, long HD2, long KVH, long P, long REP, long S, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = S;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + (float)(P);
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t8[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v5 = (float)i3 + (float)(P);
-            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t8[r * n + j1]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t9[r * n + j1] = v11;
-            acc1 += v11;
-        }
-        for (long j = 0; j < n; j++) {
-            float v12 = (t9[r * n + j]) / acc1;
-            t9[r * n + j] = v12;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = t5;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = k_cache;
+    const long ksb = C*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = v_cache;
+    const long vsb = C*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float p[ns];   /* one row of scores */
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const long last = start + t < ns ? start + t : ns - 1;
+                /* scores of the visible keys, and their max */
+                float m = -INFINITY;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh;
+                    float dot = 0.0f;
+                    #pragma omp simd reduction(+:dot)
+                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
+                    float x = dot * scale;
+                    p[s] = x;
+                    m = x > m ? x : m;
+                }
+                /* softmax numerators and their sum */
+                float sum = 0.0f;
+                if (m > -INFINITY) {
+                    #pragma omp simd reduction(+:sum)
+                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
+                }
+                t9[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+                /* out = Σ_s p_s/sum · v_s */
+                float *ot = t8 + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
+                if (sum > 0.0f) {
+                    const float inv = 1.0f / sum;
+                    for (long s = 0; s <= last; s++) {
+                        if (p[s] == 0.0f) continue;
+                        const float w = p[s] * inv;
+                        const float *vs = vp + b * vsb + s * vss + g * vsh;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+                    }
+                }
+            }
         }
     }
 }
 
-/* prefill_q8_k11_attention_matmul: t10[B, KVH, REP, T, HD] = t9 · v_cache  [layer/attention/attention; layer/attention] */
-static void prefill_q8_k11_attention_matmul(float *restrict t10, const float *restrict v_cache, const float *restrict t9, long B, long C, long HD2, long KVH, long REP, long S, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * S >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t9 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, v_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t10 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
-}
-
-/* prefill_q8_k12_wo: t11[B*T, D] = t10 · woᵀ  [layer/attention] */
-static void prefill_q8_k12_wo(float *restrict t11, const int8_t *restrict wo, const float *restrict wo_scales, const float *restrict t10, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+/* prefill_q8_k10_wo: t10[B*T, D] = t8 · woᵀ  [layer/attention] */
+static void prefill_q8_k10_wo(float *restrict t10, const int8_t *restrict wo, const float *restrict wo_scales, const float *restrict t8, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -3193,7 +3145,7 @@ static void prefill_q8_k12_wo(float *restrict t11, const int8_t *restrict wo, co
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t10 + g * group;
+                const float *restrict xg = t8 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -3204,7 +3156,7 @@ static void prefill_q8_k12_wo(float *restrict t11, const int8_t *restrict wo, co
                 for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t11)[r] = acc;
+            (t10)[r] = acc;
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -3215,7 +3167,7 @@ static void prefill_q8_k12_wo(float *restrict t11, const int8_t *restrict wo, co
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t10 + i * D + g * group;
+                    const float *restrict xg = t8 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -3226,7 +3178,7 @@ static void prefill_q8_k12_wo(float *restrict t11, const int8_t *restrict wo, co
                     for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
                 for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t11 + i * D)[r] = acc;
+                (t10 + i * D)[r] = acc;
             }
         }
     } else {
@@ -3245,13 +3197,13 @@ static void prefill_q8_k12_wo(float *restrict t11, const int8_t *restrict wo, co
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t10, D, tile, D, 0.0f, t11 + r0, D);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t8, D, tile, D, 0.0f, t10 + r0, D);
         }
     }
 }
 
-/* prefill_q8_k13_rmsnorm: t12 = ((carry0 + t11) · rsqrt(Σ((carry0 + t11)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
-static void prefill_q8_k13_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_q8_k11_rmsnorm: t11 = ((carry0 + t10) · rsqrt(Σ((carry0 + t10)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void prefill_q8_k11_rmsnorm(float *restrict t11, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3259,7 +3211,7 @@ static void prefill_q8_k13_rmsnorm(float *restrict t12, const float *restrict no
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t11[r * n + j0];
+            float v0 = carry0[r * n + j0] + t10[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -3267,16 +3219,16 @@ static void prefill_q8_k13_rmsnorm(float *restrict t12, const float *restrict no
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t11[r * n + j];
+            float v2 = carry0[r * n + j] + t10[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[j]);
-            t12[r * n + j] = v7;
+            t11[r * n + j] = v7;
         }
     }
 }
 
-/* prefill_q8_k14_w1: t13[B*T, F] = t12 · w1ᵀ  [layer/ffn/gate_up] */
-static void prefill_q8_k14_w1(float *restrict t13, const int8_t *restrict w1, const float *restrict w1_scales, const float *restrict t12, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+/* prefill_q8_k12_w1: t12[B*T, F] = t11 · w1ᵀ  [layer/ffn/gate_up] */
+static void prefill_q8_k12_w1(float *restrict t12, const int8_t *restrict w1, const float *restrict w1_scales, const float *restrict t11, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -3288,7 +3240,77 @@ static void prefill_q8_k14_w1(float *restrict t13, const int8_t *restrict w1, co
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t12 + g * group;
+                const float *restrict xg = t11 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t12)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t11 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t12 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t11, D, tile, D, 0.0f, t12 + r0, F);
+        }
+    }
+}
+
+/* prefill_q8_k13_w3: t13[B*T, F] = t11 · w3ᵀ  [layer/ffn/gate_up] */
+static void prefill_q8_k13_w3(float *restrict t13, const int8_t *restrict w3, const float *restrict w3_scales, const float *restrict t11, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const int8_t *restrict qr = w3 + r * ((32*RD));
+            const float *restrict sr = w3_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t11 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -3305,12 +3327,12 @@ static void prefill_q8_k14_w1(float *restrict t13, const int8_t *restrict w1, co
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
-                const int8_t *restrict qr = w1 + r * ((32*RD));
-                const float *restrict sr = w1_scales + r * GD;
+                const int8_t *restrict qr = w3 + r * ((32*RD));
+                const float *restrict sr = w3_scales + r * GD;
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t12 + i * D + g * group;
+                    const float *restrict xg = t11 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -3332,76 +3354,6 @@ static void prefill_q8_k14_w1(float *restrict t13, const int8_t *restrict w1, co
             const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
             for (long r = r0; r < r0 + nr; r++) {
                 float *restrict tr = tile + (r - r0) * D;
-                const int8_t *restrict qr = w1 + r * ((32*RD));
-                const float *restrict sr = w1_scales + r * GD;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    #pragma omp simd
-                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
-                }
-            }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t12, D, tile, D, 0.0f, t13 + r0, F);
-        }
-    }
-}
-
-/* prefill_q8_k15_w3: t14[B*T, F] = t12 · w3ᵀ  [layer/ffn/gate_up] */
-static void prefill_q8_k15_w3(float *restrict t14, const int8_t *restrict w3, const float *restrict w3_scales, const float *restrict t12, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
-    la_blas_pool(0);
-    if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w3 + r * ((32*RD));
-            const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t12 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
-            }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t14)[r] = acc;
-        }
-    } else if (D > 16384) {
-        for (long i = 0; i < B*T; i++) {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
-            for (long r = 0; r < F; r++) {
-                const int8_t *restrict qr = w3 + r * ((32*RD));
-                const float *restrict sr = w3_scales + r * GD;
-                float lanes[32] = {0.0f}, acc = 0.0f;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t12 + i * D + g * group;
-                    const float s = sr[g];
-                    long h = 0;
-                    for (; h + 32 <= len; h += 32) {
-                        const int8_t *restrict qb = qr + g * group + h;
-                        #pragma omp simd
-                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                    }
-                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
-                }
-                for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t14 + i * F)[r] = acc;
-            }
-        }
-    } else {
-        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
-        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
-        for (long r0 = 0; r0 < F; r0 += tile_rows) {
-            float tile[16384];
-            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
-            for (long r = r0; r < r0 + nr; r++) {
-                float *restrict tr = tile + (r - r0) * D;
                 const int8_t *restrict qr = w3 + r * ((32*RD));
                 const float *restrict sr = w3_scales + r * GD;
                 for (long g = 0; g < GD; g++) {
@@ -3410,29 +3362,29 @@ static void prefill_q8_k15_w3(float *restrict t14, const int8_t *restrict w3, co
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t12, D, tile, D, 0.0f, t14 + r0, F);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t11, D, tile, D, 0.0f, t13 + r0, F);
         }
     }
 }
 
-/* prefill_q8_k16_silu: t15 = (t13 / (1 + exp(-t13))) · t14  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void prefill_q8_k16_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
+/* prefill_q8_k14_silu: t14 = (t12 / (1 + exp(-t12))) · t13  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void prefill_q8_k14_silu(float *restrict t14, const float *restrict t12, const float *restrict t13, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t13[r * n + j]);
+            float v0 = -(t12[r * n + j]);
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t13[r * n + j]) / v2;
-            float v4 = v3 * (t14[r * n + j]);
-            t15[r * n + j] = v4;
+            float v3 = (t12[r * n + j]) / v2;
+            float v4 = v3 * (t13[r * n + j]);
+            t14[r * n + j] = v4;
         }
     }
 }
 
-/* prefill_q8_k17_w2: t16[B*T, D] = t15 · w2ᵀ  [layer/ffn] */
-static void prefill_q8_k17_w2(float *restrict t16, const int8_t *restrict w2, const float *restrict w2_scales, const float *restrict t15, long B, long F, long GF, long HD2, long KVH, long REP, long RF, long T) {
+/* prefill_q8_k15_w2: t15[B*T, D] = t14 · w2ᵀ  [layer/ffn] */
+static void prefill_q8_k15_w2(float *restrict t15, const int8_t *restrict w2, const float *restrict w2_scales, const float *restrict t14, long B, long F, long GF, long HD2, long KVH, long REP, long RF, long T) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -3444,7 +3396,7 @@ static void prefill_q8_k17_w2(float *restrict t16, const int8_t *restrict w2, co
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GF; g++) {
                 const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t15 + g * group;
+                const float *restrict xg = t14 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -3455,7 +3407,7 @@ static void prefill_q8_k17_w2(float *restrict t16, const int8_t *restrict w2, co
                 for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t16)[r] = acc;
+            (t15)[r] = acc;
         }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -3466,7 +3418,7 @@ static void prefill_q8_k17_w2(float *restrict t16, const int8_t *restrict w2, co
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GF; g++) {
                     const long len = F - g * group < group ? F - g * group : group;
-                    const float *restrict xg = t15 + i * F + g * group;
+                    const float *restrict xg = t14 + i * F + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -3477,7 +3429,7 @@ static void prefill_q8_k17_w2(float *restrict t16, const int8_t *restrict w2, co
                     for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
                 for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t16 + i * D)[r] = acc;
+                (t15 + i * D)[r] = acc;
             }
         }
     } else {
@@ -3496,27 +3448,27 @@ static void prefill_q8_k17_w2(float *restrict t16, const int8_t *restrict w2, co
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, F, 1.0f, t15, F, tile, F, 0.0f, t16 + r0, D);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, F, 1.0f, t14, F, tile, F, 0.0f, t15 + r0, D);
         }
     }
 }
 
-/* prefill_q8_k18_layer: carry0_next = carry0 + t11 + t16  [layer/attention; layer; layer/ffn] */
-static void prefill_q8_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_q8_k16_layer: carry0_next = carry0 + t10 + t15  [layer/attention; layer; layer/ffn] */
+static void prefill_q8_k16_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t10, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t11[r * n + j];
-            float v1 = v0 + t16[r * n + j];
+            float v0 = carry0[r * n + j] + t10[r * n + j];
+            float v1 = v0 + t15[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* prefill_q8_k19_rmsnorm: t17 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void prefill_q8_k19_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_q8_k17_rmsnorm: t16 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void prefill_q8_k17_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3533,13 +3485,13 @@ static void prefill_q8_k19_rmsnorm(float *restrict t17, const float *restrict no
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t17[r * n + j] = v5;
+            t16[r * n + j] = v5;
         }
     }
 }
 
-/* prefill_q8_k20_lm_head: logits[B*T, V] = t17 · lm_headᵀ  [lm_head] */
-static void prefill_q8_k20_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t17, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
+/* prefill_q8_k18_lm_head: logits[B*T, V] = t16 · lm_headᵀ  [lm_head] */
+static void prefill_q8_k18_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t16, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -3551,7 +3503,7 @@ static void prefill_q8_k20_lm_head(float *restrict logits, const int8_t *restric
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t17 + g * group;
+                const float *restrict xg = t16 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -3573,7 +3525,7 @@ static void prefill_q8_k20_lm_head(float *restrict logits, const int8_t *restric
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t17 + i * D + g * group;
+                    const float *restrict xg = t16 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -3603,28 +3555,27 @@ static void prefill_q8_k20_lm_head(float *restrict logits, const int8_t *restric
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t17, D, tile, D, 0.0f, logits + r0, V);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t16, D, tile, D, 0.0f, logits + r0, V);
         }
     }
 }
 
-/* Arena: 9 slots planned for 21 kernels. */
+/* Arena: 9 slots planned for 19 kernels. */
 static long llama_prefill_q8_layout(const llama_prefill_q8_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long REP = args->REP;
-    const long S = args->S;
     const long T = args->T;
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[3] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*S*T), B*F*T), 2*B*HD2*KVH*REP*T));
-    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*S*T), B*F*T));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T), B*F*T));
+    off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
@@ -3661,18 +3612,17 @@ void llama_prefill_q8(const llama_prefill_q8_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[6];
-    float *t7 = args->arena + off[3];
-    float *t8 = args->arena + off[5];
-    float *t9 = args->arena + off[6];
-    float *t10 = args->arena + off[4];
-    float *t11 = args->arena + off[3];
-    float *t12 = args->arena + off[4];
-    float *t13 = args->arena + off[5];
-    float *t14 = args->arena + off[6];
-    float *t15 = args->arena + off[4];
-    float *t16 = args->arena + off[5];
-    float *t17 = args->arena + off[4];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[6];
+    float *t8 = args->arena + off[3];
+    float *t9 = args->arena + off[4];
+    float *t10 = args->arena + off[5];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[6];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[3];
+    float *t16 = args->arena + off[4];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const int8_t *lm_head = args->lm_head;
@@ -3682,8 +3632,8 @@ void llama_prefill_q8(const llama_prefill_q8_args *args) {
     const float *rope_theta = args->rope_theta;
     float *logits = args->logits;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 21, prefill_q8_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
-    LA_TIMED(prof, 1, 21, prefill_q8_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 19, prefill_q8_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
+    LA_TIMED(prof, 1, 19, prefill_q8_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
@@ -3707,28 +3657,26 @@ void llama_prefill_q8(const llama_prefill_q8_args *args) {
         float *k_cache = args->k_cache + l * (2*B*C*HD2*KVH);
         float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 21, prefill_q8_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 21, prefill_q8_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 4, 21, prefill_q8_k4_wk(t5, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 5, 21, prefill_q8_k5_wv(t6, wv, wv_scales, t3, B, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 6, 21, prefill_q8_k6_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P, T));
-        LA_TIMED(prof, 7, 21, prefill_q8_k7_attention(v_cache, t6, B, C, HD2, KVH, P, T));
-        LA_TIMED(prof, 8, 21, prefill_q8_k8_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 21, prefill_q8_k9_scores_matmul(t8, k_cache, t7, B, C, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 10, 21, prefill_q8_k10_attention(t9, t8, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 11, 21, prefill_q8_k11_attention_matmul(t10, v_cache, t9, B, C, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 12, 21, prefill_q8_k12_wo(t11, wo, wo_scales, t10, B, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 13, 21, prefill_q8_k13_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 21, prefill_q8_k14_w1(t13, w1, w1_scales, t12, B, F, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 15, 21, prefill_q8_k15_w3(t14, w3, w3_scales, t12, B, F, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 16, 21, prefill_q8_k16_silu(t15, t13, t14, B, F, T));
-        LA_TIMED(prof, 17, 21, prefill_q8_k17_w2(t16, w2, w2_scales, t15, B, F, GF, HD2, KVH, REP, RF, T));
-        LA_TIMED(prof, 18, 21, prefill_q8_k18_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 19, prefill_q8_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 19, prefill_q8_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 4, 19, prefill_q8_k4_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 19, prefill_q8_k5_wk(t6, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 6, 19, prefill_q8_k6_wv(t7, wv, wv_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 7, 19, prefill_q8_k7_rope(k_cache, t0, t1, t6, B, C, HD2, KVH, P, T));
+        LA_TIMED(prof, 8, 19, prefill_q8_k8_attention(v_cache, t7, B, C, HD2, KVH, P, T));
+        LA_TIMED(prof, 9, 19, prefill_q8_k9_causal_attention_forward(t8, t9, t5, k_cache, v_cache, B, C, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 10, 19, prefill_q8_k10_wo(t10, wo, wo_scales, t8, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 11, 19, prefill_q8_k11_rmsnorm(t11, norm_eps, carry0, ffn_norm, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 19, prefill_q8_k12_w1(t12, w1, w1_scales, t11, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 13, 19, prefill_q8_k13_w3(t13, w3, w3_scales, t11, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 14, 19, prefill_q8_k14_silu(t14, t12, t13, B, F, T));
+        LA_TIMED(prof, 15, 19, prefill_q8_k15_w2(t15, w2, w2_scales, t14, B, F, GF, HD2, KVH, REP, RF, T));
+        LA_TIMED(prof, 16, 19, prefill_q8_k16_layer(carry0_next, carry0, t10, t15, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 19, 21, prefill_q8_k19_rmsnorm(t17, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 20, 21, prefill_q8_k20_lm_head(logits, lm_head, lm_head_scales, t17, B, GD, HD2, KVH, RD, REP, T, V));
+    LA_TIMED(prof, 17, 19, prefill_q8_k17_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 18, 19, prefill_q8_k18_lm_head(logits, lm_head, lm_head_scales, t16, B, GD, HD2, KVH, RD, REP, T, V));
 }
 
 void llama_prefill_q8_costs(const llama_prefill_q8_args *args, double *flops, double *bytes) {
@@ -3749,23 +3697,21 @@ void llama_prefill_q8_costs(const llama_prefill_q8_args *args, double *flops, do
     flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* prefill_q8_k1_embed */
     flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* prefill_q8_k2_rmsnorm */
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q8_k3_wq */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q8_k4_wk */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q8_k5_wv */
-    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*C*HD2*KVH + 4*HD2*T + 4*HD2*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_q8_k6_rope */
-    flops[7] = (double)(0); bytes[7] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_q8_k7_attention */
-    flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* prefill_q8_k8_rope */
-    flops[9] = (double)(4*B*HD2*KVH*REP*S*T); bytes[9] = (double)(4*B*KVH*REP*S*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q8_k9_scores_matmul */
-    flops[10] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* prefill_q8_k10_attention */
-    flops[11] = (double)(4*B*HD2*KVH*REP*S*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH + 4*B*KVH*REP*S*T); /* prefill_q8_k11_attention_matmul */
-    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q8_k12_wo */
-    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q8_k13_rmsnorm */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* prefill_q8_k14_w1 */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* prefill_q8_k15_w3 */
-    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_q8_k16_silu */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* prefill_q8_k17_w2 */
-    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_q8_k18_layer */
-    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q8_k19_rmsnorm */
-    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* prefill_q8_k20_lm_head */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* prefill_q8_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q8_k5_wk */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q8_k6_wv */
+    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*C*HD2*KVH + 4*HD2*T + 4*HD2*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_q8_k7_rope */
+    flops[8] = (double)(0); bytes[8] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_q8_k8_attention */
+    flops[9] = (double)(4*B*HD2*KVH*REP*S*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH + 8*B*C*HD2*KVH); /* prefill_q8_k9_causal_attention_forward */
+    flops[10] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q8_k10_wo */
+    flops[11] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q8_k11_rmsnorm */
+    flops[12] = (double)(4*B*F*HD2*KVH*REP*T); bytes[12] = (double)(4*B*F*T + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* prefill_q8_k12_w1 */
+    flops[13] = (double)(4*B*F*HD2*KVH*REP*T); bytes[13] = (double)(4*B*F*T + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* prefill_q8_k13_w3 */
+    flops[14] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[14] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_q8_k14_silu */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 64*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* prefill_q8_k15_w2 */
+    flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_q8_k16_layer */
+    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q8_k17_rmsnorm */
+    flops[18] = (double)(4*B*HD2*KVH*REP*T*V); bytes[18] = (double)(4*B*T*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* prefill_q8_k18_lm_head */
     (void)args;
 }
 
@@ -3777,25 +3723,23 @@ static const char *const llama_prefill_q8_kernel_names[] = {
     "prefill_q8_k1_embed",
     "prefill_q8_k2_rmsnorm",
     "prefill_q8_k3_wq",
-    "prefill_q8_k4_wk",
-    "prefill_q8_k5_wv",
-    "prefill_q8_k6_rope",
-    "prefill_q8_k7_attention",
-    "prefill_q8_k8_rope",
-    "prefill_q8_k9_scores_matmul",
-    "prefill_q8_k10_attention",
-    "prefill_q8_k11_attention_matmul",
-    "prefill_q8_k12_wo",
-    "prefill_q8_k13_rmsnorm",
-    "prefill_q8_k14_w1",
-    "prefill_q8_k15_w3",
-    "prefill_q8_k16_silu",
-    "prefill_q8_k17_w2",
-    "prefill_q8_k18_layer",
-    "prefill_q8_k19_rmsnorm",
-    "prefill_q8_k20_lm_head",
+    "prefill_q8_k4_rope",
+    "prefill_q8_k5_wk",
+    "prefill_q8_k6_wv",
+    "prefill_q8_k7_rope",
+    "prefill_q8_k8_attention",
+    "prefill_q8_k9_causal_attention_forward",
+    "prefill_q8_k10_wo",
+    "prefill_q8_k11_rmsnorm",
+    "prefill_q8_k12_w1",
+    "prefill_q8_k13_w3",
+    "prefill_q8_k14_silu",
+    "prefill_q8_k15_w2",
+    "prefill_q8_k16_layer",
+    "prefill_q8_k17_rmsnorm",
+    "prefill_q8_k18_lm_head",
 };
-const la_program_info llama_prefill_q8_info = { "llama.prefill_q8", 43, 21, llama_prefill_q8_kernel_names, llama_prefill_q8_run, llama_prefill_q8_arena, llama_prefill_q8_cost };
+const la_program_info llama_prefill_q8_info = { "llama.prefill_q8", 43, 19, llama_prefill_q8_kernel_names, llama_prefill_q8_run, llama_prefill_q8_arena, llama_prefill_q8_cost };
 
 /* ===== program 'decode_q8' ===== */
 
@@ -3927,8 +3871,37 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
     }
 }
 
-/* decode_q8_k4_wk: t5[B, KVD] = t3 · wkᵀ  [layer/attention] */
-static void decode_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP) {
+/* decode_q8_k4_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void decode_q8_k4_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (H);
+        const long i1 = 0;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* decode_q8_k5_wk: t6[B, KVD] = t3 · wkᵀ  [layer/attention] */
+static void decode_q8_k5_wk(float *restrict t6, const int8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
@@ -3952,7 +3925,7 @@ static void decode_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, const
                 for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t5)[r] = acc;
+            (t6)[r] = acc;
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -3974,7 +3947,7 @@ static void decode_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, const
                     for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
                 for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t5 + i * KVD)[r] = acc;
+                (t6 + i * KVD)[r] = acc;
             }
         }
     } else {
@@ -3993,13 +3966,13 @@ static void decode_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, const
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t3, D, tile, D, 0.0f, t5 + r0, KVD);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t3, D, tile, D, 0.0f, t6 + r0, KVD);
         }
     }
 }
 
-/* decode_q8_k5_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
-static void decode_q8_k5_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P) {
+/* decode_q8_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void decode_q8_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long C, long HD2, long KVH, long P) {
     const long HD = 2*HD2;
     const long rows = B*KVH, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4010,14 +3983,14 @@ static void decode_q8_k5_rope(float *restrict k_cache, const float *restrict t0,
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v1 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v4 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -4026,8 +3999,8 @@ static void decode_q8_k5_rope(float *restrict k_cache, const float *restrict t0,
     }
 }
 
-/* decode_q8_k6_wv: v_cache[B, KVD] = t3 · wvᵀ  [layer/attention] */
-static void decode_q8_k6_wv(float *restrict v_cache, const int8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long C, long GD, long HD2, long KVH, long P, long RD, long REP) {
+/* decode_q8_k7_wv: v_cache[B, KVD] = t3 · wvᵀ  [layer/attention] */
+static void decode_q8_k7_wv(float *restrict v_cache, const int8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long C, long GD, long HD2, long KVH, long P, long RD, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
@@ -4097,106 +4070,73 @@ static void decode_q8_k6_wv(float *restrict v_cache, const int8_t *restrict wv, 
     }
 }
 
-/* decode_q8_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void decode_q8_k7_rope(float *restrict t6, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (H);
-        const long i1 = (r / (REP)) % KVH;
-        const long i2 = (r) % REP;
-        const long i3 = 0;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t6[r * n + j] = v0;
-        }
-    }
-}
-
-/* decode_q8_k8_scores_matmul: t7[B, KVH, REP, 1, S] = t6 · k_cacheᵀ  [layer/attention/attention/scores] */
-static void decode_q8_k8_scores_matmul(float *restrict t7, const float *restrict k_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long REP, long S) {
+/* decode_q8_k8_causal_attention_forward: causal attention (s ≤ P + t): lse → t8, out → t7  [layer/attention/attention] */
+static void decode_q8_k8_causal_attention_forward(float *restrict t7, float *restrict t8, const float *restrict t5, const float *restrict k_cache, const float *restrict v_cache, long B, long C, long HD2, long KVH, long P, long REP, long S) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && 1 * S * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, 1, S, HD, t6 + b0 * D + b1 * (REP*HD) + b2 * HD, HD, k_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t7 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S);
-}
-
-/* decode_q8_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void decode_q8_k9_attention(float *restrict t8, const float *restrict t7, long B, long HD2, long KVH, long P, long REP, long S) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*H, n = S;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = 0;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + (float)(P);
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t7[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v5 = (float)i3 + (float)(P);
-            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t7[r * n + j1]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t8[r * n + j1] = v11;
-            acc1 += v11;
-        }
-        for (long j = 0; j < n; j++) {
-            float v12 = (t8[r * n + j]) / acc1;
-            t8[r * n + j] = v12;
+    const long nb = B, nt = 1, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = t5;
+    const long qsb = D;
+    const long qst = 0;
+    const long qsh = HD;
+    const float *kp = k_cache;
+    const long ksb = C*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = v_cache;
+    const long vsb = C*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float p[ns];   /* one row of scores */
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const long last = start + t < ns ? start + t : ns - 1;
+                /* scores of the visible keys, and their max */
+                float m = -INFINITY;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh;
+                    float dot = 0.0f;
+                    #pragma omp simd reduction(+:dot)
+                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
+                    float x = dot * scale;
+                    p[s] = x;
+                    m = x > m ? x : m;
+                }
+                /* softmax numerators and their sum */
+                float sum = 0.0f;
+                if (m > -INFINITY) {
+                    #pragma omp simd reduction(+:sum)
+                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
+                }
+                t8[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+                /* out = Σ_s p_s/sum · v_s */
+                float *ot = t7 + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
+                if (sum > 0.0f) {
+                    const float inv = 1.0f / sum;
+                    for (long s = 0; s <= last; s++) {
+                        if (p[s] == 0.0f) continue;
+                        const float w = p[s] * inv;
+                        const float *vs = vp + b * vsb + s * vss + g * vsh;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+                    }
+                }
+            }
         }
     }
 }
 
-/* decode_q8_k10_attention_matmul: t9[B, KVH, REP, 1, HD] = t8 · v_cache  [layer/attention/attention] */
-static void decode_q8_k10_attention_matmul(float *restrict t9, const float *restrict v_cache, const float *restrict t8, long B, long C, long HD2, long KVH, long REP, long S) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && 1 * HD * S >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, 1, HD, S, t8 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S, v_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t9 + b0 * D + b1 * (REP*HD) + b2 * HD, HD);
-}
-
-/* decode_q8_k11_wo: t10[B, D] = t9 · woᵀ  [layer/attention] */
-static void decode_q8_k11_wo(float *restrict t10, const int8_t *restrict wo, const float *restrict wo_scales, const float *restrict t9, long B, long GD, long HD2, long KVH, long RD, long REP) {
+/* decode_q8_k9_wo: t9[B, D] = t7 · woᵀ  [layer/attention] */
+static void decode_q8_k9_wo(float *restrict t9, const int8_t *restrict wo, const float *restrict wo_scales, const float *restrict t7, long B, long GD, long HD2, long KVH, long RD, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -4208,7 +4148,7 @@ static void decode_q8_k11_wo(float *restrict t10, const int8_t *restrict wo, con
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t9 + g * group;
+                const float *restrict xg = t7 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -4219,7 +4159,7 @@ static void decode_q8_k11_wo(float *restrict t10, const int8_t *restrict wo, con
                 for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t10)[r] = acc;
+            (t9)[r] = acc;
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -4230,7 +4170,7 @@ static void decode_q8_k11_wo(float *restrict t10, const int8_t *restrict wo, con
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t9 + i * D + g * group;
+                    const float *restrict xg = t7 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -4241,7 +4181,7 @@ static void decode_q8_k11_wo(float *restrict t10, const int8_t *restrict wo, con
                     for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
                 for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t10 + i * D)[r] = acc;
+                (t9 + i * D)[r] = acc;
             }
         }
     } else {
@@ -4260,13 +4200,13 @@ static void decode_q8_k11_wo(float *restrict t10, const int8_t *restrict wo, con
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t9, D, tile, D, 0.0f, t10 + r0, D);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t7, D, tile, D, 0.0f, t9 + r0, D);
         }
     }
 }
 
-/* decode_q8_k12_rmsnorm: t11 = ((carry0 + t10) · rsqrt(Σ((carry0 + t10)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
-static void decode_q8_k12_rmsnorm(float *restrict t11, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t10, long B, long HD2, long KVH, long REP) {
+/* decode_q8_k10_rmsnorm: t10 = ((carry0 + t9) · rsqrt(Σ((carry0 + t9)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void decode_q8_k10_rmsnorm(float *restrict t10, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t9, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4275,7 +4215,7 @@ static void decode_q8_k12_rmsnorm(float *restrict t11, const float *restrict nor
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t10[r * n + j0];
+            float v0 = carry0[r * n + j0] + t9[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -4283,16 +4223,16 @@ static void decode_q8_k12_rmsnorm(float *restrict t11, const float *restrict nor
         float v4 = v3 + norm_eps[i1];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t10[r * n + j];
+            float v2 = carry0[r * n + j] + t9[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[(i1) * D + j]);
-            t11[r * n + j] = v7;
+            t10[r * n + j] = v7;
         }
     }
 }
 
-/* decode_q8_k13_w1: t12[B, F] = t11 · w1ᵀ  [layer/ffn/gate_up] */
-static void decode_q8_k13_w1(float *restrict t12, const int8_t *restrict w1, const float *restrict w1_scales, const float *restrict t11, long B, long F, long GD, long HD2, long KVH, long RD, long REP) {
+/* decode_q8_k11_w1: t11[B, F] = t10 · w1ᵀ  [layer/ffn/gate_up] */
+static void decode_q8_k11_w1(float *restrict t11, const int8_t *restrict w1, const float *restrict w1_scales, const float *restrict t10, long B, long F, long GD, long HD2, long KVH, long RD, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -4304,7 +4244,77 @@ static void decode_q8_k13_w1(float *restrict t12, const int8_t *restrict w1, con
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t11 + g * group;
+                const float *restrict xg = t10 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const int8_t *restrict qb = qr + g * group + h;
+                    #pragma omp simd
+                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                }
+                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t11)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t10 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const int8_t *restrict qb = qr + g * group + h;
+                        #pragma omp simd
+                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
+                    }
+                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t11 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    #pragma omp simd
+                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t10, D, tile, D, 0.0f, t11 + r0, F);
+        }
+    }
+}
+
+/* decode_q8_k12_w3: t12[B, F] = t10 · w3ᵀ  [layer/ffn/gate_up] */
+static void decode_q8_k12_w3(float *restrict t12, const int8_t *restrict w3, const float *restrict w3_scales, const float *restrict t10, long B, long F, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const int8_t *restrict qr = w3 + r * ((32*RD));
+            const float *restrict sr = w3_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t10 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -4321,12 +4331,12 @@ static void decode_q8_k13_w1(float *restrict t12, const int8_t *restrict w1, con
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
-                const int8_t *restrict qr = w1 + r * ((32*RD));
-                const float *restrict sr = w1_scales + r * GD;
+                const int8_t *restrict qr = w3 + r * ((32*RD));
+                const float *restrict sr = w3_scales + r * GD;
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t11 + i * D + g * group;
+                    const float *restrict xg = t10 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -4348,76 +4358,6 @@ static void decode_q8_k13_w1(float *restrict t12, const int8_t *restrict w1, con
             const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
             for (long r = r0; r < r0 + nr; r++) {
                 float *restrict tr = tile + (r - r0) * D;
-                const int8_t *restrict qr = w1 + r * ((32*RD));
-                const float *restrict sr = w1_scales + r * GD;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    #pragma omp simd
-                    for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
-                }
-            }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t11, D, tile, D, 0.0f, t12 + r0, F);
-        }
-    }
-}
-
-/* decode_q8_k14_w3: t13[B, F] = t11 · w3ᵀ  [layer/ffn/gate_up] */
-static void decode_q8_k14_w3(float *restrict t13, const int8_t *restrict w3, const float *restrict w3_scales, const float *restrict t11, long B, long F, long GD, long HD2, long KVH, long RD, long REP) {
-    const long D = 2*HD2*KVH*REP;
-    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
-    la_blas_pool(0);
-    if (B == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w3 + r * ((32*RD));
-            const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t11 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
-            }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t13)[r] = acc;
-        }
-    } else if (D > 16384) {
-        for (long i = 0; i < B; i++) {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
-            for (long r = 0; r < F; r++) {
-                const int8_t *restrict qr = w3 + r * ((32*RD));
-                const float *restrict sr = w3_scales + r * GD;
-                float lanes[32] = {0.0f}, acc = 0.0f;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t11 + i * D + g * group;
-                    const float s = sr[g];
-                    long h = 0;
-                    for (; h + 32 <= len; h += 32) {
-                        const int8_t *restrict qb = qr + g * group + h;
-                        #pragma omp simd
-                        for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                    }
-                    for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
-                }
-                for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t13 + i * F)[r] = acc;
-            }
-        }
-    } else {
-        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
-        #pragma omp parallel for schedule(static) if (B * F * D >= 131072)
-        for (long r0 = 0; r0 < F; r0 += tile_rows) {
-            float tile[16384];
-            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
-            for (long r = r0; r < r0 + nr; r++) {
-                float *restrict tr = tile + (r - r0) * D;
                 const int8_t *restrict qr = w3 + r * ((32*RD));
                 const float *restrict sr = w3_scales + r * GD;
                 for (long g = 0; g < GD; g++) {
@@ -4426,29 +4366,29 @@ static void decode_q8_k14_w3(float *restrict t13, const int8_t *restrict w3, con
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t11, D, tile, D, 0.0f, t13 + r0, F);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t10, D, tile, D, 0.0f, t12 + r0, F);
         }
     }
 }
 
-/* decode_q8_k15_silu: t14 = (t12 / (1 + exp(-t12))) · t13  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void decode_q8_k15_silu(float *restrict t14, const float *restrict t12, const float *restrict t13, long B, long F) {
+/* decode_q8_k13_silu: t13 = (t11 / (1 + exp(-t11))) · t12  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void decode_q8_k13_silu(float *restrict t13, const float *restrict t11, const float *restrict t12, long B, long F) {
     const long rows = B, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t12[r * n + j]);
+            float v0 = -(t11[r * n + j]);
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t12[r * n + j]) / v2;
-            float v4 = v3 * (t13[r * n + j]);
-            t14[r * n + j] = v4;
+            float v3 = (t11[r * n + j]) / v2;
+            float v4 = v3 * (t12[r * n + j]);
+            t13[r * n + j] = v4;
         }
     }
 }
 
-/* decode_q8_k16_w2: t15[B, D] = t14 · w2ᵀ  [layer/ffn] */
-static void decode_q8_k16_w2(float *restrict t15, const int8_t *restrict w2, const float *restrict w2_scales, const float *restrict t14, long B, long F, long GF, long HD2, long KVH, long REP, long RF) {
+/* decode_q8_k14_w2: t14[B, D] = t13 · w2ᵀ  [layer/ffn] */
+static void decode_q8_k14_w2(float *restrict t14, const int8_t *restrict w2, const float *restrict w2_scales, const float *restrict t13, long B, long F, long GF, long HD2, long KVH, long REP, long RF) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -4460,7 +4400,7 @@ static void decode_q8_k16_w2(float *restrict t15, const int8_t *restrict w2, con
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GF; g++) {
                 const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t14 + g * group;
+                const float *restrict xg = t13 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -4471,7 +4411,7 @@ static void decode_q8_k16_w2(float *restrict t15, const int8_t *restrict w2, con
                 for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t15)[r] = acc;
+            (t14)[r] = acc;
         }
     } else if (F > 16384) {
         for (long i = 0; i < B; i++) {
@@ -4482,7 +4422,7 @@ static void decode_q8_k16_w2(float *restrict t15, const int8_t *restrict w2, con
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GF; g++) {
                     const long len = F - g * group < group ? F - g * group : group;
-                    const float *restrict xg = t14 + i * F + g * group;
+                    const float *restrict xg = t13 + i * F + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -4493,7 +4433,7 @@ static void decode_q8_k16_w2(float *restrict t15, const int8_t *restrict w2, con
                     for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
                 }
                 for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t15 + i * D)[r] = acc;
+                (t14 + i * D)[r] = acc;
             }
         }
     } else {
@@ -4512,27 +4452,27 @@ static void decode_q8_k16_w2(float *restrict t15, const int8_t *restrict w2, con
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, F, 1.0f, t14, F, tile, F, 0.0f, t15 + r0, D);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, F, 1.0f, t13, F, tile, F, 0.0f, t14 + r0, D);
         }
     }
 }
 
-/* decode_q8_k17_layer: carry0_next = carry0 + t10 + t15  [layer/attention; layer; layer/ffn] */
-static void decode_q8_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t10, const float *restrict t15, long B, long HD2, long KVH, long REP) {
+/* decode_q8_k15_layer: carry0_next = carry0 + t9 + t14  [layer/attention; layer; layer/ffn] */
+static void decode_q8_k15_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t9, const float *restrict t14, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t10[r * n + j];
-            float v1 = v0 + t15[r * n + j];
+            float v0 = carry0[r * n + j] + t9[r * n + j];
+            float v1 = v0 + t14[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* decode_q8_k18_rmsnorm: t16 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void decode_q8_k18_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
+/* decode_q8_k16_rmsnorm: t15 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void decode_q8_k16_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4550,13 +4490,13 @@ static void decode_q8_k18_rmsnorm(float *restrict t16, const float *restrict nor
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[(i1) * D + j]);
-            t16[r * n + j] = v5;
+            t15[r * n + j] = v5;
         }
     }
 }
 
-/* decode_q8_k19_lm_head: logits[B, V] = t16 · lm_headᵀ  [lm_head] */
-static void decode_q8_k19_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t16, long B, long GD, long HD2, long KVH, long RD, long REP, long V) {
+/* decode_q8_k17_lm_head: logits[B, V] = t15 · lm_headᵀ  [lm_head] */
+static void decode_q8_k17_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t15, long B, long GD, long HD2, long KVH, long RD, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -4568,7 +4508,7 @@ static void decode_q8_k19_lm_head(float *restrict logits, const int8_t *restrict
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t16 + g * group;
+                const float *restrict xg = t15 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -4590,7 +4530,7 @@ static void decode_q8_k19_lm_head(float *restrict logits, const int8_t *restrict
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t16 + i * D + g * group;
+                    const float *restrict xg = t15 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -4620,26 +4560,25 @@ static void decode_q8_k19_lm_head(float *restrict logits, const int8_t *restrict
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t16, D, tile, D, 0.0f, logits + r0, V);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t15, D, tile, D, 0.0f, logits + r0, V);
         }
     }
 }
 
-/* Arena: 9 slots planned for 20 kernels. */
+/* Arena: 9 slots planned for 18 kernels. */
 static long llama_decode_q8_layout(const llama_decode_q8_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long REP = args->REP;
-    const long S = args->S;
     long total = 0;
     off[0] = total; total += la_round16(HD2);
     off[1] = total; total += la_round16(HD2);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP);
-    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*F));
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*KVH*REP*S));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH, B*KVH*REP*S), B*F), 2*B*HD2*KVH*REP));
+    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP, B*KVH*REP), B*F));
+    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP, 2*B*HD2*KVH), B*F));
+    off[5] = total; total += la_round16(2*B*HD2*KVH*REP);
     off[6] = total; total += la_round16(B*F);
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP);
@@ -4676,17 +4615,16 @@ void llama_decode_q8(const llama_decode_q8_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[3];
-    float *t7 = args->arena + off[5];
-    float *t8 = args->arena + off[4];
-    float *t9 = args->arena + off[3];
-    float *t10 = args->arena + off[4];
-    float *t11 = args->arena + off[3];
-    float *t12 = args->arena + off[5];
-    float *t13 = args->arena + off[6];
-    float *t14 = args->arena + off[3];
-    float *t15 = args->arena + off[5];
-    float *t16 = args->arena + off[3];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[4];
+    float *t8 = args->arena + off[3];
+    float *t9 = args->arena + off[5];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[6];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[3];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const int8_t *lm_head = args->lm_head;
@@ -4696,8 +4634,8 @@ void llama_decode_q8(const llama_decode_q8_args *args) {
     const float *rope_theta = args->rope_theta;
     float *logits = args->logits;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 20, decode_q8_k0_rope_tables(t0, t1, rope_theta, HD2, P));
-    LA_TIMED(prof, 1, 20, decode_q8_k1_embed(t2, ids, embed, B, HD2, KVH, REP));
+    LA_TIMED(prof, 0, 18, decode_q8_k0_rope_tables(t0, t1, rope_theta, HD2, P));
+    LA_TIMED(prof, 1, 18, decode_q8_k1_embed(t2, ids, embed, B, HD2, KVH, REP));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
@@ -4721,27 +4659,25 @@ void llama_decode_q8(const llama_decode_q8_args *args) {
         float *k_cache = args->k_cache + l * (2*B*C*HD2*KVH);
         float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 20, decode_q8_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP));
-        LA_TIMED(prof, 3, 20, decode_q8_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP));
-        LA_TIMED(prof, 4, 20, decode_q8_k4_wk(t5, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP));
-        LA_TIMED(prof, 5, 20, decode_q8_k5_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P));
-        LA_TIMED(prof, 6, 20, decode_q8_k6_wv(v_cache, wv, wv_scales, t3, B, C, GD, HD2, KVH, P, RD, REP));
-        LA_TIMED(prof, 7, 20, decode_q8_k7_rope(t6, t0, t1, t4, B, HD2, KVH, REP));
-        LA_TIMED(prof, 8, 20, decode_q8_k8_scores_matmul(t7, k_cache, t6, B, C, HD2, KVH, REP, S));
-        LA_TIMED(prof, 9, 20, decode_q8_k9_attention(t8, t7, B, HD2, KVH, P, REP, S));
-        LA_TIMED(prof, 10, 20, decode_q8_k10_attention_matmul(t9, v_cache, t8, B, C, HD2, KVH, REP, S));
-        LA_TIMED(prof, 11, 20, decode_q8_k11_wo(t10, wo, wo_scales, t9, B, GD, HD2, KVH, RD, REP));
-        LA_TIMED(prof, 12, 20, decode_q8_k12_rmsnorm(t11, norm_eps, carry0, ffn_norm, t10, B, HD2, KVH, REP));
-        LA_TIMED(prof, 13, 20, decode_q8_k13_w1(t12, w1, w1_scales, t11, B, F, GD, HD2, KVH, RD, REP));
-        LA_TIMED(prof, 14, 20, decode_q8_k14_w3(t13, w3, w3_scales, t11, B, F, GD, HD2, KVH, RD, REP));
-        LA_TIMED(prof, 15, 20, decode_q8_k15_silu(t14, t12, t13, B, F));
-        LA_TIMED(prof, 16, 20, decode_q8_k16_w2(t15, w2, w2_scales, t14, B, F, GF, HD2, KVH, REP, RF));
-        LA_TIMED(prof, 17, 20, decode_q8_k17_layer(carry0_next, carry0, t10, t15, B, HD2, KVH, REP));
+        LA_TIMED(prof, 2, 18, decode_q8_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP));
+        LA_TIMED(prof, 3, 18, decode_q8_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 4, 18, decode_q8_k4_rope(t5, t0, t1, t4, B, HD2, KVH, REP));
+        LA_TIMED(prof, 5, 18, decode_q8_k5_wk(t6, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 6, 18, decode_q8_k6_rope(k_cache, t0, t1, t6, B, C, HD2, KVH, P));
+        LA_TIMED(prof, 7, 18, decode_q8_k7_wv(v_cache, wv, wv_scales, t3, B, C, GD, HD2, KVH, P, RD, REP));
+        LA_TIMED(prof, 8, 18, decode_q8_k8_causal_attention_forward(t7, t8, t5, k_cache, v_cache, B, C, HD2, KVH, P, REP, S));
+        LA_TIMED(prof, 9, 18, decode_q8_k9_wo(t9, wo, wo_scales, t7, B, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 10, 18, decode_q8_k10_rmsnorm(t10, norm_eps, carry0, ffn_norm, t9, B, HD2, KVH, REP));
+        LA_TIMED(prof, 11, 18, decode_q8_k11_w1(t11, w1, w1_scales, t10, B, F, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 12, 18, decode_q8_k12_w3(t12, w3, w3_scales, t10, B, F, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 13, 18, decode_q8_k13_silu(t13, t11, t12, B, F));
+        LA_TIMED(prof, 14, 18, decode_q8_k14_w2(t14, w2, w2_scales, t13, B, F, GF, HD2, KVH, REP, RF));
+        LA_TIMED(prof, 15, 18, decode_q8_k15_layer(carry0_next, carry0, t9, t14, B, HD2, KVH, REP));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 18, 20, decode_q8_k18_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP));
-    LA_TIMED(prof, 19, 20, decode_q8_k19_lm_head(logits, lm_head, lm_head_scales, t16, B, GD, HD2, KVH, RD, REP, V));
+    LA_TIMED(prof, 16, 18, decode_q8_k16_rmsnorm(t15, norm_eps, final_norm, carry0, B, HD2, KVH, REP));
+    LA_TIMED(prof, 17, 18, decode_q8_k17_lm_head(logits, lm_head, lm_head_scales, t15, B, GD, HD2, KVH, RD, REP, V));
 }
 
 void llama_decode_q8_costs(const llama_decode_q8_args *args, double *flops, double *bytes) {
@@ -4761,22 +4697,20 @@ void llama_decode_q8_costs(const llama_decode_q8_args *args, double *flops, doub
     flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP + 4*B + 8*HD2*KVH*REP*V); /* decode_q8_k1_embed */
     flops[2] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[2] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP); /* decode_q8_k2_rmsnorm */
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[3] = (double)(8*B*HD2*KVH*REP + 64*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q8_k3_wq */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[4] = (double)(8*B*HD2*KVH + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q8_k4_wk */
-    flops[5] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[5] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_q8_k5_rope */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[6] = (double)(8*B*C*HD2*KVH + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q8_k6_wv */
-    flops[7] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[7] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_q8_k7_rope */
-    flops[8] = (double)(4*B*HD2*KVH*REP*S); bytes[8] = (double)(4*B*KVH*REP*S + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q8_k8_scores_matmul */
-    flops[9] = (double)(1 + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S); bytes[9] = (double)(4*B*KVH*REP*S + 4*B*KVH*REP*S); /* decode_q8_k9_attention */
-    flops[10] = (double)(4*B*HD2*KVH*REP*S); bytes[10] = (double)(8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 4*B*KVH*REP*S); /* decode_q8_k10_attention_matmul */
-    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[11] = (double)(8*B*HD2*KVH*REP + 64*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q8_k11_wo */
-    flops[12] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[12] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q8_k12_rmsnorm */
-    flops[13] = (double)(4*B*F*HD2*KVH*REP); bytes[13] = (double)(4*B*F + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP); /* decode_q8_k13_w1 */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP); bytes[14] = (double)(4*B*F + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP); /* decode_q8_k14_w3 */
-    flops[15] = (double)(B*F + B*F + B*F + B*F + B*F); bytes[15] = (double)(4*B*F + 4*B*F + 4*B*F); /* decode_q8_k15_silu */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP); bytes[16] = (double)(8*B*HD2*KVH*REP + 64*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F); /* decode_q8_k16_w2 */
-    flops[17] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[17] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q8_k17_layer */
-    flops[18] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[18] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q8_k18_rmsnorm */
-    flops[19] = (double)(4*B*HD2*KVH*REP*V); bytes[19] = (double)(4*B*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP); /* decode_q8_k19_lm_head */
+    flops[4] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[4] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_q8_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[5] = (double)(8*B*HD2*KVH + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q8_k5_wk */
+    flops[6] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[6] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_q8_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[7] = (double)(8*B*C*HD2*KVH + 64*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q8_k7_wv */
+    flops[8] = (double)(4*B*HD2*KVH*REP*S); bytes[8] = (double)(8*B*HD2*KVH*REP + 4*B*KVH*REP + 8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 8*B*C*HD2*KVH); /* decode_q8_k8_causal_attention_forward */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[9] = (double)(8*B*HD2*KVH*REP + 64*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q8_k9_wo */
+    flops[10] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[10] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q8_k10_rmsnorm */
+    flops[11] = (double)(4*B*F*HD2*KVH*REP); bytes[11] = (double)(4*B*F + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP); /* decode_q8_k11_w1 */
+    flops[12] = (double)(4*B*F*HD2*KVH*REP); bytes[12] = (double)(4*B*F + 32*F*RD + 4*F*GD + 8*B*HD2*KVH*REP); /* decode_q8_k12_w3 */
+    flops[13] = (double)(B*F + B*F + B*F + B*F + B*F); bytes[13] = (double)(4*B*F + 4*B*F + 4*B*F); /* decode_q8_k13_silu */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP); bytes[14] = (double)(8*B*HD2*KVH*REP + 64*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F); /* decode_q8_k14_w2 */
+    flops[15] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[15] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q8_k15_layer */
+    flops[16] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[16] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q8_k16_rmsnorm */
+    flops[17] = (double)(4*B*HD2*KVH*REP*V); bytes[17] = (double)(4*B*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP); /* decode_q8_k17_lm_head */
     (void)args;
 }
 
@@ -4788,24 +4722,22 @@ static const char *const llama_decode_q8_kernel_names[] = {
     "decode_q8_k1_embed",
     "decode_q8_k2_rmsnorm",
     "decode_q8_k3_wq",
-    "decode_q8_k4_wk",
-    "decode_q8_k5_rope",
-    "decode_q8_k6_wv",
-    "decode_q8_k7_rope",
-    "decode_q8_k8_scores_matmul",
-    "decode_q8_k9_attention",
-    "decode_q8_k10_attention_matmul",
-    "decode_q8_k11_wo",
-    "decode_q8_k12_rmsnorm",
-    "decode_q8_k13_w1",
-    "decode_q8_k14_w3",
-    "decode_q8_k15_silu",
-    "decode_q8_k16_w2",
-    "decode_q8_k17_layer",
-    "decode_q8_k18_rmsnorm",
-    "decode_q8_k19_lm_head",
+    "decode_q8_k4_rope",
+    "decode_q8_k5_wk",
+    "decode_q8_k6_rope",
+    "decode_q8_k7_wv",
+    "decode_q8_k8_causal_attention_forward",
+    "decode_q8_k9_wo",
+    "decode_q8_k10_rmsnorm",
+    "decode_q8_k11_w1",
+    "decode_q8_k12_w3",
+    "decode_q8_k13_silu",
+    "decode_q8_k14_w2",
+    "decode_q8_k15_layer",
+    "decode_q8_k16_rmsnorm",
+    "decode_q8_k17_lm_head",
 };
-const la_program_info llama_decode_q8_info = { "llama.decode_q8", 42, 20, llama_decode_q8_kernel_names, llama_decode_q8_run, llama_decode_q8_arena, llama_decode_q8_cost };
+const la_program_info llama_decode_q8_info = { "llama.decode_q8", 42, 18, llama_decode_q8_kernel_names, llama_decode_q8_run, llama_decode_q8_arena, llama_decode_q8_cost };
 
 /* ===== program 'forward_q4' ===== */
 
@@ -4956,8 +4888,37 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
     }
 }
 
-/* forward_q4_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
-static void forward_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+/* forward_q4_k4_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void forward_q4_k4_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* forward_q4_k5_wk: t6[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void forward_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
@@ -4988,102 +4949,14 @@ static void forward_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, con
                 }
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t5)[r] = acc;
-        }
-    } else if (D > 16384) {
-        for (long i = 0; i < B*T; i++) {
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-            for (long r = 0; r < KVD; r++) {
-                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
-                const float *restrict sr = wk_scales + r * GD;
-                float lanes[32] = {0.0f}, acc = 0.0f;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t3 + i * D + g * group;
-                    const float s = sr[g];
-                    long h = 0;
-                    for (; h + 32 <= len; h += 32) {
-                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        #pragma omp simd
-                        for (long c = 0; c < 16; c++) {
-                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                        }
-                    }
-                    for (; h < len; h++) {
-                        const long c = h % 32;
-                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                    }
-                }
-                for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t5 + i * KVD)[r] = acc;
-            }
-        }
-    } else {
-        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
-        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
-        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
-            float tile[16384];
-            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
-            for (long r = r0; r < r0 + nr; r++) {
-                float *restrict tr = tile + (r - r0) * D;
-                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
-                const float *restrict sr = wk_scales + r * GD;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    for (long h = 0; h < len; h++) {
-                        const long c = g * group + h, run = c % 32;
-                        const uint8_t b = qr[(c - run) / 2 + run % 16];
-                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
-                    }
-                }
-            }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t5 + r0, KVD);
-        }
-    }
-}
-
-/* forward_q4_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
-static void forward_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
-    la_blas_pool(0);
-    if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
-            const float *restrict sr = wv_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
-            }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t6)[r] = acc;
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
-                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
-                const float *restrict sr = wv_scales + r * GD;
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
@@ -5116,8 +4989,8 @@ static void forward_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
             const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
             for (long r = r0; r < r0 + nr; r++) {
                 float *restrict tr = tile + (r - r0) * D;
-                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
-                const float *restrict sr = wv_scales + r * GD;
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     for (long h = 0; h < len; h++) {
@@ -5132,28 +5005,26 @@ static void forward_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
     }
 }
 
-/* forward_q4_k6_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void forward_q4_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
+/* forward_q4_k6_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void forward_q4_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
-    const long rows = B*T*H, n = HD;
+    const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
             float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
+            if (j % 2 < 1) {
+                float v1 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
+                float v4 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -5162,116 +5033,21 @@ static void forward_q4_k6_rope(float *restrict t7, const float *restrict t0, con
     }
 }
 
-/* forward_q4_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void forward_q4_k7_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t8[r * n + j] = v0;
-        }
-    }
-}
-
-/* forward_q4_k8_scores_matmul: t9[B, KVH, REP, T, T] = t7 · t8ᵀ  [layer/attention/attention/scores] */
-static void forward_q4_k8_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t8 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t9 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
-}
-
-/* forward_q4_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void forward_q4_k9_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t9[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v5 = (float)i3 + 0.0f;
-            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t9[r * n + j1]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t10[r * n + j1] = v11;
-            acc1 += v11;
-        }
-        for (long j = 0; j < n; j++) {
-            float v12 = (t10[r * n + j]) / acc1;
-            t10[r * n + j] = v12;
-        }
-    }
-}
-
-/* forward_q4_k10_attention_matmul: t11[B, KVH, REP, T, HD] = t10 · t6  [layer/attention/attention; layer/attention] */
-static void forward_q4_k10_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* forward_q4_k7_wv: t8[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void forward_q4_k7_wv(float *restrict t8, const uint8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t10 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t6 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t11 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
-}
-
-/* forward_q4_k11_wo: t12[B*T, D] = t11 · woᵀ  [layer/attention] */
-static void forward_q4_k11_wo(float *restrict t12, const uint8_t *restrict wo, const float *restrict wo_scales, const float *restrict t11, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
-            const float *restrict sr = wo_scales + r * GD;
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+            const float *restrict sr = wv_scales + r * GD;
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t11 + g * group;
+                const float *restrict xg = t3 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -5289,18 +5065,18 @@ static void forward_q4_k11_wo(float *restrict t12, const uint8_t *restrict wo, c
                 }
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t12)[r] = acc;
+            (t8)[r] = acc;
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
-            for (long r = 0; r < D; r++) {
-                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
-                const float *restrict sr = wo_scales + r * GD;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t11 + i * D + g * group;
+                    const float *restrict xg = t3 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -5318,7 +5094,159 @@ static void forward_q4_k11_wo(float *restrict t12, const uint8_t *restrict wo, c
                     }
                 }
                 for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t12 + i * D)[r] = acc;
+                (t8 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t8 + r0, KVD);
+        }
+    }
+}
+
+/* forward_q4_k8_causal_attention_forward: causal attention (s ≤ 0 + t): lse → t10, out → t9  [layer/attention/attention] */
+static void forward_q4_k8_causal_attention_forward(float *restrict t9, float *restrict t10, const float *restrict t5, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = t5;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = t7;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = t8;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float p[ns];   /* one row of scores */
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const long last = start + t < ns ? start + t : ns - 1;
+                /* scores of the visible keys, and their max */
+                float m = -INFINITY;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh;
+                    float dot = 0.0f;
+                    #pragma omp simd reduction(+:dot)
+                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
+                    float x = dot * scale;
+                    p[s] = x;
+                    m = x > m ? x : m;
+                }
+                /* softmax numerators and their sum */
+                float sum = 0.0f;
+                if (m > -INFINITY) {
+                    #pragma omp simd reduction(+:sum)
+                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
+                }
+                t10[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+                /* out = Σ_s p_s/sum · v_s */
+                float *ot = t9 + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
+                if (sum > 0.0f) {
+                    const float inv = 1.0f / sum;
+                    for (long s = 0; s <= last; s++) {
+                        if (p[s] == 0.0f) continue;
+                        const float w = p[s] * inv;
+                        const float *vs = vp + b * vsb + s * vss + g * vsh;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* forward_q4_k9_wo: t11[B*T, D] = t9 · woᵀ  [layer/attention] */
+static void forward_q4_k9_wo(float *restrict t11, const uint8_t *restrict wo, const float *restrict wo_scales, const float *restrict t9, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+            const float *restrict sr = wo_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t9 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t11)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t9 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t11 + i * D)[r] = acc;
             }
         }
     } else {
@@ -5340,13 +5268,13 @@ static void forward_q4_k11_wo(float *restrict t12, const uint8_t *restrict wo, c
                     }
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t11, D, tile, D, 0.0f, t12 + r0, D);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t9, D, tile, D, 0.0f, t11 + r0, D);
         }
     }
 }
 
-/* forward_q4_k12_rmsnorm: t13 = ((carry0 + t12) · rsqrt(Σ((carry0 + t12)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
-static void forward_q4_k12_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+/* forward_q4_k10_rmsnorm: t12 = ((carry0 + t11) · rsqrt(Σ((carry0 + t11)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void forward_q4_k10_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5354,7 +5282,7 @@ static void forward_q4_k12_rmsnorm(float *restrict t13, const float *restrict no
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t12[r * n + j0];
+            float v0 = carry0[r * n + j0] + t11[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -5362,16 +5290,16 @@ static void forward_q4_k12_rmsnorm(float *restrict t13, const float *restrict no
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t12[r * n + j];
+            float v2 = carry0[r * n + j] + t11[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[j]);
-            t13[r * n + j] = v7;
+            t12[r * n + j] = v7;
         }
     }
 }
 
-/* forward_q4_k13_w1: t14[B*T, F] = t13 · w1ᵀ  [layer/ffn/gate_up] */
-static void forward_q4_k13_w1(float *restrict t14, const uint8_t *restrict w1, const float *restrict w1_scales, const float *restrict t13, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+/* forward_q4_k11_w1: t13[B*T, F] = t12 · w1ᵀ  [layer/ffn/gate_up] */
+static void forward_q4_k11_w1(float *restrict t13, const uint8_t *restrict w1, const float *restrict w1_scales, const float *restrict t12, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -5383,7 +5311,94 @@ static void forward_q4_k13_w1(float *restrict t14, const uint8_t *restrict w1, c
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t13 + g * group;
+                const float *restrict xg = t12 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t13)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t12 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t13 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t12, D, tile, D, 0.0f, t13 + r0, F);
+        }
+    }
+}
+
+/* forward_q4_k12_w3: t14[B*T, F] = t12 · w3ᵀ  [layer/ffn/gate_up] */
+static void forward_q4_k12_w3(float *restrict t14, const uint8_t *restrict w3, const float *restrict w3_scales, const float *restrict t12, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+            const float *restrict sr = w3_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t12 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -5407,12 +5422,12 @@ static void forward_q4_k13_w1(float *restrict t14, const uint8_t *restrict w1, c
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
-                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
-                const float *restrict sr = w1_scales + r * GD;
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t13 + i * D + g * group;
+                    const float *restrict xg = t12 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -5441,93 +5456,6 @@ static void forward_q4_k13_w1(float *restrict t14, const uint8_t *restrict w1, c
             const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
             for (long r = r0; r < r0 + nr; r++) {
                 float *restrict tr = tile + (r - r0) * D;
-                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
-                const float *restrict sr = w1_scales + r * GD;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    for (long h = 0; h < len; h++) {
-                        const long c = g * group + h, run = c % 32;
-                        const uint8_t b = qr[(c - run) / 2 + run % 16];
-                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
-                    }
-                }
-            }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t13, D, tile, D, 0.0f, t14 + r0, F);
-        }
-    }
-}
-
-/* forward_q4_k14_w3: t15[B*T, F] = t13 · w3ᵀ  [layer/ffn/gate_up] */
-static void forward_q4_k14_w3(float *restrict t15, const uint8_t *restrict w3, const float *restrict w3_scales, const float *restrict t13, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
-    la_blas_pool(0);
-    if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
-            const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t13 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
-            }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t15)[r] = acc;
-        }
-    } else if (D > 16384) {
-        for (long i = 0; i < B*T; i++) {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
-            for (long r = 0; r < F; r++) {
-                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
-                const float *restrict sr = w3_scales + r * GD;
-                float lanes[32] = {0.0f}, acc = 0.0f;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t13 + i * D + g * group;
-                    const float s = sr[g];
-                    long h = 0;
-                    for (; h + 32 <= len; h += 32) {
-                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        #pragma omp simd
-                        for (long c = 0; c < 16; c++) {
-                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                        }
-                    }
-                    for (; h < len; h++) {
-                        const long c = h % 32;
-                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                    }
-                }
-                for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t15 + i * F)[r] = acc;
-            }
-        }
-    } else {
-        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
-        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
-        for (long r0 = 0; r0 < F; r0 += tile_rows) {
-            float tile[16384];
-            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
-            for (long r = r0; r < r0 + nr; r++) {
-                float *restrict tr = tile + (r - r0) * D;
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
                 const float *restrict sr = w3_scales + r * GD;
                 for (long g = 0; g < GD; g++) {
@@ -5539,29 +5467,29 @@ static void forward_q4_k14_w3(float *restrict t15, const uint8_t *restrict w3, c
                     }
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t13, D, tile, D, 0.0f, t15 + r0, F);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t12, D, tile, D, 0.0f, t14 + r0, F);
         }
     }
 }
 
-/* forward_q4_k15_silu: t16 = (t14 / (1 + exp(-t14))) · t15  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void forward_q4_k15_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
+/* forward_q4_k13_silu: t15 = (t13 / (1 + exp(-t13))) · t14  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void forward_q4_k13_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t14[r * n + j]);
+            float v0 = -(t13[r * n + j]);
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t14[r * n + j]) / v2;
-            float v4 = v3 * (t15[r * n + j]);
-            t16[r * n + j] = v4;
+            float v3 = (t13[r * n + j]) / v2;
+            float v4 = v3 * (t14[r * n + j]);
+            t15[r * n + j] = v4;
         }
     }
 }
 
-/* forward_q4_k16_w2: t17[B*T, D] = t16 · w2ᵀ  [layer/ffn] */
-static void forward_q4_k16_w2(float *restrict t17, const uint8_t *restrict w2, const float *restrict w2_scales, const float *restrict t16, long B, long F, long GF, long HD2, long KVH, long REP, long RF, long T) {
+/* forward_q4_k14_w2: t16[B*T, D] = t15 · w2ᵀ  [layer/ffn] */
+static void forward_q4_k14_w2(float *restrict t16, const uint8_t *restrict w2, const float *restrict w2_scales, const float *restrict t15, long B, long F, long GF, long HD2, long KVH, long REP, long RF, long T) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -5573,7 +5501,7 @@ static void forward_q4_k16_w2(float *restrict t17, const uint8_t *restrict w2, c
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GF; g++) {
                 const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t16 + g * group;
+                const float *restrict xg = t15 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -5591,7 +5519,7 @@ static void forward_q4_k16_w2(float *restrict t17, const uint8_t *restrict w2, c
                 }
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t17)[r] = acc;
+            (t16)[r] = acc;
         }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -5602,7 +5530,7 @@ static void forward_q4_k16_w2(float *restrict t17, const uint8_t *restrict w2, c
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GF; g++) {
                     const long len = F - g * group < group ? F - g * group : group;
-                    const float *restrict xg = t16 + i * F + g * group;
+                    const float *restrict xg = t15 + i * F + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -5620,7 +5548,7 @@ static void forward_q4_k16_w2(float *restrict t17, const uint8_t *restrict w2, c
                     }
                 }
                 for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t17 + i * D)[r] = acc;
+                (t16 + i * D)[r] = acc;
             }
         }
     } else {
@@ -5642,27 +5570,27 @@ static void forward_q4_k16_w2(float *restrict t17, const uint8_t *restrict w2, c
                     }
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, F, 1.0f, t16, F, tile, F, 0.0f, t17 + r0, D);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, F, 1.0f, t15, F, tile, F, 0.0f, t16 + r0, D);
         }
     }
 }
 
-/* forward_q4_k17_layer: carry0_next = carry0 + t12 + t17  [layer/attention; layer; layer/ffn] */
-static void forward_q4_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+/* forward_q4_k15_layer: carry0_next = carry0 + t11 + t16  [layer/attention; layer; layer/ffn] */
+static void forward_q4_k15_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t12[r * n + j];
-            float v1 = v0 + t17[r * n + j];
+            float v0 = carry0[r * n + j] + t11[r * n + j];
+            float v1 = v0 + t16[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* forward_q4_k18_rmsnorm: t18 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void forward_q4_k18_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* forward_q4_k16_rmsnorm: t17 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void forward_q4_k16_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5679,13 +5607,13 @@ static void forward_q4_k18_rmsnorm(float *restrict t18, const float *restrict no
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t18[r * n + j] = v5;
+            t17[r * n + j] = v5;
         }
     }
 }
 
-/* forward_q4_k19_lm_head: logits[B*T, V] = t18 · lm_headᵀ  [lm_head] */
-static void forward_q4_k19_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t18, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
+/* forward_q4_k17_lm_head: logits[B*T, V] = t17 · lm_headᵀ  [lm_head] */
+static void forward_q4_k17_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t17, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -5697,7 +5625,7 @@ static void forward_q4_k19_lm_head(float *restrict logits, const int8_t *restric
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t18 + g * group;
+                const float *restrict xg = t17 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -5719,7 +5647,7 @@ static void forward_q4_k19_lm_head(float *restrict logits, const int8_t *restric
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t18 + i * D + g * group;
+                    const float *restrict xg = t17 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -5749,12 +5677,12 @@ static void forward_q4_k19_lm_head(float *restrict logits, const int8_t *restric
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t18, D, tile, D, 0.0f, logits + r0, V);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t17, D, tile, D, 0.0f, logits + r0, V);
         }
     }
 }
 
-/* Arena: 9 slots planned for 20 kernels. */
+/* Arena: 10 slots planned for 18 kernels. */
 static long llama_forward_q4_layout(const llama_forward_q4_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -5766,18 +5694,19 @@ static long llama_forward_q4_layout(const llama_forward_q4_args *args, long *off
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
-    off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[7] = total; total += la_round16(la_max(B*KVH*REP*T, B*F*T));
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_forward_q4_arena_floats(const llama_forward_q4_args *args) {
-    long off[9];
+    long off[10];
     return llama_forward_q4_layout(args, off);
 }
 
@@ -5794,7 +5723,7 @@ void llama_forward_q4(const llama_forward_q4_args *args) {
     const long RF = args->RF;
     const long T = args->T;
     const long V = args->V;
-    long off[9];
+    long off[10];
     llama_forward_q4_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -5803,19 +5732,18 @@ void llama_forward_q4(const llama_forward_q4_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[6];
-    float *t7 = args->arena + off[3];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[6];
     float *t8 = args->arena + off[4];
-    float *t9 = args->arena + off[5];
-    float *t10 = args->arena + off[3];
-    float *t11 = args->arena + off[4];
-    float *t12 = args->arena + off[3];
-    float *t13 = args->arena + off[4];
-    float *t14 = args->arena + off[5];
-    float *t15 = args->arena + off[6];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[7];
+    float *t11 = args->arena + off[5];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[6];
+    float *t14 = args->arena + off[7];
+    float *t15 = args->arena + off[3];
     float *t16 = args->arena + off[4];
-    float *t17 = args->arena + off[5];
-    float *t18 = args->arena + off[4];
+    float *t17 = args->arena + off[3];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const int8_t *lm_head = args->lm_head;
@@ -5825,11 +5753,11 @@ void llama_forward_q4(const llama_forward_q4_args *args) {
     const float *rope_theta = args->rope_theta;
     float *logits = args->logits;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 20, forward_q4_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 20, forward_q4_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 18, forward_q4_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 18, forward_q4_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
-    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
+    float *carry0_buf[2] = { args->arena + off[8], args->arena + off[9] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const uint8_t *wq = args->wq + l * (32*HD2*KVH*RD*REP);
@@ -5848,27 +5776,25 @@ void llama_forward_q4(const llama_forward_q4_args *args) {
         const uint8_t *w3 = args->w3 + l * (16*F*RD);
         const float *w3_scales = args->w3_scales + l * (F*GD);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 20, forward_q4_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 20, forward_q4_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 4, 20, forward_q4_k4_wk(t5, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 5, 20, forward_q4_k5_wv(t6, wv, wv_scales, t3, B, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 6, 20, forward_q4_k6_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 20, forward_q4_k7_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 20, forward_q4_k8_scores_matmul(t9, t7, t8, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 20, forward_q4_k9_attention(t10, t9, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 20, forward_q4_k10_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 20, forward_q4_k11_wo(t12, wo, wo_scales, t11, B, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 12, 20, forward_q4_k12_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 20, forward_q4_k13_w1(t14, w1, w1_scales, t13, B, F, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 14, 20, forward_q4_k14_w3(t15, w3, w3_scales, t13, B, F, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 15, 20, forward_q4_k15_silu(t16, t14, t15, B, F, T));
-        LA_TIMED(prof, 16, 20, forward_q4_k16_w2(t17, w2, w2_scales, t16, B, F, GF, HD2, KVH, REP, RF, T));
-        LA_TIMED(prof, 17, 20, forward_q4_k17_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 18, forward_q4_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 18, forward_q4_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 4, 18, forward_q4_k4_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 18, forward_q4_k5_wk(t6, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 6, 18, forward_q4_k6_rope(t7, t0, t1, t6, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 18, forward_q4_k7_wv(t8, wv, wv_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 8, 18, forward_q4_k8_causal_attention_forward(t9, t10, t5, t7, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 18, forward_q4_k9_wo(t11, wo, wo_scales, t9, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 10, 18, forward_q4_k10_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 18, forward_q4_k11_w1(t13, w1, w1_scales, t12, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 12, 18, forward_q4_k12_w3(t14, w3, w3_scales, t12, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 13, 18, forward_q4_k13_silu(t15, t13, t14, B, F, T));
+        LA_TIMED(prof, 14, 18, forward_q4_k14_w2(t16, w2, w2_scales, t15, B, F, GF, HD2, KVH, REP, RF, T));
+        LA_TIMED(prof, 15, 18, forward_q4_k15_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 18, 20, forward_q4_k18_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 19, 20, forward_q4_k19_lm_head(logits, lm_head, lm_head_scales, t18, B, GD, HD2, KVH, RD, REP, T, V));
+    LA_TIMED(prof, 16, 18, forward_q4_k16_rmsnorm(t17, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 17, 18, forward_q4_k17_lm_head(logits, lm_head, lm_head_scales, t17, B, GD, HD2, KVH, RD, REP, T, V));
 }
 
 void llama_forward_q4_costs(const llama_forward_q4_args *args, double *flops, double *bytes) {
@@ -5887,22 +5813,20 @@ void llama_forward_q4_costs(const llama_forward_q4_args *args, double *flops, do
     flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* forward_q4_k1_embed */
     flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* forward_q4_k2_rmsnorm */
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q4_k3_wq */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* forward_q4_k4_wk */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* forward_q4_k5_wv */
-    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* forward_q4_k6_rope */
-    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* forward_q4_k7_rope */
-    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_q4_k8_scores_matmul */
-    flops[9] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* forward_q4_k9_attention */
-    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* forward_q4_k10_attention_matmul */
-    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q4_k11_wo */
-    flops[12] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q4_k12_rmsnorm */
-    flops[13] = (double)(4*B*F*HD2*KVH*REP*T); bytes[13] = (double)(4*B*F*T + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* forward_q4_k13_w1 */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* forward_q4_k14_w3 */
-    flops[15] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[15] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* forward_q4_k15_silu */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* forward_q4_k16_w2 */
-    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_q4_k17_layer */
-    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q4_k18_rmsnorm */
-    flops[19] = (double)(4*B*HD2*KVH*REP*T*V); bytes[19] = (double)(4*B*T*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* forward_q4_k19_lm_head */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* forward_q4_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* forward_q4_k5_wk */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* forward_q4_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* forward_q4_k7_wv */
+    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* forward_q4_k8_causal_attention_forward */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q4_k9_wo */
+    flops[10] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q4_k10_rmsnorm */
+    flops[11] = (double)(4*B*F*HD2*KVH*REP*T); bytes[11] = (double)(4*B*F*T + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* forward_q4_k11_w1 */
+    flops[12] = (double)(4*B*F*HD2*KVH*REP*T); bytes[12] = (double)(4*B*F*T + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* forward_q4_k12_w3 */
+    flops[13] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[13] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* forward_q4_k13_silu */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* forward_q4_k14_w2 */
+    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* forward_q4_k15_layer */
+    flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* forward_q4_k16_rmsnorm */
+    flops[17] = (double)(4*B*HD2*KVH*REP*T*V); bytes[17] = (double)(4*B*T*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* forward_q4_k17_lm_head */
     (void)args;
 }
 
@@ -5914,24 +5838,22 @@ static const char *const llama_forward_q4_kernel_names[] = {
     "forward_q4_k1_embed",
     "forward_q4_k2_rmsnorm",
     "forward_q4_k3_wq",
-    "forward_q4_k4_wk",
-    "forward_q4_k5_wv",
+    "forward_q4_k4_rope",
+    "forward_q4_k5_wk",
     "forward_q4_k6_rope",
-    "forward_q4_k7_rope",
-    "forward_q4_k8_scores_matmul",
-    "forward_q4_k9_attention",
-    "forward_q4_k10_attention_matmul",
-    "forward_q4_k11_wo",
-    "forward_q4_k12_rmsnorm",
-    "forward_q4_k13_w1",
-    "forward_q4_k14_w3",
-    "forward_q4_k15_silu",
-    "forward_q4_k16_w2",
-    "forward_q4_k17_layer",
-    "forward_q4_k18_rmsnorm",
-    "forward_q4_k19_lm_head",
+    "forward_q4_k7_wv",
+    "forward_q4_k8_causal_attention_forward",
+    "forward_q4_k9_wo",
+    "forward_q4_k10_rmsnorm",
+    "forward_q4_k11_w1",
+    "forward_q4_k12_w3",
+    "forward_q4_k13_silu",
+    "forward_q4_k14_w2",
+    "forward_q4_k15_layer",
+    "forward_q4_k16_rmsnorm",
+    "forward_q4_k17_lm_head",
 };
-const la_program_info llama_forward_q4_info = { "llama.forward_q4", 38, 20, llama_forward_q4_kernel_names, llama_forward_q4_run, llama_forward_q4_arena, llama_forward_q4_cost };
+const la_program_info llama_forward_q4_info = { "llama.forward_q4", 38, 18, llama_forward_q4_kernel_names, llama_forward_q4_run, llama_forward_q4_arena, llama_forward_q4_cost };
 
 /* ===== program 'prefill_q4' ===== */
 
@@ -6082,8 +6004,37 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
     }
 }
 
-/* prefill_q4_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
-static void prefill_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+/* prefill_q4_k4_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void prefill_q4_k4_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* prefill_q4_k5_wk: t6[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void prefill_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
@@ -6114,102 +6065,14 @@ static void prefill_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, con
                 }
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t5)[r] = acc;
-        }
-    } else if (D > 16384) {
-        for (long i = 0; i < B*T; i++) {
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-            for (long r = 0; r < KVD; r++) {
-                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
-                const float *restrict sr = wk_scales + r * GD;
-                float lanes[32] = {0.0f}, acc = 0.0f;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t3 + i * D + g * group;
-                    const float s = sr[g];
-                    long h = 0;
-                    for (; h + 32 <= len; h += 32) {
-                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        #pragma omp simd
-                        for (long c = 0; c < 16; c++) {
-                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                        }
-                    }
-                    for (; h < len; h++) {
-                        const long c = h % 32;
-                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                    }
-                }
-                for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t5 + i * KVD)[r] = acc;
-            }
-        }
-    } else {
-        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
-        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
-        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
-            float tile[16384];
-            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
-            for (long r = r0; r < r0 + nr; r++) {
-                float *restrict tr = tile + (r - r0) * D;
-                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
-                const float *restrict sr = wk_scales + r * GD;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    for (long h = 0; h < len; h++) {
-                        const long c = g * group + h, run = c % 32;
-                        const uint8_t b = qr[(c - run) / 2 + run % 16];
-                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
-                    }
-                }
-            }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t5 + r0, KVD);
-        }
-    }
-}
-
-/* prefill_q4_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
-static void prefill_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
-    la_blas_pool(0);
-    if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
-            const float *restrict sr = wv_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
-            }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
             (t6)[r] = acc;
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
             for (long r = 0; r < KVD; r++) {
-                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
-                const float *restrict sr = wv_scales + r * GD;
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
@@ -6242,8 +6105,8 @@ static void prefill_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
             const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
             for (long r = r0; r < r0 + nr; r++) {
                 float *restrict tr = tile + (r - r0) * D;
-                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
-                const float *restrict sr = wv_scales + r * GD;
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
                     for (long h = 0; h < len; h++) {
@@ -6258,161 +6121,21 @@ static void prefill_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
     }
 }
 
-/* prefill_q4_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
-static void prefill_q4_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P, long T) {
-    const long HD = 2*HD2;
-    const long rows = B*KVH*T, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*T);
-        const long i1 = (r / (KVH)) % T;
-        const long i2 = (r) % KVH;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
-        }
-    }
-}
-
-/* prefill_q4_k7_attention: v_cache = t6  [layer/attention] */
-static void prefill_q4_k7_attention(float *restrict v_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long P, long T) {
-    const long HD = 2*HD2;
-    const long rows = B*KVH*T, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (KVH*T);
-        const long i1 = (r / (KVH)) % T;
-        const long i2 = (r) % KVH;
-        for (long j = 0; j < n; j++) {
-            v_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = t6[r * n + j];
-        }
-    }
-}
-
-/* prefill_q4_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void prefill_q4_k8_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t7[r * n + j] = v0;
-        }
-    }
-}
-
-/* prefill_q4_k9_scores_matmul: t8[B, KVH, REP, T, S] = t7 · k_cacheᵀ  [layer/attention/attention/scores] */
-static void prefill_q4_k9_scores_matmul(float *restrict t8, const float *restrict k_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long REP, long S, long T) {
+/* prefill_q4_k6_wv: t7[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void prefill_q4_k6_wv(float *restrict t7, const uint8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, k_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t8 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
-}
-
-/* prefill_q4_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void prefill_q4_k10_attention(float *restrict t9, const float *restrict t8, long B, long HD2, long KVH, long P, long REP, long S, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = S;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + (float)(P);
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t8[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v5 = (float)i3 + (float)(P);
-            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t8[r * n + j1]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t9[r * n + j1] = v11;
-            acc1 += v11;
-        }
-        for (long j = 0; j < n; j++) {
-            float v12 = (t9[r * n + j]) / acc1;
-            t9[r * n + j] = v12;
-        }
-    }
-}
-
-/* prefill_q4_k11_attention_matmul: t10[B, KVH, REP, T, HD] = t9 · v_cache  [layer/attention/attention; layer/attention] */
-static void prefill_q4_k11_attention_matmul(float *restrict t10, const float *restrict v_cache, const float *restrict t9, long B, long C, long HD2, long KVH, long REP, long S, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * S >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t9 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, v_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t10 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
-}
-
-/* prefill_q4_k12_wo: t11[B*T, D] = t10 · woᵀ  [layer/attention] */
-static void prefill_q4_k12_wo(float *restrict t11, const uint8_t *restrict wo, const float *restrict wo_scales, const float *restrict t10, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
-            const float *restrict sr = wo_scales + r * GD;
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+            const float *restrict sr = wv_scales + r * GD;
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t10 + g * group;
+                const float *restrict xg = t3 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -6430,18 +6153,18 @@ static void prefill_q4_k12_wo(float *restrict t11, const uint8_t *restrict wo, c
                 }
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t11)[r] = acc;
+            (t7)[r] = acc;
         }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
-            for (long r = 0; r < D; r++) {
-                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
-                const float *restrict sr = wo_scales + r * GD;
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t10 + i * D + g * group;
+                    const float *restrict xg = t3 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -6459,7 +6182,202 @@ static void prefill_q4_k12_wo(float *restrict t11, const uint8_t *restrict wo, c
                     }
                 }
                 for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t11 + i * D)[r] = acc;
+                (t7 + i * KVD)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * KVD * D >= 131072)
+        for (long r0 = 0; r0 < KVD; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= KVD ? tile_rows : KVD - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t3, D, tile, D, 0.0f, t7 + r0, KVD);
+        }
+    }
+}
+
+/* prefill_q4_k7_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void prefill_q4_k7_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long C, long HD2, long KVH, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            k_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = v0;
+        }
+    }
+}
+
+/* prefill_q4_k8_attention: v_cache = t7  [layer/attention] */
+static void prefill_q4_k8_attention(float *restrict v_cache, const float *restrict t7, long B, long C, long HD2, long KVH, long P, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            v_cache[(((i0) * C + i1 + P) * KVH + i2) * HD + j] = t7[r * n + j];
+        }
+    }
+}
+
+/* prefill_q4_k9_causal_attention_forward: causal attention (s ≤ P + t): lse → t9, out → t8  [layer/attention/attention] */
+static void prefill_q4_k9_causal_attention_forward(float *restrict t8, float *restrict t9, const float *restrict t5, const float *restrict k_cache, const float *restrict v_cache, long B, long C, long HD2, long KVH, long P, long REP, long S, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = t5;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = k_cache;
+    const long ksb = C*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = v_cache;
+    const long vsb = C*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float p[ns];   /* one row of scores */
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const long last = start + t < ns ? start + t : ns - 1;
+                /* scores of the visible keys, and their max */
+                float m = -INFINITY;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh;
+                    float dot = 0.0f;
+                    #pragma omp simd reduction(+:dot)
+                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
+                    float x = dot * scale;
+                    p[s] = x;
+                    m = x > m ? x : m;
+                }
+                /* softmax numerators and their sum */
+                float sum = 0.0f;
+                if (m > -INFINITY) {
+                    #pragma omp simd reduction(+:sum)
+                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
+                }
+                t9[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+                /* out = Σ_s p_s/sum · v_s */
+                float *ot = t8 + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
+                if (sum > 0.0f) {
+                    const float inv = 1.0f / sum;
+                    for (long s = 0; s <= last; s++) {
+                        if (p[s] == 0.0f) continue;
+                        const float w = p[s] * inv;
+                        const float *vs = vp + b * vsb + s * vss + g * vsh;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* prefill_q4_k10_wo: t10[B*T, D] = t8 · woᵀ  [layer/attention] */
+static void prefill_q4_k10_wo(float *restrict t10, const uint8_t *restrict wo, const float *restrict wo_scales, const float *restrict t8, long B, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+            const float *restrict sr = wo_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t8 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t10)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t8 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t10 + i * D)[r] = acc;
             }
         }
     } else {
@@ -6481,13 +6399,13 @@ static void prefill_q4_k12_wo(float *restrict t11, const uint8_t *restrict wo, c
                     }
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t10, D, tile, D, 0.0f, t11 + r0, D);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t8, D, tile, D, 0.0f, t10 + r0, D);
         }
     }
 }
 
-/* prefill_q4_k13_rmsnorm: t12 = ((carry0 + t11) · rsqrt(Σ((carry0 + t11)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
-static void prefill_q4_k13_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_q4_k11_rmsnorm: t11 = ((carry0 + t10) · rsqrt(Σ((carry0 + t10)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void prefill_q4_k11_rmsnorm(float *restrict t11, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6495,7 +6413,7 @@ static void prefill_q4_k13_rmsnorm(float *restrict t12, const float *restrict no
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t11[r * n + j0];
+            float v0 = carry0[r * n + j0] + t10[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -6503,16 +6421,16 @@ static void prefill_q4_k13_rmsnorm(float *restrict t12, const float *restrict no
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t11[r * n + j];
+            float v2 = carry0[r * n + j] + t10[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[j]);
-            t12[r * n + j] = v7;
+            t11[r * n + j] = v7;
         }
     }
 }
 
-/* prefill_q4_k14_w1: t13[B*T, F] = t12 · w1ᵀ  [layer/ffn/gate_up] */
-static void prefill_q4_k14_w1(float *restrict t13, const uint8_t *restrict w1, const float *restrict w1_scales, const float *restrict t12, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+/* prefill_q4_k12_w1: t12[B*T, F] = t11 · w1ᵀ  [layer/ffn/gate_up] */
+static void prefill_q4_k12_w1(float *restrict t12, const uint8_t *restrict w1, const float *restrict w1_scales, const float *restrict t11, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -6524,7 +6442,94 @@ static void prefill_q4_k14_w1(float *restrict t13, const uint8_t *restrict w1, c
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t12 + g * group;
+                const float *restrict xg = t11 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t12)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B*T; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t11 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t12 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t11, D, tile, D, 0.0f, t12 + r0, F);
+        }
+    }
+}
+
+/* prefill_q4_k13_w3: t13[B*T, F] = t11 · w3ᵀ  [layer/ffn/gate_up] */
+static void prefill_q4_k13_w3(float *restrict t13, const uint8_t *restrict w3, const float *restrict w3_scales, const float *restrict t11, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if ((B*T) == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+            const float *restrict sr = w3_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t11 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -6548,12 +6553,12 @@ static void prefill_q4_k14_w1(float *restrict t13, const uint8_t *restrict w1, c
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
-                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
-                const float *restrict sr = w1_scales + r * GD;
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t12 + i * D + g * group;
+                    const float *restrict xg = t11 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -6582,93 +6587,6 @@ static void prefill_q4_k14_w1(float *restrict t13, const uint8_t *restrict w1, c
             const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
             for (long r = r0; r < r0 + nr; r++) {
                 float *restrict tr = tile + (r - r0) * D;
-                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
-                const float *restrict sr = w1_scales + r * GD;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    for (long h = 0; h < len; h++) {
-                        const long c = g * group + h, run = c % 32;
-                        const uint8_t b = qr[(c - run) / 2 + run % 16];
-                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
-                    }
-                }
-            }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t12, D, tile, D, 0.0f, t13 + r0, F);
-        }
-    }
-}
-
-/* prefill_q4_k15_w3: t14[B*T, F] = t12 · w3ᵀ  [layer/ffn/gate_up] */
-static void prefill_q4_k15_w3(float *restrict t14, const uint8_t *restrict w3, const float *restrict w3_scales, const float *restrict t12, long B, long F, long GD, long HD2, long KVH, long RD, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
-    la_blas_pool(0);
-    if ((B*T) == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
-            const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t12 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
-            }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t14)[r] = acc;
-        }
-    } else if (D > 16384) {
-        for (long i = 0; i < B*T; i++) {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
-            for (long r = 0; r < F; r++) {
-                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
-                const float *restrict sr = w3_scales + r * GD;
-                float lanes[32] = {0.0f}, acc = 0.0f;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t12 + i * D + g * group;
-                    const float s = sr[g];
-                    long h = 0;
-                    for (; h + 32 <= len; h += 32) {
-                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        #pragma omp simd
-                        for (long c = 0; c < 16; c++) {
-                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                        }
-                    }
-                    for (; h < len; h++) {
-                        const long c = h % 32;
-                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                    }
-                }
-                for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t14 + i * F)[r] = acc;
-            }
-        }
-    } else {
-        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
-        #pragma omp parallel for schedule(static) if ((B*T) * F * D >= 131072)
-        for (long r0 = 0; r0 < F; r0 += tile_rows) {
-            float tile[16384];
-            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
-            for (long r = r0; r < r0 + nr; r++) {
-                float *restrict tr = tile + (r - r0) * D;
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
                 const float *restrict sr = w3_scales + r * GD;
                 for (long g = 0; g < GD; g++) {
@@ -6680,29 +6598,29 @@ static void prefill_q4_k15_w3(float *restrict t14, const uint8_t *restrict w3, c
                     }
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t12, D, tile, D, 0.0f, t14 + r0, F);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t11, D, tile, D, 0.0f, t13 + r0, F);
         }
     }
 }
 
-/* prefill_q4_k16_silu: t15 = (t13 / (1 + exp(-t13))) · t14  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void prefill_q4_k16_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
+/* prefill_q4_k14_silu: t14 = (t12 / (1 + exp(-t12))) · t13  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void prefill_q4_k14_silu(float *restrict t14, const float *restrict t12, const float *restrict t13, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t13[r * n + j]);
+            float v0 = -(t12[r * n + j]);
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t13[r * n + j]) / v2;
-            float v4 = v3 * (t14[r * n + j]);
-            t15[r * n + j] = v4;
+            float v3 = (t12[r * n + j]) / v2;
+            float v4 = v3 * (t13[r * n + j]);
+            t14[r * n + j] = v4;
         }
     }
 }
 
-/* prefill_q4_k17_w2: t16[B*T, D] = t15 · w2ᵀ  [layer/ffn] */
-static void prefill_q4_k17_w2(float *restrict t16, const uint8_t *restrict w2, const float *restrict w2_scales, const float *restrict t15, long B, long F, long GF, long HD2, long KVH, long REP, long RF, long T) {
+/* prefill_q4_k15_w2: t15[B*T, D] = t14 · w2ᵀ  [layer/ffn] */
+static void prefill_q4_k15_w2(float *restrict t15, const uint8_t *restrict w2, const float *restrict w2_scales, const float *restrict t14, long B, long F, long GF, long HD2, long KVH, long REP, long RF, long T) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -6714,7 +6632,7 @@ static void prefill_q4_k17_w2(float *restrict t16, const uint8_t *restrict w2, c
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GF; g++) {
                 const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t15 + g * group;
+                const float *restrict xg = t14 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -6732,7 +6650,7 @@ static void prefill_q4_k17_w2(float *restrict t16, const uint8_t *restrict w2, c
                 }
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t16)[r] = acc;
+            (t15)[r] = acc;
         }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
@@ -6743,7 +6661,7 @@ static void prefill_q4_k17_w2(float *restrict t16, const uint8_t *restrict w2, c
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GF; g++) {
                     const long len = F - g * group < group ? F - g * group : group;
-                    const float *restrict xg = t15 + i * F + g * group;
+                    const float *restrict xg = t14 + i * F + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -6761,7 +6679,7 @@ static void prefill_q4_k17_w2(float *restrict t16, const uint8_t *restrict w2, c
                     }
                 }
                 for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t16 + i * D)[r] = acc;
+                (t15 + i * D)[r] = acc;
             }
         }
     } else {
@@ -6783,27 +6701,27 @@ static void prefill_q4_k17_w2(float *restrict t16, const uint8_t *restrict w2, c
                     }
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, F, 1.0f, t15, F, tile, F, 0.0f, t16 + r0, D);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, F, 1.0f, t14, F, tile, F, 0.0f, t15 + r0, D);
         }
     }
 }
 
-/* prefill_q4_k18_layer: carry0_next = carry0 + t11 + t16  [layer/attention; layer; layer/ffn] */
-static void prefill_q4_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_q4_k16_layer: carry0_next = carry0 + t10 + t15  [layer/attention; layer; layer/ffn] */
+static void prefill_q4_k16_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t10, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t11[r * n + j];
-            float v1 = v0 + t16[r * n + j];
+            float v0 = carry0[r * n + j] + t10[r * n + j];
+            float v1 = v0 + t15[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* prefill_q4_k19_rmsnorm: t17 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void prefill_q4_k19_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* prefill_q4_k17_rmsnorm: t16 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void prefill_q4_k17_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6820,13 +6738,13 @@ static void prefill_q4_k19_rmsnorm(float *restrict t17, const float *restrict no
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t17[r * n + j] = v5;
+            t16[r * n + j] = v5;
         }
     }
 }
 
-/* prefill_q4_k20_lm_head: logits[B*T, V] = t17 · lm_headᵀ  [lm_head] */
-static void prefill_q4_k20_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t17, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
+/* prefill_q4_k18_lm_head: logits[B*T, V] = t16 · lm_headᵀ  [lm_head] */
+static void prefill_q4_k18_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t16, long B, long GD, long HD2, long KVH, long RD, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -6838,7 +6756,7 @@ static void prefill_q4_k20_lm_head(float *restrict logits, const int8_t *restric
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t17 + g * group;
+                const float *restrict xg = t16 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -6860,7 +6778,7 @@ static void prefill_q4_k20_lm_head(float *restrict logits, const int8_t *restric
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t17 + i * D + g * group;
+                    const float *restrict xg = t16 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -6890,28 +6808,27 @@ static void prefill_q4_k20_lm_head(float *restrict logits, const int8_t *restric
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t17, D, tile, D, 0.0f, logits + r0, V);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B*T, nr, D, 1.0f, t16, D, tile, D, 0.0f, logits + r0, V);
         }
     }
 }
 
-/* Arena: 9 slots planned for 21 kernels. */
+/* Arena: 9 slots planned for 19 kernels. */
 static long llama_prefill_q4_layout(const llama_prefill_q4_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long REP = args->REP;
-    const long S = args->S;
     const long T = args->T;
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[3] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*S*T), B*F*T), 2*B*HD2*KVH*REP*T));
-    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*S*T), B*F*T));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T), B*F*T));
+    off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*T, B*F*T));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
@@ -6948,18 +6865,17 @@ void llama_prefill_q4(const llama_prefill_q4_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[6];
-    float *t7 = args->arena + off[3];
-    float *t8 = args->arena + off[5];
-    float *t9 = args->arena + off[6];
-    float *t10 = args->arena + off[4];
-    float *t11 = args->arena + off[3];
-    float *t12 = args->arena + off[4];
-    float *t13 = args->arena + off[5];
-    float *t14 = args->arena + off[6];
-    float *t15 = args->arena + off[4];
-    float *t16 = args->arena + off[5];
-    float *t17 = args->arena + off[4];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[6];
+    float *t8 = args->arena + off[3];
+    float *t9 = args->arena + off[4];
+    float *t10 = args->arena + off[5];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[6];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[3];
+    float *t16 = args->arena + off[4];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const int8_t *lm_head = args->lm_head;
@@ -6969,8 +6885,8 @@ void llama_prefill_q4(const llama_prefill_q4_args *args) {
     const float *rope_theta = args->rope_theta;
     float *logits = args->logits;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 21, prefill_q4_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
-    LA_TIMED(prof, 1, 21, prefill_q4_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 19, prefill_q4_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
+    LA_TIMED(prof, 1, 19, prefill_q4_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
@@ -6994,28 +6910,26 @@ void llama_prefill_q4(const llama_prefill_q4_args *args) {
         float *k_cache = args->k_cache + l * (2*B*C*HD2*KVH);
         float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 21, prefill_q4_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 21, prefill_q4_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 4, 21, prefill_q4_k4_wk(t5, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 5, 21, prefill_q4_k5_wv(t6, wv, wv_scales, t3, B, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 6, 21, prefill_q4_k6_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P, T));
-        LA_TIMED(prof, 7, 21, prefill_q4_k7_attention(v_cache, t6, B, C, HD2, KVH, P, T));
-        LA_TIMED(prof, 8, 21, prefill_q4_k8_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 21, prefill_q4_k9_scores_matmul(t8, k_cache, t7, B, C, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 10, 21, prefill_q4_k10_attention(t9, t8, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 11, 21, prefill_q4_k11_attention_matmul(t10, v_cache, t9, B, C, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 12, 21, prefill_q4_k12_wo(t11, wo, wo_scales, t10, B, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 13, 21, prefill_q4_k13_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 21, prefill_q4_k14_w1(t13, w1, w1_scales, t12, B, F, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 15, 21, prefill_q4_k15_w3(t14, w3, w3_scales, t12, B, F, GD, HD2, KVH, RD, REP, T));
-        LA_TIMED(prof, 16, 21, prefill_q4_k16_silu(t15, t13, t14, B, F, T));
-        LA_TIMED(prof, 17, 21, prefill_q4_k17_w2(t16, w2, w2_scales, t15, B, F, GF, HD2, KVH, REP, RF, T));
-        LA_TIMED(prof, 18, 21, prefill_q4_k18_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 19, prefill_q4_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 19, prefill_q4_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 4, 19, prefill_q4_k4_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 19, prefill_q4_k5_wk(t6, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 6, 19, prefill_q4_k6_wv(t7, wv, wv_scales, t3, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 7, 19, prefill_q4_k7_rope(k_cache, t0, t1, t6, B, C, HD2, KVH, P, T));
+        LA_TIMED(prof, 8, 19, prefill_q4_k8_attention(v_cache, t7, B, C, HD2, KVH, P, T));
+        LA_TIMED(prof, 9, 19, prefill_q4_k9_causal_attention_forward(t8, t9, t5, k_cache, v_cache, B, C, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 10, 19, prefill_q4_k10_wo(t10, wo, wo_scales, t8, B, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 11, 19, prefill_q4_k11_rmsnorm(t11, norm_eps, carry0, ffn_norm, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 19, prefill_q4_k12_w1(t12, w1, w1_scales, t11, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 13, 19, prefill_q4_k13_w3(t13, w3, w3_scales, t11, B, F, GD, HD2, KVH, RD, REP, T));
+        LA_TIMED(prof, 14, 19, prefill_q4_k14_silu(t14, t12, t13, B, F, T));
+        LA_TIMED(prof, 15, 19, prefill_q4_k15_w2(t15, w2, w2_scales, t14, B, F, GF, HD2, KVH, REP, RF, T));
+        LA_TIMED(prof, 16, 19, prefill_q4_k16_layer(carry0_next, carry0, t10, t15, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 19, 21, prefill_q4_k19_rmsnorm(t17, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 20, 21, prefill_q4_k20_lm_head(logits, lm_head, lm_head_scales, t17, B, GD, HD2, KVH, RD, REP, T, V));
+    LA_TIMED(prof, 17, 19, prefill_q4_k17_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 18, 19, prefill_q4_k18_lm_head(logits, lm_head, lm_head_scales, t16, B, GD, HD2, KVH, RD, REP, T, V));
 }
 
 void llama_prefill_q4_costs(const llama_prefill_q4_args *args, double *flops, double *bytes) {
@@ -7036,23 +6950,21 @@ void llama_prefill_q4_costs(const llama_prefill_q4_args *args, double *flops, do
     flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* prefill_q4_k1_embed */
     flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* prefill_q4_k2_rmsnorm */
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_k3_wq */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q4_k4_wk */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q4_k5_wv */
-    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*C*HD2*KVH + 4*HD2*T + 4*HD2*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_q4_k6_rope */
-    flops[7] = (double)(0); bytes[7] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_q4_k7_attention */
-    flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* prefill_q4_k8_rope */
-    flops[9] = (double)(4*B*HD2*KVH*REP*S*T); bytes[9] = (double)(4*B*KVH*REP*S*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q4_k9_scores_matmul */
-    flops[10] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* prefill_q4_k10_attention */
-    flops[11] = (double)(4*B*HD2*KVH*REP*S*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH + 4*B*KVH*REP*S*T); /* prefill_q4_k11_attention_matmul */
-    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_k12_wo */
-    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_k13_rmsnorm */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* prefill_q4_k14_w1 */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* prefill_q4_k15_w3 */
-    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_q4_k16_silu */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* prefill_q4_k17_w2 */
-    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_q4_k18_layer */
-    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_k19_rmsnorm */
-    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* prefill_q4_k20_lm_head */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* prefill_q4_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q4_k5_wk */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP*T); /* prefill_q4_k6_wv */
+    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*C*HD2*KVH + 4*HD2*T + 4*HD2*T + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_q4_k7_rope */
+    flops[8] = (double)(0); bytes[8] = (double)(8*B*C*HD2*KVH + 8*B*C*HD2*KVH + 8*B*HD2*KVH*T); /* prefill_q4_k8_attention */
+    flops[9] = (double)(4*B*HD2*KVH*REP*S*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*C*HD2*KVH + 8*B*C*HD2*KVH); /* prefill_q4_k9_causal_attention_forward */
+    flops[10] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_k10_wo */
+    flops[11] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_k11_rmsnorm */
+    flops[12] = (double)(4*B*F*HD2*KVH*REP*T); bytes[12] = (double)(4*B*F*T + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* prefill_q4_k12_w1 */
+    flops[13] = (double)(4*B*F*HD2*KVH*REP*T); bytes[13] = (double)(4*B*F*T + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP*T); /* prefill_q4_k13_w3 */
+    flops[14] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[14] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* prefill_q4_k14_silu */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 32*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F*T); /* prefill_q4_k15_w2 */
+    flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* prefill_q4_k16_layer */
+    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* prefill_q4_k17_rmsnorm */
+    flops[18] = (double)(4*B*HD2*KVH*REP*T*V); bytes[18] = (double)(4*B*T*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP*T); /* prefill_q4_k18_lm_head */
     (void)args;
 }
 
@@ -7064,25 +6976,23 @@ static const char *const llama_prefill_q4_kernel_names[] = {
     "prefill_q4_k1_embed",
     "prefill_q4_k2_rmsnorm",
     "prefill_q4_k3_wq",
-    "prefill_q4_k4_wk",
-    "prefill_q4_k5_wv",
-    "prefill_q4_k6_rope",
-    "prefill_q4_k7_attention",
-    "prefill_q4_k8_rope",
-    "prefill_q4_k9_scores_matmul",
-    "prefill_q4_k10_attention",
-    "prefill_q4_k11_attention_matmul",
-    "prefill_q4_k12_wo",
-    "prefill_q4_k13_rmsnorm",
-    "prefill_q4_k14_w1",
-    "prefill_q4_k15_w3",
-    "prefill_q4_k16_silu",
-    "prefill_q4_k17_w2",
-    "prefill_q4_k18_layer",
-    "prefill_q4_k19_rmsnorm",
-    "prefill_q4_k20_lm_head",
+    "prefill_q4_k4_rope",
+    "prefill_q4_k5_wk",
+    "prefill_q4_k6_wv",
+    "prefill_q4_k7_rope",
+    "prefill_q4_k8_attention",
+    "prefill_q4_k9_causal_attention_forward",
+    "prefill_q4_k10_wo",
+    "prefill_q4_k11_rmsnorm",
+    "prefill_q4_k12_w1",
+    "prefill_q4_k13_w3",
+    "prefill_q4_k14_silu",
+    "prefill_q4_k15_w2",
+    "prefill_q4_k16_layer",
+    "prefill_q4_k17_rmsnorm",
+    "prefill_q4_k18_lm_head",
 };
-const la_program_info llama_prefill_q4_info = { "llama.prefill_q4", 43, 21, llama_prefill_q4_kernel_names, llama_prefill_q4_run, llama_prefill_q4_arena, llama_prefill_q4_cost };
+const la_program_info llama_prefill_q4_info = { "llama.prefill_q4", 43, 19, llama_prefill_q4_kernel_names, llama_prefill_q4_run, llama_prefill_q4_arena, llama_prefill_q4_cost };
 
 /* ===== program 'decode_q4' ===== */
 
@@ -7231,8 +7141,37 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
     }
 }
 
-/* decode_q4_k4_wk: t5[B, KVD] = t3 · wkᵀ  [layer/attention] */
-static void decode_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP) {
+/* decode_q4_k4_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void decode_q4_k4_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (H);
+        const long i1 = 0;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[(((i0) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* decode_q4_k5_wk: t6[B, KVD] = t3 · wkᵀ  [layer/attention] */
+static void decode_q4_k5_wk(float *restrict t6, const uint8_t *restrict wk, const float *restrict wk_scales, const float *restrict t3, long B, long GD, long HD2, long KVH, long RD, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
@@ -7263,7 +7202,7 @@ static void decode_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, cons
                 }
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t5)[r] = acc;
+            (t6)[r] = acc;
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -7292,7 +7231,7 @@ static void decode_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, cons
                     }
                 }
                 for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t5 + i * KVD)[r] = acc;
+                (t6 + i * KVD)[r] = acc;
             }
         }
     } else {
@@ -7314,13 +7253,13 @@ static void decode_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, cons
                     }
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t3, D, tile, D, 0.0f, t5 + r0, KVD);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t3, D, tile, D, 0.0f, t6 + r0, KVD);
         }
     }
 }
 
-/* decode_q4_k5_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
-static void decode_q4_k5_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long C, long HD2, long KVH, long P) {
+/* decode_q4_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void decode_q4_k6_rope(float *restrict k_cache, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long C, long HD2, long KVH, long P) {
     const long HD = 2*HD2;
     const long rows = B*KVH, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -7331,14 +7270,14 @@ static void decode_q4_k5_rope(float *restrict k_cache, const float *restrict t0,
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v1 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
                 float v3 = v1 - v2;
                 v0 = v3;
             }
             else {
-                float v4 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
-                float v5 = (t5[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v4 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t6[(((i0) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
                 float v6 = v4 + v5;
                 v0 = v6;
             }
@@ -7347,8 +7286,8 @@ static void decode_q4_k5_rope(float *restrict k_cache, const float *restrict t0,
     }
 }
 
-/* decode_q4_k6_wv: v_cache[B, KVD] = t3 · wvᵀ  [layer/attention] */
-static void decode_q4_k6_wv(float *restrict v_cache, const uint8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long C, long GD, long HD2, long KVH, long P, long RD, long REP) {
+/* decode_q4_k7_wv: v_cache[B, KVD] = t3 · wvᵀ  [layer/attention] */
+static void decode_q4_k7_wv(float *restrict v_cache, const uint8_t *restrict wv, const float *restrict wv_scales, const float *restrict t3, long B, long C, long GD, long HD2, long KVH, long P, long RD, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
@@ -7435,106 +7374,73 @@ static void decode_q4_k6_wv(float *restrict v_cache, const uint8_t *restrict wv,
     }
 }
 
-/* decode_q4_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void decode_q4_k7_rope(float *restrict t6, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (H);
-        const long i1 = (r / (REP)) % KVH;
-        const long i2 = (r) % REP;
-        const long i3 = 0;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[(((i0) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t6[r * n + j] = v0;
-        }
-    }
-}
-
-/* decode_q4_k8_scores_matmul: t7[B, KVH, REP, 1, S] = t6 · k_cacheᵀ  [layer/attention/attention/scores] */
-static void decode_q4_k8_scores_matmul(float *restrict t7, const float *restrict k_cache, const float *restrict t6, long B, long C, long HD2, long KVH, long REP, long S) {
+/* decode_q4_k8_causal_attention_forward: causal attention (s ≤ P + t): lse → t8, out → t7  [layer/attention/attention] */
+static void decode_q4_k8_causal_attention_forward(float *restrict t7, float *restrict t8, const float *restrict t5, const float *restrict k_cache, const float *restrict v_cache, long B, long C, long HD2, long KVH, long P, long REP, long S) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && 1 * S * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, 1, S, HD, t6 + b0 * D + b1 * (REP*HD) + b2 * HD, HD, k_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t7 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S);
-}
-
-/* decode_q4_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void decode_q4_k9_attention(float *restrict t8, const float *restrict t7, long B, long HD2, long KVH, long P, long REP, long S) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*H, n = S;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = 0;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + (float)(P);
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t7[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v5 = (float)i3 + (float)(P);
-            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t7[r * n + j1]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t8[r * n + j1] = v11;
-            acc1 += v11;
-        }
-        for (long j = 0; j < n; j++) {
-            float v12 = (t8[r * n + j]) / acc1;
-            t8[r * n + j] = v12;
+    const long nb = B, nt = 1, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = t5;
+    const long qsb = D;
+    const long qst = 0;
+    const long qsh = HD;
+    const float *kp = k_cache;
+    const long ksb = C*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = v_cache;
+    const long vsb = C*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float p[ns];   /* one row of scores */
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const long last = start + t < ns ? start + t : ns - 1;
+                /* scores of the visible keys, and their max */
+                float m = -INFINITY;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh;
+                    float dot = 0.0f;
+                    #pragma omp simd reduction(+:dot)
+                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
+                    float x = dot * scale;
+                    p[s] = x;
+                    m = x > m ? x : m;
+                }
+                /* softmax numerators and their sum */
+                float sum = 0.0f;
+                if (m > -INFINITY) {
+                    #pragma omp simd reduction(+:sum)
+                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
+                }
+                t8[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+                /* out = Σ_s p_s/sum · v_s */
+                float *ot = t7 + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
+                if (sum > 0.0f) {
+                    const float inv = 1.0f / sum;
+                    for (long s = 0; s <= last; s++) {
+                        if (p[s] == 0.0f) continue;
+                        const float w = p[s] * inv;
+                        const float *vs = vp + b * vsb + s * vss + g * vsh;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+                    }
+                }
+            }
         }
     }
 }
 
-/* decode_q4_k10_attention_matmul: t9[B, KVH, REP, 1, HD] = t8 · v_cache  [layer/attention/attention] */
-static void decode_q4_k10_attention_matmul(float *restrict t9, const float *restrict v_cache, const float *restrict t8, long B, long C, long HD2, long KVH, long REP, long S) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && 1 * HD * S >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, 1, HD, S, t8 + b0 * (S*H) + b1 * (REP*S) + b2 * S, S, v_cache + b0 * (C*KVD) + b1 * HD, KVD, 0.0f, t9 + b0 * D + b1 * (REP*HD) + b2 * HD, HD);
-}
-
-/* decode_q4_k11_wo: t10[B, D] = t9 · woᵀ  [layer/attention] */
-static void decode_q4_k11_wo(float *restrict t10, const uint8_t *restrict wo, const float *restrict wo_scales, const float *restrict t9, long B, long GD, long HD2, long KVH, long RD, long REP) {
+/* decode_q4_k9_wo: t9[B, D] = t7 · woᵀ  [layer/attention] */
+static void decode_q4_k9_wo(float *restrict t9, const uint8_t *restrict wo, const float *restrict wo_scales, const float *restrict t7, long B, long GD, long HD2, long KVH, long RD, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -7546,7 +7452,7 @@ static void decode_q4_k11_wo(float *restrict t10, const uint8_t *restrict wo, co
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t9 + g * group;
+                const float *restrict xg = t7 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -7564,7 +7470,7 @@ static void decode_q4_k11_wo(float *restrict t10, const uint8_t *restrict wo, co
                 }
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t10)[r] = acc;
+            (t9)[r] = acc;
         }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
@@ -7575,7 +7481,7 @@ static void decode_q4_k11_wo(float *restrict t10, const uint8_t *restrict wo, co
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t9 + i * D + g * group;
+                    const float *restrict xg = t7 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -7593,7 +7499,7 @@ static void decode_q4_k11_wo(float *restrict t10, const uint8_t *restrict wo, co
                     }
                 }
                 for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t10 + i * D)[r] = acc;
+                (t9 + i * D)[r] = acc;
             }
         }
     } else {
@@ -7615,13 +7521,13 @@ static void decode_q4_k11_wo(float *restrict t10, const uint8_t *restrict wo, co
                     }
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t9, D, tile, D, 0.0f, t10 + r0, D);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t7, D, tile, D, 0.0f, t9 + r0, D);
         }
     }
 }
 
-/* decode_q4_k12_rmsnorm: t11 = ((carry0 + t10) · rsqrt(Σ((carry0 + t10)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
-static void decode_q4_k12_rmsnorm(float *restrict t11, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t10, long B, long HD2, long KVH, long REP) {
+/* decode_q4_k10_rmsnorm: t10 = ((carry0 + t9) · rsqrt(Σ((carry0 + t9)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void decode_q4_k10_rmsnorm(float *restrict t10, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t9, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -7630,7 +7536,7 @@ static void decode_q4_k12_rmsnorm(float *restrict t11, const float *restrict nor
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t10[r * n + j0];
+            float v0 = carry0[r * n + j0] + t9[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -7638,16 +7544,16 @@ static void decode_q4_k12_rmsnorm(float *restrict t11, const float *restrict nor
         float v4 = v3 + norm_eps[i1];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t10[r * n + j];
+            float v2 = carry0[r * n + j] + t9[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[(i1) * D + j]);
-            t11[r * n + j] = v7;
+            t10[r * n + j] = v7;
         }
     }
 }
 
-/* decode_q4_k13_w1: t12[B, F] = t11 · w1ᵀ  [layer/ffn/gate_up] */
-static void decode_q4_k13_w1(float *restrict t12, const uint8_t *restrict w1, const float *restrict w1_scales, const float *restrict t11, long B, long F, long GD, long HD2, long KVH, long RD, long REP) {
+/* decode_q4_k11_w1: t11[B, F] = t10 · w1ᵀ  [layer/ffn/gate_up] */
+static void decode_q4_k11_w1(float *restrict t11, const uint8_t *restrict w1, const float *restrict w1_scales, const float *restrict t10, long B, long F, long GD, long HD2, long KVH, long RD, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -7659,7 +7565,94 @@ static void decode_q4_k13_w1(float *restrict t12, const uint8_t *restrict w1, co
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t11 + g * group;
+                const float *restrict xg = t10 + g * group;
+                const float s = sr[g];
+                long h = 0;
+                for (; h + 32 <= len; h += 32) {
+                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                    #pragma omp simd
+                    for (long c = 0; c < 16; c++) {
+                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                    }
+                }
+                for (; h < len; h++) {
+                    const long c = h % 32;
+                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                }
+            }
+            for (long c = 0; c < 32; c++) acc += lanes[c];
+            (t11)[r] = acc;
+        }
+    } else if (D > 16384) {
+        for (long i = 0; i < B; i++) {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float lanes[32] = {0.0f}, acc = 0.0f;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    const float *restrict xg = t10 + i * D + g * group;
+                    const float s = sr[g];
+                    long h = 0;
+                    for (; h + 32 <= len; h += 32) {
+                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
+                        #pragma omp simd
+                        for (long c = 0; c < 16; c++) {
+                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
+                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
+                        }
+                    }
+                    for (; h < len; h++) {
+                        const long c = h % 32;
+                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
+                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
+                    }
+                }
+                for (long c = 0; c < 32; c++) acc += lanes[c];
+                (t11 + i * F)[r] = acc;
+            }
+        }
+    } else {
+        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
+        #pragma omp parallel for schedule(static) if (B * F * D >= 131072)
+        for (long r0 = 0; r0 < F; r0 += tile_rows) {
+            float tile[16384];
+            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
+            for (long r = r0; r < r0 + nr; r++) {
+                float *restrict tr = tile + (r - r0) * D;
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                for (long g = 0; g < GD; g++) {
+                    const long len = D - g * group < group ? D - g * group : group;
+                    for (long h = 0; h < len; h++) {
+                        const long c = g * group + h, run = c % 32;
+                        const uint8_t b = qr[(c - run) / 2 + run % 16];
+                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
+                    }
+                }
+            }
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t10, D, tile, D, 0.0f, t11 + r0, F);
+        }
+    }
+}
+
+/* decode_q4_k12_w3: t12[B, F] = t10 · w3ᵀ  [layer/ffn/gate_up] */
+static void decode_q4_k12_w3(float *restrict t12, const uint8_t *restrict w3, const float *restrict w3_scales, const float *restrict t10, long B, long F, long GD, long HD2, long KVH, long RD, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
+    la_blas_pool(0);
+    if (B == 1) {
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+            const float *restrict sr = w3_scales + r * GD;
+            float lanes[32] = {0.0f}, acc = 0.0f;
+            for (long g = 0; g < GD; g++) {
+                const long len = D - g * group < group ? D - g * group : group;
+                const float *restrict xg = t10 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -7683,12 +7676,12 @@ static void decode_q4_k13_w1(float *restrict t12, const uint8_t *restrict w1, co
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
             for (long r = 0; r < F; r++) {
-                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
-                const float *restrict sr = w1_scales + r * GD;
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t11 + i * D + g * group;
+                    const float *restrict xg = t10 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -7717,93 +7710,6 @@ static void decode_q4_k13_w1(float *restrict t12, const uint8_t *restrict w1, co
             const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
             for (long r = r0; r < r0 + nr; r++) {
                 float *restrict tr = tile + (r - r0) * D;
-                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
-                const float *restrict sr = w1_scales + r * GD;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    for (long h = 0; h < len; h++) {
-                        const long c = g * group + h, run = c % 32;
-                        const uint8_t b = qr[(c - run) / 2 + run % 16];
-                        tr[c] = sr[g] * (float)((int)(run < 16 ? b & 15 : b >> 4) - 8);
-                    }
-                }
-            }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t11, D, tile, D, 0.0f, t12 + r0, F);
-        }
-    }
-}
-
-/* decode_q4_k14_w3: t13[B, F] = t11 · w3ᵀ  [layer/ffn/gate_up] */
-static void decode_q4_k14_w3(float *restrict t13, const uint8_t *restrict w3, const float *restrict w3_scales, const float *restrict t11, long B, long F, long GD, long HD2, long KVH, long RD, long REP) {
-    const long D = 2*HD2*KVH*REP;
-    const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
-    la_blas_pool(0);
-    if (B == 1) {
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
-            const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t11 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
-            }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t13)[r] = acc;
-        }
-    } else if (D > 16384) {
-        for (long i = 0; i < B; i++) {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
-            for (long r = 0; r < F; r++) {
-                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
-                const float *restrict sr = w3_scales + r * GD;
-                float lanes[32] = {0.0f}, acc = 0.0f;
-                for (long g = 0; g < GD; g++) {
-                    const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t11 + i * D + g * group;
-                    const float s = sr[g];
-                    long h = 0;
-                    for (; h + 32 <= len; h += 32) {
-                        const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                        #pragma omp simd
-                        for (long c = 0; c < 16; c++) {
-                            lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                            lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                        }
-                    }
-                    for (; h < len; h++) {
-                        const long c = h % 32;
-                        const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                        acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                    }
-                }
-                for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t13 + i * F)[r] = acc;
-            }
-        }
-    } else {
-        const long tile_rows = 16384 / D;  /* rows of W dequantized at once */
-        #pragma omp parallel for schedule(static) if (B * F * D >= 131072)
-        for (long r0 = 0; r0 < F; r0 += tile_rows) {
-            float tile[16384];
-            const long nr = r0 + tile_rows <= F ? tile_rows : F - r0;
-            for (long r = r0; r < r0 + nr; r++) {
-                float *restrict tr = tile + (r - r0) * D;
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
                 const float *restrict sr = w3_scales + r * GD;
                 for (long g = 0; g < GD; g++) {
@@ -7815,29 +7721,29 @@ static void decode_q4_k14_w3(float *restrict t13, const uint8_t *restrict w3, co
                     }
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t11, D, tile, D, 0.0f, t13 + r0, F);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t10, D, tile, D, 0.0f, t12 + r0, F);
         }
     }
 }
 
-/* decode_q4_k15_silu: t14 = (t12 / (1 + exp(-t12))) · t13  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void decode_q4_k15_silu(float *restrict t14, const float *restrict t12, const float *restrict t13, long B, long F) {
+/* decode_q4_k13_silu: t13 = (t11 / (1 + exp(-t11))) · t12  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void decode_q4_k13_silu(float *restrict t13, const float *restrict t11, const float *restrict t12, long B, long F) {
     const long rows = B, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t12[r * n + j]);
+            float v0 = -(t11[r * n + j]);
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t12[r * n + j]) / v2;
-            float v4 = v3 * (t13[r * n + j]);
-            t14[r * n + j] = v4;
+            float v3 = (t11[r * n + j]) / v2;
+            float v4 = v3 * (t12[r * n + j]);
+            t13[r * n + j] = v4;
         }
     }
 }
 
-/* decode_q4_k16_w2: t15[B, D] = t14 · w2ᵀ  [layer/ffn] */
-static void decode_q4_k16_w2(float *restrict t15, const uint8_t *restrict w2, const float *restrict w2_scales, const float *restrict t14, long B, long F, long GF, long HD2, long KVH, long REP, long RF) {
+/* decode_q4_k14_w2: t14[B, D] = t13 · w2ᵀ  [layer/ffn] */
+static void decode_q4_k14_w2(float *restrict t14, const uint8_t *restrict w2, const float *restrict w2_scales, const float *restrict t13, long B, long F, long GF, long HD2, long KVH, long REP, long RF) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -7849,7 +7755,7 @@ static void decode_q4_k16_w2(float *restrict t15, const uint8_t *restrict w2, co
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GF; g++) {
                 const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t14 + g * group;
+                const float *restrict xg = t13 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -7867,7 +7773,7 @@ static void decode_q4_k16_w2(float *restrict t15, const uint8_t *restrict w2, co
                 }
             }
             for (long c = 0; c < 32; c++) acc += lanes[c];
-            (t15)[r] = acc;
+            (t14)[r] = acc;
         }
     } else if (F > 16384) {
         for (long i = 0; i < B; i++) {
@@ -7878,7 +7784,7 @@ static void decode_q4_k16_w2(float *restrict t15, const uint8_t *restrict w2, co
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GF; g++) {
                     const long len = F - g * group < group ? F - g * group : group;
-                    const float *restrict xg = t14 + i * F + g * group;
+                    const float *restrict xg = t13 + i * F + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -7896,7 +7802,7 @@ static void decode_q4_k16_w2(float *restrict t15, const uint8_t *restrict w2, co
                     }
                 }
                 for (long c = 0; c < 32; c++) acc += lanes[c];
-                (t15 + i * D)[r] = acc;
+                (t14 + i * D)[r] = acc;
             }
         }
     } else {
@@ -7918,27 +7824,27 @@ static void decode_q4_k16_w2(float *restrict t15, const uint8_t *restrict w2, co
                     }
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, F, 1.0f, t14, F, tile, F, 0.0f, t15 + r0, D);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, F, 1.0f, t13, F, tile, F, 0.0f, t14 + r0, D);
         }
     }
 }
 
-/* decode_q4_k17_layer: carry0_next = carry0 + t10 + t15  [layer/attention; layer; layer/ffn] */
-static void decode_q4_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t10, const float *restrict t15, long B, long HD2, long KVH, long REP) {
+/* decode_q4_k15_layer: carry0_next = carry0 + t9 + t14  [layer/attention; layer; layer/ffn] */
+static void decode_q4_k15_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t9, const float *restrict t14, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t10[r * n + j];
-            float v1 = v0 + t15[r * n + j];
+            float v0 = carry0[r * n + j] + t9[r * n + j];
+            float v1 = v0 + t14[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* decode_q4_k18_rmsnorm: t16 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void decode_q4_k18_rmsnorm(float *restrict t16, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
+/* decode_q4_k16_rmsnorm: t15 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void decode_q4_k16_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -7956,13 +7862,13 @@ static void decode_q4_k18_rmsnorm(float *restrict t16, const float *restrict nor
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[(i1) * D + j]);
-            t16[r * n + j] = v5;
+            t15[r * n + j] = v5;
         }
     }
 }
 
-/* decode_q4_k19_lm_head: logits[B, V] = t16 · lm_headᵀ  [lm_head] */
-static void decode_q4_k19_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t16, long B, long GD, long HD2, long KVH, long RD, long REP, long V) {
+/* decode_q4_k17_lm_head: logits[B, V] = t15 · lm_headᵀ  [lm_head] */
+static void decode_q4_k17_lm_head(float *restrict logits, const int8_t *restrict lm_head, const float *restrict lm_head_scales, const float *restrict t15, long B, long GD, long HD2, long KVH, long RD, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
@@ -7974,7 +7880,7 @@ static void decode_q4_k19_lm_head(float *restrict logits, const int8_t *restrict
             float lanes[32] = {0.0f}, acc = 0.0f;
             for (long g = 0; g < GD; g++) {
                 const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t16 + g * group;
+                const float *restrict xg = t15 + g * group;
                 const float s = sr[g];
                 long h = 0;
                 for (; h + 32 <= len; h += 32) {
@@ -7996,7 +7902,7 @@ static void decode_q4_k19_lm_head(float *restrict logits, const int8_t *restrict
                 float lanes[32] = {0.0f}, acc = 0.0f;
                 for (long g = 0; g < GD; g++) {
                     const long len = D - g * group < group ? D - g * group : group;
-                    const float *restrict xg = t16 + i * D + g * group;
+                    const float *restrict xg = t15 + i * D + g * group;
                     const float s = sr[g];
                     long h = 0;
                     for (; h + 32 <= len; h += 32) {
@@ -8026,26 +7932,25 @@ static void decode_q4_k19_lm_head(float *restrict logits, const int8_t *restrict
                     for (long c = 0; c < len; c++) tr[g * group + c] = sr[g] * (float)qr[g * group + c];
                 }
             }
-            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t16, D, tile, D, 0.0f, logits + r0, V);
+            la_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, nr, D, 1.0f, t15, D, tile, D, 0.0f, logits + r0, V);
         }
     }
 }
 
-/* Arena: 9 slots planned for 20 kernels. */
+/* Arena: 9 slots planned for 18 kernels. */
 static long llama_decode_q4_layout(const llama_decode_q4_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long REP = args->REP;
-    const long S = args->S;
     long total = 0;
     off[0] = total; total += la_round16(HD2);
     off[1] = total; total += la_round16(HD2);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP);
-    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*F));
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP, B*KVH*REP*S));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH, B*KVH*REP*S), B*F), 2*B*HD2*KVH*REP));
+    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP, B*KVH*REP), B*F));
+    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP, 2*B*HD2*KVH), B*F));
+    off[5] = total; total += la_round16(2*B*HD2*KVH*REP);
     off[6] = total; total += la_round16(B*F);
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP);
@@ -8082,17 +7987,16 @@ void llama_decode_q4(const llama_decode_q4_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[3];
-    float *t7 = args->arena + off[5];
-    float *t8 = args->arena + off[4];
-    float *t9 = args->arena + off[3];
-    float *t10 = args->arena + off[4];
-    float *t11 = args->arena + off[3];
-    float *t12 = args->arena + off[5];
-    float *t13 = args->arena + off[6];
-    float *t14 = args->arena + off[3];
-    float *t15 = args->arena + off[5];
-    float *t16 = args->arena + off[3];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[4];
+    float *t8 = args->arena + off[3];
+    float *t9 = args->arena + off[5];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[6];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[3];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const int8_t *lm_head = args->lm_head;
@@ -8102,8 +8006,8 @@ void llama_decode_q4(const llama_decode_q4_args *args) {
     const float *rope_theta = args->rope_theta;
     float *logits = args->logits;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 20, decode_q4_k0_rope_tables(t0, t1, rope_theta, HD2, P));
-    LA_TIMED(prof, 1, 20, decode_q4_k1_embed(t2, ids, embed, B, HD2, KVH, REP));
+    LA_TIMED(prof, 0, 18, decode_q4_k0_rope_tables(t0, t1, rope_theta, HD2, P));
+    LA_TIMED(prof, 1, 18, decode_q4_k1_embed(t2, ids, embed, B, HD2, KVH, REP));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
@@ -8127,27 +8031,25 @@ void llama_decode_q4(const llama_decode_q4_args *args) {
         float *k_cache = args->k_cache + l * (2*B*C*HD2*KVH);
         float *v_cache = args->v_cache + l * (2*B*C*HD2*KVH);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 20, decode_q4_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP));
-        LA_TIMED(prof, 3, 20, decode_q4_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP));
-        LA_TIMED(prof, 4, 20, decode_q4_k4_wk(t5, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP));
-        LA_TIMED(prof, 5, 20, decode_q4_k5_rope(k_cache, t0, t1, t5, B, C, HD2, KVH, P));
-        LA_TIMED(prof, 6, 20, decode_q4_k6_wv(v_cache, wv, wv_scales, t3, B, C, GD, HD2, KVH, P, RD, REP));
-        LA_TIMED(prof, 7, 20, decode_q4_k7_rope(t6, t0, t1, t4, B, HD2, KVH, REP));
-        LA_TIMED(prof, 8, 20, decode_q4_k8_scores_matmul(t7, k_cache, t6, B, C, HD2, KVH, REP, S));
-        LA_TIMED(prof, 9, 20, decode_q4_k9_attention(t8, t7, B, HD2, KVH, P, REP, S));
-        LA_TIMED(prof, 10, 20, decode_q4_k10_attention_matmul(t9, v_cache, t8, B, C, HD2, KVH, REP, S));
-        LA_TIMED(prof, 11, 20, decode_q4_k11_wo(t10, wo, wo_scales, t9, B, GD, HD2, KVH, RD, REP));
-        LA_TIMED(prof, 12, 20, decode_q4_k12_rmsnorm(t11, norm_eps, carry0, ffn_norm, t10, B, HD2, KVH, REP));
-        LA_TIMED(prof, 13, 20, decode_q4_k13_w1(t12, w1, w1_scales, t11, B, F, GD, HD2, KVH, RD, REP));
-        LA_TIMED(prof, 14, 20, decode_q4_k14_w3(t13, w3, w3_scales, t11, B, F, GD, HD2, KVH, RD, REP));
-        LA_TIMED(prof, 15, 20, decode_q4_k15_silu(t14, t12, t13, B, F));
-        LA_TIMED(prof, 16, 20, decode_q4_k16_w2(t15, w2, w2_scales, t14, B, F, GF, HD2, KVH, REP, RF));
-        LA_TIMED(prof, 17, 20, decode_q4_k17_layer(carry0_next, carry0, t10, t15, B, HD2, KVH, REP));
+        LA_TIMED(prof, 2, 18, decode_q4_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP));
+        LA_TIMED(prof, 3, 18, decode_q4_k3_wq(t4, wq, wq_scales, t3, B, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 4, 18, decode_q4_k4_rope(t5, t0, t1, t4, B, HD2, KVH, REP));
+        LA_TIMED(prof, 5, 18, decode_q4_k5_wk(t6, wk, wk_scales, t3, B, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 6, 18, decode_q4_k6_rope(k_cache, t0, t1, t6, B, C, HD2, KVH, P));
+        LA_TIMED(prof, 7, 18, decode_q4_k7_wv(v_cache, wv, wv_scales, t3, B, C, GD, HD2, KVH, P, RD, REP));
+        LA_TIMED(prof, 8, 18, decode_q4_k8_causal_attention_forward(t7, t8, t5, k_cache, v_cache, B, C, HD2, KVH, P, REP, S));
+        LA_TIMED(prof, 9, 18, decode_q4_k9_wo(t9, wo, wo_scales, t7, B, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 10, 18, decode_q4_k10_rmsnorm(t10, norm_eps, carry0, ffn_norm, t9, B, HD2, KVH, REP));
+        LA_TIMED(prof, 11, 18, decode_q4_k11_w1(t11, w1, w1_scales, t10, B, F, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 12, 18, decode_q4_k12_w3(t12, w3, w3_scales, t10, B, F, GD, HD2, KVH, RD, REP));
+        LA_TIMED(prof, 13, 18, decode_q4_k13_silu(t13, t11, t12, B, F));
+        LA_TIMED(prof, 14, 18, decode_q4_k14_w2(t14, w2, w2_scales, t13, B, F, GF, HD2, KVH, REP, RF));
+        LA_TIMED(prof, 15, 18, decode_q4_k15_layer(carry0_next, carry0, t9, t14, B, HD2, KVH, REP));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 18, 20, decode_q4_k18_rmsnorm(t16, norm_eps, final_norm, carry0, B, HD2, KVH, REP));
-    LA_TIMED(prof, 19, 20, decode_q4_k19_lm_head(logits, lm_head, lm_head_scales, t16, B, GD, HD2, KVH, RD, REP, V));
+    LA_TIMED(prof, 16, 18, decode_q4_k16_rmsnorm(t15, norm_eps, final_norm, carry0, B, HD2, KVH, REP));
+    LA_TIMED(prof, 17, 18, decode_q4_k17_lm_head(logits, lm_head, lm_head_scales, t15, B, GD, HD2, KVH, RD, REP, V));
 }
 
 void llama_decode_q4_costs(const llama_decode_q4_args *args, double *flops, double *bytes) {
@@ -8167,22 +8069,20 @@ void llama_decode_q4_costs(const llama_decode_q4_args *args, double *flops, doub
     flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP + 4*B + 8*HD2*KVH*REP*V); /* decode_q4_k1_embed */
     flops[2] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[2] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP); /* decode_q4_k2_rmsnorm */
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[3] = (double)(8*B*HD2*KVH*REP + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_k3_wq */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[4] = (double)(8*B*HD2*KVH + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q4_k4_wk */
-    flops[5] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[5] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_q4_k5_rope */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[6] = (double)(8*B*C*HD2*KVH + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q4_k6_wv */
-    flops[7] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[7] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_q4_k7_rope */
-    flops[8] = (double)(4*B*HD2*KVH*REP*S); bytes[8] = (double)(4*B*KVH*REP*S + 8*B*C*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q4_k8_scores_matmul */
-    flops[9] = (double)(1 + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S + B*KVH*REP*S); bytes[9] = (double)(4*B*KVH*REP*S + 4*B*KVH*REP*S); /* decode_q4_k9_attention */
-    flops[10] = (double)(4*B*HD2*KVH*REP*S); bytes[10] = (double)(8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 4*B*KVH*REP*S); /* decode_q4_k10_attention_matmul */
-    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[11] = (double)(8*B*HD2*KVH*REP + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_k11_wo */
-    flops[12] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[12] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_k12_rmsnorm */
-    flops[13] = (double)(4*B*F*HD2*KVH*REP); bytes[13] = (double)(4*B*F + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP); /* decode_q4_k13_w1 */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP); bytes[14] = (double)(4*B*F + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP); /* decode_q4_k14_w3 */
-    flops[15] = (double)(B*F + B*F + B*F + B*F + B*F); bytes[15] = (double)(4*B*F + 4*B*F + 4*B*F); /* decode_q4_k15_silu */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP); bytes[16] = (double)(8*B*HD2*KVH*REP + 32*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F); /* decode_q4_k16_w2 */
-    flops[17] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[17] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_k17_layer */
-    flops[18] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[18] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_k18_rmsnorm */
-    flops[19] = (double)(4*B*HD2*KVH*REP*V); bytes[19] = (double)(4*B*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP); /* decode_q4_k19_lm_head */
+    flops[4] = (double)(B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP + B*HD2*KVH*REP); bytes[4] = (double)(8*B*HD2*KVH*REP + 4*HD2 + 4*HD2 + 8*B*HD2*KVH*REP); /* decode_q4_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[5] = (double)(8*B*HD2*KVH + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q4_k5_wk */
+    flops[6] = (double)(B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH + B*HD2*KVH); bytes[6] = (double)(8*B*C*HD2*KVH + 4*HD2 + 4*HD2 + 8*B*C*HD2*KVH + 8*B*HD2*KVH); /* decode_q4_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP); bytes[7] = (double)(8*B*C*HD2*KVH + 32*HD2*KVH*RD + 8*GD*HD2*KVH + 8*B*HD2*KVH*REP); /* decode_q4_k7_wv */
+    flops[8] = (double)(4*B*HD2*KVH*REP*S); bytes[8] = (double)(8*B*HD2*KVH*REP + 4*B*KVH*REP + 8*B*HD2*KVH*REP + 8*B*C*HD2*KVH + 8*B*C*HD2*KVH); /* decode_q4_k8_causal_attention_forward */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP); bytes[9] = (double)(8*B*HD2*KVH*REP + 32*HD2*KVH*RD*REP + 8*GD*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_k9_wo */
+    flops[10] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[10] = (double)(8*B*HD2*KVH*REP + 4 + 8*B*HD2*KVH*REP + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_k10_rmsnorm */
+    flops[11] = (double)(4*B*F*HD2*KVH*REP); bytes[11] = (double)(4*B*F + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP); /* decode_q4_k11_w1 */
+    flops[12] = (double)(4*B*F*HD2*KVH*REP); bytes[12] = (double)(4*B*F + 16*F*RD + 4*F*GD + 8*B*HD2*KVH*REP); /* decode_q4_k12_w3 */
+    flops[13] = (double)(B*F + B*F + B*F + B*F + B*F); bytes[13] = (double)(4*B*F + 4*B*F + 4*B*F); /* decode_q4_k13_silu */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP); bytes[14] = (double)(8*B*HD2*KVH*REP + 32*HD2*KVH*REP*RF + 8*GF*HD2*KVH*REP + 4*B*F); /* decode_q4_k14_w2 */
+    flops[15] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[15] = (double)(8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_k15_layer */
+    flops[16] = (double)(2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP + B + B + B + 2*B*HD2*KVH*REP + 2*B*HD2*KVH*REP); bytes[16] = (double)(8*B*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP); /* decode_q4_k16_rmsnorm */
+    flops[17] = (double)(4*B*HD2*KVH*REP*V); bytes[17] = (double)(4*B*V + 32*RD*V + 4*GD*V + 8*B*HD2*KVH*REP); /* decode_q4_k17_lm_head */
     (void)args;
 }
 
@@ -8194,22 +8094,20 @@ static const char *const llama_decode_q4_kernel_names[] = {
     "decode_q4_k1_embed",
     "decode_q4_k2_rmsnorm",
     "decode_q4_k3_wq",
-    "decode_q4_k4_wk",
-    "decode_q4_k5_rope",
-    "decode_q4_k6_wv",
-    "decode_q4_k7_rope",
-    "decode_q4_k8_scores_matmul",
-    "decode_q4_k9_attention",
-    "decode_q4_k10_attention_matmul",
-    "decode_q4_k11_wo",
-    "decode_q4_k12_rmsnorm",
-    "decode_q4_k13_w1",
-    "decode_q4_k14_w3",
-    "decode_q4_k15_silu",
-    "decode_q4_k16_w2",
-    "decode_q4_k17_layer",
-    "decode_q4_k18_rmsnorm",
-    "decode_q4_k19_lm_head",
+    "decode_q4_k4_rope",
+    "decode_q4_k5_wk",
+    "decode_q4_k6_rope",
+    "decode_q4_k7_wv",
+    "decode_q4_k8_causal_attention_forward",
+    "decode_q4_k9_wo",
+    "decode_q4_k10_rmsnorm",
+    "decode_q4_k11_w1",
+    "decode_q4_k12_w3",
+    "decode_q4_k13_silu",
+    "decode_q4_k14_w2",
+    "decode_q4_k15_layer",
+    "decode_q4_k16_rmsnorm",
+    "decode_q4_k17_lm_head",
 };
-const la_program_info llama_decode_q4_info = { "llama.decode_q4", 42, 20, llama_decode_q4_kernel_names, llama_decode_q4_run, llama_decode_q4_arena, llama_decode_q4_cost };
+const la_program_info llama_decode_q4_info = { "llama.decode_q4", 42, 18, llama_decode_q4_kernel_names, llama_decode_q4_run, llama_decode_q4_arena, llama_decode_q4_cost };
 

@@ -180,79 +180,76 @@ static void lm_step_k7_wv(float *restrict saved_v, const float *restrict wv, con
     }
 }
 
-/* lm_step_k8_scores_matmul: t5[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
-static void lm_step_k8_scores_matmul(float *restrict t5, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k8_causal_attention_forward: causal attention (s ≤ 0 + t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+static void lm_step_k8_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t5 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
-}
-
-/* lm_step_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void lm_step_k9_attention(float *restrict t6, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t5[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v5 = (float)i3 + 0.0f;
-            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t5[r * n + j1]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t6[r * n + j1] = v11;
-            acc1 += v11;
-        }
-        for (long j = 0; j < n; j++) {
-            float v12 = (t6[r * n + j]) / acc1;
-            t6[r * n + j] = v12;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float p[ns];   /* one row of scores */
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const long last = start + t < ns ? start + t : ns - 1;
+                /* scores of the visible keys, and their max */
+                float m = -INFINITY;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh;
+                    float dot = 0.0f;
+                    #pragma omp simd reduction(+:dot)
+                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
+                    float x = dot * scale;
+                    p[s] = x;
+                    m = x > m ? x : m;
+                }
+                /* softmax numerators and their sum */
+                float sum = 0.0f;
+                if (m > -INFINITY) {
+                    #pragma omp simd reduction(+:sum)
+                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
+                }
+                saved_lse[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+                /* out = Σ_s p_s/sum · v_s */
+                float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
+                if (sum > 0.0f) {
+                    const float inv = 1.0f / sum;
+                    for (long s = 0; s <= last; s++) {
+                        if (p[s] == 0.0f) continue;
+                        const float w = p[s] * inv;
+                        const float *vs = vp + b * vsb + s * vss + g * vsh;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+                    }
+                }
+            }
         }
     }
 }
 
-/* lm_step_k10_saved_attn: saved_attn[B, KVH, REP, T, HD] = t6 · saved_v  [layer/attention/attention; layer/attention] */
-static void lm_step_k10_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t6 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
-}
-
-/* lm_step_k11_wo: t7[B*T, D] = saved_attn · woᵀ  [layer/attention] */
-static void lm_step_k11_wo(float *restrict t7, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k9_wo: t5[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_k9_wo(float *restrict t5, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t7, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t5, D);
         return;
     }
     la_blas_pool(0);
@@ -262,25 +259,25 @@ static void lm_step_k11_wo(float *restrict t7, const float *restrict wo, const f
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
-        (t7)[r] = acc;
+        (t5)[r] = acc;
     }
 }
 
-/* lm_step_k12_layer: saved_h = carry0 + t7  [layer/attention; layer] */
-static void lm_step_k12_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k10_layer: saved_h = carry0 + t5  [layer/attention; layer] */
+static void lm_step_k10_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t7[r * n + j];
+            float v0 = carry0[r * n + j] + t5[r * n + j];
             saved_h[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k13_rmsnorm: t8 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
-static void lm_step_k13_rmsnorm(float *restrict t8, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k11_rmsnorm: t6 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_k11_rmsnorm(float *restrict t6, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -297,16 +294,16 @@ static void lm_step_k13_rmsnorm(float *restrict t8, const float *restrict norm_e
         for (long j = 0; j < n; j++) {
             float v4 = (saved_h[r * n + j]) * v3;
             float v5 = v4 * (ffn_norm[j]);
-            t8[r * n + j] = v5;
+            t6[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_k14_w1: saved_gate[B*T, F] = t8 · w1ᵀ  [layer/ffn/gate_up] */
-static void lm_step_k14_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k12_w1: saved_gate[B*T, F] = t6 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_k12_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t6, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w1, D, 0.0f, saved_gate, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t6, D, w1, D, 0.0f, saved_gate, F);
         return;
     }
     la_blas_pool(0);
@@ -315,16 +312,16 @@ static void lm_step_k14_w1(float *restrict saved_gate, const float *restrict w1,
         const float *restrict wr = w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t8)[c];
+        for (long c = 0; c < D; c++) acc += wr[c] * (t6)[c];
         (saved_gate)[r] = acc;
     }
 }
 
-/* lm_step_k15_w3: saved_up[B*T, F] = t8 · w3ᵀ  [layer/ffn/gate_up] */
-static void lm_step_k15_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k13_w3: saved_up[B*T, F] = t6 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_k13_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t6, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w3, D, 0.0f, saved_up, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t6, D, w3, D, 0.0f, saved_up, F);
         return;
     }
     la_blas_pool(0);
@@ -333,13 +330,13 @@ static void lm_step_k15_w3(float *restrict saved_up, const float *restrict w3, c
         const float *restrict wr = w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t8)[c];
+        for (long c = 0; c < D; c++) acc += wr[c] * (t6)[c];
         (saved_up)[r] = acc;
     }
 }
 
-/* lm_step_k16_silu: t9 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
-static void lm_step_k16_silu(float *restrict t9, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+/* lm_step_k14_silu: t7 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_k14_silu(float *restrict t7, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -349,16 +346,16 @@ static void lm_step_k16_silu(float *restrict t9, const float *restrict saved_gat
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
             float v4 = v3 * (saved_up[r * n + j]);
-            t9[r * n + j] = v4;
+            t7[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_k17_w2: t10[B*T, D] = t9 · w2ᵀ  [layer/ffn] */
-static void lm_step_k17_w2(float *restrict t10, const float *restrict w2, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k15_w2: t8[B*T, D] = t7 · w2ᵀ  [layer/ffn] */
+static void lm_step_k15_w2(float *restrict t8, const float *restrict w2, const float *restrict t7, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t9, F, w2, F, 0.0f, t10, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t7, F, w2, F, 0.0f, t8, D);
         return;
     }
     la_blas_pool(0);
@@ -367,44 +364,44 @@ static void lm_step_k17_w2(float *restrict t10, const float *restrict w2, const 
         const float *restrict wr = w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t9)[c];
-        (t10)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t7)[c];
+        (t8)[r] = acc;
     }
 }
 
-/* lm_step_k18_ffn: carry0_next = saved_h + t10  [layer/ffn; layer] */
-static void lm_step_k18_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k16_ffn: carry0_next = saved_h + t8  [layer/ffn; layer] */
+static void lm_step_k16_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = saved_h[r * n + j] + t10[r * n + j];
+            float v0 = saved_h[r * n + j] + t8[r * n + j];
             carry0_next[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k19_reshape: t11 = 0 */
-static void lm_step_k19_reshape(float *restrict t11) {
+/* lm_step_k17_reshape: t9 = 0 */
+static void lm_step_k17_reshape(float *restrict t9) {
     const long n = 1;
-    t11[0] = 0.0f;
+    t9[0] = 0.0f;
 }
 
-/* lm_step_k20_expand: t12 = 0 */
-static void lm_step_k20_expand(float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k18_expand: t10 = 0 */
+static void lm_step_k18_expand(float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            t12[r * n + j] = 0.0f;
+            t10[r * n + j] = 0.0f;
         }
     }
 }
 
-/* lm_step_k21_lm_head: t13 = carry0[scored]  [lm_chunk/lm_head] */
-static void lm_step_k21_lm_head(float *restrict t13, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+/* lm_step_k19_lm_head: t11 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_k19_lm_head(float *restrict t11, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -412,13 +409,13 @@ static void lm_step_k21_lm_head(float *restrict t13, const float *restrict carry
         const long i0 = r;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[(long)scored[i0] * D + j];
-            t13[r * n + j] = v0;
+            t11[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k22_rmsnorm: t14 = Σ(t13²)  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_k22_rmsnorm(float *restrict t14, const float *restrict t13, long CR, long HD2, long KVH, long REP) {
+/* lm_step_k20_rmsnorm: t12 = Σ(t11²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_k20_rmsnorm(float *restrict t12, const float *restrict t11, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -427,48 +424,48 @@ static void lm_step_k22_rmsnorm(float *restrict t14, const float *restrict t13, 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t13[r * n + j0]) * (t13[r * n + j0]);
+            float v0 = (t11[r * n + j0]) * (t11[r * n + j0]);
             acc0 += v0;
         }
-        t14[r] = acc0;
+        t12[r] = acc0;
     }
 }
 
-/* lm_step_k23_rmsnorm: t15 = t13 · rsqrt(t14 / D + norm_eps)  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_k23_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict t13, const float *restrict t14, long CR, long HD2, long KVH, long REP) {
+/* lm_step_k21_rmsnorm: t13 = t11 · rsqrt(t12 / D + norm_eps)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_k21_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict t11, const float *restrict t12, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t14[i0]) / ((float)(D));
+        float v0 = (t12[i0]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v3 = (t13[r * n + j]) * v2;
-            t15[r * n + j] = v3;
+            float v3 = (t11[r * n + j]) * v2;
+            t13[r * n + j] = v3;
         }
     }
 }
 
-/* lm_step_k24_rmsnorm: t16 = t15 · final_norm  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_k24_rmsnorm(float *restrict t16, const float *restrict final_norm, const float *restrict t15, long CR, long HD2, long KVH, long REP) {
+/* lm_step_k22_rmsnorm: t14 = t13 · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_k22_rmsnorm(float *restrict t14, const float *restrict final_norm, const float *restrict t13, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t15[r * n + j]) * (final_norm[j]);
-            t16[r * n + j] = v0;
+            float v0 = (t13[r * n + j]) * (final_norm[j]);
+            t14[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k25_lm_head: t17[CR, V] = t16 · lm_headᵀ  [lm_chunk/lm_head] */
-static void lm_step_k25_lm_head(float *restrict t17, const float *restrict lm_head, const float *restrict t16, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_k23_lm_head: t15[CR, V] = t14 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_k23_lm_head(float *restrict t15, const float *restrict lm_head, const float *restrict t14, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     if (CR != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t16, D, lm_head, D, 0.0f, t17, V);
+        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t14, D, lm_head, D, 0.0f, t15, V);
         return;
     }
     la_blas_pool(0);
@@ -477,13 +474,13 @@ static void lm_step_k25_lm_head(float *restrict t17, const float *restrict lm_he
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
-        (t17)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t14)[c];
+        (t15)[r] = acc;
     }
 }
 
-/* lm_step_k26_log_softmax: t18 = max(t17)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
-static void lm_step_k26_log_softmax(float *restrict t18, const float *restrict t17, long CR, long V) {
+/* lm_step_k24_log_softmax: t16 = max(t15)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_k24_log_softmax(float *restrict t16, const float *restrict t15, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -491,93 +488,93 @@ static void lm_step_k26_log_softmax(float *restrict t18, const float *restrict t
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t17[r * n + j0]);
+            acc0 = fmaxf(acc0, t15[r * n + j0]);
         }
-        t18[r] = acc0;
+        t16[r] = acc0;
     }
 }
 
-/* lm_step_k27_log_softmax: t19 = Σ(exp(t17 - t18))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
-static void lm_step_k27_log_softmax(float *restrict t19, const float *restrict t17, const float *restrict t18, long CR, long V) {
+/* lm_step_k25_log_softmax: t17 = Σ(exp(t15 - t16))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_k25_log_softmax(float *restrict t17, const float *restrict t15, const float *restrict t16, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t18[i0];
+        float v0 = t16[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t17[r * n + j0] - v0;
+            float v1 = t15[r * n + j0] - v0;
             float v2 = la_expf(v1);
             acc0 += v2;
         }
-        t19[r] = acc0;
+        t17[r] = acc0;
     }
 }
 
-/* lm_step_k28_cross_entropy: t20 = Σ((t17 - t18 - log(t19)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
-static void lm_step_k28_cross_entropy(float *restrict t20, const float *restrict t17, const int32_t *restrict targets, const float *restrict t18, const float *restrict t19, long CR, long V) {
+/* lm_step_k26_cross_entropy: t18 = Σ((t15 - t16 - log(t17)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_k26_cross_entropy(float *restrict t18, const float *restrict t15, const int32_t *restrict targets, const float *restrict t16, const float *restrict t17, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t18[i0];
-        float v2 = logf(t19[i0]);
+        float v0 = t16[i0];
+        float v2 = logf(t17[i0]);
         float v4 = (float)targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t17[r * n + j0] - v0;
+            float v1 = t15[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
             acc0 += v6;
         }
-        t20[r] = acc0;
+        t18[r] = acc0;
     }
 }
 
-/* lm_step_k29_cross_entropy: t21 = Σ((-t20) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_k29_cross_entropy(float *restrict t21, const float *restrict weights, const float *restrict t20, long CR) {
+/* lm_step_k27_cross_entropy: t19 = Σ((-t18) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_k27_cross_entropy(float *restrict t19, const float *restrict weights, const float *restrict t18, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t20[j0]);
+        float v0 = -(t18[j0]);
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    t21[r] = acc0;
+    t19[r] = acc0;
 }
 
-/* lm_step_k30_log_softmax: t22 = Σ(exp(t17 - t18 - log(t19)) · (t17 - t18 - log(t19)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
-static void lm_step_k30_log_softmax(float *restrict t22, const float *restrict t17, const float *restrict t18, const float *restrict t19, long CR, long V) {
+/* lm_step_k28_log_softmax: t20 = Σ(exp(t15 - t16 - log(t17)) · (t15 - t16 - log(t17)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_k28_log_softmax(float *restrict t20, const float *restrict t15, const float *restrict t16, const float *restrict t17, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t18[i0];
-        float v2 = logf(t19[i0]);
+        float v0 = t16[i0];
+        float v2 = logf(t17[i0]);
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t17[r * n + j0] - v0;
+            float v1 = t15[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v4 = la_expf(v3);
             float v5 = v4 * v3;
             acc0 += v5;
         }
-        t22[r] = acc0;
+        t20[r] = acc0;
     }
 }
 
-/* lm_step_k31_cross_entropy: t23 = Σ(t17 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
-static void lm_step_k31_cross_entropy(float *restrict t23, const float *restrict t17, const int32_t *restrict targets, long CR, long V) {
+/* lm_step_k29_cross_entropy: t21 = Σ(t15 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_k29_cross_entropy(float *restrict t21, const float *restrict t15, const int32_t *restrict targets, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -588,45 +585,45 @@ static void lm_step_k31_cross_entropy(float *restrict t23, const float *restrict
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
-            float v2 = (t17[r * n + j0]) * v1;
+            float v2 = (t15[r * n + j0]) * v1;
             acc0 += v2;
         }
-        t23[r] = acc0;
+        t21[r] = acc0;
     }
 }
 
-/* lm_step_k32_token_stats: t24 = Σ((-t22) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_k32_token_stats(float *restrict t24, const float *restrict weights, const float *restrict t22, long CR) {
+/* lm_step_k30_token_stats: t22 = Σ((-t20) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_k30_token_stats(float *restrict t22, const float *restrict weights, const float *restrict t20, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t22[j0]);
+        float v0 = -(t20[j0]);
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    t24[r] = acc0;
+    t22[r] = acc0;
 }
 
-/* lm_step_k33_token_stats: t25 = Σ([t18 ≤ t23] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_k33_token_stats(float *restrict t25, const float *restrict weights, const float *restrict t18, const float *restrict t23, long CR) {
+/* lm_step_k31_token_stats: t23 = Σ([t16 ≤ t21] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_k31_token_stats(float *restrict t23, const float *restrict weights, const float *restrict t16, const float *restrict t21, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = t18[j0] <= t23[j0] ? 1.0f : 0.0f;
+        float v0 = t16[j0] <= t21[j0] ? 1.0f : 0.0f;
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    t25[r] = acc0;
+    t23[r] = acc0;
 }
 
-/* lm_step_k34_log_softmax_grad: t26 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t19) · exp(t17 - t18)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_k34_log_softmax_grad(float *t26, const float *t17, const int32_t *targets, const float *weights, const float *t18, const float *t19, long CR, long V) {
+/* lm_step_k32_log_softmax_grad: t24 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t17) · exp(t15 - t16)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_k32_log_softmax_grad(float *t24, const float *t15, const int32_t *targets, const float *weights, const float *t16, const float *t17, long CR, long V) {
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -642,29 +639,29 @@ static void lm_step_k34_log_softmax_grad(float *t26, const float *t17, const int
             float v5 = -v4;
             acc0 += v5;
         }
-        float v8 = acc0 / (t19[i0]);
-        float v9 = t18[i0];
+        float v8 = acc0 / (t17[i0]);
+        float v9 = t16[i0];
         #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
-            float v10 = t17[r * n + j] - v9;
+            float v10 = t15[r * n + j] - v9;
             float v11 = la_expf(v10);
             float v12 = v8 * v11;
             float v13 = v7 + v12;
-            t26[r * n + j] = v13;
+            t24[r * n + j] = v13;
         }
     }
 }
 
-/* lm_step_k35_lm_head_grad_in: t27[CR, D] = t26 · lm_head  [lm_chunk/lm_head/grad] */
-static void lm_step_k35_lm_head_grad_in(float *restrict t27, const float *restrict lm_head, const float *restrict t26, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_k33_lm_head_grad_in: t25[CR, D] = t24 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_k33_lm_head_grad_in(float *restrict t25, const float *restrict lm_head, const float *restrict t24, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t26, V, lm_head, D, 0.0f, t27, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t24, V, lm_head, D, 0.0f, t25, D);
 }
 
-/* lm_step_k36_rmsnorm_grad: t28 = Σ(t27 · t15)  [lm_chunk/lm_head/rmsnorm/grad] */
-static void lm_step_k36_rmsnorm_grad(float *restrict t28, const float *restrict t15, const float *restrict t27, long CR, long HD2, long KVH, long REP) {
+/* lm_step_k34_rmsnorm_grad: t26 = Σ(t25 · t13)  [lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_k34_rmsnorm_grad(float *restrict t26, const float *restrict t13, const float *restrict t25, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = CR;
@@ -674,15 +671,15 @@ static void lm_step_k36_rmsnorm_grad(float *restrict t28, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t27[(j0) * D + i0]) * (t15[(j0) * D + i0]);
+            float v0 = (t25[(j0) * D + i0]) * (t13[(j0) * D + i0]);
             acc0 += v0;
         }
-        t28[r] = acc0;
+        t26[r] = acc0;
     }
 }
 
-/* lm_step_k37_rmsnorm_grad: t29 = Σ((t27 · final_norm) · t13)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
-static void lm_step_k37_rmsnorm_grad(float *restrict t29, const float *restrict final_norm, const float *restrict t13, const float *restrict t27, long CR, long HD2, long KVH, long REP) {
+/* lm_step_k35_rmsnorm_grad: t27 = Σ((t25 · final_norm) · t11)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_k35_rmsnorm_grad(float *restrict t27, const float *restrict final_norm, const float *restrict t11, const float *restrict t25, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -691,93 +688,93 @@ static void lm_step_k37_rmsnorm_grad(float *restrict t29, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t27[r * n + j0]) * (final_norm[j0]);
-            float v1 = v0 * (t13[r * n + j0]);
+            float v0 = (t25[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t11[r * n + j0]);
             acc0 += v1;
         }
-        t29[r] = acc0;
+        t27[r] = acc0;
     }
 }
 
-/* lm_step_k38_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
-static void lm_step_k38_rmsnorm_grad_scatter_add(float *restrict t30, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t13, const float *restrict t14, const float *restrict t27, const float *restrict t29, long B, long CR, long HD2, long KVH, long REP, long T) {
+/* lm_step_k36_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_k36_rmsnorm_grad_scatter_add(float *restrict t28, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t11, const float *restrict t12, const float *restrict t25, const float *restrict t27, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    memset(t30, 0, sizeof(float) * (size_t)(B*T*D));
+    memset(t28, 0, sizeof(float) * (size_t)(B*T*D));
     const long rows = CR, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v1 = (t14[i0]) / ((float)(D));
+        float v1 = (t12[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
-        float v5 = (t29[i0]) * v3;
+        float v5 = (t27[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v0 = (t27[r * n + j]) * (final_norm[j]);
+            float v0 = (t25[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
-            float v10 = v9 * (t13[r * n + j]);
+            float v10 = v9 * (t11[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t30[(long)scored[i0] * D + j] += v12;
+            t28[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* lm_step_k39_lm_chunk: grad_final_norm = grad_final_norm + t28  [lm_chunk/lm_head/rmsnorm/grad; lm_chunk] */
-static void lm_step_k39_lm_chunk(float *restrict grad_final_norm, const float *restrict t28, long HD2, long KVH, long REP) {
+/* lm_step_k37_lm_chunk: grad_final_norm = grad_final_norm + t26  [lm_chunk/lm_head/rmsnorm/grad; lm_chunk] */
+static void lm_step_k37_lm_chunk(float *restrict grad_final_norm, const float *restrict t26, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        float v0 = grad_final_norm[j] + t28[j];
+        float v0 = grad_final_norm[j] + t26[j];
         grad_final_norm[j] = v0;
     }
 }
 
-/* lm_step_k40_grad_lm_head: grad_lm_head[V, D] += t26ᵀ · t16  [lm_chunk/lm_head/grad; lm_chunk] */
-static void lm_step_k40_grad_lm_head(float *restrict grad_lm_head, const float *restrict t16, const float *restrict t26, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_k38_grad_lm_head: grad_lm_head[V, D] += t24ᵀ · t14  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_k38_grad_lm_head(float *restrict grad_lm_head, const float *restrict t14, const float *restrict t24, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, V, D, CR, t26, V, t16, D, 1.0f, grad_lm_head, D);
+    la_gemm(CblasTrans, CblasNoTrans, V, D, CR, t24, V, t14, D, 1.0f, grad_lm_head, D);
 }
 
-/* lm_step_k41_lm_chunk: carry1_next = carry1 + t30  [lm_chunk/lm_head/grad; lm_chunk] */
-static void lm_step_k41_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t30, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k39_lm_chunk: carry1_next = carry1 + t28  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_k39_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t28, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry1[r * n + j] + t30[r * n + j];
+            float v0 = carry1[r * n + j] + t28[r * n + j];
             carry1_next[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k42_lm_chunk: carry2_next = carry2 + t21  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_k42_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t21) {
+/* lm_step_k40_lm_chunk: carry2_next = carry2 + t19  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_k40_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t19) {
     const long n = 1;
-    float v0 = carry2[0] + t21[0];
+    float v0 = carry2[0] + t19[0];
     carry2_next[0] = v0;
 }
 
-/* lm_step_k43_lm_chunk: carry3_next = carry3 + t24  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_k43_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t24) {
+/* lm_step_k41_lm_chunk: carry3_next = carry3 + t22  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_k41_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t22) {
     const long n = 1;
-    float v0 = carry3[0] + t24[0];
+    float v0 = carry3[0] + t22[0];
     carry3_next[0] = v0;
 }
 
-/* lm_step_k44_lm_chunk: carry4_next = carry4 + t25  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_k44_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t25) {
+/* lm_step_k42_lm_chunk: carry4_next = carry4 + t23  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_k42_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t23) {
     const long n = 1;
-    float v0 = carry4[0] + t25[0];
+    float v0 = carry4[0] + t23[0];
     carry4_next[0] = v0;
 }
 
-/* lm_step_k45_rmsnorm: t31 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void lm_step_k45_rmsnorm(float *restrict t31, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k43_rmsnorm: t29 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_k43_rmsnorm(float *restrict t29, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -789,12 +786,12 @@ static void lm_step_k45_rmsnorm(float *restrict t31, const float *restrict saved
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t31[r] = acc0;
+        t29[r] = acc0;
     }
 }
 
-/* lm_step_k46_rmsnorm: t32 = rsqrt(t31 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void lm_step_k46_rmsnorm(float *t32, const float *norm_eps, const float *t31, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k44_rmsnorm: t30 = rsqrt(t29 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_k44_rmsnorm(float *t30, const float *norm_eps, const float *t29, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -802,16 +799,16 @@ static void lm_step_k46_rmsnorm(float *t32, const float *norm_eps, const float *
         const long i0 = r;
         #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t31[(i0) * T + j / 1]) / ((float)(D));
+            float v0 = (t29[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t32[r * n + j] = v2;
+            t30[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_k47_rmsnorm: t33 = (saved_x · t32) · attn_norm  [layer_backward/rmsnorm] */
-static void lm_step_k47_rmsnorm(float *restrict t33, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k45_rmsnorm: t31 = (saved_x · t30) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_k45_rmsnorm(float *restrict t31, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t30, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -819,94 +816,15 @@ static void lm_step_k47_rmsnorm(float *restrict t33, const float *restrict saved
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_x[r * n + j]) * (t32[(i0) * T + i1]);
+            float v0 = (saved_x[r * n + j]) * (t30[(i0) * T + i1]);
             float v1 = v0 * (attn_norm[j]);
-            t33[r * n + j] = v1;
+            t31[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_k48_scores_matmul: t34[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void lm_step_k48_scores_matmul(float *restrict t34, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t34 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
-}
-
-/* lm_step_k49_attention: t35 = exp([i4 ≤ i3 + 0] ? t34 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t34 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void lm_step_k49_attention(float *restrict t35, const float *restrict t34, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t34[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        for (long j = 0; j < n; j++) {
-            float v5 = (float)i3 + 0.0f;
-            float v6 = (float)j <= v5 ? 1.0f : 0.0f;
-            float v7 = (t34[r * n + j]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t35[r * n + j] = v11;
-        }
-    }
-}
-
-/* lm_step_k50_softmax: t36 = Σ(t35)  [layer_backward/attention/attention/softmax] */
-static void lm_step_k50_softmax(float *restrict t36, const float *restrict t35, long B, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    /* one result per row */
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t35[r * n + j0];
-        }
-        t36[r] = acc0;
-    }
-}
-
-/* lm_step_k51_softmax: t37 = t35 / t36  [layer_backward/attention/attention/softmax] */
-static void lm_step_k51_softmax(float *restrict t37, const float *restrict t35, const float *restrict t36, long B, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t35[r * n + j]) / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t37[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_k52_rmsnorm: t38 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void lm_step_k52_rmsnorm(float *restrict t38, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k46_rmsnorm: t32 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_k46_rmsnorm(float *restrict t32, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -918,12 +836,12 @@ static void lm_step_k52_rmsnorm(float *restrict t38, const float *restrict saved
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t38[r] = acc0;
+        t32[r] = acc0;
     }
 }
 
-/* lm_step_k53_rmsnorm: t39 = rsqrt(t38 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void lm_step_k53_rmsnorm(float *t39, const float *norm_eps, const float *t38, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k47_rmsnorm: t33 = rsqrt(t32 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_k47_rmsnorm(float *t33, const float *norm_eps, const float *t32, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -931,16 +849,16 @@ static void lm_step_k53_rmsnorm(float *t39, const float *norm_eps, const float *
         const long i0 = r;
         #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t38[(i0) * T + j / 1]) / ((float)(D));
+            float v0 = (t32[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t39[r * n + j] = v2;
+            t33[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_k54_rmsnorm: t40 = (saved_h · t39) · ffn_norm  [layer_backward/rmsnorm] */
-static void lm_step_k54_rmsnorm(float *restrict t40, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t39, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k48_rmsnorm: t34 = (saved_h · t33) · ffn_norm  [layer_backward/rmsnorm] */
+static void lm_step_k48_rmsnorm(float *restrict t34, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t33, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -948,15 +866,15 @@ static void lm_step_k54_rmsnorm(float *restrict t40, const float *restrict saved
         const long i0 = r / (T);
         const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[r * n + j]) * (t39[(i0) * T + i1]);
+            float v0 = (saved_h[r * n + j]) * (t33[(i0) * T + i1]);
             float v1 = v0 * (ffn_norm[j]);
-            t40[r * n + j] = v1;
+            t34[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_k55_silu: t41 = saved_gate / (1 + exp(-saved_gate)); t42 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
-static void lm_step_k55_silu(float *restrict t41, float *restrict t42, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+/* lm_step_k49_silu: t35 = saved_gate / (1 + exp(-saved_gate)); t36 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+static void lm_step_k49_silu(float *restrict t35, float *restrict t36, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -965,68 +883,68 @@ static void lm_step_k55_silu(float *restrict t41, float *restrict t42, const flo
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t41[r * n + j] = v3;
+            t35[r * n + j] = v3;
             float v4 = v3 * (saved_up[r * n + j]);
-            t42[r * n + j] = v4;
+            t36[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_k56_w2_grad_in: t43[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
-static void lm_step_k56_w2_grad_in(float *restrict t43, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k50_w2_grad_in: t37[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_k50_w2_grad_in(float *restrict t37, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t43, F);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t37, F);
 }
 
-/* lm_step_k57_ffn_grad: t44 = t43 · t41  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_k57_ffn_grad(float *restrict t44, const float *restrict t41, const float *restrict t43, long B, long F, long T) {
+/* lm_step_k51_ffn_grad: t38 = t37 · t35  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_k51_ffn_grad(float *restrict t38, const float *restrict t35, const float *restrict t37, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t43[r * n + j]) * (t41[r * n + j]);
-            t44[r * n + j] = v0;
+            float v0 = (t37[r * n + j]) * (t35[r * n + j]);
+            t38[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_k58_w3_grad_in: t45[B*T, D] = t44 · w3  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k58_w3_grad_in(float *restrict t45, const float *restrict w3, const float *restrict t44, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k52_w3_grad_in: t39[B*T, D] = t38 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k52_w3_grad_in(float *restrict t39, const float *restrict w3, const float *restrict t38, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t44, F, w3, D, 0.0f, t45, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t38, F, w3, D, 0.0f, t39, D);
 }
 
-/* lm_step_k59_silu_grad: t46 = (t43 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t43 · saved_up) · t41) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_k59_silu_grad(float *t46, const float *saved_gate, const float *saved_up, const float *t41, const float *t43, long B, long F, long T) {
+/* lm_step_k53_silu_grad: t40 = (t37 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t37 · saved_up) · t35) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_k53_silu_grad(float *t40, const float *saved_gate, const float *saved_up, const float *t35, const float *t37, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t43[r * n + j]) * (saved_up[r * n + j]);
+            float v0 = (t37[r * n + j]) * (saved_up[r * n + j]);
             float v1 = -(saved_gate[r * n + j]);
             float v2 = la_expf(v1);
             float v3 = 1.0f + v2;
             float v4 = v0 / v3;
-            float v5 = v0 * (t41[r * n + j]);
+            float v5 = v0 * (t35[r * n + j]);
             float v6 = v5 / v3;
             float v7 = -v6;
             float v8 = v7 * v2;
             float v9 = -v8;
             float v10 = v4 + v9;
-            t46[r * n + j] = v10;
+            t40[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_k60_w1_grad_in: t47[B*T, D] = t46 · w1  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_k60_w1_grad_in(float *restrict t47, const float *restrict w1, const float *restrict t46, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k54_w1_grad_in: t41[B*T, D] = t40 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_k54_w1_grad_in(float *restrict t41, const float *restrict w1, const float *restrict t40, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t46, F, w1, D, 0.0f, t47, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t40, F, w1, D, 0.0f, t41, D);
 }
 
-/* lm_step_k61_gate_up_grad: t48 = Σ((t45 + t47) · (saved_h · t39))  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k61_gate_up_grad(float *restrict t48, const float *restrict saved_h, const float *restrict t39, const float *restrict t45, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k55_gate_up_grad: t42 = Σ((t39 + t41) · (saved_h · t33))  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k55_gate_up_grad(float *restrict t42, const float *restrict saved_h, const float *restrict t33, const float *restrict t39, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -1037,17 +955,17 @@ static void lm_step_k61_gate_up_grad(float *restrict t48, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t45[((j0) * T + i0) * D + i1] + t47[((j0) * T + i0) * D + i1];
-            float v1 = (saved_h[((j0) * T + i0) * D + i1]) * (t39[(j0) * T + i0]);
+            float v0 = t39[((j0) * T + i0) * D + i1] + t41[((j0) * T + i0) * D + i1];
+            float v1 = (saved_h[((j0) * T + i0) * D + i1]) * (t33[(j0) * T + i0]);
             float v2 = v0 * v1;
             acc0 += v2;
         }
-        t48[r] = acc0;
+        t42[r] = acc0;
     }
 }
 
-/* lm_step_k62_rmsnorm_grad: t49 = Σ(t48)  [layer_backward/rmsnorm/grad] */
-static void lm_step_k62_rmsnorm_grad(float *restrict t49, const float *restrict t48, long HD2, long KVH, long REP, long T) {
+/* lm_step_k56_rmsnorm_grad: t43 = Σ(t42)  [layer_backward/rmsnorm/grad] */
+static void lm_step_k56_rmsnorm_grad(float *restrict t43, const float *restrict t42, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -1057,14 +975,14 @@ static void lm_step_k62_rmsnorm_grad(float *restrict t49, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t48[(j0) * D + i1];
+            acc0 += t42[(j0) * D + i1];
         }
-        t49[r] = acc0;
+        t43[r] = acc0;
     }
 }
 
-/* lm_step_k63_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k63_rmsnorm_grad(float *restrict t50, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t39, const float *restrict t45, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k57_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k57_rmsnorm_grad(float *restrict t44, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t33, const float *restrict t39, const float *restrict t41, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1074,138 +992,180 @@ static void lm_step_k63_rmsnorm_grad(float *restrict t50, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t45[r * n + j0] + t47[r * n + j0];
+            float v0 = t39[r * n + j0] + t41[r * n + j0];
             float v1 = v0 * (ffn_norm[j0]);
             float v2 = v1 * (saved_h[r * n + j0]);
             acc0 += v2;
         }
-        float v7 = acc0 * (t39[(i0) * T + i1]);
-        float v8 = v7 * (t39[(i0) * T + i1]);
-        float v9 = v8 * (t39[(i0) * T + i1]);
+        float v7 = acc0 * (t33[(i0) * T + i1]);
+        float v8 = v7 * (t33[(i0) * T + i1]);
+        float v9 = v8 * (t33[(i0) * T + i1]);
         float v10 = v9 * (-0.5f);
         float v11 = v10 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v3 = t45[r * n + j] + t47[r * n + j];
+            float v3 = t39[r * n + j] + t41[r * n + j];
             float v4 = v3 * (ffn_norm[j]);
-            float v5 = v4 * (t39[(i0) * T + i1]);
+            float v5 = v4 * (t33[(i0) * T + i1]);
             float v6 = carry5[r * n + j] + v5;
             float v12 = v11 * (saved_h[r * n + j]);
             float v13 = v6 + v12;
             float v14 = v13 + v12;
-            t50[r * n + j] = v14;
+            t44[r * n + j] = v14;
         }
     }
 }
 
-/* lm_step_k64_wo_grad_in: t51[B*T, D] = t50 · wo  [layer_backward/attention/grad] */
-static void lm_step_k64_wo_grad_in(float *restrict t51, const float *restrict wo, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k58_wo_grad_in: t45[B*T, D] = t44 · wo  [layer_backward/attention/grad] */
+static void lm_step_k58_wo_grad_in(float *restrict t45, const float *restrict wo, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t50, D, wo, D, 0.0f, t51, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t44, D, wo, D, 0.0f, t45, D);
 }
 
-/* lm_step_k65_attention_grad_matmul: t52[B, KVH, REP, T, T] = t51 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void lm_step_k65_attention_grad_matmul(float *restrict t52, const float *restrict saved_v, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k59_causal_attention_backward_dq: causal attention (s ≤ 0 + t): grad_q → t46  [layer_backward/attention/attention/grad] */
+static void lm_step_k59_causal_attention_backward_dq(float *restrict t46, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t51 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t52 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
-}
-
-/* lm_step_k66_softmax_grad: t53 = ([i4 ≤ i3 + 0] ? (t52 / t36 + Σ(-((t52 · t37) / t36))) · t35 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_k66_softmax_grad(float *t53, const float *t35, const float *t36, const float *t37, const float *t52, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t52[r * n + j0]) * (t37[r * n + j0]);
-            float v1 = v0 / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v2 = -v1;
-            acc0 += v2;
-        }
-        float v9 = 1.0f / sqrtf((float)(HD));
-        #pragma omp simd
-        for (long j = 0; j < n; j++) {
-            float v3 = (float)i3 + 0.0f;
-            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
-            float v5 = (t52[r * n + j]) / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v6 = v5 + acc0;
-            float v7 = v6 * (t35[r * n + j]);
-            float v8 = v4 != 0.0f ? v7 : 0.0f;
-            float v10 = v8 * v9;
-            t53[r * n + j] = v10;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *op = saved_attn;
+    const long osb = T*D;
+    const long ost = D;
+    const long osh = HD;
+    const float *lp = saved_lse;
+    const long lsb = T*H;
+    const long lsh = T;
+    const float *gp = t45;
+    const long gsb = T*D;
+    const long gst = D;
+    const long gsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const float *gt = gp + b * gsb + t * gst + h * gsh;
+                const float *ot = op + b * osb + t * ost + h * osh;
+                const float l = lp[b * lsb + h * lsh + t];
+                float *dqt = t46 + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                if (l == -INFINITY) continue;
+                /* D_t = dO·out */
+                float rowd = 0.0f;
+                #pragma omp simd reduction(+:rowd)
+                for (long d = 0; d < hd; d++) rowd += gt[d] * ot[d];
+                const long last = start + t < ns ? start + t : ns - 1;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                    float dot = 0.0f, dp = 0.0f;
+                    #pragma omp simd reduction(+:dot, dp)
+                    for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
+                    const float ds = expf(dot * scale - l) * (dp - rowd) * scale;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) dqt[d] += ds * ks[d];
+                }
+            }
         }
     }
 }
 
-/* lm_step_k67_scores_grad_matmul: t54[B, KVH, REP, T, HD] = t53 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_k67_scores_grad_matmul(float *restrict t54, const float *restrict saved_k, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k60_causal_attention_backward_dkv: causal attention (s ≤ 0 + t): grad_k → t47, grad_v → t48  [layer_backward/attention/attention/grad] */
+static void lm_step_k60_causal_attention_backward_dkv(float *restrict t47, float *restrict t48, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t53 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t54 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *op = saved_attn;
+    const long osb = T*D;
+    const long ost = D;
+    const long osh = HD;
+    const float *lp = saved_lse;
+    const long lsb = T*H;
+    const long lsh = T;
+    const float *gp = t45;
+    const long gsb = T*D;
+    const long gst = D;
+    const long gsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long g = 0; g < nkv; g++) {
+            float rowd[rep * nt];   /* D_t = dO·out of each row of the heads sharing g */
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float x = 0.0f;
+                    #pragma omp simd reduction(+:x)
+                    for (long d = 0; d < hd; d++) x += gt[d] * ot[d];
+                    rowd[r * nt + t] = x;
+                }
+            }
+            for (long s = 0; s < ns; s++) {
+                const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                float *dks = t47 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dks[d] = 0.0f;
+                float *dvs = t48 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
+                /* the rows that see key s (t ≥ s − start), in every head sharing g */
+                for (long r = 0; r < rep; r++) {
+                    const long h = g * rep + r;
+                    for (long t = s - start > 0 ? s - start : 0; t < nt; t++) {
+                        const float l = lp[b * lsb + h * lsh + t];
+                        if (l == -INFINITY) continue;
+                        const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
+                        float dot = 0.0f, dp = 0.0f;
+                        #pragma omp simd reduction(+:dot, dp)
+                        for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
+                        const float pr = expf(dot * scale - l);
+                        const float ds = pr * (dp - rowd[r * nt + t]) * scale;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) { dks[d] += ds * qt[d]; dvs[d] += pr * gt[d]; }
+                    }
+                }
+            }
+        }
+    }
 }
 
-/* lm_step_k68_attention_grad_matmul: t55[B, KVH, REP, T, HD] = t53ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_k68_attention_grad_matmul(float *restrict t55, const float *restrict saved_q, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k61_wv_grad_in: t49[B*T, D] = t48 · wv  [layer_backward/attention/grad] */
+static void lm_step_k61_wv_grad_in(float *restrict t49, const float *restrict wv, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(2) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t53 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t55 + b0 * (T*KVD) + b1 * (T*HD), HD);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t48, KVD, wv, D, 0.0f, t49, D);
 }
 
-/* lm_step_k69_attention_grad_matmul: t56[B, KVH, REP, T, HD] = t37ᵀ · t51  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void lm_step_k69_attention_grad_matmul(float *restrict t56, const float *restrict t37, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(2) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t37 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t51 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t56 + b0 * (T*KVD) + b1 * HD, KVD);
-}
-
-/* lm_step_k70_wv_grad_in: t57[B*T, D] = t56 · wv  [layer_backward/attention/grad] */
-static void lm_step_k70_wv_grad_in(float *restrict t57, const float *restrict wv, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t56, KVD, wv, D, 0.0f, t57, D);
-}
-
-/* lm_step_k71_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k71_rope_grad(float *restrict t58, const float *restrict t0, const float *restrict t1, const float *restrict t55, long B, long HD2, long KVH, long T) {
+/* lm_step_k62_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k62_rope_grad(float *restrict t50, const float *restrict t0, const float *restrict t1, const float *restrict t47, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1219,16 +1179,16 @@ static void lm_step_k71_rope_grad(float *restrict t58, const float *restrict t0,
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t55[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t55[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t47[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t47[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t55[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t55[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t47[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t47[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -1236,20 +1196,20 @@ static void lm_step_k71_rope_grad(float *restrict t58, const float *restrict t0,
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t58[r * n + j] = v9;
+            t50[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_k72_wk_grad_in: t59[B*T, D] = t58 · wk  [layer_backward/attention/grad] */
-static void lm_step_k72_wk_grad_in(float *restrict t59, const float *restrict wk, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k63_wk_grad_in: t51[B*T, D] = t50 · wk  [layer_backward/attention/grad] */
+static void lm_step_k63_wk_grad_in(float *restrict t51, const float *restrict wk, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t58, KVD, wk, D, 0.0f, t59, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t50, KVD, wk, D, 0.0f, t51, D);
 }
 
-/* lm_step_k73_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k73_rope_grad(float *restrict t60, const float *restrict t0, const float *restrict t1, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k64_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k64_rope_grad(float *restrict t52, const float *restrict t0, const float *restrict t1, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -1264,16 +1224,16 @@ static void lm_step_k73_rope_grad(float *restrict t60, const float *restrict t0,
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t54[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t54[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t46[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t46[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t54[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t54[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t46[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t46[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -1281,19 +1241,19 @@ static void lm_step_k73_rope_grad(float *restrict t60, const float *restrict t0,
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t60[r * n + j] = v9;
+            t52[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_k74_wq_grad_in: t61[B*T, D] = t60 · wq  [layer_backward/attention/grad] */
-static void lm_step_k74_wq_grad_in(float *restrict t61, const float *restrict wq, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k65_wq_grad_in: t53[B*T, D] = t52 · wq  [layer_backward/attention/grad] */
+static void lm_step_k65_wq_grad_in(float *restrict t53, const float *restrict wq, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t60, D, wq, D, 0.0f, t61, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t52, D, wq, D, 0.0f, t53, D);
 }
 
-/* lm_step_k75_attention_grad: t62 = Σ((t57 + t59 + t61) · (saved_x · t32))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k75_attention_grad(float *restrict t62, const float *restrict saved_x, const float *restrict t32, const float *restrict t57, const float *restrict t59, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k66_attention_grad: t54 = Σ((t49 + t51 + t53) · (saved_x · t30))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k66_attention_grad(float *restrict t54, const float *restrict saved_x, const float *restrict t30, const float *restrict t49, const float *restrict t51, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -1304,18 +1264,18 @@ static void lm_step_k75_attention_grad(float *restrict t62, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t57[((j0) * T + i0) * D + i1] + t59[((j0) * T + i0) * D + i1];
-            float v1 = v0 + t61[((j0) * T + i0) * D + i1];
-            float v2 = (saved_x[((j0) * T + i0) * D + i1]) * (t32[(j0) * T + i0]);
+            float v0 = t49[((j0) * T + i0) * D + i1] + t51[((j0) * T + i0) * D + i1];
+            float v1 = v0 + t53[((j0) * T + i0) * D + i1];
+            float v2 = (saved_x[((j0) * T + i0) * D + i1]) * (t30[(j0) * T + i0]);
             float v3 = v1 * v2;
             acc0 += v3;
         }
-        t62[r] = acc0;
+        t54[r] = acc0;
     }
 }
 
-/* lm_step_k76_rmsnorm_grad: t63 = Σ(t62)  [layer_backward/rmsnorm/grad] */
-static void lm_step_k76_rmsnorm_grad(float *restrict t63, const float *restrict t62, long HD2, long KVH, long REP, long T) {
+/* lm_step_k67_rmsnorm_grad: t55 = Σ(t54)  [layer_backward/rmsnorm/grad] */
+static void lm_step_k67_rmsnorm_grad(float *restrict t55, const float *restrict t54, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -1325,14 +1285,14 @@ static void lm_step_k76_rmsnorm_grad(float *restrict t63, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t62[(j0) * D + i1];
+            acc0 += t54[(j0) * D + i1];
         }
-        t63[r] = acc0;
+        t55[r] = acc0;
     }
 }
 
-/* lm_step_k77_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void lm_step_k77_rmsnorm_grad(float *restrict carry5_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t32, const float *restrict t50, const float *restrict t57, const float *restrict t59, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k68_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_k68_rmsnorm_grad(float *restrict carry5_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t30, const float *restrict t44, const float *restrict t49, const float *restrict t51, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1342,23 +1302,23 @@ static void lm_step_k77_rmsnorm_grad(float *restrict carry5_next, const float *r
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t57[r * n + j0] + t59[r * n + j0];
-            float v1 = v0 + t61[r * n + j0];
+            float v0 = t49[r * n + j0] + t51[r * n + j0];
+            float v1 = v0 + t53[r * n + j0];
             float v2 = v1 * (attn_norm[j0]);
             float v3 = v2 * (saved_x[r * n + j0]);
             acc0 += v3;
         }
-        float v9 = acc0 * (t32[(i0) * T + i1]);
-        float v10 = v9 * (t32[(i0) * T + i1]);
-        float v11 = v10 * (t32[(i0) * T + i1]);
+        float v9 = acc0 * (t30[(i0) * T + i1]);
+        float v10 = v9 * (t30[(i0) * T + i1]);
+        float v11 = v10 * (t30[(i0) * T + i1]);
         float v12 = v11 * (-0.5f);
         float v13 = v12 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v4 = t57[r * n + j] + t59[r * n + j];
-            float v5 = v4 + t61[r * n + j];
+            float v4 = t49[r * n + j] + t51[r * n + j];
+            float v5 = v4 + t53[r * n + j];
             float v6 = v5 * (attn_norm[j]);
-            float v7 = v6 * (t32[(i0) * T + i1]);
-            float v8 = t50[r * n + j] + v7;
+            float v7 = v6 * (t30[(i0) * T + i1]);
+            float v8 = t44[r * n + j] + v7;
             float v14 = v13 * (saved_x[r * n + j]);
             float v15 = v8 + v14;
             float v16 = v15 + v14;
@@ -1367,74 +1327,74 @@ static void lm_step_k77_rmsnorm_grad(float *restrict carry5_next, const float *r
     }
 }
 
-/* lm_step_k78_layer_backward: grad_attn_norm = grad_attn_norm + t63  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k78_layer_backward(float *restrict grad_attn_norm, const float *restrict t63, long HD2, long KVH, long REP) {
+/* lm_step_k69_layer_backward: grad_attn_norm = grad_attn_norm + t55  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k69_layer_backward(float *restrict grad_attn_norm, const float *restrict t55, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        float v0 = grad_attn_norm[j] + t63[j];
+        float v0 = grad_attn_norm[j] + t55[j];
         grad_attn_norm[j] = v0;
     }
 }
 
-/* lm_step_k79_grad_wq: grad_wq[D, D] += t60ᵀ · t33  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k79_grad_wq(float *restrict grad_wq, const float *restrict t33, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k70_grad_wq: grad_wq[D, D] += t52ᵀ · t31  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k70_grad_wq(float *restrict grad_wq, const float *restrict t31, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t60, D, t33, D, 1.0f, grad_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t52, D, t31, D, 1.0f, grad_wq, D);
 }
 
-/* lm_step_k80_grad_wk: grad_wk[KVD, D] += t58ᵀ · t33  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k80_grad_wk(float *restrict grad_wk, const float *restrict t33, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t58, KVD, t33, D, 1.0f, grad_wk, D);
-}
-
-/* lm_step_k81_grad_wv: grad_wv[KVD, D] += t56ᵀ · t33  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k81_grad_wv(float *restrict grad_wv, const float *restrict t33, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k71_grad_wk: grad_wk[KVD, D] += t50ᵀ · t31  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k71_grad_wk(float *restrict grad_wk, const float *restrict t31, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t56, KVD, t33, D, 1.0f, grad_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t50, KVD, t31, D, 1.0f, grad_wk, D);
 }
 
-/* lm_step_k82_grad_wo: grad_wo[D, D] += t50ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k82_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k72_grad_wv: grad_wv[KVD, D] += t48ᵀ · t31  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k72_grad_wv(float *restrict grad_wv, const float *restrict t31, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t50, D, saved_attn, D, 1.0f, grad_wo, D);
+    const long KVD = 2*HD2*KVH;
+    la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t48, KVD, t31, D, 1.0f, grad_wv, D);
 }
 
-/* lm_step_k83_layer_backward: grad_ffn_norm = grad_ffn_norm + t49  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k83_layer_backward(float *restrict grad_ffn_norm, const float *restrict t49, long HD2, long KVH, long REP) {
+/* lm_step_k73_grad_wo: grad_wo[D, D] += t44ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k73_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t44, D, saved_attn, D, 1.0f, grad_wo, D);
+}
+
+/* lm_step_k74_layer_backward: grad_ffn_norm = grad_ffn_norm + t43  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k74_layer_backward(float *restrict grad_ffn_norm, const float *restrict t43, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        float v0 = grad_ffn_norm[j] + t49[j];
+        float v0 = grad_ffn_norm[j] + t43[j];
         grad_ffn_norm[j] = v0;
     }
 }
 
-/* lm_step_k84_grad_w1: grad_w1[F, D] += t46ᵀ · t40  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k84_grad_w1(float *restrict grad_w1, const float *restrict t40, const float *restrict t46, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k75_grad_w1: grad_w1[F, D] += t40ᵀ · t34  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k75_grad_w1(float *restrict grad_w1, const float *restrict t34, const float *restrict t40, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t46, F, t40, D, 1.0f, grad_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t40, F, t34, D, 1.0f, grad_w1, D);
 }
 
-/* lm_step_k85_grad_w2: grad_w2[D, F] += carry5ᵀ · t42  [layer_backward/ffn/grad; layer_backward] */
-static void lm_step_k85_grad_w2(float *restrict grad_w2, const float *restrict carry5, const float *restrict t42, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k76_grad_w2: grad_w2[D, F] += carry5ᵀ · t36  [layer_backward/ffn/grad; layer_backward] */
+static void lm_step_k76_grad_w2(float *restrict grad_w2, const float *restrict carry5, const float *restrict t36, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry5, D, t42, F, 1.0f, grad_w2, F);
+    la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry5, D, t36, F, 1.0f, grad_w2, F);
 }
 
-/* lm_step_k86_grad_w3: grad_w3[F, D] += t44ᵀ · t40  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k86_grad_w3(float *restrict grad_w3, const float *restrict t40, const float *restrict t44, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k77_grad_w3: grad_w3[F, D] += t38ᵀ · t34  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k77_grad_w3(float *restrict grad_w3, const float *restrict t34, const float *restrict t38, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t44, F, t40, D, 1.0f, grad_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t38, F, t34, D, 1.0f, grad_w3, D);
 }
 
-/* lm_step_k87_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
-static void lm_step_k87_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry5, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k78_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void lm_step_k78_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry5, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     for (long r = 0; r < rows; r++) {
@@ -1446,7 +1406,7 @@ static void lm_step_k87_embed_backward_scatter_add(float *restrict grad_embed, c
     }
 }
 
-/* Arena: 30 slots planned for 88 kernels. */
+/* Arena: 30 slots planned for 79 kernels. */
 static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -1459,20 +1419,20 @@ static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, lon
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
-    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 1));
+    off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T), 1));
     off[4] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, B*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(CR, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[5] = total; total += la_round16(la_max(la_max(CR, B*T), 2*B*HD2*KVH*T));
     off[6] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, 2*B*HD2*KVH*REP*T));
     off[7] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, B*F*T));
-    off[8] = total; total += la_round16(la_max(la_max(la_max(CR*V, B*F*T), 2*HD2*KVH*REP*T), 2*B*HD2*KVH*REP*T));
+    off[8] = total; total += la_round16(la_max(CR*V, 2*B*HD2*KVH*REP*T));
     off[9] = total; total += la_round16(la_max(la_max(CR, 2*HD2*KVH*REP), B*F*T));
-    off[10] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
-    off[11] = total; total += la_round16(la_max(la_max(CR, 1), 2*B*HD2*KVH*REP*T));
-    off[12] = total; total += la_round16(la_max(1, B*F*T));
-    off[13] = total; total += la_round16(la_max(la_max(la_max(la_max(CR, 2*CR*HD2*KVH*REP), B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[10] = total; total += la_round16(la_max(CR, B*F*T));
+    off[11] = total; total += la_round16(la_max(la_max(la_max(CR, 1), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(la_max(1, 2*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[13] = total; total += la_round16(la_max(la_max(CR, 2*CR*HD2*KVH*REP), B*F*T));
     off[14] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
-    off[15] = total; total += la_round16(2*HD2*KVH*REP);
+    off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[16] = total; total += la_round16(2*HD2*KVH*REP*T);
     off[17] = total; total += la_round16(2*HD2*KVH*REP);
     off[18] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -1521,59 +1481,51 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     float *t8 = args->arena + off[2];
     float *t9 = args->arena + off[3];
     float *t10 = args->arena + off[2];
-    float *t11 = args->arena + off[3];
-    float *t12 = args->arena + off[2];
-    float *t13 = args->arena + off[4];
-    float *t14 = args->arena + off[5];
-    float *t15 = args->arena + off[6];
-    float *t16 = args->arena + off[7];
-    float *t17 = args->arena + off[8];
-    float *t18 = args->arena + off[9];
-    float *t19 = args->arena + off[10];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[5];
+    float *t13 = args->arena + off[6];
+    float *t14 = args->arena + off[7];
+    float *t15 = args->arena + off[8];
+    float *t16 = args->arena + off[9];
+    float *t17 = args->arena + off[10];
+    float *t18 = args->arena + off[11];
+    float *t19 = args->arena + off[12];
     float *t20 = args->arena + off[11];
-    float *t21 = args->arena + off[12];
-    float *t22 = args->arena + off[11];
-    float *t23 = args->arena + off[13];
-    float *t24 = args->arena + off[14];
-    float *t25 = args->arena + off[11];
-    float *t26 = args->arena + off[8];
-    float *t27 = args->arena + off[13];
-    float *t28 = args->arena + off[9];
-    float *t29 = args->arena + off[10];
-    float *t30 = args->arena + off[6];
-    float *t31 = args->arena + off[4];
-    float *t32 = args->arena + off[4];
-    float *t33 = args->arena + off[6];
+    float *t21 = args->arena + off[13];
+    float *t22 = args->arena + off[14];
+    float *t23 = args->arena + off[11];
+    float *t24 = args->arena + off[8];
+    float *t25 = args->arena + off[13];
+    float *t26 = args->arena + off[9];
+    float *t27 = args->arena + off[10];
+    float *t28 = args->arena + off[6];
+    float *t29 = args->arena + off[4];
+    float *t30 = args->arena + off[4];
+    float *t31 = args->arena + off[6];
+    float *t32 = args->arena + off[5];
+    float *t33 = args->arena + off[5];
     float *t34 = args->arena + off[3];
-    float *t35 = args->arena + off[2];
-    float *t36 = args->arena + off[5];
-    float *t37 = args->arena + off[3];
-    float *t38 = args->arena + off[13];
-    float *t39 = args->arena + off[13];
-    float *t40 = args->arena + off[10];
-    float *t41 = args->arena + off[9];
-    float *t42 = args->arena + off[7];
-    float *t43 = args->arena + off[8];
-    float *t44 = args->arena + off[12];
-    float *t45 = args->arena + off[14];
-    float *t46 = args->arena + off[9];
+    float *t35 = args->arena + off[13];
+    float *t36 = args->arena + off[10];
+    float *t37 = args->arena + off[9];
+    float *t38 = args->arena + off[7];
+    float *t39 = args->arena + off[2];
+    float *t40 = args->arena + off[13];
+    float *t41 = args->arena + off[8];
+    float *t42 = args->arena + off[12];
+    float *t43 = args->arena + off[9];
+    float *t44 = args->arena + off[14];
+    float *t45 = args->arena + off[2];
+    float *t46 = args->arena + off[8];
     float *t47 = args->arena + off[11];
-    float *t48 = args->arena + off[8];
-    float *t49 = args->arena + off[15];
-    float *t50 = args->arena + off[8];
-    float *t51 = args->arena + off[14];
-    float *t52 = args->arena + off[13];
-    float *t53 = args->arena + off[2];
-    float *t54 = args->arena + off[11];
-    float *t55 = args->arena + off[5];
-    float *t56 = args->arena + off[13];
-    float *t57 = args->arena + off[2];
-    float *t58 = args->arena + off[3];
-    float *t59 = args->arena + off[14];
-    float *t60 = args->arena + off[5];
-    float *t61 = args->arena + off[11];
-    float *t62 = args->arena + off[16];
-    float *t63 = args->arena + off[17];
+    float *t48 = args->arena + off[12];
+    float *t49 = args->arena + off[2];
+    float *t50 = args->arena + off[5];
+    float *t51 = args->arena + off[11];
+    float *t52 = args->arena + off[15];
+    float *t53 = args->arena + off[8];
+    float *t54 = args->arena + off[16];
+    float *t55 = args->arena + off[17];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -1588,8 +1540,8 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 88, lm_step_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 88, lm_step_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 79, lm_step_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 79, lm_step_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[18], args->arena + off[19] };
@@ -1606,41 +1558,40 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
         float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
         float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + l * (B*KVH*REP*T);
         float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 88, lm_step_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 88, lm_step_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 88, lm_step_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 88, lm_step_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 88, lm_step_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
-        LA_TIMED(prof, 7, 88, lm_step_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 88, lm_step_k8_scores_matmul(t5, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 88, lm_step_k9_attention(t6, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 88, lm_step_k10_saved_attn(saved_attn, saved_v, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 88, lm_step_k11_wo(t7, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 88, lm_step_k12_layer(saved_h, carry0, t7, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 88, lm_step_k13_rmsnorm(t8, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 88, lm_step_k14_w1(saved_gate, w1, t8, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 88, lm_step_k15_w3(saved_up, w3, t8, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 88, lm_step_k16_silu(t9, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 17, 88, lm_step_k17_w2(t10, w2, t9, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 88, lm_step_k18_ffn(carry0_next, saved_h, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 79, lm_step_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 79, lm_step_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 79, lm_step_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 79, lm_step_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 79, lm_step_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 79, lm_step_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 79, lm_step_k8_causal_attention_forward(saved_attn, saved_lse, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 79, lm_step_k9_wo(t5, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 79, lm_step_k10_layer(saved_h, carry0, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 79, lm_step_k11_rmsnorm(t6, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 79, lm_step_k12_w1(saved_gate, w1, t6, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 79, lm_step_k13_w3(saved_up, w3, t6, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 79, lm_step_k14_silu(t7, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 15, 79, lm_step_k15_w2(t8, w2, t7, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 79, lm_step_k16_ffn(carry0_next, saved_h, t8, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 19, 88, lm_step_k19_reshape(t11));
-    LA_TIMED(prof, 20, 88, lm_step_k20_expand(t12, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 17, 79, lm_step_k17_reshape(t9));
+    LA_TIMED(prof, 18, 79, lm_step_k18_expand(t10, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk', repeated NC times */
-    const float *carry1 = t12;
+    const float *carry1 = t10;
     float *carry1_buf[2] = { args->arena + off[20], args->arena + off[21] };
-    const float *carry2 = t11;
+    const float *carry2 = t9;
     float *carry2_buf[2] = { args->arena + off[22], args->arena + off[23] };
-    const float *carry3 = t11;
+    const float *carry3 = t9;
     float *carry3_buf[2] = { args->arena + off[24], args->arena + off[25] };
-    const float *carry4 = t11;
+    const float *carry4 = t9;
     float *carry4_buf[2] = { args->arena + off[26], args->arena + off[27] };
     for (long l = 0; l < NC; l++) {
         const int32_t *scored = args->scored + l * CR;
@@ -1650,30 +1601,30 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
         float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
         float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
-        LA_TIMED(prof, 21, 88, lm_step_k21_lm_head(t13, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 22, 88, lm_step_k22_rmsnorm(t14, t13, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 23, 88, lm_step_k23_rmsnorm(t15, norm_eps, t13, t14, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 24, 88, lm_step_k24_rmsnorm(t16, final_norm, t15, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 25, 88, lm_step_k25_lm_head(t17, lm_head, t16, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 26, 88, lm_step_k26_log_softmax(t18, t17, CR, V));
-        LA_TIMED(prof, 27, 88, lm_step_k27_log_softmax(t19, t17, t18, CR, V));
-        LA_TIMED(prof, 28, 88, lm_step_k28_cross_entropy(t20, t17, targets, t18, t19, CR, V));
-        LA_TIMED(prof, 29, 88, lm_step_k29_cross_entropy(t21, weights, t20, CR));
-        LA_TIMED(prof, 30, 88, lm_step_k30_log_softmax(t22, t17, t18, t19, CR, V));
-        LA_TIMED(prof, 31, 88, lm_step_k31_cross_entropy(t23, t17, targets, CR, V));
-        LA_TIMED(prof, 32, 88, lm_step_k32_token_stats(t24, weights, t22, CR));
-        LA_TIMED(prof, 33, 88, lm_step_k33_token_stats(t25, weights, t18, t23, CR));
-        LA_TIMED(prof, 34, 88, lm_step_k34_log_softmax_grad(t26, t17, targets, weights, t18, t19, CR, V));
-        LA_TIMED(prof, 35, 88, lm_step_k35_lm_head_grad_in(t27, lm_head, t26, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 36, 88, lm_step_k36_rmsnorm_grad(t28, t15, t27, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 37, 88, lm_step_k37_rmsnorm_grad(t29, final_norm, t13, t27, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 38, 88, lm_step_k38_rmsnorm_grad_scatter_add(t30, norm_eps, final_norm, scored, t13, t14, t27, t29, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 39, 88, lm_step_k39_lm_chunk(grad_final_norm, t28, HD2, KVH, REP));
-        LA_TIMED(prof, 40, 88, lm_step_k40_grad_lm_head(grad_lm_head, t16, t26, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 41, 88, lm_step_k41_lm_chunk(carry1_next, carry1, t30, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 42, 88, lm_step_k42_lm_chunk(carry2_next, carry2, t21));
-        LA_TIMED(prof, 43, 88, lm_step_k43_lm_chunk(carry3_next, carry3, t24));
-        LA_TIMED(prof, 44, 88, lm_step_k44_lm_chunk(carry4_next, carry4, t25));
+        LA_TIMED(prof, 19, 79, lm_step_k19_lm_head(t11, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 20, 79, lm_step_k20_rmsnorm(t12, t11, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 21, 79, lm_step_k21_rmsnorm(t13, norm_eps, t11, t12, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 22, 79, lm_step_k22_rmsnorm(t14, final_norm, t13, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 23, 79, lm_step_k23_lm_head(t15, lm_head, t14, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 24, 79, lm_step_k24_log_softmax(t16, t15, CR, V));
+        LA_TIMED(prof, 25, 79, lm_step_k25_log_softmax(t17, t15, t16, CR, V));
+        LA_TIMED(prof, 26, 79, lm_step_k26_cross_entropy(t18, t15, targets, t16, t17, CR, V));
+        LA_TIMED(prof, 27, 79, lm_step_k27_cross_entropy(t19, weights, t18, CR));
+        LA_TIMED(prof, 28, 79, lm_step_k28_log_softmax(t20, t15, t16, t17, CR, V));
+        LA_TIMED(prof, 29, 79, lm_step_k29_cross_entropy(t21, t15, targets, CR, V));
+        LA_TIMED(prof, 30, 79, lm_step_k30_token_stats(t22, weights, t20, CR));
+        LA_TIMED(prof, 31, 79, lm_step_k31_token_stats(t23, weights, t16, t21, CR));
+        LA_TIMED(prof, 32, 79, lm_step_k32_log_softmax_grad(t24, t15, targets, weights, t16, t17, CR, V));
+        LA_TIMED(prof, 33, 79, lm_step_k33_lm_head_grad_in(t25, lm_head, t24, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 34, 79, lm_step_k34_rmsnorm_grad(t26, t13, t25, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 35, 79, lm_step_k35_rmsnorm_grad(t27, final_norm, t11, t25, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 36, 79, lm_step_k36_rmsnorm_grad_scatter_add(t28, norm_eps, final_norm, scored, t11, t12, t25, t27, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 37, 79, lm_step_k37_lm_chunk(grad_final_norm, t26, HD2, KVH, REP));
+        LA_TIMED(prof, 38, 79, lm_step_k38_grad_lm_head(grad_lm_head, t14, t24, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 39, 79, lm_step_k39_lm_chunk(carry1_next, carry1, t28, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 40, 79, lm_step_k40_lm_chunk(carry2_next, carry2, t19));
+        LA_TIMED(prof, 41, 79, lm_step_k41_lm_chunk(carry3_next, carry3, t22));
+        LA_TIMED(prof, 42, 79, lm_step_k42_lm_chunk(carry4_next, carry4, t23));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -1696,6 +1647,7 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
         float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + (L - 1 - l) * (B*KVH*REP*T);
         float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
@@ -1710,52 +1662,45 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *grad_w2 = args->grad_w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry5_next = carry5_buf[l & 1];
-        LA_TIMED(prof, 45, 88, lm_step_k45_rmsnorm(t31, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 46, 88, lm_step_k46_rmsnorm(t32, norm_eps, t31, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 47, 88, lm_step_k47_rmsnorm(t33, saved_x, attn_norm, t32, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 48, 88, lm_step_k48_scores_matmul(t34, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 49, 88, lm_step_k49_attention(t35, t34, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 50, 88, lm_step_k50_softmax(t36, t35, B, KVH, REP, T));
-        LA_TIMED(prof, 51, 88, lm_step_k51_softmax(t37, t35, t36, B, KVH, REP, T));
-        LA_TIMED(prof, 52, 88, lm_step_k52_rmsnorm(t38, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 53, 88, lm_step_k53_rmsnorm(t39, norm_eps, t38, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 54, 88, lm_step_k54_rmsnorm(t40, saved_h, ffn_norm, t39, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 55, 88, lm_step_k55_silu(t41, t42, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 56, 88, lm_step_k56_w2_grad_in(t43, carry5, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 57, 88, lm_step_k57_ffn_grad(t44, t41, t43, B, F, T));
-        LA_TIMED(prof, 58, 88, lm_step_k58_w3_grad_in(t45, w3, t44, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 59, 88, lm_step_k59_silu_grad(t46, saved_gate, saved_up, t41, t43, B, F, T));
-        LA_TIMED(prof, 60, 88, lm_step_k60_w1_grad_in(t47, w1, t46, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 61, 88, lm_step_k61_gate_up_grad(t48, saved_h, t39, t45, t47, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 62, 88, lm_step_k62_rmsnorm_grad(t49, t48, HD2, KVH, REP, T));
-        LA_TIMED(prof, 63, 88, lm_step_k63_rmsnorm_grad(t50, carry5, saved_h, ffn_norm, t39, t45, t47, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 88, lm_step_k64_wo_grad_in(t51, wo, t50, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 65, 88, lm_step_k65_attention_grad_matmul(t52, saved_v, t51, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 66, 88, lm_step_k66_softmax_grad(t53, t35, t36, t37, t52, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 67, 88, lm_step_k67_scores_grad_matmul(t54, saved_k, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 68, 88, lm_step_k68_attention_grad_matmul(t55, saved_q, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 69, 88, lm_step_k69_attention_grad_matmul(t56, t37, t51, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 88, lm_step_k70_wv_grad_in(t57, wv, t56, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 71, 88, lm_step_k71_rope_grad(t58, t0, t1, t55, B, HD2, KVH, T));
-        LA_TIMED(prof, 72, 88, lm_step_k72_wk_grad_in(t59, wk, t58, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 73, 88, lm_step_k73_rope_grad(t60, t0, t1, t54, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 74, 88, lm_step_k74_wq_grad_in(t61, wq, t60, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 75, 88, lm_step_k75_attention_grad(t62, saved_x, t32, t57, t59, t61, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 76, 88, lm_step_k76_rmsnorm_grad(t63, t62, HD2, KVH, REP, T));
-        LA_TIMED(prof, 77, 88, lm_step_k77_rmsnorm_grad(carry5_next, saved_x, attn_norm, t32, t50, t57, t59, t61, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 78, 88, lm_step_k78_layer_backward(grad_attn_norm, t63, HD2, KVH, REP));
-        LA_TIMED(prof, 79, 88, lm_step_k79_grad_wq(grad_wq, t33, t60, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 80, 88, lm_step_k80_grad_wk(grad_wk, t33, t58, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 81, 88, lm_step_k81_grad_wv(grad_wv, t33, t56, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 82, 88, lm_step_k82_grad_wo(grad_wo, saved_attn, t50, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 83, 88, lm_step_k83_layer_backward(grad_ffn_norm, t49, HD2, KVH, REP));
-        LA_TIMED(prof, 84, 88, lm_step_k84_grad_w1(grad_w1, t40, t46, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 85, 88, lm_step_k85_grad_w2(grad_w2, carry5, t42, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 86, 88, lm_step_k86_grad_w3(grad_w3, t40, t44, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 43, 79, lm_step_k43_rmsnorm(t29, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 44, 79, lm_step_k44_rmsnorm(t30, norm_eps, t29, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 45, 79, lm_step_k45_rmsnorm(t31, saved_x, attn_norm, t30, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 46, 79, lm_step_k46_rmsnorm(t32, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 47, 79, lm_step_k47_rmsnorm(t33, norm_eps, t32, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 48, 79, lm_step_k48_rmsnorm(t34, saved_h, ffn_norm, t33, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 49, 79, lm_step_k49_silu(t35, t36, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 50, 79, lm_step_k50_w2_grad_in(t37, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 51, 79, lm_step_k51_ffn_grad(t38, t35, t37, B, F, T));
+        LA_TIMED(prof, 52, 79, lm_step_k52_w3_grad_in(t39, w3, t38, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 53, 79, lm_step_k53_silu_grad(t40, saved_gate, saved_up, t35, t37, B, F, T));
+        LA_TIMED(prof, 54, 79, lm_step_k54_w1_grad_in(t41, w1, t40, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 55, 79, lm_step_k55_gate_up_grad(t42, saved_h, t33, t39, t41, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 56, 79, lm_step_k56_rmsnorm_grad(t43, t42, HD2, KVH, REP, T));
+        LA_TIMED(prof, 57, 79, lm_step_k57_rmsnorm_grad(t44, carry5, saved_h, ffn_norm, t33, t39, t41, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 58, 79, lm_step_k58_wo_grad_in(t45, wo, t44, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 79, lm_step_k59_causal_attention_backward_dq(t46, saved_q, saved_k, saved_v, saved_lse, saved_attn, t45, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 79, lm_step_k60_causal_attention_backward_dkv(t47, t48, saved_q, saved_k, saved_v, saved_lse, saved_attn, t45, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 79, lm_step_k61_wv_grad_in(t49, wv, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 62, 79, lm_step_k62_rope_grad(t50, t0, t1, t47, B, HD2, KVH, T));
+        LA_TIMED(prof, 63, 79, lm_step_k63_wk_grad_in(t51, wk, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 79, lm_step_k64_rope_grad(t52, t0, t1, t46, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 79, lm_step_k65_wq_grad_in(t53, wq, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 79, lm_step_k66_attention_grad(t54, saved_x, t30, t49, t51, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 79, lm_step_k67_rmsnorm_grad(t55, t54, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 79, lm_step_k68_rmsnorm_grad(carry5_next, saved_x, attn_norm, t30, t44, t49, t51, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 79, lm_step_k69_layer_backward(grad_attn_norm, t55, HD2, KVH, REP));
+        LA_TIMED(prof, 70, 79, lm_step_k70_grad_wq(grad_wq, t31, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 71, 79, lm_step_k71_grad_wk(grad_wk, t31, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 79, lm_step_k72_grad_wv(grad_wv, t31, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 79, lm_step_k73_grad_wo(grad_wo, saved_attn, t44, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 79, lm_step_k74_layer_backward(grad_ffn_norm, t43, HD2, KVH, REP));
+        LA_TIMED(prof, 75, 79, lm_step_k75_grad_w1(grad_w1, t34, t40, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 79, lm_step_k76_grad_w2(grad_w2, carry5, t36, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 77, 79, lm_step_k77_grad_w3(grad_w3, t34, t38, B, F, HD2, KVH, REP, T));
         carry5 = carry5_next;
     }
     /* stage 'after_layer_backward' */
-    LA_TIMED(prof, 87, 88, lm_step_k87_embed_backward_scatter_add(grad_embed, ids, carry5, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 78, 79, lm_step_k78_embed_backward_scatter_add(grad_embed, ids, carry5, B, HD2, KVH, REP, T));
 }
 
 void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flops, double *bytes) {
@@ -1775,86 +1720,77 @@ void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flo
     flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k5_wk */
     flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_k6_rope */
     flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k7_wv */
-    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k8_scores_matmul */
-    flops[9] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k9_attention */
-    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k10_saved_attn */
-    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k11_wo */
-    flops[12] = (double)(2*B*HD2*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k12_layer */
-    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k13_rmsnorm */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k14_w1 */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k15_w3 */
-    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k16_silu */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k17_w2 */
-    flops[18] = (double)(2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k18_ffn */
-    flops[19] = (double)(0); bytes[19] = (double)(4); /* lm_step_k19_reshape */
-    flops[20] = (double)(0); bytes[20] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_k20_expand */
-    flops[21] = (double)(0); bytes[21] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_k21_lm_head */
-    flops[22] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[22] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_k22_rmsnorm */
-    flops[23] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP); bytes[23] = (double)(8*CR*HD2*KVH*REP + 4 + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_k23_rmsnorm */
-    flops[24] = (double)(2*CR*HD2*KVH*REP); bytes[24] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_k24_rmsnorm */
-    flops[25] = (double)(4*CR*HD2*KVH*REP*V); bytes[25] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_k25_lm_head */
-    flops[26] = (double)(CR*V); bytes[26] = (double)(4*CR + 4*CR*V); /* lm_step_k26_log_softmax */
-    flops[27] = (double)(CR + CR*V + CR*V + CR*V); bytes[27] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_k27_log_softmax */
-    flops[28] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[28] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_k28_cross_entropy */
-    flops[29] = (double)(CR + CR + CR); bytes[29] = (double)(4 + 4*CR + 4*CR); /* lm_step_k29_cross_entropy */
-    flops[30] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[30] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_k30_log_softmax */
-    flops[31] = (double)(CR + CR*V + CR*V + CR*V); bytes[31] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_k31_cross_entropy */
-    flops[32] = (double)(CR + CR + CR); bytes[32] = (double)(4 + 4*CR + 4*CR); /* lm_step_k32_token_stats */
-    flops[33] = (double)(CR + CR + CR); bytes[33] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_k33_token_stats */
-    flops[34] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[34] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_k34_log_softmax_grad */
-    flops[35] = (double)(4*CR*HD2*KVH*REP*V); bytes[35] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_k35_lm_head_grad_in */
-    flops[36] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[36] = (double)(8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_k36_rmsnorm_grad */
-    flops[37] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[37] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_k37_rmsnorm_grad */
-    flops[38] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_k38_rmsnorm_grad_scatter_add */
-    flops[39] = (double)(2*HD2*KVH*REP); bytes[39] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k39_lm_chunk */
-    flops[40] = (double)(4*CR*HD2*KVH*REP*V); bytes[40] = (double)(8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP + 4*CR*V); /* lm_step_k40_grad_lm_head */
-    flops[41] = (double)(2*B*HD2*KVH*REP*T); bytes[41] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k41_lm_chunk */
+    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_k8_causal_attention_forward */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k9_wo */
+    flops[10] = (double)(2*B*HD2*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k10_layer */
+    flops[11] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k11_rmsnorm */
+    flops[12] = (double)(4*B*F*HD2*KVH*REP*T); bytes[12] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k12_w1 */
+    flops[13] = (double)(4*B*F*HD2*KVH*REP*T); bytes[13] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k13_w3 */
+    flops[14] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[14] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k14_silu */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k15_w2 */
+    flops[16] = (double)(2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k16_ffn */
+    flops[17] = (double)(0); bytes[17] = (double)(4); /* lm_step_k17_reshape */
+    flops[18] = (double)(0); bytes[18] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_k18_expand */
+    flops[19] = (double)(0); bytes[19] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_k19_lm_head */
+    flops[20] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[20] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_k20_rmsnorm */
+    flops[21] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP); bytes[21] = (double)(8*CR*HD2*KVH*REP + 4 + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_k21_rmsnorm */
+    flops[22] = (double)(2*CR*HD2*KVH*REP); bytes[22] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_k22_rmsnorm */
+    flops[23] = (double)(4*CR*HD2*KVH*REP*V); bytes[23] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_k23_lm_head */
+    flops[24] = (double)(CR*V); bytes[24] = (double)(4*CR + 4*CR*V); /* lm_step_k24_log_softmax */
+    flops[25] = (double)(CR + CR*V + CR*V + CR*V); bytes[25] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_k25_log_softmax */
+    flops[26] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[26] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_k26_cross_entropy */
+    flops[27] = (double)(CR + CR + CR); bytes[27] = (double)(4 + 4*CR + 4*CR); /* lm_step_k27_cross_entropy */
+    flops[28] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[28] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_k28_log_softmax */
+    flops[29] = (double)(CR + CR*V + CR*V + CR*V); bytes[29] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_k29_cross_entropy */
+    flops[30] = (double)(CR + CR + CR); bytes[30] = (double)(4 + 4*CR + 4*CR); /* lm_step_k30_token_stats */
+    flops[31] = (double)(CR + CR + CR); bytes[31] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_k31_token_stats */
+    flops[32] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[32] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_k32_log_softmax_grad */
+    flops[33] = (double)(4*CR*HD2*KVH*REP*V); bytes[33] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_k33_lm_head_grad_in */
+    flops[34] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[34] = (double)(8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_k34_rmsnorm_grad */
+    flops[35] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[35] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_k35_rmsnorm_grad */
+    flops[36] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_k36_rmsnorm_grad_scatter_add */
+    flops[37] = (double)(2*HD2*KVH*REP); bytes[37] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k37_lm_chunk */
+    flops[38] = (double)(4*CR*HD2*KVH*REP*V); bytes[38] = (double)(8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP + 4*CR*V); /* lm_step_k38_grad_lm_head */
+    flops[39] = (double)(2*B*HD2*KVH*REP*T); bytes[39] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k39_lm_chunk */
+    flops[40] = (double)(1); bytes[40] = (double)(4 + 4 + 4); /* lm_step_k40_lm_chunk */
+    flops[41] = (double)(1); bytes[41] = (double)(4 + 4 + 4); /* lm_step_k41_lm_chunk */
     flops[42] = (double)(1); bytes[42] = (double)(4 + 4 + 4); /* lm_step_k42_lm_chunk */
-    flops[43] = (double)(1); bytes[43] = (double)(4 + 4 + 4); /* lm_step_k43_lm_chunk */
-    flops[44] = (double)(1); bytes[44] = (double)(4 + 4 + 4); /* lm_step_k44_lm_chunk */
-    flops[45] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[45] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k45_rmsnorm */
-    flops[46] = (double)(B*T + B*T + B*T); bytes[46] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k46_rmsnorm */
-    flops[47] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[47] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k47_rmsnorm */
-    flops[48] = (double)(4*B*HD2*KVH*REP*T*T); bytes[48] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k48_scores_matmul */
-    flops[49] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[49] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k49_attention */
-    flops[50] = (double)(B*KVH*REP*T*T); bytes[50] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k50_softmax */
-    flops[51] = (double)(B*KVH*REP*T*T); bytes[51] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_k51_softmax */
-    flops[52] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[52] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k52_rmsnorm */
-    flops[53] = (double)(B*T + B*T + B*T); bytes[53] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k53_rmsnorm */
-    flops[54] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k54_rmsnorm */
-    flops[55] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[55] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k55_silu */
-    flops[56] = (double)(4*B*F*HD2*KVH*REP*T); bytes[56] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k56_w2_grad_in */
-    flops[57] = (double)(B*F*T); bytes[57] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k57_ffn_grad */
-    flops[58] = (double)(4*B*F*HD2*KVH*REP*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k58_w3_grad_in */
-    flops[59] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[59] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k59_silu_grad */
-    flops[60] = (double)(4*B*F*HD2*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k60_w1_grad_in */
-    flops[61] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k61_gate_up_grad */
-    flops[62] = (double)(2*HD2*KVH*REP*T); bytes[62] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k62_rmsnorm_grad */
-    flops[63] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k63_rmsnorm_grad */
-    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k64_wo_grad_in */
-    flops[65] = (double)(4*B*HD2*KVH*REP*T*T); bytes[65] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_k65_attention_grad_matmul */
-    flops[66] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[66] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_k66_softmax_grad */
-    flops[67] = (double)(4*B*HD2*KVH*REP*T*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_k67_scores_grad_matmul */
-    flops[68] = (double)(4*B*HD2*KVH*REP*T*T); bytes[68] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_k68_attention_grad_matmul */
-    flops[69] = (double)(4*B*HD2*KVH*REP*T*T); bytes[69] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_k69_attention_grad_matmul */
-    flops[70] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[70] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k70_wv_grad_in */
-    flops[71] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[71] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k71_rope_grad */
-    flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k72_wk_grad_in */
-    flops[73] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k73_rope_grad */
-    flops[74] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k74_wq_grad_in */
-    flops[75] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k75_attention_grad */
-    flops[76] = (double)(2*HD2*KVH*REP*T); bytes[76] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k76_rmsnorm_grad */
-    flops[77] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k77_rmsnorm_grad */
-    flops[78] = (double)(2*HD2*KVH*REP); bytes[78] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k78_layer_backward */
-    flops[79] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[79] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k79_grad_wq */
-    flops[80] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[80] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k80_grad_wk */
-    flops[81] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[81] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k81_grad_wv */
-    flops[82] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[82] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k82_grad_wo */
-    flops[83] = (double)(2*HD2*KVH*REP); bytes[83] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k83_layer_backward */
-    flops[84] = (double)(4*B*F*HD2*KVH*REP*T); bytes[84] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k84_grad_w1 */
-    flops[85] = (double)(4*B*F*HD2*KVH*REP*T); bytes[85] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k85_grad_w2 */
-    flops[86] = (double)(4*B*F*HD2*KVH*REP*T); bytes[86] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k86_grad_w3 */
-    flops[87] = (double)(2*HD2*KVH*REP*V); bytes[87] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k87_embed_backward_scatter_add */
+    flops[43] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[43] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k43_rmsnorm */
+    flops[44] = (double)(B*T + B*T + B*T); bytes[44] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k44_rmsnorm */
+    flops[45] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[45] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k45_rmsnorm */
+    flops[46] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[46] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_k46_rmsnorm */
+    flops[47] = (double)(B*T + B*T + B*T); bytes[47] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_k47_rmsnorm */
+    flops[48] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[48] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_k48_rmsnorm */
+    flops[49] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[49] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k49_silu */
+    flops[50] = (double)(4*B*F*HD2*KVH*REP*T); bytes[50] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_k50_w2_grad_in */
+    flops[51] = (double)(B*F*T); bytes[51] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k51_ffn_grad */
+    flops[52] = (double)(4*B*F*HD2*KVH*REP*T); bytes[52] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k52_w3_grad_in */
+    flops[53] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[53] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_k53_silu_grad */
+    flops[54] = (double)(4*B*F*HD2*KVH*REP*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_k54_w1_grad_in */
+    flops[55] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[55] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k55_gate_up_grad */
+    flops[56] = (double)(2*HD2*KVH*REP*T); bytes[56] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k56_rmsnorm_grad */
+    flops[57] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[57] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k57_rmsnorm_grad */
+    flops[58] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k58_wo_grad_in */
+    flops[59] = (double)(6*B*HD2*KVH*REP*T*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k59_causal_attention_backward_dq */
+    flops[60] = (double)(8*B*HD2*KVH*REP*T*T); bytes[60] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k60_causal_attention_backward_dkv */
+    flops[61] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k61_wv_grad_in */
+    flops[62] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[62] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k62_rope_grad */
+    flops[63] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k63_wk_grad_in */
+    flops[64] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k64_rope_grad */
+    flops[65] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k65_wq_grad_in */
+    flops[66] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k66_attention_grad */
+    flops[67] = (double)(2*HD2*KVH*REP*T); bytes[67] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k67_rmsnorm_grad */
+    flops[68] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[68] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k68_rmsnorm_grad */
+    flops[69] = (double)(2*HD2*KVH*REP); bytes[69] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k69_layer_backward */
+    flops[70] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[70] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k70_grad_wq */
+    flops[71] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[71] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k71_grad_wk */
+    flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[72] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k72_grad_wv */
+    flops[73] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[73] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k73_grad_wo */
+    flops[74] = (double)(2*HD2*KVH*REP); bytes[74] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k74_layer_backward */
+    flops[75] = (double)(4*B*F*HD2*KVH*REP*T); bytes[75] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k75_grad_w1 */
+    flops[76] = (double)(4*B*F*HD2*KVH*REP*T); bytes[76] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k76_grad_w2 */
+    flops[77] = (double)(4*B*F*HD2*KVH*REP*T); bytes[77] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k77_grad_w3 */
+    flops[78] = (double)(2*HD2*KVH*REP*V); bytes[78] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k78_embed_backward_scatter_add */
     (void)args;
 }
 
@@ -1870,88 +1806,79 @@ static const char *const llama_train_lm_step_kernel_names[] = {
     "lm_step_k5_wk",
     "lm_step_k6_rope",
     "lm_step_k7_wv",
-    "lm_step_k8_scores_matmul",
-    "lm_step_k9_attention",
-    "lm_step_k10_saved_attn",
-    "lm_step_k11_wo",
-    "lm_step_k12_layer",
-    "lm_step_k13_rmsnorm",
-    "lm_step_k14_w1",
-    "lm_step_k15_w3",
-    "lm_step_k16_silu",
-    "lm_step_k17_w2",
-    "lm_step_k18_ffn",
-    "lm_step_k19_reshape",
-    "lm_step_k20_expand",
-    "lm_step_k21_lm_head",
+    "lm_step_k8_causal_attention_forward",
+    "lm_step_k9_wo",
+    "lm_step_k10_layer",
+    "lm_step_k11_rmsnorm",
+    "lm_step_k12_w1",
+    "lm_step_k13_w3",
+    "lm_step_k14_silu",
+    "lm_step_k15_w2",
+    "lm_step_k16_ffn",
+    "lm_step_k17_reshape",
+    "lm_step_k18_expand",
+    "lm_step_k19_lm_head",
+    "lm_step_k20_rmsnorm",
+    "lm_step_k21_rmsnorm",
     "lm_step_k22_rmsnorm",
-    "lm_step_k23_rmsnorm",
-    "lm_step_k24_rmsnorm",
-    "lm_step_k25_lm_head",
-    "lm_step_k26_log_softmax",
-    "lm_step_k27_log_softmax",
-    "lm_step_k28_cross_entropy",
+    "lm_step_k23_lm_head",
+    "lm_step_k24_log_softmax",
+    "lm_step_k25_log_softmax",
+    "lm_step_k26_cross_entropy",
+    "lm_step_k27_cross_entropy",
+    "lm_step_k28_log_softmax",
     "lm_step_k29_cross_entropy",
-    "lm_step_k30_log_softmax",
-    "lm_step_k31_cross_entropy",
-    "lm_step_k32_token_stats",
-    "lm_step_k33_token_stats",
-    "lm_step_k34_log_softmax_grad",
-    "lm_step_k35_lm_head_grad_in",
-    "lm_step_k36_rmsnorm_grad",
-    "lm_step_k37_rmsnorm_grad",
-    "lm_step_k38_rmsnorm_grad_scatter_add",
+    "lm_step_k30_token_stats",
+    "lm_step_k31_token_stats",
+    "lm_step_k32_log_softmax_grad",
+    "lm_step_k33_lm_head_grad_in",
+    "lm_step_k34_rmsnorm_grad",
+    "lm_step_k35_rmsnorm_grad",
+    "lm_step_k36_rmsnorm_grad_scatter_add",
+    "lm_step_k37_lm_chunk",
+    "lm_step_k38_grad_lm_head",
     "lm_step_k39_lm_chunk",
-    "lm_step_k40_grad_lm_head",
+    "lm_step_k40_lm_chunk",
     "lm_step_k41_lm_chunk",
     "lm_step_k42_lm_chunk",
-    "lm_step_k43_lm_chunk",
-    "lm_step_k44_lm_chunk",
+    "lm_step_k43_rmsnorm",
+    "lm_step_k44_rmsnorm",
     "lm_step_k45_rmsnorm",
     "lm_step_k46_rmsnorm",
     "lm_step_k47_rmsnorm",
-    "lm_step_k48_scores_matmul",
-    "lm_step_k49_attention",
-    "lm_step_k50_softmax",
-    "lm_step_k51_softmax",
-    "lm_step_k52_rmsnorm",
-    "lm_step_k53_rmsnorm",
-    "lm_step_k54_rmsnorm",
-    "lm_step_k55_silu",
-    "lm_step_k56_w2_grad_in",
-    "lm_step_k57_ffn_grad",
-    "lm_step_k58_w3_grad_in",
-    "lm_step_k59_silu_grad",
-    "lm_step_k60_w1_grad_in",
-    "lm_step_k61_gate_up_grad",
-    "lm_step_k62_rmsnorm_grad",
-    "lm_step_k63_rmsnorm_grad",
-    "lm_step_k64_wo_grad_in",
-    "lm_step_k65_attention_grad_matmul",
-    "lm_step_k66_softmax_grad",
-    "lm_step_k67_scores_grad_matmul",
-    "lm_step_k68_attention_grad_matmul",
-    "lm_step_k69_attention_grad_matmul",
-    "lm_step_k70_wv_grad_in",
-    "lm_step_k71_rope_grad",
-    "lm_step_k72_wk_grad_in",
-    "lm_step_k73_rope_grad",
-    "lm_step_k74_wq_grad_in",
-    "lm_step_k75_attention_grad",
-    "lm_step_k76_rmsnorm_grad",
-    "lm_step_k77_rmsnorm_grad",
-    "lm_step_k78_layer_backward",
-    "lm_step_k79_grad_wq",
-    "lm_step_k80_grad_wk",
-    "lm_step_k81_grad_wv",
-    "lm_step_k82_grad_wo",
-    "lm_step_k83_layer_backward",
-    "lm_step_k84_grad_w1",
-    "lm_step_k85_grad_w2",
-    "lm_step_k86_grad_w3",
-    "lm_step_k87_embed_backward_scatter_add",
+    "lm_step_k48_rmsnorm",
+    "lm_step_k49_silu",
+    "lm_step_k50_w2_grad_in",
+    "lm_step_k51_ffn_grad",
+    "lm_step_k52_w3_grad_in",
+    "lm_step_k53_silu_grad",
+    "lm_step_k54_w1_grad_in",
+    "lm_step_k55_gate_up_grad",
+    "lm_step_k56_rmsnorm_grad",
+    "lm_step_k57_rmsnorm_grad",
+    "lm_step_k58_wo_grad_in",
+    "lm_step_k59_causal_attention_backward_dq",
+    "lm_step_k60_causal_attention_backward_dkv",
+    "lm_step_k61_wv_grad_in",
+    "lm_step_k62_rope_grad",
+    "lm_step_k63_wk_grad_in",
+    "lm_step_k64_rope_grad",
+    "lm_step_k65_wq_grad_in",
+    "lm_step_k66_attention_grad",
+    "lm_step_k67_rmsnorm_grad",
+    "lm_step_k68_rmsnorm_grad",
+    "lm_step_k69_layer_backward",
+    "lm_step_k70_grad_wq",
+    "lm_step_k71_grad_wk",
+    "lm_step_k72_grad_wv",
+    "lm_step_k73_grad_wo",
+    "lm_step_k74_layer_backward",
+    "lm_step_k75_grad_w1",
+    "lm_step_k76_grad_w2",
+    "lm_step_k77_grad_w3",
+    "lm_step_k78_embed_backward_scatter_add",
 };
-const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 53, 88, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
+const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 54, 79, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
 
 /* ===== program 'lm_step_lora' ===== */
 
@@ -2272,79 +2199,76 @@ static void lm_step_lora_k14_lora(float *restrict saved_v, const float *restrict
     }
 }
 
-/* lm_step_lora_k15_scores_matmul: t12[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
-static void lm_step_lora_k15_scores_matmul(float *restrict t12, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k15_causal_attention_forward: causal attention (s ≤ 0 + t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+static void lm_step_lora_k15_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t12 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
-}
-
-/* lm_step_lora_k16_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void lm_step_lora_k16_attention(float *restrict t13, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t12[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v5 = (float)i3 + 0.0f;
-            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t12[r * n + j1]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t13[r * n + j1] = v11;
-            acc1 += v11;
-        }
-        for (long j = 0; j < n; j++) {
-            float v12 = (t13[r * n + j]) / acc1;
-            t13[r * n + j] = v12;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float p[ns];   /* one row of scores */
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const long last = start + t < ns ? start + t : ns - 1;
+                /* scores of the visible keys, and their max */
+                float m = -INFINITY;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh;
+                    float dot = 0.0f;
+                    #pragma omp simd reduction(+:dot)
+                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
+                    float x = dot * scale;
+                    p[s] = x;
+                    m = x > m ? x : m;
+                }
+                /* softmax numerators and their sum */
+                float sum = 0.0f;
+                if (m > -INFINITY) {
+                    #pragma omp simd reduction(+:sum)
+                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
+                }
+                saved_lse[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+                /* out = Σ_s p_s/sum · v_s */
+                float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
+                if (sum > 0.0f) {
+                    const float inv = 1.0f / sum;
+                    for (long s = 0; s <= last; s++) {
+                        if (p[s] == 0.0f) continue;
+                        const float w = p[s] * inv;
+                        const float *vs = vp + b * vsb + s * vss + g * vsh;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+                    }
+                }
+            }
         }
     }
 }
 
-/* lm_step_lora_k17_saved_attn: saved_attn[B, KVH, REP, T, HD] = t13 · saved_v  [layer/attention/attention; layer/attention] */
-static void lm_step_lora_k17_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t13 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
-}
-
-/* lm_step_lora_k18_wo: t14[B*T, D] = saved_attn · woᵀ  [layer/attention] */
-static void lm_step_lora_k18_wo(float *restrict t14, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k16_wo: t12[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_lora_k16_wo(float *restrict t12, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t14, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t12, D);
         return;
     }
     la_blas_pool(0);
@@ -2354,15 +2278,15 @@ static void lm_step_lora_k18_wo(float *restrict t14, const float *restrict wo, c
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
-        (t14)[r] = acc;
+        (t12)[r] = acc;
     }
 }
 
-/* lm_step_lora_k19_lora_a_wo: t15[B*T, R] = saved_attn · lora_a_woᵀ  [layer/attention/lora] */
-static void lm_step_lora_k19_lora_a_wo(float *restrict t15, const float *restrict lora_a_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k17_lora_a_wo: t13[B*T, R] = saved_attn · lora_a_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_k17_lora_a_wo(float *restrict t13, const float *restrict lora_a_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t15, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t13, R);
         return;
     }
     la_blas_pool(0);
@@ -2372,15 +2296,15 @@ static void lm_step_lora_k19_lora_a_wo(float *restrict t15, const float *restric
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
-        (t15)[r] = acc;
+        (t13)[r] = acc;
     }
 }
 
-/* lm_step_lora_k20_lora_b_wo: t16[B*T, D] = t15 · lora_b_woᵀ  [layer/attention/lora] */
-static void lm_step_lora_k20_lora_b_wo(float *restrict t16, const float *restrict lora_b_wo, const float *restrict t15, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k18_lora_b_wo: t14[B*T, D] = t13 · lora_b_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_k18_lora_b_wo(float *restrict t14, const float *restrict lora_b_wo, const float *restrict t13, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t15, R, lora_b_wo, R, 0.0f, t16, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t13, R, lora_b_wo, R, 0.0f, t14, D);
         return;
     }
     la_blas_pool(0);
@@ -2389,28 +2313,28 @@ static void lm_step_lora_k20_lora_b_wo(float *restrict t16, const float *restric
         const float *restrict wr = lora_b_wo + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t15)[c];
-        (t16)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t13)[c];
+        (t14)[r] = acc;
     }
 }
 
-/* lm_step_lora_k21_lora: saved_h = carry0 + t14 + lora_scale_wo · t16  [layer/attention; layer/attention/lora; layer] */
-static void lm_step_lora_k21_lora(float *restrict saved_h, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict t14, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k19_lora: saved_h = carry0 + t12 + lora_scale_wo · t14  [layer/attention; layer/attention/lora; layer] */
+static void lm_step_lora_k19_lora(float *restrict saved_h, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict t12, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wo[0]) * (t16[r * n + j]);
-            float v1 = t14[r * n + j] + v0;
+            float v0 = (lora_scale_wo[0]) * (t14[r * n + j]);
+            float v1 = t12[r * n + j] + v0;
             float v2 = carry0[r * n + j] + v1;
             saved_h[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_lora_k22_rmsnorm: t17 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
-static void lm_step_lora_k22_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k20_rmsnorm: t15 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_lora_k20_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2427,16 +2351,16 @@ static void lm_step_lora_k22_rmsnorm(float *restrict t17, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v4 = (saved_h[r * n + j]) * v3;
             float v5 = v4 * (ffn_norm[j]);
-            t17[r * n + j] = v5;
+            t15[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_k23_w1: t18[B*T, F] = t17 · w1ᵀ  [layer/ffn/gate_up] */
-static void lm_step_lora_k23_w1(float *restrict t18, const float *restrict w1, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k21_w1: t16[B*T, F] = t15 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_k21_w1(float *restrict t16, const float *restrict w1, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t17, D, w1, D, 0.0f, t18, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t15, D, w1, D, 0.0f, t16, F);
         return;
     }
     la_blas_pool(0);
@@ -2445,16 +2369,16 @@ static void lm_step_lora_k23_w1(float *restrict t18, const float *restrict w1, c
         const float *restrict wr = w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
-        (t18)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
+        (t16)[r] = acc;
     }
 }
 
-/* lm_step_lora_k24_lora_a_w1: t19[B*T, R] = t17 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_k24_lora_a_w1(float *restrict t19, const float *restrict lora_a_w1, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k22_lora_a_w1: t17[B*T, R] = t15 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k22_lora_a_w1(float *restrict t17, const float *restrict lora_a_w1, const float *restrict t15, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t17, D, lora_a_w1, D, 0.0f, t19, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t15, D, lora_a_w1, D, 0.0f, t17, R);
         return;
     }
     la_blas_pool(0);
@@ -2463,15 +2387,15 @@ static void lm_step_lora_k24_lora_a_w1(float *restrict t19, const float *restric
         const float *restrict wr = lora_a_w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
-        (t19)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
+        (t17)[r] = acc;
     }
 }
 
-/* lm_step_lora_k25_lora_b_w1: t20[B*T, F] = t19 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_k25_lora_b_w1(float *restrict t20, const float *restrict lora_b_w1, const float *restrict t19, long B, long F, long R, long T) {
+/* lm_step_lora_k23_lora_b_w1: t18[B*T, F] = t17 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k23_lora_b_w1(float *restrict t18, const float *restrict lora_b_w1, const float *restrict t17, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t19, R, lora_b_w1, R, 0.0f, t20, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t17, R, lora_b_w1, R, 0.0f, t18, F);
         return;
     }
     la_blas_pool(0);
@@ -2480,29 +2404,29 @@ static void lm_step_lora_k25_lora_b_w1(float *restrict t20, const float *restric
         const float *restrict wr = lora_b_w1 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t19)[c];
-        (t20)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t17)[c];
+        (t18)[r] = acc;
     }
 }
 
-/* lm_step_lora_k26_lora: saved_gate = t18 + lora_scale_w1 · t20  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
-static void lm_step_lora_k26_lora(float *restrict saved_gate, const float *restrict lora_scale_w1, const float *restrict t18, const float *restrict t20, long B, long F, long T) {
+/* lm_step_lora_k24_lora: saved_gate = t16 + lora_scale_w1 · t18  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_k24_lora(float *restrict saved_gate, const float *restrict lora_scale_w1, const float *restrict t16, const float *restrict t18, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w1[0]) * (t20[r * n + j]);
-            float v1 = t18[r * n + j] + v0;
+            float v0 = (lora_scale_w1[0]) * (t18[r * n + j]);
+            float v1 = t16[r * n + j] + v0;
             saved_gate[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_lora_k27_w3: t21[B*T, F] = t17 · w3ᵀ  [layer/ffn/gate_up] */
-static void lm_step_lora_k27_w3(float *restrict t21, const float *restrict w3, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k25_w3: t19[B*T, F] = t15 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_k25_w3(float *restrict t19, const float *restrict w3, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t17, D, w3, D, 0.0f, t21, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t15, D, w3, D, 0.0f, t19, F);
         return;
     }
     la_blas_pool(0);
@@ -2511,16 +2435,16 @@ static void lm_step_lora_k27_w3(float *restrict t21, const float *restrict w3, c
         const float *restrict wr = w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
-        (t21)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
+        (t19)[r] = acc;
     }
 }
 
-/* lm_step_lora_k28_lora_a_w3: t22[B*T, R] = t17 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_k28_lora_a_w3(float *restrict t22, const float *restrict lora_a_w3, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k26_lora_a_w3: t20[B*T, R] = t15 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k26_lora_a_w3(float *restrict t20, const float *restrict lora_a_w3, const float *restrict t15, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t17, D, lora_a_w3, D, 0.0f, t22, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t15, D, lora_a_w3, D, 0.0f, t20, R);
         return;
     }
     la_blas_pool(0);
@@ -2529,15 +2453,15 @@ static void lm_step_lora_k28_lora_a_w3(float *restrict t22, const float *restric
         const float *restrict wr = lora_a_w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
-        (t22)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
+        (t20)[r] = acc;
     }
 }
 
-/* lm_step_lora_k29_lora_b_w3: t23[B*T, F] = t22 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_k29_lora_b_w3(float *restrict t23, const float *restrict lora_b_w3, const float *restrict t22, long B, long F, long R, long T) {
+/* lm_step_lora_k27_lora_b_w3: t21[B*T, F] = t20 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k27_lora_b_w3(float *restrict t21, const float *restrict lora_b_w3, const float *restrict t20, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t22, R, lora_b_w3, R, 0.0f, t23, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t20, R, lora_b_w3, R, 0.0f, t21, F);
         return;
     }
     la_blas_pool(0);
@@ -2546,26 +2470,26 @@ static void lm_step_lora_k29_lora_b_w3(float *restrict t23, const float *restric
         const float *restrict wr = lora_b_w3 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t22)[c];
-        (t23)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t20)[c];
+        (t21)[r] = acc;
     }
 }
 
-/* lm_step_lora_k30_lora: saved_up = t21 + lora_scale_w3 · t23  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
-static void lm_step_lora_k30_lora(float *restrict saved_up, const float *restrict lora_scale_w3, const float *restrict t21, const float *restrict t23, long B, long F, long T) {
+/* lm_step_lora_k28_lora: saved_up = t19 + lora_scale_w3 · t21  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_k28_lora(float *restrict saved_up, const float *restrict lora_scale_w3, const float *restrict t19, const float *restrict t21, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w3[0]) * (t23[r * n + j]);
-            float v1 = t21[r * n + j] + v0;
+            float v0 = (lora_scale_w3[0]) * (t21[r * n + j]);
+            float v1 = t19[r * n + j] + v0;
             saved_up[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_lora_k31_silu: t24 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
-static void lm_step_lora_k31_silu(float *restrict t24, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+/* lm_step_lora_k29_silu: t22 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_lora_k29_silu(float *restrict t22, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2575,16 +2499,16 @@ static void lm_step_lora_k31_silu(float *restrict t24, const float *restrict sav
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
             float v4 = v3 * (saved_up[r * n + j]);
-            t24[r * n + j] = v4;
+            t22[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_k32_w2: t25[B*T, D] = t24 · w2ᵀ  [layer/ffn] */
-static void lm_step_lora_k32_w2(float *restrict t25, const float *restrict w2, const float *restrict t24, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k30_w2: t23[B*T, D] = t22 · w2ᵀ  [layer/ffn] */
+static void lm_step_lora_k30_w2(float *restrict t23, const float *restrict w2, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t24, F, w2, F, 0.0f, t25, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t22, F, w2, F, 0.0f, t23, D);
         return;
     }
     la_blas_pool(0);
@@ -2593,15 +2517,15 @@ static void lm_step_lora_k32_w2(float *restrict t25, const float *restrict w2, c
         const float *restrict wr = w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t24)[c];
-        (t25)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t22)[c];
+        (t23)[r] = acc;
     }
 }
 
-/* lm_step_lora_k33_lora_a_w2: t26[B*T, R] = t24 · lora_a_w2ᵀ  [layer/ffn/lora] */
-static void lm_step_lora_k33_lora_a_w2(float *restrict t26, const float *restrict lora_a_w2, const float *restrict t24, long B, long F, long R, long T) {
+/* lm_step_lora_k31_lora_a_w2: t24[B*T, R] = t22 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_k31_lora_a_w2(float *restrict t24, const float *restrict lora_a_w2, const float *restrict t22, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t24, F, lora_a_w2, F, 0.0f, t26, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t22, F, lora_a_w2, F, 0.0f, t24, R);
         return;
     }
     la_blas_pool(0);
@@ -2610,16 +2534,16 @@ static void lm_step_lora_k33_lora_a_w2(float *restrict t26, const float *restric
         const float *restrict wr = lora_a_w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t24)[c];
-        (t26)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t22)[c];
+        (t24)[r] = acc;
     }
 }
 
-/* lm_step_lora_k34_lora_b_w2: t27[B*T, D] = t26 · lora_b_w2ᵀ  [layer/ffn/lora] */
-static void lm_step_lora_k34_lora_b_w2(float *restrict t27, const float *restrict lora_b_w2, const float *restrict t26, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k32_lora_b_w2: t25[B*T, D] = t24 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_k32_lora_b_w2(float *restrict t25, const float *restrict lora_b_w2, const float *restrict t24, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t26, R, lora_b_w2, R, 0.0f, t27, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t24, R, lora_b_w2, R, 0.0f, t25, D);
         return;
     }
     la_blas_pool(0);
@@ -2628,46 +2552,46 @@ static void lm_step_lora_k34_lora_b_w2(float *restrict t27, const float *restric
         const float *restrict wr = lora_b_w2 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t26)[c];
-        (t27)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t24)[c];
+        (t25)[r] = acc;
     }
 }
 
-/* lm_step_lora_k35_lora: carry0_next = saved_h + t25 + lora_scale_w2 · t27  [layer/ffn; layer/ffn/lora; layer] */
-static void lm_step_lora_k35_lora(float *restrict carry0_next, const float *restrict lora_scale_w2, const float *restrict saved_h, const float *restrict t25, const float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k33_lora: carry0_next = saved_h + t23 + lora_scale_w2 · t25  [layer/ffn; layer/ffn/lora; layer] */
+static void lm_step_lora_k33_lora(float *restrict carry0_next, const float *restrict lora_scale_w2, const float *restrict saved_h, const float *restrict t23, const float *restrict t25, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w2[0]) * (t27[r * n + j]);
-            float v1 = t25[r * n + j] + v0;
+            float v0 = (lora_scale_w2[0]) * (t25[r * n + j]);
+            float v1 = t23[r * n + j] + v0;
             float v2 = saved_h[r * n + j] + v1;
             carry0_next[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_lora_k36_reshape: t28 = 0 */
-static void lm_step_lora_k36_reshape(float *restrict t28) {
+/* lm_step_lora_k34_reshape: t26 = 0 */
+static void lm_step_lora_k34_reshape(float *restrict t26) {
     const long n = 1;
-    t28[0] = 0.0f;
+    t26[0] = 0.0f;
 }
 
-/* lm_step_lora_k37_expand: t29 = 0 */
-static void lm_step_lora_k37_expand(float *restrict t29, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k35_expand: t27 = 0 */
+static void lm_step_lora_k35_expand(float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            t29[r * n + j] = 0.0f;
+            t27[r * n + j] = 0.0f;
         }
     }
 }
 
-/* lm_step_lora_k38_lm_head: t30 = carry0[scored]  [lm_chunk/lm_head] */
-static void lm_step_lora_k38_lm_head(float *restrict t30, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_k36_lm_head: t28 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_lora_k36_lm_head(float *restrict t28, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2675,13 +2599,13 @@ static void lm_step_lora_k38_lm_head(float *restrict t30, const float *restrict 
         const long i0 = r;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[(long)scored[i0] * D + j];
-            t30[r * n + j] = v0;
+            t28[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k39_rmsnorm: t31 = Σ(t30²)  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_lora_k39_rmsnorm(float *restrict t31, const float *restrict t30, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_k37_rmsnorm: t29 = Σ(t28²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_k37_rmsnorm(float *restrict t29, const float *restrict t28, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -2690,36 +2614,36 @@ static void lm_step_lora_k39_rmsnorm(float *restrict t31, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t30[r * n + j0]) * (t30[r * n + j0]);
+            float v0 = (t28[r * n + j0]) * (t28[r * n + j0]);
             acc0 += v0;
         }
-        t31[r] = acc0;
+        t29[r] = acc0;
     }
 }
 
-/* lm_step_lora_k40_rmsnorm: t32 = (t30 · rsqrt(t31 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_lora_k40_rmsnorm(float *restrict t32, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t30, const float *restrict t31, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_k38_rmsnorm: t30 = (t28 · rsqrt(t29 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_k38_rmsnorm(float *restrict t30, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t28, const float *restrict t29, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t31[i0]) / ((float)(D));
+        float v0 = (t29[i0]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v3 = (t30[r * n + j]) * v2;
+            float v3 = (t28[r * n + j]) * v2;
             float v4 = v3 * (final_norm[j]);
-            t32[r * n + j] = v4;
+            t30[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_k41_lm_head: t33[CR, V] = t32 · lm_headᵀ  [lm_chunk/lm_head] */
-static void lm_step_lora_k41_lm_head(float *restrict t33, const float *restrict lm_head, const float *restrict t32, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_lora_k39_lm_head: t31[CR, V] = t30 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_lora_k39_lm_head(float *restrict t31, const float *restrict lm_head, const float *restrict t30, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     if (CR != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t32, D, lm_head, D, 0.0f, t33, V);
+        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t30, D, lm_head, D, 0.0f, t31, V);
         return;
     }
     la_blas_pool(0);
@@ -2728,13 +2652,13 @@ static void lm_step_lora_k41_lm_head(float *restrict t33, const float *restrict 
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t32)[c];
-        (t33)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t30)[c];
+        (t31)[r] = acc;
     }
 }
 
-/* lm_step_lora_k42_log_softmax: t34 = max(t33)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
-static void lm_step_lora_k42_log_softmax(float *restrict t34, const float *restrict t33, long CR, long V) {
+/* lm_step_lora_k40_log_softmax: t32 = max(t31)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_k40_log_softmax(float *restrict t32, const float *restrict t31, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2742,93 +2666,93 @@ static void lm_step_lora_k42_log_softmax(float *restrict t34, const float *restr
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t33[r * n + j0]);
+            acc0 = fmaxf(acc0, t31[r * n + j0]);
         }
-        t34[r] = acc0;
+        t32[r] = acc0;
     }
 }
 
-/* lm_step_lora_k43_log_softmax: t35 = Σ(exp(t33 - t34))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
-static void lm_step_lora_k43_log_softmax(float *restrict t35, const float *restrict t33, const float *restrict t34, long CR, long V) {
+/* lm_step_lora_k41_log_softmax: t33 = Σ(exp(t31 - t32))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_k41_log_softmax(float *restrict t33, const float *restrict t31, const float *restrict t32, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t34[i0];
+        float v0 = t32[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t33[r * n + j0] - v0;
+            float v1 = t31[r * n + j0] - v0;
             float v2 = la_expf(v1);
             acc0 += v2;
         }
-        t35[r] = acc0;
+        t33[r] = acc0;
     }
 }
 
-/* lm_step_lora_k44_cross_entropy: t36 = Σ((t33 - t34 - log(t35)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
-static void lm_step_lora_k44_cross_entropy(float *restrict t36, const float *restrict t33, const int32_t *restrict targets, const float *restrict t34, const float *restrict t35, long CR, long V) {
+/* lm_step_lora_k42_cross_entropy: t34 = Σ((t31 - t32 - log(t33)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_lora_k42_cross_entropy(float *restrict t34, const float *restrict t31, const int32_t *restrict targets, const float *restrict t32, const float *restrict t33, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t34[i0];
-        float v2 = logf(t35[i0]);
+        float v0 = t32[i0];
+        float v2 = logf(t33[i0]);
         float v4 = (float)targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t33[r * n + j0] - v0;
+            float v1 = t31[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
             acc0 += v6;
         }
-        t36[r] = acc0;
+        t34[r] = acc0;
     }
 }
 
-/* lm_step_lora_k45_cross_entropy: t37 = Σ((-t36) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_k45_cross_entropy(float *restrict t37, const float *restrict weights, const float *restrict t36, long CR) {
+/* lm_step_lora_k43_cross_entropy: t35 = Σ((-t34) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_k43_cross_entropy(float *restrict t35, const float *restrict weights, const float *restrict t34, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t36[j0]);
+        float v0 = -(t34[j0]);
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    t37[r] = acc0;
+    t35[r] = acc0;
 }
 
-/* lm_step_lora_k46_log_softmax: t38 = Σ(exp(t33 - t34 - log(t35)) · (t33 - t34 - log(t35)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
-static void lm_step_lora_k46_log_softmax(float *restrict t38, const float *restrict t33, const float *restrict t34, const float *restrict t35, long CR, long V) {
+/* lm_step_lora_k44_log_softmax: t36 = Σ(exp(t31 - t32 - log(t33)) · (t31 - t32 - log(t33)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_k44_log_softmax(float *restrict t36, const float *restrict t31, const float *restrict t32, const float *restrict t33, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t34[i0];
-        float v2 = logf(t35[i0]);
+        float v0 = t32[i0];
+        float v2 = logf(t33[i0]);
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t33[r * n + j0] - v0;
+            float v1 = t31[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v4 = la_expf(v3);
             float v5 = v4 * v3;
             acc0 += v5;
         }
-        t38[r] = acc0;
+        t36[r] = acc0;
     }
 }
 
-/* lm_step_lora_k47_cross_entropy: t39 = Σ(t33 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
-static void lm_step_lora_k47_cross_entropy(float *restrict t39, const float *restrict t33, const int32_t *restrict targets, long CR, long V) {
+/* lm_step_lora_k45_cross_entropy: t37 = Σ(t31 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_k45_cross_entropy(float *restrict t37, const float *restrict t31, const int32_t *restrict targets, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2839,45 +2763,45 @@ static void lm_step_lora_k47_cross_entropy(float *restrict t39, const float *res
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
-            float v2 = (t33[r * n + j0]) * v1;
+            float v2 = (t31[r * n + j0]) * v1;
             acc0 += v2;
         }
-        t39[r] = acc0;
+        t37[r] = acc0;
     }
 }
 
-/* lm_step_lora_k48_token_stats: t40 = Σ((-t38) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_k48_token_stats(float *restrict t40, const float *restrict weights, const float *restrict t38, long CR) {
+/* lm_step_lora_k46_token_stats: t38 = Σ((-t36) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_k46_token_stats(float *restrict t38, const float *restrict weights, const float *restrict t36, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t38[j0]);
+        float v0 = -(t36[j0]);
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    t40[r] = acc0;
+    t38[r] = acc0;
 }
 
-/* lm_step_lora_k49_token_stats: t41 = Σ([t34 ≤ t39] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_k49_token_stats(float *restrict t41, const float *restrict weights, const float *restrict t34, const float *restrict t39, long CR) {
+/* lm_step_lora_k47_token_stats: t39 = Σ([t32 ≤ t37] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_k47_token_stats(float *restrict t39, const float *restrict weights, const float *restrict t32, const float *restrict t37, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = t34[j0] <= t39[j0] ? 1.0f : 0.0f;
+        float v0 = t32[j0] <= t37[j0] ? 1.0f : 0.0f;
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    t41[r] = acc0;
+    t39[r] = acc0;
 }
 
-/* lm_step_lora_k50_log_softmax_grad: t42 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t35) · exp(t33 - t34)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_lora_k50_log_softmax_grad(float *t42, const float *t33, const int32_t *targets, const float *weights, const float *t34, const float *t35, long CR, long V) {
+/* lm_step_lora_k48_log_softmax_grad: t40 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t33) · exp(t31 - t32)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_lora_k48_log_softmax_grad(float *t40, const float *t31, const int32_t *targets, const float *weights, const float *t32, const float *t33, long CR, long V) {
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2893,29 +2817,29 @@ static void lm_step_lora_k50_log_softmax_grad(float *t42, const float *t33, cons
             float v5 = -v4;
             acc0 += v5;
         }
-        float v8 = acc0 / (t35[i0]);
-        float v9 = t34[i0];
+        float v8 = acc0 / (t33[i0]);
+        float v9 = t32[i0];
         #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
-            float v10 = t33[r * n + j] - v9;
+            float v10 = t31[r * n + j] - v9;
             float v11 = la_expf(v10);
             float v12 = v8 * v11;
             float v13 = v7 + v12;
-            t42[r * n + j] = v13;
+            t40[r * n + j] = v13;
         }
     }
 }
 
-/* lm_step_lora_k51_lm_head_grad_in: t43[CR, D] = t42 · lm_head  [lm_chunk/lm_head/grad] */
-static void lm_step_lora_k51_lm_head_grad_in(float *restrict t43, const float *restrict lm_head, const float *restrict t42, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_lora_k49_lm_head_grad_in: t41[CR, D] = t40 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_lora_k49_lm_head_grad_in(float *restrict t41, const float *restrict lm_head, const float *restrict t40, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t42, V, lm_head, D, 0.0f, t43, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t40, V, lm_head, D, 0.0f, t41, D);
 }
 
-/* lm_step_lora_k52_rmsnorm_grad: t44 = Σ((t43 · final_norm) · t30)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
-static void lm_step_lora_k52_rmsnorm_grad(float *restrict t44, const float *restrict final_norm, const float *restrict t30, const float *restrict t43, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_k50_rmsnorm_grad: t42 = Σ((t41 · final_norm) · t28)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_lora_k50_rmsnorm_grad(float *restrict t42, const float *restrict final_norm, const float *restrict t28, const float *restrict t41, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -2924,76 +2848,76 @@ static void lm_step_lora_k52_rmsnorm_grad(float *restrict t44, const float *rest
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t43[r * n + j0]) * (final_norm[j0]);
-            float v1 = v0 * (t30[r * n + j0]);
+            float v0 = (t41[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t28[r * n + j0]);
             acc0 += v1;
         }
-        t44[r] = acc0;
+        t42[r] = acc0;
     }
 }
 
-/* lm_step_lora_k53_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
-static void lm_step_lora_k53_rmsnorm_grad_scatter_add(float *restrict t45, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t30, const float *restrict t31, const float *restrict t43, const float *restrict t44, long B, long CR, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k51_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_lora_k51_rmsnorm_grad_scatter_add(float *restrict t43, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t28, const float *restrict t29, const float *restrict t41, const float *restrict t42, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    memset(t45, 0, sizeof(float) * (size_t)(B*T*D));
+    memset(t43, 0, sizeof(float) * (size_t)(B*T*D));
     const long rows = CR, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v1 = (t31[i0]) / ((float)(D));
+        float v1 = (t29[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
-        float v5 = (t44[i0]) * v3;
+        float v5 = (t42[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v0 = (t43[r * n + j]) * (final_norm[j]);
+            float v0 = (t41[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
-            float v10 = v9 * (t30[r * n + j]);
+            float v10 = v9 * (t28[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t45[(long)scored[i0] * D + j] += v12;
+            t43[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* lm_step_lora_k54_lm_chunk: carry1_next = carry1 + t45  [lm_chunk/lm_head/grad; lm_chunk] */
-static void lm_step_lora_k54_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k52_lm_chunk: carry1_next = carry1 + t43  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_lora_k52_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry1[r * n + j] + t45[r * n + j];
+            float v0 = carry1[r * n + j] + t43[r * n + j];
             carry1_next[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k55_lm_chunk: carry2_next = carry2 + t37  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_k55_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t37) {
+/* lm_step_lora_k53_lm_chunk: carry2_next = carry2 + t35  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_k53_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t35) {
     const long n = 1;
-    float v0 = carry2[0] + t37[0];
+    float v0 = carry2[0] + t35[0];
     carry2_next[0] = v0;
 }
 
-/* lm_step_lora_k56_lm_chunk: carry3_next = carry3 + t40  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_k56_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t40) {
+/* lm_step_lora_k54_lm_chunk: carry3_next = carry3 + t38  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_k54_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t38) {
     const long n = 1;
-    float v0 = carry3[0] + t40[0];
+    float v0 = carry3[0] + t38[0];
     carry3_next[0] = v0;
 }
 
-/* lm_step_lora_k57_lm_chunk: carry4_next = carry4 + t41  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_k57_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t41) {
+/* lm_step_lora_k55_lm_chunk: carry4_next = carry4 + t39  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_k55_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t39) {
     const long n = 1;
-    float v0 = carry4[0] + t41[0];
+    float v0 = carry4[0] + t39[0];
     carry4_next[0] = v0;
 }
 
-/* lm_step_lora_k58_rmsnorm: t46 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_k58_rmsnorm(float *restrict t46, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k56_rmsnorm: t44 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_k56_rmsnorm(float *restrict t44, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -3005,34 +2929,34 @@ static void lm_step_lora_k58_rmsnorm(float *restrict t46, const float *restrict 
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t46[r] = acc0;
+        t44[r] = acc0;
     }
 }
 
-/* lm_step_lora_k59_rmsnorm: t47 = (saved_x · rsqrt(t46 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
-static void lm_step_lora_k59_rmsnorm(float *restrict t47, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k57_rmsnorm: t45 = (saved_x · rsqrt(t44 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_k57_rmsnorm(float *restrict t45, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t46[(i0) * T + i1]) / ((float)(D));
+        float v0 = (t44[(i0) * T + i1]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
             float v3 = (saved_x[r * n + j]) * v2;
             float v4 = v3 * (attn_norm[j]);
-            t47[r * n + j] = v4;
+            t45[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_k60_lora_a_wq: t48[B*T, R] = t47 · lora_a_wqᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k60_lora_a_wq(float *restrict t48, const float *restrict lora_a_wq, const float *restrict t47, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k58_lora_a_wq: t46[B*T, R] = t45 · lora_a_wqᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_k58_lora_a_wq(float *restrict t46, const float *restrict lora_a_wq, const float *restrict t45, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t47, D, lora_a_wq, D, 0.0f, t48, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t45, D, lora_a_wq, D, 0.0f, t46, R);
         return;
     }
     la_blas_pool(0);
@@ -3041,16 +2965,16 @@ static void lm_step_lora_k60_lora_a_wq(float *restrict t48, const float *restric
         const float *restrict wr = lora_a_wq + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t47)[c];
-        (t48)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t45)[c];
+        (t46)[r] = acc;
     }
 }
 
-/* lm_step_lora_k61_lora_a_wk: t49[B*T, R] = t47 · lora_a_wkᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k61_lora_a_wk(float *restrict t49, const float *restrict lora_a_wk, const float *restrict t47, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k59_lora_a_wk: t47[B*T, R] = t45 · lora_a_wkᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_k59_lora_a_wk(float *restrict t47, const float *restrict lora_a_wk, const float *restrict t45, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t47, D, lora_a_wk, D, 0.0f, t49, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t45, D, lora_a_wk, D, 0.0f, t47, R);
         return;
     }
     la_blas_pool(0);
@@ -3059,16 +2983,16 @@ static void lm_step_lora_k61_lora_a_wk(float *restrict t49, const float *restric
         const float *restrict wr = lora_a_wk + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t47)[c];
-        (t49)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t45)[c];
+        (t47)[r] = acc;
     }
 }
 
-/* lm_step_lora_k62_lora_a_wv: t50[B*T, R] = t47 · lora_a_wvᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k62_lora_a_wv(float *restrict t50, const float *restrict lora_a_wv, const float *restrict t47, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k60_lora_a_wv: t48[B*T, R] = t45 · lora_a_wvᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_k60_lora_a_wv(float *restrict t48, const float *restrict lora_a_wv, const float *restrict t45, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t47, D, lora_a_wv, D, 0.0f, t50, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t45, D, lora_a_wv, D, 0.0f, t48, R);
         return;
     }
     la_blas_pool(0);
@@ -3077,95 +3001,16 @@ static void lm_step_lora_k62_lora_a_wv(float *restrict t50, const float *restric
         const float *restrict wr = lora_a_wv + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t47)[c];
-        (t50)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t45)[c];
+        (t48)[r] = acc;
     }
 }
 
-/* lm_step_lora_k63_scores_matmul: t51[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void lm_step_lora_k63_scores_matmul(float *restrict t51, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t51 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
-}
-
-/* lm_step_lora_k64_attention: t52 = exp([i4 ≤ i3 + 0] ? t51 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t51 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void lm_step_lora_k64_attention(float *restrict t52, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t51[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        for (long j = 0; j < n; j++) {
-            float v5 = (float)i3 + 0.0f;
-            float v6 = (float)j <= v5 ? 1.0f : 0.0f;
-            float v7 = (t51[r * n + j]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t52[r * n + j] = v11;
-        }
-    }
-}
-
-/* lm_step_lora_k65_softmax: t53 = Σ(t52)  [layer_backward/attention/attention/softmax] */
-static void lm_step_lora_k65_softmax(float *restrict t53, const float *restrict t52, long B, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    /* one result per row */
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t52[r * n + j0];
-        }
-        t53[r] = acc0;
-    }
-}
-
-/* lm_step_lora_k66_softmax: t54 = t52 / t53  [layer_backward/attention/attention/softmax] */
-static void lm_step_lora_k66_softmax(float *restrict t54, const float *restrict t52, const float *restrict t53, long B, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t52[r * n + j]) / (t53[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t54[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_lora_k67_lora_a_wo: t55[B*T, R] = saved_attn · lora_a_woᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k67_lora_a_wo(float *restrict t55, const float *restrict saved_attn, const float *restrict lora_a_wo, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k61_lora_a_wo: t49[B*T, R] = saved_attn · lora_a_woᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_k61_lora_a_wo(float *restrict t49, const float *restrict saved_attn, const float *restrict lora_a_wo, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t55, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t49, R);
         return;
     }
     la_blas_pool(0);
@@ -3175,12 +3020,12 @@ static void lm_step_lora_k67_lora_a_wo(float *restrict t55, const float *restric
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
-        (t55)[r] = acc;
+        (t49)[r] = acc;
     }
 }
 
-/* lm_step_lora_k68_rmsnorm: t56 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_k68_rmsnorm(float *restrict t56, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k62_rmsnorm: t50 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_k62_rmsnorm(float *restrict t50, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -3192,34 +3037,34 @@ static void lm_step_lora_k68_rmsnorm(float *restrict t56, const float *restrict 
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t56[r] = acc0;
+        t50[r] = acc0;
     }
 }
 
-/* lm_step_lora_k69_rmsnorm: t57 = (saved_h · rsqrt(t56 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
-static void lm_step_lora_k69_rmsnorm(float *restrict t57, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k63_rmsnorm: t51 = (saved_h · rsqrt(t50 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_k63_rmsnorm(float *restrict t51, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t56[(i0) * T + i1]) / ((float)(D));
+        float v0 = (t50[(i0) * T + i1]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
             float v3 = (saved_h[r * n + j]) * v2;
             float v4 = v3 * (ffn_norm[j]);
-            t57[r * n + j] = v4;
+            t51[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_k70_lora_a_w1: t58[B*T, R] = t57 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_k70_lora_a_w1(float *restrict t58, const float *restrict lora_a_w1, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k64_lora_a_w1: t52[B*T, R] = t51 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_k64_lora_a_w1(float *restrict t52, const float *restrict lora_a_w1, const float *restrict t51, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_w1, D, 0.0f, t58, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t51, D, lora_a_w1, D, 0.0f, t52, R);
         return;
     }
     la_blas_pool(0);
@@ -3228,13 +3073,13 @@ static void lm_step_lora_k70_lora_a_w1(float *restrict t58, const float *restric
         const float *restrict wr = lora_a_w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t57)[c];
-        (t58)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t51)[c];
+        (t52)[r] = acc;
     }
 }
 
-/* lm_step_lora_k71_silu: t59 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/ffn/gate_up/silu] */
-static void lm_step_lora_k71_silu(float *restrict t59, const float *restrict saved_gate, long B, long F, long T) {
+/* lm_step_lora_k65_silu: t53 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/ffn/gate_up/silu] */
+static void lm_step_lora_k65_silu(float *restrict t53, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3243,16 +3088,16 @@ static void lm_step_lora_k71_silu(float *restrict t59, const float *restrict sav
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t59[r * n + j] = v3;
+            t53[r * n + j] = v3;
         }
     }
 }
 
-/* lm_step_lora_k72_lora_a_w3: t60[B*T, R] = t57 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_k72_lora_a_w3(float *restrict t60, const float *restrict lora_a_w3, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k66_lora_a_w3: t54[B*T, R] = t51 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_k66_lora_a_w3(float *restrict t54, const float *restrict lora_a_w3, const float *restrict t51, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_w3, D, 0.0f, t60, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t51, D, lora_a_w3, D, 0.0f, t54, R);
         return;
     }
     la_blas_pool(0);
@@ -3261,27 +3106,27 @@ static void lm_step_lora_k72_lora_a_w3(float *restrict t60, const float *restric
         const float *restrict wr = lora_a_w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t57)[c];
-        (t60)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t51)[c];
+        (t54)[r] = acc;
     }
 }
 
-/* lm_step_lora_k73_gate_up: t61 = t59 · saved_up  [layer_backward/ffn/gate_up] */
-static void lm_step_lora_k73_gate_up(float *restrict t61, const float *restrict saved_up, const float *restrict t59, long B, long F, long T) {
+/* lm_step_lora_k67_gate_up: t55 = t53 · saved_up  [layer_backward/ffn/gate_up] */
+static void lm_step_lora_k67_gate_up(float *restrict t55, const float *restrict saved_up, const float *restrict t53, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t59[r * n + j]) * (saved_up[r * n + j]);
-            t61[r * n + j] = v0;
+            float v0 = (t53[r * n + j]) * (saved_up[r * n + j]);
+            t55[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k74_lora_a_w2: t62[B*T, R] = t61 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
-static void lm_step_lora_k74_lora_a_w2(float *restrict t62, const float *restrict lora_a_w2, const float *restrict t61, long B, long F, long R, long T) {
+/* lm_step_lora_k68_lora_a_w2: t56[B*T, R] = t55 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
+static void lm_step_lora_k68_lora_a_w2(float *restrict t56, const float *restrict lora_a_w2, const float *restrict t55, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t61, F, lora_a_w2, F, 0.0f, t62, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t55, F, lora_a_w2, F, 0.0f, t56, R);
         return;
     }
     la_blas_pool(0);
@@ -3290,138 +3135,138 @@ static void lm_step_lora_k74_lora_a_w2(float *restrict t62, const float *restric
         const float *restrict wr = lora_a_w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t61)[c];
-        (t62)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t55)[c];
+        (t56)[r] = acc;
     }
 }
 
-/* lm_step_lora_k75_lora: t63 = carry5 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
-static void lm_step_lora_k75_lora(float *restrict t63, const float *restrict carry5, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k69_lora: t57 = carry5 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k69_lora(float *restrict t57, const float *restrict carry5, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
             float v0 = (carry5[r * n + j]) * (lora_scale_w2[0]);
-            t63[r * n + j] = v0;
+            t57[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k76_lora_b_w2_grad_in: t64[B*T, R] = t63 · lora_b_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_k76_lora_b_w2_grad_in(float *restrict t64, const float *restrict lora_b_w2, const float *restrict t63, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k70_lora_b_w2_grad_in: t58[B*T, R] = t57 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k70_lora_b_w2_grad_in(float *restrict t58, const float *restrict lora_b_w2, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t63, D, lora_b_w2, R, 0.0f, t64, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t57, D, lora_b_w2, R, 0.0f, t58, R);
 }
 
-/* lm_step_lora_k77_lora_a_w2_grad_in: t65[B*T, F] = t64 · lora_a_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_k77_lora_a_w2_grad_in(float *restrict t65, const float *restrict lora_a_w2, const float *restrict t64, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t64, R, lora_a_w2, F, 0.0f, t65, F);
+/* lm_step_lora_k71_lora_a_w2_grad_in: t59[B*T, F] = t58 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k71_lora_a_w2_grad_in(float *restrict t59, const float *restrict lora_a_w2, const float *restrict t58, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t58, R, lora_a_w2, F, 0.0f, t59, F);
 }
 
-/* lm_step_lora_k78_w2_grad_in: t66[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
-static void lm_step_lora_k78_w2_grad_in(float *restrict t66, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k72_w2_grad_in: t60[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_lora_k72_w2_grad_in(float *restrict t60, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t66, F);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t60, F);
 }
 
-/* lm_step_lora_k79_ffn_grad: t67 = (t65 + t66) · t59  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_k79_ffn_grad(float *restrict t67, const float *restrict t59, const float *restrict t65, const float *restrict t66, long B, long F, long T) {
+/* lm_step_lora_k73_ffn_grad: t61 = (t59 + t60) · t53  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k73_ffn_grad(float *restrict t61, const float *restrict t53, const float *restrict t59, const float *restrict t60, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = t65[r * n + j] + t66[r * n + j];
-            float v1 = v0 * (t59[r * n + j]);
-            t67[r * n + j] = v1;
+            float v0 = t59[r * n + j] + t60[r * n + j];
+            float v1 = v0 * (t53[r * n + j]);
+            t61[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_lora_k80_lora: t68 = t67 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k80_lora(float *restrict t68, const float *restrict lora_scale_w3, const float *restrict t67, long B, long F, long T) {
+/* lm_step_lora_k74_lora: t62 = t61 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k74_lora(float *restrict t62, const float *restrict lora_scale_w3, const float *restrict t61, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t67[r * n + j]) * (lora_scale_w3[0]);
-            t68[r * n + j] = v0;
+            float v0 = (t61[r * n + j]) * (lora_scale_w3[0]);
+            t62[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k81_lora_b_w3_grad_in: t69[B*T, R] = t68 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k81_lora_b_w3_grad_in(float *restrict t69, const float *restrict lora_b_w3, const float *restrict t68, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t68, F, lora_b_w3, R, 0.0f, t69, R);
+/* lm_step_lora_k75_lora_b_w3_grad_in: t63[B*T, R] = t62 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k75_lora_b_w3_grad_in(float *restrict t63, const float *restrict lora_b_w3, const float *restrict t62, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t62, F, lora_b_w3, R, 0.0f, t63, R);
 }
 
-/* lm_step_lora_k82_lora_a_w3_grad_in: t70[B*T, D] = t69 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k82_lora_a_w3_grad_in(float *restrict t70, const float *restrict lora_a_w3, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k76_lora_a_w3_grad_in: t64[B*T, D] = t63 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k76_lora_a_w3_grad_in(float *restrict t64, const float *restrict lora_a_w3, const float *restrict t63, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t69, R, lora_a_w3, D, 0.0f, t70, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t63, R, lora_a_w3, D, 0.0f, t64, D);
 }
 
-/* lm_step_lora_k83_w3_grad_in: t71[B*T, D] = t67 · w3  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_k83_w3_grad_in(float *restrict t71, const float *restrict w3, const float *restrict t67, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k77_w3_grad_in: t65[B*T, D] = t61 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k77_w3_grad_in(float *restrict t65, const float *restrict w3, const float *restrict t61, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t67, F, w3, D, 0.0f, t71, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t61, F, w3, D, 0.0f, t65, D);
 }
 
-/* lm_step_lora_k84_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_lora_k84_silu_grad(float *t72, const float *saved_gate, const float *saved_up, const float *t59, const float *t65, const float *t66, long B, long F, long T) {
+/* lm_step_lora_k78_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_lora_k78_silu_grad(float *t66, const float *saved_gate, const float *saved_up, const float *t53, const float *t59, const float *t60, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = t65[r * n + j] + t66[r * n + j];
+            float v0 = t59[r * n + j] + t60[r * n + j];
             float v1 = v0 * (saved_up[r * n + j]);
             float v2 = -(saved_gate[r * n + j]);
             float v3 = la_expf(v2);
             float v4 = 1.0f + v3;
             float v5 = v1 / v4;
-            float v6 = v1 * (t59[r * n + j]);
+            float v6 = v1 * (t53[r * n + j]);
             float v7 = v6 / v4;
             float v8 = -v7;
             float v9 = v8 * v3;
             float v10 = -v9;
             float v11 = v5 + v10;
-            t72[r * n + j] = v11;
+            t66[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_lora_k85_lora: t73 = t72 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k85_lora(float *restrict t73, const float *restrict lora_scale_w1, const float *restrict t72, long B, long F, long T) {
+/* lm_step_lora_k79_lora: t67 = t66 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k79_lora(float *restrict t67, const float *restrict lora_scale_w1, const float *restrict t66, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t72[r * n + j]) * (lora_scale_w1[0]);
-            t73[r * n + j] = v0;
+            float v0 = (t66[r * n + j]) * (lora_scale_w1[0]);
+            t67[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k86_lora_b_w1_grad_in: t74[B*T, R] = t73 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k86_lora_b_w1_grad_in(float *restrict t74, const float *restrict lora_b_w1, const float *restrict t73, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t73, F, lora_b_w1, R, 0.0f, t74, R);
+/* lm_step_lora_k80_lora_b_w1_grad_in: t68[B*T, R] = t67 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k80_lora_b_w1_grad_in(float *restrict t68, const float *restrict lora_b_w1, const float *restrict t67, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t67, F, lora_b_w1, R, 0.0f, t68, R);
 }
 
-/* lm_step_lora_k87_lora_a_w1_grad_in: t75[B*T, D] = t74 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k87_lora_a_w1_grad_in(float *restrict t75, const float *restrict lora_a_w1, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k81_lora_a_w1_grad_in: t69[B*T, D] = t68 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k81_lora_a_w1_grad_in(float *restrict t69, const float *restrict lora_a_w1, const float *restrict t68, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t74, R, lora_a_w1, D, 0.0f, t75, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t68, R, lora_a_w1, D, 0.0f, t69, D);
 }
 
-/* lm_step_lora_k88_w1_grad_in: t76[B*T, D] = t72 · w1  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_k88_w1_grad_in(float *restrict t76, const float *restrict w1, const float *restrict t72, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k82_w1_grad_in: t70[B*T, D] = t66 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k82_w1_grad_in(float *restrict t70, const float *restrict w1, const float *restrict t66, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t72, F, w1, D, 0.0f, t76, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t66, F, w1, D, 0.0f, t70, D);
 }
 
-/* lm_step_lora_k89_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_lora_k89_rmsnorm_grad(float *restrict t77, const float *restrict norm_eps, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t56, const float *restrict t70, const float *restrict t71, const float *restrict t75, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k83_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_lora_k83_rmsnorm_grad(float *restrict t71, const float *restrict norm_eps, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t50, const float *restrict t64, const float *restrict t65, const float *restrict t69, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3431,14 +3276,14 @@ static void lm_step_lora_k89_rmsnorm_grad(float *restrict t77, const float *rest
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t70[r * n + j0] + t71[r * n + j0];
-            float v1 = v0 + t75[r * n + j0];
-            float v2 = v1 + t76[r * n + j0];
+            float v0 = t64[r * n + j0] + t65[r * n + j0];
+            float v1 = v0 + t69[r * n + j0];
+            float v2 = v1 + t70[r * n + j0];
             float v3 = v2 * (ffn_norm[j0]);
             float v4 = v3 * (saved_h[r * n + j0]);
             acc0 += v4;
         }
-        float v9 = (t56[(i0) * T + i1]) / ((float)(D));
+        float v9 = (t50[(i0) * T + i1]) / ((float)(D));
         float v10 = v9 + norm_eps[0];
         float v11 = 1.0f / sqrtf(v10);
         float v14 = acc0 * v11;
@@ -3447,208 +3292,239 @@ static void lm_step_lora_k89_rmsnorm_grad(float *restrict t77, const float *rest
         float v17 = v16 * (-0.5f);
         float v18 = v17 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v5 = t70[r * n + j] + t71[r * n + j];
-            float v6 = v5 + t75[r * n + j];
-            float v7 = v6 + t76[r * n + j];
+            float v5 = t64[r * n + j] + t65[r * n + j];
+            float v6 = v5 + t69[r * n + j];
+            float v7 = v6 + t70[r * n + j];
             float v8 = v7 * (ffn_norm[j]);
             float v12 = v8 * v11;
             float v13 = carry5[r * n + j] + v12;
             float v19 = v18 * (saved_h[r * n + j]);
             float v20 = v13 + v19;
             float v21 = v20 + v19;
-            t77[r * n + j] = v21;
+            t71[r * n + j] = v21;
         }
     }
 }
 
-/* lm_step_lora_k90_lora: t78 = t77 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k90_lora(float *restrict t78, const float *restrict lora_scale_wo, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k84_lora: t72 = t71 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k84_lora(float *restrict t72, const float *restrict lora_scale_wo, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t77[r * n + j]) * (lora_scale_wo[0]);
-            t78[r * n + j] = v0;
+            float v0 = (t71[r * n + j]) * (lora_scale_wo[0]);
+            t72[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k91_lora_b_wo_grad_in: t79[B*T, R] = t78 · lora_b_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k91_lora_b_wo_grad_in(float *restrict t79, const float *restrict lora_b_wo, const float *restrict t78, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k85_lora_b_wo_grad_in: t73[B*T, R] = t72 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k85_lora_b_wo_grad_in(float *restrict t73, const float *restrict lora_b_wo, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t78, D, lora_b_wo, R, 0.0f, t79, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t72, D, lora_b_wo, R, 0.0f, t73, R);
 }
 
-/* lm_step_lora_k92_lora_a_wo_grad_in: t80[B*T, D] = t79 · lora_a_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k92_lora_a_wo_grad_in(float *restrict t80, const float *restrict lora_a_wo, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k86_lora_a_wo_grad_in: t74[B*T, D] = t73 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k86_lora_a_wo_grad_in(float *restrict t74, const float *restrict lora_a_wo, const float *restrict t73, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t79, R, lora_a_wo, D, 0.0f, t80, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t73, R, lora_a_wo, D, 0.0f, t74, D);
 }
 
-/* lm_step_lora_k93_wo_grad_in: t81[B*T, D] = t77 · wo  [layer_backward/attention/grad] */
-static void lm_step_lora_k93_wo_grad_in(float *restrict t81, const float *restrict wo, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k87_wo_grad_in: t75[B*T, D] = t71 · wo  [layer_backward/attention/grad] */
+static void lm_step_lora_k87_wo_grad_in(float *restrict t75, const float *restrict wo, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t77, D, wo, D, 0.0f, t81, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t71, D, wo, D, 0.0f, t75, D);
 }
 
-/* lm_step_lora_k94_attention_grad: t82 = t80 + t81  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_k94_attention_grad(float *restrict t82, const float *restrict t80, const float *restrict t81, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k88_attention_grad: t76 = t74 + t75  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_k88_attention_grad(float *restrict t76, const float *restrict t74, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = t80[r * n + j] + t81[r * n + j];
-            t82[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_lora_k95_attention_grad_matmul: t83[B, KVH, REP, T, T] = t82 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_k95_attention_grad_matmul(float *restrict t83, const float *restrict saved_v, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t82 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t83 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
-}
-
-/* lm_step_lora_k96_softmax_grad: t84 = ([i4 ≤ i3 + 0] ? (t83 / t53 + Σ(-((t83 · t54) / t53))) · t52 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_k96_softmax_grad(float *t84, const float *t52, const float *t53, const float *t54, const float *t83, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = T;
+    const long rows = B*T*H, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t83[r * n + j0]) * (t54[r * n + j0]);
-            float v1 = v0 / (t53[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v2 = -v1;
-            acc0 += v2;
-        }
-        float v9 = 1.0f / sqrtf((float)(HD));
-        #pragma omp simd
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
         for (long j = 0; j < n; j++) {
-            float v3 = (float)i3 + 0.0f;
-            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
-            float v5 = (t83[r * n + j]) / (t53[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v6 = v5 + acc0;
-            float v7 = v6 * (t52[r * n + j]);
-            float v8 = v4 != 0.0f ? v7 : 0.0f;
-            float v10 = v8 * v9;
-            t84[r * n + j] = v10;
+            float v0 = t74[((i0) * T + i1) * D + (i2) * HD + j] + t75[((i0) * T + i1) * D + (i2) * HD + j];
+            t76[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k97_scores_grad_matmul: t85[B, KVH, REP, T, HD] = t84 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_k97_scores_grad_matmul(float *restrict t85, const float *restrict saved_k, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k89_causal_attention_backward_dq: causal attention (s ≤ 0 + t): grad_q → t77  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_k89_causal_attention_backward_dq(float *restrict t77, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t84 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t85 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *op = saved_attn;
+    const long osb = T*D;
+    const long ost = D;
+    const long osh = HD;
+    const float *lp = saved_lse;
+    const long lsb = T*H;
+    const long lsh = T;
+    const float *gp = t76;
+    const long gsb = T*D;
+    const long gst = D;
+    const long gsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const float *gt = gp + b * gsb + t * gst + h * gsh;
+                const float *ot = op + b * osb + t * ost + h * osh;
+                const float l = lp[b * lsb + h * lsh + t];
+                float *dqt = t77 + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                if (l == -INFINITY) continue;
+                /* D_t = dO·out */
+                float rowd = 0.0f;
+                #pragma omp simd reduction(+:rowd)
+                for (long d = 0; d < hd; d++) rowd += gt[d] * ot[d];
+                const long last = start + t < ns ? start + t : ns - 1;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                    float dot = 0.0f, dp = 0.0f;
+                    #pragma omp simd reduction(+:dot, dp)
+                    for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
+                    const float ds = expf(dot * scale - l) * (dp - rowd) * scale;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) dqt[d] += ds * ks[d];
+                }
+            }
+        }
+    }
 }
 
-/* lm_step_lora_k98_attention_grad_matmul: t86[B, KVH, REP, T, HD] = t54ᵀ · t82  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_k98_attention_grad_matmul(float *restrict t86, const float *restrict t54, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k90_causal_attention_backward_dkv: causal attention (s ≤ 0 + t): grad_k → t78, grad_v → t79  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_k90_causal_attention_backward_dkv(float *restrict t78, float *restrict t79, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(2) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t54 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t82 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t86 + b0 * (T*KVD) + b1 * (T*HD), HD);
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *op = saved_attn;
+    const long osb = T*D;
+    const long ost = D;
+    const long osh = HD;
+    const float *lp = saved_lse;
+    const long lsb = T*H;
+    const long lsh = T;
+    const float *gp = t76;
+    const long gsb = T*D;
+    const long gst = D;
+    const long gsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long g = 0; g < nkv; g++) {
+            float rowd[rep * nt];   /* D_t = dO·out of each row of the heads sharing g */
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float x = 0.0f;
+                    #pragma omp simd reduction(+:x)
+                    for (long d = 0; d < hd; d++) x += gt[d] * ot[d];
+                    rowd[r * nt + t] = x;
+                }
+            }
+            for (long s = 0; s < ns; s++) {
+                const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                float *dks = t78 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dks[d] = 0.0f;
+                float *dvs = t79 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
+                /* the rows that see key s (t ≥ s − start), in every head sharing g */
+                for (long r = 0; r < rep; r++) {
+                    const long h = g * rep + r;
+                    for (long t = s - start > 0 ? s - start : 0; t < nt; t++) {
+                        const float l = lp[b * lsb + h * lsh + t];
+                        if (l == -INFINITY) continue;
+                        const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
+                        float dot = 0.0f, dp = 0.0f;
+                        #pragma omp simd reduction(+:dot, dp)
+                        for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
+                        const float pr = expf(dot * scale - l);
+                        const float ds = pr * (dp - rowd[r * nt + t]) * scale;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) { dks[d] += ds * qt[d]; dvs[d] += pr * gt[d]; }
+                    }
+                }
+            }
+        }
+    }
 }
 
-/* lm_step_lora_k99_attention_grad_matmul: t87[B, KVH, REP, T, HD] = t84ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_lora_k99_attention_grad_matmul(float *restrict t87, const float *restrict saved_q, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
+/* lm_step_lora_k91_lora: t80 = t79 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k91_lora(float *restrict t80, const float *restrict lora_scale_wv, const float *restrict t79, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(2) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t84 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t87 + b0 * (T*KVD) + b1 * (T*HD), HD);
-}
-
-/* lm_step_lora_k100_attention_grad: t88 = t86 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k100_attention_grad(float *restrict t88, const float *restrict lora_scale_wv, const float *restrict t86, long B, long HD2, long KVH, long T) {
-    const long KVD = 2*HD2*KVH;
-    const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t86[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
-            t88[r * n + j] = v0;
+            float v0 = (t79[r * n + j]) * (lora_scale_wv[0]);
+            t80[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k101_lora_b_wv_grad_in: t89[B*T, R] = t88 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k101_lora_b_wv_grad_in(float *restrict t89, const float *restrict lora_b_wv, const float *restrict t88, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k92_lora_b_wv_grad_in: t81[B*T, R] = t80 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k92_lora_b_wv_grad_in(float *restrict t81, const float *restrict lora_b_wv, const float *restrict t80, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t88, KVD, lora_b_wv, R, 0.0f, t89, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t80, KVD, lora_b_wv, R, 0.0f, t81, R);
 }
 
-/* lm_step_lora_k102_lora_a_wv_grad_in: t90[B*T, D] = t89 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k102_lora_a_wv_grad_in(float *restrict t90, const float *restrict lora_a_wv, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k93_lora_a_wv_grad_in: t82[B*T, D] = t81 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k93_lora_a_wv_grad_in(float *restrict t82, const float *restrict lora_a_wv, const float *restrict t81, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t89, R, lora_a_wv, D, 0.0f, t90, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t81, R, lora_a_wv, D, 0.0f, t82, D);
 }
 
-/* lm_step_lora_k103_attention_grad: t91 = t86  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void lm_step_lora_k103_attention_grad(float *restrict t91, const float *restrict t86, long B, long HD2, long KVH, long T) {
-    const long KVD = 2*HD2*KVH;
-    const long HD = 2*HD2;
-    const long rows = B*T, n = KVD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            t91[r * n + j] = t86[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
-        }
-    }
-}
-
-/* lm_step_lora_k104_wv_grad_in: t92[B*T, D] = t91 · wv  [layer_backward/attention/grad] */
-static void lm_step_lora_k104_wv_grad_in(float *restrict t92, const float *restrict wv, const float *restrict t91, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k94_wv_grad_in: t83[B*T, D] = t79 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_k94_wv_grad_in(float *restrict t83, const float *restrict wv, const float *restrict t79, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t91, KVD, wv, D, 0.0f, t92, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t79, KVD, wv, D, 0.0f, t83, D);
 }
 
-/* lm_step_lora_k105_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_k105_rope_grad(float *restrict t93, const float *restrict t0, const float *restrict t1, const float *restrict t87, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k95_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_k95_rope_grad(float *restrict t84, const float *restrict t0, const float *restrict t1, const float *restrict t78, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3662,16 +3538,16 @@ static void lm_step_lora_k105_rope_grad(float *restrict t93, const float *restri
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t87[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t87[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t78[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t78[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t87[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t87[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t78[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t78[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -3679,45 +3555,45 @@ static void lm_step_lora_k105_rope_grad(float *restrict t93, const float *restri
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t93[r * n + j] = v9;
+            t84[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_k106_lora: t94 = t93 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k106_lora(float *restrict t94, const float *restrict lora_scale_wk, const float *restrict t93, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k96_lora: t85 = t84 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k96_lora(float *restrict t85, const float *restrict lora_scale_wk, const float *restrict t84, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t93[r * n + j]) * (lora_scale_wk[0]);
-            t94[r * n + j] = v0;
+            float v0 = (t84[r * n + j]) * (lora_scale_wk[0]);
+            t85[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k107_lora_b_wk_grad_in: t95[B*T, R] = t94 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k107_lora_b_wk_grad_in(float *restrict t95, const float *restrict lora_b_wk, const float *restrict t94, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k97_lora_b_wk_grad_in: t86[B*T, R] = t85 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k97_lora_b_wk_grad_in(float *restrict t86, const float *restrict lora_b_wk, const float *restrict t85, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t94, KVD, lora_b_wk, R, 0.0f, t95, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t85, KVD, lora_b_wk, R, 0.0f, t86, R);
 }
 
-/* lm_step_lora_k108_lora_a_wk_grad_in: t96[B*T, D] = t95 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k108_lora_a_wk_grad_in(float *restrict t96, const float *restrict lora_a_wk, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k98_lora_a_wk_grad_in: t87[B*T, D] = t86 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k98_lora_a_wk_grad_in(float *restrict t87, const float *restrict lora_a_wk, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t95, R, lora_a_wk, D, 0.0f, t96, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t86, R, lora_a_wk, D, 0.0f, t87, D);
 }
 
-/* lm_step_lora_k109_wk_grad_in: t97[B*T, D] = t93 · wk  [layer_backward/attention/grad] */
-static void lm_step_lora_k109_wk_grad_in(float *restrict t97, const float *restrict wk, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k99_wk_grad_in: t88[B*T, D] = t84 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_k99_wk_grad_in(float *restrict t88, const float *restrict wk, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t93, KVD, wk, D, 0.0f, t97, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t84, KVD, wk, D, 0.0f, t88, D);
 }
 
-/* lm_step_lora_k110_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_k110_rope_grad(float *restrict t98, const float *restrict t0, const float *restrict t1, const float *restrict t85, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k100_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_k100_rope_grad(float *restrict t89, const float *restrict t0, const float *restrict t1, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -3732,16 +3608,16 @@ static void lm_step_lora_k110_rope_grad(float *restrict t98, const float *restri
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t85[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t85[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t77[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t77[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t85[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t85[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t77[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t77[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -3749,44 +3625,44 @@ static void lm_step_lora_k110_rope_grad(float *restrict t98, const float *restri
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t98[r * n + j] = v9;
+            t89[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_k111_lora: t99 = t98 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k111_lora(float *restrict t99, const float *restrict lora_scale_wq, const float *restrict t98, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k101_lora: t90 = t89 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k101_lora(float *restrict t90, const float *restrict lora_scale_wq, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t98[r * n + j]) * (lora_scale_wq[0]);
-            t99[r * n + j] = v0;
+            float v0 = (t89[r * n + j]) * (lora_scale_wq[0]);
+            t90[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k112_lora_b_wq_grad_in: t100[B*T, R] = t99 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k112_lora_b_wq_grad_in(float *restrict t100, const float *restrict lora_b_wq, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k102_lora_b_wq_grad_in: t91[B*T, R] = t90 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k102_lora_b_wq_grad_in(float *restrict t91, const float *restrict lora_b_wq, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t99, D, lora_b_wq, R, 0.0f, t100, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t90, D, lora_b_wq, R, 0.0f, t91, R);
 }
 
-/* lm_step_lora_k113_lora_a_wq_grad_in: t101[B*T, D] = t100 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k113_lora_a_wq_grad_in(float *restrict t101, const float *restrict lora_a_wq, const float *restrict t100, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k103_lora_a_wq_grad_in: t92[B*T, D] = t91 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k103_lora_a_wq_grad_in(float *restrict t92, const float *restrict lora_a_wq, const float *restrict t91, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t100, R, lora_a_wq, D, 0.0f, t101, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t91, R, lora_a_wq, D, 0.0f, t92, D);
 }
 
-/* lm_step_lora_k114_wq_grad_in: t102[B*T, D] = t98 · wq  [layer_backward/attention/grad] */
-static void lm_step_lora_k114_wq_grad_in(float *restrict t102, const float *restrict wq, const float *restrict t98, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k104_wq_grad_in: t93[B*T, D] = t89 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_k104_wq_grad_in(float *restrict t93, const float *restrict wq, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t98, D, wq, D, 0.0f, t102, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t89, D, wq, D, 0.0f, t93, D);
 }
 
-/* lm_step_lora_k115_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_k115_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t46, const float *restrict t77, const float *restrict t90, const float *restrict t92, const float *restrict t96, const float *restrict t97, const float *restrict t101, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k105_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_k105_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t44, const float *restrict t71, const float *restrict t82, const float *restrict t83, const float *restrict t87, const float *restrict t88, const float *restrict t92, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3796,16 +3672,16 @@ static void lm_step_lora_k115_rmsnorm_grad(float *restrict carry5_next, const fl
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t90[r * n + j0] + t92[r * n + j0];
-            float v1 = v0 + t96[r * n + j0];
-            float v2 = v1 + t97[r * n + j0];
-            float v3 = v2 + t101[r * n + j0];
-            float v4 = v3 + t102[r * n + j0];
+            float v0 = t82[r * n + j0] + t83[r * n + j0];
+            float v1 = v0 + t87[r * n + j0];
+            float v2 = v1 + t88[r * n + j0];
+            float v3 = v2 + t92[r * n + j0];
+            float v4 = v3 + t93[r * n + j0];
             float v5 = v4 * (attn_norm[j0]);
             float v6 = v5 * (saved_x[r * n + j0]);
             acc0 += v6;
         }
-        float v13 = (t46[(i0) * T + i1]) / ((float)(D));
+        float v13 = (t44[(i0) * T + i1]) / ((float)(D));
         float v14 = v13 + norm_eps[0];
         float v15 = 1.0f / sqrtf(v14);
         float v18 = acc0 * v15;
@@ -3814,14 +3690,14 @@ static void lm_step_lora_k115_rmsnorm_grad(float *restrict carry5_next, const fl
         float v21 = v20 * (-0.5f);
         float v22 = v21 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v7 = t90[r * n + j] + t92[r * n + j];
-            float v8 = v7 + t96[r * n + j];
-            float v9 = v8 + t97[r * n + j];
-            float v10 = v9 + t101[r * n + j];
-            float v11 = v10 + t102[r * n + j];
+            float v7 = t82[r * n + j] + t83[r * n + j];
+            float v8 = v7 + t87[r * n + j];
+            float v9 = v8 + t88[r * n + j];
+            float v10 = v9 + t92[r * n + j];
+            float v11 = v10 + t93[r * n + j];
             float v12 = v11 * (attn_norm[j]);
             float v16 = v12 * v15;
-            float v17 = t77[r * n + j] + v16;
+            float v17 = t71[r * n + j] + v16;
             float v23 = v22 * (saved_x[r * n + j]);
             float v24 = v17 + v23;
             float v25 = v24 + v23;
@@ -3830,88 +3706,88 @@ static void lm_step_lora_k115_rmsnorm_grad(float *restrict carry5_next, const fl
     }
 }
 
-/* lm_step_lora_k116_grad_lora_a_wq: grad_lora_a_wq[R, D] += t100ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k116_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t47, const float *restrict t100, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k106_grad_lora_a_wq: grad_lora_a_wq[R, D] += t91ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k106_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t45, const float *restrict t91, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t100, R, t47, D, 1.0f, grad_lora_a_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t91, R, t45, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* lm_step_lora_k117_grad_lora_b_wq: grad_lora_b_wq[D, R] += t99ᵀ · t48  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k117_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t48, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k107_grad_lora_b_wq: grad_lora_b_wq[D, R] += t90ᵀ · t46  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k107_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t46, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t99, D, t48, R, 1.0f, grad_lora_b_wq, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t90, D, t46, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* lm_step_lora_k118_grad_lora_a_wk: grad_lora_a_wk[R, D] += t95ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k118_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t47, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k108_grad_lora_a_wk: grad_lora_a_wk[R, D] += t86ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k108_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t45, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t95, R, t47, D, 1.0f, grad_lora_a_wk, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t86, R, t45, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* lm_step_lora_k119_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t94ᵀ · t49  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k119_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t49, const float *restrict t94, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k109_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t85ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k109_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t47, const float *restrict t85, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t94, KVD, t49, R, 1.0f, grad_lora_b_wk, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t85, KVD, t47, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* lm_step_lora_k120_grad_lora_a_wv: grad_lora_a_wv[R, D] += t89ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k120_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t47, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k110_grad_lora_a_wv: grad_lora_a_wv[R, D] += t81ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k110_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t45, const float *restrict t81, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t89, R, t47, D, 1.0f, grad_lora_a_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t81, R, t45, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* lm_step_lora_k121_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t88ᵀ · t50  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k121_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t50, const float *restrict t88, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k111_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t80ᵀ · t48  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k111_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t48, const float *restrict t80, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t88, KVD, t50, R, 1.0f, grad_lora_b_wv, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t80, KVD, t48, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* lm_step_lora_k122_grad_lora_a_wo: grad_lora_a_wo[R, D] += t79ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k122_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k112_grad_lora_a_wo: grad_lora_a_wo[R, D] += t73ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k112_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t73, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t79, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t73, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* lm_step_lora_k123_grad_lora_b_wo: grad_lora_b_wo[D, R] += t78ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k123_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t55, const float *restrict t78, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k113_grad_lora_b_wo: grad_lora_b_wo[D, R] += t72ᵀ · t49  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k113_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t49, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t78, D, t55, R, 1.0f, grad_lora_b_wo, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t72, D, t49, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* lm_step_lora_k124_grad_lora_a_w1: grad_lora_a_w1[R, D] += t74ᵀ · t57  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k124_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t57, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k114_grad_lora_a_w1: grad_lora_a_w1[R, D] += t68ᵀ · t51  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k114_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t51, const float *restrict t68, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t74, R, t57, D, 1.0f, grad_lora_a_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t68, R, t51, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* lm_step_lora_k125_grad_lora_b_w1: grad_lora_b_w1[F, R] += t73ᵀ · t58  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k125_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t58, const float *restrict t73, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t73, F, t58, R, 1.0f, grad_lora_b_w1, R);
+/* lm_step_lora_k115_grad_lora_b_w1: grad_lora_b_w1[F, R] += t67ᵀ · t52  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k115_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t52, const float *restrict t67, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t67, F, t52, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* lm_step_lora_k126_grad_lora_a_w2: grad_lora_a_w2[R, F] += t64ᵀ · t61  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_k126_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t61, const float *restrict t64, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t64, R, t61, F, 1.0f, grad_lora_a_w2, F);
+/* lm_step_lora_k116_grad_lora_a_w2: grad_lora_a_w2[R, F] += t58ᵀ · t55  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_k116_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t55, const float *restrict t58, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t58, R, t55, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* lm_step_lora_k127_grad_lora_b_w2: grad_lora_b_w2[D, R] += t63ᵀ · t62  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_k127_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t62, const float *restrict t63, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k117_grad_lora_b_w2: grad_lora_b_w2[D, R] += t57ᵀ · t56  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_k117_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t56, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t63, D, t62, R, 1.0f, grad_lora_b_w2, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t57, D, t56, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* lm_step_lora_k128_grad_lora_a_w3: grad_lora_a_w3[R, D] += t69ᵀ · t57  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k128_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t57, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k118_grad_lora_a_w3: grad_lora_a_w3[R, D] += t63ᵀ · t51  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k118_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t51, const float *restrict t63, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t69, R, t57, D, 1.0f, grad_lora_a_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t63, R, t51, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* lm_step_lora_k129_grad_lora_b_w3: grad_lora_b_w3[F, R] += t68ᵀ · t60  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k129_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t60, const float *restrict t68, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t68, F, t60, R, 1.0f, grad_lora_b_w3, R);
+/* lm_step_lora_k119_grad_lora_b_w3: grad_lora_b_w3[F, R] += t62ᵀ · t54  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k119_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t54, const float *restrict t62, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t62, F, t54, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 47 slots planned for 130 kernels. */
+/* Arena: 47 slots planned for 120 kernels. */
 static long llama_train_lm_step_lora_layout(const llama_train_lm_step_lora_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -3925,33 +3801,33 @@ static long llama_train_lm_step_lora_layout(const llama_train_lm_step_lora_args 
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), CR), B*R*T));
-    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), 2*CR*HD2*KVH*REP));
+    off[2] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), 2*CR*HD2*KVH*REP));
     off[4] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 1));
-    off[5] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T));
-    off[6] = total; total += la_round16(la_max(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T), CR), B*R*T));
+    off[6] = total; total += la_round16(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*R*T));
     off[7] = total; total += la_round16(la_max(CR*V, B*T));
-    off[8] = total; total += la_round16(la_max(la_max(la_max(CR, 2*B*HD2*KVH*REP*T), B*KVH*REP*T), 2*B*HD2*KVH*T));
-    off[9] = total; total += la_round16(la_max(la_max(CR, 1), 2*B*HD2*KVH*REP*T));
+    off[8] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(CR, 1), B*R*T));
     off[10] = total; total += la_round16(la_max(1, B*R*T));
-    off[11] = total; total += la_round16(la_max(la_max(CR, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
-    off[12] = total; total += la_round16(la_max(la_max(1, B*T), B*R*T));
-    off[13] = total; total += la_round16(B*R*T);
-    off[14] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[15] = total; total += la_round16(B*R*T);
-    off[16] = total; total += la_round16(B*F*T);
-    off[17] = total; total += la_round16(B*R*T);
-    off[18] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[19] = total; total += la_round16(B*R*T);
-    off[20] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[21] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[22] = total; total += la_round16(B*F*T);
-    off[23] = total; total += la_round16(B*F*T);
-    off[24] = total; total += la_round16(B*R*T);
-    off[25] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[26] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[27] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
-    off[28] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(la_max(CR, B*T), B*R*T));
+    off[12] = total; total += la_round16(la_max(la_max(1, B*F*T), 2*B*HD2*KVH*REP*T));
+    off[13] = total; total += la_round16(B*F*T);
+    off[14] = total; total += la_round16(B*R*T);
+    off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[16] = total; total += la_round16(B*R*T);
+    off[17] = total; total += la_round16(la_max(B*F*T, B*R*T));
+    off[18] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[19] = total; total += la_round16(B*F*T);
+    off[20] = total; total += la_round16(B*F*T);
+    off[21] = total; total += la_round16(B*R*T);
+    off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[24] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[25] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
+    off[26] = total; total += la_round16(B*R*T);
+    off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[29] = total; total += la_round16(B*R*T);
     off[30] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -4009,94 +3885,85 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     float *t12 = args->arena + off[2];
     float *t13 = args->arena + off[3];
     float *t14 = args->arena + off[5];
-    float *t15 = args->arena + off[4];
-    float *t16 = args->arena + off[2];
-    float *t17 = args->arena + off[3];
-    float *t18 = args->arena + off[4];
-    float *t19 = args->arena + off[5];
+    float *t15 = args->arena + off[3];
+    float *t16 = args->arena + off[4];
+    float *t17 = args->arena + off[2];
+    float *t18 = args->arena + off[5];
+    float *t19 = args->arena + off[4];
     float *t20 = args->arena + off[2];
-    float *t21 = args->arena + off[4];
-    float *t22 = args->arena + off[5];
-    float *t23 = args->arena + off[2];
-    float *t24 = args->arena + off[4];
-    float *t25 = args->arena + off[3];
-    float *t26 = args->arena + off[5];
+    float *t21 = args->arena + off[5];
+    float *t22 = args->arena + off[4];
+    float *t23 = args->arena + off[3];
+    float *t24 = args->arena + off[2];
+    float *t25 = args->arena + off[5];
+    float *t26 = args->arena + off[4];
     float *t27 = args->arena + off[2];
-    float *t28 = args->arena + off[4];
+    float *t28 = args->arena + off[3];
     float *t29 = args->arena + off[5];
-    float *t30 = args->arena + off[3];
-    float *t31 = args->arena + off[2];
+    float *t30 = args->arena + off[6];
+    float *t31 = args->arena + off[7];
     float *t32 = args->arena + off[6];
-    float *t33 = args->arena + off[7];
-    float *t34 = args->arena + off[6];
-    float *t35 = args->arena + off[8];
+    float *t33 = args->arena + off[8];
+    float *t34 = args->arena + off[9];
+    float *t35 = args->arena + off[10];
     float *t36 = args->arena + off[9];
-    float *t37 = args->arena + off[10];
-    float *t38 = args->arena + off[9];
-    float *t39 = args->arena + off[11];
-    float *t40 = args->arena + off[12];
-    float *t41 = args->arena + off[9];
-    float *t42 = args->arena + off[7];
-    float *t43 = args->arena + off[6];
-    float *t44 = args->arena + off[11];
-    float *t45 = args->arena + off[8];
-    float *t46 = args->arena + off[7];
-    float *t47 = args->arena + off[3];
-    float *t48 = args->arena + off[4];
-    float *t49 = args->arena + off[5];
-    float *t50 = args->arena + off[2];
-    float *t51 = args->arena + off[6];
-    float *t52 = args->arena + off[11];
-    float *t53 = args->arena + off[8];
-    float *t54 = args->arena + off[6];
-    float *t55 = args->arena + off[10];
-    float *t56 = args->arena + off[12];
-    float *t57 = args->arena + off[9];
-    float *t58 = args->arena + off[13];
-    float *t59 = args->arena + off[14];
-    float *t60 = args->arena + off[15];
-    float *t61 = args->arena + off[16];
-    float *t62 = args->arena + off[17];
-    float *t63 = args->arena + off[18];
-    float *t64 = args->arena + off[19];
-    float *t65 = args->arena + off[20];
-    float *t66 = args->arena + off[21];
-    float *t67 = args->arena + off[22];
-    float *t68 = args->arena + off[23];
-    float *t69 = args->arena + off[24];
-    float *t70 = args->arena + off[25];
-    float *t71 = args->arena + off[26];
-    float *t72 = args->arena + off[14];
-    float *t73 = args->arena + off[22];
-    float *t74 = args->arena + off[20];
-    float *t75 = args->arena + off[21];
-    float *t76 = args->arena + off[27];
-    float *t77 = args->arena + off[14];
-    float *t78 = args->arena + off[25];
-    float *t79 = args->arena + off[12];
-    float *t80 = args->arena + off[26];
-    float *t81 = args->arena + off[21];
+    float *t37 = args->arena + off[11];
+    float *t38 = args->arena + off[12];
+    float *t39 = args->arena + off[9];
+    float *t40 = args->arena + off[7];
+    float *t41 = args->arena + off[6];
+    float *t42 = args->arena + off[11];
+    float *t43 = args->arena + off[8];
+    float *t44 = args->arena + off[7];
+    float *t45 = args->arena + off[3];
+    float *t46 = args->arena + off[4];
+    float *t47 = args->arena + off[2];
+    float *t48 = args->arena + off[5];
+    float *t49 = args->arena + off[6];
+    float *t50 = args->arena + off[11];
+    float *t51 = args->arena + off[8];
+    float *t52 = args->arena + off[10];
+    float *t53 = args->arena + off[12];
+    float *t54 = args->arena + off[9];
+    float *t55 = args->arena + off[13];
+    float *t56 = args->arena + off[14];
+    float *t57 = args->arena + off[15];
+    float *t58 = args->arena + off[16];
+    float *t59 = args->arena + off[17];
+    float *t60 = args->arena + off[18];
+    float *t61 = args->arena + off[19];
+    float *t62 = args->arena + off[20];
+    float *t63 = args->arena + off[21];
+    float *t64 = args->arena + off[22];
+    float *t65 = args->arena + off[23];
+    float *t66 = args->arena + off[12];
+    float *t67 = args->arena + off[19];
+    float *t68 = args->arena + off[17];
+    float *t69 = args->arena + off[18];
+    float *t70 = args->arena + off[24];
+    float *t71 = args->arena + off[12];
+    float *t72 = args->arena + off[22];
+    float *t73 = args->arena + off[11];
+    float *t74 = args->arena + off[23];
+    float *t75 = args->arena + off[18];
+    float *t76 = args->arena + off[24];
+    float *t77 = args->arena + off[23];
+    float *t78 = args->arena + off[18];
+    float *t79 = args->arena + off[25];
+    float *t80 = args->arena + off[24];
+    float *t81 = args->arena + off[26];
     float *t82 = args->arena + off[27];
-    float *t83 = args->arena + off[26];
-    float *t84 = args->arena + off[11];
-    float *t85 = args->arena + off[21];
-    float *t86 = args->arena + off[8];
-    float *t87 = args->arena + off[26];
-    float *t88 = args->arena + off[6];
-    float *t89 = args->arena + off[27];
-    float *t90 = args->arena + off[11];
-    float *t91 = args->arena + off[28];
-    float *t92 = args->arena + off[8];
-    float *t93 = args->arena + off[28];
-    float *t94 = args->arena + off[26];
-    float *t95 = args->arena + off[29];
-    float *t96 = args->arena + off[30];
-    float *t97 = args->arena + off[31];
-    float *t98 = args->arena + off[28];
-    float *t99 = args->arena + off[21];
-    float *t100 = args->arena + off[32];
-    float *t101 = args->arena + off[33];
-    float *t102 = args->arena + off[34];
+    float *t83 = args->arena + off[28];
+    float *t84 = args->arena + off[25];
+    float *t85 = args->arena + off[18];
+    float *t86 = args->arena + off[29];
+    float *t87 = args->arena + off[30];
+    float *t88 = args->arena + off[31];
+    float *t89 = args->arena + off[25];
+    float *t90 = args->arena + off[23];
+    float *t91 = args->arena + off[32];
+    float *t92 = args->arena + off[33];
+    float *t93 = args->arena + off[34];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -4115,8 +3982,8 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 130, lm_step_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 130, lm_step_lora_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 120, lm_step_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 120, lm_step_lora_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[35], args->arena + off[36] };
@@ -4147,58 +4014,57 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
         float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
         float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + l * (B*KVH*REP*T);
         float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 130, lm_step_lora_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 130, lm_step_lora_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 130, lm_step_lora_k4_lora_a_wq(t4, lora_a_wq, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 5, 130, lm_step_lora_k5_lora_b_wq(t5, lora_b_wq, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 6, 130, lm_step_lora_k6_rope(saved_q, t0, t1, lora_scale_wq, t3, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 130, lm_step_lora_k7_wk(t6, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 130, lm_step_lora_k8_lora_a_wk(t7, lora_a_wk, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 9, 130, lm_step_lora_k9_lora_b_wk(t8, lora_b_wk, t7, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 10, 130, lm_step_lora_k10_rope(saved_k, t0, t1, lora_scale_wk, t6, t8, B, HD2, KVH, T));
-        LA_TIMED(prof, 11, 130, lm_step_lora_k11_wv(t9, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 130, lm_step_lora_k12_lora_a_wv(t10, lora_a_wv, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 13, 130, lm_step_lora_k13_lora_b_wv(t11, lora_b_wv, t10, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 14, 130, lm_step_lora_k14_lora(saved_v, lora_scale_wv, t9, t11, B, HD2, KVH, T));
-        LA_TIMED(prof, 15, 130, lm_step_lora_k15_scores_matmul(t12, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 130, lm_step_lora_k16_attention(t13, t12, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 130, lm_step_lora_k17_saved_attn(saved_attn, saved_v, t13, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 130, lm_step_lora_k18_wo(t14, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 130, lm_step_lora_k19_lora_a_wo(t15, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 20, 130, lm_step_lora_k20_lora_b_wo(t16, lora_b_wo, t15, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 21, 130, lm_step_lora_k21_lora(saved_h, carry0, lora_scale_wo, t14, t16, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 22, 130, lm_step_lora_k22_rmsnorm(t17, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 23, 130, lm_step_lora_k23_w1(t18, w1, t17, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 24, 130, lm_step_lora_k24_lora_a_w1(t19, lora_a_w1, t17, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 25, 130, lm_step_lora_k25_lora_b_w1(t20, lora_b_w1, t19, B, F, R, T));
-        LA_TIMED(prof, 26, 130, lm_step_lora_k26_lora(saved_gate, lora_scale_w1, t18, t20, B, F, T));
-        LA_TIMED(prof, 27, 130, lm_step_lora_k27_w3(t21, w3, t17, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 28, 130, lm_step_lora_k28_lora_a_w3(t22, lora_a_w3, t17, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 29, 130, lm_step_lora_k29_lora_b_w3(t23, lora_b_w3, t22, B, F, R, T));
-        LA_TIMED(prof, 30, 130, lm_step_lora_k30_lora(saved_up, lora_scale_w3, t21, t23, B, F, T));
-        LA_TIMED(prof, 31, 130, lm_step_lora_k31_silu(t24, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 32, 130, lm_step_lora_k32_w2(t25, w2, t24, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 33, 130, lm_step_lora_k33_lora_a_w2(t26, lora_a_w2, t24, B, F, R, T));
-        LA_TIMED(prof, 34, 130, lm_step_lora_k34_lora_b_w2(t27, lora_b_w2, t26, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 35, 130, lm_step_lora_k35_lora(carry0_next, lora_scale_w2, saved_h, t25, t27, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 120, lm_step_lora_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 120, lm_step_lora_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 120, lm_step_lora_k4_lora_a_wq(t4, lora_a_wq, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 5, 120, lm_step_lora_k5_lora_b_wq(t5, lora_b_wq, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 6, 120, lm_step_lora_k6_rope(saved_q, t0, t1, lora_scale_wq, t3, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 120, lm_step_lora_k7_wk(t6, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 120, lm_step_lora_k8_lora_a_wk(t7, lora_a_wk, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 9, 120, lm_step_lora_k9_lora_b_wk(t8, lora_b_wk, t7, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 10, 120, lm_step_lora_k10_rope(saved_k, t0, t1, lora_scale_wk, t6, t8, B, HD2, KVH, T));
+        LA_TIMED(prof, 11, 120, lm_step_lora_k11_wv(t9, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 120, lm_step_lora_k12_lora_a_wv(t10, lora_a_wv, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 13, 120, lm_step_lora_k13_lora_b_wv(t11, lora_b_wv, t10, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 14, 120, lm_step_lora_k14_lora(saved_v, lora_scale_wv, t9, t11, B, HD2, KVH, T));
+        LA_TIMED(prof, 15, 120, lm_step_lora_k15_causal_attention_forward(saved_attn, saved_lse, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 120, lm_step_lora_k16_wo(t12, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 120, lm_step_lora_k17_lora_a_wo(t13, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 18, 120, lm_step_lora_k18_lora_b_wo(t14, lora_b_wo, t13, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 19, 120, lm_step_lora_k19_lora(saved_h, carry0, lora_scale_wo, t12, t14, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 120, lm_step_lora_k20_rmsnorm(t15, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 120, lm_step_lora_k21_w1(t16, w1, t15, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 120, lm_step_lora_k22_lora_a_w1(t17, lora_a_w1, t15, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 23, 120, lm_step_lora_k23_lora_b_w1(t18, lora_b_w1, t17, B, F, R, T));
+        LA_TIMED(prof, 24, 120, lm_step_lora_k24_lora(saved_gate, lora_scale_w1, t16, t18, B, F, T));
+        LA_TIMED(prof, 25, 120, lm_step_lora_k25_w3(t19, w3, t15, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 120, lm_step_lora_k26_lora_a_w3(t20, lora_a_w3, t15, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 27, 120, lm_step_lora_k27_lora_b_w3(t21, lora_b_w3, t20, B, F, R, T));
+        LA_TIMED(prof, 28, 120, lm_step_lora_k28_lora(saved_up, lora_scale_w3, t19, t21, B, F, T));
+        LA_TIMED(prof, 29, 120, lm_step_lora_k29_silu(t22, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 30, 120, lm_step_lora_k30_w2(t23, w2, t22, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 31, 120, lm_step_lora_k31_lora_a_w2(t24, lora_a_w2, t22, B, F, R, T));
+        LA_TIMED(prof, 32, 120, lm_step_lora_k32_lora_b_w2(t25, lora_b_w2, t24, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 33, 120, lm_step_lora_k33_lora(carry0_next, lora_scale_w2, saved_h, t23, t25, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 36, 130, lm_step_lora_k36_reshape(t28));
-    LA_TIMED(prof, 37, 130, lm_step_lora_k37_expand(t29, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 34, 120, lm_step_lora_k34_reshape(t26));
+    LA_TIMED(prof, 35, 120, lm_step_lora_k35_expand(t27, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk', repeated NC times */
-    const float *carry1 = t29;
+    const float *carry1 = t27;
     float *carry1_buf[2] = { args->arena + off[37], args->arena + off[38] };
-    const float *carry2 = t28;
+    const float *carry2 = t26;
     float *carry2_buf[2] = { args->arena + off[39], args->arena + off[40] };
-    const float *carry3 = t28;
+    const float *carry3 = t26;
     float *carry3_buf[2] = { args->arena + off[41], args->arena + off[42] };
-    const float *carry4 = t28;
+    const float *carry4 = t26;
     float *carry4_buf[2] = { args->arena + off[43], args->arena + off[44] };
     for (long l = 0; l < NC; l++) {
         const int32_t *scored = args->scored + l * CR;
@@ -4208,26 +4074,26 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
         float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
         float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
-        LA_TIMED(prof, 38, 130, lm_step_lora_k38_lm_head(t30, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 39, 130, lm_step_lora_k39_rmsnorm(t31, t30, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 40, 130, lm_step_lora_k40_rmsnorm(t32, norm_eps, final_norm, t30, t31, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 41, 130, lm_step_lora_k41_lm_head(t33, lm_head, t32, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 42, 130, lm_step_lora_k42_log_softmax(t34, t33, CR, V));
-        LA_TIMED(prof, 43, 130, lm_step_lora_k43_log_softmax(t35, t33, t34, CR, V));
-        LA_TIMED(prof, 44, 130, lm_step_lora_k44_cross_entropy(t36, t33, targets, t34, t35, CR, V));
-        LA_TIMED(prof, 45, 130, lm_step_lora_k45_cross_entropy(t37, weights, t36, CR));
-        LA_TIMED(prof, 46, 130, lm_step_lora_k46_log_softmax(t38, t33, t34, t35, CR, V));
-        LA_TIMED(prof, 47, 130, lm_step_lora_k47_cross_entropy(t39, t33, targets, CR, V));
-        LA_TIMED(prof, 48, 130, lm_step_lora_k48_token_stats(t40, weights, t38, CR));
-        LA_TIMED(prof, 49, 130, lm_step_lora_k49_token_stats(t41, weights, t34, t39, CR));
-        LA_TIMED(prof, 50, 130, lm_step_lora_k50_log_softmax_grad(t42, t33, targets, weights, t34, t35, CR, V));
-        LA_TIMED(prof, 51, 130, lm_step_lora_k51_lm_head_grad_in(t43, lm_head, t42, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 52, 130, lm_step_lora_k52_rmsnorm_grad(t44, final_norm, t30, t43, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 53, 130, lm_step_lora_k53_rmsnorm_grad_scatter_add(t45, norm_eps, final_norm, scored, t30, t31, t43, t44, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 54, 130, lm_step_lora_k54_lm_chunk(carry1_next, carry1, t45, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 55, 130, lm_step_lora_k55_lm_chunk(carry2_next, carry2, t37));
-        LA_TIMED(prof, 56, 130, lm_step_lora_k56_lm_chunk(carry3_next, carry3, t40));
-        LA_TIMED(prof, 57, 130, lm_step_lora_k57_lm_chunk(carry4_next, carry4, t41));
+        LA_TIMED(prof, 36, 120, lm_step_lora_k36_lm_head(t28, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 37, 120, lm_step_lora_k37_rmsnorm(t29, t28, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 38, 120, lm_step_lora_k38_rmsnorm(t30, norm_eps, final_norm, t28, t29, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 39, 120, lm_step_lora_k39_lm_head(t31, lm_head, t30, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 40, 120, lm_step_lora_k40_log_softmax(t32, t31, CR, V));
+        LA_TIMED(prof, 41, 120, lm_step_lora_k41_log_softmax(t33, t31, t32, CR, V));
+        LA_TIMED(prof, 42, 120, lm_step_lora_k42_cross_entropy(t34, t31, targets, t32, t33, CR, V));
+        LA_TIMED(prof, 43, 120, lm_step_lora_k43_cross_entropy(t35, weights, t34, CR));
+        LA_TIMED(prof, 44, 120, lm_step_lora_k44_log_softmax(t36, t31, t32, t33, CR, V));
+        LA_TIMED(prof, 45, 120, lm_step_lora_k45_cross_entropy(t37, t31, targets, CR, V));
+        LA_TIMED(prof, 46, 120, lm_step_lora_k46_token_stats(t38, weights, t36, CR));
+        LA_TIMED(prof, 47, 120, lm_step_lora_k47_token_stats(t39, weights, t32, t37, CR));
+        LA_TIMED(prof, 48, 120, lm_step_lora_k48_log_softmax_grad(t40, t31, targets, weights, t32, t33, CR, V));
+        LA_TIMED(prof, 49, 120, lm_step_lora_k49_lm_head_grad_in(t41, lm_head, t40, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 50, 120, lm_step_lora_k50_rmsnorm_grad(t42, final_norm, t28, t41, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 51, 120, lm_step_lora_k51_rmsnorm_grad_scatter_add(t43, norm_eps, final_norm, scored, t28, t29, t41, t42, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 52, 120, lm_step_lora_k52_lm_chunk(carry1_next, carry1, t43, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 53, 120, lm_step_lora_k53_lm_chunk(carry2_next, carry2, t35));
+        LA_TIMED(prof, 54, 120, lm_step_lora_k54_lm_chunk(carry3_next, carry3, t38));
+        LA_TIMED(prof, 55, 120, lm_step_lora_k55_lm_chunk(carry4_next, carry4, t39));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -4264,6 +4130,7 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
         float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + (L - 1 - l) * (B*KVH*REP*T);
         float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
@@ -4283,78 +4150,70 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
         float *carry5_next = carry5_buf[l & 1];
-        LA_TIMED(prof, 58, 130, lm_step_lora_k58_rmsnorm(t46, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 59, 130, lm_step_lora_k59_rmsnorm(t47, norm_eps, saved_x, attn_norm, t46, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 60, 130, lm_step_lora_k60_lora_a_wq(t48, lora_a_wq, t47, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 61, 130, lm_step_lora_k61_lora_a_wk(t49, lora_a_wk, t47, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 62, 130, lm_step_lora_k62_lora_a_wv(t50, lora_a_wv, t47, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 63, 130, lm_step_lora_k63_scores_matmul(t51, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 130, lm_step_lora_k64_attention(t52, t51, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 65, 130, lm_step_lora_k65_softmax(t53, t52, B, KVH, REP, T));
-        LA_TIMED(prof, 66, 130, lm_step_lora_k66_softmax(t54, t52, t53, B, KVH, REP, T));
-        LA_TIMED(prof, 67, 130, lm_step_lora_k67_lora_a_wo(t55, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 68, 130, lm_step_lora_k68_rmsnorm(t56, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 69, 130, lm_step_lora_k69_rmsnorm(t57, norm_eps, saved_h, ffn_norm, t56, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 130, lm_step_lora_k70_lora_a_w1(t58, lora_a_w1, t57, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 71, 130, lm_step_lora_k71_silu(t59, saved_gate, B, F, T));
-        LA_TIMED(prof, 72, 130, lm_step_lora_k72_lora_a_w3(t60, lora_a_w3, t57, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 73, 130, lm_step_lora_k73_gate_up(t61, saved_up, t59, B, F, T));
-        LA_TIMED(prof, 74, 130, lm_step_lora_k74_lora_a_w2(t62, lora_a_w2, t61, B, F, R, T));
-        LA_TIMED(prof, 75, 130, lm_step_lora_k75_lora(t63, carry5, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 76, 130, lm_step_lora_k76_lora_b_w2_grad_in(t64, lora_b_w2, t63, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 77, 130, lm_step_lora_k77_lora_a_w2_grad_in(t65, lora_a_w2, t64, B, F, R, T));
-        LA_TIMED(prof, 78, 130, lm_step_lora_k78_w2_grad_in(t66, carry5, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 79, 130, lm_step_lora_k79_ffn_grad(t67, t59, t65, t66, B, F, T));
-        LA_TIMED(prof, 80, 130, lm_step_lora_k80_lora(t68, lora_scale_w3, t67, B, F, T));
-        LA_TIMED(prof, 81, 130, lm_step_lora_k81_lora_b_w3_grad_in(t69, lora_b_w3, t68, B, F, R, T));
-        LA_TIMED(prof, 82, 130, lm_step_lora_k82_lora_a_w3_grad_in(t70, lora_a_w3, t69, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 83, 130, lm_step_lora_k83_w3_grad_in(t71, w3, t67, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 84, 130, lm_step_lora_k84_silu_grad(t72, saved_gate, saved_up, t59, t65, t66, B, F, T));
-        LA_TIMED(prof, 85, 130, lm_step_lora_k85_lora(t73, lora_scale_w1, t72, B, F, T));
-        LA_TIMED(prof, 86, 130, lm_step_lora_k86_lora_b_w1_grad_in(t74, lora_b_w1, t73, B, F, R, T));
-        LA_TIMED(prof, 87, 130, lm_step_lora_k87_lora_a_w1_grad_in(t75, lora_a_w1, t74, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 88, 130, lm_step_lora_k88_w1_grad_in(t76, w1, t72, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 89, 130, lm_step_lora_k89_rmsnorm_grad(t77, norm_eps, carry5, saved_h, ffn_norm, t56, t70, t71, t75, t76, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 90, 130, lm_step_lora_k90_lora(t78, lora_scale_wo, t77, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 91, 130, lm_step_lora_k91_lora_b_wo_grad_in(t79, lora_b_wo, t78, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 92, 130, lm_step_lora_k92_lora_a_wo_grad_in(t80, lora_a_wo, t79, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 93, 130, lm_step_lora_k93_wo_grad_in(t81, wo, t77, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 94, 130, lm_step_lora_k94_attention_grad(t82, t80, t81, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 95, 130, lm_step_lora_k95_attention_grad_matmul(t83, saved_v, t82, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 96, 130, lm_step_lora_k96_softmax_grad(t84, t52, t53, t54, t83, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 97, 130, lm_step_lora_k97_scores_grad_matmul(t85, saved_k, t84, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 98, 130, lm_step_lora_k98_attention_grad_matmul(t86, t54, t82, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 99, 130, lm_step_lora_k99_attention_grad_matmul(t87, saved_q, t84, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 100, 130, lm_step_lora_k100_attention_grad(t88, lora_scale_wv, t86, B, HD2, KVH, T));
-        LA_TIMED(prof, 101, 130, lm_step_lora_k101_lora_b_wv_grad_in(t89, lora_b_wv, t88, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 102, 130, lm_step_lora_k102_lora_a_wv_grad_in(t90, lora_a_wv, t89, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 103, 130, lm_step_lora_k103_attention_grad(t91, t86, B, HD2, KVH, T));
-        LA_TIMED(prof, 104, 130, lm_step_lora_k104_wv_grad_in(t92, wv, t91, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 105, 130, lm_step_lora_k105_rope_grad(t93, t0, t1, t87, B, HD2, KVH, T));
-        LA_TIMED(prof, 106, 130, lm_step_lora_k106_lora(t94, lora_scale_wk, t93, B, HD2, KVH, T));
-        LA_TIMED(prof, 107, 130, lm_step_lora_k107_lora_b_wk_grad_in(t95, lora_b_wk, t94, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 108, 130, lm_step_lora_k108_lora_a_wk_grad_in(t96, lora_a_wk, t95, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 109, 130, lm_step_lora_k109_wk_grad_in(t97, wk, t93, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 110, 130, lm_step_lora_k110_rope_grad(t98, t0, t1, t85, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 111, 130, lm_step_lora_k111_lora(t99, lora_scale_wq, t98, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 112, 130, lm_step_lora_k112_lora_b_wq_grad_in(t100, lora_b_wq, t99, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 113, 130, lm_step_lora_k113_lora_a_wq_grad_in(t101, lora_a_wq, t100, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 114, 130, lm_step_lora_k114_wq_grad_in(t102, wq, t98, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 115, 130, lm_step_lora_k115_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t46, t77, t90, t92, t96, t97, t101, t102, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 116, 130, lm_step_lora_k116_grad_lora_a_wq(grad_lora_a_wq, t47, t100, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 117, 130, lm_step_lora_k117_grad_lora_b_wq(grad_lora_b_wq, t48, t99, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 118, 130, lm_step_lora_k118_grad_lora_a_wk(grad_lora_a_wk, t47, t95, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 119, 130, lm_step_lora_k119_grad_lora_b_wk(grad_lora_b_wk, t49, t94, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 120, 130, lm_step_lora_k120_grad_lora_a_wv(grad_lora_a_wv, t47, t89, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 121, 130, lm_step_lora_k121_grad_lora_b_wv(grad_lora_b_wv, t50, t88, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 122, 130, lm_step_lora_k122_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t79, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 123, 130, lm_step_lora_k123_grad_lora_b_wo(grad_lora_b_wo, t55, t78, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 124, 130, lm_step_lora_k124_grad_lora_a_w1(grad_lora_a_w1, t57, t74, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 125, 130, lm_step_lora_k125_grad_lora_b_w1(grad_lora_b_w1, t58, t73, B, F, R, T));
-        LA_TIMED(prof, 126, 130, lm_step_lora_k126_grad_lora_a_w2(grad_lora_a_w2, t61, t64, B, F, R, T));
-        LA_TIMED(prof, 127, 130, lm_step_lora_k127_grad_lora_b_w2(grad_lora_b_w2, t62, t63, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 128, 130, lm_step_lora_k128_grad_lora_a_w3(grad_lora_a_w3, t57, t69, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 129, 130, lm_step_lora_k129_grad_lora_b_w3(grad_lora_b_w3, t60, t68, B, F, R, T));
+        LA_TIMED(prof, 56, 120, lm_step_lora_k56_rmsnorm(t44, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 57, 120, lm_step_lora_k57_rmsnorm(t45, norm_eps, saved_x, attn_norm, t44, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 58, 120, lm_step_lora_k58_lora_a_wq(t46, lora_a_wq, t45, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 59, 120, lm_step_lora_k59_lora_a_wk(t47, lora_a_wk, t45, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 60, 120, lm_step_lora_k60_lora_a_wv(t48, lora_a_wv, t45, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 61, 120, lm_step_lora_k61_lora_a_wo(t49, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 62, 120, lm_step_lora_k62_rmsnorm(t50, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 63, 120, lm_step_lora_k63_rmsnorm(t51, norm_eps, saved_h, ffn_norm, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 120, lm_step_lora_k64_lora_a_w1(t52, lora_a_w1, t51, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 65, 120, lm_step_lora_k65_silu(t53, saved_gate, B, F, T));
+        LA_TIMED(prof, 66, 120, lm_step_lora_k66_lora_a_w3(t54, lora_a_w3, t51, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 67, 120, lm_step_lora_k67_gate_up(t55, saved_up, t53, B, F, T));
+        LA_TIMED(prof, 68, 120, lm_step_lora_k68_lora_a_w2(t56, lora_a_w2, t55, B, F, R, T));
+        LA_TIMED(prof, 69, 120, lm_step_lora_k69_lora(t57, carry5, lora_scale_w2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 120, lm_step_lora_k70_lora_b_w2_grad_in(t58, lora_b_w2, t57, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 71, 120, lm_step_lora_k71_lora_a_w2_grad_in(t59, lora_a_w2, t58, B, F, R, T));
+        LA_TIMED(prof, 72, 120, lm_step_lora_k72_w2_grad_in(t60, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 120, lm_step_lora_k73_ffn_grad(t61, t53, t59, t60, B, F, T));
+        LA_TIMED(prof, 74, 120, lm_step_lora_k74_lora(t62, lora_scale_w3, t61, B, F, T));
+        LA_TIMED(prof, 75, 120, lm_step_lora_k75_lora_b_w3_grad_in(t63, lora_b_w3, t62, B, F, R, T));
+        LA_TIMED(prof, 76, 120, lm_step_lora_k76_lora_a_w3_grad_in(t64, lora_a_w3, t63, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 77, 120, lm_step_lora_k77_w3_grad_in(t65, w3, t61, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 120, lm_step_lora_k78_silu_grad(t66, saved_gate, saved_up, t53, t59, t60, B, F, T));
+        LA_TIMED(prof, 79, 120, lm_step_lora_k79_lora(t67, lora_scale_w1, t66, B, F, T));
+        LA_TIMED(prof, 80, 120, lm_step_lora_k80_lora_b_w1_grad_in(t68, lora_b_w1, t67, B, F, R, T));
+        LA_TIMED(prof, 81, 120, lm_step_lora_k81_lora_a_w1_grad_in(t69, lora_a_w1, t68, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 82, 120, lm_step_lora_k82_w1_grad_in(t70, w1, t66, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 120, lm_step_lora_k83_rmsnorm_grad(t71, norm_eps, carry5, saved_h, ffn_norm, t50, t64, t65, t69, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 84, 120, lm_step_lora_k84_lora(t72, lora_scale_wo, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 85, 120, lm_step_lora_k85_lora_b_wo_grad_in(t73, lora_b_wo, t72, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 86, 120, lm_step_lora_k86_lora_a_wo_grad_in(t74, lora_a_wo, t73, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 87, 120, lm_step_lora_k87_wo_grad_in(t75, wo, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 120, lm_step_lora_k88_attention_grad(t76, t74, t75, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 120, lm_step_lora_k89_causal_attention_backward_dq(t77, saved_q, saved_k, saved_v, saved_lse, saved_attn, t76, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 90, 120, lm_step_lora_k90_causal_attention_backward_dkv(t78, t79, saved_q, saved_k, saved_v, saved_lse, saved_attn, t76, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 120, lm_step_lora_k91_lora(t80, lora_scale_wv, t79, B, HD2, KVH, T));
+        LA_TIMED(prof, 92, 120, lm_step_lora_k92_lora_b_wv_grad_in(t81, lora_b_wv, t80, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 93, 120, lm_step_lora_k93_lora_a_wv_grad_in(t82, lora_a_wv, t81, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 94, 120, lm_step_lora_k94_wv_grad_in(t83, wv, t79, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 95, 120, lm_step_lora_k95_rope_grad(t84, t0, t1, t78, B, HD2, KVH, T));
+        LA_TIMED(prof, 96, 120, lm_step_lora_k96_lora(t85, lora_scale_wk, t84, B, HD2, KVH, T));
+        LA_TIMED(prof, 97, 120, lm_step_lora_k97_lora_b_wk_grad_in(t86, lora_b_wk, t85, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 98, 120, lm_step_lora_k98_lora_a_wk_grad_in(t87, lora_a_wk, t86, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 99, 120, lm_step_lora_k99_wk_grad_in(t88, wk, t84, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 100, 120, lm_step_lora_k100_rope_grad(t89, t0, t1, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 101, 120, lm_step_lora_k101_lora(t90, lora_scale_wq, t89, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 120, lm_step_lora_k102_lora_b_wq_grad_in(t91, lora_b_wq, t90, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 103, 120, lm_step_lora_k103_lora_a_wq_grad_in(t92, lora_a_wq, t91, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 104, 120, lm_step_lora_k104_wq_grad_in(t93, wq, t89, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 105, 120, lm_step_lora_k105_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t44, t71, t82, t83, t87, t88, t92, t93, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 106, 120, lm_step_lora_k106_grad_lora_a_wq(grad_lora_a_wq, t45, t91, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 107, 120, lm_step_lora_k107_grad_lora_b_wq(grad_lora_b_wq, t46, t90, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 108, 120, lm_step_lora_k108_grad_lora_a_wk(grad_lora_a_wk, t45, t86, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 109, 120, lm_step_lora_k109_grad_lora_b_wk(grad_lora_b_wk, t47, t85, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 110, 120, lm_step_lora_k110_grad_lora_a_wv(grad_lora_a_wv, t45, t81, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 111, 120, lm_step_lora_k111_grad_lora_b_wv(grad_lora_b_wv, t48, t80, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 112, 120, lm_step_lora_k112_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t73, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 113, 120, lm_step_lora_k113_grad_lora_b_wo(grad_lora_b_wo, t49, t72, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 114, 120, lm_step_lora_k114_grad_lora_a_w1(grad_lora_a_w1, t51, t68, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 115, 120, lm_step_lora_k115_grad_lora_b_w1(grad_lora_b_w1, t52, t67, B, F, R, T));
+        LA_TIMED(prof, 116, 120, lm_step_lora_k116_grad_lora_a_w2(grad_lora_a_w2, t55, t58, B, F, R, T));
+        LA_TIMED(prof, 117, 120, lm_step_lora_k117_grad_lora_b_w2(grad_lora_b_w2, t56, t57, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 118, 120, lm_step_lora_k118_grad_lora_a_w3(grad_lora_a_w3, t51, t63, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 119, 120, lm_step_lora_k119_grad_lora_b_w3(grad_lora_b_w3, t54, t62, B, F, R, T));
         carry5 = carry5_next;
     }
 }
@@ -4384,121 +4243,111 @@ void llama_train_lm_step_lora_costs(const llama_train_lm_step_lora_args *args, d
     flops[12] = (double)(4*B*HD2*KVH*R*REP*T); bytes[12] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k12_lora_a_wv */
     flops[13] = (double)(4*B*HD2*KVH*R*T); bytes[13] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_k13_lora_b_wv */
     flops[14] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k14_lora */
-    flops[15] = (double)(4*B*HD2*KVH*REP*T*T); bytes[15] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_k15_scores_matmul */
-    flops[16] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[16] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k16_attention */
-    flops[17] = (double)(4*B*HD2*KVH*REP*T*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k17_saved_attn */
-    flops[18] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k18_wo */
-    flops[19] = (double)(4*B*HD2*KVH*R*REP*T); bytes[19] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k19_lora_a_wo */
-    flops[20] = (double)(4*B*HD2*KVH*R*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k20_lora_b_wo */
-    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k21_lora */
-    flops[22] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k22_rmsnorm */
-    flops[23] = (double)(4*B*F*HD2*KVH*REP*T); bytes[23] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k23_w1 */
-    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k24_lora_a_w1 */
-    flops[25] = (double)(2*B*F*R*T); bytes[25] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k25_lora_b_w1 */
-    flops[26] = (double)(B*F*T + B*F*T); bytes[26] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k26_lora */
-    flops[27] = (double)(4*B*F*HD2*KVH*REP*T); bytes[27] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k27_w3 */
-    flops[28] = (double)(4*B*HD2*KVH*R*REP*T); bytes[28] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k28_lora_a_w3 */
-    flops[29] = (double)(2*B*F*R*T); bytes[29] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k29_lora_b_w3 */
-    flops[30] = (double)(B*F*T + B*F*T); bytes[30] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k30_lora */
-    flops[31] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[31] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k31_silu */
-    flops[32] = (double)(4*B*F*HD2*KVH*REP*T); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k32_w2 */
-    flops[33] = (double)(2*B*F*R*T); bytes[33] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k33_lora_a_w2 */
-    flops[34] = (double)(4*B*HD2*KVH*R*REP*T); bytes[34] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k34_lora_b_w2 */
-    flops[35] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[35] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k35_lora */
-    flops[36] = (double)(0); bytes[36] = (double)(4); /* lm_step_lora_k36_reshape */
-    flops[37] = (double)(0); bytes[37] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_k37_expand */
-    flops[38] = (double)(0); bytes[38] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_k38_lm_head */
-    flops[39] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[39] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_k39_rmsnorm */
-    flops[40] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[40] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_k40_rmsnorm */
-    flops[41] = (double)(4*CR*HD2*KVH*REP*V); bytes[41] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_k41_lm_head */
-    flops[42] = (double)(CR*V); bytes[42] = (double)(4*CR + 4*CR*V); /* lm_step_lora_k42_log_softmax */
-    flops[43] = (double)(CR + CR*V + CR*V + CR*V); bytes[43] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_k43_log_softmax */
-    flops[44] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[44] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k44_cross_entropy */
-    flops[45] = (double)(CR + CR + CR); bytes[45] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_k45_cross_entropy */
-    flops[46] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[46] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_k46_log_softmax */
-    flops[47] = (double)(CR + CR*V + CR*V + CR*V); bytes[47] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_k47_cross_entropy */
-    flops[48] = (double)(CR + CR + CR); bytes[48] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_k48_token_stats */
-    flops[49] = (double)(CR + CR + CR); bytes[49] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k49_token_stats */
-    flops[50] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[50] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k50_log_softmax_grad */
-    flops[51] = (double)(4*CR*HD2*KVH*REP*V); bytes[51] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_k51_lm_head_grad_in */
-    flops[52] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[52] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_k52_rmsnorm_grad */
-    flops[53] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[53] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_k53_rmsnorm_grad_scatter_add */
-    flops[54] = (double)(2*B*HD2*KVH*REP*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k54_lm_chunk */
+    flops[15] = (double)(4*B*HD2*KVH*REP*T*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k15_causal_attention_forward */
+    flops[16] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k16_wo */
+    flops[17] = (double)(4*B*HD2*KVH*R*REP*T); bytes[17] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k17_lora_a_wo */
+    flops[18] = (double)(4*B*HD2*KVH*R*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k18_lora_b_wo */
+    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k19_lora */
+    flops[20] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k20_rmsnorm */
+    flops[21] = (double)(4*B*F*HD2*KVH*REP*T); bytes[21] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k21_w1 */
+    flops[22] = (double)(4*B*HD2*KVH*R*REP*T); bytes[22] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k22_lora_a_w1 */
+    flops[23] = (double)(2*B*F*R*T); bytes[23] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k23_lora_b_w1 */
+    flops[24] = (double)(B*F*T + B*F*T); bytes[24] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k24_lora */
+    flops[25] = (double)(4*B*F*HD2*KVH*REP*T); bytes[25] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k25_w3 */
+    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k26_lora_a_w3 */
+    flops[27] = (double)(2*B*F*R*T); bytes[27] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k27_lora_b_w3 */
+    flops[28] = (double)(B*F*T + B*F*T); bytes[28] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k28_lora */
+    flops[29] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[29] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k29_silu */
+    flops[30] = (double)(4*B*F*HD2*KVH*REP*T); bytes[30] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k30_w2 */
+    flops[31] = (double)(2*B*F*R*T); bytes[31] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k31_lora_a_w2 */
+    flops[32] = (double)(4*B*HD2*KVH*R*REP*T); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k32_lora_b_w2 */
+    flops[33] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[33] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k33_lora */
+    flops[34] = (double)(0); bytes[34] = (double)(4); /* lm_step_lora_k34_reshape */
+    flops[35] = (double)(0); bytes[35] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_k35_expand */
+    flops[36] = (double)(0); bytes[36] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_k36_lm_head */
+    flops[37] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[37] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_k37_rmsnorm */
+    flops[38] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[38] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_k38_rmsnorm */
+    flops[39] = (double)(4*CR*HD2*KVH*REP*V); bytes[39] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_k39_lm_head */
+    flops[40] = (double)(CR*V); bytes[40] = (double)(4*CR + 4*CR*V); /* lm_step_lora_k40_log_softmax */
+    flops[41] = (double)(CR + CR*V + CR*V + CR*V); bytes[41] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_k41_log_softmax */
+    flops[42] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[42] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k42_cross_entropy */
+    flops[43] = (double)(CR + CR + CR); bytes[43] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_k43_cross_entropy */
+    flops[44] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[44] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_k44_log_softmax */
+    flops[45] = (double)(CR + CR*V + CR*V + CR*V); bytes[45] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_k45_cross_entropy */
+    flops[46] = (double)(CR + CR + CR); bytes[46] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_k46_token_stats */
+    flops[47] = (double)(CR + CR + CR); bytes[47] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k47_token_stats */
+    flops[48] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[48] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k48_log_softmax_grad */
+    flops[49] = (double)(4*CR*HD2*KVH*REP*V); bytes[49] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_k49_lm_head_grad_in */
+    flops[50] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[50] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_k50_rmsnorm_grad */
+    flops[51] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[51] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_k51_rmsnorm_grad_scatter_add */
+    flops[52] = (double)(2*B*HD2*KVH*REP*T); bytes[52] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k52_lm_chunk */
+    flops[53] = (double)(1); bytes[53] = (double)(4 + 4 + 4); /* lm_step_lora_k53_lm_chunk */
+    flops[54] = (double)(1); bytes[54] = (double)(4 + 4 + 4); /* lm_step_lora_k54_lm_chunk */
     flops[55] = (double)(1); bytes[55] = (double)(4 + 4 + 4); /* lm_step_lora_k55_lm_chunk */
-    flops[56] = (double)(1); bytes[56] = (double)(4 + 4 + 4); /* lm_step_lora_k56_lm_chunk */
-    flops[57] = (double)(1); bytes[57] = (double)(4 + 4 + 4); /* lm_step_lora_k57_lm_chunk */
-    flops[58] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[58] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k58_rmsnorm */
-    flops[59] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k59_rmsnorm */
-    flops[60] = (double)(4*B*HD2*KVH*R*REP*T); bytes[60] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k60_lora_a_wq */
-    flops[61] = (double)(4*B*HD2*KVH*R*REP*T); bytes[61] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k61_lora_a_wk */
-    flops[62] = (double)(4*B*HD2*KVH*R*REP*T); bytes[62] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k62_lora_a_wv */
-    flops[63] = (double)(4*B*HD2*KVH*REP*T*T); bytes[63] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_k63_scores_matmul */
-    flops[64] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[64] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k64_attention */
-    flops[65] = (double)(B*KVH*REP*T*T); bytes[65] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k65_softmax */
-    flops[66] = (double)(B*KVH*REP*T*T); bytes[66] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_k66_softmax */
-    flops[67] = (double)(4*B*HD2*KVH*R*REP*T); bytes[67] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_k67_lora_a_wo */
-    flops[68] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[68] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k68_rmsnorm */
-    flops[69] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k69_rmsnorm */
-    flops[70] = (double)(4*B*HD2*KVH*R*REP*T); bytes[70] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k70_lora_a_w1 */
-    flops[71] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[71] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_k71_silu */
-    flops[72] = (double)(4*B*HD2*KVH*R*REP*T); bytes[72] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k72_lora_a_w3 */
-    flops[73] = (double)(B*F*T); bytes[73] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k73_gate_up */
-    flops[74] = (double)(2*B*F*R*T); bytes[74] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k74_lora_a_w2 */
-    flops[75] = (double)(2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_k75_lora */
-    flops[76] = (double)(4*B*HD2*KVH*R*REP*T); bytes[76] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k76_lora_b_w2_grad_in */
-    flops[77] = (double)(2*B*F*R*T); bytes[77] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k77_lora_a_w2_grad_in */
-    flops[78] = (double)(4*B*F*HD2*KVH*REP*T); bytes[78] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_k78_w2_grad_in */
-    flops[79] = (double)(B*F*T + B*F*T); bytes[79] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k79_ffn_grad */
-    flops[80] = (double)(B*F*T); bytes[80] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k80_lora */
-    flops[81] = (double)(2*B*F*R*T); bytes[81] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k81_lora_b_w3_grad_in */
-    flops[82] = (double)(4*B*HD2*KVH*R*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k82_lora_a_w3_grad_in */
-    flops[83] = (double)(4*B*F*HD2*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k83_w3_grad_in */
-    flops[84] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[84] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k84_silu_grad */
-    flops[85] = (double)(B*F*T); bytes[85] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k85_lora */
-    flops[86] = (double)(2*B*F*R*T); bytes[86] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k86_lora_b_w1_grad_in */
-    flops[87] = (double)(4*B*HD2*KVH*R*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k87_lora_a_w1_grad_in */
-    flops[88] = (double)(4*B*F*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k88_w1_grad_in */
-    flops[89] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k89_rmsnorm_grad */
-    flops[90] = (double)(2*B*HD2*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k90_lora */
-    flops[91] = (double)(4*B*HD2*KVH*R*REP*T); bytes[91] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k91_lora_b_wo_grad_in */
-    flops[92] = (double)(4*B*HD2*KVH*R*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k92_lora_a_wo_grad_in */
-    flops[93] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k93_wo_grad_in */
-    flops[94] = (double)(2*B*HD2*KVH*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k94_attention_grad */
-    flops[95] = (double)(4*B*HD2*KVH*REP*T*T); bytes[95] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k95_attention_grad_matmul */
-    flops[96] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[96] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k96_softmax_grad */
-    flops[97] = (double)(4*B*HD2*KVH*REP*T*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k97_scores_grad_matmul */
-    flops[98] = (double)(4*B*HD2*KVH*REP*T*T); bytes[98] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k98_attention_grad_matmul */
-    flops[99] = (double)(4*B*HD2*KVH*REP*T*T); bytes[99] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k99_attention_grad_matmul */
-    flops[100] = (double)(2*B*HD2*KVH*T); bytes[100] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k100_attention_grad */
-    flops[101] = (double)(4*B*HD2*KVH*R*T); bytes[101] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k101_lora_b_wv_grad_in */
-    flops[102] = (double)(4*B*HD2*KVH*R*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k102_lora_a_wv_grad_in */
-    flops[103] = (double)(0); bytes[103] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k103_attention_grad */
-    flops[104] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k104_wv_grad_in */
-    flops[105] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[105] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_k105_rope_grad */
-    flops[106] = (double)(2*B*HD2*KVH*T); bytes[106] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k106_lora */
-    flops[107] = (double)(4*B*HD2*KVH*R*T); bytes[107] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k107_lora_b_wk_grad_in */
-    flops[108] = (double)(4*B*HD2*KVH*R*REP*T); bytes[108] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k108_lora_a_wk_grad_in */
-    flops[109] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[109] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k109_wk_grad_in */
-    flops[110] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[110] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k110_rope_grad */
-    flops[111] = (double)(2*B*HD2*KVH*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k111_lora */
-    flops[112] = (double)(4*B*HD2*KVH*R*REP*T); bytes[112] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k112_lora_b_wq_grad_in */
-    flops[113] = (double)(4*B*HD2*KVH*R*REP*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k113_lora_a_wq_grad_in */
-    flops[114] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[114] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k114_wq_grad_in */
-    flops[115] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[115] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k115_rmsnorm_grad */
-    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k116_grad_lora_a_wq */
-    flops[117] = (double)(4*B*HD2*KVH*R*REP*T); bytes[117] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k117_grad_lora_b_wq */
-    flops[118] = (double)(4*B*HD2*KVH*R*REP*T); bytes[118] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k118_grad_lora_a_wk */
-    flops[119] = (double)(4*B*HD2*KVH*R*T); bytes[119] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k119_grad_lora_b_wk */
-    flops[120] = (double)(4*B*HD2*KVH*R*REP*T); bytes[120] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k120_grad_lora_a_wv */
-    flops[121] = (double)(4*B*HD2*KVH*R*T); bytes[121] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k121_grad_lora_b_wv */
-    flops[122] = (double)(4*B*HD2*KVH*R*REP*T); bytes[122] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k122_grad_lora_a_wo */
-    flops[123] = (double)(4*B*HD2*KVH*R*REP*T); bytes[123] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k123_grad_lora_b_wo */
-    flops[124] = (double)(4*B*HD2*KVH*R*REP*T); bytes[124] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k124_grad_lora_a_w1 */
-    flops[125] = (double)(2*B*F*R*T); bytes[125] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k125_grad_lora_b_w1 */
-    flops[126] = (double)(2*B*F*R*T); bytes[126] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_k126_grad_lora_a_w2 */
-    flops[127] = (double)(4*B*HD2*KVH*R*REP*T); bytes[127] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k127_grad_lora_b_w2 */
-    flops[128] = (double)(4*B*HD2*KVH*R*REP*T); bytes[128] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k128_grad_lora_a_w3 */
-    flops[129] = (double)(2*B*F*R*T); bytes[129] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k129_grad_lora_b_w3 */
+    flops[56] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[56] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k56_rmsnorm */
+    flops[57] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[57] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k57_rmsnorm */
+    flops[58] = (double)(4*B*HD2*KVH*R*REP*T); bytes[58] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k58_lora_a_wq */
+    flops[59] = (double)(4*B*HD2*KVH*R*REP*T); bytes[59] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k59_lora_a_wk */
+    flops[60] = (double)(4*B*HD2*KVH*R*REP*T); bytes[60] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k60_lora_a_wv */
+    flops[61] = (double)(4*B*HD2*KVH*R*REP*T); bytes[61] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_k61_lora_a_wo */
+    flops[62] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[62] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k62_rmsnorm */
+    flops[63] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k63_rmsnorm */
+    flops[64] = (double)(4*B*HD2*KVH*R*REP*T); bytes[64] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k64_lora_a_w1 */
+    flops[65] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[65] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_k65_silu */
+    flops[66] = (double)(4*B*HD2*KVH*R*REP*T); bytes[66] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k66_lora_a_w3 */
+    flops[67] = (double)(B*F*T); bytes[67] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k67_gate_up */
+    flops[68] = (double)(2*B*F*R*T); bytes[68] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k68_lora_a_w2 */
+    flops[69] = (double)(2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_k69_lora */
+    flops[70] = (double)(4*B*HD2*KVH*R*REP*T); bytes[70] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k70_lora_b_w2_grad_in */
+    flops[71] = (double)(2*B*F*R*T); bytes[71] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k71_lora_a_w2_grad_in */
+    flops[72] = (double)(4*B*F*HD2*KVH*REP*T); bytes[72] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_k72_w2_grad_in */
+    flops[73] = (double)(B*F*T + B*F*T); bytes[73] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k73_ffn_grad */
+    flops[74] = (double)(B*F*T); bytes[74] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k74_lora */
+    flops[75] = (double)(2*B*F*R*T); bytes[75] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k75_lora_b_w3_grad_in */
+    flops[76] = (double)(4*B*HD2*KVH*R*REP*T); bytes[76] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k76_lora_a_w3_grad_in */
+    flops[77] = (double)(4*B*F*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k77_w3_grad_in */
+    flops[78] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[78] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k78_silu_grad */
+    flops[79] = (double)(B*F*T); bytes[79] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k79_lora */
+    flops[80] = (double)(2*B*F*R*T); bytes[80] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k80_lora_b_w1_grad_in */
+    flops[81] = (double)(4*B*HD2*KVH*R*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k81_lora_a_w1_grad_in */
+    flops[82] = (double)(4*B*F*HD2*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k82_w1_grad_in */
+    flops[83] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k83_rmsnorm_grad */
+    flops[84] = (double)(2*B*HD2*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k84_lora */
+    flops[85] = (double)(4*B*HD2*KVH*R*REP*T); bytes[85] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k85_lora_b_wo_grad_in */
+    flops[86] = (double)(4*B*HD2*KVH*R*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k86_lora_a_wo_grad_in */
+    flops[87] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k87_wo_grad_in */
+    flops[88] = (double)(2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k88_attention_grad */
+    flops[89] = (double)(6*B*HD2*KVH*REP*T*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k89_causal_attention_backward_dq */
+    flops[90] = (double)(8*B*HD2*KVH*REP*T*T); bytes[90] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k90_causal_attention_backward_dkv */
+    flops[91] = (double)(2*B*HD2*KVH*T); bytes[91] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k91_lora */
+    flops[92] = (double)(4*B*HD2*KVH*R*T); bytes[92] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k92_lora_b_wv_grad_in */
+    flops[93] = (double)(4*B*HD2*KVH*R*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k93_lora_a_wv_grad_in */
+    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k94_wv_grad_in */
+    flops[95] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[95] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_k95_rope_grad */
+    flops[96] = (double)(2*B*HD2*KVH*T); bytes[96] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k96_lora */
+    flops[97] = (double)(4*B*HD2*KVH*R*T); bytes[97] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k97_lora_b_wk_grad_in */
+    flops[98] = (double)(4*B*HD2*KVH*R*REP*T); bytes[98] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k98_lora_a_wk_grad_in */
+    flops[99] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k99_wk_grad_in */
+    flops[100] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k100_rope_grad */
+    flops[101] = (double)(2*B*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k101_lora */
+    flops[102] = (double)(4*B*HD2*KVH*R*REP*T); bytes[102] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k102_lora_b_wq_grad_in */
+    flops[103] = (double)(4*B*HD2*KVH*R*REP*T); bytes[103] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k103_lora_a_wq_grad_in */
+    flops[104] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k104_wq_grad_in */
+    flops[105] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k105_rmsnorm_grad */
+    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k106_grad_lora_a_wq */
+    flops[107] = (double)(4*B*HD2*KVH*R*REP*T); bytes[107] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k107_grad_lora_b_wq */
+    flops[108] = (double)(4*B*HD2*KVH*R*REP*T); bytes[108] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k108_grad_lora_a_wk */
+    flops[109] = (double)(4*B*HD2*KVH*R*T); bytes[109] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k109_grad_lora_b_wk */
+    flops[110] = (double)(4*B*HD2*KVH*R*REP*T); bytes[110] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k110_grad_lora_a_wv */
+    flops[111] = (double)(4*B*HD2*KVH*R*T); bytes[111] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k111_grad_lora_b_wv */
+    flops[112] = (double)(4*B*HD2*KVH*R*REP*T); bytes[112] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k112_grad_lora_a_wo */
+    flops[113] = (double)(4*B*HD2*KVH*R*REP*T); bytes[113] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k113_grad_lora_b_wo */
+    flops[114] = (double)(4*B*HD2*KVH*R*REP*T); bytes[114] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k114_grad_lora_a_w1 */
+    flops[115] = (double)(2*B*F*R*T); bytes[115] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k115_grad_lora_b_w1 */
+    flops[116] = (double)(2*B*F*R*T); bytes[116] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_k116_grad_lora_a_w2 */
+    flops[117] = (double)(4*B*HD2*KVH*R*REP*T); bytes[117] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k117_grad_lora_b_w2 */
+    flops[118] = (double)(4*B*HD2*KVH*R*REP*T); bytes[118] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k118_grad_lora_a_w3 */
+    flops[119] = (double)(2*B*F*R*T); bytes[119] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k119_grad_lora_b_w3 */
     (void)args;
 }
 
@@ -4521,123 +4370,113 @@ static const char *const llama_train_lm_step_lora_kernel_names[] = {
     "lm_step_lora_k12_lora_a_wv",
     "lm_step_lora_k13_lora_b_wv",
     "lm_step_lora_k14_lora",
-    "lm_step_lora_k15_scores_matmul",
-    "lm_step_lora_k16_attention",
-    "lm_step_lora_k17_saved_attn",
-    "lm_step_lora_k18_wo",
-    "lm_step_lora_k19_lora_a_wo",
-    "lm_step_lora_k20_lora_b_wo",
-    "lm_step_lora_k21_lora",
-    "lm_step_lora_k22_rmsnorm",
-    "lm_step_lora_k23_w1",
-    "lm_step_lora_k24_lora_a_w1",
-    "lm_step_lora_k25_lora_b_w1",
-    "lm_step_lora_k26_lora",
-    "lm_step_lora_k27_w3",
-    "lm_step_lora_k28_lora_a_w3",
-    "lm_step_lora_k29_lora_b_w3",
-    "lm_step_lora_k30_lora",
-    "lm_step_lora_k31_silu",
-    "lm_step_lora_k32_w2",
-    "lm_step_lora_k33_lora_a_w2",
-    "lm_step_lora_k34_lora_b_w2",
-    "lm_step_lora_k35_lora",
-    "lm_step_lora_k36_reshape",
-    "lm_step_lora_k37_expand",
-    "lm_step_lora_k38_lm_head",
-    "lm_step_lora_k39_rmsnorm",
-    "lm_step_lora_k40_rmsnorm",
-    "lm_step_lora_k41_lm_head",
-    "lm_step_lora_k42_log_softmax",
-    "lm_step_lora_k43_log_softmax",
-    "lm_step_lora_k44_cross_entropy",
+    "lm_step_lora_k15_causal_attention_forward",
+    "lm_step_lora_k16_wo",
+    "lm_step_lora_k17_lora_a_wo",
+    "lm_step_lora_k18_lora_b_wo",
+    "lm_step_lora_k19_lora",
+    "lm_step_lora_k20_rmsnorm",
+    "lm_step_lora_k21_w1",
+    "lm_step_lora_k22_lora_a_w1",
+    "lm_step_lora_k23_lora_b_w1",
+    "lm_step_lora_k24_lora",
+    "lm_step_lora_k25_w3",
+    "lm_step_lora_k26_lora_a_w3",
+    "lm_step_lora_k27_lora_b_w3",
+    "lm_step_lora_k28_lora",
+    "lm_step_lora_k29_silu",
+    "lm_step_lora_k30_w2",
+    "lm_step_lora_k31_lora_a_w2",
+    "lm_step_lora_k32_lora_b_w2",
+    "lm_step_lora_k33_lora",
+    "lm_step_lora_k34_reshape",
+    "lm_step_lora_k35_expand",
+    "lm_step_lora_k36_lm_head",
+    "lm_step_lora_k37_rmsnorm",
+    "lm_step_lora_k38_rmsnorm",
+    "lm_step_lora_k39_lm_head",
+    "lm_step_lora_k40_log_softmax",
+    "lm_step_lora_k41_log_softmax",
+    "lm_step_lora_k42_cross_entropy",
+    "lm_step_lora_k43_cross_entropy",
+    "lm_step_lora_k44_log_softmax",
     "lm_step_lora_k45_cross_entropy",
-    "lm_step_lora_k46_log_softmax",
-    "lm_step_lora_k47_cross_entropy",
-    "lm_step_lora_k48_token_stats",
-    "lm_step_lora_k49_token_stats",
-    "lm_step_lora_k50_log_softmax_grad",
-    "lm_step_lora_k51_lm_head_grad_in",
-    "lm_step_lora_k52_rmsnorm_grad",
-    "lm_step_lora_k53_rmsnorm_grad_scatter_add",
+    "lm_step_lora_k46_token_stats",
+    "lm_step_lora_k47_token_stats",
+    "lm_step_lora_k48_log_softmax_grad",
+    "lm_step_lora_k49_lm_head_grad_in",
+    "lm_step_lora_k50_rmsnorm_grad",
+    "lm_step_lora_k51_rmsnorm_grad_scatter_add",
+    "lm_step_lora_k52_lm_chunk",
+    "lm_step_lora_k53_lm_chunk",
     "lm_step_lora_k54_lm_chunk",
     "lm_step_lora_k55_lm_chunk",
-    "lm_step_lora_k56_lm_chunk",
-    "lm_step_lora_k57_lm_chunk",
-    "lm_step_lora_k58_rmsnorm",
-    "lm_step_lora_k59_rmsnorm",
-    "lm_step_lora_k60_lora_a_wq",
-    "lm_step_lora_k61_lora_a_wk",
-    "lm_step_lora_k62_lora_a_wv",
-    "lm_step_lora_k63_scores_matmul",
-    "lm_step_lora_k64_attention",
-    "lm_step_lora_k65_softmax",
-    "lm_step_lora_k66_softmax",
-    "lm_step_lora_k67_lora_a_wo",
-    "lm_step_lora_k68_rmsnorm",
-    "lm_step_lora_k69_rmsnorm",
-    "lm_step_lora_k70_lora_a_w1",
-    "lm_step_lora_k71_silu",
-    "lm_step_lora_k72_lora_a_w3",
-    "lm_step_lora_k73_gate_up",
-    "lm_step_lora_k74_lora_a_w2",
-    "lm_step_lora_k75_lora",
-    "lm_step_lora_k76_lora_b_w2_grad_in",
-    "lm_step_lora_k77_lora_a_w2_grad_in",
-    "lm_step_lora_k78_w2_grad_in",
-    "lm_step_lora_k79_ffn_grad",
-    "lm_step_lora_k80_lora",
-    "lm_step_lora_k81_lora_b_w3_grad_in",
-    "lm_step_lora_k82_lora_a_w3_grad_in",
-    "lm_step_lora_k83_w3_grad_in",
-    "lm_step_lora_k84_silu_grad",
-    "lm_step_lora_k85_lora",
-    "lm_step_lora_k86_lora_b_w1_grad_in",
-    "lm_step_lora_k87_lora_a_w1_grad_in",
-    "lm_step_lora_k88_w1_grad_in",
-    "lm_step_lora_k89_rmsnorm_grad",
-    "lm_step_lora_k90_lora",
-    "lm_step_lora_k91_lora_b_wo_grad_in",
-    "lm_step_lora_k92_lora_a_wo_grad_in",
-    "lm_step_lora_k93_wo_grad_in",
-    "lm_step_lora_k94_attention_grad",
-    "lm_step_lora_k95_attention_grad_matmul",
-    "lm_step_lora_k96_softmax_grad",
-    "lm_step_lora_k97_scores_grad_matmul",
-    "lm_step_lora_k98_attention_grad_matmul",
-    "lm_step_lora_k99_attention_grad_matmul",
-    "lm_step_lora_k100_attention_grad",
-    "lm_step_lora_k101_lora_b_wv_grad_in",
-    "lm_step_lora_k102_lora_a_wv_grad_in",
-    "lm_step_lora_k103_attention_grad",
-    "lm_step_lora_k104_wv_grad_in",
-    "lm_step_lora_k105_rope_grad",
-    "lm_step_lora_k106_lora",
-    "lm_step_lora_k107_lora_b_wk_grad_in",
-    "lm_step_lora_k108_lora_a_wk_grad_in",
-    "lm_step_lora_k109_wk_grad_in",
-    "lm_step_lora_k110_rope_grad",
-    "lm_step_lora_k111_lora",
-    "lm_step_lora_k112_lora_b_wq_grad_in",
-    "lm_step_lora_k113_lora_a_wq_grad_in",
-    "lm_step_lora_k114_wq_grad_in",
-    "lm_step_lora_k115_rmsnorm_grad",
-    "lm_step_lora_k116_grad_lora_a_wq",
-    "lm_step_lora_k117_grad_lora_b_wq",
-    "lm_step_lora_k118_grad_lora_a_wk",
-    "lm_step_lora_k119_grad_lora_b_wk",
-    "lm_step_lora_k120_grad_lora_a_wv",
-    "lm_step_lora_k121_grad_lora_b_wv",
-    "lm_step_lora_k122_grad_lora_a_wo",
-    "lm_step_lora_k123_grad_lora_b_wo",
-    "lm_step_lora_k124_grad_lora_a_w1",
-    "lm_step_lora_k125_grad_lora_b_w1",
-    "lm_step_lora_k126_grad_lora_a_w2",
-    "lm_step_lora_k127_grad_lora_b_w2",
-    "lm_step_lora_k128_grad_lora_a_w3",
-    "lm_step_lora_k129_grad_lora_b_w3",
+    "lm_step_lora_k56_rmsnorm",
+    "lm_step_lora_k57_rmsnorm",
+    "lm_step_lora_k58_lora_a_wq",
+    "lm_step_lora_k59_lora_a_wk",
+    "lm_step_lora_k60_lora_a_wv",
+    "lm_step_lora_k61_lora_a_wo",
+    "lm_step_lora_k62_rmsnorm",
+    "lm_step_lora_k63_rmsnorm",
+    "lm_step_lora_k64_lora_a_w1",
+    "lm_step_lora_k65_silu",
+    "lm_step_lora_k66_lora_a_w3",
+    "lm_step_lora_k67_gate_up",
+    "lm_step_lora_k68_lora_a_w2",
+    "lm_step_lora_k69_lora",
+    "lm_step_lora_k70_lora_b_w2_grad_in",
+    "lm_step_lora_k71_lora_a_w2_grad_in",
+    "lm_step_lora_k72_w2_grad_in",
+    "lm_step_lora_k73_ffn_grad",
+    "lm_step_lora_k74_lora",
+    "lm_step_lora_k75_lora_b_w3_grad_in",
+    "lm_step_lora_k76_lora_a_w3_grad_in",
+    "lm_step_lora_k77_w3_grad_in",
+    "lm_step_lora_k78_silu_grad",
+    "lm_step_lora_k79_lora",
+    "lm_step_lora_k80_lora_b_w1_grad_in",
+    "lm_step_lora_k81_lora_a_w1_grad_in",
+    "lm_step_lora_k82_w1_grad_in",
+    "lm_step_lora_k83_rmsnorm_grad",
+    "lm_step_lora_k84_lora",
+    "lm_step_lora_k85_lora_b_wo_grad_in",
+    "lm_step_lora_k86_lora_a_wo_grad_in",
+    "lm_step_lora_k87_wo_grad_in",
+    "lm_step_lora_k88_attention_grad",
+    "lm_step_lora_k89_causal_attention_backward_dq",
+    "lm_step_lora_k90_causal_attention_backward_dkv",
+    "lm_step_lora_k91_lora",
+    "lm_step_lora_k92_lora_b_wv_grad_in",
+    "lm_step_lora_k93_lora_a_wv_grad_in",
+    "lm_step_lora_k94_wv_grad_in",
+    "lm_step_lora_k95_rope_grad",
+    "lm_step_lora_k96_lora",
+    "lm_step_lora_k97_lora_b_wk_grad_in",
+    "lm_step_lora_k98_lora_a_wk_grad_in",
+    "lm_step_lora_k99_wk_grad_in",
+    "lm_step_lora_k100_rope_grad",
+    "lm_step_lora_k101_lora",
+    "lm_step_lora_k102_lora_b_wq_grad_in",
+    "lm_step_lora_k103_lora_a_wq_grad_in",
+    "lm_step_lora_k104_wq_grad_in",
+    "lm_step_lora_k105_rmsnorm_grad",
+    "lm_step_lora_k106_grad_lora_a_wq",
+    "lm_step_lora_k107_grad_lora_b_wq",
+    "lm_step_lora_k108_grad_lora_a_wk",
+    "lm_step_lora_k109_grad_lora_b_wk",
+    "lm_step_lora_k110_grad_lora_a_wv",
+    "lm_step_lora_k111_grad_lora_b_wv",
+    "lm_step_lora_k112_grad_lora_a_wo",
+    "lm_step_lora_k113_grad_lora_b_wo",
+    "lm_step_lora_k114_grad_lora_a_w1",
+    "lm_step_lora_k115_grad_lora_b_w1",
+    "lm_step_lora_k116_grad_lora_a_w2",
+    "lm_step_lora_k117_grad_lora_b_w2",
+    "lm_step_lora_k118_grad_lora_a_w3",
+    "lm_step_lora_k119_grad_lora_b_w3",
 };
-const la_program_info llama_train_lm_step_lora_info = { "llama_train.lm_step_lora", 77, 130, llama_train_lm_step_lora_kernel_names, llama_train_lm_step_lora_run, llama_train_lm_step_lora_arena, llama_train_lm_step_lora_cost };
+const la_program_info llama_train_lm_step_lora_info = { "llama_train.lm_step_lora", 78, 120, llama_train_lm_step_lora_kernel_names, llama_train_lm_step_lora_run, llama_train_lm_step_lora_arena, llama_train_lm_step_lora_cost };
 
 /* ===== program 'lm_step_lora_dropout' ===== */
 
@@ -5012,79 +4851,76 @@ static void lm_step_lora_dropout_k17_lora(float *restrict saved_v, const float *
     }
 }
 
-/* lm_step_lora_dropout_k18_scores_matmul: t15[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
-static void lm_step_lora_dropout_k18_scores_matmul(float *restrict t15, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k18_causal_attention_forward: causal attention (s ≤ 0 + t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+static void lm_step_lora_dropout_k18_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t15 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
-}
-
-/* lm_step_lora_dropout_k19_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void lm_step_lora_dropout_k19_attention(float *restrict t16, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t15[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v5 = (float)i3 + 0.0f;
-            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t15[r * n + j1]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t16[r * n + j1] = v11;
-            acc1 += v11;
-        }
-        for (long j = 0; j < n; j++) {
-            float v12 = (t16[r * n + j]) / acc1;
-            t16[r * n + j] = v12;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float p[ns];   /* one row of scores */
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const long last = start + t < ns ? start + t : ns - 1;
+                /* scores of the visible keys, and their max */
+                float m = -INFINITY;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh;
+                    float dot = 0.0f;
+                    #pragma omp simd reduction(+:dot)
+                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
+                    float x = dot * scale;
+                    p[s] = x;
+                    m = x > m ? x : m;
+                }
+                /* softmax numerators and their sum */
+                float sum = 0.0f;
+                if (m > -INFINITY) {
+                    #pragma omp simd reduction(+:sum)
+                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
+                }
+                saved_lse[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+                /* out = Σ_s p_s/sum · v_s */
+                float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
+                if (sum > 0.0f) {
+                    const float inv = 1.0f / sum;
+                    for (long s = 0; s <= last; s++) {
+                        if (p[s] == 0.0f) continue;
+                        const float w = p[s] * inv;
+                        const float *vs = vp + b * vsb + s * vss + g * vsh;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+                    }
+                }
+            }
         }
     }
 }
 
-/* lm_step_lora_dropout_k20_saved_attn: saved_attn[B, KVH, REP, T, HD] = t16 · saved_v  [layer/attention/attention; layer/attention] */
-static void lm_step_lora_dropout_k20_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t16 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
-}
-
-/* lm_step_lora_dropout_k21_wo: t17[B*T, D] = saved_attn · woᵀ  [layer/attention] */
-static void lm_step_lora_dropout_k21_wo(float *restrict t17, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k19_wo: t15[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_lora_dropout_k19_wo(float *restrict t15, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t17, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t15, D);
         return;
     }
     la_blas_pool(0);
@@ -5094,12 +4930,12 @@ static void lm_step_lora_dropout_k21_wo(float *restrict t17, const float *restri
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
-        (t17)[r] = acc;
+        (t15)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k22_dropout: t18 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/attention] */
-static void lm_step_lora_dropout_k22_dropout(float *restrict t18, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k20_dropout: t16 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/attention] */
+static void lm_step_lora_dropout_k20_dropout(float *restrict t16, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5111,16 +4947,16 @@ static void lm_step_lora_dropout_k22_dropout(float *restrict t18, const float *r
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
             float v2 = (saved_attn[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t18[r * n + j] = v5;
+            t16[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k23_lora_a_wo: t19[B*T, R] = t18 · lora_a_woᵀ  [layer/attention/lora] */
-static void lm_step_lora_dropout_k23_lora_a_wo(float *restrict t19, const float *restrict lora_a_wo, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k21_lora_a_wo: t17[B*T, R] = t16 · lora_a_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k21_lora_a_wo(float *restrict t17, const float *restrict lora_a_wo, const float *restrict t16, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t18, D, lora_a_wo, D, 0.0f, t19, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t16, D, lora_a_wo, D, 0.0f, t17, R);
         return;
     }
     la_blas_pool(0);
@@ -5129,16 +4965,16 @@ static void lm_step_lora_dropout_k23_lora_a_wo(float *restrict t19, const float 
         const float *restrict wr = lora_a_wo + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
-        (t19)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
+        (t17)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k24_lora_b_wo: t20[B*T, D] = t19 · lora_b_woᵀ  [layer/attention/lora] */
-static void lm_step_lora_dropout_k24_lora_b_wo(float *restrict t20, const float *restrict lora_b_wo, const float *restrict t19, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k22_lora_b_wo: t18[B*T, D] = t17 · lora_b_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k22_lora_b_wo(float *restrict t18, const float *restrict lora_b_wo, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t19, R, lora_b_wo, R, 0.0f, t20, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t17, R, lora_b_wo, R, 0.0f, t18, D);
         return;
     }
     la_blas_pool(0);
@@ -5147,28 +4983,28 @@ static void lm_step_lora_dropout_k24_lora_b_wo(float *restrict t20, const float 
         const float *restrict wr = lora_b_wo + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t19)[c];
-        (t20)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t17)[c];
+        (t18)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k25_lora: saved_h = carry0 + t17 + lora_scale_wo · t20  [layer/attention; layer/attention/lora; layer] */
-static void lm_step_lora_dropout_k25_lora(float *restrict saved_h, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict t17, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k23_lora: saved_h = carry0 + t15 + lora_scale_wo · t18  [layer/attention; layer/attention/lora; layer] */
+static void lm_step_lora_dropout_k23_lora(float *restrict saved_h, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict t15, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wo[0]) * (t20[r * n + j]);
-            float v1 = t17[r * n + j] + v0;
+            float v0 = (lora_scale_wo[0]) * (t18[r * n + j]);
+            float v1 = t15[r * n + j] + v0;
             float v2 = carry0[r * n + j] + v1;
             saved_h[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_lora_dropout_k26_rmsnorm: t21 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
-static void lm_step_lora_dropout_k26_rmsnorm(float *restrict t21, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k24_rmsnorm: t19 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_lora_dropout_k24_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5185,16 +5021,16 @@ static void lm_step_lora_dropout_k26_rmsnorm(float *restrict t21, const float *r
         for (long j = 0; j < n; j++) {
             float v4 = (saved_h[r * n + j]) * v3;
             float v5 = v4 * (ffn_norm[j]);
-            t21[r * n + j] = v5;
+            t19[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k27_w1: t22[B*T, F] = t21 · w1ᵀ  [layer/ffn/gate_up] */
-static void lm_step_lora_dropout_k27_w1(float *restrict t22, const float *restrict w1, const float *restrict t21, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k25_w1: t20[B*T, F] = t19 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_dropout_k25_w1(float *restrict t20, const float *restrict w1, const float *restrict t19, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t21, D, w1, D, 0.0f, t22, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t19, D, w1, D, 0.0f, t20, F);
         return;
     }
     la_blas_pool(0);
@@ -5203,13 +5039,13 @@ static void lm_step_lora_dropout_k27_w1(float *restrict t22, const float *restri
         const float *restrict wr = w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t21)[c];
-        (t22)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
+        (t20)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k28_dropout: t23 = (t21 · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
-static void lm_step_lora_dropout_k28_dropout(float *restrict t23, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w1, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k26_dropout: t21 = (t19 · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k26_dropout(float *restrict t21, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w1, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5219,18 +5055,18 @@ static void lm_step_lora_dropout_k28_dropout(float *restrict t23, const float *r
         for (long j = 0; j < n; j++) {
             float v0 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), r * n + j);
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
-            float v2 = (t21[r * n + j]) * v1;
+            float v2 = (t19[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t23[r * n + j] = v5;
+            t21[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k29_lora_a_w1: t24[B*T, R] = t23 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k29_lora_a_w1(float *restrict t24, const float *restrict lora_a_w1, const float *restrict t23, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k27_lora_a_w1: t22[B*T, R] = t21 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k27_lora_a_w1(float *restrict t22, const float *restrict lora_a_w1, const float *restrict t21, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t23, D, lora_a_w1, D, 0.0f, t24, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t21, D, lora_a_w1, D, 0.0f, t22, R);
         return;
     }
     la_blas_pool(0);
@@ -5239,15 +5075,15 @@ static void lm_step_lora_dropout_k29_lora_a_w1(float *restrict t24, const float 
         const float *restrict wr = lora_a_w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t23)[c];
-        (t24)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t21)[c];
+        (t22)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k30_lora_b_w1: t25[B*T, F] = t24 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k30_lora_b_w1(float *restrict t25, const float *restrict lora_b_w1, const float *restrict t24, long B, long F, long R, long T) {
+/* lm_step_lora_dropout_k28_lora_b_w1: t23[B*T, F] = t22 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k28_lora_b_w1(float *restrict t23, const float *restrict lora_b_w1, const float *restrict t22, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t24, R, lora_b_w1, R, 0.0f, t25, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t22, R, lora_b_w1, R, 0.0f, t23, F);
         return;
     }
     la_blas_pool(0);
@@ -5256,29 +5092,29 @@ static void lm_step_lora_dropout_k30_lora_b_w1(float *restrict t25, const float 
         const float *restrict wr = lora_b_w1 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t24)[c];
-        (t25)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t22)[c];
+        (t23)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k31_lora: saved_gate = t22 + lora_scale_w1 · t25  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k31_lora(float *restrict saved_gate, const float *restrict lora_scale_w1, const float *restrict t22, const float *restrict t25, long B, long F, long T) {
+/* lm_step_lora_dropout_k29_lora: saved_gate = t20 + lora_scale_w1 · t23  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k29_lora(float *restrict saved_gate, const float *restrict lora_scale_w1, const float *restrict t20, const float *restrict t23, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w1[0]) * (t25[r * n + j]);
-            float v1 = t22[r * n + j] + v0;
+            float v0 = (lora_scale_w1[0]) * (t23[r * n + j]);
+            float v1 = t20[r * n + j] + v0;
             saved_gate[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_lora_dropout_k32_w3: t26[B*T, F] = t21 · w3ᵀ  [layer/ffn/gate_up] */
-static void lm_step_lora_dropout_k32_w3(float *restrict t26, const float *restrict w3, const float *restrict t21, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k30_w3: t24[B*T, F] = t19 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_dropout_k30_w3(float *restrict t24, const float *restrict w3, const float *restrict t19, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t21, D, w3, D, 0.0f, t26, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t19, D, w3, D, 0.0f, t24, F);
         return;
     }
     la_blas_pool(0);
@@ -5287,13 +5123,13 @@ static void lm_step_lora_dropout_k32_w3(float *restrict t26, const float *restri
         const float *restrict wr = w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t21)[c];
-        (t26)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
+        (t24)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k33_dropout: t27 = (t21 · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
-static void lm_step_lora_dropout_k33_dropout(float *restrict t27, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w3, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k31_dropout: t25 = (t19 · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k31_dropout(float *restrict t25, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w3, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5303,18 +5139,18 @@ static void lm_step_lora_dropout_k33_dropout(float *restrict t27, const float *r
         for (long j = 0; j < n; j++) {
             float v0 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), r * n + j);
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
-            float v2 = (t21[r * n + j]) * v1;
+            float v2 = (t19[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t27[r * n + j] = v5;
+            t25[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k34_lora_a_w3: t28[B*T, R] = t27 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k34_lora_a_w3(float *restrict t28, const float *restrict lora_a_w3, const float *restrict t27, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k32_lora_a_w3: t26[B*T, R] = t25 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k32_lora_a_w3(float *restrict t26, const float *restrict lora_a_w3, const float *restrict t25, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t27, D, lora_a_w3, D, 0.0f, t28, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t25, D, lora_a_w3, D, 0.0f, t26, R);
         return;
     }
     la_blas_pool(0);
@@ -5323,15 +5159,15 @@ static void lm_step_lora_dropout_k34_lora_a_w3(float *restrict t28, const float 
         const float *restrict wr = lora_a_w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t27)[c];
-        (t28)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t25)[c];
+        (t26)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k35_lora_b_w3: t29[B*T, F] = t28 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k35_lora_b_w3(float *restrict t29, const float *restrict lora_b_w3, const float *restrict t28, long B, long F, long R, long T) {
+/* lm_step_lora_dropout_k33_lora_b_w3: t27[B*T, F] = t26 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k33_lora_b_w3(float *restrict t27, const float *restrict lora_b_w3, const float *restrict t26, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t28, R, lora_b_w3, R, 0.0f, t29, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t26, R, lora_b_w3, R, 0.0f, t27, F);
         return;
     }
     la_blas_pool(0);
@@ -5340,26 +5176,26 @@ static void lm_step_lora_dropout_k35_lora_b_w3(float *restrict t29, const float 
         const float *restrict wr = lora_b_w3 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t28)[c];
-        (t29)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t26)[c];
+        (t27)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k36_lora: saved_up = t26 + lora_scale_w3 · t29  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k36_lora(float *restrict saved_up, const float *restrict lora_scale_w3, const float *restrict t26, const float *restrict t29, long B, long F, long T) {
+/* lm_step_lora_dropout_k34_lora: saved_up = t24 + lora_scale_w3 · t27  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k34_lora(float *restrict saved_up, const float *restrict lora_scale_w3, const float *restrict t24, const float *restrict t27, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w3[0]) * (t29[r * n + j]);
-            float v1 = t26[r * n + j] + v0;
+            float v0 = (lora_scale_w3[0]) * (t27[r * n + j]);
+            float v1 = t24[r * n + j] + v0;
             saved_up[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_lora_dropout_k37_silu: t30 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/attention/lora/dropout; layer/ffn/gate_up/silu; layer/ffn/gate_up] */
-static void lm_step_lora_dropout_k37_silu(float *restrict t30, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+/* lm_step_lora_dropout_k35_silu: t28 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/attention/lora/dropout; layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_lora_dropout_k35_silu(float *restrict t28, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5369,16 +5205,16 @@ static void lm_step_lora_dropout_k37_silu(float *restrict t30, const float *rest
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
             float v4 = v3 * (saved_up[r * n + j]);
-            t30[r * n + j] = v4;
+            t28[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_dropout_k38_w2: t31[B*T, D] = t30 · w2ᵀ  [layer/ffn] */
-static void lm_step_lora_dropout_k38_w2(float *restrict t31, const float *restrict w2, const float *restrict t30, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k36_w2: t29[B*T, D] = t28 · w2ᵀ  [layer/ffn] */
+static void lm_step_lora_dropout_k36_w2(float *restrict t29, const float *restrict w2, const float *restrict t28, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t30, F, w2, F, 0.0f, t31, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t28, F, w2, F, 0.0f, t29, D);
         return;
     }
     la_blas_pool(0);
@@ -5387,13 +5223,13 @@ static void lm_step_lora_dropout_k38_w2(float *restrict t31, const float *restri
         const float *restrict wr = w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t30)[c];
-        (t31)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t28)[c];
+        (t29)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k39_dropout: t32 = (t30 · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn; layer/ffn/lora/dropout] */
-static void lm_step_lora_dropout_k39_dropout(float *restrict t32, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t30, long B, long F, long T) {
+/* lm_step_lora_dropout_k37_dropout: t30 = (t28 · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn; layer/ffn/lora/dropout] */
+static void lm_step_lora_dropout_k37_dropout(float *restrict t30, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t28, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5402,17 +5238,17 @@ static void lm_step_lora_dropout_k39_dropout(float *restrict t32, const float *r
         for (long j = 0; j < n; j++) {
             float v0 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), r * n + j);
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
-            float v2 = (t30[r * n + j]) * v1;
+            float v2 = (t28[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t32[r * n + j] = v5;
+            t30[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k40_lora_a_w2: t33[B*T, R] = t32 · lora_a_w2ᵀ  [layer/ffn/lora] */
-static void lm_step_lora_dropout_k40_lora_a_w2(float *restrict t33, const float *restrict lora_a_w2, const float *restrict t32, long B, long F, long R, long T) {
+/* lm_step_lora_dropout_k38_lora_a_w2: t31[B*T, R] = t30 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_dropout_k38_lora_a_w2(float *restrict t31, const float *restrict lora_a_w2, const float *restrict t30, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t32, F, lora_a_w2, F, 0.0f, t33, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t30, F, lora_a_w2, F, 0.0f, t31, R);
         return;
     }
     la_blas_pool(0);
@@ -5421,16 +5257,16 @@ static void lm_step_lora_dropout_k40_lora_a_w2(float *restrict t33, const float 
         const float *restrict wr = lora_a_w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t32)[c];
-        (t33)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t30)[c];
+        (t31)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k41_lora_b_w2: t34[B*T, D] = t33 · lora_b_w2ᵀ  [layer/ffn/lora] */
-static void lm_step_lora_dropout_k41_lora_b_w2(float *restrict t34, const float *restrict lora_b_w2, const float *restrict t33, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k39_lora_b_w2: t32[B*T, D] = t31 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_dropout_k39_lora_b_w2(float *restrict t32, const float *restrict lora_b_w2, const float *restrict t31, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t33, R, lora_b_w2, R, 0.0f, t34, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t31, R, lora_b_w2, R, 0.0f, t32, D);
         return;
     }
     la_blas_pool(0);
@@ -5439,46 +5275,46 @@ static void lm_step_lora_dropout_k41_lora_b_w2(float *restrict t34, const float 
         const float *restrict wr = lora_b_w2 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t33)[c];
-        (t34)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t31)[c];
+        (t32)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k42_lora: carry0_next = saved_h + t31 + lora_scale_w2 · t34  [layer/ffn; layer/ffn/lora; layer] */
-static void lm_step_lora_dropout_k42_lora(float *restrict carry0_next, const float *restrict lora_scale_w2, const float *restrict saved_h, const float *restrict t31, const float *restrict t34, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k40_lora: carry0_next = saved_h + t29 + lora_scale_w2 · t32  [layer/ffn; layer/ffn/lora; layer] */
+static void lm_step_lora_dropout_k40_lora(float *restrict carry0_next, const float *restrict lora_scale_w2, const float *restrict saved_h, const float *restrict t29, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w2[0]) * (t34[r * n + j]);
-            float v1 = t31[r * n + j] + v0;
+            float v0 = (lora_scale_w2[0]) * (t32[r * n + j]);
+            float v1 = t29[r * n + j] + v0;
             float v2 = saved_h[r * n + j] + v1;
             carry0_next[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_lora_dropout_k43_reshape: t35 = 0 */
-static void lm_step_lora_dropout_k43_reshape(float *restrict t35) {
+/* lm_step_lora_dropout_k41_reshape: t33 = 0 */
+static void lm_step_lora_dropout_k41_reshape(float *restrict t33) {
     const long n = 1;
-    t35[0] = 0.0f;
+    t33[0] = 0.0f;
 }
 
-/* lm_step_lora_dropout_k44_expand: t36 = 0 */
-static void lm_step_lora_dropout_k44_expand(float *restrict t36, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k42_expand: t34 = 0 */
+static void lm_step_lora_dropout_k42_expand(float *restrict t34, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            t36[r * n + j] = 0.0f;
+            t34[r * n + j] = 0.0f;
         }
     }
 }
 
-/* lm_step_lora_dropout_k45_lm_head: t37 = carry0[scored]  [lm_chunk/lm_head] */
-static void lm_step_lora_dropout_k45_lm_head(float *restrict t37, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_dropout_k43_lm_head: t35 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_lora_dropout_k43_lm_head(float *restrict t35, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5486,13 +5322,13 @@ static void lm_step_lora_dropout_k45_lm_head(float *restrict t37, const float *r
         const long i0 = r;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[(long)scored[i0] * D + j];
-            t37[r * n + j] = v0;
+            t35[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k46_rmsnorm: t38 = Σ(t37²)  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_lora_dropout_k46_rmsnorm(float *restrict t38, const float *restrict t37, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_dropout_k44_rmsnorm: t36 = Σ(t35²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_dropout_k44_rmsnorm(float *restrict t36, const float *restrict t35, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -5501,36 +5337,36 @@ static void lm_step_lora_dropout_k46_rmsnorm(float *restrict t38, const float *r
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t37[r * n + j0]) * (t37[r * n + j0]);
+            float v0 = (t35[r * n + j0]) * (t35[r * n + j0]);
             acc0 += v0;
         }
-        t38[r] = acc0;
+        t36[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k47_rmsnorm: t39 = (t37 · rsqrt(t38 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_lora_dropout_k47_rmsnorm(float *restrict t39, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t37, const float *restrict t38, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_dropout_k45_rmsnorm: t37 = (t35 · rsqrt(t36 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_dropout_k45_rmsnorm(float *restrict t37, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t35, const float *restrict t36, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t38[i0]) / ((float)(D));
+        float v0 = (t36[i0]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v3 = (t37[r * n + j]) * v2;
+            float v3 = (t35[r * n + j]) * v2;
             float v4 = v3 * (final_norm[j]);
-            t39[r * n + j] = v4;
+            t37[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_dropout_k48_lm_head: t40[CR, V] = t39 · lm_headᵀ  [lm_chunk/lm_head] */
-static void lm_step_lora_dropout_k48_lm_head(float *restrict t40, const float *restrict lm_head, const float *restrict t39, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_lora_dropout_k46_lm_head: t38[CR, V] = t37 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_lora_dropout_k46_lm_head(float *restrict t38, const float *restrict lm_head, const float *restrict t37, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     if (CR != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t39, D, lm_head, D, 0.0f, t40, V);
+        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t37, D, lm_head, D, 0.0f, t38, V);
         return;
     }
     la_blas_pool(0);
@@ -5539,13 +5375,13 @@ static void lm_step_lora_dropout_k48_lm_head(float *restrict t40, const float *r
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t39)[c];
-        (t40)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t37)[c];
+        (t38)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k49_log_softmax: t41 = max(t40)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
-static void lm_step_lora_dropout_k49_log_softmax(float *restrict t41, const float *restrict t40, long CR, long V) {
+/* lm_step_lora_dropout_k47_log_softmax: t39 = max(t38)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_dropout_k47_log_softmax(float *restrict t39, const float *restrict t38, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5553,93 +5389,93 @@ static void lm_step_lora_dropout_k49_log_softmax(float *restrict t41, const floa
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t40[r * n + j0]);
+            acc0 = fmaxf(acc0, t38[r * n + j0]);
         }
-        t41[r] = acc0;
+        t39[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k50_log_softmax: t42 = Σ(exp(t40 - t41))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
-static void lm_step_lora_dropout_k50_log_softmax(float *restrict t42, const float *restrict t40, const float *restrict t41, long CR, long V) {
+/* lm_step_lora_dropout_k48_log_softmax: t40 = Σ(exp(t38 - t39))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_dropout_k48_log_softmax(float *restrict t40, const float *restrict t38, const float *restrict t39, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t41[i0];
+        float v0 = t39[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t40[r * n + j0] - v0;
+            float v1 = t38[r * n + j0] - v0;
             float v2 = la_expf(v1);
             acc0 += v2;
         }
-        t42[r] = acc0;
+        t40[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k51_cross_entropy: t43 = Σ((t40 - t41 - log(t42)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
-static void lm_step_lora_dropout_k51_cross_entropy(float *restrict t43, const float *restrict t40, const int32_t *restrict targets, const float *restrict t41, const float *restrict t42, long CR, long V) {
+/* lm_step_lora_dropout_k49_cross_entropy: t41 = Σ((t38 - t39 - log(t40)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_lora_dropout_k49_cross_entropy(float *restrict t41, const float *restrict t38, const int32_t *restrict targets, const float *restrict t39, const float *restrict t40, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t41[i0];
-        float v2 = logf(t42[i0]);
+        float v0 = t39[i0];
+        float v2 = logf(t40[i0]);
         float v4 = (float)targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t40[r * n + j0] - v0;
+            float v1 = t38[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
             acc0 += v6;
         }
-        t43[r] = acc0;
+        t41[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k52_cross_entropy: t44 = Σ((-t43) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_dropout_k52_cross_entropy(float *restrict t44, const float *restrict weights, const float *restrict t43, long CR) {
+/* lm_step_lora_dropout_k50_cross_entropy: t42 = Σ((-t41) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k50_cross_entropy(float *restrict t42, const float *restrict weights, const float *restrict t41, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t43[j0]);
+        float v0 = -(t41[j0]);
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    t44[r] = acc0;
+    t42[r] = acc0;
 }
 
-/* lm_step_lora_dropout_k53_log_softmax: t45 = Σ(exp(t40 - t41 - log(t42)) · (t40 - t41 - log(t42)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
-static void lm_step_lora_dropout_k53_log_softmax(float *restrict t45, const float *restrict t40, const float *restrict t41, const float *restrict t42, long CR, long V) {
+/* lm_step_lora_dropout_k51_log_softmax: t43 = Σ(exp(t38 - t39 - log(t40)) · (t38 - t39 - log(t40)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_dropout_k51_log_softmax(float *restrict t43, const float *restrict t38, const float *restrict t39, const float *restrict t40, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t41[i0];
-        float v2 = logf(t42[i0]);
+        float v0 = t39[i0];
+        float v2 = logf(t40[i0]);
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t40[r * n + j0] - v0;
+            float v1 = t38[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v4 = la_expf(v3);
             float v5 = v4 * v3;
             acc0 += v5;
         }
-        t45[r] = acc0;
+        t43[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k54_cross_entropy: t46 = Σ(t40 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
-static void lm_step_lora_dropout_k54_cross_entropy(float *restrict t46, const float *restrict t40, const int32_t *restrict targets, long CR, long V) {
+/* lm_step_lora_dropout_k52_cross_entropy: t44 = Σ(t38 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_dropout_k52_cross_entropy(float *restrict t44, const float *restrict t38, const int32_t *restrict targets, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5650,45 +5486,45 @@ static void lm_step_lora_dropout_k54_cross_entropy(float *restrict t46, const fl
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
-            float v2 = (t40[r * n + j0]) * v1;
+            float v2 = (t38[r * n + j0]) * v1;
             acc0 += v2;
         }
-        t46[r] = acc0;
+        t44[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k55_token_stats: t47 = Σ((-t45) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_dropout_k55_token_stats(float *restrict t47, const float *restrict weights, const float *restrict t45, long CR) {
+/* lm_step_lora_dropout_k53_token_stats: t45 = Σ((-t43) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k53_token_stats(float *restrict t45, const float *restrict weights, const float *restrict t43, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t45[j0]);
+        float v0 = -(t43[j0]);
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    t47[r] = acc0;
+    t45[r] = acc0;
 }
 
-/* lm_step_lora_dropout_k56_token_stats: t48 = Σ([t41 ≤ t46] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_dropout_k56_token_stats(float *restrict t48, const float *restrict weights, const float *restrict t41, const float *restrict t46, long CR) {
+/* lm_step_lora_dropout_k54_token_stats: t46 = Σ([t39 ≤ t44] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k54_token_stats(float *restrict t46, const float *restrict weights, const float *restrict t39, const float *restrict t44, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = t41[j0] <= t46[j0] ? 1.0f : 0.0f;
+        float v0 = t39[j0] <= t44[j0] ? 1.0f : 0.0f;
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    t48[r] = acc0;
+    t46[r] = acc0;
 }
 
-/* lm_step_lora_dropout_k57_log_softmax_grad: t49 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t42) · exp(t40 - t41)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_lora_dropout_k57_log_softmax_grad(float *t49, const float *t40, const int32_t *targets, const float *weights, const float *t41, const float *t42, long CR, long V) {
+/* lm_step_lora_dropout_k55_log_softmax_grad: t47 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t40) · exp(t38 - t39)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_lora_dropout_k55_log_softmax_grad(float *t47, const float *t38, const int32_t *targets, const float *weights, const float *t39, const float *t40, long CR, long V) {
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5704,29 +5540,29 @@ static void lm_step_lora_dropout_k57_log_softmax_grad(float *t49, const float *t
             float v5 = -v4;
             acc0 += v5;
         }
-        float v8 = acc0 / (t42[i0]);
-        float v9 = t41[i0];
+        float v8 = acc0 / (t40[i0]);
+        float v9 = t39[i0];
         #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
-            float v10 = t40[r * n + j] - v9;
+            float v10 = t38[r * n + j] - v9;
             float v11 = la_expf(v10);
             float v12 = v8 * v11;
             float v13 = v7 + v12;
-            t49[r * n + j] = v13;
+            t47[r * n + j] = v13;
         }
     }
 }
 
-/* lm_step_lora_dropout_k58_lm_head_grad_in: t50[CR, D] = t49 · lm_head  [lm_chunk/lm_head/grad] */
-static void lm_step_lora_dropout_k58_lm_head_grad_in(float *restrict t50, const float *restrict lm_head, const float *restrict t49, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_lora_dropout_k56_lm_head_grad_in: t48[CR, D] = t47 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_lora_dropout_k56_lm_head_grad_in(float *restrict t48, const float *restrict lm_head, const float *restrict t47, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t49, V, lm_head, D, 0.0f, t50, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t47, V, lm_head, D, 0.0f, t48, D);
 }
 
-/* lm_step_lora_dropout_k59_rmsnorm_grad: t51 = Σ((t50 · final_norm) · t37)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
-static void lm_step_lora_dropout_k59_rmsnorm_grad(float *restrict t51, const float *restrict final_norm, const float *restrict t37, const float *restrict t50, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_dropout_k57_rmsnorm_grad: t49 = Σ((t48 · final_norm) · t35)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_lora_dropout_k57_rmsnorm_grad(float *restrict t49, const float *restrict final_norm, const float *restrict t35, const float *restrict t48, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -5735,76 +5571,76 @@ static void lm_step_lora_dropout_k59_rmsnorm_grad(float *restrict t51, const flo
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t50[r * n + j0]) * (final_norm[j0]);
-            float v1 = v0 * (t37[r * n + j0]);
+            float v0 = (t48[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t35[r * n + j0]);
             acc0 += v1;
         }
-        t51[r] = acc0;
+        t49[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k60_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
-static void lm_step_lora_dropout_k60_rmsnorm_grad_scatter_add(float *restrict t52, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t37, const float *restrict t38, const float *restrict t50, const float *restrict t51, long B, long CR, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add(float *restrict t50, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t35, const float *restrict t36, const float *restrict t48, const float *restrict t49, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    memset(t52, 0, sizeof(float) * (size_t)(B*T*D));
+    memset(t50, 0, sizeof(float) * (size_t)(B*T*D));
     const long rows = CR, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v1 = (t38[i0]) / ((float)(D));
+        float v1 = (t36[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
-        float v5 = (t51[i0]) * v3;
+        float v5 = (t49[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v0 = (t50[r * n + j]) * (final_norm[j]);
+            float v0 = (t48[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
-            float v10 = v9 * (t37[r * n + j]);
+            float v10 = v9 * (t35[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t52[(long)scored[i0] * D + j] += v12;
+            t50[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* lm_step_lora_dropout_k61_lm_chunk: carry1_next = carry1 + t52  [lm_chunk/lm_head/grad; lm_chunk] */
-static void lm_step_lora_dropout_k61_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k59_lm_chunk: carry1_next = carry1 + t50  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_lora_dropout_k59_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry1[r * n + j] + t52[r * n + j];
+            float v0 = carry1[r * n + j] + t50[r * n + j];
             carry1_next[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k62_lm_chunk: carry2_next = carry2 + t44  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_dropout_k62_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t44) {
+/* lm_step_lora_dropout_k60_lm_chunk: carry2_next = carry2 + t42  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_dropout_k60_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t42) {
     const long n = 1;
-    float v0 = carry2[0] + t44[0];
+    float v0 = carry2[0] + t42[0];
     carry2_next[0] = v0;
 }
 
-/* lm_step_lora_dropout_k63_lm_chunk: carry3_next = carry3 + t47  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_dropout_k63_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t47) {
+/* lm_step_lora_dropout_k61_lm_chunk: carry3_next = carry3 + t45  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_dropout_k61_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t45) {
     const long n = 1;
-    float v0 = carry3[0] + t47[0];
+    float v0 = carry3[0] + t45[0];
     carry3_next[0] = v0;
 }
 
-/* lm_step_lora_dropout_k64_lm_chunk: carry4_next = carry4 + t48  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_dropout_k64_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t48) {
+/* lm_step_lora_dropout_k62_lm_chunk: carry4_next = carry4 + t46  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_dropout_k62_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t46) {
     const long n = 1;
-    float v0 = carry4[0] + t48[0];
+    float v0 = carry4[0] + t46[0];
     carry4_next[0] = v0;
 }
 
-/* lm_step_lora_dropout_k65_rmsnorm: t53 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k65_rmsnorm(float *restrict t53, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k63_rmsnorm: t51 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k63_rmsnorm(float *restrict t51, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -5816,31 +5652,31 @@ static void lm_step_lora_dropout_k65_rmsnorm(float *restrict t53, const float *r
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t53[r] = acc0;
+        t51[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k66_rmsnorm: t54 = (saved_x · rsqrt(t53 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k66_rmsnorm(float *restrict t54, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k64_rmsnorm: t52 = (saved_x · rsqrt(t51 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k64_rmsnorm(float *restrict t52, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t53[(i0) * T + i1]) / ((float)(D));
+        float v0 = (t51[(i0) * T + i1]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
             float v3 = (saved_x[r * n + j]) * v2;
             float v4 = v3 * (attn_norm[j]);
-            t54[r * n + j] = v4;
+            t52[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_dropout_k67_dropout: t55 = (t54 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void lm_step_lora_dropout_k67_dropout(float *restrict t55, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k65_dropout: t53 = (t52 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k65_dropout(float *restrict t53, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5850,18 +5686,18 @@ static void lm_step_lora_dropout_k67_dropout(float *restrict t55, const int32_t 
         for (long j = 0; j < n; j++) {
             float v0 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), r * n + j);
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
-            float v2 = (t54[r * n + j]) * v1;
+            float v2 = (t52[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t55[r * n + j] = v5;
+            t53[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k68_lora_a_wq: t56[B*T, R] = t55 · lora_a_wqᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k68_lora_a_wq(float *restrict t56, const float *restrict lora_a_wq, const float *restrict t55, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k66_lora_a_wq: t54[B*T, R] = t53 · lora_a_wqᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_dropout_k66_lora_a_wq(float *restrict t54, const float *restrict lora_a_wq, const float *restrict t53, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t55, D, lora_a_wq, D, 0.0f, t56, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t53, D, lora_a_wq, D, 0.0f, t54, R);
         return;
     }
     la_blas_pool(0);
@@ -5870,13 +5706,13 @@ static void lm_step_lora_dropout_k68_lora_a_wq(float *restrict t56, const float 
         const float *restrict wr = lora_a_wq + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t55)[c];
-        (t56)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t53)[c];
+        (t54)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k69_dropout: t57 = (t54 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void lm_step_lora_dropout_k69_dropout(float *restrict t57, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k67_dropout: t55 = (t52 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k67_dropout(float *restrict t55, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5886,18 +5722,18 @@ static void lm_step_lora_dropout_k69_dropout(float *restrict t57, const float *r
         for (long j = 0; j < n; j++) {
             float v0 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), r * n + j);
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
-            float v2 = (t54[r * n + j]) * v1;
+            float v2 = (t52[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t57[r * n + j] = v5;
+            t55[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k70_lora_a_wk: t58[B*T, R] = t57 · lora_a_wkᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k70_lora_a_wk(float *restrict t58, const float *restrict lora_a_wk, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k68_lora_a_wk: t56[B*T, R] = t55 · lora_a_wkᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_dropout_k68_lora_a_wk(float *restrict t56, const float *restrict lora_a_wk, const float *restrict t55, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_wk, D, 0.0f, t58, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t55, D, lora_a_wk, D, 0.0f, t56, R);
         return;
     }
     la_blas_pool(0);
@@ -5906,13 +5742,13 @@ static void lm_step_lora_dropout_k70_lora_a_wk(float *restrict t58, const float 
         const float *restrict wr = lora_a_wk + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t57)[c];
-        (t58)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t55)[c];
+        (t56)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k71_dropout: t59 = (t54 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void lm_step_lora_dropout_k71_dropout(float *restrict t59, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k69_dropout: t57 = (t52 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k69_dropout(float *restrict t57, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5922,18 +5758,18 @@ static void lm_step_lora_dropout_k71_dropout(float *restrict t59, const float *r
         for (long j = 0; j < n; j++) {
             float v0 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), r * n + j);
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
-            float v2 = (t54[r * n + j]) * v1;
+            float v2 = (t52[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t59[r * n + j] = v5;
+            t57[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k72_lora_a_wv: t60[B*T, R] = t59 · lora_a_wvᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k72_lora_a_wv(float *restrict t60, const float *restrict lora_a_wv, const float *restrict t59, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k70_lora_a_wv: t58[B*T, R] = t57 · lora_a_wvᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_dropout_k70_lora_a_wv(float *restrict t58, const float *restrict lora_a_wv, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t59, D, lora_a_wv, D, 0.0f, t60, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_wv, D, 0.0f, t58, R);
         return;
     }
     la_blas_pool(0);
@@ -5942,92 +5778,13 @@ static void lm_step_lora_dropout_k72_lora_a_wv(float *restrict t60, const float 
         const float *restrict wr = lora_a_wv + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t59)[c];
-        (t60)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t57)[c];
+        (t58)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k73_scores_matmul: t61[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void lm_step_lora_dropout_k73_scores_matmul(float *restrict t61, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t61 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
-}
-
-/* lm_step_lora_dropout_k74_attention: t62 = exp([i4 ≤ i3 + 0] ? t61 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t61 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void lm_step_lora_dropout_k74_attention(float *restrict t62, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t61[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        for (long j = 0; j < n; j++) {
-            float v5 = (float)i3 + 0.0f;
-            float v6 = (float)j <= v5 ? 1.0f : 0.0f;
-            float v7 = (t61[r * n + j]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t62[r * n + j] = v11;
-        }
-    }
-}
-
-/* lm_step_lora_dropout_k75_softmax: t63 = Σ(t62)  [layer_backward/attention/attention/softmax] */
-static void lm_step_lora_dropout_k75_softmax(float *restrict t63, const float *restrict t62, long B, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    /* one result per row */
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t62[r * n + j0];
-        }
-        t63[r] = acc0;
-    }
-}
-
-/* lm_step_lora_dropout_k76_softmax: t64 = t62 / t63  [layer_backward/attention/attention/softmax] */
-static void lm_step_lora_dropout_k76_softmax(float *restrict t64, const float *restrict t62, const float *restrict t63, long B, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t62[r * n + j]) / (t63[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t64[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_lora_dropout_k77_dropout: t65 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/attention] */
-static void lm_step_lora_dropout_k77_dropout(float *restrict t65, const float *restrict saved_attn, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k71_dropout: t59 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/attention] */
+static void lm_step_lora_dropout_k71_dropout(float *restrict t59, const float *restrict saved_attn, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6039,16 +5796,16 @@ static void lm_step_lora_dropout_k77_dropout(float *restrict t65, const float *r
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
             float v2 = (saved_attn[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t65[r * n + j] = v5;
+            t59[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k78_lora_a_wo: t66[B*T, R] = t65 · lora_a_woᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k78_lora_a_wo(float *restrict t66, const float *restrict lora_a_wo, const float *restrict t65, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k72_lora_a_wo: t60[B*T, R] = t59 · lora_a_woᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_dropout_k72_lora_a_wo(float *restrict t60, const float *restrict lora_a_wo, const float *restrict t59, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t65, D, lora_a_wo, D, 0.0f, t66, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t59, D, lora_a_wo, D, 0.0f, t60, R);
         return;
     }
     la_blas_pool(0);
@@ -6057,13 +5814,13 @@ static void lm_step_lora_dropout_k78_lora_a_wo(float *restrict t66, const float 
         const float *restrict wr = lora_a_wo + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t65)[c];
-        (t66)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t59)[c];
+        (t60)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k79_rmsnorm: t67 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k79_rmsnorm(float *restrict t67, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k73_rmsnorm: t61 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k73_rmsnorm(float *restrict t61, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -6075,12 +5832,12 @@ static void lm_step_lora_dropout_k79_rmsnorm(float *restrict t67, const float *r
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t67[r] = acc0;
+        t61[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k80_rmsnorm: t68 = rsqrt(t67 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k80_rmsnorm(float *t68, const float *norm_eps, const float *t67, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k74_rmsnorm: t62 = rsqrt(t61 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k74_rmsnorm(float *t62, const float *norm_eps, const float *t61, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6088,16 +5845,16 @@ static void lm_step_lora_dropout_k80_rmsnorm(float *t68, const float *norm_eps, 
         const long i0 = r;
         #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t67[(i0) * T + j / 1]) / ((float)(D));
+            float v0 = (t61[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t68[r * n + j] = v2;
+            t62[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_lora_dropout_k81_dropout: t69 = (((saved_h · t68) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
-static void lm_step_lora_dropout_k81_dropout(float *restrict t69, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k75_dropout: t63 = (((saved_h · t62) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k75_dropout(float *restrict t63, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const float *restrict t62, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6106,22 +5863,22 @@ static void lm_step_lora_dropout_k81_dropout(float *restrict t69, const float *r
         float v5 = 1.0f - (lora_dropout[0]);
         float v6 = 1.0f / v5;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t68[(i0 / T) * T + (i0) % T]);
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t62[(i0 / T) * T + (i0) % T]);
             float v1 = v0 * (ffn_norm[j]);
             float v2 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), r * n + j);
             float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
             float v4 = v1 * v3;
             float v7 = v4 * v6;
-            t69[r * n + j] = v7;
+            t63[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_lora_dropout_k82_lora_a_w1: t70[B*T, R] = t69 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k82_lora_a_w1(float *restrict t70, const float *restrict lora_a_w1, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k76_lora_a_w1: t64[B*T, R] = t63 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k76_lora_a_w1(float *restrict t64, const float *restrict lora_a_w1, const float *restrict t63, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t69, D, lora_a_w1, D, 0.0f, t70, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t63, D, lora_a_w1, D, 0.0f, t64, R);
         return;
     }
     la_blas_pool(0);
@@ -6130,13 +5887,13 @@ static void lm_step_lora_dropout_k82_lora_a_w1(float *restrict t70, const float 
         const float *restrict wr = lora_a_w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t69)[c];
-        (t70)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t63)[c];
+        (t64)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k83_silu: t71 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu] */
-static void lm_step_lora_dropout_k83_silu(float *restrict t71, const float *restrict saved_gate, long B, long F, long T) {
+/* lm_step_lora_dropout_k77_silu: t65 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu] */
+static void lm_step_lora_dropout_k77_silu(float *restrict t65, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -6145,13 +5902,13 @@ static void lm_step_lora_dropout_k83_silu(float *restrict t71, const float *rest
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t71[r * n + j] = v3;
+            t65[r * n + j] = v3;
         }
     }
 }
 
-/* lm_step_lora_dropout_k84_dropout: t72 = (((saved_h · t68) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
-static void lm_step_lora_dropout_k84_dropout(float *restrict t72, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w3, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k78_dropout: t66 = (((saved_h · t62) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k78_dropout(float *restrict t66, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w3, const float *restrict t62, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6160,22 +5917,22 @@ static void lm_step_lora_dropout_k84_dropout(float *restrict t72, const float *r
         float v5 = 1.0f - (lora_dropout[0]);
         float v6 = 1.0f / v5;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t68[(i0 / T) * T + (i0) % T]);
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t62[(i0 / T) * T + (i0) % T]);
             float v1 = v0 * (ffn_norm[j]);
             float v2 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), r * n + j);
             float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
             float v4 = v1 * v3;
             float v7 = v4 * v6;
-            t72[r * n + j] = v7;
+            t66[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_lora_dropout_k85_lora_a_w3: t73[B*T, R] = t72 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k85_lora_a_w3(float *restrict t73, const float *restrict lora_a_w3, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k79_lora_a_w3: t67[B*T, R] = t66 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k79_lora_a_w3(float *restrict t67, const float *restrict lora_a_w3, const float *restrict t66, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t72, D, lora_a_w3, D, 0.0f, t73, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t66, D, lora_a_w3, D, 0.0f, t67, R);
         return;
     }
     la_blas_pool(0);
@@ -6184,13 +5941,13 @@ static void lm_step_lora_dropout_k85_lora_a_w3(float *restrict t73, const float 
         const float *restrict wr = lora_a_w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t72)[c];
-        (t73)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t66)[c];
+        (t67)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k86_dropout: t74 = ((t71 · saved_up) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up; layer_backward/ffn; layer_backward/ffn/lora/dropout] */
-static void lm_step_lora_dropout_k86_dropout(float *restrict t74, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t71, long B, long F, long T) {
+/* lm_step_lora_dropout_k80_dropout: t68 = ((t65 · saved_up) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up; layer_backward/ffn; layer_backward/ffn/lora/dropout] */
+static void lm_step_lora_dropout_k80_dropout(float *restrict t68, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t65, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -6198,20 +5955,20 @@ static void lm_step_lora_dropout_k86_dropout(float *restrict t74, const float *r
         float v4 = 1.0f - (lora_dropout[0]);
         float v5 = 1.0f / v4;
         for (long j = 0; j < n; j++) {
-            float v0 = (t71[((i0 / T) * T + (i0) % T) * F + j]) * (saved_up[((i0 / T) * T + (i0) % T) * F + j]);
+            float v0 = (t65[((i0 / T) * T + (i0) % T) * F + j]) * (saved_up[((i0 / T) * T + (i0) % T) * F + j]);
             float v1 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), r * n + j);
             float v2 = lora_dropout[0] <= v1 ? 1.0f : 0.0f;
             float v3 = v0 * v2;
             float v6 = v3 * v5;
-            t74[r * n + j] = v6;
+            t68[r * n + j] = v6;
         }
     }
 }
 
-/* lm_step_lora_dropout_k87_lora_a_w2: t75[B*T, R] = t74 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
-static void lm_step_lora_dropout_k87_lora_a_w2(float *restrict t75, const float *restrict lora_a_w2, const float *restrict t74, long B, long F, long R, long T) {
+/* lm_step_lora_dropout_k81_lora_a_w2: t69[B*T, R] = t68 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
+static void lm_step_lora_dropout_k81_lora_a_w2(float *restrict t69, const float *restrict lora_a_w2, const float *restrict t68, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t74, F, lora_a_w2, F, 0.0f, t75, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t68, F, lora_a_w2, F, 0.0f, t69, R);
         return;
     }
     la_blas_pool(0);
@@ -6220,43 +5977,43 @@ static void lm_step_lora_dropout_k87_lora_a_w2(float *restrict t75, const float 
         const float *restrict wr = lora_a_w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t74)[c];
-        (t75)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t68)[c];
+        (t69)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k88_lora: t76 = carry5 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
-static void lm_step_lora_dropout_k88_lora(float *restrict t76, const float *restrict carry5, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k82_lora: t70 = carry5 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k82_lora(float *restrict t70, const float *restrict carry5, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
             float v0 = (carry5[r * n + j]) * (lora_scale_w2[0]);
-            t76[r * n + j] = v0;
+            t70[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k89_lora_b_w2_grad_in: t77[B*T, R] = t76 · lora_b_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_dropout_k89_lora_b_w2_grad_in(float *restrict t77, const float *restrict lora_b_w2, const float *restrict t76, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k83_lora_b_w2_grad_in: t71[B*T, R] = t70 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k83_lora_b_w2_grad_in(float *restrict t71, const float *restrict lora_b_w2, const float *restrict t70, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t76, D, lora_b_w2, R, 0.0f, t77, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t70, D, lora_b_w2, R, 0.0f, t71, R);
 }
 
-/* lm_step_lora_dropout_k90_lora_a_w2_grad_in: t78[B*T, F] = t77 · lora_a_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_dropout_k90_lora_a_w2_grad_in(float *restrict t78, const float *restrict lora_a_w2, const float *restrict t77, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t77, R, lora_a_w2, F, 0.0f, t78, F);
+/* lm_step_lora_dropout_k84_lora_a_w2_grad_in: t72[B*T, F] = t71 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k84_lora_a_w2_grad_in(float *restrict t72, const float *restrict lora_a_w2, const float *restrict t71, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t71, R, lora_a_w2, F, 0.0f, t72, F);
 }
 
-/* lm_step_lora_dropout_k91_w2_grad_in: t79[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
-static void lm_step_lora_dropout_k91_w2_grad_in(float *restrict t79, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k85_w2_grad_in: t73[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_lora_dropout_k85_w2_grad_in(float *restrict t73, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t79, F);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t73, F);
 }
 
-/* lm_step_lora_dropout_k92_dropout: t80 = ((t78 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)] + t79) · t71  [layer_backward/attention/lora/dropout; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_dropout_k92_dropout(float *restrict t80, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t71, const float *restrict t78, const float *restrict t79, long B, long F, long T) {
+/* lm_step_lora_dropout_k86_dropout: t74 = ((t72 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)] + t73) · t65  [layer_backward/attention/lora/dropout; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k86_dropout(float *restrict t74, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t65, const float *restrict t72, const float *restrict t73, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -6265,48 +6022,48 @@ static void lm_step_lora_dropout_k92_dropout(float *restrict t80, const float *r
         float v0 = 1.0f - (lora_dropout[0]);
         float v1 = 1.0f / v0;
         for (long j = 0; j < n; j++) {
-            float v2 = (t78[((i0) * T + i1) * F + j]) * v1;
+            float v2 = (t72[((i0) * T + i1) * F + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t79[r * n + j];
-            float v7 = v6 * (t71[r * n + j]);
-            t80[r * n + j] = v7;
+            float v6 = v5 + t73[r * n + j];
+            float v7 = v6 * (t65[r * n + j]);
+            t74[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_lora_dropout_k93_lora: t81 = t80 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k93_lora(float *restrict t81, const float *restrict lora_scale_w3, const float *restrict t80, long B, long F, long T) {
+/* lm_step_lora_dropout_k87_lora: t75 = t74 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k87_lora(float *restrict t75, const float *restrict lora_scale_w3, const float *restrict t74, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t80[r * n + j]) * (lora_scale_w3[0]);
-            t81[r * n + j] = v0;
+            float v0 = (t74[r * n + j]) * (lora_scale_w3[0]);
+            t75[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k94_lora_b_w3_grad_in: t82[B*T, R] = t81 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k94_lora_b_w3_grad_in(float *restrict t82, const float *restrict lora_b_w3, const float *restrict t81, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t81, F, lora_b_w3, R, 0.0f, t82, R);
+/* lm_step_lora_dropout_k88_lora_b_w3_grad_in: t76[B*T, R] = t75 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k88_lora_b_w3_grad_in(float *restrict t76, const float *restrict lora_b_w3, const float *restrict t75, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t75, F, lora_b_w3, R, 0.0f, t76, R);
 }
 
-/* lm_step_lora_dropout_k95_lora_a_w3_grad_in: t83[B*T, D] = t82 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k95_lora_a_w3_grad_in(float *restrict t83, const float *restrict lora_a_w3, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k89_lora_a_w3_grad_in: t77[B*T, D] = t76 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k89_lora_a_w3_grad_in(float *restrict t77, const float *restrict lora_a_w3, const float *restrict t76, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t82, R, lora_a_w3, D, 0.0f, t83, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t76, R, lora_a_w3, D, 0.0f, t77, D);
 }
 
-/* lm_step_lora_dropout_k96_w3_grad_in: t84[B*T, D] = t80 · w3  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_dropout_k96_w3_grad_in(float *restrict t84, const float *restrict w3, const float *restrict t80, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k90_w3_grad_in: t78[B*T, D] = t74 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k90_w3_grad_in(float *restrict t78, const float *restrict w3, const float *restrict t74, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t80, F, w3, D, 0.0f, t84, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t74, F, w3, D, 0.0f, t78, D);
 }
 
-/* lm_step_lora_dropout_k97_dropout: sub, div, neg, exp, add, random, cmple, mul, mul, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_lora_dropout_k97_dropout(float *t85, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t71, const float *t78, const float *t79, long B, long F, long T) {
+/* lm_step_lora_dropout_k91_dropout: sub, div, neg, exp, add, random, cmple, mul, mul, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_lora_dropout_k91_dropout(float *t79, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t65, const float *t72, const float *t73, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -6316,58 +6073,58 @@ static void lm_step_lora_dropout_k97_dropout(float *t85, const float *saved_gate
         float v1 = 1.0f / v0;
         #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v2 = (t78[((i0) * T + i1) * F + j]) * v1;
+            float v2 = (t72[((i0) * T + i1) * F + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t79[r * n + j];
+            float v6 = v5 + t73[r * n + j];
             float v7 = v6 * (saved_up[r * n + j]);
             float v8 = -(saved_gate[r * n + j]);
             float v9 = la_expf(v8);
             float v10 = 1.0f + v9;
             float v11 = v7 / v10;
-            float v12 = v7 * (t71[r * n + j]);
+            float v12 = v7 * (t65[r * n + j]);
             float v13 = v12 / v10;
             float v14 = -v13;
             float v15 = v14 * v9;
             float v16 = -v15;
             float v17 = v11 + v16;
-            t85[r * n + j] = v17;
+            t79[r * n + j] = v17;
         }
     }
 }
 
-/* lm_step_lora_dropout_k98_lora: t86 = t85 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k98_lora(float *restrict t86, const float *restrict lora_scale_w1, const float *restrict t85, long B, long F, long T) {
+/* lm_step_lora_dropout_k92_lora: t80 = t79 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k92_lora(float *restrict t80, const float *restrict lora_scale_w1, const float *restrict t79, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t85[r * n + j]) * (lora_scale_w1[0]);
-            t86[r * n + j] = v0;
+            float v0 = (t79[r * n + j]) * (lora_scale_w1[0]);
+            t80[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k99_lora_b_w1_grad_in: t87[B*T, R] = t86 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k99_lora_b_w1_grad_in(float *restrict t87, const float *restrict lora_b_w1, const float *restrict t86, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t86, F, lora_b_w1, R, 0.0f, t87, R);
+/* lm_step_lora_dropout_k93_lora_b_w1_grad_in: t81[B*T, R] = t80 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k93_lora_b_w1_grad_in(float *restrict t81, const float *restrict lora_b_w1, const float *restrict t80, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t80, F, lora_b_w1, R, 0.0f, t81, R);
 }
 
-/* lm_step_lora_dropout_k100_lora_a_w1_grad_in: t88[B*T, D] = t87 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k100_lora_a_w1_grad_in(float *restrict t88, const float *restrict lora_a_w1, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k94_lora_a_w1_grad_in: t82[B*T, D] = t81 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k94_lora_a_w1_grad_in(float *restrict t82, const float *restrict lora_a_w1, const float *restrict t81, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t87, R, lora_a_w1, D, 0.0f, t88, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t81, R, lora_a_w1, D, 0.0f, t82, D);
 }
 
-/* lm_step_lora_dropout_k101_w1_grad_in: t89[B*T, D] = t85 · w1  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_dropout_k101_w1_grad_in(float *restrict t89, const float *restrict w1, const float *restrict t85, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k95_w1_grad_in: t83[B*T, D] = t79 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k95_w1_grad_in(float *restrict t83, const float *restrict w1, const float *restrict t79, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t85, F, w1, D, 0.0f, t89, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t79, F, w1, D, 0.0f, t83, D);
 }
 
-/* lm_step_lora_dropout_k102_rmsnorm_grad: sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/lora/dropout; layer_backward/ffn/gate_up/lora/dropout/grad; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_lora_dropout_k102_rmsnorm_grad(float *restrict t90, const float *restrict carry5, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const int32_t *restrict lora_dropout_key_w3, const float *restrict t68, const float *restrict t83, const float *restrict t84, const float *restrict t88, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k96_rmsnorm_grad: sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/lora/dropout; layer_backward/ffn/gate_up/lora/dropout/grad; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_lora_dropout_k96_rmsnorm_grad(float *restrict t84, const float *restrict carry5, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const int32_t *restrict lora_dropout_key_w3, const float *restrict t62, const float *restrict t77, const float *restrict t78, const float *restrict t82, const float *restrict t83, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6379,245 +6136,274 @@ static void lm_step_lora_dropout_k102_rmsnorm_grad(float *restrict t90, const fl
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t83[((i0) * T + i1) * D + j0]) * v1;
+            float v2 = (t77[((i0) * T + i1) * D + j0]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j0);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t84[r * n + j0];
-            float v7 = (t88[((i0) * T + i1) * D + j0]) * v1;
+            float v6 = v5 + t78[r * n + j0];
+            float v7 = (t82[((i0) * T + i1) * D + j0]) * v1;
             float v8 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j0);
             float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
             float v10 = v7 * v9;
             float v11 = v6 + v10;
-            float v12 = v11 + t89[r * n + j0];
+            float v12 = v11 + t83[r * n + j0];
             float v13 = v12 * (ffn_norm[j0]);
             float v14 = v13 * (saved_h[r * n + j0]);
             acc0 += v14;
         }
-        float v29 = acc0 * (t68[(i0) * T + i1]);
-        float v30 = v29 * (t68[(i0) * T + i1]);
-        float v31 = v30 * (t68[(i0) * T + i1]);
+        float v29 = acc0 * (t62[(i0) * T + i1]);
+        float v30 = v29 * (t62[(i0) * T + i1]);
+        float v31 = v30 * (t62[(i0) * T + i1]);
         float v32 = v31 * (-0.5f);
         float v33 = v32 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v15 = (t83[((i0) * T + i1) * D + j]) * v1;
+            float v15 = (t77[((i0) * T + i1) * D + j]) * v1;
             float v16 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j);
             float v17 = lora_dropout[0] <= v16 ? 1.0f : 0.0f;
             float v18 = v15 * v17;
-            float v19 = v18 + t84[r * n + j];
-            float v20 = (t88[((i0) * T + i1) * D + j]) * v1;
+            float v19 = v18 + t78[r * n + j];
+            float v20 = (t82[((i0) * T + i1) * D + j]) * v1;
             float v21 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j);
             float v22 = lora_dropout[0] <= v21 ? 1.0f : 0.0f;
             float v23 = v20 * v22;
             float v24 = v19 + v23;
-            float v25 = v24 + t89[r * n + j];
+            float v25 = v24 + t83[r * n + j];
             float v26 = v25 * (ffn_norm[j]);
-            float v27 = v26 * (t68[(i0) * T + i1]);
+            float v27 = v26 * (t62[(i0) * T + i1]);
             float v28 = carry5[r * n + j] + v27;
             float v34 = v33 * (saved_h[r * n + j]);
             float v35 = v28 + v34;
             float v36 = v35 + v34;
-            t90[r * n + j] = v36;
+            t84[r * n + j] = v36;
         }
     }
 }
 
-/* lm_step_lora_dropout_k103_lora: t91 = t90 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k103_lora(float *restrict t91, const float *restrict lora_scale_wo, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k97_lora: t85 = t84 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k97_lora(float *restrict t85, const float *restrict lora_scale_wo, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t90[r * n + j]) * (lora_scale_wo[0]);
-            t91[r * n + j] = v0;
+            float v0 = (t84[r * n + j]) * (lora_scale_wo[0]);
+            t85[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k104_lora_b_wo_grad_in: t92[B*T, R] = t91 · lora_b_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k104_lora_b_wo_grad_in(float *restrict t92, const float *restrict lora_b_wo, const float *restrict t91, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k98_lora_b_wo_grad_in: t86[B*T, R] = t85 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k98_lora_b_wo_grad_in(float *restrict t86, const float *restrict lora_b_wo, const float *restrict t85, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t91, D, lora_b_wo, R, 0.0f, t92, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t85, D, lora_b_wo, R, 0.0f, t86, R);
 }
 
-/* lm_step_lora_dropout_k105_lora_a_wo_grad_in: t93[B*T, D] = t92 · lora_a_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k105_lora_a_wo_grad_in(float *restrict t93, const float *restrict lora_a_wo, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k99_lora_a_wo_grad_in: t87[B*T, D] = t86 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k99_lora_a_wo_grad_in(float *restrict t87, const float *restrict lora_a_wo, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t92, R, lora_a_wo, D, 0.0f, t93, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t86, R, lora_a_wo, D, 0.0f, t87, D);
 }
 
-/* lm_step_lora_dropout_k106_wo_grad_in: t94[B*T, D] = t90 · wo  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k106_wo_grad_in(float *restrict t94, const float *restrict wo, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k100_wo_grad_in: t88[B*T, D] = t84 · wo  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k100_wo_grad_in(float *restrict t88, const float *restrict wo, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t90, D, wo, D, 0.0f, t94, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t84, D, wo, D, 0.0f, t88, D);
 }
 
-/* lm_step_lora_dropout_k107_dropout: t95 = (t93 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)] + t94  [layer_backward/attention/lora/dropout; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k107_dropout(float *restrict t95, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict t93, const float *restrict t94, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k101_dropout: t89 = (t87 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)] + t88  [layer_backward/attention/lora/dropout; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k101_dropout(float *restrict t89, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict t87, const float *restrict t88, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = 1.0f - (lora_dropout[0]);
-        float v1 = 1.0f / v0;
-        for (long j = 0; j < n; j++) {
-            float v2 = (t93[((i0) * T + i1) * D + j]) * v1;
-            float v3 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), ((i0) * T + i1) * D + j);
-            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
-            float v5 = v2 * v4;
-            float v6 = v5 + t94[r * n + j];
-            t95[r * n + j] = v6;
-        }
-    }
-}
-
-/* lm_step_lora_dropout_k108_attention_grad_matmul: t96[B, KVH, REP, T, T] = t95 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_dropout_k108_attention_grad_matmul(float *restrict t96, const float *restrict saved_v, const float *restrict t95, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t95 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t96 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
-}
-
-/* lm_step_lora_dropout_k109_softmax_grad: t97 = ([i4 ≤ i3 + 0] ? (t96 / t63 + Σ(-((t96 · t64) / t63))) · t62 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_dropout_k109_softmax_grad(float *t97, const float *t62, const float *t63, const float *t64, const float *t96, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = T;
+    const long rows = B*T*H, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t96[r * n + j0]) * (t64[r * n + j0]);
-            float v1 = v0 / (t63[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v2 = -v1;
-            acc0 += v2;
-        }
-        float v9 = 1.0f / sqrtf((float)(HD));
-        #pragma omp simd
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        float v0 = 1.0f - (lora_dropout[0]);
+        float v1 = 1.0f / v0;
         for (long j = 0; j < n; j++) {
-            float v3 = (float)i3 + 0.0f;
-            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
-            float v5 = (t96[r * n + j]) / (t63[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v6 = v5 + acc0;
-            float v7 = v6 * (t62[r * n + j]);
-            float v8 = v4 != 0.0f ? v7 : 0.0f;
-            float v10 = v8 * v9;
-            t97[r * n + j] = v10;
+            float v2 = (t87[((i0) * T + i1) * D + (i2) * HD + j]) * v1;
+            float v3 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), ((i0) * T + i1) * D + (i2) * HD + j);
+            float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = v5 + t88[((i0) * T + i1) * D + (i2) * HD + j];
+            t89[r * n + j] = v6;
         }
     }
 }
 
-/* lm_step_lora_dropout_k110_scores_grad_matmul: t98[B, KVH, REP, T, HD] = t97 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_dropout_k110_scores_grad_matmul(float *restrict t98, const float *restrict saved_k, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k102_causal_attention_backward_dq: causal attention (s ≤ 0 + t): grad_q → t90  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_dropout_k102_causal_attention_backward_dq(float *restrict t90, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t97 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t98 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *op = saved_attn;
+    const long osb = T*D;
+    const long ost = D;
+    const long osh = HD;
+    const float *lp = saved_lse;
+    const long lsb = T*H;
+    const long lsh = T;
+    const float *gp = t89;
+    const long gsb = T*D;
+    const long gst = D;
+    const long gsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const float *gt = gp + b * gsb + t * gst + h * gsh;
+                const float *ot = op + b * osb + t * ost + h * osh;
+                const float l = lp[b * lsb + h * lsh + t];
+                float *dqt = t90 + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                if (l == -INFINITY) continue;
+                /* D_t = dO·out */
+                float rowd = 0.0f;
+                #pragma omp simd reduction(+:rowd)
+                for (long d = 0; d < hd; d++) rowd += gt[d] * ot[d];
+                const long last = start + t < ns ? start + t : ns - 1;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                    float dot = 0.0f, dp = 0.0f;
+                    #pragma omp simd reduction(+:dot, dp)
+                    for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
+                    const float ds = expf(dot * scale - l) * (dp - rowd) * scale;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) dqt[d] += ds * ks[d];
+                }
+            }
+        }
+    }
 }
 
-/* lm_step_lora_dropout_k111_attention_grad_matmul: t99[B, KVH, REP, T, HD] = t64ᵀ · t95  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_dropout_k111_attention_grad_matmul(float *restrict t99, const float *restrict t64, const float *restrict t95, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k103_causal_attention_backward_dkv: causal attention (s ≤ 0 + t): grad_k → t91, grad_v → t92  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_dropout_k103_causal_attention_backward_dkv(float *restrict t91, float *restrict t92, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(2) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t64 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t95 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t99 + b0 * (T*KVD) + b1 * (T*HD), HD);
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = saved_k;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = saved_v;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *op = saved_attn;
+    const long osb = T*D;
+    const long ost = D;
+    const long osh = HD;
+    const float *lp = saved_lse;
+    const long lsb = T*H;
+    const long lsh = T;
+    const float *gp = t89;
+    const long gsb = T*D;
+    const long gst = D;
+    const long gsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long g = 0; g < nkv; g++) {
+            float rowd[rep * nt];   /* D_t = dO·out of each row of the heads sharing g */
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float x = 0.0f;
+                    #pragma omp simd reduction(+:x)
+                    for (long d = 0; d < hd; d++) x += gt[d] * ot[d];
+                    rowd[r * nt + t] = x;
+                }
+            }
+            for (long s = 0; s < ns; s++) {
+                const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                float *dks = t91 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dks[d] = 0.0f;
+                float *dvs = t92 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
+                /* the rows that see key s (t ≥ s − start), in every head sharing g */
+                for (long r = 0; r < rep; r++) {
+                    const long h = g * rep + r;
+                    for (long t = s - start > 0 ? s - start : 0; t < nt; t++) {
+                        const float l = lp[b * lsb + h * lsh + t];
+                        if (l == -INFINITY) continue;
+                        const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
+                        float dot = 0.0f, dp = 0.0f;
+                        #pragma omp simd reduction(+:dot, dp)
+                        for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
+                        const float pr = expf(dot * scale - l);
+                        const float ds = pr * (dp - rowd[r * nt + t]) * scale;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) { dks[d] += ds * qt[d]; dvs[d] += pr * gt[d]; }
+                    }
+                }
+            }
+        }
+    }
 }
 
-/* lm_step_lora_dropout_k112_attention_grad_matmul: t100[B, KVH, REP, T, HD] = t97ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_lora_dropout_k112_attention_grad_matmul(float *restrict t100, const float *restrict saved_q, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
+/* lm_step_lora_dropout_k104_lora: t93 = t92 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k104_lora(float *restrict t93, const float *restrict lora_scale_wv, const float *restrict t92, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(2) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t97 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t100 + b0 * (T*KVD) + b1 * (T*HD), HD);
-}
-
-/* lm_step_lora_dropout_k113_attention_grad: t101 = t99 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k113_attention_grad(float *restrict t101, const float *restrict lora_scale_wv, const float *restrict t99, long B, long HD2, long KVH, long T) {
-    const long KVD = 2*HD2*KVH;
-    const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t99[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
-            t101[r * n + j] = v0;
+            float v0 = (t92[r * n + j]) * (lora_scale_wv[0]);
+            t93[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k114_lora_b_wv_grad_in: t102[B*T, R] = t101 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k114_lora_b_wv_grad_in(float *restrict t102, const float *restrict lora_b_wv, const float *restrict t101, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k105_lora_b_wv_grad_in: t94[B*T, R] = t93 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k105_lora_b_wv_grad_in(float *restrict t94, const float *restrict lora_b_wv, const float *restrict t93, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t101, KVD, lora_b_wv, R, 0.0f, t102, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t93, KVD, lora_b_wv, R, 0.0f, t94, R);
 }
 
-/* lm_step_lora_dropout_k115_lora_a_wv_grad_in: t103[B*T, D] = t102 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k115_lora_a_wv_grad_in(float *restrict t103, const float *restrict lora_a_wv, const float *restrict t102, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k106_lora_a_wv_grad_in: t95[B*T, D] = t94 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k106_lora_a_wv_grad_in(float *restrict t95, const float *restrict lora_a_wv, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t102, R, lora_a_wv, D, 0.0f, t103, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t94, R, lora_a_wv, D, 0.0f, t95, D);
 }
 
-/* lm_step_lora_dropout_k116_attention_grad: t104 = t99  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k116_attention_grad(float *restrict t104, const float *restrict t99, long B, long HD2, long KVH, long T) {
-    const long KVD = 2*HD2*KVH;
-    const long HD = 2*HD2;
-    const long rows = B*T, n = KVD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            t104[r * n + j] = t99[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
-        }
-    }
-}
-
-/* lm_step_lora_dropout_k117_wv_grad_in: t105[B*T, D] = t104 · wv  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k117_wv_grad_in(float *restrict t105, const float *restrict wv, const float *restrict t104, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k107_wv_grad_in: t96[B*T, D] = t92 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k107_wv_grad_in(float *restrict t96, const float *restrict wv, const float *restrict t92, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t104, KVD, wv, D, 0.0f, t105, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t92, KVD, wv, D, 0.0f, t96, D);
 }
 
-/* lm_step_lora_dropout_k118_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_dropout_k118_rope_grad(float *restrict t106, const float *restrict t0, const float *restrict t1, const float *restrict t100, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k108_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_dropout_k108_rope_grad(float *restrict t97, const float *restrict t0, const float *restrict t1, const float *restrict t91, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6631,16 +6417,16 @@ static void lm_step_lora_dropout_k118_rope_grad(float *restrict t106, const floa
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t100[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t100[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t91[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t91[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t100[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t100[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t91[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t91[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -6648,45 +6434,45 @@ static void lm_step_lora_dropout_k118_rope_grad(float *restrict t106, const floa
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t106[r * n + j] = v9;
+            t97[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_dropout_k119_lora: t107 = t106 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k119_lora(float *restrict t107, const float *restrict lora_scale_wk, const float *restrict t106, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k109_lora: t98 = t97 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k109_lora(float *restrict t98, const float *restrict lora_scale_wk, const float *restrict t97, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t106[r * n + j]) * (lora_scale_wk[0]);
-            t107[r * n + j] = v0;
+            float v0 = (t97[r * n + j]) * (lora_scale_wk[0]);
+            t98[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k120_lora_b_wk_grad_in: t108[B*T, R] = t107 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k120_lora_b_wk_grad_in(float *restrict t108, const float *restrict lora_b_wk, const float *restrict t107, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k110_lora_b_wk_grad_in: t99[B*T, R] = t98 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k110_lora_b_wk_grad_in(float *restrict t99, const float *restrict lora_b_wk, const float *restrict t98, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t107, KVD, lora_b_wk, R, 0.0f, t108, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t98, KVD, lora_b_wk, R, 0.0f, t99, R);
 }
 
-/* lm_step_lora_dropout_k121_lora_a_wk_grad_in: t109[B*T, D] = t108 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k121_lora_a_wk_grad_in(float *restrict t109, const float *restrict lora_a_wk, const float *restrict t108, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k111_lora_a_wk_grad_in: t100[B*T, D] = t99 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k111_lora_a_wk_grad_in(float *restrict t100, const float *restrict lora_a_wk, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t108, R, lora_a_wk, D, 0.0f, t109, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t99, R, lora_a_wk, D, 0.0f, t100, D);
 }
 
-/* lm_step_lora_dropout_k122_wk_grad_in: t110[B*T, D] = t106 · wk  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k122_wk_grad_in(float *restrict t110, const float *restrict wk, const float *restrict t106, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k112_wk_grad_in: t101[B*T, D] = t97 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k112_wk_grad_in(float *restrict t101, const float *restrict wk, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t106, KVD, wk, D, 0.0f, t110, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t97, KVD, wk, D, 0.0f, t101, D);
 }
 
-/* lm_step_lora_dropout_k123_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_dropout_k123_rope_grad(float *restrict t111, const float *restrict t0, const float *restrict t1, const float *restrict t98, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k113_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_dropout_k113_rope_grad(float *restrict t102, const float *restrict t0, const float *restrict t1, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -6701,16 +6487,16 @@ static void lm_step_lora_dropout_k123_rope_grad(float *restrict t111, const floa
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t90[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t90[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t90[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t90[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -6718,44 +6504,44 @@ static void lm_step_lora_dropout_k123_rope_grad(float *restrict t111, const floa
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t111[r * n + j] = v9;
+            t102[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_dropout_k124_lora: t112 = t111 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k124_lora(float *restrict t112, const float *restrict lora_scale_wq, const float *restrict t111, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k114_lora: t103 = t102 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k114_lora(float *restrict t103, const float *restrict lora_scale_wq, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t111[r * n + j]) * (lora_scale_wq[0]);
-            t112[r * n + j] = v0;
+            float v0 = (t102[r * n + j]) * (lora_scale_wq[0]);
+            t103[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k125_lora_b_wq_grad_in: t113[B*T, R] = t112 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k125_lora_b_wq_grad_in(float *restrict t113, const float *restrict lora_b_wq, const float *restrict t112, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k115_lora_b_wq_grad_in: t104[B*T, R] = t103 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k115_lora_b_wq_grad_in(float *restrict t104, const float *restrict lora_b_wq, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t112, D, lora_b_wq, R, 0.0f, t113, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t103, D, lora_b_wq, R, 0.0f, t104, R);
 }
 
-/* lm_step_lora_dropout_k126_lora_a_wq_grad_in: t114[B*T, D] = t113 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k126_lora_a_wq_grad_in(float *restrict t114, const float *restrict lora_a_wq, const float *restrict t113, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k116_lora_a_wq_grad_in: t105[B*T, D] = t104 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k116_lora_a_wq_grad_in(float *restrict t105, const float *restrict lora_a_wq, const float *restrict t104, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t113, R, lora_a_wq, D, 0.0f, t114, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t104, R, lora_a_wq, D, 0.0f, t105, D);
 }
 
-/* lm_step_lora_dropout_k127_wq_grad_in: t115[B*T, D] = t111 · wq  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k127_wq_grad_in(float *restrict t115, const float *restrict wq, const float *restrict t111, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k117_wq_grad_in: t106[B*T, D] = t102 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k117_wq_grad_in(float *restrict t106, const float *restrict wq, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t111, D, wq, D, 0.0f, t115, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t102, D, wq, D, 0.0f, t106, D);
 }
 
-/* lm_step_lora_dropout_k128_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k128_dropout(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t53, const float *restrict t90, const float *restrict t103, const float *restrict t105, const float *restrict t109, const float *restrict t110, const float *restrict t114, const float *restrict t115, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k118_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k118_dropout(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t51, const float *restrict t84, const float *restrict t95, const float *restrict t96, const float *restrict t100, const float *restrict t101, const float *restrict t105, const float *restrict t106, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6767,28 +6553,28 @@ static void lm_step_lora_dropout_k128_dropout(float *restrict carry5_next, const
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t103[((i0) * T + i1) * D + j0]) * v1;
+            float v2 = (t95[((i0) * T + i1) * D + j0]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j0);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t105[r * n + j0];
-            float v7 = (t109[((i0) * T + i1) * D + j0]) * v1;
+            float v6 = v5 + t96[r * n + j0];
+            float v7 = (t100[((i0) * T + i1) * D + j0]) * v1;
             float v8 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j0);
             float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
             float v10 = v7 * v9;
             float v11 = v6 + v10;
-            float v12 = v11 + t110[r * n + j0];
-            float v13 = (t114[((i0) * T + i1) * D + j0]) * v1;
+            float v12 = v11 + t101[r * n + j0];
+            float v13 = (t105[((i0) * T + i1) * D + j0]) * v1;
             float v14 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j0);
             float v15 = lora_dropout[0] <= v14 ? 1.0f : 0.0f;
             float v16 = v13 * v15;
             float v17 = v12 + v16;
-            float v18 = v17 + t115[r * n + j0];
+            float v18 = v17 + t106[r * n + j0];
             float v19 = v18 * (attn_norm[j0]);
             float v20 = v19 * (saved_x[r * n + j0]);
             acc0 += v20;
         }
-        float v39 = (t53[(i0) * T + i1]) / ((float)(D));
+        float v39 = (t51[(i0) * T + i1]) / ((float)(D));
         float v40 = v39 + norm_eps[0];
         float v41 = 1.0f / sqrtf(v40);
         float v44 = acc0 * v41;
@@ -6797,26 +6583,26 @@ static void lm_step_lora_dropout_k128_dropout(float *restrict carry5_next, const
         float v47 = v46 * (-0.5f);
         float v48 = v47 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v21 = (t103[((i0) * T + i1) * D + j]) * v1;
+            float v21 = (t95[((i0) * T + i1) * D + j]) * v1;
             float v22 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j);
             float v23 = lora_dropout[0] <= v22 ? 1.0f : 0.0f;
             float v24 = v21 * v23;
-            float v25 = v24 + t105[r * n + j];
-            float v26 = (t109[((i0) * T + i1) * D + j]) * v1;
+            float v25 = v24 + t96[r * n + j];
+            float v26 = (t100[((i0) * T + i1) * D + j]) * v1;
             float v27 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j);
             float v28 = lora_dropout[0] <= v27 ? 1.0f : 0.0f;
             float v29 = v26 * v28;
             float v30 = v25 + v29;
-            float v31 = v30 + t110[r * n + j];
-            float v32 = (t114[((i0) * T + i1) * D + j]) * v1;
+            float v31 = v30 + t101[r * n + j];
+            float v32 = (t105[((i0) * T + i1) * D + j]) * v1;
             float v33 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j);
             float v34 = lora_dropout[0] <= v33 ? 1.0f : 0.0f;
             float v35 = v32 * v34;
             float v36 = v31 + v35;
-            float v37 = v36 + t115[r * n + j];
+            float v37 = v36 + t106[r * n + j];
             float v38 = v37 * (attn_norm[j]);
             float v42 = v38 * v41;
-            float v43 = t90[r * n + j] + v42;
+            float v43 = t84[r * n + j] + v42;
             float v49 = v48 * (saved_x[r * n + j]);
             float v50 = v43 + v49;
             float v51 = v50 + v49;
@@ -6825,88 +6611,88 @@ static void lm_step_lora_dropout_k128_dropout(float *restrict carry5_next, const
     }
 }
 
-/* lm_step_lora_dropout_k129_grad_lora_a_wq: grad_lora_a_wq[R, D] += t113ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k129_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t55, const float *restrict t113, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k119_grad_lora_a_wq: grad_lora_a_wq[R, D] += t104ᵀ · t53  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k119_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t53, const float *restrict t104, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t113, R, t55, D, 1.0f, grad_lora_a_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t104, R, t53, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* lm_step_lora_dropout_k130_grad_lora_b_wq: grad_lora_b_wq[D, R] += t112ᵀ · t56  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k130_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t56, const float *restrict t112, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k120_grad_lora_b_wq: grad_lora_b_wq[D, R] += t103ᵀ · t54  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k120_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t54, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t112, D, t56, R, 1.0f, grad_lora_b_wq, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t103, D, t54, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* lm_step_lora_dropout_k131_grad_lora_a_wk: grad_lora_a_wk[R, D] += t108ᵀ · t57  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k131_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t57, const float *restrict t108, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k121_grad_lora_a_wk: grad_lora_a_wk[R, D] += t99ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k121_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t55, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t108, R, t57, D, 1.0f, grad_lora_a_wk, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t99, R, t55, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* lm_step_lora_dropout_k132_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t107ᵀ · t58  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k132_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t58, const float *restrict t107, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k122_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t98ᵀ · t56  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k122_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t56, const float *restrict t98, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t107, KVD, t58, R, 1.0f, grad_lora_b_wk, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t98, KVD, t56, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* lm_step_lora_dropout_k133_grad_lora_a_wv: grad_lora_a_wv[R, D] += t102ᵀ · t59  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k133_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t59, const float *restrict t102, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k123_grad_lora_a_wv: grad_lora_a_wv[R, D] += t94ᵀ · t57  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k123_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t57, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t102, R, t59, D, 1.0f, grad_lora_a_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t94, R, t57, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* lm_step_lora_dropout_k134_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t101ᵀ · t60  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k134_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t60, const float *restrict t101, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k124_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t93ᵀ · t58  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k124_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t58, const float *restrict t93, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t101, KVD, t60, R, 1.0f, grad_lora_b_wv, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t93, KVD, t58, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* lm_step_lora_dropout_k135_grad_lora_a_wo: grad_lora_a_wo[R, D] += t92ᵀ · t65  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k135_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t65, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k125_grad_lora_a_wo: grad_lora_a_wo[R, D] += t86ᵀ · t59  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k125_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t59, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t92, R, t65, D, 1.0f, grad_lora_a_wo, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t86, R, t59, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* lm_step_lora_dropout_k136_grad_lora_b_wo: grad_lora_b_wo[D, R] += t91ᵀ · t66  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k136_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t66, const float *restrict t91, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k126_grad_lora_b_wo: grad_lora_b_wo[D, R] += t85ᵀ · t60  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k126_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t60, const float *restrict t85, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t91, D, t66, R, 1.0f, grad_lora_b_wo, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t85, D, t60, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* lm_step_lora_dropout_k137_grad_lora_a_w1: grad_lora_a_w1[R, D] += t87ᵀ · t69  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k137_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t69, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k127_grad_lora_a_w1: grad_lora_a_w1[R, D] += t81ᵀ · t63  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k127_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t63, const float *restrict t81, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t87, R, t69, D, 1.0f, grad_lora_a_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t81, R, t63, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* lm_step_lora_dropout_k138_grad_lora_b_w1: grad_lora_b_w1[F, R] += t86ᵀ · t70  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k138_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t70, const float *restrict t86, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t86, F, t70, R, 1.0f, grad_lora_b_w1, R);
+/* lm_step_lora_dropout_k128_grad_lora_b_w1: grad_lora_b_w1[F, R] += t80ᵀ · t64  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k128_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t64, const float *restrict t80, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t80, F, t64, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* lm_step_lora_dropout_k139_grad_lora_a_w2: grad_lora_a_w2[R, F] += t77ᵀ · t74  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k139_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t74, const float *restrict t77, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t77, R, t74, F, 1.0f, grad_lora_a_w2, F);
+/* lm_step_lora_dropout_k129_grad_lora_a_w2: grad_lora_a_w2[R, F] += t71ᵀ · t68  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k129_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t68, const float *restrict t71, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t71, R, t68, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* lm_step_lora_dropout_k140_grad_lora_b_w2: grad_lora_b_w2[D, R] += t76ᵀ · t75  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k140_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t75, const float *restrict t76, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k130_grad_lora_b_w2: grad_lora_b_w2[D, R] += t70ᵀ · t69  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k130_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t69, const float *restrict t70, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t76, D, t75, R, 1.0f, grad_lora_b_w2, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t70, D, t69, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* lm_step_lora_dropout_k141_grad_lora_a_w3: grad_lora_a_w3[R, D] += t82ᵀ · t72  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k141_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t72, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k131_grad_lora_a_w3: grad_lora_a_w3[R, D] += t76ᵀ · t66  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k131_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t66, const float *restrict t76, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t82, R, t72, D, 1.0f, grad_lora_a_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t76, R, t66, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* lm_step_lora_dropout_k142_grad_lora_b_w3: grad_lora_b_w3[F, R] += t81ᵀ · t73  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k142_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t73, const float *restrict t81, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t81, F, t73, R, 1.0f, grad_lora_b_w3, R);
+/* lm_step_lora_dropout_k132_grad_lora_b_w3: grad_lora_b_w3[F, R] += t75ᵀ · t67  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k132_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t67, const float *restrict t75, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t75, F, t67, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 51 slots planned for 143 kernels. */
+/* Arena: 51 slots planned for 133 kernels. */
 static long llama_train_lm_step_lora_dropout_layout(const llama_train_lm_step_lora_dropout_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -6920,37 +6706,37 @@ static long llama_train_lm_step_lora_dropout_layout(const llama_train_lm_step_lo
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T), CR));
-    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), B*KVH*REP*T*T), 2*CR*HD2*KVH*REP));
-    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T));
+    off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), 2*CR*HD2*KVH*REP));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), B*F*T));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*F*T), CR));
     off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 1));
     off[6] = total; total += la_round16(la_max(la_max(2*CR*HD2*KVH*REP, CR), 2*B*HD2*KVH*REP*T));
     off[7] = total; total += la_round16(la_max(CR*V, B*T));
     off[8] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
     off[9] = total; total += la_round16(la_max(la_max(CR, 1), 2*B*HD2*KVH*REP*T));
-    off[10] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
-    off[11] = total; total += la_round16(la_max(la_max(CR, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[12] = total; total += la_round16(la_max(la_max(la_max(1, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(1, B*R*T));
+    off[11] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(la_max(1, B*T), B*R*T));
     off[13] = total; total += la_round16(B*R*T);
-    off[14] = total; total += la_round16(la_max(B*T, B*R*T));
+    off[14] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
     off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[16] = total; total += la_round16(B*R*T);
-    off[17] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[18] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[19] = total; total += la_round16(B*R*T);
-    off[20] = total; total += la_round16(B*F*T);
-    off[21] = total; total += la_round16(B*R*T);
-    off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[23] = total; total += la_round16(B*R*T);
-    off[24] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[25] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[26] = total; total += la_round16(B*F*T);
-    off[27] = total; total += la_round16(B*F*T);
-    off[28] = total; total += la_round16(B*R*T);
-    off[29] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[30] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[31] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
-    off[32] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
+    off[17] = total; total += la_round16(B*F*T);
+    off[18] = total; total += la_round16(B*R*T);
+    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[20] = total; total += la_round16(B*R*T);
+    off[21] = total; total += la_round16(la_max(B*F*T, B*R*T));
+    off[22] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[23] = total; total += la_round16(B*F*T);
+    off[24] = total; total += la_round16(B*F*T);
+    off[25] = total; total += la_round16(B*R*T);
+    off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[28] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[29] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
+    off[30] = total; total += la_round16(B*R*T);
+    off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[32] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[33] = total; total += la_round16(B*R*T);
     off[34] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -7010,105 +6796,96 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     float *t14 = args->arena + off[2];
     float *t15 = args->arena + off[4];
     float *t16 = args->arena + off[3];
-    float *t17 = args->arena + off[2];
-    float *t18 = args->arena + off[4];
-    float *t19 = args->arena + off[5];
-    float *t20 = args->arena + off[3];
+    float *t17 = args->arena + off[5];
+    float *t18 = args->arena + off[2];
+    float *t19 = args->arena + off[3];
+    float *t20 = args->arena + off[5];
     float *t21 = args->arena + off[4];
-    float *t22 = args->arena + off[5];
-    float *t23 = args->arena + off[2];
-    float *t24 = args->arena + off[3];
+    float *t22 = args->arena + off[2];
+    float *t23 = args->arena + off[4];
+    float *t24 = args->arena + off[5];
     float *t25 = args->arena + off[2];
-    float *t26 = args->arena + off[5];
+    float *t26 = args->arena + off[4];
     float *t27 = args->arena + off[3];
     float *t28 = args->arena + off[4];
     float *t29 = args->arena + off[2];
     float *t30 = args->arena + off[5];
     float *t31 = args->arena + off[3];
-    float *t32 = args->arena + off[2];
-    float *t33 = args->arena + off[4];
-    float *t34 = args->arena + off[2];
-    float *t35 = args->arena + off[5];
+    float *t32 = args->arena + off[4];
+    float *t33 = args->arena + off[5];
+    float *t34 = args->arena + off[3];
+    float *t35 = args->arena + off[2];
     float *t36 = args->arena + off[4];
-    float *t37 = args->arena + off[3];
-    float *t38 = args->arena + off[2];
+    float *t37 = args->arena + off[6];
+    float *t38 = args->arena + off[7];
     float *t39 = args->arena + off[6];
-    float *t40 = args->arena + off[7];
-    float *t41 = args->arena + off[6];
-    float *t42 = args->arena + off[8];
+    float *t40 = args->arena + off[8];
+    float *t41 = args->arena + off[9];
+    float *t42 = args->arena + off[10];
     float *t43 = args->arena + off[9];
-    float *t44 = args->arena + off[10];
-    float *t45 = args->arena + off[9];
-    float *t46 = args->arena + off[11];
-    float *t47 = args->arena + off[12];
-    float *t48 = args->arena + off[9];
-    float *t49 = args->arena + off[7];
-    float *t50 = args->arena + off[6];
-    float *t51 = args->arena + off[11];
-    float *t52 = args->arena + off[8];
-    float *t53 = args->arena + off[7];
-    float *t54 = args->arena + off[3];
-    float *t55 = args->arena + off[2];
-    float *t56 = args->arena + off[5];
-    float *t57 = args->arena + off[8];
-    float *t58 = args->arena + off[4];
-    float *t59 = args->arena + off[6];
-    float *t60 = args->arena + off[3];
-    float *t61 = args->arena + off[11];
-    float *t62 = args->arena + off[10];
-    float *t63 = args->arena + off[12];
-    float *t64 = args->arena + off[11];
-    float *t65 = args->arena + off[9];
-    float *t66 = args->arena + off[13];
-    float *t67 = args->arena + off[14];
-    float *t68 = args->arena + off[14];
-    float *t69 = args->arena + off[15];
-    float *t70 = args->arena + off[16];
-    float *t71 = args->arena + off[17];
-    float *t72 = args->arena + off[18];
-    float *t73 = args->arena + off[19];
-    float *t74 = args->arena + off[20];
-    float *t75 = args->arena + off[21];
-    float *t76 = args->arena + off[22];
-    float *t77 = args->arena + off[23];
-    float *t78 = args->arena + off[24];
-    float *t79 = args->arena + off[25];
-    float *t80 = args->arena + off[26];
-    float *t81 = args->arena + off[27];
-    float *t82 = args->arena + off[28];
-    float *t83 = args->arena + off[29];
-    float *t84 = args->arena + off[30];
-    float *t85 = args->arena + off[17];
-    float *t86 = args->arena + off[26];
-    float *t87 = args->arena + off[24];
-    float *t88 = args->arena + off[25];
-    float *t89 = args->arena + off[31];
-    float *t90 = args->arena + off[17];
-    float *t91 = args->arena + off[29];
-    float *t92 = args->arena + off[14];
-    float *t93 = args->arena + off[30];
-    float *t94 = args->arena + off[25];
+    float *t44 = args->arena + off[11];
+    float *t45 = args->arena + off[12];
+    float *t46 = args->arena + off[9];
+    float *t47 = args->arena + off[7];
+    float *t48 = args->arena + off[6];
+    float *t49 = args->arena + off[11];
+    float *t50 = args->arena + off[8];
+    float *t51 = args->arena + off[7];
+    float *t52 = args->arena + off[2];
+    float *t53 = args->arena + off[4];
+    float *t54 = args->arena + off[5];
+    float *t55 = args->arena + off[8];
+    float *t56 = args->arena + off[3];
+    float *t57 = args->arena + off[6];
+    float *t58 = args->arena + off[2];
+    float *t59 = args->arena + off[11];
+    float *t60 = args->arena + off[10];
+    float *t61 = args->arena + off[12];
+    float *t62 = args->arena + off[12];
+    float *t63 = args->arena + off[9];
+    float *t64 = args->arena + off[13];
+    float *t65 = args->arena + off[14];
+    float *t66 = args->arena + off[15];
+    float *t67 = args->arena + off[16];
+    float *t68 = args->arena + off[17];
+    float *t69 = args->arena + off[18];
+    float *t70 = args->arena + off[19];
+    float *t71 = args->arena + off[20];
+    float *t72 = args->arena + off[21];
+    float *t73 = args->arena + off[22];
+    float *t74 = args->arena + off[23];
+    float *t75 = args->arena + off[24];
+    float *t76 = args->arena + off[25];
+    float *t77 = args->arena + off[26];
+    float *t78 = args->arena + off[27];
+    float *t79 = args->arena + off[14];
+    float *t80 = args->arena + off[23];
+    float *t81 = args->arena + off[21];
+    float *t82 = args->arena + off[22];
+    float *t83 = args->arena + off[28];
+    float *t84 = args->arena + off[14];
+    float *t85 = args->arena + off[26];
+    float *t86 = args->arena + off[12];
+    float *t87 = args->arena + off[27];
+    float *t88 = args->arena + off[22];
+    float *t89 = args->arena + off[28];
+    float *t90 = args->arena + off[27];
+    float *t91 = args->arena + off[22];
+    float *t92 = args->arena + off[29];
+    float *t93 = args->arena + off[28];
+    float *t94 = args->arena + off[30];
     float *t95 = args->arena + off[31];
-    float *t96 = args->arena + off[30];
-    float *t97 = args->arena + off[10];
-    float *t98 = args->arena + off[25];
-    float *t99 = args->arena + off[12];
-    float *t100 = args->arena + off[30];
-    float *t101 = args->arena + off[11];
-    float *t102 = args->arena + off[31];
-    float *t103 = args->arena + off[10];
-    float *t104 = args->arena + off[32];
-    float *t105 = args->arena + off[12];
-    float *t106 = args->arena + off[32];
-    float *t107 = args->arena + off[30];
-    float *t108 = args->arena + off[33];
-    float *t109 = args->arena + off[34];
-    float *t110 = args->arena + off[35];
-    float *t111 = args->arena + off[32];
-    float *t112 = args->arena + off[25];
-    float *t113 = args->arena + off[36];
-    float *t114 = args->arena + off[37];
-    float *t115 = args->arena + off[38];
+    float *t96 = args->arena + off[32];
+    float *t97 = args->arena + off[29];
+    float *t98 = args->arena + off[22];
+    float *t99 = args->arena + off[33];
+    float *t100 = args->arena + off[34];
+    float *t101 = args->arena + off[35];
+    float *t102 = args->arena + off[29];
+    float *t103 = args->arena + off[27];
+    float *t104 = args->arena + off[36];
+    float *t105 = args->arena + off[37];
+    float *t106 = args->arena + off[38];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -7128,8 +6905,8 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 143, lm_step_lora_dropout_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 143, lm_step_lora_dropout_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 133, lm_step_lora_dropout_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 133, lm_step_lora_dropout_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[39], args->arena + off[40] };
@@ -7167,65 +6944,64 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
         float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
         float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + l * (B*KVH*REP*T);
         float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 143, lm_step_lora_dropout_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 143, lm_step_lora_dropout_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 143, lm_step_lora_dropout_k4_dropout(t4, lora_dropout_key_wq, lora_dropout, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 143, lm_step_lora_dropout_k5_lora_a_wq(t5, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 6, 143, lm_step_lora_dropout_k6_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 7, 143, lm_step_lora_dropout_k7_rope(saved_q, t0, t1, lora_scale_wq, t3, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 143, lm_step_lora_dropout_k8_wk(t7, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 143, lm_step_lora_dropout_k9_dropout(t8, lora_dropout, lora_dropout_key_wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 143, lm_step_lora_dropout_k10_lora_a_wk(t9, lora_a_wk, t8, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 11, 143, lm_step_lora_dropout_k11_lora_b_wk(t10, lora_b_wk, t9, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 12, 143, lm_step_lora_dropout_k12_rope(saved_k, t0, t1, lora_scale_wk, t7, t10, B, HD2, KVH, T));
-        LA_TIMED(prof, 13, 143, lm_step_lora_dropout_k13_wv(t11, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 143, lm_step_lora_dropout_k14_dropout(t12, lora_dropout, lora_dropout_key_wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 143, lm_step_lora_dropout_k15_lora_a_wv(t13, lora_a_wv, t12, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 16, 143, lm_step_lora_dropout_k16_lora_b_wv(t14, lora_b_wv, t13, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 17, 143, lm_step_lora_dropout_k17_lora(saved_v, lora_scale_wv, t11, t14, B, HD2, KVH, T));
-        LA_TIMED(prof, 18, 143, lm_step_lora_dropout_k18_scores_matmul(t15, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 143, lm_step_lora_dropout_k19_attention(t16, t15, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 143, lm_step_lora_dropout_k20_saved_attn(saved_attn, saved_v, t16, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 21, 143, lm_step_lora_dropout_k21_wo(t17, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 22, 143, lm_step_lora_dropout_k22_dropout(t18, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 23, 143, lm_step_lora_dropout_k23_lora_a_wo(t19, lora_a_wo, t18, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 24, 143, lm_step_lora_dropout_k24_lora_b_wo(t20, lora_b_wo, t19, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 25, 143, lm_step_lora_dropout_k25_lora(saved_h, carry0, lora_scale_wo, t17, t20, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 26, 143, lm_step_lora_dropout_k26_rmsnorm(t21, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 27, 143, lm_step_lora_dropout_k27_w1(t22, w1, t21, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 28, 143, lm_step_lora_dropout_k28_dropout(t23, lora_dropout, lora_dropout_key_w1, t21, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 29, 143, lm_step_lora_dropout_k29_lora_a_w1(t24, lora_a_w1, t23, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 30, 143, lm_step_lora_dropout_k30_lora_b_w1(t25, lora_b_w1, t24, B, F, R, T));
-        LA_TIMED(prof, 31, 143, lm_step_lora_dropout_k31_lora(saved_gate, lora_scale_w1, t22, t25, B, F, T));
-        LA_TIMED(prof, 32, 143, lm_step_lora_dropout_k32_w3(t26, w3, t21, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 33, 143, lm_step_lora_dropout_k33_dropout(t27, lora_dropout, lora_dropout_key_w3, t21, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 34, 143, lm_step_lora_dropout_k34_lora_a_w3(t28, lora_a_w3, t27, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 35, 143, lm_step_lora_dropout_k35_lora_b_w3(t29, lora_b_w3, t28, B, F, R, T));
-        LA_TIMED(prof, 36, 143, lm_step_lora_dropout_k36_lora(saved_up, lora_scale_w3, t26, t29, B, F, T));
-        LA_TIMED(prof, 37, 143, lm_step_lora_dropout_k37_silu(t30, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 38, 143, lm_step_lora_dropout_k38_w2(t31, w2, t30, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 39, 143, lm_step_lora_dropout_k39_dropout(t32, lora_dropout, lora_dropout_key_w2, t30, B, F, T));
-        LA_TIMED(prof, 40, 143, lm_step_lora_dropout_k40_lora_a_w2(t33, lora_a_w2, t32, B, F, R, T));
-        LA_TIMED(prof, 41, 143, lm_step_lora_dropout_k41_lora_b_w2(t34, lora_b_w2, t33, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 42, 143, lm_step_lora_dropout_k42_lora(carry0_next, lora_scale_w2, saved_h, t31, t34, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 133, lm_step_lora_dropout_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 133, lm_step_lora_dropout_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 133, lm_step_lora_dropout_k4_dropout(t4, lora_dropout_key_wq, lora_dropout, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 133, lm_step_lora_dropout_k5_lora_a_wq(t5, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 6, 133, lm_step_lora_dropout_k6_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 133, lm_step_lora_dropout_k7_rope(saved_q, t0, t1, lora_scale_wq, t3, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 133, lm_step_lora_dropout_k8_wk(t7, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 133, lm_step_lora_dropout_k9_dropout(t8, lora_dropout, lora_dropout_key_wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 133, lm_step_lora_dropout_k10_lora_a_wk(t9, lora_a_wk, t8, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 11, 133, lm_step_lora_dropout_k11_lora_b_wk(t10, lora_b_wk, t9, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 12, 133, lm_step_lora_dropout_k12_rope(saved_k, t0, t1, lora_scale_wk, t7, t10, B, HD2, KVH, T));
+        LA_TIMED(prof, 13, 133, lm_step_lora_dropout_k13_wv(t11, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 133, lm_step_lora_dropout_k14_dropout(t12, lora_dropout, lora_dropout_key_wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 133, lm_step_lora_dropout_k15_lora_a_wv(t13, lora_a_wv, t12, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 16, 133, lm_step_lora_dropout_k16_lora_b_wv(t14, lora_b_wv, t13, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 17, 133, lm_step_lora_dropout_k17_lora(saved_v, lora_scale_wv, t11, t14, B, HD2, KVH, T));
+        LA_TIMED(prof, 18, 133, lm_step_lora_dropout_k18_causal_attention_forward(saved_attn, saved_lse, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 133, lm_step_lora_dropout_k19_wo(t15, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 133, lm_step_lora_dropout_k20_dropout(t16, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 133, lm_step_lora_dropout_k21_lora_a_wo(t17, lora_a_wo, t16, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 22, 133, lm_step_lora_dropout_k22_lora_b_wo(t18, lora_b_wo, t17, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 23, 133, lm_step_lora_dropout_k23_lora(saved_h, carry0, lora_scale_wo, t15, t18, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 133, lm_step_lora_dropout_k24_rmsnorm(t19, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 25, 133, lm_step_lora_dropout_k25_w1(t20, w1, t19, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 133, lm_step_lora_dropout_k26_dropout(t21, lora_dropout, lora_dropout_key_w1, t19, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 27, 133, lm_step_lora_dropout_k27_lora_a_w1(t22, lora_a_w1, t21, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 28, 133, lm_step_lora_dropout_k28_lora_b_w1(t23, lora_b_w1, t22, B, F, R, T));
+        LA_TIMED(prof, 29, 133, lm_step_lora_dropout_k29_lora(saved_gate, lora_scale_w1, t20, t23, B, F, T));
+        LA_TIMED(prof, 30, 133, lm_step_lora_dropout_k30_w3(t24, w3, t19, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 31, 133, lm_step_lora_dropout_k31_dropout(t25, lora_dropout, lora_dropout_key_w3, t19, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 32, 133, lm_step_lora_dropout_k32_lora_a_w3(t26, lora_a_w3, t25, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 33, 133, lm_step_lora_dropout_k33_lora_b_w3(t27, lora_b_w3, t26, B, F, R, T));
+        LA_TIMED(prof, 34, 133, lm_step_lora_dropout_k34_lora(saved_up, lora_scale_w3, t24, t27, B, F, T));
+        LA_TIMED(prof, 35, 133, lm_step_lora_dropout_k35_silu(t28, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 36, 133, lm_step_lora_dropout_k36_w2(t29, w2, t28, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 37, 133, lm_step_lora_dropout_k37_dropout(t30, lora_dropout, lora_dropout_key_w2, t28, B, F, T));
+        LA_TIMED(prof, 38, 133, lm_step_lora_dropout_k38_lora_a_w2(t31, lora_a_w2, t30, B, F, R, T));
+        LA_TIMED(prof, 39, 133, lm_step_lora_dropout_k39_lora_b_w2(t32, lora_b_w2, t31, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 40, 133, lm_step_lora_dropout_k40_lora(carry0_next, lora_scale_w2, saved_h, t29, t32, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 43, 143, lm_step_lora_dropout_k43_reshape(t35));
-    LA_TIMED(prof, 44, 143, lm_step_lora_dropout_k44_expand(t36, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 41, 133, lm_step_lora_dropout_k41_reshape(t33));
+    LA_TIMED(prof, 42, 133, lm_step_lora_dropout_k42_expand(t34, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk', repeated NC times */
-    const float *carry1 = t36;
+    const float *carry1 = t34;
     float *carry1_buf[2] = { args->arena + off[41], args->arena + off[42] };
-    const float *carry2 = t35;
+    const float *carry2 = t33;
     float *carry2_buf[2] = { args->arena + off[43], args->arena + off[44] };
-    const float *carry3 = t35;
+    const float *carry3 = t33;
     float *carry3_buf[2] = { args->arena + off[45], args->arena + off[46] };
-    const float *carry4 = t35;
+    const float *carry4 = t33;
     float *carry4_buf[2] = { args->arena + off[47], args->arena + off[48] };
     for (long l = 0; l < NC; l++) {
         const int32_t *scored = args->scored + l * CR;
@@ -7235,26 +7011,26 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
         float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
         float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
-        LA_TIMED(prof, 45, 143, lm_step_lora_dropout_k45_lm_head(t37, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 46, 143, lm_step_lora_dropout_k46_rmsnorm(t38, t37, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 47, 143, lm_step_lora_dropout_k47_rmsnorm(t39, norm_eps, final_norm, t37, t38, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 48, 143, lm_step_lora_dropout_k48_lm_head(t40, lm_head, t39, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 49, 143, lm_step_lora_dropout_k49_log_softmax(t41, t40, CR, V));
-        LA_TIMED(prof, 50, 143, lm_step_lora_dropout_k50_log_softmax(t42, t40, t41, CR, V));
-        LA_TIMED(prof, 51, 143, lm_step_lora_dropout_k51_cross_entropy(t43, t40, targets, t41, t42, CR, V));
-        LA_TIMED(prof, 52, 143, lm_step_lora_dropout_k52_cross_entropy(t44, weights, t43, CR));
-        LA_TIMED(prof, 53, 143, lm_step_lora_dropout_k53_log_softmax(t45, t40, t41, t42, CR, V));
-        LA_TIMED(prof, 54, 143, lm_step_lora_dropout_k54_cross_entropy(t46, t40, targets, CR, V));
-        LA_TIMED(prof, 55, 143, lm_step_lora_dropout_k55_token_stats(t47, weights, t45, CR));
-        LA_TIMED(prof, 56, 143, lm_step_lora_dropout_k56_token_stats(t48, weights, t41, t46, CR));
-        LA_TIMED(prof, 57, 143, lm_step_lora_dropout_k57_log_softmax_grad(t49, t40, targets, weights, t41, t42, CR, V));
-        LA_TIMED(prof, 58, 143, lm_step_lora_dropout_k58_lm_head_grad_in(t50, lm_head, t49, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 59, 143, lm_step_lora_dropout_k59_rmsnorm_grad(t51, final_norm, t37, t50, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 60, 143, lm_step_lora_dropout_k60_rmsnorm_grad_scatter_add(t52, norm_eps, final_norm, scored, t37, t38, t50, t51, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 61, 143, lm_step_lora_dropout_k61_lm_chunk(carry1_next, carry1, t52, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 62, 143, lm_step_lora_dropout_k62_lm_chunk(carry2_next, carry2, t44));
-        LA_TIMED(prof, 63, 143, lm_step_lora_dropout_k63_lm_chunk(carry3_next, carry3, t47));
-        LA_TIMED(prof, 64, 143, lm_step_lora_dropout_k64_lm_chunk(carry4_next, carry4, t48));
+        LA_TIMED(prof, 43, 133, lm_step_lora_dropout_k43_lm_head(t35, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 44, 133, lm_step_lora_dropout_k44_rmsnorm(t36, t35, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 45, 133, lm_step_lora_dropout_k45_rmsnorm(t37, norm_eps, final_norm, t35, t36, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 46, 133, lm_step_lora_dropout_k46_lm_head(t38, lm_head, t37, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 47, 133, lm_step_lora_dropout_k47_log_softmax(t39, t38, CR, V));
+        LA_TIMED(prof, 48, 133, lm_step_lora_dropout_k48_log_softmax(t40, t38, t39, CR, V));
+        LA_TIMED(prof, 49, 133, lm_step_lora_dropout_k49_cross_entropy(t41, t38, targets, t39, t40, CR, V));
+        LA_TIMED(prof, 50, 133, lm_step_lora_dropout_k50_cross_entropy(t42, weights, t41, CR));
+        LA_TIMED(prof, 51, 133, lm_step_lora_dropout_k51_log_softmax(t43, t38, t39, t40, CR, V));
+        LA_TIMED(prof, 52, 133, lm_step_lora_dropout_k52_cross_entropy(t44, t38, targets, CR, V));
+        LA_TIMED(prof, 53, 133, lm_step_lora_dropout_k53_token_stats(t45, weights, t43, CR));
+        LA_TIMED(prof, 54, 133, lm_step_lora_dropout_k54_token_stats(t46, weights, t39, t44, CR));
+        LA_TIMED(prof, 55, 133, lm_step_lora_dropout_k55_log_softmax_grad(t47, t38, targets, weights, t39, t40, CR, V));
+        LA_TIMED(prof, 56, 133, lm_step_lora_dropout_k56_lm_head_grad_in(t48, lm_head, t47, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 57, 133, lm_step_lora_dropout_k57_rmsnorm_grad(t49, final_norm, t35, t48, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 58, 133, lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add(t50, norm_eps, final_norm, scored, t35, t36, t48, t49, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 133, lm_step_lora_dropout_k59_lm_chunk(carry1_next, carry1, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 133, lm_step_lora_dropout_k60_lm_chunk(carry2_next, carry2, t42));
+        LA_TIMED(prof, 61, 133, lm_step_lora_dropout_k61_lm_chunk(carry3_next, carry3, t45));
+        LA_TIMED(prof, 62, 133, lm_step_lora_dropout_k62_lm_chunk(carry4_next, carry4, t46));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -7298,6 +7074,7 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
         float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + (L - 1 - l) * (B*KVH*REP*T);
         float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
@@ -7317,84 +7094,76 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
         float *carry5_next = carry5_buf[l & 1];
-        LA_TIMED(prof, 65, 143, lm_step_lora_dropout_k65_rmsnorm(t53, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 66, 143, lm_step_lora_dropout_k66_rmsnorm(t54, norm_eps, saved_x, attn_norm, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 67, 143, lm_step_lora_dropout_k67_dropout(t55, lora_dropout_key_wq, lora_dropout, t54, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 68, 143, lm_step_lora_dropout_k68_lora_a_wq(t56, lora_a_wq, t55, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 69, 143, lm_step_lora_dropout_k69_dropout(t57, lora_dropout, lora_dropout_key_wk, t54, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 143, lm_step_lora_dropout_k70_lora_a_wk(t58, lora_a_wk, t57, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 71, 143, lm_step_lora_dropout_k71_dropout(t59, lora_dropout, lora_dropout_key_wv, t54, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 72, 143, lm_step_lora_dropout_k72_lora_a_wv(t60, lora_a_wv, t59, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 73, 143, lm_step_lora_dropout_k73_scores_matmul(t61, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 74, 143, lm_step_lora_dropout_k74_attention(t62, t61, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 75, 143, lm_step_lora_dropout_k75_softmax(t63, t62, B, KVH, REP, T));
-        LA_TIMED(prof, 76, 143, lm_step_lora_dropout_k76_softmax(t64, t62, t63, B, KVH, REP, T));
-        LA_TIMED(prof, 77, 143, lm_step_lora_dropout_k77_dropout(t65, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 78, 143, lm_step_lora_dropout_k78_lora_a_wo(t66, lora_a_wo, t65, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 79, 143, lm_step_lora_dropout_k79_rmsnorm(t67, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 80, 143, lm_step_lora_dropout_k80_rmsnorm(t68, norm_eps, t67, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 81, 143, lm_step_lora_dropout_k81_dropout(t69, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t68, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 82, 143, lm_step_lora_dropout_k82_lora_a_w1(t70, lora_a_w1, t69, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 83, 143, lm_step_lora_dropout_k83_silu(t71, saved_gate, B, F, T));
-        LA_TIMED(prof, 84, 143, lm_step_lora_dropout_k84_dropout(t72, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t68, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 85, 143, lm_step_lora_dropout_k85_lora_a_w3(t73, lora_a_w3, t72, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 86, 143, lm_step_lora_dropout_k86_dropout(t74, saved_up, lora_dropout, lora_dropout_key_w2, t71, B, F, T));
-        LA_TIMED(prof, 87, 143, lm_step_lora_dropout_k87_lora_a_w2(t75, lora_a_w2, t74, B, F, R, T));
-        LA_TIMED(prof, 88, 143, lm_step_lora_dropout_k88_lora(t76, carry5, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 89, 143, lm_step_lora_dropout_k89_lora_b_w2_grad_in(t77, lora_b_w2, t76, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 90, 143, lm_step_lora_dropout_k90_lora_a_w2_grad_in(t78, lora_a_w2, t77, B, F, R, T));
-        LA_TIMED(prof, 91, 143, lm_step_lora_dropout_k91_w2_grad_in(t79, carry5, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 92, 143, lm_step_lora_dropout_k92_dropout(t80, lora_dropout, lora_dropout_key_w2, t71, t78, t79, B, F, T));
-        LA_TIMED(prof, 93, 143, lm_step_lora_dropout_k93_lora(t81, lora_scale_w3, t80, B, F, T));
-        LA_TIMED(prof, 94, 143, lm_step_lora_dropout_k94_lora_b_w3_grad_in(t82, lora_b_w3, t81, B, F, R, T));
-        LA_TIMED(prof, 95, 143, lm_step_lora_dropout_k95_lora_a_w3_grad_in(t83, lora_a_w3, t82, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 96, 143, lm_step_lora_dropout_k96_w3_grad_in(t84, w3, t80, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 97, 143, lm_step_lora_dropout_k97_dropout(t85, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t71, t78, t79, B, F, T));
-        LA_TIMED(prof, 98, 143, lm_step_lora_dropout_k98_lora(t86, lora_scale_w1, t85, B, F, T));
-        LA_TIMED(prof, 99, 143, lm_step_lora_dropout_k99_lora_b_w1_grad_in(t87, lora_b_w1, t86, B, F, R, T));
-        LA_TIMED(prof, 100, 143, lm_step_lora_dropout_k100_lora_a_w1_grad_in(t88, lora_a_w1, t87, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 101, 143, lm_step_lora_dropout_k101_w1_grad_in(t89, w1, t85, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 102, 143, lm_step_lora_dropout_k102_rmsnorm_grad(t90, carry5, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t68, t83, t84, t88, t89, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 103, 143, lm_step_lora_dropout_k103_lora(t91, lora_scale_wo, t90, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 104, 143, lm_step_lora_dropout_k104_lora_b_wo_grad_in(t92, lora_b_wo, t91, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 105, 143, lm_step_lora_dropout_k105_lora_a_wo_grad_in(t93, lora_a_wo, t92, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 106, 143, lm_step_lora_dropout_k106_wo_grad_in(t94, wo, t90, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 107, 143, lm_step_lora_dropout_k107_dropout(t95, lora_dropout, lora_dropout_key_wo, t93, t94, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 108, 143, lm_step_lora_dropout_k108_attention_grad_matmul(t96, saved_v, t95, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 109, 143, lm_step_lora_dropout_k109_softmax_grad(t97, t62, t63, t64, t96, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 110, 143, lm_step_lora_dropout_k110_scores_grad_matmul(t98, saved_k, t97, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 111, 143, lm_step_lora_dropout_k111_attention_grad_matmul(t99, t64, t95, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 112, 143, lm_step_lora_dropout_k112_attention_grad_matmul(t100, saved_q, t97, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 113, 143, lm_step_lora_dropout_k113_attention_grad(t101, lora_scale_wv, t99, B, HD2, KVH, T));
-        LA_TIMED(prof, 114, 143, lm_step_lora_dropout_k114_lora_b_wv_grad_in(t102, lora_b_wv, t101, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 115, 143, lm_step_lora_dropout_k115_lora_a_wv_grad_in(t103, lora_a_wv, t102, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 116, 143, lm_step_lora_dropout_k116_attention_grad(t104, t99, B, HD2, KVH, T));
-        LA_TIMED(prof, 117, 143, lm_step_lora_dropout_k117_wv_grad_in(t105, wv, t104, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 118, 143, lm_step_lora_dropout_k118_rope_grad(t106, t0, t1, t100, B, HD2, KVH, T));
-        LA_TIMED(prof, 119, 143, lm_step_lora_dropout_k119_lora(t107, lora_scale_wk, t106, B, HD2, KVH, T));
-        LA_TIMED(prof, 120, 143, lm_step_lora_dropout_k120_lora_b_wk_grad_in(t108, lora_b_wk, t107, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 121, 143, lm_step_lora_dropout_k121_lora_a_wk_grad_in(t109, lora_a_wk, t108, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 122, 143, lm_step_lora_dropout_k122_wk_grad_in(t110, wk, t106, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 123, 143, lm_step_lora_dropout_k123_rope_grad(t111, t0, t1, t98, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 124, 143, lm_step_lora_dropout_k124_lora(t112, lora_scale_wq, t111, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 125, 143, lm_step_lora_dropout_k125_lora_b_wq_grad_in(t113, lora_b_wq, t112, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 126, 143, lm_step_lora_dropout_k126_lora_a_wq_grad_in(t114, lora_a_wq, t113, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 127, 143, lm_step_lora_dropout_k127_wq_grad_in(t115, wq, t111, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 128, 143, lm_step_lora_dropout_k128_dropout(carry5_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t53, t90, t103, t105, t109, t110, t114, t115, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 129, 143, lm_step_lora_dropout_k129_grad_lora_a_wq(grad_lora_a_wq, t55, t113, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 130, 143, lm_step_lora_dropout_k130_grad_lora_b_wq(grad_lora_b_wq, t56, t112, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 131, 143, lm_step_lora_dropout_k131_grad_lora_a_wk(grad_lora_a_wk, t57, t108, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 132, 143, lm_step_lora_dropout_k132_grad_lora_b_wk(grad_lora_b_wk, t58, t107, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 133, 143, lm_step_lora_dropout_k133_grad_lora_a_wv(grad_lora_a_wv, t59, t102, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 134, 143, lm_step_lora_dropout_k134_grad_lora_b_wv(grad_lora_b_wv, t60, t101, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 135, 143, lm_step_lora_dropout_k135_grad_lora_a_wo(grad_lora_a_wo, t65, t92, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 136, 143, lm_step_lora_dropout_k136_grad_lora_b_wo(grad_lora_b_wo, t66, t91, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 137, 143, lm_step_lora_dropout_k137_grad_lora_a_w1(grad_lora_a_w1, t69, t87, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 138, 143, lm_step_lora_dropout_k138_grad_lora_b_w1(grad_lora_b_w1, t70, t86, B, F, R, T));
-        LA_TIMED(prof, 139, 143, lm_step_lora_dropout_k139_grad_lora_a_w2(grad_lora_a_w2, t74, t77, B, F, R, T));
-        LA_TIMED(prof, 140, 143, lm_step_lora_dropout_k140_grad_lora_b_w2(grad_lora_b_w2, t75, t76, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 141, 143, lm_step_lora_dropout_k141_grad_lora_a_w3(grad_lora_a_w3, t72, t82, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 142, 143, lm_step_lora_dropout_k142_grad_lora_b_w3(grad_lora_b_w3, t73, t81, B, F, R, T));
+        LA_TIMED(prof, 63, 133, lm_step_lora_dropout_k63_rmsnorm(t51, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 133, lm_step_lora_dropout_k64_rmsnorm(t52, norm_eps, saved_x, attn_norm, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 133, lm_step_lora_dropout_k65_dropout(t53, lora_dropout_key_wq, lora_dropout, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 133, lm_step_lora_dropout_k66_lora_a_wq(t54, lora_a_wq, t53, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 67, 133, lm_step_lora_dropout_k67_dropout(t55, lora_dropout, lora_dropout_key_wk, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 133, lm_step_lora_dropout_k68_lora_a_wk(t56, lora_a_wk, t55, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 69, 133, lm_step_lora_dropout_k69_dropout(t57, lora_dropout, lora_dropout_key_wv, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 133, lm_step_lora_dropout_k70_lora_a_wv(t58, lora_a_wv, t57, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 71, 133, lm_step_lora_dropout_k71_dropout(t59, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 133, lm_step_lora_dropout_k72_lora_a_wo(t60, lora_a_wo, t59, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 73, 133, lm_step_lora_dropout_k73_rmsnorm(t61, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 133, lm_step_lora_dropout_k74_rmsnorm(t62, norm_eps, t61, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 133, lm_step_lora_dropout_k75_dropout(t63, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t62, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 133, lm_step_lora_dropout_k76_lora_a_w1(t64, lora_a_w1, t63, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 77, 133, lm_step_lora_dropout_k77_silu(t65, saved_gate, B, F, T));
+        LA_TIMED(prof, 78, 133, lm_step_lora_dropout_k78_dropout(t66, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t62, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 133, lm_step_lora_dropout_k79_lora_a_w3(t67, lora_a_w3, t66, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 80, 133, lm_step_lora_dropout_k80_dropout(t68, saved_up, lora_dropout, lora_dropout_key_w2, t65, B, F, T));
+        LA_TIMED(prof, 81, 133, lm_step_lora_dropout_k81_lora_a_w2(t69, lora_a_w2, t68, B, F, R, T));
+        LA_TIMED(prof, 82, 133, lm_step_lora_dropout_k82_lora(t70, carry5, lora_scale_w2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 133, lm_step_lora_dropout_k83_lora_b_w2_grad_in(t71, lora_b_w2, t70, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 84, 133, lm_step_lora_dropout_k84_lora_a_w2_grad_in(t72, lora_a_w2, t71, B, F, R, T));
+        LA_TIMED(prof, 85, 133, lm_step_lora_dropout_k85_w2_grad_in(t73, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 133, lm_step_lora_dropout_k86_dropout(t74, lora_dropout, lora_dropout_key_w2, t65, t72, t73, B, F, T));
+        LA_TIMED(prof, 87, 133, lm_step_lora_dropout_k87_lora(t75, lora_scale_w3, t74, B, F, T));
+        LA_TIMED(prof, 88, 133, lm_step_lora_dropout_k88_lora_b_w3_grad_in(t76, lora_b_w3, t75, B, F, R, T));
+        LA_TIMED(prof, 89, 133, lm_step_lora_dropout_k89_lora_a_w3_grad_in(t77, lora_a_w3, t76, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 90, 133, lm_step_lora_dropout_k90_w3_grad_in(t78, w3, t74, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 133, lm_step_lora_dropout_k91_dropout(t79, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t65, t72, t73, B, F, T));
+        LA_TIMED(prof, 92, 133, lm_step_lora_dropout_k92_lora(t80, lora_scale_w1, t79, B, F, T));
+        LA_TIMED(prof, 93, 133, lm_step_lora_dropout_k93_lora_b_w1_grad_in(t81, lora_b_w1, t80, B, F, R, T));
+        LA_TIMED(prof, 94, 133, lm_step_lora_dropout_k94_lora_a_w1_grad_in(t82, lora_a_w1, t81, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 95, 133, lm_step_lora_dropout_k95_w1_grad_in(t83, w1, t79, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 133, lm_step_lora_dropout_k96_rmsnorm_grad(t84, carry5, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t62, t77, t78, t82, t83, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 133, lm_step_lora_dropout_k97_lora(t85, lora_scale_wo, t84, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 133, lm_step_lora_dropout_k98_lora_b_wo_grad_in(t86, lora_b_wo, t85, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 99, 133, lm_step_lora_dropout_k99_lora_a_wo_grad_in(t87, lora_a_wo, t86, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 100, 133, lm_step_lora_dropout_k100_wo_grad_in(t88, wo, t84, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 101, 133, lm_step_lora_dropout_k101_dropout(t89, lora_dropout, lora_dropout_key_wo, t87, t88, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 133, lm_step_lora_dropout_k102_causal_attention_backward_dq(t90, saved_q, saved_k, saved_v, saved_lse, saved_attn, t89, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 103, 133, lm_step_lora_dropout_k103_causal_attention_backward_dkv(t91, t92, saved_q, saved_k, saved_v, saved_lse, saved_attn, t89, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 104, 133, lm_step_lora_dropout_k104_lora(t93, lora_scale_wv, t92, B, HD2, KVH, T));
+        LA_TIMED(prof, 105, 133, lm_step_lora_dropout_k105_lora_b_wv_grad_in(t94, lora_b_wv, t93, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 106, 133, lm_step_lora_dropout_k106_lora_a_wv_grad_in(t95, lora_a_wv, t94, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 107, 133, lm_step_lora_dropout_k107_wv_grad_in(t96, wv, t92, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 108, 133, lm_step_lora_dropout_k108_rope_grad(t97, t0, t1, t91, B, HD2, KVH, T));
+        LA_TIMED(prof, 109, 133, lm_step_lora_dropout_k109_lora(t98, lora_scale_wk, t97, B, HD2, KVH, T));
+        LA_TIMED(prof, 110, 133, lm_step_lora_dropout_k110_lora_b_wk_grad_in(t99, lora_b_wk, t98, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 111, 133, lm_step_lora_dropout_k111_lora_a_wk_grad_in(t100, lora_a_wk, t99, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 112, 133, lm_step_lora_dropout_k112_wk_grad_in(t101, wk, t97, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 113, 133, lm_step_lora_dropout_k113_rope_grad(t102, t0, t1, t90, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 114, 133, lm_step_lora_dropout_k114_lora(t103, lora_scale_wq, t102, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 115, 133, lm_step_lora_dropout_k115_lora_b_wq_grad_in(t104, lora_b_wq, t103, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 116, 133, lm_step_lora_dropout_k116_lora_a_wq_grad_in(t105, lora_a_wq, t104, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 117, 133, lm_step_lora_dropout_k117_wq_grad_in(t106, wq, t102, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 118, 133, lm_step_lora_dropout_k118_dropout(carry5_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t51, t84, t95, t96, t100, t101, t105, t106, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 119, 133, lm_step_lora_dropout_k119_grad_lora_a_wq(grad_lora_a_wq, t53, t104, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 120, 133, lm_step_lora_dropout_k120_grad_lora_b_wq(grad_lora_b_wq, t54, t103, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 121, 133, lm_step_lora_dropout_k121_grad_lora_a_wk(grad_lora_a_wk, t55, t99, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 122, 133, lm_step_lora_dropout_k122_grad_lora_b_wk(grad_lora_b_wk, t56, t98, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 123, 133, lm_step_lora_dropout_k123_grad_lora_a_wv(grad_lora_a_wv, t57, t94, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 124, 133, lm_step_lora_dropout_k124_grad_lora_b_wv(grad_lora_b_wv, t58, t93, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 125, 133, lm_step_lora_dropout_k125_grad_lora_a_wo(grad_lora_a_wo, t59, t86, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 126, 133, lm_step_lora_dropout_k126_grad_lora_b_wo(grad_lora_b_wo, t60, t85, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 127, 133, lm_step_lora_dropout_k127_grad_lora_a_w1(grad_lora_a_w1, t63, t81, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 128, 133, lm_step_lora_dropout_k128_grad_lora_b_w1(grad_lora_b_w1, t64, t80, B, F, R, T));
+        LA_TIMED(prof, 129, 133, lm_step_lora_dropout_k129_grad_lora_a_w2(grad_lora_a_w2, t68, t71, B, F, R, T));
+        LA_TIMED(prof, 130, 133, lm_step_lora_dropout_k130_grad_lora_b_w2(grad_lora_b_w2, t69, t70, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 131, 133, lm_step_lora_dropout_k131_grad_lora_a_w3(grad_lora_a_w3, t66, t76, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 132, 133, lm_step_lora_dropout_k132_grad_lora_b_w3(grad_lora_b_w3, t67, t75, B, F, R, T));
         carry5 = carry5_next;
     }
 }
@@ -7427,131 +7196,121 @@ void llama_train_lm_step_lora_dropout_costs(const llama_train_lm_step_lora_dropo
     flops[15] = (double)(4*B*HD2*KVH*R*REP*T); bytes[15] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k15_lora_a_wv */
     flops[16] = (double)(4*B*HD2*KVH*R*T); bytes[16] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_dropout_k16_lora_b_wv */
     flops[17] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[17] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k17_lora */
-    flops[18] = (double)(4*B*HD2*KVH*REP*T*T); bytes[18] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k18_scores_matmul */
-    flops[19] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[19] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k19_attention */
-    flops[20] = (double)(4*B*HD2*KVH*REP*T*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k20_saved_attn */
-    flops[21] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k21_wo */
-    flops[22] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k22_dropout */
-    flops[23] = (double)(4*B*HD2*KVH*R*REP*T); bytes[23] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k23_lora_a_wo */
-    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k24_lora_b_wo */
-    flops[25] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[25] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k25_lora */
-    flops[26] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k26_rmsnorm */
-    flops[27] = (double)(4*B*F*HD2*KVH*REP*T); bytes[27] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k27_w1 */
-    flops[28] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[28] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k28_dropout */
-    flops[29] = (double)(4*B*HD2*KVH*R*REP*T); bytes[29] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k29_lora_a_w1 */
-    flops[30] = (double)(2*B*F*R*T); bytes[30] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k30_lora_b_w1 */
-    flops[31] = (double)(B*F*T + B*F*T); bytes[31] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k31_lora */
-    flops[32] = (double)(4*B*F*HD2*KVH*REP*T); bytes[32] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k32_w3 */
-    flops[33] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[33] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k33_dropout */
-    flops[34] = (double)(4*B*HD2*KVH*R*REP*T); bytes[34] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k34_lora_a_w3 */
-    flops[35] = (double)(2*B*F*R*T); bytes[35] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k35_lora_b_w3 */
-    flops[36] = (double)(B*F*T + B*F*T); bytes[36] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k36_lora */
-    flops[37] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[37] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k37_silu */
-    flops[38] = (double)(4*B*F*HD2*KVH*REP*T); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k38_w2 */
-    flops[39] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T); bytes[39] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k39_dropout */
-    flops[40] = (double)(2*B*F*R*T); bytes[40] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k40_lora_a_w2 */
-    flops[41] = (double)(4*B*HD2*KVH*R*REP*T); bytes[41] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k41_lora_b_w2 */
-    flops[42] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[42] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k42_lora */
-    flops[43] = (double)(0); bytes[43] = (double)(4); /* lm_step_lora_dropout_k43_reshape */
-    flops[44] = (double)(0); bytes[44] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k44_expand */
-    flops[45] = (double)(0); bytes[45] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_dropout_k45_lm_head */
-    flops[46] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[46] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k46_rmsnorm */
-    flops[47] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[47] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_dropout_k47_rmsnorm */
-    flops[48] = (double)(4*CR*HD2*KVH*REP*V); bytes[48] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k48_lm_head */
-    flops[49] = (double)(CR*V); bytes[49] = (double)(4*CR + 4*CR*V); /* lm_step_lora_dropout_k49_log_softmax */
-    flops[50] = (double)(CR + CR*V + CR*V + CR*V); bytes[50] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_dropout_k50_log_softmax */
-    flops[51] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[51] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k51_cross_entropy */
-    flops[52] = (double)(CR + CR + CR); bytes[52] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_dropout_k52_cross_entropy */
-    flops[53] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[53] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_dropout_k53_log_softmax */
-    flops[54] = (double)(CR + CR*V + CR*V + CR*V); bytes[54] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_dropout_k54_cross_entropy */
-    flops[55] = (double)(CR + CR + CR); bytes[55] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_dropout_k55_token_stats */
-    flops[56] = (double)(CR + CR + CR); bytes[56] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k56_token_stats */
-    flops[57] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[57] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k57_log_softmax_grad */
-    flops[58] = (double)(4*CR*HD2*KVH*REP*V); bytes[58] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_dropout_k58_lm_head_grad_in */
-    flops[59] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[59] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k59_rmsnorm_grad */
-    flops[60] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_dropout_k60_rmsnorm_grad_scatter_add */
-    flops[61] = (double)(2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k61_lm_chunk */
+    flops[18] = (double)(4*B*HD2*KVH*REP*T*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k18_causal_attention_forward */
+    flops[19] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k19_wo */
+    flops[20] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k20_dropout */
+    flops[21] = (double)(4*B*HD2*KVH*R*REP*T); bytes[21] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k21_lora_a_wo */
+    flops[22] = (double)(4*B*HD2*KVH*R*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k22_lora_b_wo */
+    flops[23] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k23_lora */
+    flops[24] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k24_rmsnorm */
+    flops[25] = (double)(4*B*F*HD2*KVH*REP*T); bytes[25] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k25_w1 */
+    flops[26] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k26_dropout */
+    flops[27] = (double)(4*B*HD2*KVH*R*REP*T); bytes[27] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k27_lora_a_w1 */
+    flops[28] = (double)(2*B*F*R*T); bytes[28] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k28_lora_b_w1 */
+    flops[29] = (double)(B*F*T + B*F*T); bytes[29] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k29_lora */
+    flops[30] = (double)(4*B*F*HD2*KVH*REP*T); bytes[30] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k30_w3 */
+    flops[31] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[31] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k31_dropout */
+    flops[32] = (double)(4*B*HD2*KVH*R*REP*T); bytes[32] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k32_lora_a_w3 */
+    flops[33] = (double)(2*B*F*R*T); bytes[33] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k33_lora_b_w3 */
+    flops[34] = (double)(B*F*T + B*F*T); bytes[34] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k34_lora */
+    flops[35] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[35] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k35_silu */
+    flops[36] = (double)(4*B*F*HD2*KVH*REP*T); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k36_w2 */
+    flops[37] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T); bytes[37] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k37_dropout */
+    flops[38] = (double)(2*B*F*R*T); bytes[38] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k38_lora_a_w2 */
+    flops[39] = (double)(4*B*HD2*KVH*R*REP*T); bytes[39] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k39_lora_b_w2 */
+    flops[40] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[40] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k40_lora */
+    flops[41] = (double)(0); bytes[41] = (double)(4); /* lm_step_lora_dropout_k41_reshape */
+    flops[42] = (double)(0); bytes[42] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k42_expand */
+    flops[43] = (double)(0); bytes[43] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_dropout_k43_lm_head */
+    flops[44] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[44] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k44_rmsnorm */
+    flops[45] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[45] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_dropout_k45_rmsnorm */
+    flops[46] = (double)(4*CR*HD2*KVH*REP*V); bytes[46] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k46_lm_head */
+    flops[47] = (double)(CR*V); bytes[47] = (double)(4*CR + 4*CR*V); /* lm_step_lora_dropout_k47_log_softmax */
+    flops[48] = (double)(CR + CR*V + CR*V + CR*V); bytes[48] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_dropout_k48_log_softmax */
+    flops[49] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[49] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k49_cross_entropy */
+    flops[50] = (double)(CR + CR + CR); bytes[50] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_dropout_k50_cross_entropy */
+    flops[51] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[51] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_dropout_k51_log_softmax */
+    flops[52] = (double)(CR + CR*V + CR*V + CR*V); bytes[52] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_dropout_k52_cross_entropy */
+    flops[53] = (double)(CR + CR + CR); bytes[53] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_dropout_k53_token_stats */
+    flops[54] = (double)(CR + CR + CR); bytes[54] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k54_token_stats */
+    flops[55] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[55] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k55_log_softmax_grad */
+    flops[56] = (double)(4*CR*HD2*KVH*REP*V); bytes[56] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_dropout_k56_lm_head_grad_in */
+    flops[57] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[57] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k57_rmsnorm_grad */
+    flops[58] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add */
+    flops[59] = (double)(2*B*HD2*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k59_lm_chunk */
+    flops[60] = (double)(1); bytes[60] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k60_lm_chunk */
+    flops[61] = (double)(1); bytes[61] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k61_lm_chunk */
     flops[62] = (double)(1); bytes[62] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k62_lm_chunk */
-    flops[63] = (double)(1); bytes[63] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k63_lm_chunk */
-    flops[64] = (double)(1); bytes[64] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k64_lm_chunk */
-    flops[65] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k65_rmsnorm */
-    flops[66] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_dropout_k66_rmsnorm */
-    flops[67] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k67_dropout */
-    flops[68] = (double)(4*B*HD2*KVH*R*REP*T); bytes[68] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k68_lora_a_wq */
+    flops[63] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k63_rmsnorm */
+    flops[64] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_dropout_k64_rmsnorm */
+    flops[65] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k65_dropout */
+    flops[66] = (double)(4*B*HD2*KVH*R*REP*T); bytes[66] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k66_lora_a_wq */
+    flops[67] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k67_dropout */
+    flops[68] = (double)(4*B*HD2*KVH*R*REP*T); bytes[68] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k68_lora_a_wk */
     flops[69] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k69_dropout */
-    flops[70] = (double)(4*B*HD2*KVH*R*REP*T); bytes[70] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k70_lora_a_wk */
-    flops[71] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k71_dropout */
-    flops[72] = (double)(4*B*HD2*KVH*R*REP*T); bytes[72] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k72_lora_a_wv */
-    flops[73] = (double)(4*B*HD2*KVH*REP*T*T); bytes[73] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k73_scores_matmul */
-    flops[74] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[74] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k74_attention */
-    flops[75] = (double)(B*KVH*REP*T*T); bytes[75] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k75_softmax */
-    flops[76] = (double)(B*KVH*REP*T*T); bytes[76] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_dropout_k76_softmax */
-    flops[77] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4); /* lm_step_lora_dropout_k77_dropout */
-    flops[78] = (double)(4*B*HD2*KVH*R*REP*T); bytes[78] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k78_lora_a_wo */
-    flops[79] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[79] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k79_rmsnorm */
-    flops[80] = (double)(B*T + B*T + B*T); bytes[80] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_lora_dropout_k80_rmsnorm */
-    flops[81] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k81_dropout */
-    flops[82] = (double)(4*B*HD2*KVH*R*REP*T); bytes[82] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k82_lora_a_w1 */
-    flops[83] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[83] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k83_silu */
-    flops[84] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k84_dropout */
-    flops[85] = (double)(4*B*HD2*KVH*R*REP*T); bytes[85] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k85_lora_a_w3 */
-    flops[86] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[86] = (double)(4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k86_dropout */
-    flops[87] = (double)(2*B*F*R*T); bytes[87] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k87_lora_a_w2 */
-    flops[88] = (double)(2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_dropout_k88_lora */
-    flops[89] = (double)(4*B*HD2*KVH*R*REP*T); bytes[89] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k89_lora_b_w2_grad_in */
-    flops[90] = (double)(2*B*F*R*T); bytes[90] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k90_lora_a_w2_grad_in */
-    flops[91] = (double)(4*B*F*HD2*KVH*REP*T); bytes[91] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_dropout_k91_w2_grad_in */
-    flops[92] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[92] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k92_dropout */
-    flops[93] = (double)(B*F*T); bytes[93] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k93_lora */
-    flops[94] = (double)(2*B*F*R*T); bytes[94] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k94_lora_b_w3_grad_in */
-    flops[95] = (double)(4*B*HD2*KVH*R*REP*T); bytes[95] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k95_lora_a_w3_grad_in */
-    flops[96] = (double)(4*B*F*HD2*KVH*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k96_w3_grad_in */
-    flops[97] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[97] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k97_dropout */
-    flops[98] = (double)(B*F*T); bytes[98] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k98_lora */
-    flops[99] = (double)(2*B*F*R*T); bytes[99] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k99_lora_b_w1_grad_in */
-    flops[100] = (double)(4*B*HD2*KVH*R*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k100_lora_a_w1_grad_in */
-    flops[101] = (double)(4*B*F*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k101_w1_grad_in */
-    flops[102] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k102_rmsnorm_grad */
-    flops[103] = (double)(2*B*HD2*KVH*REP*T); bytes[103] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k103_lora */
-    flops[104] = (double)(4*B*HD2*KVH*R*REP*T); bytes[104] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k104_lora_b_wo_grad_in */
-    flops[105] = (double)(4*B*HD2*KVH*R*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k105_lora_a_wo_grad_in */
-    flops[106] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[106] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k106_wo_grad_in */
-    flops[107] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[107] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k107_dropout */
-    flops[108] = (double)(4*B*HD2*KVH*REP*T*T); bytes[108] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k108_attention_grad_matmul */
-    flops[109] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[109] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k109_softmax_grad */
-    flops[110] = (double)(4*B*HD2*KVH*REP*T*T); bytes[110] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k110_scores_grad_matmul */
-    flops[111] = (double)(4*B*HD2*KVH*REP*T*T); bytes[111] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k111_attention_grad_matmul */
-    flops[112] = (double)(4*B*HD2*KVH*REP*T*T); bytes[112] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k112_attention_grad_matmul */
-    flops[113] = (double)(2*B*HD2*KVH*T); bytes[113] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k113_attention_grad */
-    flops[114] = (double)(4*B*HD2*KVH*R*T); bytes[114] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k114_lora_b_wv_grad_in */
-    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k115_lora_a_wv_grad_in */
-    flops[116] = (double)(0); bytes[116] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k116_attention_grad */
-    flops[117] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k117_wv_grad_in */
-    flops[118] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[118] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k118_rope_grad */
-    flops[119] = (double)(2*B*HD2*KVH*T); bytes[119] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k119_lora */
-    flops[120] = (double)(4*B*HD2*KVH*R*T); bytes[120] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k120_lora_b_wk_grad_in */
-    flops[121] = (double)(4*B*HD2*KVH*R*REP*T); bytes[121] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k121_lora_a_wk_grad_in */
-    flops[122] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[122] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k122_wk_grad_in */
-    flops[123] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[123] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k123_rope_grad */
-    flops[124] = (double)(2*B*HD2*KVH*REP*T); bytes[124] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k124_lora */
-    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k125_lora_b_wq_grad_in */
-    flops[126] = (double)(4*B*HD2*KVH*R*REP*T); bytes[126] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k126_lora_a_wq_grad_in */
-    flops[127] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[127] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k127_wq_grad_in */
-    flops[128] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[128] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k128_dropout */
-    flops[129] = (double)(4*B*HD2*KVH*R*REP*T); bytes[129] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k129_grad_lora_a_wq */
-    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k130_grad_lora_b_wq */
-    flops[131] = (double)(4*B*HD2*KVH*R*REP*T); bytes[131] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k131_grad_lora_a_wk */
-    flops[132] = (double)(4*B*HD2*KVH*R*T); bytes[132] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k132_grad_lora_b_wk */
-    flops[133] = (double)(4*B*HD2*KVH*R*REP*T); bytes[133] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k133_grad_lora_a_wv */
-    flops[134] = (double)(4*B*HD2*KVH*R*T); bytes[134] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k134_grad_lora_b_wv */
-    flops[135] = (double)(4*B*HD2*KVH*R*REP*T); bytes[135] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k135_grad_lora_a_wo */
-    flops[136] = (double)(4*B*HD2*KVH*R*REP*T); bytes[136] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k136_grad_lora_b_wo */
-    flops[137] = (double)(4*B*HD2*KVH*R*REP*T); bytes[137] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k137_grad_lora_a_w1 */
-    flops[138] = (double)(2*B*F*R*T); bytes[138] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k138_grad_lora_b_w1 */
-    flops[139] = (double)(2*B*F*R*T); bytes[139] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_dropout_k139_grad_lora_a_w2 */
-    flops[140] = (double)(4*B*HD2*KVH*R*REP*T); bytes[140] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k140_grad_lora_b_w2 */
-    flops[141] = (double)(4*B*HD2*KVH*R*REP*T); bytes[141] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k141_grad_lora_a_w3 */
-    flops[142] = (double)(2*B*F*R*T); bytes[142] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k142_grad_lora_b_w3 */
+    flops[70] = (double)(4*B*HD2*KVH*R*REP*T); bytes[70] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k70_lora_a_wv */
+    flops[71] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4); /* lm_step_lora_dropout_k71_dropout */
+    flops[72] = (double)(4*B*HD2*KVH*R*REP*T); bytes[72] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k72_lora_a_wo */
+    flops[73] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[73] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k73_rmsnorm */
+    flops[74] = (double)(B*T + B*T + B*T); bytes[74] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_lora_dropout_k74_rmsnorm */
+    flops[75] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k75_dropout */
+    flops[76] = (double)(4*B*HD2*KVH*R*REP*T); bytes[76] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k76_lora_a_w1 */
+    flops[77] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[77] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k77_silu */
+    flops[78] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k78_dropout */
+    flops[79] = (double)(4*B*HD2*KVH*R*REP*T); bytes[79] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k79_lora_a_w3 */
+    flops[80] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[80] = (double)(4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k80_dropout */
+    flops[81] = (double)(2*B*F*R*T); bytes[81] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k81_lora_a_w2 */
+    flops[82] = (double)(2*B*HD2*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_dropout_k82_lora */
+    flops[83] = (double)(4*B*HD2*KVH*R*REP*T); bytes[83] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k83_lora_b_w2_grad_in */
+    flops[84] = (double)(2*B*F*R*T); bytes[84] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k84_lora_a_w2_grad_in */
+    flops[85] = (double)(4*B*F*HD2*KVH*REP*T); bytes[85] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_dropout_k85_w2_grad_in */
+    flops[86] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[86] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k86_dropout */
+    flops[87] = (double)(B*F*T); bytes[87] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k87_lora */
+    flops[88] = (double)(2*B*F*R*T); bytes[88] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k88_lora_b_w3_grad_in */
+    flops[89] = (double)(4*B*HD2*KVH*R*REP*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k89_lora_a_w3_grad_in */
+    flops[90] = (double)(4*B*F*HD2*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k90_w3_grad_in */
+    flops[91] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[91] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k91_dropout */
+    flops[92] = (double)(B*F*T); bytes[92] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k92_lora */
+    flops[93] = (double)(2*B*F*R*T); bytes[93] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k93_lora_b_w1_grad_in */
+    flops[94] = (double)(4*B*HD2*KVH*R*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k94_lora_a_w1_grad_in */
+    flops[95] = (double)(4*B*F*HD2*KVH*REP*T); bytes[95] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k95_w1_grad_in */
+    flops[96] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k96_rmsnorm_grad */
+    flops[97] = (double)(2*B*HD2*KVH*REP*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k97_lora */
+    flops[98] = (double)(4*B*HD2*KVH*R*REP*T); bytes[98] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k98_lora_b_wo_grad_in */
+    flops[99] = (double)(4*B*HD2*KVH*R*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k99_lora_a_wo_grad_in */
+    flops[100] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k100_wo_grad_in */
+    flops[101] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k101_dropout */
+    flops[102] = (double)(6*B*HD2*KVH*REP*T*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k102_causal_attention_backward_dq */
+    flops[103] = (double)(8*B*HD2*KVH*REP*T*T); bytes[103] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k103_causal_attention_backward_dkv */
+    flops[104] = (double)(2*B*HD2*KVH*T); bytes[104] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k104_lora */
+    flops[105] = (double)(4*B*HD2*KVH*R*T); bytes[105] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k105_lora_b_wv_grad_in */
+    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k106_lora_a_wv_grad_in */
+    flops[107] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[107] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k107_wv_grad_in */
+    flops[108] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[108] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k108_rope_grad */
+    flops[109] = (double)(2*B*HD2*KVH*T); bytes[109] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k109_lora */
+    flops[110] = (double)(4*B*HD2*KVH*R*T); bytes[110] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k110_lora_b_wk_grad_in */
+    flops[111] = (double)(4*B*HD2*KVH*R*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k111_lora_a_wk_grad_in */
+    flops[112] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[112] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k112_wk_grad_in */
+    flops[113] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k113_rope_grad */
+    flops[114] = (double)(2*B*HD2*KVH*REP*T); bytes[114] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k114_lora */
+    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k115_lora_b_wq_grad_in */
+    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k116_lora_a_wq_grad_in */
+    flops[117] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k117_wq_grad_in */
+    flops[118] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[118] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k118_dropout */
+    flops[119] = (double)(4*B*HD2*KVH*R*REP*T); bytes[119] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k119_grad_lora_a_wq */
+    flops[120] = (double)(4*B*HD2*KVH*R*REP*T); bytes[120] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k120_grad_lora_b_wq */
+    flops[121] = (double)(4*B*HD2*KVH*R*REP*T); bytes[121] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k121_grad_lora_a_wk */
+    flops[122] = (double)(4*B*HD2*KVH*R*T); bytes[122] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k122_grad_lora_b_wk */
+    flops[123] = (double)(4*B*HD2*KVH*R*REP*T); bytes[123] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k123_grad_lora_a_wv */
+    flops[124] = (double)(4*B*HD2*KVH*R*T); bytes[124] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k124_grad_lora_b_wv */
+    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k125_grad_lora_a_wo */
+    flops[126] = (double)(4*B*HD2*KVH*R*REP*T); bytes[126] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k126_grad_lora_b_wo */
+    flops[127] = (double)(4*B*HD2*KVH*R*REP*T); bytes[127] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k127_grad_lora_a_w1 */
+    flops[128] = (double)(2*B*F*R*T); bytes[128] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k128_grad_lora_b_w1 */
+    flops[129] = (double)(2*B*F*R*T); bytes[129] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_dropout_k129_grad_lora_a_w2 */
+    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k130_grad_lora_b_w2 */
+    flops[131] = (double)(4*B*HD2*KVH*R*REP*T); bytes[131] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k131_grad_lora_a_w3 */
+    flops[132] = (double)(2*B*F*R*T); bytes[132] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k132_grad_lora_b_w3 */
     (void)args;
 }
 
@@ -7577,133 +7336,123 @@ static const char *const llama_train_lm_step_lora_dropout_kernel_names[] = {
     "lm_step_lora_dropout_k15_lora_a_wv",
     "lm_step_lora_dropout_k16_lora_b_wv",
     "lm_step_lora_dropout_k17_lora",
-    "lm_step_lora_dropout_k18_scores_matmul",
-    "lm_step_lora_dropout_k19_attention",
-    "lm_step_lora_dropout_k20_saved_attn",
-    "lm_step_lora_dropout_k21_wo",
-    "lm_step_lora_dropout_k22_dropout",
-    "lm_step_lora_dropout_k23_lora_a_wo",
-    "lm_step_lora_dropout_k24_lora_b_wo",
-    "lm_step_lora_dropout_k25_lora",
-    "lm_step_lora_dropout_k26_rmsnorm",
-    "lm_step_lora_dropout_k27_w1",
-    "lm_step_lora_dropout_k28_dropout",
-    "lm_step_lora_dropout_k29_lora_a_w1",
-    "lm_step_lora_dropout_k30_lora_b_w1",
-    "lm_step_lora_dropout_k31_lora",
-    "lm_step_lora_dropout_k32_w3",
-    "lm_step_lora_dropout_k33_dropout",
-    "lm_step_lora_dropout_k34_lora_a_w3",
-    "lm_step_lora_dropout_k35_lora_b_w3",
-    "lm_step_lora_dropout_k36_lora",
-    "lm_step_lora_dropout_k37_silu",
-    "lm_step_lora_dropout_k38_w2",
-    "lm_step_lora_dropout_k39_dropout",
-    "lm_step_lora_dropout_k40_lora_a_w2",
-    "lm_step_lora_dropout_k41_lora_b_w2",
-    "lm_step_lora_dropout_k42_lora",
-    "lm_step_lora_dropout_k43_reshape",
-    "lm_step_lora_dropout_k44_expand",
-    "lm_step_lora_dropout_k45_lm_head",
-    "lm_step_lora_dropout_k46_rmsnorm",
-    "lm_step_lora_dropout_k47_rmsnorm",
-    "lm_step_lora_dropout_k48_lm_head",
-    "lm_step_lora_dropout_k49_log_softmax",
-    "lm_step_lora_dropout_k50_log_softmax",
-    "lm_step_lora_dropout_k51_cross_entropy",
+    "lm_step_lora_dropout_k18_causal_attention_forward",
+    "lm_step_lora_dropout_k19_wo",
+    "lm_step_lora_dropout_k20_dropout",
+    "lm_step_lora_dropout_k21_lora_a_wo",
+    "lm_step_lora_dropout_k22_lora_b_wo",
+    "lm_step_lora_dropout_k23_lora",
+    "lm_step_lora_dropout_k24_rmsnorm",
+    "lm_step_lora_dropout_k25_w1",
+    "lm_step_lora_dropout_k26_dropout",
+    "lm_step_lora_dropout_k27_lora_a_w1",
+    "lm_step_lora_dropout_k28_lora_b_w1",
+    "lm_step_lora_dropout_k29_lora",
+    "lm_step_lora_dropout_k30_w3",
+    "lm_step_lora_dropout_k31_dropout",
+    "lm_step_lora_dropout_k32_lora_a_w3",
+    "lm_step_lora_dropout_k33_lora_b_w3",
+    "lm_step_lora_dropout_k34_lora",
+    "lm_step_lora_dropout_k35_silu",
+    "lm_step_lora_dropout_k36_w2",
+    "lm_step_lora_dropout_k37_dropout",
+    "lm_step_lora_dropout_k38_lora_a_w2",
+    "lm_step_lora_dropout_k39_lora_b_w2",
+    "lm_step_lora_dropout_k40_lora",
+    "lm_step_lora_dropout_k41_reshape",
+    "lm_step_lora_dropout_k42_expand",
+    "lm_step_lora_dropout_k43_lm_head",
+    "lm_step_lora_dropout_k44_rmsnorm",
+    "lm_step_lora_dropout_k45_rmsnorm",
+    "lm_step_lora_dropout_k46_lm_head",
+    "lm_step_lora_dropout_k47_log_softmax",
+    "lm_step_lora_dropout_k48_log_softmax",
+    "lm_step_lora_dropout_k49_cross_entropy",
+    "lm_step_lora_dropout_k50_cross_entropy",
+    "lm_step_lora_dropout_k51_log_softmax",
     "lm_step_lora_dropout_k52_cross_entropy",
-    "lm_step_lora_dropout_k53_log_softmax",
-    "lm_step_lora_dropout_k54_cross_entropy",
-    "lm_step_lora_dropout_k55_token_stats",
-    "lm_step_lora_dropout_k56_token_stats",
-    "lm_step_lora_dropout_k57_log_softmax_grad",
-    "lm_step_lora_dropout_k58_lm_head_grad_in",
-    "lm_step_lora_dropout_k59_rmsnorm_grad",
-    "lm_step_lora_dropout_k60_rmsnorm_grad_scatter_add",
+    "lm_step_lora_dropout_k53_token_stats",
+    "lm_step_lora_dropout_k54_token_stats",
+    "lm_step_lora_dropout_k55_log_softmax_grad",
+    "lm_step_lora_dropout_k56_lm_head_grad_in",
+    "lm_step_lora_dropout_k57_rmsnorm_grad",
+    "lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add",
+    "lm_step_lora_dropout_k59_lm_chunk",
+    "lm_step_lora_dropout_k60_lm_chunk",
     "lm_step_lora_dropout_k61_lm_chunk",
     "lm_step_lora_dropout_k62_lm_chunk",
-    "lm_step_lora_dropout_k63_lm_chunk",
-    "lm_step_lora_dropout_k64_lm_chunk",
-    "lm_step_lora_dropout_k65_rmsnorm",
-    "lm_step_lora_dropout_k66_rmsnorm",
+    "lm_step_lora_dropout_k63_rmsnorm",
+    "lm_step_lora_dropout_k64_rmsnorm",
+    "lm_step_lora_dropout_k65_dropout",
+    "lm_step_lora_dropout_k66_lora_a_wq",
     "lm_step_lora_dropout_k67_dropout",
-    "lm_step_lora_dropout_k68_lora_a_wq",
+    "lm_step_lora_dropout_k68_lora_a_wk",
     "lm_step_lora_dropout_k69_dropout",
-    "lm_step_lora_dropout_k70_lora_a_wk",
+    "lm_step_lora_dropout_k70_lora_a_wv",
     "lm_step_lora_dropout_k71_dropout",
-    "lm_step_lora_dropout_k72_lora_a_wv",
-    "lm_step_lora_dropout_k73_scores_matmul",
-    "lm_step_lora_dropout_k74_attention",
-    "lm_step_lora_dropout_k75_softmax",
-    "lm_step_lora_dropout_k76_softmax",
-    "lm_step_lora_dropout_k77_dropout",
-    "lm_step_lora_dropout_k78_lora_a_wo",
-    "lm_step_lora_dropout_k79_rmsnorm",
-    "lm_step_lora_dropout_k80_rmsnorm",
-    "lm_step_lora_dropout_k81_dropout",
-    "lm_step_lora_dropout_k82_lora_a_w1",
-    "lm_step_lora_dropout_k83_silu",
-    "lm_step_lora_dropout_k84_dropout",
-    "lm_step_lora_dropout_k85_lora_a_w3",
+    "lm_step_lora_dropout_k72_lora_a_wo",
+    "lm_step_lora_dropout_k73_rmsnorm",
+    "lm_step_lora_dropout_k74_rmsnorm",
+    "lm_step_lora_dropout_k75_dropout",
+    "lm_step_lora_dropout_k76_lora_a_w1",
+    "lm_step_lora_dropout_k77_silu",
+    "lm_step_lora_dropout_k78_dropout",
+    "lm_step_lora_dropout_k79_lora_a_w3",
+    "lm_step_lora_dropout_k80_dropout",
+    "lm_step_lora_dropout_k81_lora_a_w2",
+    "lm_step_lora_dropout_k82_lora",
+    "lm_step_lora_dropout_k83_lora_b_w2_grad_in",
+    "lm_step_lora_dropout_k84_lora_a_w2_grad_in",
+    "lm_step_lora_dropout_k85_w2_grad_in",
     "lm_step_lora_dropout_k86_dropout",
-    "lm_step_lora_dropout_k87_lora_a_w2",
-    "lm_step_lora_dropout_k88_lora",
-    "lm_step_lora_dropout_k89_lora_b_w2_grad_in",
-    "lm_step_lora_dropout_k90_lora_a_w2_grad_in",
-    "lm_step_lora_dropout_k91_w2_grad_in",
-    "lm_step_lora_dropout_k92_dropout",
-    "lm_step_lora_dropout_k93_lora",
-    "lm_step_lora_dropout_k94_lora_b_w3_grad_in",
-    "lm_step_lora_dropout_k95_lora_a_w3_grad_in",
-    "lm_step_lora_dropout_k96_w3_grad_in",
-    "lm_step_lora_dropout_k97_dropout",
-    "lm_step_lora_dropout_k98_lora",
-    "lm_step_lora_dropout_k99_lora_b_w1_grad_in",
-    "lm_step_lora_dropout_k100_lora_a_w1_grad_in",
-    "lm_step_lora_dropout_k101_w1_grad_in",
-    "lm_step_lora_dropout_k102_rmsnorm_grad",
-    "lm_step_lora_dropout_k103_lora",
-    "lm_step_lora_dropout_k104_lora_b_wo_grad_in",
-    "lm_step_lora_dropout_k105_lora_a_wo_grad_in",
-    "lm_step_lora_dropout_k106_wo_grad_in",
-    "lm_step_lora_dropout_k107_dropout",
-    "lm_step_lora_dropout_k108_attention_grad_matmul",
-    "lm_step_lora_dropout_k109_softmax_grad",
-    "lm_step_lora_dropout_k110_scores_grad_matmul",
-    "lm_step_lora_dropout_k111_attention_grad_matmul",
-    "lm_step_lora_dropout_k112_attention_grad_matmul",
-    "lm_step_lora_dropout_k113_attention_grad",
-    "lm_step_lora_dropout_k114_lora_b_wv_grad_in",
-    "lm_step_lora_dropout_k115_lora_a_wv_grad_in",
-    "lm_step_lora_dropout_k116_attention_grad",
-    "lm_step_lora_dropout_k117_wv_grad_in",
-    "lm_step_lora_dropout_k118_rope_grad",
-    "lm_step_lora_dropout_k119_lora",
-    "lm_step_lora_dropout_k120_lora_b_wk_grad_in",
-    "lm_step_lora_dropout_k121_lora_a_wk_grad_in",
-    "lm_step_lora_dropout_k122_wk_grad_in",
-    "lm_step_lora_dropout_k123_rope_grad",
-    "lm_step_lora_dropout_k124_lora",
-    "lm_step_lora_dropout_k125_lora_b_wq_grad_in",
-    "lm_step_lora_dropout_k126_lora_a_wq_grad_in",
-    "lm_step_lora_dropout_k127_wq_grad_in",
-    "lm_step_lora_dropout_k128_dropout",
-    "lm_step_lora_dropout_k129_grad_lora_a_wq",
-    "lm_step_lora_dropout_k130_grad_lora_b_wq",
-    "lm_step_lora_dropout_k131_grad_lora_a_wk",
-    "lm_step_lora_dropout_k132_grad_lora_b_wk",
-    "lm_step_lora_dropout_k133_grad_lora_a_wv",
-    "lm_step_lora_dropout_k134_grad_lora_b_wv",
-    "lm_step_lora_dropout_k135_grad_lora_a_wo",
-    "lm_step_lora_dropout_k136_grad_lora_b_wo",
-    "lm_step_lora_dropout_k137_grad_lora_a_w1",
-    "lm_step_lora_dropout_k138_grad_lora_b_w1",
-    "lm_step_lora_dropout_k139_grad_lora_a_w2",
-    "lm_step_lora_dropout_k140_grad_lora_b_w2",
-    "lm_step_lora_dropout_k141_grad_lora_a_w3",
-    "lm_step_lora_dropout_k142_grad_lora_b_w3",
+    "lm_step_lora_dropout_k87_lora",
+    "lm_step_lora_dropout_k88_lora_b_w3_grad_in",
+    "lm_step_lora_dropout_k89_lora_a_w3_grad_in",
+    "lm_step_lora_dropout_k90_w3_grad_in",
+    "lm_step_lora_dropout_k91_dropout",
+    "lm_step_lora_dropout_k92_lora",
+    "lm_step_lora_dropout_k93_lora_b_w1_grad_in",
+    "lm_step_lora_dropout_k94_lora_a_w1_grad_in",
+    "lm_step_lora_dropout_k95_w1_grad_in",
+    "lm_step_lora_dropout_k96_rmsnorm_grad",
+    "lm_step_lora_dropout_k97_lora",
+    "lm_step_lora_dropout_k98_lora_b_wo_grad_in",
+    "lm_step_lora_dropout_k99_lora_a_wo_grad_in",
+    "lm_step_lora_dropout_k100_wo_grad_in",
+    "lm_step_lora_dropout_k101_dropout",
+    "lm_step_lora_dropout_k102_causal_attention_backward_dq",
+    "lm_step_lora_dropout_k103_causal_attention_backward_dkv",
+    "lm_step_lora_dropout_k104_lora",
+    "lm_step_lora_dropout_k105_lora_b_wv_grad_in",
+    "lm_step_lora_dropout_k106_lora_a_wv_grad_in",
+    "lm_step_lora_dropout_k107_wv_grad_in",
+    "lm_step_lora_dropout_k108_rope_grad",
+    "lm_step_lora_dropout_k109_lora",
+    "lm_step_lora_dropout_k110_lora_b_wk_grad_in",
+    "lm_step_lora_dropout_k111_lora_a_wk_grad_in",
+    "lm_step_lora_dropout_k112_wk_grad_in",
+    "lm_step_lora_dropout_k113_rope_grad",
+    "lm_step_lora_dropout_k114_lora",
+    "lm_step_lora_dropout_k115_lora_b_wq_grad_in",
+    "lm_step_lora_dropout_k116_lora_a_wq_grad_in",
+    "lm_step_lora_dropout_k117_wq_grad_in",
+    "lm_step_lora_dropout_k118_dropout",
+    "lm_step_lora_dropout_k119_grad_lora_a_wq",
+    "lm_step_lora_dropout_k120_grad_lora_b_wq",
+    "lm_step_lora_dropout_k121_grad_lora_a_wk",
+    "lm_step_lora_dropout_k122_grad_lora_b_wk",
+    "lm_step_lora_dropout_k123_grad_lora_a_wv",
+    "lm_step_lora_dropout_k124_grad_lora_b_wv",
+    "lm_step_lora_dropout_k125_grad_lora_a_wo",
+    "lm_step_lora_dropout_k126_grad_lora_b_wo",
+    "lm_step_lora_dropout_k127_grad_lora_a_w1",
+    "lm_step_lora_dropout_k128_grad_lora_b_w1",
+    "lm_step_lora_dropout_k129_grad_lora_a_w2",
+    "lm_step_lora_dropout_k130_grad_lora_b_w2",
+    "lm_step_lora_dropout_k131_grad_lora_a_w3",
+    "lm_step_lora_dropout_k132_grad_lora_b_w3",
 };
-const la_program_info llama_train_lm_step_lora_dropout_info = { "llama_train.lm_step_lora_dropout", 85, 143, llama_train_lm_step_lora_dropout_kernel_names, llama_train_lm_step_lora_dropout_run, llama_train_lm_step_lora_dropout_arena, llama_train_lm_step_lora_dropout_cost };
+const la_program_info llama_train_lm_step_lora_dropout_info = { "llama_train.lm_step_lora_dropout", 86, 133, llama_train_lm_step_lora_dropout_kernel_names, llama_train_lm_step_lora_dropout_run, llama_train_lm_step_lora_dropout_arena, llama_train_lm_step_lora_dropout_cost };
 
 /* ===== program 'eval_loss' ===== */
 
@@ -7785,12 +7534,41 @@ static void eval_loss_k3_wq(float *restrict t4, const float *restrict wq, const 
     }
 }
 
-/* eval_loss_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
-static void eval_loss_k4_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k4_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void eval_loss_k4_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_k5_wk: t6[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void eval_loss_k5_wk(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t6, KVD);
         return;
     }
     la_blas_pool(0);
@@ -7800,16 +7578,44 @@ static void eval_loss_k4_wk(float *restrict t5, const float *restrict wk, const 
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t5)[r] = acc;
+        (t6)[r] = acc;
     }
 }
 
-/* eval_loss_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
-static void eval_loss_k5_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k6_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void eval_loss_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t6[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t7[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_k7_wv: t8[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void eval_loss_k7_wv(float *restrict t8, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t8, KVD);
         return;
     }
     la_blas_pool(0);
@@ -7819,141 +7625,80 @@ static void eval_loss_k5_wv(float *restrict t6, const float *restrict wv, const 
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t6)[r] = acc;
+        (t8)[r] = acc;
     }
 }
 
-/* eval_loss_k6_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void eval_loss_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t7[r * n + j] = v0;
-        }
-    }
-}
-
-/* eval_loss_k7_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void eval_loss_k7_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t5[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
-            }
-            t8[r * n + j] = v0;
-        }
-    }
-}
-
-/* eval_loss_k8_scores_matmul: t9[B, KVH, REP, T, T] = t7 · t8ᵀ  [layer/attention/attention/scores] */
-static void eval_loss_k8_scores_matmul(float *restrict t9, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t7 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t8 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t9 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
-}
-
-/* eval_loss_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void eval_loss_k9_attention(float *restrict t10, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t9[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v5 = (float)i3 + 0.0f;
-            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t9[r * n + j1]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t10[r * n + j1] = v11;
-            acc1 += v11;
-        }
-        for (long j = 0; j < n; j++) {
-            float v12 = (t10[r * n + j]) / acc1;
-            t10[r * n + j] = v12;
-        }
-    }
-}
-
-/* eval_loss_k10_attention_matmul: t11[B, KVH, REP, T, HD] = t10 · t6  [layer/attention/attention; layer/attention] */
-static void eval_loss_k10_attention_matmul(float *restrict t11, const float *restrict t6, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k8_causal_attention_forward: causal attention (s ≤ 0 + t): lse → t10, out → t9  [layer/attention/attention] */
+static void eval_loss_k8_causal_attention_forward(float *restrict t9, float *restrict t10, const float *restrict t5, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t10 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t6 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t11 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = t5;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = t7;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = t8;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float p[ns];   /* one row of scores */
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const long last = start + t < ns ? start + t : ns - 1;
+                /* scores of the visible keys, and their max */
+                float m = -INFINITY;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh;
+                    float dot = 0.0f;
+                    #pragma omp simd reduction(+:dot)
+                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
+                    float x = dot * scale;
+                    p[s] = x;
+                    m = x > m ? x : m;
+                }
+                /* softmax numerators and their sum */
+                float sum = 0.0f;
+                if (m > -INFINITY) {
+                    #pragma omp simd reduction(+:sum)
+                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
+                }
+                t10[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+                /* out = Σ_s p_s/sum · v_s */
+                float *ot = t9 + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
+                if (sum > 0.0f) {
+                    const float inv = 1.0f / sum;
+                    for (long s = 0; s <= last; s++) {
+                        if (p[s] == 0.0f) continue;
+                        const float w = p[s] * inv;
+                        const float *vs = vp + b * vsb + s * vss + g * vsh;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+                    }
+                }
+            }
+        }
+    }
 }
 
-/* eval_loss_k11_wo: t12[B*T, D] = t11 · woᵀ  [layer/attention] */
-static void eval_loss_k11_wo(float *restrict t12, const float *restrict wo, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k9_wo: t11[B*T, D] = t9 · woᵀ  [layer/attention] */
+static void eval_loss_k9_wo(float *restrict t11, const float *restrict wo, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t11, D, wo, D, 0.0f, t12, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t9, D, wo, D, 0.0f, t11, D);
         return;
     }
     la_blas_pool(0);
@@ -7962,13 +7707,13 @@ static void eval_loss_k11_wo(float *restrict t12, const float *restrict wo, cons
         const float *restrict wr = wo + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t11)[c];
-        (t12)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t9)[c];
+        (t11)[r] = acc;
     }
 }
 
-/* eval_loss_k12_rmsnorm: t13 = ((carry0 + t12) · rsqrt(Σ((carry0 + t12)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
-static void eval_loss_k12_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k10_rmsnorm: t12 = ((carry0 + t11) · rsqrt(Σ((carry0 + t11)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void eval_loss_k10_rmsnorm(float *restrict t12, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -7976,7 +7721,7 @@ static void eval_loss_k12_rmsnorm(float *restrict t13, const float *restrict nor
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t12[r * n + j0];
+            float v0 = carry0[r * n + j0] + t11[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -7984,19 +7729,19 @@ static void eval_loss_k12_rmsnorm(float *restrict t13, const float *restrict nor
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t12[r * n + j];
+            float v2 = carry0[r * n + j] + t11[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[j]);
-            t13[r * n + j] = v7;
+            t12[r * n + j] = v7;
         }
     }
 }
 
-/* eval_loss_k13_w1: t14[B*T, F] = t13 · w1ᵀ  [layer/ffn/gate_up] */
-static void eval_loss_k13_w1(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k11_w1: t13[B*T, F] = t12 · w1ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_k11_w1(float *restrict t13, const float *restrict w1, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w1, D, 0.0f, t14, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t12, D, w1, D, 0.0f, t13, F);
         return;
     }
     la_blas_pool(0);
@@ -8005,16 +7750,16 @@ static void eval_loss_k13_w1(float *restrict t14, const float *restrict w1, cons
         const float *restrict wr = w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
-        (t14)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
+        (t13)[r] = acc;
     }
 }
 
-/* eval_loss_k14_w3: t15[B*T, F] = t13 · w3ᵀ  [layer/ffn/gate_up] */
-static void eval_loss_k14_w3(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k12_w3: t14[B*T, F] = t12 · w3ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_k12_w3(float *restrict t14, const float *restrict w3, const float *restrict t12, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w3, D, 0.0f, t15, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t12, D, w3, D, 0.0f, t14, F);
         return;
     }
     la_blas_pool(0);
@@ -8023,32 +7768,32 @@ static void eval_loss_k14_w3(float *restrict t15, const float *restrict w3, cons
         const float *restrict wr = w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
-        (t15)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
+        (t14)[r] = acc;
     }
 }
 
-/* eval_loss_k15_silu: t16 = (t14 / (1 + exp(-t14))) · t15  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void eval_loss_k15_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
+/* eval_loss_k13_silu: t15 = (t13 / (1 + exp(-t13))) · t14  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void eval_loss_k13_silu(float *restrict t15, const float *restrict t13, const float *restrict t14, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t14[r * n + j]);
+            float v0 = -(t13[r * n + j]);
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t14[r * n + j]) / v2;
-            float v4 = v3 * (t15[r * n + j]);
-            t16[r * n + j] = v4;
+            float v3 = (t13[r * n + j]) / v2;
+            float v4 = v3 * (t14[r * n + j]);
+            t15[r * n + j] = v4;
         }
     }
 }
 
-/* eval_loss_k16_w2: t17[B*T, D] = t16 · w2ᵀ  [layer/ffn] */
-static void eval_loss_k16_w2(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k14_w2: t16[B*T, D] = t15 · w2ᵀ  [layer/ffn] */
+static void eval_loss_k14_w2(float *restrict t16, const float *restrict w2, const float *restrict t15, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t16, F, w2, F, 0.0f, t17, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t15, F, w2, F, 0.0f, t16, D);
         return;
     }
     la_blas_pool(0);
@@ -8057,27 +7802,27 @@ static void eval_loss_k16_w2(float *restrict t17, const float *restrict w2, cons
         const float *restrict wr = w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t16)[c];
-        (t17)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t15)[c];
+        (t16)[r] = acc;
     }
 }
 
-/* eval_loss_k17_layer: carry0_next = carry0 + t12 + t17  [layer/attention; layer; layer/ffn] */
-static void eval_loss_k17_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k15_layer: carry0_next = carry0 + t11 + t16  [layer/attention; layer; layer/ffn] */
+static void eval_loss_k15_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t11, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t12[r * n + j];
-            float v1 = v0 + t17[r * n + j];
+            float v0 = carry0[r * n + j] + t11[r * n + j];
+            float v1 = v0 + t16[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* eval_loss_k18_rmsnorm: t18 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void eval_loss_k18_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k16_rmsnorm: t17 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void eval_loss_k16_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -8094,16 +7839,16 @@ static void eval_loss_k18_rmsnorm(float *restrict t18, const float *restrict nor
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t18[r * n + j] = v5;
+            t17[r * n + j] = v5;
         }
     }
 }
 
-/* eval_loss_k19_lm_head: t19[B*T, V] = t18 · lm_headᵀ  [lm_head] */
-static void eval_loss_k19_lm_head(float *restrict t19, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
+/* eval_loss_k17_lm_head: t18[B*T, V] = t17 · lm_headᵀ  [lm_head] */
+static void eval_loss_k17_lm_head(float *restrict t18, const float *restrict lm_head, const float *restrict t17, long B, long HD2, long KVH, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t18, D, lm_head, D, 0.0f, t19, V);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t17, D, lm_head, D, 0.0f, t18, V);
         return;
     }
     la_blas_pool(0);
@@ -8112,13 +7857,13 @@ static void eval_loss_k19_lm_head(float *restrict t19, const float *restrict lm_
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
-        (t19)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
+        (t18)[r] = acc;
     }
 }
 
-/* eval_loss_k20_lm_head: t20 = max(t19)  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void eval_loss_k20_lm_head(float *restrict t20, const float *restrict t19, long B, long T, long V) {
+/* eval_loss_k18_lm_head: t19 = max(t18)  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void eval_loss_k18_lm_head(float *restrict t19, const float *restrict t18, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -8126,25 +7871,25 @@ static void eval_loss_k20_lm_head(float *restrict t20, const float *restrict t19
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t19[r * n + j0]);
+            acc0 = fmaxf(acc0, t18[r * n + j0]);
         }
-        t20[r] = acc0;
+        t19[r] = acc0;
     }
 }
 
-/* eval_loss_k21_log_softmax: t21 = Σ((t19 - t20 - log(Σ(exp(t19 - t20)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void eval_loss_k21_log_softmax(float *restrict t21, const int32_t *restrict targets, const float *restrict t19, const float *restrict t20, long B, long T, long V) {
+/* eval_loss_k19_log_softmax: t20 = Σ((t18 - t19 - log(Σ(exp(t18 - t19)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void eval_loss_k19_log_softmax(float *restrict t20, const int32_t *restrict targets, const float *restrict t18, const float *restrict t19, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = t20[(i0) * T + i1];
+        float v0 = t19[(i0) * T + i1];
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v2 = t19[r * n + j1] - v0;
+            float v2 = t18[r * n + j1] - v0;
             float v3 = la_expf(v2);
             acc1 += v3;
         }
@@ -8153,29 +7898,29 @@ static void eval_loss_k21_log_softmax(float *restrict t21, const int32_t *restri
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t19[r * n + j0] - v0;
+            float v1 = t18[r * n + j0] - v0;
             float v5 = v1 - v4;
             float v7 = (float)j0 == v6 ? 1.0f : 0.0f;
             float v8 = v5 * v7;
             acc0 += v8;
         }
-        t21[r] = acc0;
+        t20[r] = acc0;
     }
 }
 
-/* eval_loss_k22_cross_entropy: nll = -t21  [lm_head/cross_entropy] */
-static void eval_loss_k22_cross_entropy(float *restrict nll, const float *restrict t21, long B, long T) {
+/* eval_loss_k20_cross_entropy: nll = -t20  [lm_head/cross_entropy] */
+static void eval_loss_k20_cross_entropy(float *restrict nll, const float *restrict t20, long B, long T) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t21[r * n + j]);
+            float v0 = -(t20[r * n + j]);
             nll[r * n + j] = v0;
         }
     }
 }
 
-/* Arena: 9 slots planned for 23 kernels. */
+/* Arena: 10 slots planned for 21 kernels. */
 static long llama_train_eval_loss_layout(const llama_train_eval_loss_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -8186,20 +7931,21 @@ static long llama_train_eval_loss_layout(const llama_train_eval_loss_args *args,
     const long V = args->V;
     long total = 0;
     off[0] = total; total += la_round16(la_max(HD2*T, B*T));
-    off[1] = total; total += la_round16(la_max(HD2*T, B*T));
+    off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T));
+    off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T*V));
-    off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[7] = total; total += la_round16(la_max(la_max(B*KVH*REP*T, B*F*T), B*T));
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_train_eval_loss_arena_floats(const llama_train_eval_loss_args *args) {
-    long off[9];
+    long off[10];
     return llama_train_eval_loss_layout(args, off);
 }
 
@@ -8212,7 +7958,7 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[9];
+    long off[10];
     llama_train_eval_loss_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -8221,22 +7967,21 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[6];
-    float *t7 = args->arena + off[3];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[6];
     float *t8 = args->arena + off[4];
-    float *t9 = args->arena + off[5];
-    float *t10 = args->arena + off[3];
-    float *t11 = args->arena + off[4];
-    float *t12 = args->arena + off[3];
-    float *t13 = args->arena + off[4];
-    float *t14 = args->arena + off[5];
-    float *t15 = args->arena + off[6];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[7];
+    float *t11 = args->arena + off[5];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[6];
+    float *t14 = args->arena + off[7];
+    float *t15 = args->arena + off[3];
     float *t16 = args->arena + off[4];
-    float *t17 = args->arena + off[5];
-    float *t18 = args->arena + off[4];
-    float *t19 = args->arena + off[6];
+    float *t17 = args->arena + off[3];
+    float *t18 = args->arena + off[6];
+    float *t19 = args->arena + off[7];
     float *t20 = args->arena + off[0];
-    float *t21 = args->arena + off[1];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -8246,11 +7991,11 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
     const float *rope_theta = args->rope_theta;
     float *nll = args->nll;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 23, eval_loss_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 23, eval_loss_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 21, eval_loss_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 21, eval_loss_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
-    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
+    float *carry0_buf[2] = { args->arena + off[8], args->arena + off[9] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -8262,30 +8007,28 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
         const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 23, eval_loss_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 23, eval_loss_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 23, eval_loss_k4_wk(t5, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 23, eval_loss_k5_wv(t6, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 23, eval_loss_k6_rope(t7, t0, t1, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 23, eval_loss_k7_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 23, eval_loss_k8_scores_matmul(t9, t7, t8, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 23, eval_loss_k9_attention(t10, t9, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 23, eval_loss_k10_attention_matmul(t11, t6, t10, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 23, eval_loss_k11_wo(t12, wo, t11, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 23, eval_loss_k12_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 23, eval_loss_k13_w1(t14, w1, t13, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 23, eval_loss_k14_w3(t15, w3, t13, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 23, eval_loss_k15_silu(t16, t14, t15, B, F, T));
-        LA_TIMED(prof, 16, 23, eval_loss_k16_w2(t17, w2, t16, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 23, eval_loss_k17_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 21, eval_loss_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 21, eval_loss_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 21, eval_loss_k4_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 21, eval_loss_k5_wk(t6, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 21, eval_loss_k6_rope(t7, t0, t1, t6, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 21, eval_loss_k7_wv(t8, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 21, eval_loss_k8_causal_attention_forward(t9, t10, t5, t7, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 21, eval_loss_k9_wo(t11, wo, t9, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 21, eval_loss_k10_rmsnorm(t12, norm_eps, carry0, ffn_norm, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 21, eval_loss_k11_w1(t13, w1, t12, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 21, eval_loss_k12_w3(t14, w3, t12, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 21, eval_loss_k13_silu(t15, t13, t14, B, F, T));
+        LA_TIMED(prof, 14, 21, eval_loss_k14_w2(t16, w2, t15, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 21, eval_loss_k15_layer(carry0_next, carry0, t11, t16, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 18, 23, eval_loss_k18_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 19, 23, eval_loss_k19_lm_head(t19, lm_head, t18, B, HD2, KVH, REP, T, V));
-    LA_TIMED(prof, 20, 23, eval_loss_k20_lm_head(t20, t19, B, T, V));
-    LA_TIMED(prof, 21, 23, eval_loss_k21_log_softmax(t21, targets, t19, t20, B, T, V));
-    LA_TIMED(prof, 22, 23, eval_loss_k22_cross_entropy(nll, t21, B, T));
+    LA_TIMED(prof, 16, 21, eval_loss_k16_rmsnorm(t17, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 17, 21, eval_loss_k17_lm_head(t18, lm_head, t17, B, HD2, KVH, REP, T, V));
+    LA_TIMED(prof, 18, 21, eval_loss_k18_lm_head(t19, t18, B, T, V));
+    LA_TIMED(prof, 19, 21, eval_loss_k19_log_softmax(t20, targets, t18, t19, B, T, V));
+    LA_TIMED(prof, 20, 21, eval_loss_k20_cross_entropy(nll, t20, B, T));
 }
 
 void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double *flops, double *bytes) {
@@ -8300,25 +8043,23 @@ void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double 
     flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* eval_loss_k1_embed */
     flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* eval_loss_k2_rmsnorm */
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k3_wq */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k4_wk */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k5_wv */
-    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k6_rope */
-    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* eval_loss_k7_rope */
-    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k8_scores_matmul */
-    flops[9] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* eval_loss_k9_attention */
-    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* eval_loss_k10_attention_matmul */
-    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k11_wo */
-    flops[12] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k12_rmsnorm */
-    flops[13] = (double)(4*B*F*HD2*KVH*REP*T); bytes[13] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k13_w1 */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k14_w3 */
-    flops[15] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[15] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_k15_silu */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_k16_w2 */
-    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k17_layer */
-    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k18_rmsnorm */
-    flops[19] = (double)(4*B*HD2*KVH*REP*T*V); bytes[19] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_k19_lm_head */
-    flops[20] = (double)(B*T*V); bytes[20] = (double)(4*B*T + 4*B*T*V); /* eval_loss_k20_lm_head */
-    flops[21] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[21] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_k21_log_softmax */
-    flops[22] = (double)(B*T); bytes[22] = (double)(4*B*T + 4*B*T); /* eval_loss_k22_cross_entropy */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k5_wk */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* eval_loss_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k7_wv */
+    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_k8_causal_attention_forward */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k9_wo */
+    flops[10] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k10_rmsnorm */
+    flops[11] = (double)(4*B*F*HD2*KVH*REP*T); bytes[11] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k11_w1 */
+    flops[12] = (double)(4*B*F*HD2*KVH*REP*T); bytes[12] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k12_w3 */
+    flops[13] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[13] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_k13_silu */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_k14_w2 */
+    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k15_layer */
+    flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k16_rmsnorm */
+    flops[17] = (double)(4*B*HD2*KVH*REP*T*V); bytes[17] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_k17_lm_head */
+    flops[18] = (double)(B*T*V); bytes[18] = (double)(4*B*T + 4*B*T*V); /* eval_loss_k18_lm_head */
+    flops[19] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[19] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_k19_log_softmax */
+    flops[20] = (double)(B*T); bytes[20] = (double)(4*B*T + 4*B*T); /* eval_loss_k20_cross_entropy */
     (void)args;
 }
 
@@ -8330,27 +8071,25 @@ static const char *const llama_train_eval_loss_kernel_names[] = {
     "eval_loss_k1_embed",
     "eval_loss_k2_rmsnorm",
     "eval_loss_k3_wq",
-    "eval_loss_k4_wk",
-    "eval_loss_k5_wv",
+    "eval_loss_k4_rope",
+    "eval_loss_k5_wk",
     "eval_loss_k6_rope",
-    "eval_loss_k7_rope",
-    "eval_loss_k8_scores_matmul",
-    "eval_loss_k9_attention",
-    "eval_loss_k10_attention_matmul",
-    "eval_loss_k11_wo",
-    "eval_loss_k12_rmsnorm",
-    "eval_loss_k13_w1",
-    "eval_loss_k14_w3",
-    "eval_loss_k15_silu",
-    "eval_loss_k16_w2",
-    "eval_loss_k17_layer",
-    "eval_loss_k18_rmsnorm",
-    "eval_loss_k19_lm_head",
-    "eval_loss_k20_lm_head",
-    "eval_loss_k21_log_softmax",
-    "eval_loss_k22_cross_entropy",
+    "eval_loss_k7_wv",
+    "eval_loss_k8_causal_attention_forward",
+    "eval_loss_k9_wo",
+    "eval_loss_k10_rmsnorm",
+    "eval_loss_k11_w1",
+    "eval_loss_k12_w3",
+    "eval_loss_k13_silu",
+    "eval_loss_k14_w2",
+    "eval_loss_k15_layer",
+    "eval_loss_k16_rmsnorm",
+    "eval_loss_k17_lm_head",
+    "eval_loss_k18_lm_head",
+    "eval_loss_k19_log_softmax",
+    "eval_loss_k20_cross_entropy",
 };
-const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 27, 23, llama_train_eval_loss_kernel_names, llama_train_eval_loss_run, llama_train_eval_loss_arena, llama_train_eval_loss_cost };
+const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 27, 21, llama_train_eval_loss_kernel_names, llama_train_eval_loss_run, llama_train_eval_loss_arena, llama_train_eval_loss_cost };
 
 /* ===== program 'eval_loss_lora' ===== */
 
@@ -8468,12 +8207,50 @@ static void eval_loss_lora_k5_lora_b_wq(float *restrict t6, const float *restric
     }
 }
 
-/* eval_loss_lora_k6_wk: t7[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
-static void eval_loss_lora_k6_wk(float *restrict t7, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k6_rope: mul, add, mul, mul, sub, mul, mul, add, concat  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void eval_loss_lora_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t4, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
+                float v2 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v1;
+                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
+                float v4 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v5 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
+                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
+                float v7 = v3 - v6;
+                v0 = v7;
+            }
+            else {
+                float v8 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
+                float v9 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v8;
+                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
+                float v11 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v12 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
+                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
+                float v14 = v10 + v13;
+                v0 = v14;
+            }
+            t7[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k7_wk: t8[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void eval_loss_lora_k7_wk(float *restrict t8, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t7, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t8, KVD);
         return;
     }
     la_blas_pool(0);
@@ -8483,15 +8260,15 @@ static void eval_loss_lora_k6_wk(float *restrict t7, const float *restrict wk, c
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t7)[r] = acc;
+        (t8)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k7_lora_a_wk: t8[B*T, R] = t3 · lora_a_wkᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k7_lora_a_wk(float *restrict t8, const float *restrict lora_a_wk, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k8_lora_a_wk: t9[B*T, R] = t3 · lora_a_wkᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k8_lora_a_wk(float *restrict t9, const float *restrict lora_a_wk, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wk, D, 0.0f, t8, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wk, D, 0.0f, t9, R);
         return;
     }
     la_blas_pool(0);
@@ -8501,15 +8278,15 @@ static void eval_loss_lora_k7_lora_a_wk(float *restrict t8, const float *restric
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t8)[r] = acc;
+        (t9)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k8_lora_b_wk: t9[B*T, KVD] = t8 · lora_b_wkᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k8_lora_b_wk(float *restrict t9, const float *restrict lora_b_wk, const float *restrict t8, long B, long HD2, long KVH, long R, long T) {
+/* eval_loss_lora_k9_lora_b_wk: t10[B*T, KVD] = t9 · lora_b_wkᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k9_lora_b_wk(float *restrict t10, const float *restrict lora_b_wk, const float *restrict t9, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t8, R, lora_b_wk, R, 0.0f, t9, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t9, R, lora_b_wk, R, 0.0f, t10, KVD);
         return;
     }
     la_blas_pool(0);
@@ -8518,17 +8295,54 @@ static void eval_loss_lora_k8_lora_b_wk(float *restrict t9, const float *restric
         const float *restrict wr = lora_b_wk + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t8)[c];
-        (t9)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t9)[c];
+        (t10)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k9_wv: t10[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
-static void eval_loss_lora_k9_wv(float *restrict t10, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k10_rope: mul, add, mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void eval_loss_lora_k10_rope(float *restrict t11, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t8, const float *restrict t10, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
+                float v2 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v1;
+                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
+                float v4 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v5 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
+                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
+                float v7 = v3 - v6;
+                v0 = v7;
+            }
+            else {
+                float v8 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
+                float v9 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v8;
+                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
+                float v11 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v12 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
+                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
+                float v14 = v10 + v13;
+                v0 = v14;
+            }
+            t11[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k11_wv: t12[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void eval_loss_lora_k11_wv(float *restrict t12, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t10, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t12, KVD);
         return;
     }
     la_blas_pool(0);
@@ -8538,15 +8352,15 @@ static void eval_loss_lora_k9_wv(float *restrict t10, const float *restrict wv, 
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t10)[r] = acc;
+        (t12)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k10_lora_a_wv: t11[B*T, R] = t3 · lora_a_wvᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k10_lora_a_wv(float *restrict t11, const float *restrict lora_a_wv, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k12_lora_a_wv: t13[B*T, R] = t3 · lora_a_wvᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k12_lora_a_wv(float *restrict t13, const float *restrict lora_a_wv, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wv, D, 0.0f, t11, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wv, D, 0.0f, t13, R);
         return;
     }
     la_blas_pool(0);
@@ -8556,15 +8370,15 @@ static void eval_loss_lora_k10_lora_a_wv(float *restrict t11, const float *restr
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t11)[r] = acc;
+        (t13)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k11_lora_b_wv: t12[B*T, KVD] = t11 · lora_b_wvᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k11_lora_b_wv(float *restrict t12, const float *restrict lora_b_wv, const float *restrict t11, long B, long HD2, long KVH, long R, long T) {
+/* eval_loss_lora_k13_lora_b_wv: t14[B*T, KVD] = t13 · lora_b_wvᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k13_lora_b_wv(float *restrict t14, const float *restrict lora_b_wv, const float *restrict t13, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t11, R, lora_b_wv, R, 0.0f, t12, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t13, R, lora_b_wv, R, 0.0f, t14, KVD);
         return;
     }
     la_blas_pool(0);
@@ -8573,174 +8387,99 @@ static void eval_loss_lora_k11_lora_b_wv(float *restrict t12, const float *restr
         const float *restrict wr = lora_b_wv + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t11)[c];
-        (t12)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t13)[c];
+        (t14)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k12_lora: t13 = t10 + lora_scale_wv · t12  [layer/attention; layer/attention/lora] */
-static void eval_loss_lora_k12_lora(float *restrict t13, const float *restrict lora_scale_wv, const float *restrict t10, const float *restrict t12, long B, long HD2, long KVH, long T) {
+/* eval_loss_lora_k14_lora: t15 = t12 + lora_scale_wv · t14  [layer/attention; layer/attention/lora] */
+static void eval_loss_lora_k14_lora(float *restrict t15, const float *restrict lora_scale_wv, const float *restrict t12, const float *restrict t14, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
-    const long rows = B*T, n = KVD;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wv[0]) * (t12[r * n + j]);
-            float v1 = t10[r * n + j] + v0;
-            t13[r * n + j] = v1;
+            float v0 = (lora_scale_wv[0]) * (t14[((i0) * T + i1) * KVD + (i2) * HD + j]);
+            float v1 = t12[((i0) * T + i1) * KVD + (i2) * HD + j] + v0;
+            t15[r * n + j] = v1;
         }
     }
 }
 
-/* eval_loss_lora_k13_rope: mul, add, mul, mul, sub, mul, mul, add, concat  [layer/attention; layer/attention/lora; layer/attention/rope; layer/attention/attention] */
-static void eval_loss_lora_k13_rope(float *restrict t14, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t4, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wq[0]) * (t6[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2]);
-                float v2 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[(i3) * HD2 + j / 2]);
-                float v4 = (lora_scale_wq[0]) * (t6[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[(i3) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
-            }
-            else {
-                float v8 = (lora_scale_wq[0]) * (t6[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2]);
-                float v9 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[(i3) * HD2 + j / 2]);
-                float v11 = (lora_scale_wq[0]) * (t6[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[(i3) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
-            }
-            t14[r * n + j] = v0;
-        }
-    }
-}
-
-/* eval_loss_lora_k14_rope: mul, add, mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention; layer/attention/lora; layer/attention/attention] */
-static void eval_loss_lora_k14_rope(float *restrict t15, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t7, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wk[0]) * (t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2]);
-                float v2 = t7[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[(i3) * HD2 + j / 2]);
-                float v4 = (lora_scale_wk[0]) * (t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t7[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[(i3) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
-            }
-            else {
-                float v8 = (lora_scale_wk[0]) * (t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2]);
-                float v9 = t7[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[(i3) * HD2 + j / 2]);
-                float v11 = (lora_scale_wk[0]) * (t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t7[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[(i3) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
-            }
-            t15[r * n + j] = v0;
-        }
-    }
-}
-
-/* eval_loss_lora_k15_scores_matmul: t16[B, KVH, REP, T, T] = t14 · t15ᵀ  [layer/attention/attention/scores] */
-static void eval_loss_lora_k15_scores_matmul(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t14 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t15 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t16 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
-}
-
-/* eval_loss_lora_k16_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void eval_loss_lora_k16_attention(float *restrict t17, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + 0.0f;
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t16[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v5 = (float)i3 + 0.0f;
-            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t16[r * n + j1]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t17[r * n + j1] = v11;
-            acc1 += v11;
-        }
-        for (long j = 0; j < n; j++) {
-            float v12 = (t17[r * n + j]) / acc1;
-            t17[r * n + j] = v12;
-        }
-    }
-}
-
-/* eval_loss_lora_k17_attention_matmul: t18[B, KVH, REP, T, HD] = t17 · t13  [layer/attention/attention; layer/attention] */
-static void eval_loss_lora_k17_attention_matmul(float *restrict t18, const float *restrict t13, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k15_causal_attention_forward: causal attention (s ≤ 0 + t): lse → t17, out → t16  [layer/attention/attention] */
+static void eval_loss_lora_k15_causal_attention_forward(float *restrict t16, float *restrict t17, const float *restrict t7, const float *restrict t11, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t17 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t13 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t18 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = t7;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = t11;
+    const long ksb = T*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = t15;
+    const long vsb = T*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float p[ns];   /* one row of scores */
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const long last = start + t < ns ? start + t : ns - 1;
+                /* scores of the visible keys, and their max */
+                float m = -INFINITY;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh;
+                    float dot = 0.0f;
+                    #pragma omp simd reduction(+:dot)
+                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
+                    float x = dot * scale;
+                    p[s] = x;
+                    m = x > m ? x : m;
+                }
+                /* softmax numerators and their sum */
+                float sum = 0.0f;
+                if (m > -INFINITY) {
+                    #pragma omp simd reduction(+:sum)
+                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
+                }
+                t17[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+                /* out = Σ_s p_s/sum · v_s */
+                float *ot = t16 + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
+                if (sum > 0.0f) {
+                    const float inv = 1.0f / sum;
+                    for (long s = 0; s <= last; s++) {
+                        if (p[s] == 0.0f) continue;
+                        const float w = p[s] * inv;
+                        const float *vs = vp + b * vsb + s * vss + g * vsh;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+                    }
+                }
+            }
+        }
+    }
 }
 
-/* eval_loss_lora_k18_wo: t19[B*T, D] = t18 · woᵀ  [layer/attention] */
-static void eval_loss_lora_k18_wo(float *restrict t19, const float *restrict wo, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k16_wo: t18[B*T, D] = t16 · woᵀ  [layer/attention] */
+static void eval_loss_lora_k16_wo(float *restrict t18, const float *restrict wo, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t18, D, wo, D, 0.0f, t19, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t16, D, wo, D, 0.0f, t18, D);
         return;
     }
     la_blas_pool(0);
@@ -8749,16 +8488,16 @@ static void eval_loss_lora_k18_wo(float *restrict t19, const float *restrict wo,
         const float *restrict wr = wo + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
-        (t19)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
+        (t18)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k19_lora_a_wo: t20[B*T, R] = t18 · lora_a_woᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k19_lora_a_wo(float *restrict t20, const float *restrict lora_a_wo, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k17_lora_a_wo: t19[B*T, R] = t16 · lora_a_woᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k17_lora_a_wo(float *restrict t19, const float *restrict lora_a_wo, const float *restrict t16, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t18, D, lora_a_wo, D, 0.0f, t20, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t16, D, lora_a_wo, D, 0.0f, t19, R);
         return;
     }
     la_blas_pool(0);
@@ -8767,16 +8506,16 @@ static void eval_loss_lora_k19_lora_a_wo(float *restrict t20, const float *restr
         const float *restrict wr = lora_a_wo + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
-        (t20)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t16)[c];
+        (t19)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k20_lora_b_wo: t21[B*T, D] = t20 · lora_b_woᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k20_lora_b_wo(float *restrict t21, const float *restrict lora_b_wo, const float *restrict t20, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k18_lora_b_wo: t20[B*T, D] = t19 · lora_b_woᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k18_lora_b_wo(float *restrict t20, const float *restrict lora_b_wo, const float *restrict t19, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t20, R, lora_b_wo, R, 0.0f, t21, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t19, R, lora_b_wo, R, 0.0f, t20, D);
         return;
     }
     la_blas_pool(0);
@@ -8785,13 +8524,13 @@ static void eval_loss_lora_k20_lora_b_wo(float *restrict t21, const float *restr
         const float *restrict wr = lora_b_wo + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t20)[c];
-        (t21)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t19)[c];
+        (t20)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k21_rmsnorm: t22 = ((carry0 + t19 + lora_scale_wo · t21) · rsqrt(Σ((carry0 + t19 + lora_scale_wo · t21)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer/attention/lora; layer] */
-static void eval_loss_lora_k21_rmsnorm(float *restrict t22, const float *restrict norm_eps, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict ffn_norm, const float *restrict t19, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k19_rmsnorm: t21 = ((carry0 + t18 + lora_scale_wo · t20) · rsqrt(Σ((carry0 + t18 + lora_scale_wo · t20)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer/attention/lora; layer] */
+static void eval_loss_lora_k19_rmsnorm(float *restrict t21, const float *restrict norm_eps, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict ffn_norm, const float *restrict t18, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -8799,8 +8538,8 @@ static void eval_loss_lora_k21_rmsnorm(float *restrict t22, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (lora_scale_wo[0]) * (t21[r * n + j0]);
-            float v1 = t19[r * n + j0] + v0;
+            float v0 = (lora_scale_wo[0]) * (t20[r * n + j0]);
+            float v1 = t18[r * n + j0] + v0;
             float v2 = carry0[r * n + j0] + v1;
             float v3 = v2 * v2;
             acc0 += v3;
@@ -8809,21 +8548,21 @@ static void eval_loss_lora_k21_rmsnorm(float *restrict t22, const float *restric
         float v8 = v7 + norm_eps[0];
         float v9 = 1.0f / sqrtf(v8);
         for (long j = 0; j < n; j++) {
-            float v4 = (lora_scale_wo[0]) * (t21[r * n + j]);
-            float v5 = t19[r * n + j] + v4;
+            float v4 = (lora_scale_wo[0]) * (t20[r * n + j]);
+            float v5 = t18[r * n + j] + v4;
             float v6 = carry0[r * n + j] + v5;
             float v10 = v6 * v9;
             float v11 = v10 * (ffn_norm[j]);
-            t22[r * n + j] = v11;
+            t21[r * n + j] = v11;
         }
     }
 }
 
-/* eval_loss_lora_k22_w1: t23[B*T, F] = t22 · w1ᵀ  [layer/ffn/gate_up] */
-static void eval_loss_lora_k22_w1(float *restrict t23, const float *restrict w1, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k20_w1: t22[B*T, F] = t21 · w1ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_lora_k20_w1(float *restrict t22, const float *restrict w1, const float *restrict t21, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t22, D, w1, D, 0.0f, t23, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t21, D, w1, D, 0.0f, t22, F);
         return;
     }
     la_blas_pool(0);
@@ -8832,16 +8571,16 @@ static void eval_loss_lora_k22_w1(float *restrict t23, const float *restrict w1,
         const float *restrict wr = w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
-        (t23)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t21)[c];
+        (t22)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k23_lora_a_w1: t24[B*T, R] = t22 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void eval_loss_lora_k23_lora_a_w1(float *restrict t24, const float *restrict lora_a_w1, const float *restrict t22, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k21_lora_a_w1: t23[B*T, R] = t21 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k21_lora_a_w1(float *restrict t23, const float *restrict lora_a_w1, const float *restrict t21, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t22, D, lora_a_w1, D, 0.0f, t24, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t21, D, lora_a_w1, D, 0.0f, t23, R);
         return;
     }
     la_blas_pool(0);
@@ -8850,15 +8589,15 @@ static void eval_loss_lora_k23_lora_a_w1(float *restrict t24, const float *restr
         const float *restrict wr = lora_a_w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
-        (t24)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t21)[c];
+        (t23)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k24_lora_b_w1: t25[B*T, F] = t24 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void eval_loss_lora_k24_lora_b_w1(float *restrict t25, const float *restrict lora_b_w1, const float *restrict t24, long B, long F, long R, long T) {
+/* eval_loss_lora_k22_lora_b_w1: t24[B*T, F] = t23 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k22_lora_b_w1(float *restrict t24, const float *restrict lora_b_w1, const float *restrict t23, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t24, R, lora_b_w1, R, 0.0f, t25, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t23, R, lora_b_w1, R, 0.0f, t24, F);
         return;
     }
     la_blas_pool(0);
@@ -8867,16 +8606,16 @@ static void eval_loss_lora_k24_lora_b_w1(float *restrict t25, const float *restr
         const float *restrict wr = lora_b_w1 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t24)[c];
-        (t25)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t23)[c];
+        (t24)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k25_w3: t26[B*T, F] = t22 · w3ᵀ  [layer/ffn/gate_up] */
-static void eval_loss_lora_k25_w3(float *restrict t26, const float *restrict w3, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k23_w3: t25[B*T, F] = t21 · w3ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_lora_k23_w3(float *restrict t25, const float *restrict w3, const float *restrict t21, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t22, D, w3, D, 0.0f, t26, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t21, D, w3, D, 0.0f, t25, F);
         return;
     }
     la_blas_pool(0);
@@ -8885,16 +8624,16 @@ static void eval_loss_lora_k25_w3(float *restrict t26, const float *restrict w3,
         const float *restrict wr = w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
-        (t26)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t21)[c];
+        (t25)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k26_lora_a_w3: t27[B*T, R] = t22 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void eval_loss_lora_k26_lora_a_w3(float *restrict t27, const float *restrict lora_a_w3, const float *restrict t22, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k24_lora_a_w3: t26[B*T, R] = t21 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k24_lora_a_w3(float *restrict t26, const float *restrict lora_a_w3, const float *restrict t21, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t22, D, lora_a_w3, D, 0.0f, t27, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t21, D, lora_a_w3, D, 0.0f, t26, R);
         return;
     }
     la_blas_pool(0);
@@ -8903,15 +8642,15 @@ static void eval_loss_lora_k26_lora_a_w3(float *restrict t27, const float *restr
         const float *restrict wr = lora_a_w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
-        (t27)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t21)[c];
+        (t26)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k27_lora_b_w3: t28[B*T, F] = t27 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void eval_loss_lora_k27_lora_b_w3(float *restrict t28, const float *restrict lora_b_w3, const float *restrict t27, long B, long F, long R, long T) {
+/* eval_loss_lora_k25_lora_b_w3: t27[B*T, F] = t26 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k25_lora_b_w3(float *restrict t27, const float *restrict lora_b_w3, const float *restrict t26, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t27, R, lora_b_w3, R, 0.0f, t28, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t26, R, lora_b_w3, R, 0.0f, t27, F);
         return;
     }
     la_blas_pool(0);
@@ -8920,36 +8659,36 @@ static void eval_loss_lora_k27_lora_b_w3(float *restrict t28, const float *restr
         const float *restrict wr = lora_b_w3 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t27)[c];
-        (t28)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t26)[c];
+        (t27)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k28_lora: t29 = ((t23 + lora_scale_w1 · t25) / (1 + exp(-(t23 + lora_scale_w1 · t25)))) · (t26 + lora_scale_w3 · t28)  [layer/ffn/gate_up; layer/ffn/gate_up/lora; layer/ffn/gate_up/silu] */
-static void eval_loss_lora_k28_lora(float *restrict t29, const float *restrict lora_scale_w1, const float *restrict lora_scale_w3, const float *restrict t23, const float *restrict t25, const float *restrict t26, const float *restrict t28, long B, long F, long T) {
+/* eval_loss_lora_k26_lora: t28 = ((t22 + lora_scale_w1 · t24) / (1 + exp(-(t22 + lora_scale_w1 · t24)))) · (t25 + lora_scale_w3 · t27)  [layer/ffn/gate_up; layer/ffn/gate_up/lora; layer/ffn/gate_up/silu] */
+static void eval_loss_lora_k26_lora(float *restrict t28, const float *restrict lora_scale_w1, const float *restrict lora_scale_w3, const float *restrict t22, const float *restrict t24, const float *restrict t25, const float *restrict t27, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w1[0]) * (t25[r * n + j]);
-            float v1 = t23[r * n + j] + v0;
+            float v0 = (lora_scale_w1[0]) * (t24[r * n + j]);
+            float v1 = t22[r * n + j] + v0;
             float v2 = -v1;
             float v3 = la_expf(v2);
             float v4 = 1.0f + v3;
             float v5 = v1 / v4;
-            float v6 = (lora_scale_w3[0]) * (t28[r * n + j]);
-            float v7 = t26[r * n + j] + v6;
+            float v6 = (lora_scale_w3[0]) * (t27[r * n + j]);
+            float v7 = t25[r * n + j] + v6;
             float v8 = v5 * v7;
-            t29[r * n + j] = v8;
+            t28[r * n + j] = v8;
         }
     }
 }
 
-/* eval_loss_lora_k29_w2: t30[B*T, D] = t29 · w2ᵀ  [layer/ffn] */
-static void eval_loss_lora_k29_w2(float *restrict t30, const float *restrict w2, const float *restrict t29, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k27_w2: t29[B*T, D] = t28 · w2ᵀ  [layer/ffn] */
+static void eval_loss_lora_k27_w2(float *restrict t29, const float *restrict w2, const float *restrict t28, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t29, F, w2, F, 0.0f, t30, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t28, F, w2, F, 0.0f, t29, D);
         return;
     }
     la_blas_pool(0);
@@ -8958,15 +8697,15 @@ static void eval_loss_lora_k29_w2(float *restrict t30, const float *restrict w2,
         const float *restrict wr = w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t29)[c];
-        (t30)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t28)[c];
+        (t29)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k30_lora_a_w2: t31[B*T, R] = t29 · lora_a_w2ᵀ  [layer/ffn/lora] */
-static void eval_loss_lora_k30_lora_a_w2(float *restrict t31, const float *restrict lora_a_w2, const float *restrict t29, long B, long F, long R, long T) {
+/* eval_loss_lora_k28_lora_a_w2: t30[B*T, R] = t28 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void eval_loss_lora_k28_lora_a_w2(float *restrict t30, const float *restrict lora_a_w2, const float *restrict t28, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t29, F, lora_a_w2, F, 0.0f, t31, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t28, F, lora_a_w2, F, 0.0f, t30, R);
         return;
     }
     la_blas_pool(0);
@@ -8975,16 +8714,16 @@ static void eval_loss_lora_k30_lora_a_w2(float *restrict t31, const float *restr
         const float *restrict wr = lora_a_w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t29)[c];
-        (t31)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t28)[c];
+        (t30)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k31_lora_b_w2: t32[B*T, D] = t31 · lora_b_w2ᵀ  [layer/ffn/lora] */
-static void eval_loss_lora_k31_lora_b_w2(float *restrict t32, const float *restrict lora_b_w2, const float *restrict t31, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k29_lora_b_w2: t31[B*T, D] = t30 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void eval_loss_lora_k29_lora_b_w2(float *restrict t31, const float *restrict lora_b_w2, const float *restrict t30, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t31, R, lora_b_w2, R, 0.0f, t32, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t30, R, lora_b_w2, R, 0.0f, t31, D);
         return;
     }
     la_blas_pool(0);
@@ -8993,31 +8732,31 @@ static void eval_loss_lora_k31_lora_b_w2(float *restrict t32, const float *restr
         const float *restrict wr = lora_b_w2 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t31)[c];
-        (t32)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t30)[c];
+        (t31)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k32_lora: carry0_next = carry0 + t19 + lora_scale_wo · t21 + t30 + lora_scale_w2 · t32  [layer/attention; layer/attention/lora; layer; layer/ffn; layer/ffn/lora] */
-static void eval_loss_lora_k32_lora(float *restrict carry0_next, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict lora_scale_w2, const float *restrict t19, const float *restrict t21, const float *restrict t30, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k30_lora: carry0_next = carry0 + t18 + lora_scale_wo · t20 + t29 + lora_scale_w2 · t31  [layer/attention; layer/attention/lora; layer; layer/ffn; layer/ffn/lora] */
+static void eval_loss_lora_k30_lora(float *restrict carry0_next, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict lora_scale_w2, const float *restrict t18, const float *restrict t20, const float *restrict t29, const float *restrict t31, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wo[0]) * (t21[r * n + j]);
-            float v1 = t19[r * n + j] + v0;
+            float v0 = (lora_scale_wo[0]) * (t20[r * n + j]);
+            float v1 = t18[r * n + j] + v0;
             float v2 = carry0[r * n + j] + v1;
-            float v3 = (lora_scale_w2[0]) * (t32[r * n + j]);
-            float v4 = t30[r * n + j] + v3;
+            float v3 = (lora_scale_w2[0]) * (t31[r * n + j]);
+            float v4 = t29[r * n + j] + v3;
             float v5 = v2 + v4;
             carry0_next[r * n + j] = v5;
         }
     }
 }
 
-/* eval_loss_lora_k33_rmsnorm: t33 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void eval_loss_lora_k33_rmsnorm(float *restrict t33, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k31_rmsnorm: t32 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void eval_loss_lora_k31_rmsnorm(float *restrict t32, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -9034,16 +8773,16 @@ static void eval_loss_lora_k33_rmsnorm(float *restrict t33, const float *restric
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t33[r * n + j] = v5;
+            t32[r * n + j] = v5;
         }
     }
 }
 
-/* eval_loss_lora_k34_lm_head: t34[B*T, V] = t33 · lm_headᵀ  [lm_head] */
-static void eval_loss_lora_k34_lm_head(float *restrict t34, const float *restrict lm_head, const float *restrict t33, long B, long HD2, long KVH, long REP, long T, long V) {
+/* eval_loss_lora_k32_lm_head: t33[B*T, V] = t32 · lm_headᵀ  [lm_head] */
+static void eval_loss_lora_k32_lm_head(float *restrict t33, const float *restrict lm_head, const float *restrict t32, long B, long HD2, long KVH, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t33, D, lm_head, D, 0.0f, t34, V);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t32, D, lm_head, D, 0.0f, t33, V);
         return;
     }
     la_blas_pool(0);
@@ -9052,13 +8791,13 @@ static void eval_loss_lora_k34_lm_head(float *restrict t34, const float *restric
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t33)[c];
-        (t34)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t32)[c];
+        (t33)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k35_lm_head: t35 = max(t34)  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void eval_loss_lora_k35_lm_head(float *restrict t35, const float *restrict t34, long B, long T, long V) {
+/* eval_loss_lora_k33_lm_head: t34 = max(t33)  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void eval_loss_lora_k33_lm_head(float *restrict t34, const float *restrict t33, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -9066,25 +8805,25 @@ static void eval_loss_lora_k35_lm_head(float *restrict t35, const float *restric
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t34[r * n + j0]);
+            acc0 = fmaxf(acc0, t33[r * n + j0]);
         }
-        t35[r] = acc0;
+        t34[r] = acc0;
     }
 }
 
-/* eval_loss_lora_k36_log_softmax: t36 = Σ((t34 - t35 - log(Σ(exp(t34 - t35)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void eval_loss_lora_k36_log_softmax(float *restrict t36, const int32_t *restrict targets, const float *restrict t34, const float *restrict t35, long B, long T, long V) {
+/* eval_loss_lora_k34_log_softmax: t35 = Σ((t33 - t34 - log(Σ(exp(t33 - t34)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void eval_loss_lora_k34_log_softmax(float *restrict t35, const int32_t *restrict targets, const float *restrict t33, const float *restrict t34, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = t35[(i0) * T + i1];
+        float v0 = t34[(i0) * T + i1];
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v2 = t34[r * n + j1] - v0;
+            float v2 = t33[r * n + j1] - v0;
             float v3 = la_expf(v2);
             acc1 += v3;
         }
@@ -9093,29 +8832,29 @@ static void eval_loss_lora_k36_log_softmax(float *restrict t36, const int32_t *r
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t34[r * n + j0] - v0;
+            float v1 = t33[r * n + j0] - v0;
             float v5 = v1 - v4;
             float v7 = (float)j0 == v6 ? 1.0f : 0.0f;
             float v8 = v5 * v7;
             acc0 += v8;
         }
-        t36[r] = acc0;
+        t35[r] = acc0;
     }
 }
 
-/* eval_loss_lora_k37_cross_entropy: nll = -t36  [lm_head/cross_entropy] */
-static void eval_loss_lora_k37_cross_entropy(float *restrict nll, const float *restrict t36, long B, long T) {
+/* eval_loss_lora_k35_cross_entropy: nll = -t35  [lm_head/cross_entropy] */
+static void eval_loss_lora_k35_cross_entropy(float *restrict nll, const float *restrict t35, long B, long T) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t36[r * n + j]);
+            float v0 = -(t35[r * n + j]);
             nll[r * n + j] = v0;
         }
     }
 }
 
-/* Arena: 12 slots planned for 38 kernels. */
+/* Arena: 12 slots planned for 36 kernels. */
 static long llama_train_eval_loss_lora_layout(const llama_train_eval_loss_lora_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -9129,13 +8868,13 @@ static long llama_train_eval_loss_lora_layout(const llama_train_eval_loss_lora_a
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
-    off[4] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), B*T*V));
-    off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
-    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), B*T));
-    off[8] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), 2*B*HD2*KVH*REP*T));
-    off[9] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), B*T));
+    off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T));
+    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
+    off[5] = total; total += la_round16(la_max(B*R*T, 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), 2*B*HD2*KVH*T), B*F*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*R*T), B*F*T), B*T));
+    off[8] = total; total += la_round16(la_max(B*F*T, B*T*V));
+    off[9] = total; total += la_round16(la_max(la_max(B*R*T, B*F*T), B*T));
     off[10] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[11] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
@@ -9168,35 +8907,34 @@ void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args) {
     float *t5 = args->arena + off[5];
     float *t6 = args->arena + off[6];
     float *t7 = args->arena + off[5];
-    float *t8 = args->arena + off[7];
-    float *t9 = args->arena + off[8];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[6];
     float *t10 = args->arena + off[7];
-    float *t11 = args->arena + off[9];
-    float *t12 = args->arena + off[3];
-    float *t13 = args->arena + off[9];
+    float *t11 = args->arena + off[6];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[7];
     float *t14 = args->arena + off[3];
-    float *t15 = args->arena + off[4];
-    float *t16 = args->arena + off[7];
-    float *t17 = args->arena + off[6];
-    float *t18 = args->arena + off[3];
-    float *t19 = args->arena + off[4];
-    float *t20 = args->arena + off[5];
-    float *t21 = args->arena + off[6];
-    float *t22 = args->arena + off[3];
-    float *t23 = args->arena + off[8];
-    float *t24 = args->arena + off[7];
-    float *t25 = args->arena + off[9];
-    float *t26 = args->arena + off[5];
-    float *t27 = args->arena + off[7];
-    float *t28 = args->arena + off[3];
-    float *t29 = args->arena + off[7];
-    float *t30 = args->arena + off[3];
-    float *t31 = args->arena + off[9];
-    float *t32 = args->arena + off[8];
-    float *t33 = args->arena + off[2];
-    float *t34 = args->arena + off[5];
+    float *t15 = args->arena + off[7];
+    float *t16 = args->arena + off[4];
+    float *t17 = args->arena + off[3];
+    float *t18 = args->arena + off[5];
+    float *t19 = args->arena + off[6];
+    float *t20 = args->arena + off[3];
+    float *t21 = args->arena + off[4];
+    float *t22 = args->arena + off[7];
+    float *t23 = args->arena + off[6];
+    float *t24 = args->arena + off[8];
+    float *t25 = args->arena + off[6];
+    float *t26 = args->arena + off[9];
+    float *t27 = args->arena + off[4];
+    float *t28 = args->arena + off[9];
+    float *t29 = args->arena + off[6];
+    float *t30 = args->arena + off[7];
+    float *t31 = args->arena + off[4];
+    float *t32 = args->arena + off[2];
+    float *t33 = args->arena + off[8];
+    float *t34 = args->arena + off[9];
     float *t35 = args->arena + off[7];
-    float *t36 = args->arena + off[9];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -9213,8 +8951,8 @@ void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args) {
     const float *lora_scale_w3 = args->lora_scale_w3;
     float *nll = args->nll;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 38, eval_loss_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 38, eval_loss_lora_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 36, eval_loss_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 36, eval_loss_lora_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[10], args->arena + off[11] };
@@ -9243,45 +8981,43 @@ void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args) {
         const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
         const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 38, eval_loss_lora_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 38, eval_loss_lora_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 38, eval_loss_lora_k4_lora_a_wq(t5, lora_a_wq, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 5, 38, eval_loss_lora_k5_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 6, 38, eval_loss_lora_k6_wk(t7, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 38, eval_loss_lora_k7_lora_a_wk(t8, lora_a_wk, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 8, 38, eval_loss_lora_k8_lora_b_wk(t9, lora_b_wk, t8, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 9, 38, eval_loss_lora_k9_wv(t10, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 38, eval_loss_lora_k10_lora_a_wv(t11, lora_a_wv, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 11, 38, eval_loss_lora_k11_lora_b_wv(t12, lora_b_wv, t11, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 12, 38, eval_loss_lora_k12_lora(t13, lora_scale_wv, t10, t12, B, HD2, KVH, T));
-        LA_TIMED(prof, 13, 38, eval_loss_lora_k13_rope(t14, t0, t1, lora_scale_wq, t4, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 38, eval_loss_lora_k14_rope(t15, t0, t1, lora_scale_wk, t7, t9, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 38, eval_loss_lora_k15_scores_matmul(t16, t14, t15, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 38, eval_loss_lora_k16_attention(t17, t16, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 38, eval_loss_lora_k17_attention_matmul(t18, t13, t17, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 38, eval_loss_lora_k18_wo(t19, wo, t18, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 38, eval_loss_lora_k19_lora_a_wo(t20, lora_a_wo, t18, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 20, 38, eval_loss_lora_k20_lora_b_wo(t21, lora_b_wo, t20, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 21, 38, eval_loss_lora_k21_rmsnorm(t22, norm_eps, carry0, lora_scale_wo, ffn_norm, t19, t21, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 22, 38, eval_loss_lora_k22_w1(t23, w1, t22, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 23, 38, eval_loss_lora_k23_lora_a_w1(t24, lora_a_w1, t22, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 24, 38, eval_loss_lora_k24_lora_b_w1(t25, lora_b_w1, t24, B, F, R, T));
-        LA_TIMED(prof, 25, 38, eval_loss_lora_k25_w3(t26, w3, t22, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 26, 38, eval_loss_lora_k26_lora_a_w3(t27, lora_a_w3, t22, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 27, 38, eval_loss_lora_k27_lora_b_w3(t28, lora_b_w3, t27, B, F, R, T));
-        LA_TIMED(prof, 28, 38, eval_loss_lora_k28_lora(t29, lora_scale_w1, lora_scale_w3, t23, t25, t26, t28, B, F, T));
-        LA_TIMED(prof, 29, 38, eval_loss_lora_k29_w2(t30, w2, t29, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 30, 38, eval_loss_lora_k30_lora_a_w2(t31, lora_a_w2, t29, B, F, R, T));
-        LA_TIMED(prof, 31, 38, eval_loss_lora_k31_lora_b_w2(t32, lora_b_w2, t31, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 32, 38, eval_loss_lora_k32_lora(carry0_next, carry0, lora_scale_wo, lora_scale_w2, t19, t21, t30, t32, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 36, eval_loss_lora_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 36, eval_loss_lora_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 36, eval_loss_lora_k4_lora_a_wq(t5, lora_a_wq, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 5, 36, eval_loss_lora_k5_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 6, 36, eval_loss_lora_k6_rope(t7, t0, t1, lora_scale_wq, t4, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 36, eval_loss_lora_k7_wk(t8, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 36, eval_loss_lora_k8_lora_a_wk(t9, lora_a_wk, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 9, 36, eval_loss_lora_k9_lora_b_wk(t10, lora_b_wk, t9, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 10, 36, eval_loss_lora_k10_rope(t11, t0, t1, lora_scale_wk, t8, t10, B, HD2, KVH, T));
+        LA_TIMED(prof, 11, 36, eval_loss_lora_k11_wv(t12, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 36, eval_loss_lora_k12_lora_a_wv(t13, lora_a_wv, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 13, 36, eval_loss_lora_k13_lora_b_wv(t14, lora_b_wv, t13, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 14, 36, eval_loss_lora_k14_lora(t15, lora_scale_wv, t12, t14, B, HD2, KVH, T));
+        LA_TIMED(prof, 15, 36, eval_loss_lora_k15_causal_attention_forward(t16, t17, t7, t11, t15, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 36, eval_loss_lora_k16_wo(t18, wo, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 36, eval_loss_lora_k17_lora_a_wo(t19, lora_a_wo, t16, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 18, 36, eval_loss_lora_k18_lora_b_wo(t20, lora_b_wo, t19, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 19, 36, eval_loss_lora_k19_rmsnorm(t21, norm_eps, carry0, lora_scale_wo, ffn_norm, t18, t20, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 36, eval_loss_lora_k20_w1(t22, w1, t21, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 36, eval_loss_lora_k21_lora_a_w1(t23, lora_a_w1, t21, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 22, 36, eval_loss_lora_k22_lora_b_w1(t24, lora_b_w1, t23, B, F, R, T));
+        LA_TIMED(prof, 23, 36, eval_loss_lora_k23_w3(t25, w3, t21, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 36, eval_loss_lora_k24_lora_a_w3(t26, lora_a_w3, t21, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 36, eval_loss_lora_k25_lora_b_w3(t27, lora_b_w3, t26, B, F, R, T));
+        LA_TIMED(prof, 26, 36, eval_loss_lora_k26_lora(t28, lora_scale_w1, lora_scale_w3, t22, t24, t25, t27, B, F, T));
+        LA_TIMED(prof, 27, 36, eval_loss_lora_k27_w2(t29, w2, t28, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 36, eval_loss_lora_k28_lora_a_w2(t30, lora_a_w2, t28, B, F, R, T));
+        LA_TIMED(prof, 29, 36, eval_loss_lora_k29_lora_b_w2(t31, lora_b_w2, t30, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 30, 36, eval_loss_lora_k30_lora(carry0_next, carry0, lora_scale_wo, lora_scale_w2, t18, t20, t29, t31, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 33, 38, eval_loss_lora_k33_rmsnorm(t33, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 34, 38, eval_loss_lora_k34_lm_head(t34, lm_head, t33, B, HD2, KVH, REP, T, V));
-    LA_TIMED(prof, 35, 38, eval_loss_lora_k35_lm_head(t35, t34, B, T, V));
-    LA_TIMED(prof, 36, 38, eval_loss_lora_k36_log_softmax(t36, targets, t34, t35, B, T, V));
-    LA_TIMED(prof, 37, 38, eval_loss_lora_k37_cross_entropy(nll, t36, B, T));
+    LA_TIMED(prof, 31, 36, eval_loss_lora_k31_rmsnorm(t32, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 32, 36, eval_loss_lora_k32_lm_head(t33, lm_head, t32, B, HD2, KVH, REP, T, V));
+    LA_TIMED(prof, 33, 36, eval_loss_lora_k33_lm_head(t34, t33, B, T, V));
+    LA_TIMED(prof, 34, 36, eval_loss_lora_k34_log_softmax(t35, targets, t33, t34, B, T, V));
+    LA_TIMED(prof, 35, 36, eval_loss_lora_k35_cross_entropy(nll, t35, B, T));
 }
 
 void llama_train_eval_loss_lora_costs(const llama_train_eval_loss_lora_args *args, double *flops, double *bytes) {
@@ -9299,38 +9035,36 @@ void llama_train_eval_loss_lora_costs(const llama_train_eval_loss_lora_args *arg
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k3_wq */
     flops[4] = (double)(4*B*HD2*KVH*R*REP*T); bytes[4] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k4_lora_a_wq */
     flops[5] = (double)(4*B*HD2*KVH*R*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k5_lora_b_wq */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k6_wk */
-    flops[7] = (double)(4*B*HD2*KVH*R*REP*T); bytes[7] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k7_lora_a_wk */
-    flops[8] = (double)(4*B*HD2*KVH*R*T); bytes[8] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* eval_loss_lora_k8_lora_b_wk */
-    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k9_wv */
-    flops[10] = (double)(4*B*HD2*KVH*R*REP*T); bytes[10] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k10_lora_a_wv */
-    flops[11] = (double)(4*B*HD2*KVH*R*T); bytes[11] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* eval_loss_lora_k11_lora_b_wv */
-    flops[12] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[12] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k12_lora */
-    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k13_rope */
-    flops[14] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k14_rope */
-    flops[15] = (double)(4*B*HD2*KVH*REP*T*T); bytes[15] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k15_scores_matmul */
-    flops[16] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[16] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* eval_loss_lora_k16_attention */
-    flops[17] = (double)(4*B*HD2*KVH*REP*T*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* eval_loss_lora_k17_attention_matmul */
-    flops[18] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k18_wo */
-    flops[19] = (double)(4*B*HD2*KVH*R*REP*T); bytes[19] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k19_lora_a_wo */
-    flops[20] = (double)(4*B*HD2*KVH*R*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k20_lora_b_wo */
-    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k21_rmsnorm */
-    flops[22] = (double)(4*B*F*HD2*KVH*REP*T); bytes[22] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k22_w1 */
-    flops[23] = (double)(4*B*HD2*KVH*R*REP*T); bytes[23] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k23_lora_a_w1 */
-    flops[24] = (double)(2*B*F*R*T); bytes[24] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* eval_loss_lora_k24_lora_b_w1 */
-    flops[25] = (double)(4*B*F*HD2*KVH*REP*T); bytes[25] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k25_w3 */
-    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k26_lora_a_w3 */
-    flops[27] = (double)(2*B*F*R*T); bytes[27] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* eval_loss_lora_k27_lora_b_w3 */
-    flops[28] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[28] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_lora_k28_lora */
-    flops[29] = (double)(4*B*F*HD2*KVH*REP*T); bytes[29] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_lora_k29_w2 */
-    flops[30] = (double)(2*B*F*R*T); bytes[30] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* eval_loss_lora_k30_lora_a_w2 */
-    flops[31] = (double)(4*B*HD2*KVH*R*REP*T); bytes[31] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k31_lora_b_w2 */
-    flops[32] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k32_lora */
-    flops[33] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[33] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k33_rmsnorm */
-    flops[34] = (double)(4*B*HD2*KVH*REP*T*V); bytes[34] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k34_lm_head */
-    flops[35] = (double)(B*T*V); bytes[35] = (double)(4*B*T + 4*B*T*V); /* eval_loss_lora_k35_lm_head */
-    flops[36] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[36] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_lora_k36_log_softmax */
-    flops[37] = (double)(B*T); bytes[37] = (double)(4*B*T + 4*B*T); /* eval_loss_lora_k37_cross_entropy */
+    flops[6] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k7_wk */
+    flops[8] = (double)(4*B*HD2*KVH*R*REP*T); bytes[8] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k8_lora_a_wk */
+    flops[9] = (double)(4*B*HD2*KVH*R*T); bytes[9] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* eval_loss_lora_k9_lora_b_wk */
+    flops[10] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[10] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k10_rope */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k11_wv */
+    flops[12] = (double)(4*B*HD2*KVH*R*REP*T); bytes[12] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k12_lora_a_wv */
+    flops[13] = (double)(4*B*HD2*KVH*R*T); bytes[13] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* eval_loss_lora_k13_lora_b_wv */
+    flops[14] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k14_lora */
+    flops[15] = (double)(4*B*HD2*KVH*REP*T*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k15_causal_attention_forward */
+    flops[16] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k16_wo */
+    flops[17] = (double)(4*B*HD2*KVH*R*REP*T); bytes[17] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k17_lora_a_wo */
+    flops[18] = (double)(4*B*HD2*KVH*R*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k18_lora_b_wo */
+    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k19_rmsnorm */
+    flops[20] = (double)(4*B*F*HD2*KVH*REP*T); bytes[20] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k20_w1 */
+    flops[21] = (double)(4*B*HD2*KVH*R*REP*T); bytes[21] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k21_lora_a_w1 */
+    flops[22] = (double)(2*B*F*R*T); bytes[22] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* eval_loss_lora_k22_lora_b_w1 */
+    flops[23] = (double)(4*B*F*HD2*KVH*REP*T); bytes[23] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k23_w3 */
+    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k24_lora_a_w3 */
+    flops[25] = (double)(2*B*F*R*T); bytes[25] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* eval_loss_lora_k25_lora_b_w3 */
+    flops[26] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[26] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_lora_k26_lora */
+    flops[27] = (double)(4*B*F*HD2*KVH*REP*T); bytes[27] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_lora_k27_w2 */
+    flops[28] = (double)(2*B*F*R*T); bytes[28] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* eval_loss_lora_k28_lora_a_w2 */
+    flops[29] = (double)(4*B*HD2*KVH*R*REP*T); bytes[29] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k29_lora_b_w2 */
+    flops[30] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[30] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k30_lora */
+    flops[31] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[31] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k31_rmsnorm */
+    flops[32] = (double)(4*B*HD2*KVH*REP*T*V); bytes[32] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k32_lm_head */
+    flops[33] = (double)(B*T*V); bytes[33] = (double)(4*B*T + 4*B*T*V); /* eval_loss_lora_k33_lm_head */
+    flops[34] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[34] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_lora_k34_log_softmax */
+    flops[35] = (double)(B*T); bytes[35] = (double)(4*B*T + 4*B*T); /* eval_loss_lora_k35_cross_entropy */
     (void)args;
 }
 
@@ -9344,40 +9078,38 @@ static const char *const llama_train_eval_loss_lora_kernel_names[] = {
     "eval_loss_lora_k3_wq",
     "eval_loss_lora_k4_lora_a_wq",
     "eval_loss_lora_k5_lora_b_wq",
-    "eval_loss_lora_k6_wk",
-    "eval_loss_lora_k7_lora_a_wk",
-    "eval_loss_lora_k8_lora_b_wk",
-    "eval_loss_lora_k9_wv",
-    "eval_loss_lora_k10_lora_a_wv",
-    "eval_loss_lora_k11_lora_b_wv",
-    "eval_loss_lora_k12_lora",
-    "eval_loss_lora_k13_rope",
-    "eval_loss_lora_k14_rope",
-    "eval_loss_lora_k15_scores_matmul",
-    "eval_loss_lora_k16_attention",
-    "eval_loss_lora_k17_attention_matmul",
-    "eval_loss_lora_k18_wo",
-    "eval_loss_lora_k19_lora_a_wo",
-    "eval_loss_lora_k20_lora_b_wo",
-    "eval_loss_lora_k21_rmsnorm",
-    "eval_loss_lora_k22_w1",
-    "eval_loss_lora_k23_lora_a_w1",
-    "eval_loss_lora_k24_lora_b_w1",
-    "eval_loss_lora_k25_w3",
-    "eval_loss_lora_k26_lora_a_w3",
-    "eval_loss_lora_k27_lora_b_w3",
-    "eval_loss_lora_k28_lora",
-    "eval_loss_lora_k29_w2",
-    "eval_loss_lora_k30_lora_a_w2",
-    "eval_loss_lora_k31_lora_b_w2",
-    "eval_loss_lora_k32_lora",
-    "eval_loss_lora_k33_rmsnorm",
-    "eval_loss_lora_k34_lm_head",
-    "eval_loss_lora_k35_lm_head",
-    "eval_loss_lora_k36_log_softmax",
-    "eval_loss_lora_k37_cross_entropy",
+    "eval_loss_lora_k6_rope",
+    "eval_loss_lora_k7_wk",
+    "eval_loss_lora_k8_lora_a_wk",
+    "eval_loss_lora_k9_lora_b_wk",
+    "eval_loss_lora_k10_rope",
+    "eval_loss_lora_k11_wv",
+    "eval_loss_lora_k12_lora_a_wv",
+    "eval_loss_lora_k13_lora_b_wv",
+    "eval_loss_lora_k14_lora",
+    "eval_loss_lora_k15_causal_attention_forward",
+    "eval_loss_lora_k16_wo",
+    "eval_loss_lora_k17_lora_a_wo",
+    "eval_loss_lora_k18_lora_b_wo",
+    "eval_loss_lora_k19_rmsnorm",
+    "eval_loss_lora_k20_w1",
+    "eval_loss_lora_k21_lora_a_w1",
+    "eval_loss_lora_k22_lora_b_w1",
+    "eval_loss_lora_k23_w3",
+    "eval_loss_lora_k24_lora_a_w3",
+    "eval_loss_lora_k25_lora_b_w3",
+    "eval_loss_lora_k26_lora",
+    "eval_loss_lora_k27_w2",
+    "eval_loss_lora_k28_lora_a_w2",
+    "eval_loss_lora_k29_lora_b_w2",
+    "eval_loss_lora_k30_lora",
+    "eval_loss_lora_k31_rmsnorm",
+    "eval_loss_lora_k32_lm_head",
+    "eval_loss_lora_k33_lm_head",
+    "eval_loss_lora_k34_log_softmax",
+    "eval_loss_lora_k35_cross_entropy",
 };
-const la_program_info llama_train_eval_loss_lora_info = { "llama_train.eval_loss_lora", 49, 38, llama_train_eval_loss_lora_kernel_names, llama_train_eval_loss_lora_run, llama_train_eval_loss_lora_arena, llama_train_eval_loss_lora_cost };
+const la_program_info llama_train_eval_loss_lora_info = { "llama_train.eval_loss_lora", 49, 36, llama_train_eval_loss_lora_kernel_names, llama_train_eval_loss_lora_run, llama_train_eval_loss_lora_arena, llama_train_eval_loss_lora_cost };
 
 /* ===== program 'lm_step_prefix' ===== */
 
@@ -9598,79 +9330,76 @@ static void lm_step_prefix_k9_prefix(float *restrict t6, const float *restrict p
     }
 }
 
-/* lm_step_prefix_k10_scores_matmul: t7[B, KVH, REP, T, S] = saved_q · t5ᵀ  [layer/attention/attention/scores] */
-static void lm_step_prefix_k10_scores_matmul(float *restrict t7, const float *restrict saved_q, const float *restrict t5, long B, long HD2, long KVH, long REP, long S, long T) {
+/* lm_step_prefix_k10_causal_attention_forward: causal attention (s ≤ P + t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+static void lm_step_prefix_k10_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict saved_q, const float *restrict t5, const float *restrict t6, long B, long HD2, long KVH, long P, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t5 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t7 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
-}
-
-/* lm_step_prefix_k11_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void lm_step_prefix_k11_attention(float *restrict t8, const float *restrict t7, long B, long HD2, long KVH, long P, long REP, long S, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = S;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + (float)(P);
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t7[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v5 = (float)i3 + (float)(P);
-            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t7[r * n + j1]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t8[r * n + j1] = v11;
-            acc1 += v11;
-        }
-        for (long j = 0; j < n; j++) {
-            float v12 = (t8[r * n + j]) / acc1;
-            t8[r * n + j] = v12;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = t5;
+    const long ksb = S*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = t6;
+    const long vsb = S*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float p[ns];   /* one row of scores */
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const long last = start + t < ns ? start + t : ns - 1;
+                /* scores of the visible keys, and their max */
+                float m = -INFINITY;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh;
+                    float dot = 0.0f;
+                    #pragma omp simd reduction(+:dot)
+                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
+                    float x = dot * scale;
+                    p[s] = x;
+                    m = x > m ? x : m;
+                }
+                /* softmax numerators and their sum */
+                float sum = 0.0f;
+                if (m > -INFINITY) {
+                    #pragma omp simd reduction(+:sum)
+                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
+                }
+                saved_lse[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+                /* out = Σ_s p_s/sum · v_s */
+                float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
+                if (sum > 0.0f) {
+                    const float inv = 1.0f / sum;
+                    for (long s = 0; s <= last; s++) {
+                        if (p[s] == 0.0f) continue;
+                        const float w = p[s] * inv;
+                        const float *vs = vp + b * vsb + s * vss + g * vsh;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+                    }
+                }
+            }
         }
     }
 }
 
-/* lm_step_prefix_k12_saved_attn: saved_attn[B, KVH, REP, T, HD] = t8 · t6  [layer/attention/attention; layer/attention] */
-static void lm_step_prefix_k12_saved_attn(float *restrict saved_attn, const float *restrict t6, const float *restrict t8, long B, long HD2, long KVH, long REP, long S, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * S >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t8 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t6 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
-}
-
-/* lm_step_prefix_k13_wo: t9[B*T, D] = saved_attn · woᵀ  [layer/attention] */
-static void lm_step_prefix_k13_wo(float *restrict t9, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k11_wo: t7[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_prefix_k11_wo(float *restrict t7, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t9, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t7, D);
         return;
     }
     la_blas_pool(0);
@@ -9680,25 +9409,25 @@ static void lm_step_prefix_k13_wo(float *restrict t9, const float *restrict wo, 
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
-        (t9)[r] = acc;
+        (t7)[r] = acc;
     }
 }
 
-/* lm_step_prefix_k14_layer: saved_h = carry0 + t9  [layer/attention; layer] */
-static void lm_step_prefix_k14_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k12_layer: saved_h = carry0 + t7  [layer/attention; layer] */
+static void lm_step_prefix_k12_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t9[r * n + j];
+            float v0 = carry0[r * n + j] + t7[r * n + j];
             saved_h[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_prefix_k15_rmsnorm: t10 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
-static void lm_step_prefix_k15_rmsnorm(float *restrict t10, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k13_rmsnorm: t8 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_prefix_k13_rmsnorm(float *restrict t8, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -9715,16 +9444,16 @@ static void lm_step_prefix_k15_rmsnorm(float *restrict t10, const float *restric
         for (long j = 0; j < n; j++) {
             float v4 = (saved_h[r * n + j]) * v3;
             float v5 = v4 * (ffn_norm[j]);
-            t10[r * n + j] = v5;
+            t8[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_prefix_k16_w1: saved_gate[B*T, F] = t10 · w1ᵀ  [layer/ffn/gate_up] */
-static void lm_step_prefix_k16_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t10, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k14_w1: saved_gate[B*T, F] = t8 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_prefix_k14_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t10, D, w1, D, 0.0f, saved_gate, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w1, D, 0.0f, saved_gate, F);
         return;
     }
     la_blas_pool(0);
@@ -9733,16 +9462,16 @@ static void lm_step_prefix_k16_w1(float *restrict saved_gate, const float *restr
         const float *restrict wr = w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t10)[c];
+        for (long c = 0; c < D; c++) acc += wr[c] * (t8)[c];
         (saved_gate)[r] = acc;
     }
 }
 
-/* lm_step_prefix_k17_w3: saved_up[B*T, F] = t10 · w3ᵀ  [layer/ffn/gate_up] */
-static void lm_step_prefix_k17_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t10, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k15_w3: saved_up[B*T, F] = t8 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_prefix_k15_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t10, D, w3, D, 0.0f, saved_up, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t8, D, w3, D, 0.0f, saved_up, F);
         return;
     }
     la_blas_pool(0);
@@ -9751,13 +9480,13 @@ static void lm_step_prefix_k17_w3(float *restrict saved_up, const float *restric
         const float *restrict wr = w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t10)[c];
+        for (long c = 0; c < D; c++) acc += wr[c] * (t8)[c];
         (saved_up)[r] = acc;
     }
 }
 
-/* lm_step_prefix_k18_silu: t11 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
-static void lm_step_prefix_k18_silu(float *restrict t11, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+/* lm_step_prefix_k16_silu: t9 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_prefix_k16_silu(float *restrict t9, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -9767,16 +9496,16 @@ static void lm_step_prefix_k18_silu(float *restrict t11, const float *restrict s
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
             float v4 = v3 * (saved_up[r * n + j]);
-            t11[r * n + j] = v4;
+            t9[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_prefix_k19_w2: t12[B*T, D] = t11 · w2ᵀ  [layer/ffn] */
-static void lm_step_prefix_k19_w2(float *restrict t12, const float *restrict w2, const float *restrict t11, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k17_w2: t10[B*T, D] = t9 · w2ᵀ  [layer/ffn] */
+static void lm_step_prefix_k17_w2(float *restrict t10, const float *restrict w2, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t11, F, w2, F, 0.0f, t12, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t9, F, w2, F, 0.0f, t10, D);
         return;
     }
     la_blas_pool(0);
@@ -9785,44 +9514,44 @@ static void lm_step_prefix_k19_w2(float *restrict t12, const float *restrict w2,
         const float *restrict wr = w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t11)[c];
-        (t12)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t9)[c];
+        (t10)[r] = acc;
     }
 }
 
-/* lm_step_prefix_k20_ffn: carry0_next = saved_h + t12  [layer/ffn; layer] */
-static void lm_step_prefix_k20_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k18_ffn: carry0_next = saved_h + t10  [layer/ffn; layer] */
+static void lm_step_prefix_k18_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = saved_h[r * n + j] + t12[r * n + j];
+            float v0 = saved_h[r * n + j] + t10[r * n + j];
             carry0_next[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_prefix_k21_reshape: t13 = 0 */
-static void lm_step_prefix_k21_reshape(float *restrict t13) {
+/* lm_step_prefix_k19_reshape: t11 = 0 */
+static void lm_step_prefix_k19_reshape(float *restrict t11) {
     const long n = 1;
-    t13[0] = 0.0f;
+    t11[0] = 0.0f;
 }
 
-/* lm_step_prefix_k22_expand: t14 = 0 */
-static void lm_step_prefix_k22_expand(float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k20_expand: t12 = 0 */
+static void lm_step_prefix_k20_expand(float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            t14[r * n + j] = 0.0f;
+            t12[r * n + j] = 0.0f;
         }
     }
 }
 
-/* lm_step_prefix_k23_lm_head: t15 = carry0[scored]  [lm_chunk/lm_head] */
-static void lm_step_prefix_k23_lm_head(float *restrict t15, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+/* lm_step_prefix_k21_lm_head: t13 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_prefix_k21_lm_head(float *restrict t13, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -9830,13 +9559,13 @@ static void lm_step_prefix_k23_lm_head(float *restrict t15, const float *restric
         const long i0 = r;
         for (long j = 0; j < n; j++) {
             float v0 = carry0[(long)scored[i0] * D + j];
-            t15[r * n + j] = v0;
+            t13[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_prefix_k24_rmsnorm: t16 = Σ(t15²)  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_prefix_k24_rmsnorm(float *restrict t16, const float *restrict t15, long CR, long HD2, long KVH, long REP) {
+/* lm_step_prefix_k22_rmsnorm: t14 = Σ(t13²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_prefix_k22_rmsnorm(float *restrict t14, const float *restrict t13, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -9845,36 +9574,36 @@ static void lm_step_prefix_k24_rmsnorm(float *restrict t16, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t15[r * n + j0]) * (t15[r * n + j0]);
+            float v0 = (t13[r * n + j0]) * (t13[r * n + j0]);
             acc0 += v0;
         }
-        t16[r] = acc0;
+        t14[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k25_rmsnorm: t17 = (t15 · rsqrt(t16 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_prefix_k25_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t15, const float *restrict t16, long CR, long HD2, long KVH, long REP) {
+/* lm_step_prefix_k23_rmsnorm: t15 = (t13 · rsqrt(t14 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_prefix_k23_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t13, const float *restrict t14, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t16[i0]) / ((float)(D));
+        float v0 = (t14[i0]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
-            float v3 = (t15[r * n + j]) * v2;
+            float v3 = (t13[r * n + j]) * v2;
             float v4 = v3 * (final_norm[j]);
-            t17[r * n + j] = v4;
+            t15[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_prefix_k26_lm_head: t18[CR, V] = t17 · lm_headᵀ  [lm_chunk/lm_head] */
-static void lm_step_prefix_k26_lm_head(float *restrict t18, const float *restrict lm_head, const float *restrict t17, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_prefix_k24_lm_head: t16[CR, V] = t15 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_prefix_k24_lm_head(float *restrict t16, const float *restrict lm_head, const float *restrict t15, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     if (CR != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t17, D, lm_head, D, 0.0f, t18, V);
+        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t15, D, lm_head, D, 0.0f, t16, V);
         return;
     }
     la_blas_pool(0);
@@ -9883,13 +9612,13 @@ static void lm_step_prefix_k26_lm_head(float *restrict t18, const float *restric
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t17)[c];
-        (t18)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t15)[c];
+        (t16)[r] = acc;
     }
 }
 
-/* lm_step_prefix_k27_log_softmax: t19 = max(t18)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
-static void lm_step_prefix_k27_log_softmax(float *restrict t19, const float *restrict t18, long CR, long V) {
+/* lm_step_prefix_k25_log_softmax: t17 = max(t16)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_prefix_k25_log_softmax(float *restrict t17, const float *restrict t16, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -9897,93 +9626,93 @@ static void lm_step_prefix_k27_log_softmax(float *restrict t19, const float *res
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t18[r * n + j0]);
+            acc0 = fmaxf(acc0, t16[r * n + j0]);
         }
-        t19[r] = acc0;
+        t17[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k28_log_softmax: t20 = Σ(exp(t18 - t19))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
-static void lm_step_prefix_k28_log_softmax(float *restrict t20, const float *restrict t18, const float *restrict t19, long CR, long V) {
+/* lm_step_prefix_k26_log_softmax: t18 = Σ(exp(t16 - t17))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_prefix_k26_log_softmax(float *restrict t18, const float *restrict t16, const float *restrict t17, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t19[i0];
+        float v0 = t17[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t18[r * n + j0] - v0;
+            float v1 = t16[r * n + j0] - v0;
             float v2 = la_expf(v1);
             acc0 += v2;
         }
-        t20[r] = acc0;
+        t18[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k29_cross_entropy: t21 = Σ((t18 - t19 - log(t20)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
-static void lm_step_prefix_k29_cross_entropy(float *restrict t21, const float *restrict t18, const int32_t *restrict targets, const float *restrict t19, const float *restrict t20, long CR, long V) {
+/* lm_step_prefix_k27_cross_entropy: t19 = Σ((t16 - t17 - log(t18)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_prefix_k27_cross_entropy(float *restrict t19, const float *restrict t16, const int32_t *restrict targets, const float *restrict t17, const float *restrict t18, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t19[i0];
-        float v2 = logf(t20[i0]);
+        float v0 = t17[i0];
+        float v2 = logf(t18[i0]);
         float v4 = (float)targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t18[r * n + j0] - v0;
+            float v1 = t16[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
             acc0 += v6;
         }
-        t21[r] = acc0;
+        t19[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k30_cross_entropy: t22 = Σ((-t21) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_prefix_k30_cross_entropy(float *restrict t22, const float *restrict weights, const float *restrict t21, long CR) {
+/* lm_step_prefix_k28_cross_entropy: t20 = Σ((-t19) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_prefix_k28_cross_entropy(float *restrict t20, const float *restrict weights, const float *restrict t19, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t21[j0]);
+        float v0 = -(t19[j0]);
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    t22[r] = acc0;
+    t20[r] = acc0;
 }
 
-/* lm_step_prefix_k31_log_softmax: t23 = Σ(exp(t18 - t19 - log(t20)) · (t18 - t19 - log(t20)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
-static void lm_step_prefix_k31_log_softmax(float *restrict t23, const float *restrict t18, const float *restrict t19, const float *restrict t20, long CR, long V) {
+/* lm_step_prefix_k29_log_softmax: t21 = Σ(exp(t16 - t17 - log(t18)) · (t16 - t17 - log(t18)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_prefix_k29_log_softmax(float *restrict t21, const float *restrict t16, const float *restrict t17, const float *restrict t18, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t19[i0];
-        float v2 = logf(t20[i0]);
+        float v0 = t17[i0];
+        float v2 = logf(t18[i0]);
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t18[r * n + j0] - v0;
+            float v1 = t16[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v4 = la_expf(v3);
             float v5 = v4 * v3;
             acc0 += v5;
         }
-        t23[r] = acc0;
+        t21[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k32_cross_entropy: t24 = Σ(t18 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
-static void lm_step_prefix_k32_cross_entropy(float *restrict t24, const float *restrict t18, const int32_t *restrict targets, long CR, long V) {
+/* lm_step_prefix_k30_cross_entropy: t22 = Σ(t16 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_prefix_k30_cross_entropy(float *restrict t22, const float *restrict t16, const int32_t *restrict targets, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -9994,45 +9723,45 @@ static void lm_step_prefix_k32_cross_entropy(float *restrict t24, const float *r
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
             float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
-            float v2 = (t18[r * n + j0]) * v1;
+            float v2 = (t16[r * n + j0]) * v1;
             acc0 += v2;
         }
-        t24[r] = acc0;
+        t22[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k33_token_stats: t25 = Σ((-t23) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_prefix_k33_token_stats(float *restrict t25, const float *restrict weights, const float *restrict t23, long CR) {
+/* lm_step_prefix_k31_token_stats: t23 = Σ((-t21) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_prefix_k31_token_stats(float *restrict t23, const float *restrict weights, const float *restrict t21, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = -(t23[j0]);
+        float v0 = -(t21[j0]);
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    t25[r] = acc0;
+    t23[r] = acc0;
 }
 
-/* lm_step_prefix_k34_token_stats: t26 = Σ([t19 ≤ t24] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_prefix_k34_token_stats(float *restrict t26, const float *restrict weights, const float *restrict t19, const float *restrict t24, long CR) {
+/* lm_step_prefix_k32_token_stats: t24 = Σ([t17 ≤ t22] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_prefix_k32_token_stats(float *restrict t24, const float *restrict weights, const float *restrict t17, const float *restrict t22, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
     float acc0 = 0.0f;
     #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
     for (long j0 = 0; j0 < n; j0++) {
-        float v0 = t19[j0] <= t24[j0] ? 1.0f : 0.0f;
+        float v0 = t17[j0] <= t22[j0] ? 1.0f : 0.0f;
         float v1 = v0 * (weights[j0]);
         acc0 += v1;
     }
-    t26[r] = acc0;
+    t24[r] = acc0;
 }
 
-/* lm_step_prefix_k35_log_softmax_grad: t27 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t20) · exp(t18 - t19)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_prefix_k35_log_softmax_grad(float *t27, const float *t18, const int32_t *targets, const float *weights, const float *t19, const float *t20, long CR, long V) {
+/* lm_step_prefix_k33_log_softmax_grad: t25 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t18) · exp(t16 - t17)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_prefix_k33_log_softmax_grad(float *t25, const float *t16, const int32_t *targets, const float *weights, const float *t17, const float *t18, long CR, long V) {
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -10048,29 +9777,29 @@ static void lm_step_prefix_k35_log_softmax_grad(float *t27, const float *t18, co
             float v5 = -v4;
             acc0 += v5;
         }
-        float v8 = acc0 / (t20[i0]);
-        float v9 = t19[i0];
+        float v8 = acc0 / (t18[i0]);
+        float v9 = t17[i0];
         #pragma omp simd
         for (long j = 0; j < n; j++) {
             float v6 = (float)j == v2 ? 1.0f : 0.0f;
             float v7 = v1 * v6;
-            float v10 = t18[r * n + j] - v9;
+            float v10 = t16[r * n + j] - v9;
             float v11 = la_expf(v10);
             float v12 = v8 * v11;
             float v13 = v7 + v12;
-            t27[r * n + j] = v13;
+            t25[r * n + j] = v13;
         }
     }
 }
 
-/* lm_step_prefix_k36_lm_head_grad_in: t28[CR, D] = t27 · lm_head  [lm_chunk/lm_head/grad] */
-static void lm_step_prefix_k36_lm_head_grad_in(float *restrict t28, const float *restrict lm_head, const float *restrict t27, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_prefix_k34_lm_head_grad_in: t26[CR, D] = t25 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_prefix_k34_lm_head_grad_in(float *restrict t26, const float *restrict lm_head, const float *restrict t25, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t27, V, lm_head, D, 0.0f, t28, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t25, V, lm_head, D, 0.0f, t26, D);
 }
 
-/* lm_step_prefix_k37_rmsnorm_grad: t29 = Σ((t28 · final_norm) · t15)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
-static void lm_step_prefix_k37_rmsnorm_grad(float *restrict t29, const float *restrict final_norm, const float *restrict t15, const float *restrict t28, long CR, long HD2, long KVH, long REP) {
+/* lm_step_prefix_k35_rmsnorm_grad: t27 = Σ((t26 · final_norm) · t13)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_prefix_k35_rmsnorm_grad(float *restrict t27, const float *restrict final_norm, const float *restrict t13, const float *restrict t26, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -10079,76 +9808,76 @@ static void lm_step_prefix_k37_rmsnorm_grad(float *restrict t29, const float *re
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t28[r * n + j0]) * (final_norm[j0]);
-            float v1 = v0 * (t15[r * n + j0]);
+            float v0 = (t26[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t13[r * n + j0]);
             acc0 += v1;
         }
-        t29[r] = acc0;
+        t27[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k38_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
-static void lm_step_prefix_k38_rmsnorm_grad_scatter_add(float *restrict t30, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t15, const float *restrict t16, const float *restrict t28, const float *restrict t29, long B, long CR, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k36_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_prefix_k36_rmsnorm_grad_scatter_add(float *restrict t28, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t13, const float *restrict t14, const float *restrict t26, const float *restrict t27, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    memset(t30, 0, sizeof(float) * (size_t)(B*T*D));
+    memset(t28, 0, sizeof(float) * (size_t)(B*T*D));
     const long rows = CR, n = D;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v1 = (t16[i0]) / ((float)(D));
+        float v1 = (t14[i0]) / ((float)(D));
         float v2 = v1 + norm_eps[0];
         float v3 = 1.0f / sqrtf(v2);
-        float v5 = (t29[i0]) * v3;
+        float v5 = (t27[i0]) * v3;
         float v6 = v5 * v3;
         float v7 = v6 * v3;
         float v8 = v7 * (-0.5f);
         float v9 = v8 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v0 = (t28[r * n + j]) * (final_norm[j]);
+            float v0 = (t26[r * n + j]) * (final_norm[j]);
             float v4 = v0 * v3;
-            float v10 = v9 * (t15[r * n + j]);
+            float v10 = v9 * (t13[r * n + j]);
             float v11 = v4 + v10;
             float v12 = v11 + v10;
-            t30[(long)scored[i0] * D + j] += v12;
+            t28[(long)scored[i0] * D + j] += v12;
         }
     }
 }
 
-/* lm_step_prefix_k39_lm_chunk: carry1_next = carry1 + t30  [lm_chunk/lm_head/grad; lm_chunk] */
-static void lm_step_prefix_k39_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t30, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k37_lm_chunk: carry1_next = carry1 + t28  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_prefix_k37_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t28, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry1[r * n + j] + t30[r * n + j];
+            float v0 = carry1[r * n + j] + t28[r * n + j];
             carry1_next[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_prefix_k40_lm_chunk: carry2_next = carry2 + t22  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_prefix_k40_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t22) {
+/* lm_step_prefix_k38_lm_chunk: carry2_next = carry2 + t20  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_prefix_k38_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t20) {
     const long n = 1;
-    float v0 = carry2[0] + t22[0];
+    float v0 = carry2[0] + t20[0];
     carry2_next[0] = v0;
 }
 
-/* lm_step_prefix_k41_lm_chunk: carry3_next = carry3 + t25  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_prefix_k41_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t25) {
+/* lm_step_prefix_k39_lm_chunk: carry3_next = carry3 + t23  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_prefix_k39_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t23) {
     const long n = 1;
-    float v0 = carry3[0] + t25[0];
+    float v0 = carry3[0] + t23[0];
     carry3_next[0] = v0;
 }
 
-/* lm_step_prefix_k42_lm_chunk: carry4_next = carry4 + t26  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_prefix_k42_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t26) {
+/* lm_step_prefix_k40_lm_chunk: carry4_next = carry4 + t24  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_prefix_k40_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t24) {
     const long n = 1;
-    float v0 = carry4[0] + t26[0];
+    float v0 = carry4[0] + t24[0];
     carry4_next[0] = v0;
 }
 
-/* lm_step_prefix_k43_rmsnorm: t31 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void lm_step_prefix_k43_rmsnorm(float *restrict t31, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k41_rmsnorm: t29 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_prefix_k41_rmsnorm(float *restrict t29, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -10160,12 +9889,12 @@ static void lm_step_prefix_k43_rmsnorm(float *restrict t31, const float *restric
             float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
             acc0 += v0;
         }
-        t31[r] = acc0;
+        t29[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k44_prefix: concat  [layer_backward/attention/prefix] */
-static void lm_step_prefix_k44_prefix(float *restrict t32, const float *restrict saved_k, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
+/* lm_step_prefix_k42_prefix: concat  [layer_backward/attention/prefix] */
+static void lm_step_prefix_k42_prefix(float *restrict t30, const float *restrict saved_k, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*S, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10181,13 +9910,13 @@ static void lm_step_prefix_k44_prefix(float *restrict t32, const float *restrict
             else {
                 v0 = saved_k[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
             }
-            t32[r * n + j] = v0;
+            t30[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_prefix_k45_prefix: concat  [layer_backward/attention/prefix] */
-static void lm_step_prefix_k45_prefix(float *restrict t33, const float *restrict saved_v, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
+/* lm_step_prefix_k43_prefix: concat  [layer_backward/attention/prefix] */
+static void lm_step_prefix_k43_prefix(float *restrict t31, const float *restrict saved_v, const float *restrict prefix_kv, long B, long HD2, long KVH, long P, long S, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*S, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10203,92 +9932,13 @@ static void lm_step_prefix_k45_prefix(float *restrict t33, const float *restrict
             else {
                 v0 = saved_v[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
             }
-            t33[r * n + j] = v0;
+            t31[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_prefix_k46_scores_matmul: t34[B, KVH, REP, T, S] = saved_q · t32ᵀ  [layer_backward/attention/attention/scores] */
-static void lm_step_prefix_k46_scores_matmul(float *restrict t34, const float *restrict saved_q, const float *restrict t32, long B, long HD2, long KVH, long REP, long S, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t32 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t34 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
-}
-
-/* lm_step_prefix_k47_attention: t35 = exp([i4 ≤ i3 + P] ? t34 · rsqrt(HD) : -inf - max([i4 ≤ i3 + P] ? t34 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void lm_step_prefix_k47_attention(float *restrict t35, const float *restrict t34, long B, long HD2, long KVH, long P, long REP, long S, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = S;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + (float)(P);
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t34[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        for (long j = 0; j < n; j++) {
-            float v5 = (float)i3 + (float)(P);
-            float v6 = (float)j <= v5 ? 1.0f : 0.0f;
-            float v7 = (t34[r * n + j]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t35[r * n + j] = v11;
-        }
-    }
-}
-
-/* lm_step_prefix_k48_softmax: t36 = Σ(t35)  [layer_backward/attention/attention/softmax] */
-static void lm_step_prefix_k48_softmax(float *restrict t36, const float *restrict t35, long B, long KVH, long REP, long S, long T) {
-    const long H = KVH*REP;
-    /* one result per row */
-    const long rows = B*T*H, n = S;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t35[r * n + j0];
-        }
-        t36[r] = acc0;
-    }
-}
-
-/* lm_step_prefix_k49_softmax: t37 = t35 / t36  [layer_backward/attention/attention/softmax] */
-static void lm_step_prefix_k49_softmax(float *restrict t37, const float *restrict t35, const float *restrict t36, long B, long KVH, long REP, long S, long T) {
-    const long H = KVH*REP;
-    const long rows = B*T*H, n = S;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0 = (t35[r * n + j]) / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t37[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_prefix_k50_rmsnorm: t38 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void lm_step_prefix_k50_rmsnorm(float *restrict t38, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k44_rmsnorm: t32 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_prefix_k44_rmsnorm(float *restrict t32, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -10300,18 +9950,18 @@ static void lm_step_prefix_k50_rmsnorm(float *restrict t38, const float *restric
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t38[r] = acc0;
+        t32[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k51_w2_grad_in: t39[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
-static void lm_step_prefix_k51_w2_grad_in(float *restrict t39, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k45_w2_grad_in: t33[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_prefix_k45_w2_grad_in(float *restrict t33, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t39, F);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t33, F);
 }
 
-/* lm_step_prefix_k52_silu: t40 = t39 · (saved_gate / (1 + exp(-saved_gate)))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_prefix_k52_silu(float *restrict t40, const float *restrict saved_gate, const float *restrict t39, long B, long F, long T) {
+/* lm_step_prefix_k46_silu: t34 = t33 · (saved_gate / (1 + exp(-saved_gate)))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_prefix_k46_silu(float *restrict t34, const float *restrict saved_gate, const float *restrict t33, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -10320,25 +9970,25 @@ static void lm_step_prefix_k52_silu(float *restrict t40, const float *restrict s
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            float v4 = (t39[r * n + j]) * v3;
-            t40[r * n + j] = v4;
+            float v4 = (t33[r * n + j]) * v3;
+            t34[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_prefix_k53_w3_grad_in: t41[B*T, D] = t40 · w3  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_prefix_k53_w3_grad_in(float *restrict t41, const float *restrict w3, const float *restrict t40, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k47_w3_grad_in: t35[B*T, D] = t34 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_prefix_k47_w3_grad_in(float *restrict t35, const float *restrict w3, const float *restrict t34, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t40, F, w3, D, 0.0f, t41, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t34, F, w3, D, 0.0f, t35, D);
 }
 
-/* lm_step_prefix_k54_silu: neg, exp, add, div, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_prefix_k54_silu(float *restrict t42, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t39, long B, long F, long T) {
+/* lm_step_prefix_k48_silu: neg, exp, add, div, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_prefix_k48_silu(float *restrict t36, const float *restrict saved_gate, const float *restrict saved_up, const float *restrict t33, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t39[r * n + j]) * (saved_up[r * n + j]);
+            float v0 = (t33[r * n + j]) * (saved_up[r * n + j]);
             float v1 = -(saved_gate[r * n + j]);
             float v2 = la_expf(v1);
             float v3 = 1.0f + v2;
@@ -10350,19 +10000,19 @@ static void lm_step_prefix_k54_silu(float *restrict t42, const float *restrict s
             float v9 = v8 * v2;
             float v10 = -v9;
             float v11 = v4 + v10;
-            t42[r * n + j] = v11;
+            t36[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_prefix_k55_w1_grad_in: t43[B*T, D] = t42 · w1  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_prefix_k55_w1_grad_in(float *restrict t43, const float *restrict w1, const float *restrict t42, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k49_w1_grad_in: t37[B*T, D] = t36 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_prefix_k49_w1_grad_in(float *restrict t37, const float *restrict w1, const float *restrict t36, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t42, F, w1, D, 0.0f, t43, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t36, F, w1, D, 0.0f, t37, D);
 }
 
-/* lm_step_prefix_k56_rmsnorm_grad: div, add, rsqrt, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_prefix_k56_rmsnorm_grad(float *restrict t44, const float *restrict norm_eps, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t38, const float *restrict t41, const float *restrict t43, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k50_rmsnorm_grad: div, add, rsqrt, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_prefix_k50_rmsnorm_grad(float *restrict t38, const float *restrict norm_eps, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t32, const float *restrict t35, const float *restrict t37, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10372,12 +10022,12 @@ static void lm_step_prefix_k56_rmsnorm_grad(float *restrict t44, const float *re
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t41[r * n + j0] + t43[r * n + j0];
+            float v0 = t35[r * n + j0] + t37[r * n + j0];
             float v1 = v0 * (ffn_norm[j0]);
             float v2 = v1 * (saved_h[r * n + j0]);
             acc0 += v2;
         }
-        float v5 = (t38[(i0) * T + i1]) / ((float)(D));
+        float v5 = (t32[(i0) * T + i1]) / ((float)(D));
         float v6 = v5 + norm_eps[0];
         float v7 = 1.0f / sqrtf(v6);
         float v10 = acc0 * v7;
@@ -10386,120 +10036,162 @@ static void lm_step_prefix_k56_rmsnorm_grad(float *restrict t44, const float *re
         float v13 = v12 * (-0.5f);
         float v14 = v13 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v3 = t41[r * n + j] + t43[r * n + j];
+            float v3 = t35[r * n + j] + t37[r * n + j];
             float v4 = v3 * (ffn_norm[j]);
             float v8 = v4 * v7;
             float v9 = carry5[r * n + j] + v8;
             float v15 = v14 * (saved_h[r * n + j]);
             float v16 = v9 + v15;
             float v17 = v16 + v15;
-            t44[r * n + j] = v17;
+            t38[r * n + j] = v17;
         }
     }
 }
 
-/* lm_step_prefix_k57_wo_grad_in: t45[B*T, D] = t44 · wo  [layer_backward/attention/grad] */
-static void lm_step_prefix_k57_wo_grad_in(float *restrict t45, const float *restrict wo, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k51_wo_grad_in: t39[B*T, D] = t38 · wo  [layer_backward/attention/grad] */
+static void lm_step_prefix_k51_wo_grad_in(float *restrict t39, const float *restrict wo, const float *restrict t38, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t44, D, wo, D, 0.0f, t45, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t38, D, wo, D, 0.0f, t39, D);
 }
 
-/* lm_step_prefix_k58_attention_grad_matmul: t46[B, KVH, REP, T, S] = t45 · t33ᵀ  [layer_backward/attention/attention/grad] */
-static void lm_step_prefix_k58_attention_grad_matmul(float *restrict t46, const float *restrict t33, const float *restrict t45, long B, long HD2, long KVH, long REP, long S, long T) {
+/* lm_step_prefix_k52_causal_attention_backward_dq: causal attention (s ≤ P + t): grad_q → t40  [layer_backward/attention/attention/grad] */
+static void lm_step_prefix_k52_causal_attention_backward_dq(float *restrict t40, const float *restrict saved_q, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t30, const float *restrict t31, const float *restrict t39, long B, long HD2, long KVH, long P, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t45 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, t33 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t46 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
-}
-
-/* lm_step_prefix_k59_softmax_grad: t47 = ([i4 ≤ i3 + P] ? (t46 / t36 + Σ(-((t46 · t37) / t36))) · t35 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/grad; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_prefix_k59_softmax_grad(float *t47, const float *t35, const float *t36, const float *t37, const float *t46, long B, long HD2, long KVH, long P, long REP, long S, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = S;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        float acc0 = 0.0f;
-        #pragma omp simd reduction(+:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t46[r * n + j0]) * (t37[r * n + j0]);
-            float v1 = v0 / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v2 = -v1;
-            acc0 += v2;
-        }
-        float v9 = 1.0f / sqrtf((float)(HD));
-        #pragma omp simd
-        for (long j = 0; j < n; j++) {
-            float v3 = (float)i3 + (float)(P);
-            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
-            float v5 = (t46[r * n + j]) / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            float v6 = v5 + acc0;
-            float v7 = v6 * (t35[r * n + j]);
-            float v8 = v4 != 0.0f ? v7 : 0.0f;
-            float v10 = v8 * v9;
-            t47[r * n + j] = v10;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = t30;
+    const long ksb = S*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = t31;
+    const long vsb = S*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *op = saved_attn;
+    const long osb = T*D;
+    const long ost = D;
+    const long osh = HD;
+    const float *lp = saved_lse;
+    const long lsb = T*H;
+    const long lsh = T;
+    const float *gp = t39;
+    const long gsb = T*D;
+    const long gst = D;
+    const long gsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const float *gt = gp + b * gsb + t * gst + h * gsh;
+                const float *ot = op + b * osb + t * ost + h * osh;
+                const float l = lp[b * lsb + h * lsh + t];
+                float *dqt = t40 + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                if (l == -INFINITY) continue;
+                /* D_t = dO·out */
+                float rowd = 0.0f;
+                #pragma omp simd reduction(+:rowd)
+                for (long d = 0; d < hd; d++) rowd += gt[d] * ot[d];
+                const long last = start + t < ns ? start + t : ns - 1;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                    float dot = 0.0f, dp = 0.0f;
+                    #pragma omp simd reduction(+:dot, dp)
+                    for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
+                    const float ds = expf(dot * scale - l) * (dp - rowd) * scale;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) dqt[d] += ds * ks[d];
+                }
+            }
         }
     }
 }
 
-/* lm_step_prefix_k60_scores_grad_matmul: t48[B, KVH, REP, T, HD] = t47 · t32  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_prefix_k60_scores_grad_matmul(float *restrict t48, const float *restrict t32, const float *restrict t47, long B, long HD2, long KVH, long REP, long S, long T) {
+/* lm_step_prefix_k53_causal_attention_backward_dkv: causal attention (s ≤ P + t): grad_k → t41, grad_v → t42  [layer_backward/attention/attention/grad] */
+static void lm_step_prefix_k53_causal_attention_backward_dkv(float *restrict t41, float *restrict t42, const float *restrict saved_q, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t30, const float *restrict t31, const float *restrict t39, long B, long HD2, long KVH, long P, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * S >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t47 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t32 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t48 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = saved_q;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = t30;
+    const long ksb = S*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = t31;
+    const long vsb = S*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    const float *op = saved_attn;
+    const long osb = T*D;
+    const long ost = D;
+    const long osh = HD;
+    const float *lp = saved_lse;
+    const long lsb = T*H;
+    const long lsh = T;
+    const float *gp = t39;
+    const long gsb = T*D;
+    const long gst = D;
+    const long gsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long g = 0; g < nkv; g++) {
+            float rowd[rep * nt];   /* D_t = dO·out of each row of the heads sharing g */
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float x = 0.0f;
+                    #pragma omp simd reduction(+:x)
+                    for (long d = 0; d < hd; d++) x += gt[d] * ot[d];
+                    rowd[r * nt + t] = x;
+                }
+            }
+            for (long s = 0; s < ns; s++) {
+                const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                float *dks = t41 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dks[d] = 0.0f;
+                float *dvs = t42 + ((b * ns + s) * nkv + g) * hd;
+                for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
+                /* the rows that see key s (t ≥ s − start), in every head sharing g */
+                for (long r = 0; r < rep; r++) {
+                    const long h = g * rep + r;
+                    for (long t = s - start > 0 ? s - start : 0; t < nt; t++) {
+                        const float l = lp[b * lsb + h * lsh + t];
+                        if (l == -INFINITY) continue;
+                        const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
+                        float dot = 0.0f, dp = 0.0f;
+                        #pragma omp simd reduction(+:dot, dp)
+                        for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
+                        const float pr = expf(dot * scale - l);
+                        const float ds = pr * (dp - rowd[r * nt + t]) * scale;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) { dks[d] += ds * qt[d]; dvs[d] += pr * gt[d]; }
+                    }
+                }
+            }
+        }
+    }
 }
 
-/* lm_step_prefix_k61_attention_grad_matmul: t49[B, KVH, REP, S, HD] = t37ᵀ · t45  [layer_backward/attention/attention/grad] */
-static void lm_step_prefix_k61_attention_grad_matmul(float *restrict t49, const float *restrict t37, const float *restrict t45, long B, long HD2, long KVH, long REP, long S, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH > 1 && S * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(2) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, S, HD, T, t37 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t45 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t49 + b0 * (S*KVD) + b1 * (S*HD), HD);
-}
-
-/* lm_step_prefix_k62_attention_grad_matmul: t50[B, KVH, REP, S, HD] = t47ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_prefix_k62_attention_grad_matmul(float *restrict t50, const float *restrict saved_q, const float *restrict t47, long B, long HD2, long KVH, long REP, long S, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH > 1 && S * HD * T >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(2) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, S, HD, T, t47 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t50 + b0 * (S*KVD) + b1 * (S*HD), HD);
-}
-
-/* lm_step_prefix_k63_attention_grad: t51 = Σ(t49)  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad] */
-static void lm_step_prefix_k63_attention_grad(float *restrict t51, const float *restrict t49, long B, long HD2, long KVH, long P, long S) {
+/* lm_step_prefix_k54_prefix_grad: t43 = Σ(t42)  [layer_backward/attention/prefix/grad] */
+static void lm_step_prefix_k54_prefix_grad(float *restrict t43, const float *restrict t42, long B, long HD2, long KVH, long P, long S) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     /* one result per row */
@@ -10512,14 +10204,14 @@ static void lm_step_prefix_k63_attention_grad(float *restrict t51, const float *
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t49[(((j0) * KVH + i1) * S + i0) * HD + i2];
+            acc0 += t42[(((j0) * S + i0) * KVH + i1) * HD + i2];
         }
-        t51[r] = acc0;
+        t43[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k64_attention_grad: t52 = Σ(t50)  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad] */
-static void lm_step_prefix_k64_attention_grad(float *restrict t52, const float *restrict t50, long B, long HD2, long KVH, long P, long S) {
+/* lm_step_prefix_k55_prefix_grad: t44 = Σ(t41)  [layer_backward/attention/prefix/grad] */
+static void lm_step_prefix_k55_prefix_grad(float *restrict t44, const float *restrict t41, long B, long HD2, long KVH, long P, long S) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     /* one result per row */
@@ -10532,34 +10224,34 @@ static void lm_step_prefix_k64_attention_grad(float *restrict t52, const float *
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t50[(((j0) * KVH + i1) * S + i0) * HD + i2];
+            acc0 += t41[(((j0) * S + i0) * KVH + i1) * HD + i2];
         }
-        t52[r] = acc0;
+        t44[r] = acc0;
     }
 }
 
-/* lm_step_prefix_k65_attention_grad: t53 = t49  [layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad; layer_backward/attention/grad] */
-static void lm_step_prefix_k65_attention_grad(float *restrict t53, const float *restrict t49, long B, long HD2, long KVH, long P, long S, long T) {
+/* lm_step_prefix_k56_attention_grad: t45 = t42  [layer_backward/attention/prefix/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k56_attention_grad(float *restrict t45, const float *restrict t42, long B, long HD2, long KVH, long P, long S, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            t53[r * n + j] = t49[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + ((r * n + j)) % HD];
+            t45[r * n + j] = t42[((((r * n + j) / (T*KVD)) * S + ((r * n + j) / KVD) % T + P) * KVH + ((r * n + j) / HD) % KVH) * HD + ((r * n + j)) % HD];
         }
     }
 }
 
-/* lm_step_prefix_k66_wv_grad_in: t54[B*T, D] = t53 · wv  [layer_backward/attention/grad] */
-static void lm_step_prefix_k66_wv_grad_in(float *restrict t54, const float *restrict wv, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k57_wv_grad_in: t46[B*T, D] = t45 · wv  [layer_backward/attention/grad] */
+static void lm_step_prefix_k57_wv_grad_in(float *restrict t46, const float *restrict wv, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t53, KVD, wv, D, 0.0f, t54, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t45, KVD, wv, D, 0.0f, t46, D);
 }
 
-/* lm_step_prefix_k67_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/attention/grad; layer_backward/attention/prefix/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
-static void lm_step_prefix_k67_rope_grad(float *restrict t55, const float *restrict t0, const float *restrict t1, const float *restrict t50, long B, long HD2, long KVH, long P, long S, long T) {
+/* lm_step_prefix_k58_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k58_rope_grad(float *restrict t47, const float *restrict t0, const float *restrict t1, const float *restrict t41, long B, long HD2, long KVH, long P, long S, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
@@ -10571,16 +10263,16 @@ static void lm_step_prefix_k67_rope_grad(float *restrict t55, const float *restr
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t50[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
-                float v2 = -(t50[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2]);
+                float v1 = (t41[((((r * n + j) / (T*KVD)) * S + ((r * n + j) / KVD) % T + P) * KVH + ((r * n + j) / HD) % KVH) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v2 = -(t41[((((r * n + j) / (T*KVD)) * S + ((r * n + j) / KVD) % T + P) * KVH + ((r * n + j) / HD) % KVH) * HD + (((r * n + j) / 2) % HD2) * 2]);
                 float v3 = v2 * (t1[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (((r * n + j)) % 2 < 1) {
-                float v6 = (t50[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
-                float v7 = (t50[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * S + ((r * n + j) / KVD) % T + P) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v6 = (t41[((((r * n + j) / (T*KVD)) * S + ((r * n + j) / KVD) % T + P) * KVH + ((r * n + j) / HD) % KVH) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v7 = (t41[((((r * n + j) / (T*KVD)) * S + ((r * n + j) / KVD) % T + P) * KVH + ((r * n + j) / HD) % KVH) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / KVD) % T) * HD2 + ((r * n + j) / 2) % HD2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -10588,20 +10280,20 @@ static void lm_step_prefix_k67_rope_grad(float *restrict t55, const float *restr
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t55[r * n + j] = v9;
+            t47[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_prefix_k68_wk_grad_in: t56[B*T, D] = t55 · wk  [layer_backward/attention/grad] */
-static void lm_step_prefix_k68_wk_grad_in(float *restrict t56, const float *restrict wk, const float *restrict t55, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k59_wk_grad_in: t48[B*T, D] = t47 · wk  [layer_backward/attention/grad] */
+static void lm_step_prefix_k59_wk_grad_in(float *restrict t48, const float *restrict wk, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t55, KVD, wk, D, 0.0f, t56, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t47, KVD, wk, D, 0.0f, t48, D);
 }
 
-/* lm_step_prefix_k69_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
-static void lm_step_prefix_k69_rope_grad(float *restrict t57, const float *restrict t0, const float *restrict t1, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k60_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k60_rope_grad(float *restrict t49, const float *restrict t0, const float *restrict t1, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -10614,16 +10306,16 @@ static void lm_step_prefix_k69_rope_grad(float *restrict t57, const float *restr
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t48[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
-                float v2 = -(t48[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2]);
+                float v1 = (t40[(((((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * H + ((r * n + j) / HD) % H) * HD2 + ((r * n + j) / 2) % HD2) * 2 + 1]) * (t0[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v2 = -(t40[(((((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * H + ((r * n + j) / HD) % H) * HD2 + ((r * n + j) / 2) % HD2) * 2]);
                 float v3 = v2 * (t1[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (((r * n + j)) % 2 < 1) {
-                float v6 = (t48[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
-                float v7 = (t48[((((r * n + j) / (T*D)) * H + ((r * n + j) / HD) % H) * T + ((r * n + j) / D) % T) * HD + (((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v6 = (t40[(((((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * H + ((r * n + j) / HD) % H) * HD2 + ((r * n + j) / 2) % HD2) * 2 + 1]) * (t1[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
+                float v7 = (t40[(((((r * n + j) / (T*D)) * T + ((r * n + j) / D) % T) * H + ((r * n + j) / HD) % H) * HD2 + ((r * n + j) / 2) % HD2) * 2]) * (t0[(((r * n + j) / D) % T) * HD2 + ((r * n + j) / 2) % HD2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -10631,19 +10323,19 @@ static void lm_step_prefix_k69_rope_grad(float *restrict t57, const float *restr
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t57[r * n + j] = v9;
+            t49[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_prefix_k70_wq_grad_in: t58[B*T, D] = t57 · wq  [layer_backward/attention/grad] */
-static void lm_step_prefix_k70_wq_grad_in(float *restrict t58, const float *restrict wq, const float *restrict t57, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k61_wq_grad_in: t50[B*T, D] = t49 · wq  [layer_backward/attention/grad] */
+static void lm_step_prefix_k61_wq_grad_in(float *restrict t50, const float *restrict wq, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t57, D, wq, D, 0.0f, t58, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t49, D, wq, D, 0.0f, t50, D);
 }
 
-/* lm_step_prefix_k71_rmsnorm_grad: div, add, rsqrt, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void lm_step_prefix_k71_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t31, const float *restrict t44, const float *restrict t54, const float *restrict t56, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k62_rmsnorm_grad: div, add, rsqrt, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k62_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t29, const float *restrict t38, const float *restrict t46, const float *restrict t48, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10653,13 +10345,13 @@ static void lm_step_prefix_k71_rmsnorm_grad(float *restrict carry5_next, const f
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t54[r * n + j0] + t56[r * n + j0];
-            float v1 = v0 + t58[r * n + j0];
+            float v0 = t46[r * n + j0] + t48[r * n + j0];
+            float v1 = v0 + t50[r * n + j0];
             float v2 = v1 * (attn_norm[j0]);
             float v3 = v2 * (saved_x[r * n + j0]);
             acc0 += v3;
         }
-        float v7 = (t31[(i0) * T + i1]) / ((float)(D));
+        float v7 = (t29[(i0) * T + i1]) / ((float)(D));
         float v8 = v7 + norm_eps[0];
         float v9 = 1.0f / sqrtf(v8);
         float v12 = acc0 * v9;
@@ -10668,11 +10360,11 @@ static void lm_step_prefix_k71_rmsnorm_grad(float *restrict carry5_next, const f
         float v15 = v14 * (-0.5f);
         float v16 = v15 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v4 = t54[r * n + j] + t56[r * n + j];
-            float v5 = v4 + t58[r * n + j];
+            float v4 = t46[r * n + j] + t48[r * n + j];
+            float v5 = v4 + t50[r * n + j];
             float v6 = v5 * (attn_norm[j]);
             float v10 = v6 * v9;
-            float v11 = t44[r * n + j] + v10;
+            float v11 = t38[r * n + j] + v10;
             float v17 = v16 * (saved_x[r * n + j]);
             float v18 = v11 + v17;
             float v19 = v18 + v17;
@@ -10681,8 +10373,8 @@ static void lm_step_prefix_k71_rmsnorm_grad(float *restrict carry5_next, const f
     }
 }
 
-/* lm_step_prefix_k72_prefix_grad: concat, concat, add, add, write_slice  [layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward] */
-static void lm_step_prefix_k72_prefix_grad(float *restrict grad_prefix_kv, const float *restrict t51, const float *restrict t52, long HD2, long KVH, long P) {
+/* lm_step_prefix_k63_prefix_grad: concat, concat, add, add, write_slice  [layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward] */
+static void lm_step_prefix_k63_prefix_grad(float *restrict grad_prefix_kv, const float *restrict t43, const float *restrict t44, long HD2, long KVH, long P) {
     const long HD = 2*HD2;
     const long rows = 2*KVH*P, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10696,11 +10388,11 @@ static void lm_step_prefix_k72_prefix_grad(float *restrict grad_prefix_kv, const
                 v0 = 0.0f;
             }
             else {
-                v0 = t51[((i1) * KVH + i2) * HD + j];
+                v0 = t43[((i1) * KVH + i2) * HD + j];
             }
             float v1;
             if (i0 < 1) {
-                v1 = t52[((i1) * KVH + i2) * HD + j];
+                v1 = t44[((i1) * KVH + i2) * HD + j];
             }
             else {
                 v1 = 0.0f;
@@ -10712,7 +10404,7 @@ static void lm_step_prefix_k72_prefix_grad(float *restrict grad_prefix_kv, const
     }
 }
 
-/* Arena: 25 slots planned for 73 kernels. */
+/* Arena: 25 slots planned for 64 kernels. */
 static long llama_train_lm_step_prefix_layout(const llama_train_lm_step_prefix_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -10728,16 +10420,16 @@ static long llama_train_lm_step_prefix_layout(const llama_train_lm_step_prefix_a
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S));
-    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*S), B*KVH*REP*S*T), 1));
-    off[4] = total; total += la_round16(la_max(la_max(B*KVH*REP*S*T, B*F*T), 2*CR*HD2*KVH*REP));
-    off[5] = total; total += la_round16(la_max(CR, B*KVH*REP*S*T));
-    off[6] = total; total += la_round16(la_max(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*KVH*REP*T), 2*HD2*KVH*P));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*S), B*F*T), 1));
+    off[4] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, B*T));
+    off[5] = total; total += la_round16(la_max(la_max(CR, B*F*T), 2*HD2*KVH*P));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*F*T), 2*HD2*KVH*P));
     off[7] = total; total += la_round16(la_max(CR*V, B*T));
-    off[8] = total; total += la_round16(la_max(la_max(CR, 2*B*HD2*KVH*REP*T), B*F*T));
-    off[9] = total; total += la_round16(la_max(la_max(CR, 1), 2*B*HD2*KVH*REP*T));
-    off[10] = total; total += la_round16(la_max(la_max(la_max(1, B*F*T), B*KVH*REP*S*T), 2*B*HD2*KVH*T));
-    off[11] = total; total += la_round16(la_max(la_max(CR, B*T), 2*HD2*KVH*P));
-    off[12] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
+    off[8] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(CR, 1), 2*B*HD2*KVH*S));
+    off[10] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*S));
     off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[14] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -10782,58 +10474,50 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
     float *t4 = args->arena + off[3];
     float *t5 = args->arena + off[3];
     float *t6 = args->arena + off[2];
-    float *t7 = args->arena + off[4];
-    float *t8 = args->arena + off[3];
-    float *t9 = args->arena + off[2];
-    float *t10 = args->arena + off[3];
-    float *t11 = args->arena + off[4];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[2];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[2];
+    float *t11 = args->arena + off[3];
     float *t12 = args->arena + off[2];
-    float *t13 = args->arena + off[3];
-    float *t14 = args->arena + off[2];
-    float *t15 = args->arena + off[4];
-    float *t16 = args->arena + off[5];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[6];
+    float *t16 = args->arena + off[7];
     float *t17 = args->arena + off[6];
-    float *t18 = args->arena + off[7];
-    float *t19 = args->arena + off[6];
-    float *t20 = args->arena + off[8];
+    float *t18 = args->arena + off[8];
+    float *t19 = args->arena + off[9];
+    float *t20 = args->arena + off[10];
     float *t21 = args->arena + off[9];
-    float *t22 = args->arena + off[10];
-    float *t23 = args->arena + off[9];
-    float *t24 = args->arena + off[11];
-    float *t25 = args->arena + off[12];
-    float *t26 = args->arena + off[9];
-    float *t27 = args->arena + off[7];
-    float *t28 = args->arena + off[6];
-    float *t29 = args->arena + off[11];
-    float *t30 = args->arena + off[8];
-    float *t31 = args->arena + off[7];
-    float *t32 = args->arena + off[3];
-    float *t33 = args->arena + off[2];
-    float *t34 = args->arena + off[4];
-    float *t35 = args->arena + off[5];
+    float *t22 = args->arena + off[11];
+    float *t23 = args->arena + off[12];
+    float *t24 = args->arena + off[9];
+    float *t25 = args->arena + off[7];
+    float *t26 = args->arena + off[6];
+    float *t27 = args->arena + off[11];
+    float *t28 = args->arena + off[8];
+    float *t29 = args->arena + off[7];
+    float *t30 = args->arena + off[3];
+    float *t31 = args->arena + off[2];
+    float *t32 = args->arena + off[4];
+    float *t33 = args->arena + off[5];
+    float *t34 = args->arena + off[6];
+    float *t35 = args->arena + off[8];
     float *t36 = args->arena + off[6];
-    float *t37 = args->arena + off[4];
-    float *t38 = args->arena + off[11];
+    float *t37 = args->arena + off[11];
+    float *t38 = args->arena + off[10];
     float *t39 = args->arena + off[8];
-    float *t40 = args->arena + off[10];
+    float *t40 = args->arena + off[11];
     float *t41 = args->arena + off[12];
-    float *t42 = args->arena + off[10];
-    float *t43 = args->arena + off[8];
-    float *t44 = args->arena + off[9];
-    float *t45 = args->arena + off[12];
-    float *t46 = args->arena + off[10];
-    float *t47 = args->arena + off[5];
+    float *t42 = args->arena + off[9];
+    float *t43 = args->arena + off[5];
+    float *t44 = args->arena + off[6];
+    float *t45 = args->arena + off[3];
+    float *t46 = args->arena + off[2];
+    float *t47 = args->arena + off[3];
     float *t48 = args->arena + off[8];
-    float *t49 = args->arena + off[2];
-    float *t50 = args->arena + off[3];
-    float *t51 = args->arena + off[11];
-    float *t52 = args->arena + off[6];
-    float *t53 = args->arena + off[10];
-    float *t54 = args->arena + off[12];
-    float *t55 = args->arena + off[10];
-    float *t56 = args->arena + off[2];
-    float *t57 = args->arena + off[3];
-    float *t58 = args->arena + off[8];
+    float *t49 = args->arena + off[3];
+    float *t50 = args->arena + off[11];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -10845,8 +10529,8 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
     float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 73, lm_step_prefix_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
-    LA_TIMED(prof, 1, 73, lm_step_prefix_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 64, lm_step_prefix_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
+    LA_TIMED(prof, 1, 64, lm_step_prefix_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[13], args->arena + off[14] };
@@ -10864,43 +10548,42 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
         float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
         float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
         float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + l * (B*KVH*REP*T);
         float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 73, lm_step_prefix_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 73, lm_step_prefix_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 73, lm_step_prefix_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 73, lm_step_prefix_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 73, lm_step_prefix_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
-        LA_TIMED(prof, 7, 73, lm_step_prefix_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 73, lm_step_prefix_k8_prefix(t5, prefix_kv, saved_k, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 9, 73, lm_step_prefix_k9_prefix(t6, prefix_kv, saved_v, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 10, 73, lm_step_prefix_k10_scores_matmul(t7, saved_q, t5, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 11, 73, lm_step_prefix_k11_attention(t8, t7, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 12, 73, lm_step_prefix_k12_saved_attn(saved_attn, t6, t8, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 13, 73, lm_step_prefix_k13_wo(t9, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 73, lm_step_prefix_k14_layer(saved_h, carry0, t9, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 73, lm_step_prefix_k15_rmsnorm(t10, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 73, lm_step_prefix_k16_w1(saved_gate, w1, t10, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 73, lm_step_prefix_k17_w3(saved_up, w3, t10, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 73, lm_step_prefix_k18_silu(t11, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 19, 73, lm_step_prefix_k19_w2(t12, w2, t11, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 73, lm_step_prefix_k20_ffn(carry0_next, saved_h, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 64, lm_step_prefix_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 64, lm_step_prefix_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 64, lm_step_prefix_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 64, lm_step_prefix_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 64, lm_step_prefix_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 64, lm_step_prefix_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 64, lm_step_prefix_k8_prefix(t5, prefix_kv, saved_k, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 9, 64, lm_step_prefix_k9_prefix(t6, prefix_kv, saved_v, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 10, 64, lm_step_prefix_k10_causal_attention_forward(saved_attn, saved_lse, saved_q, t5, t6, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 11, 64, lm_step_prefix_k11_wo(t7, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 64, lm_step_prefix_k12_layer(saved_h, carry0, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 64, lm_step_prefix_k13_rmsnorm(t8, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 64, lm_step_prefix_k14_w1(saved_gate, w1, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 64, lm_step_prefix_k15_w3(saved_up, w3, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 64, lm_step_prefix_k16_silu(t9, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 17, 64, lm_step_prefix_k17_w2(t10, w2, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 64, lm_step_prefix_k18_ffn(carry0_next, saved_h, t10, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 21, 73, lm_step_prefix_k21_reshape(t13));
-    LA_TIMED(prof, 22, 73, lm_step_prefix_k22_expand(t14, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 19, 64, lm_step_prefix_k19_reshape(t11));
+    LA_TIMED(prof, 20, 64, lm_step_prefix_k20_expand(t12, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk', repeated NC times */
-    const float *carry1 = t14;
+    const float *carry1 = t12;
     float *carry1_buf[2] = { args->arena + off[15], args->arena + off[16] };
-    const float *carry2 = t13;
+    const float *carry2 = t11;
     float *carry2_buf[2] = { args->arena + off[17], args->arena + off[18] };
-    const float *carry3 = t13;
+    const float *carry3 = t11;
     float *carry3_buf[2] = { args->arena + off[19], args->arena + off[20] };
-    const float *carry4 = t13;
+    const float *carry4 = t11;
     float *carry4_buf[2] = { args->arena + off[21], args->arena + off[22] };
     for (long l = 0; l < NC; l++) {
         const int32_t *scored = args->scored + l * CR;
@@ -10910,26 +10593,26 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
         float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
         float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
         float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
-        LA_TIMED(prof, 23, 73, lm_step_prefix_k23_lm_head(t15, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 24, 73, lm_step_prefix_k24_rmsnorm(t16, t15, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 25, 73, lm_step_prefix_k25_rmsnorm(t17, norm_eps, final_norm, t15, t16, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 26, 73, lm_step_prefix_k26_lm_head(t18, lm_head, t17, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 27, 73, lm_step_prefix_k27_log_softmax(t19, t18, CR, V));
-        LA_TIMED(prof, 28, 73, lm_step_prefix_k28_log_softmax(t20, t18, t19, CR, V));
-        LA_TIMED(prof, 29, 73, lm_step_prefix_k29_cross_entropy(t21, t18, targets, t19, t20, CR, V));
-        LA_TIMED(prof, 30, 73, lm_step_prefix_k30_cross_entropy(t22, weights, t21, CR));
-        LA_TIMED(prof, 31, 73, lm_step_prefix_k31_log_softmax(t23, t18, t19, t20, CR, V));
-        LA_TIMED(prof, 32, 73, lm_step_prefix_k32_cross_entropy(t24, t18, targets, CR, V));
-        LA_TIMED(prof, 33, 73, lm_step_prefix_k33_token_stats(t25, weights, t23, CR));
-        LA_TIMED(prof, 34, 73, lm_step_prefix_k34_token_stats(t26, weights, t19, t24, CR));
-        LA_TIMED(prof, 35, 73, lm_step_prefix_k35_log_softmax_grad(t27, t18, targets, weights, t19, t20, CR, V));
-        LA_TIMED(prof, 36, 73, lm_step_prefix_k36_lm_head_grad_in(t28, lm_head, t27, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 37, 73, lm_step_prefix_k37_rmsnorm_grad(t29, final_norm, t15, t28, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 38, 73, lm_step_prefix_k38_rmsnorm_grad_scatter_add(t30, norm_eps, final_norm, scored, t15, t16, t28, t29, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 39, 73, lm_step_prefix_k39_lm_chunk(carry1_next, carry1, t30, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 40, 73, lm_step_prefix_k40_lm_chunk(carry2_next, carry2, t22));
-        LA_TIMED(prof, 41, 73, lm_step_prefix_k41_lm_chunk(carry3_next, carry3, t25));
-        LA_TIMED(prof, 42, 73, lm_step_prefix_k42_lm_chunk(carry4_next, carry4, t26));
+        LA_TIMED(prof, 21, 64, lm_step_prefix_k21_lm_head(t13, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 22, 64, lm_step_prefix_k22_rmsnorm(t14, t13, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 23, 64, lm_step_prefix_k23_rmsnorm(t15, norm_eps, final_norm, t13, t14, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 24, 64, lm_step_prefix_k24_lm_head(t16, lm_head, t15, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 25, 64, lm_step_prefix_k25_log_softmax(t17, t16, CR, V));
+        LA_TIMED(prof, 26, 64, lm_step_prefix_k26_log_softmax(t18, t16, t17, CR, V));
+        LA_TIMED(prof, 27, 64, lm_step_prefix_k27_cross_entropy(t19, t16, targets, t17, t18, CR, V));
+        LA_TIMED(prof, 28, 64, lm_step_prefix_k28_cross_entropy(t20, weights, t19, CR));
+        LA_TIMED(prof, 29, 64, lm_step_prefix_k29_log_softmax(t21, t16, t17, t18, CR, V));
+        LA_TIMED(prof, 30, 64, lm_step_prefix_k30_cross_entropy(t22, t16, targets, CR, V));
+        LA_TIMED(prof, 31, 64, lm_step_prefix_k31_token_stats(t23, weights, t21, CR));
+        LA_TIMED(prof, 32, 64, lm_step_prefix_k32_token_stats(t24, weights, t17, t22, CR));
+        LA_TIMED(prof, 33, 64, lm_step_prefix_k33_log_softmax_grad(t25, t16, targets, weights, t17, t18, CR, V));
+        LA_TIMED(prof, 34, 64, lm_step_prefix_k34_lm_head_grad_in(t26, lm_head, t25, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 35, 64, lm_step_prefix_k35_rmsnorm_grad(t27, final_norm, t13, t26, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 36, 64, lm_step_prefix_k36_rmsnorm_grad_scatter_add(t28, norm_eps, final_norm, scored, t13, t14, t26, t27, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 37, 64, lm_step_prefix_k37_lm_chunk(carry1_next, carry1, t28, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 38, 64, lm_step_prefix_k38_lm_chunk(carry2_next, carry2, t20));
+        LA_TIMED(prof, 39, 64, lm_step_prefix_k39_lm_chunk(carry3_next, carry3, t23));
+        LA_TIMED(prof, 40, 64, lm_step_prefix_k40_lm_chunk(carry4_next, carry4, t24));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -10953,41 +10636,36 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
         float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
         float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lse = args->saved_lse + (L - 1 - l) * (B*KVH*REP*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
         float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
         float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
         float *grad_prefix_kv = args->grad_prefix_kv + (L - 1 - l) * (4*HD2*KVH*P);
         float *carry5_next = carry5_buf[l & 1];
-        LA_TIMED(prof, 43, 73, lm_step_prefix_k43_rmsnorm(t31, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 44, 73, lm_step_prefix_k44_prefix(t32, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 45, 73, lm_step_prefix_k45_prefix(t33, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 46, 73, lm_step_prefix_k46_scores_matmul(t34, saved_q, t32, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 47, 73, lm_step_prefix_k47_attention(t35, t34, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 48, 73, lm_step_prefix_k48_softmax(t36, t35, B, KVH, REP, S, T));
-        LA_TIMED(prof, 49, 73, lm_step_prefix_k49_softmax(t37, t35, t36, B, KVH, REP, S, T));
-        LA_TIMED(prof, 50, 73, lm_step_prefix_k50_rmsnorm(t38, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 51, 73, lm_step_prefix_k51_w2_grad_in(t39, carry5, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 52, 73, lm_step_prefix_k52_silu(t40, saved_gate, t39, B, F, T));
-        LA_TIMED(prof, 53, 73, lm_step_prefix_k53_w3_grad_in(t41, w3, t40, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 54, 73, lm_step_prefix_k54_silu(t42, saved_gate, saved_up, t39, B, F, T));
-        LA_TIMED(prof, 55, 73, lm_step_prefix_k55_w1_grad_in(t43, w1, t42, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 56, 73, lm_step_prefix_k56_rmsnorm_grad(t44, norm_eps, carry5, saved_h, ffn_norm, t38, t41, t43, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 57, 73, lm_step_prefix_k57_wo_grad_in(t45, wo, t44, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 58, 73, lm_step_prefix_k58_attention_grad_matmul(t46, t33, t45, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 59, 73, lm_step_prefix_k59_softmax_grad(t47, t35, t36, t37, t46, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 60, 73, lm_step_prefix_k60_scores_grad_matmul(t48, t32, t47, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 61, 73, lm_step_prefix_k61_attention_grad_matmul(t49, t37, t45, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 62, 73, lm_step_prefix_k62_attention_grad_matmul(t50, saved_q, t47, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 63, 73, lm_step_prefix_k63_attention_grad(t51, t49, B, HD2, KVH, P, S));
-        LA_TIMED(prof, 64, 73, lm_step_prefix_k64_attention_grad(t52, t50, B, HD2, KVH, P, S));
-        LA_TIMED(prof, 65, 73, lm_step_prefix_k65_attention_grad(t53, t49, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 66, 73, lm_step_prefix_k66_wv_grad_in(t54, wv, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 67, 73, lm_step_prefix_k67_rope_grad(t55, t0, t1, t50, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 68, 73, lm_step_prefix_k68_wk_grad_in(t56, wk, t55, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 69, 73, lm_step_prefix_k69_rope_grad(t57, t0, t1, t48, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 73, lm_step_prefix_k70_wq_grad_in(t58, wq, t57, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 71, 73, lm_step_prefix_k71_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t31, t44, t54, t56, t58, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 72, 73, lm_step_prefix_k72_prefix_grad(grad_prefix_kv, t51, t52, HD2, KVH, P));
+        LA_TIMED(prof, 41, 64, lm_step_prefix_k41_rmsnorm(t29, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 42, 64, lm_step_prefix_k42_prefix(t30, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 43, 64, lm_step_prefix_k43_prefix(t31, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 44, 64, lm_step_prefix_k44_rmsnorm(t32, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 45, 64, lm_step_prefix_k45_w2_grad_in(t33, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 46, 64, lm_step_prefix_k46_silu(t34, saved_gate, t33, B, F, T));
+        LA_TIMED(prof, 47, 64, lm_step_prefix_k47_w3_grad_in(t35, w3, t34, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 48, 64, lm_step_prefix_k48_silu(t36, saved_gate, saved_up, t33, B, F, T));
+        LA_TIMED(prof, 49, 64, lm_step_prefix_k49_w1_grad_in(t37, w1, t36, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 50, 64, lm_step_prefix_k50_rmsnorm_grad(t38, norm_eps, carry5, saved_h, ffn_norm, t32, t35, t37, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 51, 64, lm_step_prefix_k51_wo_grad_in(t39, wo, t38, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 52, 64, lm_step_prefix_k52_causal_attention_backward_dq(t40, saved_q, saved_lse, saved_attn, t30, t31, t39, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 53, 64, lm_step_prefix_k53_causal_attention_backward_dkv(t41, t42, saved_q, saved_lse, saved_attn, t30, t31, t39, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 54, 64, lm_step_prefix_k54_prefix_grad(t43, t42, B, HD2, KVH, P, S));
+        LA_TIMED(prof, 55, 64, lm_step_prefix_k55_prefix_grad(t44, t41, B, HD2, KVH, P, S));
+        LA_TIMED(prof, 56, 64, lm_step_prefix_k56_attention_grad(t45, t42, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 57, 64, lm_step_prefix_k57_wv_grad_in(t46, wv, t45, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 58, 64, lm_step_prefix_k58_rope_grad(t47, t0, t1, t41, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 59, 64, lm_step_prefix_k59_wk_grad_in(t48, wk, t47, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 64, lm_step_prefix_k60_rope_grad(t49, t0, t1, t40, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 64, lm_step_prefix_k61_wq_grad_in(t50, wq, t49, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 62, 64, lm_step_prefix_k62_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t29, t38, t46, t48, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 63, 64, lm_step_prefix_k63_prefix_grad(grad_prefix_kv, t43, t44, HD2, KVH, P));
         carry5 = carry5_next;
     }
 }
@@ -11013,69 +10691,60 @@ void llama_train_lm_step_prefix_costs(const llama_train_lm_step_prefix_args *arg
     flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k7_wv */
     flops[8] = (double)(0); bytes[8] = (double)(8*B*HD2*KVH*S + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* lm_step_prefix_k8_prefix */
     flops[9] = (double)(0); bytes[9] = (double)(8*B*HD2*KVH*S + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* lm_step_prefix_k9_prefix */
-    flops[10] = (double)(4*B*HD2*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k10_scores_matmul */
-    flops[11] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[11] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k11_attention */
-    flops[12] = (double)(4*B*HD2*KVH*REP*S*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 4*B*KVH*REP*S*T); /* lm_step_prefix_k12_saved_attn */
-    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k13_wo */
-    flops[14] = (double)(2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k14_layer */
-    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k15_rmsnorm */
-    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k16_w1 */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k17_w3 */
-    flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k18_silu */
-    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k19_w2 */
-    flops[20] = (double)(2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k20_ffn */
-    flops[21] = (double)(0); bytes[21] = (double)(4); /* lm_step_prefix_k21_reshape */
-    flops[22] = (double)(0); bytes[22] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_prefix_k22_expand */
-    flops[23] = (double)(0); bytes[23] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_prefix_k23_lm_head */
-    flops[24] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[24] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_prefix_k24_rmsnorm */
-    flops[25] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[25] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_prefix_k25_rmsnorm */
-    flops[26] = (double)(4*CR*HD2*KVH*REP*V); bytes[26] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_prefix_k26_lm_head */
-    flops[27] = (double)(CR*V); bytes[27] = (double)(4*CR + 4*CR*V); /* lm_step_prefix_k27_log_softmax */
-    flops[28] = (double)(CR + CR*V + CR*V + CR*V); bytes[28] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_prefix_k28_log_softmax */
-    flops[29] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[29] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_prefix_k29_cross_entropy */
-    flops[30] = (double)(CR + CR + CR); bytes[30] = (double)(4 + 4*CR + 4*CR); /* lm_step_prefix_k30_cross_entropy */
-    flops[31] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[31] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_prefix_k31_log_softmax */
-    flops[32] = (double)(CR + CR*V + CR*V + CR*V); bytes[32] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_prefix_k32_cross_entropy */
-    flops[33] = (double)(CR + CR + CR); bytes[33] = (double)(4 + 4*CR + 4*CR); /* lm_step_prefix_k33_token_stats */
-    flops[34] = (double)(CR + CR + CR); bytes[34] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_prefix_k34_token_stats */
-    flops[35] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[35] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_prefix_k35_log_softmax_grad */
-    flops[36] = (double)(4*CR*HD2*KVH*REP*V); bytes[36] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_prefix_k36_lm_head_grad_in */
-    flops[37] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[37] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_prefix_k37_rmsnorm_grad */
-    flops[38] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_prefix_k38_rmsnorm_grad_scatter_add */
-    flops[39] = (double)(2*B*HD2*KVH*REP*T); bytes[39] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k39_lm_chunk */
+    flops[10] = (double)(4*B*HD2*KVH*REP*S*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S); /* lm_step_prefix_k10_causal_attention_forward */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k11_wo */
+    flops[12] = (double)(2*B*HD2*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k12_layer */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k13_rmsnorm */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k14_w1 */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k15_w3 */
+    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k16_silu */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k17_w2 */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k18_ffn */
+    flops[19] = (double)(0); bytes[19] = (double)(4); /* lm_step_prefix_k19_reshape */
+    flops[20] = (double)(0); bytes[20] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_prefix_k20_expand */
+    flops[21] = (double)(0); bytes[21] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_prefix_k21_lm_head */
+    flops[22] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[22] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_prefix_k22_rmsnorm */
+    flops[23] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[23] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_prefix_k23_rmsnorm */
+    flops[24] = (double)(4*CR*HD2*KVH*REP*V); bytes[24] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_prefix_k24_lm_head */
+    flops[25] = (double)(CR*V); bytes[25] = (double)(4*CR + 4*CR*V); /* lm_step_prefix_k25_log_softmax */
+    flops[26] = (double)(CR + CR*V + CR*V + CR*V); bytes[26] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_prefix_k26_log_softmax */
+    flops[27] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[27] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_prefix_k27_cross_entropy */
+    flops[28] = (double)(CR + CR + CR); bytes[28] = (double)(4 + 4*CR + 4*CR); /* lm_step_prefix_k28_cross_entropy */
+    flops[29] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[29] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_prefix_k29_log_softmax */
+    flops[30] = (double)(CR + CR*V + CR*V + CR*V); bytes[30] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_prefix_k30_cross_entropy */
+    flops[31] = (double)(CR + CR + CR); bytes[31] = (double)(4 + 4*CR + 4*CR); /* lm_step_prefix_k31_token_stats */
+    flops[32] = (double)(CR + CR + CR); bytes[32] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_prefix_k32_token_stats */
+    flops[33] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[33] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_prefix_k33_log_softmax_grad */
+    flops[34] = (double)(4*CR*HD2*KVH*REP*V); bytes[34] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_prefix_k34_lm_head_grad_in */
+    flops[35] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[35] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_prefix_k35_rmsnorm_grad */
+    flops[36] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_prefix_k36_rmsnorm_grad_scatter_add */
+    flops[37] = (double)(2*B*HD2*KVH*REP*T); bytes[37] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k37_lm_chunk */
+    flops[38] = (double)(1); bytes[38] = (double)(4 + 4 + 4); /* lm_step_prefix_k38_lm_chunk */
+    flops[39] = (double)(1); bytes[39] = (double)(4 + 4 + 4); /* lm_step_prefix_k39_lm_chunk */
     flops[40] = (double)(1); bytes[40] = (double)(4 + 4 + 4); /* lm_step_prefix_k40_lm_chunk */
-    flops[41] = (double)(1); bytes[41] = (double)(4 + 4 + 4); /* lm_step_prefix_k41_lm_chunk */
-    flops[42] = (double)(1); bytes[42] = (double)(4 + 4 + 4); /* lm_step_prefix_k42_lm_chunk */
-    flops[43] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[43] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k43_rmsnorm */
-    flops[44] = (double)(0); bytes[44] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* lm_step_prefix_k44_prefix */
-    flops[45] = (double)(0); bytes[45] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* lm_step_prefix_k45_prefix */
-    flops[46] = (double)(4*B*HD2*KVH*REP*S*T); bytes[46] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k46_scores_matmul */
-    flops[47] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[47] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k47_attention */
-    flops[48] = (double)(B*KVH*REP*S*T); bytes[48] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k48_softmax */
-    flops[49] = (double)(B*KVH*REP*S*T); bytes[49] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*T); /* lm_step_prefix_k49_softmax */
-    flops[50] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[50] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k50_rmsnorm */
-    flops[51] = (double)(4*B*F*HD2*KVH*REP*T); bytes[51] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_prefix_k51_w2_grad_in */
-    flops[52] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[52] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k52_silu */
-    flops[53] = (double)(4*B*F*HD2*KVH*REP*T); bytes[53] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k53_w3_grad_in */
-    flops[54] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[54] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k54_silu */
-    flops[55] = (double)(4*B*F*HD2*KVH*REP*T); bytes[55] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k55_w1_grad_in */
-    flops[56] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[56] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k56_rmsnorm_grad */
-    flops[57] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[57] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k57_wo_grad_in */
-    flops[58] = (double)(4*B*HD2*KVH*REP*S*T); bytes[58] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k58_attention_grad_matmul */
-    flops[59] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[59] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*T + 4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k59_softmax_grad */
-    flops[60] = (double)(4*B*HD2*KVH*REP*S*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 4*B*KVH*REP*S*T); /* lm_step_prefix_k60_scores_grad_matmul */
-    flops[61] = (double)(4*B*HD2*KVH*REP*S*T); bytes[61] = (double)(8*B*HD2*KVH*S + 4*B*KVH*REP*S*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k61_attention_grad_matmul */
-    flops[62] = (double)(4*B*HD2*KVH*REP*S*T); bytes[62] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*S*T); /* lm_step_prefix_k62_attention_grad_matmul */
-    flops[63] = (double)(2*B*HD2*KVH*P); bytes[63] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_k63_attention_grad */
-    flops[64] = (double)(2*B*HD2*KVH*P); bytes[64] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_k64_attention_grad */
-    flops[65] = (double)(0); bytes[65] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k65_attention_grad */
-    flops[66] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_k66_wv_grad_in */
-    flops[67] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[67] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k67_rope_grad */
-    flops[68] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[68] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_k68_wk_grad_in */
-    flops[69] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k69_rope_grad */
-    flops[70] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[70] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k70_wq_grad_in */
-    flops[71] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k71_rmsnorm_grad */
-    flops[72] = (double)(4*HD2*KVH*P + 4*HD2*KVH*P); bytes[72] = (double)(16*HD2*KVH*P + 8*HD2*KVH*P + 8*HD2*KVH*P + 16*HD2*KVH*P); /* lm_step_prefix_k72_prefix_grad */
+    flops[41] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[41] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k41_rmsnorm */
+    flops[42] = (double)(0); bytes[42] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* lm_step_prefix_k42_prefix */
+    flops[43] = (double)(0); bytes[43] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*T + 16*HD2*KVH*P); /* lm_step_prefix_k43_prefix */
+    flops[44] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[44] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k44_rmsnorm */
+    flops[45] = (double)(4*B*F*HD2*KVH*REP*T); bytes[45] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_prefix_k45_w2_grad_in */
+    flops[46] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[46] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k46_silu */
+    flops[47] = (double)(4*B*F*HD2*KVH*REP*T); bytes[47] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k47_w3_grad_in */
+    flops[48] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[48] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_prefix_k48_silu */
+    flops[49] = (double)(4*B*F*HD2*KVH*REP*T); bytes[49] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k49_w1_grad_in */
+    flops[50] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[50] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k50_rmsnorm_grad */
+    flops[51] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[51] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k51_wo_grad_in */
+    flops[52] = (double)(6*B*HD2*KVH*REP*S*T); bytes[52] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k52_causal_attention_backward_dq */
+    flops[53] = (double)(8*B*HD2*KVH*REP*S*T); bytes[53] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k53_causal_attention_backward_dkv */
+    flops[54] = (double)(2*B*HD2*KVH*P); bytes[54] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_k54_prefix_grad */
+    flops[55] = (double)(2*B*HD2*KVH*P); bytes[55] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_k55_prefix_grad */
+    flops[56] = (double)(0); bytes[56] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k56_attention_grad */
+    flops[57] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[57] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_k57_wv_grad_in */
+    flops[58] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[58] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k58_rope_grad */
+    flops[59] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_k59_wk_grad_in */
+    flops[60] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k60_rope_grad */
+    flops[61] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k61_wq_grad_in */
+    flops[62] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[62] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k62_rmsnorm_grad */
+    flops[63] = (double)(4*HD2*KVH*P + 4*HD2*KVH*P); bytes[63] = (double)(16*HD2*KVH*P + 8*HD2*KVH*P + 8*HD2*KVH*P + 16*HD2*KVH*P); /* lm_step_prefix_k63_prefix_grad */
     (void)args;
 }
 
@@ -11093,71 +10762,62 @@ static const char *const llama_train_lm_step_prefix_kernel_names[] = {
     "lm_step_prefix_k7_wv",
     "lm_step_prefix_k8_prefix",
     "lm_step_prefix_k9_prefix",
-    "lm_step_prefix_k10_scores_matmul",
-    "lm_step_prefix_k11_attention",
-    "lm_step_prefix_k12_saved_attn",
-    "lm_step_prefix_k13_wo",
-    "lm_step_prefix_k14_layer",
-    "lm_step_prefix_k15_rmsnorm",
-    "lm_step_prefix_k16_w1",
-    "lm_step_prefix_k17_w3",
-    "lm_step_prefix_k18_silu",
-    "lm_step_prefix_k19_w2",
-    "lm_step_prefix_k20_ffn",
-    "lm_step_prefix_k21_reshape",
-    "lm_step_prefix_k22_expand",
-    "lm_step_prefix_k23_lm_head",
-    "lm_step_prefix_k24_rmsnorm",
-    "lm_step_prefix_k25_rmsnorm",
-    "lm_step_prefix_k26_lm_head",
-    "lm_step_prefix_k27_log_softmax",
-    "lm_step_prefix_k28_log_softmax",
-    "lm_step_prefix_k29_cross_entropy",
+    "lm_step_prefix_k10_causal_attention_forward",
+    "lm_step_prefix_k11_wo",
+    "lm_step_prefix_k12_layer",
+    "lm_step_prefix_k13_rmsnorm",
+    "lm_step_prefix_k14_w1",
+    "lm_step_prefix_k15_w3",
+    "lm_step_prefix_k16_silu",
+    "lm_step_prefix_k17_w2",
+    "lm_step_prefix_k18_ffn",
+    "lm_step_prefix_k19_reshape",
+    "lm_step_prefix_k20_expand",
+    "lm_step_prefix_k21_lm_head",
+    "lm_step_prefix_k22_rmsnorm",
+    "lm_step_prefix_k23_rmsnorm",
+    "lm_step_prefix_k24_lm_head",
+    "lm_step_prefix_k25_log_softmax",
+    "lm_step_prefix_k26_log_softmax",
+    "lm_step_prefix_k27_cross_entropy",
+    "lm_step_prefix_k28_cross_entropy",
+    "lm_step_prefix_k29_log_softmax",
     "lm_step_prefix_k30_cross_entropy",
-    "lm_step_prefix_k31_log_softmax",
-    "lm_step_prefix_k32_cross_entropy",
-    "lm_step_prefix_k33_token_stats",
-    "lm_step_prefix_k34_token_stats",
-    "lm_step_prefix_k35_log_softmax_grad",
-    "lm_step_prefix_k36_lm_head_grad_in",
-    "lm_step_prefix_k37_rmsnorm_grad",
-    "lm_step_prefix_k38_rmsnorm_grad_scatter_add",
+    "lm_step_prefix_k31_token_stats",
+    "lm_step_prefix_k32_token_stats",
+    "lm_step_prefix_k33_log_softmax_grad",
+    "lm_step_prefix_k34_lm_head_grad_in",
+    "lm_step_prefix_k35_rmsnorm_grad",
+    "lm_step_prefix_k36_rmsnorm_grad_scatter_add",
+    "lm_step_prefix_k37_lm_chunk",
+    "lm_step_prefix_k38_lm_chunk",
     "lm_step_prefix_k39_lm_chunk",
     "lm_step_prefix_k40_lm_chunk",
-    "lm_step_prefix_k41_lm_chunk",
-    "lm_step_prefix_k42_lm_chunk",
-    "lm_step_prefix_k43_rmsnorm",
-    "lm_step_prefix_k44_prefix",
-    "lm_step_prefix_k45_prefix",
-    "lm_step_prefix_k46_scores_matmul",
-    "lm_step_prefix_k47_attention",
-    "lm_step_prefix_k48_softmax",
-    "lm_step_prefix_k49_softmax",
-    "lm_step_prefix_k50_rmsnorm",
-    "lm_step_prefix_k51_w2_grad_in",
-    "lm_step_prefix_k52_silu",
-    "lm_step_prefix_k53_w3_grad_in",
-    "lm_step_prefix_k54_silu",
-    "lm_step_prefix_k55_w1_grad_in",
-    "lm_step_prefix_k56_rmsnorm_grad",
-    "lm_step_prefix_k57_wo_grad_in",
-    "lm_step_prefix_k58_attention_grad_matmul",
-    "lm_step_prefix_k59_softmax_grad",
-    "lm_step_prefix_k60_scores_grad_matmul",
-    "lm_step_prefix_k61_attention_grad_matmul",
-    "lm_step_prefix_k62_attention_grad_matmul",
-    "lm_step_prefix_k63_attention_grad",
-    "lm_step_prefix_k64_attention_grad",
-    "lm_step_prefix_k65_attention_grad",
-    "lm_step_prefix_k66_wv_grad_in",
-    "lm_step_prefix_k67_rope_grad",
-    "lm_step_prefix_k68_wk_grad_in",
-    "lm_step_prefix_k69_rope_grad",
-    "lm_step_prefix_k70_wq_grad_in",
-    "lm_step_prefix_k71_rmsnorm_grad",
-    "lm_step_prefix_k72_prefix_grad",
+    "lm_step_prefix_k41_rmsnorm",
+    "lm_step_prefix_k42_prefix",
+    "lm_step_prefix_k43_prefix",
+    "lm_step_prefix_k44_rmsnorm",
+    "lm_step_prefix_k45_w2_grad_in",
+    "lm_step_prefix_k46_silu",
+    "lm_step_prefix_k47_w3_grad_in",
+    "lm_step_prefix_k48_silu",
+    "lm_step_prefix_k49_w1_grad_in",
+    "lm_step_prefix_k50_rmsnorm_grad",
+    "lm_step_prefix_k51_wo_grad_in",
+    "lm_step_prefix_k52_causal_attention_backward_dq",
+    "lm_step_prefix_k53_causal_attention_backward_dkv",
+    "lm_step_prefix_k54_prefix_grad",
+    "lm_step_prefix_k55_prefix_grad",
+    "lm_step_prefix_k56_attention_grad",
+    "lm_step_prefix_k57_wv_grad_in",
+    "lm_step_prefix_k58_rope_grad",
+    "lm_step_prefix_k59_wk_grad_in",
+    "lm_step_prefix_k60_rope_grad",
+    "lm_step_prefix_k61_wq_grad_in",
+    "lm_step_prefix_k62_rmsnorm_grad",
+    "lm_step_prefix_k63_prefix_grad",
 };
-const la_program_info llama_train_lm_step_prefix_info = { "llama_train.lm_step_prefix", 45, 73, llama_train_lm_step_prefix_kernel_names, llama_train_lm_step_prefix_run, llama_train_lm_step_prefix_arena, llama_train_lm_step_prefix_cost };
+const la_program_info llama_train_lm_step_prefix_info = { "llama_train.lm_step_prefix", 46, 64, llama_train_lm_step_prefix_kernel_names, llama_train_lm_step_prefix_run, llama_train_lm_step_prefix_arena, llama_train_lm_step_prefix_cost };
 
 /* ===== program 'eval_loss_prefix' ===== */
 
@@ -11239,12 +10899,41 @@ static void eval_loss_prefix_k3_wq(float *restrict t4, const float *restrict wq,
     }
 }
 
-/* eval_loss_prefix_k4_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
-static void eval_loss_prefix_k4_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_prefix_k4_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope] */
+static void eval_loss_prefix_k4_rope(float *restrict t5, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t5[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_prefix_k5_wk: t6[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void eval_loss_prefix_k5_wk(float *restrict t6, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t6, KVD);
         return;
     }
     la_blas_pool(0);
@@ -11254,16 +10943,16 @@ static void eval_loss_prefix_k4_wk(float *restrict t5, const float *restrict wk,
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t5)[r] = acc;
+        (t6)[r] = acc;
     }
 }
 
-/* eval_loss_prefix_k5_wv: t6[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
-static void eval_loss_prefix_k5_wv(float *restrict t6, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_prefix_k6_wv: t7[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void eval_loss_prefix_k6_wv(float *restrict t7, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t6, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t7, KVD);
         return;
     }
     la_blas_pool(0);
@@ -11273,12 +10962,12 @@ static void eval_loss_prefix_k5_wv(float *restrict t6, const float *restrict wv,
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t6)[r] = acc;
+        (t7)[r] = acc;
     }
 }
 
-/* eval_loss_prefix_k6_rope: mul, mul, sub, mul, mul, add, concat, concat  [layer/attention/rope; layer/attention/prefix] */
-static void eval_loss_prefix_k6_rope(float *restrict t7, const float *restrict t0, const float *restrict t1, const float *restrict prefix_kv, const float *restrict t5, long B, long HD2, long KVH, long P, long S, long T) {
+/* eval_loss_prefix_k7_rope: mul, mul, sub, mul, mul, add, concat, concat  [layer/attention/rope; layer/attention/prefix] */
+static void eval_loss_prefix_k7_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict prefix_kv, const float *restrict t6, long B, long HD2, long KVH, long P, long S, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*S, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -11294,26 +10983,26 @@ static void eval_loss_prefix_k6_rope(float *restrict t7, const float *restrict t
             else {
                 float v1;
                 if ((j) % 2 < 1) {
-                    float v2 = (t5[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1 - P) * HD2 + j / 2]);
-                    float v3 = (t5[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1 - P) * HD2 + j / 2]);
+                    float v2 = (t6[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1 - P) * HD2 + j / 2]);
+                    float v3 = (t6[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1 - P) * HD2 + j / 2]);
                     float v4 = v2 - v3;
                     v1 = v4;
                 }
                 else {
-                    float v5 = (t5[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1 - P) * HD2 + j / 2]);
-                    float v6 = (t5[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1 - P) * HD2 + j / 2]);
+                    float v5 = (t6[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1 - P) * HD2 + j / 2]);
+                    float v6 = (t6[((((i0) * T + i1 - P) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1 - P) * HD2 + j / 2]);
                     float v7 = v5 + v6;
                     v1 = v7;
                 }
                 v0 = v1;
             }
-            t7[r * n + j] = v0;
+            t8[r * n + j] = v0;
         }
     }
 }
 
-/* eval_loss_prefix_k7_prefix: concat  [layer/attention; layer/attention/prefix] */
-static void eval_loss_prefix_k7_prefix(float *restrict t8, const float *restrict prefix_kv, const float *restrict t6, long B, long HD2, long KVH, long P, long S, long T) {
+/* eval_loss_prefix_k8_prefix: concat  [layer/attention; layer/attention/prefix] */
+static void eval_loss_prefix_k8_prefix(float *restrict t9, const float *restrict prefix_kv, const float *restrict t7, long B, long HD2, long KVH, long P, long S, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*S, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -11327,116 +11016,83 @@ static void eval_loss_prefix_k7_prefix(float *restrict t8, const float *restrict
                 v0 = prefix_kv[(((1) * P + i1) * KVH + i2) * HD + j];
             }
             else {
-                v0 = t6[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
-            }
-            t8[r * n + j] = v0;
-        }
-    }
-}
-
-/* eval_loss_prefix_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
-static void eval_loss_prefix_k8_rope(float *restrict t9, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = HD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T*H);
-        const long i1 = (r / (REP*T)) % KVH;
-        const long i2 = (r / (T)) % REP;
-        const long i3 = (r) % T;
-        for (long j = 0; j < n; j++) {
-            float v0;
-            if ((j) % 2 < 1) {
-                float v1 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[(i3) * HD2 + j / 2]);
-                float v2 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i3) * HD2 + j / 2]);
-                float v3 = v1 - v2;
-                v0 = v3;
-            }
-            else {
-                float v4 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[(i3) * HD2 + j / 2]);
-                float v5 = (t4[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i3) * HD2 + j / 2]);
-                float v6 = v4 + v5;
-                v0 = v6;
+                v0 = t7[(((i0) * T + i1 - P) * KVH + i2) * HD + j];
             }
             t9[r * n + j] = v0;
         }
     }
 }
 
-/* eval_loss_prefix_k9_scores_matmul: t10[B, KVH, REP, T, S] = t9 · t7ᵀ  [layer/attention/attention/scores] */
-static void eval_loss_prefix_k9_scores_matmul(float *restrict t10, const float *restrict t7, const float *restrict t9, long B, long HD2, long KVH, long REP, long S, long T) {
+/* eval_loss_prefix_k9_causal_attention_forward: causal attention (s ≤ P + t): lse → t11, out → t10  [layer/attention/attention] */
+static void eval_loss_prefix_k9_causal_attention_forward(float *restrict t10, float *restrict t11, const float *restrict t5, const float *restrict t8, const float *restrict t9, long B, long HD2, long KVH, long P, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * S * HD >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, S, HD, t9 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t7 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t10 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S);
-}
-
-/* eval_loss_prefix_k10_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void eval_loss_prefix_k10_attention(float *restrict t11, const float *restrict t10, long B, long HD2, long KVH, long P, long REP, long S, long T) {
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long rows = B*T*H, n = S;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        const long i3 = (r) % T;
-        float v2 = 1.0f / sqrtf((float)(HD));
-        float acc0 = -INFINITY;
-        #pragma omp simd reduction(max:acc0)
-        for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (float)i3 + (float)(P);
-            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t10[r * n + j0]) * v2;
-            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
-            acc0 = fmaxf(acc0, v4);
-        }
-        float v9 = acc0;
-        float acc1 = 0.0f;
-        #pragma omp simd reduction(+:acc1)
-        for (long j1 = 0; j1 < n; j1++) {
-            float v5 = (float)i3 + (float)(P);
-            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t10[r * n + j1]) * v2;
-            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
-            float v10 = v8 - v9;
-            float v11 = la_expf(v10);
-            t11[r * n + j1] = v11;
-            acc1 += v11;
-        }
-        for (long j = 0; j < n; j++) {
-            float v12 = (t11[r * n + j]) / acc1;
-            t11[r * n + j] = v12;
+    const long nb = B, nt = T, nh = H, hd = HD;
+    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const float *qp = t5;
+    const long qsb = T*D;
+    const long qst = D;
+    const long qsh = HD;
+    const float *kp = t8;
+    const long ksb = S*KVD;
+    const long kss = KVD;
+    const long ksh = HD;
+    const float *vp = t9;
+    const long vsb = S*KVD;
+    const long vss = KVD;
+    const long vsh = HD;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (long b = 0; b < nb; b++) {
+        for (long h = 0; h < nh; h++) {
+            const long g = h / rep;
+            float p[ns];   /* one row of scores */
+            for (long t = 0; t < nt; t++) {
+                const float *qt = qp + b * qsb + t * qst + h * qsh;
+                const long last = start + t < ns ? start + t : ns - 1;
+                /* scores of the visible keys, and their max */
+                float m = -INFINITY;
+                for (long s = 0; s <= last; s++) {
+                    const float *ks = kp + b * ksb + s * kss + g * ksh;
+                    float dot = 0.0f;
+                    #pragma omp simd reduction(+:dot)
+                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
+                    float x = dot * scale;
+                    p[s] = x;
+                    m = x > m ? x : m;
+                }
+                /* softmax numerators and their sum */
+                float sum = 0.0f;
+                if (m > -INFINITY) {
+                    #pragma omp simd reduction(+:sum)
+                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
+                }
+                t11[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
+                /* out = Σ_s p_s/sum · v_s */
+                float *ot = t10 + ((b * nt + t) * nh + h) * hd;
+                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
+                if (sum > 0.0f) {
+                    const float inv = 1.0f / sum;
+                    for (long s = 0; s <= last; s++) {
+                        if (p[s] == 0.0f) continue;
+                        const float w = p[s] * inv;
+                        const float *vs = vp + b * vsb + s * vss + g * vsh;
+                        #pragma omp simd
+                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+                    }
+                }
+            }
         }
     }
 }
 
-/* eval_loss_prefix_k11_attention_matmul: t12[B, KVH, REP, T, HD] = t11 · t8  [layer/attention/attention; layer/attention] */
-static void eval_loss_prefix_k11_attention_matmul(float *restrict t12, const float *restrict t8, const float *restrict t11, long B, long HD2, long KVH, long REP, long S, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const int parallel = B * KVH * REP > 1 && T * HD * S >= 131072;
-    if (parallel) la_blas_pool(0);
-    #pragma omp parallel for collapse(3) if (parallel)
-    for (long b0 = 0; b0 < B; b0++)
-        for (long b1 = 0; b1 < KVH; b1++)
-            for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, S, t11 + b0 * (S*T*H) + b1 * (REP*S*T) + b2 * (S*T), S, t8 + b0 * (S*KVD) + b1 * HD, KVD, 0.0f, t12 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
-}
-
-/* eval_loss_prefix_k12_wo: t13[B*T, D] = t12 · woᵀ  [layer/attention] */
-static void eval_loss_prefix_k12_wo(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_prefix_k10_wo: t12[B*T, D] = t10 · woᵀ  [layer/attention] */
+static void eval_loss_prefix_k10_wo(float *restrict t12, const float *restrict wo, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t12, D, wo, D, 0.0f, t13, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t10, D, wo, D, 0.0f, t12, D);
         return;
     }
     la_blas_pool(0);
@@ -11445,13 +11101,13 @@ static void eval_loss_prefix_k12_wo(float *restrict t13, const float *restrict w
         const float *restrict wr = wo + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t12)[c];
-        (t13)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t10)[c];
+        (t12)[r] = acc;
     }
 }
 
-/* eval_loss_prefix_k13_rmsnorm: t14 = ((carry0 + t13) · rsqrt(Σ((carry0 + t13)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
-static void eval_loss_prefix_k13_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_prefix_k11_rmsnorm: t13 = ((carry0 + t12) · rsqrt(Σ((carry0 + t12)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void eval_loss_prefix_k11_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -11459,7 +11115,7 @@ static void eval_loss_prefix_k13_rmsnorm(float *restrict t14, const float *restr
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = carry0[r * n + j0] + t13[r * n + j0];
+            float v0 = carry0[r * n + j0] + t12[r * n + j0];
             float v1 = v0 * v0;
             acc0 += v1;
         }
@@ -11467,19 +11123,19 @@ static void eval_loss_prefix_k13_rmsnorm(float *restrict t14, const float *restr
         float v4 = v3 + norm_eps[0];
         float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v2 = carry0[r * n + j] + t13[r * n + j];
+            float v2 = carry0[r * n + j] + t12[r * n + j];
             float v6 = v2 * v5;
             float v7 = v6 * (ffn_norm[j]);
-            t14[r * n + j] = v7;
+            t13[r * n + j] = v7;
         }
     }
 }
 
-/* eval_loss_prefix_k14_w1: t15[B*T, F] = t14 · w1ᵀ  [layer/ffn/gate_up] */
-static void eval_loss_prefix_k14_w1(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_prefix_k12_w1: t14[B*T, F] = t13 · w1ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_prefix_k12_w1(float *restrict t14, const float *restrict w1, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w1, D, 0.0f, t15, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w1, D, 0.0f, t14, F);
         return;
     }
     la_blas_pool(0);
@@ -11488,16 +11144,16 @@ static void eval_loss_prefix_k14_w1(float *restrict t15, const float *restrict w
         const float *restrict wr = w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t14)[c];
-        (t15)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
+        (t14)[r] = acc;
     }
 }
 
-/* eval_loss_prefix_k15_w3: t16[B*T, F] = t14 · w3ᵀ  [layer/ffn/gate_up] */
-static void eval_loss_prefix_k15_w3(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_prefix_k13_w3: t15[B*T, F] = t13 · w3ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_prefix_k13_w3(float *restrict t15, const float *restrict w3, const float *restrict t13, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t14, D, w3, D, 0.0f, t16, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t13, D, w3, D, 0.0f, t15, F);
         return;
     }
     la_blas_pool(0);
@@ -11506,32 +11162,32 @@ static void eval_loss_prefix_k15_w3(float *restrict t16, const float *restrict w
         const float *restrict wr = w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t14)[c];
-        (t16)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t13)[c];
+        (t15)[r] = acc;
     }
 }
 
-/* eval_loss_prefix_k16_silu: t17 = (t15 / (1 + exp(-t15))) · t16  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
-static void eval_loss_prefix_k16_silu(float *restrict t17, const float *restrict t15, const float *restrict t16, long B, long F, long T) {
+/* eval_loss_prefix_k14_silu: t16 = (t14 / (1 + exp(-t14))) · t15  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void eval_loss_prefix_k14_silu(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t15[r * n + j]);
+            float v0 = -(t14[r * n + j]);
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
-            float v3 = (t15[r * n + j]) / v2;
-            float v4 = v3 * (t16[r * n + j]);
-            t17[r * n + j] = v4;
+            float v3 = (t14[r * n + j]) / v2;
+            float v4 = v3 * (t15[r * n + j]);
+            t16[r * n + j] = v4;
         }
     }
 }
 
-/* eval_loss_prefix_k17_w2: t18[B*T, D] = t17 · w2ᵀ  [layer/ffn] */
-static void eval_loss_prefix_k17_w2(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_prefix_k15_w2: t17[B*T, D] = t16 · w2ᵀ  [layer/ffn] */
+static void eval_loss_prefix_k15_w2(float *restrict t17, const float *restrict w2, const float *restrict t16, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t17, F, w2, F, 0.0f, t18, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t16, F, w2, F, 0.0f, t17, D);
         return;
     }
     la_blas_pool(0);
@@ -11540,27 +11196,27 @@ static void eval_loss_prefix_k17_w2(float *restrict t18, const float *restrict w
         const float *restrict wr = w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t17)[c];
-        (t18)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t16)[c];
+        (t17)[r] = acc;
     }
 }
 
-/* eval_loss_prefix_k18_layer: carry0_next = carry0 + t13 + t18  [layer/attention; layer; layer/ffn] */
-static void eval_loss_prefix_k18_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t13, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_prefix_k16_layer: carry0_next = carry0 + t12 + t17  [layer/attention; layer; layer/ffn] */
+static void eval_loss_prefix_k16_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t12, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = carry0[r * n + j] + t13[r * n + j];
-            float v1 = v0 + t18[r * n + j];
+            float v0 = carry0[r * n + j] + t12[r * n + j];
+            float v1 = v0 + t17[r * n + j];
             carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* eval_loss_prefix_k19_rmsnorm: t19 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void eval_loss_prefix_k19_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_prefix_k17_rmsnorm: t18 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void eval_loss_prefix_k17_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -11577,16 +11233,16 @@ static void eval_loss_prefix_k19_rmsnorm(float *restrict t19, const float *restr
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t19[r * n + j] = v5;
+            t18[r * n + j] = v5;
         }
     }
 }
 
-/* eval_loss_prefix_k20_lm_head: t20[B*T, V] = t19 · lm_headᵀ  [lm_head] */
-static void eval_loss_prefix_k20_lm_head(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long T, long V) {
+/* eval_loss_prefix_k18_lm_head: t19[B*T, V] = t18 · lm_headᵀ  [lm_head] */
+static void eval_loss_prefix_k18_lm_head(float *restrict t19, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t19, D, lm_head, D, 0.0f, t20, V);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t18, D, lm_head, D, 0.0f, t19, V);
         return;
     }
     la_blas_pool(0);
@@ -11595,13 +11251,13 @@ static void eval_loss_prefix_k20_lm_head(float *restrict t20, const float *restr
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
-        (t20)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
+        (t19)[r] = acc;
     }
 }
 
-/* eval_loss_prefix_k21_lm_head: t21 = max(t20)  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void eval_loss_prefix_k21_lm_head(float *restrict t21, const float *restrict t20, long B, long T, long V) {
+/* eval_loss_prefix_k19_lm_head: t20 = max(t19)  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void eval_loss_prefix_k19_lm_head(float *restrict t20, const float *restrict t19, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -11609,25 +11265,25 @@ static void eval_loss_prefix_k21_lm_head(float *restrict t21, const float *restr
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t20[r * n + j0]);
+            acc0 = fmaxf(acc0, t19[r * n + j0]);
         }
-        t21[r] = acc0;
+        t20[r] = acc0;
     }
 }
 
-/* eval_loss_prefix_k22_log_softmax: t22 = Σ((t20 - t21 - log(Σ(exp(t20 - t21)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void eval_loss_prefix_k22_log_softmax(float *restrict t22, const int32_t *restrict targets, const float *restrict t20, const float *restrict t21, long B, long T, long V) {
+/* eval_loss_prefix_k20_log_softmax: t21 = Σ((t19 - t20 - log(Σ(exp(t19 - t20)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void eval_loss_prefix_k20_log_softmax(float *restrict t21, const int32_t *restrict targets, const float *restrict t19, const float *restrict t20, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = t21[(i0) * T + i1];
+        float v0 = t20[(i0) * T + i1];
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v2 = t20[r * n + j1] - v0;
+            float v2 = t19[r * n + j1] - v0;
             float v3 = la_expf(v2);
             acc1 += v3;
         }
@@ -11636,29 +11292,29 @@ static void eval_loss_prefix_k22_log_softmax(float *restrict t22, const int32_t 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t20[r * n + j0] - v0;
+            float v1 = t19[r * n + j0] - v0;
             float v5 = v1 - v4;
             float v7 = (float)j0 == v6 ? 1.0f : 0.0f;
             float v8 = v5 * v7;
             acc0 += v8;
         }
-        t22[r] = acc0;
+        t21[r] = acc0;
     }
 }
 
-/* eval_loss_prefix_k23_cross_entropy: nll = -t22  [lm_head/cross_entropy] */
-static void eval_loss_prefix_k23_cross_entropy(float *restrict nll, const float *restrict t22, long B, long T) {
+/* eval_loss_prefix_k21_cross_entropy: nll = -t21  [lm_head/cross_entropy] */
+static void eval_loss_prefix_k21_cross_entropy(float *restrict nll, const float *restrict t21, long B, long T) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t22[r * n + j]);
+            float v0 = -(t21[r * n + j]);
             nll[r * n + j] = v0;
         }
     }
 }
 
-/* Arena: 9 slots planned for 24 kernels. */
+/* Arena: 10 slots planned for 22 kernels. */
 static long llama_train_eval_loss_prefix_layout(const llama_train_eval_loss_prefix_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -11670,20 +11326,21 @@ static long llama_train_eval_loss_prefix_layout(const llama_train_eval_loss_pref
     const long V = args->V;
     long total = 0;
     off[0] = total; total += la_round16(la_max(HD2*T, B*T));
-    off[1] = total; total += la_round16(la_max(HD2*T, B*T));
+    off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S), B*KVH*REP*S*T), B*F*T));
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*S*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*S), B*F*T), B*T*V));
-    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T), B*F*T));
-    off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), 2*B*HD2*KVH*S), B*F*T));
+    off[5] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T), B*F*T), B*T));
+    off[7] = total; total += la_round16(la_max(la_max(B*KVH*REP*T, B*F*T), B*T*V));
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_train_eval_loss_prefix_arena_floats(const llama_train_eval_loss_prefix_args *args) {
-    long off[9];
+    long off[10];
     return llama_train_eval_loss_prefix_layout(args, off);
 }
 
@@ -11698,7 +11355,7 @@ void llama_train_eval_loss_prefix(const llama_train_eval_loss_prefix_args *args)
     const long S = args->S;
     const long T = args->T;
     const long V = args->V;
-    long off[9];
+    long off[10];
     llama_train_eval_loss_prefix_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -11707,23 +11364,22 @@ void llama_train_eval_loss_prefix(const llama_train_eval_loss_prefix_args *args)
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[6];
-    float *t7 = args->arena + off[3];
-    float *t8 = args->arena + off[5];
-    float *t9 = args->arena + off[6];
-    float *t10 = args->arena + off[4];
-    float *t11 = args->arena + off[3];
-    float *t12 = args->arena + off[6];
-    float *t13 = args->arena + off[4];
-    float *t14 = args->arena + off[3];
-    float *t15 = args->arena + off[5];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[6];
+    float *t8 = args->arena + off[3];
+    float *t9 = args->arena + off[4];
+    float *t10 = args->arena + off[6];
+    float *t11 = args->arena + off[7];
+    float *t12 = args->arena + off[5];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[7];
     float *t16 = args->arena + off[6];
     float *t17 = args->arena + off[3];
-    float *t18 = args->arena + off[6];
-    float *t19 = args->arena + off[3];
-    float *t20 = args->arena + off[5];
+    float *t18 = args->arena + off[4];
+    float *t19 = args->arena + off[7];
+    float *t20 = args->arena + off[6];
     float *t21 = args->arena + off[0];
-    float *t22 = args->arena + off[1];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -11733,11 +11389,11 @@ void llama_train_eval_loss_prefix(const llama_train_eval_loss_prefix_args *args)
     const float *rope_theta = args->rope_theta;
     float *nll = args->nll;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 24, eval_loss_prefix_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
-    LA_TIMED(prof, 1, 24, eval_loss_prefix_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 22, eval_loss_prefix_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
+    LA_TIMED(prof, 1, 22, eval_loss_prefix_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
-    float *carry0_buf[2] = { args->arena + off[7], args->arena + off[8] };
+    float *carry0_buf[2] = { args->arena + off[8], args->arena + off[9] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -11750,31 +11406,29 @@ void llama_train_eval_loss_prefix(const llama_train_eval_loss_prefix_args *args)
         const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 24, eval_loss_prefix_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 24, eval_loss_prefix_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 24, eval_loss_prefix_k4_wk(t5, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 24, eval_loss_prefix_k5_wv(t6, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 24, eval_loss_prefix_k6_rope(t7, t0, t1, prefix_kv, t5, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 7, 24, eval_loss_prefix_k7_prefix(t8, prefix_kv, t6, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 8, 24, eval_loss_prefix_k8_rope(t9, t0, t1, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 24, eval_loss_prefix_k9_scores_matmul(t10, t7, t9, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 10, 24, eval_loss_prefix_k10_attention(t11, t10, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 11, 24, eval_loss_prefix_k11_attention_matmul(t12, t8, t11, B, HD2, KVH, REP, S, T));
-        LA_TIMED(prof, 12, 24, eval_loss_prefix_k12_wo(t13, wo, t12, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 24, eval_loss_prefix_k13_rmsnorm(t14, norm_eps, carry0, ffn_norm, t13, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 24, eval_loss_prefix_k14_w1(t15, w1, t14, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 24, eval_loss_prefix_k15_w3(t16, w3, t14, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 24, eval_loss_prefix_k16_silu(t17, t15, t16, B, F, T));
-        LA_TIMED(prof, 17, 24, eval_loss_prefix_k17_w2(t18, w2, t17, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 24, eval_loss_prefix_k18_layer(carry0_next, carry0, t13, t18, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 22, eval_loss_prefix_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 22, eval_loss_prefix_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 22, eval_loss_prefix_k4_rope(t5, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 22, eval_loss_prefix_k5_wk(t6, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 22, eval_loss_prefix_k6_wv(t7, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 22, eval_loss_prefix_k7_rope(t8, t0, t1, prefix_kv, t6, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 8, 22, eval_loss_prefix_k8_prefix(t9, prefix_kv, t7, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 9, 22, eval_loss_prefix_k9_causal_attention_forward(t10, t11, t5, t8, t9, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 10, 22, eval_loss_prefix_k10_wo(t12, wo, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 22, eval_loss_prefix_k11_rmsnorm(t13, norm_eps, carry0, ffn_norm, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 22, eval_loss_prefix_k12_w1(t14, w1, t13, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 22, eval_loss_prefix_k13_w3(t15, w3, t13, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 22, eval_loss_prefix_k14_silu(t16, t14, t15, B, F, T));
+        LA_TIMED(prof, 15, 22, eval_loss_prefix_k15_w2(t17, w2, t16, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 22, eval_loss_prefix_k16_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 19, 24, eval_loss_prefix_k19_rmsnorm(t19, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 20, 24, eval_loss_prefix_k20_lm_head(t20, lm_head, t19, B, HD2, KVH, REP, T, V));
-    LA_TIMED(prof, 21, 24, eval_loss_prefix_k21_lm_head(t21, t20, B, T, V));
-    LA_TIMED(prof, 22, 24, eval_loss_prefix_k22_log_softmax(t22, targets, t20, t21, B, T, V));
-    LA_TIMED(prof, 23, 24, eval_loss_prefix_k23_cross_entropy(nll, t22, B, T));
+    LA_TIMED(prof, 17, 22, eval_loss_prefix_k17_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 18, 22, eval_loss_prefix_k18_lm_head(t19, lm_head, t18, B, HD2, KVH, REP, T, V));
+    LA_TIMED(prof, 19, 22, eval_loss_prefix_k19_lm_head(t20, t19, B, T, V));
+    LA_TIMED(prof, 20, 22, eval_loss_prefix_k20_log_softmax(t21, targets, t19, t20, B, T, V));
+    LA_TIMED(prof, 21, 22, eval_loss_prefix_k21_cross_entropy(nll, t21, B, T));
 }
 
 void llama_train_eval_loss_prefix_costs(const llama_train_eval_loss_prefix_args *args, double *flops, double *bytes) {
@@ -11791,26 +11445,24 @@ void llama_train_eval_loss_prefix_costs(const llama_train_eval_loss_prefix_args 
     flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* eval_loss_prefix_k1_embed */
     flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* eval_loss_prefix_k2_rmsnorm */
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k3_wq */
-    flops[4] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k4_wk */
-    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k5_wv */
-    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*HD2*KVH*S + 4*HD2*T + 4*HD2*T + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* eval_loss_prefix_k6_rope */
-    flops[7] = (double)(0); bytes[7] = (double)(8*B*HD2*KVH*S + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* eval_loss_prefix_k7_prefix */
-    flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k8_rope */
-    flops[9] = (double)(4*B*HD2*KVH*REP*S*T); bytes[9] = (double)(4*B*KVH*REP*S*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k9_scores_matmul */
-    flops[10] = (double)(1 + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T + B*KVH*REP*S*T); bytes[10] = (double)(4*B*KVH*REP*S*T + 4*B*KVH*REP*S*T); /* eval_loss_prefix_k10_attention */
-    flops[11] = (double)(4*B*HD2*KVH*REP*S*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 4*B*KVH*REP*S*T); /* eval_loss_prefix_k11_attention_matmul */
-    flops[12] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k12_wo */
-    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k13_rmsnorm */
-    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k14_w1 */
-    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k15_w3 */
-    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_prefix_k16_silu */
-    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_prefix_k17_w2 */
-    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k18_layer */
-    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k19_rmsnorm */
-    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k20_lm_head */
-    flops[21] = (double)(B*T*V); bytes[21] = (double)(4*B*T + 4*B*T*V); /* eval_loss_prefix_k21_lm_head */
-    flops[22] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[22] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_prefix_k22_log_softmax */
-    flops[23] = (double)(B*T); bytes[23] = (double)(4*B*T + 4*B*T); /* eval_loss_prefix_k23_cross_entropy */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k5_wk */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k6_wv */
+    flops[7] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[7] = (double)(8*B*HD2*KVH*S + 4*HD2*T + 4*HD2*T + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* eval_loss_prefix_k7_rope */
+    flops[8] = (double)(0); bytes[8] = (double)(8*B*HD2*KVH*S + 16*HD2*KVH*P + 8*B*HD2*KVH*T); /* eval_loss_prefix_k8_prefix */
+    flops[9] = (double)(4*B*HD2*KVH*REP*S*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S); /* eval_loss_prefix_k9_causal_attention_forward */
+    flops[10] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k10_wo */
+    flops[11] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k11_rmsnorm */
+    flops[12] = (double)(4*B*F*HD2*KVH*REP*T); bytes[12] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k12_w1 */
+    flops[13] = (double)(4*B*F*HD2*KVH*REP*T); bytes[13] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k13_w3 */
+    flops[14] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[14] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_prefix_k14_silu */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_prefix_k15_w2 */
+    flops[16] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k16_layer */
+    flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k17_rmsnorm */
+    flops[18] = (double)(4*B*HD2*KVH*REP*T*V); bytes[18] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k18_lm_head */
+    flops[19] = (double)(B*T*V); bytes[19] = (double)(4*B*T + 4*B*T*V); /* eval_loss_prefix_k19_lm_head */
+    flops[20] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[20] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_prefix_k20_log_softmax */
+    flops[21] = (double)(B*T); bytes[21] = (double)(4*B*T + 4*B*T); /* eval_loss_prefix_k21_cross_entropy */
     (void)args;
 }
 
@@ -11822,28 +11474,26 @@ static const char *const llama_train_eval_loss_prefix_kernel_names[] = {
     "eval_loss_prefix_k1_embed",
     "eval_loss_prefix_k2_rmsnorm",
     "eval_loss_prefix_k3_wq",
-    "eval_loss_prefix_k4_wk",
-    "eval_loss_prefix_k5_wv",
-    "eval_loss_prefix_k6_rope",
-    "eval_loss_prefix_k7_prefix",
-    "eval_loss_prefix_k8_rope",
-    "eval_loss_prefix_k9_scores_matmul",
-    "eval_loss_prefix_k10_attention",
-    "eval_loss_prefix_k11_attention_matmul",
-    "eval_loss_prefix_k12_wo",
-    "eval_loss_prefix_k13_rmsnorm",
-    "eval_loss_prefix_k14_w1",
-    "eval_loss_prefix_k15_w3",
-    "eval_loss_prefix_k16_silu",
-    "eval_loss_prefix_k17_w2",
-    "eval_loss_prefix_k18_layer",
-    "eval_loss_prefix_k19_rmsnorm",
-    "eval_loss_prefix_k20_lm_head",
-    "eval_loss_prefix_k21_lm_head",
-    "eval_loss_prefix_k22_log_softmax",
-    "eval_loss_prefix_k23_cross_entropy",
+    "eval_loss_prefix_k4_rope",
+    "eval_loss_prefix_k5_wk",
+    "eval_loss_prefix_k6_wv",
+    "eval_loss_prefix_k7_rope",
+    "eval_loss_prefix_k8_prefix",
+    "eval_loss_prefix_k9_causal_attention_forward",
+    "eval_loss_prefix_k10_wo",
+    "eval_loss_prefix_k11_rmsnorm",
+    "eval_loss_prefix_k12_w1",
+    "eval_loss_prefix_k13_w3",
+    "eval_loss_prefix_k14_silu",
+    "eval_loss_prefix_k15_w2",
+    "eval_loss_prefix_k16_layer",
+    "eval_loss_prefix_k17_rmsnorm",
+    "eval_loss_prefix_k18_lm_head",
+    "eval_loss_prefix_k19_lm_head",
+    "eval_loss_prefix_k20_log_softmax",
+    "eval_loss_prefix_k21_cross_entropy",
 };
-const la_program_info llama_train_eval_loss_prefix_info = { "llama_train.eval_loss_prefix", 30, 24, llama_train_eval_loss_prefix_kernel_names, llama_train_eval_loss_prefix_run, llama_train_eval_loss_prefix_arena, llama_train_eval_loss_prefix_cost };
+const la_program_info llama_train_eval_loss_prefix_info = { "llama_train.eval_loss_prefix", 30, 22, llama_train_eval_loss_prefix_kernel_names, llama_train_eval_loss_prefix_run, llama_train_eval_loss_prefix_arena, llama_train_eval_loss_prefix_cost };
 
 /* ===== program 'prefix_encode' ===== */
 

@@ -55,6 +55,8 @@ public struct ProgramManifest: Codable, Sendable, Equatable {
             case fusedLoop = "fused_loop"
             /// Rows accumulated at indices.
             case scatterAdd = "scatter_add"
+            /// Fused causal attention (forward, or a backward part) over batch × heads.
+            case attention
         }
         public var index: Int
         public var name: String

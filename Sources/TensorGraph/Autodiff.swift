@@ -139,6 +139,17 @@ extension GraphBuilder {
             case (true, false): give(0, matmul(b, g, transB: true)); give(1, matmul(a, g))
             case (true, true): give(0, matmul(b, g, transA: true, transB: true)); give(1, matmul(g, a, transA: true, transB: true))
             }
+        case .attention(let part, _, _):
+            // `lse` is the output's normalizer: the output's rule differentiates through it,
+            // so the statistic itself passes nothing on (nor does the mask).
+            switch part {
+            case .lse: return
+            case .out:
+                let (dq, dk, dv) = attentionGradients(of: n, g, file: file, line: line)
+                give(0, dq); give(1, dk); give(2, dv)
+            case .gradQ, .gradK, .gradV:
+                throw GraphError("\(n.site): attention's gradients have no gradient (differentiated at \(file):\(line))")
+            }
         case .gather:
             give(0, scatterAdd(g, xs[1], rows: xs[0].shape[0]))
         case .scatterAdd:

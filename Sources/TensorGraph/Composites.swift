@@ -78,30 +78,6 @@ extension GraphBuilder {
             return (angle.cos(), angle.sin())
         }
     }
-
-    /// Causal attention with grouped KV heads.
-    ///
-    /// `q` is `[B, T, KVH·REP, HD]` at positions `start ..< start+T`; `k`, `v` are
-    /// `[B, S, KVH, HD]` at positions `0 ..< S`. Query `t` sees keys `s ≤ start + t`.
-    /// Returns `[B, T, KVH·REP·HD]`.
-    /// `allowed`, when given, is a further 1/0 mask broadcastable to `[B, 1, 1, T, S]`.
-    public func causalAttention(q: Tensor, k: Tensor, v: Tensor, kvHeads: Dim, rep: Dim, start: Dim, allowed extra: Tensor? = nil) -> Tensor {
-        scope("attention") {
-            let (b, t, hd) = (q.shape[0], q.shape[1], q.shape[3])
-            let s = k.shape[1]
-            let q5 = q.permute([0, 2, 1, 3]).reshape([b, kvHeads, rep, t, hd])
-            let k5 = k.permute([0, 2, 1, 3]).reshape([b, kvHeads, 1, s, hd]).expand([b, kvHeads, rep, s, hd])
-            let v5 = v.permute([0, 2, 1, 3]).reshape([b, kvHeads, 1, s, hd]).expand([b, kvHeads, rep, s, hd])
-            let scores = scope("scores") { q5.matmul(k5, transB: true) * size(hd).rsqrt() }
-            let shape5: Shape = [b, kvHeads, rep, t, s]
-            var allowed = iota(shape5, axis: 4).le(iota(shape5, axis: 3) + size(start))
-            if let extra { allowed = allowed * extra }
-            let masked = select(allowed, scores, constant(-.infinity))
-            let p = softmax(masked)
-            let out = p.matmul(v5)   // [B, KVH, REP, T, HD]
-            return out.reshape([b, kvHeads * rep, t, hd]).permute([0, 2, 1, 3]).reshape([b, t, kvHeads * rep * hd])
-        }
-    }
 }
 
 extension GraphBuilder {

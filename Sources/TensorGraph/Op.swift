@@ -13,6 +13,17 @@ public enum ReduceOp: String, Sendable, Hashable {
     case sum, max
 }
 
+/// The value a fused causal-attention node computes (`GraphBuilder.attentionOutput` and
+/// friends): its log-sum-exp rows, its output, or one of its gradients.
+public enum AttentionPart: String, Sendable, Hashable {
+    /// `lse[b, h, t] = log Σ_{s visible} exp(q·k_s / √HD)`, `[B, H, T]`.
+    case lse
+    /// `out[b, t, h, :] = Σ_s exp(q·k_s / √HD − lse) · v_s`, `[B, T, H, HD]`.
+    case out
+    /// The gradients of `out` with respect to `q`, `k` and `v`.
+    case gradQ = "grad_q", gradK = "grad_k", gradV = "grad_v"
+}
+
 /// The primitive op set. Everything else (RMSNorm, RoPE, softmax, attention, losses) is
 /// composed from these in the DSL; the fuser turns chains of them back into few kernels.
 public enum Op: Sendable, Hashable {
@@ -55,6 +66,11 @@ public enum Op: Sendable, Hashable {
     case concat(axis: Int)
 
     // Contractions and indexing
+    /// Fused causal attention (one primitive, several parts): inputs `q` `[B, T, H, HD]`, `k`,
+    /// `v` `[B, S, KVH, HD]` (`H` a multiple of `KVH`), then with `masked` an extra 1/0 mask
+    /// `[B, T, S]`, then the part's own: `out` takes `lse`; the gradients take `out`, `lse`
+    /// and the output's gradient. Query `t` sees keys `s ≤ start + t`.
+    case attention(AttentionPart, start: Dim, masked: Bool)
     /// Batched `A · B` over the last two axes; leading axes are batch axes.
     case matmul(transA: Bool, transB: Bool)
     /// `out[i..., :] = table[ids[i...], :]` (embedding lookup).
@@ -91,6 +107,7 @@ public enum Op: Sendable, Hashable {
         case .slice: "slice"
         case .concat: "concat"
         case .matmul: "matmul"
+        case .attention(let part, _, _): "attention_\(part.rawValue)"
         case .gather: "gather"
         case .scatterAdd: "scatter_add"
         case .writeSlice: "write_slice"

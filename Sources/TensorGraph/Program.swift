@@ -68,7 +68,7 @@ public struct Program: Sendable {
             for dim in n.shape { s.formUnion(dim.syms) }
             switch n.op {
             case .size(let d): s.formUnion(d.syms)
-            case .slice(_, let st), .writeSlice(_, let st): s.formUnion(st.syms)
+            case .slice(_, let st), .writeSlice(_, let st), .attention(_, let st, _): s.formUnion(st.syms)
             default: break
             }
         }

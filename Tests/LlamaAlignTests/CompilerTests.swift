@@ -34,11 +34,11 @@ import TensorGraph
                 #expect(k.scopes.allSatisfy { $0.hasSuffix("rmsnorm") || $0 == "lm_head" || $0 == "layer" || $0 == "layer/attention" },
                         "\(k.name) mixes \(k.scopes)")
             }
-            let softmax = p.kernels.filter { $0.scopes.contains { $0.hasSuffix("softmax") } }
-            #expect(softmax.count == 1, "\(p.name): \(softmax.map(\.name))")
-            if let k = softmax.first {
-                #expect(k.ops.contains("reduce_max") && k.ops.contains("reduce_sum") && k.ops.contains("exp") && k.ops.contains("div"))
-            }
+            // Attention (scores, mask, softmax, product with V) is one fused kernel; no softmax
+            // over a stored score tensor is left.
+            let attention = p.kernels.filter { $0.kind == "attention" }
+            #expect(attention.count == 1 && attention[0].name.hasSuffix("causal_attention_forward"), "\(p.name): \(attention.map(\.name))")
+            #expect(!p.kernels.contains { $0.scopes.contains { $0.hasSuffix("softmax") } })
             // SiLU and the up projection's product are one kernel.
             let silu = p.kernels.filter { $0.scopes.contains { $0.hasSuffix("silu") } }
             #expect(silu.count == 1 && silu[0].ops.contains("exp") && silu[0].ops.contains("mul"))
@@ -61,19 +61,21 @@ import TensorGraph
                 #expect(p.arena.slots > 0 && !p.arena.planned_floats.isEmpty && !p.arena.intermediates_floats.isEmpty)
             }
         }
-        // The attention output is written by its matmul in [B, T, H·HD] order (a strided C).
+        // The fused attention kernel writes its output and row log-sum-exp straight into the
+        // kept buffers.
         let lm = try #require(programs.first { $0.name == "llama_train.lm_step" })
-        #expect(lm.kernels.contains { $0.kind == "sgemm" && $0.ops.contains("permute") && $0.ops.contains("matmul") })
+        #expect(lm.kernels.contains { $0.kind == "attention" && $0.ops.filter { $0 == "write_slice" }.count == 2 })
     }
 
-    /// The backward stage reads the kept activations (q, k, v, attention output, residual,
-    /// gate, up) instead of recomputing them: its only forward product is the attention
-    /// scores (the probabilities are recomputed from the kept q and k).
-    @Test func backwardRecomputesOnlyTheAttentionScores() throws {
+    /// The backward stage reads the kept activations (q, k, v, attention output and row
+    /// log-sum-exp, residual, gate, up) instead of recomputing them: it has no forward
+    /// product; the attention probabilities are recomputed inside its two fused kernels.
+    @Test func backwardRecomputesNoForwardProduct() throws {
         let lm = try #require(try manifest().programs.first { $0.name == "llama_train.lm_step" })
         let forwardProducts = lm.kernels.filter { $0.stage == "layer_backward" && $0.kind == "sgemm" && !$0.scopes.contains { $0.hasSuffix("grad") } }
-        #expect(forwardProducts.count == 1 && forwardProducts.allSatisfy { $0.scopes.allSatisfy { $0.hasSuffix("scores") } },
-                "\(forwardProducts.map { "\($0.name) \($0.scopes)" })")
+        #expect(forwardProducts.isEmpty, "\(forwardProducts.map { "\($0.name) \($0.scopes)" })")
+        let attention = lm.kernels.filter { $0.stage == "layer_backward" && $0.kind == "attention" }.map(\.name)
+        #expect(attention.count == 2 && attention[0].hasSuffix("backward_dq") && attention[1].hasSuffix("backward_dkv"), "\(attention)")
         // Kept activations are written by the kernels that compute them (no copies).
         #expect(lm.kernels.filter { $0.stage == "layer" && $0.ops.contains("write_slice") }.count == 7)
     }

@@ -12,3 +12,4 @@ extern const char *const la_manifest_json;
 #include "llama_train.h"
 #include "llama_dpo.h"
 #include "bench.h"
+#include "attention.h"

@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-/* Program 'forward': 20 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
+/* Program 'forward': 18 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -36,7 +36,7 @@ void llama_forward(const llama_forward_args *args);
 long llama_forward_arena_floats(const llama_forward_args *args);
 void llama_forward_costs(const llama_forward_args *args, double *flops, double *bytes);
 
-/* Program 'prefill': 21 kernels. Sizes: B, C, F, HD2, KVH, L, P, REP, S, T, V. */
+/* Program 'prefill': 19 kernels. Sizes: B, C, F, HD2, KVH, L, P, REP, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -75,7 +75,7 @@ void llama_prefill(const llama_prefill_args *args);
 long llama_prefill_arena_floats(const llama_prefill_args *args);
 void llama_prefill_costs(const llama_prefill_args *args, double *flops, double *bytes);
 
-/* Program 'decode': 20 kernels. Sizes: B, C, F, HD2, KVH, L, P, REP, S, V. */
+/* Program 'decode': 18 kernels. Sizes: B, C, F, HD2, KVH, L, P, REP, S, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -113,7 +113,7 @@ void llama_decode(const llama_decode_args *args);
 long llama_decode_arena_floats(const llama_decode_args *args);
 void llama_decode_costs(const llama_decode_args *args, double *flops, double *bytes);
 
-/* Program 'forward_q8': 20 kernels. Sizes: B, F, GD, GF, HD2, KVH, L, RD, REP, RF, T, V. */
+/* Program 'forward_q8': 18 kernels. Sizes: B, F, GD, GF, HD2, KVH, L, RD, REP, RF, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -159,7 +159,7 @@ void llama_forward_q8(const llama_forward_q8_args *args);
 long llama_forward_q8_arena_floats(const llama_forward_q8_args *args);
 void llama_forward_q8_costs(const llama_forward_q8_args *args, double *flops, double *bytes);
 
-/* Program 'prefill_q8': 21 kernels. Sizes: B, C, F, GD, GF, HD2, KVH, L, P, RD, REP, RF, S, T, V. */
+/* Program 'prefill_q8': 19 kernels. Sizes: B, C, F, GD, GF, HD2, KVH, L, P, RD, REP, RF, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -210,7 +210,7 @@ void llama_prefill_q8(const llama_prefill_q8_args *args);
 long llama_prefill_q8_arena_floats(const llama_prefill_q8_args *args);
 void llama_prefill_q8_costs(const llama_prefill_q8_args *args, double *flops, double *bytes);
 
-/* Program 'decode_q8': 20 kernels. Sizes: B, C, F, GD, GF, HD2, KVH, L, P, RD, REP, RF, S, V. */
+/* Program 'decode_q8': 18 kernels. Sizes: B, C, F, GD, GF, HD2, KVH, L, P, RD, REP, RF, S, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -260,7 +260,7 @@ void llama_decode_q8(const llama_decode_q8_args *args);
 long llama_decode_q8_arena_floats(const llama_decode_q8_args *args);
 void llama_decode_q8_costs(const llama_decode_q8_args *args, double *flops, double *bytes);
 
-/* Program 'forward_q4': 20 kernels. Sizes: B, F, GD, GF, HD2, KVH, L, RD, REP, RF, T, V. */
+/* Program 'forward_q4': 18 kernels. Sizes: B, F, GD, GF, HD2, KVH, L, RD, REP, RF, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -306,7 +306,7 @@ void llama_forward_q4(const llama_forward_q4_args *args);
 long llama_forward_q4_arena_floats(const llama_forward_q4_args *args);
 void llama_forward_q4_costs(const llama_forward_q4_args *args, double *flops, double *bytes);
 
-/* Program 'prefill_q4': 21 kernels. Sizes: B, C, F, GD, GF, HD2, KVH, L, P, RD, REP, RF, S, T, V. */
+/* Program 'prefill_q4': 19 kernels. Sizes: B, C, F, GD, GF, HD2, KVH, L, P, RD, REP, RF, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -357,7 +357,7 @@ void llama_prefill_q4(const llama_prefill_q4_args *args);
 long llama_prefill_q4_arena_floats(const llama_prefill_q4_args *args);
 void llama_prefill_q4_costs(const llama_prefill_q4_args *args, double *flops, double *bytes);
 
-/* Program 'decode_q4': 20 kernels. Sizes: B, C, F, GD, GF, HD2, KVH, L, P, RD, REP, RF, S, V. */
+/* Program 'decode_q4': 18 kernels. Sizes: B, C, F, GD, GF, HD2, KVH, L, P, RD, REP, RF, S, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */

@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-/* Program 'dpo_logps': 36 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, REP, T, V. */
+/* Program 'dpo_logps': 34 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -49,7 +49,7 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args);
 long llama_dpo_dpo_logps_arena_floats(const llama_dpo_dpo_logps_args *args);
 void llama_dpo_dpo_logps_costs(const llama_dpo_dpo_logps_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_step': 112 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, REP, T, V. */
+/* Program 'dpo_step': 103 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -82,7 +82,8 @@ typedef struct {
     float *saved_q; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
     float *saved_k; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
     float *saved_v; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
-    float *saved_attn; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lse; /* f32 [L, B, KVH*REP, T] per layer, written */
+    float *saved_attn; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
@@ -155,7 +156,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args);
 long llama_dpo_dpo_loss_arena_floats(const llama_dpo_dpo_loss_args *args);
 void llama_dpo_dpo_loss_costs(const llama_dpo_dpo_loss_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_logps_lora': 51 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
+/* Program 'dpo_logps_lora': 49 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -224,7 +225,7 @@ void llama_dpo_dpo_logps_lora(const llama_dpo_dpo_logps_lora_args *args);
 long llama_dpo_dpo_logps_lora_arena_floats(const llama_dpo_dpo_logps_lora_args *args);
 void llama_dpo_dpo_logps_lora_costs(const llama_dpo_dpo_logps_lora_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_step_lora': 154 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
+/* Program 'dpo_step_lora': 144 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -278,7 +279,8 @@ typedef struct {
     float *saved_q; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
     float *saved_k; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
     float *saved_v; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
-    float *saved_attn; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lse; /* f32 [L, B, KVH*REP, T] per layer, written */
+    float *saved_attn; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
@@ -327,7 +329,7 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args);
 long llama_dpo_dpo_step_lora_arena_floats(const llama_dpo_dpo_step_lora_args *args);
 void llama_dpo_dpo_step_lora_costs(const llama_dpo_dpo_step_lora_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_step_lora_dropout': 167 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
+/* Program 'dpo_step_lora_dropout': 157 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -389,7 +391,8 @@ typedef struct {
     float *saved_q; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
     float *saved_k; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
     float *saved_v; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
-    float *saved_attn; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lse; /* f32 [L, B, KVH*REP, T] per layer, written */
+    float *saved_attn; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
@@ -438,7 +441,7 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
 long llama_dpo_dpo_step_lora_dropout_arena_floats(const llama_dpo_dpo_step_lora_dropout_args *args);
 void llama_dpo_dpo_step_lora_dropout_costs(const llama_dpo_dpo_step_lora_dropout_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_logps_prefix': 37 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
+/* Program 'dpo_logps_prefix': 35 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -488,7 +491,7 @@ void llama_dpo_dpo_logps_prefix(const llama_dpo_dpo_logps_prefix_args *args);
 long llama_dpo_dpo_logps_prefix_arena_floats(const llama_dpo_dpo_logps_prefix_args *args);
 void llama_dpo_dpo_logps_prefix_costs(const llama_dpo_dpo_logps_prefix_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_step_prefix': 97 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
+/* Program 'dpo_step_prefix': 88 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -522,7 +525,8 @@ typedef struct {
     float *saved_q; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
     float *saved_k; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
     float *saved_v; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
-    float *saved_attn; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lse; /* f32 [L, B, KVH*REP, T] per layer, written */
+    float *saved_attn; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */

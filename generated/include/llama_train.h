@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-/* Program 'lm_step': 88 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, REP, T, V. */
+/* Program 'lm_step': 79 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -23,7 +23,8 @@ typedef struct {
     float *saved_q; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
     float *saved_k; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
     float *saved_v; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
-    float *saved_attn; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lse; /* f32 [L, B, KVH*REP, T] per layer, written */
+    float *saved_attn; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
@@ -63,7 +64,7 @@ void llama_train_lm_step(const llama_train_lm_step_args *args);
 long llama_train_lm_step_arena_floats(const llama_train_lm_step_args *args);
 void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flops, double *bytes);
 
-/* Program 'lm_step_lora': 130 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
+/* Program 'lm_step_lora': 120 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -105,7 +106,8 @@ typedef struct {
     float *saved_q; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
     float *saved_k; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
     float *saved_v; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
-    float *saved_attn; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lse; /* f32 [L, B, KVH*REP, T] per layer, written */
+    float *saved_attn; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
@@ -148,7 +150,7 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args);
 long llama_train_lm_step_lora_arena_floats(const llama_train_lm_step_lora_args *args);
 void llama_train_lm_step_lora_costs(const llama_train_lm_step_lora_args *args, double *flops, double *bytes);
 
-/* Program 'lm_step_lora_dropout': 143 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
+/* Program 'lm_step_lora_dropout': 133 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -198,7 +200,8 @@ typedef struct {
     float *saved_q; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
     float *saved_k; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
     float *saved_v; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
-    float *saved_attn; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lse; /* f32 [L, B, KVH*REP, T] per layer, written */
+    float *saved_attn; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
@@ -241,7 +244,7 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
 long llama_train_lm_step_lora_dropout_arena_floats(const llama_train_lm_step_lora_dropout_args *args);
 void llama_train_lm_step_lora_dropout_costs(const llama_train_lm_step_lora_dropout_args *args, double *flops, double *bytes);
 
-/* Program 'eval_loss': 23 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
+/* Program 'eval_loss': 21 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -276,7 +279,7 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args);
 long llama_train_eval_loss_arena_floats(const llama_train_eval_loss_args *args);
 void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double *flops, double *bytes);
 
-/* Program 'eval_loss_lora': 38 kernels. Sizes: B, F, HD2, KVH, L, R, REP, T, V. */
+/* Program 'eval_loss_lora': 36 kernels. Sizes: B, F, HD2, KVH, L, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -333,7 +336,7 @@ void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args);
 long llama_train_eval_loss_lora_arena_floats(const llama_train_eval_loss_lora_args *args);
 void llama_train_eval_loss_lora_costs(const llama_train_eval_loss_lora_args *args, double *flops, double *bytes);
 
-/* Program 'lm_step_prefix': 73 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
+/* Program 'lm_step_prefix': 64 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -355,7 +358,8 @@ typedef struct {
     float *saved_q; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
     float *saved_k; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
     float *saved_v; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
-    float *saved_attn; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lse; /* f32 [L, B, KVH*REP, T] per layer, written */
+    float *saved_attn; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
@@ -386,7 +390,7 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args);
 long llama_train_lm_step_prefix_arena_floats(const llama_train_lm_step_prefix_args *args);
 void llama_train_lm_step_prefix_costs(const llama_train_lm_step_prefix_args *args, double *flops, double *bytes);
 
-/* Program 'eval_loss_prefix': 24 kernels. Sizes: B, F, HD2, KVH, L, P, REP, S, T, V. */
+/* Program 'eval_loss_prefix': 22 kernels. Sizes: B, F, HD2, KVH, L, P, REP, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */

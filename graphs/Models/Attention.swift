@@ -33,7 +33,8 @@ struct Attention {
     /// `x [B, T, D]` → `[B, T, D]`, queries and keys rotated for the positions of `layout`.
     /// With `cache`, this call's keys and values are written at positions `P ..< P+T` and the
     /// queries attend over `0 ..< S`. `keep` sees `q` `[B, T, H, HD]`, `k` and `v`
-    /// `[B, T, KVH, HD]` and the heads' output `attn` `[B, T, D]`. With a prefix (and no
+    /// `[B, T, KVH, HD]`, the rows' log-sum-exp `lse` `[B, H, T]` and the heads' output `attn`
+    /// `[B, T, H, HD]`. With a prefix (and no
     /// cache) the queries, at positions `P ..< P+T` in `layout`, attend over the prefix's `P`
     /// keys and values and then the row's own (causally).
     func callAsFunction(_ x: Tensor, layout: TokenLayout, cache: KVCache? = nil, keep: KeptActivations = .none) -> Tensor {
@@ -52,8 +53,12 @@ struct Attention {
                 (k, v) = prefix.prepend(keys: k, values: v)
                 start = Prefix.length
             }
-            let out = keep("attn", b.causalAttention(q: q, k: k, v: v, kvHeads: D.kvHeads, rep: D.rep, start: start, allowed: layout.allowed))
-            return wo(out)
+            // Fused causal attention (`[B, T, H, HD]`): the forward kernel stores the output and
+            // each row's log-sum-exp, the backward recomputes the probabilities from both.
+            let mask = layout.allowed.map { b.attentionMask($0, batch: bs, seq: t, keys: k.shape[1]) }
+            let lse = b.scope("attention") { keep("lse", b.attentionLogSumExp(q: q, k: k, v: v, start: start, allowed: mask)) }
+            let out = b.scope("attention") { keep("attn", b.attentionOutput(q: q, k: k, v: v, logSumExp: lse, start: start, allowed: mask)) }
+            return wo(out.reshape([bs, t, D.dim]))
         }
     }
 }

@@ -1,8 +1,8 @@
 import TensorGraph
 
 /// What a decoder layer does with the activations its backward pass reads (`names`): the
-/// matmul outputs, so the backward stage recomputes only cheap elementwise values and the
-/// attention scores. A layer calls `keep(name, value)` at each of them and goes on with the
+/// matmul outputs and attention's output and row log-sum-exp, so the backward stage recomputes
+/// only cheap elementwise values (and the attention probabilities, inside its fused kernels). A layer calls `keep(name, value)` at each of them and goes on with the
 /// value it gets back.
 struct KeptActivations {
     private let body: (_ name: String, _ value: Tensor) -> Tensor
@@ -12,7 +12,8 @@ struct KeptActivations {
     static var names: [(name: String, shape: Shape)] {
         typealias D = LlamaDims
         return [("q", [D.batch, D.seq, D.heads, D.headDim]), ("k", [D.batch, D.seq, D.kvHeads, D.headDim]),
-                ("v", [D.batch, D.seq, D.kvHeads, D.headDim]), ("attn", [D.batch, D.seq, D.dim]), ("h", [D.batch, D.seq, D.dim]),
+                ("v", [D.batch, D.seq, D.kvHeads, D.headDim]), ("lse", [D.batch, D.heads, D.seq]),
+                ("attn", [D.batch, D.seq, D.heads, D.headDim]), ("h", [D.batch, D.seq, D.dim]),
                 ("gate", [D.batch, D.seq, D.hidden]), ("up", [D.batch, D.seq, D.hidden])]
     }
 

@@ -169,7 +169,12 @@ extension ProgramEmitter {
             let c = costs(k)
             var scopes: [String] = []
             for s in k.covered.map({ plan.node($0).scope }) where !s.isEmpty && !scopes.contains(s) { scopes.append(s) }
-            let kind: ProgramManifest.Kernel.Kind = k.kind == .matmul ? .sgemm : (k.kind == .scatterAdd ? .scatterAdd : .fusedLoop)
+            let kind: ProgramManifest.Kernel.Kind = switch k.kind {
+            case .matmul: .sgemm
+            case .scatterAdd: .scatterAdd
+            case .attention: .attention
+            case .pointwise: .fusedLoop
+            }
             return ProgramManifest.Kernel(index: i, name: k.name, kind: kind, ops: k.covered.map { plan.node($0).op.name }, scopes: scopes,
                                           stage: program.stages[k.stage].name, flops: c.flops, bytes: c.bytes)
         }

@@ -57,6 +57,8 @@ struct ProgramEmitter {
         switch k.kind {
         case .matmul:
             return try MatmulLowering.body(plan, k, buffer: name)
+        case .attention:
+            return try AttentionLowering(plan: plan, kernel: k, buffer: name).lines()
         case .scatterAdd:
             // Serial over source rows so accumulation is deterministic; the inner loop vectorizes.
             // Accumulated into a buffer (`t += scatter`), only the named rows are touched.
@@ -234,6 +236,7 @@ struct ProgramEmitter {
         let bufferName = { (i: Int) in ProgramEmitter.bufferName(plan, i) }
         let summary = Dim.$names.withValue(sizeNames) {
             k.kind == .matmul ? MatmulLowering.formula(plan, k, buffer: bufferName)
+                : k.kind == .attention ? AttentionLowering(plan: plan, kernel: k, buffer: bufferName).formula
                 : k.kind == .pointwise ? InfixFormula.comment(plan, k, buffer: bufferName) : nil
         } ?? k.covered.map { plan.node($0).op }.filter { !$0.isView && $0.name != "size" && $0.name != "const" }.map(\.name).joined(separator: ", ")
         var scopes: [String] = []
@@ -260,6 +263,8 @@ struct ProgramEmitter {
             guard case .matmul(let ta, _) = mm.op else { break }
             let kk = ta ? a[a.count - 2] : a[a.count - 1]
             flops = [Dim(2) * mm.shape.elementCount * kk]
+        case .attention:
+            flops = [AttentionLowering(plan: plan, kernel: k, buffer: { ProgramEmitter.bufferName(self.plan, $0) }).flops]
         default:
             for c in k.covered {
                 let n = plan.node(c)

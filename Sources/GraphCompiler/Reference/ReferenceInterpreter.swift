@@ -123,6 +123,8 @@ public enum ReferenceInterpreter {
             case .matmul(let ta, let tb):
                 let b = xs.count > 2 ? ReferenceInterpreter.dequantized(xs[1], scales: xs[2], cols: xs[0].shape[1]) : xs[1]
                 result = ReferenceInterpreter.matmul(xs[0], b, ta, tb, outShape)
+            case .attention(let part, let start, let masked):
+                result = ReferenceAttention.evaluate(part, start: try start.evaluate(sizes), masked: masked, xs)
             case .gather:
                 let (table, ids) = (xs[0], xs[1])
                 let d = table.shape[1]

@@ -20,6 +20,9 @@ enum KernelKind: Equatable {
     case matmul
     /// Zero then accumulate rows at indices.
     case scatterAdd
+    /// Fused causal attention: a forward (output and log-sum-exp) or backward (dq, or dk and dv)
+    /// kernel over batch × heads (`AttentionLowering`).
+    case attention
 }
 
 /// One fused kernel: computes the value of `root` (and the absorbed ops feeding it).
@@ -55,6 +58,9 @@ struct FusionPlan {
     var outputViews: [Int: (matmul: Int, view: StridedView)] = [:]
     /// Carries kept in the slots of a per-layer input they are saved into: carry → input name.
     var savedSlotCarries: [Int: String] = [:]
+    /// An attention part computed by another part's kernel, or stored through a write of it:
+    /// part node → the kernel root whose buffer receives it (`fuseAttentionParts`).
+    var attentionStore: [Int: Int] = [:]
     /// Carries whose final value is a program output: the last iteration writes its next
     /// value straight into that output (no copy after the loop): carry → output name.
     var outputCarries: [Int: String] = [:]
@@ -116,6 +122,7 @@ struct FusionPlan {
         ("write in place", { $0.writeInPlace() }),
         ("group kernels", { try $0.buildKernels() }),
         ("write products into their views", { try $0.writeProductsIntoViews() }),
+        ("fuse attention parts", { $0.fuseAttentionParts() }),
         ("group loops", { $0.groupLoops() }),
         ("name kernels", { $0.nameKernels() }),
         ("assign arena slots", { $0.assignArenaSlots() }),
@@ -162,7 +169,7 @@ struct FusionPlan {
             switch n.op {
             case .input(let name), .param(let name): storage[n.id] = .external(name)
             case .loopResult(let k): storage[n.id] = .carryCurrent(k)
-            case .matmul, .scatterAdd: realized.insert(n.id)
+            case .matmul, .scatterAdd, .attention: realized.insert(n.id)
             case .writeSlice:
                 realized.insert(n.id)
                 if let a = accumulated(n) {
@@ -314,6 +321,7 @@ struct FusionPlan {
         switch n.op {
         case .matmul: return .matmul
         case .scatterAdd: return .scatterAdd
+        case .attention: return .attention
         default: return .pointwise
         }
     }
@@ -348,6 +356,15 @@ struct FusionPlan {
                 visit(n.inputs[1], top: false)
                 return
             }
+            if top, k.kind == .attention {
+                // Operands are read through their views; the output's own `lse` input is not
+                // read (the forward kernel computes it).
+                let skipped: Int? = { if case .attention(.out, _, let masked) = n.op { return n.inputs[masked ? 4 : 3] } else { return nil } }()
+                for input in n.inputs where input != skipped {
+                    if let v = stridedView(input) { if !k.reads.contains(v.base) { k.reads.append(v.base) } } else { bad = input; return }
+                }
+                return
+            }
             if top, k.kind == .matmul {
                 let mm = node(matmulNode(of: i))
                 if accumulatingMatmul[i] != nil { k.covered += [n.inputs[1], mm.id] }
@@ -373,5 +390,6 @@ struct FusionPlan {
 extension Op {
     var isReduction: Bool { if case .reduce = self { return true } else { return false } }
     var isMatmul: Bool { if case .matmul = self { return true } else { return false } }
+    var isAttention: Bool { if case .attention = self { return true } else { return false } }
     var isCarry: Bool { if case .carry = self { return true } else { return false } }
 }

@@ -32,6 +32,9 @@ extension FusionPlan {
         if k.kind == .matmul, let product = productName(k, gradient: top?.hasSuffix("grad") ?? false) {
             return [program.name, "k\(i)", product].joined(separator: "_")
         }
+        if k.kind == .attention {
+            return [program.name, "k\(i)", AttentionLowering(plan: self, kernel: k, buffer: { _ in "" }).title].joined(separator: "_")
+        }
         let what = top ?? node(k.root).op.name
         let opName = k.kind == .matmul ? "matmul" : (k.kind == .scatterAdd ? "scatter_add" : nil)
         var parts = [program.name, "k\(i)", what]
