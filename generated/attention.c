@@ -32,40 +32,67 @@ static void fused_k0_causal_attention_forward(float *restrict t0, float *restric
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t1[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t0 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t0 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t1[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -102,71 +129,8 @@ static void fused_k2_weighted_sum_grad(float *restrict t2, const float *restrict
     }
 }
 
-/* fused_k3_causal_attention_backward_dq: causal attention (s ≤ P + t): grad_q → dq  [attention/grad] */
-static void fused_k3_causal_attention_backward_dq(float *restrict dq, const float *restrict q, const float *restrict k, const float *restrict v, const float *restrict t1, const float *restrict t0, const float *restrict t2, long B, long HD2, long KVH, long P, long REP, long S, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long nb = B, nt = T, nh = H, hd = HD;
-    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const float *qp = q;
-    const long qsb = T*D;
-    const long qst = D;
-    const long qsh = HD;
-    const float *kp = k;
-    const long ksb = S*KVD;
-    const long kss = KVD;
-    const long ksh = HD;
-    const float *vp = v;
-    const long vsb = S*KVD;
-    const long vss = KVD;
-    const long vsh = HD;
-    const float *op = t0;
-    const long osb = T*D;
-    const long ost = D;
-    const long osh = HD;
-    const float *lp = t1;
-    const long lsb = T*H;
-    const long lsh = T;
-    const float *gp = t2;
-    const long gsb = T*D;
-    const long gst = D;
-    const long gsh = HD;
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (long b = 0; b < nb; b++) {
-        for (long h = 0; h < nh; h++) {
-            const long g = h / rep;
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const float *gt = gp + b * gsb + t * gst + h * gsh;
-                const float *ot = op + b * osb + t * ost + h * osh;
-                const float l = lp[b * lsb + h * lsh + t];
-                float *dqt = dq + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
-                if (l == -INFINITY) continue;
-                /* D_t = dO·out */
-                float rowd = 0.0f;
-                #pragma omp simd reduction(+:rowd)
-                for (long d = 0; d < hd; d++) rowd += gt[d] * ot[d];
-                const long last = start + t < ns ? start + t : ns - 1;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
-                    float dot = 0.0f, dp = 0.0f;
-                    #pragma omp simd reduction(+:dot, dp)
-                    for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                    const float ds = expf(dot * scale - l) * (dp - rowd) * scale;
-                    #pragma omp simd
-                    for (long d = 0; d < hd; d++) dqt[d] += ds * ks[d];
-                }
-            }
-        }
-    }
-}
-
-/* fused_k4_causal_attention_backward_dkv: causal attention (s ≤ P + t): grad_k → dk, grad_v → dv  [attention/grad] */
-static void fused_k4_causal_attention_backward_dkv(float *restrict dk, float *restrict dv, const float *restrict q, const float *restrict k, const float *restrict v, const float *restrict t1, const float *restrict t0, const float *restrict t2, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+/* fused_k3_causal_attention_backward: causal attention (s ≤ P + t): grad_q → dq, grad_k → dk, grad_v → dv  [attention/grad] */
+static void fused_k3_causal_attention_backward(float *restrict dq, float *restrict dk, float *restrict dv, const float *restrict q, const float *restrict k, const float *restrict v, const float *restrict t1, const float *restrict t0, const float *restrict t2, long B, long HD2, long KVH, long P, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -200,37 +164,68 @@ static void fused_k4_causal_attention_backward_dkv(float *restrict dk, float *re
     #pragma omp parallel for collapse(2) schedule(static)
     for (long b = 0; b < nb; b++) {
         for (long g = 0; g < nkv; g++) {
-            float rowd[rep * nt];   /* D_t = dO·out of each row of the heads sharing g */
-            for (long r = 0; r < rep; r++) {
-                const long h = g * rep + r;
-                for (long t = 0; t < nt; t++) {
-                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
-                    float x = 0.0f;
-                    #pragma omp simd reduction(+:x)
-                    for (long d = 0; d < hd; d++) x += gt[d] * ot[d];
-                    rowd[r * nt + t] = x;
-                }
-            }
+            float kt[hd * 16], vt[hd * 16], x[16], dp[16], rowd[nt];
             for (long s = 0; s < ns; s++) {
-                const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
                 float *dks = dk + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dks[d] = 0.0f;
                 float *dvs = dv + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
-                /* the rows that see key s (t ≥ s − start), in every head sharing g */
-                for (long r = 0; r < rep; r++) {
-                    const long h = g * rep + r;
-                    for (long t = s - start > 0 ? s - start : 0; t < nt; t++) {
-                        const float l = lp[b * lsb + h * lsh + t];
-                        if (l == -INFINITY) continue;
+            }
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    float *dqt = dq + ((b * nt + t) * nh + h) * hd;
+                    for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                }
+                /* D_t = dO·out */
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float y = 0.0f;
+                    #pragma omp simd reduction(+:y)
+                    for (long d = 0; d < hd; d++) y += gt[d] * ot[d];
+                    rowd[t] = y;
+                }
+                for (long key0 = 0; key0 < ns; key0 += 16) {
+                    const long cols = ns - key0 < 16 ? ns - key0 : 16;
+                    /* the key and value tiles, transposed (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const long s = key0 + (c < cols ? c : 0);
+                        const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                        for (long d = 0; d < hd; d++) {
+                            kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
+                            vt[d * 16 + c] = c < cols ? vs[d] : 0.0f;
+                        }
+                    }
+                    /* the rows that see a key of the tile: t ≥ key0 − start */
+                    for (long t = key0 - start > 0 ? key0 - start : 0; t < nt; t++) {
+                        const float lt = lp[b * lsb + h * lsh + t];
+                        if (lt == -INFINITY) continue;
                         const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                        float dot = 0.0f, dp = 0.0f;
-                        #pragma omp simd reduction(+:dot, dp)
-                        for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                        const float pr = expf(dot * scale - l);
-                        const float ds = pr * (dp - rowd[r * nt + t]) * scale;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) { dks[d] += ds * qt[d]; dvs[d] += pr * gt[d]; }
+                        for (long c = 0; c < 16; c++) { x[c] = 0.0f; dp[c] = 0.0f; }
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale, gd = gt[d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) { x[c] += qd * kt[d * 16 + c]; dp[c] += gd * vt[d * 16 + c]; }
+                        }
+                        /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            const float p = c < cols && s <= start + t ? expf(x[c] - lt) : 0.0f;
+                            x[c] = p;
+                            dp[c] = p * (dp[c] - rowd[t]) * scale;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const long s = key0 + c;
+                            const float p = x[c];
+                            const float ds = dp[c];
+                            const float *ks = kp + b * ksb + s * kss + g * ksh;
+                            float *dqt = dq + ((b * nt + t) * nh + h) * hd;
+                            float *dks = dk + ((b * ns + s) * nkv + g) * hd;
+                            float *dvs = dv + ((b * ns + s) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                        }
                     }
                 }
             }
@@ -238,7 +233,7 @@ static void fused_k4_causal_attention_backward_dkv(float *restrict dk, float *re
     }
 }
 
-/* Arena: 3 slots planned for 5 kernels. */
+/* Arena: 3 slots planned for 4 kernels. */
 static long attention_fused_layout(const attention_fused_args *args, long *off) {
     const long B = args->B;
     const long HD2 = args->HD2;
@@ -281,11 +276,10 @@ void attention_fused(const attention_fused_args *args) {
     float *dk = args->dk;
     float *dv = args->dv;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 5, fused_k0_causal_attention_forward(t0, t1, q, k, v, B, HD2, KVH, P, REP, S, T));
-    LA_TIMED(prof, 1, 5, fused_k1_attention(out, t0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 2, 5, fused_k2_weighted_sum_grad(t2, seed, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 3, 5, fused_k3_causal_attention_backward_dq(dq, q, k, v, t1, t0, t2, B, HD2, KVH, P, REP, S, T));
-    LA_TIMED(prof, 4, 5, fused_k4_causal_attention_backward_dkv(dk, dv, q, k, v, t1, t0, t2, B, HD2, KVH, P, REP, S, T));
+    LA_TIMED(prof, 0, 4, fused_k0_causal_attention_forward(t0, t1, q, k, v, B, HD2, KVH, P, REP, S, T));
+    LA_TIMED(prof, 1, 4, fused_k1_attention(out, t0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 2, 4, fused_k2_weighted_sum_grad(t2, seed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 3, 4, fused_k3_causal_attention_backward(dq, dk, dv, q, k, v, t1, t0, t2, B, HD2, KVH, P, REP, S, T));
 }
 
 void attention_fused_costs(const attention_fused_args *args, double *flops, double *bytes) {
@@ -298,8 +292,7 @@ void attention_fused_costs(const attention_fused_args *args, double *flops, doub
     flops[0] = (double)(4*B*HD2*KVH*REP*S*T); bytes[0] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S); /* fused_k0_causal_attention_forward */
     flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* fused_k1_attention */
     flops[2] = (double)(2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* fused_k2_weighted_sum_grad */
-    flops[3] = (double)(6*B*HD2*KVH*REP*S*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* fused_k3_causal_attention_backward_dq */
-    flops[4] = (double)(8*B*HD2*KVH*REP*S*T); bytes[4] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* fused_k4_causal_attention_backward_dkv */
+    flops[3] = (double)(10*B*HD2*KVH*REP*S*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* fused_k3_causal_attention_backward */
     (void)args;
 }
 
@@ -310,10 +303,9 @@ static const char *const attention_fused_kernel_names[] = {
     "fused_k0_causal_attention_forward",
     "fused_k1_attention",
     "fused_k2_weighted_sum_grad",
-    "fused_k3_causal_attention_backward_dq",
-    "fused_k4_causal_attention_backward_dkv",
+    "fused_k3_causal_attention_backward",
 };
-const la_program_info attention_fused_info = { "attention.fused", 17, 5, attention_fused_kernel_names, attention_fused_run, attention_fused_arena, attention_fused_cost };
+const la_program_info attention_fused_info = { "attention.fused", 17, 4, attention_fused_kernel_names, attention_fused_run, attention_fused_arena, attention_fused_cost };
 
 /* ===== program 'unfused' ===== */
 
@@ -650,41 +642,67 @@ static void fused_masked_k0_causal_attention_forward(float *restrict t0, float *
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    if (mp[b * msb + t * mst + s] == 0.0f) x = -INFINITY;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t1[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t0 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t0 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t1[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -721,75 +739,8 @@ static void fused_masked_k2_weighted_sum_grad(float *restrict t2, const float *r
     }
 }
 
-/* fused_masked_k3_causal_attention_backward_dq: causal attention (s ≤ P + t, mask): grad_q → dq  [attention/grad] */
-static void fused_masked_k3_causal_attention_backward_dq(float *restrict dq, const float *restrict q, const float *restrict k, const float *restrict v, const float *restrict allowed, const float *restrict t1, const float *restrict t0, const float *restrict t2, long B, long HD2, long KVH, long P, long REP, long S, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long nb = B, nt = T, nh = H, hd = HD;
-    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const float *qp = q;
-    const long qsb = T*D;
-    const long qst = D;
-    const long qsh = HD;
-    const float *kp = k;
-    const long ksb = S*KVD;
-    const long kss = KVD;
-    const long ksh = HD;
-    const float *vp = v;
-    const long vsb = S*KVD;
-    const long vss = KVD;
-    const long vsh = HD;
-    const float *mp = allowed;
-    const long msb = S*T;
-    const long mst = S;
-    const float *op = t0;
-    const long osb = T*D;
-    const long ost = D;
-    const long osh = HD;
-    const float *lp = t1;
-    const long lsb = T*H;
-    const long lsh = T;
-    const float *gp = t2;
-    const long gsb = T*D;
-    const long gst = D;
-    const long gsh = HD;
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (long b = 0; b < nb; b++) {
-        for (long h = 0; h < nh; h++) {
-            const long g = h / rep;
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const float *gt = gp + b * gsb + t * gst + h * gsh;
-                const float *ot = op + b * osb + t * ost + h * osh;
-                const float l = lp[b * lsb + h * lsh + t];
-                float *dqt = dq + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
-                if (l == -INFINITY) continue;
-                /* D_t = dO·out */
-                float rowd = 0.0f;
-                #pragma omp simd reduction(+:rowd)
-                for (long d = 0; d < hd; d++) rowd += gt[d] * ot[d];
-                const long last = start + t < ns ? start + t : ns - 1;
-                for (long s = 0; s <= last; s++) {
-                    if (mp[b * msb + t * mst + s] == 0.0f) continue;
-                    const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
-                    float dot = 0.0f, dp = 0.0f;
-                    #pragma omp simd reduction(+:dot, dp)
-                    for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                    const float ds = expf(dot * scale - l) * (dp - rowd) * scale;
-                    #pragma omp simd
-                    for (long d = 0; d < hd; d++) dqt[d] += ds * ks[d];
-                }
-            }
-        }
-    }
-}
-
-/* fused_masked_k4_causal_attention_backward_dkv: causal attention (s ≤ P + t, mask): grad_k → dk, grad_v → dv  [attention/grad] */
-static void fused_masked_k4_causal_attention_backward_dkv(float *restrict dk, float *restrict dv, const float *restrict q, const float *restrict k, const float *restrict v, const float *restrict allowed, const float *restrict t1, const float *restrict t0, const float *restrict t2, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+/* fused_masked_k3_causal_attention_backward: causal attention (s ≤ P + t, mask): grad_q → dq, grad_k → dk, grad_v → dv  [attention/grad] */
+static void fused_masked_k3_causal_attention_backward(float *restrict dq, float *restrict dk, float *restrict dv, const float *restrict q, const float *restrict k, const float *restrict v, const float *restrict allowed, const float *restrict t1, const float *restrict t0, const float *restrict t2, long B, long HD2, long KVH, long P, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -826,38 +777,68 @@ static void fused_masked_k4_causal_attention_backward_dkv(float *restrict dk, fl
     #pragma omp parallel for collapse(2) schedule(static)
     for (long b = 0; b < nb; b++) {
         for (long g = 0; g < nkv; g++) {
-            float rowd[rep * nt];   /* D_t = dO·out of each row of the heads sharing g */
-            for (long r = 0; r < rep; r++) {
-                const long h = g * rep + r;
-                for (long t = 0; t < nt; t++) {
-                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
-                    float x = 0.0f;
-                    #pragma omp simd reduction(+:x)
-                    for (long d = 0; d < hd; d++) x += gt[d] * ot[d];
-                    rowd[r * nt + t] = x;
-                }
-            }
+            float kt[hd * 16], vt[hd * 16], x[16], dp[16], rowd[nt];
             for (long s = 0; s < ns; s++) {
-                const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
                 float *dks = dk + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dks[d] = 0.0f;
                 float *dvs = dv + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
-                /* the rows that see key s (t ≥ s − start), in every head sharing g */
-                for (long r = 0; r < rep; r++) {
-                    const long h = g * rep + r;
-                    for (long t = s - start > 0 ? s - start : 0; t < nt; t++) {
-                        const float l = lp[b * lsb + h * lsh + t];
-                        if (l == -INFINITY) continue;
-                        if (mp[b * msb + t * mst + s] == 0.0f) continue;
+            }
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    float *dqt = dq + ((b * nt + t) * nh + h) * hd;
+                    for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                }
+                /* D_t = dO·out */
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float y = 0.0f;
+                    #pragma omp simd reduction(+:y)
+                    for (long d = 0; d < hd; d++) y += gt[d] * ot[d];
+                    rowd[t] = y;
+                }
+                for (long key0 = 0; key0 < ns; key0 += 16) {
+                    const long cols = ns - key0 < 16 ? ns - key0 : 16;
+                    /* the key and value tiles, transposed (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const long s = key0 + (c < cols ? c : 0);
+                        const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                        for (long d = 0; d < hd; d++) {
+                            kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
+                            vt[d * 16 + c] = c < cols ? vs[d] : 0.0f;
+                        }
+                    }
+                    /* the rows that see a key of the tile: t ≥ key0 − start */
+                    for (long t = key0 - start > 0 ? key0 - start : 0; t < nt; t++) {
+                        const float lt = lp[b * lsb + h * lsh + t];
+                        if (lt == -INFINITY) continue;
                         const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                        float dot = 0.0f, dp = 0.0f;
-                        #pragma omp simd reduction(+:dot, dp)
-                        for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                        const float pr = expf(dot * scale - l);
-                        const float ds = pr * (dp - rowd[r * nt + t]) * scale;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) { dks[d] += ds * qt[d]; dvs[d] += pr * gt[d]; }
+                        for (long c = 0; c < 16; c++) { x[c] = 0.0f; dp[c] = 0.0f; }
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale, gd = gt[d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) { x[c] += qd * kt[d * 16 + c]; dp[c] += gd * vt[d * 16 + c]; }
+                        }
+                        /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            const float p = c < cols && s <= start + t && !(mp[b * msb + t * mst + s] == 0.0f) ? expf(x[c] - lt) : 0.0f;
+                            x[c] = p;
+                            dp[c] = p * (dp[c] - rowd[t]) * scale;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const long s = key0 + c;
+                            const float p = x[c];
+                            const float ds = dp[c];
+                            const float *ks = kp + b * ksb + s * kss + g * ksh;
+                            float *dqt = dq + ((b * nt + t) * nh + h) * hd;
+                            float *dks = dk + ((b * ns + s) * nkv + g) * hd;
+                            float *dvs = dv + ((b * ns + s) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                        }
                     }
                 }
             }
@@ -865,7 +846,7 @@ static void fused_masked_k4_causal_attention_backward_dkv(float *restrict dk, fl
     }
 }
 
-/* Arena: 3 slots planned for 5 kernels. */
+/* Arena: 3 slots planned for 4 kernels. */
 static long attention_fused_masked_layout(const attention_fused_masked_args *args, long *off) {
     const long B = args->B;
     const long HD2 = args->HD2;
@@ -909,11 +890,10 @@ void attention_fused_masked(const attention_fused_masked_args *args) {
     float *dk = args->dk;
     float *dv = args->dv;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 5, fused_masked_k0_causal_attention_forward(t0, t1, q, k, v, allowed, B, HD2, KVH, P, REP, S, T));
-    LA_TIMED(prof, 1, 5, fused_masked_k1_attention(out, t0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 2, 5, fused_masked_k2_weighted_sum_grad(t2, seed, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 3, 5, fused_masked_k3_causal_attention_backward_dq(dq, q, k, v, allowed, t1, t0, t2, B, HD2, KVH, P, REP, S, T));
-    LA_TIMED(prof, 4, 5, fused_masked_k4_causal_attention_backward_dkv(dk, dv, q, k, v, allowed, t1, t0, t2, B, HD2, KVH, P, REP, S, T));
+    LA_TIMED(prof, 0, 4, fused_masked_k0_causal_attention_forward(t0, t1, q, k, v, allowed, B, HD2, KVH, P, REP, S, T));
+    LA_TIMED(prof, 1, 4, fused_masked_k1_attention(out, t0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 2, 4, fused_masked_k2_weighted_sum_grad(t2, seed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 3, 4, fused_masked_k3_causal_attention_backward(dq, dk, dv, q, k, v, allowed, t1, t0, t2, B, HD2, KVH, P, REP, S, T));
 }
 
 void attention_fused_masked_costs(const attention_fused_masked_args *args, double *flops, double *bytes) {
@@ -926,8 +906,7 @@ void attention_fused_masked_costs(const attention_fused_masked_args *args, doubl
     flops[0] = (double)(4*B*HD2*KVH*REP*S*T); bytes[0] = (double)(8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 4*B*S*T); /* fused_masked_k0_causal_attention_forward */
     flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* fused_masked_k1_attention */
     flops[2] = (double)(2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* fused_masked_k2_weighted_sum_grad */
-    flops[3] = (double)(6*B*HD2*KVH*REP*S*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 4*B*S*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* fused_masked_k3_causal_attention_backward_dq */
-    flops[4] = (double)(8*B*HD2*KVH*REP*S*T); bytes[4] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 4*B*S*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* fused_masked_k4_causal_attention_backward_dkv */
+    flops[3] = (double)(10*B*HD2*KVH*REP*S*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 4*B*S*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* fused_masked_k3_causal_attention_backward */
     (void)args;
 }
 
@@ -938,10 +917,9 @@ static const char *const attention_fused_masked_kernel_names[] = {
     "fused_masked_k0_causal_attention_forward",
     "fused_masked_k1_attention",
     "fused_masked_k2_weighted_sum_grad",
-    "fused_masked_k3_causal_attention_backward_dq",
-    "fused_masked_k4_causal_attention_backward_dkv",
+    "fused_masked_k3_causal_attention_backward",
 };
-const la_program_info attention_fused_masked_info = { "attention.fused_masked", 18, 5, attention_fused_masked_kernel_names, attention_fused_masked_run, attention_fused_masked_arena, attention_fused_masked_cost };
+const la_program_info attention_fused_masked_info = { "attention.fused_masked", 18, 4, attention_fused_masked_kernel_names, attention_fused_masked_run, attention_fused_masked_arena, attention_fused_masked_cost };
 
 /* ===== program 'unfused_masked' ===== */
 

@@ -180,7 +180,7 @@ static void forward_k7_wv(float *restrict t8, const float *restrict wv, const fl
     }
 }
 
-/* forward_k8_causal_attention_forward: causal attention (s ≤ 0 + t): lse → t10, out → t9  [layer/attention/attention] */
+/* forward_k8_causal_attention_forward: causal attention (s ≤ t): lse → t10, out → t9  [layer/attention/attention] */
 static void forward_k8_causal_attention_forward(float *restrict t9, float *restrict t10, const float *restrict t5, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
@@ -205,40 +205,67 @@ static void forward_k8_causal_attention_forward(float *restrict t9, float *restr
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t10[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t9 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t9 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t10[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -785,40 +812,67 @@ static void prefill_k9_causal_attention_forward(float *restrict t8, float *restr
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t9[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t8 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t8 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t9[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -1356,40 +1410,67 @@ static void decode_k8_causal_attention_forward(float *restrict t7, float *restri
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t8[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t7 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t7 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t8[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -2055,7 +2136,7 @@ static void forward_q8_k7_wv(float *restrict t8, const int8_t *restrict wv, cons
     }
 }
 
-/* forward_q8_k8_causal_attention_forward: causal attention (s ≤ 0 + t): lse → t10, out → t9  [layer/attention/attention] */
+/* forward_q8_k8_causal_attention_forward: causal attention (s ≤ t): lse → t10, out → t9  [layer/attention/attention] */
 static void forward_q8_k8_causal_attention_forward(float *restrict t9, float *restrict t10, const float *restrict t5, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
@@ -2080,40 +2161,67 @@ static void forward_q8_k8_causal_attention_forward(float *restrict t9, float *re
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t10[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t9 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t9 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t10[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -3092,40 +3200,67 @@ static void prefill_q8_k9_causal_attention_forward(float *restrict t8, float *re
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t9[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t8 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t8 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t9[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -4095,40 +4230,67 @@ static void decode_q8_k8_causal_attention_forward(float *restrict t7, float *res
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t8[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t7 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t7 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t8[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -5121,7 +5283,7 @@ static void forward_q4_k7_wv(float *restrict t8, const uint8_t *restrict wv, con
     }
 }
 
-/* forward_q4_k8_causal_attention_forward: causal attention (s ≤ 0 + t): lse → t10, out → t9  [layer/attention/attention] */
+/* forward_q4_k8_causal_attention_forward: causal attention (s ≤ t): lse → t10, out → t9  [layer/attention/attention] */
 static void forward_q4_k8_causal_attention_forward(float *restrict t9, float *restrict t10, const float *restrict t5, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
@@ -5146,40 +5308,67 @@ static void forward_q4_k8_causal_attention_forward(float *restrict t9, float *re
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t10[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t9 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t9 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t10[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -6277,40 +6466,67 @@ static void prefill_q4_k9_causal_attention_forward(float *restrict t8, float *re
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t9[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t8 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t8 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t9[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -7399,40 +7615,67 @@ static void decode_q4_k8_causal_attention_forward(float *restrict t7, float *res
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t8[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t7 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t7 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t8[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }

@@ -220,7 +220,7 @@ static void dpo_logps_k9_wv(float *restrict t9, const float *restrict wv, const 
     }
 }
 
-/* dpo_logps_k10_causal_attention_forward: causal attention (s ≤ 0 + t, mask): lse → t11, out → t10  [layer/attention/attention] */
+/* dpo_logps_k10_causal_attention_forward: causal attention (s ≤ t, mask): lse → t11, out → t10  [layer/attention/attention] */
 static void dpo_logps_k10_causal_attention_forward(float *restrict t10, float *restrict t11, const float *restrict t2, const float *restrict t6, const float *restrict t8, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
@@ -248,41 +248,67 @@ static void dpo_logps_k10_causal_attention_forward(float *restrict t10, float *r
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    if (mp[b * msb + t * mst + s] == 0.0f) x = -INFINITY;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t11[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t10 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t10 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t11[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -1140,7 +1166,7 @@ static void dpo_step_k9_wv(float *restrict saved_v, const float *restrict wv, co
     }
 }
 
-/* dpo_step_k10_causal_attention_forward: causal attention (s ≤ 0 + t, mask): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+/* dpo_step_k10_causal_attention_forward: causal attention (s ≤ t, mask): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
 static void dpo_step_k10_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
@@ -1168,41 +1194,67 @@ static void dpo_step_k10_causal_attention_forward(float *restrict saved_attn, fl
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    if (mp[b * msb + t * mst + s] == 0.0f) x = -INFINITY;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                saved_lse[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -3743,75 +3795,8 @@ static void dpo_step_k82_wo_grad_in(float *restrict t65, const float *restrict w
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t64, D, wo, D, 0.0f, t65, D);
 }
 
-/* dpo_step_k83_causal_attention_backward_dq: causal attention (s ≤ 0 + t, mask): grad_q → t66  [layer_backward/attention/attention/grad] */
-static void dpo_step_k83_causal_attention_backward_dq(float *restrict t66, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t65, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long nb = B, nt = T, nh = H, hd = HD;
-    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const float *qp = saved_q;
-    const long qsb = T*D;
-    const long qst = D;
-    const long qsh = HD;
-    const float *kp = saved_k;
-    const long ksb = T*KVD;
-    const long kss = KVD;
-    const long ksh = HD;
-    const float *vp = saved_v;
-    const long vsb = T*KVD;
-    const long vss = KVD;
-    const long vsh = HD;
-    const float *mp = t2;
-    const long msb = T*T;
-    const long mst = T;
-    const float *op = saved_attn;
-    const long osb = T*D;
-    const long ost = D;
-    const long osh = HD;
-    const float *lp = saved_lse;
-    const long lsb = T*H;
-    const long lsh = T;
-    const float *gp = t65;
-    const long gsb = T*D;
-    const long gst = D;
-    const long gsh = HD;
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (long b = 0; b < nb; b++) {
-        for (long h = 0; h < nh; h++) {
-            const long g = h / rep;
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const float *gt = gp + b * gsb + t * gst + h * gsh;
-                const float *ot = op + b * osb + t * ost + h * osh;
-                const float l = lp[b * lsb + h * lsh + t];
-                float *dqt = t66 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
-                if (l == -INFINITY) continue;
-                /* D_t = dO·out */
-                float rowd = 0.0f;
-                #pragma omp simd reduction(+:rowd)
-                for (long d = 0; d < hd; d++) rowd += gt[d] * ot[d];
-                const long last = start + t < ns ? start + t : ns - 1;
-                for (long s = 0; s <= last; s++) {
-                    if (mp[b * msb + t * mst + s] == 0.0f) continue;
-                    const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
-                    float dot = 0.0f, dp = 0.0f;
-                    #pragma omp simd reduction(+:dot, dp)
-                    for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                    const float ds = expf(dot * scale - l) * (dp - rowd) * scale;
-                    #pragma omp simd
-                    for (long d = 0; d < hd; d++) dqt[d] += ds * ks[d];
-                }
-            }
-        }
-    }
-}
-
-/* dpo_step_k84_causal_attention_backward_dkv: causal attention (s ≤ 0 + t, mask): grad_k → t67, grad_v → t68  [layer_backward/attention/attention/grad] */
-static void dpo_step_k84_causal_attention_backward_dkv(float *restrict t67, float *restrict t68, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t65, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k83_causal_attention_backward: causal attention (s ≤ t, mask): grad_q → t66, grad_k → t67, grad_v → t68  [layer_backward/attention/attention/grad] */
+static void dpo_step_k83_causal_attention_backward(float *restrict t66, float *restrict t67, float *restrict t68, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t65, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3848,38 +3833,68 @@ static void dpo_step_k84_causal_attention_backward_dkv(float *restrict t67, floa
     #pragma omp parallel for collapse(2) schedule(static)
     for (long b = 0; b < nb; b++) {
         for (long g = 0; g < nkv; g++) {
-            float rowd[rep * nt];   /* D_t = dO·out of each row of the heads sharing g */
-            for (long r = 0; r < rep; r++) {
-                const long h = g * rep + r;
-                for (long t = 0; t < nt; t++) {
-                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
-                    float x = 0.0f;
-                    #pragma omp simd reduction(+:x)
-                    for (long d = 0; d < hd; d++) x += gt[d] * ot[d];
-                    rowd[r * nt + t] = x;
-                }
-            }
+            float kt[hd * 16], vt[hd * 16], x[16], dp[16], rowd[nt];
             for (long s = 0; s < ns; s++) {
-                const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
                 float *dks = t67 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dks[d] = 0.0f;
                 float *dvs = t68 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
-                /* the rows that see key s (t ≥ s − start), in every head sharing g */
-                for (long r = 0; r < rep; r++) {
-                    const long h = g * rep + r;
-                    for (long t = s - start > 0 ? s - start : 0; t < nt; t++) {
-                        const float l = lp[b * lsb + h * lsh + t];
-                        if (l == -INFINITY) continue;
-                        if (mp[b * msb + t * mst + s] == 0.0f) continue;
+            }
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    float *dqt = t66 + ((b * nt + t) * nh + h) * hd;
+                    for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                }
+                /* D_t = dO·out */
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float y = 0.0f;
+                    #pragma omp simd reduction(+:y)
+                    for (long d = 0; d < hd; d++) y += gt[d] * ot[d];
+                    rowd[t] = y;
+                }
+                for (long key0 = 0; key0 < ns; key0 += 16) {
+                    const long cols = ns - key0 < 16 ? ns - key0 : 16;
+                    /* the key and value tiles, transposed (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const long s = key0 + (c < cols ? c : 0);
+                        const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                        for (long d = 0; d < hd; d++) {
+                            kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
+                            vt[d * 16 + c] = c < cols ? vs[d] : 0.0f;
+                        }
+                    }
+                    /* the rows that see a key of the tile: t ≥ key0 − start */
+                    for (long t = key0 - start > 0 ? key0 - start : 0; t < nt; t++) {
+                        const float lt = lp[b * lsb + h * lsh + t];
+                        if (lt == -INFINITY) continue;
                         const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                        float dot = 0.0f, dp = 0.0f;
-                        #pragma omp simd reduction(+:dot, dp)
-                        for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                        const float pr = expf(dot * scale - l);
-                        const float ds = pr * (dp - rowd[r * nt + t]) * scale;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) { dks[d] += ds * qt[d]; dvs[d] += pr * gt[d]; }
+                        for (long c = 0; c < 16; c++) { x[c] = 0.0f; dp[c] = 0.0f; }
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale, gd = gt[d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) { x[c] += qd * kt[d * 16 + c]; dp[c] += gd * vt[d * 16 + c]; }
+                        }
+                        /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            const float p = c < cols && s <= start + t && !(mp[b * msb + t * mst + s] == 0.0f) ? expf(x[c] - lt) : 0.0f;
+                            x[c] = p;
+                            dp[c] = p * (dp[c] - rowd[t]) * scale;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const long s = key0 + c;
+                            const float p = x[c];
+                            const float ds = dp[c];
+                            const float *ks = kp + b * ksb + s * kss + g * ksh;
+                            float *dqt = t66 + ((b * nt + t) * nh + h) * hd;
+                            float *dks = t67 + ((b * ns + s) * nkv + g) * hd;
+                            float *dvs = t68 + ((b * ns + s) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                        }
                     }
                 }
             }
@@ -3887,15 +3902,15 @@ static void dpo_step_k84_causal_attention_backward_dkv(float *restrict t67, floa
     }
 }
 
-/* dpo_step_k85_wv_grad_in: t69[B*T, D] = t68 · wv  [layer_backward/attention/grad] */
-static void dpo_step_k85_wv_grad_in(float *restrict t69, const float *restrict wv, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k84_wv_grad_in: t69[B*T, D] = t68 · wv  [layer_backward/attention/grad] */
+static void dpo_step_k84_wv_grad_in(float *restrict t69, const float *restrict wv, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t68, KVD, wv, D, 0.0f, t69, D);
 }
 
-/* dpo_step_k86_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k86_rope_grad(float *restrict t70, const float *restrict t0, const float *restrict t1, const float *restrict t67, long B, long HD2, long KVH, long T) {
+/* dpo_step_k85_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k85_rope_grad(float *restrict t70, const float *restrict t0, const float *restrict t1, const float *restrict t67, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3931,15 +3946,15 @@ static void dpo_step_k86_rope_grad(float *restrict t70, const float *restrict t0
     }
 }
 
-/* dpo_step_k87_wk_grad_in: t71[B*T, D] = t70 · wk  [layer_backward/attention/grad] */
-static void dpo_step_k87_wk_grad_in(float *restrict t71, const float *restrict wk, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k86_wk_grad_in: t71[B*T, D] = t70 · wk  [layer_backward/attention/grad] */
+static void dpo_step_k86_wk_grad_in(float *restrict t71, const float *restrict wk, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t70, KVD, wk, D, 0.0f, t71, D);
 }
 
-/* dpo_step_k88_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_k88_rope_grad(float *restrict t72, const float *restrict t0, const float *restrict t1, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k87_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_k87_rope_grad(float *restrict t72, const float *restrict t0, const float *restrict t1, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -3976,14 +3991,14 @@ static void dpo_step_k88_rope_grad(float *restrict t72, const float *restrict t0
     }
 }
 
-/* dpo_step_k89_wq_grad_in: t73[B*T, D] = t72 · wq  [layer_backward/attention/grad] */
-static void dpo_step_k89_wq_grad_in(float *restrict t73, const float *restrict wq, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k88_wq_grad_in: t73[B*T, D] = t72 · wq  [layer_backward/attention/grad] */
+static void dpo_step_k88_wq_grad_in(float *restrict t73, const float *restrict wq, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t72, D, wq, D, 0.0f, t73, D);
 }
 
-/* dpo_step_k90_attention_grad: t74 = Σ((t69 + t71 + t73) · (saved_x · t50))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_k90_attention_grad(float *restrict t74, const float *restrict saved_x, const float *restrict t50, const float *restrict t69, const float *restrict t71, const float *restrict t73, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k89_attention_grad: t74 = Σ((t69 + t71 + t73) · (saved_x · t50))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_k89_attention_grad(float *restrict t74, const float *restrict saved_x, const float *restrict t50, const float *restrict t69, const float *restrict t71, const float *restrict t73, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -4004,8 +4019,8 @@ static void dpo_step_k90_attention_grad(float *restrict t74, const float *restri
     }
 }
 
-/* dpo_step_k91_rmsnorm_grad: t75 = Σ(t74)  [layer_backward/rmsnorm/grad] */
-static void dpo_step_k91_rmsnorm_grad(float *restrict t75, const float *restrict t74, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k90_rmsnorm_grad: t75 = Σ(t74)  [layer_backward/rmsnorm/grad] */
+static void dpo_step_k90_rmsnorm_grad(float *restrict t75, const float *restrict t74, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -4021,8 +4036,8 @@ static void dpo_step_k91_rmsnorm_grad(float *restrict t75, const float *restrict
     }
 }
 
-/* dpo_step_k92_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void dpo_step_k92_rmsnorm_grad(float *restrict carry8_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t50, const float *restrict t64, const float *restrict t69, const float *restrict t71, const float *restrict t73, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k91_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void dpo_step_k91_rmsnorm_grad(float *restrict carry8_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t50, const float *restrict t64, const float *restrict t69, const float *restrict t71, const float *restrict t73, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4057,8 +4072,8 @@ static void dpo_step_k92_rmsnorm_grad(float *restrict carry8_next, const float *
     }
 }
 
-/* dpo_step_k93_layer_backward: grad_attn_norm = grad_attn_norm + t75  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k93_layer_backward(float *restrict grad_attn_norm, const float *restrict t75, long HD2, long KVH, long REP) {
+/* dpo_step_k92_layer_backward: grad_attn_norm = grad_attn_norm + t75  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k92_layer_backward(float *restrict grad_attn_norm, const float *restrict t75, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
@@ -4068,34 +4083,34 @@ static void dpo_step_k93_layer_backward(float *restrict grad_attn_norm, const fl
     }
 }
 
-/* dpo_step_k94_grad_wq: grad_wq[D, D] += t72ᵀ · t51  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k94_grad_wq(float *restrict grad_wq, const float *restrict t51, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k93_grad_wq: grad_wq[D, D] += t72ᵀ · t51  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k93_grad_wq(float *restrict grad_wq, const float *restrict t51, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t72, D, t51, D, 1.0f, grad_wq, D);
 }
 
-/* dpo_step_k95_grad_wk: grad_wk[KVD, D] += t70ᵀ · t51  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k95_grad_wk(float *restrict grad_wk, const float *restrict t51, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k94_grad_wk: grad_wk[KVD, D] += t70ᵀ · t51  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k94_grad_wk(float *restrict grad_wk, const float *restrict t51, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t70, KVD, t51, D, 1.0f, grad_wk, D);
 }
 
-/* dpo_step_k96_grad_wv: grad_wv[KVD, D] += t68ᵀ · t51  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k96_grad_wv(float *restrict grad_wv, const float *restrict t51, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k95_grad_wv: grad_wv[KVD, D] += t68ᵀ · t51  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k95_grad_wv(float *restrict grad_wv, const float *restrict t51, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t68, KVD, t51, D, 1.0f, grad_wv, D);
 }
 
-/* dpo_step_k97_grad_wo: grad_wo[D, D] += t64ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
-static void dpo_step_k97_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k96_grad_wo: grad_wo[D, D] += t64ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_k96_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t64, D, saved_attn, D, 1.0f, grad_wo, D);
 }
 
-/* dpo_step_k98_layer_backward: grad_ffn_norm = grad_ffn_norm + t63  [layer_backward/rmsnorm/grad; layer_backward] */
-static void dpo_step_k98_layer_backward(float *restrict grad_ffn_norm, const float *restrict t63, long HD2, long KVH, long REP) {
+/* dpo_step_k97_layer_backward: grad_ffn_norm = grad_ffn_norm + t63  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_k97_layer_backward(float *restrict grad_ffn_norm, const float *restrict t63, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
@@ -4105,26 +4120,26 @@ static void dpo_step_k98_layer_backward(float *restrict grad_ffn_norm, const flo
     }
 }
 
-/* dpo_step_k99_grad_w1: grad_w1[F, D] += t60ᵀ · t54  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k99_grad_w1(float *restrict grad_w1, const float *restrict t54, const float *restrict t60, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k98_grad_w1: grad_w1[F, D] += t60ᵀ · t54  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k98_grad_w1(float *restrict grad_w1, const float *restrict t54, const float *restrict t60, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t60, F, t54, D, 1.0f, grad_w1, D);
 }
 
-/* dpo_step_k100_grad_w2: grad_w2[D, F] += carry8ᵀ · t56  [layer_backward/ffn/grad; layer_backward] */
-static void dpo_step_k100_grad_w2(float *restrict grad_w2, const float *restrict carry8, const float *restrict t56, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k99_grad_w2: grad_w2[D, F] += carry8ᵀ · t56  [layer_backward/ffn/grad; layer_backward] */
+static void dpo_step_k99_grad_w2(float *restrict grad_w2, const float *restrict carry8, const float *restrict t56, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry8, D, t56, F, 1.0f, grad_w2, F);
 }
 
-/* dpo_step_k101_grad_w3: grad_w3[F, D] += t58ᵀ · t54  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void dpo_step_k101_grad_w3(float *restrict grad_w3, const float *restrict t54, const float *restrict t58, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k100_grad_w3: grad_w3[F, D] += t58ᵀ · t54  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_k100_grad_w3(float *restrict grad_w3, const float *restrict t54, const float *restrict t58, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t58, F, t54, D, 1.0f, grad_w3, D);
 }
 
-/* dpo_step_k102_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
-static void dpo_step_k102_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry8, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_k101_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void dpo_step_k101_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry8, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     for (long r = 0; r < rows; r++) {
@@ -4136,7 +4151,7 @@ static void dpo_step_k102_embed_backward_scatter_add(float *restrict grad_embed,
     }
 }
 
-/* Arena: 37 slots planned for 103 kernels. */
+/* Arena: 37 slots planned for 102 kernels. */
 static long llama_dpo_dpo_step_layout(const llama_dpo_dpo_step_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -4312,10 +4327,10 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
     float *logits_rejected = args->logits_rejected;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 103, dpo_step_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 1, 103, dpo_step_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 2, 103, dpo_step_k2_shared_prompt_mask(t2, segments, B, T));
-    LA_TIMED(prof, 3, 103, dpo_step_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 102, dpo_step_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 102, dpo_step_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 102, dpo_step_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 102, dpo_step_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[19], args->arena + off[20] };
@@ -4338,25 +4353,25 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 4, 103, dpo_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 103, dpo_step_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 103, dpo_step_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 103, dpo_step_k7_wk(t5, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 103, dpo_step_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T));
-        LA_TIMED(prof, 9, 103, dpo_step_k9_wv(saved_v, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 103, dpo_step_k10_causal_attention_forward(saved_attn, saved_lse, t2, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 103, dpo_step_k11_wo(t6, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 103, dpo_step_k12_layer(saved_h, carry0, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 103, dpo_step_k13_rmsnorm(t7, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 103, dpo_step_k14_w1(saved_gate, w1, t7, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 103, dpo_step_k15_w3(saved_up, w3, t7, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 103, dpo_step_k16_silu(t8, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 17, 103, dpo_step_k17_w2(t9, w2, t8, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 103, dpo_step_k18_ffn(carry0_next, saved_h, t9, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 102, dpo_step_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 102, dpo_step_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 102, dpo_step_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 102, dpo_step_k7_wk(t5, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 102, dpo_step_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T));
+        LA_TIMED(prof, 9, 102, dpo_step_k9_wv(saved_v, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 102, dpo_step_k10_causal_attention_forward(saved_attn, saved_lse, t2, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 102, dpo_step_k11_wo(t6, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 102, dpo_step_k12_layer(saved_h, carry0, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 102, dpo_step_k13_rmsnorm(t7, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 102, dpo_step_k14_w1(saved_gate, w1, t7, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 102, dpo_step_k15_w3(saved_up, w3, t7, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 102, dpo_step_k16_silu(t8, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 17, 102, dpo_step_k17_w2(t9, w2, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 102, dpo_step_k18_ffn(carry0_next, saved_h, t9, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 19, 103, dpo_step_k19_expand(t10, B));
+    LA_TIMED(prof, 19, 102, dpo_step_k19_expand(t10, B));
     /* stage 'lm_chunk', repeated NC times */
     const float *carry1 = t10;
     float *carry1_buf[2] = { args->arena + off[21], args->arena + off[22] };
@@ -4383,25 +4398,25 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *carry4_next = carry4_buf[l & 1];
         float *carry5_next = l + 1 < NC ? carry5_buf[l & 1] : logits_chosen;
         float *carry6_next = l + 1 < NC ? carry6_buf[l & 1] : logits_rejected;
-        LA_TIMED(prof, 20, 103, dpo_step_k20_rmsnorm(t11, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 21, 103, dpo_step_k21_lm_head(t12, lm_head, t11, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 22, 103, dpo_step_k22_log_softmax(t13, t12, CR, V));
-        LA_TIMED(prof, 23, 103, dpo_step_k23_log_softmax(t14, t12, t13, CR, V));
-        LA_TIMED(prof, 24, 103, dpo_step_k24_cross_entropy(t15, t12, chosen_targets, t13, t14, CR, V));
-        LA_TIMED(prof, 25, 103, dpo_step_k25_sequence_logps_scatter_add(t16, scored_pair, chosen_mask, t15, B, CR));
-        LA_TIMED(prof, 26, 103, dpo_step_k26_cross_entropy(t17, t12, rejected_targets, t13, t14, CR, V));
-        LA_TIMED(prof, 27, 103, dpo_step_k27_sequence_logps_scatter_add(t18, scored_pair, rejected_mask, t17, B, CR));
-        LA_TIMED(prof, 28, 103, dpo_step_k28_sequence_logps(t19, t12, CR, V));
-        LA_TIMED(prof, 29, 103, dpo_step_k29_sequence_logps_scatter_add(t20, scored_pair, chosen_mask, B, CR));
-        LA_TIMED(prof, 30, 103, dpo_step_k30_sequence_logps_scatter_add(t21, scored_pair, rejected_mask, B, CR));
-        LA_TIMED(prof, 31, 103, dpo_step_k31_sequence_logps_scatter_add(t22, scored_pair, chosen_mask, t19, B, CR, V));
-        LA_TIMED(prof, 32, 103, dpo_step_k32_sequence_logps_scatter_add(t23, scored_pair, rejected_mask, t19, B, CR, V));
-        LA_TIMED(prof, 33, 103, dpo_step_k33_sequence_logps(carry1_next, carry1, t16, B));
-        LA_TIMED(prof, 34, 103, dpo_step_k34_sequence_logps(carry2_next, carry2, t18, B));
-        LA_TIMED(prof, 35, 103, dpo_step_k35_lm_chunk(carry3_next, carry3, t20, B));
-        LA_TIMED(prof, 36, 103, dpo_step_k36_lm_chunk(carry4_next, carry4, t21, B));
-        LA_TIMED(prof, 37, 103, dpo_step_k37_lm_chunk(carry5_next, carry5, t22, B));
-        LA_TIMED(prof, 38, 103, dpo_step_k38_lm_chunk(carry6_next, carry6, t23, B));
+        LA_TIMED(prof, 20, 102, dpo_step_k20_rmsnorm(t11, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 21, 102, dpo_step_k21_lm_head(t12, lm_head, t11, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 22, 102, dpo_step_k22_log_softmax(t13, t12, CR, V));
+        LA_TIMED(prof, 23, 102, dpo_step_k23_log_softmax(t14, t12, t13, CR, V));
+        LA_TIMED(prof, 24, 102, dpo_step_k24_cross_entropy(t15, t12, chosen_targets, t13, t14, CR, V));
+        LA_TIMED(prof, 25, 102, dpo_step_k25_sequence_logps_scatter_add(t16, scored_pair, chosen_mask, t15, B, CR));
+        LA_TIMED(prof, 26, 102, dpo_step_k26_cross_entropy(t17, t12, rejected_targets, t13, t14, CR, V));
+        LA_TIMED(prof, 27, 102, dpo_step_k27_sequence_logps_scatter_add(t18, scored_pair, rejected_mask, t17, B, CR));
+        LA_TIMED(prof, 28, 102, dpo_step_k28_sequence_logps(t19, t12, CR, V));
+        LA_TIMED(prof, 29, 102, dpo_step_k29_sequence_logps_scatter_add(t20, scored_pair, chosen_mask, B, CR));
+        LA_TIMED(prof, 30, 102, dpo_step_k30_sequence_logps_scatter_add(t21, scored_pair, rejected_mask, B, CR));
+        LA_TIMED(prof, 31, 102, dpo_step_k31_sequence_logps_scatter_add(t22, scored_pair, chosen_mask, t19, B, CR, V));
+        LA_TIMED(prof, 32, 102, dpo_step_k32_sequence_logps_scatter_add(t23, scored_pair, rejected_mask, t19, B, CR, V));
+        LA_TIMED(prof, 33, 102, dpo_step_k33_sequence_logps(carry1_next, carry1, t16, B));
+        LA_TIMED(prof, 34, 102, dpo_step_k34_sequence_logps(carry2_next, carry2, t18, B));
+        LA_TIMED(prof, 35, 102, dpo_step_k35_lm_chunk(carry3_next, carry3, t20, B));
+        LA_TIMED(prof, 36, 102, dpo_step_k36_lm_chunk(carry4_next, carry4, t21, B));
+        LA_TIMED(prof, 37, 102, dpo_step_k37_lm_chunk(carry5_next, carry5, t22, B));
+        LA_TIMED(prof, 38, 102, dpo_step_k38_lm_chunk(carry6_next, carry6, t23, B));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -4410,18 +4425,18 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         carry6 = carry6_next;
     }
     /* stage 'after_lm_chunk' */
-    LA_TIMED(prof, 39, 103, dpo_step_k39_dpo_kto_pair(t24, ref_chosen, pair_weight, loss_weights, carry1, B));
-    LA_TIMED(prof, 40, 103, dpo_step_k40_dpo_sigmoid(t25, pair_weight, B));
-    LA_TIMED(prof, 41, 103, dpo_step_k41_dpo_kto_pair(t26, ref_rejected, pair_weight, loss_weights, carry2, B));
-    LA_TIMED(prof, 42, 103, dpo_step_k42_dpo_bco_pair(t27, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
-    LA_TIMED(prof, 43, 103, dpo_step_k43_dpo_bco_pair(t28, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
-    LA_TIMED(prof, 44, 103, dpo_step_k44_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t24, t25, t26, t27, t28, B));
-    LA_TIMED(prof, 45, 103, dpo_step_k45_lm_head(t29, loss_weights, losses, B));
-    LA_TIMED(prof, 46, 103, dpo_step_k46_lm_head(t30, pair_weight, t29, B));
-    LA_TIMED(prof, 47, 103, dpo_step_k47_sft(t31, pair_weight, carry1, carry3, B));
-    LA_TIMED(prof, 48, 103, dpo_step_k48_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t30, t31));
-    LA_TIMED(prof, 49, 103, dpo_step_k49_log_sigmoid_grad(t32, t33, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t24, t25, t26, t27, t28, B));
-    LA_TIMED(prof, 50, 103, dpo_step_k50_dpo_sigmoid(t34, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 39, 102, dpo_step_k39_dpo_kto_pair(t24, ref_chosen, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 40, 102, dpo_step_k40_dpo_sigmoid(t25, pair_weight, B));
+    LA_TIMED(prof, 41, 102, dpo_step_k41_dpo_kto_pair(t26, ref_rejected, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 42, 102, dpo_step_k42_dpo_bco_pair(t27, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 43, 102, dpo_step_k43_dpo_bco_pair(t28, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 44, 102, dpo_step_k44_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t24, t25, t26, t27, t28, B));
+    LA_TIMED(prof, 45, 102, dpo_step_k45_lm_head(t29, loss_weights, losses, B));
+    LA_TIMED(prof, 46, 102, dpo_step_k46_lm_head(t30, pair_weight, t29, B));
+    LA_TIMED(prof, 47, 102, dpo_step_k47_sft(t31, pair_weight, carry1, carry3, B));
+    LA_TIMED(prof, 48, 102, dpo_step_k48_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t30, t31));
+    LA_TIMED(prof, 49, 102, dpo_step_k49_log_sigmoid_grad(t32, t33, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t24, t25, t26, t27, t28, B));
+    LA_TIMED(prof, 50, 102, dpo_step_k50_dpo_sigmoid(t34, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk_backward', repeated NC times */
     const float *carry7 = t34;
     float *carry7_buf[2] = { args->arena + off[33], args->arena + off[34] };
@@ -4433,22 +4448,22 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         const float *chosen_mask = args->chosen_mask + l * CR;
         const float *rejected_mask = args->rejected_mask + l * CR;
         float *carry7_next = carry7_buf[l & 1];
-        LA_TIMED(prof, 51, 103, dpo_step_k51_lm_head(t35, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 52, 103, dpo_step_k52_rmsnorm(t36, t35, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 53, 103, dpo_step_k53_rmsnorm(t37, norm_eps, t35, t36, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 54, 103, dpo_step_k54_rmsnorm(t38, final_norm, t37, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 55, 103, dpo_step_k55_lm_head(t39, lm_head, t38, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 56, 103, dpo_step_k56_log_softmax(t40, t39, CR, V));
-        LA_TIMED(prof, 57, 103, dpo_step_k57_log_softmax(t41, t39, t40, CR, V));
-        LA_TIMED(prof, 58, 103, dpo_step_k58_sequence_logps_grad(t42, t43, t32, t33, B));
-        LA_TIMED(prof, 59, 103, dpo_step_k59_log_softmax_grad(t44, t39, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t40, t41, t42, t43, CR, V));
-        LA_TIMED(prof, 60, 103, dpo_step_k60_lm_head_grad_in(t45, lm_head, t44, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 61, 103, dpo_step_k61_rmsnorm_grad(t46, t37, t45, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 62, 103, dpo_step_k62_rmsnorm_grad(t47, final_norm, t35, t45, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 63, 103, dpo_step_k63_rmsnorm_grad_scatter_add(t48, norm_eps, final_norm, scored, t35, t36, t45, t47, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 103, dpo_step_k64_lm_chunk_backward(grad_final_norm, t46, HD2, KVH, REP));
-        LA_TIMED(prof, 65, 103, dpo_step_k65_grad_lm_head(grad_lm_head, t38, t44, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 66, 103, dpo_step_k66_lm_chunk_backward(carry7_next, carry7, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 51, 102, dpo_step_k51_lm_head(t35, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 52, 102, dpo_step_k52_rmsnorm(t36, t35, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 53, 102, dpo_step_k53_rmsnorm(t37, norm_eps, t35, t36, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 54, 102, dpo_step_k54_rmsnorm(t38, final_norm, t37, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 55, 102, dpo_step_k55_lm_head(t39, lm_head, t38, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 56, 102, dpo_step_k56_log_softmax(t40, t39, CR, V));
+        LA_TIMED(prof, 57, 102, dpo_step_k57_log_softmax(t41, t39, t40, CR, V));
+        LA_TIMED(prof, 58, 102, dpo_step_k58_sequence_logps_grad(t42, t43, t32, t33, B));
+        LA_TIMED(prof, 59, 102, dpo_step_k59_log_softmax_grad(t44, t39, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t40, t41, t42, t43, CR, V));
+        LA_TIMED(prof, 60, 102, dpo_step_k60_lm_head_grad_in(t45, lm_head, t44, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 61, 102, dpo_step_k61_rmsnorm_grad(t46, t37, t45, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 62, 102, dpo_step_k62_rmsnorm_grad(t47, final_norm, t35, t45, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 63, 102, dpo_step_k63_rmsnorm_grad_scatter_add(t48, norm_eps, final_norm, scored, t35, t36, t45, t47, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 102, dpo_step_k64_lm_chunk_backward(grad_final_norm, t46, HD2, KVH, REP));
+        LA_TIMED(prof, 65, 102, dpo_step_k65_grad_lm_head(grad_lm_head, t38, t44, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 66, 102, dpo_step_k66_lm_chunk_backward(carry7_next, carry7, t48, B, HD2, KVH, REP, T));
         carry7 = carry7_next;
     }
     /* stage 'layer_backward', repeated L times, last layer first */
@@ -4483,45 +4498,44 @@ void llama_dpo_dpo_step(const llama_dpo_dpo_step_args *args) {
         float *grad_w2 = args->grad_w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry8_next = carry8_buf[l & 1];
-        LA_TIMED(prof, 67, 103, dpo_step_k67_rmsnorm(t49, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 68, 103, dpo_step_k68_rmsnorm(t50, norm_eps, t49, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 69, 103, dpo_step_k69_rmsnorm(t51, saved_x, attn_norm, t50, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 103, dpo_step_k70_rmsnorm(t52, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 71, 103, dpo_step_k71_rmsnorm(t53, norm_eps, t52, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 72, 103, dpo_step_k72_rmsnorm(t54, saved_h, ffn_norm, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 73, 103, dpo_step_k73_silu(t55, t56, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 74, 103, dpo_step_k74_w2_grad_in(t57, carry8, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 75, 103, dpo_step_k75_ffn_grad(t58, t55, t57, B, F, T));
-        LA_TIMED(prof, 76, 103, dpo_step_k76_w3_grad_in(t59, w3, t58, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 77, 103, dpo_step_k77_silu_grad(t60, saved_gate, saved_up, t55, t57, B, F, T));
-        LA_TIMED(prof, 78, 103, dpo_step_k78_w1_grad_in(t61, w1, t60, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 79, 103, dpo_step_k79_gate_up_grad(t62, saved_h, t53, t59, t61, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 80, 103, dpo_step_k80_rmsnorm_grad(t63, t62, HD2, KVH, REP, T));
-        LA_TIMED(prof, 81, 103, dpo_step_k81_rmsnorm_grad(t64, carry8, saved_h, ffn_norm, t53, t59, t61, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 82, 103, dpo_step_k82_wo_grad_in(t65, wo, t64, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 83, 103, dpo_step_k83_causal_attention_backward_dq(t66, t2, saved_q, saved_k, saved_v, saved_lse, saved_attn, t65, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 84, 103, dpo_step_k84_causal_attention_backward_dkv(t67, t68, t2, saved_q, saved_k, saved_v, saved_lse, saved_attn, t65, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 85, 103, dpo_step_k85_wv_grad_in(t69, wv, t68, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 86, 103, dpo_step_k86_rope_grad(t70, t0, t1, t67, B, HD2, KVH, T));
-        LA_TIMED(prof, 87, 103, dpo_step_k87_wk_grad_in(t71, wk, t70, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 88, 103, dpo_step_k88_rope_grad(t72, t0, t1, t66, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 89, 103, dpo_step_k89_wq_grad_in(t73, wq, t72, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 90, 103, dpo_step_k90_attention_grad(t74, saved_x, t50, t69, t71, t73, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 91, 103, dpo_step_k91_rmsnorm_grad(t75, t74, HD2, KVH, REP, T));
-        LA_TIMED(prof, 92, 103, dpo_step_k92_rmsnorm_grad(carry8_next, saved_x, attn_norm, t50, t64, t69, t71, t73, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 93, 103, dpo_step_k93_layer_backward(grad_attn_norm, t75, HD2, KVH, REP));
-        LA_TIMED(prof, 94, 103, dpo_step_k94_grad_wq(grad_wq, t51, t72, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 95, 103, dpo_step_k95_grad_wk(grad_wk, t51, t70, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 96, 103, dpo_step_k96_grad_wv(grad_wv, t51, t68, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 97, 103, dpo_step_k97_grad_wo(grad_wo, saved_attn, t64, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 98, 103, dpo_step_k98_layer_backward(grad_ffn_norm, t63, HD2, KVH, REP));
-        LA_TIMED(prof, 99, 103, dpo_step_k99_grad_w1(grad_w1, t54, t60, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 100, 103, dpo_step_k100_grad_w2(grad_w2, carry8, t56, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 101, 103, dpo_step_k101_grad_w3(grad_w3, t54, t58, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 102, dpo_step_k67_rmsnorm(t49, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 102, dpo_step_k68_rmsnorm(t50, norm_eps, t49, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 102, dpo_step_k69_rmsnorm(t51, saved_x, attn_norm, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 102, dpo_step_k70_rmsnorm(t52, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 71, 102, dpo_step_k71_rmsnorm(t53, norm_eps, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 102, dpo_step_k72_rmsnorm(t54, saved_h, ffn_norm, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 102, dpo_step_k73_silu(t55, t56, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 74, 102, dpo_step_k74_w2_grad_in(t57, carry8, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 102, dpo_step_k75_ffn_grad(t58, t55, t57, B, F, T));
+        LA_TIMED(prof, 76, 102, dpo_step_k76_w3_grad_in(t59, w3, t58, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 77, 102, dpo_step_k77_silu_grad(t60, saved_gate, saved_up, t55, t57, B, F, T));
+        LA_TIMED(prof, 78, 102, dpo_step_k78_w1_grad_in(t61, w1, t60, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 102, dpo_step_k79_gate_up_grad(t62, saved_h, t53, t59, t61, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 80, 102, dpo_step_k80_rmsnorm_grad(t63, t62, HD2, KVH, REP, T));
+        LA_TIMED(prof, 81, 102, dpo_step_k81_rmsnorm_grad(t64, carry8, saved_h, ffn_norm, t53, t59, t61, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 82, 102, dpo_step_k82_wo_grad_in(t65, wo, t64, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 102, dpo_step_k83_causal_attention_backward(t66, t67, t68, t2, saved_q, saved_k, saved_v, saved_lse, saved_attn, t65, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 84, 102, dpo_step_k84_wv_grad_in(t69, wv, t68, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 85, 102, dpo_step_k85_rope_grad(t70, t0, t1, t67, B, HD2, KVH, T));
+        LA_TIMED(prof, 86, 102, dpo_step_k86_wk_grad_in(t71, wk, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 87, 102, dpo_step_k87_rope_grad(t72, t0, t1, t66, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 102, dpo_step_k88_wq_grad_in(t73, wq, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 102, dpo_step_k89_attention_grad(t74, saved_x, t50, t69, t71, t73, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 90, 102, dpo_step_k90_rmsnorm_grad(t75, t74, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 102, dpo_step_k91_rmsnorm_grad(carry8_next, saved_x, attn_norm, t50, t64, t69, t71, t73, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 92, 102, dpo_step_k92_layer_backward(grad_attn_norm, t75, HD2, KVH, REP));
+        LA_TIMED(prof, 93, 102, dpo_step_k93_grad_wq(grad_wq, t51, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 94, 102, dpo_step_k94_grad_wk(grad_wk, t51, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 95, 102, dpo_step_k95_grad_wv(grad_wv, t51, t68, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 102, dpo_step_k96_grad_wo(grad_wo, saved_attn, t64, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 102, dpo_step_k97_layer_backward(grad_ffn_norm, t63, HD2, KVH, REP));
+        LA_TIMED(prof, 98, 102, dpo_step_k98_grad_w1(grad_w1, t54, t60, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 99, 102, dpo_step_k99_grad_w2(grad_w2, carry8, t56, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 100, 102, dpo_step_k100_grad_w3(grad_w3, t54, t58, B, F, HD2, KVH, REP, T));
         carry8 = carry8_next;
     }
     /* stage 'after_layer_backward' */
-    LA_TIMED(prof, 102, 103, dpo_step_k102_embed_backward_scatter_add(grad_embed, ids, carry8, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 101, 102, dpo_step_k101_embed_backward_scatter_add(grad_embed, ids, carry8, B, HD2, KVH, REP, T));
 }
 
 void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops, double *bytes) {
@@ -4616,26 +4630,25 @@ void llama_dpo_dpo_step_costs(const llama_dpo_dpo_step_args *args, double *flops
     flops[80] = (double)(2*HD2*KVH*REP*T); bytes[80] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k80_rmsnorm_grad */
     flops[81] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k81_rmsnorm_grad */
     flops[82] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k82_wo_grad_in */
-    flops[83] = (double)(6*B*HD2*KVH*REP*T*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 4*B*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k83_causal_attention_backward_dq */
-    flops[84] = (double)(8*B*HD2*KVH*REP*T*T); bytes[84] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k84_causal_attention_backward_dkv */
-    flops[85] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[85] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k85_wv_grad_in */
-    flops[86] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[86] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k86_rope_grad */
-    flops[87] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k87_wk_grad_in */
-    flops[88] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k88_rope_grad */
-    flops[89] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k89_wq_grad_in */
-    flops[90] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[90] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k90_attention_grad */
-    flops[91] = (double)(2*HD2*KVH*REP*T); bytes[91] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k91_rmsnorm_grad */
-    flops[92] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k92_rmsnorm_grad */
-    flops[93] = (double)(2*HD2*KVH*REP); bytes[93] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k93_layer_backward */
-    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[94] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k94_grad_wq */
-    flops[95] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[95] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k95_grad_wk */
-    flops[96] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[96] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k96_grad_wv */
-    flops[97] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[97] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k97_grad_wo */
-    flops[98] = (double)(2*HD2*KVH*REP); bytes[98] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k98_layer_backward */
-    flops[99] = (double)(4*B*F*HD2*KVH*REP*T); bytes[99] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k99_grad_w1 */
-    flops[100] = (double)(4*B*F*HD2*KVH*REP*T); bytes[100] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k100_grad_w2 */
-    flops[101] = (double)(4*B*F*HD2*KVH*REP*T); bytes[101] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k101_grad_w3 */
-    flops[102] = (double)(2*HD2*KVH*REP*V); bytes[102] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k102_embed_backward_scatter_add */
+    flops[83] = (double)(10*B*HD2*KVH*REP*T*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k83_causal_attention_backward */
+    flops[84] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k84_wv_grad_in */
+    flops[85] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[85] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_k85_rope_grad */
+    flops[86] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_k86_wk_grad_in */
+    flops[87] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k87_rope_grad */
+    flops[88] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_k88_wq_grad_in */
+    flops[89] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[89] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k89_attention_grad */
+    flops[90] = (double)(2*HD2*KVH*REP*T); bytes[90] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_k90_rmsnorm_grad */
+    flops[91] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[91] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k91_rmsnorm_grad */
+    flops[92] = (double)(2*HD2*KVH*REP); bytes[92] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k92_layer_backward */
+    flops[93] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[93] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k93_grad_wq */
+    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[94] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k94_grad_wk */
+    flops[95] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[95] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_k95_grad_wv */
+    flops[96] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[96] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_k96_grad_wo */
+    flops[97] = (double)(2*HD2*KVH*REP); bytes[97] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_k97_layer_backward */
+    flops[98] = (double)(4*B*F*HD2*KVH*REP*T); bytes[98] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k98_grad_w1 */
+    flops[99] = (double)(4*B*F*HD2*KVH*REP*T); bytes[99] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k99_grad_w2 */
+    flops[100] = (double)(4*B*F*HD2*KVH*REP*T); bytes[100] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_k100_grad_w3 */
+    flops[101] = (double)(2*HD2*KVH*REP*V); bytes[101] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_k101_embed_backward_scatter_add */
     (void)args;
 }
 
@@ -4726,28 +4739,27 @@ static const char *const llama_dpo_dpo_step_kernel_names[] = {
     "dpo_step_k80_rmsnorm_grad",
     "dpo_step_k81_rmsnorm_grad",
     "dpo_step_k82_wo_grad_in",
-    "dpo_step_k83_causal_attention_backward_dq",
-    "dpo_step_k84_causal_attention_backward_dkv",
-    "dpo_step_k85_wv_grad_in",
-    "dpo_step_k86_rope_grad",
-    "dpo_step_k87_wk_grad_in",
-    "dpo_step_k88_rope_grad",
-    "dpo_step_k89_wq_grad_in",
-    "dpo_step_k90_attention_grad",
+    "dpo_step_k83_causal_attention_backward",
+    "dpo_step_k84_wv_grad_in",
+    "dpo_step_k85_rope_grad",
+    "dpo_step_k86_wk_grad_in",
+    "dpo_step_k87_rope_grad",
+    "dpo_step_k88_wq_grad_in",
+    "dpo_step_k89_attention_grad",
+    "dpo_step_k90_rmsnorm_grad",
     "dpo_step_k91_rmsnorm_grad",
-    "dpo_step_k92_rmsnorm_grad",
-    "dpo_step_k93_layer_backward",
-    "dpo_step_k94_grad_wq",
-    "dpo_step_k95_grad_wk",
-    "dpo_step_k96_grad_wv",
-    "dpo_step_k97_grad_wo",
-    "dpo_step_k98_layer_backward",
-    "dpo_step_k99_grad_w1",
-    "dpo_step_k100_grad_w2",
-    "dpo_step_k101_grad_w3",
-    "dpo_step_k102_embed_backward_scatter_add",
+    "dpo_step_k92_layer_backward",
+    "dpo_step_k93_grad_wq",
+    "dpo_step_k94_grad_wk",
+    "dpo_step_k95_grad_wv",
+    "dpo_step_k96_grad_wo",
+    "dpo_step_k97_layer_backward",
+    "dpo_step_k98_grad_w1",
+    "dpo_step_k99_grad_w2",
+    "dpo_step_k100_grad_w3",
+    "dpo_step_k101_embed_backward_scatter_add",
 };
-const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 72, 103, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
+const la_program_info llama_dpo_dpo_step_info = { "llama_dpo.dpo_step", 72, 102, llama_dpo_dpo_step_kernel_names, llama_dpo_dpo_step_run, llama_dpo_dpo_step_arena, llama_dpo_dpo_step_cost };
 
 /* ===== program 'dpo_loss' ===== */
 
@@ -6729,7 +6741,7 @@ static void dpo_logps_lora_k16_lora(float *restrict t16, const float *restrict l
     }
 }
 
-/* dpo_logps_lora_k17_causal_attention_forward: causal attention (s ≤ 0 + t, mask): lse → t18, out → t17  [layer/attention/attention] */
+/* dpo_logps_lora_k17_causal_attention_forward: causal attention (s ≤ t, mask): lse → t18, out → t17  [layer/attention/attention] */
 static void dpo_logps_lora_k17_causal_attention_forward(float *restrict t17, float *restrict t18, const float *restrict t2, const float *restrict t8, const float *restrict t12, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
@@ -6757,41 +6769,67 @@ static void dpo_logps_lora_k17_causal_attention_forward(float *restrict t17, flo
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    if (mp[b * msb + t * mst + s] == 0.0f) x = -INFINITY;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t18[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t17 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t17 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t18[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -8032,7 +8070,7 @@ static void dpo_step_lora_k16_lora(float *restrict saved_v, const float *restric
     }
 }
 
-/* dpo_step_lora_k17_causal_attention_forward: causal attention (s ≤ 0 + t, mask): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+/* dpo_step_lora_k17_causal_attention_forward: causal attention (s ≤ t, mask): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
 static void dpo_step_lora_k17_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
@@ -8060,41 +8098,67 @@ static void dpo_step_lora_k17_causal_attention_forward(float *restrict saved_att
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    if (mp[b * msb + t * mst + s] == 0.0f) x = -INFINITY;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                saved_lse[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -10950,75 +11014,8 @@ static void dpo_step_lora_k112_attention_grad(float *restrict t96, const float *
     }
 }
 
-/* dpo_step_lora_k113_causal_attention_backward_dq: causal attention (s ≤ 0 + t, mask): grad_q → t97  [layer_backward/attention/attention/grad] */
-static void dpo_step_lora_k113_causal_attention_backward_dq(float *restrict t97, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t96, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long nb = B, nt = T, nh = H, hd = HD;
-    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const float *qp = saved_q;
-    const long qsb = T*D;
-    const long qst = D;
-    const long qsh = HD;
-    const float *kp = saved_k;
-    const long ksb = T*KVD;
-    const long kss = KVD;
-    const long ksh = HD;
-    const float *vp = saved_v;
-    const long vsb = T*KVD;
-    const long vss = KVD;
-    const long vsh = HD;
-    const float *mp = t2;
-    const long msb = T*T;
-    const long mst = T;
-    const float *op = saved_attn;
-    const long osb = T*D;
-    const long ost = D;
-    const long osh = HD;
-    const float *lp = saved_lse;
-    const long lsb = T*H;
-    const long lsh = T;
-    const float *gp = t96;
-    const long gsb = T*D;
-    const long gst = D;
-    const long gsh = HD;
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (long b = 0; b < nb; b++) {
-        for (long h = 0; h < nh; h++) {
-            const long g = h / rep;
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const float *gt = gp + b * gsb + t * gst + h * gsh;
-                const float *ot = op + b * osb + t * ost + h * osh;
-                const float l = lp[b * lsb + h * lsh + t];
-                float *dqt = t97 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
-                if (l == -INFINITY) continue;
-                /* D_t = dO·out */
-                float rowd = 0.0f;
-                #pragma omp simd reduction(+:rowd)
-                for (long d = 0; d < hd; d++) rowd += gt[d] * ot[d];
-                const long last = start + t < ns ? start + t : ns - 1;
-                for (long s = 0; s <= last; s++) {
-                    if (mp[b * msb + t * mst + s] == 0.0f) continue;
-                    const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
-                    float dot = 0.0f, dp = 0.0f;
-                    #pragma omp simd reduction(+:dot, dp)
-                    for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                    const float ds = expf(dot * scale - l) * (dp - rowd) * scale;
-                    #pragma omp simd
-                    for (long d = 0; d < hd; d++) dqt[d] += ds * ks[d];
-                }
-            }
-        }
-    }
-}
-
-/* dpo_step_lora_k114_causal_attention_backward_dkv: causal attention (s ≤ 0 + t, mask): grad_k → t98, grad_v → t99  [layer_backward/attention/attention/grad] */
-static void dpo_step_lora_k114_causal_attention_backward_dkv(float *restrict t98, float *restrict t99, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t96, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k113_causal_attention_backward: causal attention (s ≤ t, mask): grad_q → t97, grad_k → t98, grad_v → t99  [layer_backward/attention/attention/grad] */
+static void dpo_step_lora_k113_causal_attention_backward(float *restrict t97, float *restrict t98, float *restrict t99, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t96, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -11055,38 +11052,68 @@ static void dpo_step_lora_k114_causal_attention_backward_dkv(float *restrict t98
     #pragma omp parallel for collapse(2) schedule(static)
     for (long b = 0; b < nb; b++) {
         for (long g = 0; g < nkv; g++) {
-            float rowd[rep * nt];   /* D_t = dO·out of each row of the heads sharing g */
-            for (long r = 0; r < rep; r++) {
-                const long h = g * rep + r;
-                for (long t = 0; t < nt; t++) {
-                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
-                    float x = 0.0f;
-                    #pragma omp simd reduction(+:x)
-                    for (long d = 0; d < hd; d++) x += gt[d] * ot[d];
-                    rowd[r * nt + t] = x;
-                }
-            }
+            float kt[hd * 16], vt[hd * 16], x[16], dp[16], rowd[nt];
             for (long s = 0; s < ns; s++) {
-                const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
                 float *dks = t98 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dks[d] = 0.0f;
                 float *dvs = t99 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
-                /* the rows that see key s (t ≥ s − start), in every head sharing g */
-                for (long r = 0; r < rep; r++) {
-                    const long h = g * rep + r;
-                    for (long t = s - start > 0 ? s - start : 0; t < nt; t++) {
-                        const float l = lp[b * lsb + h * lsh + t];
-                        if (l == -INFINITY) continue;
-                        if (mp[b * msb + t * mst + s] == 0.0f) continue;
+            }
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    float *dqt = t97 + ((b * nt + t) * nh + h) * hd;
+                    for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                }
+                /* D_t = dO·out */
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float y = 0.0f;
+                    #pragma omp simd reduction(+:y)
+                    for (long d = 0; d < hd; d++) y += gt[d] * ot[d];
+                    rowd[t] = y;
+                }
+                for (long key0 = 0; key0 < ns; key0 += 16) {
+                    const long cols = ns - key0 < 16 ? ns - key0 : 16;
+                    /* the key and value tiles, transposed (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const long s = key0 + (c < cols ? c : 0);
+                        const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                        for (long d = 0; d < hd; d++) {
+                            kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
+                            vt[d * 16 + c] = c < cols ? vs[d] : 0.0f;
+                        }
+                    }
+                    /* the rows that see a key of the tile: t ≥ key0 − start */
+                    for (long t = key0 - start > 0 ? key0 - start : 0; t < nt; t++) {
+                        const float lt = lp[b * lsb + h * lsh + t];
+                        if (lt == -INFINITY) continue;
                         const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                        float dot = 0.0f, dp = 0.0f;
-                        #pragma omp simd reduction(+:dot, dp)
-                        for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                        const float pr = expf(dot * scale - l);
-                        const float ds = pr * (dp - rowd[r * nt + t]) * scale;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) { dks[d] += ds * qt[d]; dvs[d] += pr * gt[d]; }
+                        for (long c = 0; c < 16; c++) { x[c] = 0.0f; dp[c] = 0.0f; }
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale, gd = gt[d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) { x[c] += qd * kt[d * 16 + c]; dp[c] += gd * vt[d * 16 + c]; }
+                        }
+                        /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            const float p = c < cols && s <= start + t && !(mp[b * msb + t * mst + s] == 0.0f) ? expf(x[c] - lt) : 0.0f;
+                            x[c] = p;
+                            dp[c] = p * (dp[c] - rowd[t]) * scale;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const long s = key0 + c;
+                            const float p = x[c];
+                            const float ds = dp[c];
+                            const float *ks = kp + b * ksb + s * kss + g * ksh;
+                            float *dqt = t97 + ((b * nt + t) * nh + h) * hd;
+                            float *dks = t98 + ((b * ns + s) * nkv + g) * hd;
+                            float *dvs = t99 + ((b * ns + s) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                        }
                     }
                 }
             }
@@ -11094,8 +11121,8 @@ static void dpo_step_lora_k114_causal_attention_backward_dkv(float *restrict t98
     }
 }
 
-/* dpo_step_lora_k115_lora: t100 = t99 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k115_lora(float *restrict t100, const float *restrict lora_scale_wv, const float *restrict t99, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_k114_lora: t100 = t99 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k114_lora(float *restrict t100, const float *restrict lora_scale_wv, const float *restrict t99, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -11107,27 +11134,27 @@ static void dpo_step_lora_k115_lora(float *restrict t100, const float *restrict 
     }
 }
 
-/* dpo_step_lora_k116_lora_b_wv_grad_in: t101[B*T, R] = t100 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k116_lora_b_wv_grad_in(float *restrict t101, const float *restrict lora_b_wv, const float *restrict t100, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_k115_lora_b_wv_grad_in: t101[B*T, R] = t100 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k115_lora_b_wv_grad_in(float *restrict t101, const float *restrict lora_b_wv, const float *restrict t100, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t100, KVD, lora_b_wv, R, 0.0f, t101, R);
 }
 
-/* dpo_step_lora_k117_lora_a_wv_grad_in: t102[B*T, D] = t101 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k117_lora_a_wv_grad_in(float *restrict t102, const float *restrict lora_a_wv, const float *restrict t101, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k116_lora_a_wv_grad_in: t102[B*T, D] = t101 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k116_lora_a_wv_grad_in(float *restrict t102, const float *restrict lora_a_wv, const float *restrict t101, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t101, R, lora_a_wv, D, 0.0f, t102, D);
 }
 
-/* dpo_step_lora_k118_wv_grad_in: t103[B*T, D] = t99 · wv  [layer_backward/attention/grad] */
-static void dpo_step_lora_k118_wv_grad_in(float *restrict t103, const float *restrict wv, const float *restrict t99, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k117_wv_grad_in: t103[B*T, D] = t99 · wv  [layer_backward/attention/grad] */
+static void dpo_step_lora_k117_wv_grad_in(float *restrict t103, const float *restrict wv, const float *restrict t99, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t99, KVD, wv, D, 0.0f, t103, D);
 }
 
-/* dpo_step_lora_k119_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_lora_k119_rope_grad(float *restrict t104, const float *restrict t0, const float *restrict t1, const float *restrict t98, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_k118_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_lora_k118_rope_grad(float *restrict t104, const float *restrict t0, const float *restrict t1, const float *restrict t98, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -11163,8 +11190,8 @@ static void dpo_step_lora_k119_rope_grad(float *restrict t104, const float *rest
     }
 }
 
-/* dpo_step_lora_k120_lora: t105 = t104 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k120_lora(float *restrict t105, const float *restrict lora_scale_wk, const float *restrict t104, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_k119_lora: t105 = t104 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k119_lora(float *restrict t105, const float *restrict lora_scale_wk, const float *restrict t104, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -11176,27 +11203,27 @@ static void dpo_step_lora_k120_lora(float *restrict t105, const float *restrict 
     }
 }
 
-/* dpo_step_lora_k121_lora_b_wk_grad_in: t106[B*T, R] = t105 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k121_lora_b_wk_grad_in(float *restrict t106, const float *restrict lora_b_wk, const float *restrict t105, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_k120_lora_b_wk_grad_in: t106[B*T, R] = t105 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k120_lora_b_wk_grad_in(float *restrict t106, const float *restrict lora_b_wk, const float *restrict t105, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t105, KVD, lora_b_wk, R, 0.0f, t106, R);
 }
 
-/* dpo_step_lora_k122_lora_a_wk_grad_in: t107[B*T, D] = t106 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k122_lora_a_wk_grad_in(float *restrict t107, const float *restrict lora_a_wk, const float *restrict t106, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k121_lora_a_wk_grad_in: t107[B*T, D] = t106 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k121_lora_a_wk_grad_in(float *restrict t107, const float *restrict lora_a_wk, const float *restrict t106, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t106, R, lora_a_wk, D, 0.0f, t107, D);
 }
 
-/* dpo_step_lora_k123_wk_grad_in: t108[B*T, D] = t104 · wk  [layer_backward/attention/grad] */
-static void dpo_step_lora_k123_wk_grad_in(float *restrict t108, const float *restrict wk, const float *restrict t104, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k122_wk_grad_in: t108[B*T, D] = t104 · wk  [layer_backward/attention/grad] */
+static void dpo_step_lora_k122_wk_grad_in(float *restrict t108, const float *restrict wk, const float *restrict t104, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t104, KVD, wk, D, 0.0f, t108, D);
 }
 
-/* dpo_step_lora_k124_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_lora_k124_rope_grad(float *restrict t109, const float *restrict t0, const float *restrict t1, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k123_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_lora_k123_rope_grad(float *restrict t109, const float *restrict t0, const float *restrict t1, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -11233,8 +11260,8 @@ static void dpo_step_lora_k124_rope_grad(float *restrict t109, const float *rest
     }
 }
 
-/* dpo_step_lora_k125_lora: t110 = t109 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k125_lora(float *restrict t110, const float *restrict lora_scale_wq, const float *restrict t109, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k124_lora: t110 = t109 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k124_lora(float *restrict t110, const float *restrict lora_scale_wq, const float *restrict t109, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -11246,26 +11273,26 @@ static void dpo_step_lora_k125_lora(float *restrict t110, const float *restrict 
     }
 }
 
-/* dpo_step_lora_k126_lora_b_wq_grad_in: t111[B*T, R] = t110 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k126_lora_b_wq_grad_in(float *restrict t111, const float *restrict lora_b_wq, const float *restrict t110, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k125_lora_b_wq_grad_in: t111[B*T, R] = t110 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k125_lora_b_wq_grad_in(float *restrict t111, const float *restrict lora_b_wq, const float *restrict t110, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t110, D, lora_b_wq, R, 0.0f, t111, R);
 }
 
-/* dpo_step_lora_k127_lora_a_wq_grad_in: t112[B*T, D] = t111 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k127_lora_a_wq_grad_in(float *restrict t112, const float *restrict lora_a_wq, const float *restrict t111, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k126_lora_a_wq_grad_in: t112[B*T, D] = t111 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k126_lora_a_wq_grad_in(float *restrict t112, const float *restrict lora_a_wq, const float *restrict t111, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t111, R, lora_a_wq, D, 0.0f, t112, D);
 }
 
-/* dpo_step_lora_k128_wq_grad_in: t113[B*T, D] = t109 · wq  [layer_backward/attention/grad] */
-static void dpo_step_lora_k128_wq_grad_in(float *restrict t113, const float *restrict wq, const float *restrict t109, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k127_wq_grad_in: t113[B*T, D] = t109 · wq  [layer_backward/attention/grad] */
+static void dpo_step_lora_k127_wq_grad_in(float *restrict t113, const float *restrict wq, const float *restrict t109, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t109, D, wq, D, 0.0f, t113, D);
 }
 
-/* dpo_step_lora_k129_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void dpo_step_lora_k129_rmsnorm_grad(float *restrict carry8_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t64, const float *restrict t91, const float *restrict t102, const float *restrict t103, const float *restrict t107, const float *restrict t108, const float *restrict t112, const float *restrict t113, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k128_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void dpo_step_lora_k128_rmsnorm_grad(float *restrict carry8_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t64, const float *restrict t91, const float *restrict t102, const float *restrict t103, const float *restrict t107, const float *restrict t108, const float *restrict t112, const float *restrict t113, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -11309,88 +11336,88 @@ static void dpo_step_lora_k129_rmsnorm_grad(float *restrict carry8_next, const f
     }
 }
 
-/* dpo_step_lora_k130_grad_lora_a_wq: grad_lora_a_wq[R, D] += t111ᵀ · t65  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k130_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t65, const float *restrict t111, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k129_grad_lora_a_wq: grad_lora_a_wq[R, D] += t111ᵀ · t65  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k129_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t65, const float *restrict t111, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t111, R, t65, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* dpo_step_lora_k131_grad_lora_b_wq: grad_lora_b_wq[D, R] += t110ᵀ · t66  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k131_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t66, const float *restrict t110, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k130_grad_lora_b_wq: grad_lora_b_wq[D, R] += t110ᵀ · t66  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k130_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t66, const float *restrict t110, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t110, D, t66, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* dpo_step_lora_k132_grad_lora_a_wk: grad_lora_a_wk[R, D] += t106ᵀ · t65  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k132_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t65, const float *restrict t106, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k131_grad_lora_a_wk: grad_lora_a_wk[R, D] += t106ᵀ · t65  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k131_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t65, const float *restrict t106, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t106, R, t65, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* dpo_step_lora_k133_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t105ᵀ · t67  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k133_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t67, const float *restrict t105, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_k132_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t105ᵀ · t67  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k132_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t67, const float *restrict t105, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t105, KVD, t67, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* dpo_step_lora_k134_grad_lora_a_wv: grad_lora_a_wv[R, D] += t101ᵀ · t65  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k134_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t65, const float *restrict t101, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k133_grad_lora_a_wv: grad_lora_a_wv[R, D] += t101ᵀ · t65  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k133_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t65, const float *restrict t101, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t101, R, t65, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* dpo_step_lora_k135_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t100ᵀ · t68  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k135_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t68, const float *restrict t100, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_k134_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t100ᵀ · t68  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k134_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t68, const float *restrict t100, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t100, KVD, t68, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* dpo_step_lora_k136_grad_lora_a_wo: grad_lora_a_wo[R, D] += t93ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k136_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t93, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k135_grad_lora_a_wo: grad_lora_a_wo[R, D] += t93ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k135_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t93, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t93, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* dpo_step_lora_k137_grad_lora_b_wo: grad_lora_b_wo[D, R] += t92ᵀ · t69  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k137_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t69, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k136_grad_lora_b_wo: grad_lora_b_wo[D, R] += t92ᵀ · t69  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k136_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t69, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t92, D, t69, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* dpo_step_lora_k138_grad_lora_a_w1: grad_lora_a_w1[R, D] += t88ᵀ · t71  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_k138_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t71, const float *restrict t88, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k137_grad_lora_a_w1: grad_lora_a_w1[R, D] += t88ᵀ · t71  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_k137_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t71, const float *restrict t88, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t88, R, t71, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* dpo_step_lora_k139_grad_lora_b_w1: grad_lora_b_w1[F, R] += t87ᵀ · t72  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_k139_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t72, const float *restrict t87, long B, long F, long R, long T) {
+/* dpo_step_lora_k138_grad_lora_b_w1: grad_lora_b_w1[F, R] += t87ᵀ · t72  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_k138_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t72, const float *restrict t87, long B, long F, long R, long T) {
     la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t87, F, t72, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* dpo_step_lora_k140_grad_lora_a_w2: grad_lora_a_w2[R, F] += t78ᵀ · t75  [layer_backward/ffn/lora/grad; layer_backward] */
-static void dpo_step_lora_k140_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t75, const float *restrict t78, long B, long F, long R, long T) {
+/* dpo_step_lora_k139_grad_lora_a_w2: grad_lora_a_w2[R, F] += t78ᵀ · t75  [layer_backward/ffn/lora/grad; layer_backward] */
+static void dpo_step_lora_k139_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t75, const float *restrict t78, long B, long F, long R, long T) {
     la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t78, R, t75, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* dpo_step_lora_k141_grad_lora_b_w2: grad_lora_b_w2[D, R] += t77ᵀ · t76  [layer_backward/ffn/lora/grad; layer_backward] */
-static void dpo_step_lora_k141_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t76, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k140_grad_lora_b_w2: grad_lora_b_w2[D, R] += t77ᵀ · t76  [layer_backward/ffn/lora/grad; layer_backward] */
+static void dpo_step_lora_k140_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t76, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t77, D, t76, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* dpo_step_lora_k142_grad_lora_a_w3: grad_lora_a_w3[R, D] += t83ᵀ · t71  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_k142_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t71, const float *restrict t83, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k141_grad_lora_a_w3: grad_lora_a_w3[R, D] += t83ᵀ · t71  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_k141_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t71, const float *restrict t83, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t83, R, t71, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* dpo_step_lora_k143_grad_lora_b_w3: grad_lora_b_w3[F, R] += t82ᵀ · t74  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_k143_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t74, const float *restrict t82, long B, long F, long R, long T) {
+/* dpo_step_lora_k142_grad_lora_b_w3: grad_lora_b_w3[F, R] += t82ᵀ · t74  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_k142_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t74, const float *restrict t82, long B, long F, long R, long T) {
     la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t82, F, t74, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 54 slots planned for 144 kernels. */
+/* Arena: 54 slots planned for 143 kernels. */
 static long llama_dpo_dpo_step_lora_layout(const llama_dpo_dpo_step_lora_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -11627,10 +11654,10 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
     float *logits_rejected = args->logits_rejected;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 144, dpo_step_lora_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 1, 144, dpo_step_lora_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 2, 144, dpo_step_lora_k2_shared_prompt_mask(t2, segments, B, T));
-    LA_TIMED(prof, 3, 144, dpo_step_lora_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 143, dpo_step_lora_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 143, dpo_step_lora_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 143, dpo_step_lora_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 143, dpo_step_lora_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[36], args->arena + off[37] };
@@ -11667,42 +11694,42 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 4, 144, dpo_step_lora_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 144, dpo_step_lora_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 144, dpo_step_lora_k6_lora_a_wq(t5, lora_a_wq, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 7, 144, dpo_step_lora_k7_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 8, 144, dpo_step_lora_k8_rope(saved_q, t0, t1, lora_scale_wq, t4, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 144, dpo_step_lora_k9_wk(t7, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 144, dpo_step_lora_k10_lora_a_wk(t8, lora_a_wk, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 11, 144, dpo_step_lora_k11_lora_b_wk(t9, lora_b_wk, t8, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 12, 144, dpo_step_lora_k12_rope(saved_k, t0, t1, lora_scale_wk, t7, t9, B, HD2, KVH, T));
-        LA_TIMED(prof, 13, 144, dpo_step_lora_k13_wv(t10, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 144, dpo_step_lora_k14_lora_a_wv(t11, lora_a_wv, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 15, 144, dpo_step_lora_k15_lora_b_wv(t12, lora_b_wv, t11, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 16, 144, dpo_step_lora_k16_lora(saved_v, lora_scale_wv, t10, t12, B, HD2, KVH, T));
-        LA_TIMED(prof, 17, 144, dpo_step_lora_k17_causal_attention_forward(saved_attn, saved_lse, t2, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 144, dpo_step_lora_k18_wo(t13, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 144, dpo_step_lora_k19_lora_a_wo(t14, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 20, 144, dpo_step_lora_k20_lora_b_wo(t15, lora_b_wo, t14, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 21, 144, dpo_step_lora_k21_lora(saved_h, carry0, lora_scale_wo, t13, t15, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 22, 144, dpo_step_lora_k22_rmsnorm(t16, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 23, 144, dpo_step_lora_k23_w1(t17, w1, t16, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 24, 144, dpo_step_lora_k24_lora_a_w1(t18, lora_a_w1, t16, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 25, 144, dpo_step_lora_k25_lora_b_w1(t19, lora_b_w1, t18, B, F, R, T));
-        LA_TIMED(prof, 26, 144, dpo_step_lora_k26_lora(saved_gate, lora_scale_w1, t17, t19, B, F, T));
-        LA_TIMED(prof, 27, 144, dpo_step_lora_k27_w3(t20, w3, t16, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 28, 144, dpo_step_lora_k28_lora_a_w3(t21, lora_a_w3, t16, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 29, 144, dpo_step_lora_k29_lora_b_w3(t22, lora_b_w3, t21, B, F, R, T));
-        LA_TIMED(prof, 30, 144, dpo_step_lora_k30_lora(saved_up, lora_scale_w3, t20, t22, B, F, T));
-        LA_TIMED(prof, 31, 144, dpo_step_lora_k31_silu(t23, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 32, 144, dpo_step_lora_k32_w2(t24, w2, t23, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 33, 144, dpo_step_lora_k33_lora_a_w2(t25, lora_a_w2, t23, B, F, R, T));
-        LA_TIMED(prof, 34, 144, dpo_step_lora_k34_lora_b_w2(t26, lora_b_w2, t25, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 35, 144, dpo_step_lora_k35_lora(carry0_next, lora_scale_w2, saved_h, t24, t26, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 143, dpo_step_lora_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 143, dpo_step_lora_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 143, dpo_step_lora_k6_lora_a_wq(t5, lora_a_wq, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 143, dpo_step_lora_k7_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 8, 143, dpo_step_lora_k8_rope(saved_q, t0, t1, lora_scale_wq, t4, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 143, dpo_step_lora_k9_wk(t7, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 143, dpo_step_lora_k10_lora_a_wk(t8, lora_a_wk, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 11, 143, dpo_step_lora_k11_lora_b_wk(t9, lora_b_wk, t8, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 12, 143, dpo_step_lora_k12_rope(saved_k, t0, t1, lora_scale_wk, t7, t9, B, HD2, KVH, T));
+        LA_TIMED(prof, 13, 143, dpo_step_lora_k13_wv(t10, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 143, dpo_step_lora_k14_lora_a_wv(t11, lora_a_wv, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 15, 143, dpo_step_lora_k15_lora_b_wv(t12, lora_b_wv, t11, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 16, 143, dpo_step_lora_k16_lora(saved_v, lora_scale_wv, t10, t12, B, HD2, KVH, T));
+        LA_TIMED(prof, 17, 143, dpo_step_lora_k17_causal_attention_forward(saved_attn, saved_lse, t2, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 143, dpo_step_lora_k18_wo(t13, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 143, dpo_step_lora_k19_lora_a_wo(t14, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 20, 143, dpo_step_lora_k20_lora_b_wo(t15, lora_b_wo, t14, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 21, 143, dpo_step_lora_k21_lora(saved_h, carry0, lora_scale_wo, t13, t15, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 143, dpo_step_lora_k22_rmsnorm(t16, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 143, dpo_step_lora_k23_w1(t17, w1, t16, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 143, dpo_step_lora_k24_lora_a_w1(t18, lora_a_w1, t16, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 143, dpo_step_lora_k25_lora_b_w1(t19, lora_b_w1, t18, B, F, R, T));
+        LA_TIMED(prof, 26, 143, dpo_step_lora_k26_lora(saved_gate, lora_scale_w1, t17, t19, B, F, T));
+        LA_TIMED(prof, 27, 143, dpo_step_lora_k27_w3(t20, w3, t16, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 143, dpo_step_lora_k28_lora_a_w3(t21, lora_a_w3, t16, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 29, 143, dpo_step_lora_k29_lora_b_w3(t22, lora_b_w3, t21, B, F, R, T));
+        LA_TIMED(prof, 30, 143, dpo_step_lora_k30_lora(saved_up, lora_scale_w3, t20, t22, B, F, T));
+        LA_TIMED(prof, 31, 143, dpo_step_lora_k31_silu(t23, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 32, 143, dpo_step_lora_k32_w2(t24, w2, t23, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 33, 143, dpo_step_lora_k33_lora_a_w2(t25, lora_a_w2, t23, B, F, R, T));
+        LA_TIMED(prof, 34, 143, dpo_step_lora_k34_lora_b_w2(t26, lora_b_w2, t25, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 35, 143, dpo_step_lora_k35_lora(carry0_next, lora_scale_w2, saved_h, t24, t26, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 36, 144, dpo_step_lora_k36_expand(t27, B));
+    LA_TIMED(prof, 36, 143, dpo_step_lora_k36_expand(t27, B));
     /* stage 'lm_chunk', repeated NC times */
     const float *carry1 = t27;
     float *carry1_buf[2] = { args->arena + off[38], args->arena + off[39] };
@@ -11729,25 +11756,25 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
         float *carry4_next = carry4_buf[l & 1];
         float *carry5_next = l + 1 < NC ? carry5_buf[l & 1] : logits_chosen;
         float *carry6_next = l + 1 < NC ? carry6_buf[l & 1] : logits_rejected;
-        LA_TIMED(prof, 37, 144, dpo_step_lora_k37_rmsnorm(t28, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 38, 144, dpo_step_lora_k38_lm_head(t29, lm_head, t28, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 39, 144, dpo_step_lora_k39_log_softmax(t30, t29, CR, V));
-        LA_TIMED(prof, 40, 144, dpo_step_lora_k40_log_softmax(t31, t29, t30, CR, V));
-        LA_TIMED(prof, 41, 144, dpo_step_lora_k41_cross_entropy(t32, t29, chosen_targets, t30, t31, CR, V));
-        LA_TIMED(prof, 42, 144, dpo_step_lora_k42_sequence_logps_scatter_add(t33, scored_pair, chosen_mask, t32, B, CR));
-        LA_TIMED(prof, 43, 144, dpo_step_lora_k43_cross_entropy(t34, t29, rejected_targets, t30, t31, CR, V));
-        LA_TIMED(prof, 44, 144, dpo_step_lora_k44_sequence_logps_scatter_add(t35, scored_pair, rejected_mask, t34, B, CR));
-        LA_TIMED(prof, 45, 144, dpo_step_lora_k45_sequence_logps(t36, t29, CR, V));
-        LA_TIMED(prof, 46, 144, dpo_step_lora_k46_sequence_logps_scatter_add(t37, scored_pair, chosen_mask, B, CR));
-        LA_TIMED(prof, 47, 144, dpo_step_lora_k47_sequence_logps_scatter_add(t38, scored_pair, rejected_mask, B, CR));
-        LA_TIMED(prof, 48, 144, dpo_step_lora_k48_sequence_logps_scatter_add(t39, scored_pair, chosen_mask, t36, B, CR, V));
-        LA_TIMED(prof, 49, 144, dpo_step_lora_k49_sequence_logps_scatter_add(t40, scored_pair, rejected_mask, t36, B, CR, V));
-        LA_TIMED(prof, 50, 144, dpo_step_lora_k50_sequence_logps(carry1_next, carry1, t33, B));
-        LA_TIMED(prof, 51, 144, dpo_step_lora_k51_sequence_logps(carry2_next, carry2, t35, B));
-        LA_TIMED(prof, 52, 144, dpo_step_lora_k52_lm_chunk(carry3_next, carry3, t37, B));
-        LA_TIMED(prof, 53, 144, dpo_step_lora_k53_lm_chunk(carry4_next, carry4, t38, B));
-        LA_TIMED(prof, 54, 144, dpo_step_lora_k54_lm_chunk(carry5_next, carry5, t39, B));
-        LA_TIMED(prof, 55, 144, dpo_step_lora_k55_lm_chunk(carry6_next, carry6, t40, B));
+        LA_TIMED(prof, 37, 143, dpo_step_lora_k37_rmsnorm(t28, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 38, 143, dpo_step_lora_k38_lm_head(t29, lm_head, t28, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 39, 143, dpo_step_lora_k39_log_softmax(t30, t29, CR, V));
+        LA_TIMED(prof, 40, 143, dpo_step_lora_k40_log_softmax(t31, t29, t30, CR, V));
+        LA_TIMED(prof, 41, 143, dpo_step_lora_k41_cross_entropy(t32, t29, chosen_targets, t30, t31, CR, V));
+        LA_TIMED(prof, 42, 143, dpo_step_lora_k42_sequence_logps_scatter_add(t33, scored_pair, chosen_mask, t32, B, CR));
+        LA_TIMED(prof, 43, 143, dpo_step_lora_k43_cross_entropy(t34, t29, rejected_targets, t30, t31, CR, V));
+        LA_TIMED(prof, 44, 143, dpo_step_lora_k44_sequence_logps_scatter_add(t35, scored_pair, rejected_mask, t34, B, CR));
+        LA_TIMED(prof, 45, 143, dpo_step_lora_k45_sequence_logps(t36, t29, CR, V));
+        LA_TIMED(prof, 46, 143, dpo_step_lora_k46_sequence_logps_scatter_add(t37, scored_pair, chosen_mask, B, CR));
+        LA_TIMED(prof, 47, 143, dpo_step_lora_k47_sequence_logps_scatter_add(t38, scored_pair, rejected_mask, B, CR));
+        LA_TIMED(prof, 48, 143, dpo_step_lora_k48_sequence_logps_scatter_add(t39, scored_pair, chosen_mask, t36, B, CR, V));
+        LA_TIMED(prof, 49, 143, dpo_step_lora_k49_sequence_logps_scatter_add(t40, scored_pair, rejected_mask, t36, B, CR, V));
+        LA_TIMED(prof, 50, 143, dpo_step_lora_k50_sequence_logps(carry1_next, carry1, t33, B));
+        LA_TIMED(prof, 51, 143, dpo_step_lora_k51_sequence_logps(carry2_next, carry2, t35, B));
+        LA_TIMED(prof, 52, 143, dpo_step_lora_k52_lm_chunk(carry3_next, carry3, t37, B));
+        LA_TIMED(prof, 53, 143, dpo_step_lora_k53_lm_chunk(carry4_next, carry4, t38, B));
+        LA_TIMED(prof, 54, 143, dpo_step_lora_k54_lm_chunk(carry5_next, carry5, t39, B));
+        LA_TIMED(prof, 55, 143, dpo_step_lora_k55_lm_chunk(carry6_next, carry6, t40, B));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -11756,18 +11783,18 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
         carry6 = carry6_next;
     }
     /* stage 'after_lm_chunk' */
-    LA_TIMED(prof, 56, 144, dpo_step_lora_k56_dpo_kto_pair(t41, ref_chosen, pair_weight, loss_weights, carry1, B));
-    LA_TIMED(prof, 57, 144, dpo_step_lora_k57_dpo_sigmoid(t42, pair_weight, B));
-    LA_TIMED(prof, 58, 144, dpo_step_lora_k58_dpo_kto_pair(t43, ref_rejected, pair_weight, loss_weights, carry2, B));
-    LA_TIMED(prof, 59, 144, dpo_step_lora_k59_dpo_bco_pair(t44, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
-    LA_TIMED(prof, 60, 144, dpo_step_lora_k60_dpo_bco_pair(t45, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
-    LA_TIMED(prof, 61, 144, dpo_step_lora_k61_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t41, t42, t43, t44, t45, B));
-    LA_TIMED(prof, 62, 144, dpo_step_lora_k62_lm_head(t46, loss_weights, losses, B));
-    LA_TIMED(prof, 63, 144, dpo_step_lora_k63_lm_head(t47, pair_weight, t46, B));
-    LA_TIMED(prof, 64, 144, dpo_step_lora_k64_sft(t48, pair_weight, carry1, carry3, B));
-    LA_TIMED(prof, 65, 144, dpo_step_lora_k65_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t47, t48));
-    LA_TIMED(prof, 66, 144, dpo_step_lora_k66_log_sigmoid_grad(t49, t50, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t41, t42, t43, t44, t45, B));
-    LA_TIMED(prof, 67, 144, dpo_step_lora_k67_dpo_sigmoid(t51, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 56, 143, dpo_step_lora_k56_dpo_kto_pair(t41, ref_chosen, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 57, 143, dpo_step_lora_k57_dpo_sigmoid(t42, pair_weight, B));
+    LA_TIMED(prof, 58, 143, dpo_step_lora_k58_dpo_kto_pair(t43, ref_rejected, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 59, 143, dpo_step_lora_k59_dpo_bco_pair(t44, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 60, 143, dpo_step_lora_k60_dpo_bco_pair(t45, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 61, 143, dpo_step_lora_k61_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t41, t42, t43, t44, t45, B));
+    LA_TIMED(prof, 62, 143, dpo_step_lora_k62_lm_head(t46, loss_weights, losses, B));
+    LA_TIMED(prof, 63, 143, dpo_step_lora_k63_lm_head(t47, pair_weight, t46, B));
+    LA_TIMED(prof, 64, 143, dpo_step_lora_k64_sft(t48, pair_weight, carry1, carry3, B));
+    LA_TIMED(prof, 65, 143, dpo_step_lora_k65_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t47, t48));
+    LA_TIMED(prof, 66, 143, dpo_step_lora_k66_log_sigmoid_grad(t49, t50, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t41, t42, t43, t44, t45, B));
+    LA_TIMED(prof, 67, 143, dpo_step_lora_k67_dpo_sigmoid(t51, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk_backward', repeated NC times */
     const float *carry7 = t51;
     float *carry7_buf[2] = { args->arena + off[50], args->arena + off[51] };
@@ -11779,18 +11806,18 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
         const float *chosen_mask = args->chosen_mask + l * CR;
         const float *rejected_mask = args->rejected_mask + l * CR;
         float *carry7_next = carry7_buf[l & 1];
-        LA_TIMED(prof, 68, 144, dpo_step_lora_k68_lm_head(t52, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 69, 144, dpo_step_lora_k69_rmsnorm(t53, t52, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 70, 144, dpo_step_lora_k70_rmsnorm(t54, norm_eps, final_norm, t52, t53, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 71, 144, dpo_step_lora_k71_lm_head(t55, lm_head, t54, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 72, 144, dpo_step_lora_k72_log_softmax(t56, t55, CR, V));
-        LA_TIMED(prof, 73, 144, dpo_step_lora_k73_log_softmax(t57, t55, t56, CR, V));
-        LA_TIMED(prof, 74, 144, dpo_step_lora_k74_sequence_logps_grad(t58, t59, t49, t50, B));
-        LA_TIMED(prof, 75, 144, dpo_step_lora_k75_log_softmax_grad(t60, t55, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t56, t57, t58, t59, CR, V));
-        LA_TIMED(prof, 76, 144, dpo_step_lora_k76_lm_head_grad_in(t61, lm_head, t60, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 77, 144, dpo_step_lora_k77_rmsnorm_grad(t62, final_norm, t52, t61, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 78, 144, dpo_step_lora_k78_rmsnorm_grad_scatter_add(t63, norm_eps, final_norm, scored, t52, t53, t61, t62, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 79, 144, dpo_step_lora_k79_lm_chunk_backward(carry7_next, carry7, t63, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 143, dpo_step_lora_k68_lm_head(t52, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 69, 143, dpo_step_lora_k69_rmsnorm(t53, t52, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 70, 143, dpo_step_lora_k70_rmsnorm(t54, norm_eps, final_norm, t52, t53, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 71, 143, dpo_step_lora_k71_lm_head(t55, lm_head, t54, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 72, 143, dpo_step_lora_k72_log_softmax(t56, t55, CR, V));
+        LA_TIMED(prof, 73, 143, dpo_step_lora_k73_log_softmax(t57, t55, t56, CR, V));
+        LA_TIMED(prof, 74, 143, dpo_step_lora_k74_sequence_logps_grad(t58, t59, t49, t50, B));
+        LA_TIMED(prof, 75, 143, dpo_step_lora_k75_log_softmax_grad(t60, t55, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t56, t57, t58, t59, CR, V));
+        LA_TIMED(prof, 76, 143, dpo_step_lora_k76_lm_head_grad_in(t61, lm_head, t60, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 77, 143, dpo_step_lora_k77_rmsnorm_grad(t62, final_norm, t52, t61, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 78, 143, dpo_step_lora_k78_rmsnorm_grad_scatter_add(t63, norm_eps, final_norm, scored, t52, t53, t61, t62, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 143, dpo_step_lora_k79_lm_chunk_backward(carry7_next, carry7, t63, B, HD2, KVH, REP, T));
         carry7 = carry7_next;
     }
     /* stage 'layer_backward', repeated L times, last layer first */
@@ -11844,70 +11871,69 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
         float *carry8_next = carry8_buf[l & 1];
-        LA_TIMED(prof, 80, 144, dpo_step_lora_k80_rmsnorm(t64, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 81, 144, dpo_step_lora_k81_rmsnorm(t65, norm_eps, saved_x, attn_norm, t64, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 82, 144, dpo_step_lora_k82_lora_a_wq(t66, lora_a_wq, t65, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 83, 144, dpo_step_lora_k83_lora_a_wk(t67, lora_a_wk, t65, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 84, 144, dpo_step_lora_k84_lora_a_wv(t68, lora_a_wv, t65, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 85, 144, dpo_step_lora_k85_lora_a_wo(t69, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 86, 144, dpo_step_lora_k86_rmsnorm(t70, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 87, 144, dpo_step_lora_k87_rmsnorm(t71, norm_eps, saved_h, ffn_norm, t70, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 88, 144, dpo_step_lora_k88_lora_a_w1(t72, lora_a_w1, t71, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 89, 144, dpo_step_lora_k89_silu(t73, saved_gate, B, F, T));
-        LA_TIMED(prof, 90, 144, dpo_step_lora_k90_lora_a_w3(t74, lora_a_w3, t71, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 91, 144, dpo_step_lora_k91_gate_up(t75, saved_up, t73, B, F, T));
-        LA_TIMED(prof, 92, 144, dpo_step_lora_k92_lora_a_w2(t76, lora_a_w2, t75, B, F, R, T));
-        LA_TIMED(prof, 93, 144, dpo_step_lora_k93_lora(t77, carry8, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 94, 144, dpo_step_lora_k94_lora_b_w2_grad_in(t78, lora_b_w2, t77, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 95, 144, dpo_step_lora_k95_lora_a_w2_grad_in(t79, lora_a_w2, t78, B, F, R, T));
-        LA_TIMED(prof, 96, 144, dpo_step_lora_k96_w2_grad_in(t80, carry8, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 97, 144, dpo_step_lora_k97_ffn_grad(t81, t73, t79, t80, B, F, T));
-        LA_TIMED(prof, 98, 144, dpo_step_lora_k98_lora(t82, lora_scale_w3, t81, B, F, T));
-        LA_TIMED(prof, 99, 144, dpo_step_lora_k99_lora_b_w3_grad_in(t83, lora_b_w3, t82, B, F, R, T));
-        LA_TIMED(prof, 100, 144, dpo_step_lora_k100_lora_a_w3_grad_in(t84, lora_a_w3, t83, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 101, 144, dpo_step_lora_k101_w3_grad_in(t85, w3, t81, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 102, 144, dpo_step_lora_k102_silu_grad(t86, saved_gate, saved_up, t73, t79, t80, B, F, T));
-        LA_TIMED(prof, 103, 144, dpo_step_lora_k103_lora(t87, lora_scale_w1, t86, B, F, T));
-        LA_TIMED(prof, 104, 144, dpo_step_lora_k104_lora_b_w1_grad_in(t88, lora_b_w1, t87, B, F, R, T));
-        LA_TIMED(prof, 105, 144, dpo_step_lora_k105_lora_a_w1_grad_in(t89, lora_a_w1, t88, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 106, 144, dpo_step_lora_k106_w1_grad_in(t90, w1, t86, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 107, 144, dpo_step_lora_k107_rmsnorm_grad(t91, norm_eps, carry8, saved_h, ffn_norm, t70, t84, t85, t89, t90, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 108, 144, dpo_step_lora_k108_lora(t92, lora_scale_wo, t91, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 109, 144, dpo_step_lora_k109_lora_b_wo_grad_in(t93, lora_b_wo, t92, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 110, 144, dpo_step_lora_k110_lora_a_wo_grad_in(t94, lora_a_wo, t93, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 111, 144, dpo_step_lora_k111_wo_grad_in(t95, wo, t91, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 112, 144, dpo_step_lora_k112_attention_grad(t96, t94, t95, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 113, 144, dpo_step_lora_k113_causal_attention_backward_dq(t97, t2, saved_q, saved_k, saved_v, saved_lse, saved_attn, t96, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 114, 144, dpo_step_lora_k114_causal_attention_backward_dkv(t98, t99, t2, saved_q, saved_k, saved_v, saved_lse, saved_attn, t96, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 115, 144, dpo_step_lora_k115_lora(t100, lora_scale_wv, t99, B, HD2, KVH, T));
-        LA_TIMED(prof, 116, 144, dpo_step_lora_k116_lora_b_wv_grad_in(t101, lora_b_wv, t100, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 117, 144, dpo_step_lora_k117_lora_a_wv_grad_in(t102, lora_a_wv, t101, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 118, 144, dpo_step_lora_k118_wv_grad_in(t103, wv, t99, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 119, 144, dpo_step_lora_k119_rope_grad(t104, t0, t1, t98, B, HD2, KVH, T));
-        LA_TIMED(prof, 120, 144, dpo_step_lora_k120_lora(t105, lora_scale_wk, t104, B, HD2, KVH, T));
-        LA_TIMED(prof, 121, 144, dpo_step_lora_k121_lora_b_wk_grad_in(t106, lora_b_wk, t105, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 122, 144, dpo_step_lora_k122_lora_a_wk_grad_in(t107, lora_a_wk, t106, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 123, 144, dpo_step_lora_k123_wk_grad_in(t108, wk, t104, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 124, 144, dpo_step_lora_k124_rope_grad(t109, t0, t1, t97, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 125, 144, dpo_step_lora_k125_lora(t110, lora_scale_wq, t109, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 126, 144, dpo_step_lora_k126_lora_b_wq_grad_in(t111, lora_b_wq, t110, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 127, 144, dpo_step_lora_k127_lora_a_wq_grad_in(t112, lora_a_wq, t111, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 128, 144, dpo_step_lora_k128_wq_grad_in(t113, wq, t109, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 129, 144, dpo_step_lora_k129_rmsnorm_grad(carry8_next, norm_eps, saved_x, attn_norm, t64, t91, t102, t103, t107, t108, t112, t113, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 130, 144, dpo_step_lora_k130_grad_lora_a_wq(grad_lora_a_wq, t65, t111, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 131, 144, dpo_step_lora_k131_grad_lora_b_wq(grad_lora_b_wq, t66, t110, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 132, 144, dpo_step_lora_k132_grad_lora_a_wk(grad_lora_a_wk, t65, t106, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 133, 144, dpo_step_lora_k133_grad_lora_b_wk(grad_lora_b_wk, t67, t105, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 134, 144, dpo_step_lora_k134_grad_lora_a_wv(grad_lora_a_wv, t65, t101, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 135, 144, dpo_step_lora_k135_grad_lora_b_wv(grad_lora_b_wv, t68, t100, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 136, 144, dpo_step_lora_k136_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t93, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 137, 144, dpo_step_lora_k137_grad_lora_b_wo(grad_lora_b_wo, t69, t92, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 138, 144, dpo_step_lora_k138_grad_lora_a_w1(grad_lora_a_w1, t71, t88, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 139, 144, dpo_step_lora_k139_grad_lora_b_w1(grad_lora_b_w1, t72, t87, B, F, R, T));
-        LA_TIMED(prof, 140, 144, dpo_step_lora_k140_grad_lora_a_w2(grad_lora_a_w2, t75, t78, B, F, R, T));
-        LA_TIMED(prof, 141, 144, dpo_step_lora_k141_grad_lora_b_w2(grad_lora_b_w2, t76, t77, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 142, 144, dpo_step_lora_k142_grad_lora_a_w3(grad_lora_a_w3, t71, t83, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 143, 144, dpo_step_lora_k143_grad_lora_b_w3(grad_lora_b_w3, t74, t82, B, F, R, T));
+        LA_TIMED(prof, 80, 143, dpo_step_lora_k80_rmsnorm(t64, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 81, 143, dpo_step_lora_k81_rmsnorm(t65, norm_eps, saved_x, attn_norm, t64, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 82, 143, dpo_step_lora_k82_lora_a_wq(t66, lora_a_wq, t65, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 83, 143, dpo_step_lora_k83_lora_a_wk(t67, lora_a_wk, t65, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 84, 143, dpo_step_lora_k84_lora_a_wv(t68, lora_a_wv, t65, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 85, 143, dpo_step_lora_k85_lora_a_wo(t69, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 86, 143, dpo_step_lora_k86_rmsnorm(t70, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 87, 143, dpo_step_lora_k87_rmsnorm(t71, norm_eps, saved_h, ffn_norm, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 143, dpo_step_lora_k88_lora_a_w1(t72, lora_a_w1, t71, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 89, 143, dpo_step_lora_k89_silu(t73, saved_gate, B, F, T));
+        LA_TIMED(prof, 90, 143, dpo_step_lora_k90_lora_a_w3(t74, lora_a_w3, t71, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 91, 143, dpo_step_lora_k91_gate_up(t75, saved_up, t73, B, F, T));
+        LA_TIMED(prof, 92, 143, dpo_step_lora_k92_lora_a_w2(t76, lora_a_w2, t75, B, F, R, T));
+        LA_TIMED(prof, 93, 143, dpo_step_lora_k93_lora(t77, carry8, lora_scale_w2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 94, 143, dpo_step_lora_k94_lora_b_w2_grad_in(t78, lora_b_w2, t77, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 95, 143, dpo_step_lora_k95_lora_a_w2_grad_in(t79, lora_a_w2, t78, B, F, R, T));
+        LA_TIMED(prof, 96, 143, dpo_step_lora_k96_w2_grad_in(t80, carry8, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 143, dpo_step_lora_k97_ffn_grad(t81, t73, t79, t80, B, F, T));
+        LA_TIMED(prof, 98, 143, dpo_step_lora_k98_lora(t82, lora_scale_w3, t81, B, F, T));
+        LA_TIMED(prof, 99, 143, dpo_step_lora_k99_lora_b_w3_grad_in(t83, lora_b_w3, t82, B, F, R, T));
+        LA_TIMED(prof, 100, 143, dpo_step_lora_k100_lora_a_w3_grad_in(t84, lora_a_w3, t83, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 101, 143, dpo_step_lora_k101_w3_grad_in(t85, w3, t81, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 143, dpo_step_lora_k102_silu_grad(t86, saved_gate, saved_up, t73, t79, t80, B, F, T));
+        LA_TIMED(prof, 103, 143, dpo_step_lora_k103_lora(t87, lora_scale_w1, t86, B, F, T));
+        LA_TIMED(prof, 104, 143, dpo_step_lora_k104_lora_b_w1_grad_in(t88, lora_b_w1, t87, B, F, R, T));
+        LA_TIMED(prof, 105, 143, dpo_step_lora_k105_lora_a_w1_grad_in(t89, lora_a_w1, t88, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 106, 143, dpo_step_lora_k106_w1_grad_in(t90, w1, t86, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 107, 143, dpo_step_lora_k107_rmsnorm_grad(t91, norm_eps, carry8, saved_h, ffn_norm, t70, t84, t85, t89, t90, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 108, 143, dpo_step_lora_k108_lora(t92, lora_scale_wo, t91, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 109, 143, dpo_step_lora_k109_lora_b_wo_grad_in(t93, lora_b_wo, t92, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 110, 143, dpo_step_lora_k110_lora_a_wo_grad_in(t94, lora_a_wo, t93, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 111, 143, dpo_step_lora_k111_wo_grad_in(t95, wo, t91, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 112, 143, dpo_step_lora_k112_attention_grad(t96, t94, t95, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 113, 143, dpo_step_lora_k113_causal_attention_backward(t97, t98, t99, t2, saved_q, saved_k, saved_v, saved_lse, saved_attn, t96, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 114, 143, dpo_step_lora_k114_lora(t100, lora_scale_wv, t99, B, HD2, KVH, T));
+        LA_TIMED(prof, 115, 143, dpo_step_lora_k115_lora_b_wv_grad_in(t101, lora_b_wv, t100, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 116, 143, dpo_step_lora_k116_lora_a_wv_grad_in(t102, lora_a_wv, t101, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 117, 143, dpo_step_lora_k117_wv_grad_in(t103, wv, t99, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 118, 143, dpo_step_lora_k118_rope_grad(t104, t0, t1, t98, B, HD2, KVH, T));
+        LA_TIMED(prof, 119, 143, dpo_step_lora_k119_lora(t105, lora_scale_wk, t104, B, HD2, KVH, T));
+        LA_TIMED(prof, 120, 143, dpo_step_lora_k120_lora_b_wk_grad_in(t106, lora_b_wk, t105, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 121, 143, dpo_step_lora_k121_lora_a_wk_grad_in(t107, lora_a_wk, t106, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 122, 143, dpo_step_lora_k122_wk_grad_in(t108, wk, t104, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 123, 143, dpo_step_lora_k123_rope_grad(t109, t0, t1, t97, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 124, 143, dpo_step_lora_k124_lora(t110, lora_scale_wq, t109, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 125, 143, dpo_step_lora_k125_lora_b_wq_grad_in(t111, lora_b_wq, t110, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 126, 143, dpo_step_lora_k126_lora_a_wq_grad_in(t112, lora_a_wq, t111, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 127, 143, dpo_step_lora_k127_wq_grad_in(t113, wq, t109, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 128, 143, dpo_step_lora_k128_rmsnorm_grad(carry8_next, norm_eps, saved_x, attn_norm, t64, t91, t102, t103, t107, t108, t112, t113, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 129, 143, dpo_step_lora_k129_grad_lora_a_wq(grad_lora_a_wq, t65, t111, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 130, 143, dpo_step_lora_k130_grad_lora_b_wq(grad_lora_b_wq, t66, t110, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 131, 143, dpo_step_lora_k131_grad_lora_a_wk(grad_lora_a_wk, t65, t106, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 132, 143, dpo_step_lora_k132_grad_lora_b_wk(grad_lora_b_wk, t67, t105, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 133, 143, dpo_step_lora_k133_grad_lora_a_wv(grad_lora_a_wv, t65, t101, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 134, 143, dpo_step_lora_k134_grad_lora_b_wv(grad_lora_b_wv, t68, t100, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 135, 143, dpo_step_lora_k135_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t93, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 136, 143, dpo_step_lora_k136_grad_lora_b_wo(grad_lora_b_wo, t69, t92, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 137, 143, dpo_step_lora_k137_grad_lora_a_w1(grad_lora_a_w1, t71, t88, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 138, 143, dpo_step_lora_k138_grad_lora_b_w1(grad_lora_b_w1, t72, t87, B, F, R, T));
+        LA_TIMED(prof, 139, 143, dpo_step_lora_k139_grad_lora_a_w2(grad_lora_a_w2, t75, t78, B, F, R, T));
+        LA_TIMED(prof, 140, 143, dpo_step_lora_k140_grad_lora_b_w2(grad_lora_b_w2, t76, t77, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 141, 143, dpo_step_lora_k141_grad_lora_a_w3(grad_lora_a_w3, t71, t83, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 142, 143, dpo_step_lora_k142_grad_lora_b_w3(grad_lora_b_w3, t74, t82, B, F, R, T));
         carry8 = carry8_next;
     }
 }
@@ -12035,37 +12061,36 @@ void llama_dpo_dpo_step_lora_costs(const llama_dpo_dpo_step_lora_args *args, dou
     flops[110] = (double)(4*B*HD2*KVH*R*REP*T); bytes[110] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k110_lora_a_wo_grad_in */
     flops[111] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k111_wo_grad_in */
     flops[112] = (double)(2*B*HD2*KVH*REP*T); bytes[112] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k112_attention_grad */
-    flops[113] = (double)(6*B*HD2*KVH*REP*T*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 4*B*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k113_causal_attention_backward_dq */
-    flops[114] = (double)(8*B*HD2*KVH*REP*T*T); bytes[114] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k114_causal_attention_backward_dkv */
-    flops[115] = (double)(2*B*HD2*KVH*T); bytes[115] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_k115_lora */
-    flops[116] = (double)(4*B*HD2*KVH*R*T); bytes[116] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_k116_lora_b_wv_grad_in */
-    flops[117] = (double)(4*B*HD2*KVH*R*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k117_lora_a_wv_grad_in */
-    flops[118] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[118] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_k118_wv_grad_in */
-    flops[119] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[119] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k119_rope_grad */
-    flops[120] = (double)(2*B*HD2*KVH*T); bytes[120] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_k120_lora */
-    flops[121] = (double)(4*B*HD2*KVH*R*T); bytes[121] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_k121_lora_b_wk_grad_in */
-    flops[122] = (double)(4*B*HD2*KVH*R*REP*T); bytes[122] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k122_lora_a_wk_grad_in */
-    flops[123] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[123] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_k123_wk_grad_in */
-    flops[124] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[124] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k124_rope_grad */
-    flops[125] = (double)(2*B*HD2*KVH*REP*T); bytes[125] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k125_lora */
-    flops[126] = (double)(4*B*HD2*KVH*R*REP*T); bytes[126] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k126_lora_b_wq_grad_in */
-    flops[127] = (double)(4*B*HD2*KVH*R*REP*T); bytes[127] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k127_lora_a_wq_grad_in */
-    flops[128] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[128] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k128_wq_grad_in */
-    flops[129] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[129] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k129_rmsnorm_grad */
-    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k130_grad_lora_a_wq */
-    flops[131] = (double)(4*B*HD2*KVH*R*REP*T); bytes[131] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k131_grad_lora_b_wq */
-    flops[132] = (double)(4*B*HD2*KVH*R*REP*T); bytes[132] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k132_grad_lora_a_wk */
-    flops[133] = (double)(4*B*HD2*KVH*R*T); bytes[133] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k133_grad_lora_b_wk */
-    flops[134] = (double)(4*B*HD2*KVH*R*REP*T); bytes[134] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k134_grad_lora_a_wv */
-    flops[135] = (double)(4*B*HD2*KVH*R*T); bytes[135] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k135_grad_lora_b_wv */
-    flops[136] = (double)(4*B*HD2*KVH*R*REP*T); bytes[136] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k136_grad_lora_a_wo */
-    flops[137] = (double)(4*B*HD2*KVH*R*REP*T); bytes[137] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k137_grad_lora_b_wo */
-    flops[138] = (double)(4*B*HD2*KVH*R*REP*T); bytes[138] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k138_grad_lora_a_w1 */
-    flops[139] = (double)(2*B*F*R*T); bytes[139] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_k139_grad_lora_b_w1 */
-    flops[140] = (double)(2*B*F*R*T); bytes[140] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* dpo_step_lora_k140_grad_lora_a_w2 */
-    flops[141] = (double)(4*B*HD2*KVH*R*REP*T); bytes[141] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k141_grad_lora_b_w2 */
-    flops[142] = (double)(4*B*HD2*KVH*R*REP*T); bytes[142] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k142_grad_lora_a_w3 */
-    flops[143] = (double)(2*B*F*R*T); bytes[143] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_k143_grad_lora_b_w3 */
+    flops[113] = (double)(10*B*HD2*KVH*REP*T*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k113_causal_attention_backward */
+    flops[114] = (double)(2*B*HD2*KVH*T); bytes[114] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_k114_lora */
+    flops[115] = (double)(4*B*HD2*KVH*R*T); bytes[115] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_k115_lora_b_wv_grad_in */
+    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k116_lora_a_wv_grad_in */
+    flops[117] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_k117_wv_grad_in */
+    flops[118] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[118] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k118_rope_grad */
+    flops[119] = (double)(2*B*HD2*KVH*T); bytes[119] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_k119_lora */
+    flops[120] = (double)(4*B*HD2*KVH*R*T); bytes[120] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_k120_lora_b_wk_grad_in */
+    flops[121] = (double)(4*B*HD2*KVH*R*REP*T); bytes[121] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k121_lora_a_wk_grad_in */
+    flops[122] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[122] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_k122_wk_grad_in */
+    flops[123] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[123] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k123_rope_grad */
+    flops[124] = (double)(2*B*HD2*KVH*REP*T); bytes[124] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k124_lora */
+    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k125_lora_b_wq_grad_in */
+    flops[126] = (double)(4*B*HD2*KVH*R*REP*T); bytes[126] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k126_lora_a_wq_grad_in */
+    flops[127] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[127] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k127_wq_grad_in */
+    flops[128] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[128] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k128_rmsnorm_grad */
+    flops[129] = (double)(4*B*HD2*KVH*R*REP*T); bytes[129] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k129_grad_lora_a_wq */
+    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k130_grad_lora_b_wq */
+    flops[131] = (double)(4*B*HD2*KVH*R*REP*T); bytes[131] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k131_grad_lora_a_wk */
+    flops[132] = (double)(4*B*HD2*KVH*R*T); bytes[132] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k132_grad_lora_b_wk */
+    flops[133] = (double)(4*B*HD2*KVH*R*REP*T); bytes[133] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k133_grad_lora_a_wv */
+    flops[134] = (double)(4*B*HD2*KVH*R*T); bytes[134] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k134_grad_lora_b_wv */
+    flops[135] = (double)(4*B*HD2*KVH*R*REP*T); bytes[135] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k135_grad_lora_a_wo */
+    flops[136] = (double)(4*B*HD2*KVH*R*REP*T); bytes[136] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k136_grad_lora_b_wo */
+    flops[137] = (double)(4*B*HD2*KVH*R*REP*T); bytes[137] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k137_grad_lora_a_w1 */
+    flops[138] = (double)(2*B*F*R*T); bytes[138] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_k138_grad_lora_b_w1 */
+    flops[139] = (double)(2*B*F*R*T); bytes[139] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* dpo_step_lora_k139_grad_lora_a_w2 */
+    flops[140] = (double)(4*B*HD2*KVH*R*REP*T); bytes[140] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k140_grad_lora_b_w2 */
+    flops[141] = (double)(4*B*HD2*KVH*R*REP*T); bytes[141] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k141_grad_lora_a_w3 */
+    flops[142] = (double)(2*B*F*R*T); bytes[142] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_k142_grad_lora_b_w3 */
     (void)args;
 }
 
@@ -12186,39 +12211,38 @@ static const char *const llama_dpo_dpo_step_lora_kernel_names[] = {
     "dpo_step_lora_k110_lora_a_wo_grad_in",
     "dpo_step_lora_k111_wo_grad_in",
     "dpo_step_lora_k112_attention_grad",
-    "dpo_step_lora_k113_causal_attention_backward_dq",
-    "dpo_step_lora_k114_causal_attention_backward_dkv",
-    "dpo_step_lora_k115_lora",
-    "dpo_step_lora_k116_lora_b_wv_grad_in",
-    "dpo_step_lora_k117_lora_a_wv_grad_in",
-    "dpo_step_lora_k118_wv_grad_in",
-    "dpo_step_lora_k119_rope_grad",
-    "dpo_step_lora_k120_lora",
-    "dpo_step_lora_k121_lora_b_wk_grad_in",
-    "dpo_step_lora_k122_lora_a_wk_grad_in",
-    "dpo_step_lora_k123_wk_grad_in",
-    "dpo_step_lora_k124_rope_grad",
-    "dpo_step_lora_k125_lora",
-    "dpo_step_lora_k126_lora_b_wq_grad_in",
-    "dpo_step_lora_k127_lora_a_wq_grad_in",
-    "dpo_step_lora_k128_wq_grad_in",
-    "dpo_step_lora_k129_rmsnorm_grad",
-    "dpo_step_lora_k130_grad_lora_a_wq",
-    "dpo_step_lora_k131_grad_lora_b_wq",
-    "dpo_step_lora_k132_grad_lora_a_wk",
-    "dpo_step_lora_k133_grad_lora_b_wk",
-    "dpo_step_lora_k134_grad_lora_a_wv",
-    "dpo_step_lora_k135_grad_lora_b_wv",
-    "dpo_step_lora_k136_grad_lora_a_wo",
-    "dpo_step_lora_k137_grad_lora_b_wo",
-    "dpo_step_lora_k138_grad_lora_a_w1",
-    "dpo_step_lora_k139_grad_lora_b_w1",
-    "dpo_step_lora_k140_grad_lora_a_w2",
-    "dpo_step_lora_k141_grad_lora_b_w2",
-    "dpo_step_lora_k142_grad_lora_a_w3",
-    "dpo_step_lora_k143_grad_lora_b_w3",
+    "dpo_step_lora_k113_causal_attention_backward",
+    "dpo_step_lora_k114_lora",
+    "dpo_step_lora_k115_lora_b_wv_grad_in",
+    "dpo_step_lora_k116_lora_a_wv_grad_in",
+    "dpo_step_lora_k117_wv_grad_in",
+    "dpo_step_lora_k118_rope_grad",
+    "dpo_step_lora_k119_lora",
+    "dpo_step_lora_k120_lora_b_wk_grad_in",
+    "dpo_step_lora_k121_lora_a_wk_grad_in",
+    "dpo_step_lora_k122_wk_grad_in",
+    "dpo_step_lora_k123_rope_grad",
+    "dpo_step_lora_k124_lora",
+    "dpo_step_lora_k125_lora_b_wq_grad_in",
+    "dpo_step_lora_k126_lora_a_wq_grad_in",
+    "dpo_step_lora_k127_wq_grad_in",
+    "dpo_step_lora_k128_rmsnorm_grad",
+    "dpo_step_lora_k129_grad_lora_a_wq",
+    "dpo_step_lora_k130_grad_lora_b_wq",
+    "dpo_step_lora_k131_grad_lora_a_wk",
+    "dpo_step_lora_k132_grad_lora_b_wk",
+    "dpo_step_lora_k133_grad_lora_a_wv",
+    "dpo_step_lora_k134_grad_lora_b_wv",
+    "dpo_step_lora_k135_grad_lora_a_wo",
+    "dpo_step_lora_k136_grad_lora_b_wo",
+    "dpo_step_lora_k137_grad_lora_a_w1",
+    "dpo_step_lora_k138_grad_lora_b_w1",
+    "dpo_step_lora_k139_grad_lora_a_w2",
+    "dpo_step_lora_k140_grad_lora_b_w2",
+    "dpo_step_lora_k141_grad_lora_a_w3",
+    "dpo_step_lora_k142_grad_lora_b_w3",
 };
-const la_program_info llama_dpo_dpo_step_lora_info = { "llama_dpo.dpo_step_lora", 96, 144, llama_dpo_dpo_step_lora_kernel_names, llama_dpo_dpo_step_lora_run, llama_dpo_dpo_step_lora_arena, llama_dpo_dpo_step_lora_cost };
+const la_program_info llama_dpo_dpo_step_lora_info = { "llama_dpo.dpo_step_lora", 96, 143, llama_dpo_dpo_step_lora_kernel_names, llama_dpo_dpo_step_lora_run, llama_dpo_dpo_step_lora_arena, llama_dpo_dpo_step_lora_cost };
 
 /* ===== program 'dpo_step_lora_dropout' ===== */
 
@@ -12633,7 +12657,7 @@ static void dpo_step_lora_dropout_k19_lora(float *restrict saved_v, const float 
     }
 }
 
-/* dpo_step_lora_dropout_k20_causal_attention_forward: causal attention (s ≤ 0 + t, mask): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+/* dpo_step_lora_dropout_k20_causal_attention_forward: causal attention (s ≤ t, mask): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
 static void dpo_step_lora_dropout_k20_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
@@ -12661,41 +12685,67 @@ static void dpo_step_lora_dropout_k20_causal_attention_forward(float *restrict s
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    if (mp[b * msb + t * mst + s] == 0.0f) x = -INFINITY;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                saved_lse[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -15778,75 +15828,8 @@ static void dpo_step_lora_dropout_k125_dropout(float *restrict t109, const float
     }
 }
 
-/* dpo_step_lora_dropout_k126_causal_attention_backward_dq: causal attention (s ≤ 0 + t, mask): grad_q → t110  [layer_backward/attention/attention/grad] */
-static void dpo_step_lora_dropout_k126_causal_attention_backward_dq(float *restrict t110, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t109, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long nb = B, nt = T, nh = H, hd = HD;
-    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const float *qp = saved_q;
-    const long qsb = T*D;
-    const long qst = D;
-    const long qsh = HD;
-    const float *kp = saved_k;
-    const long ksb = T*KVD;
-    const long kss = KVD;
-    const long ksh = HD;
-    const float *vp = saved_v;
-    const long vsb = T*KVD;
-    const long vss = KVD;
-    const long vsh = HD;
-    const float *mp = t2;
-    const long msb = T*T;
-    const long mst = T;
-    const float *op = saved_attn;
-    const long osb = T*D;
-    const long ost = D;
-    const long osh = HD;
-    const float *lp = saved_lse;
-    const long lsb = T*H;
-    const long lsh = T;
-    const float *gp = t109;
-    const long gsb = T*D;
-    const long gst = D;
-    const long gsh = HD;
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (long b = 0; b < nb; b++) {
-        for (long h = 0; h < nh; h++) {
-            const long g = h / rep;
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const float *gt = gp + b * gsb + t * gst + h * gsh;
-                const float *ot = op + b * osb + t * ost + h * osh;
-                const float l = lp[b * lsb + h * lsh + t];
-                float *dqt = t110 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
-                if (l == -INFINITY) continue;
-                /* D_t = dO·out */
-                float rowd = 0.0f;
-                #pragma omp simd reduction(+:rowd)
-                for (long d = 0; d < hd; d++) rowd += gt[d] * ot[d];
-                const long last = start + t < ns ? start + t : ns - 1;
-                for (long s = 0; s <= last; s++) {
-                    if (mp[b * msb + t * mst + s] == 0.0f) continue;
-                    const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
-                    float dot = 0.0f, dp = 0.0f;
-                    #pragma omp simd reduction(+:dot, dp)
-                    for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                    const float ds = expf(dot * scale - l) * (dp - rowd) * scale;
-                    #pragma omp simd
-                    for (long d = 0; d < hd; d++) dqt[d] += ds * ks[d];
-                }
-            }
-        }
-    }
-}
-
-/* dpo_step_lora_dropout_k127_causal_attention_backward_dkv: causal attention (s ≤ 0 + t, mask): grad_k → t111, grad_v → t112  [layer_backward/attention/attention/grad] */
-static void dpo_step_lora_dropout_k127_causal_attention_backward_dkv(float *restrict t111, float *restrict t112, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t109, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k126_causal_attention_backward: causal attention (s ≤ t, mask): grad_q → t110, grad_k → t111, grad_v → t112  [layer_backward/attention/attention/grad] */
+static void dpo_step_lora_dropout_k126_causal_attention_backward(float *restrict t110, float *restrict t111, float *restrict t112, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t109, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -15883,38 +15866,68 @@ static void dpo_step_lora_dropout_k127_causal_attention_backward_dkv(float *rest
     #pragma omp parallel for collapse(2) schedule(static)
     for (long b = 0; b < nb; b++) {
         for (long g = 0; g < nkv; g++) {
-            float rowd[rep * nt];   /* D_t = dO·out of each row of the heads sharing g */
-            for (long r = 0; r < rep; r++) {
-                const long h = g * rep + r;
-                for (long t = 0; t < nt; t++) {
-                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
-                    float x = 0.0f;
-                    #pragma omp simd reduction(+:x)
-                    for (long d = 0; d < hd; d++) x += gt[d] * ot[d];
-                    rowd[r * nt + t] = x;
-                }
-            }
+            float kt[hd * 16], vt[hd * 16], x[16], dp[16], rowd[nt];
             for (long s = 0; s < ns; s++) {
-                const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
                 float *dks = t111 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dks[d] = 0.0f;
                 float *dvs = t112 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
-                /* the rows that see key s (t ≥ s − start), in every head sharing g */
-                for (long r = 0; r < rep; r++) {
-                    const long h = g * rep + r;
-                    for (long t = s - start > 0 ? s - start : 0; t < nt; t++) {
-                        const float l = lp[b * lsb + h * lsh + t];
-                        if (l == -INFINITY) continue;
-                        if (mp[b * msb + t * mst + s] == 0.0f) continue;
+            }
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    float *dqt = t110 + ((b * nt + t) * nh + h) * hd;
+                    for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                }
+                /* D_t = dO·out */
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float y = 0.0f;
+                    #pragma omp simd reduction(+:y)
+                    for (long d = 0; d < hd; d++) y += gt[d] * ot[d];
+                    rowd[t] = y;
+                }
+                for (long key0 = 0; key0 < ns; key0 += 16) {
+                    const long cols = ns - key0 < 16 ? ns - key0 : 16;
+                    /* the key and value tiles, transposed (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const long s = key0 + (c < cols ? c : 0);
+                        const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                        for (long d = 0; d < hd; d++) {
+                            kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
+                            vt[d * 16 + c] = c < cols ? vs[d] : 0.0f;
+                        }
+                    }
+                    /* the rows that see a key of the tile: t ≥ key0 − start */
+                    for (long t = key0 - start > 0 ? key0 - start : 0; t < nt; t++) {
+                        const float lt = lp[b * lsb + h * lsh + t];
+                        if (lt == -INFINITY) continue;
                         const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                        float dot = 0.0f, dp = 0.0f;
-                        #pragma omp simd reduction(+:dot, dp)
-                        for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                        const float pr = expf(dot * scale - l);
-                        const float ds = pr * (dp - rowd[r * nt + t]) * scale;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) { dks[d] += ds * qt[d]; dvs[d] += pr * gt[d]; }
+                        for (long c = 0; c < 16; c++) { x[c] = 0.0f; dp[c] = 0.0f; }
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale, gd = gt[d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) { x[c] += qd * kt[d * 16 + c]; dp[c] += gd * vt[d * 16 + c]; }
+                        }
+                        /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            const float p = c < cols && s <= start + t && !(mp[b * msb + t * mst + s] == 0.0f) ? expf(x[c] - lt) : 0.0f;
+                            x[c] = p;
+                            dp[c] = p * (dp[c] - rowd[t]) * scale;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const long s = key0 + c;
+                            const float p = x[c];
+                            const float ds = dp[c];
+                            const float *ks = kp + b * ksb + s * kss + g * ksh;
+                            float *dqt = t110 + ((b * nt + t) * nh + h) * hd;
+                            float *dks = t111 + ((b * ns + s) * nkv + g) * hd;
+                            float *dvs = t112 + ((b * ns + s) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                        }
                     }
                 }
             }
@@ -15922,8 +15935,8 @@ static void dpo_step_lora_dropout_k127_causal_attention_backward_dkv(float *rest
     }
 }
 
-/* dpo_step_lora_dropout_k128_lora: t113 = t112 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k128_lora(float *restrict t113, const float *restrict lora_scale_wv, const float *restrict t112, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_dropout_k127_lora: t113 = t112 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k127_lora(float *restrict t113, const float *restrict lora_scale_wv, const float *restrict t112, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15935,27 +15948,27 @@ static void dpo_step_lora_dropout_k128_lora(float *restrict t113, const float *r
     }
 }
 
-/* dpo_step_lora_dropout_k129_lora_b_wv_grad_in: t114[B*T, R] = t113 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k129_lora_b_wv_grad_in(float *restrict t114, const float *restrict lora_b_wv, const float *restrict t113, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_dropout_k128_lora_b_wv_grad_in: t114[B*T, R] = t113 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k128_lora_b_wv_grad_in(float *restrict t114, const float *restrict lora_b_wv, const float *restrict t113, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t113, KVD, lora_b_wv, R, 0.0f, t114, R);
 }
 
-/* dpo_step_lora_dropout_k130_lora_a_wv_grad_in: t115[B*T, D] = t114 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k130_lora_a_wv_grad_in(float *restrict t115, const float *restrict lora_a_wv, const float *restrict t114, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k129_lora_a_wv_grad_in: t115[B*T, D] = t114 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k129_lora_a_wv_grad_in(float *restrict t115, const float *restrict lora_a_wv, const float *restrict t114, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t114, R, lora_a_wv, D, 0.0f, t115, D);
 }
 
-/* dpo_step_lora_dropout_k131_wv_grad_in: t116[B*T, D] = t112 · wv  [layer_backward/attention/grad] */
-static void dpo_step_lora_dropout_k131_wv_grad_in(float *restrict t116, const float *restrict wv, const float *restrict t112, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k130_wv_grad_in: t116[B*T, D] = t112 · wv  [layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k130_wv_grad_in(float *restrict t116, const float *restrict wv, const float *restrict t112, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t112, KVD, wv, D, 0.0f, t116, D);
 }
 
-/* dpo_step_lora_dropout_k132_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_lora_dropout_k132_rope_grad(float *restrict t117, const float *restrict t0, const float *restrict t1, const float *restrict t111, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_dropout_k131_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_lora_dropout_k131_rope_grad(float *restrict t117, const float *restrict t0, const float *restrict t1, const float *restrict t111, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15991,8 +16004,8 @@ static void dpo_step_lora_dropout_k132_rope_grad(float *restrict t117, const flo
     }
 }
 
-/* dpo_step_lora_dropout_k133_lora: t118 = t117 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k133_lora(float *restrict t118, const float *restrict lora_scale_wk, const float *restrict t117, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_dropout_k132_lora: t118 = t117 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k132_lora(float *restrict t118, const float *restrict lora_scale_wk, const float *restrict t117, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -16004,27 +16017,27 @@ static void dpo_step_lora_dropout_k133_lora(float *restrict t118, const float *r
     }
 }
 
-/* dpo_step_lora_dropout_k134_lora_b_wk_grad_in: t119[B*T, R] = t118 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k134_lora_b_wk_grad_in(float *restrict t119, const float *restrict lora_b_wk, const float *restrict t118, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_dropout_k133_lora_b_wk_grad_in: t119[B*T, R] = t118 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k133_lora_b_wk_grad_in(float *restrict t119, const float *restrict lora_b_wk, const float *restrict t118, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t118, KVD, lora_b_wk, R, 0.0f, t119, R);
 }
 
-/* dpo_step_lora_dropout_k135_lora_a_wk_grad_in: t120[B*T, D] = t119 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k135_lora_a_wk_grad_in(float *restrict t120, const float *restrict lora_a_wk, const float *restrict t119, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k134_lora_a_wk_grad_in: t120[B*T, D] = t119 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k134_lora_a_wk_grad_in(float *restrict t120, const float *restrict lora_a_wk, const float *restrict t119, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t119, R, lora_a_wk, D, 0.0f, t120, D);
 }
 
-/* dpo_step_lora_dropout_k136_wk_grad_in: t121[B*T, D] = t117 · wk  [layer_backward/attention/grad] */
-static void dpo_step_lora_dropout_k136_wk_grad_in(float *restrict t121, const float *restrict wk, const float *restrict t117, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k135_wk_grad_in: t121[B*T, D] = t117 · wk  [layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k135_wk_grad_in(float *restrict t121, const float *restrict wk, const float *restrict t117, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t117, KVD, wk, D, 0.0f, t121, D);
 }
 
-/* dpo_step_lora_dropout_k137_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_lora_dropout_k137_rope_grad(float *restrict t122, const float *restrict t0, const float *restrict t1, const float *restrict t110, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k136_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_lora_dropout_k136_rope_grad(float *restrict t122, const float *restrict t0, const float *restrict t1, const float *restrict t110, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -16061,8 +16074,8 @@ static void dpo_step_lora_dropout_k137_rope_grad(float *restrict t122, const flo
     }
 }
 
-/* dpo_step_lora_dropout_k138_lora: t123 = t122 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k138_lora(float *restrict t123, const float *restrict lora_scale_wq, const float *restrict t122, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k137_lora: t123 = t122 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k137_lora(float *restrict t123, const float *restrict lora_scale_wq, const float *restrict t122, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -16074,26 +16087,26 @@ static void dpo_step_lora_dropout_k138_lora(float *restrict t123, const float *r
     }
 }
 
-/* dpo_step_lora_dropout_k139_lora_b_wq_grad_in: t124[B*T, R] = t123 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k139_lora_b_wq_grad_in(float *restrict t124, const float *restrict lora_b_wq, const float *restrict t123, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k138_lora_b_wq_grad_in: t124[B*T, R] = t123 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k138_lora_b_wq_grad_in(float *restrict t124, const float *restrict lora_b_wq, const float *restrict t123, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t123, D, lora_b_wq, R, 0.0f, t124, R);
 }
 
-/* dpo_step_lora_dropout_k140_lora_a_wq_grad_in: t125[B*T, D] = t124 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k140_lora_a_wq_grad_in(float *restrict t125, const float *restrict lora_a_wq, const float *restrict t124, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k139_lora_a_wq_grad_in: t125[B*T, D] = t124 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k139_lora_a_wq_grad_in(float *restrict t125, const float *restrict lora_a_wq, const float *restrict t124, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t124, R, lora_a_wq, D, 0.0f, t125, D);
 }
 
-/* dpo_step_lora_dropout_k141_wq_grad_in: t126[B*T, D] = t122 · wq  [layer_backward/attention/grad] */
-static void dpo_step_lora_dropout_k141_wq_grad_in(float *restrict t126, const float *restrict wq, const float *restrict t122, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k140_wq_grad_in: t126[B*T, D] = t122 · wq  [layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k140_wq_grad_in(float *restrict t126, const float *restrict wq, const float *restrict t122, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t122, D, wq, D, 0.0f, t126, D);
 }
 
-/* dpo_step_lora_dropout_k142_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void dpo_step_lora_dropout_k142_dropout(float *restrict carry8_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t71, const float *restrict t104, const float *restrict t115, const float *restrict t116, const float *restrict t120, const float *restrict t121, const float *restrict t125, const float *restrict t126, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k141_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k141_dropout(float *restrict carry8_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t71, const float *restrict t104, const float *restrict t115, const float *restrict t116, const float *restrict t120, const float *restrict t121, const float *restrict t125, const float *restrict t126, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -16163,88 +16176,88 @@ static void dpo_step_lora_dropout_k142_dropout(float *restrict carry8_next, cons
     }
 }
 
-/* dpo_step_lora_dropout_k143_grad_lora_a_wq: grad_lora_a_wq[R, D] += t124ᵀ · t73  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k143_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t73, const float *restrict t124, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k142_grad_lora_a_wq: grad_lora_a_wq[R, D] += t124ᵀ · t73  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k142_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t73, const float *restrict t124, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t124, R, t73, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* dpo_step_lora_dropout_k144_grad_lora_b_wq: grad_lora_b_wq[D, R] += t123ᵀ · t74  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k144_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t74, const float *restrict t123, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k143_grad_lora_b_wq: grad_lora_b_wq[D, R] += t123ᵀ · t74  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k143_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t74, const float *restrict t123, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t123, D, t74, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* dpo_step_lora_dropout_k145_grad_lora_a_wk: grad_lora_a_wk[R, D] += t119ᵀ · t75  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k145_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t75, const float *restrict t119, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k144_grad_lora_a_wk: grad_lora_a_wk[R, D] += t119ᵀ · t75  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k144_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t75, const float *restrict t119, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t119, R, t75, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* dpo_step_lora_dropout_k146_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t118ᵀ · t76  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k146_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t76, const float *restrict t118, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_dropout_k145_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t118ᵀ · t76  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k145_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t76, const float *restrict t118, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t118, KVD, t76, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* dpo_step_lora_dropout_k147_grad_lora_a_wv: grad_lora_a_wv[R, D] += t114ᵀ · t77  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k147_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t77, const float *restrict t114, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k146_grad_lora_a_wv: grad_lora_a_wv[R, D] += t114ᵀ · t77  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k146_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t77, const float *restrict t114, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t114, R, t77, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* dpo_step_lora_dropout_k148_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t113ᵀ · t78  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k148_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t78, const float *restrict t113, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_dropout_k147_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t113ᵀ · t78  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k147_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t78, const float *restrict t113, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t113, KVD, t78, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* dpo_step_lora_dropout_k149_grad_lora_a_wo: grad_lora_a_wo[R, D] += t106ᵀ · t79  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k149_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t79, const float *restrict t106, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k148_grad_lora_a_wo: grad_lora_a_wo[R, D] += t106ᵀ · t79  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k148_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t79, const float *restrict t106, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t106, R, t79, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* dpo_step_lora_dropout_k150_grad_lora_b_wo: grad_lora_b_wo[D, R] += t105ᵀ · t80  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k150_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t80, const float *restrict t105, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k149_grad_lora_b_wo: grad_lora_b_wo[D, R] += t105ᵀ · t80  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k149_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t80, const float *restrict t105, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t105, D, t80, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* dpo_step_lora_dropout_k151_grad_lora_a_w1: grad_lora_a_w1[R, D] += t101ᵀ · t83  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k151_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t83, const float *restrict t101, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k150_grad_lora_a_w1: grad_lora_a_w1[R, D] += t101ᵀ · t83  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k150_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t83, const float *restrict t101, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t101, R, t83, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* dpo_step_lora_dropout_k152_grad_lora_b_w1: grad_lora_b_w1[F, R] += t100ᵀ · t84  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k152_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t84, const float *restrict t100, long B, long F, long R, long T) {
+/* dpo_step_lora_dropout_k151_grad_lora_b_w1: grad_lora_b_w1[F, R] += t100ᵀ · t84  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k151_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t84, const float *restrict t100, long B, long F, long R, long T) {
     la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t100, F, t84, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* dpo_step_lora_dropout_k153_grad_lora_a_w2: grad_lora_a_w2[R, F] += t91ᵀ · t88  [layer_backward/ffn/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k153_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t88, const float *restrict t91, long B, long F, long R, long T) {
+/* dpo_step_lora_dropout_k152_grad_lora_a_w2: grad_lora_a_w2[R, F] += t91ᵀ · t88  [layer_backward/ffn/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k152_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t88, const float *restrict t91, long B, long F, long R, long T) {
     la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t91, R, t88, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* dpo_step_lora_dropout_k154_grad_lora_b_w2: grad_lora_b_w2[D, R] += t90ᵀ · t89  [layer_backward/ffn/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k154_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t89, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k153_grad_lora_b_w2: grad_lora_b_w2[D, R] += t90ᵀ · t89  [layer_backward/ffn/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k153_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t89, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t90, D, t89, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* dpo_step_lora_dropout_k155_grad_lora_a_w3: grad_lora_a_w3[R, D] += t96ᵀ · t86  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k155_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t86, const float *restrict t96, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k154_grad_lora_a_w3: grad_lora_a_w3[R, D] += t96ᵀ · t86  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k154_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t86, const float *restrict t96, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t96, R, t86, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* dpo_step_lora_dropout_k156_grad_lora_b_w3: grad_lora_b_w3[F, R] += t95ᵀ · t87  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k156_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t87, const float *restrict t95, long B, long F, long R, long T) {
+/* dpo_step_lora_dropout_k155_grad_lora_b_w3: grad_lora_b_w3[F, R] += t95ᵀ · t87  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k155_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t87, const float *restrict t95, long B, long F, long R, long T) {
     la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t95, F, t87, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 58 slots planned for 157 kernels. */
+/* Arena: 58 slots planned for 156 kernels. */
 static long llama_dpo_dpo_step_lora_dropout_layout(const llama_dpo_dpo_step_lora_dropout_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -16499,10 +16512,10 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
     float *logits_rejected = args->logits_rejected;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 157, dpo_step_lora_dropout_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 1, 157, dpo_step_lora_dropout_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 2, 157, dpo_step_lora_dropout_k2_shared_prompt_mask(t2, segments, B, T));
-    LA_TIMED(prof, 3, 157, dpo_step_lora_dropout_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 156, dpo_step_lora_dropout_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 156, dpo_step_lora_dropout_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 156, dpo_step_lora_dropout_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 156, dpo_step_lora_dropout_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[40], args->arena + off[41] };
@@ -16546,49 +16559,49 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 4, 157, dpo_step_lora_dropout_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 157, dpo_step_lora_dropout_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 157, dpo_step_lora_dropout_k6_dropout(t5, lora_dropout_key_wq, lora_dropout, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 157, dpo_step_lora_dropout_k7_lora_a_wq(t6, lora_a_wq, t5, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 8, 157, dpo_step_lora_dropout_k8_lora_b_wq(t7, lora_b_wq, t6, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 9, 157, dpo_step_lora_dropout_k9_rope(saved_q, t0, t1, lora_scale_wq, t4, t7, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 157, dpo_step_lora_dropout_k10_wk(t8, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 157, dpo_step_lora_dropout_k11_dropout(t9, lora_dropout, lora_dropout_key_wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 157, dpo_step_lora_dropout_k12_lora_a_wk(t10, lora_a_wk, t9, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 13, 157, dpo_step_lora_dropout_k13_lora_b_wk(t11, lora_b_wk, t10, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 14, 157, dpo_step_lora_dropout_k14_rope(saved_k, t0, t1, lora_scale_wk, t8, t11, B, HD2, KVH, T));
-        LA_TIMED(prof, 15, 157, dpo_step_lora_dropout_k15_wv(t12, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 157, dpo_step_lora_dropout_k16_dropout(t13, lora_dropout, lora_dropout_key_wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 157, dpo_step_lora_dropout_k17_lora_a_wv(t14, lora_a_wv, t13, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 18, 157, dpo_step_lora_dropout_k18_lora_b_wv(t15, lora_b_wv, t14, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 19, 157, dpo_step_lora_dropout_k19_lora(saved_v, lora_scale_wv, t12, t15, B, HD2, KVH, T));
-        LA_TIMED(prof, 20, 157, dpo_step_lora_dropout_k20_causal_attention_forward(saved_attn, saved_lse, t2, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 21, 157, dpo_step_lora_dropout_k21_wo(t16, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 22, 157, dpo_step_lora_dropout_k22_dropout(t17, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 23, 157, dpo_step_lora_dropout_k23_lora_a_wo(t18, lora_a_wo, t17, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 24, 157, dpo_step_lora_dropout_k24_lora_b_wo(t19, lora_b_wo, t18, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 25, 157, dpo_step_lora_dropout_k25_lora(saved_h, carry0, lora_scale_wo, t16, t19, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 26, 157, dpo_step_lora_dropout_k26_rmsnorm(t20, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 27, 157, dpo_step_lora_dropout_k27_w1(t21, w1, t20, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 28, 157, dpo_step_lora_dropout_k28_dropout(t22, lora_dropout, lora_dropout_key_w1, t20, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 29, 157, dpo_step_lora_dropout_k29_lora_a_w1(t23, lora_a_w1, t22, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 30, 157, dpo_step_lora_dropout_k30_lora_b_w1(t24, lora_b_w1, t23, B, F, R, T));
-        LA_TIMED(prof, 31, 157, dpo_step_lora_dropout_k31_lora(saved_gate, lora_scale_w1, t21, t24, B, F, T));
-        LA_TIMED(prof, 32, 157, dpo_step_lora_dropout_k32_w3(t25, w3, t20, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 33, 157, dpo_step_lora_dropout_k33_dropout(t26, lora_dropout, lora_dropout_key_w3, t20, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 34, 157, dpo_step_lora_dropout_k34_lora_a_w3(t27, lora_a_w3, t26, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 35, 157, dpo_step_lora_dropout_k35_lora_b_w3(t28, lora_b_w3, t27, B, F, R, T));
-        LA_TIMED(prof, 36, 157, dpo_step_lora_dropout_k36_lora(saved_up, lora_scale_w3, t25, t28, B, F, T));
-        LA_TIMED(prof, 37, 157, dpo_step_lora_dropout_k37_silu(t29, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 38, 157, dpo_step_lora_dropout_k38_w2(t30, w2, t29, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 39, 157, dpo_step_lora_dropout_k39_dropout(t31, lora_dropout, lora_dropout_key_w2, t29, B, F, T));
-        LA_TIMED(prof, 40, 157, dpo_step_lora_dropout_k40_lora_a_w2(t32, lora_a_w2, t31, B, F, R, T));
-        LA_TIMED(prof, 41, 157, dpo_step_lora_dropout_k41_lora_b_w2(t33, lora_b_w2, t32, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 42, 157, dpo_step_lora_dropout_k42_lora(carry0_next, lora_scale_w2, saved_h, t30, t33, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 156, dpo_step_lora_dropout_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 156, dpo_step_lora_dropout_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 156, dpo_step_lora_dropout_k6_dropout(t5, lora_dropout_key_wq, lora_dropout, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 156, dpo_step_lora_dropout_k7_lora_a_wq(t6, lora_a_wq, t5, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 8, 156, dpo_step_lora_dropout_k8_lora_b_wq(t7, lora_b_wq, t6, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 9, 156, dpo_step_lora_dropout_k9_rope(saved_q, t0, t1, lora_scale_wq, t4, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 156, dpo_step_lora_dropout_k10_wk(t8, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 156, dpo_step_lora_dropout_k11_dropout(t9, lora_dropout, lora_dropout_key_wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 156, dpo_step_lora_dropout_k12_lora_a_wk(t10, lora_a_wk, t9, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 13, 156, dpo_step_lora_dropout_k13_lora_b_wk(t11, lora_b_wk, t10, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 14, 156, dpo_step_lora_dropout_k14_rope(saved_k, t0, t1, lora_scale_wk, t8, t11, B, HD2, KVH, T));
+        LA_TIMED(prof, 15, 156, dpo_step_lora_dropout_k15_wv(t12, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 156, dpo_step_lora_dropout_k16_dropout(t13, lora_dropout, lora_dropout_key_wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 156, dpo_step_lora_dropout_k17_lora_a_wv(t14, lora_a_wv, t13, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 18, 156, dpo_step_lora_dropout_k18_lora_b_wv(t15, lora_b_wv, t14, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 19, 156, dpo_step_lora_dropout_k19_lora(saved_v, lora_scale_wv, t12, t15, B, HD2, KVH, T));
+        LA_TIMED(prof, 20, 156, dpo_step_lora_dropout_k20_causal_attention_forward(saved_attn, saved_lse, t2, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 156, dpo_step_lora_dropout_k21_wo(t16, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 156, dpo_step_lora_dropout_k22_dropout(t17, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 156, dpo_step_lora_dropout_k23_lora_a_wo(t18, lora_a_wo, t17, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 24, 156, dpo_step_lora_dropout_k24_lora_b_wo(t19, lora_b_wo, t18, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 156, dpo_step_lora_dropout_k25_lora(saved_h, carry0, lora_scale_wo, t16, t19, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 156, dpo_step_lora_dropout_k26_rmsnorm(t20, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 27, 156, dpo_step_lora_dropout_k27_w1(t21, w1, t20, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 156, dpo_step_lora_dropout_k28_dropout(t22, lora_dropout, lora_dropout_key_w1, t20, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 29, 156, dpo_step_lora_dropout_k29_lora_a_w1(t23, lora_a_w1, t22, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 30, 156, dpo_step_lora_dropout_k30_lora_b_w1(t24, lora_b_w1, t23, B, F, R, T));
+        LA_TIMED(prof, 31, 156, dpo_step_lora_dropout_k31_lora(saved_gate, lora_scale_w1, t21, t24, B, F, T));
+        LA_TIMED(prof, 32, 156, dpo_step_lora_dropout_k32_w3(t25, w3, t20, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 33, 156, dpo_step_lora_dropout_k33_dropout(t26, lora_dropout, lora_dropout_key_w3, t20, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 34, 156, dpo_step_lora_dropout_k34_lora_a_w3(t27, lora_a_w3, t26, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 35, 156, dpo_step_lora_dropout_k35_lora_b_w3(t28, lora_b_w3, t27, B, F, R, T));
+        LA_TIMED(prof, 36, 156, dpo_step_lora_dropout_k36_lora(saved_up, lora_scale_w3, t25, t28, B, F, T));
+        LA_TIMED(prof, 37, 156, dpo_step_lora_dropout_k37_silu(t29, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 38, 156, dpo_step_lora_dropout_k38_w2(t30, w2, t29, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 39, 156, dpo_step_lora_dropout_k39_dropout(t31, lora_dropout, lora_dropout_key_w2, t29, B, F, T));
+        LA_TIMED(prof, 40, 156, dpo_step_lora_dropout_k40_lora_a_w2(t32, lora_a_w2, t31, B, F, R, T));
+        LA_TIMED(prof, 41, 156, dpo_step_lora_dropout_k41_lora_b_w2(t33, lora_b_w2, t32, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 42, 156, dpo_step_lora_dropout_k42_lora(carry0_next, lora_scale_w2, saved_h, t30, t33, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 43, 157, dpo_step_lora_dropout_k43_expand(t34, B));
+    LA_TIMED(prof, 43, 156, dpo_step_lora_dropout_k43_expand(t34, B));
     /* stage 'lm_chunk', repeated NC times */
     const float *carry1 = t34;
     float *carry1_buf[2] = { args->arena + off[42], args->arena + off[43] };
@@ -16615,25 +16628,25 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
         float *carry4_next = carry4_buf[l & 1];
         float *carry5_next = l + 1 < NC ? carry5_buf[l & 1] : logits_chosen;
         float *carry6_next = l + 1 < NC ? carry6_buf[l & 1] : logits_rejected;
-        LA_TIMED(prof, 44, 157, dpo_step_lora_dropout_k44_rmsnorm(t35, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 45, 157, dpo_step_lora_dropout_k45_lm_head(t36, lm_head, t35, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 46, 157, dpo_step_lora_dropout_k46_log_softmax(t37, t36, CR, V));
-        LA_TIMED(prof, 47, 157, dpo_step_lora_dropout_k47_log_softmax(t38, t36, t37, CR, V));
-        LA_TIMED(prof, 48, 157, dpo_step_lora_dropout_k48_cross_entropy(t39, t36, chosen_targets, t37, t38, CR, V));
-        LA_TIMED(prof, 49, 157, dpo_step_lora_dropout_k49_sequence_logps_scatter_add(t40, scored_pair, chosen_mask, t39, B, CR));
-        LA_TIMED(prof, 50, 157, dpo_step_lora_dropout_k50_cross_entropy(t41, t36, rejected_targets, t37, t38, CR, V));
-        LA_TIMED(prof, 51, 157, dpo_step_lora_dropout_k51_sequence_logps_scatter_add(t42, scored_pair, rejected_mask, t41, B, CR));
-        LA_TIMED(prof, 52, 157, dpo_step_lora_dropout_k52_sequence_logps(t43, t36, CR, V));
-        LA_TIMED(prof, 53, 157, dpo_step_lora_dropout_k53_sequence_logps_scatter_add(t44, scored_pair, chosen_mask, B, CR));
-        LA_TIMED(prof, 54, 157, dpo_step_lora_dropout_k54_sequence_logps_scatter_add(t45, scored_pair, rejected_mask, B, CR));
-        LA_TIMED(prof, 55, 157, dpo_step_lora_dropout_k55_sequence_logps_scatter_add(t46, scored_pair, chosen_mask, t43, B, CR, V));
-        LA_TIMED(prof, 56, 157, dpo_step_lora_dropout_k56_sequence_logps_scatter_add(t47, scored_pair, rejected_mask, t43, B, CR, V));
-        LA_TIMED(prof, 57, 157, dpo_step_lora_dropout_k57_sequence_logps(carry1_next, carry1, t40, B));
-        LA_TIMED(prof, 58, 157, dpo_step_lora_dropout_k58_sequence_logps(carry2_next, carry2, t42, B));
-        LA_TIMED(prof, 59, 157, dpo_step_lora_dropout_k59_lm_chunk(carry3_next, carry3, t44, B));
-        LA_TIMED(prof, 60, 157, dpo_step_lora_dropout_k60_lm_chunk(carry4_next, carry4, t45, B));
-        LA_TIMED(prof, 61, 157, dpo_step_lora_dropout_k61_lm_chunk(carry5_next, carry5, t46, B));
-        LA_TIMED(prof, 62, 157, dpo_step_lora_dropout_k62_lm_chunk(carry6_next, carry6, t47, B));
+        LA_TIMED(prof, 44, 156, dpo_step_lora_dropout_k44_rmsnorm(t35, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 45, 156, dpo_step_lora_dropout_k45_lm_head(t36, lm_head, t35, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 46, 156, dpo_step_lora_dropout_k46_log_softmax(t37, t36, CR, V));
+        LA_TIMED(prof, 47, 156, dpo_step_lora_dropout_k47_log_softmax(t38, t36, t37, CR, V));
+        LA_TIMED(prof, 48, 156, dpo_step_lora_dropout_k48_cross_entropy(t39, t36, chosen_targets, t37, t38, CR, V));
+        LA_TIMED(prof, 49, 156, dpo_step_lora_dropout_k49_sequence_logps_scatter_add(t40, scored_pair, chosen_mask, t39, B, CR));
+        LA_TIMED(prof, 50, 156, dpo_step_lora_dropout_k50_cross_entropy(t41, t36, rejected_targets, t37, t38, CR, V));
+        LA_TIMED(prof, 51, 156, dpo_step_lora_dropout_k51_sequence_logps_scatter_add(t42, scored_pair, rejected_mask, t41, B, CR));
+        LA_TIMED(prof, 52, 156, dpo_step_lora_dropout_k52_sequence_logps(t43, t36, CR, V));
+        LA_TIMED(prof, 53, 156, dpo_step_lora_dropout_k53_sequence_logps_scatter_add(t44, scored_pair, chosen_mask, B, CR));
+        LA_TIMED(prof, 54, 156, dpo_step_lora_dropout_k54_sequence_logps_scatter_add(t45, scored_pair, rejected_mask, B, CR));
+        LA_TIMED(prof, 55, 156, dpo_step_lora_dropout_k55_sequence_logps_scatter_add(t46, scored_pair, chosen_mask, t43, B, CR, V));
+        LA_TIMED(prof, 56, 156, dpo_step_lora_dropout_k56_sequence_logps_scatter_add(t47, scored_pair, rejected_mask, t43, B, CR, V));
+        LA_TIMED(prof, 57, 156, dpo_step_lora_dropout_k57_sequence_logps(carry1_next, carry1, t40, B));
+        LA_TIMED(prof, 58, 156, dpo_step_lora_dropout_k58_sequence_logps(carry2_next, carry2, t42, B));
+        LA_TIMED(prof, 59, 156, dpo_step_lora_dropout_k59_lm_chunk(carry3_next, carry3, t44, B));
+        LA_TIMED(prof, 60, 156, dpo_step_lora_dropout_k60_lm_chunk(carry4_next, carry4, t45, B));
+        LA_TIMED(prof, 61, 156, dpo_step_lora_dropout_k61_lm_chunk(carry5_next, carry5, t46, B));
+        LA_TIMED(prof, 62, 156, dpo_step_lora_dropout_k62_lm_chunk(carry6_next, carry6, t47, B));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -16642,18 +16655,18 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
         carry6 = carry6_next;
     }
     /* stage 'after_lm_chunk' */
-    LA_TIMED(prof, 63, 157, dpo_step_lora_dropout_k63_dpo_kto_pair(t48, ref_chosen, pair_weight, loss_weights, carry1, B));
-    LA_TIMED(prof, 64, 157, dpo_step_lora_dropout_k64_dpo_sigmoid(t49, pair_weight, B));
-    LA_TIMED(prof, 65, 157, dpo_step_lora_dropout_k65_dpo_kto_pair(t50, ref_rejected, pair_weight, loss_weights, carry2, B));
-    LA_TIMED(prof, 66, 157, dpo_step_lora_dropout_k66_dpo_bco_pair(t51, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
-    LA_TIMED(prof, 67, 157, dpo_step_lora_dropout_k67_dpo_bco_pair(t52, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
-    LA_TIMED(prof, 68, 157, dpo_step_lora_dropout_k68_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t48, t49, t50, t51, t52, B));
-    LA_TIMED(prof, 69, 157, dpo_step_lora_dropout_k69_lm_head(t53, loss_weights, losses, B));
-    LA_TIMED(prof, 70, 157, dpo_step_lora_dropout_k70_lm_head(t54, pair_weight, t53, B));
-    LA_TIMED(prof, 71, 157, dpo_step_lora_dropout_k71_sft(t55, pair_weight, carry1, carry3, B));
-    LA_TIMED(prof, 72, 157, dpo_step_lora_dropout_k72_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t54, t55));
-    LA_TIMED(prof, 73, 157, dpo_step_lora_dropout_k73_log_sigmoid_grad(t56, t57, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t48, t49, t50, t51, t52, B));
-    LA_TIMED(prof, 74, 157, dpo_step_lora_dropout_k74_dpo_sigmoid(t58, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 63, 156, dpo_step_lora_dropout_k63_dpo_kto_pair(t48, ref_chosen, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 64, 156, dpo_step_lora_dropout_k64_dpo_sigmoid(t49, pair_weight, B));
+    LA_TIMED(prof, 65, 156, dpo_step_lora_dropout_k65_dpo_kto_pair(t50, ref_rejected, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 66, 156, dpo_step_lora_dropout_k66_dpo_bco_pair(t51, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 67, 156, dpo_step_lora_dropout_k67_dpo_bco_pair(t52, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 68, 156, dpo_step_lora_dropout_k68_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t48, t49, t50, t51, t52, B));
+    LA_TIMED(prof, 69, 156, dpo_step_lora_dropout_k69_lm_head(t53, loss_weights, losses, B));
+    LA_TIMED(prof, 70, 156, dpo_step_lora_dropout_k70_lm_head(t54, pair_weight, t53, B));
+    LA_TIMED(prof, 71, 156, dpo_step_lora_dropout_k71_sft(t55, pair_weight, carry1, carry3, B));
+    LA_TIMED(prof, 72, 156, dpo_step_lora_dropout_k72_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t54, t55));
+    LA_TIMED(prof, 73, 156, dpo_step_lora_dropout_k73_log_sigmoid_grad(t56, t57, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t48, t49, t50, t51, t52, B));
+    LA_TIMED(prof, 74, 156, dpo_step_lora_dropout_k74_dpo_sigmoid(t58, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk_backward', repeated NC times */
     const float *carry7 = t58;
     float *carry7_buf[2] = { args->arena + off[54], args->arena + off[55] };
@@ -16665,18 +16678,18 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
         const float *chosen_mask = args->chosen_mask + l * CR;
         const float *rejected_mask = args->rejected_mask + l * CR;
         float *carry7_next = carry7_buf[l & 1];
-        LA_TIMED(prof, 75, 157, dpo_step_lora_dropout_k75_lm_head(t59, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 76, 157, dpo_step_lora_dropout_k76_rmsnorm(t60, t59, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 77, 157, dpo_step_lora_dropout_k77_rmsnorm(t61, norm_eps, final_norm, t59, t60, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 78, 157, dpo_step_lora_dropout_k78_lm_head(t62, lm_head, t61, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 79, 157, dpo_step_lora_dropout_k79_log_softmax(t63, t62, CR, V));
-        LA_TIMED(prof, 80, 157, dpo_step_lora_dropout_k80_log_softmax(t64, t62, t63, CR, V));
-        LA_TIMED(prof, 81, 157, dpo_step_lora_dropout_k81_sequence_logps_grad(t65, t66, t56, t57, B));
-        LA_TIMED(prof, 82, 157, dpo_step_lora_dropout_k82_log_softmax_grad(t67, t62, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t63, t64, t65, t66, CR, V));
-        LA_TIMED(prof, 83, 157, dpo_step_lora_dropout_k83_lm_head_grad_in(t68, lm_head, t67, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 84, 157, dpo_step_lora_dropout_k84_rmsnorm_grad(t69, final_norm, t59, t68, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 85, 157, dpo_step_lora_dropout_k85_rmsnorm_grad_scatter_add(t70, norm_eps, final_norm, scored, t59, t60, t68, t69, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 86, 157, dpo_step_lora_dropout_k86_lm_chunk_backward(carry7_next, carry7, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 156, dpo_step_lora_dropout_k75_lm_head(t59, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 76, 156, dpo_step_lora_dropout_k76_rmsnorm(t60, t59, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 77, 156, dpo_step_lora_dropout_k77_rmsnorm(t61, norm_eps, final_norm, t59, t60, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 78, 156, dpo_step_lora_dropout_k78_lm_head(t62, lm_head, t61, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 79, 156, dpo_step_lora_dropout_k79_log_softmax(t63, t62, CR, V));
+        LA_TIMED(prof, 80, 156, dpo_step_lora_dropout_k80_log_softmax(t64, t62, t63, CR, V));
+        LA_TIMED(prof, 81, 156, dpo_step_lora_dropout_k81_sequence_logps_grad(t65, t66, t56, t57, B));
+        LA_TIMED(prof, 82, 156, dpo_step_lora_dropout_k82_log_softmax_grad(t67, t62, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t63, t64, t65, t66, CR, V));
+        LA_TIMED(prof, 83, 156, dpo_step_lora_dropout_k83_lm_head_grad_in(t68, lm_head, t67, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 84, 156, dpo_step_lora_dropout_k84_rmsnorm_grad(t69, final_norm, t59, t68, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 85, 156, dpo_step_lora_dropout_k85_rmsnorm_grad_scatter_add(t70, norm_eps, final_norm, scored, t59, t60, t68, t69, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 156, dpo_step_lora_dropout_k86_lm_chunk_backward(carry7_next, carry7, t70, B, HD2, KVH, REP, T));
         carry7 = carry7_next;
     }
     /* stage 'layer_backward', repeated L times, last layer first */
@@ -16737,76 +16750,75 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
         float *carry8_next = carry8_buf[l & 1];
-        LA_TIMED(prof, 87, 157, dpo_step_lora_dropout_k87_rmsnorm(t71, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 88, 157, dpo_step_lora_dropout_k88_rmsnorm(t72, norm_eps, saved_x, attn_norm, t71, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 89, 157, dpo_step_lora_dropout_k89_dropout(t73, lora_dropout_key_wq, lora_dropout, t72, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 90, 157, dpo_step_lora_dropout_k90_lora_a_wq(t74, lora_a_wq, t73, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 91, 157, dpo_step_lora_dropout_k91_dropout(t75, lora_dropout, lora_dropout_key_wk, t72, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 92, 157, dpo_step_lora_dropout_k92_lora_a_wk(t76, lora_a_wk, t75, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 93, 157, dpo_step_lora_dropout_k93_dropout(t77, lora_dropout, lora_dropout_key_wv, t72, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 94, 157, dpo_step_lora_dropout_k94_lora_a_wv(t78, lora_a_wv, t77, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 95, 157, dpo_step_lora_dropout_k95_dropout(t79, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 96, 157, dpo_step_lora_dropout_k96_lora_a_wo(t80, lora_a_wo, t79, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 97, 157, dpo_step_lora_dropout_k97_rmsnorm(t81, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 98, 157, dpo_step_lora_dropout_k98_rmsnorm(t82, norm_eps, t81, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 99, 157, dpo_step_lora_dropout_k99_dropout(t83, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t82, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 100, 157, dpo_step_lora_dropout_k100_lora_a_w1(t84, lora_a_w1, t83, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 101, 157, dpo_step_lora_dropout_k101_silu(t85, saved_gate, B, F, T));
-        LA_TIMED(prof, 102, 157, dpo_step_lora_dropout_k102_dropout(t86, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t82, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 103, 157, dpo_step_lora_dropout_k103_lora_a_w3(t87, lora_a_w3, t86, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 104, 157, dpo_step_lora_dropout_k104_dropout(t88, saved_up, lora_dropout, lora_dropout_key_w2, t85, B, F, T));
-        LA_TIMED(prof, 105, 157, dpo_step_lora_dropout_k105_lora_a_w2(t89, lora_a_w2, t88, B, F, R, T));
-        LA_TIMED(prof, 106, 157, dpo_step_lora_dropout_k106_lora(t90, carry8, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 107, 157, dpo_step_lora_dropout_k107_lora_b_w2_grad_in(t91, lora_b_w2, t90, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 108, 157, dpo_step_lora_dropout_k108_lora_a_w2_grad_in(t92, lora_a_w2, t91, B, F, R, T));
-        LA_TIMED(prof, 109, 157, dpo_step_lora_dropout_k109_w2_grad_in(t93, carry8, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 110, 157, dpo_step_lora_dropout_k110_dropout(t94, lora_dropout, lora_dropout_key_w2, t85, t92, t93, B, F, T));
-        LA_TIMED(prof, 111, 157, dpo_step_lora_dropout_k111_lora(t95, lora_scale_w3, t94, B, F, T));
-        LA_TIMED(prof, 112, 157, dpo_step_lora_dropout_k112_lora_b_w3_grad_in(t96, lora_b_w3, t95, B, F, R, T));
-        LA_TIMED(prof, 113, 157, dpo_step_lora_dropout_k113_lora_a_w3_grad_in(t97, lora_a_w3, t96, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 114, 157, dpo_step_lora_dropout_k114_w3_grad_in(t98, w3, t94, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 115, 157, dpo_step_lora_dropout_k115_dropout(t99, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t85, t92, t93, B, F, T));
-        LA_TIMED(prof, 116, 157, dpo_step_lora_dropout_k116_lora(t100, lora_scale_w1, t99, B, F, T));
-        LA_TIMED(prof, 117, 157, dpo_step_lora_dropout_k117_lora_b_w1_grad_in(t101, lora_b_w1, t100, B, F, R, T));
-        LA_TIMED(prof, 118, 157, dpo_step_lora_dropout_k118_lora_a_w1_grad_in(t102, lora_a_w1, t101, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 119, 157, dpo_step_lora_dropout_k119_w1_grad_in(t103, w1, t99, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 120, 157, dpo_step_lora_dropout_k120_rmsnorm_grad(t104, carry8, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t82, t97, t98, t102, t103, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 121, 157, dpo_step_lora_dropout_k121_lora(t105, lora_scale_wo, t104, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 122, 157, dpo_step_lora_dropout_k122_lora_b_wo_grad_in(t106, lora_b_wo, t105, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 123, 157, dpo_step_lora_dropout_k123_lora_a_wo_grad_in(t107, lora_a_wo, t106, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 124, 157, dpo_step_lora_dropout_k124_wo_grad_in(t108, wo, t104, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 125, 157, dpo_step_lora_dropout_k125_dropout(t109, lora_dropout, lora_dropout_key_wo, t107, t108, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 126, 157, dpo_step_lora_dropout_k126_causal_attention_backward_dq(t110, t2, saved_q, saved_k, saved_v, saved_lse, saved_attn, t109, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 127, 157, dpo_step_lora_dropout_k127_causal_attention_backward_dkv(t111, t112, t2, saved_q, saved_k, saved_v, saved_lse, saved_attn, t109, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 128, 157, dpo_step_lora_dropout_k128_lora(t113, lora_scale_wv, t112, B, HD2, KVH, T));
-        LA_TIMED(prof, 129, 157, dpo_step_lora_dropout_k129_lora_b_wv_grad_in(t114, lora_b_wv, t113, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 130, 157, dpo_step_lora_dropout_k130_lora_a_wv_grad_in(t115, lora_a_wv, t114, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 131, 157, dpo_step_lora_dropout_k131_wv_grad_in(t116, wv, t112, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 132, 157, dpo_step_lora_dropout_k132_rope_grad(t117, t0, t1, t111, B, HD2, KVH, T));
-        LA_TIMED(prof, 133, 157, dpo_step_lora_dropout_k133_lora(t118, lora_scale_wk, t117, B, HD2, KVH, T));
-        LA_TIMED(prof, 134, 157, dpo_step_lora_dropout_k134_lora_b_wk_grad_in(t119, lora_b_wk, t118, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 135, 157, dpo_step_lora_dropout_k135_lora_a_wk_grad_in(t120, lora_a_wk, t119, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 136, 157, dpo_step_lora_dropout_k136_wk_grad_in(t121, wk, t117, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 137, 157, dpo_step_lora_dropout_k137_rope_grad(t122, t0, t1, t110, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 138, 157, dpo_step_lora_dropout_k138_lora(t123, lora_scale_wq, t122, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 139, 157, dpo_step_lora_dropout_k139_lora_b_wq_grad_in(t124, lora_b_wq, t123, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 140, 157, dpo_step_lora_dropout_k140_lora_a_wq_grad_in(t125, lora_a_wq, t124, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 141, 157, dpo_step_lora_dropout_k141_wq_grad_in(t126, wq, t122, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 142, 157, dpo_step_lora_dropout_k142_dropout(carry8_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t71, t104, t115, t116, t120, t121, t125, t126, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 143, 157, dpo_step_lora_dropout_k143_grad_lora_a_wq(grad_lora_a_wq, t73, t124, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 144, 157, dpo_step_lora_dropout_k144_grad_lora_b_wq(grad_lora_b_wq, t74, t123, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 145, 157, dpo_step_lora_dropout_k145_grad_lora_a_wk(grad_lora_a_wk, t75, t119, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 146, 157, dpo_step_lora_dropout_k146_grad_lora_b_wk(grad_lora_b_wk, t76, t118, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 147, 157, dpo_step_lora_dropout_k147_grad_lora_a_wv(grad_lora_a_wv, t77, t114, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 148, 157, dpo_step_lora_dropout_k148_grad_lora_b_wv(grad_lora_b_wv, t78, t113, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 149, 157, dpo_step_lora_dropout_k149_grad_lora_a_wo(grad_lora_a_wo, t79, t106, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 150, 157, dpo_step_lora_dropout_k150_grad_lora_b_wo(grad_lora_b_wo, t80, t105, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 151, 157, dpo_step_lora_dropout_k151_grad_lora_a_w1(grad_lora_a_w1, t83, t101, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 152, 157, dpo_step_lora_dropout_k152_grad_lora_b_w1(grad_lora_b_w1, t84, t100, B, F, R, T));
-        LA_TIMED(prof, 153, 157, dpo_step_lora_dropout_k153_grad_lora_a_w2(grad_lora_a_w2, t88, t91, B, F, R, T));
-        LA_TIMED(prof, 154, 157, dpo_step_lora_dropout_k154_grad_lora_b_w2(grad_lora_b_w2, t89, t90, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 155, 157, dpo_step_lora_dropout_k155_grad_lora_a_w3(grad_lora_a_w3, t86, t96, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 156, 157, dpo_step_lora_dropout_k156_grad_lora_b_w3(grad_lora_b_w3, t87, t95, B, F, R, T));
+        LA_TIMED(prof, 87, 156, dpo_step_lora_dropout_k87_rmsnorm(t71, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 156, dpo_step_lora_dropout_k88_rmsnorm(t72, norm_eps, saved_x, attn_norm, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 156, dpo_step_lora_dropout_k89_dropout(t73, lora_dropout_key_wq, lora_dropout, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 90, 156, dpo_step_lora_dropout_k90_lora_a_wq(t74, lora_a_wq, t73, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 91, 156, dpo_step_lora_dropout_k91_dropout(t75, lora_dropout, lora_dropout_key_wk, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 92, 156, dpo_step_lora_dropout_k92_lora_a_wk(t76, lora_a_wk, t75, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 93, 156, dpo_step_lora_dropout_k93_dropout(t77, lora_dropout, lora_dropout_key_wv, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 94, 156, dpo_step_lora_dropout_k94_lora_a_wv(t78, lora_a_wv, t77, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 95, 156, dpo_step_lora_dropout_k95_dropout(t79, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 156, dpo_step_lora_dropout_k96_lora_a_wo(t80, lora_a_wo, t79, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 97, 156, dpo_step_lora_dropout_k97_rmsnorm(t81, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 156, dpo_step_lora_dropout_k98_rmsnorm(t82, norm_eps, t81, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 99, 156, dpo_step_lora_dropout_k99_dropout(t83, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t82, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 100, 156, dpo_step_lora_dropout_k100_lora_a_w1(t84, lora_a_w1, t83, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 101, 156, dpo_step_lora_dropout_k101_silu(t85, saved_gate, B, F, T));
+        LA_TIMED(prof, 102, 156, dpo_step_lora_dropout_k102_dropout(t86, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t82, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 103, 156, dpo_step_lora_dropout_k103_lora_a_w3(t87, lora_a_w3, t86, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 104, 156, dpo_step_lora_dropout_k104_dropout(t88, saved_up, lora_dropout, lora_dropout_key_w2, t85, B, F, T));
+        LA_TIMED(prof, 105, 156, dpo_step_lora_dropout_k105_lora_a_w2(t89, lora_a_w2, t88, B, F, R, T));
+        LA_TIMED(prof, 106, 156, dpo_step_lora_dropout_k106_lora(t90, carry8, lora_scale_w2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 107, 156, dpo_step_lora_dropout_k107_lora_b_w2_grad_in(t91, lora_b_w2, t90, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 108, 156, dpo_step_lora_dropout_k108_lora_a_w2_grad_in(t92, lora_a_w2, t91, B, F, R, T));
+        LA_TIMED(prof, 109, 156, dpo_step_lora_dropout_k109_w2_grad_in(t93, carry8, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 110, 156, dpo_step_lora_dropout_k110_dropout(t94, lora_dropout, lora_dropout_key_w2, t85, t92, t93, B, F, T));
+        LA_TIMED(prof, 111, 156, dpo_step_lora_dropout_k111_lora(t95, lora_scale_w3, t94, B, F, T));
+        LA_TIMED(prof, 112, 156, dpo_step_lora_dropout_k112_lora_b_w3_grad_in(t96, lora_b_w3, t95, B, F, R, T));
+        LA_TIMED(prof, 113, 156, dpo_step_lora_dropout_k113_lora_a_w3_grad_in(t97, lora_a_w3, t96, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 114, 156, dpo_step_lora_dropout_k114_w3_grad_in(t98, w3, t94, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 115, 156, dpo_step_lora_dropout_k115_dropout(t99, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t85, t92, t93, B, F, T));
+        LA_TIMED(prof, 116, 156, dpo_step_lora_dropout_k116_lora(t100, lora_scale_w1, t99, B, F, T));
+        LA_TIMED(prof, 117, 156, dpo_step_lora_dropout_k117_lora_b_w1_grad_in(t101, lora_b_w1, t100, B, F, R, T));
+        LA_TIMED(prof, 118, 156, dpo_step_lora_dropout_k118_lora_a_w1_grad_in(t102, lora_a_w1, t101, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 119, 156, dpo_step_lora_dropout_k119_w1_grad_in(t103, w1, t99, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 120, 156, dpo_step_lora_dropout_k120_rmsnorm_grad(t104, carry8, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t82, t97, t98, t102, t103, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 121, 156, dpo_step_lora_dropout_k121_lora(t105, lora_scale_wo, t104, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 122, 156, dpo_step_lora_dropout_k122_lora_b_wo_grad_in(t106, lora_b_wo, t105, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 123, 156, dpo_step_lora_dropout_k123_lora_a_wo_grad_in(t107, lora_a_wo, t106, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 124, 156, dpo_step_lora_dropout_k124_wo_grad_in(t108, wo, t104, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 125, 156, dpo_step_lora_dropout_k125_dropout(t109, lora_dropout, lora_dropout_key_wo, t107, t108, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 126, 156, dpo_step_lora_dropout_k126_causal_attention_backward(t110, t111, t112, t2, saved_q, saved_k, saved_v, saved_lse, saved_attn, t109, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 127, 156, dpo_step_lora_dropout_k127_lora(t113, lora_scale_wv, t112, B, HD2, KVH, T));
+        LA_TIMED(prof, 128, 156, dpo_step_lora_dropout_k128_lora_b_wv_grad_in(t114, lora_b_wv, t113, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 129, 156, dpo_step_lora_dropout_k129_lora_a_wv_grad_in(t115, lora_a_wv, t114, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 130, 156, dpo_step_lora_dropout_k130_wv_grad_in(t116, wv, t112, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 131, 156, dpo_step_lora_dropout_k131_rope_grad(t117, t0, t1, t111, B, HD2, KVH, T));
+        LA_TIMED(prof, 132, 156, dpo_step_lora_dropout_k132_lora(t118, lora_scale_wk, t117, B, HD2, KVH, T));
+        LA_TIMED(prof, 133, 156, dpo_step_lora_dropout_k133_lora_b_wk_grad_in(t119, lora_b_wk, t118, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 134, 156, dpo_step_lora_dropout_k134_lora_a_wk_grad_in(t120, lora_a_wk, t119, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 135, 156, dpo_step_lora_dropout_k135_wk_grad_in(t121, wk, t117, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 136, 156, dpo_step_lora_dropout_k136_rope_grad(t122, t0, t1, t110, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 137, 156, dpo_step_lora_dropout_k137_lora(t123, lora_scale_wq, t122, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 138, 156, dpo_step_lora_dropout_k138_lora_b_wq_grad_in(t124, lora_b_wq, t123, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 139, 156, dpo_step_lora_dropout_k139_lora_a_wq_grad_in(t125, lora_a_wq, t124, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 140, 156, dpo_step_lora_dropout_k140_wq_grad_in(t126, wq, t122, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 141, 156, dpo_step_lora_dropout_k141_dropout(carry8_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t71, t104, t115, t116, t120, t121, t125, t126, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 142, 156, dpo_step_lora_dropout_k142_grad_lora_a_wq(grad_lora_a_wq, t73, t124, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 143, 156, dpo_step_lora_dropout_k143_grad_lora_b_wq(grad_lora_b_wq, t74, t123, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 144, 156, dpo_step_lora_dropout_k144_grad_lora_a_wk(grad_lora_a_wk, t75, t119, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 145, 156, dpo_step_lora_dropout_k145_grad_lora_b_wk(grad_lora_b_wk, t76, t118, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 146, 156, dpo_step_lora_dropout_k146_grad_lora_a_wv(grad_lora_a_wv, t77, t114, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 147, 156, dpo_step_lora_dropout_k147_grad_lora_b_wv(grad_lora_b_wv, t78, t113, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 148, 156, dpo_step_lora_dropout_k148_grad_lora_a_wo(grad_lora_a_wo, t79, t106, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 149, 156, dpo_step_lora_dropout_k149_grad_lora_b_wo(grad_lora_b_wo, t80, t105, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 150, 156, dpo_step_lora_dropout_k150_grad_lora_a_w1(grad_lora_a_w1, t83, t101, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 151, 156, dpo_step_lora_dropout_k151_grad_lora_b_w1(grad_lora_b_w1, t84, t100, B, F, R, T));
+        LA_TIMED(prof, 152, 156, dpo_step_lora_dropout_k152_grad_lora_a_w2(grad_lora_a_w2, t88, t91, B, F, R, T));
+        LA_TIMED(prof, 153, 156, dpo_step_lora_dropout_k153_grad_lora_b_w2(grad_lora_b_w2, t89, t90, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 154, 156, dpo_step_lora_dropout_k154_grad_lora_a_w3(grad_lora_a_w3, t86, t96, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 155, 156, dpo_step_lora_dropout_k155_grad_lora_b_w3(grad_lora_b_w3, t87, t95, B, F, R, T));
         carry8 = carry8_next;
     }
 }
@@ -16947,37 +16959,36 @@ void llama_dpo_dpo_step_lora_dropout_costs(const llama_dpo_dpo_step_lora_dropout
     flops[123] = (double)(4*B*HD2*KVH*R*REP*T); bytes[123] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k123_lora_a_wo_grad_in */
     flops[124] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[124] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k124_wo_grad_in */
     flops[125] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[125] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k125_dropout */
-    flops[126] = (double)(6*B*HD2*KVH*REP*T*T); bytes[126] = (double)(8*B*HD2*KVH*REP*T + 4*B*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k126_causal_attention_backward_dq */
-    flops[127] = (double)(8*B*HD2*KVH*REP*T*T); bytes[127] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k127_causal_attention_backward_dkv */
-    flops[128] = (double)(2*B*HD2*KVH*T); bytes[128] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k128_lora */
-    flops[129] = (double)(4*B*HD2*KVH*R*T); bytes[129] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k129_lora_b_wv_grad_in */
-    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k130_lora_a_wv_grad_in */
-    flops[131] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[131] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k131_wv_grad_in */
-    flops[132] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[132] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k132_rope_grad */
-    flops[133] = (double)(2*B*HD2*KVH*T); bytes[133] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k133_lora */
-    flops[134] = (double)(4*B*HD2*KVH*R*T); bytes[134] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k134_lora_b_wk_grad_in */
-    flops[135] = (double)(4*B*HD2*KVH*R*REP*T); bytes[135] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k135_lora_a_wk_grad_in */
-    flops[136] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[136] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k136_wk_grad_in */
-    flops[137] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[137] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k137_rope_grad */
-    flops[138] = (double)(2*B*HD2*KVH*REP*T); bytes[138] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k138_lora */
-    flops[139] = (double)(4*B*HD2*KVH*R*REP*T); bytes[139] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k139_lora_b_wq_grad_in */
-    flops[140] = (double)(4*B*HD2*KVH*R*REP*T); bytes[140] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k140_lora_a_wq_grad_in */
-    flops[141] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[141] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k141_wq_grad_in */
-    flops[142] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[142] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k142_dropout */
-    flops[143] = (double)(4*B*HD2*KVH*R*REP*T); bytes[143] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k143_grad_lora_a_wq */
-    flops[144] = (double)(4*B*HD2*KVH*R*REP*T); bytes[144] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k144_grad_lora_b_wq */
-    flops[145] = (double)(4*B*HD2*KVH*R*REP*T); bytes[145] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k145_grad_lora_a_wk */
-    flops[146] = (double)(4*B*HD2*KVH*R*T); bytes[146] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k146_grad_lora_b_wk */
-    flops[147] = (double)(4*B*HD2*KVH*R*REP*T); bytes[147] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k147_grad_lora_a_wv */
-    flops[148] = (double)(4*B*HD2*KVH*R*T); bytes[148] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k148_grad_lora_b_wv */
-    flops[149] = (double)(4*B*HD2*KVH*R*REP*T); bytes[149] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k149_grad_lora_a_wo */
-    flops[150] = (double)(4*B*HD2*KVH*R*REP*T); bytes[150] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k150_grad_lora_b_wo */
-    flops[151] = (double)(4*B*HD2*KVH*R*REP*T); bytes[151] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k151_grad_lora_a_w1 */
-    flops[152] = (double)(2*B*F*R*T); bytes[152] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_dropout_k152_grad_lora_b_w1 */
-    flops[153] = (double)(2*B*F*R*T); bytes[153] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* dpo_step_lora_dropout_k153_grad_lora_a_w2 */
-    flops[154] = (double)(4*B*HD2*KVH*R*REP*T); bytes[154] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k154_grad_lora_b_w2 */
-    flops[155] = (double)(4*B*HD2*KVH*R*REP*T); bytes[155] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k155_grad_lora_a_w3 */
-    flops[156] = (double)(2*B*F*R*T); bytes[156] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_dropout_k156_grad_lora_b_w3 */
+    flops[126] = (double)(10*B*HD2*KVH*REP*T*T); bytes[126] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k126_causal_attention_backward */
+    flops[127] = (double)(2*B*HD2*KVH*T); bytes[127] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k127_lora */
+    flops[128] = (double)(4*B*HD2*KVH*R*T); bytes[128] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k128_lora_b_wv_grad_in */
+    flops[129] = (double)(4*B*HD2*KVH*R*REP*T); bytes[129] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k129_lora_a_wv_grad_in */
+    flops[130] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[130] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k130_wv_grad_in */
+    flops[131] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[131] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k131_rope_grad */
+    flops[132] = (double)(2*B*HD2*KVH*T); bytes[132] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k132_lora */
+    flops[133] = (double)(4*B*HD2*KVH*R*T); bytes[133] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k133_lora_b_wk_grad_in */
+    flops[134] = (double)(4*B*HD2*KVH*R*REP*T); bytes[134] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k134_lora_a_wk_grad_in */
+    flops[135] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[135] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k135_wk_grad_in */
+    flops[136] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[136] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k136_rope_grad */
+    flops[137] = (double)(2*B*HD2*KVH*REP*T); bytes[137] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k137_lora */
+    flops[138] = (double)(4*B*HD2*KVH*R*REP*T); bytes[138] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k138_lora_b_wq_grad_in */
+    flops[139] = (double)(4*B*HD2*KVH*R*REP*T); bytes[139] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k139_lora_a_wq_grad_in */
+    flops[140] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[140] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k140_wq_grad_in */
+    flops[141] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[141] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k141_dropout */
+    flops[142] = (double)(4*B*HD2*KVH*R*REP*T); bytes[142] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k142_grad_lora_a_wq */
+    flops[143] = (double)(4*B*HD2*KVH*R*REP*T); bytes[143] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k143_grad_lora_b_wq */
+    flops[144] = (double)(4*B*HD2*KVH*R*REP*T); bytes[144] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k144_grad_lora_a_wk */
+    flops[145] = (double)(4*B*HD2*KVH*R*T); bytes[145] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k145_grad_lora_b_wk */
+    flops[146] = (double)(4*B*HD2*KVH*R*REP*T); bytes[146] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k146_grad_lora_a_wv */
+    flops[147] = (double)(4*B*HD2*KVH*R*T); bytes[147] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k147_grad_lora_b_wv */
+    flops[148] = (double)(4*B*HD2*KVH*R*REP*T); bytes[148] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k148_grad_lora_a_wo */
+    flops[149] = (double)(4*B*HD2*KVH*R*REP*T); bytes[149] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k149_grad_lora_b_wo */
+    flops[150] = (double)(4*B*HD2*KVH*R*REP*T); bytes[150] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k150_grad_lora_a_w1 */
+    flops[151] = (double)(2*B*F*R*T); bytes[151] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_dropout_k151_grad_lora_b_w1 */
+    flops[152] = (double)(2*B*F*R*T); bytes[152] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* dpo_step_lora_dropout_k152_grad_lora_a_w2 */
+    flops[153] = (double)(4*B*HD2*KVH*R*REP*T); bytes[153] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k153_grad_lora_b_w2 */
+    flops[154] = (double)(4*B*HD2*KVH*R*REP*T); bytes[154] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k154_grad_lora_a_w3 */
+    flops[155] = (double)(2*B*F*R*T); bytes[155] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_dropout_k155_grad_lora_b_w3 */
     (void)args;
 }
 
@@ -17111,39 +17122,38 @@ static const char *const llama_dpo_dpo_step_lora_dropout_kernel_names[] = {
     "dpo_step_lora_dropout_k123_lora_a_wo_grad_in",
     "dpo_step_lora_dropout_k124_wo_grad_in",
     "dpo_step_lora_dropout_k125_dropout",
-    "dpo_step_lora_dropout_k126_causal_attention_backward_dq",
-    "dpo_step_lora_dropout_k127_causal_attention_backward_dkv",
-    "dpo_step_lora_dropout_k128_lora",
-    "dpo_step_lora_dropout_k129_lora_b_wv_grad_in",
-    "dpo_step_lora_dropout_k130_lora_a_wv_grad_in",
-    "dpo_step_lora_dropout_k131_wv_grad_in",
-    "dpo_step_lora_dropout_k132_rope_grad",
-    "dpo_step_lora_dropout_k133_lora",
-    "dpo_step_lora_dropout_k134_lora_b_wk_grad_in",
-    "dpo_step_lora_dropout_k135_lora_a_wk_grad_in",
-    "dpo_step_lora_dropout_k136_wk_grad_in",
-    "dpo_step_lora_dropout_k137_rope_grad",
-    "dpo_step_lora_dropout_k138_lora",
-    "dpo_step_lora_dropout_k139_lora_b_wq_grad_in",
-    "dpo_step_lora_dropout_k140_lora_a_wq_grad_in",
-    "dpo_step_lora_dropout_k141_wq_grad_in",
-    "dpo_step_lora_dropout_k142_dropout",
-    "dpo_step_lora_dropout_k143_grad_lora_a_wq",
-    "dpo_step_lora_dropout_k144_grad_lora_b_wq",
-    "dpo_step_lora_dropout_k145_grad_lora_a_wk",
-    "dpo_step_lora_dropout_k146_grad_lora_b_wk",
-    "dpo_step_lora_dropout_k147_grad_lora_a_wv",
-    "dpo_step_lora_dropout_k148_grad_lora_b_wv",
-    "dpo_step_lora_dropout_k149_grad_lora_a_wo",
-    "dpo_step_lora_dropout_k150_grad_lora_b_wo",
-    "dpo_step_lora_dropout_k151_grad_lora_a_w1",
-    "dpo_step_lora_dropout_k152_grad_lora_b_w1",
-    "dpo_step_lora_dropout_k153_grad_lora_a_w2",
-    "dpo_step_lora_dropout_k154_grad_lora_b_w2",
-    "dpo_step_lora_dropout_k155_grad_lora_a_w3",
-    "dpo_step_lora_dropout_k156_grad_lora_b_w3",
+    "dpo_step_lora_dropout_k126_causal_attention_backward",
+    "dpo_step_lora_dropout_k127_lora",
+    "dpo_step_lora_dropout_k128_lora_b_wv_grad_in",
+    "dpo_step_lora_dropout_k129_lora_a_wv_grad_in",
+    "dpo_step_lora_dropout_k130_wv_grad_in",
+    "dpo_step_lora_dropout_k131_rope_grad",
+    "dpo_step_lora_dropout_k132_lora",
+    "dpo_step_lora_dropout_k133_lora_b_wk_grad_in",
+    "dpo_step_lora_dropout_k134_lora_a_wk_grad_in",
+    "dpo_step_lora_dropout_k135_wk_grad_in",
+    "dpo_step_lora_dropout_k136_rope_grad",
+    "dpo_step_lora_dropout_k137_lora",
+    "dpo_step_lora_dropout_k138_lora_b_wq_grad_in",
+    "dpo_step_lora_dropout_k139_lora_a_wq_grad_in",
+    "dpo_step_lora_dropout_k140_wq_grad_in",
+    "dpo_step_lora_dropout_k141_dropout",
+    "dpo_step_lora_dropout_k142_grad_lora_a_wq",
+    "dpo_step_lora_dropout_k143_grad_lora_b_wq",
+    "dpo_step_lora_dropout_k144_grad_lora_a_wk",
+    "dpo_step_lora_dropout_k145_grad_lora_b_wk",
+    "dpo_step_lora_dropout_k146_grad_lora_a_wv",
+    "dpo_step_lora_dropout_k147_grad_lora_b_wv",
+    "dpo_step_lora_dropout_k148_grad_lora_a_wo",
+    "dpo_step_lora_dropout_k149_grad_lora_b_wo",
+    "dpo_step_lora_dropout_k150_grad_lora_a_w1",
+    "dpo_step_lora_dropout_k151_grad_lora_b_w1",
+    "dpo_step_lora_dropout_k152_grad_lora_a_w2",
+    "dpo_step_lora_dropout_k153_grad_lora_b_w2",
+    "dpo_step_lora_dropout_k154_grad_lora_a_w3",
+    "dpo_step_lora_dropout_k155_grad_lora_b_w3",
 };
-const la_program_info llama_dpo_dpo_step_lora_dropout_info = { "llama_dpo.dpo_step_lora_dropout", 104, 157, llama_dpo_dpo_step_lora_dropout_kernel_names, llama_dpo_dpo_step_lora_dropout_run, llama_dpo_dpo_step_lora_dropout_arena, llama_dpo_dpo_step_lora_dropout_cost };
+const la_program_info llama_dpo_dpo_step_lora_dropout_info = { "llama_dpo.dpo_step_lora_dropout", 104, 156, llama_dpo_dpo_step_lora_dropout_kernel_names, llama_dpo_dpo_step_lora_dropout_run, llama_dpo_dpo_step_lora_dropout_arena, llama_dpo_dpo_step_lora_dropout_cost };
 
 /* ===== program 'dpo_logps_prefix' ===== */
 
@@ -17426,41 +17436,67 @@ static void dpo_logps_prefix_k11_causal_attention_forward(float *restrict t11, f
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    if (mp[b * msb + t * mst + s] == 0.0f) x = -INFINITY;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t12[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t11 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t11 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t12[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -18409,41 +18445,67 @@ static void dpo_step_prefix_k12_causal_attention_forward(float *restrict saved_a
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    if (mp[b * msb + t * mst + s] == 0.0f) x = -INFINITY;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                saved_lse[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -20867,75 +20929,8 @@ static void dpo_step_prefix_k75_wo_grad_in(float *restrict t59, const float *res
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t58, D, wo, D, 0.0f, t59, D);
 }
 
-/* dpo_step_prefix_k76_causal_attention_backward_dq: causal attention (s ≤ P + t, mask): grad_q → t60  [layer_backward/attention/attention/grad] */
-static void dpo_step_prefix_k76_causal_attention_backward_dq(float *restrict t60, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t50, const float *restrict t51, const float *restrict t59, long B, long HD2, long KVH, long P, long REP, long S, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long nb = B, nt = T, nh = H, hd = HD;
-    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const float *qp = saved_q;
-    const long qsb = T*D;
-    const long qst = D;
-    const long qsh = HD;
-    const float *kp = t50;
-    const long ksb = S*KVD;
-    const long kss = KVD;
-    const long ksh = HD;
-    const float *vp = t51;
-    const long vsb = S*KVD;
-    const long vss = KVD;
-    const long vsh = HD;
-    const float *mp = t2;
-    const long msb = S*T;
-    const long mst = S;
-    const float *op = saved_attn;
-    const long osb = T*D;
-    const long ost = D;
-    const long osh = HD;
-    const float *lp = saved_lse;
-    const long lsb = T*H;
-    const long lsh = T;
-    const float *gp = t59;
-    const long gsb = T*D;
-    const long gst = D;
-    const long gsh = HD;
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (long b = 0; b < nb; b++) {
-        for (long h = 0; h < nh; h++) {
-            const long g = h / rep;
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const float *gt = gp + b * gsb + t * gst + h * gsh;
-                const float *ot = op + b * osb + t * ost + h * osh;
-                const float l = lp[b * lsb + h * lsh + t];
-                float *dqt = t60 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
-                if (l == -INFINITY) continue;
-                /* D_t = dO·out */
-                float rowd = 0.0f;
-                #pragma omp simd reduction(+:rowd)
-                for (long d = 0; d < hd; d++) rowd += gt[d] * ot[d];
-                const long last = start + t < ns ? start + t : ns - 1;
-                for (long s = 0; s <= last; s++) {
-                    if (mp[b * msb + t * mst + s] == 0.0f) continue;
-                    const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
-                    float dot = 0.0f, dp = 0.0f;
-                    #pragma omp simd reduction(+:dot, dp)
-                    for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                    const float ds = expf(dot * scale - l) * (dp - rowd) * scale;
-                    #pragma omp simd
-                    for (long d = 0; d < hd; d++) dqt[d] += ds * ks[d];
-                }
-            }
-        }
-    }
-}
-
-/* dpo_step_prefix_k77_causal_attention_backward_dkv: causal attention (s ≤ P + t, mask): grad_k → t61, grad_v → t62  [layer_backward/attention/attention/grad] */
-static void dpo_step_prefix_k77_causal_attention_backward_dkv(float *restrict t61, float *restrict t62, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t50, const float *restrict t51, const float *restrict t59, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+/* dpo_step_prefix_k76_causal_attention_backward: causal attention (s ≤ P + t, mask): grad_q → t60, grad_k → t61, grad_v → t62  [layer_backward/attention/attention/grad] */
+static void dpo_step_prefix_k76_causal_attention_backward(float *restrict t60, float *restrict t61, float *restrict t62, const float *restrict t2, const float *restrict saved_q, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t50, const float *restrict t51, const float *restrict t59, long B, long HD2, long KVH, long P, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -20972,38 +20967,68 @@ static void dpo_step_prefix_k77_causal_attention_backward_dkv(float *restrict t6
     #pragma omp parallel for collapse(2) schedule(static)
     for (long b = 0; b < nb; b++) {
         for (long g = 0; g < nkv; g++) {
-            float rowd[rep * nt];   /* D_t = dO·out of each row of the heads sharing g */
-            for (long r = 0; r < rep; r++) {
-                const long h = g * rep + r;
-                for (long t = 0; t < nt; t++) {
-                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
-                    float x = 0.0f;
-                    #pragma omp simd reduction(+:x)
-                    for (long d = 0; d < hd; d++) x += gt[d] * ot[d];
-                    rowd[r * nt + t] = x;
-                }
-            }
+            float kt[hd * 16], vt[hd * 16], x[16], dp[16], rowd[nt];
             for (long s = 0; s < ns; s++) {
-                const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
                 float *dks = t61 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dks[d] = 0.0f;
                 float *dvs = t62 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
-                /* the rows that see key s (t ≥ s − start), in every head sharing g */
-                for (long r = 0; r < rep; r++) {
-                    const long h = g * rep + r;
-                    for (long t = s - start > 0 ? s - start : 0; t < nt; t++) {
-                        const float l = lp[b * lsb + h * lsh + t];
-                        if (l == -INFINITY) continue;
-                        if (mp[b * msb + t * mst + s] == 0.0f) continue;
+            }
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    float *dqt = t60 + ((b * nt + t) * nh + h) * hd;
+                    for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                }
+                /* D_t = dO·out */
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float y = 0.0f;
+                    #pragma omp simd reduction(+:y)
+                    for (long d = 0; d < hd; d++) y += gt[d] * ot[d];
+                    rowd[t] = y;
+                }
+                for (long key0 = 0; key0 < ns; key0 += 16) {
+                    const long cols = ns - key0 < 16 ? ns - key0 : 16;
+                    /* the key and value tiles, transposed (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const long s = key0 + (c < cols ? c : 0);
+                        const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                        for (long d = 0; d < hd; d++) {
+                            kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
+                            vt[d * 16 + c] = c < cols ? vs[d] : 0.0f;
+                        }
+                    }
+                    /* the rows that see a key of the tile: t ≥ key0 − start */
+                    for (long t = key0 - start > 0 ? key0 - start : 0; t < nt; t++) {
+                        const float lt = lp[b * lsb + h * lsh + t];
+                        if (lt == -INFINITY) continue;
                         const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                        float dot = 0.0f, dp = 0.0f;
-                        #pragma omp simd reduction(+:dot, dp)
-                        for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                        const float pr = expf(dot * scale - l);
-                        const float ds = pr * (dp - rowd[r * nt + t]) * scale;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) { dks[d] += ds * qt[d]; dvs[d] += pr * gt[d]; }
+                        for (long c = 0; c < 16; c++) { x[c] = 0.0f; dp[c] = 0.0f; }
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale, gd = gt[d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) { x[c] += qd * kt[d * 16 + c]; dp[c] += gd * vt[d * 16 + c]; }
+                        }
+                        /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            const float p = c < cols && s <= start + t && !(mp[b * msb + t * mst + s] == 0.0f) ? expf(x[c] - lt) : 0.0f;
+                            x[c] = p;
+                            dp[c] = p * (dp[c] - rowd[t]) * scale;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const long s = key0 + c;
+                            const float p = x[c];
+                            const float ds = dp[c];
+                            const float *ks = kp + b * ksb + s * kss + g * ksh;
+                            float *dqt = t60 + ((b * nt + t) * nh + h) * hd;
+                            float *dks = t61 + ((b * ns + s) * nkv + g) * hd;
+                            float *dvs = t62 + ((b * ns + s) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                        }
                     }
                 }
             }
@@ -21011,8 +21036,8 @@ static void dpo_step_prefix_k77_causal_attention_backward_dkv(float *restrict t6
     }
 }
 
-/* dpo_step_prefix_k78_prefix_grad: t63 = Σ(t62)  [layer_backward/attention/prefix/grad] */
-static void dpo_step_prefix_k78_prefix_grad(float *restrict t63, const float *restrict t62, long B, long HD2, long KVH, long P, long S) {
+/* dpo_step_prefix_k77_prefix_grad: t63 = Σ(t62)  [layer_backward/attention/prefix/grad] */
+static void dpo_step_prefix_k77_prefix_grad(float *restrict t63, const float *restrict t62, long B, long HD2, long KVH, long P, long S) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     /* one result per row */
@@ -21031,8 +21056,8 @@ static void dpo_step_prefix_k78_prefix_grad(float *restrict t63, const float *re
     }
 }
 
-/* dpo_step_prefix_k79_prefix_grad: t64 = Σ(t61)  [layer_backward/attention/prefix/grad] */
-static void dpo_step_prefix_k79_prefix_grad(float *restrict t64, const float *restrict t61, long B, long HD2, long KVH, long P, long S) {
+/* dpo_step_prefix_k78_prefix_grad: t64 = Σ(t61)  [layer_backward/attention/prefix/grad] */
+static void dpo_step_prefix_k78_prefix_grad(float *restrict t64, const float *restrict t61, long B, long HD2, long KVH, long P, long S) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     /* one result per row */
@@ -21051,8 +21076,8 @@ static void dpo_step_prefix_k79_prefix_grad(float *restrict t64, const float *re
     }
 }
 
-/* dpo_step_prefix_k80_attention_grad: t65 = t62  [layer_backward/attention/prefix/grad; layer_backward/attention/grad] */
-static void dpo_step_prefix_k80_attention_grad(float *restrict t65, const float *restrict t62, long B, long HD2, long KVH, long P, long S, long T) {
+/* dpo_step_prefix_k79_attention_grad: t65 = t62  [layer_backward/attention/prefix/grad; layer_backward/attention/grad] */
+static void dpo_step_prefix_k79_attention_grad(float *restrict t65, const float *restrict t62, long B, long HD2, long KVH, long P, long S, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
@@ -21064,15 +21089,15 @@ static void dpo_step_prefix_k80_attention_grad(float *restrict t65, const float 
     }
 }
 
-/* dpo_step_prefix_k81_wv_grad_in: t66[B*T, D] = t65 · wv  [layer_backward/attention/grad] */
-static void dpo_step_prefix_k81_wv_grad_in(float *restrict t66, const float *restrict wv, const float *restrict t65, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k80_wv_grad_in: t66[B*T, D] = t65 · wv  [layer_backward/attention/grad] */
+static void dpo_step_prefix_k80_wv_grad_in(float *restrict t66, const float *restrict wv, const float *restrict t65, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t65, KVD, wv, D, 0.0f, t66, D);
 }
 
-/* dpo_step_prefix_k82_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
-static void dpo_step_prefix_k82_rope_grad(float *restrict t67, const float *restrict t0, const float *restrict t1, const float *restrict t61, long B, long HD2, long KVH, long P, long S, long T) {
+/* dpo_step_prefix_k81_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void dpo_step_prefix_k81_rope_grad(float *restrict t67, const float *restrict t0, const float *restrict t1, const float *restrict t61, long B, long HD2, long KVH, long P, long S, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
@@ -21106,15 +21131,15 @@ static void dpo_step_prefix_k82_rope_grad(float *restrict t67, const float *rest
     }
 }
 
-/* dpo_step_prefix_k83_wk_grad_in: t68[B*T, D] = t67 · wk  [layer_backward/attention/grad] */
-static void dpo_step_prefix_k83_wk_grad_in(float *restrict t68, const float *restrict wk, const float *restrict t67, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k82_wk_grad_in: t68[B*T, D] = t67 · wk  [layer_backward/attention/grad] */
+static void dpo_step_prefix_k82_wk_grad_in(float *restrict t68, const float *restrict wk, const float *restrict t67, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t67, KVD, wk, D, 0.0f, t68, D);
 }
 
-/* dpo_step_prefix_k84_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
-static void dpo_step_prefix_k84_rope_grad(float *restrict t69, const float *restrict t0, const float *restrict t1, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k83_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void dpo_step_prefix_k83_rope_grad(float *restrict t69, const float *restrict t0, const float *restrict t1, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -21149,14 +21174,14 @@ static void dpo_step_prefix_k84_rope_grad(float *restrict t69, const float *rest
     }
 }
 
-/* dpo_step_prefix_k85_wq_grad_in: t70[B*T, D] = t69 · wq  [layer_backward/attention/grad] */
-static void dpo_step_prefix_k85_wq_grad_in(float *restrict t70, const float *restrict wq, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k84_wq_grad_in: t70[B*T, D] = t69 · wq  [layer_backward/attention/grad] */
+static void dpo_step_prefix_k84_wq_grad_in(float *restrict t70, const float *restrict wq, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t69, D, wq, D, 0.0f, t70, D);
 }
 
-/* dpo_step_prefix_k86_rmsnorm_grad: div, add, rsqrt, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void dpo_step_prefix_k86_rmsnorm_grad(float *restrict carry8_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t49, const float *restrict t58, const float *restrict t66, const float *restrict t68, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_prefix_k85_rmsnorm_grad: div, add, rsqrt, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void dpo_step_prefix_k85_rmsnorm_grad(float *restrict carry8_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t49, const float *restrict t58, const float *restrict t66, const float *restrict t68, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -21194,8 +21219,8 @@ static void dpo_step_prefix_k86_rmsnorm_grad(float *restrict carry8_next, const 
     }
 }
 
-/* dpo_step_prefix_k87_prefix_grad: concat, concat, add, add, write_slice  [layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward] */
-static void dpo_step_prefix_k87_prefix_grad(float *restrict grad_prefix_kv, const float *restrict t63, const float *restrict t64, long HD2, long KVH, long P) {
+/* dpo_step_prefix_k86_prefix_grad: concat, concat, add, add, write_slice  [layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward] */
+static void dpo_step_prefix_k86_prefix_grad(float *restrict grad_prefix_kv, const float *restrict t63, const float *restrict t64, long HD2, long KVH, long P) {
     const long HD = 2*HD2;
     const long rows = 2*KVH*P, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -21225,7 +21250,7 @@ static void dpo_step_prefix_k87_prefix_grad(float *restrict grad_prefix_kv, cons
     }
 }
 
-/* Arena: 31 slots planned for 88 kernels. */
+/* Arena: 31 slots planned for 87 kernels. */
 static long llama_dpo_dpo_step_prefix_layout(const llama_dpo_dpo_step_prefix_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -21391,10 +21416,10 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
     float *logits_rejected = args->logits_rejected;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 88, dpo_step_prefix_k0_rope_tables(t0, positions, rope_theta, B, HD2, P, T));
-    LA_TIMED(prof, 1, 88, dpo_step_prefix_k1_rope_tables(t1, positions, rope_theta, B, HD2, P, T));
-    LA_TIMED(prof, 2, 88, dpo_step_prefix_k2_shared_prompt_mask(t2, segments, B, P, S, T));
-    LA_TIMED(prof, 3, 88, dpo_step_prefix_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 87, dpo_step_prefix_k0_rope_tables(t0, positions, rope_theta, B, HD2, P, T));
+    LA_TIMED(prof, 1, 87, dpo_step_prefix_k1_rope_tables(t1, positions, rope_theta, B, HD2, P, T));
+    LA_TIMED(prof, 2, 87, dpo_step_prefix_k2_shared_prompt_mask(t2, segments, B, P, S, T));
+    LA_TIMED(prof, 3, 87, dpo_step_prefix_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[13], args->arena + off[14] };
@@ -21418,27 +21443,27 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 4, 88, dpo_step_prefix_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 88, dpo_step_prefix_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 88, dpo_step_prefix_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 88, dpo_step_prefix_k7_wk(t5, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 88, dpo_step_prefix_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T));
-        LA_TIMED(prof, 9, 88, dpo_step_prefix_k9_wv(saved_v, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 88, dpo_step_prefix_k10_prefix(t6, prefix_kv, saved_k, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 11, 88, dpo_step_prefix_k11_prefix(t7, prefix_kv, saved_v, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 12, 88, dpo_step_prefix_k12_causal_attention_forward(saved_attn, saved_lse, t2, saved_q, t6, t7, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 13, 88, dpo_step_prefix_k13_wo(t8, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 88, dpo_step_prefix_k14_layer(saved_h, carry0, t8, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 88, dpo_step_prefix_k15_rmsnorm(t9, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 88, dpo_step_prefix_k16_w1(saved_gate, w1, t9, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 88, dpo_step_prefix_k17_w3(saved_up, w3, t9, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 88, dpo_step_prefix_k18_silu(t10, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 19, 88, dpo_step_prefix_k19_w2(t11, w2, t10, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 88, dpo_step_prefix_k20_ffn(carry0_next, saved_h, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 87, dpo_step_prefix_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 87, dpo_step_prefix_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 87, dpo_step_prefix_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 87, dpo_step_prefix_k7_wk(t5, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 87, dpo_step_prefix_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T));
+        LA_TIMED(prof, 9, 87, dpo_step_prefix_k9_wv(saved_v, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 87, dpo_step_prefix_k10_prefix(t6, prefix_kv, saved_k, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 11, 87, dpo_step_prefix_k11_prefix(t7, prefix_kv, saved_v, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 12, 87, dpo_step_prefix_k12_causal_attention_forward(saved_attn, saved_lse, t2, saved_q, t6, t7, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 13, 87, dpo_step_prefix_k13_wo(t8, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 87, dpo_step_prefix_k14_layer(saved_h, carry0, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 87, dpo_step_prefix_k15_rmsnorm(t9, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 87, dpo_step_prefix_k16_w1(saved_gate, w1, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 87, dpo_step_prefix_k17_w3(saved_up, w3, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 87, dpo_step_prefix_k18_silu(t10, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 19, 87, dpo_step_prefix_k19_w2(t11, w2, t10, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 87, dpo_step_prefix_k20_ffn(carry0_next, saved_h, t11, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 21, 88, dpo_step_prefix_k21_expand(t12, B));
+    LA_TIMED(prof, 21, 87, dpo_step_prefix_k21_expand(t12, B));
     /* stage 'lm_chunk', repeated NC times */
     const float *carry1 = t12;
     float *carry1_buf[2] = { args->arena + off[15], args->arena + off[16] };
@@ -21465,25 +21490,25 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
         float *carry4_next = carry4_buf[l & 1];
         float *carry5_next = l + 1 < NC ? carry5_buf[l & 1] : logits_chosen;
         float *carry6_next = l + 1 < NC ? carry6_buf[l & 1] : logits_rejected;
-        LA_TIMED(prof, 22, 88, dpo_step_prefix_k22_rmsnorm(t13, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 23, 88, dpo_step_prefix_k23_lm_head(t14, lm_head, t13, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 24, 88, dpo_step_prefix_k24_log_softmax(t15, t14, CR, V));
-        LA_TIMED(prof, 25, 88, dpo_step_prefix_k25_log_softmax(t16, t14, t15, CR, V));
-        LA_TIMED(prof, 26, 88, dpo_step_prefix_k26_cross_entropy(t17, t14, chosen_targets, t15, t16, CR, V));
-        LA_TIMED(prof, 27, 88, dpo_step_prefix_k27_sequence_logps_scatter_add(t18, scored_pair, chosen_mask, t17, B, CR));
-        LA_TIMED(prof, 28, 88, dpo_step_prefix_k28_cross_entropy(t19, t14, rejected_targets, t15, t16, CR, V));
-        LA_TIMED(prof, 29, 88, dpo_step_prefix_k29_sequence_logps_scatter_add(t20, scored_pair, rejected_mask, t19, B, CR));
-        LA_TIMED(prof, 30, 88, dpo_step_prefix_k30_sequence_logps(t21, t14, CR, V));
-        LA_TIMED(prof, 31, 88, dpo_step_prefix_k31_sequence_logps_scatter_add(t22, scored_pair, chosen_mask, B, CR));
-        LA_TIMED(prof, 32, 88, dpo_step_prefix_k32_sequence_logps_scatter_add(t23, scored_pair, rejected_mask, B, CR));
-        LA_TIMED(prof, 33, 88, dpo_step_prefix_k33_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, t21, B, CR, V));
-        LA_TIMED(prof, 34, 88, dpo_step_prefix_k34_sequence_logps_scatter_add(t25, scored_pair, rejected_mask, t21, B, CR, V));
-        LA_TIMED(prof, 35, 88, dpo_step_prefix_k35_sequence_logps(carry1_next, carry1, t18, B));
-        LA_TIMED(prof, 36, 88, dpo_step_prefix_k36_sequence_logps(carry2_next, carry2, t20, B));
-        LA_TIMED(prof, 37, 88, dpo_step_prefix_k37_lm_chunk(carry3_next, carry3, t22, B));
-        LA_TIMED(prof, 38, 88, dpo_step_prefix_k38_lm_chunk(carry4_next, carry4, t23, B));
-        LA_TIMED(prof, 39, 88, dpo_step_prefix_k39_lm_chunk(carry5_next, carry5, t24, B));
-        LA_TIMED(prof, 40, 88, dpo_step_prefix_k40_lm_chunk(carry6_next, carry6, t25, B));
+        LA_TIMED(prof, 22, 87, dpo_step_prefix_k22_rmsnorm(t13, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 23, 87, dpo_step_prefix_k23_lm_head(t14, lm_head, t13, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 24, 87, dpo_step_prefix_k24_log_softmax(t15, t14, CR, V));
+        LA_TIMED(prof, 25, 87, dpo_step_prefix_k25_log_softmax(t16, t14, t15, CR, V));
+        LA_TIMED(prof, 26, 87, dpo_step_prefix_k26_cross_entropy(t17, t14, chosen_targets, t15, t16, CR, V));
+        LA_TIMED(prof, 27, 87, dpo_step_prefix_k27_sequence_logps_scatter_add(t18, scored_pair, chosen_mask, t17, B, CR));
+        LA_TIMED(prof, 28, 87, dpo_step_prefix_k28_cross_entropy(t19, t14, rejected_targets, t15, t16, CR, V));
+        LA_TIMED(prof, 29, 87, dpo_step_prefix_k29_sequence_logps_scatter_add(t20, scored_pair, rejected_mask, t19, B, CR));
+        LA_TIMED(prof, 30, 87, dpo_step_prefix_k30_sequence_logps(t21, t14, CR, V));
+        LA_TIMED(prof, 31, 87, dpo_step_prefix_k31_sequence_logps_scatter_add(t22, scored_pair, chosen_mask, B, CR));
+        LA_TIMED(prof, 32, 87, dpo_step_prefix_k32_sequence_logps_scatter_add(t23, scored_pair, rejected_mask, B, CR));
+        LA_TIMED(prof, 33, 87, dpo_step_prefix_k33_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, t21, B, CR, V));
+        LA_TIMED(prof, 34, 87, dpo_step_prefix_k34_sequence_logps_scatter_add(t25, scored_pair, rejected_mask, t21, B, CR, V));
+        LA_TIMED(prof, 35, 87, dpo_step_prefix_k35_sequence_logps(carry1_next, carry1, t18, B));
+        LA_TIMED(prof, 36, 87, dpo_step_prefix_k36_sequence_logps(carry2_next, carry2, t20, B));
+        LA_TIMED(prof, 37, 87, dpo_step_prefix_k37_lm_chunk(carry3_next, carry3, t22, B));
+        LA_TIMED(prof, 38, 87, dpo_step_prefix_k38_lm_chunk(carry4_next, carry4, t23, B));
+        LA_TIMED(prof, 39, 87, dpo_step_prefix_k39_lm_chunk(carry5_next, carry5, t24, B));
+        LA_TIMED(prof, 40, 87, dpo_step_prefix_k40_lm_chunk(carry6_next, carry6, t25, B));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -21492,18 +21517,18 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
         carry6 = carry6_next;
     }
     /* stage 'after_lm_chunk' */
-    LA_TIMED(prof, 41, 88, dpo_step_prefix_k41_dpo_kto_pair(t26, ref_chosen, pair_weight, loss_weights, carry1, B));
-    LA_TIMED(prof, 42, 88, dpo_step_prefix_k42_dpo_sigmoid(t27, pair_weight, B));
-    LA_TIMED(prof, 43, 88, dpo_step_prefix_k43_dpo_kto_pair(t28, ref_rejected, pair_weight, loss_weights, carry2, B));
-    LA_TIMED(prof, 44, 88, dpo_step_prefix_k44_dpo_bco_pair(t29, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
-    LA_TIMED(prof, 45, 88, dpo_step_prefix_k45_dpo_bco_pair(t30, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
-    LA_TIMED(prof, 46, 88, dpo_step_prefix_k46_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t26, t27, t28, t29, t30, B));
-    LA_TIMED(prof, 47, 88, dpo_step_prefix_k47_lm_head(t31, loss_weights, losses, B));
-    LA_TIMED(prof, 48, 88, dpo_step_prefix_k48_lm_head(t32, pair_weight, t31, B));
-    LA_TIMED(prof, 49, 88, dpo_step_prefix_k49_sft(t33, pair_weight, carry1, carry3, B));
-    LA_TIMED(prof, 50, 88, dpo_step_prefix_k50_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t32, t33));
-    LA_TIMED(prof, 51, 88, dpo_step_prefix_k51_log_sigmoid_grad(t34, t35, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t26, t27, t28, t29, t30, B));
-    LA_TIMED(prof, 52, 88, dpo_step_prefix_k52_dpo_sigmoid(t36, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 41, 87, dpo_step_prefix_k41_dpo_kto_pair(t26, ref_chosen, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 42, 87, dpo_step_prefix_k42_dpo_sigmoid(t27, pair_weight, B));
+    LA_TIMED(prof, 43, 87, dpo_step_prefix_k43_dpo_kto_pair(t28, ref_rejected, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 44, 87, dpo_step_prefix_k44_dpo_bco_pair(t29, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 45, 87, dpo_step_prefix_k45_dpo_bco_pair(t30, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 46, 87, dpo_step_prefix_k46_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t26, t27, t28, t29, t30, B));
+    LA_TIMED(prof, 47, 87, dpo_step_prefix_k47_lm_head(t31, loss_weights, losses, B));
+    LA_TIMED(prof, 48, 87, dpo_step_prefix_k48_lm_head(t32, pair_weight, t31, B));
+    LA_TIMED(prof, 49, 87, dpo_step_prefix_k49_sft(t33, pair_weight, carry1, carry3, B));
+    LA_TIMED(prof, 50, 87, dpo_step_prefix_k50_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t32, t33));
+    LA_TIMED(prof, 51, 87, dpo_step_prefix_k51_log_sigmoid_grad(t34, t35, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t26, t27, t28, t29, t30, B));
+    LA_TIMED(prof, 52, 87, dpo_step_prefix_k52_dpo_sigmoid(t36, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk_backward', repeated NC times */
     const float *carry7 = t36;
     float *carry7_buf[2] = { args->arena + off[27], args->arena + off[28] };
@@ -21515,18 +21540,18 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
         const float *chosen_mask = args->chosen_mask + l * CR;
         const float *rejected_mask = args->rejected_mask + l * CR;
         float *carry7_next = carry7_buf[l & 1];
-        LA_TIMED(prof, 53, 88, dpo_step_prefix_k53_lm_head(t37, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 54, 88, dpo_step_prefix_k54_rmsnorm(t38, t37, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 55, 88, dpo_step_prefix_k55_rmsnorm(t39, norm_eps, final_norm, t37, t38, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 56, 88, dpo_step_prefix_k56_lm_head(t40, lm_head, t39, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 57, 88, dpo_step_prefix_k57_log_softmax(t41, t40, CR, V));
-        LA_TIMED(prof, 58, 88, dpo_step_prefix_k58_log_softmax(t42, t40, t41, CR, V));
-        LA_TIMED(prof, 59, 88, dpo_step_prefix_k59_sequence_logps_grad(t43, t44, t34, t35, B));
-        LA_TIMED(prof, 60, 88, dpo_step_prefix_k60_log_softmax_grad(t45, t40, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t41, t42, t43, t44, CR, V));
-        LA_TIMED(prof, 61, 88, dpo_step_prefix_k61_lm_head_grad_in(t46, lm_head, t45, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 62, 88, dpo_step_prefix_k62_rmsnorm_grad(t47, final_norm, t37, t46, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 63, 88, dpo_step_prefix_k63_rmsnorm_grad_scatter_add(t48, norm_eps, final_norm, scored, t37, t38, t46, t47, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 88, dpo_step_prefix_k64_lm_chunk_backward(carry7_next, carry7, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 53, 87, dpo_step_prefix_k53_lm_head(t37, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 54, 87, dpo_step_prefix_k54_rmsnorm(t38, t37, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 55, 87, dpo_step_prefix_k55_rmsnorm(t39, norm_eps, final_norm, t37, t38, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 56, 87, dpo_step_prefix_k56_lm_head(t40, lm_head, t39, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 57, 87, dpo_step_prefix_k57_log_softmax(t41, t40, CR, V));
+        LA_TIMED(prof, 58, 87, dpo_step_prefix_k58_log_softmax(t42, t40, t41, CR, V));
+        LA_TIMED(prof, 59, 87, dpo_step_prefix_k59_sequence_logps_grad(t43, t44, t34, t35, B));
+        LA_TIMED(prof, 60, 87, dpo_step_prefix_k60_log_softmax_grad(t45, t40, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t41, t42, t43, t44, CR, V));
+        LA_TIMED(prof, 61, 87, dpo_step_prefix_k61_lm_head_grad_in(t46, lm_head, t45, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 62, 87, dpo_step_prefix_k62_rmsnorm_grad(t47, final_norm, t37, t46, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 63, 87, dpo_step_prefix_k63_rmsnorm_grad_scatter_add(t48, norm_eps, final_norm, scored, t37, t38, t46, t47, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 87, dpo_step_prefix_k64_lm_chunk_backward(carry7_next, carry7, t48, B, HD2, KVH, REP, T));
         carry7 = carry7_next;
     }
     /* stage 'layer_backward', repeated L times, last layer first */
@@ -21554,29 +21579,28 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
         float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
         float *grad_prefix_kv = args->grad_prefix_kv + (L - 1 - l) * (4*HD2*KVH*P);
         float *carry8_next = carry8_buf[l & 1];
-        LA_TIMED(prof, 65, 88, dpo_step_prefix_k65_rmsnorm(t49, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 66, 88, dpo_step_prefix_k66_prefix(t50, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 67, 88, dpo_step_prefix_k67_prefix(t51, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 68, 88, dpo_step_prefix_k68_rmsnorm(t52, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 69, 88, dpo_step_prefix_k69_w2_grad_in(t53, carry8, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 88, dpo_step_prefix_k70_silu(t54, saved_gate, t53, B, F, T));
-        LA_TIMED(prof, 71, 88, dpo_step_prefix_k71_w3_grad_in(t55, w3, t54, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 72, 88, dpo_step_prefix_k72_silu(t56, saved_gate, saved_up, t53, B, F, T));
-        LA_TIMED(prof, 73, 88, dpo_step_prefix_k73_w1_grad_in(t57, w1, t56, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 74, 88, dpo_step_prefix_k74_rmsnorm_grad(t58, norm_eps, carry8, saved_h, ffn_norm, t52, t55, t57, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 75, 88, dpo_step_prefix_k75_wo_grad_in(t59, wo, t58, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 76, 88, dpo_step_prefix_k76_causal_attention_backward_dq(t60, t2, saved_q, saved_lse, saved_attn, t50, t51, t59, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 77, 88, dpo_step_prefix_k77_causal_attention_backward_dkv(t61, t62, t2, saved_q, saved_lse, saved_attn, t50, t51, t59, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 78, 88, dpo_step_prefix_k78_prefix_grad(t63, t62, B, HD2, KVH, P, S));
-        LA_TIMED(prof, 79, 88, dpo_step_prefix_k79_prefix_grad(t64, t61, B, HD2, KVH, P, S));
-        LA_TIMED(prof, 80, 88, dpo_step_prefix_k80_attention_grad(t65, t62, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 81, 88, dpo_step_prefix_k81_wv_grad_in(t66, wv, t65, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 82, 88, dpo_step_prefix_k82_rope_grad(t67, t0, t1, t61, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 83, 88, dpo_step_prefix_k83_wk_grad_in(t68, wk, t67, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 84, 88, dpo_step_prefix_k84_rope_grad(t69, t0, t1, t60, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 85, 88, dpo_step_prefix_k85_wq_grad_in(t70, wq, t69, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 86, 88, dpo_step_prefix_k86_rmsnorm_grad(carry8_next, norm_eps, saved_x, attn_norm, t49, t58, t66, t68, t70, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 87, 88, dpo_step_prefix_k87_prefix_grad(grad_prefix_kv, t63, t64, HD2, KVH, P));
+        LA_TIMED(prof, 65, 87, dpo_step_prefix_k65_rmsnorm(t49, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 87, dpo_step_prefix_k66_prefix(t50, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 67, 87, dpo_step_prefix_k67_prefix(t51, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 68, 87, dpo_step_prefix_k68_rmsnorm(t52, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 87, dpo_step_prefix_k69_w2_grad_in(t53, carry8, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 87, dpo_step_prefix_k70_silu(t54, saved_gate, t53, B, F, T));
+        LA_TIMED(prof, 71, 87, dpo_step_prefix_k71_w3_grad_in(t55, w3, t54, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 87, dpo_step_prefix_k72_silu(t56, saved_gate, saved_up, t53, B, F, T));
+        LA_TIMED(prof, 73, 87, dpo_step_prefix_k73_w1_grad_in(t57, w1, t56, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 87, dpo_step_prefix_k74_rmsnorm_grad(t58, norm_eps, carry8, saved_h, ffn_norm, t52, t55, t57, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 87, dpo_step_prefix_k75_wo_grad_in(t59, wo, t58, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 87, dpo_step_prefix_k76_causal_attention_backward(t60, t61, t62, t2, saved_q, saved_lse, saved_attn, t50, t51, t59, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 77, 87, dpo_step_prefix_k77_prefix_grad(t63, t62, B, HD2, KVH, P, S));
+        LA_TIMED(prof, 78, 87, dpo_step_prefix_k78_prefix_grad(t64, t61, B, HD2, KVH, P, S));
+        LA_TIMED(prof, 79, 87, dpo_step_prefix_k79_attention_grad(t65, t62, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 80, 87, dpo_step_prefix_k80_wv_grad_in(t66, wv, t65, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 81, 87, dpo_step_prefix_k81_rope_grad(t67, t0, t1, t61, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 82, 87, dpo_step_prefix_k82_wk_grad_in(t68, wk, t67, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 87, dpo_step_prefix_k83_rope_grad(t69, t0, t1, t60, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 84, 87, dpo_step_prefix_k84_wq_grad_in(t70, wq, t69, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 85, 87, dpo_step_prefix_k85_rmsnorm_grad(carry8_next, norm_eps, saved_x, attn_norm, t49, t58, t66, t68, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 87, dpo_step_prefix_k86_prefix_grad(grad_prefix_kv, t63, t64, HD2, KVH, P));
         carry8 = carry8_next;
     }
 }
@@ -21668,18 +21692,17 @@ void llama_dpo_dpo_step_prefix_costs(const llama_dpo_dpo_step_prefix_args *args,
     flops[73] = (double)(4*B*F*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_prefix_k73_w1_grad_in */
     flops[74] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k74_rmsnorm_grad */
     flops[75] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k75_wo_grad_in */
-    flops[76] = (double)(6*B*HD2*KVH*REP*S*T); bytes[76] = (double)(8*B*HD2*KVH*REP*T + 4*B*S*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k76_causal_attention_backward_dq */
-    flops[77] = (double)(8*B*HD2*KVH*REP*S*T); bytes[77] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 4*B*S*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k77_causal_attention_backward_dkv */
+    flops[76] = (double)(10*B*HD2*KVH*REP*S*T); bytes[76] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 4*B*S*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k76_causal_attention_backward */
+    flops[77] = (double)(2*B*HD2*KVH*P); bytes[77] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* dpo_step_prefix_k77_prefix_grad */
     flops[78] = (double)(2*B*HD2*KVH*P); bytes[78] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* dpo_step_prefix_k78_prefix_grad */
-    flops[79] = (double)(2*B*HD2*KVH*P); bytes[79] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* dpo_step_prefix_k79_prefix_grad */
-    flops[80] = (double)(0); bytes[80] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*S); /* dpo_step_prefix_k80_attention_grad */
-    flops[81] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_prefix_k81_wv_grad_in */
-    flops[82] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[82] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*S); /* dpo_step_prefix_k82_rope_grad */
-    flops[83] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_prefix_k83_wk_grad_in */
-    flops[84] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k84_rope_grad */
-    flops[85] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[85] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k85_wq_grad_in */
-    flops[86] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k86_rmsnorm_grad */
-    flops[87] = (double)(4*HD2*KVH*P + 4*HD2*KVH*P); bytes[87] = (double)(16*HD2*KVH*P + 8*HD2*KVH*P + 8*HD2*KVH*P + 16*HD2*KVH*P); /* dpo_step_prefix_k87_prefix_grad */
+    flops[79] = (double)(0); bytes[79] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*S); /* dpo_step_prefix_k79_attention_grad */
+    flops[80] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[80] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_prefix_k80_wv_grad_in */
+    flops[81] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[81] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*S); /* dpo_step_prefix_k81_rope_grad */
+    flops[82] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_prefix_k82_wk_grad_in */
+    flops[83] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k83_rope_grad */
+    flops[84] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k84_wq_grad_in */
+    flops[85] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[85] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_prefix_k85_rmsnorm_grad */
+    flops[86] = (double)(4*HD2*KVH*P + 4*HD2*KVH*P); bytes[86] = (double)(16*HD2*KVH*P + 8*HD2*KVH*P + 8*HD2*KVH*P + 16*HD2*KVH*P); /* dpo_step_prefix_k86_prefix_grad */
     (void)args;
 }
 
@@ -21763,18 +21786,17 @@ static const char *const llama_dpo_dpo_step_prefix_kernel_names[] = {
     "dpo_step_prefix_k73_w1_grad_in",
     "dpo_step_prefix_k74_rmsnorm_grad",
     "dpo_step_prefix_k75_wo_grad_in",
-    "dpo_step_prefix_k76_causal_attention_backward_dq",
-    "dpo_step_prefix_k77_causal_attention_backward_dkv",
+    "dpo_step_prefix_k76_causal_attention_backward",
+    "dpo_step_prefix_k77_prefix_grad",
     "dpo_step_prefix_k78_prefix_grad",
-    "dpo_step_prefix_k79_prefix_grad",
-    "dpo_step_prefix_k80_attention_grad",
-    "dpo_step_prefix_k81_wv_grad_in",
-    "dpo_step_prefix_k82_rope_grad",
-    "dpo_step_prefix_k83_wk_grad_in",
-    "dpo_step_prefix_k84_rope_grad",
-    "dpo_step_prefix_k85_wq_grad_in",
-    "dpo_step_prefix_k86_rmsnorm_grad",
-    "dpo_step_prefix_k87_prefix_grad",
+    "dpo_step_prefix_k79_attention_grad",
+    "dpo_step_prefix_k80_wv_grad_in",
+    "dpo_step_prefix_k81_rope_grad",
+    "dpo_step_prefix_k82_wk_grad_in",
+    "dpo_step_prefix_k83_rope_grad",
+    "dpo_step_prefix_k84_wq_grad_in",
+    "dpo_step_prefix_k85_rmsnorm_grad",
+    "dpo_step_prefix_k86_prefix_grad",
 };
-const la_program_info llama_dpo_dpo_step_prefix_info = { "llama_dpo.dpo_step_prefix", 64, 88, llama_dpo_dpo_step_prefix_kernel_names, llama_dpo_dpo_step_prefix_run, llama_dpo_dpo_step_prefix_arena, llama_dpo_dpo_step_prefix_cost };
+const la_program_info llama_dpo_dpo_step_prefix_info = { "llama_dpo.dpo_step_prefix", 64, 87, llama_dpo_dpo_step_prefix_kernel_names, llama_dpo_dpo_step_prefix_run, llama_dpo_dpo_step_prefix_arena, llama_dpo_dpo_step_prefix_cost };
 

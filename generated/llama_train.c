@@ -180,7 +180,7 @@ static void lm_step_k7_wv(float *restrict saved_v, const float *restrict wv, con
     }
 }
 
-/* lm_step_k8_causal_attention_forward: causal attention (s ≤ 0 + t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+/* lm_step_k8_causal_attention_forward: causal attention (s ≤ t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
 static void lm_step_k8_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
@@ -205,40 +205,67 @@ static void lm_step_k8_causal_attention_forward(float *restrict saved_attn, floa
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                saved_lse[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -1021,71 +1048,8 @@ static void lm_step_k58_wo_grad_in(float *restrict t45, const float *restrict wo
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t44, D, wo, D, 0.0f, t45, D);
 }
 
-/* lm_step_k59_causal_attention_backward_dq: causal attention (s ≤ 0 + t): grad_q → t46  [layer_backward/attention/attention/grad] */
-static void lm_step_k59_causal_attention_backward_dq(float *restrict t46, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long nb = B, nt = T, nh = H, hd = HD;
-    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const float *qp = saved_q;
-    const long qsb = T*D;
-    const long qst = D;
-    const long qsh = HD;
-    const float *kp = saved_k;
-    const long ksb = T*KVD;
-    const long kss = KVD;
-    const long ksh = HD;
-    const float *vp = saved_v;
-    const long vsb = T*KVD;
-    const long vss = KVD;
-    const long vsh = HD;
-    const float *op = saved_attn;
-    const long osb = T*D;
-    const long ost = D;
-    const long osh = HD;
-    const float *lp = saved_lse;
-    const long lsb = T*H;
-    const long lsh = T;
-    const float *gp = t45;
-    const long gsb = T*D;
-    const long gst = D;
-    const long gsh = HD;
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (long b = 0; b < nb; b++) {
-        for (long h = 0; h < nh; h++) {
-            const long g = h / rep;
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const float *gt = gp + b * gsb + t * gst + h * gsh;
-                const float *ot = op + b * osb + t * ost + h * osh;
-                const float l = lp[b * lsb + h * lsh + t];
-                float *dqt = t46 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
-                if (l == -INFINITY) continue;
-                /* D_t = dO·out */
-                float rowd = 0.0f;
-                #pragma omp simd reduction(+:rowd)
-                for (long d = 0; d < hd; d++) rowd += gt[d] * ot[d];
-                const long last = start + t < ns ? start + t : ns - 1;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
-                    float dot = 0.0f, dp = 0.0f;
-                    #pragma omp simd reduction(+:dot, dp)
-                    for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                    const float ds = expf(dot * scale - l) * (dp - rowd) * scale;
-                    #pragma omp simd
-                    for (long d = 0; d < hd; d++) dqt[d] += ds * ks[d];
-                }
-            }
-        }
-    }
-}
-
-/* lm_step_k60_causal_attention_backward_dkv: causal attention (s ≤ 0 + t): grad_k → t47, grad_v → t48  [layer_backward/attention/attention/grad] */
-static void lm_step_k60_causal_attention_backward_dkv(float *restrict t47, float *restrict t48, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k59_causal_attention_backward: causal attention (s ≤ t): grad_q → t46, grad_k → t47, grad_v → t48  [layer_backward/attention/attention/grad] */
+static void lm_step_k59_causal_attention_backward(float *restrict t46, float *restrict t47, float *restrict t48, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -1119,37 +1083,68 @@ static void lm_step_k60_causal_attention_backward_dkv(float *restrict t47, float
     #pragma omp parallel for collapse(2) schedule(static)
     for (long b = 0; b < nb; b++) {
         for (long g = 0; g < nkv; g++) {
-            float rowd[rep * nt];   /* D_t = dO·out of each row of the heads sharing g */
-            for (long r = 0; r < rep; r++) {
-                const long h = g * rep + r;
-                for (long t = 0; t < nt; t++) {
-                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
-                    float x = 0.0f;
-                    #pragma omp simd reduction(+:x)
-                    for (long d = 0; d < hd; d++) x += gt[d] * ot[d];
-                    rowd[r * nt + t] = x;
-                }
-            }
+            float kt[hd * 16], vt[hd * 16], x[16], dp[16], rowd[nt];
             for (long s = 0; s < ns; s++) {
-                const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
                 float *dks = t47 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dks[d] = 0.0f;
                 float *dvs = t48 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
-                /* the rows that see key s (t ≥ s − start), in every head sharing g */
-                for (long r = 0; r < rep; r++) {
-                    const long h = g * rep + r;
-                    for (long t = s - start > 0 ? s - start : 0; t < nt; t++) {
-                        const float l = lp[b * lsb + h * lsh + t];
-                        if (l == -INFINITY) continue;
+            }
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    float *dqt = t46 + ((b * nt + t) * nh + h) * hd;
+                    for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                }
+                /* D_t = dO·out */
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float y = 0.0f;
+                    #pragma omp simd reduction(+:y)
+                    for (long d = 0; d < hd; d++) y += gt[d] * ot[d];
+                    rowd[t] = y;
+                }
+                for (long key0 = 0; key0 < ns; key0 += 16) {
+                    const long cols = ns - key0 < 16 ? ns - key0 : 16;
+                    /* the key and value tiles, transposed (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const long s = key0 + (c < cols ? c : 0);
+                        const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                        for (long d = 0; d < hd; d++) {
+                            kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
+                            vt[d * 16 + c] = c < cols ? vs[d] : 0.0f;
+                        }
+                    }
+                    /* the rows that see a key of the tile: t ≥ key0 − start */
+                    for (long t = key0 - start > 0 ? key0 - start : 0; t < nt; t++) {
+                        const float lt = lp[b * lsb + h * lsh + t];
+                        if (lt == -INFINITY) continue;
                         const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                        float dot = 0.0f, dp = 0.0f;
-                        #pragma omp simd reduction(+:dot, dp)
-                        for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                        const float pr = expf(dot * scale - l);
-                        const float ds = pr * (dp - rowd[r * nt + t]) * scale;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) { dks[d] += ds * qt[d]; dvs[d] += pr * gt[d]; }
+                        for (long c = 0; c < 16; c++) { x[c] = 0.0f; dp[c] = 0.0f; }
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale, gd = gt[d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) { x[c] += qd * kt[d * 16 + c]; dp[c] += gd * vt[d * 16 + c]; }
+                        }
+                        /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            const float p = c < cols && s <= start + t ? expf(x[c] - lt) : 0.0f;
+                            x[c] = p;
+                            dp[c] = p * (dp[c] - rowd[t]) * scale;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const long s = key0 + c;
+                            const float p = x[c];
+                            const float ds = dp[c];
+                            const float *ks = kp + b * ksb + s * kss + g * ksh;
+                            float *dqt = t46 + ((b * nt + t) * nh + h) * hd;
+                            float *dks = t47 + ((b * ns + s) * nkv + g) * hd;
+                            float *dvs = t48 + ((b * ns + s) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                        }
                     }
                 }
             }
@@ -1157,15 +1152,15 @@ static void lm_step_k60_causal_attention_backward_dkv(float *restrict t47, float
     }
 }
 
-/* lm_step_k61_wv_grad_in: t49[B*T, D] = t48 · wv  [layer_backward/attention/grad] */
-static void lm_step_k61_wv_grad_in(float *restrict t49, const float *restrict wv, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k60_wv_grad_in: t49[B*T, D] = t48 · wv  [layer_backward/attention/grad] */
+static void lm_step_k60_wv_grad_in(float *restrict t49, const float *restrict wv, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t48, KVD, wv, D, 0.0f, t49, D);
 }
 
-/* lm_step_k62_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k62_rope_grad(float *restrict t50, const float *restrict t0, const float *restrict t1, const float *restrict t47, long B, long HD2, long KVH, long T) {
+/* lm_step_k61_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k61_rope_grad(float *restrict t50, const float *restrict t0, const float *restrict t1, const float *restrict t47, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1201,15 +1196,15 @@ static void lm_step_k62_rope_grad(float *restrict t50, const float *restrict t0,
     }
 }
 
-/* lm_step_k63_wk_grad_in: t51[B*T, D] = t50 · wk  [layer_backward/attention/grad] */
-static void lm_step_k63_wk_grad_in(float *restrict t51, const float *restrict wk, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k62_wk_grad_in: t51[B*T, D] = t50 · wk  [layer_backward/attention/grad] */
+static void lm_step_k62_wk_grad_in(float *restrict t51, const float *restrict wk, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t50, KVD, wk, D, 0.0f, t51, D);
 }
 
-/* lm_step_k64_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
-static void lm_step_k64_rope_grad(float *restrict t52, const float *restrict t0, const float *restrict t1, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k63_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_k63_rope_grad(float *restrict t52, const float *restrict t0, const float *restrict t1, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -1246,14 +1241,14 @@ static void lm_step_k64_rope_grad(float *restrict t52, const float *restrict t0,
     }
 }
 
-/* lm_step_k65_wq_grad_in: t53[B*T, D] = t52 · wq  [layer_backward/attention/grad] */
-static void lm_step_k65_wq_grad_in(float *restrict t53, const float *restrict wq, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k64_wq_grad_in: t53[B*T, D] = t52 · wq  [layer_backward/attention/grad] */
+static void lm_step_k64_wq_grad_in(float *restrict t53, const float *restrict wq, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t52, D, wq, D, 0.0f, t53, D);
 }
 
-/* lm_step_k66_attention_grad: t54 = Σ((t49 + t51 + t53) · (saved_x · t30))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_k66_attention_grad(float *restrict t54, const float *restrict saved_x, const float *restrict t30, const float *restrict t49, const float *restrict t51, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k65_attention_grad: t54 = Σ((t49 + t51 + t53) · (saved_x · t30))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_k65_attention_grad(float *restrict t54, const float *restrict saved_x, const float *restrict t30, const float *restrict t49, const float *restrict t51, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = T*D, n = B;
@@ -1274,8 +1269,8 @@ static void lm_step_k66_attention_grad(float *restrict t54, const float *restric
     }
 }
 
-/* lm_step_k67_rmsnorm_grad: t55 = Σ(t54)  [layer_backward/rmsnorm/grad] */
-static void lm_step_k67_rmsnorm_grad(float *restrict t55, const float *restrict t54, long HD2, long KVH, long REP, long T) {
+/* lm_step_k66_rmsnorm_grad: t55 = Σ(t54)  [layer_backward/rmsnorm/grad] */
+static void lm_step_k66_rmsnorm_grad(float *restrict t55, const float *restrict t54, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = D, n = T;
@@ -1291,8 +1286,8 @@ static void lm_step_k67_rmsnorm_grad(float *restrict t55, const float *restrict 
     }
 }
 
-/* lm_step_k68_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void lm_step_k68_rmsnorm_grad(float *restrict carry5_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t30, const float *restrict t44, const float *restrict t49, const float *restrict t51, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k67_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_k67_rmsnorm_grad(float *restrict carry5_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t30, const float *restrict t44, const float *restrict t49, const float *restrict t51, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -1327,8 +1322,8 @@ static void lm_step_k68_rmsnorm_grad(float *restrict carry5_next, const float *r
     }
 }
 
-/* lm_step_k69_layer_backward: grad_attn_norm = grad_attn_norm + t55  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k69_layer_backward(float *restrict grad_attn_norm, const float *restrict t55, long HD2, long KVH, long REP) {
+/* lm_step_k68_layer_backward: grad_attn_norm = grad_attn_norm + t55  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k68_layer_backward(float *restrict grad_attn_norm, const float *restrict t55, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
@@ -1338,34 +1333,34 @@ static void lm_step_k69_layer_backward(float *restrict grad_attn_norm, const flo
     }
 }
 
-/* lm_step_k70_grad_wq: grad_wq[D, D] += t52ᵀ · t31  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k70_grad_wq(float *restrict grad_wq, const float *restrict t31, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k69_grad_wq: grad_wq[D, D] += t52ᵀ · t31  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k69_grad_wq(float *restrict grad_wq, const float *restrict t31, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t52, D, t31, D, 1.0f, grad_wq, D);
 }
 
-/* lm_step_k71_grad_wk: grad_wk[KVD, D] += t50ᵀ · t31  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k71_grad_wk(float *restrict grad_wk, const float *restrict t31, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k70_grad_wk: grad_wk[KVD, D] += t50ᵀ · t31  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k70_grad_wk(float *restrict grad_wk, const float *restrict t31, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t50, KVD, t31, D, 1.0f, grad_wk, D);
 }
 
-/* lm_step_k72_grad_wv: grad_wv[KVD, D] += t48ᵀ · t31  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k72_grad_wv(float *restrict grad_wv, const float *restrict t31, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k71_grad_wv: grad_wv[KVD, D] += t48ᵀ · t31  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k71_grad_wv(float *restrict grad_wv, const float *restrict t31, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, D, B*T, t48, KVD, t31, D, 1.0f, grad_wv, D);
 }
 
-/* lm_step_k73_grad_wo: grad_wo[D, D] += t44ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
-static void lm_step_k73_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k72_grad_wo: grad_wo[D, D] += t44ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_k72_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t44, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, D, B*T, t44, D, saved_attn, D, 1.0f, grad_wo, D);
 }
 
-/* lm_step_k74_layer_backward: grad_ffn_norm = grad_ffn_norm + t43  [layer_backward/rmsnorm/grad; layer_backward] */
-static void lm_step_k74_layer_backward(float *restrict grad_ffn_norm, const float *restrict t43, long HD2, long KVH, long REP) {
+/* lm_step_k73_layer_backward: grad_ffn_norm = grad_ffn_norm + t43  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_k73_layer_backward(float *restrict grad_ffn_norm, const float *restrict t43, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long n = D;
     #pragma omp parallel for if (n > 32768)
@@ -1375,26 +1370,26 @@ static void lm_step_k74_layer_backward(float *restrict grad_ffn_norm, const floa
     }
 }
 
-/* lm_step_k75_grad_w1: grad_w1[F, D] += t40ᵀ · t34  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k75_grad_w1(float *restrict grad_w1, const float *restrict t34, const float *restrict t40, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k74_grad_w1: grad_w1[F, D] += t40ᵀ · t34  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k74_grad_w1(float *restrict grad_w1, const float *restrict t34, const float *restrict t40, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t40, F, t34, D, 1.0f, grad_w1, D);
 }
 
-/* lm_step_k76_grad_w2: grad_w2[D, F] += carry5ᵀ · t36  [layer_backward/ffn/grad; layer_backward] */
-static void lm_step_k76_grad_w2(float *restrict grad_w2, const float *restrict carry5, const float *restrict t36, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k75_grad_w2: grad_w2[D, F] += carry5ᵀ · t36  [layer_backward/ffn/grad; layer_backward] */
+static void lm_step_k75_grad_w2(float *restrict grad_w2, const float *restrict carry5, const float *restrict t36, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, F, B*T, carry5, D, t36, F, 1.0f, grad_w2, F);
 }
 
-/* lm_step_k77_grad_w3: grad_w3[F, D] += t38ᵀ · t34  [layer_backward/ffn/gate_up/grad; layer_backward] */
-static void lm_step_k77_grad_w3(float *restrict grad_w3, const float *restrict t34, const float *restrict t38, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_k76_grad_w3: grad_w3[F, D] += t38ᵀ · t34  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_k76_grad_w3(float *restrict grad_w3, const float *restrict t34, const float *restrict t38, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, F, D, B*T, t38, F, t34, D, 1.0f, grad_w3, D);
 }
 
-/* lm_step_k78_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
-static void lm_step_k78_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry5, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_k77_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void lm_step_k77_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry5, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     for (long r = 0; r < rows; r++) {
@@ -1406,7 +1401,7 @@ static void lm_step_k78_embed_backward_scatter_add(float *restrict grad_embed, c
     }
 }
 
-/* Arena: 30 slots planned for 79 kernels. */
+/* Arena: 30 slots planned for 78 kernels. */
 static long llama_train_lm_step_layout(const llama_train_lm_step_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -1540,8 +1535,8 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
     float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 79, lm_step_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 79, lm_step_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 78, lm_step_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 78, lm_step_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[18], args->arena + off[19] };
@@ -1564,26 +1559,26 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 79, lm_step_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 79, lm_step_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 79, lm_step_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 79, lm_step_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 79, lm_step_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
-        LA_TIMED(prof, 7, 79, lm_step_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 79, lm_step_k8_causal_attention_forward(saved_attn, saved_lse, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 79, lm_step_k9_wo(t5, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 79, lm_step_k10_layer(saved_h, carry0, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 79, lm_step_k11_rmsnorm(t6, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 79, lm_step_k12_w1(saved_gate, w1, t6, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 79, lm_step_k13_w3(saved_up, w3, t6, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 79, lm_step_k14_silu(t7, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 15, 79, lm_step_k15_w2(t8, w2, t7, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 79, lm_step_k16_ffn(carry0_next, saved_h, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 78, lm_step_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 78, lm_step_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 78, lm_step_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 78, lm_step_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 78, lm_step_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 78, lm_step_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 78, lm_step_k8_causal_attention_forward(saved_attn, saved_lse, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 78, lm_step_k9_wo(t5, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 78, lm_step_k10_layer(saved_h, carry0, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 78, lm_step_k11_rmsnorm(t6, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 78, lm_step_k12_w1(saved_gate, w1, t6, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 78, lm_step_k13_w3(saved_up, w3, t6, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 78, lm_step_k14_silu(t7, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 15, 78, lm_step_k15_w2(t8, w2, t7, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 78, lm_step_k16_ffn(carry0_next, saved_h, t8, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 17, 79, lm_step_k17_reshape(t9));
-    LA_TIMED(prof, 18, 79, lm_step_k18_expand(t10, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 17, 78, lm_step_k17_reshape(t9));
+    LA_TIMED(prof, 18, 78, lm_step_k18_expand(t10, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk', repeated NC times */
     const float *carry1 = t10;
     float *carry1_buf[2] = { args->arena + off[20], args->arena + off[21] };
@@ -1601,30 +1596,30 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
         float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
         float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
-        LA_TIMED(prof, 19, 79, lm_step_k19_lm_head(t11, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 20, 79, lm_step_k20_rmsnorm(t12, t11, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 21, 79, lm_step_k21_rmsnorm(t13, norm_eps, t11, t12, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 22, 79, lm_step_k22_rmsnorm(t14, final_norm, t13, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 23, 79, lm_step_k23_lm_head(t15, lm_head, t14, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 24, 79, lm_step_k24_log_softmax(t16, t15, CR, V));
-        LA_TIMED(prof, 25, 79, lm_step_k25_log_softmax(t17, t15, t16, CR, V));
-        LA_TIMED(prof, 26, 79, lm_step_k26_cross_entropy(t18, t15, targets, t16, t17, CR, V));
-        LA_TIMED(prof, 27, 79, lm_step_k27_cross_entropy(t19, weights, t18, CR));
-        LA_TIMED(prof, 28, 79, lm_step_k28_log_softmax(t20, t15, t16, t17, CR, V));
-        LA_TIMED(prof, 29, 79, lm_step_k29_cross_entropy(t21, t15, targets, CR, V));
-        LA_TIMED(prof, 30, 79, lm_step_k30_token_stats(t22, weights, t20, CR));
-        LA_TIMED(prof, 31, 79, lm_step_k31_token_stats(t23, weights, t16, t21, CR));
-        LA_TIMED(prof, 32, 79, lm_step_k32_log_softmax_grad(t24, t15, targets, weights, t16, t17, CR, V));
-        LA_TIMED(prof, 33, 79, lm_step_k33_lm_head_grad_in(t25, lm_head, t24, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 34, 79, lm_step_k34_rmsnorm_grad(t26, t13, t25, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 35, 79, lm_step_k35_rmsnorm_grad(t27, final_norm, t11, t25, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 36, 79, lm_step_k36_rmsnorm_grad_scatter_add(t28, norm_eps, final_norm, scored, t11, t12, t25, t27, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 37, 79, lm_step_k37_lm_chunk(grad_final_norm, t26, HD2, KVH, REP));
-        LA_TIMED(prof, 38, 79, lm_step_k38_grad_lm_head(grad_lm_head, t14, t24, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 39, 79, lm_step_k39_lm_chunk(carry1_next, carry1, t28, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 40, 79, lm_step_k40_lm_chunk(carry2_next, carry2, t19));
-        LA_TIMED(prof, 41, 79, lm_step_k41_lm_chunk(carry3_next, carry3, t22));
-        LA_TIMED(prof, 42, 79, lm_step_k42_lm_chunk(carry4_next, carry4, t23));
+        LA_TIMED(prof, 19, 78, lm_step_k19_lm_head(t11, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 20, 78, lm_step_k20_rmsnorm(t12, t11, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 21, 78, lm_step_k21_rmsnorm(t13, norm_eps, t11, t12, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 22, 78, lm_step_k22_rmsnorm(t14, final_norm, t13, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 23, 78, lm_step_k23_lm_head(t15, lm_head, t14, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 24, 78, lm_step_k24_log_softmax(t16, t15, CR, V));
+        LA_TIMED(prof, 25, 78, lm_step_k25_log_softmax(t17, t15, t16, CR, V));
+        LA_TIMED(prof, 26, 78, lm_step_k26_cross_entropy(t18, t15, targets, t16, t17, CR, V));
+        LA_TIMED(prof, 27, 78, lm_step_k27_cross_entropy(t19, weights, t18, CR));
+        LA_TIMED(prof, 28, 78, lm_step_k28_log_softmax(t20, t15, t16, t17, CR, V));
+        LA_TIMED(prof, 29, 78, lm_step_k29_cross_entropy(t21, t15, targets, CR, V));
+        LA_TIMED(prof, 30, 78, lm_step_k30_token_stats(t22, weights, t20, CR));
+        LA_TIMED(prof, 31, 78, lm_step_k31_token_stats(t23, weights, t16, t21, CR));
+        LA_TIMED(prof, 32, 78, lm_step_k32_log_softmax_grad(t24, t15, targets, weights, t16, t17, CR, V));
+        LA_TIMED(prof, 33, 78, lm_step_k33_lm_head_grad_in(t25, lm_head, t24, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 34, 78, lm_step_k34_rmsnorm_grad(t26, t13, t25, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 35, 78, lm_step_k35_rmsnorm_grad(t27, final_norm, t11, t25, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 36, 78, lm_step_k36_rmsnorm_grad_scatter_add(t28, norm_eps, final_norm, scored, t11, t12, t25, t27, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 37, 78, lm_step_k37_lm_chunk(grad_final_norm, t26, HD2, KVH, REP));
+        LA_TIMED(prof, 38, 78, lm_step_k38_grad_lm_head(grad_lm_head, t14, t24, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 39, 78, lm_step_k39_lm_chunk(carry1_next, carry1, t28, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 40, 78, lm_step_k40_lm_chunk(carry2_next, carry2, t19));
+        LA_TIMED(prof, 41, 78, lm_step_k41_lm_chunk(carry3_next, carry3, t22));
+        LA_TIMED(prof, 42, 78, lm_step_k42_lm_chunk(carry4_next, carry4, t23));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -1662,45 +1657,44 @@ void llama_train_lm_step(const llama_train_lm_step_args *args) {
         float *grad_w2 = args->grad_w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
         float *carry5_next = carry5_buf[l & 1];
-        LA_TIMED(prof, 43, 79, lm_step_k43_rmsnorm(t29, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 44, 79, lm_step_k44_rmsnorm(t30, norm_eps, t29, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 45, 79, lm_step_k45_rmsnorm(t31, saved_x, attn_norm, t30, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 46, 79, lm_step_k46_rmsnorm(t32, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 47, 79, lm_step_k47_rmsnorm(t33, norm_eps, t32, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 48, 79, lm_step_k48_rmsnorm(t34, saved_h, ffn_norm, t33, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 49, 79, lm_step_k49_silu(t35, t36, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 50, 79, lm_step_k50_w2_grad_in(t37, carry5, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 51, 79, lm_step_k51_ffn_grad(t38, t35, t37, B, F, T));
-        LA_TIMED(prof, 52, 79, lm_step_k52_w3_grad_in(t39, w3, t38, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 53, 79, lm_step_k53_silu_grad(t40, saved_gate, saved_up, t35, t37, B, F, T));
-        LA_TIMED(prof, 54, 79, lm_step_k54_w1_grad_in(t41, w1, t40, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 55, 79, lm_step_k55_gate_up_grad(t42, saved_h, t33, t39, t41, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 56, 79, lm_step_k56_rmsnorm_grad(t43, t42, HD2, KVH, REP, T));
-        LA_TIMED(prof, 57, 79, lm_step_k57_rmsnorm_grad(t44, carry5, saved_h, ffn_norm, t33, t39, t41, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 58, 79, lm_step_k58_wo_grad_in(t45, wo, t44, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 59, 79, lm_step_k59_causal_attention_backward_dq(t46, saved_q, saved_k, saved_v, saved_lse, saved_attn, t45, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 60, 79, lm_step_k60_causal_attention_backward_dkv(t47, t48, saved_q, saved_k, saved_v, saved_lse, saved_attn, t45, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 61, 79, lm_step_k61_wv_grad_in(t49, wv, t48, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 62, 79, lm_step_k62_rope_grad(t50, t0, t1, t47, B, HD2, KVH, T));
-        LA_TIMED(prof, 63, 79, lm_step_k63_wk_grad_in(t51, wk, t50, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 79, lm_step_k64_rope_grad(t52, t0, t1, t46, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 65, 79, lm_step_k65_wq_grad_in(t53, wq, t52, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 66, 79, lm_step_k66_attention_grad(t54, saved_x, t30, t49, t51, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 67, 79, lm_step_k67_rmsnorm_grad(t55, t54, HD2, KVH, REP, T));
-        LA_TIMED(prof, 68, 79, lm_step_k68_rmsnorm_grad(carry5_next, saved_x, attn_norm, t30, t44, t49, t51, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 69, 79, lm_step_k69_layer_backward(grad_attn_norm, t55, HD2, KVH, REP));
-        LA_TIMED(prof, 70, 79, lm_step_k70_grad_wq(grad_wq, t31, t52, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 71, 79, lm_step_k71_grad_wk(grad_wk, t31, t50, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 72, 79, lm_step_k72_grad_wv(grad_wv, t31, t48, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 73, 79, lm_step_k73_grad_wo(grad_wo, saved_attn, t44, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 74, 79, lm_step_k74_layer_backward(grad_ffn_norm, t43, HD2, KVH, REP));
-        LA_TIMED(prof, 75, 79, lm_step_k75_grad_w1(grad_w1, t34, t40, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 76, 79, lm_step_k76_grad_w2(grad_w2, carry5, t36, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 77, 79, lm_step_k77_grad_w3(grad_w3, t34, t38, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 43, 78, lm_step_k43_rmsnorm(t29, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 44, 78, lm_step_k44_rmsnorm(t30, norm_eps, t29, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 45, 78, lm_step_k45_rmsnorm(t31, saved_x, attn_norm, t30, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 46, 78, lm_step_k46_rmsnorm(t32, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 47, 78, lm_step_k47_rmsnorm(t33, norm_eps, t32, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 48, 78, lm_step_k48_rmsnorm(t34, saved_h, ffn_norm, t33, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 49, 78, lm_step_k49_silu(t35, t36, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 50, 78, lm_step_k50_w2_grad_in(t37, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 51, 78, lm_step_k51_ffn_grad(t38, t35, t37, B, F, T));
+        LA_TIMED(prof, 52, 78, lm_step_k52_w3_grad_in(t39, w3, t38, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 53, 78, lm_step_k53_silu_grad(t40, saved_gate, saved_up, t35, t37, B, F, T));
+        LA_TIMED(prof, 54, 78, lm_step_k54_w1_grad_in(t41, w1, t40, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 55, 78, lm_step_k55_gate_up_grad(t42, saved_h, t33, t39, t41, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 56, 78, lm_step_k56_rmsnorm_grad(t43, t42, HD2, KVH, REP, T));
+        LA_TIMED(prof, 57, 78, lm_step_k57_rmsnorm_grad(t44, carry5, saved_h, ffn_norm, t33, t39, t41, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 58, 78, lm_step_k58_wo_grad_in(t45, wo, t44, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 78, lm_step_k59_causal_attention_backward(t46, t47, t48, saved_q, saved_k, saved_v, saved_lse, saved_attn, t45, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 78, lm_step_k60_wv_grad_in(t49, wv, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 78, lm_step_k61_rope_grad(t50, t0, t1, t47, B, HD2, KVH, T));
+        LA_TIMED(prof, 62, 78, lm_step_k62_wk_grad_in(t51, wk, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 63, 78, lm_step_k63_rope_grad(t52, t0, t1, t46, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 78, lm_step_k64_wq_grad_in(t53, wq, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 78, lm_step_k65_attention_grad(t54, saved_x, t30, t49, t51, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 78, lm_step_k66_rmsnorm_grad(t55, t54, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 78, lm_step_k67_rmsnorm_grad(carry5_next, saved_x, attn_norm, t30, t44, t49, t51, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 78, lm_step_k68_layer_backward(grad_attn_norm, t55, HD2, KVH, REP));
+        LA_TIMED(prof, 69, 78, lm_step_k69_grad_wq(grad_wq, t31, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 78, lm_step_k70_grad_wk(grad_wk, t31, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 71, 78, lm_step_k71_grad_wv(grad_wv, t31, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 78, lm_step_k72_grad_wo(grad_wo, saved_attn, t44, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 78, lm_step_k73_layer_backward(grad_ffn_norm, t43, HD2, KVH, REP));
+        LA_TIMED(prof, 74, 78, lm_step_k74_grad_w1(grad_w1, t34, t40, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 78, lm_step_k75_grad_w2(grad_w2, carry5, t36, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 78, lm_step_k76_grad_w3(grad_w3, t34, t38, B, F, HD2, KVH, REP, T));
         carry5 = carry5_next;
     }
     /* stage 'after_layer_backward' */
-    LA_TIMED(prof, 78, 79, lm_step_k78_embed_backward_scatter_add(grad_embed, ids, carry5, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 77, 78, lm_step_k77_embed_backward_scatter_add(grad_embed, ids, carry5, B, HD2, KVH, REP, T));
 }
 
 void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flops, double *bytes) {
@@ -1771,26 +1765,25 @@ void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flo
     flops[56] = (double)(2*HD2*KVH*REP*T); bytes[56] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k56_rmsnorm_grad */
     flops[57] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[57] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k57_rmsnorm_grad */
     flops[58] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k58_wo_grad_in */
-    flops[59] = (double)(6*B*HD2*KVH*REP*T*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k59_causal_attention_backward_dq */
-    flops[60] = (double)(8*B*HD2*KVH*REP*T*T); bytes[60] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k60_causal_attention_backward_dkv */
-    flops[61] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k61_wv_grad_in */
-    flops[62] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[62] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k62_rope_grad */
-    flops[63] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k63_wk_grad_in */
-    flops[64] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k64_rope_grad */
-    flops[65] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k65_wq_grad_in */
-    flops[66] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k66_attention_grad */
-    flops[67] = (double)(2*HD2*KVH*REP*T); bytes[67] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k67_rmsnorm_grad */
-    flops[68] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[68] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k68_rmsnorm_grad */
-    flops[69] = (double)(2*HD2*KVH*REP); bytes[69] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k69_layer_backward */
-    flops[70] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[70] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k70_grad_wq */
-    flops[71] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[71] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k71_grad_wk */
-    flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[72] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k72_grad_wv */
-    flops[73] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[73] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k73_grad_wo */
-    flops[74] = (double)(2*HD2*KVH*REP); bytes[74] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k74_layer_backward */
-    flops[75] = (double)(4*B*F*HD2*KVH*REP*T); bytes[75] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k75_grad_w1 */
-    flops[76] = (double)(4*B*F*HD2*KVH*REP*T); bytes[76] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k76_grad_w2 */
-    flops[77] = (double)(4*B*F*HD2*KVH*REP*T); bytes[77] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k77_grad_w3 */
-    flops[78] = (double)(2*HD2*KVH*REP*V); bytes[78] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k78_embed_backward_scatter_add */
+    flops[59] = (double)(10*B*HD2*KVH*REP*T*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k59_causal_attention_backward */
+    flops[60] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k60_wv_grad_in */
+    flops[61] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[61] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_k61_rope_grad */
+    flops[62] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[62] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_k62_wk_grad_in */
+    flops[63] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_k63_rope_grad */
+    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_k64_wq_grad_in */
+    flops[65] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k65_attention_grad */
+    flops[66] = (double)(2*HD2*KVH*REP*T); bytes[66] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_k66_rmsnorm_grad */
+    flops[67] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k67_rmsnorm_grad */
+    flops[68] = (double)(2*HD2*KVH*REP); bytes[68] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k68_layer_backward */
+    flops[69] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[69] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k69_grad_wq */
+    flops[70] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[70] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k70_grad_wk */
+    flops[71] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[71] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_k71_grad_wv */
+    flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[72] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_k72_grad_wo */
+    flops[73] = (double)(2*HD2*KVH*REP); bytes[73] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_k73_layer_backward */
+    flops[74] = (double)(4*B*F*HD2*KVH*REP*T); bytes[74] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k74_grad_w1 */
+    flops[75] = (double)(4*B*F*HD2*KVH*REP*T); bytes[75] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k75_grad_w2 */
+    flops[76] = (double)(4*B*F*HD2*KVH*REP*T); bytes[76] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_k76_grad_w3 */
+    flops[77] = (double)(2*HD2*KVH*REP*V); bytes[77] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_k77_embed_backward_scatter_add */
     (void)args;
 }
 
@@ -1857,28 +1850,27 @@ static const char *const llama_train_lm_step_kernel_names[] = {
     "lm_step_k56_rmsnorm_grad",
     "lm_step_k57_rmsnorm_grad",
     "lm_step_k58_wo_grad_in",
-    "lm_step_k59_causal_attention_backward_dq",
-    "lm_step_k60_causal_attention_backward_dkv",
-    "lm_step_k61_wv_grad_in",
-    "lm_step_k62_rope_grad",
-    "lm_step_k63_wk_grad_in",
-    "lm_step_k64_rope_grad",
-    "lm_step_k65_wq_grad_in",
-    "lm_step_k66_attention_grad",
+    "lm_step_k59_causal_attention_backward",
+    "lm_step_k60_wv_grad_in",
+    "lm_step_k61_rope_grad",
+    "lm_step_k62_wk_grad_in",
+    "lm_step_k63_rope_grad",
+    "lm_step_k64_wq_grad_in",
+    "lm_step_k65_attention_grad",
+    "lm_step_k66_rmsnorm_grad",
     "lm_step_k67_rmsnorm_grad",
-    "lm_step_k68_rmsnorm_grad",
-    "lm_step_k69_layer_backward",
-    "lm_step_k70_grad_wq",
-    "lm_step_k71_grad_wk",
-    "lm_step_k72_grad_wv",
-    "lm_step_k73_grad_wo",
-    "lm_step_k74_layer_backward",
-    "lm_step_k75_grad_w1",
-    "lm_step_k76_grad_w2",
-    "lm_step_k77_grad_w3",
-    "lm_step_k78_embed_backward_scatter_add",
+    "lm_step_k68_layer_backward",
+    "lm_step_k69_grad_wq",
+    "lm_step_k70_grad_wk",
+    "lm_step_k71_grad_wv",
+    "lm_step_k72_grad_wo",
+    "lm_step_k73_layer_backward",
+    "lm_step_k74_grad_w1",
+    "lm_step_k75_grad_w2",
+    "lm_step_k76_grad_w3",
+    "lm_step_k77_embed_backward_scatter_add",
 };
-const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 54, 79, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
+const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 54, 78, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
 
 /* ===== program 'lm_step_lora' ===== */
 
@@ -2199,7 +2191,7 @@ static void lm_step_lora_k14_lora(float *restrict saved_v, const float *restrict
     }
 }
 
-/* lm_step_lora_k15_causal_attention_forward: causal attention (s ≤ 0 + t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+/* lm_step_lora_k15_causal_attention_forward: causal attention (s ≤ t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
 static void lm_step_lora_k15_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
@@ -2224,40 +2216,67 @@ static void lm_step_lora_k15_causal_attention_forward(float *restrict saved_attn
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                saved_lse[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -3355,71 +3374,8 @@ static void lm_step_lora_k88_attention_grad(float *restrict t76, const float *re
     }
 }
 
-/* lm_step_lora_k89_causal_attention_backward_dq: causal attention (s ≤ 0 + t): grad_q → t77  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_k89_causal_attention_backward_dq(float *restrict t77, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long nb = B, nt = T, nh = H, hd = HD;
-    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const float *qp = saved_q;
-    const long qsb = T*D;
-    const long qst = D;
-    const long qsh = HD;
-    const float *kp = saved_k;
-    const long ksb = T*KVD;
-    const long kss = KVD;
-    const long ksh = HD;
-    const float *vp = saved_v;
-    const long vsb = T*KVD;
-    const long vss = KVD;
-    const long vsh = HD;
-    const float *op = saved_attn;
-    const long osb = T*D;
-    const long ost = D;
-    const long osh = HD;
-    const float *lp = saved_lse;
-    const long lsb = T*H;
-    const long lsh = T;
-    const float *gp = t76;
-    const long gsb = T*D;
-    const long gst = D;
-    const long gsh = HD;
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (long b = 0; b < nb; b++) {
-        for (long h = 0; h < nh; h++) {
-            const long g = h / rep;
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const float *gt = gp + b * gsb + t * gst + h * gsh;
-                const float *ot = op + b * osb + t * ost + h * osh;
-                const float l = lp[b * lsb + h * lsh + t];
-                float *dqt = t77 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
-                if (l == -INFINITY) continue;
-                /* D_t = dO·out */
-                float rowd = 0.0f;
-                #pragma omp simd reduction(+:rowd)
-                for (long d = 0; d < hd; d++) rowd += gt[d] * ot[d];
-                const long last = start + t < ns ? start + t : ns - 1;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
-                    float dot = 0.0f, dp = 0.0f;
-                    #pragma omp simd reduction(+:dot, dp)
-                    for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                    const float ds = expf(dot * scale - l) * (dp - rowd) * scale;
-                    #pragma omp simd
-                    for (long d = 0; d < hd; d++) dqt[d] += ds * ks[d];
-                }
-            }
-        }
-    }
-}
-
-/* lm_step_lora_k90_causal_attention_backward_dkv: causal attention (s ≤ 0 + t): grad_k → t78, grad_v → t79  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_k90_causal_attention_backward_dkv(float *restrict t78, float *restrict t79, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k89_causal_attention_backward: causal attention (s ≤ t): grad_q → t77, grad_k → t78, grad_v → t79  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_k89_causal_attention_backward(float *restrict t77, float *restrict t78, float *restrict t79, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3453,37 +3409,68 @@ static void lm_step_lora_k90_causal_attention_backward_dkv(float *restrict t78, 
     #pragma omp parallel for collapse(2) schedule(static)
     for (long b = 0; b < nb; b++) {
         for (long g = 0; g < nkv; g++) {
-            float rowd[rep * nt];   /* D_t = dO·out of each row of the heads sharing g */
-            for (long r = 0; r < rep; r++) {
-                const long h = g * rep + r;
-                for (long t = 0; t < nt; t++) {
-                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
-                    float x = 0.0f;
-                    #pragma omp simd reduction(+:x)
-                    for (long d = 0; d < hd; d++) x += gt[d] * ot[d];
-                    rowd[r * nt + t] = x;
-                }
-            }
+            float kt[hd * 16], vt[hd * 16], x[16], dp[16], rowd[nt];
             for (long s = 0; s < ns; s++) {
-                const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
                 float *dks = t78 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dks[d] = 0.0f;
                 float *dvs = t79 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
-                /* the rows that see key s (t ≥ s − start), in every head sharing g */
-                for (long r = 0; r < rep; r++) {
-                    const long h = g * rep + r;
-                    for (long t = s - start > 0 ? s - start : 0; t < nt; t++) {
-                        const float l = lp[b * lsb + h * lsh + t];
-                        if (l == -INFINITY) continue;
+            }
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    float *dqt = t77 + ((b * nt + t) * nh + h) * hd;
+                    for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                }
+                /* D_t = dO·out */
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float y = 0.0f;
+                    #pragma omp simd reduction(+:y)
+                    for (long d = 0; d < hd; d++) y += gt[d] * ot[d];
+                    rowd[t] = y;
+                }
+                for (long key0 = 0; key0 < ns; key0 += 16) {
+                    const long cols = ns - key0 < 16 ? ns - key0 : 16;
+                    /* the key and value tiles, transposed (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const long s = key0 + (c < cols ? c : 0);
+                        const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                        for (long d = 0; d < hd; d++) {
+                            kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
+                            vt[d * 16 + c] = c < cols ? vs[d] : 0.0f;
+                        }
+                    }
+                    /* the rows that see a key of the tile: t ≥ key0 − start */
+                    for (long t = key0 - start > 0 ? key0 - start : 0; t < nt; t++) {
+                        const float lt = lp[b * lsb + h * lsh + t];
+                        if (lt == -INFINITY) continue;
                         const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                        float dot = 0.0f, dp = 0.0f;
-                        #pragma omp simd reduction(+:dot, dp)
-                        for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                        const float pr = expf(dot * scale - l);
-                        const float ds = pr * (dp - rowd[r * nt + t]) * scale;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) { dks[d] += ds * qt[d]; dvs[d] += pr * gt[d]; }
+                        for (long c = 0; c < 16; c++) { x[c] = 0.0f; dp[c] = 0.0f; }
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale, gd = gt[d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) { x[c] += qd * kt[d * 16 + c]; dp[c] += gd * vt[d * 16 + c]; }
+                        }
+                        /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            const float p = c < cols && s <= start + t ? expf(x[c] - lt) : 0.0f;
+                            x[c] = p;
+                            dp[c] = p * (dp[c] - rowd[t]) * scale;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const long s = key0 + c;
+                            const float p = x[c];
+                            const float ds = dp[c];
+                            const float *ks = kp + b * ksb + s * kss + g * ksh;
+                            float *dqt = t77 + ((b * nt + t) * nh + h) * hd;
+                            float *dks = t78 + ((b * ns + s) * nkv + g) * hd;
+                            float *dvs = t79 + ((b * ns + s) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                        }
                     }
                 }
             }
@@ -3491,8 +3478,8 @@ static void lm_step_lora_k90_causal_attention_backward_dkv(float *restrict t78, 
     }
 }
 
-/* lm_step_lora_k91_lora: t80 = t79 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k91_lora(float *restrict t80, const float *restrict lora_scale_wv, const float *restrict t79, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k90_lora: t80 = t79 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k90_lora(float *restrict t80, const float *restrict lora_scale_wv, const float *restrict t79, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3504,27 +3491,27 @@ static void lm_step_lora_k91_lora(float *restrict t80, const float *restrict lor
     }
 }
 
-/* lm_step_lora_k92_lora_b_wv_grad_in: t81[B*T, R] = t80 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k92_lora_b_wv_grad_in(float *restrict t81, const float *restrict lora_b_wv, const float *restrict t80, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k91_lora_b_wv_grad_in: t81[B*T, R] = t80 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k91_lora_b_wv_grad_in(float *restrict t81, const float *restrict lora_b_wv, const float *restrict t80, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t80, KVD, lora_b_wv, R, 0.0f, t81, R);
 }
 
-/* lm_step_lora_k93_lora_a_wv_grad_in: t82[B*T, D] = t81 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k93_lora_a_wv_grad_in(float *restrict t82, const float *restrict lora_a_wv, const float *restrict t81, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k92_lora_a_wv_grad_in: t82[B*T, D] = t81 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k92_lora_a_wv_grad_in(float *restrict t82, const float *restrict lora_a_wv, const float *restrict t81, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t81, R, lora_a_wv, D, 0.0f, t82, D);
 }
 
-/* lm_step_lora_k94_wv_grad_in: t83[B*T, D] = t79 · wv  [layer_backward/attention/grad] */
-static void lm_step_lora_k94_wv_grad_in(float *restrict t83, const float *restrict wv, const float *restrict t79, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k93_wv_grad_in: t83[B*T, D] = t79 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_k93_wv_grad_in(float *restrict t83, const float *restrict wv, const float *restrict t79, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t79, KVD, wv, D, 0.0f, t83, D);
 }
 
-/* lm_step_lora_k95_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_k95_rope_grad(float *restrict t84, const float *restrict t0, const float *restrict t1, const float *restrict t78, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k94_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_k94_rope_grad(float *restrict t84, const float *restrict t0, const float *restrict t1, const float *restrict t78, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3560,8 +3547,8 @@ static void lm_step_lora_k95_rope_grad(float *restrict t84, const float *restric
     }
 }
 
-/* lm_step_lora_k96_lora: t85 = t84 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k96_lora(float *restrict t85, const float *restrict lora_scale_wk, const float *restrict t84, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k95_lora: t85 = t84 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k95_lora(float *restrict t85, const float *restrict lora_scale_wk, const float *restrict t84, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3573,27 +3560,27 @@ static void lm_step_lora_k96_lora(float *restrict t85, const float *restrict lor
     }
 }
 
-/* lm_step_lora_k97_lora_b_wk_grad_in: t86[B*T, R] = t85 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k97_lora_b_wk_grad_in(float *restrict t86, const float *restrict lora_b_wk, const float *restrict t85, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k96_lora_b_wk_grad_in: t86[B*T, R] = t85 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k96_lora_b_wk_grad_in(float *restrict t86, const float *restrict lora_b_wk, const float *restrict t85, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t85, KVD, lora_b_wk, R, 0.0f, t86, R);
 }
 
-/* lm_step_lora_k98_lora_a_wk_grad_in: t87[B*T, D] = t86 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k98_lora_a_wk_grad_in(float *restrict t87, const float *restrict lora_a_wk, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k97_lora_a_wk_grad_in: t87[B*T, D] = t86 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k97_lora_a_wk_grad_in(float *restrict t87, const float *restrict lora_a_wk, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t86, R, lora_a_wk, D, 0.0f, t87, D);
 }
 
-/* lm_step_lora_k99_wk_grad_in: t88[B*T, D] = t84 · wk  [layer_backward/attention/grad] */
-static void lm_step_lora_k99_wk_grad_in(float *restrict t88, const float *restrict wk, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k98_wk_grad_in: t88[B*T, D] = t84 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_k98_wk_grad_in(float *restrict t88, const float *restrict wk, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t84, KVD, wk, D, 0.0f, t88, D);
 }
 
-/* lm_step_lora_k100_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_k100_rope_grad(float *restrict t89, const float *restrict t0, const float *restrict t1, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k99_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_k99_rope_grad(float *restrict t89, const float *restrict t0, const float *restrict t1, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -3630,8 +3617,8 @@ static void lm_step_lora_k100_rope_grad(float *restrict t89, const float *restri
     }
 }
 
-/* lm_step_lora_k101_lora: t90 = t89 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k101_lora(float *restrict t90, const float *restrict lora_scale_wq, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k100_lora: t90 = t89 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k100_lora(float *restrict t90, const float *restrict lora_scale_wq, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3643,26 +3630,26 @@ static void lm_step_lora_k101_lora(float *restrict t90, const float *restrict lo
     }
 }
 
-/* lm_step_lora_k102_lora_b_wq_grad_in: t91[B*T, R] = t90 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k102_lora_b_wq_grad_in(float *restrict t91, const float *restrict lora_b_wq, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k101_lora_b_wq_grad_in: t91[B*T, R] = t90 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k101_lora_b_wq_grad_in(float *restrict t91, const float *restrict lora_b_wq, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t90, D, lora_b_wq, R, 0.0f, t91, R);
 }
 
-/* lm_step_lora_k103_lora_a_wq_grad_in: t92[B*T, D] = t91 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k103_lora_a_wq_grad_in(float *restrict t92, const float *restrict lora_a_wq, const float *restrict t91, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k102_lora_a_wq_grad_in: t92[B*T, D] = t91 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k102_lora_a_wq_grad_in(float *restrict t92, const float *restrict lora_a_wq, const float *restrict t91, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t91, R, lora_a_wq, D, 0.0f, t92, D);
 }
 
-/* lm_step_lora_k104_wq_grad_in: t93[B*T, D] = t89 · wq  [layer_backward/attention/grad] */
-static void lm_step_lora_k104_wq_grad_in(float *restrict t93, const float *restrict wq, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k103_wq_grad_in: t93[B*T, D] = t89 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_k103_wq_grad_in(float *restrict t93, const float *restrict wq, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t89, D, wq, D, 0.0f, t93, D);
 }
 
-/* lm_step_lora_k105_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_k105_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t44, const float *restrict t71, const float *restrict t82, const float *restrict t83, const float *restrict t87, const float *restrict t88, const float *restrict t92, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k104_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_k104_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t44, const float *restrict t71, const float *restrict t82, const float *restrict t83, const float *restrict t87, const float *restrict t88, const float *restrict t92, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3706,88 +3693,88 @@ static void lm_step_lora_k105_rmsnorm_grad(float *restrict carry5_next, const fl
     }
 }
 
-/* lm_step_lora_k106_grad_lora_a_wq: grad_lora_a_wq[R, D] += t91ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k106_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t45, const float *restrict t91, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k105_grad_lora_a_wq: grad_lora_a_wq[R, D] += t91ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k105_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t45, const float *restrict t91, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t91, R, t45, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* lm_step_lora_k107_grad_lora_b_wq: grad_lora_b_wq[D, R] += t90ᵀ · t46  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k107_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t46, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k106_grad_lora_b_wq: grad_lora_b_wq[D, R] += t90ᵀ · t46  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k106_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t46, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t90, D, t46, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* lm_step_lora_k108_grad_lora_a_wk: grad_lora_a_wk[R, D] += t86ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k108_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t45, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k107_grad_lora_a_wk: grad_lora_a_wk[R, D] += t86ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k107_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t45, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t86, R, t45, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* lm_step_lora_k109_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t85ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k109_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t47, const float *restrict t85, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k108_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t85ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k108_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t47, const float *restrict t85, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t85, KVD, t47, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* lm_step_lora_k110_grad_lora_a_wv: grad_lora_a_wv[R, D] += t81ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k110_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t45, const float *restrict t81, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k109_grad_lora_a_wv: grad_lora_a_wv[R, D] += t81ᵀ · t45  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k109_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t45, const float *restrict t81, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t81, R, t45, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* lm_step_lora_k111_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t80ᵀ · t48  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k111_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t48, const float *restrict t80, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k110_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t80ᵀ · t48  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k110_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t48, const float *restrict t80, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t80, KVD, t48, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* lm_step_lora_k112_grad_lora_a_wo: grad_lora_a_wo[R, D] += t73ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k112_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t73, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k111_grad_lora_a_wo: grad_lora_a_wo[R, D] += t73ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k111_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t73, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t73, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* lm_step_lora_k113_grad_lora_b_wo: grad_lora_b_wo[D, R] += t72ᵀ · t49  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k113_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t49, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k112_grad_lora_b_wo: grad_lora_b_wo[D, R] += t72ᵀ · t49  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k112_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t49, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t72, D, t49, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* lm_step_lora_k114_grad_lora_a_w1: grad_lora_a_w1[R, D] += t68ᵀ · t51  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k114_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t51, const float *restrict t68, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k113_grad_lora_a_w1: grad_lora_a_w1[R, D] += t68ᵀ · t51  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k113_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t51, const float *restrict t68, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t68, R, t51, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* lm_step_lora_k115_grad_lora_b_w1: grad_lora_b_w1[F, R] += t67ᵀ · t52  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k115_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t52, const float *restrict t67, long B, long F, long R, long T) {
+/* lm_step_lora_k114_grad_lora_b_w1: grad_lora_b_w1[F, R] += t67ᵀ · t52  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k114_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t52, const float *restrict t67, long B, long F, long R, long T) {
     la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t67, F, t52, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* lm_step_lora_k116_grad_lora_a_w2: grad_lora_a_w2[R, F] += t58ᵀ · t55  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_k116_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t55, const float *restrict t58, long B, long F, long R, long T) {
+/* lm_step_lora_k115_grad_lora_a_w2: grad_lora_a_w2[R, F] += t58ᵀ · t55  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_k115_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t55, const float *restrict t58, long B, long F, long R, long T) {
     la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t58, R, t55, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* lm_step_lora_k117_grad_lora_b_w2: grad_lora_b_w2[D, R] += t57ᵀ · t56  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_k117_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t56, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k116_grad_lora_b_w2: grad_lora_b_w2[D, R] += t57ᵀ · t56  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_k116_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t56, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t57, D, t56, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* lm_step_lora_k118_grad_lora_a_w3: grad_lora_a_w3[R, D] += t63ᵀ · t51  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k118_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t51, const float *restrict t63, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k117_grad_lora_a_w3: grad_lora_a_w3[R, D] += t63ᵀ · t51  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k117_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t51, const float *restrict t63, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t63, R, t51, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* lm_step_lora_k119_grad_lora_b_w3: grad_lora_b_w3[F, R] += t62ᵀ · t54  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k119_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t54, const float *restrict t62, long B, long F, long R, long T) {
+/* lm_step_lora_k118_grad_lora_b_w3: grad_lora_b_w3[F, R] += t62ᵀ · t54  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k118_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t54, const float *restrict t62, long B, long F, long R, long T) {
     la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t62, F, t54, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 47 slots planned for 120 kernels. */
+/* Arena: 47 slots planned for 119 kernels. */
 static long llama_train_lm_step_lora_layout(const llama_train_lm_step_lora_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -3982,8 +3969,8 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 120, lm_step_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 120, lm_step_lora_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 119, lm_step_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 119, lm_step_lora_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[35], args->arena + off[36] };
@@ -4020,43 +4007,43 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 120, lm_step_lora_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 120, lm_step_lora_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 120, lm_step_lora_k4_lora_a_wq(t4, lora_a_wq, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 5, 120, lm_step_lora_k5_lora_b_wq(t5, lora_b_wq, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 6, 120, lm_step_lora_k6_rope(saved_q, t0, t1, lora_scale_wq, t3, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 120, lm_step_lora_k7_wk(t6, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 120, lm_step_lora_k8_lora_a_wk(t7, lora_a_wk, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 9, 120, lm_step_lora_k9_lora_b_wk(t8, lora_b_wk, t7, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 10, 120, lm_step_lora_k10_rope(saved_k, t0, t1, lora_scale_wk, t6, t8, B, HD2, KVH, T));
-        LA_TIMED(prof, 11, 120, lm_step_lora_k11_wv(t9, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 120, lm_step_lora_k12_lora_a_wv(t10, lora_a_wv, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 13, 120, lm_step_lora_k13_lora_b_wv(t11, lora_b_wv, t10, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 14, 120, lm_step_lora_k14_lora(saved_v, lora_scale_wv, t9, t11, B, HD2, KVH, T));
-        LA_TIMED(prof, 15, 120, lm_step_lora_k15_causal_attention_forward(saved_attn, saved_lse, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 120, lm_step_lora_k16_wo(t12, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 120, lm_step_lora_k17_lora_a_wo(t13, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 18, 120, lm_step_lora_k18_lora_b_wo(t14, lora_b_wo, t13, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 19, 120, lm_step_lora_k19_lora(saved_h, carry0, lora_scale_wo, t12, t14, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 120, lm_step_lora_k20_rmsnorm(t15, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 21, 120, lm_step_lora_k21_w1(t16, w1, t15, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 22, 120, lm_step_lora_k22_lora_a_w1(t17, lora_a_w1, t15, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 23, 120, lm_step_lora_k23_lora_b_w1(t18, lora_b_w1, t17, B, F, R, T));
-        LA_TIMED(prof, 24, 120, lm_step_lora_k24_lora(saved_gate, lora_scale_w1, t16, t18, B, F, T));
-        LA_TIMED(prof, 25, 120, lm_step_lora_k25_w3(t19, w3, t15, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 26, 120, lm_step_lora_k26_lora_a_w3(t20, lora_a_w3, t15, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 27, 120, lm_step_lora_k27_lora_b_w3(t21, lora_b_w3, t20, B, F, R, T));
-        LA_TIMED(prof, 28, 120, lm_step_lora_k28_lora(saved_up, lora_scale_w3, t19, t21, B, F, T));
-        LA_TIMED(prof, 29, 120, lm_step_lora_k29_silu(t22, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 30, 120, lm_step_lora_k30_w2(t23, w2, t22, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 31, 120, lm_step_lora_k31_lora_a_w2(t24, lora_a_w2, t22, B, F, R, T));
-        LA_TIMED(prof, 32, 120, lm_step_lora_k32_lora_b_w2(t25, lora_b_w2, t24, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 33, 120, lm_step_lora_k33_lora(carry0_next, lora_scale_w2, saved_h, t23, t25, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 119, lm_step_lora_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 119, lm_step_lora_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 119, lm_step_lora_k4_lora_a_wq(t4, lora_a_wq, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 5, 119, lm_step_lora_k5_lora_b_wq(t5, lora_b_wq, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 6, 119, lm_step_lora_k6_rope(saved_q, t0, t1, lora_scale_wq, t3, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 119, lm_step_lora_k7_wk(t6, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 119, lm_step_lora_k8_lora_a_wk(t7, lora_a_wk, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 9, 119, lm_step_lora_k9_lora_b_wk(t8, lora_b_wk, t7, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 10, 119, lm_step_lora_k10_rope(saved_k, t0, t1, lora_scale_wk, t6, t8, B, HD2, KVH, T));
+        LA_TIMED(prof, 11, 119, lm_step_lora_k11_wv(t9, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 119, lm_step_lora_k12_lora_a_wv(t10, lora_a_wv, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 13, 119, lm_step_lora_k13_lora_b_wv(t11, lora_b_wv, t10, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 14, 119, lm_step_lora_k14_lora(saved_v, lora_scale_wv, t9, t11, B, HD2, KVH, T));
+        LA_TIMED(prof, 15, 119, lm_step_lora_k15_causal_attention_forward(saved_attn, saved_lse, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 119, lm_step_lora_k16_wo(t12, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 119, lm_step_lora_k17_lora_a_wo(t13, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 18, 119, lm_step_lora_k18_lora_b_wo(t14, lora_b_wo, t13, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 19, 119, lm_step_lora_k19_lora(saved_h, carry0, lora_scale_wo, t12, t14, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 119, lm_step_lora_k20_rmsnorm(t15, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 119, lm_step_lora_k21_w1(t16, w1, t15, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 119, lm_step_lora_k22_lora_a_w1(t17, lora_a_w1, t15, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 23, 119, lm_step_lora_k23_lora_b_w1(t18, lora_b_w1, t17, B, F, R, T));
+        LA_TIMED(prof, 24, 119, lm_step_lora_k24_lora(saved_gate, lora_scale_w1, t16, t18, B, F, T));
+        LA_TIMED(prof, 25, 119, lm_step_lora_k25_w3(t19, w3, t15, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 119, lm_step_lora_k26_lora_a_w3(t20, lora_a_w3, t15, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 27, 119, lm_step_lora_k27_lora_b_w3(t21, lora_b_w3, t20, B, F, R, T));
+        LA_TIMED(prof, 28, 119, lm_step_lora_k28_lora(saved_up, lora_scale_w3, t19, t21, B, F, T));
+        LA_TIMED(prof, 29, 119, lm_step_lora_k29_silu(t22, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 30, 119, lm_step_lora_k30_w2(t23, w2, t22, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 31, 119, lm_step_lora_k31_lora_a_w2(t24, lora_a_w2, t22, B, F, R, T));
+        LA_TIMED(prof, 32, 119, lm_step_lora_k32_lora_b_w2(t25, lora_b_w2, t24, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 33, 119, lm_step_lora_k33_lora(carry0_next, lora_scale_w2, saved_h, t23, t25, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 34, 120, lm_step_lora_k34_reshape(t26));
-    LA_TIMED(prof, 35, 120, lm_step_lora_k35_expand(t27, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 34, 119, lm_step_lora_k34_reshape(t26));
+    LA_TIMED(prof, 35, 119, lm_step_lora_k35_expand(t27, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk', repeated NC times */
     const float *carry1 = t27;
     float *carry1_buf[2] = { args->arena + off[37], args->arena + off[38] };
@@ -4074,26 +4061,26 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
         float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
         float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
-        LA_TIMED(prof, 36, 120, lm_step_lora_k36_lm_head(t28, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 37, 120, lm_step_lora_k37_rmsnorm(t29, t28, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 38, 120, lm_step_lora_k38_rmsnorm(t30, norm_eps, final_norm, t28, t29, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 39, 120, lm_step_lora_k39_lm_head(t31, lm_head, t30, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 40, 120, lm_step_lora_k40_log_softmax(t32, t31, CR, V));
-        LA_TIMED(prof, 41, 120, lm_step_lora_k41_log_softmax(t33, t31, t32, CR, V));
-        LA_TIMED(prof, 42, 120, lm_step_lora_k42_cross_entropy(t34, t31, targets, t32, t33, CR, V));
-        LA_TIMED(prof, 43, 120, lm_step_lora_k43_cross_entropy(t35, weights, t34, CR));
-        LA_TIMED(prof, 44, 120, lm_step_lora_k44_log_softmax(t36, t31, t32, t33, CR, V));
-        LA_TIMED(prof, 45, 120, lm_step_lora_k45_cross_entropy(t37, t31, targets, CR, V));
-        LA_TIMED(prof, 46, 120, lm_step_lora_k46_token_stats(t38, weights, t36, CR));
-        LA_TIMED(prof, 47, 120, lm_step_lora_k47_token_stats(t39, weights, t32, t37, CR));
-        LA_TIMED(prof, 48, 120, lm_step_lora_k48_log_softmax_grad(t40, t31, targets, weights, t32, t33, CR, V));
-        LA_TIMED(prof, 49, 120, lm_step_lora_k49_lm_head_grad_in(t41, lm_head, t40, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 50, 120, lm_step_lora_k50_rmsnorm_grad(t42, final_norm, t28, t41, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 51, 120, lm_step_lora_k51_rmsnorm_grad_scatter_add(t43, norm_eps, final_norm, scored, t28, t29, t41, t42, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 52, 120, lm_step_lora_k52_lm_chunk(carry1_next, carry1, t43, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 53, 120, lm_step_lora_k53_lm_chunk(carry2_next, carry2, t35));
-        LA_TIMED(prof, 54, 120, lm_step_lora_k54_lm_chunk(carry3_next, carry3, t38));
-        LA_TIMED(prof, 55, 120, lm_step_lora_k55_lm_chunk(carry4_next, carry4, t39));
+        LA_TIMED(prof, 36, 119, lm_step_lora_k36_lm_head(t28, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 37, 119, lm_step_lora_k37_rmsnorm(t29, t28, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 38, 119, lm_step_lora_k38_rmsnorm(t30, norm_eps, final_norm, t28, t29, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 39, 119, lm_step_lora_k39_lm_head(t31, lm_head, t30, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 40, 119, lm_step_lora_k40_log_softmax(t32, t31, CR, V));
+        LA_TIMED(prof, 41, 119, lm_step_lora_k41_log_softmax(t33, t31, t32, CR, V));
+        LA_TIMED(prof, 42, 119, lm_step_lora_k42_cross_entropy(t34, t31, targets, t32, t33, CR, V));
+        LA_TIMED(prof, 43, 119, lm_step_lora_k43_cross_entropy(t35, weights, t34, CR));
+        LA_TIMED(prof, 44, 119, lm_step_lora_k44_log_softmax(t36, t31, t32, t33, CR, V));
+        LA_TIMED(prof, 45, 119, lm_step_lora_k45_cross_entropy(t37, t31, targets, CR, V));
+        LA_TIMED(prof, 46, 119, lm_step_lora_k46_token_stats(t38, weights, t36, CR));
+        LA_TIMED(prof, 47, 119, lm_step_lora_k47_token_stats(t39, weights, t32, t37, CR));
+        LA_TIMED(prof, 48, 119, lm_step_lora_k48_log_softmax_grad(t40, t31, targets, weights, t32, t33, CR, V));
+        LA_TIMED(prof, 49, 119, lm_step_lora_k49_lm_head_grad_in(t41, lm_head, t40, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 50, 119, lm_step_lora_k50_rmsnorm_grad(t42, final_norm, t28, t41, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 51, 119, lm_step_lora_k51_rmsnorm_grad_scatter_add(t43, norm_eps, final_norm, scored, t28, t29, t41, t42, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 52, 119, lm_step_lora_k52_lm_chunk(carry1_next, carry1, t43, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 53, 119, lm_step_lora_k53_lm_chunk(carry2_next, carry2, t35));
+        LA_TIMED(prof, 54, 119, lm_step_lora_k54_lm_chunk(carry3_next, carry3, t38));
+        LA_TIMED(prof, 55, 119, lm_step_lora_k55_lm_chunk(carry4_next, carry4, t39));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -4150,70 +4137,69 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
         float *carry5_next = carry5_buf[l & 1];
-        LA_TIMED(prof, 56, 120, lm_step_lora_k56_rmsnorm(t44, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 57, 120, lm_step_lora_k57_rmsnorm(t45, norm_eps, saved_x, attn_norm, t44, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 58, 120, lm_step_lora_k58_lora_a_wq(t46, lora_a_wq, t45, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 59, 120, lm_step_lora_k59_lora_a_wk(t47, lora_a_wk, t45, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 60, 120, lm_step_lora_k60_lora_a_wv(t48, lora_a_wv, t45, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 61, 120, lm_step_lora_k61_lora_a_wo(t49, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 62, 120, lm_step_lora_k62_rmsnorm(t50, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 63, 120, lm_step_lora_k63_rmsnorm(t51, norm_eps, saved_h, ffn_norm, t50, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 120, lm_step_lora_k64_lora_a_w1(t52, lora_a_w1, t51, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 65, 120, lm_step_lora_k65_silu(t53, saved_gate, B, F, T));
-        LA_TIMED(prof, 66, 120, lm_step_lora_k66_lora_a_w3(t54, lora_a_w3, t51, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 67, 120, lm_step_lora_k67_gate_up(t55, saved_up, t53, B, F, T));
-        LA_TIMED(prof, 68, 120, lm_step_lora_k68_lora_a_w2(t56, lora_a_w2, t55, B, F, R, T));
-        LA_TIMED(prof, 69, 120, lm_step_lora_k69_lora(t57, carry5, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 120, lm_step_lora_k70_lora_b_w2_grad_in(t58, lora_b_w2, t57, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 71, 120, lm_step_lora_k71_lora_a_w2_grad_in(t59, lora_a_w2, t58, B, F, R, T));
-        LA_TIMED(prof, 72, 120, lm_step_lora_k72_w2_grad_in(t60, carry5, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 73, 120, lm_step_lora_k73_ffn_grad(t61, t53, t59, t60, B, F, T));
-        LA_TIMED(prof, 74, 120, lm_step_lora_k74_lora(t62, lora_scale_w3, t61, B, F, T));
-        LA_TIMED(prof, 75, 120, lm_step_lora_k75_lora_b_w3_grad_in(t63, lora_b_w3, t62, B, F, R, T));
-        LA_TIMED(prof, 76, 120, lm_step_lora_k76_lora_a_w3_grad_in(t64, lora_a_w3, t63, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 77, 120, lm_step_lora_k77_w3_grad_in(t65, w3, t61, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 78, 120, lm_step_lora_k78_silu_grad(t66, saved_gate, saved_up, t53, t59, t60, B, F, T));
-        LA_TIMED(prof, 79, 120, lm_step_lora_k79_lora(t67, lora_scale_w1, t66, B, F, T));
-        LA_TIMED(prof, 80, 120, lm_step_lora_k80_lora_b_w1_grad_in(t68, lora_b_w1, t67, B, F, R, T));
-        LA_TIMED(prof, 81, 120, lm_step_lora_k81_lora_a_w1_grad_in(t69, lora_a_w1, t68, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 82, 120, lm_step_lora_k82_w1_grad_in(t70, w1, t66, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 83, 120, lm_step_lora_k83_rmsnorm_grad(t71, norm_eps, carry5, saved_h, ffn_norm, t50, t64, t65, t69, t70, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 84, 120, lm_step_lora_k84_lora(t72, lora_scale_wo, t71, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 85, 120, lm_step_lora_k85_lora_b_wo_grad_in(t73, lora_b_wo, t72, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 86, 120, lm_step_lora_k86_lora_a_wo_grad_in(t74, lora_a_wo, t73, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 87, 120, lm_step_lora_k87_wo_grad_in(t75, wo, t71, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 88, 120, lm_step_lora_k88_attention_grad(t76, t74, t75, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 89, 120, lm_step_lora_k89_causal_attention_backward_dq(t77, saved_q, saved_k, saved_v, saved_lse, saved_attn, t76, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 90, 120, lm_step_lora_k90_causal_attention_backward_dkv(t78, t79, saved_q, saved_k, saved_v, saved_lse, saved_attn, t76, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 91, 120, lm_step_lora_k91_lora(t80, lora_scale_wv, t79, B, HD2, KVH, T));
-        LA_TIMED(prof, 92, 120, lm_step_lora_k92_lora_b_wv_grad_in(t81, lora_b_wv, t80, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 93, 120, lm_step_lora_k93_lora_a_wv_grad_in(t82, lora_a_wv, t81, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 94, 120, lm_step_lora_k94_wv_grad_in(t83, wv, t79, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 95, 120, lm_step_lora_k95_rope_grad(t84, t0, t1, t78, B, HD2, KVH, T));
-        LA_TIMED(prof, 96, 120, lm_step_lora_k96_lora(t85, lora_scale_wk, t84, B, HD2, KVH, T));
-        LA_TIMED(prof, 97, 120, lm_step_lora_k97_lora_b_wk_grad_in(t86, lora_b_wk, t85, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 98, 120, lm_step_lora_k98_lora_a_wk_grad_in(t87, lora_a_wk, t86, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 99, 120, lm_step_lora_k99_wk_grad_in(t88, wk, t84, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 100, 120, lm_step_lora_k100_rope_grad(t89, t0, t1, t77, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 101, 120, lm_step_lora_k101_lora(t90, lora_scale_wq, t89, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 102, 120, lm_step_lora_k102_lora_b_wq_grad_in(t91, lora_b_wq, t90, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 103, 120, lm_step_lora_k103_lora_a_wq_grad_in(t92, lora_a_wq, t91, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 104, 120, lm_step_lora_k104_wq_grad_in(t93, wq, t89, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 105, 120, lm_step_lora_k105_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t44, t71, t82, t83, t87, t88, t92, t93, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 106, 120, lm_step_lora_k106_grad_lora_a_wq(grad_lora_a_wq, t45, t91, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 107, 120, lm_step_lora_k107_grad_lora_b_wq(grad_lora_b_wq, t46, t90, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 108, 120, lm_step_lora_k108_grad_lora_a_wk(grad_lora_a_wk, t45, t86, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 109, 120, lm_step_lora_k109_grad_lora_b_wk(grad_lora_b_wk, t47, t85, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 110, 120, lm_step_lora_k110_grad_lora_a_wv(grad_lora_a_wv, t45, t81, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 111, 120, lm_step_lora_k111_grad_lora_b_wv(grad_lora_b_wv, t48, t80, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 112, 120, lm_step_lora_k112_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t73, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 113, 120, lm_step_lora_k113_grad_lora_b_wo(grad_lora_b_wo, t49, t72, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 114, 120, lm_step_lora_k114_grad_lora_a_w1(grad_lora_a_w1, t51, t68, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 115, 120, lm_step_lora_k115_grad_lora_b_w1(grad_lora_b_w1, t52, t67, B, F, R, T));
-        LA_TIMED(prof, 116, 120, lm_step_lora_k116_grad_lora_a_w2(grad_lora_a_w2, t55, t58, B, F, R, T));
-        LA_TIMED(prof, 117, 120, lm_step_lora_k117_grad_lora_b_w2(grad_lora_b_w2, t56, t57, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 118, 120, lm_step_lora_k118_grad_lora_a_w3(grad_lora_a_w3, t51, t63, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 119, 120, lm_step_lora_k119_grad_lora_b_w3(grad_lora_b_w3, t54, t62, B, F, R, T));
+        LA_TIMED(prof, 56, 119, lm_step_lora_k56_rmsnorm(t44, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 57, 119, lm_step_lora_k57_rmsnorm(t45, norm_eps, saved_x, attn_norm, t44, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 58, 119, lm_step_lora_k58_lora_a_wq(t46, lora_a_wq, t45, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 59, 119, lm_step_lora_k59_lora_a_wk(t47, lora_a_wk, t45, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 60, 119, lm_step_lora_k60_lora_a_wv(t48, lora_a_wv, t45, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 61, 119, lm_step_lora_k61_lora_a_wo(t49, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 62, 119, lm_step_lora_k62_rmsnorm(t50, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 63, 119, lm_step_lora_k63_rmsnorm(t51, norm_eps, saved_h, ffn_norm, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 119, lm_step_lora_k64_lora_a_w1(t52, lora_a_w1, t51, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 65, 119, lm_step_lora_k65_silu(t53, saved_gate, B, F, T));
+        LA_TIMED(prof, 66, 119, lm_step_lora_k66_lora_a_w3(t54, lora_a_w3, t51, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 67, 119, lm_step_lora_k67_gate_up(t55, saved_up, t53, B, F, T));
+        LA_TIMED(prof, 68, 119, lm_step_lora_k68_lora_a_w2(t56, lora_a_w2, t55, B, F, R, T));
+        LA_TIMED(prof, 69, 119, lm_step_lora_k69_lora(t57, carry5, lora_scale_w2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 119, lm_step_lora_k70_lora_b_w2_grad_in(t58, lora_b_w2, t57, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 71, 119, lm_step_lora_k71_lora_a_w2_grad_in(t59, lora_a_w2, t58, B, F, R, T));
+        LA_TIMED(prof, 72, 119, lm_step_lora_k72_w2_grad_in(t60, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 119, lm_step_lora_k73_ffn_grad(t61, t53, t59, t60, B, F, T));
+        LA_TIMED(prof, 74, 119, lm_step_lora_k74_lora(t62, lora_scale_w3, t61, B, F, T));
+        LA_TIMED(prof, 75, 119, lm_step_lora_k75_lora_b_w3_grad_in(t63, lora_b_w3, t62, B, F, R, T));
+        LA_TIMED(prof, 76, 119, lm_step_lora_k76_lora_a_w3_grad_in(t64, lora_a_w3, t63, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 77, 119, lm_step_lora_k77_w3_grad_in(t65, w3, t61, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 119, lm_step_lora_k78_silu_grad(t66, saved_gate, saved_up, t53, t59, t60, B, F, T));
+        LA_TIMED(prof, 79, 119, lm_step_lora_k79_lora(t67, lora_scale_w1, t66, B, F, T));
+        LA_TIMED(prof, 80, 119, lm_step_lora_k80_lora_b_w1_grad_in(t68, lora_b_w1, t67, B, F, R, T));
+        LA_TIMED(prof, 81, 119, lm_step_lora_k81_lora_a_w1_grad_in(t69, lora_a_w1, t68, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 82, 119, lm_step_lora_k82_w1_grad_in(t70, w1, t66, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 119, lm_step_lora_k83_rmsnorm_grad(t71, norm_eps, carry5, saved_h, ffn_norm, t50, t64, t65, t69, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 84, 119, lm_step_lora_k84_lora(t72, lora_scale_wo, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 85, 119, lm_step_lora_k85_lora_b_wo_grad_in(t73, lora_b_wo, t72, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 86, 119, lm_step_lora_k86_lora_a_wo_grad_in(t74, lora_a_wo, t73, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 87, 119, lm_step_lora_k87_wo_grad_in(t75, wo, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 119, lm_step_lora_k88_attention_grad(t76, t74, t75, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 119, lm_step_lora_k89_causal_attention_backward(t77, t78, t79, saved_q, saved_k, saved_v, saved_lse, saved_attn, t76, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 90, 119, lm_step_lora_k90_lora(t80, lora_scale_wv, t79, B, HD2, KVH, T));
+        LA_TIMED(prof, 91, 119, lm_step_lora_k91_lora_b_wv_grad_in(t81, lora_b_wv, t80, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 92, 119, lm_step_lora_k92_lora_a_wv_grad_in(t82, lora_a_wv, t81, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 93, 119, lm_step_lora_k93_wv_grad_in(t83, wv, t79, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 94, 119, lm_step_lora_k94_rope_grad(t84, t0, t1, t78, B, HD2, KVH, T));
+        LA_TIMED(prof, 95, 119, lm_step_lora_k95_lora(t85, lora_scale_wk, t84, B, HD2, KVH, T));
+        LA_TIMED(prof, 96, 119, lm_step_lora_k96_lora_b_wk_grad_in(t86, lora_b_wk, t85, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 97, 119, lm_step_lora_k97_lora_a_wk_grad_in(t87, lora_a_wk, t86, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 98, 119, lm_step_lora_k98_wk_grad_in(t88, wk, t84, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 99, 119, lm_step_lora_k99_rope_grad(t89, t0, t1, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 100, 119, lm_step_lora_k100_lora(t90, lora_scale_wq, t89, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 101, 119, lm_step_lora_k101_lora_b_wq_grad_in(t91, lora_b_wq, t90, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 102, 119, lm_step_lora_k102_lora_a_wq_grad_in(t92, lora_a_wq, t91, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 103, 119, lm_step_lora_k103_wq_grad_in(t93, wq, t89, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 104, 119, lm_step_lora_k104_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t44, t71, t82, t83, t87, t88, t92, t93, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 105, 119, lm_step_lora_k105_grad_lora_a_wq(grad_lora_a_wq, t45, t91, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 106, 119, lm_step_lora_k106_grad_lora_b_wq(grad_lora_b_wq, t46, t90, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 107, 119, lm_step_lora_k107_grad_lora_a_wk(grad_lora_a_wk, t45, t86, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 108, 119, lm_step_lora_k108_grad_lora_b_wk(grad_lora_b_wk, t47, t85, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 109, 119, lm_step_lora_k109_grad_lora_a_wv(grad_lora_a_wv, t45, t81, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 110, 119, lm_step_lora_k110_grad_lora_b_wv(grad_lora_b_wv, t48, t80, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 111, 119, lm_step_lora_k111_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t73, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 112, 119, lm_step_lora_k112_grad_lora_b_wo(grad_lora_b_wo, t49, t72, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 113, 119, lm_step_lora_k113_grad_lora_a_w1(grad_lora_a_w1, t51, t68, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 114, 119, lm_step_lora_k114_grad_lora_b_w1(grad_lora_b_w1, t52, t67, B, F, R, T));
+        LA_TIMED(prof, 115, 119, lm_step_lora_k115_grad_lora_a_w2(grad_lora_a_w2, t55, t58, B, F, R, T));
+        LA_TIMED(prof, 116, 119, lm_step_lora_k116_grad_lora_b_w2(grad_lora_b_w2, t56, t57, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 117, 119, lm_step_lora_k117_grad_lora_a_w3(grad_lora_a_w3, t51, t63, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 118, 119, lm_step_lora_k118_grad_lora_b_w3(grad_lora_b_w3, t54, t62, B, F, R, T));
         carry5 = carry5_next;
     }
 }
@@ -4317,37 +4303,36 @@ void llama_train_lm_step_lora_costs(const llama_train_lm_step_lora_args *args, d
     flops[86] = (double)(4*B*HD2*KVH*R*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k86_lora_a_wo_grad_in */
     flops[87] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k87_wo_grad_in */
     flops[88] = (double)(2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k88_attention_grad */
-    flops[89] = (double)(6*B*HD2*KVH*REP*T*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k89_causal_attention_backward_dq */
-    flops[90] = (double)(8*B*HD2*KVH*REP*T*T); bytes[90] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k90_causal_attention_backward_dkv */
-    flops[91] = (double)(2*B*HD2*KVH*T); bytes[91] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k91_lora */
-    flops[92] = (double)(4*B*HD2*KVH*R*T); bytes[92] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k92_lora_b_wv_grad_in */
-    flops[93] = (double)(4*B*HD2*KVH*R*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k93_lora_a_wv_grad_in */
-    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k94_wv_grad_in */
-    flops[95] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[95] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_k95_rope_grad */
-    flops[96] = (double)(2*B*HD2*KVH*T); bytes[96] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k96_lora */
-    flops[97] = (double)(4*B*HD2*KVH*R*T); bytes[97] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k97_lora_b_wk_grad_in */
-    flops[98] = (double)(4*B*HD2*KVH*R*REP*T); bytes[98] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k98_lora_a_wk_grad_in */
-    flops[99] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k99_wk_grad_in */
-    flops[100] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k100_rope_grad */
-    flops[101] = (double)(2*B*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k101_lora */
-    flops[102] = (double)(4*B*HD2*KVH*R*REP*T); bytes[102] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k102_lora_b_wq_grad_in */
-    flops[103] = (double)(4*B*HD2*KVH*R*REP*T); bytes[103] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k103_lora_a_wq_grad_in */
-    flops[104] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k104_wq_grad_in */
-    flops[105] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k105_rmsnorm_grad */
-    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k106_grad_lora_a_wq */
-    flops[107] = (double)(4*B*HD2*KVH*R*REP*T); bytes[107] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k107_grad_lora_b_wq */
-    flops[108] = (double)(4*B*HD2*KVH*R*REP*T); bytes[108] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k108_grad_lora_a_wk */
-    flops[109] = (double)(4*B*HD2*KVH*R*T); bytes[109] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k109_grad_lora_b_wk */
-    flops[110] = (double)(4*B*HD2*KVH*R*REP*T); bytes[110] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k110_grad_lora_a_wv */
-    flops[111] = (double)(4*B*HD2*KVH*R*T); bytes[111] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k111_grad_lora_b_wv */
-    flops[112] = (double)(4*B*HD2*KVH*R*REP*T); bytes[112] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k112_grad_lora_a_wo */
-    flops[113] = (double)(4*B*HD2*KVH*R*REP*T); bytes[113] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k113_grad_lora_b_wo */
-    flops[114] = (double)(4*B*HD2*KVH*R*REP*T); bytes[114] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k114_grad_lora_a_w1 */
-    flops[115] = (double)(2*B*F*R*T); bytes[115] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k115_grad_lora_b_w1 */
-    flops[116] = (double)(2*B*F*R*T); bytes[116] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_k116_grad_lora_a_w2 */
-    flops[117] = (double)(4*B*HD2*KVH*R*REP*T); bytes[117] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k117_grad_lora_b_w2 */
-    flops[118] = (double)(4*B*HD2*KVH*R*REP*T); bytes[118] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k118_grad_lora_a_w3 */
-    flops[119] = (double)(2*B*F*R*T); bytes[119] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k119_grad_lora_b_w3 */
+    flops[89] = (double)(10*B*HD2*KVH*REP*T*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k89_causal_attention_backward */
+    flops[90] = (double)(2*B*HD2*KVH*T); bytes[90] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k90_lora */
+    flops[91] = (double)(4*B*HD2*KVH*R*T); bytes[91] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k91_lora_b_wv_grad_in */
+    flops[92] = (double)(4*B*HD2*KVH*R*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k92_lora_a_wv_grad_in */
+    flops[93] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k93_wv_grad_in */
+    flops[94] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[94] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_k94_rope_grad */
+    flops[95] = (double)(2*B*HD2*KVH*T); bytes[95] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k95_lora */
+    flops[96] = (double)(4*B*HD2*KVH*R*T); bytes[96] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k96_lora_b_wk_grad_in */
+    flops[97] = (double)(4*B*HD2*KVH*R*REP*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k97_lora_a_wk_grad_in */
+    flops[98] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[98] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k98_wk_grad_in */
+    flops[99] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k99_rope_grad */
+    flops[100] = (double)(2*B*HD2*KVH*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k100_lora */
+    flops[101] = (double)(4*B*HD2*KVH*R*REP*T); bytes[101] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k101_lora_b_wq_grad_in */
+    flops[102] = (double)(4*B*HD2*KVH*R*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k102_lora_a_wq_grad_in */
+    flops[103] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[103] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k103_wq_grad_in */
+    flops[104] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k104_rmsnorm_grad */
+    flops[105] = (double)(4*B*HD2*KVH*R*REP*T); bytes[105] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k105_grad_lora_a_wq */
+    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k106_grad_lora_b_wq */
+    flops[107] = (double)(4*B*HD2*KVH*R*REP*T); bytes[107] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k107_grad_lora_a_wk */
+    flops[108] = (double)(4*B*HD2*KVH*R*T); bytes[108] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k108_grad_lora_b_wk */
+    flops[109] = (double)(4*B*HD2*KVH*R*REP*T); bytes[109] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k109_grad_lora_a_wv */
+    flops[110] = (double)(4*B*HD2*KVH*R*T); bytes[110] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k110_grad_lora_b_wv */
+    flops[111] = (double)(4*B*HD2*KVH*R*REP*T); bytes[111] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k111_grad_lora_a_wo */
+    flops[112] = (double)(4*B*HD2*KVH*R*REP*T); bytes[112] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k112_grad_lora_b_wo */
+    flops[113] = (double)(4*B*HD2*KVH*R*REP*T); bytes[113] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k113_grad_lora_a_w1 */
+    flops[114] = (double)(2*B*F*R*T); bytes[114] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k114_grad_lora_b_w1 */
+    flops[115] = (double)(2*B*F*R*T); bytes[115] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_k115_grad_lora_a_w2 */
+    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k116_grad_lora_b_w2 */
+    flops[117] = (double)(4*B*HD2*KVH*R*REP*T); bytes[117] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k117_grad_lora_a_w3 */
+    flops[118] = (double)(2*B*F*R*T); bytes[118] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k118_grad_lora_b_w3 */
     (void)args;
 }
 
@@ -4444,39 +4429,38 @@ static const char *const llama_train_lm_step_lora_kernel_names[] = {
     "lm_step_lora_k86_lora_a_wo_grad_in",
     "lm_step_lora_k87_wo_grad_in",
     "lm_step_lora_k88_attention_grad",
-    "lm_step_lora_k89_causal_attention_backward_dq",
-    "lm_step_lora_k90_causal_attention_backward_dkv",
-    "lm_step_lora_k91_lora",
-    "lm_step_lora_k92_lora_b_wv_grad_in",
-    "lm_step_lora_k93_lora_a_wv_grad_in",
-    "lm_step_lora_k94_wv_grad_in",
-    "lm_step_lora_k95_rope_grad",
-    "lm_step_lora_k96_lora",
-    "lm_step_lora_k97_lora_b_wk_grad_in",
-    "lm_step_lora_k98_lora_a_wk_grad_in",
-    "lm_step_lora_k99_wk_grad_in",
-    "lm_step_lora_k100_rope_grad",
-    "lm_step_lora_k101_lora",
-    "lm_step_lora_k102_lora_b_wq_grad_in",
-    "lm_step_lora_k103_lora_a_wq_grad_in",
-    "lm_step_lora_k104_wq_grad_in",
-    "lm_step_lora_k105_rmsnorm_grad",
-    "lm_step_lora_k106_grad_lora_a_wq",
-    "lm_step_lora_k107_grad_lora_b_wq",
-    "lm_step_lora_k108_grad_lora_a_wk",
-    "lm_step_lora_k109_grad_lora_b_wk",
-    "lm_step_lora_k110_grad_lora_a_wv",
-    "lm_step_lora_k111_grad_lora_b_wv",
-    "lm_step_lora_k112_grad_lora_a_wo",
-    "lm_step_lora_k113_grad_lora_b_wo",
-    "lm_step_lora_k114_grad_lora_a_w1",
-    "lm_step_lora_k115_grad_lora_b_w1",
-    "lm_step_lora_k116_grad_lora_a_w2",
-    "lm_step_lora_k117_grad_lora_b_w2",
-    "lm_step_lora_k118_grad_lora_a_w3",
-    "lm_step_lora_k119_grad_lora_b_w3",
+    "lm_step_lora_k89_causal_attention_backward",
+    "lm_step_lora_k90_lora",
+    "lm_step_lora_k91_lora_b_wv_grad_in",
+    "lm_step_lora_k92_lora_a_wv_grad_in",
+    "lm_step_lora_k93_wv_grad_in",
+    "lm_step_lora_k94_rope_grad",
+    "lm_step_lora_k95_lora",
+    "lm_step_lora_k96_lora_b_wk_grad_in",
+    "lm_step_lora_k97_lora_a_wk_grad_in",
+    "lm_step_lora_k98_wk_grad_in",
+    "lm_step_lora_k99_rope_grad",
+    "lm_step_lora_k100_lora",
+    "lm_step_lora_k101_lora_b_wq_grad_in",
+    "lm_step_lora_k102_lora_a_wq_grad_in",
+    "lm_step_lora_k103_wq_grad_in",
+    "lm_step_lora_k104_rmsnorm_grad",
+    "lm_step_lora_k105_grad_lora_a_wq",
+    "lm_step_lora_k106_grad_lora_b_wq",
+    "lm_step_lora_k107_grad_lora_a_wk",
+    "lm_step_lora_k108_grad_lora_b_wk",
+    "lm_step_lora_k109_grad_lora_a_wv",
+    "lm_step_lora_k110_grad_lora_b_wv",
+    "lm_step_lora_k111_grad_lora_a_wo",
+    "lm_step_lora_k112_grad_lora_b_wo",
+    "lm_step_lora_k113_grad_lora_a_w1",
+    "lm_step_lora_k114_grad_lora_b_w1",
+    "lm_step_lora_k115_grad_lora_a_w2",
+    "lm_step_lora_k116_grad_lora_b_w2",
+    "lm_step_lora_k117_grad_lora_a_w3",
+    "lm_step_lora_k118_grad_lora_b_w3",
 };
-const la_program_info llama_train_lm_step_lora_info = { "llama_train.lm_step_lora", 78, 120, llama_train_lm_step_lora_kernel_names, llama_train_lm_step_lora_run, llama_train_lm_step_lora_arena, llama_train_lm_step_lora_cost };
+const la_program_info llama_train_lm_step_lora_info = { "llama_train.lm_step_lora", 78, 119, llama_train_lm_step_lora_kernel_names, llama_train_lm_step_lora_run, llama_train_lm_step_lora_arena, llama_train_lm_step_lora_cost };
 
 /* ===== program 'lm_step_lora_dropout' ===== */
 
@@ -4851,7 +4835,7 @@ static void lm_step_lora_dropout_k17_lora(float *restrict saved_v, const float *
     }
 }
 
-/* lm_step_lora_dropout_k18_causal_attention_forward: causal attention (s ≤ 0 + t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
+/* lm_step_lora_dropout_k18_causal_attention_forward: causal attention (s ≤ t): lse → saved_lse, out → saved_attn  [layer/attention/attention] */
 static void lm_step_lora_dropout_k18_causal_attention_forward(float *restrict saved_attn, float *restrict saved_lse, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
@@ -4876,40 +4860,67 @@ static void lm_step_lora_dropout_k18_causal_attention_forward(float *restrict sa
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                saved_lse[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -6234,71 +6245,8 @@ static void lm_step_lora_dropout_k101_dropout(float *restrict t89, const float *
     }
 }
 
-/* lm_step_lora_dropout_k102_causal_attention_backward_dq: causal attention (s ≤ 0 + t): grad_q → t90  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_dropout_k102_causal_attention_backward_dq(float *restrict t90, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long nb = B, nt = T, nh = H, hd = HD;
-    const long ns = T, nkv = KVH, start = 0, rep = nh / nkv;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const float *qp = saved_q;
-    const long qsb = T*D;
-    const long qst = D;
-    const long qsh = HD;
-    const float *kp = saved_k;
-    const long ksb = T*KVD;
-    const long kss = KVD;
-    const long ksh = HD;
-    const float *vp = saved_v;
-    const long vsb = T*KVD;
-    const long vss = KVD;
-    const long vsh = HD;
-    const float *op = saved_attn;
-    const long osb = T*D;
-    const long ost = D;
-    const long osh = HD;
-    const float *lp = saved_lse;
-    const long lsb = T*H;
-    const long lsh = T;
-    const float *gp = t89;
-    const long gsb = T*D;
-    const long gst = D;
-    const long gsh = HD;
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (long b = 0; b < nb; b++) {
-        for (long h = 0; h < nh; h++) {
-            const long g = h / rep;
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const float *gt = gp + b * gsb + t * gst + h * gsh;
-                const float *ot = op + b * osb + t * ost + h * osh;
-                const float l = lp[b * lsb + h * lsh + t];
-                float *dqt = t90 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
-                if (l == -INFINITY) continue;
-                /* D_t = dO·out */
-                float rowd = 0.0f;
-                #pragma omp simd reduction(+:rowd)
-                for (long d = 0; d < hd; d++) rowd += gt[d] * ot[d];
-                const long last = start + t < ns ? start + t : ns - 1;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
-                    float dot = 0.0f, dp = 0.0f;
-                    #pragma omp simd reduction(+:dot, dp)
-                    for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                    const float ds = expf(dot * scale - l) * (dp - rowd) * scale;
-                    #pragma omp simd
-                    for (long d = 0; d < hd; d++) dqt[d] += ds * ks[d];
-                }
-            }
-        }
-    }
-}
-
-/* lm_step_lora_dropout_k103_causal_attention_backward_dkv: causal attention (s ≤ 0 + t): grad_k → t91, grad_v → t92  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_dropout_k103_causal_attention_backward_dkv(float *restrict t91, float *restrict t92, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k102_causal_attention_backward: causal attention (s ≤ t): grad_q → t90, grad_k → t91, grad_v → t92  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_dropout_k102_causal_attention_backward(float *restrict t90, float *restrict t91, float *restrict t92, const float *restrict saved_q, const float *restrict saved_k, const float *restrict saved_v, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -6332,37 +6280,68 @@ static void lm_step_lora_dropout_k103_causal_attention_backward_dkv(float *restr
     #pragma omp parallel for collapse(2) schedule(static)
     for (long b = 0; b < nb; b++) {
         for (long g = 0; g < nkv; g++) {
-            float rowd[rep * nt];   /* D_t = dO·out of each row of the heads sharing g */
-            for (long r = 0; r < rep; r++) {
-                const long h = g * rep + r;
-                for (long t = 0; t < nt; t++) {
-                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
-                    float x = 0.0f;
-                    #pragma omp simd reduction(+:x)
-                    for (long d = 0; d < hd; d++) x += gt[d] * ot[d];
-                    rowd[r * nt + t] = x;
-                }
-            }
+            float kt[hd * 16], vt[hd * 16], x[16], dp[16], rowd[nt];
             for (long s = 0; s < ns; s++) {
-                const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
                 float *dks = t91 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dks[d] = 0.0f;
                 float *dvs = t92 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
-                /* the rows that see key s (t ≥ s − start), in every head sharing g */
-                for (long r = 0; r < rep; r++) {
-                    const long h = g * rep + r;
-                    for (long t = s - start > 0 ? s - start : 0; t < nt; t++) {
-                        const float l = lp[b * lsb + h * lsh + t];
-                        if (l == -INFINITY) continue;
+            }
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    float *dqt = t90 + ((b * nt + t) * nh + h) * hd;
+                    for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                }
+                /* D_t = dO·out */
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float y = 0.0f;
+                    #pragma omp simd reduction(+:y)
+                    for (long d = 0; d < hd; d++) y += gt[d] * ot[d];
+                    rowd[t] = y;
+                }
+                for (long key0 = 0; key0 < ns; key0 += 16) {
+                    const long cols = ns - key0 < 16 ? ns - key0 : 16;
+                    /* the key and value tiles, transposed (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const long s = key0 + (c < cols ? c : 0);
+                        const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                        for (long d = 0; d < hd; d++) {
+                            kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
+                            vt[d * 16 + c] = c < cols ? vs[d] : 0.0f;
+                        }
+                    }
+                    /* the rows that see a key of the tile: t ≥ key0 − start */
+                    for (long t = key0 - start > 0 ? key0 - start : 0; t < nt; t++) {
+                        const float lt = lp[b * lsb + h * lsh + t];
+                        if (lt == -INFINITY) continue;
                         const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                        float dot = 0.0f, dp = 0.0f;
-                        #pragma omp simd reduction(+:dot, dp)
-                        for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                        const float pr = expf(dot * scale - l);
-                        const float ds = pr * (dp - rowd[r * nt + t]) * scale;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) { dks[d] += ds * qt[d]; dvs[d] += pr * gt[d]; }
+                        for (long c = 0; c < 16; c++) { x[c] = 0.0f; dp[c] = 0.0f; }
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale, gd = gt[d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) { x[c] += qd * kt[d * 16 + c]; dp[c] += gd * vt[d * 16 + c]; }
+                        }
+                        /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            const float p = c < cols && s <= start + t ? expf(x[c] - lt) : 0.0f;
+                            x[c] = p;
+                            dp[c] = p * (dp[c] - rowd[t]) * scale;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const long s = key0 + c;
+                            const float p = x[c];
+                            const float ds = dp[c];
+                            const float *ks = kp + b * ksb + s * kss + g * ksh;
+                            float *dqt = t90 + ((b * nt + t) * nh + h) * hd;
+                            float *dks = t91 + ((b * ns + s) * nkv + g) * hd;
+                            float *dvs = t92 + ((b * ns + s) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                        }
                     }
                 }
             }
@@ -6370,8 +6349,8 @@ static void lm_step_lora_dropout_k103_causal_attention_backward_dkv(float *restr
     }
 }
 
-/* lm_step_lora_dropout_k104_lora: t93 = t92 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k104_lora(float *restrict t93, const float *restrict lora_scale_wv, const float *restrict t92, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k103_lora: t93 = t92 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k103_lora(float *restrict t93, const float *restrict lora_scale_wv, const float *restrict t92, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6383,27 +6362,27 @@ static void lm_step_lora_dropout_k104_lora(float *restrict t93, const float *res
     }
 }
 
-/* lm_step_lora_dropout_k105_lora_b_wv_grad_in: t94[B*T, R] = t93 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k105_lora_b_wv_grad_in(float *restrict t94, const float *restrict lora_b_wv, const float *restrict t93, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k104_lora_b_wv_grad_in: t94[B*T, R] = t93 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k104_lora_b_wv_grad_in(float *restrict t94, const float *restrict lora_b_wv, const float *restrict t93, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t93, KVD, lora_b_wv, R, 0.0f, t94, R);
 }
 
-/* lm_step_lora_dropout_k106_lora_a_wv_grad_in: t95[B*T, D] = t94 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k106_lora_a_wv_grad_in(float *restrict t95, const float *restrict lora_a_wv, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k105_lora_a_wv_grad_in: t95[B*T, D] = t94 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k105_lora_a_wv_grad_in(float *restrict t95, const float *restrict lora_a_wv, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t94, R, lora_a_wv, D, 0.0f, t95, D);
 }
 
-/* lm_step_lora_dropout_k107_wv_grad_in: t96[B*T, D] = t92 · wv  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k107_wv_grad_in(float *restrict t96, const float *restrict wv, const float *restrict t92, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k106_wv_grad_in: t96[B*T, D] = t92 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k106_wv_grad_in(float *restrict t96, const float *restrict wv, const float *restrict t92, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t92, KVD, wv, D, 0.0f, t96, D);
 }
 
-/* lm_step_lora_dropout_k108_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_dropout_k108_rope_grad(float *restrict t97, const float *restrict t0, const float *restrict t1, const float *restrict t91, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k107_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_dropout_k107_rope_grad(float *restrict t97, const float *restrict t0, const float *restrict t1, const float *restrict t91, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6439,8 +6418,8 @@ static void lm_step_lora_dropout_k108_rope_grad(float *restrict t97, const float
     }
 }
 
-/* lm_step_lora_dropout_k109_lora: t98 = t97 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k109_lora(float *restrict t98, const float *restrict lora_scale_wk, const float *restrict t97, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k108_lora: t98 = t97 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k108_lora(float *restrict t98, const float *restrict lora_scale_wk, const float *restrict t97, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6452,27 +6431,27 @@ static void lm_step_lora_dropout_k109_lora(float *restrict t98, const float *res
     }
 }
 
-/* lm_step_lora_dropout_k110_lora_b_wk_grad_in: t99[B*T, R] = t98 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k110_lora_b_wk_grad_in(float *restrict t99, const float *restrict lora_b_wk, const float *restrict t98, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k109_lora_b_wk_grad_in: t99[B*T, R] = t98 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k109_lora_b_wk_grad_in(float *restrict t99, const float *restrict lora_b_wk, const float *restrict t98, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t98, KVD, lora_b_wk, R, 0.0f, t99, R);
 }
 
-/* lm_step_lora_dropout_k111_lora_a_wk_grad_in: t100[B*T, D] = t99 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k111_lora_a_wk_grad_in(float *restrict t100, const float *restrict lora_a_wk, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k110_lora_a_wk_grad_in: t100[B*T, D] = t99 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k110_lora_a_wk_grad_in(float *restrict t100, const float *restrict lora_a_wk, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t99, R, lora_a_wk, D, 0.0f, t100, D);
 }
 
-/* lm_step_lora_dropout_k112_wk_grad_in: t101[B*T, D] = t97 · wk  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k112_wk_grad_in(float *restrict t101, const float *restrict wk, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k111_wk_grad_in: t101[B*T, D] = t97 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k111_wk_grad_in(float *restrict t101, const float *restrict wk, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t97, KVD, wk, D, 0.0f, t101, D);
 }
 
-/* lm_step_lora_dropout_k113_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_dropout_k113_rope_grad(float *restrict t102, const float *restrict t0, const float *restrict t1, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k112_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_dropout_k112_rope_grad(float *restrict t102, const float *restrict t0, const float *restrict t1, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -6509,8 +6488,8 @@ static void lm_step_lora_dropout_k113_rope_grad(float *restrict t102, const floa
     }
 }
 
-/* lm_step_lora_dropout_k114_lora: t103 = t102 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k114_lora(float *restrict t103, const float *restrict lora_scale_wq, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k113_lora: t103 = t102 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k113_lora(float *restrict t103, const float *restrict lora_scale_wq, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6522,26 +6501,26 @@ static void lm_step_lora_dropout_k114_lora(float *restrict t103, const float *re
     }
 }
 
-/* lm_step_lora_dropout_k115_lora_b_wq_grad_in: t104[B*T, R] = t103 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k115_lora_b_wq_grad_in(float *restrict t104, const float *restrict lora_b_wq, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k114_lora_b_wq_grad_in: t104[B*T, R] = t103 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k114_lora_b_wq_grad_in(float *restrict t104, const float *restrict lora_b_wq, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t103, D, lora_b_wq, R, 0.0f, t104, R);
 }
 
-/* lm_step_lora_dropout_k116_lora_a_wq_grad_in: t105[B*T, D] = t104 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k116_lora_a_wq_grad_in(float *restrict t105, const float *restrict lora_a_wq, const float *restrict t104, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k115_lora_a_wq_grad_in: t105[B*T, D] = t104 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k115_lora_a_wq_grad_in(float *restrict t105, const float *restrict lora_a_wq, const float *restrict t104, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t104, R, lora_a_wq, D, 0.0f, t105, D);
 }
 
-/* lm_step_lora_dropout_k117_wq_grad_in: t106[B*T, D] = t102 · wq  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k117_wq_grad_in(float *restrict t106, const float *restrict wq, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k116_wq_grad_in: t106[B*T, D] = t102 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k116_wq_grad_in(float *restrict t106, const float *restrict wq, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t102, D, wq, D, 0.0f, t106, D);
 }
 
-/* lm_step_lora_dropout_k118_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k118_dropout(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t51, const float *restrict t84, const float *restrict t95, const float *restrict t96, const float *restrict t100, const float *restrict t101, const float *restrict t105, const float *restrict t106, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k117_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k117_dropout(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t51, const float *restrict t84, const float *restrict t95, const float *restrict t96, const float *restrict t100, const float *restrict t101, const float *restrict t105, const float *restrict t106, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6611,88 +6590,88 @@ static void lm_step_lora_dropout_k118_dropout(float *restrict carry5_next, const
     }
 }
 
-/* lm_step_lora_dropout_k119_grad_lora_a_wq: grad_lora_a_wq[R, D] += t104ᵀ · t53  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k119_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t53, const float *restrict t104, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k118_grad_lora_a_wq: grad_lora_a_wq[R, D] += t104ᵀ · t53  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k118_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t53, const float *restrict t104, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t104, R, t53, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* lm_step_lora_dropout_k120_grad_lora_b_wq: grad_lora_b_wq[D, R] += t103ᵀ · t54  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k120_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t54, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k119_grad_lora_b_wq: grad_lora_b_wq[D, R] += t103ᵀ · t54  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k119_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t54, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t103, D, t54, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* lm_step_lora_dropout_k121_grad_lora_a_wk: grad_lora_a_wk[R, D] += t99ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k121_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t55, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k120_grad_lora_a_wk: grad_lora_a_wk[R, D] += t99ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k120_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t55, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t99, R, t55, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* lm_step_lora_dropout_k122_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t98ᵀ · t56  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k122_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t56, const float *restrict t98, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k121_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t98ᵀ · t56  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k121_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t56, const float *restrict t98, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t98, KVD, t56, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* lm_step_lora_dropout_k123_grad_lora_a_wv: grad_lora_a_wv[R, D] += t94ᵀ · t57  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k123_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t57, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k122_grad_lora_a_wv: grad_lora_a_wv[R, D] += t94ᵀ · t57  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k122_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t57, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t94, R, t57, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* lm_step_lora_dropout_k124_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t93ᵀ · t58  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k124_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t58, const float *restrict t93, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k123_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t93ᵀ · t58  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k123_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t58, const float *restrict t93, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t93, KVD, t58, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* lm_step_lora_dropout_k125_grad_lora_a_wo: grad_lora_a_wo[R, D] += t86ᵀ · t59  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k125_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t59, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k124_grad_lora_a_wo: grad_lora_a_wo[R, D] += t86ᵀ · t59  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k124_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t59, const float *restrict t86, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t86, R, t59, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* lm_step_lora_dropout_k126_grad_lora_b_wo: grad_lora_b_wo[D, R] += t85ᵀ · t60  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k126_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t60, const float *restrict t85, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k125_grad_lora_b_wo: grad_lora_b_wo[D, R] += t85ᵀ · t60  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k125_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t60, const float *restrict t85, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t85, D, t60, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* lm_step_lora_dropout_k127_grad_lora_a_w1: grad_lora_a_w1[R, D] += t81ᵀ · t63  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k127_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t63, const float *restrict t81, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k126_grad_lora_a_w1: grad_lora_a_w1[R, D] += t81ᵀ · t63  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k126_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t63, const float *restrict t81, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t81, R, t63, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* lm_step_lora_dropout_k128_grad_lora_b_w1: grad_lora_b_w1[F, R] += t80ᵀ · t64  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k128_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t64, const float *restrict t80, long B, long F, long R, long T) {
+/* lm_step_lora_dropout_k127_grad_lora_b_w1: grad_lora_b_w1[F, R] += t80ᵀ · t64  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k127_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t64, const float *restrict t80, long B, long F, long R, long T) {
     la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t80, F, t64, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* lm_step_lora_dropout_k129_grad_lora_a_w2: grad_lora_a_w2[R, F] += t71ᵀ · t68  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k129_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t68, const float *restrict t71, long B, long F, long R, long T) {
+/* lm_step_lora_dropout_k128_grad_lora_a_w2: grad_lora_a_w2[R, F] += t71ᵀ · t68  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k128_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t68, const float *restrict t71, long B, long F, long R, long T) {
     la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t71, R, t68, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* lm_step_lora_dropout_k130_grad_lora_b_w2: grad_lora_b_w2[D, R] += t70ᵀ · t69  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k130_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t69, const float *restrict t70, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k129_grad_lora_b_w2: grad_lora_b_w2[D, R] += t70ᵀ · t69  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k129_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t69, const float *restrict t70, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t70, D, t69, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* lm_step_lora_dropout_k131_grad_lora_a_w3: grad_lora_a_w3[R, D] += t76ᵀ · t66  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k131_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t66, const float *restrict t76, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k130_grad_lora_a_w3: grad_lora_a_w3[R, D] += t76ᵀ · t66  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k130_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t66, const float *restrict t76, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t76, R, t66, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* lm_step_lora_dropout_k132_grad_lora_b_w3: grad_lora_b_w3[F, R] += t75ᵀ · t67  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k132_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t67, const float *restrict t75, long B, long F, long R, long T) {
+/* lm_step_lora_dropout_k131_grad_lora_b_w3: grad_lora_b_w3[F, R] += t75ᵀ · t67  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k131_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t67, const float *restrict t75, long B, long F, long R, long T) {
     la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t75, F, t67, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 51 slots planned for 133 kernels. */
+/* Arena: 51 slots planned for 132 kernels. */
 static long llama_train_lm_step_lora_dropout_layout(const llama_train_lm_step_lora_dropout_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -6905,8 +6884,8 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 133, lm_step_lora_dropout_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 133, lm_step_lora_dropout_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 132, lm_step_lora_dropout_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 132, lm_step_lora_dropout_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[39], args->arena + off[40] };
@@ -6950,50 +6929,50 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 133, lm_step_lora_dropout_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 133, lm_step_lora_dropout_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 133, lm_step_lora_dropout_k4_dropout(t4, lora_dropout_key_wq, lora_dropout, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 133, lm_step_lora_dropout_k5_lora_a_wq(t5, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 6, 133, lm_step_lora_dropout_k6_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 7, 133, lm_step_lora_dropout_k7_rope(saved_q, t0, t1, lora_scale_wq, t3, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 133, lm_step_lora_dropout_k8_wk(t7, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 133, lm_step_lora_dropout_k9_dropout(t8, lora_dropout, lora_dropout_key_wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 133, lm_step_lora_dropout_k10_lora_a_wk(t9, lora_a_wk, t8, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 11, 133, lm_step_lora_dropout_k11_lora_b_wk(t10, lora_b_wk, t9, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 12, 133, lm_step_lora_dropout_k12_rope(saved_k, t0, t1, lora_scale_wk, t7, t10, B, HD2, KVH, T));
-        LA_TIMED(prof, 13, 133, lm_step_lora_dropout_k13_wv(t11, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 133, lm_step_lora_dropout_k14_dropout(t12, lora_dropout, lora_dropout_key_wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 133, lm_step_lora_dropout_k15_lora_a_wv(t13, lora_a_wv, t12, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 16, 133, lm_step_lora_dropout_k16_lora_b_wv(t14, lora_b_wv, t13, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 17, 133, lm_step_lora_dropout_k17_lora(saved_v, lora_scale_wv, t11, t14, B, HD2, KVH, T));
-        LA_TIMED(prof, 18, 133, lm_step_lora_dropout_k18_causal_attention_forward(saved_attn, saved_lse, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 133, lm_step_lora_dropout_k19_wo(t15, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 133, lm_step_lora_dropout_k20_dropout(t16, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 21, 133, lm_step_lora_dropout_k21_lora_a_wo(t17, lora_a_wo, t16, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 22, 133, lm_step_lora_dropout_k22_lora_b_wo(t18, lora_b_wo, t17, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 23, 133, lm_step_lora_dropout_k23_lora(saved_h, carry0, lora_scale_wo, t15, t18, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 24, 133, lm_step_lora_dropout_k24_rmsnorm(t19, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 25, 133, lm_step_lora_dropout_k25_w1(t20, w1, t19, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 26, 133, lm_step_lora_dropout_k26_dropout(t21, lora_dropout, lora_dropout_key_w1, t19, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 27, 133, lm_step_lora_dropout_k27_lora_a_w1(t22, lora_a_w1, t21, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 28, 133, lm_step_lora_dropout_k28_lora_b_w1(t23, lora_b_w1, t22, B, F, R, T));
-        LA_TIMED(prof, 29, 133, lm_step_lora_dropout_k29_lora(saved_gate, lora_scale_w1, t20, t23, B, F, T));
-        LA_TIMED(prof, 30, 133, lm_step_lora_dropout_k30_w3(t24, w3, t19, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 31, 133, lm_step_lora_dropout_k31_dropout(t25, lora_dropout, lora_dropout_key_w3, t19, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 32, 133, lm_step_lora_dropout_k32_lora_a_w3(t26, lora_a_w3, t25, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 33, 133, lm_step_lora_dropout_k33_lora_b_w3(t27, lora_b_w3, t26, B, F, R, T));
-        LA_TIMED(prof, 34, 133, lm_step_lora_dropout_k34_lora(saved_up, lora_scale_w3, t24, t27, B, F, T));
-        LA_TIMED(prof, 35, 133, lm_step_lora_dropout_k35_silu(t28, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 36, 133, lm_step_lora_dropout_k36_w2(t29, w2, t28, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 37, 133, lm_step_lora_dropout_k37_dropout(t30, lora_dropout, lora_dropout_key_w2, t28, B, F, T));
-        LA_TIMED(prof, 38, 133, lm_step_lora_dropout_k38_lora_a_w2(t31, lora_a_w2, t30, B, F, R, T));
-        LA_TIMED(prof, 39, 133, lm_step_lora_dropout_k39_lora_b_w2(t32, lora_b_w2, t31, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 40, 133, lm_step_lora_dropout_k40_lora(carry0_next, lora_scale_w2, saved_h, t29, t32, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 132, lm_step_lora_dropout_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 132, lm_step_lora_dropout_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 132, lm_step_lora_dropout_k4_dropout(t4, lora_dropout_key_wq, lora_dropout, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 132, lm_step_lora_dropout_k5_lora_a_wq(t5, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 6, 132, lm_step_lora_dropout_k6_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 132, lm_step_lora_dropout_k7_rope(saved_q, t0, t1, lora_scale_wq, t3, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 132, lm_step_lora_dropout_k8_wk(t7, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 132, lm_step_lora_dropout_k9_dropout(t8, lora_dropout, lora_dropout_key_wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 132, lm_step_lora_dropout_k10_lora_a_wk(t9, lora_a_wk, t8, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 11, 132, lm_step_lora_dropout_k11_lora_b_wk(t10, lora_b_wk, t9, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 12, 132, lm_step_lora_dropout_k12_rope(saved_k, t0, t1, lora_scale_wk, t7, t10, B, HD2, KVH, T));
+        LA_TIMED(prof, 13, 132, lm_step_lora_dropout_k13_wv(t11, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 132, lm_step_lora_dropout_k14_dropout(t12, lora_dropout, lora_dropout_key_wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 132, lm_step_lora_dropout_k15_lora_a_wv(t13, lora_a_wv, t12, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 16, 132, lm_step_lora_dropout_k16_lora_b_wv(t14, lora_b_wv, t13, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 17, 132, lm_step_lora_dropout_k17_lora(saved_v, lora_scale_wv, t11, t14, B, HD2, KVH, T));
+        LA_TIMED(prof, 18, 132, lm_step_lora_dropout_k18_causal_attention_forward(saved_attn, saved_lse, saved_q, saved_k, saved_v, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 132, lm_step_lora_dropout_k19_wo(t15, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 132, lm_step_lora_dropout_k20_dropout(t16, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 132, lm_step_lora_dropout_k21_lora_a_wo(t17, lora_a_wo, t16, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 22, 132, lm_step_lora_dropout_k22_lora_b_wo(t18, lora_b_wo, t17, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 23, 132, lm_step_lora_dropout_k23_lora(saved_h, carry0, lora_scale_wo, t15, t18, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 132, lm_step_lora_dropout_k24_rmsnorm(t19, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 25, 132, lm_step_lora_dropout_k25_w1(t20, w1, t19, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 132, lm_step_lora_dropout_k26_dropout(t21, lora_dropout, lora_dropout_key_w1, t19, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 27, 132, lm_step_lora_dropout_k27_lora_a_w1(t22, lora_a_w1, t21, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 28, 132, lm_step_lora_dropout_k28_lora_b_w1(t23, lora_b_w1, t22, B, F, R, T));
+        LA_TIMED(prof, 29, 132, lm_step_lora_dropout_k29_lora(saved_gate, lora_scale_w1, t20, t23, B, F, T));
+        LA_TIMED(prof, 30, 132, lm_step_lora_dropout_k30_w3(t24, w3, t19, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 31, 132, lm_step_lora_dropout_k31_dropout(t25, lora_dropout, lora_dropout_key_w3, t19, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 32, 132, lm_step_lora_dropout_k32_lora_a_w3(t26, lora_a_w3, t25, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 33, 132, lm_step_lora_dropout_k33_lora_b_w3(t27, lora_b_w3, t26, B, F, R, T));
+        LA_TIMED(prof, 34, 132, lm_step_lora_dropout_k34_lora(saved_up, lora_scale_w3, t24, t27, B, F, T));
+        LA_TIMED(prof, 35, 132, lm_step_lora_dropout_k35_silu(t28, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 36, 132, lm_step_lora_dropout_k36_w2(t29, w2, t28, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 37, 132, lm_step_lora_dropout_k37_dropout(t30, lora_dropout, lora_dropout_key_w2, t28, B, F, T));
+        LA_TIMED(prof, 38, 132, lm_step_lora_dropout_k38_lora_a_w2(t31, lora_a_w2, t30, B, F, R, T));
+        LA_TIMED(prof, 39, 132, lm_step_lora_dropout_k39_lora_b_w2(t32, lora_b_w2, t31, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 40, 132, lm_step_lora_dropout_k40_lora(carry0_next, lora_scale_w2, saved_h, t29, t32, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 41, 133, lm_step_lora_dropout_k41_reshape(t33));
-    LA_TIMED(prof, 42, 133, lm_step_lora_dropout_k42_expand(t34, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 41, 132, lm_step_lora_dropout_k41_reshape(t33));
+    LA_TIMED(prof, 42, 132, lm_step_lora_dropout_k42_expand(t34, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk', repeated NC times */
     const float *carry1 = t34;
     float *carry1_buf[2] = { args->arena + off[41], args->arena + off[42] };
@@ -7011,26 +6990,26 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
         float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
         float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
-        LA_TIMED(prof, 43, 133, lm_step_lora_dropout_k43_lm_head(t35, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 44, 133, lm_step_lora_dropout_k44_rmsnorm(t36, t35, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 45, 133, lm_step_lora_dropout_k45_rmsnorm(t37, norm_eps, final_norm, t35, t36, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 46, 133, lm_step_lora_dropout_k46_lm_head(t38, lm_head, t37, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 47, 133, lm_step_lora_dropout_k47_log_softmax(t39, t38, CR, V));
-        LA_TIMED(prof, 48, 133, lm_step_lora_dropout_k48_log_softmax(t40, t38, t39, CR, V));
-        LA_TIMED(prof, 49, 133, lm_step_lora_dropout_k49_cross_entropy(t41, t38, targets, t39, t40, CR, V));
-        LA_TIMED(prof, 50, 133, lm_step_lora_dropout_k50_cross_entropy(t42, weights, t41, CR));
-        LA_TIMED(prof, 51, 133, lm_step_lora_dropout_k51_log_softmax(t43, t38, t39, t40, CR, V));
-        LA_TIMED(prof, 52, 133, lm_step_lora_dropout_k52_cross_entropy(t44, t38, targets, CR, V));
-        LA_TIMED(prof, 53, 133, lm_step_lora_dropout_k53_token_stats(t45, weights, t43, CR));
-        LA_TIMED(prof, 54, 133, lm_step_lora_dropout_k54_token_stats(t46, weights, t39, t44, CR));
-        LA_TIMED(prof, 55, 133, lm_step_lora_dropout_k55_log_softmax_grad(t47, t38, targets, weights, t39, t40, CR, V));
-        LA_TIMED(prof, 56, 133, lm_step_lora_dropout_k56_lm_head_grad_in(t48, lm_head, t47, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 57, 133, lm_step_lora_dropout_k57_rmsnorm_grad(t49, final_norm, t35, t48, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 58, 133, lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add(t50, norm_eps, final_norm, scored, t35, t36, t48, t49, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 59, 133, lm_step_lora_dropout_k59_lm_chunk(carry1_next, carry1, t50, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 60, 133, lm_step_lora_dropout_k60_lm_chunk(carry2_next, carry2, t42));
-        LA_TIMED(prof, 61, 133, lm_step_lora_dropout_k61_lm_chunk(carry3_next, carry3, t45));
-        LA_TIMED(prof, 62, 133, lm_step_lora_dropout_k62_lm_chunk(carry4_next, carry4, t46));
+        LA_TIMED(prof, 43, 132, lm_step_lora_dropout_k43_lm_head(t35, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 44, 132, lm_step_lora_dropout_k44_rmsnorm(t36, t35, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 45, 132, lm_step_lora_dropout_k45_rmsnorm(t37, norm_eps, final_norm, t35, t36, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 46, 132, lm_step_lora_dropout_k46_lm_head(t38, lm_head, t37, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 47, 132, lm_step_lora_dropout_k47_log_softmax(t39, t38, CR, V));
+        LA_TIMED(prof, 48, 132, lm_step_lora_dropout_k48_log_softmax(t40, t38, t39, CR, V));
+        LA_TIMED(prof, 49, 132, lm_step_lora_dropout_k49_cross_entropy(t41, t38, targets, t39, t40, CR, V));
+        LA_TIMED(prof, 50, 132, lm_step_lora_dropout_k50_cross_entropy(t42, weights, t41, CR));
+        LA_TIMED(prof, 51, 132, lm_step_lora_dropout_k51_log_softmax(t43, t38, t39, t40, CR, V));
+        LA_TIMED(prof, 52, 132, lm_step_lora_dropout_k52_cross_entropy(t44, t38, targets, CR, V));
+        LA_TIMED(prof, 53, 132, lm_step_lora_dropout_k53_token_stats(t45, weights, t43, CR));
+        LA_TIMED(prof, 54, 132, lm_step_lora_dropout_k54_token_stats(t46, weights, t39, t44, CR));
+        LA_TIMED(prof, 55, 132, lm_step_lora_dropout_k55_log_softmax_grad(t47, t38, targets, weights, t39, t40, CR, V));
+        LA_TIMED(prof, 56, 132, lm_step_lora_dropout_k56_lm_head_grad_in(t48, lm_head, t47, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 57, 132, lm_step_lora_dropout_k57_rmsnorm_grad(t49, final_norm, t35, t48, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 58, 132, lm_step_lora_dropout_k58_rmsnorm_grad_scatter_add(t50, norm_eps, final_norm, scored, t35, t36, t48, t49, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 132, lm_step_lora_dropout_k59_lm_chunk(carry1_next, carry1, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 132, lm_step_lora_dropout_k60_lm_chunk(carry2_next, carry2, t42));
+        LA_TIMED(prof, 61, 132, lm_step_lora_dropout_k61_lm_chunk(carry3_next, carry3, t45));
+        LA_TIMED(prof, 62, 132, lm_step_lora_dropout_k62_lm_chunk(carry4_next, carry4, t46));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -7094,76 +7073,75 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
         float *carry5_next = carry5_buf[l & 1];
-        LA_TIMED(prof, 63, 133, lm_step_lora_dropout_k63_rmsnorm(t51, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 133, lm_step_lora_dropout_k64_rmsnorm(t52, norm_eps, saved_x, attn_norm, t51, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 65, 133, lm_step_lora_dropout_k65_dropout(t53, lora_dropout_key_wq, lora_dropout, t52, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 66, 133, lm_step_lora_dropout_k66_lora_a_wq(t54, lora_a_wq, t53, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 67, 133, lm_step_lora_dropout_k67_dropout(t55, lora_dropout, lora_dropout_key_wk, t52, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 68, 133, lm_step_lora_dropout_k68_lora_a_wk(t56, lora_a_wk, t55, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 69, 133, lm_step_lora_dropout_k69_dropout(t57, lora_dropout, lora_dropout_key_wv, t52, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 133, lm_step_lora_dropout_k70_lora_a_wv(t58, lora_a_wv, t57, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 71, 133, lm_step_lora_dropout_k71_dropout(t59, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 72, 133, lm_step_lora_dropout_k72_lora_a_wo(t60, lora_a_wo, t59, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 73, 133, lm_step_lora_dropout_k73_rmsnorm(t61, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 74, 133, lm_step_lora_dropout_k74_rmsnorm(t62, norm_eps, t61, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 75, 133, lm_step_lora_dropout_k75_dropout(t63, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t62, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 76, 133, lm_step_lora_dropout_k76_lora_a_w1(t64, lora_a_w1, t63, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 77, 133, lm_step_lora_dropout_k77_silu(t65, saved_gate, B, F, T));
-        LA_TIMED(prof, 78, 133, lm_step_lora_dropout_k78_dropout(t66, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t62, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 79, 133, lm_step_lora_dropout_k79_lora_a_w3(t67, lora_a_w3, t66, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 80, 133, lm_step_lora_dropout_k80_dropout(t68, saved_up, lora_dropout, lora_dropout_key_w2, t65, B, F, T));
-        LA_TIMED(prof, 81, 133, lm_step_lora_dropout_k81_lora_a_w2(t69, lora_a_w2, t68, B, F, R, T));
-        LA_TIMED(prof, 82, 133, lm_step_lora_dropout_k82_lora(t70, carry5, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 83, 133, lm_step_lora_dropout_k83_lora_b_w2_grad_in(t71, lora_b_w2, t70, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 84, 133, lm_step_lora_dropout_k84_lora_a_w2_grad_in(t72, lora_a_w2, t71, B, F, R, T));
-        LA_TIMED(prof, 85, 133, lm_step_lora_dropout_k85_w2_grad_in(t73, carry5, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 86, 133, lm_step_lora_dropout_k86_dropout(t74, lora_dropout, lora_dropout_key_w2, t65, t72, t73, B, F, T));
-        LA_TIMED(prof, 87, 133, lm_step_lora_dropout_k87_lora(t75, lora_scale_w3, t74, B, F, T));
-        LA_TIMED(prof, 88, 133, lm_step_lora_dropout_k88_lora_b_w3_grad_in(t76, lora_b_w3, t75, B, F, R, T));
-        LA_TIMED(prof, 89, 133, lm_step_lora_dropout_k89_lora_a_w3_grad_in(t77, lora_a_w3, t76, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 90, 133, lm_step_lora_dropout_k90_w3_grad_in(t78, w3, t74, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 91, 133, lm_step_lora_dropout_k91_dropout(t79, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t65, t72, t73, B, F, T));
-        LA_TIMED(prof, 92, 133, lm_step_lora_dropout_k92_lora(t80, lora_scale_w1, t79, B, F, T));
-        LA_TIMED(prof, 93, 133, lm_step_lora_dropout_k93_lora_b_w1_grad_in(t81, lora_b_w1, t80, B, F, R, T));
-        LA_TIMED(prof, 94, 133, lm_step_lora_dropout_k94_lora_a_w1_grad_in(t82, lora_a_w1, t81, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 95, 133, lm_step_lora_dropout_k95_w1_grad_in(t83, w1, t79, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 96, 133, lm_step_lora_dropout_k96_rmsnorm_grad(t84, carry5, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t62, t77, t78, t82, t83, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 97, 133, lm_step_lora_dropout_k97_lora(t85, lora_scale_wo, t84, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 98, 133, lm_step_lora_dropout_k98_lora_b_wo_grad_in(t86, lora_b_wo, t85, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 99, 133, lm_step_lora_dropout_k99_lora_a_wo_grad_in(t87, lora_a_wo, t86, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 100, 133, lm_step_lora_dropout_k100_wo_grad_in(t88, wo, t84, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 101, 133, lm_step_lora_dropout_k101_dropout(t89, lora_dropout, lora_dropout_key_wo, t87, t88, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 102, 133, lm_step_lora_dropout_k102_causal_attention_backward_dq(t90, saved_q, saved_k, saved_v, saved_lse, saved_attn, t89, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 103, 133, lm_step_lora_dropout_k103_causal_attention_backward_dkv(t91, t92, saved_q, saved_k, saved_v, saved_lse, saved_attn, t89, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 104, 133, lm_step_lora_dropout_k104_lora(t93, lora_scale_wv, t92, B, HD2, KVH, T));
-        LA_TIMED(prof, 105, 133, lm_step_lora_dropout_k105_lora_b_wv_grad_in(t94, lora_b_wv, t93, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 106, 133, lm_step_lora_dropout_k106_lora_a_wv_grad_in(t95, lora_a_wv, t94, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 107, 133, lm_step_lora_dropout_k107_wv_grad_in(t96, wv, t92, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 108, 133, lm_step_lora_dropout_k108_rope_grad(t97, t0, t1, t91, B, HD2, KVH, T));
-        LA_TIMED(prof, 109, 133, lm_step_lora_dropout_k109_lora(t98, lora_scale_wk, t97, B, HD2, KVH, T));
-        LA_TIMED(prof, 110, 133, lm_step_lora_dropout_k110_lora_b_wk_grad_in(t99, lora_b_wk, t98, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 111, 133, lm_step_lora_dropout_k111_lora_a_wk_grad_in(t100, lora_a_wk, t99, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 112, 133, lm_step_lora_dropout_k112_wk_grad_in(t101, wk, t97, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 113, 133, lm_step_lora_dropout_k113_rope_grad(t102, t0, t1, t90, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 114, 133, lm_step_lora_dropout_k114_lora(t103, lora_scale_wq, t102, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 115, 133, lm_step_lora_dropout_k115_lora_b_wq_grad_in(t104, lora_b_wq, t103, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 116, 133, lm_step_lora_dropout_k116_lora_a_wq_grad_in(t105, lora_a_wq, t104, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 117, 133, lm_step_lora_dropout_k117_wq_grad_in(t106, wq, t102, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 118, 133, lm_step_lora_dropout_k118_dropout(carry5_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t51, t84, t95, t96, t100, t101, t105, t106, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 119, 133, lm_step_lora_dropout_k119_grad_lora_a_wq(grad_lora_a_wq, t53, t104, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 120, 133, lm_step_lora_dropout_k120_grad_lora_b_wq(grad_lora_b_wq, t54, t103, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 121, 133, lm_step_lora_dropout_k121_grad_lora_a_wk(grad_lora_a_wk, t55, t99, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 122, 133, lm_step_lora_dropout_k122_grad_lora_b_wk(grad_lora_b_wk, t56, t98, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 123, 133, lm_step_lora_dropout_k123_grad_lora_a_wv(grad_lora_a_wv, t57, t94, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 124, 133, lm_step_lora_dropout_k124_grad_lora_b_wv(grad_lora_b_wv, t58, t93, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 125, 133, lm_step_lora_dropout_k125_grad_lora_a_wo(grad_lora_a_wo, t59, t86, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 126, 133, lm_step_lora_dropout_k126_grad_lora_b_wo(grad_lora_b_wo, t60, t85, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 127, 133, lm_step_lora_dropout_k127_grad_lora_a_w1(grad_lora_a_w1, t63, t81, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 128, 133, lm_step_lora_dropout_k128_grad_lora_b_w1(grad_lora_b_w1, t64, t80, B, F, R, T));
-        LA_TIMED(prof, 129, 133, lm_step_lora_dropout_k129_grad_lora_a_w2(grad_lora_a_w2, t68, t71, B, F, R, T));
-        LA_TIMED(prof, 130, 133, lm_step_lora_dropout_k130_grad_lora_b_w2(grad_lora_b_w2, t69, t70, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 131, 133, lm_step_lora_dropout_k131_grad_lora_a_w3(grad_lora_a_w3, t66, t76, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 132, 133, lm_step_lora_dropout_k132_grad_lora_b_w3(grad_lora_b_w3, t67, t75, B, F, R, T));
+        LA_TIMED(prof, 63, 132, lm_step_lora_dropout_k63_rmsnorm(t51, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 132, lm_step_lora_dropout_k64_rmsnorm(t52, norm_eps, saved_x, attn_norm, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 132, lm_step_lora_dropout_k65_dropout(t53, lora_dropout_key_wq, lora_dropout, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 132, lm_step_lora_dropout_k66_lora_a_wq(t54, lora_a_wq, t53, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 67, 132, lm_step_lora_dropout_k67_dropout(t55, lora_dropout, lora_dropout_key_wk, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 132, lm_step_lora_dropout_k68_lora_a_wk(t56, lora_a_wk, t55, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 69, 132, lm_step_lora_dropout_k69_dropout(t57, lora_dropout, lora_dropout_key_wv, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 132, lm_step_lora_dropout_k70_lora_a_wv(t58, lora_a_wv, t57, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 71, 132, lm_step_lora_dropout_k71_dropout(t59, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 132, lm_step_lora_dropout_k72_lora_a_wo(t60, lora_a_wo, t59, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 73, 132, lm_step_lora_dropout_k73_rmsnorm(t61, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 132, lm_step_lora_dropout_k74_rmsnorm(t62, norm_eps, t61, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 132, lm_step_lora_dropout_k75_dropout(t63, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t62, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 132, lm_step_lora_dropout_k76_lora_a_w1(t64, lora_a_w1, t63, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 77, 132, lm_step_lora_dropout_k77_silu(t65, saved_gate, B, F, T));
+        LA_TIMED(prof, 78, 132, lm_step_lora_dropout_k78_dropout(t66, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t62, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 132, lm_step_lora_dropout_k79_lora_a_w3(t67, lora_a_w3, t66, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 80, 132, lm_step_lora_dropout_k80_dropout(t68, saved_up, lora_dropout, lora_dropout_key_w2, t65, B, F, T));
+        LA_TIMED(prof, 81, 132, lm_step_lora_dropout_k81_lora_a_w2(t69, lora_a_w2, t68, B, F, R, T));
+        LA_TIMED(prof, 82, 132, lm_step_lora_dropout_k82_lora(t70, carry5, lora_scale_w2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 132, lm_step_lora_dropout_k83_lora_b_w2_grad_in(t71, lora_b_w2, t70, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 84, 132, lm_step_lora_dropout_k84_lora_a_w2_grad_in(t72, lora_a_w2, t71, B, F, R, T));
+        LA_TIMED(prof, 85, 132, lm_step_lora_dropout_k85_w2_grad_in(t73, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 132, lm_step_lora_dropout_k86_dropout(t74, lora_dropout, lora_dropout_key_w2, t65, t72, t73, B, F, T));
+        LA_TIMED(prof, 87, 132, lm_step_lora_dropout_k87_lora(t75, lora_scale_w3, t74, B, F, T));
+        LA_TIMED(prof, 88, 132, lm_step_lora_dropout_k88_lora_b_w3_grad_in(t76, lora_b_w3, t75, B, F, R, T));
+        LA_TIMED(prof, 89, 132, lm_step_lora_dropout_k89_lora_a_w3_grad_in(t77, lora_a_w3, t76, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 90, 132, lm_step_lora_dropout_k90_w3_grad_in(t78, w3, t74, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 132, lm_step_lora_dropout_k91_dropout(t79, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t65, t72, t73, B, F, T));
+        LA_TIMED(prof, 92, 132, lm_step_lora_dropout_k92_lora(t80, lora_scale_w1, t79, B, F, T));
+        LA_TIMED(prof, 93, 132, lm_step_lora_dropout_k93_lora_b_w1_grad_in(t81, lora_b_w1, t80, B, F, R, T));
+        LA_TIMED(prof, 94, 132, lm_step_lora_dropout_k94_lora_a_w1_grad_in(t82, lora_a_w1, t81, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 95, 132, lm_step_lora_dropout_k95_w1_grad_in(t83, w1, t79, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 132, lm_step_lora_dropout_k96_rmsnorm_grad(t84, carry5, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t62, t77, t78, t82, t83, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 132, lm_step_lora_dropout_k97_lora(t85, lora_scale_wo, t84, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 132, lm_step_lora_dropout_k98_lora_b_wo_grad_in(t86, lora_b_wo, t85, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 99, 132, lm_step_lora_dropout_k99_lora_a_wo_grad_in(t87, lora_a_wo, t86, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 100, 132, lm_step_lora_dropout_k100_wo_grad_in(t88, wo, t84, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 101, 132, lm_step_lora_dropout_k101_dropout(t89, lora_dropout, lora_dropout_key_wo, t87, t88, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 132, lm_step_lora_dropout_k102_causal_attention_backward(t90, t91, t92, saved_q, saved_k, saved_v, saved_lse, saved_attn, t89, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 103, 132, lm_step_lora_dropout_k103_lora(t93, lora_scale_wv, t92, B, HD2, KVH, T));
+        LA_TIMED(prof, 104, 132, lm_step_lora_dropout_k104_lora_b_wv_grad_in(t94, lora_b_wv, t93, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 105, 132, lm_step_lora_dropout_k105_lora_a_wv_grad_in(t95, lora_a_wv, t94, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 106, 132, lm_step_lora_dropout_k106_wv_grad_in(t96, wv, t92, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 107, 132, lm_step_lora_dropout_k107_rope_grad(t97, t0, t1, t91, B, HD2, KVH, T));
+        LA_TIMED(prof, 108, 132, lm_step_lora_dropout_k108_lora(t98, lora_scale_wk, t97, B, HD2, KVH, T));
+        LA_TIMED(prof, 109, 132, lm_step_lora_dropout_k109_lora_b_wk_grad_in(t99, lora_b_wk, t98, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 110, 132, lm_step_lora_dropout_k110_lora_a_wk_grad_in(t100, lora_a_wk, t99, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 111, 132, lm_step_lora_dropout_k111_wk_grad_in(t101, wk, t97, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 112, 132, lm_step_lora_dropout_k112_rope_grad(t102, t0, t1, t90, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 113, 132, lm_step_lora_dropout_k113_lora(t103, lora_scale_wq, t102, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 114, 132, lm_step_lora_dropout_k114_lora_b_wq_grad_in(t104, lora_b_wq, t103, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 115, 132, lm_step_lora_dropout_k115_lora_a_wq_grad_in(t105, lora_a_wq, t104, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 116, 132, lm_step_lora_dropout_k116_wq_grad_in(t106, wq, t102, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 117, 132, lm_step_lora_dropout_k117_dropout(carry5_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t51, t84, t95, t96, t100, t101, t105, t106, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 118, 132, lm_step_lora_dropout_k118_grad_lora_a_wq(grad_lora_a_wq, t53, t104, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 119, 132, lm_step_lora_dropout_k119_grad_lora_b_wq(grad_lora_b_wq, t54, t103, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 120, 132, lm_step_lora_dropout_k120_grad_lora_a_wk(grad_lora_a_wk, t55, t99, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 121, 132, lm_step_lora_dropout_k121_grad_lora_b_wk(grad_lora_b_wk, t56, t98, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 122, 132, lm_step_lora_dropout_k122_grad_lora_a_wv(grad_lora_a_wv, t57, t94, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 123, 132, lm_step_lora_dropout_k123_grad_lora_b_wv(grad_lora_b_wv, t58, t93, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 124, 132, lm_step_lora_dropout_k124_grad_lora_a_wo(grad_lora_a_wo, t59, t86, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 125, 132, lm_step_lora_dropout_k125_grad_lora_b_wo(grad_lora_b_wo, t60, t85, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 126, 132, lm_step_lora_dropout_k126_grad_lora_a_w1(grad_lora_a_w1, t63, t81, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 127, 132, lm_step_lora_dropout_k127_grad_lora_b_w1(grad_lora_b_w1, t64, t80, B, F, R, T));
+        LA_TIMED(prof, 128, 132, lm_step_lora_dropout_k128_grad_lora_a_w2(grad_lora_a_w2, t68, t71, B, F, R, T));
+        LA_TIMED(prof, 129, 132, lm_step_lora_dropout_k129_grad_lora_b_w2(grad_lora_b_w2, t69, t70, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 130, 132, lm_step_lora_dropout_k130_grad_lora_a_w3(grad_lora_a_w3, t66, t76, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 131, 132, lm_step_lora_dropout_k131_grad_lora_b_w3(grad_lora_b_w3, t67, t75, B, F, R, T));
         carry5 = carry5_next;
     }
 }
@@ -7280,37 +7258,36 @@ void llama_train_lm_step_lora_dropout_costs(const llama_train_lm_step_lora_dropo
     flops[99] = (double)(4*B*HD2*KVH*R*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k99_lora_a_wo_grad_in */
     flops[100] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k100_wo_grad_in */
     flops[101] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k101_dropout */
-    flops[102] = (double)(6*B*HD2*KVH*REP*T*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k102_causal_attention_backward_dq */
-    flops[103] = (double)(8*B*HD2*KVH*REP*T*T); bytes[103] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k103_causal_attention_backward_dkv */
-    flops[104] = (double)(2*B*HD2*KVH*T); bytes[104] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k104_lora */
-    flops[105] = (double)(4*B*HD2*KVH*R*T); bytes[105] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k105_lora_b_wv_grad_in */
-    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k106_lora_a_wv_grad_in */
-    flops[107] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[107] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k107_wv_grad_in */
-    flops[108] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[108] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k108_rope_grad */
-    flops[109] = (double)(2*B*HD2*KVH*T); bytes[109] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k109_lora */
-    flops[110] = (double)(4*B*HD2*KVH*R*T); bytes[110] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k110_lora_b_wk_grad_in */
-    flops[111] = (double)(4*B*HD2*KVH*R*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k111_lora_a_wk_grad_in */
-    flops[112] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[112] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k112_wk_grad_in */
-    flops[113] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k113_rope_grad */
-    flops[114] = (double)(2*B*HD2*KVH*REP*T); bytes[114] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k114_lora */
-    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k115_lora_b_wq_grad_in */
-    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k116_lora_a_wq_grad_in */
-    flops[117] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k117_wq_grad_in */
-    flops[118] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[118] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k118_dropout */
-    flops[119] = (double)(4*B*HD2*KVH*R*REP*T); bytes[119] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k119_grad_lora_a_wq */
-    flops[120] = (double)(4*B*HD2*KVH*R*REP*T); bytes[120] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k120_grad_lora_b_wq */
-    flops[121] = (double)(4*B*HD2*KVH*R*REP*T); bytes[121] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k121_grad_lora_a_wk */
-    flops[122] = (double)(4*B*HD2*KVH*R*T); bytes[122] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k122_grad_lora_b_wk */
-    flops[123] = (double)(4*B*HD2*KVH*R*REP*T); bytes[123] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k123_grad_lora_a_wv */
-    flops[124] = (double)(4*B*HD2*KVH*R*T); bytes[124] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k124_grad_lora_b_wv */
-    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k125_grad_lora_a_wo */
-    flops[126] = (double)(4*B*HD2*KVH*R*REP*T); bytes[126] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k126_grad_lora_b_wo */
-    flops[127] = (double)(4*B*HD2*KVH*R*REP*T); bytes[127] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k127_grad_lora_a_w1 */
-    flops[128] = (double)(2*B*F*R*T); bytes[128] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k128_grad_lora_b_w1 */
-    flops[129] = (double)(2*B*F*R*T); bytes[129] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_dropout_k129_grad_lora_a_w2 */
-    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k130_grad_lora_b_w2 */
-    flops[131] = (double)(4*B*HD2*KVH*R*REP*T); bytes[131] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k131_grad_lora_a_w3 */
-    flops[132] = (double)(2*B*F*R*T); bytes[132] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k132_grad_lora_b_w3 */
+    flops[102] = (double)(10*B*HD2*KVH*REP*T*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k102_causal_attention_backward */
+    flops[103] = (double)(2*B*HD2*KVH*T); bytes[103] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k103_lora */
+    flops[104] = (double)(4*B*HD2*KVH*R*T); bytes[104] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k104_lora_b_wv_grad_in */
+    flops[105] = (double)(4*B*HD2*KVH*R*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k105_lora_a_wv_grad_in */
+    flops[106] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[106] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k106_wv_grad_in */
+    flops[107] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[107] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k107_rope_grad */
+    flops[108] = (double)(2*B*HD2*KVH*T); bytes[108] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k108_lora */
+    flops[109] = (double)(4*B*HD2*KVH*R*T); bytes[109] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k109_lora_b_wk_grad_in */
+    flops[110] = (double)(4*B*HD2*KVH*R*REP*T); bytes[110] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k110_lora_a_wk_grad_in */
+    flops[111] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k111_wk_grad_in */
+    flops[112] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[112] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k112_rope_grad */
+    flops[113] = (double)(2*B*HD2*KVH*REP*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k113_lora */
+    flops[114] = (double)(4*B*HD2*KVH*R*REP*T); bytes[114] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k114_lora_b_wq_grad_in */
+    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k115_lora_a_wq_grad_in */
+    flops[116] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[116] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k116_wq_grad_in */
+    flops[117] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k117_dropout */
+    flops[118] = (double)(4*B*HD2*KVH*R*REP*T); bytes[118] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k118_grad_lora_a_wq */
+    flops[119] = (double)(4*B*HD2*KVH*R*REP*T); bytes[119] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k119_grad_lora_b_wq */
+    flops[120] = (double)(4*B*HD2*KVH*R*REP*T); bytes[120] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k120_grad_lora_a_wk */
+    flops[121] = (double)(4*B*HD2*KVH*R*T); bytes[121] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k121_grad_lora_b_wk */
+    flops[122] = (double)(4*B*HD2*KVH*R*REP*T); bytes[122] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k122_grad_lora_a_wv */
+    flops[123] = (double)(4*B*HD2*KVH*R*T); bytes[123] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k123_grad_lora_b_wv */
+    flops[124] = (double)(4*B*HD2*KVH*R*REP*T); bytes[124] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k124_grad_lora_a_wo */
+    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k125_grad_lora_b_wo */
+    flops[126] = (double)(4*B*HD2*KVH*R*REP*T); bytes[126] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k126_grad_lora_a_w1 */
+    flops[127] = (double)(2*B*F*R*T); bytes[127] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k127_grad_lora_b_w1 */
+    flops[128] = (double)(2*B*F*R*T); bytes[128] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_dropout_k128_grad_lora_a_w2 */
+    flops[129] = (double)(4*B*HD2*KVH*R*REP*T); bytes[129] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k129_grad_lora_b_w2 */
+    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k130_grad_lora_a_w3 */
+    flops[131] = (double)(2*B*F*R*T); bytes[131] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k131_grad_lora_b_w3 */
     (void)args;
 }
 
@@ -7420,39 +7397,38 @@ static const char *const llama_train_lm_step_lora_dropout_kernel_names[] = {
     "lm_step_lora_dropout_k99_lora_a_wo_grad_in",
     "lm_step_lora_dropout_k100_wo_grad_in",
     "lm_step_lora_dropout_k101_dropout",
-    "lm_step_lora_dropout_k102_causal_attention_backward_dq",
-    "lm_step_lora_dropout_k103_causal_attention_backward_dkv",
-    "lm_step_lora_dropout_k104_lora",
-    "lm_step_lora_dropout_k105_lora_b_wv_grad_in",
-    "lm_step_lora_dropout_k106_lora_a_wv_grad_in",
-    "lm_step_lora_dropout_k107_wv_grad_in",
-    "lm_step_lora_dropout_k108_rope_grad",
-    "lm_step_lora_dropout_k109_lora",
-    "lm_step_lora_dropout_k110_lora_b_wk_grad_in",
-    "lm_step_lora_dropout_k111_lora_a_wk_grad_in",
-    "lm_step_lora_dropout_k112_wk_grad_in",
-    "lm_step_lora_dropout_k113_rope_grad",
-    "lm_step_lora_dropout_k114_lora",
-    "lm_step_lora_dropout_k115_lora_b_wq_grad_in",
-    "lm_step_lora_dropout_k116_lora_a_wq_grad_in",
-    "lm_step_lora_dropout_k117_wq_grad_in",
-    "lm_step_lora_dropout_k118_dropout",
-    "lm_step_lora_dropout_k119_grad_lora_a_wq",
-    "lm_step_lora_dropout_k120_grad_lora_b_wq",
-    "lm_step_lora_dropout_k121_grad_lora_a_wk",
-    "lm_step_lora_dropout_k122_grad_lora_b_wk",
-    "lm_step_lora_dropout_k123_grad_lora_a_wv",
-    "lm_step_lora_dropout_k124_grad_lora_b_wv",
-    "lm_step_lora_dropout_k125_grad_lora_a_wo",
-    "lm_step_lora_dropout_k126_grad_lora_b_wo",
-    "lm_step_lora_dropout_k127_grad_lora_a_w1",
-    "lm_step_lora_dropout_k128_grad_lora_b_w1",
-    "lm_step_lora_dropout_k129_grad_lora_a_w2",
-    "lm_step_lora_dropout_k130_grad_lora_b_w2",
-    "lm_step_lora_dropout_k131_grad_lora_a_w3",
-    "lm_step_lora_dropout_k132_grad_lora_b_w3",
+    "lm_step_lora_dropout_k102_causal_attention_backward",
+    "lm_step_lora_dropout_k103_lora",
+    "lm_step_lora_dropout_k104_lora_b_wv_grad_in",
+    "lm_step_lora_dropout_k105_lora_a_wv_grad_in",
+    "lm_step_lora_dropout_k106_wv_grad_in",
+    "lm_step_lora_dropout_k107_rope_grad",
+    "lm_step_lora_dropout_k108_lora",
+    "lm_step_lora_dropout_k109_lora_b_wk_grad_in",
+    "lm_step_lora_dropout_k110_lora_a_wk_grad_in",
+    "lm_step_lora_dropout_k111_wk_grad_in",
+    "lm_step_lora_dropout_k112_rope_grad",
+    "lm_step_lora_dropout_k113_lora",
+    "lm_step_lora_dropout_k114_lora_b_wq_grad_in",
+    "lm_step_lora_dropout_k115_lora_a_wq_grad_in",
+    "lm_step_lora_dropout_k116_wq_grad_in",
+    "lm_step_lora_dropout_k117_dropout",
+    "lm_step_lora_dropout_k118_grad_lora_a_wq",
+    "lm_step_lora_dropout_k119_grad_lora_b_wq",
+    "lm_step_lora_dropout_k120_grad_lora_a_wk",
+    "lm_step_lora_dropout_k121_grad_lora_b_wk",
+    "lm_step_lora_dropout_k122_grad_lora_a_wv",
+    "lm_step_lora_dropout_k123_grad_lora_b_wv",
+    "lm_step_lora_dropout_k124_grad_lora_a_wo",
+    "lm_step_lora_dropout_k125_grad_lora_b_wo",
+    "lm_step_lora_dropout_k126_grad_lora_a_w1",
+    "lm_step_lora_dropout_k127_grad_lora_b_w1",
+    "lm_step_lora_dropout_k128_grad_lora_a_w2",
+    "lm_step_lora_dropout_k129_grad_lora_b_w2",
+    "lm_step_lora_dropout_k130_grad_lora_a_w3",
+    "lm_step_lora_dropout_k131_grad_lora_b_w3",
 };
-const la_program_info llama_train_lm_step_lora_dropout_info = { "llama_train.lm_step_lora_dropout", 86, 133, llama_train_lm_step_lora_dropout_kernel_names, llama_train_lm_step_lora_dropout_run, llama_train_lm_step_lora_dropout_arena, llama_train_lm_step_lora_dropout_cost };
+const la_program_info llama_train_lm_step_lora_dropout_info = { "llama_train.lm_step_lora_dropout", 86, 132, llama_train_lm_step_lora_dropout_kernel_names, llama_train_lm_step_lora_dropout_run, llama_train_lm_step_lora_dropout_arena, llama_train_lm_step_lora_dropout_cost };
 
 /* ===== program 'eval_loss' ===== */
 
@@ -7629,7 +7605,7 @@ static void eval_loss_k7_wv(float *restrict t8, const float *restrict wv, const 
     }
 }
 
-/* eval_loss_k8_causal_attention_forward: causal attention (s ≤ 0 + t): lse → t10, out → t9  [layer/attention/attention] */
+/* eval_loss_k8_causal_attention_forward: causal attention (s ≤ t): lse → t10, out → t9  [layer/attention/attention] */
 static void eval_loss_k8_causal_attention_forward(float *restrict t9, float *restrict t10, const float *restrict t5, const float *restrict t7, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
@@ -7654,40 +7630,67 @@ static void eval_loss_k8_causal_attention_forward(float *restrict t9, float *res
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t10[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t9 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t9 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t10[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -8410,7 +8413,7 @@ static void eval_loss_lora_k14_lora(float *restrict t15, const float *restrict l
     }
 }
 
-/* eval_loss_lora_k15_causal_attention_forward: causal attention (s ≤ 0 + t): lse → t17, out → t16  [layer/attention/attention] */
+/* eval_loss_lora_k15_causal_attention_forward: causal attention (s ≤ t): lse → t17, out → t16  [layer/attention/attention] */
 static void eval_loss_lora_k15_causal_attention_forward(float *restrict t16, float *restrict t17, const float *restrict t7, const float *restrict t11, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
@@ -8435,40 +8438,67 @@ static void eval_loss_lora_k15_causal_attention_forward(float *restrict t16, flo
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t17[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t16 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t16 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t17[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -9355,40 +9385,67 @@ static void lm_step_prefix_k10_causal_attention_forward(float *restrict saved_at
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                saved_lse[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }
@@ -10054,71 +10111,8 @@ static void lm_step_prefix_k51_wo_grad_in(float *restrict t39, const float *rest
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t38, D, wo, D, 0.0f, t39, D);
 }
 
-/* lm_step_prefix_k52_causal_attention_backward_dq: causal attention (s ≤ P + t): grad_q → t40  [layer_backward/attention/attention/grad] */
-static void lm_step_prefix_k52_causal_attention_backward_dq(float *restrict t40, const float *restrict saved_q, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t30, const float *restrict t31, const float *restrict t39, long B, long HD2, long KVH, long P, long REP, long S, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long KVD = 2*HD2*KVH;
-    const long H = KVH*REP;
-    const long HD = 2*HD2;
-    const long nb = B, nt = T, nh = H, hd = HD;
-    const long ns = S, nkv = KVH, start = P, rep = nh / nkv;
-    const float scale = 1.0f / sqrtf((float)hd);
-    const float *qp = saved_q;
-    const long qsb = T*D;
-    const long qst = D;
-    const long qsh = HD;
-    const float *kp = t30;
-    const long ksb = S*KVD;
-    const long kss = KVD;
-    const long ksh = HD;
-    const float *vp = t31;
-    const long vsb = S*KVD;
-    const long vss = KVD;
-    const long vsh = HD;
-    const float *op = saved_attn;
-    const long osb = T*D;
-    const long ost = D;
-    const long osh = HD;
-    const float *lp = saved_lse;
-    const long lsb = T*H;
-    const long lsh = T;
-    const float *gp = t39;
-    const long gsb = T*D;
-    const long gst = D;
-    const long gsh = HD;
-    #pragma omp parallel for collapse(2) schedule(static)
-    for (long b = 0; b < nb; b++) {
-        for (long h = 0; h < nh; h++) {
-            const long g = h / rep;
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const float *gt = gp + b * gsb + t * gst + h * gsh;
-                const float *ot = op + b * osb + t * ost + h * osh;
-                const float l = lp[b * lsb + h * lsh + t];
-                float *dqt = t40 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
-                if (l == -INFINITY) continue;
-                /* D_t = dO·out */
-                float rowd = 0.0f;
-                #pragma omp simd reduction(+:rowd)
-                for (long d = 0; d < hd; d++) rowd += gt[d] * ot[d];
-                const long last = start + t < ns ? start + t : ns - 1;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
-                    float dot = 0.0f, dp = 0.0f;
-                    #pragma omp simd reduction(+:dot, dp)
-                    for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                    const float ds = expf(dot * scale - l) * (dp - rowd) * scale;
-                    #pragma omp simd
-                    for (long d = 0; d < hd; d++) dqt[d] += ds * ks[d];
-                }
-            }
-        }
-    }
-}
-
-/* lm_step_prefix_k53_causal_attention_backward_dkv: causal attention (s ≤ P + t): grad_k → t41, grad_v → t42  [layer_backward/attention/attention/grad] */
-static void lm_step_prefix_k53_causal_attention_backward_dkv(float *restrict t41, float *restrict t42, const float *restrict saved_q, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t30, const float *restrict t31, const float *restrict t39, long B, long HD2, long KVH, long P, long REP, long S, long T) {
+/* lm_step_prefix_k52_causal_attention_backward: causal attention (s ≤ P + t): grad_q → t40, grad_k → t41, grad_v → t42  [layer_backward/attention/attention/grad] */
+static void lm_step_prefix_k52_causal_attention_backward(float *restrict t40, float *restrict t41, float *restrict t42, const float *restrict saved_q, const float *restrict saved_lse, const float *restrict saved_attn, const float *restrict t30, const float *restrict t31, const float *restrict t39, long B, long HD2, long KVH, long P, long REP, long S, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -10152,37 +10146,68 @@ static void lm_step_prefix_k53_causal_attention_backward_dkv(float *restrict t41
     #pragma omp parallel for collapse(2) schedule(static)
     for (long b = 0; b < nb; b++) {
         for (long g = 0; g < nkv; g++) {
-            float rowd[rep * nt];   /* D_t = dO·out of each row of the heads sharing g */
-            for (long r = 0; r < rep; r++) {
-                const long h = g * rep + r;
-                for (long t = 0; t < nt; t++) {
-                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
-                    float x = 0.0f;
-                    #pragma omp simd reduction(+:x)
-                    for (long d = 0; d < hd; d++) x += gt[d] * ot[d];
-                    rowd[r * nt + t] = x;
-                }
-            }
+            float kt[hd * 16], vt[hd * 16], x[16], dp[16], rowd[nt];
             for (long s = 0; s < ns; s++) {
-                const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
                 float *dks = t41 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dks[d] = 0.0f;
                 float *dvs = t42 + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dvs[d] = 0.0f;
-                /* the rows that see key s (t ≥ s − start), in every head sharing g */
-                for (long r = 0; r < rep; r++) {
-                    const long h = g * rep + r;
-                    for (long t = s - start > 0 ? s - start : 0; t < nt; t++) {
-                        const float l = lp[b * lsb + h * lsh + t];
-                        if (l == -INFINITY) continue;
+            }
+            for (long r = 0; r < rep; r++) {
+                const long h = g * rep + r;
+                for (long t = 0; t < nt; t++) {
+                    float *dqt = t40 + ((b * nt + t) * nh + h) * hd;
+                    for (long d = 0; d < hd; d++) dqt[d] = 0.0f;
+                }
+                /* D_t = dO·out */
+                for (long t = 0; t < nt; t++) {
+                    const float *gt = gp + b * gsb + t * gst + h * gsh, *ot = op + b * osb + t * ost + h * osh;
+                    float y = 0.0f;
+                    #pragma omp simd reduction(+:y)
+                    for (long d = 0; d < hd; d++) y += gt[d] * ot[d];
+                    rowd[t] = y;
+                }
+                for (long key0 = 0; key0 < ns; key0 += 16) {
+                    const long cols = ns - key0 < 16 ? ns - key0 : 16;
+                    /* the key and value tiles, transposed (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const long s = key0 + (c < cols ? c : 0);
+                        const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
+                        for (long d = 0; d < hd; d++) {
+                            kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
+                            vt[d * 16 + c] = c < cols ? vs[d] : 0.0f;
+                        }
+                    }
+                    /* the rows that see a key of the tile: t ≥ key0 − start */
+                    for (long t = key0 - start > 0 ? key0 - start : 0; t < nt; t++) {
+                        const float lt = lp[b * lsb + h * lsh + t];
+                        if (lt == -INFINITY) continue;
                         const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                        float dot = 0.0f, dp = 0.0f;
-                        #pragma omp simd reduction(+:dot, dp)
-                        for (long d = 0; d < hd; d++) { dot += qt[d] * ks[d]; dp += gt[d] * vs[d]; }
-                        const float pr = expf(dot * scale - l);
-                        const float ds = pr * (dp - rowd[r * nt + t]) * scale;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) { dks[d] += ds * qt[d]; dvs[d] += pr * gt[d]; }
+                        for (long c = 0; c < 16; c++) { x[c] = 0.0f; dp[c] = 0.0f; }
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale, gd = gt[d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) { x[c] += qd * kt[d * 16 + c]; dp[c] += gd * vt[d * 16 + c]; }
+                        }
+                        /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            const float p = c < cols && s <= start + t ? expf(x[c] - lt) : 0.0f;
+                            x[c] = p;
+                            dp[c] = p * (dp[c] - rowd[t]) * scale;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const long s = key0 + c;
+                            const float p = x[c];
+                            const float ds = dp[c];
+                            const float *ks = kp + b * ksb + s * kss + g * ksh;
+                            float *dqt = t40 + ((b * nt + t) * nh + h) * hd;
+                            float *dks = t41 + ((b * ns + s) * nkv + g) * hd;
+                            float *dvs = t42 + ((b * ns + s) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                        }
                     }
                 }
             }
@@ -10190,8 +10215,8 @@ static void lm_step_prefix_k53_causal_attention_backward_dkv(float *restrict t41
     }
 }
 
-/* lm_step_prefix_k54_prefix_grad: t43 = Σ(t42)  [layer_backward/attention/prefix/grad] */
-static void lm_step_prefix_k54_prefix_grad(float *restrict t43, const float *restrict t42, long B, long HD2, long KVH, long P, long S) {
+/* lm_step_prefix_k53_prefix_grad: t43 = Σ(t42)  [layer_backward/attention/prefix/grad] */
+static void lm_step_prefix_k53_prefix_grad(float *restrict t43, const float *restrict t42, long B, long HD2, long KVH, long P, long S) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     /* one result per row */
@@ -10210,8 +10235,8 @@ static void lm_step_prefix_k54_prefix_grad(float *restrict t43, const float *res
     }
 }
 
-/* lm_step_prefix_k55_prefix_grad: t44 = Σ(t41)  [layer_backward/attention/prefix/grad] */
-static void lm_step_prefix_k55_prefix_grad(float *restrict t44, const float *restrict t41, long B, long HD2, long KVH, long P, long S) {
+/* lm_step_prefix_k54_prefix_grad: t44 = Σ(t41)  [layer_backward/attention/prefix/grad] */
+static void lm_step_prefix_k54_prefix_grad(float *restrict t44, const float *restrict t41, long B, long HD2, long KVH, long P, long S) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     /* one result per row */
@@ -10230,8 +10255,8 @@ static void lm_step_prefix_k55_prefix_grad(float *restrict t44, const float *res
     }
 }
 
-/* lm_step_prefix_k56_attention_grad: t45 = t42  [layer_backward/attention/prefix/grad; layer_backward/attention/grad] */
-static void lm_step_prefix_k56_attention_grad(float *restrict t45, const float *restrict t42, long B, long HD2, long KVH, long P, long S, long T) {
+/* lm_step_prefix_k55_attention_grad: t45 = t42  [layer_backward/attention/prefix/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k55_attention_grad(float *restrict t45, const float *restrict t42, long B, long HD2, long KVH, long P, long S, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
@@ -10243,15 +10268,15 @@ static void lm_step_prefix_k56_attention_grad(float *restrict t45, const float *
     }
 }
 
-/* lm_step_prefix_k57_wv_grad_in: t46[B*T, D] = t45 · wv  [layer_backward/attention/grad] */
-static void lm_step_prefix_k57_wv_grad_in(float *restrict t46, const float *restrict wv, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k56_wv_grad_in: t46[B*T, D] = t45 · wv  [layer_backward/attention/grad] */
+static void lm_step_prefix_k56_wv_grad_in(float *restrict t46, const float *restrict wv, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t45, KVD, wv, D, 0.0f, t46, D);
 }
 
-/* lm_step_prefix_k58_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
-static void lm_step_prefix_k58_rope_grad(float *restrict t47, const float *restrict t0, const float *restrict t1, const float *restrict t41, long B, long HD2, long KVH, long P, long S, long T) {
+/* lm_step_prefix_k57_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k57_rope_grad(float *restrict t47, const float *restrict t0, const float *restrict t1, const float *restrict t41, long B, long HD2, long KVH, long P, long S, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*T, n = KVD;
@@ -10285,15 +10310,15 @@ static void lm_step_prefix_k58_rope_grad(float *restrict t47, const float *restr
     }
 }
 
-/* lm_step_prefix_k59_wk_grad_in: t48[B*T, D] = t47 · wk  [layer_backward/attention/grad] */
-static void lm_step_prefix_k59_wk_grad_in(float *restrict t48, const float *restrict wk, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k58_wk_grad_in: t48[B*T, D] = t47 · wk  [layer_backward/attention/grad] */
+static void lm_step_prefix_k58_wk_grad_in(float *restrict t48, const float *restrict wk, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t47, KVD, wk, D, 0.0f, t48, D);
 }
 
-/* lm_step_prefix_k60_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
-static void lm_step_prefix_k60_rope_grad(float *restrict t49, const float *restrict t0, const float *restrict t1, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k59_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/grad; layer_backward/attention/rope/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k59_rope_grad(float *restrict t49, const float *restrict t0, const float *restrict t1, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -10328,14 +10353,14 @@ static void lm_step_prefix_k60_rope_grad(float *restrict t49, const float *restr
     }
 }
 
-/* lm_step_prefix_k61_wq_grad_in: t50[B*T, D] = t49 · wq  [layer_backward/attention/grad] */
-static void lm_step_prefix_k61_wq_grad_in(float *restrict t50, const float *restrict wq, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k60_wq_grad_in: t50[B*T, D] = t49 · wq  [layer_backward/attention/grad] */
+static void lm_step_prefix_k60_wq_grad_in(float *restrict t50, const float *restrict wq, const float *restrict t49, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t49, D, wq, D, 0.0f, t50, D);
 }
 
-/* lm_step_prefix_k62_rmsnorm_grad: div, add, rsqrt, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
-static void lm_step_prefix_k62_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t29, const float *restrict t38, const float *restrict t46, const float *restrict t48, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_prefix_k61_rmsnorm_grad: div, add, rsqrt, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_prefix_k61_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t29, const float *restrict t38, const float *restrict t46, const float *restrict t48, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10373,8 +10398,8 @@ static void lm_step_prefix_k62_rmsnorm_grad(float *restrict carry5_next, const f
     }
 }
 
-/* lm_step_prefix_k63_prefix_grad: concat, concat, add, add, write_slice  [layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward] */
-static void lm_step_prefix_k63_prefix_grad(float *restrict grad_prefix_kv, const float *restrict t43, const float *restrict t44, long HD2, long KVH, long P) {
+/* lm_step_prefix_k62_prefix_grad: concat, concat, add, add, write_slice  [layer_backward/grad; layer_backward/attention/prefix/grad; layer_backward] */
+static void lm_step_prefix_k62_prefix_grad(float *restrict grad_prefix_kv, const float *restrict t43, const float *restrict t44, long HD2, long KVH, long P) {
     const long HD = 2*HD2;
     const long rows = 2*KVH*P, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10404,7 +10429,7 @@ static void lm_step_prefix_k63_prefix_grad(float *restrict grad_prefix_kv, const
     }
 }
 
-/* Arena: 25 slots planned for 64 kernels. */
+/* Arena: 25 slots planned for 63 kernels. */
 static long llama_train_lm_step_prefix_layout(const llama_train_lm_step_prefix_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -10529,8 +10554,8 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
     float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 64, lm_step_prefix_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
-    LA_TIMED(prof, 1, 64, lm_step_prefix_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 63, lm_step_prefix_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
+    LA_TIMED(prof, 1, 63, lm_step_prefix_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
     float *carry0_buf[2] = { args->arena + off[13], args->arena + off[14] };
@@ -10554,28 +10579,28 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
         float *saved_gate = args->saved_gate + l * (B*F*T);
         float *saved_up = args->saved_up + l * (B*F*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 64, lm_step_prefix_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 64, lm_step_prefix_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 64, lm_step_prefix_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 64, lm_step_prefix_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 64, lm_step_prefix_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
-        LA_TIMED(prof, 7, 64, lm_step_prefix_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 64, lm_step_prefix_k8_prefix(t5, prefix_kv, saved_k, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 9, 64, lm_step_prefix_k9_prefix(t6, prefix_kv, saved_v, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 10, 64, lm_step_prefix_k10_causal_attention_forward(saved_attn, saved_lse, saved_q, t5, t6, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 11, 64, lm_step_prefix_k11_wo(t7, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 64, lm_step_prefix_k12_layer(saved_h, carry0, t7, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 13, 64, lm_step_prefix_k13_rmsnorm(t8, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 64, lm_step_prefix_k14_w1(saved_gate, w1, t8, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 64, lm_step_prefix_k15_w3(saved_up, w3, t8, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 64, lm_step_prefix_k16_silu(t9, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 17, 64, lm_step_prefix_k17_w2(t10, w2, t9, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 64, lm_step_prefix_k18_ffn(carry0_next, saved_h, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 63, lm_step_prefix_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 63, lm_step_prefix_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 63, lm_step_prefix_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 63, lm_step_prefix_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 63, lm_step_prefix_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 63, lm_step_prefix_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 63, lm_step_prefix_k8_prefix(t5, prefix_kv, saved_k, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 9, 63, lm_step_prefix_k9_prefix(t6, prefix_kv, saved_v, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 10, 63, lm_step_prefix_k10_causal_attention_forward(saved_attn, saved_lse, saved_q, t5, t6, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 11, 63, lm_step_prefix_k11_wo(t7, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 63, lm_step_prefix_k12_layer(saved_h, carry0, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 63, lm_step_prefix_k13_rmsnorm(t8, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 63, lm_step_prefix_k14_w1(saved_gate, w1, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 63, lm_step_prefix_k15_w3(saved_up, w3, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 63, lm_step_prefix_k16_silu(t9, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 17, 63, lm_step_prefix_k17_w2(t10, w2, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 63, lm_step_prefix_k18_ffn(carry0_next, saved_h, t10, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 19, 64, lm_step_prefix_k19_reshape(t11));
-    LA_TIMED(prof, 20, 64, lm_step_prefix_k20_expand(t12, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 19, 63, lm_step_prefix_k19_reshape(t11));
+    LA_TIMED(prof, 20, 63, lm_step_prefix_k20_expand(t12, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk', repeated NC times */
     const float *carry1 = t12;
     float *carry1_buf[2] = { args->arena + off[15], args->arena + off[16] };
@@ -10593,26 +10618,26 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
         float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
         float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
         float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
-        LA_TIMED(prof, 21, 64, lm_step_prefix_k21_lm_head(t13, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 22, 64, lm_step_prefix_k22_rmsnorm(t14, t13, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 23, 64, lm_step_prefix_k23_rmsnorm(t15, norm_eps, final_norm, t13, t14, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 24, 64, lm_step_prefix_k24_lm_head(t16, lm_head, t15, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 25, 64, lm_step_prefix_k25_log_softmax(t17, t16, CR, V));
-        LA_TIMED(prof, 26, 64, lm_step_prefix_k26_log_softmax(t18, t16, t17, CR, V));
-        LA_TIMED(prof, 27, 64, lm_step_prefix_k27_cross_entropy(t19, t16, targets, t17, t18, CR, V));
-        LA_TIMED(prof, 28, 64, lm_step_prefix_k28_cross_entropy(t20, weights, t19, CR));
-        LA_TIMED(prof, 29, 64, lm_step_prefix_k29_log_softmax(t21, t16, t17, t18, CR, V));
-        LA_TIMED(prof, 30, 64, lm_step_prefix_k30_cross_entropy(t22, t16, targets, CR, V));
-        LA_TIMED(prof, 31, 64, lm_step_prefix_k31_token_stats(t23, weights, t21, CR));
-        LA_TIMED(prof, 32, 64, lm_step_prefix_k32_token_stats(t24, weights, t17, t22, CR));
-        LA_TIMED(prof, 33, 64, lm_step_prefix_k33_log_softmax_grad(t25, t16, targets, weights, t17, t18, CR, V));
-        LA_TIMED(prof, 34, 64, lm_step_prefix_k34_lm_head_grad_in(t26, lm_head, t25, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 35, 64, lm_step_prefix_k35_rmsnorm_grad(t27, final_norm, t13, t26, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 36, 64, lm_step_prefix_k36_rmsnorm_grad_scatter_add(t28, norm_eps, final_norm, scored, t13, t14, t26, t27, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 37, 64, lm_step_prefix_k37_lm_chunk(carry1_next, carry1, t28, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 38, 64, lm_step_prefix_k38_lm_chunk(carry2_next, carry2, t20));
-        LA_TIMED(prof, 39, 64, lm_step_prefix_k39_lm_chunk(carry3_next, carry3, t23));
-        LA_TIMED(prof, 40, 64, lm_step_prefix_k40_lm_chunk(carry4_next, carry4, t24));
+        LA_TIMED(prof, 21, 63, lm_step_prefix_k21_lm_head(t13, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 22, 63, lm_step_prefix_k22_rmsnorm(t14, t13, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 23, 63, lm_step_prefix_k23_rmsnorm(t15, norm_eps, final_norm, t13, t14, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 24, 63, lm_step_prefix_k24_lm_head(t16, lm_head, t15, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 25, 63, lm_step_prefix_k25_log_softmax(t17, t16, CR, V));
+        LA_TIMED(prof, 26, 63, lm_step_prefix_k26_log_softmax(t18, t16, t17, CR, V));
+        LA_TIMED(prof, 27, 63, lm_step_prefix_k27_cross_entropy(t19, t16, targets, t17, t18, CR, V));
+        LA_TIMED(prof, 28, 63, lm_step_prefix_k28_cross_entropy(t20, weights, t19, CR));
+        LA_TIMED(prof, 29, 63, lm_step_prefix_k29_log_softmax(t21, t16, t17, t18, CR, V));
+        LA_TIMED(prof, 30, 63, lm_step_prefix_k30_cross_entropy(t22, t16, targets, CR, V));
+        LA_TIMED(prof, 31, 63, lm_step_prefix_k31_token_stats(t23, weights, t21, CR));
+        LA_TIMED(prof, 32, 63, lm_step_prefix_k32_token_stats(t24, weights, t17, t22, CR));
+        LA_TIMED(prof, 33, 63, lm_step_prefix_k33_log_softmax_grad(t25, t16, targets, weights, t17, t18, CR, V));
+        LA_TIMED(prof, 34, 63, lm_step_prefix_k34_lm_head_grad_in(t26, lm_head, t25, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 35, 63, lm_step_prefix_k35_rmsnorm_grad(t27, final_norm, t13, t26, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 36, 63, lm_step_prefix_k36_rmsnorm_grad_scatter_add(t28, norm_eps, final_norm, scored, t13, t14, t26, t27, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 37, 63, lm_step_prefix_k37_lm_chunk(carry1_next, carry1, t28, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 38, 63, lm_step_prefix_k38_lm_chunk(carry2_next, carry2, t20));
+        LA_TIMED(prof, 39, 63, lm_step_prefix_k39_lm_chunk(carry3_next, carry3, t23));
+        LA_TIMED(prof, 40, 63, lm_step_prefix_k40_lm_chunk(carry4_next, carry4, t24));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -10643,29 +10668,28 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
         float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
         float *grad_prefix_kv = args->grad_prefix_kv + (L - 1 - l) * (4*HD2*KVH*P);
         float *carry5_next = carry5_buf[l & 1];
-        LA_TIMED(prof, 41, 64, lm_step_prefix_k41_rmsnorm(t29, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 42, 64, lm_step_prefix_k42_prefix(t30, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 43, 64, lm_step_prefix_k43_prefix(t31, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 44, 64, lm_step_prefix_k44_rmsnorm(t32, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 45, 64, lm_step_prefix_k45_w2_grad_in(t33, carry5, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 46, 64, lm_step_prefix_k46_silu(t34, saved_gate, t33, B, F, T));
-        LA_TIMED(prof, 47, 64, lm_step_prefix_k47_w3_grad_in(t35, w3, t34, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 48, 64, lm_step_prefix_k48_silu(t36, saved_gate, saved_up, t33, B, F, T));
-        LA_TIMED(prof, 49, 64, lm_step_prefix_k49_w1_grad_in(t37, w1, t36, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 50, 64, lm_step_prefix_k50_rmsnorm_grad(t38, norm_eps, carry5, saved_h, ffn_norm, t32, t35, t37, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 51, 64, lm_step_prefix_k51_wo_grad_in(t39, wo, t38, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 52, 64, lm_step_prefix_k52_causal_attention_backward_dq(t40, saved_q, saved_lse, saved_attn, t30, t31, t39, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 53, 64, lm_step_prefix_k53_causal_attention_backward_dkv(t41, t42, saved_q, saved_lse, saved_attn, t30, t31, t39, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 54, 64, lm_step_prefix_k54_prefix_grad(t43, t42, B, HD2, KVH, P, S));
-        LA_TIMED(prof, 55, 64, lm_step_prefix_k55_prefix_grad(t44, t41, B, HD2, KVH, P, S));
-        LA_TIMED(prof, 56, 64, lm_step_prefix_k56_attention_grad(t45, t42, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 57, 64, lm_step_prefix_k57_wv_grad_in(t46, wv, t45, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 58, 64, lm_step_prefix_k58_rope_grad(t47, t0, t1, t41, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 59, 64, lm_step_prefix_k59_wk_grad_in(t48, wk, t47, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 60, 64, lm_step_prefix_k60_rope_grad(t49, t0, t1, t40, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 61, 64, lm_step_prefix_k61_wq_grad_in(t50, wq, t49, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 62, 64, lm_step_prefix_k62_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t29, t38, t46, t48, t50, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 63, 64, lm_step_prefix_k63_prefix_grad(grad_prefix_kv, t43, t44, HD2, KVH, P));
+        LA_TIMED(prof, 41, 63, lm_step_prefix_k41_rmsnorm(t29, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 42, 63, lm_step_prefix_k42_prefix(t30, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 43, 63, lm_step_prefix_k43_prefix(t31, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 44, 63, lm_step_prefix_k44_rmsnorm(t32, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 45, 63, lm_step_prefix_k45_w2_grad_in(t33, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 46, 63, lm_step_prefix_k46_silu(t34, saved_gate, t33, B, F, T));
+        LA_TIMED(prof, 47, 63, lm_step_prefix_k47_w3_grad_in(t35, w3, t34, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 48, 63, lm_step_prefix_k48_silu(t36, saved_gate, saved_up, t33, B, F, T));
+        LA_TIMED(prof, 49, 63, lm_step_prefix_k49_w1_grad_in(t37, w1, t36, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 50, 63, lm_step_prefix_k50_rmsnorm_grad(t38, norm_eps, carry5, saved_h, ffn_norm, t32, t35, t37, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 51, 63, lm_step_prefix_k51_wo_grad_in(t39, wo, t38, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 52, 63, lm_step_prefix_k52_causal_attention_backward(t40, t41, t42, saved_q, saved_lse, saved_attn, t30, t31, t39, B, HD2, KVH, P, REP, S, T));
+        LA_TIMED(prof, 53, 63, lm_step_prefix_k53_prefix_grad(t43, t42, B, HD2, KVH, P, S));
+        LA_TIMED(prof, 54, 63, lm_step_prefix_k54_prefix_grad(t44, t41, B, HD2, KVH, P, S));
+        LA_TIMED(prof, 55, 63, lm_step_prefix_k55_attention_grad(t45, t42, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 56, 63, lm_step_prefix_k56_wv_grad_in(t46, wv, t45, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 57, 63, lm_step_prefix_k57_rope_grad(t47, t0, t1, t41, B, HD2, KVH, P, S, T));
+        LA_TIMED(prof, 58, 63, lm_step_prefix_k58_wk_grad_in(t48, wk, t47, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 63, lm_step_prefix_k59_rope_grad(t49, t0, t1, t40, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 63, lm_step_prefix_k60_wq_grad_in(t50, wq, t49, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 63, lm_step_prefix_k61_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t29, t38, t46, t48, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 62, 63, lm_step_prefix_k62_prefix_grad(grad_prefix_kv, t43, t44, HD2, KVH, P));
         carry5 = carry5_next;
     }
 }
@@ -10733,18 +10757,17 @@ void llama_train_lm_step_prefix_costs(const llama_train_lm_step_prefix_args *arg
     flops[49] = (double)(4*B*F*HD2*KVH*REP*T); bytes[49] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_prefix_k49_w1_grad_in */
     flops[50] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[50] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k50_rmsnorm_grad */
     flops[51] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[51] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k51_wo_grad_in */
-    flops[52] = (double)(6*B*HD2*KVH*REP*S*T); bytes[52] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k52_causal_attention_backward_dq */
-    flops[53] = (double)(8*B*HD2*KVH*REP*S*T); bytes[53] = (double)(8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k53_causal_attention_backward_dkv */
+    flops[52] = (double)(10*B*HD2*KVH*REP*S*T); bytes[52] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*S + 8*B*HD2*KVH*S + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k52_causal_attention_backward */
+    flops[53] = (double)(2*B*HD2*KVH*P); bytes[53] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_k53_prefix_grad */
     flops[54] = (double)(2*B*HD2*KVH*P); bytes[54] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_k54_prefix_grad */
-    flops[55] = (double)(2*B*HD2*KVH*P); bytes[55] = (double)(8*HD2*KVH*P + 8*B*HD2*KVH*S); /* lm_step_prefix_k55_prefix_grad */
-    flops[56] = (double)(0); bytes[56] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k56_attention_grad */
-    flops[57] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[57] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_k57_wv_grad_in */
-    flops[58] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[58] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k58_rope_grad */
-    flops[59] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_k59_wk_grad_in */
-    flops[60] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k60_rope_grad */
-    flops[61] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k61_wq_grad_in */
-    flops[62] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[62] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k62_rmsnorm_grad */
-    flops[63] = (double)(4*HD2*KVH*P + 4*HD2*KVH*P); bytes[63] = (double)(16*HD2*KVH*P + 8*HD2*KVH*P + 8*HD2*KVH*P + 16*HD2*KVH*P); /* lm_step_prefix_k63_prefix_grad */
+    flops[55] = (double)(0); bytes[55] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k55_attention_grad */
+    flops[56] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[56] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_k56_wv_grad_in */
+    flops[57] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[57] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*S); /* lm_step_prefix_k57_rope_grad */
+    flops[58] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_prefix_k58_wk_grad_in */
+    flops[59] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k59_rope_grad */
+    flops[60] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k60_wq_grad_in */
+    flops[61] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_prefix_k61_rmsnorm_grad */
+    flops[62] = (double)(4*HD2*KVH*P + 4*HD2*KVH*P); bytes[62] = (double)(16*HD2*KVH*P + 8*HD2*KVH*P + 8*HD2*KVH*P + 16*HD2*KVH*P); /* lm_step_prefix_k62_prefix_grad */
     (void)args;
 }
 
@@ -10804,20 +10827,19 @@ static const char *const llama_train_lm_step_prefix_kernel_names[] = {
     "lm_step_prefix_k49_w1_grad_in",
     "lm_step_prefix_k50_rmsnorm_grad",
     "lm_step_prefix_k51_wo_grad_in",
-    "lm_step_prefix_k52_causal_attention_backward_dq",
-    "lm_step_prefix_k53_causal_attention_backward_dkv",
+    "lm_step_prefix_k52_causal_attention_backward",
+    "lm_step_prefix_k53_prefix_grad",
     "lm_step_prefix_k54_prefix_grad",
-    "lm_step_prefix_k55_prefix_grad",
-    "lm_step_prefix_k56_attention_grad",
-    "lm_step_prefix_k57_wv_grad_in",
-    "lm_step_prefix_k58_rope_grad",
-    "lm_step_prefix_k59_wk_grad_in",
-    "lm_step_prefix_k60_rope_grad",
-    "lm_step_prefix_k61_wq_grad_in",
-    "lm_step_prefix_k62_rmsnorm_grad",
-    "lm_step_prefix_k63_prefix_grad",
+    "lm_step_prefix_k55_attention_grad",
+    "lm_step_prefix_k56_wv_grad_in",
+    "lm_step_prefix_k57_rope_grad",
+    "lm_step_prefix_k58_wk_grad_in",
+    "lm_step_prefix_k59_rope_grad",
+    "lm_step_prefix_k60_wq_grad_in",
+    "lm_step_prefix_k61_rmsnorm_grad",
+    "lm_step_prefix_k62_prefix_grad",
 };
-const la_program_info llama_train_lm_step_prefix_info = { "llama_train.lm_step_prefix", 46, 64, llama_train_lm_step_prefix_kernel_names, llama_train_lm_step_prefix_run, llama_train_lm_step_prefix_arena, llama_train_lm_step_prefix_cost };
+const la_program_info llama_train_lm_step_prefix_info = { "llama_train.lm_step_prefix", 46, 63, llama_train_lm_step_prefix_kernel_names, llama_train_lm_step_prefix_run, llama_train_lm_step_prefix_arena, llama_train_lm_step_prefix_cost };
 
 /* ===== program 'eval_loss_prefix' ===== */
 
@@ -11048,40 +11070,67 @@ static void eval_loss_prefix_k9_causal_attention_forward(float *restrict t10, fl
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float p[ns];   /* one row of scores */
-            for (long t = 0; t < nt; t++) {
-                const float *qt = qp + b * qsb + t * qst + h * qsh;
-                const long last = start + t < ns ? start + t : ns - 1;
-                /* scores of the visible keys, and their max */
-                float m = -INFINITY;
-                for (long s = 0; s <= last; s++) {
-                    const float *ks = kp + b * ksb + s * kss + g * ksh;
-                    float dot = 0.0f;
-                    #pragma omp simd reduction(+:dot)
-                    for (long d = 0; d < hd; d++) dot += qt[d] * ks[d];
-                    float x = dot * scale;
-                    p[s] = x;
-                    m = x > m ? x : m;
-                }
-                /* softmax numerators and their sum */
-                float sum = 0.0f;
-                if (m > -INFINITY) {
-                    #pragma omp simd reduction(+:sum)
-                    for (long s = 0; s <= last; s++) { const float e = expf(p[s] - m); p[s] = e; sum += e; }
-                }
-                t11[(b * nh + h) * nt + t] = sum > 0.0f ? m + logf(sum) : -INFINITY;
-                /* out = Σ_s p_s/sum · v_s */
-                float *ot = t10 + ((b * nt + t) * nh + h) * hd;
-                for (long d = 0; d < hd; d++) ot[d] = 0.0f;
-                if (sum > 0.0f) {
-                    const float inv = 1.0f / sum;
-                    for (long s = 0; s <= last; s++) {
-                        if (p[s] == 0.0f) continue;
-                        const float w = p[s] * inv;
-                        const float *vs = vp + b * vsb + s * vss + g * vsh;
-                        #pragma omp simd
-                        for (long d = 0; d < hd; d++) ot[d] += w * vs[d];
+            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            for (long row0 = 0; row0 < nt; row0 += 16) {
+                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                /* keys any row of the block sees: s < kend */
+                const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
+                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                for (long key0 = 0; key0 < kend; key0 += 16) {
+                    const long cols = kend - key0 < 16 ? kend - key0 : 16;
+                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
+                    for (long c = 0; c < 16; c++) {
+                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
+                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    for (long r = 0; r < rows; r++) {
+                        const long t = row0 + r;
+                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
+                        const float *qt = qp + b * qsb + t * qst + h * qsh;
+                        /* x = q·k_s / √HD over the tile */
+                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            const float qd = qt[d] * scale;
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
+                        }
+                        float mt = m[r];
+                        for (long c = 0; c < 16; c++) {
+                            const long s = key0 + c;
+                            if (c >= cols || s > start + t) x[c] = -INFINITY;
+                            mt = fmaxf(mt, x[c]);
+                        }
+                        if (mt == -INFINITY) continue;
+                        /* online softmax: rescale what the row has so far to the new max */
+                        const float corr = expf(m[r] - mt);
+                        float sum = 0.0f;
+                        #pragma omp simd reduction(+:sum)
+                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
+                        l[r] = l[r] * corr + sum;
+                        m[r] = mt;
+                        float *ar = acc + r * hd;
+                        if (corr != 1.0f) {
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] *= corr;
+                        }
+                        for (long c = 0; c < cols; c++) {
+                            if (x[c] == 0.0f) continue;
+                            const float w = x[c];
+                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                        }
+                    }
+                }
+                for (long r = 0; r < rows; r++) {
+                    const long t = row0 + r;
+                    const float *ar = acc + r * hd;
+                    float *ot = t10 + ((b * nt + t) * nh + h) * hd;
+                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    #pragma omp simd
+                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    t11[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
         }

@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-/* Program 'fused': 5 kernels. Sizes: B, HD2, KVH, P, REP, S, T. */
+/* Program 'fused': 4 kernels. Sizes: B, HD2, KVH, P, REP, S, T. */
 typedef struct {
     const float *q; /* f32 [B, T, KVH*REP, 2*HD2] */
     const float *k; /* f32 [B, S, KVH, 2*HD2] */
@@ -52,7 +52,7 @@ void attention_unfused(const attention_unfused_args *args);
 long attention_unfused_arena_floats(const attention_unfused_args *args);
 void attention_unfused_costs(const attention_unfused_args *args, double *flops, double *bytes);
 
-/* Program 'fused_masked': 5 kernels. Sizes: B, HD2, KVH, P, REP, S, T. */
+/* Program 'fused_masked': 4 kernels. Sizes: B, HD2, KVH, P, REP, S, T. */
 typedef struct {
     const float *q; /* f32 [B, T, KVH*REP, 2*HD2] */
     const float *k; /* f32 [B, S, KVH, 2*HD2] */

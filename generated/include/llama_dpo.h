@@ -49,7 +49,7 @@ void llama_dpo_dpo_logps(const llama_dpo_dpo_logps_args *args);
 long llama_dpo_dpo_logps_arena_floats(const llama_dpo_dpo_logps_args *args);
 void llama_dpo_dpo_logps_costs(const llama_dpo_dpo_logps_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_step': 103 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, REP, T, V. */
+/* Program 'dpo_step': 102 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -225,7 +225,7 @@ void llama_dpo_dpo_logps_lora(const llama_dpo_dpo_logps_lora_args *args);
 long llama_dpo_dpo_logps_lora_arena_floats(const llama_dpo_dpo_logps_lora_args *args);
 void llama_dpo_dpo_logps_lora_costs(const llama_dpo_dpo_logps_lora_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_step_lora': 144 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
+/* Program 'dpo_step_lora': 143 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -329,7 +329,7 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args);
 long llama_dpo_dpo_step_lora_arena_floats(const llama_dpo_dpo_step_lora_args *args);
 void llama_dpo_dpo_step_lora_costs(const llama_dpo_dpo_step_lora_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_step_lora_dropout': 157 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
+/* Program 'dpo_step_lora_dropout': 156 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -491,7 +491,7 @@ void llama_dpo_dpo_logps_prefix(const llama_dpo_dpo_logps_prefix_args *args);
 long llama_dpo_dpo_logps_prefix_arena_floats(const llama_dpo_dpo_logps_prefix_args *args);
 void llama_dpo_dpo_logps_prefix_costs(const llama_dpo_dpo_logps_prefix_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_step_prefix': 88 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
+/* Program 'dpo_step_prefix': 87 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */

@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h>
 
-/* Program 'lm_step': 79 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, REP, T, V. */
+/* Program 'lm_step': 78 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -64,7 +64,7 @@ void llama_train_lm_step(const llama_train_lm_step_args *args);
 long llama_train_lm_step_arena_floats(const llama_train_lm_step_args *args);
 void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flops, double *bytes);
 
-/* Program 'lm_step_lora': 120 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
+/* Program 'lm_step_lora': 119 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -150,7 +150,7 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args);
 long llama_train_lm_step_lora_arena_floats(const llama_train_lm_step_lora_args *args);
 void llama_train_lm_step_lora_costs(const llama_train_lm_step_lora_args *args, double *flops, double *bytes);
 
-/* Program 'lm_step_lora_dropout': 133 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
+/* Program 'lm_step_lora_dropout': 132 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -336,7 +336,7 @@ void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args);
 long llama_train_eval_loss_lora_arena_floats(const llama_train_eval_loss_lora_args *args);
 void llama_train_eval_loss_lora_costs(const llama_train_eval_loss_lora_args *args, double *flops, double *bytes);
 
-/* Program 'lm_step_prefix': 64 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
+/* Program 'lm_step_prefix': 63 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */

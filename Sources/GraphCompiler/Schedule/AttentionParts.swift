@@ -1,8 +1,8 @@
 import TensorGraph
 
 /// Attention's parts share kernels: the forward kernel that computes an output also stores
-/// its `lse` (computed on the way, never in a kernel of its own), the backward's `dk` and `dv`
-/// of the same operands come from one kernel, and a part kept for the backward
+/// its `lse` (computed on the way, never in a kernel of its own), the backward's `dq`, `dk`
+/// and `dv` of the same operands come from one kernel, and a part kept for the backward
 /// (`writeSlice(saved, part)`) is stored straight into the kept buffer.
 extension FusionPlan {
     mutating func fuseAttentionParts() {
@@ -10,7 +10,7 @@ extension FusionPlan {
             guard kernels[i].kind == .attention, case .attention(let part, let start, let masked) = node(kernels[i].root).op else { continue }
             switch part {
             case .out: fuseForward(i, start: start, masked: masked)
-            case .gradK, .gradV: fuseKeyValueGradients(i)
+            case .gradQ, .gradK, .gradV: fuseGradients(i)
             default: break
             }
         }
@@ -58,22 +58,20 @@ extension FusionPlan {
         kernels[i].reads.removeAll { [o, lse, lseStore, outStore].contains($0) }
     }
 
-    /// `dk` and `dv` of the same operands: the first one's kernel computes both.
-    private mutating func fuseKeyValueGradients(_ i: Int) {
+    /// `dq`, `dk` and `dv` of the same operands: the first one's kernel computes them all.
+    private mutating func fuseGradients(_ i: Int) {
         let a = node(kernels[i].root)
-        guard !kernels[i].covered.isEmpty, case .attention(let part, let start, let masked) = a.op else { return }
-        let other: AttentionPart = part == .gradK ? .gradV : .gradK
-        guard let j = kernels.indices.first(where: { j in
-            j > i && !kernels[j].covered.isEmpty && node(kernels[j].root).op == .attention(other, start: start, masked: masked)
-                && node(kernels[j].root).inputs == a.inputs
-        }) else { return }
-        let b = kernels[j].root
-        // Readers of the second value must come after the first kernel (they do: both are
-        // built by one gradient rule, one after the other).
-        guard consumers[b].allSatisfy({ $0 > a.id }) else { return }
-        kernels[i].extraRoots.append(b)
-        kernels[i].covered = Array(Set(kernels[i].covered + kernels[j].covered)).sorted()
-        kernels[j].covered = []
+        guard !kernels[i].covered.isEmpty, case .attention(_, let start, let masked) = a.op else { return }
+        for j in kernels.indices where j > i && !kernels[j].covered.isEmpty {
+            let other = node(kernels[j].root)
+            guard case .attention(let part, start, masked) = other.op, part != .lse, part != .out, other.inputs == a.inputs,
+                  // Readers of the later values must come after the first kernel (they do: all
+                  // are built by one gradient rule, one after the other).
+                  consumers[other.id].allSatisfy({ $0 > a.id }) else { continue }
+            kernels[i].extraRoots.append(other.id)
+            kernels[i].covered = Array(Set(kernels[i].covered + kernels[j].covered)).sorted()
+            kernels[j].covered = []
+        }
     }
 
     /// A write of the whole of `x` (`writeSlice(t, x)` at 0, same shape), its only reader,
