@@ -32,13 +32,18 @@ static void fused_k0_causal_attention_forward(float *restrict t0, float *restric
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
             for (long row0 = 0; row0 < nt; row0 += 16) {
                 const long rows = nt - row0 < 16 ? nt - row0 : 16;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
+                for (long r = 0; r < 16; r++) {
+                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
                     /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
@@ -46,17 +51,19 @@ static void fused_k0_causal_attention_forward(float *restrict t0, float *restric
                         const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
                         for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
+                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                    for (long d = 0; d < hd; d++) {
+                        for (long r = 0; r < 16; r++) {
+                            const float qd = qs[r * hd + d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                        }
+                    }
                     for (long r = 0; r < rows; r++) {
                         const long t = row0 + r;
                         if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        const float *qt = qp + b * qsb + t * qst + h * qsh;
-                        /* x = q·k_s / √HD over the tile */
-                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            const float qd = qt[d] * scale;
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
-                        }
+                        float *x = sc + r * 16;
                         float mt = m[r];
                         for (long c = 0; c < 16; c++) {
                             const long s = key0 + c;
@@ -164,7 +171,7 @@ static void fused_k3_causal_attention_backward(float *restrict dq, float *restri
     #pragma omp parallel for collapse(2) schedule(static)
     for (long b = 0; b < nb; b++) {
         for (long g = 0; g < nkv; g++) {
-            float kt[hd * 16], vt[hd * 16], x[16], dp[16], rowd[nt];
+            float kt[hd * 16], vt[hd * 16], qs[16 * hd], gs[16 * hd], sc[16 * 16], dps[16 * 16], rowd[nt];
             for (long s = 0; s < ns; s++) {
                 float *dks = dk + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dks[d] = 0.0f;
@@ -196,35 +203,54 @@ static void fused_k3_causal_attention_backward(float *restrict dq, float *restri
                             vt[d * 16 + c] = c < cols ? vs[d] : 0.0f;
                         }
                     }
-                    /* the rows that see a key of the tile: t ≥ key0 − start */
-                    for (long t = key0 - start > 0 ? key0 - start : 0; t < nt; t++) {
-                        const float lt = lp[b * lsb + h * lsh + t];
-                        if (lt == -INFINITY) continue;
-                        const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                        for (long c = 0; c < 16; c++) { x[c] = 0.0f; dp[c] = 0.0f; }
+                    /* the rows that see a key of the tile (t ≥ key0 − start), 16 at a time */
+                    for (long row0 = key0 - start > 0 ? key0 - start : 0; row0 < nt; row0 += 16) {
+                        const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                        for (long r = 0; r < 16; r++) {
+                            const long t = row0 + (r < rows ? r : 0);
+                            const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
+                            for (long d = 0; d < hd; d++) {
+                                qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                                gs[r * hd + d] = r < rows ? gt[d] : 0.0f;
+                            }
+                        }
+                        /* scores sc[r][c] = q_r·k_c/√HD and dps[r][c] = dO_r·v_c */
+                        for (long i = 0; i < 16 * 16; i++) { sc[i] = 0.0f; dps[i] = 0.0f; }
                         for (long d = 0; d < hd; d++) {
-                            const float qd = qt[d] * scale, gd = gt[d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) { x[c] += qd * kt[d * 16 + c]; dp[c] += gd * vt[d * 16 + c]; }
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[r * hd + d], gd = gs[r * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) {
+                                    sc[r * 16 + c] += qd * kt[d * 16 + c];
+                                    dps[r * 16 + c] += gd * vt[d * 16 + c];
+                                }
+                            }
                         }
-                        /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            const float p = c < cols && s <= start + t ? expf(x[c] - lt) : 0.0f;
-                            x[c] = p;
-                            dp[c] = p * (dp[c] - rowd[t]) * scale;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const long s = key0 + c;
-                            const float p = x[c];
-                            const float ds = dp[c];
-                            const float *ks = kp + b * ksb + s * kss + g * ksh;
-                            float *dqt = dq + ((b * nt + t) * nh + h) * hd;
-                            float *dks = dk + ((b * ns + s) * nkv + g) * hd;
-                            float *dvs = dv + ((b * ns + s) * nkv + g) * hd;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                        for (long r = 0; r < rows; r++) {
+                            const long t = row0 + r;
+                            const float lt = lp[b * lsb + h * lsh + t];
+                            if (lt == -INFINITY) continue;
+                            const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
+                            float *x = sc + r * 16, *dp = dps + r * 16;
+                            /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                const float p = c < cols && s <= start + t ? expf(x[c] - lt) : 0.0f;
+                                x[c] = p;
+                                dp[c] = p * (dp[c] - rowd[t]) * scale;
+                            }
+                            for (long c = 0; c < cols; c++) {
+                                if (x[c] == 0.0f) continue;
+                                const long s = key0 + c;
+                                const float p = x[c];
+                                const float ds = dp[c];
+                                const float *ks = kp + b * ksb + s * kss + g * ksh;
+                                float *dqt = dq + ((b * nt + t) * nh + h) * hd;
+                                float *dks = dk + ((b * ns + s) * nkv + g) * hd;
+                                float *dvs = dv + ((b * ns + s) * nkv + g) * hd;
+                                #pragma omp simd
+                                for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                            }
                         }
                     }
                 }
@@ -642,13 +668,18 @@ static void fused_masked_k0_causal_attention_forward(float *restrict t0, float *
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
             for (long row0 = 0; row0 < nt; row0 += 16) {
                 const long rows = nt - row0 < 16 ? nt - row0 : 16;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
+                for (long r = 0; r < 16; r++) {
+                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
                     /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
@@ -656,17 +687,19 @@ static void fused_masked_k0_causal_attention_forward(float *restrict t0, float *
                         const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
                         for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
+                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                    for (long d = 0; d < hd; d++) {
+                        for (long r = 0; r < 16; r++) {
+                            const float qd = qs[r * hd + d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                        }
+                    }
                     for (long r = 0; r < rows; r++) {
                         const long t = row0 + r;
                         if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        const float *qt = qp + b * qsb + t * qst + h * qsh;
-                        /* x = q·k_s / √HD over the tile */
-                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            const float qd = qt[d] * scale;
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
-                        }
+                        float *x = sc + r * 16;
                         float mt = m[r];
                         for (long c = 0; c < 16; c++) {
                             const long s = key0 + c;
@@ -777,7 +810,7 @@ static void fused_masked_k3_causal_attention_backward(float *restrict dq, float 
     #pragma omp parallel for collapse(2) schedule(static)
     for (long b = 0; b < nb; b++) {
         for (long g = 0; g < nkv; g++) {
-            float kt[hd * 16], vt[hd * 16], x[16], dp[16], rowd[nt];
+            float kt[hd * 16], vt[hd * 16], qs[16 * hd], gs[16 * hd], sc[16 * 16], dps[16 * 16], rowd[nt];
             for (long s = 0; s < ns; s++) {
                 float *dks = dk + ((b * ns + s) * nkv + g) * hd;
                 for (long d = 0; d < hd; d++) dks[d] = 0.0f;
@@ -809,35 +842,54 @@ static void fused_masked_k3_causal_attention_backward(float *restrict dq, float 
                             vt[d * 16 + c] = c < cols ? vs[d] : 0.0f;
                         }
                     }
-                    /* the rows that see a key of the tile: t ≥ key0 − start */
-                    for (long t = key0 - start > 0 ? key0 - start : 0; t < nt; t++) {
-                        const float lt = lp[b * lsb + h * lsh + t];
-                        if (lt == -INFINITY) continue;
-                        const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                        for (long c = 0; c < 16; c++) { x[c] = 0.0f; dp[c] = 0.0f; }
+                    /* the rows that see a key of the tile (t ≥ key0 − start), 16 at a time */
+                    for (long row0 = key0 - start > 0 ? key0 - start : 0; row0 < nt; row0 += 16) {
+                        const long rows = nt - row0 < 16 ? nt - row0 : 16;
+                        for (long r = 0; r < 16; r++) {
+                            const long t = row0 + (r < rows ? r : 0);
+                            const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
+                            for (long d = 0; d < hd; d++) {
+                                qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                                gs[r * hd + d] = r < rows ? gt[d] : 0.0f;
+                            }
+                        }
+                        /* scores sc[r][c] = q_r·k_c/√HD and dps[r][c] = dO_r·v_c */
+                        for (long i = 0; i < 16 * 16; i++) { sc[i] = 0.0f; dps[i] = 0.0f; }
                         for (long d = 0; d < hd; d++) {
-                            const float qd = qt[d] * scale, gd = gt[d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) { x[c] += qd * kt[d * 16 + c]; dp[c] += gd * vt[d * 16 + c]; }
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[r * hd + d], gd = gs[r * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) {
+                                    sc[r * 16 + c] += qd * kt[d * 16 + c];
+                                    dps[r * 16 + c] += gd * vt[d * 16 + c];
+                                }
+                            }
                         }
-                        /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            const float p = c < cols && s <= start + t && !(mp[b * msb + t * mst + s] == 0.0f) ? expf(x[c] - lt) : 0.0f;
-                            x[c] = p;
-                            dp[c] = p * (dp[c] - rowd[t]) * scale;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const long s = key0 + c;
-                            const float p = x[c];
-                            const float ds = dp[c];
-                            const float *ks = kp + b * ksb + s * kss + g * ksh;
-                            float *dqt = dq + ((b * nt + t) * nh + h) * hd;
-                            float *dks = dk + ((b * ns + s) * nkv + g) * hd;
-                            float *dvs = dv + ((b * ns + s) * nkv + g) * hd;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                        for (long r = 0; r < rows; r++) {
+                            const long t = row0 + r;
+                            const float lt = lp[b * lsb + h * lsh + t];
+                            if (lt == -INFINITY) continue;
+                            const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
+                            float *x = sc + r * 16, *dp = dps + r * 16;
+                            /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                const float p = c < cols && s <= start + t && !(mp[b * msb + t * mst + s] == 0.0f) ? expf(x[c] - lt) : 0.0f;
+                                x[c] = p;
+                                dp[c] = p * (dp[c] - rowd[t]) * scale;
+                            }
+                            for (long c = 0; c < cols; c++) {
+                                if (x[c] == 0.0f) continue;
+                                const long s = key0 + c;
+                                const float p = x[c];
+                                const float ds = dp[c];
+                                const float *ks = kp + b * ksb + s * kss + g * ksh;
+                                float *dqt = dq + ((b * nt + t) * nh + h) * hd;
+                                float *dks = dk + ((b * ns + s) * nkv + g) * hd;
+                                float *dvs = dv + ((b * ns + s) * nkv + g) * hd;
+                                #pragma omp simd
+                                for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                            }
                         }
                     }
                 }

@@ -205,13 +205,18 @@ static void forward_k8_causal_attention_forward(float *restrict t9, float *restr
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
             for (long row0 = 0; row0 < nt; row0 += 16) {
                 const long rows = nt - row0 < 16 ? nt - row0 : 16;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
+                for (long r = 0; r < 16; r++) {
+                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
                     /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
@@ -219,17 +224,19 @@ static void forward_k8_causal_attention_forward(float *restrict t9, float *restr
                         const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
                         for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
+                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                    for (long d = 0; d < hd; d++) {
+                        for (long r = 0; r < 16; r++) {
+                            const float qd = qs[r * hd + d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                        }
+                    }
                     for (long r = 0; r < rows; r++) {
                         const long t = row0 + r;
                         if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        const float *qt = qp + b * qsb + t * qst + h * qsh;
-                        /* x = q·k_s / √HD over the tile */
-                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            const float qd = qt[d] * scale;
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
-                        }
+                        float *x = sc + r * 16;
                         float mt = m[r];
                         for (long c = 0; c < 16; c++) {
                             const long s = key0 + c;
@@ -812,13 +819,18 @@ static void prefill_k9_causal_attention_forward(float *restrict t8, float *restr
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
             for (long row0 = 0; row0 < nt; row0 += 16) {
                 const long rows = nt - row0 < 16 ? nt - row0 : 16;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
+                for (long r = 0; r < 16; r++) {
+                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
                     /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
@@ -826,17 +838,19 @@ static void prefill_k9_causal_attention_forward(float *restrict t8, float *restr
                         const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
                         for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
+                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                    for (long d = 0; d < hd; d++) {
+                        for (long r = 0; r < 16; r++) {
+                            const float qd = qs[r * hd + d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                        }
+                    }
                     for (long r = 0; r < rows; r++) {
                         const long t = row0 + r;
                         if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        const float *qt = qp + b * qsb + t * qst + h * qsh;
-                        /* x = q·k_s / √HD over the tile */
-                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            const float qd = qt[d] * scale;
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
-                        }
+                        float *x = sc + r * 16;
                         float mt = m[r];
                         for (long c = 0; c < 16; c++) {
                             const long s = key0 + c;
@@ -1410,13 +1424,18 @@ static void decode_k8_causal_attention_forward(float *restrict t7, float *restri
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
             for (long row0 = 0; row0 < nt; row0 += 16) {
                 const long rows = nt - row0 < 16 ? nt - row0 : 16;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
+                for (long r = 0; r < 16; r++) {
+                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
                     /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
@@ -1424,17 +1443,19 @@ static void decode_k8_causal_attention_forward(float *restrict t7, float *restri
                         const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
                         for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
+                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                    for (long d = 0; d < hd; d++) {
+                        for (long r = 0; r < 16; r++) {
+                            const float qd = qs[r * hd + d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                        }
+                    }
                     for (long r = 0; r < rows; r++) {
                         const long t = row0 + r;
                         if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        const float *qt = qp + b * qsb + t * qst + h * qsh;
-                        /* x = q·k_s / √HD over the tile */
-                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            const float qd = qt[d] * scale;
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
-                        }
+                        float *x = sc + r * 16;
                         float mt = m[r];
                         for (long c = 0; c < 16; c++) {
                             const long s = key0 + c;
@@ -2161,13 +2182,18 @@ static void forward_q8_k8_causal_attention_forward(float *restrict t9, float *re
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
             for (long row0 = 0; row0 < nt; row0 += 16) {
                 const long rows = nt - row0 < 16 ? nt - row0 : 16;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
+                for (long r = 0; r < 16; r++) {
+                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
                     /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
@@ -2175,17 +2201,19 @@ static void forward_q8_k8_causal_attention_forward(float *restrict t9, float *re
                         const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
                         for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
+                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                    for (long d = 0; d < hd; d++) {
+                        for (long r = 0; r < 16; r++) {
+                            const float qd = qs[r * hd + d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                        }
+                    }
                     for (long r = 0; r < rows; r++) {
                         const long t = row0 + r;
                         if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        const float *qt = qp + b * qsb + t * qst + h * qsh;
-                        /* x = q·k_s / √HD over the tile */
-                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            const float qd = qt[d] * scale;
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
-                        }
+                        float *x = sc + r * 16;
                         float mt = m[r];
                         for (long c = 0; c < 16; c++) {
                             const long s = key0 + c;
@@ -3200,13 +3228,18 @@ static void prefill_q8_k9_causal_attention_forward(float *restrict t8, float *re
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
             for (long row0 = 0; row0 < nt; row0 += 16) {
                 const long rows = nt - row0 < 16 ? nt - row0 : 16;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
+                for (long r = 0; r < 16; r++) {
+                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
                     /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
@@ -3214,17 +3247,19 @@ static void prefill_q8_k9_causal_attention_forward(float *restrict t8, float *re
                         const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
                         for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
+                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                    for (long d = 0; d < hd; d++) {
+                        for (long r = 0; r < 16; r++) {
+                            const float qd = qs[r * hd + d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                        }
+                    }
                     for (long r = 0; r < rows; r++) {
                         const long t = row0 + r;
                         if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        const float *qt = qp + b * qsb + t * qst + h * qsh;
-                        /* x = q·k_s / √HD over the tile */
-                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            const float qd = qt[d] * scale;
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
-                        }
+                        float *x = sc + r * 16;
                         float mt = m[r];
                         for (long c = 0; c < 16; c++) {
                             const long s = key0 + c;
@@ -4230,13 +4265,18 @@ static void decode_q8_k8_causal_attention_forward(float *restrict t7, float *res
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
             for (long row0 = 0; row0 < nt; row0 += 16) {
                 const long rows = nt - row0 < 16 ? nt - row0 : 16;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
+                for (long r = 0; r < 16; r++) {
+                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
                     /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
@@ -4244,17 +4284,19 @@ static void decode_q8_k8_causal_attention_forward(float *restrict t7, float *res
                         const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
                         for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
+                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                    for (long d = 0; d < hd; d++) {
+                        for (long r = 0; r < 16; r++) {
+                            const float qd = qs[r * hd + d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                        }
+                    }
                     for (long r = 0; r < rows; r++) {
                         const long t = row0 + r;
                         if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        const float *qt = qp + b * qsb + t * qst + h * qsh;
-                        /* x = q·k_s / √HD over the tile */
-                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            const float qd = qt[d] * scale;
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
-                        }
+                        float *x = sc + r * 16;
                         float mt = m[r];
                         for (long c = 0; c < 16; c++) {
                             const long s = key0 + c;
@@ -5308,13 +5350,18 @@ static void forward_q4_k8_causal_attention_forward(float *restrict t9, float *re
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
             for (long row0 = 0; row0 < nt; row0 += 16) {
                 const long rows = nt - row0 < 16 ? nt - row0 : 16;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
+                for (long r = 0; r < 16; r++) {
+                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
                     /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
@@ -5322,17 +5369,19 @@ static void forward_q4_k8_causal_attention_forward(float *restrict t9, float *re
                         const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
                         for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
+                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                    for (long d = 0; d < hd; d++) {
+                        for (long r = 0; r < 16; r++) {
+                            const float qd = qs[r * hd + d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                        }
+                    }
                     for (long r = 0; r < rows; r++) {
                         const long t = row0 + r;
                         if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        const float *qt = qp + b * qsb + t * qst + h * qsh;
-                        /* x = q·k_s / √HD over the tile */
-                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            const float qd = qt[d] * scale;
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
-                        }
+                        float *x = sc + r * 16;
                         float mt = m[r];
                         for (long c = 0; c < 16; c++) {
                             const long s = key0 + c;
@@ -6466,13 +6515,18 @@ static void prefill_q4_k9_causal_attention_forward(float *restrict t8, float *re
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
             for (long row0 = 0; row0 < nt; row0 += 16) {
                 const long rows = nt - row0 < 16 ? nt - row0 : 16;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
+                for (long r = 0; r < 16; r++) {
+                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
                     /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
@@ -6480,17 +6534,19 @@ static void prefill_q4_k9_causal_attention_forward(float *restrict t8, float *re
                         const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
                         for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
+                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                    for (long d = 0; d < hd; d++) {
+                        for (long r = 0; r < 16; r++) {
+                            const float qd = qs[r * hd + d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                        }
+                    }
                     for (long r = 0; r < rows; r++) {
                         const long t = row0 + r;
                         if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        const float *qt = qp + b * qsb + t * qst + h * qsh;
-                        /* x = q·k_s / √HD over the tile */
-                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            const float qd = qt[d] * scale;
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
-                        }
+                        float *x = sc + r * 16;
                         float mt = m[r];
                         for (long c = 0; c < 16; c++) {
                             const long s = key0 + c;
@@ -7615,13 +7671,18 @@ static void decode_q4_k8_causal_attention_forward(float *restrict t7, float *res
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], acc[16 * hd], m[16], l[16], x[16];
+            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
             for (long row0 = 0; row0 < nt; row0 += 16) {
                 const long rows = nt - row0 < 16 ? nt - row0 : 16;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
+                for (long r = 0; r < 16; r++) {
+                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
                     /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
@@ -7629,17 +7690,19 @@ static void decode_q4_k8_causal_attention_forward(float *restrict t7, float *res
                         const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
                         for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
                     }
+                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
+                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                    for (long d = 0; d < hd; d++) {
+                        for (long r = 0; r < 16; r++) {
+                            const float qd = qs[r * hd + d];
+                            #pragma omp simd
+                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                        }
+                    }
                     for (long r = 0; r < rows; r++) {
                         const long t = row0 + r;
                         if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        const float *qt = qp + b * qsb + t * qst + h * qsh;
-                        /* x = q·k_s / √HD over the tile */
-                        for (long c = 0; c < 16; c++) x[c] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            const float qd = qt[d] * scale;
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) x[c] += qd * kt[d * 16 + c];
-                        }
+                        float *x = sc + r * 16;
                         float mt = m[r];
                         for (long c = 0; c < 16; c++) {
                             const long s = key0 + c;

@@ -26,13 +26,18 @@ extension AttentionLowering {
         for (long b = 0; b < nb; b++) {
             for (long h = 0; h < nh; h++) {
                 const long g = h / rep;
-                float kt[hd * \(n)], acc[\(n) * hd], m[\(n)], l[\(n)], x[\(n)];
+                float kt[hd * \(n)], qs[\(n) * hd], sc[\(n) * \(n)], acc[\(n) * hd], m[\(n)], l[\(n)];
                 for (long row0 = 0; row0 < nt; row0 += \(n)) {
                     const long rows = nt - row0 < \(n) ? nt - row0 : \(n);
                     /* keys any row of the block sees: s < kend */
                     const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                     for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                     for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
+                    /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
+                    for (long r = 0; r < \(n); r++) {
+                        const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
+                        for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    }
                     for (long key0 = 0; key0 < kend; key0 += \(n)) {
                         const long cols = kend - key0 < \(n) ? kend - key0 : \(n);
                         /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
@@ -40,17 +45,19 @@ extension AttentionLowering {
                             const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
                             for (long d = 0; d < hd; d++) kt[d * \(n) + c] = c < cols ? ks[d] : 0.0f;
                         }
+                        /* the tile's scores sc[r][c] = q_r·k_c / √HD: \(n) independent rows of sums */
+                        for (long i = 0; i < \(n) * \(n); i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < \(n); r++) {
+                                const float qd = qs[r * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < \(n); c++) sc[r * \(n) + c] += qd * kt[d * \(n) + c];
+                            }
+                        }
                         for (long r = 0; r < rows; r++) {
                             const long t = row0 + r;
                             if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                            const float *qt = qp + b * qsb + t * qst + h * qsh;
-                            /* x = q·k_s / √HD over the tile */
-                            for (long c = 0; c < \(n); c++) x[c] = 0.0f;
-                            for (long d = 0; d < hd; d++) {
-                                const float qd = qt[d] * scale;
-                                #pragma omp simd
-                                for (long c = 0; c < \(n); c++) x[c] += qd * kt[d * \(n) + c];
-                            }
+                            float *x = sc + r * \(n);
                             float mt = m[r];
                             for (long c = 0; c < \(n); c++) {
                                 const long s = key0 + c;
@@ -112,7 +119,7 @@ extension AttentionLowering {
         #pragma omp parallel for collapse(2) schedule(static)
         for (long b = 0; b < nb; b++) {
             for (long g = 0; g < nkv; g++) {
-                float kt[hd * \(n)], vt[hd * \(n)], x[\(n)], dp[\(n)], rowd[nt];
+                float kt[hd * \(n)], vt[hd * \(n)], qs[\(n) * hd], gs[\(n) * hd], sc[\(n) * \(n)], dps[\(n) * \(n)], rowd[nt];
                 for (long s = 0; s < ns; s++) {
 
         """
@@ -142,33 +149,52 @@ extension AttentionLowering {
                                 vt[d * \(n) + c] = c < cols ? vs[d] : 0.0f;
                             }
                         }
-                        /* the rows that see a key of the tile: t ≥ key0 − start */
-                        for (long t = key0 - start > 0 ? key0 - start : 0; t < nt; t++) {
-                            const float lt = lp[b * lsb + h * lsh + t];
-                            if (lt == -INFINITY) continue;
-                            const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                            for (long c = 0; c < \(n); c++) { x[c] = 0.0f; dp[c] = 0.0f; }
+                        /* the rows that see a key of the tile (t ≥ key0 − start), \(n) at a time */
+                        for (long row0 = key0 - start > 0 ? key0 - start : 0; row0 < nt; row0 += \(n)) {
+                            const long rows = nt - row0 < \(n) ? nt - row0 : \(n);
+                            for (long r = 0; r < \(n); r++) {
+                                const long t = row0 + (r < rows ? r : 0);
+                                const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
+                                for (long d = 0; d < hd; d++) {
+                                    qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                                    gs[r * hd + d] = r < rows ? gt[d] : 0.0f;
+                                }
+                            }
+                            /* scores sc[r][c] = q_r·k_c/√HD and dps[r][c] = dO_r·v_c */
+                            for (long i = 0; i < \(n) * \(n); i++) { sc[i] = 0.0f; dps[i] = 0.0f; }
                             for (long d = 0; d < hd; d++) {
-                                const float qd = qt[d] * scale, gd = gt[d];
-                                #pragma omp simd
-                                for (long c = 0; c < \(n); c++) { x[c] += qd * kt[d * \(n) + c]; dp[c] += gd * vt[d * \(n) + c]; }
+                                for (long r = 0; r < \(n); r++) {
+                                    const float qd = qs[r * hd + d], gd = gs[r * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < \(n); c++) {
+                                        sc[r * \(n) + c] += qd * kt[d * \(n) + c];
+                                        dps[r * \(n) + c] += gd * vt[d * \(n) + c];
+                                    }
+                                }
                             }
-                            /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
-                            for (long c = 0; c < \(n); c++) {
-                                const long s = key0 + c;
-                                const float p = c < cols && s <= start + t\(masked) ? expf(x[c] - lt) : 0.0f;
-                                x[c] = p;
-                                dp[c] = p * (dp[c] - rowd[t]) * scale;
-                            }
-                            for (long c = 0; c < cols; c++) {
-                                if (x[c] == 0.0f) continue;
+                            for (long r = 0; r < rows; r++) {
+                                const long t = row0 + r;
+                                const float lt = lp[b * lsb + h * lsh + t];
+                                if (lt == -INFINITY) continue;
+                                const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
+                                float *x = sc + r * \(n), *dp = dps + r * \(n);
+                                /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                                for (long c = 0; c < \(n); c++) {
+                                    const long s = key0 + c;
+                                    const float p = c < cols && s <= start + t\(masked) ? expf(x[c] - lt) : 0.0f;
+                                    x[c] = p;
+                                    dp[c] = p * (dp[c] - rowd[t]) * scale;
+                                }
+                                for (long c = 0; c < cols; c++) {
+                                    if (x[c] == 0.0f) continue;
 
         """
-        text += update.map { String(repeating: "    ", count: 6) + $0 }.joined(separator: "\n")
+        text += update.map { String(repeating: "    ", count: 7) + $0 }.joined(separator: "\n")
         text += """
 
-                                #pragma omp simd
-                                for (long d = 0; d < hd; d++) { \(sums.joined(separator: " ")) }
+                                    #pragma omp simd
+                                    for (long d = 0; d < hd; d++) { \(sums.joined(separator: " ")) }
+                                }
                             }
                         }
                     }
