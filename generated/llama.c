@@ -205,63 +205,69 @@ static void forward_k8_causal_attention_forward(float *restrict t9, float *restr
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
-            for (long row0 = 0; row0 < nt; row0 += 16) {
-                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
-                for (long r = 0; r < 16; r++) {
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q (zeros past the end) */
+                for (long r = 0; r < 64; r++) {
                     const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
-                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                    }
-                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
-                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                    for (long d = 0; d < hd; d++) {
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[(r0 + r) * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                            }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
                         for (long r = 0; r < 16; r++) {
-                            const float qd = qs[r * hd + d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
                         }
-                    }
-                    for (long r = 0; r < rows; r++) {
-                        const long t = row0 + r;
-                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        float *x = sc + r * 16;
-                        float mt = m[r];
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            if (c >= cols || s > start + t) x[c] = -INFINITY;
-                            mt = fmaxf(mt, x[c]);
-                        }
-                        if (mt == -INFINITY) continue;
-                        /* online softmax: rescale what the row has so far to the new max */
-                        const float corr = expf(m[r] - mt);
-                        float sum = 0.0f;
-                        #pragma omp simd reduction(+:sum)
-                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
-                        l[r] = l[r] * corr + sum;
-                        m[r] = mt;
-                        float *ar = acc + r * hd;
-                        if (corr != 1.0f) {
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
                             #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] *= corr;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const float w = x[c];
-                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
                         }
                     }
                 }
@@ -819,63 +825,69 @@ static void prefill_k9_causal_attention_forward(float *restrict t8, float *restr
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
-            for (long row0 = 0; row0 < nt; row0 += 16) {
-                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
-                for (long r = 0; r < 16; r++) {
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q (zeros past the end) */
+                for (long r = 0; r < 64; r++) {
                     const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
-                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                    }
-                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
-                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                    for (long d = 0; d < hd; d++) {
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[(r0 + r) * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                            }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
                         for (long r = 0; r < 16; r++) {
-                            const float qd = qs[r * hd + d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
                         }
-                    }
-                    for (long r = 0; r < rows; r++) {
-                        const long t = row0 + r;
-                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        float *x = sc + r * 16;
-                        float mt = m[r];
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            if (c >= cols || s > start + t) x[c] = -INFINITY;
-                            mt = fmaxf(mt, x[c]);
-                        }
-                        if (mt == -INFINITY) continue;
-                        /* online softmax: rescale what the row has so far to the new max */
-                        const float corr = expf(m[r] - mt);
-                        float sum = 0.0f;
-                        #pragma omp simd reduction(+:sum)
-                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
-                        l[r] = l[r] * corr + sum;
-                        m[r] = mt;
-                        float *ar = acc + r * hd;
-                        if (corr != 1.0f) {
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
                             #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] *= corr;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const float w = x[c];
-                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
                         }
                     }
                 }
@@ -1424,63 +1436,69 @@ static void decode_k8_causal_attention_forward(float *restrict t7, float *restri
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
-            for (long row0 = 0; row0 < nt; row0 += 16) {
-                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
-                for (long r = 0; r < 16; r++) {
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q (zeros past the end) */
+                for (long r = 0; r < 64; r++) {
                     const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
-                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                    }
-                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
-                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                    for (long d = 0; d < hd; d++) {
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[(r0 + r) * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                            }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
                         for (long r = 0; r < 16; r++) {
-                            const float qd = qs[r * hd + d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
                         }
-                    }
-                    for (long r = 0; r < rows; r++) {
-                        const long t = row0 + r;
-                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        float *x = sc + r * 16;
-                        float mt = m[r];
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            if (c >= cols || s > start + t) x[c] = -INFINITY;
-                            mt = fmaxf(mt, x[c]);
-                        }
-                        if (mt == -INFINITY) continue;
-                        /* online softmax: rescale what the row has so far to the new max */
-                        const float corr = expf(m[r] - mt);
-                        float sum = 0.0f;
-                        #pragma omp simd reduction(+:sum)
-                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
-                        l[r] = l[r] * corr + sum;
-                        m[r] = mt;
-                        float *ar = acc + r * hd;
-                        if (corr != 1.0f) {
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
                             #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] *= corr;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const float w = x[c];
-                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
                         }
                     }
                 }
@@ -2182,63 +2200,69 @@ static void forward_q8_k8_causal_attention_forward(float *restrict t9, float *re
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
-            for (long row0 = 0; row0 < nt; row0 += 16) {
-                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
-                for (long r = 0; r < 16; r++) {
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q (zeros past the end) */
+                for (long r = 0; r < 64; r++) {
                     const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
-                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                    }
-                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
-                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                    for (long d = 0; d < hd; d++) {
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[(r0 + r) * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                            }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
                         for (long r = 0; r < 16; r++) {
-                            const float qd = qs[r * hd + d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
                         }
-                    }
-                    for (long r = 0; r < rows; r++) {
-                        const long t = row0 + r;
-                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        float *x = sc + r * 16;
-                        float mt = m[r];
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            if (c >= cols || s > start + t) x[c] = -INFINITY;
-                            mt = fmaxf(mt, x[c]);
-                        }
-                        if (mt == -INFINITY) continue;
-                        /* online softmax: rescale what the row has so far to the new max */
-                        const float corr = expf(m[r] - mt);
-                        float sum = 0.0f;
-                        #pragma omp simd reduction(+:sum)
-                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
-                        l[r] = l[r] * corr + sum;
-                        m[r] = mt;
-                        float *ar = acc + r * hd;
-                        if (corr != 1.0f) {
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
                             #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] *= corr;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const float w = x[c];
-                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
                         }
                     }
                 }
@@ -3228,63 +3252,69 @@ static void prefill_q8_k9_causal_attention_forward(float *restrict t8, float *re
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
-            for (long row0 = 0; row0 < nt; row0 += 16) {
-                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
-                for (long r = 0; r < 16; r++) {
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q (zeros past the end) */
+                for (long r = 0; r < 64; r++) {
                     const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
-                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                    }
-                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
-                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                    for (long d = 0; d < hd; d++) {
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[(r0 + r) * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                            }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
                         for (long r = 0; r < 16; r++) {
-                            const float qd = qs[r * hd + d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
                         }
-                    }
-                    for (long r = 0; r < rows; r++) {
-                        const long t = row0 + r;
-                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        float *x = sc + r * 16;
-                        float mt = m[r];
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            if (c >= cols || s > start + t) x[c] = -INFINITY;
-                            mt = fmaxf(mt, x[c]);
-                        }
-                        if (mt == -INFINITY) continue;
-                        /* online softmax: rescale what the row has so far to the new max */
-                        const float corr = expf(m[r] - mt);
-                        float sum = 0.0f;
-                        #pragma omp simd reduction(+:sum)
-                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
-                        l[r] = l[r] * corr + sum;
-                        m[r] = mt;
-                        float *ar = acc + r * hd;
-                        if (corr != 1.0f) {
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
                             #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] *= corr;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const float w = x[c];
-                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
                         }
                     }
                 }
@@ -4265,63 +4295,69 @@ static void decode_q8_k8_causal_attention_forward(float *restrict t7, float *res
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
-            for (long row0 = 0; row0 < nt; row0 += 16) {
-                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
-                for (long r = 0; r < 16; r++) {
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q (zeros past the end) */
+                for (long r = 0; r < 64; r++) {
                     const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
-                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                    }
-                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
-                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                    for (long d = 0; d < hd; d++) {
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[(r0 + r) * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                            }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
                         for (long r = 0; r < 16; r++) {
-                            const float qd = qs[r * hd + d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
                         }
-                    }
-                    for (long r = 0; r < rows; r++) {
-                        const long t = row0 + r;
-                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        float *x = sc + r * 16;
-                        float mt = m[r];
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            if (c >= cols || s > start + t) x[c] = -INFINITY;
-                            mt = fmaxf(mt, x[c]);
-                        }
-                        if (mt == -INFINITY) continue;
-                        /* online softmax: rescale what the row has so far to the new max */
-                        const float corr = expf(m[r] - mt);
-                        float sum = 0.0f;
-                        #pragma omp simd reduction(+:sum)
-                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
-                        l[r] = l[r] * corr + sum;
-                        m[r] = mt;
-                        float *ar = acc + r * hd;
-                        if (corr != 1.0f) {
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
                             #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] *= corr;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const float w = x[c];
-                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
                         }
                     }
                 }
@@ -5350,63 +5386,69 @@ static void forward_q4_k8_causal_attention_forward(float *restrict t9, float *re
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
-            for (long row0 = 0; row0 < nt; row0 += 16) {
-                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
-                for (long r = 0; r < 16; r++) {
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q (zeros past the end) */
+                for (long r = 0; r < 64; r++) {
                     const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
-                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                    }
-                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
-                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                    for (long d = 0; d < hd; d++) {
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[(r0 + r) * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                            }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
                         for (long r = 0; r < 16; r++) {
-                            const float qd = qs[r * hd + d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
                         }
-                    }
-                    for (long r = 0; r < rows; r++) {
-                        const long t = row0 + r;
-                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        float *x = sc + r * 16;
-                        float mt = m[r];
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            if (c >= cols || s > start + t) x[c] = -INFINITY;
-                            mt = fmaxf(mt, x[c]);
-                        }
-                        if (mt == -INFINITY) continue;
-                        /* online softmax: rescale what the row has so far to the new max */
-                        const float corr = expf(m[r] - mt);
-                        float sum = 0.0f;
-                        #pragma omp simd reduction(+:sum)
-                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
-                        l[r] = l[r] * corr + sum;
-                        m[r] = mt;
-                        float *ar = acc + r * hd;
-                        if (corr != 1.0f) {
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
                             #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] *= corr;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const float w = x[c];
-                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
                         }
                     }
                 }
@@ -6515,63 +6557,69 @@ static void prefill_q4_k9_causal_attention_forward(float *restrict t8, float *re
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
-            for (long row0 = 0; row0 < nt; row0 += 16) {
-                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
-                for (long r = 0; r < 16; r++) {
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q (zeros past the end) */
+                for (long r = 0; r < 64; r++) {
                     const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
-                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                    }
-                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
-                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                    for (long d = 0; d < hd; d++) {
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[(r0 + r) * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                            }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
                         for (long r = 0; r < 16; r++) {
-                            const float qd = qs[r * hd + d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
                         }
-                    }
-                    for (long r = 0; r < rows; r++) {
-                        const long t = row0 + r;
-                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        float *x = sc + r * 16;
-                        float mt = m[r];
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            if (c >= cols || s > start + t) x[c] = -INFINITY;
-                            mt = fmaxf(mt, x[c]);
-                        }
-                        if (mt == -INFINITY) continue;
-                        /* online softmax: rescale what the row has so far to the new max */
-                        const float corr = expf(m[r] - mt);
-                        float sum = 0.0f;
-                        #pragma omp simd reduction(+:sum)
-                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
-                        l[r] = l[r] * corr + sum;
-                        m[r] = mt;
-                        float *ar = acc + r * hd;
-                        if (corr != 1.0f) {
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
                             #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] *= corr;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const float w = x[c];
-                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
                         }
                     }
                 }
@@ -7671,63 +7719,69 @@ static void decode_q4_k8_causal_attention_forward(float *restrict t7, float *res
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
-            for (long row0 = 0; row0 < nt; row0 += 16) {
-                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
-                for (long r = 0; r < 16; r++) {
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q (zeros past the end) */
+                for (long r = 0; r < 64; r++) {
                     const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
-                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                    }
-                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
-                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                    for (long d = 0; d < hd; d++) {
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[(r0 + r) * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                            }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
                         for (long r = 0; r < 16; r++) {
-                            const float qd = qs[r * hd + d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
                         }
-                    }
-                    for (long r = 0; r < rows; r++) {
-                        const long t = row0 + r;
-                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        float *x = sc + r * 16;
-                        float mt = m[r];
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            if (c >= cols || s > start + t) x[c] = -INFINITY;
-                            mt = fmaxf(mt, x[c]);
-                        }
-                        if (mt == -INFINITY) continue;
-                        /* online softmax: rescale what the row has so far to the new max */
-                        const float corr = expf(m[r] - mt);
-                        float sum = 0.0f;
-                        #pragma omp simd reduction(+:sum)
-                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
-                        l[r] = l[r] * corr + sum;
-                        m[r] = mt;
-                        float *ar = acc + r * hd;
-                        if (corr != 1.0f) {
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
                             #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] *= corr;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const float w = x[c];
-                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
                         }
                     }
                 }

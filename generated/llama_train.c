@@ -205,63 +205,69 @@ static void lm_step_k8_causal_attention_forward(float *restrict saved_attn, floa
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
-            for (long row0 = 0; row0 < nt; row0 += 16) {
-                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
-                for (long r = 0; r < 16; r++) {
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q (zeros past the end) */
+                for (long r = 0; r < 64; r++) {
                     const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
-                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                    }
-                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
-                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                    for (long d = 0; d < hd; d++) {
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[(r0 + r) * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                            }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
                         for (long r = 0; r < 16; r++) {
-                            const float qd = qs[r * hd + d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
                         }
-                    }
-                    for (long r = 0; r < rows; r++) {
-                        const long t = row0 + r;
-                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        float *x = sc + r * 16;
-                        float mt = m[r];
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            if (c >= cols || s > start + t) x[c] = -INFINITY;
-                            mt = fmaxf(mt, x[c]);
-                        }
-                        if (mt == -INFINITY) continue;
-                        /* online softmax: rescale what the row has so far to the new max */
-                        const float corr = expf(m[r] - mt);
-                        float sum = 0.0f;
-                        #pragma omp simd reduction(+:sum)
-                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
-                        l[r] = l[r] * corr + sum;
-                        m[r] = mt;
-                        float *ar = acc + r * hd;
-                        if (corr != 1.0f) {
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
                             #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] *= corr;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const float w = x[c];
-                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
                         }
                     }
                 }
@@ -1113,15 +1119,13 @@ static void lm_step_k59_causal_attention_backward(float *restrict t46, float *re
                 }
                 for (long key0 = 0; key0 < ns; key0 += 16) {
                     const long cols = ns - key0 < 16 ? ns - key0 : 16;
-                    /* the key and value tiles, transposed (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const long s = key0 + (c < cols ? c : 0);
-                        const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
-                        for (long d = 0; d < hd; d++) {
-                            kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                            vt[d * 16 + c] = c < cols ? vs[d] : 0.0f;
-                        }
-                    }
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key and value tiles transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) { kt[d * 16 + c] = kr[c][d]; vt[d * 16 + c] = vr[c][d]; }
                     /* the rows that see a key of the tile (t ≥ key0 − start), 16 at a time */
                     for (long row0 = key0 - start > 0 ? key0 - start : 0; row0 < nt; row0 += 16) {
                         const long rows = nt - row0 < 16 ? nt - row0 : 16;
@@ -1129,46 +1133,62 @@ static void lm_step_k59_causal_attention_backward(float *restrict t46, float *re
                             const long t = row0 + (r < rows ? r : 0);
                             const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
                             for (long d = 0; d < hd; d++) {
-                                qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                                qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                                 gs[r * hd + d] = r < rows ? gt[d] : 0.0f;
                             }
                         }
-                        /* scores sc[r][c] = q_r·k_c/√HD and dps[r][c] = dO_r·v_c */
+                        /* sc[r][c] = q_r·k_c and dps[r][c] = dO_r·v_c */
                         for (long i = 0; i < 16 * 16; i++) { sc[i] = 0.0f; dps[i] = 0.0f; }
                         for (long d = 0; d < hd; d++) {
                             for (long r = 0; r < 16; r++) {
                                 const float qd = qs[r * hd + d], gd = gs[r * hd + d];
                                 #pragma omp simd
                                 for (long c = 0; c < 16; c++) {
-                                    sc[r * 16 + c] += qd * kt[d * 16 + c];
-                                    dps[r * 16 + c] += gd * vt[d * 16 + c];
+                                    sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                    dps[r * 16 + c] = fmaf(gd, vt[d * 16 + c], dps[r * 16 + c]);
                                 }
                             }
                         }
-                        for (long r = 0; r < rows; r++) {
+                        /* sc ← p = exp(score/√HD − lse), dps ← ds = p·(dO·v − D_t)/√HD (0 where masked) */
+                        for (long r = 0; r < 16; r++) {
                             const long t = row0 + r;
-                            const float lt = lp[b * lsb + h * lsh + t];
-                            if (lt == -INFINITY) continue;
-                            const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                            float *x = sc + r * 16, *dp = dps + r * 16;
-                            /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                            const float lt = r < rows ? lp[b * lsb + h * lsh + t] : -INFINITY, dt = r < rows ? rowd[t] : 0.0f;
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                const float p = c < cols && s <= start + t ? expf(x[c] - lt) : 0.0f;
-                                x[c] = p;
-                                dp[c] = p * (dp[c] - rowd[t]) * scale;
+                                const float p = lt > -INFINITY && c < cols && s <= start + t ? expf(sc[r * 16 + c] * scale - lt) : 0.0f;
+                                sc[r * 16 + c] = p;
+                                dps[r * 16 + c] = p * (dps[r * 16 + c] - dt) * scale;
                             }
-                            for (long c = 0; c < cols; c++) {
-                                if (x[c] == 0.0f) continue;
-                                const long s = key0 + c;
-                                const float p = x[c];
-                                const float ds = dp[c];
-                                const float *ks = kp + b * ksb + s * kss + g * ksh;
-                                float *dqt = t46 + ((b * nt + t) * nh + h) * hd;
-                                float *dks = t47 + ((b * ns + s) * nkv + g) * hd;
-                                float *dvs = t48 + ((b * ns + s) * nkv + g) * hd;
-                                #pragma omp simd
-                                for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                        }
+                        /* dq[r] += Σ_c ds[r][c]·k_c */
+                        for (long r = 0; r < rows; r++) {
+                            float *dqt = t46 + ((b * nt + row0 + r) * nh + h) * hd;
+                            const float *x = dps + r * 16;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dqt[d];
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], kr[c][d], a);
+                                dqt[d] = a;
+                            }
+                        }
+                        /* dk[c] += Σ_r ds[r][c]·q_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t47 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(dps[r * 16 + c], qs[r * hd + d], a);
+                                dst[d] = a;
+                            }
+                        }
+                        /* dv[c] += Σ_r p[r][c]·dO_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t48 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(sc[r * 16 + c], gs[r * hd + d], a);
+                                dst[d] = a;
                             }
                         }
                     }
@@ -2242,63 +2262,69 @@ static void lm_step_lora_k15_causal_attention_forward(float *restrict saved_attn
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
-            for (long row0 = 0; row0 < nt; row0 += 16) {
-                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
-                for (long r = 0; r < 16; r++) {
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q (zeros past the end) */
+                for (long r = 0; r < 64; r++) {
                     const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
-                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                    }
-                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
-                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                    for (long d = 0; d < hd; d++) {
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[(r0 + r) * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                            }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
                         for (long r = 0; r < 16; r++) {
-                            const float qd = qs[r * hd + d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
                         }
-                    }
-                    for (long r = 0; r < rows; r++) {
-                        const long t = row0 + r;
-                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        float *x = sc + r * 16;
-                        float mt = m[r];
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            if (c >= cols || s > start + t) x[c] = -INFINITY;
-                            mt = fmaxf(mt, x[c]);
-                        }
-                        if (mt == -INFINITY) continue;
-                        /* online softmax: rescale what the row has so far to the new max */
-                        const float corr = expf(m[r] - mt);
-                        float sum = 0.0f;
-                        #pragma omp simd reduction(+:sum)
-                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
-                        l[r] = l[r] * corr + sum;
-                        m[r] = mt;
-                        float *ar = acc + r * hd;
-                        if (corr != 1.0f) {
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
                             #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] *= corr;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const float w = x[c];
-                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
                         }
                     }
                 }
@@ -3465,15 +3491,13 @@ static void lm_step_lora_k89_causal_attention_backward(float *restrict t77, floa
                 }
                 for (long key0 = 0; key0 < ns; key0 += 16) {
                     const long cols = ns - key0 < 16 ? ns - key0 : 16;
-                    /* the key and value tiles, transposed (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const long s = key0 + (c < cols ? c : 0);
-                        const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
-                        for (long d = 0; d < hd; d++) {
-                            kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                            vt[d * 16 + c] = c < cols ? vs[d] : 0.0f;
-                        }
-                    }
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key and value tiles transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) { kt[d * 16 + c] = kr[c][d]; vt[d * 16 + c] = vr[c][d]; }
                     /* the rows that see a key of the tile (t ≥ key0 − start), 16 at a time */
                     for (long row0 = key0 - start > 0 ? key0 - start : 0; row0 < nt; row0 += 16) {
                         const long rows = nt - row0 < 16 ? nt - row0 : 16;
@@ -3481,46 +3505,62 @@ static void lm_step_lora_k89_causal_attention_backward(float *restrict t77, floa
                             const long t = row0 + (r < rows ? r : 0);
                             const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
                             for (long d = 0; d < hd; d++) {
-                                qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                                qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                                 gs[r * hd + d] = r < rows ? gt[d] : 0.0f;
                             }
                         }
-                        /* scores sc[r][c] = q_r·k_c/√HD and dps[r][c] = dO_r·v_c */
+                        /* sc[r][c] = q_r·k_c and dps[r][c] = dO_r·v_c */
                         for (long i = 0; i < 16 * 16; i++) { sc[i] = 0.0f; dps[i] = 0.0f; }
                         for (long d = 0; d < hd; d++) {
                             for (long r = 0; r < 16; r++) {
                                 const float qd = qs[r * hd + d], gd = gs[r * hd + d];
                                 #pragma omp simd
                                 for (long c = 0; c < 16; c++) {
-                                    sc[r * 16 + c] += qd * kt[d * 16 + c];
-                                    dps[r * 16 + c] += gd * vt[d * 16 + c];
+                                    sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                    dps[r * 16 + c] = fmaf(gd, vt[d * 16 + c], dps[r * 16 + c]);
                                 }
                             }
                         }
-                        for (long r = 0; r < rows; r++) {
+                        /* sc ← p = exp(score/√HD − lse), dps ← ds = p·(dO·v − D_t)/√HD (0 where masked) */
+                        for (long r = 0; r < 16; r++) {
                             const long t = row0 + r;
-                            const float lt = lp[b * lsb + h * lsh + t];
-                            if (lt == -INFINITY) continue;
-                            const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                            float *x = sc + r * 16, *dp = dps + r * 16;
-                            /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                            const float lt = r < rows ? lp[b * lsb + h * lsh + t] : -INFINITY, dt = r < rows ? rowd[t] : 0.0f;
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                const float p = c < cols && s <= start + t ? expf(x[c] - lt) : 0.0f;
-                                x[c] = p;
-                                dp[c] = p * (dp[c] - rowd[t]) * scale;
+                                const float p = lt > -INFINITY && c < cols && s <= start + t ? expf(sc[r * 16 + c] * scale - lt) : 0.0f;
+                                sc[r * 16 + c] = p;
+                                dps[r * 16 + c] = p * (dps[r * 16 + c] - dt) * scale;
                             }
-                            for (long c = 0; c < cols; c++) {
-                                if (x[c] == 0.0f) continue;
-                                const long s = key0 + c;
-                                const float p = x[c];
-                                const float ds = dp[c];
-                                const float *ks = kp + b * ksb + s * kss + g * ksh;
-                                float *dqt = t77 + ((b * nt + t) * nh + h) * hd;
-                                float *dks = t78 + ((b * ns + s) * nkv + g) * hd;
-                                float *dvs = t79 + ((b * ns + s) * nkv + g) * hd;
-                                #pragma omp simd
-                                for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                        }
+                        /* dq[r] += Σ_c ds[r][c]·k_c */
+                        for (long r = 0; r < rows; r++) {
+                            float *dqt = t77 + ((b * nt + row0 + r) * nh + h) * hd;
+                            const float *x = dps + r * 16;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dqt[d];
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], kr[c][d], a);
+                                dqt[d] = a;
+                            }
+                        }
+                        /* dk[c] += Σ_r ds[r][c]·q_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t78 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(dps[r * 16 + c], qs[r * hd + d], a);
+                                dst[d] = a;
+                            }
+                        }
+                        /* dv[c] += Σ_r p[r][c]·dO_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t79 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(sc[r * 16 + c], gs[r * hd + d], a);
+                                dst[d] = a;
                             }
                         }
                     }
@@ -4912,63 +4952,69 @@ static void lm_step_lora_dropout_k18_causal_attention_forward(float *restrict sa
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
-            for (long row0 = 0; row0 < nt; row0 += 16) {
-                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
-                for (long r = 0; r < 16; r++) {
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q (zeros past the end) */
+                for (long r = 0; r < 64; r++) {
                     const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
-                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                    }
-                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
-                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                    for (long d = 0; d < hd; d++) {
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[(r0 + r) * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                            }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
                         for (long r = 0; r < 16; r++) {
-                            const float qd = qs[r * hd + d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
                         }
-                    }
-                    for (long r = 0; r < rows; r++) {
-                        const long t = row0 + r;
-                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        float *x = sc + r * 16;
-                        float mt = m[r];
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            if (c >= cols || s > start + t) x[c] = -INFINITY;
-                            mt = fmaxf(mt, x[c]);
-                        }
-                        if (mt == -INFINITY) continue;
-                        /* online softmax: rescale what the row has so far to the new max */
-                        const float corr = expf(m[r] - mt);
-                        float sum = 0.0f;
-                        #pragma omp simd reduction(+:sum)
-                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
-                        l[r] = l[r] * corr + sum;
-                        m[r] = mt;
-                        float *ar = acc + r * hd;
-                        if (corr != 1.0f) {
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
                             #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] *= corr;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const float w = x[c];
-                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
                         }
                     }
                 }
@@ -6362,15 +6408,13 @@ static void lm_step_lora_dropout_k102_causal_attention_backward(float *restrict 
                 }
                 for (long key0 = 0; key0 < ns; key0 += 16) {
                     const long cols = ns - key0 < 16 ? ns - key0 : 16;
-                    /* the key and value tiles, transposed (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const long s = key0 + (c < cols ? c : 0);
-                        const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
-                        for (long d = 0; d < hd; d++) {
-                            kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                            vt[d * 16 + c] = c < cols ? vs[d] : 0.0f;
-                        }
-                    }
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key and value tiles transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) { kt[d * 16 + c] = kr[c][d]; vt[d * 16 + c] = vr[c][d]; }
                     /* the rows that see a key of the tile (t ≥ key0 − start), 16 at a time */
                     for (long row0 = key0 - start > 0 ? key0 - start : 0; row0 < nt; row0 += 16) {
                         const long rows = nt - row0 < 16 ? nt - row0 : 16;
@@ -6378,46 +6422,62 @@ static void lm_step_lora_dropout_k102_causal_attention_backward(float *restrict 
                             const long t = row0 + (r < rows ? r : 0);
                             const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
                             for (long d = 0; d < hd; d++) {
-                                qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                                qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                                 gs[r * hd + d] = r < rows ? gt[d] : 0.0f;
                             }
                         }
-                        /* scores sc[r][c] = q_r·k_c/√HD and dps[r][c] = dO_r·v_c */
+                        /* sc[r][c] = q_r·k_c and dps[r][c] = dO_r·v_c */
                         for (long i = 0; i < 16 * 16; i++) { sc[i] = 0.0f; dps[i] = 0.0f; }
                         for (long d = 0; d < hd; d++) {
                             for (long r = 0; r < 16; r++) {
                                 const float qd = qs[r * hd + d], gd = gs[r * hd + d];
                                 #pragma omp simd
                                 for (long c = 0; c < 16; c++) {
-                                    sc[r * 16 + c] += qd * kt[d * 16 + c];
-                                    dps[r * 16 + c] += gd * vt[d * 16 + c];
+                                    sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                    dps[r * 16 + c] = fmaf(gd, vt[d * 16 + c], dps[r * 16 + c]);
                                 }
                             }
                         }
-                        for (long r = 0; r < rows; r++) {
+                        /* sc ← p = exp(score/√HD − lse), dps ← ds = p·(dO·v − D_t)/√HD (0 where masked) */
+                        for (long r = 0; r < 16; r++) {
                             const long t = row0 + r;
-                            const float lt = lp[b * lsb + h * lsh + t];
-                            if (lt == -INFINITY) continue;
-                            const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                            float *x = sc + r * 16, *dp = dps + r * 16;
-                            /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                            const float lt = r < rows ? lp[b * lsb + h * lsh + t] : -INFINITY, dt = r < rows ? rowd[t] : 0.0f;
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                const float p = c < cols && s <= start + t ? expf(x[c] - lt) : 0.0f;
-                                x[c] = p;
-                                dp[c] = p * (dp[c] - rowd[t]) * scale;
+                                const float p = lt > -INFINITY && c < cols && s <= start + t ? expf(sc[r * 16 + c] * scale - lt) : 0.0f;
+                                sc[r * 16 + c] = p;
+                                dps[r * 16 + c] = p * (dps[r * 16 + c] - dt) * scale;
                             }
-                            for (long c = 0; c < cols; c++) {
-                                if (x[c] == 0.0f) continue;
-                                const long s = key0 + c;
-                                const float p = x[c];
-                                const float ds = dp[c];
-                                const float *ks = kp + b * ksb + s * kss + g * ksh;
-                                float *dqt = t90 + ((b * nt + t) * nh + h) * hd;
-                                float *dks = t91 + ((b * ns + s) * nkv + g) * hd;
-                                float *dvs = t92 + ((b * ns + s) * nkv + g) * hd;
-                                #pragma omp simd
-                                for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                        }
+                        /* dq[r] += Σ_c ds[r][c]·k_c */
+                        for (long r = 0; r < rows; r++) {
+                            float *dqt = t90 + ((b * nt + row0 + r) * nh + h) * hd;
+                            const float *x = dps + r * 16;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dqt[d];
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], kr[c][d], a);
+                                dqt[d] = a;
+                            }
+                        }
+                        /* dk[c] += Σ_r ds[r][c]·q_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t91 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(dps[r * 16 + c], qs[r * hd + d], a);
+                                dst[d] = a;
+                            }
+                        }
+                        /* dv[c] += Σ_r p[r][c]·dO_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t92 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(sc[r * 16 + c], gs[r * hd + d], a);
+                                dst[d] = a;
                             }
                         }
                     }
@@ -7708,63 +7768,69 @@ static void eval_loss_k8_causal_attention_forward(float *restrict t9, float *res
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
-            for (long row0 = 0; row0 < nt; row0 += 16) {
-                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
-                for (long r = 0; r < 16; r++) {
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q (zeros past the end) */
+                for (long r = 0; r < 64; r++) {
                     const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
-                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                    }
-                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
-                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                    for (long d = 0; d < hd; d++) {
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[(r0 + r) * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                            }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
                         for (long r = 0; r < 16; r++) {
-                            const float qd = qs[r * hd + d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
                         }
-                    }
-                    for (long r = 0; r < rows; r++) {
-                        const long t = row0 + r;
-                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        float *x = sc + r * 16;
-                        float mt = m[r];
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            if (c >= cols || s > start + t) x[c] = -INFINITY;
-                            mt = fmaxf(mt, x[c]);
-                        }
-                        if (mt == -INFINITY) continue;
-                        /* online softmax: rescale what the row has so far to the new max */
-                        const float corr = expf(m[r] - mt);
-                        float sum = 0.0f;
-                        #pragma omp simd reduction(+:sum)
-                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
-                        l[r] = l[r] * corr + sum;
-                        m[r] = mt;
-                        float *ar = acc + r * hd;
-                        if (corr != 1.0f) {
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
                             #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] *= corr;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const float w = x[c];
-                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
                         }
                     }
                 }
@@ -8523,63 +8589,69 @@ static void eval_loss_lora_k15_causal_attention_forward(float *restrict t16, flo
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
-            for (long row0 = 0; row0 < nt; row0 += 16) {
-                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
-                for (long r = 0; r < 16; r++) {
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q (zeros past the end) */
+                for (long r = 0; r < 64; r++) {
                     const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
-                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                    }
-                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
-                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                    for (long d = 0; d < hd; d++) {
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[(r0 + r) * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                            }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
                         for (long r = 0; r < 16; r++) {
-                            const float qd = qs[r * hd + d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
                         }
-                    }
-                    for (long r = 0; r < rows; r++) {
-                        const long t = row0 + r;
-                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        float *x = sc + r * 16;
-                        float mt = m[r];
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            if (c >= cols || s > start + t) x[c] = -INFINITY;
-                            mt = fmaxf(mt, x[c]);
-                        }
-                        if (mt == -INFINITY) continue;
-                        /* online softmax: rescale what the row has so far to the new max */
-                        const float corr = expf(m[r] - mt);
-                        float sum = 0.0f;
-                        #pragma omp simd reduction(+:sum)
-                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
-                        l[r] = l[r] * corr + sum;
-                        m[r] = mt;
-                        float *ar = acc + r * hd;
-                        if (corr != 1.0f) {
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
                             #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] *= corr;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const float w = x[c];
-                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
                         }
                     }
                 }
@@ -9477,63 +9549,69 @@ static void lm_step_prefix_k10_causal_attention_forward(float *restrict saved_at
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
-            for (long row0 = 0; row0 < nt; row0 += 16) {
-                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
-                for (long r = 0; r < 16; r++) {
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q (zeros past the end) */
+                for (long r = 0; r < 64; r++) {
                     const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
-                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                    }
-                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
-                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                    for (long d = 0; d < hd; d++) {
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[(r0 + r) * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                            }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
                         for (long r = 0; r < 16; r++) {
-                            const float qd = qs[r * hd + d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
                         }
-                    }
-                    for (long r = 0; r < rows; r++) {
-                        const long t = row0 + r;
-                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        float *x = sc + r * 16;
-                        float mt = m[r];
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            if (c >= cols || s > start + t) x[c] = -INFINITY;
-                            mt = fmaxf(mt, x[c]);
-                        }
-                        if (mt == -INFINITY) continue;
-                        /* online softmax: rescale what the row has so far to the new max */
-                        const float corr = expf(m[r] - mt);
-                        float sum = 0.0f;
-                        #pragma omp simd reduction(+:sum)
-                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
-                        l[r] = l[r] * corr + sum;
-                        m[r] = mt;
-                        float *ar = acc + r * hd;
-                        if (corr != 1.0f) {
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
                             #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] *= corr;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const float w = x[c];
-                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
                         }
                     }
                 }
@@ -10268,15 +10346,13 @@ static void lm_step_prefix_k52_causal_attention_backward(float *restrict t40, fl
                 }
                 for (long key0 = 0; key0 < ns; key0 += 16) {
                     const long cols = ns - key0 < 16 ? ns - key0 : 16;
-                    /* the key and value tiles, transposed (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const long s = key0 + (c < cols ? c : 0);
-                        const float *ks = kp + b * ksb + s * kss + g * ksh, *vs = vp + b * vsb + s * vss + g * vsh;
-                        for (long d = 0; d < hd; d++) {
-                            kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                            vt[d * 16 + c] = c < cols ? vs[d] : 0.0f;
-                        }
-                    }
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key and value tiles transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) { kt[d * 16 + c] = kr[c][d]; vt[d * 16 + c] = vr[c][d]; }
                     /* the rows that see a key of the tile (t ≥ key0 − start), 16 at a time */
                     for (long row0 = key0 - start > 0 ? key0 - start : 0; row0 < nt; row0 += 16) {
                         const long rows = nt - row0 < 16 ? nt - row0 : 16;
@@ -10284,46 +10360,62 @@ static void lm_step_prefix_k52_causal_attention_backward(float *restrict t40, fl
                             const long t = row0 + (r < rows ? r : 0);
                             const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
                             for (long d = 0; d < hd; d++) {
-                                qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                                qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                                 gs[r * hd + d] = r < rows ? gt[d] : 0.0f;
                             }
                         }
-                        /* scores sc[r][c] = q_r·k_c/√HD and dps[r][c] = dO_r·v_c */
+                        /* sc[r][c] = q_r·k_c and dps[r][c] = dO_r·v_c */
                         for (long i = 0; i < 16 * 16; i++) { sc[i] = 0.0f; dps[i] = 0.0f; }
                         for (long d = 0; d < hd; d++) {
                             for (long r = 0; r < 16; r++) {
                                 const float qd = qs[r * hd + d], gd = gs[r * hd + d];
                                 #pragma omp simd
                                 for (long c = 0; c < 16; c++) {
-                                    sc[r * 16 + c] += qd * kt[d * 16 + c];
-                                    dps[r * 16 + c] += gd * vt[d * 16 + c];
+                                    sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                    dps[r * 16 + c] = fmaf(gd, vt[d * 16 + c], dps[r * 16 + c]);
                                 }
                             }
                         }
-                        for (long r = 0; r < rows; r++) {
+                        /* sc ← p = exp(score/√HD − lse), dps ← ds = p·(dO·v − D_t)/√HD (0 where masked) */
+                        for (long r = 0; r < 16; r++) {
                             const long t = row0 + r;
-                            const float lt = lp[b * lsb + h * lsh + t];
-                            if (lt == -INFINITY) continue;
-                            const float *qt = qp + b * qsb + t * qst + h * qsh, *gt = gp + b * gsb + t * gst + h * gsh;
-                            float *x = sc + r * 16, *dp = dps + r * 16;
-                            /* x ← p = exp(score − lse), dp ← ds = p·(dO·v − D_t)/√HD */
+                            const float lt = r < rows ? lp[b * lsb + h * lsh + t] : -INFINITY, dt = r < rows ? rowd[t] : 0.0f;
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                const float p = c < cols && s <= start + t ? expf(x[c] - lt) : 0.0f;
-                                x[c] = p;
-                                dp[c] = p * (dp[c] - rowd[t]) * scale;
+                                const float p = lt > -INFINITY && c < cols && s <= start + t ? expf(sc[r * 16 + c] * scale - lt) : 0.0f;
+                                sc[r * 16 + c] = p;
+                                dps[r * 16 + c] = p * (dps[r * 16 + c] - dt) * scale;
                             }
-                            for (long c = 0; c < cols; c++) {
-                                if (x[c] == 0.0f) continue;
-                                const long s = key0 + c;
-                                const float p = x[c];
-                                const float ds = dp[c];
-                                const float *ks = kp + b * ksb + s * kss + g * ksh;
-                                float *dqt = t40 + ((b * nt + t) * nh + h) * hd;
-                                float *dks = t41 + ((b * ns + s) * nkv + g) * hd;
-                                float *dvs = t42 + ((b * ns + s) * nkv + g) * hd;
-                                #pragma omp simd
-                                for (long d = 0; d < hd; d++) { dqt[d] += ds * ks[d]; dks[d] += ds * qt[d]; dvs[d] += p * gt[d]; }
+                        }
+                        /* dq[r] += Σ_c ds[r][c]·k_c */
+                        for (long r = 0; r < rows; r++) {
+                            float *dqt = t40 + ((b * nt + row0 + r) * nh + h) * hd;
+                            const float *x = dps + r * 16;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dqt[d];
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], kr[c][d], a);
+                                dqt[d] = a;
+                            }
+                        }
+                        /* dk[c] += Σ_r ds[r][c]·q_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t41 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(dps[r * 16 + c], qs[r * hd + d], a);
+                                dst[d] = a;
+                            }
+                        }
+                        /* dv[c] += Σ_r p[r][c]·dO_r */
+                        for (long c = 0; c < cols; c++) {
+                            float *dst = t42 + ((b * ns + key0 + c) * nkv + g) * hd;
+                            #pragma omp simd
+                            for (long d = 0; d < hd; d++) {
+                                float a = dst[d];
+                                for (long r = 0; r < 16; r++) a = fmaf(sc[r * 16 + c], gs[r * hd + d], a);
+                                dst[d] = a;
                             }
                         }
                     }
@@ -11188,63 +11280,69 @@ static void eval_loss_prefix_k9_causal_attention_forward(float *restrict t10, fl
     for (long b = 0; b < nb; b++) {
         for (long h = 0; h < nh; h++) {
             const long g = h / rep;
-            float kt[hd * 16], qs[16 * hd], sc[16 * 16], acc[16 * hd], m[16], l[16];
-            for (long row0 = 0; row0 < nt; row0 += 16) {
-                const long rows = nt - row0 < 16 ? nt - row0 : 16;
+            float kt[hd * 16], qs[64 * hd], sc[16 * 16], acc[64 * hd], m[64], l[64], corr[16];
+            for (long row0 = 0; row0 < nt; row0 += 64) {
+                const long rows = nt - row0 < 64 ? nt - row0 : 64;
                 /* keys any row of the block sees: s < kend */
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
-                for (long r = 0; r < rows; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
-                for (long i = 0; i < rows * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q, scaled by 1/√HD (zeros past the end) */
-                for (long r = 0; r < 16; r++) {
+                for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
+                for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
+                /* the block's rows of q (zeros past the end) */
+                for (long r = 0; r < 64; r++) {
                     const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] * scale : 0.0f;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
-                    /* the key tile, transposed: kt[d][c] = k[key0 + c][d] (zeros past the end) */
-                    for (long c = 0; c < 16; c++) {
-                        const float *ks = kp + b * ksb + (key0 + (c < cols ? c : 0)) * kss + g * ksh;
-                        for (long d = 0; d < hd; d++) kt[d * 16 + c] = c < cols ? ks[d] : 0.0f;
-                    }
-                    /* the tile's scores sc[r][c] = q_r·k_c / √HD: 16 independent rows of sums */
-                    for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                    for (long d = 0; d < hd; d++) {
+                    const float *kr[16];
+                    for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
+                    const float *vr[16];
+                    for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
+                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
+                    for (long d = 0; d < hd; d++)
+                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* each sub-block of 16 rows that sees a key of the tile */
+                    for (long r0 = 0; r0 < rows; r0 += 16) {
+                        if (key0 > start + row0 + r0 + 15) continue;
+                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                        for (long d = 0; d < hd; d++) {
+                            for (long r = 0; r < 16; r++) {
+                                const float qd = qs[(r0 + r) * hd + d];
+                                #pragma omp simd
+                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                            }
+                        }
+                        /* online softmax per row: masked scores out, the running max and sum
+                           moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
                         for (long r = 0; r < 16; r++) {
-                            const float qd = qs[r * hd + d];
-                            #pragma omp simd
-                            for (long c = 0; c < 16; c++) sc[r * 16 + c] += qd * kt[d * 16 + c];
+                            const long t = row0 + r0 + r;
+                            float *x = sc + r * 16;
+                            float mt = m[r0 + r];
+                            for (long c = 0; c < 16; c++) {
+                                const long s = key0 + c;
+                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                mt = fmaxf(mt, x[c]);
+                            }
+                            if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
+                            corr[r] = expf(m[r0 + r] - mt);
+                            float sum = 0.0f;
+                            #pragma omp simd reduction(+:sum)
+                            for (long c = 0; c < 16; c++) { x[c] = x[c] == -INFINITY ? 0.0f : expf(x[c] - mt); sum += x[c]; }
+                            l[r0 + r] = l[r0 + r] * corr[r] + sum;
+                            m[r0 + r] = mt;
                         }
-                    }
-                    for (long r = 0; r < rows; r++) {
-                        const long t = row0 + r;
-                        if (key0 > start + t) continue;   /* the whole tile is above the diagonal */
-                        float *x = sc + r * 16;
-                        float mt = m[r];
-                        for (long c = 0; c < 16; c++) {
-                            const long s = key0 + c;
-                            if (c >= cols || s > start + t) x[c] = -INFINITY;
-                            mt = fmaxf(mt, x[c]);
-                        }
-                        if (mt == -INFINITY) continue;
-                        /* online softmax: rescale what the row has so far to the new max */
-                        const float corr = expf(m[r] - mt);
-                        float sum = 0.0f;
-                        #pragma omp simd reduction(+:sum)
-                        for (long c = 0; c < 16; c++) { x[c] = expf(x[c] - mt); sum += x[c]; }
-                        l[r] = l[r] * corr + sum;
-                        m[r] = mt;
-                        float *ar = acc + r * hd;
-                        if (corr != 1.0f) {
+                        /* acc[r] = corr[r]·acc[r] + Σ_c sc[r][c]·v_c */
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
+                            float *ar = acc + (r0 + r) * hd;
+                            const float *x = sc + r * 16;
+                            const float cr = corr[r];
                             #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] *= corr;
-                        }
-                        for (long c = 0; c < cols; c++) {
-                            if (x[c] == 0.0f) continue;
-                            const float w = x[c];
-                            const float *vs = vp + b * vsb + (key0 + c) * vss + g * vsh;
-                            #pragma omp simd
-                            for (long d = 0; d < hd; d++) ar[d] += w * vs[d];
+                            for (long d = 0; d < hd; d++) {
+                                float a = ar[d] * cr;
+                                for (long c = 0; c < 16; c++) a = fmaf(x[c], vr[c][d], a);
+                                ar[d] = a;
+                            }
                         }
                     }
                 }

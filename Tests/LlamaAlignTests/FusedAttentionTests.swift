@@ -51,10 +51,10 @@ import TensorGraph
         return counts.reduce(into: [:]) { r, e in r[e.key] = buffers[e.key]!.floatArray(e.value) }
     }
 
-    /// Short rows (one tile of 16) and long ones (several row blocks and key tiles, tiles
+    /// Short rows (one tile of 16) and long ones (several tiles and forward row blocks of 64, tiles
     /// above the diagonal skipped, the online softmax rescaled).
     @Test(arguments: [(false, 0, 2, 5), (false, 3, 2, 5), (true, 0, 1, 5), (true, 3, 2, 5), (true, 4, 3, 5),
-                      (false, 0, 1, 37), (true, 5, 2, 37), (false, 17, 2, 20)])
+                      (false, 0, 1, 37), (true, 5, 2, 37), (false, 17, 2, 20), (true, 3, 2, 70)])
     func fusedMatchesUnfusedCompiled(masked: Bool, prefix: Int, rep: Int, seq: Int) throws {
         let suffix = masked ? "_masked" : ""
         let sizes = FusedAttentionTests.sizes(prefix: prefix, rep: rep, seq: seq)

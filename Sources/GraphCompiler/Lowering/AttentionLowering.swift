@@ -39,6 +39,8 @@ struct AttentionLowering {
 
     /// Rows and keys per tile (one 16-float vector of scores).
     static let tile = 16
+    /// Query rows per block of the forward (each transposed key tile serves them all).
+    static let rowBlock = 64
 
     /// A C pointer and the strides of the non-contiguous axes of operand `i` (`names`, one per
     /// axis but the last, which must have unit stride). Locals are lowercase: the program's sizes
