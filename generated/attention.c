@@ -102,9 +102,9 @@ static void fused_k0_causal_attention_forward(float *restrict t0, float *restric
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t0 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t1[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -758,9 +758,9 @@ static void fused_masked_k0_causal_attention_forward(float *restrict t0, float *
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t0 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t1[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }

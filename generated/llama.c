@@ -275,9 +275,9 @@ static void forward_k8_causal_attention_forward(float *restrict t9, float *restr
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t9 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t10[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -895,9 +895,9 @@ static void prefill_k9_causal_attention_forward(float *restrict t8, float *restr
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t8 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t9[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -1506,9 +1506,9 @@ static void decode_k8_causal_attention_forward(float *restrict t7, float *restri
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t7 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t8[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -2270,9 +2270,9 @@ static void forward_q8_k8_causal_attention_forward(float *restrict t9, float *re
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t9 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t10[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -3322,9 +3322,9 @@ static void prefill_q8_k9_causal_attention_forward(float *restrict t8, float *re
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t8 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t9[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -4365,9 +4365,9 @@ static void decode_q8_k8_causal_attention_forward(float *restrict t7, float *res
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t7 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t8[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -5456,9 +5456,9 @@ static void forward_q4_k8_causal_attention_forward(float *restrict t9, float *re
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t9 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t10[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -6627,9 +6627,9 @@ static void prefill_q4_k9_causal_attention_forward(float *restrict t8, float *re
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t8 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t9[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -7789,9 +7789,9 @@ static void decode_q4_k8_causal_attention_forward(float *restrict t7, float *res
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t7 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t8[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }

@@ -318,9 +318,9 @@ static void dpo_logps_k10_causal_attention_forward(float *restrict t10, float *r
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t10 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t11[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -1277,9 +1277,9 @@ static void dpo_step_k10_causal_attention_forward(float *restrict saved_attn, fl
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -6898,9 +6898,9 @@ static void dpo_logps_lora_k17_causal_attention_forward(float *restrict t17, flo
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t17 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t18[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -8240,9 +8240,9 @@ static void dpo_step_lora_k17_causal_attention_forward(float *restrict saved_att
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -12873,9 +12873,9 @@ static void dpo_step_lora_dropout_k20_causal_attention_forward(float *restrict s
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -17670,9 +17670,9 @@ static void dpo_logps_prefix_k11_causal_attention_forward(float *restrict t11, f
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t11 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t12[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -18692,9 +18692,9 @@ static void dpo_step_prefix_k12_causal_attention_forward(float *restrict saved_a
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }

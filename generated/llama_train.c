@@ -275,9 +275,9 @@ static void lm_step_k8_causal_attention_forward(float *restrict saved_attn, floa
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -2332,9 +2332,9 @@ static void lm_step_lora_k15_causal_attention_forward(float *restrict saved_attn
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -5022,9 +5022,9 @@ static void lm_step_lora_dropout_k18_causal_attention_forward(float *restrict sa
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -7838,9 +7838,9 @@ static void eval_loss_k8_causal_attention_forward(float *restrict t9, float *res
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t9 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t10[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -8659,9 +8659,9 @@ static void eval_loss_lora_k15_causal_attention_forward(float *restrict t16, flo
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t16 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t17[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -9619,9 +9619,9 @@ static void lm_step_prefix_k10_causal_attention_forward(float *restrict saved_at
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = saved_attn + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     saved_lse[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }
@@ -11350,9 +11350,9 @@ static void eval_loss_prefix_k9_causal_attention_forward(float *restrict t10, fl
                     const long t = row0 + r;
                     const float *ar = acc + r * hd;
                     float *ot = t10 + ((b * nt + t) * nh + h) * hd;
-                    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+                    const float lr = l[r];
                     #pragma omp simd
-                    for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;
+                    for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;
                     t11[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
                 }
             }

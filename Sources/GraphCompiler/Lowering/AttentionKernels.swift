@@ -24,8 +24,8 @@ extension AttentionLowering {
         let masked = mask.map { " || \($0)" } ?? ""
         var finish = ["const float *ar = acc + r * hd;"]
         if let out {
-            finish += ["float *ot = \(out) + ((b * nt + t) * nh + h) * hd;", "const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;",
-                       "#pragma omp simd", "for (long d = 0; d < hd; d++) ot[d] = ar[d] * inv;"]
+            finish += ["float *ot = \(out) + ((b * nt + t) * nh + h) * hd;", "const float lr = l[r];",
+                       "#pragma omp simd", "for (long d = 0; d < hd; d++) ot[d] = lr > 0.0f ? ar[d] / lr : 0.0f;"]
         }
         if let lse { finish += ["\(lse)[(b * nh + h) * nt + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;"] }
         let text = """
