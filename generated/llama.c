@@ -223,20 +223,35 @@ static void forward_k8_causal_attention_forward(float *restrict t9, float *restr
                     for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
                     const float *vr[16];
                     for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
-                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
-                    for (long d = 0; d < hd; d++)
-                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
                     /* each sub-block of 16 rows that sees a key of the tile */
                     for (long r0 = 0; r0 < rows; r0 += 16) {
                         if (key0 > start + row0 + r0 + 15) continue;
-                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
-                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            for (long r = 0; r < 16; r++) {
-                                const float qd = qs[(r0 + r) * hd + d];
-                                #pragma omp simd
-                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
                             }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < 16; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    float y = 0.0f;
+                                    if (r0 + r < rows) {
+                                        const float *qr = qs + (r0 + r) * hd;
+                                        #pragma omp simd reduction(+:y)
+                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    }
+                                    sc[r * 16 + c] = y;
+                                }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
@@ -843,20 +858,35 @@ static void prefill_k9_causal_attention_forward(float *restrict t8, float *restr
                     for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
                     const float *vr[16];
                     for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
-                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
-                    for (long d = 0; d < hd; d++)
-                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
                     /* each sub-block of 16 rows that sees a key of the tile */
                     for (long r0 = 0; r0 < rows; r0 += 16) {
                         if (key0 > start + row0 + r0 + 15) continue;
-                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
-                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            for (long r = 0; r < 16; r++) {
-                                const float qd = qs[(r0 + r) * hd + d];
-                                #pragma omp simd
-                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
                             }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < 16; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    float y = 0.0f;
+                                    if (r0 + r < rows) {
+                                        const float *qr = qs + (r0 + r) * hd;
+                                        #pragma omp simd reduction(+:y)
+                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    }
+                                    sc[r * 16 + c] = y;
+                                }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
@@ -1454,20 +1484,35 @@ static void decode_k8_causal_attention_forward(float *restrict t7, float *restri
                     for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
                     const float *vr[16];
                     for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
-                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
-                    for (long d = 0; d < hd; d++)
-                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
                     /* each sub-block of 16 rows that sees a key of the tile */
                     for (long r0 = 0; r0 < rows; r0 += 16) {
                         if (key0 > start + row0 + r0 + 15) continue;
-                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
-                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            for (long r = 0; r < 16; r++) {
-                                const float qd = qs[(r0 + r) * hd + d];
-                                #pragma omp simd
-                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
                             }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < 16; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    float y = 0.0f;
+                                    if (r0 + r < rows) {
+                                        const float *qr = qs + (r0 + r) * hd;
+                                        #pragma omp simd reduction(+:y)
+                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    }
+                                    sc[r * 16 + c] = y;
+                                }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
@@ -2218,20 +2263,35 @@ static void forward_q8_k8_causal_attention_forward(float *restrict t9, float *re
                     for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
                     const float *vr[16];
                     for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
-                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
-                    for (long d = 0; d < hd; d++)
-                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
                     /* each sub-block of 16 rows that sees a key of the tile */
                     for (long r0 = 0; r0 < rows; r0 += 16) {
                         if (key0 > start + row0 + r0 + 15) continue;
-                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
-                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            for (long r = 0; r < 16; r++) {
-                                const float qd = qs[(r0 + r) * hd + d];
-                                #pragma omp simd
-                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
                             }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < 16; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    float y = 0.0f;
+                                    if (r0 + r < rows) {
+                                        const float *qr = qs + (r0 + r) * hd;
+                                        #pragma omp simd reduction(+:y)
+                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    }
+                                    sc[r * 16 + c] = y;
+                                }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
@@ -3270,20 +3330,35 @@ static void prefill_q8_k9_causal_attention_forward(float *restrict t8, float *re
                     for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
                     const float *vr[16];
                     for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
-                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
-                    for (long d = 0; d < hd; d++)
-                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
                     /* each sub-block of 16 rows that sees a key of the tile */
                     for (long r0 = 0; r0 < rows; r0 += 16) {
                         if (key0 > start + row0 + r0 + 15) continue;
-                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
-                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            for (long r = 0; r < 16; r++) {
-                                const float qd = qs[(r0 + r) * hd + d];
-                                #pragma omp simd
-                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
                             }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < 16; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    float y = 0.0f;
+                                    if (r0 + r < rows) {
+                                        const float *qr = qs + (r0 + r) * hd;
+                                        #pragma omp simd reduction(+:y)
+                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    }
+                                    sc[r * 16 + c] = y;
+                                }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
@@ -4313,20 +4388,35 @@ static void decode_q8_k8_causal_attention_forward(float *restrict t7, float *res
                     for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
                     const float *vr[16];
                     for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
-                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
-                    for (long d = 0; d < hd; d++)
-                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
                     /* each sub-block of 16 rows that sees a key of the tile */
                     for (long r0 = 0; r0 < rows; r0 += 16) {
                         if (key0 > start + row0 + r0 + 15) continue;
-                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
-                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            for (long r = 0; r < 16; r++) {
-                                const float qd = qs[(r0 + r) * hd + d];
-                                #pragma omp simd
-                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
                             }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < 16; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    float y = 0.0f;
+                                    if (r0 + r < rows) {
+                                        const float *qr = qs + (r0 + r) * hd;
+                                        #pragma omp simd reduction(+:y)
+                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    }
+                                    sc[r * 16 + c] = y;
+                                }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
@@ -5404,20 +5494,35 @@ static void forward_q4_k8_causal_attention_forward(float *restrict t9, float *re
                     for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
                     const float *vr[16];
                     for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
-                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
-                    for (long d = 0; d < hd; d++)
-                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
                     /* each sub-block of 16 rows that sees a key of the tile */
                     for (long r0 = 0; r0 < rows; r0 += 16) {
                         if (key0 > start + row0 + r0 + 15) continue;
-                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
-                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            for (long r = 0; r < 16; r++) {
-                                const float qd = qs[(r0 + r) * hd + d];
-                                #pragma omp simd
-                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
                             }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < 16; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    float y = 0.0f;
+                                    if (r0 + r < rows) {
+                                        const float *qr = qs + (r0 + r) * hd;
+                                        #pragma omp simd reduction(+:y)
+                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    }
+                                    sc[r * 16 + c] = y;
+                                }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
@@ -6575,20 +6680,35 @@ static void prefill_q4_k9_causal_attention_forward(float *restrict t8, float *re
                     for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
                     const float *vr[16];
                     for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
-                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
-                    for (long d = 0; d < hd; d++)
-                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
                     /* each sub-block of 16 rows that sees a key of the tile */
                     for (long r0 = 0; r0 < rows; r0 += 16) {
                         if (key0 > start + row0 + r0 + 15) continue;
-                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
-                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            for (long r = 0; r < 16; r++) {
-                                const float qd = qs[(r0 + r) * hd + d];
-                                #pragma omp simd
-                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
                             }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < 16; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    float y = 0.0f;
+                                    if (r0 + r < rows) {
+                                        const float *qr = qs + (r0 + r) * hd;
+                                        #pragma omp simd reduction(+:y)
+                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    }
+                                    sc[r * 16 + c] = y;
+                                }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
@@ -7737,20 +7857,35 @@ static void decode_q4_k8_causal_attention_forward(float *restrict t7, float *res
                     for (long c = 0; c < 16; c++) kr[c] = kp + b * ksb + (key0 + (c < cols ? c : cols - 1)) * kss + g * ksh;
                     const float *vr[16];
                     for (long c = 0; c < 16; c++) vr[c] = vp + b * vsb + (key0 + (c < cols ? c : cols - 1)) * vss + g * vsh;
-                    /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
-                    for (long d = 0; d < hd; d++)
-                        for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
+                    /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                    if (rows >= 16)
+                        for (long d = 0; d < hd; d++)
+                            for (long c = 0; c < 16; c++) kt[d * 16 + c] = kr[c][d];
                     /* each sub-block of 16 rows that sees a key of the tile */
                     for (long r0 = 0; r0 < rows; r0 += 16) {
                         if (key0 > start + row0 + r0 + 15) continue;
-                        /* sc[r][c] = q_r·k_c: 16 independent vector sums */
-                        for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
-                        for (long d = 0; d < hd; d++) {
-                            for (long r = 0; r < 16; r++) {
-                                const float qd = qs[(r0 + r) * hd + d];
-                                #pragma omp simd
-                                for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                        if (rows - r0 >= 16) {
+                            /* sc[r][c] = q_r·k_c: 16 independent vector sums */
+                            for (long i = 0; i < 16 * 16; i++) sc[i] = 0.0f;
+                            for (long d = 0; d < hd; d++) {
+                                for (long r = 0; r < 16; r++) {
+                                    const float qd = qs[(r0 + r) * hd + d];
+                                    #pragma omp simd
+                                    for (long c = 0; c < 16; c++) sc[r * 16 + c] = fmaf(qd, kt[d * 16 + c], sc[r * 16 + c]);
+                                }
                             }
+                        } else {
+                            /* a few rows (decode, a short tail): one dot product per score */
+                            for (long r = 0; r < 16; r++)
+                                for (long c = 0; c < 16; c++) {
+                                    float y = 0.0f;
+                                    if (r0 + r < rows) {
+                                        const float *qr = qs + (r0 + r) * hd;
+                                        #pragma omp simd reduction(+:y)
+                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                    }
+                                    sc[r * 16 + c] = y;
+                                }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */

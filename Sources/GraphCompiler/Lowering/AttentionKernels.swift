@@ -49,20 +49,35 @@ extension AttentionLowering {
                         const long cols = kend - key0 < \(n) ? kend - key0 : \(n);
         \(AttentionLowering.block(AttentionLowering.tileRows("kr", "k", n), 4).joined(separator: "\n"))
         \(AttentionLowering.block(AttentionLowering.tileRows("vr", "v", n), 4).joined(separator: "\n"))
-                        /* the key tile transposed: kt[d][c] = k[key0 + c][d] */
-                        for (long d = 0; d < hd; d++)
-                            for (long c = 0; c < \(n); c++) kt[d * \(n) + c] = kr[c][d];
+                        /* the key tile transposed, kt[d][c] = k[key0 + c][d], when a sub-block is full */
+                        if (rows >= \(n))
+                            for (long d = 0; d < hd; d++)
+                                for (long c = 0; c < \(n); c++) kt[d * \(n) + c] = kr[c][d];
                         /* each sub-block of \(n) rows that sees a key of the tile */
                         for (long r0 = 0; r0 < rows; r0 += \(n)) {
                             if (key0 > start + row0 + r0 + \(n - 1)) continue;
-                            /* sc[r][c] = q_r·k_c: \(n) independent vector sums */
-                            for (long i = 0; i < \(n) * \(n); i++) sc[i] = 0.0f;
-                            for (long d = 0; d < hd; d++) {
-                                for (long r = 0; r < \(n); r++) {
-                                    const float qd = qs[(r0 + r) * hd + d];
-                                    #pragma omp simd
-                                    for (long c = 0; c < \(n); c++) sc[r * \(n) + c] = fmaf(qd, kt[d * \(n) + c], sc[r * \(n) + c]);
+                            if (rows - r0 >= \(n)) {
+                                /* sc[r][c] = q_r·k_c: \(n) independent vector sums */
+                                for (long i = 0; i < \(n) * \(n); i++) sc[i] = 0.0f;
+                                for (long d = 0; d < hd; d++) {
+                                    for (long r = 0; r < \(n); r++) {
+                                        const float qd = qs[(r0 + r) * hd + d];
+                                        #pragma omp simd
+                                        for (long c = 0; c < \(n); c++) sc[r * \(n) + c] = fmaf(qd, kt[d * \(n) + c], sc[r * \(n) + c]);
+                                    }
                                 }
+                            } else {
+                                /* a few rows (decode, a short tail): one dot product per score */
+                                for (long r = 0; r < \(n); r++)
+                                    for (long c = 0; c < \(n); c++) {
+                                        float y = 0.0f;
+                                        if (r0 + r < rows) {
+                                            const float *qr = qs + (r0 + r) * hd;
+                                            #pragma omp simd reduction(+:y)
+                                            for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
+                                        }
+                                        sc[r * \(n) + c] = y;
+                                    }
                             }
                             /* online softmax per row: masked scores out, the running max and sum
                                moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
