@@ -212,10 +212,10 @@ static void forward_k8_causal_attention_forward(float *restrict t9, float *restr
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -242,26 +242,24 @@ static void forward_k8_causal_attention_forward(float *restrict t9, float *restr
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -847,10 +845,10 @@ static void prefill_k9_causal_attention_forward(float *restrict t8, float *restr
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -877,26 +875,24 @@ static void prefill_k9_causal_attention_forward(float *restrict t8, float *restr
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -1473,10 +1469,10 @@ static void decode_k8_causal_attention_forward(float *restrict t7, float *restri
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -1503,26 +1499,24 @@ static void decode_k8_causal_attention_forward(float *restrict t7, float *restri
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -2252,10 +2246,10 @@ static void forward_q8_k8_causal_attention_forward(float *restrict t9, float *re
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -2282,26 +2276,24 @@ static void forward_q8_k8_causal_attention_forward(float *restrict t9, float *re
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -3319,10 +3311,10 @@ static void prefill_q8_k9_causal_attention_forward(float *restrict t8, float *re
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -3349,26 +3341,24 @@ static void prefill_q8_k9_causal_attention_forward(float *restrict t8, float *re
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -4377,10 +4367,10 @@ static void decode_q8_k8_causal_attention_forward(float *restrict t7, float *res
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -4407,26 +4397,24 @@ static void decode_q8_k8_causal_attention_forward(float *restrict t7, float *res
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -5483,10 +5471,10 @@ static void forward_q4_k8_causal_attention_forward(float *restrict t9, float *re
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -5513,26 +5501,24 @@ static void forward_q4_k8_causal_attention_forward(float *restrict t9, float *re
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -6669,10 +6655,10 @@ static void prefill_q4_k9_causal_attention_forward(float *restrict t8, float *re
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -6699,26 +6685,24 @@ static void prefill_q4_k9_causal_attention_forward(float *restrict t8, float *re
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -7846,10 +7830,10 @@ static void decode_q4_k8_causal_attention_forward(float *restrict t7, float *res
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -7876,26 +7860,24 @@ static void decode_q4_k8_causal_attention_forward(float *restrict t7, float *res
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }

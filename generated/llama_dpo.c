@@ -255,10 +255,10 @@ static void dpo_logps_k10_causal_attention_forward(float *restrict t10, float *r
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -285,26 +285,24 @@ static void dpo_logps_k10_causal_attention_forward(float *restrict t10, float *r
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -1229,10 +1227,10 @@ static void dpo_step_k10_causal_attention_forward(float *restrict saved_attn, fl
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -1259,26 +1257,24 @@ static void dpo_step_k10_causal_attention_forward(float *restrict saved_attn, fl
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -6865,10 +6861,10 @@ static void dpo_logps_lora_k17_causal_attention_forward(float *restrict t17, flo
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -6895,26 +6891,24 @@ static void dpo_logps_lora_k17_causal_attention_forward(float *restrict t17, flo
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -8222,10 +8216,10 @@ static void dpo_step_lora_k17_causal_attention_forward(float *restrict saved_att
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -8252,26 +8246,24 @@ static void dpo_step_lora_k17_causal_attention_forward(float *restrict saved_att
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -12870,10 +12862,10 @@ static void dpo_step_lora_dropout_k20_causal_attention_forward(float *restrict s
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -12900,26 +12892,24 @@ static void dpo_step_lora_dropout_k20_causal_attention_forward(float *restrict s
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -17682,10 +17672,10 @@ static void dpo_logps_prefix_k11_causal_attention_forward(float *restrict t11, f
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -17712,26 +17702,24 @@ static void dpo_logps_prefix_k11_causal_attention_forward(float *restrict t11, f
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -18719,10 +18707,10 @@ static void dpo_step_prefix_k12_causal_attention_forward(float *restrict saved_a
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -18749,26 +18737,24 @@ static void dpo_step_prefix_k12_causal_attention_forward(float *restrict saved_a
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t || mp[b * msb + t * mst + s] == 0.0f ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }

@@ -212,10 +212,10 @@ static void lm_step_k8_causal_attention_forward(float *restrict saved_attn, floa
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -242,26 +242,24 @@ static void lm_step_k8_causal_attention_forward(float *restrict saved_attn, floa
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -2284,10 +2282,10 @@ static void lm_step_lora_k15_causal_attention_forward(float *restrict saved_attn
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -2314,26 +2312,24 @@ static void lm_step_lora_k15_causal_attention_forward(float *restrict saved_attn
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -4989,10 +4985,10 @@ static void lm_step_lora_dropout_k18_causal_attention_forward(float *restrict sa
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -5019,26 +5015,24 @@ static void lm_step_lora_dropout_k18_causal_attention_forward(float *restrict sa
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -7820,10 +7814,10 @@ static void eval_loss_k8_causal_attention_forward(float *restrict t9, float *res
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -7850,26 +7844,24 @@ static void eval_loss_k8_causal_attention_forward(float *restrict t9, float *res
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -8656,10 +8648,10 @@ static void eval_loss_lora_k15_causal_attention_forward(float *restrict t16, flo
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -8686,26 +8678,24 @@ static void eval_loss_lora_k15_causal_attention_forward(float *restrict t16, flo
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -9631,10 +9621,10 @@ static void lm_step_prefix_k10_causal_attention_forward(float *restrict saved_at
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -9661,26 +9651,24 @@ static void lm_step_prefix_k10_causal_attention_forward(float *restrict saved_at
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }
@@ -11377,10 +11365,10 @@ static void eval_loss_prefix_k9_causal_attention_forward(float *restrict t10, fl
                 const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                 for (long r = 0; r < 64; r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                 for (long i = 0; i < 64 * hd; i++) acc[i] = 0.0f;
-                /* the block's rows of q (zeros past the end) */
-                for (long r = 0; r < 64; r++) {
-                    const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                    for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                /* the block's rows of q */
+                for (long r = 0; r < rows; r++) {
+                    const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                    for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                 }
                 for (long key0 = 0; key0 < kend; key0 += 16) {
                     const long cols = kend - key0 < 16 ? kend - key0 : 16;
@@ -11407,26 +11395,24 @@ static void eval_loss_prefix_k9_causal_attention_forward(float *restrict t10, fl
                             }
                         } else {
                             /* a few rows (decode, a short tail): one dot product per score */
-                            for (long r = 0; r < 16; r++)
+                            for (long r = 0; r < rows - r0; r++)
                                 for (long c = 0; c < 16; c++) {
+                                    const float *qr = qs + (r0 + r) * hd;
                                     float y = 0.0f;
-                                    if (r0 + r < rows) {
-                                        const float *qr = qs + (r0 + r) * hd;
-                                        #pragma omp simd reduction(+:y)
-                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                    }
+                                    #pragma omp simd reduction(+:y)
+                                    for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                     sc[r * 16 + c] = y;
                                 }
                         }
                         /* online softmax per row: masked scores out, the running max and sum
                            moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                        for (long r = 0; r < 16; r++) {
+                        for (long r = 0; r < 16 && r0 + r < rows; r++) {
                             const long t = row0 + r0 + r;
                             float *x = sc + r * 16;
                             float mt = m[r0 + r];
                             for (long c = 0; c < 16; c++) {
                                 const long s = key0 + c;
-                                x[c] = r0 + r >= rows || c >= cols || s > start + t ? -INFINITY : x[c] * scale;
+                                x[c] = c >= cols || s > start + t ? -INFINITY : x[c] * scale;
                                 mt = fmaxf(mt, x[c]);
                             }
                             if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < 16; c++) x[c] = 0.0f; continue; }

@@ -40,10 +40,10 @@ extension AttentionLowering {
                     const long kend = start + row0 + rows < ns ? start + row0 + rows : ns;
                     for (long r = 0; r < \(rb); r++) { m[r] = -INFINITY; l[r] = 0.0f; }
                     for (long i = 0; i < \(rb) * hd; i++) acc[i] = 0.0f;
-                    /* the block's rows of q (zeros past the end) */
-                    for (long r = 0; r < \(rb); r++) {
-                        const float *qt = qp + b * qsb + (row0 + (r < rows ? r : 0)) * qst + h * qsh;
-                        for (long d = 0; d < hd; d++) qs[r * hd + d] = r < rows ? qt[d] : 0.0f;
+                    /* the block's rows of q */
+                    for (long r = 0; r < rows; r++) {
+                        const float *qt = qp + b * qsb + (row0 + r) * qst + h * qsh;
+                        for (long d = 0; d < hd; d++) qs[r * hd + d] = qt[d];
                     }
                     for (long key0 = 0; key0 < kend; key0 += \(n)) {
                         const long cols = kend - key0 < \(n) ? kend - key0 : \(n);
@@ -68,26 +68,24 @@ extension AttentionLowering {
                                 }
                             } else {
                                 /* a few rows (decode, a short tail): one dot product per score */
-                                for (long r = 0; r < \(n); r++)
+                                for (long r = 0; r < rows - r0; r++)
                                     for (long c = 0; c < \(n); c++) {
+                                        const float *qr = qs + (r0 + r) * hd;
                                         float y = 0.0f;
-                                        if (r0 + r < rows) {
-                                            const float *qr = qs + (r0 + r) * hd;
-                                            #pragma omp simd reduction(+:y)
-                                            for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
-                                        }
+                                        #pragma omp simd reduction(+:y)
+                                        for (long d = 0; d < hd; d++) y = fmaf(qr[d], kr[c][d], y);
                                         sc[r * \(n) + c] = y;
                                     }
                             }
                             /* online softmax per row: masked scores out, the running max and sum
                                moved on, sc[r][c] ← exp(score − max); corr rescales what the row had */
-                            for (long r = 0; r < \(n); r++) {
+                            for (long r = 0; r < \(n) && r0 + r < rows; r++) {
                                 const long t = row0 + r0 + r;
                                 float *x = sc + r * \(n);
                                 float mt = m[r0 + r];
                                 for (long c = 0; c < \(n); c++) {
                                     const long s = key0 + c;
-                                    x[c] = r0 + r >= rows || c >= cols || s > start + t\(masked) ? -INFINITY : x[c] * scale;
+                                    x[c] = c >= cols || s > start + t\(masked) ? -INFINITY : x[c] * scale;
                                     mt = fmaxf(mt, x[c]);
                                 }
                                 if (mt == -INFINITY) { corr[r] = 1.0f; for (long c = 0; c < \(n); c++) x[c] = 0.0f; continue; }
