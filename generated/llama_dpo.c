@@ -6585,11 +6585,24 @@ static void dpo_logps_lora_k6_lora_a_wq(float *restrict t6, const float *restric
     }
 }
 
-/* dpo_logps_lora_k7_lora_b_wq: t7[B*T, D] = t6 · lora_b_wqᵀ  [layer/attention/lora] */
-static void dpo_logps_lora_k7_lora_b_wq(float *restrict t7, const float *restrict lora_b_wq, const float *restrict t6, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_logps_lora_k7_lora: t7 = t6 · lora_scale_wq  [layer/attention/lora] */
+static void dpo_logps_lora_k7_lora(float *t7, const float *lora_scale_wq, const float *t6, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t6[r * n + j]) * (lora_scale_wq[0]);
+            t7[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_k8_lora_b_wq: t8[B*T, D] = t7 · lora_b_wqᵀ  [layer/attention/lora] */
+static void dpo_logps_lora_k8_lora_b_wq(float *restrict t8, const float *restrict lora_b_wq, const float *restrict t7, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t6, R, lora_b_wq, R, 0.0f, t7, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t7, R, lora_b_wq, R, 0.0f, t8, D);
         return;
     }
     la_blas_pool(0);
@@ -6598,17 +6611,17 @@ static void dpo_logps_lora_k7_lora_b_wq(float *restrict t7, const float *restric
         const float *restrict wr = lora_b_wq + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t6)[c];
-        (t7)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t7)[c];
+        (t8)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k8_wk: t8[B*T, KVD] = t4 · wkᵀ  [layer/attention] */
-static void dpo_logps_lora_k8_wk(float *restrict t8, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_lora_k9_wk: t9[B*T, KVD] = t4 · wkᵀ  [layer/attention] */
+static void dpo_logps_lora_k9_wk(float *restrict t9, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wk, D, 0.0f, t8, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wk, D, 0.0f, t9, KVD);
         return;
     }
     la_blas_pool(0);
@@ -6618,15 +6631,15 @@ static void dpo_logps_lora_k8_wk(float *restrict t8, const float *restrict wk, c
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
-        (t8)[r] = acc;
+        (t9)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k9_lora_a_wk: t9[B*T, R] = t4 · lora_a_wkᵀ  [layer/attention/lora] */
-static void dpo_logps_lora_k9_lora_a_wk(float *restrict t9, const float *restrict lora_a_wk, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_logps_lora_k10_lora_a_wk: t10[B*T, R] = t4 · lora_a_wkᵀ  [layer/attention/lora] */
+static void dpo_logps_lora_k10_lora_a_wk(float *restrict t10, const float *restrict lora_a_wk, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t4, D, lora_a_wk, D, 0.0f, t9, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t4, D, lora_a_wk, D, 0.0f, t10, R);
         return;
     }
     la_blas_pool(0);
@@ -6636,15 +6649,28 @@ static void dpo_logps_lora_k9_lora_a_wk(float *restrict t9, const float *restric
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
-        (t9)[r] = acc;
+        (t10)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k10_lora_b_wk: t10[B*T, KVD] = t9 · lora_b_wkᵀ  [layer/attention/lora] */
-static void dpo_logps_lora_k10_lora_b_wk(float *restrict t10, const float *restrict lora_b_wk, const float *restrict t9, long B, long HD2, long KVH, long R, long T) {
+/* dpo_logps_lora_k11_lora: t11 = t10 · lora_scale_wk  [layer/attention/lora] */
+static void dpo_logps_lora_k11_lora(float *t11, const float *lora_scale_wk, const float *t10, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t10[r * n + j]) * (lora_scale_wk[0]);
+            t11[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_k12_lora_b_wk: t12[B*T, KVD] = t11 · lora_b_wkᵀ  [layer/attention/lora] */
+static void dpo_logps_lora_k12_lora_b_wk(float *restrict t12, const float *restrict lora_b_wk, const float *restrict t11, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t9, R, lora_b_wk, R, 0.0f, t10, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t11, R, lora_b_wk, R, 0.0f, t12, KVD);
         return;
     }
     la_blas_pool(0);
@@ -6653,17 +6679,17 @@ static void dpo_logps_lora_k10_lora_b_wk(float *restrict t10, const float *restr
         const float *restrict wr = lora_b_wk + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t9)[c];
-        (t10)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t11)[c];
+        (t12)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k11_wv: t11[B*T, KVD] = t4 · wvᵀ  [layer/attention] */
-static void dpo_logps_lora_k11_wv(float *restrict t11, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_lora_k13_wv: t13[B*T, KVD] = t4 · wvᵀ  [layer/attention] */
+static void dpo_logps_lora_k13_wv(float *restrict t13, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wv, D, 0.0f, t11, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t4, D, wv, D, 0.0f, t13, KVD);
         return;
     }
     la_blas_pool(0);
@@ -6673,15 +6699,15 @@ static void dpo_logps_lora_k11_wv(float *restrict t11, const float *restrict wv,
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
-        (t11)[r] = acc;
+        (t13)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k12_lora_a_wv: t12[B*T, R] = t4 · lora_a_wvᵀ  [layer/attention/lora] */
-static void dpo_logps_lora_k12_lora_a_wv(float *restrict t12, const float *restrict lora_a_wv, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_logps_lora_k14_lora_a_wv: t14[B*T, R] = t4 · lora_a_wvᵀ  [layer/attention/lora] */
+static void dpo_logps_lora_k14_lora_a_wv(float *restrict t14, const float *restrict lora_a_wv, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t4, D, lora_a_wv, D, 0.0f, t12, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t4, D, lora_a_wv, D, 0.0f, t14, R);
         return;
     }
     la_blas_pool(0);
@@ -6691,15 +6717,28 @@ static void dpo_logps_lora_k12_lora_a_wv(float *restrict t12, const float *restr
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t4)[c];
-        (t12)[r] = acc;
+        (t14)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k13_lora_b_wv: t13[B*T, KVD] = t12 · lora_b_wvᵀ  [layer/attention/lora] */
-static void dpo_logps_lora_k13_lora_b_wv(float *restrict t13, const float *restrict lora_b_wv, const float *restrict t12, long B, long HD2, long KVH, long R, long T) {
+/* dpo_logps_lora_k15_lora: t15 = t14 · lora_scale_wv  [layer/attention/lora] */
+static void dpo_logps_lora_k15_lora(float *t15, const float *lora_scale_wv, const float *t14, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t14[r * n + j]) * (lora_scale_wv[0]);
+            t15[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_k16_lora_b_wv: t16[B*T, KVD] = t15 · lora_b_wvᵀ  [layer/attention/lora] */
+static void dpo_logps_lora_k16_lora_b_wv(float *restrict t16, const float *restrict lora_b_wv, const float *restrict t15, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t12, R, lora_b_wv, R, 0.0f, t13, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t15, R, lora_b_wv, R, 0.0f, t16, KVD);
         return;
     }
     la_blas_pool(0);
@@ -6708,27 +6747,26 @@ static void dpo_logps_lora_k13_lora_b_wv(float *restrict t13, const float *restr
         const float *restrict wr = lora_b_wv + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t12)[c];
-        (t13)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t15)[c];
+        (t16)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k14_lora: t14 = t11 + lora_scale_wv · t13  [layer/attention; layer/attention/lora] */
-static void dpo_logps_lora_k14_lora(float *restrict t14, const float *restrict lora_scale_wv, const float *restrict t11, const float *restrict t13, long B, long HD2, long KVH, long T) {
+/* dpo_logps_lora_k17_lora: t17 = t13 + t16  [layer/attention; layer/attention/lora] */
+static void dpo_logps_lora_k17_lora(float *restrict t17, const float *restrict t13, const float *restrict t16, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wv[0]) * (t13[r * n + j]);
-            float v1 = t11[r * n + j] + v0;
-            t14[r * n + j] = v1;
+            float v0 = t13[r * n + j] + t16[r * n + j];
+            t17[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_logps_lora_k15_rope: mul, add, mul, mul, sub, mul, mul, add, concat  [layer/attention; layer/attention/lora; layer/attention/rope; layer/attention/attention] */
-static void dpo_logps_lora_k15_rope(float *restrict t15, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t5, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_lora_k18_rope: add, mul, mul, sub, mul, mul, add, concat  [layer/attention; layer/attention/lora; layer/attention/rope; layer/attention/attention] */
+static void dpo_logps_lora_k18_rope(float *restrict t18, const float *restrict t0, const float *restrict t1, const float *restrict t5, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -6742,32 +6780,28 @@ static void dpo_logps_lora_k15_rope(float *restrict t15, const float *restrict t
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wq[0]) * (t7[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2]);
-                float v2 = t5[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[((i0) * T + i3) * HD2 + j / 2]);
-                float v4 = (lora_scale_wq[0]) * (t7[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t5[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[((i0) * T + i3) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = t5[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2] + t8[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v3 = t5[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1] + t8[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
             }
             else {
-                float v8 = (lora_scale_wq[0]) * (t7[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2]);
-                float v9 = t5[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[((i0) * T + i3) * HD2 + j / 2]);
-                float v11 = (lora_scale_wq[0]) * (t7[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t5[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[((i0) * T + i3) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v6 = t5[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2] + t8[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v8 = t5[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1] + t8[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
             }
-            t15[r * n + j] = v0;
+            t18[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_logps_lora_k16_rope: mul, add, mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention; layer/attention/lora; layer/attention/attention] */
-static void dpo_logps_lora_k16_rope(float *restrict t16, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t8, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_lora_k19_rope: add, mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention; layer/attention/lora; layer/attention/attention] */
+static void dpo_logps_lora_k19_rope(float *restrict t19, const float *restrict t0, const float *restrict t1, const float *restrict t9, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -6780,32 +6814,28 @@ static void dpo_logps_lora_k16_rope(float *restrict t16, const float *restrict t
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wk[0]) * (t10[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2]);
-                float v2 = t8[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[((i0) * T + i3) * HD2 + j / 2]);
-                float v4 = (lora_scale_wk[0]) * (t10[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t8[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[((i0) * T + i3) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2] + t12[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v3 = t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1] + t12[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
             }
             else {
-                float v8 = (lora_scale_wk[0]) * (t10[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2]);
-                float v9 = t8[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[((i0) * T + i3) * HD2 + j / 2]);
-                float v11 = (lora_scale_wk[0]) * (t10[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t8[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[((i0) * T + i3) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v6 = t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2] + t12[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v8 = t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1] + t12[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
             }
-            t16[r * n + j] = v0;
+            t19[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_logps_lora_k17_scores_matmul: t17[B, KVH, REP, T, T] = t15 · t16ᵀ  [layer/attention/attention/scores] */
-static void dpo_logps_lora_k17_scores_matmul(float *restrict t17, const float *restrict t15, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_lora_k20_scores_matmul: t20[B, KVH, REP, T, T] = t18 · t19ᵀ  [layer/attention/attention/scores] */
+static void dpo_logps_lora_k20_scores_matmul(float *restrict t20, const float *restrict t18, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -6815,11 +6845,11 @@ static void dpo_logps_lora_k17_scores_matmul(float *restrict t17, const float *r
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t15 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t16 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t17 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t18 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t19 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t20 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_logps_lora_k18_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void dpo_logps_lora_k18_attention(float *restrict t18, const float *restrict t2, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_lora_k21_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void dpo_logps_lora_k21_attention(float *restrict t21, const float *restrict t2, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -6834,7 +6864,7 @@ static void dpo_logps_lora_k18_attention(float *restrict t18, const float *restr
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
             float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
-            float v4 = (t17[r * n + j0]) * v3;
+            float v4 = (t20[r * n + j0]) * v3;
             float v5 = v2 != 0.0f ? v4 : (-INFINITY);
             acc0 = fmaxf(acc0, v5);
         }
@@ -6845,22 +6875,22 @@ static void dpo_logps_lora_k18_attention(float *restrict t18, const float *restr
             float v6 = (float)i3 + 0.0f;
             float v7 = (float)j1 <= v6 ? 1.0f : 0.0f;
             float v8 = v7 * (t2[((i0) * T + i3) * T + j1]);
-            float v9 = (t17[r * n + j1]) * v3;
+            float v9 = (t20[r * n + j1]) * v3;
             float v10 = v8 != 0.0f ? v9 : (-INFINITY);
             float v12 = v10 - v11;
             float v13 = la_expf(v12);
-            t18[r * n + j1] = v13;
+            t21[r * n + j1] = v13;
             acc1 += v13;
         }
         for (long j = 0; j < n; j++) {
-            float v14 = (t18[r * n + j]) / acc1;
-            t18[r * n + j] = v14;
+            float v14 = (t21[r * n + j]) / acc1;
+            t21[r * n + j] = v14;
         }
     }
 }
 
-/* dpo_logps_lora_k19_attention_matmul: t19[B, KVH, REP, T, HD] = t18 · t14  [layer/attention/attention; layer/attention] */
-static void dpo_logps_lora_k19_attention_matmul(float *restrict t19, const float *restrict t14, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_lora_k22_attention_matmul: t22[B, KVH, REP, T, HD] = t21 · t17  [layer/attention/attention; layer/attention] */
+static void dpo_logps_lora_k22_attention_matmul(float *restrict t22, const float *restrict t17, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -6871,14 +6901,14 @@ static void dpo_logps_lora_k19_attention_matmul(float *restrict t19, const float
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t18 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t14 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t19 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t21 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t17 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t22 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
-/* dpo_logps_lora_k20_wo: t20[B*T, D] = t19 · woᵀ  [layer/attention] */
-static void dpo_logps_lora_k20_wo(float *restrict t20, const float *restrict wo, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_lora_k23_wo: t23[B*T, D] = t22 · woᵀ  [layer/attention] */
+static void dpo_logps_lora_k23_wo(float *restrict t23, const float *restrict wo, const float *restrict t22, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t19, D, wo, D, 0.0f, t20, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t22, D, wo, D, 0.0f, t23, D);
         return;
     }
     la_blas_pool(0);
@@ -6887,16 +6917,16 @@ static void dpo_logps_lora_k20_wo(float *restrict t20, const float *restrict wo,
         const float *restrict wr = wo + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
-        (t20)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
+        (t23)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k21_lora_a_wo: t21[B*T, R] = t19 · lora_a_woᵀ  [layer/attention/lora] */
-static void dpo_logps_lora_k21_lora_a_wo(float *restrict t21, const float *restrict lora_a_wo, const float *restrict t19, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_logps_lora_k24_lora_a_wo: t24[B*T, R] = t22 · lora_a_woᵀ  [layer/attention/lora] */
+static void dpo_logps_lora_k24_lora_a_wo(float *restrict t24, const float *restrict lora_a_wo, const float *restrict t22, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t19, D, lora_a_wo, D, 0.0f, t21, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t22, D, lora_a_wo, D, 0.0f, t24, R);
         return;
     }
     la_blas_pool(0);
@@ -6905,16 +6935,29 @@ static void dpo_logps_lora_k21_lora_a_wo(float *restrict t21, const float *restr
         const float *restrict wr = lora_a_wo + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t19)[c];
-        (t21)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
+        (t24)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k22_lora_b_wo: t22[B*T, D] = t21 · lora_b_woᵀ  [layer/attention/lora] */
-static void dpo_logps_lora_k22_lora_b_wo(float *restrict t22, const float *restrict lora_b_wo, const float *restrict t21, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_logps_lora_k25_lora: t25 = t24 · lora_scale_wo  [layer/attention/lora] */
+static void dpo_logps_lora_k25_lora(float *t25, const float *lora_scale_wo, const float *t24, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t24[r * n + j]) * (lora_scale_wo[0]);
+            t25[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_k26_lora_b_wo: t26[B*T, D] = t25 · lora_b_woᵀ  [layer/attention/lora] */
+static void dpo_logps_lora_k26_lora_b_wo(float *restrict t26, const float *restrict lora_b_wo, const float *restrict t25, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t21, R, lora_b_wo, R, 0.0f, t22, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t25, R, lora_b_wo, R, 0.0f, t26, D);
         return;
     }
     la_blas_pool(0);
@@ -6923,13 +6966,13 @@ static void dpo_logps_lora_k22_lora_b_wo(float *restrict t22, const float *restr
         const float *restrict wr = lora_b_wo + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t21)[c];
-        (t22)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t25)[c];
+        (t26)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k23_rmsnorm: t23 = ((carry0 + t20 + lora_scale_wo · t22) · rsqrt(Σ((carry0 + t20 + lora_scale_wo · t22)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer/attention/lora; layer] */
-static void dpo_logps_lora_k23_rmsnorm(float *restrict t23, const float *restrict norm_eps, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict ffn_norm, const float *restrict t20, const float *restrict t22, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_lora_k27_rmsnorm: t27 = ((carry0 + t23 + t26) · rsqrt(Σ((carry0 + t23 + t26)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer/attention/lora; layer] */
+static void dpo_logps_lora_k27_rmsnorm(float *restrict t27, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t23, const float *restrict t26, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6937,31 +6980,29 @@ static void dpo_logps_lora_k23_rmsnorm(float *restrict t23, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (lora_scale_wo[0]) * (t22[r * n + j0]);
-            float v1 = t20[r * n + j0] + v0;
-            float v2 = carry0[r * n + j0] + v1;
-            float v3 = v2 * v2;
-            acc0 += v3;
+            float v0 = t23[r * n + j0] + t26[r * n + j0];
+            float v1 = carry0[r * n + j0] + v0;
+            float v2 = v1 * v1;
+            acc0 += v2;
         }
-        float v7 = acc0 / ((float)(D));
-        float v8 = v7 + norm_eps[0];
-        float v9 = 1.0f / sqrtf(v8);
+        float v5 = acc0 / ((float)(D));
+        float v6 = v5 + norm_eps[0];
+        float v7 = 1.0f / sqrtf(v6);
         for (long j = 0; j < n; j++) {
-            float v4 = (lora_scale_wo[0]) * (t22[r * n + j]);
-            float v5 = t20[r * n + j] + v4;
-            float v6 = carry0[r * n + j] + v5;
-            float v10 = v6 * v9;
-            float v11 = v10 * (ffn_norm[j]);
-            t23[r * n + j] = v11;
+            float v3 = t23[r * n + j] + t26[r * n + j];
+            float v4 = carry0[r * n + j] + v3;
+            float v8 = v4 * v7;
+            float v9 = v8 * (ffn_norm[j]);
+            t27[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_logps_lora_k24_w1: t24[B*T, F] = t23 · w1ᵀ  [layer/ffn/gate_up] */
-static void dpo_logps_lora_k24_w1(float *restrict t24, const float *restrict w1, const float *restrict t23, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_lora_k28_w1: t28[B*T, F] = t27 · w1ᵀ  [layer/ffn/gate_up] */
+static void dpo_logps_lora_k28_w1(float *restrict t28, const float *restrict w1, const float *restrict t27, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t23, D, w1, D, 0.0f, t24, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t27, D, w1, D, 0.0f, t28, F);
         return;
     }
     la_blas_pool(0);
@@ -6970,16 +7011,16 @@ static void dpo_logps_lora_k24_w1(float *restrict t24, const float *restrict w1,
         const float *restrict wr = w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t23)[c];
-        (t24)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t27)[c];
+        (t28)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k25_lora_a_w1: t25[B*T, R] = t23 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void dpo_logps_lora_k25_lora_a_w1(float *restrict t25, const float *restrict lora_a_w1, const float *restrict t23, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_logps_lora_k29_lora_a_w1: t29[B*T, R] = t27 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_logps_lora_k29_lora_a_w1(float *restrict t29, const float *restrict lora_a_w1, const float *restrict t27, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t23, D, lora_a_w1, D, 0.0f, t25, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t27, D, lora_a_w1, D, 0.0f, t29, R);
         return;
     }
     la_blas_pool(0);
@@ -6988,15 +7029,28 @@ static void dpo_logps_lora_k25_lora_a_w1(float *restrict t25, const float *restr
         const float *restrict wr = lora_a_w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t23)[c];
-        (t25)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t27)[c];
+        (t29)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k26_lora_b_w1: t26[B*T, F] = t25 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void dpo_logps_lora_k26_lora_b_w1(float *restrict t26, const float *restrict lora_b_w1, const float *restrict t25, long B, long F, long R, long T) {
+/* dpo_logps_lora_k30_lora: t30 = t29 · lora_scale_w1  [layer/ffn/gate_up/lora] */
+static void dpo_logps_lora_k30_lora(float *t30, const float *lora_scale_w1, const float *t29, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t29[r * n + j]) * (lora_scale_w1[0]);
+            t30[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_k31_lora_b_w1: t31[B*T, F] = t30 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_logps_lora_k31_lora_b_w1(float *restrict t31, const float *restrict lora_b_w1, const float *restrict t30, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t25, R, lora_b_w1, R, 0.0f, t26, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t30, R, lora_b_w1, R, 0.0f, t31, F);
         return;
     }
     la_blas_pool(0);
@@ -7005,16 +7059,16 @@ static void dpo_logps_lora_k26_lora_b_w1(float *restrict t26, const float *restr
         const float *restrict wr = lora_b_w1 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t25)[c];
-        (t26)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t30)[c];
+        (t31)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k27_w3: t27[B*T, F] = t23 · w3ᵀ  [layer/ffn/gate_up] */
-static void dpo_logps_lora_k27_w3(float *restrict t27, const float *restrict w3, const float *restrict t23, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_lora_k32_w3: t32[B*T, F] = t27 · w3ᵀ  [layer/ffn/gate_up] */
+static void dpo_logps_lora_k32_w3(float *restrict t32, const float *restrict w3, const float *restrict t27, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t23, D, w3, D, 0.0f, t27, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t27, D, w3, D, 0.0f, t32, F);
         return;
     }
     la_blas_pool(0);
@@ -7023,16 +7077,16 @@ static void dpo_logps_lora_k27_w3(float *restrict t27, const float *restrict w3,
         const float *restrict wr = w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t23)[c];
-        (t27)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t27)[c];
+        (t32)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k28_lora_a_w3: t28[B*T, R] = t23 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void dpo_logps_lora_k28_lora_a_w3(float *restrict t28, const float *restrict lora_a_w3, const float *restrict t23, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_logps_lora_k33_lora_a_w3: t33[B*T, R] = t27 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_logps_lora_k33_lora_a_w3(float *restrict t33, const float *restrict lora_a_w3, const float *restrict t27, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t23, D, lora_a_w3, D, 0.0f, t28, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t27, D, lora_a_w3, D, 0.0f, t33, R);
         return;
     }
     la_blas_pool(0);
@@ -7041,15 +7095,28 @@ static void dpo_logps_lora_k28_lora_a_w3(float *restrict t28, const float *restr
         const float *restrict wr = lora_a_w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t23)[c];
-        (t28)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t27)[c];
+        (t33)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k29_lora_b_w3: t29[B*T, F] = t28 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void dpo_logps_lora_k29_lora_b_w3(float *restrict t29, const float *restrict lora_b_w3, const float *restrict t28, long B, long F, long R, long T) {
+/* dpo_logps_lora_k34_lora: t34 = t33 · lora_scale_w3  [layer/ffn/gate_up/lora] */
+static void dpo_logps_lora_k34_lora(float *t34, const float *lora_scale_w3, const float *t33, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t33[r * n + j]) * (lora_scale_w3[0]);
+            t34[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_k35_lora_b_w3: t35[B*T, F] = t34 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_logps_lora_k35_lora_b_w3(float *restrict t35, const float *restrict lora_b_w3, const float *restrict t34, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t28, R, lora_b_w3, R, 0.0f, t29, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t34, R, lora_b_w3, R, 0.0f, t35, F);
         return;
     }
     la_blas_pool(0);
@@ -7058,36 +7125,34 @@ static void dpo_logps_lora_k29_lora_b_w3(float *restrict t29, const float *restr
         const float *restrict wr = lora_b_w3 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t28)[c];
-        (t29)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t34)[c];
+        (t35)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k30_lora: t30 = ((t24 + lora_scale_w1 · t26) / (1 + exp(-(t24 + lora_scale_w1 · t26)))) · (t27 + lora_scale_w3 · t29)  [layer/ffn/gate_up; layer/ffn/gate_up/lora; layer/ffn/gate_up/silu] */
-static void dpo_logps_lora_k30_lora(float *restrict t30, const float *restrict lora_scale_w1, const float *restrict lora_scale_w3, const float *restrict t24, const float *restrict t26, const float *restrict t27, const float *restrict t29, long B, long F, long T) {
+/* dpo_logps_lora_k36_silu: t36 = ((t28 + t31) / (1 + exp(-(t28 + t31)))) · (t32 + t35)  [layer/ffn/gate_up; layer/ffn/gate_up/lora; layer/ffn/gate_up/silu] */
+static void dpo_logps_lora_k36_silu(float *restrict t36, const float *restrict t28, const float *restrict t31, const float *restrict t32, const float *restrict t35, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w1[0]) * (t26[r * n + j]);
-            float v1 = t24[r * n + j] + v0;
-            float v2 = -v1;
-            float v3 = la_expf(v2);
-            float v4 = 1.0f + v3;
-            float v5 = v1 / v4;
-            float v6 = (lora_scale_w3[0]) * (t29[r * n + j]);
-            float v7 = t27[r * n + j] + v6;
-            float v8 = v5 * v7;
-            t30[r * n + j] = v8;
+            float v0 = t28[r * n + j] + t31[r * n + j];
+            float v1 = -v0;
+            float v2 = la_expf(v1);
+            float v3 = 1.0f + v2;
+            float v4 = v0 / v3;
+            float v5 = t32[r * n + j] + t35[r * n + j];
+            float v6 = v4 * v5;
+            t36[r * n + j] = v6;
         }
     }
 }
 
-/* dpo_logps_lora_k31_w2: t31[B*T, D] = t30 · w2ᵀ  [layer/ffn] */
-static void dpo_logps_lora_k31_w2(float *restrict t31, const float *restrict w2, const float *restrict t30, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_lora_k37_w2: t37[B*T, D] = t36 · w2ᵀ  [layer/ffn] */
+static void dpo_logps_lora_k37_w2(float *restrict t37, const float *restrict w2, const float *restrict t36, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t30, F, w2, F, 0.0f, t31, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t36, F, w2, F, 0.0f, t37, D);
         return;
     }
     la_blas_pool(0);
@@ -7096,15 +7161,15 @@ static void dpo_logps_lora_k31_w2(float *restrict t31, const float *restrict w2,
         const float *restrict wr = w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t30)[c];
-        (t31)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t36)[c];
+        (t37)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k32_lora_a_w2: t32[B*T, R] = t30 · lora_a_w2ᵀ  [layer/ffn/lora] */
-static void dpo_logps_lora_k32_lora_a_w2(float *restrict t32, const float *restrict lora_a_w2, const float *restrict t30, long B, long F, long R, long T) {
+/* dpo_logps_lora_k38_lora_a_w2: t38[B*T, R] = t36 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void dpo_logps_lora_k38_lora_a_w2(float *restrict t38, const float *restrict lora_a_w2, const float *restrict t36, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t30, F, lora_a_w2, F, 0.0f, t32, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t36, F, lora_a_w2, F, 0.0f, t38, R);
         return;
     }
     la_blas_pool(0);
@@ -7113,16 +7178,29 @@ static void dpo_logps_lora_k32_lora_a_w2(float *restrict t32, const float *restr
         const float *restrict wr = lora_a_w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t30)[c];
-        (t32)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t36)[c];
+        (t38)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k33_lora_b_w2: t33[B*T, D] = t32 · lora_b_w2ᵀ  [layer/ffn/lora] */
-static void dpo_logps_lora_k33_lora_b_w2(float *restrict t33, const float *restrict lora_b_w2, const float *restrict t32, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_logps_lora_k39_lora: t39 = t38 · lora_scale_w2  [layer/ffn/lora] */
+static void dpo_logps_lora_k39_lora(float *t39, const float *lora_scale_w2, const float *t38, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t38[r * n + j]) * (lora_scale_w2[0]);
+            t39[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_k40_lora_b_w2: t40[B*T, D] = t39 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void dpo_logps_lora_k40_lora_b_w2(float *restrict t40, const float *restrict lora_b_w2, const float *restrict t39, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t32, R, lora_b_w2, R, 0.0f, t33, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t39, R, lora_b_w2, R, 0.0f, t40, D);
         return;
     }
     la_blas_pool(0);
@@ -7131,40 +7209,38 @@ static void dpo_logps_lora_k33_lora_b_w2(float *restrict t33, const float *restr
         const float *restrict wr = lora_b_w2 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t32)[c];
-        (t33)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t39)[c];
+        (t40)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k34_lora: carry0_next = carry0 + t20 + lora_scale_wo · t22 + t31 + lora_scale_w2 · t33  [layer/attention; layer/attention/lora; layer; layer/ffn; layer/ffn/lora] */
-static void dpo_logps_lora_k34_lora(float *restrict carry0_next, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict lora_scale_w2, const float *restrict t20, const float *restrict t22, const float *restrict t31, const float *restrict t33, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_logps_lora_k41_lora: carry0_next = carry0 + t23 + t26 + t37 + t40  [layer/attention; layer/attention/lora; layer; layer/ffn; layer/ffn/lora] */
+static void dpo_logps_lora_k41_lora(float *restrict carry0_next, const float *restrict carry0, const float *restrict t23, const float *restrict t26, const float *restrict t37, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wo[0]) * (t22[r * n + j]);
-            float v1 = t20[r * n + j] + v0;
-            float v2 = carry0[r * n + j] + v1;
-            float v3 = (lora_scale_w2[0]) * (t33[r * n + j]);
-            float v4 = t31[r * n + j] + v3;
-            float v5 = v2 + v4;
-            carry0_next[r * n + j] = v5;
+            float v0 = t23[r * n + j] + t26[r * n + j];
+            float v1 = carry0[r * n + j] + v0;
+            float v2 = t37[r * n + j] + t40[r * n + j];
+            float v3 = v1 + v2;
+            carry0_next[r * n + j] = v3;
         }
     }
 }
 
-/* dpo_logps_lora_k35_expand: t34 = 0 */
-static void dpo_logps_lora_k35_expand(float *restrict t34, long B) {
+/* dpo_logps_lora_k42_expand: t41 = 0 */
+static void dpo_logps_lora_k42_expand(float *restrict t41, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        t34[j] = 0.0f;
+        t41[j] = 0.0f;
     }
 }
 
-/* dpo_logps_lora_k36_rmsnorm: t35 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
-static void dpo_logps_lora_k36_rmsnorm(float *restrict t35, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+/* dpo_logps_lora_k43_rmsnorm: t42 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
+static void dpo_logps_lora_k43_rmsnorm(float *restrict t42, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -7184,16 +7260,16 @@ static void dpo_logps_lora_k36_rmsnorm(float *restrict t35, const float *restric
             float v2 = carry0[(long)scored[i0] * D + j];
             float v6 = v2 * v5;
             float v7 = v6 * (final_norm[j]);
-            t35[r * n + j] = v7;
+            t42[r * n + j] = v7;
         }
     }
 }
 
-/* dpo_logps_lora_k37_lm_head: t36[CR, V] = t35 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
-static void dpo_logps_lora_k37_lm_head(float *restrict t36, const float *restrict lm_head, const float *restrict t35, long CR, long HD2, long KVH, long REP, long V) {
+/* dpo_logps_lora_k44_lm_head: t43[CR, V] = t42 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
+static void dpo_logps_lora_k44_lm_head(float *restrict t43, const float *restrict lm_head, const float *restrict t42, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     if (CR != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t35, D, lm_head, D, 0.0f, t36, V);
+        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t42, D, lm_head, D, 0.0f, t43, V);
         return;
     }
     la_blas_pool(0);
@@ -7202,13 +7278,13 @@ static void dpo_logps_lora_k37_lm_head(float *restrict t36, const float *restric
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t35)[c];
-        (t36)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t42)[c];
+        (t43)[r] = acc;
     }
 }
 
-/* dpo_logps_lora_k38_log_softmax: t37 = max(t36)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_logps_lora_k38_log_softmax(float *restrict t37, const float *restrict t36, long CR, long V) {
+/* dpo_logps_lora_k45_log_softmax: t44 = max(t43)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_lora_k45_log_softmax(float *restrict t44, const float *restrict t43, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -7216,107 +7292,107 @@ static void dpo_logps_lora_k38_log_softmax(float *restrict t37, const float *res
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t36[r * n + j0]);
+            acc0 = fmaxf(acc0, t43[r * n + j0]);
         }
-        t37[r] = acc0;
+        t44[r] = acc0;
     }
 }
 
-/* dpo_logps_lora_k39_log_softmax: t38 = Σ(exp(t36 - t37))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_logps_lora_k39_log_softmax(float *restrict t38, const float *restrict t36, const float *restrict t37, long CR, long V) {
+/* dpo_logps_lora_k46_log_softmax: t45 = Σ(exp(t43 - t44))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_lora_k46_log_softmax(float *restrict t45, const float *restrict t43, const float *restrict t44, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t37[i0];
+        float v0 = t44[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t36[r * n + j0] - v0;
+            float v1 = t43[r * n + j0] - v0;
             float v2 = la_expf(v1);
             acc0 += v2;
         }
-        t38[r] = acc0;
+        t45[r] = acc0;
     }
 }
 
-/* dpo_logps_lora_k40_cross_entropy: t39 = Σ((t36 - t37 - log(t38)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
-static void dpo_logps_lora_k40_cross_entropy(float *restrict t39, const float *restrict t36, const int32_t *restrict chosen_targets, const float *restrict t37, const float *restrict t38, long CR, long V) {
+/* dpo_logps_lora_k47_cross_entropy: t46 = Σ((t43 - t44 - log(t45)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_logps_lora_k47_cross_entropy(float *restrict t46, const float *restrict t43, const int32_t *restrict chosen_targets, const float *restrict t44, const float *restrict t45, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t37[i0];
-        float v2 = logf(t38[i0]);
+        float v0 = t44[i0];
+        float v2 = logf(t45[i0]);
         float v4 = (float)chosen_targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t36[r * n + j0] - v0;
+            float v1 = t43[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
             acc0 += v6;
         }
-        t39[r] = acc0;
+        t46[r] = acc0;
     }
 }
 
-/* dpo_logps_lora_k41_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
-static void dpo_logps_lora_k41_sequence_logps_scatter_add(float *restrict t40, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t39, long B, long CR) {
-    memset(t40, 0, sizeof(float) * (size_t)(B));
+/* dpo_logps_lora_k48_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_lora_k48_sequence_logps_scatter_add(float *restrict t47, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t46, long B, long CR) {
+    memset(t47, 0, sizeof(float) * (size_t)(B));
     const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = -(t39[i0]);
+        float v0 = -(t46[i0]);
         float v1 = v0 * (chosen_mask[i0]);
         for (long j = 0; j < n; j++) {
-            t40[(long)scored_pair[i0] * 1 + j] += v1;
+            t47[(long)scored_pair[i0] * 1 + j] += v1;
         }
     }
 }
 
-/* dpo_logps_lora_k42_cross_entropy: t41 = Σ((t36 - t37 - log(t38)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
-static void dpo_logps_lora_k42_cross_entropy(float *restrict t41, const float *restrict t36, const int32_t *restrict rejected_targets, const float *restrict t37, const float *restrict t38, long CR, long V) {
+/* dpo_logps_lora_k49_cross_entropy: t48 = Σ((t43 - t44 - log(t45)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_logps_lora_k49_cross_entropy(float *restrict t48, const float *restrict t43, const int32_t *restrict rejected_targets, const float *restrict t44, const float *restrict t45, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = t37[i0];
-        float v2 = logf(t38[i0]);
+        float v0 = t44[i0];
+        float v2 = logf(t45[i0]);
         float v4 = (float)rejected_targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t36[r * n + j0] - v0;
+            float v1 = t43[r * n + j0] - v0;
             float v3 = v1 - v2;
             float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
             float v6 = v3 * v5;
             acc0 += v6;
         }
-        t41[r] = acc0;
+        t48[r] = acc0;
     }
 }
 
-/* dpo_logps_lora_k43_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
-static void dpo_logps_lora_k43_sequence_logps_scatter_add(float *restrict t42, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t41, long B, long CR) {
-    memset(t42, 0, sizeof(float) * (size_t)(B));
+/* dpo_logps_lora_k50_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_lora_k50_sequence_logps_scatter_add(float *restrict t49, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t48, long B, long CR) {
+    memset(t49, 0, sizeof(float) * (size_t)(B));
     const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = -(t41[i0]);
+        float v0 = -(t48[i0]);
         float v1 = v0 * (rejected_mask[i0]);
         for (long j = 0; j < n; j++) {
-            t42[(long)scored_pair[i0] * 1 + j] += v1;
+            t49[(long)scored_pair[i0] * 1 + j] += v1;
         }
     }
 }
 
-/* dpo_logps_lora_k44_sequence_logps: t43 = Σ(t36)  [lm_chunk/lm_head/sequence_logps] */
-static void dpo_logps_lora_k44_sequence_logps(float *restrict t43, const float *restrict t36, long CR, long V) {
+/* dpo_logps_lora_k51_sequence_logps: t50 = Σ(t43)  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_lora_k51_sequence_logps(float *restrict t50, const float *restrict t43, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -7324,85 +7400,85 @@ static void dpo_logps_lora_k44_sequence_logps(float *restrict t43, const float *
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t36[r * n + j0];
+            acc0 += t43[r * n + j0];
         }
-        t43[r] = acc0;
+        t50[r] = acc0;
     }
 }
 
-/* dpo_logps_lora_k45_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
-static void dpo_logps_lora_k45_sequence_logps_scatter_add(float *restrict t44, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t43, long B, long CR, long V) {
-    memset(t44, 0, sizeof(float) * (size_t)(B));
+/* dpo_logps_lora_k52_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_lora_k52_sequence_logps_scatter_add(float *restrict t51, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t50, long B, long CR, long V) {
+    memset(t51, 0, sizeof(float) * (size_t)(B));
     const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t43[i0]) / ((float)(V));
+        float v0 = (t50[i0]) / ((float)(V));
         float v1 = v0;
         float v2 = v1 * (chosen_mask[i0]);
         for (long j = 0; j < n; j++) {
-            t44[(long)scored_pair[i0] * 1 + j] += v2;
+            t51[(long)scored_pair[i0] * 1 + j] += v2;
         }
     }
 }
 
-/* dpo_logps_lora_k46_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
-static void dpo_logps_lora_k46_sequence_logps_scatter_add(float *restrict t45, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t43, long B, long CR, long V) {
-    memset(t45, 0, sizeof(float) * (size_t)(B));
+/* dpo_logps_lora_k53_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_lora_k53_sequence_logps_scatter_add(float *restrict t52, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t50, long B, long CR, long V) {
+    memset(t52, 0, sizeof(float) * (size_t)(B));
     const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
         const long i0 = r;
-        float v0 = (t43[i0]) / ((float)(V));
+        float v0 = (t50[i0]) / ((float)(V));
         float v1 = v0;
         float v2 = v1 * (rejected_mask[i0]);
         for (long j = 0; j < n; j++) {
-            t45[(long)scored_pair[i0] * 1 + j] += v2;
+            t52[(long)scored_pair[i0] * 1 + j] += v2;
         }
     }
 }
 
-/* dpo_logps_lora_k47_sequence_logps: carry1_next = carry1 + -t40  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
-static void dpo_logps_lora_k47_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t40, long B) {
+/* dpo_logps_lora_k54_sequence_logps: carry1_next = carry1 + -t47  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_lora_k54_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t47, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        float v0 = -(t40[j]);
+        float v0 = -(t47[j]);
         float v1 = carry1[j] + v0;
         carry1_next[j] = v1;
     }
 }
 
-/* dpo_logps_lora_k48_sequence_logps: carry2_next = carry2 + -t42  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
-static void dpo_logps_lora_k48_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t42, long B) {
+/* dpo_logps_lora_k55_sequence_logps: carry2_next = carry2 + -t49  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_lora_k55_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t49, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        float v0 = -(t42[j]);
+        float v0 = -(t49[j]);
         float v1 = carry2[j] + v0;
         carry2_next[j] = v1;
     }
 }
 
-/* dpo_logps_lora_k49_lm_chunk: carry3_next = carry3 + t44  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
-static void dpo_logps_lora_k49_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t44, long B) {
+/* dpo_logps_lora_k56_lm_chunk: carry3_next = carry3 + t51  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_lora_k56_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t51, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        float v0 = carry3[j] + t44[j];
+        float v0 = carry3[j] + t51[j];
         carry3_next[j] = v0;
     }
 }
 
-/* dpo_logps_lora_k50_lm_chunk: carry4_next = carry4 + t45  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
-static void dpo_logps_lora_k50_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t45, long B) {
+/* dpo_logps_lora_k57_lm_chunk: carry4_next = carry4 + t52  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_lora_k57_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t52, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
-        float v0 = carry4[j] + t45[j];
+        float v0 = carry4[j] + t52[j];
         carry4_next[j] = v0;
     }
 }
 
-/* Arena: 21 slots planned for 51 kernels. */
+/* Arena: 21 slots planned for 58 kernels. */
 static long llama_dpo_dpo_logps_lora_layout(const llama_dpo_dpo_logps_lora_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -7466,45 +7542,52 @@ void llama_dpo_dpo_logps_lora(const llama_dpo_dpo_logps_lora_args *args) {
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
     float *t6 = args->arena + off[6];
-    float *t7 = args->arena + off[7];
-    float *t8 = args->arena + off[6];
-    float *t9 = args->arena + off[8];
-    float *t10 = args->arena + off[9];
+    float *t7 = args->arena + off[6];
+    float *t8 = args->arena + off[7];
+    float *t9 = args->arena + off[6];
+    float *t10 = args->arena + off[8];
     float *t11 = args->arena + off[8];
-    float *t12 = args->arena + off[10];
-    float *t13 = args->arena + off[4];
+    float *t12 = args->arena + off[9];
+    float *t13 = args->arena + off[8];
     float *t14 = args->arena + off[10];
-    float *t15 = args->arena + off[4];
-    float *t16 = args->arena + off[5];
-    float *t17 = args->arena + off[8];
-    float *t18 = args->arena + off[7];
-    float *t19 = args->arena + off[4];
-    float *t20 = args->arena + off[5];
-    float *t21 = args->arena + off[6];
-    float *t22 = args->arena + off[7];
-    float *t23 = args->arena + off[4];
-    float *t24 = args->arena + off[9];
-    float *t25 = args->arena + off[8];
-    float *t26 = args->arena + off[10];
-    float *t27 = args->arena + off[6];
-    float *t28 = args->arena + off[8];
-    float *t29 = args->arena + off[4];
+    float *t15 = args->arena + off[10];
+    float *t16 = args->arena + off[4];
+    float *t17 = args->arena + off[10];
+    float *t18 = args->arena + off[4];
+    float *t19 = args->arena + off[5];
+    float *t20 = args->arena + off[8];
+    float *t21 = args->arena + off[7];
+    float *t22 = args->arena + off[4];
+    float *t23 = args->arena + off[5];
+    float *t24 = args->arena + off[6];
+    float *t25 = args->arena + off[6];
+    float *t26 = args->arena + off[7];
+    float *t27 = args->arena + off[4];
+    float *t28 = args->arena + off[9];
+    float *t29 = args->arena + off[8];
     float *t30 = args->arena + off[8];
-    float *t31 = args->arena + off[4];
-    float *t32 = args->arena + off[10];
-    float *t33 = args->arena + off[9];
-    float *t34 = args->arena + off[6];
-    float *t35 = args->arena + off[8];
-    float *t36 = args->arena + off[10];
-    float *t37 = args->arena + off[0];
-    float *t38 = args->arena + off[1];
-    float *t39 = args->arena + off[2];
-    float *t40 = args->arena + off[3];
-    float *t41 = args->arena + off[2];
-    float *t42 = args->arena + off[5];
-    float *t43 = args->arena + off[0];
-    float *t44 = args->arena + off[7];
-    float *t45 = args->arena + off[4];
+    float *t31 = args->arena + off[10];
+    float *t32 = args->arena + off[6];
+    float *t33 = args->arena + off[8];
+    float *t34 = args->arena + off[8];
+    float *t35 = args->arena + off[4];
+    float *t36 = args->arena + off[8];
+    float *t37 = args->arena + off[4];
+    float *t38 = args->arena + off[10];
+    float *t39 = args->arena + off[10];
+    float *t40 = args->arena + off[9];
+    float *t41 = args->arena + off[6];
+    float *t42 = args->arena + off[8];
+    float *t43 = args->arena + off[10];
+    float *t44 = args->arena + off[0];
+    float *t45 = args->arena + off[1];
+    float *t46 = args->arena + off[2];
+    float *t47 = args->arena + off[3];
+    float *t48 = args->arena + off[2];
+    float *t49 = args->arena + off[5];
+    float *t50 = args->arena + off[0];
+    float *t51 = args->arena + off[7];
+    float *t52 = args->arena + off[4];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -7525,10 +7608,10 @@ void llama_dpo_dpo_logps_lora(const llama_dpo_dpo_logps_lora_args *args) {
     float *logits_chosen = args->logits_chosen;
     float *logits_rejected = args->logits_rejected;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 51, dpo_logps_lora_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 1, 51, dpo_logps_lora_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 2, 51, dpo_logps_lora_k2_shared_prompt_mask(t2, segments, B, T));
-    LA_TIMED(prof, 3, 51, dpo_logps_lora_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 58, dpo_logps_lora_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 58, dpo_logps_lora_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 58, dpo_logps_lora_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 58, dpo_logps_lora_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t3;
     float *carry0_buf[2] = { args->arena + off[11], args->arena + off[12] };
@@ -7557,49 +7640,56 @@ void llama_dpo_dpo_logps_lora(const llama_dpo_dpo_logps_lora_args *args) {
         const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
         const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 4, 51, dpo_logps_lora_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 51, dpo_logps_lora_k5_wq(t5, wq, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 51, dpo_logps_lora_k6_lora_a_wq(t6, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 7, 51, dpo_logps_lora_k7_lora_b_wq(t7, lora_b_wq, t6, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 8, 51, dpo_logps_lora_k8_wk(t8, wk, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 51, dpo_logps_lora_k9_lora_a_wk(t9, lora_a_wk, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 10, 51, dpo_logps_lora_k10_lora_b_wk(t10, lora_b_wk, t9, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 11, 51, dpo_logps_lora_k11_wv(t11, wv, t4, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 51, dpo_logps_lora_k12_lora_a_wv(t12, lora_a_wv, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 13, 51, dpo_logps_lora_k13_lora_b_wv(t13, lora_b_wv, t12, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 14, 51, dpo_logps_lora_k14_lora(t14, lora_scale_wv, t11, t13, B, HD2, KVH, T));
-        LA_TIMED(prof, 15, 51, dpo_logps_lora_k15_rope(t15, t0, t1, lora_scale_wq, t5, t7, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 51, dpo_logps_lora_k16_rope(t16, t0, t1, lora_scale_wk, t8, t10, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 51, dpo_logps_lora_k17_scores_matmul(t17, t15, t16, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 51, dpo_logps_lora_k18_attention(t18, t2, t17, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 51, dpo_logps_lora_k19_attention_matmul(t19, t14, t18, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 51, dpo_logps_lora_k20_wo(t20, wo, t19, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 21, 51, dpo_logps_lora_k21_lora_a_wo(t21, lora_a_wo, t19, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 22, 51, dpo_logps_lora_k22_lora_b_wo(t22, lora_b_wo, t21, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 23, 51, dpo_logps_lora_k23_rmsnorm(t23, norm_eps, carry0, lora_scale_wo, ffn_norm, t20, t22, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 24, 51, dpo_logps_lora_k24_w1(t24, w1, t23, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 25, 51, dpo_logps_lora_k25_lora_a_w1(t25, lora_a_w1, t23, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 26, 51, dpo_logps_lora_k26_lora_b_w1(t26, lora_b_w1, t25, B, F, R, T));
-        LA_TIMED(prof, 27, 51, dpo_logps_lora_k27_w3(t27, w3, t23, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 28, 51, dpo_logps_lora_k28_lora_a_w3(t28, lora_a_w3, t23, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 29, 51, dpo_logps_lora_k29_lora_b_w3(t29, lora_b_w3, t28, B, F, R, T));
-        LA_TIMED(prof, 30, 51, dpo_logps_lora_k30_lora(t30, lora_scale_w1, lora_scale_w3, t24, t26, t27, t29, B, F, T));
-        LA_TIMED(prof, 31, 51, dpo_logps_lora_k31_w2(t31, w2, t30, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 32, 51, dpo_logps_lora_k32_lora_a_w2(t32, lora_a_w2, t30, B, F, R, T));
-        LA_TIMED(prof, 33, 51, dpo_logps_lora_k33_lora_b_w2(t33, lora_b_w2, t32, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 34, 51, dpo_logps_lora_k34_lora(carry0_next, carry0, lora_scale_wo, lora_scale_w2, t20, t22, t31, t33, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 58, dpo_logps_lora_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 58, dpo_logps_lora_k5_wq(t5, wq, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 58, dpo_logps_lora_k6_lora_a_wq(t6, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 58, dpo_logps_lora_k7_lora(t7, lora_scale_wq, t6, B, R, T));
+        LA_TIMED(prof, 8, 58, dpo_logps_lora_k8_lora_b_wq(t8, lora_b_wq, t7, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 9, 58, dpo_logps_lora_k9_wk(t9, wk, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 58, dpo_logps_lora_k10_lora_a_wk(t10, lora_a_wk, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 11, 58, dpo_logps_lora_k11_lora(t11, lora_scale_wk, t10, B, R, T));
+        LA_TIMED(prof, 12, 58, dpo_logps_lora_k12_lora_b_wk(t12, lora_b_wk, t11, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 13, 58, dpo_logps_lora_k13_wv(t13, wv, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 58, dpo_logps_lora_k14_lora_a_wv(t14, lora_a_wv, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 15, 58, dpo_logps_lora_k15_lora(t15, lora_scale_wv, t14, B, R, T));
+        LA_TIMED(prof, 16, 58, dpo_logps_lora_k16_lora_b_wv(t16, lora_b_wv, t15, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 17, 58, dpo_logps_lora_k17_lora(t17, t13, t16, B, HD2, KVH, T));
+        LA_TIMED(prof, 18, 58, dpo_logps_lora_k18_rope(t18, t0, t1, t5, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 58, dpo_logps_lora_k19_rope(t19, t0, t1, t9, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 58, dpo_logps_lora_k20_scores_matmul(t20, t18, t19, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 58, dpo_logps_lora_k21_attention(t21, t2, t20, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 58, dpo_logps_lora_k22_attention_matmul(t22, t17, t21, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 58, dpo_logps_lora_k23_wo(t23, wo, t22, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 58, dpo_logps_lora_k24_lora_a_wo(t24, lora_a_wo, t22, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 58, dpo_logps_lora_k25_lora(t25, lora_scale_wo, t24, B, R, T));
+        LA_TIMED(prof, 26, 58, dpo_logps_lora_k26_lora_b_wo(t26, lora_b_wo, t25, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 27, 58, dpo_logps_lora_k27_rmsnorm(t27, norm_eps, carry0, ffn_norm, t23, t26, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 58, dpo_logps_lora_k28_w1(t28, w1, t27, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 29, 58, dpo_logps_lora_k29_lora_a_w1(t29, lora_a_w1, t27, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 30, 58, dpo_logps_lora_k30_lora(t30, lora_scale_w1, t29, B, R, T));
+        LA_TIMED(prof, 31, 58, dpo_logps_lora_k31_lora_b_w1(t31, lora_b_w1, t30, B, F, R, T));
+        LA_TIMED(prof, 32, 58, dpo_logps_lora_k32_w3(t32, w3, t27, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 33, 58, dpo_logps_lora_k33_lora_a_w3(t33, lora_a_w3, t27, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 34, 58, dpo_logps_lora_k34_lora(t34, lora_scale_w3, t33, B, R, T));
+        LA_TIMED(prof, 35, 58, dpo_logps_lora_k35_lora_b_w3(t35, lora_b_w3, t34, B, F, R, T));
+        LA_TIMED(prof, 36, 58, dpo_logps_lora_k36_silu(t36, t28, t31, t32, t35, B, F, T));
+        LA_TIMED(prof, 37, 58, dpo_logps_lora_k37_w2(t37, w2, t36, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 38, 58, dpo_logps_lora_k38_lora_a_w2(t38, lora_a_w2, t36, B, F, R, T));
+        LA_TIMED(prof, 39, 58, dpo_logps_lora_k39_lora(t39, lora_scale_w2, t38, B, R, T));
+        LA_TIMED(prof, 40, 58, dpo_logps_lora_k40_lora_b_w2(t40, lora_b_w2, t39, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 41, 58, dpo_logps_lora_k41_lora(carry0_next, carry0, t23, t26, t37, t40, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 35, 51, dpo_logps_lora_k35_expand(t34, B));
+    LA_TIMED(prof, 42, 58, dpo_logps_lora_k42_expand(t41, B));
     /* stage 'lm_chunk', repeated NC times */
-    const float *carry1 = t34;
+    const float *carry1 = t41;
     float *carry1_buf[2] = { args->arena + off[13], args->arena + off[14] };
-    const float *carry2 = t34;
+    const float *carry2 = t41;
     float *carry2_buf[2] = { args->arena + off[15], args->arena + off[16] };
-    const float *carry3 = t34;
+    const float *carry3 = t41;
     float *carry3_buf[2] = { args->arena + off[17], args->arena + off[18] };
-    const float *carry4 = t34;
+    const float *carry4 = t41;
     float *carry4_buf[2] = { args->arena + off[19], args->arena + off[20] };
     for (long l = 0; l < NC; l++) {
         const int32_t *scored = args->scored + l * CR;
@@ -7612,21 +7702,21 @@ void llama_dpo_dpo_logps_lora(const llama_dpo_dpo_logps_lora_args *args) {
         float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : logps_rejected;
         float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : logits_chosen;
         float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : logits_rejected;
-        LA_TIMED(prof, 36, 51, dpo_logps_lora_k36_rmsnorm(t35, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 37, 51, dpo_logps_lora_k37_lm_head(t36, lm_head, t35, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 38, 51, dpo_logps_lora_k38_log_softmax(t37, t36, CR, V));
-        LA_TIMED(prof, 39, 51, dpo_logps_lora_k39_log_softmax(t38, t36, t37, CR, V));
-        LA_TIMED(prof, 40, 51, dpo_logps_lora_k40_cross_entropy(t39, t36, chosen_targets, t37, t38, CR, V));
-        LA_TIMED(prof, 41, 51, dpo_logps_lora_k41_sequence_logps_scatter_add(t40, scored_pair, chosen_mask, t39, B, CR));
-        LA_TIMED(prof, 42, 51, dpo_logps_lora_k42_cross_entropy(t41, t36, rejected_targets, t37, t38, CR, V));
-        LA_TIMED(prof, 43, 51, dpo_logps_lora_k43_sequence_logps_scatter_add(t42, scored_pair, rejected_mask, t41, B, CR));
-        LA_TIMED(prof, 44, 51, dpo_logps_lora_k44_sequence_logps(t43, t36, CR, V));
-        LA_TIMED(prof, 45, 51, dpo_logps_lora_k45_sequence_logps_scatter_add(t44, scored_pair, chosen_mask, t43, B, CR, V));
-        LA_TIMED(prof, 46, 51, dpo_logps_lora_k46_sequence_logps_scatter_add(t45, scored_pair, rejected_mask, t43, B, CR, V));
-        LA_TIMED(prof, 47, 51, dpo_logps_lora_k47_sequence_logps(carry1_next, carry1, t40, B));
-        LA_TIMED(prof, 48, 51, dpo_logps_lora_k48_sequence_logps(carry2_next, carry2, t42, B));
-        LA_TIMED(prof, 49, 51, dpo_logps_lora_k49_lm_chunk(carry3_next, carry3, t44, B));
-        LA_TIMED(prof, 50, 51, dpo_logps_lora_k50_lm_chunk(carry4_next, carry4, t45, B));
+        LA_TIMED(prof, 43, 58, dpo_logps_lora_k43_rmsnorm(t42, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 44, 58, dpo_logps_lora_k44_lm_head(t43, lm_head, t42, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 45, 58, dpo_logps_lora_k45_log_softmax(t44, t43, CR, V));
+        LA_TIMED(prof, 46, 58, dpo_logps_lora_k46_log_softmax(t45, t43, t44, CR, V));
+        LA_TIMED(prof, 47, 58, dpo_logps_lora_k47_cross_entropy(t46, t43, chosen_targets, t44, t45, CR, V));
+        LA_TIMED(prof, 48, 58, dpo_logps_lora_k48_sequence_logps_scatter_add(t47, scored_pair, chosen_mask, t46, B, CR));
+        LA_TIMED(prof, 49, 58, dpo_logps_lora_k49_cross_entropy(t48, t43, rejected_targets, t44, t45, CR, V));
+        LA_TIMED(prof, 50, 58, dpo_logps_lora_k50_sequence_logps_scatter_add(t49, scored_pair, rejected_mask, t48, B, CR));
+        LA_TIMED(prof, 51, 58, dpo_logps_lora_k51_sequence_logps(t50, t43, CR, V));
+        LA_TIMED(prof, 52, 58, dpo_logps_lora_k52_sequence_logps_scatter_add(t51, scored_pair, chosen_mask, t50, B, CR, V));
+        LA_TIMED(prof, 53, 58, dpo_logps_lora_k53_sequence_logps_scatter_add(t52, scored_pair, rejected_mask, t50, B, CR, V));
+        LA_TIMED(prof, 54, 58, dpo_logps_lora_k54_sequence_logps(carry1_next, carry1, t47, B));
+        LA_TIMED(prof, 55, 58, dpo_logps_lora_k55_sequence_logps(carry2_next, carry2, t49, B));
+        LA_TIMED(prof, 56, 58, dpo_logps_lora_k56_lm_chunk(carry3_next, carry3, t51, B));
+        LA_TIMED(prof, 57, 58, dpo_logps_lora_k57_lm_chunk(carry4_next, carry4, t52, B));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -7651,50 +7741,57 @@ void llama_dpo_dpo_logps_lora_costs(const llama_dpo_dpo_logps_lora_args *args, d
     flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_logps_lora_k4_rmsnorm */
     flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k5_wq */
     flops[6] = (double)(4*B*HD2*KVH*R*REP*T); bytes[6] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k6_lora_a_wq */
-    flops[7] = (double)(4*B*HD2*KVH*R*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_logps_lora_k7_lora_b_wq */
-    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k8_wk */
-    flops[9] = (double)(4*B*HD2*KVH*R*REP*T); bytes[9] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k9_lora_a_wk */
-    flops[10] = (double)(4*B*HD2*KVH*R*T); bytes[10] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_logps_lora_k10_lora_b_wk */
-    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k11_wv */
-    flops[12] = (double)(4*B*HD2*KVH*R*REP*T); bytes[12] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k12_lora_a_wv */
-    flops[13] = (double)(4*B*HD2*KVH*R*T); bytes[13] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_logps_lora_k13_lora_b_wv */
-    flops[14] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_logps_lora_k14_lora */
-    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k15_rope */
-    flops[16] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_logps_lora_k16_rope */
-    flops[17] = (double)(4*B*HD2*KVH*REP*T*T); bytes[17] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k17_scores_matmul */
-    flops[18] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[18] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_logps_lora_k18_attention */
-    flops[19] = (double)(4*B*HD2*KVH*REP*T*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_logps_lora_k19_attention_matmul */
-    flops[20] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k20_wo */
-    flops[21] = (double)(4*B*HD2*KVH*R*REP*T); bytes[21] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k21_lora_a_wo */
-    flops[22] = (double)(4*B*HD2*KVH*R*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_logps_lora_k22_lora_b_wo */
-    flops[23] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k23_rmsnorm */
-    flops[24] = (double)(4*B*F*HD2*KVH*REP*T); bytes[24] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k24_w1 */
-    flops[25] = (double)(4*B*HD2*KVH*R*REP*T); bytes[25] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k25_lora_a_w1 */
-    flops[26] = (double)(2*B*F*R*T); bytes[26] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_logps_lora_k26_lora_b_w1 */
-    flops[27] = (double)(4*B*F*HD2*KVH*REP*T); bytes[27] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k27_w3 */
-    flops[28] = (double)(4*B*HD2*KVH*R*REP*T); bytes[28] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k28_lora_a_w3 */
-    flops[29] = (double)(2*B*F*R*T); bytes[29] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_logps_lora_k29_lora_b_w3 */
-    flops[30] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[30] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_logps_lora_k30_lora */
-    flops[31] = (double)(4*B*F*HD2*KVH*REP*T); bytes[31] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_logps_lora_k31_w2 */
-    flops[32] = (double)(2*B*F*R*T); bytes[32] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_logps_lora_k32_lora_a_w2 */
-    flops[33] = (double)(4*B*HD2*KVH*R*REP*T); bytes[33] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_logps_lora_k33_lora_b_w2 */
-    flops[34] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[34] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k34_lora */
-    flops[35] = (double)(0); bytes[35] = (double)(4*B); /* dpo_logps_lora_k35_expand */
-    flops[36] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[36] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_logps_lora_k36_rmsnorm */
-    flops[37] = (double)(4*CR*HD2*KVH*REP*V); bytes[37] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_logps_lora_k37_lm_head */
-    flops[38] = (double)(CR*V); bytes[38] = (double)(4*CR + 4*CR*V); /* dpo_logps_lora_k38_log_softmax */
-    flops[39] = (double)(CR + CR*V + CR*V + CR*V); bytes[39] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_logps_lora_k39_log_softmax */
-    flops[40] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[40] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k40_cross_entropy */
-    flops[41] = (double)(CR + CR); bytes[41] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k41_sequence_logps_scatter_add */
-    flops[42] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[42] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k42_cross_entropy */
-    flops[43] = (double)(CR + CR); bytes[43] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k43_sequence_logps_scatter_add */
-    flops[44] = (double)(CR*V); bytes[44] = (double)(4*CR + 4*CR*V); /* dpo_logps_lora_k44_sequence_logps */
-    flops[45] = (double)(CR + CR + CR); bytes[45] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k45_sequence_logps_scatter_add */
-    flops[46] = (double)(CR + CR + CR); bytes[46] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k46_sequence_logps_scatter_add */
-    flops[47] = (double)(B + B); bytes[47] = (double)(4*B + 4*B + 4*B); /* dpo_logps_lora_k47_sequence_logps */
-    flops[48] = (double)(B + B); bytes[48] = (double)(4*B + 4*B + 4*B); /* dpo_logps_lora_k48_sequence_logps */
-    flops[49] = (double)(B); bytes[49] = (double)(4*B + 4*B + 4*B); /* dpo_logps_lora_k49_lm_chunk */
-    flops[50] = (double)(B); bytes[50] = (double)(4*B + 4*B + 4*B); /* dpo_logps_lora_k50_lm_chunk */
+    flops[7] = (double)(B*R*T); bytes[7] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_logps_lora_k7_lora */
+    flops[8] = (double)(4*B*HD2*KVH*R*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_logps_lora_k8_lora_b_wq */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k9_wk */
+    flops[10] = (double)(4*B*HD2*KVH*R*REP*T); bytes[10] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k10_lora_a_wk */
+    flops[11] = (double)(B*R*T); bytes[11] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_logps_lora_k11_lora */
+    flops[12] = (double)(4*B*HD2*KVH*R*T); bytes[12] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_logps_lora_k12_lora_b_wk */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k13_wv */
+    flops[14] = (double)(4*B*HD2*KVH*R*REP*T); bytes[14] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k14_lora_a_wv */
+    flops[15] = (double)(B*R*T); bytes[15] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_logps_lora_k15_lora */
+    flops[16] = (double)(4*B*HD2*KVH*R*T); bytes[16] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_logps_lora_k16_lora_b_wv */
+    flops[17] = (double)(2*B*HD2*KVH*T); bytes[17] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_logps_lora_k17_lora */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k18_rope */
+    flops[19] = (double)(2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_logps_lora_k19_rope */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*T); bytes[20] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k20_scores_matmul */
+    flops[21] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[21] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_logps_lora_k21_attention */
+    flops[22] = (double)(4*B*HD2*KVH*REP*T*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_logps_lora_k22_attention_matmul */
+    flops[23] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k23_wo */
+    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k24_lora_a_wo */
+    flops[25] = (double)(B*R*T); bytes[25] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_logps_lora_k25_lora */
+    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_logps_lora_k26_lora_b_wo */
+    flops[27] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[27] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k27_rmsnorm */
+    flops[28] = (double)(4*B*F*HD2*KVH*REP*T); bytes[28] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k28_w1 */
+    flops[29] = (double)(4*B*HD2*KVH*R*REP*T); bytes[29] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k29_lora_a_w1 */
+    flops[30] = (double)(B*R*T); bytes[30] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_logps_lora_k30_lora */
+    flops[31] = (double)(2*B*F*R*T); bytes[31] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_logps_lora_k31_lora_b_w1 */
+    flops[32] = (double)(4*B*F*HD2*KVH*REP*T); bytes[32] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k32_w3 */
+    flops[33] = (double)(4*B*HD2*KVH*R*REP*T); bytes[33] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k33_lora_a_w3 */
+    flops[34] = (double)(B*R*T); bytes[34] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_logps_lora_k34_lora */
+    flops[35] = (double)(2*B*F*R*T); bytes[35] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_logps_lora_k35_lora_b_w3 */
+    flops[36] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[36] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_logps_lora_k36_silu */
+    flops[37] = (double)(4*B*F*HD2*KVH*REP*T); bytes[37] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_logps_lora_k37_w2 */
+    flops[38] = (double)(2*B*F*R*T); bytes[38] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_logps_lora_k38_lora_a_w2 */
+    flops[39] = (double)(B*R*T); bytes[39] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_logps_lora_k39_lora */
+    flops[40] = (double)(4*B*HD2*KVH*R*REP*T); bytes[40] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_logps_lora_k40_lora_b_w2 */
+    flops[41] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[41] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_k41_lora */
+    flops[42] = (double)(0); bytes[42] = (double)(4*B); /* dpo_logps_lora_k42_expand */
+    flops[43] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[43] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_logps_lora_k43_rmsnorm */
+    flops[44] = (double)(4*CR*HD2*KVH*REP*V); bytes[44] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_logps_lora_k44_lm_head */
+    flops[45] = (double)(CR*V); bytes[45] = (double)(4*CR + 4*CR*V); /* dpo_logps_lora_k45_log_softmax */
+    flops[46] = (double)(CR + CR*V + CR*V + CR*V); bytes[46] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_logps_lora_k46_log_softmax */
+    flops[47] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[47] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k47_cross_entropy */
+    flops[48] = (double)(CR + CR); bytes[48] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k48_sequence_logps_scatter_add */
+    flops[49] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[49] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k49_cross_entropy */
+    flops[50] = (double)(CR + CR); bytes[50] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k50_sequence_logps_scatter_add */
+    flops[51] = (double)(CR*V); bytes[51] = (double)(4*CR + 4*CR*V); /* dpo_logps_lora_k51_sequence_logps */
+    flops[52] = (double)(CR + CR + CR); bytes[52] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k52_sequence_logps_scatter_add */
+    flops[53] = (double)(CR + CR + CR); bytes[53] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_k53_sequence_logps_scatter_add */
+    flops[54] = (double)(B + B); bytes[54] = (double)(4*B + 4*B + 4*B); /* dpo_logps_lora_k54_sequence_logps */
+    flops[55] = (double)(B + B); bytes[55] = (double)(4*B + 4*B + 4*B); /* dpo_logps_lora_k55_sequence_logps */
+    flops[56] = (double)(B); bytes[56] = (double)(4*B + 4*B + 4*B); /* dpo_logps_lora_k56_lm_chunk */
+    flops[57] = (double)(B); bytes[57] = (double)(4*B + 4*B + 4*B); /* dpo_logps_lora_k57_lm_chunk */
     (void)args;
 }
 
@@ -7709,52 +7806,59 @@ static const char *const llama_dpo_dpo_logps_lora_kernel_names[] = {
     "dpo_logps_lora_k4_rmsnorm",
     "dpo_logps_lora_k5_wq",
     "dpo_logps_lora_k6_lora_a_wq",
-    "dpo_logps_lora_k7_lora_b_wq",
-    "dpo_logps_lora_k8_wk",
-    "dpo_logps_lora_k9_lora_a_wk",
-    "dpo_logps_lora_k10_lora_b_wk",
-    "dpo_logps_lora_k11_wv",
-    "dpo_logps_lora_k12_lora_a_wv",
-    "dpo_logps_lora_k13_lora_b_wv",
-    "dpo_logps_lora_k14_lora",
-    "dpo_logps_lora_k15_rope",
-    "dpo_logps_lora_k16_rope",
-    "dpo_logps_lora_k17_scores_matmul",
-    "dpo_logps_lora_k18_attention",
-    "dpo_logps_lora_k19_attention_matmul",
-    "dpo_logps_lora_k20_wo",
-    "dpo_logps_lora_k21_lora_a_wo",
-    "dpo_logps_lora_k22_lora_b_wo",
-    "dpo_logps_lora_k23_rmsnorm",
-    "dpo_logps_lora_k24_w1",
-    "dpo_logps_lora_k25_lora_a_w1",
-    "dpo_logps_lora_k26_lora_b_w1",
-    "dpo_logps_lora_k27_w3",
-    "dpo_logps_lora_k28_lora_a_w3",
-    "dpo_logps_lora_k29_lora_b_w3",
+    "dpo_logps_lora_k7_lora",
+    "dpo_logps_lora_k8_lora_b_wq",
+    "dpo_logps_lora_k9_wk",
+    "dpo_logps_lora_k10_lora_a_wk",
+    "dpo_logps_lora_k11_lora",
+    "dpo_logps_lora_k12_lora_b_wk",
+    "dpo_logps_lora_k13_wv",
+    "dpo_logps_lora_k14_lora_a_wv",
+    "dpo_logps_lora_k15_lora",
+    "dpo_logps_lora_k16_lora_b_wv",
+    "dpo_logps_lora_k17_lora",
+    "dpo_logps_lora_k18_rope",
+    "dpo_logps_lora_k19_rope",
+    "dpo_logps_lora_k20_scores_matmul",
+    "dpo_logps_lora_k21_attention",
+    "dpo_logps_lora_k22_attention_matmul",
+    "dpo_logps_lora_k23_wo",
+    "dpo_logps_lora_k24_lora_a_wo",
+    "dpo_logps_lora_k25_lora",
+    "dpo_logps_lora_k26_lora_b_wo",
+    "dpo_logps_lora_k27_rmsnorm",
+    "dpo_logps_lora_k28_w1",
+    "dpo_logps_lora_k29_lora_a_w1",
     "dpo_logps_lora_k30_lora",
-    "dpo_logps_lora_k31_w2",
-    "dpo_logps_lora_k32_lora_a_w2",
-    "dpo_logps_lora_k33_lora_b_w2",
+    "dpo_logps_lora_k31_lora_b_w1",
+    "dpo_logps_lora_k32_w3",
+    "dpo_logps_lora_k33_lora_a_w3",
     "dpo_logps_lora_k34_lora",
-    "dpo_logps_lora_k35_expand",
-    "dpo_logps_lora_k36_rmsnorm",
-    "dpo_logps_lora_k37_lm_head",
-    "dpo_logps_lora_k38_log_softmax",
-    "dpo_logps_lora_k39_log_softmax",
-    "dpo_logps_lora_k40_cross_entropy",
-    "dpo_logps_lora_k41_sequence_logps_scatter_add",
-    "dpo_logps_lora_k42_cross_entropy",
-    "dpo_logps_lora_k43_sequence_logps_scatter_add",
-    "dpo_logps_lora_k44_sequence_logps",
-    "dpo_logps_lora_k45_sequence_logps_scatter_add",
-    "dpo_logps_lora_k46_sequence_logps_scatter_add",
-    "dpo_logps_lora_k47_sequence_logps",
-    "dpo_logps_lora_k48_sequence_logps",
-    "dpo_logps_lora_k49_lm_chunk",
-    "dpo_logps_lora_k50_lm_chunk",
+    "dpo_logps_lora_k35_lora_b_w3",
+    "dpo_logps_lora_k36_silu",
+    "dpo_logps_lora_k37_w2",
+    "dpo_logps_lora_k38_lora_a_w2",
+    "dpo_logps_lora_k39_lora",
+    "dpo_logps_lora_k40_lora_b_w2",
+    "dpo_logps_lora_k41_lora",
+    "dpo_logps_lora_k42_expand",
+    "dpo_logps_lora_k43_rmsnorm",
+    "dpo_logps_lora_k44_lm_head",
+    "dpo_logps_lora_k45_log_softmax",
+    "dpo_logps_lora_k46_log_softmax",
+    "dpo_logps_lora_k47_cross_entropy",
+    "dpo_logps_lora_k48_sequence_logps_scatter_add",
+    "dpo_logps_lora_k49_cross_entropy",
+    "dpo_logps_lora_k50_sequence_logps_scatter_add",
+    "dpo_logps_lora_k51_sequence_logps",
+    "dpo_logps_lora_k52_sequence_logps_scatter_add",
+    "dpo_logps_lora_k53_sequence_logps_scatter_add",
+    "dpo_logps_lora_k54_sequence_logps",
+    "dpo_logps_lora_k55_sequence_logps",
+    "dpo_logps_lora_k56_lm_chunk",
+    "dpo_logps_lora_k57_lm_chunk",
 };
-const la_program_info llama_dpo_dpo_logps_lora_info = { "llama_dpo.dpo_logps_lora", 61, 51, llama_dpo_dpo_logps_lora_kernel_names, llama_dpo_dpo_logps_lora_run, llama_dpo_dpo_logps_lora_arena, llama_dpo_dpo_logps_lora_cost };
+const la_program_info llama_dpo_dpo_logps_lora_info = { "llama_dpo.dpo_logps_lora", 61, 58, llama_dpo_dpo_logps_lora_kernel_names, llama_dpo_dpo_logps_lora_run, llama_dpo_dpo_logps_lora_arena, llama_dpo_dpo_logps_lora_cost };
 
 /* ===== program 'dpo_step_lora' ===== */
 
@@ -7894,11 +7998,23 @@ static void dpo_step_lora_k6_lora_a_wq(float *restrict t5, const float *restrict
     }
 }
 
-/* dpo_step_lora_k7_lora_b_wq: t6[B*T, D] = t5 · lora_b_wqᵀ  [layer/attention/lora] */
-static void dpo_step_lora_k7_lora_b_wq(float *restrict t6, const float *restrict lora_b_wq, const float *restrict t5, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k7_lora: saved_lora_wq = t5 · lora_scale_wq  [layer/attention/lora] */
+static void dpo_step_lora_k7_lora(float *restrict saved_lora_wq, const float *restrict lora_scale_wq, const float *restrict t5, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t5[r * n + j]) * (lora_scale_wq[0]);
+            saved_lora_wq[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_k8_lora_b_wq: t6[B*T, D] = saved_lora_wq · lora_b_wqᵀ  [layer/attention/lora] */
+static void dpo_step_lora_k8_lora_b_wq(float *restrict t6, const float *restrict lora_b_wq, const float *restrict saved_lora_wq, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t5, R, lora_b_wq, R, 0.0f, t6, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_wq, R, lora_b_wq, R, 0.0f, t6, D);
         return;
     }
     la_blas_pool(0);
@@ -7907,13 +8023,13 @@ static void dpo_step_lora_k7_lora_b_wq(float *restrict t6, const float *restrict
         const float *restrict wr = lora_b_wq + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t5)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wq)[c];
         (t6)[r] = acc;
     }
 }
 
-/* dpo_step_lora_k8_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
-static void dpo_step_lora_k8_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t4, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k9_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void dpo_step_lora_k9_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t4, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -7926,32 +8042,28 @@ static void dpo_step_lora_k8_rope(float *restrict saved_q, const float *restrict
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
-                float v2 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v4 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
             }
             else {
-                float v8 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
-                float v9 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v11 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v6 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
             }
             saved_q[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k9_wk: t7[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
-static void dpo_step_lora_k9_wk(float *restrict t7, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k10_wk: t7[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void dpo_step_lora_k10_wk(float *restrict t7, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
@@ -7969,8 +8081,8 @@ static void dpo_step_lora_k9_wk(float *restrict t7, const float *restrict wk, co
     }
 }
 
-/* dpo_step_lora_k10_lora_a_wk: t8[B*T, R] = t3 · lora_a_wkᵀ  [layer/attention/lora] */
-static void dpo_step_lora_k10_lora_a_wk(float *restrict t8, const float *restrict lora_a_wk, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k11_lora_a_wk: t8[B*T, R] = t3 · lora_a_wkᵀ  [layer/attention/lora] */
+static void dpo_step_lora_k11_lora_a_wk(float *restrict t8, const float *restrict lora_a_wk, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wk, D, 0.0f, t8, R);
@@ -7987,11 +8099,23 @@ static void dpo_step_lora_k10_lora_a_wk(float *restrict t8, const float *restric
     }
 }
 
-/* dpo_step_lora_k11_lora_b_wk: t9[B*T, KVD] = t8 · lora_b_wkᵀ  [layer/attention/lora] */
-static void dpo_step_lora_k11_lora_b_wk(float *restrict t9, const float *restrict lora_b_wk, const float *restrict t8, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_k12_lora: saved_lora_wk = t8 · lora_scale_wk  [layer/attention/lora] */
+static void dpo_step_lora_k12_lora(float *restrict saved_lora_wk, const float *restrict lora_scale_wk, const float *restrict t8, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t8[r * n + j]) * (lora_scale_wk[0]);
+            saved_lora_wk[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_k13_lora_b_wk: t9[B*T, KVD] = saved_lora_wk · lora_b_wkᵀ  [layer/attention/lora] */
+static void dpo_step_lora_k13_lora_b_wk(float *restrict t9, const float *restrict lora_b_wk, const float *restrict saved_lora_wk, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t8, R, lora_b_wk, R, 0.0f, t9, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, saved_lora_wk, R, lora_b_wk, R, 0.0f, t9, KVD);
         return;
     }
     la_blas_pool(0);
@@ -8000,13 +8124,13 @@ static void dpo_step_lora_k11_lora_b_wk(float *restrict t9, const float *restric
         const float *restrict wr = lora_b_wk + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t8)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wk)[c];
         (t9)[r] = acc;
     }
 }
 
-/* dpo_step_lora_k12_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
-static void dpo_step_lora_k12_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t7, const float *restrict t9, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_k14_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void dpo_step_lora_k14_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t7, const float *restrict t9, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
@@ -8018,32 +8142,28 @@ static void dpo_step_lora_k12_rope(float *restrict saved_k, const float *restric
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wk[0]) * (t9[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
-                float v2 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v4 = (lora_scale_wk[0]) * (t9[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t9[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t9[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
             }
             else {
-                float v8 = (lora_scale_wk[0]) * (t9[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
-                float v9 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v11 = (lora_scale_wk[0]) * (t9[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v6 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t9[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t9[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
             }
             saved_k[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k13_wv: t10[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
-static void dpo_step_lora_k13_wv(float *restrict t10, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k15_wv: t10[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void dpo_step_lora_k15_wv(float *restrict t10, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
@@ -8061,8 +8181,8 @@ static void dpo_step_lora_k13_wv(float *restrict t10, const float *restrict wv, 
     }
 }
 
-/* dpo_step_lora_k14_lora_a_wv: t11[B*T, R] = t3 · lora_a_wvᵀ  [layer/attention/lora] */
-static void dpo_step_lora_k14_lora_a_wv(float *restrict t11, const float *restrict lora_a_wv, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k16_lora_a_wv: t11[B*T, R] = t3 · lora_a_wvᵀ  [layer/attention/lora] */
+static void dpo_step_lora_k16_lora_a_wv(float *restrict t11, const float *restrict lora_a_wv, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wv, D, 0.0f, t11, R);
@@ -8079,11 +8199,23 @@ static void dpo_step_lora_k14_lora_a_wv(float *restrict t11, const float *restri
     }
 }
 
-/* dpo_step_lora_k15_lora_b_wv: t12[B*T, KVD] = t11 · lora_b_wvᵀ  [layer/attention/lora] */
-static void dpo_step_lora_k15_lora_b_wv(float *restrict t12, const float *restrict lora_b_wv, const float *restrict t11, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_k17_lora: saved_lora_wv = t11 · lora_scale_wv  [layer/attention/lora] */
+static void dpo_step_lora_k17_lora(float *restrict saved_lora_wv, const float *restrict lora_scale_wv, const float *restrict t11, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t11[r * n + j]) * (lora_scale_wv[0]);
+            saved_lora_wv[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_k18_lora_b_wv: t12[B*T, KVD] = saved_lora_wv · lora_b_wvᵀ  [layer/attention/lora] */
+static void dpo_step_lora_k18_lora_b_wv(float *restrict t12, const float *restrict lora_b_wv, const float *restrict saved_lora_wv, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t11, R, lora_b_wv, R, 0.0f, t12, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, saved_lora_wv, R, lora_b_wv, R, 0.0f, t12, KVD);
         return;
     }
     la_blas_pool(0);
@@ -8092,13 +8224,13 @@ static void dpo_step_lora_k15_lora_b_wv(float *restrict t12, const float *restri
         const float *restrict wr = lora_b_wv + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t11)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wv)[c];
         (t12)[r] = acc;
     }
 }
 
-/* dpo_step_lora_k16_lora: saved_v = t10 + lora_scale_wv · t12  [layer/attention; layer/attention/lora] */
-static void dpo_step_lora_k16_lora(float *restrict saved_v, const float *restrict lora_scale_wv, const float *restrict t10, const float *restrict t12, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_k19_attention: saved_v = t10 + t12  [layer/attention; layer/attention/lora] */
+static void dpo_step_lora_k19_attention(float *restrict saved_v, const float *restrict t10, const float *restrict t12, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
@@ -8108,15 +8240,14 @@ static void dpo_step_lora_k16_lora(float *restrict saved_v, const float *restric
         const long i1 = (r / (KVH)) % T;
         const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wv[0]) * (t12[((i0) * T + i1) * KVD + (i2) * HD + j]);
-            float v1 = t10[((i0) * T + i1) * KVD + (i2) * HD + j] + v0;
-            saved_v[r * n + j] = v1;
+            float v0 = t10[((i0) * T + i1) * KVD + (i2) * HD + j] + t12[((i0) * T + i1) * KVD + (i2) * HD + j];
+            saved_v[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k17_scores_matmul: t13[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
-static void dpo_step_lora_k17_scores_matmul(float *restrict t13, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k20_scores_matmul: t13[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
+static void dpo_step_lora_k20_scores_matmul(float *restrict t13, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -8130,8 +8261,8 @@ static void dpo_step_lora_k17_scores_matmul(float *restrict t13, const float *re
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t13 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_lora_k18_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void dpo_step_lora_k18_attention(float *restrict t14, const float *restrict t2, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k21_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void dpo_step_lora_k21_attention(float *restrict t14, const float *restrict t2, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -8171,8 +8302,8 @@ static void dpo_step_lora_k18_attention(float *restrict t14, const float *restri
     }
 }
 
-/* dpo_step_lora_k19_saved_attn: saved_attn[B, KVH, REP, T, HD] = t14 · saved_v  [layer/attention/attention; layer/attention] */
-static void dpo_step_lora_k19_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k22_saved_attn: saved_attn[B, KVH, REP, T, HD] = t14 · saved_v  [layer/attention/attention; layer/attention] */
+static void dpo_step_lora_k22_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -8186,8 +8317,8 @@ static void dpo_step_lora_k19_saved_attn(float *restrict saved_attn, const float
                 la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t14 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
-/* dpo_step_lora_k20_wo: t15[B*T, D] = saved_attn · woᵀ  [layer/attention] */
-static void dpo_step_lora_k20_wo(float *restrict t15, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k23_wo: t15[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void dpo_step_lora_k23_wo(float *restrict t15, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t15, D);
@@ -8204,8 +8335,8 @@ static void dpo_step_lora_k20_wo(float *restrict t15, const float *restrict wo, 
     }
 }
 
-/* dpo_step_lora_k21_lora_a_wo: t16[B*T, R] = saved_attn · lora_a_woᵀ  [layer/attention/lora] */
-static void dpo_step_lora_k21_lora_a_wo(float *restrict t16, const float *restrict lora_a_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k24_lora_a_wo: t16[B*T, R] = saved_attn · lora_a_woᵀ  [layer/attention/lora] */
+static void dpo_step_lora_k24_lora_a_wo(float *restrict t16, const float *restrict lora_a_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t16, R);
@@ -8222,11 +8353,23 @@ static void dpo_step_lora_k21_lora_a_wo(float *restrict t16, const float *restri
     }
 }
 
-/* dpo_step_lora_k22_lora_b_wo: t17[B*T, D] = t16 · lora_b_woᵀ  [layer/attention/lora] */
-static void dpo_step_lora_k22_lora_b_wo(float *restrict t17, const float *restrict lora_b_wo, const float *restrict t16, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k25_lora: saved_lora_wo = t16 · lora_scale_wo  [layer/attention/lora] */
+static void dpo_step_lora_k25_lora(float *restrict saved_lora_wo, const float *restrict lora_scale_wo, const float *restrict t16, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t16[r * n + j]) * (lora_scale_wo[0]);
+            saved_lora_wo[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_k26_lora_b_wo: t17[B*T, D] = saved_lora_wo · lora_b_woᵀ  [layer/attention/lora] */
+static void dpo_step_lora_k26_lora_b_wo(float *restrict t17, const float *restrict lora_b_wo, const float *restrict saved_lora_wo, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t16, R, lora_b_wo, R, 0.0f, t17, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_wo, R, lora_b_wo, R, 0.0f, t17, D);
         return;
     }
     la_blas_pool(0);
@@ -8235,28 +8378,27 @@ static void dpo_step_lora_k22_lora_b_wo(float *restrict t17, const float *restri
         const float *restrict wr = lora_b_wo + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t16)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wo)[c];
         (t17)[r] = acc;
     }
 }
 
-/* dpo_step_lora_k23_lora: saved_h = carry0 + t15 + lora_scale_wo · t17  [layer/attention; layer/attention/lora; layer] */
-static void dpo_step_lora_k23_lora(float *restrict saved_h, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict t15, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k27_layer: saved_h = carry0 + t15 + t17  [layer/attention; layer/attention/lora; layer] */
+static void dpo_step_lora_k27_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t15, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wo[0]) * (t17[r * n + j]);
-            float v1 = t15[r * n + j] + v0;
-            float v2 = carry0[r * n + j] + v1;
-            saved_h[r * n + j] = v2;
+            float v0 = t15[r * n + j] + t17[r * n + j];
+            float v1 = carry0[r * n + j] + v0;
+            saved_h[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_lora_k24_rmsnorm: t18 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
-static void dpo_step_lora_k24_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k28_rmsnorm: t18 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void dpo_step_lora_k28_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -8278,8 +8420,8 @@ static void dpo_step_lora_k24_rmsnorm(float *restrict t18, const float *restrict
     }
 }
 
-/* dpo_step_lora_k25_w1: t19[B*T, F] = t18 · w1ᵀ  [layer/ffn/gate_up] */
-static void dpo_step_lora_k25_w1(float *restrict t19, const float *restrict w1, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k29_w1: t19[B*T, F] = t18 · w1ᵀ  [layer/ffn/gate_up] */
+static void dpo_step_lora_k29_w1(float *restrict t19, const float *restrict w1, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t18, D, w1, D, 0.0f, t19, F);
@@ -8296,8 +8438,8 @@ static void dpo_step_lora_k25_w1(float *restrict t19, const float *restrict w1, 
     }
 }
 
-/* dpo_step_lora_k26_lora_a_w1: t20[B*T, R] = t18 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void dpo_step_lora_k26_lora_a_w1(float *restrict t20, const float *restrict lora_a_w1, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k30_lora_a_w1: t20[B*T, R] = t18 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_k30_lora_a_w1(float *restrict t20, const float *restrict lora_a_w1, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t18, D, lora_a_w1, D, 0.0f, t20, R);
@@ -8314,10 +8456,22 @@ static void dpo_step_lora_k26_lora_a_w1(float *restrict t20, const float *restri
     }
 }
 
-/* dpo_step_lora_k27_lora_b_w1: t21[B*T, F] = t20 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void dpo_step_lora_k27_lora_b_w1(float *restrict t21, const float *restrict lora_b_w1, const float *restrict t20, long B, long F, long R, long T) {
+/* dpo_step_lora_k31_lora: saved_lora_w1 = t20 · lora_scale_w1  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_k31_lora(float *restrict saved_lora_w1, const float *restrict lora_scale_w1, const float *restrict t20, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t20[r * n + j]) * (lora_scale_w1[0]);
+            saved_lora_w1[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_k32_lora_b_w1: t21[B*T, F] = saved_lora_w1 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_k32_lora_b_w1(float *restrict t21, const float *restrict lora_b_w1, const float *restrict saved_lora_w1, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t20, R, lora_b_w1, R, 0.0f, t21, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, saved_lora_w1, R, lora_b_w1, R, 0.0f, t21, F);
         return;
     }
     la_blas_pool(0);
@@ -8326,26 +8480,25 @@ static void dpo_step_lora_k27_lora_b_w1(float *restrict t21, const float *restri
         const float *restrict wr = lora_b_w1 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t20)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w1)[c];
         (t21)[r] = acc;
     }
 }
 
-/* dpo_step_lora_k28_lora: saved_gate = t19 + lora_scale_w1 · t21  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
-static void dpo_step_lora_k28_lora(float *restrict saved_gate, const float *restrict lora_scale_w1, const float *restrict t19, const float *restrict t21, long B, long F, long T) {
+/* dpo_step_lora_k33_gate_up: saved_gate = t19 + t21  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void dpo_step_lora_k33_gate_up(float *restrict saved_gate, const float *restrict t19, const float *restrict t21, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w1[0]) * (t21[r * n + j]);
-            float v1 = t19[r * n + j] + v0;
-            saved_gate[r * n + j] = v1;
+            float v0 = t19[r * n + j] + t21[r * n + j];
+            saved_gate[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k29_w3: t22[B*T, F] = t18 · w3ᵀ  [layer/ffn/gate_up] */
-static void dpo_step_lora_k29_w3(float *restrict t22, const float *restrict w3, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k34_w3: t22[B*T, F] = t18 · w3ᵀ  [layer/ffn/gate_up] */
+static void dpo_step_lora_k34_w3(float *restrict t22, const float *restrict w3, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t18, D, w3, D, 0.0f, t22, F);
@@ -8362,8 +8515,8 @@ static void dpo_step_lora_k29_w3(float *restrict t22, const float *restrict w3, 
     }
 }
 
-/* dpo_step_lora_k30_lora_a_w3: t23[B*T, R] = t18 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void dpo_step_lora_k30_lora_a_w3(float *restrict t23, const float *restrict lora_a_w3, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k35_lora_a_w3: t23[B*T, R] = t18 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_k35_lora_a_w3(float *restrict t23, const float *restrict lora_a_w3, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t18, D, lora_a_w3, D, 0.0f, t23, R);
@@ -8380,10 +8533,22 @@ static void dpo_step_lora_k30_lora_a_w3(float *restrict t23, const float *restri
     }
 }
 
-/* dpo_step_lora_k31_lora_b_w3: t24[B*T, F] = t23 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void dpo_step_lora_k31_lora_b_w3(float *restrict t24, const float *restrict lora_b_w3, const float *restrict t23, long B, long F, long R, long T) {
+/* dpo_step_lora_k36_lora: saved_lora_w3 = t23 · lora_scale_w3  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_k36_lora(float *restrict saved_lora_w3, const float *restrict lora_scale_w3, const float *restrict t23, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t23[r * n + j]) * (lora_scale_w3[0]);
+            saved_lora_w3[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_k37_lora_b_w3: t24[B*T, F] = saved_lora_w3 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_k37_lora_b_w3(float *restrict t24, const float *restrict lora_b_w3, const float *restrict saved_lora_w3, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t23, R, lora_b_w3, R, 0.0f, t24, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, saved_lora_w3, R, lora_b_w3, R, 0.0f, t24, F);
         return;
     }
     la_blas_pool(0);
@@ -8392,26 +8557,25 @@ static void dpo_step_lora_k31_lora_b_w3(float *restrict t24, const float *restri
         const float *restrict wr = lora_b_w3 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t23)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w3)[c];
         (t24)[r] = acc;
     }
 }
 
-/* dpo_step_lora_k32_lora: saved_up = t22 + lora_scale_w3 · t24  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
-static void dpo_step_lora_k32_lora(float *restrict saved_up, const float *restrict lora_scale_w3, const float *restrict t22, const float *restrict t24, long B, long F, long T) {
+/* dpo_step_lora_k38_gate_up: saved_up = t22 + t24  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void dpo_step_lora_k38_gate_up(float *restrict saved_up, const float *restrict t22, const float *restrict t24, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w3[0]) * (t24[r * n + j]);
-            float v1 = t22[r * n + j] + v0;
-            saved_up[r * n + j] = v1;
+            float v0 = t22[r * n + j] + t24[r * n + j];
+            saved_up[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k33_silu: t25 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
-static void dpo_step_lora_k33_silu(float *restrict t25, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+/* dpo_step_lora_k39_silu: t25 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void dpo_step_lora_k39_silu(float *restrict t25, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -8426,8 +8590,8 @@ static void dpo_step_lora_k33_silu(float *restrict t25, const float *restrict sa
     }
 }
 
-/* dpo_step_lora_k34_w2: t26[B*T, D] = t25 · w2ᵀ  [layer/ffn] */
-static void dpo_step_lora_k34_w2(float *restrict t26, const float *restrict w2, const float *restrict t25, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k40_w2: t26[B*T, D] = t25 · w2ᵀ  [layer/ffn] */
+static void dpo_step_lora_k40_w2(float *restrict t26, const float *restrict w2, const float *restrict t25, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t25, F, w2, F, 0.0f, t26, D);
@@ -8444,8 +8608,8 @@ static void dpo_step_lora_k34_w2(float *restrict t26, const float *restrict w2, 
     }
 }
 
-/* dpo_step_lora_k35_lora_a_w2: t27[B*T, R] = t25 · lora_a_w2ᵀ  [layer/ffn/lora] */
-static void dpo_step_lora_k35_lora_a_w2(float *restrict t27, const float *restrict lora_a_w2, const float *restrict t25, long B, long F, long R, long T) {
+/* dpo_step_lora_k41_lora_a_w2: t27[B*T, R] = t25 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void dpo_step_lora_k41_lora_a_w2(float *restrict t27, const float *restrict lora_a_w2, const float *restrict t25, long B, long F, long R, long T) {
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t25, F, lora_a_w2, F, 0.0f, t27, R);
         return;
@@ -8461,11 +8625,23 @@ static void dpo_step_lora_k35_lora_a_w2(float *restrict t27, const float *restri
     }
 }
 
-/* dpo_step_lora_k36_lora_b_w2: t28[B*T, D] = t27 · lora_b_w2ᵀ  [layer/ffn/lora] */
-static void dpo_step_lora_k36_lora_b_w2(float *restrict t28, const float *restrict lora_b_w2, const float *restrict t27, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k42_lora: saved_lora_w2 = t27 · lora_scale_w2  [layer/ffn/lora] */
+static void dpo_step_lora_k42_lora(float *restrict saved_lora_w2, const float *restrict lora_scale_w2, const float *restrict t27, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t27[r * n + j]) * (lora_scale_w2[0]);
+            saved_lora_w2[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_k43_lora_b_w2: t28[B*T, D] = saved_lora_w2 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void dpo_step_lora_k43_lora_b_w2(float *restrict t28, const float *restrict lora_b_w2, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t27, R, lora_b_w2, R, 0.0f, t28, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_w2, R, lora_b_w2, R, 0.0f, t28, D);
         return;
     }
     la_blas_pool(0);
@@ -8474,28 +8650,27 @@ static void dpo_step_lora_k36_lora_b_w2(float *restrict t28, const float *restri
         const float *restrict wr = lora_b_w2 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t27)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w2)[c];
         (t28)[r] = acc;
     }
 }
 
-/* dpo_step_lora_k37_lora: carry0_next = saved_h + t26 + lora_scale_w2 · t28  [layer/ffn; layer/ffn/lora; layer] */
-static void dpo_step_lora_k37_lora(float *restrict carry0_next, const float *restrict lora_scale_w2, const float *restrict saved_h, const float *restrict t26, const float *restrict t28, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k44_lora: carry0_next = saved_h + t26 + t28  [layer/ffn; layer/ffn/lora; layer] */
+static void dpo_step_lora_k44_lora(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t26, const float *restrict t28, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w2[0]) * (t28[r * n + j]);
-            float v1 = t26[r * n + j] + v0;
-            float v2 = saved_h[r * n + j] + v1;
-            carry0_next[r * n + j] = v2;
+            float v0 = t26[r * n + j] + t28[r * n + j];
+            float v1 = saved_h[r * n + j] + v0;
+            carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_lora_k38_expand: t29 = 0 */
-static void dpo_step_lora_k38_expand(float *restrict t29, long B) {
+/* dpo_step_lora_k45_expand: t29 = 0 */
+static void dpo_step_lora_k45_expand(float *restrict t29, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
@@ -8503,8 +8678,8 @@ static void dpo_step_lora_k38_expand(float *restrict t29, long B) {
     }
 }
 
-/* dpo_step_lora_k39_rmsnorm: t30 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
-static void dpo_step_lora_k39_rmsnorm(float *restrict t30, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+/* dpo_step_lora_k46_rmsnorm: t30 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
+static void dpo_step_lora_k46_rmsnorm(float *restrict t30, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -8529,8 +8704,8 @@ static void dpo_step_lora_k39_rmsnorm(float *restrict t30, const float *restrict
     }
 }
 
-/* dpo_step_lora_k40_lm_head: t31[CR, V] = t30 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
-static void dpo_step_lora_k40_lm_head(float *restrict t31, const float *restrict lm_head, const float *restrict t30, long CR, long HD2, long KVH, long REP, long V) {
+/* dpo_step_lora_k47_lm_head: t31[CR, V] = t30 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
+static void dpo_step_lora_k47_lm_head(float *restrict t31, const float *restrict lm_head, const float *restrict t30, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     if (CR != 1) {
         la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t30, D, lm_head, D, 0.0f, t31, V);
@@ -8547,8 +8722,8 @@ static void dpo_step_lora_k40_lm_head(float *restrict t31, const float *restrict
     }
 }
 
-/* dpo_step_lora_k41_log_softmax: t32 = max(t31)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_lora_k41_log_softmax(float *restrict t32, const float *restrict t31, long CR, long V) {
+/* dpo_step_lora_k48_log_softmax: t32 = max(t31)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_k48_log_softmax(float *restrict t32, const float *restrict t31, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -8562,8 +8737,8 @@ static void dpo_step_lora_k41_log_softmax(float *restrict t32, const float *rest
     }
 }
 
-/* dpo_step_lora_k42_log_softmax: t33 = Σ(exp(t31 - t32))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_lora_k42_log_softmax(float *restrict t33, const float *restrict t31, const float *restrict t32, long CR, long V) {
+/* dpo_step_lora_k49_log_softmax: t33 = Σ(exp(t31 - t32))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_k49_log_softmax(float *restrict t33, const float *restrict t31, const float *restrict t32, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -8581,8 +8756,8 @@ static void dpo_step_lora_k42_log_softmax(float *restrict t33, const float *rest
     }
 }
 
-/* dpo_step_lora_k43_cross_entropy: t34 = Σ((t31 - t32 - log(t33)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_lora_k43_cross_entropy(float *restrict t34, const float *restrict t31, const int32_t *restrict chosen_targets, const float *restrict t32, const float *restrict t33, long CR, long V) {
+/* dpo_step_lora_k50_cross_entropy: t34 = Σ((t31 - t32 - log(t33)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_lora_k50_cross_entropy(float *restrict t34, const float *restrict t31, const int32_t *restrict chosen_targets, const float *restrict t32, const float *restrict t33, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -8604,8 +8779,8 @@ static void dpo_step_lora_k43_cross_entropy(float *restrict t34, const float *re
     }
 }
 
-/* dpo_step_lora_k44_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
-static void dpo_step_lora_k44_sequence_logps_scatter_add(float *restrict t35, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t34, long B, long CR) {
+/* dpo_step_lora_k51_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_k51_sequence_logps_scatter_add(float *restrict t35, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t34, long B, long CR) {
     memset(t35, 0, sizeof(float) * (size_t)(B));
     const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
@@ -8618,8 +8793,8 @@ static void dpo_step_lora_k44_sequence_logps_scatter_add(float *restrict t35, co
     }
 }
 
-/* dpo_step_lora_k45_cross_entropy: t36 = Σ((t31 - t32 - log(t33)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_lora_k45_cross_entropy(float *restrict t36, const float *restrict t31, const int32_t *restrict rejected_targets, const float *restrict t32, const float *restrict t33, long CR, long V) {
+/* dpo_step_lora_k52_cross_entropy: t36 = Σ((t31 - t32 - log(t33)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_lora_k52_cross_entropy(float *restrict t36, const float *restrict t31, const int32_t *restrict rejected_targets, const float *restrict t32, const float *restrict t33, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -8641,8 +8816,8 @@ static void dpo_step_lora_k45_cross_entropy(float *restrict t36, const float *re
     }
 }
 
-/* dpo_step_lora_k46_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
-static void dpo_step_lora_k46_sequence_logps_scatter_add(float *restrict t37, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t36, long B, long CR) {
+/* dpo_step_lora_k53_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_k53_sequence_logps_scatter_add(float *restrict t37, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t36, long B, long CR) {
     memset(t37, 0, sizeof(float) * (size_t)(B));
     const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
@@ -8655,8 +8830,8 @@ static void dpo_step_lora_k46_sequence_logps_scatter_add(float *restrict t37, co
     }
 }
 
-/* dpo_step_lora_k47_sequence_logps: t38 = Σ(t31)  [lm_chunk/lm_head/sequence_logps] */
-static void dpo_step_lora_k47_sequence_logps(float *restrict t38, const float *restrict t31, long CR, long V) {
+/* dpo_step_lora_k54_sequence_logps: t38 = Σ(t31)  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_k54_sequence_logps(float *restrict t38, const float *restrict t31, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -8670,8 +8845,8 @@ static void dpo_step_lora_k47_sequence_logps(float *restrict t38, const float *r
     }
 }
 
-/* dpo_step_lora_k48_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
-static void dpo_step_lora_k48_sequence_logps_scatter_add(float *restrict t39, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long CR) {
+/* dpo_step_lora_k55_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_k55_sequence_logps_scatter_add(float *restrict t39, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long CR) {
     memset(t39, 0, sizeof(float) * (size_t)(B));
     const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
@@ -8683,8 +8858,8 @@ static void dpo_step_lora_k48_sequence_logps_scatter_add(float *restrict t39, co
     }
 }
 
-/* dpo_step_lora_k49_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
-static void dpo_step_lora_k49_sequence_logps_scatter_add(float *restrict t40, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long CR) {
+/* dpo_step_lora_k56_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_k56_sequence_logps_scatter_add(float *restrict t40, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long CR) {
     memset(t40, 0, sizeof(float) * (size_t)(B));
     const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
@@ -8696,8 +8871,8 @@ static void dpo_step_lora_k49_sequence_logps_scatter_add(float *restrict t40, co
     }
 }
 
-/* dpo_step_lora_k50_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
-static void dpo_step_lora_k50_sequence_logps_scatter_add(float *restrict t41, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t38, long B, long CR, long V) {
+/* dpo_step_lora_k57_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_k57_sequence_logps_scatter_add(float *restrict t41, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t38, long B, long CR, long V) {
     memset(t41, 0, sizeof(float) * (size_t)(B));
     const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
@@ -8711,8 +8886,8 @@ static void dpo_step_lora_k50_sequence_logps_scatter_add(float *restrict t41, co
     }
 }
 
-/* dpo_step_lora_k51_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
-static void dpo_step_lora_k51_sequence_logps_scatter_add(float *restrict t42, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t38, long B, long CR, long V) {
+/* dpo_step_lora_k58_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_k58_sequence_logps_scatter_add(float *restrict t42, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t38, long B, long CR, long V) {
     memset(t42, 0, sizeof(float) * (size_t)(B));
     const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
@@ -8726,8 +8901,8 @@ static void dpo_step_lora_k51_sequence_logps_scatter_add(float *restrict t42, co
     }
 }
 
-/* dpo_step_lora_k52_sequence_logps: carry1_next = carry1 + -t35  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
-static void dpo_step_lora_k52_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t35, long B) {
+/* dpo_step_lora_k59_sequence_logps: carry1_next = carry1 + -t35  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_k59_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t35, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
@@ -8737,8 +8912,8 @@ static void dpo_step_lora_k52_sequence_logps(float *restrict carry1_next, const 
     }
 }
 
-/* dpo_step_lora_k53_sequence_logps: carry2_next = carry2 + -t37  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
-static void dpo_step_lora_k53_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t37, long B) {
+/* dpo_step_lora_k60_sequence_logps: carry2_next = carry2 + -t37  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_k60_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t37, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
@@ -8748,8 +8923,8 @@ static void dpo_step_lora_k53_sequence_logps(float *restrict carry2_next, const 
     }
 }
 
-/* dpo_step_lora_k54_lm_chunk: carry3_next = carry3 + t39  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
-static void dpo_step_lora_k54_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t39, long B) {
+/* dpo_step_lora_k61_lm_chunk: carry3_next = carry3 + t39  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_k61_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t39, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
@@ -8758,8 +8933,8 @@ static void dpo_step_lora_k54_lm_chunk(float *restrict carry3_next, const float 
     }
 }
 
-/* dpo_step_lora_k55_lm_chunk: carry4_next = carry4 + t40  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
-static void dpo_step_lora_k55_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t40, long B) {
+/* dpo_step_lora_k62_lm_chunk: carry4_next = carry4 + t40  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_k62_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t40, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
@@ -8768,8 +8943,8 @@ static void dpo_step_lora_k55_lm_chunk(float *restrict carry4_next, const float 
     }
 }
 
-/* dpo_step_lora_k56_lm_chunk: carry5_next = carry5 + t41  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
-static void dpo_step_lora_k56_lm_chunk(float *restrict carry5_next, const float *restrict carry5, const float *restrict t41, long B) {
+/* dpo_step_lora_k63_lm_chunk: carry5_next = carry5 + t41  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_k63_lm_chunk(float *restrict carry5_next, const float *restrict carry5, const float *restrict t41, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
@@ -8778,8 +8953,8 @@ static void dpo_step_lora_k56_lm_chunk(float *restrict carry5_next, const float 
     }
 }
 
-/* dpo_step_lora_k57_lm_chunk: carry6_next = carry6 + t42  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
-static void dpo_step_lora_k57_lm_chunk(float *restrict carry6_next, const float *restrict carry6, const float *restrict t42, long B) {
+/* dpo_step_lora_k64_lm_chunk: carry6_next = carry6 + t42  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_k64_lm_chunk(float *restrict carry6_next, const float *restrict carry6, const float *restrict t42, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
@@ -8788,8 +8963,8 @@ static void dpo_step_lora_k57_lm_chunk(float *restrict carry6_next, const float 
     }
 }
 
-/* dpo_step_lora_k58_dpo_kto_pair: t43 = Σ([loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_lora_k58_dpo_kto_pair(float *restrict t43, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
+/* dpo_step_lora_k65_dpo_kto_pair: t43 = Σ([loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_k65_dpo_kto_pair(float *restrict t43, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -8806,8 +8981,8 @@ static void dpo_step_lora_k58_dpo_kto_pair(float *restrict t43, const float *res
     t43[r] = acc0;
 }
 
-/* dpo_step_lora_k59_dpo_sigmoid: t44 = Σ(1 · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_lora_k59_dpo_sigmoid(float *restrict t44, const float *restrict pair_weight, long B) {
+/* dpo_step_lora_k66_dpo_sigmoid: t44 = Σ(1 · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_k66_dpo_sigmoid(float *restrict t44, const float *restrict pair_weight, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -8820,8 +8995,8 @@ static void dpo_step_lora_k59_dpo_sigmoid(float *restrict t44, const float *rest
     t44[r] = acc0;
 }
 
-/* dpo_step_lora_k60_dpo_kto_pair: t45 = Σ([loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_lora_k60_dpo_kto_pair(float *restrict t45, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
+/* dpo_step_lora_k67_dpo_kto_pair: t45 = Σ([loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_k67_dpo_kto_pair(float *restrict t45, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -8838,8 +9013,8 @@ static void dpo_step_lora_k60_dpo_kto_pair(float *restrict t45, const float *res
     t45[r] = acc0;
 }
 
-/* dpo_step_lora_k61_dpo_bco_pair: t46 = Σ((beta · [loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
-static void dpo_step_lora_k61_dpo_bco_pair(float *restrict t46, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
+/* dpo_step_lora_k68_dpo_bco_pair: t46 = Σ((beta · [loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_lora_k68_dpo_bco_pair(float *restrict t46, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -8857,8 +9032,8 @@ static void dpo_step_lora_k61_dpo_bco_pair(float *restrict t46, const float *res
     t46[r] = acc0;
 }
 
-/* dpo_step_lora_k62_dpo_bco_pair: t47 = Σ((beta · [loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
-static void dpo_step_lora_k62_dpo_bco_pair(float *restrict t47, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
+/* dpo_step_lora_k69_dpo_bco_pair: t47 = Σ((beta · [loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_lora_k69_dpo_bco_pair(float *restrict t47, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -8876,8 +9051,8 @@ static void dpo_step_lora_k62_dpo_bco_pair(float *restrict t47, const float *res
     t47[r] = acc0;
 }
 
-/* dpo_step_lora_k63_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
-static void dpo_step_lora_k63_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t46, const float *restrict t47, long B) {
+/* dpo_step_lora_k70_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+static void dpo_step_lora_k70_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t46, const float *restrict t47, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -9403,8 +9578,8 @@ static void dpo_step_lora_k63_log_sigmoid(float *restrict losses, const float *r
     }
 }
 
-/* dpo_step_lora_k64_lm_head: t48 = Σ(losses · loss_weights)  [lm_head] */
-static void dpo_step_lora_k64_lm_head(float *restrict t48, const float *restrict loss_weights, const float *restrict losses, long B) {
+/* dpo_step_lora_k71_lm_head: t48 = Σ(losses · loss_weights)  [lm_head] */
+static void dpo_step_lora_k71_lm_head(float *restrict t48, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
     #pragma omp parallel for if (rows * n > 32768)
@@ -9420,8 +9595,8 @@ static void dpo_step_lora_k64_lm_head(float *restrict t48, const float *restrict
     }
 }
 
-/* dpo_step_lora_k65_lm_head: t49 = Σ(t48 · pair_weight)  [lm_head; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_lora_k65_lm_head(float *restrict t49, const float *restrict pair_weight, const float *restrict t48, long B) {
+/* dpo_step_lora_k72_lm_head: t49 = Σ(t48 · pair_weight)  [lm_head; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_lora_k72_lm_head(float *restrict t49, const float *restrict pair_weight, const float *restrict t48, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -9434,8 +9609,8 @@ static void dpo_step_lora_k65_lm_head(float *restrict t49, const float *restrict
     t49[r] = acc0;
 }
 
-/* dpo_step_lora_k66_sft: t50 = Σ((-(carry1 / carry3)) · pair_weight)  [lm_head/sft; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_lora_k66_sft(float *restrict t50, const float *restrict pair_weight, const float *restrict carry1, const float *restrict carry3, long B) {
+/* dpo_step_lora_k73_sft: t50 = Σ((-(carry1 / carry3)) · pair_weight)  [lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_lora_k73_sft(float *restrict t50, const float *restrict pair_weight, const float *restrict carry1, const float *restrict carry3, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -9450,8 +9625,8 @@ static void dpo_step_lora_k66_sft(float *restrict t50, const float *restrict pai
     t50[r] = acc0;
 }
 
-/* dpo_step_lora_k67_dpo_loss: loss = pref_loss_ratio · t49 + sft_loss_ratio · t50  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
-static void dpo_step_lora_k67_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t49, const float *restrict t50) {
+/* dpo_step_lora_k74_dpo_loss: loss = pref_loss_ratio · t49 + sft_loss_ratio · t50  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+static void dpo_step_lora_k74_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t49, const float *restrict t50) {
     const long n = 1;
     float v0 = (pref_loss_ratio[0]) * (t49[0]);
     float v1 = (sft_loss_ratio[0]) * (t50[0]);
@@ -9459,8 +9634,8 @@ static void dpo_step_lora_k67_dpo_loss(float *restrict loss, const float *restri
     loss[0] = v2;
 }
 
-/* dpo_step_lora_k68_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
-static void dpo_step_lora_k68_log_sigmoid_grad(float *restrict t51, float *restrict t52, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t46, const float *restrict t47, long B) {
+/* dpo_step_lora_k75_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_step_lora_k75_log_sigmoid_grad(float *restrict t51, float *restrict t52, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t46, const float *restrict t47, long B) {
     const long n = B;
     float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
     float v1 = 1.0f * (pref_loss_ratio[0]);
@@ -10350,8 +10525,8 @@ static void dpo_step_lora_k68_log_sigmoid_grad(float *restrict t51, float *restr
     }
 }
 
-/* dpo_step_lora_k69_dpo_sigmoid: t53 = 0  [lm_head/dpo_sigmoid] */
-static void dpo_step_lora_k69_dpo_sigmoid(float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k76_dpo_sigmoid: t53 = 0  [lm_head/dpo_sigmoid] */
+static void dpo_step_lora_k76_dpo_sigmoid(float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10362,8 +10537,8 @@ static void dpo_step_lora_k69_dpo_sigmoid(float *restrict t53, long B, long HD2,
     }
 }
 
-/* dpo_step_lora_k70_lm_head: t54 = carry0[scored]  [lm_chunk_backward/lm_head] */
-static void dpo_step_lora_k70_lm_head(float *restrict t54, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+/* dpo_step_lora_k77_lm_head: t54 = carry0[scored]  [lm_chunk_backward/lm_head] */
+static void dpo_step_lora_k77_lm_head(float *restrict t54, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10376,8 +10551,8 @@ static void dpo_step_lora_k70_lm_head(float *restrict t54, const float *restrict
     }
 }
 
-/* dpo_step_lora_k71_rmsnorm: t55 = Σ(t54²)  [lm_chunk_backward/lm_head/rmsnorm] */
-static void dpo_step_lora_k71_rmsnorm(float *restrict t55, const float *restrict t54, long CR, long HD2, long KVH, long REP) {
+/* dpo_step_lora_k78_rmsnorm: t55 = Σ(t54²)  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_lora_k78_rmsnorm(float *restrict t55, const float *restrict t54, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -10393,8 +10568,8 @@ static void dpo_step_lora_k71_rmsnorm(float *restrict t55, const float *restrict
     }
 }
 
-/* dpo_step_lora_k72_rmsnorm: t56 = (t54 · rsqrt(t55 / D + norm_eps)) · final_norm  [lm_chunk_backward/lm_head/rmsnorm] */
-static void dpo_step_lora_k72_rmsnorm(float *restrict t56, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t54, const float *restrict t55, long CR, long HD2, long KVH, long REP) {
+/* dpo_step_lora_k79_rmsnorm: t56 = (t54 · rsqrt(t55 / D + norm_eps)) · final_norm  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_lora_k79_rmsnorm(float *restrict t56, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t54, const float *restrict t55, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10411,8 +10586,8 @@ static void dpo_step_lora_k72_rmsnorm(float *restrict t56, const float *restrict
     }
 }
 
-/* dpo_step_lora_k73_lm_head: t57[CR, V] = t56 · lm_headᵀ  [lm_chunk_backward/lm_head] */
-static void dpo_step_lora_k73_lm_head(float *restrict t57, const float *restrict lm_head, const float *restrict t56, long CR, long HD2, long KVH, long REP, long V) {
+/* dpo_step_lora_k80_lm_head: t57[CR, V] = t56 · lm_headᵀ  [lm_chunk_backward/lm_head] */
+static void dpo_step_lora_k80_lm_head(float *restrict t57, const float *restrict lm_head, const float *restrict t56, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     if (CR != 1) {
         la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t56, D, lm_head, D, 0.0f, t57, V);
@@ -10429,8 +10604,8 @@ static void dpo_step_lora_k73_lm_head(float *restrict t57, const float *restrict
     }
 }
 
-/* dpo_step_lora_k74_log_softmax: t58 = max(t57)  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_lora_k74_log_softmax(float *restrict t58, const float *restrict t57, long CR, long V) {
+/* dpo_step_lora_k81_log_softmax: t58 = max(t57)  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_k81_log_softmax(float *restrict t58, const float *restrict t57, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10444,8 +10619,8 @@ static void dpo_step_lora_k74_log_softmax(float *restrict t58, const float *rest
     }
 }
 
-/* dpo_step_lora_k75_log_softmax: t59 = Σ(exp(t57 - t58))  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_lora_k75_log_softmax(float *restrict t59, const float *restrict t57, const float *restrict t58, long CR, long V) {
+/* dpo_step_lora_k82_log_softmax: t59 = Σ(exp(t57 - t58))  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_k82_log_softmax(float *restrict t59, const float *restrict t57, const float *restrict t58, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10463,8 +10638,8 @@ static void dpo_step_lora_k75_log_softmax(float *restrict t59, const float *rest
     }
 }
 
-/* dpo_step_lora_k76_sequence_logps_grad: t60 = -(1 · t51); t61 = -(1 · t52)  [lm_chunk_backward/lm_head/sequence_logps; lm_chunk_backward; lm_chunk_backward/grad; lm_chunk_backward/lm_head/sequence_logps/grad] */
-static void dpo_step_lora_k76_sequence_logps_grad(float *restrict t60, float *restrict t61, const float *restrict t51, const float *restrict t52, long B) {
+/* dpo_step_lora_k83_sequence_logps_grad: t60 = -(1 · t51); t61 = -(1 · t52)  [lm_chunk_backward/lm_head/sequence_logps; lm_chunk_backward; lm_chunk_backward/grad; lm_chunk_backward/lm_head/sequence_logps/grad] */
+static void dpo_step_lora_k83_sequence_logps_grad(float *restrict t60, float *restrict t61, const float *restrict t51, const float *restrict t52, long B) {
     const long rows = B, n = 1;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -10482,8 +10657,8 @@ static void dpo_step_lora_k76_sequence_logps_grad(float *restrict t60, float *re
     }
 }
 
-/* dpo_step_lora_k77_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk_backward/lm_head/sequence_logps/cross_entropy; lm_chunk_backward/lm_head/sequence_logps/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_lora_k77_log_softmax_grad(float *t62, const float *t57, const int32_t *scored_pair, const int32_t *chosen_targets, const int32_t *rejected_targets, const float *chosen_mask, const float *rejected_mask, const float *t58, const float *t59, const float *t60, const float *t61, long CR, long V) {
+/* dpo_step_lora_k84_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk_backward/lm_head/sequence_logps/cross_entropy; lm_chunk_backward/lm_head/sequence_logps/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_lora_k84_log_softmax_grad(float *t62, const float *t57, const int32_t *scored_pair, const int32_t *chosen_targets, const int32_t *rejected_targets, const float *chosen_mask, const float *rejected_mask, const float *t58, const float *t59, const float *t60, const float *t61, long CR, long V) {
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -10533,14 +10708,14 @@ static void dpo_step_lora_k77_log_softmax_grad(float *t62, const float *t57, con
     }
 }
 
-/* dpo_step_lora_k78_lm_head_grad_in: t63[CR, D] = t62 · lm_head  [lm_chunk_backward/lm_head/grad] */
-static void dpo_step_lora_k78_lm_head_grad_in(float *restrict t63, const float *restrict lm_head, const float *restrict t62, long CR, long HD2, long KVH, long REP, long V) {
+/* dpo_step_lora_k85_lm_head_grad_in: t63[CR, D] = t62 · lm_head  [lm_chunk_backward/lm_head/grad] */
+static void dpo_step_lora_k85_lm_head_grad_in(float *restrict t63, const float *restrict lm_head, const float *restrict t62, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t62, V, lm_head, D, 0.0f, t63, D);
 }
 
-/* dpo_step_lora_k79_rmsnorm_grad: t64 = Σ((t63 · final_norm) · t54)  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad] */
-static void dpo_step_lora_k79_rmsnorm_grad(float *restrict t64, const float *restrict final_norm, const float *restrict t54, const float *restrict t63, long CR, long HD2, long KVH, long REP) {
+/* dpo_step_lora_k86_rmsnorm_grad: t64 = Σ((t63 · final_norm) · t54)  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad] */
+static void dpo_step_lora_k86_rmsnorm_grad(float *restrict t64, const float *restrict final_norm, const float *restrict t54, const float *restrict t63, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -10557,8 +10732,8 @@ static void dpo_step_lora_k79_rmsnorm_grad(float *restrict t64, const float *res
     }
 }
 
-/* dpo_step_lora_k80_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad; lm_chunk_backward/lm_head/grad] */
-static void dpo_step_lora_k80_rmsnorm_grad_scatter_add(float *restrict t65, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t54, const float *restrict t55, const float *restrict t63, const float *restrict t64, long B, long CR, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k87_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad; lm_chunk_backward/lm_head/grad] */
+static void dpo_step_lora_k87_rmsnorm_grad_scatter_add(float *restrict t65, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t54, const float *restrict t55, const float *restrict t63, const float *restrict t64, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     memset(t65, 0, sizeof(float) * (size_t)(B*T*D));
     const long rows = CR, n = D;
@@ -10583,8 +10758,8 @@ static void dpo_step_lora_k80_rmsnorm_grad_scatter_add(float *restrict t65, cons
     }
 }
 
-/* dpo_step_lora_k81_lm_chunk_backward: carry7_next = carry7 + t65  [lm_chunk_backward/lm_head/grad; lm_chunk_backward] */
-static void dpo_step_lora_k81_lm_chunk_backward(float *restrict carry7_next, const float *restrict carry7, const float *restrict t65, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k88_lm_chunk_backward: carry7_next = carry7 + t65  [lm_chunk_backward/lm_head/grad; lm_chunk_backward] */
+static void dpo_step_lora_k88_lm_chunk_backward(float *restrict carry7_next, const float *restrict carry7, const float *restrict t65, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10596,8 +10771,8 @@ static void dpo_step_lora_k81_lm_chunk_backward(float *restrict carry7_next, con
     }
 }
 
-/* dpo_step_lora_k82_rmsnorm: t66 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void dpo_step_lora_k82_rmsnorm(float *restrict t66, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k89_rmsnorm: t66 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void dpo_step_lora_k89_rmsnorm(float *restrict t66, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -10613,8 +10788,8 @@ static void dpo_step_lora_k82_rmsnorm(float *restrict t66, const float *restrict
     }
 }
 
-/* dpo_step_lora_k83_rmsnorm: t67 = (saved_x · rsqrt(t66 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
-static void dpo_step_lora_k83_rmsnorm(float *restrict t67, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k90_rmsnorm: t67 = (saved_x · rsqrt(t66 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void dpo_step_lora_k90_rmsnorm(float *restrict t67, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10632,62 +10807,8 @@ static void dpo_step_lora_k83_rmsnorm(float *restrict t67, const float *restrict
     }
 }
 
-/* dpo_step_lora_k84_lora_a_wq: t68[B*T, R] = t67 · lora_a_wqᵀ  [layer_backward/attention/lora] */
-static void dpo_step_lora_k84_lora_a_wq(float *restrict t68, const float *restrict lora_a_wq, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t67, D, lora_a_wq, D, 0.0f, t68, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wq + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t67)[c];
-        (t68)[r] = acc;
-    }
-}
-
-/* dpo_step_lora_k85_lora_a_wk: t69[B*T, R] = t67 · lora_a_wkᵀ  [layer_backward/attention/lora] */
-static void dpo_step_lora_k85_lora_a_wk(float *restrict t69, const float *restrict lora_a_wk, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t67, D, lora_a_wk, D, 0.0f, t69, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wk + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t67)[c];
-        (t69)[r] = acc;
-    }
-}
-
-/* dpo_step_lora_k86_lora_a_wv: t70[B*T, R] = t67 · lora_a_wvᵀ  [layer_backward/attention/lora] */
-static void dpo_step_lora_k86_lora_a_wv(float *restrict t70, const float *restrict lora_a_wv, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t67, D, lora_a_wv, D, 0.0f, t70, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wv + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t67)[c];
-        (t70)[r] = acc;
-    }
-}
-
-/* dpo_step_lora_k87_scores_matmul: t71[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void dpo_step_lora_k87_scores_matmul(float *restrict t71, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k91_scores_matmul: t68[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void dpo_step_lora_k91_scores_matmul(float *restrict t68, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -10698,11 +10819,11 @@ static void dpo_step_lora_k87_scores_matmul(float *restrict t71, const float *re
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t71 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t68 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_lora_k88_attention: t72 = exp([i4 ≤ i3 + 0] · t2 ? t71 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] · t2 ? t71 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void dpo_step_lora_k88_attention(float *restrict t72, const float *restrict t2, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k92_attention: t69 = exp([i4 ≤ i3 + 0] · t2 ? t68 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] · t2 ? t68 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void dpo_step_lora_k92_attention(float *restrict t69, const float *restrict t2, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -10717,7 +10838,7 @@ static void dpo_step_lora_k88_attention(float *restrict t72, const float *restri
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
             float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
-            float v4 = (t71[r * n + j0]) * v3;
+            float v4 = (t68[r * n + j0]) * v3;
             float v5 = v2 != 0.0f ? v4 : (-INFINITY);
             acc0 = fmaxf(acc0, v5);
         }
@@ -10726,17 +10847,17 @@ static void dpo_step_lora_k88_attention(float *restrict t72, const float *restri
             float v6 = (float)i3 + 0.0f;
             float v7 = (float)j <= v6 ? 1.0f : 0.0f;
             float v8 = v7 * (t2[((i0) * T + i3) * T + j]);
-            float v9 = (t71[r * n + j]) * v3;
+            float v9 = (t68[r * n + j]) * v3;
             float v10 = v8 != 0.0f ? v9 : (-INFINITY);
             float v12 = v10 - v11;
             float v13 = la_expf(v12);
-            t72[r * n + j] = v13;
+            t69[r * n + j] = v13;
         }
     }
 }
 
-/* dpo_step_lora_k89_softmax: t73 = Σ(t72)  [layer_backward/attention/attention/softmax] */
-static void dpo_step_lora_k89_softmax(float *restrict t73, const float *restrict t72, long B, long KVH, long REP, long T) {
+/* dpo_step_lora_k93_softmax: t70 = Σ(t69)  [layer_backward/attention/attention/softmax] */
+static void dpo_step_lora_k93_softmax(float *restrict t70, const float *restrict t69, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = T;
@@ -10745,14 +10866,14 @@ static void dpo_step_lora_k89_softmax(float *restrict t73, const float *restrict
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t72[r * n + j0];
+            acc0 += t69[r * n + j0];
         }
-        t73[r] = acc0;
+        t70[r] = acc0;
     }
 }
 
-/* dpo_step_lora_k90_softmax: t74 = t72 / t73  [layer_backward/attention/attention/softmax] */
-static void dpo_step_lora_k90_softmax(float *restrict t74, const float *restrict t72, const float *restrict t73, long B, long KVH, long REP, long T) {
+/* dpo_step_lora_k94_softmax: t71 = t69 / t70  [layer_backward/attention/attention/softmax] */
+static void dpo_step_lora_k94_softmax(float *restrict t71, const float *restrict t69, const float *restrict t70, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -10762,32 +10883,14 @@ static void dpo_step_lora_k90_softmax(float *restrict t74, const float *restrict
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t72[r * n + j]) / (t73[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t74[r * n + j] = v0;
+            float v0 = (t69[r * n + j]) / (t70[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t71[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k91_lora_a_wo: t75[B*T, R] = saved_attn · lora_a_woᵀ  [layer_backward/attention/lora] */
-static void dpo_step_lora_k91_lora_a_wo(float *restrict t75, const float *restrict saved_attn, const float *restrict lora_a_wo, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t75, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wo + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
-        (t75)[r] = acc;
-    }
-}
-
-/* dpo_step_lora_k92_rmsnorm: t76 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void dpo_step_lora_k92_rmsnorm(float *restrict t76, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k95_rmsnorm: t72 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void dpo_step_lora_k95_rmsnorm(float *restrict t72, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -10799,49 +10902,31 @@ static void dpo_step_lora_k92_rmsnorm(float *restrict t76, const float *restrict
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t76[r] = acc0;
+        t72[r] = acc0;
     }
 }
 
-/* dpo_step_lora_k93_rmsnorm: t77 = (saved_h · rsqrt(t76 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
-static void dpo_step_lora_k93_rmsnorm(float *restrict t77, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k96_rmsnorm: t73 = (saved_h · rsqrt(t72 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
+static void dpo_step_lora_k96_rmsnorm(float *restrict t73, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t76[(i0) * T + i1]) / ((float)(D));
+        float v0 = (t72[(i0) * T + i1]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
             float v3 = (saved_h[r * n + j]) * v2;
             float v4 = v3 * (ffn_norm[j]);
-            t77[r * n + j] = v4;
+            t73[r * n + j] = v4;
         }
     }
 }
 
-/* dpo_step_lora_k94_lora_a_w1: t78[B*T, R] = t77 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void dpo_step_lora_k94_lora_a_w1(float *restrict t78, const float *restrict lora_a_w1, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t77, D, lora_a_w1, D, 0.0f, t78, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w1 + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t77)[c];
-        (t78)[r] = acc;
-    }
-}
-
-/* dpo_step_lora_k95_silu: t79 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/ffn/gate_up/silu] */
-static void dpo_step_lora_k95_silu(float *restrict t79, const float *restrict saved_gate, long B, long F, long T) {
+/* dpo_step_lora_k97_silu: t74 = saved_gate / (1 + exp(-saved_gate)); t75 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+static void dpo_step_lora_k97_silu(float *restrict t74, float *restrict t75, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -10850,185 +10935,142 @@ static void dpo_step_lora_k95_silu(float *restrict t79, const float *restrict sa
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t79[r * n + j] = v3;
+            t74[r * n + j] = v3;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t75[r * n + j] = v4;
         }
     }
 }
 
-/* dpo_step_lora_k96_lora_a_w3: t80[B*T, R] = t77 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void dpo_step_lora_k96_lora_a_w3(float *restrict t80, const float *restrict lora_a_w3, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k98_lora_b_w2_grad_in: t76[B*T, R] = carry8 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_k98_lora_b_w2_grad_in(float *restrict t76, const float *restrict carry8, const float *restrict lora_b_w2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t77, D, lora_a_w3, D, 0.0f, t80, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w3 + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t77)[c];
-        (t80)[r] = acc;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, carry8, D, lora_b_w2, R, 0.0f, t76, R);
+}
+
+/* dpo_step_lora_k99_lora: t77 = t76 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_k99_lora(float *t77, const float *lora_scale_w2, const float *t76, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t76[r * n + j]) * (lora_scale_w2[0]);
+            t77[r * n + j] = v0;
+        }
     }
 }
 
-/* dpo_step_lora_k97_gate_up: t81 = t79 · saved_up  [layer_backward/ffn/gate_up] */
-static void dpo_step_lora_k97_gate_up(float *restrict t81, const float *restrict saved_up, const float *restrict t79, long B, long F, long T) {
+/* dpo_step_lora_k100_lora_a_w2_grad_in: t78[B*T, F] = t77 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_k100_lora_a_w2_grad_in(float *restrict t78, const float *restrict lora_a_w2, const float *restrict t77, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t77, R, lora_a_w2, F, 0.0f, t78, F);
+}
+
+/* dpo_step_lora_k101_w2_grad_in: t79[B*T, F] = carry8 · w2  [layer_backward/ffn/grad] */
+static void dpo_step_lora_k101_w2_grad_in(float *restrict t79, const float *restrict carry8, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry8, D, w2, F, 0.0f, t79, F);
+}
+
+/* dpo_step_lora_k102_ffn_grad: t80 = (t78 + t79) · t74  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_k102_ffn_grad(float *restrict t80, const float *restrict t74, const float *restrict t78, const float *restrict t79, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t79[r * n + j]) * (saved_up[r * n + j]);
-            t81[r * n + j] = v0;
+            float v0 = t78[r * n + j] + t79[r * n + j];
+            float v1 = v0 * (t74[r * n + j]);
+            t80[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_lora_k98_lora_a_w2: t82[B*T, R] = t81 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
-static void dpo_step_lora_k98_lora_a_w2(float *restrict t82, const float *restrict lora_a_w2, const float *restrict t81, long B, long F, long R, long T) {
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t81, F, lora_a_w2, F, 0.0f, t82, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * F >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w2 + r * F;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t81)[c];
-        (t82)[r] = acc;
-    }
+/* dpo_step_lora_k103_lora_b_w3_grad_in: t81[B*T, R] = t80 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_k103_lora_b_w3_grad_in(float *restrict t81, const float *restrict lora_b_w3, const float *restrict t80, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t80, F, lora_b_w3, R, 0.0f, t81, R);
 }
 
-/* dpo_step_lora_k99_lora: t83 = carry8 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
-static void dpo_step_lora_k99_lora(float *restrict t83, const float *restrict carry8, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+/* dpo_step_lora_k104_lora: t82 = t81 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_k104_lora(float *t82, const float *lora_scale_w3, const float *t81, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (carry8[r * n + j]) * (lora_scale_w2[0]);
-            t83[r * n + j] = v0;
+            float v0 = (t81[r * n + j]) * (lora_scale_w3[0]);
+            t82[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k100_lora_b_w2_grad_in: t84[B*T, R] = t83 · lora_b_w2  [layer_backward/ffn/lora/grad] */
-static void dpo_step_lora_k100_lora_b_w2_grad_in(float *restrict t84, const float *restrict lora_b_w2, const float *restrict t83, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k105_lora_a_w3_grad_in: t83[B*T, D] = t82 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_k105_lora_a_w3_grad_in(float *restrict t83, const float *restrict lora_a_w3, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t83, D, lora_b_w2, R, 0.0f, t84, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t82, R, lora_a_w3, D, 0.0f, t83, D);
 }
 
-/* dpo_step_lora_k101_lora_a_w2_grad_in: t85[B*T, F] = t84 · lora_a_w2  [layer_backward/ffn/lora/grad] */
-static void dpo_step_lora_k101_lora_a_w2_grad_in(float *restrict t85, const float *restrict lora_a_w2, const float *restrict t84, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t84, R, lora_a_w2, F, 0.0f, t85, F);
-}
-
-/* dpo_step_lora_k102_w2_grad_in: t86[B*T, F] = carry8 · w2  [layer_backward/ffn/grad] */
-static void dpo_step_lora_k102_w2_grad_in(float *restrict t86, const float *restrict carry8, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k106_w3_grad_in: t84[B*T, D] = t80 · w3  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_k106_w3_grad_in(float *restrict t84, const float *restrict w3, const float *restrict t80, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry8, D, w2, F, 0.0f, t86, F);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t80, F, w3, D, 0.0f, t84, D);
 }
 
-/* dpo_step_lora_k103_ffn_grad: t87 = (t85 + t86) · t79  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void dpo_step_lora_k103_ffn_grad(float *restrict t87, const float *restrict t79, const float *restrict t85, const float *restrict t86, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = t85[r * n + j] + t86[r * n + j];
-            float v1 = v0 * (t79[r * n + j]);
-            t87[r * n + j] = v1;
-        }
-    }
-}
-
-/* dpo_step_lora_k104_lora: t88 = t87 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_k104_lora(float *restrict t88, const float *restrict lora_scale_w3, const float *restrict t87, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t87[r * n + j]) * (lora_scale_w3[0]);
-            t88[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_lora_k105_lora_b_w3_grad_in: t89[B*T, R] = t88 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_k105_lora_b_w3_grad_in(float *restrict t89, const float *restrict lora_b_w3, const float *restrict t88, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t88, F, lora_b_w3, R, 0.0f, t89, R);
-}
-
-/* dpo_step_lora_k106_lora_a_w3_grad_in: t90[B*T, D] = t89 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_k106_lora_a_w3_grad_in(float *restrict t90, const float *restrict lora_a_w3, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t89, R, lora_a_w3, D, 0.0f, t90, D);
-}
-
-/* dpo_step_lora_k107_w3_grad_in: t91[B*T, D] = t87 · w3  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_lora_k107_w3_grad_in(float *restrict t91, const float *restrict w3, const float *restrict t87, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t87, F, w3, D, 0.0f, t91, D);
-}
-
-/* dpo_step_lora_k108_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_lora_k108_silu_grad(float *t92, const float *saved_gate, const float *saved_up, const float *t79, const float *t85, const float *t86, long B, long F, long T) {
+/* dpo_step_lora_k107_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_lora_k107_silu_grad(float *t85, const float *saved_gate, const float *saved_up, const float *t74, const float *t78, const float *t79, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = t85[r * n + j] + t86[r * n + j];
+            float v0 = t78[r * n + j] + t79[r * n + j];
             float v1 = v0 * (saved_up[r * n + j]);
             float v2 = -(saved_gate[r * n + j]);
             float v3 = la_expf(v2);
             float v4 = 1.0f + v3;
             float v5 = v1 / v4;
-            float v6 = v1 * (t79[r * n + j]);
+            float v6 = v1 * (t74[r * n + j]);
             float v7 = v6 / v4;
             float v8 = -v7;
             float v9 = v8 * v3;
             float v10 = -v9;
             float v11 = v5 + v10;
-            t92[r * n + j] = v11;
+            t85[r * n + j] = v11;
         }
     }
 }
 
-/* dpo_step_lora_k109_lora: t93 = t92 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_k109_lora(float *restrict t93, const float *restrict lora_scale_w1, const float *restrict t92, long B, long F, long T) {
-    const long rows = B*T, n = F;
+/* dpo_step_lora_k108_lora_b_w1_grad_in: t86[B*T, R] = t85 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_k108_lora_b_w1_grad_in(float *restrict t86, const float *restrict lora_b_w1, const float *restrict t85, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t85, F, lora_b_w1, R, 0.0f, t86, R);
+}
+
+/* dpo_step_lora_k109_lora: t87 = t86 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_k109_lora(float *t87, const float *lora_scale_w1, const float *t86, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t92[r * n + j]) * (lora_scale_w1[0]);
-            t93[r * n + j] = v0;
+            float v0 = (t86[r * n + j]) * (lora_scale_w1[0]);
+            t87[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k110_lora_b_w1_grad_in: t94[B*T, R] = t93 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_k110_lora_b_w1_grad_in(float *restrict t94, const float *restrict lora_b_w1, const float *restrict t93, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t93, F, lora_b_w1, R, 0.0f, t94, R);
-}
-
-/* dpo_step_lora_k111_lora_a_w1_grad_in: t95[B*T, D] = t94 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_k111_lora_a_w1_grad_in(float *restrict t95, const float *restrict lora_a_w1, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k110_lora_a_w1_grad_in: t88[B*T, D] = t87 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_k110_lora_a_w1_grad_in(float *restrict t88, const float *restrict lora_a_w1, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t94, R, lora_a_w1, D, 0.0f, t95, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t87, R, lora_a_w1, D, 0.0f, t88, D);
 }
 
-/* dpo_step_lora_k112_w1_grad_in: t96[B*T, D] = t92 · w1  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_lora_k112_w1_grad_in(float *restrict t96, const float *restrict w1, const float *restrict t92, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k111_w1_grad_in: t89[B*T, D] = t85 · w1  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_k111_w1_grad_in(float *restrict t89, const float *restrict w1, const float *restrict t85, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t92, F, w1, D, 0.0f, t96, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t85, F, w1, D, 0.0f, t89, D);
 }
 
-/* dpo_step_lora_k113_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_lora_k113_rmsnorm_grad(float *restrict t97, const float *restrict norm_eps, const float *restrict carry8, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t76, const float *restrict t90, const float *restrict t91, const float *restrict t95, const float *restrict t96, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k112_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_lora_k112_rmsnorm_grad(float *restrict t90, const float *restrict norm_eps, const float *restrict carry8, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t72, const float *restrict t83, const float *restrict t84, const float *restrict t88, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -11038,14 +11080,14 @@ static void dpo_step_lora_k113_rmsnorm_grad(float *restrict t97, const float *re
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t90[r * n + j0] + t91[r * n + j0];
-            float v1 = v0 + t95[r * n + j0];
-            float v2 = v1 + t96[r * n + j0];
+            float v0 = t83[r * n + j0] + t84[r * n + j0];
+            float v1 = v0 + t88[r * n + j0];
+            float v2 = v1 + t89[r * n + j0];
             float v3 = v2 * (ffn_norm[j0]);
             float v4 = v3 * (saved_h[r * n + j0]);
             acc0 += v4;
         }
-        float v9 = (t76[(i0) * T + i1]) / ((float)(D));
+        float v9 = (t72[(i0) * T + i1]) / ((float)(D));
         float v10 = v9 + norm_eps[0];
         float v11 = 1.0f / sqrtf(v10);
         float v14 = acc0 * v11;
@@ -11054,66 +11096,66 @@ static void dpo_step_lora_k113_rmsnorm_grad(float *restrict t97, const float *re
         float v17 = v16 * (-0.5f);
         float v18 = v17 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v5 = t90[r * n + j] + t91[r * n + j];
-            float v6 = v5 + t95[r * n + j];
-            float v7 = v6 + t96[r * n + j];
+            float v5 = t83[r * n + j] + t84[r * n + j];
+            float v6 = v5 + t88[r * n + j];
+            float v7 = v6 + t89[r * n + j];
             float v8 = v7 * (ffn_norm[j]);
             float v12 = v8 * v11;
             float v13 = carry8[r * n + j] + v12;
             float v19 = v18 * (saved_h[r * n + j]);
             float v20 = v13 + v19;
             float v21 = v20 + v19;
-            t97[r * n + j] = v21;
+            t90[r * n + j] = v21;
         }
     }
 }
 
-/* dpo_step_lora_k114_lora: t98 = t97 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k114_lora(float *restrict t98, const float *restrict lora_scale_wo, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k113_lora_b_wo_grad_in: t91[B*T, R] = t90 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k113_lora_b_wo_grad_in(float *restrict t91, const float *restrict lora_b_wo, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t90, D, lora_b_wo, R, 0.0f, t91, R);
+}
+
+/* dpo_step_lora_k114_lora: t92 = t91 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k114_lora(float *t92, const float *lora_scale_wo, const float *t91, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t91[r * n + j]) * (lora_scale_wo[0]);
+            t92[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_k115_lora_a_wo_grad_in: t93[B*T, D] = t92 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k115_lora_a_wo_grad_in(float *restrict t93, const float *restrict lora_a_wo, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t92, R, lora_a_wo, D, 0.0f, t93, D);
+}
+
+/* dpo_step_lora_k116_wo_grad_in: t94[B*T, D] = t90 · wo  [layer_backward/attention/grad] */
+static void dpo_step_lora_k116_wo_grad_in(float *restrict t94, const float *restrict wo, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t90, D, wo, D, 0.0f, t94, D);
+}
+
+/* dpo_step_lora_k117_attention_grad: t95 = t93 + t94  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void dpo_step_lora_k117_attention_grad(float *restrict t95, const float *restrict t93, const float *restrict t94, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t97[r * n + j]) * (lora_scale_wo[0]);
-            t98[r * n + j] = v0;
+            float v0 = t93[r * n + j] + t94[r * n + j];
+            t95[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k115_lora_b_wo_grad_in: t99[B*T, R] = t98 · lora_b_wo  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k115_lora_b_wo_grad_in(float *restrict t99, const float *restrict lora_b_wo, const float *restrict t98, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t98, D, lora_b_wo, R, 0.0f, t99, R);
-}
-
-/* dpo_step_lora_k116_lora_a_wo_grad_in: t100[B*T, D] = t99 · lora_a_wo  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k116_lora_a_wo_grad_in(float *restrict t100, const float *restrict lora_a_wo, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t99, R, lora_a_wo, D, 0.0f, t100, D);
-}
-
-/* dpo_step_lora_k117_wo_grad_in: t101[B*T, D] = t97 · wo  [layer_backward/attention/grad] */
-static void dpo_step_lora_k117_wo_grad_in(float *restrict t101, const float *restrict wo, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t97, D, wo, D, 0.0f, t101, D);
-}
-
-/* dpo_step_lora_k118_attention_grad: t102 = t100 + t101  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void dpo_step_lora_k118_attention_grad(float *restrict t102, const float *restrict t100, const float *restrict t101, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = t100[r * n + j] + t101[r * n + j];
-            t102[r * n + j] = v0;
-        }
-    }
-}
-
-/* dpo_step_lora_k119_attention_grad_matmul: t103[B, KVH, REP, T, T] = t102 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void dpo_step_lora_k119_attention_grad_matmul(float *restrict t103, const float *restrict saved_v, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k118_attention_grad_matmul: t96[B, KVH, REP, T, T] = t95 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void dpo_step_lora_k118_attention_grad_matmul(float *restrict t96, const float *restrict saved_v, const float *restrict t95, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -11124,11 +11166,11 @@ static void dpo_step_lora_k119_attention_grad_matmul(float *restrict t103, const
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t102 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t103 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t95 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t96 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_lora_k120_attention: t104 = ([i4 ≤ i3 + 0] · t2 ? (t103 / t73 + Σ(-((t103 · t74) / t73))) · t72 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_lora_k120_attention(float *t104, const float *t2, const float *t72, const float *t73, const float *t74, const float *t103, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k119_attention: t97 = ([i4 ≤ i3 + 0] · t2 ? (t96 / t70 + Σ(-((t96 · t71) / t70))) · t69 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void dpo_step_lora_k119_attention(float *t97, const float *t2, const float *t69, const float *t70, const float *t71, const float *t96, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -11141,8 +11183,8 @@ static void dpo_step_lora_k120_attention(float *t104, const float *t2, const flo
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t103[r * n + j0]) * (t74[r * n + j0]);
-            float v1 = v0 / (t73[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t96[r * n + j0]) * (t71[r * n + j0]);
+            float v1 = v0 / (t70[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -11152,18 +11194,18 @@ static void dpo_step_lora_k120_attention(float *t104, const float *t2, const flo
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
             float v5 = v4 * (t2[((i0) * T + i3) * T + j]);
-            float v6 = (t103[r * n + j]) / (t73[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = (t96[r * n + j]) / (t70[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v7 = v6 + acc0;
-            float v8 = v7 * (t72[r * n + j]);
+            float v8 = v7 * (t69[r * n + j]);
             float v9 = v5 != 0.0f ? v8 : 0.0f;
             float v11 = v9 * v10;
-            t104[r * n + j] = v11;
+            t97[r * n + j] = v11;
         }
     }
 }
 
-/* dpo_step_lora_k121_scores_grad_matmul: t105[B, KVH, REP, T, HD] = t104 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void dpo_step_lora_k121_scores_grad_matmul(float *restrict t105, const float *restrict saved_k, const float *restrict t104, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k120_scores_grad_matmul: t98[B, KVH, REP, T, HD] = t97 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_lora_k120_scores_grad_matmul(float *restrict t98, const float *restrict saved_k, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -11174,11 +11216,11 @@ static void dpo_step_lora_k121_scores_grad_matmul(float *restrict t105, const fl
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t104 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t105 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t97 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t98 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* dpo_step_lora_k122_attention_grad_matmul: t106[B, KVH, REP, T, HD] = t74ᵀ · t102  [layer_backward/attention/attention/grad] */
-static void dpo_step_lora_k122_attention_grad_matmul(float *restrict t106, const float *restrict t74, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k121_attention_grad_matmul: t99[B, KVH, REP, T, HD] = t97ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void dpo_step_lora_k121_attention_grad_matmul(float *restrict t99, const float *restrict saved_q, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -11189,11 +11231,11 @@ static void dpo_step_lora_k122_attention_grad_matmul(float *restrict t106, const
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t74 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t102 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t106 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t97 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t99 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* dpo_step_lora_k123_attention_grad_matmul: t107[B, KVH, REP, T, HD] = t104ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void dpo_step_lora_k123_attention_grad_matmul(float *restrict t107, const float *restrict saved_q, const float *restrict t104, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k122_attention_grad_matmul: t100[B, KVH, REP, T, HD] = t71ᵀ · t95  [layer_backward/attention/attention/grad; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k122_attention_grad_matmul(float *restrict t100, const float *restrict t71, const float *restrict t95, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -11204,59 +11246,43 @@ static void dpo_step_lora_k123_attention_grad_matmul(float *restrict t107, const
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t104 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t107 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t71 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t95 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t100 + b0 * (T*KVD) + b1 * HD, KVD);
 }
 
-/* dpo_step_lora_k124_attention_grad: t108 = t106 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k124_attention_grad(float *restrict t108, const float *restrict lora_scale_wv, const float *restrict t106, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_k123_lora_b_wv_grad_in: t101[B*T, R] = t100 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k123_lora_b_wv_grad_in(float *restrict t101, const float *restrict lora_b_wv, const float *restrict t100, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    const long HD = 2*HD2;
-    const long rows = B*T, n = KVD;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t100, KVD, lora_b_wv, R, 0.0f, t101, R);
+}
+
+/* dpo_step_lora_k124_lora: t102 = t101 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k124_lora(float *t102, const float *lora_scale_wv, const float *t101, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t106[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
-            t108[r * n + j] = v0;
+            float v0 = (t101[r * n + j]) * (lora_scale_wv[0]);
+            t102[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k125_lora_b_wv_grad_in: t109[B*T, R] = t108 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k125_lora_b_wv_grad_in(float *restrict t109, const float *restrict lora_b_wv, const float *restrict t108, long B, long HD2, long KVH, long R, long T) {
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t108, KVD, lora_b_wv, R, 0.0f, t109, R);
-}
-
-/* dpo_step_lora_k126_lora_a_wv_grad_in: t110[B*T, D] = t109 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k126_lora_a_wv_grad_in(float *restrict t110, const float *restrict lora_a_wv, const float *restrict t109, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k125_lora_a_wv_grad_in: t103[B*T, D] = t102 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k125_lora_a_wv_grad_in(float *restrict t103, const float *restrict lora_a_wv, const float *restrict t102, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t109, R, lora_a_wv, D, 0.0f, t110, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t102, R, lora_a_wv, D, 0.0f, t103, D);
 }
 
-/* dpo_step_lora_k127_attention_grad: t111 = t106  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void dpo_step_lora_k127_attention_grad(float *restrict t111, const float *restrict t106, long B, long HD2, long KVH, long T) {
-    const long KVD = 2*HD2*KVH;
-    const long HD = 2*HD2;
-    const long rows = B*T, n = KVD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            t111[r * n + j] = t106[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
-        }
-    }
-}
-
-/* dpo_step_lora_k128_wv_grad_in: t112[B*T, D] = t111 · wv  [layer_backward/attention/grad] */
-static void dpo_step_lora_k128_wv_grad_in(float *restrict t112, const float *restrict wv, const float *restrict t111, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k126_wv_grad_in: t104[B*T, D] = t100 · wv  [layer_backward/attention/grad] */
+static void dpo_step_lora_k126_wv_grad_in(float *restrict t104, const float *restrict wv, const float *restrict t100, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t111, KVD, wv, D, 0.0f, t112, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t100, KVD, wv, D, 0.0f, t104, D);
 }
 
-/* dpo_step_lora_k129_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_lora_k129_rope_grad(float *restrict t113, const float *restrict t0, const float *restrict t1, const float *restrict t107, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_k127_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_lora_k127_rope_grad(float *restrict t105, const float *restrict t0, const float *restrict t1, const float *restrict t99, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -11270,16 +11296,16 @@ static void dpo_step_lora_k129_rope_grad(float *restrict t113, const float *rest
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t107[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = -(t107[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t99[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t99[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t107[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = (t107[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t99[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t99[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -11287,45 +11313,45 @@ static void dpo_step_lora_k129_rope_grad(float *restrict t113, const float *rest
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t113[r * n + j] = v9;
+            t105[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_lora_k130_lora: t114 = t113 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k130_lora(float *restrict t114, const float *restrict lora_scale_wk, const float *restrict t113, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_k128_lora_b_wk_grad_in: t106[B*T, R] = t105 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k128_lora_b_wk_grad_in(float *restrict t106, const float *restrict lora_b_wk, const float *restrict t105, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    const long rows = B*T, n = KVD;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t105, KVD, lora_b_wk, R, 0.0f, t106, R);
+}
+
+/* dpo_step_lora_k129_lora: t107 = t106 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k129_lora(float *t107, const float *lora_scale_wk, const float *t106, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t113[r * n + j]) * (lora_scale_wk[0]);
-            t114[r * n + j] = v0;
+            float v0 = (t106[r * n + j]) * (lora_scale_wk[0]);
+            t107[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k131_lora_b_wk_grad_in: t115[B*T, R] = t114 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k131_lora_b_wk_grad_in(float *restrict t115, const float *restrict lora_b_wk, const float *restrict t114, long B, long HD2, long KVH, long R, long T) {
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t114, KVD, lora_b_wk, R, 0.0f, t115, R);
-}
-
-/* dpo_step_lora_k132_lora_a_wk_grad_in: t116[B*T, D] = t115 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k132_lora_a_wk_grad_in(float *restrict t116, const float *restrict lora_a_wk, const float *restrict t115, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k130_lora_a_wk_grad_in: t108[B*T, D] = t107 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k130_lora_a_wk_grad_in(float *restrict t108, const float *restrict lora_a_wk, const float *restrict t107, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t115, R, lora_a_wk, D, 0.0f, t116, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t107, R, lora_a_wk, D, 0.0f, t108, D);
 }
 
-/* dpo_step_lora_k133_wk_grad_in: t117[B*T, D] = t113 · wk  [layer_backward/attention/grad] */
-static void dpo_step_lora_k133_wk_grad_in(float *restrict t117, const float *restrict wk, const float *restrict t113, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k131_wk_grad_in: t109[B*T, D] = t105 · wk  [layer_backward/attention/grad] */
+static void dpo_step_lora_k131_wk_grad_in(float *restrict t109, const float *restrict wk, const float *restrict t105, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t113, KVD, wk, D, 0.0f, t117, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t105, KVD, wk, D, 0.0f, t109, D);
 }
 
-/* dpo_step_lora_k134_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_lora_k134_rope_grad(float *restrict t118, const float *restrict t0, const float *restrict t1, const float *restrict t105, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k132_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_lora_k132_rope_grad(float *restrict t110, const float *restrict t0, const float *restrict t1, const float *restrict t98, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -11340,16 +11366,16 @@ static void dpo_step_lora_k134_rope_grad(float *restrict t118, const float *rest
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t105[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = -(t105[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t105[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = (t105[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -11357,44 +11383,44 @@ static void dpo_step_lora_k134_rope_grad(float *restrict t118, const float *rest
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t118[r * n + j] = v9;
+            t110[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_lora_k135_lora: t119 = t118 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k135_lora(float *restrict t119, const float *restrict lora_scale_wq, const float *restrict t118, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k133_lora_b_wq_grad_in: t111[B*T, R] = t110 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k133_lora_b_wq_grad_in(float *restrict t111, const float *restrict lora_b_wq, const float *restrict t110, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t110, D, lora_b_wq, R, 0.0f, t111, R);
+}
+
+/* dpo_step_lora_k134_lora: t112 = t111 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k134_lora(float *t112, const float *lora_scale_wq, const float *t111, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t118[r * n + j]) * (lora_scale_wq[0]);
-            t119[r * n + j] = v0;
+            float v0 = (t111[r * n + j]) * (lora_scale_wq[0]);
+            t112[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_k136_lora_b_wq_grad_in: t120[B*T, R] = t119 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k136_lora_b_wq_grad_in(float *restrict t120, const float *restrict lora_b_wq, const float *restrict t119, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k135_lora_a_wq_grad_in: t113[B*T, D] = t112 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_k135_lora_a_wq_grad_in(float *restrict t113, const float *restrict lora_a_wq, const float *restrict t112, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t119, D, lora_b_wq, R, 0.0f, t120, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t112, R, lora_a_wq, D, 0.0f, t113, D);
 }
 
-/* dpo_step_lora_k137_lora_a_wq_grad_in: t121[B*T, D] = t120 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_k137_lora_a_wq_grad_in(float *restrict t121, const float *restrict lora_a_wq, const float *restrict t120, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k136_wq_grad_in: t114[B*T, D] = t110 · wq  [layer_backward/attention/grad] */
+static void dpo_step_lora_k136_wq_grad_in(float *restrict t114, const float *restrict wq, const float *restrict t110, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t120, R, lora_a_wq, D, 0.0f, t121, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t110, D, wq, D, 0.0f, t114, D);
 }
 
-/* dpo_step_lora_k138_wq_grad_in: t122[B*T, D] = t118 · wq  [layer_backward/attention/grad] */
-static void dpo_step_lora_k138_wq_grad_in(float *restrict t122, const float *restrict wq, const float *restrict t118, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t118, D, wq, D, 0.0f, t122, D);
-}
-
-/* dpo_step_lora_k139_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void dpo_step_lora_k139_rmsnorm_grad(float *restrict carry8_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t66, const float *restrict t97, const float *restrict t110, const float *restrict t112, const float *restrict t116, const float *restrict t117, const float *restrict t121, const float *restrict t122, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_k137_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void dpo_step_lora_k137_rmsnorm_grad(float *restrict carry8_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t66, const float *restrict t90, const float *restrict t103, const float *restrict t104, const float *restrict t108, const float *restrict t109, const float *restrict t113, const float *restrict t114, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -11404,11 +11430,11 @@ static void dpo_step_lora_k139_rmsnorm_grad(float *restrict carry8_next, const f
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t110[r * n + j0] + t112[r * n + j0];
-            float v1 = v0 + t116[r * n + j0];
-            float v2 = v1 + t117[r * n + j0];
-            float v3 = v2 + t121[r * n + j0];
-            float v4 = v3 + t122[r * n + j0];
+            float v0 = t103[r * n + j0] + t104[r * n + j0];
+            float v1 = v0 + t108[r * n + j0];
+            float v2 = v1 + t109[r * n + j0];
+            float v3 = v2 + t113[r * n + j0];
+            float v4 = v3 + t114[r * n + j0];
             float v5 = v4 * (attn_norm[j0]);
             float v6 = v5 * (saved_x[r * n + j0]);
             acc0 += v6;
@@ -11422,14 +11448,14 @@ static void dpo_step_lora_k139_rmsnorm_grad(float *restrict carry8_next, const f
         float v21 = v20 * (-0.5f);
         float v22 = v21 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v7 = t110[r * n + j] + t112[r * n + j];
-            float v8 = v7 + t116[r * n + j];
-            float v9 = v8 + t117[r * n + j];
-            float v10 = v9 + t121[r * n + j];
-            float v11 = v10 + t122[r * n + j];
+            float v7 = t103[r * n + j] + t104[r * n + j];
+            float v8 = v7 + t108[r * n + j];
+            float v9 = v8 + t109[r * n + j];
+            float v10 = v9 + t113[r * n + j];
+            float v11 = v10 + t114[r * n + j];
             float v12 = v11 * (attn_norm[j]);
             float v16 = v12 * v15;
-            float v17 = t97[r * n + j] + v16;
+            float v17 = t90[r * n + j] + v16;
             float v23 = v22 * (saved_x[r * n + j]);
             float v24 = v17 + v23;
             float v25 = v24 + v23;
@@ -11438,88 +11464,88 @@ static void dpo_step_lora_k139_rmsnorm_grad(float *restrict carry8_next, const f
     }
 }
 
-/* dpo_step_lora_k140_grad_lora_a_wq: grad_lora_a_wq[R, D] += t120ᵀ · t67  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k140_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t67, const float *restrict t120, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k138_grad_lora_a_wq: grad_lora_a_wq[R, D] += t112ᵀ · t67  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k138_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t67, const float *restrict t112, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t120, R, t67, D, 1.0f, grad_lora_a_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t112, R, t67, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* dpo_step_lora_k141_grad_lora_b_wq: grad_lora_b_wq[D, R] += t119ᵀ · t68  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k141_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t68, const float *restrict t119, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k139_grad_lora_b_wq: grad_lora_b_wq[D, R] += t110ᵀ · saved_lora_wq  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k139_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict saved_lora_wq, const float *restrict t110, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t119, D, t68, R, 1.0f, grad_lora_b_wq, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t110, D, saved_lora_wq, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* dpo_step_lora_k142_grad_lora_a_wk: grad_lora_a_wk[R, D] += t115ᵀ · t67  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k142_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t67, const float *restrict t115, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k140_grad_lora_a_wk: grad_lora_a_wk[R, D] += t107ᵀ · t67  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k140_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t67, const float *restrict t107, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t115, R, t67, D, 1.0f, grad_lora_a_wk, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t107, R, t67, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* dpo_step_lora_k143_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t114ᵀ · t69  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k143_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t69, const float *restrict t114, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_k141_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t105ᵀ · saved_lora_wk  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k141_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict saved_lora_wk, const float *restrict t105, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t114, KVD, t69, R, 1.0f, grad_lora_b_wk, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t105, KVD, saved_lora_wk, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* dpo_step_lora_k144_grad_lora_a_wv: grad_lora_a_wv[R, D] += t109ᵀ · t67  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k144_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t67, const float *restrict t109, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k142_grad_lora_a_wv: grad_lora_a_wv[R, D] += t102ᵀ · t67  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k142_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t67, const float *restrict t102, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t109, R, t67, D, 1.0f, grad_lora_a_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t102, R, t67, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* dpo_step_lora_k145_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t108ᵀ · t70  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k145_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t70, const float *restrict t108, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_k143_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t100ᵀ · saved_lora_wv  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k143_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict saved_lora_wv, const float *restrict t100, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t108, KVD, t70, R, 1.0f, grad_lora_b_wv, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t100, KVD, saved_lora_wv, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* dpo_step_lora_k146_grad_lora_a_wo: grad_lora_a_wo[R, D] += t99ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k146_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k144_grad_lora_a_wo: grad_lora_a_wo[R, D] += t92ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k144_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t99, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t92, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* dpo_step_lora_k147_grad_lora_b_wo: grad_lora_b_wo[D, R] += t98ᵀ · t75  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_k147_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t75, const float *restrict t98, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k145_grad_lora_b_wo: grad_lora_b_wo[D, R] += t90ᵀ · saved_lora_wo  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_k145_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict saved_lora_wo, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t98, D, t75, R, 1.0f, grad_lora_b_wo, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t90, D, saved_lora_wo, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* dpo_step_lora_k148_grad_lora_a_w1: grad_lora_a_w1[R, D] += t94ᵀ · t77  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_k148_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t77, const float *restrict t94, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k146_grad_lora_a_w1: grad_lora_a_w1[R, D] += t87ᵀ · t73  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_k146_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t73, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t94, R, t77, D, 1.0f, grad_lora_a_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t87, R, t73, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* dpo_step_lora_k149_grad_lora_b_w1: grad_lora_b_w1[F, R] += t93ᵀ · t78  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_k149_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t78, const float *restrict t93, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t93, F, t78, R, 1.0f, grad_lora_b_w1, R);
+/* dpo_step_lora_k147_grad_lora_b_w1: grad_lora_b_w1[F, R] += t85ᵀ · saved_lora_w1  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_k147_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict saved_lora_w1, const float *restrict t85, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t85, F, saved_lora_w1, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* dpo_step_lora_k150_grad_lora_a_w2: grad_lora_a_w2[R, F] += t84ᵀ · t81  [layer_backward/ffn/lora/grad; layer_backward] */
-static void dpo_step_lora_k150_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t81, const float *restrict t84, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t84, R, t81, F, 1.0f, grad_lora_a_w2, F);
+/* dpo_step_lora_k148_grad_lora_a_w2: grad_lora_a_w2[R, F] += t77ᵀ · t75  [layer_backward/ffn/lora/grad; layer_backward] */
+static void dpo_step_lora_k148_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t75, const float *restrict t77, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t77, R, t75, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* dpo_step_lora_k151_grad_lora_b_w2: grad_lora_b_w2[D, R] += t83ᵀ · t82  [layer_backward/ffn/lora/grad; layer_backward] */
-static void dpo_step_lora_k151_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t82, const float *restrict t83, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k149_grad_lora_b_w2: grad_lora_b_w2[D, R] += carry8ᵀ · saved_lora_w2  [layer_backward/ffn/lora/grad; layer_backward] */
+static void dpo_step_lora_k149_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict carry8, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t83, D, t82, R, 1.0f, grad_lora_b_w2, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, carry8, D, saved_lora_w2, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* dpo_step_lora_k152_grad_lora_a_w3: grad_lora_a_w3[R, D] += t89ᵀ · t77  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_k152_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t77, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_k150_grad_lora_a_w3: grad_lora_a_w3[R, D] += t82ᵀ · t73  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_k150_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t73, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t89, R, t77, D, 1.0f, grad_lora_a_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t82, R, t73, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* dpo_step_lora_k153_grad_lora_b_w3: grad_lora_b_w3[F, R] += t88ᵀ · t80  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_k153_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t80, const float *restrict t88, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t88, F, t80, R, 1.0f, grad_lora_b_w3, R);
+/* dpo_step_lora_k151_grad_lora_b_w3: grad_lora_b_w3[F, R] += t80ᵀ · saved_lora_w3  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_k151_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict saved_lora_w3, const float *restrict t80, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t80, F, saved_lora_w3, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 54 slots planned for 154 kernels. */
+/* Arena: 44 slots planned for 152 kernels. */
 static long llama_dpo_dpo_step_lora_layout(const llama_dpo_dpo_step_lora_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -11534,63 +11560,53 @@ static long llama_dpo_dpo_step_lora_layout(const llama_dpo_dpo_step_lora_args *a
     off[0] = total; total += la_round16(B*HD2*T);
     off[1] = total; total += la_round16(B*HD2*T);
     off[2] = total; total += la_round16(B*T*T);
-    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), CR), B), 1));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), CR*V), B), 1));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), B), 1));
-    off[6] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), 2*CR*HD2*KVH*REP), CR), 1));
-    off[7] = total; total += la_round16(la_max(la_max(la_max(CR, B), 1), B*R*T));
-    off[8] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), CR), B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
-    off[9] = total; total += la_round16(la_max(la_max(B, B*T), B*R*T));
-    off[10] = total; total += la_round16(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*R*T), 2*CR*HD2*KVH*REP), CR), B), 1));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*R*T), B*F*T), B), 1));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T), B*F*T), CR*V), B), 1));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(CR, 1), B*T), B*R*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(CR, B), 1), B*F*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), CR), B*F*T));
+    off[9] = total; total += la_round16(la_max(B, B*R*T));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), B*KVH*REP*T), 2*B*HD2*KVH*T));
     off[11] = total; total += la_round16(la_max(B, B*T));
     off[12] = total; total += la_round16(la_max(la_max(B, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[14] = total; total += la_round16(B*R*T);
-    off[15] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[13] = total; total += la_round16(la_max(B*F*T, B*R*T));
+    off[14] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[15] = total; total += la_round16(B*F*T);
     off[16] = total; total += la_round16(B*R*T);
-    off[17] = total; total += la_round16(B*F*T);
-    off[18] = total; total += la_round16(B*R*T);
-    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[20] = total; total += la_round16(B*R*T);
-    off[21] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[22] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[23] = total; total += la_round16(B*F*T);
-    off[24] = total; total += la_round16(B*F*T);
-    off[25] = total; total += la_round16(B*R*T);
+    off[17] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[18] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T));
+    off[19] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[24] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[25] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[27] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[28] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
-    off[29] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
-    off[30] = total; total += la_round16(B*R*T);
-    off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[32] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[33] = total; total += la_round16(B*R*T);
-    off[34] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[36] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[37] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[28] = total; total += la_round16(B);
+    off[29] = total; total += la_round16(B);
+    off[30] = total; total += la_round16(B);
+    off[31] = total; total += la_round16(B);
+    off[32] = total; total += la_round16(B);
+    off[33] = total; total += la_round16(B);
+    off[34] = total; total += la_round16(B);
+    off[35] = total; total += la_round16(B);
+    off[36] = total; total += la_round16(B);
+    off[37] = total; total += la_round16(B);
     off[38] = total; total += la_round16(B);
     off[39] = total; total += la_round16(B);
-    off[40] = total; total += la_round16(B);
-    off[41] = total; total += la_round16(B);
-    off[42] = total; total += la_round16(B);
-    off[43] = total; total += la_round16(B);
-    off[44] = total; total += la_round16(B);
-    off[45] = total; total += la_round16(B);
-    off[46] = total; total += la_round16(B);
-    off[47] = total; total += la_round16(B);
-    off[48] = total; total += la_round16(B);
-    off[49] = total; total += la_round16(B);
-    off[50] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[51] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[52] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[53] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[40] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[41] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[42] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[43] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_dpo_dpo_step_lora_arena_floats(const llama_dpo_dpo_step_lora_args *args) {
-    long off[54];
+    long off[44];
     return llama_dpo_dpo_step_lora_layout(args, off);
 }
 
@@ -11606,7 +11622,7 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[54];
+    long off[44];
     llama_dpo_dpo_step_lora_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -11615,32 +11631,32 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[6];
-    float *t7 = args->arena + off[5];
-    float *t8 = args->arena + off[4];
-    float *t9 = args->arena + off[6];
-    float *t10 = args->arena + off[5];
-    float *t11 = args->arena + off[4];
-    float *t12 = args->arena + off[6];
+    float *t6 = args->arena + off[5];
+    float *t7 = args->arena + off[4];
+    float *t8 = args->arena + off[5];
+    float *t9 = args->arena + off[5];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[5];
+    float *t12 = args->arena + off[5];
     float *t13 = args->arena + off[3];
     float *t14 = args->arena + off[4];
-    float *t15 = args->arena + off[6];
-    float *t16 = args->arena + off[5];
-    float *t17 = args->arena + off[3];
-    float *t18 = args->arena + off[4];
+    float *t15 = args->arena + off[5];
+    float *t16 = args->arena + off[3];
+    float *t17 = args->arena + off[4];
+    float *t18 = args->arena + off[3];
     float *t19 = args->arena + off[5];
-    float *t20 = args->arena + off[6];
-    float *t21 = args->arena + off[3];
+    float *t20 = args->arena + off[4];
+    float *t21 = args->arena + off[4];
     float *t22 = args->arena + off[5];
-    float *t23 = args->arena + off[6];
-    float *t24 = args->arena + off[3];
+    float *t23 = args->arena + off[4];
+    float *t24 = args->arena + off[4];
     float *t25 = args->arena + off[5];
-    float *t26 = args->arena + off[4];
-    float *t27 = args->arena + off[6];
-    float *t28 = args->arena + off[3];
-    float *t29 = args->arena + off[5];
-    float *t30 = args->arena + off[6];
-    float *t31 = args->arena + off[4];
+    float *t26 = args->arena + off[3];
+    float *t27 = args->arena + off[4];
+    float *t28 = args->arena + off[5];
+    float *t29 = args->arena + off[4];
+    float *t30 = args->arena + off[3];
+    float *t31 = args->arena + off[5];
     float *t32 = args->arena + off[3];
     float *t33 = args->arena + off[6];
     float *t34 = args->arena + off[7];
@@ -11649,89 +11665,81 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
     float *t37 = args->arena + off[3];
     float *t38 = args->arena + off[6];
     float *t39 = args->arena + off[7];
-    float *t40 = args->arena + off[4];
+    float *t40 = args->arena + off[5];
     float *t41 = args->arena + off[9];
     float *t42 = args->arena + off[10];
     float *t43 = args->arena + off[6];
     float *t44 = args->arena + off[8];
     float *t45 = args->arena + off[3];
     float *t46 = args->arena + off[7];
-    float *t47 = args->arena + off[4];
+    float *t47 = args->arena + off[5];
     float *t48 = args->arena + off[9];
-    float *t49 = args->arena + off[5];
+    float *t49 = args->arena + off[4];
     float *t50 = args->arena + off[10];
     float *t51 = args->arena + off[9];
-    float *t52 = args->arena + off[5];
-    float *t53 = args->arena + off[6];
+    float *t52 = args->arena + off[4];
+    float *t53 = args->arena + off[3];
     float *t54 = args->arena + off[10];
-    float *t55 = args->arena + off[3];
+    float *t55 = args->arena + off[6];
     float *t56 = args->arena + off[8];
-    float *t57 = args->arena + off[4];
+    float *t57 = args->arena + off[5];
     float *t58 = args->arena + off[7];
     float *t59 = args->arena + off[8];
     float *t60 = args->arena + off[11];
     float *t61 = args->arena + off[12];
-    float *t62 = args->arena + off[4];
+    float *t62 = args->arena + off[5];
     float *t63 = args->arena + off[8];
     float *t64 = args->arena + off[7];
-    float *t65 = args->arena + off[4];
+    float *t65 = args->arena + off[5];
     float *t66 = args->arena + off[11];
-    float *t67 = args->arena + off[3];
-    float *t68 = args->arena + off[5];
-    float *t69 = args->arena + off[6];
-    float *t70 = args->arena + off[4];
-    float *t71 = args->arena + off[12];
-    float *t72 = args->arena + off[10];
-    float *t73 = args->arena + off[8];
-    float *t74 = args->arena + off[12];
+    float *t67 = args->arena + off[4];
+    float *t68 = args->arena + off[3];
+    float *t69 = args->arena + off[12];
+    float *t70 = args->arena + off[10];
+    float *t71 = args->arena + off[3];
+    float *t72 = args->arena + off[6];
+    float *t73 = args->arena + off[5];
+    float *t74 = args->arena + off[8];
     float *t75 = args->arena + off[7];
     float *t76 = args->arena + off[9];
-    float *t77 = args->arena + off[13];
-    float *t78 = args->arena + off[14];
-    float *t79 = args->arena + off[15];
-    float *t80 = args->arena + off[16];
-    float *t81 = args->arena + off[17];
-    float *t82 = args->arena + off[18];
-    float *t83 = args->arena + off[19];
-    float *t84 = args->arena + off[20];
-    float *t85 = args->arena + off[21];
-    float *t86 = args->arena + off[22];
-    float *t87 = args->arena + off[23];
-    float *t88 = args->arena + off[24];
-    float *t89 = args->arena + off[25];
-    float *t90 = args->arena + off[26];
-    float *t91 = args->arena + off[27];
-    float *t92 = args->arena + off[15];
-    float *t93 = args->arena + off[23];
-    float *t94 = args->arena + off[21];
-    float *t95 = args->arena + off[22];
-    float *t96 = args->arena + off[28];
-    float *t97 = args->arena + off[15];
-    float *t98 = args->arena + off[26];
-    float *t99 = args->arena + off[9];
-    float *t100 = args->arena + off[27];
-    float *t101 = args->arena + off[22];
-    float *t102 = args->arena + off[28];
-    float *t103 = args->arena + off[27];
-    float *t104 = args->arena + off[10];
-    float *t105 = args->arena + off[22];
-    float *t106 = args->arena + off[8];
-    float *t107 = args->arena + off[27];
-    float *t108 = args->arena + off[12];
-    float *t109 = args->arena + off[28];
-    float *t110 = args->arena + off[10];
-    float *t111 = args->arena + off[29];
-    float *t112 = args->arena + off[8];
-    float *t113 = args->arena + off[29];
-    float *t114 = args->arena + off[27];
-    float *t115 = args->arena + off[30];
-    float *t116 = args->arena + off[31];
-    float *t117 = args->arena + off[32];
-    float *t118 = args->arena + off[29];
-    float *t119 = args->arena + off[22];
-    float *t120 = args->arena + off[33];
-    float *t121 = args->arena + off[34];
-    float *t122 = args->arena + off[35];
+    float *t77 = args->arena + off[9];
+    float *t78 = args->arena + off[13];
+    float *t79 = args->arena + off[14];
+    float *t80 = args->arena + off[15];
+    float *t81 = args->arena + off[16];
+    float *t82 = args->arena + off[16];
+    float *t83 = args->arena + off[17];
+    float *t84 = args->arena + off[18];
+    float *t85 = args->arena + off[8];
+    float *t86 = args->arena + off[13];
+    float *t87 = args->arena + off[13];
+    float *t88 = args->arena + off[14];
+    float *t89 = args->arena + off[19];
+    float *t90 = args->arena + off[20];
+    float *t91 = args->arena + off[6];
+    float *t92 = args->arena + off[6];
+    float *t93 = args->arena + off[17];
+    float *t94 = args->arena + off[18];
+    float *t95 = args->arena + off[14];
+    float *t96 = args->arena + off[19];
+    float *t97 = args->arena + off[12];
+    float *t98 = args->arena + off[17];
+    float *t99 = args->arena + off[18];
+    float *t100 = args->arena + off[10];
+    float *t101 = args->arena + off[3];
+    float *t102 = args->arena + off[3];
+    float *t103 = args->arena + off[19];
+    float *t104 = args->arena + off[14];
+    float *t105 = args->arena + off[12];
+    float *t106 = args->arena + off[18];
+    float *t107 = args->arena + off[18];
+    float *t108 = args->arena + off[21];
+    float *t109 = args->arena + off[22];
+    float *t110 = args->arena + off[23];
+    float *t111 = args->arena + off[17];
+    float *t112 = args->arena + off[17];
+    float *t113 = args->arena + off[24];
+    float *t114 = args->arena + off[25];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -11765,13 +11773,13 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
     float *logits_rejected = args->logits_rejected;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 154, dpo_step_lora_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 1, 154, dpo_step_lora_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 2, 154, dpo_step_lora_k2_shared_prompt_mask(t2, segments, B, T));
-    LA_TIMED(prof, 3, 154, dpo_step_lora_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 152, dpo_step_lora_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 152, dpo_step_lora_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 152, dpo_step_lora_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 152, dpo_step_lora_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[36], args->arena + off[37] };
+    float *carry0_buf[2] = { args->arena + off[26], args->arena + off[27] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -11796,65 +11804,79 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
         const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
+        float *saved_lora_wq = args->saved_lora_wq + l * (B*R*T);
         float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + l * (B*R*T);
         float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + l * (B*R*T);
         float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
         float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + l * (B*R*T);
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + l * (B*R*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + l * (B*R*T);
         float *saved_up = args->saved_up + l * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + l * (B*R*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 4, 154, dpo_step_lora_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 154, dpo_step_lora_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 154, dpo_step_lora_k6_lora_a_wq(t5, lora_a_wq, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 7, 154, dpo_step_lora_k7_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 8, 154, dpo_step_lora_k8_rope(saved_q, t0, t1, lora_scale_wq, t4, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 154, dpo_step_lora_k9_wk(t7, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 154, dpo_step_lora_k10_lora_a_wk(t8, lora_a_wk, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 11, 154, dpo_step_lora_k11_lora_b_wk(t9, lora_b_wk, t8, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 12, 154, dpo_step_lora_k12_rope(saved_k, t0, t1, lora_scale_wk, t7, t9, B, HD2, KVH, T));
-        LA_TIMED(prof, 13, 154, dpo_step_lora_k13_wv(t10, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 154, dpo_step_lora_k14_lora_a_wv(t11, lora_a_wv, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 15, 154, dpo_step_lora_k15_lora_b_wv(t12, lora_b_wv, t11, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 16, 154, dpo_step_lora_k16_lora(saved_v, lora_scale_wv, t10, t12, B, HD2, KVH, T));
-        LA_TIMED(prof, 17, 154, dpo_step_lora_k17_scores_matmul(t13, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 154, dpo_step_lora_k18_attention(t14, t2, t13, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 154, dpo_step_lora_k19_saved_attn(saved_attn, saved_v, t14, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 154, dpo_step_lora_k20_wo(t15, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 21, 154, dpo_step_lora_k21_lora_a_wo(t16, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 22, 154, dpo_step_lora_k22_lora_b_wo(t17, lora_b_wo, t16, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 23, 154, dpo_step_lora_k23_lora(saved_h, carry0, lora_scale_wo, t15, t17, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 24, 154, dpo_step_lora_k24_rmsnorm(t18, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 25, 154, dpo_step_lora_k25_w1(t19, w1, t18, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 26, 154, dpo_step_lora_k26_lora_a_w1(t20, lora_a_w1, t18, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 27, 154, dpo_step_lora_k27_lora_b_w1(t21, lora_b_w1, t20, B, F, R, T));
-        LA_TIMED(prof, 28, 154, dpo_step_lora_k28_lora(saved_gate, lora_scale_w1, t19, t21, B, F, T));
-        LA_TIMED(prof, 29, 154, dpo_step_lora_k29_w3(t22, w3, t18, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 30, 154, dpo_step_lora_k30_lora_a_w3(t23, lora_a_w3, t18, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 31, 154, dpo_step_lora_k31_lora_b_w3(t24, lora_b_w3, t23, B, F, R, T));
-        LA_TIMED(prof, 32, 154, dpo_step_lora_k32_lora(saved_up, lora_scale_w3, t22, t24, B, F, T));
-        LA_TIMED(prof, 33, 154, dpo_step_lora_k33_silu(t25, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 34, 154, dpo_step_lora_k34_w2(t26, w2, t25, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 35, 154, dpo_step_lora_k35_lora_a_w2(t27, lora_a_w2, t25, B, F, R, T));
-        LA_TIMED(prof, 36, 154, dpo_step_lora_k36_lora_b_w2(t28, lora_b_w2, t27, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 37, 154, dpo_step_lora_k37_lora(carry0_next, lora_scale_w2, saved_h, t26, t28, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 152, dpo_step_lora_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 152, dpo_step_lora_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 152, dpo_step_lora_k6_lora_a_wq(t5, lora_a_wq, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 152, dpo_step_lora_k7_lora(saved_lora_wq, lora_scale_wq, t5, B, R, T));
+        LA_TIMED(prof, 8, 152, dpo_step_lora_k8_lora_b_wq(t6, lora_b_wq, saved_lora_wq, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 9, 152, dpo_step_lora_k9_rope(saved_q, t0, t1, t4, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 152, dpo_step_lora_k10_wk(t7, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 152, dpo_step_lora_k11_lora_a_wk(t8, lora_a_wk, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 12, 152, dpo_step_lora_k12_lora(saved_lora_wk, lora_scale_wk, t8, B, R, T));
+        LA_TIMED(prof, 13, 152, dpo_step_lora_k13_lora_b_wk(t9, lora_b_wk, saved_lora_wk, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 14, 152, dpo_step_lora_k14_rope(saved_k, t0, t1, t7, t9, B, HD2, KVH, T));
+        LA_TIMED(prof, 15, 152, dpo_step_lora_k15_wv(t10, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 152, dpo_step_lora_k16_lora_a_wv(t11, lora_a_wv, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 17, 152, dpo_step_lora_k17_lora(saved_lora_wv, lora_scale_wv, t11, B, R, T));
+        LA_TIMED(prof, 18, 152, dpo_step_lora_k18_lora_b_wv(t12, lora_b_wv, saved_lora_wv, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 19, 152, dpo_step_lora_k19_attention(saved_v, t10, t12, B, HD2, KVH, T));
+        LA_TIMED(prof, 20, 152, dpo_step_lora_k20_scores_matmul(t13, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 152, dpo_step_lora_k21_attention(t14, t2, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 152, dpo_step_lora_k22_saved_attn(saved_attn, saved_v, t14, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 152, dpo_step_lora_k23_wo(t15, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 152, dpo_step_lora_k24_lora_a_wo(t16, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 152, dpo_step_lora_k25_lora(saved_lora_wo, lora_scale_wo, t16, B, R, T));
+        LA_TIMED(prof, 26, 152, dpo_step_lora_k26_lora_b_wo(t17, lora_b_wo, saved_lora_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 27, 152, dpo_step_lora_k27_layer(saved_h, carry0, t15, t17, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 152, dpo_step_lora_k28_rmsnorm(t18, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 29, 152, dpo_step_lora_k29_w1(t19, w1, t18, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 30, 152, dpo_step_lora_k30_lora_a_w1(t20, lora_a_w1, t18, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 31, 152, dpo_step_lora_k31_lora(saved_lora_w1, lora_scale_w1, t20, B, R, T));
+        LA_TIMED(prof, 32, 152, dpo_step_lora_k32_lora_b_w1(t21, lora_b_w1, saved_lora_w1, B, F, R, T));
+        LA_TIMED(prof, 33, 152, dpo_step_lora_k33_gate_up(saved_gate, t19, t21, B, F, T));
+        LA_TIMED(prof, 34, 152, dpo_step_lora_k34_w3(t22, w3, t18, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 35, 152, dpo_step_lora_k35_lora_a_w3(t23, lora_a_w3, t18, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 36, 152, dpo_step_lora_k36_lora(saved_lora_w3, lora_scale_w3, t23, B, R, T));
+        LA_TIMED(prof, 37, 152, dpo_step_lora_k37_lora_b_w3(t24, lora_b_w3, saved_lora_w3, B, F, R, T));
+        LA_TIMED(prof, 38, 152, dpo_step_lora_k38_gate_up(saved_up, t22, t24, B, F, T));
+        LA_TIMED(prof, 39, 152, dpo_step_lora_k39_silu(t25, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 40, 152, dpo_step_lora_k40_w2(t26, w2, t25, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 41, 152, dpo_step_lora_k41_lora_a_w2(t27, lora_a_w2, t25, B, F, R, T));
+        LA_TIMED(prof, 42, 152, dpo_step_lora_k42_lora(saved_lora_w2, lora_scale_w2, t27, B, R, T));
+        LA_TIMED(prof, 43, 152, dpo_step_lora_k43_lora_b_w2(t28, lora_b_w2, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 44, 152, dpo_step_lora_k44_lora(carry0_next, saved_h, t26, t28, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 38, 154, dpo_step_lora_k38_expand(t29, B));
+    LA_TIMED(prof, 45, 152, dpo_step_lora_k45_expand(t29, B));
     /* stage 'lm_chunk', repeated NC times */
     const float *carry1 = t29;
-    float *carry1_buf[2] = { args->arena + off[38], args->arena + off[39] };
+    float *carry1_buf[2] = { args->arena + off[28], args->arena + off[29] };
     const float *carry2 = t29;
-    float *carry2_buf[2] = { args->arena + off[40], args->arena + off[41] };
+    float *carry2_buf[2] = { args->arena + off[30], args->arena + off[31] };
     const float *carry3 = t29;
-    float *carry3_buf[2] = { args->arena + off[42], args->arena + off[43] };
+    float *carry3_buf[2] = { args->arena + off[32], args->arena + off[33] };
     const float *carry4 = t29;
-    float *carry4_buf[2] = { args->arena + off[44], args->arena + off[45] };
+    float *carry4_buf[2] = { args->arena + off[34], args->arena + off[35] };
     const float *carry5 = t29;
-    float *carry5_buf[2] = { args->arena + off[46], args->arena + off[47] };
+    float *carry5_buf[2] = { args->arena + off[36], args->arena + off[37] };
     const float *carry6 = t29;
-    float *carry6_buf[2] = { args->arena + off[48], args->arena + off[49] };
+    float *carry6_buf[2] = { args->arena + off[38], args->arena + off[39] };
     for (long l = 0; l < NC; l++) {
         const int32_t *scored = args->scored + l * CR;
         const int32_t *scored_pair = args->scored_pair + l * CR;
@@ -11868,25 +11890,25 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
         float *carry4_next = carry4_buf[l & 1];
         float *carry5_next = l + 1 < NC ? carry5_buf[l & 1] : logits_chosen;
         float *carry6_next = l + 1 < NC ? carry6_buf[l & 1] : logits_rejected;
-        LA_TIMED(prof, 39, 154, dpo_step_lora_k39_rmsnorm(t30, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 40, 154, dpo_step_lora_k40_lm_head(t31, lm_head, t30, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 41, 154, dpo_step_lora_k41_log_softmax(t32, t31, CR, V));
-        LA_TIMED(prof, 42, 154, dpo_step_lora_k42_log_softmax(t33, t31, t32, CR, V));
-        LA_TIMED(prof, 43, 154, dpo_step_lora_k43_cross_entropy(t34, t31, chosen_targets, t32, t33, CR, V));
-        LA_TIMED(prof, 44, 154, dpo_step_lora_k44_sequence_logps_scatter_add(t35, scored_pair, chosen_mask, t34, B, CR));
-        LA_TIMED(prof, 45, 154, dpo_step_lora_k45_cross_entropy(t36, t31, rejected_targets, t32, t33, CR, V));
-        LA_TIMED(prof, 46, 154, dpo_step_lora_k46_sequence_logps_scatter_add(t37, scored_pair, rejected_mask, t36, B, CR));
-        LA_TIMED(prof, 47, 154, dpo_step_lora_k47_sequence_logps(t38, t31, CR, V));
-        LA_TIMED(prof, 48, 154, dpo_step_lora_k48_sequence_logps_scatter_add(t39, scored_pair, chosen_mask, B, CR));
-        LA_TIMED(prof, 49, 154, dpo_step_lora_k49_sequence_logps_scatter_add(t40, scored_pair, rejected_mask, B, CR));
-        LA_TIMED(prof, 50, 154, dpo_step_lora_k50_sequence_logps_scatter_add(t41, scored_pair, chosen_mask, t38, B, CR, V));
-        LA_TIMED(prof, 51, 154, dpo_step_lora_k51_sequence_logps_scatter_add(t42, scored_pair, rejected_mask, t38, B, CR, V));
-        LA_TIMED(prof, 52, 154, dpo_step_lora_k52_sequence_logps(carry1_next, carry1, t35, B));
-        LA_TIMED(prof, 53, 154, dpo_step_lora_k53_sequence_logps(carry2_next, carry2, t37, B));
-        LA_TIMED(prof, 54, 154, dpo_step_lora_k54_lm_chunk(carry3_next, carry3, t39, B));
-        LA_TIMED(prof, 55, 154, dpo_step_lora_k55_lm_chunk(carry4_next, carry4, t40, B));
-        LA_TIMED(prof, 56, 154, dpo_step_lora_k56_lm_chunk(carry5_next, carry5, t41, B));
-        LA_TIMED(prof, 57, 154, dpo_step_lora_k57_lm_chunk(carry6_next, carry6, t42, B));
+        LA_TIMED(prof, 46, 152, dpo_step_lora_k46_rmsnorm(t30, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 47, 152, dpo_step_lora_k47_lm_head(t31, lm_head, t30, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 48, 152, dpo_step_lora_k48_log_softmax(t32, t31, CR, V));
+        LA_TIMED(prof, 49, 152, dpo_step_lora_k49_log_softmax(t33, t31, t32, CR, V));
+        LA_TIMED(prof, 50, 152, dpo_step_lora_k50_cross_entropy(t34, t31, chosen_targets, t32, t33, CR, V));
+        LA_TIMED(prof, 51, 152, dpo_step_lora_k51_sequence_logps_scatter_add(t35, scored_pair, chosen_mask, t34, B, CR));
+        LA_TIMED(prof, 52, 152, dpo_step_lora_k52_cross_entropy(t36, t31, rejected_targets, t32, t33, CR, V));
+        LA_TIMED(prof, 53, 152, dpo_step_lora_k53_sequence_logps_scatter_add(t37, scored_pair, rejected_mask, t36, B, CR));
+        LA_TIMED(prof, 54, 152, dpo_step_lora_k54_sequence_logps(t38, t31, CR, V));
+        LA_TIMED(prof, 55, 152, dpo_step_lora_k55_sequence_logps_scatter_add(t39, scored_pair, chosen_mask, B, CR));
+        LA_TIMED(prof, 56, 152, dpo_step_lora_k56_sequence_logps_scatter_add(t40, scored_pair, rejected_mask, B, CR));
+        LA_TIMED(prof, 57, 152, dpo_step_lora_k57_sequence_logps_scatter_add(t41, scored_pair, chosen_mask, t38, B, CR, V));
+        LA_TIMED(prof, 58, 152, dpo_step_lora_k58_sequence_logps_scatter_add(t42, scored_pair, rejected_mask, t38, B, CR, V));
+        LA_TIMED(prof, 59, 152, dpo_step_lora_k59_sequence_logps(carry1_next, carry1, t35, B));
+        LA_TIMED(prof, 60, 152, dpo_step_lora_k60_sequence_logps(carry2_next, carry2, t37, B));
+        LA_TIMED(prof, 61, 152, dpo_step_lora_k61_lm_chunk(carry3_next, carry3, t39, B));
+        LA_TIMED(prof, 62, 152, dpo_step_lora_k62_lm_chunk(carry4_next, carry4, t40, B));
+        LA_TIMED(prof, 63, 152, dpo_step_lora_k63_lm_chunk(carry5_next, carry5, t41, B));
+        LA_TIMED(prof, 64, 152, dpo_step_lora_k64_lm_chunk(carry6_next, carry6, t42, B));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -11895,21 +11917,21 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
         carry6 = carry6_next;
     }
     /* stage 'after_lm_chunk' */
-    LA_TIMED(prof, 58, 154, dpo_step_lora_k58_dpo_kto_pair(t43, ref_chosen, pair_weight, loss_weights, carry1, B));
-    LA_TIMED(prof, 59, 154, dpo_step_lora_k59_dpo_sigmoid(t44, pair_weight, B));
-    LA_TIMED(prof, 60, 154, dpo_step_lora_k60_dpo_kto_pair(t45, ref_rejected, pair_weight, loss_weights, carry2, B));
-    LA_TIMED(prof, 61, 154, dpo_step_lora_k61_dpo_bco_pair(t46, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
-    LA_TIMED(prof, 62, 154, dpo_step_lora_k62_dpo_bco_pair(t47, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
-    LA_TIMED(prof, 63, 154, dpo_step_lora_k63_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t43, t44, t45, t46, t47, B));
-    LA_TIMED(prof, 64, 154, dpo_step_lora_k64_lm_head(t48, loss_weights, losses, B));
-    LA_TIMED(prof, 65, 154, dpo_step_lora_k65_lm_head(t49, pair_weight, t48, B));
-    LA_TIMED(prof, 66, 154, dpo_step_lora_k66_sft(t50, pair_weight, carry1, carry3, B));
-    LA_TIMED(prof, 67, 154, dpo_step_lora_k67_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t49, t50));
-    LA_TIMED(prof, 68, 154, dpo_step_lora_k68_log_sigmoid_grad(t51, t52, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t43, t44, t45, t46, t47, B));
-    LA_TIMED(prof, 69, 154, dpo_step_lora_k69_dpo_sigmoid(t53, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 65, 152, dpo_step_lora_k65_dpo_kto_pair(t43, ref_chosen, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 66, 152, dpo_step_lora_k66_dpo_sigmoid(t44, pair_weight, B));
+    LA_TIMED(prof, 67, 152, dpo_step_lora_k67_dpo_kto_pair(t45, ref_rejected, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 68, 152, dpo_step_lora_k68_dpo_bco_pair(t46, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 69, 152, dpo_step_lora_k69_dpo_bco_pair(t47, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 70, 152, dpo_step_lora_k70_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t43, t44, t45, t46, t47, B));
+    LA_TIMED(prof, 71, 152, dpo_step_lora_k71_lm_head(t48, loss_weights, losses, B));
+    LA_TIMED(prof, 72, 152, dpo_step_lora_k72_lm_head(t49, pair_weight, t48, B));
+    LA_TIMED(prof, 73, 152, dpo_step_lora_k73_sft(t50, pair_weight, carry1, carry3, B));
+    LA_TIMED(prof, 74, 152, dpo_step_lora_k74_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t49, t50));
+    LA_TIMED(prof, 75, 152, dpo_step_lora_k75_log_sigmoid_grad(t51, t52, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t43, t44, t45, t46, t47, B));
+    LA_TIMED(prof, 76, 152, dpo_step_lora_k76_dpo_sigmoid(t53, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk_backward', repeated NC times */
     const float *carry7 = t53;
-    float *carry7_buf[2] = { args->arena + off[50], args->arena + off[51] };
+    float *carry7_buf[2] = { args->arena + off[40], args->arena + off[41] };
     for (long l = 0; l < NC; l++) {
         const int32_t *scored = args->scored + l * CR;
         const int32_t *scored_pair = args->scored_pair + l * CR;
@@ -11918,23 +11940,23 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
         const float *chosen_mask = args->chosen_mask + l * CR;
         const float *rejected_mask = args->rejected_mask + l * CR;
         float *carry7_next = carry7_buf[l & 1];
-        LA_TIMED(prof, 70, 154, dpo_step_lora_k70_lm_head(t54, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 71, 154, dpo_step_lora_k71_rmsnorm(t55, t54, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 72, 154, dpo_step_lora_k72_rmsnorm(t56, norm_eps, final_norm, t54, t55, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 73, 154, dpo_step_lora_k73_lm_head(t57, lm_head, t56, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 74, 154, dpo_step_lora_k74_log_softmax(t58, t57, CR, V));
-        LA_TIMED(prof, 75, 154, dpo_step_lora_k75_log_softmax(t59, t57, t58, CR, V));
-        LA_TIMED(prof, 76, 154, dpo_step_lora_k76_sequence_logps_grad(t60, t61, t51, t52, B));
-        LA_TIMED(prof, 77, 154, dpo_step_lora_k77_log_softmax_grad(t62, t57, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t58, t59, t60, t61, CR, V));
-        LA_TIMED(prof, 78, 154, dpo_step_lora_k78_lm_head_grad_in(t63, lm_head, t62, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 79, 154, dpo_step_lora_k79_rmsnorm_grad(t64, final_norm, t54, t63, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 80, 154, dpo_step_lora_k80_rmsnorm_grad_scatter_add(t65, norm_eps, final_norm, scored, t54, t55, t63, t64, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 81, 154, dpo_step_lora_k81_lm_chunk_backward(carry7_next, carry7, t65, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 77, 152, dpo_step_lora_k77_lm_head(t54, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 78, 152, dpo_step_lora_k78_rmsnorm(t55, t54, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 79, 152, dpo_step_lora_k79_rmsnorm(t56, norm_eps, final_norm, t54, t55, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 80, 152, dpo_step_lora_k80_lm_head(t57, lm_head, t56, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 81, 152, dpo_step_lora_k81_log_softmax(t58, t57, CR, V));
+        LA_TIMED(prof, 82, 152, dpo_step_lora_k82_log_softmax(t59, t57, t58, CR, V));
+        LA_TIMED(prof, 83, 152, dpo_step_lora_k83_sequence_logps_grad(t60, t61, t51, t52, B));
+        LA_TIMED(prof, 84, 152, dpo_step_lora_k84_log_softmax_grad(t62, t57, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t58, t59, t60, t61, CR, V));
+        LA_TIMED(prof, 85, 152, dpo_step_lora_k85_lm_head_grad_in(t63, lm_head, t62, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 86, 152, dpo_step_lora_k86_rmsnorm_grad(t64, final_norm, t54, t63, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 87, 152, dpo_step_lora_k87_rmsnorm_grad_scatter_add(t65, norm_eps, final_norm, scored, t54, t55, t63, t64, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 152, dpo_step_lora_k88_lm_chunk_backward(carry7_next, carry7, t65, B, HD2, KVH, REP, T));
         carry7 = carry7_next;
     }
     /* stage 'layer_backward', repeated L times, last layer first */
     const float *carry8 = carry7;
-    float *carry8_buf[2] = { args->arena + off[52], args->arena + off[53] };
+    float *carry8_buf[2] = { args->arena + off[42], args->arena + off[43] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -11960,13 +11982,20 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
         const float *lora_a_w3 = args->lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         const float *lora_b_w3 = args->lora_b_w3 + (L - 1 - l) * (F*R);
         float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wq = args->saved_lora_wq + (L - 1 - l) * (B*R*T);
         float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + (L - 1 - l) * (B*R*T);
         float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + (L - 1 - l) * (B*R*T);
         float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
         float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + (L - 1 - l) * (B*R*T);
         float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + (L - 1 - l) * (B*R*T);
         float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + (L - 1 - l) * (B*R*T);
         float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + (L - 1 - l) * (B*R*T);
         float *grad_lora_a_wq = args->grad_lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_wq = args->grad_lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_a_wk = args->grad_lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
@@ -11982,78 +12011,69 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args) {
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
         float *carry8_next = carry8_buf[l & 1];
-        LA_TIMED(prof, 82, 154, dpo_step_lora_k82_rmsnorm(t66, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 83, 154, dpo_step_lora_k83_rmsnorm(t67, norm_eps, saved_x, attn_norm, t66, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 84, 154, dpo_step_lora_k84_lora_a_wq(t68, lora_a_wq, t67, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 85, 154, dpo_step_lora_k85_lora_a_wk(t69, lora_a_wk, t67, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 86, 154, dpo_step_lora_k86_lora_a_wv(t70, lora_a_wv, t67, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 87, 154, dpo_step_lora_k87_scores_matmul(t71, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 88, 154, dpo_step_lora_k88_attention(t72, t2, t71, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 89, 154, dpo_step_lora_k89_softmax(t73, t72, B, KVH, REP, T));
-        LA_TIMED(prof, 90, 154, dpo_step_lora_k90_softmax(t74, t72, t73, B, KVH, REP, T));
-        LA_TIMED(prof, 91, 154, dpo_step_lora_k91_lora_a_wo(t75, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 92, 154, dpo_step_lora_k92_rmsnorm(t76, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 93, 154, dpo_step_lora_k93_rmsnorm(t77, norm_eps, saved_h, ffn_norm, t76, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 94, 154, dpo_step_lora_k94_lora_a_w1(t78, lora_a_w1, t77, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 95, 154, dpo_step_lora_k95_silu(t79, saved_gate, B, F, T));
-        LA_TIMED(prof, 96, 154, dpo_step_lora_k96_lora_a_w3(t80, lora_a_w3, t77, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 97, 154, dpo_step_lora_k97_gate_up(t81, saved_up, t79, B, F, T));
-        LA_TIMED(prof, 98, 154, dpo_step_lora_k98_lora_a_w2(t82, lora_a_w2, t81, B, F, R, T));
-        LA_TIMED(prof, 99, 154, dpo_step_lora_k99_lora(t83, carry8, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 100, 154, dpo_step_lora_k100_lora_b_w2_grad_in(t84, lora_b_w2, t83, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 101, 154, dpo_step_lora_k101_lora_a_w2_grad_in(t85, lora_a_w2, t84, B, F, R, T));
-        LA_TIMED(prof, 102, 154, dpo_step_lora_k102_w2_grad_in(t86, carry8, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 103, 154, dpo_step_lora_k103_ffn_grad(t87, t79, t85, t86, B, F, T));
-        LA_TIMED(prof, 104, 154, dpo_step_lora_k104_lora(t88, lora_scale_w3, t87, B, F, T));
-        LA_TIMED(prof, 105, 154, dpo_step_lora_k105_lora_b_w3_grad_in(t89, lora_b_w3, t88, B, F, R, T));
-        LA_TIMED(prof, 106, 154, dpo_step_lora_k106_lora_a_w3_grad_in(t90, lora_a_w3, t89, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 107, 154, dpo_step_lora_k107_w3_grad_in(t91, w3, t87, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 108, 154, dpo_step_lora_k108_silu_grad(t92, saved_gate, saved_up, t79, t85, t86, B, F, T));
-        LA_TIMED(prof, 109, 154, dpo_step_lora_k109_lora(t93, lora_scale_w1, t92, B, F, T));
-        LA_TIMED(prof, 110, 154, dpo_step_lora_k110_lora_b_w1_grad_in(t94, lora_b_w1, t93, B, F, R, T));
-        LA_TIMED(prof, 111, 154, dpo_step_lora_k111_lora_a_w1_grad_in(t95, lora_a_w1, t94, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 112, 154, dpo_step_lora_k112_w1_grad_in(t96, w1, t92, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 113, 154, dpo_step_lora_k113_rmsnorm_grad(t97, norm_eps, carry8, saved_h, ffn_norm, t76, t90, t91, t95, t96, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 114, 154, dpo_step_lora_k114_lora(t98, lora_scale_wo, t97, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 115, 154, dpo_step_lora_k115_lora_b_wo_grad_in(t99, lora_b_wo, t98, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 116, 154, dpo_step_lora_k116_lora_a_wo_grad_in(t100, lora_a_wo, t99, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 117, 154, dpo_step_lora_k117_wo_grad_in(t101, wo, t97, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 118, 154, dpo_step_lora_k118_attention_grad(t102, t100, t101, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 119, 154, dpo_step_lora_k119_attention_grad_matmul(t103, saved_v, t102, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 120, 154, dpo_step_lora_k120_attention(t104, t2, t72, t73, t74, t103, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 121, 154, dpo_step_lora_k121_scores_grad_matmul(t105, saved_k, t104, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 122, 154, dpo_step_lora_k122_attention_grad_matmul(t106, t74, t102, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 123, 154, dpo_step_lora_k123_attention_grad_matmul(t107, saved_q, t104, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 124, 154, dpo_step_lora_k124_attention_grad(t108, lora_scale_wv, t106, B, HD2, KVH, T));
-        LA_TIMED(prof, 125, 154, dpo_step_lora_k125_lora_b_wv_grad_in(t109, lora_b_wv, t108, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 126, 154, dpo_step_lora_k126_lora_a_wv_grad_in(t110, lora_a_wv, t109, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 127, 154, dpo_step_lora_k127_attention_grad(t111, t106, B, HD2, KVH, T));
-        LA_TIMED(prof, 128, 154, dpo_step_lora_k128_wv_grad_in(t112, wv, t111, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 129, 154, dpo_step_lora_k129_rope_grad(t113, t0, t1, t107, B, HD2, KVH, T));
-        LA_TIMED(prof, 130, 154, dpo_step_lora_k130_lora(t114, lora_scale_wk, t113, B, HD2, KVH, T));
-        LA_TIMED(prof, 131, 154, dpo_step_lora_k131_lora_b_wk_grad_in(t115, lora_b_wk, t114, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 132, 154, dpo_step_lora_k132_lora_a_wk_grad_in(t116, lora_a_wk, t115, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 133, 154, dpo_step_lora_k133_wk_grad_in(t117, wk, t113, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 134, 154, dpo_step_lora_k134_rope_grad(t118, t0, t1, t105, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 135, 154, dpo_step_lora_k135_lora(t119, lora_scale_wq, t118, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 136, 154, dpo_step_lora_k136_lora_b_wq_grad_in(t120, lora_b_wq, t119, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 137, 154, dpo_step_lora_k137_lora_a_wq_grad_in(t121, lora_a_wq, t120, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 138, 154, dpo_step_lora_k138_wq_grad_in(t122, wq, t118, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 139, 154, dpo_step_lora_k139_rmsnorm_grad(carry8_next, norm_eps, saved_x, attn_norm, t66, t97, t110, t112, t116, t117, t121, t122, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 140, 154, dpo_step_lora_k140_grad_lora_a_wq(grad_lora_a_wq, t67, t120, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 141, 154, dpo_step_lora_k141_grad_lora_b_wq(grad_lora_b_wq, t68, t119, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 142, 154, dpo_step_lora_k142_grad_lora_a_wk(grad_lora_a_wk, t67, t115, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 143, 154, dpo_step_lora_k143_grad_lora_b_wk(grad_lora_b_wk, t69, t114, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 144, 154, dpo_step_lora_k144_grad_lora_a_wv(grad_lora_a_wv, t67, t109, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 145, 154, dpo_step_lora_k145_grad_lora_b_wv(grad_lora_b_wv, t70, t108, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 146, 154, dpo_step_lora_k146_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t99, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 147, 154, dpo_step_lora_k147_grad_lora_b_wo(grad_lora_b_wo, t75, t98, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 148, 154, dpo_step_lora_k148_grad_lora_a_w1(grad_lora_a_w1, t77, t94, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 149, 154, dpo_step_lora_k149_grad_lora_b_w1(grad_lora_b_w1, t78, t93, B, F, R, T));
-        LA_TIMED(prof, 150, 154, dpo_step_lora_k150_grad_lora_a_w2(grad_lora_a_w2, t81, t84, B, F, R, T));
-        LA_TIMED(prof, 151, 154, dpo_step_lora_k151_grad_lora_b_w2(grad_lora_b_w2, t82, t83, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 152, 154, dpo_step_lora_k152_grad_lora_a_w3(grad_lora_a_w3, t77, t89, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 153, 154, dpo_step_lora_k153_grad_lora_b_w3(grad_lora_b_w3, t80, t88, B, F, R, T));
+        LA_TIMED(prof, 89, 152, dpo_step_lora_k89_rmsnorm(t66, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 90, 152, dpo_step_lora_k90_rmsnorm(t67, norm_eps, saved_x, attn_norm, t66, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 152, dpo_step_lora_k91_scores_matmul(t68, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 92, 152, dpo_step_lora_k92_attention(t69, t2, t68, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 93, 152, dpo_step_lora_k93_softmax(t70, t69, B, KVH, REP, T));
+        LA_TIMED(prof, 94, 152, dpo_step_lora_k94_softmax(t71, t69, t70, B, KVH, REP, T));
+        LA_TIMED(prof, 95, 152, dpo_step_lora_k95_rmsnorm(t72, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 152, dpo_step_lora_k96_rmsnorm(t73, norm_eps, saved_h, ffn_norm, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 152, dpo_step_lora_k97_silu(t74, t75, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 98, 152, dpo_step_lora_k98_lora_b_w2_grad_in(t76, carry8, lora_b_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 99, 152, dpo_step_lora_k99_lora(t77, lora_scale_w2, t76, B, R, T));
+        LA_TIMED(prof, 100, 152, dpo_step_lora_k100_lora_a_w2_grad_in(t78, lora_a_w2, t77, B, F, R, T));
+        LA_TIMED(prof, 101, 152, dpo_step_lora_k101_w2_grad_in(t79, carry8, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 152, dpo_step_lora_k102_ffn_grad(t80, t74, t78, t79, B, F, T));
+        LA_TIMED(prof, 103, 152, dpo_step_lora_k103_lora_b_w3_grad_in(t81, lora_b_w3, t80, B, F, R, T));
+        LA_TIMED(prof, 104, 152, dpo_step_lora_k104_lora(t82, lora_scale_w3, t81, B, R, T));
+        LA_TIMED(prof, 105, 152, dpo_step_lora_k105_lora_a_w3_grad_in(t83, lora_a_w3, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 106, 152, dpo_step_lora_k106_w3_grad_in(t84, w3, t80, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 107, 152, dpo_step_lora_k107_silu_grad(t85, saved_gate, saved_up, t74, t78, t79, B, F, T));
+        LA_TIMED(prof, 108, 152, dpo_step_lora_k108_lora_b_w1_grad_in(t86, lora_b_w1, t85, B, F, R, T));
+        LA_TIMED(prof, 109, 152, dpo_step_lora_k109_lora(t87, lora_scale_w1, t86, B, R, T));
+        LA_TIMED(prof, 110, 152, dpo_step_lora_k110_lora_a_w1_grad_in(t88, lora_a_w1, t87, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 111, 152, dpo_step_lora_k111_w1_grad_in(t89, w1, t85, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 112, 152, dpo_step_lora_k112_rmsnorm_grad(t90, norm_eps, carry8, saved_h, ffn_norm, t72, t83, t84, t88, t89, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 113, 152, dpo_step_lora_k113_lora_b_wo_grad_in(t91, lora_b_wo, t90, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 114, 152, dpo_step_lora_k114_lora(t92, lora_scale_wo, t91, B, R, T));
+        LA_TIMED(prof, 115, 152, dpo_step_lora_k115_lora_a_wo_grad_in(t93, lora_a_wo, t92, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 116, 152, dpo_step_lora_k116_wo_grad_in(t94, wo, t90, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 117, 152, dpo_step_lora_k117_attention_grad(t95, t93, t94, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 118, 152, dpo_step_lora_k118_attention_grad_matmul(t96, saved_v, t95, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 119, 152, dpo_step_lora_k119_attention(t97, t2, t69, t70, t71, t96, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 120, 152, dpo_step_lora_k120_scores_grad_matmul(t98, saved_k, t97, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 121, 152, dpo_step_lora_k121_attention_grad_matmul(t99, saved_q, t97, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 122, 152, dpo_step_lora_k122_attention_grad_matmul(t100, t71, t95, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 123, 152, dpo_step_lora_k123_lora_b_wv_grad_in(t101, lora_b_wv, t100, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 124, 152, dpo_step_lora_k124_lora(t102, lora_scale_wv, t101, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 125, 152, dpo_step_lora_k125_lora_a_wv_grad_in(t103, lora_a_wv, t102, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 126, 152, dpo_step_lora_k126_wv_grad_in(t104, wv, t100, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 127, 152, dpo_step_lora_k127_rope_grad(t105, t0, t1, t99, B, HD2, KVH, T));
+        LA_TIMED(prof, 128, 152, dpo_step_lora_k128_lora_b_wk_grad_in(t106, lora_b_wk, t105, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 129, 152, dpo_step_lora_k129_lora(t107, lora_scale_wk, t106, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 130, 152, dpo_step_lora_k130_lora_a_wk_grad_in(t108, lora_a_wk, t107, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 131, 152, dpo_step_lora_k131_wk_grad_in(t109, wk, t105, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 132, 152, dpo_step_lora_k132_rope_grad(t110, t0, t1, t98, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 133, 152, dpo_step_lora_k133_lora_b_wq_grad_in(t111, lora_b_wq, t110, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 134, 152, dpo_step_lora_k134_lora(t112, lora_scale_wq, t111, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 135, 152, dpo_step_lora_k135_lora_a_wq_grad_in(t113, lora_a_wq, t112, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 136, 152, dpo_step_lora_k136_wq_grad_in(t114, wq, t110, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 137, 152, dpo_step_lora_k137_rmsnorm_grad(carry8_next, norm_eps, saved_x, attn_norm, t66, t90, t103, t104, t108, t109, t113, t114, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 138, 152, dpo_step_lora_k138_grad_lora_a_wq(grad_lora_a_wq, t67, t112, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 139, 152, dpo_step_lora_k139_grad_lora_b_wq(grad_lora_b_wq, saved_lora_wq, t110, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 140, 152, dpo_step_lora_k140_grad_lora_a_wk(grad_lora_a_wk, t67, t107, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 141, 152, dpo_step_lora_k141_grad_lora_b_wk(grad_lora_b_wk, saved_lora_wk, t105, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 142, 152, dpo_step_lora_k142_grad_lora_a_wv(grad_lora_a_wv, t67, t102, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 143, 152, dpo_step_lora_k143_grad_lora_b_wv(grad_lora_b_wv, saved_lora_wv, t100, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 144, 152, dpo_step_lora_k144_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t92, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 145, 152, dpo_step_lora_k145_grad_lora_b_wo(grad_lora_b_wo, saved_lora_wo, t90, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 146, 152, dpo_step_lora_k146_grad_lora_a_w1(grad_lora_a_w1, t73, t87, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 147, 152, dpo_step_lora_k147_grad_lora_b_w1(grad_lora_b_w1, saved_lora_w1, t85, B, F, R, T));
+        LA_TIMED(prof, 148, 152, dpo_step_lora_k148_grad_lora_a_w2(grad_lora_a_w2, t75, t77, B, F, R, T));
+        LA_TIMED(prof, 149, 152, dpo_step_lora_k149_grad_lora_b_w2(grad_lora_b_w2, carry8, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 150, 152, dpo_step_lora_k150_grad_lora_a_w3(grad_lora_a_w3, t73, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 151, 152, dpo_step_lora_k151_grad_lora_b_w3(grad_lora_b_w3, saved_lora_w3, t80, B, F, R, T));
         carry8 = carry8_next;
     }
 }
@@ -12075,153 +12095,151 @@ void llama_dpo_dpo_step_lora_costs(const llama_dpo_dpo_step_lora_args *args, dou
     flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_step_lora_k4_rmsnorm */
     flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k5_wq */
     flops[6] = (double)(4*B*HD2*KVH*R*REP*T); bytes[6] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k6_lora_a_wq */
-    flops[7] = (double)(4*B*HD2*KVH*R*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k7_lora_b_wq */
-    flops[8] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k8_rope */
-    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k9_wk */
-    flops[10] = (double)(4*B*HD2*KVH*R*REP*T); bytes[10] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k10_lora_a_wk */
-    flops[11] = (double)(4*B*HD2*KVH*R*T); bytes[11] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_step_lora_k11_lora_b_wk */
-    flops[12] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[12] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k12_rope */
-    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k13_wv */
-    flops[14] = (double)(4*B*HD2*KVH*R*REP*T); bytes[14] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k14_lora_a_wv */
-    flops[15] = (double)(4*B*HD2*KVH*R*T); bytes[15] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_step_lora_k15_lora_b_wv */
-    flops[16] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[16] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k16_lora */
-    flops[17] = (double)(4*B*HD2*KVH*REP*T*T); bytes[17] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k17_scores_matmul */
-    flops[18] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[18] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k18_attention */
-    flops[19] = (double)(4*B*HD2*KVH*REP*T*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k19_saved_attn */
-    flops[20] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k20_wo */
-    flops[21] = (double)(4*B*HD2*KVH*R*REP*T); bytes[21] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k21_lora_a_wo */
-    flops[22] = (double)(4*B*HD2*KVH*R*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k22_lora_b_wo */
-    flops[23] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k23_lora */
-    flops[24] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k24_rmsnorm */
-    flops[25] = (double)(4*B*F*HD2*KVH*REP*T); bytes[25] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k25_w1 */
-    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k26_lora_a_w1 */
-    flops[27] = (double)(2*B*F*R*T); bytes[27] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_k27_lora_b_w1 */
-    flops[28] = (double)(B*F*T + B*F*T); bytes[28] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k28_lora */
-    flops[29] = (double)(4*B*F*HD2*KVH*REP*T); bytes[29] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k29_w3 */
-    flops[30] = (double)(4*B*HD2*KVH*R*REP*T); bytes[30] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k30_lora_a_w3 */
-    flops[31] = (double)(2*B*F*R*T); bytes[31] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_k31_lora_b_w3 */
-    flops[32] = (double)(B*F*T + B*F*T); bytes[32] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k32_lora */
-    flops[33] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[33] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k33_silu */
-    flops[34] = (double)(4*B*F*HD2*KVH*REP*T); bytes[34] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_k34_w2 */
-    flops[35] = (double)(2*B*F*R*T); bytes[35] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_k35_lora_a_w2 */
-    flops[36] = (double)(4*B*HD2*KVH*R*REP*T); bytes[36] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k36_lora_b_w2 */
-    flops[37] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[37] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k37_lora */
-    flops[38] = (double)(0); bytes[38] = (double)(4*B); /* dpo_step_lora_k38_expand */
-    flops[39] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[39] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_lora_k39_rmsnorm */
-    flops[40] = (double)(4*CR*HD2*KVH*REP*V); bytes[40] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_lora_k40_lm_head */
-    flops[41] = (double)(CR*V); bytes[41] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_k41_log_softmax */
-    flops[42] = (double)(CR + CR*V + CR*V + CR*V); bytes[42] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_lora_k42_log_softmax */
-    flops[43] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[43] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k43_cross_entropy */
-    flops[44] = (double)(CR + CR); bytes[44] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k44_sequence_logps_scatter_add */
-    flops[45] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[45] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k45_cross_entropy */
-    flops[46] = (double)(CR + CR); bytes[46] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k46_sequence_logps_scatter_add */
-    flops[47] = (double)(CR*V); bytes[47] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_k47_sequence_logps */
-    flops[48] = (double)(CR); bytes[48] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_lora_k48_sequence_logps_scatter_add */
-    flops[49] = (double)(CR); bytes[49] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_lora_k49_sequence_logps_scatter_add */
-    flops[50] = (double)(CR + CR + CR); bytes[50] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k50_sequence_logps_scatter_add */
-    flops[51] = (double)(CR + CR + CR); bytes[51] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k51_sequence_logps_scatter_add */
-    flops[52] = (double)(B + B); bytes[52] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k52_sequence_logps */
-    flops[53] = (double)(B + B); bytes[53] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k53_sequence_logps */
-    flops[54] = (double)(B); bytes[54] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k54_lm_chunk */
-    flops[55] = (double)(B); bytes[55] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k55_lm_chunk */
-    flops[56] = (double)(B); bytes[56] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k56_lm_chunk */
-    flops[57] = (double)(B); bytes[57] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k57_lm_chunk */
-    flops[58] = (double)(1 + B + B + B + B + B); bytes[58] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_k58_dpo_kto_pair */
-    flops[59] = (double)(B + B); bytes[59] = (double)(4 + 4*B); /* dpo_step_lora_k59_dpo_sigmoid */
-    flops[60] = (double)(1 + B + B + B + B + B); bytes[60] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_k60_dpo_kto_pair */
-    flops[61] = (double)(1 + B + B + B + B + B + B); bytes[61] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_k61_dpo_bco_pair */
-    flops[62] = (double)(1 + B + B + B + B + B + B); bytes[62] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_k62_dpo_bco_pair */
-    flops[63] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[63] = (double)(68*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_k63_log_sigmoid */
-    flops[64] = (double)(17*B + 17*B); bytes[64] = (double)(4*B + 68 + 68*B); /* dpo_step_lora_k64_lm_head */
-    flops[65] = (double)(B + B); bytes[65] = (double)(4 + 4*B + 4*B); /* dpo_step_lora_k65_lm_head */
-    flops[66] = (double)(B + B + B + B); bytes[66] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_lora_k66_sft */
-    flops[67] = (double)(1 + 1 + 1); bytes[67] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_lora_k67_dpo_loss */
-    flops[68] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[68] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_k68_log_sigmoid_grad */
-    flops[69] = (double)(0); bytes[69] = (double)(8*B*HD2*KVH*REP*T); /* dpo_step_lora_k69_dpo_sigmoid */
-    flops[70] = (double)(0); bytes[70] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_lora_k70_lm_head */
-    flops[71] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[71] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* dpo_step_lora_k71_rmsnorm */
-    flops[72] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[72] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_lora_k72_rmsnorm */
-    flops[73] = (double)(4*CR*HD2*KVH*REP*V); bytes[73] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_lora_k73_lm_head */
-    flops[74] = (double)(CR*V); bytes[74] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_k74_log_softmax */
-    flops[75] = (double)(CR + CR*V + CR*V + CR*V); bytes[75] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_lora_k75_log_softmax */
-    flops[76] = (double)(B + B + B + B + B + B); bytes[76] = (double)(4*B + 4*B + 4*B + 4*B); /* dpo_step_lora_k76_sequence_logps_grad */
-    flops[77] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR*V); bytes[77] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*B + 4*B); /* dpo_step_lora_k77_log_softmax_grad */
-    flops[78] = (double)(4*CR*HD2*KVH*REP*V); bytes[78] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* dpo_step_lora_k78_lm_head_grad_in */
-    flops[79] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[79] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* dpo_step_lora_k79_rmsnorm_grad */
-    flops[80] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[80] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_lora_k80_rmsnorm_grad_scatter_add */
-    flops[81] = (double)(2*B*HD2*KVH*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k81_lm_chunk_backward */
-    flops[82] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[82] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k82_rmsnorm */
-    flops[83] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_lora_k83_rmsnorm */
-    flops[84] = (double)(4*B*HD2*KVH*R*REP*T); bytes[84] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k84_lora_a_wq */
-    flops[85] = (double)(4*B*HD2*KVH*R*REP*T); bytes[85] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k85_lora_a_wk */
-    flops[86] = (double)(4*B*HD2*KVH*R*REP*T); bytes[86] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k86_lora_a_wv */
-    flops[87] = (double)(4*B*HD2*KVH*REP*T*T); bytes[87] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k87_scores_matmul */
-    flops[88] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[88] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k88_attention */
-    flops[89] = (double)(B*KVH*REP*T*T); bytes[89] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k89_softmax */
-    flops[90] = (double)(B*KVH*REP*T*T); bytes[90] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_lora_k90_softmax */
-    flops[91] = (double)(4*B*HD2*KVH*R*REP*T); bytes[91] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* dpo_step_lora_k91_lora_a_wo */
-    flops[92] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[92] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k92_rmsnorm */
-    flops[93] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_lora_k93_rmsnorm */
-    flops[94] = (double)(4*B*HD2*KVH*R*REP*T); bytes[94] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k94_lora_a_w1 */
-    flops[95] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[95] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_lora_k95_silu */
-    flops[96] = (double)(4*B*HD2*KVH*R*REP*T); bytes[96] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k96_lora_a_w3 */
-    flops[97] = (double)(B*F*T); bytes[97] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k97_gate_up */
-    flops[98] = (double)(2*B*F*R*T); bytes[98] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_k98_lora_a_w2 */
-    flops[99] = (double)(2*B*HD2*KVH*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* dpo_step_lora_k99_lora */
-    flops[100] = (double)(4*B*HD2*KVH*R*REP*T); bytes[100] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k100_lora_b_w2_grad_in */
-    flops[101] = (double)(2*B*F*R*T); bytes[101] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_k101_lora_a_w2_grad_in */
-    flops[102] = (double)(4*B*F*HD2*KVH*REP*T); bytes[102] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_lora_k102_w2_grad_in */
-    flops[103] = (double)(B*F*T + B*F*T); bytes[103] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k103_ffn_grad */
-    flops[104] = (double)(B*F*T); bytes[104] = (double)(4*B*F*T + 4 + 4*B*F*T); /* dpo_step_lora_k104_lora */
-    flops[105] = (double)(2*B*F*R*T); bytes[105] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_k105_lora_b_w3_grad_in */
-    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k106_lora_a_w3_grad_in */
-    flops[107] = (double)(4*B*F*HD2*KVH*REP*T); bytes[107] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_k107_w3_grad_in */
-    flops[108] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[108] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k108_silu_grad */
-    flops[109] = (double)(B*F*T); bytes[109] = (double)(4*B*F*T + 4 + 4*B*F*T); /* dpo_step_lora_k109_lora */
-    flops[110] = (double)(2*B*F*R*T); bytes[110] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_k110_lora_b_w1_grad_in */
-    flops[111] = (double)(4*B*HD2*KVH*R*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k111_lora_a_w1_grad_in */
-    flops[112] = (double)(4*B*F*HD2*KVH*REP*T); bytes[112] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_k112_w1_grad_in */
-    flops[113] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k113_rmsnorm_grad */
-    flops[114] = (double)(2*B*HD2*KVH*REP*T); bytes[114] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k114_lora */
-    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k115_lora_b_wo_grad_in */
-    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k116_lora_a_wo_grad_in */
-    flops[117] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k117_wo_grad_in */
-    flops[118] = (double)(2*B*HD2*KVH*REP*T); bytes[118] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k118_attention_grad */
-    flops[119] = (double)(4*B*HD2*KVH*REP*T*T); bytes[119] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k119_attention_grad_matmul */
-    flops[120] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[120] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k120_attention */
-    flops[121] = (double)(4*B*HD2*KVH*REP*T*T); bytes[121] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k121_scores_grad_matmul */
+    flops[7] = (double)(B*R*T); bytes[7] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_k7_lora */
+    flops[8] = (double)(4*B*HD2*KVH*R*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k8_lora_b_wq */
+    flops[9] = (double)(2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k9_rope */
+    flops[10] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k10_wk */
+    flops[11] = (double)(4*B*HD2*KVH*R*REP*T); bytes[11] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k11_lora_a_wk */
+    flops[12] = (double)(B*R*T); bytes[12] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_k12_lora */
+    flops[13] = (double)(4*B*HD2*KVH*R*T); bytes[13] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_step_lora_k13_lora_b_wk */
+    flops[14] = (double)(2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k14_rope */
+    flops[15] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k15_wv */
+    flops[16] = (double)(4*B*HD2*KVH*R*REP*T); bytes[16] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k16_lora_a_wv */
+    flops[17] = (double)(B*R*T); bytes[17] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_k17_lora */
+    flops[18] = (double)(4*B*HD2*KVH*R*T); bytes[18] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_step_lora_k18_lora_b_wv */
+    flops[19] = (double)(2*B*HD2*KVH*T); bytes[19] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k19_attention */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*T); bytes[20] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k20_scores_matmul */
+    flops[21] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[21] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k21_attention */
+    flops[22] = (double)(4*B*HD2*KVH*REP*T*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k22_saved_attn */
+    flops[23] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k23_wo */
+    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k24_lora_a_wo */
+    flops[25] = (double)(B*R*T); bytes[25] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_k25_lora */
+    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k26_lora_b_wo */
+    flops[27] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[27] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k27_layer */
+    flops[28] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[28] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k28_rmsnorm */
+    flops[29] = (double)(4*B*F*HD2*KVH*REP*T); bytes[29] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k29_w1 */
+    flops[30] = (double)(4*B*HD2*KVH*R*REP*T); bytes[30] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k30_lora_a_w1 */
+    flops[31] = (double)(B*R*T); bytes[31] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_k31_lora */
+    flops[32] = (double)(2*B*F*R*T); bytes[32] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_k32_lora_b_w1 */
+    flops[33] = (double)(B*F*T); bytes[33] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k33_gate_up */
+    flops[34] = (double)(4*B*F*HD2*KVH*REP*T); bytes[34] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k34_w3 */
+    flops[35] = (double)(4*B*HD2*KVH*R*REP*T); bytes[35] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k35_lora_a_w3 */
+    flops[36] = (double)(B*R*T); bytes[36] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_k36_lora */
+    flops[37] = (double)(2*B*F*R*T); bytes[37] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_k37_lora_b_w3 */
+    flops[38] = (double)(B*F*T); bytes[38] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k38_gate_up */
+    flops[39] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[39] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k39_silu */
+    flops[40] = (double)(4*B*F*HD2*KVH*REP*T); bytes[40] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_k40_w2 */
+    flops[41] = (double)(2*B*F*R*T); bytes[41] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_k41_lora_a_w2 */
+    flops[42] = (double)(B*R*T); bytes[42] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_k42_lora */
+    flops[43] = (double)(4*B*HD2*KVH*R*REP*T); bytes[43] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k43_lora_b_w2 */
+    flops[44] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[44] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k44_lora */
+    flops[45] = (double)(0); bytes[45] = (double)(4*B); /* dpo_step_lora_k45_expand */
+    flops[46] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[46] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_lora_k46_rmsnorm */
+    flops[47] = (double)(4*CR*HD2*KVH*REP*V); bytes[47] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_lora_k47_lm_head */
+    flops[48] = (double)(CR*V); bytes[48] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_k48_log_softmax */
+    flops[49] = (double)(CR + CR*V + CR*V + CR*V); bytes[49] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_lora_k49_log_softmax */
+    flops[50] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[50] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k50_cross_entropy */
+    flops[51] = (double)(CR + CR); bytes[51] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k51_sequence_logps_scatter_add */
+    flops[52] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[52] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k52_cross_entropy */
+    flops[53] = (double)(CR + CR); bytes[53] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k53_sequence_logps_scatter_add */
+    flops[54] = (double)(CR*V); bytes[54] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_k54_sequence_logps */
+    flops[55] = (double)(CR); bytes[55] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_lora_k55_sequence_logps_scatter_add */
+    flops[56] = (double)(CR); bytes[56] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_lora_k56_sequence_logps_scatter_add */
+    flops[57] = (double)(CR + CR + CR); bytes[57] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k57_sequence_logps_scatter_add */
+    flops[58] = (double)(CR + CR + CR); bytes[58] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_k58_sequence_logps_scatter_add */
+    flops[59] = (double)(B + B); bytes[59] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k59_sequence_logps */
+    flops[60] = (double)(B + B); bytes[60] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k60_sequence_logps */
+    flops[61] = (double)(B); bytes[61] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k61_lm_chunk */
+    flops[62] = (double)(B); bytes[62] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k62_lm_chunk */
+    flops[63] = (double)(B); bytes[63] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k63_lm_chunk */
+    flops[64] = (double)(B); bytes[64] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_k64_lm_chunk */
+    flops[65] = (double)(1 + B + B + B + B + B); bytes[65] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_k65_dpo_kto_pair */
+    flops[66] = (double)(B + B); bytes[66] = (double)(4 + 4*B); /* dpo_step_lora_k66_dpo_sigmoid */
+    flops[67] = (double)(1 + B + B + B + B + B); bytes[67] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_k67_dpo_kto_pair */
+    flops[68] = (double)(1 + B + B + B + B + B + B); bytes[68] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_k68_dpo_bco_pair */
+    flops[69] = (double)(1 + B + B + B + B + B + B); bytes[69] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_k69_dpo_bco_pair */
+    flops[70] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[70] = (double)(68*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_k70_log_sigmoid */
+    flops[71] = (double)(17*B + 17*B); bytes[71] = (double)(4*B + 68 + 68*B); /* dpo_step_lora_k71_lm_head */
+    flops[72] = (double)(B + B); bytes[72] = (double)(4 + 4*B + 4*B); /* dpo_step_lora_k72_lm_head */
+    flops[73] = (double)(B + B + B + B); bytes[73] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_lora_k73_sft */
+    flops[74] = (double)(1 + 1 + 1); bytes[74] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_lora_k74_dpo_loss */
+    flops[75] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[75] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_k75_log_sigmoid_grad */
+    flops[76] = (double)(0); bytes[76] = (double)(8*B*HD2*KVH*REP*T); /* dpo_step_lora_k76_dpo_sigmoid */
+    flops[77] = (double)(0); bytes[77] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_lora_k77_lm_head */
+    flops[78] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[78] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* dpo_step_lora_k78_rmsnorm */
+    flops[79] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[79] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_lora_k79_rmsnorm */
+    flops[80] = (double)(4*CR*HD2*KVH*REP*V); bytes[80] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_lora_k80_lm_head */
+    flops[81] = (double)(CR*V); bytes[81] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_k81_log_softmax */
+    flops[82] = (double)(CR + CR*V + CR*V + CR*V); bytes[82] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_lora_k82_log_softmax */
+    flops[83] = (double)(B + B + B + B + B + B); bytes[83] = (double)(4*B + 4*B + 4*B + 4*B); /* dpo_step_lora_k83_sequence_logps_grad */
+    flops[84] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR*V); bytes[84] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*B + 4*B); /* dpo_step_lora_k84_log_softmax_grad */
+    flops[85] = (double)(4*CR*HD2*KVH*REP*V); bytes[85] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* dpo_step_lora_k85_lm_head_grad_in */
+    flops[86] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[86] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* dpo_step_lora_k86_rmsnorm_grad */
+    flops[87] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_lora_k87_rmsnorm_grad_scatter_add */
+    flops[88] = (double)(2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k88_lm_chunk_backward */
+    flops[89] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[89] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k89_rmsnorm */
+    flops[90] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_lora_k90_rmsnorm */
+    flops[91] = (double)(4*B*HD2*KVH*REP*T*T); bytes[91] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k91_scores_matmul */
+    flops[92] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[92] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k92_attention */
+    flops[93] = (double)(B*KVH*REP*T*T); bytes[93] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k93_softmax */
+    flops[94] = (double)(B*KVH*REP*T*T); bytes[94] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_lora_k94_softmax */
+    flops[95] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[95] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k95_rmsnorm */
+    flops[96] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_lora_k96_rmsnorm */
+    flops[97] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[97] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k97_silu */
+    flops[98] = (double)(4*B*HD2*KVH*R*REP*T); bytes[98] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* dpo_step_lora_k98_lora_b_w2_grad_in */
+    flops[99] = (double)(B*R*T); bytes[99] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_k99_lora */
+    flops[100] = (double)(2*B*F*R*T); bytes[100] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_k100_lora_a_w2_grad_in */
+    flops[101] = (double)(4*B*F*HD2*KVH*REP*T); bytes[101] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_lora_k101_w2_grad_in */
+    flops[102] = (double)(B*F*T + B*F*T); bytes[102] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k102_ffn_grad */
+    flops[103] = (double)(2*B*F*R*T); bytes[103] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_k103_lora_b_w3_grad_in */
+    flops[104] = (double)(B*R*T); bytes[104] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_k104_lora */
+    flops[105] = (double)(4*B*HD2*KVH*R*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k105_lora_a_w3_grad_in */
+    flops[106] = (double)(4*B*F*HD2*KVH*REP*T); bytes[106] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_k106_w3_grad_in */
+    flops[107] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[107] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_k107_silu_grad */
+    flops[108] = (double)(2*B*F*R*T); bytes[108] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_k108_lora_b_w1_grad_in */
+    flops[109] = (double)(B*R*T); bytes[109] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_k109_lora */
+    flops[110] = (double)(4*B*HD2*KVH*R*REP*T); bytes[110] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k110_lora_a_w1_grad_in */
+    flops[111] = (double)(4*B*F*HD2*KVH*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_k111_w1_grad_in */
+    flops[112] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[112] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k112_rmsnorm_grad */
+    flops[113] = (double)(4*B*HD2*KVH*R*REP*T); bytes[113] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k113_lora_b_wo_grad_in */
+    flops[114] = (double)(B*R*T); bytes[114] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_k114_lora */
+    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k115_lora_a_wo_grad_in */
+    flops[116] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[116] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k116_wo_grad_in */
+    flops[117] = (double)(2*B*HD2*KVH*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k117_attention_grad */
+    flops[118] = (double)(4*B*HD2*KVH*REP*T*T); bytes[118] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k118_attention_grad_matmul */
+    flops[119] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[119] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k119_attention */
+    flops[120] = (double)(4*B*HD2*KVH*REP*T*T); bytes[120] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k120_scores_grad_matmul */
+    flops[121] = (double)(4*B*HD2*KVH*REP*T*T); bytes[121] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k121_attention_grad_matmul */
     flops[122] = (double)(4*B*HD2*KVH*REP*T*T); bytes[122] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k122_attention_grad_matmul */
-    flops[123] = (double)(4*B*HD2*KVH*REP*T*T); bytes[123] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_k123_attention_grad_matmul */
-    flops[124] = (double)(2*B*HD2*KVH*T); bytes[124] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_k124_attention_grad */
-    flops[125] = (double)(4*B*HD2*KVH*R*T); bytes[125] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_k125_lora_b_wv_grad_in */
-    flops[126] = (double)(4*B*HD2*KVH*R*REP*T); bytes[126] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k126_lora_a_wv_grad_in */
-    flops[127] = (double)(0); bytes[127] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k127_attention_grad */
-    flops[128] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[128] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_k128_wv_grad_in */
-    flops[129] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[129] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k129_rope_grad */
-    flops[130] = (double)(2*B*HD2*KVH*T); bytes[130] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_k130_lora */
-    flops[131] = (double)(4*B*HD2*KVH*R*T); bytes[131] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_k131_lora_b_wk_grad_in */
-    flops[132] = (double)(4*B*HD2*KVH*R*REP*T); bytes[132] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k132_lora_a_wk_grad_in */
-    flops[133] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[133] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_k133_wk_grad_in */
-    flops[134] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[134] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k134_rope_grad */
-    flops[135] = (double)(2*B*HD2*KVH*REP*T); bytes[135] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k135_lora */
-    flops[136] = (double)(4*B*HD2*KVH*R*REP*T); bytes[136] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k136_lora_b_wq_grad_in */
-    flops[137] = (double)(4*B*HD2*KVH*R*REP*T); bytes[137] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k137_lora_a_wq_grad_in */
-    flops[138] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[138] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k138_wq_grad_in */
-    flops[139] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[139] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k139_rmsnorm_grad */
-    flops[140] = (double)(4*B*HD2*KVH*R*REP*T); bytes[140] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k140_grad_lora_a_wq */
-    flops[141] = (double)(4*B*HD2*KVH*R*REP*T); bytes[141] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k141_grad_lora_b_wq */
-    flops[142] = (double)(4*B*HD2*KVH*R*REP*T); bytes[142] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k142_grad_lora_a_wk */
-    flops[143] = (double)(4*B*HD2*KVH*R*T); bytes[143] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k143_grad_lora_b_wk */
-    flops[144] = (double)(4*B*HD2*KVH*R*REP*T); bytes[144] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k144_grad_lora_a_wv */
-    flops[145] = (double)(4*B*HD2*KVH*R*T); bytes[145] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k145_grad_lora_b_wv */
-    flops[146] = (double)(4*B*HD2*KVH*R*REP*T); bytes[146] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k146_grad_lora_a_wo */
-    flops[147] = (double)(4*B*HD2*KVH*R*REP*T); bytes[147] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k147_grad_lora_b_wo */
-    flops[148] = (double)(4*B*HD2*KVH*R*REP*T); bytes[148] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k148_grad_lora_a_w1 */
-    flops[149] = (double)(2*B*F*R*T); bytes[149] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_k149_grad_lora_b_w1 */
-    flops[150] = (double)(2*B*F*R*T); bytes[150] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* dpo_step_lora_k150_grad_lora_a_w2 */
-    flops[151] = (double)(4*B*HD2*KVH*R*REP*T); bytes[151] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k151_grad_lora_b_w2 */
-    flops[152] = (double)(4*B*HD2*KVH*R*REP*T); bytes[152] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k152_grad_lora_a_w3 */
-    flops[153] = (double)(2*B*F*R*T); bytes[153] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_k153_grad_lora_b_w3 */
+    flops[123] = (double)(4*B*HD2*KVH*R*T); bytes[123] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_k123_lora_b_wv_grad_in */
+    flops[124] = (double)(B*R*T); bytes[124] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_k124_lora */
+    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k125_lora_a_wv_grad_in */
+    flops[126] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[126] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_k126_wv_grad_in */
+    flops[127] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[127] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k127_rope_grad */
+    flops[128] = (double)(4*B*HD2*KVH*R*T); bytes[128] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_k128_lora_b_wk_grad_in */
+    flops[129] = (double)(B*R*T); bytes[129] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_k129_lora */
+    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k130_lora_a_wk_grad_in */
+    flops[131] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[131] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_k131_wk_grad_in */
+    flops[132] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[132] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k132_rope_grad */
+    flops[133] = (double)(4*B*HD2*KVH*R*REP*T); bytes[133] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k133_lora_b_wq_grad_in */
+    flops[134] = (double)(B*R*T); bytes[134] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_k134_lora */
+    flops[135] = (double)(4*B*HD2*KVH*R*REP*T); bytes[135] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_k135_lora_a_wq_grad_in */
+    flops[136] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[136] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k136_wq_grad_in */
+    flops[137] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[137] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k137_rmsnorm_grad */
+    flops[138] = (double)(4*B*HD2*KVH*R*REP*T); bytes[138] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k138_grad_lora_a_wq */
+    flops[139] = (double)(4*B*HD2*KVH*R*REP*T); bytes[139] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k139_grad_lora_b_wq */
+    flops[140] = (double)(4*B*HD2*KVH*R*REP*T); bytes[140] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k140_grad_lora_a_wk */
+    flops[141] = (double)(4*B*HD2*KVH*R*T); bytes[141] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k141_grad_lora_b_wk */
+    flops[142] = (double)(4*B*HD2*KVH*R*REP*T); bytes[142] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k142_grad_lora_a_wv */
+    flops[143] = (double)(4*B*HD2*KVH*R*T); bytes[143] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_k143_grad_lora_b_wv */
+    flops[144] = (double)(4*B*HD2*KVH*R*REP*T); bytes[144] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k144_grad_lora_a_wo */
+    flops[145] = (double)(4*B*HD2*KVH*R*REP*T); bytes[145] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_k145_grad_lora_b_wo */
+    flops[146] = (double)(4*B*HD2*KVH*R*REP*T); bytes[146] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k146_grad_lora_a_w1 */
+    flops[147] = (double)(2*B*F*R*T); bytes[147] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_k147_grad_lora_b_w1 */
+    flops[148] = (double)(2*B*F*R*T); bytes[148] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* dpo_step_lora_k148_grad_lora_a_w2 */
+    flops[149] = (double)(4*B*HD2*KVH*R*REP*T); bytes[149] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k149_grad_lora_b_w2 */
+    flops[150] = (double)(4*B*HD2*KVH*R*REP*T); bytes[150] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_k150_grad_lora_a_w3 */
+    flops[151] = (double)(2*B*F*R*T); bytes[151] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_k151_grad_lora_b_w3 */
     (void)args;
 }
 
@@ -12236,155 +12254,153 @@ static const char *const llama_dpo_dpo_step_lora_kernel_names[] = {
     "dpo_step_lora_k4_rmsnorm",
     "dpo_step_lora_k5_wq",
     "dpo_step_lora_k6_lora_a_wq",
-    "dpo_step_lora_k7_lora_b_wq",
-    "dpo_step_lora_k8_rope",
-    "dpo_step_lora_k9_wk",
-    "dpo_step_lora_k10_lora_a_wk",
-    "dpo_step_lora_k11_lora_b_wk",
-    "dpo_step_lora_k12_rope",
-    "dpo_step_lora_k13_wv",
-    "dpo_step_lora_k14_lora_a_wv",
-    "dpo_step_lora_k15_lora_b_wv",
-    "dpo_step_lora_k16_lora",
-    "dpo_step_lora_k17_scores_matmul",
-    "dpo_step_lora_k18_attention",
-    "dpo_step_lora_k19_saved_attn",
-    "dpo_step_lora_k20_wo",
-    "dpo_step_lora_k21_lora_a_wo",
-    "dpo_step_lora_k22_lora_b_wo",
-    "dpo_step_lora_k23_lora",
-    "dpo_step_lora_k24_rmsnorm",
-    "dpo_step_lora_k25_w1",
-    "dpo_step_lora_k26_lora_a_w1",
-    "dpo_step_lora_k27_lora_b_w1",
-    "dpo_step_lora_k28_lora",
-    "dpo_step_lora_k29_w3",
-    "dpo_step_lora_k30_lora_a_w3",
-    "dpo_step_lora_k31_lora_b_w3",
-    "dpo_step_lora_k32_lora",
-    "dpo_step_lora_k33_silu",
-    "dpo_step_lora_k34_w2",
-    "dpo_step_lora_k35_lora_a_w2",
-    "dpo_step_lora_k36_lora_b_w2",
-    "dpo_step_lora_k37_lora",
-    "dpo_step_lora_k38_expand",
-    "dpo_step_lora_k39_rmsnorm",
-    "dpo_step_lora_k40_lm_head",
-    "dpo_step_lora_k41_log_softmax",
-    "dpo_step_lora_k42_log_softmax",
-    "dpo_step_lora_k43_cross_entropy",
-    "dpo_step_lora_k44_sequence_logps_scatter_add",
-    "dpo_step_lora_k45_cross_entropy",
-    "dpo_step_lora_k46_sequence_logps_scatter_add",
-    "dpo_step_lora_k47_sequence_logps",
-    "dpo_step_lora_k48_sequence_logps_scatter_add",
-    "dpo_step_lora_k49_sequence_logps_scatter_add",
-    "dpo_step_lora_k50_sequence_logps_scatter_add",
+    "dpo_step_lora_k7_lora",
+    "dpo_step_lora_k8_lora_b_wq",
+    "dpo_step_lora_k9_rope",
+    "dpo_step_lora_k10_wk",
+    "dpo_step_lora_k11_lora_a_wk",
+    "dpo_step_lora_k12_lora",
+    "dpo_step_lora_k13_lora_b_wk",
+    "dpo_step_lora_k14_rope",
+    "dpo_step_lora_k15_wv",
+    "dpo_step_lora_k16_lora_a_wv",
+    "dpo_step_lora_k17_lora",
+    "dpo_step_lora_k18_lora_b_wv",
+    "dpo_step_lora_k19_attention",
+    "dpo_step_lora_k20_scores_matmul",
+    "dpo_step_lora_k21_attention",
+    "dpo_step_lora_k22_saved_attn",
+    "dpo_step_lora_k23_wo",
+    "dpo_step_lora_k24_lora_a_wo",
+    "dpo_step_lora_k25_lora",
+    "dpo_step_lora_k26_lora_b_wo",
+    "dpo_step_lora_k27_layer",
+    "dpo_step_lora_k28_rmsnorm",
+    "dpo_step_lora_k29_w1",
+    "dpo_step_lora_k30_lora_a_w1",
+    "dpo_step_lora_k31_lora",
+    "dpo_step_lora_k32_lora_b_w1",
+    "dpo_step_lora_k33_gate_up",
+    "dpo_step_lora_k34_w3",
+    "dpo_step_lora_k35_lora_a_w3",
+    "dpo_step_lora_k36_lora",
+    "dpo_step_lora_k37_lora_b_w3",
+    "dpo_step_lora_k38_gate_up",
+    "dpo_step_lora_k39_silu",
+    "dpo_step_lora_k40_w2",
+    "dpo_step_lora_k41_lora_a_w2",
+    "dpo_step_lora_k42_lora",
+    "dpo_step_lora_k43_lora_b_w2",
+    "dpo_step_lora_k44_lora",
+    "dpo_step_lora_k45_expand",
+    "dpo_step_lora_k46_rmsnorm",
+    "dpo_step_lora_k47_lm_head",
+    "dpo_step_lora_k48_log_softmax",
+    "dpo_step_lora_k49_log_softmax",
+    "dpo_step_lora_k50_cross_entropy",
     "dpo_step_lora_k51_sequence_logps_scatter_add",
-    "dpo_step_lora_k52_sequence_logps",
-    "dpo_step_lora_k53_sequence_logps",
-    "dpo_step_lora_k54_lm_chunk",
-    "dpo_step_lora_k55_lm_chunk",
-    "dpo_step_lora_k56_lm_chunk",
-    "dpo_step_lora_k57_lm_chunk",
-    "dpo_step_lora_k58_dpo_kto_pair",
-    "dpo_step_lora_k59_dpo_sigmoid",
-    "dpo_step_lora_k60_dpo_kto_pair",
-    "dpo_step_lora_k61_dpo_bco_pair",
-    "dpo_step_lora_k62_dpo_bco_pair",
-    "dpo_step_lora_k63_log_sigmoid",
-    "dpo_step_lora_k64_lm_head",
-    "dpo_step_lora_k65_lm_head",
-    "dpo_step_lora_k66_sft",
-    "dpo_step_lora_k67_dpo_loss",
-    "dpo_step_lora_k68_log_sigmoid_grad",
-    "dpo_step_lora_k69_dpo_sigmoid",
-    "dpo_step_lora_k70_lm_head",
-    "dpo_step_lora_k71_rmsnorm",
-    "dpo_step_lora_k72_rmsnorm",
-    "dpo_step_lora_k73_lm_head",
-    "dpo_step_lora_k74_log_softmax",
-    "dpo_step_lora_k75_log_softmax",
-    "dpo_step_lora_k76_sequence_logps_grad",
-    "dpo_step_lora_k77_log_softmax_grad",
-    "dpo_step_lora_k78_lm_head_grad_in",
-    "dpo_step_lora_k79_rmsnorm_grad",
-    "dpo_step_lora_k80_rmsnorm_grad_scatter_add",
-    "dpo_step_lora_k81_lm_chunk_backward",
-    "dpo_step_lora_k82_rmsnorm",
-    "dpo_step_lora_k83_rmsnorm",
-    "dpo_step_lora_k84_lora_a_wq",
-    "dpo_step_lora_k85_lora_a_wk",
-    "dpo_step_lora_k86_lora_a_wv",
-    "dpo_step_lora_k87_scores_matmul",
-    "dpo_step_lora_k88_attention",
-    "dpo_step_lora_k89_softmax",
-    "dpo_step_lora_k90_softmax",
-    "dpo_step_lora_k91_lora_a_wo",
-    "dpo_step_lora_k92_rmsnorm",
-    "dpo_step_lora_k93_rmsnorm",
-    "dpo_step_lora_k94_lora_a_w1",
-    "dpo_step_lora_k95_silu",
-    "dpo_step_lora_k96_lora_a_w3",
-    "dpo_step_lora_k97_gate_up",
-    "dpo_step_lora_k98_lora_a_w2",
+    "dpo_step_lora_k52_cross_entropy",
+    "dpo_step_lora_k53_sequence_logps_scatter_add",
+    "dpo_step_lora_k54_sequence_logps",
+    "dpo_step_lora_k55_sequence_logps_scatter_add",
+    "dpo_step_lora_k56_sequence_logps_scatter_add",
+    "dpo_step_lora_k57_sequence_logps_scatter_add",
+    "dpo_step_lora_k58_sequence_logps_scatter_add",
+    "dpo_step_lora_k59_sequence_logps",
+    "dpo_step_lora_k60_sequence_logps",
+    "dpo_step_lora_k61_lm_chunk",
+    "dpo_step_lora_k62_lm_chunk",
+    "dpo_step_lora_k63_lm_chunk",
+    "dpo_step_lora_k64_lm_chunk",
+    "dpo_step_lora_k65_dpo_kto_pair",
+    "dpo_step_lora_k66_dpo_sigmoid",
+    "dpo_step_lora_k67_dpo_kto_pair",
+    "dpo_step_lora_k68_dpo_bco_pair",
+    "dpo_step_lora_k69_dpo_bco_pair",
+    "dpo_step_lora_k70_log_sigmoid",
+    "dpo_step_lora_k71_lm_head",
+    "dpo_step_lora_k72_lm_head",
+    "dpo_step_lora_k73_sft",
+    "dpo_step_lora_k74_dpo_loss",
+    "dpo_step_lora_k75_log_sigmoid_grad",
+    "dpo_step_lora_k76_dpo_sigmoid",
+    "dpo_step_lora_k77_lm_head",
+    "dpo_step_lora_k78_rmsnorm",
+    "dpo_step_lora_k79_rmsnorm",
+    "dpo_step_lora_k80_lm_head",
+    "dpo_step_lora_k81_log_softmax",
+    "dpo_step_lora_k82_log_softmax",
+    "dpo_step_lora_k83_sequence_logps_grad",
+    "dpo_step_lora_k84_log_softmax_grad",
+    "dpo_step_lora_k85_lm_head_grad_in",
+    "dpo_step_lora_k86_rmsnorm_grad",
+    "dpo_step_lora_k87_rmsnorm_grad_scatter_add",
+    "dpo_step_lora_k88_lm_chunk_backward",
+    "dpo_step_lora_k89_rmsnorm",
+    "dpo_step_lora_k90_rmsnorm",
+    "dpo_step_lora_k91_scores_matmul",
+    "dpo_step_lora_k92_attention",
+    "dpo_step_lora_k93_softmax",
+    "dpo_step_lora_k94_softmax",
+    "dpo_step_lora_k95_rmsnorm",
+    "dpo_step_lora_k96_rmsnorm",
+    "dpo_step_lora_k97_silu",
+    "dpo_step_lora_k98_lora_b_w2_grad_in",
     "dpo_step_lora_k99_lora",
-    "dpo_step_lora_k100_lora_b_w2_grad_in",
-    "dpo_step_lora_k101_lora_a_w2_grad_in",
-    "dpo_step_lora_k102_w2_grad_in",
-    "dpo_step_lora_k103_ffn_grad",
+    "dpo_step_lora_k100_lora_a_w2_grad_in",
+    "dpo_step_lora_k101_w2_grad_in",
+    "dpo_step_lora_k102_ffn_grad",
+    "dpo_step_lora_k103_lora_b_w3_grad_in",
     "dpo_step_lora_k104_lora",
-    "dpo_step_lora_k105_lora_b_w3_grad_in",
-    "dpo_step_lora_k106_lora_a_w3_grad_in",
-    "dpo_step_lora_k107_w3_grad_in",
-    "dpo_step_lora_k108_silu_grad",
+    "dpo_step_lora_k105_lora_a_w3_grad_in",
+    "dpo_step_lora_k106_w3_grad_in",
+    "dpo_step_lora_k107_silu_grad",
+    "dpo_step_lora_k108_lora_b_w1_grad_in",
     "dpo_step_lora_k109_lora",
-    "dpo_step_lora_k110_lora_b_w1_grad_in",
-    "dpo_step_lora_k111_lora_a_w1_grad_in",
-    "dpo_step_lora_k112_w1_grad_in",
-    "dpo_step_lora_k113_rmsnorm_grad",
+    "dpo_step_lora_k110_lora_a_w1_grad_in",
+    "dpo_step_lora_k111_w1_grad_in",
+    "dpo_step_lora_k112_rmsnorm_grad",
+    "dpo_step_lora_k113_lora_b_wo_grad_in",
     "dpo_step_lora_k114_lora",
-    "dpo_step_lora_k115_lora_b_wo_grad_in",
-    "dpo_step_lora_k116_lora_a_wo_grad_in",
-    "dpo_step_lora_k117_wo_grad_in",
-    "dpo_step_lora_k118_attention_grad",
-    "dpo_step_lora_k119_attention_grad_matmul",
-    "dpo_step_lora_k120_attention",
-    "dpo_step_lora_k121_scores_grad_matmul",
+    "dpo_step_lora_k115_lora_a_wo_grad_in",
+    "dpo_step_lora_k116_wo_grad_in",
+    "dpo_step_lora_k117_attention_grad",
+    "dpo_step_lora_k118_attention_grad_matmul",
+    "dpo_step_lora_k119_attention",
+    "dpo_step_lora_k120_scores_grad_matmul",
+    "dpo_step_lora_k121_attention_grad_matmul",
     "dpo_step_lora_k122_attention_grad_matmul",
-    "dpo_step_lora_k123_attention_grad_matmul",
-    "dpo_step_lora_k124_attention_grad",
-    "dpo_step_lora_k125_lora_b_wv_grad_in",
-    "dpo_step_lora_k126_lora_a_wv_grad_in",
-    "dpo_step_lora_k127_attention_grad",
-    "dpo_step_lora_k128_wv_grad_in",
-    "dpo_step_lora_k129_rope_grad",
-    "dpo_step_lora_k130_lora",
-    "dpo_step_lora_k131_lora_b_wk_grad_in",
-    "dpo_step_lora_k132_lora_a_wk_grad_in",
-    "dpo_step_lora_k133_wk_grad_in",
-    "dpo_step_lora_k134_rope_grad",
-    "dpo_step_lora_k135_lora",
-    "dpo_step_lora_k136_lora_b_wq_grad_in",
-    "dpo_step_lora_k137_lora_a_wq_grad_in",
-    "dpo_step_lora_k138_wq_grad_in",
-    "dpo_step_lora_k139_rmsnorm_grad",
-    "dpo_step_lora_k140_grad_lora_a_wq",
-    "dpo_step_lora_k141_grad_lora_b_wq",
-    "dpo_step_lora_k142_grad_lora_a_wk",
-    "dpo_step_lora_k143_grad_lora_b_wk",
-    "dpo_step_lora_k144_grad_lora_a_wv",
-    "dpo_step_lora_k145_grad_lora_b_wv",
-    "dpo_step_lora_k146_grad_lora_a_wo",
-    "dpo_step_lora_k147_grad_lora_b_wo",
-    "dpo_step_lora_k148_grad_lora_a_w1",
-    "dpo_step_lora_k149_grad_lora_b_w1",
-    "dpo_step_lora_k150_grad_lora_a_w2",
-    "dpo_step_lora_k151_grad_lora_b_w2",
-    "dpo_step_lora_k152_grad_lora_a_w3",
-    "dpo_step_lora_k153_grad_lora_b_w3",
+    "dpo_step_lora_k123_lora_b_wv_grad_in",
+    "dpo_step_lora_k124_lora",
+    "dpo_step_lora_k125_lora_a_wv_grad_in",
+    "dpo_step_lora_k126_wv_grad_in",
+    "dpo_step_lora_k127_rope_grad",
+    "dpo_step_lora_k128_lora_b_wk_grad_in",
+    "dpo_step_lora_k129_lora",
+    "dpo_step_lora_k130_lora_a_wk_grad_in",
+    "dpo_step_lora_k131_wk_grad_in",
+    "dpo_step_lora_k132_rope_grad",
+    "dpo_step_lora_k133_lora_b_wq_grad_in",
+    "dpo_step_lora_k134_lora",
+    "dpo_step_lora_k135_lora_a_wq_grad_in",
+    "dpo_step_lora_k136_wq_grad_in",
+    "dpo_step_lora_k137_rmsnorm_grad",
+    "dpo_step_lora_k138_grad_lora_a_wq",
+    "dpo_step_lora_k139_grad_lora_b_wq",
+    "dpo_step_lora_k140_grad_lora_a_wk",
+    "dpo_step_lora_k141_grad_lora_b_wk",
+    "dpo_step_lora_k142_grad_lora_a_wv",
+    "dpo_step_lora_k143_grad_lora_b_wv",
+    "dpo_step_lora_k144_grad_lora_a_wo",
+    "dpo_step_lora_k145_grad_lora_b_wo",
+    "dpo_step_lora_k146_grad_lora_a_w1",
+    "dpo_step_lora_k147_grad_lora_b_w1",
+    "dpo_step_lora_k148_grad_lora_a_w2",
+    "dpo_step_lora_k149_grad_lora_b_w2",
+    "dpo_step_lora_k150_grad_lora_a_w3",
+    "dpo_step_lora_k151_grad_lora_b_w3",
 };
-const la_program_info llama_dpo_dpo_step_lora_info = { "llama_dpo.dpo_step_lora", 95, 154, llama_dpo_dpo_step_lora_kernel_names, llama_dpo_dpo_step_lora_run, llama_dpo_dpo_step_lora_arena, llama_dpo_dpo_step_lora_cost };
+const la_program_info llama_dpo_dpo_step_lora_info = { "llama_dpo.dpo_step_lora", 102, 152, llama_dpo_dpo_step_lora_kernel_names, llama_dpo_dpo_step_lora_run, llama_dpo_dpo_step_lora_arena, llama_dpo_dpo_step_lora_cost };
 
 /* ===== program 'dpo_step_lora_dropout' ===== */
 
@@ -12542,11 +12558,23 @@ static void dpo_step_lora_dropout_k7_lora_a_wq(float *restrict t6, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k8_lora_b_wq: t7[B*T, D] = t6 · lora_b_wqᵀ  [layer/attention/lora] */
-static void dpo_step_lora_dropout_k8_lora_b_wq(float *restrict t7, const float *restrict lora_b_wq, const float *restrict t6, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k8_lora: saved_lora_wq = t6 · lora_scale_wq  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k8_lora(float *restrict saved_lora_wq, const float *restrict lora_scale_wq, const float *restrict t6, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t6[r * n + j]) * (lora_scale_wq[0]);
+            saved_lora_wq[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k9_lora_b_wq: t7[B*T, D] = saved_lora_wq · lora_b_wqᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k9_lora_b_wq(float *restrict t7, const float *restrict lora_b_wq, const float *restrict saved_lora_wq, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t6, R, lora_b_wq, R, 0.0f, t7, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_wq, R, lora_b_wq, R, 0.0f, t7, D);
         return;
     }
     la_blas_pool(0);
@@ -12555,13 +12583,13 @@ static void dpo_step_lora_dropout_k8_lora_b_wq(float *restrict t7, const float *
         const float *restrict wr = lora_b_wq + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t6)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wq)[c];
         (t7)[r] = acc;
     }
 }
 
-/* dpo_step_lora_dropout_k9_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
-static void dpo_step_lora_dropout_k9_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t4, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k10_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void dpo_step_lora_dropout_k10_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t4, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -12574,32 +12602,28 @@ static void dpo_step_lora_dropout_k9_rope(float *restrict saved_q, const float *
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wq[0]) * (t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
-                float v2 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v4 = (lora_scale_wq[0]) * (t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
             }
             else {
-                float v8 = (lora_scale_wq[0]) * (t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
-                float v9 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v11 = (lora_scale_wq[0]) * (t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v6 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t7[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
             }
             saved_q[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k10_wk: t8[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
-static void dpo_step_lora_dropout_k10_wk(float *restrict t8, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k11_wk: t8[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void dpo_step_lora_dropout_k11_wk(float *restrict t8, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
@@ -12617,8 +12641,8 @@ static void dpo_step_lora_dropout_k10_wk(float *restrict t8, const float *restri
     }
 }
 
-/* dpo_step_lora_dropout_k11_dropout: t9 = (t3 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
-static void dpo_step_lora_dropout_k11_dropout(float *restrict t9, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k12_dropout: t9 = (t3 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void dpo_step_lora_dropout_k12_dropout(float *restrict t9, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -12635,8 +12659,8 @@ static void dpo_step_lora_dropout_k11_dropout(float *restrict t9, const float *r
     }
 }
 
-/* dpo_step_lora_dropout_k12_lora_a_wk: t10[B*T, R] = t9 · lora_a_wkᵀ  [layer/attention/lora] */
-static void dpo_step_lora_dropout_k12_lora_a_wk(float *restrict t10, const float *restrict lora_a_wk, const float *restrict t9, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k13_lora_a_wk: t10[B*T, R] = t9 · lora_a_wkᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k13_lora_a_wk(float *restrict t10, const float *restrict lora_a_wk, const float *restrict t9, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t9, D, lora_a_wk, D, 0.0f, t10, R);
@@ -12653,11 +12677,23 @@ static void dpo_step_lora_dropout_k12_lora_a_wk(float *restrict t10, const float
     }
 }
 
-/* dpo_step_lora_dropout_k13_lora_b_wk: t11[B*T, KVD] = t10 · lora_b_wkᵀ  [layer/attention/lora] */
-static void dpo_step_lora_dropout_k13_lora_b_wk(float *restrict t11, const float *restrict lora_b_wk, const float *restrict t10, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_dropout_k14_lora: saved_lora_wk = t10 · lora_scale_wk  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k14_lora(float *restrict saved_lora_wk, const float *restrict lora_scale_wk, const float *restrict t10, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t10[r * n + j]) * (lora_scale_wk[0]);
+            saved_lora_wk[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k15_lora_b_wk: t11[B*T, KVD] = saved_lora_wk · lora_b_wkᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k15_lora_b_wk(float *restrict t11, const float *restrict lora_b_wk, const float *restrict saved_lora_wk, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t10, R, lora_b_wk, R, 0.0f, t11, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, saved_lora_wk, R, lora_b_wk, R, 0.0f, t11, KVD);
         return;
     }
     la_blas_pool(0);
@@ -12666,13 +12702,13 @@ static void dpo_step_lora_dropout_k13_lora_b_wk(float *restrict t11, const float
         const float *restrict wr = lora_b_wk + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t10)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wk)[c];
         (t11)[r] = acc;
     }
 }
 
-/* dpo_step_lora_dropout_k14_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
-static void dpo_step_lora_dropout_k14_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t8, const float *restrict t11, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_dropout_k16_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void dpo_step_lora_dropout_k16_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t8, const float *restrict t11, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
@@ -12684,32 +12720,28 @@ static void dpo_step_lora_dropout_k14_rope(float *restrict saved_k, const float 
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wk[0]) * (t11[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
-                float v2 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v4 = (lora_scale_wk[0]) * (t11[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t11[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t11[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
             }
             else {
-                float v8 = (lora_scale_wk[0]) * (t11[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
-                float v9 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v11 = (lora_scale_wk[0]) * (t11[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v6 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t11[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t11[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
             }
             saved_k[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k15_wv: t12[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
-static void dpo_step_lora_dropout_k15_wv(float *restrict t12, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k17_wv: t12[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void dpo_step_lora_dropout_k17_wv(float *restrict t12, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
@@ -12727,8 +12759,8 @@ static void dpo_step_lora_dropout_k15_wv(float *restrict t12, const float *restr
     }
 }
 
-/* dpo_step_lora_dropout_k16_dropout: t13 = (t3 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
-static void dpo_step_lora_dropout_k16_dropout(float *restrict t13, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k18_dropout: t13 = (t3 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void dpo_step_lora_dropout_k18_dropout(float *restrict t13, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -12745,8 +12777,8 @@ static void dpo_step_lora_dropout_k16_dropout(float *restrict t13, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k17_lora_a_wv: t14[B*T, R] = t13 · lora_a_wvᵀ  [layer/attention/lora] */
-static void dpo_step_lora_dropout_k17_lora_a_wv(float *restrict t14, const float *restrict lora_a_wv, const float *restrict t13, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k19_lora_a_wv: t14[B*T, R] = t13 · lora_a_wvᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k19_lora_a_wv(float *restrict t14, const float *restrict lora_a_wv, const float *restrict t13, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t13, D, lora_a_wv, D, 0.0f, t14, R);
@@ -12763,11 +12795,23 @@ static void dpo_step_lora_dropout_k17_lora_a_wv(float *restrict t14, const float
     }
 }
 
-/* dpo_step_lora_dropout_k18_lora_b_wv: t15[B*T, KVD] = t14 · lora_b_wvᵀ  [layer/attention/lora] */
-static void dpo_step_lora_dropout_k18_lora_b_wv(float *restrict t15, const float *restrict lora_b_wv, const float *restrict t14, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_dropout_k20_lora: saved_lora_wv = t14 · lora_scale_wv  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k20_lora(float *restrict saved_lora_wv, const float *restrict lora_scale_wv, const float *restrict t14, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t14[r * n + j]) * (lora_scale_wv[0]);
+            saved_lora_wv[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k21_lora_b_wv: t15[B*T, KVD] = saved_lora_wv · lora_b_wvᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k21_lora_b_wv(float *restrict t15, const float *restrict lora_b_wv, const float *restrict saved_lora_wv, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t14, R, lora_b_wv, R, 0.0f, t15, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, saved_lora_wv, R, lora_b_wv, R, 0.0f, t15, KVD);
         return;
     }
     la_blas_pool(0);
@@ -12776,13 +12820,13 @@ static void dpo_step_lora_dropout_k18_lora_b_wv(float *restrict t15, const float
         const float *restrict wr = lora_b_wv + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t14)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wv)[c];
         (t15)[r] = acc;
     }
 }
 
-/* dpo_step_lora_dropout_k19_lora: saved_v = t12 + lora_scale_wv · t15  [layer/attention; layer/attention/lora] */
-static void dpo_step_lora_dropout_k19_lora(float *restrict saved_v, const float *restrict lora_scale_wv, const float *restrict t12, const float *restrict t15, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_dropout_k22_attention: saved_v = t12 + t15  [layer/attention; layer/attention/lora] */
+static void dpo_step_lora_dropout_k22_attention(float *restrict saved_v, const float *restrict t12, const float *restrict t15, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
@@ -12792,15 +12836,14 @@ static void dpo_step_lora_dropout_k19_lora(float *restrict saved_v, const float 
         const long i1 = (r / (KVH)) % T;
         const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wv[0]) * (t15[((i0) * T + i1) * KVD + (i2) * HD + j]);
-            float v1 = t12[((i0) * T + i1) * KVD + (i2) * HD + j] + v0;
-            saved_v[r * n + j] = v1;
+            float v0 = t12[((i0) * T + i1) * KVD + (i2) * HD + j] + t15[((i0) * T + i1) * KVD + (i2) * HD + j];
+            saved_v[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k20_scores_matmul: t16[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
-static void dpo_step_lora_dropout_k20_scores_matmul(float *restrict t16, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k23_scores_matmul: t16[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
+static void dpo_step_lora_dropout_k23_scores_matmul(float *restrict t16, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -12814,8 +12857,8 @@ static void dpo_step_lora_dropout_k20_scores_matmul(float *restrict t16, const f
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t16 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_lora_dropout_k21_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void dpo_step_lora_dropout_k21_attention(float *restrict t17, const float *restrict t2, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k24_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void dpo_step_lora_dropout_k24_attention(float *restrict t17, const float *restrict t2, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -12855,8 +12898,8 @@ static void dpo_step_lora_dropout_k21_attention(float *restrict t17, const float
     }
 }
 
-/* dpo_step_lora_dropout_k22_saved_attn: saved_attn[B, KVH, REP, T, HD] = t17 · saved_v  [layer/attention/attention; layer/attention] */
-static void dpo_step_lora_dropout_k22_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k25_saved_attn: saved_attn[B, KVH, REP, T, HD] = t17 · saved_v  [layer/attention/attention; layer/attention] */
+static void dpo_step_lora_dropout_k25_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -12870,8 +12913,8 @@ static void dpo_step_lora_dropout_k22_saved_attn(float *restrict saved_attn, con
                 la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t17 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
-/* dpo_step_lora_dropout_k23_wo: t18[B*T, D] = saved_attn · woᵀ  [layer/attention] */
-static void dpo_step_lora_dropout_k23_wo(float *restrict t18, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k26_wo: t18[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void dpo_step_lora_dropout_k26_wo(float *restrict t18, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t18, D);
@@ -12888,8 +12931,8 @@ static void dpo_step_lora_dropout_k23_wo(float *restrict t18, const float *restr
     }
 }
 
-/* dpo_step_lora_dropout_k24_dropout: t19 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/attention] */
-static void dpo_step_lora_dropout_k24_dropout(float *restrict t19, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k27_dropout: t19 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/attention] */
+static void dpo_step_lora_dropout_k27_dropout(float *restrict t19, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -12906,8 +12949,8 @@ static void dpo_step_lora_dropout_k24_dropout(float *restrict t19, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k25_lora_a_wo: t20[B*T, R] = t19 · lora_a_woᵀ  [layer/attention/lora] */
-static void dpo_step_lora_dropout_k25_lora_a_wo(float *restrict t20, const float *restrict lora_a_wo, const float *restrict t19, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k28_lora_a_wo: t20[B*T, R] = t19 · lora_a_woᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k28_lora_a_wo(float *restrict t20, const float *restrict lora_a_wo, const float *restrict t19, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t19, D, lora_a_wo, D, 0.0f, t20, R);
@@ -12924,11 +12967,23 @@ static void dpo_step_lora_dropout_k25_lora_a_wo(float *restrict t20, const float
     }
 }
 
-/* dpo_step_lora_dropout_k26_lora_b_wo: t21[B*T, D] = t20 · lora_b_woᵀ  [layer/attention/lora] */
-static void dpo_step_lora_dropout_k26_lora_b_wo(float *restrict t21, const float *restrict lora_b_wo, const float *restrict t20, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k29_lora: saved_lora_wo = t20 · lora_scale_wo  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k29_lora(float *restrict saved_lora_wo, const float *restrict lora_scale_wo, const float *restrict t20, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t20[r * n + j]) * (lora_scale_wo[0]);
+            saved_lora_wo[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k30_lora_b_wo: t21[B*T, D] = saved_lora_wo · lora_b_woᵀ  [layer/attention/lora] */
+static void dpo_step_lora_dropout_k30_lora_b_wo(float *restrict t21, const float *restrict lora_b_wo, const float *restrict saved_lora_wo, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t20, R, lora_b_wo, R, 0.0f, t21, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_wo, R, lora_b_wo, R, 0.0f, t21, D);
         return;
     }
     la_blas_pool(0);
@@ -12937,28 +12992,27 @@ static void dpo_step_lora_dropout_k26_lora_b_wo(float *restrict t21, const float
         const float *restrict wr = lora_b_wo + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t20)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wo)[c];
         (t21)[r] = acc;
     }
 }
 
-/* dpo_step_lora_dropout_k27_lora: saved_h = carry0 + t18 + lora_scale_wo · t21  [layer/attention; layer/attention/lora; layer] */
-static void dpo_step_lora_dropout_k27_lora(float *restrict saved_h, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict t18, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k31_layer: saved_h = carry0 + t18 + t21  [layer/attention; layer/attention/lora; layer] */
+static void dpo_step_lora_dropout_k31_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t18, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wo[0]) * (t21[r * n + j]);
-            float v1 = t18[r * n + j] + v0;
-            float v2 = carry0[r * n + j] + v1;
-            saved_h[r * n + j] = v2;
+            float v0 = t18[r * n + j] + t21[r * n + j];
+            float v1 = carry0[r * n + j] + v0;
+            saved_h[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k28_rmsnorm: t22 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
-static void dpo_step_lora_dropout_k28_rmsnorm(float *restrict t22, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k32_rmsnorm: t22 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void dpo_step_lora_dropout_k32_rmsnorm(float *restrict t22, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -12980,8 +13034,8 @@ static void dpo_step_lora_dropout_k28_rmsnorm(float *restrict t22, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k29_w1: t23[B*T, F] = t22 · w1ᵀ  [layer/ffn/gate_up] */
-static void dpo_step_lora_dropout_k29_w1(float *restrict t23, const float *restrict w1, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k33_w1: t23[B*T, F] = t22 · w1ᵀ  [layer/ffn/gate_up] */
+static void dpo_step_lora_dropout_k33_w1(float *restrict t23, const float *restrict w1, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t22, D, w1, D, 0.0f, t23, F);
@@ -12998,8 +13052,8 @@ static void dpo_step_lora_dropout_k29_w1(float *restrict t23, const float *restr
     }
 }
 
-/* dpo_step_lora_dropout_k30_dropout: t24 = (t22 · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
-static void dpo_step_lora_dropout_k30_dropout(float *restrict t24, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w1, const float *restrict t22, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k34_dropout: t24 = (t22 · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
+static void dpo_step_lora_dropout_k34_dropout(float *restrict t24, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w1, const float *restrict t22, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -13016,8 +13070,8 @@ static void dpo_step_lora_dropout_k30_dropout(float *restrict t24, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k31_lora_a_w1: t25[B*T, R] = t24 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void dpo_step_lora_dropout_k31_lora_a_w1(float *restrict t25, const float *restrict lora_a_w1, const float *restrict t24, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k35_lora_a_w1: t25[B*T, R] = t24 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_k35_lora_a_w1(float *restrict t25, const float *restrict lora_a_w1, const float *restrict t24, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t24, D, lora_a_w1, D, 0.0f, t25, R);
@@ -13034,10 +13088,22 @@ static void dpo_step_lora_dropout_k31_lora_a_w1(float *restrict t25, const float
     }
 }
 
-/* dpo_step_lora_dropout_k32_lora_b_w1: t26[B*T, F] = t25 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void dpo_step_lora_dropout_k32_lora_b_w1(float *restrict t26, const float *restrict lora_b_w1, const float *restrict t25, long B, long F, long R, long T) {
+/* dpo_step_lora_dropout_k36_lora: saved_lora_w1 = t25 · lora_scale_w1  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_k36_lora(float *restrict saved_lora_w1, const float *restrict lora_scale_w1, const float *restrict t25, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t25[r * n + j]) * (lora_scale_w1[0]);
+            saved_lora_w1[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k37_lora_b_w1: t26[B*T, F] = saved_lora_w1 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_k37_lora_b_w1(float *restrict t26, const float *restrict lora_b_w1, const float *restrict saved_lora_w1, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t25, R, lora_b_w1, R, 0.0f, t26, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, saved_lora_w1, R, lora_b_w1, R, 0.0f, t26, F);
         return;
     }
     la_blas_pool(0);
@@ -13046,26 +13112,25 @@ static void dpo_step_lora_dropout_k32_lora_b_w1(float *restrict t26, const float
         const float *restrict wr = lora_b_w1 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t25)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w1)[c];
         (t26)[r] = acc;
     }
 }
 
-/* dpo_step_lora_dropout_k33_lora: saved_gate = t23 + lora_scale_w1 · t26  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
-static void dpo_step_lora_dropout_k33_lora(float *restrict saved_gate, const float *restrict lora_scale_w1, const float *restrict t23, const float *restrict t26, long B, long F, long T) {
+/* dpo_step_lora_dropout_k38_gate_up: saved_gate = t23 + t26  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_k38_gate_up(float *restrict saved_gate, const float *restrict t23, const float *restrict t26, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w1[0]) * (t26[r * n + j]);
-            float v1 = t23[r * n + j] + v0;
-            saved_gate[r * n + j] = v1;
+            float v0 = t23[r * n + j] + t26[r * n + j];
+            saved_gate[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k34_w3: t27[B*T, F] = t22 · w3ᵀ  [layer/ffn/gate_up] */
-static void dpo_step_lora_dropout_k34_w3(float *restrict t27, const float *restrict w3, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k39_w3: t27[B*T, F] = t22 · w3ᵀ  [layer/ffn/gate_up] */
+static void dpo_step_lora_dropout_k39_w3(float *restrict t27, const float *restrict w3, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t22, D, w3, D, 0.0f, t27, F);
@@ -13082,8 +13147,8 @@ static void dpo_step_lora_dropout_k34_w3(float *restrict t27, const float *restr
     }
 }
 
-/* dpo_step_lora_dropout_k35_dropout: t28 = (t22 · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
-static void dpo_step_lora_dropout_k35_dropout(float *restrict t28, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w3, const float *restrict t22, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k40_dropout: t28 = (t22 · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
+static void dpo_step_lora_dropout_k40_dropout(float *restrict t28, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w3, const float *restrict t22, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -13100,8 +13165,8 @@ static void dpo_step_lora_dropout_k35_dropout(float *restrict t28, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k36_lora_a_w3: t29[B*T, R] = t28 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void dpo_step_lora_dropout_k36_lora_a_w3(float *restrict t29, const float *restrict lora_a_w3, const float *restrict t28, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k41_lora_a_w3: t29[B*T, R] = t28 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_k41_lora_a_w3(float *restrict t29, const float *restrict lora_a_w3, const float *restrict t28, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t28, D, lora_a_w3, D, 0.0f, t29, R);
@@ -13118,10 +13183,22 @@ static void dpo_step_lora_dropout_k36_lora_a_w3(float *restrict t29, const float
     }
 }
 
-/* dpo_step_lora_dropout_k37_lora_b_w3: t30[B*T, F] = t29 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void dpo_step_lora_dropout_k37_lora_b_w3(float *restrict t30, const float *restrict lora_b_w3, const float *restrict t29, long B, long F, long R, long T) {
+/* dpo_step_lora_dropout_k42_lora: saved_lora_w3 = t29 · lora_scale_w3  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_k42_lora(float *restrict saved_lora_w3, const float *restrict lora_scale_w3, const float *restrict t29, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t29[r * n + j]) * (lora_scale_w3[0]);
+            saved_lora_w3[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k43_lora_b_w3: t30[B*T, F] = saved_lora_w3 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_k43_lora_b_w3(float *restrict t30, const float *restrict lora_b_w3, const float *restrict saved_lora_w3, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t29, R, lora_b_w3, R, 0.0f, t30, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, saved_lora_w3, R, lora_b_w3, R, 0.0f, t30, F);
         return;
     }
     la_blas_pool(0);
@@ -13130,26 +13207,25 @@ static void dpo_step_lora_dropout_k37_lora_b_w3(float *restrict t30, const float
         const float *restrict wr = lora_b_w3 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t29)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w3)[c];
         (t30)[r] = acc;
     }
 }
 
-/* dpo_step_lora_dropout_k38_lora: saved_up = t27 + lora_scale_w3 · t30  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
-static void dpo_step_lora_dropout_k38_lora(float *restrict saved_up, const float *restrict lora_scale_w3, const float *restrict t27, const float *restrict t30, long B, long F, long T) {
+/* dpo_step_lora_dropout_k44_gate_up: saved_up = t27 + t30  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void dpo_step_lora_dropout_k44_gate_up(float *restrict saved_up, const float *restrict t27, const float *restrict t30, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w3[0]) * (t30[r * n + j]);
-            float v1 = t27[r * n + j] + v0;
-            saved_up[r * n + j] = v1;
+            float v0 = t27[r * n + j] + t30[r * n + j];
+            saved_up[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k39_silu: t31 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/attention/lora/dropout; layer/ffn/gate_up/silu; layer/ffn/gate_up] */
-static void dpo_step_lora_dropout_k39_silu(float *restrict t31, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+/* dpo_step_lora_dropout_k45_silu: t31 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/attention/lora/dropout; layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void dpo_step_lora_dropout_k45_silu(float *restrict t31, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -13164,8 +13240,8 @@ static void dpo_step_lora_dropout_k39_silu(float *restrict t31, const float *res
     }
 }
 
-/* dpo_step_lora_dropout_k40_w2: t32[B*T, D] = t31 · w2ᵀ  [layer/ffn] */
-static void dpo_step_lora_dropout_k40_w2(float *restrict t32, const float *restrict w2, const float *restrict t31, long B, long F, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k46_w2: t32[B*T, D] = t31 · w2ᵀ  [layer/ffn] */
+static void dpo_step_lora_dropout_k46_w2(float *restrict t32, const float *restrict w2, const float *restrict t31, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t31, F, w2, F, 0.0f, t32, D);
@@ -13182,8 +13258,8 @@ static void dpo_step_lora_dropout_k40_w2(float *restrict t32, const float *restr
     }
 }
 
-/* dpo_step_lora_dropout_k41_dropout: t33 = (t31 · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn; layer/ffn/lora/dropout] */
-static void dpo_step_lora_dropout_k41_dropout(float *restrict t33, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t31, long B, long F, long T) {
+/* dpo_step_lora_dropout_k47_dropout: t33 = (t31 · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn; layer/ffn/lora/dropout] */
+static void dpo_step_lora_dropout_k47_dropout(float *restrict t33, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t31, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -13199,8 +13275,8 @@ static void dpo_step_lora_dropout_k41_dropout(float *restrict t33, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k42_lora_a_w2: t34[B*T, R] = t33 · lora_a_w2ᵀ  [layer/ffn/lora] */
-static void dpo_step_lora_dropout_k42_lora_a_w2(float *restrict t34, const float *restrict lora_a_w2, const float *restrict t33, long B, long F, long R, long T) {
+/* dpo_step_lora_dropout_k48_lora_a_w2: t34[B*T, R] = t33 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void dpo_step_lora_dropout_k48_lora_a_w2(float *restrict t34, const float *restrict lora_a_w2, const float *restrict t33, long B, long F, long R, long T) {
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t33, F, lora_a_w2, F, 0.0f, t34, R);
         return;
@@ -13216,11 +13292,23 @@ static void dpo_step_lora_dropout_k42_lora_a_w2(float *restrict t34, const float
     }
 }
 
-/* dpo_step_lora_dropout_k43_lora_b_w2: t35[B*T, D] = t34 · lora_b_w2ᵀ  [layer/ffn/lora] */
-static void dpo_step_lora_dropout_k43_lora_b_w2(float *restrict t35, const float *restrict lora_b_w2, const float *restrict t34, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k49_lora: saved_lora_w2 = t34 · lora_scale_w2  [layer/ffn/lora] */
+static void dpo_step_lora_dropout_k49_lora(float *restrict saved_lora_w2, const float *restrict lora_scale_w2, const float *restrict t34, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t34[r * n + j]) * (lora_scale_w2[0]);
+            saved_lora_w2[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_dropout_k50_lora_b_w2: t35[B*T, D] = saved_lora_w2 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void dpo_step_lora_dropout_k50_lora_b_w2(float *restrict t35, const float *restrict lora_b_w2, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t34, R, lora_b_w2, R, 0.0f, t35, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_w2, R, lora_b_w2, R, 0.0f, t35, D);
         return;
     }
     la_blas_pool(0);
@@ -13229,28 +13317,27 @@ static void dpo_step_lora_dropout_k43_lora_b_w2(float *restrict t35, const float
         const float *restrict wr = lora_b_w2 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t34)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w2)[c];
         (t35)[r] = acc;
     }
 }
 
-/* dpo_step_lora_dropout_k44_lora: carry0_next = saved_h + t32 + lora_scale_w2 · t35  [layer/ffn; layer/ffn/lora; layer] */
-static void dpo_step_lora_dropout_k44_lora(float *restrict carry0_next, const float *restrict lora_scale_w2, const float *restrict saved_h, const float *restrict t32, const float *restrict t35, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k51_lora: carry0_next = saved_h + t32 + t35  [layer/ffn; layer/ffn/lora; layer] */
+static void dpo_step_lora_dropout_k51_lora(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t32, const float *restrict t35, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w2[0]) * (t35[r * n + j]);
-            float v1 = t32[r * n + j] + v0;
-            float v2 = saved_h[r * n + j] + v1;
-            carry0_next[r * n + j] = v2;
+            float v0 = t32[r * n + j] + t35[r * n + j];
+            float v1 = saved_h[r * n + j] + v0;
+            carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k45_expand: t36 = 0 */
-static void dpo_step_lora_dropout_k45_expand(float *restrict t36, long B) {
+/* dpo_step_lora_dropout_k52_expand: t36 = 0 */
+static void dpo_step_lora_dropout_k52_expand(float *restrict t36, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
@@ -13258,8 +13345,8 @@ static void dpo_step_lora_dropout_k45_expand(float *restrict t36, long B) {
     }
 }
 
-/* dpo_step_lora_dropout_k46_rmsnorm: t37 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
-static void dpo_step_lora_dropout_k46_rmsnorm(float *restrict t37, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+/* dpo_step_lora_dropout_k53_rmsnorm: t37 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
+static void dpo_step_lora_dropout_k53_rmsnorm(float *restrict t37, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -13284,8 +13371,8 @@ static void dpo_step_lora_dropout_k46_rmsnorm(float *restrict t37, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k47_lm_head: t38[CR, V] = t37 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
-static void dpo_step_lora_dropout_k47_lm_head(float *restrict t38, const float *restrict lm_head, const float *restrict t37, long CR, long HD2, long KVH, long REP, long V) {
+/* dpo_step_lora_dropout_k54_lm_head: t38[CR, V] = t37 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
+static void dpo_step_lora_dropout_k54_lm_head(float *restrict t38, const float *restrict lm_head, const float *restrict t37, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     if (CR != 1) {
         la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t37, D, lm_head, D, 0.0f, t38, V);
@@ -13302,8 +13389,8 @@ static void dpo_step_lora_dropout_k47_lm_head(float *restrict t38, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k48_log_softmax: t39 = max(t38)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_lora_dropout_k48_log_softmax(float *restrict t39, const float *restrict t38, long CR, long V) {
+/* dpo_step_lora_dropout_k55_log_softmax: t39 = max(t38)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_dropout_k55_log_softmax(float *restrict t39, const float *restrict t38, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -13317,8 +13404,8 @@ static void dpo_step_lora_dropout_k48_log_softmax(float *restrict t39, const flo
     }
 }
 
-/* dpo_step_lora_dropout_k49_log_softmax: t40 = Σ(exp(t38 - t39))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_lora_dropout_k49_log_softmax(float *restrict t40, const float *restrict t38, const float *restrict t39, long CR, long V) {
+/* dpo_step_lora_dropout_k56_log_softmax: t40 = Σ(exp(t38 - t39))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_dropout_k56_log_softmax(float *restrict t40, const float *restrict t38, const float *restrict t39, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -13336,8 +13423,8 @@ static void dpo_step_lora_dropout_k49_log_softmax(float *restrict t40, const flo
     }
 }
 
-/* dpo_step_lora_dropout_k50_cross_entropy: t41 = Σ((t38 - t39 - log(t40)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_lora_dropout_k50_cross_entropy(float *restrict t41, const float *restrict t38, const int32_t *restrict chosen_targets, const float *restrict t39, const float *restrict t40, long CR, long V) {
+/* dpo_step_lora_dropout_k57_cross_entropy: t41 = Σ((t38 - t39 - log(t40)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_lora_dropout_k57_cross_entropy(float *restrict t41, const float *restrict t38, const int32_t *restrict chosen_targets, const float *restrict t39, const float *restrict t40, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -13359,8 +13446,8 @@ static void dpo_step_lora_dropout_k50_cross_entropy(float *restrict t41, const f
     }
 }
 
-/* dpo_step_lora_dropout_k51_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
-static void dpo_step_lora_dropout_k51_sequence_logps_scatter_add(float *restrict t42, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t41, long B, long CR) {
+/* dpo_step_lora_dropout_k58_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_k58_sequence_logps_scatter_add(float *restrict t42, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t41, long B, long CR) {
     memset(t42, 0, sizeof(float) * (size_t)(B));
     const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
@@ -13373,8 +13460,8 @@ static void dpo_step_lora_dropout_k51_sequence_logps_scatter_add(float *restrict
     }
 }
 
-/* dpo_step_lora_dropout_k52_cross_entropy: t43 = Σ((t38 - t39 - log(t40)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
-static void dpo_step_lora_dropout_k52_cross_entropy(float *restrict t43, const float *restrict t38, const int32_t *restrict rejected_targets, const float *restrict t39, const float *restrict t40, long CR, long V) {
+/* dpo_step_lora_dropout_k59_cross_entropy: t43 = Σ((t38 - t39 - log(t40)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_lora_dropout_k59_cross_entropy(float *restrict t43, const float *restrict t38, const int32_t *restrict rejected_targets, const float *restrict t39, const float *restrict t40, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -13396,8 +13483,8 @@ static void dpo_step_lora_dropout_k52_cross_entropy(float *restrict t43, const f
     }
 }
 
-/* dpo_step_lora_dropout_k53_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
-static void dpo_step_lora_dropout_k53_sequence_logps_scatter_add(float *restrict t44, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t43, long B, long CR) {
+/* dpo_step_lora_dropout_k60_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_k60_sequence_logps_scatter_add(float *restrict t44, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t43, long B, long CR) {
     memset(t44, 0, sizeof(float) * (size_t)(B));
     const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
@@ -13410,8 +13497,8 @@ static void dpo_step_lora_dropout_k53_sequence_logps_scatter_add(float *restrict
     }
 }
 
-/* dpo_step_lora_dropout_k54_sequence_logps: t45 = Σ(t38)  [lm_chunk/lm_head/sequence_logps] */
-static void dpo_step_lora_dropout_k54_sequence_logps(float *restrict t45, const float *restrict t38, long CR, long V) {
+/* dpo_step_lora_dropout_k61_sequence_logps: t45 = Σ(t38)  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_k61_sequence_logps(float *restrict t45, const float *restrict t38, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -13425,8 +13512,8 @@ static void dpo_step_lora_dropout_k54_sequence_logps(float *restrict t45, const 
     }
 }
 
-/* dpo_step_lora_dropout_k55_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
-static void dpo_step_lora_dropout_k55_sequence_logps_scatter_add(float *restrict t46, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long CR) {
+/* dpo_step_lora_dropout_k62_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_k62_sequence_logps_scatter_add(float *restrict t46, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long CR) {
     memset(t46, 0, sizeof(float) * (size_t)(B));
     const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
@@ -13438,8 +13525,8 @@ static void dpo_step_lora_dropout_k55_sequence_logps_scatter_add(float *restrict
     }
 }
 
-/* dpo_step_lora_dropout_k56_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
-static void dpo_step_lora_dropout_k56_sequence_logps_scatter_add(float *restrict t47, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long CR) {
+/* dpo_step_lora_dropout_k63_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_k63_sequence_logps_scatter_add(float *restrict t47, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long CR) {
     memset(t47, 0, sizeof(float) * (size_t)(B));
     const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
@@ -13451,8 +13538,8 @@ static void dpo_step_lora_dropout_k56_sequence_logps_scatter_add(float *restrict
     }
 }
 
-/* dpo_step_lora_dropout_k57_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
-static void dpo_step_lora_dropout_k57_sequence_logps_scatter_add(float *restrict t48, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t45, long B, long CR, long V) {
+/* dpo_step_lora_dropout_k64_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_k64_sequence_logps_scatter_add(float *restrict t48, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t45, long B, long CR, long V) {
     memset(t48, 0, sizeof(float) * (size_t)(B));
     const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
@@ -13466,8 +13553,8 @@ static void dpo_step_lora_dropout_k57_sequence_logps_scatter_add(float *restrict
     }
 }
 
-/* dpo_step_lora_dropout_k58_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
-static void dpo_step_lora_dropout_k58_sequence_logps_scatter_add(float *restrict t49, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t45, long B, long CR, long V) {
+/* dpo_step_lora_dropout_k65_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_dropout_k65_sequence_logps_scatter_add(float *restrict t49, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t45, long B, long CR, long V) {
     memset(t49, 0, sizeof(float) * (size_t)(B));
     const long rows = CR, n = 1;
     for (long r = 0; r < rows; r++) {
@@ -13481,8 +13568,8 @@ static void dpo_step_lora_dropout_k58_sequence_logps_scatter_add(float *restrict
     }
 }
 
-/* dpo_step_lora_dropout_k59_sequence_logps: carry1_next = carry1 + -t42  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
-static void dpo_step_lora_dropout_k59_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t42, long B) {
+/* dpo_step_lora_dropout_k66_sequence_logps: carry1_next = carry1 + -t42  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_dropout_k66_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t42, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
@@ -13492,8 +13579,8 @@ static void dpo_step_lora_dropout_k59_sequence_logps(float *restrict carry1_next
     }
 }
 
-/* dpo_step_lora_dropout_k60_sequence_logps: carry2_next = carry2 + -t44  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
-static void dpo_step_lora_dropout_k60_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t44, long B) {
+/* dpo_step_lora_dropout_k67_sequence_logps: carry2_next = carry2 + -t44  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_dropout_k67_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t44, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
@@ -13503,8 +13590,8 @@ static void dpo_step_lora_dropout_k60_sequence_logps(float *restrict carry2_next
     }
 }
 
-/* dpo_step_lora_dropout_k61_lm_chunk: carry3_next = carry3 + t46  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
-static void dpo_step_lora_dropout_k61_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t46, long B) {
+/* dpo_step_lora_dropout_k68_lm_chunk: carry3_next = carry3 + t46  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_dropout_k68_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t46, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
@@ -13513,8 +13600,8 @@ static void dpo_step_lora_dropout_k61_lm_chunk(float *restrict carry3_next, cons
     }
 }
 
-/* dpo_step_lora_dropout_k62_lm_chunk: carry4_next = carry4 + t47  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
-static void dpo_step_lora_dropout_k62_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t47, long B) {
+/* dpo_step_lora_dropout_k69_lm_chunk: carry4_next = carry4 + t47  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_dropout_k69_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t47, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
@@ -13523,8 +13610,8 @@ static void dpo_step_lora_dropout_k62_lm_chunk(float *restrict carry4_next, cons
     }
 }
 
-/* dpo_step_lora_dropout_k63_lm_chunk: carry5_next = carry5 + t48  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
-static void dpo_step_lora_dropout_k63_lm_chunk(float *restrict carry5_next, const float *restrict carry5, const float *restrict t48, long B) {
+/* dpo_step_lora_dropout_k70_lm_chunk: carry5_next = carry5 + t48  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_dropout_k70_lm_chunk(float *restrict carry5_next, const float *restrict carry5, const float *restrict t48, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
@@ -13533,8 +13620,8 @@ static void dpo_step_lora_dropout_k63_lm_chunk(float *restrict carry5_next, cons
     }
 }
 
-/* dpo_step_lora_dropout_k64_lm_chunk: carry6_next = carry6 + t49  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
-static void dpo_step_lora_dropout_k64_lm_chunk(float *restrict carry6_next, const float *restrict carry6, const float *restrict t49, long B) {
+/* dpo_step_lora_dropout_k71_lm_chunk: carry6_next = carry6 + t49  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_dropout_k71_lm_chunk(float *restrict carry6_next, const float *restrict carry6, const float *restrict t49, long B) {
     const long n = B;
     #pragma omp parallel for if (n > 32768)
     for (long j = 0; j < n; j++) {
@@ -13543,8 +13630,8 @@ static void dpo_step_lora_dropout_k64_lm_chunk(float *restrict carry6_next, cons
     }
 }
 
-/* dpo_step_lora_dropout_k65_dpo_kto_pair: t50 = Σ([loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_lora_dropout_k65_dpo_kto_pair(float *restrict t50, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
+/* dpo_step_lora_dropout_k72_dpo_kto_pair: t50 = Σ([loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_dropout_k72_dpo_kto_pair(float *restrict t50, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -13561,8 +13648,8 @@ static void dpo_step_lora_dropout_k65_dpo_kto_pair(float *restrict t50, const fl
     t50[r] = acc0;
 }
 
-/* dpo_step_lora_dropout_k66_dpo_sigmoid: t51 = Σ(1 · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_lora_dropout_k66_dpo_sigmoid(float *restrict t51, const float *restrict pair_weight, long B) {
+/* dpo_step_lora_dropout_k73_dpo_sigmoid: t51 = Σ(1 · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_dropout_k73_dpo_sigmoid(float *restrict t51, const float *restrict pair_weight, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -13575,8 +13662,8 @@ static void dpo_step_lora_dropout_k66_dpo_sigmoid(float *restrict t51, const flo
     t51[r] = acc0;
 }
 
-/* dpo_step_lora_dropout_k67_dpo_kto_pair: t52 = Σ([loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
-static void dpo_step_lora_dropout_k67_dpo_kto_pair(float *restrict t52, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
+/* dpo_step_lora_dropout_k74_dpo_kto_pair: t52 = Σ([loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_dropout_k74_dpo_kto_pair(float *restrict t52, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -13593,8 +13680,8 @@ static void dpo_step_lora_dropout_k67_dpo_kto_pair(float *restrict t52, const fl
     t52[r] = acc0;
 }
 
-/* dpo_step_lora_dropout_k68_dpo_bco_pair: t53 = Σ((beta · [loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
-static void dpo_step_lora_dropout_k68_dpo_bco_pair(float *restrict t53, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
+/* dpo_step_lora_dropout_k75_dpo_bco_pair: t53 = Σ((beta · [loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_lora_dropout_k75_dpo_bco_pair(float *restrict t53, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -13612,8 +13699,8 @@ static void dpo_step_lora_dropout_k68_dpo_bco_pair(float *restrict t53, const fl
     t53[r] = acc0;
 }
 
-/* dpo_step_lora_dropout_k69_dpo_bco_pair: t54 = Σ((beta · [loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
-static void dpo_step_lora_dropout_k69_dpo_bco_pair(float *restrict t54, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
+/* dpo_step_lora_dropout_k76_dpo_bco_pair: t54 = Σ((beta · [loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_lora_dropout_k76_dpo_bco_pair(float *restrict t54, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -13631,8 +13718,8 @@ static void dpo_step_lora_dropout_k69_dpo_bco_pair(float *restrict t54, const fl
     t54[r] = acc0;
 }
 
-/* dpo_step_lora_dropout_k70_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
-static void dpo_step_lora_dropout_k70_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t53, const float *restrict t54, long B) {
+/* dpo_step_lora_dropout_k77_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+static void dpo_step_lora_dropout_k77_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t53, const float *restrict t54, long B) {
     const long rows = 17, n = B;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -14158,8 +14245,8 @@ static void dpo_step_lora_dropout_k70_log_sigmoid(float *restrict losses, const 
     }
 }
 
-/* dpo_step_lora_dropout_k71_lm_head: t55 = Σ(losses · loss_weights)  [lm_head] */
-static void dpo_step_lora_dropout_k71_lm_head(float *restrict t55, const float *restrict loss_weights, const float *restrict losses, long B) {
+/* dpo_step_lora_dropout_k78_lm_head: t55 = Σ(losses · loss_weights)  [lm_head] */
+static void dpo_step_lora_dropout_k78_lm_head(float *restrict t55, const float *restrict loss_weights, const float *restrict losses, long B) {
     /* one result per row */
     const long rows = B, n = 17;
     #pragma omp parallel for if (rows * n > 32768)
@@ -14175,8 +14262,8 @@ static void dpo_step_lora_dropout_k71_lm_head(float *restrict t55, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k72_lm_head: t56 = Σ(t55 · pair_weight)  [lm_head; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_lora_dropout_k72_lm_head(float *restrict t56, const float *restrict pair_weight, const float *restrict t55, long B) {
+/* dpo_step_lora_dropout_k79_lm_head: t56 = Σ(t55 · pair_weight)  [lm_head; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_lora_dropout_k79_lm_head(float *restrict t56, const float *restrict pair_weight, const float *restrict t55, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -14189,8 +14276,8 @@ static void dpo_step_lora_dropout_k72_lm_head(float *restrict t56, const float *
     t56[r] = acc0;
 }
 
-/* dpo_step_lora_dropout_k73_sft: t57 = Σ((-(carry1 / carry3)) · pair_weight)  [lm_head/sft; lm_head/dpo_loss/weighted_sum] */
-static void dpo_step_lora_dropout_k73_sft(float *restrict t57, const float *restrict pair_weight, const float *restrict carry1, const float *restrict carry3, long B) {
+/* dpo_step_lora_dropout_k80_sft: t57 = Σ((-(carry1 / carry3)) · pair_weight)  [lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_lora_dropout_k80_sft(float *restrict t57, const float *restrict pair_weight, const float *restrict carry1, const float *restrict carry3, long B) {
     /* one result per row */
     const long n = B;
     const long r = 0;
@@ -14205,8 +14292,8 @@ static void dpo_step_lora_dropout_k73_sft(float *restrict t57, const float *rest
     t57[r] = acc0;
 }
 
-/* dpo_step_lora_dropout_k74_dpo_loss: loss = pref_loss_ratio · t56 + sft_loss_ratio · t57  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
-static void dpo_step_lora_dropout_k74_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t56, const float *restrict t57) {
+/* dpo_step_lora_dropout_k81_dpo_loss: loss = pref_loss_ratio · t56 + sft_loss_ratio · t57  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+static void dpo_step_lora_dropout_k81_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t56, const float *restrict t57) {
     const long n = 1;
     float v0 = (pref_loss_ratio[0]) * (t56[0]);
     float v1 = (sft_loss_ratio[0]) * (t57[0]);
@@ -14214,8 +14301,8 @@ static void dpo_step_lora_dropout_k74_dpo_loss(float *restrict loss, const float
     loss[0] = v2;
 }
 
-/* dpo_step_lora_dropout_k75_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
-static void dpo_step_lora_dropout_k75_log_sigmoid_grad(float *restrict t58, float *restrict t59, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t53, const float *restrict t54, long B) {
+/* dpo_step_lora_dropout_k82_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_step_lora_dropout_k82_log_sigmoid_grad(float *restrict t58, float *restrict t59, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t50, const float *restrict t51, const float *restrict t52, const float *restrict t53, const float *restrict t54, long B) {
     const long n = B;
     float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
     float v1 = 1.0f * (pref_loss_ratio[0]);
@@ -15105,8 +15192,8 @@ static void dpo_step_lora_dropout_k75_log_sigmoid_grad(float *restrict t58, floa
     }
 }
 
-/* dpo_step_lora_dropout_k76_dpo_sigmoid: t60 = 0  [lm_head/dpo_sigmoid] */
-static void dpo_step_lora_dropout_k76_dpo_sigmoid(float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k83_dpo_sigmoid: t60 = 0  [lm_head/dpo_sigmoid] */
+static void dpo_step_lora_dropout_k83_dpo_sigmoid(float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15117,8 +15204,8 @@ static void dpo_step_lora_dropout_k76_dpo_sigmoid(float *restrict t60, long B, l
     }
 }
 
-/* dpo_step_lora_dropout_k77_lm_head: t61 = carry0[scored]  [lm_chunk_backward/lm_head] */
-static void dpo_step_lora_dropout_k77_lm_head(float *restrict t61, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+/* dpo_step_lora_dropout_k84_lm_head: t61 = carry0[scored]  [lm_chunk_backward/lm_head] */
+static void dpo_step_lora_dropout_k84_lm_head(float *restrict t61, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15131,8 +15218,8 @@ static void dpo_step_lora_dropout_k77_lm_head(float *restrict t61, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k78_rmsnorm: t62 = Σ(t61²)  [lm_chunk_backward/lm_head/rmsnorm] */
-static void dpo_step_lora_dropout_k78_rmsnorm(float *restrict t62, const float *restrict t61, long CR, long HD2, long KVH, long REP) {
+/* dpo_step_lora_dropout_k85_rmsnorm: t62 = Σ(t61²)  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_lora_dropout_k85_rmsnorm(float *restrict t62, const float *restrict t61, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -15148,8 +15235,8 @@ static void dpo_step_lora_dropout_k78_rmsnorm(float *restrict t62, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k79_rmsnorm: t63 = (t61 · rsqrt(t62 / D + norm_eps)) · final_norm  [lm_chunk_backward/lm_head/rmsnorm] */
-static void dpo_step_lora_dropout_k79_rmsnorm(float *restrict t63, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t61, const float *restrict t62, long CR, long HD2, long KVH, long REP) {
+/* dpo_step_lora_dropout_k86_rmsnorm: t63 = (t61 · rsqrt(t62 / D + norm_eps)) · final_norm  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_lora_dropout_k86_rmsnorm(float *restrict t63, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t61, const float *restrict t62, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15166,8 +15253,8 @@ static void dpo_step_lora_dropout_k79_rmsnorm(float *restrict t63, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k80_lm_head: t64[CR, V] = t63 · lm_headᵀ  [lm_chunk_backward/lm_head] */
-static void dpo_step_lora_dropout_k80_lm_head(float *restrict t64, const float *restrict lm_head, const float *restrict t63, long CR, long HD2, long KVH, long REP, long V) {
+/* dpo_step_lora_dropout_k87_lm_head: t64[CR, V] = t63 · lm_headᵀ  [lm_chunk_backward/lm_head] */
+static void dpo_step_lora_dropout_k87_lm_head(float *restrict t64, const float *restrict lm_head, const float *restrict t63, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     if (CR != 1) {
         la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t63, D, lm_head, D, 0.0f, t64, V);
@@ -15184,8 +15271,8 @@ static void dpo_step_lora_dropout_k80_lm_head(float *restrict t64, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k81_log_softmax: t65 = max(t64)  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_lora_dropout_k81_log_softmax(float *restrict t65, const float *restrict t64, long CR, long V) {
+/* dpo_step_lora_dropout_k88_log_softmax: t65 = max(t64)  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_dropout_k88_log_softmax(float *restrict t65, const float *restrict t64, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15199,8 +15286,8 @@ static void dpo_step_lora_dropout_k81_log_softmax(float *restrict t65, const flo
     }
 }
 
-/* dpo_step_lora_dropout_k82_log_softmax: t66 = Σ(exp(t64 - t65))  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
-static void dpo_step_lora_dropout_k82_log_softmax(float *restrict t66, const float *restrict t64, const float *restrict t65, long CR, long V) {
+/* dpo_step_lora_dropout_k89_log_softmax: t66 = Σ(exp(t64 - t65))  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_dropout_k89_log_softmax(float *restrict t66, const float *restrict t64, const float *restrict t65, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15218,8 +15305,8 @@ static void dpo_step_lora_dropout_k82_log_softmax(float *restrict t66, const flo
     }
 }
 
-/* dpo_step_lora_dropout_k83_sequence_logps_grad: t67 = -(1 · t58); t68 = -(1 · t59)  [lm_chunk_backward/lm_head/sequence_logps; lm_chunk_backward; lm_chunk_backward/grad; lm_chunk_backward/lm_head/sequence_logps/grad] */
-static void dpo_step_lora_dropout_k83_sequence_logps_grad(float *restrict t67, float *restrict t68, const float *restrict t58, const float *restrict t59, long B) {
+/* dpo_step_lora_dropout_k90_sequence_logps_grad: t67 = -(1 · t58); t68 = -(1 · t59)  [lm_chunk_backward/lm_head/sequence_logps; lm_chunk_backward; lm_chunk_backward/grad; lm_chunk_backward/lm_head/sequence_logps/grad] */
+static void dpo_step_lora_dropout_k90_sequence_logps_grad(float *restrict t67, float *restrict t68, const float *restrict t58, const float *restrict t59, long B) {
     const long rows = B, n = 1;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -15237,8 +15324,8 @@ static void dpo_step_lora_dropout_k83_sequence_logps_grad(float *restrict t67, f
     }
 }
 
-/* dpo_step_lora_dropout_k84_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk_backward/lm_head/sequence_logps/cross_entropy; lm_chunk_backward/lm_head/sequence_logps/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
-static void dpo_step_lora_dropout_k84_log_softmax_grad(float *t69, const float *t64, const int32_t *scored_pair, const int32_t *chosen_targets, const int32_t *rejected_targets, const float *chosen_mask, const float *rejected_mask, const float *t65, const float *t66, const float *t67, const float *t68, long CR, long V) {
+/* dpo_step_lora_dropout_k91_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk_backward/lm_head/sequence_logps/cross_entropy; lm_chunk_backward/lm_head/sequence_logps/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_lora_dropout_k91_log_softmax_grad(float *t69, const float *t64, const int32_t *scored_pair, const int32_t *chosen_targets, const int32_t *rejected_targets, const float *chosen_mask, const float *rejected_mask, const float *t65, const float *t66, const float *t67, const float *t68, long CR, long V) {
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -15288,14 +15375,14 @@ static void dpo_step_lora_dropout_k84_log_softmax_grad(float *t69, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k85_lm_head_grad_in: t70[CR, D] = t69 · lm_head  [lm_chunk_backward/lm_head/grad] */
-static void dpo_step_lora_dropout_k85_lm_head_grad_in(float *restrict t70, const float *restrict lm_head, const float *restrict t69, long CR, long HD2, long KVH, long REP, long V) {
+/* dpo_step_lora_dropout_k92_lm_head_grad_in: t70[CR, D] = t69 · lm_head  [lm_chunk_backward/lm_head/grad] */
+static void dpo_step_lora_dropout_k92_lm_head_grad_in(float *restrict t70, const float *restrict lm_head, const float *restrict t69, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t69, V, lm_head, D, 0.0f, t70, D);
 }
 
-/* dpo_step_lora_dropout_k86_rmsnorm_grad: t71 = Σ((t70 · final_norm) · t61)  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad] */
-static void dpo_step_lora_dropout_k86_rmsnorm_grad(float *restrict t71, const float *restrict final_norm, const float *restrict t61, const float *restrict t70, long CR, long HD2, long KVH, long REP) {
+/* dpo_step_lora_dropout_k93_rmsnorm_grad: t71 = Σ((t70 · final_norm) · t61)  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad] */
+static void dpo_step_lora_dropout_k93_rmsnorm_grad(float *restrict t71, const float *restrict final_norm, const float *restrict t61, const float *restrict t70, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -15312,8 +15399,8 @@ static void dpo_step_lora_dropout_k86_rmsnorm_grad(float *restrict t71, const fl
     }
 }
 
-/* dpo_step_lora_dropout_k87_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad; lm_chunk_backward/lm_head/grad] */
-static void dpo_step_lora_dropout_k87_rmsnorm_grad_scatter_add(float *restrict t72, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t61, const float *restrict t62, const float *restrict t70, const float *restrict t71, long B, long CR, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k94_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad; lm_chunk_backward/lm_head/grad] */
+static void dpo_step_lora_dropout_k94_rmsnorm_grad_scatter_add(float *restrict t72, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t61, const float *restrict t62, const float *restrict t70, const float *restrict t71, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     memset(t72, 0, sizeof(float) * (size_t)(B*T*D));
     const long rows = CR, n = D;
@@ -15338,8 +15425,8 @@ static void dpo_step_lora_dropout_k87_rmsnorm_grad_scatter_add(float *restrict t
     }
 }
 
-/* dpo_step_lora_dropout_k88_lm_chunk_backward: carry7_next = carry7 + t72  [lm_chunk_backward/lm_head/grad; lm_chunk_backward] */
-static void dpo_step_lora_dropout_k88_lm_chunk_backward(float *restrict carry7_next, const float *restrict carry7, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k95_lm_chunk_backward: carry7_next = carry7 + t72  [lm_chunk_backward/lm_head/grad; lm_chunk_backward] */
+static void dpo_step_lora_dropout_k95_lm_chunk_backward(float *restrict carry7_next, const float *restrict carry7, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15351,8 +15438,8 @@ static void dpo_step_lora_dropout_k88_lm_chunk_backward(float *restrict carry7_n
     }
 }
 
-/* dpo_step_lora_dropout_k89_rmsnorm: t73 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void dpo_step_lora_dropout_k89_rmsnorm(float *restrict t73, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k96_rmsnorm: t73 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void dpo_step_lora_dropout_k96_rmsnorm(float *restrict t73, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -15368,8 +15455,8 @@ static void dpo_step_lora_dropout_k89_rmsnorm(float *restrict t73, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k90_rmsnorm: t74 = (saved_x · rsqrt(t73 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
-static void dpo_step_lora_dropout_k90_rmsnorm(float *restrict t74, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t73, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k97_rmsnorm: t74 = (saved_x · rsqrt(t73 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void dpo_step_lora_dropout_k97_rmsnorm(float *restrict t74, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t73, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15387,8 +15474,8 @@ static void dpo_step_lora_dropout_k90_rmsnorm(float *restrict t74, const float *
     }
 }
 
-/* dpo_step_lora_dropout_k91_dropout: t75 = (t74 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void dpo_step_lora_dropout_k91_dropout(float *restrict t75, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t74, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k98_dropout: t75 = (t74 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void dpo_step_lora_dropout_k98_dropout(float *restrict t75, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t74, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15405,26 +15492,8 @@ static void dpo_step_lora_dropout_k91_dropout(float *restrict t75, const int32_t
     }
 }
 
-/* dpo_step_lora_dropout_k92_lora_a_wq: t76[B*T, R] = t75 · lora_a_wqᵀ  [layer_backward/attention/lora] */
-static void dpo_step_lora_dropout_k92_lora_a_wq(float *restrict t76, const float *restrict lora_a_wq, const float *restrict t75, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t75, D, lora_a_wq, D, 0.0f, t76, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wq + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t75)[c];
-        (t76)[r] = acc;
-    }
-}
-
-/* dpo_step_lora_dropout_k93_dropout: t77 = (t74 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void dpo_step_lora_dropout_k93_dropout(float *restrict t77, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t74, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k99_dropout: t76 = (t74 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void dpo_step_lora_dropout_k99_dropout(float *restrict t76, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t74, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15436,31 +15505,13 @@ static void dpo_step_lora_dropout_k93_dropout(float *restrict t77, const float *
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
             float v2 = (t74[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t77[r * n + j] = v5;
+            t76[r * n + j] = v5;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k94_lora_a_wk: t78[B*T, R] = t77 · lora_a_wkᵀ  [layer_backward/attention/lora] */
-static void dpo_step_lora_dropout_k94_lora_a_wk(float *restrict t78, const float *restrict lora_a_wk, const float *restrict t77, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t77, D, lora_a_wk, D, 0.0f, t78, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wk + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t77)[c];
-        (t78)[r] = acc;
-    }
-}
-
-/* dpo_step_lora_dropout_k95_dropout: t79 = (t74 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void dpo_step_lora_dropout_k95_dropout(float *restrict t79, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t74, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k100_dropout: t77 = (t74 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void dpo_step_lora_dropout_k100_dropout(float *restrict t77, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t74, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15472,31 +15523,13 @@ static void dpo_step_lora_dropout_k95_dropout(float *restrict t79, const float *
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
             float v2 = (t74[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t79[r * n + j] = v5;
+            t77[r * n + j] = v5;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k96_lora_a_wv: t80[B*T, R] = t79 · lora_a_wvᵀ  [layer_backward/attention/lora] */
-static void dpo_step_lora_dropout_k96_lora_a_wv(float *restrict t80, const float *restrict lora_a_wv, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t79, D, lora_a_wv, D, 0.0f, t80, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wv + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t79)[c];
-        (t80)[r] = acc;
-    }
-}
-
-/* dpo_step_lora_dropout_k97_scores_matmul: t81[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void dpo_step_lora_dropout_k97_scores_matmul(float *restrict t81, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k101_scores_matmul: t78[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void dpo_step_lora_dropout_k101_scores_matmul(float *restrict t78, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -15507,11 +15540,11 @@ static void dpo_step_lora_dropout_k97_scores_matmul(float *restrict t81, const f
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t81 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t78 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_lora_dropout_k98_attention: t82 = exp([i4 ≤ i3 + 0] · t2 ? t81 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] · t2 ? t81 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void dpo_step_lora_dropout_k98_attention(float *restrict t82, const float *restrict t2, const float *restrict t81, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k102_attention: t79 = exp([i4 ≤ i3 + 0] · t2 ? t78 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] · t2 ? t78 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void dpo_step_lora_dropout_k102_attention(float *restrict t79, const float *restrict t2, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -15526,7 +15559,7 @@ static void dpo_step_lora_dropout_k98_attention(float *restrict t82, const float
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
             float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
-            float v4 = (t81[r * n + j0]) * v3;
+            float v4 = (t78[r * n + j0]) * v3;
             float v5 = v2 != 0.0f ? v4 : (-INFINITY);
             acc0 = fmaxf(acc0, v5);
         }
@@ -15535,17 +15568,17 @@ static void dpo_step_lora_dropout_k98_attention(float *restrict t82, const float
             float v6 = (float)i3 + 0.0f;
             float v7 = (float)j <= v6 ? 1.0f : 0.0f;
             float v8 = v7 * (t2[((i0) * T + i3) * T + j]);
-            float v9 = (t81[r * n + j]) * v3;
+            float v9 = (t78[r * n + j]) * v3;
             float v10 = v8 != 0.0f ? v9 : (-INFINITY);
             float v12 = v10 - v11;
             float v13 = la_expf(v12);
-            t82[r * n + j] = v13;
+            t79[r * n + j] = v13;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k99_softmax: t83 = Σ(t82)  [layer_backward/attention/attention/softmax] */
-static void dpo_step_lora_dropout_k99_softmax(float *restrict t83, const float *restrict t82, long B, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k103_softmax: t80 = Σ(t79)  [layer_backward/attention/attention/softmax] */
+static void dpo_step_lora_dropout_k103_softmax(float *restrict t80, const float *restrict t79, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = T;
@@ -15554,14 +15587,14 @@ static void dpo_step_lora_dropout_k99_softmax(float *restrict t83, const float *
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t82[r * n + j0];
+            acc0 += t79[r * n + j0];
         }
-        t83[r] = acc0;
+        t80[r] = acc0;
     }
 }
 
-/* dpo_step_lora_dropout_k100_softmax: t84 = t82 / t83  [layer_backward/attention/attention/softmax] */
-static void dpo_step_lora_dropout_k100_softmax(float *restrict t84, const float *restrict t82, const float *restrict t83, long B, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k104_softmax: t81 = t79 / t80  [layer_backward/attention/attention/softmax] */
+static void dpo_step_lora_dropout_k104_softmax(float *restrict t81, const float *restrict t79, const float *restrict t80, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15571,14 +15604,14 @@ static void dpo_step_lora_dropout_k100_softmax(float *restrict t84, const float 
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t82[r * n + j]) / (t83[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t84[r * n + j] = v0;
+            float v0 = (t79[r * n + j]) / (t80[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t81[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k101_dropout: t85 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/attention] */
-static void dpo_step_lora_dropout_k101_dropout(float *restrict t85, const float *restrict saved_attn, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k105_dropout: t82 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/attention] */
+static void dpo_step_lora_dropout_k105_dropout(float *restrict t82, const float *restrict saved_attn, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15590,31 +15623,13 @@ static void dpo_step_lora_dropout_k101_dropout(float *restrict t85, const float 
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
             float v2 = (saved_attn[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t85[r * n + j] = v5;
+            t82[r * n + j] = v5;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k102_lora_a_wo: t86[B*T, R] = t85 · lora_a_woᵀ  [layer_backward/attention/lora] */
-static void dpo_step_lora_dropout_k102_lora_a_wo(float *restrict t86, const float *restrict lora_a_wo, const float *restrict t85, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t85, D, lora_a_wo, D, 0.0f, t86, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wo + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t85)[c];
-        (t86)[r] = acc;
-    }
-}
-
-/* dpo_step_lora_dropout_k103_rmsnorm: t87 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void dpo_step_lora_dropout_k103_rmsnorm(float *restrict t87, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k106_rmsnorm: t83 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void dpo_step_lora_dropout_k106_rmsnorm(float *restrict t83, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -15626,12 +15641,12 @@ static void dpo_step_lora_dropout_k103_rmsnorm(float *restrict t87, const float 
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t87[r] = acc0;
+        t83[r] = acc0;
     }
 }
 
-/* dpo_step_lora_dropout_k104_rmsnorm: t88 = rsqrt(t87 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void dpo_step_lora_dropout_k104_rmsnorm(float *t88, const float *norm_eps, const float *t87, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k107_rmsnorm: t84 = rsqrt(t83 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void dpo_step_lora_dropout_k107_rmsnorm(float *t84, const float *norm_eps, const float *t83, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15639,16 +15654,16 @@ static void dpo_step_lora_dropout_k104_rmsnorm(float *t88, const float *norm_eps
         const long i0 = r;
         #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t87[(i0) * T + j / 1]) / ((float)(D));
+            float v0 = (t83[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t88[r * n + j] = v2;
+            t84[r * n + j] = v2;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k105_dropout: t89 = (((saved_h · t88) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
-static void dpo_step_lora_dropout_k105_dropout(float *restrict t89, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const float *restrict t88, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k108_dropout: t85 = (((saved_h · t84) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void dpo_step_lora_dropout_k108_dropout(float *restrict t85, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15657,37 +15672,19 @@ static void dpo_step_lora_dropout_k105_dropout(float *restrict t89, const float 
         float v5 = 1.0f - (lora_dropout[0]);
         float v6 = 1.0f / v5;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t88[(i0 / T) * T + (i0) % T]);
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t84[(i0 / T) * T + (i0) % T]);
             float v1 = v0 * (ffn_norm[j]);
             float v2 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), r * n + j);
             float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
             float v4 = v1 * v3;
             float v7 = v4 * v6;
-            t89[r * n + j] = v7;
+            t85[r * n + j] = v7;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k106_lora_a_w1: t90[B*T, R] = t89 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void dpo_step_lora_dropout_k106_lora_a_w1(float *restrict t90, const float *restrict lora_a_w1, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t89, D, lora_a_w1, D, 0.0f, t90, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w1 + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t89)[c];
-        (t90)[r] = acc;
-    }
-}
-
-/* dpo_step_lora_dropout_k107_silu: t91 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu] */
-static void dpo_step_lora_dropout_k107_silu(float *restrict t91, const float *restrict saved_gate, long B, long F, long T) {
+/* dpo_step_lora_dropout_k109_silu: t86 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu] */
+static void dpo_step_lora_dropout_k109_silu(float *restrict t86, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -15696,13 +15693,13 @@ static void dpo_step_lora_dropout_k107_silu(float *restrict t91, const float *re
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t91[r * n + j] = v3;
+            t86[r * n + j] = v3;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k108_dropout: t92 = (((saved_h · t88) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
-static void dpo_step_lora_dropout_k108_dropout(float *restrict t92, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w3, const float *restrict t88, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k110_dropout: t87 = (((saved_h · t84) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void dpo_step_lora_dropout_k110_dropout(float *restrict t87, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w3, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15711,37 +15708,19 @@ static void dpo_step_lora_dropout_k108_dropout(float *restrict t92, const float 
         float v5 = 1.0f - (lora_dropout[0]);
         float v6 = 1.0f / v5;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t88[(i0 / T) * T + (i0) % T]);
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t84[(i0 / T) * T + (i0) % T]);
             float v1 = v0 * (ffn_norm[j]);
             float v2 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), r * n + j);
             float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
             float v4 = v1 * v3;
             float v7 = v4 * v6;
-            t92[r * n + j] = v7;
+            t87[r * n + j] = v7;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k109_lora_a_w3: t93[B*T, R] = t92 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void dpo_step_lora_dropout_k109_lora_a_w3(float *restrict t93, const float *restrict lora_a_w3, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t92, D, lora_a_w3, D, 0.0f, t93, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w3 + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t92)[c];
-        (t93)[r] = acc;
-    }
-}
-
-/* dpo_step_lora_dropout_k110_dropout: t94 = ((t91 · saved_up) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up; layer_backward/ffn; layer_backward/ffn/lora/dropout] */
-static void dpo_step_lora_dropout_k110_dropout(float *restrict t94, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t91, long B, long F, long T) {
+/* dpo_step_lora_dropout_k111_dropout: t88 = ((t86 · saved_up) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up; layer_backward/ffn; layer_backward/ffn/lora/dropout] */
+static void dpo_step_lora_dropout_k111_dropout(float *restrict t88, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t86, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -15749,65 +15728,48 @@ static void dpo_step_lora_dropout_k110_dropout(float *restrict t94, const float 
         float v4 = 1.0f - (lora_dropout[0]);
         float v5 = 1.0f / v4;
         for (long j = 0; j < n; j++) {
-            float v0 = (t91[((i0 / T) * T + (i0) % T) * F + j]) * (saved_up[((i0 / T) * T + (i0) % T) * F + j]);
+            float v0 = (t86[((i0 / T) * T + (i0) % T) * F + j]) * (saved_up[((i0 / T) * T + (i0) % T) * F + j]);
             float v1 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), r * n + j);
             float v2 = lora_dropout[0] <= v1 ? 1.0f : 0.0f;
             float v3 = v0 * v2;
             float v6 = v3 * v5;
-            t94[r * n + j] = v6;
+            t88[r * n + j] = v6;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k111_lora_a_w2: t95[B*T, R] = t94 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
-static void dpo_step_lora_dropout_k111_lora_a_w2(float *restrict t95, const float *restrict lora_a_w2, const float *restrict t94, long B, long F, long R, long T) {
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t94, F, lora_a_w2, F, 0.0f, t95, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * F >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w2 + r * F;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t94)[c];
-        (t95)[r] = acc;
-    }
+/* dpo_step_lora_dropout_k112_lora_b_w2_grad_in: t89[B*T, R] = carry8 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_dropout_k112_lora_b_w2_grad_in(float *restrict t89, const float *restrict carry8, const float *restrict lora_b_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, carry8, D, lora_b_w2, R, 0.0f, t89, R);
 }
 
-/* dpo_step_lora_dropout_k112_lora: t96 = carry8 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
-static void dpo_step_lora_dropout_k112_lora(float *restrict t96, const float *restrict carry8, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+/* dpo_step_lora_dropout_k113_lora: t90 = t89 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_dropout_k113_lora(float *t90, const float *lora_scale_w2, const float *t89, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (carry8[r * n + j]) * (lora_scale_w2[0]);
-            t96[r * n + j] = v0;
+            float v0 = (t89[r * n + j]) * (lora_scale_w2[0]);
+            t90[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k113_lora_b_w2_grad_in: t97[B*T, R] = t96 · lora_b_w2  [layer_backward/ffn/lora/grad] */
-static void dpo_step_lora_dropout_k113_lora_b_w2_grad_in(float *restrict t97, const float *restrict lora_b_w2, const float *restrict t96, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k114_lora_a_w2_grad_in: t91[B*T, F] = t90 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_dropout_k114_lora_a_w2_grad_in(float *restrict t91, const float *restrict lora_a_w2, const float *restrict t90, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t90, R, lora_a_w2, F, 0.0f, t91, F);
+}
+
+/* dpo_step_lora_dropout_k115_w2_grad_in: t92[B*T, F] = carry8 · w2  [layer_backward/ffn/grad] */
+static void dpo_step_lora_dropout_k115_w2_grad_in(float *restrict t92, const float *restrict carry8, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t96, D, lora_b_w2, R, 0.0f, t97, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry8, D, w2, F, 0.0f, t92, F);
 }
 
-/* dpo_step_lora_dropout_k114_lora_a_w2_grad_in: t98[B*T, F] = t97 · lora_a_w2  [layer_backward/ffn/lora/grad] */
-static void dpo_step_lora_dropout_k114_lora_a_w2_grad_in(float *restrict t98, const float *restrict lora_a_w2, const float *restrict t97, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t97, R, lora_a_w2, F, 0.0f, t98, F);
-}
-
-/* dpo_step_lora_dropout_k115_w2_grad_in: t99[B*T, F] = carry8 · w2  [layer_backward/ffn/grad] */
-static void dpo_step_lora_dropout_k115_w2_grad_in(float *restrict t99, const float *restrict carry8, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry8, D, w2, F, 0.0f, t99, F);
-}
-
-/* dpo_step_lora_dropout_k116_dropout: t100 = ((t98 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)] + t99) · t91  [layer_backward/attention/lora/dropout; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void dpo_step_lora_dropout_k116_dropout(float *restrict t100, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t91, const float *restrict t98, const float *restrict t99, long B, long F, long T) {
+/* dpo_step_lora_dropout_k116_dropout: t93 = ((t91 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)] + t92) · t86  [layer_backward/attention/lora/dropout; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_dropout_k116_dropout(float *restrict t93, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t86, const float *restrict t91, const float *restrict t92, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -15816,48 +15778,49 @@ static void dpo_step_lora_dropout_k116_dropout(float *restrict t100, const float
         float v0 = 1.0f - (lora_dropout[0]);
         float v1 = 1.0f / v0;
         for (long j = 0; j < n; j++) {
-            float v2 = (t98[((i0) * T + i1) * F + j]) * v1;
+            float v2 = (t91[((i0) * T + i1) * F + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t99[r * n + j];
-            float v7 = v6 * (t91[r * n + j]);
-            t100[r * n + j] = v7;
+            float v6 = v5 + t92[r * n + j];
+            float v7 = v6 * (t86[r * n + j]);
+            t93[r * n + j] = v7;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k117_lora: t101 = t100 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_dropout_k117_lora(float *restrict t101, const float *restrict lora_scale_w3, const float *restrict t100, long B, long F, long T) {
-    const long rows = B*T, n = F;
+/* dpo_step_lora_dropout_k117_lora_b_w3_grad_in: t94[B*T, R] = t93 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_k117_lora_b_w3_grad_in(float *restrict t94, const float *restrict lora_b_w3, const float *restrict t93, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t93, F, lora_b_w3, R, 0.0f, t94, R);
+}
+
+/* dpo_step_lora_dropout_k118_lora: t95 = t94 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_k118_lora(float *t95, const float *lora_scale_w3, const float *t94, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t100[r * n + j]) * (lora_scale_w3[0]);
-            t101[r * n + j] = v0;
+            float v0 = (t94[r * n + j]) * (lora_scale_w3[0]);
+            t95[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k118_lora_b_w3_grad_in: t102[B*T, R] = t101 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_dropout_k118_lora_b_w3_grad_in(float *restrict t102, const float *restrict lora_b_w3, const float *restrict t101, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t101, F, lora_b_w3, R, 0.0f, t102, R);
+/* dpo_step_lora_dropout_k119_lora_a_w3_grad_in: t96[B*T, D] = t95 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_k119_lora_a_w3_grad_in(float *restrict t96, const float *restrict lora_a_w3, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t95, R, lora_a_w3, D, 0.0f, t96, D);
 }
 
-/* dpo_step_lora_dropout_k119_lora_a_w3_grad_in: t103[B*T, D] = t102 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_dropout_k119_lora_a_w3_grad_in(float *restrict t103, const float *restrict lora_a_w3, const float *restrict t102, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k120_w3_grad_in: t97[B*T, D] = t93 · w3  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_dropout_k120_w3_grad_in(float *restrict t97, const float *restrict w3, const float *restrict t93, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t102, R, lora_a_w3, D, 0.0f, t103, D);
-}
-
-/* dpo_step_lora_dropout_k120_w3_grad_in: t104[B*T, D] = t100 · w3  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_lora_dropout_k120_w3_grad_in(float *restrict t104, const float *restrict w3, const float *restrict t100, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t100, F, w3, D, 0.0f, t104, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t93, F, w3, D, 0.0f, t97, D);
 }
 
 /* dpo_step_lora_dropout_k121_dropout: sub, div, neg, exp, add, random, cmple, mul, mul, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void dpo_step_lora_dropout_k121_dropout(float *t105, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t91, const float *t98, const float *t99, long B, long F, long T) {
+static void dpo_step_lora_dropout_k121_dropout(float *t98, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t86, const float *t91, const float *t92, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -15867,58 +15830,59 @@ static void dpo_step_lora_dropout_k121_dropout(float *t105, const float *saved_g
         float v1 = 1.0f / v0;
         #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v2 = (t98[((i0) * T + i1) * F + j]) * v1;
+            float v2 = (t91[((i0) * T + i1) * F + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t99[r * n + j];
+            float v6 = v5 + t92[r * n + j];
             float v7 = v6 * (saved_up[r * n + j]);
             float v8 = -(saved_gate[r * n + j]);
             float v9 = la_expf(v8);
             float v10 = 1.0f + v9;
             float v11 = v7 / v10;
-            float v12 = v7 * (t91[r * n + j]);
+            float v12 = v7 * (t86[r * n + j]);
             float v13 = v12 / v10;
             float v14 = -v13;
             float v15 = v14 * v9;
             float v16 = -v15;
             float v17 = v11 + v16;
-            t105[r * n + j] = v17;
+            t98[r * n + j] = v17;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k122_lora: t106 = t105 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_dropout_k122_lora(float *restrict t106, const float *restrict lora_scale_w1, const float *restrict t105, long B, long F, long T) {
-    const long rows = B*T, n = F;
+/* dpo_step_lora_dropout_k122_lora_b_w1_grad_in: t99[B*T, R] = t98 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_k122_lora_b_w1_grad_in(float *restrict t99, const float *restrict lora_b_w1, const float *restrict t98, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t98, F, lora_b_w1, R, 0.0f, t99, R);
+}
+
+/* dpo_step_lora_dropout_k123_lora: t100 = t99 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_k123_lora(float *t100, const float *lora_scale_w1, const float *t99, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t105[r * n + j]) * (lora_scale_w1[0]);
-            t106[r * n + j] = v0;
+            float v0 = (t99[r * n + j]) * (lora_scale_w1[0]);
+            t100[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k123_lora_b_w1_grad_in: t107[B*T, R] = t106 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_dropout_k123_lora_b_w1_grad_in(float *restrict t107, const float *restrict lora_b_w1, const float *restrict t106, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t106, F, lora_b_w1, R, 0.0f, t107, R);
+/* dpo_step_lora_dropout_k124_lora_a_w1_grad_in: t101[B*T, D] = t100 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_dropout_k124_lora_a_w1_grad_in(float *restrict t101, const float *restrict lora_a_w1, const float *restrict t100, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t100, R, lora_a_w1, D, 0.0f, t101, D);
 }
 
-/* dpo_step_lora_dropout_k124_lora_a_w1_grad_in: t108[B*T, D] = t107 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void dpo_step_lora_dropout_k124_lora_a_w1_grad_in(float *restrict t108, const float *restrict lora_a_w1, const float *restrict t107, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k125_w1_grad_in: t102[B*T, D] = t98 · w1  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_dropout_k125_w1_grad_in(float *restrict t102, const float *restrict w1, const float *restrict t98, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t107, R, lora_a_w1, D, 0.0f, t108, D);
-}
-
-/* dpo_step_lora_dropout_k125_w1_grad_in: t109[B*T, D] = t105 · w1  [layer_backward/ffn/gate_up/grad] */
-static void dpo_step_lora_dropout_k125_w1_grad_in(float *restrict t109, const float *restrict w1, const float *restrict t105, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t105, F, w1, D, 0.0f, t109, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t98, F, w1, D, 0.0f, t102, D);
 }
 
 /* dpo_step_lora_dropout_k126_rmsnorm_grad: sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/lora/dropout; layer_backward/ffn/gate_up/lora/dropout/grad; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void dpo_step_lora_dropout_k126_rmsnorm_grad(float *restrict t110, const float *restrict carry8, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const int32_t *restrict lora_dropout_key_w3, const float *restrict t88, const float *restrict t103, const float *restrict t104, const float *restrict t108, const float *restrict t109, long B, long HD2, long KVH, long REP, long T) {
+static void dpo_step_lora_dropout_k126_rmsnorm_grad(float *restrict t103, const float *restrict carry8, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const int32_t *restrict lora_dropout_key_w3, const float *restrict t84, const float *restrict t96, const float *restrict t97, const float *restrict t101, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -15930,82 +15894,82 @@ static void dpo_step_lora_dropout_k126_rmsnorm_grad(float *restrict t110, const 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t103[((i0) * T + i1) * D + j0]) * v1;
+            float v2 = (t96[((i0) * T + i1) * D + j0]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j0);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t104[r * n + j0];
-            float v7 = (t108[((i0) * T + i1) * D + j0]) * v1;
+            float v6 = v5 + t97[r * n + j0];
+            float v7 = (t101[((i0) * T + i1) * D + j0]) * v1;
             float v8 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j0);
             float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
             float v10 = v7 * v9;
             float v11 = v6 + v10;
-            float v12 = v11 + t109[r * n + j0];
+            float v12 = v11 + t102[r * n + j0];
             float v13 = v12 * (ffn_norm[j0]);
             float v14 = v13 * (saved_h[r * n + j0]);
             acc0 += v14;
         }
-        float v29 = acc0 * (t88[(i0) * T + i1]);
-        float v30 = v29 * (t88[(i0) * T + i1]);
-        float v31 = v30 * (t88[(i0) * T + i1]);
+        float v29 = acc0 * (t84[(i0) * T + i1]);
+        float v30 = v29 * (t84[(i0) * T + i1]);
+        float v31 = v30 * (t84[(i0) * T + i1]);
         float v32 = v31 * (-0.5f);
         float v33 = v32 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v15 = (t103[((i0) * T + i1) * D + j]) * v1;
+            float v15 = (t96[((i0) * T + i1) * D + j]) * v1;
             float v16 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j);
             float v17 = lora_dropout[0] <= v16 ? 1.0f : 0.0f;
             float v18 = v15 * v17;
-            float v19 = v18 + t104[r * n + j];
-            float v20 = (t108[((i0) * T + i1) * D + j]) * v1;
+            float v19 = v18 + t97[r * n + j];
+            float v20 = (t101[((i0) * T + i1) * D + j]) * v1;
             float v21 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j);
             float v22 = lora_dropout[0] <= v21 ? 1.0f : 0.0f;
             float v23 = v20 * v22;
             float v24 = v19 + v23;
-            float v25 = v24 + t109[r * n + j];
+            float v25 = v24 + t102[r * n + j];
             float v26 = v25 * (ffn_norm[j]);
-            float v27 = v26 * (t88[(i0) * T + i1]);
+            float v27 = v26 * (t84[(i0) * T + i1]);
             float v28 = carry8[r * n + j] + v27;
             float v34 = v33 * (saved_h[r * n + j]);
             float v35 = v28 + v34;
             float v36 = v35 + v34;
-            t110[r * n + j] = v36;
+            t103[r * n + j] = v36;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k127_lora: t111 = t110 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k127_lora(float *restrict t111, const float *restrict lora_scale_wo, const float *restrict t110, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k127_lora_b_wo_grad_in: t104[B*T, R] = t103 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k127_lora_b_wo_grad_in(float *restrict t104, const float *restrict lora_b_wo, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t103, D, lora_b_wo, R, 0.0f, t104, R);
+}
+
+/* dpo_step_lora_dropout_k128_lora: t105 = t104 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k128_lora(float *t105, const float *lora_scale_wo, const float *t104, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t110[r * n + j]) * (lora_scale_wo[0]);
-            t111[r * n + j] = v0;
+            float v0 = (t104[r * n + j]) * (lora_scale_wo[0]);
+            t105[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k128_lora_b_wo_grad_in: t112[B*T, R] = t111 · lora_b_wo  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k128_lora_b_wo_grad_in(float *restrict t112, const float *restrict lora_b_wo, const float *restrict t111, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k129_lora_a_wo_grad_in: t106[B*T, D] = t105 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k129_lora_a_wo_grad_in(float *restrict t106, const float *restrict lora_a_wo, const float *restrict t105, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t111, D, lora_b_wo, R, 0.0f, t112, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t105, R, lora_a_wo, D, 0.0f, t106, D);
 }
 
-/* dpo_step_lora_dropout_k129_lora_a_wo_grad_in: t113[B*T, D] = t112 · lora_a_wo  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k129_lora_a_wo_grad_in(float *restrict t113, const float *restrict lora_a_wo, const float *restrict t112, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k130_wo_grad_in: t107[B*T, D] = t103 · wo  [layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k130_wo_grad_in(float *restrict t107, const float *restrict wo, const float *restrict t103, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t112, R, lora_a_wo, D, 0.0f, t113, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t103, D, wo, D, 0.0f, t107, D);
 }
 
-/* dpo_step_lora_dropout_k130_wo_grad_in: t114[B*T, D] = t110 · wo  [layer_backward/attention/grad] */
-static void dpo_step_lora_dropout_k130_wo_grad_in(float *restrict t114, const float *restrict wo, const float *restrict t110, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t110, D, wo, D, 0.0f, t114, D);
-}
-
-/* dpo_step_lora_dropout_k131_dropout: t115 = (t113 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)] + t114  [layer_backward/attention/lora/dropout; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void dpo_step_lora_dropout_k131_dropout(float *restrict t115, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict t113, const float *restrict t114, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k131_dropout: t108 = (t106 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)] + t107  [layer_backward/attention/lora/dropout; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k131_dropout(float *restrict t108, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict t106, const float *restrict t107, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -16015,18 +15979,18 @@ static void dpo_step_lora_dropout_k131_dropout(float *restrict t115, const float
         float v0 = 1.0f - (lora_dropout[0]);
         float v1 = 1.0f / v0;
         for (long j = 0; j < n; j++) {
-            float v2 = (t113[((i0) * T + i1) * D + j]) * v1;
+            float v2 = (t106[((i0) * T + i1) * D + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), ((i0) * T + i1) * D + j);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t114[r * n + j];
-            t115[r * n + j] = v6;
+            float v6 = v5 + t107[r * n + j];
+            t108[r * n + j] = v6;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k132_attention_grad_matmul: t116[B, KVH, REP, T, T] = t115 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void dpo_step_lora_dropout_k132_attention_grad_matmul(float *restrict t116, const float *restrict saved_v, const float *restrict t115, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k132_attention_grad_matmul: t109[B, KVH, REP, T, T] = t108 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void dpo_step_lora_dropout_k132_attention_grad_matmul(float *restrict t109, const float *restrict saved_v, const float *restrict t108, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -16037,11 +16001,11 @@ static void dpo_step_lora_dropout_k132_attention_grad_matmul(float *restrict t11
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t115 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t116 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t108 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t109 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* dpo_step_lora_dropout_k133_attention: t117 = ([i4 ≤ i3 + 0] · t2 ? (t116 / t83 + Σ(-((t116 · t84) / t83))) · t82 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void dpo_step_lora_dropout_k133_attention(float *t117, const float *t2, const float *t82, const float *t83, const float *t84, const float *t116, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k133_attention: t110 = ([i4 ≤ i3 + 0] · t2 ? (t109 / t80 + Σ(-((t109 · t81) / t80))) · t79 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void dpo_step_lora_dropout_k133_attention(float *t110, const float *t2, const float *t79, const float *t80, const float *t81, const float *t109, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -16054,8 +16018,8 @@ static void dpo_step_lora_dropout_k133_attention(float *t117, const float *t2, c
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t116[r * n + j0]) * (t84[r * n + j0]);
-            float v1 = v0 / (t83[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t109[r * n + j0]) * (t81[r * n + j0]);
+            float v1 = v0 / (t80[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -16065,18 +16029,18 @@ static void dpo_step_lora_dropout_k133_attention(float *t117, const float *t2, c
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
             float v5 = v4 * (t2[((i0) * T + i3) * T + j]);
-            float v6 = (t116[r * n + j]) / (t83[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = (t109[r * n + j]) / (t80[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v7 = v6 + acc0;
-            float v8 = v7 * (t82[r * n + j]);
+            float v8 = v7 * (t79[r * n + j]);
             float v9 = v5 != 0.0f ? v8 : 0.0f;
             float v11 = v9 * v10;
-            t117[r * n + j] = v11;
+            t110[r * n + j] = v11;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k134_scores_grad_matmul: t118[B, KVH, REP, T, HD] = t117 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void dpo_step_lora_dropout_k134_scores_grad_matmul(float *restrict t118, const float *restrict saved_k, const float *restrict t117, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k134_scores_grad_matmul: t111[B, KVH, REP, T, HD] = t110 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_lora_dropout_k134_scores_grad_matmul(float *restrict t111, const float *restrict saved_k, const float *restrict t110, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -16087,11 +16051,11 @@ static void dpo_step_lora_dropout_k134_scores_grad_matmul(float *restrict t118, 
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t117 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t118 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t110 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t111 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* dpo_step_lora_dropout_k135_attention_grad_matmul: t119[B, KVH, REP, T, HD] = t84ᵀ · t115  [layer_backward/attention/attention/grad] */
-static void dpo_step_lora_dropout_k135_attention_grad_matmul(float *restrict t119, const float *restrict t84, const float *restrict t115, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k135_attention_grad_matmul: t112[B, KVH, REP, T, HD] = t110ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void dpo_step_lora_dropout_k135_attention_grad_matmul(float *restrict t112, const float *restrict saved_q, const float *restrict t110, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -16102,11 +16066,11 @@ static void dpo_step_lora_dropout_k135_attention_grad_matmul(float *restrict t11
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t84 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t115 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t119 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t110 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t112 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* dpo_step_lora_dropout_k136_attention_grad_matmul: t120[B, KVH, REP, T, HD] = t117ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void dpo_step_lora_dropout_k136_attention_grad_matmul(float *restrict t120, const float *restrict saved_q, const float *restrict t117, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k136_attention_grad_matmul: t113[B, KVH, REP, T, HD] = t81ᵀ · t108  [layer_backward/attention/attention/grad; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k136_attention_grad_matmul(float *restrict t113, const float *restrict t81, const float *restrict t108, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -16117,59 +16081,43 @@ static void dpo_step_lora_dropout_k136_attention_grad_matmul(float *restrict t12
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t117 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t120 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t81 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t108 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t113 + b0 * (T*KVD) + b1 * HD, KVD);
 }
 
-/* dpo_step_lora_dropout_k137_attention_grad: t121 = t119 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k137_attention_grad(float *restrict t121, const float *restrict lora_scale_wv, const float *restrict t119, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_dropout_k137_lora_b_wv_grad_in: t114[B*T, R] = t113 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k137_lora_b_wv_grad_in(float *restrict t114, const float *restrict lora_b_wv, const float *restrict t113, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    const long HD = 2*HD2;
-    const long rows = B*T, n = KVD;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t113, KVD, lora_b_wv, R, 0.0f, t114, R);
+}
+
+/* dpo_step_lora_dropout_k138_lora: t115 = t114 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k138_lora(float *t115, const float *lora_scale_wv, const float *t114, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t119[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
-            t121[r * n + j] = v0;
+            float v0 = (t114[r * n + j]) * (lora_scale_wv[0]);
+            t115[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k138_lora_b_wv_grad_in: t122[B*T, R] = t121 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k138_lora_b_wv_grad_in(float *restrict t122, const float *restrict lora_b_wv, const float *restrict t121, long B, long HD2, long KVH, long R, long T) {
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t121, KVD, lora_b_wv, R, 0.0f, t122, R);
-}
-
-/* dpo_step_lora_dropout_k139_lora_a_wv_grad_in: t123[B*T, D] = t122 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k139_lora_a_wv_grad_in(float *restrict t123, const float *restrict lora_a_wv, const float *restrict t122, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k139_lora_a_wv_grad_in: t116[B*T, D] = t115 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k139_lora_a_wv_grad_in(float *restrict t116, const float *restrict lora_a_wv, const float *restrict t115, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t122, R, lora_a_wv, D, 0.0f, t123, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t115, R, lora_a_wv, D, 0.0f, t116, D);
 }
 
-/* dpo_step_lora_dropout_k140_attention_grad: t124 = t119  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void dpo_step_lora_dropout_k140_attention_grad(float *restrict t124, const float *restrict t119, long B, long HD2, long KVH, long T) {
-    const long KVD = 2*HD2*KVH;
-    const long HD = 2*HD2;
-    const long rows = B*T, n = KVD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            t124[r * n + j] = t119[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
-        }
-    }
-}
-
-/* dpo_step_lora_dropout_k141_wv_grad_in: t125[B*T, D] = t124 · wv  [layer_backward/attention/grad] */
-static void dpo_step_lora_dropout_k141_wv_grad_in(float *restrict t125, const float *restrict wv, const float *restrict t124, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k140_wv_grad_in: t117[B*T, D] = t113 · wv  [layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k140_wv_grad_in(float *restrict t117, const float *restrict wv, const float *restrict t113, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t124, KVD, wv, D, 0.0f, t125, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t113, KVD, wv, D, 0.0f, t117, D);
 }
 
-/* dpo_step_lora_dropout_k142_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_lora_dropout_k142_rope_grad(float *restrict t126, const float *restrict t0, const float *restrict t1, const float *restrict t120, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_dropout_k141_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_lora_dropout_k141_rope_grad(float *restrict t118, const float *restrict t0, const float *restrict t1, const float *restrict t112, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -16183,16 +16131,16 @@ static void dpo_step_lora_dropout_k142_rope_grad(float *restrict t126, const flo
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t120[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = -(t120[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t112[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t112[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t120[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = (t120[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t112[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t112[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -16200,45 +16148,45 @@ static void dpo_step_lora_dropout_k142_rope_grad(float *restrict t126, const flo
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t126[r * n + j] = v9;
+            t118[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k143_lora: t127 = t126 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k143_lora(float *restrict t127, const float *restrict lora_scale_wk, const float *restrict t126, long B, long HD2, long KVH, long T) {
+/* dpo_step_lora_dropout_k142_lora_b_wk_grad_in: t119[B*T, R] = t118 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k142_lora_b_wk_grad_in(float *restrict t119, const float *restrict lora_b_wk, const float *restrict t118, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    const long rows = B*T, n = KVD;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t118, KVD, lora_b_wk, R, 0.0f, t119, R);
+}
+
+/* dpo_step_lora_dropout_k143_lora: t120 = t119 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k143_lora(float *t120, const float *lora_scale_wk, const float *t119, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t126[r * n + j]) * (lora_scale_wk[0]);
-            t127[r * n + j] = v0;
+            float v0 = (t119[r * n + j]) * (lora_scale_wk[0]);
+            t120[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k144_lora_b_wk_grad_in: t128[B*T, R] = t127 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k144_lora_b_wk_grad_in(float *restrict t128, const float *restrict lora_b_wk, const float *restrict t127, long B, long HD2, long KVH, long R, long T) {
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t127, KVD, lora_b_wk, R, 0.0f, t128, R);
-}
-
-/* dpo_step_lora_dropout_k145_lora_a_wk_grad_in: t129[B*T, D] = t128 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k145_lora_a_wk_grad_in(float *restrict t129, const float *restrict lora_a_wk, const float *restrict t128, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k144_lora_a_wk_grad_in: t121[B*T, D] = t120 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k144_lora_a_wk_grad_in(float *restrict t121, const float *restrict lora_a_wk, const float *restrict t120, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t128, R, lora_a_wk, D, 0.0f, t129, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t120, R, lora_a_wk, D, 0.0f, t121, D);
 }
 
-/* dpo_step_lora_dropout_k146_wk_grad_in: t130[B*T, D] = t126 · wk  [layer_backward/attention/grad] */
-static void dpo_step_lora_dropout_k146_wk_grad_in(float *restrict t130, const float *restrict wk, const float *restrict t126, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k145_wk_grad_in: t122[B*T, D] = t118 · wk  [layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k145_wk_grad_in(float *restrict t122, const float *restrict wk, const float *restrict t118, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t126, KVD, wk, D, 0.0f, t130, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t118, KVD, wk, D, 0.0f, t122, D);
 }
 
-/* dpo_step_lora_dropout_k147_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void dpo_step_lora_dropout_k147_rope_grad(float *restrict t131, const float *restrict t0, const float *restrict t1, const float *restrict t118, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k146_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_lora_dropout_k146_rope_grad(float *restrict t123, const float *restrict t0, const float *restrict t1, const float *restrict t111, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -16253,16 +16201,16 @@ static void dpo_step_lora_dropout_k147_rope_grad(float *restrict t131, const flo
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t118[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
-                float v2 = -(t118[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t111[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t111[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t118[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
-                float v7 = (t118[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = (t111[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t111[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -16270,44 +16218,44 @@ static void dpo_step_lora_dropout_k147_rope_grad(float *restrict t131, const flo
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t131[r * n + j] = v9;
+            t123[r * n + j] = v9;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k148_lora: t132 = t131 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k148_lora(float *restrict t132, const float *restrict lora_scale_wq, const float *restrict t131, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k147_lora_b_wq_grad_in: t124[B*T, R] = t123 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k147_lora_b_wq_grad_in(float *restrict t124, const float *restrict lora_b_wq, const float *restrict t123, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t123, D, lora_b_wq, R, 0.0f, t124, R);
+}
+
+/* dpo_step_lora_dropout_k148_lora: t125 = t124 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k148_lora(float *t125, const float *lora_scale_wq, const float *t124, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t131[r * n + j]) * (lora_scale_wq[0]);
-            t132[r * n + j] = v0;
+            float v0 = (t124[r * n + j]) * (lora_scale_wq[0]);
+            t125[r * n + j] = v0;
         }
     }
 }
 
-/* dpo_step_lora_dropout_k149_lora_b_wq_grad_in: t133[B*T, R] = t132 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k149_lora_b_wq_grad_in(float *restrict t133, const float *restrict lora_b_wq, const float *restrict t132, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k149_lora_a_wq_grad_in: t126[B*T, D] = t125 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_dropout_k149_lora_a_wq_grad_in(float *restrict t126, const float *restrict lora_a_wq, const float *restrict t125, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t132, D, lora_b_wq, R, 0.0f, t133, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t125, R, lora_a_wq, D, 0.0f, t126, D);
 }
 
-/* dpo_step_lora_dropout_k150_lora_a_wq_grad_in: t134[B*T, D] = t133 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void dpo_step_lora_dropout_k150_lora_a_wq_grad_in(float *restrict t134, const float *restrict lora_a_wq, const float *restrict t133, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k150_wq_grad_in: t127[B*T, D] = t123 · wq  [layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k150_wq_grad_in(float *restrict t127, const float *restrict wq, const float *restrict t123, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t133, R, lora_a_wq, D, 0.0f, t134, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t123, D, wq, D, 0.0f, t127, D);
 }
 
-/* dpo_step_lora_dropout_k151_wq_grad_in: t135[B*T, D] = t131 · wq  [layer_backward/attention/grad] */
-static void dpo_step_lora_dropout_k151_wq_grad_in(float *restrict t135, const float *restrict wq, const float *restrict t131, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t131, D, wq, D, 0.0f, t135, D);
-}
-
-/* dpo_step_lora_dropout_k152_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void dpo_step_lora_dropout_k152_dropout(float *restrict carry8_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t73, const float *restrict t110, const float *restrict t123, const float *restrict t125, const float *restrict t129, const float *restrict t130, const float *restrict t134, const float *restrict t135, long B, long HD2, long KVH, long REP, long T) {
+/* dpo_step_lora_dropout_k151_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void dpo_step_lora_dropout_k151_dropout(float *restrict carry8_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t73, const float *restrict t103, const float *restrict t116, const float *restrict t117, const float *restrict t121, const float *restrict t122, const float *restrict t126, const float *restrict t127, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -16319,23 +16267,23 @@ static void dpo_step_lora_dropout_k152_dropout(float *restrict carry8_next, cons
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t123[((i0) * T + i1) * D + j0]) * v1;
+            float v2 = (t116[((i0) * T + i1) * D + j0]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j0);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t125[r * n + j0];
-            float v7 = (t129[((i0) * T + i1) * D + j0]) * v1;
+            float v6 = v5 + t117[r * n + j0];
+            float v7 = (t121[((i0) * T + i1) * D + j0]) * v1;
             float v8 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j0);
             float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
             float v10 = v7 * v9;
             float v11 = v6 + v10;
-            float v12 = v11 + t130[r * n + j0];
-            float v13 = (t134[((i0) * T + i1) * D + j0]) * v1;
+            float v12 = v11 + t122[r * n + j0];
+            float v13 = (t126[((i0) * T + i1) * D + j0]) * v1;
             float v14 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j0);
             float v15 = lora_dropout[0] <= v14 ? 1.0f : 0.0f;
             float v16 = v13 * v15;
             float v17 = v12 + v16;
-            float v18 = v17 + t135[r * n + j0];
+            float v18 = v17 + t127[r * n + j0];
             float v19 = v18 * (attn_norm[j0]);
             float v20 = v19 * (saved_x[r * n + j0]);
             acc0 += v20;
@@ -16349,26 +16297,26 @@ static void dpo_step_lora_dropout_k152_dropout(float *restrict carry8_next, cons
         float v47 = v46 * (-0.5f);
         float v48 = v47 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v21 = (t123[((i0) * T + i1) * D + j]) * v1;
+            float v21 = (t116[((i0) * T + i1) * D + j]) * v1;
             float v22 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j);
             float v23 = lora_dropout[0] <= v22 ? 1.0f : 0.0f;
             float v24 = v21 * v23;
-            float v25 = v24 + t125[r * n + j];
-            float v26 = (t129[((i0) * T + i1) * D + j]) * v1;
+            float v25 = v24 + t117[r * n + j];
+            float v26 = (t121[((i0) * T + i1) * D + j]) * v1;
             float v27 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j);
             float v28 = lora_dropout[0] <= v27 ? 1.0f : 0.0f;
             float v29 = v26 * v28;
             float v30 = v25 + v29;
-            float v31 = v30 + t130[r * n + j];
-            float v32 = (t134[((i0) * T + i1) * D + j]) * v1;
+            float v31 = v30 + t122[r * n + j];
+            float v32 = (t126[((i0) * T + i1) * D + j]) * v1;
             float v33 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j);
             float v34 = lora_dropout[0] <= v33 ? 1.0f : 0.0f;
             float v35 = v32 * v34;
             float v36 = v31 + v35;
-            float v37 = v36 + t135[r * n + j];
+            float v37 = v36 + t127[r * n + j];
             float v38 = v37 * (attn_norm[j]);
             float v42 = v38 * v41;
-            float v43 = t110[r * n + j] + v42;
+            float v43 = t103[r * n + j] + v42;
             float v49 = v48 * (saved_x[r * n + j]);
             float v50 = v43 + v49;
             float v51 = v50 + v49;
@@ -16377,88 +16325,88 @@ static void dpo_step_lora_dropout_k152_dropout(float *restrict carry8_next, cons
     }
 }
 
-/* dpo_step_lora_dropout_k153_grad_lora_a_wq: grad_lora_a_wq[R, D] += t133ᵀ · t75  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k153_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t75, const float *restrict t133, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k152_grad_lora_a_wq: grad_lora_a_wq[R, D] += t125ᵀ · t75  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k152_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t75, const float *restrict t125, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t133, R, t75, D, 1.0f, grad_lora_a_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t125, R, t75, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* dpo_step_lora_dropout_k154_grad_lora_b_wq: grad_lora_b_wq[D, R] += t132ᵀ · t76  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k154_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t76, const float *restrict t132, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k153_grad_lora_b_wq: grad_lora_b_wq[D, R] += t123ᵀ · saved_lora_wq  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k153_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict saved_lora_wq, const float *restrict t123, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t132, D, t76, R, 1.0f, grad_lora_b_wq, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t123, D, saved_lora_wq, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* dpo_step_lora_dropout_k155_grad_lora_a_wk: grad_lora_a_wk[R, D] += t128ᵀ · t77  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k155_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t77, const float *restrict t128, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k154_grad_lora_a_wk: grad_lora_a_wk[R, D] += t120ᵀ · t76  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k154_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t76, const float *restrict t120, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t128, R, t77, D, 1.0f, grad_lora_a_wk, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t120, R, t76, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* dpo_step_lora_dropout_k156_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t127ᵀ · t78  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k156_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t78, const float *restrict t127, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_dropout_k155_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t118ᵀ · saved_lora_wk  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k155_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict saved_lora_wk, const float *restrict t118, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t127, KVD, t78, R, 1.0f, grad_lora_b_wk, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t118, KVD, saved_lora_wk, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* dpo_step_lora_dropout_k157_grad_lora_a_wv: grad_lora_a_wv[R, D] += t122ᵀ · t79  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k157_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t79, const float *restrict t122, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k156_grad_lora_a_wv: grad_lora_a_wv[R, D] += t115ᵀ · t77  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k156_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t77, const float *restrict t115, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t122, R, t79, D, 1.0f, grad_lora_a_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t115, R, t77, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* dpo_step_lora_dropout_k158_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t121ᵀ · t80  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k158_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t80, const float *restrict t121, long B, long HD2, long KVH, long R, long T) {
+/* dpo_step_lora_dropout_k157_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t113ᵀ · saved_lora_wv  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k157_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict saved_lora_wv, const float *restrict t113, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t121, KVD, t80, R, 1.0f, grad_lora_b_wv, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t113, KVD, saved_lora_wv, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* dpo_step_lora_dropout_k159_grad_lora_a_wo: grad_lora_a_wo[R, D] += t112ᵀ · t85  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k159_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t85, const float *restrict t112, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k158_grad_lora_a_wo: grad_lora_a_wo[R, D] += t105ᵀ · t82  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k158_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t82, const float *restrict t105, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t112, R, t85, D, 1.0f, grad_lora_a_wo, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t105, R, t82, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* dpo_step_lora_dropout_k160_grad_lora_b_wo: grad_lora_b_wo[D, R] += t111ᵀ · t86  [layer_backward/attention/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k160_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t86, const float *restrict t111, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k159_grad_lora_b_wo: grad_lora_b_wo[D, R] += t103ᵀ · saved_lora_wo  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k159_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict saved_lora_wo, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t111, D, t86, R, 1.0f, grad_lora_b_wo, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t103, D, saved_lora_wo, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* dpo_step_lora_dropout_k161_grad_lora_a_w1: grad_lora_a_w1[R, D] += t107ᵀ · t89  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k161_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t89, const float *restrict t107, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k160_grad_lora_a_w1: grad_lora_a_w1[R, D] += t100ᵀ · t85  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k160_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t85, const float *restrict t100, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t107, R, t89, D, 1.0f, grad_lora_a_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t100, R, t85, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* dpo_step_lora_dropout_k162_grad_lora_b_w1: grad_lora_b_w1[F, R] += t106ᵀ · t90  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k162_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t90, const float *restrict t106, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t106, F, t90, R, 1.0f, grad_lora_b_w1, R);
+/* dpo_step_lora_dropout_k161_grad_lora_b_w1: grad_lora_b_w1[F, R] += t98ᵀ · saved_lora_w1  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k161_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict saved_lora_w1, const float *restrict t98, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t98, F, saved_lora_w1, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* dpo_step_lora_dropout_k163_grad_lora_a_w2: grad_lora_a_w2[R, F] += t97ᵀ · t94  [layer_backward/ffn/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k163_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t94, const float *restrict t97, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t97, R, t94, F, 1.0f, grad_lora_a_w2, F);
+/* dpo_step_lora_dropout_k162_grad_lora_a_w2: grad_lora_a_w2[R, F] += t90ᵀ · t88  [layer_backward/ffn/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k162_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t88, const float *restrict t90, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t90, R, t88, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* dpo_step_lora_dropout_k164_grad_lora_b_w2: grad_lora_b_w2[D, R] += t96ᵀ · t95  [layer_backward/ffn/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k164_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t95, const float *restrict t96, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k163_grad_lora_b_w2: grad_lora_b_w2[D, R] += carry8ᵀ · saved_lora_w2  [layer_backward/ffn/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k163_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict carry8, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t96, D, t95, R, 1.0f, grad_lora_b_w2, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, carry8, D, saved_lora_w2, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* dpo_step_lora_dropout_k165_grad_lora_a_w3: grad_lora_a_w3[R, D] += t102ᵀ · t92  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k165_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t92, const float *restrict t102, long B, long HD2, long KVH, long R, long REP, long T) {
+/* dpo_step_lora_dropout_k164_grad_lora_a_w3: grad_lora_a_w3[R, D] += t95ᵀ · t87  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k164_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t87, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t102, R, t92, D, 1.0f, grad_lora_a_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t95, R, t87, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* dpo_step_lora_dropout_k166_grad_lora_b_w3: grad_lora_b_w3[F, R] += t101ᵀ · t93  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void dpo_step_lora_dropout_k166_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t93, const float *restrict t101, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t101, F, t93, R, 1.0f, grad_lora_b_w3, R);
+/* dpo_step_lora_dropout_k165_grad_lora_b_w3: grad_lora_b_w3[F, R] += t93ᵀ · saved_lora_w3  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_dropout_k165_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict saved_lora_w3, const float *restrict t93, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t93, F, saved_lora_w3, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 58 slots planned for 167 kernels. */
+/* Arena: 48 slots planned for 166 kernels. */
 static long llama_dpo_dpo_step_lora_dropout_layout(const llama_dpo_dpo_step_lora_dropout_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -16473,67 +16421,57 @@ static long llama_dpo_dpo_step_lora_dropout_layout(const llama_dpo_dpo_step_lora
     off[0] = total; total += la_round16(B*HD2*T);
     off[1] = total; total += la_round16(B*HD2*T);
     off[2] = total; total += la_round16(B*T*T);
-    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T), CR), B), 1), B*KVH*REP*T));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), B*KVH*REP*T*T), CR*V), B), 1));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), CR*V), B), 1));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), B*F*T), CR), B), 1));
     off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), 2*CR*HD2*KVH*REP), CR), 1));
-    off[6] = total; total += la_round16(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), B), 1));
-    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(CR, B), 1), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[8] = total; total += la_round16(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), CR), B*R*T));
-    off[9] = total; total += la_round16(la_max(la_max(B, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
-    off[10] = total; total += la_round16(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), B), 1), 2*B*HD2*KVH*REP*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(CR, B), 1), B*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), CR), B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(B, B*T), B*R*T));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
     off[11] = total; total += la_round16(la_max(B, B*T));
-    off[12] = total; total += la_round16(la_max(B, B*R*T));
-    off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[14] = total; total += la_round16(B*R*T);
-    off[15] = total; total += la_round16(la_max(B*T, B*R*T));
-    off[16] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[17] = total; total += la_round16(B*R*T);
+    off[12] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[13] = total; total += la_round16(B*F*T);
+    off[14] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[15] = total; total += la_round16(B*F*T);
+    off[16] = total; total += la_round16(B*R*T);
+    off[17] = total; total += la_round16(la_max(B*F*T, B*R*T));
     off[18] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[19] = total; total += la_round16(B*F*T);
     off[20] = total; total += la_round16(B*R*T);
-    off[21] = total; total += la_round16(B*F*T);
-    off[22] = total; total += la_round16(B*R*T);
-    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[24] = total; total += la_round16(B*R*T);
-    off[25] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[26] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[27] = total; total += la_round16(B*F*T);
-    off[28] = total; total += la_round16(B*F*T);
-    off[29] = total; total += la_round16(B*R*T);
+    off[21] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[22] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T));
+    off[23] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*R*T));
+    off[24] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[25] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[29] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[30] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[31] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[32] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
-    off[33] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
-    off[34] = total; total += la_round16(B*R*T);
-    off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[36] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[37] = total; total += la_round16(B*R*T);
-    off[38] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[39] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[40] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[41] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[32] = total; total += la_round16(B);
+    off[33] = total; total += la_round16(B);
+    off[34] = total; total += la_round16(B);
+    off[35] = total; total += la_round16(B);
+    off[36] = total; total += la_round16(B);
+    off[37] = total; total += la_round16(B);
+    off[38] = total; total += la_round16(B);
+    off[39] = total; total += la_round16(B);
+    off[40] = total; total += la_round16(B);
+    off[41] = total; total += la_round16(B);
     off[42] = total; total += la_round16(B);
     off[43] = total; total += la_round16(B);
-    off[44] = total; total += la_round16(B);
-    off[45] = total; total += la_round16(B);
-    off[46] = total; total += la_round16(B);
-    off[47] = total; total += la_round16(B);
-    off[48] = total; total += la_round16(B);
-    off[49] = total; total += la_round16(B);
-    off[50] = total; total += la_round16(B);
-    off[51] = total; total += la_round16(B);
-    off[52] = total; total += la_round16(B);
-    off[53] = total; total += la_round16(B);
-    off[54] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[55] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[56] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[57] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[44] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[45] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[46] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[47] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_dpo_dpo_step_lora_dropout_arena_floats(const llama_dpo_dpo_step_lora_dropout_args *args) {
-    long off[58];
+    long off[48];
     return llama_dpo_dpo_step_lora_dropout_layout(args, off);
 }
 
@@ -16549,7 +16487,7 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[58];
+    long off[48];
     llama_dpo_dpo_step_lora_dropout_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -16567,46 +16505,46 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
     float *t12 = args->arena + off[6];
     float *t13 = args->arena + off[5];
     float *t14 = args->arena + off[4];
-    float *t15 = args->arena + off[3];
-    float *t16 = args->arena + off[5];
-    float *t17 = args->arena + off[4];
-    float *t18 = args->arena + off[3];
-    float *t19 = args->arena + off[5];
+    float *t15 = args->arena + off[4];
+    float *t16 = args->arena + off[3];
+    float *t17 = args->arena + off[5];
+    float *t18 = args->arena + off[4];
+    float *t19 = args->arena + off[3];
     float *t20 = args->arena + off[6];
-    float *t21 = args->arena + off[4];
-    float *t22 = args->arena + off[5];
+    float *t21 = args->arena + off[5];
+    float *t22 = args->arena + off[3];
     float *t23 = args->arena + off[6];
-    float *t24 = args->arena + off[3];
-    float *t25 = args->arena + off[4];
-    float *t26 = args->arena + off[3];
+    float *t24 = args->arena + off[4];
+    float *t25 = args->arena + off[5];
+    float *t26 = args->arena + off[4];
     float *t27 = args->arena + off[6];
-    float *t28 = args->arena + off[4];
-    float *t29 = args->arena + off[5];
-    float *t30 = args->arena + off[3];
+    float *t28 = args->arena + off[5];
+    float *t29 = args->arena + off[4];
+    float *t30 = args->arena + off[4];
     float *t31 = args->arena + off[6];
-    float *t32 = args->arena + off[4];
-    float *t33 = args->arena + off[3];
+    float *t32 = args->arena + off[3];
+    float *t33 = args->arena + off[4];
     float *t34 = args->arena + off[5];
-    float *t35 = args->arena + off[3];
+    float *t35 = args->arena + off[4];
     float *t36 = args->arena + off[6];
     float *t37 = args->arena + off[5];
-    float *t38 = args->arena + off[4];
-    float *t39 = args->arena + off[3];
+    float *t38 = args->arena + off[3];
+    float *t39 = args->arena + off[4];
     float *t40 = args->arena + off[5];
     float *t41 = args->arena + off[7];
     float *t42 = args->arena + off[8];
     float *t43 = args->arena + off[7];
-    float *t44 = args->arena + off[3];
+    float *t44 = args->arena + off[4];
     float *t45 = args->arena + off[5];
     float *t46 = args->arena + off[7];
-    float *t47 = args->arena + off[4];
+    float *t47 = args->arena + off[3];
     float *t48 = args->arena + off[9];
     float *t49 = args->arena + off[10];
     float *t50 = args->arena + off[5];
     float *t51 = args->arena + off[8];
-    float *t52 = args->arena + off[3];
+    float *t52 = args->arena + off[4];
     float *t53 = args->arena + off[7];
-    float *t54 = args->arena + off[4];
+    float *t54 = args->arena + off[3];
     float *t55 = args->arena + off[9];
     float *t56 = args->arena + off[6];
     float *t57 = args->arena + off[10];
@@ -16614,80 +16552,72 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
     float *t59 = args->arena + off[6];
     float *t60 = args->arena + off[5];
     float *t61 = args->arena + off[10];
-    float *t62 = args->arena + off[3];
+    float *t62 = args->arena + off[4];
     float *t63 = args->arena + off[8];
-    float *t64 = args->arena + off[4];
+    float *t64 = args->arena + off[3];
     float *t65 = args->arena + off[7];
     float *t66 = args->arena + off[8];
     float *t67 = args->arena + off[11];
     float *t68 = args->arena + off[12];
-    float *t69 = args->arena + off[4];
+    float *t69 = args->arena + off[3];
     float *t70 = args->arena + off[8];
     float *t71 = args->arena + off[7];
-    float *t72 = args->arena + off[4];
+    float *t72 = args->arena + off[3];
     float *t73 = args->arena + off[11];
-    float *t74 = args->arena + off[3];
+    float *t74 = args->arena + off[4];
     float *t75 = args->arena + off[5];
-    float *t76 = args->arena + off[6];
-    float *t77 = args->arena + off[4];
-    float *t78 = args->arena + off[12];
-    float *t79 = args->arena + off[10];
-    float *t80 = args->arena + off[8];
-    float *t81 = args->arena + off[7];
-    float *t82 = args->arena + off[9];
-    float *t83 = args->arena + off[3];
-    float *t84 = args->arena + off[7];
-    float *t85 = args->arena + off[13];
-    float *t86 = args->arena + off[14];
-    float *t87 = args->arena + off[15];
+    float *t76 = args->arena + off[3];
+    float *t77 = args->arena + off[12];
+    float *t78 = args->arena + off[10];
+    float *t79 = args->arena + off[8];
+    float *t80 = args->arena + off[7];
+    float *t81 = args->arena + off[10];
+    float *t82 = args->arena + off[4];
+    float *t83 = args->arena + off[9];
+    float *t84 = args->arena + off[9];
+    float *t85 = args->arena + off[6];
+    float *t86 = args->arena + off[13];
+    float *t87 = args->arena + off[14];
     float *t88 = args->arena + off[15];
     float *t89 = args->arena + off[16];
-    float *t90 = args->arena + off[17];
-    float *t91 = args->arena + off[18];
-    float *t92 = args->arena + off[19];
-    float *t93 = args->arena + off[20];
-    float *t94 = args->arena + off[21];
-    float *t95 = args->arena + off[22];
-    float *t96 = args->arena + off[23];
-    float *t97 = args->arena + off[24];
-    float *t98 = args->arena + off[25];
-    float *t99 = args->arena + off[26];
-    float *t100 = args->arena + off[27];
-    float *t101 = args->arena + off[28];
-    float *t102 = args->arena + off[29];
-    float *t103 = args->arena + off[30];
-    float *t104 = args->arena + off[31];
-    float *t105 = args->arena + off[18];
-    float *t106 = args->arena + off[27];
-    float *t107 = args->arena + off[25];
-    float *t108 = args->arena + off[26];
-    float *t109 = args->arena + off[32];
-    float *t110 = args->arena + off[18];
-    float *t111 = args->arena + off[30];
-    float *t112 = args->arena + off[15];
-    float *t113 = args->arena + off[31];
-    float *t114 = args->arena + off[26];
-    float *t115 = args->arena + off[32];
-    float *t116 = args->arena + off[31];
-    float *t117 = args->arena + off[9];
-    float *t118 = args->arena + off[26];
-    float *t119 = args->arena + off[3];
-    float *t120 = args->arena + off[31];
-    float *t121 = args->arena + off[7];
-    float *t122 = args->arena + off[32];
-    float *t123 = args->arena + off[9];
-    float *t124 = args->arena + off[33];
-    float *t125 = args->arena + off[3];
-    float *t126 = args->arena + off[33];
-    float *t127 = args->arena + off[31];
-    float *t128 = args->arena + off[34];
-    float *t129 = args->arena + off[35];
-    float *t130 = args->arena + off[36];
-    float *t131 = args->arena + off[33];
-    float *t132 = args->arena + off[26];
-    float *t133 = args->arena + off[37];
-    float *t134 = args->arena + off[38];
-    float *t135 = args->arena + off[39];
+    float *t90 = args->arena + off[16];
+    float *t91 = args->arena + off[17];
+    float *t92 = args->arena + off[18];
+    float *t93 = args->arena + off[19];
+    float *t94 = args->arena + off[20];
+    float *t95 = args->arena + off[20];
+    float *t96 = args->arena + off[21];
+    float *t97 = args->arena + off[22];
+    float *t98 = args->arena + off[13];
+    float *t99 = args->arena + off[17];
+    float *t100 = args->arena + off[17];
+    float *t101 = args->arena + off[18];
+    float *t102 = args->arena + off[23];
+    float *t103 = args->arena + off[24];
+    float *t104 = args->arena + off[9];
+    float *t105 = args->arena + off[9];
+    float *t106 = args->arena + off[21];
+    float *t107 = args->arena + off[22];
+    float *t108 = args->arena + off[18];
+    float *t109 = args->arena + off[23];
+    float *t110 = args->arena + off[8];
+    float *t111 = args->arena + off[21];
+    float *t112 = args->arena + off[22];
+    float *t113 = args->arena + off[7];
+    float *t114 = args->arena + off[23];
+    float *t115 = args->arena + off[23];
+    float *t116 = args->arena + off[18];
+    float *t117 = args->arena + off[8];
+    float *t118 = args->arena + off[10];
+    float *t119 = args->arena + off[22];
+    float *t120 = args->arena + off[22];
+    float *t121 = args->arena + off[25];
+    float *t122 = args->arena + off[26];
+    float *t123 = args->arena + off[27];
+    float *t124 = args->arena + off[21];
+    float *t125 = args->arena + off[21];
+    float *t126 = args->arena + off[28];
+    float *t127 = args->arena + off[29];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -16722,13 +16652,13 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
     float *logits_rejected = args->logits_rejected;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 167, dpo_step_lora_dropout_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 1, 167, dpo_step_lora_dropout_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
-    LA_TIMED(prof, 2, 167, dpo_step_lora_dropout_k2_shared_prompt_mask(t2, segments, B, T));
-    LA_TIMED(prof, 3, 167, dpo_step_lora_dropout_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 166, dpo_step_lora_dropout_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 166, dpo_step_lora_dropout_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 166, dpo_step_lora_dropout_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 166, dpo_step_lora_dropout_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[40], args->arena + off[41] };
+    float *carry0_buf[2] = { args->arena + off[30], args->arena + off[31] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -16760,72 +16690,86 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
         const int32_t *lora_dropout_key_w1 = args->lora_dropout_key_w1 + l * 1;
         const int32_t *lora_dropout_key_w2 = args->lora_dropout_key_w2 + l * 1;
         const int32_t *lora_dropout_key_w3 = args->lora_dropout_key_w3 + l * 1;
+        float *saved_lora_wq = args->saved_lora_wq + l * (B*R*T);
         float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + l * (B*R*T);
         float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + l * (B*R*T);
         float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
         float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + l * (B*R*T);
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + l * (B*R*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + l * (B*R*T);
         float *saved_up = args->saved_up + l * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + l * (B*R*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 4, 167, dpo_step_lora_dropout_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 167, dpo_step_lora_dropout_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 6, 167, dpo_step_lora_dropout_k6_dropout(t5, lora_dropout_key_wq, lora_dropout, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 167, dpo_step_lora_dropout_k7_lora_a_wq(t6, lora_a_wq, t5, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 8, 167, dpo_step_lora_dropout_k8_lora_b_wq(t7, lora_b_wq, t6, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 9, 167, dpo_step_lora_dropout_k9_rope(saved_q, t0, t1, lora_scale_wq, t4, t7, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 167, dpo_step_lora_dropout_k10_wk(t8, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 11, 167, dpo_step_lora_dropout_k11_dropout(t9, lora_dropout, lora_dropout_key_wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 167, dpo_step_lora_dropout_k12_lora_a_wk(t10, lora_a_wk, t9, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 13, 167, dpo_step_lora_dropout_k13_lora_b_wk(t11, lora_b_wk, t10, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 14, 167, dpo_step_lora_dropout_k14_rope(saved_k, t0, t1, lora_scale_wk, t8, t11, B, HD2, KVH, T));
-        LA_TIMED(prof, 15, 167, dpo_step_lora_dropout_k15_wv(t12, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 167, dpo_step_lora_dropout_k16_dropout(t13, lora_dropout, lora_dropout_key_wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 167, dpo_step_lora_dropout_k17_lora_a_wv(t14, lora_a_wv, t13, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 18, 167, dpo_step_lora_dropout_k18_lora_b_wv(t15, lora_b_wv, t14, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 19, 167, dpo_step_lora_dropout_k19_lora(saved_v, lora_scale_wv, t12, t15, B, HD2, KVH, T));
-        LA_TIMED(prof, 20, 167, dpo_step_lora_dropout_k20_scores_matmul(t16, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 21, 167, dpo_step_lora_dropout_k21_attention(t17, t2, t16, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 22, 167, dpo_step_lora_dropout_k22_saved_attn(saved_attn, saved_v, t17, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 23, 167, dpo_step_lora_dropout_k23_wo(t18, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 24, 167, dpo_step_lora_dropout_k24_dropout(t19, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 25, 167, dpo_step_lora_dropout_k25_lora_a_wo(t20, lora_a_wo, t19, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 26, 167, dpo_step_lora_dropout_k26_lora_b_wo(t21, lora_b_wo, t20, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 27, 167, dpo_step_lora_dropout_k27_lora(saved_h, carry0, lora_scale_wo, t18, t21, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 28, 167, dpo_step_lora_dropout_k28_rmsnorm(t22, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 29, 167, dpo_step_lora_dropout_k29_w1(t23, w1, t22, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 30, 167, dpo_step_lora_dropout_k30_dropout(t24, lora_dropout, lora_dropout_key_w1, t22, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 31, 167, dpo_step_lora_dropout_k31_lora_a_w1(t25, lora_a_w1, t24, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 32, 167, dpo_step_lora_dropout_k32_lora_b_w1(t26, lora_b_w1, t25, B, F, R, T));
-        LA_TIMED(prof, 33, 167, dpo_step_lora_dropout_k33_lora(saved_gate, lora_scale_w1, t23, t26, B, F, T));
-        LA_TIMED(prof, 34, 167, dpo_step_lora_dropout_k34_w3(t27, w3, t22, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 35, 167, dpo_step_lora_dropout_k35_dropout(t28, lora_dropout, lora_dropout_key_w3, t22, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 36, 167, dpo_step_lora_dropout_k36_lora_a_w3(t29, lora_a_w3, t28, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 37, 167, dpo_step_lora_dropout_k37_lora_b_w3(t30, lora_b_w3, t29, B, F, R, T));
-        LA_TIMED(prof, 38, 167, dpo_step_lora_dropout_k38_lora(saved_up, lora_scale_w3, t27, t30, B, F, T));
-        LA_TIMED(prof, 39, 167, dpo_step_lora_dropout_k39_silu(t31, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 40, 167, dpo_step_lora_dropout_k40_w2(t32, w2, t31, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 41, 167, dpo_step_lora_dropout_k41_dropout(t33, lora_dropout, lora_dropout_key_w2, t31, B, F, T));
-        LA_TIMED(prof, 42, 167, dpo_step_lora_dropout_k42_lora_a_w2(t34, lora_a_w2, t33, B, F, R, T));
-        LA_TIMED(prof, 43, 167, dpo_step_lora_dropout_k43_lora_b_w2(t35, lora_b_w2, t34, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 44, 167, dpo_step_lora_dropout_k44_lora(carry0_next, lora_scale_w2, saved_h, t32, t35, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 166, dpo_step_lora_dropout_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 166, dpo_step_lora_dropout_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 166, dpo_step_lora_dropout_k6_dropout(t5, lora_dropout_key_wq, lora_dropout, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 166, dpo_step_lora_dropout_k7_lora_a_wq(t6, lora_a_wq, t5, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 8, 166, dpo_step_lora_dropout_k8_lora(saved_lora_wq, lora_scale_wq, t6, B, R, T));
+        LA_TIMED(prof, 9, 166, dpo_step_lora_dropout_k9_lora_b_wq(t7, lora_b_wq, saved_lora_wq, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 10, 166, dpo_step_lora_dropout_k10_rope(saved_q, t0, t1, t4, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 166, dpo_step_lora_dropout_k11_wk(t8, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 166, dpo_step_lora_dropout_k12_dropout(t9, lora_dropout, lora_dropout_key_wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 166, dpo_step_lora_dropout_k13_lora_a_wk(t10, lora_a_wk, t9, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 14, 166, dpo_step_lora_dropout_k14_lora(saved_lora_wk, lora_scale_wk, t10, B, R, T));
+        LA_TIMED(prof, 15, 166, dpo_step_lora_dropout_k15_lora_b_wk(t11, lora_b_wk, saved_lora_wk, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 16, 166, dpo_step_lora_dropout_k16_rope(saved_k, t0, t1, t8, t11, B, HD2, KVH, T));
+        LA_TIMED(prof, 17, 166, dpo_step_lora_dropout_k17_wv(t12, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 166, dpo_step_lora_dropout_k18_dropout(t13, lora_dropout, lora_dropout_key_wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 166, dpo_step_lora_dropout_k19_lora_a_wv(t14, lora_a_wv, t13, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 20, 166, dpo_step_lora_dropout_k20_lora(saved_lora_wv, lora_scale_wv, t14, B, R, T));
+        LA_TIMED(prof, 21, 166, dpo_step_lora_dropout_k21_lora_b_wv(t15, lora_b_wv, saved_lora_wv, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 22, 166, dpo_step_lora_dropout_k22_attention(saved_v, t12, t15, B, HD2, KVH, T));
+        LA_TIMED(prof, 23, 166, dpo_step_lora_dropout_k23_scores_matmul(t16, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 166, dpo_step_lora_dropout_k24_attention(t17, t2, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 25, 166, dpo_step_lora_dropout_k25_saved_attn(saved_attn, saved_v, t17, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 166, dpo_step_lora_dropout_k26_wo(t18, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 27, 166, dpo_step_lora_dropout_k27_dropout(t19, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 166, dpo_step_lora_dropout_k28_lora_a_wo(t20, lora_a_wo, t19, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 29, 166, dpo_step_lora_dropout_k29_lora(saved_lora_wo, lora_scale_wo, t20, B, R, T));
+        LA_TIMED(prof, 30, 166, dpo_step_lora_dropout_k30_lora_b_wo(t21, lora_b_wo, saved_lora_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 31, 166, dpo_step_lora_dropout_k31_layer(saved_h, carry0, t18, t21, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 32, 166, dpo_step_lora_dropout_k32_rmsnorm(t22, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 33, 166, dpo_step_lora_dropout_k33_w1(t23, w1, t22, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 34, 166, dpo_step_lora_dropout_k34_dropout(t24, lora_dropout, lora_dropout_key_w1, t22, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 35, 166, dpo_step_lora_dropout_k35_lora_a_w1(t25, lora_a_w1, t24, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 36, 166, dpo_step_lora_dropout_k36_lora(saved_lora_w1, lora_scale_w1, t25, B, R, T));
+        LA_TIMED(prof, 37, 166, dpo_step_lora_dropout_k37_lora_b_w1(t26, lora_b_w1, saved_lora_w1, B, F, R, T));
+        LA_TIMED(prof, 38, 166, dpo_step_lora_dropout_k38_gate_up(saved_gate, t23, t26, B, F, T));
+        LA_TIMED(prof, 39, 166, dpo_step_lora_dropout_k39_w3(t27, w3, t22, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 40, 166, dpo_step_lora_dropout_k40_dropout(t28, lora_dropout, lora_dropout_key_w3, t22, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 41, 166, dpo_step_lora_dropout_k41_lora_a_w3(t29, lora_a_w3, t28, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 42, 166, dpo_step_lora_dropout_k42_lora(saved_lora_w3, lora_scale_w3, t29, B, R, T));
+        LA_TIMED(prof, 43, 166, dpo_step_lora_dropout_k43_lora_b_w3(t30, lora_b_w3, saved_lora_w3, B, F, R, T));
+        LA_TIMED(prof, 44, 166, dpo_step_lora_dropout_k44_gate_up(saved_up, t27, t30, B, F, T));
+        LA_TIMED(prof, 45, 166, dpo_step_lora_dropout_k45_silu(t31, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 46, 166, dpo_step_lora_dropout_k46_w2(t32, w2, t31, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 47, 166, dpo_step_lora_dropout_k47_dropout(t33, lora_dropout, lora_dropout_key_w2, t31, B, F, T));
+        LA_TIMED(prof, 48, 166, dpo_step_lora_dropout_k48_lora_a_w2(t34, lora_a_w2, t33, B, F, R, T));
+        LA_TIMED(prof, 49, 166, dpo_step_lora_dropout_k49_lora(saved_lora_w2, lora_scale_w2, t34, B, R, T));
+        LA_TIMED(prof, 50, 166, dpo_step_lora_dropout_k50_lora_b_w2(t35, lora_b_w2, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 51, 166, dpo_step_lora_dropout_k51_lora(carry0_next, saved_h, t32, t35, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 45, 167, dpo_step_lora_dropout_k45_expand(t36, B));
+    LA_TIMED(prof, 52, 166, dpo_step_lora_dropout_k52_expand(t36, B));
     /* stage 'lm_chunk', repeated NC times */
     const float *carry1 = t36;
-    float *carry1_buf[2] = { args->arena + off[42], args->arena + off[43] };
+    float *carry1_buf[2] = { args->arena + off[32], args->arena + off[33] };
     const float *carry2 = t36;
-    float *carry2_buf[2] = { args->arena + off[44], args->arena + off[45] };
+    float *carry2_buf[2] = { args->arena + off[34], args->arena + off[35] };
     const float *carry3 = t36;
-    float *carry3_buf[2] = { args->arena + off[46], args->arena + off[47] };
+    float *carry3_buf[2] = { args->arena + off[36], args->arena + off[37] };
     const float *carry4 = t36;
-    float *carry4_buf[2] = { args->arena + off[48], args->arena + off[49] };
+    float *carry4_buf[2] = { args->arena + off[38], args->arena + off[39] };
     const float *carry5 = t36;
-    float *carry5_buf[2] = { args->arena + off[50], args->arena + off[51] };
+    float *carry5_buf[2] = { args->arena + off[40], args->arena + off[41] };
     const float *carry6 = t36;
-    float *carry6_buf[2] = { args->arena + off[52], args->arena + off[53] };
+    float *carry6_buf[2] = { args->arena + off[42], args->arena + off[43] };
     for (long l = 0; l < NC; l++) {
         const int32_t *scored = args->scored + l * CR;
         const int32_t *scored_pair = args->scored_pair + l * CR;
@@ -16839,25 +16783,25 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
         float *carry4_next = carry4_buf[l & 1];
         float *carry5_next = l + 1 < NC ? carry5_buf[l & 1] : logits_chosen;
         float *carry6_next = l + 1 < NC ? carry6_buf[l & 1] : logits_rejected;
-        LA_TIMED(prof, 46, 167, dpo_step_lora_dropout_k46_rmsnorm(t37, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 47, 167, dpo_step_lora_dropout_k47_lm_head(t38, lm_head, t37, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 48, 167, dpo_step_lora_dropout_k48_log_softmax(t39, t38, CR, V));
-        LA_TIMED(prof, 49, 167, dpo_step_lora_dropout_k49_log_softmax(t40, t38, t39, CR, V));
-        LA_TIMED(prof, 50, 167, dpo_step_lora_dropout_k50_cross_entropy(t41, t38, chosen_targets, t39, t40, CR, V));
-        LA_TIMED(prof, 51, 167, dpo_step_lora_dropout_k51_sequence_logps_scatter_add(t42, scored_pair, chosen_mask, t41, B, CR));
-        LA_TIMED(prof, 52, 167, dpo_step_lora_dropout_k52_cross_entropy(t43, t38, rejected_targets, t39, t40, CR, V));
-        LA_TIMED(prof, 53, 167, dpo_step_lora_dropout_k53_sequence_logps_scatter_add(t44, scored_pair, rejected_mask, t43, B, CR));
-        LA_TIMED(prof, 54, 167, dpo_step_lora_dropout_k54_sequence_logps(t45, t38, CR, V));
-        LA_TIMED(prof, 55, 167, dpo_step_lora_dropout_k55_sequence_logps_scatter_add(t46, scored_pair, chosen_mask, B, CR));
-        LA_TIMED(prof, 56, 167, dpo_step_lora_dropout_k56_sequence_logps_scatter_add(t47, scored_pair, rejected_mask, B, CR));
-        LA_TIMED(prof, 57, 167, dpo_step_lora_dropout_k57_sequence_logps_scatter_add(t48, scored_pair, chosen_mask, t45, B, CR, V));
-        LA_TIMED(prof, 58, 167, dpo_step_lora_dropout_k58_sequence_logps_scatter_add(t49, scored_pair, rejected_mask, t45, B, CR, V));
-        LA_TIMED(prof, 59, 167, dpo_step_lora_dropout_k59_sequence_logps(carry1_next, carry1, t42, B));
-        LA_TIMED(prof, 60, 167, dpo_step_lora_dropout_k60_sequence_logps(carry2_next, carry2, t44, B));
-        LA_TIMED(prof, 61, 167, dpo_step_lora_dropout_k61_lm_chunk(carry3_next, carry3, t46, B));
-        LA_TIMED(prof, 62, 167, dpo_step_lora_dropout_k62_lm_chunk(carry4_next, carry4, t47, B));
-        LA_TIMED(prof, 63, 167, dpo_step_lora_dropout_k63_lm_chunk(carry5_next, carry5, t48, B));
-        LA_TIMED(prof, 64, 167, dpo_step_lora_dropout_k64_lm_chunk(carry6_next, carry6, t49, B));
+        LA_TIMED(prof, 53, 166, dpo_step_lora_dropout_k53_rmsnorm(t37, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 54, 166, dpo_step_lora_dropout_k54_lm_head(t38, lm_head, t37, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 55, 166, dpo_step_lora_dropout_k55_log_softmax(t39, t38, CR, V));
+        LA_TIMED(prof, 56, 166, dpo_step_lora_dropout_k56_log_softmax(t40, t38, t39, CR, V));
+        LA_TIMED(prof, 57, 166, dpo_step_lora_dropout_k57_cross_entropy(t41, t38, chosen_targets, t39, t40, CR, V));
+        LA_TIMED(prof, 58, 166, dpo_step_lora_dropout_k58_sequence_logps_scatter_add(t42, scored_pair, chosen_mask, t41, B, CR));
+        LA_TIMED(prof, 59, 166, dpo_step_lora_dropout_k59_cross_entropy(t43, t38, rejected_targets, t39, t40, CR, V));
+        LA_TIMED(prof, 60, 166, dpo_step_lora_dropout_k60_sequence_logps_scatter_add(t44, scored_pair, rejected_mask, t43, B, CR));
+        LA_TIMED(prof, 61, 166, dpo_step_lora_dropout_k61_sequence_logps(t45, t38, CR, V));
+        LA_TIMED(prof, 62, 166, dpo_step_lora_dropout_k62_sequence_logps_scatter_add(t46, scored_pair, chosen_mask, B, CR));
+        LA_TIMED(prof, 63, 166, dpo_step_lora_dropout_k63_sequence_logps_scatter_add(t47, scored_pair, rejected_mask, B, CR));
+        LA_TIMED(prof, 64, 166, dpo_step_lora_dropout_k64_sequence_logps_scatter_add(t48, scored_pair, chosen_mask, t45, B, CR, V));
+        LA_TIMED(prof, 65, 166, dpo_step_lora_dropout_k65_sequence_logps_scatter_add(t49, scored_pair, rejected_mask, t45, B, CR, V));
+        LA_TIMED(prof, 66, 166, dpo_step_lora_dropout_k66_sequence_logps(carry1_next, carry1, t42, B));
+        LA_TIMED(prof, 67, 166, dpo_step_lora_dropout_k67_sequence_logps(carry2_next, carry2, t44, B));
+        LA_TIMED(prof, 68, 166, dpo_step_lora_dropout_k68_lm_chunk(carry3_next, carry3, t46, B));
+        LA_TIMED(prof, 69, 166, dpo_step_lora_dropout_k69_lm_chunk(carry4_next, carry4, t47, B));
+        LA_TIMED(prof, 70, 166, dpo_step_lora_dropout_k70_lm_chunk(carry5_next, carry5, t48, B));
+        LA_TIMED(prof, 71, 166, dpo_step_lora_dropout_k71_lm_chunk(carry6_next, carry6, t49, B));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -16866,21 +16810,21 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
         carry6 = carry6_next;
     }
     /* stage 'after_lm_chunk' */
-    LA_TIMED(prof, 65, 167, dpo_step_lora_dropout_k65_dpo_kto_pair(t50, ref_chosen, pair_weight, loss_weights, carry1, B));
-    LA_TIMED(prof, 66, 167, dpo_step_lora_dropout_k66_dpo_sigmoid(t51, pair_weight, B));
-    LA_TIMED(prof, 67, 167, dpo_step_lora_dropout_k67_dpo_kto_pair(t52, ref_rejected, pair_weight, loss_weights, carry2, B));
-    LA_TIMED(prof, 68, 167, dpo_step_lora_dropout_k68_dpo_bco_pair(t53, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
-    LA_TIMED(prof, 69, 167, dpo_step_lora_dropout_k69_dpo_bco_pair(t54, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
-    LA_TIMED(prof, 70, 167, dpo_step_lora_dropout_k70_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t50, t51, t52, t53, t54, B));
-    LA_TIMED(prof, 71, 167, dpo_step_lora_dropout_k71_lm_head(t55, loss_weights, losses, B));
-    LA_TIMED(prof, 72, 167, dpo_step_lora_dropout_k72_lm_head(t56, pair_weight, t55, B));
-    LA_TIMED(prof, 73, 167, dpo_step_lora_dropout_k73_sft(t57, pair_weight, carry1, carry3, B));
-    LA_TIMED(prof, 74, 167, dpo_step_lora_dropout_k74_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t56, t57));
-    LA_TIMED(prof, 75, 167, dpo_step_lora_dropout_k75_log_sigmoid_grad(t58, t59, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t50, t51, t52, t53, t54, B));
-    LA_TIMED(prof, 76, 167, dpo_step_lora_dropout_k76_dpo_sigmoid(t60, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 72, 166, dpo_step_lora_dropout_k72_dpo_kto_pair(t50, ref_chosen, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 73, 166, dpo_step_lora_dropout_k73_dpo_sigmoid(t51, pair_weight, B));
+    LA_TIMED(prof, 74, 166, dpo_step_lora_dropout_k74_dpo_kto_pair(t52, ref_rejected, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 75, 166, dpo_step_lora_dropout_k75_dpo_bco_pair(t53, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 76, 166, dpo_step_lora_dropout_k76_dpo_bco_pair(t54, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 77, 166, dpo_step_lora_dropout_k77_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t50, t51, t52, t53, t54, B));
+    LA_TIMED(prof, 78, 166, dpo_step_lora_dropout_k78_lm_head(t55, loss_weights, losses, B));
+    LA_TIMED(prof, 79, 166, dpo_step_lora_dropout_k79_lm_head(t56, pair_weight, t55, B));
+    LA_TIMED(prof, 80, 166, dpo_step_lora_dropout_k80_sft(t57, pair_weight, carry1, carry3, B));
+    LA_TIMED(prof, 81, 166, dpo_step_lora_dropout_k81_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t56, t57));
+    LA_TIMED(prof, 82, 166, dpo_step_lora_dropout_k82_log_sigmoid_grad(t58, t59, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t50, t51, t52, t53, t54, B));
+    LA_TIMED(prof, 83, 166, dpo_step_lora_dropout_k83_dpo_sigmoid(t60, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk_backward', repeated NC times */
     const float *carry7 = t60;
-    float *carry7_buf[2] = { args->arena + off[54], args->arena + off[55] };
+    float *carry7_buf[2] = { args->arena + off[44], args->arena + off[45] };
     for (long l = 0; l < NC; l++) {
         const int32_t *scored = args->scored + l * CR;
         const int32_t *scored_pair = args->scored_pair + l * CR;
@@ -16889,23 +16833,23 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
         const float *chosen_mask = args->chosen_mask + l * CR;
         const float *rejected_mask = args->rejected_mask + l * CR;
         float *carry7_next = carry7_buf[l & 1];
-        LA_TIMED(prof, 77, 167, dpo_step_lora_dropout_k77_lm_head(t61, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 78, 167, dpo_step_lora_dropout_k78_rmsnorm(t62, t61, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 79, 167, dpo_step_lora_dropout_k79_rmsnorm(t63, norm_eps, final_norm, t61, t62, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 80, 167, dpo_step_lora_dropout_k80_lm_head(t64, lm_head, t63, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 81, 167, dpo_step_lora_dropout_k81_log_softmax(t65, t64, CR, V));
-        LA_TIMED(prof, 82, 167, dpo_step_lora_dropout_k82_log_softmax(t66, t64, t65, CR, V));
-        LA_TIMED(prof, 83, 167, dpo_step_lora_dropout_k83_sequence_logps_grad(t67, t68, t58, t59, B));
-        LA_TIMED(prof, 84, 167, dpo_step_lora_dropout_k84_log_softmax_grad(t69, t64, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t65, t66, t67, t68, CR, V));
-        LA_TIMED(prof, 85, 167, dpo_step_lora_dropout_k85_lm_head_grad_in(t70, lm_head, t69, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 86, 167, dpo_step_lora_dropout_k86_rmsnorm_grad(t71, final_norm, t61, t70, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 87, 167, dpo_step_lora_dropout_k87_rmsnorm_grad_scatter_add(t72, norm_eps, final_norm, scored, t61, t62, t70, t71, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 88, 167, dpo_step_lora_dropout_k88_lm_chunk_backward(carry7_next, carry7, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 84, 166, dpo_step_lora_dropout_k84_lm_head(t61, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 85, 166, dpo_step_lora_dropout_k85_rmsnorm(t62, t61, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 86, 166, dpo_step_lora_dropout_k86_rmsnorm(t63, norm_eps, final_norm, t61, t62, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 87, 166, dpo_step_lora_dropout_k87_lm_head(t64, lm_head, t63, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 88, 166, dpo_step_lora_dropout_k88_log_softmax(t65, t64, CR, V));
+        LA_TIMED(prof, 89, 166, dpo_step_lora_dropout_k89_log_softmax(t66, t64, t65, CR, V));
+        LA_TIMED(prof, 90, 166, dpo_step_lora_dropout_k90_sequence_logps_grad(t67, t68, t58, t59, B));
+        LA_TIMED(prof, 91, 166, dpo_step_lora_dropout_k91_log_softmax_grad(t69, t64, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t65, t66, t67, t68, CR, V));
+        LA_TIMED(prof, 92, 166, dpo_step_lora_dropout_k92_lm_head_grad_in(t70, lm_head, t69, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 93, 166, dpo_step_lora_dropout_k93_rmsnorm_grad(t71, final_norm, t61, t70, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 94, 166, dpo_step_lora_dropout_k94_rmsnorm_grad_scatter_add(t72, norm_eps, final_norm, scored, t61, t62, t70, t71, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 95, 166, dpo_step_lora_dropout_k95_lm_chunk_backward(carry7_next, carry7, t72, B, HD2, KVH, REP, T));
         carry7 = carry7_next;
     }
     /* stage 'layer_backward', repeated L times, last layer first */
     const float *carry8 = carry7;
-    float *carry8_buf[2] = { args->arena + off[56], args->arena + off[57] };
+    float *carry8_buf[2] = { args->arena + off[46], args->arena + off[47] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -16938,13 +16882,20 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
         const int32_t *lora_dropout_key_w1 = args->lora_dropout_key_w1 + (L - 1 - l) * 1;
         const int32_t *lora_dropout_key_w2 = args->lora_dropout_key_w2 + (L - 1 - l) * 1;
         const int32_t *lora_dropout_key_w3 = args->lora_dropout_key_w3 + (L - 1 - l) * 1;
+        float *saved_lora_wq = args->saved_lora_wq + (L - 1 - l) * (B*R*T);
         float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + (L - 1 - l) * (B*R*T);
         float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + (L - 1 - l) * (B*R*T);
         float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
         float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + (L - 1 - l) * (B*R*T);
         float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + (L - 1 - l) * (B*R*T);
         float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + (L - 1 - l) * (B*R*T);
         float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + (L - 1 - l) * (B*R*T);
         float *grad_lora_a_wq = args->grad_lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_wq = args->grad_lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_a_wk = args->grad_lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
@@ -16960,84 +16911,76 @@ void llama_dpo_dpo_step_lora_dropout(const llama_dpo_dpo_step_lora_dropout_args 
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
         float *carry8_next = carry8_buf[l & 1];
-        LA_TIMED(prof, 89, 167, dpo_step_lora_dropout_k89_rmsnorm(t73, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 90, 167, dpo_step_lora_dropout_k90_rmsnorm(t74, norm_eps, saved_x, attn_norm, t73, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 91, 167, dpo_step_lora_dropout_k91_dropout(t75, lora_dropout_key_wq, lora_dropout, t74, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 92, 167, dpo_step_lora_dropout_k92_lora_a_wq(t76, lora_a_wq, t75, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 93, 167, dpo_step_lora_dropout_k93_dropout(t77, lora_dropout, lora_dropout_key_wk, t74, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 94, 167, dpo_step_lora_dropout_k94_lora_a_wk(t78, lora_a_wk, t77, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 95, 167, dpo_step_lora_dropout_k95_dropout(t79, lora_dropout, lora_dropout_key_wv, t74, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 96, 167, dpo_step_lora_dropout_k96_lora_a_wv(t80, lora_a_wv, t79, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 97, 167, dpo_step_lora_dropout_k97_scores_matmul(t81, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 98, 167, dpo_step_lora_dropout_k98_attention(t82, t2, t81, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 99, 167, dpo_step_lora_dropout_k99_softmax(t83, t82, B, KVH, REP, T));
-        LA_TIMED(prof, 100, 167, dpo_step_lora_dropout_k100_softmax(t84, t82, t83, B, KVH, REP, T));
-        LA_TIMED(prof, 101, 167, dpo_step_lora_dropout_k101_dropout(t85, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 102, 167, dpo_step_lora_dropout_k102_lora_a_wo(t86, lora_a_wo, t85, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 103, 167, dpo_step_lora_dropout_k103_rmsnorm(t87, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 104, 167, dpo_step_lora_dropout_k104_rmsnorm(t88, norm_eps, t87, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 105, 167, dpo_step_lora_dropout_k105_dropout(t89, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t88, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 106, 167, dpo_step_lora_dropout_k106_lora_a_w1(t90, lora_a_w1, t89, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 107, 167, dpo_step_lora_dropout_k107_silu(t91, saved_gate, B, F, T));
-        LA_TIMED(prof, 108, 167, dpo_step_lora_dropout_k108_dropout(t92, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t88, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 109, 167, dpo_step_lora_dropout_k109_lora_a_w3(t93, lora_a_w3, t92, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 110, 167, dpo_step_lora_dropout_k110_dropout(t94, saved_up, lora_dropout, lora_dropout_key_w2, t91, B, F, T));
-        LA_TIMED(prof, 111, 167, dpo_step_lora_dropout_k111_lora_a_w2(t95, lora_a_w2, t94, B, F, R, T));
-        LA_TIMED(prof, 112, 167, dpo_step_lora_dropout_k112_lora(t96, carry8, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 113, 167, dpo_step_lora_dropout_k113_lora_b_w2_grad_in(t97, lora_b_w2, t96, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 114, 167, dpo_step_lora_dropout_k114_lora_a_w2_grad_in(t98, lora_a_w2, t97, B, F, R, T));
-        LA_TIMED(prof, 115, 167, dpo_step_lora_dropout_k115_w2_grad_in(t99, carry8, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 116, 167, dpo_step_lora_dropout_k116_dropout(t100, lora_dropout, lora_dropout_key_w2, t91, t98, t99, B, F, T));
-        LA_TIMED(prof, 117, 167, dpo_step_lora_dropout_k117_lora(t101, lora_scale_w3, t100, B, F, T));
-        LA_TIMED(prof, 118, 167, dpo_step_lora_dropout_k118_lora_b_w3_grad_in(t102, lora_b_w3, t101, B, F, R, T));
-        LA_TIMED(prof, 119, 167, dpo_step_lora_dropout_k119_lora_a_w3_grad_in(t103, lora_a_w3, t102, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 120, 167, dpo_step_lora_dropout_k120_w3_grad_in(t104, w3, t100, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 121, 167, dpo_step_lora_dropout_k121_dropout(t105, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t91, t98, t99, B, F, T));
-        LA_TIMED(prof, 122, 167, dpo_step_lora_dropout_k122_lora(t106, lora_scale_w1, t105, B, F, T));
-        LA_TIMED(prof, 123, 167, dpo_step_lora_dropout_k123_lora_b_w1_grad_in(t107, lora_b_w1, t106, B, F, R, T));
-        LA_TIMED(prof, 124, 167, dpo_step_lora_dropout_k124_lora_a_w1_grad_in(t108, lora_a_w1, t107, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 125, 167, dpo_step_lora_dropout_k125_w1_grad_in(t109, w1, t105, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 126, 167, dpo_step_lora_dropout_k126_rmsnorm_grad(t110, carry8, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t88, t103, t104, t108, t109, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 127, 167, dpo_step_lora_dropout_k127_lora(t111, lora_scale_wo, t110, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 128, 167, dpo_step_lora_dropout_k128_lora_b_wo_grad_in(t112, lora_b_wo, t111, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 129, 167, dpo_step_lora_dropout_k129_lora_a_wo_grad_in(t113, lora_a_wo, t112, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 130, 167, dpo_step_lora_dropout_k130_wo_grad_in(t114, wo, t110, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 131, 167, dpo_step_lora_dropout_k131_dropout(t115, lora_dropout, lora_dropout_key_wo, t113, t114, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 132, 167, dpo_step_lora_dropout_k132_attention_grad_matmul(t116, saved_v, t115, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 133, 167, dpo_step_lora_dropout_k133_attention(t117, t2, t82, t83, t84, t116, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 134, 167, dpo_step_lora_dropout_k134_scores_grad_matmul(t118, saved_k, t117, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 135, 167, dpo_step_lora_dropout_k135_attention_grad_matmul(t119, t84, t115, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 136, 167, dpo_step_lora_dropout_k136_attention_grad_matmul(t120, saved_q, t117, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 137, 167, dpo_step_lora_dropout_k137_attention_grad(t121, lora_scale_wv, t119, B, HD2, KVH, T));
-        LA_TIMED(prof, 138, 167, dpo_step_lora_dropout_k138_lora_b_wv_grad_in(t122, lora_b_wv, t121, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 139, 167, dpo_step_lora_dropout_k139_lora_a_wv_grad_in(t123, lora_a_wv, t122, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 140, 167, dpo_step_lora_dropout_k140_attention_grad(t124, t119, B, HD2, KVH, T));
-        LA_TIMED(prof, 141, 167, dpo_step_lora_dropout_k141_wv_grad_in(t125, wv, t124, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 142, 167, dpo_step_lora_dropout_k142_rope_grad(t126, t0, t1, t120, B, HD2, KVH, T));
-        LA_TIMED(prof, 143, 167, dpo_step_lora_dropout_k143_lora(t127, lora_scale_wk, t126, B, HD2, KVH, T));
-        LA_TIMED(prof, 144, 167, dpo_step_lora_dropout_k144_lora_b_wk_grad_in(t128, lora_b_wk, t127, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 145, 167, dpo_step_lora_dropout_k145_lora_a_wk_grad_in(t129, lora_a_wk, t128, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 146, 167, dpo_step_lora_dropout_k146_wk_grad_in(t130, wk, t126, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 147, 167, dpo_step_lora_dropout_k147_rope_grad(t131, t0, t1, t118, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 148, 167, dpo_step_lora_dropout_k148_lora(t132, lora_scale_wq, t131, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 149, 167, dpo_step_lora_dropout_k149_lora_b_wq_grad_in(t133, lora_b_wq, t132, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 150, 167, dpo_step_lora_dropout_k150_lora_a_wq_grad_in(t134, lora_a_wq, t133, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 151, 167, dpo_step_lora_dropout_k151_wq_grad_in(t135, wq, t131, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 152, 167, dpo_step_lora_dropout_k152_dropout(carry8_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t73, t110, t123, t125, t129, t130, t134, t135, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 153, 167, dpo_step_lora_dropout_k153_grad_lora_a_wq(grad_lora_a_wq, t75, t133, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 154, 167, dpo_step_lora_dropout_k154_grad_lora_b_wq(grad_lora_b_wq, t76, t132, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 155, 167, dpo_step_lora_dropout_k155_grad_lora_a_wk(grad_lora_a_wk, t77, t128, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 156, 167, dpo_step_lora_dropout_k156_grad_lora_b_wk(grad_lora_b_wk, t78, t127, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 157, 167, dpo_step_lora_dropout_k157_grad_lora_a_wv(grad_lora_a_wv, t79, t122, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 158, 167, dpo_step_lora_dropout_k158_grad_lora_b_wv(grad_lora_b_wv, t80, t121, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 159, 167, dpo_step_lora_dropout_k159_grad_lora_a_wo(grad_lora_a_wo, t85, t112, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 160, 167, dpo_step_lora_dropout_k160_grad_lora_b_wo(grad_lora_b_wo, t86, t111, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 161, 167, dpo_step_lora_dropout_k161_grad_lora_a_w1(grad_lora_a_w1, t89, t107, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 162, 167, dpo_step_lora_dropout_k162_grad_lora_b_w1(grad_lora_b_w1, t90, t106, B, F, R, T));
-        LA_TIMED(prof, 163, 167, dpo_step_lora_dropout_k163_grad_lora_a_w2(grad_lora_a_w2, t94, t97, B, F, R, T));
-        LA_TIMED(prof, 164, 167, dpo_step_lora_dropout_k164_grad_lora_b_w2(grad_lora_b_w2, t95, t96, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 165, 167, dpo_step_lora_dropout_k165_grad_lora_a_w3(grad_lora_a_w3, t92, t102, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 166, 167, dpo_step_lora_dropout_k166_grad_lora_b_w3(grad_lora_b_w3, t93, t101, B, F, R, T));
+        LA_TIMED(prof, 96, 166, dpo_step_lora_dropout_k96_rmsnorm(t73, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 166, dpo_step_lora_dropout_k97_rmsnorm(t74, norm_eps, saved_x, attn_norm, t73, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 166, dpo_step_lora_dropout_k98_dropout(t75, lora_dropout_key_wq, lora_dropout, t74, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 99, 166, dpo_step_lora_dropout_k99_dropout(t76, lora_dropout, lora_dropout_key_wk, t74, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 100, 166, dpo_step_lora_dropout_k100_dropout(t77, lora_dropout, lora_dropout_key_wv, t74, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 101, 166, dpo_step_lora_dropout_k101_scores_matmul(t78, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 166, dpo_step_lora_dropout_k102_attention(t79, t2, t78, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 103, 166, dpo_step_lora_dropout_k103_softmax(t80, t79, B, KVH, REP, T));
+        LA_TIMED(prof, 104, 166, dpo_step_lora_dropout_k104_softmax(t81, t79, t80, B, KVH, REP, T));
+        LA_TIMED(prof, 105, 166, dpo_step_lora_dropout_k105_dropout(t82, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 106, 166, dpo_step_lora_dropout_k106_rmsnorm(t83, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 107, 166, dpo_step_lora_dropout_k107_rmsnorm(t84, norm_eps, t83, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 108, 166, dpo_step_lora_dropout_k108_dropout(t85, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t84, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 109, 166, dpo_step_lora_dropout_k109_silu(t86, saved_gate, B, F, T));
+        LA_TIMED(prof, 110, 166, dpo_step_lora_dropout_k110_dropout(t87, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t84, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 111, 166, dpo_step_lora_dropout_k111_dropout(t88, saved_up, lora_dropout, lora_dropout_key_w2, t86, B, F, T));
+        LA_TIMED(prof, 112, 166, dpo_step_lora_dropout_k112_lora_b_w2_grad_in(t89, carry8, lora_b_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 113, 166, dpo_step_lora_dropout_k113_lora(t90, lora_scale_w2, t89, B, R, T));
+        LA_TIMED(prof, 114, 166, dpo_step_lora_dropout_k114_lora_a_w2_grad_in(t91, lora_a_w2, t90, B, F, R, T));
+        LA_TIMED(prof, 115, 166, dpo_step_lora_dropout_k115_w2_grad_in(t92, carry8, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 116, 166, dpo_step_lora_dropout_k116_dropout(t93, lora_dropout, lora_dropout_key_w2, t86, t91, t92, B, F, T));
+        LA_TIMED(prof, 117, 166, dpo_step_lora_dropout_k117_lora_b_w3_grad_in(t94, lora_b_w3, t93, B, F, R, T));
+        LA_TIMED(prof, 118, 166, dpo_step_lora_dropout_k118_lora(t95, lora_scale_w3, t94, B, R, T));
+        LA_TIMED(prof, 119, 166, dpo_step_lora_dropout_k119_lora_a_w3_grad_in(t96, lora_a_w3, t95, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 120, 166, dpo_step_lora_dropout_k120_w3_grad_in(t97, w3, t93, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 121, 166, dpo_step_lora_dropout_k121_dropout(t98, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t86, t91, t92, B, F, T));
+        LA_TIMED(prof, 122, 166, dpo_step_lora_dropout_k122_lora_b_w1_grad_in(t99, lora_b_w1, t98, B, F, R, T));
+        LA_TIMED(prof, 123, 166, dpo_step_lora_dropout_k123_lora(t100, lora_scale_w1, t99, B, R, T));
+        LA_TIMED(prof, 124, 166, dpo_step_lora_dropout_k124_lora_a_w1_grad_in(t101, lora_a_w1, t100, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 125, 166, dpo_step_lora_dropout_k125_w1_grad_in(t102, w1, t98, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 126, 166, dpo_step_lora_dropout_k126_rmsnorm_grad(t103, carry8, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t84, t96, t97, t101, t102, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 127, 166, dpo_step_lora_dropout_k127_lora_b_wo_grad_in(t104, lora_b_wo, t103, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 128, 166, dpo_step_lora_dropout_k128_lora(t105, lora_scale_wo, t104, B, R, T));
+        LA_TIMED(prof, 129, 166, dpo_step_lora_dropout_k129_lora_a_wo_grad_in(t106, lora_a_wo, t105, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 130, 166, dpo_step_lora_dropout_k130_wo_grad_in(t107, wo, t103, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 131, 166, dpo_step_lora_dropout_k131_dropout(t108, lora_dropout, lora_dropout_key_wo, t106, t107, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 132, 166, dpo_step_lora_dropout_k132_attention_grad_matmul(t109, saved_v, t108, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 133, 166, dpo_step_lora_dropout_k133_attention(t110, t2, t79, t80, t81, t109, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 134, 166, dpo_step_lora_dropout_k134_scores_grad_matmul(t111, saved_k, t110, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 135, 166, dpo_step_lora_dropout_k135_attention_grad_matmul(t112, saved_q, t110, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 136, 166, dpo_step_lora_dropout_k136_attention_grad_matmul(t113, t81, t108, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 137, 166, dpo_step_lora_dropout_k137_lora_b_wv_grad_in(t114, lora_b_wv, t113, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 138, 166, dpo_step_lora_dropout_k138_lora(t115, lora_scale_wv, t114, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 139, 166, dpo_step_lora_dropout_k139_lora_a_wv_grad_in(t116, lora_a_wv, t115, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 140, 166, dpo_step_lora_dropout_k140_wv_grad_in(t117, wv, t113, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 141, 166, dpo_step_lora_dropout_k141_rope_grad(t118, t0, t1, t112, B, HD2, KVH, T));
+        LA_TIMED(prof, 142, 166, dpo_step_lora_dropout_k142_lora_b_wk_grad_in(t119, lora_b_wk, t118, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 143, 166, dpo_step_lora_dropout_k143_lora(t120, lora_scale_wk, t119, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 144, 166, dpo_step_lora_dropout_k144_lora_a_wk_grad_in(t121, lora_a_wk, t120, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 145, 166, dpo_step_lora_dropout_k145_wk_grad_in(t122, wk, t118, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 146, 166, dpo_step_lora_dropout_k146_rope_grad(t123, t0, t1, t111, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 147, 166, dpo_step_lora_dropout_k147_lora_b_wq_grad_in(t124, lora_b_wq, t123, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 148, 166, dpo_step_lora_dropout_k148_lora(t125, lora_scale_wq, t124, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 149, 166, dpo_step_lora_dropout_k149_lora_a_wq_grad_in(t126, lora_a_wq, t125, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 150, 166, dpo_step_lora_dropout_k150_wq_grad_in(t127, wq, t123, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 151, 166, dpo_step_lora_dropout_k151_dropout(carry8_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t73, t103, t116, t117, t121, t122, t126, t127, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 152, 166, dpo_step_lora_dropout_k152_grad_lora_a_wq(grad_lora_a_wq, t75, t125, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 153, 166, dpo_step_lora_dropout_k153_grad_lora_b_wq(grad_lora_b_wq, saved_lora_wq, t123, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 154, 166, dpo_step_lora_dropout_k154_grad_lora_a_wk(grad_lora_a_wk, t76, t120, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 155, 166, dpo_step_lora_dropout_k155_grad_lora_b_wk(grad_lora_b_wk, saved_lora_wk, t118, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 156, 166, dpo_step_lora_dropout_k156_grad_lora_a_wv(grad_lora_a_wv, t77, t115, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 157, 166, dpo_step_lora_dropout_k157_grad_lora_b_wv(grad_lora_b_wv, saved_lora_wv, t113, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 158, 166, dpo_step_lora_dropout_k158_grad_lora_a_wo(grad_lora_a_wo, t82, t105, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 159, 166, dpo_step_lora_dropout_k159_grad_lora_b_wo(grad_lora_b_wo, saved_lora_wo, t103, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 160, 166, dpo_step_lora_dropout_k160_grad_lora_a_w1(grad_lora_a_w1, t85, t100, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 161, 166, dpo_step_lora_dropout_k161_grad_lora_b_w1(grad_lora_b_w1, saved_lora_w1, t98, B, F, R, T));
+        LA_TIMED(prof, 162, 166, dpo_step_lora_dropout_k162_grad_lora_a_w2(grad_lora_a_w2, t88, t90, B, F, R, T));
+        LA_TIMED(prof, 163, 166, dpo_step_lora_dropout_k163_grad_lora_b_w2(grad_lora_b_w2, carry8, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 164, 166, dpo_step_lora_dropout_k164_grad_lora_a_w3(grad_lora_a_w3, t87, t95, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 165, 166, dpo_step_lora_dropout_k165_grad_lora_b_w3(grad_lora_b_w3, saved_lora_w3, t93, B, F, R, T));
         carry8 = carry8_next;
     }
 }
@@ -17060,165 +17003,164 @@ void llama_dpo_dpo_step_lora_dropout_costs(const llama_dpo_dpo_step_lora_dropout
     flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k5_wq */
     flops[6] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k6_dropout */
     flops[7] = (double)(4*B*HD2*KVH*R*REP*T); bytes[7] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k7_lora_a_wq */
-    flops[8] = (double)(4*B*HD2*KVH*R*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k8_lora_b_wq */
-    flops[9] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k9_rope */
-    flops[10] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k10_wk */
-    flops[11] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k11_dropout */
-    flops[12] = (double)(4*B*HD2*KVH*R*REP*T); bytes[12] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k12_lora_a_wk */
-    flops[13] = (double)(4*B*HD2*KVH*R*T); bytes[13] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_step_lora_dropout_k13_lora_b_wk */
-    flops[14] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k14_rope */
-    flops[15] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k15_wv */
-    flops[16] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k16_dropout */
-    flops[17] = (double)(4*B*HD2*KVH*R*REP*T); bytes[17] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k17_lora_a_wv */
-    flops[18] = (double)(4*B*HD2*KVH*R*T); bytes[18] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_step_lora_dropout_k18_lora_b_wv */
-    flops[19] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[19] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k19_lora */
-    flops[20] = (double)(4*B*HD2*KVH*REP*T*T); bytes[20] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k20_scores_matmul */
-    flops[21] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[21] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k21_attention */
-    flops[22] = (double)(4*B*HD2*KVH*REP*T*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k22_saved_attn */
-    flops[23] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k23_wo */
-    flops[24] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k24_dropout */
-    flops[25] = (double)(4*B*HD2*KVH*R*REP*T); bytes[25] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k25_lora_a_wo */
-    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k26_lora_b_wo */
-    flops[27] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[27] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k27_lora */
-    flops[28] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[28] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k28_rmsnorm */
-    flops[29] = (double)(4*B*F*HD2*KVH*REP*T); bytes[29] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k29_w1 */
-    flops[30] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[30] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k30_dropout */
-    flops[31] = (double)(4*B*HD2*KVH*R*REP*T); bytes[31] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k31_lora_a_w1 */
-    flops[32] = (double)(2*B*F*R*T); bytes[32] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_dropout_k32_lora_b_w1 */
-    flops[33] = (double)(B*F*T + B*F*T); bytes[33] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_k33_lora */
-    flops[34] = (double)(4*B*F*HD2*KVH*REP*T); bytes[34] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k34_w3 */
-    flops[35] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[35] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k35_dropout */
-    flops[36] = (double)(4*B*HD2*KVH*R*REP*T); bytes[36] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k36_lora_a_w3 */
-    flops[37] = (double)(2*B*F*R*T); bytes[37] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_dropout_k37_lora_b_w3 */
-    flops[38] = (double)(B*F*T + B*F*T); bytes[38] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_k38_lora */
-    flops[39] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[39] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_k39_silu */
-    flops[40] = (double)(4*B*F*HD2*KVH*REP*T); bytes[40] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_dropout_k40_w2 */
-    flops[41] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T); bytes[41] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T); /* dpo_step_lora_dropout_k41_dropout */
-    flops[42] = (double)(2*B*F*R*T); bytes[42] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_dropout_k42_lora_a_w2 */
-    flops[43] = (double)(4*B*HD2*KVH*R*REP*T); bytes[43] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k43_lora_b_w2 */
-    flops[44] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[44] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k44_lora */
-    flops[45] = (double)(0); bytes[45] = (double)(4*B); /* dpo_step_lora_dropout_k45_expand */
-    flops[46] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[46] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_lora_dropout_k46_rmsnorm */
-    flops[47] = (double)(4*CR*HD2*KVH*REP*V); bytes[47] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_lora_dropout_k47_lm_head */
-    flops[48] = (double)(CR*V); bytes[48] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_dropout_k48_log_softmax */
-    flops[49] = (double)(CR + CR*V + CR*V + CR*V); bytes[49] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_lora_dropout_k49_log_softmax */
-    flops[50] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[50] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_k50_cross_entropy */
-    flops[51] = (double)(CR + CR); bytes[51] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_k51_sequence_logps_scatter_add */
-    flops[52] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[52] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_k52_cross_entropy */
-    flops[53] = (double)(CR + CR); bytes[53] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_k53_sequence_logps_scatter_add */
-    flops[54] = (double)(CR*V); bytes[54] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_dropout_k54_sequence_logps */
-    flops[55] = (double)(CR); bytes[55] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_lora_dropout_k55_sequence_logps_scatter_add */
-    flops[56] = (double)(CR); bytes[56] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_lora_dropout_k56_sequence_logps_scatter_add */
-    flops[57] = (double)(CR + CR + CR); bytes[57] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_k57_sequence_logps_scatter_add */
-    flops[58] = (double)(CR + CR + CR); bytes[58] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_k58_sequence_logps_scatter_add */
-    flops[59] = (double)(B + B); bytes[59] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k59_sequence_logps */
-    flops[60] = (double)(B + B); bytes[60] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k60_sequence_logps */
-    flops[61] = (double)(B); bytes[61] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k61_lm_chunk */
-    flops[62] = (double)(B); bytes[62] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k62_lm_chunk */
-    flops[63] = (double)(B); bytes[63] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k63_lm_chunk */
-    flops[64] = (double)(B); bytes[64] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k64_lm_chunk */
-    flops[65] = (double)(1 + B + B + B + B + B); bytes[65] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_dropout_k65_dpo_kto_pair */
-    flops[66] = (double)(B + B); bytes[66] = (double)(4 + 4*B); /* dpo_step_lora_dropout_k66_dpo_sigmoid */
-    flops[67] = (double)(1 + B + B + B + B + B); bytes[67] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_dropout_k67_dpo_kto_pair */
-    flops[68] = (double)(1 + B + B + B + B + B + B); bytes[68] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_dropout_k68_dpo_bco_pair */
-    flops[69] = (double)(1 + B + B + B + B + B + B); bytes[69] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_dropout_k69_dpo_bco_pair */
-    flops[70] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[70] = (double)(68*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_dropout_k70_log_sigmoid */
-    flops[71] = (double)(17*B + 17*B); bytes[71] = (double)(4*B + 68 + 68*B); /* dpo_step_lora_dropout_k71_lm_head */
-    flops[72] = (double)(B + B); bytes[72] = (double)(4 + 4*B + 4*B); /* dpo_step_lora_dropout_k72_lm_head */
-    flops[73] = (double)(B + B + B + B); bytes[73] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k73_sft */
-    flops[74] = (double)(1 + 1 + 1); bytes[74] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_lora_dropout_k74_dpo_loss */
-    flops[75] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[75] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_dropout_k75_log_sigmoid_grad */
-    flops[76] = (double)(0); bytes[76] = (double)(8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k76_dpo_sigmoid */
-    flops[77] = (double)(0); bytes[77] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_lora_dropout_k77_lm_head */
-    flops[78] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[78] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* dpo_step_lora_dropout_k78_rmsnorm */
-    flops[79] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[79] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_lora_dropout_k79_rmsnorm */
-    flops[80] = (double)(4*CR*HD2*KVH*REP*V); bytes[80] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_lora_dropout_k80_lm_head */
-    flops[81] = (double)(CR*V); bytes[81] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_dropout_k81_log_softmax */
-    flops[82] = (double)(CR + CR*V + CR*V + CR*V); bytes[82] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_lora_dropout_k82_log_softmax */
-    flops[83] = (double)(B + B + B + B + B + B); bytes[83] = (double)(4*B + 4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k83_sequence_logps_grad */
-    flops[84] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR*V); bytes[84] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*B + 4*B); /* dpo_step_lora_dropout_k84_log_softmax_grad */
-    flops[85] = (double)(4*CR*HD2*KVH*REP*V); bytes[85] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* dpo_step_lora_dropout_k85_lm_head_grad_in */
-    flops[86] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[86] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* dpo_step_lora_dropout_k86_rmsnorm_grad */
-    flops[87] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_lora_dropout_k87_rmsnorm_grad_scatter_add */
-    flops[88] = (double)(2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k88_lm_chunk_backward */
-    flops[89] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[89] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k89_rmsnorm */
-    flops[90] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_lora_dropout_k90_rmsnorm */
-    flops[91] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[91] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k91_dropout */
-    flops[92] = (double)(4*B*HD2*KVH*R*REP*T); bytes[92] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k92_lora_a_wq */
-    flops[93] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k93_dropout */
-    flops[94] = (double)(4*B*HD2*KVH*R*REP*T); bytes[94] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k94_lora_a_wk */
-    flops[95] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[95] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k95_dropout */
-    flops[96] = (double)(4*B*HD2*KVH*R*REP*T); bytes[96] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k96_lora_a_wv */
-    flops[97] = (double)(4*B*HD2*KVH*REP*T*T); bytes[97] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k97_scores_matmul */
-    flops[98] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[98] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k98_attention */
-    flops[99] = (double)(B*KVH*REP*T*T); bytes[99] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k99_softmax */
-    flops[100] = (double)(B*KVH*REP*T*T); bytes[100] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_lora_dropout_k100_softmax */
-    flops[101] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4); /* dpo_step_lora_dropout_k101_dropout */
-    flops[102] = (double)(4*B*HD2*KVH*R*REP*T); bytes[102] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k102_lora_a_wo */
-    flops[103] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[103] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k103_rmsnorm */
-    flops[104] = (double)(B*T + B*T + B*T); bytes[104] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_lora_dropout_k104_rmsnorm */
-    flops[105] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* dpo_step_lora_dropout_k105_dropout */
-    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k106_lora_a_w1 */
-    flops[107] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[107] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_k107_silu */
+    flops[8] = (double)(B*R*T); bytes[8] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_dropout_k8_lora */
+    flops[9] = (double)(4*B*HD2*KVH*R*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k9_lora_b_wq */
+    flops[10] = (double)(2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k10_rope */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k11_wk */
+    flops[12] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k12_dropout */
+    flops[13] = (double)(4*B*HD2*KVH*R*REP*T); bytes[13] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k13_lora_a_wk */
+    flops[14] = (double)(B*R*T); bytes[14] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_dropout_k14_lora */
+    flops[15] = (double)(4*B*HD2*KVH*R*T); bytes[15] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_step_lora_dropout_k15_lora_b_wk */
+    flops[16] = (double)(2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[16] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k16_rope */
+    flops[17] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k17_wv */
+    flops[18] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k18_dropout */
+    flops[19] = (double)(4*B*HD2*KVH*R*REP*T); bytes[19] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k19_lora_a_wv */
+    flops[20] = (double)(B*R*T); bytes[20] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_dropout_k20_lora */
+    flops[21] = (double)(4*B*HD2*KVH*R*T); bytes[21] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_step_lora_dropout_k21_lora_b_wv */
+    flops[22] = (double)(2*B*HD2*KVH*T); bytes[22] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k22_attention */
+    flops[23] = (double)(4*B*HD2*KVH*REP*T*T); bytes[23] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k23_scores_matmul */
+    flops[24] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[24] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k24_attention */
+    flops[25] = (double)(4*B*HD2*KVH*REP*T*T); bytes[25] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k25_saved_attn */
+    flops[26] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k26_wo */
+    flops[27] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[27] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k27_dropout */
+    flops[28] = (double)(4*B*HD2*KVH*R*REP*T); bytes[28] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k28_lora_a_wo */
+    flops[29] = (double)(B*R*T); bytes[29] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_dropout_k29_lora */
+    flops[30] = (double)(4*B*HD2*KVH*R*REP*T); bytes[30] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k30_lora_b_wo */
+    flops[31] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[31] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k31_layer */
+    flops[32] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k32_rmsnorm */
+    flops[33] = (double)(4*B*F*HD2*KVH*REP*T); bytes[33] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k33_w1 */
+    flops[34] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[34] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k34_dropout */
+    flops[35] = (double)(4*B*HD2*KVH*R*REP*T); bytes[35] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k35_lora_a_w1 */
+    flops[36] = (double)(B*R*T); bytes[36] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_dropout_k36_lora */
+    flops[37] = (double)(2*B*F*R*T); bytes[37] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_dropout_k37_lora_b_w1 */
+    flops[38] = (double)(B*F*T); bytes[38] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_k38_gate_up */
+    flops[39] = (double)(4*B*F*HD2*KVH*REP*T); bytes[39] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k39_w3 */
+    flops[40] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[40] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k40_dropout */
+    flops[41] = (double)(4*B*HD2*KVH*R*REP*T); bytes[41] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k41_lora_a_w3 */
+    flops[42] = (double)(B*R*T); bytes[42] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_dropout_k42_lora */
+    flops[43] = (double)(2*B*F*R*T); bytes[43] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_dropout_k43_lora_b_w3 */
+    flops[44] = (double)(B*F*T); bytes[44] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_k44_gate_up */
+    flops[45] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[45] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_k45_silu */
+    flops[46] = (double)(4*B*F*HD2*KVH*REP*T); bytes[46] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_dropout_k46_w2 */
+    flops[47] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T); bytes[47] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T); /* dpo_step_lora_dropout_k47_dropout */
+    flops[48] = (double)(2*B*F*R*T); bytes[48] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_dropout_k48_lora_a_w2 */
+    flops[49] = (double)(B*R*T); bytes[49] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_dropout_k49_lora */
+    flops[50] = (double)(4*B*HD2*KVH*R*REP*T); bytes[50] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k50_lora_b_w2 */
+    flops[51] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[51] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k51_lora */
+    flops[52] = (double)(0); bytes[52] = (double)(4*B); /* dpo_step_lora_dropout_k52_expand */
+    flops[53] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[53] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_lora_dropout_k53_rmsnorm */
+    flops[54] = (double)(4*CR*HD2*KVH*REP*V); bytes[54] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_lora_dropout_k54_lm_head */
+    flops[55] = (double)(CR*V); bytes[55] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_dropout_k55_log_softmax */
+    flops[56] = (double)(CR + CR*V + CR*V + CR*V); bytes[56] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_lora_dropout_k56_log_softmax */
+    flops[57] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[57] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_k57_cross_entropy */
+    flops[58] = (double)(CR + CR); bytes[58] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_k58_sequence_logps_scatter_add */
+    flops[59] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[59] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_k59_cross_entropy */
+    flops[60] = (double)(CR + CR); bytes[60] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_k60_sequence_logps_scatter_add */
+    flops[61] = (double)(CR*V); bytes[61] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_dropout_k61_sequence_logps */
+    flops[62] = (double)(CR); bytes[62] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_lora_dropout_k62_sequence_logps_scatter_add */
+    flops[63] = (double)(CR); bytes[63] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_lora_dropout_k63_sequence_logps_scatter_add */
+    flops[64] = (double)(CR + CR + CR); bytes[64] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_k64_sequence_logps_scatter_add */
+    flops[65] = (double)(CR + CR + CR); bytes[65] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_dropout_k65_sequence_logps_scatter_add */
+    flops[66] = (double)(B + B); bytes[66] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k66_sequence_logps */
+    flops[67] = (double)(B + B); bytes[67] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k67_sequence_logps */
+    flops[68] = (double)(B); bytes[68] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k68_lm_chunk */
+    flops[69] = (double)(B); bytes[69] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k69_lm_chunk */
+    flops[70] = (double)(B); bytes[70] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k70_lm_chunk */
+    flops[71] = (double)(B); bytes[71] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k71_lm_chunk */
+    flops[72] = (double)(1 + B + B + B + B + B); bytes[72] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_dropout_k72_dpo_kto_pair */
+    flops[73] = (double)(B + B); bytes[73] = (double)(4 + 4*B); /* dpo_step_lora_dropout_k73_dpo_sigmoid */
+    flops[74] = (double)(1 + B + B + B + B + B); bytes[74] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_dropout_k74_dpo_kto_pair */
+    flops[75] = (double)(1 + B + B + B + B + B + B); bytes[75] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_dropout_k75_dpo_bco_pair */
+    flops[76] = (double)(1 + B + B + B + B + B + B); bytes[76] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_dropout_k76_dpo_bco_pair */
+    flops[77] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[77] = (double)(68*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_dropout_k77_log_sigmoid */
+    flops[78] = (double)(17*B + 17*B); bytes[78] = (double)(4*B + 68 + 68*B); /* dpo_step_lora_dropout_k78_lm_head */
+    flops[79] = (double)(B + B); bytes[79] = (double)(4 + 4*B + 4*B); /* dpo_step_lora_dropout_k79_lm_head */
+    flops[80] = (double)(B + B + B + B); bytes[80] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k80_sft */
+    flops[81] = (double)(1 + 1 + 1); bytes[81] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_lora_dropout_k81_dpo_loss */
+    flops[82] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[82] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_dropout_k82_log_sigmoid_grad */
+    flops[83] = (double)(0); bytes[83] = (double)(8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k83_dpo_sigmoid */
+    flops[84] = (double)(0); bytes[84] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_lora_dropout_k84_lm_head */
+    flops[85] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[85] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* dpo_step_lora_dropout_k85_rmsnorm */
+    flops[86] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[86] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_lora_dropout_k86_rmsnorm */
+    flops[87] = (double)(4*CR*HD2*KVH*REP*V); bytes[87] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_lora_dropout_k87_lm_head */
+    flops[88] = (double)(CR*V); bytes[88] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_dropout_k88_log_softmax */
+    flops[89] = (double)(CR + CR*V + CR*V + CR*V); bytes[89] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_lora_dropout_k89_log_softmax */
+    flops[90] = (double)(B + B + B + B + B + B); bytes[90] = (double)(4*B + 4*B + 4*B + 4*B); /* dpo_step_lora_dropout_k90_sequence_logps_grad */
+    flops[91] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR*V); bytes[91] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*B + 4*B); /* dpo_step_lora_dropout_k91_log_softmax_grad */
+    flops[92] = (double)(4*CR*HD2*KVH*REP*V); bytes[92] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* dpo_step_lora_dropout_k92_lm_head_grad_in */
+    flops[93] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[93] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* dpo_step_lora_dropout_k93_rmsnorm_grad */
+    flops[94] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_lora_dropout_k94_rmsnorm_grad_scatter_add */
+    flops[95] = (double)(2*B*HD2*KVH*REP*T); bytes[95] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k95_lm_chunk_backward */
+    flops[96] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[96] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k96_rmsnorm */
+    flops[97] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_lora_dropout_k97_rmsnorm */
+    flops[98] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[98] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k98_dropout */
+    flops[99] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[99] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k99_dropout */
+    flops[100] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k100_dropout */
+    flops[101] = (double)(4*B*HD2*KVH*REP*T*T); bytes[101] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k101_scores_matmul */
+    flops[102] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[102] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k102_attention */
+    flops[103] = (double)(B*KVH*REP*T*T); bytes[103] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k103_softmax */
+    flops[104] = (double)(B*KVH*REP*T*T); bytes[104] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_lora_dropout_k104_softmax */
+    flops[105] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4); /* dpo_step_lora_dropout_k105_dropout */
+    flops[106] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[106] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k106_rmsnorm */
+    flops[107] = (double)(B*T + B*T + B*T); bytes[107] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_lora_dropout_k107_rmsnorm */
     flops[108] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[108] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* dpo_step_lora_dropout_k108_dropout */
-    flops[109] = (double)(4*B*HD2*KVH*R*REP*T); bytes[109] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k109_lora_a_w3 */
-    flops[110] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[110] = (double)(4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T); /* dpo_step_lora_dropout_k110_dropout */
-    flops[111] = (double)(2*B*F*R*T); bytes[111] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_dropout_k111_lora_a_w2 */
-    flops[112] = (double)(2*B*HD2*KVH*REP*T); bytes[112] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* dpo_step_lora_dropout_k112_lora */
-    flops[113] = (double)(4*B*HD2*KVH*R*REP*T); bytes[113] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k113_lora_b_w2_grad_in */
+    flops[109] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[109] = (double)(4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_k109_silu */
+    flops[110] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[110] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* dpo_step_lora_dropout_k110_dropout */
+    flops[111] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[111] = (double)(4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T); /* dpo_step_lora_dropout_k111_dropout */
+    flops[112] = (double)(4*B*HD2*KVH*R*REP*T); bytes[112] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* dpo_step_lora_dropout_k112_lora_b_w2_grad_in */
+    flops[113] = (double)(B*R*T); bytes[113] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_dropout_k113_lora */
     flops[114] = (double)(2*B*F*R*T); bytes[114] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_dropout_k114_lora_a_w2_grad_in */
     flops[115] = (double)(4*B*F*HD2*KVH*REP*T); bytes[115] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_lora_dropout_k115_w2_grad_in */
     flops[116] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[116] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_k116_dropout */
-    flops[117] = (double)(B*F*T); bytes[117] = (double)(4*B*F*T + 4 + 4*B*F*T); /* dpo_step_lora_dropout_k117_lora */
-    flops[118] = (double)(2*B*F*R*T); bytes[118] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_dropout_k118_lora_b_w3_grad_in */
+    flops[117] = (double)(2*B*F*R*T); bytes[117] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_dropout_k117_lora_b_w3_grad_in */
+    flops[118] = (double)(B*R*T); bytes[118] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_dropout_k118_lora */
     flops[119] = (double)(4*B*HD2*KVH*R*REP*T); bytes[119] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k119_lora_a_w3_grad_in */
     flops[120] = (double)(4*B*F*HD2*KVH*REP*T); bytes[120] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_dropout_k120_w3_grad_in */
     flops[121] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[121] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_dropout_k121_dropout */
-    flops[122] = (double)(B*F*T); bytes[122] = (double)(4*B*F*T + 4 + 4*B*F*T); /* dpo_step_lora_dropout_k122_lora */
-    flops[123] = (double)(2*B*F*R*T); bytes[123] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_dropout_k123_lora_b_w1_grad_in */
+    flops[122] = (double)(2*B*F*R*T); bytes[122] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_dropout_k122_lora_b_w1_grad_in */
+    flops[123] = (double)(B*R*T); bytes[123] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_dropout_k123_lora */
     flops[124] = (double)(4*B*HD2*KVH*R*REP*T); bytes[124] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k124_lora_a_w1_grad_in */
     flops[125] = (double)(4*B*F*HD2*KVH*REP*T); bytes[125] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_dropout_k125_w1_grad_in */
     flops[126] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[126] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k126_rmsnorm_grad */
-    flops[127] = (double)(2*B*HD2*KVH*REP*T); bytes[127] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k127_lora */
-    flops[128] = (double)(4*B*HD2*KVH*R*REP*T); bytes[128] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k128_lora_b_wo_grad_in */
+    flops[127] = (double)(4*B*HD2*KVH*R*REP*T); bytes[127] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k127_lora_b_wo_grad_in */
+    flops[128] = (double)(B*R*T); bytes[128] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_dropout_k128_lora */
     flops[129] = (double)(4*B*HD2*KVH*R*REP*T); bytes[129] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k129_lora_a_wo_grad_in */
     flops[130] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[130] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k130_wo_grad_in */
     flops[131] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[131] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k131_dropout */
     flops[132] = (double)(4*B*HD2*KVH*REP*T*T); bytes[132] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k132_attention_grad_matmul */
     flops[133] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[133] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k133_attention */
     flops[134] = (double)(4*B*HD2*KVH*REP*T*T); bytes[134] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k134_scores_grad_matmul */
-    flops[135] = (double)(4*B*HD2*KVH*REP*T*T); bytes[135] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k135_attention_grad_matmul */
-    flops[136] = (double)(4*B*HD2*KVH*REP*T*T); bytes[136] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k136_attention_grad_matmul */
-    flops[137] = (double)(2*B*HD2*KVH*T); bytes[137] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k137_attention_grad */
-    flops[138] = (double)(4*B*HD2*KVH*R*T); bytes[138] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k138_lora_b_wv_grad_in */
+    flops[135] = (double)(4*B*HD2*KVH*REP*T*T); bytes[135] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_dropout_k135_attention_grad_matmul */
+    flops[136] = (double)(4*B*HD2*KVH*REP*T*T); bytes[136] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k136_attention_grad_matmul */
+    flops[137] = (double)(4*B*HD2*KVH*R*T); bytes[137] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k137_lora_b_wv_grad_in */
+    flops[138] = (double)(B*R*T); bytes[138] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_dropout_k138_lora */
     flops[139] = (double)(4*B*HD2*KVH*R*REP*T); bytes[139] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k139_lora_a_wv_grad_in */
-    flops[140] = (double)(0); bytes[140] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k140_attention_grad */
-    flops[141] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[141] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k141_wv_grad_in */
-    flops[142] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[142] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k142_rope_grad */
-    flops[143] = (double)(2*B*HD2*KVH*T); bytes[143] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k143_lora */
-    flops[144] = (double)(4*B*HD2*KVH*R*T); bytes[144] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k144_lora_b_wk_grad_in */
-    flops[145] = (double)(4*B*HD2*KVH*R*REP*T); bytes[145] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k145_lora_a_wk_grad_in */
-    flops[146] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[146] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k146_wk_grad_in */
-    flops[147] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[147] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k147_rope_grad */
-    flops[148] = (double)(2*B*HD2*KVH*REP*T); bytes[148] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k148_lora */
-    flops[149] = (double)(4*B*HD2*KVH*R*REP*T); bytes[149] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k149_lora_b_wq_grad_in */
-    flops[150] = (double)(4*B*HD2*KVH*R*REP*T); bytes[150] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k150_lora_a_wq_grad_in */
-    flops[151] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[151] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k151_wq_grad_in */
-    flops[152] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[152] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k152_dropout */
-    flops[153] = (double)(4*B*HD2*KVH*R*REP*T); bytes[153] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k153_grad_lora_a_wq */
-    flops[154] = (double)(4*B*HD2*KVH*R*REP*T); bytes[154] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k154_grad_lora_b_wq */
-    flops[155] = (double)(4*B*HD2*KVH*R*REP*T); bytes[155] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k155_grad_lora_a_wk */
-    flops[156] = (double)(4*B*HD2*KVH*R*T); bytes[156] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k156_grad_lora_b_wk */
-    flops[157] = (double)(4*B*HD2*KVH*R*REP*T); bytes[157] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k157_grad_lora_a_wv */
-    flops[158] = (double)(4*B*HD2*KVH*R*T); bytes[158] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k158_grad_lora_b_wv */
-    flops[159] = (double)(4*B*HD2*KVH*R*REP*T); bytes[159] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k159_grad_lora_a_wo */
-    flops[160] = (double)(4*B*HD2*KVH*R*REP*T); bytes[160] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k160_grad_lora_b_wo */
-    flops[161] = (double)(4*B*HD2*KVH*R*REP*T); bytes[161] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k161_grad_lora_a_w1 */
-    flops[162] = (double)(2*B*F*R*T); bytes[162] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_dropout_k162_grad_lora_b_w1 */
-    flops[163] = (double)(2*B*F*R*T); bytes[163] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* dpo_step_lora_dropout_k163_grad_lora_a_w2 */
-    flops[164] = (double)(4*B*HD2*KVH*R*REP*T); bytes[164] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k164_grad_lora_b_w2 */
-    flops[165] = (double)(4*B*HD2*KVH*R*REP*T); bytes[165] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k165_grad_lora_a_w3 */
-    flops[166] = (double)(2*B*F*R*T); bytes[166] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_dropout_k166_grad_lora_b_w3 */
+    flops[140] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[140] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k140_wv_grad_in */
+    flops[141] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[141] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k141_rope_grad */
+    flops[142] = (double)(4*B*HD2*KVH*R*T); bytes[142] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k142_lora_b_wk_grad_in */
+    flops[143] = (double)(B*R*T); bytes[143] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_dropout_k143_lora */
+    flops[144] = (double)(4*B*HD2*KVH*R*REP*T); bytes[144] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k144_lora_a_wk_grad_in */
+    flops[145] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[145] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k145_wk_grad_in */
+    flops[146] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[146] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k146_rope_grad */
+    flops[147] = (double)(4*B*HD2*KVH*R*REP*T); bytes[147] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k147_lora_b_wq_grad_in */
+    flops[148] = (double)(B*R*T); bytes[148] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_dropout_k148_lora */
+    flops[149] = (double)(4*B*HD2*KVH*R*REP*T); bytes[149] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_dropout_k149_lora_a_wq_grad_in */
+    flops[150] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[150] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k150_wq_grad_in */
+    flops[151] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[151] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k151_dropout */
+    flops[152] = (double)(4*B*HD2*KVH*R*REP*T); bytes[152] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k152_grad_lora_a_wq */
+    flops[153] = (double)(4*B*HD2*KVH*R*REP*T); bytes[153] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k153_grad_lora_b_wq */
+    flops[154] = (double)(4*B*HD2*KVH*R*REP*T); bytes[154] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k154_grad_lora_a_wk */
+    flops[155] = (double)(4*B*HD2*KVH*R*T); bytes[155] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k155_grad_lora_b_wk */
+    flops[156] = (double)(4*B*HD2*KVH*R*REP*T); bytes[156] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k156_grad_lora_a_wv */
+    flops[157] = (double)(4*B*HD2*KVH*R*T); bytes[157] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_dropout_k157_grad_lora_b_wv */
+    flops[158] = (double)(4*B*HD2*KVH*R*REP*T); bytes[158] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k158_grad_lora_a_wo */
+    flops[159] = (double)(4*B*HD2*KVH*R*REP*T); bytes[159] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_dropout_k159_grad_lora_b_wo */
+    flops[160] = (double)(4*B*HD2*KVH*R*REP*T); bytes[160] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k160_grad_lora_a_w1 */
+    flops[161] = (double)(2*B*F*R*T); bytes[161] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_dropout_k161_grad_lora_b_w1 */
+    flops[162] = (double)(2*B*F*R*T); bytes[162] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* dpo_step_lora_dropout_k162_grad_lora_a_w2 */
+    flops[163] = (double)(4*B*HD2*KVH*R*REP*T); bytes[163] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k163_grad_lora_b_w2 */
+    flops[164] = (double)(4*B*HD2*KVH*R*REP*T); bytes[164] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_dropout_k164_grad_lora_a_w3 */
+    flops[165] = (double)(2*B*F*R*T); bytes[165] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_dropout_k165_grad_lora_b_w3 */
     (void)args;
 }
 
@@ -17234,127 +17176,127 @@ static const char *const llama_dpo_dpo_step_lora_dropout_kernel_names[] = {
     "dpo_step_lora_dropout_k5_wq",
     "dpo_step_lora_dropout_k6_dropout",
     "dpo_step_lora_dropout_k7_lora_a_wq",
-    "dpo_step_lora_dropout_k8_lora_b_wq",
-    "dpo_step_lora_dropout_k9_rope",
-    "dpo_step_lora_dropout_k10_wk",
-    "dpo_step_lora_dropout_k11_dropout",
-    "dpo_step_lora_dropout_k12_lora_a_wk",
-    "dpo_step_lora_dropout_k13_lora_b_wk",
-    "dpo_step_lora_dropout_k14_rope",
-    "dpo_step_lora_dropout_k15_wv",
-    "dpo_step_lora_dropout_k16_dropout",
-    "dpo_step_lora_dropout_k17_lora_a_wv",
-    "dpo_step_lora_dropout_k18_lora_b_wv",
-    "dpo_step_lora_dropout_k19_lora",
-    "dpo_step_lora_dropout_k20_scores_matmul",
-    "dpo_step_lora_dropout_k21_attention",
-    "dpo_step_lora_dropout_k22_saved_attn",
-    "dpo_step_lora_dropout_k23_wo",
-    "dpo_step_lora_dropout_k24_dropout",
-    "dpo_step_lora_dropout_k25_lora_a_wo",
-    "dpo_step_lora_dropout_k26_lora_b_wo",
-    "dpo_step_lora_dropout_k27_lora",
-    "dpo_step_lora_dropout_k28_rmsnorm",
-    "dpo_step_lora_dropout_k29_w1",
-    "dpo_step_lora_dropout_k30_dropout",
-    "dpo_step_lora_dropout_k31_lora_a_w1",
-    "dpo_step_lora_dropout_k32_lora_b_w1",
-    "dpo_step_lora_dropout_k33_lora",
-    "dpo_step_lora_dropout_k34_w3",
-    "dpo_step_lora_dropout_k35_dropout",
-    "dpo_step_lora_dropout_k36_lora_a_w3",
-    "dpo_step_lora_dropout_k37_lora_b_w3",
-    "dpo_step_lora_dropout_k38_lora",
-    "dpo_step_lora_dropout_k39_silu",
-    "dpo_step_lora_dropout_k40_w2",
-    "dpo_step_lora_dropout_k41_dropout",
-    "dpo_step_lora_dropout_k42_lora_a_w2",
-    "dpo_step_lora_dropout_k43_lora_b_w2",
-    "dpo_step_lora_dropout_k44_lora",
-    "dpo_step_lora_dropout_k45_expand",
-    "dpo_step_lora_dropout_k46_rmsnorm",
-    "dpo_step_lora_dropout_k47_lm_head",
-    "dpo_step_lora_dropout_k48_log_softmax",
-    "dpo_step_lora_dropout_k49_log_softmax",
-    "dpo_step_lora_dropout_k50_cross_entropy",
-    "dpo_step_lora_dropout_k51_sequence_logps_scatter_add",
-    "dpo_step_lora_dropout_k52_cross_entropy",
-    "dpo_step_lora_dropout_k53_sequence_logps_scatter_add",
-    "dpo_step_lora_dropout_k54_sequence_logps",
-    "dpo_step_lora_dropout_k55_sequence_logps_scatter_add",
-    "dpo_step_lora_dropout_k56_sequence_logps_scatter_add",
-    "dpo_step_lora_dropout_k57_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_k8_lora",
+    "dpo_step_lora_dropout_k9_lora_b_wq",
+    "dpo_step_lora_dropout_k10_rope",
+    "dpo_step_lora_dropout_k11_wk",
+    "dpo_step_lora_dropout_k12_dropout",
+    "dpo_step_lora_dropout_k13_lora_a_wk",
+    "dpo_step_lora_dropout_k14_lora",
+    "dpo_step_lora_dropout_k15_lora_b_wk",
+    "dpo_step_lora_dropout_k16_rope",
+    "dpo_step_lora_dropout_k17_wv",
+    "dpo_step_lora_dropout_k18_dropout",
+    "dpo_step_lora_dropout_k19_lora_a_wv",
+    "dpo_step_lora_dropout_k20_lora",
+    "dpo_step_lora_dropout_k21_lora_b_wv",
+    "dpo_step_lora_dropout_k22_attention",
+    "dpo_step_lora_dropout_k23_scores_matmul",
+    "dpo_step_lora_dropout_k24_attention",
+    "dpo_step_lora_dropout_k25_saved_attn",
+    "dpo_step_lora_dropout_k26_wo",
+    "dpo_step_lora_dropout_k27_dropout",
+    "dpo_step_lora_dropout_k28_lora_a_wo",
+    "dpo_step_lora_dropout_k29_lora",
+    "dpo_step_lora_dropout_k30_lora_b_wo",
+    "dpo_step_lora_dropout_k31_layer",
+    "dpo_step_lora_dropout_k32_rmsnorm",
+    "dpo_step_lora_dropout_k33_w1",
+    "dpo_step_lora_dropout_k34_dropout",
+    "dpo_step_lora_dropout_k35_lora_a_w1",
+    "dpo_step_lora_dropout_k36_lora",
+    "dpo_step_lora_dropout_k37_lora_b_w1",
+    "dpo_step_lora_dropout_k38_gate_up",
+    "dpo_step_lora_dropout_k39_w3",
+    "dpo_step_lora_dropout_k40_dropout",
+    "dpo_step_lora_dropout_k41_lora_a_w3",
+    "dpo_step_lora_dropout_k42_lora",
+    "dpo_step_lora_dropout_k43_lora_b_w3",
+    "dpo_step_lora_dropout_k44_gate_up",
+    "dpo_step_lora_dropout_k45_silu",
+    "dpo_step_lora_dropout_k46_w2",
+    "dpo_step_lora_dropout_k47_dropout",
+    "dpo_step_lora_dropout_k48_lora_a_w2",
+    "dpo_step_lora_dropout_k49_lora",
+    "dpo_step_lora_dropout_k50_lora_b_w2",
+    "dpo_step_lora_dropout_k51_lora",
+    "dpo_step_lora_dropout_k52_expand",
+    "dpo_step_lora_dropout_k53_rmsnorm",
+    "dpo_step_lora_dropout_k54_lm_head",
+    "dpo_step_lora_dropout_k55_log_softmax",
+    "dpo_step_lora_dropout_k56_log_softmax",
+    "dpo_step_lora_dropout_k57_cross_entropy",
     "dpo_step_lora_dropout_k58_sequence_logps_scatter_add",
-    "dpo_step_lora_dropout_k59_sequence_logps",
-    "dpo_step_lora_dropout_k60_sequence_logps",
-    "dpo_step_lora_dropout_k61_lm_chunk",
-    "dpo_step_lora_dropout_k62_lm_chunk",
-    "dpo_step_lora_dropout_k63_lm_chunk",
-    "dpo_step_lora_dropout_k64_lm_chunk",
-    "dpo_step_lora_dropout_k65_dpo_kto_pair",
-    "dpo_step_lora_dropout_k66_dpo_sigmoid",
-    "dpo_step_lora_dropout_k67_dpo_kto_pair",
-    "dpo_step_lora_dropout_k68_dpo_bco_pair",
-    "dpo_step_lora_dropout_k69_dpo_bco_pair",
-    "dpo_step_lora_dropout_k70_log_sigmoid",
-    "dpo_step_lora_dropout_k71_lm_head",
-    "dpo_step_lora_dropout_k72_lm_head",
-    "dpo_step_lora_dropout_k73_sft",
-    "dpo_step_lora_dropout_k74_dpo_loss",
-    "dpo_step_lora_dropout_k75_log_sigmoid_grad",
-    "dpo_step_lora_dropout_k76_dpo_sigmoid",
-    "dpo_step_lora_dropout_k77_lm_head",
-    "dpo_step_lora_dropout_k78_rmsnorm",
-    "dpo_step_lora_dropout_k79_rmsnorm",
-    "dpo_step_lora_dropout_k80_lm_head",
-    "dpo_step_lora_dropout_k81_log_softmax",
-    "dpo_step_lora_dropout_k82_log_softmax",
-    "dpo_step_lora_dropout_k83_sequence_logps_grad",
-    "dpo_step_lora_dropout_k84_log_softmax_grad",
-    "dpo_step_lora_dropout_k85_lm_head_grad_in",
-    "dpo_step_lora_dropout_k86_rmsnorm_grad",
-    "dpo_step_lora_dropout_k87_rmsnorm_grad_scatter_add",
-    "dpo_step_lora_dropout_k88_lm_chunk_backward",
-    "dpo_step_lora_dropout_k89_rmsnorm",
-    "dpo_step_lora_dropout_k90_rmsnorm",
-    "dpo_step_lora_dropout_k91_dropout",
-    "dpo_step_lora_dropout_k92_lora_a_wq",
-    "dpo_step_lora_dropout_k93_dropout",
-    "dpo_step_lora_dropout_k94_lora_a_wk",
-    "dpo_step_lora_dropout_k95_dropout",
-    "dpo_step_lora_dropout_k96_lora_a_wv",
-    "dpo_step_lora_dropout_k97_scores_matmul",
-    "dpo_step_lora_dropout_k98_attention",
-    "dpo_step_lora_dropout_k99_softmax",
-    "dpo_step_lora_dropout_k100_softmax",
-    "dpo_step_lora_dropout_k101_dropout",
-    "dpo_step_lora_dropout_k102_lora_a_wo",
-    "dpo_step_lora_dropout_k103_rmsnorm",
-    "dpo_step_lora_dropout_k104_rmsnorm",
+    "dpo_step_lora_dropout_k59_cross_entropy",
+    "dpo_step_lora_dropout_k60_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_k61_sequence_logps",
+    "dpo_step_lora_dropout_k62_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_k63_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_k64_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_k65_sequence_logps_scatter_add",
+    "dpo_step_lora_dropout_k66_sequence_logps",
+    "dpo_step_lora_dropout_k67_sequence_logps",
+    "dpo_step_lora_dropout_k68_lm_chunk",
+    "dpo_step_lora_dropout_k69_lm_chunk",
+    "dpo_step_lora_dropout_k70_lm_chunk",
+    "dpo_step_lora_dropout_k71_lm_chunk",
+    "dpo_step_lora_dropout_k72_dpo_kto_pair",
+    "dpo_step_lora_dropout_k73_dpo_sigmoid",
+    "dpo_step_lora_dropout_k74_dpo_kto_pair",
+    "dpo_step_lora_dropout_k75_dpo_bco_pair",
+    "dpo_step_lora_dropout_k76_dpo_bco_pair",
+    "dpo_step_lora_dropout_k77_log_sigmoid",
+    "dpo_step_lora_dropout_k78_lm_head",
+    "dpo_step_lora_dropout_k79_lm_head",
+    "dpo_step_lora_dropout_k80_sft",
+    "dpo_step_lora_dropout_k81_dpo_loss",
+    "dpo_step_lora_dropout_k82_log_sigmoid_grad",
+    "dpo_step_lora_dropout_k83_dpo_sigmoid",
+    "dpo_step_lora_dropout_k84_lm_head",
+    "dpo_step_lora_dropout_k85_rmsnorm",
+    "dpo_step_lora_dropout_k86_rmsnorm",
+    "dpo_step_lora_dropout_k87_lm_head",
+    "dpo_step_lora_dropout_k88_log_softmax",
+    "dpo_step_lora_dropout_k89_log_softmax",
+    "dpo_step_lora_dropout_k90_sequence_logps_grad",
+    "dpo_step_lora_dropout_k91_log_softmax_grad",
+    "dpo_step_lora_dropout_k92_lm_head_grad_in",
+    "dpo_step_lora_dropout_k93_rmsnorm_grad",
+    "dpo_step_lora_dropout_k94_rmsnorm_grad_scatter_add",
+    "dpo_step_lora_dropout_k95_lm_chunk_backward",
+    "dpo_step_lora_dropout_k96_rmsnorm",
+    "dpo_step_lora_dropout_k97_rmsnorm",
+    "dpo_step_lora_dropout_k98_dropout",
+    "dpo_step_lora_dropout_k99_dropout",
+    "dpo_step_lora_dropout_k100_dropout",
+    "dpo_step_lora_dropout_k101_scores_matmul",
+    "dpo_step_lora_dropout_k102_attention",
+    "dpo_step_lora_dropout_k103_softmax",
+    "dpo_step_lora_dropout_k104_softmax",
     "dpo_step_lora_dropout_k105_dropout",
-    "dpo_step_lora_dropout_k106_lora_a_w1",
-    "dpo_step_lora_dropout_k107_silu",
+    "dpo_step_lora_dropout_k106_rmsnorm",
+    "dpo_step_lora_dropout_k107_rmsnorm",
     "dpo_step_lora_dropout_k108_dropout",
-    "dpo_step_lora_dropout_k109_lora_a_w3",
+    "dpo_step_lora_dropout_k109_silu",
     "dpo_step_lora_dropout_k110_dropout",
-    "dpo_step_lora_dropout_k111_lora_a_w2",
-    "dpo_step_lora_dropout_k112_lora",
-    "dpo_step_lora_dropout_k113_lora_b_w2_grad_in",
+    "dpo_step_lora_dropout_k111_dropout",
+    "dpo_step_lora_dropout_k112_lora_b_w2_grad_in",
+    "dpo_step_lora_dropout_k113_lora",
     "dpo_step_lora_dropout_k114_lora_a_w2_grad_in",
     "dpo_step_lora_dropout_k115_w2_grad_in",
     "dpo_step_lora_dropout_k116_dropout",
-    "dpo_step_lora_dropout_k117_lora",
-    "dpo_step_lora_dropout_k118_lora_b_w3_grad_in",
+    "dpo_step_lora_dropout_k117_lora_b_w3_grad_in",
+    "dpo_step_lora_dropout_k118_lora",
     "dpo_step_lora_dropout_k119_lora_a_w3_grad_in",
     "dpo_step_lora_dropout_k120_w3_grad_in",
     "dpo_step_lora_dropout_k121_dropout",
-    "dpo_step_lora_dropout_k122_lora",
-    "dpo_step_lora_dropout_k123_lora_b_w1_grad_in",
+    "dpo_step_lora_dropout_k122_lora_b_w1_grad_in",
+    "dpo_step_lora_dropout_k123_lora",
     "dpo_step_lora_dropout_k124_lora_a_w1_grad_in",
     "dpo_step_lora_dropout_k125_w1_grad_in",
     "dpo_step_lora_dropout_k126_rmsnorm_grad",
-    "dpo_step_lora_dropout_k127_lora",
-    "dpo_step_lora_dropout_k128_lora_b_wo_grad_in",
+    "dpo_step_lora_dropout_k127_lora_b_wo_grad_in",
+    "dpo_step_lora_dropout_k128_lora",
     "dpo_step_lora_dropout_k129_lora_a_wo_grad_in",
     "dpo_step_lora_dropout_k130_wo_grad_in",
     "dpo_step_lora_dropout_k131_dropout",
@@ -17363,38 +17305,37 @@ static const char *const llama_dpo_dpo_step_lora_dropout_kernel_names[] = {
     "dpo_step_lora_dropout_k134_scores_grad_matmul",
     "dpo_step_lora_dropout_k135_attention_grad_matmul",
     "dpo_step_lora_dropout_k136_attention_grad_matmul",
-    "dpo_step_lora_dropout_k137_attention_grad",
-    "dpo_step_lora_dropout_k138_lora_b_wv_grad_in",
+    "dpo_step_lora_dropout_k137_lora_b_wv_grad_in",
+    "dpo_step_lora_dropout_k138_lora",
     "dpo_step_lora_dropout_k139_lora_a_wv_grad_in",
-    "dpo_step_lora_dropout_k140_attention_grad",
-    "dpo_step_lora_dropout_k141_wv_grad_in",
-    "dpo_step_lora_dropout_k142_rope_grad",
+    "dpo_step_lora_dropout_k140_wv_grad_in",
+    "dpo_step_lora_dropout_k141_rope_grad",
+    "dpo_step_lora_dropout_k142_lora_b_wk_grad_in",
     "dpo_step_lora_dropout_k143_lora",
-    "dpo_step_lora_dropout_k144_lora_b_wk_grad_in",
-    "dpo_step_lora_dropout_k145_lora_a_wk_grad_in",
-    "dpo_step_lora_dropout_k146_wk_grad_in",
-    "dpo_step_lora_dropout_k147_rope_grad",
+    "dpo_step_lora_dropout_k144_lora_a_wk_grad_in",
+    "dpo_step_lora_dropout_k145_wk_grad_in",
+    "dpo_step_lora_dropout_k146_rope_grad",
+    "dpo_step_lora_dropout_k147_lora_b_wq_grad_in",
     "dpo_step_lora_dropout_k148_lora",
-    "dpo_step_lora_dropout_k149_lora_b_wq_grad_in",
-    "dpo_step_lora_dropout_k150_lora_a_wq_grad_in",
-    "dpo_step_lora_dropout_k151_wq_grad_in",
-    "dpo_step_lora_dropout_k152_dropout",
-    "dpo_step_lora_dropout_k153_grad_lora_a_wq",
-    "dpo_step_lora_dropout_k154_grad_lora_b_wq",
-    "dpo_step_lora_dropout_k155_grad_lora_a_wk",
-    "dpo_step_lora_dropout_k156_grad_lora_b_wk",
-    "dpo_step_lora_dropout_k157_grad_lora_a_wv",
-    "dpo_step_lora_dropout_k158_grad_lora_b_wv",
-    "dpo_step_lora_dropout_k159_grad_lora_a_wo",
-    "dpo_step_lora_dropout_k160_grad_lora_b_wo",
-    "dpo_step_lora_dropout_k161_grad_lora_a_w1",
-    "dpo_step_lora_dropout_k162_grad_lora_b_w1",
-    "dpo_step_lora_dropout_k163_grad_lora_a_w2",
-    "dpo_step_lora_dropout_k164_grad_lora_b_w2",
-    "dpo_step_lora_dropout_k165_grad_lora_a_w3",
-    "dpo_step_lora_dropout_k166_grad_lora_b_w3",
+    "dpo_step_lora_dropout_k149_lora_a_wq_grad_in",
+    "dpo_step_lora_dropout_k150_wq_grad_in",
+    "dpo_step_lora_dropout_k151_dropout",
+    "dpo_step_lora_dropout_k152_grad_lora_a_wq",
+    "dpo_step_lora_dropout_k153_grad_lora_b_wq",
+    "dpo_step_lora_dropout_k154_grad_lora_a_wk",
+    "dpo_step_lora_dropout_k155_grad_lora_b_wk",
+    "dpo_step_lora_dropout_k156_grad_lora_a_wv",
+    "dpo_step_lora_dropout_k157_grad_lora_b_wv",
+    "dpo_step_lora_dropout_k158_grad_lora_a_wo",
+    "dpo_step_lora_dropout_k159_grad_lora_b_wo",
+    "dpo_step_lora_dropout_k160_grad_lora_a_w1",
+    "dpo_step_lora_dropout_k161_grad_lora_b_w1",
+    "dpo_step_lora_dropout_k162_grad_lora_a_w2",
+    "dpo_step_lora_dropout_k163_grad_lora_b_w2",
+    "dpo_step_lora_dropout_k164_grad_lora_a_w3",
+    "dpo_step_lora_dropout_k165_grad_lora_b_w3",
 };
-const la_program_info llama_dpo_dpo_step_lora_dropout_info = { "llama_dpo.dpo_step_lora_dropout", 103, 167, llama_dpo_dpo_step_lora_dropout_kernel_names, llama_dpo_dpo_step_lora_dropout_run, llama_dpo_dpo_step_lora_dropout_arena, llama_dpo_dpo_step_lora_dropout_cost };
+const la_program_info llama_dpo_dpo_step_lora_dropout_info = { "llama_dpo.dpo_step_lora_dropout", 110, 166, llama_dpo_dpo_step_lora_dropout_kernel_names, llama_dpo_dpo_step_lora_dropout_run, llama_dpo_dpo_step_lora_dropout_arena, llama_dpo_dpo_step_lora_dropout_cost };
 
 /* ===== program 'dpo_logps_prefix' ===== */
 
@@ -21856,7 +21797,7 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
         float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
         float *grad_prefix_kv = args->grad_prefix_kv + (L - 1 - l) * (4*HD2*KVH*P);
         float *carry8_next = carry8_buf[l & 1];
-        LA_TIMED(prof, 67, 97, dpo_step_prefix_k67_rmsnorm(t51, saved_x, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 67, 97, dpo_step_prefix_k67_rmsnorm(t51, saved_x, B, HD2, KVH, REP, T));
         LA_TIMED(prof, 68, 97, dpo_step_prefix_k68_prefix(t52, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
         LA_TIMED(prof, 69, 97, dpo_step_prefix_k69_prefix(t53, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
         LA_TIMED(prof, 70, 97, dpo_step_prefix_k70_scores_matmul(t54, saved_q, t52, B, HD2, KVH, REP, S, T));
@@ -21873,18 +21814,18 @@ void llama_dpo_dpo_step_prefix(const llama_dpo_dpo_step_prefix_args *args) {
         LA_TIMED(prof, 81, 97, dpo_step_prefix_k81_wo_grad_in(t65, wo, t64, B, HD2, KVH, REP, T));
         LA_TIMED(prof, 82, 97, dpo_step_prefix_k82_attention_grad_matmul(t66, t53, t65, B, HD2, KVH, REP, S, T));
         LA_TIMED(prof, 83, 97, dpo_step_prefix_k83_attention(t67, t2, t55, t56, t57, t66, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 84, 97, dpo_step_prefix_k84_scores_grad_matmul(t68, t52, t67, B, HD2, KVH, REP, S, T));
+        if (l + 1 < L) LA_TIMED(prof, 84, 97, dpo_step_prefix_k84_scores_grad_matmul(t68, t52, t67, B, HD2, KVH, REP, S, T));
         LA_TIMED(prof, 85, 97, dpo_step_prefix_k85_attention_grad_matmul(t69, t57, t65, B, HD2, KVH, REP, S, T));
         LA_TIMED(prof, 86, 97, dpo_step_prefix_k86_attention_grad_matmul(t70, saved_q, t67, B, HD2, KVH, REP, S, T));
         LA_TIMED(prof, 87, 97, dpo_step_prefix_k87_attention_grad(t71, t69, B, HD2, KVH, P, S));
         LA_TIMED(prof, 88, 97, dpo_step_prefix_k88_attention_grad(t72, t70, B, HD2, KVH, P, S));
-        LA_TIMED(prof, 89, 97, dpo_step_prefix_k89_attention_grad(t73, t69, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 90, 97, dpo_step_prefix_k90_wv_grad_in(t74, wv, t73, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 91, 97, dpo_step_prefix_k91_rope_grad(t75, t0, t1, t70, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 92, 97, dpo_step_prefix_k92_wk_grad_in(t76, wk, t75, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 93, 97, dpo_step_prefix_k93_rope_grad(t77, t0, t1, t68, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 94, 97, dpo_step_prefix_k94_wq_grad_in(t78, wq, t77, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 95, 97, dpo_step_prefix_k95_rmsnorm_grad(carry8_next, norm_eps, saved_x, attn_norm, t51, t64, t74, t76, t78, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 89, 97, dpo_step_prefix_k89_attention_grad(t73, t69, B, HD2, KVH, P, S, T));
+        if (l + 1 < L) LA_TIMED(prof, 90, 97, dpo_step_prefix_k90_wv_grad_in(t74, wv, t73, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 91, 97, dpo_step_prefix_k91_rope_grad(t75, t0, t1, t70, B, HD2, KVH, P, S, T));
+        if (l + 1 < L) LA_TIMED(prof, 92, 97, dpo_step_prefix_k92_wk_grad_in(t76, wk, t75, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 93, 97, dpo_step_prefix_k93_rope_grad(t77, t0, t1, t68, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 94, 97, dpo_step_prefix_k94_wq_grad_in(t78, wq, t77, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 95, 97, dpo_step_prefix_k95_rmsnorm_grad(carry8_next, norm_eps, saved_x, attn_norm, t51, t64, t74, t76, t78, B, HD2, KVH, REP, T));
         LA_TIMED(prof, 96, 97, dpo_step_prefix_k96_prefix_grad(grad_prefix_kv, t71, t72, HD2, KVH, P));
         carry8 = carry8_next;
     }

@@ -2051,11 +2051,23 @@ static void lm_step_lora_k4_lora_a_wq(float *restrict t4, const float *restrict 
     }
 }
 
-/* lm_step_lora_k5_lora_b_wq: t5[B*T, D] = t4 · lora_b_wqᵀ  [layer/attention/lora] */
-static void lm_step_lora_k5_lora_b_wq(float *restrict t5, const float *restrict lora_b_wq, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k5_lora: saved_lora_wq = t4 · lora_scale_wq  [layer/attention/lora] */
+static void lm_step_lora_k5_lora(float *restrict saved_lora_wq, const float *restrict lora_scale_wq, const float *restrict t4, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t4[r * n + j]) * (lora_scale_wq[0]);
+            saved_lora_wq[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k6_lora_b_wq: t5[B*T, D] = saved_lora_wq · lora_b_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_k6_lora_b_wq(float *restrict t5, const float *restrict lora_b_wq, const float *restrict saved_lora_wq, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t4, R, lora_b_wq, R, 0.0f, t5, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_wq, R, lora_b_wq, R, 0.0f, t5, D);
         return;
     }
     la_blas_pool(0);
@@ -2064,13 +2076,13 @@ static void lm_step_lora_k5_lora_b_wq(float *restrict t5, const float *restrict 
         const float *restrict wr = lora_b_wq + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t4)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wq)[c];
         (t5)[r] = acc;
     }
 }
 
-/* lm_step_lora_k6_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
-static void lm_step_lora_k6_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t3, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k7_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void lm_step_lora_k7_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -2083,32 +2095,28 @@ static void lm_step_lora_k6_rope(float *restrict saved_q, const float *restrict 
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wq[0]) * (t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
-                float v2 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
-                float v4 = (lora_scale_wq[0]) * (t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i1) * HD2 + j / 2]);
+                float v3 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
             }
             else {
-                float v8 = (lora_scale_wq[0]) * (t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
-                float v9 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
-                float v11 = (lora_scale_wq[0]) * (t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v6 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i1) * HD2 + j / 2]);
+                float v8 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
             }
             saved_q[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k7_wk: t6[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
-static void lm_step_lora_k7_wk(float *restrict t6, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k8_wk: t6[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_lora_k8_wk(float *restrict t6, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
@@ -2126,8 +2134,8 @@ static void lm_step_lora_k7_wk(float *restrict t6, const float *restrict wk, con
     }
 }
 
-/* lm_step_lora_k8_lora_a_wk: t7[B*T, R] = t2 · lora_a_wkᵀ  [layer/attention/lora] */
-static void lm_step_lora_k8_lora_a_wk(float *restrict t7, const float *restrict lora_a_wk, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k9_lora_a_wk: t7[B*T, R] = t2 · lora_a_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_k9_lora_a_wk(float *restrict t7, const float *restrict lora_a_wk, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wk, D, 0.0f, t7, R);
@@ -2144,11 +2152,23 @@ static void lm_step_lora_k8_lora_a_wk(float *restrict t7, const float *restrict 
     }
 }
 
-/* lm_step_lora_k9_lora_b_wk: t8[B*T, KVD] = t7 · lora_b_wkᵀ  [layer/attention/lora] */
-static void lm_step_lora_k9_lora_b_wk(float *restrict t8, const float *restrict lora_b_wk, const float *restrict t7, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k10_lora: saved_lora_wk = t7 · lora_scale_wk  [layer/attention/lora] */
+static void lm_step_lora_k10_lora(float *restrict saved_lora_wk, const float *restrict lora_scale_wk, const float *restrict t7, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t7[r * n + j]) * (lora_scale_wk[0]);
+            saved_lora_wk[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k11_lora_b_wk: t8[B*T, KVD] = saved_lora_wk · lora_b_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_k11_lora_b_wk(float *restrict t8, const float *restrict lora_b_wk, const float *restrict saved_lora_wk, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t7, R, lora_b_wk, R, 0.0f, t8, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, saved_lora_wk, R, lora_b_wk, R, 0.0f, t8, KVD);
         return;
     }
     la_blas_pool(0);
@@ -2157,13 +2177,13 @@ static void lm_step_lora_k9_lora_b_wk(float *restrict t8, const float *restrict 
         const float *restrict wr = lora_b_wk + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t7)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wk)[c];
         (t8)[r] = acc;
     }
 }
 
-/* lm_step_lora_k10_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
-static void lm_step_lora_k10_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t6, const float *restrict t8, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k12_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void lm_step_lora_k12_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t6, const float *restrict t8, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
@@ -2175,32 +2195,28 @@ static void lm_step_lora_k10_rope(float *restrict saved_k, const float *restrict
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wk[0]) * (t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
-                float v2 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
-                float v4 = (lora_scale_wk[0]) * (t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i1) * HD2 + j / 2]);
+                float v3 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
             }
             else {
-                float v8 = (lora_scale_wk[0]) * (t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
-                float v9 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
-                float v11 = (lora_scale_wk[0]) * (t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v6 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i1) * HD2 + j / 2]);
+                float v8 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
             }
             saved_k[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k11_wv: t9[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
-static void lm_step_lora_k11_wv(float *restrict t9, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k13_wv: t9[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_lora_k13_wv(float *restrict t9, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
@@ -2218,8 +2234,8 @@ static void lm_step_lora_k11_wv(float *restrict t9, const float *restrict wv, co
     }
 }
 
-/* lm_step_lora_k12_lora_a_wv: t10[B*T, R] = t2 · lora_a_wvᵀ  [layer/attention/lora] */
-static void lm_step_lora_k12_lora_a_wv(float *restrict t10, const float *restrict lora_a_wv, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k14_lora_a_wv: t10[B*T, R] = t2 · lora_a_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_k14_lora_a_wv(float *restrict t10, const float *restrict lora_a_wv, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t2, D, lora_a_wv, D, 0.0f, t10, R);
@@ -2236,11 +2252,23 @@ static void lm_step_lora_k12_lora_a_wv(float *restrict t10, const float *restric
     }
 }
 
-/* lm_step_lora_k13_lora_b_wv: t11[B*T, KVD] = t10 · lora_b_wvᵀ  [layer/attention/lora] */
-static void lm_step_lora_k13_lora_b_wv(float *restrict t11, const float *restrict lora_b_wv, const float *restrict t10, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k15_lora: saved_lora_wv = t10 · lora_scale_wv  [layer/attention/lora] */
+static void lm_step_lora_k15_lora(float *restrict saved_lora_wv, const float *restrict lora_scale_wv, const float *restrict t10, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t10[r * n + j]) * (lora_scale_wv[0]);
+            saved_lora_wv[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k16_lora_b_wv: t11[B*T, KVD] = saved_lora_wv · lora_b_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_k16_lora_b_wv(float *restrict t11, const float *restrict lora_b_wv, const float *restrict saved_lora_wv, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t10, R, lora_b_wv, R, 0.0f, t11, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, saved_lora_wv, R, lora_b_wv, R, 0.0f, t11, KVD);
         return;
     }
     la_blas_pool(0);
@@ -2249,13 +2277,13 @@ static void lm_step_lora_k13_lora_b_wv(float *restrict t11, const float *restric
         const float *restrict wr = lora_b_wv + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t10)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wv)[c];
         (t11)[r] = acc;
     }
 }
 
-/* lm_step_lora_k14_lora: saved_v = t9 + lora_scale_wv · t11  [layer/attention; layer/attention/lora] */
-static void lm_step_lora_k14_lora(float *restrict saved_v, const float *restrict lora_scale_wv, const float *restrict t9, const float *restrict t11, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k17_attention: saved_v = t9 + t11  [layer/attention; layer/attention/lora] */
+static void lm_step_lora_k17_attention(float *restrict saved_v, const float *restrict t9, const float *restrict t11, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
@@ -2265,15 +2293,14 @@ static void lm_step_lora_k14_lora(float *restrict saved_v, const float *restrict
         const long i1 = (r / (KVH)) % T;
         const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wv[0]) * (t11[((i0) * T + i1) * KVD + (i2) * HD + j]);
-            float v1 = t9[((i0) * T + i1) * KVD + (i2) * HD + j] + v0;
-            saved_v[r * n + j] = v1;
+            float v0 = t9[((i0) * T + i1) * KVD + (i2) * HD + j] + t11[((i0) * T + i1) * KVD + (i2) * HD + j];
+            saved_v[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k15_scores_matmul: t12[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
-static void lm_step_lora_k15_scores_matmul(float *restrict t12, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k18_scores_matmul: t12[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
+static void lm_step_lora_k18_scores_matmul(float *restrict t12, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -2287,8 +2314,8 @@ static void lm_step_lora_k15_scores_matmul(float *restrict t12, const float *res
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t12 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_lora_k16_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void lm_step_lora_k16_attention(float *restrict t13, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k19_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void lm_step_lora_k19_attention(float *restrict t13, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -2325,8 +2352,8 @@ static void lm_step_lora_k16_attention(float *restrict t13, const float *restric
     }
 }
 
-/* lm_step_lora_k17_saved_attn: saved_attn[B, KVH, REP, T, HD] = t13 · saved_v  [layer/attention/attention; layer/attention] */
-static void lm_step_lora_k17_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k20_saved_attn: saved_attn[B, KVH, REP, T, HD] = t13 · saved_v  [layer/attention/attention; layer/attention] */
+static void lm_step_lora_k20_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -2340,8 +2367,8 @@ static void lm_step_lora_k17_saved_attn(float *restrict saved_attn, const float 
                 la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t13 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
-/* lm_step_lora_k18_wo: t14[B*T, D] = saved_attn · woᵀ  [layer/attention] */
-static void lm_step_lora_k18_wo(float *restrict t14, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k21_wo: t14[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_lora_k21_wo(float *restrict t14, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t14, D);
@@ -2358,8 +2385,8 @@ static void lm_step_lora_k18_wo(float *restrict t14, const float *restrict wo, c
     }
 }
 
-/* lm_step_lora_k19_lora_a_wo: t15[B*T, R] = saved_attn · lora_a_woᵀ  [layer/attention/lora] */
-static void lm_step_lora_k19_lora_a_wo(float *restrict t15, const float *restrict lora_a_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k22_lora_a_wo: t15[B*T, R] = saved_attn · lora_a_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_k22_lora_a_wo(float *restrict t15, const float *restrict lora_a_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t15, R);
@@ -2376,11 +2403,23 @@ static void lm_step_lora_k19_lora_a_wo(float *restrict t15, const float *restric
     }
 }
 
-/* lm_step_lora_k20_lora_b_wo: t16[B*T, D] = t15 · lora_b_woᵀ  [layer/attention/lora] */
-static void lm_step_lora_k20_lora_b_wo(float *restrict t16, const float *restrict lora_b_wo, const float *restrict t15, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k23_lora: saved_lora_wo = t15 · lora_scale_wo  [layer/attention/lora] */
+static void lm_step_lora_k23_lora(float *restrict saved_lora_wo, const float *restrict lora_scale_wo, const float *restrict t15, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t15[r * n + j]) * (lora_scale_wo[0]);
+            saved_lora_wo[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k24_lora_b_wo: t16[B*T, D] = saved_lora_wo · lora_b_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_k24_lora_b_wo(float *restrict t16, const float *restrict lora_b_wo, const float *restrict saved_lora_wo, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t15, R, lora_b_wo, R, 0.0f, t16, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_wo, R, lora_b_wo, R, 0.0f, t16, D);
         return;
     }
     la_blas_pool(0);
@@ -2389,28 +2428,27 @@ static void lm_step_lora_k20_lora_b_wo(float *restrict t16, const float *restric
         const float *restrict wr = lora_b_wo + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t15)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wo)[c];
         (t16)[r] = acc;
     }
 }
 
-/* lm_step_lora_k21_lora: saved_h = carry0 + t14 + lora_scale_wo · t16  [layer/attention; layer/attention/lora; layer] */
-static void lm_step_lora_k21_lora(float *restrict saved_h, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict t14, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k25_layer: saved_h = carry0 + t14 + t16  [layer/attention; layer/attention/lora; layer] */
+static void lm_step_lora_k25_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t14, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wo[0]) * (t16[r * n + j]);
-            float v1 = t14[r * n + j] + v0;
-            float v2 = carry0[r * n + j] + v1;
-            saved_h[r * n + j] = v2;
+            float v0 = t14[r * n + j] + t16[r * n + j];
+            float v1 = carry0[r * n + j] + v0;
+            saved_h[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_lora_k22_rmsnorm: t17 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
-static void lm_step_lora_k22_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k26_rmsnorm: t17 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_lora_k26_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2432,8 +2470,8 @@ static void lm_step_lora_k22_rmsnorm(float *restrict t17, const float *restrict 
     }
 }
 
-/* lm_step_lora_k23_w1: t18[B*T, F] = t17 · w1ᵀ  [layer/ffn/gate_up] */
-static void lm_step_lora_k23_w1(float *restrict t18, const float *restrict w1, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k27_w1: t18[B*T, F] = t17 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_k27_w1(float *restrict t18, const float *restrict w1, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t17, D, w1, D, 0.0f, t18, F);
@@ -2450,8 +2488,8 @@ static void lm_step_lora_k23_w1(float *restrict t18, const float *restrict w1, c
     }
 }
 
-/* lm_step_lora_k24_lora_a_w1: t19[B*T, R] = t17 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_k24_lora_a_w1(float *restrict t19, const float *restrict lora_a_w1, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k28_lora_a_w1: t19[B*T, R] = t17 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k28_lora_a_w1(float *restrict t19, const float *restrict lora_a_w1, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t17, D, lora_a_w1, D, 0.0f, t19, R);
@@ -2468,10 +2506,22 @@ static void lm_step_lora_k24_lora_a_w1(float *restrict t19, const float *restric
     }
 }
 
-/* lm_step_lora_k25_lora_b_w1: t20[B*T, F] = t19 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_k25_lora_b_w1(float *restrict t20, const float *restrict lora_b_w1, const float *restrict t19, long B, long F, long R, long T) {
+/* lm_step_lora_k29_lora: saved_lora_w1 = t19 · lora_scale_w1  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k29_lora(float *restrict saved_lora_w1, const float *restrict lora_scale_w1, const float *restrict t19, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t19[r * n + j]) * (lora_scale_w1[0]);
+            saved_lora_w1[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k30_lora_b_w1: t20[B*T, F] = saved_lora_w1 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k30_lora_b_w1(float *restrict t20, const float *restrict lora_b_w1, const float *restrict saved_lora_w1, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t19, R, lora_b_w1, R, 0.0f, t20, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, saved_lora_w1, R, lora_b_w1, R, 0.0f, t20, F);
         return;
     }
     la_blas_pool(0);
@@ -2480,26 +2530,25 @@ static void lm_step_lora_k25_lora_b_w1(float *restrict t20, const float *restric
         const float *restrict wr = lora_b_w1 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t19)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w1)[c];
         (t20)[r] = acc;
     }
 }
 
-/* lm_step_lora_k26_lora: saved_gate = t18 + lora_scale_w1 · t20  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
-static void lm_step_lora_k26_lora(float *restrict saved_gate, const float *restrict lora_scale_w1, const float *restrict t18, const float *restrict t20, long B, long F, long T) {
+/* lm_step_lora_k31_gate_up: saved_gate = t18 + t20  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_k31_gate_up(float *restrict saved_gate, const float *restrict t18, const float *restrict t20, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w1[0]) * (t20[r * n + j]);
-            float v1 = t18[r * n + j] + v0;
-            saved_gate[r * n + j] = v1;
+            float v0 = t18[r * n + j] + t20[r * n + j];
+            saved_gate[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k27_w3: t21[B*T, F] = t17 · w3ᵀ  [layer/ffn/gate_up] */
-static void lm_step_lora_k27_w3(float *restrict t21, const float *restrict w3, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k32_w3: t21[B*T, F] = t17 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_k32_w3(float *restrict t21, const float *restrict w3, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t17, D, w3, D, 0.0f, t21, F);
@@ -2516,8 +2565,8 @@ static void lm_step_lora_k27_w3(float *restrict t21, const float *restrict w3, c
     }
 }
 
-/* lm_step_lora_k28_lora_a_w3: t22[B*T, R] = t17 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_k28_lora_a_w3(float *restrict t22, const float *restrict lora_a_w3, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k33_lora_a_w3: t22[B*T, R] = t17 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k33_lora_a_w3(float *restrict t22, const float *restrict lora_a_w3, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t17, D, lora_a_w3, D, 0.0f, t22, R);
@@ -2534,10 +2583,22 @@ static void lm_step_lora_k28_lora_a_w3(float *restrict t22, const float *restric
     }
 }
 
-/* lm_step_lora_k29_lora_b_w3: t23[B*T, F] = t22 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_k29_lora_b_w3(float *restrict t23, const float *restrict lora_b_w3, const float *restrict t22, long B, long F, long R, long T) {
+/* lm_step_lora_k34_lora: saved_lora_w3 = t22 · lora_scale_w3  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k34_lora(float *restrict saved_lora_w3, const float *restrict lora_scale_w3, const float *restrict t22, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t22[r * n + j]) * (lora_scale_w3[0]);
+            saved_lora_w3[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k35_lora_b_w3: t23[B*T, F] = saved_lora_w3 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_k35_lora_b_w3(float *restrict t23, const float *restrict lora_b_w3, const float *restrict saved_lora_w3, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t22, R, lora_b_w3, R, 0.0f, t23, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, saved_lora_w3, R, lora_b_w3, R, 0.0f, t23, F);
         return;
     }
     la_blas_pool(0);
@@ -2546,26 +2607,25 @@ static void lm_step_lora_k29_lora_b_w3(float *restrict t23, const float *restric
         const float *restrict wr = lora_b_w3 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t22)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w3)[c];
         (t23)[r] = acc;
     }
 }
 
-/* lm_step_lora_k30_lora: saved_up = t21 + lora_scale_w3 · t23  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
-static void lm_step_lora_k30_lora(float *restrict saved_up, const float *restrict lora_scale_w3, const float *restrict t21, const float *restrict t23, long B, long F, long T) {
+/* lm_step_lora_k36_gate_up: saved_up = t21 + t23  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_k36_gate_up(float *restrict saved_up, const float *restrict t21, const float *restrict t23, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w3[0]) * (t23[r * n + j]);
-            float v1 = t21[r * n + j] + v0;
-            saved_up[r * n + j] = v1;
+            float v0 = t21[r * n + j] + t23[r * n + j];
+            saved_up[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k31_silu: t24 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
-static void lm_step_lora_k31_silu(float *restrict t24, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+/* lm_step_lora_k37_silu: t24 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_lora_k37_silu(float *restrict t24, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2580,8 +2640,8 @@ static void lm_step_lora_k31_silu(float *restrict t24, const float *restrict sav
     }
 }
 
-/* lm_step_lora_k32_w2: t25[B*T, D] = t24 · w2ᵀ  [layer/ffn] */
-static void lm_step_lora_k32_w2(float *restrict t25, const float *restrict w2, const float *restrict t24, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k38_w2: t25[B*T, D] = t24 · w2ᵀ  [layer/ffn] */
+static void lm_step_lora_k38_w2(float *restrict t25, const float *restrict w2, const float *restrict t24, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t24, F, w2, F, 0.0f, t25, D);
@@ -2598,8 +2658,8 @@ static void lm_step_lora_k32_w2(float *restrict t25, const float *restrict w2, c
     }
 }
 
-/* lm_step_lora_k33_lora_a_w2: t26[B*T, R] = t24 · lora_a_w2ᵀ  [layer/ffn/lora] */
-static void lm_step_lora_k33_lora_a_w2(float *restrict t26, const float *restrict lora_a_w2, const float *restrict t24, long B, long F, long R, long T) {
+/* lm_step_lora_k39_lora_a_w2: t26[B*T, R] = t24 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_k39_lora_a_w2(float *restrict t26, const float *restrict lora_a_w2, const float *restrict t24, long B, long F, long R, long T) {
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t24, F, lora_a_w2, F, 0.0f, t26, R);
         return;
@@ -2615,11 +2675,23 @@ static void lm_step_lora_k33_lora_a_w2(float *restrict t26, const float *restric
     }
 }
 
-/* lm_step_lora_k34_lora_b_w2: t27[B*T, D] = t26 · lora_b_w2ᵀ  [layer/ffn/lora] */
-static void lm_step_lora_k34_lora_b_w2(float *restrict t27, const float *restrict lora_b_w2, const float *restrict t26, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k40_lora: saved_lora_w2 = t26 · lora_scale_w2  [layer/ffn/lora] */
+static void lm_step_lora_k40_lora(float *restrict saved_lora_w2, const float *restrict lora_scale_w2, const float *restrict t26, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t26[r * n + j]) * (lora_scale_w2[0]);
+            saved_lora_w2[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k41_lora_b_w2: t27[B*T, D] = saved_lora_w2 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_k41_lora_b_w2(float *restrict t27, const float *restrict lora_b_w2, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t26, R, lora_b_w2, R, 0.0f, t27, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_w2, R, lora_b_w2, R, 0.0f, t27, D);
         return;
     }
     la_blas_pool(0);
@@ -2628,34 +2700,33 @@ static void lm_step_lora_k34_lora_b_w2(float *restrict t27, const float *restric
         const float *restrict wr = lora_b_w2 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t26)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w2)[c];
         (t27)[r] = acc;
     }
 }
 
-/* lm_step_lora_k35_lora: carry0_next = saved_h + t25 + lora_scale_w2 · t27  [layer/ffn; layer/ffn/lora; layer] */
-static void lm_step_lora_k35_lora(float *restrict carry0_next, const float *restrict lora_scale_w2, const float *restrict saved_h, const float *restrict t25, const float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k42_lora: carry0_next = saved_h + t25 + t27  [layer/ffn; layer/ffn/lora; layer] */
+static void lm_step_lora_k42_lora(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t25, const float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w2[0]) * (t27[r * n + j]);
-            float v1 = t25[r * n + j] + v0;
-            float v2 = saved_h[r * n + j] + v1;
-            carry0_next[r * n + j] = v2;
+            float v0 = t25[r * n + j] + t27[r * n + j];
+            float v1 = saved_h[r * n + j] + v0;
+            carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_lora_k36_reshape: t28 = 0 */
-static void lm_step_lora_k36_reshape(float *restrict t28) {
+/* lm_step_lora_k43_reshape: t28 = 0 */
+static void lm_step_lora_k43_reshape(float *restrict t28) {
     const long n = 1;
     t28[0] = 0.0f;
 }
 
-/* lm_step_lora_k37_expand: t29 = 0 */
-static void lm_step_lora_k37_expand(float *restrict t29, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k44_expand: t29 = 0 */
+static void lm_step_lora_k44_expand(float *restrict t29, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2666,8 +2737,8 @@ static void lm_step_lora_k37_expand(float *restrict t29, long B, long HD2, long 
     }
 }
 
-/* lm_step_lora_k38_lm_head: t30 = carry0[scored]  [lm_chunk/lm_head] */
-static void lm_step_lora_k38_lm_head(float *restrict t30, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_k45_lm_head: t30 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_lora_k45_lm_head(float *restrict t30, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2680,8 +2751,8 @@ static void lm_step_lora_k38_lm_head(float *restrict t30, const float *restrict 
     }
 }
 
-/* lm_step_lora_k39_rmsnorm: t31 = Σ(t30²)  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_lora_k39_rmsnorm(float *restrict t31, const float *restrict t30, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_k46_rmsnorm: t31 = Σ(t30²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_k46_rmsnorm(float *restrict t31, const float *restrict t30, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -2697,8 +2768,8 @@ static void lm_step_lora_k39_rmsnorm(float *restrict t31, const float *restrict 
     }
 }
 
-/* lm_step_lora_k40_rmsnorm: t32 = (t30 · rsqrt(t31 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_lora_k40_rmsnorm(float *restrict t32, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t30, const float *restrict t31, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_k47_rmsnorm: t32 = (t30 · rsqrt(t31 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_k47_rmsnorm(float *restrict t32, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t30, const float *restrict t31, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2715,8 +2786,8 @@ static void lm_step_lora_k40_rmsnorm(float *restrict t32, const float *restrict 
     }
 }
 
-/* lm_step_lora_k41_lm_head: t33[CR, V] = t32 · lm_headᵀ  [lm_chunk/lm_head] */
-static void lm_step_lora_k41_lm_head(float *restrict t33, const float *restrict lm_head, const float *restrict t32, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_lora_k48_lm_head: t33[CR, V] = t32 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_lora_k48_lm_head(float *restrict t33, const float *restrict lm_head, const float *restrict t32, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     if (CR != 1) {
         la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t32, D, lm_head, D, 0.0f, t33, V);
@@ -2733,8 +2804,8 @@ static void lm_step_lora_k41_lm_head(float *restrict t33, const float *restrict 
     }
 }
 
-/* lm_step_lora_k42_log_softmax: t34 = max(t33)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
-static void lm_step_lora_k42_log_softmax(float *restrict t34, const float *restrict t33, long CR, long V) {
+/* lm_step_lora_k49_log_softmax: t34 = max(t33)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_k49_log_softmax(float *restrict t34, const float *restrict t33, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2748,8 +2819,8 @@ static void lm_step_lora_k42_log_softmax(float *restrict t34, const float *restr
     }
 }
 
-/* lm_step_lora_k43_log_softmax: t35 = Σ(exp(t33 - t34))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
-static void lm_step_lora_k43_log_softmax(float *restrict t35, const float *restrict t33, const float *restrict t34, long CR, long V) {
+/* lm_step_lora_k50_log_softmax: t35 = Σ(exp(t33 - t34))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_k50_log_softmax(float *restrict t35, const float *restrict t33, const float *restrict t34, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2767,8 +2838,8 @@ static void lm_step_lora_k43_log_softmax(float *restrict t35, const float *restr
     }
 }
 
-/* lm_step_lora_k44_cross_entropy: t36 = Σ((t33 - t34 - log(t35)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
-static void lm_step_lora_k44_cross_entropy(float *restrict t36, const float *restrict t33, const int32_t *restrict targets, const float *restrict t34, const float *restrict t35, long CR, long V) {
+/* lm_step_lora_k51_cross_entropy: t36 = Σ((t33 - t34 - log(t35)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_lora_k51_cross_entropy(float *restrict t36, const float *restrict t33, const int32_t *restrict targets, const float *restrict t34, const float *restrict t35, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2790,8 +2861,8 @@ static void lm_step_lora_k44_cross_entropy(float *restrict t36, const float *res
     }
 }
 
-/* lm_step_lora_k45_cross_entropy: t37 = Σ((-t36) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_k45_cross_entropy(float *restrict t37, const float *restrict weights, const float *restrict t36, long CR) {
+/* lm_step_lora_k52_cross_entropy: t37 = Σ((-t36) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_k52_cross_entropy(float *restrict t37, const float *restrict weights, const float *restrict t36, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
@@ -2805,8 +2876,8 @@ static void lm_step_lora_k45_cross_entropy(float *restrict t37, const float *res
     t37[r] = acc0;
 }
 
-/* lm_step_lora_k46_log_softmax: t38 = Σ(exp(t33 - t34 - log(t35)) · (t33 - t34 - log(t35)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
-static void lm_step_lora_k46_log_softmax(float *restrict t38, const float *restrict t33, const float *restrict t34, const float *restrict t35, long CR, long V) {
+/* lm_step_lora_k53_log_softmax: t38 = Σ(exp(t33 - t34 - log(t35)) · (t33 - t34 - log(t35)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_k53_log_softmax(float *restrict t38, const float *restrict t33, const float *restrict t34, const float *restrict t35, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2827,8 +2898,8 @@ static void lm_step_lora_k46_log_softmax(float *restrict t38, const float *restr
     }
 }
 
-/* lm_step_lora_k47_cross_entropy: t39 = Σ(t33 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
-static void lm_step_lora_k47_cross_entropy(float *restrict t39, const float *restrict t33, const int32_t *restrict targets, long CR, long V) {
+/* lm_step_lora_k54_cross_entropy: t39 = Σ(t33 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_k54_cross_entropy(float *restrict t39, const float *restrict t33, const int32_t *restrict targets, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2846,8 +2917,8 @@ static void lm_step_lora_k47_cross_entropy(float *restrict t39, const float *res
     }
 }
 
-/* lm_step_lora_k48_token_stats: t40 = Σ((-t38) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_k48_token_stats(float *restrict t40, const float *restrict weights, const float *restrict t38, long CR) {
+/* lm_step_lora_k55_token_stats: t40 = Σ((-t38) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_k55_token_stats(float *restrict t40, const float *restrict weights, const float *restrict t38, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
@@ -2861,8 +2932,8 @@ static void lm_step_lora_k48_token_stats(float *restrict t40, const float *restr
     t40[r] = acc0;
 }
 
-/* lm_step_lora_k49_token_stats: t41 = Σ([t34 ≤ t39] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_k49_token_stats(float *restrict t41, const float *restrict weights, const float *restrict t34, const float *restrict t39, long CR) {
+/* lm_step_lora_k56_token_stats: t41 = Σ([t34 ≤ t39] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_k56_token_stats(float *restrict t41, const float *restrict weights, const float *restrict t34, const float *restrict t39, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
@@ -2876,8 +2947,8 @@ static void lm_step_lora_k49_token_stats(float *restrict t41, const float *restr
     t41[r] = acc0;
 }
 
-/* lm_step_lora_k50_log_softmax_grad: t42 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t35) · exp(t33 - t34)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_lora_k50_log_softmax_grad(float *t42, const float *t33, const int32_t *targets, const float *weights, const float *t34, const float *t35, long CR, long V) {
+/* lm_step_lora_k57_log_softmax_grad: t42 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t35) · exp(t33 - t34)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_lora_k57_log_softmax_grad(float *t42, const float *t33, const int32_t *targets, const float *weights, const float *t34, const float *t35, long CR, long V) {
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -2908,14 +2979,14 @@ static void lm_step_lora_k50_log_softmax_grad(float *t42, const float *t33, cons
     }
 }
 
-/* lm_step_lora_k51_lm_head_grad_in: t43[CR, D] = t42 · lm_head  [lm_chunk/lm_head/grad] */
-static void lm_step_lora_k51_lm_head_grad_in(float *restrict t43, const float *restrict lm_head, const float *restrict t42, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_lora_k58_lm_head_grad_in: t43[CR, D] = t42 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_lora_k58_lm_head_grad_in(float *restrict t43, const float *restrict lm_head, const float *restrict t42, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t42, V, lm_head, D, 0.0f, t43, D);
 }
 
-/* lm_step_lora_k52_rmsnorm_grad: t44 = Σ((t43 · final_norm) · t30)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
-static void lm_step_lora_k52_rmsnorm_grad(float *restrict t44, const float *restrict final_norm, const float *restrict t30, const float *restrict t43, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_k59_rmsnorm_grad: t44 = Σ((t43 · final_norm) · t30)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_lora_k59_rmsnorm_grad(float *restrict t44, const float *restrict final_norm, const float *restrict t30, const float *restrict t43, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -2932,8 +3003,8 @@ static void lm_step_lora_k52_rmsnorm_grad(float *restrict t44, const float *rest
     }
 }
 
-/* lm_step_lora_k53_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
-static void lm_step_lora_k53_rmsnorm_grad_scatter_add(float *restrict t45, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t30, const float *restrict t31, const float *restrict t43, const float *restrict t44, long B, long CR, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k60_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_lora_k60_rmsnorm_grad_scatter_add(float *restrict t45, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t30, const float *restrict t31, const float *restrict t43, const float *restrict t44, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     memset(t45, 0, sizeof(float) * (size_t)(B*T*D));
     const long rows = CR, n = D;
@@ -2958,8 +3029,8 @@ static void lm_step_lora_k53_rmsnorm_grad_scatter_add(float *restrict t45, const
     }
 }
 
-/* lm_step_lora_k54_lm_chunk: carry1_next = carry1 + t45  [lm_chunk/lm_head/grad; lm_chunk] */
-static void lm_step_lora_k54_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k61_lm_chunk: carry1_next = carry1 + t45  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_lora_k61_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -2971,29 +3042,29 @@ static void lm_step_lora_k54_lm_chunk(float *restrict carry1_next, const float *
     }
 }
 
-/* lm_step_lora_k55_lm_chunk: carry2_next = carry2 + t37  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_k55_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t37) {
+/* lm_step_lora_k62_lm_chunk: carry2_next = carry2 + t37  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_k62_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t37) {
     const long n = 1;
     float v0 = carry2[0] + t37[0];
     carry2_next[0] = v0;
 }
 
-/* lm_step_lora_k56_lm_chunk: carry3_next = carry3 + t40  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_k56_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t40) {
+/* lm_step_lora_k63_lm_chunk: carry3_next = carry3 + t40  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_k63_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t40) {
     const long n = 1;
     float v0 = carry3[0] + t40[0];
     carry3_next[0] = v0;
 }
 
-/* lm_step_lora_k57_lm_chunk: carry4_next = carry4 + t41  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_k57_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t41) {
+/* lm_step_lora_k64_lm_chunk: carry4_next = carry4 + t41  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_k64_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t41) {
     const long n = 1;
     float v0 = carry4[0] + t41[0];
     carry4_next[0] = v0;
 }
 
-/* lm_step_lora_k58_rmsnorm: t46 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_k58_rmsnorm(float *restrict t46, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k65_rmsnorm: t46 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_k65_rmsnorm(float *restrict t46, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -3009,8 +3080,8 @@ static void lm_step_lora_k58_rmsnorm(float *restrict t46, const float *restrict 
     }
 }
 
-/* lm_step_lora_k59_rmsnorm: t47 = (saved_x · rsqrt(t46 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
-static void lm_step_lora_k59_rmsnorm(float *restrict t47, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k66_rmsnorm: t47 = (saved_x · rsqrt(t46 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_k66_rmsnorm(float *restrict t47, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3028,62 +3099,8 @@ static void lm_step_lora_k59_rmsnorm(float *restrict t47, const float *restrict 
     }
 }
 
-/* lm_step_lora_k60_lora_a_wq: t48[B*T, R] = t47 · lora_a_wqᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k60_lora_a_wq(float *restrict t48, const float *restrict lora_a_wq, const float *restrict t47, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t47, D, lora_a_wq, D, 0.0f, t48, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wq + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t47)[c];
-        (t48)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k61_lora_a_wk: t49[B*T, R] = t47 · lora_a_wkᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k61_lora_a_wk(float *restrict t49, const float *restrict lora_a_wk, const float *restrict t47, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t47, D, lora_a_wk, D, 0.0f, t49, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wk + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t47)[c];
-        (t49)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k62_lora_a_wv: t50[B*T, R] = t47 · lora_a_wvᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k62_lora_a_wv(float *restrict t50, const float *restrict lora_a_wv, const float *restrict t47, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t47, D, lora_a_wv, D, 0.0f, t50, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wv + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t47)[c];
-        (t50)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k63_scores_matmul: t51[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void lm_step_lora_k63_scores_matmul(float *restrict t51, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k67_scores_matmul: t48[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_lora_k67_scores_matmul(float *restrict t48, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3094,11 +3111,11 @@ static void lm_step_lora_k63_scores_matmul(float *restrict t51, const float *res
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t51 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t48 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_lora_k64_attention: t52 = exp([i4 ≤ i3 + 0] ? t51 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t51 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void lm_step_lora_k64_attention(float *restrict t52, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k68_attention: t49 = exp([i4 ≤ i3 + 0] ? t48 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t48 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_lora_k68_attention(float *restrict t49, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -3111,7 +3128,7 @@ static void lm_step_lora_k64_attention(float *restrict t52, const float *restric
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t51[r * n + j0]) * v2;
+            float v3 = (t48[r * n + j0]) * v2;
             float v4 = v1 != 0.0f ? v3 : (-INFINITY);
             acc0 = fmaxf(acc0, v4);
         }
@@ -3119,17 +3136,17 @@ static void lm_step_lora_k64_attention(float *restrict t52, const float *restric
         for (long j = 0; j < n; j++) {
             float v5 = (float)i3 + 0.0f;
             float v6 = (float)j <= v5 ? 1.0f : 0.0f;
-            float v7 = (t51[r * n + j]) * v2;
+            float v7 = (t48[r * n + j]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
             float v11 = la_expf(v10);
-            t52[r * n + j] = v11;
+            t49[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_lora_k65_softmax: t53 = Σ(t52)  [layer_backward/attention/attention/softmax] */
-static void lm_step_lora_k65_softmax(float *restrict t53, const float *restrict t52, long B, long KVH, long REP, long T) {
+/* lm_step_lora_k69_softmax: t50 = Σ(t49)  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_k69_softmax(float *restrict t50, const float *restrict t49, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = T;
@@ -3138,14 +3155,14 @@ static void lm_step_lora_k65_softmax(float *restrict t53, const float *restrict 
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t52[r * n + j0];
+            acc0 += t49[r * n + j0];
         }
-        t53[r] = acc0;
+        t50[r] = acc0;
     }
 }
 
-/* lm_step_lora_k66_softmax: t54 = t52 / t53  [layer_backward/attention/attention/softmax] */
-static void lm_step_lora_k66_softmax(float *restrict t54, const float *restrict t52, const float *restrict t53, long B, long KVH, long REP, long T) {
+/* lm_step_lora_k70_softmax: t51 = t49 / t50  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_k70_softmax(float *restrict t51, const float *restrict t49, const float *restrict t50, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3155,32 +3172,14 @@ static void lm_step_lora_k66_softmax(float *restrict t54, const float *restrict 
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t52[r * n + j]) / (t53[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t54[r * n + j] = v0;
+            float v0 = (t49[r * n + j]) / (t50[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t51[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k67_lora_a_wo: t55[B*T, R] = saved_attn · lora_a_woᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_k67_lora_a_wo(float *restrict t55, const float *restrict saved_attn, const float *restrict lora_a_wo, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t55, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wo + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (saved_attn)[c];
-        (t55)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k68_rmsnorm: t56 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_k68_rmsnorm(float *restrict t56, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k71_rmsnorm: t52 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_k71_rmsnorm(float *restrict t52, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -3192,49 +3191,31 @@ static void lm_step_lora_k68_rmsnorm(float *restrict t56, const float *restrict 
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t56[r] = acc0;
+        t52[r] = acc0;
     }
 }
 
-/* lm_step_lora_k69_rmsnorm: t57 = (saved_h · rsqrt(t56 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
-static void lm_step_lora_k69_rmsnorm(float *restrict t57, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k72_rmsnorm: t53 = (saved_h · rsqrt(t52 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_k72_rmsnorm(float *restrict t53, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = (t56[(i0) * T + i1]) / ((float)(D));
+        float v0 = (t52[(i0) * T + i1]) / ((float)(D));
         float v1 = v0 + norm_eps[0];
         float v2 = 1.0f / sqrtf(v1);
         for (long j = 0; j < n; j++) {
             float v3 = (saved_h[r * n + j]) * v2;
             float v4 = v3 * (ffn_norm[j]);
-            t57[r * n + j] = v4;
+            t53[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_k70_lora_a_w1: t58[B*T, R] = t57 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_k70_lora_a_w1(float *restrict t58, const float *restrict lora_a_w1, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_w1, D, 0.0f, t58, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w1 + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t57)[c];
-        (t58)[r] = acc;
-    }
-}
-
-/* lm_step_lora_k71_silu: t59 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/ffn/gate_up/silu] */
-static void lm_step_lora_k71_silu(float *restrict t59, const float *restrict saved_gate, long B, long F, long T) {
+/* lm_step_lora_k73_silu: t54 = saved_gate / (1 + exp(-saved_gate)); t55 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+static void lm_step_lora_k73_silu(float *restrict t54, float *restrict t55, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -3243,185 +3224,142 @@ static void lm_step_lora_k71_silu(float *restrict t59, const float *restrict sav
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t59[r * n + j] = v3;
+            t54[r * n + j] = v3;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t55[r * n + j] = v4;
         }
     }
 }
 
-/* lm_step_lora_k72_lora_a_w3: t60[B*T, R] = t57 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_k72_lora_a_w3(float *restrict t60, const float *restrict lora_a_w3, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k74_lora_b_w2_grad_in: t56[B*T, R] = carry5 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k74_lora_b_w2_grad_in(float *restrict t56, const float *restrict carry5, const float *restrict lora_b_w2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_w3, D, 0.0f, t60, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w3 + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t57)[c];
-        (t60)[r] = acc;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, carry5, D, lora_b_w2, R, 0.0f, t56, R);
+}
+
+/* lm_step_lora_k75_lora: t57 = t56 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k75_lora(float *t57, const float *lora_scale_w2, const float *t56, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t56[r * n + j]) * (lora_scale_w2[0]);
+            t57[r * n + j] = v0;
+        }
     }
 }
 
-/* lm_step_lora_k73_gate_up: t61 = t59 · saved_up  [layer_backward/ffn/gate_up] */
-static void lm_step_lora_k73_gate_up(float *restrict t61, const float *restrict saved_up, const float *restrict t59, long B, long F, long T) {
+/* lm_step_lora_k76_lora_a_w2_grad_in: t58[B*T, F] = t57 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_k76_lora_a_w2_grad_in(float *restrict t58, const float *restrict lora_a_w2, const float *restrict t57, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t57, R, lora_a_w2, F, 0.0f, t58, F);
+}
+
+/* lm_step_lora_k77_w2_grad_in: t59[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_lora_k77_w2_grad_in(float *restrict t59, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t59, F);
+}
+
+/* lm_step_lora_k78_ffn_grad: t60 = (t58 + t59) · t54  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k78_ffn_grad(float *restrict t60, const float *restrict t54, const float *restrict t58, const float *restrict t59, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t59[r * n + j]) * (saved_up[r * n + j]);
-            t61[r * n + j] = v0;
+            float v0 = t58[r * n + j] + t59[r * n + j];
+            float v1 = v0 * (t54[r * n + j]);
+            t60[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_lora_k74_lora_a_w2: t62[B*T, R] = t61 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
-static void lm_step_lora_k74_lora_a_w2(float *restrict t62, const float *restrict lora_a_w2, const float *restrict t61, long B, long F, long R, long T) {
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t61, F, lora_a_w2, F, 0.0f, t62, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * F >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w2 + r * F;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t61)[c];
-        (t62)[r] = acc;
-    }
+/* lm_step_lora_k79_lora_b_w3_grad_in: t61[B*T, R] = t60 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k79_lora_b_w3_grad_in(float *restrict t61, const float *restrict lora_b_w3, const float *restrict t60, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t60, F, lora_b_w3, R, 0.0f, t61, R);
 }
 
-/* lm_step_lora_k75_lora: t63 = carry5 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
-static void lm_step_lora_k75_lora(float *restrict t63, const float *restrict carry5, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+/* lm_step_lora_k80_lora: t62 = t61 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k80_lora(float *t62, const float *lora_scale_w3, const float *t61, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (carry5[r * n + j]) * (lora_scale_w2[0]);
-            t63[r * n + j] = v0;
+            float v0 = (t61[r * n + j]) * (lora_scale_w3[0]);
+            t62[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k76_lora_b_w2_grad_in: t64[B*T, R] = t63 · lora_b_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_k76_lora_b_w2_grad_in(float *restrict t64, const float *restrict lora_b_w2, const float *restrict t63, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k81_lora_a_w3_grad_in: t63[B*T, D] = t62 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k81_lora_a_w3_grad_in(float *restrict t63, const float *restrict lora_a_w3, const float *restrict t62, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t63, D, lora_b_w2, R, 0.0f, t64, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t62, R, lora_a_w3, D, 0.0f, t63, D);
 }
 
-/* lm_step_lora_k77_lora_a_w2_grad_in: t65[B*T, F] = t64 · lora_a_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_k77_lora_a_w2_grad_in(float *restrict t65, const float *restrict lora_a_w2, const float *restrict t64, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t64, R, lora_a_w2, F, 0.0f, t65, F);
-}
-
-/* lm_step_lora_k78_w2_grad_in: t66[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
-static void lm_step_lora_k78_w2_grad_in(float *restrict t66, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k82_w3_grad_in: t64[B*T, D] = t60 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k82_w3_grad_in(float *restrict t64, const float *restrict w3, const float *restrict t60, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t66, F);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t60, F, w3, D, 0.0f, t64, D);
 }
 
-/* lm_step_lora_k79_ffn_grad: t67 = (t65 + t66) · t59  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_k79_ffn_grad(float *restrict t67, const float *restrict t59, const float *restrict t65, const float *restrict t66, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = t65[r * n + j] + t66[r * n + j];
-            float v1 = v0 * (t59[r * n + j]);
-            t67[r * n + j] = v1;
-        }
-    }
-}
-
-/* lm_step_lora_k80_lora: t68 = t67 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k80_lora(float *restrict t68, const float *restrict lora_scale_w3, const float *restrict t67, long B, long F, long T) {
-    const long rows = B*T, n = F;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = (t67[r * n + j]) * (lora_scale_w3[0]);
-            t68[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_lora_k81_lora_b_w3_grad_in: t69[B*T, R] = t68 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k81_lora_b_w3_grad_in(float *restrict t69, const float *restrict lora_b_w3, const float *restrict t68, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t68, F, lora_b_w3, R, 0.0f, t69, R);
-}
-
-/* lm_step_lora_k82_lora_a_w3_grad_in: t70[B*T, D] = t69 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k82_lora_a_w3_grad_in(float *restrict t70, const float *restrict lora_a_w3, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t69, R, lora_a_w3, D, 0.0f, t70, D);
-}
-
-/* lm_step_lora_k83_w3_grad_in: t71[B*T, D] = t67 · w3  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_k83_w3_grad_in(float *restrict t71, const float *restrict w3, const float *restrict t67, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t67, F, w3, D, 0.0f, t71, D);
-}
-
-/* lm_step_lora_k84_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_lora_k84_silu_grad(float *t72, const float *saved_gate, const float *saved_up, const float *t59, const float *t65, const float *t66, long B, long F, long T) {
+/* lm_step_lora_k83_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_lora_k83_silu_grad(float *t65, const float *saved_gate, const float *saved_up, const float *t54, const float *t58, const float *t59, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = t65[r * n + j] + t66[r * n + j];
+            float v0 = t58[r * n + j] + t59[r * n + j];
             float v1 = v0 * (saved_up[r * n + j]);
             float v2 = -(saved_gate[r * n + j]);
             float v3 = la_expf(v2);
             float v4 = 1.0f + v3;
             float v5 = v1 / v4;
-            float v6 = v1 * (t59[r * n + j]);
+            float v6 = v1 * (t54[r * n + j]);
             float v7 = v6 / v4;
             float v8 = -v7;
             float v9 = v8 * v3;
             float v10 = -v9;
             float v11 = v5 + v10;
-            t72[r * n + j] = v11;
+            t65[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_lora_k85_lora: t73 = t72 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k85_lora(float *restrict t73, const float *restrict lora_scale_w1, const float *restrict t72, long B, long F, long T) {
-    const long rows = B*T, n = F;
+/* lm_step_lora_k84_lora_b_w1_grad_in: t66[B*T, R] = t65 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k84_lora_b_w1_grad_in(float *restrict t66, const float *restrict lora_b_w1, const float *restrict t65, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t65, F, lora_b_w1, R, 0.0f, t66, R);
+}
+
+/* lm_step_lora_k85_lora: t67 = t66 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k85_lora(float *t67, const float *lora_scale_w1, const float *t66, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t72[r * n + j]) * (lora_scale_w1[0]);
-            t73[r * n + j] = v0;
+            float v0 = (t66[r * n + j]) * (lora_scale_w1[0]);
+            t67[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k86_lora_b_w1_grad_in: t74[B*T, R] = t73 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k86_lora_b_w1_grad_in(float *restrict t74, const float *restrict lora_b_w1, const float *restrict t73, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t73, F, lora_b_w1, R, 0.0f, t74, R);
-}
-
-/* lm_step_lora_k87_lora_a_w1_grad_in: t75[B*T, D] = t74 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_k87_lora_a_w1_grad_in(float *restrict t75, const float *restrict lora_a_w1, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k86_lora_a_w1_grad_in: t68[B*T, D] = t67 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_k86_lora_a_w1_grad_in(float *restrict t68, const float *restrict lora_a_w1, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t74, R, lora_a_w1, D, 0.0f, t75, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t67, R, lora_a_w1, D, 0.0f, t68, D);
 }
 
-/* lm_step_lora_k88_w1_grad_in: t76[B*T, D] = t72 · w1  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_k88_w1_grad_in(float *restrict t76, const float *restrict w1, const float *restrict t72, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k87_w1_grad_in: t69[B*T, D] = t65 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_k87_w1_grad_in(float *restrict t69, const float *restrict w1, const float *restrict t65, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t72, F, w1, D, 0.0f, t76, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t65, F, w1, D, 0.0f, t69, D);
 }
 
-/* lm_step_lora_k89_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_lora_k89_rmsnorm_grad(float *restrict t77, const float *restrict norm_eps, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t56, const float *restrict t70, const float *restrict t71, const float *restrict t75, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k88_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_lora_k88_rmsnorm_grad(float *restrict t70, const float *restrict norm_eps, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t52, const float *restrict t63, const float *restrict t64, const float *restrict t68, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3431,14 +3369,14 @@ static void lm_step_lora_k89_rmsnorm_grad(float *restrict t77, const float *rest
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t70[r * n + j0] + t71[r * n + j0];
-            float v1 = v0 + t75[r * n + j0];
-            float v2 = v1 + t76[r * n + j0];
+            float v0 = t63[r * n + j0] + t64[r * n + j0];
+            float v1 = v0 + t68[r * n + j0];
+            float v2 = v1 + t69[r * n + j0];
             float v3 = v2 * (ffn_norm[j0]);
             float v4 = v3 * (saved_h[r * n + j0]);
             acc0 += v4;
         }
-        float v9 = (t56[(i0) * T + i1]) / ((float)(D));
+        float v9 = (t52[(i0) * T + i1]) / ((float)(D));
         float v10 = v9 + norm_eps[0];
         float v11 = 1.0f / sqrtf(v10);
         float v14 = acc0 * v11;
@@ -3447,66 +3385,66 @@ static void lm_step_lora_k89_rmsnorm_grad(float *restrict t77, const float *rest
         float v17 = v16 * (-0.5f);
         float v18 = v17 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v5 = t70[r * n + j] + t71[r * n + j];
-            float v6 = v5 + t75[r * n + j];
-            float v7 = v6 + t76[r * n + j];
+            float v5 = t63[r * n + j] + t64[r * n + j];
+            float v6 = v5 + t68[r * n + j];
+            float v7 = v6 + t69[r * n + j];
             float v8 = v7 * (ffn_norm[j]);
             float v12 = v8 * v11;
             float v13 = carry5[r * n + j] + v12;
             float v19 = v18 * (saved_h[r * n + j]);
             float v20 = v13 + v19;
             float v21 = v20 + v19;
-            t77[r * n + j] = v21;
+            t70[r * n + j] = v21;
         }
     }
 }
 
-/* lm_step_lora_k90_lora: t78 = t77 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k90_lora(float *restrict t78, const float *restrict lora_scale_wo, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k89_lora_b_wo_grad_in: t71[B*T, R] = t70 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k89_lora_b_wo_grad_in(float *restrict t71, const float *restrict lora_b_wo, const float *restrict t70, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t70, D, lora_b_wo, R, 0.0f, t71, R);
+}
+
+/* lm_step_lora_k90_lora: t72 = t71 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k90_lora(float *t72, const float *lora_scale_wo, const float *t71, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t71[r * n + j]) * (lora_scale_wo[0]);
+            t72[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_k91_lora_a_wo_grad_in: t73[B*T, D] = t72 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k91_lora_a_wo_grad_in(float *restrict t73, const float *restrict lora_a_wo, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t72, R, lora_a_wo, D, 0.0f, t73, D);
+}
+
+/* lm_step_lora_k92_wo_grad_in: t74[B*T, D] = t70 · wo  [layer_backward/attention/grad] */
+static void lm_step_lora_k92_wo_grad_in(float *restrict t74, const float *restrict wo, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t70, D, wo, D, 0.0f, t74, D);
+}
+
+/* lm_step_lora_k93_attention_grad: t75 = t73 + t74  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_k93_attention_grad(float *restrict t75, const float *restrict t73, const float *restrict t74, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (t77[r * n + j]) * (lora_scale_wo[0]);
-            t78[r * n + j] = v0;
+            float v0 = t73[r * n + j] + t74[r * n + j];
+            t75[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k91_lora_b_wo_grad_in: t79[B*T, R] = t78 · lora_b_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k91_lora_b_wo_grad_in(float *restrict t79, const float *restrict lora_b_wo, const float *restrict t78, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t78, D, lora_b_wo, R, 0.0f, t79, R);
-}
-
-/* lm_step_lora_k92_lora_a_wo_grad_in: t80[B*T, D] = t79 · lora_a_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k92_lora_a_wo_grad_in(float *restrict t80, const float *restrict lora_a_wo, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t79, R, lora_a_wo, D, 0.0f, t80, D);
-}
-
-/* lm_step_lora_k93_wo_grad_in: t81[B*T, D] = t77 · wo  [layer_backward/attention/grad] */
-static void lm_step_lora_k93_wo_grad_in(float *restrict t81, const float *restrict wo, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t77, D, wo, D, 0.0f, t81, D);
-}
-
-/* lm_step_lora_k94_attention_grad: t82 = t80 + t81  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_k94_attention_grad(float *restrict t82, const float *restrict t80, const float *restrict t81, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = t80[r * n + j] + t81[r * n + j];
-            t82[r * n + j] = v0;
-        }
-    }
-}
-
-/* lm_step_lora_k95_attention_grad_matmul: t83[B, KVH, REP, T, T] = t82 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_k95_attention_grad_matmul(float *restrict t83, const float *restrict saved_v, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k94_attention_grad_matmul: t76[B, KVH, REP, T, T] = t75 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_k94_attention_grad_matmul(float *restrict t76, const float *restrict saved_v, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3517,11 +3455,11 @@ static void lm_step_lora_k95_attention_grad_matmul(float *restrict t83, const fl
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t82 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t83 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t75 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t76 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_lora_k96_softmax_grad: t84 = ([i4 ≤ i3 + 0] ? (t83 / t53 + Σ(-((t83 · t54) / t53))) · t52 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_k96_softmax_grad(float *t84, const float *t52, const float *t53, const float *t54, const float *t83, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k95_softmax_grad: t77 = ([i4 ≤ i3 + 0] ? (t76 / t50 + Σ(-((t76 · t51) / t50))) · t49 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_k95_softmax_grad(float *t77, const float *t49, const float *t50, const float *t51, const float *t76, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -3534,8 +3472,8 @@ static void lm_step_lora_k96_softmax_grad(float *t84, const float *t52, const fl
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t83[r * n + j0]) * (t54[r * n + j0]);
-            float v1 = v0 / (t53[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t76[r * n + j0]) * (t51[r * n + j0]);
+            float v1 = v0 / (t50[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -3544,18 +3482,18 @@ static void lm_step_lora_k96_softmax_grad(float *t84, const float *t52, const fl
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
-            float v5 = (t83[r * n + j]) / (t53[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v5 = (t76[r * n + j]) / (t50[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v6 = v5 + acc0;
-            float v7 = v6 * (t52[r * n + j]);
+            float v7 = v6 * (t49[r * n + j]);
             float v8 = v4 != 0.0f ? v7 : 0.0f;
             float v10 = v8 * v9;
-            t84[r * n + j] = v10;
+            t77[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_lora_k97_scores_grad_matmul: t85[B, KVH, REP, T, HD] = t84 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_k97_scores_grad_matmul(float *restrict t85, const float *restrict saved_k, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k96_scores_grad_matmul: t78[B, KVH, REP, T, HD] = t77 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_k96_scores_grad_matmul(float *restrict t78, const float *restrict saved_k, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3566,11 +3504,11 @@ static void lm_step_lora_k97_scores_grad_matmul(float *restrict t85, const float
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t84 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t85 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t77 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t78 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* lm_step_lora_k98_attention_grad_matmul: t86[B, KVH, REP, T, HD] = t54ᵀ · t82  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_k98_attention_grad_matmul(float *restrict t86, const float *restrict t54, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k97_attention_grad_matmul: t79[B, KVH, REP, T, HD] = t77ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_lora_k97_attention_grad_matmul(float *restrict t79, const float *restrict saved_q, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3581,11 +3519,11 @@ static void lm_step_lora_k98_attention_grad_matmul(float *restrict t86, const fl
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t54 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t82 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t86 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t77 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t79 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* lm_step_lora_k99_attention_grad_matmul: t87[B, KVH, REP, T, HD] = t84ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_lora_k99_attention_grad_matmul(float *restrict t87, const float *restrict saved_q, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k98_attention_grad_matmul: t80[B, KVH, REP, T, HD] = t51ᵀ · t75  [layer_backward/attention/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k98_attention_grad_matmul(float *restrict t80, const float *restrict t51, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -3596,59 +3534,43 @@ static void lm_step_lora_k99_attention_grad_matmul(float *restrict t87, const fl
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t84 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t87 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t51 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t75 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t80 + b0 * (T*KVD) + b1 * HD, KVD);
 }
 
-/* lm_step_lora_k100_attention_grad: t88 = t86 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k100_attention_grad(float *restrict t88, const float *restrict lora_scale_wv, const float *restrict t86, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k99_lora_b_wv_grad_in: t81[B*T, R] = t80 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k99_lora_b_wv_grad_in(float *restrict t81, const float *restrict lora_b_wv, const float *restrict t80, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    const long HD = 2*HD2;
-    const long rows = B*T, n = KVD;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t80, KVD, lora_b_wv, R, 0.0f, t81, R);
+}
+
+/* lm_step_lora_k100_lora: t82 = t81 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k100_lora(float *t82, const float *lora_scale_wv, const float *t81, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t86[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
-            t88[r * n + j] = v0;
+            float v0 = (t81[r * n + j]) * (lora_scale_wv[0]);
+            t82[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k101_lora_b_wv_grad_in: t89[B*T, R] = t88 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k101_lora_b_wv_grad_in(float *restrict t89, const float *restrict lora_b_wv, const float *restrict t88, long B, long HD2, long KVH, long R, long T) {
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t88, KVD, lora_b_wv, R, 0.0f, t89, R);
-}
-
-/* lm_step_lora_k102_lora_a_wv_grad_in: t90[B*T, D] = t89 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k102_lora_a_wv_grad_in(float *restrict t90, const float *restrict lora_a_wv, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k101_lora_a_wv_grad_in: t83[B*T, D] = t82 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k101_lora_a_wv_grad_in(float *restrict t83, const float *restrict lora_a_wv, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t89, R, lora_a_wv, D, 0.0f, t90, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t82, R, lora_a_wv, D, 0.0f, t83, D);
 }
 
-/* lm_step_lora_k103_attention_grad: t91 = t86  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void lm_step_lora_k103_attention_grad(float *restrict t91, const float *restrict t86, long B, long HD2, long KVH, long T) {
-    const long KVD = 2*HD2*KVH;
-    const long HD = 2*HD2;
-    const long rows = B*T, n = KVD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            t91[r * n + j] = t86[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
-        }
-    }
-}
-
-/* lm_step_lora_k104_wv_grad_in: t92[B*T, D] = t91 · wv  [layer_backward/attention/grad] */
-static void lm_step_lora_k104_wv_grad_in(float *restrict t92, const float *restrict wv, const float *restrict t91, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k102_wv_grad_in: t84[B*T, D] = t80 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_k102_wv_grad_in(float *restrict t84, const float *restrict wv, const float *restrict t80, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t91, KVD, wv, D, 0.0f, t92, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t80, KVD, wv, D, 0.0f, t84, D);
 }
 
-/* lm_step_lora_k105_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_k105_rope_grad(float *restrict t93, const float *restrict t0, const float *restrict t1, const float *restrict t87, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k103_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_k103_rope_grad(float *restrict t85, const float *restrict t0, const float *restrict t1, const float *restrict t79, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3662,16 +3584,16 @@ static void lm_step_lora_k105_rope_grad(float *restrict t93, const float *restri
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t87[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t87[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t79[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t79[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t87[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t87[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t79[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t79[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -3679,45 +3601,45 @@ static void lm_step_lora_k105_rope_grad(float *restrict t93, const float *restri
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t93[r * n + j] = v9;
+            t85[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_k106_lora: t94 = t93 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k106_lora(float *restrict t94, const float *restrict lora_scale_wk, const float *restrict t93, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_k104_lora_b_wk_grad_in: t86[B*T, R] = t85 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k104_lora_b_wk_grad_in(float *restrict t86, const float *restrict lora_b_wk, const float *restrict t85, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    const long rows = B*T, n = KVD;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t85, KVD, lora_b_wk, R, 0.0f, t86, R);
+}
+
+/* lm_step_lora_k105_lora: t87 = t86 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k105_lora(float *t87, const float *lora_scale_wk, const float *t86, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t93[r * n + j]) * (lora_scale_wk[0]);
-            t94[r * n + j] = v0;
+            float v0 = (t86[r * n + j]) * (lora_scale_wk[0]);
+            t87[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k107_lora_b_wk_grad_in: t95[B*T, R] = t94 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k107_lora_b_wk_grad_in(float *restrict t95, const float *restrict lora_b_wk, const float *restrict t94, long B, long HD2, long KVH, long R, long T) {
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t94, KVD, lora_b_wk, R, 0.0f, t95, R);
-}
-
-/* lm_step_lora_k108_lora_a_wk_grad_in: t96[B*T, D] = t95 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k108_lora_a_wk_grad_in(float *restrict t96, const float *restrict lora_a_wk, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k106_lora_a_wk_grad_in: t88[B*T, D] = t87 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k106_lora_a_wk_grad_in(float *restrict t88, const float *restrict lora_a_wk, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t95, R, lora_a_wk, D, 0.0f, t96, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t87, R, lora_a_wk, D, 0.0f, t88, D);
 }
 
-/* lm_step_lora_k109_wk_grad_in: t97[B*T, D] = t93 · wk  [layer_backward/attention/grad] */
-static void lm_step_lora_k109_wk_grad_in(float *restrict t97, const float *restrict wk, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k107_wk_grad_in: t89[B*T, D] = t85 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_k107_wk_grad_in(float *restrict t89, const float *restrict wk, const float *restrict t85, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t93, KVD, wk, D, 0.0f, t97, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t85, KVD, wk, D, 0.0f, t89, D);
 }
 
-/* lm_step_lora_k110_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_k110_rope_grad(float *restrict t98, const float *restrict t0, const float *restrict t1, const float *restrict t85, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k108_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_k108_rope_grad(float *restrict t90, const float *restrict t0, const float *restrict t1, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -3732,16 +3654,16 @@ static void lm_step_lora_k110_rope_grad(float *restrict t98, const float *restri
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t85[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t85[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t78[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t78[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t85[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t85[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t78[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t78[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -3749,44 +3671,44 @@ static void lm_step_lora_k110_rope_grad(float *restrict t98, const float *restri
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t98[r * n + j] = v9;
+            t90[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_k111_lora: t99 = t98 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_k111_lora(float *restrict t99, const float *restrict lora_scale_wq, const float *restrict t98, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k109_lora_b_wq_grad_in: t91[B*T, R] = t90 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k109_lora_b_wq_grad_in(float *restrict t91, const float *restrict lora_b_wq, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t90, D, lora_b_wq, R, 0.0f, t91, R);
+}
+
+/* lm_step_lora_k110_lora: t92 = t91 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_k110_lora(float *t92, const float *lora_scale_wq, const float *t91, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t98[r * n + j]) * (lora_scale_wq[0]);
-            t99[r * n + j] = v0;
+            float v0 = (t91[r * n + j]) * (lora_scale_wq[0]);
+            t92[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_k112_lora_b_wq_grad_in: t100[B*T, R] = t99 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k112_lora_b_wq_grad_in(float *restrict t100, const float *restrict lora_b_wq, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k111_lora_a_wq_grad_in: t93[B*T, D] = t92 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_k111_lora_a_wq_grad_in(float *restrict t93, const float *restrict lora_a_wq, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t99, D, lora_b_wq, R, 0.0f, t100, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t92, R, lora_a_wq, D, 0.0f, t93, D);
 }
 
-/* lm_step_lora_k113_lora_a_wq_grad_in: t101[B*T, D] = t100 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_k113_lora_a_wq_grad_in(float *restrict t101, const float *restrict lora_a_wq, const float *restrict t100, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k112_wq_grad_in: t94[B*T, D] = t90 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_k112_wq_grad_in(float *restrict t94, const float *restrict wq, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t100, R, lora_a_wq, D, 0.0f, t101, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t90, D, wq, D, 0.0f, t94, D);
 }
 
-/* lm_step_lora_k114_wq_grad_in: t102[B*T, D] = t98 · wq  [layer_backward/attention/grad] */
-static void lm_step_lora_k114_wq_grad_in(float *restrict t102, const float *restrict wq, const float *restrict t98, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t98, D, wq, D, 0.0f, t102, D);
-}
-
-/* lm_step_lora_k115_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_k115_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t46, const float *restrict t77, const float *restrict t90, const float *restrict t92, const float *restrict t96, const float *restrict t97, const float *restrict t101, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_k113_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_k113_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t46, const float *restrict t70, const float *restrict t83, const float *restrict t84, const float *restrict t88, const float *restrict t89, const float *restrict t93, const float *restrict t94, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -3796,11 +3718,11 @@ static void lm_step_lora_k115_rmsnorm_grad(float *restrict carry5_next, const fl
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = t90[r * n + j0] + t92[r * n + j0];
-            float v1 = v0 + t96[r * n + j0];
-            float v2 = v1 + t97[r * n + j0];
-            float v3 = v2 + t101[r * n + j0];
-            float v4 = v3 + t102[r * n + j0];
+            float v0 = t83[r * n + j0] + t84[r * n + j0];
+            float v1 = v0 + t88[r * n + j0];
+            float v2 = v1 + t89[r * n + j0];
+            float v3 = v2 + t93[r * n + j0];
+            float v4 = v3 + t94[r * n + j0];
             float v5 = v4 * (attn_norm[j0]);
             float v6 = v5 * (saved_x[r * n + j0]);
             acc0 += v6;
@@ -3814,14 +3736,14 @@ static void lm_step_lora_k115_rmsnorm_grad(float *restrict carry5_next, const fl
         float v21 = v20 * (-0.5f);
         float v22 = v21 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v7 = t90[r * n + j] + t92[r * n + j];
-            float v8 = v7 + t96[r * n + j];
-            float v9 = v8 + t97[r * n + j];
-            float v10 = v9 + t101[r * n + j];
-            float v11 = v10 + t102[r * n + j];
+            float v7 = t83[r * n + j] + t84[r * n + j];
+            float v8 = v7 + t88[r * n + j];
+            float v9 = v8 + t89[r * n + j];
+            float v10 = v9 + t93[r * n + j];
+            float v11 = v10 + t94[r * n + j];
             float v12 = v11 * (attn_norm[j]);
             float v16 = v12 * v15;
-            float v17 = t77[r * n + j] + v16;
+            float v17 = t70[r * n + j] + v16;
             float v23 = v22 * (saved_x[r * n + j]);
             float v24 = v17 + v23;
             float v25 = v24 + v23;
@@ -3830,88 +3752,88 @@ static void lm_step_lora_k115_rmsnorm_grad(float *restrict carry5_next, const fl
     }
 }
 
-/* lm_step_lora_k116_grad_lora_a_wq: grad_lora_a_wq[R, D] += t100ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k116_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t47, const float *restrict t100, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k114_grad_lora_a_wq: grad_lora_a_wq[R, D] += t92ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k114_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t47, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t100, R, t47, D, 1.0f, grad_lora_a_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t92, R, t47, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* lm_step_lora_k117_grad_lora_b_wq: grad_lora_b_wq[D, R] += t99ᵀ · t48  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k117_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t48, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k115_grad_lora_b_wq: grad_lora_b_wq[D, R] += t90ᵀ · saved_lora_wq  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k115_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict saved_lora_wq, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t99, D, t48, R, 1.0f, grad_lora_b_wq, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t90, D, saved_lora_wq, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* lm_step_lora_k118_grad_lora_a_wk: grad_lora_a_wk[R, D] += t95ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k118_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t47, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k116_grad_lora_a_wk: grad_lora_a_wk[R, D] += t87ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k116_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t47, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t95, R, t47, D, 1.0f, grad_lora_a_wk, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t87, R, t47, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* lm_step_lora_k119_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t94ᵀ · t49  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k119_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t49, const float *restrict t94, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k117_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t85ᵀ · saved_lora_wk  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k117_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict saved_lora_wk, const float *restrict t85, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t94, KVD, t49, R, 1.0f, grad_lora_b_wk, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t85, KVD, saved_lora_wk, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* lm_step_lora_k120_grad_lora_a_wv: grad_lora_a_wv[R, D] += t89ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k120_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t47, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k118_grad_lora_a_wv: grad_lora_a_wv[R, D] += t82ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k118_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t47, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t89, R, t47, D, 1.0f, grad_lora_a_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t82, R, t47, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* lm_step_lora_k121_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t88ᵀ · t50  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k121_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t50, const float *restrict t88, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_k119_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t80ᵀ · saved_lora_wv  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k119_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict saved_lora_wv, const float *restrict t80, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t88, KVD, t50, R, 1.0f, grad_lora_b_wv, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t80, KVD, saved_lora_wv, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* lm_step_lora_k122_grad_lora_a_wo: grad_lora_a_wo[R, D] += t79ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k122_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k120_grad_lora_a_wo: grad_lora_a_wo[R, D] += t72ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k120_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t79, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t72, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* lm_step_lora_k123_grad_lora_b_wo: grad_lora_b_wo[D, R] += t78ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_k123_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t55, const float *restrict t78, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k121_grad_lora_b_wo: grad_lora_b_wo[D, R] += t70ᵀ · saved_lora_wo  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_k121_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict saved_lora_wo, const float *restrict t70, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t78, D, t55, R, 1.0f, grad_lora_b_wo, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t70, D, saved_lora_wo, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* lm_step_lora_k124_grad_lora_a_w1: grad_lora_a_w1[R, D] += t74ᵀ · t57  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k124_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t57, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k122_grad_lora_a_w1: grad_lora_a_w1[R, D] += t67ᵀ · t53  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k122_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t53, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t74, R, t57, D, 1.0f, grad_lora_a_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t67, R, t53, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* lm_step_lora_k125_grad_lora_b_w1: grad_lora_b_w1[F, R] += t73ᵀ · t58  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k125_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t58, const float *restrict t73, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t73, F, t58, R, 1.0f, grad_lora_b_w1, R);
+/* lm_step_lora_k123_grad_lora_b_w1: grad_lora_b_w1[F, R] += t65ᵀ · saved_lora_w1  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k123_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict saved_lora_w1, const float *restrict t65, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t65, F, saved_lora_w1, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* lm_step_lora_k126_grad_lora_a_w2: grad_lora_a_w2[R, F] += t64ᵀ · t61  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_k126_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t61, const float *restrict t64, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t64, R, t61, F, 1.0f, grad_lora_a_w2, F);
+/* lm_step_lora_k124_grad_lora_a_w2: grad_lora_a_w2[R, F] += t57ᵀ · t55  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_k124_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t55, const float *restrict t57, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t57, R, t55, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* lm_step_lora_k127_grad_lora_b_w2: grad_lora_b_w2[D, R] += t63ᵀ · t62  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_k127_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t62, const float *restrict t63, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k125_grad_lora_b_w2: grad_lora_b_w2[D, R] += carry5ᵀ · saved_lora_w2  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_k125_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict carry5, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t63, D, t62, R, 1.0f, grad_lora_b_w2, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, carry5, D, saved_lora_w2, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* lm_step_lora_k128_grad_lora_a_w3: grad_lora_a_w3[R, D] += t69ᵀ · t57  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k128_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t57, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_k126_grad_lora_a_w3: grad_lora_a_w3[R, D] += t62ᵀ · t53  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k126_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t53, const float *restrict t62, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t69, R, t57, D, 1.0f, grad_lora_a_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t62, R, t53, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* lm_step_lora_k129_grad_lora_b_w3: grad_lora_b_w3[F, R] += t68ᵀ · t60  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_k129_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t60, const float *restrict t68, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t68, F, t60, R, 1.0f, grad_lora_b_w3, R);
+/* lm_step_lora_k127_grad_lora_b_w3: grad_lora_b_w3[F, R] += t60ᵀ · saved_lora_w3  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_k127_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict saved_lora_w3, const float *restrict t60, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t60, F, saved_lora_w3, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 47 slots planned for 130 kernels. */
+/* Arena: 37 slots planned for 128 kernels. */
 static long llama_train_lm_step_lora_layout(const llama_train_lm_step_lora_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -3925,57 +3847,47 @@ static long llama_train_lm_step_lora_layout(const llama_train_lm_step_lora_args 
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), CR), B*R*T));
-    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), 2*CR*HD2*KVH*REP));
-    off[4] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 1));
-    off[5] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T));
-    off[6] = total; total += la_round16(la_max(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[2] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*R*T));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*R*T), B*F*T), 1));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T), B*F*T), 2*CR*HD2*KVH*REP));
+    off[5] = total; total += la_round16(la_max(la_max(CR, B*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*T), B*R*T));
     off[7] = total; total += la_round16(la_max(CR*V, B*T));
-    off[8] = total; total += la_round16(la_max(la_max(la_max(CR, 2*B*HD2*KVH*REP*T), B*KVH*REP*T), 2*B*HD2*KVH*T));
-    off[9] = total; total += la_round16(la_max(la_max(CR, 1), 2*B*HD2*KVH*REP*T));
-    off[10] = total; total += la_round16(la_max(1, B*R*T));
-    off[11] = total; total += la_round16(la_max(la_max(CR, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
-    off[12] = total; total += la_round16(la_max(la_max(1, B*T), B*R*T));
-    off[13] = total; total += la_round16(B*R*T);
-    off[14] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[8] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(la_max(CR, 1), B*F*T), B*R*T));
+    off[10] = total; total += la_round16(la_max(1, B*F*T));
+    off[11] = total; total += la_round16(la_max(CR, B*F*T));
+    off[12] = total; total += la_round16(la_max(1, B*R*T));
+    off[13] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[14] = total; total += la_round16(B*F*T);
     off[15] = total; total += la_round16(B*R*T);
-    off[16] = total; total += la_round16(B*F*T);
-    off[17] = total; total += la_round16(B*R*T);
-    off[18] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[19] = total; total += la_round16(B*R*T);
-    off[20] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[21] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[22] = total; total += la_round16(B*F*T);
-    off[23] = total; total += la_round16(B*F*T);
-    off[24] = total; total += la_round16(B*R*T);
+    off[16] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[17] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T));
+    off[18] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[24] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[25] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[26] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[27] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
-    off[28] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
-    off[29] = total; total += la_round16(B*R*T);
-    off[30] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[32] = total; total += la_round16(B*R*T);
-    off[33] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[34] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[29] = total; total += la_round16(1);
+    off[30] = total; total += la_round16(1);
+    off[31] = total; total += la_round16(1);
+    off[32] = total; total += la_round16(1);
+    off[33] = total; total += la_round16(1);
+    off[34] = total; total += la_round16(1);
     off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[36] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[37] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[38] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[39] = total; total += la_round16(1);
-    off[40] = total; total += la_round16(1);
-    off[41] = total; total += la_round16(1);
-    off[42] = total; total += la_round16(1);
-    off[43] = total; total += la_round16(1);
-    off[44] = total; total += la_round16(1);
-    off[45] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[46] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_train_lm_step_lora_arena_floats(const llama_train_lm_step_lora_args *args) {
-    long off[47];
+    long off[37];
     return llama_train_lm_step_lora_layout(args, off);
 }
 
@@ -3991,7 +3903,7 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[47];
+    long off[37];
     llama_train_lm_step_lora_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -3999,33 +3911,33 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     float *t2 = args->arena + off[2];
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
-    float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[4];
-    float *t7 = args->arena + off[3];
-    float *t8 = args->arena + off[5];
-    float *t9 = args->arena + off[4];
-    float *t10 = args->arena + off[3];
-    float *t11 = args->arena + off[5];
+    float *t5 = args->arena + off[4];
+    float *t6 = args->arena + off[3];
+    float *t7 = args->arena + off[4];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[4];
     float *t12 = args->arena + off[2];
     float *t13 = args->arena + off[3];
-    float *t14 = args->arena + off[5];
-    float *t15 = args->arena + off[4];
-    float *t16 = args->arena + off[2];
-    float *t17 = args->arena + off[3];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[2];
+    float *t16 = args->arena + off[3];
+    float *t17 = args->arena + off[2];
     float *t18 = args->arena + off[4];
-    float *t19 = args->arena + off[5];
-    float *t20 = args->arena + off[2];
+    float *t19 = args->arena + off[3];
+    float *t20 = args->arena + off[3];
     float *t21 = args->arena + off[4];
-    float *t22 = args->arena + off[5];
-    float *t23 = args->arena + off[2];
+    float *t22 = args->arena + off[3];
+    float *t23 = args->arena + off[3];
     float *t24 = args->arena + off[4];
-    float *t25 = args->arena + off[3];
-    float *t26 = args->arena + off[5];
-    float *t27 = args->arena + off[2];
-    float *t28 = args->arena + off[4];
-    float *t29 = args->arena + off[5];
-    float *t30 = args->arena + off[3];
-    float *t31 = args->arena + off[2];
+    float *t25 = args->arena + off[2];
+    float *t26 = args->arena + off[3];
+    float *t27 = args->arena + off[4];
+    float *t28 = args->arena + off[3];
+    float *t29 = args->arena + off[2];
+    float *t30 = args->arena + off[4];
+    float *t31 = args->arena + off[5];
     float *t32 = args->arena + off[6];
     float *t33 = args->arena + off[7];
     float *t34 = args->arena + off[6];
@@ -4041,62 +3953,54 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     float *t44 = args->arena + off[11];
     float *t45 = args->arena + off[8];
     float *t46 = args->arena + off[7];
-    float *t47 = args->arena + off[3];
-    float *t48 = args->arena + off[4];
-    float *t49 = args->arena + off[5];
-    float *t50 = args->arena + off[2];
-    float *t51 = args->arena + off[6];
-    float *t52 = args->arena + off[11];
+    float *t47 = args->arena + off[4];
+    float *t48 = args->arena + off[3];
+    float *t49 = args->arena + off[2];
+    float *t50 = args->arena + off[5];
+    float *t51 = args->arena + off[3];
+    float *t52 = args->arena + off[6];
     float *t53 = args->arena + off[8];
-    float *t54 = args->arena + off[6];
+    float *t54 = args->arena + off[11];
     float *t55 = args->arena + off[10];
     float *t56 = args->arena + off[12];
-    float *t57 = args->arena + off[9];
-    float *t58 = args->arena + off[13];
-    float *t59 = args->arena + off[14];
-    float *t60 = args->arena + off[15];
-    float *t61 = args->arena + off[16];
-    float *t62 = args->arena + off[17];
-    float *t63 = args->arena + off[18];
-    float *t64 = args->arena + off[19];
-    float *t65 = args->arena + off[20];
-    float *t66 = args->arena + off[21];
-    float *t67 = args->arena + off[22];
-    float *t68 = args->arena + off[23];
-    float *t69 = args->arena + off[24];
-    float *t70 = args->arena + off[25];
-    float *t71 = args->arena + off[26];
-    float *t72 = args->arena + off[14];
-    float *t73 = args->arena + off[22];
-    float *t74 = args->arena + off[20];
-    float *t75 = args->arena + off[21];
-    float *t76 = args->arena + off[27];
-    float *t77 = args->arena + off[14];
-    float *t78 = args->arena + off[25];
-    float *t79 = args->arena + off[12];
-    float *t80 = args->arena + off[26];
-    float *t81 = args->arena + off[21];
-    float *t82 = args->arena + off[27];
-    float *t83 = args->arena + off[26];
-    float *t84 = args->arena + off[11];
-    float *t85 = args->arena + off[21];
-    float *t86 = args->arena + off[8];
-    float *t87 = args->arena + off[26];
-    float *t88 = args->arena + off[6];
-    float *t89 = args->arena + off[27];
-    float *t90 = args->arena + off[11];
-    float *t91 = args->arena + off[28];
-    float *t92 = args->arena + off[8];
-    float *t93 = args->arena + off[28];
-    float *t94 = args->arena + off[26];
-    float *t95 = args->arena + off[29];
-    float *t96 = args->arena + off[30];
-    float *t97 = args->arena + off[31];
-    float *t98 = args->arena + off[28];
-    float *t99 = args->arena + off[21];
-    float *t100 = args->arena + off[32];
-    float *t101 = args->arena + off[33];
-    float *t102 = args->arena + off[34];
+    float *t57 = args->arena + off[12];
+    float *t58 = args->arena + off[9];
+    float *t59 = args->arena + off[13];
+    float *t60 = args->arena + off[14];
+    float *t61 = args->arena + off[15];
+    float *t62 = args->arena + off[15];
+    float *t63 = args->arena + off[16];
+    float *t64 = args->arena + off[17];
+    float *t65 = args->arena + off[11];
+    float *t66 = args->arena + off[9];
+    float *t67 = args->arena + off[9];
+    float *t68 = args->arena + off[13];
+    float *t69 = args->arena + off[18];
+    float *t70 = args->arena + off[19];
+    float *t71 = args->arena + off[6];
+    float *t72 = args->arena + off[6];
+    float *t73 = args->arena + off[16];
+    float *t74 = args->arena + off[17];
+    float *t75 = args->arena + off[13];
+    float *t76 = args->arena + off[18];
+    float *t77 = args->arena + off[2];
+    float *t78 = args->arena + off[16];
+    float *t79 = args->arena + off[17];
+    float *t80 = args->arena + off[5];
+    float *t81 = args->arena + off[2];
+    float *t82 = args->arena + off[2];
+    float *t83 = args->arena + off[18];
+    float *t84 = args->arena + off[3];
+    float *t85 = args->arena + off[13];
+    float *t86 = args->arena + off[17];
+    float *t87 = args->arena + off[17];
+    float *t88 = args->arena + off[20];
+    float *t89 = args->arena + off[21];
+    float *t90 = args->arena + off[22];
+    float *t91 = args->arena + off[16];
+    float *t92 = args->arena + off[16];
+    float *t93 = args->arena + off[23];
+    float *t94 = args->arena + off[24];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -4115,11 +4019,11 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 130, lm_step_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 130, lm_step_lora_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 128, lm_step_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 128, lm_step_lora_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[35], args->arena + off[36] };
+    float *carry0_buf[2] = { args->arena + off[25], args->arena + off[26] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -4144,62 +4048,76 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
         const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
         const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
+        float *saved_lora_wq = args->saved_lora_wq + l * (B*R*T);
         float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + l * (B*R*T);
         float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + l * (B*R*T);
         float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
         float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + l * (B*R*T);
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + l * (B*R*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + l * (B*R*T);
         float *saved_up = args->saved_up + l * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + l * (B*R*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 130, lm_step_lora_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 130, lm_step_lora_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 130, lm_step_lora_k4_lora_a_wq(t4, lora_a_wq, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 5, 130, lm_step_lora_k5_lora_b_wq(t5, lora_b_wq, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 6, 130, lm_step_lora_k6_rope(saved_q, t0, t1, lora_scale_wq, t3, t5, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 130, lm_step_lora_k7_wk(t6, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 130, lm_step_lora_k8_lora_a_wk(t7, lora_a_wk, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 9, 130, lm_step_lora_k9_lora_b_wk(t8, lora_b_wk, t7, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 10, 130, lm_step_lora_k10_rope(saved_k, t0, t1, lora_scale_wk, t6, t8, B, HD2, KVH, T));
-        LA_TIMED(prof, 11, 130, lm_step_lora_k11_wv(t9, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 12, 130, lm_step_lora_k12_lora_a_wv(t10, lora_a_wv, t2, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 13, 130, lm_step_lora_k13_lora_b_wv(t11, lora_b_wv, t10, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 14, 130, lm_step_lora_k14_lora(saved_v, lora_scale_wv, t9, t11, B, HD2, KVH, T));
-        LA_TIMED(prof, 15, 130, lm_step_lora_k15_scores_matmul(t12, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 130, lm_step_lora_k16_attention(t13, t12, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 130, lm_step_lora_k17_saved_attn(saved_attn, saved_v, t13, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 130, lm_step_lora_k18_wo(t14, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 130, lm_step_lora_k19_lora_a_wo(t15, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 20, 130, lm_step_lora_k20_lora_b_wo(t16, lora_b_wo, t15, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 21, 130, lm_step_lora_k21_lora(saved_h, carry0, lora_scale_wo, t14, t16, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 22, 130, lm_step_lora_k22_rmsnorm(t17, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 23, 130, lm_step_lora_k23_w1(t18, w1, t17, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 24, 130, lm_step_lora_k24_lora_a_w1(t19, lora_a_w1, t17, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 25, 130, lm_step_lora_k25_lora_b_w1(t20, lora_b_w1, t19, B, F, R, T));
-        LA_TIMED(prof, 26, 130, lm_step_lora_k26_lora(saved_gate, lora_scale_w1, t18, t20, B, F, T));
-        LA_TIMED(prof, 27, 130, lm_step_lora_k27_w3(t21, w3, t17, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 28, 130, lm_step_lora_k28_lora_a_w3(t22, lora_a_w3, t17, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 29, 130, lm_step_lora_k29_lora_b_w3(t23, lora_b_w3, t22, B, F, R, T));
-        LA_TIMED(prof, 30, 130, lm_step_lora_k30_lora(saved_up, lora_scale_w3, t21, t23, B, F, T));
-        LA_TIMED(prof, 31, 130, lm_step_lora_k31_silu(t24, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 32, 130, lm_step_lora_k32_w2(t25, w2, t24, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 33, 130, lm_step_lora_k33_lora_a_w2(t26, lora_a_w2, t24, B, F, R, T));
-        LA_TIMED(prof, 34, 130, lm_step_lora_k34_lora_b_w2(t27, lora_b_w2, t26, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 35, 130, lm_step_lora_k35_lora(carry0_next, lora_scale_w2, saved_h, t25, t27, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 128, lm_step_lora_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 128, lm_step_lora_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 128, lm_step_lora_k4_lora_a_wq(t4, lora_a_wq, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 5, 128, lm_step_lora_k5_lora(saved_lora_wq, lora_scale_wq, t4, B, R, T));
+        LA_TIMED(prof, 6, 128, lm_step_lora_k6_lora_b_wq(t5, lora_b_wq, saved_lora_wq, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 128, lm_step_lora_k7_rope(saved_q, t0, t1, t3, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 128, lm_step_lora_k8_wk(t6, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 128, lm_step_lora_k9_lora_a_wk(t7, lora_a_wk, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 10, 128, lm_step_lora_k10_lora(saved_lora_wk, lora_scale_wk, t7, B, R, T));
+        LA_TIMED(prof, 11, 128, lm_step_lora_k11_lora_b_wk(t8, lora_b_wk, saved_lora_wk, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 12, 128, lm_step_lora_k12_rope(saved_k, t0, t1, t6, t8, B, HD2, KVH, T));
+        LA_TIMED(prof, 13, 128, lm_step_lora_k13_wv(t9, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 128, lm_step_lora_k14_lora_a_wv(t10, lora_a_wv, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 15, 128, lm_step_lora_k15_lora(saved_lora_wv, lora_scale_wv, t10, B, R, T));
+        LA_TIMED(prof, 16, 128, lm_step_lora_k16_lora_b_wv(t11, lora_b_wv, saved_lora_wv, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 17, 128, lm_step_lora_k17_attention(saved_v, t9, t11, B, HD2, KVH, T));
+        LA_TIMED(prof, 18, 128, lm_step_lora_k18_scores_matmul(t12, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 128, lm_step_lora_k19_attention(t13, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 128, lm_step_lora_k20_saved_attn(saved_attn, saved_v, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 128, lm_step_lora_k21_wo(t14, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 128, lm_step_lora_k22_lora_a_wo(t15, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 23, 128, lm_step_lora_k23_lora(saved_lora_wo, lora_scale_wo, t15, B, R, T));
+        LA_TIMED(prof, 24, 128, lm_step_lora_k24_lora_b_wo(t16, lora_b_wo, saved_lora_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 128, lm_step_lora_k25_layer(saved_h, carry0, t14, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 128, lm_step_lora_k26_rmsnorm(t17, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 27, 128, lm_step_lora_k27_w1(t18, w1, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 128, lm_step_lora_k28_lora_a_w1(t19, lora_a_w1, t17, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 29, 128, lm_step_lora_k29_lora(saved_lora_w1, lora_scale_w1, t19, B, R, T));
+        LA_TIMED(prof, 30, 128, lm_step_lora_k30_lora_b_w1(t20, lora_b_w1, saved_lora_w1, B, F, R, T));
+        LA_TIMED(prof, 31, 128, lm_step_lora_k31_gate_up(saved_gate, t18, t20, B, F, T));
+        LA_TIMED(prof, 32, 128, lm_step_lora_k32_w3(t21, w3, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 33, 128, lm_step_lora_k33_lora_a_w3(t22, lora_a_w3, t17, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 34, 128, lm_step_lora_k34_lora(saved_lora_w3, lora_scale_w3, t22, B, R, T));
+        LA_TIMED(prof, 35, 128, lm_step_lora_k35_lora_b_w3(t23, lora_b_w3, saved_lora_w3, B, F, R, T));
+        LA_TIMED(prof, 36, 128, lm_step_lora_k36_gate_up(saved_up, t21, t23, B, F, T));
+        LA_TIMED(prof, 37, 128, lm_step_lora_k37_silu(t24, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 38, 128, lm_step_lora_k38_w2(t25, w2, t24, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 39, 128, lm_step_lora_k39_lora_a_w2(t26, lora_a_w2, t24, B, F, R, T));
+        LA_TIMED(prof, 40, 128, lm_step_lora_k40_lora(saved_lora_w2, lora_scale_w2, t26, B, R, T));
+        LA_TIMED(prof, 41, 128, lm_step_lora_k41_lora_b_w2(t27, lora_b_w2, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 42, 128, lm_step_lora_k42_lora(carry0_next, saved_h, t25, t27, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 36, 130, lm_step_lora_k36_reshape(t28));
-    LA_TIMED(prof, 37, 130, lm_step_lora_k37_expand(t29, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 43, 128, lm_step_lora_k43_reshape(t28));
+    LA_TIMED(prof, 44, 128, lm_step_lora_k44_expand(t29, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk', repeated NC times */
     const float *carry1 = t29;
-    float *carry1_buf[2] = { args->arena + off[37], args->arena + off[38] };
+    float *carry1_buf[2] = { args->arena + off[27], args->arena + off[28] };
     const float *carry2 = t28;
-    float *carry2_buf[2] = { args->arena + off[39], args->arena + off[40] };
+    float *carry2_buf[2] = { args->arena + off[29], args->arena + off[30] };
     const float *carry3 = t28;
-    float *carry3_buf[2] = { args->arena + off[41], args->arena + off[42] };
+    float *carry3_buf[2] = { args->arena + off[31], args->arena + off[32] };
     const float *carry4 = t28;
-    float *carry4_buf[2] = { args->arena + off[43], args->arena + off[44] };
+    float *carry4_buf[2] = { args->arena + off[33], args->arena + off[34] };
     for (long l = 0; l < NC; l++) {
         const int32_t *scored = args->scored + l * CR;
         const int32_t *targets = args->targets + l * CR;
@@ -4208,26 +4126,26 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
         float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
         float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
-        LA_TIMED(prof, 38, 130, lm_step_lora_k38_lm_head(t30, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 39, 130, lm_step_lora_k39_rmsnorm(t31, t30, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 40, 130, lm_step_lora_k40_rmsnorm(t32, norm_eps, final_norm, t30, t31, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 41, 130, lm_step_lora_k41_lm_head(t33, lm_head, t32, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 42, 130, lm_step_lora_k42_log_softmax(t34, t33, CR, V));
-        LA_TIMED(prof, 43, 130, lm_step_lora_k43_log_softmax(t35, t33, t34, CR, V));
-        LA_TIMED(prof, 44, 130, lm_step_lora_k44_cross_entropy(t36, t33, targets, t34, t35, CR, V));
-        LA_TIMED(prof, 45, 130, lm_step_lora_k45_cross_entropy(t37, weights, t36, CR));
-        LA_TIMED(prof, 46, 130, lm_step_lora_k46_log_softmax(t38, t33, t34, t35, CR, V));
-        LA_TIMED(prof, 47, 130, lm_step_lora_k47_cross_entropy(t39, t33, targets, CR, V));
-        LA_TIMED(prof, 48, 130, lm_step_lora_k48_token_stats(t40, weights, t38, CR));
-        LA_TIMED(prof, 49, 130, lm_step_lora_k49_token_stats(t41, weights, t34, t39, CR));
-        LA_TIMED(prof, 50, 130, lm_step_lora_k50_log_softmax_grad(t42, t33, targets, weights, t34, t35, CR, V));
-        LA_TIMED(prof, 51, 130, lm_step_lora_k51_lm_head_grad_in(t43, lm_head, t42, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 52, 130, lm_step_lora_k52_rmsnorm_grad(t44, final_norm, t30, t43, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 53, 130, lm_step_lora_k53_rmsnorm_grad_scatter_add(t45, norm_eps, final_norm, scored, t30, t31, t43, t44, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 54, 130, lm_step_lora_k54_lm_chunk(carry1_next, carry1, t45, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 55, 130, lm_step_lora_k55_lm_chunk(carry2_next, carry2, t37));
-        LA_TIMED(prof, 56, 130, lm_step_lora_k56_lm_chunk(carry3_next, carry3, t40));
-        LA_TIMED(prof, 57, 130, lm_step_lora_k57_lm_chunk(carry4_next, carry4, t41));
+        LA_TIMED(prof, 45, 128, lm_step_lora_k45_lm_head(t30, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 46, 128, lm_step_lora_k46_rmsnorm(t31, t30, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 47, 128, lm_step_lora_k47_rmsnorm(t32, norm_eps, final_norm, t30, t31, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 48, 128, lm_step_lora_k48_lm_head(t33, lm_head, t32, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 49, 128, lm_step_lora_k49_log_softmax(t34, t33, CR, V));
+        LA_TIMED(prof, 50, 128, lm_step_lora_k50_log_softmax(t35, t33, t34, CR, V));
+        LA_TIMED(prof, 51, 128, lm_step_lora_k51_cross_entropy(t36, t33, targets, t34, t35, CR, V));
+        LA_TIMED(prof, 52, 128, lm_step_lora_k52_cross_entropy(t37, weights, t36, CR));
+        LA_TIMED(prof, 53, 128, lm_step_lora_k53_log_softmax(t38, t33, t34, t35, CR, V));
+        LA_TIMED(prof, 54, 128, lm_step_lora_k54_cross_entropy(t39, t33, targets, CR, V));
+        LA_TIMED(prof, 55, 128, lm_step_lora_k55_token_stats(t40, weights, t38, CR));
+        LA_TIMED(prof, 56, 128, lm_step_lora_k56_token_stats(t41, weights, t34, t39, CR));
+        LA_TIMED(prof, 57, 128, lm_step_lora_k57_log_softmax_grad(t42, t33, targets, weights, t34, t35, CR, V));
+        LA_TIMED(prof, 58, 128, lm_step_lora_k58_lm_head_grad_in(t43, lm_head, t42, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 59, 128, lm_step_lora_k59_rmsnorm_grad(t44, final_norm, t30, t43, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 60, 128, lm_step_lora_k60_rmsnorm_grad_scatter_add(t45, norm_eps, final_norm, scored, t30, t31, t43, t44, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 128, lm_step_lora_k61_lm_chunk(carry1_next, carry1, t45, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 62, 128, lm_step_lora_k62_lm_chunk(carry2_next, carry2, t37));
+        LA_TIMED(prof, 63, 128, lm_step_lora_k63_lm_chunk(carry3_next, carry3, t40));
+        LA_TIMED(prof, 64, 128, lm_step_lora_k64_lm_chunk(carry4_next, carry4, t41));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -4235,7 +4153,7 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
     }
     /* stage 'layer_backward', repeated L times, last layer first */
     const float *carry5 = carry1;
-    float *carry5_buf[2] = { args->arena + off[45], args->arena + off[46] };
+    float *carry5_buf[2] = { args->arena + off[35], args->arena + off[36] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -4261,13 +4179,20 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         const float *lora_a_w3 = args->lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         const float *lora_b_w3 = args->lora_b_w3 + (L - 1 - l) * (F*R);
         float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wq = args->saved_lora_wq + (L - 1 - l) * (B*R*T);
         float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + (L - 1 - l) * (B*R*T);
         float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + (L - 1 - l) * (B*R*T);
         float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
         float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + (L - 1 - l) * (B*R*T);
         float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + (L - 1 - l) * (B*R*T);
         float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + (L - 1 - l) * (B*R*T);
         float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + (L - 1 - l) * (B*R*T);
         float *grad_lora_a_wq = args->grad_lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_wq = args->grad_lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_a_wk = args->grad_lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
@@ -4283,78 +4208,69 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args) {
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
         float *carry5_next = carry5_buf[l & 1];
-        LA_TIMED(prof, 58, 130, lm_step_lora_k58_rmsnorm(t46, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 59, 130, lm_step_lora_k59_rmsnorm(t47, norm_eps, saved_x, attn_norm, t46, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 60, 130, lm_step_lora_k60_lora_a_wq(t48, lora_a_wq, t47, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 61, 130, lm_step_lora_k61_lora_a_wk(t49, lora_a_wk, t47, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 62, 130, lm_step_lora_k62_lora_a_wv(t50, lora_a_wv, t47, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 63, 130, lm_step_lora_k63_scores_matmul(t51, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 64, 130, lm_step_lora_k64_attention(t52, t51, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 65, 130, lm_step_lora_k65_softmax(t53, t52, B, KVH, REP, T));
-        LA_TIMED(prof, 66, 130, lm_step_lora_k66_softmax(t54, t52, t53, B, KVH, REP, T));
-        LA_TIMED(prof, 67, 130, lm_step_lora_k67_lora_a_wo(t55, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 68, 130, lm_step_lora_k68_rmsnorm(t56, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 69, 130, lm_step_lora_k69_rmsnorm(t57, norm_eps, saved_h, ffn_norm, t56, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 130, lm_step_lora_k70_lora_a_w1(t58, lora_a_w1, t57, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 71, 130, lm_step_lora_k71_silu(t59, saved_gate, B, F, T));
-        LA_TIMED(prof, 72, 130, lm_step_lora_k72_lora_a_w3(t60, lora_a_w3, t57, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 73, 130, lm_step_lora_k73_gate_up(t61, saved_up, t59, B, F, T));
-        LA_TIMED(prof, 74, 130, lm_step_lora_k74_lora_a_w2(t62, lora_a_w2, t61, B, F, R, T));
-        LA_TIMED(prof, 75, 130, lm_step_lora_k75_lora(t63, carry5, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 76, 130, lm_step_lora_k76_lora_b_w2_grad_in(t64, lora_b_w2, t63, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 77, 130, lm_step_lora_k77_lora_a_w2_grad_in(t65, lora_a_w2, t64, B, F, R, T));
-        LA_TIMED(prof, 78, 130, lm_step_lora_k78_w2_grad_in(t66, carry5, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 79, 130, lm_step_lora_k79_ffn_grad(t67, t59, t65, t66, B, F, T));
-        LA_TIMED(prof, 80, 130, lm_step_lora_k80_lora(t68, lora_scale_w3, t67, B, F, T));
-        LA_TIMED(prof, 81, 130, lm_step_lora_k81_lora_b_w3_grad_in(t69, lora_b_w3, t68, B, F, R, T));
-        LA_TIMED(prof, 82, 130, lm_step_lora_k82_lora_a_w3_grad_in(t70, lora_a_w3, t69, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 83, 130, lm_step_lora_k83_w3_grad_in(t71, w3, t67, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 84, 130, lm_step_lora_k84_silu_grad(t72, saved_gate, saved_up, t59, t65, t66, B, F, T));
-        LA_TIMED(prof, 85, 130, lm_step_lora_k85_lora(t73, lora_scale_w1, t72, B, F, T));
-        LA_TIMED(prof, 86, 130, lm_step_lora_k86_lora_b_w1_grad_in(t74, lora_b_w1, t73, B, F, R, T));
-        LA_TIMED(prof, 87, 130, lm_step_lora_k87_lora_a_w1_grad_in(t75, lora_a_w1, t74, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 88, 130, lm_step_lora_k88_w1_grad_in(t76, w1, t72, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 89, 130, lm_step_lora_k89_rmsnorm_grad(t77, norm_eps, carry5, saved_h, ffn_norm, t56, t70, t71, t75, t76, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 90, 130, lm_step_lora_k90_lora(t78, lora_scale_wo, t77, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 91, 130, lm_step_lora_k91_lora_b_wo_grad_in(t79, lora_b_wo, t78, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 92, 130, lm_step_lora_k92_lora_a_wo_grad_in(t80, lora_a_wo, t79, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 93, 130, lm_step_lora_k93_wo_grad_in(t81, wo, t77, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 94, 130, lm_step_lora_k94_attention_grad(t82, t80, t81, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 95, 130, lm_step_lora_k95_attention_grad_matmul(t83, saved_v, t82, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 96, 130, lm_step_lora_k96_softmax_grad(t84, t52, t53, t54, t83, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 97, 130, lm_step_lora_k97_scores_grad_matmul(t85, saved_k, t84, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 98, 130, lm_step_lora_k98_attention_grad_matmul(t86, t54, t82, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 99, 130, lm_step_lora_k99_attention_grad_matmul(t87, saved_q, t84, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 100, 130, lm_step_lora_k100_attention_grad(t88, lora_scale_wv, t86, B, HD2, KVH, T));
-        LA_TIMED(prof, 101, 130, lm_step_lora_k101_lora_b_wv_grad_in(t89, lora_b_wv, t88, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 102, 130, lm_step_lora_k102_lora_a_wv_grad_in(t90, lora_a_wv, t89, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 103, 130, lm_step_lora_k103_attention_grad(t91, t86, B, HD2, KVH, T));
-        LA_TIMED(prof, 104, 130, lm_step_lora_k104_wv_grad_in(t92, wv, t91, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 105, 130, lm_step_lora_k105_rope_grad(t93, t0, t1, t87, B, HD2, KVH, T));
-        LA_TIMED(prof, 106, 130, lm_step_lora_k106_lora(t94, lora_scale_wk, t93, B, HD2, KVH, T));
-        LA_TIMED(prof, 107, 130, lm_step_lora_k107_lora_b_wk_grad_in(t95, lora_b_wk, t94, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 108, 130, lm_step_lora_k108_lora_a_wk_grad_in(t96, lora_a_wk, t95, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 109, 130, lm_step_lora_k109_wk_grad_in(t97, wk, t93, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 110, 130, lm_step_lora_k110_rope_grad(t98, t0, t1, t85, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 111, 130, lm_step_lora_k111_lora(t99, lora_scale_wq, t98, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 112, 130, lm_step_lora_k112_lora_b_wq_grad_in(t100, lora_b_wq, t99, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 113, 130, lm_step_lora_k113_lora_a_wq_grad_in(t101, lora_a_wq, t100, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 114, 130, lm_step_lora_k114_wq_grad_in(t102, wq, t98, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 115, 130, lm_step_lora_k115_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t46, t77, t90, t92, t96, t97, t101, t102, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 116, 130, lm_step_lora_k116_grad_lora_a_wq(grad_lora_a_wq, t47, t100, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 117, 130, lm_step_lora_k117_grad_lora_b_wq(grad_lora_b_wq, t48, t99, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 118, 130, lm_step_lora_k118_grad_lora_a_wk(grad_lora_a_wk, t47, t95, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 119, 130, lm_step_lora_k119_grad_lora_b_wk(grad_lora_b_wk, t49, t94, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 120, 130, lm_step_lora_k120_grad_lora_a_wv(grad_lora_a_wv, t47, t89, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 121, 130, lm_step_lora_k121_grad_lora_b_wv(grad_lora_b_wv, t50, t88, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 122, 130, lm_step_lora_k122_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t79, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 123, 130, lm_step_lora_k123_grad_lora_b_wo(grad_lora_b_wo, t55, t78, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 124, 130, lm_step_lora_k124_grad_lora_a_w1(grad_lora_a_w1, t57, t74, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 125, 130, lm_step_lora_k125_grad_lora_b_w1(grad_lora_b_w1, t58, t73, B, F, R, T));
-        LA_TIMED(prof, 126, 130, lm_step_lora_k126_grad_lora_a_w2(grad_lora_a_w2, t61, t64, B, F, R, T));
-        LA_TIMED(prof, 127, 130, lm_step_lora_k127_grad_lora_b_w2(grad_lora_b_w2, t62, t63, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 128, 130, lm_step_lora_k128_grad_lora_a_w3(grad_lora_a_w3, t57, t69, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 129, 130, lm_step_lora_k129_grad_lora_b_w3(grad_lora_b_w3, t60, t68, B, F, R, T));
+        LA_TIMED(prof, 65, 128, lm_step_lora_k65_rmsnorm(t46, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 128, lm_step_lora_k66_rmsnorm(t47, norm_eps, saved_x, attn_norm, t46, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 128, lm_step_lora_k67_scores_matmul(t48, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 128, lm_step_lora_k68_attention(t49, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 128, lm_step_lora_k69_softmax(t50, t49, B, KVH, REP, T));
+        LA_TIMED(prof, 70, 128, lm_step_lora_k70_softmax(t51, t49, t50, B, KVH, REP, T));
+        LA_TIMED(prof, 71, 128, lm_step_lora_k71_rmsnorm(t52, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 128, lm_step_lora_k72_rmsnorm(t53, norm_eps, saved_h, ffn_norm, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 128, lm_step_lora_k73_silu(t54, t55, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 74, 128, lm_step_lora_k74_lora_b_w2_grad_in(t56, carry5, lora_b_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 75, 128, lm_step_lora_k75_lora(t57, lora_scale_w2, t56, B, R, T));
+        LA_TIMED(prof, 76, 128, lm_step_lora_k76_lora_a_w2_grad_in(t58, lora_a_w2, t57, B, F, R, T));
+        LA_TIMED(prof, 77, 128, lm_step_lora_k77_w2_grad_in(t59, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 128, lm_step_lora_k78_ffn_grad(t60, t54, t58, t59, B, F, T));
+        LA_TIMED(prof, 79, 128, lm_step_lora_k79_lora_b_w3_grad_in(t61, lora_b_w3, t60, B, F, R, T));
+        LA_TIMED(prof, 80, 128, lm_step_lora_k80_lora(t62, lora_scale_w3, t61, B, R, T));
+        LA_TIMED(prof, 81, 128, lm_step_lora_k81_lora_a_w3_grad_in(t63, lora_a_w3, t62, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 82, 128, lm_step_lora_k82_w3_grad_in(t64, w3, t60, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 128, lm_step_lora_k83_silu_grad(t65, saved_gate, saved_up, t54, t58, t59, B, F, T));
+        LA_TIMED(prof, 84, 128, lm_step_lora_k84_lora_b_w1_grad_in(t66, lora_b_w1, t65, B, F, R, T));
+        LA_TIMED(prof, 85, 128, lm_step_lora_k85_lora(t67, lora_scale_w1, t66, B, R, T));
+        LA_TIMED(prof, 86, 128, lm_step_lora_k86_lora_a_w1_grad_in(t68, lora_a_w1, t67, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 87, 128, lm_step_lora_k87_w1_grad_in(t69, w1, t65, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 128, lm_step_lora_k88_rmsnorm_grad(t70, norm_eps, carry5, saved_h, ffn_norm, t52, t63, t64, t68, t69, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 128, lm_step_lora_k89_lora_b_wo_grad_in(t71, lora_b_wo, t70, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 90, 128, lm_step_lora_k90_lora(t72, lora_scale_wo, t71, B, R, T));
+        LA_TIMED(prof, 91, 128, lm_step_lora_k91_lora_a_wo_grad_in(t73, lora_a_wo, t72, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 92, 128, lm_step_lora_k92_wo_grad_in(t74, wo, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 93, 128, lm_step_lora_k93_attention_grad(t75, t73, t74, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 94, 128, lm_step_lora_k94_attention_grad_matmul(t76, saved_v, t75, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 95, 128, lm_step_lora_k95_softmax_grad(t77, t49, t50, t51, t76, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 128, lm_step_lora_k96_scores_grad_matmul(t78, saved_k, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 128, lm_step_lora_k97_attention_grad_matmul(t79, saved_q, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 128, lm_step_lora_k98_attention_grad_matmul(t80, t51, t75, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 99, 128, lm_step_lora_k99_lora_b_wv_grad_in(t81, lora_b_wv, t80, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 100, 128, lm_step_lora_k100_lora(t82, lora_scale_wv, t81, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 101, 128, lm_step_lora_k101_lora_a_wv_grad_in(t83, lora_a_wv, t82, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 102, 128, lm_step_lora_k102_wv_grad_in(t84, wv, t80, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 103, 128, lm_step_lora_k103_rope_grad(t85, t0, t1, t79, B, HD2, KVH, T));
+        LA_TIMED(prof, 104, 128, lm_step_lora_k104_lora_b_wk_grad_in(t86, lora_b_wk, t85, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 105, 128, lm_step_lora_k105_lora(t87, lora_scale_wk, t86, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 106, 128, lm_step_lora_k106_lora_a_wk_grad_in(t88, lora_a_wk, t87, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 107, 128, lm_step_lora_k107_wk_grad_in(t89, wk, t85, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 108, 128, lm_step_lora_k108_rope_grad(t90, t0, t1, t78, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 109, 128, lm_step_lora_k109_lora_b_wq_grad_in(t91, lora_b_wq, t90, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 110, 128, lm_step_lora_k110_lora(t92, lora_scale_wq, t91, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 111, 128, lm_step_lora_k111_lora_a_wq_grad_in(t93, lora_a_wq, t92, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 112, 128, lm_step_lora_k112_wq_grad_in(t94, wq, t90, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 113, 128, lm_step_lora_k113_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t46, t70, t83, t84, t88, t89, t93, t94, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 114, 128, lm_step_lora_k114_grad_lora_a_wq(grad_lora_a_wq, t47, t92, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 115, 128, lm_step_lora_k115_grad_lora_b_wq(grad_lora_b_wq, saved_lora_wq, t90, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 116, 128, lm_step_lora_k116_grad_lora_a_wk(grad_lora_a_wk, t47, t87, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 117, 128, lm_step_lora_k117_grad_lora_b_wk(grad_lora_b_wk, saved_lora_wk, t85, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 118, 128, lm_step_lora_k118_grad_lora_a_wv(grad_lora_a_wv, t47, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 119, 128, lm_step_lora_k119_grad_lora_b_wv(grad_lora_b_wv, saved_lora_wv, t80, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 120, 128, lm_step_lora_k120_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t72, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 121, 128, lm_step_lora_k121_grad_lora_b_wo(grad_lora_b_wo, saved_lora_wo, t70, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 122, 128, lm_step_lora_k122_grad_lora_a_w1(grad_lora_a_w1, t53, t67, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 123, 128, lm_step_lora_k123_grad_lora_b_w1(grad_lora_b_w1, saved_lora_w1, t65, B, F, R, T));
+        LA_TIMED(prof, 124, 128, lm_step_lora_k124_grad_lora_a_w2(grad_lora_a_w2, t55, t57, B, F, R, T));
+        LA_TIMED(prof, 125, 128, lm_step_lora_k125_grad_lora_b_w2(grad_lora_b_w2, carry5, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 126, 128, lm_step_lora_k126_grad_lora_a_w3(grad_lora_a_w3, t53, t62, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 127, 128, lm_step_lora_k127_grad_lora_b_w3(grad_lora_b_w3, saved_lora_w3, t60, B, F, R, T));
         carry5 = carry5_next;
     }
 }
@@ -4374,131 +4290,129 @@ void llama_train_lm_step_lora_costs(const llama_train_lm_step_lora_args *args, d
     flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_lora_k2_rmsnorm */
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k3_wq */
     flops[4] = (double)(4*B*HD2*KVH*R*REP*T); bytes[4] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k4_lora_a_wq */
-    flops[5] = (double)(4*B*HD2*KVH*R*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k5_lora_b_wq */
-    flops[6] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k6_rope */
-    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k7_wk */
-    flops[8] = (double)(4*B*HD2*KVH*R*REP*T); bytes[8] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k8_lora_a_wk */
-    flops[9] = (double)(4*B*HD2*KVH*R*T); bytes[9] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_k9_lora_b_wk */
-    flops[10] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[10] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k10_rope */
-    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k11_wv */
-    flops[12] = (double)(4*B*HD2*KVH*R*REP*T); bytes[12] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k12_lora_a_wv */
-    flops[13] = (double)(4*B*HD2*KVH*R*T); bytes[13] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_k13_lora_b_wv */
-    flops[14] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k14_lora */
-    flops[15] = (double)(4*B*HD2*KVH*REP*T*T); bytes[15] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_k15_scores_matmul */
-    flops[16] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[16] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k16_attention */
-    flops[17] = (double)(4*B*HD2*KVH*REP*T*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k17_saved_attn */
-    flops[18] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k18_wo */
-    flops[19] = (double)(4*B*HD2*KVH*R*REP*T); bytes[19] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k19_lora_a_wo */
-    flops[20] = (double)(4*B*HD2*KVH*R*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k20_lora_b_wo */
-    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k21_lora */
-    flops[22] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k22_rmsnorm */
-    flops[23] = (double)(4*B*F*HD2*KVH*REP*T); bytes[23] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k23_w1 */
-    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k24_lora_a_w1 */
-    flops[25] = (double)(2*B*F*R*T); bytes[25] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k25_lora_b_w1 */
-    flops[26] = (double)(B*F*T + B*F*T); bytes[26] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k26_lora */
-    flops[27] = (double)(4*B*F*HD2*KVH*REP*T); bytes[27] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k27_w3 */
-    flops[28] = (double)(4*B*HD2*KVH*R*REP*T); bytes[28] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k28_lora_a_w3 */
-    flops[29] = (double)(2*B*F*R*T); bytes[29] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k29_lora_b_w3 */
-    flops[30] = (double)(B*F*T + B*F*T); bytes[30] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k30_lora */
-    flops[31] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[31] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k31_silu */
-    flops[32] = (double)(4*B*F*HD2*KVH*REP*T); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k32_w2 */
-    flops[33] = (double)(2*B*F*R*T); bytes[33] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k33_lora_a_w2 */
-    flops[34] = (double)(4*B*HD2*KVH*R*REP*T); bytes[34] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k34_lora_b_w2 */
-    flops[35] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[35] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k35_lora */
-    flops[36] = (double)(0); bytes[36] = (double)(4); /* lm_step_lora_k36_reshape */
-    flops[37] = (double)(0); bytes[37] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_k37_expand */
-    flops[38] = (double)(0); bytes[38] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_k38_lm_head */
-    flops[39] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[39] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_k39_rmsnorm */
-    flops[40] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[40] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_k40_rmsnorm */
-    flops[41] = (double)(4*CR*HD2*KVH*REP*V); bytes[41] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_k41_lm_head */
-    flops[42] = (double)(CR*V); bytes[42] = (double)(4*CR + 4*CR*V); /* lm_step_lora_k42_log_softmax */
-    flops[43] = (double)(CR + CR*V + CR*V + CR*V); bytes[43] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_k43_log_softmax */
-    flops[44] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[44] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k44_cross_entropy */
-    flops[45] = (double)(CR + CR + CR); bytes[45] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_k45_cross_entropy */
-    flops[46] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[46] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_k46_log_softmax */
-    flops[47] = (double)(CR + CR*V + CR*V + CR*V); bytes[47] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_k47_cross_entropy */
-    flops[48] = (double)(CR + CR + CR); bytes[48] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_k48_token_stats */
-    flops[49] = (double)(CR + CR + CR); bytes[49] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k49_token_stats */
-    flops[50] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[50] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k50_log_softmax_grad */
-    flops[51] = (double)(4*CR*HD2*KVH*REP*V); bytes[51] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_k51_lm_head_grad_in */
-    flops[52] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[52] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_k52_rmsnorm_grad */
-    flops[53] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[53] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_k53_rmsnorm_grad_scatter_add */
-    flops[54] = (double)(2*B*HD2*KVH*REP*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k54_lm_chunk */
-    flops[55] = (double)(1); bytes[55] = (double)(4 + 4 + 4); /* lm_step_lora_k55_lm_chunk */
-    flops[56] = (double)(1); bytes[56] = (double)(4 + 4 + 4); /* lm_step_lora_k56_lm_chunk */
-    flops[57] = (double)(1); bytes[57] = (double)(4 + 4 + 4); /* lm_step_lora_k57_lm_chunk */
-    flops[58] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[58] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k58_rmsnorm */
-    flops[59] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k59_rmsnorm */
-    flops[60] = (double)(4*B*HD2*KVH*R*REP*T); bytes[60] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k60_lora_a_wq */
-    flops[61] = (double)(4*B*HD2*KVH*R*REP*T); bytes[61] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k61_lora_a_wk */
-    flops[62] = (double)(4*B*HD2*KVH*R*REP*T); bytes[62] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k62_lora_a_wv */
-    flops[63] = (double)(4*B*HD2*KVH*REP*T*T); bytes[63] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_k63_scores_matmul */
-    flops[64] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[64] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k64_attention */
-    flops[65] = (double)(B*KVH*REP*T*T); bytes[65] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k65_softmax */
-    flops[66] = (double)(B*KVH*REP*T*T); bytes[66] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_k66_softmax */
-    flops[67] = (double)(4*B*HD2*KVH*R*REP*T); bytes[67] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_k67_lora_a_wo */
-    flops[68] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[68] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k68_rmsnorm */
-    flops[69] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k69_rmsnorm */
-    flops[70] = (double)(4*B*HD2*KVH*R*REP*T); bytes[70] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k70_lora_a_w1 */
-    flops[71] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[71] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_k71_silu */
-    flops[72] = (double)(4*B*HD2*KVH*R*REP*T); bytes[72] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k72_lora_a_w3 */
-    flops[73] = (double)(B*F*T); bytes[73] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k73_gate_up */
-    flops[74] = (double)(2*B*F*R*T); bytes[74] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k74_lora_a_w2 */
-    flops[75] = (double)(2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_k75_lora */
-    flops[76] = (double)(4*B*HD2*KVH*R*REP*T); bytes[76] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k76_lora_b_w2_grad_in */
-    flops[77] = (double)(2*B*F*R*T); bytes[77] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k77_lora_a_w2_grad_in */
-    flops[78] = (double)(4*B*F*HD2*KVH*REP*T); bytes[78] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_k78_w2_grad_in */
-    flops[79] = (double)(B*F*T + B*F*T); bytes[79] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k79_ffn_grad */
-    flops[80] = (double)(B*F*T); bytes[80] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k80_lora */
-    flops[81] = (double)(2*B*F*R*T); bytes[81] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k81_lora_b_w3_grad_in */
-    flops[82] = (double)(4*B*HD2*KVH*R*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k82_lora_a_w3_grad_in */
-    flops[83] = (double)(4*B*F*HD2*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k83_w3_grad_in */
-    flops[84] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[84] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k84_silu_grad */
-    flops[85] = (double)(B*F*T); bytes[85] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_k85_lora */
-    flops[86] = (double)(2*B*F*R*T); bytes[86] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k86_lora_b_w1_grad_in */
-    flops[87] = (double)(4*B*HD2*KVH*R*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k87_lora_a_w1_grad_in */
-    flops[88] = (double)(4*B*F*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k88_w1_grad_in */
-    flops[89] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k89_rmsnorm_grad */
-    flops[90] = (double)(2*B*HD2*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k90_lora */
-    flops[91] = (double)(4*B*HD2*KVH*R*REP*T); bytes[91] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k91_lora_b_wo_grad_in */
-    flops[92] = (double)(4*B*HD2*KVH*R*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k92_lora_a_wo_grad_in */
-    flops[93] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k93_wo_grad_in */
-    flops[94] = (double)(2*B*HD2*KVH*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k94_attention_grad */
-    flops[95] = (double)(4*B*HD2*KVH*REP*T*T); bytes[95] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k95_attention_grad_matmul */
-    flops[96] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[96] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k96_softmax_grad */
-    flops[97] = (double)(4*B*HD2*KVH*REP*T*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k97_scores_grad_matmul */
+    flops[5] = (double)(B*R*T); bytes[5] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_k5_lora */
+    flops[6] = (double)(4*B*HD2*KVH*R*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k6_lora_b_wq */
+    flops[7] = (double)(2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k7_rope */
+    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k8_wk */
+    flops[9] = (double)(4*B*HD2*KVH*R*REP*T); bytes[9] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k9_lora_a_wk */
+    flops[10] = (double)(B*R*T); bytes[10] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_k10_lora */
+    flops[11] = (double)(4*B*HD2*KVH*R*T); bytes[11] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_k11_lora_b_wk */
+    flops[12] = (double)(2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[12] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k12_rope */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k13_wv */
+    flops[14] = (double)(4*B*HD2*KVH*R*REP*T); bytes[14] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k14_lora_a_wv */
+    flops[15] = (double)(B*R*T); bytes[15] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_k15_lora */
+    flops[16] = (double)(4*B*HD2*KVH*R*T); bytes[16] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_k16_lora_b_wv */
+    flops[17] = (double)(2*B*HD2*KVH*T); bytes[17] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k17_attention */
+    flops[18] = (double)(4*B*HD2*KVH*REP*T*T); bytes[18] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_k18_scores_matmul */
+    flops[19] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[19] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k19_attention */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k20_saved_attn */
+    flops[21] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k21_wo */
+    flops[22] = (double)(4*B*HD2*KVH*R*REP*T); bytes[22] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k22_lora_a_wo */
+    flops[23] = (double)(B*R*T); bytes[23] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_k23_lora */
+    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k24_lora_b_wo */
+    flops[25] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[25] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k25_layer */
+    flops[26] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k26_rmsnorm */
+    flops[27] = (double)(4*B*F*HD2*KVH*REP*T); bytes[27] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k27_w1 */
+    flops[28] = (double)(4*B*HD2*KVH*R*REP*T); bytes[28] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k28_lora_a_w1 */
+    flops[29] = (double)(B*R*T); bytes[29] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_k29_lora */
+    flops[30] = (double)(2*B*F*R*T); bytes[30] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k30_lora_b_w1 */
+    flops[31] = (double)(B*F*T); bytes[31] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k31_gate_up */
+    flops[32] = (double)(4*B*F*HD2*KVH*REP*T); bytes[32] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k32_w3 */
+    flops[33] = (double)(4*B*HD2*KVH*R*REP*T); bytes[33] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k33_lora_a_w3 */
+    flops[34] = (double)(B*R*T); bytes[34] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_k34_lora */
+    flops[35] = (double)(2*B*F*R*T); bytes[35] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k35_lora_b_w3 */
+    flops[36] = (double)(B*F*T); bytes[36] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k36_gate_up */
+    flops[37] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[37] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k37_silu */
+    flops[38] = (double)(4*B*F*HD2*KVH*REP*T); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k38_w2 */
+    flops[39] = (double)(2*B*F*R*T); bytes[39] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k39_lora_a_w2 */
+    flops[40] = (double)(B*R*T); bytes[40] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_k40_lora */
+    flops[41] = (double)(4*B*HD2*KVH*R*REP*T); bytes[41] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k41_lora_b_w2 */
+    flops[42] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[42] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k42_lora */
+    flops[43] = (double)(0); bytes[43] = (double)(4); /* lm_step_lora_k43_reshape */
+    flops[44] = (double)(0); bytes[44] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_k44_expand */
+    flops[45] = (double)(0); bytes[45] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_k45_lm_head */
+    flops[46] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[46] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_k46_rmsnorm */
+    flops[47] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[47] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_k47_rmsnorm */
+    flops[48] = (double)(4*CR*HD2*KVH*REP*V); bytes[48] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_k48_lm_head */
+    flops[49] = (double)(CR*V); bytes[49] = (double)(4*CR + 4*CR*V); /* lm_step_lora_k49_log_softmax */
+    flops[50] = (double)(CR + CR*V + CR*V + CR*V); bytes[50] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_k50_log_softmax */
+    flops[51] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[51] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k51_cross_entropy */
+    flops[52] = (double)(CR + CR + CR); bytes[52] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_k52_cross_entropy */
+    flops[53] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[53] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_k53_log_softmax */
+    flops[54] = (double)(CR + CR*V + CR*V + CR*V); bytes[54] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_k54_cross_entropy */
+    flops[55] = (double)(CR + CR + CR); bytes[55] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_k55_token_stats */
+    flops[56] = (double)(CR + CR + CR); bytes[56] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k56_token_stats */
+    flops[57] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[57] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_k57_log_softmax_grad */
+    flops[58] = (double)(4*CR*HD2*KVH*REP*V); bytes[58] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_k58_lm_head_grad_in */
+    flops[59] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[59] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_k59_rmsnorm_grad */
+    flops[60] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_k60_rmsnorm_grad_scatter_add */
+    flops[61] = (double)(2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k61_lm_chunk */
+    flops[62] = (double)(1); bytes[62] = (double)(4 + 4 + 4); /* lm_step_lora_k62_lm_chunk */
+    flops[63] = (double)(1); bytes[63] = (double)(4 + 4 + 4); /* lm_step_lora_k63_lm_chunk */
+    flops[64] = (double)(1); bytes[64] = (double)(4 + 4 + 4); /* lm_step_lora_k64_lm_chunk */
+    flops[65] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k65_rmsnorm */
+    flops[66] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k66_rmsnorm */
+    flops[67] = (double)(4*B*HD2*KVH*REP*T*T); bytes[67] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_k67_scores_matmul */
+    flops[68] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[68] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k68_attention */
+    flops[69] = (double)(B*KVH*REP*T*T); bytes[69] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k69_softmax */
+    flops[70] = (double)(B*KVH*REP*T*T); bytes[70] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_k70_softmax */
+    flops[71] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k71_rmsnorm */
+    flops[72] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_k72_rmsnorm */
+    flops[73] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[73] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k73_silu */
+    flops[74] = (double)(4*B*HD2*KVH*R*REP*T); bytes[74] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_k74_lora_b_w2_grad_in */
+    flops[75] = (double)(B*R*T); bytes[75] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_k75_lora */
+    flops[76] = (double)(2*B*F*R*T); bytes[76] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_k76_lora_a_w2_grad_in */
+    flops[77] = (double)(4*B*F*HD2*KVH*REP*T); bytes[77] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_k77_w2_grad_in */
+    flops[78] = (double)(B*F*T + B*F*T); bytes[78] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k78_ffn_grad */
+    flops[79] = (double)(2*B*F*R*T); bytes[79] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k79_lora_b_w3_grad_in */
+    flops[80] = (double)(B*R*T); bytes[80] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_k80_lora */
+    flops[81] = (double)(4*B*HD2*KVH*R*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k81_lora_a_w3_grad_in */
+    flops[82] = (double)(4*B*F*HD2*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k82_w3_grad_in */
+    flops[83] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[83] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_k83_silu_grad */
+    flops[84] = (double)(2*B*F*R*T); bytes[84] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_k84_lora_b_w1_grad_in */
+    flops[85] = (double)(B*R*T); bytes[85] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_k85_lora */
+    flops[86] = (double)(4*B*HD2*KVH*R*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k86_lora_a_w1_grad_in */
+    flops[87] = (double)(4*B*F*HD2*KVH*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_k87_w1_grad_in */
+    flops[88] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k88_rmsnorm_grad */
+    flops[89] = (double)(4*B*HD2*KVH*R*REP*T); bytes[89] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k89_lora_b_wo_grad_in */
+    flops[90] = (double)(B*R*T); bytes[90] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_k90_lora */
+    flops[91] = (double)(4*B*HD2*KVH*R*REP*T); bytes[91] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k91_lora_a_wo_grad_in */
+    flops[92] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k92_wo_grad_in */
+    flops[93] = (double)(2*B*HD2*KVH*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k93_attention_grad */
+    flops[94] = (double)(4*B*HD2*KVH*REP*T*T); bytes[94] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k94_attention_grad_matmul */
+    flops[95] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[95] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k95_softmax_grad */
+    flops[96] = (double)(4*B*HD2*KVH*REP*T*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k96_scores_grad_matmul */
+    flops[97] = (double)(4*B*HD2*KVH*REP*T*T); bytes[97] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k97_attention_grad_matmul */
     flops[98] = (double)(4*B*HD2*KVH*REP*T*T); bytes[98] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k98_attention_grad_matmul */
-    flops[99] = (double)(4*B*HD2*KVH*REP*T*T); bytes[99] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_k99_attention_grad_matmul */
-    flops[100] = (double)(2*B*HD2*KVH*T); bytes[100] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k100_attention_grad */
-    flops[101] = (double)(4*B*HD2*KVH*R*T); bytes[101] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k101_lora_b_wv_grad_in */
-    flops[102] = (double)(4*B*HD2*KVH*R*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k102_lora_a_wv_grad_in */
-    flops[103] = (double)(0); bytes[103] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_k103_attention_grad */
-    flops[104] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k104_wv_grad_in */
-    flops[105] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[105] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_k105_rope_grad */
-    flops[106] = (double)(2*B*HD2*KVH*T); bytes[106] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_k106_lora */
-    flops[107] = (double)(4*B*HD2*KVH*R*T); bytes[107] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k107_lora_b_wk_grad_in */
-    flops[108] = (double)(4*B*HD2*KVH*R*REP*T); bytes[108] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k108_lora_a_wk_grad_in */
-    flops[109] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[109] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k109_wk_grad_in */
-    flops[110] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[110] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k110_rope_grad */
-    flops[111] = (double)(2*B*HD2*KVH*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k111_lora */
-    flops[112] = (double)(4*B*HD2*KVH*R*REP*T); bytes[112] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k112_lora_b_wq_grad_in */
-    flops[113] = (double)(4*B*HD2*KVH*R*REP*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k113_lora_a_wq_grad_in */
-    flops[114] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[114] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k114_wq_grad_in */
-    flops[115] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[115] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k115_rmsnorm_grad */
-    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k116_grad_lora_a_wq */
-    flops[117] = (double)(4*B*HD2*KVH*R*REP*T); bytes[117] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k117_grad_lora_b_wq */
-    flops[118] = (double)(4*B*HD2*KVH*R*REP*T); bytes[118] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k118_grad_lora_a_wk */
-    flops[119] = (double)(4*B*HD2*KVH*R*T); bytes[119] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k119_grad_lora_b_wk */
-    flops[120] = (double)(4*B*HD2*KVH*R*REP*T); bytes[120] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k120_grad_lora_a_wv */
-    flops[121] = (double)(4*B*HD2*KVH*R*T); bytes[121] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k121_grad_lora_b_wv */
-    flops[122] = (double)(4*B*HD2*KVH*R*REP*T); bytes[122] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k122_grad_lora_a_wo */
-    flops[123] = (double)(4*B*HD2*KVH*R*REP*T); bytes[123] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k123_grad_lora_b_wo */
-    flops[124] = (double)(4*B*HD2*KVH*R*REP*T); bytes[124] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k124_grad_lora_a_w1 */
-    flops[125] = (double)(2*B*F*R*T); bytes[125] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k125_grad_lora_b_w1 */
-    flops[126] = (double)(2*B*F*R*T); bytes[126] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_k126_grad_lora_a_w2 */
-    flops[127] = (double)(4*B*HD2*KVH*R*REP*T); bytes[127] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k127_grad_lora_b_w2 */
-    flops[128] = (double)(4*B*HD2*KVH*R*REP*T); bytes[128] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k128_grad_lora_a_w3 */
-    flops[129] = (double)(2*B*F*R*T); bytes[129] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k129_grad_lora_b_w3 */
+    flops[99] = (double)(4*B*HD2*KVH*R*T); bytes[99] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k99_lora_b_wv_grad_in */
+    flops[100] = (double)(B*R*T); bytes[100] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_k100_lora */
+    flops[101] = (double)(4*B*HD2*KVH*R*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k101_lora_a_wv_grad_in */
+    flops[102] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k102_wv_grad_in */
+    flops[103] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[103] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_k103_rope_grad */
+    flops[104] = (double)(4*B*HD2*KVH*R*T); bytes[104] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_k104_lora_b_wk_grad_in */
+    flops[105] = (double)(B*R*T); bytes[105] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_k105_lora */
+    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k106_lora_a_wk_grad_in */
+    flops[107] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[107] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_k107_wk_grad_in */
+    flops[108] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[108] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k108_rope_grad */
+    flops[109] = (double)(4*B*HD2*KVH*R*REP*T); bytes[109] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k109_lora_b_wq_grad_in */
+    flops[110] = (double)(B*R*T); bytes[110] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_k110_lora */
+    flops[111] = (double)(4*B*HD2*KVH*R*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_k111_lora_a_wq_grad_in */
+    flops[112] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[112] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k112_wq_grad_in */
+    flops[113] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k113_rmsnorm_grad */
+    flops[114] = (double)(4*B*HD2*KVH*R*REP*T); bytes[114] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k114_grad_lora_a_wq */
+    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k115_grad_lora_b_wq */
+    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k116_grad_lora_a_wk */
+    flops[117] = (double)(4*B*HD2*KVH*R*T); bytes[117] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k117_grad_lora_b_wk */
+    flops[118] = (double)(4*B*HD2*KVH*R*REP*T); bytes[118] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k118_grad_lora_a_wv */
+    flops[119] = (double)(4*B*HD2*KVH*R*T); bytes[119] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_k119_grad_lora_b_wv */
+    flops[120] = (double)(4*B*HD2*KVH*R*REP*T); bytes[120] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k120_grad_lora_a_wo */
+    flops[121] = (double)(4*B*HD2*KVH*R*REP*T); bytes[121] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_k121_grad_lora_b_wo */
+    flops[122] = (double)(4*B*HD2*KVH*R*REP*T); bytes[122] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k122_grad_lora_a_w1 */
+    flops[123] = (double)(2*B*F*R*T); bytes[123] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k123_grad_lora_b_w1 */
+    flops[124] = (double)(2*B*F*R*T); bytes[124] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_k124_grad_lora_a_w2 */
+    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k125_grad_lora_b_w2 */
+    flops[126] = (double)(4*B*HD2*KVH*R*REP*T); bytes[126] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_k126_grad_lora_a_w3 */
+    flops[127] = (double)(2*B*F*R*T); bytes[127] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_k127_grad_lora_b_w3 */
     (void)args;
 }
 
@@ -4511,133 +4425,131 @@ static const char *const llama_train_lm_step_lora_kernel_names[] = {
     "lm_step_lora_k2_rmsnorm",
     "lm_step_lora_k3_wq",
     "lm_step_lora_k4_lora_a_wq",
-    "lm_step_lora_k5_lora_b_wq",
-    "lm_step_lora_k6_rope",
-    "lm_step_lora_k7_wk",
-    "lm_step_lora_k8_lora_a_wk",
-    "lm_step_lora_k9_lora_b_wk",
-    "lm_step_lora_k10_rope",
-    "lm_step_lora_k11_wv",
-    "lm_step_lora_k12_lora_a_wv",
-    "lm_step_lora_k13_lora_b_wv",
-    "lm_step_lora_k14_lora",
-    "lm_step_lora_k15_scores_matmul",
-    "lm_step_lora_k16_attention",
-    "lm_step_lora_k17_saved_attn",
-    "lm_step_lora_k18_wo",
-    "lm_step_lora_k19_lora_a_wo",
-    "lm_step_lora_k20_lora_b_wo",
-    "lm_step_lora_k21_lora",
-    "lm_step_lora_k22_rmsnorm",
-    "lm_step_lora_k23_w1",
-    "lm_step_lora_k24_lora_a_w1",
-    "lm_step_lora_k25_lora_b_w1",
-    "lm_step_lora_k26_lora",
-    "lm_step_lora_k27_w3",
-    "lm_step_lora_k28_lora_a_w3",
-    "lm_step_lora_k29_lora_b_w3",
-    "lm_step_lora_k30_lora",
-    "lm_step_lora_k31_silu",
-    "lm_step_lora_k32_w2",
-    "lm_step_lora_k33_lora_a_w2",
-    "lm_step_lora_k34_lora_b_w2",
-    "lm_step_lora_k35_lora",
-    "lm_step_lora_k36_reshape",
-    "lm_step_lora_k37_expand",
-    "lm_step_lora_k38_lm_head",
-    "lm_step_lora_k39_rmsnorm",
-    "lm_step_lora_k40_rmsnorm",
-    "lm_step_lora_k41_lm_head",
-    "lm_step_lora_k42_log_softmax",
-    "lm_step_lora_k43_log_softmax",
-    "lm_step_lora_k44_cross_entropy",
-    "lm_step_lora_k45_cross_entropy",
-    "lm_step_lora_k46_log_softmax",
-    "lm_step_lora_k47_cross_entropy",
-    "lm_step_lora_k48_token_stats",
-    "lm_step_lora_k49_token_stats",
-    "lm_step_lora_k50_log_softmax_grad",
-    "lm_step_lora_k51_lm_head_grad_in",
-    "lm_step_lora_k52_rmsnorm_grad",
-    "lm_step_lora_k53_rmsnorm_grad_scatter_add",
-    "lm_step_lora_k54_lm_chunk",
-    "lm_step_lora_k55_lm_chunk",
-    "lm_step_lora_k56_lm_chunk",
-    "lm_step_lora_k57_lm_chunk",
-    "lm_step_lora_k58_rmsnorm",
-    "lm_step_lora_k59_rmsnorm",
-    "lm_step_lora_k60_lora_a_wq",
-    "lm_step_lora_k61_lora_a_wk",
-    "lm_step_lora_k62_lora_a_wv",
-    "lm_step_lora_k63_scores_matmul",
-    "lm_step_lora_k64_attention",
-    "lm_step_lora_k65_softmax",
-    "lm_step_lora_k66_softmax",
-    "lm_step_lora_k67_lora_a_wo",
-    "lm_step_lora_k68_rmsnorm",
-    "lm_step_lora_k69_rmsnorm",
-    "lm_step_lora_k70_lora_a_w1",
-    "lm_step_lora_k71_silu",
-    "lm_step_lora_k72_lora_a_w3",
-    "lm_step_lora_k73_gate_up",
-    "lm_step_lora_k74_lora_a_w2",
+    "lm_step_lora_k5_lora",
+    "lm_step_lora_k6_lora_b_wq",
+    "lm_step_lora_k7_rope",
+    "lm_step_lora_k8_wk",
+    "lm_step_lora_k9_lora_a_wk",
+    "lm_step_lora_k10_lora",
+    "lm_step_lora_k11_lora_b_wk",
+    "lm_step_lora_k12_rope",
+    "lm_step_lora_k13_wv",
+    "lm_step_lora_k14_lora_a_wv",
+    "lm_step_lora_k15_lora",
+    "lm_step_lora_k16_lora_b_wv",
+    "lm_step_lora_k17_attention",
+    "lm_step_lora_k18_scores_matmul",
+    "lm_step_lora_k19_attention",
+    "lm_step_lora_k20_saved_attn",
+    "lm_step_lora_k21_wo",
+    "lm_step_lora_k22_lora_a_wo",
+    "lm_step_lora_k23_lora",
+    "lm_step_lora_k24_lora_b_wo",
+    "lm_step_lora_k25_layer",
+    "lm_step_lora_k26_rmsnorm",
+    "lm_step_lora_k27_w1",
+    "lm_step_lora_k28_lora_a_w1",
+    "lm_step_lora_k29_lora",
+    "lm_step_lora_k30_lora_b_w1",
+    "lm_step_lora_k31_gate_up",
+    "lm_step_lora_k32_w3",
+    "lm_step_lora_k33_lora_a_w3",
+    "lm_step_lora_k34_lora",
+    "lm_step_lora_k35_lora_b_w3",
+    "lm_step_lora_k36_gate_up",
+    "lm_step_lora_k37_silu",
+    "lm_step_lora_k38_w2",
+    "lm_step_lora_k39_lora_a_w2",
+    "lm_step_lora_k40_lora",
+    "lm_step_lora_k41_lora_b_w2",
+    "lm_step_lora_k42_lora",
+    "lm_step_lora_k43_reshape",
+    "lm_step_lora_k44_expand",
+    "lm_step_lora_k45_lm_head",
+    "lm_step_lora_k46_rmsnorm",
+    "lm_step_lora_k47_rmsnorm",
+    "lm_step_lora_k48_lm_head",
+    "lm_step_lora_k49_log_softmax",
+    "lm_step_lora_k50_log_softmax",
+    "lm_step_lora_k51_cross_entropy",
+    "lm_step_lora_k52_cross_entropy",
+    "lm_step_lora_k53_log_softmax",
+    "lm_step_lora_k54_cross_entropy",
+    "lm_step_lora_k55_token_stats",
+    "lm_step_lora_k56_token_stats",
+    "lm_step_lora_k57_log_softmax_grad",
+    "lm_step_lora_k58_lm_head_grad_in",
+    "lm_step_lora_k59_rmsnorm_grad",
+    "lm_step_lora_k60_rmsnorm_grad_scatter_add",
+    "lm_step_lora_k61_lm_chunk",
+    "lm_step_lora_k62_lm_chunk",
+    "lm_step_lora_k63_lm_chunk",
+    "lm_step_lora_k64_lm_chunk",
+    "lm_step_lora_k65_rmsnorm",
+    "lm_step_lora_k66_rmsnorm",
+    "lm_step_lora_k67_scores_matmul",
+    "lm_step_lora_k68_attention",
+    "lm_step_lora_k69_softmax",
+    "lm_step_lora_k70_softmax",
+    "lm_step_lora_k71_rmsnorm",
+    "lm_step_lora_k72_rmsnorm",
+    "lm_step_lora_k73_silu",
+    "lm_step_lora_k74_lora_b_w2_grad_in",
     "lm_step_lora_k75_lora",
-    "lm_step_lora_k76_lora_b_w2_grad_in",
-    "lm_step_lora_k77_lora_a_w2_grad_in",
-    "lm_step_lora_k78_w2_grad_in",
-    "lm_step_lora_k79_ffn_grad",
+    "lm_step_lora_k76_lora_a_w2_grad_in",
+    "lm_step_lora_k77_w2_grad_in",
+    "lm_step_lora_k78_ffn_grad",
+    "lm_step_lora_k79_lora_b_w3_grad_in",
     "lm_step_lora_k80_lora",
-    "lm_step_lora_k81_lora_b_w3_grad_in",
-    "lm_step_lora_k82_lora_a_w3_grad_in",
-    "lm_step_lora_k83_w3_grad_in",
-    "lm_step_lora_k84_silu_grad",
+    "lm_step_lora_k81_lora_a_w3_grad_in",
+    "lm_step_lora_k82_w3_grad_in",
+    "lm_step_lora_k83_silu_grad",
+    "lm_step_lora_k84_lora_b_w1_grad_in",
     "lm_step_lora_k85_lora",
-    "lm_step_lora_k86_lora_b_w1_grad_in",
-    "lm_step_lora_k87_lora_a_w1_grad_in",
-    "lm_step_lora_k88_w1_grad_in",
-    "lm_step_lora_k89_rmsnorm_grad",
+    "lm_step_lora_k86_lora_a_w1_grad_in",
+    "lm_step_lora_k87_w1_grad_in",
+    "lm_step_lora_k88_rmsnorm_grad",
+    "lm_step_lora_k89_lora_b_wo_grad_in",
     "lm_step_lora_k90_lora",
-    "lm_step_lora_k91_lora_b_wo_grad_in",
-    "lm_step_lora_k92_lora_a_wo_grad_in",
-    "lm_step_lora_k93_wo_grad_in",
-    "lm_step_lora_k94_attention_grad",
-    "lm_step_lora_k95_attention_grad_matmul",
-    "lm_step_lora_k96_softmax_grad",
-    "lm_step_lora_k97_scores_grad_matmul",
+    "lm_step_lora_k91_lora_a_wo_grad_in",
+    "lm_step_lora_k92_wo_grad_in",
+    "lm_step_lora_k93_attention_grad",
+    "lm_step_lora_k94_attention_grad_matmul",
+    "lm_step_lora_k95_softmax_grad",
+    "lm_step_lora_k96_scores_grad_matmul",
+    "lm_step_lora_k97_attention_grad_matmul",
     "lm_step_lora_k98_attention_grad_matmul",
-    "lm_step_lora_k99_attention_grad_matmul",
-    "lm_step_lora_k100_attention_grad",
-    "lm_step_lora_k101_lora_b_wv_grad_in",
-    "lm_step_lora_k102_lora_a_wv_grad_in",
-    "lm_step_lora_k103_attention_grad",
-    "lm_step_lora_k104_wv_grad_in",
-    "lm_step_lora_k105_rope_grad",
-    "lm_step_lora_k106_lora",
-    "lm_step_lora_k107_lora_b_wk_grad_in",
-    "lm_step_lora_k108_lora_a_wk_grad_in",
-    "lm_step_lora_k109_wk_grad_in",
-    "lm_step_lora_k110_rope_grad",
-    "lm_step_lora_k111_lora",
-    "lm_step_lora_k112_lora_b_wq_grad_in",
-    "lm_step_lora_k113_lora_a_wq_grad_in",
-    "lm_step_lora_k114_wq_grad_in",
-    "lm_step_lora_k115_rmsnorm_grad",
-    "lm_step_lora_k116_grad_lora_a_wq",
-    "lm_step_lora_k117_grad_lora_b_wq",
-    "lm_step_lora_k118_grad_lora_a_wk",
-    "lm_step_lora_k119_grad_lora_b_wk",
-    "lm_step_lora_k120_grad_lora_a_wv",
-    "lm_step_lora_k121_grad_lora_b_wv",
-    "lm_step_lora_k122_grad_lora_a_wo",
-    "lm_step_lora_k123_grad_lora_b_wo",
-    "lm_step_lora_k124_grad_lora_a_w1",
-    "lm_step_lora_k125_grad_lora_b_w1",
-    "lm_step_lora_k126_grad_lora_a_w2",
-    "lm_step_lora_k127_grad_lora_b_w2",
-    "lm_step_lora_k128_grad_lora_a_w3",
-    "lm_step_lora_k129_grad_lora_b_w3",
+    "lm_step_lora_k99_lora_b_wv_grad_in",
+    "lm_step_lora_k100_lora",
+    "lm_step_lora_k101_lora_a_wv_grad_in",
+    "lm_step_lora_k102_wv_grad_in",
+    "lm_step_lora_k103_rope_grad",
+    "lm_step_lora_k104_lora_b_wk_grad_in",
+    "lm_step_lora_k105_lora",
+    "lm_step_lora_k106_lora_a_wk_grad_in",
+    "lm_step_lora_k107_wk_grad_in",
+    "lm_step_lora_k108_rope_grad",
+    "lm_step_lora_k109_lora_b_wq_grad_in",
+    "lm_step_lora_k110_lora",
+    "lm_step_lora_k111_lora_a_wq_grad_in",
+    "lm_step_lora_k112_wq_grad_in",
+    "lm_step_lora_k113_rmsnorm_grad",
+    "lm_step_lora_k114_grad_lora_a_wq",
+    "lm_step_lora_k115_grad_lora_b_wq",
+    "lm_step_lora_k116_grad_lora_a_wk",
+    "lm_step_lora_k117_grad_lora_b_wk",
+    "lm_step_lora_k118_grad_lora_a_wv",
+    "lm_step_lora_k119_grad_lora_b_wv",
+    "lm_step_lora_k120_grad_lora_a_wo",
+    "lm_step_lora_k121_grad_lora_b_wo",
+    "lm_step_lora_k122_grad_lora_a_w1",
+    "lm_step_lora_k123_grad_lora_b_w1",
+    "lm_step_lora_k124_grad_lora_a_w2",
+    "lm_step_lora_k125_grad_lora_b_w2",
+    "lm_step_lora_k126_grad_lora_a_w3",
+    "lm_step_lora_k127_grad_lora_b_w3",
 };
-const la_program_info llama_train_lm_step_lora_info = { "llama_train.lm_step_lora", 77, 130, llama_train_lm_step_lora_kernel_names, llama_train_lm_step_lora_run, llama_train_lm_step_lora_arena, llama_train_lm_step_lora_cost };
+const la_program_info llama_train_lm_step_lora_info = { "llama_train.lm_step_lora", 84, 128, llama_train_lm_step_lora_kernel_names, llama_train_lm_step_lora_run, llama_train_lm_step_lora_arena, llama_train_lm_step_lora_cost };
 
 /* ===== program 'lm_step_lora_dropout' ===== */
 
@@ -4755,11 +4667,23 @@ static void lm_step_lora_dropout_k5_lora_a_wq(float *restrict t5, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k6_lora_b_wq: t6[B*T, D] = t5 · lora_b_wqᵀ  [layer/attention/lora] */
-static void lm_step_lora_dropout_k6_lora_b_wq(float *restrict t6, const float *restrict lora_b_wq, const float *restrict t5, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k6_lora: saved_lora_wq = t5 · lora_scale_wq  [layer/attention/lora] */
+static void lm_step_lora_dropout_k6_lora(float *restrict saved_lora_wq, const float *restrict lora_scale_wq, const float *restrict t5, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t5[r * n + j]) * (lora_scale_wq[0]);
+            saved_lora_wq[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k7_lora_b_wq: t6[B*T, D] = saved_lora_wq · lora_b_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k7_lora_b_wq(float *restrict t6, const float *restrict lora_b_wq, const float *restrict saved_lora_wq, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t5, R, lora_b_wq, R, 0.0f, t6, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_wq, R, lora_b_wq, R, 0.0f, t6, D);
         return;
     }
     la_blas_pool(0);
@@ -4768,13 +4692,13 @@ static void lm_step_lora_dropout_k6_lora_b_wq(float *restrict t6, const float *r
         const float *restrict wr = lora_b_wq + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t5)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wq)[c];
         (t6)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k7_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
-static void lm_step_lora_dropout_k7_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t3, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k8_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void lm_step_lora_dropout_k8_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -4787,32 +4711,28 @@ static void lm_step_lora_dropout_k7_rope(float *restrict saved_q, const float *r
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
-                float v2 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
-                float v4 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i1) * HD2 + j / 2]);
+                float v3 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
             }
             else {
-                float v8 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
-                float v9 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
-                float v11 = (lora_scale_wq[0]) * (t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v6 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i1) * HD2 + j / 2]);
+                float v8 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
             }
             saved_q[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k8_wk: t7[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
-static void lm_step_lora_dropout_k8_wk(float *restrict t7, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k9_wk: t7[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_lora_dropout_k9_wk(float *restrict t7, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
@@ -4830,8 +4750,8 @@ static void lm_step_lora_dropout_k8_wk(float *restrict t7, const float *restrict
     }
 }
 
-/* lm_step_lora_dropout_k9_dropout: t8 = (t2 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
-static void lm_step_lora_dropout_k9_dropout(float *restrict t8, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k10_dropout: t8 = (t2 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void lm_step_lora_dropout_k10_dropout(float *restrict t8, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4848,8 +4768,8 @@ static void lm_step_lora_dropout_k9_dropout(float *restrict t8, const float *res
     }
 }
 
-/* lm_step_lora_dropout_k10_lora_a_wk: t9[B*T, R] = t8 · lora_a_wkᵀ  [layer/attention/lora] */
-static void lm_step_lora_dropout_k10_lora_a_wk(float *restrict t9, const float *restrict lora_a_wk, const float *restrict t8, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k11_lora_a_wk: t9[B*T, R] = t8 · lora_a_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k11_lora_a_wk(float *restrict t9, const float *restrict lora_a_wk, const float *restrict t8, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t8, D, lora_a_wk, D, 0.0f, t9, R);
@@ -4866,11 +4786,23 @@ static void lm_step_lora_dropout_k10_lora_a_wk(float *restrict t9, const float *
     }
 }
 
-/* lm_step_lora_dropout_k11_lora_b_wk: t10[B*T, KVD] = t9 · lora_b_wkᵀ  [layer/attention/lora] */
-static void lm_step_lora_dropout_k11_lora_b_wk(float *restrict t10, const float *restrict lora_b_wk, const float *restrict t9, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k12_lora: saved_lora_wk = t9 · lora_scale_wk  [layer/attention/lora] */
+static void lm_step_lora_dropout_k12_lora(float *restrict saved_lora_wk, const float *restrict lora_scale_wk, const float *restrict t9, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t9[r * n + j]) * (lora_scale_wk[0]);
+            saved_lora_wk[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k13_lora_b_wk: t10[B*T, KVD] = saved_lora_wk · lora_b_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k13_lora_b_wk(float *restrict t10, const float *restrict lora_b_wk, const float *restrict saved_lora_wk, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t9, R, lora_b_wk, R, 0.0f, t10, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, saved_lora_wk, R, lora_b_wk, R, 0.0f, t10, KVD);
         return;
     }
     la_blas_pool(0);
@@ -4879,13 +4811,13 @@ static void lm_step_lora_dropout_k11_lora_b_wk(float *restrict t10, const float 
         const float *restrict wr = lora_b_wk + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t9)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wk)[c];
         (t10)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k12_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
-static void lm_step_lora_dropout_k12_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t7, const float *restrict t10, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k14_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void lm_step_lora_dropout_k14_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t7, const float *restrict t10, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
@@ -4897,32 +4829,28 @@ static void lm_step_lora_dropout_k12_rope(float *restrict saved_k, const float *
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
-                float v2 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
-                float v4 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i1) * HD2 + j / 2]);
+                float v3 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
             }
             else {
-                float v8 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
-                float v9 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
-                float v11 = (lora_scale_wk[0]) * (t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v6 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i1) * HD2 + j / 2]);
+                float v8 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t10[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
             }
             saved_k[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k13_wv: t11[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
-static void lm_step_lora_dropout_k13_wv(float *restrict t11, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k15_wv: t11[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_lora_dropout_k15_wv(float *restrict t11, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
@@ -4940,8 +4868,8 @@ static void lm_step_lora_dropout_k13_wv(float *restrict t11, const float *restri
     }
 }
 
-/* lm_step_lora_dropout_k14_dropout: t12 = (t2 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
-static void lm_step_lora_dropout_k14_dropout(float *restrict t12, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k16_dropout: t12 = (t2 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer/attention; layer/attention/lora/dropout] */
+static void lm_step_lora_dropout_k16_dropout(float *restrict t12, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -4958,8 +4886,8 @@ static void lm_step_lora_dropout_k14_dropout(float *restrict t12, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k15_lora_a_wv: t13[B*T, R] = t12 · lora_a_wvᵀ  [layer/attention/lora] */
-static void lm_step_lora_dropout_k15_lora_a_wv(float *restrict t13, const float *restrict lora_a_wv, const float *restrict t12, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k17_lora_a_wv: t13[B*T, R] = t12 · lora_a_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k17_lora_a_wv(float *restrict t13, const float *restrict lora_a_wv, const float *restrict t12, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t12, D, lora_a_wv, D, 0.0f, t13, R);
@@ -4976,11 +4904,23 @@ static void lm_step_lora_dropout_k15_lora_a_wv(float *restrict t13, const float 
     }
 }
 
-/* lm_step_lora_dropout_k16_lora_b_wv: t14[B*T, KVD] = t13 · lora_b_wvᵀ  [layer/attention/lora] */
-static void lm_step_lora_dropout_k16_lora_b_wv(float *restrict t14, const float *restrict lora_b_wv, const float *restrict t13, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k18_lora: saved_lora_wv = t13 · lora_scale_wv  [layer/attention/lora] */
+static void lm_step_lora_dropout_k18_lora(float *restrict saved_lora_wv, const float *restrict lora_scale_wv, const float *restrict t13, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t13[r * n + j]) * (lora_scale_wv[0]);
+            saved_lora_wv[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k19_lora_b_wv: t14[B*T, KVD] = saved_lora_wv · lora_b_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k19_lora_b_wv(float *restrict t14, const float *restrict lora_b_wv, const float *restrict saved_lora_wv, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t13, R, lora_b_wv, R, 0.0f, t14, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, saved_lora_wv, R, lora_b_wv, R, 0.0f, t14, KVD);
         return;
     }
     la_blas_pool(0);
@@ -4989,13 +4929,13 @@ static void lm_step_lora_dropout_k16_lora_b_wv(float *restrict t14, const float 
         const float *restrict wr = lora_b_wv + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t13)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wv)[c];
         (t14)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k17_lora: saved_v = t11 + lora_scale_wv · t14  [layer/attention; layer/attention/lora] */
-static void lm_step_lora_dropout_k17_lora(float *restrict saved_v, const float *restrict lora_scale_wv, const float *restrict t11, const float *restrict t14, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k20_attention: saved_v = t11 + t14  [layer/attention; layer/attention/lora] */
+static void lm_step_lora_dropout_k20_attention(float *restrict saved_v, const float *restrict t11, const float *restrict t14, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
@@ -5005,15 +4945,14 @@ static void lm_step_lora_dropout_k17_lora(float *restrict saved_v, const float *
         const long i1 = (r / (KVH)) % T;
         const long i2 = (r) % KVH;
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wv[0]) * (t14[((i0) * T + i1) * KVD + (i2) * HD + j]);
-            float v1 = t11[((i0) * T + i1) * KVD + (i2) * HD + j] + v0;
-            saved_v[r * n + j] = v1;
+            float v0 = t11[((i0) * T + i1) * KVD + (i2) * HD + j] + t14[((i0) * T + i1) * KVD + (i2) * HD + j];
+            saved_v[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k18_scores_matmul: t15[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
-static void lm_step_lora_dropout_k18_scores_matmul(float *restrict t15, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k21_scores_matmul: t15[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
+static void lm_step_lora_dropout_k21_scores_matmul(float *restrict t15, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -5027,8 +4966,8 @@ static void lm_step_lora_dropout_k18_scores_matmul(float *restrict t15, const fl
                 la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t15 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_lora_dropout_k19_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void lm_step_lora_dropout_k19_attention(float *restrict t16, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k22_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void lm_step_lora_dropout_k22_attention(float *restrict t16, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -5065,8 +5004,8 @@ static void lm_step_lora_dropout_k19_attention(float *restrict t16, const float 
     }
 }
 
-/* lm_step_lora_dropout_k20_saved_attn: saved_attn[B, KVH, REP, T, HD] = t16 · saved_v  [layer/attention/attention; layer/attention] */
-static void lm_step_lora_dropout_k20_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k23_saved_attn: saved_attn[B, KVH, REP, T, HD] = t16 · saved_v  [layer/attention/attention; layer/attention] */
+static void lm_step_lora_dropout_k23_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -5080,8 +5019,8 @@ static void lm_step_lora_dropout_k20_saved_attn(float *restrict saved_attn, cons
                 la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t16 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
-/* lm_step_lora_dropout_k21_wo: t17[B*T, D] = saved_attn · woᵀ  [layer/attention] */
-static void lm_step_lora_dropout_k21_wo(float *restrict t17, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k24_wo: t17[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_lora_dropout_k24_wo(float *restrict t17, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, saved_attn, D, wo, D, 0.0f, t17, D);
@@ -5098,8 +5037,8 @@ static void lm_step_lora_dropout_k21_wo(float *restrict t17, const float *restri
     }
 }
 
-/* lm_step_lora_dropout_k22_dropout: t18 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/attention] */
-static void lm_step_lora_dropout_k22_dropout(float *restrict t18, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k25_dropout: t18 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/attention] */
+static void lm_step_lora_dropout_k25_dropout(float *restrict t18, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5116,8 +5055,8 @@ static void lm_step_lora_dropout_k22_dropout(float *restrict t18, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k23_lora_a_wo: t19[B*T, R] = t18 · lora_a_woᵀ  [layer/attention/lora] */
-static void lm_step_lora_dropout_k23_lora_a_wo(float *restrict t19, const float *restrict lora_a_wo, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k26_lora_a_wo: t19[B*T, R] = t18 · lora_a_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k26_lora_a_wo(float *restrict t19, const float *restrict lora_a_wo, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t18, D, lora_a_wo, D, 0.0f, t19, R);
@@ -5134,11 +5073,23 @@ static void lm_step_lora_dropout_k23_lora_a_wo(float *restrict t19, const float 
     }
 }
 
-/* lm_step_lora_dropout_k24_lora_b_wo: t20[B*T, D] = t19 · lora_b_woᵀ  [layer/attention/lora] */
-static void lm_step_lora_dropout_k24_lora_b_wo(float *restrict t20, const float *restrict lora_b_wo, const float *restrict t19, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k27_lora: saved_lora_wo = t19 · lora_scale_wo  [layer/attention/lora] */
+static void lm_step_lora_dropout_k27_lora(float *restrict saved_lora_wo, const float *restrict lora_scale_wo, const float *restrict t19, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t19[r * n + j]) * (lora_scale_wo[0]);
+            saved_lora_wo[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k28_lora_b_wo: t20[B*T, D] = saved_lora_wo · lora_b_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_dropout_k28_lora_b_wo(float *restrict t20, const float *restrict lora_b_wo, const float *restrict saved_lora_wo, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t19, R, lora_b_wo, R, 0.0f, t20, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_wo, R, lora_b_wo, R, 0.0f, t20, D);
         return;
     }
     la_blas_pool(0);
@@ -5147,28 +5098,27 @@ static void lm_step_lora_dropout_k24_lora_b_wo(float *restrict t20, const float 
         const float *restrict wr = lora_b_wo + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t19)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_wo)[c];
         (t20)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k25_lora: saved_h = carry0 + t17 + lora_scale_wo · t20  [layer/attention; layer/attention/lora; layer] */
-static void lm_step_lora_dropout_k25_lora(float *restrict saved_h, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict t17, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k29_layer: saved_h = carry0 + t17 + t20  [layer/attention; layer/attention/lora; layer] */
+static void lm_step_lora_dropout_k29_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t17, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wo[0]) * (t20[r * n + j]);
-            float v1 = t17[r * n + j] + v0;
-            float v2 = carry0[r * n + j] + v1;
-            saved_h[r * n + j] = v2;
+            float v0 = t17[r * n + j] + t20[r * n + j];
+            float v1 = carry0[r * n + j] + v0;
+            saved_h[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_lora_dropout_k26_rmsnorm: t21 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
-static void lm_step_lora_dropout_k26_rmsnorm(float *restrict t21, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k30_rmsnorm: t21 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_lora_dropout_k30_rmsnorm(float *restrict t21, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5190,8 +5140,8 @@ static void lm_step_lora_dropout_k26_rmsnorm(float *restrict t21, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k27_w1: t22[B*T, F] = t21 · w1ᵀ  [layer/ffn/gate_up] */
-static void lm_step_lora_dropout_k27_w1(float *restrict t22, const float *restrict w1, const float *restrict t21, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k31_w1: t22[B*T, F] = t21 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_dropout_k31_w1(float *restrict t22, const float *restrict w1, const float *restrict t21, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t21, D, w1, D, 0.0f, t22, F);
@@ -5208,8 +5158,8 @@ static void lm_step_lora_dropout_k27_w1(float *restrict t22, const float *restri
     }
 }
 
-/* lm_step_lora_dropout_k28_dropout: t23 = (t21 · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
-static void lm_step_lora_dropout_k28_dropout(float *restrict t23, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w1, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k32_dropout: t23 = (t21 · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k32_dropout(float *restrict t23, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w1, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5226,8 +5176,8 @@ static void lm_step_lora_dropout_k28_dropout(float *restrict t23, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k29_lora_a_w1: t24[B*T, R] = t23 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k29_lora_a_w1(float *restrict t24, const float *restrict lora_a_w1, const float *restrict t23, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k33_lora_a_w1: t24[B*T, R] = t23 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k33_lora_a_w1(float *restrict t24, const float *restrict lora_a_w1, const float *restrict t23, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t23, D, lora_a_w1, D, 0.0f, t24, R);
@@ -5244,10 +5194,22 @@ static void lm_step_lora_dropout_k29_lora_a_w1(float *restrict t24, const float 
     }
 }
 
-/* lm_step_lora_dropout_k30_lora_b_w1: t25[B*T, F] = t24 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k30_lora_b_w1(float *restrict t25, const float *restrict lora_b_w1, const float *restrict t24, long B, long F, long R, long T) {
+/* lm_step_lora_dropout_k34_lora: saved_lora_w1 = t24 · lora_scale_w1  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k34_lora(float *restrict saved_lora_w1, const float *restrict lora_scale_w1, const float *restrict t24, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t24[r * n + j]) * (lora_scale_w1[0]);
+            saved_lora_w1[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k35_lora_b_w1: t25[B*T, F] = saved_lora_w1 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k35_lora_b_w1(float *restrict t25, const float *restrict lora_b_w1, const float *restrict saved_lora_w1, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t24, R, lora_b_w1, R, 0.0f, t25, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, saved_lora_w1, R, lora_b_w1, R, 0.0f, t25, F);
         return;
     }
     la_blas_pool(0);
@@ -5256,26 +5218,25 @@ static void lm_step_lora_dropout_k30_lora_b_w1(float *restrict t25, const float 
         const float *restrict wr = lora_b_w1 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t24)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w1)[c];
         (t25)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k31_lora: saved_gate = t22 + lora_scale_w1 · t25  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k31_lora(float *restrict saved_gate, const float *restrict lora_scale_w1, const float *restrict t22, const float *restrict t25, long B, long F, long T) {
+/* lm_step_lora_dropout_k36_gate_up: saved_gate = t22 + t25  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k36_gate_up(float *restrict saved_gate, const float *restrict t22, const float *restrict t25, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w1[0]) * (t25[r * n + j]);
-            float v1 = t22[r * n + j] + v0;
-            saved_gate[r * n + j] = v1;
+            float v0 = t22[r * n + j] + t25[r * n + j];
+            saved_gate[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k32_w3: t26[B*T, F] = t21 · w3ᵀ  [layer/ffn/gate_up] */
-static void lm_step_lora_dropout_k32_w3(float *restrict t26, const float *restrict w3, const float *restrict t21, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k37_w3: t26[B*T, F] = t21 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_dropout_k37_w3(float *restrict t26, const float *restrict w3, const float *restrict t21, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t21, D, w3, D, 0.0f, t26, F);
@@ -5292,8 +5253,8 @@ static void lm_step_lora_dropout_k32_w3(float *restrict t26, const float *restri
     }
 }
 
-/* lm_step_lora_dropout_k33_dropout: t27 = (t21 · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
-static void lm_step_lora_dropout_k33_dropout(float *restrict t27, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w3, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k38_dropout: t27 = (t21 · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn/gate_up; layer/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k38_dropout(float *restrict t27, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w3, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5310,8 +5271,8 @@ static void lm_step_lora_dropout_k33_dropout(float *restrict t27, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k34_lora_a_w3: t28[B*T, R] = t27 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k34_lora_a_w3(float *restrict t28, const float *restrict lora_a_w3, const float *restrict t27, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k39_lora_a_w3: t28[B*T, R] = t27 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k39_lora_a_w3(float *restrict t28, const float *restrict lora_a_w3, const float *restrict t27, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t27, D, lora_a_w3, D, 0.0f, t28, R);
@@ -5328,10 +5289,22 @@ static void lm_step_lora_dropout_k34_lora_a_w3(float *restrict t28, const float 
     }
 }
 
-/* lm_step_lora_dropout_k35_lora_b_w3: t29[B*T, F] = t28 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k35_lora_b_w3(float *restrict t29, const float *restrict lora_b_w3, const float *restrict t28, long B, long F, long R, long T) {
+/* lm_step_lora_dropout_k40_lora: saved_lora_w3 = t28 · lora_scale_w3  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k40_lora(float *restrict saved_lora_w3, const float *restrict lora_scale_w3, const float *restrict t28, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t28[r * n + j]) * (lora_scale_w3[0]);
+            saved_lora_w3[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k41_lora_b_w3: t29[B*T, F] = saved_lora_w3 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k41_lora_b_w3(float *restrict t29, const float *restrict lora_b_w3, const float *restrict saved_lora_w3, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t28, R, lora_b_w3, R, 0.0f, t29, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, saved_lora_w3, R, lora_b_w3, R, 0.0f, t29, F);
         return;
     }
     la_blas_pool(0);
@@ -5340,26 +5313,25 @@ static void lm_step_lora_dropout_k35_lora_b_w3(float *restrict t29, const float 
         const float *restrict wr = lora_b_w3 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t28)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w3)[c];
         (t29)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k36_lora: saved_up = t26 + lora_scale_w3 · t29  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k36_lora(float *restrict saved_up, const float *restrict lora_scale_w3, const float *restrict t26, const float *restrict t29, long B, long F, long T) {
+/* lm_step_lora_dropout_k42_gate_up: saved_up = t26 + t29  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_dropout_k42_gate_up(float *restrict saved_up, const float *restrict t26, const float *restrict t29, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w3[0]) * (t29[r * n + j]);
-            float v1 = t26[r * n + j] + v0;
-            saved_up[r * n + j] = v1;
+            float v0 = t26[r * n + j] + t29[r * n + j];
+            saved_up[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k37_silu: t30 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/attention/lora/dropout; layer/ffn/gate_up/silu; layer/ffn/gate_up] */
-static void lm_step_lora_dropout_k37_silu(float *restrict t30, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+/* lm_step_lora_dropout_k43_silu: t30 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/attention/lora/dropout; layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_lora_dropout_k43_silu(float *restrict t30, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5374,8 +5346,8 @@ static void lm_step_lora_dropout_k37_silu(float *restrict t30, const float *rest
     }
 }
 
-/* lm_step_lora_dropout_k38_w2: t31[B*T, D] = t30 · w2ᵀ  [layer/ffn] */
-static void lm_step_lora_dropout_k38_w2(float *restrict t31, const float *restrict w2, const float *restrict t30, long B, long F, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k44_w2: t31[B*T, D] = t30 · w2ᵀ  [layer/ffn] */
+static void lm_step_lora_dropout_k44_w2(float *restrict t31, const float *restrict w2, const float *restrict t30, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t30, F, w2, F, 0.0f, t31, D);
@@ -5392,8 +5364,8 @@ static void lm_step_lora_dropout_k38_w2(float *restrict t31, const float *restri
     }
 }
 
-/* lm_step_lora_dropout_k39_dropout: t32 = (t30 · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn; layer/ffn/lora/dropout] */
-static void lm_step_lora_dropout_k39_dropout(float *restrict t32, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t30, long B, long F, long T) {
+/* lm_step_lora_dropout_k45_dropout: t32 = (t30 · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer/attention/lora/dropout; layer/ffn; layer/ffn/lora/dropout] */
+static void lm_step_lora_dropout_k45_dropout(float *restrict t32, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t30, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5409,8 +5381,8 @@ static void lm_step_lora_dropout_k39_dropout(float *restrict t32, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k40_lora_a_w2: t33[B*T, R] = t32 · lora_a_w2ᵀ  [layer/ffn/lora] */
-static void lm_step_lora_dropout_k40_lora_a_w2(float *restrict t33, const float *restrict lora_a_w2, const float *restrict t32, long B, long F, long R, long T) {
+/* lm_step_lora_dropout_k46_lora_a_w2: t33[B*T, R] = t32 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_dropout_k46_lora_a_w2(float *restrict t33, const float *restrict lora_a_w2, const float *restrict t32, long B, long F, long R, long T) {
     if ((B*T) != 1) {
         la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t32, F, lora_a_w2, F, 0.0f, t33, R);
         return;
@@ -5426,11 +5398,23 @@ static void lm_step_lora_dropout_k40_lora_a_w2(float *restrict t33, const float 
     }
 }
 
-/* lm_step_lora_dropout_k41_lora_b_w2: t34[B*T, D] = t33 · lora_b_w2ᵀ  [layer/ffn/lora] */
-static void lm_step_lora_dropout_k41_lora_b_w2(float *restrict t34, const float *restrict lora_b_w2, const float *restrict t33, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k47_lora: saved_lora_w2 = t33 · lora_scale_w2  [layer/ffn/lora] */
+static void lm_step_lora_dropout_k47_lora(float *restrict saved_lora_w2, const float *restrict lora_scale_w2, const float *restrict t33, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t33[r * n + j]) * (lora_scale_w2[0]);
+            saved_lora_w2[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_dropout_k48_lora_b_w2: t34[B*T, D] = saved_lora_w2 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_dropout_k48_lora_b_w2(float *restrict t34, const float *restrict lora_b_w2, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t33, R, lora_b_w2, R, 0.0f, t34, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, saved_lora_w2, R, lora_b_w2, R, 0.0f, t34, D);
         return;
     }
     la_blas_pool(0);
@@ -5439,34 +5423,33 @@ static void lm_step_lora_dropout_k41_lora_b_w2(float *restrict t34, const float 
         const float *restrict wr = lora_b_w2 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t33)[c];
+        for (long c = 0; c < R; c++) acc += wr[c] * (saved_lora_w2)[c];
         (t34)[r] = acc;
     }
 }
 
-/* lm_step_lora_dropout_k42_lora: carry0_next = saved_h + t31 + lora_scale_w2 · t34  [layer/ffn; layer/ffn/lora; layer] */
-static void lm_step_lora_dropout_k42_lora(float *restrict carry0_next, const float *restrict lora_scale_w2, const float *restrict saved_h, const float *restrict t31, const float *restrict t34, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k49_lora: carry0_next = saved_h + t31 + t34  [layer/ffn; layer/ffn/lora; layer] */
+static void lm_step_lora_dropout_k49_lora(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t31, const float *restrict t34, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w2[0]) * (t34[r * n + j]);
-            float v1 = t31[r * n + j] + v0;
-            float v2 = saved_h[r * n + j] + v1;
-            carry0_next[r * n + j] = v2;
+            float v0 = t31[r * n + j] + t34[r * n + j];
+            float v1 = saved_h[r * n + j] + v0;
+            carry0_next[r * n + j] = v1;
         }
     }
 }
 
-/* lm_step_lora_dropout_k43_reshape: t35 = 0 */
-static void lm_step_lora_dropout_k43_reshape(float *restrict t35) {
+/* lm_step_lora_dropout_k50_reshape: t35 = 0 */
+static void lm_step_lora_dropout_k50_reshape(float *restrict t35) {
     const long n = 1;
     t35[0] = 0.0f;
 }
 
-/* lm_step_lora_dropout_k44_expand: t36 = 0 */
-static void lm_step_lora_dropout_k44_expand(float *restrict t36, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k51_expand: t36 = 0 */
+static void lm_step_lora_dropout_k51_expand(float *restrict t36, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5477,8 +5460,8 @@ static void lm_step_lora_dropout_k44_expand(float *restrict t36, long B, long HD
     }
 }
 
-/* lm_step_lora_dropout_k45_lm_head: t37 = carry0[scored]  [lm_chunk/lm_head] */
-static void lm_step_lora_dropout_k45_lm_head(float *restrict t37, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_dropout_k52_lm_head: t37 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_lora_dropout_k52_lm_head(float *restrict t37, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5491,8 +5474,8 @@ static void lm_step_lora_dropout_k45_lm_head(float *restrict t37, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k46_rmsnorm: t38 = Σ(t37²)  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_lora_dropout_k46_rmsnorm(float *restrict t38, const float *restrict t37, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_dropout_k53_rmsnorm: t38 = Σ(t37²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_dropout_k53_rmsnorm(float *restrict t38, const float *restrict t37, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -5508,8 +5491,8 @@ static void lm_step_lora_dropout_k46_rmsnorm(float *restrict t38, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k47_rmsnorm: t39 = (t37 · rsqrt(t38 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
-static void lm_step_lora_dropout_k47_rmsnorm(float *restrict t39, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t37, const float *restrict t38, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_dropout_k54_rmsnorm: t39 = (t37 · rsqrt(t38 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_dropout_k54_rmsnorm(float *restrict t39, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t37, const float *restrict t38, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5526,8 +5509,8 @@ static void lm_step_lora_dropout_k47_rmsnorm(float *restrict t39, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k48_lm_head: t40[CR, V] = t39 · lm_headᵀ  [lm_chunk/lm_head] */
-static void lm_step_lora_dropout_k48_lm_head(float *restrict t40, const float *restrict lm_head, const float *restrict t39, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_lora_dropout_k55_lm_head: t40[CR, V] = t39 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_lora_dropout_k55_lm_head(float *restrict t40, const float *restrict lm_head, const float *restrict t39, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     if (CR != 1) {
         la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t39, D, lm_head, D, 0.0f, t40, V);
@@ -5544,8 +5527,8 @@ static void lm_step_lora_dropout_k48_lm_head(float *restrict t40, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k49_log_softmax: t41 = max(t40)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
-static void lm_step_lora_dropout_k49_log_softmax(float *restrict t41, const float *restrict t40, long CR, long V) {
+/* lm_step_lora_dropout_k56_log_softmax: t41 = max(t40)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_dropout_k56_log_softmax(float *restrict t41, const float *restrict t40, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5559,8 +5542,8 @@ static void lm_step_lora_dropout_k49_log_softmax(float *restrict t41, const floa
     }
 }
 
-/* lm_step_lora_dropout_k50_log_softmax: t42 = Σ(exp(t40 - t41))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
-static void lm_step_lora_dropout_k50_log_softmax(float *restrict t42, const float *restrict t40, const float *restrict t41, long CR, long V) {
+/* lm_step_lora_dropout_k57_log_softmax: t42 = Σ(exp(t40 - t41))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_dropout_k57_log_softmax(float *restrict t42, const float *restrict t40, const float *restrict t41, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5578,8 +5561,8 @@ static void lm_step_lora_dropout_k50_log_softmax(float *restrict t42, const floa
     }
 }
 
-/* lm_step_lora_dropout_k51_cross_entropy: t43 = Σ((t40 - t41 - log(t42)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
-static void lm_step_lora_dropout_k51_cross_entropy(float *restrict t43, const float *restrict t40, const int32_t *restrict targets, const float *restrict t41, const float *restrict t42, long CR, long V) {
+/* lm_step_lora_dropout_k58_cross_entropy: t43 = Σ((t40 - t41 - log(t42)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_lora_dropout_k58_cross_entropy(float *restrict t43, const float *restrict t40, const int32_t *restrict targets, const float *restrict t41, const float *restrict t42, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5601,8 +5584,8 @@ static void lm_step_lora_dropout_k51_cross_entropy(float *restrict t43, const fl
     }
 }
 
-/* lm_step_lora_dropout_k52_cross_entropy: t44 = Σ((-t43) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_dropout_k52_cross_entropy(float *restrict t44, const float *restrict weights, const float *restrict t43, long CR) {
+/* lm_step_lora_dropout_k59_cross_entropy: t44 = Σ((-t43) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k59_cross_entropy(float *restrict t44, const float *restrict weights, const float *restrict t43, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
@@ -5616,8 +5599,8 @@ static void lm_step_lora_dropout_k52_cross_entropy(float *restrict t44, const fl
     t44[r] = acc0;
 }
 
-/* lm_step_lora_dropout_k53_log_softmax: t45 = Σ(exp(t40 - t41 - log(t42)) · (t40 - t41 - log(t42)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
-static void lm_step_lora_dropout_k53_log_softmax(float *restrict t45, const float *restrict t40, const float *restrict t41, const float *restrict t42, long CR, long V) {
+/* lm_step_lora_dropout_k60_log_softmax: t45 = Σ(exp(t40 - t41 - log(t42)) · (t40 - t41 - log(t42)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_dropout_k60_log_softmax(float *restrict t45, const float *restrict t40, const float *restrict t41, const float *restrict t42, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5638,8 +5621,8 @@ static void lm_step_lora_dropout_k53_log_softmax(float *restrict t45, const floa
     }
 }
 
-/* lm_step_lora_dropout_k54_cross_entropy: t46 = Σ(t40 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
-static void lm_step_lora_dropout_k54_cross_entropy(float *restrict t46, const float *restrict t40, const int32_t *restrict targets, long CR, long V) {
+/* lm_step_lora_dropout_k61_cross_entropy: t46 = Σ(t40 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_dropout_k61_cross_entropy(float *restrict t46, const float *restrict t40, const int32_t *restrict targets, long CR, long V) {
     /* one result per row */
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5657,8 +5640,8 @@ static void lm_step_lora_dropout_k54_cross_entropy(float *restrict t46, const fl
     }
 }
 
-/* lm_step_lora_dropout_k55_token_stats: t47 = Σ((-t45) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_dropout_k55_token_stats(float *restrict t47, const float *restrict weights, const float *restrict t45, long CR) {
+/* lm_step_lora_dropout_k62_token_stats: t47 = Σ((-t45) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k62_token_stats(float *restrict t47, const float *restrict weights, const float *restrict t45, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
@@ -5672,8 +5655,8 @@ static void lm_step_lora_dropout_k55_token_stats(float *restrict t47, const floa
     t47[r] = acc0;
 }
 
-/* lm_step_lora_dropout_k56_token_stats: t48 = Σ([t41 ≤ t46] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
-static void lm_step_lora_dropout_k56_token_stats(float *restrict t48, const float *restrict weights, const float *restrict t41, const float *restrict t46, long CR) {
+/* lm_step_lora_dropout_k63_token_stats: t48 = Σ([t41 ≤ t46] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_dropout_k63_token_stats(float *restrict t48, const float *restrict weights, const float *restrict t41, const float *restrict t46, long CR) {
     /* one result per row */
     const long n = CR;
     const long r = 0;
@@ -5687,8 +5670,8 @@ static void lm_step_lora_dropout_k56_token_stats(float *restrict t48, const floa
     t48[r] = acc0;
 }
 
-/* lm_step_lora_dropout_k57_log_softmax_grad: t49 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t42) · exp(t40 - t41)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
-static void lm_step_lora_dropout_k57_log_softmax_grad(float *t49, const float *t40, const int32_t *targets, const float *weights, const float *t41, const float *t42, long CR, long V) {
+/* lm_step_lora_dropout_k64_log_softmax_grad: t49 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t42) · exp(t40 - t41)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_lora_dropout_k64_log_softmax_grad(float *t49, const float *t40, const int32_t *targets, const float *weights, const float *t41, const float *t42, long CR, long V) {
     const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -5719,14 +5702,14 @@ static void lm_step_lora_dropout_k57_log_softmax_grad(float *t49, const float *t
     }
 }
 
-/* lm_step_lora_dropout_k58_lm_head_grad_in: t50[CR, D] = t49 · lm_head  [lm_chunk/lm_head/grad] */
-static void lm_step_lora_dropout_k58_lm_head_grad_in(float *restrict t50, const float *restrict lm_head, const float *restrict t49, long CR, long HD2, long KVH, long REP, long V) {
+/* lm_step_lora_dropout_k65_lm_head_grad_in: t50[CR, D] = t49 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_lora_dropout_k65_lm_head_grad_in(float *restrict t50, const float *restrict lm_head, const float *restrict t49, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
     la_gemm(CblasNoTrans, CblasNoTrans, CR, D, V, t49, V, lm_head, D, 0.0f, t50, D);
 }
 
-/* lm_step_lora_dropout_k59_rmsnorm_grad: t51 = Σ((t50 · final_norm) · t37)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
-static void lm_step_lora_dropout_k59_rmsnorm_grad(float *restrict t51, const float *restrict final_norm, const float *restrict t37, const float *restrict t50, long CR, long HD2, long KVH, long REP) {
+/* lm_step_lora_dropout_k66_rmsnorm_grad: t51 = Σ((t50 · final_norm) · t37)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_lora_dropout_k66_rmsnorm_grad(float *restrict t51, const float *restrict final_norm, const float *restrict t37, const float *restrict t50, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = CR, n = D;
@@ -5743,8 +5726,8 @@ static void lm_step_lora_dropout_k59_rmsnorm_grad(float *restrict t51, const flo
     }
 }
 
-/* lm_step_lora_dropout_k60_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
-static void lm_step_lora_dropout_k60_rmsnorm_grad_scatter_add(float *restrict t52, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t37, const float *restrict t38, const float *restrict t50, const float *restrict t51, long B, long CR, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k67_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_lora_dropout_k67_rmsnorm_grad_scatter_add(float *restrict t52, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t37, const float *restrict t38, const float *restrict t50, const float *restrict t51, long B, long CR, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     memset(t52, 0, sizeof(float) * (size_t)(B*T*D));
     const long rows = CR, n = D;
@@ -5769,8 +5752,8 @@ static void lm_step_lora_dropout_k60_rmsnorm_grad_scatter_add(float *restrict t5
     }
 }
 
-/* lm_step_lora_dropout_k61_lm_chunk: carry1_next = carry1 + t52  [lm_chunk/lm_head/grad; lm_chunk] */
-static void lm_step_lora_dropout_k61_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k68_lm_chunk: carry1_next = carry1 + t52  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_lora_dropout_k68_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5782,29 +5765,29 @@ static void lm_step_lora_dropout_k61_lm_chunk(float *restrict carry1_next, const
     }
 }
 
-/* lm_step_lora_dropout_k62_lm_chunk: carry2_next = carry2 + t44  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_dropout_k62_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t44) {
+/* lm_step_lora_dropout_k69_lm_chunk: carry2_next = carry2 + t44  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_dropout_k69_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t44) {
     const long n = 1;
     float v0 = carry2[0] + t44[0];
     carry2_next[0] = v0;
 }
 
-/* lm_step_lora_dropout_k63_lm_chunk: carry3_next = carry3 + t47  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_dropout_k63_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t47) {
+/* lm_step_lora_dropout_k70_lm_chunk: carry3_next = carry3 + t47  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_dropout_k70_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t47) {
     const long n = 1;
     float v0 = carry3[0] + t47[0];
     carry3_next[0] = v0;
 }
 
-/* lm_step_lora_dropout_k64_lm_chunk: carry4_next = carry4 + t48  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
-static void lm_step_lora_dropout_k64_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t48) {
+/* lm_step_lora_dropout_k71_lm_chunk: carry4_next = carry4 + t48  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_dropout_k71_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t48) {
     const long n = 1;
     float v0 = carry4[0] + t48[0];
     carry4_next[0] = v0;
 }
 
-/* lm_step_lora_dropout_k65_rmsnorm: t53 = Σ(saved_x²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k65_rmsnorm(float *restrict t53, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k72_rmsnorm: t53 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k72_rmsnorm(float *restrict t53, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -5820,8 +5803,8 @@ static void lm_step_lora_dropout_k65_rmsnorm(float *restrict t53, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k66_rmsnorm: t54 = (saved_x · rsqrt(t53 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k66_rmsnorm(float *restrict t54, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k73_rmsnorm: t54 = (saved_x · rsqrt(t53 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k73_rmsnorm(float *restrict t54, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5839,8 +5822,8 @@ static void lm_step_lora_dropout_k66_rmsnorm(float *restrict t54, const float *r
     }
 }
 
-/* lm_step_lora_dropout_k67_dropout: t55 = (t54 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void lm_step_lora_dropout_k67_dropout(float *restrict t55, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k74_dropout: t55 = (t54 · [lora_dropout ≤ uniform(lora_dropout_key_wq, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k74_dropout(float *restrict t55, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5857,26 +5840,8 @@ static void lm_step_lora_dropout_k67_dropout(float *restrict t55, const int32_t 
     }
 }
 
-/* lm_step_lora_dropout_k68_lora_a_wq: t56[B*T, R] = t55 · lora_a_wqᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k68_lora_a_wq(float *restrict t56, const float *restrict lora_a_wq, const float *restrict t55, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t55, D, lora_a_wq, D, 0.0f, t56, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wq + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t55)[c];
-        (t56)[r] = acc;
-    }
-}
-
-/* lm_step_lora_dropout_k69_dropout: t57 = (t54 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void lm_step_lora_dropout_k69_dropout(float *restrict t57, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k75_dropout: t56 = (t54 · [lora_dropout ≤ uniform(lora_dropout_key_wk, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k75_dropout(float *restrict t56, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5888,31 +5853,13 @@ static void lm_step_lora_dropout_k69_dropout(float *restrict t57, const float *r
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
             float v2 = (t54[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t57[r * n + j] = v5;
+            t56[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k70_lora_a_wk: t58[B*T, R] = t57 · lora_a_wkᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k70_lora_a_wk(float *restrict t58, const float *restrict lora_a_wk, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t57, D, lora_a_wk, D, 0.0f, t58, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wk + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t57)[c];
-        (t58)[r] = acc;
-    }
-}
-
-/* lm_step_lora_dropout_k71_dropout: t59 = (t54 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
-static void lm_step_lora_dropout_k71_dropout(float *restrict t59, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k76_dropout: t57 = (t54 · [lora_dropout ≤ uniform(lora_dropout_key_wv, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention; layer_backward/attention/lora/dropout] */
+static void lm_step_lora_dropout_k76_dropout(float *restrict t57, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wv, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -5924,31 +5871,13 @@ static void lm_step_lora_dropout_k71_dropout(float *restrict t59, const float *r
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
             float v2 = (t54[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t59[r * n + j] = v5;
+            t57[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k72_lora_a_wv: t60[B*T, R] = t59 · lora_a_wvᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k72_lora_a_wv(float *restrict t60, const float *restrict lora_a_wv, const float *restrict t59, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t59, D, lora_a_wv, D, 0.0f, t60, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wv + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t59)[c];
-        (t60)[r] = acc;
-    }
-}
-
-/* lm_step_lora_dropout_k73_scores_matmul: t61[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
-static void lm_step_lora_dropout_k73_scores_matmul(float *restrict t61, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k77_scores_matmul: t58[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_lora_dropout_k77_scores_matmul(float *restrict t58, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -5959,11 +5888,11 @@ static void lm_step_lora_dropout_k73_scores_matmul(float *restrict t61, const fl
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t61 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t58 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_lora_dropout_k74_attention: t62 = exp([i4 ≤ i3 + 0] ? t61 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t61 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
-static void lm_step_lora_dropout_k74_attention(float *restrict t62, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k78_attention: t59 = exp([i4 ≤ i3 + 0] ? t58 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t58 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_lora_dropout_k78_attention(float *restrict t59, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -5976,7 +5905,7 @@ static void lm_step_lora_dropout_k74_attention(float *restrict t62, const float 
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t61[r * n + j0]) * v2;
+            float v3 = (t58[r * n + j0]) * v2;
             float v4 = v1 != 0.0f ? v3 : (-INFINITY);
             acc0 = fmaxf(acc0, v4);
         }
@@ -5984,17 +5913,17 @@ static void lm_step_lora_dropout_k74_attention(float *restrict t62, const float 
         for (long j = 0; j < n; j++) {
             float v5 = (float)i3 + 0.0f;
             float v6 = (float)j <= v5 ? 1.0f : 0.0f;
-            float v7 = (t61[r * n + j]) * v2;
+            float v7 = (t58[r * n + j]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
             float v11 = la_expf(v10);
-            t62[r * n + j] = v11;
+            t59[r * n + j] = v11;
         }
     }
 }
 
-/* lm_step_lora_dropout_k75_softmax: t63 = Σ(t62)  [layer_backward/attention/attention/softmax] */
-static void lm_step_lora_dropout_k75_softmax(float *restrict t63, const float *restrict t62, long B, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k79_softmax: t60 = Σ(t59)  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_dropout_k79_softmax(float *restrict t60, const float *restrict t59, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     /* one result per row */
     const long rows = B*T*H, n = T;
@@ -6003,14 +5932,14 @@ static void lm_step_lora_dropout_k75_softmax(float *restrict t63, const float *r
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 += t62[r * n + j0];
+            acc0 += t59[r * n + j0];
         }
-        t63[r] = acc0;
+        t60[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k76_softmax: t64 = t62 / t63  [layer_backward/attention/attention/softmax] */
-static void lm_step_lora_dropout_k76_softmax(float *restrict t64, const float *restrict t62, const float *restrict t63, long B, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k80_softmax: t61 = t59 / t60  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_dropout_k80_softmax(float *restrict t61, const float *restrict t59, const float *restrict t60, long B, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long rows = B*T*H, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6020,14 +5949,14 @@ static void lm_step_lora_dropout_k76_softmax(float *restrict t64, const float *r
         const long i2 = (r / (T)) % REP;
         const long i3 = (r) % T;
         for (long j = 0; j < n; j++) {
-            float v0 = (t62[r * n + j]) / (t63[(((i0) * KVH + i1) * REP + i2) * T + i3]);
-            t64[r * n + j] = v0;
+            float v0 = (t59[r * n + j]) / (t60[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t61[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k77_dropout: t65 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/attention] */
-static void lm_step_lora_dropout_k77_dropout(float *restrict t65, const float *restrict saved_attn, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k81_dropout: t62 = (saved_attn · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/attention] */
+static void lm_step_lora_dropout_k81_dropout(float *restrict t62, const float *restrict saved_attn, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6039,31 +5968,13 @@ static void lm_step_lora_dropout_k77_dropout(float *restrict t65, const float *r
             float v1 = lora_dropout[0] <= v0 ? 1.0f : 0.0f;
             float v2 = (saved_attn[r * n + j]) * v1;
             float v5 = v2 * v4;
-            t65[r * n + j] = v5;
+            t62[r * n + j] = v5;
         }
     }
 }
 
-/* lm_step_lora_dropout_k78_lora_a_wo: t66[B*T, R] = t65 · lora_a_woᵀ  [layer_backward/attention/lora] */
-static void lm_step_lora_dropout_k78_lora_a_wo(float *restrict t66, const float *restrict lora_a_wo, const float *restrict t65, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t65, D, lora_a_wo, D, 0.0f, t66, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_wo + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t65)[c];
-        (t66)[r] = acc;
-    }
-}
-
-/* lm_step_lora_dropout_k79_rmsnorm: t67 = Σ(saved_h²)  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k79_rmsnorm(float *restrict t67, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k82_rmsnorm: t63 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k82_rmsnorm(float *restrict t63, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     /* one result per row */
     const long rows = B*T, n = D;
@@ -6075,12 +5986,12 @@ static void lm_step_lora_dropout_k79_rmsnorm(float *restrict t67, const float *r
             float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
             acc0 += v0;
         }
-        t67[r] = acc0;
+        t63[r] = acc0;
     }
 }
 
-/* lm_step_lora_dropout_k80_rmsnorm: t68 = rsqrt(t67 / D + norm_eps)  [layer_backward/rmsnorm] */
-static void lm_step_lora_dropout_k80_rmsnorm(float *t68, const float *norm_eps, const float *t67, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k83_rmsnorm: t64 = rsqrt(t63 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_lora_dropout_k83_rmsnorm(float *t64, const float *norm_eps, const float *t63, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6088,16 +5999,16 @@ static void lm_step_lora_dropout_k80_rmsnorm(float *t68, const float *norm_eps, 
         const long i0 = r;
         #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t67[(i0) * T + j / 1]) / ((float)(D));
+            float v0 = (t63[(i0) * T + j / 1]) / ((float)(D));
             float v1 = v0 + norm_eps[j % 1];
             float v2 = 1.0f / sqrtf(v1);
-            t68[r * n + j] = v2;
+            t64[r * n + j] = v2;
         }
     }
 }
 
-/* lm_step_lora_dropout_k81_dropout: t69 = (((saved_h · t68) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
-static void lm_step_lora_dropout_k81_dropout(float *restrict t69, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k84_dropout: t65 = (((saved_h · t64) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w1, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k84_dropout(float *restrict t65, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6106,37 +6017,19 @@ static void lm_step_lora_dropout_k81_dropout(float *restrict t69, const float *r
         float v5 = 1.0f - (lora_dropout[0]);
         float v6 = 1.0f / v5;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t68[(i0 / T) * T + (i0) % T]);
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t64[(i0 / T) * T + (i0) % T]);
             float v1 = v0 * (ffn_norm[j]);
             float v2 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), r * n + j);
             float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
             float v4 = v1 * v3;
             float v7 = v4 * v6;
-            t69[r * n + j] = v7;
+            t65[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_lora_dropout_k82_lora_a_w1: t70[B*T, R] = t69 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k82_lora_a_w1(float *restrict t70, const float *restrict lora_a_w1, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t69, D, lora_a_w1, D, 0.0f, t70, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w1 + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t69)[c];
-        (t70)[r] = acc;
-    }
-}
-
-/* lm_step_lora_dropout_k83_silu: t71 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu] */
-static void lm_step_lora_dropout_k83_silu(float *restrict t71, const float *restrict saved_gate, long B, long F, long T) {
+/* lm_step_lora_dropout_k85_silu: t66 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu] */
+static void lm_step_lora_dropout_k85_silu(float *restrict t66, const float *restrict saved_gate, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -6145,13 +6038,13 @@ static void lm_step_lora_dropout_k83_silu(float *restrict t71, const float *rest
             float v1 = la_expf(v0);
             float v2 = 1.0f + v1;
             float v3 = (saved_gate[r * n + j]) / v2;
-            t71[r * n + j] = v3;
+            t66[r * n + j] = v3;
         }
     }
 }
 
-/* lm_step_lora_dropout_k84_dropout: t72 = (((saved_h · t68) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
-static void lm_step_lora_dropout_k84_dropout(float *restrict t72, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w3, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k86_dropout: t67 = (((saved_h · t64) · ffn_norm) · [lora_dropout ≤ uniform(lora_dropout_key_w3, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/rmsnorm; layer_backward/ffn/gate_up; layer_backward/ffn/gate_up/lora/dropout] */
+static void lm_step_lora_dropout_k86_dropout(float *restrict t67, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w3, const float *restrict t64, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6160,37 +6053,19 @@ static void lm_step_lora_dropout_k84_dropout(float *restrict t72, const float *r
         float v5 = 1.0f - (lora_dropout[0]);
         float v6 = 1.0f / v5;
         for (long j = 0; j < n; j++) {
-            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t68[(i0 / T) * T + (i0) % T]);
+            float v0 = (saved_h[((i0 / T) * T + (i0) % T) * D + j]) * (t64[(i0 / T) * T + (i0) % T]);
             float v1 = v0 * (ffn_norm[j]);
             float v2 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), r * n + j);
             float v3 = lora_dropout[0] <= v2 ? 1.0f : 0.0f;
             float v4 = v1 * v3;
             float v7 = v4 * v6;
-            t72[r * n + j] = v7;
+            t67[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_lora_dropout_k85_lora_a_w3: t73[B*T, R] = t72 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
-static void lm_step_lora_dropout_k85_lora_a_w3(float *restrict t73, const float *restrict lora_a_w3, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t72, D, lora_a_w3, D, 0.0f, t73, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * D >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w3 + r * D;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t72)[c];
-        (t73)[r] = acc;
-    }
-}
-
-/* lm_step_lora_dropout_k86_dropout: t74 = ((t71 · saved_up) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up; layer_backward/ffn; layer_backward/ffn/lora/dropout] */
-static void lm_step_lora_dropout_k86_dropout(float *restrict t74, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t71, long B, long F, long T) {
+/* lm_step_lora_dropout_k87_dropout: t68 = ((t66 · saved_up) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)]) · (1 / (1 - lora_dropout))  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up; layer_backward/ffn; layer_backward/ffn/lora/dropout] */
+static void lm_step_lora_dropout_k87_dropout(float *restrict t68, const float *restrict saved_up, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t66, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -6198,65 +6073,48 @@ static void lm_step_lora_dropout_k86_dropout(float *restrict t74, const float *r
         float v4 = 1.0f - (lora_dropout[0]);
         float v5 = 1.0f / v4;
         for (long j = 0; j < n; j++) {
-            float v0 = (t71[((i0 / T) * T + (i0) % T) * F + j]) * (saved_up[((i0 / T) * T + (i0) % T) * F + j]);
+            float v0 = (t66[((i0 / T) * T + (i0) % T) * F + j]) * (saved_up[((i0 / T) * T + (i0) % T) * F + j]);
             float v1 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), r * n + j);
             float v2 = lora_dropout[0] <= v1 ? 1.0f : 0.0f;
             float v3 = v0 * v2;
             float v6 = v3 * v5;
-            t74[r * n + j] = v6;
+            t68[r * n + j] = v6;
         }
     }
 }
 
-/* lm_step_lora_dropout_k87_lora_a_w2: t75[B*T, R] = t74 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
-static void lm_step_lora_dropout_k87_lora_a_w2(float *restrict t75, const float *restrict lora_a_w2, const float *restrict t74, long B, long F, long R, long T) {
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t74, F, lora_a_w2, F, 0.0f, t75, R);
-        return;
-    }
-    la_blas_pool(0);
-    #pragma omp parallel for schedule(static) if (R * F >= 32768)
-    for (long r = 0; r < R; r++) {
-        const float *restrict wr = lora_a_w2 + r * F;
-        float acc = 0.0f;
-        #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t74)[c];
-        (t75)[r] = acc;
-    }
+/* lm_step_lora_dropout_k88_lora_b_w2_grad_in: t69[B*T, R] = carry5 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k88_lora_b_w2_grad_in(float *restrict t69, const float *restrict carry5, const float *restrict lora_b_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, carry5, D, lora_b_w2, R, 0.0f, t69, R);
 }
 
-/* lm_step_lora_dropout_k88_lora: t76 = carry5 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
-static void lm_step_lora_dropout_k88_lora(float *restrict t76, const float *restrict carry5, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+/* lm_step_lora_dropout_k89_lora: t70 = t69 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k89_lora(float *t70, const float *lora_scale_w2, const float *t69, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (carry5[r * n + j]) * (lora_scale_w2[0]);
-            t76[r * n + j] = v0;
+            float v0 = (t69[r * n + j]) * (lora_scale_w2[0]);
+            t70[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k89_lora_b_w2_grad_in: t77[B*T, R] = t76 · lora_b_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_dropout_k89_lora_b_w2_grad_in(float *restrict t77, const float *restrict lora_b_w2, const float *restrict t76, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k90_lora_a_w2_grad_in: t71[B*T, F] = t70 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_dropout_k90_lora_a_w2_grad_in(float *restrict t71, const float *restrict lora_a_w2, const float *restrict t70, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t70, R, lora_a_w2, F, 0.0f, t71, F);
+}
+
+/* lm_step_lora_dropout_k91_w2_grad_in: t72[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_lora_dropout_k91_w2_grad_in(float *restrict t72, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t76, D, lora_b_w2, R, 0.0f, t77, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t72, F);
 }
 
-/* lm_step_lora_dropout_k90_lora_a_w2_grad_in: t78[B*T, F] = t77 · lora_a_w2  [layer_backward/ffn/lora/grad] */
-static void lm_step_lora_dropout_k90_lora_a_w2_grad_in(float *restrict t78, const float *restrict lora_a_w2, const float *restrict t77, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, R, t77, R, lora_a_w2, F, 0.0f, t78, F);
-}
-
-/* lm_step_lora_dropout_k91_w2_grad_in: t79[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
-static void lm_step_lora_dropout_k91_w2_grad_in(float *restrict t79, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, F, D, carry5, D, w2, F, 0.0f, t79, F);
-}
-
-/* lm_step_lora_dropout_k92_dropout: t80 = ((t78 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)] + t79) · t71  [layer_backward/attention/lora/dropout; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_dropout_k92_dropout(float *restrict t80, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t71, const float *restrict t78, const float *restrict t79, long B, long F, long T) {
+/* lm_step_lora_dropout_k92_dropout: t73 = ((t71 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_w2, i)] + t72) · t66  [layer_backward/attention/lora/dropout; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k92_dropout(float *restrict t73, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_w2, const float *restrict t66, const float *restrict t71, const float *restrict t72, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -6265,48 +6123,49 @@ static void lm_step_lora_dropout_k92_dropout(float *restrict t80, const float *r
         float v0 = 1.0f - (lora_dropout[0]);
         float v1 = 1.0f / v0;
         for (long j = 0; j < n; j++) {
-            float v2 = (t78[((i0) * T + i1) * F + j]) * v1;
+            float v2 = (t71[((i0) * T + i1) * F + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t79[r * n + j];
-            float v7 = v6 * (t71[r * n + j]);
-            t80[r * n + j] = v7;
+            float v6 = v5 + t72[r * n + j];
+            float v7 = v6 * (t66[r * n + j]);
+            t73[r * n + j] = v7;
         }
     }
 }
 
-/* lm_step_lora_dropout_k93_lora: t81 = t80 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k93_lora(float *restrict t81, const float *restrict lora_scale_w3, const float *restrict t80, long B, long F, long T) {
-    const long rows = B*T, n = F;
+/* lm_step_lora_dropout_k93_lora_b_w3_grad_in: t74[B*T, R] = t73 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k93_lora_b_w3_grad_in(float *restrict t74, const float *restrict lora_b_w3, const float *restrict t73, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t73, F, lora_b_w3, R, 0.0f, t74, R);
+}
+
+/* lm_step_lora_dropout_k94_lora: t75 = t74 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k94_lora(float *t75, const float *lora_scale_w3, const float *t74, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t80[r * n + j]) * (lora_scale_w3[0]);
-            t81[r * n + j] = v0;
+            float v0 = (t74[r * n + j]) * (lora_scale_w3[0]);
+            t75[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k94_lora_b_w3_grad_in: t82[B*T, R] = t81 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k94_lora_b_w3_grad_in(float *restrict t82, const float *restrict lora_b_w3, const float *restrict t81, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t81, F, lora_b_w3, R, 0.0f, t82, R);
+/* lm_step_lora_dropout_k95_lora_a_w3_grad_in: t76[B*T, D] = t75 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k95_lora_a_w3_grad_in(float *restrict t76, const float *restrict lora_a_w3, const float *restrict t75, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t75, R, lora_a_w3, D, 0.0f, t76, D);
 }
 
-/* lm_step_lora_dropout_k95_lora_a_w3_grad_in: t83[B*T, D] = t82 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k95_lora_a_w3_grad_in(float *restrict t83, const float *restrict lora_a_w3, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k96_w3_grad_in: t77[B*T, D] = t73 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k96_w3_grad_in(float *restrict t77, const float *restrict w3, const float *restrict t73, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t82, R, lora_a_w3, D, 0.0f, t83, D);
-}
-
-/* lm_step_lora_dropout_k96_w3_grad_in: t84[B*T, D] = t80 · w3  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_dropout_k96_w3_grad_in(float *restrict t84, const float *restrict w3, const float *restrict t80, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t80, F, w3, D, 0.0f, t84, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t73, F, w3, D, 0.0f, t77, D);
 }
 
 /* lm_step_lora_dropout_k97_dropout: sub, div, neg, exp, add, random, cmple, mul, mul, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/dropout; layer_backward/ffn/lora/dropout/grad; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
-static void lm_step_lora_dropout_k97_dropout(float *t85, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t71, const float *t78, const float *t79, long B, long F, long T) {
+static void lm_step_lora_dropout_k97_dropout(float *t78, const float *saved_gate, const float *saved_up, const float *lora_dropout, const int32_t *lora_dropout_key_w2, const float *t66, const float *t71, const float *t72, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
@@ -6316,58 +6175,59 @@ static void lm_step_lora_dropout_k97_dropout(float *t85, const float *saved_gate
         float v1 = 1.0f / v0;
         #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v2 = (t78[((i0) * T + i1) * F + j]) * v1;
+            float v2 = (t71[((i0) * T + i1) * F + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w2[0]), ((i0) * T + i1) * F + j);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t79[r * n + j];
+            float v6 = v5 + t72[r * n + j];
             float v7 = v6 * (saved_up[r * n + j]);
             float v8 = -(saved_gate[r * n + j]);
             float v9 = la_expf(v8);
             float v10 = 1.0f + v9;
             float v11 = v7 / v10;
-            float v12 = v7 * (t71[r * n + j]);
+            float v12 = v7 * (t66[r * n + j]);
             float v13 = v12 / v10;
             float v14 = -v13;
             float v15 = v14 * v9;
             float v16 = -v15;
             float v17 = v11 + v16;
-            t85[r * n + j] = v17;
+            t78[r * n + j] = v17;
         }
     }
 }
 
-/* lm_step_lora_dropout_k98_lora: t86 = t85 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k98_lora(float *restrict t86, const float *restrict lora_scale_w1, const float *restrict t85, long B, long F, long T) {
-    const long rows = B*T, n = F;
+/* lm_step_lora_dropout_k98_lora_b_w1_grad_in: t79[B*T, R] = t78 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k98_lora_b_w1_grad_in(float *restrict t79, const float *restrict lora_b_w1, const float *restrict t78, long B, long F, long R, long T) {
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t78, F, lora_b_w1, R, 0.0f, t79, R);
+}
+
+/* lm_step_lora_dropout_k99_lora: t80 = t79 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k99_lora(float *t80, const float *lora_scale_w1, const float *t79, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t85[r * n + j]) * (lora_scale_w1[0]);
-            t86[r * n + j] = v0;
+            float v0 = (t79[r * n + j]) * (lora_scale_w1[0]);
+            t80[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k99_lora_b_w1_grad_in: t87[B*T, R] = t86 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k99_lora_b_w1_grad_in(float *restrict t87, const float *restrict lora_b_w1, const float *restrict t86, long B, long F, long R, long T) {
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, F, t86, F, lora_b_w1, R, 0.0f, t87, R);
+/* lm_step_lora_dropout_k100_lora_a_w1_grad_in: t81[B*T, D] = t80 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_dropout_k100_lora_a_w1_grad_in(float *restrict t81, const float *restrict lora_a_w1, const float *restrict t80, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t80, R, lora_a_w1, D, 0.0f, t81, D);
 }
 
-/* lm_step_lora_dropout_k100_lora_a_w1_grad_in: t88[B*T, D] = t87 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
-static void lm_step_lora_dropout_k100_lora_a_w1_grad_in(float *restrict t88, const float *restrict lora_a_w1, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k101_w1_grad_in: t82[B*T, D] = t78 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_dropout_k101_w1_grad_in(float *restrict t82, const float *restrict w1, const float *restrict t78, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t87, R, lora_a_w1, D, 0.0f, t88, D);
-}
-
-/* lm_step_lora_dropout_k101_w1_grad_in: t89[B*T, D] = t85 · w1  [layer_backward/ffn/gate_up/grad] */
-static void lm_step_lora_dropout_k101_w1_grad_in(float *restrict t89, const float *restrict w1, const float *restrict t85, long B, long F, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t85, F, w1, D, 0.0f, t89, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, F, t78, F, w1, D, 0.0f, t82, D);
 }
 
 /* lm_step_lora_dropout_k102_rmsnorm_grad: sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/ffn/gate_up/lora/dropout; layer_backward/ffn/gate_up/lora/dropout/grad; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
-static void lm_step_lora_dropout_k102_rmsnorm_grad(float *restrict t90, const float *restrict carry5, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const int32_t *restrict lora_dropout_key_w3, const float *restrict t68, const float *restrict t83, const float *restrict t84, const float *restrict t88, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
+static void lm_step_lora_dropout_k102_rmsnorm_grad(float *restrict t83, const float *restrict carry5, const float *restrict saved_h, const float *restrict lora_dropout, const float *restrict ffn_norm, const int32_t *restrict lora_dropout_key_w1, const int32_t *restrict lora_dropout_key_w3, const float *restrict t64, const float *restrict t76, const float *restrict t77, const float *restrict t81, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6379,82 +6239,82 @@ static void lm_step_lora_dropout_k102_rmsnorm_grad(float *restrict t90, const fl
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t83[((i0) * T + i1) * D + j0]) * v1;
+            float v2 = (t76[((i0) * T + i1) * D + j0]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j0);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t84[r * n + j0];
-            float v7 = (t88[((i0) * T + i1) * D + j0]) * v1;
+            float v6 = v5 + t77[r * n + j0];
+            float v7 = (t81[((i0) * T + i1) * D + j0]) * v1;
             float v8 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j0);
             float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
             float v10 = v7 * v9;
             float v11 = v6 + v10;
-            float v12 = v11 + t89[r * n + j0];
+            float v12 = v11 + t82[r * n + j0];
             float v13 = v12 * (ffn_norm[j0]);
             float v14 = v13 * (saved_h[r * n + j0]);
             acc0 += v14;
         }
-        float v29 = acc0 * (t68[(i0) * T + i1]);
-        float v30 = v29 * (t68[(i0) * T + i1]);
-        float v31 = v30 * (t68[(i0) * T + i1]);
+        float v29 = acc0 * (t64[(i0) * T + i1]);
+        float v30 = v29 * (t64[(i0) * T + i1]);
+        float v31 = v30 * (t64[(i0) * T + i1]);
         float v32 = v31 * (-0.5f);
         float v33 = v32 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v15 = (t83[((i0) * T + i1) * D + j]) * v1;
+            float v15 = (t76[((i0) * T + i1) * D + j]) * v1;
             float v16 = la_uniform((uint32_t)(lora_dropout_key_w3[0]), ((i0) * T + i1) * D + j);
             float v17 = lora_dropout[0] <= v16 ? 1.0f : 0.0f;
             float v18 = v15 * v17;
-            float v19 = v18 + t84[r * n + j];
-            float v20 = (t88[((i0) * T + i1) * D + j]) * v1;
+            float v19 = v18 + t77[r * n + j];
+            float v20 = (t81[((i0) * T + i1) * D + j]) * v1;
             float v21 = la_uniform((uint32_t)(lora_dropout_key_w1[0]), ((i0) * T + i1) * D + j);
             float v22 = lora_dropout[0] <= v21 ? 1.0f : 0.0f;
             float v23 = v20 * v22;
             float v24 = v19 + v23;
-            float v25 = v24 + t89[r * n + j];
+            float v25 = v24 + t82[r * n + j];
             float v26 = v25 * (ffn_norm[j]);
-            float v27 = v26 * (t68[(i0) * T + i1]);
+            float v27 = v26 * (t64[(i0) * T + i1]);
             float v28 = carry5[r * n + j] + v27;
             float v34 = v33 * (saved_h[r * n + j]);
             float v35 = v28 + v34;
             float v36 = v35 + v34;
-            t90[r * n + j] = v36;
+            t83[r * n + j] = v36;
         }
     }
 }
 
-/* lm_step_lora_dropout_k103_lora: t91 = t90 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k103_lora(float *restrict t91, const float *restrict lora_scale_wo, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k103_lora_b_wo_grad_in: t84[B*T, R] = t83 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k103_lora_b_wo_grad_in(float *restrict t84, const float *restrict lora_b_wo, const float *restrict t83, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t83, D, lora_b_wo, R, 0.0f, t84, R);
+}
+
+/* lm_step_lora_dropout_k104_lora: t85 = t84 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k104_lora(float *t85, const float *lora_scale_wo, const float *t84, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t90[r * n + j]) * (lora_scale_wo[0]);
-            t91[r * n + j] = v0;
+            float v0 = (t84[r * n + j]) * (lora_scale_wo[0]);
+            t85[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k104_lora_b_wo_grad_in: t92[B*T, R] = t91 · lora_b_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k104_lora_b_wo_grad_in(float *restrict t92, const float *restrict lora_b_wo, const float *restrict t91, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k105_lora_a_wo_grad_in: t86[B*T, D] = t85 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k105_lora_a_wo_grad_in(float *restrict t86, const float *restrict lora_a_wo, const float *restrict t85, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t91, D, lora_b_wo, R, 0.0f, t92, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t85, R, lora_a_wo, D, 0.0f, t86, D);
 }
 
-/* lm_step_lora_dropout_k105_lora_a_wo_grad_in: t93[B*T, D] = t92 · lora_a_wo  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k105_lora_a_wo_grad_in(float *restrict t93, const float *restrict lora_a_wo, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k106_wo_grad_in: t87[B*T, D] = t83 · wo  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k106_wo_grad_in(float *restrict t87, const float *restrict wo, const float *restrict t83, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t92, R, lora_a_wo, D, 0.0f, t93, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t83, D, wo, D, 0.0f, t87, D);
 }
 
-/* lm_step_lora_dropout_k106_wo_grad_in: t94[B*T, D] = t90 · wo  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k106_wo_grad_in(float *restrict t94, const float *restrict wo, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t90, D, wo, D, 0.0f, t94, D);
-}
-
-/* lm_step_lora_dropout_k107_dropout: t95 = (t93 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)] + t94  [layer_backward/attention/lora/dropout; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k107_dropout(float *restrict t95, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict t93, const float *restrict t94, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k107_dropout: t88 = (t86 · (1 / (1 - lora_dropout))) · [lora_dropout ≤ uniform(lora_dropout_key_wo, i)] + t87  [layer_backward/attention/lora/dropout; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k107_dropout(float *restrict t88, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wo, const float *restrict t86, const float *restrict t87, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6464,18 +6324,18 @@ static void lm_step_lora_dropout_k107_dropout(float *restrict t95, const float *
         float v0 = 1.0f - (lora_dropout[0]);
         float v1 = 1.0f / v0;
         for (long j = 0; j < n; j++) {
-            float v2 = (t93[((i0) * T + i1) * D + j]) * v1;
+            float v2 = (t86[((i0) * T + i1) * D + j]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_wo[0]), ((i0) * T + i1) * D + j);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t94[r * n + j];
-            t95[r * n + j] = v6;
+            float v6 = v5 + t87[r * n + j];
+            t88[r * n + j] = v6;
         }
     }
 }
 
-/* lm_step_lora_dropout_k108_attention_grad_matmul: t96[B, KVH, REP, T, T] = t95 · saved_vᵀ  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_dropout_k108_attention_grad_matmul(float *restrict t96, const float *restrict saved_v, const float *restrict t95, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k108_attention_grad_matmul: t89[B, KVH, REP, T, T] = t88 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_dropout_k108_attention_grad_matmul(float *restrict t89, const float *restrict saved_v, const float *restrict t88, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -6486,11 +6346,11 @@ static void lm_step_lora_dropout_k108_attention_grad_matmul(float *restrict t96,
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t95 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t96 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t88 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t89 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* lm_step_lora_dropout_k109_softmax_grad: t97 = ([i4 ≤ i3 + 0] ? (t96 / t63 + Σ(-((t96 · t64) / t63))) · t62 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_dropout_k109_softmax_grad(float *t97, const float *t62, const float *t63, const float *t64, const float *t96, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k109_softmax_grad: t90 = ([i4 ≤ i3 + 0] ? (t89 / t60 + Σ(-((t89 · t61) / t60))) · t59 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_dropout_k109_softmax_grad(float *t90, const float *t59, const float *t60, const float *t61, const float *t89, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -6503,8 +6363,8 @@ static void lm_step_lora_dropout_k109_softmax_grad(float *t97, const float *t62,
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (t96[r * n + j0]) * (t64[r * n + j0]);
-            float v1 = v0 / (t63[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v0 = (t89[r * n + j0]) * (t61[r * n + j0]);
+            float v1 = v0 / (t60[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v2 = -v1;
             acc0 += v2;
         }
@@ -6513,18 +6373,18 @@ static void lm_step_lora_dropout_k109_softmax_grad(float *t97, const float *t62,
         for (long j = 0; j < n; j++) {
             float v3 = (float)i3 + 0.0f;
             float v4 = (float)j <= v3 ? 1.0f : 0.0f;
-            float v5 = (t96[r * n + j]) / (t63[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v5 = (t89[r * n + j]) / (t60[(((i0) * KVH + i1) * REP + i2) * T + i3]);
             float v6 = v5 + acc0;
-            float v7 = v6 * (t62[r * n + j]);
+            float v7 = v6 * (t59[r * n + j]);
             float v8 = v4 != 0.0f ? v7 : 0.0f;
             float v10 = v8 * v9;
-            t97[r * n + j] = v10;
+            t90[r * n + j] = v10;
         }
     }
 }
 
-/* lm_step_lora_dropout_k110_scores_grad_matmul: t98[B, KVH, REP, T, HD] = t97 · saved_k  [layer_backward/attention/attention/scores/grad] */
-static void lm_step_lora_dropout_k110_scores_grad_matmul(float *restrict t98, const float *restrict saved_k, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k110_scores_grad_matmul: t91[B, KVH, REP, T, HD] = t90 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_dropout_k110_scores_grad_matmul(float *restrict t91, const float *restrict saved_k, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -6535,11 +6395,11 @@ static void lm_step_lora_dropout_k110_scores_grad_matmul(float *restrict t98, co
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t97 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t98 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t90 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t91 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
 }
 
-/* lm_step_lora_dropout_k111_attention_grad_matmul: t99[B, KVH, REP, T, HD] = t64ᵀ · t95  [layer_backward/attention/attention/grad] */
-static void lm_step_lora_dropout_k111_attention_grad_matmul(float *restrict t99, const float *restrict t64, const float *restrict t95, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k111_attention_grad_matmul: t92[B, KVH, REP, T, HD] = t90ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_lora_dropout_k111_attention_grad_matmul(float *restrict t92, const float *restrict saved_q, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -6550,11 +6410,11 @@ static void lm_step_lora_dropout_k111_attention_grad_matmul(float *restrict t99,
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t64 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t95 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t99 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t90 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t92 + b0 * (T*KVD) + b1 * (T*HD), HD);
 }
 
-/* lm_step_lora_dropout_k112_attention_grad_matmul: t100[B, KVH, REP, T, HD] = t97ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
-static void lm_step_lora_dropout_k112_attention_grad_matmul(float *restrict t100, const float *restrict saved_q, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k112_attention_grad_matmul: t93[B, KVH, REP, T, HD] = t61ᵀ · t88  [layer_backward/attention/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k112_attention_grad_matmul(float *restrict t93, const float *restrict t61, const float *restrict t88, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -6565,59 +6425,43 @@ static void lm_step_lora_dropout_k112_attention_grad_matmul(float *restrict t100
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t97 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t100 + b0 * (T*KVD) + b1 * (T*HD), HD);
+                la_gemm_serial(CblasTrans, CblasNoTrans, T, HD, T, t61 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t88 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t93 + b0 * (T*KVD) + b1 * HD, KVD);
 }
 
-/* lm_step_lora_dropout_k113_attention_grad: t101 = t99 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k113_attention_grad(float *restrict t101, const float *restrict lora_scale_wv, const float *restrict t99, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k113_lora_b_wv_grad_in: t94[B*T, R] = t93 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k113_lora_b_wv_grad_in(float *restrict t94, const float *restrict lora_b_wv, const float *restrict t93, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    const long HD = 2*HD2;
-    const long rows = B*T, n = KVD;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t93, KVD, lora_b_wv, R, 0.0f, t94, R);
+}
+
+/* lm_step_lora_dropout_k114_lora: t95 = t94 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k114_lora(float *t95, const float *lora_scale_wv, const float *t94, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t99[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
-            t101[r * n + j] = v0;
+            float v0 = (t94[r * n + j]) * (lora_scale_wv[0]);
+            t95[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k114_lora_b_wv_grad_in: t102[B*T, R] = t101 · lora_b_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k114_lora_b_wv_grad_in(float *restrict t102, const float *restrict lora_b_wv, const float *restrict t101, long B, long HD2, long KVH, long R, long T) {
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t101, KVD, lora_b_wv, R, 0.0f, t102, R);
-}
-
-/* lm_step_lora_dropout_k115_lora_a_wv_grad_in: t103[B*T, D] = t102 · lora_a_wv  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k115_lora_a_wv_grad_in(float *restrict t103, const float *restrict lora_a_wv, const float *restrict t102, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k115_lora_a_wv_grad_in: t96[B*T, D] = t95 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k115_lora_a_wv_grad_in(float *restrict t96, const float *restrict lora_a_wv, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t102, R, lora_a_wv, D, 0.0f, t103, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t95, R, lora_a_wv, D, 0.0f, t96, D);
 }
 
-/* lm_step_lora_dropout_k116_attention_grad: t104 = t99  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k116_attention_grad(float *restrict t104, const float *restrict t99, long B, long HD2, long KVH, long T) {
-    const long KVD = 2*HD2*KVH;
-    const long HD = 2*HD2;
-    const long rows = B*T, n = KVD;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            t104[r * n + j] = t99[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
-        }
-    }
-}
-
-/* lm_step_lora_dropout_k117_wv_grad_in: t105[B*T, D] = t104 · wv  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k117_wv_grad_in(float *restrict t105, const float *restrict wv, const float *restrict t104, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k116_wv_grad_in: t97[B*T, D] = t93 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k116_wv_grad_in(float *restrict t97, const float *restrict wv, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t104, KVD, wv, D, 0.0f, t105, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t93, KVD, wv, D, 0.0f, t97, D);
 }
 
-/* lm_step_lora_dropout_k118_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_dropout_k118_rope_grad(float *restrict t106, const float *restrict t0, const float *restrict t1, const float *restrict t100, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k117_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_dropout_k117_rope_grad(float *restrict t98, const float *restrict t0, const float *restrict t1, const float *restrict t92, long B, long HD2, long KVH, long T) {
     const long HD = 2*HD2;
     const long rows = B*KVH*T, n = HD;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6631,16 +6475,16 @@ static void lm_step_lora_dropout_k118_rope_grad(float *restrict t106, const floa
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t100[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t100[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t92[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t92[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t100[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t100[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t92[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t92[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -6648,45 +6492,45 @@ static void lm_step_lora_dropout_k118_rope_grad(float *restrict t106, const floa
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t106[r * n + j] = v9;
+            t98[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_dropout_k119_lora: t107 = t106 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k119_lora(float *restrict t107, const float *restrict lora_scale_wk, const float *restrict t106, long B, long HD2, long KVH, long T) {
+/* lm_step_lora_dropout_k118_lora_b_wk_grad_in: t99[B*T, R] = t98 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k118_lora_b_wk_grad_in(float *restrict t99, const float *restrict lora_b_wk, const float *restrict t98, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    const long rows = B*T, n = KVD;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t98, KVD, lora_b_wk, R, 0.0f, t99, R);
+}
+
+/* lm_step_lora_dropout_k119_lora: t100 = t99 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k119_lora(float *t100, const float *lora_scale_wk, const float *t99, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t106[r * n + j]) * (lora_scale_wk[0]);
-            t107[r * n + j] = v0;
+            float v0 = (t99[r * n + j]) * (lora_scale_wk[0]);
+            t100[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k120_lora_b_wk_grad_in: t108[B*T, R] = t107 · lora_b_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k120_lora_b_wk_grad_in(float *restrict t108, const float *restrict lora_b_wk, const float *restrict t107, long B, long HD2, long KVH, long R, long T) {
-    const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, KVD, t107, KVD, lora_b_wk, R, 0.0f, t108, R);
-}
-
-/* lm_step_lora_dropout_k121_lora_a_wk_grad_in: t109[B*T, D] = t108 · lora_a_wk  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k121_lora_a_wk_grad_in(float *restrict t109, const float *restrict lora_a_wk, const float *restrict t108, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k120_lora_a_wk_grad_in: t101[B*T, D] = t100 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k120_lora_a_wk_grad_in(float *restrict t101, const float *restrict lora_a_wk, const float *restrict t100, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t108, R, lora_a_wk, D, 0.0f, t109, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t100, R, lora_a_wk, D, 0.0f, t101, D);
 }
 
-/* lm_step_lora_dropout_k122_wk_grad_in: t110[B*T, D] = t106 · wk  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k122_wk_grad_in(float *restrict t110, const float *restrict wk, const float *restrict t106, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k121_wk_grad_in: t102[B*T, D] = t98 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k121_wk_grad_in(float *restrict t102, const float *restrict wk, const float *restrict t98, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t106, KVD, wk, D, 0.0f, t110, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, KVD, t98, KVD, wk, D, 0.0f, t102, D);
 }
 
-/* lm_step_lora_dropout_k123_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
-static void lm_step_lora_dropout_k123_rope_grad(float *restrict t111, const float *restrict t0, const float *restrict t1, const float *restrict t98, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k122_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_dropout_k122_rope_grad(float *restrict t103, const float *restrict t0, const float *restrict t1, const float *restrict t91, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = HD;
@@ -6701,16 +6545,16 @@ static void lm_step_lora_dropout_k123_rope_grad(float *restrict t111, const floa
                 v0 = 0.0f;
             }
             else {
-                float v1 = (t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
-                float v2 = -(t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v1 = (t91[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t91[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
                 float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
                 float v4 = v1 + v3;
                 v0 = v4;
             }
             float v5;
             if (j % 2 < 1) {
-                float v6 = (t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
-                float v7 = (t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = (t91[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t91[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
                 float v8 = v6 + v7;
                 v5 = v8;
             }
@@ -6718,44 +6562,44 @@ static void lm_step_lora_dropout_k123_rope_grad(float *restrict t111, const floa
                 v5 = 0.0f;
             }
             float v9 = v0 + v5;
-            t111[r * n + j] = v9;
+            t103[r * n + j] = v9;
         }
     }
 }
 
-/* lm_step_lora_dropout_k124_lora: t112 = t111 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k124_lora(float *restrict t112, const float *restrict lora_scale_wq, const float *restrict t111, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k123_lora_b_wq_grad_in: t104[B*T, R] = t103 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k123_lora_b_wq_grad_in(float *restrict t104, const float *restrict lora_b_wq, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t103, D, lora_b_wq, R, 0.0f, t104, R);
+}
+
+/* lm_step_lora_dropout_k124_lora: t105 = t104 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k124_lora(float *t105, const float *lora_scale_wq, const float *t104, long B, long R, long T) {
+    const long rows = B*T, n = R;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        #pragma omp simd
         for (long j = 0; j < n; j++) {
-            float v0 = (t111[r * n + j]) * (lora_scale_wq[0]);
-            t112[r * n + j] = v0;
+            float v0 = (t104[r * n + j]) * (lora_scale_wq[0]);
+            t105[r * n + j] = v0;
         }
     }
 }
 
-/* lm_step_lora_dropout_k125_lora_b_wq_grad_in: t113[B*T, R] = t112 · lora_b_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k125_lora_b_wq_grad_in(float *restrict t113, const float *restrict lora_b_wq, const float *restrict t112, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k125_lora_a_wq_grad_in: t106[B*T, D] = t105 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_dropout_k125_lora_a_wq_grad_in(float *restrict t106, const float *restrict lora_a_wq, const float *restrict t105, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, R, D, t112, D, lora_b_wq, R, 0.0f, t113, R);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t105, R, lora_a_wq, D, 0.0f, t106, D);
 }
 
-/* lm_step_lora_dropout_k126_lora_a_wq_grad_in: t114[B*T, D] = t113 · lora_a_wq  [layer_backward/attention/lora/grad] */
-static void lm_step_lora_dropout_k126_lora_a_wq_grad_in(float *restrict t114, const float *restrict lora_a_wq, const float *restrict t113, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k126_wq_grad_in: t107[B*T, D] = t103 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k126_wq_grad_in(float *restrict t107, const float *restrict wq, const float *restrict t103, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, R, t113, R, lora_a_wq, D, 0.0f, t114, D);
+    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t103, D, wq, D, 0.0f, t107, D);
 }
 
-/* lm_step_lora_dropout_k127_wq_grad_in: t115[B*T, D] = t111 · wq  [layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k127_wq_grad_in(float *restrict t115, const float *restrict wq, const float *restrict t111, long B, long HD2, long KVH, long REP, long T) {
-    const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasNoTrans, CblasNoTrans, B*T, D, D, t111, D, wq, D, 0.0f, t115, D);
-}
-
-/* lm_step_lora_dropout_k128_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
-static void lm_step_lora_dropout_k128_dropout(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t53, const float *restrict t90, const float *restrict t103, const float *restrict t105, const float *restrict t109, const float *restrict t110, const float *restrict t114, const float *restrict t115, long B, long HD2, long KVH, long REP, long T) {
+/* lm_step_lora_dropout_k127_dropout: div, add, rsqrt, random, cmple, sub, div, random, cmple, random, cmple, mul, mul, add, mul, mul, add, add, mul, mul, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/attention/lora/dropout; layer_backward/rmsnorm/grad; layer_backward/attention/lora/dropout/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_dropout_k127_dropout(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const int32_t *restrict lora_dropout_key_wq, const float *restrict lora_dropout, const int32_t *restrict lora_dropout_key_wk, const int32_t *restrict lora_dropout_key_wv, const float *restrict t53, const float *restrict t83, const float *restrict t96, const float *restrict t97, const float *restrict t101, const float *restrict t102, const float *restrict t106, const float *restrict t107, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -6767,23 +6611,23 @@ static void lm_step_lora_dropout_k128_dropout(float *restrict carry5_next, const
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v2 = (t103[((i0) * T + i1) * D + j0]) * v1;
+            float v2 = (t96[((i0) * T + i1) * D + j0]) * v1;
             float v3 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j0);
             float v4 = lora_dropout[0] <= v3 ? 1.0f : 0.0f;
             float v5 = v2 * v4;
-            float v6 = v5 + t105[r * n + j0];
-            float v7 = (t109[((i0) * T + i1) * D + j0]) * v1;
+            float v6 = v5 + t97[r * n + j0];
+            float v7 = (t101[((i0) * T + i1) * D + j0]) * v1;
             float v8 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j0);
             float v9 = lora_dropout[0] <= v8 ? 1.0f : 0.0f;
             float v10 = v7 * v9;
             float v11 = v6 + v10;
-            float v12 = v11 + t110[r * n + j0];
-            float v13 = (t114[((i0) * T + i1) * D + j0]) * v1;
+            float v12 = v11 + t102[r * n + j0];
+            float v13 = (t106[((i0) * T + i1) * D + j0]) * v1;
             float v14 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j0);
             float v15 = lora_dropout[0] <= v14 ? 1.0f : 0.0f;
             float v16 = v13 * v15;
             float v17 = v12 + v16;
-            float v18 = v17 + t115[r * n + j0];
+            float v18 = v17 + t107[r * n + j0];
             float v19 = v18 * (attn_norm[j0]);
             float v20 = v19 * (saved_x[r * n + j0]);
             acc0 += v20;
@@ -6797,26 +6641,26 @@ static void lm_step_lora_dropout_k128_dropout(float *restrict carry5_next, const
         float v47 = v46 * (-0.5f);
         float v48 = v47 / ((float)(D));
         for (long j = 0; j < n; j++) {
-            float v21 = (t103[((i0) * T + i1) * D + j]) * v1;
+            float v21 = (t96[((i0) * T + i1) * D + j]) * v1;
             float v22 = la_uniform((uint32_t)(lora_dropout_key_wv[0]), ((i0) * T + i1) * D + j);
             float v23 = lora_dropout[0] <= v22 ? 1.0f : 0.0f;
             float v24 = v21 * v23;
-            float v25 = v24 + t105[r * n + j];
-            float v26 = (t109[((i0) * T + i1) * D + j]) * v1;
+            float v25 = v24 + t97[r * n + j];
+            float v26 = (t101[((i0) * T + i1) * D + j]) * v1;
             float v27 = la_uniform((uint32_t)(lora_dropout_key_wk[0]), ((i0) * T + i1) * D + j);
             float v28 = lora_dropout[0] <= v27 ? 1.0f : 0.0f;
             float v29 = v26 * v28;
             float v30 = v25 + v29;
-            float v31 = v30 + t110[r * n + j];
-            float v32 = (t114[((i0) * T + i1) * D + j]) * v1;
+            float v31 = v30 + t102[r * n + j];
+            float v32 = (t106[((i0) * T + i1) * D + j]) * v1;
             float v33 = la_uniform((uint32_t)(lora_dropout_key_wq[0]), ((i0) * T + i1) * D + j);
             float v34 = lora_dropout[0] <= v33 ? 1.0f : 0.0f;
             float v35 = v32 * v34;
             float v36 = v31 + v35;
-            float v37 = v36 + t115[r * n + j];
+            float v37 = v36 + t107[r * n + j];
             float v38 = v37 * (attn_norm[j]);
             float v42 = v38 * v41;
-            float v43 = t90[r * n + j] + v42;
+            float v43 = t83[r * n + j] + v42;
             float v49 = v48 * (saved_x[r * n + j]);
             float v50 = v43 + v49;
             float v51 = v50 + v49;
@@ -6825,88 +6669,88 @@ static void lm_step_lora_dropout_k128_dropout(float *restrict carry5_next, const
     }
 }
 
-/* lm_step_lora_dropout_k129_grad_lora_a_wq: grad_lora_a_wq[R, D] += t113ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k129_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t55, const float *restrict t113, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k128_grad_lora_a_wq: grad_lora_a_wq[R, D] += t105ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k128_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t55, const float *restrict t105, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t113, R, t55, D, 1.0f, grad_lora_a_wq, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t105, R, t55, D, 1.0f, grad_lora_a_wq, D);
 }
 
-/* lm_step_lora_dropout_k130_grad_lora_b_wq: grad_lora_b_wq[D, R] += t112ᵀ · t56  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k130_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t56, const float *restrict t112, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k129_grad_lora_b_wq: grad_lora_b_wq[D, R] += t103ᵀ · saved_lora_wq  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k129_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict saved_lora_wq, const float *restrict t103, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t112, D, t56, R, 1.0f, grad_lora_b_wq, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t103, D, saved_lora_wq, R, 1.0f, grad_lora_b_wq, R);
 }
 
-/* lm_step_lora_dropout_k131_grad_lora_a_wk: grad_lora_a_wk[R, D] += t108ᵀ · t57  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k131_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t57, const float *restrict t108, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k130_grad_lora_a_wk: grad_lora_a_wk[R, D] += t100ᵀ · t56  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k130_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t56, const float *restrict t100, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t108, R, t57, D, 1.0f, grad_lora_a_wk, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t100, R, t56, D, 1.0f, grad_lora_a_wk, D);
 }
 
-/* lm_step_lora_dropout_k132_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t107ᵀ · t58  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k132_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t58, const float *restrict t107, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k131_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t98ᵀ · saved_lora_wk  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k131_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict saved_lora_wk, const float *restrict t98, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t107, KVD, t58, R, 1.0f, grad_lora_b_wk, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t98, KVD, saved_lora_wk, R, 1.0f, grad_lora_b_wk, R);
 }
 
-/* lm_step_lora_dropout_k133_grad_lora_a_wv: grad_lora_a_wv[R, D] += t102ᵀ · t59  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k133_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t59, const float *restrict t102, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k132_grad_lora_a_wv: grad_lora_a_wv[R, D] += t95ᵀ · t57  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k132_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t57, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t102, R, t59, D, 1.0f, grad_lora_a_wv, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t95, R, t57, D, 1.0f, grad_lora_a_wv, D);
 }
 
-/* lm_step_lora_dropout_k134_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t101ᵀ · t60  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k134_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t60, const float *restrict t101, long B, long HD2, long KVH, long R, long T) {
+/* lm_step_lora_dropout_k133_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t93ᵀ · saved_lora_wv  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k133_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict saved_lora_wv, const float *restrict t93, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
-    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t101, KVD, t60, R, 1.0f, grad_lora_b_wv, R);
+    la_gemm(CblasTrans, CblasNoTrans, KVD, R, B*T, t93, KVD, saved_lora_wv, R, 1.0f, grad_lora_b_wv, R);
 }
 
-/* lm_step_lora_dropout_k135_grad_lora_a_wo: grad_lora_a_wo[R, D] += t92ᵀ · t65  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k135_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t65, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k134_grad_lora_a_wo: grad_lora_a_wo[R, D] += t85ᵀ · t62  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k134_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict t62, const float *restrict t85, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t92, R, t65, D, 1.0f, grad_lora_a_wo, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t85, R, t62, D, 1.0f, grad_lora_a_wo, D);
 }
 
-/* lm_step_lora_dropout_k136_grad_lora_b_wo: grad_lora_b_wo[D, R] += t91ᵀ · t66  [layer_backward/attention/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k136_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t66, const float *restrict t91, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k135_grad_lora_b_wo: grad_lora_b_wo[D, R] += t83ᵀ · saved_lora_wo  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k135_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict saved_lora_wo, const float *restrict t83, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t91, D, t66, R, 1.0f, grad_lora_b_wo, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t83, D, saved_lora_wo, R, 1.0f, grad_lora_b_wo, R);
 }
 
-/* lm_step_lora_dropout_k137_grad_lora_a_w1: grad_lora_a_w1[R, D] += t87ᵀ · t69  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k137_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t69, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k136_grad_lora_a_w1: grad_lora_a_w1[R, D] += t80ᵀ · t65  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k136_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t65, const float *restrict t80, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t87, R, t69, D, 1.0f, grad_lora_a_w1, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t80, R, t65, D, 1.0f, grad_lora_a_w1, D);
 }
 
-/* lm_step_lora_dropout_k138_grad_lora_b_w1: grad_lora_b_w1[F, R] += t86ᵀ · t70  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k138_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t70, const float *restrict t86, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t86, F, t70, R, 1.0f, grad_lora_b_w1, R);
+/* lm_step_lora_dropout_k137_grad_lora_b_w1: grad_lora_b_w1[F, R] += t78ᵀ · saved_lora_w1  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k137_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict saved_lora_w1, const float *restrict t78, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t78, F, saved_lora_w1, R, 1.0f, grad_lora_b_w1, R);
 }
 
-/* lm_step_lora_dropout_k139_grad_lora_a_w2: grad_lora_a_w2[R, F] += t77ᵀ · t74  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k139_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t74, const float *restrict t77, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t77, R, t74, F, 1.0f, grad_lora_a_w2, F);
+/* lm_step_lora_dropout_k138_grad_lora_a_w2: grad_lora_a_w2[R, F] += t70ᵀ · t68  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k138_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t68, const float *restrict t70, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, R, F, B*T, t70, R, t68, F, 1.0f, grad_lora_a_w2, F);
 }
 
-/* lm_step_lora_dropout_k140_grad_lora_b_w2: grad_lora_b_w2[D, R] += t76ᵀ · t75  [layer_backward/ffn/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k140_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t75, const float *restrict t76, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k139_grad_lora_b_w2: grad_lora_b_w2[D, R] += carry5ᵀ · saved_lora_w2  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k139_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict carry5, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, t76, D, t75, R, 1.0f, grad_lora_b_w2, R);
+    la_gemm(CblasTrans, CblasNoTrans, D, R, B*T, carry5, D, saved_lora_w2, R, 1.0f, grad_lora_b_w2, R);
 }
 
-/* lm_step_lora_dropout_k141_grad_lora_a_w3: grad_lora_a_w3[R, D] += t82ᵀ · t72  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k141_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t72, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+/* lm_step_lora_dropout_k140_grad_lora_a_w3: grad_lora_a_w3[R, D] += t75ᵀ · t67  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k140_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t67, const float *restrict t75, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
-    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t82, R, t72, D, 1.0f, grad_lora_a_w3, D);
+    la_gemm(CblasTrans, CblasNoTrans, R, D, B*T, t75, R, t67, D, 1.0f, grad_lora_a_w3, D);
 }
 
-/* lm_step_lora_dropout_k142_grad_lora_b_w3: grad_lora_b_w3[F, R] += t81ᵀ · t73  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
-static void lm_step_lora_dropout_k142_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t73, const float *restrict t81, long B, long F, long R, long T) {
-    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t81, F, t73, R, 1.0f, grad_lora_b_w3, R);
+/* lm_step_lora_dropout_k141_grad_lora_b_w3: grad_lora_b_w3[F, R] += t73ᵀ · saved_lora_w3  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_dropout_k141_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict saved_lora_w3, const float *restrict t73, long B, long F, long R, long T) {
+    la_gemm(CblasTrans, CblasNoTrans, F, R, B*T, t73, F, saved_lora_w3, R, 1.0f, grad_lora_b_w3, R);
 }
 
-/* Arena: 51 slots planned for 143 kernels. */
+/* Arena: 41 slots planned for 142 kernels. */
 static long llama_train_lm_step_lora_dropout_layout(const llama_train_lm_step_lora_dropout_args *args, long *off) {
     const long B = args->B;
     const long CR = args->CR;
@@ -6920,61 +6764,51 @@ static long llama_train_lm_step_lora_dropout_layout(const llama_train_lm_step_lo
     long total = 0;
     off[0] = total; total += la_round16(HD2*T);
     off[1] = total; total += la_round16(HD2*T);
-    off[2] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T), CR));
-    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), B*KVH*REP*T*T), 2*CR*HD2*KVH*REP));
+    off[2] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*CR*HD2*KVH*REP));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T), B*F*T), CR));
     off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 1));
-    off[6] = total; total += la_round16(la_max(la_max(2*CR*HD2*KVH*REP, CR), 2*B*HD2*KVH*REP*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 1), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
     off[7] = total; total += la_round16(la_max(CR*V, B*T));
     off[8] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
-    off[9] = total; total += la_round16(la_max(la_max(CR, 1), 2*B*HD2*KVH*REP*T));
-    off[10] = total; total += la_round16(la_max(la_max(1, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
-    off[11] = total; total += la_round16(la_max(la_max(CR, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[12] = total; total += la_round16(la_max(la_max(la_max(1, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
-    off[13] = total; total += la_round16(B*R*T);
-    off[14] = total; total += la_round16(la_max(B*T, B*R*T));
-    off[15] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[16] = total; total += la_round16(B*R*T);
+    off[9] = total; total += la_round16(la_max(la_max(CR, 1), B*F*T));
+    off[10] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(la_max(CR, B*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[12] = total; total += la_round16(la_max(la_max(1, B*T), B*R*T));
+    off[13] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[14] = total; total += la_round16(B*F*T);
+    off[15] = total; total += la_round16(B*R*T);
+    off[16] = total; total += la_round16(la_max(B*F*T, B*R*T));
     off[17] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[18] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[18] = total; total += la_round16(B*F*T);
     off[19] = total; total += la_round16(B*R*T);
-    off[20] = total; total += la_round16(B*F*T);
-    off[21] = total; total += la_round16(B*R*T);
-    off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[23] = total; total += la_round16(B*R*T);
-    off[24] = total; total += la_round16(la_max(B*F*T, B*R*T));
-    off[25] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
-    off[26] = total; total += la_round16(B*F*T);
-    off[27] = total; total += la_round16(B*F*T);
-    off[28] = total; total += la_round16(B*R*T);
+    off[20] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[21] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T));
+    off[22] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*R*T));
+    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[24] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[25] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[29] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[30] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
-    off[31] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
-    off[32] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
-    off[33] = total; total += la_round16(B*R*T);
-    off[34] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[36] = total; total += la_round16(B*R*T);
-    off[37] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[38] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[30] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[32] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[33] = total; total += la_round16(1);
+    off[34] = total; total += la_round16(1);
+    off[35] = total; total += la_round16(1);
+    off[36] = total; total += la_round16(1);
+    off[37] = total; total += la_round16(1);
+    off[38] = total; total += la_round16(1);
     off[39] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[40] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[41] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[42] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[43] = total; total += la_round16(1);
-    off[44] = total; total += la_round16(1);
-    off[45] = total; total += la_round16(1);
-    off[46] = total; total += la_round16(1);
-    off[47] = total; total += la_round16(1);
-    off[48] = total; total += la_round16(1);
-    off[49] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[50] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
     return total;
 }
 
 long llama_train_lm_step_lora_dropout_arena_floats(const llama_train_lm_step_lora_dropout_args *args) {
-    long off[51];
+    long off[41];
     return llama_train_lm_step_lora_dropout_layout(args, off);
 }
 
@@ -6990,7 +6824,7 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
-    long off[51];
+    long off[41];
     llama_train_lm_step_lora_dropout_layout(args, off);
     double *prof = args->kernel_ns;
     float *t0 = args->arena + off[0];
@@ -7007,31 +6841,31 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     float *t11 = args->arena + off[5];
     float *t12 = args->arena + off[4];
     float *t13 = args->arena + off[3];
-    float *t14 = args->arena + off[2];
-    float *t15 = args->arena + off[4];
-    float *t16 = args->arena + off[3];
-    float *t17 = args->arena + off[2];
-    float *t18 = args->arena + off[4];
+    float *t14 = args->arena + off[3];
+    float *t15 = args->arena + off[2];
+    float *t16 = args->arena + off[4];
+    float *t17 = args->arena + off[3];
+    float *t18 = args->arena + off[2];
     float *t19 = args->arena + off[5];
-    float *t20 = args->arena + off[3];
-    float *t21 = args->arena + off[4];
+    float *t20 = args->arena + off[4];
+    float *t21 = args->arena + off[2];
     float *t22 = args->arena + off[5];
-    float *t23 = args->arena + off[2];
-    float *t24 = args->arena + off[3];
-    float *t25 = args->arena + off[2];
+    float *t23 = args->arena + off[3];
+    float *t24 = args->arena + off[4];
+    float *t25 = args->arena + off[3];
     float *t26 = args->arena + off[5];
-    float *t27 = args->arena + off[3];
-    float *t28 = args->arena + off[4];
-    float *t29 = args->arena + off[2];
+    float *t27 = args->arena + off[4];
+    float *t28 = args->arena + off[3];
+    float *t29 = args->arena + off[3];
     float *t30 = args->arena + off[5];
-    float *t31 = args->arena + off[3];
-    float *t32 = args->arena + off[2];
+    float *t31 = args->arena + off[2];
+    float *t32 = args->arena + off[3];
     float *t33 = args->arena + off[4];
-    float *t34 = args->arena + off[2];
+    float *t34 = args->arena + off[3];
     float *t35 = args->arena + off[5];
     float *t36 = args->arena + off[4];
-    float *t37 = args->arena + off[3];
-    float *t38 = args->arena + off[2];
+    float *t37 = args->arena + off[2];
+    float *t38 = args->arena + off[3];
     float *t39 = args->arena + off[6];
     float *t40 = args->arena + off[7];
     float *t41 = args->arena + off[6];
@@ -7047,68 +6881,60 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     float *t51 = args->arena + off[11];
     float *t52 = args->arena + off[8];
     float *t53 = args->arena + off[7];
-    float *t54 = args->arena + off[3];
-    float *t55 = args->arena + off[2];
-    float *t56 = args->arena + off[5];
-    float *t57 = args->arena + off[8];
-    float *t58 = args->arena + off[4];
+    float *t54 = args->arena + off[2];
+    float *t55 = args->arena + off[3];
+    float *t56 = args->arena + off[8];
+    float *t57 = args->arena + off[4];
+    float *t58 = args->arena + off[2];
     float *t59 = args->arena + off[6];
-    float *t60 = args->arena + off[3];
-    float *t61 = args->arena + off[11];
+    float *t60 = args->arena + off[11];
+    float *t61 = args->arena + off[2];
     float *t62 = args->arena + off[10];
     float *t63 = args->arena + off[12];
-    float *t64 = args->arena + off[11];
-    float *t65 = args->arena + off[9];
-    float *t66 = args->arena + off[13];
-    float *t67 = args->arena + off[14];
+    float *t64 = args->arena + off[12];
+    float *t65 = args->arena + off[5];
+    float *t66 = args->arena + off[9];
+    float *t67 = args->arena + off[13];
     float *t68 = args->arena + off[14];
     float *t69 = args->arena + off[15];
-    float *t70 = args->arena + off[16];
-    float *t71 = args->arena + off[17];
-    float *t72 = args->arena + off[18];
-    float *t73 = args->arena + off[19];
-    float *t74 = args->arena + off[20];
-    float *t75 = args->arena + off[21];
-    float *t76 = args->arena + off[22];
-    float *t77 = args->arena + off[23];
-    float *t78 = args->arena + off[24];
-    float *t79 = args->arena + off[25];
-    float *t80 = args->arena + off[26];
-    float *t81 = args->arena + off[27];
-    float *t82 = args->arena + off[28];
-    float *t83 = args->arena + off[29];
-    float *t84 = args->arena + off[30];
-    float *t85 = args->arena + off[17];
-    float *t86 = args->arena + off[26];
-    float *t87 = args->arena + off[24];
-    float *t88 = args->arena + off[25];
-    float *t89 = args->arena + off[31];
-    float *t90 = args->arena + off[17];
-    float *t91 = args->arena + off[29];
-    float *t92 = args->arena + off[14];
-    float *t93 = args->arena + off[30];
-    float *t94 = args->arena + off[25];
-    float *t95 = args->arena + off[31];
-    float *t96 = args->arena + off[30];
-    float *t97 = args->arena + off[10];
-    float *t98 = args->arena + off[25];
-    float *t99 = args->arena + off[12];
-    float *t100 = args->arena + off[30];
-    float *t101 = args->arena + off[11];
-    float *t102 = args->arena + off[31];
-    float *t103 = args->arena + off[10];
-    float *t104 = args->arena + off[32];
-    float *t105 = args->arena + off[12];
-    float *t106 = args->arena + off[32];
-    float *t107 = args->arena + off[30];
-    float *t108 = args->arena + off[33];
-    float *t109 = args->arena + off[34];
-    float *t110 = args->arena + off[35];
-    float *t111 = args->arena + off[32];
-    float *t112 = args->arena + off[25];
-    float *t113 = args->arena + off[36];
-    float *t114 = args->arena + off[37];
-    float *t115 = args->arena + off[38];
+    float *t70 = args->arena + off[15];
+    float *t71 = args->arena + off[16];
+    float *t72 = args->arena + off[17];
+    float *t73 = args->arena + off[18];
+    float *t74 = args->arena + off[19];
+    float *t75 = args->arena + off[19];
+    float *t76 = args->arena + off[20];
+    float *t77 = args->arena + off[21];
+    float *t78 = args->arena + off[9];
+    float *t79 = args->arena + off[16];
+    float *t80 = args->arena + off[16];
+    float *t81 = args->arena + off[17];
+    float *t82 = args->arena + off[22];
+    float *t83 = args->arena + off[23];
+    float *t84 = args->arena + off[12];
+    float *t85 = args->arena + off[12];
+    float *t86 = args->arena + off[20];
+    float *t87 = args->arena + off[21];
+    float *t88 = args->arena + off[17];
+    float *t89 = args->arena + off[22];
+    float *t90 = args->arena + off[6];
+    float *t91 = args->arena + off[20];
+    float *t92 = args->arena + off[21];
+    float *t93 = args->arena + off[11];
+    float *t94 = args->arena + off[22];
+    float *t95 = args->arena + off[22];
+    float *t96 = args->arena + off[2];
+    float *t97 = args->arena + off[17];
+    float *t98 = args->arena + off[6];
+    float *t99 = args->arena + off[21];
+    float *t100 = args->arena + off[21];
+    float *t101 = args->arena + off[24];
+    float *t102 = args->arena + off[25];
+    float *t103 = args->arena + off[26];
+    float *t104 = args->arena + off[20];
+    float *t105 = args->arena + off[20];
+    float *t106 = args->arena + off[27];
+    float *t107 = args->arena + off[28];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -7128,11 +6954,11 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     float *accuracy = args->accuracy;
     float *saved_x_slot0 = args->saved_x;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 143, lm_step_lora_dropout_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 143, lm_step_lora_dropout_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 142, lm_step_lora_dropout_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 142, lm_step_lora_dropout_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = saved_x_slot0;
-    float *carry0_buf[2] = { args->arena + off[39], args->arena + off[40] };
+    float *carry0_buf[2] = { args->arena + off[29], args->arena + off[30] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
         const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -7164,69 +6990,83 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         const int32_t *lora_dropout_key_w1 = args->lora_dropout_key_w1 + l * 1;
         const int32_t *lora_dropout_key_w2 = args->lora_dropout_key_w2 + l * 1;
         const int32_t *lora_dropout_key_w3 = args->lora_dropout_key_w3 + l * 1;
+        float *saved_lora_wq = args->saved_lora_wq + l * (B*R*T);
         float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + l * (B*R*T);
         float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + l * (B*R*T);
         float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
         float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + l * (B*R*T);
         float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + l * (B*R*T);
         float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + l * (B*R*T);
         float *saved_up = args->saved_up + l * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + l * (B*R*T);
         float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 143, lm_step_lora_dropout_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 143, lm_step_lora_dropout_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 143, lm_step_lora_dropout_k4_dropout(t4, lora_dropout_key_wq, lora_dropout, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 5, 143, lm_step_lora_dropout_k5_lora_a_wq(t5, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 6, 143, lm_step_lora_dropout_k6_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 7, 143, lm_step_lora_dropout_k7_rope(saved_q, t0, t1, lora_scale_wq, t3, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 8, 143, lm_step_lora_dropout_k8_wk(t7, wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 9, 143, lm_step_lora_dropout_k9_dropout(t8, lora_dropout, lora_dropout_key_wk, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 143, lm_step_lora_dropout_k10_lora_a_wk(t9, lora_a_wk, t8, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 11, 143, lm_step_lora_dropout_k11_lora_b_wk(t10, lora_b_wk, t9, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 12, 143, lm_step_lora_dropout_k12_rope(saved_k, t0, t1, lora_scale_wk, t7, t10, B, HD2, KVH, T));
-        LA_TIMED(prof, 13, 143, lm_step_lora_dropout_k13_wv(t11, wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 143, lm_step_lora_dropout_k14_dropout(t12, lora_dropout, lora_dropout_key_wv, t2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 143, lm_step_lora_dropout_k15_lora_a_wv(t13, lora_a_wv, t12, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 16, 143, lm_step_lora_dropout_k16_lora_b_wv(t14, lora_b_wv, t13, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 17, 143, lm_step_lora_dropout_k17_lora(saved_v, lora_scale_wv, t11, t14, B, HD2, KVH, T));
-        LA_TIMED(prof, 18, 143, lm_step_lora_dropout_k18_scores_matmul(t15, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 143, lm_step_lora_dropout_k19_attention(t16, t15, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 20, 143, lm_step_lora_dropout_k20_saved_attn(saved_attn, saved_v, t16, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 21, 143, lm_step_lora_dropout_k21_wo(t17, wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 22, 143, lm_step_lora_dropout_k22_dropout(t18, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 23, 143, lm_step_lora_dropout_k23_lora_a_wo(t19, lora_a_wo, t18, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 24, 143, lm_step_lora_dropout_k24_lora_b_wo(t20, lora_b_wo, t19, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 25, 143, lm_step_lora_dropout_k25_lora(saved_h, carry0, lora_scale_wo, t17, t20, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 26, 143, lm_step_lora_dropout_k26_rmsnorm(t21, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 27, 143, lm_step_lora_dropout_k27_w1(t22, w1, t21, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 28, 143, lm_step_lora_dropout_k28_dropout(t23, lora_dropout, lora_dropout_key_w1, t21, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 29, 143, lm_step_lora_dropout_k29_lora_a_w1(t24, lora_a_w1, t23, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 30, 143, lm_step_lora_dropout_k30_lora_b_w1(t25, lora_b_w1, t24, B, F, R, T));
-        LA_TIMED(prof, 31, 143, lm_step_lora_dropout_k31_lora(saved_gate, lora_scale_w1, t22, t25, B, F, T));
-        LA_TIMED(prof, 32, 143, lm_step_lora_dropout_k32_w3(t26, w3, t21, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 33, 143, lm_step_lora_dropout_k33_dropout(t27, lora_dropout, lora_dropout_key_w3, t21, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 34, 143, lm_step_lora_dropout_k34_lora_a_w3(t28, lora_a_w3, t27, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 35, 143, lm_step_lora_dropout_k35_lora_b_w3(t29, lora_b_w3, t28, B, F, R, T));
-        LA_TIMED(prof, 36, 143, lm_step_lora_dropout_k36_lora(saved_up, lora_scale_w3, t26, t29, B, F, T));
-        LA_TIMED(prof, 37, 143, lm_step_lora_dropout_k37_silu(t30, saved_gate, saved_up, B, F, T));
-        LA_TIMED(prof, 38, 143, lm_step_lora_dropout_k38_w2(t31, w2, t30, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 39, 143, lm_step_lora_dropout_k39_dropout(t32, lora_dropout, lora_dropout_key_w2, t30, B, F, T));
-        LA_TIMED(prof, 40, 143, lm_step_lora_dropout_k40_lora_a_w2(t33, lora_a_w2, t32, B, F, R, T));
-        LA_TIMED(prof, 41, 143, lm_step_lora_dropout_k41_lora_b_w2(t34, lora_b_w2, t33, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 42, 143, lm_step_lora_dropout_k42_lora(carry0_next, lora_scale_w2, saved_h, t31, t34, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 142, lm_step_lora_dropout_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 142, lm_step_lora_dropout_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 142, lm_step_lora_dropout_k4_dropout(t4, lora_dropout_key_wq, lora_dropout, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 142, lm_step_lora_dropout_k5_lora_a_wq(t5, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 6, 142, lm_step_lora_dropout_k6_lora(saved_lora_wq, lora_scale_wq, t5, B, R, T));
+        LA_TIMED(prof, 7, 142, lm_step_lora_dropout_k7_lora_b_wq(t6, lora_b_wq, saved_lora_wq, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 8, 142, lm_step_lora_dropout_k8_rope(saved_q, t0, t1, t3, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 142, lm_step_lora_dropout_k9_wk(t7, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 142, lm_step_lora_dropout_k10_dropout(t8, lora_dropout, lora_dropout_key_wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 142, lm_step_lora_dropout_k11_lora_a_wk(t9, lora_a_wk, t8, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 12, 142, lm_step_lora_dropout_k12_lora(saved_lora_wk, lora_scale_wk, t9, B, R, T));
+        LA_TIMED(prof, 13, 142, lm_step_lora_dropout_k13_lora_b_wk(t10, lora_b_wk, saved_lora_wk, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 14, 142, lm_step_lora_dropout_k14_rope(saved_k, t0, t1, t7, t10, B, HD2, KVH, T));
+        LA_TIMED(prof, 15, 142, lm_step_lora_dropout_k15_wv(t11, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 142, lm_step_lora_dropout_k16_dropout(t12, lora_dropout, lora_dropout_key_wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 142, lm_step_lora_dropout_k17_lora_a_wv(t13, lora_a_wv, t12, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 18, 142, lm_step_lora_dropout_k18_lora(saved_lora_wv, lora_scale_wv, t13, B, R, T));
+        LA_TIMED(prof, 19, 142, lm_step_lora_dropout_k19_lora_b_wv(t14, lora_b_wv, saved_lora_wv, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 20, 142, lm_step_lora_dropout_k20_attention(saved_v, t11, t14, B, HD2, KVH, T));
+        LA_TIMED(prof, 21, 142, lm_step_lora_dropout_k21_scores_matmul(t15, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 142, lm_step_lora_dropout_k22_attention(t16, t15, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 142, lm_step_lora_dropout_k23_saved_attn(saved_attn, saved_v, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 142, lm_step_lora_dropout_k24_wo(t17, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 25, 142, lm_step_lora_dropout_k25_dropout(t18, lora_dropout, lora_dropout_key_wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 142, lm_step_lora_dropout_k26_lora_a_wo(t19, lora_a_wo, t18, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 27, 142, lm_step_lora_dropout_k27_lora(saved_lora_wo, lora_scale_wo, t19, B, R, T));
+        LA_TIMED(prof, 28, 142, lm_step_lora_dropout_k28_lora_b_wo(t20, lora_b_wo, saved_lora_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 29, 142, lm_step_lora_dropout_k29_layer(saved_h, carry0, t17, t20, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 30, 142, lm_step_lora_dropout_k30_rmsnorm(t21, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 31, 142, lm_step_lora_dropout_k31_w1(t22, w1, t21, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 32, 142, lm_step_lora_dropout_k32_dropout(t23, lora_dropout, lora_dropout_key_w1, t21, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 33, 142, lm_step_lora_dropout_k33_lora_a_w1(t24, lora_a_w1, t23, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 34, 142, lm_step_lora_dropout_k34_lora(saved_lora_w1, lora_scale_w1, t24, B, R, T));
+        LA_TIMED(prof, 35, 142, lm_step_lora_dropout_k35_lora_b_w1(t25, lora_b_w1, saved_lora_w1, B, F, R, T));
+        LA_TIMED(prof, 36, 142, lm_step_lora_dropout_k36_gate_up(saved_gate, t22, t25, B, F, T));
+        LA_TIMED(prof, 37, 142, lm_step_lora_dropout_k37_w3(t26, w3, t21, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 38, 142, lm_step_lora_dropout_k38_dropout(t27, lora_dropout, lora_dropout_key_w3, t21, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 39, 142, lm_step_lora_dropout_k39_lora_a_w3(t28, lora_a_w3, t27, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 40, 142, lm_step_lora_dropout_k40_lora(saved_lora_w3, lora_scale_w3, t28, B, R, T));
+        LA_TIMED(prof, 41, 142, lm_step_lora_dropout_k41_lora_b_w3(t29, lora_b_w3, saved_lora_w3, B, F, R, T));
+        LA_TIMED(prof, 42, 142, lm_step_lora_dropout_k42_gate_up(saved_up, t26, t29, B, F, T));
+        LA_TIMED(prof, 43, 142, lm_step_lora_dropout_k43_silu(t30, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 44, 142, lm_step_lora_dropout_k44_w2(t31, w2, t30, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 45, 142, lm_step_lora_dropout_k45_dropout(t32, lora_dropout, lora_dropout_key_w2, t30, B, F, T));
+        LA_TIMED(prof, 46, 142, lm_step_lora_dropout_k46_lora_a_w2(t33, lora_a_w2, t32, B, F, R, T));
+        LA_TIMED(prof, 47, 142, lm_step_lora_dropout_k47_lora(saved_lora_w2, lora_scale_w2, t33, B, R, T));
+        LA_TIMED(prof, 48, 142, lm_step_lora_dropout_k48_lora_b_w2(t34, lora_b_w2, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 49, 142, lm_step_lora_dropout_k49_lora(carry0_next, saved_h, t31, t34, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 43, 143, lm_step_lora_dropout_k43_reshape(t35));
-    LA_TIMED(prof, 44, 143, lm_step_lora_dropout_k44_expand(t36, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 50, 142, lm_step_lora_dropout_k50_reshape(t35));
+    LA_TIMED(prof, 51, 142, lm_step_lora_dropout_k51_expand(t36, B, HD2, KVH, REP, T));
     /* stage 'lm_chunk', repeated NC times */
     const float *carry1 = t36;
-    float *carry1_buf[2] = { args->arena + off[41], args->arena + off[42] };
+    float *carry1_buf[2] = { args->arena + off[31], args->arena + off[32] };
     const float *carry2 = t35;
-    float *carry2_buf[2] = { args->arena + off[43], args->arena + off[44] };
+    float *carry2_buf[2] = { args->arena + off[33], args->arena + off[34] };
     const float *carry3 = t35;
-    float *carry3_buf[2] = { args->arena + off[45], args->arena + off[46] };
+    float *carry3_buf[2] = { args->arena + off[35], args->arena + off[36] };
     const float *carry4 = t35;
-    float *carry4_buf[2] = { args->arena + off[47], args->arena + off[48] };
+    float *carry4_buf[2] = { args->arena + off[37], args->arena + off[38] };
     for (long l = 0; l < NC; l++) {
         const int32_t *scored = args->scored + l * CR;
         const int32_t *targets = args->targets + l * CR;
@@ -7235,26 +7075,26 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
         float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
         float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
-        LA_TIMED(prof, 45, 143, lm_step_lora_dropout_k45_lm_head(t37, carry0, scored, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 46, 143, lm_step_lora_dropout_k46_rmsnorm(t38, t37, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 47, 143, lm_step_lora_dropout_k47_rmsnorm(t39, norm_eps, final_norm, t37, t38, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 48, 143, lm_step_lora_dropout_k48_lm_head(t40, lm_head, t39, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 49, 143, lm_step_lora_dropout_k49_log_softmax(t41, t40, CR, V));
-        LA_TIMED(prof, 50, 143, lm_step_lora_dropout_k50_log_softmax(t42, t40, t41, CR, V));
-        LA_TIMED(prof, 51, 143, lm_step_lora_dropout_k51_cross_entropy(t43, t40, targets, t41, t42, CR, V));
-        LA_TIMED(prof, 52, 143, lm_step_lora_dropout_k52_cross_entropy(t44, weights, t43, CR));
-        LA_TIMED(prof, 53, 143, lm_step_lora_dropout_k53_log_softmax(t45, t40, t41, t42, CR, V));
-        LA_TIMED(prof, 54, 143, lm_step_lora_dropout_k54_cross_entropy(t46, t40, targets, CR, V));
-        LA_TIMED(prof, 55, 143, lm_step_lora_dropout_k55_token_stats(t47, weights, t45, CR));
-        LA_TIMED(prof, 56, 143, lm_step_lora_dropout_k56_token_stats(t48, weights, t41, t46, CR));
-        LA_TIMED(prof, 57, 143, lm_step_lora_dropout_k57_log_softmax_grad(t49, t40, targets, weights, t41, t42, CR, V));
-        LA_TIMED(prof, 58, 143, lm_step_lora_dropout_k58_lm_head_grad_in(t50, lm_head, t49, CR, HD2, KVH, REP, V));
-        LA_TIMED(prof, 59, 143, lm_step_lora_dropout_k59_rmsnorm_grad(t51, final_norm, t37, t50, CR, HD2, KVH, REP));
-        LA_TIMED(prof, 60, 143, lm_step_lora_dropout_k60_rmsnorm_grad_scatter_add(t52, norm_eps, final_norm, scored, t37, t38, t50, t51, B, CR, HD2, KVH, REP, T));
-        LA_TIMED(prof, 61, 143, lm_step_lora_dropout_k61_lm_chunk(carry1_next, carry1, t52, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 62, 143, lm_step_lora_dropout_k62_lm_chunk(carry2_next, carry2, t44));
-        LA_TIMED(prof, 63, 143, lm_step_lora_dropout_k63_lm_chunk(carry3_next, carry3, t47));
-        LA_TIMED(prof, 64, 143, lm_step_lora_dropout_k64_lm_chunk(carry4_next, carry4, t48));
+        LA_TIMED(prof, 52, 142, lm_step_lora_dropout_k52_lm_head(t37, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 53, 142, lm_step_lora_dropout_k53_rmsnorm(t38, t37, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 54, 142, lm_step_lora_dropout_k54_rmsnorm(t39, norm_eps, final_norm, t37, t38, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 55, 142, lm_step_lora_dropout_k55_lm_head(t40, lm_head, t39, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 56, 142, lm_step_lora_dropout_k56_log_softmax(t41, t40, CR, V));
+        LA_TIMED(prof, 57, 142, lm_step_lora_dropout_k57_log_softmax(t42, t40, t41, CR, V));
+        LA_TIMED(prof, 58, 142, lm_step_lora_dropout_k58_cross_entropy(t43, t40, targets, t41, t42, CR, V));
+        LA_TIMED(prof, 59, 142, lm_step_lora_dropout_k59_cross_entropy(t44, weights, t43, CR));
+        LA_TIMED(prof, 60, 142, lm_step_lora_dropout_k60_log_softmax(t45, t40, t41, t42, CR, V));
+        LA_TIMED(prof, 61, 142, lm_step_lora_dropout_k61_cross_entropy(t46, t40, targets, CR, V));
+        LA_TIMED(prof, 62, 142, lm_step_lora_dropout_k62_token_stats(t47, weights, t45, CR));
+        LA_TIMED(prof, 63, 142, lm_step_lora_dropout_k63_token_stats(t48, weights, t41, t46, CR));
+        LA_TIMED(prof, 64, 142, lm_step_lora_dropout_k64_log_softmax_grad(t49, t40, targets, weights, t41, t42, CR, V));
+        LA_TIMED(prof, 65, 142, lm_step_lora_dropout_k65_lm_head_grad_in(t50, lm_head, t49, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 66, 142, lm_step_lora_dropout_k66_rmsnorm_grad(t51, final_norm, t37, t50, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 67, 142, lm_step_lora_dropout_k67_rmsnorm_grad_scatter_add(t52, norm_eps, final_norm, scored, t37, t38, t50, t51, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 142, lm_step_lora_dropout_k68_lm_chunk(carry1_next, carry1, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 142, lm_step_lora_dropout_k69_lm_chunk(carry2_next, carry2, t44));
+        LA_TIMED(prof, 70, 142, lm_step_lora_dropout_k70_lm_chunk(carry3_next, carry3, t47));
+        LA_TIMED(prof, 71, 142, lm_step_lora_dropout_k71_lm_chunk(carry4_next, carry4, t48));
         carry1 = carry1_next;
         carry2 = carry2_next;
         carry3 = carry3_next;
@@ -7262,7 +7102,7 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
     }
     /* stage 'layer_backward', repeated L times, last layer first */
     const float *carry5 = carry1;
-    float *carry5_buf[2] = { args->arena + off[49], args->arena + off[50] };
+    float *carry5_buf[2] = { args->arena + off[39], args->arena + off[40] };
     for (long l = 0; l < L; l++) {
         const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
         const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
@@ -7295,13 +7135,20 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         const int32_t *lora_dropout_key_w1 = args->lora_dropout_key_w1 + (L - 1 - l) * 1;
         const int32_t *lora_dropout_key_w2 = args->lora_dropout_key_w2 + (L - 1 - l) * 1;
         const int32_t *lora_dropout_key_w3 = args->lora_dropout_key_w3 + (L - 1 - l) * 1;
+        float *saved_lora_wq = args->saved_lora_wq + (L - 1 - l) * (B*R*T);
         float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + (L - 1 - l) * (B*R*T);
         float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + (L - 1 - l) * (B*R*T);
         float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
         float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + (L - 1 - l) * (B*R*T);
         float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + (L - 1 - l) * (B*R*T);
         float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + (L - 1 - l) * (B*R*T);
         float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + (L - 1 - l) * (B*R*T);
         float *grad_lora_a_wq = args->grad_lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_wq = args->grad_lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_a_wk = args->grad_lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
@@ -7317,84 +7164,76 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
         float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
         float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
         float *carry5_next = carry5_buf[l & 1];
-        LA_TIMED(prof, 65, 143, lm_step_lora_dropout_k65_rmsnorm(t53, saved_x, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 66, 143, lm_step_lora_dropout_k66_rmsnorm(t54, norm_eps, saved_x, attn_norm, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 67, 143, lm_step_lora_dropout_k67_dropout(t55, lora_dropout_key_wq, lora_dropout, t54, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 68, 143, lm_step_lora_dropout_k68_lora_a_wq(t56, lora_a_wq, t55, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 69, 143, lm_step_lora_dropout_k69_dropout(t57, lora_dropout, lora_dropout_key_wk, t54, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 143, lm_step_lora_dropout_k70_lora_a_wk(t58, lora_a_wk, t57, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 71, 143, lm_step_lora_dropout_k71_dropout(t59, lora_dropout, lora_dropout_key_wv, t54, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 72, 143, lm_step_lora_dropout_k72_lora_a_wv(t60, lora_a_wv, t59, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 73, 143, lm_step_lora_dropout_k73_scores_matmul(t61, saved_q, saved_k, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 74, 143, lm_step_lora_dropout_k74_attention(t62, t61, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 75, 143, lm_step_lora_dropout_k75_softmax(t63, t62, B, KVH, REP, T));
-        LA_TIMED(prof, 76, 143, lm_step_lora_dropout_k76_softmax(t64, t62, t63, B, KVH, REP, T));
-        LA_TIMED(prof, 77, 143, lm_step_lora_dropout_k77_dropout(t65, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 78, 143, lm_step_lora_dropout_k78_lora_a_wo(t66, lora_a_wo, t65, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 79, 143, lm_step_lora_dropout_k79_rmsnorm(t67, saved_h, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 80, 143, lm_step_lora_dropout_k80_rmsnorm(t68, norm_eps, t67, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 81, 143, lm_step_lora_dropout_k81_dropout(t69, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t68, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 82, 143, lm_step_lora_dropout_k82_lora_a_w1(t70, lora_a_w1, t69, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 83, 143, lm_step_lora_dropout_k83_silu(t71, saved_gate, B, F, T));
-        LA_TIMED(prof, 84, 143, lm_step_lora_dropout_k84_dropout(t72, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t68, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 85, 143, lm_step_lora_dropout_k85_lora_a_w3(t73, lora_a_w3, t72, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 86, 143, lm_step_lora_dropout_k86_dropout(t74, saved_up, lora_dropout, lora_dropout_key_w2, t71, B, F, T));
-        LA_TIMED(prof, 87, 143, lm_step_lora_dropout_k87_lora_a_w2(t75, lora_a_w2, t74, B, F, R, T));
-        LA_TIMED(prof, 88, 143, lm_step_lora_dropout_k88_lora(t76, carry5, lora_scale_w2, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 89, 143, lm_step_lora_dropout_k89_lora_b_w2_grad_in(t77, lora_b_w2, t76, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 90, 143, lm_step_lora_dropout_k90_lora_a_w2_grad_in(t78, lora_a_w2, t77, B, F, R, T));
-        LA_TIMED(prof, 91, 143, lm_step_lora_dropout_k91_w2_grad_in(t79, carry5, w2, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 92, 143, lm_step_lora_dropout_k92_dropout(t80, lora_dropout, lora_dropout_key_w2, t71, t78, t79, B, F, T));
-        LA_TIMED(prof, 93, 143, lm_step_lora_dropout_k93_lora(t81, lora_scale_w3, t80, B, F, T));
-        LA_TIMED(prof, 94, 143, lm_step_lora_dropout_k94_lora_b_w3_grad_in(t82, lora_b_w3, t81, B, F, R, T));
-        LA_TIMED(prof, 95, 143, lm_step_lora_dropout_k95_lora_a_w3_grad_in(t83, lora_a_w3, t82, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 96, 143, lm_step_lora_dropout_k96_w3_grad_in(t84, w3, t80, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 97, 143, lm_step_lora_dropout_k97_dropout(t85, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t71, t78, t79, B, F, T));
-        LA_TIMED(prof, 98, 143, lm_step_lora_dropout_k98_lora(t86, lora_scale_w1, t85, B, F, T));
-        LA_TIMED(prof, 99, 143, lm_step_lora_dropout_k99_lora_b_w1_grad_in(t87, lora_b_w1, t86, B, F, R, T));
-        LA_TIMED(prof, 100, 143, lm_step_lora_dropout_k100_lora_a_w1_grad_in(t88, lora_a_w1, t87, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 101, 143, lm_step_lora_dropout_k101_w1_grad_in(t89, w1, t85, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 102, 143, lm_step_lora_dropout_k102_rmsnorm_grad(t90, carry5, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t68, t83, t84, t88, t89, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 103, 143, lm_step_lora_dropout_k103_lora(t91, lora_scale_wo, t90, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 104, 143, lm_step_lora_dropout_k104_lora_b_wo_grad_in(t92, lora_b_wo, t91, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 105, 143, lm_step_lora_dropout_k105_lora_a_wo_grad_in(t93, lora_a_wo, t92, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 106, 143, lm_step_lora_dropout_k106_wo_grad_in(t94, wo, t90, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 107, 143, lm_step_lora_dropout_k107_dropout(t95, lora_dropout, lora_dropout_key_wo, t93, t94, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 108, 143, lm_step_lora_dropout_k108_attention_grad_matmul(t96, saved_v, t95, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 109, 143, lm_step_lora_dropout_k109_softmax_grad(t97, t62, t63, t64, t96, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 110, 143, lm_step_lora_dropout_k110_scores_grad_matmul(t98, saved_k, t97, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 111, 143, lm_step_lora_dropout_k111_attention_grad_matmul(t99, t64, t95, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 112, 143, lm_step_lora_dropout_k112_attention_grad_matmul(t100, saved_q, t97, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 113, 143, lm_step_lora_dropout_k113_attention_grad(t101, lora_scale_wv, t99, B, HD2, KVH, T));
-        LA_TIMED(prof, 114, 143, lm_step_lora_dropout_k114_lora_b_wv_grad_in(t102, lora_b_wv, t101, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 115, 143, lm_step_lora_dropout_k115_lora_a_wv_grad_in(t103, lora_a_wv, t102, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 116, 143, lm_step_lora_dropout_k116_attention_grad(t104, t99, B, HD2, KVH, T));
-        LA_TIMED(prof, 117, 143, lm_step_lora_dropout_k117_wv_grad_in(t105, wv, t104, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 118, 143, lm_step_lora_dropout_k118_rope_grad(t106, t0, t1, t100, B, HD2, KVH, T));
-        LA_TIMED(prof, 119, 143, lm_step_lora_dropout_k119_lora(t107, lora_scale_wk, t106, B, HD2, KVH, T));
-        LA_TIMED(prof, 120, 143, lm_step_lora_dropout_k120_lora_b_wk_grad_in(t108, lora_b_wk, t107, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 121, 143, lm_step_lora_dropout_k121_lora_a_wk_grad_in(t109, lora_a_wk, t108, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 122, 143, lm_step_lora_dropout_k122_wk_grad_in(t110, wk, t106, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 123, 143, lm_step_lora_dropout_k123_rope_grad(t111, t0, t1, t98, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 124, 143, lm_step_lora_dropout_k124_lora(t112, lora_scale_wq, t111, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 125, 143, lm_step_lora_dropout_k125_lora_b_wq_grad_in(t113, lora_b_wq, t112, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 126, 143, lm_step_lora_dropout_k126_lora_a_wq_grad_in(t114, lora_a_wq, t113, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 127, 143, lm_step_lora_dropout_k127_wq_grad_in(t115, wq, t111, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 128, 143, lm_step_lora_dropout_k128_dropout(carry5_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t53, t90, t103, t105, t109, t110, t114, t115, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 129, 143, lm_step_lora_dropout_k129_grad_lora_a_wq(grad_lora_a_wq, t55, t113, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 130, 143, lm_step_lora_dropout_k130_grad_lora_b_wq(grad_lora_b_wq, t56, t112, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 131, 143, lm_step_lora_dropout_k131_grad_lora_a_wk(grad_lora_a_wk, t57, t108, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 132, 143, lm_step_lora_dropout_k132_grad_lora_b_wk(grad_lora_b_wk, t58, t107, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 133, 143, lm_step_lora_dropout_k133_grad_lora_a_wv(grad_lora_a_wv, t59, t102, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 134, 143, lm_step_lora_dropout_k134_grad_lora_b_wv(grad_lora_b_wv, t60, t101, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 135, 143, lm_step_lora_dropout_k135_grad_lora_a_wo(grad_lora_a_wo, t65, t92, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 136, 143, lm_step_lora_dropout_k136_grad_lora_b_wo(grad_lora_b_wo, t66, t91, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 137, 143, lm_step_lora_dropout_k137_grad_lora_a_w1(grad_lora_a_w1, t69, t87, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 138, 143, lm_step_lora_dropout_k138_grad_lora_b_w1(grad_lora_b_w1, t70, t86, B, F, R, T));
-        LA_TIMED(prof, 139, 143, lm_step_lora_dropout_k139_grad_lora_a_w2(grad_lora_a_w2, t74, t77, B, F, R, T));
-        LA_TIMED(prof, 140, 143, lm_step_lora_dropout_k140_grad_lora_b_w2(grad_lora_b_w2, t75, t76, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 141, 143, lm_step_lora_dropout_k141_grad_lora_a_w3(grad_lora_a_w3, t72, t82, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 142, 143, lm_step_lora_dropout_k142_grad_lora_b_w3(grad_lora_b_w3, t73, t81, B, F, R, T));
+        LA_TIMED(prof, 72, 142, lm_step_lora_dropout_k72_rmsnorm(t53, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 142, lm_step_lora_dropout_k73_rmsnorm(t54, norm_eps, saved_x, attn_norm, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 142, lm_step_lora_dropout_k74_dropout(t55, lora_dropout_key_wq, lora_dropout, t54, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 142, lm_step_lora_dropout_k75_dropout(t56, lora_dropout, lora_dropout_key_wk, t54, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 142, lm_step_lora_dropout_k76_dropout(t57, lora_dropout, lora_dropout_key_wv, t54, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 77, 142, lm_step_lora_dropout_k77_scores_matmul(t58, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 142, lm_step_lora_dropout_k78_attention(t59, t58, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 142, lm_step_lora_dropout_k79_softmax(t60, t59, B, KVH, REP, T));
+        LA_TIMED(prof, 80, 142, lm_step_lora_dropout_k80_softmax(t61, t59, t60, B, KVH, REP, T));
+        LA_TIMED(prof, 81, 142, lm_step_lora_dropout_k81_dropout(t62, saved_attn, lora_dropout, lora_dropout_key_wo, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 82, 142, lm_step_lora_dropout_k82_rmsnorm(t63, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 142, lm_step_lora_dropout_k83_rmsnorm(t64, norm_eps, t63, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 84, 142, lm_step_lora_dropout_k84_dropout(t65, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, t64, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 85, 142, lm_step_lora_dropout_k85_silu(t66, saved_gate, B, F, T));
+        LA_TIMED(prof, 86, 142, lm_step_lora_dropout_k86_dropout(t67, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w3, t64, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 87, 142, lm_step_lora_dropout_k87_dropout(t68, saved_up, lora_dropout, lora_dropout_key_w2, t66, B, F, T));
+        LA_TIMED(prof, 88, 142, lm_step_lora_dropout_k88_lora_b_w2_grad_in(t69, carry5, lora_b_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 89, 142, lm_step_lora_dropout_k89_lora(t70, lora_scale_w2, t69, B, R, T));
+        LA_TIMED(prof, 90, 142, lm_step_lora_dropout_k90_lora_a_w2_grad_in(t71, lora_a_w2, t70, B, F, R, T));
+        LA_TIMED(prof, 91, 142, lm_step_lora_dropout_k91_w2_grad_in(t72, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 92, 142, lm_step_lora_dropout_k92_dropout(t73, lora_dropout, lora_dropout_key_w2, t66, t71, t72, B, F, T));
+        LA_TIMED(prof, 93, 142, lm_step_lora_dropout_k93_lora_b_w3_grad_in(t74, lora_b_w3, t73, B, F, R, T));
+        LA_TIMED(prof, 94, 142, lm_step_lora_dropout_k94_lora(t75, lora_scale_w3, t74, B, R, T));
+        LA_TIMED(prof, 95, 142, lm_step_lora_dropout_k95_lora_a_w3_grad_in(t76, lora_a_w3, t75, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 96, 142, lm_step_lora_dropout_k96_w3_grad_in(t77, w3, t73, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 142, lm_step_lora_dropout_k97_dropout(t78, saved_gate, saved_up, lora_dropout, lora_dropout_key_w2, t66, t71, t72, B, F, T));
+        LA_TIMED(prof, 98, 142, lm_step_lora_dropout_k98_lora_b_w1_grad_in(t79, lora_b_w1, t78, B, F, R, T));
+        LA_TIMED(prof, 99, 142, lm_step_lora_dropout_k99_lora(t80, lora_scale_w1, t79, B, R, T));
+        LA_TIMED(prof, 100, 142, lm_step_lora_dropout_k100_lora_a_w1_grad_in(t81, lora_a_w1, t80, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 101, 142, lm_step_lora_dropout_k101_w1_grad_in(t82, w1, t78, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 142, lm_step_lora_dropout_k102_rmsnorm_grad(t83, carry5, saved_h, lora_dropout, ffn_norm, lora_dropout_key_w1, lora_dropout_key_w3, t64, t76, t77, t81, t82, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 103, 142, lm_step_lora_dropout_k103_lora_b_wo_grad_in(t84, lora_b_wo, t83, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 104, 142, lm_step_lora_dropout_k104_lora(t85, lora_scale_wo, t84, B, R, T));
+        LA_TIMED(prof, 105, 142, lm_step_lora_dropout_k105_lora_a_wo_grad_in(t86, lora_a_wo, t85, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 106, 142, lm_step_lora_dropout_k106_wo_grad_in(t87, wo, t83, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 107, 142, lm_step_lora_dropout_k107_dropout(t88, lora_dropout, lora_dropout_key_wo, t86, t87, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 108, 142, lm_step_lora_dropout_k108_attention_grad_matmul(t89, saved_v, t88, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 109, 142, lm_step_lora_dropout_k109_softmax_grad(t90, t59, t60, t61, t89, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 110, 142, lm_step_lora_dropout_k110_scores_grad_matmul(t91, saved_k, t90, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 111, 142, lm_step_lora_dropout_k111_attention_grad_matmul(t92, saved_q, t90, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 112, 142, lm_step_lora_dropout_k112_attention_grad_matmul(t93, t61, t88, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 113, 142, lm_step_lora_dropout_k113_lora_b_wv_grad_in(t94, lora_b_wv, t93, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 114, 142, lm_step_lora_dropout_k114_lora(t95, lora_scale_wv, t94, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 115, 142, lm_step_lora_dropout_k115_lora_a_wv_grad_in(t96, lora_a_wv, t95, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 116, 142, lm_step_lora_dropout_k116_wv_grad_in(t97, wv, t93, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 117, 142, lm_step_lora_dropout_k117_rope_grad(t98, t0, t1, t92, B, HD2, KVH, T));
+        LA_TIMED(prof, 118, 142, lm_step_lora_dropout_k118_lora_b_wk_grad_in(t99, lora_b_wk, t98, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 119, 142, lm_step_lora_dropout_k119_lora(t100, lora_scale_wk, t99, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 120, 142, lm_step_lora_dropout_k120_lora_a_wk_grad_in(t101, lora_a_wk, t100, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 121, 142, lm_step_lora_dropout_k121_wk_grad_in(t102, wk, t98, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 122, 142, lm_step_lora_dropout_k122_rope_grad(t103, t0, t1, t91, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 123, 142, lm_step_lora_dropout_k123_lora_b_wq_grad_in(t104, lora_b_wq, t103, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 124, 142, lm_step_lora_dropout_k124_lora(t105, lora_scale_wq, t104, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 125, 142, lm_step_lora_dropout_k125_lora_a_wq_grad_in(t106, lora_a_wq, t105, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 126, 142, lm_step_lora_dropout_k126_wq_grad_in(t107, wq, t103, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 127, 142, lm_step_lora_dropout_k127_dropout(carry5_next, norm_eps, saved_x, attn_norm, lora_dropout_key_wq, lora_dropout, lora_dropout_key_wk, lora_dropout_key_wv, t53, t83, t96, t97, t101, t102, t106, t107, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 128, 142, lm_step_lora_dropout_k128_grad_lora_a_wq(grad_lora_a_wq, t55, t105, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 129, 142, lm_step_lora_dropout_k129_grad_lora_b_wq(grad_lora_b_wq, saved_lora_wq, t103, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 130, 142, lm_step_lora_dropout_k130_grad_lora_a_wk(grad_lora_a_wk, t56, t100, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 131, 142, lm_step_lora_dropout_k131_grad_lora_b_wk(grad_lora_b_wk, saved_lora_wk, t98, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 132, 142, lm_step_lora_dropout_k132_grad_lora_a_wv(grad_lora_a_wv, t57, t95, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 133, 142, lm_step_lora_dropout_k133_grad_lora_b_wv(grad_lora_b_wv, saved_lora_wv, t93, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 134, 142, lm_step_lora_dropout_k134_grad_lora_a_wo(grad_lora_a_wo, t62, t85, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 135, 142, lm_step_lora_dropout_k135_grad_lora_b_wo(grad_lora_b_wo, saved_lora_wo, t83, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 136, 142, lm_step_lora_dropout_k136_grad_lora_a_w1(grad_lora_a_w1, t65, t80, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 137, 142, lm_step_lora_dropout_k137_grad_lora_b_w1(grad_lora_b_w1, saved_lora_w1, t78, B, F, R, T));
+        LA_TIMED(prof, 138, 142, lm_step_lora_dropout_k138_grad_lora_a_w2(grad_lora_a_w2, t68, t70, B, F, R, T));
+        LA_TIMED(prof, 139, 142, lm_step_lora_dropout_k139_grad_lora_b_w2(grad_lora_b_w2, carry5, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 140, 142, lm_step_lora_dropout_k140_grad_lora_a_w3(grad_lora_a_w3, t67, t75, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 141, 142, lm_step_lora_dropout_k141_grad_lora_b_w3(grad_lora_b_w3, saved_lora_w3, t73, B, F, R, T));
         carry5 = carry5_next;
     }
 }
@@ -7415,143 +7254,142 @@ void llama_train_lm_step_lora_dropout_costs(const llama_train_lm_step_lora_dropo
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k3_wq */
     flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k4_dropout */
     flops[5] = (double)(4*B*HD2*KVH*R*REP*T); bytes[5] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k5_lora_a_wq */
-    flops[6] = (double)(4*B*HD2*KVH*R*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k6_lora_b_wq */
-    flops[7] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k7_rope */
-    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k8_wk */
-    flops[9] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k9_dropout */
-    flops[10] = (double)(4*B*HD2*KVH*R*REP*T); bytes[10] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k10_lora_a_wk */
-    flops[11] = (double)(4*B*HD2*KVH*R*T); bytes[11] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_dropout_k11_lora_b_wk */
-    flops[12] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[12] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k12_rope */
-    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k13_wv */
-    flops[14] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k14_dropout */
-    flops[15] = (double)(4*B*HD2*KVH*R*REP*T); bytes[15] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k15_lora_a_wv */
-    flops[16] = (double)(4*B*HD2*KVH*R*T); bytes[16] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_dropout_k16_lora_b_wv */
-    flops[17] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[17] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k17_lora */
-    flops[18] = (double)(4*B*HD2*KVH*REP*T*T); bytes[18] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k18_scores_matmul */
-    flops[19] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[19] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k19_attention */
-    flops[20] = (double)(4*B*HD2*KVH*REP*T*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k20_saved_attn */
-    flops[21] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k21_wo */
-    flops[22] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k22_dropout */
-    flops[23] = (double)(4*B*HD2*KVH*R*REP*T); bytes[23] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k23_lora_a_wo */
-    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k24_lora_b_wo */
-    flops[25] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[25] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k25_lora */
-    flops[26] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k26_rmsnorm */
-    flops[27] = (double)(4*B*F*HD2*KVH*REP*T); bytes[27] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k27_w1 */
-    flops[28] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[28] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k28_dropout */
-    flops[29] = (double)(4*B*HD2*KVH*R*REP*T); bytes[29] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k29_lora_a_w1 */
-    flops[30] = (double)(2*B*F*R*T); bytes[30] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k30_lora_b_w1 */
-    flops[31] = (double)(B*F*T + B*F*T); bytes[31] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k31_lora */
-    flops[32] = (double)(4*B*F*HD2*KVH*REP*T); bytes[32] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k32_w3 */
-    flops[33] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[33] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k33_dropout */
-    flops[34] = (double)(4*B*HD2*KVH*R*REP*T); bytes[34] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k34_lora_a_w3 */
-    flops[35] = (double)(2*B*F*R*T); bytes[35] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k35_lora_b_w3 */
-    flops[36] = (double)(B*F*T + B*F*T); bytes[36] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k36_lora */
-    flops[37] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[37] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k37_silu */
-    flops[38] = (double)(4*B*F*HD2*KVH*REP*T); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k38_w2 */
-    flops[39] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T); bytes[39] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k39_dropout */
-    flops[40] = (double)(2*B*F*R*T); bytes[40] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k40_lora_a_w2 */
-    flops[41] = (double)(4*B*HD2*KVH*R*REP*T); bytes[41] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k41_lora_b_w2 */
-    flops[42] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[42] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k42_lora */
-    flops[43] = (double)(0); bytes[43] = (double)(4); /* lm_step_lora_dropout_k43_reshape */
-    flops[44] = (double)(0); bytes[44] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k44_expand */
-    flops[45] = (double)(0); bytes[45] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_dropout_k45_lm_head */
-    flops[46] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[46] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k46_rmsnorm */
-    flops[47] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[47] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_dropout_k47_rmsnorm */
-    flops[48] = (double)(4*CR*HD2*KVH*REP*V); bytes[48] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k48_lm_head */
-    flops[49] = (double)(CR*V); bytes[49] = (double)(4*CR + 4*CR*V); /* lm_step_lora_dropout_k49_log_softmax */
-    flops[50] = (double)(CR + CR*V + CR*V + CR*V); bytes[50] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_dropout_k50_log_softmax */
-    flops[51] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[51] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k51_cross_entropy */
-    flops[52] = (double)(CR + CR + CR); bytes[52] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_dropout_k52_cross_entropy */
-    flops[53] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[53] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_dropout_k53_log_softmax */
-    flops[54] = (double)(CR + CR*V + CR*V + CR*V); bytes[54] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_dropout_k54_cross_entropy */
-    flops[55] = (double)(CR + CR + CR); bytes[55] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_dropout_k55_token_stats */
-    flops[56] = (double)(CR + CR + CR); bytes[56] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k56_token_stats */
-    flops[57] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[57] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k57_log_softmax_grad */
-    flops[58] = (double)(4*CR*HD2*KVH*REP*V); bytes[58] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_dropout_k58_lm_head_grad_in */
-    flops[59] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[59] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k59_rmsnorm_grad */
-    flops[60] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_dropout_k60_rmsnorm_grad_scatter_add */
-    flops[61] = (double)(2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k61_lm_chunk */
-    flops[62] = (double)(1); bytes[62] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k62_lm_chunk */
-    flops[63] = (double)(1); bytes[63] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k63_lm_chunk */
-    flops[64] = (double)(1); bytes[64] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k64_lm_chunk */
-    flops[65] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k65_rmsnorm */
-    flops[66] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_dropout_k66_rmsnorm */
-    flops[67] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k67_dropout */
-    flops[68] = (double)(4*B*HD2*KVH*R*REP*T); bytes[68] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k68_lora_a_wq */
-    flops[69] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k69_dropout */
-    flops[70] = (double)(4*B*HD2*KVH*R*REP*T); bytes[70] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k70_lora_a_wk */
-    flops[71] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k71_dropout */
-    flops[72] = (double)(4*B*HD2*KVH*R*REP*T); bytes[72] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k72_lora_a_wv */
-    flops[73] = (double)(4*B*HD2*KVH*REP*T*T); bytes[73] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k73_scores_matmul */
-    flops[74] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[74] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k74_attention */
-    flops[75] = (double)(B*KVH*REP*T*T); bytes[75] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k75_softmax */
-    flops[76] = (double)(B*KVH*REP*T*T); bytes[76] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_dropout_k76_softmax */
-    flops[77] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4); /* lm_step_lora_dropout_k77_dropout */
-    flops[78] = (double)(4*B*HD2*KVH*R*REP*T); bytes[78] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k78_lora_a_wo */
-    flops[79] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[79] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k79_rmsnorm */
-    flops[80] = (double)(B*T + B*T + B*T); bytes[80] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_lora_dropout_k80_rmsnorm */
-    flops[81] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k81_dropout */
-    flops[82] = (double)(4*B*HD2*KVH*R*REP*T); bytes[82] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k82_lora_a_w1 */
-    flops[83] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[83] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k83_silu */
+    flops[6] = (double)(B*R*T); bytes[6] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_k6_lora */
+    flops[7] = (double)(4*B*HD2*KVH*R*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k7_lora_b_wq */
+    flops[8] = (double)(2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k8_rope */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k9_wk */
+    flops[10] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k10_dropout */
+    flops[11] = (double)(4*B*HD2*KVH*R*REP*T); bytes[11] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k11_lora_a_wk */
+    flops[12] = (double)(B*R*T); bytes[12] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_k12_lora */
+    flops[13] = (double)(4*B*HD2*KVH*R*T); bytes[13] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_dropout_k13_lora_b_wk */
+    flops[14] = (double)(2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k14_rope */
+    flops[15] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k15_wv */
+    flops[16] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k16_dropout */
+    flops[17] = (double)(4*B*HD2*KVH*R*REP*T); bytes[17] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k17_lora_a_wv */
+    flops[18] = (double)(B*R*T); bytes[18] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_k18_lora */
+    flops[19] = (double)(4*B*HD2*KVH*R*T); bytes[19] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_dropout_k19_lora_b_wv */
+    flops[20] = (double)(2*B*HD2*KVH*T); bytes[20] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k20_attention */
+    flops[21] = (double)(4*B*HD2*KVH*REP*T*T); bytes[21] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k21_scores_matmul */
+    flops[22] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[22] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k22_attention */
+    flops[23] = (double)(4*B*HD2*KVH*REP*T*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k23_saved_attn */
+    flops[24] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k24_wo */
+    flops[25] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[25] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k25_dropout */
+    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k26_lora_a_wo */
+    flops[27] = (double)(B*R*T); bytes[27] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_k27_lora */
+    flops[28] = (double)(4*B*HD2*KVH*R*REP*T); bytes[28] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k28_lora_b_wo */
+    flops[29] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[29] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k29_layer */
+    flops[30] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[30] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k30_rmsnorm */
+    flops[31] = (double)(4*B*F*HD2*KVH*REP*T); bytes[31] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k31_w1 */
+    flops[32] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k32_dropout */
+    flops[33] = (double)(4*B*HD2*KVH*R*REP*T); bytes[33] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k33_lora_a_w1 */
+    flops[34] = (double)(B*R*T); bytes[34] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_k34_lora */
+    flops[35] = (double)(2*B*F*R*T); bytes[35] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k35_lora_b_w1 */
+    flops[36] = (double)(B*F*T); bytes[36] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k36_gate_up */
+    flops[37] = (double)(4*B*F*HD2*KVH*REP*T); bytes[37] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k37_w3 */
+    flops[38] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k38_dropout */
+    flops[39] = (double)(4*B*HD2*KVH*R*REP*T); bytes[39] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k39_lora_a_w3 */
+    flops[40] = (double)(B*R*T); bytes[40] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_k40_lora */
+    flops[41] = (double)(2*B*F*R*T); bytes[41] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k41_lora_b_w3 */
+    flops[42] = (double)(B*F*T); bytes[42] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k42_gate_up */
+    flops[43] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[43] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k43_silu */
+    flops[44] = (double)(4*B*F*HD2*KVH*REP*T); bytes[44] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k44_w2 */
+    flops[45] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T); bytes[45] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k45_dropout */
+    flops[46] = (double)(2*B*F*R*T); bytes[46] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k46_lora_a_w2 */
+    flops[47] = (double)(B*R*T); bytes[47] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_dropout_k47_lora */
+    flops[48] = (double)(4*B*HD2*KVH*R*REP*T); bytes[48] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k48_lora_b_w2 */
+    flops[49] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[49] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k49_lora */
+    flops[50] = (double)(0); bytes[50] = (double)(4); /* lm_step_lora_dropout_k50_reshape */
+    flops[51] = (double)(0); bytes[51] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k51_expand */
+    flops[52] = (double)(0); bytes[52] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_dropout_k52_lm_head */
+    flops[53] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[53] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k53_rmsnorm */
+    flops[54] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[54] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_dropout_k54_rmsnorm */
+    flops[55] = (double)(4*CR*HD2*KVH*REP*V); bytes[55] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k55_lm_head */
+    flops[56] = (double)(CR*V); bytes[56] = (double)(4*CR + 4*CR*V); /* lm_step_lora_dropout_k56_log_softmax */
+    flops[57] = (double)(CR + CR*V + CR*V + CR*V); bytes[57] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_dropout_k57_log_softmax */
+    flops[58] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[58] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k58_cross_entropy */
+    flops[59] = (double)(CR + CR + CR); bytes[59] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_dropout_k59_cross_entropy */
+    flops[60] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[60] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_dropout_k60_log_softmax */
+    flops[61] = (double)(CR + CR*V + CR*V + CR*V); bytes[61] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_dropout_k61_cross_entropy */
+    flops[62] = (double)(CR + CR + CR); bytes[62] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_dropout_k62_token_stats */
+    flops[63] = (double)(CR + CR + CR); bytes[63] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k63_token_stats */
+    flops[64] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[64] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_dropout_k64_log_softmax_grad */
+    flops[65] = (double)(4*CR*HD2*KVH*REP*V); bytes[65] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_dropout_k65_lm_head_grad_in */
+    flops[66] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[66] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_dropout_k66_rmsnorm_grad */
+    flops[67] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_dropout_k67_rmsnorm_grad_scatter_add */
+    flops[68] = (double)(2*B*HD2*KVH*REP*T); bytes[68] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k68_lm_chunk */
+    flops[69] = (double)(1); bytes[69] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k69_lm_chunk */
+    flops[70] = (double)(1); bytes[70] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k70_lm_chunk */
+    flops[71] = (double)(1); bytes[71] = (double)(4 + 4 + 4); /* lm_step_lora_dropout_k71_lm_chunk */
+    flops[72] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[72] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k72_rmsnorm */
+    flops[73] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_dropout_k73_rmsnorm */
+    flops[74] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k74_dropout */
+    flops[75] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k75_dropout */
+    flops[76] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[76] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k76_dropout */
+    flops[77] = (double)(4*B*HD2*KVH*REP*T*T); bytes[77] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k77_scores_matmul */
+    flops[78] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[78] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k78_attention */
+    flops[79] = (double)(B*KVH*REP*T*T); bytes[79] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k79_softmax */
+    flops[80] = (double)(B*KVH*REP*T*T); bytes[80] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_dropout_k80_softmax */
+    flops[81] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4); /* lm_step_lora_dropout_k81_dropout */
+    flops[82] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[82] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k82_rmsnorm */
+    flops[83] = (double)(B*T + B*T + B*T); bytes[83] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_lora_dropout_k83_rmsnorm */
     flops[84] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k84_dropout */
-    flops[85] = (double)(4*B*HD2*KVH*R*REP*T); bytes[85] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k85_lora_a_w3 */
-    flops[86] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[86] = (double)(4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k86_dropout */
-    flops[87] = (double)(2*B*F*R*T); bytes[87] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k87_lora_a_w2 */
-    flops[88] = (double)(2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_dropout_k88_lora */
-    flops[89] = (double)(4*B*HD2*KVH*R*REP*T); bytes[89] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k89_lora_b_w2_grad_in */
+    flops[85] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[85] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k85_silu */
+    flops[86] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4*B*T); /* lm_step_lora_dropout_k86_dropout */
+    flops[87] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[87] = (double)(4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T); /* lm_step_lora_dropout_k87_dropout */
+    flops[88] = (double)(4*B*HD2*KVH*R*REP*T); bytes[88] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_dropout_k88_lora_b_w2_grad_in */
+    flops[89] = (double)(B*R*T); bytes[89] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_k89_lora */
     flops[90] = (double)(2*B*F*R*T); bytes[90] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_dropout_k90_lora_a_w2_grad_in */
     flops[91] = (double)(4*B*F*HD2*KVH*REP*T); bytes[91] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_dropout_k91_w2_grad_in */
     flops[92] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[92] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k92_dropout */
-    flops[93] = (double)(B*F*T); bytes[93] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k93_lora */
-    flops[94] = (double)(2*B*F*R*T); bytes[94] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k94_lora_b_w3_grad_in */
+    flops[93] = (double)(2*B*F*R*T); bytes[93] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k93_lora_b_w3_grad_in */
+    flops[94] = (double)(B*R*T); bytes[94] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_k94_lora */
     flops[95] = (double)(4*B*HD2*KVH*R*REP*T); bytes[95] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k95_lora_a_w3_grad_in */
     flops[96] = (double)(4*B*F*HD2*KVH*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k96_w3_grad_in */
     flops[97] = (double)(1 + 1 + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[97] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_dropout_k97_dropout */
-    flops[98] = (double)(B*F*T); bytes[98] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_dropout_k98_lora */
-    flops[99] = (double)(2*B*F*R*T); bytes[99] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k99_lora_b_w1_grad_in */
+    flops[98] = (double)(2*B*F*R*T); bytes[98] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_dropout_k98_lora_b_w1_grad_in */
+    flops[99] = (double)(B*R*T); bytes[99] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_k99_lora */
     flops[100] = (double)(4*B*HD2*KVH*R*REP*T); bytes[100] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k100_lora_a_w1_grad_in */
     flops[101] = (double)(4*B*F*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_dropout_k101_w1_grad_in */
     flops[102] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k102_rmsnorm_grad */
-    flops[103] = (double)(2*B*HD2*KVH*REP*T); bytes[103] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k103_lora */
-    flops[104] = (double)(4*B*HD2*KVH*R*REP*T); bytes[104] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k104_lora_b_wo_grad_in */
+    flops[103] = (double)(4*B*HD2*KVH*R*REP*T); bytes[103] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k103_lora_b_wo_grad_in */
+    flops[104] = (double)(B*R*T); bytes[104] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_k104_lora */
     flops[105] = (double)(4*B*HD2*KVH*R*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k105_lora_a_wo_grad_in */
     flops[106] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[106] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k106_wo_grad_in */
     flops[107] = (double)(1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[107] = (double)(8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k107_dropout */
     flops[108] = (double)(4*B*HD2*KVH*REP*T*T); bytes[108] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k108_attention_grad_matmul */
     flops[109] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[109] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k109_softmax_grad */
     flops[110] = (double)(4*B*HD2*KVH*REP*T*T); bytes[110] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k110_scores_grad_matmul */
-    flops[111] = (double)(4*B*HD2*KVH*REP*T*T); bytes[111] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k111_attention_grad_matmul */
-    flops[112] = (double)(4*B*HD2*KVH*REP*T*T); bytes[112] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k112_attention_grad_matmul */
-    flops[113] = (double)(2*B*HD2*KVH*T); bytes[113] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k113_attention_grad */
-    flops[114] = (double)(4*B*HD2*KVH*R*T); bytes[114] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k114_lora_b_wv_grad_in */
+    flops[111] = (double)(4*B*HD2*KVH*REP*T*T); bytes[111] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_dropout_k111_attention_grad_matmul */
+    flops[112] = (double)(4*B*HD2*KVH*REP*T*T); bytes[112] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k112_attention_grad_matmul */
+    flops[113] = (double)(4*B*HD2*KVH*R*T); bytes[113] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k113_lora_b_wv_grad_in */
+    flops[114] = (double)(B*R*T); bytes[114] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_k114_lora */
     flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k115_lora_a_wv_grad_in */
-    flops[116] = (double)(0); bytes[116] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k116_attention_grad */
-    flops[117] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k117_wv_grad_in */
-    flops[118] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[118] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k118_rope_grad */
-    flops[119] = (double)(2*B*HD2*KVH*T); bytes[119] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k119_lora */
-    flops[120] = (double)(4*B*HD2*KVH*R*T); bytes[120] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k120_lora_b_wk_grad_in */
-    flops[121] = (double)(4*B*HD2*KVH*R*REP*T); bytes[121] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k121_lora_a_wk_grad_in */
-    flops[122] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[122] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k122_wk_grad_in */
-    flops[123] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[123] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k123_rope_grad */
-    flops[124] = (double)(2*B*HD2*KVH*REP*T); bytes[124] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k124_lora */
-    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k125_lora_b_wq_grad_in */
-    flops[126] = (double)(4*B*HD2*KVH*R*REP*T); bytes[126] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k126_lora_a_wq_grad_in */
-    flops[127] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[127] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k127_wq_grad_in */
-    flops[128] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[128] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k128_dropout */
-    flops[129] = (double)(4*B*HD2*KVH*R*REP*T); bytes[129] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k129_grad_lora_a_wq */
-    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k130_grad_lora_b_wq */
-    flops[131] = (double)(4*B*HD2*KVH*R*REP*T); bytes[131] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k131_grad_lora_a_wk */
-    flops[132] = (double)(4*B*HD2*KVH*R*T); bytes[132] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k132_grad_lora_b_wk */
-    flops[133] = (double)(4*B*HD2*KVH*R*REP*T); bytes[133] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k133_grad_lora_a_wv */
-    flops[134] = (double)(4*B*HD2*KVH*R*T); bytes[134] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k134_grad_lora_b_wv */
-    flops[135] = (double)(4*B*HD2*KVH*R*REP*T); bytes[135] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k135_grad_lora_a_wo */
-    flops[136] = (double)(4*B*HD2*KVH*R*REP*T); bytes[136] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k136_grad_lora_b_wo */
-    flops[137] = (double)(4*B*HD2*KVH*R*REP*T); bytes[137] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k137_grad_lora_a_w1 */
-    flops[138] = (double)(2*B*F*R*T); bytes[138] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k138_grad_lora_b_w1 */
-    flops[139] = (double)(2*B*F*R*T); bytes[139] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_dropout_k139_grad_lora_a_w2 */
-    flops[140] = (double)(4*B*HD2*KVH*R*REP*T); bytes[140] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k140_grad_lora_b_w2 */
-    flops[141] = (double)(4*B*HD2*KVH*R*REP*T); bytes[141] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k141_grad_lora_a_w3 */
-    flops[142] = (double)(2*B*F*R*T); bytes[142] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k142_grad_lora_b_w3 */
+    flops[116] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[116] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k116_wv_grad_in */
+    flops[117] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[117] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k117_rope_grad */
+    flops[118] = (double)(4*B*HD2*KVH*R*T); bytes[118] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k118_lora_b_wk_grad_in */
+    flops[119] = (double)(B*R*T); bytes[119] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_k119_lora */
+    flops[120] = (double)(4*B*HD2*KVH*R*REP*T); bytes[120] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k120_lora_a_wk_grad_in */
+    flops[121] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[121] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k121_wk_grad_in */
+    flops[122] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[122] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k122_rope_grad */
+    flops[123] = (double)(4*B*HD2*KVH*R*REP*T); bytes[123] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k123_lora_b_wq_grad_in */
+    flops[124] = (double)(B*R*T); bytes[124] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_dropout_k124_lora */
+    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_dropout_k125_lora_a_wq_grad_in */
+    flops[126] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[126] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k126_wq_grad_in */
+    flops[127] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 1 + 1 + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[127] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4 + 4 + 4 + 4 + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k127_dropout */
+    flops[128] = (double)(4*B*HD2*KVH*R*REP*T); bytes[128] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k128_grad_lora_a_wq */
+    flops[129] = (double)(4*B*HD2*KVH*R*REP*T); bytes[129] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k129_grad_lora_b_wq */
+    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k130_grad_lora_a_wk */
+    flops[131] = (double)(4*B*HD2*KVH*R*T); bytes[131] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k131_grad_lora_b_wk */
+    flops[132] = (double)(4*B*HD2*KVH*R*REP*T); bytes[132] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k132_grad_lora_a_wv */
+    flops[133] = (double)(4*B*HD2*KVH*R*T); bytes[133] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_dropout_k133_grad_lora_b_wv */
+    flops[134] = (double)(4*B*HD2*KVH*R*REP*T); bytes[134] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k134_grad_lora_a_wo */
+    flops[135] = (double)(4*B*HD2*KVH*R*REP*T); bytes[135] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_dropout_k135_grad_lora_b_wo */
+    flops[136] = (double)(4*B*HD2*KVH*R*REP*T); bytes[136] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k136_grad_lora_a_w1 */
+    flops[137] = (double)(2*B*F*R*T); bytes[137] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k137_grad_lora_b_w1 */
+    flops[138] = (double)(2*B*F*R*T); bytes[138] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_dropout_k138_grad_lora_a_w2 */
+    flops[139] = (double)(4*B*HD2*KVH*R*REP*T); bytes[139] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k139_grad_lora_b_w2 */
+    flops[140] = (double)(4*B*HD2*KVH*R*REP*T); bytes[140] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_dropout_k140_grad_lora_a_w3 */
+    flops[141] = (double)(2*B*F*R*T); bytes[141] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_dropout_k141_grad_lora_b_w3 */
     (void)args;
 }
 
@@ -7565,105 +7403,105 @@ static const char *const llama_train_lm_step_lora_dropout_kernel_names[] = {
     "lm_step_lora_dropout_k3_wq",
     "lm_step_lora_dropout_k4_dropout",
     "lm_step_lora_dropout_k5_lora_a_wq",
-    "lm_step_lora_dropout_k6_lora_b_wq",
-    "lm_step_lora_dropout_k7_rope",
-    "lm_step_lora_dropout_k8_wk",
-    "lm_step_lora_dropout_k9_dropout",
-    "lm_step_lora_dropout_k10_lora_a_wk",
-    "lm_step_lora_dropout_k11_lora_b_wk",
-    "lm_step_lora_dropout_k12_rope",
-    "lm_step_lora_dropout_k13_wv",
-    "lm_step_lora_dropout_k14_dropout",
-    "lm_step_lora_dropout_k15_lora_a_wv",
-    "lm_step_lora_dropout_k16_lora_b_wv",
-    "lm_step_lora_dropout_k17_lora",
-    "lm_step_lora_dropout_k18_scores_matmul",
-    "lm_step_lora_dropout_k19_attention",
-    "lm_step_lora_dropout_k20_saved_attn",
-    "lm_step_lora_dropout_k21_wo",
-    "lm_step_lora_dropout_k22_dropout",
-    "lm_step_lora_dropout_k23_lora_a_wo",
-    "lm_step_lora_dropout_k24_lora_b_wo",
-    "lm_step_lora_dropout_k25_lora",
-    "lm_step_lora_dropout_k26_rmsnorm",
-    "lm_step_lora_dropout_k27_w1",
-    "lm_step_lora_dropout_k28_dropout",
-    "lm_step_lora_dropout_k29_lora_a_w1",
-    "lm_step_lora_dropout_k30_lora_b_w1",
-    "lm_step_lora_dropout_k31_lora",
-    "lm_step_lora_dropout_k32_w3",
-    "lm_step_lora_dropout_k33_dropout",
-    "lm_step_lora_dropout_k34_lora_a_w3",
-    "lm_step_lora_dropout_k35_lora_b_w3",
-    "lm_step_lora_dropout_k36_lora",
-    "lm_step_lora_dropout_k37_silu",
-    "lm_step_lora_dropout_k38_w2",
-    "lm_step_lora_dropout_k39_dropout",
-    "lm_step_lora_dropout_k40_lora_a_w2",
-    "lm_step_lora_dropout_k41_lora_b_w2",
-    "lm_step_lora_dropout_k42_lora",
-    "lm_step_lora_dropout_k43_reshape",
-    "lm_step_lora_dropout_k44_expand",
-    "lm_step_lora_dropout_k45_lm_head",
-    "lm_step_lora_dropout_k46_rmsnorm",
-    "lm_step_lora_dropout_k47_rmsnorm",
-    "lm_step_lora_dropout_k48_lm_head",
-    "lm_step_lora_dropout_k49_log_softmax",
-    "lm_step_lora_dropout_k50_log_softmax",
-    "lm_step_lora_dropout_k51_cross_entropy",
-    "lm_step_lora_dropout_k52_cross_entropy",
-    "lm_step_lora_dropout_k53_log_softmax",
-    "lm_step_lora_dropout_k54_cross_entropy",
-    "lm_step_lora_dropout_k55_token_stats",
-    "lm_step_lora_dropout_k56_token_stats",
-    "lm_step_lora_dropout_k57_log_softmax_grad",
-    "lm_step_lora_dropout_k58_lm_head_grad_in",
-    "lm_step_lora_dropout_k59_rmsnorm_grad",
-    "lm_step_lora_dropout_k60_rmsnorm_grad_scatter_add",
-    "lm_step_lora_dropout_k61_lm_chunk",
-    "lm_step_lora_dropout_k62_lm_chunk",
-    "lm_step_lora_dropout_k63_lm_chunk",
-    "lm_step_lora_dropout_k64_lm_chunk",
-    "lm_step_lora_dropout_k65_rmsnorm",
-    "lm_step_lora_dropout_k66_rmsnorm",
-    "lm_step_lora_dropout_k67_dropout",
-    "lm_step_lora_dropout_k68_lora_a_wq",
-    "lm_step_lora_dropout_k69_dropout",
-    "lm_step_lora_dropout_k70_lora_a_wk",
-    "lm_step_lora_dropout_k71_dropout",
-    "lm_step_lora_dropout_k72_lora_a_wv",
-    "lm_step_lora_dropout_k73_scores_matmul",
-    "lm_step_lora_dropout_k74_attention",
-    "lm_step_lora_dropout_k75_softmax",
-    "lm_step_lora_dropout_k76_softmax",
-    "lm_step_lora_dropout_k77_dropout",
-    "lm_step_lora_dropout_k78_lora_a_wo",
-    "lm_step_lora_dropout_k79_rmsnorm",
-    "lm_step_lora_dropout_k80_rmsnorm",
+    "lm_step_lora_dropout_k6_lora",
+    "lm_step_lora_dropout_k7_lora_b_wq",
+    "lm_step_lora_dropout_k8_rope",
+    "lm_step_lora_dropout_k9_wk",
+    "lm_step_lora_dropout_k10_dropout",
+    "lm_step_lora_dropout_k11_lora_a_wk",
+    "lm_step_lora_dropout_k12_lora",
+    "lm_step_lora_dropout_k13_lora_b_wk",
+    "lm_step_lora_dropout_k14_rope",
+    "lm_step_lora_dropout_k15_wv",
+    "lm_step_lora_dropout_k16_dropout",
+    "lm_step_lora_dropout_k17_lora_a_wv",
+    "lm_step_lora_dropout_k18_lora",
+    "lm_step_lora_dropout_k19_lora_b_wv",
+    "lm_step_lora_dropout_k20_attention",
+    "lm_step_lora_dropout_k21_scores_matmul",
+    "lm_step_lora_dropout_k22_attention",
+    "lm_step_lora_dropout_k23_saved_attn",
+    "lm_step_lora_dropout_k24_wo",
+    "lm_step_lora_dropout_k25_dropout",
+    "lm_step_lora_dropout_k26_lora_a_wo",
+    "lm_step_lora_dropout_k27_lora",
+    "lm_step_lora_dropout_k28_lora_b_wo",
+    "lm_step_lora_dropout_k29_layer",
+    "lm_step_lora_dropout_k30_rmsnorm",
+    "lm_step_lora_dropout_k31_w1",
+    "lm_step_lora_dropout_k32_dropout",
+    "lm_step_lora_dropout_k33_lora_a_w1",
+    "lm_step_lora_dropout_k34_lora",
+    "lm_step_lora_dropout_k35_lora_b_w1",
+    "lm_step_lora_dropout_k36_gate_up",
+    "lm_step_lora_dropout_k37_w3",
+    "lm_step_lora_dropout_k38_dropout",
+    "lm_step_lora_dropout_k39_lora_a_w3",
+    "lm_step_lora_dropout_k40_lora",
+    "lm_step_lora_dropout_k41_lora_b_w3",
+    "lm_step_lora_dropout_k42_gate_up",
+    "lm_step_lora_dropout_k43_silu",
+    "lm_step_lora_dropout_k44_w2",
+    "lm_step_lora_dropout_k45_dropout",
+    "lm_step_lora_dropout_k46_lora_a_w2",
+    "lm_step_lora_dropout_k47_lora",
+    "lm_step_lora_dropout_k48_lora_b_w2",
+    "lm_step_lora_dropout_k49_lora",
+    "lm_step_lora_dropout_k50_reshape",
+    "lm_step_lora_dropout_k51_expand",
+    "lm_step_lora_dropout_k52_lm_head",
+    "lm_step_lora_dropout_k53_rmsnorm",
+    "lm_step_lora_dropout_k54_rmsnorm",
+    "lm_step_lora_dropout_k55_lm_head",
+    "lm_step_lora_dropout_k56_log_softmax",
+    "lm_step_lora_dropout_k57_log_softmax",
+    "lm_step_lora_dropout_k58_cross_entropy",
+    "lm_step_lora_dropout_k59_cross_entropy",
+    "lm_step_lora_dropout_k60_log_softmax",
+    "lm_step_lora_dropout_k61_cross_entropy",
+    "lm_step_lora_dropout_k62_token_stats",
+    "lm_step_lora_dropout_k63_token_stats",
+    "lm_step_lora_dropout_k64_log_softmax_grad",
+    "lm_step_lora_dropout_k65_lm_head_grad_in",
+    "lm_step_lora_dropout_k66_rmsnorm_grad",
+    "lm_step_lora_dropout_k67_rmsnorm_grad_scatter_add",
+    "lm_step_lora_dropout_k68_lm_chunk",
+    "lm_step_lora_dropout_k69_lm_chunk",
+    "lm_step_lora_dropout_k70_lm_chunk",
+    "lm_step_lora_dropout_k71_lm_chunk",
+    "lm_step_lora_dropout_k72_rmsnorm",
+    "lm_step_lora_dropout_k73_rmsnorm",
+    "lm_step_lora_dropout_k74_dropout",
+    "lm_step_lora_dropout_k75_dropout",
+    "lm_step_lora_dropout_k76_dropout",
+    "lm_step_lora_dropout_k77_scores_matmul",
+    "lm_step_lora_dropout_k78_attention",
+    "lm_step_lora_dropout_k79_softmax",
+    "lm_step_lora_dropout_k80_softmax",
     "lm_step_lora_dropout_k81_dropout",
-    "lm_step_lora_dropout_k82_lora_a_w1",
-    "lm_step_lora_dropout_k83_silu",
+    "lm_step_lora_dropout_k82_rmsnorm",
+    "lm_step_lora_dropout_k83_rmsnorm",
     "lm_step_lora_dropout_k84_dropout",
-    "lm_step_lora_dropout_k85_lora_a_w3",
+    "lm_step_lora_dropout_k85_silu",
     "lm_step_lora_dropout_k86_dropout",
-    "lm_step_lora_dropout_k87_lora_a_w2",
-    "lm_step_lora_dropout_k88_lora",
-    "lm_step_lora_dropout_k89_lora_b_w2_grad_in",
+    "lm_step_lora_dropout_k87_dropout",
+    "lm_step_lora_dropout_k88_lora_b_w2_grad_in",
+    "lm_step_lora_dropout_k89_lora",
     "lm_step_lora_dropout_k90_lora_a_w2_grad_in",
     "lm_step_lora_dropout_k91_w2_grad_in",
     "lm_step_lora_dropout_k92_dropout",
-    "lm_step_lora_dropout_k93_lora",
-    "lm_step_lora_dropout_k94_lora_b_w3_grad_in",
+    "lm_step_lora_dropout_k93_lora_b_w3_grad_in",
+    "lm_step_lora_dropout_k94_lora",
     "lm_step_lora_dropout_k95_lora_a_w3_grad_in",
     "lm_step_lora_dropout_k96_w3_grad_in",
     "lm_step_lora_dropout_k97_dropout",
-    "lm_step_lora_dropout_k98_lora",
-    "lm_step_lora_dropout_k99_lora_b_w1_grad_in",
+    "lm_step_lora_dropout_k98_lora_b_w1_grad_in",
+    "lm_step_lora_dropout_k99_lora",
     "lm_step_lora_dropout_k100_lora_a_w1_grad_in",
     "lm_step_lora_dropout_k101_w1_grad_in",
     "lm_step_lora_dropout_k102_rmsnorm_grad",
-    "lm_step_lora_dropout_k103_lora",
-    "lm_step_lora_dropout_k104_lora_b_wo_grad_in",
+    "lm_step_lora_dropout_k103_lora_b_wo_grad_in",
+    "lm_step_lora_dropout_k104_lora",
     "lm_step_lora_dropout_k105_lora_a_wo_grad_in",
     "lm_step_lora_dropout_k106_wo_grad_in",
     "lm_step_lora_dropout_k107_dropout",
@@ -7672,38 +7510,37 @@ static const char *const llama_train_lm_step_lora_dropout_kernel_names[] = {
     "lm_step_lora_dropout_k110_scores_grad_matmul",
     "lm_step_lora_dropout_k111_attention_grad_matmul",
     "lm_step_lora_dropout_k112_attention_grad_matmul",
-    "lm_step_lora_dropout_k113_attention_grad",
-    "lm_step_lora_dropout_k114_lora_b_wv_grad_in",
+    "lm_step_lora_dropout_k113_lora_b_wv_grad_in",
+    "lm_step_lora_dropout_k114_lora",
     "lm_step_lora_dropout_k115_lora_a_wv_grad_in",
-    "lm_step_lora_dropout_k116_attention_grad",
-    "lm_step_lora_dropout_k117_wv_grad_in",
-    "lm_step_lora_dropout_k118_rope_grad",
+    "lm_step_lora_dropout_k116_wv_grad_in",
+    "lm_step_lora_dropout_k117_rope_grad",
+    "lm_step_lora_dropout_k118_lora_b_wk_grad_in",
     "lm_step_lora_dropout_k119_lora",
-    "lm_step_lora_dropout_k120_lora_b_wk_grad_in",
-    "lm_step_lora_dropout_k121_lora_a_wk_grad_in",
-    "lm_step_lora_dropout_k122_wk_grad_in",
-    "lm_step_lora_dropout_k123_rope_grad",
+    "lm_step_lora_dropout_k120_lora_a_wk_grad_in",
+    "lm_step_lora_dropout_k121_wk_grad_in",
+    "lm_step_lora_dropout_k122_rope_grad",
+    "lm_step_lora_dropout_k123_lora_b_wq_grad_in",
     "lm_step_lora_dropout_k124_lora",
-    "lm_step_lora_dropout_k125_lora_b_wq_grad_in",
-    "lm_step_lora_dropout_k126_lora_a_wq_grad_in",
-    "lm_step_lora_dropout_k127_wq_grad_in",
-    "lm_step_lora_dropout_k128_dropout",
-    "lm_step_lora_dropout_k129_grad_lora_a_wq",
-    "lm_step_lora_dropout_k130_grad_lora_b_wq",
-    "lm_step_lora_dropout_k131_grad_lora_a_wk",
-    "lm_step_lora_dropout_k132_grad_lora_b_wk",
-    "lm_step_lora_dropout_k133_grad_lora_a_wv",
-    "lm_step_lora_dropout_k134_grad_lora_b_wv",
-    "lm_step_lora_dropout_k135_grad_lora_a_wo",
-    "lm_step_lora_dropout_k136_grad_lora_b_wo",
-    "lm_step_lora_dropout_k137_grad_lora_a_w1",
-    "lm_step_lora_dropout_k138_grad_lora_b_w1",
-    "lm_step_lora_dropout_k139_grad_lora_a_w2",
-    "lm_step_lora_dropout_k140_grad_lora_b_w2",
-    "lm_step_lora_dropout_k141_grad_lora_a_w3",
-    "lm_step_lora_dropout_k142_grad_lora_b_w3",
+    "lm_step_lora_dropout_k125_lora_a_wq_grad_in",
+    "lm_step_lora_dropout_k126_wq_grad_in",
+    "lm_step_lora_dropout_k127_dropout",
+    "lm_step_lora_dropout_k128_grad_lora_a_wq",
+    "lm_step_lora_dropout_k129_grad_lora_b_wq",
+    "lm_step_lora_dropout_k130_grad_lora_a_wk",
+    "lm_step_lora_dropout_k131_grad_lora_b_wk",
+    "lm_step_lora_dropout_k132_grad_lora_a_wv",
+    "lm_step_lora_dropout_k133_grad_lora_b_wv",
+    "lm_step_lora_dropout_k134_grad_lora_a_wo",
+    "lm_step_lora_dropout_k135_grad_lora_b_wo",
+    "lm_step_lora_dropout_k136_grad_lora_a_w1",
+    "lm_step_lora_dropout_k137_grad_lora_b_w1",
+    "lm_step_lora_dropout_k138_grad_lora_a_w2",
+    "lm_step_lora_dropout_k139_grad_lora_b_w2",
+    "lm_step_lora_dropout_k140_grad_lora_a_w3",
+    "lm_step_lora_dropout_k141_grad_lora_b_w3",
 };
-const la_program_info llama_train_lm_step_lora_dropout_info = { "llama_train.lm_step_lora_dropout", 85, 143, llama_train_lm_step_lora_dropout_kernel_names, llama_train_lm_step_lora_dropout_run, llama_train_lm_step_lora_dropout_arena, llama_train_lm_step_lora_dropout_cost };
+const la_program_info llama_train_lm_step_lora_dropout_info = { "llama_train.lm_step_lora_dropout", 92, 142, llama_train_lm_step_lora_dropout_kernel_names, llama_train_lm_step_lora_dropout_run, llama_train_lm_step_lora_dropout_arena, llama_train_lm_step_lora_dropout_cost };
 
 /* ===== program 'eval_loss' ===== */
 
@@ -8450,11 +8287,24 @@ static void eval_loss_lora_k4_lora_a_wq(float *restrict t5, const float *restric
     }
 }
 
-/* eval_loss_lora_k5_lora_b_wq: t6[B*T, D] = t5 · lora_b_wqᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k5_lora_b_wq(float *restrict t6, const float *restrict lora_b_wq, const float *restrict t5, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k5_lora: t6 = t5 · lora_scale_wq  [layer/attention/lora] */
+static void eval_loss_lora_k5_lora(float *t6, const float *lora_scale_wq, const float *t5, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t5[r * n + j]) * (lora_scale_wq[0]);
+            t6[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k6_lora_b_wq: t7[B*T, D] = t6 · lora_b_wqᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k6_lora_b_wq(float *restrict t7, const float *restrict lora_b_wq, const float *restrict t6, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t5, R, lora_b_wq, R, 0.0f, t6, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t6, R, lora_b_wq, R, 0.0f, t7, D);
         return;
     }
     la_blas_pool(0);
@@ -8463,17 +8313,17 @@ static void eval_loss_lora_k5_lora_b_wq(float *restrict t6, const float *restric
         const float *restrict wr = lora_b_wq + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t5)[c];
-        (t6)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t6)[c];
+        (t7)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k6_wk: t7[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
-static void eval_loss_lora_k6_wk(float *restrict t7, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k7_wk: t8[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void eval_loss_lora_k7_wk(float *restrict t8, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t7, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wk, D, 0.0f, t8, KVD);
         return;
     }
     la_blas_pool(0);
@@ -8483,15 +8333,15 @@ static void eval_loss_lora_k6_wk(float *restrict t7, const float *restrict wk, c
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t7)[r] = acc;
+        (t8)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k7_lora_a_wk: t8[B*T, R] = t3 · lora_a_wkᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k7_lora_a_wk(float *restrict t8, const float *restrict lora_a_wk, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k8_lora_a_wk: t9[B*T, R] = t3 · lora_a_wkᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k8_lora_a_wk(float *restrict t9, const float *restrict lora_a_wk, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wk, D, 0.0f, t8, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wk, D, 0.0f, t9, R);
         return;
     }
     la_blas_pool(0);
@@ -8501,15 +8351,28 @@ static void eval_loss_lora_k7_lora_a_wk(float *restrict t8, const float *restric
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t8)[r] = acc;
+        (t9)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k8_lora_b_wk: t9[B*T, KVD] = t8 · lora_b_wkᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k8_lora_b_wk(float *restrict t9, const float *restrict lora_b_wk, const float *restrict t8, long B, long HD2, long KVH, long R, long T) {
+/* eval_loss_lora_k9_lora: t10 = t9 · lora_scale_wk  [layer/attention/lora] */
+static void eval_loss_lora_k9_lora(float *t10, const float *lora_scale_wk, const float *t9, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t9[r * n + j]) * (lora_scale_wk[0]);
+            t10[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k10_lora_b_wk: t11[B*T, KVD] = t10 · lora_b_wkᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k10_lora_b_wk(float *restrict t11, const float *restrict lora_b_wk, const float *restrict t10, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t8, R, lora_b_wk, R, 0.0f, t9, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t10, R, lora_b_wk, R, 0.0f, t11, KVD);
         return;
     }
     la_blas_pool(0);
@@ -8518,17 +8381,17 @@ static void eval_loss_lora_k8_lora_b_wk(float *restrict t9, const float *restric
         const float *restrict wr = lora_b_wk + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t8)[c];
-        (t9)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t10)[c];
+        (t11)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k9_wv: t10[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
-static void eval_loss_lora_k9_wv(float *restrict t10, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k11_wv: t12[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void eval_loss_lora_k11_wv(float *restrict t12, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t10, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, D, t3, D, wv, D, 0.0f, t12, KVD);
         return;
     }
     la_blas_pool(0);
@@ -8538,15 +8401,15 @@ static void eval_loss_lora_k9_wv(float *restrict t10, const float *restrict wv, 
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t10)[r] = acc;
+        (t12)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k10_lora_a_wv: t11[B*T, R] = t3 · lora_a_wvᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k10_lora_a_wv(float *restrict t11, const float *restrict lora_a_wv, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k12_lora_a_wv: t13[B*T, R] = t3 · lora_a_wvᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k12_lora_a_wv(float *restrict t13, const float *restrict lora_a_wv, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wv, D, 0.0f, t11, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t3, D, lora_a_wv, D, 0.0f, t13, R);
         return;
     }
     la_blas_pool(0);
@@ -8556,15 +8419,28 @@ static void eval_loss_lora_k10_lora_a_wv(float *restrict t11, const float *restr
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
         for (long c = 0; c < D; c++) acc += wr[c] * (t3)[c];
-        (t11)[r] = acc;
+        (t13)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k11_lora_b_wv: t12[B*T, KVD] = t11 · lora_b_wvᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k11_lora_b_wv(float *restrict t12, const float *restrict lora_b_wv, const float *restrict t11, long B, long HD2, long KVH, long R, long T) {
+/* eval_loss_lora_k13_lora: t14 = t13 · lora_scale_wv  [layer/attention/lora] */
+static void eval_loss_lora_k13_lora(float *t14, const float *lora_scale_wv, const float *t13, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t13[r * n + j]) * (lora_scale_wv[0]);
+            t14[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k14_lora_b_wv: t15[B*T, KVD] = t14 · lora_b_wvᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k14_lora_b_wv(float *restrict t15, const float *restrict lora_b_wv, const float *restrict t14, long B, long HD2, long KVH, long R, long T) {
     const long KVD = 2*HD2*KVH;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t11, R, lora_b_wv, R, 0.0f, t12, KVD);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, KVD, R, t14, R, lora_b_wv, R, 0.0f, t15, KVD);
         return;
     }
     la_blas_pool(0);
@@ -8573,27 +8449,26 @@ static void eval_loss_lora_k11_lora_b_wv(float *restrict t12, const float *restr
         const float *restrict wr = lora_b_wv + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t11)[c];
-        (t12)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t14)[c];
+        (t15)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k12_lora: t13 = t10 + lora_scale_wv · t12  [layer/attention; layer/attention/lora] */
-static void eval_loss_lora_k12_lora(float *restrict t13, const float *restrict lora_scale_wv, const float *restrict t10, const float *restrict t12, long B, long HD2, long KVH, long T) {
+/* eval_loss_lora_k15_lora: t16 = t12 + t15  [layer/attention; layer/attention/lora] */
+static void eval_loss_lora_k15_lora(float *restrict t16, const float *restrict t12, const float *restrict t15, long B, long HD2, long KVH, long T) {
     const long KVD = 2*HD2*KVH;
     const long rows = B*T, n = KVD;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wv[0]) * (t12[r * n + j]);
-            float v1 = t10[r * n + j] + v0;
-            t13[r * n + j] = v1;
+            float v0 = t12[r * n + j] + t15[r * n + j];
+            t16[r * n + j] = v0;
         }
     }
 }
 
-/* eval_loss_lora_k13_rope: mul, add, mul, mul, sub, mul, mul, add, concat  [layer/attention; layer/attention/lora; layer/attention/rope; layer/attention/attention] */
-static void eval_loss_lora_k13_rope(float *restrict t14, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t4, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k16_rope: add, mul, mul, sub, mul, mul, add, concat  [layer/attention; layer/attention/lora; layer/attention/rope; layer/attention/attention] */
+static void eval_loss_lora_k16_rope(float *restrict t17, const float *restrict t0, const float *restrict t1, const float *restrict t4, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -8607,32 +8482,28 @@ static void eval_loss_lora_k13_rope(float *restrict t14, const float *restrict t
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wq[0]) * (t6[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2]);
-                float v2 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[(i3) * HD2 + j / 2]);
-                float v4 = (lora_scale_wq[0]) * (t6[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[(i3) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2] + t7[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i3) * HD2 + j / 2]);
+                float v3 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1] + t7[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i3) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
             }
             else {
-                float v8 = (lora_scale_wq[0]) * (t6[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2]);
-                float v9 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[(i3) * HD2 + j / 2]);
-                float v11 = (lora_scale_wq[0]) * (t6[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[(i3) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v6 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2] + t7[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i3) * HD2 + j / 2]);
+                float v8 = t4[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1] + t7[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i3) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
             }
-            t14[r * n + j] = v0;
+            t17[r * n + j] = v0;
         }
     }
 }
 
-/* eval_loss_lora_k14_rope: mul, add, mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention; layer/attention/lora; layer/attention/attention] */
-static void eval_loss_lora_k14_rope(float *restrict t15, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t7, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k17_rope: add, mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention; layer/attention/lora; layer/attention/attention] */
+static void eval_loss_lora_k17_rope(float *restrict t18, const float *restrict t0, const float *restrict t1, const float *restrict t8, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -8645,32 +8516,28 @@ static void eval_loss_lora_k14_rope(float *restrict t15, const float *restrict t
         for (long j = 0; j < n; j++) {
             float v0;
             if ((j) % 2 < 1) {
-                float v1 = (lora_scale_wk[0]) * (t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2]);
-                float v2 = t7[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2] + v1;
-                float v3 = v2 * (t0[(i3) * HD2 + j / 2]);
-                float v4 = (lora_scale_wk[0]) * (t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1]);
-                float v5 = t7[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1] + v4;
-                float v6 = v5 * (t1[(i3) * HD2 + j / 2]);
-                float v7 = v3 - v6;
-                v0 = v7;
+                float v1 = t8[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2] + t11[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i3) * HD2 + j / 2]);
+                float v3 = t8[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1] + t11[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i3) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
             }
             else {
-                float v8 = (lora_scale_wk[0]) * (t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2]);
-                float v9 = t7[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2] + v8;
-                float v10 = v9 * (t1[(i3) * HD2 + j / 2]);
-                float v11 = (lora_scale_wk[0]) * (t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1]);
-                float v12 = t7[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1] + v11;
-                float v13 = v12 * (t0[(i3) * HD2 + j / 2]);
-                float v14 = v10 + v13;
-                v0 = v14;
+                float v6 = t8[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2] + t11[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i3) * HD2 + j / 2]);
+                float v8 = t8[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1] + t11[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i3) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
             }
-            t15[r * n + j] = v0;
+            t18[r * n + j] = v0;
         }
     }
 }
 
-/* eval_loss_lora_k15_scores_matmul: t16[B, KVH, REP, T, T] = t14 · t15ᵀ  [layer/attention/attention/scores] */
-static void eval_loss_lora_k15_scores_matmul(float *restrict t16, const float *restrict t14, const float *restrict t15, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k18_scores_matmul: t19[B, KVH, REP, T, T] = t17 · t18ᵀ  [layer/attention/attention/scores] */
+static void eval_loss_lora_k18_scores_matmul(float *restrict t19, const float *restrict t17, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long H = KVH*REP;
     const long HD = 2*HD2;
@@ -8680,11 +8547,11 @@ static void eval_loss_lora_k15_scores_matmul(float *restrict t16, const float *r
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t14 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t15 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t16 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+                la_gemm_serial(CblasNoTrans, CblasTrans, T, T, HD, t17 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t18 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t19 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
 }
 
-/* eval_loss_lora_k16_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
-static void eval_loss_lora_k16_attention(float *restrict t17, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k19_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void eval_loss_lora_k19_attention(float *restrict t20, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
     const long H = KVH*REP;
     const long HD = 2*HD2;
     const long rows = B*T*H, n = T;
@@ -8697,7 +8564,7 @@ static void eval_loss_lora_k16_attention(float *restrict t17, const float *restr
         for (long j0 = 0; j0 < n; j0++) {
             float v0 = (float)i3 + 0.0f;
             float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
-            float v3 = (t16[r * n + j0]) * v2;
+            float v3 = (t19[r * n + j0]) * v2;
             float v4 = v1 != 0.0f ? v3 : (-INFINITY);
             acc0 = fmaxf(acc0, v4);
         }
@@ -8707,22 +8574,22 @@ static void eval_loss_lora_k16_attention(float *restrict t17, const float *restr
         for (long j1 = 0; j1 < n; j1++) {
             float v5 = (float)i3 + 0.0f;
             float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
-            float v7 = (t16[r * n + j1]) * v2;
+            float v7 = (t19[r * n + j1]) * v2;
             float v8 = v6 != 0.0f ? v7 : (-INFINITY);
             float v10 = v8 - v9;
             float v11 = la_expf(v10);
-            t17[r * n + j1] = v11;
+            t20[r * n + j1] = v11;
             acc1 += v11;
         }
         for (long j = 0; j < n; j++) {
-            float v12 = (t17[r * n + j]) / acc1;
-            t17[r * n + j] = v12;
+            float v12 = (t20[r * n + j]) / acc1;
+            t20[r * n + j] = v12;
         }
     }
 }
 
-/* eval_loss_lora_k17_attention_matmul: t18[B, KVH, REP, T, HD] = t17 · t13  [layer/attention/attention; layer/attention] */
-static void eval_loss_lora_k17_attention_matmul(float *restrict t18, const float *restrict t13, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k20_attention_matmul: t21[B, KVH, REP, T, HD] = t20 · t16  [layer/attention/attention; layer/attention] */
+static void eval_loss_lora_k20_attention_matmul(float *restrict t21, const float *restrict t16, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long KVD = 2*HD2*KVH;
     const long H = KVH*REP;
@@ -8733,14 +8600,14 @@ static void eval_loss_lora_k17_attention_matmul(float *restrict t18, const float
     for (long b0 = 0; b0 < B; b0++)
         for (long b1 = 0; b1 < KVH; b1++)
             for (long b2 = 0; b2 < REP; b2++)
-                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t17 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t13 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t18 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+                la_gemm_serial(CblasNoTrans, CblasNoTrans, T, HD, T, t20 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t16 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t21 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
 }
 
-/* eval_loss_lora_k18_wo: t19[B*T, D] = t18 · woᵀ  [layer/attention] */
-static void eval_loss_lora_k18_wo(float *restrict t19, const float *restrict wo, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k21_wo: t22[B*T, D] = t21 · woᵀ  [layer/attention] */
+static void eval_loss_lora_k21_wo(float *restrict t22, const float *restrict wo, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t18, D, wo, D, 0.0f, t19, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, D, t21, D, wo, D, 0.0f, t22, D);
         return;
     }
     la_blas_pool(0);
@@ -8749,16 +8616,16 @@ static void eval_loss_lora_k18_wo(float *restrict t19, const float *restrict wo,
         const float *restrict wr = wo + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
-        (t19)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t21)[c];
+        (t22)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k19_lora_a_wo: t20[B*T, R] = t18 · lora_a_woᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k19_lora_a_wo(float *restrict t20, const float *restrict lora_a_wo, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k22_lora_a_wo: t23[B*T, R] = t21 · lora_a_woᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k22_lora_a_wo(float *restrict t23, const float *restrict lora_a_wo, const float *restrict t21, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t18, D, lora_a_wo, D, 0.0f, t20, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t21, D, lora_a_wo, D, 0.0f, t23, R);
         return;
     }
     la_blas_pool(0);
@@ -8767,16 +8634,29 @@ static void eval_loss_lora_k19_lora_a_wo(float *restrict t20, const float *restr
         const float *restrict wr = lora_a_wo + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t18)[c];
-        (t20)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t21)[c];
+        (t23)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k20_lora_b_wo: t21[B*T, D] = t20 · lora_b_woᵀ  [layer/attention/lora] */
-static void eval_loss_lora_k20_lora_b_wo(float *restrict t21, const float *restrict lora_b_wo, const float *restrict t20, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k23_lora: t24 = t23 · lora_scale_wo  [layer/attention/lora] */
+static void eval_loss_lora_k23_lora(float *t24, const float *lora_scale_wo, const float *t23, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t23[r * n + j]) * (lora_scale_wo[0]);
+            t24[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k24_lora_b_wo: t25[B*T, D] = t24 · lora_b_woᵀ  [layer/attention/lora] */
+static void eval_loss_lora_k24_lora_b_wo(float *restrict t25, const float *restrict lora_b_wo, const float *restrict t24, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t20, R, lora_b_wo, R, 0.0f, t21, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t24, R, lora_b_wo, R, 0.0f, t25, D);
         return;
     }
     la_blas_pool(0);
@@ -8785,13 +8665,13 @@ static void eval_loss_lora_k20_lora_b_wo(float *restrict t21, const float *restr
         const float *restrict wr = lora_b_wo + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t20)[c];
-        (t21)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t24)[c];
+        (t25)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k21_rmsnorm: t22 = ((carry0 + t19 + lora_scale_wo · t21) · rsqrt(Σ((carry0 + t19 + lora_scale_wo · t21)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer/attention/lora; layer] */
-static void eval_loss_lora_k21_rmsnorm(float *restrict t22, const float *restrict norm_eps, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict ffn_norm, const float *restrict t19, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k25_rmsnorm: t26 = ((carry0 + t22 + t25) · rsqrt(Σ((carry0 + t22 + t25)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer/attention/lora; layer] */
+static void eval_loss_lora_k25_rmsnorm(float *restrict t26, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t22, const float *restrict t25, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -8799,31 +8679,29 @@ static void eval_loss_lora_k21_rmsnorm(float *restrict t22, const float *restric
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (lora_scale_wo[0]) * (t21[r * n + j0]);
-            float v1 = t19[r * n + j0] + v0;
-            float v2 = carry0[r * n + j0] + v1;
-            float v3 = v2 * v2;
-            acc0 += v3;
+            float v0 = t22[r * n + j0] + t25[r * n + j0];
+            float v1 = carry0[r * n + j0] + v0;
+            float v2 = v1 * v1;
+            acc0 += v2;
         }
-        float v7 = acc0 / ((float)(D));
-        float v8 = v7 + norm_eps[0];
-        float v9 = 1.0f / sqrtf(v8);
+        float v5 = acc0 / ((float)(D));
+        float v6 = v5 + norm_eps[0];
+        float v7 = 1.0f / sqrtf(v6);
         for (long j = 0; j < n; j++) {
-            float v4 = (lora_scale_wo[0]) * (t21[r * n + j]);
-            float v5 = t19[r * n + j] + v4;
-            float v6 = carry0[r * n + j] + v5;
-            float v10 = v6 * v9;
-            float v11 = v10 * (ffn_norm[j]);
-            t22[r * n + j] = v11;
+            float v3 = t22[r * n + j] + t25[r * n + j];
+            float v4 = carry0[r * n + j] + v3;
+            float v8 = v4 * v7;
+            float v9 = v8 * (ffn_norm[j]);
+            t26[r * n + j] = v9;
         }
     }
 }
 
-/* eval_loss_lora_k22_w1: t23[B*T, F] = t22 · w1ᵀ  [layer/ffn/gate_up] */
-static void eval_loss_lora_k22_w1(float *restrict t23, const float *restrict w1, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k26_w1: t27[B*T, F] = t26 · w1ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_lora_k26_w1(float *restrict t27, const float *restrict w1, const float *restrict t26, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t22, D, w1, D, 0.0f, t23, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t26, D, w1, D, 0.0f, t27, F);
         return;
     }
     la_blas_pool(0);
@@ -8832,16 +8710,16 @@ static void eval_loss_lora_k22_w1(float *restrict t23, const float *restrict w1,
         const float *restrict wr = w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
-        (t23)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t26)[c];
+        (t27)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k23_lora_a_w1: t24[B*T, R] = t22 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void eval_loss_lora_k23_lora_a_w1(float *restrict t24, const float *restrict lora_a_w1, const float *restrict t22, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k27_lora_a_w1: t28[B*T, R] = t26 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k27_lora_a_w1(float *restrict t28, const float *restrict lora_a_w1, const float *restrict t26, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t22, D, lora_a_w1, D, 0.0f, t24, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t26, D, lora_a_w1, D, 0.0f, t28, R);
         return;
     }
     la_blas_pool(0);
@@ -8850,15 +8728,28 @@ static void eval_loss_lora_k23_lora_a_w1(float *restrict t24, const float *restr
         const float *restrict wr = lora_a_w1 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
-        (t24)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t26)[c];
+        (t28)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k24_lora_b_w1: t25[B*T, F] = t24 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
-static void eval_loss_lora_k24_lora_b_w1(float *restrict t25, const float *restrict lora_b_w1, const float *restrict t24, long B, long F, long R, long T) {
+/* eval_loss_lora_k28_lora: t29 = t28 · lora_scale_w1  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k28_lora(float *t29, const float *lora_scale_w1, const float *t28, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t28[r * n + j]) * (lora_scale_w1[0]);
+            t29[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k29_lora_b_w1: t30[B*T, F] = t29 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k29_lora_b_w1(float *restrict t30, const float *restrict lora_b_w1, const float *restrict t29, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t24, R, lora_b_w1, R, 0.0f, t25, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t29, R, lora_b_w1, R, 0.0f, t30, F);
         return;
     }
     la_blas_pool(0);
@@ -8867,16 +8758,16 @@ static void eval_loss_lora_k24_lora_b_w1(float *restrict t25, const float *restr
         const float *restrict wr = lora_b_w1 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t24)[c];
-        (t25)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t29)[c];
+        (t30)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k25_w3: t26[B*T, F] = t22 · w3ᵀ  [layer/ffn/gate_up] */
-static void eval_loss_lora_k25_w3(float *restrict t26, const float *restrict w3, const float *restrict t22, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k30_w3: t31[B*T, F] = t26 · w3ᵀ  [layer/ffn/gate_up] */
+static void eval_loss_lora_k30_w3(float *restrict t31, const float *restrict w3, const float *restrict t26, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t22, D, w3, D, 0.0f, t26, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, D, t26, D, w3, D, 0.0f, t31, F);
         return;
     }
     la_blas_pool(0);
@@ -8885,16 +8776,16 @@ static void eval_loss_lora_k25_w3(float *restrict t26, const float *restrict w3,
         const float *restrict wr = w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
-        (t26)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t26)[c];
+        (t31)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k26_lora_a_w3: t27[B*T, R] = t22 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void eval_loss_lora_k26_lora_a_w3(float *restrict t27, const float *restrict lora_a_w3, const float *restrict t22, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k31_lora_a_w3: t32[B*T, R] = t26 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k31_lora_a_w3(float *restrict t32, const float *restrict lora_a_w3, const float *restrict t26, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t22, D, lora_a_w3, D, 0.0f, t27, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, D, t26, D, lora_a_w3, D, 0.0f, t32, R);
         return;
     }
     la_blas_pool(0);
@@ -8903,15 +8794,28 @@ static void eval_loss_lora_k26_lora_a_w3(float *restrict t27, const float *restr
         const float *restrict wr = lora_a_w3 + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t22)[c];
-        (t27)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t26)[c];
+        (t32)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k27_lora_b_w3: t28[B*T, F] = t27 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
-static void eval_loss_lora_k27_lora_b_w3(float *restrict t28, const float *restrict lora_b_w3, const float *restrict t27, long B, long F, long R, long T) {
+/* eval_loss_lora_k32_lora: t33 = t32 · lora_scale_w3  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k32_lora(float *t33, const float *lora_scale_w3, const float *t32, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t32[r * n + j]) * (lora_scale_w3[0]);
+            t33[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k33_lora_b_w3: t34[B*T, F] = t33 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void eval_loss_lora_k33_lora_b_w3(float *restrict t34, const float *restrict lora_b_w3, const float *restrict t33, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t27, R, lora_b_w3, R, 0.0f, t28, F);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, F, R, t33, R, lora_b_w3, R, 0.0f, t34, F);
         return;
     }
     la_blas_pool(0);
@@ -8920,36 +8824,34 @@ static void eval_loss_lora_k27_lora_b_w3(float *restrict t28, const float *restr
         const float *restrict wr = lora_b_w3 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t27)[c];
-        (t28)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t33)[c];
+        (t34)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k28_lora: t29 = ((t23 + lora_scale_w1 · t25) / (1 + exp(-(t23 + lora_scale_w1 · t25)))) · (t26 + lora_scale_w3 · t28)  [layer/ffn/gate_up; layer/ffn/gate_up/lora; layer/ffn/gate_up/silu] */
-static void eval_loss_lora_k28_lora(float *restrict t29, const float *restrict lora_scale_w1, const float *restrict lora_scale_w3, const float *restrict t23, const float *restrict t25, const float *restrict t26, const float *restrict t28, long B, long F, long T) {
+/* eval_loss_lora_k34_silu: t35 = ((t27 + t30) / (1 + exp(-(t27 + t30)))) · (t31 + t34)  [layer/ffn/gate_up; layer/ffn/gate_up/lora; layer/ffn/gate_up/silu] */
+static void eval_loss_lora_k34_silu(float *restrict t35, const float *restrict t27, const float *restrict t30, const float *restrict t31, const float *restrict t34, long B, long F, long T) {
     const long rows = B*T, n = F;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_w1[0]) * (t25[r * n + j]);
-            float v1 = t23[r * n + j] + v0;
-            float v2 = -v1;
-            float v3 = la_expf(v2);
-            float v4 = 1.0f + v3;
-            float v5 = v1 / v4;
-            float v6 = (lora_scale_w3[0]) * (t28[r * n + j]);
-            float v7 = t26[r * n + j] + v6;
-            float v8 = v5 * v7;
-            t29[r * n + j] = v8;
+            float v0 = t27[r * n + j] + t30[r * n + j];
+            float v1 = -v0;
+            float v2 = la_expf(v1);
+            float v3 = 1.0f + v2;
+            float v4 = v0 / v3;
+            float v5 = t31[r * n + j] + t34[r * n + j];
+            float v6 = v4 * v5;
+            t35[r * n + j] = v6;
         }
     }
 }
 
-/* eval_loss_lora_k29_w2: t30[B*T, D] = t29 · w2ᵀ  [layer/ffn] */
-static void eval_loss_lora_k29_w2(float *restrict t30, const float *restrict w2, const float *restrict t29, long B, long F, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k35_w2: t36[B*T, D] = t35 · w2ᵀ  [layer/ffn] */
+static void eval_loss_lora_k35_w2(float *restrict t36, const float *restrict w2, const float *restrict t35, long B, long F, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t29, F, w2, F, 0.0f, t30, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, F, t35, F, w2, F, 0.0f, t36, D);
         return;
     }
     la_blas_pool(0);
@@ -8958,15 +8860,15 @@ static void eval_loss_lora_k29_w2(float *restrict t30, const float *restrict w2,
         const float *restrict wr = w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t29)[c];
-        (t30)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t35)[c];
+        (t36)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k30_lora_a_w2: t31[B*T, R] = t29 · lora_a_w2ᵀ  [layer/ffn/lora] */
-static void eval_loss_lora_k30_lora_a_w2(float *restrict t31, const float *restrict lora_a_w2, const float *restrict t29, long B, long F, long R, long T) {
+/* eval_loss_lora_k36_lora_a_w2: t37[B*T, R] = t35 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void eval_loss_lora_k36_lora_a_w2(float *restrict t37, const float *restrict lora_a_w2, const float *restrict t35, long B, long F, long R, long T) {
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t29, F, lora_a_w2, F, 0.0f, t31, R);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, R, F, t35, F, lora_a_w2, F, 0.0f, t37, R);
         return;
     }
     la_blas_pool(0);
@@ -8975,16 +8877,29 @@ static void eval_loss_lora_k30_lora_a_w2(float *restrict t31, const float *restr
         const float *restrict wr = lora_a_w2 + r * F;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < F; c++) acc += wr[c] * (t29)[c];
-        (t31)[r] = acc;
+        for (long c = 0; c < F; c++) acc += wr[c] * (t35)[c];
+        (t37)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k31_lora_b_w2: t32[B*T, D] = t31 · lora_b_w2ᵀ  [layer/ffn/lora] */
-static void eval_loss_lora_k31_lora_b_w2(float *restrict t32, const float *restrict lora_b_w2, const float *restrict t31, long B, long HD2, long KVH, long R, long REP, long T) {
+/* eval_loss_lora_k37_lora: t38 = t37 · lora_scale_w2  [layer/ffn/lora] */
+static void eval_loss_lora_k37_lora(float *t38, const float *lora_scale_w2, const float *t37, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t37[r * n + j]) * (lora_scale_w2[0]);
+            t38[r * n + j] = v0;
+        }
+    }
+}
+
+/* eval_loss_lora_k38_lora_b_w2: t39[B*T, D] = t38 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void eval_loss_lora_k38_lora_b_w2(float *restrict t39, const float *restrict lora_b_w2, const float *restrict t38, long B, long HD2, long KVH, long R, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t31, R, lora_b_w2, R, 0.0f, t32, D);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, D, R, t38, R, lora_b_w2, R, 0.0f, t39, D);
         return;
     }
     la_blas_pool(0);
@@ -8993,31 +8908,29 @@ static void eval_loss_lora_k31_lora_b_w2(float *restrict t32, const float *restr
         const float *restrict wr = lora_b_w2 + r * R;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < R; c++) acc += wr[c] * (t31)[c];
-        (t32)[r] = acc;
+        for (long c = 0; c < R; c++) acc += wr[c] * (t38)[c];
+        (t39)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k32_lora: carry0_next = carry0 + t19 + lora_scale_wo · t21 + t30 + lora_scale_w2 · t32  [layer/attention; layer/attention/lora; layer; layer/ffn; layer/ffn/lora] */
-static void eval_loss_lora_k32_lora(float *restrict carry0_next, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict lora_scale_w2, const float *restrict t19, const float *restrict t21, const float *restrict t30, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k39_lora: carry0_next = carry0 + t22 + t25 + t36 + t39  [layer/attention; layer/attention/lora; layer; layer/ffn; layer/ffn/lora] */
+static void eval_loss_lora_k39_lora(float *restrict carry0_next, const float *restrict carry0, const float *restrict t22, const float *restrict t25, const float *restrict t36, const float *restrict t39, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = (lora_scale_wo[0]) * (t21[r * n + j]);
-            float v1 = t19[r * n + j] + v0;
-            float v2 = carry0[r * n + j] + v1;
-            float v3 = (lora_scale_w2[0]) * (t32[r * n + j]);
-            float v4 = t30[r * n + j] + v3;
-            float v5 = v2 + v4;
-            carry0_next[r * n + j] = v5;
+            float v0 = t22[r * n + j] + t25[r * n + j];
+            float v1 = carry0[r * n + j] + v0;
+            float v2 = t36[r * n + j] + t39[r * n + j];
+            float v3 = v1 + v2;
+            carry0_next[r * n + j] = v3;
         }
     }
 }
 
-/* eval_loss_lora_k33_rmsnorm: t33 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void eval_loss_lora_k33_rmsnorm(float *restrict t33, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k40_rmsnorm: t40 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
+static void eval_loss_lora_k40_rmsnorm(float *restrict t40, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
     const long D = 2*HD2*KVH*REP;
     const long rows = B*T, n = D;
     #pragma omp parallel for if (rows * n > 32768)
@@ -9034,16 +8947,16 @@ static void eval_loss_lora_k33_rmsnorm(float *restrict t33, const float *restric
         for (long j = 0; j < n; j++) {
             float v4 = (carry0[r * n + j]) * v3;
             float v5 = v4 * (final_norm[j]);
-            t33[r * n + j] = v5;
+            t40[r * n + j] = v5;
         }
     }
 }
 
-/* eval_loss_lora_k34_lm_head: t34[B*T, V] = t33 · lm_headᵀ  [lm_head] */
-static void eval_loss_lora_k34_lm_head(float *restrict t34, const float *restrict lm_head, const float *restrict t33, long B, long HD2, long KVH, long REP, long T, long V) {
+/* eval_loss_lora_k41_lm_head: t41[B*T, V] = t40 · lm_headᵀ  [lm_head] */
+static void eval_loss_lora_k41_lm_head(float *restrict t41, const float *restrict lm_head, const float *restrict t40, long B, long HD2, long KVH, long REP, long T, long V) {
     const long D = 2*HD2*KVH*REP;
     if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t33, D, lm_head, D, 0.0f, t34, V);
+        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t40, D, lm_head, D, 0.0f, t41, V);
         return;
     }
     la_blas_pool(0);
@@ -9052,13 +8965,13 @@ static void eval_loss_lora_k34_lm_head(float *restrict t34, const float *restric
         const float *restrict wr = lm_head + r * D;
         float acc = 0.0f;
         #pragma omp simd reduction(+:acc)
-        for (long c = 0; c < D; c++) acc += wr[c] * (t33)[c];
-        (t34)[r] = acc;
+        for (long c = 0; c < D; c++) acc += wr[c] * (t40)[c];
+        (t41)[r] = acc;
     }
 }
 
-/* eval_loss_lora_k35_lm_head: t35 = max(t34)  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void eval_loss_lora_k35_lm_head(float *restrict t35, const float *restrict t34, long B, long T, long V) {
+/* eval_loss_lora_k42_lm_head: t42 = max(t41)  [lm_head; lm_head/cross_entropy/log_softmax] */
+static void eval_loss_lora_k42_lm_head(float *restrict t42, const float *restrict t41, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
@@ -9066,25 +8979,25 @@ static void eval_loss_lora_k35_lm_head(float *restrict t35, const float *restric
         float acc0 = -INFINITY;
         #pragma omp simd reduction(max:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            acc0 = fmaxf(acc0, t34[r * n + j0]);
+            acc0 = fmaxf(acc0, t41[r * n + j0]);
         }
-        t35[r] = acc0;
+        t42[r] = acc0;
     }
 }
 
-/* eval_loss_lora_k36_log_softmax: t36 = Σ((t34 - t35 - log(Σ(exp(t34 - t35)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void eval_loss_lora_k36_log_softmax(float *restrict t36, const int32_t *restrict targets, const float *restrict t34, const float *restrict t35, long B, long T, long V) {
+/* eval_loss_lora_k43_log_softmax: t43 = Σ((t41 - t42 - log(Σ(exp(t41 - t42)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
+static void eval_loss_lora_k43_log_softmax(float *restrict t43, const int32_t *restrict targets, const float *restrict t41, const float *restrict t42, long B, long T, long V) {
     /* one result per row */
     const long rows = B*T, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         const long i0 = r / (T);
         const long i1 = (r) % T;
-        float v0 = t35[(i0) * T + i1];
+        float v0 = t42[(i0) * T + i1];
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
-            float v2 = t34[r * n + j1] - v0;
+            float v2 = t41[r * n + j1] - v0;
             float v3 = la_expf(v2);
             acc1 += v3;
         }
@@ -9093,29 +9006,29 @@ static void eval_loss_lora_k36_log_softmax(float *restrict t36, const int32_t *r
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v1 = t34[r * n + j0] - v0;
+            float v1 = t41[r * n + j0] - v0;
             float v5 = v1 - v4;
             float v7 = (float)j0 == v6 ? 1.0f : 0.0f;
             float v8 = v5 * v7;
             acc0 += v8;
         }
-        t36[r] = acc0;
+        t43[r] = acc0;
     }
 }
 
-/* eval_loss_lora_k37_cross_entropy: nll = -t36  [lm_head/cross_entropy] */
-static void eval_loss_lora_k37_cross_entropy(float *restrict nll, const float *restrict t36, long B, long T) {
+/* eval_loss_lora_k44_cross_entropy: nll = -t43  [lm_head/cross_entropy] */
+static void eval_loss_lora_k44_cross_entropy(float *restrict nll, const float *restrict t43, long B, long T) {
     const long rows = B, n = T;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         for (long j = 0; j < n; j++) {
-            float v0 = -(t36[r * n + j]);
+            float v0 = -(t43[r * n + j]);
             nll[r * n + j] = v0;
         }
     }
 }
 
-/* Arena: 12 slots planned for 38 kernels. */
+/* Arena: 12 slots planned for 45 kernels. */
 static long llama_train_eval_loss_lora_layout(const llama_train_eval_loss_lora_args *args, long *off) {
     const long B = args->B;
     const long F = args->F;
@@ -9166,37 +9079,44 @@ void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args) {
     float *t3 = args->arena + off[3];
     float *t4 = args->arena + off[4];
     float *t5 = args->arena + off[5];
-    float *t6 = args->arena + off[6];
-    float *t7 = args->arena + off[5];
-    float *t8 = args->arena + off[7];
-    float *t9 = args->arena + off[8];
+    float *t6 = args->arena + off[5];
+    float *t7 = args->arena + off[6];
+    float *t8 = args->arena + off[5];
+    float *t9 = args->arena + off[7];
     float *t10 = args->arena + off[7];
-    float *t11 = args->arena + off[9];
-    float *t12 = args->arena + off[3];
+    float *t11 = args->arena + off[8];
+    float *t12 = args->arena + off[7];
     float *t13 = args->arena + off[9];
-    float *t14 = args->arena + off[3];
-    float *t15 = args->arena + off[4];
-    float *t16 = args->arena + off[7];
-    float *t17 = args->arena + off[6];
-    float *t18 = args->arena + off[3];
-    float *t19 = args->arena + off[4];
-    float *t20 = args->arena + off[5];
-    float *t21 = args->arena + off[6];
-    float *t22 = args->arena + off[3];
-    float *t23 = args->arena + off[8];
-    float *t24 = args->arena + off[7];
-    float *t25 = args->arena + off[9];
-    float *t26 = args->arena + off[5];
-    float *t27 = args->arena + off[7];
-    float *t28 = args->arena + off[3];
+    float *t14 = args->arena + off[9];
+    float *t15 = args->arena + off[3];
+    float *t16 = args->arena + off[9];
+    float *t17 = args->arena + off[3];
+    float *t18 = args->arena + off[4];
+    float *t19 = args->arena + off[7];
+    float *t20 = args->arena + off[6];
+    float *t21 = args->arena + off[3];
+    float *t22 = args->arena + off[4];
+    float *t23 = args->arena + off[5];
+    float *t24 = args->arena + off[5];
+    float *t25 = args->arena + off[6];
+    float *t26 = args->arena + off[3];
+    float *t27 = args->arena + off[8];
+    float *t28 = args->arena + off[7];
     float *t29 = args->arena + off[7];
-    float *t30 = args->arena + off[3];
-    float *t31 = args->arena + off[9];
-    float *t32 = args->arena + off[8];
-    float *t33 = args->arena + off[2];
-    float *t34 = args->arena + off[5];
+    float *t30 = args->arena + off[9];
+    float *t31 = args->arena + off[5];
+    float *t32 = args->arena + off[7];
+    float *t33 = args->arena + off[7];
+    float *t34 = args->arena + off[3];
     float *t35 = args->arena + off[7];
-    float *t36 = args->arena + off[9];
+    float *t36 = args->arena + off[3];
+    float *t37 = args->arena + off[9];
+    float *t38 = args->arena + off[9];
+    float *t39 = args->arena + off[8];
+    float *t40 = args->arena + off[2];
+    float *t41 = args->arena + off[5];
+    float *t42 = args->arena + off[7];
+    float *t43 = args->arena + off[9];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
@@ -9213,8 +9133,8 @@ void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args) {
     const float *lora_scale_w3 = args->lora_scale_w3;
     float *nll = args->nll;
     /* stage 'main' */
-    LA_TIMED(prof, 0, 38, eval_loss_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
-    LA_TIMED(prof, 1, 38, eval_loss_lora_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 0, 45, eval_loss_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 45, eval_loss_lora_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
     /* stage 'layer', repeated L times */
     const float *carry0 = t2;
     float *carry0_buf[2] = { args->arena + off[10], args->arena + off[11] };
@@ -9243,45 +9163,52 @@ void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args) {
         const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
         const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
         float *carry0_next = carry0_buf[l & 1];
-        LA_TIMED(prof, 2, 38, eval_loss_lora_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 3, 38, eval_loss_lora_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 4, 38, eval_loss_lora_k4_lora_a_wq(t5, lora_a_wq, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 5, 38, eval_loss_lora_k5_lora_b_wq(t6, lora_b_wq, t5, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 6, 38, eval_loss_lora_k6_wk(t7, wk, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 7, 38, eval_loss_lora_k7_lora_a_wk(t8, lora_a_wk, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 8, 38, eval_loss_lora_k8_lora_b_wk(t9, lora_b_wk, t8, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 9, 38, eval_loss_lora_k9_wv(t10, wv, t3, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 10, 38, eval_loss_lora_k10_lora_a_wv(t11, lora_a_wv, t3, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 11, 38, eval_loss_lora_k11_lora_b_wv(t12, lora_b_wv, t11, B, HD2, KVH, R, T));
-        LA_TIMED(prof, 12, 38, eval_loss_lora_k12_lora(t13, lora_scale_wv, t10, t12, B, HD2, KVH, T));
-        LA_TIMED(prof, 13, 38, eval_loss_lora_k13_rope(t14, t0, t1, lora_scale_wq, t4, t6, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 14, 38, eval_loss_lora_k14_rope(t15, t0, t1, lora_scale_wk, t7, t9, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 15, 38, eval_loss_lora_k15_scores_matmul(t16, t14, t15, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 16, 38, eval_loss_lora_k16_attention(t17, t16, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 17, 38, eval_loss_lora_k17_attention_matmul(t18, t13, t17, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 18, 38, eval_loss_lora_k18_wo(t19, wo, t18, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 19, 38, eval_loss_lora_k19_lora_a_wo(t20, lora_a_wo, t18, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 20, 38, eval_loss_lora_k20_lora_b_wo(t21, lora_b_wo, t20, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 21, 38, eval_loss_lora_k21_rmsnorm(t22, norm_eps, carry0, lora_scale_wo, ffn_norm, t19, t21, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 22, 38, eval_loss_lora_k22_w1(t23, w1, t22, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 23, 38, eval_loss_lora_k23_lora_a_w1(t24, lora_a_w1, t22, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 24, 38, eval_loss_lora_k24_lora_b_w1(t25, lora_b_w1, t24, B, F, R, T));
-        LA_TIMED(prof, 25, 38, eval_loss_lora_k25_w3(t26, w3, t22, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 26, 38, eval_loss_lora_k26_lora_a_w3(t27, lora_a_w3, t22, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 27, 38, eval_loss_lora_k27_lora_b_w3(t28, lora_b_w3, t27, B, F, R, T));
-        LA_TIMED(prof, 28, 38, eval_loss_lora_k28_lora(t29, lora_scale_w1, lora_scale_w3, t23, t25, t26, t28, B, F, T));
-        LA_TIMED(prof, 29, 38, eval_loss_lora_k29_w2(t30, w2, t29, B, F, HD2, KVH, REP, T));
-        LA_TIMED(prof, 30, 38, eval_loss_lora_k30_lora_a_w2(t31, lora_a_w2, t29, B, F, R, T));
-        LA_TIMED(prof, 31, 38, eval_loss_lora_k31_lora_b_w2(t32, lora_b_w2, t31, B, HD2, KVH, R, REP, T));
-        LA_TIMED(prof, 32, 38, eval_loss_lora_k32_lora(carry0_next, carry0, lora_scale_wo, lora_scale_w2, t19, t21, t30, t32, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 2, 45, eval_loss_lora_k2_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 45, eval_loss_lora_k3_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 45, eval_loss_lora_k4_lora_a_wq(t5, lora_a_wq, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 5, 45, eval_loss_lora_k5_lora(t6, lora_scale_wq, t5, B, R, T));
+        LA_TIMED(prof, 6, 45, eval_loss_lora_k6_lora_b_wq(t7, lora_b_wq, t6, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 45, eval_loss_lora_k7_wk(t8, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 45, eval_loss_lora_k8_lora_a_wk(t9, lora_a_wk, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 9, 45, eval_loss_lora_k9_lora(t10, lora_scale_wk, t9, B, R, T));
+        LA_TIMED(prof, 10, 45, eval_loss_lora_k10_lora_b_wk(t11, lora_b_wk, t10, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 11, 45, eval_loss_lora_k11_wv(t12, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 45, eval_loss_lora_k12_lora_a_wv(t13, lora_a_wv, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 13, 45, eval_loss_lora_k13_lora(t14, lora_scale_wv, t13, B, R, T));
+        LA_TIMED(prof, 14, 45, eval_loss_lora_k14_lora_b_wv(t15, lora_b_wv, t14, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 15, 45, eval_loss_lora_k15_lora(t16, t12, t15, B, HD2, KVH, T));
+        LA_TIMED(prof, 16, 45, eval_loss_lora_k16_rope(t17, t0, t1, t4, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 45, eval_loss_lora_k17_rope(t18, t0, t1, t8, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 45, eval_loss_lora_k18_scores_matmul(t19, t17, t18, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 45, eval_loss_lora_k19_attention(t20, t19, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 45, eval_loss_lora_k20_attention_matmul(t21, t16, t20, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 45, eval_loss_lora_k21_wo(t22, wo, t21, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 45, eval_loss_lora_k22_lora_a_wo(t23, lora_a_wo, t21, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 23, 45, eval_loss_lora_k23_lora(t24, lora_scale_wo, t23, B, R, T));
+        LA_TIMED(prof, 24, 45, eval_loss_lora_k24_lora_b_wo(t25, lora_b_wo, t24, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 45, eval_loss_lora_k25_rmsnorm(t26, norm_eps, carry0, ffn_norm, t22, t25, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 45, eval_loss_lora_k26_w1(t27, w1, t26, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 27, 45, eval_loss_lora_k27_lora_a_w1(t28, lora_a_w1, t26, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 28, 45, eval_loss_lora_k28_lora(t29, lora_scale_w1, t28, B, R, T));
+        LA_TIMED(prof, 29, 45, eval_loss_lora_k29_lora_b_w1(t30, lora_b_w1, t29, B, F, R, T));
+        LA_TIMED(prof, 30, 45, eval_loss_lora_k30_w3(t31, w3, t26, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 31, 45, eval_loss_lora_k31_lora_a_w3(t32, lora_a_w3, t26, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 32, 45, eval_loss_lora_k32_lora(t33, lora_scale_w3, t32, B, R, T));
+        LA_TIMED(prof, 33, 45, eval_loss_lora_k33_lora_b_w3(t34, lora_b_w3, t33, B, F, R, T));
+        LA_TIMED(prof, 34, 45, eval_loss_lora_k34_silu(t35, t27, t30, t31, t34, B, F, T));
+        LA_TIMED(prof, 35, 45, eval_loss_lora_k35_w2(t36, w2, t35, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 36, 45, eval_loss_lora_k36_lora_a_w2(t37, lora_a_w2, t35, B, F, R, T));
+        LA_TIMED(prof, 37, 45, eval_loss_lora_k37_lora(t38, lora_scale_w2, t37, B, R, T));
+        LA_TIMED(prof, 38, 45, eval_loss_lora_k38_lora_b_w2(t39, lora_b_w2, t38, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 39, 45, eval_loss_lora_k39_lora(carry0_next, carry0, t22, t25, t36, t39, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
     /* stage 'after_layer' */
-    LA_TIMED(prof, 33, 38, eval_loss_lora_k33_rmsnorm(t33, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 34, 38, eval_loss_lora_k34_lm_head(t34, lm_head, t33, B, HD2, KVH, REP, T, V));
-    LA_TIMED(prof, 35, 38, eval_loss_lora_k35_lm_head(t35, t34, B, T, V));
-    LA_TIMED(prof, 36, 38, eval_loss_lora_k36_log_softmax(t36, targets, t34, t35, B, T, V));
-    LA_TIMED(prof, 37, 38, eval_loss_lora_k37_cross_entropy(nll, t36, B, T));
+    LA_TIMED(prof, 40, 45, eval_loss_lora_k40_rmsnorm(t40, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
+    LA_TIMED(prof, 41, 45, eval_loss_lora_k41_lm_head(t41, lm_head, t40, B, HD2, KVH, REP, T, V));
+    LA_TIMED(prof, 42, 45, eval_loss_lora_k42_lm_head(t42, t41, B, T, V));
+    LA_TIMED(prof, 43, 45, eval_loss_lora_k43_log_softmax(t43, targets, t41, t42, B, T, V));
+    LA_TIMED(prof, 44, 45, eval_loss_lora_k44_cross_entropy(nll, t43, B, T));
 }
 
 void llama_train_eval_loss_lora_costs(const llama_train_eval_loss_lora_args *args, double *flops, double *bytes) {
@@ -9298,39 +9225,46 @@ void llama_train_eval_loss_lora_costs(const llama_train_eval_loss_lora_args *arg
     flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* eval_loss_lora_k2_rmsnorm */
     flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k3_wq */
     flops[4] = (double)(4*B*HD2*KVH*R*REP*T); bytes[4] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k4_lora_a_wq */
-    flops[5] = (double)(4*B*HD2*KVH*R*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k5_lora_b_wq */
-    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k6_wk */
-    flops[7] = (double)(4*B*HD2*KVH*R*REP*T); bytes[7] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k7_lora_a_wk */
-    flops[8] = (double)(4*B*HD2*KVH*R*T); bytes[8] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* eval_loss_lora_k8_lora_b_wk */
-    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k9_wv */
-    flops[10] = (double)(4*B*HD2*KVH*R*REP*T); bytes[10] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k10_lora_a_wv */
-    flops[11] = (double)(4*B*HD2*KVH*R*T); bytes[11] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* eval_loss_lora_k11_lora_b_wv */
-    flops[12] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[12] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k12_lora */
-    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k13_rope */
-    flops[14] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k14_rope */
-    flops[15] = (double)(4*B*HD2*KVH*REP*T*T); bytes[15] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k15_scores_matmul */
-    flops[16] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[16] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* eval_loss_lora_k16_attention */
-    flops[17] = (double)(4*B*HD2*KVH*REP*T*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* eval_loss_lora_k17_attention_matmul */
-    flops[18] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k18_wo */
-    flops[19] = (double)(4*B*HD2*KVH*R*REP*T); bytes[19] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k19_lora_a_wo */
-    flops[20] = (double)(4*B*HD2*KVH*R*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k20_lora_b_wo */
-    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k21_rmsnorm */
-    flops[22] = (double)(4*B*F*HD2*KVH*REP*T); bytes[22] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k22_w1 */
-    flops[23] = (double)(4*B*HD2*KVH*R*REP*T); bytes[23] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k23_lora_a_w1 */
-    flops[24] = (double)(2*B*F*R*T); bytes[24] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* eval_loss_lora_k24_lora_b_w1 */
-    flops[25] = (double)(4*B*F*HD2*KVH*REP*T); bytes[25] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k25_w3 */
-    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k26_lora_a_w3 */
-    flops[27] = (double)(2*B*F*R*T); bytes[27] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* eval_loss_lora_k27_lora_b_w3 */
-    flops[28] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[28] = (double)(4*B*F*T + 4 + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_lora_k28_lora */
-    flops[29] = (double)(4*B*F*HD2*KVH*REP*T); bytes[29] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_lora_k29_w2 */
-    flops[30] = (double)(2*B*F*R*T); bytes[30] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* eval_loss_lora_k30_lora_a_w2 */
-    flops[31] = (double)(4*B*HD2*KVH*R*REP*T); bytes[31] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k31_lora_b_w2 */
-    flops[32] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k32_lora */
-    flops[33] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[33] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k33_rmsnorm */
-    flops[34] = (double)(4*B*HD2*KVH*REP*T*V); bytes[34] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k34_lm_head */
-    flops[35] = (double)(B*T*V); bytes[35] = (double)(4*B*T + 4*B*T*V); /* eval_loss_lora_k35_lm_head */
-    flops[36] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[36] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_lora_k36_log_softmax */
-    flops[37] = (double)(B*T); bytes[37] = (double)(4*B*T + 4*B*T); /* eval_loss_lora_k37_cross_entropy */
+    flops[5] = (double)(B*R*T); bytes[5] = (double)(4*B*R*T + 4 + 4*B*R*T); /* eval_loss_lora_k5_lora */
+    flops[6] = (double)(4*B*HD2*KVH*R*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k6_lora_b_wq */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k7_wk */
+    flops[8] = (double)(4*B*HD2*KVH*R*REP*T); bytes[8] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k8_lora_a_wk */
+    flops[9] = (double)(B*R*T); bytes[9] = (double)(4*B*R*T + 4 + 4*B*R*T); /* eval_loss_lora_k9_lora */
+    flops[10] = (double)(4*B*HD2*KVH*R*T); bytes[10] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* eval_loss_lora_k10_lora_b_wk */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k11_wv */
+    flops[12] = (double)(4*B*HD2*KVH*R*REP*T); bytes[12] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k12_lora_a_wv */
+    flops[13] = (double)(B*R*T); bytes[13] = (double)(4*B*R*T + 4 + 4*B*R*T); /* eval_loss_lora_k13_lora */
+    flops[14] = (double)(4*B*HD2*KVH*R*T); bytes[14] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* eval_loss_lora_k14_lora_b_wv */
+    flops[15] = (double)(2*B*HD2*KVH*T); bytes[15] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k15_lora */
+    flops[16] = (double)(2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k16_rope */
+    flops[17] = (double)(2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* eval_loss_lora_k17_rope */
+    flops[18] = (double)(4*B*HD2*KVH*REP*T*T); bytes[18] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k18_scores_matmul */
+    flops[19] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[19] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* eval_loss_lora_k19_attention */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* eval_loss_lora_k20_attention_matmul */
+    flops[21] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k21_wo */
+    flops[22] = (double)(4*B*HD2*KVH*R*REP*T); bytes[22] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k22_lora_a_wo */
+    flops[23] = (double)(B*R*T); bytes[23] = (double)(4*B*R*T + 4 + 4*B*R*T); /* eval_loss_lora_k23_lora */
+    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k24_lora_b_wo */
+    flops[25] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[25] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k25_rmsnorm */
+    flops[26] = (double)(4*B*F*HD2*KVH*REP*T); bytes[26] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k26_w1 */
+    flops[27] = (double)(4*B*HD2*KVH*R*REP*T); bytes[27] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k27_lora_a_w1 */
+    flops[28] = (double)(B*R*T); bytes[28] = (double)(4*B*R*T + 4 + 4*B*R*T); /* eval_loss_lora_k28_lora */
+    flops[29] = (double)(2*B*F*R*T); bytes[29] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* eval_loss_lora_k29_lora_b_w1 */
+    flops[30] = (double)(4*B*F*HD2*KVH*REP*T); bytes[30] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k30_w3 */
+    flops[31] = (double)(4*B*HD2*KVH*R*REP*T); bytes[31] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k31_lora_a_w3 */
+    flops[32] = (double)(B*R*T); bytes[32] = (double)(4*B*R*T + 4 + 4*B*R*T); /* eval_loss_lora_k32_lora */
+    flops[33] = (double)(2*B*F*R*T); bytes[33] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* eval_loss_lora_k33_lora_b_w3 */
+    flops[34] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[34] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_lora_k34_silu */
+    flops[35] = (double)(4*B*F*HD2*KVH*REP*T); bytes[35] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_lora_k35_w2 */
+    flops[36] = (double)(2*B*F*R*T); bytes[36] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* eval_loss_lora_k36_lora_a_w2 */
+    flops[37] = (double)(B*R*T); bytes[37] = (double)(4*B*R*T + 4 + 4*B*R*T); /* eval_loss_lora_k37_lora */
+    flops[38] = (double)(4*B*HD2*KVH*R*REP*T); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k38_lora_b_w2 */
+    flops[39] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[39] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k39_lora */
+    flops[40] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[40] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k40_rmsnorm */
+    flops[41] = (double)(4*B*HD2*KVH*REP*T*V); bytes[41] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k41_lm_head */
+    flops[42] = (double)(B*T*V); bytes[42] = (double)(4*B*T + 4*B*T*V); /* eval_loss_lora_k42_lm_head */
+    flops[43] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[43] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_lora_k43_log_softmax */
+    flops[44] = (double)(B*T); bytes[44] = (double)(4*B*T + 4*B*T); /* eval_loss_lora_k44_cross_entropy */
     (void)args;
 }
 
@@ -9343,41 +9277,48 @@ static const char *const llama_train_eval_loss_lora_kernel_names[] = {
     "eval_loss_lora_k2_rmsnorm",
     "eval_loss_lora_k3_wq",
     "eval_loss_lora_k4_lora_a_wq",
-    "eval_loss_lora_k5_lora_b_wq",
-    "eval_loss_lora_k6_wk",
-    "eval_loss_lora_k7_lora_a_wk",
-    "eval_loss_lora_k8_lora_b_wk",
-    "eval_loss_lora_k9_wv",
-    "eval_loss_lora_k10_lora_a_wv",
-    "eval_loss_lora_k11_lora_b_wv",
-    "eval_loss_lora_k12_lora",
-    "eval_loss_lora_k13_rope",
-    "eval_loss_lora_k14_rope",
-    "eval_loss_lora_k15_scores_matmul",
-    "eval_loss_lora_k16_attention",
-    "eval_loss_lora_k17_attention_matmul",
-    "eval_loss_lora_k18_wo",
-    "eval_loss_lora_k19_lora_a_wo",
-    "eval_loss_lora_k20_lora_b_wo",
-    "eval_loss_lora_k21_rmsnorm",
-    "eval_loss_lora_k22_w1",
-    "eval_loss_lora_k23_lora_a_w1",
-    "eval_loss_lora_k24_lora_b_w1",
-    "eval_loss_lora_k25_w3",
-    "eval_loss_lora_k26_lora_a_w3",
-    "eval_loss_lora_k27_lora_b_w3",
+    "eval_loss_lora_k5_lora",
+    "eval_loss_lora_k6_lora_b_wq",
+    "eval_loss_lora_k7_wk",
+    "eval_loss_lora_k8_lora_a_wk",
+    "eval_loss_lora_k9_lora",
+    "eval_loss_lora_k10_lora_b_wk",
+    "eval_loss_lora_k11_wv",
+    "eval_loss_lora_k12_lora_a_wv",
+    "eval_loss_lora_k13_lora",
+    "eval_loss_lora_k14_lora_b_wv",
+    "eval_loss_lora_k15_lora",
+    "eval_loss_lora_k16_rope",
+    "eval_loss_lora_k17_rope",
+    "eval_loss_lora_k18_scores_matmul",
+    "eval_loss_lora_k19_attention",
+    "eval_loss_lora_k20_attention_matmul",
+    "eval_loss_lora_k21_wo",
+    "eval_loss_lora_k22_lora_a_wo",
+    "eval_loss_lora_k23_lora",
+    "eval_loss_lora_k24_lora_b_wo",
+    "eval_loss_lora_k25_rmsnorm",
+    "eval_loss_lora_k26_w1",
+    "eval_loss_lora_k27_lora_a_w1",
     "eval_loss_lora_k28_lora",
-    "eval_loss_lora_k29_w2",
-    "eval_loss_lora_k30_lora_a_w2",
-    "eval_loss_lora_k31_lora_b_w2",
+    "eval_loss_lora_k29_lora_b_w1",
+    "eval_loss_lora_k30_w3",
+    "eval_loss_lora_k31_lora_a_w3",
     "eval_loss_lora_k32_lora",
-    "eval_loss_lora_k33_rmsnorm",
-    "eval_loss_lora_k34_lm_head",
-    "eval_loss_lora_k35_lm_head",
-    "eval_loss_lora_k36_log_softmax",
-    "eval_loss_lora_k37_cross_entropy",
+    "eval_loss_lora_k33_lora_b_w3",
+    "eval_loss_lora_k34_silu",
+    "eval_loss_lora_k35_w2",
+    "eval_loss_lora_k36_lora_a_w2",
+    "eval_loss_lora_k37_lora",
+    "eval_loss_lora_k38_lora_b_w2",
+    "eval_loss_lora_k39_lora",
+    "eval_loss_lora_k40_rmsnorm",
+    "eval_loss_lora_k41_lm_head",
+    "eval_loss_lora_k42_lm_head",
+    "eval_loss_lora_k43_log_softmax",
+    "eval_loss_lora_k44_cross_entropy",
 };
-const la_program_info llama_train_eval_loss_lora_info = { "llama_train.eval_loss_lora", 49, 38, llama_train_eval_loss_lora_kernel_names, llama_train_eval_loss_lora_run, llama_train_eval_loss_lora_arena, llama_train_eval_loss_lora_cost };
+const la_program_info llama_train_eval_loss_lora_info = { "llama_train.eval_loss_lora", 49, 45, llama_train_eval_loss_lora_kernel_names, llama_train_eval_loss_lora_run, llama_train_eval_loss_lora_arena, llama_train_eval_loss_lora_cost };
 
 /* ===== program 'lm_step_prefix' ===== */
 
@@ -10958,7 +10899,7 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
         float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
         float *grad_prefix_kv = args->grad_prefix_kv + (L - 1 - l) * (4*HD2*KVH*P);
         float *carry5_next = carry5_buf[l & 1];
-        LA_TIMED(prof, 43, 73, lm_step_prefix_k43_rmsnorm(t31, saved_x, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 43, 73, lm_step_prefix_k43_rmsnorm(t31, saved_x, B, HD2, KVH, REP, T));
         LA_TIMED(prof, 44, 73, lm_step_prefix_k44_prefix(t32, saved_k, prefix_kv, B, HD2, KVH, P, S, T));
         LA_TIMED(prof, 45, 73, lm_step_prefix_k45_prefix(t33, saved_v, prefix_kv, B, HD2, KVH, P, S, T));
         LA_TIMED(prof, 46, 73, lm_step_prefix_k46_scores_matmul(t34, saved_q, t32, B, HD2, KVH, REP, S, T));
@@ -10975,18 +10916,18 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args) {
         LA_TIMED(prof, 57, 73, lm_step_prefix_k57_wo_grad_in(t45, wo, t44, B, HD2, KVH, REP, T));
         LA_TIMED(prof, 58, 73, lm_step_prefix_k58_attention_grad_matmul(t46, t33, t45, B, HD2, KVH, REP, S, T));
         LA_TIMED(prof, 59, 73, lm_step_prefix_k59_softmax_grad(t47, t35, t36, t37, t46, B, HD2, KVH, P, REP, S, T));
-        LA_TIMED(prof, 60, 73, lm_step_prefix_k60_scores_grad_matmul(t48, t32, t47, B, HD2, KVH, REP, S, T));
+        if (l + 1 < L) LA_TIMED(prof, 60, 73, lm_step_prefix_k60_scores_grad_matmul(t48, t32, t47, B, HD2, KVH, REP, S, T));
         LA_TIMED(prof, 61, 73, lm_step_prefix_k61_attention_grad_matmul(t49, t37, t45, B, HD2, KVH, REP, S, T));
         LA_TIMED(prof, 62, 73, lm_step_prefix_k62_attention_grad_matmul(t50, saved_q, t47, B, HD2, KVH, REP, S, T));
         LA_TIMED(prof, 63, 73, lm_step_prefix_k63_attention_grad(t51, t49, B, HD2, KVH, P, S));
         LA_TIMED(prof, 64, 73, lm_step_prefix_k64_attention_grad(t52, t50, B, HD2, KVH, P, S));
-        LA_TIMED(prof, 65, 73, lm_step_prefix_k65_attention_grad(t53, t49, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 66, 73, lm_step_prefix_k66_wv_grad_in(t54, wv, t53, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 67, 73, lm_step_prefix_k67_rope_grad(t55, t0, t1, t50, B, HD2, KVH, P, S, T));
-        LA_TIMED(prof, 68, 73, lm_step_prefix_k68_wk_grad_in(t56, wk, t55, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 69, 73, lm_step_prefix_k69_rope_grad(t57, t0, t1, t48, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 70, 73, lm_step_prefix_k70_wq_grad_in(t58, wq, t57, B, HD2, KVH, REP, T));
-        LA_TIMED(prof, 71, 73, lm_step_prefix_k71_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t31, t44, t54, t56, t58, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 65, 73, lm_step_prefix_k65_attention_grad(t53, t49, B, HD2, KVH, P, S, T));
+        if (l + 1 < L) LA_TIMED(prof, 66, 73, lm_step_prefix_k66_wv_grad_in(t54, wv, t53, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 67, 73, lm_step_prefix_k67_rope_grad(t55, t0, t1, t50, B, HD2, KVH, P, S, T));
+        if (l + 1 < L) LA_TIMED(prof, 68, 73, lm_step_prefix_k68_wk_grad_in(t56, wk, t55, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 69, 73, lm_step_prefix_k69_rope_grad(t57, t0, t1, t48, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 70, 73, lm_step_prefix_k70_wq_grad_in(t58, wq, t57, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 71, 73, lm_step_prefix_k71_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t31, t44, t54, t56, t58, B, HD2, KVH, REP, T));
         LA_TIMED(prof, 72, 73, lm_step_prefix_k72_prefix_grad(grad_prefix_kv, t51, t52, HD2, KVH, P));
         carry5 = carry5_next;
     }

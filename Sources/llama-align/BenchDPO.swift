@@ -15,7 +15,7 @@ struct BenchDPO: ParsableCommand {
     @Flag(help: "The policy trains LoRA adapters on every projection; the live reference is its base (adapters off, no copy).") var lora = false
     @Option(help: "The adapters' rank with --lora.") var rank = 8
     @Option(help: "The policy trains a prefix of this many positions; the live reference is the model without it (no copy).") var prefix: Int?
-    @Option(help: "Scored rows per vocabulary chunk (default: 2^21 / vocabulary, at least 16).") var chunkRows: Int?
+    @Option(help: "Scored rows per vocabulary chunk (default: 2^22 / vocabulary rounded down to a multiple of 32, at least 16).") var chunkRows: Int?
     @Flag(help: "Also print the time per fused kernel of one live-reference step.") var profile = false
 
     struct Result: Encodable {

@@ -16,7 +16,7 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Train LoRA adapters on every projection instead of every weight (lm_step_lora).") var lora = false
     @Option(help: "The adapters' rank with --lora.") var rank = 8
     @Option(help: "Train a prefix of this many positions instead of every weight (lm_step_prefix).") var prefix: Int?
-    @Option(help: "Scored rows per vocabulary chunk (default: 2^21 / vocabulary, at least 16).") var chunkRows: Int?
+    @Option(help: "Scored rows per vocabulary chunk (default: 2^22 / vocabulary rounded down to a multiple of 32, at least 16).") var chunkRows: Int?
     @Flag(help: "Also print the time per fused kernel of the step's programs (one more step, profiled).") var profile = false
 
     struct Result: Encodable {

@@ -155,7 +155,7 @@ void llama_dpo_dpo_loss(const llama_dpo_dpo_loss_args *args);
 long llama_dpo_dpo_loss_arena_floats(const llama_dpo_dpo_loss_args *args);
 void llama_dpo_dpo_loss_costs(const llama_dpo_dpo_loss_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_logps_lora': 51 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
+/* Program 'dpo_logps_lora': 58 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -224,7 +224,7 @@ void llama_dpo_dpo_logps_lora(const llama_dpo_dpo_logps_lora_args *args);
 long llama_dpo_dpo_logps_lora_arena_floats(const llama_dpo_dpo_logps_lora_args *args);
 void llama_dpo_dpo_logps_lora_costs(const llama_dpo_dpo_logps_lora_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_step_lora': 154 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
+/* Program 'dpo_step_lora': 152 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -275,13 +275,20 @@ typedef struct {
     const float *lora_scale_w1; /* f32 [] */
     const float *lora_scale_w2; /* f32 [] */
     const float *lora_scale_w3; /* f32 [] */
+    float *saved_lora_wq; /* f32 [L, B*T, R] per layer, written */
     float *saved_q; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
+    float *saved_lora_wk; /* f32 [L, B*T, R] per layer, written */
     float *saved_k; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
+    float *saved_lora_wv; /* f32 [L, B*T, R] per layer, written */
     float *saved_v; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
     float *saved_attn; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lora_wo; /* f32 [L, B*T, R] per layer, written */
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lora_w1; /* f32 [L, B*T, R] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
+    float *saved_lora_w3; /* f32 [L, B*T, R] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
+    float *saved_lora_w2; /* f32 [L, B*T, R] per layer, written */
     const int32_t *scored; /* i32 [NC, CR] per layer */
     const int32_t *scored_pair; /* i32 [NC, CR] per layer */
     const int32_t *chosen_targets; /* i32 [NC, CR] per layer */
@@ -327,7 +334,7 @@ void llama_dpo_dpo_step_lora(const llama_dpo_dpo_step_lora_args *args);
 long llama_dpo_dpo_step_lora_arena_floats(const llama_dpo_dpo_step_lora_args *args);
 void llama_dpo_dpo_step_lora_costs(const llama_dpo_dpo_step_lora_args *args, double *flops, double *bytes);
 
-/* Program 'dpo_step_lora_dropout': 167 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
+/* Program 'dpo_step_lora_dropout': 166 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -386,13 +393,20 @@ typedef struct {
     const float *lora_scale_w2; /* f32 [] */
     const int32_t *lora_dropout_key_w3; /* i32 [L] per layer */
     const float *lora_scale_w3; /* f32 [] */
+    float *saved_lora_wq; /* f32 [L, B*T, R] per layer, written */
     float *saved_q; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
+    float *saved_lora_wk; /* f32 [L, B*T, R] per layer, written */
     float *saved_k; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
+    float *saved_lora_wv; /* f32 [L, B*T, R] per layer, written */
     float *saved_v; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
     float *saved_attn; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lora_wo; /* f32 [L, B*T, R] per layer, written */
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lora_w1; /* f32 [L, B*T, R] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
+    float *saved_lora_w3; /* f32 [L, B*T, R] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
+    float *saved_lora_w2; /* f32 [L, B*T, R] per layer, written */
     const int32_t *scored; /* i32 [NC, CR] per layer */
     const int32_t *scored_pair; /* i32 [NC, CR] per layer */
     const int32_t *chosen_targets; /* i32 [NC, CR] per layer */

@@ -63,7 +63,7 @@ void llama_train_lm_step(const llama_train_lm_step_args *args);
 long llama_train_lm_step_arena_floats(const llama_train_lm_step_args *args);
 void llama_train_lm_step_costs(const llama_train_lm_step_args *args, double *flops, double *bytes);
 
-/* Program 'lm_step_lora': 130 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
+/* Program 'lm_step_lora': 128 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -102,13 +102,20 @@ typedef struct {
     const float *lora_scale_w1; /* f32 [] */
     const float *lora_scale_w2; /* f32 [] */
     const float *lora_scale_w3; /* f32 [] */
+    float *saved_lora_wq; /* f32 [L, B*T, R] per layer, written */
     float *saved_q; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
+    float *saved_lora_wk; /* f32 [L, B*T, R] per layer, written */
     float *saved_k; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
+    float *saved_lora_wv; /* f32 [L, B*T, R] per layer, written */
     float *saved_v; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
     float *saved_attn; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lora_wo; /* f32 [L, B*T, R] per layer, written */
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lora_w1; /* f32 [L, B*T, R] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
+    float *saved_lora_w3; /* f32 [L, B*T, R] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
+    float *saved_lora_w2; /* f32 [L, B*T, R] per layer, written */
     const int32_t *scored; /* i32 [NC, CR] per layer */
     const int32_t *targets; /* i32 [NC, CR] per layer */
     const float *weights; /* f32 [NC, CR] per layer */
@@ -148,7 +155,7 @@ void llama_train_lm_step_lora(const llama_train_lm_step_lora_args *args);
 long llama_train_lm_step_lora_arena_floats(const llama_train_lm_step_lora_args *args);
 void llama_train_lm_step_lora_costs(const llama_train_lm_step_lora_args *args, double *flops, double *bytes);
 
-/* Program 'lm_step_lora_dropout': 143 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
+/* Program 'lm_step_lora_dropout': 142 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -195,13 +202,20 @@ typedef struct {
     const float *lora_scale_w2; /* f32 [] */
     const int32_t *lora_dropout_key_w3; /* i32 [L] per layer */
     const float *lora_scale_w3; /* f32 [] */
+    float *saved_lora_wq; /* f32 [L, B*T, R] per layer, written */
     float *saved_q; /* f32 [L, B, T, KVH*REP, 2*HD2] per layer, written */
+    float *saved_lora_wk; /* f32 [L, B*T, R] per layer, written */
     float *saved_k; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
+    float *saved_lora_wv; /* f32 [L, B*T, R] per layer, written */
     float *saved_v; /* f32 [L, B, T, KVH, 2*HD2] per layer, written */
     float *saved_attn; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lora_wo; /* f32 [L, B*T, R] per layer, written */
     float *saved_h; /* f32 [L, B, T, 2*HD2*KVH*REP] per layer, written */
+    float *saved_lora_w1; /* f32 [L, B*T, R] per layer, written */
     float *saved_gate; /* f32 [L, B, T, F] per layer, written */
+    float *saved_lora_w3; /* f32 [L, B*T, R] per layer, written */
     float *saved_up; /* f32 [L, B, T, F] per layer, written */
+    float *saved_lora_w2; /* f32 [L, B*T, R] per layer, written */
     const int32_t *scored; /* i32 [NC, CR] per layer */
     const int32_t *targets; /* i32 [NC, CR] per layer */
     const float *weights; /* f32 [NC, CR] per layer */
@@ -276,7 +290,7 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args);
 long llama_train_eval_loss_arena_floats(const llama_train_eval_loss_args *args);
 void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double *flops, double *bytes);
 
-/* Program 'eval_loss_lora': 38 kernels. Sizes: B, F, HD2, KVH, L, R, REP, T, V. */
+/* Program 'eval_loss_lora': 45 kernels. Sizes: B, F, HD2, KVH, L, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */

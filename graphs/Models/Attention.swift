@@ -41,9 +41,9 @@ struct Attention {
         let b = x.builder
         return b.scope("attention") {
             let (bs, t) = (x.shape[0], x.shape[1])
-            let q = keep("q", layout.rope(wq(x).reshape([bs, t, D.heads, D.headDim])))
-            var k = keep("k", layout.rope(wk(x).reshape([bs, t, D.kvHeads, D.headDim])))
-            var v = keep("v", wv(x).reshape([bs, t, D.kvHeads, D.headDim]))
+            let q = keep("q", layout.rope(wq(x, keep: keep).reshape([bs, t, D.heads, D.headDim])))
+            var k = keep("k", layout.rope(wk(x, keep: keep).reshape([bs, t, D.kvHeads, D.headDim])))
+            var v = keep("v", wv(x, keep: keep).reshape([bs, t, D.kvHeads, D.headDim]))
             var start: Dim = 0
             if let cache {
                 (k, v) = cache.update(keys: k, values: v)
@@ -53,7 +53,7 @@ struct Attention {
                 start = Prefix.length
             }
             let out = keep("attn", b.causalAttention(q: q, k: k, v: v, kvHeads: D.kvHeads, rep: D.rep, start: start, allowed: layout.allowed))
-            return wo(out)
+            return wo(out, keep: keep)
         }
     }
 }

@@ -42,7 +42,7 @@ public final class LMTrainer: @unchecked Sendable {
     /// The optimizer over `parameters`: gradients, moments, clipping and the AdamW step.
     public let optimizer: AdamW
     /// Scored rows projected onto the vocabulary at a time by `lm_step` (and the DPO programs
-    /// of a `DPOTrainer` over this policy): `LlamaSizes.chunkRows(vocab:)` (about 8 MiB of
+    /// of a `DPOTrainer` over this policy): `LlamaSizes.chunkRows(vocab:)` (at most 16 MiB of
     /// logits) by default. Results do not depend on it beyond float rounding.
     public var chunkRows: Int
     /// The activations lm_step keeps between its forward and backward stages.

@@ -123,8 +123,11 @@ extension ProgramEmitter {
             } else {
                 t += "    /* stage '\(stage.name)' */\n"
             }
+            // Kernels that only feed a carry nobody reads after the loop skip the last iteration.
+            let skipped = plan.kernelsSkippedInLastIteration(stage: s)
             for (i, _) in ks {
-                t += "\(indent)LA_TIMED(prof, \(i), \(plan.kernels.count), \(calls[i].dropLast()));\n"
+                let guardText = skipped.contains(i) ? "if (l + 1 < \(stage.count?.cExpr ?? "1")) " : ""
+                t += "\(indent)\(guardText)LA_TIMED(prof, \(i), \(plan.kernels.count), \(calls[i].dropLast()));\n"
             }
             if stage.count != nil {
                 for (k, _) in stageCarries { t += "\(indent)carry\(k) = carry\(k)_next;\n" }
