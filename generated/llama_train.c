@@ -7913,34 +7913,37 @@ static void eval_loss_k17_layer(float *restrict carry0_next, const float *restri
     }
 }
 
-/* eval_loss_k18_rmsnorm: t18 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void eval_loss_k18_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_k18_rmsnorm: t18 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head; lm_chunk/lm_head/rmsnorm] */
+static void eval_loss_k18_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[j]);
-            t18[r * n + j] = v5;
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t18[r * n + j] = v7;
         }
     }
 }
 
-/* eval_loss_k19_lm_head: t19[B*T, V] = t18 · lm_headᵀ  [lm_head] */
-static void eval_loss_k19_lm_head(float *restrict t19, const float *restrict lm_head, const float *restrict t18, long B, long HD2, long KVH, long REP, long T, long V) {
+/* eval_loss_k19_lm_head: t19[CR, V] = t18 · lm_headᵀ  [lm_chunk/lm_head] */
+static void eval_loss_k19_lm_head(float *restrict t19, const float *restrict lm_head, const float *restrict t18, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t18, D, lm_head, D, 0.0f, t19, V);
+    if (CR != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t18, D, lm_head, D, 0.0f, t19, V);
         return;
     }
     la_blas_pool(0);
@@ -7954,10 +7957,10 @@ static void eval_loss_k19_lm_head(float *restrict t19, const float *restrict lm_
     }
 }
 
-/* eval_loss_k20_lm_head: t20 = max(t19)  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void eval_loss_k20_lm_head(float *restrict t20, const float *restrict t19, long B, long T, long V) {
+/* eval_loss_k20_log_softmax: t20 = max(t19)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void eval_loss_k20_log_softmax(float *restrict t20, const float *restrict t19, long CR, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = -INFINITY;
@@ -7969,15 +7972,14 @@ static void eval_loss_k20_lm_head(float *restrict t20, const float *restrict t19
     }
 }
 
-/* eval_loss_k21_log_softmax: t21 = Σ((t19 - t20 - log(Σ(exp(t19 - t20)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void eval_loss_k21_log_softmax(float *restrict t21, const int32_t *restrict targets, const float *restrict t19, const float *restrict t20, long B, long T, long V) {
+/* eval_loss_k21_log_softmax: t21 = Σ((t19 - t20 - log(Σ(exp(t19 - t20)))) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void eval_loss_k21_log_softmax(float *restrict t21, const int32_t *restrict targets, const float *restrict t19, const float *restrict t20, long CR, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = t20[(i0) * T + i1];
+        const long i0 = r;
+        float v0 = t20[i0];
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
@@ -7986,7 +7988,7 @@ static void eval_loss_k21_log_softmax(float *restrict t21, const int32_t *restri
             acc1 += v3;
         }
         float v4 = logf(acc1);
-        float v6 = (float)targets[(i0) * T + i1];
+        float v6 = (float)targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -8000,21 +8002,20 @@ static void eval_loss_k21_log_softmax(float *restrict t21, const int32_t *restri
     }
 }
 
-/* eval_loss_k22_cross_entropy: nll = -t21  [lm_head/cross_entropy] */
-static void eval_loss_k22_cross_entropy(float *restrict nll, const float *restrict t21, long B, long T) {
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t21[r * n + j]);
-            nll[r * n + j] = v0;
-        }
+/* eval_loss_k22_cross_entropy: nll = -t21  [lm_chunk/lm_head/cross_entropy; lm_chunk] */
+static void eval_loss_k22_cross_entropy(float *restrict nll, const float *restrict t21, long CR) {
+    const long n = CR;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t21[j]);
+        nll[j] = v0;
     }
 }
 
 /* Arena: 9 slots planned for 23 kernels. */
 static long llama_train_eval_loss_layout(const llama_train_eval_loss_args *args, long *off) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
@@ -8022,13 +8023,13 @@ static long llama_train_eval_loss_layout(const llama_train_eval_loss_args *args,
     const long T = args->T;
     const long V = args->V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(HD2*T, B*T));
-    off[1] = total; total += la_round16(la_max(HD2*T, B*T));
+    off[0] = total; total += la_round16(la_max(HD2*T, CR));
+    off[1] = total; total += la_round16(la_max(HD2*T, CR));
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
-    off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*F*T));
+    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*F*T), CR*V));
     off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T));
-    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B*T*V));
+    off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), 2*CR*HD2*KVH*REP));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
@@ -8042,10 +8043,12 @@ long llama_train_eval_loss_arena_floats(const llama_train_eval_loss_args *args) 
 
 void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NC = args->NC;
     const long REP = args->REP;
     const long T = args->T;
     const long V = args->V;
@@ -8070,18 +8073,16 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
     float *t15 = args->arena + off[6];
     float *t16 = args->arena + off[4];
     float *t17 = args->arena + off[5];
-    float *t18 = args->arena + off[4];
-    float *t19 = args->arena + off[6];
+    float *t18 = args->arena + off[6];
+    float *t19 = args->arena + off[4];
     float *t20 = args->arena + off[0];
     float *t21 = args->arena + off[1];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
     const int32_t *ids = args->ids;
-    const int32_t *targets = args->targets;
     const float *norm_eps = args->norm_eps;
     const float *rope_theta = args->rope_theta;
-    float *nll = args->nll;
     /* stage 'main' */
     LA_TIMED(prof, 0, 23, eval_loss_k0_rope_tables(t0, t1, rope_theta, HD2, T));
     LA_TIMED(prof, 1, 23, eval_loss_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
@@ -8117,16 +8118,22 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args) {
         LA_TIMED(prof, 17, 23, eval_loss_k17_layer(carry0_next, carry0, t12, t17, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
-    /* stage 'after_layer' */
-    LA_TIMED(prof, 18, 23, eval_loss_k18_rmsnorm(t18, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 19, 23, eval_loss_k19_lm_head(t19, lm_head, t18, B, HD2, KVH, REP, T, V));
-    LA_TIMED(prof, 20, 23, eval_loss_k20_lm_head(t20, t19, B, T, V));
-    LA_TIMED(prof, 21, 23, eval_loss_k21_log_softmax(t21, targets, t19, t20, B, T, V));
-    LA_TIMED(prof, 22, 23, eval_loss_k22_cross_entropy(nll, t21, B, T));
+    /* stage 'lm_chunk', repeated NC times */
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        float *nll = args->nll + l * CR;
+        LA_TIMED(prof, 18, 23, eval_loss_k18_rmsnorm(t18, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 19, 23, eval_loss_k19_lm_head(t19, lm_head, t18, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 20, 23, eval_loss_k20_log_softmax(t20, t19, CR, V));
+        LA_TIMED(prof, 21, 23, eval_loss_k21_log_softmax(t21, targets, t19, t20, CR, V));
+        LA_TIMED(prof, 22, 23, eval_loss_k22_cross_entropy(nll, t21, CR));
+    }
 }
 
 void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double *flops, double *bytes) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
@@ -8151,11 +8158,11 @@ void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double 
     flops[15] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[15] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_k15_silu */
     flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_k16_w2 */
     flops[17] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_k17_layer */
-    flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_k18_rmsnorm */
-    flops[19] = (double)(4*B*HD2*KVH*REP*T*V); bytes[19] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_k19_lm_head */
-    flops[20] = (double)(B*T*V); bytes[20] = (double)(4*B*T + 4*B*T*V); /* eval_loss_k20_lm_head */
-    flops[21] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[21] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_k21_log_softmax */
-    flops[22] = (double)(B*T); bytes[22] = (double)(4*B*T + 4*B*T); /* eval_loss_k22_cross_entropy */
+    flops[18] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[18] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* eval_loss_k18_rmsnorm */
+    flops[19] = (double)(4*CR*HD2*KVH*REP*V); bytes[19] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* eval_loss_k19_lm_head */
+    flops[20] = (double)(CR*V); bytes[20] = (double)(4*CR + 4*CR*V); /* eval_loss_k20_log_softmax */
+    flops[21] = (double)(CR + CR*V + CR*V + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[21] = (double)(4*CR + 4*CR + 4*CR*V + 4*CR); /* eval_loss_k21_log_softmax */
+    flops[22] = (double)(CR); bytes[22] = (double)(4*CR + 4*CR + 4*CR); /* eval_loss_k22_cross_entropy */
     (void)args;
 }
 
@@ -8183,11 +8190,11 @@ static const char *const llama_train_eval_loss_kernel_names[] = {
     "eval_loss_k17_layer",
     "eval_loss_k18_rmsnorm",
     "eval_loss_k19_lm_head",
-    "eval_loss_k20_lm_head",
+    "eval_loss_k20_log_softmax",
     "eval_loss_k21_log_softmax",
     "eval_loss_k22_cross_entropy",
 };
-const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 27, 23, llama_train_eval_loss_kernel_names, llama_train_eval_loss_run, llama_train_eval_loss_arena, llama_train_eval_loss_cost };
+const la_program_info llama_train_eval_loss_info = { "llama_train.eval_loss", 30, 23, llama_train_eval_loss_kernel_names, llama_train_eval_loss_run, llama_train_eval_loss_arena, llama_train_eval_loss_cost };
 
 /* ===== program 'eval_loss_lora' ===== */
 
@@ -8929,34 +8936,37 @@ static void eval_loss_lora_k39_lora(float *restrict carry0_next, const float *re
     }
 }
 
-/* eval_loss_lora_k40_rmsnorm: t40 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void eval_loss_lora_k40_rmsnorm(float *restrict t40, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_lora_k40_rmsnorm: t40 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head; lm_chunk/lm_head/rmsnorm] */
+static void eval_loss_lora_k40_rmsnorm(float *restrict t40, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[j]);
-            t40[r * n + j] = v5;
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t40[r * n + j] = v7;
         }
     }
 }
 
-/* eval_loss_lora_k41_lm_head: t41[B*T, V] = t40 · lm_headᵀ  [lm_head] */
-static void eval_loss_lora_k41_lm_head(float *restrict t41, const float *restrict lm_head, const float *restrict t40, long B, long HD2, long KVH, long REP, long T, long V) {
+/* eval_loss_lora_k41_lm_head: t41[CR, V] = t40 · lm_headᵀ  [lm_chunk/lm_head] */
+static void eval_loss_lora_k41_lm_head(float *restrict t41, const float *restrict lm_head, const float *restrict t40, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t40, D, lm_head, D, 0.0f, t41, V);
+    if (CR != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t40, D, lm_head, D, 0.0f, t41, V);
         return;
     }
     la_blas_pool(0);
@@ -8970,10 +8980,10 @@ static void eval_loss_lora_k41_lm_head(float *restrict t41, const float *restric
     }
 }
 
-/* eval_loss_lora_k42_lm_head: t42 = max(t41)  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void eval_loss_lora_k42_lm_head(float *restrict t42, const float *restrict t41, long B, long T, long V) {
+/* eval_loss_lora_k42_log_softmax: t42 = max(t41)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void eval_loss_lora_k42_log_softmax(float *restrict t42, const float *restrict t41, long CR, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = -INFINITY;
@@ -8985,15 +8995,14 @@ static void eval_loss_lora_k42_lm_head(float *restrict t42, const float *restric
     }
 }
 
-/* eval_loss_lora_k43_log_softmax: t43 = Σ((t41 - t42 - log(Σ(exp(t41 - t42)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void eval_loss_lora_k43_log_softmax(float *restrict t43, const int32_t *restrict targets, const float *restrict t41, const float *restrict t42, long B, long T, long V) {
+/* eval_loss_lora_k43_log_softmax: t43 = Σ((t41 - t42 - log(Σ(exp(t41 - t42)))) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void eval_loss_lora_k43_log_softmax(float *restrict t43, const int32_t *restrict targets, const float *restrict t41, const float *restrict t42, long CR, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = t42[(i0) * T + i1];
+        const long i0 = r;
+        float v0 = t42[i0];
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
@@ -9002,7 +9011,7 @@ static void eval_loss_lora_k43_log_softmax(float *restrict t43, const int32_t *r
             acc1 += v3;
         }
         float v4 = logf(acc1);
-        float v6 = (float)targets[(i0) * T + i1];
+        float v6 = (float)targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -9016,21 +9025,20 @@ static void eval_loss_lora_k43_log_softmax(float *restrict t43, const int32_t *r
     }
 }
 
-/* eval_loss_lora_k44_cross_entropy: nll = -t43  [lm_head/cross_entropy] */
-static void eval_loss_lora_k44_cross_entropy(float *restrict nll, const float *restrict t43, long B, long T) {
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t43[r * n + j]);
-            nll[r * n + j] = v0;
-        }
+/* eval_loss_lora_k44_cross_entropy: nll = -t43  [lm_chunk/lm_head/cross_entropy; lm_chunk] */
+static void eval_loss_lora_k44_cross_entropy(float *restrict nll, const float *restrict t43, long CR) {
+    const long n = CR;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t43[j]);
+        nll[j] = v0;
     }
 }
 
 /* Arena: 12 slots planned for 45 kernels. */
 static long llama_train_eval_loss_lora_layout(const llama_train_eval_loss_lora_args *args, long *off) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
@@ -9039,16 +9047,16 @@ static long llama_train_eval_loss_lora_layout(const llama_train_eval_loss_lora_a
     const long T = args->T;
     const long V = args->V;
     long total = 0;
-    off[0] = total; total += la_round16(HD2*T);
+    off[0] = total; total += la_round16(la_max(HD2*T, CR));
     off[1] = total; total += la_round16(HD2*T);
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[3] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T));
     off[4] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), B*T*V));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 2*CR*HD2*KVH*REP));
     off[6] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
-    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), B*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), CR*V));
     off[8] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), 2*B*HD2*KVH*REP*T));
-    off[9] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), B*T));
+    off[9] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), CR));
     off[10] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[11] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     (void)args; (void)off;
@@ -9062,10 +9070,12 @@ long llama_train_eval_loss_lora_arena_floats(const llama_train_eval_loss_lora_ar
 
 void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NC = args->NC;
     const long R = args->R;
     const long REP = args->REP;
     const long T = args->T;
@@ -9113,15 +9123,14 @@ void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args) {
     float *t37 = args->arena + off[9];
     float *t38 = args->arena + off[9];
     float *t39 = args->arena + off[8];
-    float *t40 = args->arena + off[2];
-    float *t41 = args->arena + off[5];
-    float *t42 = args->arena + off[7];
-    float *t43 = args->arena + off[9];
+    float *t40 = args->arena + off[5];
+    float *t41 = args->arena + off[7];
+    float *t42 = args->arena + off[9];
+    float *t43 = args->arena + off[0];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
     const int32_t *ids = args->ids;
-    const int32_t *targets = args->targets;
     const float *norm_eps = args->norm_eps;
     const float *rope_theta = args->rope_theta;
     const float *lora_scale_wq = args->lora_scale_wq;
@@ -9131,7 +9140,6 @@ void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args) {
     const float *lora_scale_w1 = args->lora_scale_w1;
     const float *lora_scale_w2 = args->lora_scale_w2;
     const float *lora_scale_w3 = args->lora_scale_w3;
-    float *nll = args->nll;
     /* stage 'main' */
     LA_TIMED(prof, 0, 45, eval_loss_lora_k0_rope_tables(t0, t1, rope_theta, HD2, T));
     LA_TIMED(prof, 1, 45, eval_loss_lora_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
@@ -9203,16 +9211,22 @@ void llama_train_eval_loss_lora(const llama_train_eval_loss_lora_args *args) {
         LA_TIMED(prof, 39, 45, eval_loss_lora_k39_lora(carry0_next, carry0, t22, t25, t36, t39, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
-    /* stage 'after_layer' */
-    LA_TIMED(prof, 40, 45, eval_loss_lora_k40_rmsnorm(t40, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 41, 45, eval_loss_lora_k41_lm_head(t41, lm_head, t40, B, HD2, KVH, REP, T, V));
-    LA_TIMED(prof, 42, 45, eval_loss_lora_k42_lm_head(t42, t41, B, T, V));
-    LA_TIMED(prof, 43, 45, eval_loss_lora_k43_log_softmax(t43, targets, t41, t42, B, T, V));
-    LA_TIMED(prof, 44, 45, eval_loss_lora_k44_cross_entropy(nll, t43, B, T));
+    /* stage 'lm_chunk', repeated NC times */
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        float *nll = args->nll + l * CR;
+        LA_TIMED(prof, 40, 45, eval_loss_lora_k40_rmsnorm(t40, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 41, 45, eval_loss_lora_k41_lm_head(t41, lm_head, t40, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 42, 45, eval_loss_lora_k42_log_softmax(t42, t41, CR, V));
+        LA_TIMED(prof, 43, 45, eval_loss_lora_k43_log_softmax(t43, targets, t41, t42, CR, V));
+        LA_TIMED(prof, 44, 45, eval_loss_lora_k44_cross_entropy(nll, t43, CR));
+    }
 }
 
 void llama_train_eval_loss_lora_costs(const llama_train_eval_loss_lora_args *args, double *flops, double *bytes) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
@@ -9260,11 +9274,11 @@ void llama_train_eval_loss_lora_costs(const llama_train_eval_loss_lora_args *arg
     flops[37] = (double)(B*R*T); bytes[37] = (double)(4*B*R*T + 4 + 4*B*R*T); /* eval_loss_lora_k37_lora */
     flops[38] = (double)(4*B*HD2*KVH*R*REP*T); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* eval_loss_lora_k38_lora_b_w2 */
     flops[39] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[39] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k39_lora */
-    flops[40] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[40] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k40_rmsnorm */
-    flops[41] = (double)(4*B*HD2*KVH*REP*T*V); bytes[41] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_lora_k41_lm_head */
-    flops[42] = (double)(B*T*V); bytes[42] = (double)(4*B*T + 4*B*T*V); /* eval_loss_lora_k42_lm_head */
-    flops[43] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[43] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_lora_k43_log_softmax */
-    flops[44] = (double)(B*T); bytes[44] = (double)(4*B*T + 4*B*T); /* eval_loss_lora_k44_cross_entropy */
+    flops[40] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[40] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* eval_loss_lora_k40_rmsnorm */
+    flops[41] = (double)(4*CR*HD2*KVH*REP*V); bytes[41] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* eval_loss_lora_k41_lm_head */
+    flops[42] = (double)(CR*V); bytes[42] = (double)(4*CR + 4*CR*V); /* eval_loss_lora_k42_log_softmax */
+    flops[43] = (double)(CR + CR*V + CR*V + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[43] = (double)(4*CR + 4*CR + 4*CR*V + 4*CR); /* eval_loss_lora_k43_log_softmax */
+    flops[44] = (double)(CR); bytes[44] = (double)(4*CR + 4*CR + 4*CR); /* eval_loss_lora_k44_cross_entropy */
     (void)args;
 }
 
@@ -9314,11 +9328,11 @@ static const char *const llama_train_eval_loss_lora_kernel_names[] = {
     "eval_loss_lora_k39_lora",
     "eval_loss_lora_k40_rmsnorm",
     "eval_loss_lora_k41_lm_head",
-    "eval_loss_lora_k42_lm_head",
+    "eval_loss_lora_k42_log_softmax",
     "eval_loss_lora_k43_log_softmax",
     "eval_loss_lora_k44_cross_entropy",
 };
-const la_program_info llama_train_eval_loss_lora_info = { "llama_train.eval_loss_lora", 49, 45, llama_train_eval_loss_lora_kernel_names, llama_train_eval_loss_lora_run, llama_train_eval_loss_lora_arena, llama_train_eval_loss_lora_cost };
+const la_program_info llama_train_eval_loss_lora_info = { "llama_train.eval_loss_lora", 52, 45, llama_train_eval_loss_lora_kernel_names, llama_train_eval_loss_lora_run, llama_train_eval_loss_lora_arena, llama_train_eval_loss_lora_cost };
 
 /* ===== program 'lm_step_prefix' ===== */
 
@@ -11500,34 +11514,37 @@ static void eval_loss_prefix_k18_layer(float *restrict carry0_next, const float 
     }
 }
 
-/* eval_loss_prefix_k19_rmsnorm: t19 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · final_norm  [lm_head/rmsnorm] */
-static void eval_loss_prefix_k19_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, long B, long HD2, long KVH, long REP, long T) {
+/* eval_loss_prefix_k19_rmsnorm: t19 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head; lm_chunk/lm_head/rmsnorm] */
+static void eval_loss_prefix_k19_rmsnorm(float *restrict t19, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
     const long D = 2*HD2*KVH*REP;
-    const long rows = B*T, n = D;
+    const long rows = CR, n = D;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
+        const long i0 = r;
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
-            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
-            acc0 += v0;
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
         }
-        float v1 = acc0 / ((float)(D));
-        float v2 = v1 + norm_eps[0];
-        float v3 = 1.0f / sqrtf(v2);
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
         for (long j = 0; j < n; j++) {
-            float v4 = (carry0[r * n + j]) * v3;
-            float v5 = v4 * (final_norm[j]);
-            t19[r * n + j] = v5;
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t19[r * n + j] = v7;
         }
     }
 }
 
-/* eval_loss_prefix_k20_lm_head: t20[B*T, V] = t19 · lm_headᵀ  [lm_head] */
-static void eval_loss_prefix_k20_lm_head(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long B, long HD2, long KVH, long REP, long T, long V) {
+/* eval_loss_prefix_k20_lm_head: t20[CR, V] = t19 · lm_headᵀ  [lm_chunk/lm_head] */
+static void eval_loss_prefix_k20_lm_head(float *restrict t20, const float *restrict lm_head, const float *restrict t19, long CR, long HD2, long KVH, long REP, long V) {
     const long D = 2*HD2*KVH*REP;
-    if ((B*T) != 1) {
-        la_gemm(CblasNoTrans, CblasTrans, B*T, V, D, t19, D, lm_head, D, 0.0f, t20, V);
+    if (CR != 1) {
+        la_gemm(CblasNoTrans, CblasTrans, CR, V, D, t19, D, lm_head, D, 0.0f, t20, V);
         return;
     }
     la_blas_pool(0);
@@ -11541,10 +11558,10 @@ static void eval_loss_prefix_k20_lm_head(float *restrict t20, const float *restr
     }
 }
 
-/* eval_loss_prefix_k21_lm_head: t21 = max(t20)  [lm_head; lm_head/cross_entropy/log_softmax] */
-static void eval_loss_prefix_k21_lm_head(float *restrict t21, const float *restrict t20, long B, long T, long V) {
+/* eval_loss_prefix_k21_log_softmax: t21 = max(t20)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void eval_loss_prefix_k21_log_softmax(float *restrict t21, const float *restrict t20, long CR, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
         float acc0 = -INFINITY;
@@ -11556,15 +11573,14 @@ static void eval_loss_prefix_k21_lm_head(float *restrict t21, const float *restr
     }
 }
 
-/* eval_loss_prefix_k22_log_softmax: t22 = Σ((t20 - t21 - log(Σ(exp(t20 - t21)))) · [i2 = targets])  [lm_head; lm_head/cross_entropy/log_softmax; lm_head/cross_entropy] */
-static void eval_loss_prefix_k22_log_softmax(float *restrict t22, const int32_t *restrict targets, const float *restrict t20, const float *restrict t21, long B, long T, long V) {
+/* eval_loss_prefix_k22_log_softmax: t22 = Σ((t20 - t21 - log(Σ(exp(t20 - t21)))) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void eval_loss_prefix_k22_log_softmax(float *restrict t22, const int32_t *restrict targets, const float *restrict t20, const float *restrict t21, long CR, long V) {
     /* one result per row */
-    const long rows = B*T, n = V;
+    const long rows = CR, n = V;
     #pragma omp parallel for if (rows * n > 32768)
     for (long r = 0; r < rows; r++) {
-        const long i0 = r / (T);
-        const long i1 = (r) % T;
-        float v0 = t21[(i0) * T + i1];
+        const long i0 = r;
+        float v0 = t21[i0];
         float acc1 = 0.0f;
         #pragma omp simd reduction(+:acc1)
         for (long j1 = 0; j1 < n; j1++) {
@@ -11573,7 +11589,7 @@ static void eval_loss_prefix_k22_log_softmax(float *restrict t22, const int32_t 
             acc1 += v3;
         }
         float v4 = logf(acc1);
-        float v6 = (float)targets[(i0) * T + i1];
+        float v6 = (float)targets[i0];
         float acc0 = 0.0f;
         #pragma omp simd reduction(+:acc0)
         for (long j0 = 0; j0 < n; j0++) {
@@ -11587,21 +11603,20 @@ static void eval_loss_prefix_k22_log_softmax(float *restrict t22, const int32_t 
     }
 }
 
-/* eval_loss_prefix_k23_cross_entropy: nll = -t22  [lm_head/cross_entropy] */
-static void eval_loss_prefix_k23_cross_entropy(float *restrict nll, const float *restrict t22, long B, long T) {
-    const long rows = B, n = T;
-    #pragma omp parallel for if (rows * n > 32768)
-    for (long r = 0; r < rows; r++) {
-        for (long j = 0; j < n; j++) {
-            float v0 = -(t22[r * n + j]);
-            nll[r * n + j] = v0;
-        }
+/* eval_loss_prefix_k23_cross_entropy: nll = -t22  [lm_chunk/lm_head/cross_entropy; lm_chunk] */
+static void eval_loss_prefix_k23_cross_entropy(float *restrict nll, const float *restrict t22, long CR) {
+    const long n = CR;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t22[j]);
+        nll[j] = v0;
     }
 }
 
 /* Arena: 9 slots planned for 24 kernels. */
 static long llama_train_eval_loss_prefix_layout(const llama_train_eval_loss_prefix_args *args, long *off) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
@@ -11610,12 +11625,12 @@ static long llama_train_eval_loss_prefix_layout(const llama_train_eval_loss_pref
     const long T = args->T;
     const long V = args->V;
     long total = 0;
-    off[0] = total; total += la_round16(la_max(HD2*T, B*T));
-    off[1] = total; total += la_round16(la_max(HD2*T, B*T));
+    off[0] = total; total += la_round16(la_max(HD2*T, CR));
+    off[1] = total; total += la_round16(la_max(HD2*T, CR));
     off[2] = total; total += la_round16(2*B*HD2*KVH*REP*T);
-    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S), B*KVH*REP*S*T), B*F*T));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*S), B*KVH*REP*S*T), B*F*T), CR*V));
     off[4] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*S*T));
-    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*S), B*F*T), B*T*V));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*S), B*F*T), 2*CR*HD2*KVH*REP));
     off[6] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T), B*F*T));
     off[7] = total; total += la_round16(2*B*HD2*KVH*REP*T);
     off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
@@ -11630,10 +11645,12 @@ long llama_train_eval_loss_prefix_arena_floats(const llama_train_eval_loss_prefi
 
 void llama_train_eval_loss_prefix(const llama_train_eval_loss_prefix_args *args) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
     const long L = args->L;
+    const long NC = args->NC;
     const long P = args->P;
     const long REP = args->REP;
     const long S = args->S;
@@ -11661,18 +11678,16 @@ void llama_train_eval_loss_prefix(const llama_train_eval_loss_prefix_args *args)
     float *t16 = args->arena + off[6];
     float *t17 = args->arena + off[3];
     float *t18 = args->arena + off[6];
-    float *t19 = args->arena + off[3];
-    float *t20 = args->arena + off[5];
+    float *t19 = args->arena + off[5];
+    float *t20 = args->arena + off[3];
     float *t21 = args->arena + off[0];
     float *t22 = args->arena + off[1];
     const float *embed = args->embed;
     const float *final_norm = args->final_norm;
     const float *lm_head = args->lm_head;
     const int32_t *ids = args->ids;
-    const int32_t *targets = args->targets;
     const float *norm_eps = args->norm_eps;
     const float *rope_theta = args->rope_theta;
-    float *nll = args->nll;
     /* stage 'main' */
     LA_TIMED(prof, 0, 24, eval_loss_prefix_k0_rope_tables(t0, t1, rope_theta, HD2, P, T));
     LA_TIMED(prof, 1, 24, eval_loss_prefix_k1_embed(t2, ids, embed, B, HD2, KVH, REP, T));
@@ -11710,16 +11725,22 @@ void llama_train_eval_loss_prefix(const llama_train_eval_loss_prefix_args *args)
         LA_TIMED(prof, 18, 24, eval_loss_prefix_k18_layer(carry0_next, carry0, t13, t18, B, HD2, KVH, REP, T));
         carry0 = carry0_next;
     }
-    /* stage 'after_layer' */
-    LA_TIMED(prof, 19, 24, eval_loss_prefix_k19_rmsnorm(t19, norm_eps, final_norm, carry0, B, HD2, KVH, REP, T));
-    LA_TIMED(prof, 20, 24, eval_loss_prefix_k20_lm_head(t20, lm_head, t19, B, HD2, KVH, REP, T, V));
-    LA_TIMED(prof, 21, 24, eval_loss_prefix_k21_lm_head(t21, t20, B, T, V));
-    LA_TIMED(prof, 22, 24, eval_loss_prefix_k22_log_softmax(t22, targets, t20, t21, B, T, V));
-    LA_TIMED(prof, 23, 24, eval_loss_prefix_k23_cross_entropy(nll, t22, B, T));
+    /* stage 'lm_chunk', repeated NC times */
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        float *nll = args->nll + l * CR;
+        LA_TIMED(prof, 19, 24, eval_loss_prefix_k19_rmsnorm(t19, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 20, 24, eval_loss_prefix_k20_lm_head(t20, lm_head, t19, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 21, 24, eval_loss_prefix_k21_log_softmax(t21, t20, CR, V));
+        LA_TIMED(prof, 22, 24, eval_loss_prefix_k22_log_softmax(t22, targets, t20, t21, CR, V));
+        LA_TIMED(prof, 23, 24, eval_loss_prefix_k23_cross_entropy(nll, t22, CR));
+    }
 }
 
 void llama_train_eval_loss_prefix_costs(const llama_train_eval_loss_prefix_args *args, double *flops, double *bytes) {
     const long B = args->B;
+    const long CR = args->CR;
     const long F = args->F;
     const long HD2 = args->HD2;
     const long KVH = args->KVH;
@@ -11747,11 +11768,11 @@ void llama_train_eval_loss_prefix_costs(const llama_train_eval_loss_prefix_args 
     flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* eval_loss_prefix_k16_silu */
     flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* eval_loss_prefix_k17_w2 */
     flops[18] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k18_layer */
-    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k19_rmsnorm */
-    flops[20] = (double)(4*B*HD2*KVH*REP*T*V); bytes[20] = (double)(4*B*T*V + 8*HD2*KVH*REP*V + 8*B*HD2*KVH*REP*T); /* eval_loss_prefix_k20_lm_head */
-    flops[21] = (double)(B*T*V); bytes[21] = (double)(4*B*T + 4*B*T*V); /* eval_loss_prefix_k21_lm_head */
-    flops[22] = (double)(B*T + B*T*V + B*T*V + B*T*V + B*T + B*T*V + B*T + B*T*V + B*T*V + B*T*V); bytes[22] = (double)(4*B*T + 4*B*T + 4*B*T*V + 4*B*T); /* eval_loss_prefix_k22_log_softmax */
-    flops[23] = (double)(B*T); bytes[23] = (double)(4*B*T + 4*B*T); /* eval_loss_prefix_k23_cross_entropy */
+    flops[19] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[19] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* eval_loss_prefix_k19_rmsnorm */
+    flops[20] = (double)(4*CR*HD2*KVH*REP*V); bytes[20] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* eval_loss_prefix_k20_lm_head */
+    flops[21] = (double)(CR*V); bytes[21] = (double)(4*CR + 4*CR*V); /* eval_loss_prefix_k21_log_softmax */
+    flops[22] = (double)(CR + CR*V + CR*V + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[22] = (double)(4*CR + 4*CR + 4*CR*V + 4*CR); /* eval_loss_prefix_k22_log_softmax */
+    flops[23] = (double)(CR); bytes[23] = (double)(4*CR + 4*CR + 4*CR); /* eval_loss_prefix_k23_cross_entropy */
     (void)args;
 }
 
@@ -11780,11 +11801,11 @@ static const char *const llama_train_eval_loss_prefix_kernel_names[] = {
     "eval_loss_prefix_k18_layer",
     "eval_loss_prefix_k19_rmsnorm",
     "eval_loss_prefix_k20_lm_head",
-    "eval_loss_prefix_k21_lm_head",
+    "eval_loss_prefix_k21_log_softmax",
     "eval_loss_prefix_k22_log_softmax",
     "eval_loss_prefix_k23_cross_entropy",
 };
-const la_program_info llama_train_eval_loss_prefix_info = { "llama_train.eval_loss_prefix", 30, 24, llama_train_eval_loss_prefix_kernel_names, llama_train_eval_loss_prefix_run, llama_train_eval_loss_prefix_arena, llama_train_eval_loss_prefix_cost };
+const la_program_info llama_train_eval_loss_prefix_info = { "llama_train.eval_loss_prefix", 33, 24, llama_train_eval_loss_prefix_kernel_names, llama_train_eval_loss_prefix_run, llama_train_eval_loss_prefix_arena, llama_train_eval_loss_prefix_cost };
 
 /* ===== program 'prefix_encode' ===== */
 

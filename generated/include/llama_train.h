@@ -255,7 +255,7 @@ void llama_train_lm_step_lora_dropout(const llama_train_lm_step_lora_dropout_arg
 long llama_train_lm_step_lora_dropout_arena_floats(const llama_train_lm_step_lora_dropout_args *args);
 void llama_train_lm_step_lora_dropout_costs(const llama_train_lm_step_lora_dropout_args *args, double *flops, double *bytes);
 
-/* Program 'eval_loss': 23 kernels. Sizes: B, F, HD2, KVH, L, REP, T, V. */
+/* Program 'eval_loss': 23 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -270,17 +270,20 @@ typedef struct {
     const float *w2; /* f32 [L, 2*HD2*KVH*REP, F] per layer */
     const float *w3; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
     const int32_t *ids; /* i32 [B, T] */
-    const int32_t *targets; /* i32 [B, T] */
     const float *norm_eps; /* f32 [] */
     const float *rope_theta; /* f32 [] */
-    float *nll; /* f32 [B, T] */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *targets; /* i32 [NC, CR] per layer */
+    float *nll; /* f32 [NC, CR] per layer, written */
     float *arena; /* llama_train_eval_loss_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
+    long CR;
     long F;
     long HD2;
     long KVH;
     long L;
+    long NC;
     long REP;
     long T;
     long V;
@@ -290,7 +293,7 @@ void llama_train_eval_loss(const llama_train_eval_loss_args *args);
 long llama_train_eval_loss_arena_floats(const llama_train_eval_loss_args *args);
 void llama_train_eval_loss_costs(const llama_train_eval_loss_args *args, double *flops, double *bytes);
 
-/* Program 'eval_loss_lora': 45 kernels. Sizes: B, F, HD2, KVH, L, R, REP, T, V. */
+/* Program 'eval_loss_lora': 45 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, R, REP, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -319,7 +322,6 @@ typedef struct {
     const float *lora_a_w3; /* f32 [L, R, 2*HD2*KVH*REP] per layer */
     const float *lora_b_w3; /* f32 [L, F, R] per layer */
     const int32_t *ids; /* i32 [B, T] */
-    const int32_t *targets; /* i32 [B, T] */
     const float *norm_eps; /* f32 [] */
     const float *rope_theta; /* f32 [] */
     const float *lora_scale_wq; /* f32 [] */
@@ -329,14 +331,18 @@ typedef struct {
     const float *lora_scale_w1; /* f32 [] */
     const float *lora_scale_w2; /* f32 [] */
     const float *lora_scale_w3; /* f32 [] */
-    float *nll; /* f32 [B, T] */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *targets; /* i32 [NC, CR] per layer */
+    float *nll; /* f32 [NC, CR] per layer, written */
     float *arena; /* llama_train_eval_loss_lora_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
+    long CR;
     long F;
     long HD2;
     long KVH;
     long L;
+    long NC;
     long R;
     long REP;
     long T;
@@ -400,7 +406,7 @@ void llama_train_lm_step_prefix(const llama_train_lm_step_prefix_args *args);
 long llama_train_lm_step_prefix_arena_floats(const llama_train_lm_step_prefix_args *args);
 void llama_train_lm_step_prefix_costs(const llama_train_lm_step_prefix_args *args, double *flops, double *bytes);
 
-/* Program 'eval_loss_prefix': 24 kernels. Sizes: B, F, HD2, KVH, L, P, REP, S, T, V. */
+/* Program 'eval_loss_prefix': 24 kernels. Sizes: B, CR, F, HD2, KVH, L, NC, P, REP, S, T, V. */
 typedef struct {
     const float *embed; /* f32 [V, 2*HD2*KVH*REP] */
     const float *final_norm; /* f32 [2*HD2*KVH*REP] */
@@ -416,17 +422,20 @@ typedef struct {
     const float *w2; /* f32 [L, 2*HD2*KVH*REP, F] per layer */
     const float *w3; /* f32 [L, F, 2*HD2*KVH*REP] per layer */
     const int32_t *ids; /* i32 [B, T] */
-    const int32_t *targets; /* i32 [B, T] */
     const float *norm_eps; /* f32 [] */
     const float *rope_theta; /* f32 [] */
-    float *nll; /* f32 [B, T] */
+    const int32_t *scored; /* i32 [NC, CR] per layer */
+    const int32_t *targets; /* i32 [NC, CR] per layer */
+    float *nll; /* f32 [NC, CR] per layer, written */
     float *arena; /* llama_train_eval_loss_prefix_arena_floats() floats, 64-byte aligned */
     double *kernel_ns; /* NULL, or a profiling buffer (see la_tock) */
     long B;
+    long CR;
     long F;
     long HD2;
     long KVH;
     long L;
+    long NC;
     long P;
     long REP;
     long S;

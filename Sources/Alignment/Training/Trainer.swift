@@ -197,15 +197,21 @@ public final class LMTrainer: @unchecked Sendable {
     /// Sum of the token NLL over supervised targets of `batch`, and their count.
     public func evaluate(_ batch: TokenBatch) throws -> (sum: Double, tokens: Int) {
         try checkIds(batch)
+        let scored = batch.scored
+        guard !scored.isEmpty else { return (0, 0) }
         try encodePrefix()
-        let ids = AlignedBuffer(copying: batch.ids), targets = AlignedBuffer(copying: batch.targets)
-        let out = AlignedBuffer(floats: batch.batch * batch.seq)
+        // Only supervised positions reach the vocabulary, `chunkRows` at a time (padded with
+        // row 0, target 0, whose NLL is not read), as in `lm_step`.
+        let pad = paddedRows(scored.count) - scored.count
+        let ids = AlignedBuffer(copying: batch.ids)
+        let rows = AlignedBuffer(copying: scored.map { Int32($0) } + Array(repeating: 0, count: pad))
+        let targets = AlignedBuffer(copying: scored.map { batch.targets[$0] } + Array(repeating: 0, count: pad))
+        let out = AlignedBuffer(floats: scored.count + pad)
         var buffers = parameters.pointers
-        buffers["ids"] = ids.raw; buffers["targets"] = targets.raw; buffers["nll"] = out.raw
-        try evalLoss.run(buffers: buffers, sizes: sizes(batch: batch.batch, seq: batch.seq))
-        var sum = 0.0, n = 0
-        for (i, m) in batch.mask.enumerated() where m > 0 { sum += Double(out.floats[i]); n += 1 }
-        return (sum, n)
+        buffers["ids"] = ids.raw; buffers["scored"] = rows.raw; buffers["targets"] = targets.raw; buffers["nll"] = out.raw
+        try evalLoss.run(buffers: buffers, sizes: sizes(batch))
+        let sum = UnsafeBufferPointer(start: out.floats, count: scored.count).reduce(0.0) { $0 + Double($1) }
+        return (sum, scored.count)
     }
 
     /// The compiled programs (lm_step first, the optimizer's step last), for profiling.
