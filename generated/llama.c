@@ -4,6 +4,9 @@
 #include <string.h>
 #include "la_runtime.h"
 #include "llama.h"
+#if defined(__x86_64__)
+#include <immintrin.h>  /* AVX-512 VNNI int8 dot products (QuantGemvLowering) */
+#endif
 
 /* ===== program 'forward' ===== */
 
@@ -1826,26 +1829,72 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (D * D >= 32768)
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = wq + r * ((32*RD));
             const float *restrict sr = wq_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t4)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = wq + r * ((32*RD));
+            const float *restrict sr = wq_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t4)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -1897,26 +1946,72 @@ static void forward_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
         for (long r = 0; r < KVD; r++) {
             const int8_t *restrict qr = wk + r * ((32*RD));
             const float *restrict sr = wk_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t5)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const int8_t *restrict qr = wk + r * ((32*RD));
+            const float *restrict sr = wk_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t5)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -1968,26 +2063,72 @@ static void forward_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
         for (long r = 0; r < KVD; r++) {
             const int8_t *restrict qr = wv + r * ((32*RD));
             const float *restrict sr = wv_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t6)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const int8_t *restrict qr = wv + r * ((32*RD));
+            const float *restrict sr = wv_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t6)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -2164,26 +2305,72 @@ static void forward_q8_k11_wo(float *restrict t12, const int8_t *restrict wo, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t11)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (D * D >= 32768)
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = wo + r * ((32*RD));
             const float *restrict sr = wo_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t11 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t12)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = wo + r * ((32*RD));
+            const float *restrict sr = wo_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t12)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -2259,26 +2446,72 @@ static void forward_q8_k13_w1(float *restrict t14, const int8_t *restrict w1, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t13)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t13)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (F * D >= 32768)
         for (long r = 0; r < F; r++) {
             const int8_t *restrict qr = w1 + r * ((32*RD));
             const float *restrict sr = w1_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t13 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t14)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const int8_t *restrict qr = w1 + r * ((32*RD));
+            const float *restrict sr = w1_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t14)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -2329,26 +2562,72 @@ static void forward_q8_k14_w3(float *restrict t15, const int8_t *restrict w3, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t13)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t13)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (F * D >= 32768)
         for (long r = 0; r < F; r++) {
             const int8_t *restrict qr = w3 + r * ((32*RD));
             const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t13 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t15)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const int8_t *restrict qr = w3 + r * ((32*RD));
+            const float *restrict sr = w3_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t15)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -2415,26 +2694,72 @@ static void forward_q8_k16_w2(float *restrict t17, const int8_t *restrict w2, co
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GF];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GF; g++) {
+            const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t16)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t16)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (D * F >= 32768)
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = w2 + r * ((32*RF));
             const float *restrict sr = w2_scales + r * GF;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GF; g++) {
-                const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t16 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t17)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * F >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = w2 + r * ((32*RF));
+            const float *restrict sr = w2_scales + r * GF;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t17)[r] = acc;
         }
+        #endif
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
@@ -2522,26 +2847,72 @@ static void forward_q8_k19_lm_head(float *restrict logits, const int8_t *restric
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t18)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t18)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (V * D >= 32768)
         for (long r = 0; r < V; r++) {
             const int8_t *restrict qr = lm_head + r * ((32*RD));
             const float *restrict sr = lm_head_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t18 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (logits)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (V * D >= 32768)
+        for (long r = 0; r < V; r++) {
+            const int8_t *restrict qr = lm_head + r * ((32*RD));
+            const float *restrict sr = lm_head_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (logits)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
@@ -2833,26 +3204,72 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (D * D >= 32768)
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = wq + r * ((32*RD));
             const float *restrict sr = wq_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t4)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = wq + r * ((32*RD));
+            const float *restrict sr = wq_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t4)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -2904,26 +3321,72 @@ static void prefill_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
         for (long r = 0; r < KVD; r++) {
             const int8_t *restrict qr = wk + r * ((32*RD));
             const float *restrict sr = wk_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t5)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const int8_t *restrict qr = wk + r * ((32*RD));
+            const float *restrict sr = wk_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t5)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -2975,26 +3438,72 @@ static void prefill_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
         for (long r = 0; r < KVD; r++) {
             const int8_t *restrict qr = wv + r * ((32*RD));
             const float *restrict sr = wv_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t6)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const int8_t *restrict qr = wv + r * ((32*RD));
+            const float *restrict sr = wv_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t6)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -3186,26 +3695,72 @@ static void prefill_q8_k12_wo(float *restrict t11, const int8_t *restrict wo, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t10)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t10)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (D * D >= 32768)
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = wo + r * ((32*RD));
             const float *restrict sr = wo_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t10 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t11)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = wo + r * ((32*RD));
+            const float *restrict sr = wo_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t11)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -3281,26 +3836,72 @@ static void prefill_q8_k14_w1(float *restrict t13, const int8_t *restrict w1, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t12)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t12)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (F * D >= 32768)
         for (long r = 0; r < F; r++) {
             const int8_t *restrict qr = w1 + r * ((32*RD));
             const float *restrict sr = w1_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t12 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t13)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const int8_t *restrict qr = w1 + r * ((32*RD));
+            const float *restrict sr = w1_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t13)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -3351,26 +3952,72 @@ static void prefill_q8_k15_w3(float *restrict t14, const int8_t *restrict w3, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t12)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t12)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (F * D >= 32768)
         for (long r = 0; r < F; r++) {
             const int8_t *restrict qr = w3 + r * ((32*RD));
             const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t12 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t14)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const int8_t *restrict qr = w3 + r * ((32*RD));
+            const float *restrict sr = w3_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t14)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -3437,26 +4084,72 @@ static void prefill_q8_k17_w2(float *restrict t16, const int8_t *restrict w2, co
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GF];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GF; g++) {
+            const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t15)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t15)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (D * F >= 32768)
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = w2 + r * ((32*RF));
             const float *restrict sr = w2_scales + r * GF;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GF; g++) {
-                const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t15 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t16)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * F >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = w2 + r * ((32*RF));
+            const float *restrict sr = w2_scales + r * GF;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t16)[r] = acc;
         }
+        #endif
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
@@ -3544,26 +4237,72 @@ static void prefill_q8_k20_lm_head(float *restrict logits, const int8_t *restric
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t17)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t17)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (V * D >= 32768)
         for (long r = 0; r < V; r++) {
             const int8_t *restrict qr = lm_head + r * ((32*RD));
             const float *restrict sr = lm_head_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t17 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (logits)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (V * D >= 32768)
+        for (long r = 0; r < V; r++) {
+            const int8_t *restrict qr = lm_head + r * ((32*RD));
+            const float *restrict sr = lm_head_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (logits)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
@@ -3863,26 +4602,72 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (D * D >= 32768)
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = wq + r * ((32*RD));
             const float *restrict sr = wq_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t4)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = wq + r * ((32*RD));
+            const float *restrict sr = wq_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t4)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -3934,26 +4719,72 @@ static void decode_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, const
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
         for (long r = 0; r < KVD; r++) {
             const int8_t *restrict qr = wk + r * ((32*RD));
             const float *restrict sr = wk_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t5)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const int8_t *restrict qr = wk + r * ((32*RD));
+            const float *restrict sr = wk_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t5)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -4033,26 +4864,72 @@ static void decode_q8_k6_wv(float *restrict v_cache, const int8_t *restrict wv, 
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
         for (long r = 0; r < KVD; r++) {
             const int8_t *restrict qr = wv + r * ((32*RD));
             const float *restrict sr = wv_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (v_cache + (P*KVD))[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const int8_t *restrict qr = wv + r * ((32*RD));
+            const float *restrict sr = wv_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (v_cache + (P*KVD))[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -4201,26 +5078,72 @@ static void decode_q8_k11_wo(float *restrict t10, const int8_t *restrict wo, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t9)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t9)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (D * D >= 32768)
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = wo + r * ((32*RD));
             const float *restrict sr = wo_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t9 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t10)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = wo + r * ((32*RD));
+            const float *restrict sr = wo_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t10)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -4297,26 +5220,72 @@ static void decode_q8_k13_w1(float *restrict t12, const int8_t *restrict w1, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t11)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (F * D >= 32768)
         for (long r = 0; r < F; r++) {
             const int8_t *restrict qr = w1 + r * ((32*RD));
             const float *restrict sr = w1_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t11 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t12)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const int8_t *restrict qr = w1 + r * ((32*RD));
+            const float *restrict sr = w1_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t12)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -4367,26 +5336,72 @@ static void decode_q8_k14_w3(float *restrict t13, const int8_t *restrict w3, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t11)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (F * D >= 32768)
         for (long r = 0; r < F; r++) {
             const int8_t *restrict qr = w3 + r * ((32*RD));
             const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t11 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t13)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const int8_t *restrict qr = w3 + r * ((32*RD));
+            const float *restrict sr = w3_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t13)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -4453,26 +5468,72 @@ static void decode_q8_k16_w2(float *restrict t15, const int8_t *restrict w2, con
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GF];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GF; g++) {
+            const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t14)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t14)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (D * F >= 32768)
         for (long r = 0; r < D; r++) {
             const int8_t *restrict qr = w2 + r * ((32*RF));
             const float *restrict sr = w2_scales + r * GF;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GF; g++) {
-                const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t14 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t15)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * F >= 32768)
+        for (long r = 0; r < D; r++) {
+            const int8_t *restrict qr = w2 + r * ((32*RF));
+            const float *restrict sr = w2_scales + r * GF;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t15)[r] = acc;
         }
+        #endif
     } else if (F > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
@@ -4561,26 +5622,72 @@ static void decode_q8_k19_lm_head(float *restrict logits, const int8_t *restrict
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t16)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t16)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (V * D >= 32768)
         for (long r = 0; r < V; r++) {
             const int8_t *restrict qr = lm_head + r * ((32*RD));
             const float *restrict sr = lm_head_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t16 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (logits)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (V * D >= 32768)
+        for (long r = 0; r < V; r++) {
+            const int8_t *restrict qr = lm_head + r * ((32*RD));
+            const float *restrict sr = lm_head_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (logits)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
@@ -4875,33 +5982,76 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (D * D >= 32768)
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
             const float *restrict sr = wq_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t4)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+            const float *restrict sr = wq_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t4)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -4963,33 +6113,76 @@ static void forward_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
         for (long r = 0; r < KVD; r++) {
             const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
             const float *restrict sr = wk_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t5)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+            const float *restrict sr = wk_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t5)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -5051,33 +6244,76 @@ static void forward_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
         for (long r = 0; r < KVD; r++) {
             const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
             const float *restrict sr = wv_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t6)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+            const float *restrict sr = wv_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t6)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -5264,33 +6500,76 @@ static void forward_q4_k11_wo(float *restrict t12, const uint8_t *restrict wo, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t11)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (D * D >= 32768)
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
             const float *restrict sr = wo_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t11 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t12)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+            const float *restrict sr = wo_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t12)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -5376,33 +6655,76 @@ static void forward_q4_k13_w1(float *restrict t14, const uint8_t *restrict w1, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t13)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t13)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (F * D >= 32768)
         for (long r = 0; r < F; r++) {
             const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
             const float *restrict sr = w1_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t13 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t14)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+            const float *restrict sr = w1_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t14)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -5463,33 +6785,76 @@ static void forward_q4_k14_w3(float *restrict t15, const uint8_t *restrict w3, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t13)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t13)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (F * D >= 32768)
         for (long r = 0; r < F; r++) {
             const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
             const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t13 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t15)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+            const float *restrict sr = w3_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t15)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -5566,33 +6931,76 @@ static void forward_q4_k16_w2(float *restrict t17, const uint8_t *restrict w2, c
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GF];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GF; g++) {
+            const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t16)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t16)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (D * F >= 32768)
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
             const float *restrict sr = w2_scales + r * GF;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GF; g++) {
-                const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t16 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t17)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * F >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+            const float *restrict sr = w2_scales + r * GF;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t17)[r] = acc;
         }
+        #endif
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
@@ -5690,26 +7098,72 @@ static void forward_q4_k19_lm_head(float *restrict logits, const int8_t *restric
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t18)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t18)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (V * D >= 32768)
         for (long r = 0; r < V; r++) {
             const int8_t *restrict qr = lm_head + r * ((32*RD));
             const float *restrict sr = lm_head_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t18 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (logits)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (V * D >= 32768)
+        for (long r = 0; r < V; r++) {
+            const int8_t *restrict qr = lm_head + r * ((32*RD));
+            const float *restrict sr = lm_head_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (logits)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
@@ -6001,33 +7455,76 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (D * D >= 32768)
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
             const float *restrict sr = wq_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t4)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+            const float *restrict sr = wq_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t4)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -6089,33 +7586,76 @@ static void prefill_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
         for (long r = 0; r < KVD; r++) {
             const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
             const float *restrict sr = wk_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t5)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+            const float *restrict sr = wk_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t5)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -6177,33 +7717,76 @@ static void prefill_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
         for (long r = 0; r < KVD; r++) {
             const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
             const float *restrict sr = wv_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t6)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+            const float *restrict sr = wv_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t6)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -6405,33 +7988,76 @@ static void prefill_q4_k12_wo(float *restrict t11, const uint8_t *restrict wo, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t10)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t10)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (D * D >= 32768)
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
             const float *restrict sr = wo_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t10 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t11)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+            const float *restrict sr = wo_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t11)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -6517,33 +8143,76 @@ static void prefill_q4_k14_w1(float *restrict t13, const uint8_t *restrict w1, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t12)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t12)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (F * D >= 32768)
         for (long r = 0; r < F; r++) {
             const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
             const float *restrict sr = w1_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t12 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t13)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+            const float *restrict sr = w1_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t13)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -6604,33 +8273,76 @@ static void prefill_q4_k15_w3(float *restrict t14, const uint8_t *restrict w3, c
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t12)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t12)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (F * D >= 32768)
         for (long r = 0; r < F; r++) {
             const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
             const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t12 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t14)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+            const float *restrict sr = w3_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t14)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -6707,33 +8419,76 @@ static void prefill_q4_k17_w2(float *restrict t16, const uint8_t *restrict w2, c
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GF];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GF; g++) {
+            const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t15)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t15)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (D * F >= 32768)
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
             const float *restrict sr = w2_scales + r * GF;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GF; g++) {
-                const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t15 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t16)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * F >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+            const float *restrict sr = w2_scales + r * GF;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t16)[r] = acc;
         }
+        #endif
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
@@ -6831,26 +8586,72 @@ static void prefill_q4_k20_lm_head(float *restrict logits, const int8_t *restric
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if ((B*T) == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t17)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t17)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (V * D >= 32768)
         for (long r = 0; r < V; r++) {
             const int8_t *restrict qr = lm_head + r * ((32*RD));
             const float *restrict sr = lm_head_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t17 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (logits)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (V * D >= 32768)
+        for (long r = 0; r < V; r++) {
+            const int8_t *restrict qr = lm_head + r * ((32*RD));
+            const float *restrict sr = lm_head_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (logits)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
@@ -7150,33 +8951,76 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (D * D >= 32768)
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
             const float *restrict sr = wq_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t4)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+            const float *restrict sr = wq_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t4)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -7238,33 +9082,76 @@ static void decode_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, cons
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
         for (long r = 0; r < KVD; r++) {
             const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
             const float *restrict sr = wk_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t5)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+            const float *restrict sr = wk_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t5)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -7354,33 +9241,76 @@ static void decode_q4_k6_wv(float *restrict v_cache, const uint8_t *restrict wv,
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t3)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
         for (long r = 0; r < KVD; r++) {
             const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
             const float *restrict sr = wv_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t3 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (v_cache + (P*KVD))[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+        for (long r = 0; r < KVD; r++) {
+            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+            const float *restrict sr = wv_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (v_cache + (P*KVD))[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -7539,33 +9469,76 @@ static void decode_q4_k11_wo(float *restrict t10, const uint8_t *restrict wo, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t9)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t9)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (D * D >= 32768)
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
             const float *restrict sr = wo_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t9 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t10)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * D >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+            const float *restrict sr = wo_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t10)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -7652,33 +9625,76 @@ static void decode_q4_k13_w1(float *restrict t12, const uint8_t *restrict w1, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t11)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (F * D >= 32768)
         for (long r = 0; r < F; r++) {
             const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
             const float *restrict sr = w1_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t11 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t12)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+            const float *restrict sr = w1_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t12)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -7739,33 +9755,76 @@ static void decode_q4_k14_w3(float *restrict t13, const uint8_t *restrict w3, co
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t11)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (F * D >= 32768)
         for (long r = 0; r < F; r++) {
             const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
             const float *restrict sr = w3_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t11 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t13)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (F * D >= 32768)
+        for (long r = 0; r < F; r++) {
+            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+            const float *restrict sr = w3_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t13)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -7842,33 +9901,76 @@ static void decode_q4_k16_w2(float *restrict t15, const uint8_t *restrict w2, co
     const long group = (32*RF) / GF;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GF];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GF; g++) {
+            const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t14)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t14)[v] * id);
+                const long run = v / 32;
+                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
+                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + (l / 4) % 2;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m256i low4 = _mm256_set1_epi8(15);
         #pragma omp parallel for schedule(static) if (D * F >= 32768)
         for (long r = 0; r < D; r++) {
             const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
             const float *restrict sr = w2_scales + r * GF;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GF; g++) {
-                const long len = F - g * group < group ? F - g * group : group;
-                const float *restrict xg = t14 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const uint8_t *restrict qb = qr + (g * group + h) / 2;
-                    #pragma omp simd
-                    for (long c = 0; c < 16; c++) {
-                        lanes[c] += s * (float)((int)(qb[c] & 15) - 8) * xg[h + c];
-                        lanes[c + 16] += s * (float)((int)(qb[c] >> 4) - 8) * xg[h + c + 16];
-                    }
-                }
-                for (; h < len; h++) {
-                    const long c = h % 32;
-                    const uint8_t b = qr[(g * group + h - c) / 2 + c % 16];
-                    acc += s * (float)((int)(c < 16 ? b & 15 : b >> 4) - 8) * xg[h];
-                }
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (t15)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (D * F >= 32768)
+        for (long r = 0; r < D; r++) {
+            const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+            const float *restrict sr = w2_scales + r * GF;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (t15)[r] = acc;
         }
+        #endif
     } else if (F > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
@@ -7967,26 +10069,72 @@ static void decode_q4_k19_lm_head(float *restrict logits, const int8_t *restrict
     const long group = (32*RD) / GD;  /* values per scale; a row's last group may be short */
     la_blas_pool(0);
     if (B == 1) {
+        /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
+        const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
+        int8_t act_q[64 * pairs];
+        float act_d[16 * pairs], act_gd[GD];
+        int32_t act_fix[16 * pairs];
+        memset(act_q, 0, sizeof act_q);
+        memset(act_fix, 0, sizeof act_fix);
+        for (long g = 0; g < GD; g++) {
+            const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
+            float amax = 0.0f;
+            for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t16)[v0 + c]));
+            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            act_gd[g] = d;
+            for (long v = v0; v < v0 + len; v++) {
+                const int8_t xv = (int8_t)roundf((t16)[v] * id);
+                const long run = v / 32;
+                act_q[v] = xv;
+                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
+            }
+        }
+        for (long p = 0; p < pairs; p++) {
+            for (long l = 0; l < 16; l++) {
+                const long run = 2 * p + l / 8;
+                act_d[16 * p + l] = run < runs ? act_gd[run * 32 / group] : 0.0f;
+            }
+        }
+        #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+        const __mmask8 two_groups = group == 32 ? 3 : 1;
+        const __m512i flip = _mm512_set1_epi8((char)0x80);
         #pragma omp parallel for schedule(static) if (V * D >= 32768)
         for (long r = 0; r < V; r++) {
             const int8_t *restrict qr = lm_head + r * ((32*RD));
             const float *restrict sr = lm_head_scales + r * GD;
-            float lanes[32] = {0.0f}, acc = 0.0f;
-            for (long g = 0; g < GD; g++) {
-                const long len = D - g * group < group ? D - g * group : group;
-                const float *restrict xg = t16 + g * group;
-                const float s = sr[g];
-                long h = 0;
-                for (; h + 32 <= len; h += 32) {
-                    const int8_t *restrict qb = qr + g * group + h;
-                    #pragma omp simd
-                    for (long c = 0; c < 32; c++) lanes[c] += s * (float)qb[c] * xg[h + c];
-                }
-                for (; h < len; h++) acc += s * (float)qr[g * group + h] * xg[h];
+            __m512 acc = _mm512_setzero_ps();
+            long p = 0;
+            for (; p < runs / 2; p++) {
+                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
             }
-            for (long c = 0; c < 32; c++) acc += lanes[c];
+            if (runs % 2) {
+                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
+                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            }
+            (logits)[r] = _mm512_reduce_add_ps(acc);
+        }
+        #else
+        #pragma omp parallel for schedule(static) if (V * D >= 32768)
+        for (long r = 0; r < V; r++) {
+            const int8_t *restrict qr = lm_head + r * ((32*RD));
+            const float *restrict sr = lm_head_scales + r * GD;
+            float acc = 0.0f;
+            for (long run = 0; run < runs; run++) {
+                int32_t dot = 0;
+                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+            }
             (logits)[r] = acc;
         }
+        #endif
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
