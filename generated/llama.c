@@ -1856,45 +1856,89 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wq + r * ((32*RD));
-            const float *restrict sr = wq_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t4)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wq + r * ((32*RD));
-            const float *restrict sr = wq_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t4)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wq + r * ((32*RD));
+                const float *restrict sr = wq_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t4)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -1973,45 +2017,89 @@ static void forward_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, cons
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wk + r * ((32*RD));
-            const float *restrict sr = wk_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t5)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t5)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t5)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wk + r * ((32*RD));
-            const float *restrict sr = wk_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t5)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wk + r * ((32*RD));
+                const float *restrict sr = wk_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t5)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -2090,45 +2178,89 @@ static void forward_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wv + r * ((32*RD));
-            const float *restrict sr = wv_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t6)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wv + r * ((32*RD));
-            const float *restrict sr = wv_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t6)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wv + r * ((32*RD));
+                const float *restrict sr = wv_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t6)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -2332,45 +2464,89 @@ static void forward_q8_k11_wo(float *restrict t12, const int8_t *restrict wo, co
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wo + r * ((32*RD));
-            const float *restrict sr = wo_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t12)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wo + r * ((32*RD));
-            const float *restrict sr = wo_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t12)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wo + r * ((32*RD));
+                const float *restrict sr = wo_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t12)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -2473,45 +2649,89 @@ static void forward_q8_k13_w1(float *restrict t14, const int8_t *restrict w1, co
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w1 + r * ((32*RD));
-            const float *restrict sr = w1_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t14)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w1 + r * ((32*RD));
-            const float *restrict sr = w1_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t14)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t14)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -2589,45 +2809,89 @@ static void forward_q8_k14_w3(float *restrict t15, const int8_t *restrict w3, co
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w3 + r * ((32*RD));
-            const float *restrict sr = w3_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t15)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t15)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t15)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w3 + r * ((32*RD));
-            const float *restrict sr = w3_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t15)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w3 + r * ((32*RD));
+                const float *restrict sr = w3_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t15)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -2721,45 +2985,89 @@ static void forward_q8_k16_w2(float *restrict t17, const int8_t *restrict w2, co
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = w2 + r * ((32*RF));
-            const float *restrict sr = w2_scales + r * GF;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t17)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t17)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t17)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = w2 + r * ((32*RF));
-            const float *restrict sr = w2_scales + r * GF;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t17)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = w2 + r * ((32*RF));
+                const float *restrict sr = w2_scales + r * GF;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t17)[r] = acc;
+            }
+        }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
@@ -2874,45 +3182,89 @@ static void forward_q8_k19_lm_head(float *restrict logits, const int8_t *restric
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (logits)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (logits)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (logits)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
@@ -3231,45 +3583,89 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wq + r * ((32*RD));
-            const float *restrict sr = wq_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t4)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wq + r * ((32*RD));
-            const float *restrict sr = wq_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t4)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wq + r * ((32*RD));
+                const float *restrict sr = wq_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t4)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -3348,45 +3744,89 @@ static void prefill_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, cons
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wk + r * ((32*RD));
-            const float *restrict sr = wk_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t5)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t5)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t5)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wk + r * ((32*RD));
-            const float *restrict sr = wk_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t5)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wk + r * ((32*RD));
+                const float *restrict sr = wk_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t5)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -3465,45 +3905,89 @@ static void prefill_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wv + r * ((32*RD));
-            const float *restrict sr = wv_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t6)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wv + r * ((32*RD));
-            const float *restrict sr = wv_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t6)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wv + r * ((32*RD));
+                const float *restrict sr = wv_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t6)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -3722,45 +4206,89 @@ static void prefill_q8_k12_wo(float *restrict t11, const int8_t *restrict wo, co
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wo + r * ((32*RD));
-            const float *restrict sr = wo_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t11)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t11)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t11)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wo + r * ((32*RD));
-            const float *restrict sr = wo_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t11)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wo + r * ((32*RD));
+                const float *restrict sr = wo_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t11)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -3863,45 +4391,89 @@ static void prefill_q8_k14_w1(float *restrict t13, const int8_t *restrict w1, co
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w1 + r * ((32*RD));
-            const float *restrict sr = w1_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t13)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w1 + r * ((32*RD));
-            const float *restrict sr = w1_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t13)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t13)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -3979,45 +4551,89 @@ static void prefill_q8_k15_w3(float *restrict t14, const int8_t *restrict w3, co
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w3 + r * ((32*RD));
-            const float *restrict sr = w3_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t14)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w3 + r * ((32*RD));
-            const float *restrict sr = w3_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t14)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w3 + r * ((32*RD));
+                const float *restrict sr = w3_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t14)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -4111,45 +4727,89 @@ static void prefill_q8_k17_w2(float *restrict t16, const int8_t *restrict w2, co
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = w2 + r * ((32*RF));
-            const float *restrict sr = w2_scales + r * GF;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t16)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t16)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t16)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = w2 + r * ((32*RF));
-            const float *restrict sr = w2_scales + r * GF;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t16)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = w2 + r * ((32*RF));
+                const float *restrict sr = w2_scales + r * GF;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t16)[r] = acc;
+            }
+        }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
@@ -4264,45 +4924,89 @@ static void prefill_q8_k20_lm_head(float *restrict logits, const int8_t *restric
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (logits)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (logits)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (logits)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
@@ -4629,45 +5333,89 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wq + r * ((32*RD));
-            const float *restrict sr = wq_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wq + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t4)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wq + r * ((32*RD));
-            const float *restrict sr = wq_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t4)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wq + r * ((32*RD));
+                const float *restrict sr = wq_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t4)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -4746,45 +5494,89 @@ static void decode_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, const
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wk + r * ((32*RD));
-            const float *restrict sr = wk_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t5)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wk + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t5)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t5)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wk + r * ((32*RD));
-            const float *restrict sr = wk_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t5)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wk + r * ((32*RD));
+                const float *restrict sr = wk_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t5)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -4891,45 +5683,89 @@ static void decode_q8_k6_wv(float *restrict v_cache, const int8_t *restrict wv, 
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wv + r * ((32*RD));
-            const float *restrict sr = wv_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (v_cache + (P*KVD))[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wv + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (v_cache + (P*KVD))[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (v_cache + (P*KVD))[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const int8_t *restrict qr = wv + r * ((32*RD));
-            const float *restrict sr = wv_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (v_cache + (P*KVD))[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const int8_t *restrict qr = wv + r * ((32*RD));
+                const float *restrict sr = wv_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (v_cache + (P*KVD))[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -5105,45 +5941,89 @@ static void decode_q8_k11_wo(float *restrict t10, const int8_t *restrict wo, con
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wo + r * ((32*RD));
-            const float *restrict sr = wo_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t10)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = wo + (r0 + i) * ((32*RD));
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t10)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t10)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = wo + r * ((32*RD));
-            const float *restrict sr = wo_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t10)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = wo + r * ((32*RD));
+                const float *restrict sr = wo_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t10)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -5247,45 +6127,89 @@ static void decode_q8_k13_w1(float *restrict t12, const int8_t *restrict w1, con
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w1 + r * ((32*RD));
-            const float *restrict sr = w1_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w1 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t12)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w1 + r * ((32*RD));
-            const float *restrict sr = w1_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t12)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w1 + r * ((32*RD));
+                const float *restrict sr = w1_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t12)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -5363,45 +6287,89 @@ static void decode_q8_k14_w3(float *restrict t13, const int8_t *restrict w3, con
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w3 + r * ((32*RD));
-            const float *restrict sr = w3_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w3 + (r0 + i) * ((32*RD));
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t13)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const int8_t *restrict qr = w3 + r * ((32*RD));
-            const float *restrict sr = w3_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t13)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const int8_t *restrict qr = w3 + r * ((32*RD));
+                const float *restrict sr = w3_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t13)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -5495,45 +6463,89 @@ static void decode_q8_k16_w2(float *restrict t15, const int8_t *restrict w2, con
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = w2 + r * ((32*RF));
-            const float *restrict sr = w2_scales + r * GF;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t15)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = w2 + (r0 + i) * ((32*RF));
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t15)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t15)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const int8_t *restrict qr = w2 + r * ((32*RF));
-            const float *restrict sr = w2_scales + r * GF;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t15)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r = 0; r < D; r++) {
+                const int8_t *restrict qr = w2 + r * ((32*RF));
+                const float *restrict sr = w2_scales + r * GF;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t15)[r] = acc;
+            }
+        }
     } else if (F > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
@@ -5649,45 +6661,89 @@ static void decode_q8_k19_lm_head(float *restrict logits, const int8_t *restrict
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (logits)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (logits)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (logits)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
@@ -6009,49 +7065,97 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
-            const float *restrict sr = wq_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t4)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
-            const float *restrict sr = wq_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t4)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t4)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -6140,49 +7244,97 @@ static void forward_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, con
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
-            const float *restrict sr = wk_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t5)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t5)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t5)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
-            const float *restrict sr = wk_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t5)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t5)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -6271,49 +7423,97 @@ static void forward_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
-            const float *restrict sr = wv_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t6)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
-            const float *restrict sr = wv_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t6)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t6)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -6527,49 +7727,97 @@ static void forward_q4_k11_wo(float *restrict t12, const uint8_t *restrict wo, c
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
-            const float *restrict sr = wo_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t12)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
-            const float *restrict sr = wo_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t12)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t12)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -6682,49 +7930,97 @@ static void forward_q4_k13_w1(float *restrict t14, const uint8_t *restrict w1, c
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
-            const float *restrict sr = w1_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t14)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
-            const float *restrict sr = w1_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t14)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t14)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -6812,49 +8108,97 @@ static void forward_q4_k14_w3(float *restrict t15, const uint8_t *restrict w3, c
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
-            const float *restrict sr = w3_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t15)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t15)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t15)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
-            const float *restrict sr = w3_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t15)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t15)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -6958,49 +8302,97 @@ static void forward_q4_k16_w2(float *restrict t17, const uint8_t *restrict w2, c
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
-            const float *restrict sr = w2_scales + r * GF;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t17)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t17)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t17)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
-            const float *restrict sr = w2_scales + r * GF;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t17)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t17)[r] = acc;
+            }
+        }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
@@ -7125,45 +8517,89 @@ static void forward_q4_k19_lm_head(float *restrict logits, const int8_t *restric
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (logits)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (logits)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (logits)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
@@ -7482,49 +8918,97 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
-            const float *restrict sr = wq_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t4)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
-            const float *restrict sr = wq_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t4)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t4)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -7613,49 +9097,97 @@ static void prefill_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, con
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
-            const float *restrict sr = wk_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t5)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t5)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t5)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
-            const float *restrict sr = wk_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t5)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t5)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -7744,49 +9276,97 @@ static void prefill_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
-            const float *restrict sr = wv_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t6)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t6)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
-            const float *restrict sr = wv_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t6)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t6)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -8015,49 +9595,97 @@ static void prefill_q4_k12_wo(float *restrict t11, const uint8_t *restrict wo, c
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
-            const float *restrict sr = wo_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t11)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t11)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t11)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
-            const float *restrict sr = wo_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t11)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t11)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -8170,49 +9798,97 @@ static void prefill_q4_k14_w1(float *restrict t13, const uint8_t *restrict w1, c
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
-            const float *restrict sr = w1_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t13)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
-            const float *restrict sr = w1_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t13)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t13)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -8300,49 +9976,97 @@ static void prefill_q4_k15_w3(float *restrict t14, const uint8_t *restrict w3, c
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
-            const float *restrict sr = w3_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t14)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t14)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
-            const float *restrict sr = w3_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t14)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t14)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -8446,49 +10170,97 @@ static void prefill_q4_k17_w2(float *restrict t16, const uint8_t *restrict w2, c
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
-            const float *restrict sr = w2_scales + r * GF;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t16)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t16)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t16)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
-            const float *restrict sr = w2_scales + r * GF;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t16)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t16)[r] = acc;
+            }
+        }
     } else if (F > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
@@ -8613,45 +10385,89 @@ static void prefill_q4_k20_lm_head(float *restrict logits, const int8_t *restric
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (logits)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (logits)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (logits)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B*T; i++) {
             #pragma omp parallel for schedule(static) if (V * D >= 32768)
@@ -8978,49 +10794,97 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
-            const float *restrict sr = wq_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wq + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wq_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t4)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t4)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
-            const float *restrict sr = wq_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t4)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
+                const float *restrict sr = wq_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t4)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -9109,49 +10973,97 @@ static void decode_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, cons
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
-            const float *restrict sr = wk_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t5)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wk + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wk_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t5)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t5)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
-            const float *restrict sr = wk_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t5)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
+                const float *restrict sr = wk_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t5)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -9268,49 +11180,97 @@ static void decode_q4_k6_wv(float *restrict v_cache, const uint8_t *restrict wv,
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
-            const float *restrict sr = wv_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (v_cache + (P*KVD))[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = KVD - KVD % 4; r0 < KVD; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wv + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wv_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (v_cache + (P*KVD))[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (v_cache + (P*KVD))[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
-        for (long r = 0; r < KVD; r++) {
-            const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
-            const float *restrict sr = wv_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (v_cache + (P*KVD))[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            for (long r = 0; r < KVD; r++) {
+                const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
+                const float *restrict sr = wv_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (v_cache + (P*KVD))[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
@@ -9496,49 +11456,97 @@ static void decode_q4_k11_wo(float *restrict t10, const uint8_t *restrict wo, co
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
-            const float *restrict sr = wo_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t10)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = wo + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = wo_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t10)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t10)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * D >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
-            const float *restrict sr = wo_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t10)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
+                const float *restrict sr = wo_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t10)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (D * D >= 32768)
@@ -9652,49 +11660,97 @@ static void decode_q4_k13_w1(float *restrict t12, const uint8_t *restrict w1, co
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
-            const float *restrict sr = w1_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w1 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w1_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t12)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t12)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
-            const float *restrict sr = w1_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t12)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
+                const float *restrict sr = w1_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t12)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -9782,49 +11838,97 @@ static void decode_q4_k14_w3(float *restrict t13, const uint8_t *restrict w3, co
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
-            const float *restrict sr = w3_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r0 = 0; r0 < F - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = F - F % 4; r0 < F; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w3 + (r0 + i) * ((32*RD) / 2);
+                        const float *restrict sr = w3_scales + (r0 + i) * GD;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t13)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t13)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (F * D >= 32768)
-        for (long r = 0; r < F; r++) {
-            const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
-            const float *restrict sr = w3_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t13)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            for (long r = 0; r < F; r++) {
+                const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
+                const float *restrict sr = w3_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t13)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (F * D >= 32768)
@@ -9928,49 +12032,97 @@ static void decode_q4_k16_w2(float *restrict t15, const uint8_t *restrict w2, co
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m256i low4 = _mm256_set1_epi8(15);
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
-            const float *restrict sr = w2_scales + r * GF;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? (l / 4) % 2 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m256i low4 = _mm256_set1_epi8(15);
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r0 = 0; r0 < D - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (t15)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
-                const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
-                                                     _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = D - D % 4; r0 < D; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_loadu_si256((const __m256i *)(qr + 32 * p));  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const uint8_t *restrict qr = w2 + (r0 + i) * ((32*RF) / 2);
+                        const float *restrict sr = w2_scales + (r0 + i) * GF;
+                        const __m256i b = _mm256_maskz_loadu_epi8(0xFFFFu, qr + 32 * p);  /* two runs: 16 bytes each, value j low, j + 16 high */
+                        const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(b, low4)),
+                                                             _mm256_and_si256(_mm256_srli_epi16(b, 4), low4), 1);  /* q + 8 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (t15)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (t15)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (D * F >= 32768)
-        for (long r = 0; r < D; r++) {
-            const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
-            const float *restrict sr = w2_scales + r * GF;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (t15)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            for (long r = 0; r < D; r++) {
+                const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
+                const float *restrict sr = w2_scales + r * GF;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8) * (int32_t)act_q[64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (t15)[r] = acc;
+            }
+        }
     } else if (F > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (D * F >= 32768)
@@ -10096,45 +12248,89 @@ static void decode_q4_k19_lm_head(float *restrict logits, const int8_t *restrict
             }
         }
         #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-        int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
-        for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
-        const __m512i lane_group = _mm512_loadu_si512(lane_groups);
-        const __mmask8 two_groups = group == 32 ? 3 : 1;
-        const __m512i flip = _mm512_set1_epi8((char)0x80);
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            __m512 acc = _mm512_setzero_ps();
-            long p = 0;
-            for (; p < runs / 2; p++) {
-                const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+        if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */
+            int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */
+            for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? l / 8 : 0;
+            const __m512i lane_group = _mm512_loadu_si512(lane_groups);
+            const __mmask8 two_groups = group == 32 ? 3 : 1;
+            const __m512i flip = _mm512_set1_epi8((char)0x80);
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r0 = 0; r0 < V - 3; r0 += 4) {
+                __m512 acc[4];
+                for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 4; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 4; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            if (runs % 2) {
-                const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
-                const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));
-                const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
-                acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);
+            for (long r0 = V - V % 4; r0 < V; r0++) {
+                __m512 acc[1];
+                for (long i = 0; i < 1; i++) acc[i] = _mm512_setzero_ps();
+                for (long p = 0; p < runs / 2; p++) {
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_loadu_si512(qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(two_groups, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                if (runs % 2) {
+                    const long p = runs / 2;
+                    const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);
+                    const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);
+                    for (long i = 0; i < 1; i++) {
+                        const int8_t *restrict qr = lm_head + (r0 + i) * ((32*RD));
+                        const float *restrict sr = lm_head_scales + (r0 + i) * GD;
+                        const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(0xFFFFFFFFull, qr + 64 * p), flip);  /* q + 128 */
+                        const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);
+                        const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(1, sr + 64 * p / group)));
+                        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);
+                    }
+                }
+                for (long i = 0; i < 1; i++) (logits)[r0 + i] = _mm512_reduce_add_ps(acc[i]);
             }
-            (logits)[r] = _mm512_reduce_add_ps(acc);
-        }
-        #else
-        #pragma omp parallel for schedule(static) if (V * D >= 32768)
-        for (long r = 0; r < V; r++) {
-            const int8_t *restrict qr = lm_head + r * ((32*RD));
-            const float *restrict sr = lm_head_scales + r * GD;
-            float acc = 0.0f;
-            for (long run = 0; run < runs; run++) {
-                int32_t dot = 0;
-                for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
-                acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
-            }
-            (logits)[r] = acc;
-        }
+        } else
         #endif
+        {
+            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            for (long r = 0; r < V; r++) {
+                const int8_t *restrict qr = lm_head + r * ((32*RD));
+                const float *restrict sr = lm_head_scales + r * GD;
+                float acc = 0.0f;
+                for (long run = 0; run < runs; run++) {
+                    int32_t dot = 0;
+                    for (long j = 0; j < 32; j++) dot += (int32_t)qr[32 * run + j] * (int32_t)act_q[32 * run + j];
+                    acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;
+                }
+                (logits)[r] = acc;
+            }
+        }
     } else if (D > 16384) {
         for (long i = 0; i < B; i++) {
             #pragma omp parallel for schedule(static) if (V * D >= 32768)

@@ -73,11 +73,12 @@ import LlamaGraphs
     }
 
     /// The emitted kernels (one-row GEMV, dequantize-a-tile GEMM) against the interpreter, with
-    /// short last groups (D = 40, F = 70) and group sizes 32 and 64.
+    /// short last groups (D = 40, F = 70) and group sizes 32, 64 and 128; with B = 1 the decode
+    /// programs take the int8-activation GEMV (x rounded to int8 per group, as the interpreter does).
     @Test(arguments: ["decode_q8", "decode_q4", "prefill_q8", "prefill_q4"], [1, 3])
     func quantizedProgramsMatchInterpreter(name: String, batch: Int) throws {
         let program = try #require(try LlamaPrograms.all().first { $0.name == name })
-        for (gd, rd, gf, rf) in [(2, 2, 3, 3), (1, 2, 2, 4)] {
+        for (gd, rd, gf, rf) in [(2, 2, 3, 3), (1, 2, 2, 4), (1, 4, 1, 4)] {
             var sizes = EveryProgramTests.sizes
             sizes["B"] = batch; sizes["HD2"] = 5
             sizes["GD"] = gd; sizes["RD"] = rd; sizes["GF"] = gf; sizes["RF"] = rf; sizes["F"] = 70

@@ -12,7 +12,8 @@ import TensorGraph
 /// and `−off·Σ qx` of each run starts that run's first lane. The activation is laid out in the
 /// weight's byte order once per product (q4: a pair's low nibbles, then its high nibbles), with
 /// each lane's activation scale and correction beside it; each row then costs a load, an
-/// unpack, one `vpdpbusd`, a convert and a multiply-add per 64 values. Without VNNI
+/// unpack, one `vpdpbusd`, a convert and a multiply-add per 64 values, four rows sharing the
+/// activation's loads. Without VNNI
 /// (`__AVX512VNNI__` unset), or for a group size that is neither 32 nor a multiple of 64,
 /// the same sums run in plain C, run by run.
 struct QuantGemvLowering {
@@ -81,43 +82,52 @@ struct QuantGemvLowering {
         return ["const __m512i u = _mm512_xor_si512(\(load), flip);  /* q + 128 */"]
     }
 
-    /// `acc += sw · d_x · Σ u·qx` over pair p's 16 lanes (`tail`: the row's scale of run 2p only).
-    private func pairStep(tail: Bool) -> [String] {
-        let two = tail ? "1" : "two_groups"
-        return unsignedWeight(tail: tail) + [
-            "const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(act_fix + 16 * p), u, _mm512_loadu_si512(act_q + 64 * p));",
-            "const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(\(two), sr + 64 * p / group)));",
-            "acc = _mm512_fmadd_ps(_mm512_mul_ps(sw, _mm512_loadu_ps(act_d + 16 * p)), _mm512_cvtepi32_ps(dot), acc);",
+    /// `acc[i] += sw · d_x · Σ u·qx` over pair p's 16 lanes for row `r0 + i` (`tail`: only run 2p
+    /// exists, so only the row's scale of its group is loaded).
+    private func pairStep(tail: Bool, rows: Int) -> [String] {
+        let stride = isQ4 ? "\(paren(kp)) / 2" : paren(kp)
+        return [
+            "const __m512i fix = _mm512_loadu_si512(act_fix + 16 * p), xq = _mm512_loadu_si512(act_q + 64 * p);",
+            "const __m512 xd = _mm512_loadu_ps(act_d + 16 * p);",
+            "for (long i = 0; i < \(rows); i++) {",
+            "    const \(dtype.cType) *restrict qr = \(q) + (r0 + i) * (\(stride));",
+            "    const float *restrict sr = \(scales) + (r0 + i) * \(paren(groups));",
+        ] + unsignedWeight(tail: tail).map { "    " + $0 } + [
+            "    const __m512i dot = _mm512_dpbusd_epi32(fix, u, xq);",
+            "    const __m512 sw = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_maskz_loadu_ps(\(tail ? "1" : "two_groups"), sr + 64 * p / group)));",
+            "    acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(sw, xd), _mm512_cvtepi32_ps(dot), acc[i]);",
+            "}",
         ]
     }
 
-    private var store: String { accumulate ? "(\(y))[r] += " : "(\(y))[r] = " }
+    /// Rows `r0 … r0 + rows − 1` of W: the activation's pair is loaded once for all of them.
+    private func rowBlock(rows: Int) -> [String] {
+        let store = accumulate ? "(\(y))[r0 + i] += " : "(\(y))[r0 + i] = "
+        return ["__m512 acc[\(rows)];",
+                "for (long i = 0; i < \(rows); i++) acc[i] = _mm512_setzero_ps();",
+                "for (long p = 0; p < runs / 2; p++) {"]
+            + pairStep(tail: false, rows: rows).map { "    " + $0 }
+            + ["}", "if (runs % 2) {", "    const long p = runs / 2;"]
+            + pairStep(tail: true, rows: rows).map { "    " + $0 }
+            + ["}", "for (long i = 0; i < \(rows); i++) \(store)_mm512_reduce_add_ps(acc[i]);"]
+    }
 
-    /// W's rows over the threads; each lane's row scale comes from the pair's first group (and
-    /// the next one when G = 32 puts the pair's runs in two groups).
+    /// W's rows in blocks of 4 over the threads (then the last `N % 4` one at a time); each
+    /// lane's row scale comes from the pair's first group (and the next one when G = 32 puts the
+    /// pair's runs in two groups).
     private var vnniRows: [String] {
-        let stride = isQ4 ? "\(paren(kp)) / 2" : paren(kp)
-        return [
+        [
             "int32_t lane_groups[16];  /* which of the pair's (at most) two groups a lane's run is in */",
             "for (long l = 0; l < 16; l++) lane_groups[l] = group == 32 ? \(laneRun) : 0;",
             "const __m512i lane_group = _mm512_loadu_si512(lane_groups);",
             "const __mmask8 two_groups = group == 32 ? 3 : 1;",
             isQ4 ? "const __m256i low4 = _mm256_set1_epi8(15);" : "const __m512i flip = _mm512_set1_epi8((char)0x80);",
             "#pragma omp parallel for schedule(static) if (\(paren(n)) * \(paren(k)) >= \(GemvLowering.parallelThreshold))",
-            "for (long r = 0; r < \(n); r++) {",
-            "    const \(dtype.cType) *restrict qr = \(q) + r * (\(stride));",
-            "    const float *restrict sr = \(scales) + r * \(paren(groups));",
-            "    __m512 acc = _mm512_setzero_ps();",
-            "    long p = 0;",
-            "    for (; p < runs / 2; p++) {",
-        ] + pairStep(tail: false).map { "        " + $0 } + [
-            "    }",
-            "    if (runs % 2) {",
-        ] + pairStep(tail: true).map { "        " + $0 } + [
-            "    }",
-            "    \(store)_mm512_reduce_add_ps(acc);",
+            "for (long r0 = 0; r0 < \(paren(n)) - 3; r0 += 4) {",
+        ] + rowBlock(rows: 4).map { "    " + $0 } + [
             "}",
-        ]
+            "for (long r0 = \(paren(n)) - \(paren(n)) % 4; r0 < \(n); r0++) {",
+        ] + rowBlock(rows: 1).map { "    " + $0 } + ["}"]
     }
 
     /// The same sums without VNNI: per run, `Σ q·qx` in int32 (signed weights, no correction).
@@ -136,7 +146,7 @@ struct QuantGemvLowering {
             "        for (long j = 0; j < 32; j++) dot += \(value) * (int32_t)act_q[\(pos)];",
             "        acc += sr[run * 32 / group] * act_gd[run * 32 / group] * (float)dot;",
             "    }",
-            "    \(store)acc;",
+            "    " + (accumulate ? "(\(y))[r] += acc;" : "(\(y))[r] = acc;"),
             "}",
         ]
     }
