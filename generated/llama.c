@@ -1831,24 +1831,28 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -1992,24 +1996,28 @@ static void forward_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, cons
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -2153,24 +2161,28 @@ static void forward_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -2439,24 +2451,28 @@ static void forward_q8_k11_wo(float *restrict t12, const int8_t *restrict wo, co
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t11)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -2624,24 +2640,28 @@ static void forward_q8_k13_w1(float *restrict t14, const int8_t *restrict w1, co
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t13)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t13)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t13)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -2784,24 +2804,28 @@ static void forward_q8_k14_w3(float *restrict t15, const int8_t *restrict w3, co
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t13)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t13)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t13)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -2960,24 +2984,28 @@ static void forward_q8_k16_w2(float *restrict t17, const int8_t *restrict w2, co
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GF];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GF; g++) {
             const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t16)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t16)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t16)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -3157,24 +3185,28 @@ static void forward_q8_k19_lm_head(float *restrict logits, const int8_t *restric
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t18)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t18)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t18)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -3558,24 +3590,28 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -3719,24 +3755,28 @@ static void prefill_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, cons
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -3880,24 +3920,28 @@ static void prefill_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -4181,24 +4225,28 @@ static void prefill_q8_k12_wo(float *restrict t11, const int8_t *restrict wo, co
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t10)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t10)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t10)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -4366,24 +4414,28 @@ static void prefill_q8_k14_w1(float *restrict t13, const int8_t *restrict w1, co
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t12)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t12)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t12)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -4526,24 +4578,28 @@ static void prefill_q8_k15_w3(float *restrict t14, const int8_t *restrict w3, co
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t12)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t12)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t12)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -4702,24 +4758,28 @@ static void prefill_q8_k17_w2(float *restrict t16, const int8_t *restrict w2, co
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GF];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GF; g++) {
             const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t15)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t15)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t15)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -4899,24 +4959,28 @@ static void prefill_q8_k20_lm_head(float *restrict logits, const int8_t *restric
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t17)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t17)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t17)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -5308,24 +5372,28 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
     if (B == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -5469,24 +5537,28 @@ static void decode_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, const
     if (B == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -5658,24 +5730,28 @@ static void decode_q8_k6_wv(float *restrict v_cache, const int8_t *restrict wv, 
     if (B == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -5916,24 +5992,28 @@ static void decode_q8_k11_wo(float *restrict t10, const int8_t *restrict wo, con
     if (B == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t9)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t9)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t9)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -6102,24 +6182,28 @@ static void decode_q8_k13_w1(float *restrict t12, const int8_t *restrict w1, con
     if (B == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t11)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -6262,24 +6346,28 @@ static void decode_q8_k14_w3(float *restrict t13, const int8_t *restrict w3, con
     if (B == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t11)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -6438,24 +6526,28 @@ static void decode_q8_k16_w2(float *restrict t15, const int8_t *restrict w2, con
     if (B == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GF];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GF; g++) {
             const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t14)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t14)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t14)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -6636,24 +6728,28 @@ static void decode_q8_k19_lm_head(float *restrict logits, const int8_t *restrict
     if (B == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t16)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t16)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t16)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -7040,23 +7136,32 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -7219,23 +7324,32 @@ static void forward_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, con
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -7398,23 +7512,32 @@ static void forward_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -7702,23 +7825,32 @@ static void forward_q4_k11_wo(float *restrict t12, const uint8_t *restrict wo, c
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t11)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -7905,23 +8037,32 @@ static void forward_q4_k13_w1(float *restrict t14, const uint8_t *restrict w1, c
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t13)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t13)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t13)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -8083,23 +8224,32 @@ static void forward_q4_k14_w3(float *restrict t15, const uint8_t *restrict w3, c
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t13)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t13)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t13)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -8277,23 +8427,32 @@ static void forward_q4_k16_w2(float *restrict t17, const uint8_t *restrict w2, c
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GF];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GF; g++) {
             const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t16)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t16)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t16)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -8492,24 +8651,28 @@ static void forward_q4_k19_lm_head(float *restrict logits, const int8_t *restric
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t18)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t18)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t18)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -8893,23 +9056,32 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -9072,23 +9244,32 @@ static void prefill_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, con
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -9251,23 +9432,32 @@ static void prefill_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -9570,23 +9760,32 @@ static void prefill_q4_k12_wo(float *restrict t11, const uint8_t *restrict wo, c
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t10)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t10)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t10)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -9773,23 +9972,32 @@ static void prefill_q4_k14_w1(float *restrict t13, const uint8_t *restrict w1, c
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t12)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t12)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t12)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -9951,23 +10159,32 @@ static void prefill_q4_k15_w3(float *restrict t14, const uint8_t *restrict w3, c
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t12)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t12)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t12)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -10145,23 +10362,32 @@ static void prefill_q4_k17_w2(float *restrict t16, const uint8_t *restrict w2, c
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GF];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GF; g++) {
             const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t15)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t15)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t15)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -10360,24 +10586,28 @@ static void prefill_q4_k20_lm_head(float *restrict logits, const int8_t *restric
     if ((B*T) == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t17)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t17)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t17)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;
@@ -10769,23 +10999,32 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
     if (B == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -10948,23 +11187,32 @@ static void decode_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, cons
     if (B == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -11155,23 +11403,32 @@ static void decode_q4_k6_wv(float *restrict v_cache, const uint8_t *restrict wv,
     if (B == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t3)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t3)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t3)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -11431,23 +11688,32 @@ static void decode_q4_k11_wo(float *restrict t10, const uint8_t *restrict wo, co
     if (B == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t9)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t9)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t9)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -11635,23 +11901,32 @@ static void decode_q4_k13_w1(float *restrict t12, const uint8_t *restrict w1, co
     if (B == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t11)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -11813,23 +12088,32 @@ static void decode_q4_k14_w3(float *restrict t13, const uint8_t *restrict w3, co
     if (B == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t11)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t11)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t11)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -12007,23 +12291,32 @@ static void decode_q4_k16_w2(float *restrict t15, const uint8_t *restrict w2, co
     if (B == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RF) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs], act_q[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GF];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GF; g++) {
             const long v0 = g * group, len = F - v0 < group ? F - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t14)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t14)[v] * id);
-                const long run = v / 32;
-                act_q[64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16] = xv;
-                act_fix[16 * (run / 2) + 4 * (run % 2)] -= 8 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t14)[v0 + c] * id);
+        }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 4 * (run % 2)] = -8 * sum;
+        }
+        for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */
+            memcpy(act_q + 64 * p, act_x + 64 * p, 16);
+            memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);
+            memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);
+            memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);
         }
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
@@ -12223,24 +12516,28 @@ static void decode_q4_k19_lm_head(float *restrict logits, const int8_t *restrict
     if (B == 1) {
         /* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */
         const long runs = (32*RD) / 32, pairs = (runs + 1) / 2;
-        int8_t act_q[64 * pairs];
+        int8_t act_x[64 * pairs];  /* x's int8 values in order, zeros past K */
         float act_d[16 * pairs], act_gd[GD];
         int32_t act_fix[16 * pairs];
-        memset(act_q, 0, sizeof act_q);
+        memset(act_x, 0, sizeof act_x);
         memset(act_fix, 0, sizeof act_fix);
         for (long g = 0; g < GD; g++) {
             const long v0 = g * group, len = D - v0 < group ? D - v0 : group;
             float amax = 0.0f;
+            #pragma omp simd reduction(max:amax)
             for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((t16)[v0 + c]));
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             act_gd[g] = d;
-            for (long v = v0; v < v0 + len; v++) {
-                const int8_t xv = (int8_t)roundf((t16)[v] * id);
-                const long run = v / 32;
-                act_q[v] = xv;
-                act_fix[16 * (run / 2) + 8 * (run % 2)] -= 128 * (int32_t)xv;
-            }
+            #pragma omp simd
+            for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((t16)[v0 + c] * id);
         }
+        for (long run = 0; run < runs; run++) {
+            int32_t sum = 0;
+            #pragma omp simd reduction(+:sum)
+            for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];
+            act_fix[16 * (run / 2) + 8 * (run % 2)] = -128 * sum;
+        }
+        const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */
         for (long p = 0; p < pairs; p++) {
             for (long l = 0; l < 16; l++) {
                 const long run = 2 * p + l / 8;

@@ -36,30 +36,45 @@ struct QuantGemvLowering {
 
     /// `act_q` (x's int8 values, 64 bytes a pair of runs, in the weight's byte order), `act_d`
     /// (each lane's activation scale), `act_fix` (each run's `−off·Σ qx` on its first lane).
+    /// Every loop here is on SIMD lanes; it runs once per product, before the rows.
     private var quantizeActivation: [String] {
-        let pos = isQ4 ? "64 * (v / 64) + (v % 32 < 16 ? 0 : 32) + 16 * ((v / 32) % 2) + v % 16" : "v"
         let firstLane = isQ4 ? "4 * (run % 2)" : "8 * (run % 2)"
-        return [
+        var out = [
             "/* x → int8 per group of `group` values: act_q in W's byte order, act_d / act_fix per result lane */",
             "const long runs = \(paren(kp)) / 32, pairs = (runs + 1) / 2;",
-            "int8_t act_q[64 * pairs];",
+            "int8_t act_x[64 * pairs]\(isQ4 ? ", act_q[64 * pairs]" : "");  /* x's int8 values in order, zeros past K */",
             "float act_d[16 * pairs], act_gd[\(paren(groups))];",
             "int32_t act_fix[16 * pairs];",
-            "memset(act_q, 0, sizeof act_q);",
+            "memset(act_x, 0, sizeof act_x);",
             "memset(act_fix, 0, sizeof act_fix);",
             "for (long g = 0; g < \(paren(groups)); g++) {",
             "    const long v0 = g * group, len = \(paren(k)) - v0 < group ? \(paren(k)) - v0 : group;",
             "    float amax = 0.0f;",
+            "    #pragma omp simd reduction(max:amax)",
             "    for (long c = 0; c < len; c++) amax = fmaxf(amax, fabsf((\(x))[v0 + c]));",
             "    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;",
             "    act_gd[g] = d;",
-            "    for (long v = v0; v < v0 + len; v++) {",
-            "        const int8_t xv = (int8_t)roundf((\(x))[v] * id);",
-            "        const long run = v / 32;",
-            "        act_q[\(pos)] = xv;",
-            "        act_fix[16 * (run / 2) + \(firstLane)] -= \(isQ4 ? 8 : 128) * (int32_t)xv;",
-            "    }",
+            "    #pragma omp simd",
+            "    for (long c = 0; c < len; c++) act_x[v0 + c] = (int8_t)roundf((\(x))[v0 + c] * id);",
             "}",
+            "for (long run = 0; run < runs; run++) {",
+            "    int32_t sum = 0;",
+            "    #pragma omp simd reduction(+:sum)",
+            "    for (long j = 0; j < 32; j++) sum += act_x[32 * run + j];",
+            "    act_fix[16 * (run / 2) + \(firstLane)] = -\(isQ4 ? 8 : 128) * sum;",
+            "}",
+        ]
+        if isQ4 {
+            out += ["for (long p = 0; p < pairs; p++) {  /* a pair: run 2p's values 0–15, run 2p+1's 0–15, then both runs' 16–31 */",
+                    "    memcpy(act_q + 64 * p, act_x + 64 * p, 16);",
+                    "    memcpy(act_q + 64 * p + 16, act_x + 64 * p + 32, 16);",
+                    "    memcpy(act_q + 64 * p + 32, act_x + 64 * p + 16, 16);",
+                    "    memcpy(act_q + 64 * p + 48, act_x + 64 * p + 48, 16);",
+                    "}"]
+        } else {
+            out += ["const int8_t *restrict act_q = act_x;  /* q8's bytes are in x's order */"]
+        }
+        return out + [
             "for (long p = 0; p < pairs; p++) {",
             "    for (long l = 0; l < 16; l++) {",
             "        const long run = 2 * p + \(laneRun);",
