@@ -1866,7 +1866,7 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -1930,7 +1930,7 @@ static void forward_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wq + r * ((32*RD));
                 const float *restrict sr = wq_scales + r * GD;
@@ -2031,7 +2031,7 @@ static void forward_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -2095,7 +2095,7 @@ static void forward_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, cons
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wk + r * ((32*RD));
                 const float *restrict sr = wk_scales + r * GD;
@@ -2196,7 +2196,7 @@ static void forward_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -2260,7 +2260,7 @@ static void forward_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wv + r * ((32*RD));
                 const float *restrict sr = wv_scales + r * GD;
@@ -2486,7 +2486,7 @@ static void forward_q8_k11_wo(float *restrict t12, const int8_t *restrict wo, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -2550,7 +2550,7 @@ static void forward_q8_k11_wo(float *restrict t12, const int8_t *restrict wo, co
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wo + r * ((32*RD));
                 const float *restrict sr = wo_scales + r * GD;
@@ -2675,7 +2675,7 @@ static void forward_q8_k13_w1(float *restrict t14, const int8_t *restrict w1, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -2739,7 +2739,7 @@ static void forward_q8_k13_w1(float *restrict t14, const int8_t *restrict w1, co
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w1 + r * ((32*RD));
                 const float *restrict sr = w1_scales + r * GD;
@@ -2839,7 +2839,7 @@ static void forward_q8_k14_w3(float *restrict t15, const int8_t *restrict w3, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -2903,7 +2903,7 @@ static void forward_q8_k14_w3(float *restrict t15, const int8_t *restrict w3, co
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w3 + r * ((32*RD));
                 const float *restrict sr = w3_scales + r * GD;
@@ -3019,7 +3019,7 @@ static void forward_q8_k16_w2(float *restrict t17, const int8_t *restrict w2, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -3083,7 +3083,7 @@ static void forward_q8_k16_w2(float *restrict t17, const int8_t *restrict w2, co
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = w2 + r * ((32*RF));
                 const float *restrict sr = w2_scales + r * GF;
@@ -3220,7 +3220,7 @@ static void forward_q8_k19_lm_head(float *restrict logits, const int8_t *restric
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -3284,7 +3284,7 @@ static void forward_q8_k19_lm_head(float *restrict logits, const int8_t *restric
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
@@ -3625,7 +3625,7 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -3689,7 +3689,7 @@ static void prefill_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, cons
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wq + r * ((32*RD));
                 const float *restrict sr = wq_scales + r * GD;
@@ -3790,7 +3790,7 @@ static void prefill_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -3854,7 +3854,7 @@ static void prefill_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, cons
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wk + r * ((32*RD));
                 const float *restrict sr = wk_scales + r * GD;
@@ -3955,7 +3955,7 @@ static void prefill_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -4019,7 +4019,7 @@ static void prefill_q8_k5_wv(float *restrict t6, const int8_t *restrict wv, cons
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wv + r * ((32*RD));
                 const float *restrict sr = wv_scales + r * GD;
@@ -4260,7 +4260,7 @@ static void prefill_q8_k12_wo(float *restrict t11, const int8_t *restrict wo, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -4324,7 +4324,7 @@ static void prefill_q8_k12_wo(float *restrict t11, const int8_t *restrict wo, co
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wo + r * ((32*RD));
                 const float *restrict sr = wo_scales + r * GD;
@@ -4449,7 +4449,7 @@ static void prefill_q8_k14_w1(float *restrict t13, const int8_t *restrict w1, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -4513,7 +4513,7 @@ static void prefill_q8_k14_w1(float *restrict t13, const int8_t *restrict w1, co
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w1 + r * ((32*RD));
                 const float *restrict sr = w1_scales + r * GD;
@@ -4613,7 +4613,7 @@ static void prefill_q8_k15_w3(float *restrict t14, const int8_t *restrict w3, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -4677,7 +4677,7 @@ static void prefill_q8_k15_w3(float *restrict t14, const int8_t *restrict w3, co
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w3 + r * ((32*RD));
                 const float *restrict sr = w3_scales + r * GD;
@@ -4793,7 +4793,7 @@ static void prefill_q8_k17_w2(float *restrict t16, const int8_t *restrict w2, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -4857,7 +4857,7 @@ static void prefill_q8_k17_w2(float *restrict t16, const int8_t *restrict w2, co
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = w2 + r * ((32*RF));
                 const float *restrict sr = w2_scales + r * GF;
@@ -4994,7 +4994,7 @@ static void prefill_q8_k20_lm_head(float *restrict logits, const int8_t *restric
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -5058,7 +5058,7 @@ static void prefill_q8_k20_lm_head(float *restrict logits, const int8_t *restric
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
@@ -5407,7 +5407,7 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -5471,7 +5471,7 @@ static void decode_q8_k3_wq(float *restrict t4, const int8_t *restrict wq, const
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wq + r * ((32*RD));
                 const float *restrict sr = wq_scales + r * GD;
@@ -5572,7 +5572,7 @@ static void decode_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, const
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -5636,7 +5636,7 @@ static void decode_q8_k4_wk(float *restrict t5, const int8_t *restrict wk, const
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wk + r * ((32*RD));
                 const float *restrict sr = wk_scales + r * GD;
@@ -5765,7 +5765,7 @@ static void decode_q8_k6_wv(float *restrict v_cache, const int8_t *restrict wv, 
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -5829,7 +5829,7 @@ static void decode_q8_k6_wv(float *restrict v_cache, const int8_t *restrict wv, 
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const int8_t *restrict qr = wv + r * ((32*RD));
                 const float *restrict sr = wv_scales + r * GD;
@@ -6027,7 +6027,7 @@ static void decode_q8_k11_wo(float *restrict t10, const int8_t *restrict wo, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -6091,7 +6091,7 @@ static void decode_q8_k11_wo(float *restrict t10, const int8_t *restrict wo, con
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = wo + r * ((32*RD));
                 const float *restrict sr = wo_scales + r * GD;
@@ -6217,7 +6217,7 @@ static void decode_q8_k13_w1(float *restrict t12, const int8_t *restrict w1, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -6281,7 +6281,7 @@ static void decode_q8_k13_w1(float *restrict t12, const int8_t *restrict w1, con
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w1 + r * ((32*RD));
                 const float *restrict sr = w1_scales + r * GD;
@@ -6381,7 +6381,7 @@ static void decode_q8_k14_w3(float *restrict t13, const int8_t *restrict w3, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -6445,7 +6445,7 @@ static void decode_q8_k14_w3(float *restrict t13, const int8_t *restrict w3, con
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const int8_t *restrict qr = w3 + r * ((32*RD));
                 const float *restrict sr = w3_scales + r * GD;
@@ -6561,7 +6561,7 @@ static void decode_q8_k16_w2(float *restrict t15, const int8_t *restrict w2, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -6625,7 +6625,7 @@ static void decode_q8_k16_w2(float *restrict t15, const int8_t *restrict w2, con
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r = 0; r < D; r++) {
                 const int8_t *restrict qr = w2 + r * ((32*RF));
                 const float *restrict sr = w2_scales + r * GF;
@@ -6763,7 +6763,7 @@ static void decode_q8_k19_lm_head(float *restrict logits, const int8_t *restrict
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -6827,7 +6827,7 @@ static void decode_q8_k19_lm_head(float *restrict logits, const int8_t *restrict
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
@@ -7176,7 +7176,7 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -7248,7 +7248,7 @@ static void forward_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
                 const float *restrict sr = wq_scales + r * GD;
@@ -7364,7 +7364,7 @@ static void forward_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -7436,7 +7436,7 @@ static void forward_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, con
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
                 const float *restrict sr = wk_scales + r * GD;
@@ -7552,7 +7552,7 @@ static void forward_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -7624,7 +7624,7 @@ static void forward_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
                 const float *restrict sr = wv_scales + r * GD;
@@ -7865,7 +7865,7 @@ static void forward_q4_k11_wo(float *restrict t12, const uint8_t *restrict wo, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -7937,7 +7937,7 @@ static void forward_q4_k11_wo(float *restrict t12, const uint8_t *restrict wo, c
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
                 const float *restrict sr = wo_scales + r * GD;
@@ -8077,7 +8077,7 @@ static void forward_q4_k13_w1(float *restrict t14, const uint8_t *restrict w1, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -8149,7 +8149,7 @@ static void forward_q4_k13_w1(float *restrict t14, const uint8_t *restrict w1, c
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
                 const float *restrict sr = w1_scales + r * GD;
@@ -8264,7 +8264,7 @@ static void forward_q4_k14_w3(float *restrict t15, const uint8_t *restrict w3, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -8336,7 +8336,7 @@ static void forward_q4_k14_w3(float *restrict t15, const uint8_t *restrict w3, c
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
                 const float *restrict sr = w3_scales + r * GD;
@@ -8467,7 +8467,7 @@ static void forward_q4_k16_w2(float *restrict t17, const uint8_t *restrict w2, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -8539,7 +8539,7 @@ static void forward_q4_k16_w2(float *restrict t17, const uint8_t *restrict w2, c
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
                 const float *restrict sr = w2_scales + r * GF;
@@ -8686,7 +8686,7 @@ static void forward_q4_k19_lm_head(float *restrict logits, const int8_t *restric
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -8750,7 +8750,7 @@ static void forward_q4_k19_lm_head(float *restrict logits, const int8_t *restric
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
@@ -9096,7 +9096,7 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -9168,7 +9168,7 @@ static void prefill_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, con
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
                 const float *restrict sr = wq_scales + r * GD;
@@ -9284,7 +9284,7 @@ static void prefill_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -9356,7 +9356,7 @@ static void prefill_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, con
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
                 const float *restrict sr = wk_scales + r * GD;
@@ -9472,7 +9472,7 @@ static void prefill_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -9544,7 +9544,7 @@ static void prefill_q4_k5_wv(float *restrict t6, const uint8_t *restrict wv, con
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
                 const float *restrict sr = wv_scales + r * GD;
@@ -9800,7 +9800,7 @@ static void prefill_q4_k12_wo(float *restrict t11, const uint8_t *restrict wo, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -9872,7 +9872,7 @@ static void prefill_q4_k12_wo(float *restrict t11, const uint8_t *restrict wo, c
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
                 const float *restrict sr = wo_scales + r * GD;
@@ -10012,7 +10012,7 @@ static void prefill_q4_k14_w1(float *restrict t13, const uint8_t *restrict w1, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -10084,7 +10084,7 @@ static void prefill_q4_k14_w1(float *restrict t13, const uint8_t *restrict w1, c
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
                 const float *restrict sr = w1_scales + r * GD;
@@ -10199,7 +10199,7 @@ static void prefill_q4_k15_w3(float *restrict t14, const uint8_t *restrict w3, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -10271,7 +10271,7 @@ static void prefill_q4_k15_w3(float *restrict t14, const uint8_t *restrict w3, c
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
                 const float *restrict sr = w3_scales + r * GD;
@@ -10402,7 +10402,7 @@ static void prefill_q4_k17_w2(float *restrict t16, const uint8_t *restrict w2, c
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -10474,7 +10474,7 @@ static void prefill_q4_k17_w2(float *restrict t16, const uint8_t *restrict w2, c
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
                 const float *restrict sr = w2_scales + r * GF;
@@ -10621,7 +10621,7 @@ static void prefill_q4_k20_lm_head(float *restrict logits, const int8_t *restric
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -10685,7 +10685,7 @@ static void prefill_q4_k20_lm_head(float *restrict logits, const int8_t *restric
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;
@@ -11039,7 +11039,7 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -11111,7 +11111,7 @@ static void decode_q4_k3_wq(float *restrict t4, const uint8_t *restrict wq, cons
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wq + r * ((32*RD) / 2);
                 const float *restrict sr = wq_scales + r * GD;
@@ -11227,7 +11227,7 @@ static void decode_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, cons
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -11299,7 +11299,7 @@ static void decode_q4_k4_wk(float *restrict t5, const uint8_t *restrict wk, cons
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wk + r * ((32*RD) / 2);
                 const float *restrict sr = wk_scales + r * GD;
@@ -11443,7 +11443,7 @@ static void decode_q4_k6_wv(float *restrict v_cache, const uint8_t *restrict wv,
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r0 = 0; r0 < KVD - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -11515,7 +11515,7 @@ static void decode_q4_k6_wv(float *restrict v_cache, const uint8_t *restrict wv,
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (KVD * D >= 32768)
+            #pragma omp parallel for schedule(static) if (KVD * D >= 262144)
             for (long r = 0; r < KVD; r++) {
                 const uint8_t *restrict qr = wv + r * ((32*RD) / 2);
                 const float *restrict sr = wv_scales + r * GD;
@@ -11728,7 +11728,7 @@ static void decode_q4_k11_wo(float *restrict t10, const uint8_t *restrict wo, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -11800,7 +11800,7 @@ static void decode_q4_k11_wo(float *restrict t10, const uint8_t *restrict wo, co
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * D >= 32768)
+            #pragma omp parallel for schedule(static) if (D * D >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = wo + r * ((32*RD) / 2);
                 const float *restrict sr = wo_scales + r * GD;
@@ -11941,7 +11941,7 @@ static void decode_q4_k13_w1(float *restrict t12, const uint8_t *restrict w1, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -12013,7 +12013,7 @@ static void decode_q4_k13_w1(float *restrict t12, const uint8_t *restrict w1, co
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w1 + r * ((32*RD) / 2);
                 const float *restrict sr = w1_scales + r * GD;
@@ -12128,7 +12128,7 @@ static void decode_q4_k14_w3(float *restrict t13, const uint8_t *restrict w3, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r0 = 0; r0 < F - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -12200,7 +12200,7 @@ static void decode_q4_k14_w3(float *restrict t13, const uint8_t *restrict w3, co
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (F * D >= 32768)
+            #pragma omp parallel for schedule(static) if (F * D >= 262144)
             for (long r = 0; r < F; r++) {
                 const uint8_t *restrict qr = w3 + r * ((32*RD) / 2);
                 const float *restrict sr = w3_scales + r * GD;
@@ -12331,7 +12331,7 @@ static void decode_q4_k16_w2(float *restrict t15, const uint8_t *restrict w2, co
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m256i low4 = _mm256_set1_epi8(15);
-            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r0 = 0; r0 < D - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -12403,7 +12403,7 @@ static void decode_q4_k16_w2(float *restrict t15, const uint8_t *restrict w2, co
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (D * F >= 32768)
+            #pragma omp parallel for schedule(static) if (D * F >= 262144)
             for (long r = 0; r < D; r++) {
                 const uint8_t *restrict qr = w2 + r * ((32*RF) / 2);
                 const float *restrict sr = w2_scales + r * GF;
@@ -12551,7 +12551,7 @@ static void decode_q4_k19_lm_head(float *restrict logits, const int8_t *restrict
             const __m512i lane_group = _mm512_loadu_si512(lane_groups);
             const __mmask8 two_groups = group == 32 ? 3 : 1;
             const __m512i flip = _mm512_set1_epi8((char)0x80);
-            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r0 = 0; r0 < V - 3; r0 += 4) {
                 __m512 acc[4];
                 for (long i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
@@ -12615,7 +12615,7 @@ static void decode_q4_k19_lm_head(float *restrict logits, const int8_t *restrict
         } else
         #endif
         {
-            #pragma omp parallel for schedule(static) if (V * D >= 32768)
+            #pragma omp parallel for schedule(static) if (V * D >= 262144)
             for (long r = 0; r < V; r++) {
                 const int8_t *restrict qr = lm_head + r * ((32*RD));
                 const float *restrict sr = lm_head_scales + r * GD;

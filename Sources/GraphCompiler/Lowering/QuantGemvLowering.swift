@@ -23,6 +23,12 @@ struct QuantGemvLowering {
     var n: String, k: String, kp: String, groups: String
     var accumulate: Bool
 
+    /// Products with fewer multiply-adds run on the calling thread: at int8 speed a `[768, 288]`
+    /// product takes ~3–5 µs alone, about what a parallel region costs on an idle machine and far
+    /// less than on a busy one (`small`'s layer products ran 3.4 µs serial against ~40 µs split
+    /// over 2 threads beside other jobs); only the output matrix is split.
+    static let parallelThreshold = 1 << 18
+
     var lines: [String] {
         quantizeActivation + ["#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)",
                               "if (group == 32 || group % 64 == 0) {  /* a pair of runs spans one group, or two of 32 */"]
@@ -137,7 +143,7 @@ struct QuantGemvLowering {
             "const __m512i lane_group = _mm512_loadu_si512(lane_groups);",
             "const __mmask8 two_groups = group == 32 ? 3 : 1;",
             isQ4 ? "const __m256i low4 = _mm256_set1_epi8(15);" : "const __m512i flip = _mm512_set1_epi8((char)0x80);",
-            "#pragma omp parallel for schedule(static) if (\(paren(n)) * \(paren(k)) >= \(GemvLowering.parallelThreshold))",
+            "#pragma omp parallel for schedule(static) if (\(paren(n)) * \(paren(k)) >= \(QuantGemvLowering.parallelThreshold))",
             "for (long r0 = 0; r0 < \(paren(n)) - 3; r0 += 4) {",
         ] + rowBlock(rows: 4).map { "    " + $0 } + [
             "}",
@@ -151,7 +157,7 @@ struct QuantGemvLowering {
         let value = isQ4 ? "(int32_t)((j < 16 ? qr[16 * run + j] & 15 : qr[16 * run + j - 16] >> 4) - 8)" : "(int32_t)qr[32 * run + j]"
         let pos = isQ4 ? "64 * (run / 2) + (j < 16 ? 0 : 32) + 16 * (run % 2) + j % 16" : "32 * run + j"
         return [
-            "#pragma omp parallel for schedule(static) if (\(paren(n)) * \(paren(k)) >= \(GemvLowering.parallelThreshold))",
+            "#pragma omp parallel for schedule(static) if (\(paren(n)) * \(paren(k)) >= \(QuantGemvLowering.parallelThreshold))",
             "for (long r = 0; r < \(n); r++) {",
             "    const \(dtype.cType) *restrict qr = \(q) + r * (\(stride));",
             "    const float *restrict sr = \(scales) + r * \(paren(groups));",
