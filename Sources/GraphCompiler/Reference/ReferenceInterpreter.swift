@@ -122,7 +122,10 @@ public enum ReferenceInterpreter {
             case .concat(let axis): result = try ReferenceInterpreter.concat(xs, axis: axis, outShape)
             case .matmul(let ta, let tb):
                 let b = xs.count > 2 ? ReferenceInterpreter.dequantized(xs[1], scales: xs[2], cols: xs[0].shape[1]) : xs[1]
-                result = ReferenceInterpreter.matmul(xs[0], b, ta, tb, outShape)
+                // A quantized product of one row rounds the row to int8 per group (QuantGemvLowering).
+                let a = xs.count > 2 && xs[0].shape[0] == 1
+                    ? ReferenceInterpreter.int8Rounded(xs[0], groupSize: max(xs[1].shape[1] / max(xs[2].shape[1], 1), 1)) : xs[0]
+                result = ReferenceInterpreter.matmul(a, b, ta, tb, outShape)
             case .gather:
                 let (table, ids) = (xs[0], xs[1])
                 let d = table.shape[1]
@@ -250,6 +253,22 @@ public enum ReferenceInterpreter {
             for c in 0..<cols { w.data[r * cols + c] = q.data[r * kp + c] * scales.data[r * ng + c / g] }
         }
         return w
+    }
+
+    /// A row rounded to int8 per group of `groupSize` values as the one-row quantized products
+    /// do it, in f32: `d = max|x|/127`, `x ↦ roundf(x · (1/d)) · d` (a row's last group may be short).
+    static func int8Rounded(_ x: HostTensor, groupSize: Int) -> HostTensor {
+        var out = x
+        let k = x.shape[x.shape.count - 1]
+        for row in stride(from: 0, to: x.data.count, by: max(k, 1)) {
+            for start in stride(from: 0, to: k, by: groupSize) {
+                let idx = (row + start)..<(row + min(k, start + groupSize))
+                let amax = idx.map { abs(Float(x.data[$0])) }.max() ?? 0
+                let d = amax / 127, id: Float = d != 0 ? 1 / d : 0
+                for i in idx { out.data[i] = Double((Float(x.data[i]) * id).rounded()) * Double(d) }
+            }
+        }
+        return out
     }
 
     static func matmul(_ a: HostTensor, _ b: HostTensor, _ ta: Bool, _ tb: Bool, _ outShape: [Int]) -> HostTensor {
