@@ -5,6 +5,174 @@
 #include "la_runtime.h"
 #include "llama_train.h"
 
+#include <stdlib.h>
+#include <immintrin.h>
+
+/* bf16 products: C[M,N] = op(A)[M,K] · op(B)[K,N] + beta · C, row major, fp32 in memory. Each
+   operand is rounded to bf16 (nearest even) while it is packed — the only pass over it — into
+   the layout of vdpbf16ps: A as tiles of 12 rows × pairs of K, B as panels of 32 columns ×
+   pairs of K; the products accumulate in fp32. Blocks: KC values of K, MC rows of A (in L2),
+   NC columns of B (in L2). Each thread packs into its own workspace, grown once. */
+#define LA_BF_MR 12
+#define LA_BF_NR 32
+#define LA_BF_KC 256
+#define LA_BF_MC 96
+#define LA_BF_NC 4096
+#define LA_BF_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+
+static _Thread_local uint32_t *la_bf_work;
+
+/* 16 floats at p (the first n; the rest 0) rounded to bf16, each in the low half of a lane. */
+LA_BF_TARGET static inline __m512i la_bf_load16(const float *p, long n) {
+    __m512 x = n >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)((1u << (n > 0 ? n : 0)) - 1), p);
+    return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x));
+}
+/* Pairs of consecutive floats (k, k+1) at p: 16 pairs, the first n floats (rest 0). */
+LA_BF_TARGET static inline __m512i la_bf_pairs16(const float *p, long n) {
+    __m512 lo = n >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)((1u << (n > 0 ? n : 0)) - 1), p);
+    long m = n - 16;
+    __m512 hi = m >= 16 ? _mm512_loadu_ps(p + 16) : _mm512_maskz_loadu_ps((__mmask16)((1u << (m > 0 ? m : 0)) - 1), p + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
+/* Ap[t][p][r] = pair (k0+2p, k0+2p+1) of row i0 + 12t + r of op(A), rows past mc and K past kc 0. */
+LA_BF_TARGET static void la_bf_pack_a(int ta, const float *A, long lda, long i0, long mc, long k0, long kc, uint32_t *Ap) {
+    const long kp = (kc + 1) / 2, tiles = (mc + LA_BF_MR - 1) / LA_BF_MR;
+    memset(Ap, 0, sizeof *Ap * tiles * kp * LA_BF_MR);
+    uint32_t tmp[16] __attribute__((aligned(64)));
+    if (!ta) {
+        /* a row of A: 32 values of K at a time */
+        for (long r = 0; r < mc; r++) {
+            const float *row = A + (i0 + r) * lda + k0;
+            uint32_t *dst = Ap + (r / LA_BF_MR) * kp * LA_BF_MR + r % LA_BF_MR;
+            for (long p = 0; p < kp; p += 16) {
+                _mm512_store_si512(tmp, la_bf_pairs16(row + 2 * p, kc - 2 * p));
+                const long q1 = kp - p < 16 ? kp - p : 16;
+                for (long q = 0; q < q1; q++) dst[(p + q) * LA_BF_MR] = tmp[q];
+            }
+        }
+    } else {
+        /* A stored [K, M]: 16 rows of op(A) at a time from two rows of A */
+        for (long p = 0; p < kp; p++) {
+            const float *lo = A + (k0 + 2 * p) * lda + i0, *hi = lo + lda;
+            const int has_hi = 2 * p + 1 < kc;
+            for (long r = 0; r < mc; r += 16) {
+                __m512i v = la_bf_load16(lo + r, mc - r);
+                if (has_hi) v = _mm512_or_si512(v, _mm512_slli_epi32(la_bf_load16(hi + r, mc - r), 16));
+                _mm512_store_si512(tmp, v);
+                const long q1 = mc - r < 16 ? mc - r : 16;
+                for (long q = 0; q < q1; q++) Ap[((r + q) / LA_BF_MR) * kp * LA_BF_MR + p * LA_BF_MR + (r + q) % LA_BF_MR] = tmp[q];
+            }
+        }
+    }
+}
+
+/* Bp[j][p][c] = pair (k0+2p, k0+2p+1) of column n0 + 32j + c of op(B), columns past nc and K past kc 0. */
+LA_BF_TARGET static void la_bf_pack_b(int tb, const float *B, long ldb, long n0, long nc, long k0, long kc, uint32_t *Bp) {
+    const long kp = (kc + 1) / 2, panels = (nc + LA_BF_NR - 1) / LA_BF_NR;
+    if (!tb) {
+        /* B stored [K, N]: 16 columns from two rows of B */
+        for (long j = 0; j < panels; j++)
+            for (long p = 0; p < kp; p++) {
+                const float *lo = B + (k0 + 2 * p) * ldb + n0 + j * LA_BF_NR, *hi = lo + ldb;
+                const int has_hi = 2 * p + 1 < kc;
+                for (long c = 0; c < LA_BF_NR; c += 16) {
+                    const long n = nc - j * LA_BF_NR - c;
+                    __m512i v = la_bf_load16(lo + c, n);
+                    if (has_hi) v = _mm512_or_si512(v, _mm512_slli_epi32(la_bf_load16(hi + c, n), 16));
+                    _mm512_store_si512(Bp + (j * kp + p) * LA_BF_NR + c, v);
+                }
+            }
+    } else {
+        /* B stored [N, K] (a weight in x·Wᵀ): 32 values of K of one column at a time */
+        uint32_t tmp[16] __attribute__((aligned(64)));
+        memset(Bp, 0, sizeof *Bp * panels * kp * LA_BF_NR);
+        for (long c = 0; c < nc; c++) {
+            const float *col = B + (n0 + c) * ldb + k0;
+            uint32_t *dst = Bp + (c / LA_BF_NR) * kp * LA_BF_NR + c % LA_BF_NR;
+            for (long p = 0; p < kp; p += 16) {
+                _mm512_store_si512(tmp, la_bf_pairs16(col + 2 * p, kc - 2 * p));
+                const long q1 = kp - p < 16 ? kp - p : 16;
+                for (long q = 0; q < q1; q++) dst[(p + q) * LA_BF_NR] = tmp[q];
+            }
+        }
+    }
+}
+
+/* C[mr, nr] (mr ≤ 12, nr ≤ 32) = Σ_p Ap[p] · Bp[p] + (first ? beta·C : C): 24 fp32 accumulators. */
+LA_BF_TARGET static void la_bf_tile(long kp, const uint32_t *restrict ap, const uint32_t *restrict bp, float *restrict c, long ldc,
+                                  long mr, long nr, int first, float beta) {
+    __m512 acc[LA_BF_MR][2];
+    for (int i = 0; i < LA_BF_MR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
+    for (long p = 0; p < kp; p++) {
+        const __m512bh b0 = (__m512bh)_mm512_load_si512(bp + p * LA_BF_NR), b1 = (__m512bh)_mm512_load_si512(bp + p * LA_BF_NR + 16);
+        for (int i = 0; i < LA_BF_MR; i++) {
+            const __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[p * LA_BF_MR + i]);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
+            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
+        }
+    }
+    const __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1), m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    const float b = first ? beta : 1.0f;
+    for (int i = 0; i < LA_BF_MR; i++) {
+        if (i >= mr) break;
+        float *ci = c + i * ldc;
+        __m512 x0 = acc[i][0], x1 = acc[i][1];
+        if (b != 0.0f) {
+            x0 = _mm512_fmadd_ps(_mm512_set1_ps(b), _mm512_maskz_loadu_ps(m0, ci), x0);
+            x1 = _mm512_fmadd_ps(_mm512_set1_ps(b), _mm512_maskz_loadu_ps(m1, ci + 16), x1);
+        }
+        _mm512_mask_storeu_ps(ci, m0, x0);
+        _mm512_mask_storeu_ps(ci + 16, m1, x1);
+    }
+}
+
+/* The product on the calling thread. */
+LA_BF_TARGET static void la_bf16_gemm_serial(int ta, int tb, long M, long N, long K, const float *A, long lda,
+                                           const float *B, long ldb, float beta, float *C, long ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (!la_bf_work) la_bf_work = aligned_alloc(64, sizeof(uint32_t) * (LA_BF_KC / 2) * (LA_BF_MC + LA_BF_NC));
+    uint32_t *Ap = la_bf_work, *Bp = la_bf_work + (LA_BF_KC / 2) * LA_BF_MC;
+    if (K <= 0) { /* C = beta·C */
+        for (long i = 0; i < M; i++) for (long j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return;
+    }
+    for (long k0 = 0; k0 < K; k0 += LA_BF_KC) {
+        const long kc = K - k0 < LA_BF_KC ? K - k0 : LA_BF_KC, kp = (kc + 1) / 2;
+        for (long n0 = 0; n0 < N; n0 += LA_BF_NC) {
+            const long nc = N - n0 < LA_BF_NC ? N - n0 : LA_BF_NC;
+            la_bf_pack_b(tb, B, ldb, n0, nc, k0, kc, Bp);
+            for (long m0 = 0; m0 < M; m0 += LA_BF_MC) {
+                const long mc = M - m0 < LA_BF_MC ? M - m0 : LA_BF_MC;
+                la_bf_pack_a(ta, A, lda, m0, mc, k0, kc, Ap);
+                for (long j = 0; j < nc; j += LA_BF_NR)
+                    for (long i = 0; i < mc; i += LA_BF_MR)
+                        la_bf_tile(kp, Ap + (i / LA_BF_MR) * kp * LA_BF_MR, Bp + (j / LA_BF_NR) * kp * LA_BF_NR,
+                                   C + (m0 + i) * ldc + n0 + j, ldc, mc - i < LA_BF_MR ? mc - i : LA_BF_MR,
+                                   nc - j < LA_BF_NR ? nc - j : LA_BF_NR, k0 == 0, beta);
+            }
+        }
+    }
+}
+
+/* The product split over the kernels' threads along C's longer side (as la_gemm does);
+   products under 2^17 multiply-adds stay on the calling thread. */
+LA_BF_TARGET static void la_bf16_gemm(int ta, int tb, long M, long N, long K, const float *A, long lda,
+                                    const float *B, long ldb, float beta, float *C, long ldc) {
+    const int parallel = M * N * K >= (1L << 17);
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel if (parallel)
+    {
+        const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+        if (M >= N) {
+            const long lo = M * p / parts, hi = M * (p + 1) / parts;
+            if (hi > lo) la_bf16_gemm_serial(ta, tb, hi - lo, N, K, A + (ta ? lo : lo * lda), lda, B, ldb, beta, C + lo * ldc, ldc);
+        } else {
+            const long lo = N * p / parts, hi = N * (p + 1) / parts;
+            if (hi > lo) la_bf16_gemm_serial(ta, tb, M, hi - lo, K, A, lda, B + (tb ? lo * ldb : lo), ldb, beta, C + lo, ldc);
+        }
+    }
+}
 /* ===== program 'lm_step' ===== */
 
 /* lm_step_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
@@ -1952,6 +2120,1858 @@ static const char *const llama_train_lm_step_kernel_names[] = {
     "lm_step_k87_embed_backward_scatter_add",
 };
 const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 53, 88, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
+
+/* ===== program 'lm_step_bf16' ===== */
+
+/* lm_step_bf16_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void lm_step_bf16_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_bf16_k1_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void lm_step_bf16_k1_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k2_rmsnorm: t2 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void lm_step_bf16_k2_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_bf16_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
+static void lm_step_bf16_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+}
+
+/* lm_step_bf16_k4_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void lm_step_bf16_k4_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k5_wk: t4[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_bf16_k5_wk(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t2, D, wk, D, 0.0f, t4, KVD);
+}
+
+/* lm_step_bf16_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void lm_step_bf16_k6_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k7_wv: saved_v[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_bf16_k7_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t2, D, wv, D, 0.0f, saved_v, KVD);
+}
+
+/* lm_step_bf16_k8_scores_matmul: t5[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
+static void lm_step_bf16_k8_scores_matmul(float *restrict t5, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t5 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_bf16_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void lm_step_bf16_k9_attention(float *restrict t6, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t5[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t5[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t6[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t6[r * n + j]) / acc1;
+            t6[r * n + j] = v12;
+        }
+    }
+}
+
+/* lm_step_bf16_k10_saved_attn: saved_attn[B, KVH, REP, T, HD] = t6 · saved_v  [layer/attention/attention; layer/attention] */
+static void lm_step_bf16_k10_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 0, T, HD, T, t6 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* lm_step_bf16_k11_wo: t7[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_bf16_k11_wo(float *restrict t7, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, saved_attn, D, wo, D, 0.0f, t7, D);
+}
+
+/* lm_step_bf16_k12_layer: saved_h = carry0 + t7  [layer/attention; layer] */
+static void lm_step_bf16_k12_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t7[r * n + j];
+            saved_h[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k13_rmsnorm: t8 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_bf16_k13_rmsnorm(float *restrict t8, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t8[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_bf16_k14_w1: saved_gate[B*T, F] = t8 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_bf16_k14_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t8, D, w1, D, 0.0f, saved_gate, F);
+}
+
+/* lm_step_bf16_k15_w3: saved_up[B*T, F] = t8 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_bf16_k15_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t8, D, w3, D, 0.0f, saved_up, F);
+}
+
+/* lm_step_bf16_k16_silu: t9 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_bf16_k16_silu(float *restrict t9, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t9[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_bf16_k17_w2: t10[B*T, D] = t9 · w2ᵀ  [layer/ffn] */
+static void lm_step_bf16_k17_w2(float *restrict t10, const float *restrict w2, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, F, t9, F, w2, F, 0.0f, t10, D);
+}
+
+/* lm_step_bf16_k18_ffn: carry0_next = saved_h + t10  [layer/ffn; layer] */
+static void lm_step_bf16_k18_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = saved_h[r * n + j] + t10[r * n + j];
+            carry0_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k19_reshape: t11 = 0 */
+static void lm_step_bf16_k19_reshape(float *restrict t11) {
+    const long n = 1;
+    t11[0] = 0.0f;
+}
+
+/* lm_step_bf16_k20_expand: t12 = 0 */
+static void lm_step_bf16_k20_expand(float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t12[r * n + j] = 0.0f;
+        }
+    }
+}
+
+/* lm_step_bf16_k21_lm_head: t13 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_bf16_k21_lm_head(float *restrict t13, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t13[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k22_rmsnorm: t14 = Σ(t13²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_bf16_k22_rmsnorm(float *restrict t14, const float *restrict t13, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t13[r * n + j0]) * (t13[r * n + j0]);
+            acc0 += v0;
+        }
+        t14[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k23_rmsnorm: t15 = t13 · rsqrt(t14 / D + norm_eps)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_bf16_k23_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict t13, const float *restrict t14, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t14[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t13[r * n + j]) * v2;
+            t15[r * n + j] = v3;
+        }
+    }
+}
+
+/* lm_step_bf16_k24_rmsnorm: t16 = t15 · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_bf16_k24_rmsnorm(float *restrict t16, const float *restrict final_norm, const float *restrict t15, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t15[r * n + j]) * (final_norm[j]);
+            t16[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k25_lm_head: t17[CR, V] = t16 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_bf16_k25_lm_head(float *restrict t17, const float *restrict lm_head, const float *restrict t16, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, CR, V, D, t16, D, lm_head, D, 0.0f, t17, V);
+}
+
+/* lm_step_bf16_k26_log_softmax: t18 = max(t17)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_bf16_k26_log_softmax(float *restrict t18, const float *restrict t17, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t17[r * n + j0]);
+        }
+        t18[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k27_log_softmax: t19 = Σ(exp(t17 - t18))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_bf16_k27_log_softmax(float *restrict t19, const float *restrict t17, const float *restrict t18, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t18[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t17[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t19[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k28_cross_entropy: t20 = Σ((t17 - t18 - log(t19)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_bf16_k28_cross_entropy(float *restrict t20, const float *restrict t17, const int32_t *restrict targets, const float *restrict t18, const float *restrict t19, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t18[i0];
+        float v2 = logf(t19[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t17[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t20[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k29_cross_entropy: t21 = Σ((-t20) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_bf16_k29_cross_entropy(float *restrict t21, const float *restrict weights, const float *restrict t20, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t20[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t21[r] = acc0;
+}
+
+/* lm_step_bf16_k30_log_softmax: t22 = Σ(exp(t17 - t18 - log(t19)) · (t17 - t18 - log(t19)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_bf16_k30_log_softmax(float *restrict t22, const float *restrict t17, const float *restrict t18, const float *restrict t19, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t18[i0];
+        float v2 = logf(t19[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t17[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t22[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k31_cross_entropy: t23 = Σ(t17 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_bf16_k31_cross_entropy(float *restrict t23, const float *restrict t17, const int32_t *restrict targets, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
+            float v2 = (t17[r * n + j0]) * v1;
+            acc0 += v2;
+        }
+        t23[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k32_token_stats: t24 = Σ((-t22) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_bf16_k32_token_stats(float *restrict t24, const float *restrict weights, const float *restrict t22, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t22[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t24[r] = acc0;
+}
+
+/* lm_step_bf16_k33_token_stats: t25 = Σ([t18 ≤ t23] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_bf16_k33_token_stats(float *restrict t25, const float *restrict weights, const float *restrict t18, const float *restrict t23, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = t18[j0] <= t23[j0] ? 1.0f : 0.0f;
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t25[r] = acc0;
+}
+
+/* lm_step_bf16_k34_log_softmax_grad: t26 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t19) · exp(t17 - t18)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_bf16_k34_log_softmax_grad(float *t26, const float *t17, const int32_t *targets, const float *weights, const float *t18, const float *t19, long CR, long V) {
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (weights[i0]);
+        float v1 = -v0;
+        float v2 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v3 = (float)j0 == v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = -v4;
+            acc0 += v5;
+        }
+        float v8 = acc0 / (t19[i0]);
+        float v9 = t18[i0];
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v6 = (float)j == v2 ? 1.0f : 0.0f;
+            float v7 = v1 * v6;
+            float v10 = t17[r * n + j] - v9;
+            float v11 = la_expf(v10);
+            float v12 = v8 * v11;
+            float v13 = v7 + v12;
+            t26[r * n + j] = v13;
+        }
+    }
+}
+
+/* lm_step_bf16_k35_lm_head_grad_in: t27[CR, D] = t26 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_bf16_k35_lm_head_grad_in(float *restrict t27, const float *restrict lm_head, const float *restrict t26, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, CR, D, V, t26, V, lm_head, D, 0.0f, t27, D);
+}
+
+/* lm_step_bf16_k36_rmsnorm_grad: t28 = Σ(t27 · t15)  [lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_bf16_k36_rmsnorm_grad(float *restrict t28, const float *restrict t15, const float *restrict t27, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = D, n = CR;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t27[(j0) * D + i0]) * (t15[(j0) * D + i0]);
+            acc0 += v0;
+        }
+        t28[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k37_rmsnorm_grad: t29 = Σ((t27 · final_norm) · t13)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_bf16_k37_rmsnorm_grad(float *restrict t29, const float *restrict final_norm, const float *restrict t13, const float *restrict t27, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t27[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t13[r * n + j0]);
+            acc0 += v1;
+        }
+        t29[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k38_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_bf16_k38_rmsnorm_grad_scatter_add(float *restrict t30, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t13, const float *restrict t14, const float *restrict t27, const float *restrict t29, long B, long CR, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t30, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t14[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t29[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t27[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t13[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t30[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* lm_step_bf16_k39_lm_chunk: grad_final_norm = grad_final_norm + t28  [lm_chunk/lm_head/rmsnorm/grad; lm_chunk] */
+static void lm_step_bf16_k39_lm_chunk(float *restrict grad_final_norm, const float *restrict t28, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_final_norm[j] + t28[j];
+        grad_final_norm[j] = v0;
+    }
+}
+
+/* lm_step_bf16_k40_grad_lm_head: grad_lm_head[V, D] += t26ᵀ · t16  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_bf16_k40_grad_lm_head(float *restrict grad_lm_head, const float *restrict t16, const float *restrict t26, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, V, D, CR, t26, V, t16, D, 1.0f, grad_lm_head, D);
+}
+
+/* lm_step_bf16_k41_lm_chunk: carry1_next = carry1 + t30  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_bf16_k41_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t30, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry1[r * n + j] + t30[r * n + j];
+            carry1_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k42_lm_chunk: carry2_next = carry2 + t21  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_bf16_k42_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t21) {
+    const long n = 1;
+    float v0 = carry2[0] + t21[0];
+    carry2_next[0] = v0;
+}
+
+/* lm_step_bf16_k43_lm_chunk: carry3_next = carry3 + t24  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_bf16_k43_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t24) {
+    const long n = 1;
+    float v0 = carry3[0] + t24[0];
+    carry3_next[0] = v0;
+}
+
+/* lm_step_bf16_k44_lm_chunk: carry4_next = carry4 + t25  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_bf16_k44_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t25) {
+    const long n = 1;
+    float v0 = carry4[0] + t25[0];
+    carry4_next[0] = v0;
+}
+
+/* lm_step_bf16_k45_rmsnorm: t31 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k45_rmsnorm(float *restrict t31, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t31[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k46_rmsnorm: t32 = rsqrt(t31 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k46_rmsnorm(float *t32, const float *norm_eps, const float *t31, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t31[(i0) * T + j / 1]) / ((float)(D));
+            float v1 = v0 + norm_eps[j % 1];
+            float v2 = 1.0f / sqrtf(v1);
+            t32[r * n + j] = v2;
+        }
+    }
+}
+
+/* lm_step_bf16_k47_rmsnorm: t33 = (saved_x · t32) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k47_rmsnorm(float *restrict t33, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (saved_x[r * n + j]) * (t32[(i0) * T + i1]);
+            float v1 = v0 * (attn_norm[j]);
+            t33[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_bf16_k48_scores_matmul: t34[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_bf16_k48_scores_matmul(float *restrict t34, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t34 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_bf16_k49_attention: t35 = exp([i4 ≤ i3 + 0] ? t34 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t34 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_bf16_k49_attention(float *restrict t35, const float *restrict t34, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t34[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        for (long j = 0; j < n; j++) {
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j <= v5 ? 1.0f : 0.0f;
+            float v7 = (t34[r * n + j]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t35[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_bf16_k50_softmax: t36 = Σ(t35)  [layer_backward/attention/attention/softmax] */
+static void lm_step_bf16_k50_softmax(float *restrict t36, const float *restrict t35, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    /* one result per row */
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t35[r * n + j0];
+        }
+        t36[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k51_softmax: t37 = t35 / t36  [layer_backward/attention/attention/softmax] */
+static void lm_step_bf16_k51_softmax(float *restrict t37, const float *restrict t35, const float *restrict t36, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t35[r * n + j]) / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t37[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k52_rmsnorm: t38 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k52_rmsnorm(float *restrict t38, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t38[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k53_rmsnorm: t39 = rsqrt(t38 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k53_rmsnorm(float *t39, const float *norm_eps, const float *t38, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t38[(i0) * T + j / 1]) / ((float)(D));
+            float v1 = v0 + norm_eps[j % 1];
+            float v2 = 1.0f / sqrtf(v1);
+            t39[r * n + j] = v2;
+        }
+    }
+}
+
+/* lm_step_bf16_k54_rmsnorm: t40 = (saved_h · t39) · ffn_norm  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k54_rmsnorm(float *restrict t40, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t39, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (saved_h[r * n + j]) * (t39[(i0) * T + i1]);
+            float v1 = v0 * (ffn_norm[j]);
+            t40[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_bf16_k55_silu: t41 = saved_gate / (1 + exp(-saved_gate)); t42 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+static void lm_step_bf16_k55_silu(float *restrict t41, float *restrict t42, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            t41[r * n + j] = v3;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t42[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_bf16_k56_w2_grad_in: t43[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_bf16_k56_w2_grad_in(float *restrict t43, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, F, D, carry5, D, w2, F, 0.0f, t43, F);
+}
+
+/* lm_step_bf16_k57_ffn_grad: t44 = t43 · t41  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_bf16_k57_ffn_grad(float *restrict t44, const float *restrict t41, const float *restrict t43, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t43[r * n + j]) * (t41[r * n + j]);
+            t44[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k58_w3_grad_in: t45[B*T, D] = t44 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_bf16_k58_w3_grad_in(float *restrict t45, const float *restrict w3, const float *restrict t44, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t44, F, w3, D, 0.0f, t45, D);
+}
+
+/* lm_step_bf16_k59_silu_grad: t46 = (t43 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t43 · saved_up) · t41) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_bf16_k59_silu_grad(float *t46, const float *saved_gate, const float *saved_up, const float *t41, const float *t43, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t43[r * n + j]) * (saved_up[r * n + j]);
+            float v1 = -(saved_gate[r * n + j]);
+            float v2 = la_expf(v1);
+            float v3 = 1.0f + v2;
+            float v4 = v0 / v3;
+            float v5 = v0 * (t41[r * n + j]);
+            float v6 = v5 / v3;
+            float v7 = -v6;
+            float v8 = v7 * v2;
+            float v9 = -v8;
+            float v10 = v4 + v9;
+            t46[r * n + j] = v10;
+        }
+    }
+}
+
+/* lm_step_bf16_k60_w1_grad_in: t47[B*T, D] = t46 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_bf16_k60_w1_grad_in(float *restrict t47, const float *restrict w1, const float *restrict t46, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t46, F, w1, D, 0.0f, t47, D);
+}
+
+/* lm_step_bf16_k61_gate_up_grad: t48 = Σ((t45 + t47) · (saved_h · t39))  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_bf16_k61_gate_up_grad(float *restrict t48, const float *restrict saved_h, const float *restrict t39, const float *restrict t45, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = T*D, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (D);
+        const long i1 = (r) % D;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t45[((j0) * T + i0) * D + i1] + t47[((j0) * T + i0) * D + i1];
+            float v1 = (saved_h[((j0) * T + i0) * D + i1]) * (t39[(j0) * T + i0]);
+            float v2 = v0 * v1;
+            acc0 += v2;
+        }
+        t48[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k62_rmsnorm_grad: t49 = Σ(t48)  [layer_backward/rmsnorm/grad] */
+static void lm_step_bf16_k62_rmsnorm_grad(float *restrict t49, const float *restrict t48, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = D, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = (r) % D;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t48[(j0) * D + i1];
+        }
+        t49[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k63_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_bf16_k63_rmsnorm_grad(float *restrict t50, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t39, const float *restrict t45, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t45[r * n + j0] + t47[r * n + j0];
+            float v1 = v0 * (ffn_norm[j0]);
+            float v2 = v1 * (saved_h[r * n + j0]);
+            acc0 += v2;
+        }
+        float v7 = acc0 * (t39[(i0) * T + i1]);
+        float v8 = v7 * (t39[(i0) * T + i1]);
+        float v9 = v8 * (t39[(i0) * T + i1]);
+        float v10 = v9 * (-0.5f);
+        float v11 = v10 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v3 = t45[r * n + j] + t47[r * n + j];
+            float v4 = v3 * (ffn_norm[j]);
+            float v5 = v4 * (t39[(i0) * T + i1]);
+            float v6 = carry5[r * n + j] + v5;
+            float v12 = v11 * (saved_h[r * n + j]);
+            float v13 = v6 + v12;
+            float v14 = v13 + v12;
+            t50[r * n + j] = v14;
+        }
+    }
+}
+
+/* lm_step_bf16_k64_wo_grad_in: t51[B*T, D] = t50 · wo  [layer_backward/attention/grad] */
+static void lm_step_bf16_k64_wo_grad_in(float *restrict t51, const float *restrict wo, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t50, D, wo, D, 0.0f, t51, D);
+}
+
+/* lm_step_bf16_k65_attention_grad_matmul: t52[B, KVH, REP, T, T] = t51 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_bf16_k65_attention_grad_matmul(float *restrict t52, const float *restrict saved_v, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, t51 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t52 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_bf16_k66_softmax_grad: t53 = ([i4 ≤ i3 + 0] ? (t52 / t36 + Σ(-((t52 · t37) / t36))) · t35 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_bf16_k66_softmax_grad(float *t53, const float *t35, const float *t36, const float *t37, const float *t52, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t52[r * n + j0]) * (t37[r * n + j0]);
+            float v1 = v0 / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v2 = -v1;
+            acc0 += v2;
+        }
+        float v9 = 1.0f / sqrtf((float)(HD));
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v3 = (float)i3 + 0.0f;
+            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
+            float v5 = (t52[r * n + j]) / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = v5 + acc0;
+            float v7 = v6 * (t35[r * n + j]);
+            float v8 = v4 != 0.0f ? v7 : 0.0f;
+            float v10 = v8 * v9;
+            t53[r * n + j] = v10;
+        }
+    }
+}
+
+/* lm_step_bf16_k67_scores_grad_matmul: t54[B, KVH, REP, T, HD] = t53 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_bf16_k67_scores_grad_matmul(float *restrict t54, const float *restrict saved_k, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 0, T, HD, T, t53 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t54 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+}
+
+/* lm_step_bf16_k68_attention_grad_matmul: t55[B, KVH, REP, T, HD] = t53ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_bf16_k68_attention_grad_matmul(float *restrict t55, const float *restrict saved_q, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(1, 0, T, HD, T, t53 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t55 + b0 * (T*KVD) + b1 * (T*HD), HD);
+}
+
+/* lm_step_bf16_k69_attention_grad_matmul: t56[B, KVH, REP, T, HD] = t37ᵀ · t51  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void lm_step_bf16_k69_attention_grad_matmul(float *restrict t56, const float *restrict t37, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(1, 0, T, HD, T, t37 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t51 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t56 + b0 * (T*KVD) + b1 * HD, KVD);
+}
+
+/* lm_step_bf16_k70_wv_grad_in: t57[B*T, D] = t56 · wv  [layer_backward/attention/grad] */
+static void lm_step_bf16_k70_wv_grad_in(float *restrict t57, const float *restrict wv, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t56, KVD, wv, D, 0.0f, t57, D);
+}
+
+/* lm_step_bf16_k71_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_bf16_k71_rope_grad(float *restrict t58, const float *restrict t0, const float *restrict t1, const float *restrict t55, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t55[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t55[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t55[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t55[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t58[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_bf16_k72_wk_grad_in: t59[B*T, D] = t58 · wk  [layer_backward/attention/grad] */
+static void lm_step_bf16_k72_wk_grad_in(float *restrict t59, const float *restrict wk, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t58, KVD, wk, D, 0.0f, t59, D);
+}
+
+/* lm_step_bf16_k73_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_bf16_k73_rope_grad(float *restrict t60, const float *restrict t0, const float *restrict t1, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t54[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t54[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t54[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t54[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t60[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_bf16_k74_wq_grad_in: t61[B*T, D] = t60 · wq  [layer_backward/attention/grad] */
+static void lm_step_bf16_k74_wq_grad_in(float *restrict t61, const float *restrict wq, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t60, D, wq, D, 0.0f, t61, D);
+}
+
+/* lm_step_bf16_k75_attention_grad: t62 = Σ((t57 + t59 + t61) · (saved_x · t32))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_bf16_k75_attention_grad(float *restrict t62, const float *restrict saved_x, const float *restrict t32, const float *restrict t57, const float *restrict t59, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = T*D, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (D);
+        const long i1 = (r) % D;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t57[((j0) * T + i0) * D + i1] + t59[((j0) * T + i0) * D + i1];
+            float v1 = v0 + t61[((j0) * T + i0) * D + i1];
+            float v2 = (saved_x[((j0) * T + i0) * D + i1]) * (t32[(j0) * T + i0]);
+            float v3 = v1 * v2;
+            acc0 += v3;
+        }
+        t62[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k76_rmsnorm_grad: t63 = Σ(t62)  [layer_backward/rmsnorm/grad] */
+static void lm_step_bf16_k76_rmsnorm_grad(float *restrict t63, const float *restrict t62, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = D, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = (r) % D;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t62[(j0) * D + i1];
+        }
+        t63[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k77_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_bf16_k77_rmsnorm_grad(float *restrict carry5_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t32, const float *restrict t50, const float *restrict t57, const float *restrict t59, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t57[r * n + j0] + t59[r * n + j0];
+            float v1 = v0 + t61[r * n + j0];
+            float v2 = v1 * (attn_norm[j0]);
+            float v3 = v2 * (saved_x[r * n + j0]);
+            acc0 += v3;
+        }
+        float v9 = acc0 * (t32[(i0) * T + i1]);
+        float v10 = v9 * (t32[(i0) * T + i1]);
+        float v11 = v10 * (t32[(i0) * T + i1]);
+        float v12 = v11 * (-0.5f);
+        float v13 = v12 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v4 = t57[r * n + j] + t59[r * n + j];
+            float v5 = v4 + t61[r * n + j];
+            float v6 = v5 * (attn_norm[j]);
+            float v7 = v6 * (t32[(i0) * T + i1]);
+            float v8 = t50[r * n + j] + v7;
+            float v14 = v13 * (saved_x[r * n + j]);
+            float v15 = v8 + v14;
+            float v16 = v15 + v14;
+            carry5_next[r * n + j] = v16;
+        }
+    }
+}
+
+/* lm_step_bf16_k78_layer_backward: grad_attn_norm = grad_attn_norm + t63  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_bf16_k78_layer_backward(float *restrict grad_attn_norm, const float *restrict t63, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_attn_norm[j] + t63[j];
+        grad_attn_norm[j] = v0;
+    }
+}
+
+/* lm_step_bf16_k79_grad_wq: grad_wq[D, D] += t60ᵀ · t33  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_bf16_k79_grad_wq(float *restrict grad_wq, const float *restrict t33, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, D, B*T, t60, D, t33, D, 1.0f, grad_wq, D);
+}
+
+/* lm_step_bf16_k80_grad_wk: grad_wk[KVD, D] += t58ᵀ · t33  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_bf16_k80_grad_wk(float *restrict grad_wk, const float *restrict t33, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, D, B*T, t58, KVD, t33, D, 1.0f, grad_wk, D);
+}
+
+/* lm_step_bf16_k81_grad_wv: grad_wv[KVD, D] += t56ᵀ · t33  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_bf16_k81_grad_wv(float *restrict grad_wv, const float *restrict t33, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, D, B*T, t56, KVD, t33, D, 1.0f, grad_wv, D);
+}
+
+/* lm_step_bf16_k82_grad_wo: grad_wo[D, D] += t50ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_bf16_k82_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, D, B*T, t50, D, saved_attn, D, 1.0f, grad_wo, D);
+}
+
+/* lm_step_bf16_k83_layer_backward: grad_ffn_norm = grad_ffn_norm + t49  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_bf16_k83_layer_backward(float *restrict grad_ffn_norm, const float *restrict t49, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_ffn_norm[j] + t49[j];
+        grad_ffn_norm[j] = v0;
+    }
+}
+
+/* lm_step_bf16_k84_grad_w1: grad_w1[F, D] += t46ᵀ · t40  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_bf16_k84_grad_w1(float *restrict grad_w1, const float *restrict t40, const float *restrict t46, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, F, D, B*T, t46, F, t40, D, 1.0f, grad_w1, D);
+}
+
+/* lm_step_bf16_k85_grad_w2: grad_w2[D, F] += carry5ᵀ · t42  [layer_backward/ffn/grad; layer_backward] */
+static void lm_step_bf16_k85_grad_w2(float *restrict grad_w2, const float *restrict carry5, const float *restrict t42, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, F, B*T, carry5, D, t42, F, 1.0f, grad_w2, F);
+}
+
+/* lm_step_bf16_k86_grad_w3: grad_w3[F, D] += t44ᵀ · t40  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_bf16_k86_grad_w3(float *restrict grad_w3, const float *restrict t40, const float *restrict t44, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, F, D, B*T, t44, F, t40, D, 1.0f, grad_w3, D);
+}
+
+/* lm_step_bf16_k87_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void lm_step_bf16_k87_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry5, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            grad_embed[(long)ids[(i0) * T + i1] * D + j] += carry5[r * n + j];
+        }
+    }
+}
+
+/* Arena: 30 slots planned for 88 kernels. */
+static long llama_train_lm_step_bf16_layout(const llama_train_lm_step_bf16_args *args, long *off) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 1));
+    off[4] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, B*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(CR, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, 2*B*HD2*KVH*REP*T));
+    off[7] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, B*F*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(CR*V, B*F*T), 2*HD2*KVH*REP*T), 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(CR, 2*HD2*KVH*REP), B*F*T));
+    off[10] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(la_max(CR, 1), 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(1, B*F*T));
+    off[13] = total; total += la_round16(la_max(la_max(la_max(la_max(CR, 2*CR*HD2*KVH*REP), B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[14] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
+    off[15] = total; total += la_round16(2*HD2*KVH*REP);
+    off[16] = total; total += la_round16(2*HD2*KVH*REP*T);
+    off[17] = total; total += la_round16(2*HD2*KVH*REP);
+    off[18] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[22] = total; total += la_round16(1);
+    off[23] = total; total += la_round16(1);
+    off[24] = total; total += la_round16(1);
+    off[25] = total; total += la_round16(1);
+    off[26] = total; total += la_round16(1);
+    off[27] = total; total += la_round16(1);
+    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[29] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_lm_step_bf16_arena_floats(const llama_train_lm_step_bf16_args *args) {
+    long off[30];
+    return llama_train_lm_step_bf16_layout(args, off);
+}
+
+void llama_train_lm_step_bf16(const llama_train_lm_step_bf16_args *args) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NC = args->NC;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[30];
+    llama_train_lm_step_bf16_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[3];
+    float *t5 = args->arena + off[3];
+    float *t6 = args->arena + off[2];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[2];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[2];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[2];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[6];
+    float *t16 = args->arena + off[7];
+    float *t17 = args->arena + off[8];
+    float *t18 = args->arena + off[9];
+    float *t19 = args->arena + off[10];
+    float *t20 = args->arena + off[11];
+    float *t21 = args->arena + off[12];
+    float *t22 = args->arena + off[11];
+    float *t23 = args->arena + off[13];
+    float *t24 = args->arena + off[14];
+    float *t25 = args->arena + off[11];
+    float *t26 = args->arena + off[8];
+    float *t27 = args->arena + off[13];
+    float *t28 = args->arena + off[9];
+    float *t29 = args->arena + off[10];
+    float *t30 = args->arena + off[6];
+    float *t31 = args->arena + off[4];
+    float *t32 = args->arena + off[4];
+    float *t33 = args->arena + off[6];
+    float *t34 = args->arena + off[3];
+    float *t35 = args->arena + off[2];
+    float *t36 = args->arena + off[5];
+    float *t37 = args->arena + off[3];
+    float *t38 = args->arena + off[13];
+    float *t39 = args->arena + off[13];
+    float *t40 = args->arena + off[10];
+    float *t41 = args->arena + off[9];
+    float *t42 = args->arena + off[7];
+    float *t43 = args->arena + off[8];
+    float *t44 = args->arena + off[12];
+    float *t45 = args->arena + off[14];
+    float *t46 = args->arena + off[9];
+    float *t47 = args->arena + off[11];
+    float *t48 = args->arena + off[8];
+    float *t49 = args->arena + off[15];
+    float *t50 = args->arena + off[8];
+    float *t51 = args->arena + off[14];
+    float *t52 = args->arena + off[13];
+    float *t53 = args->arena + off[2];
+    float *t54 = args->arena + off[11];
+    float *t55 = args->arena + off[5];
+    float *t56 = args->arena + off[13];
+    float *t57 = args->arena + off[2];
+    float *t58 = args->arena + off[3];
+    float *t59 = args->arena + off[14];
+    float *t60 = args->arena + off[5];
+    float *t61 = args->arena + off[11];
+    float *t62 = args->arena + off[16];
+    float *t63 = args->arena + off[17];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const float *rope_theta = args->rope_theta;
+    const float *norm_eps = args->norm_eps;
+    float *grad_final_norm = args->grad_final_norm;
+    float *grad_lm_head = args->grad_lm_head;
+    float *grad_embed = args->grad_embed;
+    float *loss = args->loss;
+    float *entropy = args->entropy;
+    float *accuracy = args->accuracy;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 88, lm_step_bf16_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 88, lm_step_bf16_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[18], args->arena + off[19] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 88, lm_step_bf16_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 88, lm_step_bf16_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 88, lm_step_bf16_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 88, lm_step_bf16_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 88, lm_step_bf16_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 88, lm_step_bf16_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 88, lm_step_bf16_k8_scores_matmul(t5, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 88, lm_step_bf16_k9_attention(t6, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 88, lm_step_bf16_k10_saved_attn(saved_attn, saved_v, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 88, lm_step_bf16_k11_wo(t7, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 88, lm_step_bf16_k12_layer(saved_h, carry0, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 88, lm_step_bf16_k13_rmsnorm(t8, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 88, lm_step_bf16_k14_w1(saved_gate, w1, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 88, lm_step_bf16_k15_w3(saved_up, w3, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 88, lm_step_bf16_k16_silu(t9, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 17, 88, lm_step_bf16_k17_w2(t10, w2, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 88, lm_step_bf16_k18_ffn(carry0_next, saved_h, t10, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 19, 88, lm_step_bf16_k19_reshape(t11));
+    LA_TIMED(prof, 20, 88, lm_step_bf16_k20_expand(t12, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t12;
+    float *carry1_buf[2] = { args->arena + off[20], args->arena + off[21] };
+    const float *carry2 = t11;
+    float *carry2_buf[2] = { args->arena + off[22], args->arena + off[23] };
+    const float *carry3 = t11;
+    float *carry3_buf[2] = { args->arena + off[24], args->arena + off[25] };
+    const float *carry4 = t11;
+    float *carry4_buf[2] = { args->arena + off[26], args->arena + off[27] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        const float *weights = args->weights + l * CR;
+        float *carry1_next = carry1_buf[l & 1];
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
+        LA_TIMED(prof, 21, 88, lm_step_bf16_k21_lm_head(t13, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 22, 88, lm_step_bf16_k22_rmsnorm(t14, t13, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 23, 88, lm_step_bf16_k23_rmsnorm(t15, norm_eps, t13, t14, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 24, 88, lm_step_bf16_k24_rmsnorm(t16, final_norm, t15, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 25, 88, lm_step_bf16_k25_lm_head(t17, lm_head, t16, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 26, 88, lm_step_bf16_k26_log_softmax(t18, t17, CR, V));
+        LA_TIMED(prof, 27, 88, lm_step_bf16_k27_log_softmax(t19, t17, t18, CR, V));
+        LA_TIMED(prof, 28, 88, lm_step_bf16_k28_cross_entropy(t20, t17, targets, t18, t19, CR, V));
+        LA_TIMED(prof, 29, 88, lm_step_bf16_k29_cross_entropy(t21, weights, t20, CR));
+        LA_TIMED(prof, 30, 88, lm_step_bf16_k30_log_softmax(t22, t17, t18, t19, CR, V));
+        LA_TIMED(prof, 31, 88, lm_step_bf16_k31_cross_entropy(t23, t17, targets, CR, V));
+        LA_TIMED(prof, 32, 88, lm_step_bf16_k32_token_stats(t24, weights, t22, CR));
+        LA_TIMED(prof, 33, 88, lm_step_bf16_k33_token_stats(t25, weights, t18, t23, CR));
+        LA_TIMED(prof, 34, 88, lm_step_bf16_k34_log_softmax_grad(t26, t17, targets, weights, t18, t19, CR, V));
+        LA_TIMED(prof, 35, 88, lm_step_bf16_k35_lm_head_grad_in(t27, lm_head, t26, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 36, 88, lm_step_bf16_k36_rmsnorm_grad(t28, t15, t27, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 37, 88, lm_step_bf16_k37_rmsnorm_grad(t29, final_norm, t13, t27, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 38, 88, lm_step_bf16_k38_rmsnorm_grad_scatter_add(t30, norm_eps, final_norm, scored, t13, t14, t27, t29, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 39, 88, lm_step_bf16_k39_lm_chunk(grad_final_norm, t28, HD2, KVH, REP));
+        LA_TIMED(prof, 40, 88, lm_step_bf16_k40_grad_lm_head(grad_lm_head, t16, t26, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 41, 88, lm_step_bf16_k41_lm_chunk(carry1_next, carry1, t30, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 42, 88, lm_step_bf16_k42_lm_chunk(carry2_next, carry2, t21));
+        LA_TIMED(prof, 43, 88, lm_step_bf16_k43_lm_chunk(carry3_next, carry3, t24));
+        LA_TIMED(prof, 44, 88, lm_step_bf16_k44_lm_chunk(carry4_next, carry4, t25));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry5 = carry1;
+    float *carry5_buf[2] = { args->arena + off[28], args->arena + off[29] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *grad_attn_norm = args->grad_attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        float *grad_wq = args->grad_wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        float *grad_wk = args->grad_wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        float *grad_wv = args->grad_wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        float *grad_wo = args->grad_wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        float *grad_ffn_norm = args->grad_ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        float *grad_w1 = args->grad_w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *grad_w2 = args->grad_w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *carry5_next = carry5_buf[l & 1];
+        LA_TIMED(prof, 45, 88, lm_step_bf16_k45_rmsnorm(t31, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 46, 88, lm_step_bf16_k46_rmsnorm(t32, norm_eps, t31, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 47, 88, lm_step_bf16_k47_rmsnorm(t33, saved_x, attn_norm, t32, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 48, 88, lm_step_bf16_k48_scores_matmul(t34, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 49, 88, lm_step_bf16_k49_attention(t35, t34, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 50, 88, lm_step_bf16_k50_softmax(t36, t35, B, KVH, REP, T));
+        LA_TIMED(prof, 51, 88, lm_step_bf16_k51_softmax(t37, t35, t36, B, KVH, REP, T));
+        LA_TIMED(prof, 52, 88, lm_step_bf16_k52_rmsnorm(t38, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 53, 88, lm_step_bf16_k53_rmsnorm(t39, norm_eps, t38, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 54, 88, lm_step_bf16_k54_rmsnorm(t40, saved_h, ffn_norm, t39, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 55, 88, lm_step_bf16_k55_silu(t41, t42, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 56, 88, lm_step_bf16_k56_w2_grad_in(t43, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 57, 88, lm_step_bf16_k57_ffn_grad(t44, t41, t43, B, F, T));
+        LA_TIMED(prof, 58, 88, lm_step_bf16_k58_w3_grad_in(t45, w3, t44, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 88, lm_step_bf16_k59_silu_grad(t46, saved_gate, saved_up, t41, t43, B, F, T));
+        LA_TIMED(prof, 60, 88, lm_step_bf16_k60_w1_grad_in(t47, w1, t46, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 88, lm_step_bf16_k61_gate_up_grad(t48, saved_h, t39, t45, t47, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 62, 88, lm_step_bf16_k62_rmsnorm_grad(t49, t48, HD2, KVH, REP, T));
+        LA_TIMED(prof, 63, 88, lm_step_bf16_k63_rmsnorm_grad(t50, carry5, saved_h, ffn_norm, t39, t45, t47, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 88, lm_step_bf16_k64_wo_grad_in(t51, wo, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 88, lm_step_bf16_k65_attention_grad_matmul(t52, saved_v, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 88, lm_step_bf16_k66_softmax_grad(t53, t35, t36, t37, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 88, lm_step_bf16_k67_scores_grad_matmul(t54, saved_k, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 88, lm_step_bf16_k68_attention_grad_matmul(t55, saved_q, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 88, lm_step_bf16_k69_attention_grad_matmul(t56, t37, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 88, lm_step_bf16_k70_wv_grad_in(t57, wv, t56, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 71, 88, lm_step_bf16_k71_rope_grad(t58, t0, t1, t55, B, HD2, KVH, T));
+        LA_TIMED(prof, 72, 88, lm_step_bf16_k72_wk_grad_in(t59, wk, t58, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 88, lm_step_bf16_k73_rope_grad(t60, t0, t1, t54, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 88, lm_step_bf16_k74_wq_grad_in(t61, wq, t60, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 88, lm_step_bf16_k75_attention_grad(t62, saved_x, t32, t57, t59, t61, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 88, lm_step_bf16_k76_rmsnorm_grad(t63, t62, HD2, KVH, REP, T));
+        LA_TIMED(prof, 77, 88, lm_step_bf16_k77_rmsnorm_grad(carry5_next, saved_x, attn_norm, t32, t50, t57, t59, t61, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 88, lm_step_bf16_k78_layer_backward(grad_attn_norm, t63, HD2, KVH, REP));
+        LA_TIMED(prof, 79, 88, lm_step_bf16_k79_grad_wq(grad_wq, t33, t60, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 80, 88, lm_step_bf16_k80_grad_wk(grad_wk, t33, t58, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 81, 88, lm_step_bf16_k81_grad_wv(grad_wv, t33, t56, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 82, 88, lm_step_bf16_k82_grad_wo(grad_wo, saved_attn, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 88, lm_step_bf16_k83_layer_backward(grad_ffn_norm, t49, HD2, KVH, REP));
+        LA_TIMED(prof, 84, 88, lm_step_bf16_k84_grad_w1(grad_w1, t40, t46, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 85, 88, lm_step_bf16_k85_grad_w2(grad_w2, carry5, t42, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 88, lm_step_bf16_k86_grad_w3(grad_w3, t40, t44, B, F, HD2, KVH, REP, T));
+        carry5 = carry5_next;
+    }
+    /* stage 'after_layer_backward' */
+    LA_TIMED(prof, 87, 88, lm_step_bf16_k87_embed_backward_scatter_add(grad_embed, ids, carry5, B, HD2, KVH, REP, T));
+}
+
+void llama_train_lm_step_bf16_costs(const llama_train_lm_step_bf16_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* lm_step_bf16_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_bf16_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_bf16_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k3_wq */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k5_wk */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k7_wv */
+    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k8_scores_matmul */
+    flops[9] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_bf16_k9_attention */
+    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_bf16_k10_saved_attn */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k11_wo */
+    flops[12] = (double)(2*B*HD2*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k12_layer */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k13_rmsnorm */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k14_w1 */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k15_w3 */
+    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_bf16_k16_silu */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_bf16_k17_w2 */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k18_ffn */
+    flops[19] = (double)(0); bytes[19] = (double)(4); /* lm_step_bf16_k19_reshape */
+    flops[20] = (double)(0); bytes[20] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_bf16_k20_expand */
+    flops[21] = (double)(0); bytes[21] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_bf16_k21_lm_head */
+    flops[22] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[22] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_bf16_k22_rmsnorm */
+    flops[23] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP); bytes[23] = (double)(8*CR*HD2*KVH*REP + 4 + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_bf16_k23_rmsnorm */
+    flops[24] = (double)(2*CR*HD2*KVH*REP); bytes[24] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_bf16_k24_rmsnorm */
+    flops[25] = (double)(4*CR*HD2*KVH*REP*V); bytes[25] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_bf16_k25_lm_head */
+    flops[26] = (double)(CR*V); bytes[26] = (double)(4*CR + 4*CR*V); /* lm_step_bf16_k26_log_softmax */
+    flops[27] = (double)(CR + CR*V + CR*V + CR*V); bytes[27] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_bf16_k27_log_softmax */
+    flops[28] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[28] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_bf16_k28_cross_entropy */
+    flops[29] = (double)(CR + CR + CR); bytes[29] = (double)(4 + 4*CR + 4*CR); /* lm_step_bf16_k29_cross_entropy */
+    flops[30] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[30] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_bf16_k30_log_softmax */
+    flops[31] = (double)(CR + CR*V + CR*V + CR*V); bytes[31] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_bf16_k31_cross_entropy */
+    flops[32] = (double)(CR + CR + CR); bytes[32] = (double)(4 + 4*CR + 4*CR); /* lm_step_bf16_k32_token_stats */
+    flops[33] = (double)(CR + CR + CR); bytes[33] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_bf16_k33_token_stats */
+    flops[34] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[34] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_bf16_k34_log_softmax_grad */
+    flops[35] = (double)(4*CR*HD2*KVH*REP*V); bytes[35] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_bf16_k35_lm_head_grad_in */
+    flops[36] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[36] = (double)(8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_bf16_k36_rmsnorm_grad */
+    flops[37] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[37] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_bf16_k37_rmsnorm_grad */
+    flops[38] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_bf16_k38_rmsnorm_grad_scatter_add */
+    flops[39] = (double)(2*HD2*KVH*REP); bytes[39] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_bf16_k39_lm_chunk */
+    flops[40] = (double)(4*CR*HD2*KVH*REP*V); bytes[40] = (double)(8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP + 4*CR*V); /* lm_step_bf16_k40_grad_lm_head */
+    flops[41] = (double)(2*B*HD2*KVH*REP*T); bytes[41] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k41_lm_chunk */
+    flops[42] = (double)(1); bytes[42] = (double)(4 + 4 + 4); /* lm_step_bf16_k42_lm_chunk */
+    flops[43] = (double)(1); bytes[43] = (double)(4 + 4 + 4); /* lm_step_bf16_k43_lm_chunk */
+    flops[44] = (double)(1); bytes[44] = (double)(4 + 4 + 4); /* lm_step_bf16_k44_lm_chunk */
+    flops[45] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[45] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k45_rmsnorm */
+    flops[46] = (double)(B*T + B*T + B*T); bytes[46] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_bf16_k46_rmsnorm */
+    flops[47] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[47] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_bf16_k47_rmsnorm */
+    flops[48] = (double)(4*B*HD2*KVH*REP*T*T); bytes[48] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k48_scores_matmul */
+    flops[49] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[49] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_bf16_k49_attention */
+    flops[50] = (double)(B*KVH*REP*T*T); bytes[50] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_bf16_k50_softmax */
+    flops[51] = (double)(B*KVH*REP*T*T); bytes[51] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_bf16_k51_softmax */
+    flops[52] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[52] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k52_rmsnorm */
+    flops[53] = (double)(B*T + B*T + B*T); bytes[53] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_bf16_k53_rmsnorm */
+    flops[54] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_bf16_k54_rmsnorm */
+    flops[55] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[55] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_bf16_k55_silu */
+    flops[56] = (double)(4*B*F*HD2*KVH*REP*T); bytes[56] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_bf16_k56_w2_grad_in */
+    flops[57] = (double)(B*F*T); bytes[57] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_bf16_k57_ffn_grad */
+    flops[58] = (double)(4*B*F*HD2*KVH*REP*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_bf16_k58_w3_grad_in */
+    flops[59] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[59] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_bf16_k59_silu_grad */
+    flops[60] = (double)(4*B*F*HD2*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_bf16_k60_w1_grad_in */
+    flops[61] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k61_gate_up_grad */
+    flops[62] = (double)(2*HD2*KVH*REP*T); bytes[62] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_bf16_k62_rmsnorm_grad */
+    flops[63] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k63_rmsnorm_grad */
+    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k64_wo_grad_in */
+    flops[65] = (double)(4*B*HD2*KVH*REP*T*T); bytes[65] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k65_attention_grad_matmul */
+    flops[66] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[66] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_bf16_k66_softmax_grad */
+    flops[67] = (double)(4*B*HD2*KVH*REP*T*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_bf16_k67_scores_grad_matmul */
+    flops[68] = (double)(4*B*HD2*KVH*REP*T*T); bytes[68] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_bf16_k68_attention_grad_matmul */
+    flops[69] = (double)(4*B*HD2*KVH*REP*T*T); bytes[69] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k69_attention_grad_matmul */
+    flops[70] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[70] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_bf16_k70_wv_grad_in */
+    flops[71] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[71] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k71_rope_grad */
+    flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_bf16_k72_wk_grad_in */
+    flops[73] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k73_rope_grad */
+    flops[74] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k74_wq_grad_in */
+    flops[75] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k75_attention_grad */
+    flops[76] = (double)(2*HD2*KVH*REP*T); bytes[76] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_bf16_k76_rmsnorm_grad */
+    flops[77] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k77_rmsnorm_grad */
+    flops[78] = (double)(2*HD2*KVH*REP); bytes[78] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_bf16_k78_layer_backward */
+    flops[79] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[79] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k79_grad_wq */
+    flops[80] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[80] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k80_grad_wk */
+    flops[81] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[81] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k81_grad_wv */
+    flops[82] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[82] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k82_grad_wo */
+    flops[83] = (double)(2*HD2*KVH*REP); bytes[83] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_bf16_k83_layer_backward */
+    flops[84] = (double)(4*B*F*HD2*KVH*REP*T); bytes[84] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_bf16_k84_grad_w1 */
+    flops[85] = (double)(4*B*F*HD2*KVH*REP*T); bytes[85] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_bf16_k85_grad_w2 */
+    flops[86] = (double)(4*B*F*HD2*KVH*REP*T); bytes[86] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_bf16_k86_grad_w3 */
+    flops[87] = (double)(2*HD2*KVH*REP*V); bytes[87] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_bf16_k87_embed_backward_scatter_add */
+    (void)args;
+}
+
+static void llama_train_lm_step_bf16_run(const void *args) { llama_train_lm_step_bf16((const llama_train_lm_step_bf16_args *)args); }
+static long llama_train_lm_step_bf16_arena(const void *args) { return llama_train_lm_step_bf16_arena_floats((const llama_train_lm_step_bf16_args *)args); }
+static void llama_train_lm_step_bf16_cost(const void *args, double *f, double *b) { llama_train_lm_step_bf16_costs((const llama_train_lm_step_bf16_args *)args, f, b); }
+static const char *const llama_train_lm_step_bf16_kernel_names[] = {
+    "lm_step_bf16_k0_rope_tables",
+    "lm_step_bf16_k1_embed",
+    "lm_step_bf16_k2_rmsnorm",
+    "lm_step_bf16_k3_wq",
+    "lm_step_bf16_k4_rope",
+    "lm_step_bf16_k5_wk",
+    "lm_step_bf16_k6_rope",
+    "lm_step_bf16_k7_wv",
+    "lm_step_bf16_k8_scores_matmul",
+    "lm_step_bf16_k9_attention",
+    "lm_step_bf16_k10_saved_attn",
+    "lm_step_bf16_k11_wo",
+    "lm_step_bf16_k12_layer",
+    "lm_step_bf16_k13_rmsnorm",
+    "lm_step_bf16_k14_w1",
+    "lm_step_bf16_k15_w3",
+    "lm_step_bf16_k16_silu",
+    "lm_step_bf16_k17_w2",
+    "lm_step_bf16_k18_ffn",
+    "lm_step_bf16_k19_reshape",
+    "lm_step_bf16_k20_expand",
+    "lm_step_bf16_k21_lm_head",
+    "lm_step_bf16_k22_rmsnorm",
+    "lm_step_bf16_k23_rmsnorm",
+    "lm_step_bf16_k24_rmsnorm",
+    "lm_step_bf16_k25_lm_head",
+    "lm_step_bf16_k26_log_softmax",
+    "lm_step_bf16_k27_log_softmax",
+    "lm_step_bf16_k28_cross_entropy",
+    "lm_step_bf16_k29_cross_entropy",
+    "lm_step_bf16_k30_log_softmax",
+    "lm_step_bf16_k31_cross_entropy",
+    "lm_step_bf16_k32_token_stats",
+    "lm_step_bf16_k33_token_stats",
+    "lm_step_bf16_k34_log_softmax_grad",
+    "lm_step_bf16_k35_lm_head_grad_in",
+    "lm_step_bf16_k36_rmsnorm_grad",
+    "lm_step_bf16_k37_rmsnorm_grad",
+    "lm_step_bf16_k38_rmsnorm_grad_scatter_add",
+    "lm_step_bf16_k39_lm_chunk",
+    "lm_step_bf16_k40_grad_lm_head",
+    "lm_step_bf16_k41_lm_chunk",
+    "lm_step_bf16_k42_lm_chunk",
+    "lm_step_bf16_k43_lm_chunk",
+    "lm_step_bf16_k44_lm_chunk",
+    "lm_step_bf16_k45_rmsnorm",
+    "lm_step_bf16_k46_rmsnorm",
+    "lm_step_bf16_k47_rmsnorm",
+    "lm_step_bf16_k48_scores_matmul",
+    "lm_step_bf16_k49_attention",
+    "lm_step_bf16_k50_softmax",
+    "lm_step_bf16_k51_softmax",
+    "lm_step_bf16_k52_rmsnorm",
+    "lm_step_bf16_k53_rmsnorm",
+    "lm_step_bf16_k54_rmsnorm",
+    "lm_step_bf16_k55_silu",
+    "lm_step_bf16_k56_w2_grad_in",
+    "lm_step_bf16_k57_ffn_grad",
+    "lm_step_bf16_k58_w3_grad_in",
+    "lm_step_bf16_k59_silu_grad",
+    "lm_step_bf16_k60_w1_grad_in",
+    "lm_step_bf16_k61_gate_up_grad",
+    "lm_step_bf16_k62_rmsnorm_grad",
+    "lm_step_bf16_k63_rmsnorm_grad",
+    "lm_step_bf16_k64_wo_grad_in",
+    "lm_step_bf16_k65_attention_grad_matmul",
+    "lm_step_bf16_k66_softmax_grad",
+    "lm_step_bf16_k67_scores_grad_matmul",
+    "lm_step_bf16_k68_attention_grad_matmul",
+    "lm_step_bf16_k69_attention_grad_matmul",
+    "lm_step_bf16_k70_wv_grad_in",
+    "lm_step_bf16_k71_rope_grad",
+    "lm_step_bf16_k72_wk_grad_in",
+    "lm_step_bf16_k73_rope_grad",
+    "lm_step_bf16_k74_wq_grad_in",
+    "lm_step_bf16_k75_attention_grad",
+    "lm_step_bf16_k76_rmsnorm_grad",
+    "lm_step_bf16_k77_rmsnorm_grad",
+    "lm_step_bf16_k78_layer_backward",
+    "lm_step_bf16_k79_grad_wq",
+    "lm_step_bf16_k80_grad_wk",
+    "lm_step_bf16_k81_grad_wv",
+    "lm_step_bf16_k82_grad_wo",
+    "lm_step_bf16_k83_layer_backward",
+    "lm_step_bf16_k84_grad_w1",
+    "lm_step_bf16_k85_grad_w2",
+    "lm_step_bf16_k86_grad_w3",
+    "lm_step_bf16_k87_embed_backward_scatter_add",
+};
+const la_program_info llama_train_lm_step_bf16_info = { "llama_train.lm_step_bf16", 53, 88, llama_train_lm_step_bf16_kernel_names, llama_train_lm_step_bf16_run, llama_train_lm_step_bf16_arena, llama_train_lm_step_bf16_cost };
 
 /* ===== program 'lm_step_lora' ===== */
 

@@ -108,7 +108,7 @@ public struct DPORun {
         var lm = TrainingRun(args: args, task: .dpo)
         lm.log = log
         let policy = try LMTrainer(parameters: lm.parameterStore(weights, resume: resume), optimizer: OptimizerSettings(
-            beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon, weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm))
+            beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon, weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm), bf16: args.bf16)
         policy.dropoutSeed = UInt64(args.seed)
         if let resume { try policy.loadOptimizerState(resume.optimizer) }
         let trainer = try DPOTrainer(policy: policy, reference: reference, settings: settings)

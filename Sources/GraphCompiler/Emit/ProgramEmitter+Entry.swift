@@ -169,7 +169,8 @@ extension ProgramEmitter {
             let c = costs(k)
             var scopes: [String] = []
             for s in k.covered.map({ plan.node($0).scope }) where !s.isEmpty && !scopes.contains(s) { scopes.append(s) }
-            let kind: ProgramManifest.Kernel.Kind = k.kind == .matmul ? .sgemm : (k.kind == .scatterAdd ? .scatterAdd : .fusedLoop)
+            let product: ProgramManifest.Kernel.Kind = program.matmulPrecision == .bf16 && plan.node(plan.matmulNode(of: k.root)).inputs.count == 2 ? .bf16Gemm : .sgemm
+            let kind: ProgramManifest.Kernel.Kind = k.kind == .matmul ? product : (k.kind == .scatterAdd ? .scatterAdd : .fusedLoop)
             return ProgramManifest.Kernel(index: i, name: k.name, kind: kind, ops: k.covered.map { plan.node($0).op.name }, scopes: scopes,
                                           stage: program.stages[k.stage].name, flops: c.flops, bytes: c.bytes)
         }

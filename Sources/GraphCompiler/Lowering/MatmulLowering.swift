@@ -16,9 +16,14 @@ enum MatmulLowering {
         var k: String, beta: String, ldc: String
         var pa: String, pb: String, pc: String
 
-        /// `function(…)` on C[m, n]: `la_gemm` splits it over the threads, `la_gemm_serial` does not.
-        func text(_ function: String, m: String, n: String) -> String {
-            "\(function)(\(a.trans ? "CblasTrans" : "CblasNoTrans"), \(b.trans ? "CblasTrans" : "CblasNoTrans"), "
+        /// `function(…)` on C[m, n]: `la_gemm` splits it over the threads, `la_gemm_serial` does not;
+        /// in a bf16 program the same call goes to `la_bf16_gemm(_serial)` (`BF16GemmLowering`).
+        func text(_ function: String, m: String, n: String, precision: MatmulPrecision = .f32) -> String {
+            if precision == .bf16 {
+                return BF16GemmLowering.call(function.replacingOccurrences(of: "la_gemm", with: "la_bf16_gemm"), ta: a.trans, tb: b.trans,
+                                             m: m, n: n, k: k, a: pa, lda: a.ld, b: pb, ldb: b.ld, beta: beta, c: pc, ldc: ldc)
+            }
+            return "\(function)(\(a.trans ? "CblasTrans" : "CblasNoTrans"), \(b.trans ? "CblasTrans" : "CblasNoTrans"), "
                 + "\(m), \(n), \(k), \(pa), \(a.ld), \(pb), \(b.ld), \(beta), \(pc), \(ldc));"
         }
     }
@@ -89,6 +94,7 @@ enum MatmulLowering {
         let aShape = plan.node(n.inputs[0]).shape
         let kk = ta ? aShape[r - 2] : aShape[r - 1]
         let batchDims = Array(n.shape.prefix(r - 2))
+        let precision = plan.program.matmulPrecision
         if n.inputs.count == 3 {
             return try quantized(plan, k, n, a: a, m: m, n: nn, k: kk, buffer: buffer)
         }
@@ -122,15 +128,15 @@ enum MatmulLowering {
                 if c.strides[d] != 0 { offC.append("b\(d) * \(paren(c.strides[d].cExpr))") }
             }
             let call = Call(a: a, b: b, k: kk.cExpr, beta: beta, ldc: ldc, pa: ptr(a.pointer, offA), pb: ptr(b.pointer, offB), pc: ptr(cBase, offC))
-            lines.append(String(repeating: "    ", count: batchDims.count) + call.text("la_gemm_serial", m: m.cExpr, n: nn.cExpr))
+            lines.append(String(repeating: "    ", count: batchDims.count) + call.text("la_gemm_serial", m: m.cExpr, n: nn.cExpr, precision: precision))
             return lines
         }
         // One product: the runtime splits C along its longer side over the threads.
         let call = Call(a: a, b: b, k: kk.cExpr, beta: beta, ldc: ldc, pa: a.pointer, pb: b.pointer, pc: cBase)
-        let gemm = call.text("la_gemm", m: m.cExpr, n: nn.cExpr)
+        let gemm = call.text("la_gemm", m: m.cExpr, n: nn.cExpr, precision: precision)
         // `x · Wᵀ` with W stored [N, K] (a weight): one row of x (decode) is a matrix-vector
-        // product emitted here, the rest goes to the BLAS.
-        guard b.trans, !a.trans else { return [gemm] }
+        // product emitted here, the rest goes to the BLAS (training's bf16 products never have one row).
+        guard b.trans, !a.trans, precision == .f32 else { return [gemm] }
         let gemv = GemvLowering(x: a.pointer, w: b.pointer, ldw: b.ld, y: cBase, n: nn.cExpr, k: kk.cExpr, accumulate: beta == "1.0f")
         if m == Dim(1) { return gemv.lines }
         return ["if (\(paren(m.cExpr)) != 1) {", "    " + gemm, "    return;", "}"] + gemv.lines

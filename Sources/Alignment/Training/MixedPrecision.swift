@@ -1,0 +1,23 @@
+import KernelRuntime
+
+/// `bf16: true`: the training programs' bf16 variants (`lm_step_bf16`, `dpo_step_bf16`,
+/// `dpo_logps_bf16`): every matrix product rounds its operands to bfloat16 and accumulates in
+/// float32 (AVX-512 BF16 `vdpbf16ps`); weights, gradients, AdamW's moments, norms, softmax and
+/// losses stay float32. Evaluation (`eval_loss`) stays float32.
+public enum MixedPrecision {
+    /// The program-name suffix of a precision (`""` for float32).
+    public static func suffix(bf16: Bool) -> String { bf16 ? "_bf16" : "" }
+
+    /// Throws, in one line, when bf16 training cannot run here: the CPU lacks AVX-512 BF16, or
+    /// the run trains LoRA adapters or a prefix (their bf16 programs are not built).
+    public static func check(bf16: Bool, parameters: ParameterStore) throws {
+        guard bf16 else { return }
+        let kernels = MatrixKernels.current
+        guard kernels.features.contains("avx512_bf16") else {
+            throw RuntimeError("bf16: true needs a CPU with AVX-512 BF16 (vdpbf16ps); this one (\(kernels.cpu)) has none — remove bf16 to train in float32")
+        }
+        if parameters.lora != nil || parameters.prefix != nil {
+            throw RuntimeError("bf16: true is built for full-weight training (lm_step_bf16, dpo_step_bf16); LoRA and prefix tuning train in float32 — remove bf16")
+        }
+    }
+}
