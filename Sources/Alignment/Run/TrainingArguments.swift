@@ -296,7 +296,8 @@ public struct TrainingArguments: Sendable {
             do { _ = try a.loraConfig() } catch { throw ArgumentsError(file, "target_modules", "\(error)") }
         }
         try a.checkPrefix(file: file, task: task)
-        if a.bf16 && (a.lora || a.prefixTuning) { a.bf16 = false; a.noteIgnored("bf16") }
+        // PaddleNLP's shipped files all say bf16: true: where it cannot apply the run says so and trains in float32.
+        if a.bf16 && (a.lora || a.prefixTuning || !MixedPrecision.available) { a.bf16 = false; a.noteIgnored("bf16") }
         return a
     }
 }

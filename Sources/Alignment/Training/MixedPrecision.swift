@@ -8,12 +8,15 @@ public enum MixedPrecision {
     /// The program-name suffix of a precision (`""` for float32).
     public static func suffix(bf16: Bool) -> String { bf16 ? "_bf16" : "" }
 
+    /// True when this CPU has AVX-512 BF16 (the bf16 products' instructions).
+    public static var available: Bool { MatrixKernels.current.features.contains("avx512_bf16") }
+
     /// Throws, in one line, when bf16 training cannot run here: the CPU lacks AVX-512 BF16, or
     /// the run trains LoRA adapters or a prefix (their bf16 programs are not built).
     public static func check(bf16: Bool, parameters: ParameterStore) throws {
         guard bf16 else { return }
         let kernels = MatrixKernels.current
-        guard kernels.features.contains("avx512_bf16") else {
+        guard available else {
             throw RuntimeError("bf16: true needs a CPU with AVX-512 BF16 (vdpbf16ps); this one (\(kernels.cpu)) has none — remove bf16 to train in float32")
         }
         if parameters.lora != nil || parameters.prefix != nil {
