@@ -5,6 +5,7 @@
 #include "la_runtime.h"
 #include "bench.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <immintrin.h>
 
@@ -131,7 +132,10 @@ LA_BF_TARGET static void la_bf_tile(long kp, const uint32_t *restrict ap, const 
 LA_BF_TARGET static void la_bf16_gemm_serial(int ta, int tb, long M, long N, long K, const float *A, long lda,
                                            const float *B, long ldb, float beta, float *C, long ldc) {
     if (M <= 0 || N <= 0) return;
-    if (!la_bf_work) la_bf_work = aligned_alloc(64, sizeof(uint32_t) * (LA_BF_KC / 2) * (LA_BF_MC + LA_BF_NC));
+    if (!la_bf_work) {
+        la_bf_work = aligned_alloc(64, sizeof(uint32_t) * (LA_BF_KC / 2) * (LA_BF_MC + LA_BF_NC));
+        if (!la_bf_work) { fputs("llama-align: out of memory for the bf16 products' packing workspace (2 MiB a thread)\n", stderr); exit(1); }
+    }
     uint32_t *Ap = la_bf_work, *Bp = la_bf_work + (LA_BF_KC / 2) * LA_BF_MC;
     if (K <= 0) { /* C = beta·C */
         for (long i = 0; i < M; i++) for (long j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
