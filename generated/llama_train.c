@@ -6663,6 +6663,2344 @@ static const char *const llama_train_lm_step_lora_kernel_names[] = {
 };
 const la_program_info llama_train_lm_step_lora_info = { "llama_train.lm_step_lora", 77, 130, llama_train_lm_step_lora_kernel_names, llama_train_lm_step_lora_run, llama_train_lm_step_lora_arena, llama_train_lm_step_lora_cost };
 
+/* ===== program 'lm_step_lora_bf16' ===== */
+
+/* lm_step_lora_bf16_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void lm_step_lora_bf16_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k1_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void lm_step_lora_bf16_k1_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k2_rmsnorm: t2 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void lm_step_lora_bf16_k2_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
+static void lm_step_lora_bf16_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+}
+
+/* lm_step_lora_bf16_k4_lora_a_wq: t4[B*T, R] = t2 · lora_a_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k4_lora_a_wq(float *restrict t4, const float *restrict lora_a_wq, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t2, D, lora_a_wq, D, 0.0f, t4, R);
+}
+
+/* lm_step_lora_bf16_k5_lora_b_wq: t5[B*T, D] = t4 · lora_b_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k5_lora_b_wq(float *restrict t5, const float *restrict lora_b_wq, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, t4, R, lora_b_wq, R, 0.0f, t5, D);
+}
+
+/* lm_step_lora_bf16_k6_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void lm_step_lora_bf16_k6_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wq, const float *restrict t3, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (lora_scale_wq[0]) * (t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
+                float v2 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v1;
+                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
+                float v4 = (lora_scale_wq[0]) * (t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v5 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
+                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
+                float v7 = v3 - v6;
+                v0 = v7;
+            }
+            else {
+                float v8 = (lora_scale_wq[0]) * (t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2]);
+                float v9 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + v8;
+                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
+                float v11 = (lora_scale_wq[0]) * (t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v12 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
+                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
+                float v14 = v10 + v13;
+                v0 = v14;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k7_wk: t6[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_lora_bf16_k7_wk(float *restrict t6, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t2, D, wk, D, 0.0f, t6, KVD);
+}
+
+/* lm_step_lora_bf16_k8_lora_a_wk: t7[B*T, R] = t2 · lora_a_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k8_lora_a_wk(float *restrict t7, const float *restrict lora_a_wk, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t2, D, lora_a_wk, D, 0.0f, t7, R);
+}
+
+/* lm_step_lora_bf16_k9_lora_b_wk: t8[B*T, KVD] = t7 · lora_b_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k9_lora_b_wk(float *restrict t8, const float *restrict lora_b_wk, const float *restrict t7, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, R, t7, R, lora_b_wk, R, 0.0f, t8, KVD);
+}
+
+/* lm_step_lora_bf16_k10_rope: mul, add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void lm_step_lora_bf16_k10_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict lora_scale_wk, const float *restrict t6, const float *restrict t8, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (lora_scale_wk[0]) * (t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
+                float v2 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v1;
+                float v3 = v2 * (t0[(i1) * HD2 + j / 2]);
+                float v4 = (lora_scale_wk[0]) * (t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v5 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v4;
+                float v6 = v5 * (t1[(i1) * HD2 + j / 2]);
+                float v7 = v3 - v6;
+                v0 = v7;
+            }
+            else {
+                float v8 = (lora_scale_wk[0]) * (t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2]);
+                float v9 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + v8;
+                float v10 = v9 * (t1[(i1) * HD2 + j / 2]);
+                float v11 = (lora_scale_wk[0]) * (t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1]);
+                float v12 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + v11;
+                float v13 = v12 * (t0[(i1) * HD2 + j / 2]);
+                float v14 = v10 + v13;
+                v0 = v14;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k11_wv: t9[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_lora_bf16_k11_wv(float *restrict t9, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t2, D, wv, D, 0.0f, t9, KVD);
+}
+
+/* lm_step_lora_bf16_k12_lora_a_wv: t10[B*T, R] = t2 · lora_a_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k12_lora_a_wv(float *restrict t10, const float *restrict lora_a_wv, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t2, D, lora_a_wv, D, 0.0f, t10, R);
+}
+
+/* lm_step_lora_bf16_k13_lora_b_wv: t11[B*T, KVD] = t10 · lora_b_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k13_lora_b_wv(float *restrict t11, const float *restrict lora_b_wv, const float *restrict t10, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, R, t10, R, lora_b_wv, R, 0.0f, t11, KVD);
+}
+
+/* lm_step_lora_bf16_k14_lora: saved_v = t9 + lora_scale_wv · t11  [layer/attention; layer/attention/lora] */
+static void lm_step_lora_bf16_k14_lora(float *restrict saved_v, const float *restrict lora_scale_wv, const float *restrict t9, const float *restrict t11, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_wv[0]) * (t11[((i0) * T + i1) * KVD + (i2) * HD + j]);
+            float v1 = t9[((i0) * T + i1) * KVD + (i2) * HD + j] + v0;
+            saved_v[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k15_scores_matmul: t12[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
+static void lm_step_lora_bf16_k15_scores_matmul(float *restrict t12, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t12 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_lora_bf16_k16_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void lm_step_lora_bf16_k16_attention(float *restrict t13, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t12[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t12[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t13[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t13[r * n + j]) / acc1;
+            t13[r * n + j] = v12;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k17_saved_attn: saved_attn[B, KVH, REP, T, HD] = t13 · saved_v  [layer/attention/attention; layer/attention] */
+static void lm_step_lora_bf16_k17_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 0, T, HD, T, t13 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* lm_step_lora_bf16_k18_wo: t14[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_lora_bf16_k18_wo(float *restrict t14, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, saved_attn, D, wo, D, 0.0f, t14, D);
+}
+
+/* lm_step_lora_bf16_k19_lora_a_wo: t15[B*T, R] = saved_attn · lora_a_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k19_lora_a_wo(float *restrict t15, const float *restrict lora_a_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t15, R);
+}
+
+/* lm_step_lora_bf16_k20_lora_b_wo: t16[B*T, D] = t15 · lora_b_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k20_lora_b_wo(float *restrict t16, const float *restrict lora_b_wo, const float *restrict t15, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, t15, R, lora_b_wo, R, 0.0f, t16, D);
+}
+
+/* lm_step_lora_bf16_k21_lora: saved_h = carry0 + t14 + lora_scale_wo · t16  [layer/attention; layer/attention/lora; layer] */
+static void lm_step_lora_bf16_k21_lora(float *restrict saved_h, const float *restrict carry0, const float *restrict lora_scale_wo, const float *restrict t14, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_wo[0]) * (t16[r * n + j]);
+            float v1 = t14[r * n + j] + v0;
+            float v2 = carry0[r * n + j] + v1;
+            saved_h[r * n + j] = v2;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k22_rmsnorm: t17 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_lora_bf16_k22_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t17[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k23_w1: t18[B*T, F] = t17 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_bf16_k23_w1(float *restrict t18, const float *restrict w1, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t17, D, w1, D, 0.0f, t18, F);
+}
+
+/* lm_step_lora_bf16_k24_lora_a_w1: t19[B*T, R] = t17 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k24_lora_a_w1(float *restrict t19, const float *restrict lora_a_w1, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t17, D, lora_a_w1, D, 0.0f, t19, R);
+}
+
+/* lm_step_lora_bf16_k25_lora_b_w1: t20[B*T, F] = t19 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k25_lora_b_w1(float *restrict t20, const float *restrict lora_b_w1, const float *restrict t19, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, F, R, t19, R, lora_b_w1, R, 0.0f, t20, F);
+}
+
+/* lm_step_lora_bf16_k26_lora: saved_gate = t18 + lora_scale_w1 · t20  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k26_lora(float *restrict saved_gate, const float *restrict lora_scale_w1, const float *restrict t18, const float *restrict t20, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_w1[0]) * (t20[r * n + j]);
+            float v1 = t18[r * n + j] + v0;
+            saved_gate[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k27_w3: t21[B*T, F] = t17 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_bf16_k27_w3(float *restrict t21, const float *restrict w3, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t17, D, w3, D, 0.0f, t21, F);
+}
+
+/* lm_step_lora_bf16_k28_lora_a_w3: t22[B*T, R] = t17 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k28_lora_a_w3(float *restrict t22, const float *restrict lora_a_w3, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t17, D, lora_a_w3, D, 0.0f, t22, R);
+}
+
+/* lm_step_lora_bf16_k29_lora_b_w3: t23[B*T, F] = t22 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k29_lora_b_w3(float *restrict t23, const float *restrict lora_b_w3, const float *restrict t22, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, F, R, t22, R, lora_b_w3, R, 0.0f, t23, F);
+}
+
+/* lm_step_lora_bf16_k30_lora: saved_up = t21 + lora_scale_w3 · t23  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k30_lora(float *restrict saved_up, const float *restrict lora_scale_w3, const float *restrict t21, const float *restrict t23, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_w3[0]) * (t23[r * n + j]);
+            float v1 = t21[r * n + j] + v0;
+            saved_up[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k31_silu: t24 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_lora_bf16_k31_silu(float *restrict t24, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t24[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k32_w2: t25[B*T, D] = t24 · w2ᵀ  [layer/ffn] */
+static void lm_step_lora_bf16_k32_w2(float *restrict t25, const float *restrict w2, const float *restrict t24, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, F, t24, F, w2, F, 0.0f, t25, D);
+}
+
+/* lm_step_lora_bf16_k33_lora_a_w2: t26[B*T, R] = t24 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_bf16_k33_lora_a_w2(float *restrict t26, const float *restrict lora_a_w2, const float *restrict t24, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, R, F, t24, F, lora_a_w2, F, 0.0f, t26, R);
+}
+
+/* lm_step_lora_bf16_k34_lora_b_w2: t27[B*T, D] = t26 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_bf16_k34_lora_b_w2(float *restrict t27, const float *restrict lora_b_w2, const float *restrict t26, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, t26, R, lora_b_w2, R, 0.0f, t27, D);
+}
+
+/* lm_step_lora_bf16_k35_lora: carry0_next = saved_h + t25 + lora_scale_w2 · t27  [layer/ffn; layer/ffn/lora; layer] */
+static void lm_step_lora_bf16_k35_lora(float *restrict carry0_next, const float *restrict lora_scale_w2, const float *restrict saved_h, const float *restrict t25, const float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (lora_scale_w2[0]) * (t27[r * n + j]);
+            float v1 = t25[r * n + j] + v0;
+            float v2 = saved_h[r * n + j] + v1;
+            carry0_next[r * n + j] = v2;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k36_reshape: t28 = 0 */
+static void lm_step_lora_bf16_k36_reshape(float *restrict t28) {
+    const long n = 1;
+    t28[0] = 0.0f;
+}
+
+/* lm_step_lora_bf16_k37_expand: t29 = 0 */
+static void lm_step_lora_bf16_k37_expand(float *restrict t29, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t29[r * n + j] = 0.0f;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k38_lm_head: t30 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_lora_bf16_k38_lm_head(float *restrict t30, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t30[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k39_rmsnorm: t31 = Σ(t30²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_bf16_k39_rmsnorm(float *restrict t31, const float *restrict t30, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t30[r * n + j0]) * (t30[r * n + j0]);
+            acc0 += v0;
+        }
+        t31[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k40_rmsnorm: t32 = (t30 · rsqrt(t31 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_bf16_k40_rmsnorm(float *restrict t32, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t30, const float *restrict t31, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t31[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t30[r * n + j]) * v2;
+            float v4 = v3 * (final_norm[j]);
+            t32[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k41_lm_head: t33[CR, V] = t32 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_lora_bf16_k41_lm_head(float *restrict t33, const float *restrict lm_head, const float *restrict t32, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, CR, V, D, t32, D, lm_head, D, 0.0f, t33, V);
+}
+
+/* lm_step_lora_bf16_k42_log_softmax: t34 = max(t33)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_bf16_k42_log_softmax(float *restrict t34, const float *restrict t33, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t33[r * n + j0]);
+        }
+        t34[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k43_log_softmax: t35 = Σ(exp(t33 - t34))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_bf16_k43_log_softmax(float *restrict t35, const float *restrict t33, const float *restrict t34, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t34[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t33[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t35[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k44_cross_entropy: t36 = Σ((t33 - t34 - log(t35)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_lora_bf16_k44_cross_entropy(float *restrict t36, const float *restrict t33, const int32_t *restrict targets, const float *restrict t34, const float *restrict t35, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t34[i0];
+        float v2 = logf(t35[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t33[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t36[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k45_cross_entropy: t37 = Σ((-t36) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_bf16_k45_cross_entropy(float *restrict t37, const float *restrict weights, const float *restrict t36, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t36[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t37[r] = acc0;
+}
+
+/* lm_step_lora_bf16_k46_log_softmax: t38 = Σ(exp(t33 - t34 - log(t35)) · (t33 - t34 - log(t35)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_bf16_k46_log_softmax(float *restrict t38, const float *restrict t33, const float *restrict t34, const float *restrict t35, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t34[i0];
+        float v2 = logf(t35[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t33[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t38[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k47_cross_entropy: t39 = Σ(t33 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_bf16_k47_cross_entropy(float *restrict t39, const float *restrict t33, const int32_t *restrict targets, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
+            float v2 = (t33[r * n + j0]) * v1;
+            acc0 += v2;
+        }
+        t39[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k48_token_stats: t40 = Σ((-t38) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_bf16_k48_token_stats(float *restrict t40, const float *restrict weights, const float *restrict t38, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t38[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t40[r] = acc0;
+}
+
+/* lm_step_lora_bf16_k49_token_stats: t41 = Σ([t34 ≤ t39] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_bf16_k49_token_stats(float *restrict t41, const float *restrict weights, const float *restrict t34, const float *restrict t39, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = t34[j0] <= t39[j0] ? 1.0f : 0.0f;
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t41[r] = acc0;
+}
+
+/* lm_step_lora_bf16_k50_log_softmax_grad: t42 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t35) · exp(t33 - t34)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_lora_bf16_k50_log_softmax_grad(float *t42, const float *t33, const int32_t *targets, const float *weights, const float *t34, const float *t35, long CR, long V) {
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (weights[i0]);
+        float v1 = -v0;
+        float v2 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v3 = (float)j0 == v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = -v4;
+            acc0 += v5;
+        }
+        float v8 = acc0 / (t35[i0]);
+        float v9 = t34[i0];
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v6 = (float)j == v2 ? 1.0f : 0.0f;
+            float v7 = v1 * v6;
+            float v10 = t33[r * n + j] - v9;
+            float v11 = la_expf(v10);
+            float v12 = v8 * v11;
+            float v13 = v7 + v12;
+            t42[r * n + j] = v13;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k51_lm_head_grad_in: t43[CR, D] = t42 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_lora_bf16_k51_lm_head_grad_in(float *restrict t43, const float *restrict lm_head, const float *restrict t42, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, CR, D, V, t42, V, lm_head, D, 0.0f, t43, D);
+}
+
+/* lm_step_lora_bf16_k52_rmsnorm_grad: t44 = Σ((t43 · final_norm) · t30)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_lora_bf16_k52_rmsnorm_grad(float *restrict t44, const float *restrict final_norm, const float *restrict t30, const float *restrict t43, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t43[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t30[r * n + j0]);
+            acc0 += v1;
+        }
+        t44[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k53_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_lora_bf16_k53_rmsnorm_grad_scatter_add(float *restrict t45, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t30, const float *restrict t31, const float *restrict t43, const float *restrict t44, long B, long CR, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t45, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t31[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t44[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t43[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t30[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t45[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k54_lm_chunk: carry1_next = carry1 + t45  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_lora_bf16_k54_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry1[r * n + j] + t45[r * n + j];
+            carry1_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k55_lm_chunk: carry2_next = carry2 + t37  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_bf16_k55_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t37) {
+    const long n = 1;
+    float v0 = carry2[0] + t37[0];
+    carry2_next[0] = v0;
+}
+
+/* lm_step_lora_bf16_k56_lm_chunk: carry3_next = carry3 + t40  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_bf16_k56_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t40) {
+    const long n = 1;
+    float v0 = carry3[0] + t40[0];
+    carry3_next[0] = v0;
+}
+
+/* lm_step_lora_bf16_k57_lm_chunk: carry4_next = carry4 + t41  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_bf16_k57_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t41) {
+    const long n = 1;
+    float v0 = carry4[0] + t41[0];
+    carry4_next[0] = v0;
+}
+
+/* lm_step_lora_bf16_k58_rmsnorm: t46 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_bf16_k58_rmsnorm(float *restrict t46, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t46[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k59_rmsnorm: t47 = (saved_x · rsqrt(t46 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_bf16_k59_rmsnorm(float *restrict t47, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t46[(i0) * T + i1]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (saved_x[r * n + j]) * v2;
+            float v4 = v3 * (attn_norm[j]);
+            t47[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k60_lora_a_wq: t48[B*T, R] = t47 · lora_a_wqᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_bf16_k60_lora_a_wq(float *restrict t48, const float *restrict lora_a_wq, const float *restrict t47, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t47, D, lora_a_wq, D, 0.0f, t48, R);
+}
+
+/* lm_step_lora_bf16_k61_lora_a_wk: t49[B*T, R] = t47 · lora_a_wkᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_bf16_k61_lora_a_wk(float *restrict t49, const float *restrict lora_a_wk, const float *restrict t47, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t47, D, lora_a_wk, D, 0.0f, t49, R);
+}
+
+/* lm_step_lora_bf16_k62_lora_a_wv: t50[B*T, R] = t47 · lora_a_wvᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_bf16_k62_lora_a_wv(float *restrict t50, const float *restrict lora_a_wv, const float *restrict t47, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t47, D, lora_a_wv, D, 0.0f, t50, R);
+}
+
+/* lm_step_lora_bf16_k63_scores_matmul: t51[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_lora_bf16_k63_scores_matmul(float *restrict t51, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t51 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_lora_bf16_k64_attention: t52 = exp([i4 ≤ i3 + 0] ? t51 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t51 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_lora_bf16_k64_attention(float *restrict t52, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t51[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        for (long j = 0; j < n; j++) {
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j <= v5 ? 1.0f : 0.0f;
+            float v7 = (t51[r * n + j]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t52[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k65_softmax: t53 = Σ(t52)  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_bf16_k65_softmax(float *restrict t53, const float *restrict t52, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    /* one result per row */
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t52[r * n + j0];
+        }
+        t53[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k66_softmax: t54 = t52 / t53  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_bf16_k66_softmax(float *restrict t54, const float *restrict t52, const float *restrict t53, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t52[r * n + j]) / (t53[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t54[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k67_lora_a_wo: t55[B*T, R] = saved_attn · lora_a_woᵀ  [layer_backward/attention/lora] */
+static void lm_step_lora_bf16_k67_lora_a_wo(float *restrict t55, const float *restrict saved_attn, const float *restrict lora_a_wo, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t55, R);
+}
+
+/* lm_step_lora_bf16_k68_rmsnorm: t56 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_bf16_k68_rmsnorm(float *restrict t56, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t56[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k69_rmsnorm: t57 = (saved_h · rsqrt(t56 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_bf16_k69_rmsnorm(float *restrict t57, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t56[(i0) * T + i1]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (saved_h[r * n + j]) * v2;
+            float v4 = v3 * (ffn_norm[j]);
+            t57[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k70_lora_a_w1: t58[B*T, R] = t57 · lora_a_w1ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k70_lora_a_w1(float *restrict t58, const float *restrict lora_a_w1, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t57, D, lora_a_w1, D, 0.0f, t58, R);
+}
+
+/* lm_step_lora_bf16_k71_silu: t59 = saved_gate / (1 + exp(-saved_gate))  [layer_backward/ffn/gate_up/silu] */
+static void lm_step_lora_bf16_k71_silu(float *restrict t59, const float *restrict saved_gate, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            t59[r * n + j] = v3;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k72_lora_a_w3: t60[B*T, R] = t57 · lora_a_w3ᵀ  [layer_backward/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k72_lora_a_w3(float *restrict t60, const float *restrict lora_a_w3, const float *restrict t57, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t57, D, lora_a_w3, D, 0.0f, t60, R);
+}
+
+/* lm_step_lora_bf16_k73_gate_up: t61 = t59 · saved_up  [layer_backward/ffn/gate_up] */
+static void lm_step_lora_bf16_k73_gate_up(float *restrict t61, const float *restrict saved_up, const float *restrict t59, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t59[r * n + j]) * (saved_up[r * n + j]);
+            t61[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k74_lora_a_w2: t62[B*T, R] = t61 · lora_a_w2ᵀ  [layer_backward/ffn/lora] */
+static void lm_step_lora_bf16_k74_lora_a_w2(float *restrict t62, const float *restrict lora_a_w2, const float *restrict t61, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, R, F, t61, F, lora_a_w2, F, 0.0f, t62, R);
+}
+
+/* lm_step_lora_bf16_k75_lora: t63 = carry5 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void lm_step_lora_bf16_k75_lora(float *restrict t63, const float *restrict carry5, const float *restrict lora_scale_w2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (carry5[r * n + j]) * (lora_scale_w2[0]);
+            t63[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k76_lora_b_w2_grad_in: t64[B*T, R] = t63 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_bf16_k76_lora_b_w2_grad_in(float *restrict t64, const float *restrict lora_b_w2, const float *restrict t63, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, t63, D, lora_b_w2, R, 0.0f, t64, R);
+}
+
+/* lm_step_lora_bf16_k77_lora_a_w2_grad_in: t65[B*T, F] = t64 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_bf16_k77_lora_a_w2_grad_in(float *restrict t65, const float *restrict lora_a_w2, const float *restrict t64, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, F, R, t64, R, lora_a_w2, F, 0.0f, t65, F);
+}
+
+/* lm_step_lora_bf16_k78_w2_grad_in: t66[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_lora_bf16_k78_w2_grad_in(float *restrict t66, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, F, D, carry5, D, w2, F, 0.0f, t66, F);
+}
+
+/* lm_step_lora_bf16_k79_ffn_grad: t67 = (t65 + t66) · t59  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_bf16_k79_ffn_grad(float *restrict t67, const float *restrict t59, const float *restrict t65, const float *restrict t66, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t65[r * n + j] + t66[r * n + j];
+            float v1 = v0 * (t59[r * n + j]);
+            t67[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k80_lora: t68 = t67 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k80_lora(float *restrict t68, const float *restrict lora_scale_w3, const float *restrict t67, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t67[r * n + j]) * (lora_scale_w3[0]);
+            t68[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k81_lora_b_w3_grad_in: t69[B*T, R] = t68 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k81_lora_b_w3_grad_in(float *restrict t69, const float *restrict lora_b_w3, const float *restrict t68, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, R, F, t68, F, lora_b_w3, R, 0.0f, t69, R);
+}
+
+/* lm_step_lora_bf16_k82_lora_a_w3_grad_in: t70[B*T, D] = t69 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k82_lora_a_w3_grad_in(float *restrict t70, const float *restrict lora_a_w3, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t69, R, lora_a_w3, D, 0.0f, t70, D);
+}
+
+/* lm_step_lora_bf16_k83_w3_grad_in: t71[B*T, D] = t67 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_bf16_k83_w3_grad_in(float *restrict t71, const float *restrict w3, const float *restrict t67, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t67, F, w3, D, 0.0f, t71, D);
+}
+
+/* lm_step_lora_bf16_k84_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_lora_bf16_k84_silu_grad(float *t72, const float *saved_gate, const float *saved_up, const float *t59, const float *t65, const float *t66, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = t65[r * n + j] + t66[r * n + j];
+            float v1 = v0 * (saved_up[r * n + j]);
+            float v2 = -(saved_gate[r * n + j]);
+            float v3 = la_expf(v2);
+            float v4 = 1.0f + v3;
+            float v5 = v1 / v4;
+            float v6 = v1 * (t59[r * n + j]);
+            float v7 = v6 / v4;
+            float v8 = -v7;
+            float v9 = v8 * v3;
+            float v10 = -v9;
+            float v11 = v5 + v10;
+            t72[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k85_lora: t73 = t72 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k85_lora(float *restrict t73, const float *restrict lora_scale_w1, const float *restrict t72, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t72[r * n + j]) * (lora_scale_w1[0]);
+            t73[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k86_lora_b_w1_grad_in: t74[B*T, R] = t73 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k86_lora_b_w1_grad_in(float *restrict t74, const float *restrict lora_b_w1, const float *restrict t73, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, R, F, t73, F, lora_b_w1, R, 0.0f, t74, R);
+}
+
+/* lm_step_lora_bf16_k87_lora_a_w1_grad_in: t75[B*T, D] = t74 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k87_lora_a_w1_grad_in(float *restrict t75, const float *restrict lora_a_w1, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t74, R, lora_a_w1, D, 0.0f, t75, D);
+}
+
+/* lm_step_lora_bf16_k88_w1_grad_in: t76[B*T, D] = t72 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_bf16_k88_w1_grad_in(float *restrict t76, const float *restrict w1, const float *restrict t72, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t72, F, w1, D, 0.0f, t76, D);
+}
+
+/* lm_step_lora_bf16_k89_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_lora_bf16_k89_rmsnorm_grad(float *restrict t77, const float *restrict norm_eps, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t56, const float *restrict t70, const float *restrict t71, const float *restrict t75, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t70[r * n + j0] + t71[r * n + j0];
+            float v1 = v0 + t75[r * n + j0];
+            float v2 = v1 + t76[r * n + j0];
+            float v3 = v2 * (ffn_norm[j0]);
+            float v4 = v3 * (saved_h[r * n + j0]);
+            acc0 += v4;
+        }
+        float v9 = (t56[(i0) * T + i1]) / ((float)(D));
+        float v10 = v9 + norm_eps[0];
+        float v11 = 1.0f / sqrtf(v10);
+        float v14 = acc0 * v11;
+        float v15 = v14 * v11;
+        float v16 = v15 * v11;
+        float v17 = v16 * (-0.5f);
+        float v18 = v17 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v5 = t70[r * n + j] + t71[r * n + j];
+            float v6 = v5 + t75[r * n + j];
+            float v7 = v6 + t76[r * n + j];
+            float v8 = v7 * (ffn_norm[j]);
+            float v12 = v8 * v11;
+            float v13 = carry5[r * n + j] + v12;
+            float v19 = v18 * (saved_h[r * n + j]);
+            float v20 = v13 + v19;
+            float v21 = v20 + v19;
+            t77[r * n + j] = v21;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k90_lora: t78 = t77 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k90_lora(float *restrict t78, const float *restrict lora_scale_wo, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t77[r * n + j]) * (lora_scale_wo[0]);
+            t78[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k91_lora_b_wo_grad_in: t79[B*T, R] = t78 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k91_lora_b_wo_grad_in(float *restrict t79, const float *restrict lora_b_wo, const float *restrict t78, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, t78, D, lora_b_wo, R, 0.0f, t79, R);
+}
+
+/* lm_step_lora_bf16_k92_lora_a_wo_grad_in: t80[B*T, D] = t79 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k92_lora_a_wo_grad_in(float *restrict t80, const float *restrict lora_a_wo, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t79, R, lora_a_wo, D, 0.0f, t80, D);
+}
+
+/* lm_step_lora_bf16_k93_wo_grad_in: t81[B*T, D] = t77 · wo  [layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k93_wo_grad_in(float *restrict t81, const float *restrict wo, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t77, D, wo, D, 0.0f, t81, D);
+}
+
+/* lm_step_lora_bf16_k94_attention_grad: t82 = t80 + t81  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k94_attention_grad(float *restrict t82, const float *restrict t80, const float *restrict t81, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t80[r * n + j] + t81[r * n + j];
+            t82[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k95_attention_grad_matmul: t83[B, KVH, REP, T, T] = t82 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_bf16_k95_attention_grad_matmul(float *restrict t83, const float *restrict saved_v, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, t82 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t83 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_lora_bf16_k96_softmax_grad: t84 = ([i4 ≤ i3 + 0] ? (t83 / t53 + Σ(-((t83 · t54) / t53))) · t52 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_bf16_k96_softmax_grad(float *t84, const float *t52, const float *t53, const float *t54, const float *t83, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t83[r * n + j0]) * (t54[r * n + j0]);
+            float v1 = v0 / (t53[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v2 = -v1;
+            acc0 += v2;
+        }
+        float v9 = 1.0f / sqrtf((float)(HD));
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v3 = (float)i3 + 0.0f;
+            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
+            float v5 = (t83[r * n + j]) / (t53[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = v5 + acc0;
+            float v7 = v6 * (t52[r * n + j]);
+            float v8 = v4 != 0.0f ? v7 : 0.0f;
+            float v10 = v8 * v9;
+            t84[r * n + j] = v10;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k97_scores_grad_matmul: t85[B, KVH, REP, T, HD] = t84 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_bf16_k97_scores_grad_matmul(float *restrict t85, const float *restrict saved_k, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 0, T, HD, T, t84 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t85 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+}
+
+/* lm_step_lora_bf16_k98_attention_grad_matmul: t86[B, KVH, REP, T, HD] = t54ᵀ · t82  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_bf16_k98_attention_grad_matmul(float *restrict t86, const float *restrict t54, const float *restrict t82, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(1, 0, T, HD, T, t54 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t82 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t86 + b0 * (T*KVD) + b1 * (T*HD), HD);
+}
+
+/* lm_step_lora_bf16_k99_attention_grad_matmul: t87[B, KVH, REP, T, HD] = t84ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_lora_bf16_k99_attention_grad_matmul(float *restrict t87, const float *restrict saved_q, const float *restrict t84, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(1, 0, T, HD, T, t84 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t87 + b0 * (T*KVD) + b1 * (T*HD), HD);
+}
+
+/* lm_step_lora_bf16_k100_attention_grad: t88 = t86 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/attention/grad; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k100_attention_grad(float *restrict t88, const float *restrict lora_scale_wv, const float *restrict t86, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t86[(((i0) * KVH + j / HD) * T + i1) * HD + (j) % HD]) * (lora_scale_wv[0]);
+            t88[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k101_lora_b_wv_grad_in: t89[B*T, R] = t88 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k101_lora_b_wv_grad_in(float *restrict t89, const float *restrict lora_b_wv, const float *restrict t88, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, R, KVD, t88, KVD, lora_b_wv, R, 0.0f, t89, R);
+}
+
+/* lm_step_lora_bf16_k102_lora_a_wv_grad_in: t90[B*T, D] = t89 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k102_lora_a_wv_grad_in(float *restrict t90, const float *restrict lora_a_wv, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t89, R, lora_a_wv, D, 0.0f, t90, D);
+}
+
+/* lm_step_lora_bf16_k103_attention_grad: t91 = t86  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k103_attention_grad(float *restrict t91, const float *restrict t86, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t91[r * n + j] = t86[((((r * n + j) / (T*KVD)) * KVH + ((r * n + j) / HD) % KVH) * T + ((r * n + j) / KVD) % T) * HD + ((r * n + j)) % HD];
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k104_wv_grad_in: t92[B*T, D] = t91 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k104_wv_grad_in(float *restrict t92, const float *restrict wv, const float *restrict t91, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t91, KVD, wv, D, 0.0f, t92, D);
+}
+
+/* lm_step_lora_bf16_k105_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_bf16_k105_rope_grad(float *restrict t93, const float *restrict t0, const float *restrict t1, const float *restrict t87, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t87[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t87[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t87[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t87[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t93[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k106_lora: t94 = t93 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k106_lora(float *restrict t94, const float *restrict lora_scale_wk, const float *restrict t93, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t93[r * n + j]) * (lora_scale_wk[0]);
+            t94[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k107_lora_b_wk_grad_in: t95[B*T, R] = t94 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k107_lora_b_wk_grad_in(float *restrict t95, const float *restrict lora_b_wk, const float *restrict t94, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, R, KVD, t94, KVD, lora_b_wk, R, 0.0f, t95, R);
+}
+
+/* lm_step_lora_bf16_k108_lora_a_wk_grad_in: t96[B*T, D] = t95 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k108_lora_a_wk_grad_in(float *restrict t96, const float *restrict lora_a_wk, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t95, R, lora_a_wk, D, 0.0f, t96, D);
+}
+
+/* lm_step_lora_bf16_k109_wk_grad_in: t97[B*T, D] = t93 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k109_wk_grad_in(float *restrict t97, const float *restrict wk, const float *restrict t93, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t93, KVD, wk, D, 0.0f, t97, D);
+}
+
+/* lm_step_lora_bf16_k110_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_bf16_k110_rope_grad(float *restrict t98, const float *restrict t0, const float *restrict t1, const float *restrict t85, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t85[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t85[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t85[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t85[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t98[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k111_lora: t99 = t98 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k111_lora(float *restrict t99, const float *restrict lora_scale_wq, const float *restrict t98, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t98[r * n + j]) * (lora_scale_wq[0]);
+            t99[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k112_lora_b_wq_grad_in: t100[B*T, R] = t99 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k112_lora_b_wq_grad_in(float *restrict t100, const float *restrict lora_b_wq, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, t99, D, lora_b_wq, R, 0.0f, t100, R);
+}
+
+/* lm_step_lora_bf16_k113_lora_a_wq_grad_in: t101[B*T, D] = t100 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k113_lora_a_wq_grad_in(float *restrict t101, const float *restrict lora_a_wq, const float *restrict t100, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t100, R, lora_a_wq, D, 0.0f, t101, D);
+}
+
+/* lm_step_lora_bf16_k114_wq_grad_in: t102[B*T, D] = t98 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k114_wq_grad_in(float *restrict t102, const float *restrict wq, const float *restrict t98, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t98, D, wq, D, 0.0f, t102, D);
+}
+
+/* lm_step_lora_bf16_k115_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k115_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t46, const float *restrict t77, const float *restrict t90, const float *restrict t92, const float *restrict t96, const float *restrict t97, const float *restrict t101, const float *restrict t102, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t90[r * n + j0] + t92[r * n + j0];
+            float v1 = v0 + t96[r * n + j0];
+            float v2 = v1 + t97[r * n + j0];
+            float v3 = v2 + t101[r * n + j0];
+            float v4 = v3 + t102[r * n + j0];
+            float v5 = v4 * (attn_norm[j0]);
+            float v6 = v5 * (saved_x[r * n + j0]);
+            acc0 += v6;
+        }
+        float v13 = (t46[(i0) * T + i1]) / ((float)(D));
+        float v14 = v13 + norm_eps[0];
+        float v15 = 1.0f / sqrtf(v14);
+        float v18 = acc0 * v15;
+        float v19 = v18 * v15;
+        float v20 = v19 * v15;
+        float v21 = v20 * (-0.5f);
+        float v22 = v21 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v7 = t90[r * n + j] + t92[r * n + j];
+            float v8 = v7 + t96[r * n + j];
+            float v9 = v8 + t97[r * n + j];
+            float v10 = v9 + t101[r * n + j];
+            float v11 = v10 + t102[r * n + j];
+            float v12 = v11 * (attn_norm[j]);
+            float v16 = v12 * v15;
+            float v17 = t77[r * n + j] + v16;
+            float v23 = v22 * (saved_x[r * n + j]);
+            float v24 = v17 + v23;
+            float v25 = v24 + v23;
+            carry5_next[r * n + j] = v25;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k116_grad_lora_a_wq: grad_lora_a_wq[R, D] += t100ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k116_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t47, const float *restrict t100, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t100, R, t47, D, 1.0f, grad_lora_a_wq, D);
+}
+
+/* lm_step_lora_bf16_k117_grad_lora_b_wq: grad_lora_b_wq[D, R] += t99ᵀ · t48  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k117_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict t48, const float *restrict t99, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, t99, D, t48, R, 1.0f, grad_lora_b_wq, R);
+}
+
+/* lm_step_lora_bf16_k118_grad_lora_a_wk: grad_lora_a_wk[R, D] += t95ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k118_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t47, const float *restrict t95, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t95, R, t47, D, 1.0f, grad_lora_a_wk, D);
+}
+
+/* lm_step_lora_bf16_k119_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t94ᵀ · t49  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k119_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict t49, const float *restrict t94, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, R, B*T, t94, KVD, t49, R, 1.0f, grad_lora_b_wk, R);
+}
+
+/* lm_step_lora_bf16_k120_grad_lora_a_wv: grad_lora_a_wv[R, D] += t89ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k120_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t47, const float *restrict t89, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t89, R, t47, D, 1.0f, grad_lora_a_wv, D);
+}
+
+/* lm_step_lora_bf16_k121_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t88ᵀ · t50  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k121_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict t50, const float *restrict t88, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, R, B*T, t88, KVD, t50, R, 1.0f, grad_lora_b_wv, R);
+}
+
+/* lm_step_lora_bf16_k122_grad_lora_a_wo: grad_lora_a_wo[R, D] += t79ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k122_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t79, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t79, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
+}
+
+/* lm_step_lora_bf16_k123_grad_lora_b_wo: grad_lora_b_wo[D, R] += t78ᵀ · t55  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k123_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict t55, const float *restrict t78, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, t78, D, t55, R, 1.0f, grad_lora_b_wo, R);
+}
+
+/* lm_step_lora_bf16_k124_grad_lora_a_w1: grad_lora_a_w1[R, D] += t74ᵀ · t57  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k124_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t57, const float *restrict t74, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t74, R, t57, D, 1.0f, grad_lora_a_w1, D);
+}
+
+/* lm_step_lora_bf16_k125_grad_lora_b_w1: grad_lora_b_w1[F, R] += t73ᵀ · t58  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k125_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict t58, const float *restrict t73, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, F, R, B*T, t73, F, t58, R, 1.0f, grad_lora_b_w1, R);
+}
+
+/* lm_step_lora_bf16_k126_grad_lora_a_w2: grad_lora_a_w2[R, F] += t64ᵀ · t61  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k126_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t61, const float *restrict t64, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, R, F, B*T, t64, R, t61, F, 1.0f, grad_lora_a_w2, F);
+}
+
+/* lm_step_lora_bf16_k127_grad_lora_b_w2: grad_lora_b_w2[D, R] += t63ᵀ · t62  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k127_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict t62, const float *restrict t63, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, t63, D, t62, R, 1.0f, grad_lora_b_w2, R);
+}
+
+/* lm_step_lora_bf16_k128_grad_lora_a_w3: grad_lora_a_w3[R, D] += t69ᵀ · t57  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k128_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t57, const float *restrict t69, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t69, R, t57, D, 1.0f, grad_lora_a_w3, D);
+}
+
+/* lm_step_lora_bf16_k129_grad_lora_b_w3: grad_lora_b_w3[F, R] += t68ᵀ · t60  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k129_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict t60, const float *restrict t68, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, F, R, B*T, t68, F, t60, R, 1.0f, grad_lora_b_w3, R);
+}
+
+/* Arena: 47 slots planned for 130 kernels. */
+static long llama_train_lm_step_lora_bf16_layout(const llama_train_lm_step_lora_bf16_args *args, long *off) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*F*T), CR), B*R*T));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*R*T), B*KVH*REP*T*T), 2*CR*HD2*KVH*REP));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), 1));
+    off[5] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[7] = total; total += la_round16(la_max(CR*V, B*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(CR, 2*B*HD2*KVH*REP*T), B*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[9] = total; total += la_round16(la_max(la_max(CR, 1), 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(1, B*R*T));
+    off[11] = total; total += la_round16(la_max(la_max(CR, B*KVH*REP*T*T), 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(la_max(1, B*T), B*R*T));
+    off[13] = total; total += la_round16(B*R*T);
+    off[14] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[15] = total; total += la_round16(B*R*T);
+    off[16] = total; total += la_round16(B*F*T);
+    off[17] = total; total += la_round16(B*R*T);
+    off[18] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[19] = total; total += la_round16(B*R*T);
+    off[20] = total; total += la_round16(la_max(B*F*T, B*R*T));
+    off[21] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[22] = total; total += la_round16(B*F*T);
+    off[23] = total; total += la_round16(B*F*T);
+    off[24] = total; total += la_round16(B*R*T);
+    off[25] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[26] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[27] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[28] = total; total += la_round16(la_max(2*B*HD2*KVH*T, 2*B*HD2*KVH*REP*T));
+    off[29] = total; total += la_round16(B*R*T);
+    off[30] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[31] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[32] = total; total += la_round16(B*R*T);
+    off[33] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[34] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[36] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[37] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[38] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[39] = total; total += la_round16(1);
+    off[40] = total; total += la_round16(1);
+    off[41] = total; total += la_round16(1);
+    off[42] = total; total += la_round16(1);
+    off[43] = total; total += la_round16(1);
+    off[44] = total; total += la_round16(1);
+    off[45] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[46] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_lm_step_lora_bf16_arena_floats(const llama_train_lm_step_lora_bf16_args *args) {
+    long off[47];
+    return llama_train_lm_step_lora_bf16_layout(args, off);
+}
+
+void llama_train_lm_step_lora_bf16(const llama_train_lm_step_lora_bf16_args *args) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NC = args->NC;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[47];
+    llama_train_lm_step_lora_bf16_layout(args, off);
+    double *prof = args->kernel_ns;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[5];
+    float *t9 = args->arena + off[4];
+    float *t10 = args->arena + off[3];
+    float *t11 = args->arena + off[5];
+    float *t12 = args->arena + off[2];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[4];
+    float *t16 = args->arena + off[2];
+    float *t17 = args->arena + off[3];
+    float *t18 = args->arena + off[4];
+    float *t19 = args->arena + off[5];
+    float *t20 = args->arena + off[2];
+    float *t21 = args->arena + off[4];
+    float *t22 = args->arena + off[5];
+    float *t23 = args->arena + off[2];
+    float *t24 = args->arena + off[4];
+    float *t25 = args->arena + off[3];
+    float *t26 = args->arena + off[5];
+    float *t27 = args->arena + off[2];
+    float *t28 = args->arena + off[4];
+    float *t29 = args->arena + off[5];
+    float *t30 = args->arena + off[3];
+    float *t31 = args->arena + off[2];
+    float *t32 = args->arena + off[6];
+    float *t33 = args->arena + off[7];
+    float *t34 = args->arena + off[6];
+    float *t35 = args->arena + off[8];
+    float *t36 = args->arena + off[9];
+    float *t37 = args->arena + off[10];
+    float *t38 = args->arena + off[9];
+    float *t39 = args->arena + off[11];
+    float *t40 = args->arena + off[12];
+    float *t41 = args->arena + off[9];
+    float *t42 = args->arena + off[7];
+    float *t43 = args->arena + off[6];
+    float *t44 = args->arena + off[11];
+    float *t45 = args->arena + off[8];
+    float *t46 = args->arena + off[7];
+    float *t47 = args->arena + off[3];
+    float *t48 = args->arena + off[4];
+    float *t49 = args->arena + off[5];
+    float *t50 = args->arena + off[2];
+    float *t51 = args->arena + off[6];
+    float *t52 = args->arena + off[11];
+    float *t53 = args->arena + off[8];
+    float *t54 = args->arena + off[6];
+    float *t55 = args->arena + off[10];
+    float *t56 = args->arena + off[12];
+    float *t57 = args->arena + off[9];
+    float *t58 = args->arena + off[13];
+    float *t59 = args->arena + off[14];
+    float *t60 = args->arena + off[15];
+    float *t61 = args->arena + off[16];
+    float *t62 = args->arena + off[17];
+    float *t63 = args->arena + off[18];
+    float *t64 = args->arena + off[19];
+    float *t65 = args->arena + off[20];
+    float *t66 = args->arena + off[21];
+    float *t67 = args->arena + off[22];
+    float *t68 = args->arena + off[23];
+    float *t69 = args->arena + off[24];
+    float *t70 = args->arena + off[25];
+    float *t71 = args->arena + off[26];
+    float *t72 = args->arena + off[14];
+    float *t73 = args->arena + off[22];
+    float *t74 = args->arena + off[20];
+    float *t75 = args->arena + off[21];
+    float *t76 = args->arena + off[27];
+    float *t77 = args->arena + off[14];
+    float *t78 = args->arena + off[25];
+    float *t79 = args->arena + off[12];
+    float *t80 = args->arena + off[26];
+    float *t81 = args->arena + off[21];
+    float *t82 = args->arena + off[27];
+    float *t83 = args->arena + off[26];
+    float *t84 = args->arena + off[11];
+    float *t85 = args->arena + off[21];
+    float *t86 = args->arena + off[8];
+    float *t87 = args->arena + off[26];
+    float *t88 = args->arena + off[6];
+    float *t89 = args->arena + off[27];
+    float *t90 = args->arena + off[11];
+    float *t91 = args->arena + off[28];
+    float *t92 = args->arena + off[8];
+    float *t93 = args->arena + off[28];
+    float *t94 = args->arena + off[26];
+    float *t95 = args->arena + off[29];
+    float *t96 = args->arena + off[30];
+    float *t97 = args->arena + off[31];
+    float *t98 = args->arena + off[28];
+    float *t99 = args->arena + off[21];
+    float *t100 = args->arena + off[32];
+    float *t101 = args->arena + off[33];
+    float *t102 = args->arena + off[34];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const float *rope_theta = args->rope_theta;
+    const float *norm_eps = args->norm_eps;
+    const float *lora_scale_wq = args->lora_scale_wq;
+    const float *lora_scale_wk = args->lora_scale_wk;
+    const float *lora_scale_wv = args->lora_scale_wv;
+    const float *lora_scale_wo = args->lora_scale_wo;
+    const float *lora_scale_w1 = args->lora_scale_w1;
+    const float *lora_scale_w2 = args->lora_scale_w2;
+    const float *lora_scale_w3 = args->lora_scale_w3;
+    float *loss = args->loss;
+    float *entropy = args->entropy;
+    float *accuracy = args->accuracy;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 130, lm_step_lora_bf16_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 130, lm_step_lora_bf16_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[35], args->arena + off[36] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + l * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + l * (2*HD2*KVH*R);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + l * (2*HD2*KVH*R);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + l * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + l * (F*R);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + l * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + l * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 130, lm_step_lora_bf16_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 130, lm_step_lora_bf16_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 130, lm_step_lora_bf16_k4_lora_a_wq(t4, lora_a_wq, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 5, 130, lm_step_lora_bf16_k5_lora_b_wq(t5, lora_b_wq, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 6, 130, lm_step_lora_bf16_k6_rope(saved_q, t0, t1, lora_scale_wq, t3, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 130, lm_step_lora_bf16_k7_wk(t6, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 130, lm_step_lora_bf16_k8_lora_a_wk(t7, lora_a_wk, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 9, 130, lm_step_lora_bf16_k9_lora_b_wk(t8, lora_b_wk, t7, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 10, 130, lm_step_lora_bf16_k10_rope(saved_k, t0, t1, lora_scale_wk, t6, t8, B, HD2, KVH, T));
+        LA_TIMED(prof, 11, 130, lm_step_lora_bf16_k11_wv(t9, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 130, lm_step_lora_bf16_k12_lora_a_wv(t10, lora_a_wv, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 13, 130, lm_step_lora_bf16_k13_lora_b_wv(t11, lora_b_wv, t10, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 14, 130, lm_step_lora_bf16_k14_lora(saved_v, lora_scale_wv, t9, t11, B, HD2, KVH, T));
+        LA_TIMED(prof, 15, 130, lm_step_lora_bf16_k15_scores_matmul(t12, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 130, lm_step_lora_bf16_k16_attention(t13, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 130, lm_step_lora_bf16_k17_saved_attn(saved_attn, saved_v, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 130, lm_step_lora_bf16_k18_wo(t14, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 130, lm_step_lora_bf16_k19_lora_a_wo(t15, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 20, 130, lm_step_lora_bf16_k20_lora_b_wo(t16, lora_b_wo, t15, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 21, 130, lm_step_lora_bf16_k21_lora(saved_h, carry0, lora_scale_wo, t14, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 130, lm_step_lora_bf16_k22_rmsnorm(t17, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 130, lm_step_lora_bf16_k23_w1(t18, w1, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 130, lm_step_lora_bf16_k24_lora_a_w1(t19, lora_a_w1, t17, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 130, lm_step_lora_bf16_k25_lora_b_w1(t20, lora_b_w1, t19, B, F, R, T));
+        LA_TIMED(prof, 26, 130, lm_step_lora_bf16_k26_lora(saved_gate, lora_scale_w1, t18, t20, B, F, T));
+        LA_TIMED(prof, 27, 130, lm_step_lora_bf16_k27_w3(t21, w3, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 130, lm_step_lora_bf16_k28_lora_a_w3(t22, lora_a_w3, t17, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 29, 130, lm_step_lora_bf16_k29_lora_b_w3(t23, lora_b_w3, t22, B, F, R, T));
+        LA_TIMED(prof, 30, 130, lm_step_lora_bf16_k30_lora(saved_up, lora_scale_w3, t21, t23, B, F, T));
+        LA_TIMED(prof, 31, 130, lm_step_lora_bf16_k31_silu(t24, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 32, 130, lm_step_lora_bf16_k32_w2(t25, w2, t24, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 33, 130, lm_step_lora_bf16_k33_lora_a_w2(t26, lora_a_w2, t24, B, F, R, T));
+        LA_TIMED(prof, 34, 130, lm_step_lora_bf16_k34_lora_b_w2(t27, lora_b_w2, t26, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 35, 130, lm_step_lora_bf16_k35_lora(carry0_next, lora_scale_w2, saved_h, t25, t27, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 36, 130, lm_step_lora_bf16_k36_reshape(t28));
+    LA_TIMED(prof, 37, 130, lm_step_lora_bf16_k37_expand(t29, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t29;
+    float *carry1_buf[2] = { args->arena + off[37], args->arena + off[38] };
+    const float *carry2 = t28;
+    float *carry2_buf[2] = { args->arena + off[39], args->arena + off[40] };
+    const float *carry3 = t28;
+    float *carry3_buf[2] = { args->arena + off[41], args->arena + off[42] };
+    const float *carry4 = t28;
+    float *carry4_buf[2] = { args->arena + off[43], args->arena + off[44] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        const float *weights = args->weights + l * CR;
+        float *carry1_next = carry1_buf[l & 1];
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
+        LA_TIMED(prof, 38, 130, lm_step_lora_bf16_k38_lm_head(t30, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 39, 130, lm_step_lora_bf16_k39_rmsnorm(t31, t30, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 40, 130, lm_step_lora_bf16_k40_rmsnorm(t32, norm_eps, final_norm, t30, t31, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 41, 130, lm_step_lora_bf16_k41_lm_head(t33, lm_head, t32, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 42, 130, lm_step_lora_bf16_k42_log_softmax(t34, t33, CR, V));
+        LA_TIMED(prof, 43, 130, lm_step_lora_bf16_k43_log_softmax(t35, t33, t34, CR, V));
+        LA_TIMED(prof, 44, 130, lm_step_lora_bf16_k44_cross_entropy(t36, t33, targets, t34, t35, CR, V));
+        LA_TIMED(prof, 45, 130, lm_step_lora_bf16_k45_cross_entropy(t37, weights, t36, CR));
+        LA_TIMED(prof, 46, 130, lm_step_lora_bf16_k46_log_softmax(t38, t33, t34, t35, CR, V));
+        LA_TIMED(prof, 47, 130, lm_step_lora_bf16_k47_cross_entropy(t39, t33, targets, CR, V));
+        LA_TIMED(prof, 48, 130, lm_step_lora_bf16_k48_token_stats(t40, weights, t38, CR));
+        LA_TIMED(prof, 49, 130, lm_step_lora_bf16_k49_token_stats(t41, weights, t34, t39, CR));
+        LA_TIMED(prof, 50, 130, lm_step_lora_bf16_k50_log_softmax_grad(t42, t33, targets, weights, t34, t35, CR, V));
+        LA_TIMED(prof, 51, 130, lm_step_lora_bf16_k51_lm_head_grad_in(t43, lm_head, t42, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 52, 130, lm_step_lora_bf16_k52_rmsnorm_grad(t44, final_norm, t30, t43, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 53, 130, lm_step_lora_bf16_k53_rmsnorm_grad_scatter_add(t45, norm_eps, final_norm, scored, t30, t31, t43, t44, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 54, 130, lm_step_lora_bf16_k54_lm_chunk(carry1_next, carry1, t45, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 55, 130, lm_step_lora_bf16_k55_lm_chunk(carry2_next, carry2, t37));
+        LA_TIMED(prof, 56, 130, lm_step_lora_bf16_k56_lm_chunk(carry3_next, carry3, t40));
+        LA_TIMED(prof, 57, 130, lm_step_lora_bf16_k57_lm_chunk(carry4_next, carry4, t41));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry5 = carry1;
+    float *carry5_buf[2] = { args->arena + off[45], args->arena + off[46] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + (L - 1 - l) * (F*R);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + (L - 1 - l) * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + (L - 1 - l) * (F*R);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *grad_lora_a_wq = args->grad_lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wq = args->grad_lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_wk = args->grad_lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wk = args->grad_lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wv = args->grad_lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wv = args->grad_lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wo = args->grad_lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wo = args->grad_lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w1 = args->grad_lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w1 = args->grad_lora_b_w1 + (L - 1 - l) * (F*R);
+        float *grad_lora_a_w2 = args->grad_lora_a_w2 + (L - 1 - l) * (F*R);
+        float *grad_lora_b_w2 = args->grad_lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
+        float *carry5_next = carry5_buf[l & 1];
+        LA_TIMED(prof, 58, 130, lm_step_lora_bf16_k58_rmsnorm(t46, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 130, lm_step_lora_bf16_k59_rmsnorm(t47, norm_eps, saved_x, attn_norm, t46, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 60, 130, lm_step_lora_bf16_k60_lora_a_wq(t48, lora_a_wq, t47, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 61, 130, lm_step_lora_bf16_k61_lora_a_wk(t49, lora_a_wk, t47, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 62, 130, lm_step_lora_bf16_k62_lora_a_wv(t50, lora_a_wv, t47, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 63, 130, lm_step_lora_bf16_k63_scores_matmul(t51, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 130, lm_step_lora_bf16_k64_attention(t52, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 130, lm_step_lora_bf16_k65_softmax(t53, t52, B, KVH, REP, T));
+        LA_TIMED(prof, 66, 130, lm_step_lora_bf16_k66_softmax(t54, t52, t53, B, KVH, REP, T));
+        LA_TIMED(prof, 67, 130, lm_step_lora_bf16_k67_lora_a_wo(t55, saved_attn, lora_a_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 68, 130, lm_step_lora_bf16_k68_rmsnorm(t56, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 130, lm_step_lora_bf16_k69_rmsnorm(t57, norm_eps, saved_h, ffn_norm, t56, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 130, lm_step_lora_bf16_k70_lora_a_w1(t58, lora_a_w1, t57, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 71, 130, lm_step_lora_bf16_k71_silu(t59, saved_gate, B, F, T));
+        LA_TIMED(prof, 72, 130, lm_step_lora_bf16_k72_lora_a_w3(t60, lora_a_w3, t57, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 73, 130, lm_step_lora_bf16_k73_gate_up(t61, saved_up, t59, B, F, T));
+        LA_TIMED(prof, 74, 130, lm_step_lora_bf16_k74_lora_a_w2(t62, lora_a_w2, t61, B, F, R, T));
+        LA_TIMED(prof, 75, 130, lm_step_lora_bf16_k75_lora(t63, carry5, lora_scale_w2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 130, lm_step_lora_bf16_k76_lora_b_w2_grad_in(t64, lora_b_w2, t63, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 77, 130, lm_step_lora_bf16_k77_lora_a_w2_grad_in(t65, lora_a_w2, t64, B, F, R, T));
+        LA_TIMED(prof, 78, 130, lm_step_lora_bf16_k78_w2_grad_in(t66, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 130, lm_step_lora_bf16_k79_ffn_grad(t67, t59, t65, t66, B, F, T));
+        LA_TIMED(prof, 80, 130, lm_step_lora_bf16_k80_lora(t68, lora_scale_w3, t67, B, F, T));
+        LA_TIMED(prof, 81, 130, lm_step_lora_bf16_k81_lora_b_w3_grad_in(t69, lora_b_w3, t68, B, F, R, T));
+        LA_TIMED(prof, 82, 130, lm_step_lora_bf16_k82_lora_a_w3_grad_in(t70, lora_a_w3, t69, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 83, 130, lm_step_lora_bf16_k83_w3_grad_in(t71, w3, t67, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 84, 130, lm_step_lora_bf16_k84_silu_grad(t72, saved_gate, saved_up, t59, t65, t66, B, F, T));
+        LA_TIMED(prof, 85, 130, lm_step_lora_bf16_k85_lora(t73, lora_scale_w1, t72, B, F, T));
+        LA_TIMED(prof, 86, 130, lm_step_lora_bf16_k86_lora_b_w1_grad_in(t74, lora_b_w1, t73, B, F, R, T));
+        LA_TIMED(prof, 87, 130, lm_step_lora_bf16_k87_lora_a_w1_grad_in(t75, lora_a_w1, t74, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 88, 130, lm_step_lora_bf16_k88_w1_grad_in(t76, w1, t72, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 130, lm_step_lora_bf16_k89_rmsnorm_grad(t77, norm_eps, carry5, saved_h, ffn_norm, t56, t70, t71, t75, t76, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 90, 130, lm_step_lora_bf16_k90_lora(t78, lora_scale_wo, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 130, lm_step_lora_bf16_k91_lora_b_wo_grad_in(t79, lora_b_wo, t78, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 92, 130, lm_step_lora_bf16_k92_lora_a_wo_grad_in(t80, lora_a_wo, t79, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 93, 130, lm_step_lora_bf16_k93_wo_grad_in(t81, wo, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 94, 130, lm_step_lora_bf16_k94_attention_grad(t82, t80, t81, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 95, 130, lm_step_lora_bf16_k95_attention_grad_matmul(t83, saved_v, t82, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 130, lm_step_lora_bf16_k96_softmax_grad(t84, t52, t53, t54, t83, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 130, lm_step_lora_bf16_k97_scores_grad_matmul(t85, saved_k, t84, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 130, lm_step_lora_bf16_k98_attention_grad_matmul(t86, t54, t82, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 99, 130, lm_step_lora_bf16_k99_attention_grad_matmul(t87, saved_q, t84, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 100, 130, lm_step_lora_bf16_k100_attention_grad(t88, lora_scale_wv, t86, B, HD2, KVH, T));
+        LA_TIMED(prof, 101, 130, lm_step_lora_bf16_k101_lora_b_wv_grad_in(t89, lora_b_wv, t88, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 102, 130, lm_step_lora_bf16_k102_lora_a_wv_grad_in(t90, lora_a_wv, t89, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 103, 130, lm_step_lora_bf16_k103_attention_grad(t91, t86, B, HD2, KVH, T));
+        LA_TIMED(prof, 104, 130, lm_step_lora_bf16_k104_wv_grad_in(t92, wv, t91, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 105, 130, lm_step_lora_bf16_k105_rope_grad(t93, t0, t1, t87, B, HD2, KVH, T));
+        LA_TIMED(prof, 106, 130, lm_step_lora_bf16_k106_lora(t94, lora_scale_wk, t93, B, HD2, KVH, T));
+        LA_TIMED(prof, 107, 130, lm_step_lora_bf16_k107_lora_b_wk_grad_in(t95, lora_b_wk, t94, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 108, 130, lm_step_lora_bf16_k108_lora_a_wk_grad_in(t96, lora_a_wk, t95, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 109, 130, lm_step_lora_bf16_k109_wk_grad_in(t97, wk, t93, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 110, 130, lm_step_lora_bf16_k110_rope_grad(t98, t0, t1, t85, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 111, 130, lm_step_lora_bf16_k111_lora(t99, lora_scale_wq, t98, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 112, 130, lm_step_lora_bf16_k112_lora_b_wq_grad_in(t100, lora_b_wq, t99, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 113, 130, lm_step_lora_bf16_k113_lora_a_wq_grad_in(t101, lora_a_wq, t100, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 114, 130, lm_step_lora_bf16_k114_wq_grad_in(t102, wq, t98, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 115, 130, lm_step_lora_bf16_k115_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t46, t77, t90, t92, t96, t97, t101, t102, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 116, 130, lm_step_lora_bf16_k116_grad_lora_a_wq(grad_lora_a_wq, t47, t100, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 117, 130, lm_step_lora_bf16_k117_grad_lora_b_wq(grad_lora_b_wq, t48, t99, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 118, 130, lm_step_lora_bf16_k118_grad_lora_a_wk(grad_lora_a_wk, t47, t95, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 119, 130, lm_step_lora_bf16_k119_grad_lora_b_wk(grad_lora_b_wk, t49, t94, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 120, 130, lm_step_lora_bf16_k120_grad_lora_a_wv(grad_lora_a_wv, t47, t89, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 121, 130, lm_step_lora_bf16_k121_grad_lora_b_wv(grad_lora_b_wv, t50, t88, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 122, 130, lm_step_lora_bf16_k122_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t79, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 123, 130, lm_step_lora_bf16_k123_grad_lora_b_wo(grad_lora_b_wo, t55, t78, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 124, 130, lm_step_lora_bf16_k124_grad_lora_a_w1(grad_lora_a_w1, t57, t74, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 125, 130, lm_step_lora_bf16_k125_grad_lora_b_w1(grad_lora_b_w1, t58, t73, B, F, R, T));
+        LA_TIMED(prof, 126, 130, lm_step_lora_bf16_k126_grad_lora_a_w2(grad_lora_a_w2, t61, t64, B, F, R, T));
+        LA_TIMED(prof, 127, 130, lm_step_lora_bf16_k127_grad_lora_b_w2(grad_lora_b_w2, t62, t63, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 128, 130, lm_step_lora_bf16_k128_grad_lora_a_w3(grad_lora_a_w3, t57, t69, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 129, 130, lm_step_lora_bf16_k129_grad_lora_b_w3(grad_lora_b_w3, t60, t68, B, F, R, T));
+        carry5 = carry5_next;
+    }
+}
+
+void llama_train_lm_step_lora_bf16_costs(const llama_train_lm_step_lora_bf16_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* lm_step_lora_bf16_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_lora_bf16_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_lora_bf16_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k3_wq */
+    flops[4] = (double)(4*B*HD2*KVH*R*REP*T); bytes[4] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k4_lora_a_wq */
+    flops[5] = (double)(4*B*HD2*KVH*R*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k5_lora_b_wq */
+    flops[6] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k7_wk */
+    flops[8] = (double)(4*B*HD2*KVH*R*REP*T); bytes[8] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k8_lora_a_wk */
+    flops[9] = (double)(4*B*HD2*KVH*R*T); bytes[9] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_bf16_k9_lora_b_wk */
+    flops[10] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[10] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k10_rope */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[11] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k11_wv */
+    flops[12] = (double)(4*B*HD2*KVH*R*REP*T); bytes[12] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k12_lora_a_wv */
+    flops[13] = (double)(4*B*HD2*KVH*R*T); bytes[13] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_bf16_k13_lora_b_wv */
+    flops[14] = (double)(2*B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k14_lora */
+    flops[15] = (double)(4*B*HD2*KVH*REP*T*T); bytes[15] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k15_scores_matmul */
+    flops[16] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[16] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_bf16_k16_attention */
+    flops[17] = (double)(4*B*HD2*KVH*REP*T*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_bf16_k17_saved_attn */
+    flops[18] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k18_wo */
+    flops[19] = (double)(4*B*HD2*KVH*R*REP*T); bytes[19] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k19_lora_a_wo */
+    flops[20] = (double)(4*B*HD2*KVH*R*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k20_lora_b_wo */
+    flops[21] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k21_lora */
+    flops[22] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k22_rmsnorm */
+    flops[23] = (double)(4*B*F*HD2*KVH*REP*T); bytes[23] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k23_w1 */
+    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k24_lora_a_w1 */
+    flops[25] = (double)(2*B*F*R*T); bytes[25] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_bf16_k25_lora_b_w1 */
+    flops[26] = (double)(B*F*T + B*F*T); bytes[26] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k26_lora */
+    flops[27] = (double)(4*B*F*HD2*KVH*REP*T); bytes[27] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k27_w3 */
+    flops[28] = (double)(4*B*HD2*KVH*R*REP*T); bytes[28] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k28_lora_a_w3 */
+    flops[29] = (double)(2*B*F*R*T); bytes[29] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_bf16_k29_lora_b_w3 */
+    flops[30] = (double)(B*F*T + B*F*T); bytes[30] = (double)(4*B*F*T + 4 + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k30_lora */
+    flops[31] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[31] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k31_silu */
+    flops[32] = (double)(4*B*F*HD2*KVH*REP*T); bytes[32] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_bf16_k32_w2 */
+    flops[33] = (double)(2*B*F*R*T); bytes[33] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_bf16_k33_lora_a_w2 */
+    flops[34] = (double)(4*B*HD2*KVH*R*REP*T); bytes[34] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k34_lora_b_w2 */
+    flops[35] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[35] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k35_lora */
+    flops[36] = (double)(0); bytes[36] = (double)(4); /* lm_step_lora_bf16_k36_reshape */
+    flops[37] = (double)(0); bytes[37] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k37_expand */
+    flops[38] = (double)(0); bytes[38] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_bf16_k38_lm_head */
+    flops[39] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[39] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_bf16_k39_rmsnorm */
+    flops[40] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[40] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_bf16_k40_rmsnorm */
+    flops[41] = (double)(4*CR*HD2*KVH*REP*V); bytes[41] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_bf16_k41_lm_head */
+    flops[42] = (double)(CR*V); bytes[42] = (double)(4*CR + 4*CR*V); /* lm_step_lora_bf16_k42_log_softmax */
+    flops[43] = (double)(CR + CR*V + CR*V + CR*V); bytes[43] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_bf16_k43_log_softmax */
+    flops[44] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[44] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_bf16_k44_cross_entropy */
+    flops[45] = (double)(CR + CR + CR); bytes[45] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_bf16_k45_cross_entropy */
+    flops[46] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[46] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_bf16_k46_log_softmax */
+    flops[47] = (double)(CR + CR*V + CR*V + CR*V); bytes[47] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_bf16_k47_cross_entropy */
+    flops[48] = (double)(CR + CR + CR); bytes[48] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_bf16_k48_token_stats */
+    flops[49] = (double)(CR + CR + CR); bytes[49] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_bf16_k49_token_stats */
+    flops[50] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[50] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_bf16_k50_log_softmax_grad */
+    flops[51] = (double)(4*CR*HD2*KVH*REP*V); bytes[51] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_bf16_k51_lm_head_grad_in */
+    flops[52] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[52] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_bf16_k52_rmsnorm_grad */
+    flops[53] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[53] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_bf16_k53_rmsnorm_grad_scatter_add */
+    flops[54] = (double)(2*B*HD2*KVH*REP*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k54_lm_chunk */
+    flops[55] = (double)(1); bytes[55] = (double)(4 + 4 + 4); /* lm_step_lora_bf16_k55_lm_chunk */
+    flops[56] = (double)(1); bytes[56] = (double)(4 + 4 + 4); /* lm_step_lora_bf16_k56_lm_chunk */
+    flops[57] = (double)(1); bytes[57] = (double)(4 + 4 + 4); /* lm_step_lora_bf16_k57_lm_chunk */
+    flops[58] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[58] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k58_rmsnorm */
+    flops[59] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[59] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_bf16_k59_rmsnorm */
+    flops[60] = (double)(4*B*HD2*KVH*R*REP*T); bytes[60] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k60_lora_a_wq */
+    flops[61] = (double)(4*B*HD2*KVH*R*REP*T); bytes[61] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k61_lora_a_wk */
+    flops[62] = (double)(4*B*HD2*KVH*R*REP*T); bytes[62] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k62_lora_a_wv */
+    flops[63] = (double)(4*B*HD2*KVH*REP*T*T); bytes[63] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k63_scores_matmul */
+    flops[64] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[64] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_bf16_k64_attention */
+    flops[65] = (double)(B*KVH*REP*T*T); bytes[65] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_bf16_k65_softmax */
+    flops[66] = (double)(B*KVH*REP*T*T); bytes[66] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_bf16_k66_softmax */
+    flops[67] = (double)(4*B*HD2*KVH*R*REP*T); bytes[67] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_bf16_k67_lora_a_wo */
+    flops[68] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[68] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k68_rmsnorm */
+    flops[69] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_bf16_k69_rmsnorm */
+    flops[70] = (double)(4*B*HD2*KVH*R*REP*T); bytes[70] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k70_lora_a_w1 */
+    flops[71] = (double)(B*F*T + B*F*T + B*F*T + B*F*T); bytes[71] = (double)(4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k71_silu */
+    flops[72] = (double)(4*B*HD2*KVH*R*REP*T); bytes[72] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k72_lora_a_w3 */
+    flops[73] = (double)(B*F*T); bytes[73] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k73_gate_up */
+    flops[74] = (double)(2*B*F*R*T); bytes[74] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_bf16_k74_lora_a_w2 */
+    flops[75] = (double)(2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4); /* lm_step_lora_bf16_k75_lora */
+    flops[76] = (double)(4*B*HD2*KVH*R*REP*T); bytes[76] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k76_lora_b_w2_grad_in */
+    flops[77] = (double)(2*B*F*R*T); bytes[77] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_bf16_k77_lora_a_w2_grad_in */
+    flops[78] = (double)(4*B*F*HD2*KVH*REP*T); bytes[78] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_bf16_k78_w2_grad_in */
+    flops[79] = (double)(B*F*T + B*F*T); bytes[79] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k79_ffn_grad */
+    flops[80] = (double)(B*F*T); bytes[80] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_bf16_k80_lora */
+    flops[81] = (double)(2*B*F*R*T); bytes[81] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_bf16_k81_lora_b_w3_grad_in */
+    flops[82] = (double)(4*B*HD2*KVH*R*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k82_lora_a_w3_grad_in */
+    flops[83] = (double)(4*B*F*HD2*KVH*REP*T); bytes[83] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_bf16_k83_w3_grad_in */
+    flops[84] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[84] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k84_silu_grad */
+    flops[85] = (double)(B*F*T); bytes[85] = (double)(4*B*F*T + 4 + 4*B*F*T); /* lm_step_lora_bf16_k85_lora */
+    flops[86] = (double)(2*B*F*R*T); bytes[86] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_bf16_k86_lora_b_w1_grad_in */
+    flops[87] = (double)(4*B*HD2*KVH*R*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k87_lora_a_w1_grad_in */
+    flops[88] = (double)(4*B*F*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_bf16_k88_w1_grad_in */
+    flops[89] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[89] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k89_rmsnorm_grad */
+    flops[90] = (double)(2*B*HD2*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k90_lora */
+    flops[91] = (double)(4*B*HD2*KVH*R*REP*T); bytes[91] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k91_lora_b_wo_grad_in */
+    flops[92] = (double)(4*B*HD2*KVH*R*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k92_lora_a_wo_grad_in */
+    flops[93] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k93_wo_grad_in */
+    flops[94] = (double)(2*B*HD2*KVH*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k94_attention_grad */
+    flops[95] = (double)(4*B*HD2*KVH*REP*T*T); bytes[95] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k95_attention_grad_matmul */
+    flops[96] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[96] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_bf16_k96_softmax_grad */
+    flops[97] = (double)(4*B*HD2*KVH*REP*T*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_bf16_k97_scores_grad_matmul */
+    flops[98] = (double)(4*B*HD2*KVH*REP*T*T); bytes[98] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k98_attention_grad_matmul */
+    flops[99] = (double)(4*B*HD2*KVH*REP*T*T); bytes[99] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_bf16_k99_attention_grad_matmul */
+    flops[100] = (double)(2*B*HD2*KVH*T); bytes[100] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k100_attention_grad */
+    flops[101] = (double)(4*B*HD2*KVH*R*T); bytes[101] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k101_lora_b_wv_grad_in */
+    flops[102] = (double)(4*B*HD2*KVH*R*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k102_lora_a_wv_grad_in */
+    flops[103] = (double)(0); bytes[103] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k103_attention_grad */
+    flops[104] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[104] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k104_wv_grad_in */
+    flops[105] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[105] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k105_rope_grad */
+    flops[106] = (double)(2*B*HD2*KVH*T); bytes[106] = (double)(8*B*HD2*KVH*T + 4 + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k106_lora */
+    flops[107] = (double)(4*B*HD2*KVH*R*T); bytes[107] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k107_lora_b_wk_grad_in */
+    flops[108] = (double)(4*B*HD2*KVH*R*REP*T); bytes[108] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k108_lora_a_wk_grad_in */
+    flops[109] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[109] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k109_wk_grad_in */
+    flops[110] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[110] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k110_rope_grad */
+    flops[111] = (double)(2*B*HD2*KVH*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k111_lora */
+    flops[112] = (double)(4*B*HD2*KVH*R*REP*T); bytes[112] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k112_lora_b_wq_grad_in */
+    flops[113] = (double)(4*B*HD2*KVH*R*REP*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k113_lora_a_wq_grad_in */
+    flops[114] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[114] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k114_wq_grad_in */
+    flops[115] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[115] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k115_rmsnorm_grad */
+    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k116_grad_lora_a_wq */
+    flops[117] = (double)(4*B*HD2*KVH*R*REP*T); bytes[117] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k117_grad_lora_b_wq */
+    flops[118] = (double)(4*B*HD2*KVH*R*REP*T); bytes[118] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k118_grad_lora_a_wk */
+    flops[119] = (double)(4*B*HD2*KVH*R*T); bytes[119] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k119_grad_lora_b_wk */
+    flops[120] = (double)(4*B*HD2*KVH*R*REP*T); bytes[120] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k120_grad_lora_a_wv */
+    flops[121] = (double)(4*B*HD2*KVH*R*T); bytes[121] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k121_grad_lora_b_wv */
+    flops[122] = (double)(4*B*HD2*KVH*R*REP*T); bytes[122] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k122_grad_lora_a_wo */
+    flops[123] = (double)(4*B*HD2*KVH*R*REP*T); bytes[123] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k123_grad_lora_b_wo */
+    flops[124] = (double)(4*B*HD2*KVH*R*REP*T); bytes[124] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k124_grad_lora_a_w1 */
+    flops[125] = (double)(2*B*F*R*T); bytes[125] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_bf16_k125_grad_lora_b_w1 */
+    flops[126] = (double)(2*B*F*R*T); bytes[126] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_bf16_k126_grad_lora_a_w2 */
+    flops[127] = (double)(4*B*HD2*KVH*R*REP*T); bytes[127] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k127_grad_lora_b_w2 */
+    flops[128] = (double)(4*B*HD2*KVH*R*REP*T); bytes[128] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k128_grad_lora_a_w3 */
+    flops[129] = (double)(2*B*F*R*T); bytes[129] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_bf16_k129_grad_lora_b_w3 */
+    (void)args;
+}
+
+static void llama_train_lm_step_lora_bf16_run(const void *args) { llama_train_lm_step_lora_bf16((const llama_train_lm_step_lora_bf16_args *)args); }
+static long llama_train_lm_step_lora_bf16_arena(const void *args) { return llama_train_lm_step_lora_bf16_arena_floats((const llama_train_lm_step_lora_bf16_args *)args); }
+static void llama_train_lm_step_lora_bf16_cost(const void *args, double *f, double *b) { llama_train_lm_step_lora_bf16_costs((const llama_train_lm_step_lora_bf16_args *)args, f, b); }
+static const char *const llama_train_lm_step_lora_bf16_kernel_names[] = {
+    "lm_step_lora_bf16_k0_rope_tables",
+    "lm_step_lora_bf16_k1_embed",
+    "lm_step_lora_bf16_k2_rmsnorm",
+    "lm_step_lora_bf16_k3_wq",
+    "lm_step_lora_bf16_k4_lora_a_wq",
+    "lm_step_lora_bf16_k5_lora_b_wq",
+    "lm_step_lora_bf16_k6_rope",
+    "lm_step_lora_bf16_k7_wk",
+    "lm_step_lora_bf16_k8_lora_a_wk",
+    "lm_step_lora_bf16_k9_lora_b_wk",
+    "lm_step_lora_bf16_k10_rope",
+    "lm_step_lora_bf16_k11_wv",
+    "lm_step_lora_bf16_k12_lora_a_wv",
+    "lm_step_lora_bf16_k13_lora_b_wv",
+    "lm_step_lora_bf16_k14_lora",
+    "lm_step_lora_bf16_k15_scores_matmul",
+    "lm_step_lora_bf16_k16_attention",
+    "lm_step_lora_bf16_k17_saved_attn",
+    "lm_step_lora_bf16_k18_wo",
+    "lm_step_lora_bf16_k19_lora_a_wo",
+    "lm_step_lora_bf16_k20_lora_b_wo",
+    "lm_step_lora_bf16_k21_lora",
+    "lm_step_lora_bf16_k22_rmsnorm",
+    "lm_step_lora_bf16_k23_w1",
+    "lm_step_lora_bf16_k24_lora_a_w1",
+    "lm_step_lora_bf16_k25_lora_b_w1",
+    "lm_step_lora_bf16_k26_lora",
+    "lm_step_lora_bf16_k27_w3",
+    "lm_step_lora_bf16_k28_lora_a_w3",
+    "lm_step_lora_bf16_k29_lora_b_w3",
+    "lm_step_lora_bf16_k30_lora",
+    "lm_step_lora_bf16_k31_silu",
+    "lm_step_lora_bf16_k32_w2",
+    "lm_step_lora_bf16_k33_lora_a_w2",
+    "lm_step_lora_bf16_k34_lora_b_w2",
+    "lm_step_lora_bf16_k35_lora",
+    "lm_step_lora_bf16_k36_reshape",
+    "lm_step_lora_bf16_k37_expand",
+    "lm_step_lora_bf16_k38_lm_head",
+    "lm_step_lora_bf16_k39_rmsnorm",
+    "lm_step_lora_bf16_k40_rmsnorm",
+    "lm_step_lora_bf16_k41_lm_head",
+    "lm_step_lora_bf16_k42_log_softmax",
+    "lm_step_lora_bf16_k43_log_softmax",
+    "lm_step_lora_bf16_k44_cross_entropy",
+    "lm_step_lora_bf16_k45_cross_entropy",
+    "lm_step_lora_bf16_k46_log_softmax",
+    "lm_step_lora_bf16_k47_cross_entropy",
+    "lm_step_lora_bf16_k48_token_stats",
+    "lm_step_lora_bf16_k49_token_stats",
+    "lm_step_lora_bf16_k50_log_softmax_grad",
+    "lm_step_lora_bf16_k51_lm_head_grad_in",
+    "lm_step_lora_bf16_k52_rmsnorm_grad",
+    "lm_step_lora_bf16_k53_rmsnorm_grad_scatter_add",
+    "lm_step_lora_bf16_k54_lm_chunk",
+    "lm_step_lora_bf16_k55_lm_chunk",
+    "lm_step_lora_bf16_k56_lm_chunk",
+    "lm_step_lora_bf16_k57_lm_chunk",
+    "lm_step_lora_bf16_k58_rmsnorm",
+    "lm_step_lora_bf16_k59_rmsnorm",
+    "lm_step_lora_bf16_k60_lora_a_wq",
+    "lm_step_lora_bf16_k61_lora_a_wk",
+    "lm_step_lora_bf16_k62_lora_a_wv",
+    "lm_step_lora_bf16_k63_scores_matmul",
+    "lm_step_lora_bf16_k64_attention",
+    "lm_step_lora_bf16_k65_softmax",
+    "lm_step_lora_bf16_k66_softmax",
+    "lm_step_lora_bf16_k67_lora_a_wo",
+    "lm_step_lora_bf16_k68_rmsnorm",
+    "lm_step_lora_bf16_k69_rmsnorm",
+    "lm_step_lora_bf16_k70_lora_a_w1",
+    "lm_step_lora_bf16_k71_silu",
+    "lm_step_lora_bf16_k72_lora_a_w3",
+    "lm_step_lora_bf16_k73_gate_up",
+    "lm_step_lora_bf16_k74_lora_a_w2",
+    "lm_step_lora_bf16_k75_lora",
+    "lm_step_lora_bf16_k76_lora_b_w2_grad_in",
+    "lm_step_lora_bf16_k77_lora_a_w2_grad_in",
+    "lm_step_lora_bf16_k78_w2_grad_in",
+    "lm_step_lora_bf16_k79_ffn_grad",
+    "lm_step_lora_bf16_k80_lora",
+    "lm_step_lora_bf16_k81_lora_b_w3_grad_in",
+    "lm_step_lora_bf16_k82_lora_a_w3_grad_in",
+    "lm_step_lora_bf16_k83_w3_grad_in",
+    "lm_step_lora_bf16_k84_silu_grad",
+    "lm_step_lora_bf16_k85_lora",
+    "lm_step_lora_bf16_k86_lora_b_w1_grad_in",
+    "lm_step_lora_bf16_k87_lora_a_w1_grad_in",
+    "lm_step_lora_bf16_k88_w1_grad_in",
+    "lm_step_lora_bf16_k89_rmsnorm_grad",
+    "lm_step_lora_bf16_k90_lora",
+    "lm_step_lora_bf16_k91_lora_b_wo_grad_in",
+    "lm_step_lora_bf16_k92_lora_a_wo_grad_in",
+    "lm_step_lora_bf16_k93_wo_grad_in",
+    "lm_step_lora_bf16_k94_attention_grad",
+    "lm_step_lora_bf16_k95_attention_grad_matmul",
+    "lm_step_lora_bf16_k96_softmax_grad",
+    "lm_step_lora_bf16_k97_scores_grad_matmul",
+    "lm_step_lora_bf16_k98_attention_grad_matmul",
+    "lm_step_lora_bf16_k99_attention_grad_matmul",
+    "lm_step_lora_bf16_k100_attention_grad",
+    "lm_step_lora_bf16_k101_lora_b_wv_grad_in",
+    "lm_step_lora_bf16_k102_lora_a_wv_grad_in",
+    "lm_step_lora_bf16_k103_attention_grad",
+    "lm_step_lora_bf16_k104_wv_grad_in",
+    "lm_step_lora_bf16_k105_rope_grad",
+    "lm_step_lora_bf16_k106_lora",
+    "lm_step_lora_bf16_k107_lora_b_wk_grad_in",
+    "lm_step_lora_bf16_k108_lora_a_wk_grad_in",
+    "lm_step_lora_bf16_k109_wk_grad_in",
+    "lm_step_lora_bf16_k110_rope_grad",
+    "lm_step_lora_bf16_k111_lora",
+    "lm_step_lora_bf16_k112_lora_b_wq_grad_in",
+    "lm_step_lora_bf16_k113_lora_a_wq_grad_in",
+    "lm_step_lora_bf16_k114_wq_grad_in",
+    "lm_step_lora_bf16_k115_rmsnorm_grad",
+    "lm_step_lora_bf16_k116_grad_lora_a_wq",
+    "lm_step_lora_bf16_k117_grad_lora_b_wq",
+    "lm_step_lora_bf16_k118_grad_lora_a_wk",
+    "lm_step_lora_bf16_k119_grad_lora_b_wk",
+    "lm_step_lora_bf16_k120_grad_lora_a_wv",
+    "lm_step_lora_bf16_k121_grad_lora_b_wv",
+    "lm_step_lora_bf16_k122_grad_lora_a_wo",
+    "lm_step_lora_bf16_k123_grad_lora_b_wo",
+    "lm_step_lora_bf16_k124_grad_lora_a_w1",
+    "lm_step_lora_bf16_k125_grad_lora_b_w1",
+    "lm_step_lora_bf16_k126_grad_lora_a_w2",
+    "lm_step_lora_bf16_k127_grad_lora_b_w2",
+    "lm_step_lora_bf16_k128_grad_lora_a_w3",
+    "lm_step_lora_bf16_k129_grad_lora_b_w3",
+};
+const la_program_info llama_train_lm_step_lora_bf16_info = { "llama_train.lm_step_lora_bf16", 77, 130, llama_train_lm_step_lora_bf16_kernel_names, llama_train_lm_step_lora_bf16_run, llama_train_lm_step_lora_bf16_arena, llama_train_lm_step_lora_bf16_cost };
+
 /* ===== program 'lm_step_lora_dropout' ===== */
 
 /* lm_step_lora_dropout_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */

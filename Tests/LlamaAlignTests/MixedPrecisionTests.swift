@@ -118,13 +118,36 @@ import KernelRuntime
         print("bf16 DPO, 20 steps: worst relative loss difference \(worst), worst reward-margin difference \(margins)")
     }
 
+    /// LoRA (`lm_step_lora_bf16`): 60 SFT steps of the adapters follow the float32 run.
+    @Test func loraLossCurveFollowsFloat32() throws {
+        let extra: [String: Any] = ["max_steps": 60, "learning_rate": 1e-3, "eval_steps": 0, "lora": true, "lora_rank": 4]
+        let f32 = try Demo.args(.sft, extra)
+        var on = extra; on["bf16"] = true
+        let bf16 = try Demo.args(.sft, on)
+        #expect(bf16.bf16)
+        try TrainingRun(args: f32, task: .sft).run()
+        try TrainingRun(args: bf16, task: .sft).run()
+        let a = try Demo.metrics(f32.outputDir).filter { $0["loss"] != nil }, b = try Demo.metrics(bf16.outputDir).filter { $0["loss"] != nil }
+        #expect(a.count == 60 && b.count == 60)
+        var worst = 0.0
+        for (x, y) in zip(a, b) { worst = max(worst, Self.relative(y["loss"] ?? .nan, x["loss"] ?? .nan)) }
+        #expect(worst < Self.tolerance, "bf16 LoRA loss curve: worst relative difference \(worst)")
+        print("bf16 LoRA SFT, 60 steps: worst relative loss difference \(worst)")
+    }
+
     /// Where bf16 cannot apply: the library refuses it in one line; an argument file notes it and trains in float32.
     @Test func unsupportedCombinationsSaySo() throws {
         let weights = try TorchGolden.tensors("model")
+        var dropout = try LoRAConfig(rank: 2)
+        dropout.dropout = 0.1
         #expect(throws: RuntimeError.self) {
-            try LMTrainer(parameters: ParameterStore(weights: weights, lora: LoRAConfig(rank: 2)), bf16: true)
+            try LMTrainer(parameters: ParameterStore(weights: weights, lora: dropout), bf16: true)
         }
-        let a = try Demo.args(.sft, ["bf16": true, "lora": true])
+        #expect(throws: RuntimeError.self) {
+            try LMTrainer(parameters: ParameterStore(weights: weights, prefix: PrefixConfig(tokens: 2)), bf16: true)
+        }
+        let a = try Demo.args(.sft, ["bf16": true, "lora": true, "lora_dropout": 0.1])
         #expect(!a.bf16 && a.ignoredNotes.contains { $0.contains("'bf16' has no effect here") })
+        #expect(try Demo.args(.sft, ["bf16": true, "lora": true]).bf16)
     }
 }
