@@ -177,6 +177,92 @@ LA_BF_TARGET static void la_bf16_gemm(int ta, int tb, long M, long N, long K, co
         }
     }
 }
+/* A weight's packed bf16 copy, kept for one program call: a product in a repeated stage that
+   reads the same (not per-layer) weight each iteration — the vocabulary head, once per chunk —
+   packs it once per call instead of once per iteration. la_bf16_epoch is bumped at each bf16
+   program's entry, so a copy never outlives the call that made it (AdamW changes the weights
+   between calls). */
+typedef struct {
+    const float *src;
+    long ld, n, k;
+    int tb;
+    unsigned long epoch;
+    uint32_t *packed;
+    size_t cap;
+} la_bf16_packed;
+static unsigned long la_bf16_epoch;
+/* The copies of this file's kernels, one per layout of B (stored [K, N], or [N, K]: tb). */
+static la_bf16_packed la_bf16_weights[2];
+
+/* op(B)[K,N] packed whole: blocks of KC values of K, each as its panels of 32 columns
+   (block kb's panel j at kb·(KC/2)·panels·32 + j·kp·32, kp its pairs). */
+LA_BF_TARGET static const uint32_t *la_bf16_pack_whole(la_bf16_packed *w, int tb, long N, long K, const float *B, long ldb) {
+    if (w->packed && w->src == B && w->epoch == la_bf16_epoch && w->ld == ldb && w->n == N && w->k == K && w->tb == tb) return w->packed;
+    const long panels = (N + LA_BF_NR - 1) / LA_BF_NR, blocks = (K + LA_BF_KC - 1) / LA_BF_KC;
+    const size_t need = (size_t)blocks * (LA_BF_KC / 2) * panels * LA_BF_NR;
+    if (need > w->cap) {
+        free(w->packed);
+        w->packed = aligned_alloc(64, need * sizeof(uint32_t));
+        if (!w->packed) { fputs("llama-align: out of memory for a weight's packed bf16 copy\n", stderr); exit(1); }
+        w->cap = need;
+    }
+    uint32_t *dst = w->packed;
+    #pragma omp parallel for collapse(2) if (N * K >= (1L << 16))
+    for (long kb = 0; kb < blocks; kb++)
+        for (long j = 0; j < panels; j++) {
+            const long k0 = kb * LA_BF_KC, kc = K - k0 < LA_BF_KC ? K - k0 : LA_BF_KC, nc = N - j * LA_BF_NR;
+            la_bf_pack_b(tb, B, ldb, j * LA_BF_NR, nc < LA_BF_NR ? nc : LA_BF_NR, k0, kc,
+                         dst + (size_t)kb * (LA_BF_KC / 2) * panels * LA_BF_NR + (size_t)j * ((kc + 1) / 2) * LA_BF_NR);
+        }
+    w->src = B; w->ld = ldb; w->n = N; w->k = K; w->tb = tb; w->epoch = la_bf16_epoch;
+    return w->packed;
+}
+
+/* C[M, panels j0..j1 of N] on the calling thread, op(B) packed whole (la_bf16_pack_whole). */
+LA_BF_TARGET static void la_bf16_gemm_packed_serial(int ta, long M, long j0, long j1, long N, long K, const float *A, long lda,
+                                                  const uint32_t *Bw, float beta, float *C, long ldc) {
+    if (M <= 0 || j1 <= j0) return;
+    if (!la_bf_work) {
+        la_bf_work = aligned_alloc(64, sizeof(uint32_t) * (LA_BF_KC / 2) * (LA_BF_MC + LA_BF_NC));
+        if (!la_bf_work) { fputs("llama-align: out of memory for the bf16 products' packing workspace (2 MiB a thread)\n", stderr); exit(1); }
+    }
+    uint32_t *Ap = la_bf_work;
+    const long panels = (N + LA_BF_NR - 1) / LA_BF_NR;
+    for (long k0 = 0; k0 < K; k0 += LA_BF_KC) {
+        const long kc = K - k0 < LA_BF_KC ? K - k0 : LA_BF_KC, kp = (kc + 1) / 2;
+        const uint32_t *Bk = Bw + (size_t)(k0 / LA_BF_KC) * (LA_BF_KC / 2) * panels * LA_BF_NR;
+        for (long m0 = 0; m0 < M; m0 += LA_BF_MC) {
+            const long mc = M - m0 < LA_BF_MC ? M - m0 : LA_BF_MC;
+            la_bf_pack_a(ta, A, lda, m0, mc, k0, kc, Ap);
+            for (long j = j0; j < j1; j++)
+                for (long i = 0; i < mc; i += LA_BF_MR)
+                    la_bf_tile(kp, Ap + (i / LA_BF_MR) * kp * LA_BF_MR, Bk + (size_t)j * kp * LA_BF_NR,
+                               C + (m0 + i) * ldc + j * LA_BF_NR, ldc, mc - i < LA_BF_MR ? mc - i : LA_BF_MR,
+                               N - j * LA_BF_NR < LA_BF_NR ? N - j * LA_BF_NR : LA_BF_NR, k0 == 0, beta);
+        }
+    }
+}
+
+/* la_bf16_gemm with B a weight kept packed in `w` for the call: threads split C's rows, or
+   its panels of 32 columns when C is wider than tall. */
+LA_BF_TARGET static void la_bf16_gemm_weight(la_bf16_packed *w, int ta, int tb, long M, long N, long K, const float *A, long lda,
+                                           const float *B, long ldb, float beta, float *C, long ldc) {
+    if (M <= 0 || N <= 0 || K <= 0) { la_bf16_gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc); return; }
+    la_blas_pool(0);
+    const uint32_t *Bw = la_bf16_pack_whole(w, tb, N, K, B, ldb);
+    const long panels = (N + LA_BF_NR - 1) / LA_BF_NR;
+    const int parallel = M * N * K >= (1L << 17);
+    #pragma omp parallel if (parallel)
+    {
+        const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+        if (M >= N) {
+            const long lo = M * p / parts, hi = M * (p + 1) / parts;
+            la_bf16_gemm_packed_serial(ta, hi - lo, 0, panels, N, K, A + (ta ? lo : lo * lda), lda, Bw, beta, C + lo * ldc, ldc);
+        } else {
+            la_bf16_gemm_packed_serial(ta, M, panels * p / parts, panels * (p + 1) / parts, N, K, A, lda, Bw, beta, C, ldc);
+        }
+    }
+}
 /* ===== program 'sgemm' ===== */
 
 /* sgemm_k0_c: c[M, N] = a · bᵀ */
@@ -264,6 +350,7 @@ void bench_sgemm_bf16(const bench_sgemm_bf16_args *args) {
     long off[1];
     bench_sgemm_bf16_layout(args, off);
     double *prof = args->kernel_ns;
+    la_bf16_epoch++;
     const float *a = args->a;
     const float *b = args->b;
     float *c = args->c;

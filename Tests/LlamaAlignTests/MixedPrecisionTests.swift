@@ -76,6 +76,21 @@ import KernelRuntime
         print("bf16 vs torch golden: loss \(Self.relative(losses[0], want)), worst gradient \(worst.name) \(worst.error)")
     }
 
+    /// The head is packed once per program call (`la_bf16_gemm_weight`): after AdamW changed it in
+    /// place, the next step sees the new weights, exactly as a fresh trainer holding them does.
+    @Test func aStepAfterAnUpdateSeesTheNewWeights() throws {
+        let golden = try TorchGolden.load()
+        let t = try LMTrainer(parameters: ParameterStore(weights: TorchGolden.tensors("model")), optimizer: golden.optimizerSettings, bf16: true)
+        _ = try t.trainStep([golden.tokenBatch], lr: 1e-2)
+        let fresh = try LMTrainer(parameters: ParameterStore(weights: t.parameters.weights()), optimizer: golden.optimizerSettings, bf16: true)
+        t.zeroGradients()
+        fresh.zeroGradients()
+        let a = try t.accumulateGradients([golden.tokenBatch]).loss, b = try fresh.accumulateGradients([golden.tokenBatch]).loss
+        #expect(a == b, "after an update: \(a) in place, \(b) fresh")
+        let sameGradient = t.gradient("lm_head") == fresh.gradient("lm_head")
+        #expect(sameGradient, "the head's gradient differs after an update")
+    }
+
     /// A 200-step SFT run with `bf16: true` follows the float32 run's loss curve.
     @Test func sftLossCurveFollowsFloat32() throws {
         let extra: [String: Any] = ["max_steps": 200, "learning_rate": 1e-3, "eval_steps": 0]

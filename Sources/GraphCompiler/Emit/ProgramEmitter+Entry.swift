@@ -79,6 +79,8 @@ extension ProgramEmitter {
         let entryStart = t.utf8.count
         t += "    long off[\(max(slots, 1))];\n    \(prefix)_layout(args, off);\n"
         t += "    double *prof = args->kernel_ns;\n"
+        // (a new call: the weights kept packed by the last one are stale)
+        if program.matmulPrecision == .bf16 { t += "    la_bf16_epoch++;\n" }
         var arenaNames: [Int] = []
         for root in plan.kernels.flatMap(\.roots) { if case .arena(let s)? = plan.storage[root], !arenaNames.contains(s) { arenaNames.append(s) } }
         for s in arenaNames.sorted() { t += "    float *t\(s) = args->arena + off[\(memory.slotOf[s] ?? 0)];\n" }

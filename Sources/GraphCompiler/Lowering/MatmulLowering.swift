@@ -83,6 +83,16 @@ enum MatmulLowering {
         return lowering.lines
     }
 
+    /// The name of a weight (a parameter that is not per-layer) read whole as operand `input` by
+    /// a product of a repeated stage: the same matrix every iteration (the vocabulary head in
+    /// `lm_chunk`), so a bf16 program packs it once per call. nil otherwise.
+    static func repeatedWeight(_ plan: FusionPlan, _ k: Kernel, _ input: Int) -> String? {
+        guard plan.program.stages[k.stage].count != nil, let v = plan.stridedView(input),
+              v.offset.isEmpty || v.offset.sumExpr == "0",
+              case .param(let name) = plan.node(v.base).op, plan.program.decl(name)?.perLayer == false else { return nil }
+        return name
+    }
+
     static func body(_ plan: FusionPlan, _ k: Kernel, buffer: (Int) -> String) throws -> [String] {
         // A write-slice root accumulates its matmul into the target: C = A·B + C (β = 1).
         let n = plan.node(plan.matmulNode(of: k.root))
@@ -133,6 +143,11 @@ enum MatmulLowering {
         }
         // One product: the runtime splits C along its longer side over the threads.
         let call = Call(a: a, b: b, k: kk.cExpr, beta: beta, ldc: ldc, pa: a.pointer, pb: b.pointer, pc: cBase)
+        if precision == .bf16, repeatedWeight(plan, k, n.inputs[1]) != nil {
+            return ["/* the weight, packed once per program call */",
+                    BF16GemmLowering.weightCall(ta: a.trans, tb: b.trans, m: m.cExpr, n: nn.cExpr, k: kk.cExpr,
+                                                a: a.pointer, lda: a.ld, b: b.pointer, ldb: b.ld, beta: beta, c: cBase, ldc: ldc)]
+        }
         let gemm = call.text("la_gemm", m: m.cExpr, n: nn.cExpr, precision: precision)
         // `x · Wᵀ` with W stored [N, K] (a weight): one row of x (decode) is a matrix-vector
         // product emitted here, the rest goes to the BLAS (training's bf16 products never have one row).
