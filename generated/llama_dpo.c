@@ -8,6 +8,264 @@
 #include <immintrin.h>  /* AVX-512 VNNI int8 dot products (QuantGemvLowering) */
 #endif
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <immintrin.h>
+
+/* bf16 products: C[M,N] = op(A)[M,K] · op(B)[K,N] + beta · C, row major, fp32 in memory. Each
+   operand is rounded to bf16 (nearest even) while it is packed — the only pass over it — into
+   the layout of vdpbf16ps: A as tiles of 12 rows × pairs of K, B as panels of 32 columns ×
+   pairs of K; the products accumulate in fp32. Blocks: KC values of K, MC rows of A (in L2),
+   NC columns of B (in L2). Each thread packs into its own workspace, grown once. */
+#define LA_BF_MR 12
+#define LA_BF_NR 32
+#define LA_BF_KC 256
+#define LA_BF_MC 96
+#define LA_BF_NC 4096
+#define LA_BF_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+
+static _Thread_local uint32_t *la_bf_work;
+
+/* 16 floats at p (the first n; the rest 0) rounded to bf16, each in the low half of a lane. */
+LA_BF_TARGET static inline __m512i la_bf_load16(const float *p, long n) {
+    __m512 x = n >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)((1u << (n > 0 ? n : 0)) - 1), p);
+    return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x));
+}
+/* Pairs of consecutive floats (k, k+1) at p: 16 pairs, the first n floats (rest 0). */
+LA_BF_TARGET static inline __m512i la_bf_pairs16(const float *p, long n) {
+    __m512 lo = n >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)((1u << (n > 0 ? n : 0)) - 1), p);
+    long m = n - 16;
+    __m512 hi = m >= 16 ? _mm512_loadu_ps(p + 16) : _mm512_maskz_loadu_ps((__mmask16)((1u << (m > 0 ? m : 0)) - 1), p + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
+/* Ap[t][p][r] = pair (k0+2p, k0+2p+1) of row i0 + 12t + r of op(A), rows past mc and K past kc 0. */
+LA_BF_TARGET static void la_bf_pack_a(int ta, const float *A, long lda, long i0, long mc, long k0, long kc, uint32_t *Ap) {
+    const long kp = (kc + 1) / 2, tiles = (mc + LA_BF_MR - 1) / LA_BF_MR;
+    memset(Ap, 0, sizeof *Ap * tiles * kp * LA_BF_MR);
+    uint32_t tmp[16] __attribute__((aligned(64)));
+    if (!ta) {
+        /* a row of A: 32 values of K at a time */
+        for (long r = 0; r < mc; r++) {
+            const float *row = A + (i0 + r) * lda + k0;
+            uint32_t *dst = Ap + (r / LA_BF_MR) * kp * LA_BF_MR + r % LA_BF_MR;
+            for (long p = 0; p < kp; p += 16) {
+                _mm512_store_si512(tmp, la_bf_pairs16(row + 2 * p, kc - 2 * p));
+                const long q1 = kp - p < 16 ? kp - p : 16;
+                for (long q = 0; q < q1; q++) dst[(p + q) * LA_BF_MR] = tmp[q];
+            }
+        }
+    } else {
+        /* A stored [K, M]: 16 rows of op(A) at a time from two rows of A */
+        for (long p = 0; p < kp; p++) {
+            const float *lo = A + (k0 + 2 * p) * lda + i0, *hi = lo + lda;
+            const int has_hi = 2 * p + 1 < kc;
+            for (long r = 0; r < mc; r += 16) {
+                __m512i v = la_bf_load16(lo + r, mc - r);
+                if (has_hi) v = _mm512_or_si512(v, _mm512_slli_epi32(la_bf_load16(hi + r, mc - r), 16));
+                _mm512_store_si512(tmp, v);
+                const long q1 = mc - r < 16 ? mc - r : 16;
+                for (long q = 0; q < q1; q++) Ap[((r + q) / LA_BF_MR) * kp * LA_BF_MR + p * LA_BF_MR + (r + q) % LA_BF_MR] = tmp[q];
+            }
+        }
+    }
+}
+
+/* Bp[j][p][c] = pair (k0+2p, k0+2p+1) of column n0 + 32j + c of op(B), columns past nc and K past kc 0. */
+LA_BF_TARGET static void la_bf_pack_b(int tb, const float *B, long ldb, long n0, long nc, long k0, long kc, uint32_t *Bp) {
+    const long kp = (kc + 1) / 2, panels = (nc + LA_BF_NR - 1) / LA_BF_NR;
+    if (!tb) {
+        /* B stored [K, N]: 16 columns from two rows of B */
+        for (long j = 0; j < panels; j++)
+            for (long p = 0; p < kp; p++) {
+                const float *lo = B + (k0 + 2 * p) * ldb + n0 + j * LA_BF_NR, *hi = lo + ldb;
+                const int has_hi = 2 * p + 1 < kc;
+                for (long c = 0; c < LA_BF_NR; c += 16) {
+                    const long n = nc - j * LA_BF_NR - c;
+                    __m512i v = la_bf_load16(lo + c, n);
+                    if (has_hi) v = _mm512_or_si512(v, _mm512_slli_epi32(la_bf_load16(hi + c, n), 16));
+                    _mm512_store_si512(Bp + (j * kp + p) * LA_BF_NR + c, v);
+                }
+            }
+    } else {
+        /* B stored [N, K] (a weight in x·Wᵀ): 32 values of K of one column at a time */
+        uint32_t tmp[16] __attribute__((aligned(64)));
+        memset(Bp, 0, sizeof *Bp * panels * kp * LA_BF_NR);
+        for (long c = 0; c < nc; c++) {
+            const float *col = B + (n0 + c) * ldb + k0;
+            uint32_t *dst = Bp + (c / LA_BF_NR) * kp * LA_BF_NR + c % LA_BF_NR;
+            for (long p = 0; p < kp; p += 16) {
+                _mm512_store_si512(tmp, la_bf_pairs16(col + 2 * p, kc - 2 * p));
+                const long q1 = kp - p < 16 ? kp - p : 16;
+                for (long q = 0; q < q1; q++) dst[(p + q) * LA_BF_NR] = tmp[q];
+            }
+        }
+    }
+}
+
+/* C[mr, nr] (mr ≤ 12, nr ≤ 32) = Σ_p Ap[p] · Bp[p] + (first ? beta·C : C): 24 fp32 accumulators. */
+LA_BF_TARGET static void la_bf_tile(long kp, const uint32_t *restrict ap, const uint32_t *restrict bp, float *restrict c, long ldc,
+                                  long mr, long nr, int first, float beta) {
+    __m512 acc[LA_BF_MR][2];
+    for (int i = 0; i < LA_BF_MR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
+    for (long p = 0; p < kp; p++) {
+        const __m512bh b0 = (__m512bh)_mm512_load_si512(bp + p * LA_BF_NR), b1 = (__m512bh)_mm512_load_si512(bp + p * LA_BF_NR + 16);
+        for (int i = 0; i < LA_BF_MR; i++) {
+            const __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[p * LA_BF_MR + i]);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
+            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
+        }
+    }
+    const __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1), m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    const float b = first ? beta : 1.0f;
+    for (int i = 0; i < LA_BF_MR; i++) {
+        if (i >= mr) break;
+        float *ci = c + i * ldc;
+        __m512 x0 = acc[i][0], x1 = acc[i][1];
+        if (b != 0.0f) {
+            x0 = _mm512_fmadd_ps(_mm512_set1_ps(b), _mm512_maskz_loadu_ps(m0, ci), x0);
+            x1 = _mm512_fmadd_ps(_mm512_set1_ps(b), _mm512_maskz_loadu_ps(m1, ci + 16), x1);
+        }
+        _mm512_mask_storeu_ps(ci, m0, x0);
+        _mm512_mask_storeu_ps(ci + 16, m1, x1);
+    }
+}
+
+/* The product on the calling thread. */
+LA_BF_TARGET static void la_bf16_gemm_serial(int ta, int tb, long M, long N, long K, const float *A, long lda,
+                                           const float *B, long ldb, float beta, float *C, long ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (!la_bf_work) {
+        la_bf_work = aligned_alloc(64, sizeof(uint32_t) * (LA_BF_KC / 2) * (LA_BF_MC + LA_BF_NC));
+        if (!la_bf_work) { fputs("llama-align: out of memory for the bf16 products' packing workspace (2 MiB a thread)\n", stderr); exit(1); }
+    }
+    uint32_t *Ap = la_bf_work, *Bp = la_bf_work + (LA_BF_KC / 2) * LA_BF_MC;
+    if (K <= 0) { /* C = beta·C */
+        for (long i = 0; i < M; i++) for (long j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return;
+    }
+    for (long k0 = 0; k0 < K; k0 += LA_BF_KC) {
+        const long kc = K - k0 < LA_BF_KC ? K - k0 : LA_BF_KC, kp = (kc + 1) / 2;
+        for (long n0 = 0; n0 < N; n0 += LA_BF_NC) {
+            const long nc = N - n0 < LA_BF_NC ? N - n0 : LA_BF_NC;
+            la_bf_pack_b(tb, B, ldb, n0, nc, k0, kc, Bp);
+            for (long m0 = 0; m0 < M; m0 += LA_BF_MC) {
+                const long mc = M - m0 < LA_BF_MC ? M - m0 : LA_BF_MC;
+                la_bf_pack_a(ta, A, lda, m0, mc, k0, kc, Ap);
+                for (long j = 0; j < nc; j += LA_BF_NR)
+                    for (long i = 0; i < mc; i += LA_BF_MR)
+                        la_bf_tile(kp, Ap + (i / LA_BF_MR) * kp * LA_BF_MR, Bp + (j / LA_BF_NR) * kp * LA_BF_NR,
+                                   C + (m0 + i) * ldc + n0 + j, ldc, mc - i < LA_BF_MR ? mc - i : LA_BF_MR,
+                                   nc - j < LA_BF_NR ? nc - j : LA_BF_NR, k0 == 0, beta);
+            }
+        }
+    }
+}
+
+/* The product split over the kernels' threads along C's longer side (as la_gemm does);
+   products under 2^17 multiply-adds stay on the calling thread. */
+LA_BF_TARGET static void la_bf16_gemm(int ta, int tb, long M, long N, long K, const float *A, long lda,
+                                    const float *B, long ldb, float beta, float *C, long ldc) {
+    const int parallel = M * N * K >= (1L << 17);
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel if (parallel)
+    {
+        const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+        if (M >= N) {
+            const long lo = M * p / parts, hi = M * (p + 1) / parts;
+            if (hi > lo) la_bf16_gemm_serial(ta, tb, hi - lo, N, K, A + (ta ? lo : lo * lda), lda, B, ldb, beta, C + lo * ldc, ldc);
+        } else {
+            const long lo = N * p / parts, hi = N * (p + 1) / parts;
+            if (hi > lo) la_bf16_gemm_serial(ta, tb, M, hi - lo, K, A, lda, B + (tb ? lo * ldb : lo), ldb, beta, C + lo, ldc);
+        }
+    }
+}
+/* A weight's packed bf16 copy, kept for one program call: a product in a repeated stage that
+   reads the same (not per-layer) weight each iteration — the vocabulary head, once per chunk —
+   packs it once per call instead of once per iteration. la_bf16_epoch is bumped at each bf16
+   program's entry, so a copy never outlives the call that made it (AdamW changes the weights
+   between calls). */
+typedef struct {
+    const float *src;
+    long ld, n, k;
+    int tb;
+    unsigned long epoch;
+    uint32_t *packed;
+    size_t cap;
+} la_bf16_packed;
+static unsigned long la_bf16_epoch;
+/* The copies of this file's kernels, one per layout of B (stored [K, N], or [N, K]: tb). */
+static la_bf16_packed la_bf16_weights[2];
+
+/* op(B)[K,N] packed whole: blocks of KC values of K, each as its panels of 32 columns
+   (block kb's panel j at kb·(KC/2)·panels·32 + j·kp·32, kp its pairs). */
+LA_BF_TARGET static const uint32_t *la_bf16_pack_whole(la_bf16_packed *w, int tb, long N, long K, const float *B, long ldb) {
+    if (w->packed && w->src == B && w->epoch == la_bf16_epoch && w->ld == ldb && w->n == N && w->k == K && w->tb == tb) return w->packed;
+    const long panels = (N + LA_BF_NR - 1) / LA_BF_NR, blocks = (K + LA_BF_KC - 1) / LA_BF_KC;
+    const size_t need = (size_t)blocks * (LA_BF_KC / 2) * panels * LA_BF_NR;
+    if (need > w->cap) {
+        free(w->packed);
+        w->packed = aligned_alloc(64, need * sizeof(uint32_t));
+        if (!w->packed) { fputs("llama-align: out of memory for a weight's packed bf16 copy\n", stderr); exit(1); }
+        w->cap = need;
+    }
+    uint32_t *dst = w->packed;
+    #pragma omp parallel for collapse(2) if (N * K >= (1L << 16))
+    for (long kb = 0; kb < blocks; kb++)
+        for (long j = 0; j < panels; j++) {
+            const long k0 = kb * LA_BF_KC, kc = K - k0 < LA_BF_KC ? K - k0 : LA_BF_KC, nc = N - j * LA_BF_NR;
+            la_bf_pack_b(tb, B, ldb, j * LA_BF_NR, nc < LA_BF_NR ? nc : LA_BF_NR, k0, kc,
+                         dst + (size_t)kb * (LA_BF_KC / 2) * panels * LA_BF_NR + (size_t)j * ((kc + 1) / 2) * LA_BF_NR);
+        }
+    w->src = B; w->ld = ldb; w->n = N; w->k = K; w->tb = tb; w->epoch = la_bf16_epoch;
+    return w->packed;
+}
+
+/* C[M, panels j0..j1 of N] on the calling thread, op(B) packed whole (la_bf16_pack_whole). */
+LA_BF_TARGET static void la_bf16_gemm_packed_serial(int ta, long M, long j0, long j1, long N, long K, const float *A, long lda,
+                                                  const uint32_t *Bw, float beta, float *C, long ldc) {
+    if (M <= 0 || j1 <= j0) return;
+    if (!la_bf_work) {
+        la_bf_work = aligned_alloc(64, sizeof(uint32_t) * (LA_BF_KC / 2) * (LA_BF_MC + LA_BF_NC));
+        if (!la_bf_work) { fputs("llama-align: out of memory for the bf16 products' packing workspace (2 MiB a thread)\n", stderr); exit(1); }
+    }
+    uint32_t *Ap = la_bf_work;
+    const long panels = (N + LA_BF_NR - 1) / LA_BF_NR;
+    for (long k0 = 0; k0 < K; k0 += LA_BF_KC) {
+        const long kc = K - k0 < LA_BF_KC ? K - k0 : LA_BF_KC, kp = (kc + 1) / 2;
+        const uint32_t *Bk = Bw + (size_t)(k0 / LA_BF_KC) * (LA_BF_KC / 2) * panels * LA_BF_NR;
+        for (long m0 = 0; m0 < M; m0 += LA_BF_MC) {
+            const long mc = M - m0 < LA_BF_MC ? M - m0 : LA_BF_MC;
+            la_bf_pack_a(ta, A, lda, m0, mc, k0, kc, Ap);
+            for (long j = j0; j < j1; j++)
+                for (long i = 0; i < mc; i += LA_BF_MR)
+                    la_bf_tile(kp, Ap + (i / LA_BF_MR) * kp * LA_BF_MR, Bk + (size_t)j * kp * LA_BF_NR,
+                               C + (m0 + i) * ldc + j * LA_BF_NR, ldc, mc - i < LA_BF_MR ? mc - i : LA_BF_MR,
+                               N - j * LA_BF_NR < LA_BF_NR ? N - j * LA_BF_NR : LA_BF_NR, k0 == 0, beta);
+        }
+    }
+}
+
+/* la_bf16_gemm with B a weight kept packed in `w` for the call: threads split C's rows, or
+   its panels of 32 columns when C is wider than tall. */
+LA_BF_TARGET static void la_bf16_gemm_weight(la_bf16_packed *w, int ta, int tb, long M, long N, long K, const float *A, long lda,
+                                           const float *B, long ldb, float beta, float *C, long ldc) {
+    if (M <= 0 || N <= 0 || K <= 0) { la_bf16_gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc); return; }
+    la_blas_pool(0);
+    const uint32_t *Bw = la_bf16_pack_whole(w, tb, N, K, B, ldb);
+    const long panels = (N + LA_BF_NR - 1) / LA_BF_NR;
+    const int parallel = M * N * K >= (1L << 17);
+    #pragma omp parallel if (parallel)
+    {
+        const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+        if (M >= N) {
+            const long lo = M * p / parts, hi = M * (p + 1) / parts;
+            la_bf16_gemm_packed_serial(ta, hi - lo, 0, panels, N, K, A + (ta ? lo : lo * lda), lda, Bw, beta, C + lo * ldc, ldc);
+        } else {
+            la_bf16_gemm_packed_serial(ta, M, panels * p / parts, panels * (p + 1) / parts, N, K, A, lda, Bw, beta, C, ldc);
+        }
+    }
+}
 /* ===== program 'dpo_logps' ===== */
 
 /* dpo_logps_k0_rope_tables: t0 = cos(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
@@ -6449,6 +6707,10050 @@ static const char *const llama_dpo_dpo_loss_kernel_names[] = {
     "dpo_loss_k8_log_sigmoid_grad",
 };
 const la_program_info llama_dpo_dpo_loss_info = { "llama_dpo.dpo_loss", 19, 9, llama_dpo_dpo_loss_kernel_names, llama_dpo_dpo_loss_run, llama_dpo_dpo_loss_arena, llama_dpo_dpo_loss_cost };
+
+/* ===== program 'dpo_logps_bf16' ===== */
+
+/* dpo_logps_bf16_k0_rope_tables: t0 = cos(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
+static void dpo_logps_bf16_k0_rope_tables(float *restrict t0, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
+        for (long j = 0; j < n; j++) {
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_logps_bf16_k1_rope_tables: t1 = sin(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
+static void dpo_logps_bf16_k1_rope_tables(float *restrict t1, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
+        for (long j = 0; j < n; j++) {
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = sinf(v5);
+            t1[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_logps_bf16_k2_shared_prompt_mask: t2 = 1 - [segments = 1] · [segments = 2]  [rope_tables; shared_prompt_mask] */
+static void dpo_logps_bf16_k2_shared_prompt_mask(float *restrict t2, const int32_t *restrict segments, long B, long T) {
+    const long rows = B*T, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = 0;
+        const long i3 = (r) % T;
+        float v2 = (float)segments[(i0) * T + (i1) * T + i3];
+        float v3 = v2 == 2.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)segments[(i0) * T + j];
+            float v1 = v0 == 1.0f ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = 1.0f - v4;
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_logps_bf16_k3_embed: t3 = embed[ids]  [embed] */
+static void dpo_logps_bf16_k3_embed(float *restrict t3, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            t3[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_bf16_k4_rmsnorm: t4 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void dpo_logps_bf16_k4_rmsnorm(float *restrict t4, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t4[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_logps_bf16_k5_wq: t5[B*T, D] = t4 · wqᵀ  [layer/attention] */
+static void dpo_logps_bf16_k5_wq(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t4, D, wq, D, 0.0f, t5, D);
+}
+
+/* dpo_logps_bf16_k6_wk: t6[B*T, KVD] = t4 · wkᵀ  [layer/attention] */
+static void dpo_logps_bf16_k6_wk(float *restrict t6, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t4, D, wk, D, 0.0f, t6, KVD);
+}
+
+/* dpo_logps_bf16_k7_wv: t7[B*T, KVD] = t4 · wvᵀ  [layer/attention] */
+static void dpo_logps_bf16_k7_wv(float *restrict t7, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t4, D, wv, D, 0.0f, t7, KVD);
+}
+
+/* dpo_logps_bf16_k8_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void dpo_logps_bf16_k8_rope(float *restrict t8, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t5[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t5[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i3) * H + (i1) * REP + i2) * HD2 + j / 2) * 2 + 1]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t8[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_bf16_k9_rope: mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention/attention] */
+static void dpo_logps_bf16_k9_rope(float *restrict t9, const float *restrict t0, const float *restrict t1, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t6[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v2 = (t6[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t6[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v5 = (t6[((((i0) * T + i3) * KVH + i1) * HD2 + j / 2) * 2 + 1]) * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            t9[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_bf16_k10_scores_matmul: t10[B, KVH, REP, T, T] = t8 · t9ᵀ  [layer/attention/attention/scores] */
+static void dpo_logps_bf16_k10_scores_matmul(float *restrict t10, const float *restrict t8, const float *restrict t9, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, t8 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t9 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t10 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* dpo_logps_bf16_k11_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void dpo_logps_bf16_k11_attention(float *restrict t11, const float *restrict t2, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i3 = (r) % T;
+        float v3 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
+            float v4 = (t10[r * n + j0]) * v3;
+            float v5 = v2 != 0.0f ? v4 : (-INFINITY);
+            acc0 = fmaxf(acc0, v5);
+        }
+        float v11 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v6 = (float)i3 + 0.0f;
+            float v7 = (float)j1 <= v6 ? 1.0f : 0.0f;
+            float v8 = v7 * (t2[((i0) * T + i3) * T + j1]);
+            float v9 = (t10[r * n + j1]) * v3;
+            float v10 = v8 != 0.0f ? v9 : (-INFINITY);
+            float v12 = v10 - v11;
+            float v13 = la_expf(v12);
+            t11[r * n + j1] = v13;
+            acc1 += v13;
+        }
+        for (long j = 0; j < n; j++) {
+            float v14 = (t11[r * n + j]) / acc1;
+            t11[r * n + j] = v14;
+        }
+    }
+}
+
+/* dpo_logps_bf16_k12_attention_matmul: t12[B, KVH, REP, T, HD] = t11 · t7  [layer/attention/attention; layer/attention] */
+static void dpo_logps_bf16_k12_attention_matmul(float *restrict t12, const float *restrict t7, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 0, T, HD, T, t11 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t7 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t12 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* dpo_logps_bf16_k13_wo: t13[B*T, D] = t12 · woᵀ  [layer/attention] */
+static void dpo_logps_bf16_k13_wo(float *restrict t13, const float *restrict wo, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t12, D, wo, D, 0.0f, t13, D);
+}
+
+/* dpo_logps_bf16_k14_rmsnorm: t14 = ((carry0 + t13) · rsqrt(Σ((carry0 + t13)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer] */
+static void dpo_logps_bf16_k14_rmsnorm(float *restrict t14, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[r * n + j0] + t13[r * n + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[r * n + j] + t13[r * n + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (ffn_norm[j]);
+            t14[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_logps_bf16_k15_w1: t15[B*T, F] = t14 · w1ᵀ  [layer/ffn/gate_up] */
+static void dpo_logps_bf16_k15_w1(float *restrict t15, const float *restrict w1, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t14, D, w1, D, 0.0f, t15, F);
+}
+
+/* dpo_logps_bf16_k16_w3: t16[B*T, F] = t14 · w3ᵀ  [layer/ffn/gate_up] */
+static void dpo_logps_bf16_k16_w3(float *restrict t16, const float *restrict w3, const float *restrict t14, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t14, D, w3, D, 0.0f, t16, F);
+}
+
+/* dpo_logps_bf16_k17_silu: t17 = (t15 / (1 + exp(-t15))) · t16  [layer/ffn/gate_up; layer/ffn/gate_up/silu] */
+static void dpo_logps_bf16_k17_silu(float *restrict t17, const float *restrict t15, const float *restrict t16, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(t15[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (t15[r * n + j]) / v2;
+            float v4 = v3 * (t16[r * n + j]);
+            t17[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_logps_bf16_k18_w2: t18[B*T, D] = t17 · w2ᵀ  [layer/ffn] */
+static void dpo_logps_bf16_k18_w2(float *restrict t18, const float *restrict w2, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, F, t17, F, w2, F, 0.0f, t18, D);
+}
+
+/* dpo_logps_bf16_k19_layer: carry0_next = carry0 + t13 + t18  [layer/attention; layer; layer/ffn] */
+static void dpo_logps_bf16_k19_layer(float *restrict carry0_next, const float *restrict carry0, const float *restrict t13, const float *restrict t18, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t13[r * n + j];
+            float v1 = v0 + t18[r * n + j];
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* dpo_logps_bf16_k20_expand: t19 = 0 */
+static void dpo_logps_bf16_k20_expand(float *restrict t19, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        t19[j] = 0.0f;
+    }
+}
+
+/* dpo_logps_bf16_k21_rmsnorm: t20 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
+static void dpo_logps_bf16_k21_rmsnorm(float *restrict t20, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t20[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_logps_bf16_k22_lm_head: t21[CR, V] = t20 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
+static void dpo_logps_bf16_k22_lm_head(float *restrict t21, const float *restrict lm_head, const float *restrict t20, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t20, D, lm_head, D, 0.0f, t21, V);
+}
+
+/* dpo_logps_bf16_k23_log_softmax: t22 = max(t21)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_bf16_k23_log_softmax(float *restrict t22, const float *restrict t21, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t21[r * n + j0]);
+        }
+        t22[r] = acc0;
+    }
+}
+
+/* dpo_logps_bf16_k24_log_softmax: t23 = Σ(exp(t21 - t22))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_bf16_k24_log_softmax(float *restrict t23, const float *restrict t21, const float *restrict t22, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t22[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t21[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t23[r] = acc0;
+    }
+}
+
+/* dpo_logps_bf16_k25_cross_entropy: t24 = Σ((t21 - t22 - log(t23)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_logps_bf16_k25_cross_entropy(float *restrict t24, const float *restrict t21, const int32_t *restrict chosen_targets, const float *restrict t22, const float *restrict t23, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t22[i0];
+        float v2 = logf(t23[i0]);
+        float v4 = (float)chosen_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t21[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t24[r] = acc0;
+    }
+}
+
+/* dpo_logps_bf16_k26_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_bf16_k26_sequence_logps_scatter_add(float *restrict t25, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t24, long B, long CR) {
+    memset(t25, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t24[i0]);
+        float v1 = v0 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t25[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_logps_bf16_k27_cross_entropy: t26 = Σ((t21 - t22 - log(t23)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_logps_bf16_k27_cross_entropy(float *restrict t26, const float *restrict t21, const int32_t *restrict rejected_targets, const float *restrict t22, const float *restrict t23, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t22[i0];
+        float v2 = logf(t23[i0]);
+        float v4 = (float)rejected_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t21[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t26[r] = acc0;
+    }
+}
+
+/* dpo_logps_bf16_k28_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_bf16_k28_sequence_logps_scatter_add(float *restrict t27, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t26, long B, long CR) {
+    memset(t27, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t26[i0]);
+        float v1 = v0 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t27[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_logps_bf16_k29_sequence_logps: t28 = Σ(t21)  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_bf16_k29_sequence_logps(float *restrict t28, const float *restrict t21, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t21[r * n + j0];
+        }
+        t28[r] = acc0;
+    }
+}
+
+/* dpo_logps_bf16_k30_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_bf16_k30_sequence_logps_scatter_add(float *restrict t29, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t28, long B, long CR, long V) {
+    memset(t29, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t28[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t29[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_logps_bf16_k31_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_bf16_k31_sequence_logps_scatter_add(float *restrict t30, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t28, long B, long CR, long V) {
+    memset(t30, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t28[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t30[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_logps_bf16_k32_sequence_logps: carry1_next = carry1 + -t25  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_bf16_k32_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t25, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t25[j]);
+        float v1 = carry1[j] + v0;
+        carry1_next[j] = v1;
+    }
+}
+
+/* dpo_logps_bf16_k33_sequence_logps: carry2_next = carry2 + -t27  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_bf16_k33_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t27, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t27[j]);
+        float v1 = carry2[j] + v0;
+        carry2_next[j] = v1;
+    }
+}
+
+/* dpo_logps_bf16_k34_lm_chunk: carry3_next = carry3 + t29  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_bf16_k34_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t29, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry3[j] + t29[j];
+        carry3_next[j] = v0;
+    }
+}
+
+/* dpo_logps_bf16_k35_lm_chunk: carry4_next = carry4 + t30  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_bf16_k35_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t30, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry4[j] + t30[j];
+        carry4_next[j] = v0;
+    }
+}
+
+/* Arena: 18 slots planned for 36 kernels. */
+static long llama_dpo_dpo_logps_bf16_layout(const llama_dpo_dpo_logps_bf16_args *args, long *off) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(la_max(B*HD2*T, CR*V));
+    off[1] = total; total += la_round16(la_max(B*HD2*T, CR));
+    off[2] = total; total += la_round16(la_max(la_max(B*T*T, CR), B));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, CR));
+    off[4] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*F*T), 2*CR*HD2*KVH*REP), B));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*T, B*KVH*REP*T*T), B*F*T), 2*B*HD2*KVH*REP*T), B));
+    off[7] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), B));
+    off[8] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[9] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[10] = total; total += la_round16(B);
+    off[11] = total; total += la_round16(B);
+    off[12] = total; total += la_round16(B);
+    off[13] = total; total += la_round16(B);
+    off[14] = total; total += la_round16(B);
+    off[15] = total; total += la_round16(B);
+    off[16] = total; total += la_round16(B);
+    off[17] = total; total += la_round16(B);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_dpo_dpo_logps_bf16_arena_floats(const llama_dpo_dpo_logps_bf16_args *args) {
+    long off[18];
+    return llama_dpo_dpo_logps_bf16_layout(args, off);
+}
+
+void llama_dpo_dpo_logps_bf16(const llama_dpo_dpo_logps_bf16_args *args) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NC = args->NC;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[18];
+    llama_dpo_dpo_logps_bf16_layout(args, off);
+    double *prof = args->kernel_ns;
+    la_bf16_epoch++;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[7];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[5];
+    float *t10 = args->arena + off[6];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[5];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[6];
+    float *t16 = args->arena + off[7];
+    float *t17 = args->arena + off[5];
+    float *t18 = args->arena + off[6];
+    float *t19 = args->arena + off[7];
+    float *t20 = args->arena + off[5];
+    float *t21 = args->arena + off[0];
+    float *t22 = args->arena + off[1];
+    float *t23 = args->arena + off[2];
+    float *t24 = args->arena + off[3];
+    float *t25 = args->arena + off[4];
+    float *t26 = args->arena + off[3];
+    float *t27 = args->arena + off[6];
+    float *t28 = args->arena + off[1];
+    float *t29 = args->arena + off[5];
+    float *t30 = args->arena + off[2];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const int32_t *positions = args->positions;
+    const int32_t *segments = args->segments;
+    const float *rope_theta = args->rope_theta;
+    const float *norm_eps = args->norm_eps;
+    float *logps_chosen = args->logps_chosen;
+    float *logps_rejected = args->logps_rejected;
+    float *logits_chosen = args->logits_chosen;
+    float *logits_rejected = args->logits_rejected;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 36, dpo_logps_bf16_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 36, dpo_logps_bf16_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 36, dpo_logps_bf16_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 36, dpo_logps_bf16_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = t3;
+    float *carry0_buf[2] = { args->arena + off[8], args->arena + off[9] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        float *carry0_next = carry0_buf[l & 1];
+        LA_TIMED(prof, 4, 36, dpo_logps_bf16_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 36, dpo_logps_bf16_k5_wq(t5, wq, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 36, dpo_logps_bf16_k6_wk(t6, wk, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 36, dpo_logps_bf16_k7_wv(t7, wv, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 36, dpo_logps_bf16_k8_rope(t8, t0, t1, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 36, dpo_logps_bf16_k9_rope(t9, t0, t1, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 36, dpo_logps_bf16_k10_scores_matmul(t10, t8, t9, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 36, dpo_logps_bf16_k11_attention(t11, t2, t10, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 36, dpo_logps_bf16_k12_attention_matmul(t12, t7, t11, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 36, dpo_logps_bf16_k13_wo(t13, wo, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 36, dpo_logps_bf16_k14_rmsnorm(t14, norm_eps, carry0, ffn_norm, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 36, dpo_logps_bf16_k15_w1(t15, w1, t14, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 36, dpo_logps_bf16_k16_w3(t16, w3, t14, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 36, dpo_logps_bf16_k17_silu(t17, t15, t16, B, F, T));
+        LA_TIMED(prof, 18, 36, dpo_logps_bf16_k18_w2(t18, w2, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 36, dpo_logps_bf16_k19_layer(carry0_next, carry0, t13, t18, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 20, 36, dpo_logps_bf16_k20_expand(t19, B));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t19;
+    float *carry1_buf[2] = { args->arena + off[10], args->arena + off[11] };
+    const float *carry2 = t19;
+    float *carry2_buf[2] = { args->arena + off[12], args->arena + off[13] };
+    const float *carry3 = t19;
+    float *carry3_buf[2] = { args->arena + off[14], args->arena + off[15] };
+    const float *carry4 = t19;
+    float *carry4_buf[2] = { args->arena + off[16], args->arena + off[17] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry1_next = l + 1 < NC ? carry1_buf[l & 1] : logps_chosen;
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : logps_rejected;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : logits_chosen;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : logits_rejected;
+        LA_TIMED(prof, 21, 36, dpo_logps_bf16_k21_rmsnorm(t20, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 22, 36, dpo_logps_bf16_k22_lm_head(t21, lm_head, t20, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 23, 36, dpo_logps_bf16_k23_log_softmax(t22, t21, CR, V));
+        LA_TIMED(prof, 24, 36, dpo_logps_bf16_k24_log_softmax(t23, t21, t22, CR, V));
+        LA_TIMED(prof, 25, 36, dpo_logps_bf16_k25_cross_entropy(t24, t21, chosen_targets, t22, t23, CR, V));
+        LA_TIMED(prof, 26, 36, dpo_logps_bf16_k26_sequence_logps_scatter_add(t25, scored_pair, chosen_mask, t24, B, CR));
+        LA_TIMED(prof, 27, 36, dpo_logps_bf16_k27_cross_entropy(t26, t21, rejected_targets, t22, t23, CR, V));
+        LA_TIMED(prof, 28, 36, dpo_logps_bf16_k28_sequence_logps_scatter_add(t27, scored_pair, rejected_mask, t26, B, CR));
+        LA_TIMED(prof, 29, 36, dpo_logps_bf16_k29_sequence_logps(t28, t21, CR, V));
+        LA_TIMED(prof, 30, 36, dpo_logps_bf16_k30_sequence_logps_scatter_add(t29, scored_pair, chosen_mask, t28, B, CR, V));
+        LA_TIMED(prof, 31, 36, dpo_logps_bf16_k31_sequence_logps_scatter_add(t30, scored_pair, rejected_mask, t28, B, CR, V));
+        LA_TIMED(prof, 32, 36, dpo_logps_bf16_k32_sequence_logps(carry1_next, carry1, t25, B));
+        LA_TIMED(prof, 33, 36, dpo_logps_bf16_k33_sequence_logps(carry2_next, carry2, t27, B));
+        LA_TIMED(prof, 34, 36, dpo_logps_bf16_k34_lm_chunk(carry3_next, carry3, t29, B));
+        LA_TIMED(prof, 35, 36, dpo_logps_bf16_k35_lm_chunk(carry4_next, carry4, t30, B));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
+}
+
+void llama_dpo_dpo_logps_bf16_costs(const llama_dpo_dpo_logps_bf16_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[0] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_logps_bf16_k0_rope_tables */
+    flops[1] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[1] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_logps_bf16_k1_rope_tables */
+    flops[2] = (double)(B*T + B*T + B*T + B*T*T + B*T*T); bytes[2] = (double)(4*B*T*T + 4*B*T); /* dpo_logps_bf16_k2_shared_prompt_mask */
+    flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_logps_bf16_k3_embed */
+    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_logps_bf16_k4_rmsnorm */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_bf16_k5_wq */
+    flops[6] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_bf16_k6_wk */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_bf16_k7_wv */
+    flops[8] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_bf16_k8_rope */
+    flops[9] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_logps_bf16_k9_rope */
+    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_bf16_k10_scores_matmul */
+    flops[11] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[11] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_logps_bf16_k11_attention */
+    flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_logps_bf16_k12_attention_matmul */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_bf16_k13_wo */
+    flops[14] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_bf16_k14_rmsnorm */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_bf16_k15_w1 */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_bf16_k16_w3 */
+    flops[17] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[17] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_logps_bf16_k17_silu */
+    flops[18] = (double)(4*B*F*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_logps_bf16_k18_w2 */
+    flops[19] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_bf16_k19_layer */
+    flops[20] = (double)(0); bytes[20] = (double)(4*B); /* dpo_logps_bf16_k20_expand */
+    flops[21] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[21] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_logps_bf16_k21_rmsnorm */
+    flops[22] = (double)(4*CR*HD2*KVH*REP*V); bytes[22] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_logps_bf16_k22_lm_head */
+    flops[23] = (double)(CR*V); bytes[23] = (double)(4*CR + 4*CR*V); /* dpo_logps_bf16_k23_log_softmax */
+    flops[24] = (double)(CR + CR*V + CR*V + CR*V); bytes[24] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_logps_bf16_k24_log_softmax */
+    flops[25] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[25] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_logps_bf16_k25_cross_entropy */
+    flops[26] = (double)(CR + CR); bytes[26] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_bf16_k26_sequence_logps_scatter_add */
+    flops[27] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[27] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_logps_bf16_k27_cross_entropy */
+    flops[28] = (double)(CR + CR); bytes[28] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_bf16_k28_sequence_logps_scatter_add */
+    flops[29] = (double)(CR*V); bytes[29] = (double)(4*CR + 4*CR*V); /* dpo_logps_bf16_k29_sequence_logps */
+    flops[30] = (double)(CR + CR + CR); bytes[30] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_bf16_k30_sequence_logps_scatter_add */
+    flops[31] = (double)(CR + CR + CR); bytes[31] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_bf16_k31_sequence_logps_scatter_add */
+    flops[32] = (double)(B + B); bytes[32] = (double)(4*B + 4*B + 4*B); /* dpo_logps_bf16_k32_sequence_logps */
+    flops[33] = (double)(B + B); bytes[33] = (double)(4*B + 4*B + 4*B); /* dpo_logps_bf16_k33_sequence_logps */
+    flops[34] = (double)(B); bytes[34] = (double)(4*B + 4*B + 4*B); /* dpo_logps_bf16_k34_lm_chunk */
+    flops[35] = (double)(B); bytes[35] = (double)(4*B + 4*B + 4*B); /* dpo_logps_bf16_k35_lm_chunk */
+    (void)args;
+}
+
+static void llama_dpo_dpo_logps_bf16_run(const void *args) { llama_dpo_dpo_logps_bf16((const llama_dpo_dpo_logps_bf16_args *)args); }
+static long llama_dpo_dpo_logps_bf16_arena(const void *args) { return llama_dpo_dpo_logps_bf16_arena_floats((const llama_dpo_dpo_logps_bf16_args *)args); }
+static void llama_dpo_dpo_logps_bf16_cost(const void *args, double *f, double *b) { llama_dpo_dpo_logps_bf16_costs((const llama_dpo_dpo_logps_bf16_args *)args, f, b); }
+static const char *const llama_dpo_dpo_logps_bf16_kernel_names[] = {
+    "dpo_logps_bf16_k0_rope_tables",
+    "dpo_logps_bf16_k1_rope_tables",
+    "dpo_logps_bf16_k2_shared_prompt_mask",
+    "dpo_logps_bf16_k3_embed",
+    "dpo_logps_bf16_k4_rmsnorm",
+    "dpo_logps_bf16_k5_wq",
+    "dpo_logps_bf16_k6_wk",
+    "dpo_logps_bf16_k7_wv",
+    "dpo_logps_bf16_k8_rope",
+    "dpo_logps_bf16_k9_rope",
+    "dpo_logps_bf16_k10_scores_matmul",
+    "dpo_logps_bf16_k11_attention",
+    "dpo_logps_bf16_k12_attention_matmul",
+    "dpo_logps_bf16_k13_wo",
+    "dpo_logps_bf16_k14_rmsnorm",
+    "dpo_logps_bf16_k15_w1",
+    "dpo_logps_bf16_k16_w3",
+    "dpo_logps_bf16_k17_silu",
+    "dpo_logps_bf16_k18_w2",
+    "dpo_logps_bf16_k19_layer",
+    "dpo_logps_bf16_k20_expand",
+    "dpo_logps_bf16_k21_rmsnorm",
+    "dpo_logps_bf16_k22_lm_head",
+    "dpo_logps_bf16_k23_log_softmax",
+    "dpo_logps_bf16_k24_log_softmax",
+    "dpo_logps_bf16_k25_cross_entropy",
+    "dpo_logps_bf16_k26_sequence_logps_scatter_add",
+    "dpo_logps_bf16_k27_cross_entropy",
+    "dpo_logps_bf16_k28_sequence_logps_scatter_add",
+    "dpo_logps_bf16_k29_sequence_logps",
+    "dpo_logps_bf16_k30_sequence_logps_scatter_add",
+    "dpo_logps_bf16_k31_sequence_logps_scatter_add",
+    "dpo_logps_bf16_k32_sequence_logps",
+    "dpo_logps_bf16_k33_sequence_logps",
+    "dpo_logps_bf16_k34_lm_chunk",
+    "dpo_logps_bf16_k35_lm_chunk",
+};
+const la_program_info llama_dpo_dpo_logps_bf16_info = { "llama_dpo.dpo_logps_bf16", 39, 36, llama_dpo_dpo_logps_bf16_kernel_names, llama_dpo_dpo_logps_bf16_run, llama_dpo_dpo_logps_bf16_arena, llama_dpo_dpo_logps_bf16_cost };
+
+/* ===== program 'dpo_step_bf16' ===== */
+
+/* dpo_step_bf16_k0_rope_tables: t0 = cos(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
+static void dpo_step_bf16_k0_rope_tables(float *restrict t0, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
+        for (long j = 0; j < n; j++) {
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_step_bf16_k1_rope_tables: t1 = sin(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
+static void dpo_step_bf16_k1_rope_tables(float *restrict t1, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
+        for (long j = 0; j < n; j++) {
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = sinf(v5);
+            t1[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_step_bf16_k2_shared_prompt_mask: t2 = 1 - [segments = 1] · [segments = 2]  [rope_tables; shared_prompt_mask] */
+static void dpo_step_bf16_k2_shared_prompt_mask(float *restrict t2, const int32_t *restrict segments, long B, long T) {
+    const long rows = B*T, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = 0;
+        const long i3 = (r) % T;
+        float v2 = (float)segments[(i0) * T + (i1) * T + i3];
+        float v3 = v2 == 2.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)segments[(i0) * T + j];
+            float v1 = v0 == 1.0f ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = 1.0f - v4;
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_bf16_k3_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void dpo_step_bf16_k3_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_bf16_k4_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void dpo_step_bf16_k4_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_bf16_k5_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void dpo_step_bf16_k5_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+}
+
+/* dpo_step_bf16_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void dpo_step_bf16_k6_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_bf16_k7_wk: t5[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void dpo_step_bf16_k7_wk(float *restrict t5, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t3, D, wk, D, 0.0f, t5, KVD);
+}
+
+/* dpo_step_bf16_k8_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void dpo_step_bf16_k8_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t5, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = (t5[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_bf16_k9_wv: saved_v[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void dpo_step_bf16_k9_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t3, D, wv, D, 0.0f, saved_v, KVD);
+}
+
+/* dpo_step_bf16_k10_scores_matmul: t6[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
+static void dpo_step_bf16_k10_scores_matmul(float *restrict t6, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t6 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* dpo_step_bf16_k11_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void dpo_step_bf16_k11_attention(float *restrict t7, const float *restrict t2, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i3 = (r) % T;
+        float v3 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
+            float v4 = (t6[r * n + j0]) * v3;
+            float v5 = v2 != 0.0f ? v4 : (-INFINITY);
+            acc0 = fmaxf(acc0, v5);
+        }
+        float v11 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v6 = (float)i3 + 0.0f;
+            float v7 = (float)j1 <= v6 ? 1.0f : 0.0f;
+            float v8 = v7 * (t2[((i0) * T + i3) * T + j1]);
+            float v9 = (t6[r * n + j1]) * v3;
+            float v10 = v8 != 0.0f ? v9 : (-INFINITY);
+            float v12 = v10 - v11;
+            float v13 = la_expf(v12);
+            t7[r * n + j1] = v13;
+            acc1 += v13;
+        }
+        for (long j = 0; j < n; j++) {
+            float v14 = (t7[r * n + j]) / acc1;
+            t7[r * n + j] = v14;
+        }
+    }
+}
+
+/* dpo_step_bf16_k12_saved_attn: saved_attn[B, KVH, REP, T, HD] = t7 · saved_v  [layer/attention/attention; layer/attention] */
+static void dpo_step_bf16_k12_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 0, T, HD, T, t7 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* dpo_step_bf16_k13_wo: t8[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void dpo_step_bf16_k13_wo(float *restrict t8, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, saved_attn, D, wo, D, 0.0f, t8, D);
+}
+
+/* dpo_step_bf16_k14_layer: saved_h = carry0 + t8  [layer/attention; layer] */
+static void dpo_step_bf16_k14_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t8[r * n + j];
+            saved_h[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_bf16_k15_rmsnorm: t9 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void dpo_step_bf16_k15_rmsnorm(float *restrict t9, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t9[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_bf16_k16_w1: saved_gate[B*T, F] = t9 · w1ᵀ  [layer/ffn/gate_up] */
+static void dpo_step_bf16_k16_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t9, D, w1, D, 0.0f, saved_gate, F);
+}
+
+/* dpo_step_bf16_k17_w3: saved_up[B*T, F] = t9 · w3ᵀ  [layer/ffn/gate_up] */
+static void dpo_step_bf16_k17_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t9, D, w3, D, 0.0f, saved_up, F);
+}
+
+/* dpo_step_bf16_k18_silu: t10 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void dpo_step_bf16_k18_silu(float *restrict t10, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t10[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_bf16_k19_w2: t11[B*T, D] = t10 · w2ᵀ  [layer/ffn] */
+static void dpo_step_bf16_k19_w2(float *restrict t11, const float *restrict w2, const float *restrict t10, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, F, t10, F, w2, F, 0.0f, t11, D);
+}
+
+/* dpo_step_bf16_k20_ffn: carry0_next = saved_h + t11  [layer/ffn; layer] */
+static void dpo_step_bf16_k20_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t11, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = saved_h[r * n + j] + t11[r * n + j];
+            carry0_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_bf16_k21_expand: t12 = 0 */
+static void dpo_step_bf16_k21_expand(float *restrict t12, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        t12[j] = 0.0f;
+    }
+}
+
+/* dpo_step_bf16_k22_rmsnorm: t13 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
+static void dpo_step_bf16_k22_rmsnorm(float *restrict t13, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t13[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_step_bf16_k23_lm_head: t14[CR, V] = t13 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
+static void dpo_step_bf16_k23_lm_head(float *restrict t14, const float *restrict lm_head, const float *restrict t13, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t13, D, lm_head, D, 0.0f, t14, V);
+}
+
+/* dpo_step_bf16_k24_log_softmax: t15 = max(t14)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_bf16_k24_log_softmax(float *restrict t15, const float *restrict t14, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t14[r * n + j0]);
+        }
+        t15[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k25_log_softmax: t16 = Σ(exp(t14 - t15))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_bf16_k25_log_softmax(float *restrict t16, const float *restrict t14, const float *restrict t15, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t15[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t14[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t16[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k26_cross_entropy: t17 = Σ((t14 - t15 - log(t16)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_bf16_k26_cross_entropy(float *restrict t17, const float *restrict t14, const int32_t *restrict chosen_targets, const float *restrict t15, const float *restrict t16, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t15[i0];
+        float v2 = logf(t16[i0]);
+        float v4 = (float)chosen_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t14[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t17[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k27_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_bf16_k27_sequence_logps_scatter_add(float *restrict t18, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t17, long B, long CR) {
+    memset(t18, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t17[i0]);
+        float v1 = v0 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t18[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_step_bf16_k28_cross_entropy: t19 = Σ((t14 - t15 - log(t16)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_bf16_k28_cross_entropy(float *restrict t19, const float *restrict t14, const int32_t *restrict rejected_targets, const float *restrict t15, const float *restrict t16, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t15[i0];
+        float v2 = logf(t16[i0]);
+        float v4 = (float)rejected_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t14[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t19[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k29_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_bf16_k29_sequence_logps_scatter_add(float *restrict t20, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t19, long B, long CR) {
+    memset(t20, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t19[i0]);
+        float v1 = v0 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t20[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_step_bf16_k30_sequence_logps: t21 = Σ(t14)  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_bf16_k30_sequence_logps(float *restrict t21, const float *restrict t14, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t14[r * n + j0];
+        }
+        t21[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k31_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_bf16_k31_sequence_logps_scatter_add(float *restrict t22, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long CR) {
+    memset(t22, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t22[(long)scored_pair[i0] * 1 + j] += v0;
+        }
+    }
+}
+
+/* dpo_step_bf16_k32_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_bf16_k32_sequence_logps_scatter_add(float *restrict t23, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long CR) {
+    memset(t23, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t23[(long)scored_pair[i0] * 1 + j] += v0;
+        }
+    }
+}
+
+/* dpo_step_bf16_k33_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_bf16_k33_sequence_logps_scatter_add(float *restrict t24, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t21, long B, long CR, long V) {
+    memset(t24, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t21[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t24[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_step_bf16_k34_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_bf16_k34_sequence_logps_scatter_add(float *restrict t25, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t21, long B, long CR, long V) {
+    memset(t25, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t21[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t25[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_step_bf16_k35_sequence_logps: carry1_next = carry1 + -t18  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_bf16_k35_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t18, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t18[j]);
+        float v1 = carry1[j] + v0;
+        carry1_next[j] = v1;
+    }
+}
+
+/* dpo_step_bf16_k36_sequence_logps: carry2_next = carry2 + -t20  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_bf16_k36_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t20, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t20[j]);
+        float v1 = carry2[j] + v0;
+        carry2_next[j] = v1;
+    }
+}
+
+/* dpo_step_bf16_k37_lm_chunk: carry3_next = carry3 + t22  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_bf16_k37_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t22, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry3[j] + t22[j];
+        carry3_next[j] = v0;
+    }
+}
+
+/* dpo_step_bf16_k38_lm_chunk: carry4_next = carry4 + t23  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_bf16_k38_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t23, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry4[j] + t23[j];
+        carry4_next[j] = v0;
+    }
+}
+
+/* dpo_step_bf16_k39_lm_chunk: carry5_next = carry5 + t24  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_bf16_k39_lm_chunk(float *restrict carry5_next, const float *restrict carry5, const float *restrict t24, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry5[j] + t24[j];
+        carry5_next[j] = v0;
+    }
+}
+
+/* dpo_step_bf16_k40_lm_chunk: carry6_next = carry6 + t25  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_bf16_k40_lm_chunk(float *restrict carry6_next, const float *restrict carry6, const float *restrict t25, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry6[j] + t25[j];
+        carry6_next[j] = v0;
+    }
+}
+
+/* dpo_step_bf16_k41_dpo_kto_pair: t26 = Σ([loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_bf16_k41_dpo_kto_pair(float *restrict t26, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry1[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+        float v3 = v1 - v2;
+        float v4 = v3 * (pair_weight[j0]);
+        acc0 += v4;
+    }
+    t26[r] = acc0;
+}
+
+/* dpo_step_bf16_k42_dpo_sigmoid: t27 = Σ(1 · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_bf16_k42_dpo_sigmoid(float *restrict t27, const float *restrict pair_weight, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = 1.0f * (pair_weight[j0]);
+        acc0 += v0;
+    }
+    t27[r] = acc0;
+}
+
+/* dpo_step_bf16_k43_dpo_kto_pair: t28 = Σ([loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_bf16_k43_dpo_kto_pair(float *restrict t28, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry2[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v3 = v1 - v2;
+        float v4 = v3 * (pair_weight[j0]);
+        acc0 += v4;
+    }
+    t28[r] = acc0;
+}
+
+/* dpo_step_bf16_k44_dpo_bco_pair: t29 = Σ((beta · [loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_bf16_k44_dpo_bco_pair(float *restrict t29, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry1[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+        float v3 = v1 - v2;
+        float v4 = (beta[0]) * v3;
+        float v5 = v4 * (pair_weight[j0]);
+        acc0 += v5;
+    }
+    t29[r] = acc0;
+}
+
+/* dpo_step_bf16_k45_dpo_bco_pair: t30 = Σ((beta · [loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_bf16_k45_dpo_bco_pair(float *restrict t30, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry2[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v3 = v1 - v2;
+        float v4 = (beta[0]) * v3;
+        float v5 = v4 * (pair_weight[j0]);
+        acc0 += v5;
+    }
+    t30[r] = acc0;
+}
+
+/* dpo_step_bf16_k46_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+static void dpo_step_bf16_k46_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
+    const long rows = 17, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v2 = 1.0f - (label_smoothing[0]);
+        float v3 = -v2;
+        float v31 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+        float v58 = 2.0f * (label_smoothing[0]);
+        float v59 = 1.0f - v58;
+        float v62 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v74 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v88 = (beta[0]) * 2.0f;
+        float v89 = 1.0f / v88;
+        float v93 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+        float v97 = 0.5f / (beta[0]);
+        float v107 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v145 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v149 = (t28[0]) / (t27[0]);
+        float v150 = v149;
+        float v151 = fmaxf(v150, 0.0f);
+        float v163 = (t26[0]) / (t27[0]);
+        float v164 = v163;
+        float v165 = fmaxf(v164, 0.0f);
+        float v183 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v205 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v213 = (simpo_gamma[0]) / (beta[0]);
+        float v235 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v262 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v267 = (t29[0]) / (t27[0]);
+        float v268 = v267;
+        float v269 = (t30[0]) / (t27[0]);
+        float v270 = v269;
+        float v271 = v268 + v270;
+        float v272 = v271 * 0.5f;
+        float v297 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v325 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v354 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v371 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v372 = v371 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v373 = 1.0f - v372;
+        float v374 = logf(v373);
+        float v386 = logf(v372);
+        float v391 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v424 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+        float v458 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i0 < 1) {
+                float v4 = v1 != 0.0f ? -1.0f : carry1[j];
+                float v5 = v1 != 0.0f ? 0.0f : ref_chosen[j];
+                float v6 = v4 - v5;
+                float v7 = v1 != 0.0f ? -1.0f : carry2[j];
+                float v8 = v1 != 0.0f ? 0.0f : ref_rejected[j];
+                float v9 = v7 - v8;
+                float v10 = v6 - v9;
+                float v11 = (beta[0]) * v10;
+                float v12 = fminf(v11, 0.0f);
+                float v13 = fabsf(v11);
+                float v14 = -v13;
+                float v15 = la_expf(v14);
+                float v16 = 1.0f + v15;
+                float v17 = logf(v16);
+                float v18 = v12 - v17;
+                float v19 = v3 * v18;
+                float v20 = -v11;
+                float v21 = fminf(v20, 0.0f);
+                float v22 = fabsf(v20);
+                float v23 = -v22;
+                float v24 = la_expf(v23);
+                float v25 = 1.0f + v24;
+                float v26 = logf(v25);
+                float v27 = v21 - v26;
+                float v28 = (label_smoothing[0]) * v27;
+                float v29 = v19 - v28;
+                float v30 = v1 != 0.0f ? 0.0f : v29;
+                v0 = v30;
+            }
+            else if (i0 < (1 + 1)) {
+                float v32 = v31 != 0.0f ? -1.0f : carry1[j];
+                float v33 = v31 != 0.0f ? 0.0f : ref_chosen[j];
+                float v34 = v32 - v33;
+                float v35 = v31 != 0.0f ? -1.0f : carry2[j];
+                float v36 = v31 != 0.0f ? 0.0f : ref_rejected[j];
+                float v37 = v35 - v36;
+                float v38 = v34 - v37;
+                float v39 = (beta[0]) * v38;
+                float v40 = fminf(v39, 0.0f);
+                float v41 = fabsf(v39);
+                float v42 = -v41;
+                float v43 = la_expf(v42);
+                float v44 = 1.0f + v43;
+                float v45 = logf(v44);
+                float v46 = v40 - v45;
+                float v47 = v3 * v46;
+                float v48 = -v39;
+                float v49 = fminf(v48, 0.0f);
+                float v50 = fabsf(v48);
+                float v51 = -v50;
+                float v52 = la_expf(v51);
+                float v53 = 1.0f + v52;
+                float v54 = logf(v53);
+                float v55 = v49 - v54;
+                float v56 = (label_smoothing[0]) * v55;
+                float v57 = v47 + v56;
+                float v60 = v57 / v59;
+                float v61 = v31 != 0.0f ? 0.0f : v60;
+                v0 = v61;
+            }
+            else if (i0 < (1 + 1 + 1)) {
+                float v63 = v62 != 0.0f ? -1.0f : carry1[j];
+                float v64 = v62 != 0.0f ? 0.0f : ref_chosen[j];
+                float v65 = v63 - v64;
+                float v66 = v62 != 0.0f ? -1.0f : carry2[j];
+                float v67 = v62 != 0.0f ? 0.0f : ref_rejected[j];
+                float v68 = v66 - v67;
+                float v69 = v65 - v68;
+                float v70 = (beta[0]) * v69;
+                float v71 = 1.0f - v70;
+                float v72 = fmaxf(v71, 0.0f);
+                float v73 = v62 != 0.0f ? 0.0f : v72;
+                v0 = v73;
+            }
+            else if (i0 < (1 + 1 + 1 + 1)) {
+                float v75 = v74 != 0.0f ? -1.0f : carry1[j];
+                float v76 = v74 != 0.0f ? 1.0f : carry3[j];
+                float v77 = v75 / v76;
+                float v78 = v74 != 0.0f ? 0.0f : ref_chosen[j];
+                float v79 = v78 / v76;
+                float v80 = v77 - v79;
+                float v81 = v74 != 0.0f ? -1.0f : carry2[j];
+                float v82 = v74 != 0.0f ? 1.0f : carry4[j];
+                float v83 = v81 / v82;
+                float v84 = v74 != 0.0f ? 0.0f : ref_rejected[j];
+                float v85 = v84 / v82;
+                float v86 = v83 - v85;
+                float v87 = v80 - v86;
+                float v90 = v87 - v89;
+                float v91 = v90 * v90;
+                float v92 = v74 != 0.0f ? 0.0f : v91;
+                v0 = v92;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1)) {
+                float v94 = v93 != 0.0f ? -1.0f : carry1[j];
+                float v95 = v93 != 0.0f ? 0.0f : ref_chosen[j];
+                float v96 = v94 - v95;
+                float v98 = v96 - v97;
+                float v99 = v98 * v98;
+                float v100 = v93 != 0.0f ? -1.0f : carry2[j];
+                float v101 = v93 != 0.0f ? 0.0f : ref_rejected[j];
+                float v102 = v100 - v101;
+                float v103 = v102 + v97;
+                float v104 = v103 * v103;
+                float v105 = v99 + v104;
+                float v106 = v93 != 0.0f ? 0.0f : v105;
+                v0 = v106;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
+                float v108 = v107 != 0.0f ? -1.0f : carry1[j];
+                float v109 = v107 != 0.0f ? 0.0f : ref_chosen[j];
+                float v110 = v108 - v109;
+                float v111 = (beta[0]) * v110;
+                float v112 = fminf(v111, 0.0f);
+                float v113 = fabsf(v111);
+                float v114 = -v113;
+                float v115 = la_expf(v114);
+                float v116 = 1.0f + v115;
+                float v117 = logf(v116);
+                float v118 = v112 - v117;
+                float v119 = -v118;
+                float v120 = -v111;
+                float v121 = fminf(v120, 0.0f);
+                float v122 = fabsf(v120);
+                float v123 = -v122;
+                float v124 = la_expf(v123);
+                float v125 = 1.0f + v124;
+                float v126 = logf(v125);
+                float v127 = v121 - v126;
+                float v128 = 0.5f * v127;
+                float v129 = v119 - v128;
+                float v130 = v107 != 0.0f ? -1.0f : carry2[j];
+                float v131 = v107 != 0.0f ? 0.0f : ref_rejected[j];
+                float v132 = v130 - v131;
+                float v133 = (beta[0]) * v132;
+                float v134 = -v133;
+                float v135 = fminf(v134, 0.0f);
+                float v136 = fabsf(v134);
+                float v137 = -v136;
+                float v138 = la_expf(v137);
+                float v139 = 1.0f + v138;
+                float v140 = logf(v139);
+                float v141 = v135 - v140;
+                float v142 = 0.5f * v141;
+                float v143 = v129 - v142;
+                float v144 = v107 != 0.0f ? 0.0f : v143;
+                v0 = v144;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v146 = v145 != 0.0f ? -1.0f : carry1[j];
+                float v147 = v145 != 0.0f ? 0.0f : ref_chosen[j];
+                float v148 = v146 - v147;
+                float v152 = v148 - v151;
+                float v153 = (beta[0]) * v152;
+                float v154 = fminf(v153, 0.0f);
+                float v155 = fabsf(v153);
+                float v156 = -v155;
+                float v157 = la_expf(v156);
+                float v158 = 1.0f + v157;
+                float v159 = logf(v158);
+                float v160 = v154 - v159;
+                float v161 = la_expf(v160);
+                float v162 = 1.0f - v161;
+                float v166 = v145 != 0.0f ? -1.0f : carry2[j];
+                float v167 = v145 != 0.0f ? 0.0f : ref_rejected[j];
+                float v168 = v166 - v167;
+                float v169 = v165 - v168;
+                float v170 = (beta[0]) * v169;
+                float v171 = fminf(v170, 0.0f);
+                float v172 = fabsf(v170);
+                float v173 = -v172;
+                float v174 = la_expf(v173);
+                float v175 = 1.0f + v174;
+                float v176 = logf(v175);
+                float v177 = v171 - v176;
+                float v178 = la_expf(v177);
+                float v179 = 1.0f - v178;
+                float v180 = v162 + v179;
+                float v181 = v180 * 0.5f;
+                float v182 = v145 != 0.0f ? 0.0f : v181;
+                v0 = v182;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v184 = v183 != 0.0f ? -1.0f : carry1[j];
+                float v185 = v183 != 0.0f ? 0.0f : ref_chosen[j];
+                float v186 = v184 - v185;
+                float v187 = v183 != 0.0f ? -1.0f : carry2[j];
+                float v188 = v183 != 0.0f ? 0.0f : ref_rejected[j];
+                float v189 = v187 - v188;
+                float v190 = v186 - v189;
+                float v191 = v185 - v184;
+                float v192 = fmaxf(v191, 0.0f);
+                float v193 = (dpop_lambda[0]) * v192;
+                float v194 = v190 - v193;
+                float v195 = (beta[0]) * v194;
+                float v196 = fminf(v195, 0.0f);
+                float v197 = fabsf(v195);
+                float v198 = -v197;
+                float v199 = la_expf(v198);
+                float v200 = 1.0f + v199;
+                float v201 = logf(v200);
+                float v202 = v196 - v201;
+                float v203 = -v202;
+                float v204 = v183 != 0.0f ? 0.0f : v203;
+                v0 = v204;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v206 = v205 != 0.0f ? -1.0f : carry1[j];
+                float v207 = v205 != 0.0f ? 1.0f : carry3[j];
+                float v208 = v206 / v207;
+                float v209 = v205 != 0.0f ? -1.0f : carry2[j];
+                float v210 = v205 != 0.0f ? 1.0f : carry4[j];
+                float v211 = v209 / v210;
+                float v212 = v208 - v211;
+                float v214 = v212 - v213;
+                float v215 = (beta[0]) * v214;
+                float v216 = fminf(v215, 0.0f);
+                float v217 = fabsf(v215);
+                float v218 = -v217;
+                float v219 = la_expf(v218);
+                float v220 = 1.0f + v219;
+                float v221 = logf(v220);
+                float v222 = v216 - v221;
+                float v223 = v3 * v222;
+                float v224 = -v215;
+                float v225 = fminf(v224, 0.0f);
+                float v226 = fabsf(v224);
+                float v227 = -v226;
+                float v228 = la_expf(v227);
+                float v229 = 1.0f + v228;
+                float v230 = logf(v229);
+                float v231 = v225 - v230;
+                float v232 = (label_smoothing[0]) * v231;
+                float v233 = v223 - v232;
+                float v234 = v205 != 0.0f ? 0.0f : v233;
+                v0 = v234;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v236 = v235 != 0.0f ? -1.0f : carry1[j];
+                float v237 = v235 != 0.0f ? 1.0f : carry3[j];
+                float v238 = v236 / v237;
+                float v239 = -v238;
+                float v240 = v235 != 0.0f ? -1.0f : carry2[j];
+                float v241 = v235 != 0.0f ? 1.0f : carry4[j];
+                float v242 = v240 / v241;
+                float v243 = v238 - v242;
+                float v244 = la_expf(v238);
+                float v245 = 1.0f - v244;
+                float v246 = logf(v245);
+                float v247 = la_expf(v242);
+                float v248 = 1.0f - v247;
+                float v249 = logf(v248);
+                float v250 = v246 - v249;
+                float v251 = v243 - v250;
+                float v252 = fminf(v251, 0.0f);
+                float v253 = fabsf(v251);
+                float v254 = -v253;
+                float v255 = la_expf(v254);
+                float v256 = 1.0f + v255;
+                float v257 = logf(v256);
+                float v258 = v252 - v257;
+                float v259 = (beta[0]) * v258;
+                float v260 = v239 - v259;
+                float v261 = v235 != 0.0f ? 0.0f : v260;
+                v0 = v261;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v263 = v262 != 0.0f ? -1.0f : carry1[j];
+                float v264 = v262 != 0.0f ? 0.0f : ref_chosen[j];
+                float v265 = v263 - v264;
+                float v266 = (beta[0]) * v265;
+                float v273 = v266 - v272;
+                float v274 = fminf(v273, 0.0f);
+                float v275 = fabsf(v273);
+                float v276 = -v275;
+                float v277 = la_expf(v276);
+                float v278 = 1.0f + v277;
+                float v279 = logf(v278);
+                float v280 = v274 - v279;
+                float v281 = -v280;
+                float v282 = v262 != 0.0f ? -1.0f : carry2[j];
+                float v283 = v262 != 0.0f ? 0.0f : ref_rejected[j];
+                float v284 = v282 - v283;
+                float v285 = (beta[0]) * v284;
+                float v286 = v285 - v272;
+                float v287 = -v286;
+                float v288 = fminf(v287, 0.0f);
+                float v289 = fabsf(v287);
+                float v290 = -v289;
+                float v291 = la_expf(v290);
+                float v292 = 1.0f + v291;
+                float v293 = logf(v292);
+                float v294 = v288 - v293;
+                float v295 = v281 - v294;
+                float v296 = v262 != 0.0f ? 0.0f : v295;
+                v0 = v296;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v298 = v297 != 0.0f ? -1.0f : carry1[j];
+                float v299 = v297 != 0.0f ? 0.0f : ref_chosen[j];
+                float v300 = v298 - v299;
+                float v301 = (beta[0]) * v300;
+                float v302 = fminf(v301, 0.0f);
+                float v303 = fabsf(v301);
+                float v304 = -v303;
+                float v305 = la_expf(v304);
+                float v306 = 1.0f + v305;
+                float v307 = logf(v306);
+                float v308 = v302 - v307;
+                float v309 = la_expf(v308);
+                float v310 = 1.0f - v309;
+                float v311 = v297 != 0.0f ? -1.0f : carry2[j];
+                float v312 = v297 != 0.0f ? 0.0f : ref_rejected[j];
+                float v313 = v311 - v312;
+                float v314 = (beta[0]) * v313;
+                float v315 = fminf(v314, 0.0f);
+                float v316 = fabsf(v314);
+                float v317 = -v316;
+                float v318 = la_expf(v317);
+                float v319 = 1.0f + v318;
+                float v320 = logf(v319);
+                float v321 = v315 - v320;
+                float v322 = la_expf(v321);
+                float v323 = v310 + v322;
+                float v324 = v297 != 0.0f ? 0.0f : v323;
+                v0 = v324;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v326 = v325 != 0.0f ? -1.0f : carry1[j];
+                float v327 = v325 != 0.0f ? 0.0f : ref_chosen[j];
+                float v328 = v326 - v327;
+                float v329 = (beta[0]) * v328;
+                float v330 = fminf(v329, 0.0f);
+                float v331 = fabsf(v329);
+                float v332 = -v331;
+                float v333 = la_expf(v332);
+                float v334 = 1.0f + v333;
+                float v335 = logf(v334);
+                float v336 = v330 - v335;
+                float v337 = la_expf(v336);
+                float v338 = v325 != 0.0f ? -1.0f : carry2[j];
+                float v339 = v325 != 0.0f ? 0.0f : ref_rejected[j];
+                float v340 = v338 - v339;
+                float v341 = v328 - v340;
+                float v342 = (beta[0]) * v341;
+                float v343 = fminf(v342, 0.0f);
+                float v344 = fabsf(v342);
+                float v345 = -v344;
+                float v346 = la_expf(v345);
+                float v347 = 1.0f + v346;
+                float v348 = logf(v347);
+                float v349 = v343 - v348;
+                float v350 = la_expf(v349);
+                float v351 = 1.0f - v350;
+                float v352 = v337 + v351;
+                float v353 = v325 != 0.0f ? 0.0f : v352;
+                v0 = v353;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v355 = v354 != 0.0f ? -1.0f : carry1[j];
+                float v356 = v354 != 0.0f ? 0.0f : ref_chosen[j];
+                float v357 = v355 - v356;
+                float v358 = v354 != 0.0f ? -1.0f : carry2[j];
+                float v359 = v354 != 0.0f ? 0.0f : ref_rejected[j];
+                float v360 = v358 - v359;
+                float v361 = v357 - v360;
+                float v362 = (beta[0]) * v361;
+                float v363 = fminf(v362, 0.0f);
+                float v364 = fabsf(v362);
+                float v365 = -v364;
+                float v366 = la_expf(v365);
+                float v367 = 1.0f + v366;
+                float v368 = logf(v367);
+                float v369 = v363 - v368;
+                float v370 = la_expf(v369);
+                float v375 = v369 - v374;
+                float v376 = v370 * v375;
+                float v377 = -v362;
+                float v378 = fminf(v377, 0.0f);
+                float v379 = fabsf(v377);
+                float v380 = -v379;
+                float v381 = la_expf(v380);
+                float v382 = 1.0f + v381;
+                float v383 = logf(v382);
+                float v384 = v378 - v383;
+                float v385 = la_expf(v384);
+                float v387 = v384 - v386;
+                float v388 = v385 * v387;
+                float v389 = v376 + v388;
+                float v390 = v354 != 0.0f ? 0.0f : v389;
+                v0 = v390;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v392 = v391 != 0.0f ? -1.0f : carry1[j];
+                float v393 = v391 != 0.0f ? 0.0f : ref_chosen[j];
+                float v394 = v392 - v393;
+                float v395 = v391 != 0.0f ? -1.0f : carry2[j];
+                float v396 = v391 != 0.0f ? 0.0f : ref_rejected[j];
+                float v397 = v395 - v396;
+                float v398 = v394 - v397;
+                float v399 = (beta[0]) * v398;
+                float v400 = fminf(v399, 0.0f);
+                float v401 = fabsf(v399);
+                float v402 = -v401;
+                float v403 = la_expf(v402);
+                float v404 = 1.0f + v403;
+                float v405 = logf(v404);
+                float v406 = v400 - v405;
+                float v407 = -v406;
+                float v408 = v399 / 0.0500000007f;
+                float v409 = fminf(v408, 0.0f);
+                float v410 = fabsf(v408);
+                float v411 = -v410;
+                float v412 = la_expf(v411);
+                float v413 = 1.0f + v412;
+                float v414 = logf(v413);
+                float v415 = v409 - v414;
+                float v416 = la_expf(v415);
+                float v417 = 1.0f - v416;
+                float v418 = v407 * v417;
+                float v419 = -v399;
+                float v420 = la_expf(v419);
+                float v421 = v420 * v416;
+                float v422 = v418 + v421;
+                float v423 = v391 != 0.0f ? 0.0f : v422;
+                v0 = v423;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v425 = v424 != 0.0f ? -1.0f : carry1[j];
+                float v426 = v424 != 0.0f ? 1.0f : carry3[j];
+                float v427 = v425 / v426;
+                float v428 = v424 != 0.0f ? 0.0f : ref_chosen[j];
+                float v429 = v428 / v426;
+                float v430 = v427 - v429;
+                float v431 = v424 != 0.0f ? -1.0f : carry2[j];
+                float v432 = v424 != 0.0f ? 1.0f : carry4[j];
+                float v433 = v431 / v432;
+                float v434 = v424 != 0.0f ? 0.0f : ref_rejected[j];
+                float v435 = v434 / v432;
+                float v436 = v433 - v435;
+                float v437 = v430 - v436;
+                float v438 = (beta[0]) * v437;
+                float v439 = fminf(v438, 0.0f);
+                float v440 = fabsf(v438);
+                float v441 = -v440;
+                float v442 = la_expf(v441);
+                float v443 = 1.0f + v442;
+                float v444 = logf(v443);
+                float v445 = v439 - v444;
+                float v446 = v3 * v445;
+                float v447 = -v438;
+                float v448 = fminf(v447, 0.0f);
+                float v449 = fabsf(v447);
+                float v450 = -v449;
+                float v451 = la_expf(v450);
+                float v452 = 1.0f + v451;
+                float v453 = logf(v452);
+                float v454 = v448 - v453;
+                float v455 = (label_smoothing[0]) * v454;
+                float v456 = v446 - v455;
+                float v457 = v424 != 0.0f ? 0.0f : v456;
+                v0 = v457;
+            }
+            else {
+                float v459 = v458 != 0.0f ? -1.0f : carry1[j];
+                float v460 = v458 != 0.0f ? 1.0f : carry3[j];
+                float v461 = v459 / v460;
+                float v462 = -v461;
+                float v463 = v458 != 0.0f ? 0.0f : v462;
+                v0 = v463;
+            }
+            losses[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_bf16_k47_lm_head: t31 = Σ(losses · loss_weights)  [lm_head] */
+static void dpo_step_bf16_k47_lm_head(float *restrict t31, const float *restrict loss_weights, const float *restrict losses, long B) {
+    /* one result per row */
+    const long rows = B, n = 17;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (losses[(j0) * B + i0]) * (loss_weights[j0]);
+            acc0 += v0;
+        }
+        t31[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k48_lm_head: t32 = Σ(t31 · pair_weight)  [lm_head; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_bf16_k48_lm_head(float *restrict t32, const float *restrict pair_weight, const float *restrict t31, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (t31[j0]) * (pair_weight[j0]);
+        acc0 += v0;
+    }
+    t32[r] = acc0;
+}
+
+/* dpo_step_bf16_k49_sft: t33 = Σ((-(carry1 / carry3)) · pair_weight)  [lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_bf16_k49_sft(float *restrict t33, const float *restrict pair_weight, const float *restrict carry1, const float *restrict carry3, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (carry1[j0]) / (carry3[j0]);
+        float v1 = -v0;
+        float v2 = v1 * (pair_weight[j0]);
+        acc0 += v2;
+    }
+    t33[r] = acc0;
+}
+
+/* dpo_step_bf16_k50_dpo_loss: loss = pref_loss_ratio · t32 + sft_loss_ratio · t33  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+static void dpo_step_bf16_k50_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t32, const float *restrict t33) {
+    const long n = 1;
+    float v0 = (pref_loss_ratio[0]) * (t32[0]);
+    float v1 = (sft_loss_ratio[0]) * (t33[0]);
+    float v2 = v0 + v1;
+    loss[0] = v2;
+}
+
+/* dpo_step_bf16_k51_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_step_bf16_k51_log_sigmoid_grad(float *restrict t34, float *restrict t35, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t26, const float *restrict t27, const float *restrict t28, const float *restrict t29, const float *restrict t30, long B) {
+    const long n = B;
+    float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+    float v1 = 1.0f * (pref_loss_ratio[0]);
+    float v39 = 1.0f - (label_smoothing[0]);
+    float v40 = -v39;
+    float v62 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+    float v132 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+    float v165 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+    float v166 = v165 != 0.0f ? 0.00100000005f : label_smoothing[0];
+    float v167 = logf(v166);
+    float v201 = 1.0f - v166;
+    float v202 = logf(v201);
+    float v218 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+    float v254 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+    float v284 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float v293 = (t29[0]) / (t27[0]);
+    float v294 = v293;
+    float v295 = (t30[0]) / (t27[0]);
+    float v296 = v295;
+    float v297 = v294 + v296;
+    float v298 = v297 * 0.5f;
+    float v319 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+    float v363 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+    float v376 = (simpo_gamma[0]) / (beta[0]);
+    float v418 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+    float v453 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float v458 = (t26[0]) / (t27[0]);
+    float v459 = v458;
+    float v460 = fmaxf(v459, 0.0f);
+    float v490 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+    float v519 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+    float v525 = 0.5f / (beta[0]);
+    float v531 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+    float v547 = (beta[0]) * 2.0f;
+    float v548 = 1.0f / v547;
+    float v556 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+    float v575 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+    float v578 = 2.0f * (label_smoothing[0]);
+    float v579 = 1.0f - v578;
+    float v629 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+    float v681 = 1.0f * (sft_loss_ratio[0]);
+    float v685 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+    float v796 = (t28[0]) / (t27[0]);
+    float v797 = v796;
+    float v798 = fmaxf(v797, 0.0f);
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v2 = v1 * (pair_weight[j]);
+        float v3 = v2 * (loss_weights[15]);
+        float v4 = v0 != 0.0f ? 0.0f : v3;
+        float v5 = -v4;
+        float v6 = v5 * (label_smoothing[0]);
+        float v7 = -v6;
+        float v8 = v0 != 0.0f ? -1.0f : carry1[j];
+        float v9 = v0 != 0.0f ? 1.0f : carry3[j];
+        float v10 = v8 / v9;
+        float v11 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+        float v12 = v11 / v9;
+        float v13 = v10 - v12;
+        float v14 = v0 != 0.0f ? -1.0f : carry2[j];
+        float v15 = v0 != 0.0f ? 1.0f : carry4[j];
+        float v16 = v14 / v15;
+        float v17 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+        float v18 = v17 / v15;
+        float v19 = v16 - v18;
+        float v20 = v13 - v19;
+        float v21 = (beta[0]) * v20;
+        float v22 = -v21;
+        float v23 = fabsf(v22);
+        float v24 = -v23;
+        float v25 = la_expf(v24);
+        float v26 = 1.0f + v25;
+        float v27 = v7 / v26;
+        float v28 = v27 * v25;
+        float v29 = -v28;
+        float v30 = 0.0f < v22 ? 1.0f : 0.0f;
+        float v31 = v30 * 2.0f;
+        float v32 = v31 - 1.0f;
+        float v33 = v29 * v32;
+        float v34 = v22 <= 0.0f ? 1.0f : 0.0f;
+        float v35 = v6 * v34;
+        float v36 = v33 + v35;
+        float v37 = -v36;
+        float v38 = v37 * (beta[0]);
+        float v41 = v4 * v40;
+        float v42 = -v41;
+        float v43 = fabsf(v21);
+        float v44 = -v43;
+        float v45 = la_expf(v44);
+        float v46 = 1.0f + v45;
+        float v47 = v42 / v46;
+        float v48 = v47 * v45;
+        float v49 = -v48;
+        float v50 = 0.0f < v21 ? 1.0f : 0.0f;
+        float v51 = v50 * 2.0f;
+        float v52 = v51 - 1.0f;
+        float v53 = v49 * v52;
+        float v54 = v21 <= 0.0f ? 1.0f : 0.0f;
+        float v55 = v41 * v54;
+        float v56 = v53 + v55;
+        float v57 = v56 * (beta[0]);
+        float v58 = v38 + v57;
+        float v59 = -v58;
+        float v60 = v59 / v15;
+        float v61 = v0 != 0.0f ? 0.0f : v60;
+        float v63 = v2 * (loss_weights[14]);
+        float v64 = v62 != 0.0f ? 0.0f : v63;
+        float v65 = v62 != 0.0f ? -1.0f : carry1[j];
+        float v66 = v62 != 0.0f ? 0.0f : ref_chosen[j];
+        float v67 = v65 - v66;
+        float v68 = v62 != 0.0f ? -1.0f : carry2[j];
+        float v69 = v62 != 0.0f ? 0.0f : ref_rejected[j];
+        float v70 = v68 - v69;
+        float v71 = v67 - v70;
+        float v72 = (beta[0]) * v71;
+        float v73 = v72 / 0.0500000007f;
+        float v74 = fminf(v73, 0.0f);
+        float v75 = fabsf(v73);
+        float v76 = -v75;
+        float v77 = la_expf(v76);
+        float v78 = 1.0f + v77;
+        float v79 = logf(v78);
+        float v80 = v74 - v79;
+        float v81 = la_expf(v80);
+        float v82 = v64 * v81;
+        float v83 = -v72;
+        float v84 = la_expf(v83);
+        float v85 = v82 * v84;
+        float v86 = -v85;
+        float v87 = 1.0f - v81;
+        float v88 = v64 * v87;
+        float v89 = -v88;
+        float v90 = -v89;
+        float v91 = fabsf(v72);
+        float v92 = -v91;
+        float v93 = la_expf(v92);
+        float v94 = 1.0f + v93;
+        float v95 = v90 / v94;
+        float v96 = v95 * v93;
+        float v97 = -v96;
+        float v98 = 0.0f < v72 ? 1.0f : 0.0f;
+        float v99 = v98 * 2.0f;
+        float v100 = v99 - 1.0f;
+        float v101 = v97 * v100;
+        float v102 = v86 + v101;
+        float v103 = v72 <= 0.0f ? 1.0f : 0.0f;
+        float v104 = v89 * v103;
+        float v105 = v102 + v104;
+        float v106 = v64 * v84;
+        float v107 = fminf(v72, 0.0f);
+        float v108 = logf(v94);
+        float v109 = v107 - v108;
+        float v110 = -v109;
+        float v111 = v64 * v110;
+        float v112 = -v111;
+        float v113 = v106 + v112;
+        float v114 = v113 * v81;
+        float v115 = -v114;
+        float v116 = v115 / v78;
+        float v117 = v116 * v77;
+        float v118 = -v117;
+        float v119 = 0.0f < v73 ? 1.0f : 0.0f;
+        float v120 = v119 * 2.0f;
+        float v121 = v120 - 1.0f;
+        float v122 = v118 * v121;
+        float v123 = v73 <= 0.0f ? 1.0f : 0.0f;
+        float v124 = v114 * v123;
+        float v125 = v122 + v124;
+        float v126 = v125 / 0.0500000007f;
+        float v127 = v105 + v126;
+        float v128 = v127 * (beta[0]);
+        float v129 = -v128;
+        float v130 = v62 != 0.0f ? 0.0f : v129;
+        float v131 = v61 + v130;
+        float v133 = v2 * (loss_weights[13]);
+        float v134 = v132 != 0.0f ? 0.0f : v133;
+        float v135 = v132 != 0.0f ? -1.0f : carry1[j];
+        float v136 = v132 != 0.0f ? 0.0f : ref_chosen[j];
+        float v137 = v135 - v136;
+        float v138 = v132 != 0.0f ? -1.0f : carry2[j];
+        float v139 = v132 != 0.0f ? 0.0f : ref_rejected[j];
+        float v140 = v138 - v139;
+        float v141 = v137 - v140;
+        float v142 = (beta[0]) * v141;
+        float v143 = -v142;
+        float v144 = fminf(v143, 0.0f);
+        float v145 = fabsf(v143);
+        float v146 = -v145;
+        float v147 = la_expf(v146);
+        float v148 = 1.0f + v147;
+        float v149 = logf(v148);
+        float v150 = v144 - v149;
+        float v151 = la_expf(v150);
+        float v152 = v134 * v151;
+        float v153 = -v152;
+        float v154 = v153 / v148;
+        float v155 = v154 * v147;
+        float v156 = -v155;
+        float v157 = 0.0f < v143 ? 1.0f : 0.0f;
+        float v158 = v157 * 2.0f;
+        float v159 = v158 - 1.0f;
+        float v160 = v156 * v159;
+        float v161 = v143 <= 0.0f ? 1.0f : 0.0f;
+        float v162 = v152 * v161;
+        float v163 = v160 + v162;
+        float v164 = -v163;
+        float v168 = v150 - v167;
+        float v169 = v134 * v168;
+        float v170 = v169 * v151;
+        float v171 = -v170;
+        float v172 = v171 / v148;
+        float v173 = v172 * v147;
+        float v174 = -v173;
+        float v175 = v174 * v159;
+        float v176 = v170 * v161;
+        float v177 = v175 + v176;
+        float v178 = -v177;
+        float v179 = v164 + v178;
+        float v180 = fminf(v142, 0.0f);
+        float v181 = fabsf(v142);
+        float v182 = -v181;
+        float v183 = la_expf(v182);
+        float v184 = 1.0f + v183;
+        float v185 = logf(v184);
+        float v186 = v180 - v185;
+        float v187 = la_expf(v186);
+        float v188 = v134 * v187;
+        float v189 = -v188;
+        float v190 = v189 / v184;
+        float v191 = v190 * v183;
+        float v192 = -v191;
+        float v193 = 0.0f < v142 ? 1.0f : 0.0f;
+        float v194 = v193 * 2.0f;
+        float v195 = v194 - 1.0f;
+        float v196 = v192 * v195;
+        float v197 = v179 + v196;
+        float v198 = v142 <= 0.0f ? 1.0f : 0.0f;
+        float v199 = v188 * v198;
+        float v200 = v197 + v199;
+        float v203 = v186 - v202;
+        float v204 = v134 * v203;
+        float v205 = v204 * v187;
+        float v206 = -v205;
+        float v207 = v206 / v184;
+        float v208 = v207 * v183;
+        float v209 = -v208;
+        float v210 = v209 * v195;
+        float v211 = v200 + v210;
+        float v212 = v205 * v198;
+        float v213 = v211 + v212;
+        float v214 = v213 * (beta[0]);
+        float v215 = -v214;
+        float v216 = v132 != 0.0f ? 0.0f : v215;
+        float v217 = v131 + v216;
+        float v219 = v2 * (loss_weights[12]);
+        float v220 = v218 != 0.0f ? 0.0f : v219;
+        float v221 = -v220;
+        float v222 = v218 != 0.0f ? -1.0f : carry1[j];
+        float v223 = v218 != 0.0f ? 0.0f : ref_chosen[j];
+        float v224 = v222 - v223;
+        float v225 = v218 != 0.0f ? -1.0f : carry2[j];
+        float v226 = v218 != 0.0f ? 0.0f : ref_rejected[j];
+        float v227 = v225 - v226;
+        float v228 = v224 - v227;
+        float v229 = (beta[0]) * v228;
+        float v230 = fminf(v229, 0.0f);
+        float v231 = fabsf(v229);
+        float v232 = -v231;
+        float v233 = la_expf(v232);
+        float v234 = 1.0f + v233;
+        float v235 = logf(v234);
+        float v236 = v230 - v235;
+        float v237 = la_expf(v236);
+        float v238 = v221 * v237;
+        float v239 = -v238;
+        float v240 = v239 / v234;
+        float v241 = v240 * v233;
+        float v242 = -v241;
+        float v243 = 0.0f < v229 ? 1.0f : 0.0f;
+        float v244 = v243 * 2.0f;
+        float v245 = v244 - 1.0f;
+        float v246 = v242 * v245;
+        float v247 = v229 <= 0.0f ? 1.0f : 0.0f;
+        float v248 = v238 * v247;
+        float v249 = v246 + v248;
+        float v250 = v249 * (beta[0]);
+        float v251 = -v250;
+        float v252 = v218 != 0.0f ? 0.0f : v251;
+        float v253 = v217 + v252;
+        float v255 = v2 * (loss_weights[11]);
+        float v256 = v254 != 0.0f ? 0.0f : v255;
+        float v257 = v254 != 0.0f ? -1.0f : carry2[j];
+        float v258 = v254 != 0.0f ? 0.0f : ref_rejected[j];
+        float v259 = v257 - v258;
+        float v260 = (beta[0]) * v259;
+        float v261 = fminf(v260, 0.0f);
+        float v262 = fabsf(v260);
+        float v263 = -v262;
+        float v264 = la_expf(v263);
+        float v265 = 1.0f + v264;
+        float v266 = logf(v265);
+        float v267 = v261 - v266;
+        float v268 = la_expf(v267);
+        float v269 = v256 * v268;
+        float v270 = -v269;
+        float v271 = v270 / v265;
+        float v272 = v271 * v264;
+        float v273 = -v272;
+        float v274 = 0.0f < v260 ? 1.0f : 0.0f;
+        float v275 = v274 * 2.0f;
+        float v276 = v275 - 1.0f;
+        float v277 = v273 * v276;
+        float v278 = v260 <= 0.0f ? 1.0f : 0.0f;
+        float v279 = v269 * v278;
+        float v280 = v277 + v279;
+        float v281 = v280 * (beta[0]);
+        float v282 = v254 != 0.0f ? 0.0f : v281;
+        float v283 = v253 + v282;
+        float v285 = v2 * (loss_weights[10]);
+        float v286 = v284 != 0.0f ? 0.0f : v285;
+        float v287 = -v286;
+        float v288 = -v287;
+        float v289 = v284 != 0.0f ? -1.0f : carry2[j];
+        float v290 = v284 != 0.0f ? 0.0f : ref_rejected[j];
+        float v291 = v289 - v290;
+        float v292 = (beta[0]) * v291;
+        float v299 = v292 - v298;
+        float v300 = -v299;
+        float v301 = fabsf(v300);
+        float v302 = -v301;
+        float v303 = la_expf(v302);
+        float v304 = 1.0f + v303;
+        float v305 = v288 / v304;
+        float v306 = v305 * v303;
+        float v307 = -v306;
+        float v308 = 0.0f < v300 ? 1.0f : 0.0f;
+        float v309 = v308 * 2.0f;
+        float v310 = v309 - 1.0f;
+        float v311 = v307 * v310;
+        float v312 = v300 <= 0.0f ? 1.0f : 0.0f;
+        float v313 = v287 * v312;
+        float v314 = v311 + v313;
+        float v315 = -v314;
+        float v316 = v315 * (beta[0]);
+        float v317 = v284 != 0.0f ? 0.0f : v316;
+        float v318 = v283 + v317;
+        float v320 = v2 * (loss_weights[9]);
+        float v321 = v319 != 0.0f ? 0.0f : v320;
+        float v322 = -v321;
+        float v323 = v322 * (beta[0]);
+        float v324 = -v323;
+        float v325 = v319 != 0.0f ? -1.0f : carry1[j];
+        float v326 = v319 != 0.0f ? 1.0f : carry3[j];
+        float v327 = v325 / v326;
+        float v328 = v319 != 0.0f ? -1.0f : carry2[j];
+        float v329 = v319 != 0.0f ? 1.0f : carry4[j];
+        float v330 = v328 / v329;
+        float v331 = v327 - v330;
+        float v332 = la_expf(v327);
+        float v333 = 1.0f - v332;
+        float v334 = logf(v333);
+        float v335 = la_expf(v330);
+        float v336 = 1.0f - v335;
+        float v337 = logf(v336);
+        float v338 = v334 - v337;
+        float v339 = v331 - v338;
+        float v340 = fabsf(v339);
+        float v341 = -v340;
+        float v342 = la_expf(v341);
+        float v343 = 1.0f + v342;
+        float v344 = v324 / v343;
+        float v345 = v344 * v342;
+        float v346 = -v345;
+        float v347 = 0.0f < v339 ? 1.0f : 0.0f;
+        float v348 = v347 * 2.0f;
+        float v349 = v348 - 1.0f;
+        float v350 = v346 * v349;
+        float v351 = v339 <= 0.0f ? 1.0f : 0.0f;
+        float v352 = v323 * v351;
+        float v353 = v350 + v352;
+        float v354 = -v353;
+        float v355 = -v354;
+        float v356 = v355 / v336;
+        float v357 = -v356;
+        float v358 = v357 * v335;
+        float v359 = v358 + v354;
+        float v360 = v359 / v329;
+        float v361 = v319 != 0.0f ? 0.0f : v360;
+        float v362 = v318 + v361;
+        float v364 = v2 * (loss_weights[8]);
+        float v365 = v363 != 0.0f ? 0.0f : v364;
+        float v366 = -v365;
+        float v367 = v366 * (label_smoothing[0]);
+        float v368 = -v367;
+        float v369 = v363 != 0.0f ? -1.0f : carry1[j];
+        float v370 = v363 != 0.0f ? 1.0f : carry3[j];
+        float v371 = v369 / v370;
+        float v372 = v363 != 0.0f ? -1.0f : carry2[j];
+        float v373 = v363 != 0.0f ? 1.0f : carry4[j];
+        float v374 = v372 / v373;
+        float v375 = v371 - v374;
+        float v377 = v375 - v376;
+        float v378 = (beta[0]) * v377;
+        float v379 = -v378;
+        float v380 = fabsf(v379);
+        float v381 = -v380;
+        float v382 = la_expf(v381);
+        float v383 = 1.0f + v382;
+        float v384 = v368 / v383;
+        float v385 = v384 * v382;
+        float v386 = -v385;
+        float v387 = 0.0f < v379 ? 1.0f : 0.0f;
+        float v388 = v387 * 2.0f;
+        float v389 = v388 - 1.0f;
+        float v390 = v386 * v389;
+        float v391 = v379 <= 0.0f ? 1.0f : 0.0f;
+        float v392 = v367 * v391;
+        float v393 = v390 + v392;
+        float v394 = -v393;
+        float v395 = v394 * (beta[0]);
+        float v396 = v365 * v40;
+        float v397 = -v396;
+        float v398 = fabsf(v378);
+        float v399 = -v398;
+        float v400 = la_expf(v399);
+        float v401 = 1.0f + v400;
+        float v402 = v397 / v401;
+        float v403 = v402 * v400;
+        float v404 = -v403;
+        float v405 = 0.0f < v378 ? 1.0f : 0.0f;
+        float v406 = v405 * 2.0f;
+        float v407 = v406 - 1.0f;
+        float v408 = v404 * v407;
+        float v409 = v378 <= 0.0f ? 1.0f : 0.0f;
+        float v410 = v396 * v409;
+        float v411 = v408 + v410;
+        float v412 = v411 * (beta[0]);
+        float v413 = v395 + v412;
+        float v414 = -v413;
+        float v415 = v414 / v373;
+        float v416 = v363 != 0.0f ? 0.0f : v415;
+        float v417 = v362 + v416;
+        float v419 = v2 * (loss_weights[7]);
+        float v420 = v418 != 0.0f ? 0.0f : v419;
+        float v421 = -v420;
+        float v422 = -v421;
+        float v423 = v418 != 0.0f ? -1.0f : carry1[j];
+        float v424 = v418 != 0.0f ? 0.0f : ref_chosen[j];
+        float v425 = v423 - v424;
+        float v426 = v418 != 0.0f ? -1.0f : carry2[j];
+        float v427 = v418 != 0.0f ? 0.0f : ref_rejected[j];
+        float v428 = v426 - v427;
+        float v429 = v425 - v428;
+        float v430 = v424 - v423;
+        float v431 = fmaxf(v430, 0.0f);
+        float v432 = (dpop_lambda[0]) * v431;
+        float v433 = v429 - v432;
+        float v434 = (beta[0]) * v433;
+        float v435 = fabsf(v434);
+        float v436 = -v435;
+        float v437 = la_expf(v436);
+        float v438 = 1.0f + v437;
+        float v439 = v422 / v438;
+        float v440 = v439 * v437;
+        float v441 = -v440;
+        float v442 = 0.0f < v434 ? 1.0f : 0.0f;
+        float v443 = v442 * 2.0f;
+        float v444 = v443 - 1.0f;
+        float v445 = v441 * v444;
+        float v446 = v434 <= 0.0f ? 1.0f : 0.0f;
+        float v447 = v421 * v446;
+        float v448 = v445 + v447;
+        float v449 = v448 * (beta[0]);
+        float v450 = -v449;
+        float v451 = v418 != 0.0f ? 0.0f : v450;
+        float v452 = v417 + v451;
+        float v454 = v2 * (loss_weights[6]);
+        float v455 = v453 != 0.0f ? 0.0f : v454;
+        float v456 = v455 * 0.5f;
+        float v457 = -v456;
+        float v461 = v453 != 0.0f ? -1.0f : carry2[j];
+        float v462 = v453 != 0.0f ? 0.0f : ref_rejected[j];
+        float v463 = v461 - v462;
+        float v464 = v460 - v463;
+        float v465 = (beta[0]) * v464;
+        float v466 = fminf(v465, 0.0f);
+        float v467 = fabsf(v465);
+        float v468 = -v467;
+        float v469 = la_expf(v468);
+        float v470 = 1.0f + v469;
+        float v471 = logf(v470);
+        float v472 = v466 - v471;
+        float v473 = la_expf(v472);
+        float v474 = v457 * v473;
+        float v475 = -v474;
+        float v476 = v475 / v470;
+        float v477 = v476 * v469;
+        float v478 = -v477;
+        float v479 = 0.0f < v465 ? 1.0f : 0.0f;
+        float v480 = v479 * 2.0f;
+        float v481 = v480 - 1.0f;
+        float v482 = v478 * v481;
+        float v483 = v465 <= 0.0f ? 1.0f : 0.0f;
+        float v484 = v474 * v483;
+        float v485 = v482 + v484;
+        float v486 = v485 * (beta[0]);
+        float v487 = -v486;
+        float v488 = v453 != 0.0f ? 0.0f : v487;
+        float v489 = v452 + v488;
+        float v491 = v2 * (loss_weights[5]);
+        float v492 = v490 != 0.0f ? 0.0f : v491;
+        float v493 = -v492;
+        float v494 = v493 * 0.5f;
+        float v495 = -v494;
+        float v496 = v490 != 0.0f ? -1.0f : carry2[j];
+        float v497 = v490 != 0.0f ? 0.0f : ref_rejected[j];
+        float v498 = v496 - v497;
+        float v499 = (beta[0]) * v498;
+        float v500 = -v499;
+        float v501 = fabsf(v500);
+        float v502 = -v501;
+        float v503 = la_expf(v502);
+        float v504 = 1.0f + v503;
+        float v505 = v495 / v504;
+        float v506 = v505 * v503;
+        float v507 = -v506;
+        float v508 = 0.0f < v500 ? 1.0f : 0.0f;
+        float v509 = v508 * 2.0f;
+        float v510 = v509 - 1.0f;
+        float v511 = v507 * v510;
+        float v512 = v500 <= 0.0f ? 1.0f : 0.0f;
+        float v513 = v494 * v512;
+        float v514 = v511 + v513;
+        float v515 = -v514;
+        float v516 = v515 * (beta[0]);
+        float v517 = v490 != 0.0f ? 0.0f : v516;
+        float v518 = v489 + v517;
+        float v520 = v2 * (loss_weights[4]);
+        float v521 = v519 != 0.0f ? 0.0f : v520;
+        float v522 = v519 != 0.0f ? -1.0f : carry2[j];
+        float v523 = v519 != 0.0f ? 0.0f : ref_rejected[j];
+        float v524 = v522 - v523;
+        float v526 = v524 + v525;
+        float v527 = v521 * v526;
+        float v528 = v527 + v527;
+        float v529 = v519 != 0.0f ? 0.0f : v528;
+        float v530 = v518 + v529;
+        float v532 = v2 * (loss_weights[3]);
+        float v533 = v531 != 0.0f ? 0.0f : v532;
+        float v534 = v531 != 0.0f ? -1.0f : carry1[j];
+        float v535 = v531 != 0.0f ? 1.0f : carry3[j];
+        float v536 = v534 / v535;
+        float v537 = v531 != 0.0f ? 0.0f : ref_chosen[j];
+        float v538 = v537 / v535;
+        float v539 = v536 - v538;
+        float v540 = v531 != 0.0f ? -1.0f : carry2[j];
+        float v541 = v531 != 0.0f ? 1.0f : carry4[j];
+        float v542 = v540 / v541;
+        float v543 = v531 != 0.0f ? 0.0f : ref_rejected[j];
+        float v544 = v543 / v541;
+        float v545 = v542 - v544;
+        float v546 = v539 - v545;
+        float v549 = v546 - v548;
+        float v550 = v533 * v549;
+        float v551 = v550 + v550;
+        float v552 = -v551;
+        float v553 = v552 / v541;
+        float v554 = v531 != 0.0f ? 0.0f : v553;
+        float v555 = v530 + v554;
+        float v557 = v2 * (loss_weights[2]);
+        float v558 = v556 != 0.0f ? 0.0f : v557;
+        float v559 = v556 != 0.0f ? -1.0f : carry1[j];
+        float v560 = v556 != 0.0f ? 0.0f : ref_chosen[j];
+        float v561 = v559 - v560;
+        float v562 = v556 != 0.0f ? -1.0f : carry2[j];
+        float v563 = v556 != 0.0f ? 0.0f : ref_rejected[j];
+        float v564 = v562 - v563;
+        float v565 = v561 - v564;
+        float v566 = (beta[0]) * v565;
+        float v567 = 1.0f - v566;
+        float v568 = 0.0f <= v567 ? 1.0f : 0.0f;
+        float v569 = v558 * v568;
+        float v570 = -v569;
+        float v571 = v570 * (beta[0]);
+        float v572 = -v571;
+        float v573 = v556 != 0.0f ? 0.0f : v572;
+        float v574 = v555 + v573;
+        float v576 = v2 * (loss_weights[1]);
+        float v577 = v575 != 0.0f ? 0.0f : v576;
+        float v580 = v577 / v579;
+        float v581 = v580 * (label_smoothing[0]);
+        float v582 = -v581;
+        float v583 = v575 != 0.0f ? -1.0f : carry1[j];
+        float v584 = v575 != 0.0f ? 0.0f : ref_chosen[j];
+        float v585 = v583 - v584;
+        float v586 = v575 != 0.0f ? -1.0f : carry2[j];
+        float v587 = v575 != 0.0f ? 0.0f : ref_rejected[j];
+        float v588 = v586 - v587;
+        float v589 = v585 - v588;
+        float v590 = (beta[0]) * v589;
+        float v591 = -v590;
+        float v592 = fabsf(v591);
+        float v593 = -v592;
+        float v594 = la_expf(v593);
+        float v595 = 1.0f + v594;
+        float v596 = v582 / v595;
+        float v597 = v596 * v594;
+        float v598 = -v597;
+        float v599 = 0.0f < v591 ? 1.0f : 0.0f;
+        float v600 = v599 * 2.0f;
+        float v601 = v600 - 1.0f;
+        float v602 = v598 * v601;
+        float v603 = v591 <= 0.0f ? 1.0f : 0.0f;
+        float v604 = v581 * v603;
+        float v605 = v602 + v604;
+        float v606 = -v605;
+        float v607 = v606 * (beta[0]);
+        float v608 = v580 * v40;
+        float v609 = -v608;
+        float v610 = fabsf(v590);
+        float v611 = -v610;
+        float v612 = la_expf(v611);
+        float v613 = 1.0f + v612;
+        float v614 = v609 / v613;
+        float v615 = v614 * v612;
+        float v616 = -v615;
+        float v617 = 0.0f < v590 ? 1.0f : 0.0f;
+        float v618 = v617 * 2.0f;
+        float v619 = v618 - 1.0f;
+        float v620 = v616 * v619;
+        float v621 = v590 <= 0.0f ? 1.0f : 0.0f;
+        float v622 = v608 * v621;
+        float v623 = v620 + v622;
+        float v624 = v623 * (beta[0]);
+        float v625 = v607 + v624;
+        float v626 = -v625;
+        float v627 = v575 != 0.0f ? 0.0f : v626;
+        float v628 = v574 + v627;
+        float v630 = v2 * (loss_weights[0]);
+        float v631 = v629 != 0.0f ? 0.0f : v630;
+        float v632 = -v631;
+        float v633 = v632 * (label_smoothing[0]);
+        float v634 = -v633;
+        float v635 = v629 != 0.0f ? -1.0f : carry1[j];
+        float v636 = v629 != 0.0f ? 0.0f : ref_chosen[j];
+        float v637 = v635 - v636;
+        float v638 = v629 != 0.0f ? -1.0f : carry2[j];
+        float v639 = v629 != 0.0f ? 0.0f : ref_rejected[j];
+        float v640 = v638 - v639;
+        float v641 = v637 - v640;
+        float v642 = (beta[0]) * v641;
+        float v643 = -v642;
+        float v644 = fabsf(v643);
+        float v645 = -v644;
+        float v646 = la_expf(v645);
+        float v647 = 1.0f + v646;
+        float v648 = v634 / v647;
+        float v649 = v648 * v646;
+        float v650 = -v649;
+        float v651 = 0.0f < v643 ? 1.0f : 0.0f;
+        float v652 = v651 * 2.0f;
+        float v653 = v652 - 1.0f;
+        float v654 = v650 * v653;
+        float v655 = v643 <= 0.0f ? 1.0f : 0.0f;
+        float v656 = v633 * v655;
+        float v657 = v654 + v656;
+        float v658 = -v657;
+        float v659 = v658 * (beta[0]);
+        float v660 = v631 * v40;
+        float v661 = -v660;
+        float v662 = fabsf(v642);
+        float v663 = -v662;
+        float v664 = la_expf(v663);
+        float v665 = 1.0f + v664;
+        float v666 = v661 / v665;
+        float v667 = v666 * v664;
+        float v668 = -v667;
+        float v669 = 0.0f < v642 ? 1.0f : 0.0f;
+        float v670 = v669 * 2.0f;
+        float v671 = v670 - 1.0f;
+        float v672 = v668 * v671;
+        float v673 = v642 <= 0.0f ? 1.0f : 0.0f;
+        float v674 = v660 * v673;
+        float v675 = v672 + v674;
+        float v676 = v675 * (beta[0]);
+        float v677 = v659 + v676;
+        float v678 = -v677;
+        float v679 = v629 != 0.0f ? 0.0f : v678;
+        float v680 = v628 + v679;
+        t34[j] = v680;
+        float v682 = v681 * (pair_weight[j]);
+        float v683 = -v682;
+        float v684 = v683 / (carry3[j]);
+        float v686 = v2 * (loss_weights[16]);
+        float v687 = v685 != 0.0f ? 0.0f : v686;
+        float v688 = -v687;
+        float v689 = v685 != 0.0f ? 1.0f : carry3[j];
+        float v690 = v688 / v689;
+        float v691 = v685 != 0.0f ? 0.0f : v690;
+        float v692 = v684 + v691;
+        float v693 = v58 / v9;
+        float v694 = v0 != 0.0f ? 0.0f : v693;
+        float v695 = v692 + v694;
+        float v696 = v62 != 0.0f ? 0.0f : v128;
+        float v697 = v695 + v696;
+        float v698 = v132 != 0.0f ? 0.0f : v214;
+        float v699 = v697 + v698;
+        float v700 = (beta[0]) * v224;
+        float v701 = fminf(v700, 0.0f);
+        float v702 = fabsf(v700);
+        float v703 = -v702;
+        float v704 = la_expf(v703);
+        float v705 = 1.0f + v704;
+        float v706 = logf(v705);
+        float v707 = v701 - v706;
+        float v708 = la_expf(v707);
+        float v709 = v220 * v708;
+        float v710 = -v709;
+        float v711 = v710 / v705;
+        float v712 = v711 * v704;
+        float v713 = -v712;
+        float v714 = 0.0f < v700 ? 1.0f : 0.0f;
+        float v715 = v714 * 2.0f;
+        float v716 = v715 - 1.0f;
+        float v717 = v713 * v716;
+        float v718 = v700 <= 0.0f ? 1.0f : 0.0f;
+        float v719 = v709 * v718;
+        float v720 = v717 + v719;
+        float v721 = v720 * (beta[0]);
+        float v722 = v250 + v721;
+        float v723 = v218 != 0.0f ? 0.0f : v722;
+        float v724 = v699 + v723;
+        float v725 = -v256;
+        float v726 = v254 != 0.0f ? -1.0f : carry1[j];
+        float v727 = v254 != 0.0f ? 0.0f : ref_chosen[j];
+        float v728 = v726 - v727;
+        float v729 = (beta[0]) * v728;
+        float v730 = fminf(v729, 0.0f);
+        float v731 = fabsf(v729);
+        float v732 = -v731;
+        float v733 = la_expf(v732);
+        float v734 = 1.0f + v733;
+        float v735 = logf(v734);
+        float v736 = v730 - v735;
+        float v737 = la_expf(v736);
+        float v738 = v725 * v737;
+        float v739 = -v738;
+        float v740 = v739 / v734;
+        float v741 = v740 * v733;
+        float v742 = -v741;
+        float v743 = 0.0f < v729 ? 1.0f : 0.0f;
+        float v744 = v743 * 2.0f;
+        float v745 = v744 - 1.0f;
+        float v746 = v742 * v745;
+        float v747 = v729 <= 0.0f ? 1.0f : 0.0f;
+        float v748 = v738 * v747;
+        float v749 = v746 + v748;
+        float v750 = v749 * (beta[0]);
+        float v751 = v254 != 0.0f ? 0.0f : v750;
+        float v752 = v724 + v751;
+        float v753 = v284 != 0.0f ? -1.0f : carry1[j];
+        float v754 = v284 != 0.0f ? 0.0f : ref_chosen[j];
+        float v755 = v753 - v754;
+        float v756 = (beta[0]) * v755;
+        float v757 = v756 - v298;
+        float v758 = fabsf(v757);
+        float v759 = -v758;
+        float v760 = la_expf(v759);
+        float v761 = 1.0f + v760;
+        float v762 = v288 / v761;
+        float v763 = v762 * v760;
+        float v764 = -v763;
+        float v765 = 0.0f < v757 ? 1.0f : 0.0f;
+        float v766 = v765 * 2.0f;
+        float v767 = v766 - 1.0f;
+        float v768 = v764 * v767;
+        float v769 = v757 <= 0.0f ? 1.0f : 0.0f;
+        float v770 = v287 * v769;
+        float v771 = v768 + v770;
+        float v772 = v771 * (beta[0]);
+        float v773 = v284 != 0.0f ? 0.0f : v772;
+        float v774 = v752 + v773;
+        float v775 = v354 / v333;
+        float v776 = -v775;
+        float v777 = v776 * v332;
+        float v778 = v322 + v777;
+        float v779 = v778 + v353;
+        float v780 = v779 / v326;
+        float v781 = v319 != 0.0f ? 0.0f : v780;
+        float v782 = v774 + v781;
+        float v783 = v413 / v370;
+        float v784 = v363 != 0.0f ? 0.0f : v783;
+        float v785 = v782 + v784;
+        float v786 = v450 * (dpop_lambda[0]);
+        float v787 = 0.0f <= v430 ? 1.0f : 0.0f;
+        float v788 = v786 * v787;
+        float v789 = -v788;
+        float v790 = v789 + v449;
+        float v791 = v418 != 0.0f ? 0.0f : v790;
+        float v792 = v785 + v791;
+        float v793 = v453 != 0.0f ? -1.0f : carry1[j];
+        float v794 = v453 != 0.0f ? 0.0f : ref_chosen[j];
+        float v795 = v793 - v794;
+        float v799 = v795 - v798;
+        float v800 = (beta[0]) * v799;
+        float v801 = fminf(v800, 0.0f);
+        float v802 = fabsf(v800);
+        float v803 = -v802;
+        float v804 = la_expf(v803);
+        float v805 = 1.0f + v804;
+        float v806 = logf(v805);
+        float v807 = v801 - v806;
+        float v808 = la_expf(v807);
+        float v809 = v457 * v808;
+        float v810 = -v809;
+        float v811 = v810 / v805;
+        float v812 = v811 * v804;
+        float v813 = -v812;
+        float v814 = 0.0f < v800 ? 1.0f : 0.0f;
+        float v815 = v814 * 2.0f;
+        float v816 = v815 - 1.0f;
+        float v817 = v813 * v816;
+        float v818 = v800 <= 0.0f ? 1.0f : 0.0f;
+        float v819 = v809 * v818;
+        float v820 = v817 + v819;
+        float v821 = v820 * (beta[0]);
+        float v822 = v453 != 0.0f ? 0.0f : v821;
+        float v823 = v792 + v822;
+        float v824 = v490 != 0.0f ? -1.0f : carry1[j];
+        float v825 = v490 != 0.0f ? 0.0f : ref_chosen[j];
+        float v826 = v824 - v825;
+        float v827 = (beta[0]) * v826;
+        float v828 = -v827;
+        float v829 = fabsf(v828);
+        float v830 = -v829;
+        float v831 = la_expf(v830);
+        float v832 = 1.0f + v831;
+        float v833 = v495 / v832;
+        float v834 = v833 * v831;
+        float v835 = -v834;
+        float v836 = 0.0f < v828 ? 1.0f : 0.0f;
+        float v837 = v836 * 2.0f;
+        float v838 = v837 - 1.0f;
+        float v839 = v835 * v838;
+        float v840 = v828 <= 0.0f ? 1.0f : 0.0f;
+        float v841 = v494 * v840;
+        float v842 = v839 + v841;
+        float v843 = -v842;
+        float v844 = v843 * (beta[0]);
+        float v845 = -v493;
+        float v846 = fabsf(v827);
+        float v847 = -v846;
+        float v848 = la_expf(v847);
+        float v849 = 1.0f + v848;
+        float v850 = v845 / v849;
+        float v851 = v850 * v848;
+        float v852 = -v851;
+        float v853 = 0.0f < v827 ? 1.0f : 0.0f;
+        float v854 = v853 * 2.0f;
+        float v855 = v854 - 1.0f;
+        float v856 = v852 * v855;
+        float v857 = v827 <= 0.0f ? 1.0f : 0.0f;
+        float v858 = v493 * v857;
+        float v859 = v856 + v858;
+        float v860 = v859 * (beta[0]);
+        float v861 = v844 + v860;
+        float v862 = v490 != 0.0f ? 0.0f : v861;
+        float v863 = v823 + v862;
+        float v864 = v519 != 0.0f ? -1.0f : carry1[j];
+        float v865 = v519 != 0.0f ? 0.0f : ref_chosen[j];
+        float v866 = v864 - v865;
+        float v867 = v866 - v525;
+        float v868 = v521 * v867;
+        float v869 = v868 + v868;
+        float v870 = v519 != 0.0f ? 0.0f : v869;
+        float v871 = v863 + v870;
+        float v872 = v551 / v535;
+        float v873 = v531 != 0.0f ? 0.0f : v872;
+        float v874 = v871 + v873;
+        float v875 = v556 != 0.0f ? 0.0f : v571;
+        float v876 = v874 + v875;
+        float v877 = v575 != 0.0f ? 0.0f : v625;
+        float v878 = v876 + v877;
+        float v879 = v629 != 0.0f ? 0.0f : v677;
+        float v880 = v878 + v879;
+        t35[j] = v880;
+    }
+}
+
+/* dpo_step_bf16_k52_dpo_sigmoid: t36 = 0  [lm_head/dpo_sigmoid] */
+static void dpo_step_bf16_k52_dpo_sigmoid(float *restrict t36, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t36[r * n + j] = 0.0f;
+        }
+    }
+}
+
+/* dpo_step_bf16_k53_lm_head: t37 = carry0[scored]  [lm_chunk_backward/lm_head] */
+static void dpo_step_bf16_k53_lm_head(float *restrict t37, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t37[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_bf16_k54_rmsnorm: t38 = Σ(t37²)  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_bf16_k54_rmsnorm(float *restrict t38, const float *restrict t37, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t37[r * n + j0]) * (t37[r * n + j0]);
+            acc0 += v0;
+        }
+        t38[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k55_rmsnorm: t39 = t37 · rsqrt(t38 / D + norm_eps)  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_bf16_k55_rmsnorm(float *restrict t39, const float *restrict norm_eps, const float *restrict t37, const float *restrict t38, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t38[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t37[r * n + j]) * v2;
+            t39[r * n + j] = v3;
+        }
+    }
+}
+
+/* dpo_step_bf16_k56_rmsnorm: t40 = t39 · final_norm  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_bf16_k56_rmsnorm(float *restrict t40, const float *restrict final_norm, const float *restrict t39, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t39[r * n + j]) * (final_norm[j]);
+            t40[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_bf16_k57_lm_head: t41[CR, V] = t40 · lm_headᵀ  [lm_chunk_backward/lm_head] */
+static void dpo_step_bf16_k57_lm_head(float *restrict t41, const float *restrict lm_head, const float *restrict t40, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t40, D, lm_head, D, 0.0f, t41, V);
+}
+
+/* dpo_step_bf16_k58_log_softmax: t42 = max(t41)  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_bf16_k58_log_softmax(float *restrict t42, const float *restrict t41, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t41[r * n + j0]);
+        }
+        t42[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k59_log_softmax: t43 = Σ(exp(t41 - t42))  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_bf16_k59_log_softmax(float *restrict t43, const float *restrict t41, const float *restrict t42, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t42[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t41[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t43[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k60_sequence_logps_grad: t44 = -(1 · t34); t45 = -(1 · t35)  [lm_chunk_backward/lm_head/sequence_logps; lm_chunk_backward; lm_chunk_backward/grad; lm_chunk_backward/lm_head/sequence_logps/grad] */
+static void dpo_step_bf16_k60_sequence_logps_grad(float *restrict t44, float *restrict t45, const float *restrict t34, const float *restrict t35, long B) {
+    const long rows = B, n = 1;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t34[i0];
+        float v1 = 1.0f * v0;
+        float v2 = -v1;
+        float v3 = t35[i0];
+        float v4 = 1.0f * v3;
+        float v5 = -v4;
+        for (long j = 0; j < n; j++) {
+            t44[r * n + j] = v2;
+            t45[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_bf16_k61_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk_backward/lm_head/sequence_logps/cross_entropy; lm_chunk_backward/lm_head/sequence_logps/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_bf16_k61_log_softmax_grad(float *t46, const float *t41, const int32_t *scored_pair, const int32_t *chosen_targets, const int32_t *rejected_targets, const float *chosen_mask, const float *rejected_mask, const float *t42, const float *t43, const float *t44, const float *t45, long CR, long V) {
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t44[(long)scored_pair[i0] * 1 + 0];
+        float v1 = v0 * (rejected_mask[i0]);
+        float v2 = -v1;
+        float v3 = (float)rejected_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v4 = (float)j0 == v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = -v5;
+            acc0 += v6;
+        }
+        float v7 = t45[(long)scored_pair[i0] * 1 + 0];
+        float v8 = v7 * (chosen_mask[i0]);
+        float v9 = -v8;
+        float v10 = (float)chosen_targets[i0];
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v11 = (float)j1 == v10 ? 1.0f : 0.0f;
+            float v12 = v9 * v11;
+            float v13 = -v12;
+            acc1 += v13;
+        }
+        float v16 = acc0 / (t43[i0]);
+        float v17 = t42[i0];
+        float v24 = acc1 / (t43[i0]);
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v14 = (float)j == v3 ? 1.0f : 0.0f;
+            float v15 = v2 * v14;
+            float v18 = t41[r * n + j] - v17;
+            float v19 = la_expf(v18);
+            float v20 = v16 * v19;
+            float v21 = v15 + v20;
+            float v22 = (float)j == v10 ? 1.0f : 0.0f;
+            float v23 = v9 * v22;
+            float v25 = v24 * v19;
+            float v26 = v23 + v25;
+            float v27 = v21 + v26;
+            t46[r * n + j] = v27;
+        }
+    }
+}
+
+/* dpo_step_bf16_k62_lm_head_grad_in: t47[CR, D] = t46 · lm_head  [lm_chunk_backward/lm_head/grad] */
+static void dpo_step_bf16_k62_lm_head_grad_in(float *restrict t47, const float *restrict lm_head, const float *restrict t46, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[0], 0, 0, CR, D, V, t46, V, lm_head, D, 0.0f, t47, D);
+}
+
+/* dpo_step_bf16_k63_rmsnorm_grad: t48 = Σ(t47 · t39)  [lm_chunk_backward/lm_head/rmsnorm/grad] */
+static void dpo_step_bf16_k63_rmsnorm_grad(float *restrict t48, const float *restrict t39, const float *restrict t47, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = D, n = CR;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t47[(j0) * D + i0]) * (t39[(j0) * D + i0]);
+            acc0 += v0;
+        }
+        t48[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k64_rmsnorm_grad: t49 = Σ((t47 · final_norm) · t37)  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad] */
+static void dpo_step_bf16_k64_rmsnorm_grad(float *restrict t49, const float *restrict final_norm, const float *restrict t37, const float *restrict t47, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t47[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t37[r * n + j0]);
+            acc0 += v1;
+        }
+        t49[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k65_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad; lm_chunk_backward/lm_head/grad] */
+static void dpo_step_bf16_k65_rmsnorm_grad_scatter_add(float *restrict t50, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t37, const float *restrict t38, const float *restrict t47, const float *restrict t49, long B, long CR, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t50, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t38[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t49[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t47[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t37[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t50[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* dpo_step_bf16_k66_lm_chunk_backward: grad_final_norm = grad_final_norm + t48  [lm_chunk_backward/lm_head/rmsnorm/grad; lm_chunk_backward] */
+static void dpo_step_bf16_k66_lm_chunk_backward(float *restrict grad_final_norm, const float *restrict t48, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_final_norm[j] + t48[j];
+        grad_final_norm[j] = v0;
+    }
+}
+
+/* dpo_step_bf16_k67_grad_lm_head: grad_lm_head[V, D] += t46ᵀ · t40  [lm_chunk_backward/lm_head/grad; lm_chunk_backward] */
+static void dpo_step_bf16_k67_grad_lm_head(float *restrict grad_lm_head, const float *restrict t40, const float *restrict t46, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, V, D, CR, t46, V, t40, D, 1.0f, grad_lm_head, D);
+}
+
+/* dpo_step_bf16_k68_lm_chunk_backward: carry7_next = carry7 + t50  [lm_chunk_backward/lm_head/grad; lm_chunk_backward] */
+static void dpo_step_bf16_k68_lm_chunk_backward(float *restrict carry7_next, const float *restrict carry7, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry7[r * n + j] + t50[r * n + j];
+            carry7_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_bf16_k69_rmsnorm: t51 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void dpo_step_bf16_k69_rmsnorm(float *restrict t51, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t51[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k70_rmsnorm: t52 = rsqrt(t51 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void dpo_step_bf16_k70_rmsnorm(float *t52, const float *norm_eps, const float *t51, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t51[(i0) * T + j / 1]) / ((float)(D));
+            float v1 = v0 + norm_eps[j % 1];
+            float v2 = 1.0f / sqrtf(v1);
+            t52[r * n + j] = v2;
+        }
+    }
+}
+
+/* dpo_step_bf16_k71_rmsnorm: t53 = (saved_x · t52) · attn_norm  [layer_backward/rmsnorm] */
+static void dpo_step_bf16_k71_rmsnorm(float *restrict t53, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (saved_x[r * n + j]) * (t52[(i0) * T + i1]);
+            float v1 = v0 * (attn_norm[j]);
+            t53[r * n + j] = v1;
+        }
+    }
+}
+
+/* dpo_step_bf16_k72_scores_matmul: t54[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void dpo_step_bf16_k72_scores_matmul(float *restrict t54, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t54 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* dpo_step_bf16_k73_attention: t55 = exp([i4 ≤ i3 + 0] · t2 ? t54 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] · t2 ? t54 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void dpo_step_bf16_k73_attention(float *restrict t55, const float *restrict t2, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i3 = (r) % T;
+        float v3 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
+            float v4 = (t54[r * n + j0]) * v3;
+            float v5 = v2 != 0.0f ? v4 : (-INFINITY);
+            acc0 = fmaxf(acc0, v5);
+        }
+        float v11 = acc0;
+        for (long j = 0; j < n; j++) {
+            float v6 = (float)i3 + 0.0f;
+            float v7 = (float)j <= v6 ? 1.0f : 0.0f;
+            float v8 = v7 * (t2[((i0) * T + i3) * T + j]);
+            float v9 = (t54[r * n + j]) * v3;
+            float v10 = v8 != 0.0f ? v9 : (-INFINITY);
+            float v12 = v10 - v11;
+            float v13 = la_expf(v12);
+            t55[r * n + j] = v13;
+        }
+    }
+}
+
+/* dpo_step_bf16_k74_softmax: t56 = Σ(t55)  [layer_backward/attention/attention/softmax] */
+static void dpo_step_bf16_k74_softmax(float *restrict t56, const float *restrict t55, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    /* one result per row */
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t55[r * n + j0];
+        }
+        t56[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k75_softmax: t57 = t55 / t56  [layer_backward/attention/attention/softmax] */
+static void dpo_step_bf16_k75_softmax(float *restrict t57, const float *restrict t55, const float *restrict t56, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t55[r * n + j]) / (t56[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t57[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_bf16_k76_rmsnorm: t58 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void dpo_step_bf16_k76_rmsnorm(float *restrict t58, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t58[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k77_rmsnorm: t59 = rsqrt(t58 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void dpo_step_bf16_k77_rmsnorm(float *t59, const float *norm_eps, const float *t58, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t58[(i0) * T + j / 1]) / ((float)(D));
+            float v1 = v0 + norm_eps[j % 1];
+            float v2 = 1.0f / sqrtf(v1);
+            t59[r * n + j] = v2;
+        }
+    }
+}
+
+/* dpo_step_bf16_k78_rmsnorm: t60 = (saved_h · t59) · ffn_norm  [layer_backward/rmsnorm] */
+static void dpo_step_bf16_k78_rmsnorm(float *restrict t60, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t59, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (saved_h[r * n + j]) * (t59[(i0) * T + i1]);
+            float v1 = v0 * (ffn_norm[j]);
+            t60[r * n + j] = v1;
+        }
+    }
+}
+
+/* dpo_step_bf16_k79_silu: t61 = saved_gate / (1 + exp(-saved_gate)); t62 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+static void dpo_step_bf16_k79_silu(float *restrict t61, float *restrict t62, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            t61[r * n + j] = v3;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t62[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_bf16_k80_w2_grad_in: t63[B*T, F] = carry8 · w2  [layer_backward/ffn/grad] */
+static void dpo_step_bf16_k80_w2_grad_in(float *restrict t63, const float *restrict carry8, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, F, D, carry8, D, w2, F, 0.0f, t63, F);
+}
+
+/* dpo_step_bf16_k81_ffn_grad: t64 = t63 · t61  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_bf16_k81_ffn_grad(float *restrict t64, const float *restrict t61, const float *restrict t63, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t63[r * n + j]) * (t61[r * n + j]);
+            t64[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_bf16_k82_w3_grad_in: t65[B*T, D] = t64 · w3  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_bf16_k82_w3_grad_in(float *restrict t65, const float *restrict w3, const float *restrict t64, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t64, F, w3, D, 0.0f, t65, D);
+}
+
+/* dpo_step_bf16_k83_silu_grad: t66 = (t63 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t63 · saved_up) · t61) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_bf16_k83_silu_grad(float *t66, const float *saved_gate, const float *saved_up, const float *t61, const float *t63, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t63[r * n + j]) * (saved_up[r * n + j]);
+            float v1 = -(saved_gate[r * n + j]);
+            float v2 = la_expf(v1);
+            float v3 = 1.0f + v2;
+            float v4 = v0 / v3;
+            float v5 = v0 * (t61[r * n + j]);
+            float v6 = v5 / v3;
+            float v7 = -v6;
+            float v8 = v7 * v2;
+            float v9 = -v8;
+            float v10 = v4 + v9;
+            t66[r * n + j] = v10;
+        }
+    }
+}
+
+/* dpo_step_bf16_k84_w1_grad_in: t67[B*T, D] = t66 · w1  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_bf16_k84_w1_grad_in(float *restrict t67, const float *restrict w1, const float *restrict t66, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t66, F, w1, D, 0.0f, t67, D);
+}
+
+/* dpo_step_bf16_k85_gate_up_grad: t68 = Σ((t65 + t67) · (saved_h · t59))  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_bf16_k85_gate_up_grad(float *restrict t68, const float *restrict saved_h, const float *restrict t59, const float *restrict t65, const float *restrict t67, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = T*D, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (D);
+        const long i1 = (r) % D;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t65[((j0) * T + i0) * D + i1] + t67[((j0) * T + i0) * D + i1];
+            float v1 = (saved_h[((j0) * T + i0) * D + i1]) * (t59[(j0) * T + i0]);
+            float v2 = v0 * v1;
+            acc0 += v2;
+        }
+        t68[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k86_rmsnorm_grad: t69 = Σ(t68)  [layer_backward/rmsnorm/grad] */
+static void dpo_step_bf16_k86_rmsnorm_grad(float *restrict t69, const float *restrict t68, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = D, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = (r) % D;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t68[(j0) * D + i1];
+        }
+        t69[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k87_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_bf16_k87_rmsnorm_grad(float *restrict t70, const float *restrict carry8, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t59, const float *restrict t65, const float *restrict t67, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t65[r * n + j0] + t67[r * n + j0];
+            float v1 = v0 * (ffn_norm[j0]);
+            float v2 = v1 * (saved_h[r * n + j0]);
+            acc0 += v2;
+        }
+        float v7 = acc0 * (t59[(i0) * T + i1]);
+        float v8 = v7 * (t59[(i0) * T + i1]);
+        float v9 = v8 * (t59[(i0) * T + i1]);
+        float v10 = v9 * (-0.5f);
+        float v11 = v10 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v3 = t65[r * n + j] + t67[r * n + j];
+            float v4 = v3 * (ffn_norm[j]);
+            float v5 = v4 * (t59[(i0) * T + i1]);
+            float v6 = carry8[r * n + j] + v5;
+            float v12 = v11 * (saved_h[r * n + j]);
+            float v13 = v6 + v12;
+            float v14 = v13 + v12;
+            t70[r * n + j] = v14;
+        }
+    }
+}
+
+/* dpo_step_bf16_k88_wo_grad_in: t71[B*T, D] = t70 · wo  [layer_backward/attention/grad] */
+static void dpo_step_bf16_k88_wo_grad_in(float *restrict t71, const float *restrict wo, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t70, D, wo, D, 0.0f, t71, D);
+}
+
+/* dpo_step_bf16_k89_attention_grad_matmul: t72[B, KVH, REP, T, T] = t71 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void dpo_step_bf16_k89_attention_grad_matmul(float *restrict t72, const float *restrict saved_v, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, t71 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t72 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* dpo_step_bf16_k90_attention: t73 = ([i4 ≤ i3 + 0] · t2 ? (t72 / t56 + Σ(-((t72 · t57) / t56))) · t55 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void dpo_step_bf16_k90_attention(float *t73, const float *t2, const float *t55, const float *t56, const float *t57, const float *t72, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t72[r * n + j0]) * (t57[r * n + j0]);
+            float v1 = v0 / (t56[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v2 = -v1;
+            acc0 += v2;
+        }
+        float v10 = 1.0f / sqrtf((float)(HD));
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v3 = (float)i3 + 0.0f;
+            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
+            float v5 = v4 * (t2[((i0) * T + i3) * T + j]);
+            float v6 = (t72[r * n + j]) / (t56[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v7 = v6 + acc0;
+            float v8 = v7 * (t55[r * n + j]);
+            float v9 = v5 != 0.0f ? v8 : 0.0f;
+            float v11 = v9 * v10;
+            t73[r * n + j] = v11;
+        }
+    }
+}
+
+/* dpo_step_bf16_k91_scores_grad_matmul: t74[B, KVH, REP, T, HD] = t73 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_bf16_k91_scores_grad_matmul(float *restrict t74, const float *restrict saved_k, const float *restrict t73, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 0, T, HD, T, t73 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t74 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+}
+
+/* dpo_step_bf16_k92_attention_grad_matmul: t75[B, KVH, REP, T, HD] = t73ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void dpo_step_bf16_k92_attention_grad_matmul(float *restrict t75, const float *restrict saved_q, const float *restrict t73, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(1, 0, T, HD, T, t73 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t75 + b0 * (T*KVD) + b1 * (T*HD), HD);
+}
+
+/* dpo_step_bf16_k93_attention_grad_matmul: t76[B, KVH, REP, T, HD] = t57ᵀ · t71  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void dpo_step_bf16_k93_attention_grad_matmul(float *restrict t76, const float *restrict t57, const float *restrict t71, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(1, 0, T, HD, T, t57 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t71 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t76 + b0 * (T*KVD) + b1 * HD, KVD);
+}
+
+/* dpo_step_bf16_k94_wv_grad_in: t77[B*T, D] = t76 · wv  [layer_backward/attention/grad] */
+static void dpo_step_bf16_k94_wv_grad_in(float *restrict t77, const float *restrict wv, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t76, KVD, wv, D, 0.0f, t77, D);
+}
+
+/* dpo_step_bf16_k95_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_bf16_k95_rope_grad(float *restrict t78, const float *restrict t0, const float *restrict t1, const float *restrict t75, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t75[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t75[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t75[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t75[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t78[r * n + j] = v9;
+        }
+    }
+}
+
+/* dpo_step_bf16_k96_wk_grad_in: t79[B*T, D] = t78 · wk  [layer_backward/attention/grad] */
+static void dpo_step_bf16_k96_wk_grad_in(float *restrict t79, const float *restrict wk, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t78, KVD, wk, D, 0.0f, t79, D);
+}
+
+/* dpo_step_bf16_k97_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_bf16_k97_rope_grad(float *restrict t80, const float *restrict t0, const float *restrict t1, const float *restrict t74, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t74[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t74[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t74[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t74[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t80[r * n + j] = v9;
+        }
+    }
+}
+
+/* dpo_step_bf16_k98_wq_grad_in: t81[B*T, D] = t80 · wq  [layer_backward/attention/grad] */
+static void dpo_step_bf16_k98_wq_grad_in(float *restrict t81, const float *restrict wq, const float *restrict t80, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t80, D, wq, D, 0.0f, t81, D);
+}
+
+/* dpo_step_bf16_k99_attention_grad: t82 = Σ((t77 + t79 + t81) · (saved_x · t52))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_bf16_k99_attention_grad(float *restrict t82, const float *restrict saved_x, const float *restrict t52, const float *restrict t77, const float *restrict t79, const float *restrict t81, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = T*D, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (D);
+        const long i1 = (r) % D;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t77[((j0) * T + i0) * D + i1] + t79[((j0) * T + i0) * D + i1];
+            float v1 = v0 + t81[((j0) * T + i0) * D + i1];
+            float v2 = (saved_x[((j0) * T + i0) * D + i1]) * (t52[(j0) * T + i0]);
+            float v3 = v1 * v2;
+            acc0 += v3;
+        }
+        t82[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k100_rmsnorm_grad: t83 = Σ(t82)  [layer_backward/rmsnorm/grad] */
+static void dpo_step_bf16_k100_rmsnorm_grad(float *restrict t83, const float *restrict t82, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = D, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = (r) % D;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t82[(j0) * D + i1];
+        }
+        t83[r] = acc0;
+    }
+}
+
+/* dpo_step_bf16_k101_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void dpo_step_bf16_k101_rmsnorm_grad(float *restrict carry8_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t52, const float *restrict t70, const float *restrict t77, const float *restrict t79, const float *restrict t81, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t77[r * n + j0] + t79[r * n + j0];
+            float v1 = v0 + t81[r * n + j0];
+            float v2 = v1 * (attn_norm[j0]);
+            float v3 = v2 * (saved_x[r * n + j0]);
+            acc0 += v3;
+        }
+        float v9 = acc0 * (t52[(i0) * T + i1]);
+        float v10 = v9 * (t52[(i0) * T + i1]);
+        float v11 = v10 * (t52[(i0) * T + i1]);
+        float v12 = v11 * (-0.5f);
+        float v13 = v12 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v4 = t77[r * n + j] + t79[r * n + j];
+            float v5 = v4 + t81[r * n + j];
+            float v6 = v5 * (attn_norm[j]);
+            float v7 = v6 * (t52[(i0) * T + i1]);
+            float v8 = t70[r * n + j] + v7;
+            float v14 = v13 * (saved_x[r * n + j]);
+            float v15 = v8 + v14;
+            float v16 = v15 + v14;
+            carry8_next[r * n + j] = v16;
+        }
+    }
+}
+
+/* dpo_step_bf16_k102_layer_backward: grad_attn_norm = grad_attn_norm + t83  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_bf16_k102_layer_backward(float *restrict grad_attn_norm, const float *restrict t83, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_attn_norm[j] + t83[j];
+        grad_attn_norm[j] = v0;
+    }
+}
+
+/* dpo_step_bf16_k103_grad_wq: grad_wq[D, D] += t80ᵀ · t53  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_bf16_k103_grad_wq(float *restrict grad_wq, const float *restrict t53, const float *restrict t80, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, D, B*T, t80, D, t53, D, 1.0f, grad_wq, D);
+}
+
+/* dpo_step_bf16_k104_grad_wk: grad_wk[KVD, D] += t78ᵀ · t53  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_bf16_k104_grad_wk(float *restrict grad_wk, const float *restrict t53, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, D, B*T, t78, KVD, t53, D, 1.0f, grad_wk, D);
+}
+
+/* dpo_step_bf16_k105_grad_wv: grad_wv[KVD, D] += t76ᵀ · t53  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_bf16_k105_grad_wv(float *restrict grad_wv, const float *restrict t53, const float *restrict t76, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, D, B*T, t76, KVD, t53, D, 1.0f, grad_wv, D);
+}
+
+/* dpo_step_bf16_k106_grad_wo: grad_wo[D, D] += t70ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
+static void dpo_step_bf16_k106_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, D, B*T, t70, D, saved_attn, D, 1.0f, grad_wo, D);
+}
+
+/* dpo_step_bf16_k107_layer_backward: grad_ffn_norm = grad_ffn_norm + t69  [layer_backward/rmsnorm/grad; layer_backward] */
+static void dpo_step_bf16_k107_layer_backward(float *restrict grad_ffn_norm, const float *restrict t69, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_ffn_norm[j] + t69[j];
+        grad_ffn_norm[j] = v0;
+    }
+}
+
+/* dpo_step_bf16_k108_grad_w1: grad_w1[F, D] += t66ᵀ · t60  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_bf16_k108_grad_w1(float *restrict grad_w1, const float *restrict t60, const float *restrict t66, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, F, D, B*T, t66, F, t60, D, 1.0f, grad_w1, D);
+}
+
+/* dpo_step_bf16_k109_grad_w2: grad_w2[D, F] += carry8ᵀ · t62  [layer_backward/ffn/grad; layer_backward] */
+static void dpo_step_bf16_k109_grad_w2(float *restrict grad_w2, const float *restrict carry8, const float *restrict t62, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, F, B*T, carry8, D, t62, F, 1.0f, grad_w2, F);
+}
+
+/* dpo_step_bf16_k110_grad_w3: grad_w3[F, D] += t64ᵀ · t60  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void dpo_step_bf16_k110_grad_w3(float *restrict grad_w3, const float *restrict t60, const float *restrict t64, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, F, D, B*T, t64, F, t60, D, 1.0f, grad_w3, D);
+}
+
+/* dpo_step_bf16_k111_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void dpo_step_bf16_k111_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry8, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            grad_embed[(long)ids[(i0) * T + i1] * D + j] += carry8[r * n + j];
+        }
+    }
+}
+
+/* Arena: 37 slots planned for 112 kernels. */
+static long llama_dpo_dpo_step_bf16_layout(const llama_dpo_dpo_step_bf16_args *args, long *off) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(B*HD2*T);
+    off[1] = total; total += la_round16(B*HD2*T);
+    off[2] = total; total += la_round16(B*T*T);
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), 2*CR*HD2*KVH*REP), CR), B), 1));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), B), 1));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(CR*V, B), 1), B*F*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(la_max(CR, 1), B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(CR, B), 1), 2*CR*HD2*KVH*REP), B*F*T), 2*B*HD2*KVH*REP*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), B*T));
+    off[9] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[11] = total; total += la_round16(la_max(la_max(la_max(la_max(CR, 2*CR*HD2*KVH*REP), B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[12] = total; total += la_round16(la_max(la_max(CR, 2*HD2*KVH*REP), B*F*T));
+    off[13] = total; total += la_round16(la_max(la_max(B, CR), B*F*T));
+    off[14] = total; total += la_round16(la_max(B, 2*B*HD2*KVH*REP*T));
+    off[15] = total; total += la_round16(la_max(2*HD2*KVH*REP*T, 2*B*HD2*KVH*REP*T));
+    off[16] = total; total += la_round16(2*HD2*KVH*REP);
+    off[17] = total; total += la_round16(2*HD2*KVH*REP*T);
+    off[18] = total; total += la_round16(2*HD2*KVH*REP);
+    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[21] = total; total += la_round16(B);
+    off[22] = total; total += la_round16(B);
+    off[23] = total; total += la_round16(B);
+    off[24] = total; total += la_round16(B);
+    off[25] = total; total += la_round16(B);
+    off[26] = total; total += la_round16(B);
+    off[27] = total; total += la_round16(B);
+    off[28] = total; total += la_round16(B);
+    off[29] = total; total += la_round16(B);
+    off[30] = total; total += la_round16(B);
+    off[31] = total; total += la_round16(B);
+    off[32] = total; total += la_round16(B);
+    off[33] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[34] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[36] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_dpo_dpo_step_bf16_arena_floats(const llama_dpo_dpo_step_bf16_args *args) {
+    long off[37];
+    return llama_dpo_dpo_step_bf16_layout(args, off);
+}
+
+void llama_dpo_dpo_step_bf16(const llama_dpo_dpo_step_bf16_args *args) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NC = args->NC;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[37];
+    llama_dpo_dpo_step_bf16_layout(args, off);
+    double *prof = args->kernel_ns;
+    la_bf16_epoch++;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[4];
+    float *t6 = args->arena + off[4];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[4];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[3];
+    float *t16 = args->arena + off[6];
+    float *t17 = args->arena + off[7];
+    float *t18 = args->arena + off[8];
+    float *t19 = args->arena + off[7];
+    float *t20 = args->arena + off[3];
+    float *t21 = args->arena + off[6];
+    float *t22 = args->arena + off[7];
+    float *t23 = args->arena + off[5];
+    float *t24 = args->arena + off[9];
+    float *t25 = args->arena + off[10];
+    float *t26 = args->arena + off[6];
+    float *t27 = args->arena + off[8];
+    float *t28 = args->arena + off[3];
+    float *t29 = args->arena + off[7];
+    float *t30 = args->arena + off[5];
+    float *t31 = args->arena + off[9];
+    float *t32 = args->arena + off[4];
+    float *t33 = args->arena + off[10];
+    float *t34 = args->arena + off[9];
+    float *t35 = args->arena + off[4];
+    float *t36 = args->arena + off[3];
+    float *t37 = args->arena + off[10];
+    float *t38 = args->arena + off[6];
+    float *t39 = args->arena + off[8];
+    float *t40 = args->arena + off[7];
+    float *t41 = args->arena + off[5];
+    float *t42 = args->arena + off[11];
+    float *t43 = args->arena + off[12];
+    float *t44 = args->arena + off[13];
+    float *t45 = args->arena + off[14];
+    float *t46 = args->arena + off[5];
+    float *t47 = args->arena + off[11];
+    float *t48 = args->arena + off[12];
+    float *t49 = args->arena + off[13];
+    float *t50 = args->arena + off[14];
+    float *t51 = args->arena + off[8];
+    float *t52 = args->arena + off[8];
+    float *t53 = args->arena + off[4];
+    float *t54 = args->arena + off[3];
+    float *t55 = args->arena + off[10];
+    float *t56 = args->arena + off[6];
+    float *t57 = args->arena + off[3];
+    float *t58 = args->arena + off[11];
+    float *t59 = args->arena + off[11];
+    float *t60 = args->arena + off[14];
+    float *t61 = args->arena + off[13];
+    float *t62 = args->arena + off[12];
+    float *t63 = args->arena + off[7];
+    float *t64 = args->arena + off[5];
+    float *t65 = args->arena + off[9];
+    float *t66 = args->arena + off[13];
+    float *t67 = args->arena + off[7];
+    float *t68 = args->arena + off[15];
+    float *t69 = args->arena + off[16];
+    float *t70 = args->arena + off[15];
+    float *t71 = args->arena + off[9];
+    float *t72 = args->arena + off[11];
+    float *t73 = args->arena + off[10];
+    float *t74 = args->arena + off[7];
+    float *t75 = args->arena + off[6];
+    float *t76 = args->arena + off[11];
+    float *t77 = args->arena + off[3];
+    float *t78 = args->arena + off[10];
+    float *t79 = args->arena + off[9];
+    float *t80 = args->arena + off[6];
+    float *t81 = args->arena + off[7];
+    float *t82 = args->arena + off[17];
+    float *t83 = args->arena + off[18];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const int32_t *positions = args->positions;
+    const int32_t *segments = args->segments;
+    const float *rope_theta = args->rope_theta;
+    const float *ref_chosen = args->ref_chosen;
+    const float *ref_rejected = args->ref_rejected;
+    const float *beta = args->beta;
+    const float *label_smoothing = args->label_smoothing;
+    const float *simpo_gamma = args->simpo_gamma;
+    const float *dpop_lambda = args->dpop_lambda;
+    const float *pair_weight = args->pair_weight;
+    const float *loss_weights = args->loss_weights;
+    const float *pref_loss_ratio = args->pref_loss_ratio;
+    const float *sft_loss_ratio = args->sft_loss_ratio;
+    const float *norm_eps = args->norm_eps;
+    float *grad_final_norm = args->grad_final_norm;
+    float *grad_lm_head = args->grad_lm_head;
+    float *grad_embed = args->grad_embed;
+    float *loss = args->loss;
+    float *losses = args->losses;
+    float *logps_chosen = args->logps_chosen;
+    float *logps_rejected = args->logps_rejected;
+    float *logits_chosen = args->logits_chosen;
+    float *logits_rejected = args->logits_rejected;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 112, dpo_step_bf16_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 112, dpo_step_bf16_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 112, dpo_step_bf16_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 112, dpo_step_bf16_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[19], args->arena + off[20] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 4, 112, dpo_step_bf16_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 112, dpo_step_bf16_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 112, dpo_step_bf16_k6_rope(saved_q, t0, t1, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 7, 112, dpo_step_bf16_k7_wk(t5, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 112, dpo_step_bf16_k8_rope(saved_k, t0, t1, t5, B, HD2, KVH, T));
+        LA_TIMED(prof, 9, 112, dpo_step_bf16_k9_wv(saved_v, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 112, dpo_step_bf16_k10_scores_matmul(t6, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 112, dpo_step_bf16_k11_attention(t7, t2, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 112, dpo_step_bf16_k12_saved_attn(saved_attn, saved_v, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 112, dpo_step_bf16_k13_wo(t8, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 112, dpo_step_bf16_k14_layer(saved_h, carry0, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 112, dpo_step_bf16_k15_rmsnorm(t9, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 112, dpo_step_bf16_k16_w1(saved_gate, w1, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 17, 112, dpo_step_bf16_k17_w3(saved_up, w3, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 112, dpo_step_bf16_k18_silu(t10, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 19, 112, dpo_step_bf16_k19_w2(t11, w2, t10, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 112, dpo_step_bf16_k20_ffn(carry0_next, saved_h, t11, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 21, 112, dpo_step_bf16_k21_expand(t12, B));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t12;
+    float *carry1_buf[2] = { args->arena + off[21], args->arena + off[22] };
+    const float *carry2 = t12;
+    float *carry2_buf[2] = { args->arena + off[23], args->arena + off[24] };
+    const float *carry3 = t12;
+    float *carry3_buf[2] = { args->arena + off[25], args->arena + off[26] };
+    const float *carry4 = t12;
+    float *carry4_buf[2] = { args->arena + off[27], args->arena + off[28] };
+    const float *carry5 = t12;
+    float *carry5_buf[2] = { args->arena + off[29], args->arena + off[30] };
+    const float *carry6 = t12;
+    float *carry6_buf[2] = { args->arena + off[31], args->arena + off[32] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry1_next = l + 1 < NC ? carry1_buf[l & 1] : logps_chosen;
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : logps_rejected;
+        float *carry3_next = carry3_buf[l & 1];
+        float *carry4_next = carry4_buf[l & 1];
+        float *carry5_next = l + 1 < NC ? carry5_buf[l & 1] : logits_chosen;
+        float *carry6_next = l + 1 < NC ? carry6_buf[l & 1] : logits_rejected;
+        LA_TIMED(prof, 22, 112, dpo_step_bf16_k22_rmsnorm(t13, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 23, 112, dpo_step_bf16_k23_lm_head(t14, lm_head, t13, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 24, 112, dpo_step_bf16_k24_log_softmax(t15, t14, CR, V));
+        LA_TIMED(prof, 25, 112, dpo_step_bf16_k25_log_softmax(t16, t14, t15, CR, V));
+        LA_TIMED(prof, 26, 112, dpo_step_bf16_k26_cross_entropy(t17, t14, chosen_targets, t15, t16, CR, V));
+        LA_TIMED(prof, 27, 112, dpo_step_bf16_k27_sequence_logps_scatter_add(t18, scored_pair, chosen_mask, t17, B, CR));
+        LA_TIMED(prof, 28, 112, dpo_step_bf16_k28_cross_entropy(t19, t14, rejected_targets, t15, t16, CR, V));
+        LA_TIMED(prof, 29, 112, dpo_step_bf16_k29_sequence_logps_scatter_add(t20, scored_pair, rejected_mask, t19, B, CR));
+        LA_TIMED(prof, 30, 112, dpo_step_bf16_k30_sequence_logps(t21, t14, CR, V));
+        LA_TIMED(prof, 31, 112, dpo_step_bf16_k31_sequence_logps_scatter_add(t22, scored_pair, chosen_mask, B, CR));
+        LA_TIMED(prof, 32, 112, dpo_step_bf16_k32_sequence_logps_scatter_add(t23, scored_pair, rejected_mask, B, CR));
+        LA_TIMED(prof, 33, 112, dpo_step_bf16_k33_sequence_logps_scatter_add(t24, scored_pair, chosen_mask, t21, B, CR, V));
+        LA_TIMED(prof, 34, 112, dpo_step_bf16_k34_sequence_logps_scatter_add(t25, scored_pair, rejected_mask, t21, B, CR, V));
+        LA_TIMED(prof, 35, 112, dpo_step_bf16_k35_sequence_logps(carry1_next, carry1, t18, B));
+        LA_TIMED(prof, 36, 112, dpo_step_bf16_k36_sequence_logps(carry2_next, carry2, t20, B));
+        LA_TIMED(prof, 37, 112, dpo_step_bf16_k37_lm_chunk(carry3_next, carry3, t22, B));
+        LA_TIMED(prof, 38, 112, dpo_step_bf16_k38_lm_chunk(carry4_next, carry4, t23, B));
+        LA_TIMED(prof, 39, 112, dpo_step_bf16_k39_lm_chunk(carry5_next, carry5, t24, B));
+        LA_TIMED(prof, 40, 112, dpo_step_bf16_k40_lm_chunk(carry6_next, carry6, t25, B));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+        carry5 = carry5_next;
+        carry6 = carry6_next;
+    }
+    /* stage 'after_lm_chunk' */
+    LA_TIMED(prof, 41, 112, dpo_step_bf16_k41_dpo_kto_pair(t26, ref_chosen, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 42, 112, dpo_step_bf16_k42_dpo_sigmoid(t27, pair_weight, B));
+    LA_TIMED(prof, 43, 112, dpo_step_bf16_k43_dpo_kto_pair(t28, ref_rejected, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 44, 112, dpo_step_bf16_k44_dpo_bco_pair(t29, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 45, 112, dpo_step_bf16_k45_dpo_bco_pair(t30, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 46, 112, dpo_step_bf16_k46_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t26, t27, t28, t29, t30, B));
+    LA_TIMED(prof, 47, 112, dpo_step_bf16_k47_lm_head(t31, loss_weights, losses, B));
+    LA_TIMED(prof, 48, 112, dpo_step_bf16_k48_lm_head(t32, pair_weight, t31, B));
+    LA_TIMED(prof, 49, 112, dpo_step_bf16_k49_sft(t33, pair_weight, carry1, carry3, B));
+    LA_TIMED(prof, 50, 112, dpo_step_bf16_k50_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t32, t33));
+    LA_TIMED(prof, 51, 112, dpo_step_bf16_k51_log_sigmoid_grad(t34, t35, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t26, t27, t28, t29, t30, B));
+    LA_TIMED(prof, 52, 112, dpo_step_bf16_k52_dpo_sigmoid(t36, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk_backward', repeated NC times */
+    const float *carry7 = t36;
+    float *carry7_buf[2] = { args->arena + off[33], args->arena + off[34] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry7_next = carry7_buf[l & 1];
+        LA_TIMED(prof, 53, 112, dpo_step_bf16_k53_lm_head(t37, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 54, 112, dpo_step_bf16_k54_rmsnorm(t38, t37, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 55, 112, dpo_step_bf16_k55_rmsnorm(t39, norm_eps, t37, t38, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 56, 112, dpo_step_bf16_k56_rmsnorm(t40, final_norm, t39, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 57, 112, dpo_step_bf16_k57_lm_head(t41, lm_head, t40, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 58, 112, dpo_step_bf16_k58_log_softmax(t42, t41, CR, V));
+        LA_TIMED(prof, 59, 112, dpo_step_bf16_k59_log_softmax(t43, t41, t42, CR, V));
+        LA_TIMED(prof, 60, 112, dpo_step_bf16_k60_sequence_logps_grad(t44, t45, t34, t35, B));
+        LA_TIMED(prof, 61, 112, dpo_step_bf16_k61_log_softmax_grad(t46, t41, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t42, t43, t44, t45, CR, V));
+        LA_TIMED(prof, 62, 112, dpo_step_bf16_k62_lm_head_grad_in(t47, lm_head, t46, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 63, 112, dpo_step_bf16_k63_rmsnorm_grad(t48, t39, t47, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 64, 112, dpo_step_bf16_k64_rmsnorm_grad(t49, final_norm, t37, t47, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 65, 112, dpo_step_bf16_k65_rmsnorm_grad_scatter_add(t50, norm_eps, final_norm, scored, t37, t38, t47, t49, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 112, dpo_step_bf16_k66_lm_chunk_backward(grad_final_norm, t48, HD2, KVH, REP));
+        LA_TIMED(prof, 67, 112, dpo_step_bf16_k67_grad_lm_head(grad_lm_head, t40, t46, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 68, 112, dpo_step_bf16_k68_lm_chunk_backward(carry7_next, carry7, t50, B, HD2, KVH, REP, T));
+        carry7 = carry7_next;
+    }
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry8 = carry7;
+    float *carry8_buf[2] = { args->arena + off[35], args->arena + off[36] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *grad_attn_norm = args->grad_attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        float *grad_wq = args->grad_wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        float *grad_wk = args->grad_wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        float *grad_wv = args->grad_wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        float *grad_wo = args->grad_wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        float *grad_ffn_norm = args->grad_ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        float *grad_w1 = args->grad_w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *grad_w2 = args->grad_w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *carry8_next = carry8_buf[l & 1];
+        LA_TIMED(prof, 69, 112, dpo_step_bf16_k69_rmsnorm(t51, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 112, dpo_step_bf16_k70_rmsnorm(t52, norm_eps, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 71, 112, dpo_step_bf16_k71_rmsnorm(t53, saved_x, attn_norm, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 112, dpo_step_bf16_k72_scores_matmul(t54, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 112, dpo_step_bf16_k73_attention(t55, t2, t54, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 112, dpo_step_bf16_k74_softmax(t56, t55, B, KVH, REP, T));
+        LA_TIMED(prof, 75, 112, dpo_step_bf16_k75_softmax(t57, t55, t56, B, KVH, REP, T));
+        LA_TIMED(prof, 76, 112, dpo_step_bf16_k76_rmsnorm(t58, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 77, 112, dpo_step_bf16_k77_rmsnorm(t59, norm_eps, t58, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 112, dpo_step_bf16_k78_rmsnorm(t60, saved_h, ffn_norm, t59, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 79, 112, dpo_step_bf16_k79_silu(t61, t62, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 80, 112, dpo_step_bf16_k80_w2_grad_in(t63, carry8, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 81, 112, dpo_step_bf16_k81_ffn_grad(t64, t61, t63, B, F, T));
+        LA_TIMED(prof, 82, 112, dpo_step_bf16_k82_w3_grad_in(t65, w3, t64, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 112, dpo_step_bf16_k83_silu_grad(t66, saved_gate, saved_up, t61, t63, B, F, T));
+        LA_TIMED(prof, 84, 112, dpo_step_bf16_k84_w1_grad_in(t67, w1, t66, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 85, 112, dpo_step_bf16_k85_gate_up_grad(t68, saved_h, t59, t65, t67, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 112, dpo_step_bf16_k86_rmsnorm_grad(t69, t68, HD2, KVH, REP, T));
+        LA_TIMED(prof, 87, 112, dpo_step_bf16_k87_rmsnorm_grad(t70, carry8, saved_h, ffn_norm, t59, t65, t67, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 112, dpo_step_bf16_k88_wo_grad_in(t71, wo, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 112, dpo_step_bf16_k89_attention_grad_matmul(t72, saved_v, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 90, 112, dpo_step_bf16_k90_attention(t73, t2, t55, t56, t57, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 112, dpo_step_bf16_k91_scores_grad_matmul(t74, saved_k, t73, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 92, 112, dpo_step_bf16_k92_attention_grad_matmul(t75, saved_q, t73, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 93, 112, dpo_step_bf16_k93_attention_grad_matmul(t76, t57, t71, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 94, 112, dpo_step_bf16_k94_wv_grad_in(t77, wv, t76, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 95, 112, dpo_step_bf16_k95_rope_grad(t78, t0, t1, t75, B, HD2, KVH, T));
+        LA_TIMED(prof, 96, 112, dpo_step_bf16_k96_wk_grad_in(t79, wk, t78, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 112, dpo_step_bf16_k97_rope_grad(t80, t0, t1, t74, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 112, dpo_step_bf16_k98_wq_grad_in(t81, wq, t80, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 99, 112, dpo_step_bf16_k99_attention_grad(t82, saved_x, t52, t77, t79, t81, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 100, 112, dpo_step_bf16_k100_rmsnorm_grad(t83, t82, HD2, KVH, REP, T));
+        LA_TIMED(prof, 101, 112, dpo_step_bf16_k101_rmsnorm_grad(carry8_next, saved_x, attn_norm, t52, t70, t77, t79, t81, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 112, dpo_step_bf16_k102_layer_backward(grad_attn_norm, t83, HD2, KVH, REP));
+        LA_TIMED(prof, 103, 112, dpo_step_bf16_k103_grad_wq(grad_wq, t53, t80, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 104, 112, dpo_step_bf16_k104_grad_wk(grad_wk, t53, t78, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 105, 112, dpo_step_bf16_k105_grad_wv(grad_wv, t53, t76, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 106, 112, dpo_step_bf16_k106_grad_wo(grad_wo, saved_attn, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 107, 112, dpo_step_bf16_k107_layer_backward(grad_ffn_norm, t69, HD2, KVH, REP));
+        LA_TIMED(prof, 108, 112, dpo_step_bf16_k108_grad_w1(grad_w1, t60, t66, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 109, 112, dpo_step_bf16_k109_grad_w2(grad_w2, carry8, t62, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 110, 112, dpo_step_bf16_k110_grad_w3(grad_w3, t60, t64, B, F, HD2, KVH, REP, T));
+        carry8 = carry8_next;
+    }
+    /* stage 'after_layer_backward' */
+    LA_TIMED(prof, 111, 112, dpo_step_bf16_k111_embed_backward_scatter_add(grad_embed, ids, carry8, B, HD2, KVH, REP, T));
+}
+
+void llama_dpo_dpo_step_bf16_costs(const llama_dpo_dpo_step_bf16_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[0] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_step_bf16_k0_rope_tables */
+    flops[1] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[1] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_step_bf16_k1_rope_tables */
+    flops[2] = (double)(B*T + B*T + B*T + B*T*T + B*T*T); bytes[2] = (double)(4*B*T*T + 4*B*T); /* dpo_step_bf16_k2_shared_prompt_mask */
+    flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_step_bf16_k3_embed */
+    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_step_bf16_k4_rmsnorm */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k5_wq */
+    flops[6] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k7_wk */
+    flops[8] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[8] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_bf16_k8_rope */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k9_wv */
+    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_bf16_k10_scores_matmul */
+    flops[11] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[11] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_bf16_k11_attention */
+    flops[12] = (double)(4*B*HD2*KVH*REP*T*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_bf16_k12_saved_attn */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k13_wo */
+    flops[14] = (double)(2*B*HD2*KVH*REP*T); bytes[14] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k14_layer */
+    flops[15] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k15_rmsnorm */
+    flops[16] = (double)(4*B*F*HD2*KVH*REP*T); bytes[16] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k16_w1 */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k17_w3 */
+    flops[18] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[18] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_bf16_k18_silu */
+    flops[19] = (double)(4*B*F*HD2*KVH*REP*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_bf16_k19_w2 */
+    flops[20] = (double)(2*B*HD2*KVH*REP*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k20_ffn */
+    flops[21] = (double)(0); bytes[21] = (double)(4*B); /* dpo_step_bf16_k21_expand */
+    flops[22] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[22] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_bf16_k22_rmsnorm */
+    flops[23] = (double)(4*CR*HD2*KVH*REP*V); bytes[23] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_bf16_k23_lm_head */
+    flops[24] = (double)(CR*V); bytes[24] = (double)(4*CR + 4*CR*V); /* dpo_step_bf16_k24_log_softmax */
+    flops[25] = (double)(CR + CR*V + CR*V + CR*V); bytes[25] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_bf16_k25_log_softmax */
+    flops[26] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[26] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_bf16_k26_cross_entropy */
+    flops[27] = (double)(CR + CR); bytes[27] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_bf16_k27_sequence_logps_scatter_add */
+    flops[28] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[28] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_bf16_k28_cross_entropy */
+    flops[29] = (double)(CR + CR); bytes[29] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_bf16_k29_sequence_logps_scatter_add */
+    flops[30] = (double)(CR*V); bytes[30] = (double)(4*CR + 4*CR*V); /* dpo_step_bf16_k30_sequence_logps */
+    flops[31] = (double)(CR); bytes[31] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_bf16_k31_sequence_logps_scatter_add */
+    flops[32] = (double)(CR); bytes[32] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_bf16_k32_sequence_logps_scatter_add */
+    flops[33] = (double)(CR + CR + CR); bytes[33] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_bf16_k33_sequence_logps_scatter_add */
+    flops[34] = (double)(CR + CR + CR); bytes[34] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_bf16_k34_sequence_logps_scatter_add */
+    flops[35] = (double)(B + B); bytes[35] = (double)(4*B + 4*B + 4*B); /* dpo_step_bf16_k35_sequence_logps */
+    flops[36] = (double)(B + B); bytes[36] = (double)(4*B + 4*B + 4*B); /* dpo_step_bf16_k36_sequence_logps */
+    flops[37] = (double)(B); bytes[37] = (double)(4*B + 4*B + 4*B); /* dpo_step_bf16_k37_lm_chunk */
+    flops[38] = (double)(B); bytes[38] = (double)(4*B + 4*B + 4*B); /* dpo_step_bf16_k38_lm_chunk */
+    flops[39] = (double)(B); bytes[39] = (double)(4*B + 4*B + 4*B); /* dpo_step_bf16_k39_lm_chunk */
+    flops[40] = (double)(B); bytes[40] = (double)(4*B + 4*B + 4*B); /* dpo_step_bf16_k40_lm_chunk */
+    flops[41] = (double)(1 + B + B + B + B + B); bytes[41] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_bf16_k41_dpo_kto_pair */
+    flops[42] = (double)(B + B); bytes[42] = (double)(4 + 4*B); /* dpo_step_bf16_k42_dpo_sigmoid */
+    flops[43] = (double)(1 + B + B + B + B + B); bytes[43] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_bf16_k43_dpo_kto_pair */
+    flops[44] = (double)(1 + B + B + B + B + B + B); bytes[44] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_bf16_k44_dpo_bco_pair */
+    flops[45] = (double)(1 + B + B + B + B + B + B); bytes[45] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_bf16_k45_dpo_bco_pair */
+    flops[46] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[46] = (double)(68*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_bf16_k46_log_sigmoid */
+    flops[47] = (double)(17*B + 17*B); bytes[47] = (double)(4*B + 68 + 68*B); /* dpo_step_bf16_k47_lm_head */
+    flops[48] = (double)(B + B); bytes[48] = (double)(4 + 4*B + 4*B); /* dpo_step_bf16_k48_lm_head */
+    flops[49] = (double)(B + B + B + B); bytes[49] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_bf16_k49_sft */
+    flops[50] = (double)(1 + 1 + 1); bytes[50] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_bf16_k50_dpo_loss */
+    flops[51] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[51] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_bf16_k51_log_sigmoid_grad */
+    flops[52] = (double)(0); bytes[52] = (double)(8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k52_dpo_sigmoid */
+    flops[53] = (double)(0); bytes[53] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_bf16_k53_lm_head */
+    flops[54] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[54] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* dpo_step_bf16_k54_rmsnorm */
+    flops[55] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP); bytes[55] = (double)(8*CR*HD2*KVH*REP + 4 + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_bf16_k55_rmsnorm */
+    flops[56] = (double)(2*CR*HD2*KVH*REP); bytes[56] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* dpo_step_bf16_k56_rmsnorm */
+    flops[57] = (double)(4*CR*HD2*KVH*REP*V); bytes[57] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_bf16_k57_lm_head */
+    flops[58] = (double)(CR*V); bytes[58] = (double)(4*CR + 4*CR*V); /* dpo_step_bf16_k58_log_softmax */
+    flops[59] = (double)(CR + CR*V + CR*V + CR*V); bytes[59] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_bf16_k59_log_softmax */
+    flops[60] = (double)(B + B + B + B + B + B); bytes[60] = (double)(4*B + 4*B + 4*B + 4*B); /* dpo_step_bf16_k60_sequence_logps_grad */
+    flops[61] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR*V); bytes[61] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*B + 4*B); /* dpo_step_bf16_k61_log_softmax_grad */
+    flops[62] = (double)(4*CR*HD2*KVH*REP*V); bytes[62] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* dpo_step_bf16_k62_lm_head_grad_in */
+    flops[63] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[63] = (double)(8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* dpo_step_bf16_k63_rmsnorm_grad */
+    flops[64] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[64] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* dpo_step_bf16_k64_rmsnorm_grad */
+    flops[65] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[65] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_bf16_k65_rmsnorm_grad_scatter_add */
+    flops[66] = (double)(2*HD2*KVH*REP); bytes[66] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_bf16_k66_lm_chunk_backward */
+    flops[67] = (double)(4*CR*HD2*KVH*REP*V); bytes[67] = (double)(8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP + 4*CR*V); /* dpo_step_bf16_k67_grad_lm_head */
+    flops[68] = (double)(2*B*HD2*KVH*REP*T); bytes[68] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k68_lm_chunk_backward */
+    flops[69] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[69] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k69_rmsnorm */
+    flops[70] = (double)(B*T + B*T + B*T); bytes[70] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_bf16_k70_rmsnorm */
+    flops[71] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_bf16_k71_rmsnorm */
+    flops[72] = (double)(4*B*HD2*KVH*REP*T*T); bytes[72] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_bf16_k72_scores_matmul */
+    flops[73] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[73] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_bf16_k73_attention */
+    flops[74] = (double)(B*KVH*REP*T*T); bytes[74] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_bf16_k74_softmax */
+    flops[75] = (double)(B*KVH*REP*T*T); bytes[75] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_bf16_k75_softmax */
+    flops[76] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[76] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k76_rmsnorm */
+    flops[77] = (double)(B*T + B*T + B*T); bytes[77] = (double)(4*B*T + 4 + 4*B*T); /* dpo_step_bf16_k77_rmsnorm */
+    flops[78] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[78] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_bf16_k78_rmsnorm */
+    flops[79] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[79] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_bf16_k79_silu */
+    flops[80] = (double)(4*B*F*HD2*KVH*REP*T); bytes[80] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_bf16_k80_w2_grad_in */
+    flops[81] = (double)(B*F*T); bytes[81] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_bf16_k81_ffn_grad */
+    flops[82] = (double)(4*B*F*HD2*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_bf16_k82_w3_grad_in */
+    flops[83] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[83] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_bf16_k83_silu_grad */
+    flops[84] = (double)(4*B*F*HD2*KVH*REP*T); bytes[84] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_bf16_k84_w1_grad_in */
+    flops[85] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[85] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k85_gate_up_grad */
+    flops[86] = (double)(2*HD2*KVH*REP*T); bytes[86] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_bf16_k86_rmsnorm_grad */
+    flops[87] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k87_rmsnorm_grad */
+    flops[88] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k88_wo_grad_in */
+    flops[89] = (double)(4*B*HD2*KVH*REP*T*T); bytes[89] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k89_attention_grad_matmul */
+    flops[90] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[90] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_bf16_k90_attention */
+    flops[91] = (double)(4*B*HD2*KVH*REP*T*T); bytes[91] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_bf16_k91_scores_grad_matmul */
+    flops[92] = (double)(4*B*HD2*KVH*REP*T*T); bytes[92] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_bf16_k92_attention_grad_matmul */
+    flops[93] = (double)(4*B*HD2*KVH*REP*T*T); bytes[93] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k93_attention_grad_matmul */
+    flops[94] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[94] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_bf16_k94_wv_grad_in */
+    flops[95] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[95] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_bf16_k95_rope_grad */
+    flops[96] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_bf16_k96_wk_grad_in */
+    flops[97] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[97] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k97_rope_grad */
+    flops[98] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[98] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k98_wq_grad_in */
+    flops[99] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[99] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k99_attention_grad */
+    flops[100] = (double)(2*HD2*KVH*REP*T); bytes[100] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* dpo_step_bf16_k100_rmsnorm_grad */
+    flops[101] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k101_rmsnorm_grad */
+    flops[102] = (double)(2*HD2*KVH*REP); bytes[102] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_bf16_k102_layer_backward */
+    flops[103] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[103] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k103_grad_wq */
+    flops[104] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[104] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_bf16_k104_grad_wk */
+    flops[105] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[105] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_bf16_k105_grad_wv */
+    flops[106] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[106] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_bf16_k106_grad_wo */
+    flops[107] = (double)(2*HD2*KVH*REP); bytes[107] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* dpo_step_bf16_k107_layer_backward */
+    flops[108] = (double)(4*B*F*HD2*KVH*REP*T); bytes[108] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_bf16_k108_grad_w1 */
+    flops[109] = (double)(4*B*F*HD2*KVH*REP*T); bytes[109] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_bf16_k109_grad_w2 */
+    flops[110] = (double)(4*B*F*HD2*KVH*REP*T); bytes[110] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* dpo_step_bf16_k110_grad_w3 */
+    flops[111] = (double)(2*HD2*KVH*REP*V); bytes[111] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* dpo_step_bf16_k111_embed_backward_scatter_add */
+    (void)args;
+}
+
+static void llama_dpo_dpo_step_bf16_run(const void *args) { llama_dpo_dpo_step_bf16((const llama_dpo_dpo_step_bf16_args *)args); }
+static long llama_dpo_dpo_step_bf16_arena(const void *args) { return llama_dpo_dpo_step_bf16_arena_floats((const llama_dpo_dpo_step_bf16_args *)args); }
+static void llama_dpo_dpo_step_bf16_cost(const void *args, double *f, double *b) { llama_dpo_dpo_step_bf16_costs((const llama_dpo_dpo_step_bf16_args *)args, f, b); }
+static const char *const llama_dpo_dpo_step_bf16_kernel_names[] = {
+    "dpo_step_bf16_k0_rope_tables",
+    "dpo_step_bf16_k1_rope_tables",
+    "dpo_step_bf16_k2_shared_prompt_mask",
+    "dpo_step_bf16_k3_embed",
+    "dpo_step_bf16_k4_rmsnorm",
+    "dpo_step_bf16_k5_wq",
+    "dpo_step_bf16_k6_rope",
+    "dpo_step_bf16_k7_wk",
+    "dpo_step_bf16_k8_rope",
+    "dpo_step_bf16_k9_wv",
+    "dpo_step_bf16_k10_scores_matmul",
+    "dpo_step_bf16_k11_attention",
+    "dpo_step_bf16_k12_saved_attn",
+    "dpo_step_bf16_k13_wo",
+    "dpo_step_bf16_k14_layer",
+    "dpo_step_bf16_k15_rmsnorm",
+    "dpo_step_bf16_k16_w1",
+    "dpo_step_bf16_k17_w3",
+    "dpo_step_bf16_k18_silu",
+    "dpo_step_bf16_k19_w2",
+    "dpo_step_bf16_k20_ffn",
+    "dpo_step_bf16_k21_expand",
+    "dpo_step_bf16_k22_rmsnorm",
+    "dpo_step_bf16_k23_lm_head",
+    "dpo_step_bf16_k24_log_softmax",
+    "dpo_step_bf16_k25_log_softmax",
+    "dpo_step_bf16_k26_cross_entropy",
+    "dpo_step_bf16_k27_sequence_logps_scatter_add",
+    "dpo_step_bf16_k28_cross_entropy",
+    "dpo_step_bf16_k29_sequence_logps_scatter_add",
+    "dpo_step_bf16_k30_sequence_logps",
+    "dpo_step_bf16_k31_sequence_logps_scatter_add",
+    "dpo_step_bf16_k32_sequence_logps_scatter_add",
+    "dpo_step_bf16_k33_sequence_logps_scatter_add",
+    "dpo_step_bf16_k34_sequence_logps_scatter_add",
+    "dpo_step_bf16_k35_sequence_logps",
+    "dpo_step_bf16_k36_sequence_logps",
+    "dpo_step_bf16_k37_lm_chunk",
+    "dpo_step_bf16_k38_lm_chunk",
+    "dpo_step_bf16_k39_lm_chunk",
+    "dpo_step_bf16_k40_lm_chunk",
+    "dpo_step_bf16_k41_dpo_kto_pair",
+    "dpo_step_bf16_k42_dpo_sigmoid",
+    "dpo_step_bf16_k43_dpo_kto_pair",
+    "dpo_step_bf16_k44_dpo_bco_pair",
+    "dpo_step_bf16_k45_dpo_bco_pair",
+    "dpo_step_bf16_k46_log_sigmoid",
+    "dpo_step_bf16_k47_lm_head",
+    "dpo_step_bf16_k48_lm_head",
+    "dpo_step_bf16_k49_sft",
+    "dpo_step_bf16_k50_dpo_loss",
+    "dpo_step_bf16_k51_log_sigmoid_grad",
+    "dpo_step_bf16_k52_dpo_sigmoid",
+    "dpo_step_bf16_k53_lm_head",
+    "dpo_step_bf16_k54_rmsnorm",
+    "dpo_step_bf16_k55_rmsnorm",
+    "dpo_step_bf16_k56_rmsnorm",
+    "dpo_step_bf16_k57_lm_head",
+    "dpo_step_bf16_k58_log_softmax",
+    "dpo_step_bf16_k59_log_softmax",
+    "dpo_step_bf16_k60_sequence_logps_grad",
+    "dpo_step_bf16_k61_log_softmax_grad",
+    "dpo_step_bf16_k62_lm_head_grad_in",
+    "dpo_step_bf16_k63_rmsnorm_grad",
+    "dpo_step_bf16_k64_rmsnorm_grad",
+    "dpo_step_bf16_k65_rmsnorm_grad_scatter_add",
+    "dpo_step_bf16_k66_lm_chunk_backward",
+    "dpo_step_bf16_k67_grad_lm_head",
+    "dpo_step_bf16_k68_lm_chunk_backward",
+    "dpo_step_bf16_k69_rmsnorm",
+    "dpo_step_bf16_k70_rmsnorm",
+    "dpo_step_bf16_k71_rmsnorm",
+    "dpo_step_bf16_k72_scores_matmul",
+    "dpo_step_bf16_k73_attention",
+    "dpo_step_bf16_k74_softmax",
+    "dpo_step_bf16_k75_softmax",
+    "dpo_step_bf16_k76_rmsnorm",
+    "dpo_step_bf16_k77_rmsnorm",
+    "dpo_step_bf16_k78_rmsnorm",
+    "dpo_step_bf16_k79_silu",
+    "dpo_step_bf16_k80_w2_grad_in",
+    "dpo_step_bf16_k81_ffn_grad",
+    "dpo_step_bf16_k82_w3_grad_in",
+    "dpo_step_bf16_k83_silu_grad",
+    "dpo_step_bf16_k84_w1_grad_in",
+    "dpo_step_bf16_k85_gate_up_grad",
+    "dpo_step_bf16_k86_rmsnorm_grad",
+    "dpo_step_bf16_k87_rmsnorm_grad",
+    "dpo_step_bf16_k88_wo_grad_in",
+    "dpo_step_bf16_k89_attention_grad_matmul",
+    "dpo_step_bf16_k90_attention",
+    "dpo_step_bf16_k91_scores_grad_matmul",
+    "dpo_step_bf16_k92_attention_grad_matmul",
+    "dpo_step_bf16_k93_attention_grad_matmul",
+    "dpo_step_bf16_k94_wv_grad_in",
+    "dpo_step_bf16_k95_rope_grad",
+    "dpo_step_bf16_k96_wk_grad_in",
+    "dpo_step_bf16_k97_rope_grad",
+    "dpo_step_bf16_k98_wq_grad_in",
+    "dpo_step_bf16_k99_attention_grad",
+    "dpo_step_bf16_k100_rmsnorm_grad",
+    "dpo_step_bf16_k101_rmsnorm_grad",
+    "dpo_step_bf16_k102_layer_backward",
+    "dpo_step_bf16_k103_grad_wq",
+    "dpo_step_bf16_k104_grad_wk",
+    "dpo_step_bf16_k105_grad_wv",
+    "dpo_step_bf16_k106_grad_wo",
+    "dpo_step_bf16_k107_layer_backward",
+    "dpo_step_bf16_k108_grad_w1",
+    "dpo_step_bf16_k109_grad_w2",
+    "dpo_step_bf16_k110_grad_w3",
+    "dpo_step_bf16_k111_embed_backward_scatter_add",
+};
+const la_program_info llama_dpo_dpo_step_bf16_info = { "llama_dpo.dpo_step_bf16", 71, 112, llama_dpo_dpo_step_bf16_kernel_names, llama_dpo_dpo_step_bf16_run, llama_dpo_dpo_step_bf16_arena, llama_dpo_dpo_step_bf16_cost };
+
+/* ===== program 'dpo_logps_lora_bf16' ===== */
+
+/* dpo_logps_lora_bf16_k0_rope_tables: t0 = cos(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
+static void dpo_logps_lora_bf16_k0_rope_tables(float *restrict t0, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
+        for (long j = 0; j < n; j++) {
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k1_rope_tables: t1 = sin(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
+static void dpo_logps_lora_bf16_k1_rope_tables(float *restrict t1, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
+        for (long j = 0; j < n; j++) {
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = sinf(v5);
+            t1[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k2_shared_prompt_mask: t2 = 1 - [segments = 1] · [segments = 2]  [rope_tables; shared_prompt_mask] */
+static void dpo_logps_lora_bf16_k2_shared_prompt_mask(float *restrict t2, const int32_t *restrict segments, long B, long T) {
+    const long rows = B*T, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = 0;
+        const long i3 = (r) % T;
+        float v2 = (float)segments[(i0) * T + (i1) * T + i3];
+        float v3 = v2 == 2.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)segments[(i0) * T + j];
+            float v1 = v0 == 1.0f ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = 1.0f - v4;
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k3_embed: t3 = embed[ids]  [embed] */
+static void dpo_logps_lora_bf16_k3_embed(float *restrict t3, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            t3[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k4_rmsnorm: t4 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void dpo_logps_lora_bf16_k4_rmsnorm(float *restrict t4, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t4[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k5_wq: t5[B*T, D] = t4 · wqᵀ  [layer/attention] */
+static void dpo_logps_lora_bf16_k5_wq(float *restrict t5, const float *restrict wq, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t4, D, wq, D, 0.0f, t5, D);
+}
+
+/* dpo_logps_lora_bf16_k6_lora_a_wq: t6[B*T, R] = t4 · lora_a_wqᵀ  [layer/attention/lora] */
+static void dpo_logps_lora_bf16_k6_lora_a_wq(float *restrict t6, const float *restrict lora_a_wq, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t4, D, lora_a_wq, D, 0.0f, t6, R);
+}
+
+/* dpo_logps_lora_bf16_k7_lora: t7 = t6 · lora_scale_wq  [layer/attention/lora] */
+static void dpo_logps_lora_bf16_k7_lora(float *t7, const float *lora_scale_wq, const float *t6, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t6[r * n + j]) * (lora_scale_wq[0]);
+            t7[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k8_lora_b_wq: t8[B*T, D] = t7 · lora_b_wqᵀ  [layer/attention/lora] */
+static void dpo_logps_lora_bf16_k8_lora_b_wq(float *restrict t8, const float *restrict lora_b_wq, const float *restrict t7, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, t7, R, lora_b_wq, R, 0.0f, t8, D);
+}
+
+/* dpo_logps_lora_bf16_k9_wk: t9[B*T, KVD] = t4 · wkᵀ  [layer/attention] */
+static void dpo_logps_lora_bf16_k9_wk(float *restrict t9, const float *restrict wk, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t4, D, wk, D, 0.0f, t9, KVD);
+}
+
+/* dpo_logps_lora_bf16_k10_lora_a_wk: t10[B*T, R] = t4 · lora_a_wkᵀ  [layer/attention/lora] */
+static void dpo_logps_lora_bf16_k10_lora_a_wk(float *restrict t10, const float *restrict lora_a_wk, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t4, D, lora_a_wk, D, 0.0f, t10, R);
+}
+
+/* dpo_logps_lora_bf16_k11_lora: t11 = t10 · lora_scale_wk  [layer/attention/lora] */
+static void dpo_logps_lora_bf16_k11_lora(float *t11, const float *lora_scale_wk, const float *t10, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t10[r * n + j]) * (lora_scale_wk[0]);
+            t11[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k12_lora_b_wk: t12[B*T, KVD] = t11 · lora_b_wkᵀ  [layer/attention/lora] */
+static void dpo_logps_lora_bf16_k12_lora_b_wk(float *restrict t12, const float *restrict lora_b_wk, const float *restrict t11, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, R, t11, R, lora_b_wk, R, 0.0f, t12, KVD);
+}
+
+/* dpo_logps_lora_bf16_k13_wv: t13[B*T, KVD] = t4 · wvᵀ  [layer/attention] */
+static void dpo_logps_lora_bf16_k13_wv(float *restrict t13, const float *restrict wv, const float *restrict t4, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t4, D, wv, D, 0.0f, t13, KVD);
+}
+
+/* dpo_logps_lora_bf16_k14_lora_a_wv: t14[B*T, R] = t4 · lora_a_wvᵀ  [layer/attention/lora] */
+static void dpo_logps_lora_bf16_k14_lora_a_wv(float *restrict t14, const float *restrict lora_a_wv, const float *restrict t4, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t4, D, lora_a_wv, D, 0.0f, t14, R);
+}
+
+/* dpo_logps_lora_bf16_k15_lora: t15 = t14 · lora_scale_wv  [layer/attention/lora] */
+static void dpo_logps_lora_bf16_k15_lora(float *t15, const float *lora_scale_wv, const float *t14, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t14[r * n + j]) * (lora_scale_wv[0]);
+            t15[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k16_lora_b_wv: t16[B*T, KVD] = t15 · lora_b_wvᵀ  [layer/attention/lora] */
+static void dpo_logps_lora_bf16_k16_lora_b_wv(float *restrict t16, const float *restrict lora_b_wv, const float *restrict t15, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, R, t15, R, lora_b_wv, R, 0.0f, t16, KVD);
+}
+
+/* dpo_logps_lora_bf16_k17_lora: t17 = t13 + t16  [layer/attention; layer/attention/lora] */
+static void dpo_logps_lora_bf16_k17_lora(float *restrict t17, const float *restrict t13, const float *restrict t16, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long rows = B*T, n = KVD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t13[r * n + j] + t16[r * n + j];
+            t17[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k18_rope: add, mul, mul, sub, mul, mul, add, concat  [layer/attention; layer/attention/lora; layer/attention/rope; layer/attention/attention] */
+static void dpo_logps_lora_bf16_k18_rope(float *restrict t18, const float *restrict t0, const float *restrict t1, const float *restrict t5, const float *restrict t8, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = t5[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2] + t8[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v3 = t5[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1] + t8[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
+            }
+            else {
+                float v6 = t5[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2] + t8[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v8 = t5[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1] + t8[((i0) * T + i3) * D + (((i1) * REP + i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
+            }
+            t18[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k19_rope: add, mul, mul, sub, mul, mul, add, concat  [layer/attention/rope; layer/attention; layer/attention/lora; layer/attention/attention] */
+static void dpo_logps_lora_bf16_k19_rope(float *restrict t19, const float *restrict t0, const float *restrict t1, const float *restrict t9, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2] + t12[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v3 = t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1] + t12[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
+            }
+            else {
+                float v6 = t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2] + t12[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[((i0) * T + i3) * HD2 + j / 2]);
+                float v8 = t9[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1] + t12[((i0) * T + i3) * KVD + ((i1) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[((i0) * T + i3) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
+            }
+            t19[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k20_scores_matmul: t20[B, KVH, REP, T, T] = t18 · t19ᵀ  [layer/attention/attention/scores] */
+static void dpo_logps_lora_bf16_k20_scores_matmul(float *restrict t20, const float *restrict t18, const float *restrict t19, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, t18 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, t19 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD, 0.0f, t20 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* dpo_logps_lora_bf16_k21_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void dpo_logps_lora_bf16_k21_attention(float *restrict t21, const float *restrict t2, const float *restrict t20, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i3 = (r) % T;
+        float v3 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
+            float v4 = (t20[r * n + j0]) * v3;
+            float v5 = v2 != 0.0f ? v4 : (-INFINITY);
+            acc0 = fmaxf(acc0, v5);
+        }
+        float v11 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v6 = (float)i3 + 0.0f;
+            float v7 = (float)j1 <= v6 ? 1.0f : 0.0f;
+            float v8 = v7 * (t2[((i0) * T + i3) * T + j1]);
+            float v9 = (t20[r * n + j1]) * v3;
+            float v10 = v8 != 0.0f ? v9 : (-INFINITY);
+            float v12 = v10 - v11;
+            float v13 = la_expf(v12);
+            t21[r * n + j1] = v13;
+            acc1 += v13;
+        }
+        for (long j = 0; j < n; j++) {
+            float v14 = (t21[r * n + j]) / acc1;
+            t21[r * n + j] = v14;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k22_attention_matmul: t22[B, KVH, REP, T, HD] = t21 · t17  [layer/attention/attention; layer/attention] */
+static void dpo_logps_lora_bf16_k22_attention_matmul(float *restrict t22, const float *restrict t17, const float *restrict t21, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 0, T, HD, T, t21 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t17 + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t22 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* dpo_logps_lora_bf16_k23_wo: t23[B*T, D] = t22 · woᵀ  [layer/attention] */
+static void dpo_logps_lora_bf16_k23_wo(float *restrict t23, const float *restrict wo, const float *restrict t22, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t22, D, wo, D, 0.0f, t23, D);
+}
+
+/* dpo_logps_lora_bf16_k24_lora_a_wo: t24[B*T, R] = t22 · lora_a_woᵀ  [layer/attention/lora] */
+static void dpo_logps_lora_bf16_k24_lora_a_wo(float *restrict t24, const float *restrict lora_a_wo, const float *restrict t22, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t22, D, lora_a_wo, D, 0.0f, t24, R);
+}
+
+/* dpo_logps_lora_bf16_k25_lora: t25 = t24 · lora_scale_wo  [layer/attention/lora] */
+static void dpo_logps_lora_bf16_k25_lora(float *t25, const float *lora_scale_wo, const float *t24, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t24[r * n + j]) * (lora_scale_wo[0]);
+            t25[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k26_lora_b_wo: t26[B*T, D] = t25 · lora_b_woᵀ  [layer/attention/lora] */
+static void dpo_logps_lora_bf16_k26_lora_b_wo(float *restrict t26, const float *restrict lora_b_wo, const float *restrict t25, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, t25, R, lora_b_wo, R, 0.0f, t26, D);
+}
+
+/* dpo_logps_lora_bf16_k27_rmsnorm: t27 = ((carry0 + t23 + t26) · rsqrt(Σ((carry0 + t23 + t26)²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm; layer/attention; layer/attention/lora; layer] */
+static void dpo_logps_lora_bf16_k27_rmsnorm(float *restrict t27, const float *restrict norm_eps, const float *restrict carry0, const float *restrict ffn_norm, const float *restrict t23, const float *restrict t26, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t23[r * n + j0] + t26[r * n + j0];
+            float v1 = carry0[r * n + j0] + v0;
+            float v2 = v1 * v1;
+            acc0 += v2;
+        }
+        float v5 = acc0 / ((float)(D));
+        float v6 = v5 + norm_eps[0];
+        float v7 = 1.0f / sqrtf(v6);
+        for (long j = 0; j < n; j++) {
+            float v3 = t23[r * n + j] + t26[r * n + j];
+            float v4 = carry0[r * n + j] + v3;
+            float v8 = v4 * v7;
+            float v9 = v8 * (ffn_norm[j]);
+            t27[r * n + j] = v9;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k28_w1: t28[B*T, F] = t27 · w1ᵀ  [layer/ffn/gate_up] */
+static void dpo_logps_lora_bf16_k28_w1(float *restrict t28, const float *restrict w1, const float *restrict t27, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t27, D, w1, D, 0.0f, t28, F);
+}
+
+/* dpo_logps_lora_bf16_k29_lora_a_w1: t29[B*T, R] = t27 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_logps_lora_bf16_k29_lora_a_w1(float *restrict t29, const float *restrict lora_a_w1, const float *restrict t27, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t27, D, lora_a_w1, D, 0.0f, t29, R);
+}
+
+/* dpo_logps_lora_bf16_k30_lora: t30 = t29 · lora_scale_w1  [layer/ffn/gate_up/lora] */
+static void dpo_logps_lora_bf16_k30_lora(float *t30, const float *lora_scale_w1, const float *t29, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t29[r * n + j]) * (lora_scale_w1[0]);
+            t30[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k31_lora_b_w1: t31[B*T, F] = t30 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_logps_lora_bf16_k31_lora_b_w1(float *restrict t31, const float *restrict lora_b_w1, const float *restrict t30, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, F, R, t30, R, lora_b_w1, R, 0.0f, t31, F);
+}
+
+/* dpo_logps_lora_bf16_k32_w3: t32[B*T, F] = t27 · w3ᵀ  [layer/ffn/gate_up] */
+static void dpo_logps_lora_bf16_k32_w3(float *restrict t32, const float *restrict w3, const float *restrict t27, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t27, D, w3, D, 0.0f, t32, F);
+}
+
+/* dpo_logps_lora_bf16_k33_lora_a_w3: t33[B*T, R] = t27 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_logps_lora_bf16_k33_lora_a_w3(float *restrict t33, const float *restrict lora_a_w3, const float *restrict t27, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t27, D, lora_a_w3, D, 0.0f, t33, R);
+}
+
+/* dpo_logps_lora_bf16_k34_lora: t34 = t33 · lora_scale_w3  [layer/ffn/gate_up/lora] */
+static void dpo_logps_lora_bf16_k34_lora(float *t34, const float *lora_scale_w3, const float *t33, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t33[r * n + j]) * (lora_scale_w3[0]);
+            t34[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k35_lora_b_w3: t35[B*T, F] = t34 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_logps_lora_bf16_k35_lora_b_w3(float *restrict t35, const float *restrict lora_b_w3, const float *restrict t34, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, F, R, t34, R, lora_b_w3, R, 0.0f, t35, F);
+}
+
+/* dpo_logps_lora_bf16_k36_silu: t36 = ((t28 + t31) / (1 + exp(-(t28 + t31)))) · (t32 + t35)  [layer/ffn/gate_up; layer/ffn/gate_up/lora; layer/ffn/gate_up/silu] */
+static void dpo_logps_lora_bf16_k36_silu(float *restrict t36, const float *restrict t28, const float *restrict t31, const float *restrict t32, const float *restrict t35, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t28[r * n + j] + t31[r * n + j];
+            float v1 = -v0;
+            float v2 = la_expf(v1);
+            float v3 = 1.0f + v2;
+            float v4 = v0 / v3;
+            float v5 = t32[r * n + j] + t35[r * n + j];
+            float v6 = v4 * v5;
+            t36[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k37_w2: t37[B*T, D] = t36 · w2ᵀ  [layer/ffn] */
+static void dpo_logps_lora_bf16_k37_w2(float *restrict t37, const float *restrict w2, const float *restrict t36, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, F, t36, F, w2, F, 0.0f, t37, D);
+}
+
+/* dpo_logps_lora_bf16_k38_lora_a_w2: t38[B*T, R] = t36 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void dpo_logps_lora_bf16_k38_lora_a_w2(float *restrict t38, const float *restrict lora_a_w2, const float *restrict t36, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, R, F, t36, F, lora_a_w2, F, 0.0f, t38, R);
+}
+
+/* dpo_logps_lora_bf16_k39_lora: t39 = t38 · lora_scale_w2  [layer/ffn/lora] */
+static void dpo_logps_lora_bf16_k39_lora(float *t39, const float *lora_scale_w2, const float *t38, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t38[r * n + j]) * (lora_scale_w2[0]);
+            t39[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k40_lora_b_w2: t40[B*T, D] = t39 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void dpo_logps_lora_bf16_k40_lora_b_w2(float *restrict t40, const float *restrict lora_b_w2, const float *restrict t39, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, t39, R, lora_b_w2, R, 0.0f, t40, D);
+}
+
+/* dpo_logps_lora_bf16_k41_lora: carry0_next = carry0 + t23 + t26 + t37 + t40  [layer/attention; layer/attention/lora; layer; layer/ffn; layer/ffn/lora] */
+static void dpo_logps_lora_bf16_k41_lora(float *restrict carry0_next, const float *restrict carry0, const float *restrict t23, const float *restrict t26, const float *restrict t37, const float *restrict t40, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t23[r * n + j] + t26[r * n + j];
+            float v1 = carry0[r * n + j] + v0;
+            float v2 = t37[r * n + j] + t40[r * n + j];
+            float v3 = v1 + v2;
+            carry0_next[r * n + j] = v3;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k42_expand: t41 = 0 */
+static void dpo_logps_lora_bf16_k42_expand(float *restrict t41, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        t41[j] = 0.0f;
+    }
+}
+
+/* dpo_logps_lora_bf16_k43_rmsnorm: t42 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
+static void dpo_logps_lora_bf16_k43_rmsnorm(float *restrict t42, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t42[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k44_lm_head: t43[CR, V] = t42 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
+static void dpo_logps_lora_bf16_k44_lm_head(float *restrict t43, const float *restrict lm_head, const float *restrict t42, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t42, D, lm_head, D, 0.0f, t43, V);
+}
+
+/* dpo_logps_lora_bf16_k45_log_softmax: t44 = max(t43)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_lora_bf16_k45_log_softmax(float *restrict t44, const float *restrict t43, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t43[r * n + j0]);
+        }
+        t44[r] = acc0;
+    }
+}
+
+/* dpo_logps_lora_bf16_k46_log_softmax: t45 = Σ(exp(t43 - t44))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_logps_lora_bf16_k46_log_softmax(float *restrict t45, const float *restrict t43, const float *restrict t44, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t44[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t43[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t45[r] = acc0;
+    }
+}
+
+/* dpo_logps_lora_bf16_k47_cross_entropy: t46 = Σ((t43 - t44 - log(t45)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_logps_lora_bf16_k47_cross_entropy(float *restrict t46, const float *restrict t43, const int32_t *restrict chosen_targets, const float *restrict t44, const float *restrict t45, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t44[i0];
+        float v2 = logf(t45[i0]);
+        float v4 = (float)chosen_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t43[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t46[r] = acc0;
+    }
+}
+
+/* dpo_logps_lora_bf16_k48_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_lora_bf16_k48_sequence_logps_scatter_add(float *restrict t47, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t46, long B, long CR) {
+    memset(t47, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t46[i0]);
+        float v1 = v0 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t47[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k49_cross_entropy: t48 = Σ((t43 - t44 - log(t45)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_logps_lora_bf16_k49_cross_entropy(float *restrict t48, const float *restrict t43, const int32_t *restrict rejected_targets, const float *restrict t44, const float *restrict t45, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t44[i0];
+        float v2 = logf(t45[i0]);
+        float v4 = (float)rejected_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t43[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t48[r] = acc0;
+    }
+}
+
+/* dpo_logps_lora_bf16_k50_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_lora_bf16_k50_sequence_logps_scatter_add(float *restrict t49, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t48, long B, long CR) {
+    memset(t49, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t48[i0]);
+        float v1 = v0 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t49[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k51_sequence_logps: t50 = Σ(t43)  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_lora_bf16_k51_sequence_logps(float *restrict t50, const float *restrict t43, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t43[r * n + j0];
+        }
+        t50[r] = acc0;
+    }
+}
+
+/* dpo_logps_lora_bf16_k52_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_lora_bf16_k52_sequence_logps_scatter_add(float *restrict t51, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t50, long B, long CR, long V) {
+    memset(t51, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t50[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t51[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k53_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_logps_lora_bf16_k53_sequence_logps_scatter_add(float *restrict t52, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t50, long B, long CR, long V) {
+    memset(t52, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t50[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t52[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_logps_lora_bf16_k54_sequence_logps: carry1_next = carry1 + -t47  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_lora_bf16_k54_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t47, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t47[j]);
+        float v1 = carry1[j] + v0;
+        carry1_next[j] = v1;
+    }
+}
+
+/* dpo_logps_lora_bf16_k55_sequence_logps: carry2_next = carry2 + -t49  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_lora_bf16_k55_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t49, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t49[j]);
+        float v1 = carry2[j] + v0;
+        carry2_next[j] = v1;
+    }
+}
+
+/* dpo_logps_lora_bf16_k56_lm_chunk: carry3_next = carry3 + t51  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_lora_bf16_k56_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t51, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry3[j] + t51[j];
+        carry3_next[j] = v0;
+    }
+}
+
+/* dpo_logps_lora_bf16_k57_lm_chunk: carry4_next = carry4 + t52  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_logps_lora_bf16_k57_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t52, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry4[j] + t52[j];
+        carry4_next[j] = v0;
+    }
+}
+
+/* Arena: 21 slots planned for 58 kernels. */
+static long llama_dpo_dpo_logps_lora_bf16_layout(const llama_dpo_dpo_logps_lora_bf16_args *args, long *off) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(la_max(B*HD2*T, CR));
+    off[1] = total; total += la_round16(la_max(B*HD2*T, CR));
+    off[2] = total; total += la_round16(la_max(B*T*T, CR));
+    off[3] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*F*T), B));
+    off[5] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), B));
+    off[7] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 2*CR*HD2*KVH*REP));
+    off[9] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*T, B*F*T), 2*B*HD2*KVH*REP*T));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*T), B*F*T), CR*V));
+    off[11] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[12] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[13] = total; total += la_round16(B);
+    off[14] = total; total += la_round16(B);
+    off[15] = total; total += la_round16(B);
+    off[16] = total; total += la_round16(B);
+    off[17] = total; total += la_round16(B);
+    off[18] = total; total += la_round16(B);
+    off[19] = total; total += la_round16(B);
+    off[20] = total; total += la_round16(B);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_dpo_dpo_logps_lora_bf16_arena_floats(const llama_dpo_dpo_logps_lora_bf16_args *args) {
+    long off[21];
+    return llama_dpo_dpo_logps_lora_bf16_layout(args, off);
+}
+
+void llama_dpo_dpo_logps_lora_bf16(const llama_dpo_dpo_logps_lora_bf16_args *args) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NC = args->NC;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[21];
+    llama_dpo_dpo_logps_lora_bf16_layout(args, off);
+    double *prof = args->kernel_ns;
+    la_bf16_epoch++;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[6];
+    float *t7 = args->arena + off[6];
+    float *t8 = args->arena + off[7];
+    float *t9 = args->arena + off[6];
+    float *t10 = args->arena + off[8];
+    float *t11 = args->arena + off[8];
+    float *t12 = args->arena + off[9];
+    float *t13 = args->arena + off[8];
+    float *t14 = args->arena + off[10];
+    float *t15 = args->arena + off[10];
+    float *t16 = args->arena + off[4];
+    float *t17 = args->arena + off[10];
+    float *t18 = args->arena + off[4];
+    float *t19 = args->arena + off[5];
+    float *t20 = args->arena + off[8];
+    float *t21 = args->arena + off[7];
+    float *t22 = args->arena + off[4];
+    float *t23 = args->arena + off[5];
+    float *t24 = args->arena + off[6];
+    float *t25 = args->arena + off[6];
+    float *t26 = args->arena + off[7];
+    float *t27 = args->arena + off[4];
+    float *t28 = args->arena + off[9];
+    float *t29 = args->arena + off[8];
+    float *t30 = args->arena + off[8];
+    float *t31 = args->arena + off[10];
+    float *t32 = args->arena + off[6];
+    float *t33 = args->arena + off[8];
+    float *t34 = args->arena + off[8];
+    float *t35 = args->arena + off[4];
+    float *t36 = args->arena + off[8];
+    float *t37 = args->arena + off[4];
+    float *t38 = args->arena + off[10];
+    float *t39 = args->arena + off[10];
+    float *t40 = args->arena + off[9];
+    float *t41 = args->arena + off[6];
+    float *t42 = args->arena + off[8];
+    float *t43 = args->arena + off[10];
+    float *t44 = args->arena + off[0];
+    float *t45 = args->arena + off[1];
+    float *t46 = args->arena + off[2];
+    float *t47 = args->arena + off[3];
+    float *t48 = args->arena + off[2];
+    float *t49 = args->arena + off[5];
+    float *t50 = args->arena + off[0];
+    float *t51 = args->arena + off[7];
+    float *t52 = args->arena + off[4];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const int32_t *positions = args->positions;
+    const int32_t *segments = args->segments;
+    const float *rope_theta = args->rope_theta;
+    const float *norm_eps = args->norm_eps;
+    const float *lora_scale_wq = args->lora_scale_wq;
+    const float *lora_scale_wk = args->lora_scale_wk;
+    const float *lora_scale_wv = args->lora_scale_wv;
+    const float *lora_scale_wo = args->lora_scale_wo;
+    const float *lora_scale_w1 = args->lora_scale_w1;
+    const float *lora_scale_w2 = args->lora_scale_w2;
+    const float *lora_scale_w3 = args->lora_scale_w3;
+    float *logps_chosen = args->logps_chosen;
+    float *logps_rejected = args->logps_rejected;
+    float *logits_chosen = args->logits_chosen;
+    float *logits_rejected = args->logits_rejected;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 58, dpo_logps_lora_bf16_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 58, dpo_logps_lora_bf16_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 58, dpo_logps_lora_bf16_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 58, dpo_logps_lora_bf16_k3_embed(t3, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = t3;
+    float *carry0_buf[2] = { args->arena + off[11], args->arena + off[12] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + l * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + l * (2*HD2*KVH*R);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + l * (2*HD2*KVH*R);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + l * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + l * (F*R);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + l * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + l * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
+        float *carry0_next = carry0_buf[l & 1];
+        LA_TIMED(prof, 4, 58, dpo_logps_lora_bf16_k4_rmsnorm(t4, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 58, dpo_logps_lora_bf16_k5_wq(t5, wq, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 58, dpo_logps_lora_bf16_k6_lora_a_wq(t6, lora_a_wq, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 58, dpo_logps_lora_bf16_k7_lora(t7, lora_scale_wq, t6, B, R, T));
+        LA_TIMED(prof, 8, 58, dpo_logps_lora_bf16_k8_lora_b_wq(t8, lora_b_wq, t7, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 9, 58, dpo_logps_lora_bf16_k9_wk(t9, wk, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 58, dpo_logps_lora_bf16_k10_lora_a_wk(t10, lora_a_wk, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 11, 58, dpo_logps_lora_bf16_k11_lora(t11, lora_scale_wk, t10, B, R, T));
+        LA_TIMED(prof, 12, 58, dpo_logps_lora_bf16_k12_lora_b_wk(t12, lora_b_wk, t11, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 13, 58, dpo_logps_lora_bf16_k13_wv(t13, wv, t4, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 58, dpo_logps_lora_bf16_k14_lora_a_wv(t14, lora_a_wv, t4, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 15, 58, dpo_logps_lora_bf16_k15_lora(t15, lora_scale_wv, t14, B, R, T));
+        LA_TIMED(prof, 16, 58, dpo_logps_lora_bf16_k16_lora_b_wv(t16, lora_b_wv, t15, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 17, 58, dpo_logps_lora_bf16_k17_lora(t17, t13, t16, B, HD2, KVH, T));
+        LA_TIMED(prof, 18, 58, dpo_logps_lora_bf16_k18_rope(t18, t0, t1, t5, t8, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 58, dpo_logps_lora_bf16_k19_rope(t19, t0, t1, t9, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 58, dpo_logps_lora_bf16_k20_scores_matmul(t20, t18, t19, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 58, dpo_logps_lora_bf16_k21_attention(t21, t2, t20, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 58, dpo_logps_lora_bf16_k22_attention_matmul(t22, t17, t21, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 58, dpo_logps_lora_bf16_k23_wo(t23, wo, t22, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 58, dpo_logps_lora_bf16_k24_lora_a_wo(t24, lora_a_wo, t22, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 58, dpo_logps_lora_bf16_k25_lora(t25, lora_scale_wo, t24, B, R, T));
+        LA_TIMED(prof, 26, 58, dpo_logps_lora_bf16_k26_lora_b_wo(t26, lora_b_wo, t25, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 27, 58, dpo_logps_lora_bf16_k27_rmsnorm(t27, norm_eps, carry0, ffn_norm, t23, t26, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 58, dpo_logps_lora_bf16_k28_w1(t28, w1, t27, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 29, 58, dpo_logps_lora_bf16_k29_lora_a_w1(t29, lora_a_w1, t27, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 30, 58, dpo_logps_lora_bf16_k30_lora(t30, lora_scale_w1, t29, B, R, T));
+        LA_TIMED(prof, 31, 58, dpo_logps_lora_bf16_k31_lora_b_w1(t31, lora_b_w1, t30, B, F, R, T));
+        LA_TIMED(prof, 32, 58, dpo_logps_lora_bf16_k32_w3(t32, w3, t27, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 33, 58, dpo_logps_lora_bf16_k33_lora_a_w3(t33, lora_a_w3, t27, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 34, 58, dpo_logps_lora_bf16_k34_lora(t34, lora_scale_w3, t33, B, R, T));
+        LA_TIMED(prof, 35, 58, dpo_logps_lora_bf16_k35_lora_b_w3(t35, lora_b_w3, t34, B, F, R, T));
+        LA_TIMED(prof, 36, 58, dpo_logps_lora_bf16_k36_silu(t36, t28, t31, t32, t35, B, F, T));
+        LA_TIMED(prof, 37, 58, dpo_logps_lora_bf16_k37_w2(t37, w2, t36, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 38, 58, dpo_logps_lora_bf16_k38_lora_a_w2(t38, lora_a_w2, t36, B, F, R, T));
+        LA_TIMED(prof, 39, 58, dpo_logps_lora_bf16_k39_lora(t39, lora_scale_w2, t38, B, R, T));
+        LA_TIMED(prof, 40, 58, dpo_logps_lora_bf16_k40_lora_b_w2(t40, lora_b_w2, t39, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 41, 58, dpo_logps_lora_bf16_k41_lora(carry0_next, carry0, t23, t26, t37, t40, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 42, 58, dpo_logps_lora_bf16_k42_expand(t41, B));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t41;
+    float *carry1_buf[2] = { args->arena + off[13], args->arena + off[14] };
+    const float *carry2 = t41;
+    float *carry2_buf[2] = { args->arena + off[15], args->arena + off[16] };
+    const float *carry3 = t41;
+    float *carry3_buf[2] = { args->arena + off[17], args->arena + off[18] };
+    const float *carry4 = t41;
+    float *carry4_buf[2] = { args->arena + off[19], args->arena + off[20] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry1_next = l + 1 < NC ? carry1_buf[l & 1] : logps_chosen;
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : logps_rejected;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : logits_chosen;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : logits_rejected;
+        LA_TIMED(prof, 43, 58, dpo_logps_lora_bf16_k43_rmsnorm(t42, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 44, 58, dpo_logps_lora_bf16_k44_lm_head(t43, lm_head, t42, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 45, 58, dpo_logps_lora_bf16_k45_log_softmax(t44, t43, CR, V));
+        LA_TIMED(prof, 46, 58, dpo_logps_lora_bf16_k46_log_softmax(t45, t43, t44, CR, V));
+        LA_TIMED(prof, 47, 58, dpo_logps_lora_bf16_k47_cross_entropy(t46, t43, chosen_targets, t44, t45, CR, V));
+        LA_TIMED(prof, 48, 58, dpo_logps_lora_bf16_k48_sequence_logps_scatter_add(t47, scored_pair, chosen_mask, t46, B, CR));
+        LA_TIMED(prof, 49, 58, dpo_logps_lora_bf16_k49_cross_entropy(t48, t43, rejected_targets, t44, t45, CR, V));
+        LA_TIMED(prof, 50, 58, dpo_logps_lora_bf16_k50_sequence_logps_scatter_add(t49, scored_pair, rejected_mask, t48, B, CR));
+        LA_TIMED(prof, 51, 58, dpo_logps_lora_bf16_k51_sequence_logps(t50, t43, CR, V));
+        LA_TIMED(prof, 52, 58, dpo_logps_lora_bf16_k52_sequence_logps_scatter_add(t51, scored_pair, chosen_mask, t50, B, CR, V));
+        LA_TIMED(prof, 53, 58, dpo_logps_lora_bf16_k53_sequence_logps_scatter_add(t52, scored_pair, rejected_mask, t50, B, CR, V));
+        LA_TIMED(prof, 54, 58, dpo_logps_lora_bf16_k54_sequence_logps(carry1_next, carry1, t47, B));
+        LA_TIMED(prof, 55, 58, dpo_logps_lora_bf16_k55_sequence_logps(carry2_next, carry2, t49, B));
+        LA_TIMED(prof, 56, 58, dpo_logps_lora_bf16_k56_lm_chunk(carry3_next, carry3, t51, B));
+        LA_TIMED(prof, 57, 58, dpo_logps_lora_bf16_k57_lm_chunk(carry4_next, carry4, t52, B));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
+}
+
+void llama_dpo_dpo_logps_lora_bf16_costs(const llama_dpo_dpo_logps_lora_bf16_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[0] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_logps_lora_bf16_k0_rope_tables */
+    flops[1] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[1] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_logps_lora_bf16_k1_rope_tables */
+    flops[2] = (double)(B*T + B*T + B*T + B*T*T + B*T*T); bytes[2] = (double)(4*B*T*T + 4*B*T); /* dpo_logps_lora_bf16_k2_shared_prompt_mask */
+    flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_logps_lora_bf16_k3_embed */
+    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_logps_lora_bf16_k4_rmsnorm */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_bf16_k5_wq */
+    flops[6] = (double)(4*B*HD2*KVH*R*REP*T); bytes[6] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_bf16_k6_lora_a_wq */
+    flops[7] = (double)(B*R*T); bytes[7] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_logps_lora_bf16_k7_lora */
+    flops[8] = (double)(4*B*HD2*KVH*R*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_logps_lora_bf16_k8_lora_b_wq */
+    flops[9] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_bf16_k9_wk */
+    flops[10] = (double)(4*B*HD2*KVH*R*REP*T); bytes[10] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_bf16_k10_lora_a_wk */
+    flops[11] = (double)(B*R*T); bytes[11] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_logps_lora_bf16_k11_lora */
+    flops[12] = (double)(4*B*HD2*KVH*R*T); bytes[12] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_logps_lora_bf16_k12_lora_b_wk */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_bf16_k13_wv */
+    flops[14] = (double)(4*B*HD2*KVH*R*REP*T); bytes[14] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_bf16_k14_lora_a_wv */
+    flops[15] = (double)(B*R*T); bytes[15] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_logps_lora_bf16_k15_lora */
+    flops[16] = (double)(4*B*HD2*KVH*R*T); bytes[16] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_logps_lora_bf16_k16_lora_b_wv */
+    flops[17] = (double)(2*B*HD2*KVH*T); bytes[17] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_logps_lora_bf16_k17_lora */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_bf16_k18_rope */
+    flops[19] = (double)(2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[19] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_logps_lora_bf16_k19_rope */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*T); bytes[20] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_bf16_k20_scores_matmul */
+    flops[21] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[21] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_logps_lora_bf16_k21_attention */
+    flops[22] = (double)(4*B*HD2*KVH*REP*T*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_logps_lora_bf16_k22_attention_matmul */
+    flops[23] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_bf16_k23_wo */
+    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_bf16_k24_lora_a_wo */
+    flops[25] = (double)(B*R*T); bytes[25] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_logps_lora_bf16_k25_lora */
+    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_logps_lora_bf16_k26_lora_b_wo */
+    flops[27] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[27] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_bf16_k27_rmsnorm */
+    flops[28] = (double)(4*B*F*HD2*KVH*REP*T); bytes[28] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_bf16_k28_w1 */
+    flops[29] = (double)(4*B*HD2*KVH*R*REP*T); bytes[29] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_bf16_k29_lora_a_w1 */
+    flops[30] = (double)(B*R*T); bytes[30] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_logps_lora_bf16_k30_lora */
+    flops[31] = (double)(2*B*F*R*T); bytes[31] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_logps_lora_bf16_k31_lora_b_w1 */
+    flops[32] = (double)(4*B*F*HD2*KVH*REP*T); bytes[32] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_bf16_k32_w3 */
+    flops[33] = (double)(4*B*HD2*KVH*R*REP*T); bytes[33] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_bf16_k33_lora_a_w3 */
+    flops[34] = (double)(B*R*T); bytes[34] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_logps_lora_bf16_k34_lora */
+    flops[35] = (double)(2*B*F*R*T); bytes[35] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_logps_lora_bf16_k35_lora_b_w3 */
+    flops[36] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[36] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_logps_lora_bf16_k36_silu */
+    flops[37] = (double)(4*B*F*HD2*KVH*REP*T); bytes[37] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_logps_lora_bf16_k37_w2 */
+    flops[38] = (double)(2*B*F*R*T); bytes[38] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_logps_lora_bf16_k38_lora_a_w2 */
+    flops[39] = (double)(B*R*T); bytes[39] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_logps_lora_bf16_k39_lora */
+    flops[40] = (double)(4*B*HD2*KVH*R*REP*T); bytes[40] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_logps_lora_bf16_k40_lora_b_w2 */
+    flops[41] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[41] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_logps_lora_bf16_k41_lora */
+    flops[42] = (double)(0); bytes[42] = (double)(4*B); /* dpo_logps_lora_bf16_k42_expand */
+    flops[43] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[43] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_logps_lora_bf16_k43_rmsnorm */
+    flops[44] = (double)(4*CR*HD2*KVH*REP*V); bytes[44] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_logps_lora_bf16_k44_lm_head */
+    flops[45] = (double)(CR*V); bytes[45] = (double)(4*CR + 4*CR*V); /* dpo_logps_lora_bf16_k45_log_softmax */
+    flops[46] = (double)(CR + CR*V + CR*V + CR*V); bytes[46] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_logps_lora_bf16_k46_log_softmax */
+    flops[47] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[47] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_bf16_k47_cross_entropy */
+    flops[48] = (double)(CR + CR); bytes[48] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_bf16_k48_sequence_logps_scatter_add */
+    flops[49] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[49] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_bf16_k49_cross_entropy */
+    flops[50] = (double)(CR + CR); bytes[50] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_bf16_k50_sequence_logps_scatter_add */
+    flops[51] = (double)(CR*V); bytes[51] = (double)(4*CR + 4*CR*V); /* dpo_logps_lora_bf16_k51_sequence_logps */
+    flops[52] = (double)(CR + CR + CR); bytes[52] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_bf16_k52_sequence_logps_scatter_add */
+    flops[53] = (double)(CR + CR + CR); bytes[53] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_logps_lora_bf16_k53_sequence_logps_scatter_add */
+    flops[54] = (double)(B + B); bytes[54] = (double)(4*B + 4*B + 4*B); /* dpo_logps_lora_bf16_k54_sequence_logps */
+    flops[55] = (double)(B + B); bytes[55] = (double)(4*B + 4*B + 4*B); /* dpo_logps_lora_bf16_k55_sequence_logps */
+    flops[56] = (double)(B); bytes[56] = (double)(4*B + 4*B + 4*B); /* dpo_logps_lora_bf16_k56_lm_chunk */
+    flops[57] = (double)(B); bytes[57] = (double)(4*B + 4*B + 4*B); /* dpo_logps_lora_bf16_k57_lm_chunk */
+    (void)args;
+}
+
+static void llama_dpo_dpo_logps_lora_bf16_run(const void *args) { llama_dpo_dpo_logps_lora_bf16((const llama_dpo_dpo_logps_lora_bf16_args *)args); }
+static long llama_dpo_dpo_logps_lora_bf16_arena(const void *args) { return llama_dpo_dpo_logps_lora_bf16_arena_floats((const llama_dpo_dpo_logps_lora_bf16_args *)args); }
+static void llama_dpo_dpo_logps_lora_bf16_cost(const void *args, double *f, double *b) { llama_dpo_dpo_logps_lora_bf16_costs((const llama_dpo_dpo_logps_lora_bf16_args *)args, f, b); }
+static const char *const llama_dpo_dpo_logps_lora_bf16_kernel_names[] = {
+    "dpo_logps_lora_bf16_k0_rope_tables",
+    "dpo_logps_lora_bf16_k1_rope_tables",
+    "dpo_logps_lora_bf16_k2_shared_prompt_mask",
+    "dpo_logps_lora_bf16_k3_embed",
+    "dpo_logps_lora_bf16_k4_rmsnorm",
+    "dpo_logps_lora_bf16_k5_wq",
+    "dpo_logps_lora_bf16_k6_lora_a_wq",
+    "dpo_logps_lora_bf16_k7_lora",
+    "dpo_logps_lora_bf16_k8_lora_b_wq",
+    "dpo_logps_lora_bf16_k9_wk",
+    "dpo_logps_lora_bf16_k10_lora_a_wk",
+    "dpo_logps_lora_bf16_k11_lora",
+    "dpo_logps_lora_bf16_k12_lora_b_wk",
+    "dpo_logps_lora_bf16_k13_wv",
+    "dpo_logps_lora_bf16_k14_lora_a_wv",
+    "dpo_logps_lora_bf16_k15_lora",
+    "dpo_logps_lora_bf16_k16_lora_b_wv",
+    "dpo_logps_lora_bf16_k17_lora",
+    "dpo_logps_lora_bf16_k18_rope",
+    "dpo_logps_lora_bf16_k19_rope",
+    "dpo_logps_lora_bf16_k20_scores_matmul",
+    "dpo_logps_lora_bf16_k21_attention",
+    "dpo_logps_lora_bf16_k22_attention_matmul",
+    "dpo_logps_lora_bf16_k23_wo",
+    "dpo_logps_lora_bf16_k24_lora_a_wo",
+    "dpo_logps_lora_bf16_k25_lora",
+    "dpo_logps_lora_bf16_k26_lora_b_wo",
+    "dpo_logps_lora_bf16_k27_rmsnorm",
+    "dpo_logps_lora_bf16_k28_w1",
+    "dpo_logps_lora_bf16_k29_lora_a_w1",
+    "dpo_logps_lora_bf16_k30_lora",
+    "dpo_logps_lora_bf16_k31_lora_b_w1",
+    "dpo_logps_lora_bf16_k32_w3",
+    "dpo_logps_lora_bf16_k33_lora_a_w3",
+    "dpo_logps_lora_bf16_k34_lora",
+    "dpo_logps_lora_bf16_k35_lora_b_w3",
+    "dpo_logps_lora_bf16_k36_silu",
+    "dpo_logps_lora_bf16_k37_w2",
+    "dpo_logps_lora_bf16_k38_lora_a_w2",
+    "dpo_logps_lora_bf16_k39_lora",
+    "dpo_logps_lora_bf16_k40_lora_b_w2",
+    "dpo_logps_lora_bf16_k41_lora",
+    "dpo_logps_lora_bf16_k42_expand",
+    "dpo_logps_lora_bf16_k43_rmsnorm",
+    "dpo_logps_lora_bf16_k44_lm_head",
+    "dpo_logps_lora_bf16_k45_log_softmax",
+    "dpo_logps_lora_bf16_k46_log_softmax",
+    "dpo_logps_lora_bf16_k47_cross_entropy",
+    "dpo_logps_lora_bf16_k48_sequence_logps_scatter_add",
+    "dpo_logps_lora_bf16_k49_cross_entropy",
+    "dpo_logps_lora_bf16_k50_sequence_logps_scatter_add",
+    "dpo_logps_lora_bf16_k51_sequence_logps",
+    "dpo_logps_lora_bf16_k52_sequence_logps_scatter_add",
+    "dpo_logps_lora_bf16_k53_sequence_logps_scatter_add",
+    "dpo_logps_lora_bf16_k54_sequence_logps",
+    "dpo_logps_lora_bf16_k55_sequence_logps",
+    "dpo_logps_lora_bf16_k56_lm_chunk",
+    "dpo_logps_lora_bf16_k57_lm_chunk",
+};
+const la_program_info llama_dpo_dpo_logps_lora_bf16_info = { "llama_dpo.dpo_logps_lora_bf16", 61, 58, llama_dpo_dpo_logps_lora_bf16_kernel_names, llama_dpo_dpo_logps_lora_bf16_run, llama_dpo_dpo_logps_lora_bf16_arena, llama_dpo_dpo_logps_lora_bf16_cost };
+
+/* ===== program 'dpo_step_lora_bf16' ===== */
+
+/* dpo_step_lora_bf16_k0_rope_tables: t0 = cos(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
+static void dpo_step_lora_bf16_k0_rope_tables(float *restrict t0, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
+        for (long j = 0; j < n; j++) {
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k1_rope_tables: t1 = sin(positions · (1 / pow(rope_theta, (i2 · 2) / HD)))  [rope_tables] */
+static void dpo_step_lora_bf16_k1_rope_tables(float *restrict t1, const int32_t *restrict positions, const float *restrict rope_theta, long B, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (float)positions[(i0) * T + i1];
+        for (long j = 0; j < n; j++) {
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = sinf(v5);
+            t1[r * n + j] = v6;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k2_shared_prompt_mask: t2 = 1 - [segments = 1] · [segments = 2]  [rope_tables; shared_prompt_mask] */
+static void dpo_step_lora_bf16_k2_shared_prompt_mask(float *restrict t2, const int32_t *restrict segments, long B, long T) {
+    const long rows = B*T, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = 0;
+        const long i3 = (r) % T;
+        float v2 = (float)segments[(i0) * T + (i1) * T + i3];
+        float v3 = v2 == 2.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)segments[(i0) * T + j];
+            float v1 = v0 == 1.0f ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = 1.0f - v4;
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k3_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void dpo_step_lora_bf16_k3_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k4_rmsnorm: t3 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void dpo_step_lora_bf16_k4_rmsnorm(float *restrict t3, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t3[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k5_wq: t4[B*T, D] = t3 · wqᵀ  [layer/attention] */
+static void dpo_step_lora_bf16_k5_wq(float *restrict t4, const float *restrict wq, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t3, D, wq, D, 0.0f, t4, D);
+}
+
+/* dpo_step_lora_bf16_k6_lora_a_wq: t5[B*T, R] = t3 · lora_a_wqᵀ  [layer/attention/lora] */
+static void dpo_step_lora_bf16_k6_lora_a_wq(float *restrict t5, const float *restrict lora_a_wq, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t3, D, lora_a_wq, D, 0.0f, t5, R);
+}
+
+/* dpo_step_lora_bf16_k7_lora: saved_lora_wq = t5 · lora_scale_wq  [layer/attention/lora] */
+static void dpo_step_lora_bf16_k7_lora(float *restrict saved_lora_wq, const float *restrict lora_scale_wq, const float *restrict t5, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t5[r * n + j]) * (lora_scale_wq[0]);
+            saved_lora_wq[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k8_lora_b_wq: t6[B*T, D] = saved_lora_wq · lora_b_wqᵀ  [layer/attention/lora] */
+static void dpo_step_lora_bf16_k8_lora_b_wq(float *restrict t6, const float *restrict lora_b_wq, const float *restrict saved_lora_wq, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, saved_lora_wq, R, lora_b_wq, R, 0.0f, t6, D);
+}
+
+/* dpo_step_lora_bf16_k9_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void dpo_step_lora_bf16_k9_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t4, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
+            }
+            else {
+                float v6 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = t4[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t6[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k10_wk: t7[B*T, KVD] = t3 · wkᵀ  [layer/attention] */
+static void dpo_step_lora_bf16_k10_wk(float *restrict t7, const float *restrict wk, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t3, D, wk, D, 0.0f, t7, KVD);
+}
+
+/* dpo_step_lora_bf16_k11_lora_a_wk: t8[B*T, R] = t3 · lora_a_wkᵀ  [layer/attention/lora] */
+static void dpo_step_lora_bf16_k11_lora_a_wk(float *restrict t8, const float *restrict lora_a_wk, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t3, D, lora_a_wk, D, 0.0f, t8, R);
+}
+
+/* dpo_step_lora_bf16_k12_lora: saved_lora_wk = t8 · lora_scale_wk  [layer/attention/lora] */
+static void dpo_step_lora_bf16_k12_lora(float *restrict saved_lora_wk, const float *restrict lora_scale_wk, const float *restrict t8, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t8[r * n + j]) * (lora_scale_wk[0]);
+            saved_lora_wk[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k13_lora_b_wk: t9[B*T, KVD] = saved_lora_wk · lora_b_wkᵀ  [layer/attention/lora] */
+static void dpo_step_lora_bf16_k13_lora_b_wk(float *restrict t9, const float *restrict lora_b_wk, const float *restrict saved_lora_wk, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, R, saved_lora_wk, R, lora_b_wk, R, 0.0f, t9, KVD);
+}
+
+/* dpo_step_lora_bf16_k14_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void dpo_step_lora_bf16_k14_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t7, const float *restrict t9, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t9[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v3 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t9[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
+            }
+            else {
+                float v6 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t9[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = t7[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t9[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k15_wv: t10[B*T, KVD] = t3 · wvᵀ  [layer/attention] */
+static void dpo_step_lora_bf16_k15_wv(float *restrict t10, const float *restrict wv, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t3, D, wv, D, 0.0f, t10, KVD);
+}
+
+/* dpo_step_lora_bf16_k16_lora_a_wv: t11[B*T, R] = t3 · lora_a_wvᵀ  [layer/attention/lora] */
+static void dpo_step_lora_bf16_k16_lora_a_wv(float *restrict t11, const float *restrict lora_a_wv, const float *restrict t3, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t3, D, lora_a_wv, D, 0.0f, t11, R);
+}
+
+/* dpo_step_lora_bf16_k17_lora: saved_lora_wv = t11 · lora_scale_wv  [layer/attention/lora] */
+static void dpo_step_lora_bf16_k17_lora(float *restrict saved_lora_wv, const float *restrict lora_scale_wv, const float *restrict t11, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t11[r * n + j]) * (lora_scale_wv[0]);
+            saved_lora_wv[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k18_lora_b_wv: t12[B*T, KVD] = saved_lora_wv · lora_b_wvᵀ  [layer/attention/lora] */
+static void dpo_step_lora_bf16_k18_lora_b_wv(float *restrict t12, const float *restrict lora_b_wv, const float *restrict saved_lora_wv, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, R, saved_lora_wv, R, lora_b_wv, R, 0.0f, t12, KVD);
+}
+
+/* dpo_step_lora_bf16_k19_attention: saved_v = t10 + t12  [layer/attention; layer/attention/lora] */
+static void dpo_step_lora_bf16_k19_attention(float *restrict saved_v, const float *restrict t10, const float *restrict t12, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0 = t10[((i0) * T + i1) * KVD + (i2) * HD + j] + t12[((i0) * T + i1) * KVD + (i2) * HD + j];
+            saved_v[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k20_scores_matmul: t13[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
+static void dpo_step_lora_bf16_k20_scores_matmul(float *restrict t13, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t13 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* dpo_step_lora_bf16_k21_attention: rsqrt, mul, iota, iota, add, cmple, mul, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void dpo_step_lora_bf16_k21_attention(float *restrict t14, const float *restrict t2, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i3 = (r) % T;
+        float v3 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
+            float v4 = (t13[r * n + j0]) * v3;
+            float v5 = v2 != 0.0f ? v4 : (-INFINITY);
+            acc0 = fmaxf(acc0, v5);
+        }
+        float v11 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v6 = (float)i3 + 0.0f;
+            float v7 = (float)j1 <= v6 ? 1.0f : 0.0f;
+            float v8 = v7 * (t2[((i0) * T + i3) * T + j1]);
+            float v9 = (t13[r * n + j1]) * v3;
+            float v10 = v8 != 0.0f ? v9 : (-INFINITY);
+            float v12 = v10 - v11;
+            float v13 = la_expf(v12);
+            t14[r * n + j1] = v13;
+            acc1 += v13;
+        }
+        for (long j = 0; j < n; j++) {
+            float v14 = (t14[r * n + j]) / acc1;
+            t14[r * n + j] = v14;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k22_saved_attn: saved_attn[B, KVH, REP, T, HD] = t14 · saved_v  [layer/attention/attention; layer/attention] */
+static void dpo_step_lora_bf16_k22_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t14, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 0, T, HD, T, t14 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* dpo_step_lora_bf16_k23_wo: t15[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void dpo_step_lora_bf16_k23_wo(float *restrict t15, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, saved_attn, D, wo, D, 0.0f, t15, D);
+}
+
+/* dpo_step_lora_bf16_k24_lora_a_wo: t16[B*T, R] = saved_attn · lora_a_woᵀ  [layer/attention/lora] */
+static void dpo_step_lora_bf16_k24_lora_a_wo(float *restrict t16, const float *restrict lora_a_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t16, R);
+}
+
+/* dpo_step_lora_bf16_k25_lora: saved_lora_wo = t16 · lora_scale_wo  [layer/attention/lora] */
+static void dpo_step_lora_bf16_k25_lora(float *restrict saved_lora_wo, const float *restrict lora_scale_wo, const float *restrict t16, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t16[r * n + j]) * (lora_scale_wo[0]);
+            saved_lora_wo[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k26_lora_b_wo: t17[B*T, D] = saved_lora_wo · lora_b_woᵀ  [layer/attention/lora] */
+static void dpo_step_lora_bf16_k26_lora_b_wo(float *restrict t17, const float *restrict lora_b_wo, const float *restrict saved_lora_wo, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, saved_lora_wo, R, lora_b_wo, R, 0.0f, t17, D);
+}
+
+/* dpo_step_lora_bf16_k27_layer: saved_h = carry0 + t15 + t17  [layer/attention; layer/attention/lora; layer] */
+static void dpo_step_lora_bf16_k27_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t15, const float *restrict t17, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t15[r * n + j] + t17[r * n + j];
+            float v1 = carry0[r * n + j] + v0;
+            saved_h[r * n + j] = v1;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k28_rmsnorm: t18 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void dpo_step_lora_bf16_k28_rmsnorm(float *restrict t18, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t18[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k29_w1: t19[B*T, F] = t18 · w1ᵀ  [layer/ffn/gate_up] */
+static void dpo_step_lora_bf16_k29_w1(float *restrict t19, const float *restrict w1, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t18, D, w1, D, 0.0f, t19, F);
+}
+
+/* dpo_step_lora_bf16_k30_lora_a_w1: t20[B*T, R] = t18 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_bf16_k30_lora_a_w1(float *restrict t20, const float *restrict lora_a_w1, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t18, D, lora_a_w1, D, 0.0f, t20, R);
+}
+
+/* dpo_step_lora_bf16_k31_lora: saved_lora_w1 = t20 · lora_scale_w1  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_bf16_k31_lora(float *restrict saved_lora_w1, const float *restrict lora_scale_w1, const float *restrict t20, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t20[r * n + j]) * (lora_scale_w1[0]);
+            saved_lora_w1[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k32_lora_b_w1: t21[B*T, F] = saved_lora_w1 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_bf16_k32_lora_b_w1(float *restrict t21, const float *restrict lora_b_w1, const float *restrict saved_lora_w1, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, F, R, saved_lora_w1, R, lora_b_w1, R, 0.0f, t21, F);
+}
+
+/* dpo_step_lora_bf16_k33_gate_up: saved_gate = t19 + t21  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void dpo_step_lora_bf16_k33_gate_up(float *restrict saved_gate, const float *restrict t19, const float *restrict t21, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t19[r * n + j] + t21[r * n + j];
+            saved_gate[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k34_w3: t22[B*T, F] = t18 · w3ᵀ  [layer/ffn/gate_up] */
+static void dpo_step_lora_bf16_k34_w3(float *restrict t22, const float *restrict w3, const float *restrict t18, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t18, D, w3, D, 0.0f, t22, F);
+}
+
+/* dpo_step_lora_bf16_k35_lora_a_w3: t23[B*T, R] = t18 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_bf16_k35_lora_a_w3(float *restrict t23, const float *restrict lora_a_w3, const float *restrict t18, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t18, D, lora_a_w3, D, 0.0f, t23, R);
+}
+
+/* dpo_step_lora_bf16_k36_lora: saved_lora_w3 = t23 · lora_scale_w3  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_bf16_k36_lora(float *restrict saved_lora_w3, const float *restrict lora_scale_w3, const float *restrict t23, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t23[r * n + j]) * (lora_scale_w3[0]);
+            saved_lora_w3[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k37_lora_b_w3: t24[B*T, F] = saved_lora_w3 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void dpo_step_lora_bf16_k37_lora_b_w3(float *restrict t24, const float *restrict lora_b_w3, const float *restrict saved_lora_w3, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, F, R, saved_lora_w3, R, lora_b_w3, R, 0.0f, t24, F);
+}
+
+/* dpo_step_lora_bf16_k38_gate_up: saved_up = t22 + t24  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void dpo_step_lora_bf16_k38_gate_up(float *restrict saved_up, const float *restrict t22, const float *restrict t24, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t22[r * n + j] + t24[r * n + j];
+            saved_up[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k39_silu: t25 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void dpo_step_lora_bf16_k39_silu(float *restrict t25, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t25[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k40_w2: t26[B*T, D] = t25 · w2ᵀ  [layer/ffn] */
+static void dpo_step_lora_bf16_k40_w2(float *restrict t26, const float *restrict w2, const float *restrict t25, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, F, t25, F, w2, F, 0.0f, t26, D);
+}
+
+/* dpo_step_lora_bf16_k41_lora_a_w2: t27[B*T, R] = t25 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void dpo_step_lora_bf16_k41_lora_a_w2(float *restrict t27, const float *restrict lora_a_w2, const float *restrict t25, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, R, F, t25, F, lora_a_w2, F, 0.0f, t27, R);
+}
+
+/* dpo_step_lora_bf16_k42_lora: saved_lora_w2 = t27 · lora_scale_w2  [layer/ffn/lora] */
+static void dpo_step_lora_bf16_k42_lora(float *restrict saved_lora_w2, const float *restrict lora_scale_w2, const float *restrict t27, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t27[r * n + j]) * (lora_scale_w2[0]);
+            saved_lora_w2[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k43_lora_b_w2: t28[B*T, D] = saved_lora_w2 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void dpo_step_lora_bf16_k43_lora_b_w2(float *restrict t28, const float *restrict lora_b_w2, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, saved_lora_w2, R, lora_b_w2, R, 0.0f, t28, D);
+}
+
+/* dpo_step_lora_bf16_k44_lora: carry0_next = saved_h + t26 + t28  [layer/ffn; layer/ffn/lora; layer] */
+static void dpo_step_lora_bf16_k44_lora(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t26, const float *restrict t28, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t26[r * n + j] + t28[r * n + j];
+            float v1 = saved_h[r * n + j] + v0;
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k45_expand: t29 = 0 */
+static void dpo_step_lora_bf16_k45_expand(float *restrict t29, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        t29[j] = 0.0f;
+    }
+}
+
+/* dpo_step_lora_bf16_k46_rmsnorm: t30 = (carry0[scored] · rsqrt(Σ(carry0[scored]²) / D + norm_eps)) · final_norm  [lm_chunk/lm_head/lm_head; lm_chunk/lm_head/lm_head/rmsnorm] */
+static void dpo_step_lora_bf16_k46_rmsnorm(float *restrict t30, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = carry0[(long)scored[i0] * D + j0];
+            float v1 = v0 * v0;
+            acc0 += v1;
+        }
+        float v3 = acc0 / ((float)(D));
+        float v4 = v3 + norm_eps[0];
+        float v5 = 1.0f / sqrtf(v4);
+        for (long j = 0; j < n; j++) {
+            float v2 = carry0[(long)scored[i0] * D + j];
+            float v6 = v2 * v5;
+            float v7 = v6 * (final_norm[j]);
+            t30[r * n + j] = v7;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k47_lm_head: t31[CR, V] = t30 · lm_headᵀ  [lm_chunk/lm_head/lm_head] */
+static void dpo_step_lora_bf16_k47_lm_head(float *restrict t31, const float *restrict lm_head, const float *restrict t30, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t30, D, lm_head, D, 0.0f, t31, V);
+}
+
+/* dpo_step_lora_bf16_k48_log_softmax: t32 = max(t31)  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_bf16_k48_log_softmax(float *restrict t32, const float *restrict t31, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t31[r * n + j0]);
+        }
+        t32[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_bf16_k49_log_softmax: t33 = Σ(exp(t31 - t32))  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_bf16_k49_log_softmax(float *restrict t33, const float *restrict t31, const float *restrict t32, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t32[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t31[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t33[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_bf16_k50_cross_entropy: t34 = Σ((t31 - t32 - log(t33)) · [i1 = chosen_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_lora_bf16_k50_cross_entropy(float *restrict t34, const float *restrict t31, const int32_t *restrict chosen_targets, const float *restrict t32, const float *restrict t33, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t32[i0];
+        float v2 = logf(t33[i0]);
+        float v4 = (float)chosen_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t31[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t34[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_bf16_k51_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_bf16_k51_sequence_logps_scatter_add(float *restrict t35, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t34, long B, long CR) {
+    memset(t35, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t34[i0]);
+        float v1 = v0 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t35[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k52_cross_entropy: t36 = Σ((t31 - t32 - log(t33)) · [i1 = rejected_targets])  [lm_chunk/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk/lm_head/sequence_logps/cross_entropy] */
+static void dpo_step_lora_bf16_k52_cross_entropy(float *restrict t36, const float *restrict t31, const int32_t *restrict rejected_targets, const float *restrict t32, const float *restrict t33, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t32[i0];
+        float v2 = logf(t33[i0]);
+        float v4 = (float)rejected_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t31[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t36[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_bf16_k53_sequence_logps_scatter_add: neg, mul, scatter_add  [lm_chunk/lm_head/sequence_logps/cross_entropy; lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_bf16_k53_sequence_logps_scatter_add(float *restrict t37, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t36, long B, long CR) {
+    memset(t37, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = -(t36[i0]);
+        float v1 = v0 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t37[(long)scored_pair[i0] * 1 + j] += v1;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k54_sequence_logps: t38 = Σ(t31)  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_bf16_k54_sequence_logps(float *restrict t38, const float *restrict t31, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t31[r * n + j0];
+        }
+        t38[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_bf16_k55_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_bf16_k55_sequence_logps_scatter_add(float *restrict t39, const int32_t *restrict scored_pair, const float *restrict chosen_mask, long B, long CR) {
+    memset(t39, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t39[(long)scored_pair[i0] * 1 + j] += v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k56_sequence_logps_scatter_add: mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_bf16_k56_sequence_logps_scatter_add(float *restrict t40, const int32_t *restrict scored_pair, const float *restrict rejected_mask, long B, long CR) {
+    memset(t40, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t40[(long)scored_pair[i0] * 1 + j] += v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k57_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_bf16_k57_sequence_logps_scatter_add(float *restrict t41, const int32_t *restrict scored_pair, const float *restrict chosen_mask, const float *restrict t38, long B, long CR, long V) {
+    memset(t41, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t38[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (chosen_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t41[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k58_sequence_logps_scatter_add: div, stop_gradient, mul, scatter_add  [lm_chunk/lm_head/sequence_logps] */
+static void dpo_step_lora_bf16_k58_sequence_logps_scatter_add(float *restrict t42, const int32_t *restrict scored_pair, const float *restrict rejected_mask, const float *restrict t38, long B, long CR, long V) {
+    memset(t42, 0, sizeof(float) * (size_t)(B));
+    const long rows = CR, n = 1;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t38[i0]) / ((float)(V));
+        float v1 = v0;
+        float v2 = v1 * (rejected_mask[i0]);
+        for (long j = 0; j < n; j++) {
+            t42[(long)scored_pair[i0] * 1 + j] += v2;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k59_sequence_logps: carry1_next = carry1 + -t35  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_bf16_k59_sequence_logps(float *restrict carry1_next, const float *restrict carry1, const float *restrict t35, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t35[j]);
+        float v1 = carry1[j] + v0;
+        carry1_next[j] = v1;
+    }
+}
+
+/* dpo_step_lora_bf16_k60_sequence_logps: carry2_next = carry2 + -t37  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_bf16_k60_sequence_logps(float *restrict carry2_next, const float *restrict carry2, const float *restrict t37, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = -(t37[j]);
+        float v1 = carry2[j] + v0;
+        carry2_next[j] = v1;
+    }
+}
+
+/* dpo_step_lora_bf16_k61_lm_chunk: carry3_next = carry3 + t39  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_bf16_k61_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t39, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry3[j] + t39[j];
+        carry3_next[j] = v0;
+    }
+}
+
+/* dpo_step_lora_bf16_k62_lm_chunk: carry4_next = carry4 + t40  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_bf16_k62_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t40, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry4[j] + t40[j];
+        carry4_next[j] = v0;
+    }
+}
+
+/* dpo_step_lora_bf16_k63_lm_chunk: carry5_next = carry5 + t41  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_bf16_k63_lm_chunk(float *restrict carry5_next, const float *restrict carry5, const float *restrict t41, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry5[j] + t41[j];
+        carry5_next[j] = v0;
+    }
+}
+
+/* dpo_step_lora_bf16_k64_lm_chunk: carry6_next = carry6 + t42  [lm_chunk/lm_head/sequence_logps; lm_chunk] */
+static void dpo_step_lora_bf16_k64_lm_chunk(float *restrict carry6_next, const float *restrict carry6, const float *restrict t42, long B) {
+    const long n = B;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = carry6[j] + t42[j];
+        carry6_next[j] = v0;
+    }
+}
+
+/* dpo_step_lora_bf16_k65_dpo_kto_pair: t43 = Σ([loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_bf16_k65_dpo_kto_pair(float *restrict t43, const float *restrict ref_chosen, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry1[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+        float v3 = v1 - v2;
+        float v4 = v3 * (pair_weight[j0]);
+        acc0 += v4;
+    }
+    t43[r] = acc0;
+}
+
+/* dpo_step_lora_bf16_k66_dpo_sigmoid: t44 = Σ(1 · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_bf16_k66_dpo_sigmoid(float *restrict t44, const float *restrict pair_weight, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = 1.0f * (pair_weight[j0]);
+        acc0 += v0;
+    }
+    t44[r] = acc0;
+}
+
+/* dpo_step_lora_bf16_k67_dpo_kto_pair: t45 = Σ([loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum] */
+static void dpo_step_lora_bf16_k67_dpo_kto_pair(float *restrict t45, const float *restrict ref_rejected, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry2[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v3 = v1 - v2;
+        float v4 = v3 * (pair_weight[j0]);
+        acc0 += v4;
+    }
+    t45[r] = acc0;
+}
+
+/* dpo_step_lora_bf16_k68_dpo_bco_pair: t46 = Σ((beta · [loss_weights = 0] ? -1 : carry1 - ([loss_weights = 0] ? 0 : ref_chosen)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_lora_bf16_k68_dpo_bco_pair(float *restrict t46, const float *restrict ref_chosen, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry1, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry1[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_chosen[j0];
+        float v3 = v1 - v2;
+        float v4 = (beta[0]) * v3;
+        float v5 = v4 * (pair_weight[j0]);
+        acc0 += v5;
+    }
+    t46[r] = acc0;
+}
+
+/* dpo_step_lora_bf16_k69_dpo_bco_pair: t47 = Σ((beta · [loss_weights = 0] ? -1 : carry2 - ([loss_weights = 0] ? 0 : ref_rejected)) · pair_weight)  [lm_head/dpo_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum] */
+static void dpo_step_lora_bf16_k69_dpo_bco_pair(float *restrict t47, const float *restrict ref_rejected, const float *restrict beta, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict carry2, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float v0 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v1 = v0 != 0.0f ? -1.0f : carry2[j0];
+        float v2 = v0 != 0.0f ? 0.0f : ref_rejected[j0];
+        float v3 = v1 - v2;
+        float v4 = (beta[0]) * v3;
+        float v5 = v4 * (pair_weight[j0]);
+        acc0 += v5;
+    }
+    t47[r] = acc0;
+}
+
+/* dpo_step_lora_bf16_k70_log_sigmoid: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, add, mul, sub, div, select, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, max, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, mul, select, cmpeq, select, select, select, select, sub, sub, div, sub, mul, add, mul, add, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, neg, neg, min, abs, neg, exp, add, log, sub, mul, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, mul, select, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, min, abs, neg, exp, add, log, sub, neg, select, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, min, abs, neg, exp, add, log, sub, neg, sub, neg, min, abs, neg, exp, add, log, sub, sub, select, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, sub, add, select, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, mul, add, select, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, mul, neg, exp, mul, add, select, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, min, abs, neg, exp, add, log, sub, mul, neg, min, abs, neg, exp, add, log, sub, mul, sub, select, cmpeq, select, select, div, neg, select, concat  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head] */
+static void dpo_step_lora_bf16_k70_log_sigmoid(float *restrict losses, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict loss_weights, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t46, const float *restrict t47, long B) {
+    const long rows = 17, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+        float v2 = 1.0f - (label_smoothing[0]);
+        float v3 = -v2;
+        float v31 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+        float v58 = 2.0f * (label_smoothing[0]);
+        float v59 = 1.0f - v58;
+        float v62 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+        float v74 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+        float v88 = (beta[0]) * 2.0f;
+        float v89 = 1.0f / v88;
+        float v93 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+        float v97 = 0.5f / (beta[0]);
+        float v107 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+        float v145 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+        float v149 = (t45[0]) / (t44[0]);
+        float v150 = v149;
+        float v151 = fmaxf(v150, 0.0f);
+        float v163 = (t43[0]) / (t44[0]);
+        float v164 = v163;
+        float v165 = fmaxf(v164, 0.0f);
+        float v183 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+        float v205 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+        float v213 = (simpo_gamma[0]) / (beta[0]);
+        float v235 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+        float v262 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+        float v267 = (t46[0]) / (t44[0]);
+        float v268 = v267;
+        float v269 = (t47[0]) / (t44[0]);
+        float v270 = v269;
+        float v271 = v268 + v270;
+        float v272 = v271 * 0.5f;
+        float v297 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+        float v325 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+        float v354 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+        float v371 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+        float v372 = v371 != 0.0f ? 0.00100000005f : label_smoothing[0];
+        float v373 = 1.0f - v372;
+        float v374 = logf(v373);
+        float v386 = logf(v372);
+        float v391 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+        float v424 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+        float v458 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (i0 < 1) {
+                float v4 = v1 != 0.0f ? -1.0f : carry1[j];
+                float v5 = v1 != 0.0f ? 0.0f : ref_chosen[j];
+                float v6 = v4 - v5;
+                float v7 = v1 != 0.0f ? -1.0f : carry2[j];
+                float v8 = v1 != 0.0f ? 0.0f : ref_rejected[j];
+                float v9 = v7 - v8;
+                float v10 = v6 - v9;
+                float v11 = (beta[0]) * v10;
+                float v12 = fminf(v11, 0.0f);
+                float v13 = fabsf(v11);
+                float v14 = -v13;
+                float v15 = la_expf(v14);
+                float v16 = 1.0f + v15;
+                float v17 = logf(v16);
+                float v18 = v12 - v17;
+                float v19 = v3 * v18;
+                float v20 = -v11;
+                float v21 = fminf(v20, 0.0f);
+                float v22 = fabsf(v20);
+                float v23 = -v22;
+                float v24 = la_expf(v23);
+                float v25 = 1.0f + v24;
+                float v26 = logf(v25);
+                float v27 = v21 - v26;
+                float v28 = (label_smoothing[0]) * v27;
+                float v29 = v19 - v28;
+                float v30 = v1 != 0.0f ? 0.0f : v29;
+                v0 = v30;
+            }
+            else if (i0 < (1 + 1)) {
+                float v32 = v31 != 0.0f ? -1.0f : carry1[j];
+                float v33 = v31 != 0.0f ? 0.0f : ref_chosen[j];
+                float v34 = v32 - v33;
+                float v35 = v31 != 0.0f ? -1.0f : carry2[j];
+                float v36 = v31 != 0.0f ? 0.0f : ref_rejected[j];
+                float v37 = v35 - v36;
+                float v38 = v34 - v37;
+                float v39 = (beta[0]) * v38;
+                float v40 = fminf(v39, 0.0f);
+                float v41 = fabsf(v39);
+                float v42 = -v41;
+                float v43 = la_expf(v42);
+                float v44 = 1.0f + v43;
+                float v45 = logf(v44);
+                float v46 = v40 - v45;
+                float v47 = v3 * v46;
+                float v48 = -v39;
+                float v49 = fminf(v48, 0.0f);
+                float v50 = fabsf(v48);
+                float v51 = -v50;
+                float v52 = la_expf(v51);
+                float v53 = 1.0f + v52;
+                float v54 = logf(v53);
+                float v55 = v49 - v54;
+                float v56 = (label_smoothing[0]) * v55;
+                float v57 = v47 + v56;
+                float v60 = v57 / v59;
+                float v61 = v31 != 0.0f ? 0.0f : v60;
+                v0 = v61;
+            }
+            else if (i0 < (1 + 1 + 1)) {
+                float v63 = v62 != 0.0f ? -1.0f : carry1[j];
+                float v64 = v62 != 0.0f ? 0.0f : ref_chosen[j];
+                float v65 = v63 - v64;
+                float v66 = v62 != 0.0f ? -1.0f : carry2[j];
+                float v67 = v62 != 0.0f ? 0.0f : ref_rejected[j];
+                float v68 = v66 - v67;
+                float v69 = v65 - v68;
+                float v70 = (beta[0]) * v69;
+                float v71 = 1.0f - v70;
+                float v72 = fmaxf(v71, 0.0f);
+                float v73 = v62 != 0.0f ? 0.0f : v72;
+                v0 = v73;
+            }
+            else if (i0 < (1 + 1 + 1 + 1)) {
+                float v75 = v74 != 0.0f ? -1.0f : carry1[j];
+                float v76 = v74 != 0.0f ? 1.0f : carry3[j];
+                float v77 = v75 / v76;
+                float v78 = v74 != 0.0f ? 0.0f : ref_chosen[j];
+                float v79 = v78 / v76;
+                float v80 = v77 - v79;
+                float v81 = v74 != 0.0f ? -1.0f : carry2[j];
+                float v82 = v74 != 0.0f ? 1.0f : carry4[j];
+                float v83 = v81 / v82;
+                float v84 = v74 != 0.0f ? 0.0f : ref_rejected[j];
+                float v85 = v84 / v82;
+                float v86 = v83 - v85;
+                float v87 = v80 - v86;
+                float v90 = v87 - v89;
+                float v91 = v90 * v90;
+                float v92 = v74 != 0.0f ? 0.0f : v91;
+                v0 = v92;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1)) {
+                float v94 = v93 != 0.0f ? -1.0f : carry1[j];
+                float v95 = v93 != 0.0f ? 0.0f : ref_chosen[j];
+                float v96 = v94 - v95;
+                float v98 = v96 - v97;
+                float v99 = v98 * v98;
+                float v100 = v93 != 0.0f ? -1.0f : carry2[j];
+                float v101 = v93 != 0.0f ? 0.0f : ref_rejected[j];
+                float v102 = v100 - v101;
+                float v103 = v102 + v97;
+                float v104 = v103 * v103;
+                float v105 = v99 + v104;
+                float v106 = v93 != 0.0f ? 0.0f : v105;
+                v0 = v106;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1)) {
+                float v108 = v107 != 0.0f ? -1.0f : carry1[j];
+                float v109 = v107 != 0.0f ? 0.0f : ref_chosen[j];
+                float v110 = v108 - v109;
+                float v111 = (beta[0]) * v110;
+                float v112 = fminf(v111, 0.0f);
+                float v113 = fabsf(v111);
+                float v114 = -v113;
+                float v115 = la_expf(v114);
+                float v116 = 1.0f + v115;
+                float v117 = logf(v116);
+                float v118 = v112 - v117;
+                float v119 = -v118;
+                float v120 = -v111;
+                float v121 = fminf(v120, 0.0f);
+                float v122 = fabsf(v120);
+                float v123 = -v122;
+                float v124 = la_expf(v123);
+                float v125 = 1.0f + v124;
+                float v126 = logf(v125);
+                float v127 = v121 - v126;
+                float v128 = 0.5f * v127;
+                float v129 = v119 - v128;
+                float v130 = v107 != 0.0f ? -1.0f : carry2[j];
+                float v131 = v107 != 0.0f ? 0.0f : ref_rejected[j];
+                float v132 = v130 - v131;
+                float v133 = (beta[0]) * v132;
+                float v134 = -v133;
+                float v135 = fminf(v134, 0.0f);
+                float v136 = fabsf(v134);
+                float v137 = -v136;
+                float v138 = la_expf(v137);
+                float v139 = 1.0f + v138;
+                float v140 = logf(v139);
+                float v141 = v135 - v140;
+                float v142 = 0.5f * v141;
+                float v143 = v129 - v142;
+                float v144 = v107 != 0.0f ? 0.0f : v143;
+                v0 = v144;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v146 = v145 != 0.0f ? -1.0f : carry1[j];
+                float v147 = v145 != 0.0f ? 0.0f : ref_chosen[j];
+                float v148 = v146 - v147;
+                float v152 = v148 - v151;
+                float v153 = (beta[0]) * v152;
+                float v154 = fminf(v153, 0.0f);
+                float v155 = fabsf(v153);
+                float v156 = -v155;
+                float v157 = la_expf(v156);
+                float v158 = 1.0f + v157;
+                float v159 = logf(v158);
+                float v160 = v154 - v159;
+                float v161 = la_expf(v160);
+                float v162 = 1.0f - v161;
+                float v166 = v145 != 0.0f ? -1.0f : carry2[j];
+                float v167 = v145 != 0.0f ? 0.0f : ref_rejected[j];
+                float v168 = v166 - v167;
+                float v169 = v165 - v168;
+                float v170 = (beta[0]) * v169;
+                float v171 = fminf(v170, 0.0f);
+                float v172 = fabsf(v170);
+                float v173 = -v172;
+                float v174 = la_expf(v173);
+                float v175 = 1.0f + v174;
+                float v176 = logf(v175);
+                float v177 = v171 - v176;
+                float v178 = la_expf(v177);
+                float v179 = 1.0f - v178;
+                float v180 = v162 + v179;
+                float v181 = v180 * 0.5f;
+                float v182 = v145 != 0.0f ? 0.0f : v181;
+                v0 = v182;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v184 = v183 != 0.0f ? -1.0f : carry1[j];
+                float v185 = v183 != 0.0f ? 0.0f : ref_chosen[j];
+                float v186 = v184 - v185;
+                float v187 = v183 != 0.0f ? -1.0f : carry2[j];
+                float v188 = v183 != 0.0f ? 0.0f : ref_rejected[j];
+                float v189 = v187 - v188;
+                float v190 = v186 - v189;
+                float v191 = v185 - v184;
+                float v192 = fmaxf(v191, 0.0f);
+                float v193 = (dpop_lambda[0]) * v192;
+                float v194 = v190 - v193;
+                float v195 = (beta[0]) * v194;
+                float v196 = fminf(v195, 0.0f);
+                float v197 = fabsf(v195);
+                float v198 = -v197;
+                float v199 = la_expf(v198);
+                float v200 = 1.0f + v199;
+                float v201 = logf(v200);
+                float v202 = v196 - v201;
+                float v203 = -v202;
+                float v204 = v183 != 0.0f ? 0.0f : v203;
+                v0 = v204;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v206 = v205 != 0.0f ? -1.0f : carry1[j];
+                float v207 = v205 != 0.0f ? 1.0f : carry3[j];
+                float v208 = v206 / v207;
+                float v209 = v205 != 0.0f ? -1.0f : carry2[j];
+                float v210 = v205 != 0.0f ? 1.0f : carry4[j];
+                float v211 = v209 / v210;
+                float v212 = v208 - v211;
+                float v214 = v212 - v213;
+                float v215 = (beta[0]) * v214;
+                float v216 = fminf(v215, 0.0f);
+                float v217 = fabsf(v215);
+                float v218 = -v217;
+                float v219 = la_expf(v218);
+                float v220 = 1.0f + v219;
+                float v221 = logf(v220);
+                float v222 = v216 - v221;
+                float v223 = v3 * v222;
+                float v224 = -v215;
+                float v225 = fminf(v224, 0.0f);
+                float v226 = fabsf(v224);
+                float v227 = -v226;
+                float v228 = la_expf(v227);
+                float v229 = 1.0f + v228;
+                float v230 = logf(v229);
+                float v231 = v225 - v230;
+                float v232 = (label_smoothing[0]) * v231;
+                float v233 = v223 - v232;
+                float v234 = v205 != 0.0f ? 0.0f : v233;
+                v0 = v234;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v236 = v235 != 0.0f ? -1.0f : carry1[j];
+                float v237 = v235 != 0.0f ? 1.0f : carry3[j];
+                float v238 = v236 / v237;
+                float v239 = -v238;
+                float v240 = v235 != 0.0f ? -1.0f : carry2[j];
+                float v241 = v235 != 0.0f ? 1.0f : carry4[j];
+                float v242 = v240 / v241;
+                float v243 = v238 - v242;
+                float v244 = la_expf(v238);
+                float v245 = 1.0f - v244;
+                float v246 = logf(v245);
+                float v247 = la_expf(v242);
+                float v248 = 1.0f - v247;
+                float v249 = logf(v248);
+                float v250 = v246 - v249;
+                float v251 = v243 - v250;
+                float v252 = fminf(v251, 0.0f);
+                float v253 = fabsf(v251);
+                float v254 = -v253;
+                float v255 = la_expf(v254);
+                float v256 = 1.0f + v255;
+                float v257 = logf(v256);
+                float v258 = v252 - v257;
+                float v259 = (beta[0]) * v258;
+                float v260 = v239 - v259;
+                float v261 = v235 != 0.0f ? 0.0f : v260;
+                v0 = v261;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v263 = v262 != 0.0f ? -1.0f : carry1[j];
+                float v264 = v262 != 0.0f ? 0.0f : ref_chosen[j];
+                float v265 = v263 - v264;
+                float v266 = (beta[0]) * v265;
+                float v273 = v266 - v272;
+                float v274 = fminf(v273, 0.0f);
+                float v275 = fabsf(v273);
+                float v276 = -v275;
+                float v277 = la_expf(v276);
+                float v278 = 1.0f + v277;
+                float v279 = logf(v278);
+                float v280 = v274 - v279;
+                float v281 = -v280;
+                float v282 = v262 != 0.0f ? -1.0f : carry2[j];
+                float v283 = v262 != 0.0f ? 0.0f : ref_rejected[j];
+                float v284 = v282 - v283;
+                float v285 = (beta[0]) * v284;
+                float v286 = v285 - v272;
+                float v287 = -v286;
+                float v288 = fminf(v287, 0.0f);
+                float v289 = fabsf(v287);
+                float v290 = -v289;
+                float v291 = la_expf(v290);
+                float v292 = 1.0f + v291;
+                float v293 = logf(v292);
+                float v294 = v288 - v293;
+                float v295 = v281 - v294;
+                float v296 = v262 != 0.0f ? 0.0f : v295;
+                v0 = v296;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v298 = v297 != 0.0f ? -1.0f : carry1[j];
+                float v299 = v297 != 0.0f ? 0.0f : ref_chosen[j];
+                float v300 = v298 - v299;
+                float v301 = (beta[0]) * v300;
+                float v302 = fminf(v301, 0.0f);
+                float v303 = fabsf(v301);
+                float v304 = -v303;
+                float v305 = la_expf(v304);
+                float v306 = 1.0f + v305;
+                float v307 = logf(v306);
+                float v308 = v302 - v307;
+                float v309 = la_expf(v308);
+                float v310 = 1.0f - v309;
+                float v311 = v297 != 0.0f ? -1.0f : carry2[j];
+                float v312 = v297 != 0.0f ? 0.0f : ref_rejected[j];
+                float v313 = v311 - v312;
+                float v314 = (beta[0]) * v313;
+                float v315 = fminf(v314, 0.0f);
+                float v316 = fabsf(v314);
+                float v317 = -v316;
+                float v318 = la_expf(v317);
+                float v319 = 1.0f + v318;
+                float v320 = logf(v319);
+                float v321 = v315 - v320;
+                float v322 = la_expf(v321);
+                float v323 = v310 + v322;
+                float v324 = v297 != 0.0f ? 0.0f : v323;
+                v0 = v324;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v326 = v325 != 0.0f ? -1.0f : carry1[j];
+                float v327 = v325 != 0.0f ? 0.0f : ref_chosen[j];
+                float v328 = v326 - v327;
+                float v329 = (beta[0]) * v328;
+                float v330 = fminf(v329, 0.0f);
+                float v331 = fabsf(v329);
+                float v332 = -v331;
+                float v333 = la_expf(v332);
+                float v334 = 1.0f + v333;
+                float v335 = logf(v334);
+                float v336 = v330 - v335;
+                float v337 = la_expf(v336);
+                float v338 = v325 != 0.0f ? -1.0f : carry2[j];
+                float v339 = v325 != 0.0f ? 0.0f : ref_rejected[j];
+                float v340 = v338 - v339;
+                float v341 = v328 - v340;
+                float v342 = (beta[0]) * v341;
+                float v343 = fminf(v342, 0.0f);
+                float v344 = fabsf(v342);
+                float v345 = -v344;
+                float v346 = la_expf(v345);
+                float v347 = 1.0f + v346;
+                float v348 = logf(v347);
+                float v349 = v343 - v348;
+                float v350 = la_expf(v349);
+                float v351 = 1.0f - v350;
+                float v352 = v337 + v351;
+                float v353 = v325 != 0.0f ? 0.0f : v352;
+                v0 = v353;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v355 = v354 != 0.0f ? -1.0f : carry1[j];
+                float v356 = v354 != 0.0f ? 0.0f : ref_chosen[j];
+                float v357 = v355 - v356;
+                float v358 = v354 != 0.0f ? -1.0f : carry2[j];
+                float v359 = v354 != 0.0f ? 0.0f : ref_rejected[j];
+                float v360 = v358 - v359;
+                float v361 = v357 - v360;
+                float v362 = (beta[0]) * v361;
+                float v363 = fminf(v362, 0.0f);
+                float v364 = fabsf(v362);
+                float v365 = -v364;
+                float v366 = la_expf(v365);
+                float v367 = 1.0f + v366;
+                float v368 = logf(v367);
+                float v369 = v363 - v368;
+                float v370 = la_expf(v369);
+                float v375 = v369 - v374;
+                float v376 = v370 * v375;
+                float v377 = -v362;
+                float v378 = fminf(v377, 0.0f);
+                float v379 = fabsf(v377);
+                float v380 = -v379;
+                float v381 = la_expf(v380);
+                float v382 = 1.0f + v381;
+                float v383 = logf(v382);
+                float v384 = v378 - v383;
+                float v385 = la_expf(v384);
+                float v387 = v384 - v386;
+                float v388 = v385 * v387;
+                float v389 = v376 + v388;
+                float v390 = v354 != 0.0f ? 0.0f : v389;
+                v0 = v390;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v392 = v391 != 0.0f ? -1.0f : carry1[j];
+                float v393 = v391 != 0.0f ? 0.0f : ref_chosen[j];
+                float v394 = v392 - v393;
+                float v395 = v391 != 0.0f ? -1.0f : carry2[j];
+                float v396 = v391 != 0.0f ? 0.0f : ref_rejected[j];
+                float v397 = v395 - v396;
+                float v398 = v394 - v397;
+                float v399 = (beta[0]) * v398;
+                float v400 = fminf(v399, 0.0f);
+                float v401 = fabsf(v399);
+                float v402 = -v401;
+                float v403 = la_expf(v402);
+                float v404 = 1.0f + v403;
+                float v405 = logf(v404);
+                float v406 = v400 - v405;
+                float v407 = -v406;
+                float v408 = v399 / 0.0500000007f;
+                float v409 = fminf(v408, 0.0f);
+                float v410 = fabsf(v408);
+                float v411 = -v410;
+                float v412 = la_expf(v411);
+                float v413 = 1.0f + v412;
+                float v414 = logf(v413);
+                float v415 = v409 - v414;
+                float v416 = la_expf(v415);
+                float v417 = 1.0f - v416;
+                float v418 = v407 * v417;
+                float v419 = -v399;
+                float v420 = la_expf(v419);
+                float v421 = v420 * v416;
+                float v422 = v418 + v421;
+                float v423 = v391 != 0.0f ? 0.0f : v422;
+                v0 = v423;
+            }
+            else if (i0 < (1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1)) {
+                float v425 = v424 != 0.0f ? -1.0f : carry1[j];
+                float v426 = v424 != 0.0f ? 1.0f : carry3[j];
+                float v427 = v425 / v426;
+                float v428 = v424 != 0.0f ? 0.0f : ref_chosen[j];
+                float v429 = v428 / v426;
+                float v430 = v427 - v429;
+                float v431 = v424 != 0.0f ? -1.0f : carry2[j];
+                float v432 = v424 != 0.0f ? 1.0f : carry4[j];
+                float v433 = v431 / v432;
+                float v434 = v424 != 0.0f ? 0.0f : ref_rejected[j];
+                float v435 = v434 / v432;
+                float v436 = v433 - v435;
+                float v437 = v430 - v436;
+                float v438 = (beta[0]) * v437;
+                float v439 = fminf(v438, 0.0f);
+                float v440 = fabsf(v438);
+                float v441 = -v440;
+                float v442 = la_expf(v441);
+                float v443 = 1.0f + v442;
+                float v444 = logf(v443);
+                float v445 = v439 - v444;
+                float v446 = v3 * v445;
+                float v447 = -v438;
+                float v448 = fminf(v447, 0.0f);
+                float v449 = fabsf(v447);
+                float v450 = -v449;
+                float v451 = la_expf(v450);
+                float v452 = 1.0f + v451;
+                float v453 = logf(v452);
+                float v454 = v448 - v453;
+                float v455 = (label_smoothing[0]) * v454;
+                float v456 = v446 - v455;
+                float v457 = v424 != 0.0f ? 0.0f : v456;
+                v0 = v457;
+            }
+            else {
+                float v459 = v458 != 0.0f ? -1.0f : carry1[j];
+                float v460 = v458 != 0.0f ? 1.0f : carry3[j];
+                float v461 = v459 / v460;
+                float v462 = -v461;
+                float v463 = v458 != 0.0f ? 0.0f : v462;
+                v0 = v463;
+            }
+            losses[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k71_lm_head: t48 = Σ(losses · loss_weights)  [lm_head] */
+static void dpo_step_lora_bf16_k71_lm_head(float *restrict t48, const float *restrict loss_weights, const float *restrict losses, long B) {
+    /* one result per row */
+    const long rows = B, n = 17;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (losses[(j0) * B + i0]) * (loss_weights[j0]);
+            acc0 += v0;
+        }
+        t48[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_bf16_k72_lm_head: t49 = Σ(t48 · pair_weight)  [lm_head; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_lora_bf16_k72_lm_head(float *restrict t49, const float *restrict pair_weight, const float *restrict t48, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (t48[j0]) * (pair_weight[j0]);
+        acc0 += v0;
+    }
+    t49[r] = acc0;
+}
+
+/* dpo_step_lora_bf16_k73_sft: t50 = Σ((-(carry1 / carry3)) · pair_weight)  [lm_head/sft; lm_head/dpo_loss/weighted_sum] */
+static void dpo_step_lora_bf16_k73_sft(float *restrict t50, const float *restrict pair_weight, const float *restrict carry1, const float *restrict carry3, long B) {
+    /* one result per row */
+    const long n = B;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = (carry1[j0]) / (carry3[j0]);
+        float v1 = -v0;
+        float v2 = v1 * (pair_weight[j0]);
+        acc0 += v2;
+    }
+    t50[r] = acc0;
+}
+
+/* dpo_step_lora_bf16_k74_dpo_loss: loss = pref_loss_ratio · t49 + sft_loss_ratio · t50  [lm_head/dpo_loss/weighted_sum; lm_head/dpo_loss] */
+static void dpo_step_lora_bf16_k74_dpo_loss(float *restrict loss, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict t49, const float *restrict t50) {
+    const long n = 1;
+    float v0 = (pref_loss_ratio[0]) * (t49[0]);
+    float v1 = (sft_loss_ratio[0]) * (t50[0]);
+    float v2 = v0 + v1;
+    loss[0] = v2;
+}
+
+/* dpo_step_lora_bf16_k75_log_sigmoid_grad: cmpeq, select, select, select, select, sub, sub, sub, sub, neg, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, sub, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, div, sub, cmpeq, select, select, select, select, sub, sub, div, sub, add, cmpeq, select, select, select, select, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, mul, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, div, stop_gradient, max, div, stop_gradient, max, sub, mul, min, abs, neg, exp, add, log, sub, exp, sub, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, sub, max, mul, sub, mul, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, div, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, select, select, select, div, div, sub, exp, sub, log, exp, sub, log, sub, sub, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, mul, div, stop_gradient, div, stop_gradient, add, mul, sub, abs, neg, exp, add, sub, neg, abs, neg, exp, add, cmpeq, select, select, select, select, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, mul, min, abs, neg, exp, add, log, sub, exp, mul, min, abs, neg, exp, add, log, sub, exp, cmpeq, select, select, select, select, sub, sub, sub, cmple, select, mul, min, abs, neg, exp, add, log, sub, exp, sub, log, sub, neg, min, abs, neg, exp, add, log, sub, exp, log, sub, cmpeq, select, select, select, select, sub, sub, sub, mul, div, min, abs, neg, exp, add, log, sub, exp, min, abs, neg, exp, add, log, sub, neg, sub, neg, exp, cmpeq, select, select, select, select, select, select, div, div, sub, div, div, sub, sub, mul, abs, neg, exp, add, neg, abs, neg, exp, add, cmpeq, select, mul, mul, mul, mul, neg, div, mul, select, neg, div, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, select, add, select, mul, mul, mul, neg, mul, mul, neg, add, neg, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, div, add, mul, neg, select, add, select, add, select, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, mul, mul, add, neg, add, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, add, cmple, mul, add, mul, neg, div, mul, neg, mul, add, mul, add, mul, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, neg, div, neg, mul, div, neg, mul, add, add, add, div, div, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, div, div, select, add, select, add, select, neg, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, cmple, mul, neg, add, select, add, select, add, select, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, select, add, select, add, select, mul, add, mul, add, select, add, select, add, select, mul, add, neg, div, div, select, add, select, add, select, cmple, mul, neg, mul, neg, select, add, select, add, select, div, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add, select, neg, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, neg, mul, mul, neg, div, mul, neg, cmplt, mul, sub, mul, cmple, mul, add, mul, add, neg, select, add, select, add  [lm_head/dpo_sigmoid; lm_head/dpo_sigmoid/log_sigmoid; lm_head/dpo_robust; lm_head/dpo_robust/log_sigmoid; lm_head/dpo_hinge; lm_head/dpo_ipo; lm_head/dpo_sppo_hard; lm_head/dpo_nca_pair; lm_head/dpo_nca_pair/log_sigmoid; lm_head/dpo_kto_pair; lm_head/dpo_kto_pair/weighted_sum; lm_head/dpo_kto_pair/sigmoid/log_sigmoid; lm_head/dpo_kto_pair/sigmoid; lm_head/dpo_dpop; lm_head/dpo_dpop/log_sigmoid; lm_head/dpo_simpo; lm_head/dpo_simpo/log_sigmoid; lm_head/dpo_orpo; lm_head/dpo_orpo/log_sigmoid; lm_head/dpo_bco_pair; lm_head/dpo_bco_pair/weighted_sum; lm_head/dpo_bco_pair/log_sigmoid; lm_head/dpo_apo_zero; lm_head/dpo_apo_zero/sigmoid/log_sigmoid; lm_head/dpo_apo_zero/sigmoid; lm_head/dpo_apo_down; lm_head/dpo_apo_down/sigmoid/log_sigmoid; lm_head/dpo_apo_down/sigmoid; lm_head/dpo_exo_pair; lm_head/dpo_exo_pair/sigmoid/log_sigmoid; lm_head/dpo_exo_pair/sigmoid; lm_head/dpo_discopop; lm_head/dpo_discopop/sigmoid/log_sigmoid; lm_head/dpo_discopop/sigmoid; lm_head/dpo_discopop/log_sigmoid; lm_head/dpo_sigmoid_norm; lm_head/dpo_sigmoid_norm/log_sigmoid; lm_head/dpo_sft; lm_head; lm_head/dpo_loss/grad; lm_head/dpo_loss/weighted_sum/grad; lm_head/sft/grad; lm_head/grad; lm_head/dpo_sft/grad; lm_head/dpo_sigmoid_norm/grad; lm_head/dpo_sigmoid_norm/log_sigmoid/grad; lm_head/dpo_discopop/grad; lm_head/dpo_discopop/log_sigmoid/grad; lm_head/dpo_discopop/sigmoid/grad; lm_head/dpo_discopop/sigmoid/log_sigmoid/grad; lm_head/dpo_exo_pair/grad; lm_head/dpo_exo_pair/log_sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/grad; lm_head/dpo_exo_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_down/grad; lm_head/dpo_apo_down/sigmoid/grad; lm_head/dpo_apo_down/sigmoid/log_sigmoid/grad; lm_head/dpo_apo_zero/grad; lm_head/dpo_apo_zero/sigmoid/grad; lm_head/dpo_apo_zero/sigmoid/log_sigmoid/grad; lm_head/dpo_bco_pair/grad; lm_head/dpo_bco_pair/log_sigmoid/grad; lm_head/dpo_orpo/grad; lm_head/dpo_orpo/log_sigmoid/grad; lm_head/dpo_simpo/grad; lm_head/dpo_simpo/log_sigmoid/grad; lm_head/dpo_dpop/grad; lm_head/dpo_dpop/log_sigmoid/grad; lm_head/dpo_kto_pair/grad; lm_head/dpo_kto_pair/sigmoid/grad; lm_head/dpo_kto_pair/sigmoid/log_sigmoid/grad; lm_head/dpo_nca_pair/grad; lm_head/dpo_nca_pair/log_sigmoid/grad; lm_head/dpo_sppo_hard/grad; lm_head/dpo_ipo/grad; lm_head/dpo_hinge/grad; lm_head/dpo_robust/grad; lm_head/dpo_robust/log_sigmoid/grad; lm_head/dpo_sigmoid/grad; lm_head/dpo_sigmoid/log_sigmoid/grad] */
+static void dpo_step_lora_bf16_k75_log_sigmoid_grad(float *restrict t51, float *restrict t52, const float *restrict ref_chosen, const float *restrict ref_rejected, const float *restrict beta, const float *restrict label_smoothing, const float *restrict simpo_gamma, const float *restrict dpop_lambda, const float *restrict pair_weight, const float *restrict loss_weights, const float *restrict pref_loss_ratio, const float *restrict sft_loss_ratio, const float *restrict carry1, const float *restrict carry2, const float *restrict carry3, const float *restrict carry4, const float *restrict t43, const float *restrict t44, const float *restrict t45, const float *restrict t46, const float *restrict t47, long B) {
+    const long n = B;
+    float v0 = loss_weights[15] == 0.0f ? 1.0f : 0.0f;
+    float v1 = 1.0f * (pref_loss_ratio[0]);
+    float v39 = 1.0f - (label_smoothing[0]);
+    float v40 = -v39;
+    float v62 = loss_weights[14] == 0.0f ? 1.0f : 0.0f;
+    float v132 = loss_weights[13] == 0.0f ? 1.0f : 0.0f;
+    float v165 = label_smoothing[0] <= 0.0f ? 1.0f : 0.0f;
+    float v166 = v165 != 0.0f ? 0.00100000005f : label_smoothing[0];
+    float v167 = logf(v166);
+    float v201 = 1.0f - v166;
+    float v202 = logf(v201);
+    float v218 = loss_weights[12] == 0.0f ? 1.0f : 0.0f;
+    float v254 = loss_weights[11] == 0.0f ? 1.0f : 0.0f;
+    float v284 = loss_weights[10] == 0.0f ? 1.0f : 0.0f;
+    float v293 = (t46[0]) / (t44[0]);
+    float v294 = v293;
+    float v295 = (t47[0]) / (t44[0]);
+    float v296 = v295;
+    float v297 = v294 + v296;
+    float v298 = v297 * 0.5f;
+    float v319 = loss_weights[9] == 0.0f ? 1.0f : 0.0f;
+    float v363 = loss_weights[8] == 0.0f ? 1.0f : 0.0f;
+    float v376 = (simpo_gamma[0]) / (beta[0]);
+    float v418 = loss_weights[7] == 0.0f ? 1.0f : 0.0f;
+    float v453 = loss_weights[6] == 0.0f ? 1.0f : 0.0f;
+    float v458 = (t43[0]) / (t44[0]);
+    float v459 = v458;
+    float v460 = fmaxf(v459, 0.0f);
+    float v490 = loss_weights[5] == 0.0f ? 1.0f : 0.0f;
+    float v519 = loss_weights[4] == 0.0f ? 1.0f : 0.0f;
+    float v525 = 0.5f / (beta[0]);
+    float v531 = loss_weights[3] == 0.0f ? 1.0f : 0.0f;
+    float v547 = (beta[0]) * 2.0f;
+    float v548 = 1.0f / v547;
+    float v556 = loss_weights[2] == 0.0f ? 1.0f : 0.0f;
+    float v575 = loss_weights[1] == 0.0f ? 1.0f : 0.0f;
+    float v578 = 2.0f * (label_smoothing[0]);
+    float v579 = 1.0f - v578;
+    float v629 = loss_weights[0] == 0.0f ? 1.0f : 0.0f;
+    float v681 = 1.0f * (sft_loss_ratio[0]);
+    float v685 = loss_weights[16] == 0.0f ? 1.0f : 0.0f;
+    float v796 = (t45[0]) / (t44[0]);
+    float v797 = v796;
+    float v798 = fmaxf(v797, 0.0f);
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v2 = v1 * (pair_weight[j]);
+        float v3 = v2 * (loss_weights[15]);
+        float v4 = v0 != 0.0f ? 0.0f : v3;
+        float v5 = -v4;
+        float v6 = v5 * (label_smoothing[0]);
+        float v7 = -v6;
+        float v8 = v0 != 0.0f ? -1.0f : carry1[j];
+        float v9 = v0 != 0.0f ? 1.0f : carry3[j];
+        float v10 = v8 / v9;
+        float v11 = v0 != 0.0f ? 0.0f : ref_chosen[j];
+        float v12 = v11 / v9;
+        float v13 = v10 - v12;
+        float v14 = v0 != 0.0f ? -1.0f : carry2[j];
+        float v15 = v0 != 0.0f ? 1.0f : carry4[j];
+        float v16 = v14 / v15;
+        float v17 = v0 != 0.0f ? 0.0f : ref_rejected[j];
+        float v18 = v17 / v15;
+        float v19 = v16 - v18;
+        float v20 = v13 - v19;
+        float v21 = (beta[0]) * v20;
+        float v22 = -v21;
+        float v23 = fabsf(v22);
+        float v24 = -v23;
+        float v25 = la_expf(v24);
+        float v26 = 1.0f + v25;
+        float v27 = v7 / v26;
+        float v28 = v27 * v25;
+        float v29 = -v28;
+        float v30 = 0.0f < v22 ? 1.0f : 0.0f;
+        float v31 = v30 * 2.0f;
+        float v32 = v31 - 1.0f;
+        float v33 = v29 * v32;
+        float v34 = v22 <= 0.0f ? 1.0f : 0.0f;
+        float v35 = v6 * v34;
+        float v36 = v33 + v35;
+        float v37 = -v36;
+        float v38 = v37 * (beta[0]);
+        float v41 = v4 * v40;
+        float v42 = -v41;
+        float v43 = fabsf(v21);
+        float v44 = -v43;
+        float v45 = la_expf(v44);
+        float v46 = 1.0f + v45;
+        float v47 = v42 / v46;
+        float v48 = v47 * v45;
+        float v49 = -v48;
+        float v50 = 0.0f < v21 ? 1.0f : 0.0f;
+        float v51 = v50 * 2.0f;
+        float v52 = v51 - 1.0f;
+        float v53 = v49 * v52;
+        float v54 = v21 <= 0.0f ? 1.0f : 0.0f;
+        float v55 = v41 * v54;
+        float v56 = v53 + v55;
+        float v57 = v56 * (beta[0]);
+        float v58 = v38 + v57;
+        float v59 = -v58;
+        float v60 = v59 / v15;
+        float v61 = v0 != 0.0f ? 0.0f : v60;
+        float v63 = v2 * (loss_weights[14]);
+        float v64 = v62 != 0.0f ? 0.0f : v63;
+        float v65 = v62 != 0.0f ? -1.0f : carry1[j];
+        float v66 = v62 != 0.0f ? 0.0f : ref_chosen[j];
+        float v67 = v65 - v66;
+        float v68 = v62 != 0.0f ? -1.0f : carry2[j];
+        float v69 = v62 != 0.0f ? 0.0f : ref_rejected[j];
+        float v70 = v68 - v69;
+        float v71 = v67 - v70;
+        float v72 = (beta[0]) * v71;
+        float v73 = v72 / 0.0500000007f;
+        float v74 = fminf(v73, 0.0f);
+        float v75 = fabsf(v73);
+        float v76 = -v75;
+        float v77 = la_expf(v76);
+        float v78 = 1.0f + v77;
+        float v79 = logf(v78);
+        float v80 = v74 - v79;
+        float v81 = la_expf(v80);
+        float v82 = v64 * v81;
+        float v83 = -v72;
+        float v84 = la_expf(v83);
+        float v85 = v82 * v84;
+        float v86 = -v85;
+        float v87 = 1.0f - v81;
+        float v88 = v64 * v87;
+        float v89 = -v88;
+        float v90 = -v89;
+        float v91 = fabsf(v72);
+        float v92 = -v91;
+        float v93 = la_expf(v92);
+        float v94 = 1.0f + v93;
+        float v95 = v90 / v94;
+        float v96 = v95 * v93;
+        float v97 = -v96;
+        float v98 = 0.0f < v72 ? 1.0f : 0.0f;
+        float v99 = v98 * 2.0f;
+        float v100 = v99 - 1.0f;
+        float v101 = v97 * v100;
+        float v102 = v86 + v101;
+        float v103 = v72 <= 0.0f ? 1.0f : 0.0f;
+        float v104 = v89 * v103;
+        float v105 = v102 + v104;
+        float v106 = v64 * v84;
+        float v107 = fminf(v72, 0.0f);
+        float v108 = logf(v94);
+        float v109 = v107 - v108;
+        float v110 = -v109;
+        float v111 = v64 * v110;
+        float v112 = -v111;
+        float v113 = v106 + v112;
+        float v114 = v113 * v81;
+        float v115 = -v114;
+        float v116 = v115 / v78;
+        float v117 = v116 * v77;
+        float v118 = -v117;
+        float v119 = 0.0f < v73 ? 1.0f : 0.0f;
+        float v120 = v119 * 2.0f;
+        float v121 = v120 - 1.0f;
+        float v122 = v118 * v121;
+        float v123 = v73 <= 0.0f ? 1.0f : 0.0f;
+        float v124 = v114 * v123;
+        float v125 = v122 + v124;
+        float v126 = v125 / 0.0500000007f;
+        float v127 = v105 + v126;
+        float v128 = v127 * (beta[0]);
+        float v129 = -v128;
+        float v130 = v62 != 0.0f ? 0.0f : v129;
+        float v131 = v61 + v130;
+        float v133 = v2 * (loss_weights[13]);
+        float v134 = v132 != 0.0f ? 0.0f : v133;
+        float v135 = v132 != 0.0f ? -1.0f : carry1[j];
+        float v136 = v132 != 0.0f ? 0.0f : ref_chosen[j];
+        float v137 = v135 - v136;
+        float v138 = v132 != 0.0f ? -1.0f : carry2[j];
+        float v139 = v132 != 0.0f ? 0.0f : ref_rejected[j];
+        float v140 = v138 - v139;
+        float v141 = v137 - v140;
+        float v142 = (beta[0]) * v141;
+        float v143 = -v142;
+        float v144 = fminf(v143, 0.0f);
+        float v145 = fabsf(v143);
+        float v146 = -v145;
+        float v147 = la_expf(v146);
+        float v148 = 1.0f + v147;
+        float v149 = logf(v148);
+        float v150 = v144 - v149;
+        float v151 = la_expf(v150);
+        float v152 = v134 * v151;
+        float v153 = -v152;
+        float v154 = v153 / v148;
+        float v155 = v154 * v147;
+        float v156 = -v155;
+        float v157 = 0.0f < v143 ? 1.0f : 0.0f;
+        float v158 = v157 * 2.0f;
+        float v159 = v158 - 1.0f;
+        float v160 = v156 * v159;
+        float v161 = v143 <= 0.0f ? 1.0f : 0.0f;
+        float v162 = v152 * v161;
+        float v163 = v160 + v162;
+        float v164 = -v163;
+        float v168 = v150 - v167;
+        float v169 = v134 * v168;
+        float v170 = v169 * v151;
+        float v171 = -v170;
+        float v172 = v171 / v148;
+        float v173 = v172 * v147;
+        float v174 = -v173;
+        float v175 = v174 * v159;
+        float v176 = v170 * v161;
+        float v177 = v175 + v176;
+        float v178 = -v177;
+        float v179 = v164 + v178;
+        float v180 = fminf(v142, 0.0f);
+        float v181 = fabsf(v142);
+        float v182 = -v181;
+        float v183 = la_expf(v182);
+        float v184 = 1.0f + v183;
+        float v185 = logf(v184);
+        float v186 = v180 - v185;
+        float v187 = la_expf(v186);
+        float v188 = v134 * v187;
+        float v189 = -v188;
+        float v190 = v189 / v184;
+        float v191 = v190 * v183;
+        float v192 = -v191;
+        float v193 = 0.0f < v142 ? 1.0f : 0.0f;
+        float v194 = v193 * 2.0f;
+        float v195 = v194 - 1.0f;
+        float v196 = v192 * v195;
+        float v197 = v179 + v196;
+        float v198 = v142 <= 0.0f ? 1.0f : 0.0f;
+        float v199 = v188 * v198;
+        float v200 = v197 + v199;
+        float v203 = v186 - v202;
+        float v204 = v134 * v203;
+        float v205 = v204 * v187;
+        float v206 = -v205;
+        float v207 = v206 / v184;
+        float v208 = v207 * v183;
+        float v209 = -v208;
+        float v210 = v209 * v195;
+        float v211 = v200 + v210;
+        float v212 = v205 * v198;
+        float v213 = v211 + v212;
+        float v214 = v213 * (beta[0]);
+        float v215 = -v214;
+        float v216 = v132 != 0.0f ? 0.0f : v215;
+        float v217 = v131 + v216;
+        float v219 = v2 * (loss_weights[12]);
+        float v220 = v218 != 0.0f ? 0.0f : v219;
+        float v221 = -v220;
+        float v222 = v218 != 0.0f ? -1.0f : carry1[j];
+        float v223 = v218 != 0.0f ? 0.0f : ref_chosen[j];
+        float v224 = v222 - v223;
+        float v225 = v218 != 0.0f ? -1.0f : carry2[j];
+        float v226 = v218 != 0.0f ? 0.0f : ref_rejected[j];
+        float v227 = v225 - v226;
+        float v228 = v224 - v227;
+        float v229 = (beta[0]) * v228;
+        float v230 = fminf(v229, 0.0f);
+        float v231 = fabsf(v229);
+        float v232 = -v231;
+        float v233 = la_expf(v232);
+        float v234 = 1.0f + v233;
+        float v235 = logf(v234);
+        float v236 = v230 - v235;
+        float v237 = la_expf(v236);
+        float v238 = v221 * v237;
+        float v239 = -v238;
+        float v240 = v239 / v234;
+        float v241 = v240 * v233;
+        float v242 = -v241;
+        float v243 = 0.0f < v229 ? 1.0f : 0.0f;
+        float v244 = v243 * 2.0f;
+        float v245 = v244 - 1.0f;
+        float v246 = v242 * v245;
+        float v247 = v229 <= 0.0f ? 1.0f : 0.0f;
+        float v248 = v238 * v247;
+        float v249 = v246 + v248;
+        float v250 = v249 * (beta[0]);
+        float v251 = -v250;
+        float v252 = v218 != 0.0f ? 0.0f : v251;
+        float v253 = v217 + v252;
+        float v255 = v2 * (loss_weights[11]);
+        float v256 = v254 != 0.0f ? 0.0f : v255;
+        float v257 = v254 != 0.0f ? -1.0f : carry2[j];
+        float v258 = v254 != 0.0f ? 0.0f : ref_rejected[j];
+        float v259 = v257 - v258;
+        float v260 = (beta[0]) * v259;
+        float v261 = fminf(v260, 0.0f);
+        float v262 = fabsf(v260);
+        float v263 = -v262;
+        float v264 = la_expf(v263);
+        float v265 = 1.0f + v264;
+        float v266 = logf(v265);
+        float v267 = v261 - v266;
+        float v268 = la_expf(v267);
+        float v269 = v256 * v268;
+        float v270 = -v269;
+        float v271 = v270 / v265;
+        float v272 = v271 * v264;
+        float v273 = -v272;
+        float v274 = 0.0f < v260 ? 1.0f : 0.0f;
+        float v275 = v274 * 2.0f;
+        float v276 = v275 - 1.0f;
+        float v277 = v273 * v276;
+        float v278 = v260 <= 0.0f ? 1.0f : 0.0f;
+        float v279 = v269 * v278;
+        float v280 = v277 + v279;
+        float v281 = v280 * (beta[0]);
+        float v282 = v254 != 0.0f ? 0.0f : v281;
+        float v283 = v253 + v282;
+        float v285 = v2 * (loss_weights[10]);
+        float v286 = v284 != 0.0f ? 0.0f : v285;
+        float v287 = -v286;
+        float v288 = -v287;
+        float v289 = v284 != 0.0f ? -1.0f : carry2[j];
+        float v290 = v284 != 0.0f ? 0.0f : ref_rejected[j];
+        float v291 = v289 - v290;
+        float v292 = (beta[0]) * v291;
+        float v299 = v292 - v298;
+        float v300 = -v299;
+        float v301 = fabsf(v300);
+        float v302 = -v301;
+        float v303 = la_expf(v302);
+        float v304 = 1.0f + v303;
+        float v305 = v288 / v304;
+        float v306 = v305 * v303;
+        float v307 = -v306;
+        float v308 = 0.0f < v300 ? 1.0f : 0.0f;
+        float v309 = v308 * 2.0f;
+        float v310 = v309 - 1.0f;
+        float v311 = v307 * v310;
+        float v312 = v300 <= 0.0f ? 1.0f : 0.0f;
+        float v313 = v287 * v312;
+        float v314 = v311 + v313;
+        float v315 = -v314;
+        float v316 = v315 * (beta[0]);
+        float v317 = v284 != 0.0f ? 0.0f : v316;
+        float v318 = v283 + v317;
+        float v320 = v2 * (loss_weights[9]);
+        float v321 = v319 != 0.0f ? 0.0f : v320;
+        float v322 = -v321;
+        float v323 = v322 * (beta[0]);
+        float v324 = -v323;
+        float v325 = v319 != 0.0f ? -1.0f : carry1[j];
+        float v326 = v319 != 0.0f ? 1.0f : carry3[j];
+        float v327 = v325 / v326;
+        float v328 = v319 != 0.0f ? -1.0f : carry2[j];
+        float v329 = v319 != 0.0f ? 1.0f : carry4[j];
+        float v330 = v328 / v329;
+        float v331 = v327 - v330;
+        float v332 = la_expf(v327);
+        float v333 = 1.0f - v332;
+        float v334 = logf(v333);
+        float v335 = la_expf(v330);
+        float v336 = 1.0f - v335;
+        float v337 = logf(v336);
+        float v338 = v334 - v337;
+        float v339 = v331 - v338;
+        float v340 = fabsf(v339);
+        float v341 = -v340;
+        float v342 = la_expf(v341);
+        float v343 = 1.0f + v342;
+        float v344 = v324 / v343;
+        float v345 = v344 * v342;
+        float v346 = -v345;
+        float v347 = 0.0f < v339 ? 1.0f : 0.0f;
+        float v348 = v347 * 2.0f;
+        float v349 = v348 - 1.0f;
+        float v350 = v346 * v349;
+        float v351 = v339 <= 0.0f ? 1.0f : 0.0f;
+        float v352 = v323 * v351;
+        float v353 = v350 + v352;
+        float v354 = -v353;
+        float v355 = -v354;
+        float v356 = v355 / v336;
+        float v357 = -v356;
+        float v358 = v357 * v335;
+        float v359 = v358 + v354;
+        float v360 = v359 / v329;
+        float v361 = v319 != 0.0f ? 0.0f : v360;
+        float v362 = v318 + v361;
+        float v364 = v2 * (loss_weights[8]);
+        float v365 = v363 != 0.0f ? 0.0f : v364;
+        float v366 = -v365;
+        float v367 = v366 * (label_smoothing[0]);
+        float v368 = -v367;
+        float v369 = v363 != 0.0f ? -1.0f : carry1[j];
+        float v370 = v363 != 0.0f ? 1.0f : carry3[j];
+        float v371 = v369 / v370;
+        float v372 = v363 != 0.0f ? -1.0f : carry2[j];
+        float v373 = v363 != 0.0f ? 1.0f : carry4[j];
+        float v374 = v372 / v373;
+        float v375 = v371 - v374;
+        float v377 = v375 - v376;
+        float v378 = (beta[0]) * v377;
+        float v379 = -v378;
+        float v380 = fabsf(v379);
+        float v381 = -v380;
+        float v382 = la_expf(v381);
+        float v383 = 1.0f + v382;
+        float v384 = v368 / v383;
+        float v385 = v384 * v382;
+        float v386 = -v385;
+        float v387 = 0.0f < v379 ? 1.0f : 0.0f;
+        float v388 = v387 * 2.0f;
+        float v389 = v388 - 1.0f;
+        float v390 = v386 * v389;
+        float v391 = v379 <= 0.0f ? 1.0f : 0.0f;
+        float v392 = v367 * v391;
+        float v393 = v390 + v392;
+        float v394 = -v393;
+        float v395 = v394 * (beta[0]);
+        float v396 = v365 * v40;
+        float v397 = -v396;
+        float v398 = fabsf(v378);
+        float v399 = -v398;
+        float v400 = la_expf(v399);
+        float v401 = 1.0f + v400;
+        float v402 = v397 / v401;
+        float v403 = v402 * v400;
+        float v404 = -v403;
+        float v405 = 0.0f < v378 ? 1.0f : 0.0f;
+        float v406 = v405 * 2.0f;
+        float v407 = v406 - 1.0f;
+        float v408 = v404 * v407;
+        float v409 = v378 <= 0.0f ? 1.0f : 0.0f;
+        float v410 = v396 * v409;
+        float v411 = v408 + v410;
+        float v412 = v411 * (beta[0]);
+        float v413 = v395 + v412;
+        float v414 = -v413;
+        float v415 = v414 / v373;
+        float v416 = v363 != 0.0f ? 0.0f : v415;
+        float v417 = v362 + v416;
+        float v419 = v2 * (loss_weights[7]);
+        float v420 = v418 != 0.0f ? 0.0f : v419;
+        float v421 = -v420;
+        float v422 = -v421;
+        float v423 = v418 != 0.0f ? -1.0f : carry1[j];
+        float v424 = v418 != 0.0f ? 0.0f : ref_chosen[j];
+        float v425 = v423 - v424;
+        float v426 = v418 != 0.0f ? -1.0f : carry2[j];
+        float v427 = v418 != 0.0f ? 0.0f : ref_rejected[j];
+        float v428 = v426 - v427;
+        float v429 = v425 - v428;
+        float v430 = v424 - v423;
+        float v431 = fmaxf(v430, 0.0f);
+        float v432 = (dpop_lambda[0]) * v431;
+        float v433 = v429 - v432;
+        float v434 = (beta[0]) * v433;
+        float v435 = fabsf(v434);
+        float v436 = -v435;
+        float v437 = la_expf(v436);
+        float v438 = 1.0f + v437;
+        float v439 = v422 / v438;
+        float v440 = v439 * v437;
+        float v441 = -v440;
+        float v442 = 0.0f < v434 ? 1.0f : 0.0f;
+        float v443 = v442 * 2.0f;
+        float v444 = v443 - 1.0f;
+        float v445 = v441 * v444;
+        float v446 = v434 <= 0.0f ? 1.0f : 0.0f;
+        float v447 = v421 * v446;
+        float v448 = v445 + v447;
+        float v449 = v448 * (beta[0]);
+        float v450 = -v449;
+        float v451 = v418 != 0.0f ? 0.0f : v450;
+        float v452 = v417 + v451;
+        float v454 = v2 * (loss_weights[6]);
+        float v455 = v453 != 0.0f ? 0.0f : v454;
+        float v456 = v455 * 0.5f;
+        float v457 = -v456;
+        float v461 = v453 != 0.0f ? -1.0f : carry2[j];
+        float v462 = v453 != 0.0f ? 0.0f : ref_rejected[j];
+        float v463 = v461 - v462;
+        float v464 = v460 - v463;
+        float v465 = (beta[0]) * v464;
+        float v466 = fminf(v465, 0.0f);
+        float v467 = fabsf(v465);
+        float v468 = -v467;
+        float v469 = la_expf(v468);
+        float v470 = 1.0f + v469;
+        float v471 = logf(v470);
+        float v472 = v466 - v471;
+        float v473 = la_expf(v472);
+        float v474 = v457 * v473;
+        float v475 = -v474;
+        float v476 = v475 / v470;
+        float v477 = v476 * v469;
+        float v478 = -v477;
+        float v479 = 0.0f < v465 ? 1.0f : 0.0f;
+        float v480 = v479 * 2.0f;
+        float v481 = v480 - 1.0f;
+        float v482 = v478 * v481;
+        float v483 = v465 <= 0.0f ? 1.0f : 0.0f;
+        float v484 = v474 * v483;
+        float v485 = v482 + v484;
+        float v486 = v485 * (beta[0]);
+        float v487 = -v486;
+        float v488 = v453 != 0.0f ? 0.0f : v487;
+        float v489 = v452 + v488;
+        float v491 = v2 * (loss_weights[5]);
+        float v492 = v490 != 0.0f ? 0.0f : v491;
+        float v493 = -v492;
+        float v494 = v493 * 0.5f;
+        float v495 = -v494;
+        float v496 = v490 != 0.0f ? -1.0f : carry2[j];
+        float v497 = v490 != 0.0f ? 0.0f : ref_rejected[j];
+        float v498 = v496 - v497;
+        float v499 = (beta[0]) * v498;
+        float v500 = -v499;
+        float v501 = fabsf(v500);
+        float v502 = -v501;
+        float v503 = la_expf(v502);
+        float v504 = 1.0f + v503;
+        float v505 = v495 / v504;
+        float v506 = v505 * v503;
+        float v507 = -v506;
+        float v508 = 0.0f < v500 ? 1.0f : 0.0f;
+        float v509 = v508 * 2.0f;
+        float v510 = v509 - 1.0f;
+        float v511 = v507 * v510;
+        float v512 = v500 <= 0.0f ? 1.0f : 0.0f;
+        float v513 = v494 * v512;
+        float v514 = v511 + v513;
+        float v515 = -v514;
+        float v516 = v515 * (beta[0]);
+        float v517 = v490 != 0.0f ? 0.0f : v516;
+        float v518 = v489 + v517;
+        float v520 = v2 * (loss_weights[4]);
+        float v521 = v519 != 0.0f ? 0.0f : v520;
+        float v522 = v519 != 0.0f ? -1.0f : carry2[j];
+        float v523 = v519 != 0.0f ? 0.0f : ref_rejected[j];
+        float v524 = v522 - v523;
+        float v526 = v524 + v525;
+        float v527 = v521 * v526;
+        float v528 = v527 + v527;
+        float v529 = v519 != 0.0f ? 0.0f : v528;
+        float v530 = v518 + v529;
+        float v532 = v2 * (loss_weights[3]);
+        float v533 = v531 != 0.0f ? 0.0f : v532;
+        float v534 = v531 != 0.0f ? -1.0f : carry1[j];
+        float v535 = v531 != 0.0f ? 1.0f : carry3[j];
+        float v536 = v534 / v535;
+        float v537 = v531 != 0.0f ? 0.0f : ref_chosen[j];
+        float v538 = v537 / v535;
+        float v539 = v536 - v538;
+        float v540 = v531 != 0.0f ? -1.0f : carry2[j];
+        float v541 = v531 != 0.0f ? 1.0f : carry4[j];
+        float v542 = v540 / v541;
+        float v543 = v531 != 0.0f ? 0.0f : ref_rejected[j];
+        float v544 = v543 / v541;
+        float v545 = v542 - v544;
+        float v546 = v539 - v545;
+        float v549 = v546 - v548;
+        float v550 = v533 * v549;
+        float v551 = v550 + v550;
+        float v552 = -v551;
+        float v553 = v552 / v541;
+        float v554 = v531 != 0.0f ? 0.0f : v553;
+        float v555 = v530 + v554;
+        float v557 = v2 * (loss_weights[2]);
+        float v558 = v556 != 0.0f ? 0.0f : v557;
+        float v559 = v556 != 0.0f ? -1.0f : carry1[j];
+        float v560 = v556 != 0.0f ? 0.0f : ref_chosen[j];
+        float v561 = v559 - v560;
+        float v562 = v556 != 0.0f ? -1.0f : carry2[j];
+        float v563 = v556 != 0.0f ? 0.0f : ref_rejected[j];
+        float v564 = v562 - v563;
+        float v565 = v561 - v564;
+        float v566 = (beta[0]) * v565;
+        float v567 = 1.0f - v566;
+        float v568 = 0.0f <= v567 ? 1.0f : 0.0f;
+        float v569 = v558 * v568;
+        float v570 = -v569;
+        float v571 = v570 * (beta[0]);
+        float v572 = -v571;
+        float v573 = v556 != 0.0f ? 0.0f : v572;
+        float v574 = v555 + v573;
+        float v576 = v2 * (loss_weights[1]);
+        float v577 = v575 != 0.0f ? 0.0f : v576;
+        float v580 = v577 / v579;
+        float v581 = v580 * (label_smoothing[0]);
+        float v582 = -v581;
+        float v583 = v575 != 0.0f ? -1.0f : carry1[j];
+        float v584 = v575 != 0.0f ? 0.0f : ref_chosen[j];
+        float v585 = v583 - v584;
+        float v586 = v575 != 0.0f ? -1.0f : carry2[j];
+        float v587 = v575 != 0.0f ? 0.0f : ref_rejected[j];
+        float v588 = v586 - v587;
+        float v589 = v585 - v588;
+        float v590 = (beta[0]) * v589;
+        float v591 = -v590;
+        float v592 = fabsf(v591);
+        float v593 = -v592;
+        float v594 = la_expf(v593);
+        float v595 = 1.0f + v594;
+        float v596 = v582 / v595;
+        float v597 = v596 * v594;
+        float v598 = -v597;
+        float v599 = 0.0f < v591 ? 1.0f : 0.0f;
+        float v600 = v599 * 2.0f;
+        float v601 = v600 - 1.0f;
+        float v602 = v598 * v601;
+        float v603 = v591 <= 0.0f ? 1.0f : 0.0f;
+        float v604 = v581 * v603;
+        float v605 = v602 + v604;
+        float v606 = -v605;
+        float v607 = v606 * (beta[0]);
+        float v608 = v580 * v40;
+        float v609 = -v608;
+        float v610 = fabsf(v590);
+        float v611 = -v610;
+        float v612 = la_expf(v611);
+        float v613 = 1.0f + v612;
+        float v614 = v609 / v613;
+        float v615 = v614 * v612;
+        float v616 = -v615;
+        float v617 = 0.0f < v590 ? 1.0f : 0.0f;
+        float v618 = v617 * 2.0f;
+        float v619 = v618 - 1.0f;
+        float v620 = v616 * v619;
+        float v621 = v590 <= 0.0f ? 1.0f : 0.0f;
+        float v622 = v608 * v621;
+        float v623 = v620 + v622;
+        float v624 = v623 * (beta[0]);
+        float v625 = v607 + v624;
+        float v626 = -v625;
+        float v627 = v575 != 0.0f ? 0.0f : v626;
+        float v628 = v574 + v627;
+        float v630 = v2 * (loss_weights[0]);
+        float v631 = v629 != 0.0f ? 0.0f : v630;
+        float v632 = -v631;
+        float v633 = v632 * (label_smoothing[0]);
+        float v634 = -v633;
+        float v635 = v629 != 0.0f ? -1.0f : carry1[j];
+        float v636 = v629 != 0.0f ? 0.0f : ref_chosen[j];
+        float v637 = v635 - v636;
+        float v638 = v629 != 0.0f ? -1.0f : carry2[j];
+        float v639 = v629 != 0.0f ? 0.0f : ref_rejected[j];
+        float v640 = v638 - v639;
+        float v641 = v637 - v640;
+        float v642 = (beta[0]) * v641;
+        float v643 = -v642;
+        float v644 = fabsf(v643);
+        float v645 = -v644;
+        float v646 = la_expf(v645);
+        float v647 = 1.0f + v646;
+        float v648 = v634 / v647;
+        float v649 = v648 * v646;
+        float v650 = -v649;
+        float v651 = 0.0f < v643 ? 1.0f : 0.0f;
+        float v652 = v651 * 2.0f;
+        float v653 = v652 - 1.0f;
+        float v654 = v650 * v653;
+        float v655 = v643 <= 0.0f ? 1.0f : 0.0f;
+        float v656 = v633 * v655;
+        float v657 = v654 + v656;
+        float v658 = -v657;
+        float v659 = v658 * (beta[0]);
+        float v660 = v631 * v40;
+        float v661 = -v660;
+        float v662 = fabsf(v642);
+        float v663 = -v662;
+        float v664 = la_expf(v663);
+        float v665 = 1.0f + v664;
+        float v666 = v661 / v665;
+        float v667 = v666 * v664;
+        float v668 = -v667;
+        float v669 = 0.0f < v642 ? 1.0f : 0.0f;
+        float v670 = v669 * 2.0f;
+        float v671 = v670 - 1.0f;
+        float v672 = v668 * v671;
+        float v673 = v642 <= 0.0f ? 1.0f : 0.0f;
+        float v674 = v660 * v673;
+        float v675 = v672 + v674;
+        float v676 = v675 * (beta[0]);
+        float v677 = v659 + v676;
+        float v678 = -v677;
+        float v679 = v629 != 0.0f ? 0.0f : v678;
+        float v680 = v628 + v679;
+        t51[j] = v680;
+        float v682 = v681 * (pair_weight[j]);
+        float v683 = -v682;
+        float v684 = v683 / (carry3[j]);
+        float v686 = v2 * (loss_weights[16]);
+        float v687 = v685 != 0.0f ? 0.0f : v686;
+        float v688 = -v687;
+        float v689 = v685 != 0.0f ? 1.0f : carry3[j];
+        float v690 = v688 / v689;
+        float v691 = v685 != 0.0f ? 0.0f : v690;
+        float v692 = v684 + v691;
+        float v693 = v58 / v9;
+        float v694 = v0 != 0.0f ? 0.0f : v693;
+        float v695 = v692 + v694;
+        float v696 = v62 != 0.0f ? 0.0f : v128;
+        float v697 = v695 + v696;
+        float v698 = v132 != 0.0f ? 0.0f : v214;
+        float v699 = v697 + v698;
+        float v700 = (beta[0]) * v224;
+        float v701 = fminf(v700, 0.0f);
+        float v702 = fabsf(v700);
+        float v703 = -v702;
+        float v704 = la_expf(v703);
+        float v705 = 1.0f + v704;
+        float v706 = logf(v705);
+        float v707 = v701 - v706;
+        float v708 = la_expf(v707);
+        float v709 = v220 * v708;
+        float v710 = -v709;
+        float v711 = v710 / v705;
+        float v712 = v711 * v704;
+        float v713 = -v712;
+        float v714 = 0.0f < v700 ? 1.0f : 0.0f;
+        float v715 = v714 * 2.0f;
+        float v716 = v715 - 1.0f;
+        float v717 = v713 * v716;
+        float v718 = v700 <= 0.0f ? 1.0f : 0.0f;
+        float v719 = v709 * v718;
+        float v720 = v717 + v719;
+        float v721 = v720 * (beta[0]);
+        float v722 = v250 + v721;
+        float v723 = v218 != 0.0f ? 0.0f : v722;
+        float v724 = v699 + v723;
+        float v725 = -v256;
+        float v726 = v254 != 0.0f ? -1.0f : carry1[j];
+        float v727 = v254 != 0.0f ? 0.0f : ref_chosen[j];
+        float v728 = v726 - v727;
+        float v729 = (beta[0]) * v728;
+        float v730 = fminf(v729, 0.0f);
+        float v731 = fabsf(v729);
+        float v732 = -v731;
+        float v733 = la_expf(v732);
+        float v734 = 1.0f + v733;
+        float v735 = logf(v734);
+        float v736 = v730 - v735;
+        float v737 = la_expf(v736);
+        float v738 = v725 * v737;
+        float v739 = -v738;
+        float v740 = v739 / v734;
+        float v741 = v740 * v733;
+        float v742 = -v741;
+        float v743 = 0.0f < v729 ? 1.0f : 0.0f;
+        float v744 = v743 * 2.0f;
+        float v745 = v744 - 1.0f;
+        float v746 = v742 * v745;
+        float v747 = v729 <= 0.0f ? 1.0f : 0.0f;
+        float v748 = v738 * v747;
+        float v749 = v746 + v748;
+        float v750 = v749 * (beta[0]);
+        float v751 = v254 != 0.0f ? 0.0f : v750;
+        float v752 = v724 + v751;
+        float v753 = v284 != 0.0f ? -1.0f : carry1[j];
+        float v754 = v284 != 0.0f ? 0.0f : ref_chosen[j];
+        float v755 = v753 - v754;
+        float v756 = (beta[0]) * v755;
+        float v757 = v756 - v298;
+        float v758 = fabsf(v757);
+        float v759 = -v758;
+        float v760 = la_expf(v759);
+        float v761 = 1.0f + v760;
+        float v762 = v288 / v761;
+        float v763 = v762 * v760;
+        float v764 = -v763;
+        float v765 = 0.0f < v757 ? 1.0f : 0.0f;
+        float v766 = v765 * 2.0f;
+        float v767 = v766 - 1.0f;
+        float v768 = v764 * v767;
+        float v769 = v757 <= 0.0f ? 1.0f : 0.0f;
+        float v770 = v287 * v769;
+        float v771 = v768 + v770;
+        float v772 = v771 * (beta[0]);
+        float v773 = v284 != 0.0f ? 0.0f : v772;
+        float v774 = v752 + v773;
+        float v775 = v354 / v333;
+        float v776 = -v775;
+        float v777 = v776 * v332;
+        float v778 = v322 + v777;
+        float v779 = v778 + v353;
+        float v780 = v779 / v326;
+        float v781 = v319 != 0.0f ? 0.0f : v780;
+        float v782 = v774 + v781;
+        float v783 = v413 / v370;
+        float v784 = v363 != 0.0f ? 0.0f : v783;
+        float v785 = v782 + v784;
+        float v786 = v450 * (dpop_lambda[0]);
+        float v787 = 0.0f <= v430 ? 1.0f : 0.0f;
+        float v788 = v786 * v787;
+        float v789 = -v788;
+        float v790 = v789 + v449;
+        float v791 = v418 != 0.0f ? 0.0f : v790;
+        float v792 = v785 + v791;
+        float v793 = v453 != 0.0f ? -1.0f : carry1[j];
+        float v794 = v453 != 0.0f ? 0.0f : ref_chosen[j];
+        float v795 = v793 - v794;
+        float v799 = v795 - v798;
+        float v800 = (beta[0]) * v799;
+        float v801 = fminf(v800, 0.0f);
+        float v802 = fabsf(v800);
+        float v803 = -v802;
+        float v804 = la_expf(v803);
+        float v805 = 1.0f + v804;
+        float v806 = logf(v805);
+        float v807 = v801 - v806;
+        float v808 = la_expf(v807);
+        float v809 = v457 * v808;
+        float v810 = -v809;
+        float v811 = v810 / v805;
+        float v812 = v811 * v804;
+        float v813 = -v812;
+        float v814 = 0.0f < v800 ? 1.0f : 0.0f;
+        float v815 = v814 * 2.0f;
+        float v816 = v815 - 1.0f;
+        float v817 = v813 * v816;
+        float v818 = v800 <= 0.0f ? 1.0f : 0.0f;
+        float v819 = v809 * v818;
+        float v820 = v817 + v819;
+        float v821 = v820 * (beta[0]);
+        float v822 = v453 != 0.0f ? 0.0f : v821;
+        float v823 = v792 + v822;
+        float v824 = v490 != 0.0f ? -1.0f : carry1[j];
+        float v825 = v490 != 0.0f ? 0.0f : ref_chosen[j];
+        float v826 = v824 - v825;
+        float v827 = (beta[0]) * v826;
+        float v828 = -v827;
+        float v829 = fabsf(v828);
+        float v830 = -v829;
+        float v831 = la_expf(v830);
+        float v832 = 1.0f + v831;
+        float v833 = v495 / v832;
+        float v834 = v833 * v831;
+        float v835 = -v834;
+        float v836 = 0.0f < v828 ? 1.0f : 0.0f;
+        float v837 = v836 * 2.0f;
+        float v838 = v837 - 1.0f;
+        float v839 = v835 * v838;
+        float v840 = v828 <= 0.0f ? 1.0f : 0.0f;
+        float v841 = v494 * v840;
+        float v842 = v839 + v841;
+        float v843 = -v842;
+        float v844 = v843 * (beta[0]);
+        float v845 = -v493;
+        float v846 = fabsf(v827);
+        float v847 = -v846;
+        float v848 = la_expf(v847);
+        float v849 = 1.0f + v848;
+        float v850 = v845 / v849;
+        float v851 = v850 * v848;
+        float v852 = -v851;
+        float v853 = 0.0f < v827 ? 1.0f : 0.0f;
+        float v854 = v853 * 2.0f;
+        float v855 = v854 - 1.0f;
+        float v856 = v852 * v855;
+        float v857 = v827 <= 0.0f ? 1.0f : 0.0f;
+        float v858 = v493 * v857;
+        float v859 = v856 + v858;
+        float v860 = v859 * (beta[0]);
+        float v861 = v844 + v860;
+        float v862 = v490 != 0.0f ? 0.0f : v861;
+        float v863 = v823 + v862;
+        float v864 = v519 != 0.0f ? -1.0f : carry1[j];
+        float v865 = v519 != 0.0f ? 0.0f : ref_chosen[j];
+        float v866 = v864 - v865;
+        float v867 = v866 - v525;
+        float v868 = v521 * v867;
+        float v869 = v868 + v868;
+        float v870 = v519 != 0.0f ? 0.0f : v869;
+        float v871 = v863 + v870;
+        float v872 = v551 / v535;
+        float v873 = v531 != 0.0f ? 0.0f : v872;
+        float v874 = v871 + v873;
+        float v875 = v556 != 0.0f ? 0.0f : v571;
+        float v876 = v874 + v875;
+        float v877 = v575 != 0.0f ? 0.0f : v625;
+        float v878 = v876 + v877;
+        float v879 = v629 != 0.0f ? 0.0f : v677;
+        float v880 = v878 + v879;
+        t52[j] = v880;
+    }
+}
+
+/* dpo_step_lora_bf16_k76_dpo_sigmoid: t53 = 0  [lm_head/dpo_sigmoid] */
+static void dpo_step_lora_bf16_k76_dpo_sigmoid(float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t53[r * n + j] = 0.0f;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k77_lm_head: t54 = carry0[scored]  [lm_chunk_backward/lm_head] */
+static void dpo_step_lora_bf16_k77_lm_head(float *restrict t54, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t54[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k78_rmsnorm: t55 = Σ(t54²)  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_lora_bf16_k78_rmsnorm(float *restrict t55, const float *restrict t54, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t54[r * n + j0]) * (t54[r * n + j0]);
+            acc0 += v0;
+        }
+        t55[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_bf16_k79_rmsnorm: t56 = (t54 · rsqrt(t55 / D + norm_eps)) · final_norm  [lm_chunk_backward/lm_head/rmsnorm] */
+static void dpo_step_lora_bf16_k79_rmsnorm(float *restrict t56, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t54, const float *restrict t55, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t55[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t54[r * n + j]) * v2;
+            float v4 = v3 * (final_norm[j]);
+            t56[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k80_lm_head: t57[CR, V] = t56 · lm_headᵀ  [lm_chunk_backward/lm_head] */
+static void dpo_step_lora_bf16_k80_lm_head(float *restrict t57, const float *restrict lm_head, const float *restrict t56, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t56, D, lm_head, D, 0.0f, t57, V);
+}
+
+/* dpo_step_lora_bf16_k81_log_softmax: t58 = max(t57)  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_bf16_k81_log_softmax(float *restrict t58, const float *restrict t57, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t57[r * n + j0]);
+        }
+        t58[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_bf16_k82_log_softmax: t59 = Σ(exp(t57 - t58))  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax] */
+static void dpo_step_lora_bf16_k82_log_softmax(float *restrict t59, const float *restrict t57, const float *restrict t58, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t58[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t57[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t59[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_bf16_k83_sequence_logps_grad: t60 = -(1 · t51); t61 = -(1 · t52)  [lm_chunk_backward/lm_head/sequence_logps; lm_chunk_backward; lm_chunk_backward/grad; lm_chunk_backward/lm_head/sequence_logps/grad] */
+static void dpo_step_lora_bf16_k83_sequence_logps_grad(float *restrict t60, float *restrict t61, const float *restrict t51, const float *restrict t52, long B) {
+    const long rows = B, n = 1;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t51[i0];
+        float v1 = 1.0f * v0;
+        float v2 = -v1;
+        float v3 = t52[i0];
+        float v4 = 1.0f * v3;
+        float v5 = -v4;
+        for (long j = 0; j < n; j++) {
+            t60[r * n + j] = v2;
+            t61[r * n + j] = v5;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k84_log_softmax_grad: stop_gradient, sub, exp, iota, cast, cmpeq, cast, cmpeq, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, gather, mul, neg, mul, neg, reduce_sum, div, mul, add, add  [lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax; lm_chunk_backward/lm_head/sequence_logps/cross_entropy; lm_chunk_backward/lm_head/sequence_logps/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/grad; lm_chunk_backward/lm_head/sequence_logps/cross_entropy/log_softmax/grad] */
+static void dpo_step_lora_bf16_k84_log_softmax_grad(float *t62, const float *t57, const int32_t *scored_pair, const int32_t *chosen_targets, const int32_t *rejected_targets, const float *chosen_mask, const float *rejected_mask, const float *t58, const float *t59, const float *t60, const float *t61, long CR, long V) {
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t60[(long)scored_pair[i0] * 1 + 0];
+        float v1 = v0 * (rejected_mask[i0]);
+        float v2 = -v1;
+        float v3 = (float)rejected_targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v4 = (float)j0 == v3 ? 1.0f : 0.0f;
+            float v5 = v2 * v4;
+            float v6 = -v5;
+            acc0 += v6;
+        }
+        float v7 = t61[(long)scored_pair[i0] * 1 + 0];
+        float v8 = v7 * (chosen_mask[i0]);
+        float v9 = -v8;
+        float v10 = (float)chosen_targets[i0];
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v11 = (float)j1 == v10 ? 1.0f : 0.0f;
+            float v12 = v9 * v11;
+            float v13 = -v12;
+            acc1 += v13;
+        }
+        float v16 = acc0 / (t59[i0]);
+        float v17 = t58[i0];
+        float v24 = acc1 / (t59[i0]);
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v14 = (float)j == v3 ? 1.0f : 0.0f;
+            float v15 = v2 * v14;
+            float v18 = t57[r * n + j] - v17;
+            float v19 = la_expf(v18);
+            float v20 = v16 * v19;
+            float v21 = v15 + v20;
+            float v22 = (float)j == v10 ? 1.0f : 0.0f;
+            float v23 = v9 * v22;
+            float v25 = v24 * v19;
+            float v26 = v23 + v25;
+            float v27 = v21 + v26;
+            t62[r * n + j] = v27;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k85_lm_head_grad_in: t63[CR, D] = t62 · lm_head  [lm_chunk_backward/lm_head/grad] */
+static void dpo_step_lora_bf16_k85_lm_head_grad_in(float *restrict t63, const float *restrict lm_head, const float *restrict t62, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[0], 0, 0, CR, D, V, t62, V, lm_head, D, 0.0f, t63, D);
+}
+
+/* dpo_step_lora_bf16_k86_rmsnorm_grad: t64 = Σ((t63 · final_norm) · t54)  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad] */
+static void dpo_step_lora_bf16_k86_rmsnorm_grad(float *restrict t64, const float *restrict final_norm, const float *restrict t54, const float *restrict t63, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t63[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t54[r * n + j0]);
+            acc0 += v1;
+        }
+        t64[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_bf16_k87_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk_backward/lm_head/rmsnorm; lm_chunk_backward/lm_head/rmsnorm/grad; lm_chunk_backward/lm_head/grad] */
+static void dpo_step_lora_bf16_k87_rmsnorm_grad_scatter_add(float *restrict t65, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t54, const float *restrict t55, const float *restrict t63, const float *restrict t64, long B, long CR, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t65, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t55[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t64[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t63[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t54[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t65[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k88_lm_chunk_backward: carry7_next = carry7 + t65  [lm_chunk_backward/lm_head/grad; lm_chunk_backward] */
+static void dpo_step_lora_bf16_k88_lm_chunk_backward(float *restrict carry7_next, const float *restrict carry7, const float *restrict t65, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry7[r * n + j] + t65[r * n + j];
+            carry7_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k89_rmsnorm: t66 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void dpo_step_lora_bf16_k89_rmsnorm(float *restrict t66, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t66[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_bf16_k90_rmsnorm: t67 = (saved_x · rsqrt(t66 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void dpo_step_lora_bf16_k90_rmsnorm(float *restrict t67, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t66, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t66[(i0) * T + i1]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (saved_x[r * n + j]) * v2;
+            float v4 = v3 * (attn_norm[j]);
+            t67[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k91_scores_matmul: t68[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void dpo_step_lora_bf16_k91_scores_matmul(float *restrict t68, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t68 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* dpo_step_lora_bf16_k92_attention: t69 = exp([i4 ≤ i3 + 0] · t2 ? t68 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] · t2 ? t68 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void dpo_step_lora_bf16_k92_attention(float *restrict t69, const float *restrict t2, const float *restrict t68, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i3 = (r) % T;
+        float v3 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v2 = v1 * (t2[((i0) * T + i3) * T + j0]);
+            float v4 = (t68[r * n + j0]) * v3;
+            float v5 = v2 != 0.0f ? v4 : (-INFINITY);
+            acc0 = fmaxf(acc0, v5);
+        }
+        float v11 = acc0;
+        for (long j = 0; j < n; j++) {
+            float v6 = (float)i3 + 0.0f;
+            float v7 = (float)j <= v6 ? 1.0f : 0.0f;
+            float v8 = v7 * (t2[((i0) * T + i3) * T + j]);
+            float v9 = (t68[r * n + j]) * v3;
+            float v10 = v8 != 0.0f ? v9 : (-INFINITY);
+            float v12 = v10 - v11;
+            float v13 = la_expf(v12);
+            t69[r * n + j] = v13;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k93_softmax: t70 = Σ(t69)  [layer_backward/attention/attention/softmax] */
+static void dpo_step_lora_bf16_k93_softmax(float *restrict t70, const float *restrict t69, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    /* one result per row */
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t69[r * n + j0];
+        }
+        t70[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_bf16_k94_softmax: t71 = t69 / t70  [layer_backward/attention/attention/softmax] */
+static void dpo_step_lora_bf16_k94_softmax(float *restrict t71, const float *restrict t69, const float *restrict t70, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t69[r * n + j]) / (t70[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t71[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k95_rmsnorm: t72 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void dpo_step_lora_bf16_k95_rmsnorm(float *restrict t72, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t72[r] = acc0;
+    }
+}
+
+/* dpo_step_lora_bf16_k96_rmsnorm: t73 = (saved_h · rsqrt(t72 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
+static void dpo_step_lora_bf16_k96_rmsnorm(float *restrict t73, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t72, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t72[(i0) * T + i1]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (saved_h[r * n + j]) * v2;
+            float v4 = v3 * (ffn_norm[j]);
+            t73[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k97_silu: t74 = saved_gate / (1 + exp(-saved_gate)); t75 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+static void dpo_step_lora_bf16_k97_silu(float *restrict t74, float *restrict t75, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            t74[r * n + j] = v3;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t75[r * n + j] = v4;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k98_lora_b_w2_grad_in: t76[B*T, R] = carry8 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_bf16_k98_lora_b_w2_grad_in(float *restrict t76, const float *restrict carry8, const float *restrict lora_b_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, carry8, D, lora_b_w2, R, 0.0f, t76, R);
+}
+
+/* dpo_step_lora_bf16_k99_lora: t77 = t76 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_bf16_k99_lora(float *t77, const float *lora_scale_w2, const float *t76, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t76[r * n + j]) * (lora_scale_w2[0]);
+            t77[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k100_lora_a_w2_grad_in: t78[B*T, F] = t77 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void dpo_step_lora_bf16_k100_lora_a_w2_grad_in(float *restrict t78, const float *restrict lora_a_w2, const float *restrict t77, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, F, R, t77, R, lora_a_w2, F, 0.0f, t78, F);
+}
+
+/* dpo_step_lora_bf16_k101_w2_grad_in: t79[B*T, F] = carry8 · w2  [layer_backward/ffn/grad] */
+static void dpo_step_lora_bf16_k101_w2_grad_in(float *restrict t79, const float *restrict carry8, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, F, D, carry8, D, w2, F, 0.0f, t79, F);
+}
+
+/* dpo_step_lora_bf16_k102_ffn_grad: t80 = (t78 + t79) · t74  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_bf16_k102_ffn_grad(float *restrict t80, const float *restrict t74, const float *restrict t78, const float *restrict t79, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t78[r * n + j] + t79[r * n + j];
+            float v1 = v0 * (t74[r * n + j]);
+            t80[r * n + j] = v1;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k103_lora_b_w3_grad_in: t81[B*T, R] = t80 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_bf16_k103_lora_b_w3_grad_in(float *restrict t81, const float *restrict lora_b_w3, const float *restrict t80, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, R, F, t80, F, lora_b_w3, R, 0.0f, t81, R);
+}
+
+/* dpo_step_lora_bf16_k104_lora: t82 = t81 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_bf16_k104_lora(float *t82, const float *lora_scale_w3, const float *t81, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t81[r * n + j]) * (lora_scale_w3[0]);
+            t82[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k105_lora_a_w3_grad_in: t83[B*T, D] = t82 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_bf16_k105_lora_a_w3_grad_in(float *restrict t83, const float *restrict lora_a_w3, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t82, R, lora_a_w3, D, 0.0f, t83, D);
+}
+
+/* dpo_step_lora_bf16_k106_w3_grad_in: t84[B*T, D] = t80 · w3  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_bf16_k106_w3_grad_in(float *restrict t84, const float *restrict w3, const float *restrict t80, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t80, F, w3, D, 0.0f, t84, D);
+}
+
+/* dpo_step_lora_bf16_k107_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void dpo_step_lora_bf16_k107_silu_grad(float *t85, const float *saved_gate, const float *saved_up, const float *t74, const float *t78, const float *t79, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = t78[r * n + j] + t79[r * n + j];
+            float v1 = v0 * (saved_up[r * n + j]);
+            float v2 = -(saved_gate[r * n + j]);
+            float v3 = la_expf(v2);
+            float v4 = 1.0f + v3;
+            float v5 = v1 / v4;
+            float v6 = v1 * (t74[r * n + j]);
+            float v7 = v6 / v4;
+            float v8 = -v7;
+            float v9 = v8 * v3;
+            float v10 = -v9;
+            float v11 = v5 + v10;
+            t85[r * n + j] = v11;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k108_lora_b_w1_grad_in: t86[B*T, R] = t85 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_bf16_k108_lora_b_w1_grad_in(float *restrict t86, const float *restrict lora_b_w1, const float *restrict t85, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, R, F, t85, F, lora_b_w1, R, 0.0f, t86, R);
+}
+
+/* dpo_step_lora_bf16_k109_lora: t87 = t86 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_bf16_k109_lora(float *t87, const float *lora_scale_w1, const float *t86, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t86[r * n + j]) * (lora_scale_w1[0]);
+            t87[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k110_lora_a_w1_grad_in: t88[B*T, D] = t87 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void dpo_step_lora_bf16_k110_lora_a_w1_grad_in(float *restrict t88, const float *restrict lora_a_w1, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t87, R, lora_a_w1, D, 0.0f, t88, D);
+}
+
+/* dpo_step_lora_bf16_k111_w1_grad_in: t89[B*T, D] = t85 · w1  [layer_backward/ffn/gate_up/grad] */
+static void dpo_step_lora_bf16_k111_w1_grad_in(float *restrict t89, const float *restrict w1, const float *restrict t85, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t85, F, w1, D, 0.0f, t89, D);
+}
+
+/* dpo_step_lora_bf16_k112_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void dpo_step_lora_bf16_k112_rmsnorm_grad(float *restrict t90, const float *restrict norm_eps, const float *restrict carry8, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t72, const float *restrict t83, const float *restrict t84, const float *restrict t88, const float *restrict t89, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t83[r * n + j0] + t84[r * n + j0];
+            float v1 = v0 + t88[r * n + j0];
+            float v2 = v1 + t89[r * n + j0];
+            float v3 = v2 * (ffn_norm[j0]);
+            float v4 = v3 * (saved_h[r * n + j0]);
+            acc0 += v4;
+        }
+        float v9 = (t72[(i0) * T + i1]) / ((float)(D));
+        float v10 = v9 + norm_eps[0];
+        float v11 = 1.0f / sqrtf(v10);
+        float v14 = acc0 * v11;
+        float v15 = v14 * v11;
+        float v16 = v15 * v11;
+        float v17 = v16 * (-0.5f);
+        float v18 = v17 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v5 = t83[r * n + j] + t84[r * n + j];
+            float v6 = v5 + t88[r * n + j];
+            float v7 = v6 + t89[r * n + j];
+            float v8 = v7 * (ffn_norm[j]);
+            float v12 = v8 * v11;
+            float v13 = carry8[r * n + j] + v12;
+            float v19 = v18 * (saved_h[r * n + j]);
+            float v20 = v13 + v19;
+            float v21 = v20 + v19;
+            t90[r * n + j] = v21;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k113_lora_b_wo_grad_in: t91[B*T, R] = t90 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_bf16_k113_lora_b_wo_grad_in(float *restrict t91, const float *restrict lora_b_wo, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, t90, D, lora_b_wo, R, 0.0f, t91, R);
+}
+
+/* dpo_step_lora_bf16_k114_lora: t92 = t91 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_bf16_k114_lora(float *t92, const float *lora_scale_wo, const float *t91, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t91[r * n + j]) * (lora_scale_wo[0]);
+            t92[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k115_lora_a_wo_grad_in: t93[B*T, D] = t92 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_bf16_k115_lora_a_wo_grad_in(float *restrict t93, const float *restrict lora_a_wo, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t92, R, lora_a_wo, D, 0.0f, t93, D);
+}
+
+/* dpo_step_lora_bf16_k116_wo_grad_in: t94[B*T, D] = t90 · wo  [layer_backward/attention/grad] */
+static void dpo_step_lora_bf16_k116_wo_grad_in(float *restrict t94, const float *restrict wo, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t90, D, wo, D, 0.0f, t94, D);
+}
+
+/* dpo_step_lora_bf16_k117_attention_grad: t95 = t93 + t94  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void dpo_step_lora_bf16_k117_attention_grad(float *restrict t95, const float *restrict t93, const float *restrict t94, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t93[r * n + j] + t94[r * n + j];
+            t95[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k118_attention_grad_matmul: t96[B, KVH, REP, T, T] = t95 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void dpo_step_lora_bf16_k118_attention_grad_matmul(float *restrict t96, const float *restrict saved_v, const float *restrict t95, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, t95 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t96 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* dpo_step_lora_bf16_k119_attention: t97 = ([i4 ≤ i3 + 0] · t2 ? (t96 / t70 + Σ(-((t96 · t71) / t70))) · t69 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void dpo_step_lora_bf16_k119_attention(float *t97, const float *t2, const float *t69, const float *t70, const float *t71, const float *t96, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t96[r * n + j0]) * (t71[r * n + j0]);
+            float v1 = v0 / (t70[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v2 = -v1;
+            acc0 += v2;
+        }
+        float v10 = 1.0f / sqrtf((float)(HD));
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v3 = (float)i3 + 0.0f;
+            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
+            float v5 = v4 * (t2[((i0) * T + i3) * T + j]);
+            float v6 = (t96[r * n + j]) / (t70[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v7 = v6 + acc0;
+            float v8 = v7 * (t69[r * n + j]);
+            float v9 = v5 != 0.0f ? v8 : 0.0f;
+            float v11 = v9 * v10;
+            t97[r * n + j] = v11;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k120_scores_grad_matmul: t98[B, KVH, REP, T, HD] = t97 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void dpo_step_lora_bf16_k120_scores_grad_matmul(float *restrict t98, const float *restrict saved_k, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 0, T, HD, T, t97 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t98 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+}
+
+/* dpo_step_lora_bf16_k121_attention_grad_matmul: t99[B, KVH, REP, T, HD] = t97ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void dpo_step_lora_bf16_k121_attention_grad_matmul(float *restrict t99, const float *restrict saved_q, const float *restrict t97, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(1, 0, T, HD, T, t97 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t99 + b0 * (T*KVD) + b1 * (T*HD), HD);
+}
+
+/* dpo_step_lora_bf16_k122_attention_grad_matmul: t100[B, KVH, REP, T, HD] = t71ᵀ · t95  [layer_backward/attention/attention/grad; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_bf16_k122_attention_grad_matmul(float *restrict t100, const float *restrict t71, const float *restrict t95, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(1, 0, T, HD, T, t71 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t95 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t100 + b0 * (T*KVD) + b1 * HD, KVD);
+}
+
+/* dpo_step_lora_bf16_k123_lora_b_wv_grad_in: t101[B*T, R] = t100 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_bf16_k123_lora_b_wv_grad_in(float *restrict t101, const float *restrict lora_b_wv, const float *restrict t100, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, R, KVD, t100, KVD, lora_b_wv, R, 0.0f, t101, R);
+}
+
+/* dpo_step_lora_bf16_k124_lora: t102 = t101 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_bf16_k124_lora(float *t102, const float *lora_scale_wv, const float *t101, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t101[r * n + j]) * (lora_scale_wv[0]);
+            t102[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k125_lora_a_wv_grad_in: t103[B*T, D] = t102 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_bf16_k125_lora_a_wv_grad_in(float *restrict t103, const float *restrict lora_a_wv, const float *restrict t102, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t102, R, lora_a_wv, D, 0.0f, t103, D);
+}
+
+/* dpo_step_lora_bf16_k126_wv_grad_in: t104[B*T, D] = t100 · wv  [layer_backward/attention/grad] */
+static void dpo_step_lora_bf16_k126_wv_grad_in(float *restrict t104, const float *restrict wv, const float *restrict t100, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t100, KVD, wv, D, 0.0f, t104, D);
+}
+
+/* dpo_step_lora_bf16_k127_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_lora_bf16_k127_rope_grad(float *restrict t105, const float *restrict t0, const float *restrict t1, const float *restrict t99, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t99[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t99[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t99[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t99[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t105[r * n + j] = v9;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k128_lora_b_wk_grad_in: t106[B*T, R] = t105 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_bf16_k128_lora_b_wk_grad_in(float *restrict t106, const float *restrict lora_b_wk, const float *restrict t105, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, R, KVD, t105, KVD, lora_b_wk, R, 0.0f, t106, R);
+}
+
+/* dpo_step_lora_bf16_k129_lora: t107 = t106 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_bf16_k129_lora(float *t107, const float *lora_scale_wk, const float *t106, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t106[r * n + j]) * (lora_scale_wk[0]);
+            t107[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k130_lora_a_wk_grad_in: t108[B*T, D] = t107 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_bf16_k130_lora_a_wk_grad_in(float *restrict t108, const float *restrict lora_a_wk, const float *restrict t107, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t107, R, lora_a_wk, D, 0.0f, t108, D);
+}
+
+/* dpo_step_lora_bf16_k131_wk_grad_in: t109[B*T, D] = t105 · wk  [layer_backward/attention/grad] */
+static void dpo_step_lora_bf16_k131_wk_grad_in(float *restrict t109, const float *restrict wk, const float *restrict t105, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t105, KVD, wk, D, 0.0f, t109, D);
+}
+
+/* dpo_step_lora_bf16_k132_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void dpo_step_lora_bf16_k132_rope_grad(float *restrict t110, const float *restrict t0, const float *restrict t1, const float *restrict t98, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v2 = -(t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[((i0) * T + i1) * HD2 + j / 2]);
+                float v7 = (t98[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[((i0) * T + i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t110[r * n + j] = v9;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k133_lora_b_wq_grad_in: t111[B*T, R] = t110 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_bf16_k133_lora_b_wq_grad_in(float *restrict t111, const float *restrict lora_b_wq, const float *restrict t110, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, t110, D, lora_b_wq, R, 0.0f, t111, R);
+}
+
+/* dpo_step_lora_bf16_k134_lora: t112 = t111 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void dpo_step_lora_bf16_k134_lora(float *t112, const float *lora_scale_wq, const float *t111, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t111[r * n + j]) * (lora_scale_wq[0]);
+            t112[r * n + j] = v0;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k135_lora_a_wq_grad_in: t113[B*T, D] = t112 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void dpo_step_lora_bf16_k135_lora_a_wq_grad_in(float *restrict t113, const float *restrict lora_a_wq, const float *restrict t112, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t112, R, lora_a_wq, D, 0.0f, t113, D);
+}
+
+/* dpo_step_lora_bf16_k136_wq_grad_in: t114[B*T, D] = t110 · wq  [layer_backward/attention/grad] */
+static void dpo_step_lora_bf16_k136_wq_grad_in(float *restrict t114, const float *restrict wq, const float *restrict t110, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t110, D, wq, D, 0.0f, t114, D);
+}
+
+/* dpo_step_lora_bf16_k137_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void dpo_step_lora_bf16_k137_rmsnorm_grad(float *restrict carry8_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t66, const float *restrict t90, const float *restrict t103, const float *restrict t104, const float *restrict t108, const float *restrict t109, const float *restrict t113, const float *restrict t114, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t103[r * n + j0] + t104[r * n + j0];
+            float v1 = v0 + t108[r * n + j0];
+            float v2 = v1 + t109[r * n + j0];
+            float v3 = v2 + t113[r * n + j0];
+            float v4 = v3 + t114[r * n + j0];
+            float v5 = v4 * (attn_norm[j0]);
+            float v6 = v5 * (saved_x[r * n + j0]);
+            acc0 += v6;
+        }
+        float v13 = (t66[(i0) * T + i1]) / ((float)(D));
+        float v14 = v13 + norm_eps[0];
+        float v15 = 1.0f / sqrtf(v14);
+        float v18 = acc0 * v15;
+        float v19 = v18 * v15;
+        float v20 = v19 * v15;
+        float v21 = v20 * (-0.5f);
+        float v22 = v21 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v7 = t103[r * n + j] + t104[r * n + j];
+            float v8 = v7 + t108[r * n + j];
+            float v9 = v8 + t109[r * n + j];
+            float v10 = v9 + t113[r * n + j];
+            float v11 = v10 + t114[r * n + j];
+            float v12 = v11 * (attn_norm[j]);
+            float v16 = v12 * v15;
+            float v17 = t90[r * n + j] + v16;
+            float v23 = v22 * (saved_x[r * n + j]);
+            float v24 = v17 + v23;
+            float v25 = v24 + v23;
+            carry8_next[r * n + j] = v25;
+        }
+    }
+}
+
+/* dpo_step_lora_bf16_k138_grad_lora_a_wq: grad_lora_a_wq[R, D] += t112ᵀ · t67  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_bf16_k138_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t67, const float *restrict t112, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t112, R, t67, D, 1.0f, grad_lora_a_wq, D);
+}
+
+/* dpo_step_lora_bf16_k139_grad_lora_b_wq: grad_lora_b_wq[D, R] += t110ᵀ · saved_lora_wq  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_bf16_k139_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict saved_lora_wq, const float *restrict t110, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, t110, D, saved_lora_wq, R, 1.0f, grad_lora_b_wq, R);
+}
+
+/* dpo_step_lora_bf16_k140_grad_lora_a_wk: grad_lora_a_wk[R, D] += t107ᵀ · t67  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_bf16_k140_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t67, const float *restrict t107, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t107, R, t67, D, 1.0f, grad_lora_a_wk, D);
+}
+
+/* dpo_step_lora_bf16_k141_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t105ᵀ · saved_lora_wk  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_bf16_k141_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict saved_lora_wk, const float *restrict t105, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, R, B*T, t105, KVD, saved_lora_wk, R, 1.0f, grad_lora_b_wk, R);
+}
+
+/* dpo_step_lora_bf16_k142_grad_lora_a_wv: grad_lora_a_wv[R, D] += t102ᵀ · t67  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_bf16_k142_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t67, const float *restrict t102, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t102, R, t67, D, 1.0f, grad_lora_a_wv, D);
+}
+
+/* dpo_step_lora_bf16_k143_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t100ᵀ · saved_lora_wv  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_bf16_k143_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict saved_lora_wv, const float *restrict t100, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, R, B*T, t100, KVD, saved_lora_wv, R, 1.0f, grad_lora_b_wv, R);
+}
+
+/* dpo_step_lora_bf16_k144_grad_lora_a_wo: grad_lora_a_wo[R, D] += t92ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_bf16_k144_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t92, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
+}
+
+/* dpo_step_lora_bf16_k145_grad_lora_b_wo: grad_lora_b_wo[D, R] += t90ᵀ · saved_lora_wo  [layer_backward/attention/lora/grad; layer_backward] */
+static void dpo_step_lora_bf16_k145_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict saved_lora_wo, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, t90, D, saved_lora_wo, R, 1.0f, grad_lora_b_wo, R);
+}
+
+/* dpo_step_lora_bf16_k146_grad_lora_a_w1: grad_lora_a_w1[R, D] += t87ᵀ · t73  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_bf16_k146_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t73, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t87, R, t73, D, 1.0f, grad_lora_a_w1, D);
+}
+
+/* dpo_step_lora_bf16_k147_grad_lora_b_w1: grad_lora_b_w1[F, R] += t85ᵀ · saved_lora_w1  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_bf16_k147_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict saved_lora_w1, const float *restrict t85, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, F, R, B*T, t85, F, saved_lora_w1, R, 1.0f, grad_lora_b_w1, R);
+}
+
+/* dpo_step_lora_bf16_k148_grad_lora_a_w2: grad_lora_a_w2[R, F] += t77ᵀ · t75  [layer_backward/ffn/lora/grad; layer_backward] */
+static void dpo_step_lora_bf16_k148_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t75, const float *restrict t77, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, R, F, B*T, t77, R, t75, F, 1.0f, grad_lora_a_w2, F);
+}
+
+/* dpo_step_lora_bf16_k149_grad_lora_b_w2: grad_lora_b_w2[D, R] += carry8ᵀ · saved_lora_w2  [layer_backward/ffn/lora/grad; layer_backward] */
+static void dpo_step_lora_bf16_k149_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict carry8, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, carry8, D, saved_lora_w2, R, 1.0f, grad_lora_b_w2, R);
+}
+
+/* dpo_step_lora_bf16_k150_grad_lora_a_w3: grad_lora_a_w3[R, D] += t82ᵀ · t73  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_bf16_k150_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t73, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t82, R, t73, D, 1.0f, grad_lora_a_w3, D);
+}
+
+/* dpo_step_lora_bf16_k151_grad_lora_b_w3: grad_lora_b_w3[F, R] += t80ᵀ · saved_lora_w3  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void dpo_step_lora_bf16_k151_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict saved_lora_w3, const float *restrict t80, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, F, R, B*T, t80, F, saved_lora_w3, R, 1.0f, grad_lora_b_w3, R);
+}
+
+/* Arena: 44 slots planned for 152 kernels. */
+static long llama_dpo_dpo_step_lora_bf16_layout(const llama_dpo_dpo_step_lora_bf16_args *args, long *off) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(B*HD2*T);
+    off[1] = total; total += la_round16(B*HD2*T);
+    off[2] = total; total += la_round16(B*T*T);
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*R*T), 2*CR*HD2*KVH*REP), CR), B), 1));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*R*T), B*F*T), B), 1));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T), B*F*T), CR*V), B), 1));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(CR, 1), B*T), B*R*T));
+    off[7] = total; total += la_round16(la_max(la_max(la_max(CR, B), 1), B*F*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), CR), B*F*T));
+    off[9] = total; total += la_round16(la_max(B, B*R*T));
+    off[10] = total; total += la_round16(la_max(la_max(la_max(la_max(B, 1), 2*CR*HD2*KVH*REP), B*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[11] = total; total += la_round16(la_max(B, B*T));
+    off[12] = total; total += la_round16(la_max(la_max(B, B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[13] = total; total += la_round16(la_max(B*F*T, B*R*T));
+    off[14] = total; total += la_round16(la_max(B*F*T, 2*B*HD2*KVH*REP*T));
+    off[15] = total; total += la_round16(B*F*T);
+    off[16] = total; total += la_round16(B*R*T);
+    off[17] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[18] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T));
+    off[19] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[24] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[25] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[28] = total; total += la_round16(B);
+    off[29] = total; total += la_round16(B);
+    off[30] = total; total += la_round16(B);
+    off[31] = total; total += la_round16(B);
+    off[32] = total; total += la_round16(B);
+    off[33] = total; total += la_round16(B);
+    off[34] = total; total += la_round16(B);
+    off[35] = total; total += la_round16(B);
+    off[36] = total; total += la_round16(B);
+    off[37] = total; total += la_round16(B);
+    off[38] = total; total += la_round16(B);
+    off[39] = total; total += la_round16(B);
+    off[40] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[41] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[42] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[43] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_dpo_dpo_step_lora_bf16_arena_floats(const llama_dpo_dpo_step_lora_bf16_args *args) {
+    long off[44];
+    return llama_dpo_dpo_step_lora_bf16_layout(args, off);
+}
+
+void llama_dpo_dpo_step_lora_bf16(const llama_dpo_dpo_step_lora_bf16_args *args) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NC = args->NC;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[44];
+    llama_dpo_dpo_step_lora_bf16_layout(args, off);
+    double *prof = args->kernel_ns;
+    la_bf16_epoch++;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[5];
+    float *t6 = args->arena + off[5];
+    float *t7 = args->arena + off[4];
+    float *t8 = args->arena + off[5];
+    float *t9 = args->arena + off[5];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[5];
+    float *t12 = args->arena + off[5];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[5];
+    float *t16 = args->arena + off[3];
+    float *t17 = args->arena + off[4];
+    float *t18 = args->arena + off[3];
+    float *t19 = args->arena + off[5];
+    float *t20 = args->arena + off[4];
+    float *t21 = args->arena + off[4];
+    float *t22 = args->arena + off[5];
+    float *t23 = args->arena + off[4];
+    float *t24 = args->arena + off[4];
+    float *t25 = args->arena + off[5];
+    float *t26 = args->arena + off[3];
+    float *t27 = args->arena + off[4];
+    float *t28 = args->arena + off[5];
+    float *t29 = args->arena + off[4];
+    float *t30 = args->arena + off[3];
+    float *t31 = args->arena + off[5];
+    float *t32 = args->arena + off[3];
+    float *t33 = args->arena + off[6];
+    float *t34 = args->arena + off[7];
+    float *t35 = args->arena + off[8];
+    float *t36 = args->arena + off[7];
+    float *t37 = args->arena + off[3];
+    float *t38 = args->arena + off[6];
+    float *t39 = args->arena + off[7];
+    float *t40 = args->arena + off[5];
+    float *t41 = args->arena + off[9];
+    float *t42 = args->arena + off[10];
+    float *t43 = args->arena + off[6];
+    float *t44 = args->arena + off[8];
+    float *t45 = args->arena + off[3];
+    float *t46 = args->arena + off[7];
+    float *t47 = args->arena + off[5];
+    float *t48 = args->arena + off[9];
+    float *t49 = args->arena + off[4];
+    float *t50 = args->arena + off[10];
+    float *t51 = args->arena + off[9];
+    float *t52 = args->arena + off[4];
+    float *t53 = args->arena + off[3];
+    float *t54 = args->arena + off[10];
+    float *t55 = args->arena + off[6];
+    float *t56 = args->arena + off[8];
+    float *t57 = args->arena + off[5];
+    float *t58 = args->arena + off[7];
+    float *t59 = args->arena + off[8];
+    float *t60 = args->arena + off[11];
+    float *t61 = args->arena + off[12];
+    float *t62 = args->arena + off[5];
+    float *t63 = args->arena + off[8];
+    float *t64 = args->arena + off[7];
+    float *t65 = args->arena + off[5];
+    float *t66 = args->arena + off[11];
+    float *t67 = args->arena + off[4];
+    float *t68 = args->arena + off[3];
+    float *t69 = args->arena + off[12];
+    float *t70 = args->arena + off[10];
+    float *t71 = args->arena + off[3];
+    float *t72 = args->arena + off[6];
+    float *t73 = args->arena + off[5];
+    float *t74 = args->arena + off[8];
+    float *t75 = args->arena + off[7];
+    float *t76 = args->arena + off[9];
+    float *t77 = args->arena + off[9];
+    float *t78 = args->arena + off[13];
+    float *t79 = args->arena + off[14];
+    float *t80 = args->arena + off[15];
+    float *t81 = args->arena + off[16];
+    float *t82 = args->arena + off[16];
+    float *t83 = args->arena + off[17];
+    float *t84 = args->arena + off[18];
+    float *t85 = args->arena + off[8];
+    float *t86 = args->arena + off[13];
+    float *t87 = args->arena + off[13];
+    float *t88 = args->arena + off[14];
+    float *t89 = args->arena + off[19];
+    float *t90 = args->arena + off[20];
+    float *t91 = args->arena + off[6];
+    float *t92 = args->arena + off[6];
+    float *t93 = args->arena + off[17];
+    float *t94 = args->arena + off[18];
+    float *t95 = args->arena + off[14];
+    float *t96 = args->arena + off[19];
+    float *t97 = args->arena + off[12];
+    float *t98 = args->arena + off[17];
+    float *t99 = args->arena + off[18];
+    float *t100 = args->arena + off[10];
+    float *t101 = args->arena + off[3];
+    float *t102 = args->arena + off[3];
+    float *t103 = args->arena + off[19];
+    float *t104 = args->arena + off[14];
+    float *t105 = args->arena + off[12];
+    float *t106 = args->arena + off[18];
+    float *t107 = args->arena + off[18];
+    float *t108 = args->arena + off[21];
+    float *t109 = args->arena + off[22];
+    float *t110 = args->arena + off[23];
+    float *t111 = args->arena + off[17];
+    float *t112 = args->arena + off[17];
+    float *t113 = args->arena + off[24];
+    float *t114 = args->arena + off[25];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const int32_t *positions = args->positions;
+    const int32_t *segments = args->segments;
+    const float *rope_theta = args->rope_theta;
+    const float *ref_chosen = args->ref_chosen;
+    const float *ref_rejected = args->ref_rejected;
+    const float *beta = args->beta;
+    const float *label_smoothing = args->label_smoothing;
+    const float *simpo_gamma = args->simpo_gamma;
+    const float *dpop_lambda = args->dpop_lambda;
+    const float *pair_weight = args->pair_weight;
+    const float *loss_weights = args->loss_weights;
+    const float *pref_loss_ratio = args->pref_loss_ratio;
+    const float *sft_loss_ratio = args->sft_loss_ratio;
+    const float *norm_eps = args->norm_eps;
+    const float *lora_scale_wq = args->lora_scale_wq;
+    const float *lora_scale_wk = args->lora_scale_wk;
+    const float *lora_scale_wv = args->lora_scale_wv;
+    const float *lora_scale_wo = args->lora_scale_wo;
+    const float *lora_scale_w1 = args->lora_scale_w1;
+    const float *lora_scale_w2 = args->lora_scale_w2;
+    const float *lora_scale_w3 = args->lora_scale_w3;
+    float *loss = args->loss;
+    float *losses = args->losses;
+    float *logps_chosen = args->logps_chosen;
+    float *logps_rejected = args->logps_rejected;
+    float *logits_chosen = args->logits_chosen;
+    float *logits_rejected = args->logits_rejected;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 152, dpo_step_lora_bf16_k0_rope_tables(t0, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 1, 152, dpo_step_lora_bf16_k1_rope_tables(t1, positions, rope_theta, B, HD2, T));
+    LA_TIMED(prof, 2, 152, dpo_step_lora_bf16_k2_shared_prompt_mask(t2, segments, B, T));
+    LA_TIMED(prof, 3, 152, dpo_step_lora_bf16_k3_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[26], args->arena + off[27] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + l * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + l * (2*HD2*KVH*R);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + l * (2*HD2*KVH*R);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + l * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + l * (F*R);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + l * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + l * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
+        float *saved_lora_wq = args->saved_lora_wq + l * (B*R*T);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + l * (B*R*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + l * (B*R*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + l * (B*R*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + l * (B*R*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + l * (B*R*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + l * (B*R*T);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 4, 152, dpo_step_lora_bf16_k4_rmsnorm(t3, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 152, dpo_step_lora_bf16_k5_wq(t4, wq, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 152, dpo_step_lora_bf16_k6_lora_a_wq(t5, lora_a_wq, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 152, dpo_step_lora_bf16_k7_lora(saved_lora_wq, lora_scale_wq, t5, B, R, T));
+        LA_TIMED(prof, 8, 152, dpo_step_lora_bf16_k8_lora_b_wq(t6, lora_b_wq, saved_lora_wq, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 9, 152, dpo_step_lora_bf16_k9_rope(saved_q, t0, t1, t4, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 152, dpo_step_lora_bf16_k10_wk(t7, wk, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 152, dpo_step_lora_bf16_k11_lora_a_wk(t8, lora_a_wk, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 12, 152, dpo_step_lora_bf16_k12_lora(saved_lora_wk, lora_scale_wk, t8, B, R, T));
+        LA_TIMED(prof, 13, 152, dpo_step_lora_bf16_k13_lora_b_wk(t9, lora_b_wk, saved_lora_wk, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 14, 152, dpo_step_lora_bf16_k14_rope(saved_k, t0, t1, t7, t9, B, HD2, KVH, T));
+        LA_TIMED(prof, 15, 152, dpo_step_lora_bf16_k15_wv(t10, wv, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 152, dpo_step_lora_bf16_k16_lora_a_wv(t11, lora_a_wv, t3, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 17, 152, dpo_step_lora_bf16_k17_lora(saved_lora_wv, lora_scale_wv, t11, B, R, T));
+        LA_TIMED(prof, 18, 152, dpo_step_lora_bf16_k18_lora_b_wv(t12, lora_b_wv, saved_lora_wv, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 19, 152, dpo_step_lora_bf16_k19_attention(saved_v, t10, t12, B, HD2, KVH, T));
+        LA_TIMED(prof, 20, 152, dpo_step_lora_bf16_k20_scores_matmul(t13, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 152, dpo_step_lora_bf16_k21_attention(t14, t2, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 152, dpo_step_lora_bf16_k22_saved_attn(saved_attn, saved_v, t14, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 23, 152, dpo_step_lora_bf16_k23_wo(t15, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 24, 152, dpo_step_lora_bf16_k24_lora_a_wo(t16, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 152, dpo_step_lora_bf16_k25_lora(saved_lora_wo, lora_scale_wo, t16, B, R, T));
+        LA_TIMED(prof, 26, 152, dpo_step_lora_bf16_k26_lora_b_wo(t17, lora_b_wo, saved_lora_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 27, 152, dpo_step_lora_bf16_k27_layer(saved_h, carry0, t15, t17, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 152, dpo_step_lora_bf16_k28_rmsnorm(t18, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 29, 152, dpo_step_lora_bf16_k29_w1(t19, w1, t18, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 30, 152, dpo_step_lora_bf16_k30_lora_a_w1(t20, lora_a_w1, t18, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 31, 152, dpo_step_lora_bf16_k31_lora(saved_lora_w1, lora_scale_w1, t20, B, R, T));
+        LA_TIMED(prof, 32, 152, dpo_step_lora_bf16_k32_lora_b_w1(t21, lora_b_w1, saved_lora_w1, B, F, R, T));
+        LA_TIMED(prof, 33, 152, dpo_step_lora_bf16_k33_gate_up(saved_gate, t19, t21, B, F, T));
+        LA_TIMED(prof, 34, 152, dpo_step_lora_bf16_k34_w3(t22, w3, t18, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 35, 152, dpo_step_lora_bf16_k35_lora_a_w3(t23, lora_a_w3, t18, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 36, 152, dpo_step_lora_bf16_k36_lora(saved_lora_w3, lora_scale_w3, t23, B, R, T));
+        LA_TIMED(prof, 37, 152, dpo_step_lora_bf16_k37_lora_b_w3(t24, lora_b_w3, saved_lora_w3, B, F, R, T));
+        LA_TIMED(prof, 38, 152, dpo_step_lora_bf16_k38_gate_up(saved_up, t22, t24, B, F, T));
+        LA_TIMED(prof, 39, 152, dpo_step_lora_bf16_k39_silu(t25, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 40, 152, dpo_step_lora_bf16_k40_w2(t26, w2, t25, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 41, 152, dpo_step_lora_bf16_k41_lora_a_w2(t27, lora_a_w2, t25, B, F, R, T));
+        LA_TIMED(prof, 42, 152, dpo_step_lora_bf16_k42_lora(saved_lora_w2, lora_scale_w2, t27, B, R, T));
+        LA_TIMED(prof, 43, 152, dpo_step_lora_bf16_k43_lora_b_w2(t28, lora_b_w2, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 44, 152, dpo_step_lora_bf16_k44_lora(carry0_next, saved_h, t26, t28, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 45, 152, dpo_step_lora_bf16_k45_expand(t29, B));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t29;
+    float *carry1_buf[2] = { args->arena + off[28], args->arena + off[29] };
+    const float *carry2 = t29;
+    float *carry2_buf[2] = { args->arena + off[30], args->arena + off[31] };
+    const float *carry3 = t29;
+    float *carry3_buf[2] = { args->arena + off[32], args->arena + off[33] };
+    const float *carry4 = t29;
+    float *carry4_buf[2] = { args->arena + off[34], args->arena + off[35] };
+    const float *carry5 = t29;
+    float *carry5_buf[2] = { args->arena + off[36], args->arena + off[37] };
+    const float *carry6 = t29;
+    float *carry6_buf[2] = { args->arena + off[38], args->arena + off[39] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry1_next = l + 1 < NC ? carry1_buf[l & 1] : logps_chosen;
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : logps_rejected;
+        float *carry3_next = carry3_buf[l & 1];
+        float *carry4_next = carry4_buf[l & 1];
+        float *carry5_next = l + 1 < NC ? carry5_buf[l & 1] : logits_chosen;
+        float *carry6_next = l + 1 < NC ? carry6_buf[l & 1] : logits_rejected;
+        LA_TIMED(prof, 46, 152, dpo_step_lora_bf16_k46_rmsnorm(t30, norm_eps, final_norm, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 47, 152, dpo_step_lora_bf16_k47_lm_head(t31, lm_head, t30, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 48, 152, dpo_step_lora_bf16_k48_log_softmax(t32, t31, CR, V));
+        LA_TIMED(prof, 49, 152, dpo_step_lora_bf16_k49_log_softmax(t33, t31, t32, CR, V));
+        LA_TIMED(prof, 50, 152, dpo_step_lora_bf16_k50_cross_entropy(t34, t31, chosen_targets, t32, t33, CR, V));
+        LA_TIMED(prof, 51, 152, dpo_step_lora_bf16_k51_sequence_logps_scatter_add(t35, scored_pair, chosen_mask, t34, B, CR));
+        LA_TIMED(prof, 52, 152, dpo_step_lora_bf16_k52_cross_entropy(t36, t31, rejected_targets, t32, t33, CR, V));
+        LA_TIMED(prof, 53, 152, dpo_step_lora_bf16_k53_sequence_logps_scatter_add(t37, scored_pair, rejected_mask, t36, B, CR));
+        LA_TIMED(prof, 54, 152, dpo_step_lora_bf16_k54_sequence_logps(t38, t31, CR, V));
+        LA_TIMED(prof, 55, 152, dpo_step_lora_bf16_k55_sequence_logps_scatter_add(t39, scored_pair, chosen_mask, B, CR));
+        LA_TIMED(prof, 56, 152, dpo_step_lora_bf16_k56_sequence_logps_scatter_add(t40, scored_pair, rejected_mask, B, CR));
+        LA_TIMED(prof, 57, 152, dpo_step_lora_bf16_k57_sequence_logps_scatter_add(t41, scored_pair, chosen_mask, t38, B, CR, V));
+        LA_TIMED(prof, 58, 152, dpo_step_lora_bf16_k58_sequence_logps_scatter_add(t42, scored_pair, rejected_mask, t38, B, CR, V));
+        LA_TIMED(prof, 59, 152, dpo_step_lora_bf16_k59_sequence_logps(carry1_next, carry1, t35, B));
+        LA_TIMED(prof, 60, 152, dpo_step_lora_bf16_k60_sequence_logps(carry2_next, carry2, t37, B));
+        LA_TIMED(prof, 61, 152, dpo_step_lora_bf16_k61_lm_chunk(carry3_next, carry3, t39, B));
+        LA_TIMED(prof, 62, 152, dpo_step_lora_bf16_k62_lm_chunk(carry4_next, carry4, t40, B));
+        LA_TIMED(prof, 63, 152, dpo_step_lora_bf16_k63_lm_chunk(carry5_next, carry5, t41, B));
+        LA_TIMED(prof, 64, 152, dpo_step_lora_bf16_k64_lm_chunk(carry6_next, carry6, t42, B));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+        carry5 = carry5_next;
+        carry6 = carry6_next;
+    }
+    /* stage 'after_lm_chunk' */
+    LA_TIMED(prof, 65, 152, dpo_step_lora_bf16_k65_dpo_kto_pair(t43, ref_chosen, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 66, 152, dpo_step_lora_bf16_k66_dpo_sigmoid(t44, pair_weight, B));
+    LA_TIMED(prof, 67, 152, dpo_step_lora_bf16_k67_dpo_kto_pair(t45, ref_rejected, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 68, 152, dpo_step_lora_bf16_k68_dpo_bco_pair(t46, ref_chosen, beta, pair_weight, loss_weights, carry1, B));
+    LA_TIMED(prof, 69, 152, dpo_step_lora_bf16_k69_dpo_bco_pair(t47, ref_rejected, beta, pair_weight, loss_weights, carry2, B));
+    LA_TIMED(prof, 70, 152, dpo_step_lora_bf16_k70_log_sigmoid(losses, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, loss_weights, carry1, carry2, carry3, carry4, t43, t44, t45, t46, t47, B));
+    LA_TIMED(prof, 71, 152, dpo_step_lora_bf16_k71_lm_head(t48, loss_weights, losses, B));
+    LA_TIMED(prof, 72, 152, dpo_step_lora_bf16_k72_lm_head(t49, pair_weight, t48, B));
+    LA_TIMED(prof, 73, 152, dpo_step_lora_bf16_k73_sft(t50, pair_weight, carry1, carry3, B));
+    LA_TIMED(prof, 74, 152, dpo_step_lora_bf16_k74_dpo_loss(loss, pref_loss_ratio, sft_loss_ratio, t49, t50));
+    LA_TIMED(prof, 75, 152, dpo_step_lora_bf16_k75_log_sigmoid_grad(t51, t52, ref_chosen, ref_rejected, beta, label_smoothing, simpo_gamma, dpop_lambda, pair_weight, loss_weights, pref_loss_ratio, sft_loss_ratio, carry1, carry2, carry3, carry4, t43, t44, t45, t46, t47, B));
+    LA_TIMED(prof, 76, 152, dpo_step_lora_bf16_k76_dpo_sigmoid(t53, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk_backward', repeated NC times */
+    const float *carry7 = t53;
+    float *carry7_buf[2] = { args->arena + off[40], args->arena + off[41] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *scored_pair = args->scored_pair + l * CR;
+        const int32_t *chosen_targets = args->chosen_targets + l * CR;
+        const int32_t *rejected_targets = args->rejected_targets + l * CR;
+        const float *chosen_mask = args->chosen_mask + l * CR;
+        const float *rejected_mask = args->rejected_mask + l * CR;
+        float *carry7_next = carry7_buf[l & 1];
+        LA_TIMED(prof, 77, 152, dpo_step_lora_bf16_k77_lm_head(t54, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 78, 152, dpo_step_lora_bf16_k78_rmsnorm(t55, t54, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 79, 152, dpo_step_lora_bf16_k79_rmsnorm(t56, norm_eps, final_norm, t54, t55, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 80, 152, dpo_step_lora_bf16_k80_lm_head(t57, lm_head, t56, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 81, 152, dpo_step_lora_bf16_k81_log_softmax(t58, t57, CR, V));
+        LA_TIMED(prof, 82, 152, dpo_step_lora_bf16_k82_log_softmax(t59, t57, t58, CR, V));
+        LA_TIMED(prof, 83, 152, dpo_step_lora_bf16_k83_sequence_logps_grad(t60, t61, t51, t52, B));
+        LA_TIMED(prof, 84, 152, dpo_step_lora_bf16_k84_log_softmax_grad(t62, t57, scored_pair, chosen_targets, rejected_targets, chosen_mask, rejected_mask, t58, t59, t60, t61, CR, V));
+        LA_TIMED(prof, 85, 152, dpo_step_lora_bf16_k85_lm_head_grad_in(t63, lm_head, t62, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 86, 152, dpo_step_lora_bf16_k86_rmsnorm_grad(t64, final_norm, t54, t63, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 87, 152, dpo_step_lora_bf16_k87_rmsnorm_grad_scatter_add(t65, norm_eps, final_norm, scored, t54, t55, t63, t64, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 152, dpo_step_lora_bf16_k88_lm_chunk_backward(carry7_next, carry7, t65, B, HD2, KVH, REP, T));
+        carry7 = carry7_next;
+    }
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry8 = carry7;
+    float *carry8_buf[2] = { args->arena + off[42], args->arena + off[43] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + (L - 1 - l) * (F*R);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + (L - 1 - l) * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + (L - 1 - l) * (F*R);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wq = args->saved_lora_wq + (L - 1 - l) * (B*R*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + (L - 1 - l) * (B*R*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + (L - 1 - l) * (B*R*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + (L - 1 - l) * (B*R*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + (L - 1 - l) * (B*R*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + (L - 1 - l) * (B*R*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + (L - 1 - l) * (B*R*T);
+        float *grad_lora_a_wq = args->grad_lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wq = args->grad_lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_wk = args->grad_lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wk = args->grad_lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wv = args->grad_lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wv = args->grad_lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wo = args->grad_lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wo = args->grad_lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w1 = args->grad_lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w1 = args->grad_lora_b_w1 + (L - 1 - l) * (F*R);
+        float *grad_lora_a_w2 = args->grad_lora_a_w2 + (L - 1 - l) * (F*R);
+        float *grad_lora_b_w2 = args->grad_lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
+        float *carry8_next = carry8_buf[l & 1];
+        LA_TIMED(prof, 89, 152, dpo_step_lora_bf16_k89_rmsnorm(t66, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 90, 152, dpo_step_lora_bf16_k90_rmsnorm(t67, norm_eps, saved_x, attn_norm, t66, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 91, 152, dpo_step_lora_bf16_k91_scores_matmul(t68, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 92, 152, dpo_step_lora_bf16_k92_attention(t69, t2, t68, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 93, 152, dpo_step_lora_bf16_k93_softmax(t70, t69, B, KVH, REP, T));
+        LA_TIMED(prof, 94, 152, dpo_step_lora_bf16_k94_softmax(t71, t69, t70, B, KVH, REP, T));
+        LA_TIMED(prof, 95, 152, dpo_step_lora_bf16_k95_rmsnorm(t72, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 152, dpo_step_lora_bf16_k96_rmsnorm(t73, norm_eps, saved_h, ffn_norm, t72, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 152, dpo_step_lora_bf16_k97_silu(t74, t75, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 98, 152, dpo_step_lora_bf16_k98_lora_b_w2_grad_in(t76, carry8, lora_b_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 99, 152, dpo_step_lora_bf16_k99_lora(t77, lora_scale_w2, t76, B, R, T));
+        LA_TIMED(prof, 100, 152, dpo_step_lora_bf16_k100_lora_a_w2_grad_in(t78, lora_a_w2, t77, B, F, R, T));
+        LA_TIMED(prof, 101, 152, dpo_step_lora_bf16_k101_w2_grad_in(t79, carry8, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 102, 152, dpo_step_lora_bf16_k102_ffn_grad(t80, t74, t78, t79, B, F, T));
+        LA_TIMED(prof, 103, 152, dpo_step_lora_bf16_k103_lora_b_w3_grad_in(t81, lora_b_w3, t80, B, F, R, T));
+        LA_TIMED(prof, 104, 152, dpo_step_lora_bf16_k104_lora(t82, lora_scale_w3, t81, B, R, T));
+        LA_TIMED(prof, 105, 152, dpo_step_lora_bf16_k105_lora_a_w3_grad_in(t83, lora_a_w3, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 106, 152, dpo_step_lora_bf16_k106_w3_grad_in(t84, w3, t80, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 107, 152, dpo_step_lora_bf16_k107_silu_grad(t85, saved_gate, saved_up, t74, t78, t79, B, F, T));
+        LA_TIMED(prof, 108, 152, dpo_step_lora_bf16_k108_lora_b_w1_grad_in(t86, lora_b_w1, t85, B, F, R, T));
+        LA_TIMED(prof, 109, 152, dpo_step_lora_bf16_k109_lora(t87, lora_scale_w1, t86, B, R, T));
+        LA_TIMED(prof, 110, 152, dpo_step_lora_bf16_k110_lora_a_w1_grad_in(t88, lora_a_w1, t87, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 111, 152, dpo_step_lora_bf16_k111_w1_grad_in(t89, w1, t85, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 112, 152, dpo_step_lora_bf16_k112_rmsnorm_grad(t90, norm_eps, carry8, saved_h, ffn_norm, t72, t83, t84, t88, t89, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 113, 152, dpo_step_lora_bf16_k113_lora_b_wo_grad_in(t91, lora_b_wo, t90, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 114, 152, dpo_step_lora_bf16_k114_lora(t92, lora_scale_wo, t91, B, R, T));
+        LA_TIMED(prof, 115, 152, dpo_step_lora_bf16_k115_lora_a_wo_grad_in(t93, lora_a_wo, t92, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 116, 152, dpo_step_lora_bf16_k116_wo_grad_in(t94, wo, t90, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 117, 152, dpo_step_lora_bf16_k117_attention_grad(t95, t93, t94, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 118, 152, dpo_step_lora_bf16_k118_attention_grad_matmul(t96, saved_v, t95, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 119, 152, dpo_step_lora_bf16_k119_attention(t97, t2, t69, t70, t71, t96, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 120, 152, dpo_step_lora_bf16_k120_scores_grad_matmul(t98, saved_k, t97, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 121, 152, dpo_step_lora_bf16_k121_attention_grad_matmul(t99, saved_q, t97, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 122, 152, dpo_step_lora_bf16_k122_attention_grad_matmul(t100, t71, t95, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 123, 152, dpo_step_lora_bf16_k123_lora_b_wv_grad_in(t101, lora_b_wv, t100, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 124, 152, dpo_step_lora_bf16_k124_lora(t102, lora_scale_wv, t101, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 125, 152, dpo_step_lora_bf16_k125_lora_a_wv_grad_in(t103, lora_a_wv, t102, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 126, 152, dpo_step_lora_bf16_k126_wv_grad_in(t104, wv, t100, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 127, 152, dpo_step_lora_bf16_k127_rope_grad(t105, t0, t1, t99, B, HD2, KVH, T));
+        LA_TIMED(prof, 128, 152, dpo_step_lora_bf16_k128_lora_b_wk_grad_in(t106, lora_b_wk, t105, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 129, 152, dpo_step_lora_bf16_k129_lora(t107, lora_scale_wk, t106, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 130, 152, dpo_step_lora_bf16_k130_lora_a_wk_grad_in(t108, lora_a_wk, t107, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 131, 152, dpo_step_lora_bf16_k131_wk_grad_in(t109, wk, t105, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 132, 152, dpo_step_lora_bf16_k132_rope_grad(t110, t0, t1, t98, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 133, 152, dpo_step_lora_bf16_k133_lora_b_wq_grad_in(t111, lora_b_wq, t110, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 134, 152, dpo_step_lora_bf16_k134_lora(t112, lora_scale_wq, t111, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 135, 152, dpo_step_lora_bf16_k135_lora_a_wq_grad_in(t113, lora_a_wq, t112, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 136, 152, dpo_step_lora_bf16_k136_wq_grad_in(t114, wq, t110, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 137, 152, dpo_step_lora_bf16_k137_rmsnorm_grad(carry8_next, norm_eps, saved_x, attn_norm, t66, t90, t103, t104, t108, t109, t113, t114, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 138, 152, dpo_step_lora_bf16_k138_grad_lora_a_wq(grad_lora_a_wq, t67, t112, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 139, 152, dpo_step_lora_bf16_k139_grad_lora_b_wq(grad_lora_b_wq, saved_lora_wq, t110, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 140, 152, dpo_step_lora_bf16_k140_grad_lora_a_wk(grad_lora_a_wk, t67, t107, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 141, 152, dpo_step_lora_bf16_k141_grad_lora_b_wk(grad_lora_b_wk, saved_lora_wk, t105, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 142, 152, dpo_step_lora_bf16_k142_grad_lora_a_wv(grad_lora_a_wv, t67, t102, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 143, 152, dpo_step_lora_bf16_k143_grad_lora_b_wv(grad_lora_b_wv, saved_lora_wv, t100, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 144, 152, dpo_step_lora_bf16_k144_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t92, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 145, 152, dpo_step_lora_bf16_k145_grad_lora_b_wo(grad_lora_b_wo, saved_lora_wo, t90, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 146, 152, dpo_step_lora_bf16_k146_grad_lora_a_w1(grad_lora_a_w1, t73, t87, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 147, 152, dpo_step_lora_bf16_k147_grad_lora_b_w1(grad_lora_b_w1, saved_lora_w1, t85, B, F, R, T));
+        LA_TIMED(prof, 148, 152, dpo_step_lora_bf16_k148_grad_lora_a_w2(grad_lora_a_w2, t75, t77, B, F, R, T));
+        LA_TIMED(prof, 149, 152, dpo_step_lora_bf16_k149_grad_lora_b_w2(grad_lora_b_w2, carry8, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 150, 152, dpo_step_lora_bf16_k150_grad_lora_a_w3(grad_lora_a_w3, t73, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 151, 152, dpo_step_lora_bf16_k151_grad_lora_b_w3(grad_lora_b_w3, saved_lora_w3, t80, B, F, R, T));
+        carry8 = carry8_next;
+    }
+}
+
+void llama_dpo_dpo_step_lora_bf16_costs(const llama_dpo_dpo_step_lora_bf16_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[0] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_step_lora_bf16_k0_rope_tables */
+    flops[1] = (double)(B*T + HD2 + HD2 + HD2 + HD2 + B*HD2*T + B*HD2*T); bytes[1] = (double)(4*B*HD2*T + 4*B*T + 4); /* dpo_step_lora_bf16_k1_rope_tables */
+    flops[2] = (double)(B*T + B*T + B*T + B*T*T + B*T*T); bytes[2] = (double)(4*B*T*T + 4*B*T); /* dpo_step_lora_bf16_k2_shared_prompt_mask */
+    flops[3] = (double)(0); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* dpo_step_lora_bf16_k3_embed */
+    flops[4] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* dpo_step_lora_bf16_k4_rmsnorm */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[5] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k5_wq */
+    flops[6] = (double)(4*B*HD2*KVH*R*REP*T); bytes[6] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k6_lora_a_wq */
+    flops[7] = (double)(B*R*T); bytes[7] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_bf16_k7_lora */
+    flops[8] = (double)(4*B*HD2*KVH*R*REP*T); bytes[8] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_bf16_k8_lora_b_wq */
+    flops[9] = (double)(2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[9] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k9_rope */
+    flops[10] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[10] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k10_wk */
+    flops[11] = (double)(4*B*HD2*KVH*R*REP*T); bytes[11] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k11_lora_a_wk */
+    flops[12] = (double)(B*R*T); bytes[12] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_bf16_k12_lora */
+    flops[13] = (double)(4*B*HD2*KVH*R*T); bytes[13] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_step_lora_bf16_k13_lora_b_wk */
+    flops[14] = (double)(2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[14] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_bf16_k14_rope */
+    flops[15] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[15] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k15_wv */
+    flops[16] = (double)(4*B*HD2*KVH*R*REP*T); bytes[16] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k16_lora_a_wv */
+    flops[17] = (double)(B*R*T); bytes[17] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_bf16_k17_lora */
+    flops[18] = (double)(4*B*HD2*KVH*R*T); bytes[18] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* dpo_step_lora_bf16_k18_lora_b_wv */
+    flops[19] = (double)(2*B*HD2*KVH*T); bytes[19] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* dpo_step_lora_bf16_k19_attention */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*T); bytes[20] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_lora_bf16_k20_scores_matmul */
+    flops[21] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[21] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_bf16_k21_attention */
+    flops[22] = (double)(4*B*HD2*KVH*REP*T*T); bytes[22] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_bf16_k22_saved_attn */
+    flops[23] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[23] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k23_wo */
+    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k24_lora_a_wo */
+    flops[25] = (double)(B*R*T); bytes[25] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_bf16_k25_lora */
+    flops[26] = (double)(4*B*HD2*KVH*R*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_bf16_k26_lora_b_wo */
+    flops[27] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[27] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k27_layer */
+    flops[28] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[28] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k28_rmsnorm */
+    flops[29] = (double)(4*B*F*HD2*KVH*REP*T); bytes[29] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k29_w1 */
+    flops[30] = (double)(4*B*HD2*KVH*R*REP*T); bytes[30] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k30_lora_a_w1 */
+    flops[31] = (double)(B*R*T); bytes[31] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_bf16_k31_lora */
+    flops[32] = (double)(2*B*F*R*T); bytes[32] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_bf16_k32_lora_b_w1 */
+    flops[33] = (double)(B*F*T); bytes[33] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_bf16_k33_gate_up */
+    flops[34] = (double)(4*B*F*HD2*KVH*REP*T); bytes[34] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k34_w3 */
+    flops[35] = (double)(4*B*HD2*KVH*R*REP*T); bytes[35] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k35_lora_a_w3 */
+    flops[36] = (double)(B*R*T); bytes[36] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_bf16_k36_lora */
+    flops[37] = (double)(2*B*F*R*T); bytes[37] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_bf16_k37_lora_b_w3 */
+    flops[38] = (double)(B*F*T); bytes[38] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_bf16_k38_gate_up */
+    flops[39] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[39] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_bf16_k39_silu */
+    flops[40] = (double)(4*B*F*HD2*KVH*REP*T); bytes[40] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_bf16_k40_w2 */
+    flops[41] = (double)(2*B*F*R*T); bytes[41] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_bf16_k41_lora_a_w2 */
+    flops[42] = (double)(B*R*T); bytes[42] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* dpo_step_lora_bf16_k42_lora */
+    flops[43] = (double)(4*B*HD2*KVH*R*REP*T); bytes[43] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_bf16_k43_lora_b_w2 */
+    flops[44] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[44] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k44_lora */
+    flops[45] = (double)(0); bytes[45] = (double)(4*B); /* dpo_step_lora_bf16_k45_expand */
+    flops[46] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[46] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_lora_bf16_k46_rmsnorm */
+    flops[47] = (double)(4*CR*HD2*KVH*REP*V); bytes[47] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_lora_bf16_k47_lm_head */
+    flops[48] = (double)(CR*V); bytes[48] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_bf16_k48_log_softmax */
+    flops[49] = (double)(CR + CR*V + CR*V + CR*V); bytes[49] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_lora_bf16_k49_log_softmax */
+    flops[50] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[50] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_bf16_k50_cross_entropy */
+    flops[51] = (double)(CR + CR); bytes[51] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_bf16_k51_sequence_logps_scatter_add */
+    flops[52] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[52] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_bf16_k52_cross_entropy */
+    flops[53] = (double)(CR + CR); bytes[53] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_bf16_k53_sequence_logps_scatter_add */
+    flops[54] = (double)(CR*V); bytes[54] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_bf16_k54_sequence_logps */
+    flops[55] = (double)(CR); bytes[55] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_lora_bf16_k55_sequence_logps_scatter_add */
+    flops[56] = (double)(CR); bytes[56] = (double)(4*B + 4*CR + 4*CR); /* dpo_step_lora_bf16_k56_sequence_logps_scatter_add */
+    flops[57] = (double)(CR + CR + CR); bytes[57] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_bf16_k57_sequence_logps_scatter_add */
+    flops[58] = (double)(CR + CR + CR); bytes[58] = (double)(4*B + 4*CR + 4*CR + 4*CR); /* dpo_step_lora_bf16_k58_sequence_logps_scatter_add */
+    flops[59] = (double)(B + B); bytes[59] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_bf16_k59_sequence_logps */
+    flops[60] = (double)(B + B); bytes[60] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_bf16_k60_sequence_logps */
+    flops[61] = (double)(B); bytes[61] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_bf16_k61_lm_chunk */
+    flops[62] = (double)(B); bytes[62] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_bf16_k62_lm_chunk */
+    flops[63] = (double)(B); bytes[63] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_bf16_k63_lm_chunk */
+    flops[64] = (double)(B); bytes[64] = (double)(4*B + 4*B + 4*B); /* dpo_step_lora_bf16_k64_lm_chunk */
+    flops[65] = (double)(1 + B + B + B + B + B); bytes[65] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_bf16_k65_dpo_kto_pair */
+    flops[66] = (double)(B + B); bytes[66] = (double)(4 + 4*B); /* dpo_step_lora_bf16_k66_dpo_sigmoid */
+    flops[67] = (double)(1 + B + B + B + B + B); bytes[67] = (double)(4 + 4*B + 4*B + 68 + 4*B); /* dpo_step_lora_bf16_k67_dpo_kto_pair */
+    flops[68] = (double)(1 + B + B + B + B + B + B); bytes[68] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_bf16_k68_dpo_bco_pair */
+    flops[69] = (double)(1 + B + B + B + B + B + B); bytes[69] = (double)(4 + 4*B + 4 + 4*B + 68 + 4*B); /* dpo_step_lora_bf16_k69_dpo_bco_pair */
+    flops[70] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B); bytes[70] = (double)(68*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 68 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_bf16_k70_log_sigmoid */
+    flops[71] = (double)(17*B + 17*B); bytes[71] = (double)(4*B + 68 + 68*B); /* dpo_step_lora_bf16_k71_lm_head */
+    flops[72] = (double)(B + B); bytes[72] = (double)(4 + 4*B + 4*B); /* dpo_step_lora_bf16_k72_lm_head */
+    flops[73] = (double)(B + B + B + B); bytes[73] = (double)(4 + 4*B + 4*B + 4*B); /* dpo_step_lora_bf16_k73_sft */
+    flops[74] = (double)(1 + 1 + 1); bytes[74] = (double)(4 + 4 + 4 + 4 + 4); /* dpo_step_lora_bf16_k74_dpo_loss */
+    flops[75] = (double)(1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + 1 + B + 1 + B + B + B + B + B + B + 1 + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + 1 + 1 + 1 + 1 + 1 + 1 + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + 1 + 1 + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + 1 + B + 1 + B + 1 + B + B + B + 17*B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B + B); bytes[75] = (double)(4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4*B + 68 + 4 + 4 + 4*B + 4*B + 4*B + 4*B + 4 + 4 + 4 + 4 + 4); /* dpo_step_lora_bf16_k75_log_sigmoid_grad */
+    flops[76] = (double)(0); bytes[76] = (double)(8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k76_dpo_sigmoid */
+    flops[77] = (double)(0); bytes[77] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* dpo_step_lora_bf16_k77_lm_head */
+    flops[78] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[78] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* dpo_step_lora_bf16_k78_rmsnorm */
+    flops[79] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[79] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_lora_bf16_k79_rmsnorm */
+    flops[80] = (double)(4*CR*HD2*KVH*REP*V); bytes[80] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* dpo_step_lora_bf16_k80_lm_head */
+    flops[81] = (double)(CR*V); bytes[81] = (double)(4*CR + 4*CR*V); /* dpo_step_lora_bf16_k81_log_softmax */
+    flops[82] = (double)(CR + CR*V + CR*V + CR*V); bytes[82] = (double)(4*CR + 4*CR*V + 4*CR); /* dpo_step_lora_bf16_k82_log_softmax */
+    flops[83] = (double)(B + B + B + B + B + B); bytes[83] = (double)(4*B + 4*B + 4*B + 4*B); /* dpo_step_lora_bf16_k83_sequence_logps_grad */
+    flops[84] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V + CR*V); bytes[84] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*CR + 4*B + 4*B); /* dpo_step_lora_bf16_k84_log_softmax_grad */
+    flops[85] = (double)(4*CR*HD2*KVH*REP*V); bytes[85] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* dpo_step_lora_bf16_k85_lm_head_grad_in */
+    flops[86] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[86] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* dpo_step_lora_bf16_k86_rmsnorm_grad */
+    flops[87] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* dpo_step_lora_bf16_k87_rmsnorm_grad_scatter_add */
+    flops[88] = (double)(2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k88_lm_chunk_backward */
+    flops[89] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[89] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k89_rmsnorm */
+    flops[90] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[90] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_lora_bf16_k90_rmsnorm */
+    flops[91] = (double)(4*B*HD2*KVH*REP*T*T); bytes[91] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* dpo_step_lora_bf16_k91_scores_matmul */
+    flops[92] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[92] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_bf16_k92_attention */
+    flops[93] = (double)(B*KVH*REP*T*T); bytes[93] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_bf16_k93_softmax */
+    flops[94] = (double)(B*KVH*REP*T*T); bytes[94] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* dpo_step_lora_bf16_k94_softmax */
+    flops[95] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[95] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k95_rmsnorm */
+    flops[96] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* dpo_step_lora_bf16_k96_rmsnorm */
+    flops[97] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[97] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_bf16_k97_silu */
+    flops[98] = (double)(4*B*HD2*KVH*R*REP*T); bytes[98] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* dpo_step_lora_bf16_k98_lora_b_w2_grad_in */
+    flops[99] = (double)(B*R*T); bytes[99] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_bf16_k99_lora */
+    flops[100] = (double)(2*B*F*R*T); bytes[100] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* dpo_step_lora_bf16_k100_lora_a_w2_grad_in */
+    flops[101] = (double)(4*B*F*HD2*KVH*REP*T); bytes[101] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* dpo_step_lora_bf16_k101_w2_grad_in */
+    flops[102] = (double)(B*F*T + B*F*T); bytes[102] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_bf16_k102_ffn_grad */
+    flops[103] = (double)(2*B*F*R*T); bytes[103] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_bf16_k103_lora_b_w3_grad_in */
+    flops[104] = (double)(B*R*T); bytes[104] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_bf16_k104_lora */
+    flops[105] = (double)(4*B*HD2*KVH*R*REP*T); bytes[105] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_bf16_k105_lora_a_w3_grad_in */
+    flops[106] = (double)(4*B*F*HD2*KVH*REP*T); bytes[106] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_bf16_k106_w3_grad_in */
+    flops[107] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[107] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* dpo_step_lora_bf16_k107_silu_grad */
+    flops[108] = (double)(2*B*F*R*T); bytes[108] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* dpo_step_lora_bf16_k108_lora_b_w1_grad_in */
+    flops[109] = (double)(B*R*T); bytes[109] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_bf16_k109_lora */
+    flops[110] = (double)(4*B*HD2*KVH*R*REP*T); bytes[110] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_bf16_k110_lora_a_w1_grad_in */
+    flops[111] = (double)(4*B*F*HD2*KVH*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* dpo_step_lora_bf16_k111_w1_grad_in */
+    flops[112] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[112] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k112_rmsnorm_grad */
+    flops[113] = (double)(4*B*HD2*KVH*R*REP*T); bytes[113] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k113_lora_b_wo_grad_in */
+    flops[114] = (double)(B*R*T); bytes[114] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_bf16_k114_lora */
+    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_bf16_k115_lora_a_wo_grad_in */
+    flops[116] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[116] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k116_wo_grad_in */
+    flops[117] = (double)(2*B*HD2*KVH*REP*T); bytes[117] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k117_attention_grad */
+    flops[118] = (double)(4*B*HD2*KVH*REP*T*T); bytes[118] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k118_attention_grad_matmul */
+    flops[119] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[119] = (double)(4*B*KVH*REP*T*T + 4*B*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_bf16_k119_attention */
+    flops[120] = (double)(4*B*HD2*KVH*REP*T*T); bytes[120] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_bf16_k120_scores_grad_matmul */
+    flops[121] = (double)(4*B*HD2*KVH*REP*T*T); bytes[121] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* dpo_step_lora_bf16_k121_attention_grad_matmul */
+    flops[122] = (double)(4*B*HD2*KVH*REP*T*T); bytes[122] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k122_attention_grad_matmul */
+    flops[123] = (double)(4*B*HD2*KVH*R*T); bytes[123] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_bf16_k123_lora_b_wv_grad_in */
+    flops[124] = (double)(B*R*T); bytes[124] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_bf16_k124_lora */
+    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_bf16_k125_lora_a_wv_grad_in */
+    flops[126] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[126] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_bf16_k126_wv_grad_in */
+    flops[127] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[127] = (double)(8*B*HD2*KVH*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*T); /* dpo_step_lora_bf16_k127_rope_grad */
+    flops[128] = (double)(4*B*HD2*KVH*R*T); bytes[128] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* dpo_step_lora_bf16_k128_lora_b_wk_grad_in */
+    flops[129] = (double)(B*R*T); bytes[129] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_bf16_k129_lora */
+    flops[130] = (double)(4*B*HD2*KVH*R*REP*T); bytes[130] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_bf16_k130_lora_a_wk_grad_in */
+    flops[131] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[131] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* dpo_step_lora_bf16_k131_wk_grad_in */
+    flops[132] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[132] = (double)(8*B*HD2*KVH*REP*T + 4*B*HD2*T + 4*B*HD2*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k132_rope_grad */
+    flops[133] = (double)(4*B*HD2*KVH*R*REP*T); bytes[133] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k133_lora_b_wq_grad_in */
+    flops[134] = (double)(B*R*T); bytes[134] = (double)(4*B*R*T + 4 + 4*B*R*T); /* dpo_step_lora_bf16_k134_lora */
+    flops[135] = (double)(4*B*HD2*KVH*R*REP*T); bytes[135] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* dpo_step_lora_bf16_k135_lora_a_wq_grad_in */
+    flops[136] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[136] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k136_wq_grad_in */
+    flops[137] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[137] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k137_rmsnorm_grad */
+    flops[138] = (double)(4*B*HD2*KVH*R*REP*T); bytes[138] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_bf16_k138_grad_lora_a_wq */
+    flops[139] = (double)(4*B*HD2*KVH*R*REP*T); bytes[139] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k139_grad_lora_b_wq */
+    flops[140] = (double)(4*B*HD2*KVH*R*REP*T); bytes[140] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_bf16_k140_grad_lora_a_wk */
+    flops[141] = (double)(4*B*HD2*KVH*R*T); bytes[141] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_bf16_k141_grad_lora_b_wk */
+    flops[142] = (double)(4*B*HD2*KVH*R*REP*T); bytes[142] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_bf16_k142_grad_lora_a_wv */
+    flops[143] = (double)(4*B*HD2*KVH*R*T); bytes[143] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* dpo_step_lora_bf16_k143_grad_lora_b_wv */
+    flops[144] = (double)(4*B*HD2*KVH*R*REP*T); bytes[144] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_bf16_k144_grad_lora_a_wo */
+    flops[145] = (double)(4*B*HD2*KVH*R*REP*T); bytes[145] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* dpo_step_lora_bf16_k145_grad_lora_b_wo */
+    flops[146] = (double)(4*B*HD2*KVH*R*REP*T); bytes[146] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_bf16_k146_grad_lora_a_w1 */
+    flops[147] = (double)(2*B*F*R*T); bytes[147] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_bf16_k147_grad_lora_b_w1 */
+    flops[148] = (double)(2*B*F*R*T); bytes[148] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* dpo_step_lora_bf16_k148_grad_lora_a_w2 */
+    flops[149] = (double)(4*B*HD2*KVH*R*REP*T); bytes[149] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_bf16_k149_grad_lora_b_w2 */
+    flops[150] = (double)(4*B*HD2*KVH*R*REP*T); bytes[150] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* dpo_step_lora_bf16_k150_grad_lora_a_w3 */
+    flops[151] = (double)(2*B*F*R*T); bytes[151] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* dpo_step_lora_bf16_k151_grad_lora_b_w3 */
+    (void)args;
+}
+
+static void llama_dpo_dpo_step_lora_bf16_run(const void *args) { llama_dpo_dpo_step_lora_bf16((const llama_dpo_dpo_step_lora_bf16_args *)args); }
+static long llama_dpo_dpo_step_lora_bf16_arena(const void *args) { return llama_dpo_dpo_step_lora_bf16_arena_floats((const llama_dpo_dpo_step_lora_bf16_args *)args); }
+static void llama_dpo_dpo_step_lora_bf16_cost(const void *args, double *f, double *b) { llama_dpo_dpo_step_lora_bf16_costs((const llama_dpo_dpo_step_lora_bf16_args *)args, f, b); }
+static const char *const llama_dpo_dpo_step_lora_bf16_kernel_names[] = {
+    "dpo_step_lora_bf16_k0_rope_tables",
+    "dpo_step_lora_bf16_k1_rope_tables",
+    "dpo_step_lora_bf16_k2_shared_prompt_mask",
+    "dpo_step_lora_bf16_k3_embed",
+    "dpo_step_lora_bf16_k4_rmsnorm",
+    "dpo_step_lora_bf16_k5_wq",
+    "dpo_step_lora_bf16_k6_lora_a_wq",
+    "dpo_step_lora_bf16_k7_lora",
+    "dpo_step_lora_bf16_k8_lora_b_wq",
+    "dpo_step_lora_bf16_k9_rope",
+    "dpo_step_lora_bf16_k10_wk",
+    "dpo_step_lora_bf16_k11_lora_a_wk",
+    "dpo_step_lora_bf16_k12_lora",
+    "dpo_step_lora_bf16_k13_lora_b_wk",
+    "dpo_step_lora_bf16_k14_rope",
+    "dpo_step_lora_bf16_k15_wv",
+    "dpo_step_lora_bf16_k16_lora_a_wv",
+    "dpo_step_lora_bf16_k17_lora",
+    "dpo_step_lora_bf16_k18_lora_b_wv",
+    "dpo_step_lora_bf16_k19_attention",
+    "dpo_step_lora_bf16_k20_scores_matmul",
+    "dpo_step_lora_bf16_k21_attention",
+    "dpo_step_lora_bf16_k22_saved_attn",
+    "dpo_step_lora_bf16_k23_wo",
+    "dpo_step_lora_bf16_k24_lora_a_wo",
+    "dpo_step_lora_bf16_k25_lora",
+    "dpo_step_lora_bf16_k26_lora_b_wo",
+    "dpo_step_lora_bf16_k27_layer",
+    "dpo_step_lora_bf16_k28_rmsnorm",
+    "dpo_step_lora_bf16_k29_w1",
+    "dpo_step_lora_bf16_k30_lora_a_w1",
+    "dpo_step_lora_bf16_k31_lora",
+    "dpo_step_lora_bf16_k32_lora_b_w1",
+    "dpo_step_lora_bf16_k33_gate_up",
+    "dpo_step_lora_bf16_k34_w3",
+    "dpo_step_lora_bf16_k35_lora_a_w3",
+    "dpo_step_lora_bf16_k36_lora",
+    "dpo_step_lora_bf16_k37_lora_b_w3",
+    "dpo_step_lora_bf16_k38_gate_up",
+    "dpo_step_lora_bf16_k39_silu",
+    "dpo_step_lora_bf16_k40_w2",
+    "dpo_step_lora_bf16_k41_lora_a_w2",
+    "dpo_step_lora_bf16_k42_lora",
+    "dpo_step_lora_bf16_k43_lora_b_w2",
+    "dpo_step_lora_bf16_k44_lora",
+    "dpo_step_lora_bf16_k45_expand",
+    "dpo_step_lora_bf16_k46_rmsnorm",
+    "dpo_step_lora_bf16_k47_lm_head",
+    "dpo_step_lora_bf16_k48_log_softmax",
+    "dpo_step_lora_bf16_k49_log_softmax",
+    "dpo_step_lora_bf16_k50_cross_entropy",
+    "dpo_step_lora_bf16_k51_sequence_logps_scatter_add",
+    "dpo_step_lora_bf16_k52_cross_entropy",
+    "dpo_step_lora_bf16_k53_sequence_logps_scatter_add",
+    "dpo_step_lora_bf16_k54_sequence_logps",
+    "dpo_step_lora_bf16_k55_sequence_logps_scatter_add",
+    "dpo_step_lora_bf16_k56_sequence_logps_scatter_add",
+    "dpo_step_lora_bf16_k57_sequence_logps_scatter_add",
+    "dpo_step_lora_bf16_k58_sequence_logps_scatter_add",
+    "dpo_step_lora_bf16_k59_sequence_logps",
+    "dpo_step_lora_bf16_k60_sequence_logps",
+    "dpo_step_lora_bf16_k61_lm_chunk",
+    "dpo_step_lora_bf16_k62_lm_chunk",
+    "dpo_step_lora_bf16_k63_lm_chunk",
+    "dpo_step_lora_bf16_k64_lm_chunk",
+    "dpo_step_lora_bf16_k65_dpo_kto_pair",
+    "dpo_step_lora_bf16_k66_dpo_sigmoid",
+    "dpo_step_lora_bf16_k67_dpo_kto_pair",
+    "dpo_step_lora_bf16_k68_dpo_bco_pair",
+    "dpo_step_lora_bf16_k69_dpo_bco_pair",
+    "dpo_step_lora_bf16_k70_log_sigmoid",
+    "dpo_step_lora_bf16_k71_lm_head",
+    "dpo_step_lora_bf16_k72_lm_head",
+    "dpo_step_lora_bf16_k73_sft",
+    "dpo_step_lora_bf16_k74_dpo_loss",
+    "dpo_step_lora_bf16_k75_log_sigmoid_grad",
+    "dpo_step_lora_bf16_k76_dpo_sigmoid",
+    "dpo_step_lora_bf16_k77_lm_head",
+    "dpo_step_lora_bf16_k78_rmsnorm",
+    "dpo_step_lora_bf16_k79_rmsnorm",
+    "dpo_step_lora_bf16_k80_lm_head",
+    "dpo_step_lora_bf16_k81_log_softmax",
+    "dpo_step_lora_bf16_k82_log_softmax",
+    "dpo_step_lora_bf16_k83_sequence_logps_grad",
+    "dpo_step_lora_bf16_k84_log_softmax_grad",
+    "dpo_step_lora_bf16_k85_lm_head_grad_in",
+    "dpo_step_lora_bf16_k86_rmsnorm_grad",
+    "dpo_step_lora_bf16_k87_rmsnorm_grad_scatter_add",
+    "dpo_step_lora_bf16_k88_lm_chunk_backward",
+    "dpo_step_lora_bf16_k89_rmsnorm",
+    "dpo_step_lora_bf16_k90_rmsnorm",
+    "dpo_step_lora_bf16_k91_scores_matmul",
+    "dpo_step_lora_bf16_k92_attention",
+    "dpo_step_lora_bf16_k93_softmax",
+    "dpo_step_lora_bf16_k94_softmax",
+    "dpo_step_lora_bf16_k95_rmsnorm",
+    "dpo_step_lora_bf16_k96_rmsnorm",
+    "dpo_step_lora_bf16_k97_silu",
+    "dpo_step_lora_bf16_k98_lora_b_w2_grad_in",
+    "dpo_step_lora_bf16_k99_lora",
+    "dpo_step_lora_bf16_k100_lora_a_w2_grad_in",
+    "dpo_step_lora_bf16_k101_w2_grad_in",
+    "dpo_step_lora_bf16_k102_ffn_grad",
+    "dpo_step_lora_bf16_k103_lora_b_w3_grad_in",
+    "dpo_step_lora_bf16_k104_lora",
+    "dpo_step_lora_bf16_k105_lora_a_w3_grad_in",
+    "dpo_step_lora_bf16_k106_w3_grad_in",
+    "dpo_step_lora_bf16_k107_silu_grad",
+    "dpo_step_lora_bf16_k108_lora_b_w1_grad_in",
+    "dpo_step_lora_bf16_k109_lora",
+    "dpo_step_lora_bf16_k110_lora_a_w1_grad_in",
+    "dpo_step_lora_bf16_k111_w1_grad_in",
+    "dpo_step_lora_bf16_k112_rmsnorm_grad",
+    "dpo_step_lora_bf16_k113_lora_b_wo_grad_in",
+    "dpo_step_lora_bf16_k114_lora",
+    "dpo_step_lora_bf16_k115_lora_a_wo_grad_in",
+    "dpo_step_lora_bf16_k116_wo_grad_in",
+    "dpo_step_lora_bf16_k117_attention_grad",
+    "dpo_step_lora_bf16_k118_attention_grad_matmul",
+    "dpo_step_lora_bf16_k119_attention",
+    "dpo_step_lora_bf16_k120_scores_grad_matmul",
+    "dpo_step_lora_bf16_k121_attention_grad_matmul",
+    "dpo_step_lora_bf16_k122_attention_grad_matmul",
+    "dpo_step_lora_bf16_k123_lora_b_wv_grad_in",
+    "dpo_step_lora_bf16_k124_lora",
+    "dpo_step_lora_bf16_k125_lora_a_wv_grad_in",
+    "dpo_step_lora_bf16_k126_wv_grad_in",
+    "dpo_step_lora_bf16_k127_rope_grad",
+    "dpo_step_lora_bf16_k128_lora_b_wk_grad_in",
+    "dpo_step_lora_bf16_k129_lora",
+    "dpo_step_lora_bf16_k130_lora_a_wk_grad_in",
+    "dpo_step_lora_bf16_k131_wk_grad_in",
+    "dpo_step_lora_bf16_k132_rope_grad",
+    "dpo_step_lora_bf16_k133_lora_b_wq_grad_in",
+    "dpo_step_lora_bf16_k134_lora",
+    "dpo_step_lora_bf16_k135_lora_a_wq_grad_in",
+    "dpo_step_lora_bf16_k136_wq_grad_in",
+    "dpo_step_lora_bf16_k137_rmsnorm_grad",
+    "dpo_step_lora_bf16_k138_grad_lora_a_wq",
+    "dpo_step_lora_bf16_k139_grad_lora_b_wq",
+    "dpo_step_lora_bf16_k140_grad_lora_a_wk",
+    "dpo_step_lora_bf16_k141_grad_lora_b_wk",
+    "dpo_step_lora_bf16_k142_grad_lora_a_wv",
+    "dpo_step_lora_bf16_k143_grad_lora_b_wv",
+    "dpo_step_lora_bf16_k144_grad_lora_a_wo",
+    "dpo_step_lora_bf16_k145_grad_lora_b_wo",
+    "dpo_step_lora_bf16_k146_grad_lora_a_w1",
+    "dpo_step_lora_bf16_k147_grad_lora_b_w1",
+    "dpo_step_lora_bf16_k148_grad_lora_a_w2",
+    "dpo_step_lora_bf16_k149_grad_lora_b_w2",
+    "dpo_step_lora_bf16_k150_grad_lora_a_w3",
+    "dpo_step_lora_bf16_k151_grad_lora_b_w3",
+};
+const la_program_info llama_dpo_dpo_step_lora_bf16_info = { "llama_dpo.dpo_step_lora_bf16", 102, 152, llama_dpo_dpo_step_lora_bf16_kernel_names, llama_dpo_dpo_step_lora_bf16_run, llama_dpo_dpo_step_lora_bf16_arena, llama_dpo_dpo_step_lora_bf16_cost };
 
 /* ===== program 'dpo_logps_lora' ===== */
 

@@ -8,6 +8,264 @@
 #include <immintrin.h>  /* AVX-512 VNNI int8 dot products (QuantGemvLowering) */
 #endif
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <immintrin.h>
+
+/* bf16 products: C[M,N] = op(A)[M,K] · op(B)[K,N] + beta · C, row major, fp32 in memory. Each
+   operand is rounded to bf16 (nearest even) while it is packed — the only pass over it — into
+   the layout of vdpbf16ps: A as tiles of 12 rows × pairs of K, B as panels of 32 columns ×
+   pairs of K; the products accumulate in fp32. Blocks: KC values of K, MC rows of A (in L2),
+   NC columns of B (in L2). Each thread packs into its own workspace, grown once. */
+#define LA_BF_MR 12
+#define LA_BF_NR 32
+#define LA_BF_KC 256
+#define LA_BF_MC 96
+#define LA_BF_NC 4096
+#define LA_BF_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+
+static _Thread_local uint32_t *la_bf_work;
+
+/* 16 floats at p (the first n; the rest 0) rounded to bf16, each in the low half of a lane. */
+LA_BF_TARGET static inline __m512i la_bf_load16(const float *p, long n) {
+    __m512 x = n >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)((1u << (n > 0 ? n : 0)) - 1), p);
+    return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x));
+}
+/* Pairs of consecutive floats (k, k+1) at p: 16 pairs, the first n floats (rest 0). */
+LA_BF_TARGET static inline __m512i la_bf_pairs16(const float *p, long n) {
+    __m512 lo = n >= 16 ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps((__mmask16)((1u << (n > 0 ? n : 0)) - 1), p);
+    long m = n - 16;
+    __m512 hi = m >= 16 ? _mm512_loadu_ps(p + 16) : _mm512_maskz_loadu_ps((__mmask16)((1u << (m > 0 ? m : 0)) - 1), p + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
+/* Ap[t][p][r] = pair (k0+2p, k0+2p+1) of row i0 + 12t + r of op(A), rows past mc and K past kc 0. */
+LA_BF_TARGET static void la_bf_pack_a(int ta, const float *A, long lda, long i0, long mc, long k0, long kc, uint32_t *Ap) {
+    const long kp = (kc + 1) / 2, tiles = (mc + LA_BF_MR - 1) / LA_BF_MR;
+    memset(Ap, 0, sizeof *Ap * tiles * kp * LA_BF_MR);
+    uint32_t tmp[16] __attribute__((aligned(64)));
+    if (!ta) {
+        /* a row of A: 32 values of K at a time */
+        for (long r = 0; r < mc; r++) {
+            const float *row = A + (i0 + r) * lda + k0;
+            uint32_t *dst = Ap + (r / LA_BF_MR) * kp * LA_BF_MR + r % LA_BF_MR;
+            for (long p = 0; p < kp; p += 16) {
+                _mm512_store_si512(tmp, la_bf_pairs16(row + 2 * p, kc - 2 * p));
+                const long q1 = kp - p < 16 ? kp - p : 16;
+                for (long q = 0; q < q1; q++) dst[(p + q) * LA_BF_MR] = tmp[q];
+            }
+        }
+    } else {
+        /* A stored [K, M]: 16 rows of op(A) at a time from two rows of A */
+        for (long p = 0; p < kp; p++) {
+            const float *lo = A + (k0 + 2 * p) * lda + i0, *hi = lo + lda;
+            const int has_hi = 2 * p + 1 < kc;
+            for (long r = 0; r < mc; r += 16) {
+                __m512i v = la_bf_load16(lo + r, mc - r);
+                if (has_hi) v = _mm512_or_si512(v, _mm512_slli_epi32(la_bf_load16(hi + r, mc - r), 16));
+                _mm512_store_si512(tmp, v);
+                const long q1 = mc - r < 16 ? mc - r : 16;
+                for (long q = 0; q < q1; q++) Ap[((r + q) / LA_BF_MR) * kp * LA_BF_MR + p * LA_BF_MR + (r + q) % LA_BF_MR] = tmp[q];
+            }
+        }
+    }
+}
+
+/* Bp[j][p][c] = pair (k0+2p, k0+2p+1) of column n0 + 32j + c of op(B), columns past nc and K past kc 0. */
+LA_BF_TARGET static void la_bf_pack_b(int tb, const float *B, long ldb, long n0, long nc, long k0, long kc, uint32_t *Bp) {
+    const long kp = (kc + 1) / 2, panels = (nc + LA_BF_NR - 1) / LA_BF_NR;
+    if (!tb) {
+        /* B stored [K, N]: 16 columns from two rows of B */
+        for (long j = 0; j < panels; j++)
+            for (long p = 0; p < kp; p++) {
+                const float *lo = B + (k0 + 2 * p) * ldb + n0 + j * LA_BF_NR, *hi = lo + ldb;
+                const int has_hi = 2 * p + 1 < kc;
+                for (long c = 0; c < LA_BF_NR; c += 16) {
+                    const long n = nc - j * LA_BF_NR - c;
+                    __m512i v = la_bf_load16(lo + c, n);
+                    if (has_hi) v = _mm512_or_si512(v, _mm512_slli_epi32(la_bf_load16(hi + c, n), 16));
+                    _mm512_store_si512(Bp + (j * kp + p) * LA_BF_NR + c, v);
+                }
+            }
+    } else {
+        /* B stored [N, K] (a weight in x·Wᵀ): 32 values of K of one column at a time */
+        uint32_t tmp[16] __attribute__((aligned(64)));
+        memset(Bp, 0, sizeof *Bp * panels * kp * LA_BF_NR);
+        for (long c = 0; c < nc; c++) {
+            const float *col = B + (n0 + c) * ldb + k0;
+            uint32_t *dst = Bp + (c / LA_BF_NR) * kp * LA_BF_NR + c % LA_BF_NR;
+            for (long p = 0; p < kp; p += 16) {
+                _mm512_store_si512(tmp, la_bf_pairs16(col + 2 * p, kc - 2 * p));
+                const long q1 = kp - p < 16 ? kp - p : 16;
+                for (long q = 0; q < q1; q++) dst[(p + q) * LA_BF_NR] = tmp[q];
+            }
+        }
+    }
+}
+
+/* C[mr, nr] (mr ≤ 12, nr ≤ 32) = Σ_p Ap[p] · Bp[p] + (first ? beta·C : C): 24 fp32 accumulators. */
+LA_BF_TARGET static void la_bf_tile(long kp, const uint32_t *restrict ap, const uint32_t *restrict bp, float *restrict c, long ldc,
+                                  long mr, long nr, int first, float beta) {
+    __m512 acc[LA_BF_MR][2];
+    for (int i = 0; i < LA_BF_MR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
+    for (long p = 0; p < kp; p++) {
+        const __m512bh b0 = (__m512bh)_mm512_load_si512(bp + p * LA_BF_NR), b1 = (__m512bh)_mm512_load_si512(bp + p * LA_BF_NR + 16);
+        for (int i = 0; i < LA_BF_MR; i++) {
+            const __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[p * LA_BF_MR + i]);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
+            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
+        }
+    }
+    const __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1), m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    const float b = first ? beta : 1.0f;
+    for (int i = 0; i < LA_BF_MR; i++) {
+        if (i >= mr) break;
+        float *ci = c + i * ldc;
+        __m512 x0 = acc[i][0], x1 = acc[i][1];
+        if (b != 0.0f) {
+            x0 = _mm512_fmadd_ps(_mm512_set1_ps(b), _mm512_maskz_loadu_ps(m0, ci), x0);
+            x1 = _mm512_fmadd_ps(_mm512_set1_ps(b), _mm512_maskz_loadu_ps(m1, ci + 16), x1);
+        }
+        _mm512_mask_storeu_ps(ci, m0, x0);
+        _mm512_mask_storeu_ps(ci + 16, m1, x1);
+    }
+}
+
+/* The product on the calling thread. */
+LA_BF_TARGET static void la_bf16_gemm_serial(int ta, int tb, long M, long N, long K, const float *A, long lda,
+                                           const float *B, long ldb, float beta, float *C, long ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (!la_bf_work) {
+        la_bf_work = aligned_alloc(64, sizeof(uint32_t) * (LA_BF_KC / 2) * (LA_BF_MC + LA_BF_NC));
+        if (!la_bf_work) { fputs("llama-align: out of memory for the bf16 products' packing workspace (2 MiB a thread)\n", stderr); exit(1); }
+    }
+    uint32_t *Ap = la_bf_work, *Bp = la_bf_work + (LA_BF_KC / 2) * LA_BF_MC;
+    if (K <= 0) { /* C = beta·C */
+        for (long i = 0; i < M; i++) for (long j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return;
+    }
+    for (long k0 = 0; k0 < K; k0 += LA_BF_KC) {
+        const long kc = K - k0 < LA_BF_KC ? K - k0 : LA_BF_KC, kp = (kc + 1) / 2;
+        for (long n0 = 0; n0 < N; n0 += LA_BF_NC) {
+            const long nc = N - n0 < LA_BF_NC ? N - n0 : LA_BF_NC;
+            la_bf_pack_b(tb, B, ldb, n0, nc, k0, kc, Bp);
+            for (long m0 = 0; m0 < M; m0 += LA_BF_MC) {
+                const long mc = M - m0 < LA_BF_MC ? M - m0 : LA_BF_MC;
+                la_bf_pack_a(ta, A, lda, m0, mc, k0, kc, Ap);
+                for (long j = 0; j < nc; j += LA_BF_NR)
+                    for (long i = 0; i < mc; i += LA_BF_MR)
+                        la_bf_tile(kp, Ap + (i / LA_BF_MR) * kp * LA_BF_MR, Bp + (j / LA_BF_NR) * kp * LA_BF_NR,
+                                   C + (m0 + i) * ldc + n0 + j, ldc, mc - i < LA_BF_MR ? mc - i : LA_BF_MR,
+                                   nc - j < LA_BF_NR ? nc - j : LA_BF_NR, k0 == 0, beta);
+            }
+        }
+    }
+}
+
+/* The product split over the kernels' threads along C's longer side (as la_gemm does);
+   products under 2^17 multiply-adds stay on the calling thread. */
+LA_BF_TARGET static void la_bf16_gemm(int ta, int tb, long M, long N, long K, const float *A, long lda,
+                                    const float *B, long ldb, float beta, float *C, long ldc) {
+    const int parallel = M * N * K >= (1L << 17);
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel if (parallel)
+    {
+        const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+        if (M >= N) {
+            const long lo = M * p / parts, hi = M * (p + 1) / parts;
+            if (hi > lo) la_bf16_gemm_serial(ta, tb, hi - lo, N, K, A + (ta ? lo : lo * lda), lda, B, ldb, beta, C + lo * ldc, ldc);
+        } else {
+            const long lo = N * p / parts, hi = N * (p + 1) / parts;
+            if (hi > lo) la_bf16_gemm_serial(ta, tb, M, hi - lo, K, A, lda, B + (tb ? lo * ldb : lo), ldb, beta, C + lo, ldc);
+        }
+    }
+}
+/* A weight's packed bf16 copy, kept for one program call: a product in a repeated stage that
+   reads the same (not per-layer) weight each iteration — the vocabulary head, once per chunk —
+   packs it once per call instead of once per iteration. la_bf16_epoch is bumped at each bf16
+   program's entry, so a copy never outlives the call that made it (AdamW changes the weights
+   between calls). */
+typedef struct {
+    const float *src;
+    long ld, n, k;
+    int tb;
+    unsigned long epoch;
+    uint32_t *packed;
+    size_t cap;
+} la_bf16_packed;
+static unsigned long la_bf16_epoch;
+/* The copies of this file's kernels, one per layout of B (stored [K, N], or [N, K]: tb). */
+static la_bf16_packed la_bf16_weights[2];
+
+/* op(B)[K,N] packed whole: blocks of KC values of K, each as its panels of 32 columns
+   (block kb's panel j at kb·(KC/2)·panels·32 + j·kp·32, kp its pairs). */
+LA_BF_TARGET static const uint32_t *la_bf16_pack_whole(la_bf16_packed *w, int tb, long N, long K, const float *B, long ldb) {
+    if (w->packed && w->src == B && w->epoch == la_bf16_epoch && w->ld == ldb && w->n == N && w->k == K && w->tb == tb) return w->packed;
+    const long panels = (N + LA_BF_NR - 1) / LA_BF_NR, blocks = (K + LA_BF_KC - 1) / LA_BF_KC;
+    const size_t need = (size_t)blocks * (LA_BF_KC / 2) * panels * LA_BF_NR;
+    if (need > w->cap) {
+        free(w->packed);
+        w->packed = aligned_alloc(64, need * sizeof(uint32_t));
+        if (!w->packed) { fputs("llama-align: out of memory for a weight's packed bf16 copy\n", stderr); exit(1); }
+        w->cap = need;
+    }
+    uint32_t *dst = w->packed;
+    #pragma omp parallel for collapse(2) if (N * K >= (1L << 16))
+    for (long kb = 0; kb < blocks; kb++)
+        for (long j = 0; j < panels; j++) {
+            const long k0 = kb * LA_BF_KC, kc = K - k0 < LA_BF_KC ? K - k0 : LA_BF_KC, nc = N - j * LA_BF_NR;
+            la_bf_pack_b(tb, B, ldb, j * LA_BF_NR, nc < LA_BF_NR ? nc : LA_BF_NR, k0, kc,
+                         dst + (size_t)kb * (LA_BF_KC / 2) * panels * LA_BF_NR + (size_t)j * ((kc + 1) / 2) * LA_BF_NR);
+        }
+    w->src = B; w->ld = ldb; w->n = N; w->k = K; w->tb = tb; w->epoch = la_bf16_epoch;
+    return w->packed;
+}
+
+/* C[M, panels j0..j1 of N] on the calling thread, op(B) packed whole (la_bf16_pack_whole). */
+LA_BF_TARGET static void la_bf16_gemm_packed_serial(int ta, long M, long j0, long j1, long N, long K, const float *A, long lda,
+                                                  const uint32_t *Bw, float beta, float *C, long ldc) {
+    if (M <= 0 || j1 <= j0) return;
+    if (!la_bf_work) {
+        la_bf_work = aligned_alloc(64, sizeof(uint32_t) * (LA_BF_KC / 2) * (LA_BF_MC + LA_BF_NC));
+        if (!la_bf_work) { fputs("llama-align: out of memory for the bf16 products' packing workspace (2 MiB a thread)\n", stderr); exit(1); }
+    }
+    uint32_t *Ap = la_bf_work;
+    const long panels = (N + LA_BF_NR - 1) / LA_BF_NR;
+    for (long k0 = 0; k0 < K; k0 += LA_BF_KC) {
+        const long kc = K - k0 < LA_BF_KC ? K - k0 : LA_BF_KC, kp = (kc + 1) / 2;
+        const uint32_t *Bk = Bw + (size_t)(k0 / LA_BF_KC) * (LA_BF_KC / 2) * panels * LA_BF_NR;
+        for (long m0 = 0; m0 < M; m0 += LA_BF_MC) {
+            const long mc = M - m0 < LA_BF_MC ? M - m0 : LA_BF_MC;
+            la_bf_pack_a(ta, A, lda, m0, mc, k0, kc, Ap);
+            for (long j = j0; j < j1; j++)
+                for (long i = 0; i < mc; i += LA_BF_MR)
+                    la_bf_tile(kp, Ap + (i / LA_BF_MR) * kp * LA_BF_MR, Bk + (size_t)j * kp * LA_BF_NR,
+                               C + (m0 + i) * ldc + j * LA_BF_NR, ldc, mc - i < LA_BF_MR ? mc - i : LA_BF_MR,
+                               N - j * LA_BF_NR < LA_BF_NR ? N - j * LA_BF_NR : LA_BF_NR, k0 == 0, beta);
+        }
+    }
+}
+
+/* la_bf16_gemm with B a weight kept packed in `w` for the call: threads split C's rows, or
+   its panels of 32 columns when C is wider than tall. */
+LA_BF_TARGET static void la_bf16_gemm_weight(la_bf16_packed *w, int ta, int tb, long M, long N, long K, const float *A, long lda,
+                                           const float *B, long ldb, float beta, float *C, long ldc) {
+    if (M <= 0 || N <= 0 || K <= 0) { la_bf16_gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc); return; }
+    la_blas_pool(0);
+    const uint32_t *Bw = la_bf16_pack_whole(w, tb, N, K, B, ldb);
+    const long panels = (N + LA_BF_NR - 1) / LA_BF_NR;
+    const int parallel = M * N * K >= (1L << 17);
+    #pragma omp parallel if (parallel)
+    {
+        const long parts = omp_get_num_threads(), p = omp_get_thread_num();
+        if (M >= N) {
+            const long lo = M * p / parts, hi = M * (p + 1) / parts;
+            la_bf16_gemm_packed_serial(ta, hi - lo, 0, panels, N, K, A + (ta ? lo : lo * lda), lda, Bw, beta, C + lo * ldc, ldc);
+        } else {
+            la_bf16_gemm_packed_serial(ta, M, panels * p / parts, panels * (p + 1) / parts, N, K, A, lda, Bw, beta, C, ldc);
+        }
+    }
+}
 /* ===== program 'lm_step' ===== */
 
 /* lm_step_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
@@ -1955,6 +2213,1861 @@ static const char *const llama_train_lm_step_kernel_names[] = {
     "lm_step_k87_embed_backward_scatter_add",
 };
 const la_program_info llama_train_lm_step_info = { "llama_train.lm_step", 53, 88, llama_train_lm_step_kernel_names, llama_train_lm_step_run, llama_train_lm_step_arena, llama_train_lm_step_cost };
+
+/* ===== program 'lm_step_bf16' ===== */
+
+/* lm_step_bf16_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void lm_step_bf16_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_bf16_k1_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void lm_step_bf16_k1_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k2_rmsnorm: t2 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void lm_step_bf16_k2_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_bf16_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
+static void lm_step_bf16_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+}
+
+/* lm_step_bf16_k4_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void lm_step_bf16_k4_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t3[((((i0) * T + i1) * H + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k5_wk: t4[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_bf16_k5_wk(float *restrict t4, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t2, D, wk, D, 0.0f, t4, KVD);
+}
+
+/* lm_step_bf16_k6_rope: mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention] */
+static void lm_step_bf16_k6_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t4, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v3 = v1 - v2;
+                v0 = v3;
+            }
+            else {
+                float v4 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2]) * (t1[(i1) * HD2 + j / 2]);
+                float v5 = (t4[((((i0) * T + i1) * KVH + i2) * HD2 + j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v6 = v4 + v5;
+                v0 = v6;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k7_wv: saved_v[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_bf16_k7_wv(float *restrict saved_v, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t2, D, wv, D, 0.0f, saved_v, KVD);
+}
+
+/* lm_step_bf16_k8_scores_matmul: t5[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
+static void lm_step_bf16_k8_scores_matmul(float *restrict t5, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t5 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_bf16_k9_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void lm_step_bf16_k9_attention(float *restrict t6, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t5[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t5[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t6[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t6[r * n + j]) / acc1;
+            t6[r * n + j] = v12;
+        }
+    }
+}
+
+/* lm_step_bf16_k10_saved_attn: saved_attn[B, KVH, REP, T, HD] = t6 · saved_v  [layer/attention/attention; layer/attention] */
+static void lm_step_bf16_k10_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t6, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 0, T, HD, T, t6 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* lm_step_bf16_k11_wo: t7[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_bf16_k11_wo(float *restrict t7, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, saved_attn, D, wo, D, 0.0f, t7, D);
+}
+
+/* lm_step_bf16_k12_layer: saved_h = carry0 + t7  [layer/attention; layer] */
+static void lm_step_bf16_k12_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t7, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[r * n + j] + t7[r * n + j];
+            saved_h[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k13_rmsnorm: t8 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_bf16_k13_rmsnorm(float *restrict t8, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t8[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_bf16_k14_w1: saved_gate[B*T, F] = t8 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_bf16_k14_w1(float *restrict saved_gate, const float *restrict w1, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t8, D, w1, D, 0.0f, saved_gate, F);
+}
+
+/* lm_step_bf16_k15_w3: saved_up[B*T, F] = t8 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_bf16_k15_w3(float *restrict saved_up, const float *restrict w3, const float *restrict t8, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t8, D, w3, D, 0.0f, saved_up, F);
+}
+
+/* lm_step_bf16_k16_silu: t9 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_bf16_k16_silu(float *restrict t9, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t9[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_bf16_k17_w2: t10[B*T, D] = t9 · w2ᵀ  [layer/ffn] */
+static void lm_step_bf16_k17_w2(float *restrict t10, const float *restrict w2, const float *restrict t9, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, F, t9, F, w2, F, 0.0f, t10, D);
+}
+
+/* lm_step_bf16_k18_ffn: carry0_next = saved_h + t10  [layer/ffn; layer] */
+static void lm_step_bf16_k18_ffn(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t10, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = saved_h[r * n + j] + t10[r * n + j];
+            carry0_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k19_reshape: t11 = 0 */
+static void lm_step_bf16_k19_reshape(float *restrict t11) {
+    const long n = 1;
+    t11[0] = 0.0f;
+}
+
+/* lm_step_bf16_k20_expand: t12 = 0 */
+static void lm_step_bf16_k20_expand(float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t12[r * n + j] = 0.0f;
+        }
+    }
+}
+
+/* lm_step_bf16_k21_lm_head: t13 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_bf16_k21_lm_head(float *restrict t13, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t13[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k22_rmsnorm: t14 = Σ(t13²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_bf16_k22_rmsnorm(float *restrict t14, const float *restrict t13, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t13[r * n + j0]) * (t13[r * n + j0]);
+            acc0 += v0;
+        }
+        t14[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k23_rmsnorm: t15 = t13 · rsqrt(t14 / D + norm_eps)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_bf16_k23_rmsnorm(float *restrict t15, const float *restrict norm_eps, const float *restrict t13, const float *restrict t14, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t14[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t13[r * n + j]) * v2;
+            t15[r * n + j] = v3;
+        }
+    }
+}
+
+/* lm_step_bf16_k24_rmsnorm: t16 = t15 · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_bf16_k24_rmsnorm(float *restrict t16, const float *restrict final_norm, const float *restrict t15, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t15[r * n + j]) * (final_norm[j]);
+            t16[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k25_lm_head: t17[CR, V] = t16 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_bf16_k25_lm_head(float *restrict t17, const float *restrict lm_head, const float *restrict t16, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t16, D, lm_head, D, 0.0f, t17, V);
+}
+
+/* lm_step_bf16_k26_log_softmax: t18 = max(t17)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_bf16_k26_log_softmax(float *restrict t18, const float *restrict t17, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t17[r * n + j0]);
+        }
+        t18[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k27_log_softmax: t19 = Σ(exp(t17 - t18))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_bf16_k27_log_softmax(float *restrict t19, const float *restrict t17, const float *restrict t18, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t18[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t17[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t19[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k28_cross_entropy: t20 = Σ((t17 - t18 - log(t19)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_bf16_k28_cross_entropy(float *restrict t20, const float *restrict t17, const int32_t *restrict targets, const float *restrict t18, const float *restrict t19, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t18[i0];
+        float v2 = logf(t19[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t17[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t20[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k29_cross_entropy: t21 = Σ((-t20) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_bf16_k29_cross_entropy(float *restrict t21, const float *restrict weights, const float *restrict t20, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t20[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t21[r] = acc0;
+}
+
+/* lm_step_bf16_k30_log_softmax: t22 = Σ(exp(t17 - t18 - log(t19)) · (t17 - t18 - log(t19)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_bf16_k30_log_softmax(float *restrict t22, const float *restrict t17, const float *restrict t18, const float *restrict t19, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t18[i0];
+        float v2 = logf(t19[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t17[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t22[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k31_cross_entropy: t23 = Σ(t17 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_bf16_k31_cross_entropy(float *restrict t23, const float *restrict t17, const int32_t *restrict targets, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
+            float v2 = (t17[r * n + j0]) * v1;
+            acc0 += v2;
+        }
+        t23[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k32_token_stats: t24 = Σ((-t22) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_bf16_k32_token_stats(float *restrict t24, const float *restrict weights, const float *restrict t22, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t22[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t24[r] = acc0;
+}
+
+/* lm_step_bf16_k33_token_stats: t25 = Σ([t18 ≤ t23] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_bf16_k33_token_stats(float *restrict t25, const float *restrict weights, const float *restrict t18, const float *restrict t23, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = t18[j0] <= t23[j0] ? 1.0f : 0.0f;
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t25[r] = acc0;
+}
+
+/* lm_step_bf16_k34_log_softmax_grad: t26 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t19) · exp(t17 - t18)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_bf16_k34_log_softmax_grad(float *t26, const float *t17, const int32_t *targets, const float *weights, const float *t18, const float *t19, long CR, long V) {
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (weights[i0]);
+        float v1 = -v0;
+        float v2 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v3 = (float)j0 == v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = -v4;
+            acc0 += v5;
+        }
+        float v8 = acc0 / (t19[i0]);
+        float v9 = t18[i0];
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v6 = (float)j == v2 ? 1.0f : 0.0f;
+            float v7 = v1 * v6;
+            float v10 = t17[r * n + j] - v9;
+            float v11 = la_expf(v10);
+            float v12 = v8 * v11;
+            float v13 = v7 + v12;
+            t26[r * n + j] = v13;
+        }
+    }
+}
+
+/* lm_step_bf16_k35_lm_head_grad_in: t27[CR, D] = t26 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_bf16_k35_lm_head_grad_in(float *restrict t27, const float *restrict lm_head, const float *restrict t26, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[0], 0, 0, CR, D, V, t26, V, lm_head, D, 0.0f, t27, D);
+}
+
+/* lm_step_bf16_k36_rmsnorm_grad: t28 = Σ(t27 · t15)  [lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_bf16_k36_rmsnorm_grad(float *restrict t28, const float *restrict t15, const float *restrict t27, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = D, n = CR;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t27[(j0) * D + i0]) * (t15[(j0) * D + i0]);
+            acc0 += v0;
+        }
+        t28[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k37_rmsnorm_grad: t29 = Σ((t27 · final_norm) · t13)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_bf16_k37_rmsnorm_grad(float *restrict t29, const float *restrict final_norm, const float *restrict t13, const float *restrict t27, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t27[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t13[r * n + j0]);
+            acc0 += v1;
+        }
+        t29[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k38_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_bf16_k38_rmsnorm_grad_scatter_add(float *restrict t30, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t13, const float *restrict t14, const float *restrict t27, const float *restrict t29, long B, long CR, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t30, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t14[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t29[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t27[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t13[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t30[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* lm_step_bf16_k39_lm_chunk: grad_final_norm = grad_final_norm + t28  [lm_chunk/lm_head/rmsnorm/grad; lm_chunk] */
+static void lm_step_bf16_k39_lm_chunk(float *restrict grad_final_norm, const float *restrict t28, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_final_norm[j] + t28[j];
+        grad_final_norm[j] = v0;
+    }
+}
+
+/* lm_step_bf16_k40_grad_lm_head: grad_lm_head[V, D] += t26ᵀ · t16  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_bf16_k40_grad_lm_head(float *restrict grad_lm_head, const float *restrict t16, const float *restrict t26, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, V, D, CR, t26, V, t16, D, 1.0f, grad_lm_head, D);
+}
+
+/* lm_step_bf16_k41_lm_chunk: carry1_next = carry1 + t30  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_bf16_k41_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t30, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry1[r * n + j] + t30[r * n + j];
+            carry1_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k42_lm_chunk: carry2_next = carry2 + t21  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_bf16_k42_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t21) {
+    const long n = 1;
+    float v0 = carry2[0] + t21[0];
+    carry2_next[0] = v0;
+}
+
+/* lm_step_bf16_k43_lm_chunk: carry3_next = carry3 + t24  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_bf16_k43_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t24) {
+    const long n = 1;
+    float v0 = carry3[0] + t24[0];
+    carry3_next[0] = v0;
+}
+
+/* lm_step_bf16_k44_lm_chunk: carry4_next = carry4 + t25  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_bf16_k44_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t25) {
+    const long n = 1;
+    float v0 = carry4[0] + t25[0];
+    carry4_next[0] = v0;
+}
+
+/* lm_step_bf16_k45_rmsnorm: t31 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k45_rmsnorm(float *restrict t31, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t31[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k46_rmsnorm: t32 = rsqrt(t31 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k46_rmsnorm(float *t32, const float *norm_eps, const float *t31, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t31[(i0) * T + j / 1]) / ((float)(D));
+            float v1 = v0 + norm_eps[j % 1];
+            float v2 = 1.0f / sqrtf(v1);
+            t32[r * n + j] = v2;
+        }
+    }
+}
+
+/* lm_step_bf16_k47_rmsnorm: t33 = (saved_x · t32) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k47_rmsnorm(float *restrict t33, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t32, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (saved_x[r * n + j]) * (t32[(i0) * T + i1]);
+            float v1 = v0 * (attn_norm[j]);
+            t33[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_bf16_k48_scores_matmul: t34[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_bf16_k48_scores_matmul(float *restrict t34, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t34 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_bf16_k49_attention: t35 = exp([i4 ≤ i3 + 0] ? t34 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t34 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_bf16_k49_attention(float *restrict t35, const float *restrict t34, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t34[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        for (long j = 0; j < n; j++) {
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j <= v5 ? 1.0f : 0.0f;
+            float v7 = (t34[r * n + j]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t35[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_bf16_k50_softmax: t36 = Σ(t35)  [layer_backward/attention/attention/softmax] */
+static void lm_step_bf16_k50_softmax(float *restrict t36, const float *restrict t35, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    /* one result per row */
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t35[r * n + j0];
+        }
+        t36[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k51_softmax: t37 = t35 / t36  [layer_backward/attention/attention/softmax] */
+static void lm_step_bf16_k51_softmax(float *restrict t37, const float *restrict t35, const float *restrict t36, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t35[r * n + j]) / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t37[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k52_rmsnorm: t38 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k52_rmsnorm(float *restrict t38, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t38[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k53_rmsnorm: t39 = rsqrt(t38 / D + norm_eps)  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k53_rmsnorm(float *t39, const float *norm_eps, const float *t38, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t38[(i0) * T + j / 1]) / ((float)(D));
+            float v1 = v0 + norm_eps[j % 1];
+            float v2 = 1.0f / sqrtf(v1);
+            t39[r * n + j] = v2;
+        }
+    }
+}
+
+/* lm_step_bf16_k54_rmsnorm: t40 = (saved_h · t39) · ffn_norm  [layer_backward/rmsnorm] */
+static void lm_step_bf16_k54_rmsnorm(float *restrict t40, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t39, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (saved_h[r * n + j]) * (t39[(i0) * T + i1]);
+            float v1 = v0 * (ffn_norm[j]);
+            t40[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_bf16_k55_silu: t41 = saved_gate / (1 + exp(-saved_gate)); t42 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+static void lm_step_bf16_k55_silu(float *restrict t41, float *restrict t42, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            t41[r * n + j] = v3;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t42[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_bf16_k56_w2_grad_in: t43[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_bf16_k56_w2_grad_in(float *restrict t43, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, F, D, carry5, D, w2, F, 0.0f, t43, F);
+}
+
+/* lm_step_bf16_k57_ffn_grad: t44 = t43 · t41  [layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_bf16_k57_ffn_grad(float *restrict t44, const float *restrict t41, const float *restrict t43, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t43[r * n + j]) * (t41[r * n + j]);
+            t44[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_bf16_k58_w3_grad_in: t45[B*T, D] = t44 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_bf16_k58_w3_grad_in(float *restrict t45, const float *restrict w3, const float *restrict t44, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t44, F, w3, D, 0.0f, t45, D);
+}
+
+/* lm_step_bf16_k59_silu_grad: t46 = (t43 · saved_up) / (1 + exp(-saved_gate)) + -((-(((t43 · saved_up) · t41) / (1 + exp(-saved_gate)))) · exp(-saved_gate))  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_bf16_k59_silu_grad(float *t46, const float *saved_gate, const float *saved_up, const float *t41, const float *t43, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t43[r * n + j]) * (saved_up[r * n + j]);
+            float v1 = -(saved_gate[r * n + j]);
+            float v2 = la_expf(v1);
+            float v3 = 1.0f + v2;
+            float v4 = v0 / v3;
+            float v5 = v0 * (t41[r * n + j]);
+            float v6 = v5 / v3;
+            float v7 = -v6;
+            float v8 = v7 * v2;
+            float v9 = -v8;
+            float v10 = v4 + v9;
+            t46[r * n + j] = v10;
+        }
+    }
+}
+
+/* lm_step_bf16_k60_w1_grad_in: t47[B*T, D] = t46 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_bf16_k60_w1_grad_in(float *restrict t47, const float *restrict w1, const float *restrict t46, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t46, F, w1, D, 0.0f, t47, D);
+}
+
+/* lm_step_bf16_k61_gate_up_grad: t48 = Σ((t45 + t47) · (saved_h · t39))  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_bf16_k61_gate_up_grad(float *restrict t48, const float *restrict saved_h, const float *restrict t39, const float *restrict t45, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = T*D, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (D);
+        const long i1 = (r) % D;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t45[((j0) * T + i0) * D + i1] + t47[((j0) * T + i0) * D + i1];
+            float v1 = (saved_h[((j0) * T + i0) * D + i1]) * (t39[(j0) * T + i0]);
+            float v2 = v0 * v1;
+            acc0 += v2;
+        }
+        t48[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k62_rmsnorm_grad: t49 = Σ(t48)  [layer_backward/rmsnorm/grad] */
+static void lm_step_bf16_k62_rmsnorm_grad(float *restrict t49, const float *restrict t48, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = D, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = (r) % D;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t48[(j0) * D + i1];
+        }
+        t49[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k63_rmsnorm_grad: add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_bf16_k63_rmsnorm_grad(float *restrict t50, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t39, const float *restrict t45, const float *restrict t47, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t45[r * n + j0] + t47[r * n + j0];
+            float v1 = v0 * (ffn_norm[j0]);
+            float v2 = v1 * (saved_h[r * n + j0]);
+            acc0 += v2;
+        }
+        float v7 = acc0 * (t39[(i0) * T + i1]);
+        float v8 = v7 * (t39[(i0) * T + i1]);
+        float v9 = v8 * (t39[(i0) * T + i1]);
+        float v10 = v9 * (-0.5f);
+        float v11 = v10 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v3 = t45[r * n + j] + t47[r * n + j];
+            float v4 = v3 * (ffn_norm[j]);
+            float v5 = v4 * (t39[(i0) * T + i1]);
+            float v6 = carry5[r * n + j] + v5;
+            float v12 = v11 * (saved_h[r * n + j]);
+            float v13 = v6 + v12;
+            float v14 = v13 + v12;
+            t50[r * n + j] = v14;
+        }
+    }
+}
+
+/* lm_step_bf16_k64_wo_grad_in: t51[B*T, D] = t50 · wo  [layer_backward/attention/grad] */
+static void lm_step_bf16_k64_wo_grad_in(float *restrict t51, const float *restrict wo, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t50, D, wo, D, 0.0f, t51, D);
+}
+
+/* lm_step_bf16_k65_attention_grad_matmul: t52[B, KVH, REP, T, T] = t51 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_bf16_k65_attention_grad_matmul(float *restrict t52, const float *restrict saved_v, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, t51 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t52 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_bf16_k66_softmax_grad: t53 = ([i4 ≤ i3 + 0] ? (t52 / t36 + Σ(-((t52 · t37) / t36))) · t35 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_bf16_k66_softmax_grad(float *t53, const float *t35, const float *t36, const float *t37, const float *t52, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t52[r * n + j0]) * (t37[r * n + j0]);
+            float v1 = v0 / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v2 = -v1;
+            acc0 += v2;
+        }
+        float v9 = 1.0f / sqrtf((float)(HD));
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v3 = (float)i3 + 0.0f;
+            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
+            float v5 = (t52[r * n + j]) / (t36[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = v5 + acc0;
+            float v7 = v6 * (t35[r * n + j]);
+            float v8 = v4 != 0.0f ? v7 : 0.0f;
+            float v10 = v8 * v9;
+            t53[r * n + j] = v10;
+        }
+    }
+}
+
+/* lm_step_bf16_k67_scores_grad_matmul: t54[B, KVH, REP, T, HD] = t53 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_bf16_k67_scores_grad_matmul(float *restrict t54, const float *restrict saved_k, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 0, T, HD, T, t53 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t54 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+}
+
+/* lm_step_bf16_k68_attention_grad_matmul: t55[B, KVH, REP, T, HD] = t53ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_bf16_k68_attention_grad_matmul(float *restrict t55, const float *restrict saved_q, const float *restrict t53, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(1, 0, T, HD, T, t53 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t55 + b0 * (T*KVD) + b1 * (T*HD), HD);
+}
+
+/* lm_step_bf16_k69_attention_grad_matmul: t56[B, KVH, REP, T, HD] = t37ᵀ · t51  [layer_backward/attention/attention/grad; layer_backward/attention/grad] */
+static void lm_step_bf16_k69_attention_grad_matmul(float *restrict t56, const float *restrict t37, const float *restrict t51, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(1, 0, T, HD, T, t37 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t51 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t56 + b0 * (T*KVD) + b1 * HD, KVD);
+}
+
+/* lm_step_bf16_k70_wv_grad_in: t57[B*T, D] = t56 · wv  [layer_backward/attention/grad] */
+static void lm_step_bf16_k70_wv_grad_in(float *restrict t57, const float *restrict wv, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t56, KVD, wv, D, 0.0f, t57, D);
+}
+
+/* lm_step_bf16_k71_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_bf16_k71_rope_grad(float *restrict t58, const float *restrict t0, const float *restrict t1, const float *restrict t55, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t55[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t55[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t55[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t55[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t58[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_bf16_k72_wk_grad_in: t59[B*T, D] = t58 · wk  [layer_backward/attention/grad] */
+static void lm_step_bf16_k72_wk_grad_in(float *restrict t59, const float *restrict wk, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t58, KVD, wk, D, 0.0f, t59, D);
+}
+
+/* lm_step_bf16_k73_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_bf16_k73_rope_grad(float *restrict t60, const float *restrict t0, const float *restrict t1, const float *restrict t54, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t54[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t54[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t54[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t54[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t60[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_bf16_k74_wq_grad_in: t61[B*T, D] = t60 · wq  [layer_backward/attention/grad] */
+static void lm_step_bf16_k74_wq_grad_in(float *restrict t61, const float *restrict wq, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t60, D, wq, D, 0.0f, t61, D);
+}
+
+/* lm_step_bf16_k75_attention_grad: t62 = Σ((t57 + t59 + t61) · (saved_x · t32))  [layer_backward/rmsnorm; layer_backward/attention/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_bf16_k75_attention_grad(float *restrict t62, const float *restrict saved_x, const float *restrict t32, const float *restrict t57, const float *restrict t59, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = T*D, n = B;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (D);
+        const long i1 = (r) % D;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t57[((j0) * T + i0) * D + i1] + t59[((j0) * T + i0) * D + i1];
+            float v1 = v0 + t61[((j0) * T + i0) * D + i1];
+            float v2 = (saved_x[((j0) * T + i0) * D + i1]) * (t32[(j0) * T + i0]);
+            float v3 = v1 * v2;
+            acc0 += v3;
+        }
+        t62[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k76_rmsnorm_grad: t63 = Σ(t62)  [layer_backward/rmsnorm/grad] */
+static void lm_step_bf16_k76_rmsnorm_grad(float *restrict t63, const float *restrict t62, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = D, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i1 = (r) % D;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t62[(j0) * D + i1];
+        }
+        t63[r] = acc0;
+    }
+}
+
+/* lm_step_bf16_k77_rmsnorm_grad: add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/grad] */
+static void lm_step_bf16_k77_rmsnorm_grad(float *restrict carry5_next, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t32, const float *restrict t50, const float *restrict t57, const float *restrict t59, const float *restrict t61, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t57[r * n + j0] + t59[r * n + j0];
+            float v1 = v0 + t61[r * n + j0];
+            float v2 = v1 * (attn_norm[j0]);
+            float v3 = v2 * (saved_x[r * n + j0]);
+            acc0 += v3;
+        }
+        float v9 = acc0 * (t32[(i0) * T + i1]);
+        float v10 = v9 * (t32[(i0) * T + i1]);
+        float v11 = v10 * (t32[(i0) * T + i1]);
+        float v12 = v11 * (-0.5f);
+        float v13 = v12 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v4 = t57[r * n + j] + t59[r * n + j];
+            float v5 = v4 + t61[r * n + j];
+            float v6 = v5 * (attn_norm[j]);
+            float v7 = v6 * (t32[(i0) * T + i1]);
+            float v8 = t50[r * n + j] + v7;
+            float v14 = v13 * (saved_x[r * n + j]);
+            float v15 = v8 + v14;
+            float v16 = v15 + v14;
+            carry5_next[r * n + j] = v16;
+        }
+    }
+}
+
+/* lm_step_bf16_k78_layer_backward: grad_attn_norm = grad_attn_norm + t63  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_bf16_k78_layer_backward(float *restrict grad_attn_norm, const float *restrict t63, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_attn_norm[j] + t63[j];
+        grad_attn_norm[j] = v0;
+    }
+}
+
+/* lm_step_bf16_k79_grad_wq: grad_wq[D, D] += t60ᵀ · t33  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_bf16_k79_grad_wq(float *restrict grad_wq, const float *restrict t33, const float *restrict t60, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, D, B*T, t60, D, t33, D, 1.0f, grad_wq, D);
+}
+
+/* lm_step_bf16_k80_grad_wk: grad_wk[KVD, D] += t58ᵀ · t33  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_bf16_k80_grad_wk(float *restrict grad_wk, const float *restrict t33, const float *restrict t58, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, D, B*T, t58, KVD, t33, D, 1.0f, grad_wk, D);
+}
+
+/* lm_step_bf16_k81_grad_wv: grad_wv[KVD, D] += t56ᵀ · t33  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_bf16_k81_grad_wv(float *restrict grad_wv, const float *restrict t33, const float *restrict t56, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, D, B*T, t56, KVD, t33, D, 1.0f, grad_wv, D);
+}
+
+/* lm_step_bf16_k82_grad_wo: grad_wo[D, D] += t50ᵀ · saved_attn  [layer_backward/attention/grad; layer_backward] */
+static void lm_step_bf16_k82_grad_wo(float *restrict grad_wo, const float *restrict saved_attn, const float *restrict t50, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, D, B*T, t50, D, saved_attn, D, 1.0f, grad_wo, D);
+}
+
+/* lm_step_bf16_k83_layer_backward: grad_ffn_norm = grad_ffn_norm + t49  [layer_backward/rmsnorm/grad; layer_backward] */
+static void lm_step_bf16_k83_layer_backward(float *restrict grad_ffn_norm, const float *restrict t49, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long n = D;
+    #pragma omp parallel for if (n > 32768)
+    for (long j = 0; j < n; j++) {
+        float v0 = grad_ffn_norm[j] + t49[j];
+        grad_ffn_norm[j] = v0;
+    }
+}
+
+/* lm_step_bf16_k84_grad_w1: grad_w1[F, D] += t46ᵀ · t40  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_bf16_k84_grad_w1(float *restrict grad_w1, const float *restrict t40, const float *restrict t46, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, F, D, B*T, t46, F, t40, D, 1.0f, grad_w1, D);
+}
+
+/* lm_step_bf16_k85_grad_w2: grad_w2[D, F] += carry5ᵀ · t42  [layer_backward/ffn/grad; layer_backward] */
+static void lm_step_bf16_k85_grad_w2(float *restrict grad_w2, const float *restrict carry5, const float *restrict t42, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, F, B*T, carry5, D, t42, F, 1.0f, grad_w2, F);
+}
+
+/* lm_step_bf16_k86_grad_w3: grad_w3[F, D] += t44ᵀ · t40  [layer_backward/ffn/gate_up/grad; layer_backward] */
+static void lm_step_bf16_k86_grad_w3(float *restrict grad_w3, const float *restrict t40, const float *restrict t44, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, F, D, B*T, t44, F, t40, D, 1.0f, grad_w3, D);
+}
+
+/* lm_step_bf16_k87_embed_backward_scatter_add: scatter_add, add, write_slice  [embed_backward] */
+static void lm_step_bf16_k87_embed_backward_scatter_add(float *restrict grad_embed, const int32_t *restrict ids, const float *restrict carry5, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            grad_embed[(long)ids[(i0) * T + i1] * D + j] += carry5[r * n + j];
+        }
+    }
+}
+
+/* Arena: 30 slots planned for 88 kernels. */
+static long llama_train_lm_step_bf16_layout(const llama_train_lm_step_bf16_args *args, long *off) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*F*T), 1));
+    off[4] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, B*T));
+    off[5] = total; total += la_round16(la_max(la_max(la_max(CR, B*KVH*REP*T), 2*B*HD2*KVH*T), 2*B*HD2*KVH*REP*T));
+    off[6] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, 2*B*HD2*KVH*REP*T));
+    off[7] = total; total += la_round16(la_max(2*CR*HD2*KVH*REP, B*F*T));
+    off[8] = total; total += la_round16(la_max(la_max(la_max(CR*V, B*F*T), 2*HD2*KVH*REP*T), 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(CR, 2*HD2*KVH*REP), B*F*T));
+    off[10] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
+    off[11] = total; total += la_round16(la_max(la_max(CR, 1), 2*B*HD2*KVH*REP*T));
+    off[12] = total; total += la_round16(la_max(1, B*F*T));
+    off[13] = total; total += la_round16(la_max(la_max(la_max(la_max(CR, 2*CR*HD2*KVH*REP), B*T), B*KVH*REP*T*T), 2*B*HD2*KVH*T));
+    off[14] = total; total += la_round16(la_max(1, 2*B*HD2*KVH*REP*T));
+    off[15] = total; total += la_round16(2*HD2*KVH*REP);
+    off[16] = total; total += la_round16(2*HD2*KVH*REP*T);
+    off[17] = total; total += la_round16(2*HD2*KVH*REP);
+    off[18] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[22] = total; total += la_round16(1);
+    off[23] = total; total += la_round16(1);
+    off[24] = total; total += la_round16(1);
+    off[25] = total; total += la_round16(1);
+    off[26] = total; total += la_round16(1);
+    off[27] = total; total += la_round16(1);
+    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[29] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_lm_step_bf16_arena_floats(const llama_train_lm_step_bf16_args *args) {
+    long off[30];
+    return llama_train_lm_step_bf16_layout(args, off);
+}
+
+void llama_train_lm_step_bf16(const llama_train_lm_step_bf16_args *args) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NC = args->NC;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[30];
+    llama_train_lm_step_bf16_layout(args, off);
+    double *prof = args->kernel_ns;
+    la_bf16_epoch++;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[3];
+    float *t5 = args->arena + off[3];
+    float *t6 = args->arena + off[2];
+    float *t7 = args->arena + off[3];
+    float *t8 = args->arena + off[2];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[2];
+    float *t11 = args->arena + off[3];
+    float *t12 = args->arena + off[2];
+    float *t13 = args->arena + off[4];
+    float *t14 = args->arena + off[5];
+    float *t15 = args->arena + off[6];
+    float *t16 = args->arena + off[7];
+    float *t17 = args->arena + off[8];
+    float *t18 = args->arena + off[9];
+    float *t19 = args->arena + off[10];
+    float *t20 = args->arena + off[11];
+    float *t21 = args->arena + off[12];
+    float *t22 = args->arena + off[11];
+    float *t23 = args->arena + off[13];
+    float *t24 = args->arena + off[14];
+    float *t25 = args->arena + off[11];
+    float *t26 = args->arena + off[8];
+    float *t27 = args->arena + off[13];
+    float *t28 = args->arena + off[9];
+    float *t29 = args->arena + off[10];
+    float *t30 = args->arena + off[6];
+    float *t31 = args->arena + off[4];
+    float *t32 = args->arena + off[4];
+    float *t33 = args->arena + off[6];
+    float *t34 = args->arena + off[3];
+    float *t35 = args->arena + off[2];
+    float *t36 = args->arena + off[5];
+    float *t37 = args->arena + off[3];
+    float *t38 = args->arena + off[13];
+    float *t39 = args->arena + off[13];
+    float *t40 = args->arena + off[10];
+    float *t41 = args->arena + off[9];
+    float *t42 = args->arena + off[7];
+    float *t43 = args->arena + off[8];
+    float *t44 = args->arena + off[12];
+    float *t45 = args->arena + off[14];
+    float *t46 = args->arena + off[9];
+    float *t47 = args->arena + off[11];
+    float *t48 = args->arena + off[8];
+    float *t49 = args->arena + off[15];
+    float *t50 = args->arena + off[8];
+    float *t51 = args->arena + off[14];
+    float *t52 = args->arena + off[13];
+    float *t53 = args->arena + off[2];
+    float *t54 = args->arena + off[11];
+    float *t55 = args->arena + off[5];
+    float *t56 = args->arena + off[13];
+    float *t57 = args->arena + off[2];
+    float *t58 = args->arena + off[3];
+    float *t59 = args->arena + off[14];
+    float *t60 = args->arena + off[5];
+    float *t61 = args->arena + off[11];
+    float *t62 = args->arena + off[16];
+    float *t63 = args->arena + off[17];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const float *rope_theta = args->rope_theta;
+    const float *norm_eps = args->norm_eps;
+    float *grad_final_norm = args->grad_final_norm;
+    float *grad_lm_head = args->grad_lm_head;
+    float *grad_embed = args->grad_embed;
+    float *loss = args->loss;
+    float *entropy = args->entropy;
+    float *accuracy = args->accuracy;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 88, lm_step_bf16_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 88, lm_step_bf16_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[18], args->arena + off[19] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 88, lm_step_bf16_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 88, lm_step_bf16_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 88, lm_step_bf16_k4_rope(saved_q, t0, t1, t3, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 5, 88, lm_step_bf16_k5_wk(t4, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 6, 88, lm_step_bf16_k6_rope(saved_k, t0, t1, t4, B, HD2, KVH, T));
+        LA_TIMED(prof, 7, 88, lm_step_bf16_k7_wv(saved_v, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 88, lm_step_bf16_k8_scores_matmul(t5, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 88, lm_step_bf16_k9_attention(t6, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 10, 88, lm_step_bf16_k10_saved_attn(saved_attn, saved_v, t6, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 11, 88, lm_step_bf16_k11_wo(t7, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 12, 88, lm_step_bf16_k12_layer(saved_h, carry0, t7, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 13, 88, lm_step_bf16_k13_rmsnorm(t8, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 88, lm_step_bf16_k14_w1(saved_gate, w1, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 15, 88, lm_step_bf16_k15_w3(saved_up, w3, t8, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 16, 88, lm_step_bf16_k16_silu(t9, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 17, 88, lm_step_bf16_k17_w2(t10, w2, t9, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 18, 88, lm_step_bf16_k18_ffn(carry0_next, saved_h, t10, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 19, 88, lm_step_bf16_k19_reshape(t11));
+    LA_TIMED(prof, 20, 88, lm_step_bf16_k20_expand(t12, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t12;
+    float *carry1_buf[2] = { args->arena + off[20], args->arena + off[21] };
+    const float *carry2 = t11;
+    float *carry2_buf[2] = { args->arena + off[22], args->arena + off[23] };
+    const float *carry3 = t11;
+    float *carry3_buf[2] = { args->arena + off[24], args->arena + off[25] };
+    const float *carry4 = t11;
+    float *carry4_buf[2] = { args->arena + off[26], args->arena + off[27] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        const float *weights = args->weights + l * CR;
+        float *carry1_next = carry1_buf[l & 1];
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
+        LA_TIMED(prof, 21, 88, lm_step_bf16_k21_lm_head(t13, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 22, 88, lm_step_bf16_k22_rmsnorm(t14, t13, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 23, 88, lm_step_bf16_k23_rmsnorm(t15, norm_eps, t13, t14, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 24, 88, lm_step_bf16_k24_rmsnorm(t16, final_norm, t15, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 25, 88, lm_step_bf16_k25_lm_head(t17, lm_head, t16, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 26, 88, lm_step_bf16_k26_log_softmax(t18, t17, CR, V));
+        LA_TIMED(prof, 27, 88, lm_step_bf16_k27_log_softmax(t19, t17, t18, CR, V));
+        LA_TIMED(prof, 28, 88, lm_step_bf16_k28_cross_entropy(t20, t17, targets, t18, t19, CR, V));
+        LA_TIMED(prof, 29, 88, lm_step_bf16_k29_cross_entropy(t21, weights, t20, CR));
+        LA_TIMED(prof, 30, 88, lm_step_bf16_k30_log_softmax(t22, t17, t18, t19, CR, V));
+        LA_TIMED(prof, 31, 88, lm_step_bf16_k31_cross_entropy(t23, t17, targets, CR, V));
+        LA_TIMED(prof, 32, 88, lm_step_bf16_k32_token_stats(t24, weights, t22, CR));
+        LA_TIMED(prof, 33, 88, lm_step_bf16_k33_token_stats(t25, weights, t18, t23, CR));
+        LA_TIMED(prof, 34, 88, lm_step_bf16_k34_log_softmax_grad(t26, t17, targets, weights, t18, t19, CR, V));
+        LA_TIMED(prof, 35, 88, lm_step_bf16_k35_lm_head_grad_in(t27, lm_head, t26, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 36, 88, lm_step_bf16_k36_rmsnorm_grad(t28, t15, t27, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 37, 88, lm_step_bf16_k37_rmsnorm_grad(t29, final_norm, t13, t27, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 38, 88, lm_step_bf16_k38_rmsnorm_grad_scatter_add(t30, norm_eps, final_norm, scored, t13, t14, t27, t29, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 39, 88, lm_step_bf16_k39_lm_chunk(grad_final_norm, t28, HD2, KVH, REP));
+        LA_TIMED(prof, 40, 88, lm_step_bf16_k40_grad_lm_head(grad_lm_head, t16, t26, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 41, 88, lm_step_bf16_k41_lm_chunk(carry1_next, carry1, t30, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 42, 88, lm_step_bf16_k42_lm_chunk(carry2_next, carry2, t21));
+        LA_TIMED(prof, 43, 88, lm_step_bf16_k43_lm_chunk(carry3_next, carry3, t24));
+        LA_TIMED(prof, 44, 88, lm_step_bf16_k44_lm_chunk(carry4_next, carry4, t25));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry5 = carry1;
+    float *carry5_buf[2] = { args->arena + off[28], args->arena + off[29] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *grad_attn_norm = args->grad_attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        float *grad_wq = args->grad_wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        float *grad_wk = args->grad_wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        float *grad_wv = args->grad_wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        float *grad_wo = args->grad_wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        float *grad_ffn_norm = args->grad_ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        float *grad_w1 = args->grad_w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *grad_w2 = args->grad_w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *grad_w3 = args->grad_w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        float *carry5_next = carry5_buf[l & 1];
+        LA_TIMED(prof, 45, 88, lm_step_bf16_k45_rmsnorm(t31, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 46, 88, lm_step_bf16_k46_rmsnorm(t32, norm_eps, t31, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 47, 88, lm_step_bf16_k47_rmsnorm(t33, saved_x, attn_norm, t32, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 48, 88, lm_step_bf16_k48_scores_matmul(t34, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 49, 88, lm_step_bf16_k49_attention(t35, t34, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 50, 88, lm_step_bf16_k50_softmax(t36, t35, B, KVH, REP, T));
+        LA_TIMED(prof, 51, 88, lm_step_bf16_k51_softmax(t37, t35, t36, B, KVH, REP, T));
+        LA_TIMED(prof, 52, 88, lm_step_bf16_k52_rmsnorm(t38, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 53, 88, lm_step_bf16_k53_rmsnorm(t39, norm_eps, t38, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 54, 88, lm_step_bf16_k54_rmsnorm(t40, saved_h, ffn_norm, t39, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 55, 88, lm_step_bf16_k55_silu(t41, t42, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 56, 88, lm_step_bf16_k56_w2_grad_in(t43, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 57, 88, lm_step_bf16_k57_ffn_grad(t44, t41, t43, B, F, T));
+        LA_TIMED(prof, 58, 88, lm_step_bf16_k58_w3_grad_in(t45, w3, t44, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 59, 88, lm_step_bf16_k59_silu_grad(t46, saved_gate, saved_up, t41, t43, B, F, T));
+        LA_TIMED(prof, 60, 88, lm_step_bf16_k60_w1_grad_in(t47, w1, t46, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 88, lm_step_bf16_k61_gate_up_grad(t48, saved_h, t39, t45, t47, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 62, 88, lm_step_bf16_k62_rmsnorm_grad(t49, t48, HD2, KVH, REP, T));
+        LA_TIMED(prof, 63, 88, lm_step_bf16_k63_rmsnorm_grad(t50, carry5, saved_h, ffn_norm, t39, t45, t47, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 64, 88, lm_step_bf16_k64_wo_grad_in(t51, wo, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 65, 88, lm_step_bf16_k65_attention_grad_matmul(t52, saved_v, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 88, lm_step_bf16_k66_softmax_grad(t53, t35, t36, t37, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 88, lm_step_bf16_k67_scores_grad_matmul(t54, saved_k, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 88, lm_step_bf16_k68_attention_grad_matmul(t55, saved_q, t53, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 88, lm_step_bf16_k69_attention_grad_matmul(t56, t37, t51, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 70, 88, lm_step_bf16_k70_wv_grad_in(t57, wv, t56, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 71, 88, lm_step_bf16_k71_rope_grad(t58, t0, t1, t55, B, HD2, KVH, T));
+        LA_TIMED(prof, 72, 88, lm_step_bf16_k72_wk_grad_in(t59, wk, t58, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 88, lm_step_bf16_k73_rope_grad(t60, t0, t1, t54, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 74, 88, lm_step_bf16_k74_wq_grad_in(t61, wq, t60, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 75, 88, lm_step_bf16_k75_attention_grad(t62, saved_x, t32, t57, t59, t61, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 76, 88, lm_step_bf16_k76_rmsnorm_grad(t63, t62, HD2, KVH, REP, T));
+        LA_TIMED(prof, 77, 88, lm_step_bf16_k77_rmsnorm_grad(carry5_next, saved_x, attn_norm, t32, t50, t57, t59, t61, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 88, lm_step_bf16_k78_layer_backward(grad_attn_norm, t63, HD2, KVH, REP));
+        LA_TIMED(prof, 79, 88, lm_step_bf16_k79_grad_wq(grad_wq, t33, t60, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 80, 88, lm_step_bf16_k80_grad_wk(grad_wk, t33, t58, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 81, 88, lm_step_bf16_k81_grad_wv(grad_wv, t33, t56, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 82, 88, lm_step_bf16_k82_grad_wo(grad_wo, saved_attn, t50, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 88, lm_step_bf16_k83_layer_backward(grad_ffn_norm, t49, HD2, KVH, REP));
+        LA_TIMED(prof, 84, 88, lm_step_bf16_k84_grad_w1(grad_w1, t40, t46, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 85, 88, lm_step_bf16_k85_grad_w2(grad_w2, carry5, t42, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 86, 88, lm_step_bf16_k86_grad_w3(grad_w3, t40, t44, B, F, HD2, KVH, REP, T));
+        carry5 = carry5_next;
+    }
+    /* stage 'after_layer_backward' */
+    LA_TIMED(prof, 87, 88, lm_step_bf16_k87_embed_backward_scatter_add(grad_embed, ids, carry5, B, HD2, KVH, REP, T));
+}
+
+void llama_train_lm_step_bf16_costs(const llama_train_lm_step_bf16_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* lm_step_bf16_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_bf16_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_bf16_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k3_wq */
+    flops[4] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[4] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k4_rope */
+    flops[5] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[5] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k5_wk */
+    flops[6] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[6] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k6_rope */
+    flops[7] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k7_wv */
+    flops[8] = (double)(4*B*HD2*KVH*REP*T*T); bytes[8] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k8_scores_matmul */
+    flops[9] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[9] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_bf16_k9_attention */
+    flops[10] = (double)(4*B*HD2*KVH*REP*T*T); bytes[10] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_bf16_k10_saved_attn */
+    flops[11] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[11] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k11_wo */
+    flops[12] = (double)(2*B*HD2*KVH*REP*T); bytes[12] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k12_layer */
+    flops[13] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k13_rmsnorm */
+    flops[14] = (double)(4*B*F*HD2*KVH*REP*T); bytes[14] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k14_w1 */
+    flops[15] = (double)(4*B*F*HD2*KVH*REP*T); bytes[15] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k15_w3 */
+    flops[16] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[16] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_bf16_k16_silu */
+    flops[17] = (double)(4*B*F*HD2*KVH*REP*T); bytes[17] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_bf16_k17_w2 */
+    flops[18] = (double)(2*B*HD2*KVH*REP*T); bytes[18] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k18_ffn */
+    flops[19] = (double)(0); bytes[19] = (double)(4); /* lm_step_bf16_k19_reshape */
+    flops[20] = (double)(0); bytes[20] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_bf16_k20_expand */
+    flops[21] = (double)(0); bytes[21] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_bf16_k21_lm_head */
+    flops[22] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[22] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_bf16_k22_rmsnorm */
+    flops[23] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP); bytes[23] = (double)(8*CR*HD2*KVH*REP + 4 + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_bf16_k23_rmsnorm */
+    flops[24] = (double)(2*CR*HD2*KVH*REP); bytes[24] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_bf16_k24_rmsnorm */
+    flops[25] = (double)(4*CR*HD2*KVH*REP*V); bytes[25] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_bf16_k25_lm_head */
+    flops[26] = (double)(CR*V); bytes[26] = (double)(4*CR + 4*CR*V); /* lm_step_bf16_k26_log_softmax */
+    flops[27] = (double)(CR + CR*V + CR*V + CR*V); bytes[27] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_bf16_k27_log_softmax */
+    flops[28] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[28] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_bf16_k28_cross_entropy */
+    flops[29] = (double)(CR + CR + CR); bytes[29] = (double)(4 + 4*CR + 4*CR); /* lm_step_bf16_k29_cross_entropy */
+    flops[30] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[30] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_bf16_k30_log_softmax */
+    flops[31] = (double)(CR + CR*V + CR*V + CR*V); bytes[31] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_bf16_k31_cross_entropy */
+    flops[32] = (double)(CR + CR + CR); bytes[32] = (double)(4 + 4*CR + 4*CR); /* lm_step_bf16_k32_token_stats */
+    flops[33] = (double)(CR + CR + CR); bytes[33] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_bf16_k33_token_stats */
+    flops[34] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[34] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_bf16_k34_log_softmax_grad */
+    flops[35] = (double)(4*CR*HD2*KVH*REP*V); bytes[35] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_bf16_k35_lm_head_grad_in */
+    flops[36] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[36] = (double)(8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_bf16_k36_rmsnorm_grad */
+    flops[37] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[37] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_bf16_k37_rmsnorm_grad */
+    flops[38] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_bf16_k38_rmsnorm_grad_scatter_add */
+    flops[39] = (double)(2*HD2*KVH*REP); bytes[39] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_bf16_k39_lm_chunk */
+    flops[40] = (double)(4*CR*HD2*KVH*REP*V); bytes[40] = (double)(8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP + 4*CR*V); /* lm_step_bf16_k40_grad_lm_head */
+    flops[41] = (double)(2*B*HD2*KVH*REP*T); bytes[41] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k41_lm_chunk */
+    flops[42] = (double)(1); bytes[42] = (double)(4 + 4 + 4); /* lm_step_bf16_k42_lm_chunk */
+    flops[43] = (double)(1); bytes[43] = (double)(4 + 4 + 4); /* lm_step_bf16_k43_lm_chunk */
+    flops[44] = (double)(1); bytes[44] = (double)(4 + 4 + 4); /* lm_step_bf16_k44_lm_chunk */
+    flops[45] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[45] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k45_rmsnorm */
+    flops[46] = (double)(B*T + B*T + B*T); bytes[46] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_bf16_k46_rmsnorm */
+    flops[47] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[47] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_bf16_k47_rmsnorm */
+    flops[48] = (double)(4*B*HD2*KVH*REP*T*T); bytes[48] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k48_scores_matmul */
+    flops[49] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[49] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_bf16_k49_attention */
+    flops[50] = (double)(B*KVH*REP*T*T); bytes[50] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_bf16_k50_softmax */
+    flops[51] = (double)(B*KVH*REP*T*T); bytes[51] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_bf16_k51_softmax */
+    flops[52] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[52] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k52_rmsnorm */
+    flops[53] = (double)(B*T + B*T + B*T); bytes[53] = (double)(4*B*T + 4 + 4*B*T); /* lm_step_bf16_k53_rmsnorm */
+    flops[54] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[54] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_bf16_k54_rmsnorm */
+    flops[55] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[55] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_bf16_k55_silu */
+    flops[56] = (double)(4*B*F*HD2*KVH*REP*T); bytes[56] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_bf16_k56_w2_grad_in */
+    flops[57] = (double)(B*F*T); bytes[57] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_bf16_k57_ffn_grad */
+    flops[58] = (double)(4*B*F*HD2*KVH*REP*T); bytes[58] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_bf16_k58_w3_grad_in */
+    flops[59] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[59] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_bf16_k59_silu_grad */
+    flops[60] = (double)(4*B*F*HD2*KVH*REP*T); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_bf16_k60_w1_grad_in */
+    flops[61] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k61_gate_up_grad */
+    flops[62] = (double)(2*HD2*KVH*REP*T); bytes[62] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_bf16_k62_rmsnorm_grad */
+    flops[63] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[63] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k63_rmsnorm_grad */
+    flops[64] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[64] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k64_wo_grad_in */
+    flops[65] = (double)(4*B*HD2*KVH*REP*T*T); bytes[65] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k65_attention_grad_matmul */
+    flops[66] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[66] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_bf16_k66_softmax_grad */
+    flops[67] = (double)(4*B*HD2*KVH*REP*T*T); bytes[67] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_bf16_k67_scores_grad_matmul */
+    flops[68] = (double)(4*B*HD2*KVH*REP*T*T); bytes[68] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_bf16_k68_attention_grad_matmul */
+    flops[69] = (double)(4*B*HD2*KVH*REP*T*T); bytes[69] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k69_attention_grad_matmul */
+    flops[70] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[70] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_bf16_k70_wv_grad_in */
+    flops[71] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[71] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k71_rope_grad */
+    flops[72] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_bf16_k72_wk_grad_in */
+    flops[73] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[73] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k73_rope_grad */
+    flops[74] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[74] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k74_wq_grad_in */
+    flops[75] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[75] = (double)(8*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k75_attention_grad */
+    flops[76] = (double)(2*HD2*KVH*REP*T); bytes[76] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP*T); /* lm_step_bf16_k76_rmsnorm_grad */
+    flops[77] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[77] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k77_rmsnorm_grad */
+    flops[78] = (double)(2*HD2*KVH*REP); bytes[78] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_bf16_k78_layer_backward */
+    flops[79] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[79] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k79_grad_wq */
+    flops[80] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[80] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k80_grad_wk */
+    flops[81] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[81] = (double)(16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_bf16_k81_grad_wv */
+    flops[82] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[82] = (double)(16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_bf16_k82_grad_wo */
+    flops[83] = (double)(2*HD2*KVH*REP); bytes[83] = (double)(8*HD2*KVH*REP + 8*HD2*KVH*REP + 8*HD2*KVH*REP); /* lm_step_bf16_k83_layer_backward */
+    flops[84] = (double)(4*B*F*HD2*KVH*REP*T); bytes[84] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_bf16_k84_grad_w1 */
+    flops[85] = (double)(4*B*F*HD2*KVH*REP*T); bytes[85] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_bf16_k85_grad_w2 */
+    flops[86] = (double)(4*B*F*HD2*KVH*REP*T); bytes[86] = (double)(8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*B*F*T); /* lm_step_bf16_k86_grad_w3 */
+    flops[87] = (double)(2*HD2*KVH*REP*V); bytes[87] = (double)(8*HD2*KVH*REP*V + 4*B*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP*V); /* lm_step_bf16_k87_embed_backward_scatter_add */
+    (void)args;
+}
+
+static void llama_train_lm_step_bf16_run(const void *args) { llama_train_lm_step_bf16((const llama_train_lm_step_bf16_args *)args); }
+static long llama_train_lm_step_bf16_arena(const void *args) { return llama_train_lm_step_bf16_arena_floats((const llama_train_lm_step_bf16_args *)args); }
+static void llama_train_lm_step_bf16_cost(const void *args, double *f, double *b) { llama_train_lm_step_bf16_costs((const llama_train_lm_step_bf16_args *)args, f, b); }
+static const char *const llama_train_lm_step_bf16_kernel_names[] = {
+    "lm_step_bf16_k0_rope_tables",
+    "lm_step_bf16_k1_embed",
+    "lm_step_bf16_k2_rmsnorm",
+    "lm_step_bf16_k3_wq",
+    "lm_step_bf16_k4_rope",
+    "lm_step_bf16_k5_wk",
+    "lm_step_bf16_k6_rope",
+    "lm_step_bf16_k7_wv",
+    "lm_step_bf16_k8_scores_matmul",
+    "lm_step_bf16_k9_attention",
+    "lm_step_bf16_k10_saved_attn",
+    "lm_step_bf16_k11_wo",
+    "lm_step_bf16_k12_layer",
+    "lm_step_bf16_k13_rmsnorm",
+    "lm_step_bf16_k14_w1",
+    "lm_step_bf16_k15_w3",
+    "lm_step_bf16_k16_silu",
+    "lm_step_bf16_k17_w2",
+    "lm_step_bf16_k18_ffn",
+    "lm_step_bf16_k19_reshape",
+    "lm_step_bf16_k20_expand",
+    "lm_step_bf16_k21_lm_head",
+    "lm_step_bf16_k22_rmsnorm",
+    "lm_step_bf16_k23_rmsnorm",
+    "lm_step_bf16_k24_rmsnorm",
+    "lm_step_bf16_k25_lm_head",
+    "lm_step_bf16_k26_log_softmax",
+    "lm_step_bf16_k27_log_softmax",
+    "lm_step_bf16_k28_cross_entropy",
+    "lm_step_bf16_k29_cross_entropy",
+    "lm_step_bf16_k30_log_softmax",
+    "lm_step_bf16_k31_cross_entropy",
+    "lm_step_bf16_k32_token_stats",
+    "lm_step_bf16_k33_token_stats",
+    "lm_step_bf16_k34_log_softmax_grad",
+    "lm_step_bf16_k35_lm_head_grad_in",
+    "lm_step_bf16_k36_rmsnorm_grad",
+    "lm_step_bf16_k37_rmsnorm_grad",
+    "lm_step_bf16_k38_rmsnorm_grad_scatter_add",
+    "lm_step_bf16_k39_lm_chunk",
+    "lm_step_bf16_k40_grad_lm_head",
+    "lm_step_bf16_k41_lm_chunk",
+    "lm_step_bf16_k42_lm_chunk",
+    "lm_step_bf16_k43_lm_chunk",
+    "lm_step_bf16_k44_lm_chunk",
+    "lm_step_bf16_k45_rmsnorm",
+    "lm_step_bf16_k46_rmsnorm",
+    "lm_step_bf16_k47_rmsnorm",
+    "lm_step_bf16_k48_scores_matmul",
+    "lm_step_bf16_k49_attention",
+    "lm_step_bf16_k50_softmax",
+    "lm_step_bf16_k51_softmax",
+    "lm_step_bf16_k52_rmsnorm",
+    "lm_step_bf16_k53_rmsnorm",
+    "lm_step_bf16_k54_rmsnorm",
+    "lm_step_bf16_k55_silu",
+    "lm_step_bf16_k56_w2_grad_in",
+    "lm_step_bf16_k57_ffn_grad",
+    "lm_step_bf16_k58_w3_grad_in",
+    "lm_step_bf16_k59_silu_grad",
+    "lm_step_bf16_k60_w1_grad_in",
+    "lm_step_bf16_k61_gate_up_grad",
+    "lm_step_bf16_k62_rmsnorm_grad",
+    "lm_step_bf16_k63_rmsnorm_grad",
+    "lm_step_bf16_k64_wo_grad_in",
+    "lm_step_bf16_k65_attention_grad_matmul",
+    "lm_step_bf16_k66_softmax_grad",
+    "lm_step_bf16_k67_scores_grad_matmul",
+    "lm_step_bf16_k68_attention_grad_matmul",
+    "lm_step_bf16_k69_attention_grad_matmul",
+    "lm_step_bf16_k70_wv_grad_in",
+    "lm_step_bf16_k71_rope_grad",
+    "lm_step_bf16_k72_wk_grad_in",
+    "lm_step_bf16_k73_rope_grad",
+    "lm_step_bf16_k74_wq_grad_in",
+    "lm_step_bf16_k75_attention_grad",
+    "lm_step_bf16_k76_rmsnorm_grad",
+    "lm_step_bf16_k77_rmsnorm_grad",
+    "lm_step_bf16_k78_layer_backward",
+    "lm_step_bf16_k79_grad_wq",
+    "lm_step_bf16_k80_grad_wk",
+    "lm_step_bf16_k81_grad_wv",
+    "lm_step_bf16_k82_grad_wo",
+    "lm_step_bf16_k83_layer_backward",
+    "lm_step_bf16_k84_grad_w1",
+    "lm_step_bf16_k85_grad_w2",
+    "lm_step_bf16_k86_grad_w3",
+    "lm_step_bf16_k87_embed_backward_scatter_add",
+};
+const la_program_info llama_train_lm_step_bf16_info = { "llama_train.lm_step_bf16", 53, 88, llama_train_lm_step_bf16_kernel_names, llama_train_lm_step_bf16_run, llama_train_lm_step_bf16_arena, llama_train_lm_step_bf16_cost };
 
 /* ===== program 'lm_step_lora' ===== */
 
@@ -4553,6 +6666,2343 @@ static const char *const llama_train_lm_step_lora_kernel_names[] = {
     "lm_step_lora_k127_grad_lora_b_w3",
 };
 const la_program_info llama_train_lm_step_lora_info = { "llama_train.lm_step_lora", 84, 128, llama_train_lm_step_lora_kernel_names, llama_train_lm_step_lora_run, llama_train_lm_step_lora_arena, llama_train_lm_step_lora_cost };
+
+/* ===== program 'lm_step_lora_bf16' ===== */
+
+/* lm_step_lora_bf16_k0_rope_tables: t0 = cos((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD))); t1 = sin((i0 + 0) · (1 / pow(rope_theta, (i1 · 2) / HD)))  [rope_tables] */
+static void lm_step_lora_bf16_k0_rope_tables(float *restrict t0, float *restrict t1, const float *restrict rope_theta, long HD2, long T) {
+    const long HD = 2*HD2;
+    const long rows = T, n = HD2;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = (float)i0 + 0.0f;
+            float v1 = ((float)j) * 2.0f;
+            float v2 = v1 / ((float)(HD));
+            float v3 = powf(rope_theta[0], v2);
+            float v4 = 1.0f / v3;
+            float v5 = v0 * v4;
+            float v6 = cosf(v5);
+            t0[r * n + j] = v6;
+            float v7 = sinf(v5);
+            t1[r * n + j] = v7;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k1_embed: saved_x_slot0 = embed[ids]  [embed] */
+static void lm_step_lora_bf16_k1_embed(float *restrict saved_x_slot0, const int32_t *restrict ids, const float *restrict embed, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = embed[(long)ids[(i0) * T + i1] * D + j];
+            saved_x_slot0[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k2_rmsnorm: t2 = (carry0 · rsqrt(Σ(carry0²) / D + norm_eps)) · attn_norm  [layer/rmsnorm] */
+static void lm_step_lora_bf16_k2_rmsnorm(float *restrict t2, const float *restrict norm_eps, const float *restrict carry0, const float *restrict attn_norm, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (carry0[r * n + j0]) * (carry0[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (carry0[r * n + j]) * v3;
+            float v5 = v4 * (attn_norm[j]);
+            t2[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k3_wq: t3[B*T, D] = t2 · wqᵀ  [layer/attention] */
+static void lm_step_lora_bf16_k3_wq(float *restrict t3, const float *restrict wq, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, t2, D, wq, D, 0.0f, t3, D);
+}
+
+/* lm_step_lora_bf16_k4_lora_a_wq: t4[B*T, R] = t2 · lora_a_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k4_lora_a_wq(float *restrict t4, const float *restrict lora_a_wq, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t2, D, lora_a_wq, D, 0.0f, t4, R);
+}
+
+/* lm_step_lora_bf16_k5_lora: saved_lora_wq = t4 · lora_scale_wq  [layer/attention/lora] */
+static void lm_step_lora_bf16_k5_lora(float *restrict saved_lora_wq, const float *restrict lora_scale_wq, const float *restrict t4, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t4[r * n + j]) * (lora_scale_wq[0]);
+            saved_lora_wq[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k6_lora_b_wq: t5[B*T, D] = saved_lora_wq · lora_b_wqᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k6_lora_b_wq(float *restrict t5, const float *restrict lora_b_wq, const float *restrict saved_lora_wq, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, saved_lora_wq, R, lora_b_wq, R, 0.0f, t5, D);
+}
+
+/* lm_step_lora_bf16_k7_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention; layer/attention/lora; layer/attention/rope] */
+static void lm_step_lora_bf16_k7_rope(float *restrict saved_q, const float *restrict t0, const float *restrict t1, const float *restrict t3, const float *restrict t5, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i1) * HD2 + j / 2]);
+                float v3 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
+            }
+            else {
+                float v6 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2] + t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i1) * HD2 + j / 2]);
+                float v8 = t3[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1] + t5[((i0) * T + i1) * D + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
+            }
+            saved_q[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k8_wk: t6[B*T, KVD] = t2 · wkᵀ  [layer/attention] */
+static void lm_step_lora_bf16_k8_wk(float *restrict t6, const float *restrict wk, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t2, D, wk, D, 0.0f, t6, KVD);
+}
+
+/* lm_step_lora_bf16_k9_lora_a_wk: t7[B*T, R] = t2 · lora_a_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k9_lora_a_wk(float *restrict t7, const float *restrict lora_a_wk, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t2, D, lora_a_wk, D, 0.0f, t7, R);
+}
+
+/* lm_step_lora_bf16_k10_lora: saved_lora_wk = t7 · lora_scale_wk  [layer/attention/lora] */
+static void lm_step_lora_bf16_k10_lora(float *restrict saved_lora_wk, const float *restrict lora_scale_wk, const float *restrict t7, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t7[r * n + j]) * (lora_scale_wk[0]);
+            saved_lora_wk[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k11_lora_b_wk: t8[B*T, KVD] = saved_lora_wk · lora_b_wkᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k11_lora_b_wk(float *restrict t8, const float *restrict lora_b_wk, const float *restrict saved_lora_wk, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, R, saved_lora_wk, R, lora_b_wk, R, 0.0f, t8, KVD);
+}
+
+/* lm_step_lora_bf16_k12_rope: add, mul, mul, sub, mul, mul, add, concat, write_slice  [layer/attention/rope; layer/attention; layer/attention/lora] */
+static void lm_step_lora_bf16_k12_rope(float *restrict saved_k, const float *restrict t0, const float *restrict t1, const float *restrict t6, const float *restrict t8, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if ((j) % 2 < 1) {
+                float v1 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v2 = v1 * (t0[(i1) * HD2 + j / 2]);
+                float v3 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v4 = v3 * (t1[(i1) * HD2 + j / 2]);
+                float v5 = v2 - v4;
+                v0 = v5;
+            }
+            else {
+                float v6 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2] + t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2];
+                float v7 = v6 * (t1[(i1) * HD2 + j / 2]);
+                float v8 = t6[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1] + t8[((i0) * T + i1) * KVD + ((i2) * HD2 + j / 2) * 2 + 1];
+                float v9 = v8 * (t0[(i1) * HD2 + j / 2]);
+                float v10 = v7 + v9;
+                v0 = v10;
+            }
+            saved_k[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k13_wv: t9[B*T, KVD] = t2 · wvᵀ  [layer/attention] */
+static void lm_step_lora_bf16_k13_wv(float *restrict t9, const float *restrict wv, const float *restrict t2, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, D, t2, D, wv, D, 0.0f, t9, KVD);
+}
+
+/* lm_step_lora_bf16_k14_lora_a_wv: t10[B*T, R] = t2 · lora_a_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k14_lora_a_wv(float *restrict t10, const float *restrict lora_a_wv, const float *restrict t2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t2, D, lora_a_wv, D, 0.0f, t10, R);
+}
+
+/* lm_step_lora_bf16_k15_lora: saved_lora_wv = t10 · lora_scale_wv  [layer/attention/lora] */
+static void lm_step_lora_bf16_k15_lora(float *restrict saved_lora_wv, const float *restrict lora_scale_wv, const float *restrict t10, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t10[r * n + j]) * (lora_scale_wv[0]);
+            saved_lora_wv[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k16_lora_b_wv: t11[B*T, KVD] = saved_lora_wv · lora_b_wvᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k16_lora_b_wv(float *restrict t11, const float *restrict lora_b_wv, const float *restrict saved_lora_wv, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 1, B*T, KVD, R, saved_lora_wv, R, lora_b_wv, R, 0.0f, t11, KVD);
+}
+
+/* lm_step_lora_bf16_k17_attention: saved_v = t9 + t11  [layer/attention; layer/attention/lora] */
+static void lm_step_lora_bf16_k17_attention(float *restrict saved_v, const float *restrict t9, const float *restrict t11, long B, long HD2, long KVH, long T) {
+    const long KVD = 2*HD2*KVH;
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0 = t9[((i0) * T + i1) * KVD + (i2) * HD + j] + t11[((i0) * T + i1) * KVD + (i2) * HD + j];
+            saved_v[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k18_scores_matmul: t12[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer/attention/attention/scores] */
+static void lm_step_lora_bf16_k18_scores_matmul(float *restrict t12, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t12 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_lora_bf16_k19_attention: rsqrt, mul, iota, iota, add, cmple, select, reduce_max, stop_gradient, sub, exp, reduce_sum, div  [layer/attention/attention/scores; layer/attention/attention; layer/attention/attention/softmax] */
+static void lm_step_lora_bf16_k19_attention(float *restrict t13, const float *restrict t12, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t12[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        float acc1 = 0.0f;
+        #pragma omp simd reduction(+:acc1)
+        for (long j1 = 0; j1 < n; j1++) {
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j1 <= v5 ? 1.0f : 0.0f;
+            float v7 = (t12[r * n + j1]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t13[r * n + j1] = v11;
+            acc1 += v11;
+        }
+        for (long j = 0; j < n; j++) {
+            float v12 = (t13[r * n + j]) / acc1;
+            t13[r * n + j] = v12;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k20_saved_attn: saved_attn[B, KVH, REP, T, HD] = t13 · saved_v  [layer/attention/attention; layer/attention] */
+static void lm_step_lora_bf16_k20_saved_attn(float *restrict saved_attn, const float *restrict saved_v, const float *restrict t13, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 0, T, HD, T, t13 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, saved_attn + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D);
+}
+
+/* lm_step_lora_bf16_k21_wo: t14[B*T, D] = saved_attn · woᵀ  [layer/attention] */
+static void lm_step_lora_bf16_k21_wo(float *restrict t14, const float *restrict wo, const float *restrict saved_attn, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, D, saved_attn, D, wo, D, 0.0f, t14, D);
+}
+
+/* lm_step_lora_bf16_k22_lora_a_wo: t15[B*T, R] = saved_attn · lora_a_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k22_lora_a_wo(float *restrict t15, const float *restrict lora_a_wo, const float *restrict saved_attn, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, saved_attn, D, lora_a_wo, D, 0.0f, t15, R);
+}
+
+/* lm_step_lora_bf16_k23_lora: saved_lora_wo = t15 · lora_scale_wo  [layer/attention/lora] */
+static void lm_step_lora_bf16_k23_lora(float *restrict saved_lora_wo, const float *restrict lora_scale_wo, const float *restrict t15, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t15[r * n + j]) * (lora_scale_wo[0]);
+            saved_lora_wo[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k24_lora_b_wo: t16[B*T, D] = saved_lora_wo · lora_b_woᵀ  [layer/attention/lora] */
+static void lm_step_lora_bf16_k24_lora_b_wo(float *restrict t16, const float *restrict lora_b_wo, const float *restrict saved_lora_wo, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, saved_lora_wo, R, lora_b_wo, R, 0.0f, t16, D);
+}
+
+/* lm_step_lora_bf16_k25_layer: saved_h = carry0 + t14 + t16  [layer/attention; layer/attention/lora; layer] */
+static void lm_step_lora_bf16_k25_layer(float *restrict saved_h, const float *restrict carry0, const float *restrict t14, const float *restrict t16, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t14[r * n + j] + t16[r * n + j];
+            float v1 = carry0[r * n + j] + v0;
+            saved_h[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k26_rmsnorm: t17 = (saved_h · rsqrt(Σ(saved_h²) / D + norm_eps)) · ffn_norm  [layer/rmsnorm] */
+static void lm_step_lora_bf16_k26_rmsnorm(float *restrict t17, const float *restrict norm_eps, const float *restrict ffn_norm, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        float v1 = acc0 / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        for (long j = 0; j < n; j++) {
+            float v4 = (saved_h[r * n + j]) * v3;
+            float v5 = v4 * (ffn_norm[j]);
+            t17[r * n + j] = v5;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k27_w1: t18[B*T, F] = t17 · w1ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_bf16_k27_w1(float *restrict t18, const float *restrict w1, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t17, D, w1, D, 0.0f, t18, F);
+}
+
+/* lm_step_lora_bf16_k28_lora_a_w1: t19[B*T, R] = t17 · lora_a_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k28_lora_a_w1(float *restrict t19, const float *restrict lora_a_w1, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t17, D, lora_a_w1, D, 0.0f, t19, R);
+}
+
+/* lm_step_lora_bf16_k29_lora: saved_lora_w1 = t19 · lora_scale_w1  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k29_lora(float *restrict saved_lora_w1, const float *restrict lora_scale_w1, const float *restrict t19, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t19[r * n + j]) * (lora_scale_w1[0]);
+            saved_lora_w1[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k30_lora_b_w1: t20[B*T, F] = saved_lora_w1 · lora_b_w1ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k30_lora_b_w1(float *restrict t20, const float *restrict lora_b_w1, const float *restrict saved_lora_w1, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, F, R, saved_lora_w1, R, lora_b_w1, R, 0.0f, t20, F);
+}
+
+/* lm_step_lora_bf16_k31_gate_up: saved_gate = t18 + t20  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k31_gate_up(float *restrict saved_gate, const float *restrict t18, const float *restrict t20, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t18[r * n + j] + t20[r * n + j];
+            saved_gate[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k32_w3: t21[B*T, F] = t17 · w3ᵀ  [layer/ffn/gate_up] */
+static void lm_step_lora_bf16_k32_w3(float *restrict t21, const float *restrict w3, const float *restrict t17, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, F, D, t17, D, w3, D, 0.0f, t21, F);
+}
+
+/* lm_step_lora_bf16_k33_lora_a_w3: t22[B*T, R] = t17 · lora_a_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k33_lora_a_w3(float *restrict t22, const float *restrict lora_a_w3, const float *restrict t17, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, R, D, t17, D, lora_a_w3, D, 0.0f, t22, R);
+}
+
+/* lm_step_lora_bf16_k34_lora: saved_lora_w3 = t22 · lora_scale_w3  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k34_lora(float *restrict saved_lora_w3, const float *restrict lora_scale_w3, const float *restrict t22, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t22[r * n + j]) * (lora_scale_w3[0]);
+            saved_lora_w3[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k35_lora_b_w3: t23[B*T, F] = saved_lora_w3 · lora_b_w3ᵀ  [layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k35_lora_b_w3(float *restrict t23, const float *restrict lora_b_w3, const float *restrict saved_lora_w3, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, F, R, saved_lora_w3, R, lora_b_w3, R, 0.0f, t23, F);
+}
+
+/* lm_step_lora_bf16_k36_gate_up: saved_up = t21 + t23  [layer/ffn/gate_up; layer/ffn/gate_up/lora] */
+static void lm_step_lora_bf16_k36_gate_up(float *restrict saved_up, const float *restrict t21, const float *restrict t23, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t21[r * n + j] + t23[r * n + j];
+            saved_up[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k37_silu: t24 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer/ffn/gate_up/silu; layer/ffn/gate_up] */
+static void lm_step_lora_bf16_k37_silu(float *restrict t24, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t24[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k38_w2: t25[B*T, D] = t24 · w2ᵀ  [layer/ffn] */
+static void lm_step_lora_bf16_k38_w2(float *restrict t25, const float *restrict w2, const float *restrict t24, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, F, t24, F, w2, F, 0.0f, t25, D);
+}
+
+/* lm_step_lora_bf16_k39_lora_a_w2: t26[B*T, R] = t24 · lora_a_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_bf16_k39_lora_a_w2(float *restrict t26, const float *restrict lora_a_w2, const float *restrict t24, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 1, B*T, R, F, t24, F, lora_a_w2, F, 0.0f, t26, R);
+}
+
+/* lm_step_lora_bf16_k40_lora: saved_lora_w2 = t26 · lora_scale_w2  [layer/ffn/lora] */
+static void lm_step_lora_bf16_k40_lora(float *restrict saved_lora_w2, const float *restrict lora_scale_w2, const float *restrict t26, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = (t26[r * n + j]) * (lora_scale_w2[0]);
+            saved_lora_w2[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k41_lora_b_w2: t27[B*T, D] = saved_lora_w2 · lora_b_w2ᵀ  [layer/ffn/lora] */
+static void lm_step_lora_bf16_k41_lora_b_w2(float *restrict t27, const float *restrict lora_b_w2, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 1, B*T, D, R, saved_lora_w2, R, lora_b_w2, R, 0.0f, t27, D);
+}
+
+/* lm_step_lora_bf16_k42_lora: carry0_next = saved_h + t25 + t27  [layer/ffn; layer/ffn/lora; layer] */
+static void lm_step_lora_bf16_k42_lora(float *restrict carry0_next, const float *restrict saved_h, const float *restrict t25, const float *restrict t27, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t25[r * n + j] + t27[r * n + j];
+            float v1 = saved_h[r * n + j] + v0;
+            carry0_next[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k43_reshape: t28 = 0 */
+static void lm_step_lora_bf16_k43_reshape(float *restrict t28) {
+    const long n = 1;
+    t28[0] = 0.0f;
+}
+
+/* lm_step_lora_bf16_k44_expand: t29 = 0 */
+static void lm_step_lora_bf16_k44_expand(float *restrict t29, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            t29[r * n + j] = 0.0f;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k45_lm_head: t30 = carry0[scored]  [lm_chunk/lm_head] */
+static void lm_step_lora_bf16_k45_lm_head(float *restrict t30, const float *restrict carry0, const int32_t *restrict scored, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        for (long j = 0; j < n; j++) {
+            float v0 = carry0[(long)scored[i0] * D + j];
+            t30[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k46_rmsnorm: t31 = Σ(t30²)  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_bf16_k46_rmsnorm(float *restrict t31, const float *restrict t30, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t30[r * n + j0]) * (t30[r * n + j0]);
+            acc0 += v0;
+        }
+        t31[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k47_rmsnorm: t32 = (t30 · rsqrt(t31 / D + norm_eps)) · final_norm  [lm_chunk/lm_head/rmsnorm] */
+static void lm_step_lora_bf16_k47_rmsnorm(float *restrict t32, const float *restrict norm_eps, const float *restrict final_norm, const float *restrict t30, const float *restrict t31, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (t31[i0]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (t30[r * n + j]) * v2;
+            float v4 = v3 * (final_norm[j]);
+            t32[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k48_lm_head: t33[CR, V] = t32 · lm_headᵀ  [lm_chunk/lm_head] */
+static void lm_step_lora_bf16_k48_lm_head(float *restrict t33, const float *restrict lm_head, const float *restrict t32, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[1], 0, 1, CR, V, D, t32, D, lm_head, D, 0.0f, t33, V);
+}
+
+/* lm_step_lora_bf16_k49_log_softmax: t34 = max(t33)  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_bf16_k49_log_softmax(float *restrict t34, const float *restrict t33, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 = fmaxf(acc0, t33[r * n + j0]);
+        }
+        t34[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k50_log_softmax: t35 = Σ(exp(t33 - t34))  [lm_chunk/lm_head/cross_entropy/log_softmax] */
+static void lm_step_lora_bf16_k50_log_softmax(float *restrict t35, const float *restrict t33, const float *restrict t34, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t34[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t33[r * n + j0] - v0;
+            float v2 = la_expf(v1);
+            acc0 += v2;
+        }
+        t35[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k51_cross_entropy: t36 = Σ((t33 - t34 - log(t35)) · [i1 = targets])  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy] */
+static void lm_step_lora_bf16_k51_cross_entropy(float *restrict t36, const float *restrict t33, const int32_t *restrict targets, const float *restrict t34, const float *restrict t35, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t34[i0];
+        float v2 = logf(t35[i0]);
+        float v4 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t33[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v5 = (float)j0 == v4 ? 1.0f : 0.0f;
+            float v6 = v3 * v5;
+            acc0 += v6;
+        }
+        t36[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k52_cross_entropy: t37 = Σ((-t36) · weights)  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_bf16_k52_cross_entropy(float *restrict t37, const float *restrict weights, const float *restrict t36, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t36[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t37[r] = acc0;
+}
+
+/* lm_step_lora_bf16_k53_log_softmax: t38 = Σ(exp(t33 - t34 - log(t35)) · (t33 - t34 - log(t35)))  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_bf16_k53_log_softmax(float *restrict t38, const float *restrict t33, const float *restrict t34, const float *restrict t35, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = t34[i0];
+        float v2 = logf(t35[i0]);
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = t33[r * n + j0] - v0;
+            float v3 = v1 - v2;
+            float v4 = la_expf(v3);
+            float v5 = v4 * v3;
+            acc0 += v5;
+        }
+        t38[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k54_cross_entropy: t39 = Σ(t33 · [i1 = targets])  [lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head/token_stats] */
+static void lm_step_lora_bf16_k54_cross_entropy(float *restrict t39, const float *restrict t33, const int32_t *restrict targets, long CR, long V) {
+    /* one result per row */
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v1 = (float)j0 == v0 ? 1.0f : 0.0f;
+            float v2 = (t33[r * n + j0]) * v1;
+            acc0 += v2;
+        }
+        t39[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k55_token_stats: t40 = Σ((-t38) · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_bf16_k55_token_stats(float *restrict t40, const float *restrict weights, const float *restrict t38, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = -(t38[j0]);
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t40[r] = acc0;
+}
+
+/* lm_step_lora_bf16_k56_token_stats: t41 = Σ([t34 ≤ t39] · weights)  [lm_chunk/lm_head/token_stats; lm_chunk/lm_head/weighted_sum] */
+static void lm_step_lora_bf16_k56_token_stats(float *restrict t41, const float *restrict weights, const float *restrict t34, const float *restrict t39, long CR) {
+    /* one result per row */
+    const long n = CR;
+    const long r = 0;
+    float acc0 = 0.0f;
+    #pragma omp parallel for simd reduction(+:acc0) if (parallel: n > 32768)
+    for (long j0 = 0; j0 < n; j0++) {
+        float v0 = t34[j0] <= t39[j0] ? 1.0f : 0.0f;
+        float v1 = v0 * (weights[j0]);
+        acc0 += v1;
+    }
+    t41[r] = acc0;
+}
+
+/* lm_step_lora_bf16_k57_log_softmax_grad: t42 = (-(1 · weights)) · [i1 = targets] + (Σ(-((-(1 · weights)) · [i1 = targets])) / t35) · exp(t33 - t34)  [lm_chunk/lm_head/cross_entropy/log_softmax; lm_chunk/lm_head/cross_entropy; lm_chunk/lm_head_backward; lm_chunk/lm_head/weighted_sum/grad; lm_chunk/lm_head/cross_entropy/grad; lm_chunk/lm_head/cross_entropy/log_softmax/grad] */
+static void lm_step_lora_bf16_k57_log_softmax_grad(float *t42, const float *t33, const int32_t *targets, const float *weights, const float *t34, const float *t35, long CR, long V) {
+    const long rows = CR, n = V;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v0 = 1.0f * (weights[i0]);
+        float v1 = -v0;
+        float v2 = (float)targets[i0];
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v3 = (float)j0 == v2 ? 1.0f : 0.0f;
+            float v4 = v1 * v3;
+            float v5 = -v4;
+            acc0 += v5;
+        }
+        float v8 = acc0 / (t35[i0]);
+        float v9 = t34[i0];
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v6 = (float)j == v2 ? 1.0f : 0.0f;
+            float v7 = v1 * v6;
+            float v10 = t33[r * n + j] - v9;
+            float v11 = la_expf(v10);
+            float v12 = v8 * v11;
+            float v13 = v7 + v12;
+            t42[r * n + j] = v13;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k58_lm_head_grad_in: t43[CR, D] = t42 · lm_head  [lm_chunk/lm_head/grad] */
+static void lm_step_lora_bf16_k58_lm_head_grad_in(float *restrict t43, const float *restrict lm_head, const float *restrict t42, long CR, long HD2, long KVH, long REP, long V) {
+    const long D = 2*HD2*KVH*REP;
+    /* the weight, packed once per program call */
+    la_bf16_gemm_weight(&la_bf16_weights[0], 0, 0, CR, D, V, t42, V, lm_head, D, 0.0f, t43, D);
+}
+
+/* lm_step_lora_bf16_k59_rmsnorm_grad: t44 = Σ((t43 · final_norm) · t30)  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad] */
+static void lm_step_lora_bf16_k59_rmsnorm_grad(float *restrict t44, const float *restrict final_norm, const float *restrict t30, const float *restrict t43, long CR, long HD2, long KVH, long REP) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = CR, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t43[r * n + j0]) * (final_norm[j0]);
+            float v1 = v0 * (t30[r * n + j0]);
+            acc0 += v1;
+        }
+        t44[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k60_rmsnorm_grad_scatter_add: div, add, rsqrt, mul, mul, mul, mul, mul, mul, div, mul, add, add, scatter_add  [lm_chunk/lm_head/rmsnorm; lm_chunk/lm_head/rmsnorm/grad; lm_chunk/lm_head/grad] */
+static void lm_step_lora_bf16_k60_rmsnorm_grad_scatter_add(float *restrict t45, const float *restrict norm_eps, const float *restrict final_norm, const int32_t *restrict scored, const float *restrict t30, const float *restrict t31, const float *restrict t43, const float *restrict t44, long B, long CR, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    memset(t45, 0, sizeof(float) * (size_t)(B*T*D));
+    const long rows = CR, n = D;
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r;
+        float v1 = (t31[i0]) / ((float)(D));
+        float v2 = v1 + norm_eps[0];
+        float v3 = 1.0f / sqrtf(v2);
+        float v5 = (t44[i0]) * v3;
+        float v6 = v5 * v3;
+        float v7 = v6 * v3;
+        float v8 = v7 * (-0.5f);
+        float v9 = v8 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v0 = (t43[r * n + j]) * (final_norm[j]);
+            float v4 = v0 * v3;
+            float v10 = v9 * (t30[r * n + j]);
+            float v11 = v4 + v10;
+            float v12 = v11 + v10;
+            t45[(long)scored[i0] * D + j] += v12;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k61_lm_chunk: carry1_next = carry1 + t45  [lm_chunk/lm_head/grad; lm_chunk] */
+static void lm_step_lora_bf16_k61_lm_chunk(float *restrict carry1_next, const float *restrict carry1, const float *restrict t45, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = carry1[r * n + j] + t45[r * n + j];
+            carry1_next[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k62_lm_chunk: carry2_next = carry2 + t37  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_bf16_k62_lm_chunk(float *restrict carry2_next, const float *restrict carry2, const float *restrict t37) {
+    const long n = 1;
+    float v0 = carry2[0] + t37[0];
+    carry2_next[0] = v0;
+}
+
+/* lm_step_lora_bf16_k63_lm_chunk: carry3_next = carry3 + t40  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_bf16_k63_lm_chunk(float *restrict carry3_next, const float *restrict carry3, const float *restrict t40) {
+    const long n = 1;
+    float v0 = carry3[0] + t40[0];
+    carry3_next[0] = v0;
+}
+
+/* lm_step_lora_bf16_k64_lm_chunk: carry4_next = carry4 + t41  [lm_chunk/lm_head/weighted_sum; lm_chunk] */
+static void lm_step_lora_bf16_k64_lm_chunk(float *restrict carry4_next, const float *restrict carry4, const float *restrict t41) {
+    const long n = 1;
+    float v0 = carry4[0] + t41[0];
+    carry4_next[0] = v0;
+}
+
+/* lm_step_lora_bf16_k65_rmsnorm: t46 = Σ(saved_x²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_bf16_k65_rmsnorm(float *restrict t46, const float *restrict saved_x, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_x[r * n + j0]) * (saved_x[r * n + j0]);
+            acc0 += v0;
+        }
+        t46[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k66_rmsnorm: t47 = (saved_x · rsqrt(t46 / D + norm_eps)) · attn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_bf16_k66_rmsnorm(float *restrict t47, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t46, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t46[(i0) * T + i1]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (saved_x[r * n + j]) * v2;
+            float v4 = v3 * (attn_norm[j]);
+            t47[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k67_scores_matmul: t48[B, KVH, REP, T, T] = saved_q · saved_kᵀ  [layer_backward/attention/attention/scores] */
+static void lm_step_lora_bf16_k67_scores_matmul(float *restrict t48, const float *restrict saved_q, const float *restrict saved_k, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t48 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_lora_bf16_k68_attention: t49 = exp([i4 ≤ i3 + 0] ? t48 · rsqrt(HD) : -inf - max([i4 ≤ i3 + 0] ? t48 · rsqrt(HD) : -inf))  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax] */
+static void lm_step_lora_bf16_k68_attention(float *restrict t49, const float *restrict t48, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i3 = (r) % T;
+        float v2 = 1.0f / sqrtf((float)(HD));
+        float acc0 = -INFINITY;
+        #pragma omp simd reduction(max:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (float)i3 + 0.0f;
+            float v1 = (float)j0 <= v0 ? 1.0f : 0.0f;
+            float v3 = (t48[r * n + j0]) * v2;
+            float v4 = v1 != 0.0f ? v3 : (-INFINITY);
+            acc0 = fmaxf(acc0, v4);
+        }
+        float v9 = acc0;
+        for (long j = 0; j < n; j++) {
+            float v5 = (float)i3 + 0.0f;
+            float v6 = (float)j <= v5 ? 1.0f : 0.0f;
+            float v7 = (t48[r * n + j]) * v2;
+            float v8 = v6 != 0.0f ? v7 : (-INFINITY);
+            float v10 = v8 - v9;
+            float v11 = la_expf(v10);
+            t49[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k69_softmax: t50 = Σ(t49)  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_bf16_k69_softmax(float *restrict t50, const float *restrict t49, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    /* one result per row */
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            acc0 += t49[r * n + j0];
+        }
+        t50[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k70_softmax: t51 = t49 / t50  [layer_backward/attention/attention/softmax] */
+static void lm_step_lora_bf16_k70_softmax(float *restrict t51, const float *restrict t49, const float *restrict t50, long B, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        for (long j = 0; j < n; j++) {
+            float v0 = (t49[r * n + j]) / (t50[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            t51[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k71_rmsnorm: t52 = Σ(saved_h²)  [layer_backward/rmsnorm] */
+static void lm_step_lora_bf16_k71_rmsnorm(float *restrict t52, const float *restrict saved_h, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    /* one result per row */
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (saved_h[r * n + j0]) * (saved_h[r * n + j0]);
+            acc0 += v0;
+        }
+        t52[r] = acc0;
+    }
+}
+
+/* lm_step_lora_bf16_k72_rmsnorm: t53 = (saved_h · rsqrt(t52 / D + norm_eps)) · ffn_norm  [layer_backward/rmsnorm] */
+static void lm_step_lora_bf16_k72_rmsnorm(float *restrict t53, const float *restrict norm_eps, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t52, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float v0 = (t52[(i0) * T + i1]) / ((float)(D));
+        float v1 = v0 + norm_eps[0];
+        float v2 = 1.0f / sqrtf(v1);
+        for (long j = 0; j < n; j++) {
+            float v3 = (saved_h[r * n + j]) * v2;
+            float v4 = v3 * (ffn_norm[j]);
+            t53[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k73_silu: t54 = saved_gate / (1 + exp(-saved_gate)); t55 = (saved_gate / (1 + exp(-saved_gate))) · saved_up  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/gate_up] */
+static void lm_step_lora_bf16_k73_silu(float *restrict t54, float *restrict t55, const float *restrict saved_gate, const float *restrict saved_up, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = -(saved_gate[r * n + j]);
+            float v1 = la_expf(v0);
+            float v2 = 1.0f + v1;
+            float v3 = (saved_gate[r * n + j]) / v2;
+            t54[r * n + j] = v3;
+            float v4 = v3 * (saved_up[r * n + j]);
+            t55[r * n + j] = v4;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k74_lora_b_w2_grad_in: t56[B*T, R] = carry5 · lora_b_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_bf16_k74_lora_b_w2_grad_in(float *restrict t56, const float *restrict carry5, const float *restrict lora_b_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, carry5, D, lora_b_w2, R, 0.0f, t56, R);
+}
+
+/* lm_step_lora_bf16_k75_lora: t57 = t56 · lora_scale_w2  [layer_backward/ffn/lora; layer_backward/ffn/lora/grad] */
+static void lm_step_lora_bf16_k75_lora(float *t57, const float *lora_scale_w2, const float *t56, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t56[r * n + j]) * (lora_scale_w2[0]);
+            t57[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k76_lora_a_w2_grad_in: t58[B*T, F] = t57 · lora_a_w2  [layer_backward/ffn/lora/grad] */
+static void lm_step_lora_bf16_k76_lora_a_w2_grad_in(float *restrict t58, const float *restrict lora_a_w2, const float *restrict t57, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, F, R, t57, R, lora_a_w2, F, 0.0f, t58, F);
+}
+
+/* lm_step_lora_bf16_k77_w2_grad_in: t59[B*T, F] = carry5 · w2  [layer_backward/ffn/grad] */
+static void lm_step_lora_bf16_k77_w2_grad_in(float *restrict t59, const float *restrict carry5, const float *restrict w2, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, F, D, carry5, D, w2, F, 0.0f, t59, F);
+}
+
+/* lm_step_lora_bf16_k78_ffn_grad: t60 = (t58 + t59) · t54  [layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_bf16_k78_ffn_grad(float *restrict t60, const float *restrict t54, const float *restrict t58, const float *restrict t59, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t58[r * n + j] + t59[r * n + j];
+            float v1 = v0 * (t54[r * n + j]);
+            t60[r * n + j] = v1;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k79_lora_b_w3_grad_in: t61[B*T, R] = t60 · lora_b_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k79_lora_b_w3_grad_in(float *restrict t61, const float *restrict lora_b_w3, const float *restrict t60, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, R, F, t60, F, lora_b_w3, R, 0.0f, t61, R);
+}
+
+/* lm_step_lora_bf16_k80_lora: t62 = t61 · lora_scale_w3  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k80_lora(float *t62, const float *lora_scale_w3, const float *t61, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t61[r * n + j]) * (lora_scale_w3[0]);
+            t62[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k81_lora_a_w3_grad_in: t63[B*T, D] = t62 · lora_a_w3  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k81_lora_a_w3_grad_in(float *restrict t63, const float *restrict lora_a_w3, const float *restrict t62, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t62, R, lora_a_w3, D, 0.0f, t63, D);
+}
+
+/* lm_step_lora_bf16_k82_w3_grad_in: t64[B*T, D] = t60 · w3  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_bf16_k82_w3_grad_in(float *restrict t64, const float *restrict w3, const float *restrict t60, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t60, F, w3, D, 0.0f, t64, D);
+}
+
+/* lm_step_lora_bf16_k83_silu_grad: neg, exp, add, add, mul, div, mul, div, neg, mul, neg, add  [layer_backward/ffn/gate_up/silu; layer_backward/ffn/lora/grad; layer_backward/ffn/grad; layer_backward/ffn/gate_up/grad; layer_backward/ffn/gate_up/silu/grad] */
+static void lm_step_lora_bf16_k83_silu_grad(float *t65, const float *saved_gate, const float *saved_up, const float *t54, const float *t58, const float *t59, long B, long F, long T) {
+    const long rows = B*T, n = F;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = t58[r * n + j] + t59[r * n + j];
+            float v1 = v0 * (saved_up[r * n + j]);
+            float v2 = -(saved_gate[r * n + j]);
+            float v3 = la_expf(v2);
+            float v4 = 1.0f + v3;
+            float v5 = v1 / v4;
+            float v6 = v1 * (t54[r * n + j]);
+            float v7 = v6 / v4;
+            float v8 = -v7;
+            float v9 = v8 * v3;
+            float v10 = -v9;
+            float v11 = v5 + v10;
+            t65[r * n + j] = v11;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k84_lora_b_w1_grad_in: t66[B*T, R] = t65 · lora_b_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k84_lora_b_w1_grad_in(float *restrict t66, const float *restrict lora_b_w1, const float *restrict t65, long B, long F, long R, long T) {
+    la_bf16_gemm(0, 0, B*T, R, F, t65, F, lora_b_w1, R, 0.0f, t66, R);
+}
+
+/* lm_step_lora_bf16_k85_lora: t67 = t66 · lora_scale_w1  [layer_backward/ffn/gate_up/lora; layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k85_lora(float *t67, const float *lora_scale_w1, const float *t66, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t66[r * n + j]) * (lora_scale_w1[0]);
+            t67[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k86_lora_a_w1_grad_in: t68[B*T, D] = t67 · lora_a_w1  [layer_backward/ffn/gate_up/lora/grad] */
+static void lm_step_lora_bf16_k86_lora_a_w1_grad_in(float *restrict t68, const float *restrict lora_a_w1, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t67, R, lora_a_w1, D, 0.0f, t68, D);
+}
+
+/* lm_step_lora_bf16_k87_w1_grad_in: t69[B*T, D] = t65 · w1  [layer_backward/ffn/gate_up/grad] */
+static void lm_step_lora_bf16_k87_w1_grad_in(float *restrict t69, const float *restrict w1, const float *restrict t65, long B, long F, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, F, t65, F, w1, D, 0.0f, t69, D);
+}
+
+/* lm_step_lora_bf16_k88_rmsnorm_grad: div, add, rsqrt, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/ffn/gate_up/lora/grad; layer_backward/ffn/gate_up/grad; layer_backward/rmsnorm/grad] */
+static void lm_step_lora_bf16_k88_rmsnorm_grad(float *restrict t70, const float *restrict norm_eps, const float *restrict carry5, const float *restrict saved_h, const float *restrict ffn_norm, const float *restrict t52, const float *restrict t63, const float *restrict t64, const float *restrict t68, const float *restrict t69, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t63[r * n + j0] + t64[r * n + j0];
+            float v1 = v0 + t68[r * n + j0];
+            float v2 = v1 + t69[r * n + j0];
+            float v3 = v2 * (ffn_norm[j0]);
+            float v4 = v3 * (saved_h[r * n + j0]);
+            acc0 += v4;
+        }
+        float v9 = (t52[(i0) * T + i1]) / ((float)(D));
+        float v10 = v9 + norm_eps[0];
+        float v11 = 1.0f / sqrtf(v10);
+        float v14 = acc0 * v11;
+        float v15 = v14 * v11;
+        float v16 = v15 * v11;
+        float v17 = v16 * (-0.5f);
+        float v18 = v17 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v5 = t63[r * n + j] + t64[r * n + j];
+            float v6 = v5 + t68[r * n + j];
+            float v7 = v6 + t69[r * n + j];
+            float v8 = v7 * (ffn_norm[j]);
+            float v12 = v8 * v11;
+            float v13 = carry5[r * n + j] + v12;
+            float v19 = v18 * (saved_h[r * n + j]);
+            float v20 = v13 + v19;
+            float v21 = v20 + v19;
+            t70[r * n + j] = v21;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k89_lora_b_wo_grad_in: t71[B*T, R] = t70 · lora_b_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k89_lora_b_wo_grad_in(float *restrict t71, const float *restrict lora_b_wo, const float *restrict t70, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, t70, D, lora_b_wo, R, 0.0f, t71, R);
+}
+
+/* lm_step_lora_bf16_k90_lora: t72 = t71 · lora_scale_wo  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k90_lora(float *t72, const float *lora_scale_wo, const float *t71, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t71[r * n + j]) * (lora_scale_wo[0]);
+            t72[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k91_lora_a_wo_grad_in: t73[B*T, D] = t72 · lora_a_wo  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k91_lora_a_wo_grad_in(float *restrict t73, const float *restrict lora_a_wo, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t72, R, lora_a_wo, D, 0.0f, t73, D);
+}
+
+/* lm_step_lora_bf16_k92_wo_grad_in: t74[B*T, D] = t70 · wo  [layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k92_wo_grad_in(float *restrict t74, const float *restrict wo, const float *restrict t70, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t70, D, wo, D, 0.0f, t74, D);
+}
+
+/* lm_step_lora_bf16_k93_attention_grad: t75 = t73 + t74  [layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k93_attention_grad(float *restrict t75, const float *restrict t73, const float *restrict t74, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        for (long j = 0; j < n; j++) {
+            float v0 = t73[r * n + j] + t74[r * n + j];
+            t75[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k94_attention_grad_matmul: t76[B, KVH, REP, T, T] = t75 · saved_vᵀ  [layer_backward/attention/attention/grad] */
+static void lm_step_lora_bf16_k94_attention_grad_matmul(float *restrict t76, const float *restrict saved_v, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * T * HD >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 1, T, T, HD, t75 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, saved_v + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t76 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T);
+}
+
+/* lm_step_lora_bf16_k95_softmax_grad: t77 = ([i4 ≤ i3 + 0] ? (t76 / t50 + Σ(-((t76 · t51) / t50))) · t49 : 0) · rsqrt(HD)  [layer_backward/attention/attention/scores; layer_backward/attention/attention; layer_backward/attention/attention/softmax; layer_backward/attention/attention/softmax/grad; layer_backward/attention/attention/grad; layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_bf16_k95_softmax_grad(float *t77, const float *t49, const float *t50, const float *t51, const float *t76, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = T;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (REP*T)) % KVH;
+        const long i2 = (r / (T)) % REP;
+        const long i3 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = (t76[r * n + j0]) * (t51[r * n + j0]);
+            float v1 = v0 / (t50[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v2 = -v1;
+            acc0 += v2;
+        }
+        float v9 = 1.0f / sqrtf((float)(HD));
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v3 = (float)i3 + 0.0f;
+            float v4 = (float)j <= v3 ? 1.0f : 0.0f;
+            float v5 = (t76[r * n + j]) / (t50[(((i0) * KVH + i1) * REP + i2) * T + i3]);
+            float v6 = v5 + acc0;
+            float v7 = v6 * (t49[r * n + j]);
+            float v8 = v4 != 0.0f ? v7 : 0.0f;
+            float v10 = v8 * v9;
+            t77[r * n + j] = v10;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k96_scores_grad_matmul: t78[B, KVH, REP, T, HD] = t77 · saved_k  [layer_backward/attention/attention/scores/grad] */
+static void lm_step_lora_bf16_k96_scores_grad_matmul(float *restrict t78, const float *restrict saved_k, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH * REP > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(3) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(0, 0, T, HD, T, t77 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_k + b0 * (T*KVD) + b1 * HD, KVD, 0.0f, t78 + b0 * (T*D) + b1 * (REP*T*HD) + b2 * (T*HD), HD);
+}
+
+/* lm_step_lora_bf16_k97_attention_grad_matmul: t79[B, KVH, REP, T, HD] = t77ᵀ · saved_q  [layer_backward/attention/attention/scores/grad; layer_backward/attention/attention/grad] */
+static void lm_step_lora_bf16_k97_attention_grad_matmul(float *restrict t79, const float *restrict saved_q, const float *restrict t77, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(1, 0, T, HD, T, t77 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, saved_q + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t79 + b0 * (T*KVD) + b1 * (T*HD), HD);
+}
+
+/* lm_step_lora_bf16_k98_attention_grad_matmul: t80[B, KVH, REP, T, HD] = t51ᵀ · t75  [layer_backward/attention/attention/grad; layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k98_attention_grad_matmul(float *restrict t80, const float *restrict t51, const float *restrict t75, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const int parallel = B * KVH > 1 && T * HD * T >= 131072;
+    if (parallel) la_blas_pool(0);
+    #pragma omp parallel for collapse(2) if (parallel)
+    for (long b0 = 0; b0 < B; b0++)
+        for (long b1 = 0; b1 < KVH; b1++)
+            for (long b2 = 0; b2 < REP; b2++)
+                la_bf16_gemm_serial(1, 0, T, HD, T, t51 + b0 * (T*T*H) + b1 * (REP*T*T) + b2 * (T*T), T, t75 + b0 * (T*D) + b1 * (REP*HD) + b2 * HD, D, (b2 > 0) ? 1.0f : 0.0f, t80 + b0 * (T*KVD) + b1 * HD, KVD);
+}
+
+/* lm_step_lora_bf16_k99_lora_b_wv_grad_in: t81[B*T, R] = t80 · lora_b_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k99_lora_b_wv_grad_in(float *restrict t81, const float *restrict lora_b_wv, const float *restrict t80, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, R, KVD, t80, KVD, lora_b_wv, R, 0.0f, t81, R);
+}
+
+/* lm_step_lora_bf16_k100_lora: t82 = t81 · lora_scale_wv  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k100_lora(float *t82, const float *lora_scale_wv, const float *t81, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t81[r * n + j]) * (lora_scale_wv[0]);
+            t82[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k101_lora_a_wv_grad_in: t83[B*T, D] = t82 · lora_a_wv  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k101_lora_a_wv_grad_in(float *restrict t83, const float *restrict lora_a_wv, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t82, R, lora_a_wv, D, 0.0f, t83, D);
+}
+
+/* lm_step_lora_bf16_k102_wv_grad_in: t84[B*T, D] = t80 · wv  [layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k102_wv_grad_in(float *restrict t84, const float *restrict wv, const float *restrict t80, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t80, KVD, wv, D, 0.0f, t84, D);
+}
+
+/* lm_step_lora_bf16_k103_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_bf16_k103_rope_grad(float *restrict t85, const float *restrict t0, const float *restrict t1, const float *restrict t79, long B, long HD2, long KVH, long T) {
+    const long HD = 2*HD2;
+    const long rows = B*KVH*T, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (KVH*T);
+        const long i1 = (r / (KVH)) % T;
+        const long i2 = (r) % KVH;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t79[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t79[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t79[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t79[(((i0) * KVH + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t85[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k104_lora_b_wk_grad_in: t86[B*T, R] = t85 · lora_b_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k104_lora_b_wk_grad_in(float *restrict t86, const float *restrict lora_b_wk, const float *restrict t85, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, R, KVD, t85, KVD, lora_b_wk, R, 0.0f, t86, R);
+}
+
+/* lm_step_lora_bf16_k105_lora: t87 = t86 · lora_scale_wk  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k105_lora(float *t87, const float *lora_scale_wk, const float *t86, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t86[r * n + j]) * (lora_scale_wk[0]);
+            t87[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k106_lora_a_wk_grad_in: t88[B*T, D] = t87 · lora_a_wk  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k106_lora_a_wk_grad_in(float *restrict t88, const float *restrict lora_a_wk, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t87, R, lora_a_wk, D, 0.0f, t88, D);
+}
+
+/* lm_step_lora_bf16_k107_wk_grad_in: t89[B*T, D] = t85 · wk  [layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k107_wk_grad_in(float *restrict t89, const float *restrict wk, const float *restrict t85, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(0, 0, B*T, D, KVD, t85, KVD, wk, D, 0.0f, t89, D);
+}
+
+/* lm_step_lora_bf16_k108_rope_grad: mul, mul, neg, mul, add, mul, add, concat, concat, add  [layer_backward/attention/rope; layer_backward/attention/attention; layer_backward/attention/attention/grad; layer_backward/attention/rope/grad] */
+static void lm_step_lora_bf16_k108_rope_grad(float *restrict t90, const float *restrict t0, const float *restrict t1, const float *restrict t78, long B, long HD2, long KVH, long REP, long T) {
+    const long H = KVH*REP;
+    const long HD = 2*HD2;
+    const long rows = B*T*H, n = HD;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T*H);
+        const long i1 = (r / (H)) % T;
+        const long i2 = (r) % H;
+        for (long j = 0; j < n; j++) {
+            float v0;
+            if (j % 2 < 1) {
+                v0 = 0.0f;
+            }
+            else {
+                float v1 = (t78[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t0[(i1) * HD2 + j / 2]);
+                float v2 = -(t78[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]);
+                float v3 = v2 * (t1[(i1) * HD2 + j / 2]);
+                float v4 = v1 + v3;
+                v0 = v4;
+            }
+            float v5;
+            if (j % 2 < 1) {
+                float v6 = (t78[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2 + 1]) * (t1[(i1) * HD2 + j / 2]);
+                float v7 = (t78[(((i0) * H + i2) * T + i1) * HD + (j / 2) * 2]) * (t0[(i1) * HD2 + j / 2]);
+                float v8 = v6 + v7;
+                v5 = v8;
+            }
+            else {
+                v5 = 0.0f;
+            }
+            float v9 = v0 + v5;
+            t90[r * n + j] = v9;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k109_lora_b_wq_grad_in: t91[B*T, R] = t90 · lora_b_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k109_lora_b_wq_grad_in(float *restrict t91, const float *restrict lora_b_wq, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, R, D, t90, D, lora_b_wq, R, 0.0f, t91, R);
+}
+
+/* lm_step_lora_bf16_k110_lora: t92 = t91 · lora_scale_wq  [layer_backward/attention/lora; layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k110_lora(float *t92, const float *lora_scale_wq, const float *t91, long B, long R, long T) {
+    const long rows = B*T, n = R;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        #pragma omp simd
+        for (long j = 0; j < n; j++) {
+            float v0 = (t91[r * n + j]) * (lora_scale_wq[0]);
+            t92[r * n + j] = v0;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k111_lora_a_wq_grad_in: t93[B*T, D] = t92 · lora_a_wq  [layer_backward/attention/lora/grad] */
+static void lm_step_lora_bf16_k111_lora_a_wq_grad_in(float *restrict t93, const float *restrict lora_a_wq, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, R, t92, R, lora_a_wq, D, 0.0f, t93, D);
+}
+
+/* lm_step_lora_bf16_k112_wq_grad_in: t94[B*T, D] = t90 · wq  [layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k112_wq_grad_in(float *restrict t94, const float *restrict wq, const float *restrict t90, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(0, 0, B*T, D, D, t90, D, wq, D, 0.0f, t94, D);
+}
+
+/* lm_step_lora_bf16_k113_rmsnorm_grad: div, add, rsqrt, add, add, add, add, add, mul, mul, add, mul, reduce_sum, mul, mul, mul, mul, div, mul, add, add  [layer_backward/rmsnorm; layer_backward/rmsnorm/grad; layer_backward/attention/lora/grad; layer_backward/attention/grad] */
+static void lm_step_lora_bf16_k113_rmsnorm_grad(float *restrict carry5_next, const float *restrict norm_eps, const float *restrict saved_x, const float *restrict attn_norm, const float *restrict t46, const float *restrict t70, const float *restrict t83, const float *restrict t84, const float *restrict t88, const float *restrict t89, const float *restrict t93, const float *restrict t94, long B, long HD2, long KVH, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    const long rows = B*T, n = D;
+    #pragma omp parallel for if (rows * n > 32768)
+    for (long r = 0; r < rows; r++) {
+        const long i0 = r / (T);
+        const long i1 = (r) % T;
+        float acc0 = 0.0f;
+        #pragma omp simd reduction(+:acc0)
+        for (long j0 = 0; j0 < n; j0++) {
+            float v0 = t83[r * n + j0] + t84[r * n + j0];
+            float v1 = v0 + t88[r * n + j0];
+            float v2 = v1 + t89[r * n + j0];
+            float v3 = v2 + t93[r * n + j0];
+            float v4 = v3 + t94[r * n + j0];
+            float v5 = v4 * (attn_norm[j0]);
+            float v6 = v5 * (saved_x[r * n + j0]);
+            acc0 += v6;
+        }
+        float v13 = (t46[(i0) * T + i1]) / ((float)(D));
+        float v14 = v13 + norm_eps[0];
+        float v15 = 1.0f / sqrtf(v14);
+        float v18 = acc0 * v15;
+        float v19 = v18 * v15;
+        float v20 = v19 * v15;
+        float v21 = v20 * (-0.5f);
+        float v22 = v21 / ((float)(D));
+        for (long j = 0; j < n; j++) {
+            float v7 = t83[r * n + j] + t84[r * n + j];
+            float v8 = v7 + t88[r * n + j];
+            float v9 = v8 + t89[r * n + j];
+            float v10 = v9 + t93[r * n + j];
+            float v11 = v10 + t94[r * n + j];
+            float v12 = v11 * (attn_norm[j]);
+            float v16 = v12 * v15;
+            float v17 = t70[r * n + j] + v16;
+            float v23 = v22 * (saved_x[r * n + j]);
+            float v24 = v17 + v23;
+            float v25 = v24 + v23;
+            carry5_next[r * n + j] = v25;
+        }
+    }
+}
+
+/* lm_step_lora_bf16_k114_grad_lora_a_wq: grad_lora_a_wq[R, D] += t92ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k114_grad_lora_a_wq(float *restrict grad_lora_a_wq, const float *restrict t47, const float *restrict t92, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t92, R, t47, D, 1.0f, grad_lora_a_wq, D);
+}
+
+/* lm_step_lora_bf16_k115_grad_lora_b_wq: grad_lora_b_wq[D, R] += t90ᵀ · saved_lora_wq  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k115_grad_lora_b_wq(float *restrict grad_lora_b_wq, const float *restrict saved_lora_wq, const float *restrict t90, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, t90, D, saved_lora_wq, R, 1.0f, grad_lora_b_wq, R);
+}
+
+/* lm_step_lora_bf16_k116_grad_lora_a_wk: grad_lora_a_wk[R, D] += t87ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k116_grad_lora_a_wk(float *restrict grad_lora_a_wk, const float *restrict t47, const float *restrict t87, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t87, R, t47, D, 1.0f, grad_lora_a_wk, D);
+}
+
+/* lm_step_lora_bf16_k117_grad_lora_b_wk: grad_lora_b_wk[KVD, R] += t85ᵀ · saved_lora_wk  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k117_grad_lora_b_wk(float *restrict grad_lora_b_wk, const float *restrict saved_lora_wk, const float *restrict t85, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, R, B*T, t85, KVD, saved_lora_wk, R, 1.0f, grad_lora_b_wk, R);
+}
+
+/* lm_step_lora_bf16_k118_grad_lora_a_wv: grad_lora_a_wv[R, D] += t82ᵀ · t47  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k118_grad_lora_a_wv(float *restrict grad_lora_a_wv, const float *restrict t47, const float *restrict t82, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t82, R, t47, D, 1.0f, grad_lora_a_wv, D);
+}
+
+/* lm_step_lora_bf16_k119_grad_lora_b_wv: grad_lora_b_wv[KVD, R] += t80ᵀ · saved_lora_wv  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k119_grad_lora_b_wv(float *restrict grad_lora_b_wv, const float *restrict saved_lora_wv, const float *restrict t80, long B, long HD2, long KVH, long R, long T) {
+    const long KVD = 2*HD2*KVH;
+    la_bf16_gemm(1, 0, KVD, R, B*T, t80, KVD, saved_lora_wv, R, 1.0f, grad_lora_b_wv, R);
+}
+
+/* lm_step_lora_bf16_k120_grad_lora_a_wo: grad_lora_a_wo[R, D] += t72ᵀ · saved_attn  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k120_grad_lora_a_wo(float *restrict grad_lora_a_wo, const float *restrict saved_attn, const float *restrict t72, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t72, R, saved_attn, D, 1.0f, grad_lora_a_wo, D);
+}
+
+/* lm_step_lora_bf16_k121_grad_lora_b_wo: grad_lora_b_wo[D, R] += t70ᵀ · saved_lora_wo  [layer_backward/attention/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k121_grad_lora_b_wo(float *restrict grad_lora_b_wo, const float *restrict saved_lora_wo, const float *restrict t70, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, t70, D, saved_lora_wo, R, 1.0f, grad_lora_b_wo, R);
+}
+
+/* lm_step_lora_bf16_k122_grad_lora_a_w1: grad_lora_a_w1[R, D] += t67ᵀ · t53  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k122_grad_lora_a_w1(float *restrict grad_lora_a_w1, const float *restrict t53, const float *restrict t67, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t67, R, t53, D, 1.0f, grad_lora_a_w1, D);
+}
+
+/* lm_step_lora_bf16_k123_grad_lora_b_w1: grad_lora_b_w1[F, R] += t65ᵀ · saved_lora_w1  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k123_grad_lora_b_w1(float *restrict grad_lora_b_w1, const float *restrict saved_lora_w1, const float *restrict t65, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, F, R, B*T, t65, F, saved_lora_w1, R, 1.0f, grad_lora_b_w1, R);
+}
+
+/* lm_step_lora_bf16_k124_grad_lora_a_w2: grad_lora_a_w2[R, F] += t57ᵀ · t55  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k124_grad_lora_a_w2(float *restrict grad_lora_a_w2, const float *restrict t55, const float *restrict t57, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, R, F, B*T, t57, R, t55, F, 1.0f, grad_lora_a_w2, F);
+}
+
+/* lm_step_lora_bf16_k125_grad_lora_b_w2: grad_lora_b_w2[D, R] += carry5ᵀ · saved_lora_w2  [layer_backward/ffn/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k125_grad_lora_b_w2(float *restrict grad_lora_b_w2, const float *restrict carry5, const float *restrict saved_lora_w2, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, D, R, B*T, carry5, D, saved_lora_w2, R, 1.0f, grad_lora_b_w2, R);
+}
+
+/* lm_step_lora_bf16_k126_grad_lora_a_w3: grad_lora_a_w3[R, D] += t62ᵀ · t53  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k126_grad_lora_a_w3(float *restrict grad_lora_a_w3, const float *restrict t53, const float *restrict t62, long B, long HD2, long KVH, long R, long REP, long T) {
+    const long D = 2*HD2*KVH*REP;
+    la_bf16_gemm(1, 0, R, D, B*T, t62, R, t53, D, 1.0f, grad_lora_a_w3, D);
+}
+
+/* lm_step_lora_bf16_k127_grad_lora_b_w3: grad_lora_b_w3[F, R] += t60ᵀ · saved_lora_w3  [layer_backward/ffn/gate_up/lora/grad; layer_backward] */
+static void lm_step_lora_bf16_k127_grad_lora_b_w3(float *restrict grad_lora_b_w3, const float *restrict saved_lora_w3, const float *restrict t60, long B, long F, long R, long T) {
+    la_bf16_gemm(1, 0, F, R, B*T, t60, F, saved_lora_w3, R, 1.0f, grad_lora_b_w3, R);
+}
+
+/* Arena: 37 slots planned for 128 kernels. */
+static long llama_train_lm_step_lora_bf16_layout(const llama_train_lm_step_lora_bf16_args *args, long *off) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long total = 0;
+    off[0] = total; total += la_round16(HD2*T);
+    off[1] = total; total += la_round16(HD2*T);
+    off[2] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T), B*R*T));
+    off[3] = total; total += la_round16(la_max(la_max(la_max(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*KVH*REP*T*T), B*R*T), B*F*T), 1));
+    off[4] = total; total += la_round16(la_max(la_max(la_max(la_max(B*R*T, 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T), B*F*T), 2*CR*HD2*KVH*REP));
+    off[5] = total; total += la_round16(la_max(la_max(CR, B*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[6] = total; total += la_round16(la_max(la_max(la_max(2*CR*HD2*KVH*REP, CR), B*T), B*R*T));
+    off[7] = total; total += la_round16(la_max(CR*V, B*T));
+    off[8] = total; total += la_round16(la_max(CR, 2*B*HD2*KVH*REP*T));
+    off[9] = total; total += la_round16(la_max(la_max(la_max(CR, 1), B*F*T), B*R*T));
+    off[10] = total; total += la_round16(la_max(1, B*F*T));
+    off[11] = total; total += la_round16(la_max(CR, B*F*T));
+    off[12] = total; total += la_round16(la_max(1, B*R*T));
+    off[13] = total; total += la_round16(la_max(la_max(B*F*T, 2*B*HD2*KVH*REP*T), 2*B*HD2*KVH*T));
+    off[14] = total; total += la_round16(B*F*T);
+    off[15] = total; total += la_round16(B*R*T);
+    off[16] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*R*T));
+    off[17] = total; total += la_round16(la_max(la_max(2*B*HD2*KVH*REP*T, 2*B*HD2*KVH*T), B*R*T));
+    off[18] = total; total += la_round16(la_max(2*B*HD2*KVH*REP*T, B*KVH*REP*T*T));
+    off[19] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[20] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[21] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[22] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[23] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[24] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[25] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[26] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[27] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[28] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[29] = total; total += la_round16(1);
+    off[30] = total; total += la_round16(1);
+    off[31] = total; total += la_round16(1);
+    off[32] = total; total += la_round16(1);
+    off[33] = total; total += la_round16(1);
+    off[34] = total; total += la_round16(1);
+    off[35] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    off[36] = total; total += la_round16(2*B*HD2*KVH*REP*T);
+    (void)args; (void)off;
+    return total;
+}
+
+long llama_train_lm_step_lora_bf16_arena_floats(const llama_train_lm_step_lora_bf16_args *args) {
+    long off[37];
+    return llama_train_lm_step_lora_bf16_layout(args, off);
+}
+
+void llama_train_lm_step_lora_bf16(const llama_train_lm_step_lora_bf16_args *args) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long L = args->L;
+    const long NC = args->NC;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    long off[37];
+    llama_train_lm_step_lora_bf16_layout(args, off);
+    double *prof = args->kernel_ns;
+    la_bf16_epoch++;
+    float *t0 = args->arena + off[0];
+    float *t1 = args->arena + off[1];
+    float *t2 = args->arena + off[2];
+    float *t3 = args->arena + off[3];
+    float *t4 = args->arena + off[4];
+    float *t5 = args->arena + off[4];
+    float *t6 = args->arena + off[3];
+    float *t7 = args->arena + off[4];
+    float *t8 = args->arena + off[4];
+    float *t9 = args->arena + off[3];
+    float *t10 = args->arena + off[4];
+    float *t11 = args->arena + off[4];
+    float *t12 = args->arena + off[2];
+    float *t13 = args->arena + off[3];
+    float *t14 = args->arena + off[4];
+    float *t15 = args->arena + off[2];
+    float *t16 = args->arena + off[3];
+    float *t17 = args->arena + off[2];
+    float *t18 = args->arena + off[4];
+    float *t19 = args->arena + off[3];
+    float *t20 = args->arena + off[3];
+    float *t21 = args->arena + off[4];
+    float *t22 = args->arena + off[3];
+    float *t23 = args->arena + off[3];
+    float *t24 = args->arena + off[4];
+    float *t25 = args->arena + off[2];
+    float *t26 = args->arena + off[3];
+    float *t27 = args->arena + off[4];
+    float *t28 = args->arena + off[3];
+    float *t29 = args->arena + off[2];
+    float *t30 = args->arena + off[4];
+    float *t31 = args->arena + off[5];
+    float *t32 = args->arena + off[6];
+    float *t33 = args->arena + off[7];
+    float *t34 = args->arena + off[6];
+    float *t35 = args->arena + off[8];
+    float *t36 = args->arena + off[9];
+    float *t37 = args->arena + off[10];
+    float *t38 = args->arena + off[9];
+    float *t39 = args->arena + off[11];
+    float *t40 = args->arena + off[12];
+    float *t41 = args->arena + off[9];
+    float *t42 = args->arena + off[7];
+    float *t43 = args->arena + off[6];
+    float *t44 = args->arena + off[11];
+    float *t45 = args->arena + off[8];
+    float *t46 = args->arena + off[7];
+    float *t47 = args->arena + off[4];
+    float *t48 = args->arena + off[3];
+    float *t49 = args->arena + off[2];
+    float *t50 = args->arena + off[5];
+    float *t51 = args->arena + off[3];
+    float *t52 = args->arena + off[6];
+    float *t53 = args->arena + off[8];
+    float *t54 = args->arena + off[11];
+    float *t55 = args->arena + off[10];
+    float *t56 = args->arena + off[12];
+    float *t57 = args->arena + off[12];
+    float *t58 = args->arena + off[9];
+    float *t59 = args->arena + off[13];
+    float *t60 = args->arena + off[14];
+    float *t61 = args->arena + off[15];
+    float *t62 = args->arena + off[15];
+    float *t63 = args->arena + off[16];
+    float *t64 = args->arena + off[17];
+    float *t65 = args->arena + off[11];
+    float *t66 = args->arena + off[9];
+    float *t67 = args->arena + off[9];
+    float *t68 = args->arena + off[13];
+    float *t69 = args->arena + off[18];
+    float *t70 = args->arena + off[19];
+    float *t71 = args->arena + off[6];
+    float *t72 = args->arena + off[6];
+    float *t73 = args->arena + off[16];
+    float *t74 = args->arena + off[17];
+    float *t75 = args->arena + off[13];
+    float *t76 = args->arena + off[18];
+    float *t77 = args->arena + off[2];
+    float *t78 = args->arena + off[16];
+    float *t79 = args->arena + off[17];
+    float *t80 = args->arena + off[5];
+    float *t81 = args->arena + off[2];
+    float *t82 = args->arena + off[2];
+    float *t83 = args->arena + off[18];
+    float *t84 = args->arena + off[3];
+    float *t85 = args->arena + off[13];
+    float *t86 = args->arena + off[17];
+    float *t87 = args->arena + off[17];
+    float *t88 = args->arena + off[20];
+    float *t89 = args->arena + off[21];
+    float *t90 = args->arena + off[22];
+    float *t91 = args->arena + off[16];
+    float *t92 = args->arena + off[16];
+    float *t93 = args->arena + off[23];
+    float *t94 = args->arena + off[24];
+    const float *embed = args->embed;
+    const float *final_norm = args->final_norm;
+    const float *lm_head = args->lm_head;
+    const int32_t *ids = args->ids;
+    const float *rope_theta = args->rope_theta;
+    const float *norm_eps = args->norm_eps;
+    const float *lora_scale_wq = args->lora_scale_wq;
+    const float *lora_scale_wk = args->lora_scale_wk;
+    const float *lora_scale_wv = args->lora_scale_wv;
+    const float *lora_scale_wo = args->lora_scale_wo;
+    const float *lora_scale_w1 = args->lora_scale_w1;
+    const float *lora_scale_w2 = args->lora_scale_w2;
+    const float *lora_scale_w3 = args->lora_scale_w3;
+    float *loss = args->loss;
+    float *entropy = args->entropy;
+    float *accuracy = args->accuracy;
+    float *saved_x_slot0 = args->saved_x;
+    /* stage 'main' */
+    LA_TIMED(prof, 0, 128, lm_step_lora_bf16_k0_rope_tables(t0, t1, rope_theta, HD2, T));
+    LA_TIMED(prof, 1, 128, lm_step_lora_bf16_k1_embed(saved_x_slot0, ids, embed, B, HD2, KVH, REP, T));
+    /* stage 'layer', repeated L times */
+    const float *carry0 = saved_x_slot0;
+    float *carry0_buf[2] = { args->arena + off[25], args->arena + off[26] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + l * (2*HD2*KVH*REP);
+        const float *wq = args->wq + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + l * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + l * (2*HD2*KVH*R);
+        const float *wv = args->wv + l * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + l * (2*HD2*KVH*R);
+        const float *wo = args->wo + l * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + l * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + l * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + l * (F*R);
+        const float *w2 = args->w2 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + l * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + l * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + l * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + l * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + l * (F*R);
+        float *saved_lora_wq = args->saved_lora_wq + l * (B*R*T);
+        float *saved_q = args->saved_q + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + l * (B*R*T);
+        float *saved_k = args->saved_k + l * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + l * (B*R*T);
+        float *saved_v = args->saved_v + l * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + l * (B*R*T);
+        float *saved_h = args->saved_h + l * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + l * (B*R*T);
+        float *saved_gate = args->saved_gate + l * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + l * (B*R*T);
+        float *saved_up = args->saved_up + l * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + l * (B*R*T);
+        float *carry0_next = l + 1 < L ? args->saved_x + (l + 1) * (2*B*HD2*KVH*REP*T) : carry0_buf[l & 1];
+        LA_TIMED(prof, 2, 128, lm_step_lora_bf16_k2_rmsnorm(t2, norm_eps, carry0, attn_norm, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 3, 128, lm_step_lora_bf16_k3_wq(t3, wq, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 4, 128, lm_step_lora_bf16_k4_lora_a_wq(t4, lora_a_wq, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 5, 128, lm_step_lora_bf16_k5_lora(saved_lora_wq, lora_scale_wq, t4, B, R, T));
+        LA_TIMED(prof, 6, 128, lm_step_lora_bf16_k6_lora_b_wq(t5, lora_b_wq, saved_lora_wq, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 7, 128, lm_step_lora_bf16_k7_rope(saved_q, t0, t1, t3, t5, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 8, 128, lm_step_lora_bf16_k8_wk(t6, wk, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 9, 128, lm_step_lora_bf16_k9_lora_a_wk(t7, lora_a_wk, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 10, 128, lm_step_lora_bf16_k10_lora(saved_lora_wk, lora_scale_wk, t7, B, R, T));
+        LA_TIMED(prof, 11, 128, lm_step_lora_bf16_k11_lora_b_wk(t8, lora_b_wk, saved_lora_wk, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 12, 128, lm_step_lora_bf16_k12_rope(saved_k, t0, t1, t6, t8, B, HD2, KVH, T));
+        LA_TIMED(prof, 13, 128, lm_step_lora_bf16_k13_wv(t9, wv, t2, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 14, 128, lm_step_lora_bf16_k14_lora_a_wv(t10, lora_a_wv, t2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 15, 128, lm_step_lora_bf16_k15_lora(saved_lora_wv, lora_scale_wv, t10, B, R, T));
+        LA_TIMED(prof, 16, 128, lm_step_lora_bf16_k16_lora_b_wv(t11, lora_b_wv, saved_lora_wv, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 17, 128, lm_step_lora_bf16_k17_attention(saved_v, t9, t11, B, HD2, KVH, T));
+        LA_TIMED(prof, 18, 128, lm_step_lora_bf16_k18_scores_matmul(t12, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 19, 128, lm_step_lora_bf16_k19_attention(t13, t12, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 20, 128, lm_step_lora_bf16_k20_saved_attn(saved_attn, saved_v, t13, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 21, 128, lm_step_lora_bf16_k21_wo(t14, wo, saved_attn, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 22, 128, lm_step_lora_bf16_k22_lora_a_wo(t15, lora_a_wo, saved_attn, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 23, 128, lm_step_lora_bf16_k23_lora(saved_lora_wo, lora_scale_wo, t15, B, R, T));
+        LA_TIMED(prof, 24, 128, lm_step_lora_bf16_k24_lora_b_wo(t16, lora_b_wo, saved_lora_wo, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 25, 128, lm_step_lora_bf16_k25_layer(saved_h, carry0, t14, t16, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 26, 128, lm_step_lora_bf16_k26_rmsnorm(t17, norm_eps, ffn_norm, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 27, 128, lm_step_lora_bf16_k27_w1(t18, w1, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 28, 128, lm_step_lora_bf16_k28_lora_a_w1(t19, lora_a_w1, t17, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 29, 128, lm_step_lora_bf16_k29_lora(saved_lora_w1, lora_scale_w1, t19, B, R, T));
+        LA_TIMED(prof, 30, 128, lm_step_lora_bf16_k30_lora_b_w1(t20, lora_b_w1, saved_lora_w1, B, F, R, T));
+        LA_TIMED(prof, 31, 128, lm_step_lora_bf16_k31_gate_up(saved_gate, t18, t20, B, F, T));
+        LA_TIMED(prof, 32, 128, lm_step_lora_bf16_k32_w3(t21, w3, t17, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 33, 128, lm_step_lora_bf16_k33_lora_a_w3(t22, lora_a_w3, t17, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 34, 128, lm_step_lora_bf16_k34_lora(saved_lora_w3, lora_scale_w3, t22, B, R, T));
+        LA_TIMED(prof, 35, 128, lm_step_lora_bf16_k35_lora_b_w3(t23, lora_b_w3, saved_lora_w3, B, F, R, T));
+        LA_TIMED(prof, 36, 128, lm_step_lora_bf16_k36_gate_up(saved_up, t21, t23, B, F, T));
+        LA_TIMED(prof, 37, 128, lm_step_lora_bf16_k37_silu(t24, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 38, 128, lm_step_lora_bf16_k38_w2(t25, w2, t24, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 39, 128, lm_step_lora_bf16_k39_lora_a_w2(t26, lora_a_w2, t24, B, F, R, T));
+        LA_TIMED(prof, 40, 128, lm_step_lora_bf16_k40_lora(saved_lora_w2, lora_scale_w2, t26, B, R, T));
+        LA_TIMED(prof, 41, 128, lm_step_lora_bf16_k41_lora_b_w2(t27, lora_b_w2, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 42, 128, lm_step_lora_bf16_k42_lora(carry0_next, saved_h, t25, t27, B, HD2, KVH, REP, T));
+        carry0 = carry0_next;
+    }
+    /* stage 'after_layer' */
+    LA_TIMED(prof, 43, 128, lm_step_lora_bf16_k43_reshape(t28));
+    LA_TIMED(prof, 44, 128, lm_step_lora_bf16_k44_expand(t29, B, HD2, KVH, REP, T));
+    /* stage 'lm_chunk', repeated NC times */
+    const float *carry1 = t29;
+    float *carry1_buf[2] = { args->arena + off[27], args->arena + off[28] };
+    const float *carry2 = t28;
+    float *carry2_buf[2] = { args->arena + off[29], args->arena + off[30] };
+    const float *carry3 = t28;
+    float *carry3_buf[2] = { args->arena + off[31], args->arena + off[32] };
+    const float *carry4 = t28;
+    float *carry4_buf[2] = { args->arena + off[33], args->arena + off[34] };
+    for (long l = 0; l < NC; l++) {
+        const int32_t *scored = args->scored + l * CR;
+        const int32_t *targets = args->targets + l * CR;
+        const float *weights = args->weights + l * CR;
+        float *carry1_next = carry1_buf[l & 1];
+        float *carry2_next = l + 1 < NC ? carry2_buf[l & 1] : loss;
+        float *carry3_next = l + 1 < NC ? carry3_buf[l & 1] : entropy;
+        float *carry4_next = l + 1 < NC ? carry4_buf[l & 1] : accuracy;
+        LA_TIMED(prof, 45, 128, lm_step_lora_bf16_k45_lm_head(t30, carry0, scored, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 46, 128, lm_step_lora_bf16_k46_rmsnorm(t31, t30, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 47, 128, lm_step_lora_bf16_k47_rmsnorm(t32, norm_eps, final_norm, t30, t31, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 48, 128, lm_step_lora_bf16_k48_lm_head(t33, lm_head, t32, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 49, 128, lm_step_lora_bf16_k49_log_softmax(t34, t33, CR, V));
+        LA_TIMED(prof, 50, 128, lm_step_lora_bf16_k50_log_softmax(t35, t33, t34, CR, V));
+        LA_TIMED(prof, 51, 128, lm_step_lora_bf16_k51_cross_entropy(t36, t33, targets, t34, t35, CR, V));
+        LA_TIMED(prof, 52, 128, lm_step_lora_bf16_k52_cross_entropy(t37, weights, t36, CR));
+        LA_TIMED(prof, 53, 128, lm_step_lora_bf16_k53_log_softmax(t38, t33, t34, t35, CR, V));
+        LA_TIMED(prof, 54, 128, lm_step_lora_bf16_k54_cross_entropy(t39, t33, targets, CR, V));
+        LA_TIMED(prof, 55, 128, lm_step_lora_bf16_k55_token_stats(t40, weights, t38, CR));
+        LA_TIMED(prof, 56, 128, lm_step_lora_bf16_k56_token_stats(t41, weights, t34, t39, CR));
+        LA_TIMED(prof, 57, 128, lm_step_lora_bf16_k57_log_softmax_grad(t42, t33, targets, weights, t34, t35, CR, V));
+        LA_TIMED(prof, 58, 128, lm_step_lora_bf16_k58_lm_head_grad_in(t43, lm_head, t42, CR, HD2, KVH, REP, V));
+        LA_TIMED(prof, 59, 128, lm_step_lora_bf16_k59_rmsnorm_grad(t44, final_norm, t30, t43, CR, HD2, KVH, REP));
+        LA_TIMED(prof, 60, 128, lm_step_lora_bf16_k60_rmsnorm_grad_scatter_add(t45, norm_eps, final_norm, scored, t30, t31, t43, t44, B, CR, HD2, KVH, REP, T));
+        LA_TIMED(prof, 61, 128, lm_step_lora_bf16_k61_lm_chunk(carry1_next, carry1, t45, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 62, 128, lm_step_lora_bf16_k62_lm_chunk(carry2_next, carry2, t37));
+        LA_TIMED(prof, 63, 128, lm_step_lora_bf16_k63_lm_chunk(carry3_next, carry3, t40));
+        LA_TIMED(prof, 64, 128, lm_step_lora_bf16_k64_lm_chunk(carry4_next, carry4, t41));
+        carry1 = carry1_next;
+        carry2 = carry2_next;
+        carry3 = carry3_next;
+        carry4 = carry4_next;
+    }
+    /* stage 'layer_backward', repeated L times, last layer first */
+    const float *carry5 = carry1;
+    float *carry5_buf[2] = { args->arena + off[35], args->arena + off[36] };
+    for (long l = 0; l < L; l++) {
+        const float *attn_norm = args->attn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *wq = args->wq + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wq = args->lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wq = args->lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *wk = args->wk + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wk = args->lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wk = args->lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wv = args->wv + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP);
+        const float *lora_a_wv = args->lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wv = args->lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        const float *wo = args->wo + (L - 1 - l) * (4*HD2*HD2*KVH*KVH*REP*REP);
+        const float *lora_a_wo = args->lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_wo = args->lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *ffn_norm = args->ffn_norm + (L - 1 - l) * (2*HD2*KVH*REP);
+        const float *w1 = args->w1 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w1 = args->lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w1 = args->lora_b_w1 + (L - 1 - l) * (F*R);
+        const float *w2 = args->w2 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w2 = args->lora_a_w2 + (L - 1 - l) * (F*R);
+        const float *lora_b_w2 = args->lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *w3 = args->w3 + (L - 1 - l) * (2*F*HD2*KVH*REP);
+        const float *lora_a_w3 = args->lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        const float *lora_b_w3 = args->lora_b_w3 + (L - 1 - l) * (F*R);
+        float *saved_x = args->saved_x + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wq = args->saved_lora_wq + (L - 1 - l) * (B*R*T);
+        float *saved_q = args->saved_q + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wk = args->saved_lora_wk + (L - 1 - l) * (B*R*T);
+        float *saved_k = args->saved_k + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_lora_wv = args->saved_lora_wv + (L - 1 - l) * (B*R*T);
+        float *saved_v = args->saved_v + (L - 1 - l) * (2*B*HD2*KVH*T);
+        float *saved_attn = args->saved_attn + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_wo = args->saved_lora_wo + (L - 1 - l) * (B*R*T);
+        float *saved_h = args->saved_h + (L - 1 - l) * (2*B*HD2*KVH*REP*T);
+        float *saved_lora_w1 = args->saved_lora_w1 + (L - 1 - l) * (B*R*T);
+        float *saved_gate = args->saved_gate + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w3 = args->saved_lora_w3 + (L - 1 - l) * (B*R*T);
+        float *saved_up = args->saved_up + (L - 1 - l) * (B*F*T);
+        float *saved_lora_w2 = args->saved_lora_w2 + (L - 1 - l) * (B*R*T);
+        float *grad_lora_a_wq = args->grad_lora_a_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wq = args->grad_lora_b_wq + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_wk = args->grad_lora_a_wk + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wk = args->grad_lora_b_wk + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wv = args->grad_lora_a_wv + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wv = args->grad_lora_b_wv + (L - 1 - l) * (2*HD2*KVH*R);
+        float *grad_lora_a_wo = args->grad_lora_a_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_wo = args->grad_lora_b_wo + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w1 = args->grad_lora_a_w1 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w1 = args->grad_lora_b_w1 + (L - 1 - l) * (F*R);
+        float *grad_lora_a_w2 = args->grad_lora_a_w2 + (L - 1 - l) * (F*R);
+        float *grad_lora_b_w2 = args->grad_lora_b_w2 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_a_w3 = args->grad_lora_a_w3 + (L - 1 - l) * (2*HD2*KVH*R*REP);
+        float *grad_lora_b_w3 = args->grad_lora_b_w3 + (L - 1 - l) * (F*R);
+        float *carry5_next = carry5_buf[l & 1];
+        LA_TIMED(prof, 65, 128, lm_step_lora_bf16_k65_rmsnorm(t46, saved_x, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 66, 128, lm_step_lora_bf16_k66_rmsnorm(t47, norm_eps, saved_x, attn_norm, t46, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 67, 128, lm_step_lora_bf16_k67_scores_matmul(t48, saved_q, saved_k, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 68, 128, lm_step_lora_bf16_k68_attention(t49, t48, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 69, 128, lm_step_lora_bf16_k69_softmax(t50, t49, B, KVH, REP, T));
+        LA_TIMED(prof, 70, 128, lm_step_lora_bf16_k70_softmax(t51, t49, t50, B, KVH, REP, T));
+        LA_TIMED(prof, 71, 128, lm_step_lora_bf16_k71_rmsnorm(t52, saved_h, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 72, 128, lm_step_lora_bf16_k72_rmsnorm(t53, norm_eps, saved_h, ffn_norm, t52, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 73, 128, lm_step_lora_bf16_k73_silu(t54, t55, saved_gate, saved_up, B, F, T));
+        LA_TIMED(prof, 74, 128, lm_step_lora_bf16_k74_lora_b_w2_grad_in(t56, carry5, lora_b_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 75, 128, lm_step_lora_bf16_k75_lora(t57, lora_scale_w2, t56, B, R, T));
+        LA_TIMED(prof, 76, 128, lm_step_lora_bf16_k76_lora_a_w2_grad_in(t58, lora_a_w2, t57, B, F, R, T));
+        LA_TIMED(prof, 77, 128, lm_step_lora_bf16_k77_w2_grad_in(t59, carry5, w2, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 78, 128, lm_step_lora_bf16_k78_ffn_grad(t60, t54, t58, t59, B, F, T));
+        LA_TIMED(prof, 79, 128, lm_step_lora_bf16_k79_lora_b_w3_grad_in(t61, lora_b_w3, t60, B, F, R, T));
+        LA_TIMED(prof, 80, 128, lm_step_lora_bf16_k80_lora(t62, lora_scale_w3, t61, B, R, T));
+        LA_TIMED(prof, 81, 128, lm_step_lora_bf16_k81_lora_a_w3_grad_in(t63, lora_a_w3, t62, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 82, 128, lm_step_lora_bf16_k82_w3_grad_in(t64, w3, t60, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 83, 128, lm_step_lora_bf16_k83_silu_grad(t65, saved_gate, saved_up, t54, t58, t59, B, F, T));
+        LA_TIMED(prof, 84, 128, lm_step_lora_bf16_k84_lora_b_w1_grad_in(t66, lora_b_w1, t65, B, F, R, T));
+        LA_TIMED(prof, 85, 128, lm_step_lora_bf16_k85_lora(t67, lora_scale_w1, t66, B, R, T));
+        LA_TIMED(prof, 86, 128, lm_step_lora_bf16_k86_lora_a_w1_grad_in(t68, lora_a_w1, t67, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 87, 128, lm_step_lora_bf16_k87_w1_grad_in(t69, w1, t65, B, F, HD2, KVH, REP, T));
+        LA_TIMED(prof, 88, 128, lm_step_lora_bf16_k88_rmsnorm_grad(t70, norm_eps, carry5, saved_h, ffn_norm, t52, t63, t64, t68, t69, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 89, 128, lm_step_lora_bf16_k89_lora_b_wo_grad_in(t71, lora_b_wo, t70, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 90, 128, lm_step_lora_bf16_k90_lora(t72, lora_scale_wo, t71, B, R, T));
+        LA_TIMED(prof, 91, 128, lm_step_lora_bf16_k91_lora_a_wo_grad_in(t73, lora_a_wo, t72, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 92, 128, lm_step_lora_bf16_k92_wo_grad_in(t74, wo, t70, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 93, 128, lm_step_lora_bf16_k93_attention_grad(t75, t73, t74, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 94, 128, lm_step_lora_bf16_k94_attention_grad_matmul(t76, saved_v, t75, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 95, 128, lm_step_lora_bf16_k95_softmax_grad(t77, t49, t50, t51, t76, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 96, 128, lm_step_lora_bf16_k96_scores_grad_matmul(t78, saved_k, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 97, 128, lm_step_lora_bf16_k97_attention_grad_matmul(t79, saved_q, t77, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 98, 128, lm_step_lora_bf16_k98_attention_grad_matmul(t80, t51, t75, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 99, 128, lm_step_lora_bf16_k99_lora_b_wv_grad_in(t81, lora_b_wv, t80, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 100, 128, lm_step_lora_bf16_k100_lora(t82, lora_scale_wv, t81, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 101, 128, lm_step_lora_bf16_k101_lora_a_wv_grad_in(t83, lora_a_wv, t82, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 102, 128, lm_step_lora_bf16_k102_wv_grad_in(t84, wv, t80, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 103, 128, lm_step_lora_bf16_k103_rope_grad(t85, t0, t1, t79, B, HD2, KVH, T));
+        LA_TIMED(prof, 104, 128, lm_step_lora_bf16_k104_lora_b_wk_grad_in(t86, lora_b_wk, t85, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 105, 128, lm_step_lora_bf16_k105_lora(t87, lora_scale_wk, t86, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 106, 128, lm_step_lora_bf16_k106_lora_a_wk_grad_in(t88, lora_a_wk, t87, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 107, 128, lm_step_lora_bf16_k107_wk_grad_in(t89, wk, t85, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 108, 128, lm_step_lora_bf16_k108_rope_grad(t90, t0, t1, t78, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 109, 128, lm_step_lora_bf16_k109_lora_b_wq_grad_in(t91, lora_b_wq, t90, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 110, 128, lm_step_lora_bf16_k110_lora(t92, lora_scale_wq, t91, B, R, T));
+        if (l + 1 < L) LA_TIMED(prof, 111, 128, lm_step_lora_bf16_k111_lora_a_wq_grad_in(t93, lora_a_wq, t92, B, HD2, KVH, R, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 112, 128, lm_step_lora_bf16_k112_wq_grad_in(t94, wq, t90, B, HD2, KVH, REP, T));
+        if (l + 1 < L) LA_TIMED(prof, 113, 128, lm_step_lora_bf16_k113_rmsnorm_grad(carry5_next, norm_eps, saved_x, attn_norm, t46, t70, t83, t84, t88, t89, t93, t94, B, HD2, KVH, REP, T));
+        LA_TIMED(prof, 114, 128, lm_step_lora_bf16_k114_grad_lora_a_wq(grad_lora_a_wq, t47, t92, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 115, 128, lm_step_lora_bf16_k115_grad_lora_b_wq(grad_lora_b_wq, saved_lora_wq, t90, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 116, 128, lm_step_lora_bf16_k116_grad_lora_a_wk(grad_lora_a_wk, t47, t87, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 117, 128, lm_step_lora_bf16_k117_grad_lora_b_wk(grad_lora_b_wk, saved_lora_wk, t85, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 118, 128, lm_step_lora_bf16_k118_grad_lora_a_wv(grad_lora_a_wv, t47, t82, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 119, 128, lm_step_lora_bf16_k119_grad_lora_b_wv(grad_lora_b_wv, saved_lora_wv, t80, B, HD2, KVH, R, T));
+        LA_TIMED(prof, 120, 128, lm_step_lora_bf16_k120_grad_lora_a_wo(grad_lora_a_wo, saved_attn, t72, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 121, 128, lm_step_lora_bf16_k121_grad_lora_b_wo(grad_lora_b_wo, saved_lora_wo, t70, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 122, 128, lm_step_lora_bf16_k122_grad_lora_a_w1(grad_lora_a_w1, t53, t67, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 123, 128, lm_step_lora_bf16_k123_grad_lora_b_w1(grad_lora_b_w1, saved_lora_w1, t65, B, F, R, T));
+        LA_TIMED(prof, 124, 128, lm_step_lora_bf16_k124_grad_lora_a_w2(grad_lora_a_w2, t55, t57, B, F, R, T));
+        LA_TIMED(prof, 125, 128, lm_step_lora_bf16_k125_grad_lora_b_w2(grad_lora_b_w2, carry5, saved_lora_w2, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 126, 128, lm_step_lora_bf16_k126_grad_lora_a_w3(grad_lora_a_w3, t53, t62, B, HD2, KVH, R, REP, T));
+        LA_TIMED(prof, 127, 128, lm_step_lora_bf16_k127_grad_lora_b_w3(grad_lora_b_w3, saved_lora_w3, t60, B, F, R, T));
+        carry5 = carry5_next;
+    }
+}
+
+void llama_train_lm_step_lora_bf16_costs(const llama_train_lm_step_lora_bf16_args *args, double *flops, double *bytes) {
+    const long B = args->B;
+    const long CR = args->CR;
+    const long F = args->F;
+    const long HD2 = args->HD2;
+    const long KVH = args->KVH;
+    const long R = args->R;
+    const long REP = args->REP;
+    const long T = args->T;
+    const long V = args->V;
+    flops[0] = (double)(HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T + HD2*T); bytes[0] = (double)(4*HD2*T + 4*HD2*T + 4); /* lm_step_lora_bf16_k0_rope_tables */
+    flops[1] = (double)(0); bytes[1] = (double)(8*B*HD2*KVH*REP*T + 4*B*T + 8*HD2*KVH*REP*V); /* lm_step_lora_bf16_k1_embed */
+    flops[2] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[2] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP); /* lm_step_lora_bf16_k2_rmsnorm */
+    flops[3] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[3] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k3_wq */
+    flops[4] = (double)(4*B*HD2*KVH*R*REP*T); bytes[4] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k4_lora_a_wq */
+    flops[5] = (double)(B*R*T); bytes[5] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_bf16_k5_lora */
+    flops[6] = (double)(4*B*HD2*KVH*R*REP*T); bytes[6] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k6_lora_b_wq */
+    flops[7] = (double)(2*B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T); bytes[7] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k7_rope */
+    flops[8] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[8] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k8_wk */
+    flops[9] = (double)(4*B*HD2*KVH*R*REP*T); bytes[9] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k9_lora_a_wk */
+    flops[10] = (double)(B*R*T); bytes[10] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_bf16_k10_lora */
+    flops[11] = (double)(4*B*HD2*KVH*R*T); bytes[11] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_bf16_k11_lora_b_wk */
+    flops[12] = (double)(2*B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T); bytes[12] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k12_rope */
+    flops[13] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[13] = (double)(8*B*HD2*KVH*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k13_wv */
+    flops[14] = (double)(4*B*HD2*KVH*R*REP*T); bytes[14] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k14_lora_a_wv */
+    flops[15] = (double)(B*R*T); bytes[15] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_bf16_k15_lora */
+    flops[16] = (double)(4*B*HD2*KVH*R*T); bytes[16] = (double)(8*B*HD2*KVH*T + 8*HD2*KVH*R + 4*B*R*T); /* lm_step_lora_bf16_k16_lora_b_wv */
+    flops[17] = (double)(2*B*HD2*KVH*T); bytes[17] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k17_attention */
+    flops[18] = (double)(4*B*HD2*KVH*REP*T*T); bytes[18] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k18_scores_matmul */
+    flops[19] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[19] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_bf16_k19_attention */
+    flops[20] = (double)(4*B*HD2*KVH*REP*T*T); bytes[20] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_bf16_k20_saved_attn */
+    flops[21] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[21] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k21_wo */
+    flops[22] = (double)(4*B*HD2*KVH*R*REP*T); bytes[22] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k22_lora_a_wo */
+    flops[23] = (double)(B*R*T); bytes[23] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_bf16_k23_lora */
+    flops[24] = (double)(4*B*HD2*KVH*R*REP*T); bytes[24] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k24_lora_b_wo */
+    flops[25] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[25] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k25_layer */
+    flops[26] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[26] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k26_rmsnorm */
+    flops[27] = (double)(4*B*F*HD2*KVH*REP*T); bytes[27] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k27_w1 */
+    flops[28] = (double)(4*B*HD2*KVH*R*REP*T); bytes[28] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k28_lora_a_w1 */
+    flops[29] = (double)(B*R*T); bytes[29] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_bf16_k29_lora */
+    flops[30] = (double)(2*B*F*R*T); bytes[30] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_bf16_k30_lora_b_w1 */
+    flops[31] = (double)(B*F*T); bytes[31] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k31_gate_up */
+    flops[32] = (double)(4*B*F*HD2*KVH*REP*T); bytes[32] = (double)(4*B*F*T + 8*F*HD2*KVH*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k32_w3 */
+    flops[33] = (double)(4*B*HD2*KVH*R*REP*T); bytes[33] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k33_lora_a_w3 */
+    flops[34] = (double)(B*R*T); bytes[34] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_bf16_k34_lora */
+    flops[35] = (double)(2*B*F*R*T); bytes[35] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_bf16_k35_lora_b_w3 */
+    flops[36] = (double)(B*F*T); bytes[36] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k36_gate_up */
+    flops[37] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[37] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k37_silu */
+    flops[38] = (double)(4*B*F*HD2*KVH*REP*T); bytes[38] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_bf16_k38_w2 */
+    flops[39] = (double)(2*B*F*R*T); bytes[39] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_bf16_k39_lora_a_w2 */
+    flops[40] = (double)(B*R*T); bytes[40] = (double)(4*B*R*T + 4 + 4*B*R*T + 4*B*R*T); /* lm_step_lora_bf16_k40_lora */
+    flops[41] = (double)(4*B*HD2*KVH*R*REP*T); bytes[41] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k41_lora_b_w2 */
+    flops[42] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[42] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k42_lora */
+    flops[43] = (double)(0); bytes[43] = (double)(4); /* lm_step_lora_bf16_k43_reshape */
+    flops[44] = (double)(0); bytes[44] = (double)(8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k44_expand */
+    flops[45] = (double)(0); bytes[45] = (double)(8*CR*HD2*KVH*REP + 8*B*HD2*KVH*REP*T + 4*CR); /* lm_step_lora_bf16_k45_lm_head */
+    flops[46] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[46] = (double)(4*CR + 8*CR*HD2*KVH*REP); /* lm_step_lora_bf16_k46_rmsnorm */
+    flops[47] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[47] = (double)(8*CR*HD2*KVH*REP + 4 + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_bf16_k47_rmsnorm */
+    flops[48] = (double)(4*CR*HD2*KVH*REP*V); bytes[48] = (double)(4*CR*V + 8*HD2*KVH*REP*V + 8*CR*HD2*KVH*REP); /* lm_step_lora_bf16_k48_lm_head */
+    flops[49] = (double)(CR*V); bytes[49] = (double)(4*CR + 4*CR*V); /* lm_step_lora_bf16_k49_log_softmax */
+    flops[50] = (double)(CR + CR*V + CR*V + CR*V); bytes[50] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_bf16_k50_log_softmax */
+    flops[51] = (double)(CR + CR*V + CR + CR*V + CR + CR*V + CR*V + CR*V); bytes[51] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR + 4*CR); /* lm_step_lora_bf16_k51_cross_entropy */
+    flops[52] = (double)(CR + CR + CR); bytes[52] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_bf16_k52_cross_entropy */
+    flops[53] = (double)(CR + CR*V + CR + CR*V + CR*V + CR*V + CR*V); bytes[53] = (double)(4*CR + 4*CR*V + 4*CR + 4*CR); /* lm_step_lora_bf16_k53_log_softmax */
+    flops[54] = (double)(CR + CR*V + CR*V + CR*V); bytes[54] = (double)(4*CR + 4*CR*V + 4*CR); /* lm_step_lora_bf16_k54_cross_entropy */
+    flops[55] = (double)(CR + CR + CR); bytes[55] = (double)(4 + 4*CR + 4*CR); /* lm_step_lora_bf16_k55_token_stats */
+    flops[56] = (double)(CR + CR + CR); bytes[56] = (double)(4 + 4*CR + 4*CR + 4*CR); /* lm_step_lora_bf16_k56_token_stats */
+    flops[57] = (double)(CR + CR*V + CR*V + CR + CR*V + CR + CR + CR*V + CR*V + CR*V + CR + CR*V + CR*V); bytes[57] = (double)(4*CR*V + 4*CR*V + 4*CR + 4*CR + 4*CR + 4*CR); /* lm_step_lora_bf16_k57_log_softmax_grad */
+    flops[58] = (double)(4*CR*HD2*KVH*REP*V); bytes[58] = (double)(8*CR*HD2*KVH*REP + 8*HD2*KVH*REP*V + 4*CR*V); /* lm_step_lora_bf16_k58_lm_head_grad_in */
+    flops[59] = (double)(2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[59] = (double)(4*CR + 8*HD2*KVH*REP + 8*CR*HD2*KVH*REP + 8*CR*HD2*KVH*REP); /* lm_step_lora_bf16_k59_rmsnorm_grad */
+    flops[60] = (double)(CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + CR + CR + CR + CR + CR + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP + 2*CR*HD2*KVH*REP); bytes[60] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR + 8*CR*HD2*KVH*REP + 4*CR); /* lm_step_lora_bf16_k60_rmsnorm_grad_scatter_add */
+    flops[61] = (double)(2*B*HD2*KVH*REP*T); bytes[61] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k61_lm_chunk */
+    flops[62] = (double)(1); bytes[62] = (double)(4 + 4 + 4); /* lm_step_lora_bf16_k62_lm_chunk */
+    flops[63] = (double)(1); bytes[63] = (double)(4 + 4 + 4); /* lm_step_lora_bf16_k63_lm_chunk */
+    flops[64] = (double)(1); bytes[64] = (double)(4 + 4 + 4); /* lm_step_lora_bf16_k64_lm_chunk */
+    flops[65] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[65] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k65_rmsnorm */
+    flops[66] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[66] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_bf16_k66_rmsnorm */
+    flops[67] = (double)(4*B*HD2*KVH*REP*T*T); bytes[67] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k67_scores_matmul */
+    flops[68] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[68] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_bf16_k68_attention */
+    flops[69] = (double)(B*KVH*REP*T*T); bytes[69] = (double)(4*B*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_bf16_k69_softmax */
+    flops[70] = (double)(B*KVH*REP*T*T); bytes[70] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T); /* lm_step_lora_bf16_k70_softmax */
+    flops[71] = (double)(2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[71] = (double)(4*B*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k71_rmsnorm */
+    flops[72] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[72] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T); /* lm_step_lora_bf16_k72_rmsnorm */
+    flops[73] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[73] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k73_silu */
+    flops[74] = (double)(4*B*HD2*KVH*R*REP*T); bytes[74] = (double)(4*B*R*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP); /* lm_step_lora_bf16_k74_lora_b_w2_grad_in */
+    flops[75] = (double)(B*R*T); bytes[75] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_bf16_k75_lora */
+    flops[76] = (double)(2*B*F*R*T); bytes[76] = (double)(4*B*F*T + 4*F*R + 4*B*R*T); /* lm_step_lora_bf16_k76_lora_a_w2_grad_in */
+    flops[77] = (double)(4*B*F*HD2*KVH*REP*T); bytes[77] = (double)(4*B*F*T + 8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP); /* lm_step_lora_bf16_k77_w2_grad_in */
+    flops[78] = (double)(B*F*T + B*F*T); bytes[78] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k78_ffn_grad */
+    flops[79] = (double)(2*B*F*R*T); bytes[79] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_bf16_k79_lora_b_w3_grad_in */
+    flops[80] = (double)(B*R*T); bytes[80] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_bf16_k80_lora */
+    flops[81] = (double)(4*B*HD2*KVH*R*REP*T); bytes[81] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k81_lora_a_w3_grad_in */
+    flops[82] = (double)(4*B*F*HD2*KVH*REP*T); bytes[82] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_bf16_k82_w3_grad_in */
+    flops[83] = (double)(B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T + B*F*T); bytes[83] = (double)(4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T + 4*B*F*T); /* lm_step_lora_bf16_k83_silu_grad */
+    flops[84] = (double)(2*B*F*R*T); bytes[84] = (double)(4*B*R*T + 4*F*R + 4*B*F*T); /* lm_step_lora_bf16_k84_lora_b_w1_grad_in */
+    flops[85] = (double)(B*R*T); bytes[85] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_bf16_k85_lora */
+    flops[86] = (double)(4*B*HD2*KVH*R*REP*T); bytes[86] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k86_lora_a_w1_grad_in */
+    flops[87] = (double)(4*B*F*HD2*KVH*REP*T); bytes[87] = (double)(8*B*HD2*KVH*REP*T + 8*F*HD2*KVH*REP + 4*B*F*T); /* lm_step_lora_bf16_k87_w1_grad_in */
+    flops[88] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[88] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k88_rmsnorm_grad */
+    flops[89] = (double)(4*B*HD2*KVH*R*REP*T); bytes[89] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k89_lora_b_wo_grad_in */
+    flops[90] = (double)(B*R*T); bytes[90] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_bf16_k90_lora */
+    flops[91] = (double)(4*B*HD2*KVH*R*REP*T); bytes[91] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k91_lora_a_wo_grad_in */
+    flops[92] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[92] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k92_wo_grad_in */
+    flops[93] = (double)(2*B*HD2*KVH*REP*T); bytes[93] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k93_attention_grad */
+    flops[94] = (double)(4*B*HD2*KVH*REP*T*T); bytes[94] = (double)(4*B*KVH*REP*T*T + 8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k94_attention_grad_matmul */
+    flops[95] = (double)(1 + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T + B*KVH*REP*T*T); bytes[95] = (double)(4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T + 4*B*KVH*REP*T*T + 4*B*KVH*REP*T*T); /* lm_step_lora_bf16_k95_softmax_grad */
+    flops[96] = (double)(4*B*HD2*KVH*REP*T*T); bytes[96] = (double)(8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*T + 4*B*KVH*REP*T*T); /* lm_step_lora_bf16_k96_scores_grad_matmul */
+    flops[97] = (double)(4*B*HD2*KVH*REP*T*T); bytes[97] = (double)(8*B*HD2*KVH*T + 8*B*HD2*KVH*REP*T + 4*B*KVH*REP*T*T); /* lm_step_lora_bf16_k97_attention_grad_matmul */
+    flops[98] = (double)(4*B*HD2*KVH*REP*T*T); bytes[98] = (double)(8*B*HD2*KVH*T + 4*B*KVH*REP*T*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k98_attention_grad_matmul */
+    flops[99] = (double)(4*B*HD2*KVH*R*T); bytes[99] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k99_lora_b_wv_grad_in */
+    flops[100] = (double)(B*R*T); bytes[100] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_bf16_k100_lora */
+    flops[101] = (double)(4*B*HD2*KVH*R*REP*T); bytes[101] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k101_lora_a_wv_grad_in */
+    flops[102] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[102] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k102_wv_grad_in */
+    flops[103] = (double)(B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + B*HD2*KVH*T + 2*B*HD2*KVH*T); bytes[103] = (double)(8*B*HD2*KVH*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k103_rope_grad */
+    flops[104] = (double)(4*B*HD2*KVH*R*T); bytes[104] = (double)(4*B*R*T + 8*HD2*KVH*R + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k104_lora_b_wk_grad_in */
+    flops[105] = (double)(B*R*T); bytes[105] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_bf16_k105_lora */
+    flops[106] = (double)(4*B*HD2*KVH*R*REP*T); bytes[106] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k106_lora_a_wk_grad_in */
+    flops[107] = (double)(8*B*HD2*HD2*KVH*KVH*REP*T); bytes[107] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k107_wk_grad_in */
+    flops[108] = (double)(B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[108] = (double)(8*B*HD2*KVH*REP*T + 4*HD2*T + 4*HD2*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k108_rope_grad */
+    flops[109] = (double)(4*B*HD2*KVH*R*REP*T); bytes[109] = (double)(4*B*R*T + 8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k109_lora_b_wq_grad_in */
+    flops[110] = (double)(B*R*T); bytes[110] = (double)(4*B*R*T + 4 + 4*B*R*T); /* lm_step_lora_bf16_k110_lora */
+    flops[111] = (double)(4*B*HD2*KVH*R*REP*T); bytes[111] = (double)(8*B*HD2*KVH*REP*T + 8*HD2*KVH*R*REP + 4*B*R*T); /* lm_step_lora_bf16_k111_lora_a_wq_grad_in */
+    flops[112] = (double)(8*B*HD2*HD2*KVH*KVH*REP*REP*T); bytes[112] = (double)(8*B*HD2*KVH*REP*T + 16*HD2*HD2*KVH*KVH*REP*REP + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k112_wq_grad_in */
+    flops[113] = (double)(B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + B*T + B*T + B*T + B*T + B*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T + 2*B*HD2*KVH*REP*T); bytes[113] = (double)(8*B*HD2*KVH*REP*T + 4 + 8*B*HD2*KVH*REP*T + 8*HD2*KVH*REP + 4*B*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k113_rmsnorm_grad */
+    flops[114] = (double)(4*B*HD2*KVH*R*REP*T); bytes[114] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k114_grad_lora_a_wq */
+    flops[115] = (double)(4*B*HD2*KVH*R*REP*T); bytes[115] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k115_grad_lora_b_wq */
+    flops[116] = (double)(4*B*HD2*KVH*R*REP*T); bytes[116] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k116_grad_lora_a_wk */
+    flops[117] = (double)(4*B*HD2*KVH*R*T); bytes[117] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k117_grad_lora_b_wk */
+    flops[118] = (double)(4*B*HD2*KVH*R*REP*T); bytes[118] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k118_grad_lora_a_wv */
+    flops[119] = (double)(4*B*HD2*KVH*R*T); bytes[119] = (double)(8*HD2*KVH*R + 4*B*R*T + 8*B*HD2*KVH*T); /* lm_step_lora_bf16_k119_grad_lora_b_wv */
+    flops[120] = (double)(4*B*HD2*KVH*R*REP*T); bytes[120] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k120_grad_lora_a_wo */
+    flops[121] = (double)(4*B*HD2*KVH*R*REP*T); bytes[121] = (double)(8*HD2*KVH*R*REP + 4*B*R*T + 8*B*HD2*KVH*REP*T); /* lm_step_lora_bf16_k121_grad_lora_b_wo */
+    flops[122] = (double)(4*B*HD2*KVH*R*REP*T); bytes[122] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k122_grad_lora_a_w1 */
+    flops[123] = (double)(2*B*F*R*T); bytes[123] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_bf16_k123_grad_lora_b_w1 */
+    flops[124] = (double)(2*B*F*R*T); bytes[124] = (double)(4*F*R + 4*B*F*T + 4*B*R*T); /* lm_step_lora_bf16_k124_grad_lora_a_w2 */
+    flops[125] = (double)(4*B*HD2*KVH*R*REP*T); bytes[125] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k125_grad_lora_b_w2 */
+    flops[126] = (double)(4*B*HD2*KVH*R*REP*T); bytes[126] = (double)(8*HD2*KVH*R*REP + 8*B*HD2*KVH*REP*T + 4*B*R*T); /* lm_step_lora_bf16_k126_grad_lora_a_w3 */
+    flops[127] = (double)(2*B*F*R*T); bytes[127] = (double)(4*F*R + 4*B*R*T + 4*B*F*T); /* lm_step_lora_bf16_k127_grad_lora_b_w3 */
+    (void)args;
+}
+
+static void llama_train_lm_step_lora_bf16_run(const void *args) { llama_train_lm_step_lora_bf16((const llama_train_lm_step_lora_bf16_args *)args); }
+static long llama_train_lm_step_lora_bf16_arena(const void *args) { return llama_train_lm_step_lora_bf16_arena_floats((const llama_train_lm_step_lora_bf16_args *)args); }
+static void llama_train_lm_step_lora_bf16_cost(const void *args, double *f, double *b) { llama_train_lm_step_lora_bf16_costs((const llama_train_lm_step_lora_bf16_args *)args, f, b); }
+static const char *const llama_train_lm_step_lora_bf16_kernel_names[] = {
+    "lm_step_lora_bf16_k0_rope_tables",
+    "lm_step_lora_bf16_k1_embed",
+    "lm_step_lora_bf16_k2_rmsnorm",
+    "lm_step_lora_bf16_k3_wq",
+    "lm_step_lora_bf16_k4_lora_a_wq",
+    "lm_step_lora_bf16_k5_lora",
+    "lm_step_lora_bf16_k6_lora_b_wq",
+    "lm_step_lora_bf16_k7_rope",
+    "lm_step_lora_bf16_k8_wk",
+    "lm_step_lora_bf16_k9_lora_a_wk",
+    "lm_step_lora_bf16_k10_lora",
+    "lm_step_lora_bf16_k11_lora_b_wk",
+    "lm_step_lora_bf16_k12_rope",
+    "lm_step_lora_bf16_k13_wv",
+    "lm_step_lora_bf16_k14_lora_a_wv",
+    "lm_step_lora_bf16_k15_lora",
+    "lm_step_lora_bf16_k16_lora_b_wv",
+    "lm_step_lora_bf16_k17_attention",
+    "lm_step_lora_bf16_k18_scores_matmul",
+    "lm_step_lora_bf16_k19_attention",
+    "lm_step_lora_bf16_k20_saved_attn",
+    "lm_step_lora_bf16_k21_wo",
+    "lm_step_lora_bf16_k22_lora_a_wo",
+    "lm_step_lora_bf16_k23_lora",
+    "lm_step_lora_bf16_k24_lora_b_wo",
+    "lm_step_lora_bf16_k25_layer",
+    "lm_step_lora_bf16_k26_rmsnorm",
+    "lm_step_lora_bf16_k27_w1",
+    "lm_step_lora_bf16_k28_lora_a_w1",
+    "lm_step_lora_bf16_k29_lora",
+    "lm_step_lora_bf16_k30_lora_b_w1",
+    "lm_step_lora_bf16_k31_gate_up",
+    "lm_step_lora_bf16_k32_w3",
+    "lm_step_lora_bf16_k33_lora_a_w3",
+    "lm_step_lora_bf16_k34_lora",
+    "lm_step_lora_bf16_k35_lora_b_w3",
+    "lm_step_lora_bf16_k36_gate_up",
+    "lm_step_lora_bf16_k37_silu",
+    "lm_step_lora_bf16_k38_w2",
+    "lm_step_lora_bf16_k39_lora_a_w2",
+    "lm_step_lora_bf16_k40_lora",
+    "lm_step_lora_bf16_k41_lora_b_w2",
+    "lm_step_lora_bf16_k42_lora",
+    "lm_step_lora_bf16_k43_reshape",
+    "lm_step_lora_bf16_k44_expand",
+    "lm_step_lora_bf16_k45_lm_head",
+    "lm_step_lora_bf16_k46_rmsnorm",
+    "lm_step_lora_bf16_k47_rmsnorm",
+    "lm_step_lora_bf16_k48_lm_head",
+    "lm_step_lora_bf16_k49_log_softmax",
+    "lm_step_lora_bf16_k50_log_softmax",
+    "lm_step_lora_bf16_k51_cross_entropy",
+    "lm_step_lora_bf16_k52_cross_entropy",
+    "lm_step_lora_bf16_k53_log_softmax",
+    "lm_step_lora_bf16_k54_cross_entropy",
+    "lm_step_lora_bf16_k55_token_stats",
+    "lm_step_lora_bf16_k56_token_stats",
+    "lm_step_lora_bf16_k57_log_softmax_grad",
+    "lm_step_lora_bf16_k58_lm_head_grad_in",
+    "lm_step_lora_bf16_k59_rmsnorm_grad",
+    "lm_step_lora_bf16_k60_rmsnorm_grad_scatter_add",
+    "lm_step_lora_bf16_k61_lm_chunk",
+    "lm_step_lora_bf16_k62_lm_chunk",
+    "lm_step_lora_bf16_k63_lm_chunk",
+    "lm_step_lora_bf16_k64_lm_chunk",
+    "lm_step_lora_bf16_k65_rmsnorm",
+    "lm_step_lora_bf16_k66_rmsnorm",
+    "lm_step_lora_bf16_k67_scores_matmul",
+    "lm_step_lora_bf16_k68_attention",
+    "lm_step_lora_bf16_k69_softmax",
+    "lm_step_lora_bf16_k70_softmax",
+    "lm_step_lora_bf16_k71_rmsnorm",
+    "lm_step_lora_bf16_k72_rmsnorm",
+    "lm_step_lora_bf16_k73_silu",
+    "lm_step_lora_bf16_k74_lora_b_w2_grad_in",
+    "lm_step_lora_bf16_k75_lora",
+    "lm_step_lora_bf16_k76_lora_a_w2_grad_in",
+    "lm_step_lora_bf16_k77_w2_grad_in",
+    "lm_step_lora_bf16_k78_ffn_grad",
+    "lm_step_lora_bf16_k79_lora_b_w3_grad_in",
+    "lm_step_lora_bf16_k80_lora",
+    "lm_step_lora_bf16_k81_lora_a_w3_grad_in",
+    "lm_step_lora_bf16_k82_w3_grad_in",
+    "lm_step_lora_bf16_k83_silu_grad",
+    "lm_step_lora_bf16_k84_lora_b_w1_grad_in",
+    "lm_step_lora_bf16_k85_lora",
+    "lm_step_lora_bf16_k86_lora_a_w1_grad_in",
+    "lm_step_lora_bf16_k87_w1_grad_in",
+    "lm_step_lora_bf16_k88_rmsnorm_grad",
+    "lm_step_lora_bf16_k89_lora_b_wo_grad_in",
+    "lm_step_lora_bf16_k90_lora",
+    "lm_step_lora_bf16_k91_lora_a_wo_grad_in",
+    "lm_step_lora_bf16_k92_wo_grad_in",
+    "lm_step_lora_bf16_k93_attention_grad",
+    "lm_step_lora_bf16_k94_attention_grad_matmul",
+    "lm_step_lora_bf16_k95_softmax_grad",
+    "lm_step_lora_bf16_k96_scores_grad_matmul",
+    "lm_step_lora_bf16_k97_attention_grad_matmul",
+    "lm_step_lora_bf16_k98_attention_grad_matmul",
+    "lm_step_lora_bf16_k99_lora_b_wv_grad_in",
+    "lm_step_lora_bf16_k100_lora",
+    "lm_step_lora_bf16_k101_lora_a_wv_grad_in",
+    "lm_step_lora_bf16_k102_wv_grad_in",
+    "lm_step_lora_bf16_k103_rope_grad",
+    "lm_step_lora_bf16_k104_lora_b_wk_grad_in",
+    "lm_step_lora_bf16_k105_lora",
+    "lm_step_lora_bf16_k106_lora_a_wk_grad_in",
+    "lm_step_lora_bf16_k107_wk_grad_in",
+    "lm_step_lora_bf16_k108_rope_grad",
+    "lm_step_lora_bf16_k109_lora_b_wq_grad_in",
+    "lm_step_lora_bf16_k110_lora",
+    "lm_step_lora_bf16_k111_lora_a_wq_grad_in",
+    "lm_step_lora_bf16_k112_wq_grad_in",
+    "lm_step_lora_bf16_k113_rmsnorm_grad",
+    "lm_step_lora_bf16_k114_grad_lora_a_wq",
+    "lm_step_lora_bf16_k115_grad_lora_b_wq",
+    "lm_step_lora_bf16_k116_grad_lora_a_wk",
+    "lm_step_lora_bf16_k117_grad_lora_b_wk",
+    "lm_step_lora_bf16_k118_grad_lora_a_wv",
+    "lm_step_lora_bf16_k119_grad_lora_b_wv",
+    "lm_step_lora_bf16_k120_grad_lora_a_wo",
+    "lm_step_lora_bf16_k121_grad_lora_b_wo",
+    "lm_step_lora_bf16_k122_grad_lora_a_w1",
+    "lm_step_lora_bf16_k123_grad_lora_b_w1",
+    "lm_step_lora_bf16_k124_grad_lora_a_w2",
+    "lm_step_lora_bf16_k125_grad_lora_b_w2",
+    "lm_step_lora_bf16_k126_grad_lora_a_w3",
+    "lm_step_lora_bf16_k127_grad_lora_b_w3",
+};
+const la_program_info llama_train_lm_step_lora_bf16_info = { "llama_train.lm_step_lora_bf16", 84, 128, llama_train_lm_step_lora_bf16_kernel_names, llama_train_lm_step_lora_bf16_run, llama_train_lm_step_lora_bf16_arena, llama_train_lm_step_lora_bf16_cost };
 
 /* ===== program 'lm_step_lora_dropout' ===== */
 

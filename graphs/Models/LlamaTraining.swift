@@ -98,7 +98,8 @@ public enum LlamaTrainingPrograms {
 
     /// Every training program, in emission order.
     public static func all() throws -> [Program] {
-        try [lmStep(), lmStepLoRA(), lmStepLoRADropout(), evalLoss(), evalLossLoRA(), lmStepPrefix(), evalLossPrefix()]
+        // (`lm_step_bf16`, `lm_step_lora_bf16`: the same steps with bf16 products, `bf16: true`)
+        try [lmStep(), lmStep().lowered(precision: .bf16), lmStepLoRA(), lmStepLoRA().lowered(precision: .bf16), lmStepLoRADropout(), evalLoss(), evalLossLoRA(), lmStepPrefix(), evalLossPrefix()]
             + PrefixEncoderPrograms.all() + OptimizerPrograms.all()
     }
 }

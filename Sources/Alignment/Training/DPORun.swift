@@ -110,7 +110,7 @@ public struct DPORun {
                                                               extraModels: reference == nil ? 0 : 1),
                                drivers: "per_device_train_batch_size (\(args.perDeviceTrainBatchSize)) or max_seq_len (\(args.maxSeqLen))")
         let policy = try LMTrainer(parameters: store, optimizer: OptimizerSettings(
-            beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon, weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm))
+            beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon, weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm), bf16: args.bf16)
         policy.dropoutSeed = UInt64(args.seed)
         if let resume { try policy.loadOptimizerState(resume.optimizer) }
         let trainer = try DPOTrainer(policy: policy, reference: reference, settings: settings)

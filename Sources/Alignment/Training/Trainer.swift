@@ -49,6 +49,8 @@ public final class LMTrainer: @unchecked Sendable {
     private let saved = ScratchBuffers()
     private let lmStep: CompiledProgram
     private let evalLoss: CompiledProgram
+    /// Mixed precision (`bf16: true`): the step runs `lm_step_bf16` (`MixedPrecision`).
+    public let bf16: Bool
     /// The seed of the LoRA dropout masks (the run's `seed`); each micro-batch's masks are drawn
     /// from it, the optimizer step and the micro-batch's index (`LoRAConfig.dropoutKeys`).
     public var dropoutSeed: UInt64 = 0
@@ -62,8 +64,11 @@ public final class LMTrainer: @unchecked Sendable {
     /// with `lora.plusScale` ≠ 1 the `B` matrices learn at `lr · plusScale` (LoRA+).
     /// With a prefix (`parameters.prefix`) the steps run `lm_step_prefix`/`eval_loss_prefix`
     /// and only `prefix_kv` trains.
-    public init(parameters: ParameterStore, trainable: Set<String>? = nil, optimizer: OptimizerSettings = .init()) throws {
+    /// With `bf16`, the step's products run in bf16 with float32 accumulation (`lm_step_bf16`).
+    public init(parameters: ParameterStore, trainable: Set<String>? = nil, optimizer: OptimizerSettings = .init(), bf16: Bool = false) throws {
+        try MixedPrecision.check(bf16: bf16, parameters: parameters)
         self.parameters = parameters
+        self.bf16 = bf16
         var trainable = trainable
         if parameters.adapted {
             let adapters = Set(parameters.adapterNames)
@@ -78,7 +83,7 @@ public final class LMTrainer: @unchecked Sendable {
         chunkRows = LlamaSizes.chunkRows(vocab: parameters.config.vocabSize)
         let suffix = parameters.programSuffix
         let dropout = (parameters.lora?.dropout ?? 0) > 0 ? "_dropout" : ""
-        lmStep = try CompiledProgram.load("llama_train.lm_step" + suffix + dropout)
+        lmStep = try CompiledProgram.load("llama_train.lm_step" + suffix + dropout + MixedPrecision.suffix(bf16: bf16))
         evalLoss = try CompiledProgram.load("llama_train.eval_loss" + suffix)
         encoder = parameters.prefix?.projection == nil ? nil
             : (try CompiledProgram.load("llama_train.prefix_encode"), try CompiledProgram.load("llama_train.prefix_encode_backward"))

@@ -127,7 +127,7 @@ public struct TrainingRun {
                                drivers: "per_device_train_batch_size (\(args.perDeviceTrainBatchSize)) or max_seq_len (\(args.maxSeqLen))")
         let trainer = try LMTrainer(parameters: store, optimizer: OptimizerSettings(
             beta1: args.adamBeta1, beta2: args.adamBeta2, epsilon: args.adamEpsilon,
-            weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm))
+            weightDecay: args.weightDecay, maxGradNorm: args.maxGradNorm), bf16: args.bf16)
         trainer.dropoutSeed = UInt64(args.seed)
         if let resume { try trainer.loadOptimizerState(resume.optimizer) }
         var job = LMJob(run: self, trainer: trainer, dev: dev, pad: tok.eosId, tokenizerFiles: tokFiles)

@@ -79,6 +79,8 @@ extension ProgramEmitter {
         let entryStart = t.utf8.count
         t += "    long off[\(max(slots, 1))];\n    \(prefix)_layout(args, off);\n"
         t += "    double *prof = args->kernel_ns;\n"
+        // (a new call: the weights kept packed by the last one are stale)
+        if program.matmulPrecision == .bf16 { t += "    la_bf16_epoch++;\n" }
         var arenaNames: [Int] = []
         for root in plan.kernels.flatMap(\.roots) { if case .arena(let s)? = plan.storage[root], !arenaNames.contains(s) { arenaNames.append(s) } }
         for s in arenaNames.sorted() { t += "    float *t\(s) = args->arena + off[\(memory.slotOf[s] ?? 0)];\n" }
@@ -172,7 +174,8 @@ extension ProgramEmitter {
             let c = costs(k)
             var scopes: [String] = []
             for s in k.covered.map({ plan.node($0).scope }) where !s.isEmpty && !scopes.contains(s) { scopes.append(s) }
-            let kind: ProgramManifest.Kernel.Kind = k.kind == .matmul ? .sgemm : (k.kind == .scatterAdd ? .scatterAdd : .fusedLoop)
+            let product: ProgramManifest.Kernel.Kind = program.matmulPrecision == .bf16 && plan.node(plan.matmulNode(of: k.root)).inputs.count == 2 ? .bf16Gemm : .sgemm
+            let kind: ProgramManifest.Kernel.Kind = k.kind == .matmul ? product : (k.kind == .scatterAdd ? .scatterAdd : .fusedLoop)
             return ProgramManifest.Kernel(index: i, name: k.name, kind: kind, ops: k.covered.map { plan.node($0).op.name }, scopes: scopes,
                                           stage: program.stages[k.stage].name, flops: c.flops, bytes: c.bytes)
         }
